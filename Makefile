@@ -1,0 +1,163 @@
+# Tessera build.  `make` builds everything into $(BUILD)/ (binaries in
+# $(BUILD)/bin); `make run` starts a local cluster; `make test` runs every
+# test; `make fuzz` runs the decoders' fuzz targets; `make bench` measures.
+#
+# Layout: protocol/ -> libproto.a, common/ -> libcommon.a, one daemon per
+# folder (its main() in *_main.c), admin/ -> the `tessera` CLI.  Unit tests:
+# tests/<folder>/test_*.c become one cmocka binary per folder, built with
+# AddressSanitizer and UndefinedBehaviorSanitizer against that folder's
+# sources minus its *_main.c.
+
+BUILD ?= build
+CC ?= cc
+PKGS := fuse3 libuv sqlite3
+WARN := -Wall -Wextra -Werror
+BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	-Iprotocol -Icommon
+OPT ?= -O2
+CFLAGS ?=
+ALL_CFLAGS = $(BASE_CFLAGS) $(OPT) $(CFLAGS)
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+
+pc_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
+pc_libs = $(shell pkg-config --libs $(1) 2>/dev/null)
+
+PROTO_SRC := $(wildcard protocol/*.c)
+COMMON_SRC := $(wildcard common/*.c)
+
+# Daemons: binary name, folder, pkg-config packages.
+META_SRC := $(wildcard metadata/*.c)
+CHUNK_SRC := $(wildcard server/*.c)
+FC_SRC := $(wildcard client-fuse/*.c)
+VD_SRC := $(wildcard vmdisk/*.c)
+ADMIN_SRC := $(wildcard admin/*.c)
+
+BINS :=
+ifneq ($(META_SRC),)
+BINS += $(BUILD)/bin/tessera-metad
+endif
+ifneq ($(CHUNK_SRC),)
+BINS += $(BUILD)/bin/tessera-chunkd
+endif
+ifneq ($(FC_SRC),)
+BINS += $(BUILD)/bin/tessera-mount
+endif
+ifneq ($(VD_SRC),)
+BINS += $(BUILD)/bin/tessera-nbd
+endif
+ifneq ($(ADMIN_SRC),)
+BINS += $(BUILD)/bin/tessera
+endif
+
+LIBS_COMMON := $(call pc_libs,libuv) -lpthread -lm
+
+.PHONY: all deps run test test-unit test-integration fuzz bench clean format
+all: $(BINS)
+
+deps:
+	@scripts/deps.sh
+
+# ---- Objects ---------------------------------------------------------------
+# $(BUILD)/obj/<path>.o for release, $(BUILD)/san/<path>.o for tests.
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
+
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
+		-MMD -MP -c $< -o $@
+
+objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+sobjs = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
+
+$(BUILD)/lib/libproto.a: $(call objs,$(PROTO_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/lib/libcommon.a: $(call objs,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+LIBDEPS := $(BUILD)/lib/libcommon.a $(BUILD)/lib/libproto.a
+
+$(BUILD)/bin/tessera-metad: $(call objs,$(META_SRC)) $(LIBDEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
+$(BUILD)/bin/tessera-chunkd: $(call objs,$(CHUNK_SRC)) $(LIBDEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+$(BUILD)/bin/tessera-mount: $(call objs,$(FC_SRC)) $(LIBDEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,fuse3) $(LIBS_COMMON)
+$(BUILD)/bin/tessera-nbd: $(call objs,$(VD_SRC)) $(LIBDEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+$(BUILD)/bin/tessera: $(call objs,$(ADMIN_SRC)) $(LIBDEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+
+# ---- Unit tests ------------------------------------------------------------
+# One cmocka binary per tests/<folder>; its main() is generated: it runs
+# test_<file>() from every tests/<folder>/test_<file>.c.
+UNIT_DIRS := $(patsubst tests/%/,%,$(sort $(dir $(wildcard tests/*/test_*.c))))
+UNIT_BINS := $(patsubst %,$(BUILD)/tests/test_%,$(UNIT_DIRS))
+
+# Sources under test per folder (mains excluded) and extra libraries.
+srcdir_protocol := $(PROTO_SRC)
+srcdir_common := $(COMMON_SRC) $(PROTO_SRC)
+srcdir_metadata := $(filter-out %_main.c,$(META_SRC)) $(COMMON_SRC) $(PROTO_SRC)
+srcdir_server := $(filter-out %_main.c,$(CHUNK_SRC)) $(COMMON_SRC) $(PROTO_SRC)
+srcdir_client-fuse := $(filter-out %_main.c,$(FC_SRC)) $(COMMON_SRC) $(PROTO_SRC)
+srcdir_vmdisk := $(filter-out %_main.c,$(VD_SRC)) $(COMMON_SRC) $(PROTO_SRC)
+srcdir_admin := $(filter-out %_main.c,$(ADMIN_SRC)) $(COMMON_SRC) $(PROTO_SRC)
+libs_metadata := $(call pc_libs,sqlite3)
+libs_client-fuse := $(call pc_libs,fuse3)
+
+$(BUILD)/tests/main_%.c: $(wildcard tests/*/test_*.c)
+	@mkdir -p $(dir $@)
+	@scripts/gen-test-main.sh tests/$* > $@.tmp && mv $@.tmp $@
+
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: $$(call sobjs,$$(wildcard tests/%/test_*.c) $$(srcdir_$$*)) \
+		$(BUILD)/tests/main_%.c
+	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
+		-o $@ $^ $(libs_$*) $(call pc_libs,cmocka) $(LIBS_COMMON)
+
+test-unit: $(UNIT_BINS)
+	@scripts/run-unit.sh $(UNIT_BINS)
+
+test-integration: all
+	@BUILD=$(abspath $(BUILD)) scripts/run-integration.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@BUILD=$(abspath $(BUILD)) scripts/run-tests.sh $(UNIT_BINS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(abspath $(BUILD)) scripts/tessera-run
+
+# ---- Fuzzing ---------------------------------------------------------------
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 20
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC)
+	@mkdir -p $(dir $@)
+	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $^
+
+fuzz: $(FUZZ_BINS)
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+bench: deps all
+	@BUILD=$(abspath $(BUILD)) scripts/bench.sh
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

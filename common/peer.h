@@ -1,0 +1,89 @@
+/* peer.h: framed protocol connections on a libuv loop, for the daemons.
+ *
+ * A peer is one TCP connection, accepted by a listener or dialled out, that
+ * carries requests in both directions (docs/protocol.md §2.3): either side
+ * may send requests and each side answers the other's by request id, in any
+ * order.  The peer runs the HELLO handshake itself (§3): a dialled peer
+ * sends HELLO_REQ first and nothing else until HELLO_REP arrives; an
+ * accepted peer answers HELLO_REQ through the on_hello hook and refuses any
+ * other request before it with PROTO_EHANDSHAKE.  A bad frame (header or
+ * undecodable handshake) closes the connection.
+ *
+ * Requests sent with peer_request() get their callback exactly once: with
+ * the reply, or with status -ECONNRESET when the connection closes first, or
+ * -ETIMEDOUT after the request's timeout.
+ *
+ * Lifetime: a peer is reference counted.  peer_close() starts closing; the
+ * on_close hook runs once, after every outstanding request callback has
+ * been called; the memory goes when the last reference is dropped.
+ */
+#ifndef TESSERA_PEER_H
+#define TESSERA_PEER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "proto.h"
+
+struct peer;
+struct peer_listener;
+
+/* A reply (or failure) to a request this side sent.  @status is 0 or a
+ * negative errno (wire status already converted); @payload is borrowed,
+ * valid only during the call. */
+typedef void (*peer_reply_cb)(struct peer *p, int status,
+                              const uint8_t *payload, size_t len, void *arg);
+
+struct peer_ops {
+    /* Accepted side: a HELLO_REQ arrived (decoded, borrowed).  Return 0 to
+     * accept (the peer answers HELLO_REP), or a negative errno to refuse
+     * (the peer replies with that error and closes).  NULL accepts all. */
+    int (*on_hello)(struct peer *p, const struct proto_hello_req *hello);
+    /* The handshake finished (either side). */
+    void (*on_ready)(struct peer *p);
+    /* A request arrived after the handshake.  The handler must answer it
+     * exactly once with peer_reply(), now or later, using @req_id. */
+    void (*on_request)(struct peer *p, uint16_t opcode, uint64_t req_id,
+                       const uint8_t *payload, size_t len);
+    /* The connection is gone (read error, EOF, peer_close()). */
+    void (*on_close)(struct peer *p, int status);
+};
+
+/* Listen on @addr ("host:port") and accept peers with @ops.  @data is
+ * given to every accepted peer (peer_get_listener_data()).  Caller owns
+ * *out; free with peer_listener_close(). */
+int peer_listen(uv_loop_t *loop, const char *addr, const struct peer_ops *ops,
+                void *data, struct peer_listener **out);
+void peer_listener_close(struct peer_listener *l);
+/* The port actually bound (useful when listening on port 0). */
+int peer_listener_port(struct peer_listener *l);
+
+/* Dial @addr and run the handshake as @role / @name (borrowed).  on_ready
+ * or on_close reports the outcome.  The returned peer holds one reference
+ * for the caller (drop it with peer_unref()). */
+int peer_connect(uv_loop_t *loop, const char *addr, uint8_t role,
+                 const char *name, const struct peer_ops *ops, void *data,
+                 struct peer **out);
+
+void peer_ref(struct peer *p);
+void peer_unref(struct peer *p);
+void peer_close(struct peer *p);
+bool peer_is_closed(const struct peer *p);
+
+void *peer_data(struct peer *p);            /* set at connect/accept */
+void peer_set_data(struct peer *p, void *data);
+void *peer_get_listener_data(struct peer *p);
+const char *peer_name(struct peer *p);      /* "127.0.0.1:51234" */
+uint8_t peer_role(struct peer *p);          /* from HELLO; 0 before */
+
+/* Send a request.  @payload is copied.  @timeout_ms 0 means no timeout.
+ * On error the callback is never called. */
+int peer_request(struct peer *p, uint16_t opcode, const void *payload,
+                 size_t len, unsigned timeout_ms, peer_reply_cb cb, void *arg);
+/* Answer request @req_id with reply @opcode: @status 0 sends @payload,
+ * a negative errno sends that error (converted to the wire) and no
+ * payload.  @payload is copied.  Answers to a closed peer are dropped. */
+int peer_reply(struct peer *p, uint64_t req_id, uint16_t opcode, int status,
+               const void *payload, size_t len);
+
+#endif

@@ -1,0 +1,83 @@
+/* rpc.h: a blocking, thread-safe protocol client for programs without an
+ * event loop (the FUSE mount, the admin CLI, the NBD export).
+ *
+ * Many threads may call rpc_call() at once on one client: requests are
+ * pipelined on one TCP connection and a reader thread matches replies by
+ * request id.  Requests the server sends to us (cache callback breaks,
+ * docs/protocol.md §2.3) go to the request hook on the reader thread.
+ *
+ * Reconnection: when the connection drops, calls in flight and new calls
+ * wait while the client redials (backoff up to 1 s) for up to
+ * @reconnect_ms, then the call is sent again with the same request id; a
+ * call that cannot be sent by then fails with -ENOTCONN.  After a
+ * reconnect the on_reconnect hook runs (before any call is resent) so the
+ * owner can reopen its session.
+ */
+#ifndef TESSERA_RPC_H
+#define TESSERA_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct rpc_client;
+
+struct rpc_reply {
+    uint16_t opcode;
+    int status;       /* 0 or negative errno from the wire status */
+    uint8_t *payload; /* owned by the reply: rpc_reply_free() */
+    uint32_t len;
+};
+
+struct rpc_opts {
+    uint8_t role;          /* enum proto_role */
+    const char *name;      /* borrowed during rpc_client_open() */
+    int connect_timeout_ms; /* default 5000 */
+    int call_timeout_ms;   /* per call, default 30000; 0 = none */
+    int reconnect_ms;      /* how long to keep redialling; 0 = never */
+    /* Runs on a private thread after a redial, before calls resume.  It
+     * may use rpc_call_raw() (and only it) to reopen a session. */
+    void (*on_reconnect)(struct rpc_client *c, void *arg);
+    /* A request from the server; answer with rpc_reply_send(). @payload
+     * is borrowed.  Runs on the reader thread: do not block in it. */
+    void (*on_request)(struct rpc_client *c, uint16_t opcode,
+                       uint64_t req_id, const uint8_t *payload, size_t len,
+                       void *arg);
+    void *arg;
+};
+
+/* Connect to @addr and complete the handshake.  Caller owns *out; close
+ * with rpc_client_close().  -ECONNREFUSED, -ETIMEDOUT, -EPROTONOSUPPORT
+ * (no common version), -EPROTO. */
+int rpc_client_open(const char *addr, const struct rpc_opts *opts,
+                    struct rpc_client **out);
+void rpc_client_close(struct rpc_client *c);
+
+/* Send request @opcode with @payload (borrowed) and wait for the reply.
+ * Returns 0 with *rep filled (rep->status 0), the negative errno of an
+ * error reply (rep empty), -ETIMEDOUT, -ENOTCONN, or -EPROTO when the reply
+ * opcode is not @opcode + 1.  On 0 the caller owns rep->payload. */
+int rpc_call(struct rpc_client *c, uint16_t opcode, const void *payload,
+             size_t len, struct rpc_reply *rep);
+/* The same without waiting for a reconnect: for use inside on_reconnect. */
+int rpc_call_raw(struct rpc_client *c, uint16_t opcode, const void *payload,
+                 size_t len, struct rpc_reply *rep);
+void rpc_reply_free(struct rpc_reply *rep);
+
+/* Encode @msg with proto_B_encode() via @enc and call; then decode the
+ * reply with the decoder for @opcode + 1 into @out (the body struct for
+ * it).  Borrowed fields of @out point into rep->payload: keep @rep until
+ * done with @out, then rpc_reply_free(). */
+int rpc_call_msg(struct rpc_client *c, uint16_t opcode,
+                 const struct proto_wbuf *req, struct rpc_reply *rep,
+                 void *out);
+
+/* Answer a request from the server (see on_request). */
+int rpc_reply_send(struct rpc_client *c, uint64_t req_id, uint16_t opcode,
+                   int status, const void *payload, size_t len);
+
+/* Server's HELLO_REP name and instance id from the latest handshake. */
+uint64_t rpc_server_instance(struct rpc_client *c);
+
+#endif

@@ -1,0 +1,671 @@
+/* proto.h: the Tessera wire protocol, the one header shared by every part.
+ *
+ * docs/protocol.md is the normative description; this header is its C
+ * image.  Structs here are host-order values, never wire images: encoders
+ * write them big-endian into a struct proto_wbuf, decoders check the exact
+ * length of a payload and fill them in.
+ *
+ * Decoded strings, byte ranges and arrays are borrowed: they point into the
+ * payload that was decoded and are valid only while it is.  Arrays are
+ * validated whole by the decoder and then walked with an iterator that
+ * cannot fail, so no decoder allocates.
+ *
+ * Everything here uses only libc: no sockets, no event loop, no logging.
+ */
+#ifndef TESSERA_PROTO_H
+#define TESSERA_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Frame header (docs/protocol.md §2) -------------------------------- */
+
+#define PROTO_MAGIC 0x54535241u /* "TSRA" */
+#define PROTO_FRAME_VERSION 1   /* layout of the frame header itself */
+#define PROTO_HDR_SIZE 24
+#define PROTO_MAX_DATA (4u << 20)                  /* data bytes per message */
+#define PROTO_MAX_PAYLOAD (PROTO_MAX_DATA + 65536u) /* whole payload */
+
+/* Protocol versions negotiated by HELLO (§3). */
+#define PROTO_VERSION_MIN 1
+#define PROTO_VERSION_MAX 1
+
+/* Header flags. */
+#define PROTO_FLAG_REPLY 0x01u
+#define PROTO_FLAG_MASK 0x01u
+
+struct proto_hdr {
+    uint8_t version; /* PROTO_FRAME_VERSION */
+    uint8_t flags;   /* PROTO_FLAG_* */
+    uint16_t opcode; /* PROTO_MSG_* */
+    uint64_t req_id; /* chosen by the requester, echoed in the reply */
+    int32_t status;  /* replies: 0 or a PROTO_E* value; requests: 0 */
+    uint32_t length; /* payload bytes following the header */
+};
+
+/* Write @h as PROTO_HDR_SIZE bytes at @out. */
+void proto_hdr_encode(const struct proto_hdr *h, uint8_t *out);
+/* Parse PROTO_HDR_SIZE bytes at @in.  Returns 0, -EPROTO for a bad magic,
+ * frame version, flag or status, -EMSGSIZE when length exceeds
+ * PROTO_MAX_PAYLOAD. */
+int proto_hdr_decode(const uint8_t *in, struct proto_hdr *h);
+
+/* ---- Message ids (§4) -------------------------------------------------- */
+
+enum proto_msg {
+#define X(name, id, body) PROTO_MSG_##name = id,
+#include "proto_msgs.def"
+#undef X
+};
+
+/* Name of @opcode ("LOOKUP_REQ"), or NULL for an unknown id. */
+const char *proto_msg_name(uint16_t opcode);
+/* True when @opcode is a known request id. */
+bool proto_msg_is_request(uint16_t opcode);
+
+/* ---- Wire errors (§5) ------------------------------------------------- */
+
+/* The closed list of error values carried in the status field.  They are
+ * numbered as Linux numbers the errno of the same name, but are converted
+ * explicitly: host errno never goes on the wire. */
+enum proto_err {
+    PROTO_OK = 0,
+    PROTO_EPERM = 1,
+    PROTO_ENOENT = 2,
+    PROTO_EIO = 5,
+    PROTO_EBADF = 9,
+    PROTO_EAGAIN = 11,
+    PROTO_ENOMEM = 12,
+    PROTO_EACCES = 13,
+    PROTO_EBUSY = 16,
+    PROTO_EEXIST = 17,
+    PROTO_EXDEV = 18,
+    PROTO_ENOTDIR = 20,
+    PROTO_EISDIR = 21,
+    PROTO_EINVAL = 22,
+    PROTO_EFBIG = 27,
+    PROTO_ENOSPC = 28,
+    PROTO_EROFS = 30,
+    PROTO_EMLINK = 31,
+    PROTO_ERANGE = 34,
+    PROTO_ENAMETOOLONG = 36,
+    PROTO_ENOSYS = 38,
+    PROTO_ENOTEMPTY = 39,
+    PROTO_ELOOP = 40,
+    PROTO_ENODATA = 61,
+    PROTO_EPROTO = 71,
+    PROTO_EOVERFLOW = 75,
+    PROTO_EOPNOTSUPP = 95,
+    PROTO_ETIMEDOUT = 110,
+    PROTO_ESTALE = 116,
+    PROTO_EDQUOT = 122,
+    /* Tessera's own. */
+    PROTO_EVERSION = 1001,  /* no common protocol version */
+    PROTO_ENOSESSION = 1002, /* request needs an open session */
+    PROTO_EOLDVER = 1003,   /* chunk version older than required */
+    PROTO_ECHECKSUM = 1004, /* stored data failed its checksum */
+    PROTO_EHANDSHAKE = 1005, /* request before HELLO, or HELLO twice */
+};
+
+/* Map a negative errno to a wire value; unknown values become PROTO_EIO. */
+int32_t proto_err_to_wire(int neg_errno);
+/* Map a wire value to a negative errno (0 stays 0); unknown values and
+ * Tessera's own map to the nearest errno (documented in §5). */
+int proto_err_from_wire(int32_t wire);
+/* True when @wire is one of enum proto_err. */
+bool proto_err_valid(int32_t wire);
+/* Short name of a wire error, "EIO"; "E?" when unknown. */
+const char *proto_err_name(int32_t wire);
+
+/* ---- Buffers ---------------------------------------------------------- */
+
+/* A growable output buffer.  Encoders append; the first failure (out of
+ * memory, or growing past PROTO_MAX_PAYLOAD) is latched in @err and later
+ * appends do nothing.  Owns @p; release with proto_wbuf_free(). */
+struct proto_wbuf {
+    uint8_t *p;
+    size_t len, cap;
+    int err; /* 0 or -ENOMEM / -EMSGSIZE */
+};
+
+void proto_wbuf_init(struct proto_wbuf *w);
+void proto_wbuf_free(struct proto_wbuf *w);
+void proto_wbuf_reset(struct proto_wbuf *w); /* len = 0, err = 0 */
+void proto_put_u8(struct proto_wbuf *w, uint8_t v);
+void proto_put_u16(struct proto_wbuf *w, uint16_t v);
+void proto_put_u32(struct proto_wbuf *w, uint32_t v);
+void proto_put_u64(struct proto_wbuf *w, uint64_t v);
+void proto_put_i64(struct proto_wbuf *w, int64_t v);
+void proto_put_raw(struct proto_wbuf *w, const void *p, size_t n);
+/* u16 length then bytes; latches -EINVAL when n > PROTO_MAX_STR. */
+void proto_put_str(struct proto_wbuf *w, const char *p, size_t n);
+/* u32 length then bytes; latches -EINVAL when n > PROTO_MAX_DATA. */
+void proto_put_bytes(struct proto_wbuf *w, const void *p, size_t n);
+
+/* A bounded reader over borrowed bytes.  The first short read latches
+ * -EPROTO in @err; later reads return zeros. */
+struct proto_rbuf {
+    const uint8_t *p;
+    size_t len, off;
+    int err;
+};
+
+void proto_rbuf_init(struct proto_rbuf *r, const void *p, size_t len);
+uint8_t proto_get_u8(struct proto_rbuf *r);
+uint16_t proto_get_u16(struct proto_rbuf *r);
+uint32_t proto_get_u32(struct proto_rbuf *r);
+uint64_t proto_get_u64(struct proto_rbuf *r);
+int64_t proto_get_i64(struct proto_rbuf *r);
+/* Borrow @n bytes; NULL (and err latched) when fewer remain. */
+const uint8_t *proto_get_raw(struct proto_rbuf *r, size_t n);
+/* 0 when the whole input was consumed without error, else -EPROTO. */
+int proto_rbuf_done(const struct proto_rbuf *r);
+
+/* ---- Common field types (§4.1) ----------------------------------------- */
+
+#define PROTO_MAX_STR 4096     /* any string on the wire */
+#define PROTO_MAX_GROUPS 32    /* supplementary groups in a credential */
+#define PROTO_MAX_XATTR 65536  /* extended attribute value */
+#define PROTO_MAX_REPLICAS 16  /* replicas of one chunk */
+#define PROTO_NAME_MAX 255     /* a directory entry name (ENAMETOOLONG) */
+#define PROTO_CHUNK_SIZE (64u << 20)
+
+/* Borrowed string or byte range: not NUL-terminated. */
+struct proto_str {
+    const char *p;
+    uint32_t len;
+};
+
+/* Who is asking: checked by metad as a local file system would. */
+struct proto_cred {
+    uint32_t uid, gid;
+    uint32_t ngroups; /* <= PROTO_MAX_GROUPS */
+    uint32_t groups[PROTO_MAX_GROUPS];
+};
+
+/* Attributes of an inode (§4.2).  Times are nanoseconds since the epoch. */
+struct proto_attr {
+    uint64_t ino;
+    uint32_t mode; /* S_IFMT type bits and permission bits */
+    uint32_t nlink;
+    uint32_t uid, gid;
+    uint32_t rdev;
+    uint32_t goal;    /* replication goal */
+    uint64_t size;
+    uint64_t blocks;  /* 512-byte units allocated */
+    int64_t atime, mtime, ctime;
+    uint64_t version; /* bumped on every data or attribute change */
+};
+#define PROTO_ATTR_SIZE 76
+
+void proto_cred_put(struct proto_wbuf *w, const struct proto_cred *c);
+int proto_cred_get(struct proto_rbuf *r, struct proto_cred *c);
+void proto_attr_put(struct proto_wbuf *w, const struct proto_attr *a);
+void proto_attr_get(struct proto_rbuf *r, struct proto_attr *a);
+/* Borrow a u16-length string; -EPROTO when truncated or > PROTO_MAX_STR. */
+int proto_str_get(struct proto_rbuf *r, struct proto_str *s);
+/* Borrow a u32-length byte range; -EPROTO when truncated or too long. */
+int proto_bytes_get(struct proto_rbuf *r, struct proto_str *s);
+
+/* ---- Message bodies (§6 onwards) --------------------------------------- */
+
+struct proto_empty {
+    char unused;
+};
+
+/* Roles a peer announces in HELLO. */
+enum proto_role {
+    PROTO_ROLE_CLIENT = 1, /* a mount */
+    PROTO_ROLE_CHUNKD = 2, /* a storage server */
+    PROTO_ROLE_ADMIN = 3,  /* the admin CLI */
+    PROTO_ROLE_NBD = 4,    /* the NBD export */
+    PROTO_ROLE_METAD = 5,  /* the metadata service, calling a chunkd */
+};
+
+/* Authentication methods (§3.2): none defined yet beyond NONE. */
+#define PROTO_AUTH_NONE 0u
+
+struct proto_hello_req {
+    uint16_t min_version, max_version;
+    uint8_t role;          /* enum proto_role */
+    uint32_t features;     /* must be 0 in version 1 */
+    uint32_t auth_methods; /* methods the client supports: bit mask, 0 */
+    struct proto_str name; /* free text, e.g. "tessera-mount host" */
+};
+
+struct proto_hello_rep {
+    uint16_t version;      /* chosen, within the client's range */
+    uint32_t features;     /* 0 */
+    uint32_t auth_method;  /* PROTO_AUTH_NONE: no AUTH exchange follows */
+    uint64_t instance_id;  /* random per server start */
+    struct proto_str name; /* free text */
+};
+
+struct proto_ping {
+    uint64_t cookie;
+};
+
+struct proto_session_open_req {
+    uint32_t lease_ms; /* wanted; server may shorten */
+    uint32_t flags;    /* must be 0 */
+    struct proto_str client_name;
+    struct proto_str host;
+};
+
+struct proto_session_open_rep {
+    uint64_t session_id;
+    uint32_t lease_ms; /* granted */
+};
+
+struct proto_session_id {
+    uint64_t session_id;
+};
+
+struct proto_session_renew_rep {
+    uint32_t lease_ms;
+};
+
+struct proto_ino_req {
+    uint64_t ino;
+};
+
+struct proto_attr_rep {
+    struct proto_attr attr;
+};
+
+struct proto_lookup_req { /* also UNLINK, RMDIR */
+    struct proto_cred cred;
+    uint64_t parent;
+    struct proto_str name;
+};
+
+/* SETATTR valid bits. */
+#define PROTO_SETATTR_MODE 0x001u
+#define PROTO_SETATTR_UID 0x002u
+#define PROTO_SETATTR_GID 0x004u
+#define PROTO_SETATTR_SIZE 0x008u
+#define PROTO_SETATTR_ATIME 0x010u
+#define PROTO_SETATTR_MTIME 0x020u
+#define PROTO_SETATTR_ATIME_NOW 0x040u
+#define PROTO_SETATTR_MTIME_NOW 0x080u
+#define PROTO_SETATTR_CTIME 0x100u
+#define PROTO_SETATTR_MASK 0x1FFu
+
+struct proto_setattr_req {
+    struct proto_cred cred;
+    uint64_t ino;
+    uint32_t valid; /* PROTO_SETATTR_* */
+    uint32_t mode, uid, gid;
+    uint64_t size;
+    int64_t atime, mtime, ctime;
+};
+
+#define PROTO_MKNOD_EXCL 0x1u /* fail with EEXIST if the name exists */
+#define PROTO_MKNOD_MASK 0x1u
+
+struct proto_mknod_req {
+    struct proto_cred cred;
+    uint64_t parent;
+    uint32_t mode, rdev, umask, flags;
+    struct proto_str name;
+};
+
+struct proto_mkdir_req {
+    struct proto_cred cred;
+    uint64_t parent;
+    uint32_t mode, umask;
+    struct proto_str name;
+};
+
+struct proto_symlink_req {
+    struct proto_cred cred;
+    uint64_t parent;
+    struct proto_str name;
+    struct proto_str target;
+};
+
+struct proto_link_req {
+    struct proto_cred cred;
+    uint64_t ino;
+    uint64_t newparent;
+    struct proto_str newname;
+};
+
+#define PROTO_RENAME_NOREPLACE 0x1u
+#define PROTO_RENAME_EXCHANGE 0x2u
+#define PROTO_RENAME_MASK 0x3u
+
+struct proto_rename_req {
+    struct proto_cred cred;
+    uint64_t parent;
+    struct proto_str name;
+    uint64_t newparent;
+    struct proto_str newname;
+    uint32_t flags; /* PROTO_RENAME_*; both bits together is EINVAL */
+};
+
+struct proto_readlink_rep {
+    struct proto_str target;
+};
+
+#define PROTO_READDIR_PLUS 0x1u
+#define PROTO_READDIR_MASK 0x1u
+#define PROTO_READDIR_MAX 1024 /* entries per reply */
+
+struct proto_readdir_req {
+    struct proto_cred cred;
+    uint64_t ino;
+    uint64_t cookie; /* 0 = from the start; else a cookie from an entry */
+    uint32_t max_entries; /* 1..PROTO_READDIR_MAX */
+    uint32_t flags;       /* PROTO_READDIR_* */
+};
+
+/* One directory entry.  With PLUS, @attr is filled; otherwise only
+ * attr.ino and attr.mode are meaningful. */
+struct proto_dirent {
+    uint64_t cookie; /* resume after this entry */
+    struct proto_str name;
+    struct proto_attr attr;
+};
+
+struct proto_readdir_rep {
+    uint32_t flags; /* PROTO_READDIR_PLUS when entries carry attributes */
+    uint8_t eof;    /* 1 when no entries follow the last one */
+    uint32_t count;
+    struct proto_str raw; /* validated entries, walk with the iterator */
+};
+
+/* Append one entry while building a READDIR_REP: the caller writes flags,
+ * eof and count itself (count first, patched at the end). */
+void proto_dirent_put(struct proto_wbuf *w, uint32_t flags,
+                      const struct proto_dirent *d);
+
+struct proto_dirent_iter {
+    struct proto_rbuf r;
+    uint32_t flags, left;
+};
+void proto_dirent_iter_init(struct proto_dirent_iter *it,
+                            const struct proto_readdir_rep *rep);
+/* Fill @d with the next entry; false at the end. */
+bool proto_dirent_next(struct proto_dirent_iter *it, struct proto_dirent *d);
+
+struct proto_statfs_rep {
+    uint64_t blocks, bfree, bavail; /* in units of @bsize */
+    uint64_t files, ffree;
+    uint32_t bsize, namemax;
+};
+
+#define PROTO_XATTR_CREATE 0x1u
+#define PROTO_XATTR_REPLACE 0x2u
+#define PROTO_XATTR_MASK 0x3u
+
+struct proto_setxattr_req {
+    struct proto_cred cred;
+    uint64_t ino;
+    uint32_t flags; /* PROTO_XATTR_* */
+    struct proto_str name;
+    struct proto_str value; /* <= PROTO_MAX_XATTR */
+};
+
+struct proto_xattr_name_req { /* GETXATTR, REMOVEXATTR */
+    struct proto_cred cred;
+    uint64_t ino;
+    struct proto_str name;
+};
+
+struct proto_bytes_rep { /* GETXATTR, LISTXATTR, CHUNK_READ */
+    struct proto_str data;
+};
+
+struct proto_access_req { /* ACCESS (mask R_OK..), OPEN (O_* flags) */
+    struct proto_cred cred;
+    uint64_t ino;
+    uint32_t mask;
+};
+
+/* ---- Chunks (§7, §8) --------------------------------------------------- */
+
+struct proto_replica {
+    uint32_t server_id;
+    struct proto_str addr; /* "host:port" of the chunk server */
+};
+
+struct proto_chunk_ref {
+    uint64_t chunk_id;
+    uint64_t version;
+};
+
+#define PROTO_CHUNK_READ_MASK 0x0u
+
+struct proto_chunk_read_req {
+    uint64_t chunk_id;
+    uint64_t version; /* the replica must hold exactly this version */
+    uint32_t offset, length; /* within the chunk; length <= PROTO_MAX_DATA */
+    uint32_t flags;
+};
+
+#define PROTO_CHUNK_WRITE_SYNC 0x1u /* durable on every replica before reply */
+#define PROTO_CHUNK_WRITE_MASK 0x1u
+
+struct proto_chunk_write_req {
+    uint64_t chunk_id;
+    uint64_t version;
+    uint32_t offset;
+    uint32_t flags; /* PROTO_CHUNK_WRITE_* */
+    /* Replicas still to forward to, in chain order (not the receiver). */
+    uint32_t nchain;
+    struct proto_replica chain[PROTO_MAX_REPLICAS];
+    struct proto_str data; /* <= PROTO_MAX_DATA, offset+len <= chunk */
+};
+
+struct proto_chunk_sync_req {
+    uint64_t chunk_id;
+    uint64_t version;
+    uint32_t nchain;
+    struct proto_replica chain[PROTO_MAX_REPLICAS];
+};
+
+struct proto_chunk_setversion_req {
+    uint64_t chunk_id;
+    uint64_t old_version; /* 0: create the chunk empty at new_version */
+    uint64_t new_version;
+};
+
+struct proto_chunk_truncate_req {
+    uint64_t chunk_id;
+    uint64_t version;
+    uint32_t length;
+};
+
+struct proto_chunk_locate_req {
+    uint64_t ino;
+    uint64_t first;  /* chunk index: file offset / PROTO_CHUNK_SIZE */
+    uint32_t count;  /* 1..PROTO_LOCATE_MAX */
+};
+#define PROTO_LOCATE_MAX 256
+
+/* One chunk of a file.  chunk_id 0 is a hole (nreplicas 0). */
+struct proto_chunk_loc {
+    uint64_t index;
+    uint64_t chunk_id;
+    uint64_t version;
+    uint32_t nreplicas;
+    struct proto_replica replicas[PROTO_MAX_REPLICAS];
+};
+
+struct proto_chunk_locate_rep {
+    uint64_t file_size;
+    uint32_t count;
+    struct proto_str raw; /* validated entries, walk with the iterator */
+};
+
+void proto_chunk_loc_put(struct proto_wbuf *w, const struct proto_chunk_loc *c);
+struct proto_chunk_loc_iter {
+    struct proto_rbuf r;
+    uint32_t left;
+};
+void proto_chunk_loc_iter_init(struct proto_chunk_loc_iter *it,
+                               const struct proto_chunk_locate_rep *rep);
+bool proto_chunk_loc_next(struct proto_chunk_loc_iter *it,
+                          struct proto_chunk_loc *c);
+
+struct proto_chunk_write_begin_req {
+    uint64_t ino;
+    uint64_t index;
+    uint32_t flags; /* must be 0 */
+};
+
+struct proto_chunk_write_end_req {
+    uint64_t ino;
+    uint64_t index;
+    uint64_t chunk_id;
+    uint64_t size;  /* file size after the write, if it grew; else 0 */
+    int64_t mtime;
+};
+
+/* ---- Storage servers (§9) ---------------------------------------------- */
+
+struct proto_server_register_req {
+    uint8_t uuid[16];      /* kept in the server's data directory */
+    struct proto_str addr; /* "host:port" clients reach it on */
+    uint64_t capacity, free; /* bytes */
+};
+
+struct proto_server_register_rep {
+    uint32_t server_id;
+};
+
+struct proto_server_heartbeat_req {
+    uint32_t server_id;
+    uint64_t capacity, free;
+    uint32_t chunks;
+};
+
+/* One inventory entry. */
+struct proto_inv_entry {
+    uint64_t chunk_id, version, length;
+};
+#define PROTO_INV_ENTRY_SIZE 24
+#define PROTO_INV_MAX 65536 /* entries per message */
+
+struct proto_server_inventory_req {
+    uint32_t server_id;
+    uint8_t last; /* 1 on the final message of an inventory */
+    uint32_t count;
+    struct proto_str raw; /* count * PROTO_INV_ENTRY_SIZE bytes */
+};
+void proto_inv_entry_get(const struct proto_server_inventory_req *req,
+                         uint32_t i, struct proto_inv_entry *e);
+
+/* ---- Admin (§10) ------------------------------------------------------- */
+
+/* STATUS_REP: key/value text pairs, keys dotted ("meta.uptime_s"). */
+struct proto_status_rep {
+    uint32_t count;
+    struct proto_str raw;
+};
+void proto_kv_put(struct proto_wbuf *w, const char *key, const char *value);
+struct proto_kv_iter {
+    struct proto_rbuf r;
+    uint32_t left;
+};
+void proto_kv_iter_init(struct proto_kv_iter *it,
+                        const struct proto_status_rep *rep);
+bool proto_kv_next(struct proto_kv_iter *it, struct proto_str *key,
+                   struct proto_str *value);
+
+/* ---- Typed encode/decode ----------------------------------------------- */
+
+/* For every body B in proto_msgs.def:
+ *   void proto_B_encode(struct proto_wbuf *w, const struct proto_B *m);
+ *   int  proto_B_decode(const uint8_t *p, size_t n, struct proto_B *m);
+ * decode returns 0, or -EPROTO for truncated, trailing, oversized, unknown
+ * flag or otherwise inconsistent input.  Borrowed fields point into @p.
+ * Bodies that carry arrays (readdir_rep, chunk_locate_rep, status_rep)
+ * are encoded by the caller with the *_put helpers above. */
+#define PROTO_BODY(b)                                                          \
+    void proto_##b##_encode(struct proto_wbuf *w, const struct proto_##b *m); \
+    int proto_##b##_decode(const uint8_t *p, size_t n, struct proto_##b *m);
+PROTO_BODY(empty)
+PROTO_BODY(hello_req)
+PROTO_BODY(hello_rep)
+PROTO_BODY(ping)
+PROTO_BODY(session_open_req)
+PROTO_BODY(session_open_rep)
+PROTO_BODY(session_id)
+PROTO_BODY(session_renew_rep)
+PROTO_BODY(ino_req)
+PROTO_BODY(attr_rep)
+PROTO_BODY(lookup_req)
+PROTO_BODY(setattr_req)
+PROTO_BODY(mknod_req)
+PROTO_BODY(mkdir_req)
+PROTO_BODY(symlink_req)
+PROTO_BODY(link_req)
+PROTO_BODY(rename_req)
+PROTO_BODY(readlink_rep)
+PROTO_BODY(readdir_req)
+PROTO_BODY(readdir_rep)
+PROTO_BODY(statfs_rep)
+PROTO_BODY(setxattr_req)
+PROTO_BODY(xattr_name_req)
+PROTO_BODY(bytes_rep)
+PROTO_BODY(access_req)
+PROTO_BODY(chunk_ref)
+PROTO_BODY(chunk_read_req)
+PROTO_BODY(chunk_write_req)
+PROTO_BODY(chunk_sync_req)
+PROTO_BODY(chunk_setversion_req)
+PROTO_BODY(chunk_truncate_req)
+PROTO_BODY(chunk_locate_req)
+PROTO_BODY(chunk_locate_rep)
+PROTO_BODY(chunk_write_begin_req)
+PROTO_BODY(chunk_write_end_req)
+PROTO_BODY(server_register_req)
+PROTO_BODY(server_register_rep)
+PROTO_BODY(server_heartbeat_req)
+PROTO_BODY(server_inventory_req)
+PROTO_BODY(status_rep)
+#undef PROTO_BODY
+
+/* Decode the payload of @opcode into @msg, which must point to the body
+ * struct proto_msgs.def names for it.  -EPROTO for an unknown opcode. */
+int proto_msg_decode(uint16_t opcode, const uint8_t *p, size_t n, void *msg);
+/* Size of the body struct for @opcode, 0 when unknown. */
+size_t proto_msg_body_size(uint16_t opcode);
+
+/* ---- Frames ------------------------------------------------------------ */
+
+/* Build a whole frame (header + payload) into @w, replacing its contents.
+ * @payload may be NULL when @len is 0.  Returns 0 or the latched error. */
+int proto_frame_build(struct proto_wbuf *w, const struct proto_hdr *h,
+                      const void *payload, size_t len);
+
+/* Incremental frame reader for a byte stream.  Feed bytes in any pieces;
+ * take frames out whole.  Owns its buffer; never grows it past one
+ * header + PROTO_MAX_PAYLOAD. */
+struct proto_reader {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t taken; /* bytes of the frame last returned, dropped next call */
+    int err;      /* latched decode error: the connection must close */
+};
+
+void proto_reader_init(struct proto_reader *rd);
+void proto_reader_free(struct proto_reader *rd);
+/* Append @n bytes.  Returns 0, -ENOMEM, or a latched header error. */
+int proto_reader_feed(struct proto_reader *rd, const void *p, size_t n);
+/* Where to read into directly: makes room for at least @want bytes and
+ * returns a pointer to the free space and its size in *avail.  After
+ * reading k bytes there, call proto_reader_commit(rd, k). */
+uint8_t *proto_reader_space(struct proto_reader *rd, size_t want,
+                            size_t *avail);
+int proto_reader_commit(struct proto_reader *rd, size_t n);
+/* If a whole frame is buffered, fill *h, point *payload at its payload
+ * (valid until the next proto_reader_* call) and return 1; return 0 when
+ * more bytes are needed, or the latched negative error. */
+int proto_reader_next(struct proto_reader *rd, struct proto_hdr *h,
+                      const uint8_t **payload);
+
+#endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian packages Tessera builds, runs and tests with.  As root
+# it runs apt-get for whatever is missing; otherwise it prints the line to run.
+set -euo pipefail
+
+# Build: compiler, pkg-config, the four libraries.  Run: fuse3.  Test:
+# clients that drive the daemons for real, clang for the fuzzers.
+pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
+      libsqlite3-dev libcmocka-dev sqlite3 clang qemu-utils libnbd-bin nbdkit
+      fio attr python3 procps psmisc)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+        || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages; run as root:" >&2
+    echo "  apt-get update && $line" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
