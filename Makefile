@@ -34,19 +34,19 @@ VD_SRC := $(wildcard vmdisk/*.c)
 ADMIN_SRC := $(wildcard admin/*.c)
 
 BINS :=
-ifneq ($(META_SRC),)
+ifneq ($(wildcard metadata/meta_main.c),)
 BINS += $(BUILD)/bin/tessera-metad
 endif
-ifneq ($(CHUNK_SRC),)
+ifneq ($(wildcard server/chunk_main.c),)
 BINS += $(BUILD)/bin/tessera-chunkd
 endif
-ifneq ($(FC_SRC),)
+ifneq ($(wildcard client-fuse/fc_main.c),)
 BINS += $(BUILD)/bin/tessera-mount
 endif
-ifneq ($(VD_SRC),)
+ifneq ($(wildcard vmdisk/vd_main.c),)
 BINS += $(BUILD)/bin/tessera-nbd
 endif
-ifneq ($(ADMIN_SRC),)
+ifneq ($(wildcard admin/adm_main.c),)
 BINS += $(BUILD)/bin/tessera
 endif
 
@@ -64,9 +64,12 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
 
+# Tests reach the folder-private headers of the code they test.
+TEST_INC := -Imetadata -Iserver -Iclient-fuse -Ivmdisk -Iadmin
+
 $(BUILD)/san/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
+	$(CC) $(BASE_CFLAGS) $(TEST_INC) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
 		-MMD -MP -c $< -o $@
 
 objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -118,6 +121,7 @@ $(BUILD)/tests/main_%.c: $(wildcard tests/*/test_*.c)
 	@mkdir -p $(dir $@)
 	@scripts/gen-test-main.sh tests/$* > $@.tmp && mv $@.tmp $@
 
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: $$(call sobjs,$$(wildcard tests/%/test_*.c) $$(srcdir_$$*)) \
 		$(BUILD)/tests/main_%.c

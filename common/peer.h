@@ -15,7 +15,15 @@
  *
  * Lifetime: a peer is reference counted.  peer_close() starts closing; the
  * on_close hook runs once, after every outstanding request callback has
- * been called; the memory goes when the last reference is dropped.
+ * been called; the memory goes when the last reference is dropped.  The
+ * connection itself holds a reference until on_close has run, so an
+ * accepted peer stays valid in every hook without peer_ref(); to answer
+ * a request after on_close, hold a reference (answers are then dropped).
+ * on_close runs once for every accepted peer and every peer that
+ * peer_connect() returned, even one that never finished the handshake
+ * (peer_data() may still be NULL then); its status is 0 after peer_close(),
+ * -ECONNRESET when the other side closed, -EPROTO for a bad frame, else
+ * the error (connect, read, write, refused or timed-out handshake).
  */
 #ifndef TESSERA_PEER_H
 #define TESSERA_PEER_H
@@ -85,5 +93,35 @@ int peer_request(struct peer *p, uint16_t opcode, const void *payload,
  * payload.  @payload is copied.  Answers to a closed peer are dropped. */
 int peer_reply(struct peer *p, uint64_t req_id, uint16_t opcode, int status,
                const void *payload, size_t len);
+/* The same with a wire status (enum proto_err) as is: for Tessera's own
+ * errors (PROTO_EOLDVER, PROTO_ECHECKSUM, ...), which no host errno maps
+ * to.  A non-zero @wire_status sends no payload. */
+int peer_reply_wire(struct peer *p, uint64_t req_id, uint16_t opcode,
+                    int32_t wire_status, const void *payload, size_t len);
+
+/* What HELLO_REP tells peers accepted by @l: @name (copied; default
+ * "tessera") and @instance_id (0 keeps peer_instance_id()).  0 or
+ * -ENOMEM. */
+int peer_listener_set_identity(struct peer_listener *l, const char *name,
+                               uint64_t instance_id);
+/* Close accepted peers that have not sent HELLO_REQ within @ms (default
+ * 10000; 0 = wait forever).  Applies to peers accepted from now on. */
+void peer_listener_set_hello_timeout(struct peer_listener *l, unsigned ms);
+/* This process's instance id: random, fixed at first use, never 0. */
+uint64_t peer_instance_id(void);
+
+/* After the handshake: the negotiated protocol version, the other side's
+ * HELLO name (borrowed, valid while @p is; "" before) and, on a dialled
+ * peer, the instance id from HELLO_REP (0 on an accepted peer).  On a
+ * dialled peer peer_role() is the role this side announced. */
+uint16_t peer_version(struct peer *p);
+const char *peer_remote_name(struct peer *p);
+uint64_t peer_remote_instance(struct peer *p);
+
+/* Stop reading from @p while more than @bytes wait to be written to it
+ * (default 64 MiB); reading resumes when a quarter of that remains. */
+void peer_set_write_limit(struct peer *p, size_t bytes);
+/* True while reading is stopped by the write limit. */
+bool peer_read_paused(const struct peer *p);
 
 #endif

@@ -35,6 +35,7 @@ struct rpc_opts {
     const char *name;      /* borrowed during rpc_client_open() */
     int connect_timeout_ms; /* default 5000 */
     int call_timeout_ms;   /* per call, default 30000; 0 = none */
+                           /* (negative selects the default) */
     int reconnect_ms;      /* how long to keep redialling; 0 = never */
     /* Runs on a private thread after a redial, before calls resume.  It
      * may use rpc_call_raw() (and only it) to reopen a session. */
@@ -52,6 +53,8 @@ struct rpc_opts {
  * (no common version), -EPROTO. */
 int rpc_client_open(const char *addr, const struct rpc_opts *opts,
                     struct rpc_client **out);
+/* Stop the threads and free @c (NULL is fine).  No call may be running on
+ * @c, or start, once this is called. */
 void rpc_client_close(struct rpc_client *c);
 
 /* Send request @opcode with @payload (borrowed) and wait for the reply.

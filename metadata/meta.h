@@ -29,6 +29,34 @@ struct meta_db;
 enum meta_internal_op {
     /* u64 session_id: the session stopped renewing; drop it. */
     META_OP_SESSION_EXPIRE = 0xF001,
+    /* Point chunk slot (ino, index) at a chunk at a version with a replica
+     * set, after the chunk servers confirmed it (docs/architecture.md,
+     * "Writing").  Payload: u64 ino, u64 index, u64 chunk_id,
+     * u64 old_version (0: the slot must be a hole and the chunk new),
+     * u64 new_version, u32 n, then n x u32 server_id.  Fails with -ESTALE
+     * when the slot no longer holds chunk_id at old_version (a concurrent
+     * change: the caller starts over), -ENOENT / -EISDIR for a bad inode.
+     * Reply body: empty. */
+    META_OP_CHUNK_SET = 0xF002,
+    /* A chunk server deleted a replica listed for garbage collection.
+     * Payload: u64 chunk_id, u32 server_id.  Reply body: empty. */
+    META_OP_GC_DONE = 0xF003,
+};
+
+/* One chunk as the database knows it. */
+struct meta_chunk {
+    uint64_t chunk_id, version;
+    uint64_t ino, index; /* the file slot that holds it */
+    uint32_t nreplicas;
+    uint32_t servers[PROTO_MAX_REPLICAS];
+};
+
+/* A registered chunk server (SERVER_REGISTER_REQ goes through
+ * meta_apply(): same uuid, same id; reply body server_register_rep). */
+struct meta_server {
+    uint32_t id;
+    uint8_t uuid[16];
+    char addr[64];
 };
 
 struct meta_op {
@@ -74,6 +102,27 @@ int meta_session_foreach(struct meta_db *db,
                          int (*fn)(uint64_t id, const char *name,
                                    const char *host, void *arg),
                          void *arg);
+
+/* Chunk by id: 0, or -ENOENT when the database has no such chunk. */
+int meta_chunk_get(struct meta_db *db, uint64_t chunk_id,
+                   struct meta_chunk *out);
+/* Chunk in slot (ino, index): 0, -ENOENT for a hole or no such inode. */
+int meta_chunk_at(struct meta_db *db, uint64_t ino, uint64_t index,
+                  struct meta_chunk *out);
+/* Largest chunk id ever used (ids are never reused), 0 if none. */
+uint64_t meta_chunk_max_id(struct meta_db *db);
+/* The replication goal of inode @ino (inherited from its parent at
+ * creation, default 3); -ENOENT. */
+int meta_goal_get(struct meta_db *db, uint64_t ino, uint32_t *goal);
+int meta_server_foreach(struct meta_db *db,
+                        int (*fn)(const struct meta_server *s, void *arg),
+                        void *arg);
+/* Replicas waiting to be deleted: chunks no file refers to any more
+ * (truncate, unlink of the last link).  At most @max calls. */
+int meta_gc_foreach(struct meta_db *db, int max,
+                    int (*fn)(uint64_t chunk_id, uint64_t version,
+                              uint32_t server_id, void *arg),
+                    void *arg);
 
 /* Walk the op log from @after (exclusive) in order; for replay tests. */
 int meta_oplog_foreach(struct meta_db *db, uint64_t after,

@@ -197,7 +197,9 @@ struct proto_attr {
     int64_t atime, mtime, ctime;
     uint64_t version; /* bumped on every data or attribute change */
 };
-#define PROTO_ATTR_SIZE 76
+/* Wire size of an attr block, fields in the order above: ino 8, six u32
+ * 24, size and blocks 16, three times 24, version 8. */
+#define PROTO_ATTR_SIZE 80
 
 void proto_cred_put(struct proto_wbuf *w, const struct proto_cred *c);
 int proto_cred_get(struct proto_rbuf *r, struct proto_cred *c);
@@ -582,8 +584,14 @@ bool proto_kv_next(struct proto_kv_iter *it, struct proto_str *key,
  *   int  proto_B_decode(const uint8_t *p, size_t n, struct proto_B *m);
  * decode returns 0, or -EPROTO for truncated, trailing, oversized, unknown
  * flag or otherwise inconsistent input.  Borrowed fields point into @p.
- * Bodies that carry arrays (readdir_rep, chunk_locate_rep, status_rep)
- * are encoded by the caller with the *_put helpers above. */
+ * encode appends the body to @w; a body its decoder would reject (unknown
+ * flag, count out of range) latches -EINVAL in w->err and appends nothing.
+ * Bodies that carry arrays (readdir_rep, chunk_locate_rep, status_rep):
+ * build the entries with the *_put helpers above into a separate wbuf,
+ * point @raw at its bytes and set @count; encode then checks them as the
+ * decoder would and writes the fixed fields followed by @raw verbatim.
+ * server_inventory_req likewise takes count * PROTO_INV_ENTRY_SIZE bytes
+ * of entries (u64 chunk_id, u64 version, u64 length each) in @raw. */
 #define PROTO_BODY(b)                                                          \
     void proto_##b##_encode(struct proto_wbuf *w, const struct proto_##b *m); \
     int proto_##b##_decode(const uint8_t *p, size_t n, struct proto_##b *m);

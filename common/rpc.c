@@ -1,0 +1,707 @@
+/* rpc.c: the blocking, thread-safe protocol client (see rpc.h).
+ *
+ * Happy path: rpc_client_open() dials, runs the HELLO handshake on the
+ * caller's thread and starts a reader thread.  rpc_call() puts a call on
+ * the client's list under @lock, writes its frame under @send_lock (so
+ * frames from many threads never interleave) and sleeps on the call's own
+ * condition variable; the reader thread reads each reply, finds the call
+ * by request id, hands it the payload and wakes it.  Requests from the
+ * server go to on_request on the reader thread.
+ *
+ * Failure modes:
+ * - the connection drops (read or write error, EOF): the reader closes the
+ *   socket and marks the client DOWN.  No call fails at once.  The
+ *   reconnect thread redials with backoff (50 ms doubling to 1 s) and runs
+ *   the handshake; then the client is RESTORING while on_reconnect runs
+ *   (only rpc_call_raw() may send), then READY.  Every waiting call sees
+ *   the new connection generation and sends itself again, with the same
+ *   request id.  A call that has waited for a connection longer than
+ *   reconnect_ms fails with -ENOTCONN; the thread keeps redialling, so a
+ *   later call succeeds once the server is back.
+ * - reconnect_ms 0: the client is DEAD after the first drop and every
+ *   call fails with -ENOTCONN.
+ * - a call not answered within call_timeout_ms fails with -ETIMEDOUT; a
+ *   late answer is dropped.  A frame that cannot be written within the
+ *   same time breaks the connection (a half-written frame cannot be
+ *   taken back).
+ *
+ *   open --handshake--> READY --drop--> DOWN --redial--> RESTORING
+ *                         ^   (reconnect_ms 0: DEAD)        |
+ *                         +------- on_reconnect returned ---+
+ *
+ *   FROM -> TO            [function]
+ *   READY -> DOWN/DEAD     [connection_lost]
+ *   RESTORING -> DOWN/DEAD [connection_lost]
+ *   DOWN -> RESTORING      [reconnect_main, when on_reconnect is set]
+ *   DOWN -> READY          [reconnect_main]
+ *   RESTORING -> READY     [reconnect_main]
+ *
+ * Invariants:
+ * 1. @fd and @gen change only with both @send_lock and @lock held, so
+ *    either lock is enough to read them.  Lock order: @send_lock, @lock.
+ * 2. Only the reader thread closes a connected socket (rpc_client_close()
+ *    after joining it); others only shutdown() it to wake the reader.
+ * 3. A call is on the list from its first send until its caller returns;
+ *    its payload is borrowed from the blocked caller and so stays valid.
+ */
+#include "rpc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+
+#define RPC_CONNECT_TIMEOUT_MS 5000
+#define RPC_CALL_TIMEOUT_MS 30000
+#define RPC_BACKOFF_MIN_MS 50
+#define RPC_BACKOFF_MAX_MS 1000
+#define RPC_SMALL_FRAME 8192 /* copied into one write below this */
+
+enum rpc_state { CS_READY, CS_RESTORING, CS_DOWN, CS_DEAD };
+
+/* One call waiting for its reply; lives on its caller's stack. */
+struct call {
+    struct call *next, *prev;
+    uint64_t id;
+    uint16_t opcode;
+    bool raw;
+    bool done;
+    uint64_t sent_gen; /* connection it was last sent on; 0 = none */
+    int status;
+    struct rpc_reply rep;
+    pthread_cond_t cv;
+};
+
+struct rpc_client {
+    char *addr, *name;
+    struct rpc_opts opts;
+    pthread_mutex_t lock;
+    pthread_mutex_t send_lock;
+    pthread_cond_t state_cv; /* state changes, for the two threads */
+    int fd;                  /* -1 while not connected */
+    uint64_t gen;            /* bumped on every (re)connect */
+    enum rpc_state state;
+    bool closing;
+    uint64_t down_since; /* ms, monotonic */
+    uint64_t next_id;
+    uint64_t instance;
+    struct call *calls;
+    pthread_t reader, reconnector;
+    bool have_reader, have_reconnector;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    int rc;
+
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return -rc;
+}
+
+/* Wait on @cv until @deadline (monotonic ms; UINT64_MAX = forever). */
+static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m,
+                            uint64_t deadline)
+{
+    struct timespec ts;
+
+    if (deadline == UINT64_MAX) {
+        pthread_cond_wait(cv, m);
+        return;
+    }
+    ts.tv_sec = (time_t)(deadline / 1000);
+    ts.tv_nsec = (long)(deadline % 1000) * 1000000;
+    pthread_cond_timedwait(cv, m, &ts);
+}
+
+static void wake_calls(struct rpc_client *c)
+{
+    for (struct call *cl = c->calls; cl; cl = cl->next)
+        pthread_cond_signal(&cl->cv);
+}
+
+/* ---- Frames on a blocking socket -------------------------------------- */
+
+/* Read one frame.  Caller owns *payload (NULL when empty). */
+static int read_frame(int fd, struct proto_hdr *h, uint8_t **payload)
+{
+    uint8_t hdr[PROTO_HDR_SIZE];
+    uint8_t *p = NULL;
+    int rc;
+
+    *payload = NULL;
+    rc = net_read_all(fd, hdr, sizeof(hdr));
+    if (rc < 0)
+        return rc;
+    rc = proto_hdr_decode(hdr, h);
+    if (rc < 0)
+        return rc;
+    if (h->length) {
+        p = malloc(h->length);
+        if (!p)
+            return -ENOMEM;
+        rc = net_read_all(fd, p, h->length);
+        if (rc < 0) {
+            free(p);
+            return rc;
+        }
+    }
+    *payload = p;
+    return 0;
+}
+
+/* Write @h (its length set from @len) and @payload as one frame. */
+static int write_frame(int fd, const struct proto_hdr *h, const void *payload,
+                       size_t len)
+{
+    uint8_t small[PROTO_HDR_SIZE + RPC_SMALL_FRAME];
+    struct proto_hdr copy = *h;
+    int rc;
+
+    copy.length = (uint32_t)len;
+    proto_hdr_encode(&copy, small);
+    if (len <= RPC_SMALL_FRAME) {
+        if (len)
+            memcpy(small + PROTO_HDR_SIZE, payload, len);
+        return net_write_all(fd, small, PROTO_HDR_SIZE + len);
+    }
+    rc = net_write_all(fd, small, PROTO_HDR_SIZE);
+    if (!rc)
+        rc = net_write_all(fd, payload, len);
+    return rc;
+}
+
+/* Write a frame on the current connection; @gen non-zero: only if that
+ * connection is still the current one.  A failed write breaks the
+ * connection for the reader to notice (invariant 2). */
+static int send_frame(struct rpc_client *c, uint64_t gen, uint8_t flags,
+                      uint16_t opcode, uint64_t id, int32_t status,
+                      const void *payload, size_t len)
+{
+    struct proto_hdr h = {
+        .version = PROTO_FRAME_VERSION,
+        .flags = flags,
+        .opcode = opcode,
+        .req_id = id,
+        .status = status,
+        .length = (uint32_t)len,
+    };
+    int rc;
+
+    pthread_mutex_lock(&c->send_lock);
+    if (c->fd < 0 || (gen && c->gen != gen)) {
+        pthread_mutex_unlock(&c->send_lock);
+        return -ENOTCONN;
+    }
+    rc = write_frame(c->fd, &h, payload, len);
+    if (rc < 0)
+        shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&c->send_lock);
+    return rc;
+}
+
+static void set_timeout(int fd, int opt, int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+/* docs/protocol.md §3: send HELLO_REQ as request @id and wait for its
+ * HELLO_REP, with nothing else reading @fd. */
+static int handshake(struct rpc_client *c, int fd, uint64_t id,
+                     uint64_t *instance)
+{
+    struct proto_hello_req m = {
+        .min_version = PROTO_VERSION_MIN,
+        .max_version = PROTO_VERSION_MAX,
+        .role = c->opts.role,
+        .name = {c->name, (uint32_t)strlen(c->name)},
+    };
+    struct proto_hello_rep rep;
+    struct proto_hdr h = {.version = PROTO_FRAME_VERSION,
+                          .opcode = PROTO_MSG_HELLO_REQ,
+                          .req_id = id};
+    struct proto_wbuf w;
+    uint8_t *payload;
+    int rc;
+
+    proto_wbuf_init(&w);
+    proto_hello_req_encode(&w, &m);
+    rc = w.err;
+    set_timeout(fd, SO_RCVTIMEO, c->opts.connect_timeout_ms);
+    if (!rc)
+        rc = write_frame(fd, &h, w.p, w.len);
+    proto_wbuf_free(&w);
+    while (!rc) {
+        rc = read_frame(fd, &h, &payload);
+        if (rc < 0)
+            break;
+        if (!(h.flags & PROTO_FLAG_REPLY) || h.req_id != id) {
+            free(payload); /* nothing else is expected yet */
+            continue;
+        }
+        if (h.status != 0)
+            rc = proto_err_from_wire(h.status); /* EVERSION: EPROTONOSUPPORT */
+        else if (h.opcode != PROTO_MSG_HELLO_REP ||
+                 proto_hello_rep_decode(payload, h.length, &rep) < 0 ||
+                 rep.version < PROTO_VERSION_MIN ||
+                 rep.version > PROTO_VERSION_MAX ||
+                 rep.auth_method != PROTO_AUTH_NONE)
+            rc = -EPROTO;
+        else
+            *instance = rep.instance_id;
+        free(payload);
+        break;
+    }
+    set_timeout(fd, SO_RCVTIMEO, 0);
+    if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+        rc = -ETIMEDOUT;
+    return rc;
+}
+
+/* Connect and shake hands.  Returns a connected socket or -errno. */
+static int dial(struct rpc_client *c, uint64_t *instance)
+{
+    uint64_t id;
+    int fd, rc;
+
+    fd = net_connect(c->addr, c->opts.connect_timeout_ms);
+    if (fd < 0)
+        return fd;
+    pthread_mutex_lock(&c->lock);
+    id = ++c->next_id;
+    pthread_mutex_unlock(&c->lock);
+    rc = handshake(c, fd, id, instance);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    if (c->opts.call_timeout_ms > 0)
+        set_timeout(fd, SO_SNDTIMEO, c->opts.call_timeout_ms);
+    return fd;
+}
+
+/* ---- Reader thread ----------------------------------------------------- */
+
+static void on_reply(struct rpc_client *c, const struct proto_hdr *h,
+                     uint8_t *payload)
+{
+    struct call *cl;
+
+    pthread_mutex_lock(&c->lock);
+    for (cl = c->calls; cl; cl = cl->next)
+        if (cl->id == h->req_id && !cl->done)
+            break;
+    if (cl) {
+        cl->done = true;
+        cl->status = proto_err_from_wire(h->status);
+        cl->rep.opcode = h->opcode;
+        cl->rep.status = cl->status;
+        cl->rep.payload = cl->status ? NULL : payload;
+        cl->rep.len = cl->status ? 0 : h->length;
+        if (!cl->status)
+            payload = NULL;
+        pthread_cond_signal(&cl->cv);
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(payload); /* unknown id: a call that gave up */
+}
+
+static void on_server_request(struct rpc_client *c, const struct proto_hdr *h,
+                              const uint8_t *payload)
+{
+    if (c->opts.on_request)
+        c->opts.on_request(c, h->opcode, h->req_id, payload, h->length,
+                           c->opts.arg);
+    else
+        send_frame(c, 0, PROTO_FLAG_REPLY, (uint16_t)(h->opcode + 1), h->req_id,
+                   PROTO_ENOSYS, NULL, 0);
+}
+
+static int read_loop(struct rpc_client *c, int fd)
+{
+    struct proto_hdr h;
+    uint8_t *payload;
+    int rc;
+
+    for (;;) {
+        rc = read_frame(fd, &h, &payload);
+        if (rc < 0)
+            return rc;
+        if (h.flags & PROTO_FLAG_REPLY) {
+            on_reply(c, &h, payload);
+        } else {
+            on_server_request(c, &h, payload);
+            free(payload);
+        }
+    }
+}
+
+static void connection_lost(struct rpc_client *c, int fd, int cause)
+{
+    shutdown(fd, SHUT_RDWR); /* unblocks a sender stuck on it */
+    pthread_mutex_lock(&c->send_lock);
+    pthread_mutex_lock(&c->lock);
+    close(fd);
+    c->fd = -1;
+    if (!c->closing)
+        log_warn("rpc: connection lost: %s peer=%s", strerror(-cause), c->addr);
+    if (!c->closing && c->opts.reconnect_ms > 0) {
+        c->state = CS_DOWN;
+        c->down_since = now_ms();
+    } else {
+        c->state = CS_DEAD;
+    }
+    wake_calls(c);
+    pthread_cond_broadcast(&c->state_cv);
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->send_lock);
+}
+
+static void *reader_main(void *arg)
+{
+    struct rpc_client *c = arg;
+
+    for (;;) {
+        int fd, rc;
+
+        pthread_mutex_lock(&c->lock);
+        while (!c->closing && c->state == CS_DOWN)
+            pthread_cond_wait(&c->state_cv, &c->lock);
+        if (c->closing || c->state == CS_DEAD) {
+            pthread_mutex_unlock(&c->lock);
+            break;
+        }
+        fd = c->fd;
+        pthread_mutex_unlock(&c->lock);
+        rc = read_loop(c, fd);
+        connection_lost(c, fd, rc);
+    }
+    return NULL;
+}
+
+/* ---- Reconnect thread -------------------------------------------------- */
+
+/* Install @fd as the new connection; returns its generation. */
+static uint64_t install(struct rpc_client *c, int fd, uint64_t instance)
+{
+    uint64_t gen;
+
+    pthread_mutex_lock(&c->send_lock);
+    pthread_mutex_lock(&c->lock);
+    c->fd = fd;
+    gen = ++c->gen;
+    c->instance = instance;
+    c->state = c->opts.on_reconnect ? CS_RESTORING : CS_READY;
+    pthread_cond_broadcast(&c->state_cv); /* the reader starts reading */
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->send_lock);
+    return gen;
+}
+
+static void *reconnect_main(void *arg)
+{
+    struct rpc_client *c = arg;
+    uint64_t next_try = 0, instance = 0, gen;
+    unsigned backoff = 0;
+    int fd;
+
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        while (!c->closing && c->state != CS_DOWN)
+            pthread_cond_wait(&c->state_cv, &c->lock);
+        if (c->closing)
+            break;
+        if (now_ms() < next_try) {
+            cond_wait_until(&c->state_cv, &c->lock, next_try);
+            continue;
+        }
+        pthread_mutex_unlock(&c->lock);
+        fd = dial(c, &instance);
+        if (fd < 0) {
+            log_debug("rpc", "redial failed: %s peer=%s", strerror(-fd),
+                      c->addr);
+            backoff = backoff ? backoff * 2 : RPC_BACKOFF_MIN_MS;
+            if (backoff > RPC_BACKOFF_MAX_MS)
+                backoff = RPC_BACKOFF_MAX_MS;
+            next_try = now_ms() + backoff;
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
+        backoff = 0;
+        next_try = 0;
+        pthread_mutex_lock(&c->lock);
+        if (c->closing) {
+            close(fd);
+            break;
+        }
+        pthread_mutex_unlock(&c->lock);
+        gen = install(c, fd, instance);
+        log_info("rpc: reconnected: peer=%s", c->addr);
+        if (c->opts.on_reconnect)
+            c->opts.on_reconnect(c, c->opts.arg);
+        pthread_mutex_lock(&c->lock);
+        if (c->gen == gen && c->state == CS_RESTORING)
+            c->state = CS_READY;
+        wake_calls(c); /* each resends itself on the new connection */
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* ---- Calls ------------------------------------------------------------- */
+
+static void call_unlink(struct rpc_client *c, struct call *cl)
+{
+    if (cl->prev)
+        cl->prev->next = cl->next;
+    else
+        c->calls = cl->next;
+    if (cl->next)
+        cl->next->prev = cl->prev;
+}
+
+/* Wait, under @lock, until @cl is answered or must give up. */
+static int call_wait(struct rpc_client *c, struct call *cl, const void *payload,
+                     size_t len, uint64_t start)
+{
+    uint64_t call_deadline = UINT64_MAX;
+
+    if (c->opts.call_timeout_ms > 0)
+        call_deadline = start + (uint64_t)c->opts.call_timeout_ms;
+    for (;;) {
+        bool sendable;
+        uint64_t now, deadline;
+
+        if (cl->done)
+            return 0;
+        if (c->closing || c->state == CS_DEAD)
+            return -ENOTCONN;
+        sendable =
+            c->state == CS_READY || (cl->raw && c->state == CS_RESTORING);
+        if (sendable && cl->sent_gen != c->gen) {
+            /* First send, or a resend on a new connection with the same
+             * request id; a failed write shows up as a lost connection. */
+            uint64_t gen = c->gen;
+            cl->sent_gen = gen;
+            pthread_mutex_unlock(&c->lock);
+            send_frame(c, gen, 0, cl->opcode, cl->id, 0, payload, len);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
+        now = now_ms();
+        if (now >= call_deadline)
+            return -ETIMEDOUT;
+        deadline = call_deadline;
+        if (!sendable) {
+            uint64_t since, give_up;
+            if (cl->raw)
+                return -ENOTCONN;
+            since = c->down_since > start ? c->down_since : start;
+            give_up = since + (uint64_t)c->opts.reconnect_ms;
+            if (now >= give_up)
+                return -ENOTCONN;
+            if (give_up < deadline)
+                deadline = give_up;
+        }
+        cond_wait_until(&cl->cv, &c->lock, deadline);
+    }
+}
+
+static int do_call(struct rpc_client *c, uint16_t opcode, const void *payload,
+                   size_t len, bool raw, struct rpc_reply *rep)
+{
+    struct call cl;
+    int rc;
+
+    memset(rep, 0, sizeof(*rep));
+    if (len > PROTO_MAX_PAYLOAD)
+        return -EMSGSIZE;
+    memset(&cl, 0, sizeof(cl));
+    rc = cond_init(&cl.cv);
+    if (rc < 0)
+        return rc;
+    cl.opcode = opcode;
+    cl.raw = raw;
+    pthread_mutex_lock(&c->lock);
+    cl.id = ++c->next_id;
+    cl.next = c->calls;
+    if (c->calls)
+        c->calls->prev = &cl;
+    c->calls = &cl;
+    rc = call_wait(c, &cl, payload, len, now_ms());
+    call_unlink(c, &cl);
+    pthread_mutex_unlock(&c->lock);
+    pthread_cond_destroy(&cl.cv);
+    if (rc == 0)
+        rc = cl.status;
+    if (rc == 0 && cl.rep.opcode != (uint16_t)(opcode + 1)) {
+        free(cl.rep.payload);
+        return -EPROTO;
+    }
+    if (rc == 0)
+        *rep = cl.rep;
+    return rc;
+}
+
+int rpc_call(struct rpc_client *c, uint16_t opcode, const void *payload,
+             size_t len, struct rpc_reply *rep)
+{
+    return do_call(c, opcode, payload, len, false, rep);
+}
+
+int rpc_call_raw(struct rpc_client *c, uint16_t opcode, const void *payload,
+                 size_t len, struct rpc_reply *rep)
+{
+    return do_call(c, opcode, payload, len, true, rep);
+}
+
+void rpc_reply_free(struct rpc_reply *rep)
+{
+    if (!rep)
+        return;
+    free(rep->payload);
+    memset(rep, 0, sizeof(*rep));
+}
+
+int rpc_call_msg(struct rpc_client *c, uint16_t opcode,
+                 const struct proto_wbuf *req, struct rpc_reply *rep, void *out)
+{
+    int rc;
+
+    memset(rep, 0, sizeof(*rep));
+    if (req->err)
+        return req->err;
+    rc = rpc_call(c, opcode, req->p, req->len, rep);
+    if (rc < 0)
+        return rc;
+    rc = proto_msg_decode((uint16_t)(opcode + 1), rep->payload, rep->len, out);
+    if (rc < 0)
+        rpc_reply_free(rep);
+    return rc;
+}
+
+int rpc_reply_send(struct rpc_client *c, uint64_t req_id, uint16_t opcode,
+                   int status, const void *payload, size_t len)
+{
+    if (status)
+        len = 0;
+    if (len > PROTO_MAX_PAYLOAD)
+        return -EMSGSIZE;
+    return send_frame(c, 0, PROTO_FLAG_REPLY, opcode, req_id,
+                      proto_err_to_wire(status), payload, len);
+}
+
+uint64_t rpc_server_instance(struct rpc_client *c)
+{
+    uint64_t v;
+
+    pthread_mutex_lock(&c->lock);
+    v = c->instance;
+    pthread_mutex_unlock(&c->lock);
+    return v;
+}
+
+/* ---- Open and close ---------------------------------------------------- */
+
+static void client_free(struct rpc_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->send_lock);
+    pthread_cond_destroy(&c->state_cv);
+    free(c->addr);
+    free(c->name);
+    free(c);
+}
+
+int rpc_client_open(const char *addr, const struct rpc_opts *opts,
+                    struct rpc_client **out)
+{
+    struct rpc_client *c;
+    uint64_t instance = 0;
+    int fd, rc;
+
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->opts = *opts;
+    if (c->opts.connect_timeout_ms <= 0)
+        c->opts.connect_timeout_ms = RPC_CONNECT_TIMEOUT_MS;
+    if (c->opts.call_timeout_ms < 0)
+        c->opts.call_timeout_ms = RPC_CALL_TIMEOUT_MS;
+    if (c->opts.reconnect_ms < 0)
+        c->opts.reconnect_ms = 0;
+    c->fd = -1;
+    c->addr = strdup(addr);
+    c->name = strdup(opts->name ? opts->name : "");
+    c->opts.name = NULL; /* borrowed only during open */
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->send_lock, NULL);
+    rc = cond_init(&c->state_cv);
+    if (rc < 0 || !c->addr || !c->name) {
+        client_free(c);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    fd = dial(c, &instance);
+    if (fd < 0) {
+        client_free(c);
+        return fd;
+    }
+    c->fd = fd;
+    c->gen = 1;
+    c->instance = instance;
+    c->state = CS_READY;
+    rc = -pthread_create(&c->reader, NULL, reader_main, c);
+    if (rc < 0) {
+        client_free(c);
+        return rc;
+    }
+    c->have_reader = true;
+    if (c->opts.reconnect_ms > 0) {
+        rc = -pthread_create(&c->reconnector, NULL, reconnect_main, c);
+        if (rc < 0) {
+            rpc_client_close(c);
+            return rc;
+        }
+        c->have_reconnector = true;
+    }
+    *out = c;
+    return 0;
+}
+
+void rpc_client_close(struct rpc_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->closing = true;
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR); /* the reader closes it (invariant 2) */
+    wake_calls(c);
+    pthread_cond_broadcast(&c->state_cv);
+    pthread_mutex_unlock(&c->lock);
+    if (c->have_reader)
+        pthread_join(c->reader, NULL);
+    if (c->have_reconnector)
+        pthread_join(c->reconnector, NULL);
+    client_free(c);
+}

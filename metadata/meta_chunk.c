@@ -1,0 +1,495 @@
+/* meta_chunk.c: chunk maps, storage servers and the gc list.
+ *
+ * A regular file's chunk map is a set of slots (ino, index) -> chunk id,
+ * version and an ordered replica chain (docs/architecture.md, "Data
+ * flow").  The network part of a write (allocating, bumping versions on
+ * the chunk servers) happens in the daemon; here are the records that
+ * state its outcome (META_OP_CHUNK_SET, CHUNK_WRITE_END_REQ), the server
+ * registry (SERVER_REGISTER_REQ), the gc list of replicas to delete
+ * (filled by truncate, the last unlink and replicas left behind by a
+ * version bump; drained by META_OP_GC_DONE), and the read side:
+ * CHUNK_LOCATE_REQ and the meta_chunk_* getters the daemon uses.
+ *
+ * Chunk slot lifecycle:
+ *
+ *     hole --CHUNK_SET(old 0)--> chunk v1 --CHUNK_SET(v->v+1)--> chunk v+1
+ *       ^                           |                              |
+ *       +-- truncate / last unlink -+------------------------------+
+ *                (every replica goes to the gc list)
+ *
+ *   FROM    -> TO       [function]
+ *   hole    -> chunk    [meta_chunk_set_apply, old_version 0]
+ *   chunk   -> chunk    [meta_chunk_set_apply, old_version = current]
+ *   chunk   -> hole     [meta_chunk_drop_from]
+ *
+ * Invariants:
+ *   1. Chunk ids are never reused: a new chunk's id is above the
+ *      "chunk_max" counter, which only grows.
+ *   2. A slot changes only from the state the record names (else ESTALE),
+ *      so a record computed from an old state cannot undo a newer one.
+ */
+#include "meta_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define COUNTER_CHUNK_MAX "chunk_max"
+
+/* Fill @c from a chunk row (chunk_id, version, ino, idx) and its
+ * replicas. */
+static int chunk_fill(struct meta_db *db, sqlite3_stmt *row,
+                      struct meta_chunk *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->chunk_id = (uint64_t)sqlite3_column_int64(row, 0);
+    c->version = (uint64_t)sqlite3_column_int64(row, 1);
+    c->ino = (uint64_t)sqlite3_column_int64(row, 2);
+    c->index = (uint64_t)sqlite3_column_int64(row, 3);
+    sqlite3_stmt *s = meta_st(db, META_ST_REPLICA_LIST);
+    sqlite3_bind_int64(s, 1, (int64_t)c->chunk_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (c->nreplicas < PROTO_MAX_REPLICAS)
+            c->servers[c->nreplicas++] = (uint32_t)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : meta_sql_err(db, rc, "list replicas");
+}
+
+/* Run a one-row chunk query @s; -ENOENT when it finds nothing. */
+static int chunk_query(struct meta_db *db, sqlite3_stmt *s,
+                       struct meta_chunk *out)
+{
+    int rc = sqlite3_step(s), r;
+    if (rc == SQLITE_ROW)
+        r = chunk_fill(db, s, out);
+    else if (rc == SQLITE_DONE)
+        r = -ENOENT;
+    else
+        r = meta_sql_err(db, rc, "get chunk");
+    sqlite3_reset(s);
+    return r;
+}
+
+int meta_chunk_get(struct meta_db *db, uint64_t chunk_id,
+                   struct meta_chunk *out)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_GET);
+    sqlite3_bind_int64(s, 1, (int64_t)chunk_id);
+    return chunk_query(db, s, out);
+}
+
+int meta_chunk_at(struct meta_db *db, uint64_t ino, uint64_t index,
+                  struct meta_chunk *out)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_AT);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, (int64_t)index);
+    return chunk_query(db, s, out);
+}
+
+uint64_t meta_chunk_max_id(struct meta_db *db)
+{
+    uint64_t v = 0;
+    if (meta_counter_get(db, COUNTER_CHUNK_MAX, &v) < 0)
+        return 0;
+    return v;
+}
+
+int meta_goal_get(struct meta_db *db, uint64_t ino, uint32_t *goal)
+{
+    struct proto_attr a;
+    int r = meta_inode_get(db, ino, &a);
+    if (r == 0)
+        *goal = a.goal;
+    return r;
+}
+
+int meta_chunk_drop_from(struct meta_db *db, uint64_t ino, uint64_t from)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_GC_FROM);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, (int64_t)from);
+    int r = meta_st_exec(db, s, "list chunks for gc");
+    if (r < 0)
+        return r;
+    /* Replicas go with their chunk (ON DELETE CASCADE). */
+    s = meta_st(db, META_ST_CHUNK_DROP_FROM);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, (int64_t)from);
+    return meta_st_exec(db, s, "drop chunks");
+}
+
+/* The regular file @ino, for chunk records: -ENOENT, -EISDIR, -EINVAL. */
+static int chunk_file(struct meta_db *db, uint64_t ino, struct proto_attr *a)
+{
+    int r = meta_inode_get(db, ino, a);
+    if (r < 0)
+        return r;
+    if (S_ISDIR(a->mode))
+        return -EISDIR;
+    return S_ISREG(a->mode) ? 0 : -EINVAL;
+}
+
+static int server_exists(struct meta_db *db, uint32_t id)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_SERVER_EXISTS);
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : meta_sql_err(db, rc, "find server");
+}
+
+static int gc_add(struct meta_db *db, uint64_t chunk_id, uint64_t version,
+                  uint32_t server_id)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_GC_ADD);
+    sqlite3_bind_int64(s, 1, (int64_t)chunk_id);
+    sqlite3_bind_int64(s, 2, (int64_t)version);
+    sqlite3_bind_int64(s, 3, server_id);
+    return meta_st_exec(db, s, "add to gc");
+}
+
+static bool has_server(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+struct chunk_set {
+    uint64_t ino, index, chunk_id, old_version, new_version;
+    uint32_t n;
+    uint32_t servers[PROTO_MAX_REPLICAS];
+};
+
+/* meta.h, META_OP_CHUNK_SET: the payload layout. */
+static int chunk_set_decode(const uint8_t *p, size_t n, struct chunk_set *m)
+{
+    struct proto_rbuf r;
+    proto_rbuf_init(&r, p, n);
+    m->ino = proto_get_u64(&r);
+    m->index = proto_get_u64(&r);
+    m->chunk_id = proto_get_u64(&r);
+    m->old_version = proto_get_u64(&r);
+    m->new_version = proto_get_u64(&r);
+    m->n = proto_get_u32(&r);
+    if (r.err || m->n > PROTO_MAX_REPLICAS)
+        return -EPROTO;
+    for (uint32_t i = 0; i < m->n; i++)
+        m->servers[i] = proto_get_u32(&r);
+    return proto_rbuf_done(&r);
+}
+
+/* Check the servers of @m: registered and distinct. */
+static int chunk_set_servers(struct meta_db *db, const struct chunk_set *m)
+{
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (has_server(m->servers, i, m->servers[i]))
+            return -EINVAL;
+        int r = server_exists(db, m->servers[i]);
+        if (r <= 0)
+            return r < 0 ? r : -EINVAL;
+    }
+    return 0;
+}
+
+int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                         struct proto_wbuf *reply)
+{
+    struct chunk_set m;
+    struct proto_attr a;
+    struct meta_chunk cur;
+    int r = chunk_set_decode(p, n, &m);
+    if (r < 0)
+        return r;
+    if (m.chunk_id == 0 || m.new_version == 0 || m.index > INT64_MAX)
+        return -EINVAL;
+    if ((r = chunk_file(db, m.ino, &a)) < 0)
+        return r;
+    if ((r = chunk_set_servers(db, &m)) < 0)
+        return r;
+    r = meta_chunk_at(db, m.ino, m.index, &cur);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    bool hole = r == -ENOENT;
+    sqlite3_stmt *s;
+    if (m.old_version == 0) {
+        /* Invariant 1: a new chunk has a never-used id. */
+        if (!hole || m.chunk_id <= meta_chunk_max_id(db))
+            return -ESTALE;
+        s = meta_st(db, META_ST_CHUNK_INSERT);
+        sqlite3_bind_int64(s, 1, (int64_t)m.chunk_id);
+        sqlite3_bind_int64(s, 2, (int64_t)m.ino);
+        sqlite3_bind_int64(s, 3, (int64_t)m.index);
+        sqlite3_bind_int64(s, 4, (int64_t)m.new_version);
+        if ((r = meta_st_exec(db, s, "insert chunk")) < 0)
+            return r;
+        if ((r = meta_counter_set(db, COUNTER_CHUNK_MAX, m.chunk_id)) < 0)
+            return r;
+    } else {
+        /* Invariant 2. */
+        if (hole || cur.chunk_id != m.chunk_id || cur.version != m.old_version)
+            return -ESTALE;
+        /* Replicas left out of the new chain missed the bump: stale. */
+        for (uint32_t i = 0; i < cur.nreplicas; i++)
+            if (!has_server(m.servers, m.n, cur.servers[i]) &&
+                (r = gc_add(db, cur.chunk_id, cur.version, cur.servers[i])))
+                return r;
+        s = meta_st(db, META_ST_CHUNK_SET_VERSION);
+        sqlite3_bind_int64(s, 1, (int64_t)m.chunk_id);
+        sqlite3_bind_int64(s, 2, (int64_t)m.new_version);
+        if ((r = meta_st_exec(db, s, "set chunk version")) < 0)
+            return r;
+        s = meta_st(db, META_ST_REPLICA_CLEAR);
+        sqlite3_bind_int64(s, 1, (int64_t)m.chunk_id);
+        if ((r = meta_st_exec(db, s, "clear replicas")) < 0)
+            return r;
+    }
+    for (uint32_t i = 0; i < m.n; i++) {
+        s = meta_st(db, META_ST_REPLICA_ADD);
+        sqlite3_bind_int64(s, 1, (int64_t)m.chunk_id);
+        sqlite3_bind_int64(s, 2, i);
+        sqlite3_bind_int64(s, 3, m.servers[i]);
+        if ((r = meta_st_exec(db, s, "add replica")) < 0)
+            return r;
+    }
+    (void)reply; /* empty reply body */
+    return 0;
+}
+
+int meta_gc_done_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                       struct proto_wbuf *reply)
+{
+    struct proto_rbuf rb;
+    proto_rbuf_init(&rb, p, n);
+    uint64_t chunk_id = proto_get_u64(&rb);
+    uint32_t server_id = proto_get_u32(&rb);
+    if (proto_rbuf_done(&rb) < 0)
+        return -EPROTO;
+    sqlite3_stmt *s = meta_st(db, META_ST_GC_DONE);
+    sqlite3_bind_int64(s, 1, (int64_t)chunk_id);
+    sqlite3_bind_int64(s, 2, server_id);
+    int r = meta_st_exec(db, s, "gc done");
+    if (r < 0)
+        return r;
+    (void)reply;
+    return sqlite3_changes(db->sql) ? 0 : -ENOENT;
+}
+
+int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                               struct proto_wbuf *reply)
+{
+    struct proto_server_register_req q;
+    int r = proto_server_register_req_decode(p, n, &q);
+    if (r < 0)
+        return r;
+    if (q.addr.len == 0 ||
+        q.addr.len >= sizeof(((struct meta_server *)0)->addr) ||
+        memchr(q.addr.p, 0, q.addr.len))
+        return -EINVAL;
+    sqlite3_stmt *s = meta_st(db, META_ST_SERVER_BY_UUID);
+    meta_bind_blob(s, 1, q.uuid, sizeof(q.uuid));
+    int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_sql_err(db, rc, "find server");
+    if (id) {
+        s = meta_st(db, META_ST_SERVER_UPDATE);
+        sqlite3_bind_int64(s, 1, id);
+    } else {
+        s = meta_st(db, META_ST_SERVER_INSERT);
+        meta_bind_blob(s, 1, q.uuid, sizeof(q.uuid));
+    }
+    sqlite3_bind_text(s, 2, q.addr.p, (int)q.addr.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (int64_t)q.capacity);
+    sqlite3_bind_int64(s, 4, (int64_t)q.free);
+    if ((r = meta_st_exec(db, s, "register server")) < 0)
+        return r;
+    if (!id)
+        id = sqlite3_last_insert_rowid(db->sql);
+    if (id > UINT32_MAX)
+        return -ENOSPC;
+    struct proto_server_register_rep rep = {.server_id = (uint32_t)id};
+    proto_server_register_rep_encode(reply, &rep);
+    return reply->err;
+}
+
+int meta_write_end_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                         size_t n, struct proto_wbuf *reply)
+{
+    struct proto_chunk_write_end_req q;
+    struct proto_attr a;
+    struct meta_chunk cur;
+    int r = proto_chunk_write_end_req_decode(p, n, &q);
+    if (r < 0)
+        return r;
+    if ((r = chunk_file(db, q.ino, &a)) < 0)
+        return r;
+    r = meta_chunk_at(db, q.ino, q.index, &cur);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    /* The write went to a chunk the slot no longer holds (a hole reads as
+     * chunk id 0): the writer must start over. */
+    if ((r == -ENOENT ? 0 : cur.chunk_id) != q.chunk_id)
+        return -ESTALE;
+    if (q.size > INT64_MAX)
+        return -EFBIG;
+    if (q.size > a.size)
+        a.size = q.size;
+    a.mtime = q.mtime ? q.mtime : now;
+    a.ctime = now;
+    if ((r = meta_inode_update(db, &a)) < 0)
+        return r;
+    struct proto_attr_rep rep = {.attr = a};
+    proto_attr_rep_encode(reply, &rep);
+    return reply->err;
+}
+
+int meta_server_foreach(struct meta_db *db,
+                        int (*fn)(const struct meta_server *s, void *arg),
+                        void *arg)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_SERVER_LIST);
+    int rc, r = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct meta_server sv;
+        memset(&sv, 0, sizeof(sv));
+        sv.id = (uint32_t)sqlite3_column_int64(s, 0);
+        const void *uuid = sqlite3_column_blob(s, 1);
+        if (uuid && sqlite3_column_bytes(s, 1) == sizeof(sv.uuid))
+            memcpy(sv.uuid, uuid, sizeof(sv.uuid));
+        const unsigned char *addr = sqlite3_column_text(s, 2);
+        if (addr)
+            snprintf(sv.addr, sizeof(sv.addr), "%s", (const char *)addr);
+        if ((r = fn(&sv, arg)) != 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_sql_err(db, rc, "list servers");
+    return r;
+}
+
+int meta_gc_foreach(struct meta_db *db, int max,
+                    int (*fn)(uint64_t chunk_id, uint64_t version,
+                              uint32_t server_id, void *arg),
+                    void *arg)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_GC_LIST);
+    sqlite3_bind_int64(s, 1, max < 0 ? 0 : max);
+    int rc, r = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        r = fn((uint64_t)sqlite3_column_int64(s, 0),
+               (uint64_t)sqlite3_column_int64(s, 1),
+               (uint32_t)sqlite3_column_int64(s, 2), arg);
+        if (r != 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_sql_err(db, rc, "list gc");
+    return r;
+}
+
+/* ---- CHUNK_LOCATE ------------------------------------------------------ */
+
+/* Append the location of chunk row @row (replica addresses copied out of
+ * the servers table) to @w. */
+static int loc_put(struct meta_db *db, sqlite3_stmt *row, struct proto_wbuf *w)
+{
+    struct proto_chunk_loc loc;
+    char addrs[PROTO_MAX_REPLICAS][64];
+    memset(&loc, 0, sizeof(loc));
+    loc.chunk_id = (uint64_t)sqlite3_column_int64(row, 0);
+    loc.version = (uint64_t)sqlite3_column_int64(row, 1);
+    loc.index = (uint64_t)sqlite3_column_int64(row, 3);
+    sqlite3_stmt *s = meta_st(db, META_ST_REPLICA_LIST);
+    sqlite3_bind_int64(s, 1, (int64_t)loc.chunk_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+           loc.nreplicas < PROTO_MAX_REPLICAS) {
+        uint32_t i = loc.nreplicas++;
+        const unsigned char *t = sqlite3_column_text(s, 1);
+        snprintf(addrs[i], sizeof(addrs[i]), "%s", t ? (const char *)t : "");
+        loc.replicas[i].server_id = (uint32_t)sqlite3_column_int64(s, 0);
+        loc.replicas[i].addr.p = addrs[i];
+        loc.replicas[i].addr.len = (uint32_t)strlen(addrs[i]);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_sql_err(db, rc, "list replicas");
+    proto_chunk_loc_put(w, &loc);
+    return w->err;
+}
+
+static void hole_put(struct proto_wbuf *w, uint64_t index)
+{
+    struct proto_chunk_loc loc;
+    memset(&loc, 0, sizeof(loc));
+    loc.index = index;
+    proto_chunk_loc_put(w, &loc);
+}
+
+/* Entries for slots [first, end) into @w; *count gets their number. */
+static int locate_slots(struct meta_db *db, uint64_t ino, uint64_t first,
+                        uint64_t end, struct proto_wbuf *w, uint32_t *count)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_RANGE);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, (int64_t)first);
+    sqlite3_bind_int64(s, 3, (int64_t)end);
+    uint64_t next = first;
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t idx = (uint64_t)sqlite3_column_int64(s, 3);
+        for (; next < idx; next++)
+            hole_put(w, next);
+        r = loc_put(db, s, w);
+        next = idx + 1;
+    }
+    sqlite3_reset(s);
+    if (r < 0)
+        return r;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_sql_err(db, rc, "list chunks");
+    for (; next < end; next++)
+        hole_put(w, next);
+    *count = (uint32_t)(end - first);
+    return w->err;
+}
+
+int meta_chunk_locate(struct meta_db *db, const uint8_t *p, size_t n,
+                      struct proto_wbuf *reply)
+{
+    struct proto_chunk_locate_req q;
+    struct proto_attr a;
+    int r = proto_chunk_locate_req_decode(p, n, &q);
+    if (r < 0)
+        return r;
+    if (q.count == 0 || q.count > PROTO_LOCATE_MAX || q.first > INT64_MAX)
+        return -EINVAL;
+    if ((r = chunk_file(db, q.ino, &a)) < 0)
+        return r;
+    uint64_t nslots =
+        a.size / PROTO_CHUNK_SIZE + (a.size % PROTO_CHUNK_SIZE ? 1 : 0);
+    uint64_t first = q.first < nslots ? q.first : nslots;
+    uint64_t end = nslots - first > q.count ? first + q.count : nslots;
+    struct proto_wbuf entries;
+    proto_wbuf_init(&entries);
+    struct proto_chunk_locate_rep rep = {.file_size = a.size};
+    r = locate_slots(db, q.ino, first, end, &entries, &rep.count);
+    if (r == 0) {
+        rep.raw.p = (const char *)entries.p;
+        rep.raw.len = (uint32_t)entries.len;
+        proto_chunk_locate_rep_encode(reply, &rep);
+        r = reply->err;
+    }
+    proto_wbuf_free(&entries);
+    return r;
+}

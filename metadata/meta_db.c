@@ -1,0 +1,594 @@
+/* meta_db.c: the SQLite database behind the metadata state machine.
+ *
+ * It opens the database, sets the pragmas (WAL, synchronous=FULL, foreign
+ * keys), creates or migrates the schema (PRAGMA user_version counts the
+ * migrations applied), creates the root directory, and prepares every SQL
+ * statement once; the statements live in struct meta_db until close.  It
+ * also holds the row helpers (inodes, directory entries, counters) that the
+ * rest of metadata/ uses instead of SQL.  Deciding what a request means is
+ * left to meta_ns.c, meta_chunk.c and meta_query.c; transactions are
+ * driven by meta_apply.c.
+ *
+ * Schema (migration 1):
+ *   inodes    one row per inode; ino AUTOINCREMENT so numbers are never
+ *             reused; target holds a symlink's target.
+ *   dirents   (parent, name) -> ino, with a monotonic id for READDIR
+ *             cookies.  A directory has exactly one entry naming it.
+ *   xattrs    (ino, name) -> value.
+ *   chunks    chunk_id -> (ino, idx, version); replicas lists its servers
+ *             in chain order.
+ *   gc        replicas waiting for deletion on a chunk server.
+ *   servers, sessions, oplog, counters.
+ *
+ * Timestamps of the root are 0 at creation: opening reads no clock, so two
+ * databases built from the same op log are equal.
+ */
+#include "meta_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+
+static const char *const migrations[] = {
+    /* 1: initial schema. */
+    "CREATE TABLE inodes("
+    " ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " mode INTEGER NOT NULL, nlink INTEGER NOT NULL,"
+    " uid INTEGER NOT NULL, gid INTEGER NOT NULL, rdev INTEGER NOT NULL,"
+    " goal INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " atime INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,"
+    " version INTEGER NOT NULL, target BLOB);"
+    "CREATE TABLE dirents("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " parent INTEGER NOT NULL REFERENCES inodes(ino),"
+    " name BLOB NOT NULL,"
+    " ino INTEGER NOT NULL REFERENCES inodes(ino),"
+    " UNIQUE(parent, name));"
+    "CREATE INDEX dirents_list ON dirents(parent, id);"
+    "CREATE INDEX dirents_ino ON dirents(ino);"
+    "CREATE TABLE xattrs("
+    " ino INTEGER NOT NULL REFERENCES inodes(ino) ON DELETE CASCADE,"
+    " name BLOB NOT NULL, value BLOB NOT NULL,"
+    " PRIMARY KEY(ino, name));"
+    "CREATE TABLE servers("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " uuid BLOB NOT NULL UNIQUE, addr TEXT NOT NULL,"
+    " capacity INTEGER NOT NULL, free INTEGER NOT NULL);"
+    "CREATE TABLE chunks("
+    " chunk_id INTEGER PRIMARY KEY,"
+    " ino INTEGER NOT NULL REFERENCES inodes(ino),"
+    " idx INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " UNIQUE(ino, idx));"
+    "CREATE TABLE replicas("
+    " chunk_id INTEGER NOT NULL REFERENCES chunks(chunk_id) ON DELETE CASCADE,"
+    " pos INTEGER NOT NULL,"
+    " server_id INTEGER NOT NULL REFERENCES servers(id),"
+    " PRIMARY KEY(chunk_id, pos));"
+    "CREATE TABLE gc("
+    " chunk_id INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " server_id INTEGER NOT NULL,"
+    " PRIMARY KEY(chunk_id, server_id));"
+    "CREATE TABLE sessions("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL, host TEXT NOT NULL, opened INTEGER NOT NULL);"
+    "CREATE TABLE oplog("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " opcode INTEGER NOT NULL, now INTEGER NOT NULL,"
+    " session_id INTEGER NOT NULL, payload BLOB NOT NULL);"
+    "CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO inodes(ino, mode, nlink, uid, gid, rdev, goal, size,"
+    " atime, mtime, ctime, version) VALUES(1, 16877, 2, 0, 0, 0, 3, 4096,"
+    " 0, 0, 0, 1);",
+};
+
+#define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
+
+#define INODE_COLS                                                             \
+    "ino, mode, nlink, uid, gid, rdev, goal, size, atime, mtime, ctime, "      \
+    "version"
+
+static const char *const sql[META_ST_COUNT] = {
+    [META_ST_BEGIN] = "BEGIN IMMEDIATE",
+    [META_ST_COMMIT] = "COMMIT",
+    [META_ST_ROLLBACK] = "ROLLBACK",
+    [META_ST_INODE_GET] = "SELECT " INODE_COLS " FROM inodes WHERE ino = ?1",
+    [META_ST_INODE_INSERT] =
+        "INSERT INTO inodes(mode, nlink, uid, gid, rdev, goal, size, atime,"
+        " mtime, ctime, version, target)"
+        " VALUES(?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [META_ST_INODE_UPDATE] =
+        "UPDATE inodes SET mode = ?2, nlink = ?3, uid = ?4, gid = ?5,"
+        " rdev = ?6, goal = ?7, size = ?8, atime = ?9, mtime = ?10,"
+        " ctime = ?11, version = ?12 WHERE ino = ?1",
+    [META_ST_INODE_DELETE] = "DELETE FROM inodes WHERE ino = ?1",
+    [META_ST_INODE_STATS] = "SELECT count(*), total((mode & 61440) = 16384),"
+                            " total((mode & 61440) = 32768) FROM inodes",
+    [META_ST_SYMLINK_GET] = "SELECT mode, target FROM inodes WHERE ino = ?1",
+    [META_ST_DIRENT_GET] =
+        "SELECT id, ino FROM dirents WHERE parent = ?1 AND name = ?2",
+    [META_ST_DIRENT_INSERT] =
+        "INSERT INTO dirents(parent, name, ino) VALUES(?1, ?2, ?3)",
+    [META_ST_DIRENT_DELETE] = "DELETE FROM dirents WHERE id = ?1",
+    [META_ST_DIRENT_MOVE] =
+        "UPDATE dirents SET parent = ?2, name = ?3 WHERE id = ?1",
+    [META_ST_DIRENT_SET_INO] = "UPDATE dirents SET ino = ?2 WHERE id = ?1",
+    [META_ST_DIRENT_PARENT] =
+        "SELECT parent FROM dirents WHERE ino = ?1 ORDER BY id LIMIT 1",
+    [META_ST_DIRENT_ANY] = "SELECT 1 FROM dirents WHERE parent = ?1 LIMIT 1",
+    [META_ST_DIRENT_LIST] =
+        "SELECT d.id, d.name, i.ino, i.mode, i.nlink, i.uid, i.gid, i.rdev,"
+        " i.goal, i.size, i.atime, i.mtime, i.ctime, i.version"
+        " FROM dirents d JOIN inodes i ON i.ino = d.ino"
+        " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+    [META_ST_XATTR_GET] =
+        "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
+    [META_ST_XATTR_PUT] =
+        "INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES(?1, ?2, ?3)",
+    [META_ST_XATTR_DELETE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
+    [META_ST_XATTR_LIST] =
+        "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
+    [META_ST_CHUNK_GET] =
+        "SELECT chunk_id, version, ino, idx FROM chunks WHERE chunk_id = ?1",
+    [META_ST_CHUNK_AT] = "SELECT chunk_id, version, ino, idx FROM chunks"
+                         " WHERE ino = ?1 AND idx = ?2",
+    [META_ST_CHUNK_RANGE] =
+        "SELECT chunk_id, version, ino, idx FROM chunks"
+        " WHERE ino = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+    [META_ST_CHUNK_INSERT] = "INSERT INTO chunks(chunk_id, ino, idx, version) "
+                             "VALUES(?1, ?2, ?3, ?4)",
+    [META_ST_CHUNK_SET_VERSION] =
+        "UPDATE chunks SET version = ?2 WHERE chunk_id = ?1",
+    [META_ST_CHUNK_GC_FROM] =
+        "INSERT OR IGNORE INTO gc(chunk_id, version, server_id)"
+        " SELECT c.chunk_id, c.version, r.server_id FROM chunks c"
+        " JOIN replicas r ON r.chunk_id = c.chunk_id"
+        " WHERE c.ino = ?1 AND c.idx >= ?2",
+    [META_ST_CHUNK_DROP_FROM] =
+        "DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2",
+    [META_ST_REPLICA_LIST] =
+        "SELECT r.server_id, coalesce(s.addr, '') FROM replicas r"
+        " LEFT JOIN servers s ON s.id = r.server_id"
+        " WHERE r.chunk_id = ?1 ORDER BY r.pos",
+    [META_ST_REPLICA_CLEAR] = "DELETE FROM replicas WHERE chunk_id = ?1",
+    [META_ST_REPLICA_ADD] =
+        "INSERT INTO replicas(chunk_id, pos, server_id) VALUES(?1, ?2, ?3)",
+    [META_ST_GC_ADD] = "INSERT OR IGNORE INTO gc(chunk_id, version, server_id)"
+                       " VALUES(?1, ?2, ?3)",
+    [META_ST_GC_DONE] = "DELETE FROM gc WHERE chunk_id = ?1 AND server_id = ?2",
+    [META_ST_GC_LIST] = "SELECT chunk_id, version, server_id FROM gc"
+                        " ORDER BY chunk_id, server_id LIMIT ?1",
+    [META_ST_SERVER_BY_UUID] = "SELECT id FROM servers WHERE uuid = ?1",
+    [META_ST_SERVER_INSERT] = "INSERT INTO servers(uuid, addr, capacity, free)"
+                              " VALUES(?1, ?2, ?3, ?4)",
+    [META_ST_SERVER_UPDATE] =
+        "UPDATE servers SET addr = ?2, capacity = ?3, free = ?4 WHERE id = ?1",
+    [META_ST_SERVER_EXISTS] = "SELECT 1 FROM servers WHERE id = ?1",
+    [META_ST_SERVER_LIST] = "SELECT id, uuid, addr FROM servers ORDER BY id",
+    [META_ST_SERVER_SPACE] =
+        "SELECT count(*), total(capacity), total(free) FROM servers",
+    [META_ST_SESSION_INSERT] =
+        "INSERT INTO sessions(name, host, opened) VALUES(?1, ?2, ?3)",
+    [META_ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
+    [META_ST_SESSION_LIST] = "SELECT id, name, host FROM sessions ORDER BY id",
+    [META_ST_SESSION_COUNT] = "SELECT count(*) FROM sessions",
+    [META_ST_OPLOG_APPEND] = "INSERT INTO oplog(opcode, now, session_id,"
+                             " payload) VALUES(?1, ?2, ?3, ?4)",
+    [META_ST_OPLOG_LIST] = "SELECT seq, opcode, now, session_id, payload"
+                           " FROM oplog WHERE seq > ?1 ORDER BY seq",
+    [META_ST_OPLOG_COUNT] = "SELECT count(*) FROM oplog",
+    [META_ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
+    [META_ST_COUNTER_SET] =
+        "INSERT OR REPLACE INTO counters(name, value) VALUES(?1, ?2)",
+    [META_ST_DB_BYTES] = "SELECT p.page_count * s.page_size"
+                         " FROM pragma_page_count() p, pragma_page_size() s",
+};
+
+int meta_sql_err(struct meta_db *db, int rc, const char *what)
+{
+    log_error("meta db: %s: %s (rc=%d)", what, sqlite3_errmsg(db->sql), rc);
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    default:
+        return -EIO;
+    }
+}
+
+sqlite3_stmt *meta_st(struct meta_db *db, enum meta_st id)
+{
+    sqlite3_stmt *s = db->st[id];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+int meta_st_exec(struct meta_db *db, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return meta_sql_err(db, rc, what);
+    return 0;
+}
+
+void meta_bind_blob(sqlite3_stmt *s, int i, const void *p, size_t n)
+{
+    if (n == 0)
+        sqlite3_bind_zeroblob(s, i, 0);
+    else
+        sqlite3_bind_blob(s, i, p, (int)n, SQLITE_STATIC);
+}
+
+static int exec_script(struct meta_db *db, const char *script, const char *what)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db->sql, script, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        log_error("meta db: %s: %s", what, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+    }
+    return 0;
+}
+
+static int user_version(struct meta_db *db, int *v)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return meta_sql_err(db, rc, "read schema version");
+    rc = sqlite3_step(s);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : meta_sql_err(db, rc, "read schema version");
+}
+
+/* Apply the migrations not applied yet, each in its own transaction
+ * together with the user_version bump, so a crash leaves a whole step. */
+static int migrate(struct meta_db *db)
+{
+    int v, r = user_version(db, &v);
+    if (r < 0)
+        return r;
+    if (v > NMIGRATIONS) {
+        log_error("meta db: schema version %d is newer than this build (%d)", v,
+                  NMIGRATIONS);
+        return -EPROTO;
+    }
+    for (; v < NMIGRATIONS; v++) {
+        char bump[64];
+        snprintf(bump, sizeof(bump), "PRAGMA user_version = %d;", v + 1);
+        r = exec_script(db, "BEGIN IMMEDIATE;", "begin migration");
+        if (r == 0)
+            r = exec_script(db, migrations[v], "migrate");
+        if (r == 0)
+            r = exec_script(db, bump, "set schema version");
+        if (r == 0)
+            r = exec_script(db, "COMMIT;", "commit migration");
+        if (r < 0) {
+            sqlite3_exec(db->sql, "ROLLBACK;", NULL, NULL, NULL);
+            return r;
+        }
+    }
+    return 0;
+}
+
+void meta_db_close(struct meta_db *db)
+{
+    if (!db)
+        return;
+    for (int i = 0; i < META_ST_COUNT; i++)
+        sqlite3_finalize(db->st[i]);
+    sqlite3_close(db->sql);
+    free(db);
+}
+
+int meta_db_open(const char *path, struct meta_db **out)
+{
+    struct meta_db *db = calloc(1, sizeof(*db));
+    if (!db)
+        return -ENOMEM;
+    int rc = sqlite3_open_v2(
+        path, &db->sql,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int r;
+    if (rc != SQLITE_OK) {
+        r = db->sql ? meta_sql_err(db, rc, "open") : -ENOMEM;
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db->sql, 1);
+    sqlite3_busy_timeout(db->sql, 5000);
+    r = exec_script(db,
+                    "PRAGMA journal_mode = WAL;"
+                    "PRAGMA synchronous = FULL;"
+                    "PRAGMA foreign_keys = ON;",
+                    "set pragmas");
+    if (r == 0)
+        r = migrate(db);
+    if (r < 0)
+        goto fail;
+    for (int i = 0; i < META_ST_COUNT; i++) {
+        rc = sqlite3_prepare_v3(db->sql, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &db->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            r = meta_sql_err(db, rc, sql[i]);
+            goto fail;
+        }
+    }
+    *out = db;
+    return 0;
+fail:
+    meta_db_close(db);
+    return r;
+}
+
+/* ---- Transactions ------------------------------------------------------ */
+
+int meta_tx_begin(struct meta_db *db)
+{
+    return meta_st_exec(db, meta_st(db, META_ST_BEGIN), "begin");
+}
+
+int meta_tx_commit(struct meta_db *db)
+{
+    return meta_st_exec(db, meta_st(db, META_ST_COMMIT), "commit");
+}
+
+void meta_tx_rollback(struct meta_db *db)
+{
+    /* Statements still stepping would make ROLLBACK fail in old SQLite;
+     * every helper resets its statement, so none is. */
+    if (!sqlite3_get_autocommit(db->sql))
+        meta_st_exec(db, meta_st(db, META_ST_ROLLBACK), "rollback");
+}
+
+/* ---- Inodes ------------------------------------------------------------ */
+
+static uint64_t col_u64(sqlite3_stmt *s, int i)
+{
+    return (uint64_t)sqlite3_column_int64(s, i);
+}
+
+void meta_attr_from_row(sqlite3_stmt *s, int i, struct proto_attr *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->ino = col_u64(s, i);
+    a->mode = (uint32_t)col_u64(s, i + 1);
+    a->nlink = (uint32_t)col_u64(s, i + 2);
+    a->uid = (uint32_t)col_u64(s, i + 3);
+    a->gid = (uint32_t)col_u64(s, i + 4);
+    a->rdev = (uint32_t)col_u64(s, i + 5);
+    a->goal = (uint32_t)col_u64(s, i + 6);
+    a->size = col_u64(s, i + 7);
+    a->atime = sqlite3_column_int64(s, i + 8);
+    a->mtime = sqlite3_column_int64(s, i + 9);
+    a->ctime = sqlite3_column_int64(s, i + 10);
+    a->version = col_u64(s, i + 11);
+    /* Allocation is not tracked per block: approximate it from the size
+     * for files, one block for a directory, none for the rest. */
+    if (S_ISREG(a->mode))
+        a->blocks = (a->size + 511) / 512;
+    else if (S_ISDIR(a->mode))
+        a->blocks = META_DIR_SIZE / 512;
+}
+
+int meta_inode_get(struct meta_db *db, uint64_t ino, struct proto_attr *a)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_GET);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        meta_attr_from_row(s, 0, a);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return -ENOENT;
+    return meta_sql_err(db, rc, "get inode");
+}
+
+static void bind_attr(sqlite3_stmt *s, const struct proto_attr *a)
+{
+    sqlite3_bind_int64(s, 2, a->mode);
+    sqlite3_bind_int64(s, 3, a->nlink);
+    sqlite3_bind_int64(s, 4, a->uid);
+    sqlite3_bind_int64(s, 5, a->gid);
+    sqlite3_bind_int64(s, 6, a->rdev);
+    sqlite3_bind_int64(s, 7, a->goal);
+    sqlite3_bind_int64(s, 8, (int64_t)a->size);
+    sqlite3_bind_int64(s, 9, a->atime);
+    sqlite3_bind_int64(s, 10, a->mtime);
+    sqlite3_bind_int64(s, 11, a->ctime);
+    sqlite3_bind_int64(s, 12, (int64_t)a->version);
+}
+
+int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
+                      const struct meta_name *target)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_INSERT);
+    a->version = 1;
+    bind_attr(s, a);
+    if (target)
+        meta_bind_blob(s, 13, target->p, target->len);
+    int r = meta_st_exec(db, s, "insert inode");
+    if (r < 0)
+        return r;
+    a->ino = (uint64_t)sqlite3_last_insert_rowid(db->sql);
+    if (S_ISREG(a->mode))
+        a->blocks = (a->size + 511) / 512;
+    else if (S_ISDIR(a->mode))
+        a->blocks = META_DIR_SIZE / 512;
+    return 0;
+}
+
+int meta_inode_update(struct meta_db *db, struct proto_attr *a)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_UPDATE);
+    a->version++;
+    if (S_ISREG(a->mode))
+        a->blocks = (a->size + 511) / 512;
+    sqlite3_bind_int64(s, 1, (int64_t)a->ino);
+    bind_attr(s, a);
+    return meta_st_exec(db, s, "update inode");
+}
+
+int meta_inode_delete(struct meta_db *db, uint64_t ino)
+{
+    int r = meta_chunk_drop_from(db, ino, 0);
+    if (r < 0)
+        return r;
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_DELETE);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    return meta_st_exec(db, s, "delete inode");
+}
+
+int meta_symlink_get(struct meta_db *db, uint64_t ino, char *buf, size_t size,
+                     size_t *len)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_SYMLINK_GET);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    int rc = sqlite3_step(s), r = 0;
+    if (rc == SQLITE_ROW) {
+        if (!S_ISLNK((uint32_t)sqlite3_column_int64(s, 0))) {
+            r = -EINVAL;
+        } else {
+            const void *p = sqlite3_column_blob(s, 1);
+            size_t n = (size_t)sqlite3_column_bytes(s, 1);
+            if (n >= size)
+                n = size - 1;
+            if (n)
+                memcpy(buf, p, n);
+            buf[n] = '\0';
+            *len = n;
+        }
+    } else if (rc == SQLITE_DONE) {
+        r = -ENOENT;
+    } else {
+        r = meta_sql_err(db, rc, "get symlink");
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+/* ---- Directory entries ------------------------------------------------- */
+
+int meta_dirent_find(struct meta_db *db, uint64_t parent,
+                     const struct meta_name *name, uint64_t *ino, uint64_t *id)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_DIRENT_GET);
+    sqlite3_bind_int64(s, 1, (int64_t)parent);
+    meta_bind_blob(s, 2, name->p, name->len);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        if (id)
+            *id = col_u64(s, 0);
+        if (ino)
+            *ino = col_u64(s, 1);
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return -ENOENT;
+    return meta_sql_err(db, rc, "find entry");
+}
+
+int meta_dirent_insert(struct meta_db *db, uint64_t parent,
+                       const struct meta_name *name, uint64_t ino)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_DIRENT_INSERT);
+    sqlite3_bind_int64(s, 1, (int64_t)parent);
+    meta_bind_blob(s, 2, name->p, name->len);
+    sqlite3_bind_int64(s, 3, (int64_t)ino);
+    return meta_st_exec(db, s, "insert entry");
+}
+
+int meta_dirent_delete(struct meta_db *db, uint64_t id)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_DIRENT_DELETE);
+    sqlite3_bind_int64(s, 1, (int64_t)id);
+    return meta_st_exec(db, s, "delete entry");
+}
+
+int meta_dirent_move(struct meta_db *db, uint64_t id, uint64_t newparent,
+                     const struct meta_name *name)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_DIRENT_MOVE);
+    sqlite3_bind_int64(s, 1, (int64_t)id);
+    sqlite3_bind_int64(s, 2, (int64_t)newparent);
+    meta_bind_blob(s, 3, name->p, name->len);
+    return meta_st_exec(db, s, "move entry");
+}
+
+int meta_dirent_set_ino(struct meta_db *db, uint64_t id, uint64_t ino)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_DIRENT_SET_INO);
+    sqlite3_bind_int64(s, 1, (int64_t)id);
+    sqlite3_bind_int64(s, 2, (int64_t)ino);
+    return meta_st_exec(db, s, "repoint entry");
+}
+
+int meta_dir_parent(struct meta_db *db, uint64_t ino, uint64_t *parent)
+{
+    if (ino == META_ROOT_INO) {
+        *parent = META_ROOT_INO;
+        return 0;
+    }
+    sqlite3_stmt *s = meta_st(db, META_ST_DIRENT_PARENT);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *parent = col_u64(s, 0);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return -ENOENT;
+    return meta_sql_err(db, rc, "find parent");
+}
+
+int meta_dir_empty(struct meta_db *db, uint64_t ino)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_DIRENT_ANY);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return 1;
+    return meta_sql_err(db, rc, "list entries");
+}
+
+/* ---- Counters ---------------------------------------------------------- */
+
+int meta_counter_get(struct meta_db *db, const char *name, uint64_t *v)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_COUNTER_GET);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *v = rc == SQLITE_ROW ? col_u64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_sql_err(db, rc, "get counter");
+    return 0;
+}
+
+int meta_counter_set(struct meta_db *db, const char *name, uint64_t v)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_COUNTER_SET);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (int64_t)v);
+    return meta_st_exec(db, s, "set counter");
+}

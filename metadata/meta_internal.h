@@ -1,0 +1,228 @@
+/* meta_internal.h: shared inside metadata/ only.
+ *
+ * struct meta_db holds the SQLite connection and every statement the
+ * state machine uses, prepared once at open (meta_db.c owns the SQL text).
+ * The other files reach rows only through the helpers declared here, so a
+ * schema change touches meta_db.c alone.
+ *
+ * Conventions: functions return 0 or -errno; SQLite failures are logged
+ * once, where the statement failed, and become -EIO (-ENOSPC, -ENOMEM).
+ */
+#ifndef TESSERA_META_INTERNAL_H
+#define TESSERA_META_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "meta.h"
+#include "proto.h"
+
+/* Largest number of hard links to one inode (LINK answers EMLINK). */
+#define META_LINK_MAX 65000u
+/* Default replication goal of the root directory. */
+#define META_GOAL_DEFAULT 3u
+/* Size reported for a directory, as ext4 reports one block. */
+#define META_DIR_SIZE 4096u
+/* Inode number of the root directory. */
+#define META_ROOT_INO 1u
+
+/* Every SQL statement, by id.  The SQL text is in meta_db.c. */
+enum meta_st {
+    META_ST_BEGIN,
+    META_ST_COMMIT,
+    META_ST_ROLLBACK,
+    META_ST_INODE_GET,
+    META_ST_INODE_INSERT,
+    META_ST_INODE_UPDATE,
+    META_ST_INODE_DELETE,
+    META_ST_INODE_STATS,
+    META_ST_SYMLINK_GET,
+    META_ST_DIRENT_GET,
+    META_ST_DIRENT_INSERT,
+    META_ST_DIRENT_DELETE,
+    META_ST_DIRENT_MOVE,
+    META_ST_DIRENT_SET_INO,
+    META_ST_DIRENT_PARENT,
+    META_ST_DIRENT_ANY,
+    META_ST_DIRENT_LIST,
+    META_ST_XATTR_GET,
+    META_ST_XATTR_PUT,
+    META_ST_XATTR_DELETE,
+    META_ST_XATTR_LIST,
+    META_ST_CHUNK_GET,
+    META_ST_CHUNK_AT,
+    META_ST_CHUNK_RANGE,
+    META_ST_CHUNK_INSERT,
+    META_ST_CHUNK_SET_VERSION,
+    META_ST_CHUNK_GC_FROM,
+    META_ST_CHUNK_DROP_FROM,
+    META_ST_REPLICA_LIST,
+    META_ST_REPLICA_CLEAR,
+    META_ST_REPLICA_ADD,
+    META_ST_GC_ADD,
+    META_ST_GC_DONE,
+    META_ST_GC_LIST,
+    META_ST_SERVER_BY_UUID,
+    META_ST_SERVER_INSERT,
+    META_ST_SERVER_UPDATE,
+    META_ST_SERVER_EXISTS,
+    META_ST_SERVER_LIST,
+    META_ST_SERVER_SPACE,
+    META_ST_SESSION_INSERT,
+    META_ST_SESSION_DELETE,
+    META_ST_SESSION_LIST,
+    META_ST_SESSION_COUNT,
+    META_ST_OPLOG_APPEND,
+    META_ST_OPLOG_LIST,
+    META_ST_OPLOG_COUNT,
+    META_ST_COUNTER_GET,
+    META_ST_COUNTER_SET,
+    META_ST_DB_BYTES,
+    META_ST_COUNT
+};
+
+struct meta_db {
+    sqlite3 *sql;
+    sqlite3_stmt *st[META_ST_COUNT];
+};
+
+/* A name borrowed from a request: not NUL-terminated. */
+struct meta_name {
+    const char *p;
+    size_t len;
+};
+
+/* ---- meta_db.c --------------------------------------------------------- */
+
+/* The statement @id, reset and with its bindings cleared.  Returns a
+ * pointer owned by @db, valid until meta_db_close(). */
+sqlite3_stmt *meta_st(struct meta_db *db, enum meta_st id);
+/* Log a failed SQLite call (@what names the operation) and return the
+ * matching -errno. */
+int meta_sql_err(struct meta_db *db, int rc, const char *what);
+/* Run statement @s to completion (no rows expected) and reset it. */
+int meta_st_exec(struct meta_db *db, sqlite3_stmt *s, const char *what);
+/* Bind a possibly empty byte range (a NULL pointer would bind SQL NULL).
+ * @p is borrowed: it must stay valid until @s is reset. */
+void meta_bind_blob(sqlite3_stmt *s, int i, const void *p, size_t n);
+/* Fill @a from the inode columns starting at column @i (ino, mode, nlink,
+ * uid, gid, rdev, goal, size, atime, mtime, ctime, version). */
+void meta_attr_from_row(sqlite3_stmt *s, int i, struct proto_attr *a);
+
+int meta_tx_begin(struct meta_db *db);
+int meta_tx_commit(struct meta_db *db);
+void meta_tx_rollback(struct meta_db *db);
+
+/* Inode rows.  meta_inode_get() fills @a (blocks derived from size);
+ * -ENOENT when there is no such inode. */
+int meta_inode_get(struct meta_db *db, uint64_t ino, struct proto_attr *a);
+/* Insert a new inode from @a (ino ignored; a->ino set to the new number,
+ * which is never reused).  @target is the symlink target or NULL; it is
+ * borrowed. */
+int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
+                      const struct meta_name *target);
+/* Write @a back, bumping a->version first (every change bumps it). */
+int meta_inode_update(struct meta_db *db, struct proto_attr *a);
+/* Delete inode @ino: its chunks go to the gc list (every replica), its
+ * xattrs go with it.  The caller removed every entry naming it. */
+int meta_inode_delete(struct meta_db *db, uint64_t ino);
+/* The target of symlink @ino into @buf (NUL-terminated, at most @size-1
+ * bytes); *len gets its length.  -ENOENT, -EINVAL when not a symlink. */
+int meta_symlink_get(struct meta_db *db, uint64_t ino, char *buf, size_t size,
+                     size_t *len);
+
+/* Directory entries.  Each has a monotonic id, never reused: READDIR
+ * cookies are built from it. */
+int meta_dirent_find(struct meta_db *db, uint64_t parent,
+                     const struct meta_name *name, uint64_t *ino, uint64_t *id);
+int meta_dirent_insert(struct meta_db *db, uint64_t parent,
+                       const struct meta_name *name, uint64_t ino);
+int meta_dirent_delete(struct meta_db *db, uint64_t id);
+int meta_dirent_move(struct meta_db *db, uint64_t id, uint64_t newparent,
+                     const struct meta_name *name);
+int meta_dirent_set_ino(struct meta_db *db, uint64_t id, uint64_t ino);
+/* The directory holding directory @ino (root: itself). */
+int meta_dir_parent(struct meta_db *db, uint64_t ino, uint64_t *parent);
+/* 1 when directory @ino has no entries, 0 when it has some, or -errno. */
+int meta_dir_empty(struct meta_db *db, uint64_t ino);
+
+/* Named counters that only grow ("chunk_max"). */
+int meta_counter_get(struct meta_db *db, const char *name, uint64_t *v);
+int meta_counter_set(struct meta_db *db, const char *name, uint64_t v);
+
+/* ---- meta_perm.c ------------------------------------------------------- */
+
+#define META_MAY_EXEC 1
+#define META_MAY_WRITE 2
+#define META_MAY_READ 4
+
+bool meta_perm_in_group(const struct proto_cred *c, uint32_t gid);
+bool meta_perm_owner(const struct proto_cred *c, const struct proto_attr *a);
+/* rwx check of @mask (META_MAY_*) on @a: 0 or -EACCES.  Root passes
+ * everything except exec on a non-directory with no x bit at all. */
+int meta_perm_check(const struct proto_cred *c, const struct proto_attr *a,
+                    int mask);
+/* Sticky-directory rule for removing or replacing @victim in @dir:
+ * 0 or -EPERM. */
+int meta_perm_sticky(const struct proto_cred *c, const struct proto_attr *dir,
+                     const struct proto_attr *victim);
+/* Look up permission on @dir: exists, is a directory, searchable.
+ * Fills @dir. -ENOENT, -ENOTDIR, -EACCES. */
+int meta_perm_dir(struct meta_db *db, const struct proto_cred *c, uint64_t ino,
+                  struct proto_attr *dir);
+
+/* ---- meta_ns.c --------------------------------------------------------- */
+
+/* Validate a name to look up: -EINVAL (empty, '/'), -ENAMETOOLONG. */
+int meta_name_check(const struct meta_name *n);
+bool meta_name_is_dot(const struct meta_name *n);    /* "." */
+bool meta_name_is_dotdot(const struct meta_name *n); /* ".." */
+
+/* Namespace mutation handlers: @p/@n is the request payload, @now the
+ * op's time; on success the reply body is appended to @reply. */
+int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+                  struct proto_wbuf *reply);
+int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+                  struct proto_wbuf *reply);
+int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+                    struct proto_wbuf *reply);
+int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+                 struct proto_wbuf *reply);
+int meta_ns_unlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+                   struct proto_wbuf *reply);
+int meta_ns_rmdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+                  struct proto_wbuf *reply);
+int meta_ns_rename(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+                   struct proto_wbuf *reply);
+int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+                    struct proto_wbuf *reply);
+int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,
+                     size_t n, struct proto_wbuf *reply);
+int meta_ns_removexattr(struct meta_db *db, int64_t now, const uint8_t *p,
+                        size_t n, struct proto_wbuf *reply);
+
+/* Validate an xattr name (ERANGE, EOPNOTSUPP) and check whether @c may
+ * access it on @a for writing or reading: -EPERM, -EACCES, -ENODATA
+ * (reading user.* of a special file). */
+int meta_xattr_perm(const struct proto_cred *c, const struct proto_attr *a,
+                    const struct meta_name *name, bool write);
+
+/* ---- meta_chunk.c ------------------------------------------------------ */
+
+/* Move every chunk of @ino with index >= @from to the gc list. */
+int meta_chunk_drop_from(struct meta_db *db, uint64_t ino, uint64_t from);
+int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                         struct proto_wbuf *reply);
+int meta_gc_done_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                       struct proto_wbuf *reply);
+int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                               struct proto_wbuf *reply);
+int meta_write_end_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                         size_t n, struct proto_wbuf *reply);
+/* CHUNK_LOCATE_REQ (read-only). */
+int meta_chunk_locate(struct meta_db *db, const uint8_t *p, size_t n,
+                      struct proto_wbuf *reply);
+
+#endif

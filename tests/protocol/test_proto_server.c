@@ -1,0 +1,202 @@
+/* Tests for protocol/proto_server.c: SERVER_REGISTER, SERVER_HEARTBEAT,
+ * SERVER_INVENTORY (docs/protocol.md §10) and the STATUS reply (§11).
+ */
+#include "proto_test.h"
+
+static void test_proto_server_register_req_decode_roundtrip(void **state)
+{
+    struct proto_server_register_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(server_register_req, PROTO_MSG_SERVER_REGISTER_REQ, &in, &out,
+              &w, &s);
+    /* The uuid is 16 raw bytes at the start, no length prefix. */
+    assert_memory_equal(w.p, in.uuid, 16);
+    assert_memory_equal(out.uuid, in.uuid, 16);
+    assert_pstr_equal(out.addr, in.addr);
+    assert_int_equal(out.capacity, in.capacity);
+    assert_int_equal(out.free, in.free);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_server_register_rep_decode_roundtrip(void **state)
+{
+    struct proto_server_register_rep in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(server_register_rep, PROTO_MSG_SERVER_REGISTER_REP, &in, &out,
+              &w, &s);
+    assert_int_equal(out.server_id, in.server_id);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_server_heartbeat_req_decode_roundtrip(void **state)
+{
+    struct proto_server_heartbeat_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(server_heartbeat_req, PROTO_MSG_SERVER_HEARTBEAT_REQ, &in, &out,
+              &w, &s);
+    assert_int_equal(out.server_id, in.server_id);
+    assert_int_equal(out.capacity, in.capacity);
+    assert_int_equal(out.free, in.free);
+    assert_int_equal(out.chunks, in.chunks);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_server_inventory_req_decode_roundtrip(void **state)
+{
+    struct proto_server_inventory_req in, out;
+    struct proto_wbuf w, s;
+    struct proto_inv_entry e;
+
+    (void)state;
+    ROUNDTRIP(server_inventory_req, PROTO_MSG_SERVER_INVENTORY_REQ, &in, &out,
+              &w, &s);
+    assert_int_equal(out.server_id, in.server_id);
+    assert_int_equal(out.last, in.last);
+    assert_int_equal(out.count, 3);
+    assert_int_equal(out.raw.len, 3 * PROTO_INV_ENTRY_SIZE);
+    for (uint32_t i = 0; i < 3; i++) {
+        proto_inv_entry_get(&out, i, &e);
+        assert_int_equal(e.chunk_id, 0xc000 + i);
+        assert_int_equal(e.version, 10 + i);
+        assert_int_equal(e.length, PROTO_CHUNK_SIZE - i);
+    }
+    /* Past the end reads as zeros, never out of bounds. */
+    proto_inv_entry_get(&out, 3, &e);
+    assert_int_equal(e.chunk_id, 0);
+    assert_int_equal(e.version, 0);
+    assert_int_equal(e.length, 0);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_server_inventory_req_decode_bad_count(void **state)
+{
+    struct proto_server_inventory_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ENCODE_SAMPLE(server_inventory_req, &in, &w, &s);
+    /* server_id 0..3, last 4, count 5..8. */
+    patch_be(w.p, 4, 2, 1);
+    assert_int_equal(proto_server_inventory_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    patch_be(w.p, 4, 0, 1);
+    assert_int_equal(proto_server_inventory_req_decode(w.p, w.len, &out), 0);
+    patch_be(w.p, 5, 2, 4);
+    assert_int_equal(proto_server_inventory_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    patch_be(w.p, 5, 4, 4);
+    assert_int_equal(proto_server_inventory_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    proto_wbuf_reset(&w);
+    in.count = 2;
+    proto_server_inventory_req_encode(&w, &in);
+    assert_int_equal(w.err, -EINVAL);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_server_inventory_req_decode_too_many(void **state)
+{
+    struct proto_server_inventory_req in = {0}, out;
+    struct proto_wbuf w;
+    size_t n = (size_t)(PROTO_INV_MAX + 1) * PROTO_INV_ENTRY_SIZE;
+    char *raw = calloc(1, n);
+
+    (void)state;
+    assert_non_null(raw);
+    proto_wbuf_init(&w);
+    in.count = PROTO_INV_MAX;
+    in.raw = (struct proto_str){raw, (uint32_t)(n - PROTO_INV_ENTRY_SIZE)};
+    proto_server_inventory_req_encode(&w, &in);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(proto_server_inventory_req_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.count, PROTO_INV_MAX);
+    /* One entry over the limit, with the raw length to match. */
+    proto_wbuf_reset(&w);
+    proto_put_u32(&w, 1);
+    proto_put_u8(&w, 0);
+    proto_put_u32(&w, PROTO_INV_MAX + 1);
+    proto_put_raw(&w, raw, n);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(proto_server_inventory_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    proto_wbuf_free(&w);
+    free(raw);
+}
+
+static void test_proto_status_rep_decode_roundtrip(void **state)
+{
+    struct proto_status_rep in, out;
+    struct proto_wbuf w, s;
+    struct proto_kv_iter it;
+    struct proto_str k, v;
+
+    (void)state;
+    ROUNDTRIP(status_rep, PROTO_MSG_STATUS_REP, &in, &out, &w, &s);
+    assert_int_equal(out.count, 2);
+    assert_pstr_equal(out.raw, in.raw);
+    proto_kv_iter_init(&it, &out);
+    assert_true(proto_kv_next(&it, &k, &v));
+    assert_pstr_is(k, "meta.uptime_s");
+    assert_pstr_is(v, "3600");
+    assert_true(proto_kv_next(&it, &k, &v));
+    assert_pstr_is(k, "meta.sessions");
+    assert_int_equal(v.len, 0);
+    assert_false(proto_kv_next(&it, &k, &v));
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_status_rep_decode_bad_count(void **state)
+{
+    struct proto_status_rep in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ENCODE_SAMPLE(status_rep, &in, &w, &s);
+    patch_be(w.p, 0, 1, 4);
+    assert_int_equal(proto_status_rep_decode(w.p, w.len, &out), -EPROTO);
+    patch_be(w.p, 0, 3, 4);
+    assert_int_equal(proto_status_rep_decode(w.p, w.len, &out), -EPROTO);
+    patch_be(w.p, 0, 0xffffffffu, 4);
+    assert_int_equal(proto_status_rep_decode(w.p, w.len, &out), -EPROTO);
+    proto_wbuf_reset(&w);
+    in.count = 3;
+    proto_status_rep_encode(&w, &in);
+    assert_int_equal(w.err, -EINVAL);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_status_rep_decode_empty(void **state)
+{
+    static const uint8_t zero[4] = {0};
+    struct proto_status_rep out;
+    struct proto_kv_iter it;
+    struct proto_str k, v;
+
+    (void)state;
+    assert_int_equal(proto_status_rep_decode(zero, 4, &out), 0);
+    assert_int_equal(out.count, 0);
+    proto_kv_iter_init(&it, &out);
+    assert_false(proto_kv_next(&it, &k, &v));
+}
+
+int test_proto_server(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proto_server_register_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_server_register_rep_decode_roundtrip),
+        cmocka_unit_test(test_proto_server_heartbeat_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_server_inventory_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_server_inventory_req_decode_bad_count),
+        cmocka_unit_test(test_proto_server_inventory_req_decode_too_many),
+        cmocka_unit_test(test_proto_status_rep_decode_roundtrip),
+        cmocka_unit_test(test_proto_status_rep_decode_bad_count),
+        cmocka_unit_test(test_proto_status_rep_decode_empty),
+    };
+    return cmocka_run_group_tests_name("proto_server", tests, NULL, NULL);
+}
