@@ -1,0 +1,118 @@
+/* chunk_dispatch.c: message id -> handler, and how answers go out.
+ *
+ * Every connection of the daemon (clients and upstream servers that
+ * dialled us, the downstream servers we dialled, and the metad link)
+ * delivers its requests here.  PING is answered on the spot; the chunk
+ * messages go to their handler files, which decode, queue disk work and
+ * answer later.  Requests the chunk server does not serve are answered
+ * ENOSYS.
+ *
+ * Errors: the store says -ESTALE for a version mismatch and -EBADMSG for a
+ * checksum failure; on the wire these are Tessera's own PROTO_EOLDVER and
+ * PROTO_ECHECKSUM (docs/architecture.md "Writing"), which no host errno
+ * maps to, so they are sent with peer_reply_wire().
+ */
+#include "chunk_internal.h"
+
+#include <errno.h>
+
+#include "log.h"
+
+static const struct {
+    uint16_t opcode;
+    chunk_handler_cb fn;
+} handlers[] = {
+    {PROTO_MSG_CHUNK_READ_REQ, chunk_read_handle},
+    {PROTO_MSG_CHUNK_WRITE_REQ, chunk_write_handle},
+    {PROTO_MSG_CHUNK_SYNC_REQ, chunk_sync_handle},
+    {PROTO_MSG_CHUNK_SETVERSION_REQ, chunk_setversion_handle},
+    {PROTO_MSG_CHUNK_TRUNCATE_REQ, chunk_truncate_handle},
+    {PROTO_MSG_CHUNK_DELETE_REQ, chunk_delete_handle},
+};
+
+struct chunk_server *chunk_server_of(struct peer *p)
+{
+    struct chunk_server *srv = peer_data(p);
+
+    return srv ? srv : peer_get_listener_data(p);
+}
+
+static int32_t to_wire(int status)
+{
+    if (status == -ESTALE)
+        return PROTO_EOLDVER;
+    if (status == -EBADMSG)
+        return PROTO_ECHECKSUM;
+    return proto_err_to_wire(status);
+}
+
+void chunk_reply(struct peer *p, uint16_t opcode, uint64_t req_id, int status,
+                 const void *payload, size_t len)
+{
+    int rc = peer_reply_wire(p, req_id, opcode, to_wire(status), payload, len);
+
+    if (rc < 0)
+        log_warn("chunk reply: send failed: op=%s err=%d peer=%s",
+                 proto_msg_name(opcode), rc, peer_name(p));
+}
+
+void chunk_req_start(struct chunk_req *r, struct peer *p, uint16_t opcode,
+                     uint64_t req_id)
+{
+    peer_ref(p);
+    r->p = p;
+    r->req_id = req_id;
+    r->rep_opcode = (uint16_t)(opcode + 1);
+}
+
+void chunk_req_finish(struct chunk_req *r, int status, const void *payload,
+                      size_t len)
+{
+    chunk_reply(r->p, r->rep_opcode, r->req_id, status, payload, len);
+    peer_unref(r->p);
+    r->p = NULL;
+}
+
+static void ping_handle(struct peer *p, uint64_t req_id, const uint8_t *payload,
+                        size_t len)
+{
+    struct proto_ping ping;
+    struct proto_wbuf w;
+    int rc = proto_ping_decode(payload, len, &ping);
+
+    if (rc < 0) {
+        chunk_reply(p, PROTO_MSG_PING_REP, req_id, rc, NULL, 0);
+        return;
+    }
+    proto_wbuf_init(&w);
+    proto_ping_encode(&w, &ping);
+    chunk_reply(p, PROTO_MSG_PING_REP, req_id, w.err, w.p, w.len);
+    proto_wbuf_free(&w);
+}
+
+void chunk_dispatch(struct peer *p, uint16_t opcode, uint64_t req_id,
+                    const uint8_t *payload, size_t len)
+{
+    struct chunk_server *srv = chunk_server_of(p);
+
+    log_debug("chunk.dispatch",
+              "chunk request: op=%s req=%llu len=%zu "
+              "peer=%s",
+              proto_msg_name(opcode) ? proto_msg_name(opcode) : "?",
+              (unsigned long long)req_id, len, peer_name(p));
+    if (opcode == PROTO_MSG_PING_REQ) {
+        ping_handle(p, req_id, payload, len);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+        if (handlers[i].opcode == opcode) {
+            handlers[i].fn(srv, p, req_id, payload, len);
+            return;
+        }
+    }
+    chunk_reply(p, (uint16_t)(opcode + 1), req_id, -ENOSYS, NULL, 0);
+}
+
+const struct peer_ops chunk_peer_ops = {
+    .on_request = chunk_dispatch,
+};

@@ -1,0 +1,186 @@
+/* chunk_internal.h: interfaces shared inside server/ only.
+ *
+ * Grouped by the file that implements them.  Nothing here is visible to
+ * other folders: the daemon talks to the world only through protocol/.
+ */
+#ifndef TESSERA_CHUNK_INTERNAL_H
+#define TESSERA_CHUNK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "peer.h"
+#include "proto.h"
+
+/* ---- chunk_store.c ---------------------------------------------------- */
+
+#define CHUNK_BLOCK_SIZE 4096u
+#define CHUNK_BLOCKS (PROTO_CHUNK_SIZE / CHUNK_BLOCK_SIZE)
+
+struct chunk_store;
+
+/* Open the store rooted at @dir (created if missing, with dir/chunks).
+ * @dir is copied.  Caller owns *out; free with chunk_store_close(). */
+int chunk_store_open(const char *dir, struct chunk_store **out);
+/* Close @s (NULL is fine).  No operation may be running on it. */
+void chunk_store_close(struct chunk_store *s);
+
+/* Every operation below is thread-safe: operations on one chunk are
+ * serialized by a per-chunk lock (reads share it).  A version mismatch is
+ * -ESTALE (sent as PROTO_EOLDVER), a missing chunk -ENOENT, a stored
+ * block failing its checksum -EBADMSG (PROTO_ECHECKSUM). */
+
+/* Create chunk @id at version @new_ver (@old_ver 0), or move it from
+ * @old_ver to @new_ver.  Setting the version a chunk already has succeeds,
+ * so retries are harmless. */
+int chunk_store_setversion(struct chunk_store *s, uint64_t id, uint64_t old_ver,
+                           uint64_t new_ver);
+/* Read @len bytes at @off of chunk @id at exactly @ver into @buf.  Bytes
+ * never written or past the chunk's length read as zeros. */
+int chunk_store_read(struct chunk_store *s, uint64_t id, uint64_t ver,
+                     uint32_t off, uint32_t len, void *buf);
+/* Write @len bytes from @buf (borrowed) at @off; with @sync, make them
+ * durable before returning.  -ENOSPC leaves the chunk's contents as they
+ * were. */
+int chunk_store_write(struct chunk_store *s, uint64_t id, uint64_t ver,
+                      uint32_t off, const void *buf, uint32_t len, bool sync);
+int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver);
+/* Set the chunk's length to @length, zeroing everything past it. */
+int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
+                         uint32_t length);
+/* Delete chunk @id if its version is @ver or older (@ver 0: any).  A
+ * chunk that does not exist is already deleted: 0. */
+int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver);
+
+struct chunk_info {
+    uint64_t id, version, length;
+};
+/* Call @cb for every chunk on disk; stops early when @cb returns non-zero
+ * and returns that value. */
+typedef int (*chunk_store_list_cb)(const struct chunk_info *ci, void *arg);
+int chunk_store_list(struct chunk_store *s, chunk_store_list_cb cb, void *arg);
+/* Bytes of the file system holding the store, and bytes free for it. */
+int chunk_store_space(struct chunk_store *s, uint64_t *capacity,
+                      uint64_t *free);
+/* Number of chunks, counted at open and kept up to date since. */
+uint32_t chunk_store_count(struct chunk_store *s);
+
+/* ---- chunk_main.c ----------------------------------------------------- */
+
+/* The daemon: everything below runs on the loop thread except chunk_job
+ * work functions. */
+struct chunk_server {
+    uv_loop_t *loop;
+    struct chunk_store *store;
+    const char *listen_addr;    /* borrowed from argv */
+    const char *advertise_addr; /* --advertise, else --listen */
+    const char *meta_addr;
+    uint8_t uuid[16];
+    char name[128]; /* HELLO name: "tessera-chunkd <advertise>" */
+    struct peer_listener *listener;
+    struct chunk_jobs *jobs;
+    struct chunk_chain *chain;
+    struct chunk_meta *meta;
+    bool stopping;
+};
+
+/* ---- chunk_dispatch.c ------------------------------------------------- */
+
+/* Hooks for every peer of the daemon (accepted, dialled downstream, and
+ * the metad link, which supplies its own on_ready/on_close).  peer_data()
+ * or the listener data is the struct chunk_server. */
+extern const struct peer_ops chunk_peer_ops;
+void chunk_dispatch(struct peer *p, uint16_t opcode, uint64_t req_id,
+                    const uint8_t *payload, size_t len);
+struct chunk_server *chunk_server_of(struct peer *p);
+
+/* A request being answered later.  chunk_req_start() takes a reference
+ * on @p; chunk_req_finish() answers and drops it. */
+struct chunk_req {
+    struct peer *p;
+    uint64_t req_id;
+    uint16_t rep_opcode;
+};
+void chunk_req_start(struct chunk_req *r, struct peer *p, uint16_t opcode,
+                     uint64_t req_id);
+/* Answer with @status (0 or -errno: -ESTALE goes out as PROTO_EOLDVER,
+ * -EBADMSG as PROTO_ECHECKSUM).  @payload is copied. */
+void chunk_req_finish(struct chunk_req *r, int status, const void *payload,
+                      size_t len);
+/* The same for an answer given at once, inside on_request. */
+void chunk_reply(struct peer *p, uint16_t opcode, uint64_t req_id, int status,
+                 const void *payload, size_t len);
+
+/* Handlers: @payload is borrowed (valid only during the call). */
+typedef void (*chunk_handler_cb)(struct chunk_server *srv, struct peer *p,
+                                 uint64_t req_id, const uint8_t *payload,
+                                 size_t len);
+
+/* ---- chunk_job.c ------------------------------------------------------ */
+
+/* Disk work on the libuv thread pool, in arrival order per chunk: a job
+ * starts once every earlier exclusive job on its chunk finished, and an
+ * exclusive job also waits for earlier shared ones. */
+struct chunk_job {
+    uv_work_t work;
+    struct chunk_server *srv;
+    uint64_t chunk_id;
+    bool shared; /* a read: may overlap other shared jobs */
+    /* Runs on a worker thread; its result goes to @done. */
+    int (*run)(struct chunk_job *j);
+    /* Runs on the loop thread; owns @j from then on (frees it). */
+    void (*done)(struct chunk_job *j, int rc);
+    struct chunk_job *next; /* queue link, private */
+};
+
+struct chunk_jobs;
+/* Caller owns *out; free with chunk_jobs_free() once no job is queued. */
+int chunk_jobs_new(uv_loop_t *loop, struct chunk_jobs **out);
+void chunk_jobs_free(struct chunk_jobs *js);
+/* Queue @j (filled in by the caller, who keeps ownership until @done).
+ * Returns 0, or -ENOMEM (then @done is never called). */
+int chunk_job_submit(struct chunk_jobs *js, struct chunk_job *j);
+
+/* ---- chunk_chain.c ---------------------------------------------------- */
+
+/* Dialled connections to the next servers of replication chains, one per
+ * address, reused across requests. */
+struct chunk_chain;
+int chunk_chain_new(struct chunk_server *srv, struct chunk_chain **out);
+/* Close every connection; the cache frees itself once they are closed
+ * (NULL is fine). */
+void chunk_chain_close(struct chunk_chain *c);
+/* Send request @opcode with @payload (copied) to @addr (borrowed), dialling
+ * it first if needed.  As peer_request(): on error @cb is never called. */
+int chunk_chain_request(struct chunk_chain *c, struct proto_str addr,
+                        uint16_t opcode, const void *payload, size_t len,
+                        peer_reply_cb cb, void *arg);
+
+/* ---- chunk_read.c, chunk_write.c, chunk_manage.c ---------------------- */
+
+void chunk_read_handle(struct chunk_server *srv, struct peer *p,
+                       uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_write_handle(struct chunk_server *srv, struct peer *p,
+                        uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_sync_handle(struct chunk_server *srv, struct peer *p,
+                       uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_setversion_handle(struct chunk_server *srv, struct peer *p,
+                             uint64_t req_id, const uint8_t *payload,
+                             size_t len);
+void chunk_truncate_handle(struct chunk_server *srv, struct peer *p,
+                           uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_delete_handle(struct chunk_server *srv, struct peer *p,
+                         uint64_t req_id, const uint8_t *payload, size_t len);
+
+/* ---- chunk_meta.c ----------------------------------------------------- */
+
+/* The link to metad: register, inventory, heartbeats, redial forever. */
+struct chunk_meta;
+int chunk_meta_start(struct chunk_server *srv, struct chunk_meta **out);
+/* Close the link and stop redialling; frees itself once its handles are
+ * closed (NULL is fine). */
+void chunk_meta_stop(struct chunk_meta *m);
+
+#endif

@@ -1,0 +1,255 @@
+/* chunk_main.c: tessera-chunkd's main(): options, the data directory and
+ * its uuid, the libuv loop, signals.
+ *
+ *   tessera-chunkd --data DIR --listen ADDR:PORT --meta ADDR:PORT
+ *                  [--advertise ADDR:PORT] [-D module=1] [--help]
+ *
+ * The uuid (16 random bytes, kept as 32 hex digits in DIR/uuid) is made on
+ * the first start and identifies this server to metad across restarts and
+ * address changes.  SIGINT and SIGTERM close the listener and every
+ * connection; the loop then runs until the disk jobs in flight finish and
+ * the process exits 0.  Serving requests, the store and the metad link
+ * live in the other chunk_*.c files.
+ */
+#include "chunk_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tessera-chunkd --data DIR --listen ADDR:PORT "
+            "--meta ADDR:PORT\n"
+            "                      [--advertise ADDR:PORT] [-D module=1] "
+            "[--help]\n"
+            "  --data DIR        chunk files and the server uuid\n"
+            "  --listen ADDR     where clients and other servers connect\n"
+            "  --meta ADDR       the metadata service\n"
+            "  --advertise ADDR  address given to metad (default: --listen)\n"
+            "  -D module=1       enable debug logging for a module "
+            "(chunk.store, chunk.dispatch, peer)\n");
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int uuid_parse(const char *s, uint8_t uuid[16])
+{
+    for (int i = 0; i < 16; i++) {
+        int hi = hexval(s[2 * i]), lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        uuid[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* Read DIR/uuid, or make it: written to a temporary file, synced, then
+ * renamed into place so a crash never leaves a half-written uuid. */
+static int uuid_load(const char *dir, uint8_t uuid[16])
+{
+    char path[4096], tmp[4096], text[34];
+    ssize_t n;
+    int fd, rc = 0;
+
+    snprintf(path, sizeof(path), "%s/uuid", dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+        if (n < 32 || uuid_parse(text, uuid) < 0) {
+            log_error("chunkd: bad uuid file: path=%s", path);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (errno != ENOENT)
+        return -errno;
+    if (getrandom(uuid, 16, 0) != 16)
+        return -errno;
+    for (int i = 0; i < 16; i++)
+        snprintf(text + 2 * i, 3, "%02x", uuid[i]);
+    text[32] = '\n';
+    snprintf(tmp, sizeof(tmp), "%s/uuid.tmp", dir);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    if (write(fd, text, 33) != 33 || fsync(fd) < 0)
+        rc = errno ? -errno : -EIO;
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        log_info("chunkd: new server uuid: uuid=%.32s", text);
+    }
+    return rc;
+}
+
+static uv_signal_t sigs[2];
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct chunk_server *srv = h->data;
+
+    if (srv->stopping)
+        return;
+    log_info("chunkd: stopping: signal=%d", signum);
+    srv->stopping = true;
+    peer_listener_close(srv->listener);
+    srv->listener = NULL;
+    chunk_meta_stop(srv->meta);
+    chunk_chain_close(srv->chain);
+    for (int i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&sigs[i], NULL);
+}
+
+struct opts {
+    const char *data, *listen, *meta, *advertise;
+};
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"meta", required_argument, NULL, 'm'},
+        {"advertise", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            o->data = optarg;
+            break;
+        case 'l':
+            o->listen = optarg;
+            break;
+        case 'm':
+            o->meta = optarg;
+            break;
+        case 'a':
+            o->advertise = optarg;
+            break;
+        case 'D':
+            if (log_debug_enable(optarg) < 0) {
+                fprintf(stderr, "tessera-chunkd: bad -D spec: %s\n", optarg);
+                return 2;
+            }
+            log_set_level(LOG_LVL_DEBUG);
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || !o->data || !o->listen || !o->meta) {
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct chunk_server srv;
+    struct opts o = {0};
+    uv_loop_t loop;
+    int rc;
+
+    log_init(argv[0]);
+    rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    signal(SIGPIPE, SIG_IGN);
+
+    memset(&srv, 0, sizeof(srv));
+    srv.loop = &loop;
+    srv.listen_addr = o.listen;
+    srv.advertise_addr = o.advertise ? o.advertise : o.listen;
+    srv.meta_addr = o.meta;
+    snprintf(srv.name, sizeof(srv.name), "tessera-chunkd %s",
+             srv.advertise_addr);
+
+    rc = chunk_store_open(o.data, &srv.store);
+    if (rc < 0) {
+        log_error("chunkd: cannot open data directory: err=%d dir=%s", rc,
+                  o.data);
+        return 1;
+    }
+    rc = uuid_load(o.data, srv.uuid);
+    if (rc < 0) {
+        log_error("chunkd: cannot load uuid: err=%d dir=%s", rc, o.data);
+        chunk_store_close(srv.store);
+        return 1;
+    }
+    uv_loop_init(&loop);
+    rc = chunk_jobs_new(&loop, &srv.jobs);
+    if (rc == 0)
+        rc = chunk_chain_new(&srv, &srv.chain);
+    if (rc == 0) {
+        rc = peer_listen(&loop, o.listen, &chunk_peer_ops, &srv, &srv.listener);
+        if (rc < 0)
+            log_error("chunkd: cannot listen: err=%d addr=%s", rc, o.listen);
+    }
+    if (rc == 0)
+        peer_listener_set_identity(srv.listener, srv.name, 0);
+    if (rc == 0)
+        rc = chunk_meta_start(&srv, &srv.meta);
+    if (rc < 0) {
+        peer_listener_close(srv.listener);
+        chunk_chain_close(srv.chain);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        chunk_jobs_free(srv.jobs);
+        chunk_store_close(srv.store);
+        return 1;
+    }
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(&loop, &sigs[i]);
+        sigs[i].data = &srv;
+        uv_signal_start(&sigs[i], on_signal, i == 0 ? SIGINT : SIGTERM);
+    }
+    log_info("chunkd: serving: listen=%s advertise=%s meta=%s data=%s "
+             "chunks=%u",
+             o.listen, srv.advertise_addr, o.meta, o.data,
+             chunk_store_count(srv.store));
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    rc = uv_loop_close(&loop);
+    if (rc < 0)
+        log_warn("chunkd: loop closed with handles open: err=%d", rc);
+    chunk_jobs_free(srv.jobs);
+    chunk_store_close(srv.store);
+    log_info("chunkd: stopped");
+    return 0;
+}

@@ -1,0 +1,476 @@
+/* chunk_meta.c: the storage server's link to metad.
+ *
+ * Happy path: dial metad (role CHUNKD); once the handshake is done send
+ * SERVER_REGISTER_REQ (uuid, advertised address, capacity, free) and keep
+ * the server id it answers; list every chunk on a worker thread and send
+ * them in SERVER_INVENTORY_REQ batches of at most PROTO_INV_MAX entries,
+ * the final one (possibly empty) with last=1, each after the previous was
+ * answered; then send SERVER_HEARTBEAT_REQ every second with fresh space
+ * figures (statvfs runs on a worker thread too).  metad also sends its own
+ * requests on this connection (CHUNK_SETVERSION, CHUNK_DELETE,
+ * CHUNK_TRUNCATE); they go to chunk_dispatch() like any other.
+ *
+ * Failure modes: a refused dial, a lost connection, an error answer to
+ * REGISTER or INVENTORY, or a request timing out all close the connection
+ * and redial after 1 s, forever; the server keeps serving clients
+ * meanwhile.  Each new connection registers and sends the inventory again.
+ *
+ *            start / 1 s timer
+ *   WAIT ----------------------> DIALING --on_ready--> REGISTERING
+ *    ^                                                      | REGISTER_REP
+ *    |                                                      v
+ *    +------- on_close (any state but STOPPED) --------- INVENTORY
+ *                                                           | last answered
+ *                                                           v
+ *                                                        RUNNING
+ *   FROM -> TO                  [function]
+ *   WAIT -> DIALING             [on_redial -> dial]
+ *   DIALING -> WAIT             [dial, peer_connect failed]
+ *   DIALING -> REGISTERING      [on_ready]
+ *   REGISTERING -> INVENTORY    [on_register_rep -> inv_start]
+ *   INVENTORY -> RUNNING        [on_inventory_rep, after last=1]
+ *   any -> WAIT                 [on_close]
+ *   any -> STOPPED              [chunk_meta_stop]
+ *
+ * Invariants:
+ *   1. m->p is set exactly from a successful peer_connect() until that
+ *      peer's on_close; the link holds one reference on it meanwhile.
+ *   2. A worker-thread job (inventory listing, space) started for one
+ *      connection is ignored when it finishes on another: @gen differs.
+ *   3. m is freed once stopped and no job and no handle is outstanding.
+ */
+#include "chunk_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define RETRY_MS 1000
+#define HEARTBEAT_MS 1000
+#define REQ_TIMEOUT_MS 30000
+
+enum meta_state {
+    ST_WAIT,
+    ST_DIALING,
+    ST_REGISTERING,
+    ST_INVENTORY,
+    ST_RUNNING,
+    ST_STOPPED
+};
+
+struct chunk_meta {
+    struct chunk_server *srv;
+    enum meta_state state;
+    struct peer *p;
+    uint64_t gen; /* connection number (invariant 2) */
+    uint32_t server_id;
+    uint64_t capacity, free;
+    uv_timer_t redial, heartbeat;
+    int open_handles;
+    int jobs; /* worker-thread jobs in flight (invariant 3) */
+    bool space_busy;
+    bool down_logged; /* one warning per outage, not one per retry */
+    /* Inventory of the current connection. */
+    struct chunk_info *inv;
+    size_t ninv, inv_cap, inv_sent;
+};
+
+/* A worker-thread job of the link.  Not chunk_job: these touch no chunk. */
+struct meta_work {
+    uv_work_t work;
+    struct chunk_meta *m;
+    uint64_t gen;
+    int rc;
+    uint64_t capacity, free;
+    struct chunk_info *inv;
+    size_t ninv, cap;
+};
+
+static void dial(struct chunk_meta *m);
+static void on_redial(uv_timer_t *t);
+
+static void maybe_free(struct chunk_meta *m)
+{
+    /* Invariant 3. */
+    if (m->state == ST_STOPPED && !m->p && m->jobs == 0 &&
+        m->open_handles == 0) {
+        free(m->inv);
+        free(m);
+    }
+}
+
+static void fail(struct chunk_meta *m, const char *what, int rc)
+{
+    log_warn("chunk meta: %s failed: err=%d meta=%s", what, rc,
+             m->srv->meta_addr);
+    m->down_logged = true;
+    if (m->p)
+        peer_close(m->p);
+}
+
+/* ---- Space (statvfs) on a worker thread -------------------------------- */
+
+static void space_run(uv_work_t *w)
+{
+    struct meta_work *mw = w->data;
+
+    mw->rc = chunk_store_space(mw->m->srv->store, &mw->capacity, &mw->free);
+}
+
+static void on_heartbeat_rep(struct peer *p, int status, const uint8_t *payload,
+                             size_t len, void *arg)
+{
+    struct chunk_meta *m = arg;
+
+    (void)payload;
+    (void)len;
+    if (status < 0 && m->p == p && status != -ECONNRESET)
+        fail(m, "heartbeat", status);
+}
+
+static void space_done(uv_work_t *w, int status)
+{
+    struct meta_work *mw = w->data;
+    struct chunk_meta *m = mw->m;
+
+    m->jobs--;
+    m->space_busy = false;
+    if (status == 0 && mw->rc == 0) {
+        m->capacity = mw->capacity;
+        m->free = mw->free;
+    }
+    if (m->state == ST_RUNNING && mw->gen == m->gen) {
+        struct proto_server_heartbeat_req hb = {
+            .server_id = m->server_id,
+            .capacity = m->capacity,
+            .free = m->free,
+            .chunks = chunk_store_count(m->srv->store),
+        };
+        struct proto_wbuf wb;
+        proto_wbuf_init(&wb);
+        proto_server_heartbeat_req_encode(&wb, &hb);
+        int rc =
+            wb.err ? wb.err
+                   : peer_request(m->p, PROTO_MSG_SERVER_HEARTBEAT_REQ, wb.p,
+                                  wb.len, REQ_TIMEOUT_MS, on_heartbeat_rep, m);
+        proto_wbuf_free(&wb);
+        if (rc < 0)
+            fail(m, "heartbeat", rc);
+    }
+    free(mw);
+    maybe_free(m);
+}
+
+static void on_heartbeat_timer(uv_timer_t *t)
+{
+    struct chunk_meta *m = t->data;
+    struct meta_work *mw;
+
+    if (m->state != ST_RUNNING || m->space_busy)
+        return;
+    mw = calloc(1, sizeof(*mw));
+    if (!mw)
+        return; /* try again next second */
+    mw->m = m;
+    mw->gen = m->gen;
+    mw->work.data = mw;
+    m->space_busy = true;
+    m->jobs++;
+    uv_queue_work(m->srv->loop, &mw->work, space_run, space_done);
+}
+
+/* ---- Inventory --------------------------------------------------------- */
+
+static int inv_add(const struct chunk_info *ci, void *arg)
+{
+    struct meta_work *mw = arg;
+
+    if (mw->ninv == mw->cap) {
+        size_t cap = mw->cap ? 2 * mw->cap : 1024;
+        struct chunk_info *n = realloc(mw->inv, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        mw->inv = n;
+        mw->cap = cap;
+    }
+    mw->inv[mw->ninv++] = *ci;
+    return 0;
+}
+
+static void inv_run(uv_work_t *w)
+{
+    struct meta_work *mw = w->data;
+
+    mw->rc = chunk_store_list(mw->m->srv->store, inv_add, mw);
+}
+
+static void inv_send_next(struct chunk_meta *m);
+
+static void on_inventory_rep(struct peer *p, int status, const uint8_t *payload,
+                             size_t len, void *arg)
+{
+    struct chunk_meta *m = arg;
+
+    (void)payload;
+    (void)len;
+    if (m->p != p || m->state != ST_INVENTORY)
+        return;
+    if (status < 0) {
+        fail(m, "inventory", status);
+        return;
+    }
+    if (m->inv_sent >= m->ninv) {
+        log_info("chunk meta: inventory sent: chunks=%zu server_id=%u", m->ninv,
+                 m->server_id);
+        free(m->inv);
+        m->inv = NULL;
+        m->ninv = m->inv_cap = m->inv_sent = 0;
+        m->state = ST_RUNNING;
+        on_heartbeat_timer(&m->heartbeat); /* first heartbeat now */
+        return;
+    }
+    inv_send_next(m);
+}
+
+/* Send the next batch; the last one (maybe empty) carries last=1.  When
+ * the inventory is an exact multiple of the batch size a final empty
+ * batch is not needed: the batch that reaches the end is the last. */
+static void inv_send_next(struct chunk_meta *m)
+{
+    size_t n = m->ninv - m->inv_sent;
+    struct proto_wbuf raw, wb;
+    int rc;
+
+    if (n > PROTO_INV_MAX)
+        n = PROTO_INV_MAX;
+    proto_wbuf_init(&raw);
+    proto_wbuf_init(&wb);
+    for (size_t i = 0; i < n; i++) {
+        const struct chunk_info *ci = &m->inv[m->inv_sent + i];
+        proto_put_u64(&raw, ci->id);
+        proto_put_u64(&raw, ci->version);
+        proto_put_u64(&raw, ci->length);
+    }
+    struct proto_server_inventory_req req = {
+        .server_id = m->server_id,
+        .last = m->inv_sent + n == m->ninv,
+        .count = (uint32_t)n,
+        .raw = {(const char *)raw.p, (uint32_t)raw.len},
+    };
+    rc = raw.err;
+    if (rc == 0) {
+        proto_server_inventory_req_encode(&wb, &req);
+        rc = wb.err;
+    }
+    if (rc == 0)
+        rc = peer_request(m->p, PROTO_MSG_SERVER_INVENTORY_REQ, wb.p, wb.len,
+                          REQ_TIMEOUT_MS, on_inventory_rep, m);
+    proto_wbuf_free(&raw);
+    proto_wbuf_free(&wb);
+    if (rc < 0) {
+        fail(m, "inventory", rc);
+        return;
+    }
+    m->inv_sent += n;
+}
+
+static void inv_done(uv_work_t *w, int status)
+{
+    struct meta_work *mw = w->data;
+    struct chunk_meta *m = mw->m;
+
+    m->jobs--;
+    if (status < 0)
+        mw->rc = status;
+    if (m->state == ST_INVENTORY && mw->gen == m->gen) {
+        if (mw->rc < 0) {
+            fail(m, "inventory listing", mw->rc);
+        } else {
+            m->inv = mw->inv;
+            m->ninv = mw->ninv;
+            m->inv_cap = mw->cap;
+            m->inv_sent = 0;
+            mw->inv = NULL;
+            inv_send_next(m);
+        }
+    }
+    free(mw->inv);
+    free(mw);
+    maybe_free(m);
+}
+
+static void inv_start(struct chunk_meta *m)
+{
+    struct meta_work *mw = calloc(1, sizeof(*mw));
+
+    if (!mw) {
+        fail(m, "inventory", -ENOMEM);
+        return;
+    }
+    m->state = ST_INVENTORY;
+    mw->m = m;
+    mw->gen = m->gen;
+    mw->work.data = mw;
+    m->jobs++;
+    uv_queue_work(m->srv->loop, &mw->work, inv_run, inv_done);
+}
+
+/* ---- Register ---------------------------------------------------------- */
+
+static void on_register_rep(struct peer *p, int status, const uint8_t *payload,
+                            size_t len, void *arg)
+{
+    struct chunk_meta *m = arg;
+    struct proto_server_register_rep rep;
+
+    if (m->p != p || m->state != ST_REGISTERING)
+        return;
+    if (status == 0)
+        status = proto_server_register_rep_decode(payload, len, &rep);
+    if (status < 0) {
+        fail(m, "register", status);
+        return;
+    }
+    m->server_id = rep.server_id;
+    m->down_logged = false;
+    log_info("chunk meta: registered: server_id=%u meta=%s addr=%s",
+             rep.server_id, m->srv->meta_addr, m->srv->advertise_addr);
+    inv_start(m);
+}
+
+static void meta_on_ready(struct peer *p)
+{
+    struct chunk_meta *m = chunk_server_of(p)->meta;
+    struct chunk_server *srv = m->srv;
+    struct proto_server_register_req req = {
+        .addr = {srv->advertise_addr, (uint32_t)strlen(srv->advertise_addr)},
+        .capacity = m->capacity,
+        .free = m->free,
+    };
+    struct proto_wbuf wb;
+    int rc;
+
+    if (m->p != p)
+        return;
+    memcpy(req.uuid, srv->uuid, sizeof(req.uuid));
+    m->state = ST_REGISTERING;
+    proto_wbuf_init(&wb);
+    proto_server_register_req_encode(&wb, &req);
+    rc = wb.err;
+    if (rc == 0)
+        rc = peer_request(p, PROTO_MSG_SERVER_REGISTER_REQ, wb.p, wb.len,
+                          REQ_TIMEOUT_MS, on_register_rep, m);
+    proto_wbuf_free(&wb);
+    if (rc < 0)
+        fail(m, "register", rc);
+}
+
+/* ---- Connection -------------------------------------------------------- */
+
+static void meta_on_close(struct peer *p, int status)
+{
+    struct chunk_meta *m = chunk_server_of(p)->meta;
+
+    assert(m->p == p); /* invariant 1 */
+    if (m->state != ST_STOPPED && !m->down_logged) {
+        log_warn("chunk meta: connection lost: err=%d meta=%s, redialling "
+                 "every %d ms",
+                 status, m->srv->meta_addr, RETRY_MS);
+        m->down_logged = true;
+    }
+    m->p = NULL;
+    peer_unref(p);
+    free(m->inv);
+    m->inv = NULL;
+    m->ninv = m->inv_cap = m->inv_sent = 0;
+    if (m->state == ST_STOPPED) {
+        maybe_free(m);
+        return;
+    }
+    m->state = ST_WAIT;
+    uv_timer_start(&m->redial, on_redial, RETRY_MS, 0);
+}
+
+static const struct peer_ops meta_ops = {
+    .on_ready = meta_on_ready,
+    .on_request = chunk_dispatch,
+    .on_close = meta_on_close,
+};
+
+static void dial(struct chunk_meta *m)
+{
+    int rc;
+
+    if (m->state == ST_STOPPED)
+        return;
+    m->gen++;
+    m->state = ST_DIALING;
+    rc = peer_connect(m->srv->loop, m->srv->meta_addr, PROTO_ROLE_CHUNKD,
+                      m->srv->name, &meta_ops, m->srv, &m->p);
+    if (rc < 0) {
+        m->p = NULL;
+        if (!m->down_logged)
+            log_warn("chunk meta: dial failed: err=%d meta=%s, retrying "
+                     "every %d ms",
+                     rc, m->srv->meta_addr, RETRY_MS);
+        m->down_logged = true;
+        m->state = ST_WAIT;
+        uv_timer_start(&m->redial, on_redial, RETRY_MS, 0);
+    }
+}
+
+static void on_redial(uv_timer_t *t)
+{
+    dial(t->data);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct chunk_meta *m = h->data;
+
+    m->open_handles--;
+    maybe_free(m);
+}
+
+int chunk_meta_start(struct chunk_server *srv, struct chunk_meta **out)
+{
+    struct chunk_meta *m = calloc(1, sizeof(*m));
+    int rc;
+
+    if (!m)
+        return -ENOMEM;
+    m->srv = srv;
+    rc = chunk_store_space(srv->store, &m->capacity, &m->free);
+    if (rc < 0) {
+        free(m);
+        return rc;
+    }
+    uv_timer_init(srv->loop, &m->redial);
+    uv_timer_init(srv->loop, &m->heartbeat);
+    m->redial.data = m;
+    m->heartbeat.data = m;
+    m->open_handles = 2;
+    uv_timer_start(&m->heartbeat, on_heartbeat_timer, HEARTBEAT_MS,
+                   HEARTBEAT_MS);
+    *out = m;
+    srv->meta = m;
+    m->state = ST_WAIT;
+    uv_timer_start(&m->redial, on_redial, 0, 0);
+    return 0;
+}
+
+void chunk_meta_stop(struct chunk_meta *m)
+{
+    if (!m || m->state == ST_STOPPED)
+        return;
+    m->state = ST_STOPPED;
+    uv_timer_stop(&m->redial);
+    uv_timer_stop(&m->heartbeat);
+    uv_close((uv_handle_t *)&m->redial, on_handle_closed);
+    uv_close((uv_handle_t *)&m->heartbeat, on_handle_closed);
+    if (m->p)
+        peer_close(m->p); /* meta_on_close frees once all is done */
+}

@@ -1,0 +1,80 @@
+/* chunk_read.c: CHUNK_READ_REQ -> CHUNK_READ_REP (bytes).
+ *
+ * Happy path: decode, queue a shared job on the chunk, read and verify on
+ * a worker thread, answer with exactly the bytes asked for (zeros where
+ * nothing was written).  Failures are answered with their error: EOLDVER
+ * when the replica's version differs, ECHECKSUM when a block fails its
+ * CRC (the client then tries another replica), ENOENT for a chunk this
+ * server does not hold.
+ */
+#include "chunk_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct read_op {
+    struct chunk_job job; /* first: the job is the op */
+    struct chunk_req req;
+    struct proto_chunk_read_req m;
+    uint8_t *buf;
+};
+
+static int read_run(struct chunk_job *j)
+{
+    struct read_op *op = (struct read_op *)j;
+
+    return chunk_store_read(j->srv->store, op->m.chunk_id, op->m.version,
+                            op->m.offset, op->m.length, op->buf);
+}
+
+static void read_done(struct chunk_job *j, int rc)
+{
+    struct read_op *op = (struct read_op *)j;
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    if (rc == 0) {
+        struct proto_bytes_rep rep = {
+            .data = {(const char *)op->buf, op->m.length}};
+        proto_bytes_rep_encode(&w, &rep);
+        rc = w.err;
+    }
+    chunk_req_finish(&op->req, rc, w.p, w.len);
+    proto_wbuf_free(&w);
+    free(op->buf);
+    free(op);
+}
+
+void chunk_read_handle(struct chunk_server *srv, struct peer *p,
+                       uint64_t req_id, const uint8_t *payload, size_t len)
+{
+    struct read_op *op = calloc(1, sizeof(*op));
+    int rc;
+
+    if (!op) {
+        chunk_reply(p, PROTO_MSG_CHUNK_READ_REP, req_id, -ENOMEM, NULL, 0);
+        return;
+    }
+    rc = proto_chunk_read_req_decode(payload, len, &op->m);
+    if (rc == 0 && op->m.length > PROTO_MAX_DATA)
+        rc = -EPROTO;
+    if (rc == 0 && !(op->buf = malloc(op->m.length ? op->m.length : 1)))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        chunk_reply(p, PROTO_MSG_CHUNK_READ_REP, req_id, rc, NULL, 0);
+        free(op);
+        return;
+    }
+    op->job.srv = srv;
+    op->job.chunk_id = op->m.chunk_id;
+    op->job.shared = true;
+    op->job.run = read_run;
+    op->job.done = read_done;
+    chunk_req_start(&op->req, p, PROTO_MSG_CHUNK_READ_REQ, req_id);
+    rc = chunk_job_submit(srv->jobs, &op->job);
+    if (rc < 0) {
+        chunk_req_finish(&op->req, rc, NULL, 0);
+        free(op->buf);
+        free(op);
+    }
+}

@@ -1,0 +1,931 @@
+/* chunk_store.c: chunk files on the local disk, with a CRC32C per block.
+ *
+ * Layout under the data directory:
+ *
+ *     DIR/chunks/f3/00000000000a01f3       data: sparse, up to 64 MiB
+ *     DIR/chunks/f3/00000000000a01f3.crc   header sector, then checksums
+ *
+ * The folder is the id's last two hex digits.  The .crc file starts with a
+ * 512-byte header sector (magic, format, version, logical length and a
+ * CRC32C of those fields), followed by one little-endian CRC32C per 4 KiB
+ * block of data.  A chunk exists when its .crc file does; create writes it
+ * under a temporary name and renames it into place.
+ *
+ * This file does the disk work only: it neither knows about connections
+ * nor queues anything.  Callers run it on worker threads; every function
+ * takes the chunk's lock itself (shared for reads, exclusive otherwise).
+ *
+ * Invariants (asserts and comments cite them by number):
+ *   1. Data and checksums past the logical length are zero (holes), so a
+ *      read past the length, or of a block never written, sees zeros.
+ *   2. A stored checksum of 0 means "never written": the block is valid
+ *      when its contents are all zeros (crc32c of a zero block).  Any other
+ *      stored value must equal crc32c of the block's 4096 bytes.
+ *   3. The header is rewritten in place, one sector, and carries its own
+ *      checksum: a torn header is reported (-EIO), never trusted.
+ *
+ * Crash safety of a write: the header grows the length first (keeping
+ * invariant 1 true for whatever follows), then the data blocks are
+ * written, then their checksums.  A crash in between leaves blocks whose
+ * checksum does not match and a later read fails with -EBADMSG: detected,
+ * never silently wrong.  Partial blocks are read, verified, merged and
+ * written whole, so a corrupt block is never blessed with a fresh
+ * checksum.
+ *
+ * Versions (docs/architecture.md "Writing"):
+ *
+ *     (absent) --create(0 -> v)--> [v] --setversion(v -> w)--> [w]
+ *        ^                          |
+ *        +-------- delete ----------+
+ *
+ *     FROM      TO        [function]
+ *     absent    v         chunk_store_setversion(old 0)
+ *     v         w         chunk_store_setversion(old v)
+ *     v         absent    chunk_store_delete()
+ */
+#include "chunk_internal.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "log.h"
+
+#define HDR_SIZE 512u
+#define HDR_MAGIC 0x4B435354u /* "TSCK" little-endian */
+#define HDR_FORMAT 1u
+#define HDR_FIELDS 24u /* magic, format, version, length */
+#define NBUCKETS 1024u
+#define DBG "chunk.store"
+
+/* One chunk in use by at least one operation. */
+struct chunk_file {
+    uint64_t id;
+    int refs; /* under store->lock */
+    struct chunk_file *next;
+    pthread_rwlock_t rw;
+    /* Under rw: */
+    bool exists;
+    int dfd, cfd; /* -1 unless exists */
+    uint64_t version, length;
+};
+
+struct chunk_store {
+    char *dir;
+    pthread_mutex_t lock;
+    struct chunk_file *buckets[NBUCKETS];
+    uint32_t count;    /* atomic */
+    uint32_t zero_crc; /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
+};
+
+/* ---- Small helpers ----------------------------------------------------- */
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void chunk_path(const struct chunk_store *s, uint64_t id,
+                       const char *suffix, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/chunks/%02x/%016llx%s", s->dir,
+             (unsigned)(id & 0xFF), (unsigned long long)id, suffix);
+}
+
+static void chunk_dir_path(const struct chunk_store *s, uint64_t id, char *buf,
+                           size_t size)
+{
+    snprintf(buf, size, "%s/chunks/%02x", s->dir, (unsigned)(id & 0xFF));
+}
+
+/* Read exactly @n bytes at @off; bytes past the end of the file read as
+ * zeros (invariant 1: a short file is a file with a hole at the end). */
+static int pread_full(int fd, void *buf, size_t n, off_t off)
+{
+    uint8_t *p = buf;
+
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0) {
+            memset(p, 0, n);
+            return 0;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t n, off_t off)
+{
+    const uint8_t *p = buf;
+
+    while (n > 0) {
+        ssize_t r = pwrite(fd, p, n, off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+/* Write @iov (modified in place) at @off, all of it. */
+static int pwritev_full(int fd, struct iovec *iov, int iovcnt, off_t off)
+{
+    while (iovcnt > 0) {
+        ssize_t r = pwritev(fd, iov, iovcnt, off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        off += r;
+        while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
+            r -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + r;
+            iov->iov_len -= (size_t)r;
+        }
+    }
+    return 0;
+}
+
+/* Reserve space so that a later write cannot fail half-way with ENOSPC.
+ * File systems without fallocate() are written without the reservation. */
+static int reserve(int fd, off_t off, off_t len)
+{
+    if (fallocate(fd, 0, off, len) == 0)
+        return 0;
+    if (errno == EOPNOTSUPP || errno == ENOSYS)
+        return 0;
+    return -errno;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* ---- Header (invariant 3) ---------------------------------------------- */
+
+static int hdr_read(int cfd, uint64_t *version, uint64_t *length)
+{
+    uint8_t h[HDR_FIELDS + 4];
+    int rc = pread_full(cfd, h, sizeof(h), 0);
+
+    if (rc < 0)
+        return rc;
+    if (get_le32(h) != HDR_MAGIC || get_le32(h + 4) != HDR_FORMAT ||
+        get_le32(h + HDR_FIELDS) != crc32c(0, h, HDR_FIELDS))
+        return -EIO;
+    *version = get_le64(h + 8);
+    *length = get_le64(h + 16);
+    if (*version == 0 || *length > PROTO_CHUNK_SIZE)
+        return -EIO;
+    return 0;
+}
+
+static int hdr_write(int cfd, uint64_t version, uint64_t length)
+{
+    uint8_t h[HDR_SIZE];
+
+    memset(h, 0, sizeof(h));
+    put_le32(h, HDR_MAGIC);
+    put_le32(h + 4, HDR_FORMAT);
+    put_le64(h + 8, version);
+    put_le64(h + 16, length);
+    put_le32(h + HDR_FIELDS, crc32c(0, h, HDR_FIELDS));
+    return pwrite_full(cfd, h, sizeof(h), 0);
+}
+
+/* ---- Handles ----------------------------------------------------------- */
+
+static void file_shut(struct chunk_file *f)
+{
+    if (f->dfd >= 0)
+        close(f->dfd);
+    if (f->cfd >= 0)
+        close(f->cfd);
+    f->dfd = f->cfd = -1;
+    f->exists = false;
+}
+
+/* Open the files of a chunk that may exist.  A missing .crc file means no
+ * chunk; a missing data file is an empty one (its blocks will then fail
+ * their checksums, which is what lost data should do). */
+static int file_load(struct chunk_store *s, struct chunk_file *f)
+{
+    char path[4096];
+    int rc;
+
+    chunk_path(s, f->id, ".crc", path, sizeof(path));
+    f->cfd = open(path, O_RDWR | O_CLOEXEC);
+    if (f->cfd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    rc = hdr_read(f->cfd, &f->version, &f->length);
+    if (rc < 0) {
+        log_error("chunk open: bad header: chunk=%016llx path=%s",
+                  (unsigned long long)f->id, path);
+        file_shut(f);
+        return rc;
+    }
+    chunk_path(s, f->id, "", path, sizeof(path));
+    f->dfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f->dfd < 0) {
+        rc = -errno;
+        file_shut(f);
+        return rc;
+    }
+    f->exists = true;
+    return 0;
+}
+
+/* Find or open the handle of chunk @id and take a reference.  Release it
+ * with file_put(). */
+static int file_get(struct chunk_store *s, uint64_t id, struct chunk_file **out)
+{
+    unsigned b = (unsigned)(id % NBUCKETS);
+    struct chunk_file *f;
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    for (f = s->buckets[b]; f; f = f->next)
+        if (f->id == id)
+            break;
+    if (f) {
+        f->refs++;
+        pthread_mutex_unlock(&s->lock);
+        *out = f;
+        return 0;
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        pthread_mutex_unlock(&s->lock);
+        return -ENOMEM;
+    }
+    f->id = id;
+    f->refs = 1;
+    f->dfd = f->cfd = -1;
+    pthread_rwlock_init(&f->rw, NULL);
+    /* Loading under the store lock keeps a half-loaded handle invisible;
+     * it costs two open() calls once per chunk in use. */
+    rc = file_load(s, f);
+    if (rc < 0) {
+        pthread_mutex_unlock(&s->lock);
+        pthread_rwlock_destroy(&f->rw);
+        free(f);
+        return rc;
+    }
+    f->next = s->buckets[b];
+    s->buckets[b] = f;
+    pthread_mutex_unlock(&s->lock);
+    *out = f;
+    return 0;
+}
+
+static void file_put(struct chunk_store *s, struct chunk_file *f)
+{
+    struct chunk_file **pp;
+
+    pthread_mutex_lock(&s->lock);
+    if (--f->refs > 0) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    for (pp = &s->buckets[f->id % NBUCKETS]; *pp != f; pp = &(*pp)->next)
+        ;
+    *pp = f->next;
+    pthread_mutex_unlock(&s->lock);
+    file_shut(f);
+    pthread_rwlock_destroy(&f->rw);
+    free(f);
+}
+
+/* Lock chunk @id shared or exclusive and check that it exists at @ver. */
+static int file_lock(struct chunk_store *s, uint64_t id, uint64_t ver,
+                     bool excl, struct chunk_file **out)
+{
+    struct chunk_file *f;
+    int rc = file_get(s, id, &f);
+
+    if (rc < 0)
+        return rc;
+    if (excl)
+        pthread_rwlock_wrlock(&f->rw);
+    else
+        pthread_rwlock_rdlock(&f->rw);
+    if (!f->exists)
+        rc = -ENOENT;
+    else if (f->version != ver)
+        rc = -ESTALE;
+    if (rc < 0) {
+        pthread_rwlock_unlock(&f->rw);
+        file_put(s, f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+static void file_unlock(struct chunk_store *s, struct chunk_file *f)
+{
+    pthread_rwlock_unlock(&f->rw);
+    file_put(s, f);
+}
+
+/* ---- Blocks and checksums ---------------------------------------------- */
+
+static bool block_ok(const struct chunk_store *s, uint32_t stored,
+                     uint32_t actual)
+{
+    /* Invariant 2. */
+    return stored == actual || (stored == 0 && actual == s->zero_crc);
+}
+
+/* Read blocks [@b0, @b0 + @nb) of @f into @buf (nb * block size bytes) and
+ * verify each against its stored checksum. */
+static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
+                       uint32_t nb, uint8_t *buf)
+{
+    uint8_t *raw = malloc((size_t)nb * 4);
+    int rc;
+
+    if (!raw)
+        return -ENOMEM;
+    rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
+                    (off_t)b0 * CHUNK_BLOCK_SIZE);
+    if (rc == 0)
+        rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4);
+    for (uint32_t i = 0; rc == 0 && i < nb; i++) {
+        uint32_t want = get_le32(raw + 4 * i);
+        uint32_t got =
+            crc32c(0, buf + (size_t)i * CHUNK_BLOCK_SIZE, CHUNK_BLOCK_SIZE);
+        if (!block_ok(s, want, got)) {
+            log_error("chunk read: checksum mismatch: chunk=%016llx "
+                      "block=%u",
+                      (unsigned long long)f->id, b0 + i);
+            rc = -EBADMSG;
+        }
+    }
+    free(raw);
+    return rc;
+}
+
+static int crcs_store(struct chunk_file *f, uint32_t b0, const uint32_t *crc,
+                      uint32_t nb)
+{
+    uint8_t *raw = malloc((size_t)nb * 4);
+    int rc;
+
+    if (!raw)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < nb; i++)
+        put_le32(raw + 4 * i, crc[i]);
+    rc = pwrite_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4);
+    free(raw);
+    return rc;
+}
+
+static int range_check(uint32_t off, uint32_t len)
+{
+    return (uint64_t)off + len > PROTO_CHUNK_SIZE ? -EINVAL : 0;
+}
+
+/* ---- Open and close ---------------------------------------------------- */
+
+static int count_one(const struct chunk_info *ci, void *arg)
+{
+    (void)ci;
+    (*(uint32_t *)arg)++;
+    return 0;
+}
+
+int chunk_store_open(const char *dir, struct chunk_store **out)
+{
+    struct chunk_store *s;
+    char path[4096];
+    uint8_t *zero;
+    int rc;
+
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    snprintf(path, sizeof(path), "%s/chunks", dir);
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    s = calloc(1, sizeof(*s));
+    zero = calloc(1, CHUNK_BLOCK_SIZE);
+    if (!s || !zero || !(s->dir = strdup(dir))) {
+        free(zero);
+        if (s)
+            free(s->dir);
+        free(s);
+        return -ENOMEM;
+    }
+    s->zero_crc = crc32c(0, zero, CHUNK_BLOCK_SIZE);
+    free(zero);
+    pthread_mutex_init(&s->lock, NULL);
+    rc = chunk_store_list(s, count_one, &s->count);
+    if (rc < 0) {
+        chunk_store_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void chunk_store_close(struct chunk_store *s)
+{
+    if (!s)
+        return;
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        assert(!s->buckets[b]); /* no operation may be running */
+    pthread_mutex_destroy(&s->lock);
+    free(s->dir);
+    free(s);
+}
+
+/* ---- Versions ---------------------------------------------------------- */
+
+static int chunk_create(struct chunk_store *s, struct chunk_file *f,
+                        uint64_t ver)
+{
+    char path[4096], tmp[4096], dir[4096];
+    int rc;
+
+    chunk_dir_path(s, f->id, dir, sizeof(dir));
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    chunk_path(s, f->id, "", path, sizeof(path));
+    f->dfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->dfd < 0)
+        return -errno;
+    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
+    f->cfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->cfd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = hdr_write(f->cfd, ver, 0);
+    if (rc == 0 && (fdatasync(f->cfd) < 0 || fsync(f->dfd) < 0))
+        rc = -errno;
+    if (rc < 0)
+        goto fail;
+    chunk_path(s, f->id, ".crc", path, sizeof(path));
+    if (rename(tmp, path) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    /* The chunk now exists; make its directory entries durable. */
+    rc = fsync_path(dir);
+    if (rc == 0) {
+        snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
+        rc = fsync_path(dir);
+    }
+    f->exists = true;
+    f->version = ver;
+    f->length = 0;
+    __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    log_debug(DBG, "chunk create: chunk=%016llx version=%llu",
+              (unsigned long long)f->id, (unsigned long long)ver);
+    return rc;
+
+fail:
+    if (f->cfd >= 0)
+        unlink(tmp);
+    file_shut(f);
+    return rc;
+}
+
+int chunk_store_setversion(struct chunk_store *s, uint64_t id, uint64_t old_ver,
+                           uint64_t new_ver)
+{
+    struct chunk_file *f;
+    int rc;
+
+    if (new_ver == 0)
+        return -EINVAL;
+    rc = file_get(s, id, &f);
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_wrlock(&f->rw);
+    if (f->exists && f->version == new_ver)
+        rc = 0; /* a retry of a change already made */
+    else if (old_ver == 0)
+        rc = f->exists ? -EEXIST : chunk_create(s, f, new_ver);
+    else if (!f->exists)
+        rc = -ENOENT;
+    else if (f->version != old_ver)
+        rc = -ESTALE;
+    else {
+        rc = hdr_write(f->cfd, new_ver, f->length);
+        if (rc == 0 && fdatasync(f->cfd) < 0)
+            rc = -errno;
+        if (rc == 0)
+            f->version = new_ver;
+        log_debug(DBG, "chunk setversion: chunk=%016llx %llu -> %llu rc=%d",
+                  (unsigned long long)id, (unsigned long long)old_ver,
+                  (unsigned long long)new_ver, rc);
+    }
+    file_unlock(s, f);
+    return rc;
+}
+
+int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
+{
+    struct chunk_file *f;
+    char path[4096];
+    int rc;
+
+    rc = file_get(s, id, &f);
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_wrlock(&f->rw);
+    if (!f->exists)
+        rc = 0;
+    else if (ver != 0 && f->version > ver)
+        rc = -ESTALE;
+    else {
+        /* The .crc file goes first: it is what makes a chunk exist. */
+        chunk_path(s, id, ".crc", path, sizeof(path));
+        if (unlink(path) < 0 && errno != ENOENT)
+            rc = -errno;
+        if (rc == 0) {
+            chunk_path(s, id, "", path, sizeof(path));
+            unlink(path);
+            file_shut(f);
+            __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
+            log_debug(DBG, "chunk delete: chunk=%016llx",
+                      (unsigned long long)id);
+        }
+    }
+    file_unlock(s, f);
+    return rc;
+}
+
+/* ---- Data -------------------------------------------------------------- */
+
+int chunk_store_read(struct chunk_store *s, uint64_t id, uint64_t ver,
+                     uint32_t off, uint32_t len, void *buf)
+{
+    struct chunk_file *f;
+    uint64_t end;
+    uint32_t b0, nb;
+    uint8_t *tmp;
+    int rc;
+
+    rc = range_check(off, len);
+    if (rc == 0)
+        rc = file_lock(s, id, ver, false, &f);
+    if (rc < 0)
+        return rc;
+    memset(buf, 0, len);
+    end = (uint64_t)off + len;
+    if (end > f->length)
+        end = f->length; /* invariant 1: the rest is zeros */
+    if (off >= end)
+        goto out;
+    b0 = off / CHUNK_BLOCK_SIZE;
+    nb = (uint32_t)((end + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE) - b0;
+    tmp = malloc((size_t)nb * CHUNK_BLOCK_SIZE);
+    if (!tmp) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = blocks_load(s, f, b0, nb, tmp);
+    if (rc == 0)
+        memcpy(buf, tmp + (off - (size_t)b0 * CHUNK_BLOCK_SIZE),
+               (size_t)(end - off));
+    free(tmp);
+out:
+    file_unlock(s, f);
+    return rc;
+}
+
+/* Fill @blk with block @b as it will be after a write of @buf at @off:
+ * its current contents (verified) overlaid with the written bytes. */
+static int block_merge(struct chunk_store *s, struct chunk_file *f, uint32_t b,
+                       uint32_t off, const uint8_t *buf, uint32_t len,
+                       uint8_t *blk)
+{
+    uint64_t bstart = (uint64_t)b * CHUNK_BLOCK_SIZE;
+    uint64_t lo = off > bstart ? off : bstart;
+    uint64_t hi = (uint64_t)off + len;
+    int rc;
+
+    if (hi > bstart + CHUNK_BLOCK_SIZE)
+        hi = bstart + CHUNK_BLOCK_SIZE;
+    if (bstart >= f->length) {
+        memset(blk, 0, CHUNK_BLOCK_SIZE); /* invariant 1 */
+    } else {
+        rc = blocks_load(s, f, b, 1, blk);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(blk + (lo - bstart), buf + (lo - off), (size_t)(hi - lo));
+    return 0;
+}
+
+static int write_locked(struct chunk_store *s, struct chunk_file *f,
+                        uint32_t off, const uint8_t *buf, uint32_t len,
+                        bool sync)
+{
+    uint64_t end = (uint64_t)off + len;
+    uint32_t b0 = off / CHUNK_BLOCK_SIZE;
+    uint32_t b1 = (uint32_t)((end + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
+    uint32_t nb = b1 - b0;
+    bool head = off % CHUNK_BLOCK_SIZE || (nb == 1 && end % CHUNK_BLOCK_SIZE);
+    bool tail = nb > 1 && end % CHUNK_BLOCK_SIZE;
+    uint8_t *hblk = NULL, *tblk = NULL;
+    uint32_t *crc = malloc((size_t)nb * sizeof(*crc));
+    struct iovec iov[3];
+    int niov = 0, rc;
+
+    if (!crc)
+        return -ENOMEM;
+    rc = reserve(f->dfd, (off_t)b0 * CHUNK_BLOCK_SIZE,
+                 (off_t)nb * CHUNK_BLOCK_SIZE);
+    if (rc == 0)
+        rc = reserve(f->cfd, HDR_SIZE + (off_t)b0 * 4, (off_t)nb * 4);
+    if (rc < 0)
+        goto out;
+    if (head || tail) {
+        hblk = malloc(2 * CHUNK_BLOCK_SIZE);
+        if (!hblk) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        tblk = hblk + CHUNK_BLOCK_SIZE;
+    }
+    if (head)
+        rc = block_merge(s, f, b0, off, buf, len, hblk);
+    if (rc == 0 && tail)
+        rc = block_merge(s, f, b1 - 1, off, buf, len, tblk);
+    if (rc < 0)
+        goto out;
+
+    /* Whole blocks go out in one pwritev: merged head, the caller's
+     * aligned middle, merged tail. */
+    uint32_t mid0 = b0 + (head ? 1 : 0), mid1 = b1 - (tail ? 1 : 0);
+    if (head)
+        iov[niov++] = (struct iovec){hblk, CHUNK_BLOCK_SIZE};
+    if (mid1 > mid0)
+        iov[niov++] = (struct iovec){
+            (void *)(buf + ((size_t)mid0 * CHUNK_BLOCK_SIZE - off)),
+            (size_t)(mid1 - mid0) * CHUNK_BLOCK_SIZE};
+    if (tail)
+        iov[niov++] = (struct iovec){tblk, CHUNK_BLOCK_SIZE};
+    for (uint32_t b = b0; b < b1; b++) {
+        const uint8_t *p;
+        if (b == b0 && head)
+            p = hblk;
+        else if (b == b1 - 1 && tail)
+            p = tblk;
+        else
+            p = buf + ((size_t)b * CHUNK_BLOCK_SIZE - off);
+        crc[b - b0] = crc32c(0, p, CHUNK_BLOCK_SIZE);
+    }
+
+    /* Length first, so invariant 1 holds whatever happens next. */
+    if (end > f->length) {
+        rc = hdr_write(f->cfd, f->version, end);
+        if (rc < 0)
+            goto out;
+        f->length = end;
+    }
+    rc = pwritev_full(f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE);
+    if (rc == 0)
+        rc = crcs_store(f, b0, crc, nb);
+    if (rc == 0 && sync && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
+        rc = -errno;
+out:
+    free(hblk);
+    free(crc);
+    return rc;
+}
+
+int chunk_store_write(struct chunk_store *s, uint64_t id, uint64_t ver,
+                      uint32_t off, const void *buf, uint32_t len, bool sync)
+{
+    struct chunk_file *f;
+    int rc;
+
+    rc = range_check(off, len);
+    if (rc == 0)
+        rc = file_lock(s, id, ver, true, &f);
+    if (rc < 0)
+        return rc;
+    if (len > 0)
+        rc = write_locked(s, f, off, buf, len, sync);
+    else if (sync && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
+        rc = -errno;
+    file_unlock(s, f);
+    return rc;
+}
+
+int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver)
+{
+    return chunk_store_write(s, id, ver, 0, NULL, 0, true);
+}
+
+int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
+                         uint32_t length)
+{
+    struct chunk_file *f;
+    uint32_t bl = length / CHUNK_BLOCK_SIZE;
+    uint32_t keep = (length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE;
+    uint8_t *blk = NULL;
+    uint32_t crc = 0;
+    int rc;
+
+    if (length > PROTO_CHUNK_SIZE)
+        return -EINVAL;
+    rc = file_lock(s, id, ver, true, &f);
+    if (rc < 0)
+        return rc;
+    if (length >= f->length) {
+        /* Growing: the new range is already zeros (invariant 1). */
+        rc = hdr_write(f->cfd, f->version, length);
+        goto done;
+    }
+    if (length % CHUNK_BLOCK_SIZE) {
+        /* The boundary block keeps its head; verify it before giving the
+         * block a new checksum. */
+        blk = malloc(CHUNK_BLOCK_SIZE);
+        if (!blk) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        rc = blocks_load(s, f, bl, 1, blk);
+        if (rc < 0)
+            goto out;
+        memset(blk + length % CHUNK_BLOCK_SIZE, 0,
+               CHUNK_BLOCK_SIZE - length % CHUNK_BLOCK_SIZE);
+        crc = crc32c(0, blk, CHUNK_BLOCK_SIZE);
+    }
+    /* Data first: a crash before the checksum is fixed leaves the boundary
+     * block failing its checksum, which is detected. */
+    if (ftruncate(f->dfd, length) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (length % CHUNK_BLOCK_SIZE)
+        rc = crcs_store(f, bl, &crc, 1);
+    if (rc == 0 && ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = hdr_write(f->cfd, f->version, length);
+done:
+    if (rc == 0) {
+        f->length = length;
+        if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
+            rc = -errno;
+    }
+out:
+    free(blk);
+    file_unlock(s, f);
+    return rc;
+}
+
+/* ---- Inventory and space ----------------------------------------------- */
+
+static bool parse_name(const char *name, uint64_t *id)
+{
+    char *end;
+
+    if (strlen(name) != 16 + 4 || strcmp(name + 16, ".crc") != 0)
+        return false;
+    for (int i = 0; i < 16; i++)
+        if (!strchr("0123456789abcdef", name[i]))
+            return false;
+    *id = strtoull(name, &end, 16);
+    return end == name + 16;
+}
+
+static int list_dir(struct chunk_store *s, const char *sub,
+                    chunk_store_list_cb cb, void *arg)
+{
+    char path[4096];
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    snprintf(path, sizeof(path), "%s/chunks/%s", s->dir, sub);
+    d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    while (rc == 0 && (de = readdir(d))) {
+        struct chunk_info ci;
+        uint64_t len;
+        int fd;
+
+        if (!parse_name(de->d_name, &ci.id))
+            continue;
+        fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* deleted while we walk */
+        if (hdr_read(fd, &ci.version, &len) < 0) {
+            log_warn("chunk list: bad header, skipped: path=%s/%s", path,
+                     de->d_name);
+            close(fd);
+            continue;
+        }
+        close(fd);
+        ci.length = len;
+        rc = cb(&ci, arg);
+    }
+    closedir(d);
+    return rc;
+}
+
+int chunk_store_list(struct chunk_store *s, chunk_store_list_cb cb, void *arg)
+{
+    char path[4096];
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    snprintf(path, sizeof(path), "%s/chunks", s->dir);
+    d = opendir(path);
+    if (!d)
+        return -errno;
+    while (rc == 0 && (de = readdir(d))) {
+        if (strlen(de->d_name) != 2 ||
+            !strchr("0123456789abcdef", de->d_name[0]) ||
+            !strchr("0123456789abcdef", de->d_name[1]))
+            continue;
+        rc = list_dir(s, de->d_name, cb, arg);
+    }
+    closedir(d);
+    return rc;
+}
+
+int chunk_store_space(struct chunk_store *s, uint64_t *capacity, uint64_t *free)
+{
+    struct statvfs sv;
+
+    if (statvfs(s->dir, &sv) < 0)
+        return -errno;
+    *capacity = (uint64_t)sv.f_blocks * sv.f_frsize;
+    *free = (uint64_t)sv.f_bavail * sv.f_frsize;
+    return 0;
+}
+
+uint32_t chunk_store_count(struct chunk_store *s)
+{
+    return __atomic_load_n(&s->count, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,407 @@
+/* Tests for server/chunk_store.c against a real temporary directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "chunk_internal.h"
+
+#define ID 0x00000000000a01f3ull
+#define BS CHUNK_BLOCK_SIZE
+
+struct fix {
+    char dir[64];
+    struct chunk_store *s;
+};
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+                  struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fix *fx = calloc(1, sizeof(*fx));
+
+    assert_non_null(fx);
+    strcpy(fx->dir, "/tmp/test_chunk_store.XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(chunk_store_open(fx->dir, &fx->s), 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *fx = *state;
+
+    chunk_store_close(fx->s);
+    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 9));
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* Overwrite one byte of a chunk's data file behind the store's back. */
+static void corrupt_byte(struct fix *fx, uint64_t id, off_t off)
+{
+    char path[256];
+    uint8_t b;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/chunks/%02x/%016llx", fx->dir,
+             (unsigned)(id & 0xFF), (unsigned long long)id);
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, off), 1);
+    b ^= 0x5A;
+    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
+static void test_chunk_store_setversion_creates_files(void **state)
+{
+    struct fix *fx = *state;
+    char path[256];
+    struct stat st;
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    snprintf(path, sizeof(path), "%s/chunks/f3/00000000000a01f3", fx->dir);
+    assert_int_equal(stat(path, &st), 0);
+    strcat(path, ".crc");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(chunk_store_count(fx->s), 1);
+}
+
+static void test_chunk_store_setversion_create_retry_ok(void **state)
+{
+    struct fix *fx = *state;
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 2), -EEXIST);
+    assert_int_equal(chunk_store_count(fx->s), 1);
+}
+
+static void test_chunk_store_setversion_old_mismatch(void **state)
+{
+    struct fix *fx = *state;
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 3), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 2, 4), -ESTALE);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 3, 4), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 3, 4), 0); /* retry */
+    assert_int_equal(chunk_store_setversion(fx->s, ID + 1, 1, 2), -ENOENT);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 4, 0), -EINVAL);
+}
+
+static void test_chunk_store_write_read_roundtrip(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 3 * BS };
+    uint8_t *in = malloc(N), *out = malloc(N);
+
+    fill(in, N, 1);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, BS, in, N, false), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, BS, N, out), 0);
+    assert_memory_equal(in, out, N);
+    free(in);
+    free(out);
+}
+
+static void test_chunk_store_write_version_mismatch(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t buf[16] = {1};
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 1, 2), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, buf, 16, false),
+                     -ESTALE);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, 16, buf), -ESTALE);
+    assert_int_equal(chunk_store_write(fx->s, ID, 2, 0, buf, 16, true), 0);
+}
+
+static void test_chunk_store_read_missing_chunk(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t buf[16];
+
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, 16, buf), -ENOENT);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, buf, 16, false),
+                     -ENOENT);
+}
+
+static void test_chunk_store_read_out_of_range(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t buf[16];
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(
+        chunk_store_read(fx->s, ID, 1, PROTO_CHUNK_SIZE - 8, 16, buf), -EINVAL);
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, PROTO_CHUNK_SIZE - 8, buf, 16, false),
+        -EINVAL);
+}
+
+static void test_chunk_store_read_unwritten_zeros(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 4 * BS };
+    uint8_t *out = malloc(N), one[100];
+
+    fill(one, sizeof(one), 2);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    memset(out, 0xEE, N);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, N, out), 0);
+    assert_true(all_zero(out, N));
+    /* A write far out leaves a hole before it that still reads zeros,
+     * and bytes past the length read zeros too. */
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 40 * BS + 7, one, 100, false), 0);
+    memset(out, 0xEE, N);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 10 * BS, N, out), 0);
+    assert_true(all_zero(out, N));
+    memset(out, 0xEE, N);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 40 * BS, N, out), 0);
+    assert_memory_equal(out + 7, one, 100);
+    assert_true(all_zero(out, 7));
+    assert_true(all_zero(out + 107, N - 107));
+    free(out);
+}
+
+static void test_chunk_store_write_partial_blocks(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 6 * BS };
+    uint8_t *model = calloc(1, N), *out = malloc(N), buf[3 * BS];
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    /* Unaligned writes, inside one block, across blocks, overlapping. */
+    const struct {
+        uint32_t off, len;
+    } w[] = {
+        {100, 50},
+        {BS - 10, 20},
+        {2 * BS + 1, 2 * BS},
+        {3 * BS, BS},
+        {5, 3 * BS - 10},
+        {5 * BS + 4000, 96},
+        {4 * BS + 1, BS - 2},
+    };
+    for (unsigned i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+        fill(buf, w[i].len, i + 10);
+        memcpy(model + w[i].off, buf, w[i].len);
+        assert_int_equal(
+            chunk_store_write(fx->s, ID, 1, w[i].off, buf, w[i].len, false), 0);
+        assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, N, out), 0);
+        assert_memory_equal(out, model, N);
+    }
+    /* Odd-sized reads in the middle. */
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, BS + 3, 2 * BS + 5, out),
+                     0);
+    assert_memory_equal(out, model + BS + 3, 2 * BS + 5);
+    free(model);
+    free(out);
+}
+
+static void test_chunk_store_read_detects_flipped_byte(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 4 * BS };
+    uint8_t *in = malloc(N), *out = malloc(N);
+
+    fill(in, N, 3);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, in, N, true), 0);
+    corrupt_byte(fx, ID, 2 * BS + 123);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, N, out), -EBADMSG);
+    /* Blocks that were not touched still read fine. */
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, 2 * BS, out), 0);
+    assert_memory_equal(out, in, 2 * BS);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 3 * BS, BS, out), 0);
+    /* A partial write into the bad block must not bless it. */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 2 * BS + 5, in, 10, false),
+                     -EBADMSG);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 2 * BS, 1, out), -EBADMSG);
+    /* A whole-block overwrite repairs it. */
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 2 * BS, in + 2 * BS, BS, false), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, N, out), 0);
+    assert_memory_equal(out, in, N);
+    free(in);
+    free(out);
+}
+
+static void test_chunk_store_read_detects_garbage_in_hole(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t one = 1, out[BS];
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 3 * BS, &one, 1, false),
+                     0);
+    /* Block 1 was never written: non-zero bytes there are corruption. */
+    corrupt_byte(fx, ID, BS + 9);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, BS, BS, out), -EBADMSG);
+}
+
+static void test_chunk_store_truncate_zeroes_tail(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 5 * BS };
+    uint8_t *in = malloc(N), *out = malloc(N);
+
+    fill(in, N, 4);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, in, N, false), 0);
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, 2 * BS + 100), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, N, out), 0);
+    assert_memory_equal(out, in, 2 * BS + 100);
+    assert_true(all_zero(out + 2 * BS + 100, N - 2 * BS - 100));
+    /* Growing again exposes zeros, not the old bytes. */
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, N), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, N, out), 0);
+    assert_memory_equal(out, in, 2 * BS + 100);
+    assert_true(all_zero(out + 2 * BS + 100, N - 2 * BS - 100));
+    /* Aligned truncate, then a write after it. */
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, BS), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 3 * BS, in, 10, false), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, N, out), 0);
+    assert_memory_equal(out, in, BS);
+    assert_true(all_zero(out + BS, 2 * BS));
+    assert_memory_equal(out + 3 * BS, in, 10);
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 2, 0), -ESTALE);
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, PROTO_CHUNK_SIZE + 1),
+                     -EINVAL);
+    free(in);
+    free(out);
+}
+
+static void test_chunk_store_delete_removes_chunk(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t buf[8] = {0};
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 5), 0);
+    assert_int_equal(chunk_store_delete(fx->s, ID, 4), -ESTALE);
+    assert_int_equal(chunk_store_delete(fx->s, ID, 5), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 5, 0, 8, buf), -ENOENT);
+    assert_int_equal(chunk_store_delete(fx->s, ID, 5), 0); /* idempotent */
+    assert_int_equal(chunk_store_count(fx->s), 0);
+    /* The id can be created again, empty. */
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, 8, buf), 0);
+    assert_true(all_zero(buf, 8));
+}
+
+struct inv {
+    int n;
+    struct chunk_info e[8];
+};
+
+static int collect(const struct chunk_info *ci, void *arg)
+{
+    struct inv *inv = arg;
+
+    if (inv->n < 8)
+        inv->e[inv->n] = *ci;
+    inv->n++;
+    return 0;
+}
+
+static void test_chunk_store_list_inventory(void **state)
+{
+    struct fix *fx = *state;
+    struct inv inv = {0};
+    uint8_t buf[10] = {1, 2, 3};
+    struct chunk_store *s2;
+
+    assert_int_equal(chunk_store_setversion(fx->s, 1, 0, 1), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, 0x1ff, 0, 7), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, 0x2ff, 0, 2), 0);
+    assert_int_equal(chunk_store_write(fx->s, 0x1ff, 7, 90, buf, 10, false), 0);
+    assert_int_equal(chunk_store_delete(fx->s, 0x2ff, 0), 0);
+    assert_int_equal(chunk_store_list(fx->s, collect, &inv), 0);
+    assert_int_equal(inv.n, 2);
+    for (int i = 0; i < 2; i++) {
+        if (inv.e[i].id == 1) {
+            assert_int_equal(inv.e[i].version, 1);
+            assert_int_equal(inv.e[i].length, 0);
+        } else {
+            assert_int_equal(inv.e[i].id, 0x1ff);
+            assert_int_equal(inv.e[i].version, 7);
+            assert_int_equal(inv.e[i].length, 100);
+        }
+    }
+    /* A second open of the same directory counts what is there. */
+    assert_int_equal(chunk_store_open(fx->dir, &s2), 0);
+    assert_int_equal(chunk_store_count(s2), 2);
+    assert_int_equal(chunk_store_read(s2, 0x1ff, 7, 90, 10, buf), 0);
+    assert_int_equal(buf[0], 1);
+    assert_int_equal(buf[2], 3);
+    chunk_store_close(s2);
+}
+
+static void test_chunk_store_space_reports_sizes(void **state)
+{
+    struct fix *fx = *state;
+    uint64_t cap = 0, fr = 0;
+
+    assert_int_equal(chunk_store_space(fx->s, &cap, &fr), 0);
+    assert_true(cap > 0);
+    assert_true(fr <= cap);
+}
+
+int test_chunk_store(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_chunk_store_setversion_creates_files),
+        T(test_chunk_store_setversion_create_retry_ok),
+        T(test_chunk_store_setversion_old_mismatch),
+        T(test_chunk_store_write_read_roundtrip),
+        T(test_chunk_store_write_version_mismatch),
+        T(test_chunk_store_read_missing_chunk),
+        T(test_chunk_store_read_out_of_range),
+        T(test_chunk_store_read_unwritten_zeros),
+        T(test_chunk_store_write_partial_blocks),
+        T(test_chunk_store_read_detects_flipped_byte),
+        T(test_chunk_store_read_detects_garbage_in_hole),
+        T(test_chunk_store_truncate_zeroes_tail),
+        T(test_chunk_store_delete_removes_chunk),
+        T(test_chunk_store_list_inventory),
+        T(test_chunk_store_space_reports_sizes),
+    };
+#undef T
+    return cmocka_run_group_tests_name("chunk_store", tests, NULL, NULL);
+}

@@ -1,0 +1,347 @@
+/* Tests for the request path of server/ (chunk_dispatch.c, chunk_job.c,
+ * chunk_read.c, chunk_write.c, chunk_manage.c, chunk_chain.c): two chunk
+ * servers and a client on one libuv loop over loopback TCP, no metad. */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chunk_internal.h"
+
+struct node {
+    struct chunk_server srv;
+    char dir[64];
+    char addr[64];
+    bool stopped;
+};
+
+struct fix {
+    uv_loop_t loop;
+    struct node n[2];
+    struct peer *client;
+    /* The last answer. */
+    bool done;
+    int nreplies, nfailed;
+    int status;
+    uint8_t *rep;
+    size_t rep_len;
+};
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+                  struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void node_start(struct fix *fx, struct node *n)
+{
+    strcpy(n->dir, "/tmp/test_chunk_write.XXXXXX");
+    assert_non_null(mkdtemp(n->dir));
+    n->srv.loop = &fx->loop;
+    snprintf(n->srv.name, sizeof(n->srv.name), "test-chunkd");
+    assert_int_equal(chunk_store_open(n->dir, &n->srv.store), 0);
+    assert_int_equal(chunk_jobs_new(&fx->loop, &n->srv.jobs), 0);
+    assert_int_equal(chunk_chain_new(&n->srv, &n->srv.chain), 0);
+    assert_int_equal(peer_listen(&fx->loop, "127.0.0.1:0", &chunk_peer_ops,
+                                 &n->srv, &n->srv.listener),
+                     0);
+    snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d",
+             peer_listener_port(n->srv.listener));
+}
+
+static void node_stop(struct node *n)
+{
+    if (n->srv.listener)
+        peer_listener_close(n->srv.listener);
+    n->srv.listener = NULL;
+    /* srv.chain stays set: the cache frees itself once its connections
+     * have closed, and their hooks find it through the server. */
+    chunk_chain_close(n->srv.chain);
+    n->stopped = true;
+}
+
+static void client_close(struct peer *p, int status)
+{
+    (void)status;
+    peer_unref(p);
+}
+
+static const struct peer_ops client_ops = {.on_close = client_close};
+
+static int setup(void **state)
+{
+    struct fix *fx = calloc(1, sizeof(*fx));
+
+    assert_non_null(fx);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    node_start(fx, &fx->n[0]);
+    node_start(fx, &fx->n[1]);
+    assert_int_equal(peer_connect(&fx->loop, fx->n[0].addr, PROTO_ROLE_CLIENT,
+                                  "test", &client_ops, NULL, &fx->client),
+                     0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *fx = *state;
+
+    peer_close(fx->client);
+    for (int i = 0; i < 2; i++)
+        if (!fx->n[i].stopped)
+            node_stop(&fx->n[i]);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    for (int i = 0; i < 2; i++) {
+        chunk_jobs_free(fx->n[i].srv.jobs);
+        chunk_store_close(fx->n[i].srv.store);
+        nftw(fx->n[i].dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    free(fx->rep);
+    free(fx);
+    return 0;
+}
+
+static void on_reply(struct peer *p, int status, const uint8_t *payload,
+                     size_t len, void *arg)
+{
+    struct fix *fx = arg;
+
+    (void)p;
+    fx->done = true;
+    fx->nreplies++;
+    fx->nfailed += status != 0;
+    fx->status = status;
+    free(fx->rep);
+    fx->rep = malloc(len ? len : 1);
+    if (len)
+        memcpy(fx->rep, payload, len);
+    fx->rep_len = len;
+}
+
+/* Send @w as @opcode on @p and run the loop until the answer. */
+static int call(struct fix *fx, struct peer *p, uint16_t opcode,
+                struct proto_wbuf *w)
+{
+    assert_int_equal(w->err, 0);
+    fx->done = false;
+    assert_int_equal(peer_request(p, opcode, w->p, w->len, 10000, on_reply, fx),
+                     0);
+    while (!fx->done)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    proto_wbuf_free(w);
+    return fx->status;
+}
+
+static int setversion(struct fix *fx, uint64_t id, uint64_t o, uint64_t n)
+{
+    struct proto_chunk_setversion_req m = {id, o, n};
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    proto_chunk_setversion_req_encode(&w, &m);
+    return call(fx, fx->client, PROTO_MSG_CHUNK_SETVERSION_REQ, &w);
+}
+
+static int write_chain(struct fix *fx, uint64_t id, uint64_t ver, uint32_t off,
+                       const void *data, uint32_t len, const char *next)
+{
+    struct proto_chunk_write_req m = {
+        .chunk_id = id,
+        .version = ver,
+        .offset = off,
+        .flags = PROTO_CHUNK_WRITE_SYNC,
+        .data = {data, len},
+    };
+    struct proto_wbuf w;
+
+    if (next) {
+        m.nchain = 1;
+        m.chain[0].server_id = 2;
+        m.chain[0].addr = (struct proto_str){next, (uint32_t)strlen(next)};
+    }
+    proto_wbuf_init(&w);
+    proto_chunk_write_req_encode(&w, &m);
+    return call(fx, fx->client, PROTO_MSG_CHUNK_WRITE_REQ, &w);
+}
+
+static int read_from(struct fix *fx, struct peer *p, uint64_t id, uint64_t ver,
+                     uint32_t off, uint32_t len)
+{
+    struct proto_chunk_read_req m = {id, ver, off, len, 0};
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    proto_chunk_read_req_encode(&w, &m);
+    return call(fx, p, PROTO_MSG_CHUNK_READ_REQ, &w);
+}
+
+/* Create chunk @id at version 1 on both servers: on A through the client,
+ * on B straight in its store (as metad would have). */
+static void create_both(struct fix *fx, uint64_t id)
+{
+    assert_int_equal(setversion(fx, id, 0, 1), 0);
+    assert_int_equal(chunk_store_setversion(fx->n[1].srv.store, id, 0, 1), 0);
+}
+
+static void test_chunk_write_handle_replicates_chain(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t data[10000], got[10000];
+    struct proto_bytes_rep rep;
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 13);
+    create_both(fx, 7);
+    assert_int_equal(
+        write_chain(fx, 7, 1, 1000, data, sizeof(data), fx->n[1].addr), 0);
+    /* On B's disk: the write went down the chain. */
+    assert_int_equal(
+        chunk_store_read(fx->n[1].srv.store, 7, 1, 1000, sizeof(got), got), 0);
+    assert_memory_equal(got, data, sizeof(data));
+    /* And A serves it over the wire. */
+    assert_int_equal(read_from(fx, fx->client, 7, 1, 1000, sizeof(data)), 0);
+    assert_int_equal(proto_bytes_rep_decode(fx->rep, fx->rep_len, &rep), 0);
+    assert_int_equal(rep.data.len, sizeof(data));
+    assert_memory_equal(rep.data.p, data, sizeof(data));
+}
+
+static void test_chunk_write_handle_downstream_version_mismatch(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t data[100] = {1, 2, 3};
+
+    create_both(fx, 8);
+    /* B missed a bump: it is at 1, A and the client at 2. */
+    assert_int_equal(setversion(fx, 8, 1, 2), 0);
+    assert_int_equal(write_chain(fx, 8, 2, 0, data, 100, fx->n[1].addr),
+                     -ESTALE); /* PROTO_EOLDVER on the wire */
+}
+
+static void test_chunk_write_handle_downstream_unreachable(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t data[100] = {1};
+    char dead[64];
+
+    create_both(fx, 9);
+    /* B's listener goes away: nothing accepts on its port any more. */
+    snprintf(dead, sizeof(dead), "%s", fx->n[1].addr);
+    peer_listener_close(fx->n[1].srv.listener);
+    fx->n[1].srv.listener = NULL;
+    assert_true(write_chain(fx, 9, 1, 0, data, 100, dead) < 0);
+}
+
+static void test_chunk_read_handle_errors(void **state)
+{
+    struct fix *fx = *state;
+    struct proto_bytes_rep rep;
+
+    assert_int_equal(read_from(fx, fx->client, 10, 1, 0, 10), -ENOENT);
+    assert_int_equal(setversion(fx, 10, 0, 3), 0);
+    assert_int_equal(read_from(fx, fx->client, 10, 2, 0, 10), -ESTALE);
+    assert_int_equal(read_from(fx, fx->client, 10, 3, 4096, 5000), 0);
+    assert_int_equal(proto_bytes_rep_decode(fx->rep, fx->rep_len, &rep), 0);
+    assert_int_equal(rep.data.len, 5000);
+    for (int i = 0; i < 5000; i++)
+        assert_int_equal(rep.data.p[i], 0);
+}
+
+static void test_chunk_setversion_handle_old_mismatch(void **state)
+{
+    struct fix *fx = *state;
+    struct proto_chunk_truncate_req tr = {11, 1, 0};
+    struct proto_chunk_ref del = {11, 0};
+    struct proto_wbuf w;
+
+    assert_int_equal(setversion(fx, 11, 0, 1), 0);
+    assert_int_equal(setversion(fx, 11, 5, 6), -ESTALE);
+    proto_wbuf_init(&w);
+    proto_chunk_truncate_req_encode(&w, &tr);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_TRUNCATE_REQ, &w), 0);
+    proto_wbuf_init(&w);
+    proto_chunk_ref_encode(&w, &del);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_DELETE_REQ, &w), 0);
+    assert_int_equal(read_from(fx, fx->client, 11, 1, 0, 10), -ENOENT);
+}
+
+static void test_chunk_dispatch_ping_and_unknown(void **state)
+{
+    struct fix *fx = *state;
+    struct proto_ping ping = {0x1234567890ull}, back;
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    proto_ping_encode(&w, &ping);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_PING_REQ, &w), 0);
+    assert_int_equal(proto_ping_decode(fx->rep, fx->rep_len, &back), 0);
+    assert_int_equal(back.cookie, ping.cookie);
+    proto_wbuf_init(&w);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_STATFS_REQ, &w), -ENOSYS);
+    /* A malformed body is refused, the connection stays usable. */
+    proto_wbuf_init(&w);
+    proto_put_u32(&w, 1);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_READ_REQ, &w),
+                     -EPROTO);
+}
+
+static void test_chunk_job_submit_keeps_order(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 20 };
+    uint8_t blk[4096];
+
+    assert_int_equal(setversion(fx, 12, 0, 1), 0);
+    /* Pipeline N overlapping writes without waiting: the last one must
+     * win, as the lane runs them in arrival order. */
+    for (int i = 0; i < N; i++) {
+        struct proto_chunk_write_req m = {
+            .chunk_id = 12,
+            .version = 1,
+            .offset = 0,
+            .data = {(const char *)blk, sizeof(blk)}};
+        struct proto_wbuf w;
+        memset(blk, i + 1, sizeof(blk));
+        proto_wbuf_init(&w);
+        proto_chunk_write_req_encode(&w, &m);
+        assert_int_equal(peer_request(fx->client, PROTO_MSG_CHUNK_WRITE_REQ,
+                                      w.p, w.len, 10000, on_reply, fx),
+                         0);
+        proto_wbuf_free(&w);
+    }
+    fx->nreplies = fx->nfailed = 0;
+    while (fx->nreplies < N)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(fx->nfailed, 0);
+    assert_int_equal(
+        chunk_store_read(fx->n[0].srv.store, 12, 1, 0, sizeof(blk), blk), 0);
+    for (size_t i = 0; i < sizeof(blk); i++)
+        assert_int_equal(blk[i], N);
+}
+
+int test_chunk_write(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_chunk_write_handle_replicates_chain),
+        T(test_chunk_write_handle_downstream_version_mismatch),
+        T(test_chunk_write_handle_downstream_unreachable),
+        T(test_chunk_read_handle_errors),
+        T(test_chunk_setversion_handle_old_mismatch),
+        T(test_chunk_dispatch_ping_and_unknown),
+        T(test_chunk_job_submit_keeps_order),
+    };
+#undef T
+    return cmocka_run_group_tests_name("chunk_write", tests, NULL, NULL);
+}
