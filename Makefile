@@ -20,6 +20,15 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(OPT) $(CFLAGS)
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 
+# Quiet by default; `make V=1` shows every command.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
 pc_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
 pc_libs = $(shell pkg-config --libs $(1) 2>/dev/null)
 
@@ -62,14 +71,16 @@ deps:
 # $(BUILD)/obj/<path>.o for release, $(BUILD)/san/<path>.o for tests.
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
 
 # Tests reach the folder-private headers of the code they test.
 TEST_INC := -Imetadata -Iserver -Iclient-fuse -Ivmdisk -Iadmin
 
 $(BUILD)/san/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(TEST_INC) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
+	$(call say,CC-SAN,$<)
+	$(Q)$(CC) $(BASE_CFLAGS) $(TEST_INC) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
 		-MMD -MP -c $< -o $@
 
 objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -77,28 +88,35 @@ sobjs = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
 
 $(BUILD)/lib/libproto.a: $(call objs,$(PROTO_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(BUILD)/lib/libcommon.a: $(call objs,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 LIBDEPS := $(BUILD)/lib/libcommon.a $(BUILD)/lib/libproto.a
 
 $(BUILD)/bin/tessera-metad: $(call objs,$(META_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
 $(BUILD)/bin/tessera-chunkd: $(call objs,$(CHUNK_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
 $(BUILD)/bin/tessera-mount: $(call objs,$(FC_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,fuse3) $(LIBS_COMMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,fuse3) $(LIBS_COMMON)
 $(BUILD)/bin/tessera-nbd: $(call objs,$(VD_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
 $(BUILD)/bin/tessera: $(call objs,$(ADMIN_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
 
 # ---- Unit tests ------------------------------------------------------------
 # One cmocka binary per tests/<folder>; its main() is generated: it runs
@@ -125,7 +143,8 @@ $(BUILD)/tests/main_%.c: $(wildcard tests/*/test_*.c)
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: $$(call sobjs,$$(wildcard tests/%/test_*.c) $$(srcdir_$$*)) \
 		$(BUILD)/tests/main_%.c
-	$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
+	$(call say,LD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
 		-o $@ $^ $(libs_$*) $(call pc_libs,cmocka) $(LIBS_COMMON)
 
 test-unit: $(UNIT_BINS)

@@ -26,8 +26,8 @@ static void table_init(void)
     }
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
-            table[t][i] = (table[t - 1][i] >> 8) ^
-                          table[0][table[t - 1][i] & 0xFF];
+            table[t][i] =
+                (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xFF];
 }
 
 uint32_t crc32c_sw(uint32_t crc, const void *p, size_t n)

@@ -378,8 +378,8 @@ struct proto_readdir_rep {
     struct proto_str raw; /* validated entries, walk with the iterator */
 };
 
-/* Append one entry while building a READDIR_REP: the caller writes flags,
- * eof and count itself (count first, patched at the end). */
+/* Append one entry, laid out for @flags (attributes only with PLUS), to a
+ * separate wbuf whose bytes then become readdir_rep.raw. */
 void proto_dirent_put(struct proto_wbuf *w, uint32_t flags,
                       const struct proto_dirent *d);
 

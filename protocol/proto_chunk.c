@@ -1,5 +1,5 @@
 /* proto_chunk.c: codecs for chunk I/O between clients, metad and chunk
- * servers (docs/protocol.md §8): READ, WRITE, SYNC, SETVERSION, DELETE
+ * servers (docs/protocol.md §7): READ, WRITE, SYNC, SETVERSION, DELETE
  * and TRUNCATE.
  *
  * The decoders enforce the limits that make a request safe to act on

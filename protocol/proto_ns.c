@@ -1,4 +1,4 @@
-/* proto_ns.c: codecs for the namespace messages (docs/protocol.md §7)
+/* proto_ns.c: codecs for the namespace messages (docs/protocol.md §6)
  * except READDIR, which has its own file (proto_readdir.c).
  *
  * Requests that act for a user start with a credential.  The decoders
@@ -27,14 +27,12 @@ int proto_ino_req_decode(const uint8_t *p, size_t n, struct proto_ino_req *m)
     return proto_rbuf_done(&r);
 }
 
-void proto_attr_rep_encode(struct proto_wbuf *w,
-                           const struct proto_attr_rep *m)
+void proto_attr_rep_encode(struct proto_wbuf *w, const struct proto_attr_rep *m)
 {
     proto_attr_put(w, &m->attr);
 }
 
-int proto_attr_rep_decode(const uint8_t *p, size_t n,
-                          struct proto_attr_rep *m)
+int proto_attr_rep_decode(const uint8_t *p, size_t n, struct proto_attr_rep *m)
 {
     struct proto_rbuf r;
 
@@ -99,8 +97,7 @@ int proto_setattr_req_decode(const uint8_t *p, size_t n,
     m->atime = proto_get_i64(&r);
     m->mtime = proto_get_i64(&r);
     m->ctime = proto_get_i64(&r);
-    return proto_rbuf_finish(&r,
-                             m->valid & ~PROTO_SETATTR_MASK ? -EPROTO : 0);
+    return proto_rbuf_finish(&r, m->valid & ~PROTO_SETATTR_MASK ? -EPROTO : 0);
 }
 
 void proto_mknod_req_encode(struct proto_wbuf *w,
@@ -182,8 +179,7 @@ int proto_symlink_req_decode(const uint8_t *p, size_t n,
     return proto_rbuf_done(&r);
 }
 
-void proto_link_req_encode(struct proto_wbuf *w,
-                           const struct proto_link_req *m)
+void proto_link_req_encode(struct proto_wbuf *w, const struct proto_link_req *m)
 {
     proto_cred_put(w, &m->cred);
     proto_put_u64(w, m->ino);
@@ -191,8 +187,7 @@ void proto_link_req_encode(struct proto_wbuf *w,
     proto_put_str(w, m->newname.p, m->newname.len);
 }
 
-int proto_link_req_decode(const uint8_t *p, size_t n,
-                          struct proto_link_req *m)
+int proto_link_req_decode(const uint8_t *p, size_t n, struct proto_link_req *m)
 {
     struct proto_rbuf r;
 
@@ -219,7 +214,7 @@ void proto_rename_req_encode(struct proto_wbuf *w,
 }
 
 /* Both RENAME bits together are well formed on the wire; metad answers
- * them with EINVAL (§7.11), as rename2(2) does. */
+ * them with EINVAL (§6.13), as renameat2(2) does. */
 int proto_rename_req_decode(const uint8_t *p, size_t n,
                             struct proto_rename_req *m)
 {

@@ -1,5 +1,5 @@
 /* proto_place.c: codecs for chunk placement between clients and metad
- * (docs/protocol.md §9): CHUNK_LOCATE, CHUNK_WRITE_BEGIN and
+ * (docs/protocol.md §8): CHUNK_LOCATE, CHUNK_WRITE_BEGIN and
  * CHUNK_WRITE_END, and the chunk location entries their replies carry.
  *
  * A locate reply holds up to PROTO_LOCATE_MAX entries; its decoder checks
@@ -55,7 +55,7 @@ void proto_chunk_loc_put(struct proto_wbuf *w, const struct proto_chunk_loc *c)
     proto_replicas_put(w, c->replicas, c->nreplicas);
 }
 
-/* Read one entry: 0 or -EPROTO.  §9.1: a hole (chunk_id 0) has no
+/* Read one entry: 0 or -EPROTO.  §8.1: a hole (chunk_id 0) has no
  * replicas. */
 static int chunk_loc_get(struct proto_rbuf *r, struct proto_chunk_loc *c)
 {
@@ -155,8 +155,8 @@ int proto_chunk_write_begin_req_decode(const uint8_t *p, size_t n,
     return proto_rbuf_finish(&r, m->flags ? -EPROTO : 0);
 }
 
-void proto_chunk_write_end_req_encode(
-    struct proto_wbuf *w, const struct proto_chunk_write_end_req *m)
+void proto_chunk_write_end_req_encode(struct proto_wbuf *w,
+                                      const struct proto_chunk_write_end_req *m)
 {
     proto_put_u64(w, m->ino);
     proto_put_u64(w, m->index);

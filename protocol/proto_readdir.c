@@ -1,4 +1,4 @@
-/* proto_readdir.c: READDIR (docs/protocol.md §7.13): the request, the
+/* proto_readdir.c: READDIR (docs/protocol.md §6.15): the request, the
  * reply and its directory entries.
  *
  * A reply carries up to PROTO_READDIR_MAX entries.  Its decoder walks and
@@ -79,7 +79,7 @@ static void dirent_get(struct proto_rbuf *r, uint32_t flags,
     }
 }
 
-/* §7.13: cookie 0 means "from the start", so no entry may carry it (a
+/* §6.15: cookie 0 means "from the start", so no entry may carry it (a
  * client resuming there would loop); a name is one path component. */
 static int dirent_check(const struct proto_dirent *d)
 {

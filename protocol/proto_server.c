@@ -1,6 +1,6 @@
 /* proto_server.c: codecs for storage server membership (docs/protocol.md
- * §10: SERVER_REGISTER, SERVER_HEARTBEAT, SERVER_INVENTORY) and for the
- * admin STATUS reply (§11).
+ * §9: SERVER_REGISTER, SERVER_HEARTBEAT, SERVER_INVENTORY) and for the
+ * admin STATUS reply (§10).
  *
  * An inventory message carries a fixed-size array, checked by length
  * alone and read by index with proto_inv_entry_get().  A STATUS reply
@@ -13,8 +13,8 @@
 #include <errno.h>
 #include <string.h>
 
-void proto_server_register_req_encode(
-    struct proto_wbuf *w, const struct proto_server_register_req *m)
+void proto_server_register_req_encode(struct proto_wbuf *w,
+                                      const struct proto_server_register_req *m)
 {
     proto_put_raw(w, m->uuid, sizeof(m->uuid));
     proto_put_str(w, m->addr.p, m->addr.len);
@@ -39,8 +39,8 @@ int proto_server_register_req_decode(const uint8_t *p, size_t n,
     return proto_rbuf_done(&r);
 }
 
-void proto_server_register_rep_encode(
-    struct proto_wbuf *w, const struct proto_server_register_rep *m)
+void proto_server_register_rep_encode(struct proto_wbuf *w,
+                                      const struct proto_server_register_rep *m)
 {
     proto_put_u32(w, m->server_id);
 }

@@ -1,0 +1,206 @@
+/* adm_fileinfo.c: `tessera fileinfo PATH`: where a file's data lives.
+ *
+ * Resolves PATH one component at a time from the root (inode 1) with
+ * LOOKUP as uid 0, then walks the file's chunk slots with CHUNK_LOCATE
+ * (PROTO_LOCATE_MAX slots per request) and prints every allocated chunk:
+ * index, id (16 hex digits), version and replicas ("server <id> <addr>")
+ * in chain order.  Holes are not listed.  Nothing is changed: LOOKUP and
+ * CHUNK_LOCATE are reads.
+ */
+#include "adm_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Look @name up under @parent as root.  Fills *attr. */
+static int lookup(struct adm *a, uint64_t parent, const char *name,
+                  struct proto_attr *attr)
+{
+    struct proto_lookup_req req;
+    struct proto_attr_rep rep;
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    int rc;
+
+    memset(&req, 0, sizeof(req));
+    req.parent = parent;
+    req.name.p = name;
+    req.name.len = (uint32_t)strlen(name);
+    proto_wbuf_init(&w);
+    proto_lookup_req_encode(&w, &req);
+    rc = rpc_call_msg(a->rpc, PROTO_MSG_LOOKUP_REQ, &w, &r, &rep);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    *attr = rep.attr;
+    rpc_reply_free(&r);
+    return 0;
+}
+
+static int getattr(struct adm *a, uint64_t ino, struct proto_attr *attr)
+{
+    struct proto_ino_req req = {.ino = ino};
+    struct proto_attr_rep rep;
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &req);
+    rc = rpc_call_msg(a->rpc, PROTO_MSG_GETATTR_REQ, &w, &r, &rep);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    *attr = rep.attr;
+    rpc_reply_free(&r);
+    return 0;
+}
+
+/* Resolve @path from the root.  Components "" and "." are skipped. */
+static int resolve(struct adm *a, const char *path, struct proto_attr *attr)
+{
+    char *copy = strdup(path), *save = NULL, *name;
+    int rc;
+
+    if (!copy)
+        return -ENOMEM;
+    rc = getattr(a, 1, attr);
+    for (name = strtok_r(copy, "/", &save); rc == 0 && name;
+         name = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(name, "."))
+            continue;
+        if (!S_ISDIR(attr->mode)) {
+            rc = -ENOTDIR;
+            break;
+        }
+        rc = lookup(a, attr->ino, name, attr);
+    }
+    free(copy);
+    return rc;
+}
+
+static void print_chunk_text(const struct proto_chunk_loc *c)
+{
+    printf("  %-8" PRIu64 " %016" PRIx64 "  %-8" PRIu64 " ", c->index,
+           c->chunk_id, c->version);
+    if (c->nreplicas == 0)
+        printf("(no replicas)");
+    for (uint32_t i = 0; i < c->nreplicas; i++)
+        printf("%sserver %u %.*s", i ? ", " : "", c->replicas[i].server_id,
+               (int)c->replicas[i].addr.len, c->replicas[i].addr.p);
+    printf("\n");
+}
+
+static void print_chunk_json(const struct proto_chunk_loc *c, bool first)
+{
+    printf("%s\n    {\"index\": %" PRIu64 ", \"id\": \"%016" PRIx64
+           "\", \"version\": %" PRIu64 ", \"replicas\": [",
+           first ? "" : ",", c->index, c->chunk_id, c->version);
+    for (uint32_t i = 0; i < c->nreplicas; i++) {
+        printf("%s{\"server\": %u, \"addr\": ", i ? ", " : "",
+               c->replicas[i].server_id);
+        adm_json_str(stdout, c->replicas[i].addr.p, c->replicas[i].addr.len);
+        printf("}");
+    }
+    printf("]}");
+}
+
+/* Print every allocated chunk in the slots the file's size spans (metad
+ * answers CHUNK_LOCATE only within the size).  Returns 0 or -errno. */
+static int print_chunks(struct adm *a, const struct proto_attr *attr)
+{
+    uint64_t nslots =
+        attr->size / PROTO_CHUNK_SIZE + (attr->size % PROTO_CHUNK_SIZE != 0);
+    uint64_t first = 0, found = 0;
+    int rc = 0;
+
+    if (!a->json && nslots)
+        printf("  %-8s %-16s  %-8s %s\n", "INDEX", "CHUNK", "VERSION",
+               "REPLICAS");
+    while (first < nslots) {
+        struct proto_chunk_locate_req req = {.ino = attr->ino, .first = first};
+        struct proto_chunk_locate_rep rep;
+        struct proto_chunk_loc_iter it;
+        struct proto_chunk_loc loc;
+        struct proto_wbuf w;
+        struct rpc_reply r;
+
+        req.count = nslots - first > PROTO_LOCATE_MAX
+                        ? PROTO_LOCATE_MAX
+                        : (uint32_t)(nslots - first);
+        proto_wbuf_init(&w);
+        proto_chunk_locate_req_encode(&w, &req);
+        rc = rpc_call_msg(a->rpc, PROTO_MSG_CHUNK_LOCATE_REQ, &w, &r, &rep);
+        proto_wbuf_free(&w);
+        if (rc < 0)
+            break;
+        proto_chunk_loc_iter_init(&it, &rep);
+        while (proto_chunk_loc_next(&it, &loc)) {
+            if (loc.chunk_id == 0)
+                continue;
+            if (a->json)
+                print_chunk_json(&loc, found == 0);
+            else
+                print_chunk_text(&loc);
+            found++;
+        }
+        rpc_reply_free(&r);
+        if (rep.count == 0) /* the file shrank meanwhile */
+            break;
+        first += rep.count;
+    }
+    if (!a->json)
+        printf("  %" PRIu64 " of %" PRIu64 " chunk slots allocated\n", found,
+               nslots);
+    return rc;
+}
+
+int adm_cmd_fileinfo(struct adm *a, int argc, char **argv)
+{
+    struct proto_attr attr;
+    char what[4200], size[32];
+    int rc;
+
+    if (argc != 2) {
+        fprintf(stderr, "tessera: usage: fileinfo PATH\n");
+        return ADM_EXIT_USAGE;
+    }
+    rc = adm_connect(a);
+    if (rc != ADM_EXIT_OK)
+        return rc;
+    snprintf(what, sizeof(what), "fileinfo: %s", argv[1]);
+    rc = resolve(a, argv[1], &attr);
+    if (rc < 0)
+        return adm_fail(a, what, rc);
+
+    adm_fmt_bytes(attr.size, size, sizeof(size));
+    if (a->json) {
+        printf("{\n  \"path\": ");
+        adm_json_str(stdout, argv[1], strlen(argv[1]));
+        printf(",\n  \"ino\": %" PRIu64 ",\n  \"mode\": \"%06o\",\n"
+               "  \"uid\": %u,\n  \"gid\": %u,\n  \"size\": %" PRIu64
+               ",\n  \"goal\": %u,\n  \"version\": %" PRIu64
+               ",\n  \"chunks\": [",
+               attr.ino, attr.mode, attr.uid, attr.gid, attr.size, attr.goal,
+               attr.version);
+    } else {
+        printf("%s\n", argv[1]);
+        printf("  inode %" PRIu64 "  mode %06o  uid %u  gid %u  size %" PRIu64
+               " (%s)  goal %u\n",
+               attr.ino, attr.mode, attr.uid, attr.gid, attr.size, size,
+               attr.goal);
+    }
+    rc = 0;
+    if (S_ISREG(attr.mode))
+        rc = print_chunks(a, &attr);
+    else if (!a->json)
+        printf("  not a regular file: no chunks\n");
+    if (a->json)
+        printf("\n  ]\n}\n");
+    if (rc < 0)
+        return adm_fail(a, what, rc);
+    return ADM_EXIT_OK;
+}

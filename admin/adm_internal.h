@@ -1,0 +1,94 @@
+/* adm_internal.h: shared inside admin/ only: the CLI's state, exit codes,
+ * the commands and small output helpers.
+ */
+#ifndef TESSERA_ADM_INTERNAL_H
+#define TESSERA_ADM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "proto.h"
+#include "rpc.h"
+
+/* Exit codes, documented in `tessera --help`. */
+#define ADM_EXIT_OK 0
+#define ADM_EXIT_FAIL 1        /* an error, or something unhealthy */
+#define ADM_EXIT_UNREACHABLE 2 /* metad cannot be reached */
+#define ADM_EXIT_USAGE 64      /* bad command line */
+
+#define ADM_DEFAULT_META "127.0.0.1:9420"
+
+struct adm {
+    const char *meta;       /* "host:port" of metad */
+    bool json;              /* --json: machine-readable output */
+    struct rpc_client *rpc; /* after adm_connect() */
+};
+
+/* adm_conn.c */
+
+/* Connect to a->meta as an admin client.  Returns ADM_EXIT_OK, or
+ * ADM_EXIT_UNREACHABLE after printing why on stderr. */
+int adm_connect(struct adm *a);
+/* Report a failed call @what (a negative errno @rc) on stderr and return
+ * the exit code for it: ADM_EXIT_UNREACHABLE when the connection failed,
+ * ADM_EXIT_FAIL otherwise. */
+int adm_fail(struct adm *a, const char *what, int rc);
+
+/* Commands (adm_status.c, adm_fileinfo.c, adm_ping.c): argv[0] is the
+ * command name.  Return an exit code. */
+int adm_cmd_status(struct adm *a, int argc, char **argv);
+int adm_cmd_fileinfo(struct adm *a, int argc, char **argv);
+int adm_cmd_ping(struct adm *a, int argc, char **argv);
+
+/* adm_status.c: a STATUS_REP taken apart, kept apart from the printing so
+ * it is tested without a server. */
+
+struct adm_kv {
+    char *key, *value;
+};
+
+struct adm_session {
+    uint64_t id;
+    char *name, *host;
+    uint64_t idle_ms;
+};
+
+struct adm_server {
+    uint32_t id;
+    char *addr;
+    bool up;
+    uint64_t free, chunks;
+};
+
+struct adm_status {
+    struct adm_kv *kv; /* every other pair, in reply order */
+    size_t nkv;
+    struct adm_session *sessions;
+    size_t nsessions;
+    struct adm_server *servers;
+    size_t nservers;
+};
+
+/* Parse a STATUS_REP body.  Caller owns *st (also on error): release it
+ * with adm_status_free().  -EPROTO for a malformed body, -ENOMEM. */
+int adm_status_parse(const uint8_t *p, size_t n, struct adm_status *st);
+void adm_status_free(struct adm_status *st);
+/* Value of @key, or NULL.  Returns a pointer owned by @st. */
+const char *adm_status_get(const struct adm_status *st, const char *key);
+/* True when every registered storage server is up. */
+bool adm_status_healthy(const struct adm_status *st);
+
+/* adm_fmt.c */
+
+/* Write @n bytes at @s as a JSON string literal (quotes included). */
+void adm_json_str(FILE *f, const char *s, size_t n);
+/* "1.5 GiB" style size into @buf. */
+void adm_fmt_bytes(uint64_t bytes, char *buf, size_t size);
+/* "1h02m03s" style duration into @buf. */
+void adm_fmt_secs(uint64_t secs, char *buf, size_t size);
+/* Parse a whole decimal string; false when @s is not one. */
+bool adm_parse_u64(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,209 @@
+/* meta_main.c: tessera-metad's main(): arguments, the data directory, the
+ * database, the libuv loop and signals.
+ *
+ *   tessera-metad --data DIR --listen ADDR:PORT [--lease-ms N]
+ *                 [-D module=1] [--help]
+ *
+ * Creates DIR if needed and opens DIR/meta.db; everything on the network
+ * is meta_server.c's.  SIGINT and SIGTERM stop cleanly: the listener and
+ * every connection close, the loop runs down, the database is closed and
+ * the process exits 0.  Bad arguments, an unusable data directory or
+ * database, or an address it cannot listen on exit 1 with one message.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "log.h"
+#include "meta.h"
+#include "meta_srv.h"
+
+struct metad {
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    struct meta_srv *srv;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tessera-metad --data DIR --listen ADDR:PORT [options]\n"
+            "\n"
+            "The Tessera metadata server.\n"
+            "\n"
+            "  --data DIR        data directory (created if missing); the\n"
+            "                    database is DIR/meta.db\n"
+            "  --listen ADDR     address to listen on, host:port\n"
+            "  --lease-ms N      lease given at startup to the sessions found\n"
+            "                    in the database, so their clients can\n"
+            "                    reconnect and renew (default %u)\n"
+            "  -D MODULE=1       enable debug logging for MODULE (meta.srv,\n"
+            "                    meta.write, meta.gc)\n"
+            "  -h, --help        show this help\n",
+            META_SRV_LEASE_MS);
+}
+
+/* mkdir -p @path. */
+static int make_dirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct metad *d = sig->data;
+
+    log_info("metad: caught %s, stopping",
+             signum == SIGINT ? "SIGINT" : "SIGTERM");
+    meta_srv_stop(d->srv);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *s == '\0' || *end != '\0' || v == 0 || v > UINT32_MAX)
+        return -EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"lease-ms", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct meta_srv_opts opts = {0};
+    struct metad d;
+    struct meta_db *db = NULL;
+    char dbpath[PATH_MAX];
+    int c, rc;
+
+    log_init(argv[0]);
+    while ((c = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            opts.data_dir = optarg;
+            break;
+        case 'l':
+            opts.listen = optarg;
+            break;
+        case 'L':
+            if (parse_u32(optarg, &opts.lease_ms) < 0) {
+                fprintf(stderr, "tessera-metad: bad --lease-ms: %s\n", optarg);
+                return 1;
+            }
+            break;
+        case 'D':
+            if (log_debug_enable(optarg) < 0) {
+                fprintf(stderr, "tessera-metad: bad -D: %s\n", optarg);
+                return 1;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tessera-metad: unexpected argument: %s\n",
+                argv[optind]);
+        return 1;
+    }
+    if (!opts.data_dir || !opts.listen) {
+        fprintf(stderr, "tessera-metad: --data and --listen are required "
+                        "(see --help)\n");
+        return 1;
+    }
+
+    rc = make_dirs(opts.data_dir);
+    if (rc < 0) {
+        log_error("metad: cannot create data directory: %s dir=%s",
+                  strerror(-rc), opts.data_dir);
+        return 1;
+    }
+    if ((size_t)snprintf(dbpath, sizeof(dbpath), "%s/meta.db", opts.data_dir) >=
+        sizeof(dbpath)) {
+        log_error("metad: data directory path too long: dir=%s", opts.data_dir);
+        return 1;
+    }
+    rc = meta_db_open(dbpath, &db);
+    if (rc < 0) {
+        log_error("metad: cannot open database: %s path=%s", strerror(-rc),
+                  dbpath);
+        return 1;
+    }
+
+    memset(&d, 0, sizeof(d));
+    uv_loop_init(&d.loop);
+    signal(SIGPIPE, SIG_IGN);
+    rc = meta_srv_start(&d.loop, db, &opts, &d.srv);
+    if (rc < 0) {
+        log_error("metad: cannot load state from the database: %s path=%s",
+                  strerror(-rc), dbpath);
+        uv_loop_close(&d.loop);
+        meta_db_close(db);
+        return 1;
+    }
+    rc = meta_srv_listen(d.srv);
+    if (rc < 0) {
+        log_error("metad: cannot listen on %s: %s", opts.listen, strerror(-rc));
+        meta_srv_stop(d.srv);
+        uv_run(&d.loop, UV_RUN_DEFAULT);
+        meta_srv_free(d.srv);
+        uv_loop_close(&d.loop);
+        meta_db_close(db);
+        return 1;
+    }
+    uv_signal_init(&d.loop, &d.sigint);
+    uv_signal_init(&d.loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+
+    log_info("metad: listening on %s data=%s instance=%016llx", d.srv->listen,
+             opts.data_dir, (unsigned long long)d.srv->instance_id);
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+
+    meta_srv_free(d.srv);
+    rc = uv_loop_close(&d.loop);
+    if (rc < 0)
+        log_warn("metad: loop close: %s", uv_strerror(rc));
+    meta_db_close(db);
+    log_info("metad: stopped");
+    return 0;
+}

@@ -1,0 +1,137 @@
+/* meta_srv_gc.c: background deletion of replicas no file refers to any
+ * more (truncate, unlink of the last link).
+ *
+ * The engine keeps the list (meta_gc_foreach); this file works it off.
+ * Every tick, when the previous round has finished, it takes up to
+ * META_SRV_GC_BATCH entries and sends CHUNK_DELETE to each server holding
+ * one that is up.  A confirmed delete (or ENOENT: the server had already
+ * lost or dropped it) is recorded with META_OP_GC_DONE, which takes the
+ * entry off the list.  Entries for servers that are down, and deletes that
+ * fail, stay listed and are tried again in a later round.
+ */
+#include "meta_srv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct gc_entry {
+    uint64_t chunk_id, version;
+    uint32_t server_id;
+};
+
+struct gc_batch {
+    struct gc_entry v[META_SRV_GC_BATCH];
+    int n;
+};
+
+/* One CHUNK_DELETE in flight; freed by its reply callback. */
+struct gc_req {
+    struct meta_srv *srv;
+    struct gc_entry e;
+};
+
+static int collect(uint64_t chunk_id, uint64_t version, uint32_t server_id,
+                   void *arg)
+{
+    struct gc_batch *b = arg;
+
+    if (b->n == META_SRV_GC_BATCH)
+        return 1;
+    b->v[b->n].chunk_id = chunk_id;
+    b->v[b->n].version = version;
+    b->v[b->n].server_id = server_id;
+    b->n++;
+    return 0;
+}
+
+static void gc_done(struct meta_srv *srv, const struct gc_entry *e)
+{
+    struct proto_wbuf payload, reply;
+    int rc;
+
+    proto_wbuf_init(&payload);
+    proto_wbuf_init(&reply);
+    proto_put_u64(&payload, e->chunk_id);
+    proto_put_u32(&payload, e->server_id);
+    rc = payload.err;
+    if (rc == 0)
+        rc = meta_srv_apply(srv, META_OP_GC_DONE, 0, payload.p, payload.len,
+                            &reply);
+    if (rc < 0 && rc != -ENOENT)
+        log_error("metad: gc: recording delete: %s chunk=%016llx server=%u",
+                  strerror(-rc), (unsigned long long)e->chunk_id, e->server_id);
+    proto_wbuf_free(&payload);
+    proto_wbuf_free(&reply);
+}
+
+static void on_deleted(struct peer *p, int status, const uint8_t *payload,
+                       size_t len, void *arg)
+{
+    struct gc_req *r = arg;
+    struct meta_srv *srv = r->srv;
+
+    (void)payload;
+    (void)len;
+    srv->gc_inflight--;
+    if (status == 0 || status == -ENOENT) {
+        log_debug("meta.gc", "deleted: chunk=%016llx server=%u",
+                  (unsigned long long)r->e.chunk_id, r->e.server_id);
+        gc_done(srv, &r->e);
+    } else if (!srv->stopping) {
+        log_warn("metad: gc: delete failed: %s chunk=%016llx server=%u "
+                 "peer=%s",
+                 strerror(-status), (unsigned long long)r->e.chunk_id,
+                 r->e.server_id, peer_name(p));
+    }
+    free(r);
+}
+
+static void send_delete(struct meta_srv *srv, const struct gc_entry *e,
+                        struct peer *to)
+{
+    struct proto_chunk_ref ref = {.chunk_id = e->chunk_id,
+                                  .version = e->version};
+    struct proto_wbuf w;
+    struct gc_req *r;
+
+    r = malloc(sizeof(*r));
+    if (!r)
+        return;
+    r->srv = srv;
+    r->e = *e;
+    proto_wbuf_init(&w);
+    proto_chunk_ref_encode(&w, &ref);
+    if (w.err == 0 && peer_request(to, PROTO_MSG_CHUNK_DELETE_REQ, w.p, w.len,
+                                   META_SRV_CTL_TIMEOUT_MS, on_deleted, r) == 0)
+        srv->gc_inflight++;
+    else
+        free(r);
+    proto_wbuf_free(&w);
+}
+
+void meta_srv_gc_tick(struct meta_srv *srv)
+{
+    struct gc_batch *b;
+    int rc;
+
+    if (srv->gc_inflight)
+        return;
+    b = malloc(sizeof(*b));
+    if (!b)
+        return;
+    b->n = 0;
+    rc = meta_gc_foreach(srv->db, META_SRV_GC_BATCH, collect, b);
+    if (rc < 0)
+        log_error("metad: gc: listing garbage: %s", strerror(-rc));
+    for (int i = 0; rc >= 0 && i < b->n; i++) {
+        struct meta_srv_server *s =
+            meta_srv_server_find(srv, b->v[i].server_id);
+
+        if (s && meta_srv_server_up(srv, s))
+            send_delete(srv, &b->v[i], s->peer);
+    }
+    free(b);
+}

@@ -1,0 +1,271 @@
+/* meta_srv_storage.c: the storage servers as metad sees them:
+ * SERVER_REGISTER, SERVER_HEARTBEAT, SERVER_INVENTORY and liveness.
+ *
+ * A chunkd dials metad, registers (an operation record: the same uuid
+ * always gets the same server id) and then heartbeats.  Its connection is
+ * also the control channel: metad sends CHUNK_SETVERSION and CHUNK_DELETE
+ * back on it (docs/architecture.md).  A server is up while that connection
+ * is open and its last heartbeat (or registration) is younger than
+ * META_SRV_SERVER_UP_MS; capacity, free space and chunk counts are kept in
+ * memory only, refreshed by every heartbeat.
+ *
+ * Inventory: the server lists the chunks it holds.  A replica is stale,
+ * and is deleted on that server at once, when the database does not know
+ * the chunk, does not list this server among its replicas, or knows a
+ * newer version.  Chunks that a WRITE_BEGIN is creating or bumping right
+ * now are skipped: the database learns about them only when the servers
+ * have answered.  Unknown ids above the next id to hand out (from
+ * attempts lost in a restart) move that counter past them, so an id is
+ * never given to two chunks.
+ */
+#include "meta_srv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id)
+{
+    for (size_t i = 0; i < srv->nservers; i++)
+        if (srv->servers[i].id == id)
+            return &srv->servers[i];
+    return NULL;
+}
+
+bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s)
+{
+    return s->peer && !peer_is_closed(s->peer) &&
+           uv_now(srv->loop) - s->last_hb <= META_SRV_SERVER_UP_MS;
+}
+
+/* Find server @id or add it (down, unknown address).  Returns a pointer
+ * owned by @srv, or NULL when out of memory. */
+static struct meta_srv_server *server_get(struct meta_srv *srv, uint32_t id)
+{
+    struct meta_srv_server *s = meta_srv_server_find(srv, id);
+
+    if (s)
+        return s;
+    if (meta_srv_grow((void **)&srv->servers, &srv->cservers, srv->nservers + 1,
+                      sizeof(*s)) < 0)
+        return NULL;
+    s = &srv->servers[srv->nservers++];
+    memset(s, 0, sizeof(*s));
+    s->id = id;
+    return s;
+}
+
+static int load_one(const struct meta_server *ms, void *arg)
+{
+    struct meta_srv *srv = arg;
+    struct meta_srv_server *s = server_get(srv, ms->id);
+
+    if (!s)
+        return -ENOMEM;
+    snprintf(s->addr, sizeof(s->addr), "%s", ms->addr);
+    return 0;
+}
+
+int meta_srv_server_load(struct meta_srv *srv)
+{
+    return meta_server_foreach(srv->db, load_one, srv);
+}
+
+/* The connection that currently speaks for @s, if any. */
+static struct meta_srv_conn *server_conn(struct meta_srv *srv,
+                                         const struct meta_srv_server *s)
+{
+    for (struct meta_srv_conn *c = srv->conns; c; c = c->next)
+        if (c->peer == s->peer && c->server_id == s->id)
+            return c;
+    return NULL;
+}
+
+void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
+                              const uint8_t *payload, size_t len)
+{
+    struct meta_srv *srv = c->srv;
+    struct proto_server_register_req req;
+    struct proto_server_register_rep rep;
+    struct meta_srv_server *s = NULL;
+    struct meta_srv_conn *old;
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    rc = proto_server_register_req_decode(payload, len, &req);
+    if (rc == 0)
+        rc = meta_srv_apply(srv, PROTO_MSG_SERVER_REGISTER_REQ, 0, payload, len,
+                            &w);
+    if (rc == 0)
+        rc = proto_server_register_rep_decode(w.p, w.len, &rep);
+    if (rc == 0) {
+        s = server_get(srv, rep.server_id);
+        if (!s)
+            rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        log_warn("metad: server register failed: %s peer=%s", strerror(-rc),
+                 peer_name(c->peer));
+        meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_REGISTER_REQ, rc,
+                       NULL);
+        proto_wbuf_free(&w);
+        return;
+    }
+    /* A server that reconnected before its old connection was noticed
+     * dead: the new connection takes over the control channel. */
+    if (s->peer && s->peer != c->peer) {
+        old = server_conn(srv, s);
+        if (old)
+            old->server_id = 0;
+    }
+    snprintf(s->addr, sizeof(s->addr), "%.*s", (int)req.addr.len, req.addr.p);
+    s->peer = c->peer;
+    s->capacity = req.capacity;
+    s->free = req.free;
+    s->last_hb = uv_now(srv->loop);
+    c->server_id = s->id;
+    log_info("metad: server registered: id=%u addr=%s capacity=%llu "
+             "free=%llu peer=%s",
+             s->id, s->addr, (unsigned long long)s->capacity,
+             (unsigned long long)s->free, peer_name(c->peer));
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_REGISTER_REQ, 0, &w);
+    proto_wbuf_free(&w);
+}
+
+/* The server @id as registered on connection @c, or NULL when @c has not
+ * registered it (the server must register again). */
+static struct meta_srv_server *bound_server(struct meta_srv_conn *c,
+                                            uint32_t id)
+{
+    struct meta_srv_server *s = meta_srv_server_find(c->srv, id);
+
+    if (!s || c->server_id != id || s->peer != c->peer)
+        return NULL;
+    return s;
+}
+
+void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
+                               const uint8_t *payload, size_t len)
+{
+    struct proto_server_heartbeat_req req;
+    struct meta_srv_server *s;
+    int rc;
+
+    rc = proto_server_heartbeat_req_decode(payload, len, &req);
+    if (rc == 0) {
+        s = bound_server(c, req.server_id);
+        if (!s) {
+            rc = -ENOENT;
+        } else {
+            if (!meta_srv_server_up(c->srv, s))
+                log_info("metad: server up: id=%u addr=%s", s->id, s->addr);
+            s->capacity = req.capacity;
+            s->free = req.free;
+            s->chunks = req.chunks;
+            s->last_hb = uv_now(c->srv->loop);
+        }
+    }
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_HEARTBEAT_REQ, rc, NULL);
+}
+
+static void on_stale_deleted(struct peer *p, int status, const uint8_t *payload,
+                             size_t len, void *arg)
+{
+    (void)payload;
+    (void)len;
+    (void)arg;
+    if (status < 0 && status != -ENOENT)
+        log_warn("metad: stale replica delete failed: %s peer=%s",
+                 strerror(-status), peer_name(p));
+}
+
+/* Is the replica @e on server @server_id stale?  (See the top of file.) */
+static bool replica_stale(struct meta_srv *srv, uint32_t server_id,
+                          const struct proto_inv_entry *e)
+{
+    struct meta_chunk ch;
+    int rc;
+
+    if (meta_srv_write_pending(srv, e->chunk_id))
+        return false;
+    rc = meta_chunk_get(srv->db, e->chunk_id, &ch);
+    if (rc == -ENOENT) {
+        /* An id handed out before a restart whose chunk was never
+         * recorded: never hand it out again. */
+        if (e->chunk_id > srv->next_chunk_id)
+            srv->next_chunk_id = e->chunk_id;
+        return true;
+    }
+    if (rc < 0) {
+        log_error("metad: inventory: chunk lookup: %s chunk=%016llx",
+                  strerror(-rc), (unsigned long long)e->chunk_id);
+        return false;
+    }
+    if (e->version < ch.version)
+        return true;
+    for (uint32_t i = 0; i < ch.nreplicas; i++)
+        if (ch.servers[i] == server_id)
+            return false;
+    return true;
+}
+
+void meta_srv_server_inventory(struct meta_srv_conn *c, uint64_t req_id,
+                               const uint8_t *payload, size_t len)
+{
+    struct proto_server_inventory_req req;
+    struct proto_inv_entry e;
+    struct proto_chunk_ref ref;
+    struct proto_wbuf w;
+    uint32_t stale = 0;
+    int rc;
+
+    rc = proto_server_inventory_req_decode(payload, len, &req);
+    if (rc == 0 && !bound_server(c, req.server_id))
+        rc = -ENOENT;
+    if (rc < 0) {
+        meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_INVENTORY_REQ, rc,
+                       NULL);
+        return;
+    }
+    proto_wbuf_init(&w);
+    for (uint32_t i = 0; i < req.count; i++) {
+        proto_inv_entry_get(&req, i, &e);
+        if (!replica_stale(c->srv, req.server_id, &e))
+            continue;
+        ref.chunk_id = e.chunk_id;
+        ref.version = e.version;
+        proto_wbuf_reset(&w);
+        proto_chunk_ref_encode(&w, &ref);
+        if (w.err == 0 &&
+            peer_request(c->peer, PROTO_MSG_CHUNK_DELETE_REQ, w.p, w.len,
+                         META_SRV_CTL_TIMEOUT_MS, on_stale_deleted, NULL) == 0)
+            stale++;
+        log_debug("meta.srv",
+                  "inventory: stale replica: chunk=%016llx "
+                  "version=%llu server=%u",
+                  (unsigned long long)e.chunk_id, (unsigned long long)e.version,
+                  req.server_id);
+    }
+    proto_wbuf_free(&w);
+    log_info("metad: inventory: server=%u entries=%u stale=%u%s", req.server_id,
+             req.count, stale, req.last ? " (last)" : "");
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_INVENTORY_REQ, 0, NULL);
+}
+
+void meta_srv_server_detach(struct meta_srv_conn *c)
+{
+    struct meta_srv_server *s;
+
+    if (!c->server_id)
+        return;
+    s = meta_srv_server_find(c->srv, c->server_id);
+    if (s && s->peer == c->peer) {
+        s->peer = NULL;
+        log_info("metad: server down: id=%u addr=%s (connection closed)", s->id,
+                 s->addr);
+    }
+    c->server_id = 0;
+}

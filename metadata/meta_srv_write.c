@@ -1,0 +1,523 @@
+/* meta_srv_write.c: CHUNK_WRITE_BEGIN, the one request metad cannot
+ * answer from the database alone (docs/architecture.md, "Writing").
+ *
+ * Happy path for a hole: pick up to the file's goal of distinct up
+ * servers, most free space first; take a new chunk id; send each
+ * CHUNK_SETVERSION {id, 0 -> 1}; the servers that answered OK become the
+ * replica set; record it with META_OP_CHUNK_SET (old version 0); answer
+ * with the chunk's location and start a 60 s write lease.  For an existing
+ * chunk with a live lease whose replicas are all up, answer at once and
+ * extend the lease.  Otherwise bump: CHUNK_SETVERSION {id, v -> v+1} to
+ * every replica that is up, the survivors form the new replica set,
+ * META_OP_CHUNK_SET (old v, new v+1), answer.  Replicas that missed the
+ * bump keep version v and are stale from then on; their next inventory
+ * deletes them.
+ *
+ * Failure modes:
+ *  - no server is up for a hole: ENOSPC; servers were up but none created
+ *    the chunk, or no replica of an existing chunk is reachable: EIO.
+ *  - META_OP_CHUNK_SET says -ESTALE (the slot changed meanwhile): start
+ *    over, at most META_SRV_WRITE_RETRIES times, then EAGAIN.  Chunks
+ *    created for a lost attempt are unknown to the database and are
+ *    deleted by the servers' next inventory.
+ *  - the requester disconnects while we wait: the request goes on (its
+ *    result is recorded), the answer is dropped; struct meta_srv_write
+ *    holds a peer reference so this is safe.
+ *  - metad stops: the storage connections close, every SETVERSION fails
+ *    with ECONNRESET and nothing is recorded.
+ *
+ * One slot, one request at a time: a WRITE_BEGIN for a slot that already
+ * has one in flight waits in that one's queue and runs after it (usually
+ * finding a live lease then), so a slot never gets two chunks.
+ *
+ * Life of one request (struct meta_srv_write):
+ *
+ *   queued --> PLAN --> WAIT (SETVERSIONs out) --> DECIDE --> REPLY
+ *                ^  \-----------(lease live)----------------/^
+ *                \------------ -ESTALE retry <--/            |
+ *                 \---------- error ------------------------/
+ *
+ *   FROM    -> TO       [function]
+ *   queued  -> PLAN     [meta_srv_write_begin, wb_complete]
+ *   PLAN    -> WAIT     [wb_plan: requests sent]
+ *   PLAN    -> REPLY    [wb_plan: live lease, or error]
+ *   WAIT    -> DECIDE   [on_setversion: last answer in]
+ *   DECIDE  -> PLAN     [wb_decide: -ESTALE, retries left]
+ *   DECIDE  -> REPLY    [wb_decide: recorded, or error]
+ *   REPLY   -> (freed)  [wb_complete: answers, starts the next queued]
+ *
+ * Invariants:
+ *  1. At most one struct meta_srv_write per slot is on srv->writes; the
+ *     others for that slot are on its queue.
+ *  2. w->pending counts SETVERSION requests whose callback has not run,
+ *     plus one while wb_plan is still sending.
+ */
+#include "meta_srv.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+/* Driver states (positive; negative values are errors to answer with). */
+enum { WB_PLAN = 1, WB_WAIT, WB_DECIDE, WB_REPLY };
+
+struct wb_target {
+    struct meta_srv_write *w;
+    uint32_t server_id;
+    int status;
+};
+
+struct meta_srv_write {
+    struct meta_srv *srv;
+    struct meta_srv_write *next;  /* srv->writes */
+    struct meta_srv_write *queue; /* waiting for this slot, FIFO */
+    struct meta_srv_write *qnext;
+
+    struct peer *peer; /* the requester: a reference */
+    uint64_t req_id;
+    uint64_t ino, index;
+    int tries;
+
+    /* The current attempt. */
+    uint64_t chunk_id, old_version, new_version;
+    uint32_t ntargets, pending;
+    struct wb_target targets[PROTO_MAX_REPLICAS];
+};
+
+/* ---- Write leases ------------------------------------------------------- */
+
+static struct meta_srv_wlease *wlease_find(struct meta_srv *srv,
+                                           uint64_t chunk_id)
+{
+    for (size_t i = 0; i < srv->nwleases; i++)
+        if (srv->wleases[i].chunk_id == chunk_id)
+            return &srv->wleases[i];
+    return NULL;
+}
+
+static bool wlease_live(struct meta_srv *srv, uint64_t chunk_id)
+{
+    struct meta_srv_wlease *l = wlease_find(srv, chunk_id);
+
+    return l && l->expiry > uv_now(srv->loop);
+}
+
+/* Start or extend the lease on @chunk_id.  Out of memory only costs a
+ * version bump on the next WRITE_BEGIN, so it is not an error. */
+static void wlease_set(struct meta_srv *srv, uint64_t chunk_id)
+{
+    struct meta_srv_wlease *l = wlease_find(srv, chunk_id);
+
+    if (!l) {
+        if (meta_srv_grow((void **)&srv->wleases, &srv->cwleases,
+                          srv->nwleases + 1, sizeof(*l)) < 0)
+            return;
+        l = &srv->wleases[srv->nwleases++];
+        l->chunk_id = chunk_id;
+    }
+    l->expiry = uv_now(srv->loop) + META_SRV_WRITE_LEASE_MS;
+}
+
+void meta_srv_write_tick(struct meta_srv *srv)
+{
+    uint64_t now = uv_now(srv->loop);
+    size_t i = 0;
+
+    while (i < srv->nwleases) {
+        if (srv->wleases[i].expiry <= now)
+            srv->wleases[i] = srv->wleases[--srv->nwleases];
+        else
+            i++;
+    }
+}
+
+bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id)
+{
+    for (struct meta_srv_write *w = srv->writes; w; w = w->next)
+        if (w->pending && w->chunk_id == chunk_id)
+            return true;
+    return false;
+}
+
+/* ---- Planning ----------------------------------------------------------- */
+
+/* Attributes of inode @ino, through the engine's GETATTR. */
+static int file_attr(struct meta_srv *srv, uint64_t ino, struct proto_attr *a)
+{
+    struct proto_ino_req req = {.ino = ino};
+    struct proto_attr_rep rep;
+    struct proto_wbuf q, r;
+    int rc;
+
+    proto_wbuf_init(&q);
+    proto_wbuf_init(&r);
+    proto_ino_req_encode(&q, &req);
+    rc = q.err;
+    if (rc == 0)
+        rc = meta_query(srv->db, PROTO_MSG_GETATTR_REQ, q.p, q.len, &r);
+    if (rc == 0)
+        rc = proto_attr_rep_decode(r.p, r.len, &rep);
+    if (rc == 0)
+        *a = rep.attr;
+    proto_wbuf_free(&q);
+    proto_wbuf_free(&r);
+    return rc;
+}
+
+static int by_free_desc(const void *a, const void *b)
+{
+    const struct meta_srv_server *x = *(struct meta_srv_server *const *)a;
+    const struct meta_srv_server *y = *(struct meta_srv_server *const *)b;
+
+    if (x->free != y->free)
+        return x->free > y->free ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Choose up to @goal up servers for a new chunk, most free space first.
+ * Returns how many were put in w->targets, or -ENOMEM. */
+static int pick_servers(struct meta_srv_write *w, uint32_t goal)
+{
+    struct meta_srv *srv = w->srv;
+    struct meta_srv_server **up;
+    size_t nup = 0;
+
+    up = calloc(srv->nservers + 1, sizeof(*up));
+    if (!up)
+        return -ENOMEM;
+    for (size_t i = 0; i < srv->nservers; i++)
+        if (meta_srv_server_up(srv, &srv->servers[i]))
+            up[nup++] = &srv->servers[i];
+    qsort(up, nup, sizeof(*up), by_free_desc);
+    if (goal == 0)
+        goal = 1;
+    if (goal > PROTO_MAX_REPLICAS)
+        goal = PROTO_MAX_REPLICAS;
+    w->ntargets = 0;
+    for (size_t i = 0; i < nup && w->ntargets < goal; i++)
+        w->targets[w->ntargets++].server_id = up[i]->id;
+    free(up);
+    return (int)w->ntargets;
+}
+
+static void on_setversion(struct peer *p, int status, const uint8_t *payload,
+                          size_t len, void *arg);
+static void wb_continue(struct meta_srv_write *w, int rc);
+
+/* Send CHUNK_SETVERSION {chunk_id, old -> new} to every target. */
+static int send_setversions(struct meta_srv_write *w)
+{
+    struct proto_chunk_setversion_req req = {
+        .chunk_id = w->chunk_id,
+        .old_version = w->old_version,
+        .new_version = w->new_version,
+    };
+    struct proto_wbuf buf;
+    int rc;
+
+    proto_wbuf_init(&buf);
+    proto_chunk_setversion_req_encode(&buf, &req);
+    w->pending = 1; /* invariant 2: held while sending */
+    for (uint32_t i = 0; i < w->ntargets; i++) {
+        struct wb_target *t = &w->targets[i];
+        struct meta_srv_server *s = meta_srv_server_find(w->srv, t->server_id);
+
+        t->w = w;
+        t->status = buf.err ? buf.err : -EHOSTUNREACH;
+        if (buf.err || !s || !s->peer)
+            continue;
+        w->pending++;
+        rc = peer_request(s->peer, PROTO_MSG_CHUNK_SETVERSION_REQ, buf.p,
+                          buf.len, META_SRV_CTL_TIMEOUT_MS, on_setversion, t);
+        if (rc < 0) {
+            w->pending--;
+            t->status = rc;
+        }
+    }
+    proto_wbuf_free(&buf);
+    return --w->pending == 0 ? WB_DECIDE : WB_WAIT;
+}
+
+/* Decide what the current attempt needs.  Returns WB_WAIT (requests
+ * out), WB_DECIDE (no request could be sent), WB_REPLY (answer with the
+ * current location) or a negative errno. */
+static int wb_plan(struct meta_srv_write *w)
+{
+    struct meta_srv *srv = w->srv;
+    struct proto_attr attr;
+    struct meta_chunk ch;
+    uint32_t goal;
+    bool all_up = true;
+    int rc;
+
+    if (srv->stopping)
+        return -ECONNRESET;
+    rc = file_attr(srv, w->ino, &attr);
+    if (rc < 0)
+        return rc;
+    if (!S_ISREG(attr.mode))
+        return S_ISDIR(attr.mode) ? -EISDIR : -EINVAL;
+    if (w->index > UINT64_MAX / PROTO_CHUNK_SIZE)
+        return -EFBIG;
+
+    rc = meta_chunk_at(srv->db, w->ino, w->index, &ch);
+    if (rc == -ENOENT) {
+        rc = meta_goal_get(srv->db, w->ino, &goal);
+        if (rc < 0)
+            return rc;
+        rc = pick_servers(w, goal);
+        if (rc <= 0)
+            return rc < 0 ? rc : -ENOSPC;
+        w->chunk_id = ++srv->next_chunk_id;
+        w->old_version = 0;
+        w->new_version = 1;
+        return send_setversions(w);
+    }
+    if (rc < 0)
+        return rc;
+
+    w->chunk_id = ch.chunk_id;
+    w->ntargets = 0;
+    for (uint32_t i = 0; i < ch.nreplicas; i++) {
+        struct meta_srv_server *s = meta_srv_server_find(srv, ch.servers[i]);
+
+        if (s && meta_srv_server_up(srv, s))
+            w->targets[w->ntargets++].server_id = ch.servers[i];
+        else
+            all_up = false;
+    }
+    if (all_up && ch.nreplicas && wlease_live(srv, ch.chunk_id)) {
+        wlease_set(srv, ch.chunk_id);
+        return WB_REPLY;
+    }
+    if (w->ntargets == 0) {
+        log_warn("metad: write begin: no replica reachable: chunk=%016llx "
+                 "ino=%llu index=%llu",
+                 (unsigned long long)ch.chunk_id, (unsigned long long)w->ino,
+                 (unsigned long long)w->index);
+        return -EIO;
+    }
+    w->old_version = ch.version;
+    w->new_version = ch.version + 1;
+    return send_setversions(w);
+}
+
+/* ---- Deciding ----------------------------------------------------------- */
+
+static void on_setversion(struct peer *p, int status, const uint8_t *payload,
+                          size_t len, void *arg)
+{
+    struct wb_target *t = arg;
+    struct meta_srv_write *w = t->w;
+
+    (void)payload;
+    (void)len;
+    t->status = status;
+    if (status < 0 && !w->srv->stopping)
+        log_warn("metad: chunk setversion failed: %s chunk=%016llx "
+                 "version=%llu->%llu server=%u peer=%s",
+                 strerror(-status), (unsigned long long)w->chunk_id,
+                 (unsigned long long)w->old_version,
+                 (unsigned long long)w->new_version, t->server_id,
+                 peer_name(p));
+    assert(w->pending > 0); /* invariant 2 */
+    if (--w->pending == 0)
+        wb_continue(w, WB_DECIDE);
+}
+
+/* Every SETVERSION of the attempt has answered: record the outcome.
+ * Returns WB_REPLY, WB_PLAN (retry) or a negative errno. */
+static int wb_decide(struct meta_srv_write *w)
+{
+    struct meta_srv *srv = w->srv;
+    struct proto_wbuf payload, reply;
+    uint32_t n = 0;
+    int rc;
+
+    if (srv->stopping)
+        return -ECONNRESET;
+    for (uint32_t i = 0; i < w->ntargets; i++)
+        if (w->targets[i].status == 0)
+            n++;
+    if (n == 0)
+        return -EIO;
+
+    proto_wbuf_init(&payload);
+    proto_wbuf_init(&reply);
+    proto_put_u64(&payload, w->ino);
+    proto_put_u64(&payload, w->index);
+    proto_put_u64(&payload, w->chunk_id);
+    proto_put_u64(&payload, w->old_version);
+    proto_put_u64(&payload, w->new_version);
+    proto_put_u32(&payload, n);
+    for (uint32_t i = 0; i < w->ntargets; i++)
+        if (w->targets[i].status == 0)
+            proto_put_u32(&payload, w->targets[i].server_id);
+    rc = payload.err;
+    if (rc == 0)
+        rc = meta_srv_apply(srv, META_OP_CHUNK_SET, 0, payload.p, payload.len,
+                            &reply);
+    proto_wbuf_free(&payload);
+    proto_wbuf_free(&reply);
+
+    if (rc == -ESTALE) {
+        if (++w->tries < META_SRV_WRITE_RETRIES)
+            return WB_PLAN;
+        return -EAGAIN;
+    }
+    if (rc < 0) {
+        log_error("metad: write begin: recording chunk: %s chunk=%016llx "
+                  "ino=%llu index=%llu",
+                  strerror(-rc), (unsigned long long)w->chunk_id,
+                  (unsigned long long)w->ino, (unsigned long long)w->index);
+        return rc;
+    }
+    log_debug("meta.write",
+              "chunk set: chunk=%016llx version=%llu "
+              "replicas=%u ino=%llu index=%llu",
+              (unsigned long long)w->chunk_id,
+              (unsigned long long)w->new_version, n, (unsigned long long)w->ino,
+              (unsigned long long)w->index);
+    wlease_set(srv, w->chunk_id);
+    return WB_REPLY;
+}
+
+/* ---- Replying ----------------------------------------------------------- */
+
+/* CHUNK_WRITE_BEGIN_REP: a chunk_locate_rep with the file's size and the
+ * one slot, as the database now has it. */
+static int encode_location(struct meta_srv_write *w, struct proto_wbuf *out)
+{
+    struct meta_srv *srv = w->srv;
+    struct proto_chunk_locate_rep rep;
+    struct proto_chunk_loc loc;
+    struct proto_wbuf raw;
+    struct proto_attr attr;
+    struct meta_chunk ch;
+    int rc;
+
+    rc = file_attr(srv, w->ino, &attr);
+    if (rc == 0)
+        rc = meta_chunk_at(srv->db, w->ino, w->index, &ch);
+    if (rc < 0)
+        return rc;
+    memset(&loc, 0, sizeof(loc));
+    loc.index = w->index;
+    loc.chunk_id = ch.chunk_id;
+    loc.version = ch.version;
+    loc.nreplicas = ch.nreplicas;
+    for (uint32_t i = 0; i < ch.nreplicas; i++) {
+        struct meta_srv_server *s = meta_srv_server_find(srv, ch.servers[i]);
+        const char *addr = s ? s->addr : "";
+
+        loc.replicas[i].server_id = ch.servers[i];
+        loc.replicas[i].addr.p = addr;
+        loc.replicas[i].addr.len = (uint32_t)strlen(addr);
+    }
+    proto_wbuf_init(&raw);
+    proto_chunk_loc_put(&raw, &loc);
+    rc = raw.err;
+    if (rc == 0) {
+        rep.file_size = attr.size;
+        rep.count = 1;
+        rep.raw.p = (const char *)raw.p;
+        rep.raw.len = (uint32_t)raw.len;
+        proto_chunk_locate_rep_encode(out, &rep);
+        rc = out->err;
+    }
+    proto_wbuf_free(&raw);
+    return rc;
+}
+
+/* Answer @w with @rc, free it and hand its slot to the first queued
+ * request, which is returned (NULL when none). */
+static struct meta_srv_write *wb_complete(struct meta_srv_write *w, int rc)
+{
+    struct meta_srv *srv = w->srv;
+    struct meta_srv_write **pp, *q;
+    struct proto_wbuf body;
+
+    proto_wbuf_init(&body);
+    if (rc >= 0)
+        rc = encode_location(w, &body);
+    meta_srv_reply(w->peer, w->req_id, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, rc,
+                   &body);
+    proto_wbuf_free(&body);
+
+    for (pp = &srv->writes; *pp != w; pp = &(*pp)->next)
+        ;
+    *pp = w->next;
+    q = w->queue;
+    if (q) { /* invariant 1: the head of the queue owns the slot now */
+        q->queue = q->qnext;
+        q->qnext = NULL;
+        q->next = srv->writes;
+        srv->writes = q;
+    }
+    peer_unref(w->peer);
+    free(w);
+    return q;
+}
+
+/* Drive @w from state @rc until it waits on the network; answered
+ * requests hand over to the next one queued for the slot. */
+static void wb_continue(struct meta_srv_write *w, int rc)
+{
+    while (w) {
+        if (rc == WB_PLAN)
+            rc = wb_plan(w);
+        if (rc == WB_DECIDE)
+            rc = wb_decide(w);
+        if (rc == WB_PLAN)
+            continue;
+        if (rc == WB_WAIT)
+            return;
+        w = wb_complete(w, rc < 0 ? rc : 0);
+        rc = WB_PLAN;
+    }
+}
+
+void meta_srv_write_begin(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len)
+{
+    struct meta_srv *srv = c->srv;
+    struct proto_chunk_write_begin_req req;
+    struct meta_srv_write *w, *owner, **tail;
+    int rc;
+
+    rc = proto_chunk_write_begin_req_decode(payload, len, &req);
+    if (rc < 0) {
+        meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, rc,
+                       NULL);
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ,
+                       -ENOMEM, NULL);
+        return;
+    }
+    w->srv = srv;
+    w->peer = c->peer;
+    peer_ref(w->peer);
+    w->req_id = req_id;
+    w->ino = req.ino;
+    w->index = req.index;
+
+    for (owner = srv->writes; owner; owner = owner->next)
+        if (owner->ino == w->ino && owner->index == w->index)
+            break;
+    if (owner) {
+        for (tail = &owner->queue; *tail; tail = &(*tail)->qnext)
+            ;
+        *tail = w;
+        return;
+    }
+    w->next = srv->writes;
+    srv->writes = w;
+    wb_continue(w, WB_PLAN);
+}

@@ -1,0 +1,43 @@
+# lib.sh: shared by the integration tests.  Sources the cluster launcher,
+# makes a temp folder, and stops everything on exit.
+#   . "$(dirname "$0")/lib.sh"; it_need tessera-metad tessera-mount
+set -u
+it_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$it_root/scripts/cluster.sh"
+
+IT_TMP=$(mktemp -d /tmp/tessera-test.XXXXXX)
+it_cleanup() {
+    local rc=$?
+    ts_stop_all 2>/dev/null
+    if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+        for f in "$IT_TMP"/cluster/logs/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- $(basename "$f") (last 25 lines)"
+            tail -n 25 "$f"
+        done
+    fi
+    rm -rf "$IT_TMP"
+    exit $rc
+}
+trap it_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# it_need PROG...: skip (exit 77) when a binary or tool is missing.
+it_need() {
+    local p
+    for p in "$@"; do
+        if [ -x "$TS_BIN/$p" ] || command -v "$p" >/dev/null 2>&1; then
+            continue
+        fi
+        echo "skip: $p not available"
+        exit 77
+    done
+}
+
+it_fail() { echo "FAIL: $*" >&2; exit 1; }
+it_ok() { echo "ok: $*"; }
+
+# it_expect_eq WHAT GOT WANT
+it_expect_eq() { [ "$2" = "$3" ] || it_fail "$1: got '$2', want '$3'"; it_ok "$1"; }
+
+ts_cluster_init "$IT_TMP/cluster" 0
