@@ -577,6 +577,97 @@ void proto_kv_iter_init(struct proto_kv_iter *it,
 bool proto_kv_next(struct proto_kv_iter *it, struct proto_str *key,
                    struct proto_str *value);
 
+/* ---- Replication management (§11) --------------------------------------- */
+
+#define PROTO_GOAL_RECURSIVE 0x1u
+#define PROTO_GOAL_MASK 0x1u
+#define PROTO_GOAL_MAX 9
+
+/* GOAL_SET: set the replication goal of @ino (and with RECURSIVE of
+ * everything below it).  Owner or root.  Reply: how many inodes changed. */
+struct proto_goal_set_req {
+    struct proto_cred cred;
+    uint64_t ino;
+    uint32_t goal;  /* 1..PROTO_GOAL_MAX */
+    uint32_t flags; /* PROTO_GOAL_* */
+};
+
+struct proto_goal_set_rep {
+    uint64_t changed;
+};
+
+/* CHUNK_REPLICATE (metad -> chunkd): copy chunk @chunk_id at @version from
+ * @source and keep it at that version; reply once it is durable. */
+struct proto_chunk_replicate_req {
+    uint64_t chunk_id;
+    uint64_t version;
+    struct proto_replica source;
+};
+
+/* SCRUB_START (metad -> chunkd): verify every block of every chunk in the
+ * background at no more than @rate_mb MiB/s (0: the server's default). */
+struct proto_scrub_start_req {
+    uint32_t rate_mb;
+};
+
+/* CHUNK_REPORT (chunkd or client -> metad): replica of @chunk_id on
+ * @server_id is bad. */
+enum proto_report_reason {
+    PROTO_REPORT_CHECKSUM = 1, /* a block failed its checksum */
+    PROTO_REPORT_MISSING = 2,  /* the server does not have it */
+    PROTO_REPORT_IOERROR = 3,  /* the disk failed the I/O */
+    PROTO_REPORT_WRITE = 4,    /* a write to it failed (client) */
+};
+
+struct proto_chunk_report_req {
+    uint32_t server_id;
+    uint64_t chunk_id;
+    uint64_t version;
+    uint32_t reason; /* enum proto_report_reason */
+};
+
+/* SERVER_CTL (admin -> metad). */
+enum proto_server_action {
+    PROTO_SERVER_DRAIN = 1,   /* move every chunk off, then stay empty */
+    PROTO_SERVER_UNDRAIN = 2, /* take chunks again */
+    PROTO_SERVER_REMOVE = 3,  /* forget a down or drained, empty server */
+};
+
+struct proto_server_ctl_req {
+    uint32_t server_id;
+    uint32_t action; /* enum proto_server_action */
+};
+
+/* ADMIN_ACTION (admin -> metad): start or query a cluster-wide action; the
+ * reply is key/value text like STATUS. */
+enum proto_admin_action {
+    PROTO_ADMIN_SCRUB = 1,     /* @arg: server id, 0 = all */
+    PROTO_ADMIN_REBALANCE = 2, /* @arg: 0 */
+    PROTO_ADMIN_FSCK = 3,      /* @arg: 1 = repair, 0 = report only */
+    PROTO_ADMIN_PROGRESS = 4,  /* @arg: 0; repair/rebalance/scrub progress */
+};
+
+struct proto_admin_action_req {
+    uint32_t action; /* enum proto_admin_action */
+    uint32_t arg;
+};
+
+/* SERVER_STATE (metad -> every client session): a storage server changed
+ * state; clients drop a server that is not up from their caches. */
+enum proto_server_state {
+    PROTO_SERVER_UP = 1,
+    PROTO_SERVER_SUSPECT = 2,
+    PROTO_SERVER_DOWN = 3,
+    PROTO_SERVER_DRAINING = 4,
+    PROTO_SERVER_REMOVED = 5,
+};
+
+struct proto_server_state_req {
+    uint32_t server_id;
+    uint32_t state; /* enum proto_server_state */
+    struct proto_str addr;
+};
+
 /* ---- Typed encode/decode ----------------------------------------------- */
 
 /* For every body B in proto_msgs.def:
@@ -635,6 +726,14 @@ PROTO_BODY(server_register_rep)
 PROTO_BODY(server_heartbeat_req)
 PROTO_BODY(server_inventory_req)
 PROTO_BODY(status_rep)
+PROTO_BODY(goal_set_req)
+PROTO_BODY(goal_set_rep)
+PROTO_BODY(chunk_replicate_req)
+PROTO_BODY(scrub_start_req)
+PROTO_BODY(chunk_report_req)
+PROTO_BODY(server_ctl_req)
+PROTO_BODY(admin_action_req)
+PROTO_BODY(server_state_req)
 #undef PROTO_BODY
 
 /* Decode the payload of @opcode into @msg, which must point to the body

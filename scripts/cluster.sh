@@ -49,11 +49,16 @@ ts_cluster_init() {
 
 ts_have() { [ -x "$TS_BIN/$1" ]; }
 
-# ts_wait_port ADDR SECONDS: wait until something listens on ADDR.
+# ts_wait_port ADDR SECONDS [PID]: wait until something listens on ADDR
+# (giving up early if PID exits).
 ts_wait_port() {
     local host=${1%:*} port=${1##*:} i
     for ((i = 0; i < $2 * 10; i++)); do
         (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0
+        if [ -n "${3:-}" ] && ! ts_running "$3"; then
+            echo "cluster: the process for $1 exited" >&2
+            return 1
+        fi
         sleep 0.1
     done
     echo "cluster: nothing listening on $1 after $2 s" >&2
@@ -77,7 +82,7 @@ ts_start_metad() {
     "$TS_BIN/tessera-metad" --data "$TS_DIR/meta" --listen "$TS_META_ADDR" \
         "$@" >>"$TS_DIR/logs/metad.log" 2>&1 &
     ts_record metad $!
-    ts_wait_port "$TS_META_ADDR" 10 || { tail -5 "$TS_DIR/logs/metad.log" >&2; return 1; }
+    ts_wait_port "$TS_META_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/metad.log" >&2; return 1; }
 }
 
 # ts_start_chunkd I [ARGS]: storage server I (1-based).
@@ -90,7 +95,7 @@ ts_start_chunkd() {
         --meta "$TS_META_ADDR" "$@" >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
     ts_record "chunkd$i" $!
     eval "TS_CHUNK${i}_ADDR=$addr"
-    ts_wait_port "$addr" 10 || { tail -5 "$TS_DIR/logs/chunkd$i.log" >&2; return 1; }
+    ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/chunkd$i.log" >&2; return 1; }
 }
 
 # ts_wait_servers N SECONDS: wait until metad reports N servers up.
@@ -130,7 +135,7 @@ ts_start_nbd() {
     "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --listen "$TS_NBD_ADDR" "$@" \
         >>"$TS_DIR/logs/nbd.log" 2>&1 &
     ts_record nbd $!
-    ts_wait_port "$TS_NBD_ADDR" 10 || { tail -5 "$TS_DIR/logs/nbd.log" >&2; return 1; }
+    ts_wait_port "$TS_NBD_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/nbd.log" >&2; return 1; }
 }
 
 # ts_start_all [NCHUNKD]: every part that has been built.
@@ -142,7 +147,10 @@ ts_start_all() {
         ts_have tessera && { ts_wait_servers "$n" 15 || return 1; }
     fi
     if ts_have tessera-mount; then ts_start_mount || return 1; fi
-    if ts_have tessera-nbd; then ts_start_nbd || return 1; fi
+    if ts_have tessera-nbd && ! ts_start_nbd; then
+        echo "cluster: carrying on without the NBD export" >&2
+        TS_NBD_ADDR=
+    fi
     return 0
 }
 

@@ -1,0 +1,506 @@
+/* vd_handshake.c: the NBD fixed newstyle handshake, server side.
+ *
+ * Happy path (proto.md "Fixed newstyle negotiation"):
+ *
+ *   S: "NBDMAGIC" "IHAVEOPT" flags16 (FIXED_NEWSTYLE | NO_ZEROES)
+ *   C: flags32 (FIXED_NEWSTYLE, optionally NO_ZEROES)
+ *   C: "IHAVEOPT" option32 length32 data...        (repeated)
+ *   S: REP_MAGIC option32 reply-type32 length32 data...  (per option)
+ *   ... until NBD_OPT_GO succeeds (REP_INFO..., REP_ACK) or
+ *   NBD_OPT_EXPORT_NAME (size64 flags16 [124 zero bytes]).
+ *
+ * Options served: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
+ * LIST_META_CONTEXT and SET_META_CONTEXT (base:allocation only).  Every
+ * other option, STARTTLS included, gets NBD_REP_ERR_UNSUP and the haggling
+ * goes on.  An export name is an image name of the backend; the empty name
+ * means the configured default export, if any.
+ *
+ * Failure modes:
+ * - Malformed option data (lengths that do not add up, NUL in a name, a
+ *   name over 4096 bytes) gets NBD_REP_ERR_INVALID; the connection stays.
+ * - An unknown or unopenable export gets NBD_REP_ERR_UNKNOWN (or _POLICY
+ *   when access is refused); the client may try another name.
+ * - Option data over VD_OPT_MAX gets NBD_REP_ERR_TOO_BIG and the
+ *   connection is dropped, since skipping it would mean reading whatever
+ *   the client claims to send.
+ * - Unknown client flags, a client without FIXED_NEWSTYLE, a bad option
+ *   magic, or a failed NBD_OPT_EXPORT_NAME (which has no error reply)
+ *   drop the connection.
+ * - NBD_OPT_ABORT is acknowledged, then the connection closes.
+ */
+#include "vd_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "net.h"
+
+#define OPT_HDR_SIZE 16 /* IHAVEOPT, option, length */
+#define REP_HDR_SIZE 20 /* magic, option, type, length */
+
+/* Result of one option handler (or -errno to drop the connection): go on
+ * haggling, or the export is chosen.  An option reply sent returns 0, so
+ * handlers can end with `return opt_reply(...)`. */
+#define OPT_NEXT 0
+#define OPT_DONE 1
+
+static int opt_reply(struct vd_conn *c, uint32_t opt, uint32_t type,
+                     const void *data, size_t len)
+{
+    uint8_t hdr[REP_HDR_SIZE];
+    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)data, len}};
+
+    vd_put64(hdr, NBD_REP_MAGIC);
+    vd_put32(hdr + 8, opt);
+    vd_put32(hdr + 12, type);
+    vd_put32(hdr + 16, (uint32_t)len);
+    return vd_send(c, iov, len ? 2 : 1);
+}
+
+/* An error reply; @msg is a human-readable string for the client. */
+static int opt_error(struct vd_conn *c, uint32_t opt, uint32_t type,
+                     const char *msg)
+{
+    log_debug("vd.handshake", "option %u refused: %s: peer=%s", opt, msg,
+              c->peer);
+    return opt_reply(c, opt, type, msg, strlen(msg));
+}
+
+/* A string from the wire: at most NBD_MAX_STRING bytes, no NUL. */
+static bool string_ok(const uint8_t *s, uint32_t len)
+{
+    return len <= NBD_MAX_STRING && !memchr(s, 0, len);
+}
+
+/* The export @name (len bytes, checked with string_ok) stands for, or the
+ * default export for "".  Caller owns *out (free()).  -ENOENT, -ENOMEM. */
+static int name_resolve(struct vd_conn *c, const uint8_t *name, uint32_t len,
+                        char **out)
+{
+    if (len == 0) {
+        if (!c->cfg->default_export)
+            return -ENOENT;
+        *out = strdup(c->cfg->default_export);
+    } else {
+        *out = strndup((const char *)name, len);
+    }
+    return *out ? 0 : -ENOMEM;
+}
+
+static uint32_t open_err_to_rep(int rc)
+{
+    switch (-rc) {
+    case EACCES:
+    case EPERM:
+        return NBD_REP_ERR_POLICY;
+    case ESHUTDOWN:
+        return NBD_REP_ERR_SHUTDOWN;
+    default:
+        return NBD_REP_ERR_UNKNOWN;
+    }
+}
+
+uint16_t vd_handshake_tflags(const struct vd_conn *c, bool readonly)
+{
+    uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_CACHE;
+
+    if (readonly)
+        f |= NBD_FLAG_READ_ONLY;
+    else
+        f |= NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
+             NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_FAST_ZERO;
+    /* Reads are always answered in one chunk, so DF costs nothing. */
+    if (c->structured)
+        f |= NBD_FLAG_SEND_DF;
+    if (c->cfg->be->caps & VD_BACKEND_MULTI_CONN)
+        f |= NBD_FLAG_CAN_MULTI_CONN;
+    return f;
+}
+
+/* Open export @name for the handshake; fills *img and *size. */
+static int export_open(struct vd_conn *c, const char *name,
+                       struct vd_image **img, uint64_t *size)
+{
+    const struct vd_backend *be = c->cfg->be;
+    int rc = be->ops->open(be->ctx, name, c->cfg->readonly, img);
+    if (rc < 0)
+        return rc;
+    int64_t sz = be->ops->size(*img);
+    if (sz < 0) {
+        be->ops->close(*img);
+        *img = NULL;
+        return (int)sz;
+    }
+    *size = (uint64_t)sz;
+    return 0;
+}
+
+static int info_send(struct vd_conn *c, uint32_t opt, uint16_t type,
+                     const void *data, size_t len)
+{
+    uint8_t buf[2 + NBD_MAX_STRING + 64];
+
+    if (len > sizeof(buf) - 2)
+        len = sizeof(buf) - 2;
+    vd_put16(buf, type);
+    memcpy(buf + 2, data, len);
+    return opt_reply(c, opt, NBD_REP_INFO, buf, 2 + len);
+}
+
+/* The NBD_REP_INFO replies for export @name: EXPORT and BLOCK_SIZE always,
+ * NAME and DESCRIPTION when asked for in @reqs (@nreq big-endian 16-bit
+ * info types). */
+static int info_all(struct vd_conn *c, uint32_t opt, const char *name,
+                    uint64_t size, uint16_t tflags, const uint8_t *reqs,
+                    uint16_t nreq)
+{
+    uint8_t buf[12];
+    int rc;
+
+    vd_put64(buf, size);
+    vd_put16(buf + 8, tflags);
+    rc = info_send(c, opt, NBD_INFO_EXPORT, buf, 10);
+    for (uint16_t i = 0; rc == 0 && i < nreq; i++) {
+        uint16_t type = vd_get16(reqs + 2 * i);
+        if (type == NBD_INFO_NAME) {
+            rc = info_send(c, opt, NBD_INFO_NAME, name, strlen(name));
+        } else if (type == NBD_INFO_DESCRIPTION) {
+            char desc[NBD_MAX_STRING];
+            int n = snprintf(desc, sizeof(desc), "tessera %s image %s",
+                             c->cfg->be->name, name);
+            rc =
+                info_send(c, opt, NBD_INFO_DESCRIPTION, desc,
+                          n < (int)sizeof(desc) ? (size_t)n : sizeof(desc) - 1);
+        }
+    }
+    if (rc == 0) {
+        vd_put32(buf, VD_BLOCK_MIN);
+        vd_put32(buf + 4, VD_BLOCK_PREFERRED);
+        vd_put32(buf + 8, VD_BLOCK_MAX);
+        rc = info_send(c, opt, NBD_INFO_BLOCK_SIZE, buf, 12);
+    }
+    return rc;
+}
+
+/* The export is chosen: keep it, and keep the meta context selection only
+ * when it was made for this same export (proto.md: contexts are per
+ * export). */
+static void export_chosen(struct vd_conn *c, struct vd_image *img, char *name,
+                          uint64_t size)
+{
+    c->img = img;
+    c->export_name = name;
+    c->size = size;
+    c->tflags = vd_handshake_tflags(c, img->readonly);
+    if (c->meta_alloc && strcmp(c->meta_export, name) != 0)
+        c->meta_alloc = false;
+}
+
+/* NBD_OPT_INFO and NBD_OPT_GO:
+ *   C: name length32, name, number of info requests16, info types16...
+ * proto.md: the server MUST send NBD_INFO_EXPORT, then NBD_REP_ACK. */
+static int opt_info_go(struct vd_conn *c, uint32_t opt, const uint8_t *d,
+                       uint32_t len)
+{
+    struct vd_image *img = NULL;
+    char *name = NULL;
+    uint64_t size;
+    uint32_t nlen;
+    uint16_t nreq;
+    int rc;
+
+    if (len < 6 || (nlen = vd_get32(d)) > len - 6)
+        return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed request");
+    nreq = vd_get16(d + 4 + nlen);
+    if (len != 6 + nlen + 2u * nreq)
+        return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed request");
+    if (!string_ok(d + 4, nlen))
+        return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed name");
+    rc = name_resolve(c, d + 4, nlen, &name);
+    if (rc < 0)
+        return opt_error(c, opt, NBD_REP_ERR_UNKNOWN,
+                         "no export name and no default export");
+    rc = export_open(c, name, &img, &size);
+    if (rc < 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "cannot open export: %s", strerror(-rc));
+        free(name);
+        return opt_error(c, opt, open_err_to_rep(rc), msg);
+    }
+    uint16_t tflags = vd_handshake_tflags(c, img->readonly);
+    rc = info_all(c, opt, name, size, tflags, d + 6 + nlen, nreq);
+    if (rc == 0)
+        rc = opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+    if (rc < 0 || opt == NBD_OPT_INFO) {
+        c->cfg->be->ops->close(img);
+        free(name);
+        return rc < 0 ? rc : OPT_NEXT;
+    }
+    export_chosen(c, img, name, size);
+    return OPT_DONE;
+}
+
+/* NBD_OPT_EXPORT_NAME: C: name (the whole option data).  There is no error
+ * reply: a bad name closes the connection. */
+static int opt_export_name(struct vd_conn *c, const uint8_t *d, uint32_t len)
+{
+    static const uint8_t zeroes[124];
+    struct vd_image *img = NULL;
+    char *name = NULL;
+    uint64_t size;
+    uint8_t buf[10];
+    int rc;
+
+    if (!string_ok(d, len))
+        return -EPROTO;
+    rc = name_resolve(c, d, len, &name);
+    if (rc == 0)
+        rc = export_open(c, name, &img, &size);
+    if (rc < 0) {
+        log_warn("nbd handshake: export %.*s: %s: peer=%s", (int)len,
+                 (const char *)d, strerror(-rc), c->peer);
+        free(name);
+        return -ENOENT;
+    }
+    export_chosen(c, img, name, size);
+    vd_put64(buf, size);
+    vd_put16(buf + 8, c->tflags);
+    struct iovec iov[2] = {{buf, sizeof(buf)},
+                           {(void *)zeroes, sizeof(zeroes)}};
+    rc = vd_send(c, iov, c->no_zeroes ? 1 : 2);
+    return rc < 0 ? rc : OPT_DONE;
+}
+
+struct list_state {
+    struct vd_conn *c;
+    int rc;
+};
+
+static int list_one(void *arg, const char *name)
+{
+    struct list_state *ls = arg;
+    uint8_t buf[4 + NBD_MAX_STRING];
+    size_t n = strlen(name);
+
+    if (n == 0 || n > NBD_MAX_STRING)
+        return 0;
+    vd_put32(buf, (uint32_t)n);
+    memcpy(buf + 4, name, n);
+    ls->rc = opt_reply(ls->c, NBD_OPT_LIST, NBD_REP_SERVER, buf, 4 + n);
+    return ls->rc;
+}
+
+/* NBD_OPT_LIST: no data; one NBD_REP_SERVER per export, then ACK. */
+static int opt_list(struct vd_conn *c, uint32_t len)
+{
+    const struct vd_backend *be = c->cfg->be;
+    struct list_state ls = {c, 0};
+    int rc;
+
+    if (len != 0)
+        return opt_error(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID,
+                         "NBD_OPT_LIST takes no data");
+    rc = be->ops->list ? be->ops->list(be->ctx, list_one, &ls) : -ENOTSUP;
+    if (ls.rc < 0)
+        return ls.rc; /* the socket failed */
+    if (rc < 0) {
+        log_warn("nbd handshake: listing exports: %s: peer=%s", strerror(-rc),
+                 c->peer);
+        return opt_error(c, NBD_OPT_LIST, NBD_REP_ERR_POLICY,
+                         "export listing not available");
+    }
+    return opt_reply(c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
+}
+
+/* NBD_OPT_STRUCTURED_REPLY: no data. */
+static int opt_structured(struct vd_conn *c, uint32_t len)
+{
+    if (len != 0)
+        return opt_error(c, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ERR_INVALID,
+                         "NBD_OPT_STRUCTURED_REPLY takes no data");
+    c->structured = true;
+    return opt_reply(c, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, NULL, 0);
+}
+
+/* Check the layout of a meta context request:
+ *   C: name length32, name, number of queries32, (query length32, query)...
+ * Fills the name and the offset of the first query.  0 or -EINVAL. */
+static int meta_parse(const uint8_t *d, uint32_t len, uint32_t *nlen,
+                      uint32_t *nq, uint32_t *first)
+{
+    uint32_t pos, i;
+
+    if (len < 8 || (*nlen = vd_get32(d)) > len - 8)
+        return -EINVAL;
+    if (!string_ok(d + 4, *nlen))
+        return -EINVAL;
+    *nq = vd_get32(d + 4 + *nlen);
+    pos = *first = 8 + *nlen;
+    for (i = 0; i < *nq; i++) {
+        if (len - pos < 4)
+            return -EINVAL;
+        uint32_t qlen = vd_get32(d + pos);
+        if (qlen > len - pos - 4 || !string_ok(d + pos + 4, qlen))
+            return -EINVAL;
+        pos += 4 + qlen;
+    }
+    return pos == len ? 0 : -EINVAL;
+}
+
+static bool query_is(const uint8_t *q, uint32_t qlen, const char *s)
+{
+    return qlen == strlen(s) && !memcmp(q, s, qlen);
+}
+
+static int meta_reply(struct vd_conn *c, uint32_t opt, uint32_t id)
+{
+    const char *ctx = NBD_META_BASE_ALLOCATION;
+    uint8_t buf[4 + sizeof(NBD_META_BASE_ALLOCATION)];
+
+    vd_put32(buf, id);
+    memcpy(buf + 4, ctx, strlen(ctx));
+    return opt_reply(c, opt, NBD_REP_META_CONTEXT, buf, 4 + strlen(ctx));
+}
+
+/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT.  proto.md: SET
+ * needs structured replies first; LIST with no queries lists every
+ * context; a query "base:" matches every base context; SET selects only
+ * contexts named exactly, and replaces any earlier selection. */
+static int opt_meta(struct vd_conn *c, uint32_t opt, const uint8_t *d,
+                    uint32_t len)
+{
+    const struct vd_backend *be = c->cfg->be;
+    struct vd_image *img = NULL;
+    uint32_t nlen, nq, pos;
+    uint64_t size;
+    char *name = NULL;
+    bool found = false;
+    int rc;
+
+    if (opt == NBD_OPT_SET_META_CONTEXT && !c->structured)
+        return opt_error(c, opt, NBD_REP_ERR_INVALID,
+                         "structured replies not negotiated");
+    if (meta_parse(d, len, &nlen, &nq, &pos) < 0)
+        return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed request");
+    if (name_resolve(c, d + 4, nlen, &name) < 0)
+        return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "no such export");
+    rc = export_open(c, name, &img, &size);
+    if (rc < 0) {
+        free(name);
+        return opt_error(c, opt, open_err_to_rep(rc), "no such export");
+    }
+    be->ops->close(img);
+    if (opt == NBD_OPT_SET_META_CONTEXT) {
+        free(c->meta_export);
+        c->meta_export = name;
+        c->meta_alloc = false;
+        name = NULL;
+    }
+    free(name);
+    if (opt == NBD_OPT_LIST_META_CONTEXT && nq == 0) {
+        rc = meta_reply(c, opt, 0);
+        found = true;
+    }
+    for (uint32_t i = 0; rc == 0 && i < nq && !found; i++) {
+        uint32_t qlen = vd_get32(d + pos);
+        const uint8_t *q = d + pos + 4;
+        pos += 4 + qlen;
+        if (query_is(q, qlen, NBD_META_BASE_ALLOCATION) ||
+            (opt == NBD_OPT_LIST_META_CONTEXT && query_is(q, qlen, "base:"))) {
+            found = true;
+            if (opt == NBD_OPT_SET_META_CONTEXT)
+                c->meta_alloc = true;
+            rc = meta_reply(
+                c, opt, opt == NBD_OPT_SET_META_CONTEXT ? VD_META_ALLOC_ID : 0);
+        }
+    }
+    if (rc == 0)
+        rc = opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+    return rc < 0 ? rc : OPT_NEXT;
+}
+
+static int opt_dispatch(struct vd_conn *c, uint32_t opt, const uint8_t *d,
+                        uint32_t len)
+{
+    switch (opt) {
+    case NBD_OPT_EXPORT_NAME:
+        return opt_export_name(c, d, len);
+    case NBD_OPT_ABORT:
+        opt_reply(c, opt, NBD_REP_ACK, NULL, 0); /* best effort */
+        return -ESHUTDOWN;
+    case NBD_OPT_LIST:
+        return opt_list(c, len);
+    case NBD_OPT_INFO:
+    case NBD_OPT_GO:
+        return opt_info_go(c, opt, d, len);
+    case NBD_OPT_STRUCTURED_REPLY:
+        return opt_structured(c, len);
+    case NBD_OPT_LIST_META_CONTEXT:
+    case NBD_OPT_SET_META_CONTEXT:
+        return opt_meta(c, opt, d, len);
+    default:
+        return opt_error(c, opt, NBD_REP_ERR_UNSUP, "option not supported");
+    }
+}
+
+/* A socket read during option haggling: EOF means the client left. */
+static int read_opt(struct vd_conn *c, void *buf, size_t n)
+{
+    int rc = net_read_all(c->fd, buf, n);
+    return rc == -ECONNRESET ? -ESHUTDOWN : rc;
+}
+
+int vd_handshake_run(struct vd_conn *c)
+{
+    uint8_t buf[OPT_HDR_SIZE], greet[18];
+    int rc;
+
+    vd_put64(greet, NBD_MAGIC);
+    vd_put64(greet + 8, NBD_IHAVEOPT);
+    vd_put16(greet + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+    struct iovec iov = {greet, sizeof(greet)};
+    rc = vd_send(c, &iov, 1);
+    if (rc < 0)
+        return rc;
+
+    rc = read_opt(c, buf, 4);
+    if (rc < 0)
+        return rc;
+    uint32_t cflags = vd_get32(buf);
+    if ((cflags & ~NBD_FLAG_C_KNOWN) || !(cflags & NBD_FLAG_C_FIXED_NEWSTYLE)) {
+        log_warn("nbd handshake: unsupported client flags 0x%x: peer=%s",
+                 cflags, c->peer);
+        return -EPROTO;
+    }
+    c->no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
+
+    for (;;) {
+        rc = read_opt(c, buf, OPT_HDR_SIZE);
+        if (rc < 0)
+            return rc;
+        uint32_t opt = vd_get32(buf + 8), len = vd_get32(buf + 12);
+        if (vd_get64(buf) != NBD_IHAVEOPT) {
+            log_warn("nbd handshake: bad option magic: peer=%s", c->peer);
+            return -EPROTO;
+        }
+        if (len > VD_OPT_MAX) {
+            log_warn("nbd handshake: option %u data too long (%u bytes): "
+                     "peer=%s",
+                     opt, len, c->peer);
+            opt_error(c, opt, NBD_REP_ERR_TOO_BIG, "option data too long");
+            return -EPROTO;
+        }
+        uint8_t *data = malloc(len ? len : 1);
+        if (!data)
+            return -ENOMEM;
+        rc = read_opt(c, data, len);
+        if (rc == 0)
+            rc = opt_dispatch(c, opt, data, len);
+        free(data);
+        if (rc != OPT_NEXT)
+            return rc == OPT_DONE ? 0 : rc;
+    }
+}

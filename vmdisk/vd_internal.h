@@ -1,0 +1,175 @@
+/* vd_internal.h: shared inside vmdisk/ only.
+ *
+ * tessera-nbd is layered so that everything but vd_server.c and vd_main.c
+ * runs over any connected socket (the unit tests use a socketpair):
+ *
+ *   vd_main.c       command line, backend choice, signals
+ *   vd_server.c     TCP and unix listeners, a thread per connection
+ *   vd_conn.c       one connection's life: handshake, transmission, close
+ *   vd_handshake.c  fixed newstyle option haggling up to NBD_OPT_GO
+ *   vd_cmd.c        transmission: reader thread, worker pool, commands
+ *   vd_reply.c      simple and structured replies, NBD error values
+ *   vd_backend.h    the image interface; vd_mem.c, vd_file.c implement it
+ */
+#ifndef TESSERA_VD_INTERNAL_H
+#define TESSERA_VD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vd_backend.h"
+#include "vd_nbd.h"
+
+/* Block size constraints sent in NBD_INFO_BLOCK_SIZE.  The maximum bounds
+ * the payload of READ and WRITE; TRIM, WRITE_ZEROES, BLOCK_STATUS and
+ * CACHE carry no payload and may cover up to 4 GiB - 1. */
+#define VD_BLOCK_MIN 1u
+#define VD_BLOCK_PREFERRED 4096u
+#define VD_BLOCK_MAX (32u << 20)
+
+/* Option data larger than this is refused and the connection dropped: no
+ * option we implement needs more than two names of NBD_MAX_STRING. */
+#define VD_OPT_MAX (64u << 10)
+
+/* Context id of base:allocation after NBD_OPT_SET_META_CONTEXT. */
+#define VD_META_ALLOC_ID 1u
+
+#define VD_WORKERS_DEFAULT 4
+#define VD_WORKERS_MAX 64
+
+/* What every connection of a server shares; borrowed by each. */
+struct vd_config {
+    struct vd_backend *be;
+    const char *default_export; /* served for an empty name; NULL: none */
+    bool readonly;              /* open every image read-only */
+    unsigned workers;           /* threads per connection; 0: default */
+};
+
+struct vd_req;
+
+struct vd_conn {
+    int fd;                      /* borrowed: the server closes it */
+    const struct vd_config *cfg; /* borrowed */
+    const char *peer;            /* borrowed, for logs */
+
+    /* Set by the handshake (vd_handshake.c). */
+    bool no_zeroes;
+    bool structured;
+    bool meta_alloc;      /* base:allocation selected for meta_export */
+    char *meta_export;    /* owned: export named by SET_META_CONTEXT */
+    char *export_name;    /* owned: the export chosen by GO/EXPORT_NAME */
+    struct vd_image *img; /* owned: open during transmission */
+    uint64_t size;
+    uint16_t tflags; /* NBD_FLAG_* transmission flags sent */
+
+    /* Transmission (vd_cmd.c). */
+    pthread_mutex_t send_lock; /* one reply on the socket at a time */
+    pthread_mutex_t lock;      /* guards the fields below */
+    pthread_cond_t cond;
+    struct vd_req *head, *tail; /* decoded, waiting for a worker */
+    unsigned inflight;          /* queued or running */
+    uint64_t inflight_bytes;    /* their payload and reply buffers */
+    bool draining;              /* the reader stopped: workers finish up */
+    bool send_failed;           /* a reply could not be sent */
+};
+
+/* ---- Byte order helpers ------------------------------------------------ */
+
+static inline void vd_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void vd_put32(uint8_t *p, uint32_t v)
+{
+    vd_put16(p, (uint16_t)(v >> 16));
+    vd_put16(p + 2, (uint16_t)v);
+}
+
+static inline void vd_put64(uint8_t *p, uint64_t v)
+{
+    vd_put32(p, (uint32_t)(v >> 32));
+    vd_put32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t vd_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t vd_get32(const uint8_t *p)
+{
+    return (uint32_t)vd_get16(p) << 16 | vd_get16(p + 2);
+}
+
+static inline uint64_t vd_get64(const uint8_t *p)
+{
+    return (uint64_t)vd_get32(p) << 32 | vd_get32(p + 4);
+}
+
+/* vd_conn.c */
+/* Serve one client on the connected socket @fd (borrowed: the caller
+ * closes it) until it disconnects, breaks the protocol, or the socket is
+ * shut down.  Logs one line when the export opens and one at the end.
+ * Returns 0 after a clean disconnect, -errno otherwise. */
+int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer);
+
+/* vd_server.c */
+struct vd_server;
+/* A server for @cfg (borrowed: it must outlive the server).  Caller owns
+ * *out: vd_server_free().  -ENOMEM, -errno from pipe2(). */
+int vd_server_new(const struct vd_config *cfg, struct vd_server **out);
+/* Listen on TCP @addr ("127.0.0.1:10809", "[::]:10809") or on a unix
+ * socket at @path (a stale socket there is replaced).  -errno. */
+int vd_server_listen_tcp(struct vd_server *s, const char *addr);
+int vd_server_listen_unix(struct vd_server *s, const char *path);
+/* Accept connections, a thread each, until vd_server_stop(); then stop
+ * listening, shut every connection down and wait for their threads.
+ * 0, or -errno when no listener was set up. */
+int vd_server_run(struct vd_server *s);
+/* Make vd_server_run() return.  Async-signal-safe. */
+void vd_server_stop(struct vd_server *s);
+/* Close listeners (removing the unix socket) and free @s (NULL is fine).
+ * vd_server_run() must have returned. */
+void vd_server_free(struct vd_server *s);
+
+/* vd_handshake.c */
+/* Run the fixed newstyle handshake on @c.  Returns 0 when an export was
+ * chosen (c->img open, c->export_name, c->size and c->tflags set), or
+ * -ESHUTDOWN when the client aborted or hung up during option haggling,
+ * -EPROTO when it broke the protocol, -errno for a socket error. */
+int vd_handshake_run(struct vd_conn *c);
+/* Transmission flags for an image, given the backend's capabilities. */
+uint16_t vd_handshake_tflags(const struct vd_conn *c, bool readonly);
+
+/* vd_cmd.c */
+/* Run the transmission phase of @c until NBD_CMD_DISC (0), a protocol
+ * error (-EPROTO) or a socket error.  Every request read is answered, or
+ * dropped when the socket failed, before this returns. */
+int vd_cmd_run(struct vd_conn *c);
+
+/* vd_reply.c */
+/* The NBD error value (NBD_E*) for a negative errno. */
+uint32_t vd_err_to_nbd(int neg_errno);
+/* Send @iov whole, under c->send_lock.  On failure sets c->send_failed
+ * and shuts the socket down, so the reader stops too.  0 or -errno. */
+int vd_send(struct vd_conn *c, struct iovec *iov, int iovcnt);
+/* A simple reply: @err (NBD_E*) and, when 0, @len bytes of @data. */
+int vd_reply_simple(struct vd_conn *c, uint64_t cookie, uint32_t err,
+                    const void *data, size_t len);
+/* One structured OFFSET_DATA chunk with the DONE flag. */
+int vd_reply_data(struct vd_conn *c, uint64_t cookie, uint64_t offset,
+                  const void *data, size_t len);
+/* One structured ERROR chunk with the DONE flag; @msg may be NULL. */
+int vd_reply_error(struct vd_conn *c, uint64_t cookie, uint32_t err,
+                   const char *msg);
+/* One structured BLOCK_STATUS chunk with the DONE flag: @n descriptors of
+ * (length, flags) in host order at @desc. */
+int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, uint32_t ctx_id,
+                          const uint32_t *desc, size_t n);
+
+#endif

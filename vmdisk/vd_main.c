@@ -1,0 +1,218 @@
+/* vd_main.c: tessera-nbd, the NBD export of Tessera images.
+ *
+ *   tessera-nbd [--meta ADDR:PORT] --listen ADDR:PORT [--unix PATH]
+ *               [--backend tessera|mem|dir:PATH] [--readonly]
+ *               [--default-export NAME] [--workers N] [-D MODULE=1]
+ *
+ * Parses the command line, makes the image backend, starts the listeners
+ * and runs the server until SIGINT or SIGTERM, then stops it (listeners
+ * closed, connections shut down, their threads joined) and frees the
+ * backend.  Exit status 0 after a signal, 1 on a usage or setup error.
+ *
+ * Backends (vd_backend.h): "tessera" (the default) serves Tessera files by
+ * path and needs --meta; "mem" serves one empty 1 GiB in-memory image
+ * named "disk" (the default export); "dir:PATH" serves the files under a
+ * local directory.  backend_make() is the one place that knows them.
+ */
+#include "vd_internal.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define MEM_IMAGE "disk"
+#define MEM_SIZE (1ull << 30)
+
+static struct vd_server *the_server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (the_server)
+        vd_server_stop(the_server);
+}
+
+static void usage(FILE *f, const char *prog)
+{
+    fprintf(f,
+            "usage: %s --listen ADDR:PORT [options]\n\n"
+            "    --meta ADDR:PORT        metadata service (backend tessera)\n"
+            "    --listen ADDR:PORT      serve NBD over TCP\n"
+            "    --unix PATH             serve NBD on a unix socket\n"
+            "    --backend KIND          tessera (default), mem, or dir:PATH\n"
+            "    --readonly              export every image read-only\n"
+            "    --default-export NAME   image served for an empty name\n"
+            "    --workers N             request threads per connection "
+            "(default %d)\n"
+            "    -D MODULE=1             debug log for a module (vd.cmd, "
+            "vd.handshake)\n"
+            "    --help                  this text\n",
+            prog, VD_WORKERS_DEFAULT);
+}
+
+/* The backend named by @spec.  Caller owns *out.  Prints why on failure. */
+static int backend_make(const char *spec, const char *meta,
+                        struct vd_backend **out, const char **default_export)
+{
+    int rc;
+
+    if (!strcmp(spec, "mem")) {
+        rc = vd_mem_new(out);
+        if (rc == 0)
+            rc = vd_mem_add(*out, MEM_IMAGE, MEM_SIZE);
+        if (rc < 0) {
+            fprintf(stderr, "tessera-nbd: mem backend: %s\n", strerror(-rc));
+            return rc;
+        }
+        if (!*default_export)
+            *default_export = MEM_IMAGE;
+        return 0;
+    }
+    if (!strncmp(spec, "dir:", 4) && spec[4]) {
+        rc = vd_file_new(spec + 4, out);
+        if (rc < 0)
+            fprintf(stderr, "tessera-nbd: dir backend: %s: %s\n", spec + 4,
+                    strerror(-rc));
+        return rc;
+    }
+    if (!strcmp(spec, "tessera")) {
+        if (!meta) {
+            fprintf(stderr, "tessera-nbd: backend tessera needs --meta\n");
+            return -EINVAL;
+        }
+        fprintf(stderr, "tessera-nbd: backend tessera is not available yet; "
+                        "use --backend mem or --backend dir:PATH\n");
+        return -ENOTSUP;
+    }
+    fprintf(stderr, "tessera-nbd: unknown backend '%s'\n", spec);
+    return -EINVAL;
+}
+
+struct cli {
+    const char *meta, *listen, *unix_path, *backend, *default_export;
+    bool readonly;
+    unsigned workers;
+};
+
+/* 0 to run, 1 to exit 0 (--help), -1 to exit 1. */
+static int parse_args(int argc, char **argv, struct cli *cli)
+{
+    static const struct option longopts[] = {
+        {"meta", required_argument, NULL, 'm'},
+        {"listen", required_argument, NULL, 'l'},
+        {"unix", required_argument, NULL, 'u'},
+        {"backend", required_argument, NULL, 'b'},
+        {"readonly", no_argument, NULL, 'r'},
+        {"default-export", required_argument, NULL, 'e'},
+        {"workers", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    char *end;
+
+    while ((ch = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'm':
+            cli->meta = optarg;
+            break;
+        case 'l':
+            cli->listen = optarg;
+            break;
+        case 'u':
+            cli->unix_path = optarg;
+            break;
+        case 'b':
+            cli->backend = optarg;
+            break;
+        case 'r':
+            cli->readonly = true;
+            break;
+        case 'e':
+            cli->default_export = optarg;
+            break;
+        case 'w': {
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (*end || n == 0 || n > VD_WORKERS_MAX) {
+                fprintf(stderr, "tessera-nbd: --workers: 1..%d\n",
+                        VD_WORKERS_MAX);
+                return -1;
+            }
+            cli->workers = (unsigned)n;
+            break;
+        }
+        case 'D':
+            if (log_debug_enable(optarg) < 0) {
+                fprintf(stderr, "tessera-nbd: bad -D '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'h':
+            usage(stdout, argv[0]);
+            return 1;
+        default:
+            usage(stderr, argv[0]);
+            return -1;
+        }
+    }
+    if (optind != argc || (!cli->listen && !cli->unix_path)) {
+        usage(stderr, argv[0]);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {.backend = "tessera"};
+    struct vd_backend *be = NULL;
+    struct vd_server *s = NULL;
+    int rc;
+
+    log_init(argv[0]);
+    rc = parse_args(argc, argv, &cli);
+    if (rc != 0)
+        return rc > 0 ? 0 : 1;
+    if (backend_make(cli.backend, cli.meta, &be, &cli.default_export) < 0)
+        return 1;
+
+    struct vd_config cfg = {
+        .be = be,
+        .default_export = cli.default_export,
+        .readonly = cli.readonly,
+        .workers = cli.workers,
+    };
+    rc = vd_server_new(&cfg, &s);
+    if (rc == 0 && cli.listen) {
+        rc = vd_server_listen_tcp(s, cli.listen);
+        if (rc < 0)
+            fprintf(stderr, "tessera-nbd: listen %s: %s\n", cli.listen,
+                    strerror(-rc));
+    }
+    if (rc == 0 && cli.unix_path) {
+        rc = vd_server_listen_unix(s, cli.unix_path);
+        if (rc < 0)
+            fprintf(stderr, "tessera-nbd: listen unix:%s: %s\n", cli.unix_path,
+                    strerror(-rc));
+    }
+    if (rc == 0) {
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigemptyset(&sa.sa_mask);
+        the_server = s;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        log_info("nbd server: started: backend=%s%s", cli.backend,
+                 cli.readonly ? " readonly" : "");
+        rc = vd_server_run(s);
+    }
+    the_server = NULL;
+    vd_server_free(s);
+    vd_backend_free(be);
+    return rc == 0 ? 0 : 1;
+}
