@@ -6,6 +6,8 @@ it_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$it_root/scripts/cluster.sh"
 
 IT_TMP=$(mktemp -d /tmp/tessera-test.XXXXXX)
+# Ordinary users must reach the mount point for the permission tests.
+chmod 0755 "$IT_TMP"
 it_cleanup() {
     local rc=$?
     ts_stop_all 2>/dev/null

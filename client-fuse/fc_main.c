@@ -1,0 +1,212 @@
+/* fc_main.c: tessera-mount, the FUSE client.
+ *
+ *   tessera-mount --meta ADDR:PORT [-f] [-d] [-o OPTS] MOUNTPOINT
+ *
+ * Order matters: metad is probed first so a wrong address fails here with
+ * a clear message and exit status 1, before anything is mounted or the
+ * process detaches.  Then the mount, then fuse_daemonize() (unless -f),
+ * and only then the real metad session: the rpc client and the session's
+ * renew thread are threads, and threads do not survive the fork inside
+ * fuse_daemonize().  The session loop is multi-threaded.
+ *
+ * The file system is unmounted by `fusermount3 -u MOUNTPOINT` or by
+ * SIGINT/SIGTERM (fuse_set_signal_handlers); either way the loop returns,
+ * the session is closed at metad (SESSION_CLOSE) and the process exits 0.
+ */
+#define FUSE_USE_VERSION 35
+
+#include "fc_internal.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <fuse_opt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOC_CACHE_MAX 65536
+#define MAX_IDLE_THREADS 16
+
+struct cli {
+    char *meta;
+    char *debug_spec;
+};
+
+static const struct fuse_opt cli_spec[] = {
+    {"--meta %s", offsetof(struct cli, meta), 0},
+    {"--meta=%s", offsetof(struct cli, meta), 0},
+    {"-D %s", offsetof(struct cli, debug_spec), 0},
+    FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+    printf("usage: %s --meta ADDR:PORT [options] MOUNTPOINT\n\n"
+           "    --meta ADDR:PORT       metadata service to use\n"
+           "    -D MODULE=1            debug log for a module (fc.ops, "
+           "fc.data)\n"
+           "    -f                     stay in the foreground\n"
+           "    -d                     FUSE debug output (implies -f)\n"
+           "    -o OPT[,OPT...]        mount options (allow_other, ...)\n\n",
+           prog);
+    fuse_cmdline_help();
+    fuse_lowlevel_help();
+}
+
+static void fs_free(struct fc_fs *fs)
+{
+    if (!fs)
+        return;
+    fc_session_close(fs->session);
+    fc_pool_free(fs->pool);
+    fc_loc_cache_free(fs->loc);
+    fc_handles_free(fs->handles);
+    free(fs);
+}
+
+static struct fc_fs *fs_new(void)
+{
+    char name[128];
+    char host[64] = "unknown";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(name, sizeof(name), "tessera-mount %s pid %d", host,
+             (int)getpid());
+
+    struct fc_fs *fs = calloc(1, sizeof(*fs));
+    if (!fs)
+        return NULL;
+    fs->pool = fc_pool_new(name);
+    fs->loc = fc_loc_cache_new(LOC_CACHE_MAX);
+    fs->handles = fc_handles_new();
+    if (!fs->pool || !fs->loc || !fs->handles) {
+        fs_free(fs);
+        return NULL;
+    }
+    return fs;
+}
+
+static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
+               const char *meta)
+{
+    struct fc_fs *fs = NULL;
+    struct fuse_session *se = NULL;
+    int ret = 1;
+
+    int rc = fc_session_probe(meta);
+    if (rc < 0) {
+        fprintf(stderr, "tessera-mount: cannot reach metad at %s: %s\n", meta,
+                strerror(-rc));
+        return 1;
+    }
+
+    fs = fs_new();
+    if (!fs) {
+        fprintf(stderr, "tessera-mount: out of memory\n");
+        return 1;
+    }
+    se = fuse_session_new(args, fc_ops_get(), sizeof(struct fuse_lowlevel_ops),
+                          fs);
+    if (!se)
+        goto out; /* libfuse printed why */
+    if (fuse_set_signal_handlers(se) != 0)
+        goto out_session;
+    if (fuse_session_mount(se, opts->mountpoint) != 0)
+        goto out_signals;
+    fuse_daemonize(opts->foreground);
+
+    char name[160];
+    snprintf(name, sizeof(name), "tessera-mount %s", opts->mountpoint);
+    rc = fc_session_open(meta, name, &fs->session);
+    if (rc < 0) {
+        log_error("mount: cannot open a session at metad: %s meta=%s",
+                  strerror(-rc), meta);
+        goto out_unmount;
+    }
+    fs->meta = fc_session_rpc(fs->session);
+    log_info("mount: ready: mountpoint=%s meta=%s session=%llu",
+             opts->mountpoint, meta,
+             (unsigned long long)fc_session_id(fs->session));
+
+    struct fuse_loop_config config = {
+        .clone_fd = opts->clone_fd,
+        .max_idle_threads = opts->max_idle_threads > MAX_IDLE_THREADS
+                                ? opts->max_idle_threads
+                                : MAX_IDLE_THREADS,
+    };
+    if (opts->singlethread)
+        rc = fuse_session_loop(se);
+    else
+        rc = fuse_session_loop_mt(se, &config);
+    ret = rc < 0 ? 1 : 0; /* a positive value is the signal that ended it */
+    log_info("mount: unmounting: mountpoint=%s", opts->mountpoint);
+
+out_unmount:
+    fuse_session_unmount(se);
+out_signals:
+    fuse_remove_signal_handlers(se);
+out_session:
+    fuse_session_destroy(se);
+out:
+    fs_free(fs);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct fuse_cmdline_opts opts;
+    struct cli cli = {0};
+    int ret = 1;
+
+    log_init("tessera-mount");
+    memset(&opts, 0, sizeof(opts));
+    if (fuse_opt_parse(&args, &cli, cli_spec, NULL) != 0)
+        return 1;
+    if (cli.debug_spec && log_debug_enable(cli.debug_spec) < 0) {
+        fprintf(stderr, "tessera-mount: bad -D %s\n", cli.debug_spec);
+        goto out;
+    }
+    if (cli.debug_spec)
+        log_set_level(LOG_LVL_DEBUG);
+    if (fuse_parse_cmdline(&args, &opts) != 0)
+        goto out;
+    if (opts.show_help) {
+        usage(argv[0]);
+        ret = 0;
+        goto out;
+    }
+    if (opts.show_version) {
+        printf("tessera-mount, libfuse %s\n", fuse_pkgversion());
+        fuse_lowlevel_version();
+        ret = 0;
+        goto out;
+    }
+    if (!cli.meta) {
+        fprintf(stderr, "tessera-mount: --meta ADDR:PORT is required "
+                        "(see --help)\n");
+        goto out;
+    }
+    if (!opts.mountpoint) {
+        fprintf(stderr, "tessera-mount: no mount point given (see --help)\n");
+        goto out;
+    }
+    /* default_permissions: the kernel checks mode bits against the
+     * attributes it caches, so a cached entry cannot bypass a check that
+     * metad would have made; metad checks every request again. */
+    if (fuse_opt_add_arg(&args, "-ofsname=tessera,subtype=tessera,"
+                                "default_permissions") != 0)
+        goto out;
+
+    ret = run(&args, &opts, cli.meta);
+
+out:
+    free(opts.mountpoint);
+    free(cli.meta);
+    free(cli.debug_spec);
+    fuse_opt_free_args(&args);
+    return ret;
+}

@@ -1,0 +1,1008 @@
+/* fc_ops.c: the libfuse low-level callbacks.
+ *
+ * Each namespace operation becomes one metad request carrying the caller's
+ * credentials (fuse_req_ctx() and fuse_req_getgroups()): the mount runs
+ * without default_permissions because metad checks permissions itself.
+ * File data goes through fc_data.c; this file only adapts arguments and
+ * replies.  Inode numbers are metad's; forget has nothing to release.
+ *
+ * Attributes and entries are cached by the kernel for ATTR_TIMEOUT.  The
+ * mount is write-through (no writeback cache), and O_TRUNC reaches us as a
+ * SETATTR of size 0 (atomic_o_trunc is left off).  Truncation, fallocate
+ * and the open handle table are the places where namespace and data meet.
+ */
+#define FUSE_USE_VERSION 35
+
+#include "fc_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define ATTR_TIMEOUT 1.0
+#define MAX_WRITE (1u << 20)
+
+static struct fc_fs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static void cred_fill(fuse_req_t req, struct proto_cred *c)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    gid_t groups[PROTO_MAX_GROUPS];
+
+    memset(c, 0, sizeof(*c));
+    c->uid = ctx->uid;
+    c->gid = ctx->gid;
+    int n = fuse_req_getgroups(req, PROTO_MAX_GROUPS, groups);
+    if (n < 0)
+        n = 0;
+    if (n > PROTO_MAX_GROUPS)
+        n = PROTO_MAX_GROUPS; /* only the first ones are sent */
+    for (int i = 0; i < n; i++)
+        c->groups[i] = groups[i];
+    c->ngroups = (uint32_t)n;
+}
+
+static struct proto_str str_of(const char *s)
+{
+    struct proto_str r = {s, (uint32_t)strlen(s)};
+    return r;
+}
+
+static bool name_bad(fuse_req_t req, const char *name)
+{
+    if (strlen(name) > PROTO_NAME_MAX) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return true;
+    }
+    return false;
+}
+
+static void ts_from_ns(struct timespec *ts, int64_t ns)
+{
+    ts->tv_sec = ns / 1000000000;
+    ts->tv_nsec = ns % 1000000000;
+    if (ts->tv_nsec < 0) {
+        ts->tv_sec--;
+        ts->tv_nsec += 1000000000;
+    }
+}
+
+static int64_t ns_from_ts(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static void attr_to_stat(const struct proto_attr *a, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = a->ino;
+    st->st_mode = a->mode;
+    st->st_nlink = a->nlink;
+    st->st_uid = a->uid;
+    st->st_gid = a->gid;
+    st->st_rdev = a->rdev;
+    st->st_size = (off_t)a->size;
+    st->st_blocks = (blkcnt_t)a->blocks;
+    st->st_blksize = 1 << 20; /* what one FUSE write carries */
+    ts_from_ns(&st->st_atim, a->atime);
+    ts_from_ns(&st->st_mtim, a->mtime);
+    ts_from_ns(&st->st_ctim, a->ctime);
+}
+
+/* Our own writes may have grown an open file past what metad reports
+ * while a CHUNK_WRITE_END is in flight: show the larger size. */
+static void attr_merge_open(struct fc_fs *fs, struct proto_attr *a)
+{
+    struct fc_inode *n = fc_handles_find(fs->handles, a->ino);
+    if (!n)
+        return;
+    uint64_t size = fc_inode_grow(n, a->size);
+    if (size > a->size)
+        a->size = size;
+    fc_handles_put(fs->handles, n);
+}
+
+static void entry_fill(const struct proto_attr *a, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = a->ino;
+    e->generation = 1;
+    attr_to_stat(a, &e->attr);
+    e->attr_timeout = ATTR_TIMEOUT;
+    e->entry_timeout = ATTR_TIMEOUT;
+}
+
+/* Send @w (freed here) and decode an attr reply into @out. */
+static int call_attr(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
+                     struct proto_attr *out)
+{
+    struct rpc_reply rep;
+    struct proto_attr_rep a;
+    int rc = fc_meta_call(fs, opcode, w, &rep, &a);
+    proto_wbuf_free(w);
+    if (rc < 0)
+        return rc;
+    *out = a.attr;
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+/* Send @w (freed here) for a request with an empty reply. */
+static int call_empty(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w)
+{
+    struct rpc_reply rep;
+    struct proto_empty e;
+    int rc = fc_meta_call(fs, opcode, w, &rep, &e);
+    proto_wbuf_free(w);
+    if (rc == 0)
+        rpc_reply_free(&rep);
+    return rc;
+}
+
+static void reply_entry_or_err(fuse_req_t req, int rc,
+                               const struct proto_attr *a)
+{
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct fuse_entry_param e;
+    entry_fill(a, &e);
+    fuse_reply_entry(req, &e);
+}
+
+/* ---- Session setup ----------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    /* libfuse 3.14 sizes its buffers for 256 pages and derives the
+     * max_pages it offers the kernel from max_write, so 1 MiB writes
+     * arrive whole when the kernel allows 256 pages. */
+    conn->max_write = MAX_WRITE;
+    if (conn->max_readahead > MAX_WRITE)
+        conn->max_readahead = MAX_WRITE;
+    if (conn->capable & FUSE_CAP_ASYNC_READ)
+        conn->want |= FUSE_CAP_ASYNC_READ;
+    if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+        conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+    /* Write-through for now: dirty pages in the kernel would make size and
+     * mtime reporting depend on writeback timing. */
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /* O_TRUNC arrives as SETATTR(size), which runs the truncate path. */
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+    /* metad does not clear setuid bits on writes: let the kernel do it. */
+    conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+    conn->want &= ~FUSE_CAP_POSIX_ACL;
+}
+
+/* ---- Namespace --------------------------------------------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    if (name_bad(req, name))
+        return;
+    struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_lookup_req_encode(&w, &m);
+    struct proto_attr a;
+    int rc = call_attr(fs_of(req), PROTO_MSG_LOOKUP_REQ, &w, &a);
+    if (rc == 0)
+        attr_merge_open(fs_of(req), &a);
+    reply_entry_or_err(req, rc, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    (void)ino;
+    (void)nlookup;
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+                            struct fuse_forget_data *forgets)
+{
+    (void)count;
+    (void)forgets;
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct proto_attr a;
+    int rc = fc_meta_getattr(fs_of(req), ino, &a);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    attr_merge_open(fs_of(req), &a);
+    struct stat st;
+    attr_to_stat(&a, &st);
+    fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static uint32_t setattr_valid(int to_set)
+{
+    uint32_t v = 0;
+    if (to_set & FUSE_SET_ATTR_MODE)
+        v |= PROTO_SETATTR_MODE;
+    if (to_set & FUSE_SET_ATTR_UID)
+        v |= PROTO_SETATTR_UID;
+    if (to_set & FUSE_SET_ATTR_GID)
+        v |= PROTO_SETATTR_GID;
+    if (to_set & FUSE_SET_ATTR_SIZE)
+        v |= PROTO_SETATTR_SIZE;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+        v |= PROTO_SETATTR_ATIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_ATIME)
+        v |= PROTO_SETATTR_ATIME;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+        v |= PROTO_SETATTR_MTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_MTIME)
+        v |= PROTO_SETATTR_MTIME;
+    if (to_set & FUSE_SET_ATTR_CTIME)
+        v |= PROTO_SETATTR_CTIME;
+    return v;
+}
+
+static int do_setattr(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
+                      uint32_t valid, struct proto_attr *out)
+{
+    struct proto_setattr_req m = {
+        .ino = ino,
+        .valid = valid,
+        .mode = st->st_mode & 07777,
+        .uid = st->st_uid,
+        .gid = st->st_gid,
+        .size = (uint64_t)st->st_size,
+        .atime = ns_from_ts(&st->st_atim),
+        .mtime = ns_from_ts(&st->st_mtim),
+        .ctime = ns_from_ts(&st->st_ctim),
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_setattr_req_encode(&w, &m);
+    return call_attr(fs_of(req), PROTO_MSG_SETATTR_REQ, &w, out);
+}
+
+static int check_access(fuse_req_t req, fuse_ino_t ino, uint32_t mask)
+{
+    struct proto_access_req m = {.ino = ino, .mask = mask};
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_access_req_encode(&w, &m);
+    return call_empty(fs_of(req), PROTO_MSG_ACCESS_REQ, &w);
+}
+
+/* Change the size of @ino (truncate, ftruncate, fallocate): zero the tail
+ * of the new last chunk, SETATTR, then forget what lies past the end.
+ * @fi is set when the caller holds an open file (then its open mode was
+ * checked at open time, as for ftruncate(2)). */
+static int set_size(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
+                    uint32_t valid, struct fuse_file_info *fi,
+                    struct proto_attr *out)
+{
+    struct fc_fs *fs = fs_of(req);
+    uint64_t size = (uint64_t)st->st_size;
+    struct proto_attr cur;
+    int rc;
+
+    if (st->st_size < 0)
+        return -EINVAL;
+    if (size > (uint64_t)INT64_MAX)
+        return -EFBIG;
+    rc = fc_meta_getattr(fs, ino, &cur);
+    if (rc < 0)
+        return rc;
+    if (S_ISDIR(cur.mode))
+        return -EISDIR;
+    if (!S_ISREG(cur.mode))
+        return -EINVAL;
+    if (!fi) {
+        rc = check_access(req, ino, W_OK);
+        if (rc < 0)
+            return rc;
+    }
+
+    struct fc_inode *n = fc_handles_find(fs->handles, ino);
+    uint64_t old = cur.size;
+    if (n && fc_inode_size(n) > old)
+        old = fc_inode_size(n);
+    rc = fc_data_truncate_prepare(fs, ino, n, old, size);
+    if (rc == 0)
+        rc = do_setattr(req, ino, st, valid, out);
+    if (rc == 0)
+        fc_data_truncate_done(fs, ino, n, size);
+    fc_handles_put(fs->handles, n);
+    return rc;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                       int to_set, struct fuse_file_info *fi)
+{
+    uint32_t valid = setattr_valid(to_set);
+    struct proto_attr a;
+    int rc;
+
+    if (valid & PROTO_SETATTR_SIZE)
+        rc = set_size(req, ino, attr, valid, fi, &a);
+    else
+        rc = do_setattr(req, ino, attr, valid, &a);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    if (!(valid & PROTO_SETATTR_SIZE))
+        attr_merge_open(fs_of(req), &a);
+    struct stat st;
+    attr_to_stat(&a, &st);
+    fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct proto_ino_req m = {.ino = ino};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &m);
+    struct rpc_reply rep;
+    struct proto_readlink_rep out;
+    int rc = fc_meta_call(fs_of(req), PROTO_MSG_READLINK_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    char *target = strndup(out.target.p, out.target.len);
+    rpc_reply_free(&rep);
+    if (!target) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    fuse_reply_readlink(req, target);
+    free(target);
+}
+
+static int do_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                    mode_t mode, dev_t rdev, uint32_t flags,
+                    struct proto_attr *out)
+{
+    struct proto_mknod_req m = {
+        .parent = parent,
+        .mode = mode,
+        .rdev = (uint32_t)rdev,
+        .umask = fuse_req_ctx(req)->umask,
+        .flags = flags,
+        .name = str_of(name),
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_mknod_req_encode(&w, &m);
+    return call_attr(fs_of(req), PROTO_MSG_MKNOD_REQ, &w, out);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode, dev_t rdev)
+{
+    if (name_bad(req, name))
+        return;
+    struct proto_attr a;
+    int rc = do_mknod(req, parent, name, mode, rdev, PROTO_MKNOD_EXCL, &a);
+    reply_entry_or_err(req, rc, &a);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode)
+{
+    if (name_bad(req, name))
+        return;
+    struct proto_mkdir_req m = {
+        .parent = parent,
+        .mode = mode,
+        .umask = fuse_req_ctx(req)->umask,
+        .name = str_of(name),
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_mkdir_req_encode(&w, &m);
+    struct proto_attr a;
+    int rc = call_attr(fs_of(req), PROTO_MSG_MKDIR_REQ, &w, &a);
+    reply_entry_or_err(req, rc, &a);
+}
+
+static void remove_entry(fuse_req_t req, uint16_t opcode, fuse_ino_t parent,
+                         const char *name)
+{
+    if (name_bad(req, name))
+        return;
+    struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_lookup_req_encode(&w, &m);
+    fuse_reply_err(req, -call_empty(fs_of(req), opcode, &w));
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    remove_entry(req, PROTO_MSG_UNLINK_REQ, parent, name);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    remove_entry(req, PROTO_MSG_RMDIR_REQ, parent, name);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                       const char *name)
+{
+    if (name_bad(req, name))
+        return;
+    if (strlen(link) > PROTO_MAX_STR) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
+    struct proto_symlink_req m = {
+        .parent = parent,
+        .name = str_of(name),
+        .target = str_of(link),
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_symlink_req_encode(&w, &m);
+    struct proto_attr a;
+    int rc = call_attr(fs_of(req), PROTO_MSG_SYMLINK_REQ, &w, &a);
+    reply_entry_or_err(req, rc, &a);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      fuse_ino_t newparent, const char *newname,
+                      unsigned int flags)
+{
+    if (name_bad(req, name) || name_bad(req, newname))
+        return;
+    uint32_t pf = 0;
+    if (flags & RENAME_NOREPLACE)
+        pf |= PROTO_RENAME_NOREPLACE;
+    if (flags & RENAME_EXCHANGE)
+        pf |= PROTO_RENAME_EXCHANGE;
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+        fuse_reply_err(req, EINVAL); /* RENAME_WHITEOUT */
+        return;
+    }
+    struct proto_rename_req m = {
+        .parent = parent,
+        .name = str_of(name),
+        .newparent = newparent,
+        .newname = str_of(newname),
+        .flags = pf,
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_rename_req_encode(&w, &m);
+    fuse_reply_err(req, -call_empty(fs_of(req), PROTO_MSG_RENAME_REQ, &w));
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                    const char *newname)
+{
+    if (name_bad(req, newname))
+        return;
+    struct proto_link_req m = {
+        .ino = ino,
+        .newparent = newparent,
+        .newname = str_of(newname),
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_link_req_encode(&w, &m);
+    struct proto_attr a;
+    int rc = call_attr(fs_of(req), PROTO_MSG_LINK_REQ, &w, &a);
+    if (rc == 0)
+        attr_merge_open(fs_of(req), &a);
+    reply_entry_or_err(req, rc, &a);
+}
+
+/* ---- Files ------------------------------------------------------------- */
+
+static int open_check(fuse_req_t req, fuse_ino_t ino, int flags,
+                      struct proto_attr *out)
+{
+    struct proto_access_req m = {
+        .ino = ino,
+        .mask = (uint32_t)flags & (O_ACCMODE | O_APPEND | O_TRUNC),
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_access_req_encode(&w, &m);
+    return call_attr(fs_of(req), PROTO_MSG_OPEN_REQ, &w, out);
+}
+
+static int handle_open(fuse_req_t req, const struct proto_attr *a,
+                       struct fuse_file_info *fi)
+{
+    struct fc_handle *h;
+    int rc =
+        fc_handles_open(fs_of(req)->handles, a->ino, fi->flags, a->size, &h);
+    if (rc < 0)
+        return rc;
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->direct_io = (fi->flags & O_DIRECT) != 0;
+    fi->keep_cache = 0;
+    return 0;
+}
+
+static struct fc_handle *handle_of(struct fuse_file_info *fi)
+{
+    return (struct fc_handle *)(uintptr_t)fi->fh;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct proto_attr a;
+    int rc = open_check(req, ino, fi->flags, &a);
+    if (rc == 0 && S_ISDIR(a.mode))
+        rc = -EISDIR;
+    if (rc == 0)
+        rc = handle_open(req, &a, fi);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted */
+        fc_handles_release(fs_of(req)->handles, handle_of(fi));
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      mode_t mode, struct fuse_file_info *fi)
+{
+    if (name_bad(req, name))
+        return;
+    struct proto_attr a;
+    mode = S_IFREG | (mode & 07777);
+    /* A file we create may be opened in any mode, whatever its permission
+     * bits say; an existing one goes through the open check. */
+    int rc = do_mknod(req, parent, name, mode, 0, PROTO_MKNOD_EXCL, &a);
+    if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+        struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
+        cred_fill(req, &m.cred);
+        struct proto_wbuf w;
+        proto_wbuf_init(&w);
+        proto_lookup_req_encode(&w, &m);
+        rc = call_attr(fs_of(req), PROTO_MSG_LOOKUP_REQ, &w, &a);
+        if (rc == 0)
+            rc = open_check(req, a.ino, fi->flags, &a);
+        if (rc == 0 && S_ISDIR(a.mode))
+            rc = -EISDIR;
+    }
+    if (rc == 0)
+        rc = handle_open(req, &a, fi);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct fuse_entry_param e;
+    entry_fill(&a, &e);
+    if (fuse_reply_create(req, &e, fi) == -ENOENT)
+        fc_handles_release(fs_of(req)->handles, handle_of(fi));
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)ino;
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    int rc = fc_data_read(fs_of(req), handle_of(fi), (uint64_t)off, size, buf);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_buf(req, (const char *)buf, (size_t)rc);
+    free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+                     size_t size, off_t off, struct fuse_file_info *fi)
+{
+    log_debug("fc.ops", "write: ino=%llu off=%lld size=%zu",
+              (unsigned long long)ino, (long long)off, size);
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    int rc = fc_data_write(fs_of(req), handle_of(fi), (uint64_t)off,
+                           (const uint8_t *)buf, size);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_write(req, (size_t)rc);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    fuse_reply_err(req, -fc_data_sync(fs_of(req), handle_of(fi)->node));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    fuse_reply_err(req, -fc_data_sync(fs_of(req), handle_of(fi)->node));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct fc_handle *h = handle_of(fi);
+    /* flush ran at close(); this catches writes made after it through a
+     * shared mapping.  release cannot report an error, so it is logged. */
+    int rc = fc_data_sync(fs_of(req), h->node);
+    if (rc < 0)
+        log_warn("release: sync failed: %s ino=%llu", strerror(-rc),
+                 (unsigned long long)h->node->ino);
+    fc_handles_release(fs_of(req)->handles, h);
+    fuse_reply_err(req, 0);
+}
+
+static int extend_size(fuse_req_t req, fuse_ino_t ino, struct fc_handle *h,
+                       uint64_t end, struct fuse_file_info *fi)
+{
+    if (end <= fc_inode_size(h->node))
+        return 0;
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    st.st_size = (off_t)end;
+    struct proto_attr a;
+    return set_size(req, ino, &st, PROTO_SETATTR_SIZE, fi, &a);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                         off_t length, struct fuse_file_info *fi)
+{
+    struct fc_handle *h = handle_of(fi);
+    int rc;
+
+    if (offset < 0 || length <= 0 || offset > INT64_MAX - length) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    uint64_t off = (uint64_t)offset, len = (uint64_t)length;
+    if (mode == 0) {
+        /* Chunks are allocated on first write; allocating only extends. */
+        rc = extend_size(req, ino, h, off + len, fi);
+    } else if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+        rc = fc_data_zero(fs_of(req), h, off, len);
+    } else if ((mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE) {
+        rc = fc_data_zero(fs_of(req), h, off, len);
+        if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE))
+            rc = extend_size(req, ino, h, off + len, fi);
+    } else {
+        rc = -EOPNOTSUPP;
+    }
+    fuse_reply_err(req, -rc);
+}
+
+/* ---- Directories ------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    /* Listing needs read permission on the directory: checked here, once,
+     * as open(2) of a directory would. */
+    struct proto_attr a;
+    int rc = open_check(req, ino, O_RDONLY, &a);
+    if (rc == 0 && !S_ISDIR(a.mode))
+        rc = -ENOTDIR;
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    fi->fh = 0;
+    fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+                          struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, 0);
+}
+
+static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     bool plus)
+{
+    /* A dirent takes at least 24 bytes (32 with attributes, more with
+     * the name); ask for about what fits. */
+    uint32_t max = (uint32_t)(size / (plus ? 160 : 32));
+    if (max < 1)
+        max = 1;
+    if (max > PROTO_READDIR_MAX)
+        max = PROTO_READDIR_MAX;
+    struct proto_readdir_req m = {
+        .ino = ino,
+        .cookie = (uint64_t)off,
+        .max_entries = max,
+        .flags = plus ? PROTO_READDIR_PLUS : 0,
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_readdir_req_encode(&w, &m);
+    struct rpc_reply rep;
+    struct proto_readdir_rep out;
+    int rc = fc_meta_call(fs_of(req), PROTO_MSG_READDIR_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+
+    char *buf = malloc(size ? size : 1);
+    char *name = malloc(PROTO_MAX_STR + 1);
+    if (!buf || !name) {
+        free(buf);
+        free(name);
+        rpc_reply_free(&rep);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    bool have_attrs = plus && (out.flags & PROTO_READDIR_PLUS);
+    size_t used = 0;
+    struct proto_dirent_iter it;
+    struct proto_dirent d;
+    proto_dirent_iter_init(&it, &out);
+    while (proto_dirent_next(&it, &d)) {
+        memcpy(name, d.name.p, d.name.len);
+        name[d.name.len] = '\0';
+        size_t need;
+        if (plus) {
+            struct fuse_entry_param e;
+            entry_fill(&d.attr, &e);
+            if (!have_attrs) {
+                /* No attributes: the kernel must look the entry up. */
+                e.attr_timeout = 0;
+                e.entry_timeout = 0;
+            }
+            need = fuse_add_direntry_plus(req, buf + used, size - used, name,
+                                          &e, (off_t)d.cookie);
+        } else {
+            struct stat st;
+            memset(&st, 0, sizeof(st));
+            st.st_ino = d.attr.ino;
+            st.st_mode = d.attr.mode;
+            need = fuse_add_direntry(req, buf + used, size - used, name, &st,
+                                     (off_t)d.cookie);
+        }
+        if (need > size - used)
+            break; /* the next readdir resumes from the last cookie */
+        used += need;
+    }
+    rpc_reply_free(&rep);
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+    free(name);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    read_dir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, struct fuse_file_info *fi)
+{
+    (void)fi;
+    read_dir(req, ino, size, off, true);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    (void)ino;
+    struct proto_empty m = {0};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_empty_encode(&w, &m);
+    struct rpc_reply rep;
+    struct proto_statfs_rep out;
+    int rc = fc_meta_call(fs_of(req), PROTO_MSG_STATFS_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    rpc_reply_free(&rep);
+    struct statvfs sv;
+    memset(&sv, 0, sizeof(sv));
+    sv.f_bsize = out.bsize ? out.bsize : 4096;
+    sv.f_frsize = sv.f_bsize;
+    sv.f_blocks = out.blocks;
+    sv.f_bfree = out.bfree;
+    sv.f_bavail = out.bavail;
+    sv.f_files = out.files;
+    sv.f_ffree = out.ffree;
+    sv.f_favail = out.ffree;
+    sv.f_namemax = out.namemax ? out.namemax : PROTO_NAME_MAX;
+    fuse_reply_statfs(req, &sv);
+}
+
+/* ---- Extended attributes ----------------------------------------------- */
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                        const char *value, size_t size, int flags)
+{
+    if (strlen(name) > PROTO_NAME_MAX) {
+        fuse_reply_err(req, ERANGE);
+        return;
+    }
+    if (size > PROTO_MAX_XATTR) {
+        fuse_reply_err(req, E2BIG);
+        return;
+    }
+    if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    struct proto_setxattr_req m = {
+        .ino = ino,
+        .flags = ((flags & XATTR_CREATE) ? PROTO_XATTR_CREATE : 0) |
+                 ((flags & XATTR_REPLACE) ? PROTO_XATTR_REPLACE : 0),
+        .name = str_of(name),
+        .value = {value, (uint32_t)size},
+    };
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_setxattr_req_encode(&w, &m);
+    fuse_reply_err(req, -call_empty(fs_of(req), PROTO_MSG_SETXATTR_REQ, &w));
+}
+
+/* Reply to getxattr/listxattr: size 0 asks for the length only. */
+static void reply_xattr_data(fuse_req_t req, const struct proto_str *d,
+                             size_t size)
+{
+    if (size == 0)
+        fuse_reply_xattr(req, d->len);
+    else if (d->len > size)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, d->p, d->len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                        size_t size)
+{
+    if (strlen(name) > PROTO_NAME_MAX) {
+        fuse_reply_err(req, ERANGE);
+        return;
+    }
+    struct proto_xattr_name_req m = {.ino = ino, .name = str_of(name)};
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_xattr_name_req_encode(&w, &m);
+    struct rpc_reply rep;
+    struct proto_bytes_rep out;
+    int rc = fc_meta_call(fs_of(req), PROTO_MSG_GETXATTR_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    reply_xattr_data(req, &out.data, size);
+    rpc_reply_free(&rep);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct proto_ino_req m = {.ino = ino};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &m);
+    struct rpc_reply rep;
+    struct proto_bytes_rep out;
+    int rc = fc_meta_call(fs_of(req), PROTO_MSG_LISTXATTR_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    reply_xattr_data(req, &out.data, size);
+    rpc_reply_free(&rep);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    if (strlen(name) > PROTO_NAME_MAX) {
+        fuse_reply_err(req, ERANGE);
+        return;
+    }
+    struct proto_xattr_name_req m = {.ino = ino, .name = str_of(name)};
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_xattr_name_req_encode(&w, &m);
+    fuse_reply_err(req, -call_empty(fs_of(req), PROTO_MSG_REMOVEXATTR_REQ, &w));
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    fuse_reply_err(req, -check_access(req, ino, (uint32_t)mask));
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .create = op_create,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .fallocate = op_fallocate,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .access = op_access,
+};
+
+const struct fuse_lowlevel_ops *fc_ops_get(void)
+{
+    return &ops;
+}

@@ -1,0 +1,265 @@
+/* fc_session.c: the mount's connection to metad and its session.
+ *
+ * Happy path (docs/architecture.md, "Sessions"): connect and handshake
+ * (rpc_client_open), SESSION_OPEN binds the connection to a new session,
+ * a renew thread sends SESSION_RENEW every lease/3, and SESSION_CLOSE ends
+ * it at unmount.
+ *
+ * Failure modes:
+ *   - The connection drops: the rpc client redials for up to RECONNECT_MS
+ *     and runs on_reconnect() before resending calls; a new connection is
+ *     not bound to any session, so on_reconnect opens a new one.
+ *   - metad expired the session (the renew fails with ENOSESSION, seen as
+ *     -ENOTCONN): the renew thread opens a new one.
+ *   - metad stays away longer than RECONNECT_MS: calls fail with -ENOTCONN
+ *     (the application sees EIO) until it is back; the renew thread keeps
+ *     trying.
+ */
+#include "fc_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define WANT_LEASE_MS 30000
+#define RECONNECT_MS 60000
+#define CONNECT_TIMEOUT_MS 5000
+#define CALL_TIMEOUT_MS 30000
+#define MIN_RENEW_MS 100
+
+struct fc_session {
+    struct rpc_client *rpc;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t id;       /* protected by @lock */
+    uint32_t lease_ms; /* protected by @lock */
+    bool stop;         /* protected by @lock */
+    bool renewing;     /* the renew thread was started */
+    pthread_t renew;
+    char name[128];
+    char host[128];
+};
+
+typedef int (*call_fn)(struct rpc_client *c, uint16_t opcode,
+                       const void *payload, size_t len, struct rpc_reply *rep);
+
+/* SESSION_OPEN through @call (rpc_call, or rpc_call_raw inside the
+ * reconnect hook); records the new id and lease. */
+static int session_open(struct fc_session *s, call_fn call)
+{
+    struct proto_session_open_req req = {
+        .lease_ms = WANT_LEASE_MS,
+        .client_name = {s->name, (uint32_t)strlen(s->name)},
+        .host = {s->host, (uint32_t)strlen(s->host)},
+    };
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_session_open_req_encode(&w, &req);
+    if (w.err) {
+        int err = w.err;
+        proto_wbuf_free(&w);
+        return err;
+    }
+
+    struct rpc_reply rep;
+    int rc = call(s->rpc, PROTO_MSG_SESSION_OPEN_REQ, w.p, w.len, &rep);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+
+    struct proto_session_open_rep out;
+    rc = proto_session_open_rep_decode(rep.payload, rep.len, &out);
+    rpc_reply_free(&rep);
+    if (rc < 0)
+        return rc;
+
+    pthread_mutex_lock(&s->lock);
+    s->id = out.session_id;
+    s->lease_ms = out.lease_ms ? out.lease_ms : WANT_LEASE_MS;
+    pthread_mutex_unlock(&s->lock);
+    log_info("session: opened: session=%llu lease_ms=%u",
+             (unsigned long long)out.session_id, out.lease_ms);
+    return 0;
+}
+
+static int session_id_call(struct fc_session *s, call_fn call, uint16_t opcode,
+                           struct rpc_reply *rep)
+{
+    struct proto_session_id req = {.session_id = fc_session_id(s)};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_session_id_encode(&w, &req);
+    int rc = w.err;
+    if (rc == 0)
+        rc = call(s->rpc, opcode, w.p, w.len, rep);
+    proto_wbuf_free(&w);
+    return rc;
+}
+
+static void on_reconnect(struct rpc_client *c, void *arg)
+{
+    struct fc_session *s = arg;
+    (void)c;
+    int rc = session_open(s, rpc_call_raw);
+    if (rc < 0)
+        log_warn("session: reopen after reconnect failed: %s", strerror(-rc));
+}
+
+static int renew_once(struct fc_session *s)
+{
+    struct rpc_reply rep;
+    int rc = session_id_call(s, rpc_call, PROTO_MSG_SESSION_RENEW_REQ, &rep);
+    if (rc == 0) {
+        struct proto_session_renew_rep out;
+        if (proto_session_renew_rep_decode(rep.payload, rep.len, &out) == 0 &&
+            out.lease_ms) {
+            pthread_mutex_lock(&s->lock);
+            s->lease_ms = out.lease_ms;
+            pthread_mutex_unlock(&s->lock);
+        }
+        rpc_reply_free(&rep);
+        return 0;
+    }
+    if (rc == -ENOTCONN || rc == -ENOENT) {
+        /* ENOSESSION: metad dropped us.  Start over with a new session. */
+        log_warn("session: renew refused, opening a new session: %s",
+                 strerror(-rc));
+        rc = session_open(s, rpc_call);
+    }
+    return rc;
+}
+
+static void *renew_main(void *arg)
+{
+    struct fc_session *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        uint32_t every = s->lease_ms / 3;
+        if (every < MIN_RENEW_MS)
+            every = MIN_RENEW_MS;
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += every / 1000;
+        until.tv_nsec += (long)(every % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!s->stop &&
+               pthread_cond_timedwait(&s->cond, &s->lock, &until) == 0)
+            ;
+        if (s->stop)
+            break;
+        pthread_mutex_unlock(&s->lock);
+        int rc = renew_once(s);
+        if (rc < 0)
+            log_warn("session: renew failed: %s", strerror(-rc));
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int fc_session_probe(const char *addr)
+{
+    struct rpc_opts opts = {
+        .role = PROTO_ROLE_CLIENT,
+        .name = "tessera-mount probe",
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .call_timeout_ms = CALL_TIMEOUT_MS,
+    };
+    struct rpc_client *c;
+    int rc = rpc_client_open(addr, &opts, &c);
+    if (rc == 0)
+        rpc_client_close(c);
+    return rc;
+}
+
+/* @addr and @name are borrowed.  Caller owns *out: fc_session_close(). */
+int fc_session_open(const char *addr, const char *name, struct fc_session **out)
+{
+    struct fc_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    strncpy(s->name, name, sizeof(s->name) - 1);
+    if (gethostname(s->host, sizeof(s->host) - 1) < 0)
+        strcpy(s->host, "unknown");
+
+    struct rpc_opts opts = {
+        .role = PROTO_ROLE_CLIENT,
+        .name = s->name,
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .call_timeout_ms = CALL_TIMEOUT_MS,
+        .reconnect_ms = RECONNECT_MS,
+        .on_reconnect = on_reconnect,
+        .arg = s,
+    };
+    int rc = rpc_client_open(addr, &opts, &s->rpc);
+    if (rc < 0)
+        goto fail;
+    rc = session_open(s, rpc_call);
+    if (rc < 0)
+        goto fail;
+    rc = -pthread_create(&s->renew, NULL, renew_main, s);
+    if (rc < 0)
+        goto fail;
+    s->renewing = true;
+    *out = s;
+    return 0;
+
+fail:
+    fc_session_close(s);
+    return rc;
+}
+
+void fc_session_close(struct fc_session *s)
+{
+    if (!s)
+        return;
+    if (s->renewing) {
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->renew, NULL);
+    }
+    if (s->rpc && s->id) {
+        struct rpc_reply rep;
+        /* Without waiting for a reconnect: an unmount must not hang on a
+         * metad that is away; the session then expires by itself. */
+        int rc =
+            session_id_call(s, rpc_call_raw, PROTO_MSG_SESSION_CLOSE_REQ, &rep);
+        if (rc == 0)
+            rpc_reply_free(&rep);
+        else
+            log_warn("session: close failed: %s", strerror(-rc));
+    }
+    rpc_client_close(s->rpc);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+struct rpc_client *fc_session_rpc(struct fc_session *s)
+{
+    return s->rpc;
+}
+
+uint64_t fc_session_id(struct fc_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t id = s->id;
+    pthread_mutex_unlock(&s->lock);
+    return id;
+}

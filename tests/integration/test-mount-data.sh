@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# test-mount-data.sh: file data through a real FUSE mount.
+#
+# Starts tessera-metad, three tessera-chunkd and tessera-mount -f on
+# loopback, then: files of sizes around block, megabyte and chunk
+# boundaries written with dd and python and read back (after a remount, so
+# from the chunk servers, not the page cache) with equal sha256; 1 MiB
+# writes arriving whole; a sparse file with a write at 5 GiB; truncate
+# down and up showing zeros; fsync, O_SYNC, O_DIRECT; fallocate (extend,
+# punch hole, zero range, unsupported modes); a file's data surviving the
+# loss of one replica's server.
+# Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, fusermount3, python3,
+# sha256sum; exits 77 when one is missing.
+set -u
+BUILD=${BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+
+skip() { echo "skip: $*"; exit 77; }
+for b in tessera-metad tessera-chunkd tessera-mount; do
+    [ -x "$BUILD/bin/$b" ] || skip "$BUILD/bin/$b not built"
+done
+for t in fusermount3 mountpoint python3 sha256sum dd; do
+    command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
+done
+[ -e /dev/fuse ] || skip "/dev/fuse missing"
+
+TMP=$(mktemp -d /tmp/tessera-mount-data.XXXXXX)
+MNT=$TMP/mnt
+PIDS=() MOUNT_PID=
+cleanup() {
+    local rc=$?
+    if mountpoint -q "$MNT" 2>/dev/null; then
+        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+    fi
+    [ -n "$MOUNT_PID" ] && kill "$MOUNT_PID" 2>/dev/null
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for _ in $(seq 30); do
+        local left=0
+        for p in $MOUNT_PID "${PIDS[@]}"; do
+            kill -0 "$p" 2>/dev/null && left=1
+        done
+        [ $left -eq 0 ] && break
+        sleep 0.1
+    done
+    for p in $MOUNT_PID "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+        for f in "$TMP"/*.log; do
+            echo "---- $(basename "$f") (last 30 lines)"
+            tail -n 30 "$f"
+        done
+    fi
+    rm -rf "$TMP"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+expect_eq() { [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"; ok "$1"; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() {
+    for _ in $(seq 50); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" \
+            2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+MPORT=$(free_port)
+"$BUILD/bin/tessera-metad" --data "$TMP/meta" --listen "127.0.0.1:$MPORT" \
+    >"$TMP/metad.log" 2>&1 &
+PIDS+=($!)
+wait_port "$MPORT" || fail "metad did not start"
+CPORTS=()
+for i in 1 2 3; do
+    p=$(free_port)
+    CPORTS+=("$p")
+    "$BUILD/bin/tessera-chunkd" --data "$TMP/chunk$i" --listen "127.0.0.1:$p" \
+        --meta "127.0.0.1:$MPORT" >"$TMP/chunkd$i.log" 2>&1 &
+    PIDS+=($!)
+done
+for _ in $(seq 100); do
+    [ "$(grep -c 'server registered' "$TMP/metad.log")" -ge 3 ] && break
+    sleep 0.1
+done
+[ "$(grep -c 'server registered' "$TMP/metad.log")" -ge 3 ] ||
+    fail "chunk servers did not register"
+ok "cluster up"
+
+mount_fs() {
+    mkdir -p "$MNT"
+    "$BUILD/bin/tessera-mount" --meta "127.0.0.1:$MPORT" -f -D fc.ops=1 \
+        "$MNT" >>"$TMP/mount.log" 2>&1 &
+    MOUNT_PID=$!
+    for _ in $(seq 100); do
+        mountpoint -q "$MNT" && return 0
+        sleep 0.1
+    done
+    fail "not mounted"
+}
+umount_fs() {
+    cd /
+    fusermount3 -u "$MNT" || fail "fusermount3 -u"
+    wait "$MOUNT_PID"
+    local rc=$?
+    MOUNT_PID=
+    [ $rc -eq 0 ] || fail "tessera-mount exited with $rc"
+}
+
+mount_fs
+cd "$MNT" || fail "cd"
+
+# ---- sizes around boundaries -----------------------------------------------
+SRC=$TMP/src
+mkdir -p "$SRC"
+for n in 0 1 4095 4096 4097 $((1048576 + 7)) $((70 * 1048576)); do
+    head -c "$n" /dev/urandom >"$SRC/f$n"
+done
+for n in 0 1 4095 4096 4097; do
+    python3 -c "import shutil,sys; shutil.copyfile(sys.argv[1], sys.argv[2])" \
+        "$SRC/f$n" "$MNT/f$n" || fail "python write f$n"
+done
+for n in $((1048576 + 7)) $((70 * 1048576)); do
+    dd if="$SRC/f$n" of="$MNT/f$n" bs=1M status=none || fail "dd write f$n"
+done
+for n in 0 1 4095 4096 4097 $((1048576 + 7)) $((70 * 1048576)); do
+    expect_eq "size of f$n" "$(stat -c %s "$MNT/f$n")" "$n"
+done
+big=$(grep -c 'write: .* size=1048576$' "$TMP/mount.log")
+[ "$big" -ge 70 ] || fail "1 MiB writes do not arrive whole ($big seen)"
+ok "1 MiB writes arrive whole ($big)"
+
+# Read back from the chunk servers: remount so no page cache is left.
+umount_fs
+mount_fs
+cd "$MNT" || fail "cd"
+for n in 0 1 4095 4096 4097 $((1048576 + 7)) $((70 * 1048576)); do
+    a=$(sha256sum <"$SRC/f$n" | cut -d' ' -f1)
+    b=$(sha256sum <"$MNT/f$n" | cut -d' ' -f1)
+    expect_eq "sha256 of f$n after remount" "$b" "$a"
+done
+a=$(dd if="$SRC/f$((70 * 1048576))" bs=1M skip=63 count=2 status=none | sha256sum)
+b=$(dd if="$MNT/f$((70 * 1048576))" bs=1M skip=63 count=2 status=none | sha256sum)
+expect_eq "read across the chunk boundary" "$b" "$a"
+
+# ---- the data path from python: sparse, truncate, fsync, flags --------------
+python3 - <<'EOF' || fail "python data checks"
+import ctypes, errno, mmap, os
+
+def check(cond, what):
+    if not cond:
+        raise SystemExit("FAIL: " + what)
+    print("ok:", what)
+
+# A sparse file with one write at 5 GiB.
+G5 = 5 << 30
+fd = os.open("sparse", os.O_CREAT | os.O_RDWR, 0o644)
+check(os.pwrite(fd, b"X" * 4096, G5) == 4096, "write at 5 GiB")
+os.fsync(fd)
+check(os.fstat(fd).st_size == G5 + 4096, "sparse size")
+check(os.pread(fd, 8192, 0) == b"\0" * 8192, "zeros at the start")
+check(os.pread(fd, 8192, G5 - 4096) == b"\0" * 4096 + b"X" * 4096,
+      "zeros then data at 5 GiB")
+check(os.pread(fd, 100, 3 << 30) == b"\0" * 100, "zeros in the middle")
+check(os.pread(fd, 100, G5 + 4096) == b"", "EOF after the data")
+os.close(fd)
+
+# Truncate down inside a chunk, then up: the old tail reads as zeros.
+data = os.urandom(200000)
+with open("t", "wb") as f:
+    f.write(data)
+os.truncate("t", 5000)
+check(os.stat("t").st_size == 5000, "truncate down")
+os.truncate("t", 200000)
+with open("t", "rb") as f:
+    d = f.read()
+check(d[:5000] == data[:5000] and d[5000:] == b"\0" * 195000,
+      "truncate up reads zeros")
+# Through an open descriptor, across a chunk: 65 MiB down to 1 MiB + 3.
+fd = os.open("t2", os.O_CREAT | os.O_RDWR | os.O_TRUNC)
+blob = os.urandom(1 << 20)
+for i in range(65):
+    os.pwrite(fd, blob, i << 20)
+os.ftruncate(fd, (1 << 20) + 3)
+os.ftruncate(fd, 66 << 20)
+check(os.pread(fd, 3, 1 << 20) == blob[:3], "ftruncate keeps the head")
+check(os.pread(fd, 4096, (1 << 20) + 3) == b"\0" * 4096,
+      "ftruncate zeroes the tail")
+check(os.pread(fd, 4096, 64 << 20) == b"\0" * 4096,
+      "dropped chunk reads zeros")
+os.close(fd)
+# O_TRUNC on open empties the file.
+with open("t", "wb") as f:
+    f.write(b"new")
+with open("t", "rb") as f:
+    check(f.read() == b"new", "O_TRUNC")
+
+# fsync, O_SYNC, O_DSYNC.
+fd = os.open("s", os.O_CREAT | os.O_WRONLY | os.O_SYNC)
+check(os.write(fd, b"sync" * 1000) == 4000, "O_SYNC write")
+os.close(fd)
+fd = os.open("s", os.O_WRONLY | os.O_DSYNC | os.O_APPEND)
+os.write(fd, b"more")
+os.fsync(fd)
+os.fdatasync(fd)
+os.close(fd)
+check(os.stat("s").st_size == 4004, "O_APPEND size")
+
+# O_DIRECT: aligned reads and writes bypass the page cache.
+m = mmap.mmap(-1, 1 << 20)
+m.write(os.urandom(1 << 20))
+fd = os.open("direct", os.O_CREAT | os.O_RDWR | os.O_DIRECT)
+check(os.pwritev(fd, [m], 0) == 1 << 20, "O_DIRECT write")
+r = mmap.mmap(-1, 1 << 20)
+check(os.preadv(fd, [r], 0) == 1 << 20 and r[:] == m[:], "O_DIRECT read")
+os.close(fd)
+
+# fallocate: extend, punch a hole, zero a range, refuse the rest.
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
+                           ctypes.c_int64]
+KEEP, PUNCH, COLLAPSE, ZERO = 0x01, 0x02, 0x08, 0x10
+fd = os.open("fa", os.O_CREAT | os.O_RDWR)
+os.write(fd, b"B" * 300000)
+os.posix_fallocate(fd, 0, 1000000)
+check(os.fstat(fd).st_size == 1000000, "fallocate extends")
+check(libc.fallocate(fd, PUNCH | KEEP, 1000, 5000) == 0, "punch hole")
+d = os.pread(fd, 300000, 0)
+check(d[:1000] == b"B" * 1000 and d[1000:6000] == b"\0" * 5000 and
+      d[6000:] == b"B" * 294000, "punched range reads zeros")
+check(os.fstat(fd).st_size == 1000000, "punch keeps the size")
+check(libc.fallocate(fd, ZERO, 200000, 2000000) == 0, "zero range")
+check(os.fstat(fd).st_size == 2200000, "zero range extends")
+check(os.pread(fd, 100000, 200000) == b"\0" * 100000, "zeroed range")
+check(libc.fallocate(fd, COLLAPSE, 0, 4096) == -1 and
+      ctypes.get_errno() == errno.EOPNOTSUPP, "collapse is EOPNOTSUPP")
+os.close(fd)
+
+# Overwrite in the middle, unaligned, and read back.
+fd = os.open("ow", os.O_CREAT | os.O_RDWR)
+base = os.urandom(3 << 20)
+os.write(fd, base)
+patch = os.urandom(12345)
+os.pwrite(fd, patch, 777777)
+exp = base[:777777] + patch + base[777777 + 12345:]
+check(os.pread(fd, 3 << 20, 0) == exp, "unaligned overwrite")
+os.close(fd)
+with open("ow.expect", "wb") as f:
+    f.write(exp)
+EOF
+
+# ---- after a remount, from the servers -------------------------------------
+umount_fs
+mount_fs
+cd "$MNT" || fail "cd"
+expect_eq "sparse size after remount" "$(stat -c %s sparse)" $(((5 << 30) + 4096))
+expect_eq "sparse tail after remount" \
+    "$(dd if=sparse bs=4096 skip=$(((5 << 30) / 4096)) count=1 status=none | tr -d X | wc -c)" 0
+expect_eq "overwrite after remount" "$(sha256sum <ow | cut -d' ' -f1)" \
+    "$(sha256sum <ow.expect | cut -d' ' -f1)"
+t2=$(python3 -c '
+import os
+d = open("t2", "rb").read()
+print(len(d), d[(1 << 20) + 3:] == bytes(len(d) - (1 << 20) - 3))')
+expect_eq "truncated file after remount" "$t2" "$((66 << 20)) True"
+
+# ---- one replica's server down: reads use the others -----------------------
+# Crash it (SIGKILL) with the mount still connected, so its replicas are
+# found dead on the first read; then again after a fresh mount.
+a=$(sha256sum <"$SRC/f$((70 * 1048576))" | cut -d' ' -f1)
+kill -9 "${PIDS[1]}"
+wait "${PIDS[1]}" 2>/dev/null
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+b=$(sha256sum <"$MNT/f$((70 * 1048576))" | cut -d' ' -f1)
+expect_eq "read with one server just crashed" "$b" "$a"
+umount_fs
+mount_fs
+cd "$MNT" || fail "cd"
+b=$(sha256sum <"$MNT/f$((70 * 1048576))" | cut -d' ' -f1)
+expect_eq "read with one server down" "$b" "$a"
+echo "after the crash" >"$MNT/new-after-crash" || fail "write with one server down"
+expect_eq "write with one server down" "$(cat "$MNT/new-after-crash")" "after the crash"
+
+umount_fs
+ok "unmounted"
+echo "all ok"
