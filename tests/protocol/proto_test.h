@@ -9,11 +9,14 @@
 #ifndef TESSERA_PROTO_TEST_H
 #define TESSERA_PROTO_TEST_H
 
+/* cmocka.h needs these first. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -156,8 +159,7 @@ static inline void sample_chain(struct proto_replica *v, uint32_t n)
 }
 
 static inline void assert_chain_equal(const struct proto_replica *a,
-                                      const struct proto_replica *b,
-                                      uint32_t n)
+                                      const struct proto_replica *b, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         assert_int_equal(a[i].server_id, b[i].server_id);
@@ -607,6 +609,78 @@ static inline void sample_status_rep(struct proto_status_rep *m,
     m->raw = (struct proto_str){(const char *)s->p, (uint32_t)s->len};
 }
 
+static inline void sample_goal_set_req(struct proto_goal_set_req *m,
+                                       struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    sample_cred(&m->cred);
+    m->ino = 19;
+    m->goal = 3;
+    m->flags = PROTO_GOAL_RECURSIVE;
+}
+
+static inline void sample_goal_set_rep(struct proto_goal_set_rep *m,
+                                       struct proto_wbuf *s)
+{
+    (void)s;
+    m->changed = 12345;
+}
+
+static inline void
+sample_chunk_replicate_req(struct proto_chunk_replicate_req *m,
+                           struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    m->chunk_id = 0xa01f9;
+    m->version = 24;
+    sample_chain(&m->source, 1);
+}
+
+static inline void sample_scrub_start_req(struct proto_scrub_start_req *m,
+                                          struct proto_wbuf *s)
+{
+    (void)s;
+    m->rate_mb = 50;
+}
+
+static inline void sample_chunk_report_req(struct proto_chunk_report_req *m,
+                                           struct proto_wbuf *s)
+{
+    (void)s;
+    m->server_id = 10;
+    m->chunk_id = 0xa01fa;
+    m->version = 25;
+    m->reason = PROTO_REPORT_CHECKSUM;
+}
+
+static inline void sample_server_ctl_req(struct proto_server_ctl_req *m,
+                                         struct proto_wbuf *s)
+{
+    (void)s;
+    m->server_id = 11;
+    m->action = PROTO_SERVER_DRAIN;
+}
+
+static inline void sample_admin_action_req(struct proto_admin_action_req *m,
+                                           struct proto_wbuf *s)
+{
+    (void)s;
+    m->action = PROTO_ADMIN_FSCK;
+    m->arg = 1;
+}
+
+static inline void sample_server_state_req(struct proto_server_state_req *m,
+                                           struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    m->server_id = 12;
+    m->state = PROTO_SERVER_DOWN;
+    m->addr = pstr("10.0.0.12:9422");
+}
+
 /* Encode the sample of @body into @w (fresh) and assert success; @s is the
  * scratch buffer array bodies build their entries in. */
 #define ENCODE_SAMPLE(body, m, w, s)                                           \
@@ -623,7 +697,7 @@ static inline void sample_status_rep(struct proto_status_rep *m,
 #define ROUNDTRIP(body, opcode, in, out, w, s)                                 \
     do {                                                                       \
         ENCODE_SAMPLE(body, in, w, s);                                         \
-        assert_int_equal(proto_##body##_decode((w)->p, (w)->len, out), 0);    \
+        assert_int_equal(proto_##body##_decode((w)->p, (w)->len, out), 0);     \
         assert_short_long(opcode, (w)->p, (w)->len);                           \
     } while (0)
 

@@ -1,5 +1,5 @@
 /* Tests for protocol/proto_chunk.c: chunk I/O bodies (docs/protocol.md
- * §8): READ, WRITE, SYNC, SETVERSION, DELETE, TRUNCATE.
+ * §7): READ, WRITE, SYNC, SETVERSION, DELETE, TRUNCATE.
  */
 #include "proto_test.h"
 

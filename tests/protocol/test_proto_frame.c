@@ -15,13 +15,13 @@ static const struct proto_hdr sample_hdr = {
 static void test_proto_hdr_encode_layout(void **state)
 {
     static const uint8_t want[PROTO_HDR_SIZE] = {
-        0x54, 0x53, 0x52, 0x41, /* magic "TSRA" */
-        0x01,                   /* frame version */
-        0x01,                   /* flags: REPLY */
-        0x01, 0x12,             /* opcode */
+        0x54, 0x53, 0x52, 0x41,                         /* magic "TSRA" */
+        0x01,                                           /* frame version */
+        0x01,                                           /* flags: REPLY */
+        0x01, 0x12,                                     /* opcode */
         0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* request id */
-        0x00, 0x00, 0x00, 0x02, /* status ENOENT */
-        0x00, 0x00, 0x00, 0x10, /* length */
+        0x00, 0x00, 0x00, 0x02,                         /* status ENOENT */
+        0x00, 0x00, 0x00, 0x10,                         /* length */
     };
     uint8_t out[PROTO_HDR_SIZE];
 
@@ -141,8 +141,8 @@ static void test_proto_hdr_decode_too_long(void **state)
 static void append_frame(struct proto_wbuf *out, uint64_t req_id, size_t len)
 {
     struct proto_wbuf f;
-    struct proto_hdr h = {PROTO_FRAME_VERSION, 0, PROTO_MSG_PING_REQ,
-                          req_id, 0, 0};
+    struct proto_hdr h = {
+        PROTO_FRAME_VERSION, 0, PROTO_MSG_PING_REQ, req_id, 0, 0};
     uint8_t *payload = malloc(len ? len : 1);
 
     assert_non_null(payload);
@@ -283,7 +283,7 @@ static void test_proto_reader_feed_bad_header_closes(void **state)
 
 static void test_proto_reader_feed_oversized_length(void **state)
 {
-    struct proto_hdr hh = {PROTO_FRAME_VERSION, 0, PROTO_MSG_PING_REQ, 1, 0,
+    struct proto_hdr hh = {PROTO_FRAME_VERSION,  0, PROTO_MSG_PING_REQ, 1, 0,
                            PROTO_MAX_PAYLOAD + 1};
     uint8_t buf[PROTO_HDR_SIZE];
     struct proto_reader rd;

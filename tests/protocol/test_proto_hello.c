@@ -44,7 +44,7 @@ static void test_proto_hello_req_encode_layout(void **state)
         0x02,                   /* role CHUNKD */
         0x00, 0x00, 0x00, 0x00, /* features */
         0x00, 0x00, 0x00, 0x00, /* auth_methods */
-        0x00, 0x02, 'c', 'd',   /* name */
+        0x00, 0x02, 'c',  'd',  /* name */
     };
     struct proto_hello_req m = {1, 1, PROTO_ROLE_CHUNKD, 0, 0, {"cd", 2}};
     struct proto_wbuf w;

@@ -15,7 +15,7 @@
         struct proto_##body m, d;                                              \
         struct proto_wbuf w, s, w2;                                            \
         ENCODE_SAMPLE(body, &m, &w, &s);                                       \
-        assert_int_equal(proto_msg_decode(id, w.p, w.len, &d), 0);            \
+        assert_int_equal(proto_msg_decode(id, w.p, w.len, &d), 0);             \
         proto_wbuf_init(&w2);                                                  \
         proto_##body##_encode(&w2, &d);                                        \
         assert_int_equal(w2.err, 0);                                           \

@@ -1,5 +1,5 @@
 /* Tests for protocol/proto_ns.c: the namespace bodies (docs/protocol.md
- * §7) other than READDIR.
+ * §6) other than READDIR.
  */
 #include "proto_test.h"
 

@@ -1,5 +1,5 @@
 /* Tests for protocol/proto_place.c: CHUNK_LOCATE, CHUNK_WRITE_BEGIN and
- * CHUNK_WRITE_END, and chunk location entries (docs/protocol.md §9).
+ * CHUNK_WRITE_END, and chunk location entries (docs/protocol.md §8).
  */
 #include "proto_test.h"
 
@@ -135,8 +135,8 @@ static void test_proto_chunk_write_begin_req_decode_roundtrip(void **state)
     struct proto_wbuf w, s;
 
     (void)state;
-    ROUNDTRIP(chunk_write_begin_req, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, &in,
-              &out, &w, &s);
+    ROUNDTRIP(chunk_write_begin_req, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, &in, &out,
+              &w, &s);
     assert_int_equal(out.ino, in.ino);
     assert_int_equal(out.index, in.index);
     assert_int_equal(out.flags, in.flags);
@@ -162,8 +162,8 @@ static void test_proto_chunk_write_end_req_decode_roundtrip(void **state)
     struct proto_wbuf w, s;
 
     (void)state;
-    ROUNDTRIP(chunk_write_end_req, PROTO_MSG_CHUNK_WRITE_END_REQ, &in, &out,
-              &w, &s);
+    ROUNDTRIP(chunk_write_end_req, PROTO_MSG_CHUNK_WRITE_END_REQ, &in, &out, &w,
+              &s);
     assert_int_equal(out.ino, in.ino);
     assert_int_equal(out.index, in.index);
     assert_int_equal(out.chunk_id, in.chunk_id);

@@ -1,5 +1,5 @@
 /* Tests for protocol/proto_readdir.c: READDIR request and reply, and
- * directory entries with and without attributes (docs/protocol.md §7.13).
+ * directory entries with and without attributes (docs/protocol.md §6.15).
  */
 #include "proto_test.h"
 
@@ -199,10 +199,9 @@ static void test_proto_readdir_rep_decode_bad_entry(void **state)
     assert_int_equal(one_entry(3, pstr("")), -EPROTO);
     assert_int_equal(one_entry(3, pstr("a/b")), -EPROTO);
     assert_int_equal(one_entry(3, (struct proto_str){"a\0b", 3}), -EPROTO);
-    assert_int_equal(one_entry(3, (struct proto_str){name, PROTO_NAME_MAX}),
-                     0);
-    assert_int_equal(
-        one_entry(3, (struct proto_str){name, PROTO_NAME_MAX + 1}), -EPROTO);
+    assert_int_equal(one_entry(3, (struct proto_str){name, PROTO_NAME_MAX}), 0);
+    assert_int_equal(one_entry(3, (struct proto_str){name, PROTO_NAME_MAX + 1}),
+                     -EPROTO);
 }
 
 static void test_proto_readdir_rep_encode_checks_entries(void **state)

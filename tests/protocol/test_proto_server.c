@@ -1,5 +1,5 @@
 /* Tests for protocol/proto_server.c: SERVER_REGISTER, SERVER_HEARTBEAT,
- * SERVER_INVENTORY (docs/protocol.md §10) and the STATUS reply (§11).
+ * SERVER_INVENTORY (docs/protocol.md §9) and the STATUS reply (§10).
  */
 #include "proto_test.h"
 
@@ -9,8 +9,8 @@ static void test_proto_server_register_req_decode_roundtrip(void **state)
     struct proto_wbuf w, s;
 
     (void)state;
-    ROUNDTRIP(server_register_req, PROTO_MSG_SERVER_REGISTER_REQ, &in, &out,
-              &w, &s);
+    ROUNDTRIP(server_register_req, PROTO_MSG_SERVER_REGISTER_REQ, &in, &out, &w,
+              &s);
     /* The uuid is 16 raw bytes at the start, no length prefix. */
     assert_memory_equal(w.p, in.uuid, 16);
     assert_memory_equal(out.uuid, in.uuid, 16);
@@ -26,8 +26,8 @@ static void test_proto_server_register_rep_decode_roundtrip(void **state)
     struct proto_wbuf w, s;
 
     (void)state;
-    ROUNDTRIP(server_register_rep, PROTO_MSG_SERVER_REGISTER_REP, &in, &out,
-              &w, &s);
+    ROUNDTRIP(server_register_rep, PROTO_MSG_SERVER_REGISTER_REP, &in, &out, &w,
+              &s);
     assert_int_equal(out.server_id, in.server_id);
     FREE_BUFS(&w, &s);
 }
