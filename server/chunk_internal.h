@@ -61,11 +61,54 @@ struct chunk_info {
  * and returns that value. */
 typedef int (*chunk_store_list_cb)(const struct chunk_info *ci, void *arg);
 int chunk_store_list(struct chunk_store *s, chunk_store_list_cb cb, void *arg);
+/* Fill @ci with chunk @id's version and length; -ENOENT when absent. */
+int chunk_store_stat(struct chunk_store *s, uint64_t id, struct chunk_info *ci);
+
+/* Bad chunks: once marked, reads, writes, syncs and truncates of chunk @id
+ * fail with -EBADMSG until it is deleted or replaced by a staged copy.
+ * mark_bad returns 1 when newly marked, 0 when it already was, or
+ * -ENOMEM.  The mark lives in memory only. */
+int chunk_store_mark_bad(struct chunk_store *s, uint64_t id);
+bool chunk_store_is_bad(struct chunk_store *s, uint64_t id);
+
+/* Staged copies (replication): begin creates an empty copy of chunk @id
+ * at @ver outside the store, dropping any leftover one; stage_write
+ * writes into it as chunk_store_write() does (without sync); commit makes
+ * it durable and puts it in place of the chunk, which must be absent or
+ * at a version up to @ver (else -ESTALE); abort drops the copy.  Until
+ * commit returns 0 the copy is not a chunk: a crash loses it whole. */
+int chunk_store_stage_begin(struct chunk_store *s, uint64_t id, uint64_t ver);
+int chunk_store_stage_write(struct chunk_store *s, uint64_t id, uint64_t ver,
+                            uint32_t off, const void *buf, uint32_t len);
+int chunk_store_stage_commit(struct chunk_store *s, uint64_t id, uint64_t ver);
+void chunk_store_stage_abort(struct chunk_store *s, uint64_t id);
+
 /* Bytes of the file system holding the store, and bytes free for it. */
 int chunk_store_space(struct chunk_store *s, uint64_t *capacity,
                       uint64_t *free);
 /* Number of chunks, counted at open and kept up to date since. */
 uint32_t chunk_store_count(struct chunk_store *s);
+
+/* ---- chunk_rate.c ----------------------------------------------------- */
+
+/* A token bucket that paces background I/O (repair, scrub) to a byte
+ * rate.  Plain arithmetic on a caller-supplied clock, so it is tested
+ * without a loop.  Not thread-safe: used on the loop thread. */
+struct chunk_rate {
+    uint64_t bps;   /* bytes per second; 0 = unlimited */
+    uint64_t burst; /* most bytes that may go without waiting */
+    double tokens;  /* may go negative: a debt paid by waiting */
+    uint64_t last_ns;
+};
+/* Start empty at @now_ns: the first bytes already wait their share. */
+void chunk_rate_init(struct chunk_rate *r, uint64_t bps, uint64_t burst,
+                     uint64_t now_ns);
+void chunk_rate_set(struct chunk_rate *r, uint64_t bps);
+/* Take @n bytes at @now_ns; returns how many nanoseconds to wait before
+ * using them (0: go now). */
+uint64_t chunk_rate_take(struct chunk_rate *r, uint64_t n, uint64_t now_ns);
+/* Milliseconds for a uv_timer, rounded up: 0 only for 0. */
+uint64_t chunk_rate_ms(uint64_t ns);
 
 /* ---- chunk_main.c ----------------------------------------------------- */
 
@@ -83,6 +126,14 @@ struct chunk_server {
     struct chunk_jobs *jobs;
     struct chunk_chain *chain;
     struct chunk_meta *meta;
+    struct chunk_scrub *scrub;
+    /* Background I/O: bytes per second (0 = unlimited for repair, and no
+     * periodic pass for scrub) and the time between scrub passes. */
+    uint64_t repair_bps, scrub_bps;
+    uint64_t scrub_interval_s;
+    struct chunk_rate repair_rate;  /* shared by every copy in progress */
+    bool repair_rate_set;           /* repair_rate initialised */
+    struct chunk_repl *replicating; /* copies in progress (chunk_replicate.c) */
     bool stopping;
 };
 
@@ -174,6 +225,37 @@ void chunk_truncate_handle(struct chunk_server *srv, struct peer *p,
 void chunk_delete_handle(struct chunk_server *srv, struct peer *p,
                          uint64_t req_id, const uint8_t *payload, size_t len);
 
+/* ---- chunk_replicate.c ------------------------------------------------ */
+
+struct chunk_repl;
+void chunk_replicate_handle(struct chunk_server *srv, struct peer *p,
+                            uint64_t req_id, const uint8_t *payload,
+                            size_t len);
+
+/* ---- chunk_scrub.c ---------------------------------------------------- */
+
+#define CHUNK_SCRUB_DEFAULT_BPS (8ull << 20)
+
+struct chunk_scrub;
+struct chunk_scrub_stats {
+    uint64_t passes;                  /* passes finished */
+    uint64_t chunks, bytes, errors;   /* of the current or last pass */
+    int64_t last_start_s, last_end_s; /* wall clock; 0 = never */
+    bool running;
+};
+/* Start the periodic scrubber of @srv (srv->scrub_bps, scrub_interval_s):
+ * a pass every interval, none when scrub_bps is 0.  Sets srv->scrub. */
+int chunk_scrub_start(struct chunk_server *srv);
+/* Start a pass now at @bps (0: the server's default); a pass already
+ * running starts again from the first chunk at the new rate. */
+void chunk_scrub_pass(struct chunk_scrub *sc, uint64_t bps);
+void chunk_scrub_get_stats(const struct chunk_scrub *sc,
+                           struct chunk_scrub_stats *st);
+/* Stop; frees itself once its handles and job are done (NULL is fine). */
+void chunk_scrub_stop(struct chunk_scrub *sc);
+void chunk_scrub_handle(struct chunk_server *srv, struct peer *p,
+                        uint64_t req_id, const uint8_t *payload, size_t len);
+
 /* ---- chunk_meta.c ----------------------------------------------------- */
 
 /* The link to metad: register, inventory, heartbeats, redial forever. */
@@ -182,5 +264,11 @@ int chunk_meta_start(struct chunk_server *srv, struct chunk_meta **out);
 /* Close the link and stop redialling; frees itself once its handles are
  * closed (NULL is fine). */
 void chunk_meta_stop(struct chunk_meta *m);
+/* A replica here is bad (@reason: enum proto_report_reason): mark it so
+ * it is no longer served and, the first time, log it and queue a
+ * CHUNK_REPORT_REQ to metad, sent (and resent after a reconnect) until
+ * metad answers.  Loop thread only. */
+void chunk_meta_report_bad(struct chunk_server *srv, uint64_t chunk_id,
+                           uint64_t version, uint32_t reason);
 
 #endif

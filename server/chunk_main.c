@@ -2,14 +2,18 @@
  * its uuid, the libuv loop, signals.
  *
  *   tessera-chunkd --data DIR --listen ADDR:PORT --meta ADDR:PORT
- *                  [--advertise ADDR:PORT] [-D module=1] [--help]
+ *                  [--advertise ADDR:PORT] [--repair-mbps N]
+ *                  [--scrub-mbps N] [--scrub-interval-s N]
+ *                  [-D module=1] [--help]
  *
  * The uuid (16 random bytes, kept as 32 hex digits in DIR/uuid) is made on
  * the first start and identifies this server to metad across restarts and
  * address changes.  SIGINT and SIGTERM close the listener and every
  * connection; the loop then runs until the disk jobs in flight finish and
- * the process exits 0.  Serving requests, the store and the metad link
- * live in the other chunk_*.c files.
+ * the process exits 0.  Serving requests, the store, the metad link,
+ * repair copies and the scrubber live in the other chunk_*.c files; the
+ * --repair-* and --scrub-* options only set how fast and how often those
+ * run (given in MiB/s, kept in bytes/s).
  */
 #include "chunk_internal.h"
 
@@ -30,14 +34,21 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: tessera-chunkd --data DIR --listen ADDR:PORT "
             "--meta ADDR:PORT\n"
-            "                      [--advertise ADDR:PORT] [-D module=1] "
-            "[--help]\n"
+            "                      [--advertise ADDR:PORT] [--repair-mbps N]\n"
+            "                      [--scrub-mbps N] [--scrub-interval-s N] "
+            "[-D module=1] [--help]\n"
             "  --data DIR        chunk files and the server uuid\n"
             "  --listen ADDR     where clients and other servers connect\n"
             "  --meta ADDR       the metadata service\n"
             "  --advertise ADDR  address given to metad (default: --listen)\n"
+            "  --repair-mbps N   copy chunks for repair at most N MiB/s "
+            "(default 100, 0 = unlimited)\n"
+            "  --scrub-mbps N    verify stored data at most N MiB/s "
+            "(default 8, 0 = no periodic pass)\n"
+            "  --scrub-interval-s N  seconds between scrub passes "
+            "(default 86400)\n"
             "  -D module=1       enable debug logging for a module "
-            "(chunk.store, chunk.dispatch, peer)\n");
+            "(chunk.store, chunk.dispatch, chunk.replicate, peer)\n");
 }
 
 static int hexval(char c)
@@ -121,6 +132,7 @@ static void on_signal(uv_signal_t *h, int signum)
     peer_listener_close(srv->listener);
     srv->listener = NULL;
     chunk_meta_stop(srv->meta);
+    chunk_scrub_stop(srv->scrub);
     chunk_chain_close(srv->chain);
     for (int i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
@@ -128,7 +140,24 @@ static void on_signal(uv_signal_t *h, int signum)
 
 struct opts {
     const char *data, *listen, *meta, *advertise;
+    uint64_t repair_mbps, scrub_mbps, scrub_interval_s;
 };
+
+/* A whole non-negative decimal number no larger than @max. */
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (*s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -137,6 +166,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"listen", required_argument, NULL, 'l'},
         {"meta", required_argument, NULL, 'm'},
         {"advertise", required_argument, NULL, 'a'},
+        {"repair-mbps", required_argument, NULL, 'R'},
+        {"scrub-mbps", required_argument, NULL, 'S'},
+        {"scrub-interval-s", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -155,6 +187,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'a':
             o->advertise = optarg;
+            break;
+        case 'R':
+        case 'S':
+        case 'I':
+            if (parse_u64(optarg, 1u << 20,
+                          c == 'R'   ? &o->repair_mbps
+                          : c == 'S' ? &o->scrub_mbps
+                                     : &o->scrub_interval_s) < 0) {
+                fprintf(stderr, "tessera-chunkd: bad number: %s\n", optarg);
+                return 2;
+            }
             break;
         case 'D':
             if (log_debug_enable(optarg) < 0) {
@@ -181,7 +224,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 int main(int argc, char **argv)
 {
     struct chunk_server srv;
-    struct opts o = {0};
+    struct opts o = {
+        .repair_mbps = 100,
+        .scrub_mbps = 8,
+        .scrub_interval_s = 86400,
+    };
     uv_loop_t loop;
     int rc;
 
@@ -196,6 +243,9 @@ int main(int argc, char **argv)
     srv.listen_addr = o.listen;
     srv.advertise_addr = o.advertise ? o.advertise : o.listen;
     srv.meta_addr = o.meta;
+    srv.repair_bps = o.repair_mbps << 20;
+    srv.scrub_bps = o.scrub_mbps << 20;
+    srv.scrub_interval_s = o.scrub_interval_s;
     snprintf(srv.name, sizeof(srv.name), "tessera-chunkd %s",
              srv.advertise_addr);
 
@@ -224,7 +274,10 @@ int main(int argc, char **argv)
         peer_listener_set_identity(srv.listener, srv.name, 0);
     if (rc == 0)
         rc = chunk_meta_start(&srv, &srv.meta);
+    if (rc == 0)
+        rc = chunk_scrub_start(&srv);
     if (rc < 0) {
+        chunk_meta_stop(srv.meta);
         peer_listener_close(srv.listener);
         chunk_chain_close(srv.chain);
         uv_run(&loop, UV_RUN_DEFAULT);
@@ -239,9 +292,12 @@ int main(int argc, char **argv)
         uv_signal_start(&sigs[i], on_signal, i == 0 ? SIGINT : SIGTERM);
     }
     log_info("chunkd: serving: listen=%s advertise=%s meta=%s data=%s "
-             "chunks=%u",
+             "chunks=%u repair_mbps=%llu scrub_mbps=%llu "
+             "scrub_interval_s=%llu",
              o.listen, srv.advertise_addr, o.meta, o.data,
-             chunk_store_count(srv.store));
+             chunk_store_count(srv.store), (unsigned long long)o.repair_mbps,
+             (unsigned long long)o.scrub_mbps,
+             (unsigned long long)o.scrub_interval_s);
 
     uv_run(&loop, UV_RUN_DEFAULT);
 

@@ -8,7 +8,15 @@
  * answered; then send SERVER_HEARTBEAT_REQ every second with fresh space
  * figures (statvfs runs on a worker thread too).  metad also sends its own
  * requests on this connection (CHUNK_SETVERSION, CHUNK_DELETE,
- * CHUNK_TRUNCATE); they go to chunk_dispatch() like any other.
+ * CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
+ * chunk_dispatch() like any other.
+ *
+ * Bad replicas found by a read or a scrub (chunk_meta_report_bad()) are
+ * queued as CHUNK_REPORT_REQ and sent while RUNNING: at once, and again
+ * on every heartbeat tick while unanswered, so a report made while metad
+ * is away goes out after the next registration and inventory.  A report
+ * metad answers is done, unless the answer is EAGAIN (metad is busy with
+ * the chunk: a write or a copy in flight), which is retried likewise.
  *
  * Failure modes: a refused dial, a lost connection, an error answer to
  * REGISTER or INVENTORY, or a request timing out all close the connection
@@ -76,6 +84,16 @@ struct chunk_meta {
     /* Inventory of the current connection. */
     struct chunk_info *inv;
     size_t ninv, inv_cap, inv_sent;
+    struct meta_report *reports; /* unanswered, oldest last */
+};
+
+/* A CHUNK_REPORT_REQ waiting to be sent or answered. */
+struct meta_report {
+    struct meta_report *next;
+    struct chunk_meta *m;
+    bool in_flight;
+    uint64_t chunk_id, version;
+    uint32_t reason;
 };
 
 /* A worker-thread job of the link.  Not chunk_job: these touch no chunk. */
@@ -97,6 +115,11 @@ static void maybe_free(struct chunk_meta *m)
     /* Invariant 3. */
     if (m->state == ST_STOPPED && !m->p && m->jobs == 0 &&
         m->open_handles == 0) {
+        while (m->reports) {
+            struct meta_report *r = m->reports;
+            m->reports = r->next;
+            free(r);
+        }
         free(m->inv);
         free(m);
     }
@@ -109,6 +132,97 @@ static void fail(struct chunk_meta *m, const char *what, int rc)
     m->down_logged = true;
     if (m->p)
         peer_close(m->p);
+}
+
+/* ---- Reports of bad replicas ------------------------------------------- */
+
+static void report_unlink(struct chunk_meta *m, struct meta_report *r)
+{
+    struct meta_report **pp;
+
+    for (pp = &m->reports; *pp != r; pp = &(*pp)->next)
+        ;
+    *pp = r->next;
+    free(r);
+}
+
+static void on_report_rep(struct peer *p, int status, const uint8_t *payload,
+                          size_t len, void *arg)
+{
+    struct meta_report *r = arg;
+    struct chunk_meta *m = r->m;
+
+    (void)p;
+    (void)payload;
+    (void)len;
+    r->in_flight = false;
+    if (status == -ECONNRESET || status == -ETIMEDOUT || status == -EAGAIN)
+        return; /* sent again on a later tick */
+    if (status < 0)
+        log_warn("chunk meta: report refused: chunk=%016llx err=%d meta=%s",
+                 (unsigned long long)r->chunk_id, status, m->srv->meta_addr);
+    report_unlink(m, r);
+}
+
+static void reports_send(struct chunk_meta *m)
+{
+    if (m->state != ST_RUNNING)
+        return;
+    for (struct meta_report *r = m->reports; r; r = r->next) {
+        struct proto_chunk_report_req req = {
+            .server_id = m->server_id,
+            .chunk_id = r->chunk_id,
+            .version = r->version,
+            .reason = r->reason,
+        };
+        struct proto_wbuf wb;
+        int rc;
+
+        if (r->in_flight)
+            continue;
+        proto_wbuf_init(&wb);
+        proto_chunk_report_req_encode(&wb, &req);
+        rc = wb.err ? wb.err
+                    : peer_request(m->p, PROTO_MSG_CHUNK_REPORT_REQ, wb.p,
+                                   wb.len, REQ_TIMEOUT_MS, on_report_rep, r);
+        proto_wbuf_free(&wb);
+        if (rc < 0) {
+            fail(m, "report", rc);
+            return;
+        }
+        r->in_flight = true;
+    }
+}
+
+void chunk_meta_report_bad(struct chunk_server *srv, uint64_t chunk_id,
+                           uint64_t version, uint32_t reason)
+{
+    struct chunk_meta *m = srv->meta;
+    struct meta_report *r;
+    int rc = chunk_store_mark_bad(srv->store, chunk_id);
+
+    if (rc == 0)
+        return; /* known already: reported once */
+    log_error("chunk bad replica: %s: chunk=%016llx version=%llu, no longer "
+              "served, reporting to metad",
+              reason == PROTO_REPORT_CHECKSUM ? "checksum mismatch"
+                                              : "I/O error",
+              (unsigned long long)chunk_id, (unsigned long long)version);
+    if (!m || m->state == ST_STOPPED)
+        return;
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        log_error("chunk meta: report lost: chunk=%016llx err=%d",
+                  (unsigned long long)chunk_id, -ENOMEM);
+        return;
+    }
+    r->m = m;
+    r->chunk_id = chunk_id;
+    r->version = version;
+    r->reason = reason;
+    r->next = m->reports;
+    m->reports = r;
+    reports_send(m);
 }
 
 /* ---- Space (statvfs) on a worker thread -------------------------------- */
@@ -169,6 +283,9 @@ static void on_heartbeat_timer(uv_timer_t *t)
     struct chunk_meta *m = t->data;
     struct meta_work *mw;
 
+    if (m->state != ST_RUNNING)
+        return;
+    reports_send(m);
     if (m->state != ST_RUNNING || m->space_busy)
         return;
     mw = calloc(1, sizeof(*mw));

@@ -5,7 +5,9 @@
  * nothing was written).  Failures are answered with their error: EOLDVER
  * when the replica's version differs, ECHECKSUM when a block fails its
  * CRC (the client then tries another replica), ENOENT for a chunk this
- * server does not hold.
+ * server does not hold.  A checksum failure also marks the replica bad
+ * and reports it to metad (chunk_meta_report_bad(), once per chunk): later
+ * reads of it fail with ECHECKSUM until metad has it replaced.
  */
 #include "chunk_internal.h"
 
@@ -32,6 +34,9 @@ static void read_done(struct chunk_job *j, int rc)
     struct read_op *op = (struct read_op *)j;
     struct proto_wbuf w;
 
+    if (rc == -EBADMSG)
+        chunk_meta_report_bad(j->srv, op->m.chunk_id, op->m.version,
+                              PROTO_REPORT_CHECKSUM);
     proto_wbuf_init(&w);
     if (rc == 0) {
         struct proto_bytes_rep rep = {

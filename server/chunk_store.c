@@ -42,6 +42,21 @@
  *     absent    v         chunk_store_setversion(old 0)
  *     v         w         chunk_store_setversion(old v)
  *     v         absent    chunk_store_delete()
+ *     absent/v  w (w>=v)  chunk_store_stage_commit()
+ *
+ * Copies from another server (chunk_replicate.c) are built in a second,
+ * private store under DIR/staging, with the same layout and the same
+ * write path, so a half copy is never a chunk of the main store.
+ * chunk_store_stage_commit() syncs the copy and renames its two files
+ * into place: the old .crc goes first, the new .crc last, so a crash in
+ * between leaves no chunk rather than a mix.  DIR/staging is emptied at
+ * every open: an interrupted copy is simply started again.
+ *
+ * Bad chunks: a chunk that failed a checksum or an I/O (chunk_scrub.c,
+ * or a client read) is marked bad in memory, and from then on every
+ * read, write, sync and truncate of it fails with -EBADMSG, so a replica
+ * that is known to be damaged is not served while metad replaces it.
+ * Deleting the chunk or committing a fresh copy over it clears the mark.
  */
 #include "chunk_internal.h"
 
@@ -49,6 +64,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +100,12 @@ struct chunk_store {
     char *dir;
     pthread_mutex_t lock;
     struct chunk_file *buckets[NBUCKETS];
-    uint32_t count;    /* atomic */
-    uint32_t zero_crc; /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
+    uint32_t count;            /* atomic */
+    uint32_t zero_crc;         /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
+    struct chunk_store *stage; /* copies being built; NULL in the stage */
+    /* Under lock: ids of chunks marked bad, unordered (few). */
+    uint64_t *bad;
+    size_t nbad, bad_cap;
 };
 
 /* ---- Small helpers ----------------------------------------------------- */
@@ -356,7 +376,65 @@ static void file_put(struct chunk_store *s, struct chunk_file *f)
     free(f);
 }
 
-/* Lock chunk @id shared or exclusive and check that it exists at @ver. */
+/* ---- Bad chunks --------------------------------------------------------- */
+
+static bool bad_find(struct chunk_store *s, uint64_t id, size_t *at)
+{
+    for (size_t i = 0; i < s->nbad; i++) {
+        if (s->bad[i] == id) {
+            if (at)
+                *at = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool chunk_store_is_bad(struct chunk_store *s, uint64_t id)
+{
+    bool bad;
+
+    pthread_mutex_lock(&s->lock);
+    bad = bad_find(s, id, NULL);
+    pthread_mutex_unlock(&s->lock);
+    return bad;
+}
+
+int chunk_store_mark_bad(struct chunk_store *s, uint64_t id)
+{
+    int rc = 1;
+
+    pthread_mutex_lock(&s->lock);
+    if (bad_find(s, id, NULL)) {
+        rc = 0;
+    } else if (s->nbad == s->bad_cap) {
+        size_t cap = s->bad_cap ? 2 * s->bad_cap : 16;
+        uint64_t *n = realloc(s->bad, cap * sizeof(*n));
+        if (!n)
+            rc = -ENOMEM;
+        else {
+            s->bad = n;
+            s->bad_cap = cap;
+        }
+    }
+    if (rc == 1)
+        s->bad[s->nbad++] = id;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void bad_clear(struct chunk_store *s, uint64_t id)
+{
+    size_t i;
+
+    pthread_mutex_lock(&s->lock);
+    if (bad_find(s, id, &i))
+        s->bad[i] = s->bad[--s->nbad];
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Lock chunk @id shared or exclusive and check that it exists at @ver and
+ * is not marked bad. */
 static int file_lock(struct chunk_store *s, uint64_t id, uint64_t ver,
                      bool excl, struct chunk_file **out)
 {
@@ -373,6 +451,8 @@ static int file_lock(struct chunk_store *s, uint64_t id, uint64_t ver,
         rc = -ENOENT;
     else if (f->version != ver)
         rc = -ESTALE;
+    else if (chunk_store_is_bad(s, id))
+        rc = -EBADMSG;
     if (rc < 0) {
         pthread_rwlock_unlock(&f->rw);
         file_put(s, f);
@@ -455,7 +535,31 @@ static int count_one(const struct chunk_info *ci, void *arg)
     return 0;
 }
 
-int chunk_store_open(const char *dir, struct chunk_store **out)
+static int rm_one(const char *path, const struct stat *sb, int flag,
+                  struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int store_open(const char *dir, bool with_stage,
+                      struct chunk_store **out);
+
+/* Empty DIR/staging and open it as the stage of the store in @dir. */
+static int stage_open(const char *dir, struct chunk_store **out)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/staging", dir);
+    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+        return -errno;
+    return store_open(path, false, out);
+}
+
+static int store_open(const char *dir, bool with_stage,
+                      struct chunk_store **out)
 {
     struct chunk_store *s;
     char path[4096];
@@ -480,6 +584,8 @@ int chunk_store_open(const char *dir, struct chunk_store **out)
     free(zero);
     pthread_mutex_init(&s->lock, NULL);
     rc = chunk_store_list(s, count_one, &s->count);
+    if (rc == 0 && with_stage)
+        rc = stage_open(dir, &s->stage);
     if (rc < 0) {
         chunk_store_close(s);
         return rc;
@@ -488,13 +594,20 @@ int chunk_store_open(const char *dir, struct chunk_store **out)
     return 0;
 }
 
+int chunk_store_open(const char *dir, struct chunk_store **out)
+{
+    return store_open(dir, true, out);
+}
+
 void chunk_store_close(struct chunk_store *s)
 {
     if (!s)
         return;
     for (unsigned b = 0; b < NBUCKETS; b++)
         assert(!s->buckets[b]); /* no operation may be running */
+    chunk_store_close(s->stage);
     pthread_mutex_destroy(&s->lock);
+    free(s->bad);
     free(s->dir);
     free(s);
 }
@@ -609,11 +722,138 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             unlink(path);
             file_shut(f);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
+            bad_clear(s, id);
             log_debug(DBG, "chunk delete: chunk=%016llx",
                       (unsigned long long)id);
         }
     }
     file_unlock(s, f);
+    return rc;
+}
+
+int chunk_store_stat(struct chunk_store *s, uint64_t id, struct chunk_info *ci)
+{
+    struct chunk_file *f;
+    int rc = file_get(s, id, &f);
+
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_rdlock(&f->rw);
+    if (!f->exists) {
+        rc = -ENOENT;
+    } else {
+        ci->id = id;
+        ci->version = f->version;
+        ci->length = f->length;
+    }
+    file_unlock(s, f);
+    return rc;
+}
+
+/* ---- Staged copies ----------------------------------------------------- */
+
+int chunk_store_stage_begin(struct chunk_store *s, uint64_t id, uint64_t ver)
+{
+    int rc;
+
+    if (!s->stage)
+        return -EINVAL;
+    /* A leftover of an earlier, interrupted copy is never reused. */
+    rc = chunk_store_delete(s->stage, id, 0);
+    if (rc == 0)
+        rc = chunk_store_setversion(s->stage, id, 0, ver);
+    return rc;
+}
+
+int chunk_store_stage_write(struct chunk_store *s, uint64_t id, uint64_t ver,
+                            uint32_t off, const void *buf, uint32_t len)
+{
+    if (!s->stage)
+        return -EINVAL;
+    return chunk_store_write(s->stage, id, ver, off, buf, len, false);
+}
+
+void chunk_store_stage_abort(struct chunk_store *s, uint64_t id)
+{
+    if (s->stage)
+        chunk_store_delete(s->stage, id, 0);
+}
+
+/* Move the files of the staged copy @sf over chunk @f of @s, both locked
+ * exclusive: old .crc first (the chunk stops existing), then the data,
+ * then the new .crc (it exists again, whole). */
+static int stage_move(struct chunk_store *s, struct chunk_file *sf,
+                      struct chunk_file *f)
+{
+    char from[4096], to[4096], dir[4096];
+    int rc;
+
+    chunk_dir_path(s, f->id, dir, sizeof(dir));
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    if (f->exists) {
+        chunk_path(s, f->id, ".crc", to, sizeof(to));
+        if (unlink(to) < 0 && errno != ENOENT)
+            return -errno;
+        file_shut(f);
+        __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    }
+    chunk_path(s->stage, f->id, "", from, sizeof(from));
+    chunk_path(s, f->id, "", to, sizeof(to));
+    if (rename(from, to) < 0)
+        return -errno;
+    chunk_path(s->stage, f->id, ".crc", from, sizeof(from));
+    chunk_path(s, f->id, ".crc", to, sizeof(to));
+    if (rename(from, to) < 0)
+        return -errno;
+    file_shut(sf);
+    __atomic_sub_fetch(&s->stage->count, 1, __ATOMIC_RELAXED);
+    rc = fsync_path(dir);
+    if (rc == 0) {
+        snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
+        rc = fsync_path(dir);
+    }
+    if (rc < 0)
+        return rc;
+    rc = file_load(s, f);
+    if (rc == 0 && !f->exists)
+        rc = -EIO;
+    if (rc == 0)
+        __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    return rc;
+}
+
+int chunk_store_stage_commit(struct chunk_store *s, uint64_t id, uint64_t ver)
+{
+    struct chunk_file *sf, *f;
+    int rc;
+
+    if (!s->stage)
+        return -EINVAL;
+    rc = file_lock(s->stage, id, ver, true, &sf);
+    if (rc < 0)
+        return rc;
+    if (fdatasync(sf->dfd) < 0 || fdatasync(sf->cfd) < 0) {
+        rc = -errno;
+        goto out_stage;
+    }
+    rc = file_get(s, id, &f);
+    if (rc < 0)
+        goto out_stage;
+    pthread_rwlock_wrlock(&f->rw);
+    if (f->exists && f->version > ver)
+        rc = -ESTALE; /* this server moved on meanwhile: keep its chunk */
+    else
+        rc = stage_move(s, sf, f);
+    if (rc == 0)
+        bad_clear(s, id);
+    log_debug(DBG, "chunk stage commit: chunk=%016llx version=%llu rc=%d",
+              (unsigned long long)id, (unsigned long long)ver, rc);
+    file_unlock(s, f);
+out_stage:
+    file_unlock(s->stage, sf);
+    if (rc < 0)
+        chunk_store_stage_abort(s, id);
     return rc;
 }
 

@@ -12,7 +12,8 @@
  *
  * Failure modes: a bad body is answered EPROTO; a version mismatch here
  * or downstream EOLDVER; a checksum failure while merging a partial block
- * ECHECKSUM; ENOSPC as ENOSPC; a downstream server that cannot be dialled,
+ * ECHECKSUM (and the replica is reported bad, chunk_meta_report_bad());
+ * ENOSPC as ENOSPC; a downstream server that cannot be dialled,
  * closes, or does not answer within 30 s fails the whole request.  The
  * first error seen is the one answered.  A failed write may have been
  * applied on some replicas and not others; the client retries or metad
@@ -69,7 +70,13 @@ static void write_done(struct chunk_job *j, int rc)
 {
     struct write_op *op = (struct write_op *)j;
 
-    if (rc < 0 && rc != -ESTALE)
+    if (rc == -EBADMSG)
+        chunk_meta_report_bad(j->srv, j->chunk_id,
+                              op->opcode == PROTO_MSG_CHUNK_SYNC_REQ
+                                  ? op->m.s.version
+                                  : op->m.w.version,
+                              PROTO_REPORT_CHECKSUM);
+    else if (rc < 0 && rc != -ESTALE)
         log_warn("chunk %s: local failed: chunk=%016llx err=%d",
                  op->opcode == PROTO_MSG_CHUNK_SYNC_REQ ? "sync" : "write",
                  (unsigned long long)j->chunk_id, rc);
