@@ -4,8 +4,12 @@
  * LOOKUP as uid 0, then walks the file's chunk slots with CHUNK_LOCATE
  * (PROTO_LOCATE_MAX slots per request) and prints every allocated chunk:
  * index, id (16 hex digits), version and replicas ("server <id> <addr>")
- * in chain order.  Holes are not listed.  Nothing is changed: LOOKUP and
- * CHUNK_LOCATE are reads.
+ * in chain order, each with its server's state from STATUS.  Holes are not
+ * listed.  `tessera checkfile PATH` walks the same way and prints, per
+ * chunk, the copies that count (on servers up or draining) against the
+ * file's goal, then a summary; it exits 1 when a chunk is under its goal
+ * or missing.  Nothing is changed: LOOKUP, CHUNK_LOCATE and STATUS are
+ * reads.
  */
 #include "adm_internal.h"
 
@@ -60,7 +64,7 @@ static int getattr(struct adm *a, uint64_t ino, struct proto_attr *attr)
 }
 
 /* Resolve @path from the root.  Components "" and "." are skipped. */
-static int resolve(struct adm *a, const char *path, struct proto_attr *attr)
+int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr)
 {
     char *copy = strdup(path), *save = NULL, *name;
     int rc;
@@ -82,44 +86,104 @@ static int resolve(struct adm *a, const char *path, struct proto_attr *attr)
     return rc;
 }
 
-static void print_chunk_text(const struct proto_chunk_loc *c)
+/* What one walk over a file's chunks prints and counts. */
+struct walk {
+    bool check;                /* checkfile, else fileinfo */
+    const struct adm_status *st; /* server states, may be empty */
+    uint32_t goal;
+    uint64_t found, ok, under, over, missing;
+};
+
+static const char *state_of(const struct walk *wk, uint32_t id)
 {
+    const struct adm_server *s = adm_status_server(wk->st, id);
+
+    return s && s->state[0] ? s->state : "unknown";
+}
+
+/* Copies that count: on servers up or draining (CHUNK_LOCATE leaves down
+ * ones out). */
+static uint32_t live_copies(const struct walk *wk,
+                            const struct proto_chunk_loc *c)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < c->nreplicas; i++) {
+        const struct adm_server *s =
+            adm_status_server(wk->st, c->replicas[i].server_id);
+
+        n += s && s->up;
+    }
+    return n;
+}
+
+static void count(struct walk *wk, const struct proto_chunk_loc *c)
+{
+    uint32_t n = live_copies(wk, c);
+
+    if (n == 0)
+        wk->missing++;
+    else if (n < wk->goal)
+        wk->under++;
+    else if (n > wk->goal)
+        wk->over++;
+    else
+        wk->ok++;
+}
+
+static void print_chunk_text(const struct walk *wk,
+                             const struct proto_chunk_loc *c)
+{
+    uint32_t n = live_copies(wk, c);
+
     printf("  %-8" PRIu64 " %016" PRIx64 "  %-8" PRIu64 " ", c->index,
            c->chunk_id, c->version);
+    if (wk->check) {
+        printf("%u/%u %s\n", n, wk->goal,
+               n == 0          ? "MISSING"
+               : n < wk->goal  ? "UNDER GOAL"
+               : n > wk->goal  ? "over goal"
+                               : "ok");
+        return;
+    }
     if (c->nreplicas == 0)
-        printf("(no replicas)");
+        printf("(no live replicas)");
     for (uint32_t i = 0; i < c->nreplicas; i++)
-        printf("%sserver %u %.*s", i ? ", " : "", c->replicas[i].server_id,
-               (int)c->replicas[i].addr.len, c->replicas[i].addr.p);
+        printf("%sserver %u %.*s (%s)", i ? ", " : "",
+               c->replicas[i].server_id, (int)c->replicas[i].addr.len,
+               c->replicas[i].addr.p, state_of(wk, c->replicas[i].server_id));
     printf("\n");
 }
 
-static void print_chunk_json(const struct proto_chunk_loc *c, bool first)
+static void print_chunk_json(const struct walk *wk,
+                             const struct proto_chunk_loc *c, bool first)
 {
     printf("%s\n    {\"index\": %" PRIu64 ", \"id\": \"%016" PRIx64
-           "\", \"version\": %" PRIu64 ", \"replicas\": [",
-           first ? "" : ",", c->index, c->chunk_id, c->version);
+           "\", \"version\": %" PRIu64 ", \"copies\": %u, \"replicas\": [",
+           first ? "" : ",", c->index, c->chunk_id, c->version,
+           live_copies(wk, c));
     for (uint32_t i = 0; i < c->nreplicas; i++) {
         printf("%s{\"server\": %u, \"addr\": ", i ? ", " : "",
                c->replicas[i].server_id);
         adm_json_str(stdout, c->replicas[i].addr.p, c->replicas[i].addr.len);
-        printf("}");
+        printf(", \"state\": \"%s\"}", state_of(wk, c->replicas[i].server_id));
     }
     printf("]}");
 }
 
 /* Print every allocated chunk in the slots the file's size spans (metad
  * answers CHUNK_LOCATE only within the size).  Returns 0 or -errno. */
-static int print_chunks(struct adm *a, const struct proto_attr *attr)
+static int print_chunks(struct adm *a, const struct proto_attr *attr,
+                        struct walk *wk)
 {
     uint64_t nslots =
         attr->size / PROTO_CHUNK_SIZE + (attr->size % PROTO_CHUNK_SIZE != 0);
-    uint64_t first = 0, found = 0;
+    uint64_t first = 0;
     int rc = 0;
 
     if (!a->json && nslots)
         printf("  %-8s %-16s  %-8s %s\n", "INDEX", "CHUNK", "VERSION",
-               "REPLICAS");
+               wk->check ? "COPIES/GOAL" : "REPLICAS");
     while (first < nslots) {
         struct proto_chunk_locate_req req = {.ino = attr->ino, .first = first};
         struct proto_chunk_locate_rep rep;
@@ -141,11 +205,12 @@ static int print_chunks(struct adm *a, const struct proto_attr *attr)
         while (proto_chunk_loc_next(&it, &loc)) {
             if (loc.chunk_id == 0)
                 continue;
+            count(wk, &loc);
             if (a->json)
-                print_chunk_json(&loc, found == 0);
+                print_chunk_json(wk, &loc, wk->found == 0);
             else
-                print_chunk_text(&loc);
-            found++;
+                print_chunk_text(wk, &loc);
+            wk->found++;
         }
         rpc_reply_free(&r);
         if (rep.count == 0) /* the file shrank meanwhile */
@@ -153,28 +218,40 @@ static int print_chunks(struct adm *a, const struct proto_attr *attr)
         first += rep.count;
     }
     if (!a->json)
-        printf("  %" PRIu64 " of %" PRIu64 " chunk slots allocated\n", found,
-               nslots);
+        printf("  %" PRIu64 " of %" PRIu64 " chunk slots allocated\n",
+               wk->found, nslots);
     return rc;
 }
 
-int adm_cmd_fileinfo(struct adm *a, int argc, char **argv)
+/* fileinfo and checkfile: the same walk, printed two ways. */
+static int file_cmd(struct adm *a, int argc, char **argv, bool check)
 {
     struct proto_attr attr;
+    struct adm_status st;
+    struct walk wk;
     char what[4200], size[32];
     int rc;
 
     if (argc != 2) {
-        fprintf(stderr, "tessera: usage: fileinfo PATH\n");
+        fprintf(stderr, "tessera: usage: %s PATH\n", argv[0]);
         return ADM_EXIT_USAGE;
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
         return rc;
-    snprintf(what, sizeof(what), "fileinfo: %s", argv[1]);
-    rc = resolve(a, argv[1], &attr);
+    snprintf(what, sizeof(what), "%s: %s", argv[0], argv[1]);
+    rc = adm_resolve(a, argv[1], &attr);
     if (rc < 0)
         return adm_fail(a, what, rc);
+    rc = adm_status_fetch(a, &st);
+    if (rc < 0) {
+        adm_status_free(&st);
+        return adm_fail(a, what, rc);
+    }
+    memset(&wk, 0, sizeof(wk));
+    wk.check = check;
+    wk.st = &st;
+    wk.goal = attr.goal;
 
     adm_fmt_bytes(attr.size, size, sizeof(size));
     if (a->json) {
@@ -195,12 +272,32 @@ int adm_cmd_fileinfo(struct adm *a, int argc, char **argv)
     }
     rc = 0;
     if (S_ISREG(attr.mode))
-        rc = print_chunks(a, &attr);
+        rc = print_chunks(a, &attr, &wk);
     else if (!a->json)
         printf("  not a regular file: no chunks\n");
     if (a->json)
-        printf("\n  ]\n}\n");
+        printf("\n  ],\n  \"summary\": {\"chunks\": %" PRIu64
+               ", \"ok\": %" PRIu64 ", \"under_goal\": %" PRIu64
+               ", \"over_goal\": %" PRIu64 ", \"missing\": %" PRIu64 "}\n}\n",
+               wk.found, wk.ok, wk.under, wk.over, wk.missing);
+    else if (check)
+        printf("  summary: %" PRIu64 " chunks: %" PRIu64 " at goal %u, %" PRIu64
+               " under goal, %" PRIu64 " over goal, %" PRIu64 " missing\n",
+               wk.found, wk.ok, attr.goal, wk.under, wk.over, wk.missing);
+    adm_status_free(&st);
     if (rc < 0)
         return adm_fail(a, what, rc);
+    if (check && (wk.under || wk.missing))
+        return ADM_EXIT_FAIL;
     return ADM_EXIT_OK;
+}
+
+int adm_cmd_checkfile(struct adm *a, int argc, char **argv)
+{
+    return file_cmd(a, argc, argv, true);
+}
+
+int adm_cmd_fileinfo(struct adm *a, int argc, char **argv)
+{
+    return file_cmd(a, argc, argv, false);
 }

@@ -58,8 +58,12 @@ struct adm_session {
 struct adm_server {
     uint32_t id;
     char *addr;
-    bool up;
-    uint64_t free, chunks;
+    char state[16]; /* up, suspect, down, draining */
+    bool up;        /* up or draining: serving */
+    bool draining;
+    uint64_t free, chunks, capacity, used, replicas;
+    int64_t since_ns; /* wall clock of the last state change, 0 unknown */
+    uint64_t hb_ms;   /* heartbeat age */
 };
 
 struct adm_status {
@@ -77,8 +81,35 @@ int adm_status_parse(const uint8_t *p, size_t n, struct adm_status *st);
 void adm_status_free(struct adm_status *st);
 /* Value of @key, or NULL.  Returns a pointer owned by @st. */
 const char *adm_status_get(const struct adm_status *st, const char *key);
-/* True when every registered storage server is up. */
+/* True when every registered storage server is up (or draining) and no
+ * chunk is under its goal or missing. */
 bool adm_status_healthy(const struct adm_status *st);
+/* A numeric value of @key, 0 when absent. */
+uint64_t adm_status_u64(const struct adm_status *st, const char *key);
+/* The server with id @id, or NULL.  Returns a pointer owned by @st. */
+const struct adm_server *adm_status_server(const struct adm_status *st,
+                                           uint32_t id);
+/* Ask metad for STATUS into *st (caller frees with adm_status_free()).
+ * 0 or -errno. */
+int adm_status_fetch(struct adm *a, struct adm_status *st);
+/* Print the storage server table (tessera servers). */
+void adm_print_servers(const struct adm_status *st);
+
+/* adm_goal.c */
+int adm_cmd_setgoal(struct adm *a, int argc, char **argv);
+int adm_cmd_getgoal(struct adm *a, int argc, char **argv);
+
+/* adm_cluster.c: server control, scrub, rebalance, fsck, servers. */
+int adm_cmd_servers(struct adm *a, int argc, char **argv);
+int adm_cmd_server(struct adm *a, int argc, char **argv);
+int adm_cmd_scrub(struct adm *a, int argc, char **argv);
+int adm_cmd_rebalance(struct adm *a, int argc, char **argv);
+int adm_cmd_fsck(struct adm *a, int argc, char **argv);
+
+/* adm_fileinfo.c */
+int adm_cmd_checkfile(struct adm *a, int argc, char **argv);
+/* Resolve @path from the root with LOOKUP as uid 0.  Fills *attr. */
+int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr);
 
 /* adm_fmt.c */
 

@@ -3,11 +3,12 @@
  *
  *   tessera [--meta ADDR:PORT] [--json] COMMAND [ARGS...]
  *
- * Options may come before or after the command (`tessera status --json`).
+ * The global options may come before or after the command (`tessera status
+ * --json`); they are taken out of argv first, and what is left (the
+ * command and its own options, such as `setgoal -r`) goes to the command.
  */
 #include "adm_internal.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,22 @@ static void usage(FILE *f)
             "Administer a Tessera cluster.\n"
             "\n"
             "Commands:\n"
-            "  status          metadata server, sessions and storage servers\n"
-            "  fileinfo PATH   a file's chunks: id, version, replicas\n"
-            "  ping            check that the metadata server answers\n"
+            "  status                  servers by state, capacity, chunks\n"
+            "                          ok/under/over goal/missing, repair\n"
+            "  servers                 storage servers: state, since, address,\n"
+            "                          chunks, space, last heartbeat\n"
+            "  server drain|undrain|remove ID [--wait]\n"
+            "                          move every chunk off a server, cancel\n"
+            "                          that, or forget a down or empty server\n"
+            "  setgoal [-r] N PATH     set the replication goal (1..9)\n"
+            "  getgoal [-r] PATH       show the goal (-r: summary below PATH)\n"
+            "  fileinfo PATH           a file's chunks: id, version, replicas\n"
+            "  checkfile PATH          copies per chunk and a summary\n"
+            "  scrub [--server ID]     verify checksums on the servers\n"
+            "  rebalance [--wait]      even out usage across servers\n"
+            "  fsck [--repair] [--wait]\n"
+            "                          compare metadata with the servers\n"
+            "  ping                    check that the metadata server answers\n"
             "\n"
             "Options:\n"
             "  --meta ADDR     metadata server (default $TESSERA_META, "
@@ -43,52 +57,70 @@ static const struct {
     {"status", adm_cmd_status},
     {"fileinfo", adm_cmd_fileinfo},
     {"ping", adm_cmd_ping},
+    {"servers", adm_cmd_servers},
+    {"server", adm_cmd_server},
+    {"setgoal", adm_cmd_setgoal},
+    {"getgoal", adm_cmd_getgoal},
+    {"checkfile", adm_cmd_checkfile},
+    {"scrub", adm_cmd_scrub},
+    {"rebalance", adm_cmd_rebalance},
+    {"fsck", adm_cmd_fsck},
 };
+
+/* Take the global options out of argv, wherever they are; the rest keeps
+ * its order.  Returns the new argc, or -1 after printing usage (-2 for
+ * --help). */
+static int global_opts(struct adm *a, int argc, char **argv)
+{
+    int n = 1;
+
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+
+        if (!strcmp(s, "--json")) {
+            a->json = true;
+        } else if (!strcmp(s, "--meta")) {
+            if (i + 1 >= argc)
+                return -1;
+            a->meta = argv[++i];
+        } else if (!strncmp(s, "--meta=", 7)) {
+            a->meta = s + 7;
+        } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            return -2;
+        } else {
+            argv[n++] = argv[i];
+        }
+    }
+    argv[n] = NULL;
+    return n;
+}
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"meta", required_argument, NULL, 'm'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     struct adm a = {0};
-    int c, rc;
+    int rc;
 
     log_init(argv[0]);
     a.meta = getenv("TESSERA_META");
     if (!a.meta || !*a.meta)
         a.meta = ADM_DEFAULT_META;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            a.meta = optarg;
-            break;
-        case 'j':
-            a.json = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return ADM_EXIT_OK;
-        default:
-            usage(stderr);
-            return ADM_EXIT_USAGE;
-        }
+    argc = global_opts(&a, argc, argv);
+    if (argc == -2) {
+        usage(stdout);
+        return ADM_EXIT_OK;
     }
-    if (optind >= argc) {
+    if (argc < 2 || argv[1][0] == '-') {
         usage(stderr);
         return ADM_EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(argv[optind], commands[i].name) != 0)
+        if (strcmp(argv[1], commands[i].name) != 0)
             continue;
-        rc = commands[i].fn(&a, argc - optind, argv + optind);
+        rc = commands[i].fn(&a, argc - 1, argv + 1);
         if (a.rpc)
             rpc_client_close(a.rpc);
         return rc;
     }
-    fprintf(stderr, "tessera: unknown command: %s (see --help)\n",
-            argv[optind]);
+    fprintf(stderr, "tessera: unknown command: %s (see --help)\n", argv[1]);
     return ADM_EXIT_USAGE;
 }

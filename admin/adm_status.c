@@ -7,8 +7,9 @@
  * "<addr> up|down free=<bytes> chunks=<n>" become rows; every other pair
  * is printed as it comes, so new counters show up without a CLI change.
  *
- * Exit status: 0 when every registered storage server is up, 1 when one is
- * down, 2 when metad cannot be reached.
+ * Exit status: 0 when every registered storage server is up (or
+ * draining) and no chunk is under its goal or missing, 1 otherwise, 2 when
+ * metad cannot be reached.
  */
 #include "adm_internal.h"
 
@@ -16,6 +17,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- Parsing ------------------------------------------------------------ */
 
@@ -63,7 +65,9 @@ static int parse_session(struct adm_session *s, uint64_t id, char *value)
     return host ? 0 : -ENOMEM;
 }
 
-/* "<addr> up|down free=<n> chunks=<n>".  Takes ownership of @value. */
+/* "<addr> <state> free=<n> chunks=<n> [capacity=<n> used=<n>
+ * replicas=<n> since=<ns> hb_ms=<n> draining=1]".  Takes ownership of
+ * @value. */
 static int parse_server(struct adm_server *s, uint64_t id, char *value)
 {
     char *save = NULL, *tok;
@@ -75,12 +79,29 @@ static int parse_server(struct adm_server *s, uint64_t id, char *value)
          tok = strtok_r(NULL, " ", &save), i++) {
         if (i == 0)
             s->addr = strdup(tok);
-        else if (i == 1)
-            s->up = !strcmp(tok, "up");
-        else if (!strncmp(tok, "free=", 5))
+        else if (i == 1) {
+            snprintf(s->state, sizeof(s->state), "%s", tok);
+            s->up = !strcmp(tok, "up") || !strcmp(tok, "draining");
+            s->draining = !strcmp(tok, "draining");
+        } else if (!strncmp(tok, "free=", 5))
             adm_parse_u64(tok + 5, &s->free);
         else if (!strncmp(tok, "chunks=", 7))
             adm_parse_u64(tok + 7, &s->chunks);
+        else if (!strncmp(tok, "capacity=", 9))
+            adm_parse_u64(tok + 9, &s->capacity);
+        else if (!strncmp(tok, "used=", 5))
+            adm_parse_u64(tok + 5, &s->used);
+        else if (!strncmp(tok, "replicas=", 9))
+            adm_parse_u64(tok + 9, &s->replicas);
+        else if (!strncmp(tok, "hb_ms=", 6))
+            adm_parse_u64(tok + 6, &s->hb_ms);
+        else if (!strncmp(tok, "since=", 6)) {
+            uint64_t v = 0;
+
+            adm_parse_u64(tok + 6, &v);
+            s->since_ns = (int64_t)v;
+        } else if (!strcmp(tok, "draining=1"))
+            s->draining = true;
     }
     free(value);
     if (!s->addr)
@@ -194,7 +215,41 @@ bool adm_status_healthy(const struct adm_status *st)
     for (size_t i = 0; i < st->nservers; i++)
         if (!st->servers[i].up)
             return false;
-    return true;
+    return adm_status_u64(st, "chunks.under_goal") == 0 &&
+           adm_status_u64(st, "chunks.missing") == 0;
+}
+
+uint64_t adm_status_u64(const struct adm_status *st, const char *key)
+{
+    const char *v = adm_status_get(st, key);
+    uint64_t n = 0;
+
+    if (v)
+        adm_parse_u64(v, &n);
+    return n;
+}
+
+const struct adm_server *adm_status_server(const struct adm_status *st,
+                                           uint32_t id)
+{
+    for (size_t i = 0; i < st->nservers; i++)
+        if (st->servers[i].id == id)
+            return &st->servers[i];
+    return NULL;
+}
+
+int adm_status_fetch(struct adm *a, struct adm_status *st)
+{
+    struct rpc_reply rep;
+    int rc;
+
+    memset(st, 0, sizeof(*st));
+    rc = rpc_call(a->rpc, PROTO_MSG_STATUS_REQ, NULL, 0, &rep);
+    if (rc < 0)
+        return rc;
+    rc = adm_status_parse(rep.payload, rep.len, st);
+    rpc_reply_free(&rep);
+    return rc;
 }
 
 /* ---- Printing ----------------------------------------------------------- */
@@ -207,15 +262,7 @@ static const char *get_or(const struct adm_status *st, const char *key,
     return v ? v : dflt;
 }
 
-static uint64_t get_u64(const struct adm_status *st, const char *key)
-{
-    const char *v = adm_status_get(st, key);
-    uint64_t n = 0;
-
-    if (v)
-        adm_parse_u64(v, &n);
-    return n;
-}
+#define get_u64 adm_status_u64
 
 /* The pairs the metadata section prints by name. */
 static bool is_known(const char *key)
@@ -227,6 +274,12 @@ static bool is_known(const char *key)
         "servers.up",   "chunks",
     };
 
+    /* Printed in their own sections. */
+    if (!strncmp(key, "chunks.", 7) || !strncmp(key, "repair.", 7) ||
+        !strncmp(key, "rebalance.", 10) || !strncmp(key, "servers.", 8) ||
+        !strncmp(key, "capacity", 8) || !strncmp(key, "drain.", 6) ||
+        !strncmp(key, "scrub.", 6))
+        return true;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (!strcmp(key, known[i]))
             return true;
@@ -269,23 +322,86 @@ static void print_tables(const struct adm *a, const struct adm_status *st)
                s->host, s->idle_ms);
     }
 
-    printf("\nStorage servers (%zu)\n", st->nservers);
-    if (st->nservers)
-        printf("  %-6s %-24s %-6s %-12s %s\n", "ID", "ADDRESS", "STATE", "FREE",
-               "CHUNKS");
+    printf("\nStorage servers: %zu registered, %" PRIu64 " up, %" PRIu64
+           " suspect, %" PRIu64 " down, %" PRIu64 " draining\n",
+           st->nservers, get_u64(st, "servers.up"),
+           get_u64(st, "servers.suspect"), get_u64(st, "servers.down"),
+           get_u64(st, "servers.draining"));
+    adm_fmt_bytes(get_u64(st, "capacity"), b1, sizeof(b1));
+    adm_fmt_bytes(get_u64(st, "capacity") - get_u64(st, "capacity.free"), b2,
+                  sizeof(b2));
+    printf("  capacity  %s, %s used, ", b1, b2);
+    adm_fmt_bytes(get_u64(st, "capacity.free"), b1, sizeof(b1));
+    printf("%s free\n", b1);
+    adm_print_servers(st);
+
+    printf("\nChunks: %" PRIu64 " total, %" PRIu64 " ok, %" PRIu64
+           " under goal, %" PRIu64 " over goal, %" PRIu64 " missing\n",
+           get_u64(st, "chunks.total"), get_u64(st, "chunks.ok"),
+           get_u64(st, "chunks.under_goal"), get_u64(st, "chunks.over_goal"),
+           get_u64(st, "chunks.missing"));
+    adm_fmt_bytes(get_u64(st, "repair.bytes"), b1, sizeof(b1));
+    printf("Repair: %" PRIu64 " copies in flight, %" PRIu64 " queued, %" PRIu64
+           " done (%s), %" PRIu64 " failed, %" PRIu64
+           " surplus dropped; limit %" PRIu64 " at once, %" PRIu64 " MiB/s\n",
+           get_u64(st, "repair.inflight"), get_u64(st, "repair.queued"),
+           get_u64(st, "repair.copied"), b1, get_u64(st, "repair.failed"),
+           get_u64(st, "repair.dropped"), get_u64(st, "repair.rate"),
+           get_u64(st, "repair.mbps"));
+    if (get_u64(st, "rebalance.active"))
+        printf("Rebalance: running, %" PRIu64 " chunks moved\n",
+               get_u64(st, "rebalance.moved"));
+    for (size_t i = 0; i < st->nkv; i++)
+        if (!strncmp(st->kv[i].key, "drain.", 6))
+            printf("Drain: server %s: %s replicas left\n", st->kv[i].key + 6,
+                   st->kv[i].value);
+    for (size_t i = 0; i < st->nservers; i++)
+        down += !st->servers[i].up;
+    if (down)
+        printf("\nHealth: %zu of %zu storage servers not up\n", down,
+               st->nservers);
+    else if (!adm_status_healthy(st))
+        printf("\nHealth: chunks below their goal\n");
+    else
+        printf("\nHealth: ok\n");
+}
+
+static void fmt_since(int64_t ns, char *buf, size_t size)
+{
+    struct timespec now;
+    int64_t age;
+
+    if (ns <= 0) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    age = ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec - ns) / 1000000000;
+    adm_fmt_secs(age > 0 ? (uint64_t)age : 0, buf, size);
+}
+
+void adm_print_servers(const struct adm_status *st)
+{
+    char b1[32], b2[32], b3[32], hb[32];
+
+    if (!st->nservers)
+        return;
+    printf("  %-5s %-9s %-9s %-22s %8s %11s %11s %9s\n", "ID", "STATE",
+           "SINCE", "ADDRESS", "CHUNKS", "USED", "FREE", "HEARTBEAT");
     for (size_t i = 0; i < st->nservers; i++) {
         const struct adm_server *s = &st->servers[i];
 
-        adm_fmt_bytes(s->free, b1, sizeof(b1));
-        printf("  %-6u %-24s %-6s %-12s %" PRIu64 "\n", s->id, s->addr,
-               s->up ? "up" : "DOWN", b1, s->chunks);
-        down += !s->up;
+        fmt_since(s->since_ns, b3, sizeof(b3));
+        adm_fmt_bytes(s->used, b1, sizeof(b1));
+        adm_fmt_bytes(s->free, b2, sizeof(b2));
+        if (s->hb_ms > 100000000)
+            snprintf(hb, sizeof(hb), "never");
+        else
+            snprintf(hb, sizeof(hb), "%.1fs ago", (double)s->hb_ms / 1000);
+        printf("  %-5u %-9s %-9s %-22s %8" PRIu64 " %11s %11s %9s\n", s->id,
+               s->state[0] ? s->state : "?", b3, s->addr, s->replicas, b1, b2,
+               hb);
     }
-    if (down)
-        printf("\nHealth: %zu of %zu storage servers down\n", down,
-               st->nservers);
-    else
-        printf("\nHealth: ok\n");
 }
 
 /* A number when the whole value is decimal digits, else a string. */
@@ -346,8 +462,12 @@ static void print_json(const struct adm *a, const struct adm_status *st)
 
         printf("%s\n    {\"id\": %u, \"addr\": ", i ? "," : "", s->id);
         adm_json_str(stdout, s->addr, strlen(s->addr));
-        printf(", \"up\": %s, \"free\": %" PRIu64 ", \"chunks\": %" PRIu64 "}",
-               s->up ? "true" : "false", s->free, s->chunks);
+        printf(", \"up\": %s, \"state\": \"%s\", \"since_ns\": %" PRId64
+               ", \"heartbeat_ms\": %" PRIu64 ", \"free\": %" PRIu64
+               ", \"capacity\": %" PRIu64 ", \"used\": %" PRIu64
+               ", \"replicas\": %" PRIu64 ", \"chunks\": %" PRIu64 "}",
+               s->up ? "true" : "false", s->state, s->since_ns, s->hb_ms,
+               s->free, s->capacity, s->used, s->replicas, s->chunks);
     }
     printf("%s]\n}\n", st->nservers ? "\n  " : "");
 }
@@ -381,7 +501,8 @@ int adm_cmd_status(struct adm *a, int argc, char **argv)
         print_tables(a, &st);
     rc = adm_status_healthy(&st) ? ADM_EXIT_OK : ADM_EXIT_FAIL;
     if (rc != ADM_EXIT_OK)
-        fprintf(stderr, "tessera: status: storage servers down\n");
+        fprintf(stderr, "tessera: status: needs attention (servers not up "
+                        "or chunks below their goal)\n");
     adm_status_free(&st);
     return rc;
 }

@@ -41,6 +41,27 @@ enum meta_internal_op {
     /* A chunk server deleted a replica listed for garbage collection.
      * Payload: u64 chunk_id, u32 server_id.  Reply body: empty. */
     META_OP_GC_DONE = 0xF003,
+    /* Repair copied a replica (CHUNK_REPLICATE answered OK).  Payload:
+     * u64 chunk_id, u64 version, u32 server_id.  When the chunk is still
+     * at @version the server joins the end of its replica chain (and any
+     * gc entry for that chunk on that server is dropped); otherwise the
+     * copy is stale at birth and is listed for deletion instead.  Reply
+     * body: u8 1 when added, 0 when listed for deletion. */
+    META_OP_REPLICA_ADD = 0xF004,
+    /* Take one replica out of a chunk's replica set and list it for
+     * deletion (a reported bad replica, a surplus copy, a drained server's
+     * copy).  Payload: u64 chunk_id, u64 version, u32 server_id.  -ESTALE
+     * when the chunk is no longer at @version, -ENOENT when the chunk is
+     * gone or the server holds no replica of it.  Reply body: empty. */
+    META_OP_REPLICA_DROP = 0xF005,
+    /* An operator changed a storage server's administrative state.
+     * Payload: u32 server_id, u32 state (enum proto_server_state):
+     * PROTO_SERVER_DRAINING marks it draining, PROTO_SERVER_UP clears
+     * that, PROTO_SERVER_REMOVED forgets the server: its replicas leave
+     * every replica set and its gc entries are dropped.  The time of the
+     * change is the record's.  -ENOENT for an unknown server, -EINVAL for
+     * another state.  Reply body: empty. */
+    META_OP_SERVER_STATE = 0xF006,
 };
 
 /* One chunk as the database knows it. */
@@ -57,6 +78,8 @@ struct meta_server {
     uint32_t id;
     uint8_t uuid[16];
     char addr[64];
+    bool draining;      /* META_OP_SERVER_STATE DRAINING, until UP */
+    int64_t state_time; /* ns: the record that last changed the state */
 };
 
 struct meta_op {
@@ -93,14 +116,17 @@ int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
  * length, database bytes. */
 struct meta_stats {
     uint64_t inodes, dirs, files, sessions, ops, db_bytes;
+    uint64_t chunks; /* distinct chunks in every file map */
 };
 int meta_stats_get(struct meta_db *db, struct meta_stats *st);
 
 /* Sessions present in the database (for lease tracking after restart):
- * calls @fn for each; stops early if it returns nonzero. */
+ * calls @fn for each with the lease granted at open (ms); stops early if
+ * it returns nonzero. */
 int meta_session_foreach(struct meta_db *db,
                          int (*fn)(uint64_t id, const char *name,
-                                   const char *host, void *arg),
+                                   const char *host, uint32_t lease_ms,
+                                   void *arg),
                          void *arg);
 
 /* Chunk by id: 0, or -ENOENT when the database has no such chunk. */
@@ -118,11 +144,35 @@ int meta_server_foreach(struct meta_db *db,
                         int (*fn)(const struct meta_server *s, void *arg),
                         void *arg);
 /* Replicas waiting to be deleted: chunks no file refers to any more
- * (truncate, unlink of the last link).  At most @max calls. */
-int meta_gc_foreach(struct meta_db *db, int max,
+ * (truncate, unlink of the last link), stale and dropped replicas.  Only
+ * those on server @server_id (0: every server).  At most @max calls. */
+int meta_gc_foreach(struct meta_db *db, uint32_t server_id, int max,
                     int (*fn)(uint64_t chunk_id, uint64_t version,
                               uint32_t server_id, void *arg),
                     void *arg);
+
+/* 1 when the gc list holds a replica of @chunk_id on @server_id, 0 when
+ * not, or -errno. */
+int meta_gc_has(struct meta_db *db, uint64_t chunk_id, uint32_t server_id);
+
+/* One chunk as repair sees it: the chunk, the goal of its file and its
+ * length (the part of the file inside it). */
+struct meta_chunk_info {
+    struct meta_chunk c;
+    uint32_t goal;
+    uint64_t length;
+};
+/* Chunks with an id above @after in id order, at most @max; @fn must not
+ * change the database.  Stops early when @fn returns nonzero. */
+int meta_chunk_foreach(struct meta_db *db, uint64_t after, int max,
+                       int (*fn)(const struct meta_chunk_info *ci, void *arg),
+                       void *arg);
+/* Replicas per server as the database lists them: @fn(server_id, count,
+ * bytes) for each server holding at least one. */
+int meta_server_usage_foreach(struct meta_db *db,
+                              int (*fn)(uint32_t server_id, uint64_t replicas,
+                                        uint64_t bytes, void *arg),
+                              void *arg);
 
 /* Walk the op log from @after (exclusive) in order; for replay tests. */
 int meta_oplog_foreach(struct meta_db *db, uint64_t after,

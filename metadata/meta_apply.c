@@ -2,8 +2,8 @@
  *
  * Happy path: BEGIN IMMEDIATE; decode the payload with the protocol
  * decoders and dispatch on the opcode to the handler (meta_ns.c for the
- * namespace, meta_chunk.c for chunks and servers, the session records
- * here); append (opcode, now, session_id, payload) to the op log; COMMIT.
+ * namespace, meta_chunk.c for chunks and servers, meta_repl.c for goals,
+ * replica repair and server states, the session records here); append (opcode, now, session_id, payload) to the op log; COMMIT.
  * Only then is the reply body in @reply valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
@@ -45,6 +45,10 @@ bool meta_op_is_mutation(uint16_t opcode)
     case META_OP_SESSION_EXPIRE:
     case META_OP_CHUNK_SET:
     case META_OP_GC_DONE:
+    case PROTO_MSG_GOAL_SET_REQ:
+    case META_OP_REPLICA_ADD:
+    case META_OP_REPLICA_DROP:
+    case META_OP_SERVER_STATE:
         return true;
     default:
         return false;
@@ -66,14 +70,15 @@ static int session_open(struct meta_db *db, int64_t now, const uint8_t *p,
                       (int)q.client_name.len, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, q.host.len ? q.host.p : "", (int)q.host.len,
                       SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, now);
-    if ((r = meta_st_exec(db, s, "open session")) < 0)
-        return r;
     uint32_t lease = q.lease_ms ? q.lease_ms : LEASE_DEFAULT;
     if (lease < LEASE_MIN)
         lease = LEASE_MIN;
     if (lease > LEASE_MAX)
         lease = LEASE_MAX;
+    sqlite3_bind_int64(s, 3, now);
+    sqlite3_bind_int64(s, 4, lease);
+    if ((r = meta_st_exec(db, s, "open session")) < 0)
+        return r;
     struct proto_session_open_rep rep = {
         .session_id = (uint64_t)sqlite3_last_insert_rowid(db->sql),
         .lease_ms = lease,
@@ -160,6 +165,14 @@ static int dispatch(struct meta_db *db, const struct meta_op *op,
         return meta_chunk_set_apply(db, p, n, reply);
     case META_OP_GC_DONE:
         return meta_gc_done_apply(db, p, n, reply);
+    case PROTO_MSG_GOAL_SET_REQ:
+        return meta_goal_set_apply(db, now, p, n, reply);
+    case META_OP_REPLICA_ADD:
+        return meta_replica_add_apply(db, p, n, reply);
+    case META_OP_REPLICA_DROP:
+        return meta_replica_drop_apply(db, p, n, reply);
+    case META_OP_SERVER_STATE:
+        return meta_server_state_apply(db, now, p, n, reply);
     default:
         return -ENOSYS;
     }

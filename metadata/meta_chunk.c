@@ -367,6 +367,8 @@ int meta_server_foreach(struct meta_db *db,
         const unsigned char *addr = sqlite3_column_text(s, 2);
         if (addr)
             snprintf(sv.addr, sizeof(sv.addr), "%s", (const char *)addr);
+        sv.draining = sqlite3_column_int64(s, 3) == 1;
+        sv.state_time = sqlite3_column_int64(s, 4);
         if ((r = fn(&sv, arg)) != 0)
             break;
     }
@@ -376,13 +378,16 @@ int meta_server_foreach(struct meta_db *db,
     return r;
 }
 
-int meta_gc_foreach(struct meta_db *db, int max,
+int meta_gc_foreach(struct meta_db *db, uint32_t server_id, int max,
                     int (*fn)(uint64_t chunk_id, uint64_t version,
                               uint32_t server_id, void *arg),
                     void *arg)
 {
-    sqlite3_stmt *s = meta_st(db, META_ST_GC_LIST);
+    sqlite3_stmt *s =
+        meta_st(db, server_id ? META_ST_GC_LIST_SERVER : META_ST_GC_LIST);
     sqlite3_bind_int64(s, 1, max < 0 ? 0 : max);
+    if (server_id)
+        sqlite3_bind_int64(s, 2, server_id);
     int rc, r = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         r = fn((uint64_t)sqlite3_column_int64(s, 0),

@@ -20,6 +20,9 @@
  *   gc        replicas waiting for deletion on a chunk server.
  *   servers, sessions, oplog, counters.
  *
+ * Migration 2 adds sessions.lease_ms, servers.state and servers.state_time
+ * (replication management, docs/protocol.md §11).
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -85,6 +88,14 @@ static const char *const migrations[] = {
     "INSERT INTO inodes(ino, mode, nlink, uid, gid, rdev, goal, size,"
     " atime, mtime, ctime, version) VALUES(1, 16877, 2, 0, 0, 0, 3, 4096,"
     " 0, 0, 0, 1);",
+    /* 2: replication management: each session's granted lease, each
+     * server's administrative state (1 = draining) and the time of its last
+     * change, and an index for per-server walks. */
+    "ALTER TABLE sessions ADD COLUMN lease_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE servers ADD COLUMN state INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE servers ADD COLUMN state_time INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX replicas_server ON replicas(server_id);"
+    "CREATE INDEX gc_server ON gc(server_id, chunk_id);",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -169,13 +180,15 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_SERVER_UPDATE] =
         "UPDATE servers SET addr = ?2, capacity = ?3, free = ?4 WHERE id = ?1",
     [META_ST_SERVER_EXISTS] = "SELECT 1 FROM servers WHERE id = ?1",
-    [META_ST_SERVER_LIST] = "SELECT id, uuid, addr FROM servers ORDER BY id",
+    [META_ST_SERVER_LIST] =
+        "SELECT id, uuid, addr, state, state_time FROM servers ORDER BY id",
     [META_ST_SERVER_SPACE] =
         "SELECT count(*), total(capacity), total(free) FROM servers",
     [META_ST_SESSION_INSERT] =
-        "INSERT INTO sessions(name, host, opened) VALUES(?1, ?2, ?3)",
+        "INSERT INTO sessions(name, host, opened, lease_ms)"
+        " VALUES(?1, ?2, ?3, ?4)",
     [META_ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
-    [META_ST_SESSION_LIST] = "SELECT id, name, host FROM sessions ORDER BY id",
+    [META_ST_SESSION_LIST] = "SELECT id, name, host, lease_ms FROM sessions ORDER BY id",
     [META_ST_SESSION_COUNT] = "SELECT count(*) FROM sessions",
     [META_ST_OPLOG_APPEND] = "INSERT INTO oplog(opcode, now, session_id,"
                              " payload) VALUES(?1, ?2, ?3, ?4)",
@@ -187,6 +200,32 @@ static const char *const sql[META_ST_COUNT] = {
         "INSERT OR REPLACE INTO counters(name, value) VALUES(?1, ?2)",
     [META_ST_DB_BYTES] = "SELECT p.page_count * s.page_size"
                          " FROM pragma_page_count() p, pragma_page_size() s",
+    [META_ST_CHUNK_COUNT] = "SELECT count(*) FROM chunks",
+    [META_ST_CHUNK_LIST] =
+        "SELECT c.chunk_id, c.version, c.ino, c.idx, i.goal, i.size"
+        " FROM chunks c JOIN inodes i ON i.ino = c.ino"
+        " WHERE c.chunk_id > ?1 ORDER BY c.chunk_id LIMIT ?2",
+    [META_ST_REPLICA_DEL] =
+        "DELETE FROM replicas WHERE chunk_id = ?1 AND server_id = ?2",
+    [META_ST_REPLICA_DEL_SERVER] = "DELETE FROM replicas WHERE server_id = ?1",
+    [META_ST_GC_HAS] =
+        "SELECT 1 FROM gc WHERE chunk_id = ?1 AND server_id = ?2",
+    [META_ST_GC_DEL_SERVER] = "DELETE FROM gc WHERE server_id = ?1",
+    [META_ST_GC_LIST_SERVER] = "SELECT chunk_id, version, server_id FROM gc"
+                               " WHERE server_id = ?2"
+                               " ORDER BY chunk_id LIMIT ?1",
+    [META_ST_SERVER_STATE] =
+        "UPDATE servers SET state = ?2, state_time = ?3 WHERE id = ?1",
+    [META_ST_SERVER_DELETE] = "DELETE FROM servers WHERE id = ?1",
+    [META_ST_SERVER_USAGE] =
+        "SELECT r.server_id, count(*),"
+        " total(max(0, min(?1, i.size - c.idx * ?1)))"
+        " FROM replicas r JOIN chunks c ON c.chunk_id = r.chunk_id"
+        " JOIN inodes i ON i.ino = c.ino GROUP BY r.server_id",
+    [META_ST_SUBTREE] =
+        "WITH RECURSIVE t(ino) AS (SELECT ?1 UNION"
+        " SELECT d.ino FROM dirents d JOIN t ON d.parent = t.ino)"
+        " SELECT ino FROM t",
 };
 
 int meta_sql_err(struct meta_db *db, int rc, const char *what)

@@ -80,6 +80,17 @@ enum meta_st {
     META_ST_COUNTER_GET,
     META_ST_COUNTER_SET,
     META_ST_DB_BYTES,
+    META_ST_CHUNK_COUNT,
+    META_ST_CHUNK_LIST,
+    META_ST_REPLICA_DEL,
+    META_ST_REPLICA_DEL_SERVER,
+    META_ST_GC_HAS,
+    META_ST_GC_DEL_SERVER,
+    META_ST_GC_LIST_SERVER,
+    META_ST_SERVER_STATE,
+    META_ST_SERVER_DELETE,
+    META_ST_SERVER_USAGE,
+    META_ST_SUBTREE,
     META_ST_COUNT
 };
 
@@ -221,6 +232,19 @@ int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
                                struct proto_wbuf *reply);
 int meta_write_end_apply(struct meta_db *db, int64_t now, const uint8_t *p,
                          size_t n, struct proto_wbuf *reply);
+/* ---- meta_repl.c ------------------------------------------------------- */
+
+/* Replication records: GOAL_SET_REQ, META_OP_REPLICA_ADD,
+ * META_OP_REPLICA_DROP, META_OP_SERVER_STATE. */
+int meta_goal_set_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                        size_t n, struct proto_wbuf *reply);
+int meta_replica_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                           struct proto_wbuf *reply);
+int meta_replica_drop_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                            struct proto_wbuf *reply);
+int meta_server_state_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                            size_t n, struct proto_wbuf *reply);
+
 /* CHUNK_LOCATE_REQ (read-only). */
 int meta_chunk_locate(struct meta_db *db, const uint8_t *p, size_t n,
                       struct proto_wbuf *reply);

@@ -2,7 +2,8 @@
  * database, the libuv loop and signals.
  *
  *   tessera-metad --data DIR --listen ADDR:PORT [--lease-ms N]
- *                 [-D module=1] [--help]
+ *                 [--suspect-ms N] [--down-ms N] [--repair-rate N]
+ *                 [--repair-mbps N] [-D module=1] [--help]
  *
  * Creates DIR if needed and opens DIR/meta.db; everything on the network
  * is meta_server.c's.  SIGINT and SIGTERM stop cleanly: the listener and
@@ -43,10 +44,20 @@ static void usage(FILE *f)
             "  --lease-ms N      lease given at startup to the sessions found\n"
             "                    in the database, so their clients can\n"
             "                    reconnect and renew (default %u)\n"
+            "  --suspect-ms N    heartbeat age after which a storage server\n"
+            "                    is suspect and gets an are-you-up probe\n"
+            "                    (default %u)\n"
+            "  --down-ms N       heartbeat age after which a storage server\n"
+            "                    is down (default %u)\n"
+            "  --repair-rate N   chunk copies in flight at once for repair,\n"
+            "                    drain and rebalance (default %u)\n"
+            "  --repair-mbps N   MiB/s budget for those copies (default %u)\n"
             "  -D MODULE=1       enable debug logging for MODULE (meta.srv,\n"
-            "                    meta.write, meta.gc)\n"
+            "                    meta.write, meta.gc, meta.state,\n"
+            "                    meta.repair)\n"
             "  -h, --help        show this help\n",
-            META_SRV_LEASE_MS);
+            META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
+            META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS);
 }
 
 /* mkdir -p @path. */
@@ -101,6 +112,10 @@ int main(int argc, char **argv)
         {"data", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"lease-ms", required_argument, NULL, 'L'},
+        {"suspect-ms", required_argument, NULL, 'S'},
+        {"down-ms", required_argument, NULL, 'O'},
+        {"repair-rate", required_argument, NULL, 'R'},
+        {"repair-mbps", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -125,6 +140,22 @@ int main(int argc, char **argv)
                 return 1;
             }
             break;
+        case 'S':
+        case 'O':
+        case 'R':
+        case 'M': {
+            uint32_t *dst = c == 'S'   ? &opts.suspect_ms
+                            : c == 'O' ? &opts.down_ms
+                            : c == 'R' ? &opts.repair_rate
+                                       : &opts.repair_mbps;
+
+            if (parse_u32(optarg, dst) < 0) {
+                fprintf(stderr, "tessera-metad: bad %s: %s\n", argv[optind - 1],
+                        optarg);
+                return 1;
+            }
+            break;
+        }
         case 'D':
             if (log_debug_enable(optarg) < 0) {
                 fprintf(stderr, "tessera-metad: bad -D: %s\n", optarg);

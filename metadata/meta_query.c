@@ -444,14 +444,16 @@ int meta_stats_get(struct meta_db *db, struct meta_stats *st)
     st->files = v[2];
     if ((r = one_row(db, META_ST_SESSION_COUNT, &st->sessions, 1)) < 0 ||
         (r = one_row(db, META_ST_OPLOG_COUNT, &st->ops, 1)) < 0 ||
-        (r = one_row(db, META_ST_DB_BYTES, &st->db_bytes, 1)) < 0)
+        (r = one_row(db, META_ST_DB_BYTES, &st->db_bytes, 1)) < 0 ||
+        (r = one_row(db, META_ST_CHUNK_COUNT, &st->chunks, 1)) < 0)
         return r;
     return 0;
 }
 
 int meta_session_foreach(struct meta_db *db,
                          int (*fn)(uint64_t id, const char *name,
-                                   const char *host, void *arg),
+                                   const char *host, uint32_t lease_ms,
+                                   void *arg),
                          void *arg)
 {
     sqlite3_stmt *s = meta_st(db, META_ST_SESSION_LIST);
@@ -461,7 +463,7 @@ int meta_session_foreach(struct meta_db *db,
         const unsigned char *host = sqlite3_column_text(s, 2);
         r = fn((uint64_t)sqlite3_column_int64(s, 0),
                name ? (const char *)name : "", host ? (const char *)host : "",
-               arg);
+               (uint32_t)sqlite3_column_int64(s, 3), arg);
         if (r != 0)
             break;
     }

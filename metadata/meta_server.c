@@ -13,7 +13,9 @@
  * session id 0 then.
  *
  * One timer, every META_SRV_TICK_MS, drives the periodic work: session
- * expiry, write lease expiry and garbage collection.  Shutdown
+ * expiry, write lease expiry, garbage collection and the repair scan; a
+ * second one, every META_SRV_LIVE_TICK_MS, the storage servers' failure
+ * detection (meta_srv_state.c).  Shutdown
  * (meta_srv_stop) closes the listener, every connection and the timer;
  * requests still waiting on a storage server then fail with ECONNRESET and
  * their replies are dropped, so the loop runs down by itself.
@@ -104,7 +106,7 @@ static bool is_engine_request(uint16_t opcode)
 {
     return (opcode >= PROTO_MSG_LOOKUP_REQ && opcode <= PROTO_MSG_OPEN_REQ &&
             (opcode & 1)) ||
-           opcode == PROTO_MSG_CHUNK_LOCATE_REQ ||
+           opcode == PROTO_MSG_GOAL_SET_REQ ||
            opcode == PROTO_MSG_CHUNK_WRITE_END_REQ;
 }
 
@@ -178,6 +180,18 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     case PROTO_MSG_CHUNK_WRITE_BEGIN_REQ:
         meta_srv_write_begin(c, req_id, payload, len);
         break;
+    case PROTO_MSG_CHUNK_LOCATE_REQ:
+        meta_srv_locate(c, req_id, payload, len);
+        break;
+    case PROTO_MSG_CHUNK_REPORT_REQ:
+        meta_srv_chunk_report(c, req_id, payload, len);
+        break;
+    case PROTO_MSG_SERVER_CTL_REQ:
+        meta_srv_server_ctl(c, req_id, payload, len);
+        break;
+    case PROTO_MSG_ADMIN_ACTION_REQ:
+        meta_srv_admin_action(c, req_id, payload, len);
+        break;
     default:
         if (is_engine_request(opcode))
             handle_engine(c, opcode, req_id, payload, len);
@@ -247,6 +261,15 @@ static void on_tick(uv_timer_t *t)
     meta_srv_session_tick(srv);
     meta_srv_write_tick(srv);
     meta_srv_gc_tick(srv);
+    meta_srv_repair_tick(srv);
+}
+
+static void on_live_tick(uv_timer_t *t)
+{
+    struct meta_srv *srv = t->data;
+
+    if (!srv->stopping)
+        meta_srv_state_tick(srv);
 }
 
 static uint64_t random_u64(void)
@@ -276,6 +299,10 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     srv->instance_id = random_u64();
     srv->start_ms = uv_now(loop);
     srv->next_chunk_id = meta_chunk_max_id(db);
+    srv->suspect_ms = opts->suspect_ms ? opts->suspect_ms : META_SRV_SUSPECT_MS;
+    srv->down_ms = opts->down_ms ? opts->down_ms : META_SRV_DOWN_MS;
+    if (srv->down_ms < srv->suspect_ms)
+        srv->down_ms = srv->suspect_ms;
 
     rc = meta_srv_server_load(srv);
     if (rc == 0)
@@ -287,6 +314,11 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     uv_timer_init(loop, &srv->tick);
     srv->tick.data = srv;
     uv_timer_start(&srv->tick, on_tick, META_SRV_TICK_MS, META_SRV_TICK_MS);
+    uv_timer_init(loop, &srv->live_tick);
+    srv->live_tick.data = srv;
+    uv_timer_start(&srv->live_tick, on_live_tick, META_SRV_LIVE_TICK_MS,
+                   META_SRV_LIVE_TICK_MS);
+    meta_srv_repair_init(srv, opts->repair_rate, opts->repair_mbps);
     *out = srv;
     return 0;
 }
@@ -335,6 +367,9 @@ void meta_srv_stop(struct meta_srv *srv)
     }
     uv_timer_stop(&srv->tick);
     uv_close((uv_handle_t *)&srv->tick, NULL);
+    uv_timer_stop(&srv->live_tick);
+    uv_close((uv_handle_t *)&srv->live_tick, NULL);
+    meta_srv_repair_stop(srv);
 }
 
 /* The timer embedded in @srv was closed by meta_srv_stop() and its close
@@ -344,6 +379,7 @@ void meta_srv_free(struct meta_srv *srv)
     if (!srv)
         return;
     free(srv->sessions);
+    meta_srv_server_free_all(srv);
     free(srv->servers);
     free(srv->wleases);
     free(srv);

@@ -23,16 +23,27 @@
 #define META_SRV_VERSION "0.1.0"
 #define META_SRV_TICK_MS 1000         /* session expiry, leases, GC */
 #define META_SRV_LEASE_MS 60000       /* restart grace: the longest lease */
-#define META_SRV_SERVER_UP_MS 5000    /* heartbeat age that still counts */
 #define META_SRV_WRITE_LEASE_MS 60000 /* chunk write lease */
 #define META_SRV_CTL_TIMEOUT_MS 5000  /* requests to storage servers */
 #define META_SRV_GC_BATCH 256         /* deletes per GC round */
 #define META_SRV_WRITE_RETRIES 5      /* CHUNK_SET -ESTALE restarts */
+#define META_SRV_LIVE_TICK_MS 250     /* liveness checks */
+#define META_SRV_SUSPECT_MS 1500      /* heartbeat age: suspect, probe */
+#define META_SRV_DOWN_MS 5000         /* heartbeat age: down */
+#define META_SRV_PROBE_MS 1000        /* are-you-up probe timeout */
+#define META_SRV_NOTIFY_MS 2000       /* SERVER_STATE to clients */
+#define META_SRV_REPAIR_RATE 4        /* copies in flight */
+#define META_SRV_REPAIR_MBPS 100      /* repair and rebalance budget */
+#define META_SRV_REPLICATE_MS 120000  /* one CHUNK_REPLICATE */
 
 struct meta_srv_opts {
     const char *data_dir; /* borrowed: copied by meta_srv_start() */
     const char *listen;   /* "host:port" */
     uint32_t lease_ms;    /* restart grace; 0: META_SRV_LEASE_MS */
+    uint32_t suspect_ms;  /* 0: META_SRV_SUSPECT_MS */
+    uint32_t down_ms;     /* 0: META_SRV_DOWN_MS */
+    uint32_t repair_rate; /* 0: META_SRV_REPAIR_RATE */
+    uint32_t repair_mbps; /* 0: META_SRV_REPAIR_MBPS */
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -44,8 +55,17 @@ struct meta_srv_session {
     uint64_t last_seen; /* uv_now() ms of the last open or renew */
 };
 
+/* A server's last inventory (docs/protocol.md §9.3), sorted by chunk id. */
+struct meta_srv_inv {
+    struct proto_inv_entry *v;
+    size_t n, cap;
+};
+
 /* A registered storage server.  @peer is its control channel while it is
- * connected (not a reference: cleared when the connection closes). */
+ * connected (not a reference: cleared when the connection closes).
+ * @state is what was last announced (enum proto_server_state, see
+ * meta_srv_state.c); @live is its liveness part alone (UP, SUSPECT or
+ * DOWN); @draining is persisted (META_OP_SERVER_STATE). */
 struct meta_srv_server {
     uint32_t id;
     char addr[64];
@@ -53,7 +73,38 @@ struct meta_srv_server {
     uint64_t capacity, free;
     uint32_t chunks;
     uint64_t last_hb; /* uv_now() ms of the last register or heartbeat */
+
+    uint32_t state, live;
+    bool draining;
+    bool probing;     /* a PING_REQ probe is out */
+    int64_t since_ns; /* wall clock of the last state change */
+    uint64_t used;    /* bytes of the replicas the database lists on it */
+    uint64_t replicas;
+    uint64_t inbound; /* bytes being copied to it right now */
+    struct meta_srv_inv inv, inv_next; /* last whole inventory, one coming */
+    bool inv_valid;
 };
+
+/* Repair, rebalance and scrub progress (meta_srv_repair.c). */
+struct meta_srv_repair {
+    uint32_t rate;    /* copies in flight at most */
+    uint64_t bps;     /* byte budget per second */
+    int64_t tokens;   /* bytes that may start now */
+    uint64_t refilled; /* uv_now() ms of the last refill */
+    unsigned inflight;
+    struct meta_srv_rjob *jobs;
+    /* Since start. */
+    uint64_t copied, copy_failed, bytes, dropped, moved, scans;
+    /* The last scan. */
+    uint64_t chunks, ok, under, over, missing, queued;
+    bool rebalance;         /* tessera rebalance until balanced */
+    uint64_t scrubs;        /* SCRUB_START requests accepted */
+    int64_t last_done_ns;   /* wall clock when the goal last held again */
+    uv_timer_t kick;        /* a rescan soon after a copy finished */
+    bool kick_init, kick_pending;
+};
+
+struct meta_srv_rjob; /* meta_srv_repair.c */
 
 /* One accepted connection (peer_data() of the peer). */
 struct meta_srv_conn {
@@ -100,6 +151,10 @@ struct meta_srv {
     uint64_t next_chunk_id;
 
     unsigned gc_inflight;
+
+    uint32_t suspect_ms, down_ms;
+    uv_timer_t live_tick;
+    struct meta_srv_repair repair;
 };
 
 /* meta_server.c */
@@ -159,8 +214,32 @@ void meta_srv_server_inventory(struct meta_srv_conn *c, uint64_t req_id,
 void meta_srv_server_detach(struct meta_srv_conn *c);
 /* Returns a pointer owned by @srv, valid until the next registration. */
 struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id);
-/* Connected, and a heartbeat within META_SRV_SERVER_UP_MS. */
+/* Up: connected and heartbeating (not suspect, not down); a draining
+ * server is up too. */
 bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s);
+/* Not down: up or suspect. */
+bool meta_srv_server_alive(struct meta_srv *srv,
+                           const struct meta_srv_server *s);
+/* Forget server @id (after META_OP_SERVER_STATE REMOVED). */
+void meta_srv_server_forget(struct meta_srv *srv, uint32_t id);
+/* Release every server's inventories (meta_srv_free). */
+void meta_srv_server_free_all(struct meta_srv *srv);
+/* Refresh every server's used bytes and replica count from the database. */
+void meta_srv_server_usage(struct meta_srv *srv);
+
+/* meta_srv_state.c */
+
+/* Recompute @s's state now (after a heartbeat, a registration, a closed
+ * connection or an operator action); a change is logged and announced to
+ * every client session. */
+void meta_srv_state_update(struct meta_srv *srv, struct meta_srv_server *s);
+/* Every META_SRV_LIVE_TICK_MS: suspect, probe, down. */
+void meta_srv_state_tick(struct meta_srv *srv);
+/* "up", "suspect", ... for enum proto_server_state. */
+const char *meta_srv_state_name(uint32_t state);
+/* Tell every client session that @s is now in @state. */
+void meta_srv_state_broadcast(struct meta_srv *srv,
+                              const struct meta_srv_server *s, uint32_t state);
 
 /* meta_srv_gc.c */
 
@@ -178,8 +257,61 @@ void meta_srv_write_tick(struct meta_srv *srv);
  * is talking to the storage servers: its chunk is not garbage yet. */
 bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id);
 
+/* True while @chunk_id has a write lease (live or not yet collected) or a
+ * WRITE_BEGIN in flight: repair leaves it alone. */
+bool meta_srv_write_busy(struct meta_srv *srv, uint64_t chunk_id);
+/* Server @server_id went down: end the write leases of the chunks it
+ * holds a replica of. */
+void meta_srv_write_server_down(struct meta_srv *srv, uint32_t server_id);
+/* End the write lease on @chunk_id: the next WRITE_BEGIN bumps. */
+void meta_srv_write_lease_end(struct meta_srv *srv, uint64_t chunk_id);
+/* CHUNK_LOCATE_REQ: the engine's answer without down servers, suspect
+ * ones last. */
+void meta_srv_locate(struct meta_srv_conn *c, uint64_t req_id,
+                     const uint8_t *payload, size_t len);
+
+/* meta_srv_report.c */
+
+void meta_srv_chunk_report(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len);
+
+/* meta_srv_repair.c */
+
+void meta_srv_repair_init(struct meta_srv *srv, uint32_t rate, uint32_t mbps);
+/* One scan: start copies, drop surplus, rebalance.  Every tick. */
+void meta_srv_repair_tick(struct meta_srv *srv);
+/* Copies of @c that count toward its goal: on servers not down and not
+ * draining. */
+uint32_t meta_srv_repair_good(struct meta_srv *srv, const struct meta_chunk *c);
+/* True while a copy of @chunk_id is in flight. */
+bool meta_srv_repair_busy(struct meta_srv *srv, uint64_t chunk_id);
+/* Close the rescan timer (meta_srv_stop); copies in flight end with the
+ * storage connections. */
+void meta_srv_repair_stop(struct meta_srv *srv);
+
+/* meta_srv_admin.c */
+
+void meta_srv_server_ctl(struct meta_srv_conn *c, uint64_t req_id,
+                         const uint8_t *payload, size_t len);
+void meta_srv_admin_action(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len);
+
 /* meta_srv_status.c */
 
 void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id);
+
+/* A key/value reply (STATUS_REP, ADMIN_ACTION_REP) being built. */
+struct meta_srv_kv {
+    struct proto_wbuf w;
+    uint32_t n;
+};
+/* Append a pair (both borrowed: copied). */
+void meta_srv_kv(struct meta_srv_kv *o, const char *key, const char *value);
+void meta_srv_kv_u64(struct meta_srv_kv *o, const char *key, uint64_t v);
+/* Answer @req_id with the pairs in @o, which is released. */
+void meta_srv_kv_reply(struct peer *p, uint64_t req_id, uint16_t opcode,
+                       struct meta_srv_kv *o);
+/* The repair, rebalance and drain progress pairs (also in STATUS). */
+void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o);
 
 #endif

@@ -3,8 +3,9 @@
  *
  * The engine keeps the list (meta_gc_foreach); this file works it off.
  * Every tick, when the previous round has finished, it takes up to
- * META_SRV_GC_BATCH entries and sends CHUNK_DELETE to each server holding
- * one that is up.  A confirmed delete (or ENOENT: the server had already
+ * META_SRV_GC_BATCH entries, shared out evenly between the servers that
+ * are up (entries for down servers are not even read), and sends
+ * CHUNK_DELETE for each.  A confirmed delete (or ENOENT: the server had already
  * lost or dropped it) is recorded with META_OP_GC_DONE, which takes the
  * entry off the list.  Entries for servers that are down, and deletes that
  * fail, stay listed and are tried again in a later round.
@@ -115,23 +116,35 @@ static void send_delete(struct meta_srv *srv, const struct gc_entry *e,
 void meta_srv_gc_tick(struct meta_srv *srv)
 {
     struct gc_batch *b;
-    int rc;
+    size_t nup = 0;
+    int rc = 0, per;
 
     if (srv->gc_inflight)
+        return;
+    for (size_t i = 0; i < srv->nservers; i++)
+        nup += meta_srv_server_up(srv, &srv->servers[i]);
+    if (nup == 0)
         return;
     b = malloc(sizeof(*b));
     if (!b)
         return;
-    b->n = 0;
-    rc = meta_gc_foreach(srv->db, META_SRV_GC_BATCH, collect, b);
-    if (rc < 0)
-        log_error("metad: gc: listing garbage: %s", strerror(-rc));
-    for (int i = 0; rc >= 0 && i < b->n; i++) {
-        struct meta_srv_server *s =
-            meta_srv_server_find(srv, b->v[i].server_id);
+    /* Each up server gets its share of the batch, so entries for servers
+     * that are down never starve the others. */
+    per = (int)(META_SRV_GC_BATCH / nup);
+    if (per < 1)
+        per = 1;
+    for (size_t i = 0; rc >= 0 && i < srv->nservers; i++) {
+        struct meta_srv_server *s = &srv->servers[i];
 
-        if (s && meta_srv_server_up(srv, s))
-            send_delete(srv, &b->v[i], s->peer);
+        if (!meta_srv_server_up(srv, s))
+            continue;
+        b->n = 0;
+        rc = meta_gc_foreach(srv->db, s->id, per, collect, b);
+        if (rc < 0)
+            log_error("metad: gc: listing garbage: %s server=%u",
+                      strerror(-rc), s->id);
+        for (int k = 0; rc >= 0 && k < b->n; k++)
+            send_delete(srv, &b->v[k], s->peer);
     }
     free(b);
 }

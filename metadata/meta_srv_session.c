@@ -35,11 +35,11 @@ struct meta_srv_session *meta_srv_session_find(struct meta_srv *srv,
     return NULL;
 }
 
-/* Track session @id with a fresh lease of @lease_ms.  @name and @host are
- * borrowed (copied, truncated to fit). */
+/* Track session @id, granted @lease_ms, with a deadline @grace_ms from
+ * now.  @name and @host are borrowed (copied, truncated to fit). */
 static int session_add(struct meta_srv *srv, uint64_t id, const char *name,
                        size_t name_len, const char *host, size_t host_len,
-                       uint32_t lease_ms)
+                       uint32_t lease_ms, uint32_t grace_ms)
 {
     struct meta_srv_session *s = meta_srv_session_find(srv, id);
     uint64_t now = uv_now(srv->loop);
@@ -57,7 +57,7 @@ static int session_add(struct meta_srv *srv, uint64_t id, const char *name,
     snprintf(s->name, sizeof(s->name), "%.*s", (int)name_len, name);
     snprintf(s->host, sizeof(s->host), "%.*s", (int)host_len, host);
     s->lease_ms = lease_ms;
-    s->deadline = now + lease_ms;
+    s->deadline = now + grace_ms;
     s->last_seen = now;
     return 0;
 }
@@ -76,13 +76,18 @@ static void session_remove(struct meta_srv *srv, uint64_t id)
             c->session_id = 0;
 }
 
+/* A session from the database keeps the lease it was granted for its
+ * renewals, but gets the restart grace (at least that lease) now.
+ * Sessions opened before leases were stored (0) get the grace as their
+ * lease. */
 static int restore_one(uint64_t id, const char *name, const char *host,
-                       void *arg)
+                       uint32_t lease_ms, void *arg)
 {
     struct meta_srv *srv = arg;
+    uint32_t lease = lease_ms ? lease_ms : srv->lease_ms;
 
-    return session_add(srv, id, name, strlen(name), host, strlen(host),
-                       srv->lease_ms);
+    return session_add(srv, id, name, strlen(name), host, strlen(host), lease,
+                       lease > srv->lease_ms ? lease : srv->lease_ms);
 }
 
 int meta_srv_session_restore(struct meta_srv *srv)
@@ -118,7 +123,7 @@ void meta_srv_session_open(struct meta_srv_conn *c, uint64_t req_id,
             rep.lease_ms = srv->lease_ms;
         rc = session_add(srv, rep.session_id, req.client_name.p,
                          req.client_name.len, req.host.p, req.host.len,
-                         rep.lease_ms);
+                         rep.lease_ms, rep.lease_ms);
     }
     if (rc == 0) {
         c->session_id = rep.session_id;

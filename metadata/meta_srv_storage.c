@@ -6,13 +6,19 @@
  * also the control channel: metad sends CHUNK_SETVERSION and CHUNK_DELETE
  * back on it (docs/architecture.md).  A server is up while that connection
  * is open and its last heartbeat (or registration) is younger than
- * META_SRV_SERVER_UP_MS; capacity, free space and chunk counts are kept in
+ * --suspect-ms, alive (up or suspect) while younger than --down-ms;
+ * capacity, free space and chunk counts are kept in
  * memory only, refreshed by every heartbeat.
  *
  * Inventory: the server lists the chunks it holds.  A replica is stale,
  * and is deleted on that server at once, when the database does not know
- * the chunk, does not list this server among its replicas, or knows a
- * newer version.  Chunks that a WRITE_BEGIN is creating or bumping right
+ * the chunk or knows a newer version, or does not list this server among
+ * its replicas.  The exception to the last rule is reintegration: a copy
+ * at the current version that the database dropped (the server was down
+ * long enough for repair to start) counts again (META_OP_REPLICA_ADD)
+ * while the chunk is under its goal and the copy is not listed for
+ * deletion.  The entries kept are remembered as the server's inventory
+ * for fsck.  Server states and failure detection are meta_srv_state.c's.  Chunks that a WRITE_BEGIN is creating or bumping right
  * now are skipped: the database learns about them only when the servers
  * have answered.  Unknown ids above the next id to hand out (from
  * attempts lost in a restart) move that counter past them, so an id is
@@ -22,6 +28,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -37,7 +44,63 @@ struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id)
 bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s)
 {
     return s->peer && !peer_is_closed(s->peer) &&
-           uv_now(srv->loop) - s->last_hb <= META_SRV_SERVER_UP_MS;
+           uv_now(srv->loop) - s->last_hb <= srv->suspect_ms;
+}
+
+bool meta_srv_server_alive(struct meta_srv *srv,
+                           const struct meta_srv_server *s)
+{
+    return s->peer && !peer_is_closed(s->peer) &&
+           uv_now(srv->loop) - s->last_hb <= srv->down_ms;
+}
+
+static void inv_free(struct meta_srv_inv *inv)
+{
+    free(inv->v);
+    memset(inv, 0, sizeof(*inv));
+}
+
+void meta_srv_server_forget(struct meta_srv *srv, uint32_t id)
+{
+    for (size_t i = 0; i < srv->nservers; i++) {
+        if (srv->servers[i].id != id)
+            continue;
+        inv_free(&srv->servers[i].inv);
+        inv_free(&srv->servers[i].inv_next);
+        srv->servers[i] = srv->servers[--srv->nservers];
+        return;
+    }
+}
+
+void meta_srv_server_free_all(struct meta_srv *srv)
+{
+    for (size_t i = 0; i < srv->nservers; i++) {
+        inv_free(&srv->servers[i].inv);
+        inv_free(&srv->servers[i].inv_next);
+    }
+}
+
+static int usage_one(uint32_t server_id, uint64_t replicas, uint64_t bytes,
+                     void *arg)
+{
+    struct meta_srv_server *s = meta_srv_server_find(arg, server_id);
+
+    if (s) {
+        s->replicas = replicas;
+        s->used = bytes;
+    }
+    return 0;
+}
+
+void meta_srv_server_usage(struct meta_srv *srv)
+{
+    int rc;
+
+    for (size_t i = 0; i < srv->nservers; i++)
+        srv->servers[i].replicas = srv->servers[i].used = 0;
+    rc = meta_server_usage_foreach(srv->db, usage_one, srv);
+    if (rc < 0)
+        log_error("metad: server usage: %s", strerror(-rc));
 }
 
 /* Find server @id or add it (down, unknown address).  Returns a pointer
@@ -54,6 +117,8 @@ static struct meta_srv_server *server_get(struct meta_srv *srv, uint32_t id)
     s = &srv->servers[srv->nservers++];
     memset(s, 0, sizeof(*s));
     s->id = id;
+    s->state = s->live = PROTO_SERVER_DOWN;
+    s->since_ns = meta_srv_now_ns();
     return s;
 }
 
@@ -65,6 +130,9 @@ static int load_one(const struct meta_server *ms, void *arg)
     if (!s)
         return -ENOMEM;
     snprintf(s->addr, sizeof(s->addr), "%s", ms->addr);
+    s->draining = ms->draining;
+    s->state = s->live = PROTO_SERVER_DOWN;
+    s->since_ns = ms->state_time ? ms->state_time : meta_srv_now_ns();
     return 0;
 }
 
@@ -126,11 +194,14 @@ void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
     s->capacity = req.capacity;
     s->free = req.free;
     s->last_hb = uv_now(srv->loop);
+    s->probing = false;
+    s->inv_next.n = 0;
     c->server_id = s->id;
     log_info("metad: server registered: id=%u addr=%s capacity=%llu "
              "free=%llu peer=%s",
              s->id, s->addr, (unsigned long long)s->capacity,
              (unsigned long long)s->free, peer_name(c->peer));
+    meta_srv_state_update(srv, s);
     meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_REGISTER_REQ, 0, &w);
     proto_wbuf_free(&w);
 }
@@ -160,12 +231,11 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
         if (!s) {
             rc = -ENOENT;
         } else {
-            if (!meta_srv_server_up(c->srv, s))
-                log_info("metad: server up: id=%u addr=%s", s->id, s->addr);
             s->capacity = req.capacity;
             s->free = req.free;
             s->chunks = req.chunks;
             s->last_hb = uv_now(c->srv->loop);
+            meta_srv_state_update(c->srv, s);
         }
     }
     meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_HEARTBEAT_REQ, rc, NULL);
@@ -182,48 +252,114 @@ static void on_stale_deleted(struct peer *p, int status, const uint8_t *payload,
                  strerror(-status), peer_name(p));
 }
 
-/* Is the replica @e on server @server_id stale?  (See the top of file.) */
-static bool replica_stale(struct meta_srv *srv, uint32_t server_id,
-                          const struct proto_inv_entry *e)
+/* What to do with inventory entry @e of server @server_id. */
+enum inv_verdict { INV_KEEP, INV_STALE, INV_READD };
+
+/* Is the replica @e on server @server_id stale, or a current copy that the
+ * database lost and now needs again?  (See the top of file.) */
+static enum inv_verdict replica_check(struct meta_srv *srv, uint32_t server_id,
+                                      const struct proto_inv_entry *e)
 {
     struct meta_chunk ch;
+    uint32_t goal = 0;
     int rc;
 
-    if (meta_srv_write_pending(srv, e->chunk_id))
-        return false;
+    if (meta_srv_write_pending(srv, e->chunk_id) ||
+        meta_srv_repair_busy(srv, e->chunk_id))
+        return INV_KEEP;
     rc = meta_chunk_get(srv->db, e->chunk_id, &ch);
     if (rc == -ENOENT) {
         /* An id handed out before a restart whose chunk was never
          * recorded: never hand it out again. */
         if (e->chunk_id > srv->next_chunk_id)
             srv->next_chunk_id = e->chunk_id;
-        return true;
+        return INV_STALE;
     }
     if (rc < 0) {
         log_error("metad: inventory: chunk lookup: %s chunk=%016llx",
                   strerror(-rc), (unsigned long long)e->chunk_id);
-        return false;
+        return INV_KEEP;
     }
     if (e->version < ch.version)
-        return true;
+        return INV_STALE;
     for (uint32_t i = 0; i < ch.nreplicas; i++)
         if (ch.servers[i] == server_id)
-            return false;
-    return true;
+            return INV_KEEP;
+    /* Reintegration: a current copy the database dropped counts again
+     * while the chunk is under its goal, unless it was listed for deletion
+     * (reported bad, or dropped as surplus). */
+    if (e->version == ch.version && meta_gc_has(srv->db, e->chunk_id,
+                                                server_id) == 0 &&
+        meta_goal_get(srv->db, ch.ino, &goal) == 0 &&
+        meta_srv_repair_good(srv, &ch) < goal &&
+        !meta_srv_write_busy(srv, e->chunk_id))
+        return INV_READD;
+    return INV_STALE;
+}
+
+/* Apply META_OP_REPLICA_ADD for a reintegrated copy.  0 or -errno. */
+static int readd(struct meta_srv *srv, uint32_t server_id,
+                 const struct proto_inv_entry *e)
+{
+    struct proto_wbuf payload, reply;
+    int rc;
+
+    proto_wbuf_init(&payload);
+    proto_wbuf_init(&reply);
+    proto_put_u64(&payload, e->chunk_id);
+    proto_put_u64(&payload, e->version);
+    proto_put_u32(&payload, server_id);
+    rc = payload.err;
+    if (rc == 0)
+        rc = meta_srv_apply(srv, META_OP_REPLICA_ADD, 0, payload.p,
+                            payload.len, &reply);
+    proto_wbuf_free(&payload);
+    proto_wbuf_free(&reply);
+    return rc;
+}
+
+static int inv_cmp(const void *a, const void *b)
+{
+    const struct proto_inv_entry *x = a, *y = b;
+
+    return x->chunk_id < y->chunk_id ? -1 : x->chunk_id > y->chunk_id;
+}
+
+/* Keep @e in the inventory being received; the last message makes it the
+ * server's inventory (fsck reads it). */
+static void inv_keep(struct meta_srv_server *s, const struct proto_inv_entry *e)
+{
+    struct meta_srv_inv *inv = &s->inv_next;
+
+    if (meta_srv_grow((void **)&inv->v, &inv->cap, inv->n + 1,
+                      sizeof(*inv->v)) == 0)
+        inv->v[inv->n++] = *e;
+}
+
+static void inv_finish(struct meta_srv_server *s)
+{
+    struct meta_srv_inv tmp = s->inv;
+
+    qsort(s->inv_next.v, s->inv_next.n, sizeof(*s->inv_next.v), inv_cmp);
+    s->inv = s->inv_next;
+    s->inv_next = tmp;
+    s->inv_next.n = 0;
+    s->inv_valid = true;
 }
 
 void meta_srv_server_inventory(struct meta_srv_conn *c, uint64_t req_id,
                                const uint8_t *payload, size_t len)
 {
     struct proto_server_inventory_req req;
+    struct meta_srv_server *s = NULL;
     struct proto_inv_entry e;
     struct proto_chunk_ref ref;
     struct proto_wbuf w;
-    uint32_t stale = 0;
+    uint32_t stale = 0, back = 0;
     int rc;
 
     rc = proto_server_inventory_req_decode(payload, len, &req);
-    if (rc == 0 && !bound_server(c, req.server_id))
+    if (rc == 0 && !(s = bound_server(c, req.server_id)))
         rc = -ENOENT;
     if (rc < 0) {
         meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_INVENTORY_REQ, rc,
@@ -232,9 +368,27 @@ void meta_srv_server_inventory(struct meta_srv_conn *c, uint64_t req_id,
     }
     proto_wbuf_init(&w);
     for (uint32_t i = 0; i < req.count; i++) {
+        enum inv_verdict v;
+
         proto_inv_entry_get(&req, i, &e);
-        if (!replica_stale(c->srv, req.server_id, &e))
+        v = replica_check(c->srv, req.server_id, &e);
+        if (v == INV_READD) {
+            rc = readd(c->srv, req.server_id, &e);
+            if (rc == 0) {
+                back++;
+                log_info("metad: inventory: replica counts again: "
+                         "chunk=%016llx version=%llu server=%u",
+                         (unsigned long long)e.chunk_id,
+                         (unsigned long long)e.version, req.server_id);
+                inv_keep(s, &e);
+                continue;
+            }
+            v = INV_STALE;
+        }
+        if (v == INV_KEEP) {
+            inv_keep(s, &e);
             continue;
+        }
         ref.chunk_id = e.chunk_id;
         ref.version = e.version;
         proto_wbuf_reset(&w);
@@ -250,8 +404,10 @@ void meta_srv_server_inventory(struct meta_srv_conn *c, uint64_t req_id,
                   req.server_id);
     }
     proto_wbuf_free(&w);
-    log_info("metad: inventory: server=%u entries=%u stale=%u%s", req.server_id,
-             req.count, stale, req.last ? " (last)" : "");
+    if (req.last)
+        inv_finish(s);
+    log_info("metad: inventory: server=%u entries=%u stale=%u counted=%u%s",
+             req.server_id, req.count, stale, back, req.last ? " (last)" : "");
     meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_INVENTORY_REQ, 0, NULL);
 }
 
@@ -264,8 +420,11 @@ void meta_srv_server_detach(struct meta_srv_conn *c)
     s = meta_srv_server_find(c->srv, c->server_id);
     if (s && s->peer == c->peer) {
         s->peer = NULL;
-        log_info("metad: server down: id=%u addr=%s (connection closed)", s->id,
+        s->probing = false;
+        log_info("metad: server connection closed: id=%u addr=%s", s->id,
                  s->addr);
+        if (!c->srv->stopping)
+            meta_srv_state_update(c->srv, s);
     }
     c->server_id = 0;
 }

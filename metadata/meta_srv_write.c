@@ -46,6 +46,11 @@
  *   DECIDE  -> REPLY    [wb_decide: recorded, or error]
  *   REPLY   -> (freed)  [wb_complete: answers, starts the next queued]
  *
+ * Down servers are never handed out: a hole gets up servers that are not
+ * draining; a bump asks the replicas that are up or suspect, and those
+ * that do not answer leave the chain.  CHUNK_LOCATE replies are filtered
+ * the same way (meta_srv_locate, at the end of this file).
+ *
  * Invariants:
  *  1. At most one struct meta_srv_write per slot is on srv->writes; the
  *     others for that slot are on its queue.
@@ -135,6 +140,41 @@ void meta_srv_write_tick(struct meta_srv *srv)
     }
 }
 
+bool meta_srv_write_busy(struct meta_srv *srv, uint64_t chunk_id)
+{
+    return wlease_find(srv, chunk_id) || meta_srv_write_pending(srv, chunk_id);
+}
+
+void meta_srv_write_lease_end(struct meta_srv *srv, uint64_t chunk_id)
+{
+    struct meta_srv_wlease *l = wlease_find(srv, chunk_id);
+
+    if (l)
+        *l = srv->wleases[--srv->nwleases];
+}
+
+void meta_srv_write_server_down(struct meta_srv *srv, uint32_t server_id)
+{
+    size_t i = 0;
+
+    /* A write under such a lease fails at the down server (it is in the
+     * chain), so no write at the leased version can succeed any more:
+     * ending the lease lets repair copy the chunk now, and the writer's
+     * next WRITE_BEGIN bumps the version without that server. */
+    while (i < srv->nwleases) {
+        struct meta_chunk ch;
+        bool on = false;
+
+        if (meta_chunk_get(srv->db, srv->wleases[i].chunk_id, &ch) == 0)
+            for (uint32_t k = 0; k < ch.nreplicas; k++)
+                on |= ch.servers[k] == server_id;
+        if (on)
+            srv->wleases[i] = srv->wleases[--srv->nwleases];
+        else
+            i++;
+    }
+}
+
 bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id)
 {
     for (struct meta_srv_write *w = srv->writes; w; w = w->next)
@@ -178,7 +218,8 @@ static int by_free_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Choose up to @goal up servers for a new chunk, most free space first.
+/* Choose up to @goal up servers that are not draining for a new chunk,
+ * most free space first.
  * Returns how many were put in w->targets, or -ENOMEM. */
 static int pick_servers(struct meta_srv_write *w, uint32_t goal)
 {
@@ -190,7 +231,8 @@ static int pick_servers(struct meta_srv_write *w, uint32_t goal)
     if (!up)
         return -ENOMEM;
     for (size_t i = 0; i < srv->nservers; i++)
-        if (meta_srv_server_up(srv, &srv->servers[i]))
+        if (meta_srv_server_up(srv, &srv->servers[i]) &&
+            !srv->servers[i].draining)
             up[nup++] = &srv->servers[i];
     qsort(up, nup, sizeof(*up), by_free_desc);
     if (goal == 0)
@@ -285,9 +327,10 @@ static int wb_plan(struct meta_srv_write *w)
     for (uint32_t i = 0; i < ch.nreplicas; i++) {
         struct meta_srv_server *s = meta_srv_server_find(srv, ch.servers[i]);
 
-        if (s && meta_srv_server_up(srv, s))
+        /* A suspect replica is still asked: it may answer. */
+        if (s && meta_srv_server_alive(srv, s))
             w->targets[w->ntargets++].server_id = ch.servers[i];
-        else
+        if (!s || !meta_srv_server_up(srv, s))
             all_up = false;
     }
     if (all_up && ch.nreplicas && wlease_live(srv, ch.chunk_id)) {
@@ -520,4 +563,64 @@ void meta_srv_write_begin(struct meta_srv_conn *c, uint64_t req_id,
     w->next = srv->writes;
     srv->writes = w;
     wb_continue(w, WB_PLAN);
+}
+
+/* ---- CHUNK_LOCATE ------------------------------------------------------- */
+
+/* Rewrite one location: replicas on down (or unknown) servers are left
+ * out, suspect ones go last, so a client never waits on a server metad
+ * knows is gone (docs/protocol.md §11.7). */
+static void loc_filter(struct meta_srv *srv, struct proto_chunk_loc *loc)
+{
+    struct proto_replica up[PROTO_MAX_REPLICAS], late[PROTO_MAX_REPLICAS];
+    uint32_t nup = 0, nlate = 0;
+
+    for (uint32_t i = 0; i < loc->nreplicas; i++) {
+        struct meta_srv_server *s =
+            meta_srv_server_find(srv, loc->replicas[i].server_id);
+
+        if (s && meta_srv_server_up(srv, s))
+            up[nup++] = loc->replicas[i];
+        else if (s && meta_srv_server_alive(srv, s))
+            late[nlate++] = loc->replicas[i];
+    }
+    for (uint32_t i = 0; i < nlate; i++)
+        up[nup++] = late[i];
+    memcpy(loc->replicas, up, nup * sizeof(up[0]));
+    loc->nreplicas = nup;
+}
+
+void meta_srv_locate(struct meta_srv_conn *c, uint64_t req_id,
+                     const uint8_t *payload, size_t len)
+{
+    struct proto_chunk_locate_rep rep;
+    struct proto_chunk_loc_iter it;
+    struct proto_chunk_loc loc;
+    struct proto_wbuf r, raw, out;
+    int rc;
+
+    proto_wbuf_init(&r);
+    proto_wbuf_init(&raw);
+    proto_wbuf_init(&out);
+    rc = meta_query(c->srv->db, PROTO_MSG_CHUNK_LOCATE_REQ, payload, len, &r);
+    if (rc == 0)
+        rc = proto_chunk_locate_rep_decode(r.p, r.len, &rep);
+    if (rc == 0) {
+        proto_chunk_loc_iter_init(&it, &rep);
+        while (proto_chunk_loc_next(&it, &loc)) {
+            loc_filter(c->srv, &loc);
+            proto_chunk_loc_put(&raw, &loc);
+        }
+        rc = raw.err;
+    }
+    if (rc == 0) {
+        rep.raw.p = (const char *)raw.p;
+        rep.raw.len = (uint32_t)raw.len;
+        proto_chunk_locate_rep_encode(&out, &rep);
+        rc = out.err;
+    }
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_LOCATE_REQ, rc, &out);
+    proto_wbuf_free(&r);
+    proto_wbuf_free(&raw);
+    proto_wbuf_free(&out);
 }

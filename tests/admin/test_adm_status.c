@@ -97,6 +97,56 @@ static void test_adm_status_healthy_all_up(void **state)
     proto_wbuf_free(&w);
 }
 
+static void test_adm_status_parse_server_states(void **state)
+{
+    static const char *const kv[] = {
+        "server.1",
+        "a:1 draining free=1 chunks=2 capacity=10 used=5 replicas=3 "
+        "since=123 hb_ms=400 draining=1",
+        "server.2",
+        "b:1 suspect free=1 chunks=0",
+    };
+    struct proto_wbuf w;
+    struct adm_status st;
+
+    (void)state;
+    build(&w, kv, 2);
+    assert_int_equal(adm_status_parse(w.p, w.len, &st), 0);
+    assert_int_equal(st.nservers, 2);
+    assert_string_equal(st.servers[0].state, "draining");
+    assert_true(st.servers[0].up);
+    assert_true(st.servers[0].draining);
+    assert_int_equal(st.servers[0].capacity, 10);
+    assert_int_equal(st.servers[0].used, 5);
+    assert_int_equal(st.servers[0].replicas, 3);
+    assert_int_equal(st.servers[0].since_ns, 123);
+    assert_int_equal(st.servers[0].hb_ms, 400);
+    assert_false(st.servers[1].up);
+    assert_ptr_equal(adm_status_server(&st, 2), &st.servers[1]);
+    assert_null(adm_status_server(&st, 3));
+    assert_false(adm_status_healthy(&st));
+    adm_status_free(&st);
+    proto_wbuf_free(&w);
+}
+
+static void test_adm_status_healthy_under_goal(void **state)
+{
+    static const char *const kv[] = {
+        "server.1", "a:1 up free=1 chunks=0",
+        "chunks.under_goal", "2",
+    };
+    struct proto_wbuf w;
+    struct adm_status st;
+
+    (void)state;
+    build(&w, kv, 2);
+    assert_int_equal(adm_status_parse(w.p, w.len, &st), 0);
+    assert_int_equal(adm_status_u64(&st, "chunks.under_goal"), 2);
+    assert_false(adm_status_healthy(&st));
+    adm_status_free(&st);
+    proto_wbuf_free(&w);
+}
+
 static void test_adm_status_healthy_one_down(void **state)
 {
     static const char *const kv[] = {
@@ -153,6 +203,8 @@ int test_adm_status(void)
         cmocka_unit_test(test_adm_status_parse_truncated),
         cmocka_unit_test(test_adm_status_healthy_all_up),
         cmocka_unit_test(test_adm_status_healthy_one_down),
+        cmocka_unit_test(test_adm_status_parse_server_states),
+        cmocka_unit_test(test_adm_status_healthy_under_goal),
         cmocka_unit_test(test_adm_status_healthy_no_servers),
         cmocka_unit_test(test_adm_status_parse_session_without_idle),
     };

@@ -52,8 +52,9 @@ static int dump_gc(uint64_t chunk_id, uint64_t version, uint32_t server,
 }
 
 static int dump_session(uint64_t id, const char *name, const char *host,
-                        void *arg)
+                        uint32_t lease_ms, void *arg)
 {
+    (void)lease_ms;
     char line[256];
     int len = snprintf(line, sizeof(line), "session %llu %s %s\n",
                        (unsigned long long)id, name, host);
@@ -71,7 +72,7 @@ static void dump_all(struct fx *f, struct proto_wbuf *out)
                        (long long)root.mtime, (unsigned long long)root.version);
     proto_put_raw(out, line, (size_t)len);
     dump_dir(f, ROOT, out);
-    assert_int_equal(meta_gc_foreach(f->db, 1000, dump_gc, out), 0);
+    assert_int_equal(meta_gc_foreach(f->db, 0, 1000, dump_gc, out), 0);
     assert_int_equal(meta_session_foreach(f->db, dump_session, out), 0);
     len = snprintf(line, sizeof(line), "chunk_max %llu\n",
                    (unsigned long long)meta_chunk_max_id(f->db));
@@ -330,12 +331,12 @@ static void test_meta_apply_replay_from_position(void **state)
 }
 
 static int session_names(uint64_t id, const char *name, const char *host,
-                         void *arg)
+                         uint32_t lease_ms, void *arg)
 {
     char *buf = arg;
     size_t len = strlen(buf);
-    snprintf(buf + len, 256 - len, "%llu:%s@%s;", (unsigned long long)id, name,
-             host);
+    snprintf(buf + len, 256 - len, "%llu:%s@%s/%u;", (unsigned long long)id,
+             name, host, lease_ms);
     return 0;
 }
 
@@ -353,7 +354,7 @@ static void test_meta_apply_sessions(void **state)
     assert_int_equal(c.lease_ms, 60000);
     char buf[256] = "";
     assert_int_equal(meta_session_foreach(f->db, session_names, buf), 0);
-    assert_string_equal(buf, "1:one@h1;2:two@h1;3:three@h1;");
+    assert_string_equal(buf, "1:one@h1/10000;2:two@h1/1000;3:three@h1/60000;");
     struct meta_stats st;
     assert_int_equal(meta_stats_get(f->db, &st), 0);
     assert_int_equal(st.sessions, 3);
@@ -364,7 +365,7 @@ static void test_meta_apply_sessions(void **state)
     assert_int_equal(do_session_close(f, META_OP_SESSION_EXPIRE, 3), -ENOENT);
     buf[0] = 0;
     assert_int_equal(meta_session_foreach(f->db, session_names, buf), 0);
-    assert_string_equal(buf, "1:one@h1;");
+    assert_string_equal(buf, "1:one@h1/10000;");
     /* Ids keep growing past closed sessions. */
     assert_int_equal(do_session_open(f, "four", 0, &c), 0);
     assert_int_equal(c.session_id, 4);

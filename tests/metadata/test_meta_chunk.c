@@ -138,7 +138,7 @@ static void test_meta_chunk_set_new_and_bump(void **state)
     assert_int_equal(c.servers[0], s[2]);
     assert_int_equal(c.ino, a.ino);
     struct gc_list l = {0};
-    assert_int_equal(meta_gc_foreach(f->db, 10, gc_collect, &l), 0);
+    assert_int_equal(meta_gc_foreach(f->db, 0, 10, gc_collect, &l), 0);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.chunk[0], 1);
     assert_int_equal(l.version[0], 1);
@@ -249,22 +249,22 @@ static void test_meta_chunk_truncate_and_unlink_feed_gc(void **state)
     assert_int_equal(meta_chunk_at(f->db, a.ino, 2, &c), -ENOENT);
     assert_int_equal(meta_chunk_get(f->db, 102, &c), -ENOENT);
     struct gc_list l = {0};
-    assert_int_equal(meta_gc_foreach(f->db, 10, gc_collect, &l), 0);
+    assert_int_equal(meta_gc_foreach(f->db, 0, 10, gc_collect, &l), 0);
     assert_int_equal(l.n, 2);
     assert_int_equal(l.chunk[0], 102);
     assert_int_equal(l.chunk[1], 102);
     /* The last unlink lists every replica of every chunk. */
     assert_int_equal(do_unlink(f, R, ROOT, "f"), 0);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(meta_gc_foreach(f->db, 16, gc_collect, &l), 0);
+    assert_int_equal(meta_gc_foreach(f->db, 0, 16, gc_collect, &l), 0);
     assert_int_equal(l.n, 6);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(meta_gc_foreach(f->db, 4, gc_collect, &l), 0);
+    assert_int_equal(meta_gc_foreach(f->db, 0, 4, gc_collect, &l), 0);
     assert_int_equal(l.n, 4);
     assert_int_equal(do_gc_done(f, 100, s[0]), 0);
     assert_int_equal(do_gc_done(f, 100, s[0]), -ENOENT);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(meta_gc_foreach(f->db, 16, gc_collect, &l), 0);
+    assert_int_equal(meta_gc_foreach(f->db, 0, 16, gc_collect, &l), 0);
     assert_int_equal(l.n, 5);
     assert_int_equal(meta_chunk_max_id(f->db), 102);
 }
