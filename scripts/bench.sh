@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# `make bench`: the same fio jobs and metadata job on a local directory, on
+# Tessera (goal 1 and goal 3) and on MooseFS from Debian's packages (goal 1
+# and 3), all in one run on this machine, then a table of figures and of
+# ratios against MooseFS at the same goal.
+#
+# MooseFS refuses to run its chunk servers against a loopback master, so it
+# runs inside a private network namespace of this machine (a veth pair with
+# addresses that exist only there); its mount is still visible here.
+#
+# Environment: BENCH_SIZE (MiB per fio file, default 256), BENCH_RUNTIME
+# (seconds per random job, default 8), BENCH_FILES (metadata job, 10000),
+# BENCH_SYSTEMS (default "local tessera1 tessera3 moosefs1 moosefs3").
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/cluster.sh"
+
+size=${BENCH_SIZE:-256}
+runtime=${BENCH_RUNTIME:-8}
+nfiles=${BENCH_FILES:-10000}
+systems=${BENCH_SYSTEMS:-local tessera1 tessera3 moosefs1 moosefs3}
+work=$(mktemp -d /tmp/tessera-bench.XXXXXX)
+results=$work/results
+: >"$results"
+
+need_pkgs() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bench: missing ${missing[*]}: apt-get install ${missing[*]}" >&2
+        return 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+need_pkgs fio python3 iproute2 || exit 1
+
+# ---- the jobs ---------------------------------------------------------------
+# fio_job NAME DIR ARGS...: run one job, print "NAME MB/s IOPS".
+fio_job() {
+    local name=$1 dir=$2
+    shift 2
+    fio --name="$name" --directory="$dir" --filename="bench.$name" \
+        --size="${size}M" --group_reporting --output-format=json "$@" \
+        >"$work/$name.json" 2>"$work/$name.err" || { echo "$name - -"; return; }
+    python3 - "$work/$name.json" "$name" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+r, w = j["read"], j["write"]
+bw = (r["bw_bytes"] + w["bw_bytes"]) / 1e6
+iops = r["iops"] + w["iops"]
+print("%s %.1f %.0f" % (sys.argv[2], bw, iops))
+PY
+}
+
+run_fio() { # run_fio LABEL DIR
+    local label=$1 dir=$2 job
+    local rt=(--time_based --runtime="$runtime" --ramp_time=1)
+    {
+        fio_job seqwrite "$dir" --rw=write --bs=1M --ioengine=psync --end_fsync=1
+        fio_job seqread "$dir" --rw=read --bs=1M --ioengine=psync \
+            --filename=bench.seqwrite --invalidate=1
+        fio_job randread-qd1 "$dir" --rw=randread --bs=4k --ioengine=psync \
+            --filename=bench.seqwrite "${rt[@]}"
+        fio_job randread-qd16 "$dir" --rw=randread --bs=4k --ioengine=psync \
+            --numjobs=16 --filename=bench.seqwrite "${rt[@]}"
+        fio_job randwrite-qd1 "$dir" --rw=randwrite --bs=4k --ioengine=psync \
+            --filename=bench.seqwrite "${rt[@]}"
+        fio_job randwrite-qd16 "$dir" --rw=randwrite --bs=4k --ioengine=psync \
+            --numjobs=16 --filename=bench.seqwrite "${rt[@]}"
+        fio_job write-fsync "$dir" --rw=randwrite --bs=4k --ioengine=psync \
+            --fsync=1 --filename=bench.seqwrite "${rt[@]}"
+    } | while read -r job bw iops; do
+        echo "$label $job $bw $iops" >>"$results"
+    done
+    python3 "$here/scripts/bench-meta.py" "$dir/meta" "$nfiles" |
+        while read -r job rate; do
+            echo "$label $job - $rate" >>"$results"
+        done
+}
+
+# ---- the systems --------------------------------------------------------------
+bench_local() {
+    mkdir -p "$work/local"
+    run_fio local "$work/local"
+}
+
+bench_tessera() { # bench_tessera GOAL
+    local goal=$1
+    ts_cluster_init "$work/tessera$goal" 0
+    if ! ts_start_all 3; then
+        echo "bench: Tessera cluster did not start" >&2
+        ts_stop_all
+        return 1
+    fi
+    "$TS_BIN/tessera" --meta "$TS_META_ADDR" setgoal "$goal" / >/dev/null ||
+        echo "bench: setgoal $goal failed; figures are for the default goal" >&2
+    run_fio "tessera$goal" "$TS_MNT"
+    ts_stop_all
+}
+
+MFS_NS=tessera-bench
+MFS_IP=10.77.0.1
+mfs_ns() { nsenter --net="/run/netns/$MFS_NS" "$@"; }
+
+mfs_up() {
+    local d=$work/mfs i
+    need_pkgs moosefs-master moosefs-chunkserver moosefs-client || return 1
+    ip netns add "$MFS_NS" 2>/dev/null
+    ip link add tsbench0 type veth peer name tsbench1 2>/dev/null
+    ip link set tsbench1 netns "$MFS_NS" 2>/dev/null
+    mfs_ns ip link set lo up
+    mfs_ns ip addr add "$MFS_IP/24" dev tsbench1 2>/dev/null
+    mfs_ns ip link set tsbench1 up
+    ip link set tsbench0 up
+    mkdir -p "$d/master" "$d/mnt"
+    cp /var/lib/mfs/metadata.mfs.empty "$d/master/metadata.mfs"
+    echo "* / rw,alldirs,maproot=0" >"$d/master/exports.cfg"
+    : >"$d/master/topology.cfg"
+    cat >"$d/master/mfsmaster.cfg" <<EOF
+WORKING_USER = root
+WORKING_GROUP = root
+DATA_PATH = $d/master
+EXPORTS_FILENAME = $d/master/exports.cfg
+TOPOLOGY_FILENAME = $d/master/topology.cfg
+MATOML_LISTEN_HOST = $MFS_IP
+MATOML_LISTEN_PORT = 19419
+MATOCS_LISTEN_HOST = $MFS_IP
+MATOCS_LISTEN_PORT = 19420
+MATOCL_LISTEN_HOST = $MFS_IP
+MATOCL_LISTEN_PORT = 19421
+EOF
+    mfs_ns mfsmaster -c "$d/master/mfsmaster.cfg" start >/dev/null 2>&1 || return 1
+    for i in 1 2 3; do
+        mkdir -p "$d/cs$i/hdd"
+        echo "$d/cs$i/hdd" >"$d/cs$i/hdd.cfg"
+        cat >"$d/cs$i/mfschunkserver.cfg" <<EOF
+WORKING_USER = root
+WORKING_GROUP = root
+DATA_PATH = $d/cs$i
+HDD_CONF_FILENAME = $d/cs$i/hdd.cfg
+MASTER_HOST = $MFS_IP
+MASTER_PORT = 19420
+CSSERV_LISTEN_HOST = $MFS_IP
+CSSERV_LISTEN_PORT = $((19421 + i))
+HDD_LEAVE_SPACE_DEFAULT = 1GiB
+EOF
+        mfs_ns mfschunkserver -c "$d/cs$i/mfschunkserver.cfg" start >/dev/null 2>&1 || return 1
+    done
+    sleep 3
+    mfs_ns mfsmount -H "$MFS_IP" -P 19421 "$d/mnt" >/dev/null 2>&1 || return 1
+}
+
+mfs_down() {
+    local d=$work/mfs i
+    mountpoint -q "$d/mnt" && umount "$d/mnt"
+    for i in 1 2 3; do
+        [ -f "$d/cs$i/mfschunkserver.cfg" ] &&
+            mfs_ns mfschunkserver -c "$d/cs$i/mfschunkserver.cfg" stop >/dev/null 2>&1
+    done
+    [ -f "$d/master/mfsmaster.cfg" ] &&
+        mfs_ns mfsmaster -c "$d/master/mfsmaster.cfg" stop >/dev/null 2>&1
+    ip link del tsbench0 2>/dev/null
+    ip netns del "$MFS_NS" 2>/dev/null
+}
+
+bench_moosefs() { # bench_moosefs GOAL
+    local goal=$1 d=$work/mfs
+    mkdir -p "$d/mnt/g$goal"
+    mfssetgoal -r "$goal" "$d/mnt/g$goal" >/dev/null
+    run_fio "moosefs$goal" "$d/mnt/g$goal"
+}
+
+cleanup() {
+    ts_stop_all 2>/dev/null
+    mfs_down 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mfs_started=0
+for s in $systems; do
+    echo "bench: $s..." >&2
+    case $s in
+    local) bench_local ;;
+    tessera1) bench_tessera 1 ;;
+    tessera3) bench_tessera 3 ;;
+    moosefs1 | moosefs3)
+        if [ $mfs_started -eq 0 ]; then
+            if mfs_up; then mfs_started=1; else
+                echo "bench: MooseFS did not start; skipping it" >&2
+                mfs_started=-1
+            fi
+        fi
+        [ $mfs_started -eq 1 ] && bench_moosefs "${s#moosefs}" ;;
+    esac
+done
+
+echo
+echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)," \
+    "fio files ${size} MiB, random jobs ${runtime} s"
+python3 "$here/scripts/bench-table.py" "$results" $systems
