@@ -15,6 +15,8 @@
 #include "chunk_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -115,6 +117,62 @@ void chunk_dispatch(struct peer *p, uint16_t opcode, uint64_t req_id,
     chunk_reply(p, (uint16_t)(opcode + 1), req_id, -ENOSYS, NULL, 0);
 }
 
+/* Accepted peers, so that a stopping server can close them: the loop only
+ * ends once every connection is gone.  Touched only on the loop thread. */
+static struct peer **accepted;
+static size_t naccepted, accepted_cap;
+
+static void accepted_on_ready(struct peer *p)
+{
+    if (naccepted == accepted_cap) {
+        size_t cap = accepted_cap ? accepted_cap * 2 : 16;
+        struct peer **v = realloc(accepted, cap * sizeof(*v));
+        if (!v)
+            return; /* not tracked: it still closes when the client goes */
+        accepted = v;
+        accepted_cap = cap;
+    }
+    peer_ref(p);
+    accepted[naccepted++] = p;
+}
+
+static void accepted_on_close(struct peer *p, int status)
+{
+    (void)status;
+    for (size_t i = 0; i < naccepted; i++) {
+        if (accepted[i] == p) {
+            accepted[i] = accepted[--naccepted];
+            peer_unref(p);
+            break;
+        }
+    }
+    if (naccepted == 0) {
+        free(accepted);
+        accepted = NULL;
+        accepted_cap = 0;
+    }
+}
+
+void chunk_dispatch_close_all(void)
+{
+    /* peer_close() may call accepted_on_close() at once: walk a copy. */
+    size_t n = naccepted;
+    struct peer **v = n ? malloc(n * sizeof(*v)) : NULL;
+
+    if (!v)
+        return;
+    memcpy(v, accepted, n * sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        peer_ref(v[i]);
+    for (size_t i = 0; i < n; i++) {
+        peer_close(v[i]);
+        peer_unref(v[i]);
+    }
+    free(v);
+}
+
 const struct peer_ops chunk_peer_ops = {
+    .on_ready = accepted_on_ready,
     .on_request = chunk_dispatch,
+    .on_close = accepted_on_close,
 };

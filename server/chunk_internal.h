@@ -139,6 +139,9 @@ struct chunk_server {
 
 /* ---- chunk_dispatch.c ------------------------------------------------- */
 
+/* Close every accepted client and server connection (on stop). */
+void chunk_dispatch_close_all(void);
+
 /* Hooks for every peer of the daemon (accepted, dialled downstream, and
  * the metad link, which supplies its own on_ready/on_close).  peer_data()
  * or the listener data is the struct chunk_server. */

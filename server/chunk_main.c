@@ -131,6 +131,7 @@ static void on_signal(uv_signal_t *h, int signum)
     srv->stopping = true;
     peer_listener_close(srv->listener);
     srv->listener = NULL;
+    chunk_dispatch_close_all();
     chunk_meta_stop(srv->meta);
     chunk_scrub_stop(srv->scrub);
     chunk_chain_close(srv->chain);
