@@ -13,6 +13,9 @@
 #       ts_start_all [NCHUNKD]            (what exists: metad, chunkds, mount, nbd)
 #       ts_stop_all                       (unmount, stop everything, wait)
 #
+# Daemons run in their own sessions (setsid) so that a Ctrl-C meant for the
+# launcher does not reach them: the launcher stops them in order itself.
+#
 # Functions return non-zero with a message on stderr when a process does not
 # come up; the caller decides what to do.
 
@@ -67,6 +70,12 @@ ts_wait_port() {
 
 ts_record() { echo "$1 $2" >>"$TS_DIR/pids"; }
 
+# ts_forget NAME: drop NAME from the records (a process that never came up).
+ts_forget() {
+    local tmp=$TS_DIR/pids.tmp
+    awk -v n="$1" '$1 != n' "$TS_DIR/pids" >"$tmp" && mv "$tmp" "$TS_DIR/pids"
+}
+
 ts_pid() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$TS_DIR/pids"; }
 
 # ts_running PID: true while PID runs (a zombie that was not reaped yet counts
@@ -79,7 +88,7 @@ ts_alive() { local p; p=$(ts_pid "$1"); [ -n "$p" ] && ts_running "$p"; }
 
 ts_start_metad() {
     mkdir -p "$TS_DIR/meta"
-    "$TS_BIN/tessera-metad" --data "$TS_DIR/meta" --listen "$TS_META_ADDR" \
+    setsid "$TS_BIN/tessera-metad" --data "$TS_DIR/meta" --listen "$TS_META_ADDR" \
         "$@" >>"$TS_DIR/logs/metad.log" 2>&1 &
     ts_record metad $!
     ts_wait_port "$TS_META_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/metad.log" >&2; return 1; }
@@ -91,7 +100,7 @@ ts_start_chunkd() {
     shift
     addr=127.0.0.1:$(ts_port "$i")
     mkdir -p "$TS_DIR/chunk$i"
-    "$TS_BIN/tessera-chunkd" --data "$TS_DIR/chunk$i" --listen "$addr" \
+    setsid "$TS_BIN/tessera-chunkd" --data "$TS_DIR/chunk$i" --listen "$addr" \
         --meta "$TS_META_ADDR" "$@" >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
     ts_record "chunkd$i" $!
     eval "TS_CHUNK${i}_ADDR=$addr"
@@ -117,7 +126,7 @@ ts_start_mount() {
     shift || true
     name=mount$([ "$mnt" = "$TS_MNT" ] || echo "-$(basename "$mnt")")
     mkdir -p "$mnt"
-    "$TS_BIN/tessera-mount" --meta "$TS_META_ADDR" -f "$@" "$mnt" \
+    setsid "$TS_BIN/tessera-mount" --meta "$TS_META_ADDR" -f "$@" "$mnt" \
         >>"$TS_DIR/logs/$name.log" 2>&1 &
     ts_record "$name" $!
     echo "$mnt" >>"$TS_DIR/mounts"
@@ -132,7 +141,7 @@ ts_start_mount() {
 }
 
 ts_start_nbd() {
-    "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --listen "$TS_NBD_ADDR" "$@" \
+    setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --listen "$TS_NBD_ADDR" "$@" \
         >>"$TS_DIR/logs/nbd.log" 2>&1 &
     ts_record nbd $!
     ts_wait_port "$TS_NBD_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/nbd.log" >&2; return 1; }
@@ -149,6 +158,7 @@ ts_start_all() {
     if ts_have tessera-mount; then ts_start_mount || return 1; fi
     if ts_have tessera-nbd && ! ts_start_nbd; then
         echo "cluster: carrying on without the NBD export" >&2
+        ts_forget nbd
         TS_NBD_ADDR=
     fi
     return 0
