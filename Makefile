@@ -153,9 +153,12 @@ test-unit: $(UNIT_BINS)
 test-integration: all
 	@BUILD=$(abspath $(BUILD)) scripts/run-integration.sh
 
+# `make test` also runs every fuzz target briefly (TEST_FUZZ_SECONDS each).
+TEST_FUZZ_SECONDS ?= 10
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BINS)
-	@BUILD=$(abspath $(BUILD)) scripts/run-tests.sh $(UNIT_BINS)
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(FUZZ_BINS)
+	@BUILD=$(abspath $(BUILD)) FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) \
+		scripts/run-tests.sh $(UNIT_BINS) -- $(FUZZ_BINS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -166,10 +169,11 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 20
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(PROTO_SRC)
 	@mkdir -p $(dir $@)
-	clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=all -o $@ $^
+	$(call say,FUZZ,$@)
+	$(Q)clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $(filter %.c,$^)
 
 fuzz: $(FUZZ_BINS)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)

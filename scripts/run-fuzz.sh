@@ -23,6 +23,7 @@ esac
 
 dictdir=$(cd "$(dirname "$0")/.." && pwd)/tests/fuzz
 failed=0
+npass=0 nfail=0
 for bin in "$@"; do
     name=$(basename "$bin")
     dir=$(dirname "$bin")
@@ -31,7 +32,7 @@ for bin in "$@"; do
     mkdir -p "$corpus"
     if [ ! -x "$bin" ]; then
         echo "fuzz  FAIL  $name (no binary at $bin)"
-        failed=1
+        failed=1 nfail=$((nfail + 1))
         continue
     fi
     dict=()
@@ -44,11 +45,13 @@ for bin in "$@"; do
     files=$(find "$corpus" -type f | wc -l)
     if [ "$rc" -eq 0 ]; then
         echo "fuzz  PASS  $name (${secs}s, ${runs:-?} runs, cov ${cov:-?}, corpus $files)"
+        npass=$((npass + 1))
     else
         echo "fuzz  FAIL  $name (rc=$rc, log: $log)"
         grep -E '^==[0-9]+==ERROR|runtime error|SUMMARY|Test unit written' \
             "$log" | head -10
-        failed=1
+        failed=1 nfail=$((nfail + 1))
     fi
 done
+echo "fuzz: $npass passed, $nfail failed"
 exit $failed
