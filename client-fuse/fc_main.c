@@ -28,7 +28,6 @@
 
 #include "log.h"
 
-#define LOC_CACHE_MAX 65536
 #define MAX_IDLE_THREADS 16
 
 struct cli {
@@ -48,45 +47,13 @@ static void usage(const char *prog)
     printf("usage: %s --meta ADDR:PORT [options] MOUNTPOINT\n\n"
            "    --meta ADDR:PORT       metadata service to use\n"
            "    -D MODULE=1            debug log for a module (fc.ops, "
-           "fc.data)\n"
+           "cl.chunk, cl.state)\n"
            "    -f                     stay in the foreground\n"
            "    -d                     FUSE debug output (implies -f)\n"
            "    -o OPT[,OPT...]        mount options (allow_other, ...)\n\n",
            prog);
     fuse_cmdline_help();
     fuse_lowlevel_help();
-}
-
-static void fs_free(struct fc_fs *fs)
-{
-    if (!fs)
-        return;
-    fc_session_close(fs->session);
-    fc_pool_free(fs->pool);
-    fc_loc_cache_free(fs->loc);
-    fc_handles_free(fs->handles);
-    free(fs);
-}
-
-static struct fc_fs *fs_new(void)
-{
-    char name[128];
-    char host[64] = "unknown";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(name, sizeof(name), "tessera-mount %s pid %d", host,
-             (int)getpid());
-
-    struct fc_fs *fs = calloc(1, sizeof(*fs));
-    if (!fs)
-        return NULL;
-    fs->pool = fc_pool_new(name);
-    fs->loc = fc_loc_cache_new(LOC_CACHE_MAX);
-    fs->handles = fc_handles_new();
-    if (!fs->pool || !fs->loc || !fs->handles) {
-        fs_free(fs);
-        return NULL;
-    }
-    return fs;
 }
 
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
@@ -96,14 +63,14 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
     struct fuse_session *se = NULL;
     int ret = 1;
 
-    int rc = fc_session_probe(meta);
+    int rc = cl_probe(meta, PROTO_ROLE_CLIENT);
     if (rc < 0) {
         fprintf(stderr, "tessera-mount: cannot reach metad at %s: %s\n", meta,
                 strerror(-rc));
         return 1;
     }
 
-    fs = fs_new();
+    fs = calloc(1, sizeof(*fs));
     if (!fs) {
         fprintf(stderr, "tessera-mount: out of memory\n");
         return 1;
@@ -120,16 +87,17 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
 
     char name[160];
     snprintf(name, sizeof(name), "tessera-mount %s", opts->mountpoint);
-    rc = fc_session_open(meta, name, &fs->session);
+    struct cl_opts copts = {
+        .meta = meta, .name = name, .role = PROTO_ROLE_CLIENT};
+    rc = cl_client_open(&copts, &fs->cl);
     if (rc < 0) {
         log_error("mount: cannot open a session at metad: %s meta=%s",
                   strerror(-rc), meta);
         goto out_unmount;
     }
-    fs->meta = fc_session_rpc(fs->session);
     log_info("mount: ready: mountpoint=%s meta=%s session=%llu",
              opts->mountpoint, meta,
-             (unsigned long long)fc_session_id(fs->session));
+             (unsigned long long)cl_client_session(fs->cl));
 
     struct fuse_loop_config config = {
         .clone_fd = opts->clone_fd,
@@ -151,7 +119,9 @@ out_signals:
 out_session:
     fuse_session_destroy(se);
 out:
-    fs_free(fs);
+    if (fs)
+        cl_client_close(fs->cl);
+    free(fs);
     return ret;
 }
 

@@ -3,8 +3,9 @@
  * Each namespace operation becomes one metad request carrying the caller's
  * credentials (fuse_req_ctx() and fuse_req_getgroups()): the mount runs
  * without default_permissions because metad checks permissions itself.
- * File data goes through fc_data.c; this file only adapts arguments and
- * replies.  Inode numbers are metad's; forget has nothing to release.
+ * File data goes through the client library (common/cl.h: cl_file_*());
+ * this file only adapts arguments and replies.  Inode numbers are metad's;
+ * forget has nothing to release.
  *
  * Attributes and entries are cached by the kernel for ATTR_TIMEOUT.  The
  * mount is write-through (no writeback cache), and O_TRUNC reaches us as a
@@ -70,49 +71,17 @@ static bool name_bad(fuse_req_t req, const char *name)
     return false;
 }
 
-static void ts_from_ns(struct timespec *ts, int64_t ns)
-{
-    ts->tv_sec = ns / 1000000000;
-    ts->tv_nsec = ns % 1000000000;
-    if (ts->tv_nsec < 0) {
-        ts->tv_sec--;
-        ts->tv_nsec += 1000000000;
-    }
-}
-
-static int64_t ns_from_ts(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
-static void attr_to_stat(const struct proto_attr *a, struct stat *st)
-{
-    memset(st, 0, sizeof(*st));
-    st->st_ino = a->ino;
-    st->st_mode = a->mode;
-    st->st_nlink = a->nlink;
-    st->st_uid = a->uid;
-    st->st_gid = a->gid;
-    st->st_rdev = a->rdev;
-    st->st_size = (off_t)a->size;
-    st->st_blocks = (blkcnt_t)a->blocks;
-    st->st_blksize = 1 << 20; /* what one FUSE write carries */
-    ts_from_ns(&st->st_atim, a->atime);
-    ts_from_ns(&st->st_mtim, a->mtime);
-    ts_from_ns(&st->st_ctim, a->ctime);
-}
-
 /* Our own writes may have grown an open file past what metad reports
  * while a CHUNK_WRITE_END is in flight: show the larger size. */
 static void attr_merge_open(struct fc_fs *fs, struct proto_attr *a)
 {
-    struct fc_inode *n = fc_handles_find(fs->handles, a->ino);
+    struct cl_inode *n = cl_inode_find(fs->cl, a->ino);
     if (!n)
         return;
-    uint64_t size = fc_inode_grow(n, a->size);
+    uint64_t size = cl_inode_grow(n, a->size);
     if (size > a->size)
         a->size = size;
-    fc_handles_put(fs->handles, n);
+    cl_inode_put(fs->cl, n);
 }
 
 static void entry_fill(const struct proto_attr *a, struct fuse_entry_param *e)
@@ -120,7 +89,7 @@ static void entry_fill(const struct proto_attr *a, struct fuse_entry_param *e)
     memset(e, 0, sizeof(*e));
     e->ino = a->ino;
     e->generation = 1;
-    attr_to_stat(a, &e->attr);
+    fc_attr_to_stat(a, &e->attr);
     e->attr_timeout = ATTR_TIMEOUT;
     e->entry_timeout = ATTR_TIMEOUT;
 }
@@ -131,7 +100,7 @@ static int call_attr(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
 {
     struct rpc_reply rep;
     struct proto_attr_rep a;
-    int rc = fc_meta_call(fs, opcode, w, &rep, &a);
+    int rc = cl_meta_call(fs->cl, opcode, w, &rep, &a);
     proto_wbuf_free(w);
     if (rc < 0)
         return rc;
@@ -145,7 +114,7 @@ static int call_empty(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w)
 {
     struct rpc_reply rep;
     struct proto_empty e;
-    int rc = fc_meta_call(fs, opcode, w, &rep, &e);
+    int rc = cl_meta_call(fs->cl, opcode, w, &rep, &e);
     proto_wbuf_free(w);
     if (rc == 0)
         rpc_reply_free(&rep);
@@ -227,39 +196,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 {
     (void)fi;
     struct proto_attr a;
-    int rc = fc_meta_getattr(fs_of(req), ino, &a);
+    int rc = cl_meta_getattr(fs_of(req)->cl, ino, &a);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
     }
     attr_merge_open(fs_of(req), &a);
     struct stat st;
-    attr_to_stat(&a, &st);
+    fc_attr_to_stat(&a, &st);
     fuse_reply_attr(req, &st, ATTR_TIMEOUT);
-}
-
-static uint32_t setattr_valid(int to_set)
-{
-    uint32_t v = 0;
-    if (to_set & FUSE_SET_ATTR_MODE)
-        v |= PROTO_SETATTR_MODE;
-    if (to_set & FUSE_SET_ATTR_UID)
-        v |= PROTO_SETATTR_UID;
-    if (to_set & FUSE_SET_ATTR_GID)
-        v |= PROTO_SETATTR_GID;
-    if (to_set & FUSE_SET_ATTR_SIZE)
-        v |= PROTO_SETATTR_SIZE;
-    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-        v |= PROTO_SETATTR_ATIME_NOW;
-    else if (to_set & FUSE_SET_ATTR_ATIME)
-        v |= PROTO_SETATTR_ATIME;
-    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-        v |= PROTO_SETATTR_MTIME_NOW;
-    else if (to_set & FUSE_SET_ATTR_MTIME)
-        v |= PROTO_SETATTR_MTIME;
-    if (to_set & FUSE_SET_ATTR_CTIME)
-        v |= PROTO_SETATTR_CTIME;
-    return v;
 }
 
 static int do_setattr(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
@@ -272,9 +217,9 @@ static int do_setattr(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
         .uid = st->st_uid,
         .gid = st->st_gid,
         .size = (uint64_t)st->st_size,
-        .atime = ns_from_ts(&st->st_atim),
-        .mtime = ns_from_ts(&st->st_mtim),
-        .ctime = ns_from_ts(&st->st_ctim),
+        .atime = fc_ns_from_ts(&st->st_atim),
+        .mtime = fc_ns_from_ts(&st->st_mtim),
+        .ctime = fc_ns_from_ts(&st->st_ctim),
     };
     cred_fill(req, &m.cred);
     struct proto_wbuf w;
@@ -310,7 +255,7 @@ static int set_size(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
         return -EINVAL;
     if (size > (uint64_t)INT64_MAX)
         return -EFBIG;
-    rc = fc_meta_getattr(fs, ino, &cur);
+    rc = cl_meta_getattr(fs->cl, ino, &cur);
     if (rc < 0)
         return rc;
     if (S_ISDIR(cur.mode))
@@ -323,23 +268,23 @@ static int set_size(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
             return rc;
     }
 
-    struct fc_inode *n = fc_handles_find(fs->handles, ino);
+    struct cl_inode *n = cl_inode_find(fs->cl, ino);
     uint64_t old = cur.size;
-    if (n && fc_inode_size(n) > old)
-        old = fc_inode_size(n);
-    rc = fc_data_truncate_prepare(fs, ino, n, old, size);
+    if (n && cl_inode_size(n) > old)
+        old = cl_inode_size(n);
+    rc = cl_file_truncate_prepare(fs->cl, ino, n, old, size);
     if (rc == 0)
         rc = do_setattr(req, ino, st, valid, out);
     if (rc == 0)
-        fc_data_truncate_done(fs, ino, n, size);
-    fc_handles_put(fs->handles, n);
+        cl_file_truncate_done(fs->cl, ino, n, size);
+    cl_inode_put(fs->cl, n);
     return rc;
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
-    uint32_t valid = setattr_valid(to_set);
+    uint32_t valid = fc_setattr_valid(to_set);
     struct proto_attr a;
     int rc;
 
@@ -354,7 +299,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     if (!(valid & PROTO_SETATTR_SIZE))
         attr_merge_open(fs_of(req), &a);
     struct stat st;
-    attr_to_stat(&a, &st);
+    fc_attr_to_stat(&a, &st);
     fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
@@ -366,7 +311,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
     proto_ino_req_encode(&w, &m);
     struct rpc_reply rep;
     struct proto_readlink_rep out;
-    int rc = fc_meta_call(fs_of(req), PROTO_MSG_READLINK_REQ, &w, &rep, &out);
+    int rc =
+        cl_meta_call(fs_of(req)->cl, PROTO_MSG_READLINK_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
@@ -546,11 +492,15 @@ static int open_check(fuse_req_t req, fuse_ino_t ino, int flags,
 static int handle_open(fuse_req_t req, const struct proto_attr *a,
                        struct fuse_file_info *fi)
 {
-    struct fc_handle *h;
-    int rc =
-        fc_handles_open(fs_of(req)->handles, a->ino, fi->flags, a->size, &h);
-    if (rc < 0)
+    struct fc_handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    int rc = cl_inode_open(fs_of(req)->cl, a->ino, a->size, &h->node);
+    if (rc < 0) {
+        free(h);
         return rc;
+    }
+    h->flags = fi->flags;
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = (fi->flags & O_DIRECT) != 0;
     fi->keep_cache = 0;
@@ -560,6 +510,13 @@ static int handle_open(fuse_req_t req, const struct proto_attr *a,
 static struct fc_handle *handle_of(struct fuse_file_info *fi)
 {
     return (struct fc_handle *)(uintptr_t)fi->fh;
+}
+
+/* Drop @h and its reference on the inode. */
+static void handle_release(fuse_req_t req, struct fc_handle *h)
+{
+    cl_inode_put(fs_of(req)->cl, h->node);
+    free(h);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -575,7 +532,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted */
-        fc_handles_release(fs_of(req)->handles, handle_of(fi));
+        handle_release(req, handle_of(fi));
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -609,7 +566,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct fuse_entry_param e;
     entry_fill(&a, &e);
     if (fuse_reply_create(req, &e, fi) == -ENOENT)
-        fc_handles_release(fs_of(req)->handles, handle_of(fi));
+        handle_release(req, handle_of(fi));
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -625,7 +582,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int rc = fc_data_read(fs_of(req), handle_of(fi), (uint64_t)off, size, buf);
+    int rc = cl_file_read(fs_of(req)->cl, handle_of(fi)->node, (uint64_t)off,
+                          size, buf);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -642,8 +600,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         fuse_reply_err(req, EINVAL);
         return;
     }
-    int rc = fc_data_write(fs_of(req), handle_of(fi), (uint64_t)off,
-                           (const uint8_t *)buf, size);
+    struct fc_handle *h = handle_of(fi);
+    bool sync = (h->flags & (O_SYNC | O_DSYNC)) != 0;
+    int rc = cl_file_write(fs_of(req)->cl, h->node, (uint64_t)off,
+                           (const uint8_t *)buf, size, sync);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -653,7 +613,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    fuse_reply_err(req, -fc_data_sync(fs_of(req), handle_of(fi)->node));
+    fuse_reply_err(req, -cl_file_sync(fs_of(req)->cl, handle_of(fi)->node));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -661,7 +621,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
     (void)ino;
     (void)datasync;
-    fuse_reply_err(req, -fc_data_sync(fs_of(req), handle_of(fi)->node));
+    fuse_reply_err(req, -cl_file_sync(fs_of(req)->cl, handle_of(fi)->node));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -671,18 +631,18 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
     struct fc_handle *h = handle_of(fi);
     /* flush ran at close(); this catches writes made after it through a
      * shared mapping.  release cannot report an error, so it is logged. */
-    int rc = fc_data_sync(fs_of(req), h->node);
+    int rc = cl_file_sync(fs_of(req)->cl, h->node);
     if (rc < 0)
         log_warn("release: sync failed: %s ino=%llu", strerror(-rc),
-                 (unsigned long long)h->node->ino);
-    fc_handles_release(fs_of(req)->handles, h);
+                 (unsigned long long)cl_inode_ino(h->node));
+    handle_release(req, h);
     fuse_reply_err(req, 0);
 }
 
 static int extend_size(fuse_req_t req, fuse_ino_t ino, struct fc_handle *h,
                        uint64_t end, struct fuse_file_info *fi)
 {
-    if (end <= fc_inode_size(h->node))
+    if (end <= cl_inode_size(h->node))
         return 0;
     struct stat st;
     memset(&st, 0, sizeof(st));
@@ -706,9 +666,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
         /* Chunks are allocated on first write; allocating only extends. */
         rc = extend_size(req, ino, h, off + len, fi);
     } else if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
-        rc = fc_data_zero(fs_of(req), h, off, len);
+        rc = cl_file_zero(fs_of(req)->cl, h->node, off, len);
     } else if ((mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE) {
-        rc = fc_data_zero(fs_of(req), h, off, len);
+        rc = cl_file_zero(fs_of(req)->cl, h->node, off, len);
         if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE))
             rc = extend_size(req, ino, h, off + len, fi);
     } else {
@@ -766,7 +726,8 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     proto_readdir_req_encode(&w, &m);
     struct rpc_reply rep;
     struct proto_readdir_rep out;
-    int rc = fc_meta_call(fs_of(req), PROTO_MSG_READDIR_REQ, &w, &rep, &out);
+    int rc =
+        cl_meta_call(fs_of(req)->cl, PROTO_MSG_READDIR_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
@@ -842,7 +803,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
     proto_empty_encode(&w, &m);
     struct rpc_reply rep;
     struct proto_statfs_rep out;
-    int rc = fc_meta_call(fs_of(req), PROTO_MSG_STATFS_REQ, &w, &rep, &out);
+    int rc = cl_meta_call(fs_of(req)->cl, PROTO_MSG_STATFS_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
@@ -920,7 +881,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     proto_xattr_name_req_encode(&w, &m);
     struct rpc_reply rep;
     struct proto_bytes_rep out;
-    int rc = fc_meta_call(fs_of(req), PROTO_MSG_GETXATTR_REQ, &w, &rep, &out);
+    int rc =
+        cl_meta_call(fs_of(req)->cl, PROTO_MSG_GETXATTR_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
@@ -938,7 +900,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     proto_ino_req_encode(&w, &m);
     struct rpc_reply rep;
     struct proto_bytes_rep out;
-    int rc = fc_meta_call(fs_of(req), PROTO_MSG_LISTXATTR_REQ, &w, &rep, &out);
+    int rc =
+        cl_meta_call(fs_of(req)->cl, PROTO_MSG_LISTXATTR_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc < 0) {
         fuse_reply_err(req, -rc);

@@ -5,7 +5,7 @@
  *
  *   vd_mem.c      sparse images in memory (unit tests, protocol testing)
  *   vd_file.c     files under a local directory (integration tests, baseline)
- *   vd_tessera.c  images stored in Tessera (over the chunk I/O client)
+ *   vd_tessera.c  images stored in Tessera (over the client library, cl.h)
  *
  * An export name selects an image; each NBD connection opens its own
  * struct vd_image, and several connections may open the same name at once.
@@ -113,5 +113,13 @@ int vd_mem_fail_next(struct vd_backend *be, const char *name, int neg_errno);
  * (copied); they may not leave it.  Caller owns *out: vd_backend_free().
  * -errno when @dir cannot be opened as a directory. */
 int vd_file_new(const char *dir, struct vd_backend **out);
+
+/* vd_tessera.c: export names are paths of regular files in the Tessera
+ * namespace served by metad at @meta; list() shows the regular files in
+ * @images_dir (NULL: "/").  One session with metad for the backend; both
+ * strings are borrowed.  Caller owns *out: vd_backend_free().  -errno when
+ * metad cannot be reached. */
+int vd_tessera_new(const char *meta, const char *images_dir,
+                   struct vd_backend **out);
 
 #endif

@@ -9,7 +9,8 @@
  *   vd_handshake.c  fixed newstyle option haggling up to NBD_OPT_GO
  *   vd_cmd.c        transmission: reader thread, worker pool, commands
  *   vd_reply.c      simple and structured replies, NBD error values
- *   vd_backend.h    the image interface; vd_mem.c, vd_file.c implement it
+ *   vd_backend.h    the image interface; vd_mem.c, vd_file.c and
+ *                   vd_tessera.c implement it
  */
 #ifndef TESSERA_VD_INTERNAL_H
 #define TESSERA_VD_INTERNAL_H

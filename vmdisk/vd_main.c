@@ -1,7 +1,8 @@
 /* vd_main.c: tessera-nbd, the NBD export of Tessera images.
  *
  *   tessera-nbd [--meta ADDR:PORT] --listen ADDR:PORT [--unix PATH]
- *               [--backend tessera|mem|dir:PATH] [--readonly]
+ *               [--backend tessera|mem|dir:PATH] [--images-dir PATH]
+ *               [--readonly]
  *               [--default-export NAME] [--workers N] [-D MODULE=1]
  *
  * Parses the command line, makes the image backend, starts the listeners
@@ -10,9 +11,10 @@
  * backend.  Exit status 0 after a signal, 1 on a usage or setup error.
  *
  * Backends (vd_backend.h): "tessera" (the default) serves Tessera files by
- * path and needs --meta; "mem" serves one empty 1 GiB in-memory image
- * named "disk" (the default export); "dir:PATH" serves the files under a
- * local directory.  backend_make() is the one place that knows them.
+ * path and needs --meta (--images-dir: the folder NBD_OPT_LIST shows); "mem"
+ * serves one empty 1 GiB in-memory image named "disk" (the default export);
+ * "dir:PATH" serves the files under a local directory.  backend_make() is the
+ * one place that knows them.
  */
 #include "vd_internal.h"
 
@@ -45,6 +47,8 @@ static void usage(FILE *f, const char *prog)
             "    --listen ADDR:PORT      serve NBD over TCP\n"
             "    --unix PATH             serve NBD on a unix socket\n"
             "    --backend KIND          tessera (default), mem, or dir:PATH\n"
+            "    --images-dir PATH       folder listed to clients (tessera; "
+            "default /)\n"
             "    --readonly              export every image read-only\n"
             "    --default-export NAME   image served for an empty name\n"
             "    --workers N             request threads per connection "
@@ -57,7 +61,8 @@ static void usage(FILE *f, const char *prog)
 
 /* The backend named by @spec.  Caller owns *out.  Prints why on failure. */
 static int backend_make(const char *spec, const char *meta,
-                        struct vd_backend **out, const char **default_export)
+                        const char *images_dir, struct vd_backend **out,
+                        const char **default_export)
 {
     int rc;
 
@@ -85,9 +90,11 @@ static int backend_make(const char *spec, const char *meta,
             fprintf(stderr, "tessera-nbd: backend tessera needs --meta\n");
             return -EINVAL;
         }
-        fprintf(stderr, "tessera-nbd: backend tessera is not available yet; "
-                        "use --backend mem or --backend dir:PATH\n");
-        return -ENOTSUP;
+        rc = vd_tessera_new(meta, images_dir, out);
+        if (rc < 0)
+            fprintf(stderr, "tessera-nbd: cannot reach metad at %s: %s\n", meta,
+                    strerror(-rc));
+        return rc;
     }
     fprintf(stderr, "tessera-nbd: unknown backend '%s'\n", spec);
     return -EINVAL;
@@ -95,6 +102,7 @@ static int backend_make(const char *spec, const char *meta,
 
 struct cli {
     const char *meta, *listen, *unix_path, *backend, *default_export;
+    const char *images_dir;
     bool readonly;
     unsigned workers;
 };
@@ -108,6 +116,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"unix", required_argument, NULL, 'u'},
         {"backend", required_argument, NULL, 'b'},
         {"readonly", no_argument, NULL, 'r'},
+        {"images-dir", required_argument, NULL, 'i'},
         {"default-export", required_argument, NULL, 'e'},
         {"workers", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
@@ -132,6 +141,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             break;
         case 'r':
             cli->readonly = true;
+            break;
+        case 'i':
+            cli->images_dir = optarg;
             break;
         case 'e':
             cli->default_export = optarg;
@@ -178,7 +190,8 @@ int main(int argc, char **argv)
     rc = parse_args(argc, argv, &cli);
     if (rc != 0)
         return rc > 0 ? 0 : 1;
-    if (backend_make(cli.backend, cli.meta, &be, &cli.default_export) < 0)
+    if (backend_make(cli.backend, cli.meta, cli.images_dir, &be,
+                     &cli.default_export) < 0)
         return 1;
 
     struct vd_config cfg = {

@@ -1,9 +1,9 @@
-/* fc_session.c: the mount's connection to metad and its session.
+/* cl_session.c: the client's connection to metad and its session.
  *
  * Happy path (docs/architecture.md, "Sessions"): connect and handshake
  * (rpc_client_open), SESSION_OPEN binds the connection to a new session,
  * a renew thread sends SESSION_RENEW every lease/3, and SESSION_CLOSE ends
- * it at unmount.
+ * it when the client closes.
  *
  * Failure modes:
  *   - The connection drops: the rpc client redials for up to RECONNECT_MS
@@ -14,8 +14,11 @@
  *   - metad stays away longer than RECONNECT_MS: calls fail with -ENOTCONN
  *     (the application sees EIO) until it is back; the renew thread keeps
  *     trying.
+ *
+ * Requests metad sends on the connection (SERVER_STATE, §11.7) go to the
+ * owner's hook on the rpc reader thread.
  */
-#include "fc_internal.h"
+#include "cl_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -31,7 +34,7 @@
 #define CALL_TIMEOUT_MS 30000
 #define MIN_RENEW_MS 100
 
-struct fc_session {
+struct cl_session {
     struct rpc_client *rpc;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -40,6 +43,10 @@ struct fc_session {
     bool stop;         /* protected by @lock */
     bool renewing;     /* the renew thread was started */
     pthread_t renew;
+    uint8_t role;
+    void (*on_request)(struct rpc_client *, uint16_t, uint64_t, const uint8_t *,
+                       size_t, void *);
+    void *arg;
     char name[128];
     char host[128];
 };
@@ -49,7 +56,7 @@ typedef int (*call_fn)(struct rpc_client *c, uint16_t opcode,
 
 /* SESSION_OPEN through @call (rpc_call, or rpc_call_raw inside the
  * reconnect hook); records the new id and lease. */
-static int session_open(struct fc_session *s, call_fn call)
+static int session_open(struct cl_session *s, call_fn call)
 {
     struct proto_session_open_req req = {
         .lease_ms = WANT_LEASE_MS,
@@ -86,10 +93,10 @@ static int session_open(struct fc_session *s, call_fn call)
     return 0;
 }
 
-static int session_id_call(struct fc_session *s, call_fn call, uint16_t opcode,
+static int session_id_call(struct cl_session *s, call_fn call, uint16_t opcode,
                            struct rpc_reply *rep)
 {
-    struct proto_session_id req = {.session_id = fc_session_id(s)};
+    struct proto_session_id req = {.session_id = cl_session_id(s)};
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_session_id_encode(&w, &req);
@@ -102,14 +109,24 @@ static int session_id_call(struct fc_session *s, call_fn call, uint16_t opcode,
 
 static void on_reconnect(struct rpc_client *c, void *arg)
 {
-    struct fc_session *s = arg;
+    struct cl_session *s = arg;
     (void)c;
     int rc = session_open(s, rpc_call_raw);
     if (rc < 0)
         log_warn("session: reopen after reconnect failed: %s", strerror(-rc));
 }
 
-static int renew_once(struct fc_session *s)
+static void on_request(struct rpc_client *c, uint16_t opcode, uint64_t req_id,
+                       const uint8_t *payload, size_t len, void *arg)
+{
+    struct cl_session *s = arg;
+    if (s->on_request)
+        s->on_request(c, opcode, req_id, payload, len, s->arg);
+    else
+        rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), -ENOSYS, NULL, 0);
+}
+
+static int renew_once(struct cl_session *s)
 {
     struct rpc_reply rep;
     int rc = session_id_call(s, rpc_call, PROTO_MSG_SESSION_RENEW_REQ, &rep);
@@ -135,7 +152,7 @@ static int renew_once(struct fc_session *s)
 
 static void *renew_main(void *arg)
 {
-    struct fc_session *s = arg;
+    struct cl_session *s = arg;
 
     pthread_mutex_lock(&s->lock);
     while (!s->stop) {
@@ -165,25 +182,13 @@ static void *renew_main(void *arg)
     return NULL;
 }
 
-int fc_session_probe(const char *addr)
+/* @addr and @name are borrowed.  Caller owns *out: cl_session_close(). */
+int cl_session_open(const char *addr, const char *name, uint8_t role,
+                    void (*hook)(struct rpc_client *, uint16_t, uint64_t,
+                                 const uint8_t *, size_t, void *),
+                    void *arg, struct cl_session **out)
 {
-    struct rpc_opts opts = {
-        .role = PROTO_ROLE_CLIENT,
-        .name = "tessera-mount probe",
-        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
-        .call_timeout_ms = CALL_TIMEOUT_MS,
-    };
-    struct rpc_client *c;
-    int rc = rpc_client_open(addr, &opts, &c);
-    if (rc == 0)
-        rpc_client_close(c);
-    return rc;
-}
-
-/* @addr and @name are borrowed.  Caller owns *out: fc_session_close(). */
-int fc_session_open(const char *addr, const char *name, struct fc_session **out)
-{
-    struct fc_session *s = calloc(1, sizeof(*s));
+    struct cl_session *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     pthread_mutex_init(&s->lock, NULL);
@@ -193,16 +198,20 @@ int fc_session_open(const char *addr, const char *name, struct fc_session **out)
     pthread_cond_init(&s->cond, &ca);
     pthread_condattr_destroy(&ca);
     strncpy(s->name, name, sizeof(s->name) - 1);
+    s->role = role;
+    s->on_request = hook;
+    s->arg = arg;
     if (gethostname(s->host, sizeof(s->host) - 1) < 0)
         strcpy(s->host, "unknown");
 
     struct rpc_opts opts = {
-        .role = PROTO_ROLE_CLIENT,
+        .role = role,
         .name = s->name,
         .connect_timeout_ms = CONNECT_TIMEOUT_MS,
         .call_timeout_ms = CALL_TIMEOUT_MS,
         .reconnect_ms = RECONNECT_MS,
         .on_reconnect = on_reconnect,
+        .on_request = on_request,
         .arg = s,
     };
     int rc = rpc_client_open(addr, &opts, &s->rpc);
@@ -219,11 +228,11 @@ int fc_session_open(const char *addr, const char *name, struct fc_session **out)
     return 0;
 
 fail:
-    fc_session_close(s);
+    cl_session_close(s);
     return rc;
 }
 
-void fc_session_close(struct fc_session *s)
+void cl_session_close(struct cl_session *s)
 {
     if (!s)
         return;
@@ -236,7 +245,7 @@ void fc_session_close(struct fc_session *s)
     }
     if (s->rpc && s->id) {
         struct rpc_reply rep;
-        /* Without waiting for a reconnect: an unmount must not hang on a
+        /* Without waiting for a reconnect: closing must not hang on a
          * metad that is away; the session then expires by itself. */
         int rc =
             session_id_call(s, rpc_call_raw, PROTO_MSG_SESSION_CLOSE_REQ, &rep);
@@ -251,12 +260,12 @@ void fc_session_close(struct fc_session *s)
     free(s);
 }
 
-struct rpc_client *fc_session_rpc(struct fc_session *s)
+struct rpc_client *cl_session_rpc(struct cl_session *s)
 {
     return s->rpc;
 }
 
-uint64_t fc_session_id(struct fc_session *s)
+uint64_t cl_session_id(struct cl_session *s)
 {
     pthread_mutex_lock(&s->lock);
     uint64_t id = s->id;

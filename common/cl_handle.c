@@ -1,21 +1,25 @@
-/* fc_handle.c: the table of open files.
+/* cl_handle.c: the table of open inodes.
  *
- * Every open() gets a struct fc_handle (its pointer is fi->fh); handles on
- * the same inode share one struct fc_inode holding what the data path must
- * remember between requests:
+ * Every file the mount has open, and every image tessera-nbd serves, holds
+ * a reference on one struct cl_inode per inode; handles on the same inode
+ * share it, and with it what the data path must remember between
+ * requests:
  *
- *   - the file size as far as this mount knows it (from the attributes at
+ *   - the file size as far as this client knows it (from the attributes at
  *     open, raised by our own writes, set by our truncates), used to clamp
  *     reads;
  *   - the write leases held on chunks (CHUNK_WRITE_BEGIN replies), reused
- *     until FC_LEASE_RENEW_MS, with a dirty flag per chunk saying that a
- *     CHUNK_SYNC is owed at the next fsync or flush;
+ *     until CL_LEASE_RENEW_MS, with a dirty flag per chunk saying that a
+ *     CHUNK_SYNC is owed at the next fsync or flush, and a stale flag set
+ *     when a server of the chain goes down (the next write asks metad
+ *     again; the dirty flag stays, so the sync goes to the new chain);
  *   - whether a CHUNK_WRITE_END (mtime, size) is owed.
  *
  * The table lock guards the inode list and reference counts; each inode's
- * own lock guards its fields.  Nothing here does I/O: fc_data.c drives it.
+ * own lock guards its fields.  Lock order: table, then inode.  Nothing
+ * here does I/O: cl_file.c and cl_chunk.c drive it.
  */
-#include "fc_internal.h"
+#include "cl_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,18 +29,18 @@
 
 struct node_link {
     struct node_link *next;
-    struct fc_inode node;
+    struct cl_inode node;
 };
 
-struct fc_handles {
+struct cl_handles {
     pthread_mutex_t lock;
     struct node_link *buckets[NBUCKETS];
 };
 
-/* Caller owns the result: fc_handles_free(). */
-struct fc_handles *fc_handles_new(void)
+/* Caller owns the result: cl_handles_free(). */
+struct cl_handles *cl_handles_new(void)
 {
-    struct fc_handles *t = calloc(1, sizeof(*t));
+    struct cl_handles *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
     pthread_mutex_init(&t->lock, NULL);
@@ -46,13 +50,14 @@ struct fc_handles *fc_handles_new(void)
 static void node_free(struct node_link *l)
 {
     pthread_mutex_destroy(&l->node.lock);
+    pthread_mutex_destroy(&l->node.sync_lock);
     free(l->node.leases);
     free(l);
 }
 
 /* Frees inodes still open too: at unmount the kernel has released every
  * handle, so any left are from an aborted connection. */
-void fc_handles_free(struct fc_handles *t)
+void cl_handles_free(struct cl_handles *t)
 {
     if (!t)
         return;
@@ -68,7 +73,7 @@ void fc_handles_free(struct fc_handles *t)
     free(t);
 }
 
-static struct node_link **find_locked(struct fc_handles *t, uint64_t ino)
+static struct node_link **find_locked(struct cl_handles *t, uint64_t ino)
 {
     struct node_link **pp = &t->buckets[ino % NBUCKETS];
     for (; *pp; pp = &(*pp)->next)
@@ -77,13 +82,10 @@ static struct node_link **find_locked(struct fc_handles *t, uint64_t ino)
     return pp;
 }
 
-int fc_handles_open(struct fc_handles *t, uint64_t ino, int flags,
-                    uint64_t size, struct fc_handle **out)
+/* Caller owns the reference in *out: cl_handles_put(). */
+int cl_handles_open(struct cl_handles *t, uint64_t ino, uint64_t size,
+                    struct cl_inode **out)
 {
-    struct fc_handle *h = calloc(1, sizeof(*h));
-    if (!h)
-        return -ENOMEM;
-
     pthread_mutex_lock(&t->lock);
     struct node_link **pp = find_locked(t, ino);
     struct node_link *l = *pp;
@@ -91,26 +93,23 @@ int fc_handles_open(struct fc_handles *t, uint64_t ino, int flags,
         l = calloc(1, sizeof(*l));
         if (!l) {
             pthread_mutex_unlock(&t->lock);
-            free(h);
             return -ENOMEM;
         }
         l->node.ino = ino;
         l->node.size = size;
         pthread_mutex_init(&l->node.lock, NULL);
+        pthread_mutex_init(&l->node.sync_lock, NULL);
         *pp = l;
     } else {
-        fc_inode_grow(&l->node, size);
+        cl_inode_grow(&l->node, size);
     }
     l->node.refs++;
     pthread_mutex_unlock(&t->lock);
-
-    h->node = &l->node;
-    h->flags = flags;
-    *out = h;
+    *out = &l->node;
     return 0;
 }
 
-void fc_handles_put(struct fc_handles *t, struct fc_inode *n)
+void cl_handles_put(struct cl_handles *t, struct cl_inode *n)
 {
     if (!n)
         return;
@@ -124,17 +123,9 @@ void fc_handles_put(struct fc_handles *t, struct fc_inode *n)
     pthread_mutex_unlock(&t->lock);
 }
 
-void fc_handles_release(struct fc_handles *t, struct fc_handle *h)
+struct cl_inode *cl_handles_find(struct cl_handles *t, uint64_t ino)
 {
-    if (!h)
-        return;
-    fc_handles_put(t, h->node);
-    free(h);
-}
-
-struct fc_inode *fc_handles_find(struct fc_handles *t, uint64_t ino)
-{
-    struct fc_inode *n = NULL;
+    struct cl_inode *n = NULL;
 
     pthread_mutex_lock(&t->lock);
     struct node_link *l = *find_locked(t, ino);
@@ -146,7 +137,7 @@ struct fc_inode *fc_handles_find(struct fc_handles *t, uint64_t ino)
     return n;
 }
 
-static struct fc_lease *lease_find_locked(struct fc_inode *n, uint64_t index)
+static struct cl_lease *lease_find_locked(struct cl_inode *n, uint64_t index)
 {
     for (size_t i = 0; i < n->nleases; i++)
         if (n->leases[i].chunk.index == index)
@@ -154,14 +145,14 @@ static struct fc_lease *lease_find_locked(struct fc_inode *n, uint64_t index)
     return NULL;
 }
 
-int fc_inode_lease_get(struct fc_inode *n, uint64_t index, uint64_t now_ms,
-                       struct fc_chunk *out)
+int cl_inode_lease_get(struct cl_inode *n, uint64_t index, uint64_t now_ms,
+                       struct cl_chunk *out)
 {
     int rc = -ENOENT;
 
     pthread_mutex_lock(&n->lock);
-    struct fc_lease *l = lease_find_locked(n, index);
-    if (l && now_ms - l->granted_ms < FC_LEASE_RENEW_MS) {
+    struct cl_lease *l = lease_find_locked(n, index);
+    if (l && !l->stale && now_ms - l->granted_ms < CL_LEASE_RENEW_MS) {
         *out = l->chunk;
         rc = 0;
     }
@@ -171,15 +162,15 @@ int fc_inode_lease_get(struct fc_inode *n, uint64_t index, uint64_t now_ms,
 
 /* @chunk is borrowed and copied.  A renewed lease keeps its dirty flag:
  * the data written under the old one still needs its sync. */
-int fc_inode_lease_put(struct fc_inode *n, const struct fc_chunk *chunk,
+int cl_inode_lease_put(struct cl_inode *n, const struct cl_chunk *chunk,
                        uint64_t now_ms)
 {
     pthread_mutex_lock(&n->lock);
-    struct fc_lease *l = lease_find_locked(n, chunk->index);
+    struct cl_lease *l = lease_find_locked(n, chunk->index);
     if (!l) {
         if (n->nleases == n->cap) {
             size_t cap = n->cap ? n->cap * 2 : 4;
-            struct fc_lease *v = realloc(n->leases, cap * sizeof(*v));
+            struct cl_lease *v = realloc(n->leases, cap * sizeof(*v));
             if (!v) {
                 pthread_mutex_unlock(&n->lock);
                 return -ENOMEM;
@@ -194,16 +185,48 @@ int fc_inode_lease_put(struct fc_inode *n, const struct fc_chunk *chunk,
     }
     l->chunk = *chunk;
     l->granted_ms = now_ms;
+    l->stale = false;
     pthread_mutex_unlock(&n->lock);
     return 0;
 }
 
-static void lease_remove_locked(struct fc_inode *n, size_t i)
+static void lease_remove_locked(struct cl_inode *n, size_t i)
 {
     n->leases[i] = n->leases[--n->nleases];
 }
 
-void fc_inode_lease_drop(struct fc_inode *n, uint64_t index)
+void cl_inode_lease_stale(struct cl_inode *n, uint64_t index)
+{
+    pthread_mutex_lock(&n->lock);
+    struct cl_lease *l = lease_find_locked(n, index);
+    if (l)
+        l->stale = true;
+    pthread_mutex_unlock(&n->lock);
+}
+
+size_t cl_handles_server_down(struct cl_handles *t, uint32_t server_id)
+{
+    size_t k = 0;
+
+    pthread_mutex_lock(&t->lock);
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        for (struct node_link *l = t->buckets[b]; l; l = l->next) {
+            struct cl_inode *n = &l->node;
+            pthread_mutex_lock(&n->lock);
+            for (size_t i = 0; i < n->nleases; i++) {
+                if (cl_chunk_has_server(&n->leases[i].chunk, server_id)) {
+                    n->leases[i].stale = true;
+                    k++;
+                }
+            }
+            pthread_mutex_unlock(&n->lock);
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return k;
+}
+
+void cl_inode_lease_drop(struct cl_inode *n, uint64_t index)
 {
     pthread_mutex_lock(&n->lock);
     for (size_t i = 0; i < n->nleases; i++) {
@@ -215,7 +238,7 @@ void fc_inode_lease_drop(struct fc_inode *n, uint64_t index)
     pthread_mutex_unlock(&n->lock);
 }
 
-void fc_inode_lease_drop_from(struct fc_inode *n, uint64_t first)
+void cl_inode_lease_drop_from(struct cl_inode *n, uint64_t first)
 {
     pthread_mutex_lock(&n->lock);
     for (size_t i = 0; i < n->nleases;) {
@@ -227,23 +250,23 @@ void fc_inode_lease_drop_from(struct fc_inode *n, uint64_t first)
     pthread_mutex_unlock(&n->lock);
 }
 
-void fc_inode_lease_dirty(struct fc_inode *n, uint64_t index)
+void cl_inode_lease_dirty(struct cl_inode *n, uint64_t index)
 {
     pthread_mutex_lock(&n->lock);
-    struct fc_lease *l = lease_find_locked(n, index);
+    struct cl_lease *l = lease_find_locked(n, index);
     if (l)
         l->dirty = true;
     pthread_mutex_unlock(&n->lock);
 }
 
-size_t fc_inode_take_dirty(struct fc_inode *n, struct fc_chunk *out, size_t max)
+size_t cl_inode_take_dirty(struct cl_inode *n, uint64_t *out, size_t max)
 {
     size_t k = 0;
 
     pthread_mutex_lock(&n->lock);
     for (size_t i = 0; i < n->nleases && k < max; i++) {
         if (n->leases[i].dirty) {
-            out[k++] = n->leases[i].chunk;
+            out[k++] = n->leases[i].chunk.index;
             n->leases[i].dirty = false;
         }
     }
@@ -251,7 +274,7 @@ size_t fc_inode_take_dirty(struct fc_inode *n, struct fc_chunk *out, size_t max)
     return k;
 }
 
-size_t fc_inode_ndirty(struct fc_inode *n)
+size_t cl_inode_ndirty(struct cl_inode *n)
 {
     size_t k = 0;
 
@@ -262,7 +285,7 @@ size_t fc_inode_ndirty(struct fc_inode *n)
     return k;
 }
 
-uint64_t fc_inode_grow(struct fc_inode *n, uint64_t size)
+uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size)
 {
     pthread_mutex_lock(&n->lock);
     if (size > n->size)
@@ -272,17 +295,40 @@ uint64_t fc_inode_grow(struct fc_inode *n, uint64_t size)
     return size;
 }
 
-void fc_inode_set_size(struct fc_inode *n, uint64_t size)
+void cl_inode_set_size(struct cl_inode *n, uint64_t size)
 {
     pthread_mutex_lock(&n->lock);
     n->size = size;
     pthread_mutex_unlock(&n->lock);
 }
 
-uint64_t fc_inode_size(struct fc_inode *n)
+uint64_t cl_inode_size(struct cl_inode *n)
 {
     pthread_mutex_lock(&n->lock);
     uint64_t size = n->size;
     pthread_mutex_unlock(&n->lock);
     return size;
+}
+
+/* ---- The public face (cl.h) -------------------------------------------- */
+
+int cl_inode_open(struct cl_client *c, uint64_t ino, uint64_t size,
+                  struct cl_inode **out)
+{
+    return cl_handles_open(c->handles, ino, size, out);
+}
+
+struct cl_inode *cl_inode_find(struct cl_client *c, uint64_t ino)
+{
+    return cl_handles_find(c->handles, ino);
+}
+
+void cl_inode_put(struct cl_client *c, struct cl_inode *n)
+{
+    cl_handles_put(c->handles, n);
+}
+
+uint64_t cl_inode_ino(const struct cl_inode *n)
+{
+    return n->ino;
 }

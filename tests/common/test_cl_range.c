@@ -1,4 +1,4 @@
-/* Tests for client-fuse/fc_range.c: cutting byte ranges into per-chunk
+/* Tests for common/cl_range.c: cutting byte ranges into per-chunk
  * pieces at chunk boundaries and message limits, clamping reads to the
  * file size, counting chunks, with offsets past 4 GiB. */
 #include <setjmp.h>
@@ -9,24 +9,24 @@
 
 #include <cmocka.h>
 
-#include "fc_internal.h"
+#include "cl_internal.h"
 
 #define CS ((uint64_t)PROTO_CHUNK_SIZE)
 
 static size_t collect(uint64_t off, uint64_t len, uint32_t max,
-                      struct fc_piece *out, size_t cap)
+                      struct cl_piece *out, size_t cap)
 {
-    struct fc_range_iter it;
+    struct cl_range_iter it;
     size_t n = 0;
-    fc_range_init(&it, off, len, max);
-    while (n < cap && fc_range_next(&it, &out[n]))
+    cl_range_init(&it, off, len, max);
+    while (n < cap && cl_range_next(&it, &out[n]))
         n++;
     return n;
 }
 
-static void test_fc_range_next_within_one_chunk(void **state)
+static void test_cl_range_next_within_one_chunk(void **state)
 {
-    struct fc_piece p[4];
+    struct cl_piece p[4];
     (void)state;
     assert_int_equal(collect(4096, 8192, 0, p, 4), 1);
     assert_int_equal(p[0].index, 0);
@@ -35,9 +35,9 @@ static void test_fc_range_next_within_one_chunk(void **state)
     assert_int_equal(p[0].buf_off, 0);
 }
 
-static void test_fc_range_next_splits_at_chunk_boundary(void **state)
+static void test_cl_range_next_splits_at_chunk_boundary(void **state)
 {
-    struct fc_piece p[4];
+    struct cl_piece p[4];
     (void)state;
     /* 100 bytes before the boundary, 50 after. */
     assert_int_equal(collect(CS - 100, 150, 0, p, 4), 2);
@@ -50,9 +50,9 @@ static void test_fc_range_next_splits_at_chunk_boundary(void **state)
     assert_int_equal(p[1].buf_off, 100);
 }
 
-static void test_fc_range_next_exact_chunk_is_one_piece(void **state)
+static void test_cl_range_next_exact_chunk_is_one_piece(void **state)
 {
-    struct fc_piece p[4];
+    struct cl_piece p[4];
     (void)state;
     assert_int_equal(collect(CS, CS, 0, p, 4), 1);
     assert_int_equal(p[0].index, 1);
@@ -60,9 +60,9 @@ static void test_fc_range_next_exact_chunk_is_one_piece(void **state)
     assert_int_equal(p[0].len, CS);
 }
 
-static void test_fc_range_next_respects_max(void **state)
+static void test_cl_range_next_respects_max(void **state)
 {
-    struct fc_piece p[8];
+    struct cl_piece p[8];
     (void)state;
     /* 10 MiB from 1 MiB before a boundary, at most 4 MiB a piece. */
     size_t n = collect(CS - (1u << 20), 10u << 20, 4u << 20, p, 8);
@@ -80,9 +80,9 @@ static void test_fc_range_next_respects_max(void **state)
     assert_int_equal(total, 10u << 20);
 }
 
-static void test_fc_range_next_past_4gib(void **state)
+static void test_cl_range_next_past_4gib(void **state)
 {
-    struct fc_piece p[2];
+    struct cl_piece p[2];
     uint64_t off = 5ull << 30; /* 5 GiB = chunk 80 exactly */
     (void)state;
     assert_int_equal(collect(off + 7, 4096, 0, p, 2), 1);
@@ -91,55 +91,55 @@ static void test_fc_range_next_past_4gib(void **state)
     assert_int_equal(p[0].len, 4096);
 }
 
-static void test_fc_range_next_empty_range(void **state)
+static void test_cl_range_next_empty_range(void **state)
 {
-    struct fc_piece p[1];
+    struct cl_piece p[1];
     (void)state;
     assert_int_equal(collect(12345, 0, 0, p, 1), 0);
 }
 
-static void test_fc_range_next_stops_at_top_of_address_space(void **state)
+static void test_cl_range_next_stops_at_top_of_address_space(void **state)
 {
-    struct fc_piece p[4];
+    struct cl_piece p[4];
     (void)state;
     size_t n = collect(UINT64_MAX - 10, 100, 0, p, 4);
     assert_int_equal(n, 1);
     assert_int_equal(p[0].len, 10);
 }
 
-static void test_fc_range_clamp_cases(void **state)
+static void test_cl_range_clamp_cases(void **state)
 {
     (void)state;
-    assert_int_equal(fc_range_clamp(0, 100, 1000), 100);
-    assert_int_equal(fc_range_clamp(950, 100, 1000), 50);
-    assert_int_equal(fc_range_clamp(1000, 100, 1000), 0);
-    assert_int_equal(fc_range_clamp(2000, 100, 1000), 0);
-    assert_int_equal(fc_range_clamp(5ull << 30, 4096, (5ull << 30) + 1), 1);
+    assert_int_equal(cl_range_clamp(0, 100, 1000), 100);
+    assert_int_equal(cl_range_clamp(950, 100, 1000), 50);
+    assert_int_equal(cl_range_clamp(1000, 100, 1000), 0);
+    assert_int_equal(cl_range_clamp(2000, 100, 1000), 0);
+    assert_int_equal(cl_range_clamp(5ull << 30, 4096, (5ull << 30) + 1), 1);
 }
 
-static void test_fc_range_nchunks_cases(void **state)
+static void test_cl_range_nchunks_cases(void **state)
 {
     (void)state;
-    assert_int_equal(fc_range_nchunks(0, 0), 0);
-    assert_int_equal(fc_range_nchunks(0, 1), 1);
-    assert_int_equal(fc_range_nchunks(0, CS), 1);
-    assert_int_equal(fc_range_nchunks(0, CS + 1), 2);
-    assert_int_equal(fc_range_nchunks(CS - 1, 2), 2);
-    assert_int_equal(fc_range_nchunks(3 * CS, 10 * CS), 10);
+    assert_int_equal(cl_range_nchunks(0, 0), 0);
+    assert_int_equal(cl_range_nchunks(0, 1), 1);
+    assert_int_equal(cl_range_nchunks(0, CS), 1);
+    assert_int_equal(cl_range_nchunks(0, CS + 1), 2);
+    assert_int_equal(cl_range_nchunks(CS - 1, 2), 2);
+    assert_int_equal(cl_range_nchunks(3 * CS, 10 * CS), 10);
 }
 
-int test_fc_range(void)
+int test_cl_range(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fc_range_next_within_one_chunk),
-        cmocka_unit_test(test_fc_range_next_splits_at_chunk_boundary),
-        cmocka_unit_test(test_fc_range_next_exact_chunk_is_one_piece),
-        cmocka_unit_test(test_fc_range_next_respects_max),
-        cmocka_unit_test(test_fc_range_next_past_4gib),
-        cmocka_unit_test(test_fc_range_next_empty_range),
-        cmocka_unit_test(test_fc_range_next_stops_at_top_of_address_space),
-        cmocka_unit_test(test_fc_range_clamp_cases),
-        cmocka_unit_test(test_fc_range_nchunks_cases),
+        cmocka_unit_test(test_cl_range_next_within_one_chunk),
+        cmocka_unit_test(test_cl_range_next_splits_at_chunk_boundary),
+        cmocka_unit_test(test_cl_range_next_exact_chunk_is_one_piece),
+        cmocka_unit_test(test_cl_range_next_respects_max),
+        cmocka_unit_test(test_cl_range_next_past_4gib),
+        cmocka_unit_test(test_cl_range_next_empty_range),
+        cmocka_unit_test(test_cl_range_next_stops_at_top_of_address_space),
+        cmocka_unit_test(test_cl_range_clamp_cases),
+        cmocka_unit_test(test_cl_range_nchunks_cases),
     };
-    return cmocka_run_group_tests_name("fc_range", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("cl_range", tests, NULL, NULL);
 }

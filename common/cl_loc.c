@@ -1,19 +1,21 @@
-/* fc_loc.c: the client's cache of chunk locations, keyed by (inode, chunk
+/* cl_loc.c: the client's cache of chunk locations, keyed by (inode, chunk
  * index).
  *
- * metad answers CHUNK_LOCATE with many chunks at once; fc_meta.c puts them
- * here and fc_data.c reads from here before each chunk request, so reads
+ * metad answers CHUNK_LOCATE with many chunks at once; cl_meta.c puts them
+ * here and cl_chunk.c reads from here before each chunk request, so reads
  * do not pass metad (docs/architecture.md, "Reading").  Entries expire:
- * holes after FC_LOC_HOLE_TTL_MS (another client may fill them), chunks
- * after FC_LOC_TTL_MS.  Callers invalidate an entry when a chunk server
- * refuses it (old version, checksum, down server) and refetch.
+ * holes after CL_LOC_HOLE_TTL_MS (another client may fill them), chunks
+ * after CL_LOC_TTL_MS.  Callers invalidate an entry when a chunk server
+ * refuses it (old version, checksum, down server) and refetch; a server
+ * metad announces as not up leaves every entry at once
+ * (cl_loc_drop_server(), docs/protocol.md §11.7).
  *
  * A fixed array of buckets with chained entries, under one mutex.  When
  * the cache holds @max entries an insert first empties it: crude, but a
  * miss only costs one CHUNK_LOCATE and the bound is what matters.  Time is
  * passed in by the caller so tests control it.
  */
-#include "fc_internal.h"
+#include "cl_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,10 +27,10 @@ struct entry {
     struct entry *next;
     uint64_t ino;
     uint64_t expires_ms;
-    struct fc_chunk chunk;
+    struct cl_chunk chunk;
 };
 
-struct fc_loc_cache {
+struct cl_loc_cache {
     pthread_mutex_t lock;
     size_t count, max;
     struct entry *buckets[NBUCKETS];
@@ -40,10 +42,10 @@ static size_t bucket_of(uint64_t ino, uint64_t index)
     return (size_t)(h >> 32) % NBUCKETS;
 }
 
-/* Caller owns the result: fc_loc_cache_free(). */
-struct fc_loc_cache *fc_loc_cache_new(size_t max)
+/* Caller owns the result: cl_loc_cache_free(). */
+struct cl_loc_cache *cl_loc_cache_new(size_t max)
 {
-    struct fc_loc_cache *c = calloc(1, sizeof(*c));
+    struct cl_loc_cache *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     pthread_mutex_init(&c->lock, NULL);
@@ -51,7 +53,7 @@ struct fc_loc_cache *fc_loc_cache_new(size_t max)
     return c;
 }
 
-static void clear_locked(struct fc_loc_cache *c)
+static void clear_locked(struct cl_loc_cache *c)
 {
     for (size_t i = 0; i < NBUCKETS; i++) {
         struct entry *e = c->buckets[i];
@@ -65,7 +67,7 @@ static void clear_locked(struct fc_loc_cache *c)
     c->count = 0;
 }
 
-void fc_loc_cache_free(struct fc_loc_cache *c)
+void cl_loc_cache_free(struct cl_loc_cache *c)
 {
     if (!c)
         return;
@@ -74,7 +76,7 @@ void fc_loc_cache_free(struct fc_loc_cache *c)
     free(c);
 }
 
-static struct entry **find_locked(struct fc_loc_cache *c, uint64_t ino,
+static struct entry **find_locked(struct cl_loc_cache *c, uint64_t ino,
                                   uint64_t index)
 {
     struct entry **pp = &c->buckets[bucket_of(ino, index)];
@@ -85,10 +87,10 @@ static struct entry **find_locked(struct fc_loc_cache *c, uint64_t ino,
 }
 
 /* @chunk is borrowed and copied. */
-int fc_loc_put(struct fc_loc_cache *c, uint64_t ino,
-               const struct fc_chunk *chunk, uint64_t now_ms)
+int cl_loc_put(struct cl_loc_cache *c, uint64_t ino,
+               const struct cl_chunk *chunk, uint64_t now_ms)
 {
-    uint64_t ttl = chunk->chunk_id ? FC_LOC_TTL_MS : FC_LOC_HOLE_TTL_MS;
+    uint64_t ttl = chunk->chunk_id ? CL_LOC_TTL_MS : CL_LOC_HOLE_TTL_MS;
 
     pthread_mutex_lock(&c->lock);
     struct entry **pp = find_locked(c, ino, chunk->index);
@@ -114,8 +116,8 @@ int fc_loc_put(struct fc_loc_cache *c, uint64_t ino,
     return 0;
 }
 
-int fc_loc_get(struct fc_loc_cache *c, uint64_t ino, uint64_t index,
-               uint64_t now_ms, struct fc_chunk *out)
+int cl_loc_get(struct cl_loc_cache *c, uint64_t ino, uint64_t index,
+               uint64_t now_ms, struct cl_chunk *out)
 {
     int rc = -ENOENT;
 
@@ -134,7 +136,7 @@ int fc_loc_get(struct fc_loc_cache *c, uint64_t ino, uint64_t index,
     return rc;
 }
 
-void fc_loc_invalidate(struct fc_loc_cache *c, uint64_t ino, uint64_t index)
+void cl_loc_invalidate(struct cl_loc_cache *c, uint64_t ino, uint64_t index)
 {
     pthread_mutex_lock(&c->lock);
     struct entry **pp = find_locked(c, ino, index);
@@ -147,7 +149,7 @@ void fc_loc_invalidate(struct fc_loc_cache *c, uint64_t ino, uint64_t index)
     pthread_mutex_unlock(&c->lock);
 }
 
-void fc_loc_invalidate_from(struct fc_loc_cache *c, uint64_t ino,
+void cl_loc_invalidate_from(struct cl_loc_cache *c, uint64_t ino,
                             uint64_t first)
 {
     pthread_mutex_lock(&c->lock);
@@ -167,7 +169,57 @@ void fc_loc_invalidate_from(struct fc_loc_cache *c, uint64_t ino,
     pthread_mutex_unlock(&c->lock);
 }
 
-size_t fc_loc_count(struct fc_loc_cache *c)
+/* Remove replica @i of @chunk, keeping the others in chain order. */
+static void chunk_remove_replica(struct cl_chunk *chunk, uint32_t i)
+{
+    for (uint32_t k = i + 1; k < chunk->nreplicas; k++) {
+        chunk->server_id[k - 1] = chunk->server_id[k];
+        memcpy(chunk->addr[k - 1], chunk->addr[k], CL_ADDR_MAX);
+    }
+    chunk->nreplicas--;
+}
+
+size_t cl_loc_drop_server(struct cl_loc_cache *c, uint32_t server_id)
+{
+    size_t changed = 0;
+
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        struct entry **pp = &c->buckets[i];
+        while (*pp) {
+            struct entry *e = *pp;
+            bool hit = false;
+            for (uint32_t r = 0; r < e->chunk.nreplicas;) {
+                if (e->chunk.server_id[r] == server_id) {
+                    chunk_remove_replica(&e->chunk, r);
+                    hit = true;
+                } else {
+                    r++;
+                }
+            }
+            changed += hit;
+            if (hit && e->chunk.nreplicas == 0) {
+                *pp = e->next;
+                free(e);
+                c->count--;
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return changed;
+}
+
+bool cl_chunk_has_server(const struct cl_chunk *chunk, uint32_t server_id)
+{
+    for (uint32_t r = 0; r < chunk->nreplicas; r++)
+        if (chunk->server_id[r] == server_id)
+            return true;
+    return false;
+}
+
+size_t cl_loc_count(struct cl_loc_cache *c)
 {
     pthread_mutex_lock(&c->lock);
     size_t n = c->count;
@@ -176,7 +228,7 @@ size_t fc_loc_count(struct fc_loc_cache *c)
 }
 
 /* @loc is borrowed; its strings are copied into @out. */
-int fc_chunk_from_loc(const struct proto_chunk_loc *loc, struct fc_chunk *out)
+int cl_chunk_from_loc(const struct proto_chunk_loc *loc, struct cl_chunk *out)
 {
     if (loc->nreplicas > PROTO_MAX_REPLICAS)
         return -EPROTO;
@@ -189,7 +241,7 @@ int fc_chunk_from_loc(const struct proto_chunk_loc *loc, struct fc_chunk *out)
     out->nreplicas = loc->nreplicas;
     for (uint32_t i = 0; i < loc->nreplicas; i++) {
         const struct proto_str *a = &loc->replicas[i].addr;
-        if (a->len == 0 || a->len >= FC_ADDR_MAX)
+        if (a->len == 0 || a->len >= CL_ADDR_MAX)
             return -EPROTO;
         out->server_id[i] = loc->replicas[i].server_id;
         memcpy(out->addr[i], a->p, a->len);

@@ -1,15 +1,15 @@
-/* fc_range.c: cutting a byte range of a file into per-chunk pieces.
+/* cl_range.c: cutting a byte range of a file into per-chunk pieces.
  *
  * Byte @off of a file lives in chunk @off / PROTO_CHUNK_SIZE at offset
  * @off % PROTO_CHUNK_SIZE (docs/architecture.md, "Data flow").  A read or
  * write of a range becomes one request per piece: a piece never crosses a
  * chunk boundary and never exceeds the largest data a message carries.
  * Everything is uint64_t so offsets past 4 GiB work.  Pure arithmetic: the
- * callers in fc_data.c do the I/O.
+ * callers in cl_file.c do the I/O.
  */
-#include "fc_internal.h"
+#include "cl_internal.h"
 
-void fc_range_init(struct fc_range_iter *it, uint64_t off, uint64_t len,
+void cl_range_init(struct cl_range_iter *it, uint64_t off, uint64_t len,
                    uint32_t max)
 {
     it->start = off;
@@ -19,7 +19,7 @@ void fc_range_init(struct fc_range_iter *it, uint64_t off, uint64_t len,
     it->max = max == 0 || max > PROTO_CHUNK_SIZE ? PROTO_CHUNK_SIZE : max;
 }
 
-bool fc_range_next(struct fc_range_iter *it, struct fc_piece *p)
+bool cl_range_next(struct cl_range_iter *it, struct cl_piece *p)
 {
     if (it->off >= it->end)
         return false;
@@ -37,14 +37,14 @@ bool fc_range_next(struct fc_range_iter *it, struct fc_piece *p)
     return true;
 }
 
-uint64_t fc_range_clamp(uint64_t off, uint64_t len, uint64_t size)
+uint64_t cl_range_clamp(uint64_t off, uint64_t len, uint64_t size)
 {
     if (off >= size)
         return 0;
     return len > size - off ? size - off : len;
 }
 
-uint64_t fc_range_nchunks(uint64_t off, uint64_t len)
+uint64_t cl_range_nchunks(uint64_t off, uint64_t len)
 {
     if (len == 0)
         return 0;

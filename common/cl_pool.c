@@ -1,17 +1,23 @@
-/* fc_chunkconn.c: one rpc client per chunk server address, shared by every
- * FUSE worker thread.
+/* cl_pool.c: one rpc client per chunk server address, shared by every
+ * thread of the client.
  *
  * rpc clients are pipelined and thread-safe (common/rpc.h), so one TCP
- * connection per server carries all of this mount's chunk traffic.  A
+ * connection per server carries all of this process's chunk traffic.  A
  * connection is dialled on first use; dialling happens outside the pool
  * lock so a dead server does not stall requests to the others, and when
  * two threads race to dial the same server the loser closes its client.
  * A client that loses its connection redials by itself for a short while
- * (reconnect_ms below) and then fails calls with -ENOTCONN, which the data
- * path treats as "try the next replica".  Clients live until the pool is
- * freed at unmount.
+ * (RECONNECT_MS) and then fails calls with -ENOTCONN, which the data path
+ * treats as "try the next replica".  A call gets no answer for at most
+ * CALL_TIMEOUT_MS: a stopped server (a partition) must not hold a write
+ * for longer than metad takes to declare it down.  Clients live until the
+ * pool is freed.
+ *
+ * cl_pool_probe() dials a separate, short-lived connection with a short
+ * handshake timeout: after a failed chained write it tells a server that
+ * answers from one that does not.
  */
-#include "fc_internal.h"
+#include "cl_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,33 +26,36 @@
 #include "log.h"
 
 #define CONNECT_TIMEOUT_MS 2000
-#define RECONNECT_MS 2000
-#define CALL_TIMEOUT_MS 30000
+#define RECONNECT_MS 1000
+#define CALL_TIMEOUT_MS 5000
+#define PROBE_TIMEOUT_MS 1000
 
 struct conn {
     struct conn *next;
-    char addr[FC_ADDR_MAX];
+    char addr[CL_ADDR_MAX];
     struct rpc_client *client;
 };
 
-struct fc_pool {
+struct cl_pool {
     pthread_mutex_t lock;
     struct conn *conns;
+    uint8_t role;
     char name[128];
 };
 
-/* @name is copied.  Caller owns the result: fc_pool_free(). */
-struct fc_pool *fc_pool_new(const char *name)
+/* @name is copied.  Caller owns the result: cl_pool_free(). */
+struct cl_pool *cl_pool_new(const char *name, uint8_t role)
 {
-    struct fc_pool *p = calloc(1, sizeof(*p));
+    struct cl_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     pthread_mutex_init(&p->lock, NULL);
     strncpy(p->name, name, sizeof(p->name) - 1);
+    p->role = role;
     return p;
 }
 
-void fc_pool_free(struct fc_pool *p)
+void cl_pool_free(struct cl_pool *p)
 {
     if (!p)
         return;
@@ -61,7 +70,7 @@ void fc_pool_free(struct fc_pool *p)
     free(p);
 }
 
-static struct rpc_client *find_locked(struct fc_pool *p, const char *addr)
+static struct rpc_client *find_locked(struct cl_pool *p, const char *addr)
 {
     for (struct conn *c = p->conns; c; c = c->next)
         if (strcmp(c->addr, addr) == 0)
@@ -69,9 +78,9 @@ static struct rpc_client *find_locked(struct fc_pool *p, const char *addr)
     return NULL;
 }
 
-int fc_pool_get(struct fc_pool *p, const char *addr, struct rpc_client **out)
+int cl_pool_get(struct cl_pool *p, const char *addr, struct rpc_client **out)
 {
-    if (strlen(addr) >= FC_ADDR_MAX)
+    if (strlen(addr) >= CL_ADDR_MAX)
         return -EINVAL;
 
     pthread_mutex_lock(&p->lock);
@@ -83,7 +92,7 @@ int fc_pool_get(struct fc_pool *p, const char *addr, struct rpc_client **out)
     }
 
     struct rpc_opts opts = {
-        .role = PROTO_ROLE_CLIENT,
+        .role = p->role,
         .name = p->name,
         .connect_timeout_ms = CONNECT_TIMEOUT_MS,
         .call_timeout_ms = CALL_TIMEOUT_MS,
@@ -120,4 +129,19 @@ int fc_pool_get(struct fc_pool *p, const char *addr, struct rpc_client **out)
     }
     *out = found;
     return 0;
+}
+
+int cl_pool_probe(struct cl_pool *p, const char *addr)
+{
+    struct rpc_opts opts = {
+        .role = p->role,
+        .name = p->name,
+        .connect_timeout_ms = PROBE_TIMEOUT_MS,
+        .call_timeout_ms = PROBE_TIMEOUT_MS,
+    };
+    struct rpc_client *client;
+    int rc = rpc_client_open(addr, &opts, &client);
+    if (rc == 0)
+        rpc_client_close(client);
+    return rc;
 }

@@ -1,0 +1,134 @@
+/* cl.h: the Tessera client library, shared by tessera-mount and
+ * tessera-nbd.
+ *
+ * A struct cl_client is one session with metad (SESSION_OPEN, renewed in
+ * the background, reopened after a reconnect) plus everything the data
+ * path keeps between requests: the chunk location cache, the table of open
+ * inodes with their write leases and dirty chunks, and one connection per
+ * chunk server.  On top of it, cl_file_*() read, write, sync, truncate and
+ * zero the bytes of an inode over chunks (docs/architecture.md, "Data
+ * flow"), failing over between replicas and recovering from failed ones
+ * (docs/protocol.md §11.4, §11.7).
+ *
+ * Every function blocks and is thread-safe: the FUSE mount calls them
+ * from its worker threads, the NBD export from its request threads.
+ * Nothing here knows about libfuse or NBD.
+ */
+#ifndef TESSERA_CL_H
+#define TESSERA_CL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "rpc.h"
+
+/* Longest "host:port" of a chunk server kept; longer ones are refused as
+ * a protocol error. */
+#define CL_ADDR_MAX 64
+
+/* Where one chunk of a file lives: a copy of a struct proto_chunk_loc that
+ * owns its strings.  chunk_id 0 is a hole (nreplicas 0). */
+struct cl_chunk {
+    uint64_t index;
+    uint64_t chunk_id;
+    uint64_t version;
+    uint32_t nreplicas;
+    uint32_t server_id[PROTO_MAX_REPLICAS];
+    char addr[PROTO_MAX_REPLICAS][CL_ADDR_MAX];
+};
+
+struct cl_client;
+struct cl_inode;
+
+struct cl_opts {
+    const char *meta; /* metad "host:port"; borrowed during open */
+    const char *name; /* session and HELLO name; borrowed during open */
+    uint8_t role;     /* PROTO_ROLE_CLIENT or PROTO_ROLE_NBD */
+};
+
+/* ---- Client (cl_client.c) ---------------------------------------------- */
+
+/* Connect to metad, open a session and set up the data path.  Caller owns
+ * *out: cl_client_close().  -errno when metad cannot be reached. */
+int cl_client_open(const struct cl_opts *opts, struct cl_client **out);
+/* End the session and free @c (NULL is fine).  No call may be running. */
+void cl_client_close(struct cl_client *c);
+uint64_t cl_client_session(struct cl_client *c);
+/* Check that metad at @addr answers the handshake, then hang up. */
+int cl_probe(const char *addr, uint8_t role);
+
+/* ---- Requests to metad (cl_meta.c) -------------------------------------- */
+
+/* Call metad with the request encoded in @req (borrowed) and decode the
+ * reply into @out.  On 0 the caller owns @rep (borrowed fields of @out
+ * point into it): rpc_reply_free().  On error @rep is empty. */
+int cl_meta_call(struct cl_client *c, uint16_t opcode, struct proto_wbuf *req,
+                 struct rpc_reply *rep, void *out);
+/* GETATTR without credentials. */
+int cl_meta_getattr(struct cl_client *c, uint64_t ino, struct proto_attr *out);
+/* LOOKUP of @name (borrowed) under @parent as @cred. */
+int cl_meta_lookup(struct cl_client *c, const struct proto_cred *cred,
+                   uint64_t parent, const char *name, struct proto_attr *out);
+
+/* ---- Open inodes (cl_handle.c) ----------------------------------------- */
+
+/* Take a reference on open inode @ino, creating it with @size (or raising
+ * its known size to @size).  Caller owns the reference: cl_inode_put(). */
+int cl_inode_open(struct cl_client *c, uint64_t ino, uint64_t size,
+                  struct cl_inode **out);
+/* The open inode @ino with a reference taken, or NULL when none is open. */
+struct cl_inode *cl_inode_find(struct cl_client *c, uint64_t ino);
+/* Drop a reference (NULL is fine); the inode goes with the last one. */
+void cl_inode_put(struct cl_client *c, struct cl_inode *n);
+uint64_t cl_inode_ino(const struct cl_inode *n);
+/* Raise the known size to @size if larger; returns the size now known. */
+uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size);
+void cl_inode_set_size(struct cl_inode *n, uint64_t size);
+uint64_t cl_inode_size(struct cl_inode *n);
+
+/* ---- File bytes (cl_file.c) --------------------------------------------- */
+
+/* Read up to @len bytes at @off of @n into @buf, clamped to the size
+ * known: returns the count or -errno. */
+int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                 size_t len, uint8_t *buf);
+/* Write @len bytes of @buf (borrowed) at @off; with @sync every replica
+ * makes them durable first.  Returns @len (or the bytes written before an
+ * error) or -errno. */
+int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                  const uint8_t *buf, size_t len, bool sync);
+/* CHUNK_SYNC every chunk of @n written since the last sync, then
+ * CHUNK_WRITE_END.  Concurrent syncs of one inode run one after the
+ * other, so a sync returns only when every write that returned before it
+ * started is durable. */
+int cl_file_sync(struct cl_client *c, struct cl_inode *n);
+/* Before a SETATTR shrinking @ino from @old_size to @new_size: zero the
+ * boundary chunk's tail on every replica.  @n may be NULL. */
+int cl_file_truncate_prepare(struct cl_client *c, uint64_t ino,
+                             struct cl_inode *n, uint64_t old_size,
+                             uint64_t new_size);
+/* After a successful SETATTR to @new_size: forget what lies past it. */
+void cl_file_truncate_done(struct cl_client *c, uint64_t ino,
+                           struct cl_inode *n, uint64_t new_size);
+/* Make [@off, @off + @len) read as zeros, below the size known.  Holes
+ * are skipped; a range reaching the end of a chunk (or of the file) is
+ * cut off with CHUNK_TRUNCATE, which lets the servers free the space;
+ * the rest is written with zeros. */
+int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                 uint64_t len);
+/* The location of chunk @index of @ino, from the cache or from metad
+ * (prefetching @prefetch chunks). */
+int cl_file_locate(struct cl_client *c, uint64_t ino, uint64_t index,
+                   uint64_t prefetch, struct cl_chunk *out);
+
+/* Map an error from a chunk server or metad on the data path to what an
+ * application may see: ENOSPC, EDQUOT, EFBIG, EROFS, EACCES, EPERM,
+ * ENOENT and ENOMEM pass, everything else is EIO.  @err is -errno. */
+int cl_errno(int err);
+/* Milliseconds of CLOCK_MONOTONIC, and nanoseconds of wall clock. */
+uint64_t cl_now_ms(void);
+int64_t cl_now_ns(void);
+
+#endif

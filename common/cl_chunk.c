@@ -1,0 +1,401 @@
+/* cl_chunk.c: one chunk's I/O against its replicas: reads that fail over,
+ * writes, syncs and truncates that recover from a failed replica.
+ *
+ * Read (docs/protocol.md §7.2, §8.2): find the chunk in the location cache
+ * (one CHUNK_LOCATE fills it for many chunks); a hole reads as zeros;
+ * otherwise CHUNK_READ from the first replica not known to be down.  On any
+ * error (connection, EOLDVER, ECHECKSUM, a timeout) try the next one; a
+ * checksum failure is also reported to metad (CHUNK_REPORT CHECKSUM), which
+ * replaces that replica.  When every replica failed, locate again once and
+ * go round again, then give up.
+ *
+ * Write, sync and truncate run under a write lease (CHUNK_WRITE_BEGIN).  A
+ * write goes to chain[0] carrying chain[1..]; its success means the data
+ * is on every replica of that chain (§7.3), and nothing else is ever
+ * acknowledged.  When the chain fails, recover() decides what happened:
+ *
+ *   EOLDVER or ENOENT    the version moved on (metad bumped it after a
+ *                        server went down, or another writer): ask for
+ *                        the lease again, report nothing the first time
+ *   anything else        a replica failed: find it (a server announced as
+ *                        down, else the first that does not answer a
+ *                        handshake, else the head of the chain), send
+ *                        CHUNK_REPORT WRITE and wait for the answer; metad
+ *                        drops it, bumps the survivors and ends the lease
+ *                        (§11.8), so the next WRITE_BEGIN gives a new
+ *                        version and a chain without it
+ *
+ * then CHUNK_WRITE_BEGIN again and the same request on the new chain.  At
+ * most CL_RECOVER_TRIES rounds within CL_RECOVER_MS; after that the error
+ * goes to the caller.  Errors a new chain cannot fix (ENOSPC, EFBIG, ...)
+ * return at once.  Data acknowledged earlier on the old chain is on every
+ * survivor, which carries it to the new version, and the lease keeps its
+ * dirty flag, so the next sync reaches it on the new chain.
+ */
+#include "cl_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 1000
+
+/* ---- Plumbing ---------------------------------------------------------- */
+
+static void chain_fill(const struct cl_chunk *ch, uint32_t from,
+                       struct proto_replica *chain, uint32_t *n)
+{
+    *n = 0;
+    for (uint32_t i = from; i < ch->nreplicas; i++) {
+        chain[*n].server_id = ch->server_id[i];
+        chain[*n].addr.p = ch->addr[i];
+        chain[*n].addr.len = (uint32_t)strlen(ch->addr[i]);
+        (*n)++;
+    }
+}
+
+/* Send a request already encoded in @w to the chunk server @addr; the reply
+ * body is decoded into @out when not NULL, and the reply is kept in @rep
+ * (caller frees) only then. */
+static int chunk_call(struct cl_client *c, const char *addr, uint16_t opcode,
+                      struct proto_wbuf *w, struct rpc_reply *rep, void *out)
+{
+    struct rpc_client *rpc;
+    if (w->err)
+        return w->err;
+    int rc = cl_pool_get(c->pool, addr, &rpc);
+    if (rc < 0)
+        return rc;
+    struct proto_empty empty;
+    struct rpc_reply tmp;
+    rc = rpc_call_msg(rpc, opcode, w, out ? rep : &tmp, out ? out : &empty);
+    if (rc == 0 && !out)
+        rpc_reply_free(&tmp);
+    return rc;
+}
+
+bool cl_chunk_error_final(int err)
+{
+    return err == -ENOSPC || err == -EDQUOT || err == -EFBIG || err == -EROFS ||
+           err == -EACCES || err == -EPERM || err == -EISDIR ||
+           err == -ENOMEM || err == -EINVAL;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    usleep(ms * 1000u);
+}
+
+/* ---- Read -------------------------------------------------------------- */
+
+/* The location of chunk @index of @ino: from the cache unless @force, else
+ * from metad with @count chunks prefetched. */
+static int get_loc(struct cl_client *c, uint64_t ino, uint64_t index,
+                   uint64_t count, bool force, struct cl_chunk *out)
+{
+    if (!force && cl_loc_get(c->loc, ino, index, cl_now_ms(), out) == 0)
+        return 0;
+    if (count == 0)
+        count = 1;
+    if (count > PROTO_LOCATE_MAX)
+        count = PROTO_LOCATE_MAX;
+    int rc = cl_meta_locate(c, ino, index, (uint32_t)count);
+    if (rc < 0)
+        return rc;
+    if (cl_loc_get(c->loc, ino, index, cl_now_ms(), out) == 0)
+        return 0;
+    /* Evicted between put and get by a full cache: ask for this one. */
+    rc = cl_meta_locate(c, ino, index, 1);
+    if (rc < 0)
+        return rc;
+    return cl_loc_get(c->loc, ino, index, cl_now_ms(), out) == 0 ? 0 : -EIO;
+}
+
+int cl_file_locate(struct cl_client *c, uint64_t ino, uint64_t index,
+                   uint64_t prefetch, struct cl_chunk *out)
+{
+    return get_loc(c, ino, index, prefetch, false, out);
+}
+
+static int read_replica(struct cl_client *c, const struct cl_chunk *ch,
+                        uint32_t r, const struct cl_piece *p, uint8_t *buf)
+{
+    struct proto_chunk_read_req req = {
+        .chunk_id = ch->chunk_id,
+        .version = ch->version,
+        .offset = p->off,
+        .length = p->len,
+    };
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_chunk_read_req_encode(&w, &req);
+    struct rpc_reply rep;
+    struct proto_bytes_rep out;
+    int rc =
+        chunk_call(c, ch->addr[r], PROTO_MSG_CHUNK_READ_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    if (out.data.len > p->len) {
+        rpc_reply_free(&rep);
+        return -EPROTO;
+    }
+    memcpy(buf, out.data.p, out.data.len);
+    memset(buf + out.data.len, 0, p->len - out.data.len);
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+/* Replica indexes of @ch in the order to try them: those not known to be
+ * down first, in chain order, then the others.  Returns the count. */
+static uint32_t read_order(struct cl_client *c, const struct cl_chunk *ch,
+                           uint32_t *order)
+{
+    uint32_t k = 0;
+    bool down[PROTO_MAX_REPLICAS];
+    for (uint32_t r = 0; r < ch->nreplicas; r++) {
+        down[r] = cl_downset_has(&c->down, ch->server_id[r]);
+        if (!down[r])
+            order[k++] = r;
+    }
+    for (uint32_t r = 0; r < ch->nreplicas; r++)
+        if (down[r])
+            order[k++] = r;
+    return k;
+}
+
+int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
+                  uint64_t prefetch, uint8_t *buf)
+{
+    struct cl_chunk ch;
+    int rc = 0;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = get_loc(c, ino, p->index, prefetch, attempt > 0, &ch);
+        if (rc < 0)
+            return rc;
+        if (ch.chunk_id == 0) {
+            memset(buf, 0, p->len);
+            return 0;
+        }
+        uint32_t order[PROTO_MAX_REPLICAS];
+        uint32_t n = read_order(c, &ch, order);
+        rc = -EIO;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t r = order[i];
+            rc = read_replica(c, &ch, r, p, buf);
+            if (rc == 0)
+                return 0;
+            log_debug(
+                "cl.chunk", "read: replica failed: %s chunk=%016llx addr=%s",
+                strerror(-rc), (unsigned long long)ch.chunk_id, ch.addr[r]);
+            if (rc == -EBADMSG) /* ECHECKSUM: that copy is damaged */
+                cl_meta_report(c, ch.server_id[r], ch.chunk_id, ch.version,
+                               PROTO_REPORT_CHECKSUM);
+        }
+        cl_loc_invalidate(c->loc, ino, p->index);
+    }
+    log_error("read: every replica failed: %s ino=%llu index=%llu",
+              strerror(-rc), (unsigned long long)ino,
+              (unsigned long long)p->index);
+    return rc;
+}
+
+/* ---- Recovery ---------------------------------------------------------- */
+
+/* One attempt of an operation on the chain of @ch. */
+typedef int (*chain_op_cb)(struct cl_client *c, const struct cl_chunk *ch,
+                           void *arg);
+
+/* Which replica of @ch made a chained request fail: one announced as not
+ * up, else the first that does not answer a handshake, else the head. */
+static uint32_t find_culprit(struct cl_client *c, const struct cl_chunk *ch)
+{
+    for (uint32_t r = 0; r < ch->nreplicas; r++)
+        if (cl_downset_has(&c->down, ch->server_id[r]))
+            return r;
+    for (uint32_t r = 0; r < ch->nreplicas; r++)
+        if (cl_pool_probe(c->pool, ch->addr[r]) < 0)
+            return r;
+    return 0;
+}
+
+/* A lease on (@ino, @index): the one @n holds unless @renew, else a new
+ * one from metad, recorded in @n when not NULL. */
+static int lease_get(struct cl_client *c, uint64_t ino, struct cl_inode *n,
+                     uint64_t index, bool renew, struct cl_chunk *out)
+{
+    uint64_t now = cl_now_ms();
+    if (!renew && n && cl_inode_lease_get(n, index, now, out) == 0)
+        return 0;
+    int rc = cl_meta_write_begin(c, ino, index, out);
+    if (rc < 0)
+        return rc;
+    return n ? cl_inode_lease_put(n, out, now) : 0;
+}
+
+/* Run @op on chunk @index of @ino under a write lease until it succeeds,
+ * fails for good, or the recovery budget is spent (see the top). */
+static int recover(struct cl_client *c, uint64_t ino, struct cl_inode *n,
+                   uint64_t index, chain_op_cb op, void *arg, const char *what,
+                   struct cl_chunk *used)
+{
+    uint64_t deadline = cl_now_ms() + CL_RECOVER_MS;
+    uint64_t stale_version = 0;
+    unsigned backoff = 0;
+    bool renew = n == NULL;
+    struct cl_chunk ch;
+    int rc = 0;
+
+    for (int attempt = 0; attempt < CL_RECOVER_TRIES; attempt++) {
+        if (attempt > 0) {
+            if (cl_now_ms() >= deadline)
+                break;
+            if (backoff) {
+                sleep_ms(backoff);
+                backoff =
+                    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            }
+        }
+        rc = lease_get(c, ino, n, index, renew, &ch);
+        if (rc < 0) {
+            if (cl_chunk_error_final(rc) || rc == -ENOENT || rc == -ENOTCONN)
+                return rc;
+            backoff = backoff ? backoff : BACKOFF_MIN_MS;
+            renew = true;
+            continue; /* EIO, EAGAIN: metad could not bump; try again */
+        }
+        if (ch.nreplicas == 0)
+            return -EIO;
+        rc = op(c, &ch, arg);
+        if (rc == 0) {
+            if (used)
+                *used = ch;
+            return 0;
+        }
+        log_debug("cl.chunk", "%s: chain failed: %s chunk=%016llx v=%llu", what,
+                  strerror(-rc), (unsigned long long)ch.chunk_id,
+                  (unsigned long long)ch.version);
+        if (cl_chunk_error_final(rc))
+            return rc;
+        if (n)
+            cl_inode_lease_stale(n, index);
+        cl_loc_invalidate(c->loc, ino, index);
+        renew = true;
+        if ((rc == -ESTALE || rc == -ENOENT) && ch.version != stale_version) {
+            /* A new version or a dropped replica: the lease was out of
+             * date.  Ask again before blaming anyone. */
+            stale_version = ch.version;
+            continue;
+        }
+        uint32_t bad = find_culprit(c, &ch);
+        log_warn("%s: replica failed, reporting it: %s chunk=%016llx "
+                 "version=%llu server=%u addr=%s",
+                 what, strerror(-rc), (unsigned long long)ch.chunk_id,
+                 (unsigned long long)ch.version, ch.server_id[bad],
+                 ch.addr[bad]);
+        int erc = cl_meta_report(c, ch.server_id[bad], ch.chunk_id, ch.version,
+                                 PROTO_REPORT_WRITE);
+        if (erc < 0)
+            backoff = backoff ? backoff : BACKOFF_MIN_MS;
+    }
+    log_error("%s: giving up: %s ino=%llu index=%llu", what, strerror(-rc),
+              (unsigned long long)ino, (unsigned long long)index);
+    return rc < 0 ? rc : -EIO;
+}
+
+/* ---- Write, sync, truncate --------------------------------------------- */
+
+struct write_arg {
+    const struct cl_piece *p;
+    const uint8_t *data;
+    bool sync;
+};
+
+static int write_chain(struct cl_client *c, const struct cl_chunk *ch,
+                       void *arg)
+{
+    struct write_arg *a = arg;
+    struct proto_chunk_write_req req = {
+        .chunk_id = ch->chunk_id,
+        .version = ch->version,
+        .offset = a->p->off,
+        .flags = a->sync ? PROTO_CHUNK_WRITE_SYNC : 0,
+        .data = {(const char *)a->data, a->p->len},
+    };
+    chain_fill(ch, 1, req.chain, &req.nchain);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_chunk_write_req_encode(&w, &req);
+    int rc =
+        chunk_call(c, ch->addr[0], PROTO_MSG_CHUNK_WRITE_REQ, &w, NULL, NULL);
+    proto_wbuf_free(&w);
+    return rc;
+}
+
+int cl_chunk_write(struct cl_client *c, struct cl_inode *n,
+                   const struct cl_piece *p, const uint8_t *data, bool sync,
+                   struct cl_chunk *used)
+{
+    struct write_arg a = {.p = p, .data = data, .sync = sync};
+    int rc = recover(c, n->ino, n, p->index, write_chain, &a, "write", used);
+    if (rc == 0)
+        cl_inode_lease_dirty(n, p->index);
+    return rc;
+}
+
+static int sync_chain(struct cl_client *c, const struct cl_chunk *ch, void *arg)
+{
+    (void)arg;
+    struct proto_chunk_sync_req req = {
+        .chunk_id = ch->chunk_id,
+        .version = ch->version,
+    };
+    chain_fill(ch, 1, req.chain, &req.nchain);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_chunk_sync_req_encode(&w, &req);
+    int rc =
+        chunk_call(c, ch->addr[0], PROTO_MSG_CHUNK_SYNC_REQ, &w, NULL, NULL);
+    proto_wbuf_free(&w);
+    return rc;
+}
+
+int cl_chunk_sync(struct cl_client *c, struct cl_inode *n, uint64_t index)
+{
+    return recover(c, n->ino, n, index, sync_chain, NULL, "sync", NULL);
+}
+
+/* CHUNK_TRUNCATE is not forwarded: the client sends it to every replica
+ * (§7.7). */
+static int truncate_all(struct cl_client *c, const struct cl_chunk *ch,
+                        void *arg)
+{
+    uint32_t length = *(const uint32_t *)arg;
+    for (uint32_t r = 0; r < ch->nreplicas; r++) {
+        struct proto_chunk_truncate_req req = {
+            .chunk_id = ch->chunk_id,
+            .version = ch->version,
+            .length = length,
+        };
+        struct proto_wbuf w;
+        proto_wbuf_init(&w);
+        proto_chunk_truncate_req_encode(&w, &req);
+        int rc = chunk_call(c, ch->addr[r], PROTO_MSG_CHUNK_TRUNCATE_REQ, &w,
+                            NULL, NULL);
+        proto_wbuf_free(&w);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,
+                      uint64_t index, uint32_t length)
+{
+    return recover(c, ino, n, index, truncate_all, &length, "truncate", NULL);
+}

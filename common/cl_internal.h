@@ -1,0 +1,256 @@
+/* cl_internal.h: shared by the client library's files (common/cl_*.c) and
+ * their unit tests only; programs use cl.h.
+ *
+ *   cl_client.c  the client: session, caches, pool; SERVER_STATE notices
+ *   cl_session.c the metad connection and its session lease
+ *   cl_meta.c    requests to metad: LOCATE, WRITE_BEGIN/END, REPORT, ...
+ *   cl_file.c    an inode's bytes: ranges cut into chunk pieces
+ *   cl_chunk.c   one chunk's I/O: replica failover, failed-write recovery
+ *   cl_loc.c     chunk location cache (pure data structure)
+ *   cl_handle.c  open inodes: known size, write leases, dirty chunks
+ *   cl_range.c   cutting a byte range into per-chunk pieces
+ *   cl_pool.c    one shared rpc client per chunk server address
+ */
+#ifndef TESSERA_CL_INTERNAL_H
+#define TESSERA_CL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cl.h"
+
+/* A write lease is renewed well before metad's 60 s expiry
+ * (docs/architecture.md, "Writing"). */
+#define CL_LEASE_RENEW_MS 50000
+/* How long cached locations stay valid.  Holes expire soon because another
+ * client may fill them without us hearing about it; chunks with data are
+ * checked by version on every read, so a stale entry costs one retry. */
+#define CL_LOC_TTL_MS 60000
+#define CL_LOC_HOLE_TTL_MS 1000
+/* A write or sync that keeps failing gives up after this long: metad
+ * declares a silent server down after 5 s (docs/protocol.md §11.8), so
+ * one recovery round fits with room to spare. */
+#define CL_RECOVER_MS 10000
+#define CL_RECOVER_TRIES 8
+/* Storage servers we remember as not up (SERVER_STATE). */
+#define CL_DOWN_MAX 64
+
+/* ---- cl_range.c -------------------------------------------------------- */
+
+/* One piece of a byte range that stays within one chunk. */
+struct cl_piece {
+    uint64_t index;   /* chunk index */
+    uint32_t off;     /* offset within the chunk */
+    uint32_t len;     /* bytes, > 0 */
+    uint64_t buf_off; /* offset of the piece within the caller's range */
+};
+
+struct cl_range_iter {
+    uint64_t off, end; /* what is left: [off, end) */
+    uint64_t start;    /* the range's first byte, for buf_off */
+    uint32_t max;      /* largest piece */
+};
+
+/* Walk [@off, @off + @len) in pieces that never cross a chunk boundary and
+ * are at most @max bytes (0 means no limit beyond the chunk). */
+void cl_range_init(struct cl_range_iter *it, uint64_t off, uint64_t len,
+                   uint32_t max);
+bool cl_range_next(struct cl_range_iter *it, struct cl_piece *p);
+/* Bytes of [@off, @off + @len) below @size. */
+uint64_t cl_range_clamp(uint64_t off, uint64_t len, uint64_t size);
+/* Number of chunks [@off, @off + @len) touches (0 for an empty range). */
+uint64_t cl_range_nchunks(uint64_t off, uint64_t len);
+
+/* ---- cl_loc.c ---------------------------------------------------------- */
+
+struct cl_loc_cache;
+
+/* A cache of at most @max entries.  NULL on out of memory.  Caller owns
+ * the cache; free it with cl_loc_cache_free().  Thread-safe. */
+struct cl_loc_cache *cl_loc_cache_new(size_t max);
+void cl_loc_cache_free(struct cl_loc_cache *c);
+/* Remember @chunk (copied) for @ino until @now_ms + the TTL of its kind. */
+int cl_loc_put(struct cl_loc_cache *c, uint64_t ino,
+               const struct cl_chunk *chunk, uint64_t now_ms);
+/* Copy the entry for (@ino, @index) into @out: 0, or -ENOENT when absent
+ * or expired at @now_ms. */
+int cl_loc_get(struct cl_loc_cache *c, uint64_t ino, uint64_t index,
+               uint64_t now_ms, struct cl_chunk *out);
+void cl_loc_invalidate(struct cl_loc_cache *c, uint64_t ino, uint64_t index);
+/* Forget every chunk of @ino with index >= @first. */
+void cl_loc_invalidate_from(struct cl_loc_cache *c, uint64_t ino,
+                            uint64_t first);
+/* Remove server @server_id from every cached replica list; an entry left
+ * without replicas is forgotten.  Returns how many entries changed. */
+size_t cl_loc_drop_server(struct cl_loc_cache *c, uint32_t server_id);
+size_t cl_loc_count(struct cl_loc_cache *c);
+/* Copy a decoded location into @out.  -EPROTO when an address does not fit
+ * or the replica count is out of range. */
+int cl_chunk_from_loc(const struct proto_chunk_loc *loc, struct cl_chunk *out);
+/* True when @server_id is one of @chunk's replicas. */
+bool cl_chunk_has_server(const struct cl_chunk *chunk, uint32_t server_id);
+
+/* ---- cl_handle.c ------------------------------------------------------- */
+
+/* A chunk this client holds a write lease on. */
+struct cl_lease {
+    struct cl_chunk chunk; /* id, version and replica chain */
+    uint64_t granted_ms;
+    bool dirty; /* written since the last CHUNK_SYNC */
+    bool stale; /* a replica of the chain went down: WRITE_BEGIN again */
+};
+
+/* An inode with at least one open handle.  Fields below @lock are
+ * protected by it. */
+struct cl_inode {
+    uint64_t ino;
+    unsigned refs;             /* protected by the table lock */
+    pthread_mutex_t sync_lock; /* one cl_file_sync() at a time */
+    pthread_mutex_t lock;
+    uint64_t size;      /* largest size known: attrs and our own writes */
+    bool end_pending;   /* written since the last CHUNK_WRITE_END */
+    uint64_t end_index; /* a chunk written since then, for WRITE_END */
+    uint64_t end_chunk;
+    struct cl_lease *leases;
+    size_t nleases, cap;
+};
+
+struct cl_handles;
+
+/* NULL on out of memory.  Caller owns the table: cl_handles_free(). */
+struct cl_handles *cl_handles_new(void);
+void cl_handles_free(struct cl_handles *t);
+/* A reference on the inode @ino, created with @size if not open (else its
+ * size is raised to @size).  Release it with cl_handles_put(). */
+int cl_handles_open(struct cl_handles *t, uint64_t ino, uint64_t size,
+                    struct cl_inode **out);
+/* The open inode for @ino with a reference taken, or NULL. */
+struct cl_inode *cl_handles_find(struct cl_handles *t, uint64_t ino);
+void cl_handles_put(struct cl_handles *t, struct cl_inode *n);
+/* Mark stale every lease whose chain holds @server_id; returns how many. */
+size_t cl_handles_server_down(struct cl_handles *t, uint32_t server_id);
+
+/* The rest take n->lock themselves. */
+
+/* Copy a lease on chunk @index valid at @now_ms and not stale: 0 or
+ * -ENOENT. */
+int cl_inode_lease_get(struct cl_inode *n, uint64_t index, uint64_t now_ms,
+                       struct cl_chunk *out);
+/* Record a lease granted at @now_ms, replacing any for the same index. */
+int cl_inode_lease_put(struct cl_inode *n, const struct cl_chunk *chunk,
+                       uint64_t now_ms);
+/* Make the next write to @index ask metad for the lease again. */
+void cl_inode_lease_stale(struct cl_inode *n, uint64_t index);
+void cl_inode_lease_drop(struct cl_inode *n, uint64_t index);
+/* Drop leases on chunks with index >= @first (after a truncate). */
+void cl_inode_lease_drop_from(struct cl_inode *n, uint64_t first);
+/* Mark the lease on @index written: it needs a CHUNK_SYNC. */
+void cl_inode_lease_dirty(struct cl_inode *n, uint64_t index);
+/* Copy the indexes of up to @max dirty leases into @out and mark them
+ * clean; returns how many.  A failed sync gives them back with
+ * cl_inode_lease_dirty(). */
+size_t cl_inode_take_dirty(struct cl_inode *n, uint64_t *out, size_t max);
+size_t cl_inode_ndirty(struct cl_inode *n);
+
+/* ---- cl_pool.c --------------------------------------------------------- */
+
+struct cl_pool;
+
+/* Connections to chunk servers, opened on first use with @name and @role
+ * in HELLO.  NULL on out of memory.  Caller owns it: cl_pool_free(). */
+struct cl_pool *cl_pool_new(const char *name, uint8_t role);
+void cl_pool_free(struct cl_pool *p);
+/* The client for @addr, opened if needed.  Returns a pointer owned by
+ * @p, valid until cl_pool_free(); -errno when it cannot connect. */
+int cl_pool_get(struct cl_pool *p, const char *addr, struct rpc_client **out);
+/* Does the server at @addr answer a handshake within a second, on a new
+ * connection?  0 or -errno. */
+int cl_pool_probe(struct cl_pool *p, const char *addr);
+
+/* ---- cl_session.c ------------------------------------------------------ */
+
+struct cl_session;
+
+/* Connect to metad at @addr and open a session named @name (borrowed),
+ * with a thread renewing it.  Requests metad sends on the connection go
+ * to @on_request with @arg.  Caller owns *out: cl_session_close(). */
+int cl_session_open(const char *addr, const char *name, uint8_t role,
+                    void (*on_request)(struct rpc_client *, uint16_t, uint64_t,
+                                       const uint8_t *, size_t, void *),
+                    void *arg, struct cl_session **out);
+void cl_session_close(struct cl_session *s);
+/* Returns a pointer owned by @s, valid until cl_session_close(). */
+struct rpc_client *cl_session_rpc(struct cl_session *s);
+uint64_t cl_session_id(struct cl_session *s);
+
+/* ---- cl_client.c ------------------------------------------------------- */
+
+/* Servers announced as not up, by id (a small set). */
+struct cl_downset {
+    pthread_mutex_t lock;
+    uint32_t ids[CL_DOWN_MAX];
+    size_t n;
+};
+
+void cl_downset_init(struct cl_downset *d);
+void cl_downset_destroy(struct cl_downset *d);
+void cl_downset_add(struct cl_downset *d, uint32_t id);
+void cl_downset_remove(struct cl_downset *d, uint32_t id);
+bool cl_downset_has(struct cl_downset *d, uint32_t id);
+
+struct cl_client {
+    struct cl_session *session;
+    struct rpc_client *meta; /* owned by @session */
+    struct cl_pool *pool;
+    struct cl_loc_cache *loc;
+    struct cl_handles *handles;
+    struct cl_downset down;
+};
+
+/* Act on SERVER_STATE (docs/protocol.md §11.7): a server not up leaves
+ * the location cache and the lease chains, and is remembered as down. */
+void cl_client_server_state(struct cl_client *c, uint32_t server_id,
+                            uint32_t state);
+
+/* ---- cl_meta.c --------------------------------------------------------- */
+
+/* Locations of chunks [@first, @first + @count) of @ino from metad, put in
+ * the cache.  Indices metad leaves out are cached as holes. */
+int cl_meta_locate(struct cl_client *c, uint64_t ino, uint64_t first,
+                   uint32_t count);
+/* CHUNK_WRITE_BEGIN on (@ino, @index): the lease's chunk in @out. */
+int cl_meta_write_begin(struct cl_client *c, uint64_t ino, uint64_t index,
+                        struct cl_chunk *out);
+/* CHUNK_WRITE_END with @size (0: did not grow) and @mtime_ns. */
+int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
+                      uint64_t chunk_id, uint64_t size, int64_t mtime_ns);
+/* CHUNK_REPORT: replica @server_id of @chunk_id at @version failed for
+ * @reason (enum proto_report_reason).  Retries metad's EAGAIN for a
+ * while. */
+int cl_meta_report(struct cl_client *c, uint32_t server_id, uint64_t chunk_id,
+                   uint64_t version, uint32_t reason);
+
+/* ---- cl_chunk.c -------------------------------------------------------- */
+
+/* Read piece @p of @ino into @buf from any replica; a hole reads as
+ * zeros.  @prefetch: chunks to locate at once on a cache miss. */
+int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
+                  uint64_t prefetch, uint8_t *buf);
+/* Write piece @p under a write lease of @n, on every replica of its
+ * chain, recovering from failed replicas.  The chunk written is copied
+ * to @used. */
+int cl_chunk_write(struct cl_client *c, struct cl_inode *n,
+                   const struct cl_piece *p, const uint8_t *data, bool sync,
+                   struct cl_chunk *used);
+/* CHUNK_SYNC chunk @index of @n along its chain, recovering likewise. */
+int cl_chunk_sync(struct cl_client *c, struct cl_inode *n, uint64_t index);
+/* CHUNK_TRUNCATE chunk @index of @ino to @length on every replica, under
+ * a write lease (recorded in @n when not NULL). */
+int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,
+                      uint64_t index, uint32_t length);
+/* True for errors a retry on another chain cannot fix. */
+bool cl_chunk_error_final(int err);
+
+#endif
