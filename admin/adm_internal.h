@@ -111,6 +111,18 @@ int adm_cmd_checkfile(struct adm *a, int argc, char **argv);
 /* Resolve @path from the root with LOOKUP as uid 0.  Fills *attr. */
 int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr);
 
+/* adm_image.c: snapshot, clone, image create|info|resize|rm. */
+int adm_cmd_snapshot(struct adm *a, int argc, char **argv);
+int adm_cmd_clone(struct adm *a, int argc, char **argv);
+int adm_cmd_image(struct adm *a, int argc, char **argv);
+/* Parse "10G", "512M", "4096", "1TiB" (binary units) into bytes: 0,
+ * -EINVAL, -EFBIG. */
+int adm_parse_size(const char *s, uint64_t *out);
+/* Split @path into its directory ("/" when none) and last component;
+ * -EINVAL for an empty, ".", ".." or too long name. */
+int adm_split_path(const char *path, char *dir, size_t dsize, char *name,
+                   size_t nsize);
+
 /* adm_fmt.c */
 
 /* Write @n bytes at @s as a JSON string literal (quotes included). */

@@ -37,6 +37,13 @@ static void usage(FILE *f)
             "  rebalance [--wait]      even out usage across servers\n"
             "  fsck [--repair] [--wait]\n"
             "                          compare metadata with the servers\n"
+            "  snapshot SRC DST        instant read-only copy-on-write copy\n"
+            "  clone SRC DST           instant writable copy-on-write copy\n"
+            "  image create PATH SIZE  a sparse image (SIZE: 10G, 512M, ...)\n"
+            "  image info PATH         size, allocated, chunks, sharing\n"
+            "  image resize [--shrink] PATH SIZE\n"
+            "                          grow, or shrink with --shrink\n"
+            "  image rm PATH           remove an image\n"
             "  ping                    check that the metadata server answers\n"
             "\n"
             "Options:\n"
@@ -65,6 +72,9 @@ static const struct {
     {"scrub", adm_cmd_scrub},
     {"rebalance", adm_cmd_rebalance},
     {"fsck", adm_cmd_fsck},
+    {"snapshot", adm_cmd_snapshot},
+    {"clone", adm_cmd_clone},
+    {"image", adm_cmd_image},
 };
 
 /* Take the global options out of argv, wherever they are; the rest keeps

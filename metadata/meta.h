@@ -62,12 +62,26 @@ enum meta_internal_op {
      * change is the record's.  -ENOENT for an unknown server, -EINVAL for
      * another state.  Reply body: empty. */
     META_OP_SERVER_STATE = 0xF006,
+    /* Copy-on-write of a shared chunk (docs/vmdisk.md): the storage
+     * servers made chunk new_id at new_version a copy of src_id at
+     * src_version; point slot (ino, index) at it.  Payload: u64 ino,
+     * u64 index, u64 src_id, u64 src_version, u64 new_id, u64 new_version,
+     * u32 n, then n x u32 server_id (the new chunk's replicas, n >= 1).
+     * The source loses one reference; at zero its replicas go to the gc
+     * list.  -ESTALE when the slot no longer holds src_id at src_version or
+     * new_id is not above every id used; -EROFS on a snapshot.  Reply
+     * body: empty. */
+    META_OP_CHUNK_COW = 0xF007,
 };
+
+/* Inode flags (inodes.flags). */
+#define META_INODE_READONLY 0x1u /* a snapshot: its data never changes */
 
 /* One chunk as the database knows it. */
 struct meta_chunk {
     uint64_t chunk_id, version;
-    uint64_t ino, index; /* the file slot that holds it */
+    uint64_t ino, index; /* a file slot that holds it (the lowest) */
+    uint32_t refs;       /* slots holding it: > 1 when shared */
     uint32_t nreplicas;
     uint32_t servers[PROTO_MAX_REPLICAS];
 };
@@ -108,7 +122,8 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
                struct proto_wbuf *reply);
 
 /* Answer a read-only request (LOOKUP, GETATTR, READLINK, READDIR, STATFS,
- * GETXATTR, LISTXATTR, ACCESS, OPEN).  Same return convention. */
+ * GETXATTR, LISTXATTR, ACCESS, OPEN, CHUNK_LOCATE, IMAGE_INFO).  Same
+ * return convention. */
 int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
                size_t len, struct proto_wbuf *reply);
 
@@ -135,6 +150,16 @@ int meta_chunk_get(struct meta_db *db, uint64_t chunk_id,
 /* Chunk in slot (ino, index): 0, -ENOENT for a hole or no such inode. */
 int meta_chunk_at(struct meta_db *db, uint64_t ino, uint64_t index,
                   struct meta_chunk *out);
+/* The highest replication goal among the files sharing @chunk_id;
+ * -ENOENT when no file holds it. */
+int meta_chunk_goal(struct meta_db *db, uint64_t chunk_id, uint32_t *goal);
+/* Slots of file @ino holding a chunk, in index order: @fn(chunk) with
+ * c->index the slot's index; stops early when @fn returns nonzero. */
+int meta_file_chunk_foreach(struct meta_db *db, uint64_t ino,
+                            int (*fn)(const struct meta_chunk *c, void *arg),
+                            void *arg);
+/* META_INODE_* flags of inode @ino; -ENOENT. */
+int meta_inode_flags(struct meta_db *db, uint64_t ino, uint32_t *flags);
 /* Largest chunk id ever used (ids are never reused), 0 if none. */
 uint64_t meta_chunk_max_id(struct meta_db *db);
 /* The replication goal of inode @ino (inherited from its parent at

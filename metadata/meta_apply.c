@@ -3,7 +3,8 @@
  * Happy path: BEGIN IMMEDIATE; decode the payload with the protocol
  * decoders and dispatch on the opcode to the handler (meta_ns.c for the
  * namespace, meta_chunk.c for chunks and servers, meta_repl.c for goals,
- * replica repair and server states, the session records here); append (opcode, now, session_id, payload) to the op log; COMMIT.
+ * replica repair and server states, meta_image.c for snapshots and
+ * clones, the session records here); append (opcode, now, session_id, payload) to the op log; COMMIT.
  * Only then is the reply body in @reply valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
@@ -49,6 +50,9 @@ bool meta_op_is_mutation(uint16_t opcode)
     case META_OP_REPLICA_ADD:
     case META_OP_REPLICA_DROP:
     case META_OP_SERVER_STATE:
+    case META_OP_CHUNK_COW:
+    case PROTO_MSG_SNAPSHOT_REQ:
+    case PROTO_MSG_CLONE_REQ:
         return true;
     default:
         return false;
@@ -173,6 +177,12 @@ static int dispatch(struct meta_db *db, const struct meta_op *op,
         return meta_replica_drop_apply(db, p, n, reply);
     case META_OP_SERVER_STATE:
         return meta_server_state_apply(db, now, p, n, reply);
+    case META_OP_CHUNK_COW:
+        return meta_chunk_cow_apply(db, p, n, reply);
+    case PROTO_MSG_SNAPSHOT_REQ:
+        return meta_image_snapshot_apply(db, now, p, n, true, reply);
+    case PROTO_MSG_CLONE_REQ:
+        return meta_image_snapshot_apply(db, now, p, n, false, reply);
     default:
         return -ENOSYS;
     }

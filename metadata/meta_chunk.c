@@ -10,34 +10,49 @@
  * version bump; drained by META_OP_GC_DONE), and the read side:
  * CHUNK_LOCATE_REQ and the meta_chunk_* getters the daemon uses.
  *
+ * Slots and chunks are apart (meta_db.c, migration 3): several slots may
+ * name one chunk after a snapshot or clone (meta_image.c), and the
+ * chunk's reference count is the number of slots naming it.
+ *
  * Chunk slot lifecycle:
  *
- *     hole --CHUNK_SET(old 0)--> chunk v1 --CHUNK_SET(v->v+1)--> chunk v+1
- *       ^                           |                              |
- *       +-- truncate / last unlink -+------------------------------+
- *                (every replica goes to the gc list)
+ *     hole --CHUNK_SET(old 0)--> own chunk --CHUNK_SET(v->v+1)--> own
+ *      ^                          |     ^                            |
+ *      |          SNAPSHOT/CLONE  v     | CHUNK_COW (first write:    |
+ *      |                      shared ---+  a private copy)           |
+ *      +-- truncate / unlink -----+------------------------------------+
+ *          (the chunk's replicas go to the gc list with its last slot)
  *
  *   FROM    -> TO       [function]
- *   hole    -> chunk    [meta_chunk_set_apply, old_version 0]
- *   chunk   -> chunk    [meta_chunk_set_apply, old_version = current]
- *   chunk   -> hole     [meta_chunk_drop_from]
+ *   hole    -> own      [meta_chunk_set_apply, old_version 0]
+ *   own     -> own      [meta_chunk_set_apply, old_version = current]
+ *   own     -> shared   [meta_image_snapshot_apply, on both files]
+ *   shared  -> own      [meta_chunk_cow_apply; the last other sharer
+ *                        going away also makes it own again]
+ *   any     -> hole     [meta_chunk_drop_from]
  *
  * Invariants:
  *   1. Chunk ids are never reused: a new chunk's id is above the
  *      "chunk_max" counter, which only grows.
  *   2. A slot changes only from the state the record names (else ESTALE),
  *      so a record computed from an old state cannot undo a newer one.
+ *   3. A chunk row exists exactly while at least one slot names it; its
+ *      replicas go to the gc list in the record that drops its last slot.
+ *   4. A snapshot's data never changes: chunk records on it are EROFS.
+ *   5. A shared chunk is never written in place: CHUNK_SET does not bump
+ *      it (ESTALE), a writer gets a copy through CHUNK_COW.
  */
 #include "meta_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define COUNTER_CHUNK_MAX "chunk_max"
 
-/* Fill @c from a chunk row (chunk_id, version, ino, idx) and its
+/* Fill @c from a chunk row (chunk_id, version, ino, idx, refs) and its
  * replicas. */
 static int chunk_fill(struct meta_db *db, sqlite3_stmt *row,
                       struct meta_chunk *c)
@@ -47,6 +62,7 @@ static int chunk_fill(struct meta_db *db, sqlite3_stmt *row,
     c->version = (uint64_t)sqlite3_column_int64(row, 1);
     c->ino = (uint64_t)sqlite3_column_int64(row, 2);
     c->index = (uint64_t)sqlite3_column_int64(row, 3);
+    c->refs = (uint32_t)sqlite3_column_int64(row, 4);
     sqlite3_stmt *s = meta_st(db, META_ST_REPLICA_LIST);
     sqlite3_bind_int64(s, 1, (int64_t)c->chunk_id);
     int rc;
@@ -106,19 +122,64 @@ int meta_goal_get(struct meta_db *db, uint64_t ino, uint32_t *goal)
     return r;
 }
 
+int meta_chunk_goal(struct meta_db *db, uint64_t chunk_id, uint32_t *goal)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_GOAL);
+    sqlite3_bind_int64(s, 1, (int64_t)chunk_id);
+    int rc = sqlite3_step(s), r = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        *goal = (uint32_t)sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        r = -ENOENT;
+    else
+        r = meta_sql_err(db, rc, "chunk goal");
+    sqlite3_reset(s);
+    return r;
+}
+
 int meta_chunk_drop_from(struct meta_db *db, uint64_t ino, uint64_t from)
 {
+    /* Invariant 3: only chunks losing their last slot become garbage. */
     sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_GC_FROM);
     sqlite3_bind_int64(s, 1, (int64_t)ino);
     sqlite3_bind_int64(s, 2, (int64_t)from);
     int r = meta_st_exec(db, s, "list chunks for gc");
     if (r < 0)
         return r;
-    /* Replicas go with their chunk (ON DELETE CASCADE). */
+    /* Replicas go with their chunk (ON DELETE CASCADE); the slots still
+     * naming it are checked at commit, and go next. */
     s = meta_st(db, META_ST_CHUNK_DROP_FROM);
     sqlite3_bind_int64(s, 1, (int64_t)ino);
     sqlite3_bind_int64(s, 2, (int64_t)from);
-    return meta_st_exec(db, s, "drop chunks");
+    if ((r = meta_st_exec(db, s, "drop chunks")) < 0)
+        return r;
+    s = meta_st(db, META_ST_SLOT_DROP_FROM);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, (int64_t)from);
+    return meta_st_exec(db, s, "drop slots");
+}
+
+/* Chunk @c lost its last slot: every replica to the gc list, row gone. */
+static int chunk_release(struct meta_db *db, uint64_t chunk_id)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_GC_ALL);
+    sqlite3_bind_int64(s, 1, (int64_t)chunk_id);
+    int r = meta_st_exec(db, s, "list chunk for gc");
+    if (r < 0)
+        return r;
+    s = meta_st(db, META_ST_CHUNK_DELETE);
+    sqlite3_bind_int64(s, 1, (int64_t)chunk_id);
+    return meta_st_exec(db, s, "delete chunk");
+}
+
+static int slot_set(struct meta_db *db, uint64_t ino, uint64_t index,
+                    uint64_t chunk_id)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_SLOT_SET);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, (int64_t)index);
+    sqlite3_bind_int64(s, 3, (int64_t)chunk_id);
+    return meta_st_exec(db, s, "set slot");
 }
 
 /* The regular file @ino, for chunk records: -ENOENT, -EISDIR, -EINVAL. */
@@ -130,6 +191,16 @@ static int chunk_file(struct meta_db *db, uint64_t ino, struct proto_attr *a)
     if (S_ISDIR(a->mode))
         return -EISDIR;
     return S_ISREG(a->mode) ? 0 : -EINVAL;
+}
+
+/* The same for a record that changes the file's data: also -EROFS for a
+ * snapshot (invariant 4). */
+static int chunk_file_rw(struct meta_db *db, uint64_t ino, struct proto_attr *a)
+{
+    int r = chunk_file(db, ino, a);
+    if (r == 0)
+        r = meta_inode_writable(db, ino);
+    return r;
 }
 
 static int server_exists(struct meta_db *db, uint32_t id)
@@ -209,7 +280,7 @@ int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
         return r;
     if (m.chunk_id == 0 || m.new_version == 0 || m.index > INT64_MAX)
         return -EINVAL;
-    if ((r = chunk_file(db, m.ino, &a)) < 0)
+    if ((r = chunk_file_rw(db, m.ino, &a)) < 0)
         return r;
     if ((r = chunk_set_servers(db, &m)) < 0)
         return r;
@@ -224,16 +295,18 @@ int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
             return -ESTALE;
         s = meta_st(db, META_ST_CHUNK_INSERT);
         sqlite3_bind_int64(s, 1, (int64_t)m.chunk_id);
-        sqlite3_bind_int64(s, 2, (int64_t)m.ino);
-        sqlite3_bind_int64(s, 3, (int64_t)m.index);
-        sqlite3_bind_int64(s, 4, (int64_t)m.new_version);
+        sqlite3_bind_int64(s, 2, (int64_t)m.new_version);
         if ((r = meta_st_exec(db, s, "insert chunk")) < 0)
+            return r;
+        if ((r = slot_set(db, m.ino, m.index, m.chunk_id)) < 0)
             return r;
         if ((r = meta_counter_set(db, COUNTER_CHUNK_MAX, m.chunk_id)) < 0)
             return r;
     } else {
-        /* Invariant 2. */
-        if (hole || cur.chunk_id != m.chunk_id || cur.version != m.old_version)
+        /* Invariant 2; and a shared chunk is never bumped for a writer
+         * (invariant 5): the daemon plans again and copies it instead. */
+        if (hole || cur.chunk_id != m.chunk_id ||
+            cur.version != m.old_version || cur.refs > 1)
             return -ESTALE;
         /* Replicas left out of the new chain missed the bump: stale. */
         for (uint32_t i = 0; i < cur.nreplicas; i++)
@@ -258,6 +331,80 @@ int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
         if ((r = meta_st_exec(db, s, "add replica")) < 0)
             return r;
     }
+    (void)reply; /* empty reply body */
+    return 0;
+}
+
+struct chunk_cow {
+    uint64_t ino, index, src_id, src_version, new_id, new_version;
+    struct chunk_set set; /* the new chunk's servers in set.n/servers */
+};
+
+/* meta.h, META_OP_CHUNK_COW: the payload layout. */
+static int chunk_cow_decode(const uint8_t *p, size_t n, struct chunk_cow *m)
+{
+    struct proto_rbuf r;
+    proto_rbuf_init(&r, p, n);
+    memset(m, 0, sizeof(*m));
+    m->ino = proto_get_u64(&r);
+    m->index = proto_get_u64(&r);
+    m->src_id = proto_get_u64(&r);
+    m->src_version = proto_get_u64(&r);
+    m->new_id = proto_get_u64(&r);
+    m->new_version = proto_get_u64(&r);
+    m->set.n = proto_get_u32(&r);
+    if (r.err || m->set.n > PROTO_MAX_REPLICAS)
+        return -EPROTO;
+    for (uint32_t i = 0; i < m->set.n; i++)
+        m->set.servers[i] = proto_get_u32(&r);
+    return proto_rbuf_done(&r);
+}
+
+int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                         struct proto_wbuf *reply)
+{
+    struct chunk_cow m;
+    struct proto_attr a;
+    struct meta_chunk cur;
+    int r = chunk_cow_decode(p, n, &m);
+    if (r < 0)
+        return r;
+    if (m.src_id == 0 || m.new_id == 0 || m.new_version == 0 || m.set.n == 0 ||
+        m.index > INT64_MAX)
+        return -EINVAL;
+    if ((r = chunk_file_rw(db, m.ino, &a)) < 0)
+        return r;
+    if ((r = chunk_set_servers(db, &m.set)) < 0)
+        return r;
+    r = meta_chunk_at(db, m.ino, m.index, &cur);
+    if (r == -ENOENT)
+        return -ESTALE;
+    if (r < 0)
+        return r;
+    /* Invariants 1 and 2. */
+    if (cur.chunk_id != m.src_id || cur.version != m.src_version ||
+        m.new_id <= meta_chunk_max_id(db))
+        return -ESTALE;
+    sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_INSERT);
+    sqlite3_bind_int64(s, 1, (int64_t)m.new_id);
+    sqlite3_bind_int64(s, 2, (int64_t)m.new_version);
+    if ((r = meta_st_exec(db, s, "insert chunk")) < 0)
+        return r;
+    if ((r = meta_counter_set(db, COUNTER_CHUNK_MAX, m.new_id)) < 0)
+        return r;
+    for (uint32_t i = 0; i < m.set.n; i++) {
+        s = meta_st(db, META_ST_REPLICA_ADD);
+        sqlite3_bind_int64(s, 1, (int64_t)m.new_id);
+        sqlite3_bind_int64(s, 2, i);
+        sqlite3_bind_int64(s, 3, m.set.servers[i]);
+        if ((r = meta_st_exec(db, s, "add replica")) < 0)
+            return r;
+    }
+    if ((r = slot_set(db, m.ino, m.index, m.new_id)) < 0)
+        return r;
+    /* Invariant 3: the other sharers may all have gone meanwhile. */
+    if (cur.refs <= 1 && (r = chunk_release(db, cur.chunk_id)) < 0)
+        return r;
     (void)reply; /* empty reply body */
     return 0;
 }
@@ -329,7 +476,7 @@ int meta_write_end_apply(struct meta_db *db, int64_t now, const uint8_t *p,
     int r = proto_chunk_write_end_req_decode(p, n, &q);
     if (r < 0)
         return r;
-    if ((r = chunk_file(db, q.ino, &a)) < 0)
+    if ((r = chunk_file_rw(db, q.ino, &a)) < 0)
         return r;
     r = meta_chunk_at(db, q.ino, q.index, &cur);
     if (r < 0 && r != -ENOENT)
@@ -399,6 +546,53 @@ int meta_gc_foreach(struct meta_db *db, uint32_t server_id, int max,
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return meta_sql_err(db, rc, "list gc");
+    return r;
+}
+
+int meta_file_chunk_foreach(struct meta_db *db, uint64_t ino,
+                            int (*fn)(const struct meta_chunk *c, void *arg),
+                            void *arg)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_RANGE);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, 0);
+    sqlite3_bind_int64(s, 3, INT64_MAX);
+    int rc, r = 0;
+    /* Collected first: chunk_fill() runs another statement per row, and
+     * @fn may read the database too. */
+    struct meta_chunk *v = NULL;
+    size_t n = 0, cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 16;
+            struct meta_chunk *nv = realloc(v, nc * sizeof(*v));
+            if (!nv) {
+                r = -ENOMEM;
+                break;
+            }
+            v = nv;
+            cap = nc;
+        }
+        memset(&v[n], 0, sizeof(v[n]));
+        v[n].chunk_id = (uint64_t)sqlite3_column_int64(s, 0);
+        v[n].version = (uint64_t)sqlite3_column_int64(s, 1);
+        v[n].ino = (uint64_t)sqlite3_column_int64(s, 2);
+        v[n].index = (uint64_t)sqlite3_column_int64(s, 3);
+        v[n].refs = (uint32_t)sqlite3_column_int64(s, 4);
+        n++;
+    }
+    sqlite3_reset(s);
+    if (r == 0 && rc != SQLITE_DONE)
+        r = meta_sql_err(db, rc, "list file chunks");
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        struct meta_chunk c;
+        if ((r = meta_chunk_get(db, v[i].chunk_id, &c)) < 0)
+            break;
+        c.ino = v[i].ino;
+        c.index = v[i].index;
+        r = fn(&c, arg);
+    }
+    free(v);
     return r;
 }
 

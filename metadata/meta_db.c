@@ -23,6 +23,15 @@
  * Migration 2 adds sessions.lease_ms, servers.state and servers.state_time
  * (replication management, docs/protocol.md §11).
  *
+ * Migration 3 (snapshots and clones, docs/vmdisk.md) splits the chunk map
+ * in two so that chunks can be shared: slots (ino, idx) -> chunk_id, and
+ * chunks chunk_id -> version.  A chunk's reference count is the number of
+ * slots naming it (counted through the slots_chunk index, never stored, so
+ * it cannot drift); a chunk row lives exactly as long as some slot names
+ * it.  inodes.flags gains META_INODE_READONLY (a snapshot).  Rebuilding
+ * the chunks table needs foreign keys off, so they are switched on only
+ * after the migrations ran.
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -96,9 +105,34 @@ static const char *const migrations[] = {
     "ALTER TABLE servers ADD COLUMN state_time INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX replicas_server ON replicas(server_id);"
     "CREATE INDEX gc_server ON gc(server_id, chunk_id);",
+    /* 3: shared chunks.  The slot -> chunk reference is checked at commit
+     * (DEFERRABLE), so a record may drop a chunk row and its last slot in
+     * either order. */
+    "CREATE TABLE chunks_new("
+    " chunk_id INTEGER PRIMARY KEY, version INTEGER NOT NULL);"
+    "INSERT INTO chunks_new SELECT chunk_id, version FROM chunks;"
+    "CREATE TABLE slots("
+    " ino INTEGER NOT NULL REFERENCES inodes(ino),"
+    " idx INTEGER NOT NULL,"
+    " chunk_id INTEGER NOT NULL REFERENCES chunks(chunk_id)"
+    "  DEFERRABLE INITIALLY DEFERRED,"
+    " PRIMARY KEY(ino, idx)) WITHOUT ROWID;"
+    "INSERT INTO slots SELECT ino, idx, chunk_id FROM chunks;"
+    "DROP TABLE chunks;"
+    "ALTER TABLE chunks_new RENAME TO chunks;"
+    "CREATE INDEX slots_chunk ON slots(chunk_id);"
+    "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
+
+/* The reference count of chunk row alias @t: slots naming its chunk. */
+#define REFS(t)                                                                \
+    "(SELECT count(*) FROM slots o WHERE o.chunk_id = " t ".chunk_id)"
+/* Slot s of file ?1 at index >= ?2 names a chunk no other slot names. */
+#define LAST_REF                                                               \
+    "NOT EXISTS (SELECT 1 FROM slots o WHERE o.chunk_id = s.chunk_id"          \
+    " AND NOT (o.ino = ?1 AND o.idx >= ?2))"
 
 #define INODE_COLS                                                             \
     "ino, mode, nlink, uid, gid, rdev, goal, size, atime, mtime, ctime, "      \
@@ -144,24 +178,36 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_XATTR_DELETE] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
     [META_ST_XATTR_LIST] =
         "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
+    /* Chunk rows: chunk_id, version, a slot holding it (the lowest), the
+     * number of slots holding it. */
     [META_ST_CHUNK_GET] =
-        "SELECT chunk_id, version, ino, idx FROM chunks WHERE chunk_id = ?1",
-    [META_ST_CHUNK_AT] = "SELECT chunk_id, version, ino, idx FROM chunks"
-                         " WHERE ino = ?1 AND idx = ?2",
+        "SELECT c.chunk_id, c.version, coalesce(s.ino, 0),"
+        " coalesce(s.idx, 0), " REFS("c") " FROM chunks c"
+        " LEFT JOIN slots s ON s.chunk_id = c.chunk_id"
+        " WHERE c.chunk_id = ?1 ORDER BY s.ino, s.idx LIMIT 1",
+    [META_ST_CHUNK_AT] =
+        "SELECT c.chunk_id, c.version, s.ino, s.idx, " REFS("c")
+        " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
+        " WHERE s.ino = ?1 AND s.idx = ?2",
     [META_ST_CHUNK_RANGE] =
-        "SELECT chunk_id, version, ino, idx FROM chunks"
-        " WHERE ino = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
-    [META_ST_CHUNK_INSERT] = "INSERT INTO chunks(chunk_id, ino, idx, version) "
-                             "VALUES(?1, ?2, ?3, ?4)",
+        "SELECT c.chunk_id, c.version, s.ino, s.idx, " REFS("c")
+        " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
+        " WHERE s.ino = ?1 AND s.idx >= ?2 AND s.idx < ?3 ORDER BY s.idx",
+    [META_ST_CHUNK_INSERT] =
+        "INSERT INTO chunks(chunk_id, version) VALUES(?1, ?2)",
     [META_ST_CHUNK_SET_VERSION] =
         "UPDATE chunks SET version = ?2 WHERE chunk_id = ?1",
+    /* Dropping slots [?2, end) of file ?1: only the chunks no slot
+     * outside that range still names lose their last reference. */
     [META_ST_CHUNK_GC_FROM] =
         "INSERT OR IGNORE INTO gc(chunk_id, version, server_id)"
-        " SELECT c.chunk_id, c.version, r.server_id FROM chunks c"
+        " SELECT c.chunk_id, c.version, r.server_id FROM slots s"
+        " JOIN chunks c ON c.chunk_id = s.chunk_id"
         " JOIN replicas r ON r.chunk_id = c.chunk_id"
-        " WHERE c.ino = ?1 AND c.idx >= ?2",
+        " WHERE s.ino = ?1 AND s.idx >= ?2 AND " LAST_REF,
     [META_ST_CHUNK_DROP_FROM] =
-        "DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2",
+        "DELETE FROM chunks WHERE chunk_id IN (SELECT s.chunk_id FROM slots s"
+        " WHERE s.ino = ?1 AND s.idx >= ?2 AND " LAST_REF ")",
     [META_ST_REPLICA_LIST] =
         "SELECT r.server_id, coalesce(s.addr, '') FROM replicas r"
         " LEFT JOIN servers s ON s.id = r.server_id"
@@ -201,10 +247,15 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_DB_BYTES] = "SELECT p.page_count * s.page_size"
                          " FROM pragma_page_count() p, pragma_page_size() s",
     [META_ST_CHUNK_COUNT] = "SELECT count(*) FROM chunks",
+    /* One row per chunk however many files share it: the highest goal
+     * and the longest length among them. */
     [META_ST_CHUNK_LIST] =
-        "SELECT c.chunk_id, c.version, c.ino, c.idx, i.goal, i.size"
-        " FROM chunks c JOIN inodes i ON i.ino = c.ino"
-        " WHERE c.chunk_id > ?1 ORDER BY c.chunk_id LIMIT ?2",
+        "SELECT c.chunk_id, c.version, min(s.ino), min(s.idx), max(i.goal),"
+        " max(max(0, min(?3, i.size - s.idx * ?3))), count(*)"
+        " FROM chunks c JOIN slots s ON s.chunk_id = c.chunk_id"
+        " JOIN inodes i ON i.ino = s.ino"
+        " WHERE c.chunk_id > ?1 GROUP BY c.chunk_id ORDER BY c.chunk_id"
+        " LIMIT ?2",
     [META_ST_REPLICA_DEL] =
         "DELETE FROM replicas WHERE chunk_id = ?1 AND server_id = ?2",
     [META_ST_REPLICA_DEL_SERVER] = "DELETE FROM replicas WHERE server_id = ?1",
@@ -218,14 +269,41 @@ static const char *const sql[META_ST_COUNT] = {
         "UPDATE servers SET state = ?2, state_time = ?3 WHERE id = ?1",
     [META_ST_SERVER_DELETE] = "DELETE FROM servers WHERE id = ?1",
     [META_ST_SERVER_USAGE] =
-        "SELECT r.server_id, count(*),"
-        " total(max(0, min(?1, i.size - c.idx * ?1)))"
-        " FROM replicas r JOIN chunks c ON c.chunk_id = r.chunk_id"
-        " JOIN inodes i ON i.ino = c.ino GROUP BY r.server_id",
+        "SELECT r.server_id, count(*), total(l.len) FROM replicas r JOIN"
+        " (SELECT s.chunk_id AS chunk_id,"
+        "  max(max(0, min(?1, i.size - s.idx * ?1))) AS len"
+        "  FROM slots s JOIN inodes i ON i.ino = s.ino GROUP BY s.chunk_id) l"
+        " ON l.chunk_id = r.chunk_id GROUP BY r.server_id",
     [META_ST_SUBTREE] =
         "WITH RECURSIVE t(ino) AS (SELECT ?1 UNION"
         " SELECT d.ino FROM dirents d JOIN t ON d.parent = t.ino)"
         " SELECT ino FROM t",
+    [META_ST_SLOT_SET] =
+        "INSERT OR REPLACE INTO slots(ino, idx, chunk_id) VALUES(?1, ?2, ?3)",
+    [META_ST_SLOT_COPY] = "INSERT INTO slots(ino, idx, chunk_id)"
+                          " SELECT ?2, idx, chunk_id FROM slots WHERE ino = ?1",
+    [META_ST_SLOT_DROP_FROM] = "DELETE FROM slots WHERE ino = ?1 AND idx >= ?2",
+    [META_ST_CHUNK_DELETE] = "DELETE FROM chunks WHERE chunk_id = ?1",
+    [META_ST_CHUNK_GC_ALL] =
+        "INSERT OR IGNORE INTO gc(chunk_id, version, server_id)"
+        " SELECT c.chunk_id, c.version, r.server_id FROM chunks c"
+        " JOIN replicas r ON r.chunk_id = c.chunk_id WHERE c.chunk_id = ?1",
+    [META_ST_CHUNK_GOAL] =
+        "SELECT max(i.goal) FROM slots s JOIN inodes i ON i.ino = s.ino"
+        " WHERE s.chunk_id = ?1",
+    [META_ST_INODE_FLAGS_GET] = "SELECT flags FROM inodes WHERE ino = ?1",
+    [META_ST_INODE_FLAGS_SET] = "UPDATE inodes SET flags = ?2 WHERE ino = ?1",
+    /* Image info: slots, slots whose chunk is shared, bytes mapped. */
+    [META_ST_IMAGE_STATS] =
+        "SELECT count(*), total(" REFS("s") " > 1),"
+        " total(max(0, min(?2, ?3 - s.idx * ?2)))"
+        " FROM slots s WHERE s.ino = ?1",
+    [META_ST_IMAGE_SHARERS] =
+        "SELECT o.ino, count(*) FROM slots s JOIN slots o"
+        " ON o.chunk_id = s.chunk_id AND o.ino != s.ino"
+        " WHERE s.ino = ?1 GROUP BY o.ino ORDER BY o.ino",
+    [META_ST_DIRENT_NAME_OF] =
+        "SELECT parent, name FROM dirents WHERE ino = ?1 ORDER BY id LIMIT 1",
 };
 
 int meta_sql_err(struct meta_db *db, int rc, const char *what)
@@ -351,10 +429,12 @@ int meta_db_open(const char *path, struct meta_db **out)
     r = exec_script(db,
                     "PRAGMA journal_mode = WAL;"
                     "PRAGMA synchronous = FULL;"
-                    "PRAGMA foreign_keys = ON;",
+                    "PRAGMA foreign_keys = OFF;",
                     "set pragmas");
     if (r == 0)
         r = migrate(db);
+    if (r == 0)
+        r = exec_script(db, "PRAGMA foreign_keys = ON;", "set pragmas");
     if (r < 0)
         goto fail;
     for (int i = 0; i < META_ST_COUNT; i++) {
@@ -469,6 +549,38 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
     else if (S_ISDIR(a->mode))
         a->blocks = META_DIR_SIZE / 512;
     return 0;
+}
+
+int meta_inode_flags(struct meta_db *db, uint64_t ino, uint32_t *flags)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_FLAGS_GET);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *flags = (uint32_t)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return -ENOENT;
+    return meta_sql_err(db, rc, "get inode flags");
+}
+
+int meta_inode_flags_set(struct meta_db *db, uint64_t ino, uint32_t flags)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_FLAGS_SET);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, flags);
+    return meta_st_exec(db, s, "set inode flags");
+}
+
+int meta_inode_writable(struct meta_db *db, uint64_t ino)
+{
+    uint32_t flags = 0;
+    int r = meta_inode_flags(db, ino, &flags);
+    if (r < 0)
+        return r;
+    return (flags & META_INODE_READONLY) ? -EROFS : 0;
 }
 
 int meta_inode_update(struct meta_db *db, struct proto_attr *a)

@@ -91,6 +91,17 @@ enum meta_st {
     META_ST_SERVER_DELETE,
     META_ST_SERVER_USAGE,
     META_ST_SUBTREE,
+    META_ST_SLOT_SET,
+    META_ST_SLOT_COPY,
+    META_ST_SLOT_DROP_FROM,
+    META_ST_CHUNK_DELETE,
+    META_ST_CHUNK_GC_ALL,
+    META_ST_CHUNK_GOAL,
+    META_ST_INODE_FLAGS_GET,
+    META_ST_INODE_FLAGS_SET,
+    META_ST_IMAGE_STATS,
+    META_ST_IMAGE_SHARERS,
+    META_ST_DIRENT_NAME_OF,
     META_ST_COUNT
 };
 
@@ -134,6 +145,10 @@ int meta_inode_get(struct meta_db *db, uint64_t ino, struct proto_attr *a);
  * borrowed. */
 int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
                       const struct meta_name *target);
+/* Flags of inode @ino (meta.h, META_INODE_*): get, set. */
+int meta_inode_flags_set(struct meta_db *db, uint64_t ino, uint32_t flags);
+/* 0 when the data of @ino may change, -EROFS for a snapshot, -ENOENT. */
+int meta_inode_writable(struct meta_db *db, uint64_t ino);
 /* Write @a back, bumping a->version first (every change bumps it). */
 int meta_inode_update(struct meta_db *db, struct proto_attr *a);
 /* Delete inode @ino: its chunks go to the gc list (every replica), its
@@ -191,6 +206,18 @@ int meta_name_check(const struct meta_name *n);
 bool meta_name_is_dot(const struct meta_name *n);    /* "." */
 bool meta_name_is_dotdot(const struct meta_name *n); /* ".." */
 
+/* Checks for adding @name to directory @parent as Linux orders them
+ * (ENOENT, ENOTDIR, EINVAL, ENAMETOOLONG, EEXIST, EACCES); fills @dir and,
+ * for an existing name, *existing. */
+int meta_ns_create_check(struct meta_db *db, const struct proto_cred *c,
+                         uint64_t parent, const struct meta_name *name,
+                         struct proto_attr *dir, uint64_t *existing);
+/* Insert inode @a as @name in @dir (a->ino set) and update @dir.  @target
+ * (a symlink's) is borrowed, may be NULL. */
+int meta_ns_create_commit(struct meta_db *db, struct proto_attr *dir,
+                          const struct meta_name *name, struct proto_attr *a,
+                          const struct meta_name *target, int64_t now);
+
 /* Namespace mutation handlers: @p/@n is the request payload, @now the
  * op's time; on success the reply body is appended to @reply. */
 int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
@@ -232,6 +259,18 @@ int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
                                struct proto_wbuf *reply);
 int meta_write_end_apply(struct meta_db *db, int64_t now, const uint8_t *p,
                          size_t n, struct proto_wbuf *reply);
+int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                         struct proto_wbuf *reply);
+
+/* ---- meta_image.c ------------------------------------------------------ */
+
+/* SNAPSHOT_REQ (@readonly) and CLONE_REQ. */
+int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                              size_t n, bool readonly,
+                              struct proto_wbuf *reply);
+/* IMAGE_INFO_REQ (read-only). */
+int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
+                    struct proto_wbuf *reply);
 /* ---- meta_repl.c ------------------------------------------------------- */
 
 /* Replication records: GOAL_SET_REQ, META_OP_REPLICA_ADD,

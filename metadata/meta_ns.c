@@ -14,6 +14,9 @@
  *      unlinked are not tracked: their chunks go at once.
  *   3. Every change to an inode bumps its version (meta_inode_update()).
  *   4. Times come from the op record, never from the clock.
+ *   5. A snapshot (META_INODE_READONLY) keeps its size and extended
+ *      attributes: SETATTR of the size and the xattr writes are EROFS;
+ *      it may still be renamed, linked, unlinked, chmod-ed.
  */
 #include "meta_internal.h"
 
@@ -77,9 +80,9 @@ static int dir_touch(struct meta_db *db, struct proto_attr *dir, int64_t now)
  * them: the parent (ENOENT, ENOTDIR), the name (EINVAL, ENAMETOOLONG,
  * EEXIST for "." and ".."), search permission, an existing entry (EEXIST,
  * its inode in *existing), then write permission.  Fills @dir. */
-static int create_check(struct meta_db *db, const struct proto_cred *c,
-                        uint64_t parent, const struct meta_name *name,
-                        struct proto_attr *dir, uint64_t *existing)
+int meta_ns_create_check(struct meta_db *db, const struct proto_cred *c,
+                         uint64_t parent, const struct meta_name *name,
+                         struct proto_attr *dir, uint64_t *existing)
 {
     int r = meta_inode_get(db, parent, dir);
     if (r < 0)
@@ -127,9 +130,9 @@ static void new_attr(const struct proto_cred *c, const struct proto_attr *dir,
 }
 
 /* Insert @a (filled by new_attr) as @name in @dir and update @dir. */
-static int create_commit(struct meta_db *db, struct proto_attr *dir,
-                         const struct meta_name *name, struct proto_attr *a,
-                         const struct meta_name *target, int64_t now)
+int meta_ns_create_commit(struct meta_db *db, struct proto_attr *dir,
+                          const struct meta_name *name, struct proto_attr *a,
+                          const struct meta_name *target, int64_t now)
 {
     int r = meta_inode_insert(db, a, target);
     if (r == 0)
@@ -167,7 +170,7 @@ int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     struct meta_name name = nm(q.name);
     struct proto_attr dir, a;
     uint64_t existing = 0;
-    r = create_check(db, &q.cred, q.parent, &name, &dir, &existing);
+    r = meta_ns_create_check(db, &q.cred, q.parent, &name, &dir, &existing);
     if (r == -EEXIST && existing && !(q.flags & PROTO_MKNOD_EXCL)) {
         /* open(O_CREAT) without O_EXCL of an existing name opens it. */
         if ((r = meta_inode_get(db, existing, &a)) < 0)
@@ -185,7 +188,7 @@ int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     new_attr(&q.cred, &dir, type | (q.mode & ~q.umask & CHMOD_BITS), now, &a);
     if (type == S_IFCHR || type == S_IFBLK)
         a.rdev = q.rdev;
-    if ((r = create_commit(db, &dir, &name, &a, NULL, now)) < 0)
+    if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
         return r;
     return reply_attr(reply, &a);
 }
@@ -199,7 +202,8 @@ int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     struct meta_name name = nm(q.name);
     struct proto_attr dir, a;
-    if ((r = create_check(db, &q.cred, q.parent, &name, &dir, NULL)) < 0)
+    if ((r = meta_ns_create_check(db, &q.cred, q.parent, &name, &dir, NULL)) <
+        0)
         return r;
     if (dir.nlink >= META_LINK_MAX)
         return -EMLINK;
@@ -207,7 +211,7 @@ int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
              &a);
     a.nlink = 2;
     a.size = META_DIR_SIZE;
-    if ((r = create_commit(db, &dir, &name, &a, NULL, now)) < 0)
+    if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
         return r;
     return reply_attr(reply, &a);
 }
@@ -221,7 +225,8 @@ int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     struct meta_name name = nm(q.name), target = nm(q.target);
     struct proto_attr dir, a;
-    if ((r = create_check(db, &q.cred, q.parent, &name, &dir, NULL)) < 0)
+    if ((r = meta_ns_create_check(db, &q.cred, q.parent, &name, &dir, NULL)) <
+        0)
         return r;
     /* symlink(2): an empty target is ENOENT; PATH_MAX counts the NUL. */
     if (target.len == 0)
@@ -230,7 +235,7 @@ int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return target.len >= 4096 ? -ENAMETOOLONG : -EINVAL;
     new_attr(&q.cred, &dir, S_IFLNK | 0777, now, &a);
     a.size = target.len;
-    if ((r = create_commit(db, &dir, &name, &a, &target, now)) < 0)
+    if ((r = meta_ns_create_commit(db, &dir, &name, &a, &target, now)) < 0)
         return r;
     return reply_attr(reply, &a);
 }
@@ -248,7 +253,8 @@ int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     if (S_ISDIR(a.mode))
         return -EPERM;
-    if ((r = create_check(db, &q.cred, q.newparent, &name, &dir, NULL)) < 0)
+    if ((r = meta_ns_create_check(db, &q.cred, q.newparent, &name, &dir,
+                                  NULL)) < 0)
         return r;
     if (a.nlink >= META_LINK_MAX)
         return -EMLINK;
@@ -589,6 +595,10 @@ int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     if ((r = setattr_check(&q, &a)) < 0)
         return r;
+    /* docs/vmdisk.md: a snapshot's size is part of its data. */
+    if ((q.valid & PROTO_SETATTR_SIZE) &&
+        (r = meta_inode_writable(db, a.ino)) < 0)
+        return r;
     uint32_t v = q.valid;
     bool root = q.cred.uid == 0;
     if (v == 0)
@@ -704,6 +714,8 @@ int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,
         return r;
     if ((r = meta_xattr_perm(&q.cred, &a, &name, true)) < 0)
         return r;
+    if ((r = meta_inode_writable(db, a.ino)) < 0)
+        return r;
     if ((r = xattr_exists(db, a.ino, &name)) < 0)
         return r;
     if (r && (q.flags & PROTO_XATTR_CREATE))
@@ -734,6 +746,8 @@ int meta_ns_removexattr(struct meta_db *db, int64_t now, const uint8_t *p,
     if ((r = meta_inode_get(db, q.ino, &a)) < 0)
         return r;
     if ((r = meta_xattr_perm(&q.cred, &a, &name, true)) < 0)
+        return r;
+    if ((r = meta_inode_writable(db, a.ino)) < 0)
         return r;
     if ((r = xattr_exists(db, a.ino, &name)) < 0)
         return r;

@@ -367,6 +367,8 @@ static int q_open(struct meta_db *db, const uint8_t *p, size_t n,
         return -ELOOP;
     if ((r = meta_perm_check(&q.cred, &a, mask)) < 0)
         return r;
+    if ((mask & META_MAY_WRITE) && (r = meta_inode_writable(db, a.ino)) < 0)
+        return r;
     return reply_attr(reply, &a);
 }
 
@@ -407,6 +409,9 @@ int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
         break;
     case PROTO_MSG_CHUNK_LOCATE_REQ:
         r = meta_chunk_locate(db, payload, len, reply);
+        break;
+    case PROTO_MSG_IMAGE_INFO_REQ:
+        r = meta_image_info(db, payload, len, reply);
         break;
     default:
         r = -ENOSYS;

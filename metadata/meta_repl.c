@@ -346,7 +346,10 @@ int meta_chunk_foreach(struct meta_db *db, uint64_t after, int max,
     int rc, r = 0;
     sqlite3_bind_int64(s, 1, (int64_t)after);
     sqlite3_bind_int64(s, 2, max < 0 ? 0 : max);
+    sqlite3_bind_int64(s, 3, PROTO_CHUNK_SIZE);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        /* A shared chunk is one row: repaired once, to the highest goal
+         * of the files sharing it. */
         struct meta_chunk_info ci;
         memset(&ci, 0, sizeof(ci));
         ci.c.chunk_id = (uint64_t)sqlite3_column_int64(s, 0);
@@ -354,11 +357,8 @@ int meta_chunk_foreach(struct meta_db *db, uint64_t after, int max,
         ci.c.ino = (uint64_t)sqlite3_column_int64(s, 2);
         ci.c.index = (uint64_t)sqlite3_column_int64(s, 3);
         ci.goal = (uint32_t)sqlite3_column_int64(s, 4);
-        uint64_t size = (uint64_t)sqlite3_column_int64(s, 5);
-        uint64_t start = ci.c.index * (uint64_t)PROTO_CHUNK_SIZE;
-        ci.length = size <= start                      ? 0
-                    : size - start > PROTO_CHUNK_SIZE ? PROTO_CHUNK_SIZE
-                                                       : size - start;
+        ci.length = (uint64_t)sqlite3_column_int64(s, 5);
+        ci.c.refs = (uint32_t)sqlite3_column_int64(s, 6);
         rl = meta_st(db, META_ST_REPLICA_LIST);
         sqlite3_bind_int64(rl, 1, (int64_t)ci.c.chunk_id);
         int rc2;

@@ -107,6 +107,7 @@ static bool is_engine_request(uint16_t opcode)
     return (opcode >= PROTO_MSG_LOOKUP_REQ && opcode <= PROTO_MSG_OPEN_REQ &&
             (opcode & 1)) ||
            opcode == PROTO_MSG_GOAL_SET_REQ ||
+           opcode == PROTO_MSG_IMAGE_INFO_REQ ||
            opcode == PROTO_MSG_CHUNK_WRITE_END_REQ;
 }
 
@@ -191,6 +192,10 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
         break;
     case PROTO_MSG_ADMIN_ACTION_REQ:
         meta_srv_admin_action(c, req_id, payload, len);
+        break;
+    case PROTO_MSG_SNAPSHOT_REQ:
+    case PROTO_MSG_CLONE_REQ:
+        meta_srv_image_snapshot(c, opcode, req_id, payload, len);
         break;
     default:
         if (is_engine_request(opcode))

@@ -35,6 +35,7 @@
 #define META_SRV_REPAIR_RATE 4        /* copies in flight */
 #define META_SRV_REPAIR_MBPS 100      /* repair and rebalance budget */
 #define META_SRV_REPLICATE_MS 120000  /* one CHUNK_REPLICATE */
+#define META_SRV_CLONE_MS 60000       /* one CHUNK_CLONE (local copy) */
 
 struct meta_srv_opts {
     const char *data_dir; /* borrowed: copied by meta_srv_start() */
@@ -121,7 +122,8 @@ struct meta_srv_wlease {
     uint64_t expiry; /* uv_now() ms */
 };
 
-struct meta_srv_write; /* meta_srv_write.c */
+struct meta_srv_write;  /* meta_srv_write.c */
+struct meta_srv_freeze; /* meta_srv_write.c */
 
 struct meta_srv {
     uv_loop_t *loop;
@@ -148,6 +150,7 @@ struct meta_srv {
     size_t nwleases, cwleases;
 
     struct meta_srv_write *writes; /* one per slot being written */
+    struct meta_srv_freeze *freezes; /* files being snapshotted */
     uint64_t next_chunk_id;
 
     unsigned gc_inflight;
@@ -265,6 +268,16 @@ bool meta_srv_write_busy(struct meta_srv *srv, uint64_t chunk_id);
 void meta_srv_write_server_down(struct meta_srv *srv, uint32_t server_id);
 /* End the write lease on @chunk_id: the next WRITE_BEGIN bumps. */
 void meta_srv_write_lease_end(struct meta_srv *srv, uint64_t chunk_id);
+/* Freeze file @ino for a snapshot: its new WRITE_BEGINs wait, and every
+ * chunk of it with a write lease or a WRITE_BEGIN in flight gets its lease
+ * ended and its version bumped.  @cb(@arg, rc) runs once that is done
+ * (possibly before this returns); rc < 0 when a bump failed.  The freeze
+ * holds until meta_srv_write_thaw(@arg), which the callback or later code
+ * must call.  Returns 0, or -ENOMEM (then @cb is never called). */
+int meta_srv_write_freeze(struct meta_srv *srv, uint64_t ino,
+                          void (*cb)(void *arg, int rc), void *arg);
+/* Lift the freeze made with @arg and start the requests it held. */
+void meta_srv_write_thaw(struct meta_srv *srv, void *arg);
 /* CHUNK_LOCATE_REQ: the engine's answer without down servers, suspect
  * ones last. */
 void meta_srv_locate(struct meta_srv_conn *c, uint64_t req_id,
@@ -288,6 +301,13 @@ bool meta_srv_repair_busy(struct meta_srv *srv, uint64_t chunk_id);
 /* Close the rescan timer (meta_srv_stop); copies in flight end with the
  * storage connections. */
 void meta_srv_repair_stop(struct meta_srv *srv);
+
+/* meta_srv_image.c */
+
+/* SNAPSHOT_REQ and CLONE_REQ (@opcode). */
+void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
+                             uint64_t req_id, const uint8_t *payload,
+                             size_t len);
 
 /* meta_srv_admin.c */
 

@@ -290,7 +290,7 @@ static enum inv_verdict replica_check(struct meta_srv *srv, uint32_t server_id,
      * (reported bad, or dropped as surplus). */
     if (e->version == ch.version && meta_gc_has(srv->db, e->chunk_id,
                                                 server_id) == 0 &&
-        meta_goal_get(srv->db, ch.ino, &goal) == 0 &&
+        meta_chunk_goal(srv->db, e->chunk_id, &goal) == 0 &&
         meta_srv_repair_good(srv, &ch) < goal &&
         !meta_srv_write_busy(srv, e->chunk_id))
         return INV_READD;

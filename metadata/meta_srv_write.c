@@ -46,6 +46,22 @@
  *   DECIDE  -> REPLY    [wb_decide: recorded, or error]
  *   REPLY   -> (freed)  [wb_complete: answers, starts the next queued]
  *
+ * Copy-on-write (docs/vmdisk.md): when the slot's chunk is shared with
+ * another file (a snapshot or clone), the attempt takes a new chunk id and
+ * sends CHUNK_CLONE_REQ {src, v -> new, 1} to every live replica of the
+ * shared chunk: each server copies it locally, nothing crosses the
+ * network.  The servers that answered OK become the new chunk's replica
+ * set, recorded with META_OP_CHUNK_COW (the slot moves to the copy, the
+ * shared chunk loses a reference), and the writer gets the copy.  The
+ * per-slot queue (invariant 1) guarantees one copy per slot.
+ *
+ * Snapshots (meta_srv_image.c) freeze the source file first: new
+ * WRITE_BEGINs for it wait on the freeze, and every chunk of it that has
+ * a write lease or a request in flight gets an internal request (no
+ * requester; @done instead) that ends the lease and bumps the version, so
+ * a client still holding the old lease fails with EOLDVER and asks again,
+ * getting a copy.  The freeze lifts once the snapshot is recorded.
+ *
  * Down servers are never handed out: a hole gets up servers that are not
  * draining; a bump asks the replicas that are up or suspect, and those
  * that do not answer leave the chain.  CHUNK_LOCATE replies are filtered
@@ -78,19 +94,37 @@ struct wb_target {
 
 struct meta_srv_write {
     struct meta_srv *srv;
-    struct meta_srv_write *next;  /* srv->writes */
+    struct meta_srv_write *next;  /* srv->writes, or a freeze's deferred */
     struct meta_srv_write *queue; /* waiting for this slot, FIFO */
     struct meta_srv_write *qnext;
 
-    struct peer *peer; /* the requester: a reference */
+    struct peer *peer; /* the requester: a reference; NULL when internal */
     uint64_t req_id;
     uint64_t ino, index;
     int tries;
+    /* Internal requests (a snapshot's freeze): end the lease and bump,
+     * never copy, then call @done instead of answering. */
+    bool bump;
+    void (*done)(void *arg, int rc);
+    void *done_arg;
 
     /* The current attempt. */
     uint64_t chunk_id, old_version, new_version;
+    bool cow; /* copying shared chunk src_id at src_version */
+    uint64_t src_id, src_version;
     uint32_t ntargets, pending;
     struct wb_target targets[PROTO_MAX_REPLICAS];
+};
+
+/* A file being snapshotted: its new WRITE_BEGINs wait in @deferred. */
+struct meta_srv_freeze {
+    struct meta_srv_freeze *next; /* srv->freezes */
+    uint64_t ino;
+    unsigned waiting; /* internal requests not done, +1 while starting */
+    int rc;
+    void (*cb)(void *arg, int rc);
+    void *arg;
+    struct meta_srv_write *deferred, **dtail;
 };
 
 /* ---- Write leases ------------------------------------------------------- */
@@ -249,8 +283,11 @@ static int pick_servers(struct meta_srv_write *w, uint32_t goal)
 static void on_setversion(struct peer *p, int status, const uint8_t *payload,
                           size_t len, void *arg);
 static void wb_continue(struct meta_srv_write *w, int rc);
+static void write_start(struct meta_srv *srv, struct meta_srv_write *w,
+                        bool user);
 
-/* Send CHUNK_SETVERSION {chunk_id, old -> new} to every target. */
+/* Send CHUNK_SETVERSION {chunk_id, old -> new} to every target, or for
+ * a copy (w->cow) CHUNK_CLONE {src_id, src_version -> chunk_id, new}. */
 static int send_setversions(struct meta_srv_write *w)
 {
     struct proto_chunk_setversion_req req = {
@@ -258,11 +295,24 @@ static int send_setversions(struct meta_srv_write *w)
         .old_version = w->old_version,
         .new_version = w->new_version,
     };
+    struct proto_chunk_clone_req clone = {
+        .src_id = w->src_id,
+        .src_version = w->src_version,
+        .new_id = w->chunk_id,
+        .new_version = w->new_version,
+    };
+    uint16_t opcode =
+        w->cow ? PROTO_MSG_CHUNK_CLONE_REQ : PROTO_MSG_CHUNK_SETVERSION_REQ;
+    uint64_t timeout =
+        w->cow ? META_SRV_CLONE_MS : META_SRV_CTL_TIMEOUT_MS;
     struct proto_wbuf buf;
     int rc;
 
     proto_wbuf_init(&buf);
-    proto_chunk_setversion_req_encode(&buf, &req);
+    if (w->cow)
+        proto_chunk_clone_req_encode(&buf, &clone);
+    else
+        proto_chunk_setversion_req_encode(&buf, &req);
     w->pending = 1; /* invariant 2: held while sending */
     for (uint32_t i = 0; i < w->ntargets; i++) {
         struct wb_target *t = &w->targets[i];
@@ -273,8 +323,8 @@ static int send_setversions(struct meta_srv_write *w)
         if (buf.err || !s || !s->peer)
             continue;
         w->pending++;
-        rc = peer_request(s->peer, PROTO_MSG_CHUNK_SETVERSION_REQ, buf.p,
-                          buf.len, META_SRV_CTL_TIMEOUT_MS, on_setversion, t);
+        rc = peer_request(s->peer, opcode, buf.p, buf.len, timeout,
+                          on_setversion, t);
         if (rc < 0) {
             w->pending--;
             t->status = rc;
@@ -292,12 +342,13 @@ static int wb_plan(struct meta_srv_write *w)
     struct meta_srv *srv = w->srv;
     struct proto_attr attr;
     struct meta_chunk ch;
-    uint32_t goal;
+    uint32_t goal, flags = 0;
     bool all_up = true;
     int rc;
 
     if (srv->stopping)
         return -ECONNRESET;
+    w->cow = false;
     rc = file_attr(srv, w->ino, &attr);
     if (rc < 0)
         return rc;
@@ -305,8 +356,15 @@ static int wb_plan(struct meta_srv_write *w)
         return S_ISDIR(attr.mode) ? -EISDIR : -EINVAL;
     if (w->index > UINT64_MAX / PROTO_CHUNK_SIZE)
         return -EFBIG;
+    rc = meta_inode_flags(srv->db, w->ino, &flags);
+    if (rc < 0)
+        return rc;
+    if (flags & META_INODE_READONLY)
+        return -EROFS; /* docs/vmdisk.md: a snapshot is never written */
 
     rc = meta_chunk_at(srv->db, w->ino, w->index, &ch);
+    if (rc == -ENOENT && w->bump)
+        return WB_REPLY; /* a hole: no lease to end */
     if (rc == -ENOENT) {
         rc = meta_goal_get(srv->db, w->ino, &goal);
         if (rc < 0)
@@ -333,7 +391,15 @@ static int wb_plan(struct meta_srv_write *w)
         if (!s || !meta_srv_server_up(srv, s))
             all_up = false;
     }
-    if (all_up && ch.nreplicas && wlease_live(srv, ch.chunk_id)) {
+    if (w->bump) {
+        /* No writer holds a lease on a shared chunk (they get copies), so
+         * there is nothing to end; otherwise end it and bump below. */
+        if (ch.refs > 1)
+            return WB_REPLY;
+        meta_srv_write_lease_end(srv, ch.chunk_id);
+    }
+    if (ch.refs <= 1 && all_up && ch.nreplicas &&
+        wlease_live(srv, ch.chunk_id)) {
         wlease_set(srv, ch.chunk_id);
         return WB_REPLY;
     }
@@ -343,6 +409,16 @@ static int wb_plan(struct meta_srv_write *w)
                  (unsigned long long)ch.chunk_id, (unsigned long long)w->ino,
                  (unsigned long long)w->index);
         return -EIO;
+    }
+    if (ch.refs > 1) {
+        /* Shared: every live replica makes a local copy. */
+        w->cow = true;
+        w->src_id = ch.chunk_id;
+        w->src_version = ch.version;
+        w->chunk_id = ++srv->next_chunk_id;
+        w->old_version = 0;
+        w->new_version = 1;
+        return send_setversions(w);
     }
     w->old_version = ch.version;
     w->new_version = ch.version + 1;
@@ -360,7 +436,13 @@ static void on_setversion(struct peer *p, int status, const uint8_t *payload,
     (void)payload;
     (void)len;
     t->status = status;
-    if (status < 0 && !w->srv->stopping)
+    if (status < 0 && !w->srv->stopping && w->cow)
+        log_warn("metad: chunk clone failed: %s chunk=%016llx "
+                 "version=%llu new=%016llx server=%u peer=%s",
+                 strerror(-status), (unsigned long long)w->src_id,
+                 (unsigned long long)w->src_version,
+                 (unsigned long long)w->chunk_id, t->server_id, peer_name(p));
+    else if (status < 0 && !w->srv->stopping)
         log_warn("metad: chunk setversion failed: %s chunk=%016llx "
                  "version=%llu->%llu server=%u peer=%s",
                  strerror(-status), (unsigned long long)w->chunk_id,
@@ -393,8 +475,13 @@ static int wb_decide(struct meta_srv_write *w)
     proto_wbuf_init(&reply);
     proto_put_u64(&payload, w->ino);
     proto_put_u64(&payload, w->index);
+    if (w->cow) { /* meta.h, META_OP_CHUNK_COW */
+        proto_put_u64(&payload, w->src_id);
+        proto_put_u64(&payload, w->src_version);
+    }
     proto_put_u64(&payload, w->chunk_id);
-    proto_put_u64(&payload, w->old_version);
+    if (!w->cow)
+        proto_put_u64(&payload, w->old_version);
     proto_put_u64(&payload, w->new_version);
     proto_put_u32(&payload, n);
     for (uint32_t i = 0; i < w->ntargets; i++)
@@ -402,8 +489,8 @@ static int wb_decide(struct meta_srv_write *w)
             proto_put_u32(&payload, w->targets[i].server_id);
     rc = payload.err;
     if (rc == 0)
-        rc = meta_srv_apply(srv, META_OP_CHUNK_SET, 0, payload.p, payload.len,
-                            &reply);
+        rc = meta_srv_apply(srv, w->cow ? META_OP_CHUNK_COW : META_OP_CHUNK_SET,
+                            0, payload.p, payload.len, &reply);
     proto_wbuf_free(&payload);
     proto_wbuf_free(&reply);
 
@@ -419,6 +506,11 @@ static int wb_decide(struct meta_srv_write *w)
                   (unsigned long long)w->ino, (unsigned long long)w->index);
         return rc;
     }
+    if (w->cow)
+        log_info("metad: copy-on-write: chunk=%016llx -> %016llx "
+                 "replicas=%u ino=%llu index=%llu",
+                 (unsigned long long)w->src_id, (unsigned long long)w->chunk_id,
+                 n, (unsigned long long)w->ino, (unsigned long long)w->index);
     log_debug("meta.write",
               "chunk set: chunk=%016llx version=%llu "
               "replicas=%u ino=%llu index=%llu",
@@ -485,10 +577,14 @@ static struct meta_srv_write *wb_complete(struct meta_srv_write *w, int rc)
     struct proto_wbuf body;
 
     proto_wbuf_init(&body);
-    if (rc >= 0)
-        rc = encode_location(w, &body);
-    meta_srv_reply(w->peer, w->req_id, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, rc,
-                   &body);
+    if (w->peer) {
+        if (rc >= 0)
+            rc = encode_location(w, &body);
+        meta_srv_reply(w->peer, w->req_id, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, rc,
+                       &body);
+    } else if (w->done) {
+        w->done(w->done_arg, rc < 0 ? rc : 0);
+    }
     proto_wbuf_free(&body);
 
     for (pp = &srv->writes; *pp != w; pp = &(*pp)->next)
@@ -501,7 +597,8 @@ static struct meta_srv_write *wb_complete(struct meta_srv_write *w, int rc)
         q->next = srv->writes;
         srv->writes = q;
     }
-    peer_unref(w->peer);
+    if (w->peer)
+        peer_unref(w->peer);
     free(w);
     return q;
 }
@@ -529,7 +626,7 @@ void meta_srv_write_begin(struct meta_srv_conn *c, uint64_t req_id,
 {
     struct meta_srv *srv = c->srv;
     struct proto_chunk_write_begin_req req;
-    struct meta_srv_write *w, *owner, **tail;
+    struct meta_srv_write *w;
     int rc;
 
     rc = proto_chunk_write_begin_req_decode(payload, len, &req);
@@ -550,7 +647,133 @@ void meta_srv_write_begin(struct meta_srv_conn *c, uint64_t req_id,
     w->req_id = req_id;
     w->ino = req.ino;
     w->index = req.index;
+    write_start(srv, w, true);
+}
 
+/* ---- Freezing a file for a snapshot ------------------------------------- */
+
+static void freeze_one_done(void *arg, int rc)
+{
+    struct meta_srv_freeze *f = arg;
+
+    if (rc < 0 && f->rc == 0)
+        f->rc = rc;
+    assert(f->waiting > 0);
+    if (--f->waiting == 0)
+        f->cb(f->arg, f->rc);
+}
+
+/* Queue an internal bump of slot (@f->ino, @index). */
+static int freeze_slot(struct meta_srv *srv, struct meta_srv_freeze *f,
+                       uint64_t index)
+{
+    struct meta_srv_write *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return -ENOMEM;
+    w->srv = srv;
+    w->ino = f->ino;
+    w->index = index;
+    w->bump = true;
+    w->done = freeze_one_done;
+    w->done_arg = f;
+    f->waiting++;
+    write_start(srv, w, false);
+    return 0;
+}
+
+struct freeze_scan {
+    struct meta_srv *srv;
+    uint64_t *idx;
+    size_t n, cap;
+};
+
+static int scan_add(struct freeze_scan *sc, uint64_t index)
+{
+    for (size_t i = 0; i < sc->n; i++)
+        if (sc->idx[i] == index)
+            return 0;
+    if (meta_srv_grow((void **)&sc->idx, &sc->cap, sc->n + 1,
+                      sizeof(*sc->idx)) < 0)
+        return -ENOMEM;
+    sc->idx[sc->n++] = index;
+    return 0;
+}
+
+static int scan_leased(const struct meta_chunk *c, void *arg)
+{
+    struct freeze_scan *sc = arg;
+
+    if (wlease_find(sc->srv, c->chunk_id))
+        return scan_add(sc, c->index);
+    return 0;
+}
+
+int meta_srv_write_freeze(struct meta_srv *srv, uint64_t ino,
+                          void (*cb)(void *arg, int rc), void *arg)
+{
+    struct freeze_scan sc = {.srv = srv};
+    struct meta_srv_freeze *f;
+    int rc;
+
+    rc = meta_file_chunk_foreach(srv->db, ino, scan_leased, &sc);
+    for (struct meta_srv_write *w = srv->writes; rc == 0 && w; w = w->next)
+        if (w->ino == ino)
+            rc = scan_add(&sc, w->index);
+    f = rc == 0 ? calloc(1, sizeof(*f)) : NULL;
+    if (!f) {
+        free(sc.idx);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    f->ino = ino;
+    f->cb = cb;
+    f->arg = arg;
+    f->dtail = &f->deferred;
+    f->waiting = 1; /* held while starting */
+    f->next = srv->freezes;
+    srv->freezes = f;
+    for (size_t i = 0; i < sc.n; i++)
+        if ((rc = freeze_slot(srv, f, sc.idx[i])) < 0 && f->rc == 0)
+            f->rc = rc;
+    free(sc.idx);
+    freeze_one_done(f, 0);
+    return 0;
+}
+
+void meta_srv_write_thaw(struct meta_srv *srv, void *arg)
+{
+    struct meta_srv_freeze **pp, *f;
+    struct meta_srv_write *w, *next;
+
+    for (pp = &srv->freezes; *pp && (*pp)->arg != arg; pp = &(*pp)->next)
+        ;
+    f = *pp;
+    if (!f)
+        return;
+    *pp = f->next;
+    for (w = f->deferred; w; w = next) {
+        next = w->next;
+        w->next = NULL;
+        write_start(srv, w, true);
+    }
+    free(f);
+}
+
+/* Start @w: behind a freeze of its file (@user requests only), behind the
+ * request in flight for its slot, or now. */
+static void write_start(struct meta_srv *srv, struct meta_srv_write *w,
+                        bool user)
+{
+    struct meta_srv_write *owner, **tail;
+
+    if (user)
+        for (struct meta_srv_freeze *f = srv->freezes; f; f = f->next)
+            if (f->ino == w->ino) {
+                w->next = NULL;
+                *f->dtail = w;
+                f->dtail = &w->next;
+                return;
+            }
     for (owner = srv->writes; owner; owner = owner->next)
         if (owner->ino == w->ino && owner->index == w->index)
             break;

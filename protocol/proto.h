@@ -668,6 +668,30 @@ struct proto_server_state_req {
     struct proto_str addr;
 };
 
+/* ---- Images: snapshots and clones (§12) -------------------------------- */
+
+/* SNAPSHOT and CLONE (client or admin -> metad): a new regular file @name
+ * in directory @parent whose chunk slots share the chunks of file @ino
+ * (reference counted, copied on the first write to either side).  A
+ * snapshot is read-only, a clone writable.  Reply: the new file's attr. */
+struct proto_snapshot_req {
+    struct proto_cred cred;
+    uint64_t ino;
+    uint64_t parent;
+    struct proto_str name;
+};
+
+/* CHUNK_CLONE (metad -> chunkd): make chunk @new_id at @new_version a
+ * local copy of chunk @src_id at @src_version (copy-on-write of a shared
+ * chunk); reply once the copy is durable. */
+struct proto_chunk_clone_req {
+    uint64_t src_id;
+    uint64_t src_version;
+    uint64_t new_id;
+    uint64_t new_version;
+};
+#define PROTO_CHUNK_CLONE_SIZE 32
+
 /* ---- Typed encode/decode ----------------------------------------------- */
 
 /* For every body B in proto_msgs.def:
@@ -734,6 +758,8 @@ PROTO_BODY(chunk_report_req)
 PROTO_BODY(server_ctl_req)
 PROTO_BODY(admin_action_req)
 PROTO_BODY(server_state_req)
+PROTO_BODY(snapshot_req)
+PROTO_BODY(chunk_clone_req)
 #undef PROTO_BODY
 
 /* Decode the payload of @opcode into @msg, which must point to the body

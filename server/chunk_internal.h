@@ -83,6 +83,16 @@ int chunk_store_stage_write(struct chunk_store *s, uint64_t id, uint64_t ver,
 int chunk_store_stage_commit(struct chunk_store *s, uint64_t id, uint64_t ver);
 void chunk_store_stage_abort(struct chunk_store *s, uint64_t id);
 
+/* Create chunk @new_id at @new_ver as a copy of chunk @src_id, which must
+ * be at exactly @src_ver (else -ESTALE; -ENOENT when absent, -EBADMSG when
+ * marked bad), durable before returning.  A reflink where the file system
+ * supports it, else a sparse copy.  A chunk @new_id already at @new_ver
+ * is a retry: 0; at another version -EEXIST. */
+int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
+                      uint64_t new_id, uint64_t new_ver);
+/* Test hook: with @on false, clones never try a reflink. */
+void chunk_store_set_reflink(struct chunk_store *s, bool on);
+
 /* Bytes of the file system holding the store, and bytes free for it. */
 int chunk_store_space(struct chunk_store *s, uint64_t *capacity,
                       uint64_t *free);
@@ -227,6 +237,8 @@ void chunk_truncate_handle(struct chunk_server *srv, struct peer *p,
                            uint64_t req_id, const uint8_t *payload, size_t len);
 void chunk_delete_handle(struct chunk_server *srv, struct peer *p,
                          uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_clone_handle(struct chunk_server *srv, struct peer *p,
+                        uint64_t req_id, const uint8_t *payload, size_t len);
 
 /* ---- chunk_replicate.c ------------------------------------------------ */
 

@@ -1,7 +1,8 @@
 /* chunk_manage.c: the chunk life-cycle messages metad sends:
  * CHUNK_SETVERSION_REQ (create at a version, or bump it), CHUNK_TRUNCATE_REQ
- * (a client shrinking a file zeroes the tail of the boundary chunk) and
- * CHUNK_DELETE_REQ.
+ * (a client shrinking a file zeroes the tail of the boundary chunk),
+ * CHUNK_DELETE_REQ and CHUNK_CLONE_REQ (a local copy of a chunk shared by
+ * a snapshot or clone, before its first write; docs/protocol.md §12.4).
  *
  * Each is decoded, run as an exclusive job on its chunk after every
  * earlier operation on it, and answered with an empty body.  The version
@@ -25,6 +26,7 @@ struct manage_op {
         struct proto_chunk_setversion_req sv;
         struct proto_chunk_truncate_req tr;
         struct proto_chunk_ref del;
+        struct proto_chunk_clone_req cl;
     } m;
 };
 
@@ -40,6 +42,10 @@ static int manage_run(struct chunk_job *j)
     case PROTO_MSG_CHUNK_TRUNCATE_REQ:
         return chunk_store_truncate(s, op->m.tr.chunk_id, op->m.tr.version,
                                     op->m.tr.length);
+    case PROTO_MSG_CHUNK_CLONE_REQ:
+        /* docs/protocol.md §12.4: durable before the reply. */
+        return chunk_store_clone(s, op->m.cl.src_id, op->m.cl.src_version,
+                                 op->m.cl.new_id, op->m.cl.new_version);
     default:
         return chunk_store_delete(s, op->m.del.chunk_id, op->m.del.version);
     }
@@ -76,7 +82,8 @@ static void manage_start(struct chunk_server *srv, struct peer *p,
         return;
     }
     op->job.srv = srv;
-    /* chunk_id is the first field of all three bodies. */
+    /* The chunk id is the first field of every body (the source's for a
+     * clone: the copy waits for earlier operations on it). */
     op->job.chunk_id = op->m.sv.chunk_id;
     op->job.shared = false;
     op->job.run = manage_run;
@@ -106,4 +113,10 @@ void chunk_delete_handle(struct chunk_server *srv, struct peer *p,
                          uint64_t req_id, const uint8_t *payload, size_t len)
 {
     manage_start(srv, p, PROTO_MSG_CHUNK_DELETE_REQ, req_id, payload, len);
+}
+
+void chunk_clone_handle(struct chunk_server *srv, struct peer *p,
+                        uint64_t req_id, const uint8_t *payload, size_t len)
+{
+    manage_start(srv, p, PROTO_MSG_CHUNK_CLONE_REQ, req_id, payload, len);
 }

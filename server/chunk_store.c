@@ -52,6 +52,14 @@
  * between leaves no chunk rather than a mix.  DIR/staging is emptied at
  * every open: an interrupted copy is simply started again.
  *
+ * Local copies (chunk_store_clone, copy-on-write of a chunk shared by a
+ * snapshot or clone, docs/vmdisk.md): the data file and the checksum file
+ * are copied under the new id, the header rewritten with the new version,
+ * and the .crc renamed into place last, as create does.  The copy is a
+ * reflink (FICLONE) where the file system shares blocks, else a sparse
+ * copy of the data segments only (SEEK_DATA/SEEK_HOLE), so holes stay
+ * holes.
+ *
  * Bad chunks: a chunk that failed a checksum or an I/O (chunk_scrub.c,
  * or a client read) is marked bad in memory, and from then on every
  * read, write, sync and truncate of it fails with -EBADMSG, so a replica
@@ -65,10 +73,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -106,6 +116,7 @@ struct chunk_store {
     /* Under lock: ids of chunks marked bad, unordered (few). */
     uint64_t *bad;
     size_t nbad, bad_cap;
+    bool no_reflink; /* clones always copy (chunk_store_set_reflink) */
 };
 
 /* ---- Small helpers ----------------------------------------------------- */
@@ -854,6 +865,184 @@ out_stage:
     file_unlock(s->stage, sf);
     if (rc < 0)
         chunk_store_stage_abort(s, id);
+    return rc;
+}
+
+/* ---- Local copies ------------------------------------------------------ */
+
+void chunk_store_set_reflink(struct chunk_store *s, bool on)
+{
+    s->no_reflink = !on;
+}
+
+/* Copy bytes [off, end) of @in to the same place in @out. */
+static int copy_range(int in, int out, off_t off, off_t end)
+{
+    static const size_t step = 1u << 20;
+    bool kernel = true;
+    uint8_t *buf = NULL;
+    int rc = 0;
+
+    while (off < end) {
+        size_t n = (size_t)(end - off) < step ? (size_t)(end - off) : step;
+        ssize_t r = -1;
+
+        if (kernel) {
+            loff_t a = off, b = off;
+            r = copy_file_range(in, &a, out, &b, n, 0);
+            if (r < 0 && (errno == EXDEV || errno == EINVAL ||
+                          errno == ENOSYS || errno == EOPNOTSUPP)) {
+                kernel = false;
+                continue;
+            }
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                rc = -errno;
+                break;
+            }
+            if (r == 0) /* the source ended early: the rest is a hole */
+                break;
+        } else {
+            if (!buf && !(buf = malloc(step))) {
+                rc = -ENOMEM;
+                break;
+            }
+            r = pread(in, buf, n, off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                rc = -errno;
+                break;
+            }
+            if (r == 0)
+                break;
+            if ((rc = pwrite_full(out, buf, (size_t)r, off)) < 0)
+                break;
+        }
+        off += r;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Make @out a copy of @in: a reflink when allowed and possible, else the
+ * data segments one by one, holes left as holes, and the same size. */
+static int copy_file(struct chunk_store *s, int in, int out)
+{
+    struct stat st;
+    off_t off = 0;
+    int rc = 0;
+
+    if (!s->no_reflink && ioctl(out, FICLONE, in) == 0)
+        return 0;
+    if (fstat(in, &st) < 0)
+        return -errno;
+    while (rc == 0 && off < st.st_size) {
+        off_t data = lseek(in, off, SEEK_DATA), hole;
+
+        if (data < 0) {
+            if (errno == ENXIO) /* only a hole is left */
+                break;
+            if (errno != EINVAL)
+                return -errno;
+            data = off; /* no SEEK_DATA here: copy everything */
+            hole = st.st_size;
+        } else {
+            hole = lseek(in, data, SEEK_HOLE);
+            if (hole < 0)
+                hole = st.st_size;
+        }
+        rc = copy_range(in, out, data, hole);
+        off = hole;
+    }
+    if (rc == 0 && ftruncate(out, st.st_size) < 0)
+        rc = -errno;
+    return rc;
+}
+
+/* Create chunk @df at @ver as a copy of @sf (both locked). */
+static int clone_files(struct chunk_store *s, struct chunk_file *sf,
+                       struct chunk_file *df, uint64_t ver)
+{
+    char path[4096], tmp[4096], dir[4096];
+    int rc;
+
+    chunk_dir_path(s, df->id, dir, sizeof(dir));
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    chunk_path(s, df->id, "", path, sizeof(path));
+    df->dfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (df->dfd < 0)
+        return -errno;
+    chunk_path(s, df->id, ".crc.tmp", tmp, sizeof(tmp));
+    df->cfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (df->cfd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = copy_file(s, sf->dfd, df->dfd);
+    if (rc == 0)
+        rc = copy_file(s, sf->cfd, df->cfd);
+    if (rc == 0)
+        rc = hdr_write(df->cfd, ver, sf->length);
+    if (rc == 0 && (fdatasync(df->dfd) < 0 || fdatasync(df->cfd) < 0))
+        rc = -errno;
+    if (rc < 0)
+        goto fail;
+    chunk_path(s, df->id, ".crc", path, sizeof(path));
+    if (rename(tmp, path) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = fsync_path(dir);
+    if (rc == 0) {
+        snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
+        rc = fsync_path(dir);
+    }
+    df->exists = true;
+    df->version = ver;
+    df->length = sf->length;
+    __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    log_debug(DBG, "chunk clone: chunk=%016llx version=%llu -> %016llx",
+              (unsigned long long)sf->id, (unsigned long long)sf->version,
+              (unsigned long long)df->id);
+    return rc;
+
+fail:
+    if (df->cfd >= 0)
+        unlink(tmp);
+    chunk_path(s, df->id, "", path, sizeof(path));
+    unlink(path);
+    file_shut(df);
+    return rc;
+}
+
+int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
+                      uint64_t new_id, uint64_t new_ver)
+{
+    struct chunk_file *sf, *df;
+    int rc;
+
+    if (new_ver == 0 || src_id == new_id)
+        return -EINVAL;
+    rc = file_lock(s, src_id, src_ver, false, &sf);
+    if (rc < 0)
+        return rc;
+    rc = file_get(s, new_id, &df);
+    if (rc < 0) {
+        file_unlock(s, sf);
+        return rc;
+    }
+    /* A new id is never in use by anything else, so holding both locks
+     * cannot deadlock. */
+    pthread_rwlock_wrlock(&df->rw);
+    if (df->exists)
+        rc = df->version == new_ver ? 0 : -EEXIST; /* a retry */
+    else
+        rc = clone_files(s, sf, df, new_ver);
+    file_unlock(s, df);
+    file_unlock(s, sf);
     return rc;
 }
 

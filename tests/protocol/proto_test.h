@@ -681,6 +681,27 @@ static inline void sample_server_state_req(struct proto_server_state_req *m,
     m->addr = pstr("10.0.0.12:9422");
 }
 
+static inline void sample_snapshot_req(struct proto_snapshot_req *m,
+                                       struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    sample_cred(&m->cred);
+    m->ino = 0x1234567;
+    m->parent = 77;
+    m->name = pstr("vm1-snap.img");
+}
+
+static inline void sample_chunk_clone_req(struct proto_chunk_clone_req *m,
+                                          struct proto_wbuf *s)
+{
+    (void)s;
+    m->src_id = 0xa01fb;
+    m->src_version = 26;
+    m->new_id = 0xa0200;
+    m->new_version = 1;
+}
+
 /* Encode the sample of @body into @w (fresh) and assert success; @s is the
  * scratch buffer array bodies build their entries in. */
 #define ENCODE_SAMPLE(body, m, w, s)                                           \

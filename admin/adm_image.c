@@ -1,0 +1,530 @@
+/* adm_image.c: VM disk images from the command line (docs/vmdisk.md):
+ *
+ *   tessera snapshot SRC DST         read-only copy sharing SRC's chunks
+ *   tessera clone SRC DST            writable copy sharing SRC's chunks
+ *   tessera image create PATH SIZE   a sparse file of SIZE (10G, 512M, ...)
+ *   tessera image info PATH          size, allocation, sharing, read-only
+ *   tessera image resize [--shrink] PATH SIZE
+ *   tessera image rm PATH
+ *
+ * Everything goes to metad as root without a session, like the other
+ * verbs: SNAPSHOT_REQ / CLONE_REQ (metadata only, instant), MKNOD then
+ * SETATTR for create and resize, IMAGE_INFO_REQ, UNLINK.  Shrinking to a
+ * size inside a chunk first zeroes the rest of that chunk on each replica
+ * (CHUNK_WRITE_BEGIN, then CHUNK_TRUNCATE to every server of the chain),
+ * as the mount does, so growing the image again reads zeros there.
+ * Growing needs no data: the new range is a hole.
+ *
+ * Exit status as everywhere: 0 done, 1 refused or failed, 2 metad cannot
+ * be reached, 64 bad command line.
+ */
+#include "adm_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int adm_parse_size(const char *s, uint64_t *out)
+{
+    static const char units[] = "KMGTP";
+    char *end;
+    uint64_t v, mul = 1;
+
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno)
+        return -EINVAL;
+    if (*end) {
+        const char *u = strchr(units, end[0] & ~0x20);
+        if (!u || end[0] == '\0')
+            return -EINVAL;
+        for (const char *k = units; k <= u; k++)
+            mul *= 1024;
+        end++;
+        if (!strcmp(end, "iB") || !strcmp(end, "B"))
+            end += strlen(end);
+        if (*end)
+            return -EINVAL;
+    }
+    if (v > INT64_MAX / mul)
+        return -EFBIG;
+    *out = v * mul;
+    return 0;
+}
+
+int adm_split_path(const char *path, char *dir, size_t dsize, char *name,
+                   size_t nsize)
+{
+    size_t len = strlen(path);
+    const char *slash;
+
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    slash = memrchr(path, '/', len);
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = len - (size_t)(base - path);
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+
+    if (blen == 0 || blen >= nsize || dlen + 2 > dsize ||
+        (blen == 1 && base[0] == '.') ||
+        (blen == 2 && base[0] == '.' && base[1] == '.'))
+        return -EINVAL;
+    memcpy(name, base, blen);
+    name[blen] = '\0';
+    if (dlen == 0) {
+        strcpy(dir, "/");
+    } else {
+        memcpy(dir, path, dlen);
+        dir[dlen] = '\0';
+    }
+    return 0;
+}
+
+/* Resolve the directory part of @path into *dir and copy the last
+ * component into @name. */
+static int resolve_parent(struct adm *a, const char *path,
+                          struct proto_attr *dir, char *name, size_t nsize)
+{
+    char dpath[PROTO_MAX_STR + 1];
+    int rc = adm_split_path(path, dpath, sizeof(dpath), name, nsize);
+
+    if (rc == 0)
+        rc = adm_resolve(a, dpath, dir);
+    if (rc == 0 && !S_ISDIR(dir->mode))
+        rc = -ENOTDIR;
+    return rc;
+}
+
+static void print_attr_json(const char *path, const struct proto_attr *at,
+                            const char *extra)
+{
+    printf("{\"path\": ");
+    adm_json_str(stdout, path, strlen(path));
+    printf(", \"ino\": %" PRIu64 ", \"size\": %" PRIu64 "%s}\n", at->ino,
+           at->size, extra ? extra : "");
+}
+
+/* ---- snapshot, clone ----------------------------------------------------- */
+
+static int snap_cmd(struct adm *a, int argc, char **argv, uint16_t opcode)
+{
+    const char *what = opcode == PROTO_MSG_SNAPSHOT_REQ ? "snapshot" : "clone";
+    struct proto_snapshot_req req;
+    struct proto_attr_rep rep;
+    struct proto_attr src, dir;
+    char name[PROTO_NAME_MAX + 1], size[32];
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    int rc;
+
+    if (argc != 3) {
+        fprintf(stderr, "tessera: usage: %s SRC DST\n", what);
+        return ADM_EXIT_USAGE;
+    }
+    rc = adm_connect(a);
+    if (rc != ADM_EXIT_OK)
+        return rc;
+    rc = adm_resolve(a, argv[1], &src);
+    if (rc == 0)
+        rc = resolve_parent(a, argv[2], &dir, name, sizeof(name));
+    if (rc < 0)
+        return adm_fail(a, what, rc);
+    memset(&req, 0, sizeof(req));
+    req.ino = src.ino;
+    req.parent = dir.ino;
+    req.name.p = name;
+    req.name.len = (uint32_t)strlen(name);
+    proto_wbuf_init(&w);
+    proto_snapshot_req_encode(&w, &req);
+    rc = rpc_call_msg(a->rpc, opcode, &w, &r, &rep);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return adm_fail(a, what, rc);
+    rpc_reply_free(&r);
+    if (a->json) {
+        char extra[64];
+        snprintf(extra, sizeof(extra), ", \"readonly\": %s",
+                 opcode == PROTO_MSG_SNAPSHOT_REQ ? "true" : "false");
+        print_attr_json(argv[2], &rep.attr, extra);
+    } else {
+        adm_fmt_bytes(rep.attr.size, size, sizeof(size));
+        printf("%s: %s of %s (%s, ino %" PRIu64 ")\n", argv[2],
+               opcode == PROTO_MSG_SNAPSHOT_REQ ? "read-only snapshot"
+                                                : "writable clone",
+               argv[1], size, rep.attr.ino);
+    }
+    return ADM_EXIT_OK;
+}
+
+int adm_cmd_snapshot(struct adm *a, int argc, char **argv)
+{
+    return snap_cmd(a, argc, argv, PROTO_MSG_SNAPSHOT_REQ);
+}
+
+int adm_cmd_clone(struct adm *a, int argc, char **argv)
+{
+    return snap_cmd(a, argc, argv, PROTO_MSG_CLONE_REQ);
+}
+
+/* ---- image create, resize, rm ---------------------------------------------
+ */
+
+static int set_size(struct adm *a, uint64_t ino, uint64_t size,
+                    struct proto_attr *out)
+{
+    struct proto_setattr_req req;
+    struct proto_attr_rep rep;
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    int rc;
+
+    memset(&req, 0, sizeof(req));
+    req.ino = ino;
+    req.valid = PROTO_SETATTR_SIZE;
+    req.size = size;
+    proto_wbuf_init(&w);
+    proto_setattr_req_encode(&w, &req);
+    rc = rpc_call_msg(a->rpc, PROTO_MSG_SETATTR_REQ, &w, &r, &rep);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    *out = rep.attr;
+    rpc_reply_free(&r);
+    return 0;
+}
+
+static int image_create(struct adm *a, int argc, char **argv)
+{
+    struct proto_mknod_req req;
+    struct proto_attr_rep rep;
+    struct proto_attr dir, at;
+    char name[PROTO_NAME_MAX + 1], size[32];
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    uint64_t bytes;
+    int rc;
+
+    if (argc != 3 || adm_parse_size(argv[2], &bytes) < 0) {
+        fprintf(stderr, "tessera: usage: image create PATH SIZE "
+                        "(bytes, or with K, M, G, T)\n");
+        return ADM_EXIT_USAGE;
+    }
+    rc = adm_connect(a);
+    if (rc != ADM_EXIT_OK)
+        return rc;
+    rc = resolve_parent(a, argv[1], &dir, name, sizeof(name));
+    if (rc < 0)
+        return adm_fail(a, "image create", rc);
+    memset(&req, 0, sizeof(req));
+    req.parent = dir.ino;
+    req.mode = S_IFREG | 0644;
+    req.flags = PROTO_MKNOD_EXCL;
+    req.name.p = name;
+    req.name.len = (uint32_t)strlen(name);
+    proto_wbuf_init(&w);
+    proto_mknod_req_encode(&w, &req);
+    rc = rpc_call_msg(a->rpc, PROTO_MSG_MKNOD_REQ, &w, &r, &rep);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return adm_fail(a, "image create", rc);
+    rpc_reply_free(&r);
+    rc = set_size(a, rep.attr.ino, bytes, &at);
+    if (rc < 0)
+        return adm_fail(a, "image create: setting the size", rc);
+    if (a->json) {
+        print_attr_json(argv[1], &at, NULL);
+    } else {
+        adm_fmt_bytes(at.size, size, sizeof(size));
+        printf("%s: created, %s (%" PRIu64 " bytes), sparse\n", argv[1], size,
+               at.size);
+    }
+    return ADM_EXIT_OK;
+}
+
+/* Zero chunk @index of @ino from @length on: a write lease, then
+ * CHUNK_TRUNCATE on every replica of the chain it names. */
+static int zero_tail(struct adm *a, uint64_t ino, uint64_t index,
+                     uint32_t length)
+{
+    struct proto_chunk_write_begin_req req = {.ino = ino, .index = index};
+    struct proto_chunk_locate_rep rep;
+    struct proto_chunk_loc_iter it;
+    struct proto_chunk_loc loc;
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    proto_chunk_write_begin_req_encode(&w, &req);
+    rc = rpc_call_msg(a->rpc, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, &w, &r, &rep);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    proto_chunk_loc_iter_init(&it, &rep);
+    if (!proto_chunk_loc_next(&it, &loc) || loc.nreplicas == 0)
+        rc = -EIO;
+    for (uint32_t i = 0; rc == 0 && i < loc.nreplicas; i++) {
+        struct rpc_opts opts = {.role = PROTO_ROLE_ADMIN,
+                                .name = "tessera admin",
+                                .connect_timeout_ms = 5000,
+                                .call_timeout_ms = 30000};
+        struct proto_chunk_truncate_req tq = {
+            .chunk_id = loc.chunk_id, .version = loc.version, .length = length};
+        struct rpc_client *c;
+        struct rpc_reply tr;
+        char addr[256];
+
+        snprintf(addr, sizeof(addr), "%.*s", (int)loc.replicas[i].addr.len,
+                 loc.replicas[i].addr.p);
+        rc = rpc_client_open(addr, &opts, &c);
+        if (rc < 0)
+            break;
+        proto_wbuf_init(&w);
+        proto_chunk_truncate_req_encode(&w, &tq);
+        rc = w.err ? w.err
+                   : rpc_call(c, PROTO_MSG_CHUNK_TRUNCATE_REQ, w.p, w.len, &tr);
+        if (rc == 0)
+            rpc_reply_free(&tr);
+        proto_wbuf_free(&w);
+        rpc_client_close(c);
+    }
+    rpc_reply_free(&r);
+    return rc;
+}
+
+static int image_resize(struct adm *a, int argc, char **argv)
+{
+    struct proto_attr at, out;
+    const char *path = NULL, *sz = NULL;
+    char b1[32], b2[32];
+    bool shrink = false;
+    uint64_t bytes;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--shrink"))
+            shrink = true;
+        else if (!path)
+            path = argv[i];
+        else if (!sz)
+            sz = argv[i];
+        else
+            path = NULL, sz = NULL, i = argc;
+    }
+    if (!path || !sz || adm_parse_size(sz, &bytes) < 0) {
+        fprintf(stderr, "tessera: usage: image resize [--shrink] PATH SIZE\n");
+        return ADM_EXIT_USAGE;
+    }
+    rc = adm_connect(a);
+    if (rc != ADM_EXIT_OK)
+        return rc;
+    rc = adm_resolve(a, path, &at);
+    if (rc == 0 && !S_ISREG(at.mode))
+        rc = S_ISDIR(at.mode) ? -EISDIR : -EINVAL;
+    if (rc < 0)
+        return adm_fail(a, "image resize", rc);
+    if (bytes < at.size && !shrink) {
+        adm_fmt_bytes(at.size, b1, sizeof(b1));
+        adm_fmt_bytes(bytes, b2, sizeof(b2));
+        fprintf(stderr,
+                "tessera: image resize: %s is %s; shrinking to %s loses "
+                "data: add --shrink\n",
+                path, b1, b2);
+        return ADM_EXIT_FAIL;
+    }
+    if (bytes < at.size && bytes % PROTO_CHUNK_SIZE) {
+        struct proto_chunk_locate_req lq = {
+            .ino = at.ino, .first = bytes / PROTO_CHUNK_SIZE, .count = 1};
+        struct proto_chunk_locate_rep lr;
+        struct proto_chunk_loc_iter it;
+        struct proto_chunk_loc loc;
+        struct rpc_reply r;
+        struct proto_wbuf w;
+
+        proto_wbuf_init(&w);
+        proto_chunk_locate_req_encode(&w, &lq);
+        rc = rpc_call_msg(a->rpc, PROTO_MSG_CHUNK_LOCATE_REQ, &w, &r, &lr);
+        proto_wbuf_free(&w);
+        if (rc == 0) {
+            proto_chunk_loc_iter_init(&it, &lr);
+            bool allocated = proto_chunk_loc_next(&it, &loc) && loc.chunk_id;
+            rpc_reply_free(&r);
+            if (allocated)
+                rc = zero_tail(a, at.ino, bytes / PROTO_CHUNK_SIZE,
+                               (uint32_t)(bytes % PROTO_CHUNK_SIZE));
+        }
+        if (rc < 0)
+            return adm_fail(a, "image resize: zeroing the tail", rc);
+    }
+    rc = set_size(a, at.ino, bytes, &out);
+    if (rc < 0)
+        return adm_fail(a, "image resize", rc);
+    if (a->json) {
+        print_attr_json(path, &out, NULL);
+    } else {
+        adm_fmt_bytes(at.size, b1, sizeof(b1));
+        adm_fmt_bytes(out.size, b2, sizeof(b2));
+        printf("%s: %s -> %s\n", path, b1, b2);
+    }
+    return ADM_EXIT_OK;
+}
+
+static int image_rm(struct adm *a, int argc, char **argv)
+{
+    struct proto_lookup_req req;
+    struct proto_attr dir, at;
+    char name[PROTO_NAME_MAX + 1];
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    int rc;
+
+    if (argc != 2) {
+        fprintf(stderr, "tessera: usage: image rm PATH\n");
+        return ADM_EXIT_USAGE;
+    }
+    rc = adm_connect(a);
+    if (rc != ADM_EXIT_OK)
+        return rc;
+    rc = adm_resolve(a, argv[1], &at);
+    if (rc == 0 && !S_ISREG(at.mode))
+        rc = S_ISDIR(at.mode) ? -EISDIR : -EINVAL;
+    if (rc == 0)
+        rc = resolve_parent(a, argv[1], &dir, name, sizeof(name));
+    if (rc < 0)
+        return adm_fail(a, "image rm", rc);
+    memset(&req, 0, sizeof(req));
+    req.parent = dir.ino;
+    req.name.p = name;
+    req.name.len = (uint32_t)strlen(name);
+    proto_wbuf_init(&w);
+    proto_lookup_req_encode(&w, &req);
+    rc = w.err ? w.err : rpc_call(a->rpc, PROTO_MSG_UNLINK_REQ, w.p, w.len, &r);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return adm_fail(a, "image rm", rc);
+    rpc_reply_free(&r);
+    if (a->json) {
+        printf("{\"path\": ");
+        adm_json_str(stdout, argv[1], strlen(argv[1]));
+        printf(", \"removed\": true}\n");
+    } else {
+        printf("%s: removed\n", argv[1]);
+    }
+    return ADM_EXIT_OK;
+}
+
+/* ---- image info ------------------------------------------------------------
+ */
+
+static int image_info(struct adm *a, int argc, char **argv)
+{
+    struct proto_ino_req req;
+    struct adm_status st;
+    struct proto_attr at;
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    char b1[32], b2[32];
+    int rc;
+
+    if (argc != 2) {
+        fprintf(stderr, "tessera: usage: image info PATH\n");
+        return ADM_EXIT_USAGE;
+    }
+    rc = adm_connect(a);
+    if (rc != ADM_EXIT_OK)
+        return rc;
+    rc = adm_resolve(a, argv[1], &at);
+    if (rc < 0)
+        return adm_fail(a, "image info", rc);
+    req.ino = at.ino;
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &req);
+    rc = w.err ? w.err
+               : rpc_call(a->rpc, PROTO_MSG_IMAGE_INFO_REQ, w.p, w.len, &r);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return adm_fail(a, "image info", rc);
+    rc = adm_status_parse(r.payload, r.len, &st);
+    rpc_reply_free(&r);
+    if (rc < 0) {
+        adm_status_free(&st);
+        return adm_fail(a, "image info", rc);
+    }
+    bool ro = adm_status_u64(&st, "readonly") != 0;
+    if (a->json) {
+        bool first = true;
+        printf("{\"path\": ");
+        adm_json_str(stdout, argv[1], strlen(argv[1]));
+        printf(", \"ino\": %" PRIu64 ", \"size\": %" PRIu64
+               ", \"allocated\": %" PRIu64 ", \"chunks\": %" PRIu64
+               ", \"shared_chunks\": %" PRIu64 ", \"goal\": %" PRIu64
+               ", \"readonly\": %s, \"shares_with\": [",
+               adm_status_u64(&st, "ino"), adm_status_u64(&st, "size"),
+               adm_status_u64(&st, "allocated"), adm_status_u64(&st, "chunks"),
+               adm_status_u64(&st, "shared"), adm_status_u64(&st, "goal"),
+               ro ? "true" : "false");
+        for (size_t i = 0; i < st.nkv; i++) {
+            unsigned long long ino, n;
+            int off = 0;
+            if (strcmp(st.kv[i].key, "sharer") ||
+                sscanf(st.kv[i].value, "%llu %llu %n", &ino, &n, &off) < 2)
+                continue;
+            printf("%s{\"ino\": %llu, \"chunks\": %llu, \"path\": ",
+                   first ? "" : ", ", ino, n);
+            adm_json_str(stdout, st.kv[i].value + off,
+                         strlen(st.kv[i].value + off));
+            printf("}");
+            first = false;
+        }
+        printf("]}\n");
+    } else {
+        adm_fmt_bytes(adm_status_u64(&st, "size"), b1, sizeof(b1));
+        adm_fmt_bytes(adm_status_u64(&st, "allocated"), b2, sizeof(b2));
+        printf("%-14s %s\n", "path", argv[1]);
+        printf("%-14s %s (%" PRIu64 " bytes)\n", "size", b1,
+               adm_status_u64(&st, "size"));
+        printf("%-14s %s\n", "allocated", b2);
+        printf("%-14s %" PRIu64 " of 64 MiB\n", "chunks",
+               adm_status_u64(&st, "chunks"));
+        printf("%-14s %" PRIu64 "\n", "shared chunks",
+               adm_status_u64(&st, "shared"));
+        printf("%-14s %" PRIu64 "\n", "goal", adm_status_u64(&st, "goal"));
+        printf("%-14s %s\n", "read-only", ro ? "yes (snapshot)" : "no");
+        for (size_t i = 0; i < st.nkv; i++) {
+            unsigned long long ino, n;
+            int off = 0;
+            if (strcmp(st.kv[i].key, "sharer") ||
+                sscanf(st.kv[i].value, "%llu %llu %n", &ino, &n, &off) < 2)
+                continue;
+            printf("%-14s %s (%llu chunk%s, ino %llu)\n", "shares with",
+                   st.kv[i].value + off, n, n == 1 ? "" : "s", ino);
+        }
+        if (adm_status_get(&st, "sharers_truncated"))
+            printf("%-14s ...\n", "");
+    }
+    adm_status_free(&st);
+    return ADM_EXIT_OK;
+}
+
+int adm_cmd_image(struct adm *a, int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(struct adm *a, int argc, char **argv);
+    } sub[] = {
+        {"create", image_create},
+        {"info", image_info},
+        {"resize", image_resize},
+        {"rm", image_rm},
+    };
+
+    for (size_t i = 0; argc >= 2 && i < sizeof(sub) / sizeof(sub[0]); i++)
+        if (!strcmp(argv[1], sub[i].name))
+            return sub[i].fn(a, argc - 1, argv + 1);
+    fprintf(stderr, "tessera: usage: image create|info|resize|rm ...\n");
+    return ADM_EXIT_USAGE;
+}

@@ -1,0 +1,224 @@
+/* meta_image.c: snapshots and clones in the engine (docs/vmdisk.md), and
+ * IMAGE_INFO, the read side an operator looks at.
+ *
+ * SNAPSHOT_REQ and CLONE_REQ create one regular file whose chunk slots name
+ * the same chunks as the source's: one inode row, one directory entry and
+ * one slot row per allocated chunk, in one record.  No chunk server is
+ * involved and no data moves, so it takes as long as inserting those rows.
+ * A chunk's reference count is the number of slots naming it (meta_db.c,
+ * migration 3); the first write to a shared chunk gets a private copy
+ * (META_OP_CHUNK_COW, meta_chunk.c, driven by meta_srv_write.c), and
+ * truncate or unlink release a reference, the last one listing the
+ * replicas for deletion (meta_chunk_drop_from).
+ *
+ * A snapshot carries META_INODE_READONLY: its data and size never change
+ * (meta_chunk.c invariant 4, meta_ns.c invariant 5).  A clone is an
+ * ordinary file from birth.  Either may be the source of further
+ * snapshots and clones.
+ *
+ * What this file leaves to the daemon: making sure no writer still holds
+ * a write lease on a chunk of the source when the record is applied
+ * (meta_srv_image.c bumps those chunks first), since a lease lets a client
+ * write without asking again.
+ */
+#include "meta_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Deepest directory nesting a path is built for (IMAGE_INFO sharers). */
+#define PATH_DEPTH_MAX 256
+
+int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                              size_t n, bool readonly, struct proto_wbuf *reply)
+{
+    struct proto_snapshot_req q;
+    struct proto_attr src, dir, a;
+    int r = proto_snapshot_req_decode(p, n, &q);
+    if (r < 0)
+        return r;
+    if ((r = meta_inode_get(db, q.ino, &src)) < 0)
+        return r;
+    if (S_ISDIR(src.mode))
+        return -EISDIR;
+    if (!S_ISREG(src.mode))
+        return -EINVAL;
+    /* Copying a file needs read permission on it, like cp. */
+    if ((r = meta_perm_check(&q.cred, &src, META_MAY_READ)) < 0)
+        return r;
+    struct meta_name name = {q.name.p, q.name.len};
+    if ((r = meta_ns_create_check(db, &q.cred, q.parent, &name, &dir, NULL)) <
+        0)
+        return r;
+
+    a = src;
+    a.nlink = 1;
+    /* Root keeps the source's owner (an operator's snapshot of a user's
+     * disk stays the user's); anyone else owns the copy, and set-ID bits
+     * do not survive the change of owner. */
+    if (q.cred.uid != 0) {
+        a.uid = q.cred.uid;
+        a.gid = q.cred.gid;
+        a.mode &= ~(uint32_t)(S_ISUID | S_ISGID);
+    }
+    a.atime = src.mtime;
+    a.ctime = now;
+    if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
+        return r;
+    sqlite3_stmt *s = meta_st(db, META_ST_SLOT_COPY);
+    sqlite3_bind_int64(s, 1, (int64_t)src.ino);
+    sqlite3_bind_int64(s, 2, (int64_t)a.ino);
+    if ((r = meta_st_exec(db, s, "share chunks")) < 0)
+        return r;
+    if (readonly &&
+        (r = meta_inode_flags_set(db, a.ino, META_INODE_READONLY)) < 0)
+        return r;
+    struct proto_attr_rep rep = {.attr = a};
+    proto_attr_rep_encode(reply, &rep);
+    return reply->err;
+}
+
+/* ---- IMAGE_INFO ---------------------------------------------------------- */
+
+/* The path of @ino from the root into @buf ("/a/b"); "?" when it has no
+ * name (cannot happen for a live file) or is nested too deep. */
+static int path_of(struct meta_db *db, uint64_t ino, char *buf, size_t size)
+{
+    char tmp[PROTO_MAX_STR + 1];
+    size_t len = 0; /* built backwards at the end of tmp */
+    int depth = 0;
+
+    tmp[sizeof(tmp) - 1] = '\0';
+    while (ino != META_ROOT_INO && depth++ < PATH_DEPTH_MAX) {
+        sqlite3_stmt *s = meta_st(db, META_ST_DIRENT_NAME_OF);
+        sqlite3_bind_int64(s, 1, (int64_t)ino);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(s);
+            if (rc != SQLITE_DONE)
+                return meta_sql_err(db, rc, "name of inode");
+            snprintf(buf, size, "?");
+            return 0;
+        }
+        ino = (uint64_t)sqlite3_column_int64(s, 0);
+        const void *nm = sqlite3_column_blob(s, 1);
+        size_t k = (size_t)sqlite3_column_bytes(s, 1);
+        if (len + k + 1 > sizeof(tmp) - 1) {
+            sqlite3_reset(s);
+            snprintf(buf, size, "?");
+            return 0;
+        }
+        len += k + 1;
+        char *at = tmp + sizeof(tmp) - 1 - len;
+        at[0] = '/';
+        if (k)
+            memcpy(at + 1, nm, k);
+        sqlite3_reset(s);
+    }
+    if (ino != META_ROOT_INO) {
+        snprintf(buf, size, "?");
+        return 0;
+    }
+    snprintf(buf, size, "%s", len ? tmp + sizeof(tmp) - 1 - len : "/");
+    return 0;
+}
+
+static void kv_u64(struct proto_wbuf *w, const char *key, uint64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%" PRIu64, v);
+    proto_kv_put(w, key, num);
+}
+
+/* docs/protocol.md §12.3: size, mapped bytes, chunk slots, shared slots,
+ * the read-only flag, then one "sharer" pair per other file sharing a
+ * chunk with it: "INO CHUNKS PATH". */
+int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
+                    struct proto_wbuf *reply)
+{
+    struct proto_ino_req q;
+    struct proto_attr a;
+    struct proto_wbuf kv;
+    uint32_t flags = 0, count = 0;
+    int r = proto_ino_req_decode(p, n, &q);
+    if (r < 0)
+        return r;
+    if ((r = meta_inode_get(db, q.ino, &a)) < 0)
+        return r;
+    if (S_ISDIR(a.mode))
+        return -EISDIR;
+    if (!S_ISREG(a.mode))
+        return -EINVAL;
+    if ((r = meta_inode_flags(db, q.ino, &flags)) < 0)
+        return r;
+
+    sqlite3_stmt *s = meta_st(db, META_ST_IMAGE_STATS);
+    sqlite3_bind_int64(s, 1, (int64_t)q.ino);
+    sqlite3_bind_int64(s, 2, PROTO_CHUNK_SIZE);
+    sqlite3_bind_int64(s, 3, (int64_t)a.size);
+    int rc = sqlite3_step(s);
+    uint64_t slots = 0, shared = 0, mapped = 0;
+    if (rc == SQLITE_ROW) {
+        slots = (uint64_t)sqlite3_column_int64(s, 0);
+        shared = (uint64_t)sqlite3_column_int64(s, 1);
+        mapped = (uint64_t)sqlite3_column_int64(s, 2);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return meta_sql_err(db, rc, "image stats");
+
+    proto_wbuf_init(&kv);
+    kv_u64(&kv, "ino", a.ino);
+    kv_u64(&kv, "size", a.size);
+    kv_u64(&kv, "allocated", mapped);
+    kv_u64(&kv, "chunks", slots);
+    kv_u64(&kv, "shared", shared);
+    kv_u64(&kv, "goal", a.goal);
+    proto_kv_put(&kv, "readonly", (flags & META_INODE_READONLY) ? "1" : "0");
+    count = 7;
+
+    s = meta_st(db, META_ST_IMAGE_SHARERS);
+    sqlite3_bind_int64(s, 1, (int64_t)q.ino);
+    /* Collected first: path_of() runs statements of its own. */
+    uint64_t sh[64][2];
+    size_t nsh = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && nsh < 64) {
+        sh[nsh][0] = (uint64_t)sqlite3_column_int64(s, 0);
+        sh[nsh][1] = (uint64_t)sqlite3_column_int64(s, 1);
+        nsh++;
+    }
+    bool more = rc == SQLITE_ROW;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        r = meta_sql_err(db, rc, "image sharers");
+    for (size_t i = 0; r == 0 && i < nsh; i++) {
+        char path[PROTO_MAX_STR + 1], val[PROTO_MAX_STR + 48];
+        if ((r = path_of(db, sh[i][0], path, sizeof(path))) < 0)
+            break;
+        snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64 " %s", sh[i][0],
+                 sh[i][1], path);
+        val[PROTO_MAX_STR] = '\0';
+        proto_kv_put(&kv, "sharer", val);
+        count++;
+    }
+    if (r == 0 && more) {
+        /* The list is cut at 64 files: say so rather than pretend. */
+        proto_kv_put(&kv, "sharers_truncated", "1");
+        count++;
+    }
+    if (r == 0 && kv.err)
+        r = kv.err;
+    if (r == 0) {
+        struct proto_status_rep rep = {
+            .count = count,
+            .raw = {(const char *)kv.p, (uint32_t)kv.len},
+        };
+        proto_status_rep_encode(reply, &rep);
+        r = reply->err;
+    }
+    proto_wbuf_free(&kv);
+    return r;
+}

@@ -1,0 +1,97 @@
+/* meta_srv_image.c: SNAPSHOT_REQ and CLONE_REQ in the daemon
+ * (docs/vmdisk.md, "Snapshots and clones").
+ *
+ * Happy path: freeze the source file (meta_srv_write_freeze: its new
+ * WRITE_BEGINs wait, and every chunk of it a writer holds a lease on is
+ * bumped so that the old lease is useless), apply the request as an
+ * operation record (meta_image.c shares the chunks, metadata only), answer
+ * with the new file's attributes, lift the freeze.  The requests that
+ * waited then find their chunks shared and get copies.  With no write
+ * going on the freeze finishes at once and the request is answered in the
+ * same loop turn.
+ *
+ * Failure modes:
+ *  - a bump fails (no replica of a leased chunk reachable): the snapshot
+ *    is refused with that error (EIO) rather than taken while a writer
+ *    may still change a chunk it would share.
+ *  - the record fails (ENOENT, EEXIST, EACCES, EISDIR, ...): answered as
+ *    is; bumped versions cost the writers one more WRITE_BEGIN, no more.
+ *  - the requester disconnects meanwhile: the snapshot is still taken, the
+ *    answer dropped (the job holds a reference on the peer).
+ */
+#include "meta_srv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct snap_job {
+    struct meta_srv *srv;
+    struct peer *peer; /* a reference */
+    uint64_t req_id, session_id;
+    uint16_t opcode;
+    uint64_t ino;
+    size_t len;
+    uint8_t payload[];
+};
+
+static void snap_frozen(void *arg, int rc)
+{
+    struct snap_job *j = arg;
+    struct meta_srv *srv = j->srv;
+    struct proto_wbuf reply;
+
+    proto_wbuf_init(&reply);
+    if (rc == 0 && srv->stopping)
+        rc = -ECONNRESET;
+    if (rc == 0)
+        rc = meta_srv_apply(srv, j->opcode, j->session_id, j->payload, j->len,
+                            &reply);
+    else
+        log_warn("metad: %s: freezing the source failed: %s ino=%llu",
+                 proto_msg_name(j->opcode), strerror(-rc),
+                 (unsigned long long)j->ino);
+    meta_srv_reply(j->peer, j->req_id, j->opcode, rc, &reply);
+    proto_wbuf_free(&reply);
+    meta_srv_write_thaw(srv, j);
+    peer_unref(j->peer);
+    free(j);
+}
+
+void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
+                             uint64_t req_id, const uint8_t *payload,
+                             size_t len)
+{
+    struct proto_snapshot_req q;
+    struct snap_job *j;
+    int rc;
+
+    rc = proto_snapshot_req_decode(payload, len, &q);
+    if (rc < 0) {
+        meta_srv_reply(c->peer, req_id, opcode, rc, NULL);
+        return;
+    }
+    j = malloc(sizeof(*j) + len);
+    if (!j) {
+        meta_srv_reply(c->peer, req_id, opcode, -ENOMEM, NULL);
+        return;
+    }
+    j->srv = c->srv;
+    j->peer = c->peer;
+    peer_ref(j->peer);
+    j->req_id = req_id;
+    j->session_id = c->session_id;
+    j->opcode = opcode;
+    j->ino = q.ino;
+    j->len = len;
+    if (len)
+        memcpy(j->payload, payload, len);
+    rc = meta_srv_write_freeze(c->srv, q.ino, snap_frozen, j);
+    if (rc < 0) {
+        meta_srv_reply(c->peer, req_id, opcode, rc, NULL);
+        peer_unref(j->peer);
+        free(j);
+    }
+}

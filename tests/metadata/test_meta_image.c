@@ -1,0 +1,489 @@
+/* test_meta_image.c: snapshots and clones in the engine: shared chunks
+ * and their reference counts, META_OP_CHUNK_COW, the gc list only at the
+ * last reference, read-only snapshots, IMAGE_INFO, and op-log replay. */
+#include "test_meta_util.h"
+
+#define R cred_root()
+#define CHUNK ((uint64_t)PROTO_CHUNK_SIZE)
+
+static const struct proto_cred U1 = {.uid = 1000, .gid = 1000};
+static const struct proto_cred U2 = {.uid = 2000, .gid = 2000};
+
+static uint32_t do_register(struct fx *f, uint8_t tag)
+{
+    struct proto_wbuf w, reply;
+    struct proto_server_register_req q = {.addr = str_of("127.0.0.1:9422"),
+                                          .capacity = 1ull << 40,
+                                          .free = 1ull << 39};
+    struct proto_server_register_rep rep;
+    memset(q.uuid, tag, sizeof(q.uuid));
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_server_register_req_encode(&w, &q);
+    assert_int_equal(fx_apply(f, PROTO_MSG_SERVER_REGISTER_REQ, &w, &reply), 0);
+    assert_int_equal(proto_server_register_rep_decode(reply.p, reply.len, &rep),
+                     0);
+    proto_wbuf_free(&reply);
+    return rep.server_id;
+}
+
+static int do_chunk_set(struct fx *f, uint64_t ino, uint64_t index,
+                        uint64_t chunk_id, uint64_t old_v, uint64_t new_v,
+                        uint32_t server)
+{
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_put_u64(&w, ino);
+    proto_put_u64(&w, index);
+    proto_put_u64(&w, chunk_id);
+    proto_put_u64(&w, old_v);
+    proto_put_u64(&w, new_v);
+    proto_put_u32(&w, 1);
+    proto_put_u32(&w, server);
+    return fx_apply(f, META_OP_CHUNK_SET, &w, NULL);
+}
+
+static int do_cow(struct fx *f, uint64_t ino, uint64_t index, uint64_t src,
+                  uint64_t src_v, uint64_t new_id, uint32_t server)
+{
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_put_u64(&w, ino);
+    proto_put_u64(&w, index);
+    proto_put_u64(&w, src);
+    proto_put_u64(&w, src_v);
+    proto_put_u64(&w, new_id);
+    proto_put_u64(&w, 1);
+    proto_put_u32(&w, 1);
+    proto_put_u32(&w, server);
+    return fx_apply(f, META_OP_CHUNK_COW, &w, NULL);
+}
+
+static int do_snap(struct fx *f, uint16_t opcode, struct proto_cred c,
+                   uint64_t ino, uint64_t parent, const char *name,
+                   struct proto_attr *a)
+{
+    struct proto_wbuf w;
+    struct proto_snapshot_req q = {
+        .cred = c, .ino = ino, .parent = parent, .name = str_of(name)};
+    proto_wbuf_init(&w);
+    proto_snapshot_req_encode(&w, &q);
+    return fx_attr_op(f, opcode, true, &w, a);
+}
+
+static int do_write_end(struct fx *f, uint64_t ino, uint64_t index,
+                        uint64_t chunk_id, uint64_t size)
+{
+    struct proto_wbuf w;
+    struct proto_chunk_write_end_req q = {
+        .ino = ino, .index = index, .chunk_id = chunk_id, .size = size};
+    proto_wbuf_init(&w);
+    proto_chunk_write_end_req_encode(&w, &q);
+    return fx_apply(f, PROTO_MSG_CHUNK_WRITE_END_REQ, &w, NULL);
+}
+
+static int do_truncate(struct fx *f, uint64_t ino, uint64_t size)
+{
+    struct proto_setattr_req q = {
+        .cred = R, .ino = ino, .valid = PROTO_SETATTR_SIZE, .size = size};
+    return do_setattr(f, &q, NULL);
+}
+
+static int gc_count_fn(uint64_t chunk_id, uint64_t version, uint32_t server,
+                       void *arg)
+{
+    (void)chunk_id;
+    (void)version;
+    (void)server;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int gc_count(struct fx *f)
+{
+    int n = 0;
+    assert_int_equal(meta_gc_foreach(f->db, 0, 1000, gc_count_fn, &n), 0);
+    return n;
+}
+
+static uint32_t refs(struct fx *f, uint64_t chunk_id)
+{
+    struct meta_chunk c;
+    assert_int_equal(meta_chunk_get(f->db, chunk_id, &c), 0);
+    return c.refs;
+}
+
+static uint64_t chunk_of(struct fx *f, uint64_t ino, uint64_t index)
+{
+    struct meta_chunk c;
+    int r = meta_chunk_at(f->db, ino, index, &c);
+    if (r == -ENOENT)
+        return 0;
+    assert_int_equal(r, 0);
+    return c.chunk_id;
+}
+
+/* /img (3 chunks: ids 1, 2, 3 at index 0, 1, 3; a hole at 2), size 3.5
+ * chunks, on server *sid. */
+static uint64_t make_image(struct fx *f, uint32_t *sid)
+{
+    struct proto_attr a;
+    *sid = do_register(f, 1);
+    assert_int_equal(do_create(f, R, ROOT, "img", 0644, &a), 0);
+    assert_int_equal(do_chunk_set(f, a.ino, 0, 1, 0, 1, *sid), 0);
+    assert_int_equal(do_chunk_set(f, a.ino, 1, 2, 0, 1, *sid), 0);
+    assert_int_equal(do_chunk_set(f, a.ino, 3, 3, 0, 1, *sid), 0);
+    assert_int_equal(do_write_end(f, a.ino, 3, 3, 3 * CHUNK + CHUNK / 2), 0);
+    return a.ino;
+}
+
+static void test_meta_image_snapshot_shares_chunks(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr src, s;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    src = attr_of(f, img);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
+    assert_true(s.ino != img);
+    assert_int_equal(s.size, src.size);
+    assert_int_equal(s.mode, src.mode);
+    assert_int_equal(s.nlink, 1);
+    assert_int_equal(ino_of(f, ROOT, "snap"), s.ino);
+    for (uint64_t i = 0; i < 4; i++)
+        assert_int_equal(chunk_of(f, s.ino, i), chunk_of(f, img, i));
+    assert_int_equal(chunk_of(f, s.ino, 2), 0);
+    assert_int_equal(refs(f, 1), 2);
+    assert_int_equal(refs(f, 3), 2);
+    struct meta_stats st;
+    assert_int_equal(meta_stats_get(f->db, &st), 0);
+    assert_int_equal(st.chunks, 3); /* shared, not copied */
+    assert_int_equal(gc_count(f), 0);
+}
+
+static void test_meta_image_clone_of_snapshot_counts(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s, c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_CLONE_REQ, R, s.ino, ROOT, "clone", &c), 0);
+    assert_int_equal(refs(f, 2), 3);
+    uint32_t flags = 9;
+    assert_int_equal(meta_inode_flags(f->db, s.ino, &flags), 0);
+    assert_int_equal(flags, META_INODE_READONLY);
+    assert_int_equal(meta_inode_flags(f->db, c.ino, &flags), 0);
+    assert_int_equal(flags, 0);
+}
+
+static void test_meta_image_cow_moves_slot(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
+    assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 10, sid), 0);
+    assert_int_equal(chunk_of(f, c.ino, 1), 10);
+    assert_int_equal(chunk_of(f, img, 1), 2);
+    assert_int_equal(refs(f, 2), 1);
+    assert_int_equal(refs(f, 10), 1);
+    assert_int_equal(meta_chunk_max_id(f->db), 10);
+    assert_int_equal(gc_count(f), 0);
+    /* Now private: a plain version bump is allowed again. */
+    assert_int_equal(do_chunk_set(f, img, 1, 2, 1, 2, sid), 0);
+}
+
+static void test_meta_image_cow_stale(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
+    assert_int_equal(do_cow(f, c.ino, 1, 2, 7, 10, sid), -ESTALE);
+    assert_int_equal(do_cow(f, c.ino, 1, 1, 1, 10, sid), -ESTALE);
+    assert_int_equal(do_cow(f, c.ino, 2, 2, 1, 10, sid), -ESTALE);
+    assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 3, sid), -ESTALE);
+    assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 10, sid + 5), -EINVAL);
+    assert_int_equal(refs(f, 2), 2);
+}
+
+static void test_meta_image_bump_of_shared_chunk_stale(void **state)
+{
+    struct fx *f = *state;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", NULL), 0);
+    assert_int_equal(do_chunk_set(f, img, 0, 1, 1, 2, sid), -ESTALE);
+}
+
+static void test_meta_image_unlink_origin_keeps_snapshot(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
+    assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
+    assert_int_equal(gc_count(f), 0);
+    assert_int_equal(chunk_of(f, s.ino, 0), 1);
+    assert_int_equal(chunk_of(f, s.ino, 3), 3);
+    assert_int_equal(refs(f, 1), 1);
+    /* The last reference lists every replica for deletion. */
+    assert_int_equal(do_unlink(f, R, ROOT, "snap"), 0);
+    assert_int_equal(gc_count(f), 3);
+    struct meta_chunk c;
+    assert_int_equal(meta_chunk_get(f->db, 1, &c), -ENOENT);
+}
+
+static void test_meta_image_truncate_drops_only_last_ref(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
+    assert_int_equal(do_cow(f, c.ino, 3, 3, 1, 10, sid), 0);
+    assert_int_equal(do_truncate(f, c.ino, CHUNK), 0);
+    /* Chunk 2 is still the origin's, chunk 10 was the clone's alone. */
+    assert_int_equal(gc_count(f), 1);
+    assert_int_equal(refs(f, 2), 1);
+    assert_int_equal(refs(f, 1), 2);
+    assert_int_equal(do_truncate(f, img, 0), 0);
+    assert_int_equal(gc_count(f), 3); /* 10, 2, 3 */
+    assert_int_equal(refs(f, 1), 1);
+}
+
+static void test_meta_image_cow_after_other_sharer_gone(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
+    /* The copy was planned while shared; the origin went meanwhile. */
+    assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
+    assert_int_equal(do_cow(f, c.ino, 0, 1, 1, 10, sid), 0);
+    assert_int_equal(gc_count(f), 1);
+    struct meta_chunk ch;
+    assert_int_equal(meta_chunk_get(f->db, 1, &ch), -ENOENT);
+}
+
+static void test_meta_image_snapshot_is_readonly(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
+    assert_int_equal(do_access(f, PROTO_MSG_OPEN_REQ, R, s.ino, O_RDWR),
+                     -EROFS);
+    assert_int_equal(do_access(f, PROTO_MSG_OPEN_REQ, R, s.ino, O_WRONLY),
+                     -EROFS);
+    assert_int_equal(
+        do_access(f, PROTO_MSG_OPEN_REQ, R, s.ino, O_RDONLY | O_TRUNC), -EROFS);
+    assert_int_equal(do_access(f, PROTO_MSG_OPEN_REQ, R, s.ino, O_RDONLY), 0);
+    assert_int_equal(do_truncate(f, s.ino, 0), -EROFS);
+    assert_int_equal(do_setxattr(f, R, s.ino, "user.a", "1", 0), -EROFS);
+    assert_int_equal(do_chunk_set(f, s.ino, 2, 20, 0, 1, sid), -EROFS);
+    assert_int_equal(do_cow(f, s.ino, 0, 1, 1, 20, sid), -EROFS);
+    assert_int_equal(do_write_end(f, s.ino, 0, 1, 5 * CHUNK), -EROFS);
+    assert_int_equal(do_chmod(f, R, s.ino, 0600, NULL), 0);
+    assert_int_equal(do_rename(f, R, ROOT, "snap", ROOT, "snap2", 0), 0);
+    assert_int_equal(do_unlink(f, R, ROOT, "snap2"), 0);
+    assert_int_equal(gc_count(f), 0);
+}
+
+static void test_meta_image_snapshot_errors(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr d, p;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_mkdir(f, R, ROOT, "d", 0777, &d), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, d.ino, ROOT, "x", NULL), -EISDIR);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, 999, ROOT, "x", NULL), -ENOENT);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "img", NULL), -EEXIST);
+    assert_int_equal(do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, img, "x", NULL),
+                     -ENOTDIR);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "a/b", NULL), -EINVAL);
+    /* U1 may not write the root, and U2 may not read U1's private file. */
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, U1, img, ROOT, "x", NULL),
+                     -EACCES);
+    assert_int_equal(do_create(f, U1, d.ino, "priv", 0600, &p), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_CLONE_REQ, U2, p.ino, d.ino, "x", NULL), -EACCES);
+    struct proto_attr c;
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_CLONE_REQ, U1, p.ino, d.ino, "mine", &c), 0);
+    assert_int_equal(c.uid, U1.uid);
+}
+
+static void test_meta_image_info_lists_sharers(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr d, s, c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_mkdir(f, R, ROOT, "snaps", 0755, &d), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, d.ino, "s1", &s), 0);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "c1", &c),
+                     0);
+    assert_int_equal(do_cow(f, c.ino, 0, 1, 1, 10, sid), 0);
+
+    struct proto_wbuf w, reply;
+    struct proto_ino_req q = {.ino = img};
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_ino_req_encode(&w, &q);
+    assert_int_equal(fx_query(f, PROTO_MSG_IMAGE_INFO_REQ, &w, &reply), 0);
+    struct proto_status_rep rep;
+    assert_int_equal(proto_status_rep_decode(reply.p, reply.len, &rep), 0);
+    struct proto_kv_iter it;
+    struct proto_str k, v;
+    char got[1024] = "";
+    proto_kv_iter_init(&it, &rep);
+    while (proto_kv_next(&it, &k, &v)) {
+        size_t len = strlen(got);
+        snprintf(got + len, sizeof(got) - len, "%.*s=%.*s;", (int)k.len, k.p,
+                 (int)v.len, v.p);
+    }
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "ino=%llu;size=%llu;allocated=%llu;chunks=3;shared=3;goal=3;"
+             "readonly=0;sharer=%llu 3 /snaps/s1;sharer=%llu 2 /c1;",
+             (unsigned long long)img,
+             (unsigned long long)(3 * CHUNK + CHUNK / 2),
+             (unsigned long long)(2 * CHUNK + CHUNK / 2),
+             (unsigned long long)s.ino, (unsigned long long)c.ino);
+    assert_string_equal(got, want);
+    proto_wbuf_free(&reply);
+}
+
+static int walk_one(const struct meta_chunk_info *ci, void *arg)
+{
+    int *seen = arg;
+    seen[ci->c.chunk_id]++;
+    if (ci->c.chunk_id == 3)
+        assert_int_equal(ci->length, CHUNK / 2);
+    if (ci->c.chunk_id == 1)
+        assert_int_equal(ci->goal, 5);
+    return 0;
+}
+
+static void test_meta_image_chunk_walk_once_highest_goal(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "c", &c), 0);
+    struct proto_wbuf w;
+    struct proto_goal_set_req g = {.cred = R, .ino = c.ino, .goal = 5};
+    proto_wbuf_init(&w);
+    proto_goal_set_req_encode(&w, &g);
+    assert_int_equal(fx_apply(f, PROTO_MSG_GOAL_SET_REQ, &w, NULL), 0);
+    int seen[8] = {0};
+    assert_int_equal(meta_chunk_foreach(f->db, 0, 100, walk_one, seen), 0);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(seen[2], 1);
+    assert_int_equal(seen[3], 1);
+    uint32_t goal = 0;
+    assert_int_equal(meta_chunk_goal(f->db, 2, &goal), 0);
+    assert_int_equal(goal, 5);
+}
+
+struct replay {
+    struct meta_db *to;
+};
+
+static int replay_op(uint64_t seq, const struct meta_op *op, void *arg)
+{
+    struct replay *rp = arg;
+    struct proto_wbuf reply;
+    (void)seq;
+    proto_wbuf_init(&reply);
+    int r = meta_apply(rp->to, op, &reply);
+    proto_wbuf_free(&reply);
+    assert_int_equal(r, 0);
+    return 0;
+}
+
+static void test_meta_image_replay_gives_same_state(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s, c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_CLONE_REQ, R, s.ino, ROOT, "clone", &c), 0);
+    assert_int_equal(do_cow(f, img, 0, 1, 1, 10, sid), 0);
+    assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 11, sid), 0);
+    assert_int_equal(do_truncate(f, c.ino, CHUNK), 0);
+    assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
+
+    struct meta_db *to;
+    assert_int_equal(meta_db_open(":memory:", &to), 0);
+    struct replay rp = {.to = to};
+    assert_int_equal(meta_oplog_foreach(f->db, 0, replay_op, &rp), 0);
+    uint64_t inos[] = {s.ino, c.ino};
+    for (size_t k = 0; k < 2; k++)
+        for (uint64_t i = 0; i < 4; i++) {
+            struct meta_chunk a, b;
+            int ra = meta_chunk_at(f->db, inos[k], i, &a);
+            int rb = meta_chunk_at(to, inos[k], i, &b);
+            assert_int_equal(ra, rb);
+            if (ra == 0)
+                assert_memory_equal(&a, &b, sizeof(a));
+        }
+    int na = 0, nb = 0;
+    assert_int_equal(meta_gc_foreach(f->db, 0, 100, gc_count_fn, &na), 0);
+    assert_int_equal(meta_gc_foreach(to, 0, 100, gc_count_fn, &nb), 0);
+    assert_int_equal(na, nb);
+    assert_int_equal(na, 2); /* 10 (the origin's copy) and 11 */
+    uint32_t flags = 0;
+    assert_int_equal(meta_inode_flags(to, s.ino, &flags), 0);
+    assert_int_equal(flags, META_INODE_READONLY);
+    meta_db_close(to);
+}
+
+int test_meta_image(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_mem, fx_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_meta_image_snapshot_shares_chunks),
+        T(test_meta_image_clone_of_snapshot_counts),
+        T(test_meta_image_cow_moves_slot),
+        T(test_meta_image_cow_stale),
+        T(test_meta_image_bump_of_shared_chunk_stale),
+        T(test_meta_image_unlink_origin_keeps_snapshot),
+        T(test_meta_image_truncate_drops_only_last_ref),
+        T(test_meta_image_cow_after_other_sharer_gone),
+        T(test_meta_image_snapshot_is_readonly),
+        T(test_meta_image_snapshot_errors),
+        T(test_meta_image_info_lists_sharers),
+        T(test_meta_image_chunk_walk_once_highest_goal),
+        T(test_meta_image_replay_gives_same_state),
+    };
+#undef T
+    return cmocka_run_group_tests_name("meta_image", tests, NULL, NULL);
+}
