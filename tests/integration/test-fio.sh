@@ -5,7 +5,7 @@
 it_need fio
 . "$(dirname "$0")/lib-data.sh"
 
-common=(--directory="$TS_MNT" --ioengine=psync --verify=crc32c
+common=(--directory="$TS_MNT" --ioengine=psync --verify=crc32c --verify_state_save=0
         --verify_fatal=1 --do_verify=1 --group_reporting --output-format=terse)
 fio --name=seq --rw=write --bs=1M --size=96M --numjobs=2 "${common[@]}" \
     >"$IT_TMP/fio-seq" || it_fail "sequential write+verify failed"
