@@ -61,7 +61,7 @@ endif
 
 LIBS_COMMON := $(call pc_libs,libuv) -lpthread -lm
 
-.PHONY: all deps run test test-unit test-integration fuzz bench clean format
+.PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format
 all: $(BINS)
 
 deps:
@@ -178,6 +178,10 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(PROTO_SRC)
 fuzz: $(FUZZ_BINS)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
+# The slow end-to-end run: a Debian guest booted from an image on tessera-nbd.
+e2e: deps all
+	@BUILD=$(abspath $(BUILD)) tests/e2e/run.sh
+
 bench: deps all
 	@BUILD=$(abspath $(BUILD)) scripts/bench.sh
 
@@ -187,4 +191,4 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path '$(BUILD)/e2e-cache' -prune -o -type f -name '*.d' -print 2>/dev/null)
