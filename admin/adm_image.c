@@ -6,6 +6,8 @@
  *   tessera image info PATH          size, allocation, sharing, read-only
  *   tessera image resize [--shrink] PATH SIZE
  *   tessera image rm PATH
+ *   tessera image import|export|handover ...   (adm_image_io.c,
+ *                                                 adm_image_lease.c)
  *
  * Everything goes to metad as root without a session, like the other
  * verbs: SNAPSHOT_REQ / CLONE_REQ (metadata only, instant), MKNOD then
@@ -197,28 +199,20 @@ static int set_size(struct adm *a, uint64_t ino, uint64_t size,
     return 0;
 }
 
-static int image_create(struct adm *a, int argc, char **argv)
+int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
+                   struct proto_attr *out)
 {
     struct proto_mknod_req req;
     struct proto_attr_rep rep;
-    struct proto_attr dir, at;
-    char name[PROTO_NAME_MAX + 1], size[32];
+    struct proto_attr dir;
+    char name[PROTO_NAME_MAX + 1];
     struct rpc_reply r;
     struct proto_wbuf w;
-    uint64_t bytes;
     int rc;
 
-    if (argc != 3 || adm_parse_size(argv[2], &bytes) < 0) {
-        fprintf(stderr, "tessera: usage: image create PATH SIZE "
-                        "(bytes, or with K, M, G, T)\n");
-        return ADM_EXIT_USAGE;
-    }
-    rc = adm_connect(a);
-    if (rc != ADM_EXIT_OK)
-        return rc;
-    rc = resolve_parent(a, argv[1], &dir, name, sizeof(name));
+    rc = resolve_parent(a, path, &dir, name, sizeof(name));
     if (rc < 0)
-        return adm_fail(a, "image create", rc);
+        return rc;
     memset(&req, 0, sizeof(req));
     req.parent = dir.ino;
     req.mode = S_IFREG | 0644;
@@ -230,11 +224,29 @@ static int image_create(struct adm *a, int argc, char **argv)
     rc = rpc_call_msg(a->rpc, PROTO_MSG_MKNOD_REQ, &w, &r, &rep);
     proto_wbuf_free(&w);
     if (rc < 0)
-        return adm_fail(a, "image create", rc);
+        return rc;
     rpc_reply_free(&r);
-    rc = set_size(a, rep.attr.ino, bytes, &at);
+    return set_size(a, rep.attr.ino, bytes, out);
+}
+
+static int image_create(struct adm *a, int argc, char **argv)
+{
+    struct proto_attr at;
+    char size[32];
+    uint64_t bytes;
+    int rc;
+
+    if (argc != 3 || adm_parse_size(argv[2], &bytes) < 0) {
+        fprintf(stderr, "tessera: usage: image create PATH SIZE "
+                        "(bytes, or with K, M, G, T)\n");
+        return ADM_EXIT_USAGE;
+    }
+    rc = adm_connect(a);
+    if (rc != ADM_EXIT_OK)
+        return rc;
+    rc = adm_image_make(a, argv[1], bytes, &at);
     if (rc < 0)
-        return adm_fail(a, "image create: setting the size", rc);
+        return adm_fail(a, "image create", rc);
     if (a->json) {
         print_attr_json(argv[1], &at, NULL);
     } else {
@@ -516,15 +528,16 @@ int adm_cmd_image(struct adm *a, int argc, char **argv)
         const char *name;
         int (*fn)(struct adm *a, int argc, char **argv);
     } sub[] = {
-        {"create", image_create},
-        {"info", image_info},
-        {"resize", image_resize},
-        {"rm", image_rm},
+        {"create", image_create},         {"info", image_info},
+        {"resize", image_resize},         {"rm", image_rm},
+        {"import", adm_image_import},     {"export", adm_image_export},
+        {"handover", adm_image_handover},
     };
 
     for (size_t i = 0; argc >= 2 && i < sizeof(sub) / sizeof(sub[0]); i++)
         if (!strcmp(argv[1], sub[i].name))
             return sub[i].fn(a, argc - 1, argv + 1);
-    fprintf(stderr, "tessera: usage: image create|info|resize|rm ...\n");
+    fprintf(stderr, "tessera: usage: image "
+                    "create|info|resize|rm|import|export|handover ...\n");
     return ADM_EXIT_USAGE;
 }

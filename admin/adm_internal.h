@@ -115,6 +115,16 @@ int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr);
 int adm_cmd_snapshot(struct adm *a, int argc, char **argv);
 int adm_cmd_clone(struct adm *a, int argc, char **argv);
 int adm_cmd_image(struct adm *a, int argc, char **argv);
+/* MKNOD @path (its directory must exist; -EEXIST when it does) and set
+ * its size to @bytes; fills *out with the new attributes. */
+int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
+                   struct proto_attr *out);
+/* adm_image_io.c: image import SRC DST, image export SRC DST. */
+int adm_image_import(struct adm *a, int argc, char **argv);
+int adm_image_export(struct adm *a, int argc, char **argv);
+/* adm_image_lease.c: image handover PATH (arm a live-migration hand-over
+ * and show who writes the image). */
+int adm_image_handover(struct adm *a, int argc, char **argv);
 /* Parse "10G", "512M", "4096", "1TiB" (binary units) into bytes: 0,
  * -EINVAL, -EFBIG. */
 int adm_parse_size(const char *s, uint64_t *out);

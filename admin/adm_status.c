@@ -4,8 +4,11 @@
  *
  * The reply is text key/value pairs (see metadata/meta_srv_status.c).
  * "session.<id>" = "<name> <host> <idle_ms>ms" and "server.<id>" =
- * "<addr> up|down free=<bytes> chunks=<n>" become rows; every other pair
- * is printed as it comes, so new counters show up without a CLI change.
+ * "<addr> up|down free=<bytes> chunks=<n>" become rows, and
+ * "cache.<id>" = "promises=<n> sent=<n> answered=<n> timedout=<n>
+ * recalls=<n>" (callback promises and breaks, docs/caching.md) joins its
+ * session's row; every other pair is printed as it comes, so new counters
+ * show up without a CLI change.
  *
  * Exit status: 0 when every registered storage server is up (or
  * draining) and no chunk is under its goal or missing, 1 otherwise, 2 when
@@ -264,6 +267,40 @@ static const char *get_or(const struct adm_status *st, const char *key,
 
 #define get_u64 adm_status_u64
 
+/* The cache.<id> line of session @id, or NULL for a session without
+ * callbacks. */
+static const char *cache_of(const struct adm_status *st, uint64_t id)
+{
+    char key[48];
+
+    snprintf(key, sizeof(key), "cache.%" PRIu64, id);
+    return adm_status_get(st, key);
+}
+
+/* Counter @name ("sent") in a cache line, 0 when absent. */
+static uint64_t cache_u64(const char *line, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = line; p && *p; p = strchr(p, ' ')) {
+        while (*p == ' ')
+            p++;
+        if (!strncmp(p, name, n) && p[n] == '=')
+            return strtoull(p + n + 1, NULL, 10);
+    }
+    return 0;
+}
+
+static bool is_session_cache_key(const char *key)
+{
+    if (strncmp(key, "cache.", 6) || !key[6])
+        return false;
+    for (const char *p = key + 6; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true;
+}
+
 /* The pairs the metadata section prints by name. */
 static bool is_known(const char *key)
 {
@@ -275,7 +312,7 @@ static bool is_known(const char *key)
     };
 
     /* Printed in their own sections. */
-    if (!strncmp(key, "chunks.", 7) || !strncmp(key, "repair.", 7) ||
+    if (is_session_cache_key(key) ||!strncmp(key, "chunks.", 7) || !strncmp(key, "repair.", 7) ||
         !strncmp(key, "rebalance.", 10) || !strncmp(key, "servers.", 8) ||
         !strncmp(key, "capacity", 8) || !strncmp(key, "drain.", 6) ||
         !strncmp(key, "scrub.", 6))
@@ -314,12 +351,22 @@ static void print_tables(const struct adm *a, const struct adm_status *st)
 
     printf("\nSessions (%zu)\n", st->nsessions);
     if (st->nsessions)
-        printf("  %-20s %-24s %-24s %s\n", "ID", "NAME", "HOST", "IDLE");
+        printf("  %-20s %-24s %-24s %-10s %s\n", "ID", "NAME", "HOST", "IDLE",
+               "CACHE (promises, breaks sent/answered/timed out, recalls)");
     for (size_t i = 0; i < st->nsessions; i++) {
         const struct adm_session *s = &st->sessions[i];
+        const char *cl = cache_of(st, s->id);
+        char cache[128] = "no callbacks";
 
-        printf("  %-20" PRIu64 " %-24s %-24s %" PRIu64 " ms\n", s->id, s->name,
-               s->host, s->idle_ms);
+        if (cl)
+            snprintf(cache, sizeof(cache),
+                     "%" PRIu64 " cached, breaks %" PRIu64 "/%" PRIu64
+                     "/%" PRIu64 ", %" PRIu64 " recalls",
+                     cache_u64(cl, "promises"), cache_u64(cl, "sent"),
+                     cache_u64(cl, "answered"), cache_u64(cl, "timedout"),
+                     cache_u64(cl, "recalls"));
+        printf("  %-20" PRIu64 " %-24s %-24s %-10" PRIu64 " %s\n", s->id,
+               s->name, s->host, s->idle_ms, cache);
     }
 
     printf("\nStorage servers: %zu registered, %" PRIu64 " up, %" PRIu64
@@ -454,7 +501,20 @@ static void print_json(const struct adm *a, const struct adm_status *st)
         adm_json_str(stdout, s->name, strlen(s->name));
         printf(", \"host\": ");
         adm_json_str(stdout, s->host, strlen(s->host));
-        printf(", \"idle_ms\": %" PRIu64 "}", s->idle_ms);
+        printf(", \"idle_ms\": %" PRIu64, s->idle_ms);
+        const char *cl = cache_of(st, s->id);
+        if (cl)
+            printf(", \"callbacks\": true, \"cached_files\": %" PRIu64
+                   ", \"breaks_sent\": %" PRIu64
+                   ", \"breaks_answered\": %" PRIu64
+                   ", \"breaks_timedout\": %" PRIu64
+                   ", \"recalls\": %" PRIu64,
+                   cache_u64(cl, "promises"), cache_u64(cl, "sent"),
+                   cache_u64(cl, "answered"), cache_u64(cl, "timedout"),
+                   cache_u64(cl, "recalls"));
+        else
+            printf(", \"callbacks\": false");
+        printf("}");
     }
     printf("%s],\n  \"server_list\": [", st->nsessions ? "\n  " : "");
     for (size_t i = 0; i < st->nservers; i++) {

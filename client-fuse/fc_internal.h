@@ -6,6 +6,7 @@
  *   fc_main.c      command line, mount, daemonise, session loop
  *   fc_ops.c       libfuse low-level callbacks -> metad requests, cl_file_*
  *   fc_attr.c      attributes and times between the wire and libfuse
+ *   fc_notify.c    callback breaks -> kernel cache invalidation
  */
 #ifndef TESSERA_FC_INTERNAL_H
 #define TESSERA_FC_INTERNAL_H
@@ -13,8 +14,14 @@
 #include "cl.h"
 
 /* The whole mount: fuse_req_userdata() of every request. */
+struct fc_notify;
+struct fuse_session;
+
 struct fc_fs {
     struct cl_client *cl; /* set once the session is open */
+    struct fuse_session *se;
+    struct fc_notify *notify;
+    bool consistency_validate; /* -o consistency=validate */
 };
 
 /* One open() of a file: fi->fh points at it.  Holds a reference on the
@@ -35,6 +42,17 @@ int64_t fc_ns_from_ts(const struct timespec *ts);
 /* PROTO_SETATTR_* bits for libfuse's FUSE_SET_ATTR_* bits in @to_set; the
  * _NOW variants win over explicit times. */
 uint32_t fc_setattr_valid(int to_set);
+
+/* fc_notify.c */
+
+/* Start the thread that passes invalidations to the kernel for @se.
+ * Caller owns *out: fc_notify_stop(). */
+int fc_notify_start(struct fuse_session *se, struct fc_notify **out);
+/* Stop it (pending invalidations are dropped) and free (NULL is fine). */
+void fc_notify_stop(struct fc_notify *nt);
+/* The client library's break hook (cl_break_cb); @arg is the struct
+ * fc_fs.  Waits a bounded time for the kernel to drop its caches. */
+void fc_notify_break(void *arg, uint64_t ino, uint32_t flags, const char *name);
 
 /* fc_ops.c */
 

@@ -33,14 +33,75 @@
 struct cli {
     char *meta;
     char *debug_spec;
+    char *cache;             /* -o cache=writethrough|writeback|writeonclose */
+    char *consistency;       /* -o consistency=callback|validate */
+    char *dirty_max;         /* -o dirty_max=SIZE[K|M|G] */
+    unsigned flush_interval; /* -o flush_interval=SECONDS */
 };
 
 static const struct fuse_opt cli_spec[] = {
     {"--meta %s", offsetof(struct cli, meta), 0},
     {"--meta=%s", offsetof(struct cli, meta), 0},
     {"-D %s", offsetof(struct cli, debug_spec), 0},
+    {"cache=%s", offsetof(struct cli, cache), 0},
+    {"consistency=%s", offsetof(struct cli, consistency), 0},
+    {"dirty_max=%s", offsetof(struct cli, dirty_max), 0},
+    {"flush_interval=%u", offsetof(struct cli, flush_interval), 0},
     FUSE_OPT_END,
 };
+
+/* The caching options as the client library takes them.  -EINVAL for a
+ * value we do not know. */
+static int cache_opts(const struct cli *cli, struct cl_opts *o, bool *validate)
+{
+    o->cache = CL_CACHE_WRITEBACK;
+    if (cli->cache) {
+        if (!strcmp(cli->cache, "writethrough"))
+            o->cache = CL_CACHE_WRITETHROUGH;
+        else if (!strcmp(cli->cache, "writeonclose"))
+            o->cache = CL_CACHE_WRITEONCLOSE;
+        else if (strcmp(cli->cache, "writeback"))
+            return -EINVAL;
+    }
+    *validate = false;
+    if (cli->consistency) {
+        if (!strcmp(cli->consistency, "validate"))
+            *validate = true;
+        else if (strcmp(cli->consistency, "callback"))
+            return -EINVAL;
+    }
+    o->callbacks = !*validate;
+    o->flush_interval_ms = cli->flush_interval ? cli->flush_interval * 1000u
+                                               : CL_FLUSH_INTERVAL_MS;
+    o->dirty_max = CL_DIRTY_MAX;
+    if (cli->dirty_max) {
+        char *end;
+        unsigned long long v = strtoull(cli->dirty_max, &end, 10);
+        switch (*end) {
+        case 'k':
+        case 'K':
+            v <<= 10;
+            end++;
+            break;
+        case 'm':
+        case 'M':
+            v <<= 20;
+            end++;
+            break;
+        case 'g':
+        case 'G':
+            v <<= 30;
+            end++;
+            break;
+        default:
+            break;
+        }
+        if (*end || v < (1u << 20))
+            return -EINVAL;
+        o->dirty_max = v;
+    }
+    return 0;
+}
 
 static void usage(const char *prog)
 {
@@ -50,15 +111,21 @@ static void usage(const char *prog)
            "cl.chunk, cl.state)\n"
            "    -f                     stay in the foreground\n"
            "    -d                     FUSE debug output (implies -f)\n"
-           "    -o OPT[,OPT...]        mount options (allow_other, ...)\n\n",
+           "    -o OPT[,OPT...]        mount options (allow_other, ...)\n"
+           "    -o cache=MODE          writeback (default), writethrough, "
+           "writeonclose\n"
+           "    -o flush_interval=S    writeback flush interval (default 5)\n"
+           "    -o dirty_max=SIZE      delayed-write memory (default 256M)\n"
+           "    -o consistency=MODE    callback (default) or validate\n\n",
            prog);
     fuse_cmdline_help();
     fuse_lowlevel_help();
 }
 
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
-               const char *meta)
+               const struct cli *cli)
 {
+    const char *meta = cli->meta;
     struct fc_fs *fs = NULL;
     struct fuse_session *se = NULL;
     int ret = 1;
@@ -70,11 +137,19 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
         return 1;
     }
 
+    struct cl_opts copts = {.meta = meta, .role = PROTO_ROLE_CLIENT};
+    bool validate;
+    if (cache_opts(cli, &copts, &validate) < 0) {
+        fprintf(stderr, "tessera-mount: bad cache, consistency, "
+                        "flush_interval or dirty_max option\n");
+        return 1;
+    }
     fs = calloc(1, sizeof(*fs));
     if (!fs) {
         fprintf(stderr, "tessera-mount: out of memory\n");
         return 1;
     }
+    fs->consistency_validate = validate;
     se = fuse_session_new(args, fc_ops_get(), sizeof(struct fuse_lowlevel_ops),
                           fs);
     if (!se)
@@ -87,17 +162,29 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
 
     char name[160];
     snprintf(name, sizeof(name), "tessera-mount %s", opts->mountpoint);
-    struct cl_opts copts = {
-        .meta = meta, .name = name, .role = PROTO_ROLE_CLIENT};
+    copts.name = name;
+    fs->se = se;
+    rc = fc_notify_start(se, &fs->notify);
+    if (rc < 0) {
+        log_error("mount: cannot start the notify thread: %s", strerror(-rc));
+        goto out_unmount;
+    }
+    copts.on_break = fc_notify_break;
+    copts.break_arg = fs;
     rc = cl_client_open(&copts, &fs->cl);
     if (rc < 0) {
         log_error("mount: cannot open a session at metad: %s meta=%s",
                   strerror(-rc), meta);
         goto out_unmount;
     }
-    log_info("mount: ready: mountpoint=%s meta=%s session=%llu",
+    log_info("mount: ready: mountpoint=%s meta=%s session=%llu cache=%s "
+             "consistency=%s",
              opts->mountpoint, meta,
-             (unsigned long long)cl_client_session(fs->cl));
+             (unsigned long long)cl_client_session(fs->cl),
+             copts.cache == CL_CACHE_WRITETHROUGH   ? "writethrough"
+             : copts.cache == CL_CACHE_WRITEONCLOSE ? "writeonclose"
+                                                    : "writeback",
+             validate ? "validate" : "callback");
 
     struct fuse_loop_config config = {
         .clone_fd = opts->clone_fd,
@@ -113,14 +200,22 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
     log_info("mount: unmounting: mountpoint=%s", opts->mountpoint);
 
 out_unmount:
+    /* The break workers call into the notify thread, which calls into
+     * the session: both go before it. */
+    cl_client_close(fs->cl);
+    fs->cl = NULL;
+    fc_notify_stop(fs->notify);
+    fs->notify = NULL;
     fuse_session_unmount(se);
 out_signals:
     fuse_remove_signal_handlers(se);
 out_session:
     fuse_session_destroy(se);
 out:
-    if (fs)
+    if (fs) {
         cl_client_close(fs->cl);
+        fc_notify_stop(fs->notify);
+    }
     free(fs);
     return ret;
 }
@@ -171,12 +266,15 @@ int main(int argc, char **argv)
                                 "default_permissions") != 0)
         goto out;
 
-    ret = run(&args, &opts, cli.meta);
+    ret = run(&args, &opts, &cli);
 
 out:
     free(opts.mountpoint);
     free(cli.meta);
     free(cli.debug_spec);
+    free(cli.cache);
+    free(cli.consistency);
+    free(cli.dirty_max);
     fuse_opt_free_args(&args);
     return ret;
 }

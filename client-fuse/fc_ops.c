@@ -7,10 +7,19 @@
  * this file only adapts arguments and replies.  Inode numbers are metad's;
  * forget has nothing to release.
  *
- * Attributes and entries are cached by the kernel for ATTR_TIMEOUT.  The
- * mount is write-through (no writeback cache), and O_TRUNC reaches us as a
- * SETATTR of size 0 (atomic_o_trunc is left off).  Truncation, fallocate
- * and the open handle table are the places where namespace and data meet.
+ * Kernel caching (docs/caching.md).  With callbacks the kernel keeps
+ * entries and attributes for CB_TIMEOUT (metad breaks them when another
+ * client changes them, fc_notify.c) and the pages of a file across opens
+ * while its version is unchanged (keep_cache).  A reply that raced with a
+ * break (the break counter moved during the call) is cached for no time.
+ * Without callbacks (consistency=validate) entries and attributes live
+ * ATTR_TIMEOUT, and an open keeps the pages only when the file's version
+ * is the one they were read at (close-to-open).  The kernel's own
+ * writeback cache is not used: delayed writes live in the client library
+ * (cl_cache.c), which also reports our own size before metad knows it.
+ * O_TRUNC reaches us as a SETATTR of size 0 (atomic_o_trunc is left off).
+ * Truncation, fallocate and the open handle table are the places where
+ * namespace and data meet.
  */
 #define FUSE_USE_VERSION 35
 
@@ -31,6 +40,10 @@
 #include "log.h"
 
 #define ATTR_TIMEOUT 1.0
+#define CB_TIMEOUT 30.0 /* well inside metad's 60 s promise */
+
+/* The break counter when this thread's current metad call started. */
+static __thread uint64_t call_epoch;
 #define MAX_WRITE (1u << 20)
 
 static struct fc_fs *fs_of(fuse_req_t req)
@@ -72,7 +85,8 @@ static bool name_bad(fuse_req_t req, const char *name)
 }
 
 /* Our own writes may have grown an open file past what metad reports
- * while a CHUNK_WRITE_END is in flight: show the larger size. */
+ * while its CHUNK_WRITE_END is deferred (cl_file.c): show the larger
+ * size. */
 static void attr_merge_open(struct fc_fs *fs, struct proto_attr *a)
 {
     struct cl_inode *n = cl_inode_find(fs->cl, a->ino);
@@ -81,17 +95,37 @@ static void attr_merge_open(struct fc_fs *fs, struct proto_attr *a)
     uint64_t size = cl_inode_grow(n, a->size);
     if (size > a->size)
         a->size = size;
+    /* Likewise the mtime of writes whose WRITE_END is still deferred. */
+    int64_t t = cl_inode_wmtime(n);
+    if (t > a->mtime)
+        a->mtime = t;
+    if (t > a->ctime)
+        a->ctime = t;
     cl_inode_put(fs->cl, n);
 }
 
-static void entry_fill(const struct proto_attr *a, struct fuse_entry_param *e)
+static void call_start(struct fc_fs *fs)
+{
+    call_epoch = cl_cb_epoch(fs->cl);
+}
+
+/* How long the kernel may keep what the call just made returned. */
+static double cache_timeout(struct fc_fs *fs)
+{
+    if (!cl_cb_enabled(fs->cl))
+        return ATTR_TIMEOUT;
+    return cl_cb_epoch(fs->cl) == call_epoch ? CB_TIMEOUT : 0.0;
+}
+
+static void entry_fill(struct fc_fs *fs, const struct proto_attr *a,
+                       struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof(*e));
     e->ino = a->ino;
     e->generation = 1;
     fc_attr_to_stat(a, &e->attr);
-    e->attr_timeout = ATTR_TIMEOUT;
-    e->entry_timeout = ATTR_TIMEOUT;
+    e->attr_timeout = cache_timeout(fs);
+    e->entry_timeout = e->attr_timeout;
 }
 
 /* Send @w (freed here) and decode an attr reply into @out. */
@@ -100,6 +134,7 @@ static int call_attr(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
 {
     struct rpc_reply rep;
     struct proto_attr_rep a;
+    call_start(fs);
     int rc = cl_meta_call(fs->cl, opcode, w, &rep, &a);
     proto_wbuf_free(w);
     if (rc < 0)
@@ -129,7 +164,7 @@ static void reply_entry_or_err(fuse_req_t req, int rc,
         return;
     }
     struct fuse_entry_param e;
-    entry_fill(a, &e);
+    entry_fill(fs_of(req), a, &e);
     fuse_reply_entry(req, &e);
 }
 
@@ -137,7 +172,6 @@ static void reply_entry_or_err(fuse_req_t req, int rc,
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    (void)userdata;
     /* libfuse 3.14 sizes its buffers for 256 pages and derives the
      * max_pages it offers the kernel from max_write, so 1 MiB writes
      * arrive whole when the kernel allows 256 pages. */
@@ -148,9 +182,18 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_ASYNC_READ;
     if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
         conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-    /* Write-through for now: dirty pages in the kernel would make size and
-     * mtime reporting depend on writeback timing. */
+    /* Delayed writes are the client library's (cl_cache.c): dirty pages
+     * in the kernel would make fsync and close errors, size and mtime
+     * depend on the kernel's writeback timing. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /* Without callbacks, a changed mtime or size seen in the attributes
+     * drops the pages (close-to-open plus attribute revalidation); with
+     * them, breaks do it. */
+    struct fc_fs *fs = userdata;
+    if (fs->consistency_validate && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA))
+        conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    else
+        conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
     /* O_TRUNC arrives as SETATTR(size), which runs the truncate path. */
     conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
     /* metad does not clear setuid bits on writes: let the kernel do it. */
@@ -196,6 +239,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 {
     (void)fi;
     struct proto_attr a;
+    call_start(fs_of(req));
     int rc = cl_meta_getattr(fs_of(req)->cl, ino, &a);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
@@ -204,7 +248,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
     attr_merge_open(fs_of(req), &a);
     struct stat st;
     fc_attr_to_stat(&a, &st);
-    fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+    fuse_reply_attr(req, &st, cache_timeout(fs_of(req)));
 }
 
 static int do_setattr(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
@@ -298,9 +342,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     }
     if (!(valid & PROTO_SETATTR_SIZE))
         attr_merge_open(fs_of(req), &a);
+    cl_cb_note(fs_of(req)->cl, ino, a.version); /* our own change */
     struct stat st;
     fc_attr_to_stat(&a, &st);
-    fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+    fuse_reply_attr(req, &st, cache_timeout(fs_of(req)));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -503,7 +548,10 @@ static int handle_open(fuse_req_t req, const struct proto_attr *a,
     h->flags = fi->flags;
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = (fi->flags & O_DIRECT) != 0;
-    fi->keep_cache = 0;
+    /* Close-to-open: the kernel's pages stay only while they describe
+     * the version metad reports now (a break forgets the version). */
+    fi->keep_cache =
+        cl_cb_open(fs_of(req)->cl, a->ino, a->version) && !fi->direct_io;
     return 0;
 }
 
@@ -564,7 +612,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         return;
     }
     struct fuse_entry_param e;
-    entry_fill(&a, &e);
+    entry_fill(fs_of(req), &a, &e);
     if (fuse_reply_create(req, &e, fi) == -ENOENT)
         handle_release(req, handle_of(fi));
 }
@@ -610,10 +658,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         fuse_reply_write(req, (size_t)rc);
 }
 
+/* close(2): delayed writes and the size go to the servers and metad, and
+ * a delayed write's error is reported here (cl_file_flush). */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    fuse_reply_err(req, -cl_file_sync(fs_of(req)->cl, handle_of(fi)->node));
+    fuse_reply_err(req, -cl_file_flush(fs_of(req)->cl, handle_of(fi)->node));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -631,9 +681,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
     struct fc_handle *h = handle_of(fi);
     /* flush ran at close(); this catches writes made after it through a
      * shared mapping.  release cannot report an error, so it is logged. */
-    int rc = cl_file_sync(fs_of(req)->cl, h->node);
+    int rc = cl_file_flush(fs_of(req)->cl, h->node);
     if (rc < 0)
-        log_warn("release: sync failed: %s ino=%llu", strerror(-rc),
+        log_warn("release: flush failed: %s ino=%llu", strerror(-rc),
                  (unsigned long long)cl_inode_ino(h->node));
     handle_release(req, h);
     fuse_reply_err(req, 0);
@@ -726,6 +776,7 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     proto_readdir_req_encode(&w, &m);
     struct rpc_reply rep;
     struct proto_readdir_rep out;
+    call_start(fs_of(req));
     int rc =
         cl_meta_call(fs_of(req)->cl, PROTO_MSG_READDIR_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
@@ -754,7 +805,7 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         size_t need;
         if (plus) {
             struct fuse_entry_param e;
-            entry_fill(&d.attr, &e);
+            entry_fill(fs_of(req), &d.attr, &e);
             if (!have_attrs) {
                 /* No attributes: the kernel must look the entry up. */
                 e.attr_timeout = 0;

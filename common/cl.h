@@ -42,11 +42,34 @@ struct cl_chunk {
 struct cl_client;
 struct cl_inode;
 
-struct cl_opts {
-    const char *meta; /* metad "host:port"; borrowed during open */
-    const char *name; /* session and HELLO name; borrowed during open */
-    uint8_t role;     /* PROTO_ROLE_CLIENT or PROTO_ROLE_NBD */
+/* How writes reach the storage servers (docs/caching.md). */
+enum cl_cache_mode {
+    CL_CACHE_WRITETHROUGH = 0, /* write() returns once on every replica */
+    CL_CACHE_WRITEBACK = 1,    /* delayed: interval, dirty_max, fsync, close */
+    CL_CACHE_WRITEONCLOSE = 2, /* delayed until close or fsync */
 };
+
+/* A callback break from metad (PROTO_CB_* @flags) for @ino, after the
+ * client's own caches dropped it; @name (borrowed) names the entry of a
+ * directory for PROTO_CB_ENTRY, else "".  Runs on a client thread that
+ * is not the caller's; metad gets its answer when this returns. */
+typedef void (*cl_break_cb)(void *arg, uint64_t ino, uint32_t flags,
+                            const char *name);
+
+struct cl_opts {
+    const char *meta;         /* metad "host:port"; borrowed during open */
+    const char *name;         /* session and HELLO name; borrowed during open */
+    uint8_t role;             /* PROTO_ROLE_CLIENT or PROTO_ROLE_NBD */
+    enum cl_cache_mode cache; /* 0: write-through */
+    uint32_t flush_interval_ms; /* writeback scan; 0: CL_FLUSH_INTERVAL_MS */
+    uint64_t dirty_max;         /* bytes; 0: CL_DIRTY_MAX */
+    bool callbacks;             /* register for callback breaks */
+    cl_break_cb on_break;       /* NULL: only the client's caches drop */
+    void *break_arg;
+};
+
+#define CL_FLUSH_INTERVAL_MS 5000
+#define CL_DIRTY_MAX (256ull << 20)
 
 /* ---- Client (cl_client.c) ---------------------------------------------- */
 
@@ -87,6 +110,9 @@ uint64_t cl_inode_ino(const struct cl_inode *n);
 uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size);
 void cl_inode_set_size(struct cl_inode *n, uint64_t size);
 uint64_t cl_inode_size(struct cl_inode *n);
+/* Wall clock (ns) of this client's latest write to @n, 0 when none: the
+ * mtime metad will record with the deferred WRITE_END. */
+int64_t cl_inode_wmtime(struct cl_inode *n);
 
 /* ---- File bytes (cl_file.c) --------------------------------------------- */
 
@@ -99,10 +125,16 @@ int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
  * error) or -errno. */
 int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
                   const uint8_t *buf, size_t len, bool sync);
-/* CHUNK_SYNC every chunk of @n written since the last sync, then
- * CHUNK_WRITE_END.  Concurrent syncs of one inode run one after the
- * other, so a sync returns only when every write that returned before it
- * started is durable. */
+/* Write back @n's delayed writes, then the pending CHUNK_WRITE_END (size
+ * and mtime to metad).  Under write-through it is cl_file_sync().  Returns
+ * the first error of a delayed write since the last flush or sync (then
+ * forgotten), or this flush's own. */
+int cl_file_flush(struct cl_client *c, struct cl_inode *n);
+/* Write back @n's delayed writes, CHUNK_SYNC every chunk of @n written
+ * since the last sync, then CHUNK_WRITE_END.  Reports a delayed write's
+ * earlier error like cl_file_flush().  Concurrent syncs of one inode run one
+ * after the other, so a sync returns only when every write that returned before
+ * it started is durable. */
 int cl_file_sync(struct cl_client *c, struct cl_inode *n);
 /* Before a SETATTR shrinking @ino from @old_size to @new_size: zero the
  * boundary chunk's tail on every replica.  @n may be NULL. */
@@ -122,6 +154,19 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
  * (prefetching @prefetch chunks). */
 int cl_file_locate(struct cl_client *c, uint64_t ino, uint64_t index,
                    uint64_t prefetch, struct cl_chunk *out);
+
+/* ---- Cache coherence (cl_callback.c) ------------------------------------ */
+
+/* True when the session caches under callbacks (registered at metad). */
+bool cl_cb_enabled(struct cl_client *c);
+/* Counter of breaks received: a reply that arrived while it moved may
+ * describe a state a break has already invalidated. */
+uint64_t cl_cb_epoch(struct cl_client *c);
+/* At open of @ino at @version: true when the pages cached for it
+ * describe that version (keep them); records @version as cached. */
+bool cl_cb_open(struct cl_client *c, uint64_t ino, uint64_t version);
+/* Our own change moved @ino to @version: cached pages still match. */
+void cl_cb_note(struct cl_client *c, uint64_t ino, uint64_t version);
 
 /* Map an error from a chunk server or metad on the data path to what an
  * application may see: ENOSPC, EDQUOT, EFBIG, EROFS, EACCES, EPERM,

@@ -106,6 +106,10 @@ static void on_request(struct rpc_client *rpc, uint16_t opcode, uint64_t req_id,
     struct cl_client *c = arg;
     uint16_t rep = (uint16_t)(opcode + 1);
 
+    if (opcode == PROTO_MSG_CALLBACK_BREAK_REQ) {
+        cl_cb_break(c, rpc, req_id, payload, len);
+        return;
+    }
     if (opcode != PROTO_MSG_SERVER_STATE_REQ) {
         rpc_reply_send(rpc, req_id, rep, -ENOSYS, NULL, 0);
         return;
@@ -154,17 +158,37 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
     c->pool = cl_pool_new(opts->name, opts->role);
     c->loc = cl_loc_cache_new(LOC_CACHE_MAX);
     c->handles = cl_handles_new();
-    if (!c->pool || !c->loc || !c->handles) {
+    c->mode = opts->cache;
+    c->cache = cl_cache_new(c, opts);
+    c->cb = cl_cb_new(c, opts);
+    if (!c->pool || !c->loc || !c->handles || !c->cache || !c->cb) {
         cl_client_close(c);
         return -ENOMEM;
     }
-    int rc = cl_session_open(opts->meta, opts->name, opts->role, on_request, c,
-                             &c->session);
+    cl_handles_set_cache(c->handles, c->cache);
+    int rc = cl_cb_start(c->cb);
+    if (rc < 0) {
+        cl_client_close(c);
+        return rc;
+    }
+    struct cl_session_hooks hooks = {
+        .on_request = on_request,
+        .on_reopen = cl_cb_reset,
+        .arg = c,
+        .callbacks = opts->callbacks,
+    };
+    rc = cl_session_open(opts->meta, opts->name, opts->role, &hooks,
+                         &c->session);
     if (rc < 0) {
         cl_client_close(c);
         return rc;
     }
     c->meta = cl_session_rpc(c->session);
+    rc = cl_cache_start(c->cache);
+    if (rc < 0) {
+        cl_client_close(c);
+        return rc;
+    }
     *out = c;
     return 0;
 }
@@ -173,8 +197,16 @@ void cl_client_close(struct cl_client *c)
 {
     if (!c)
         return;
-    /* The session first: its reader thread may be running on_request(). */
+    /* The flush thread writes back and the break workers answer over the
+     * session, so they stop first; then the session, whose reader thread
+     * may be running on_request(). */
+    cl_cache_free(c->cache);
+    c->cache = NULL;
+    if (c->handles)
+        cl_handles_set_cache(c->handles, NULL);
+    cl_cb_stop(c->cb);
     cl_session_close(c->session);
+    cl_cb_free(c->cb);
     cl_pool_free(c->pool);
     cl_loc_cache_free(c->loc);
     cl_handles_free(c->handles);

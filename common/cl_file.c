@@ -8,12 +8,20 @@
  * (reads are clamped to it), the pending CHUNK_WRITE_END, and the dirty
  * chunks a sync owes.
  *
- * Write: when a write extends the file CHUNK_WRITE_END reports the new
- * size at once; otherwise the new mtime waits for the next sync.  A write
+ * Write: under write-through (or with O_SYNC) the bytes go to the servers
+ * now; under the delayed policies they become delayed writes (cl_cache.c)
+ * and the call returns at once.  Either way CHUNK_WRITE_END (the new size
+ * and mtime) waits for the next flush, sync, close or the flush thread's
+ * scan: a metad round trip per extending write would cost more than the
+ * write.  Until then this client's size for the file is the larger one
+ * (cl_inode_size), which the mount shows in its own attributes.  A write
  * that fails part way returns the bytes written before the failure.
  *
- * Sync: CHUNK_SYNC along the chain of every chunk written since the last
- * sync, then the pending CHUNK_WRITE_END.  Syncs of one inode are
+ * Flush (close, the flush thread, a recall): write back the delayed
+ * writes, then the pending CHUNK_WRITE_END.  Sync (fsync): the same with
+ * CHUNK_SYNC along the chain of every chunk written since the last sync
+ * before the WRITE_END.  Both report, once, the first error a delayed
+ * write met since the last of them (n->werr).  Syncs of one inode are
  * serialised (the inode's sync_lock), so a sync that finds nothing dirty
  * because another one took the chunks still waits for that one to end.
  * A chunk whose sync failed stays dirty; the error is returned once.
@@ -60,48 +68,104 @@ int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
     while (cl_range_next(&it, &p)) {
         int rc = cl_chunk_read(c, n->ino, &p, to_end(size, p.index),
                                buf + p.buf_off);
-        if (rc < 0)
-            return p.buf_off > 0 ? (int)p.buf_off : cl_errno(rc);
+        if (rc < 0) {
+            want = p.buf_off;
+            if (want == 0)
+                return cl_errno(rc);
+            break;
+        }
     }
+    cl_cache_overlay(n, off, (size_t)want, buf);
     return (int)want;
 }
 
-/* Report a pending size and mtime to metad.  @grew_to is the new size when
- * the file grew, else 0. */
-static int write_end(struct cl_client *c, struct cl_inode *n, uint64_t grew_to)
+/* Report the pending size and mtime to metad.  The size sent is the end
+ * of the furthest write since the last report; metad keeps the larger of
+ * it and what it has. */
+static int write_end(struct cl_client *c, struct cl_inode *n)
 {
     pthread_mutex_lock(&n->lock);
     bool pending = n->end_pending;
-    uint64_t index = n->end_index, chunk = n->end_chunk;
+    uint64_t index = n->end_index, chunk = n->end_chunk, size = n->end_size;
     n->end_pending = false;
+    n->end_size = 0;
     pthread_mutex_unlock(&n->lock);
     if (!pending)
         return 0;
 
-    int rc = cl_meta_write_end(c, n->ino, index, chunk, grew_to, cl_now_ns());
+    int64_t mtime = cl_now_ns();
+    int rc = cl_meta_write_end(c, n->ino, index, chunk, size, mtime);
+    if (rc == -ESTALE) {
+        /* The slot moved to another chunk since (a copy-on-write or a
+         * recovery): report against the chunk it holds now. */
+        struct cl_chunk ch;
+        cl_loc_invalidate(c->loc, n->ino, index);
+        if (cl_file_locate(c, n->ino, index, 1, &ch) == 0 && ch.chunk_id)
+            rc = cl_meta_write_end(c, n->ino, index, ch.chunk_id, size, mtime);
+    }
     if (rc < 0) {
         log_error("write end: metad refused: %s ino=%llu size=%llu",
                   strerror(-rc), (unsigned long long)n->ino,
-                  (unsigned long long)grew_to);
+                  (unsigned long long)size);
         pthread_mutex_lock(&n->lock);
-        n->end_pending = true;
+        if (!n->end_pending) {
+            n->end_pending = true;
+            n->end_index = index;
+            n->end_chunk = chunk;
+        }
+        if (size > n->end_size)
+            n->end_size = size;
         pthread_mutex_unlock(&n->lock);
     }
     return rc;
 }
 
-/* A CHUNK_WRITE_END is owed for chunk @chunk_id at @index. */
-static void mark_end(struct cl_inode *n, uint64_t index, uint64_t chunk_id)
+/* A CHUNK_WRITE_END is owed for chunk @chunk_id at @index, for a write
+ * ending at @end. */
+static void mark_end(struct cl_inode *n, uint64_t index, uint64_t chunk_id,
+                     uint64_t end)
 {
     pthread_mutex_lock(&n->lock);
+    if (!n->end_pending)
+        n->end_ms = cl_now_ms();
     n->end_pending = true;
     n->end_index = index;
     n->end_chunk = chunk_id;
+    if (end > n->end_size)
+        n->end_size = end;
     pthread_mutex_unlock(&n->lock);
+}
+
+/* The delayed-write error to report now, forgotten once taken. */
+static int take_werr(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    int err = n->werr;
+    n->werr = 0;
+    pthread_mutex_unlock(&n->lock);
+    return err;
 }
 
 int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
                   const uint8_t *buf, size_t len, bool sync)
+{
+    if (len == 0)
+        return 0;
+    if (off > UINT64_MAX - len || off + len > (uint64_t)INT64_MAX)
+        return -EFBIG;
+    pthread_mutex_lock(&n->lock);
+    n->wmtime_ns = cl_now_ns();
+    pthread_mutex_unlock(&n->lock);
+    if (sync || c->mode == CL_CACHE_WRITETHROUGH || !c->cache)
+        return cl_file_write_now(c, n, off, buf, len, sync);
+    if (len > (size_t)INT32_MAX)
+        len = (size_t)INT32_MAX;
+    int rc = cl_cache_write(c, n, off, buf, len);
+    return rc < 0 ? cl_errno(rc) : (int)len;
+}
+
+int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                      const uint8_t *buf, size_t len, bool sync)
 {
     struct cl_range_iter it;
     struct cl_piece p;
@@ -119,26 +183,37 @@ int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
         rc = cl_chunk_write(c, n, &p, buf + p.buf_off, sync, &used);
         if (rc < 0)
             break;
-        mark_end(n, p.index, used.chunk_id);
+        mark_end(n, p.index, used.chunk_id, off + p.buf_off + p.len);
         done += p.len;
     }
     if (done == 0)
         return cl_errno(rc);
-
-    uint64_t end = off + done;
-    bool grew = false;
-    pthread_mutex_lock(&n->lock);
-    if (end > n->size) {
-        n->size = end;
-        grew = true;
-    }
-    pthread_mutex_unlock(&n->lock);
-    if (grew) {
-        int erc = write_end(c, n, end);
-        if (erc < 0)
-            return cl_errno(erc);
-    }
+    cl_inode_grow(n, off + done);
     return (int)done;
+}
+
+/* Write back delayed writes and the pending WRITE_END, without
+ * CHUNK_SYNC. */
+static int flush_delayed(struct cl_client *c, struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->sync_lock);
+    int err = cl_cache_writeback(c, n);
+    int rc = write_end(c, n);
+    pthread_mutex_unlock(&n->sync_lock);
+    int werr = take_werr(n);
+    if (werr)
+        err = werr;
+    if (!err)
+        err = rc;
+    return err < 0 ? cl_errno(err) : 0;
+}
+
+int cl_file_flush(struct cl_client *c, struct cl_inode *n)
+{
+    /* Write-through keeps what close always did: durable at close. */
+    if (c->mode == CL_CACHE_WRITETHROUGH)
+        return cl_file_sync(c, n);
+    return flush_delayed(c, n);
 }
 
 int cl_file_sync(struct cl_client *c, struct cl_inode *n)
@@ -148,7 +223,8 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
     size_t k;
 
     pthread_mutex_lock(&n->sync_lock);
-    while ((k = cl_inode_take_dirty(n, batch, SYNC_BATCH)) > 0) {
+    err = cl_cache_writeback(c, n);
+    while (!err && (k = cl_inode_take_dirty(n, batch, SYNC_BATCH)) > 0) {
         for (size_t i = 0; i < k; i++) {
             int rc = cl_chunk_sync(c, n, batch[i]);
             if (rc < 0) {
@@ -167,8 +243,11 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
             break;
         }
     }
-    int rc = write_end(c, n, 0);
+    int rc = write_end(c, n);
     pthread_mutex_unlock(&n->sync_lock);
+    int werr = take_werr(n);
+    if (werr)
+        err = werr;
     if (!err)
         err = rc;
     return err < 0 ? cl_errno(err) : 0;
@@ -178,6 +257,13 @@ int cl_file_truncate_prepare(struct cl_client *c, uint64_t ino,
                              struct cl_inode *n, uint64_t old_size,
                              uint64_t new_size)
 {
+    /* Delayed writes and the size they owe go first: the SETATTR that
+     * follows decides the size. */
+    if (n) {
+        int frc = flush_delayed(c, n);
+        if (frc < 0)
+            return frc;
+    }
     if (new_size >= old_size || new_size % PROTO_CHUNK_SIZE == 0)
         return 0;
 
@@ -201,6 +287,7 @@ void cl_file_truncate_done(struct cl_client *c, uint64_t ino,
         new_size / PROTO_CHUNK_SIZE + (new_size % PROTO_CHUNK_SIZE != 0);
     cl_loc_invalidate_from(c->loc, ino, first);
     if (n) {
+        cl_cache_cut(c, n, new_size);
         cl_inode_lease_drop_from(n, first);
         cl_inode_set_size(n, new_size);
     }
@@ -209,6 +296,9 @@ void cl_file_truncate_done(struct cl_client *c, uint64_t ino,
 int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
                  uint64_t len)
 {
+    int frc = flush_delayed(c, n);
+    if (frc < 0)
+        return frc;
     uint64_t size = cl_inode_size(n);
     uint64_t want = cl_range_clamp(off, len, size);
     if (want == 0)
@@ -232,7 +322,7 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
         if (p.off + p.len == PROTO_CHUNK_SIZE || piece_end >= size) {
             rc = cl_chunk_truncate(c, n->ino, n, p.index, p.off);
             if (rc == 0)
-                mark_end(n, p.index, ch.chunk_id);
+                mark_end(n, p.index, ch.chunk_id, 0);
             continue;
         }
         if (!zeros && !(zeros = calloc(1, ZERO_PIECE))) {
@@ -246,7 +336,7 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
             struct cl_chunk used;
             rc = cl_chunk_write(c, n, &q, zeros, false, &used);
             if (rc == 0)
-                mark_end(n, q.index, used.chunk_id);
+                mark_end(n, q.index, used.chunk_id, 0);
         }
     }
     free(zeros);

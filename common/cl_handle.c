@@ -35,7 +35,13 @@ struct node_link {
 struct cl_handles {
     pthread_mutex_t lock;
     struct node_link *buckets[NBUCKETS];
+    struct cl_cache *cache; /* dirty accounting, when delayed writes */
 };
+
+void cl_handles_set_cache(struct cl_handles *t, struct cl_cache *k)
+{
+    t->cache = k;
+}
 
 /* Caller owns the result: cl_handles_free(). */
 struct cl_handles *cl_handles_new(void)
@@ -47,8 +53,17 @@ struct cl_handles *cl_handles_new(void)
     return t;
 }
 
-static void node_free(struct node_link *l)
+static void node_free(struct cl_handles *t, struct node_link *l)
 {
+    /* Delayed writes still here failed to write back at close (the
+     * error went to the application) or the connection was aborted. */
+    if (t->cache) {
+        cl_cache_inode_free(t->cache, &l->node);
+    } else {
+        for (size_t i = 0; i < l->node.next; i++)
+            free(l->node.ext[i].data);
+        free(l->node.ext);
+    }
     pthread_mutex_destroy(&l->node.lock);
     pthread_mutex_destroy(&l->node.sync_lock);
     free(l->node.leases);
@@ -65,7 +80,7 @@ void cl_handles_free(struct cl_handles *t)
         struct node_link *l = t->buckets[i];
         while (l) {
             struct node_link *next = l->next;
-            node_free(l);
+            node_free(t, l);
             l = next;
         }
     }
@@ -118,7 +133,7 @@ void cl_handles_put(struct cl_handles *t, struct cl_inode *n)
     struct node_link *l = *pp;
     if (l && &l->node == n && --n->refs == 0) {
         *pp = l->next;
-        node_free(l);
+        node_free(t, l);
     }
     pthread_mutex_unlock(&t->lock);
 }
@@ -202,6 +217,28 @@ void cl_inode_lease_stale(struct cl_inode *n, uint64_t index)
     if (l)
         l->stale = true;
     pthread_mutex_unlock(&n->lock);
+}
+
+size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
+                          size_t max)
+{
+    size_t k = 0;
+
+    pthread_mutex_lock(&t->lock);
+    for (size_t b = 0; b < NBUCKETS && k < max; b++) {
+        for (struct node_link *l = t->buckets[b]; l && k < max; l = l->next) {
+            struct cl_inode *n = &l->node;
+            pthread_mutex_lock(&n->lock);
+            bool want = n->dirty_bytes > 0 || n->end_pending;
+            pthread_mutex_unlock(&n->lock);
+            if (want) {
+                n->refs++;
+                out[k++] = n;
+            }
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return k;
 }
 
 size_t cl_handles_server_down(struct cl_handles *t, uint32_t server_id)
@@ -300,6 +337,14 @@ void cl_inode_set_size(struct cl_inode *n, uint64_t size)
     pthread_mutex_lock(&n->lock);
     n->size = size;
     pthread_mutex_unlock(&n->lock);
+}
+
+int64_t cl_inode_wmtime(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    int64_t t = n->wmtime_ns;
+    pthread_mutex_unlock(&n->lock);
+    return t;
 }
 
 uint64_t cl_inode_size(struct cl_inode *n)

@@ -10,6 +10,8 @@
  *   cl_handle.c  open inodes: known size, write leases, dirty chunks
  *   cl_range.c   cutting a byte range into per-chunk pieces
  *   cl_pool.c    one shared rpc client per chunk server address
+ *   cl_cache.c   delayed writes: dirty extents, the flush thread
+ *   cl_callback.c callback breaks from metad, cached page versions
  */
 #ifndef TESSERA_CL_INTERNAL_H
 #define TESSERA_CL_INTERNAL_H
@@ -82,6 +84,8 @@ void cl_loc_invalidate(struct cl_loc_cache *c, uint64_t ino, uint64_t index);
 /* Forget every chunk of @ino with index >= @first. */
 void cl_loc_invalidate_from(struct cl_loc_cache *c, uint64_t ino,
                             uint64_t first);
+/* Forget every entry. */
+void cl_loc_invalidate_all(struct cl_loc_cache *c);
 /* Remove server @server_id from every cached replica list; an entry left
  * without replicas is forgotten.  Returns how many entries changed. */
 size_t cl_loc_drop_server(struct cl_loc_cache *c, uint32_t server_id);
@@ -113,11 +117,30 @@ struct cl_inode {
     bool end_pending;   /* written since the last CHUNK_WRITE_END */
     uint64_t end_index; /* a chunk written since then, for WRITE_END */
     uint64_t end_chunk;
+    uint64_t end_size; /* end of the furthest write since then */
+    uint64_t end_ms;   /* when end_pending was set */
     struct cl_lease *leases;
     size_t nleases, cap;
+    /* Delayed writes (cl_cache.c): sorted, disjoint, not adjacent. */
+    struct cl_extent *ext;
+    size_t next, cext;
+    struct cl_extent *fl; /* being written back; read under @ext */
+    size_t nfl;
+    uint64_t dirty_bytes;
+    uint64_t dirty_ms; /* when the oldest delayed write was made */
+    int werr;          /* first failed delayed write: next flush/sync */
+    int64_t wmtime_ns; /* wall clock of our latest write */
+};
+
+/* One range of delayed writes. */
+struct cl_extent {
+    uint64_t off;
+    size_t len, cap;
+    uint8_t *data;
 };
 
 struct cl_handles;
+struct cl_cache;
 
 /* NULL on out of memory.  Caller owns the table: cl_handles_free(). */
 struct cl_handles *cl_handles_new(void);
@@ -129,6 +152,12 @@ int cl_handles_open(struct cl_handles *t, uint64_t ino, uint64_t size,
 /* The open inode for @ino with a reference taken, or NULL. */
 struct cl_inode *cl_handles_find(struct cl_handles *t, uint64_t ino);
 void cl_handles_put(struct cl_handles *t, struct cl_inode *n);
+/* Let freed inodes return their delayed-write bytes to @k. */
+void cl_handles_set_cache(struct cl_handles *t, struct cl_cache *k);
+/* Take a reference on up to @max open inodes with delayed writes or a
+ * pending WRITE_END into @out; returns how many (put each). */
+size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
+                          size_t max);
 /* Mark stale every lease whose chain holds @server_id; returns how many. */
 size_t cl_handles_server_down(struct cl_handles *t, uint32_t server_id);
 
@@ -173,13 +202,24 @@ int cl_pool_probe(struct cl_pool *p, const char *addr);
 
 struct cl_session;
 
+struct cl_session_hooks {
+    /* A request metad sent on the connection (reader thread). */
+    void (*on_request)(struct rpc_client *, uint16_t, uint64_t, const uint8_t *,
+                       size_t, void *);
+    /* A new session replaced the one before (reconnect or expiry). */
+    void (*on_reopen)(void *arg);
+    void *arg;
+    bool callbacks; /* send CALLBACK_REGISTER ON with every SESSION_OPEN */
+};
+
 /* Connect to metad at @addr and open a session named @name (borrowed),
- * with a thread renewing it.  Requests metad sends on the connection go
- * to @on_request with @arg.  Caller owns *out: cl_session_close(). */
+ * with a thread renewing it.  @hooks is copied.  Caller owns *out:
+ * cl_session_close(). */
 int cl_session_open(const char *addr, const char *name, uint8_t role,
-                    void (*on_request)(struct rpc_client *, uint16_t, uint64_t,
-                                       const uint8_t *, size_t, void *),
-                    void *arg, struct cl_session **out);
+                    const struct cl_session_hooks *hooks,
+                    struct cl_session **out);
+/* True when the last SESSION_OPEN's CALLBACK_REGISTER succeeded. */
+bool cl_session_callbacks(struct cl_session *s);
 void cl_session_close(struct cl_session *s);
 /* Returns a pointer owned by @s, valid until cl_session_close(). */
 struct rpc_client *cl_session_rpc(struct cl_session *s);
@@ -200,6 +240,9 @@ void cl_downset_add(struct cl_downset *d, uint32_t id);
 void cl_downset_remove(struct cl_downset *d, uint32_t id);
 bool cl_downset_has(struct cl_downset *d, uint32_t id);
 
+struct cl_cache;
+struct cl_cb;
+
 struct cl_client {
     struct cl_session *session;
     struct rpc_client *meta; /* owned by @session */
@@ -207,7 +250,53 @@ struct cl_client {
     struct cl_loc_cache *loc;
     struct cl_handles *handles;
     struct cl_downset down;
+    enum cl_cache_mode mode;
+    struct cl_cache *cache; /* delayed writes, flush thread */
+    struct cl_cb *cb;       /* callback breaks */
 };
+
+/* ---- cl_cache.c -------------------------------------------------------- */
+
+/* Dirty accounting and the flush thread for @c (not started yet).  NULL
+ * on out of memory.  Caller owns it: cl_cache_free(). */
+struct cl_cache *cl_cache_new(struct cl_client *c, const struct cl_opts *o);
+int cl_cache_start(struct cl_cache *k);
+/* Stop the thread (writing back what is dirty) and free (NULL is fine). */
+void cl_cache_free(struct cl_cache *k);
+/* Keep @len bytes of @buf (borrowed, copied) at @off as a delayed write,
+ * waiting while the client holds dirty_max or more.  0 or -ENOMEM. */
+int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                   const uint8_t *buf, size_t len);
+/* Lay @n's delayed writes over @buf, which holds [@off, @off + @len). */
+void cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
+                      uint8_t *buf);
+/* Write every delayed write of @n to the servers.  The caller holds
+ * n->sync_lock.  A failure is also kept in n->werr. */
+int cl_cache_writeback(struct cl_client *c, struct cl_inode *n);
+/* Forget delayed writes past @size (a truncate). */
+void cl_cache_cut(struct cl_client *c, struct cl_inode *n, uint64_t size);
+/* Free an inode's extents, returning their bytes to the client's count. */
+void cl_cache_inode_free(struct cl_cache *k, struct cl_inode *n);
+
+/* cl_file.c: write [@off, @off + @len) to the servers now. */
+int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                      const uint8_t *buf, size_t len, bool sync);
+
+/* ---- cl_callback.c ----------------------------------------------------- */
+
+/* NULL on out of memory.  Caller owns it: cl_cb_free(). */
+struct cl_cb *cl_cb_new(struct cl_client *c, const struct cl_opts *o);
+int cl_cb_start(struct cl_cb *b);
+/* Stop the workers (answering what they hold); the session must still be
+ * open.  Later breaks are answered at once. */
+void cl_cb_stop(struct cl_cb *b);
+void cl_cb_free(struct cl_cb *b);
+/* CALLBACK_BREAK_REQ @req_id on @rpc (reader thread): drop our caches of
+ * the inode now, answer from a worker thread. */
+void cl_cb_break(struct cl_client *c, struct rpc_client *rpc, uint64_t req_id,
+                 const uint8_t *payload, size_t len);
+/* The session was replaced: every promise is gone. */
+void cl_cb_reset(void *arg);
 
 /* Act on SERVER_STATE (docs/protocol.md §11.7): a server not up leaves
  * the location cache and the lease chains, and is remembered as down. */

@@ -170,6 +170,13 @@ void cl_loc_invalidate_from(struct cl_loc_cache *c, uint64_t ino,
 }
 
 /* Remove replica @i of @chunk, keeping the others in chain order. */
+void cl_loc_invalidate_all(struct cl_loc_cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    clear_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
 static void chunk_remove_replica(struct cl_chunk *chunk, uint32_t i)
 {
     for (uint32_t k = i + 1; k < chunk->nreplicas; k++) {

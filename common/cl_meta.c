@@ -210,8 +210,11 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
     struct proto_attr_rep a;
     int rc = cl_meta_call(c, PROTO_MSG_CHUNK_WRITE_END_REQ, &w, &rep, &a);
     proto_wbuf_free(&w);
-    if (rc == 0)
+    if (rc == 0) {
+        /* Our own change: the pages we cache still describe the file. */
+        cl_cb_note(c, ino, a.attr.version);
         rpc_reply_free(&rep);
+    }
     return rc;
 }
 

@@ -15,8 +15,13 @@
  *     (the application sees EIO) until it is back; the renew thread keeps
  *     trying.
  *
- * Requests metad sends on the connection (SERVER_STATE, §11.7) go to the
- * owner's hook on the rpc reader thread.
+ * Requests metad sends on the connection (SERVER_STATE §11.7,
+ * CALLBACK_BREAK §14) go to the owner's hook on the rpc reader thread.
+ *
+ * With callbacks, every SESSION_OPEN is followed by CALLBACK_REGISTER
+ * (§14.2): promises belong to a session, so a new session must register
+ * again, and the owner's on_reopen hook learns that the promises of the
+ * old one are gone (cl_callback.c drops what it cached under them).
  */
 #include "cl_internal.h"
 
@@ -44,15 +49,40 @@ struct cl_session {
     bool renewing;     /* the renew thread was started */
     pthread_t renew;
     uint8_t role;
-    void (*on_request)(struct rpc_client *, uint16_t, uint64_t, const uint8_t *,
-                       size_t, void *);
-    void *arg;
+    struct cl_session_hooks hooks;
+    bool opened; /* a session was opened before: the next replaces it */
+    bool cb_ok;  /* protected by @lock: CALLBACK_REGISTER succeeded */
     char name[128];
     char host[128];
 };
 
 typedef int (*call_fn)(struct rpc_client *c, uint16_t opcode,
                        const void *payload, size_t len, struct rpc_reply *rep);
+
+/* CALLBACK_REGISTER ON for the session just opened.  A failure leaves
+ * the session without callbacks: the mount then validates on open. */
+static void callback_register(struct cl_session *s, call_fn call)
+{
+    struct proto_callback_register_req req = {.flags = PROTO_CALLBACK_ON};
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_callback_register_req_encode(&w, &req);
+    int rc = w.err;
+    if (rc == 0)
+        rc = call(s->rpc, PROTO_MSG_CALLBACK_REGISTER_REQ, w.p, w.len, &rep);
+    proto_wbuf_free(&w);
+    if (rc == 0)
+        rpc_reply_free(&rep);
+    else
+        log_warn("session: callback register failed, caching without "
+                 "callbacks: %s",
+                 strerror(-rc));
+    pthread_mutex_lock(&s->lock);
+    s->cb_ok = rc == 0;
+    pthread_mutex_unlock(&s->lock);
+}
 
 /* SESSION_OPEN through @call (rpc_call, or rpc_call_raw inside the
  * reconnect hook); records the new id and lease. */
@@ -87,9 +117,16 @@ static int session_open(struct cl_session *s, call_fn call)
     pthread_mutex_lock(&s->lock);
     s->id = out.session_id;
     s->lease_ms = out.lease_ms ? out.lease_ms : WANT_LEASE_MS;
+    bool again = s->opened;
+    s->opened = true;
+    s->cb_ok = false;
     pthread_mutex_unlock(&s->lock);
     log_info("session: opened: session=%llu lease_ms=%u",
              (unsigned long long)out.session_id, out.lease_ms);
+    if (s->hooks.callbacks)
+        callback_register(s, call);
+    if (again && s->hooks.on_reopen)
+        s->hooks.on_reopen(s->hooks.arg);
     return 0;
 }
 
@@ -120,8 +157,8 @@ static void on_request(struct rpc_client *c, uint16_t opcode, uint64_t req_id,
                        const uint8_t *payload, size_t len, void *arg)
 {
     struct cl_session *s = arg;
-    if (s->on_request)
-        s->on_request(c, opcode, req_id, payload, len, s->arg);
+    if (s->hooks.on_request)
+        s->hooks.on_request(c, opcode, req_id, payload, len, s->hooks.arg);
     else
         rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), -ENOSYS, NULL, 0);
 }
@@ -184,9 +221,8 @@ static void *renew_main(void *arg)
 
 /* @addr and @name are borrowed.  Caller owns *out: cl_session_close(). */
 int cl_session_open(const char *addr, const char *name, uint8_t role,
-                    void (*hook)(struct rpc_client *, uint16_t, uint64_t,
-                                 const uint8_t *, size_t, void *),
-                    void *arg, struct cl_session **out)
+                    const struct cl_session_hooks *hooks,
+                    struct cl_session **out)
 {
     struct cl_session *s = calloc(1, sizeof(*s));
     if (!s)
@@ -199,8 +235,7 @@ int cl_session_open(const char *addr, const char *name, uint8_t role,
     pthread_condattr_destroy(&ca);
     strncpy(s->name, name, sizeof(s->name) - 1);
     s->role = role;
-    s->on_request = hook;
-    s->arg = arg;
+    s->hooks = *hooks;
     if (gethostname(s->host, sizeof(s->host) - 1) < 0)
         strcpy(s->host, "unknown");
 
@@ -263,6 +298,14 @@ void cl_session_close(struct cl_session *s)
 struct rpc_client *cl_session_rpc(struct cl_session *s)
 {
     return s->rpc;
+}
+
+bool cl_session_callbacks(struct cl_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool ok = s->cb_ok;
+    pthread_mutex_unlock(&s->lock);
+    return ok;
 }
 
 uint64_t cl_session_id(struct cl_session *s)

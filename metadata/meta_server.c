@@ -123,7 +123,7 @@ static void handle_engine(struct meta_srv_conn *c, uint16_t opcode,
         rc = meta_srv_apply(c->srv, opcode, c->session_id, payload, len, &w);
     else
         rc = meta_query(c->srv->db, opcode, payload, len, &w);
-    meta_srv_reply(c->peer, req_id, opcode, rc, &w);
+    meta_srv_cb_reply(c, opcode, req_id, payload, len, rc, &w);
     proto_wbuf_free(&w);
 }
 
@@ -150,6 +150,8 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     log_debug("meta.srv", "request: %s id=%llu len=%zu peer=%s",
               proto_msg_name(opcode) ? proto_msg_name(opcode) : "?",
               (unsigned long long)req_id, len, peer_name(p));
+    if (meta_srv_cb_before(c, opcode, req_id, payload, len))
+        return; /* held until callback breaks are answered */
     switch (opcode) {
     case PROTO_MSG_PING_REQ:
         handle_ping(c, req_id, payload, len);
@@ -179,7 +181,14 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
             meta_srv_server_inventory(c, req_id, payload, len);
         break;
     case PROTO_MSG_CHUNK_WRITE_BEGIN_REQ:
-        meta_srv_write_begin(c, req_id, payload, len);
+        if (meta_srv_lease_write_ok(c, req_id, payload, len))
+            meta_srv_write_begin(c, req_id, payload, len);
+        break;
+    case PROTO_MSG_IMAGE_LEASE_REQ:
+        meta_srv_lease_request(c, req_id, payload, len);
+        break;
+    case PROTO_MSG_IMAGE_LEASE_WAIT_REQ:
+        meta_srv_lease_wait(c, req_id, payload, len);
         break;
     case PROTO_MSG_CHUNK_LOCATE_REQ:
         meta_srv_locate(c, req_id, payload, len);
@@ -192,6 +201,9 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
         break;
     case PROTO_MSG_ADMIN_ACTION_REQ:
         meta_srv_admin_action(c, req_id, payload, len);
+        break;
+    case PROTO_MSG_CALLBACK_REGISTER_REQ:
+        meta_srv_cb_register(c, req_id, payload, len);
         break;
     case PROTO_MSG_SNAPSHOT_REQ:
     case PROTO_MSG_CLONE_REQ:
@@ -249,6 +261,12 @@ static void on_close(struct peer *p, int status)
     free(c);
 }
 
+void meta_srv_redispatch(struct peer *p, uint16_t opcode, uint64_t req_id,
+                         const uint8_t *payload, size_t len)
+{
+    on_request(p, opcode, req_id, payload, len);
+}
+
 static const struct peer_ops srv_peer_ops = {
     .on_hello = on_hello,
     .on_request = on_request,
@@ -264,9 +282,11 @@ static void on_tick(uv_timer_t *t)
     if (srv->stopping)
         return;
     meta_srv_session_tick(srv);
+    meta_srv_cb_tick(srv);
     meta_srv_write_tick(srv);
     meta_srv_gc_tick(srv);
     meta_srv_repair_tick(srv);
+    meta_srv_lease_tick(srv);
 }
 
 static void on_live_tick(uv_timer_t *t)
@@ -309,7 +329,9 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     if (srv->down_ms < srv->suspect_ms)
         srv->down_ms = srv->suspect_ms;
 
-    rc = meta_srv_server_load(srv);
+    rc = meta_srv_cb_init(srv);
+    if (rc == 0)
+        rc = meta_srv_server_load(srv);
     if (rc == 0)
         rc = meta_srv_session_restore(srv);
     if (rc < 0) {
@@ -375,6 +397,7 @@ void meta_srv_stop(struct meta_srv *srv)
     uv_timer_stop(&srv->live_tick);
     uv_close((uv_handle_t *)&srv->live_tick, NULL);
     meta_srv_repair_stop(srv);
+    meta_srv_lease_free(srv);
 }
 
 /* The timer embedded in @srv was closed by meta_srv_stop() and its close
@@ -383,9 +406,11 @@ void meta_srv_free(struct meta_srv *srv)
 {
     if (!srv)
         return;
+    meta_srv_lease_free(srv);
     free(srv->sessions);
     meta_srv_server_free_all(srv);
     free(srv->servers);
     free(srv->wleases);
+    meta_srv_cb_free(srv);
     free(srv);
 }

@@ -36,6 +36,9 @@
 #define META_SRV_REPAIR_MBPS 100      /* repair and rebalance budget */
 #define META_SRV_REPLICATE_MS 120000  /* one CHUNK_REPLICATE */
 #define META_SRV_CLONE_MS 60000       /* one CHUNK_CLONE (local copy) */
+#define META_SRV_CB_LEASE_MS 60000    /* a callback promise */
+#define META_SRV_CB_BREAK_MS 2000     /* wait for a break's answer */
+#define META_SRV_CB_RECALL_MS 15000   /* wait for a recall's answer */
 
 struct meta_srv_opts {
     const char *data_dir; /* borrowed: copied by meta_srv_start() */
@@ -123,6 +126,7 @@ struct meta_srv_wlease {
 };
 
 struct meta_srv_write;  /* meta_srv_write.c */
+struct meta_srv_cb;     /* meta_srv_callback.c */
 struct meta_srv_freeze; /* meta_srv_write.c */
 
 struct meta_srv {
@@ -158,6 +162,8 @@ struct meta_srv {
     uint32_t suspect_ms, down_ms;
     uv_timer_t live_tick;
     struct meta_srv_repair repair;
+    struct meta_srv_leases *leases; /* meta_srv_lease.c; NULL until used */
+    struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
 };
 
 /* meta_server.c */
@@ -186,6 +192,11 @@ int meta_srv_apply(struct meta_srv *srv, uint16_t opcode, uint64_t session_id,
  * body in @body (borrowed; NULL for an empty body). */
 void meta_srv_reply(struct peer *p, uint64_t req_id, uint16_t opcode, int rc,
                     const struct proto_wbuf *body);
+
+/* Dispatch request @opcode again, as if it had just arrived on @p (a
+ * request held by meta_srv_callback.c).  @payload is borrowed. */
+void meta_srv_redispatch(struct peer *p, uint16_t opcode, uint64_t req_id,
+                         const uint8_t *payload, size_t len);
 
 /* meta_srv_session.c */
 
@@ -309,12 +320,55 @@ void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
                              uint64_t req_id, const uint8_t *payload,
                              size_t len);
 
+/* meta_srv_lease.c */
+
+struct meta_srv_leases;
+/* IMAGE_LEASE_REQ and IMAGE_LEASE_WAIT_REQ (the long poll). */
+void meta_srv_lease_request(struct meta_srv_conn *c, uint64_t req_id,
+                            const uint8_t *payload, size_t len);
+void meta_srv_lease_wait(struct meta_srv_conn *c, uint64_t req_id,
+                         const uint8_t *payload, size_t len);
+/* Before CHUNK_WRITE_BEGIN: false (and the request answered EROFS) when
+ * another session holds the image's writer lease. */
+bool meta_srv_lease_write_ok(struct meta_srv_conn *c, uint64_t req_id,
+                             const uint8_t *payload, size_t len);
+/* Every tick: leases of gone sessions, recall timeouts, expired polls. */
+void meta_srv_lease_tick(struct meta_srv *srv);
+/* Drop every lease and parked request (meta_srv_stop, meta_srv_free). */
+void meta_srv_lease_free(struct meta_srv *srv);
+
 /* meta_srv_admin.c */
 
 void meta_srv_server_ctl(struct meta_srv_conn *c, uint64_t req_id,
                          const uint8_t *payload, size_t len);
 void meta_srv_admin_action(struct meta_srv_conn *c, uint64_t req_id,
                            const uint8_t *payload, size_t len);
+
+/* meta_srv_callback.c */
+
+struct meta_srv_kv;
+/* Allocate the promise table (meta_srv_start); -ENOMEM. */
+int meta_srv_cb_init(struct meta_srv *srv);
+/* Free it and every promise (NULL table is fine). */
+void meta_srv_cb_free(struct meta_srv *srv);
+/* CALLBACK_REGISTER_REQ. */
+void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len);
+/* Before dispatching a request: grant promises it implies and, when it
+ * must wait for breaks or recalls first, hold it (a copy) and return true:
+ * it is dispatched again once they are answered. */
+bool meta_srv_cb_before(struct meta_srv_conn *c, uint16_t opcode,
+                        uint64_t req_id, const uint8_t *payload, size_t len);
+/* Answer an engine request (in place of meta_srv_reply): grant promises
+ * for the attributes in @body and, for a mutation, break the other
+ * sessions' promises before the answer goes out.  @body is borrowed. */
+void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
+                       uint64_t req_id, const uint8_t *payload, size_t len,
+                       int rc, struct proto_wbuf *body);
+/* Expire promises; forget sessions that ended.  Every tick. */
+void meta_srv_cb_tick(struct meta_srv *srv);
+/* The cache.* pairs of STATUS. */
+void meta_srv_cb_status(struct meta_srv *srv, struct meta_srv_kv *o);
 
 /* meta_srv_status.c */
 

@@ -141,6 +141,7 @@ void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
     kv_u64(&o, "chunks", chunks);
     kv_u64(&o, "chunks.total", st.chunks);
     meta_srv_kv_progress(srv, &o);
+    meta_srv_cb_status(srv, &o);
 
     for (size_t i = 0; i < srv->nsessions; i++) {
         const struct meta_srv_session *s = &srv->sessions[i];

@@ -692,6 +692,105 @@ struct proto_chunk_clone_req {
 };
 #define PROTO_CHUNK_CLONE_SIZE 32
 
+/* ---- Image writer leases (§15) ----------------------------------------- */
+
+/* IMAGE_LEASE (nbd or admin -> metad): the one-writer lease of image @ino,
+ * held by a session, in metad's memory only.  See docs/vmdisk.md,
+ * "Live-migration hand-over". */
+enum proto_lease_op {
+    PROTO_LEASE_ACQUIRE = 1, /* take it if free; standby when armed */
+    PROTO_LEASE_TAKE = 2,    /* hand-over: recall it from the holder */
+    PROTO_LEASE_RELEASE = 3, /* give up the lease or the standby place */
+    PROTO_LEASE_ARM = 4,     /* admin: allow one hand-over for @arg s */
+    PROTO_LEASE_QUERY = 5,   /* who holds it */
+};
+#define PROTO_LEASE_OP_MAX 5
+
+enum proto_lease_result {
+    PROTO_LEASE_FREE = 1,    /* nobody holds it */
+    PROTO_LEASE_GRANTED = 2, /* the caller holds it */
+    PROTO_LEASE_STANDBY = 3, /* the caller is the armed hand-over target */
+    PROTO_LEASE_BUSY = 4,    /* another session holds it */
+};
+#define PROTO_LEASE_RESULT_MAX 4
+
+#define PROTO_LEASE_F_ARMED 0x1u     /* a hand-over is armed */
+#define PROTO_LEASE_F_RECALLING 0x2u /* the holder is being recalled */
+#define PROTO_LEASE_F_MASK 0x3u
+
+struct proto_image_lease_req {
+    uint32_t op;  /* enum proto_lease_op */
+    uint32_t arg; /* ARM: seconds the hand-over stays armed; else 0 */
+    uint64_t ino;
+};
+#define PROTO_IMAGE_LEASE_REQ_SIZE 16
+
+/* The lease as it stands after the request; @holder_* describe the holder
+ * (session 0 and empty strings when there is none). */
+struct proto_image_lease_rep {
+    uint32_t result; /* enum proto_lease_result */
+    uint32_t flags;  /* PROTO_LEASE_F_* */
+    uint64_t holder_session;
+    struct proto_str holder_name;
+    struct proto_str holder_host;
+};
+
+/* IMAGE_LEASE_WAIT (nbd -> metad, long poll): request entries name the
+ * images the session believes it holds (HELD); metad answers within
+ * @timeout_ms, at once when there is news, with entries RECALL (flush,
+ * then RELEASE) or LOST (the lease went elsewhere).  @raw holds @count
+ * entries of (u64 ino, u32 state). */
+enum proto_lease_state {
+    PROTO_LEASE_HELD = 1,
+    PROTO_LEASE_RECALL = 2,
+    PROTO_LEASE_LOST = 3,
+};
+#define PROTO_LEASE_WAIT_MAX 1024
+#define PROTO_LEASE_WAIT_TIMEOUT_MAX 60000u
+#define PROTO_LEASE_ENTRY_SIZE 12
+
+struct proto_image_lease_wait {
+    uint32_t timeout_ms; /* request: at most PROTO_LEASE_WAIT_TIMEOUT_MAX */
+    uint32_t count;      /* <= PROTO_LEASE_WAIT_MAX */
+    struct proto_str raw;
+};
+/* Append one entry to @w (the @raw being built). */
+void proto_lease_entry_put(struct proto_wbuf *w, uint64_t ino, uint32_t state);
+/* Entry @i (< count) of a decoded or well-formed @m. */
+void proto_lease_entry_get(const struct proto_image_lease_wait *m, uint32_t i,
+                           uint64_t *ino, uint32_t *state);
+
+/* ---- Client caching: callbacks (§14) ----------------------------------- */
+
+/* CALLBACK_BREAK (metad -> a client session holding a callback promise on
+ * @ino): what changed.  ENTRY names the entry @name of directory @ino;
+ * RECALL asks the holder of delayed writes to @ino to write them back
+ * (data and size) before answering. */
+#define PROTO_CB_ATTR 0x1u   /* attributes changed */
+#define PROTO_CB_DATA 0x2u   /* file data or chunk locations changed */
+#define PROTO_CB_ENTRY 0x4u  /* entry @name of directory @ino changed */
+#define PROTO_CB_RECALL 0x8u /* write back delayed writes first */
+#define PROTO_CB_MASK 0xFu
+
+struct proto_callback_break_req {
+    uint64_t ino;
+    uint32_t flags;        /* PROTO_CB_*, at least one */
+    struct proto_str name; /* ENTRY: the entry's name; else empty */
+};
+
+/* CALLBACK_REGISTER (client -> metad, on a session): the session caches
+ * under callbacks (flag ON) or not (0).  Reply: the promise lease. */
+#define PROTO_CALLBACK_ON 0x1u
+#define PROTO_CALLBACK_MASK 0x1u
+
+struct proto_callback_register_req {
+    uint32_t flags; /* PROTO_CALLBACK_* */
+};
+
+struct proto_callback_register_rep {
+    uint32_t lease_ms; /* how long a promise lasts without further access */
+};
+
 /* ---- Typed encode/decode ----------------------------------------------- */
 
 /* For every body B in proto_msgs.def:
@@ -760,6 +859,12 @@ PROTO_BODY(admin_action_req)
 PROTO_BODY(server_state_req)
 PROTO_BODY(snapshot_req)
 PROTO_BODY(chunk_clone_req)
+PROTO_BODY(callback_break_req)
+PROTO_BODY(callback_register_req)
+PROTO_BODY(callback_register_rep)
+PROTO_BODY(image_lease_req)
+PROTO_BODY(image_lease_rep)
+PROTO_BODY(image_lease_wait)
 #undef PROTO_BODY
 
 /* Decode the payload of @opcode into @msg, which must point to the body

@@ -28,6 +28,7 @@
 #define TESSERA_VD_BACKEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Extent flags reported by block_status (the base:allocation bits). */
@@ -56,9 +57,13 @@ typedef int (*vd_name_cb)(void *arg, const char *name);
 struct vd_backend_ops {
     /* Open export @name (borrowed; never empty).  Caller owns *out; close
      * it with close().  -ENOENT when there is no such image, -EACCES when
-     * it may not be opened, -EINVAL for a malformed name. */
+     * it may not be opened, -EINVAL for a malformed name, -EBUSY when
+     * another writer has it.  An image that can only be read (a snapshot)
+     * opens with readonly set even when @readonly is false.  On failure
+     * the backend may leave a sentence for the NBD client in @why (@why_len
+     * bytes, NUL-terminated; @why may be NULL). */
     int (*open)(void *ctx, const char *name, bool readonly,
-                struct vd_image **out);
+                struct vd_image **out, char *why, size_t why_len);
     /* Release @img (NULL is fine).  No operation may be running on it. */
     void (*close)(struct vd_image *img);
     /* Size in bytes, fixed while the image is open; -errno on failure. */

@@ -87,8 +87,10 @@ static int open_beneath(int dirfd, const char *name, int flags)
 }
 
 static int file_open(void *vctx, const char *name, bool readonly,
-                     struct vd_image **out)
+                     struct vd_image **out, char *why, size_t why_len)
 {
+    (void)why;
+    (void)why_len;
     struct file_ctx *ctx = vctx;
     struct stat st;
     int fd, rc;

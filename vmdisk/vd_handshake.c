@@ -19,7 +19,9 @@
  * - Malformed option data (lengths that do not add up, NUL in a name, a
  *   name over 4096 bytes) gets NBD_REP_ERR_INVALID; the connection stays.
  * - An unknown or unopenable export gets NBD_REP_ERR_UNKNOWN (or _POLICY
- *   when access is refused); the client may try another name.
+ *   when access is refused or another writer holds the image, with the
+ *   backend's sentence naming that writer); the client may try another
+ *   name.
  * - Option data over VD_OPT_MAX gets NBD_REP_ERR_TOO_BIG and the
  *   connection is dropped, since skipping it would mean reading whatever
  *   the client claims to send.
@@ -95,6 +97,7 @@ static uint32_t open_err_to_rep(int rc)
     switch (-rc) {
     case EACCES:
     case EPERM:
+    case EBUSY: /* another writer holds the image's lease */
         return NBD_REP_ERR_POLICY;
     case ESHUTDOWN:
         return NBD_REP_ERR_SHUTDOWN;
@@ -120,14 +123,24 @@ uint16_t vd_handshake_tflags(const struct vd_conn *c, bool readonly)
     return f;
 }
 
-/* Open export @name for the handshake; fills *img and *size. */
+/* Open export @name for the handshake; fills *img and *size.  On failure
+ * @why (NBD_MAX_STRING bytes) holds the sentence for the client. */
 static int export_open(struct vd_conn *c, const char *name,
-                       struct vd_image **img, uint64_t *size)
+                       struct vd_image **img, uint64_t *size, char *why)
 {
     const struct vd_backend *be = c->cfg->be;
-    int rc = be->ops->open(be->ctx, name, c->cfg->readonly, img);
-    if (rc < 0)
+    why[0] = '\0';
+    int rc = be->ops->open(be->ctx, name, c->cfg->readonly, img, why,
+                           NBD_MAX_STRING);
+    if (rc < 0) {
+        if (!why[0])
+            snprintf(why, NBD_MAX_STRING, "cannot open export: %s",
+                     strerror(-rc));
+        if (rc == -EBUSY)
+            log_warn("nbd handshake: export %s refused: %s: peer=%s", name, why,
+                     c->peer);
         return rc;
+    }
     int64_t sz = be->ops->size(*img);
     if (sz < 0) {
         be->ops->close(*img);
@@ -223,12 +236,11 @@ static int opt_info_go(struct vd_conn *c, uint32_t opt, const uint8_t *d,
     if (rc < 0)
         return opt_error(c, opt, NBD_REP_ERR_UNKNOWN,
                          "no export name and no default export");
-    rc = export_open(c, name, &img, &size);
+    char why[NBD_MAX_STRING + 1];
+    rc = export_open(c, name, &img, &size, why);
     if (rc < 0) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "cannot open export: %s", strerror(-rc));
         free(name);
-        return opt_error(c, opt, open_err_to_rep(rc), msg);
+        return opt_error(c, opt, open_err_to_rep(rc), why);
     }
     uint16_t tflags = vd_handshake_tflags(c, img->readonly);
     rc = info_all(c, opt, name, size, tflags, d + 6 + nlen, nreq);
@@ -256,9 +268,10 @@ static int opt_export_name(struct vd_conn *c, const uint8_t *d, uint32_t len)
 
     if (!string_ok(d, len))
         return -EPROTO;
+    char why[NBD_MAX_STRING + 1];
     rc = name_resolve(c, d, len, &name);
     if (rc == 0)
-        rc = export_open(c, name, &img, &size);
+        rc = export_open(c, name, &img, &size, why);
     if (rc < 0) {
         log_warn("nbd handshake: export %.*s: %s: peer=%s", (int)len,
                  (const char *)d, strerror(-rc), c->peer);
@@ -387,10 +400,12 @@ static int opt_meta(struct vd_conn *c, uint32_t opt, const uint8_t *d,
         return opt_error(c, opt, NBD_REP_ERR_INVALID, "malformed request");
     if (name_resolve(c, d + 4, nlen, &name) < 0)
         return opt_error(c, opt, NBD_REP_ERR_UNKNOWN, "no such export");
-    rc = export_open(c, name, &img, &size);
+    char why[NBD_MAX_STRING + 1];
+    rc = export_open(c, name, &img, &size, why);
     if (rc < 0) {
         free(name);
-        return opt_error(c, opt, open_err_to_rep(rc), "no such export");
+        return opt_error(c, opt, open_err_to_rep(rc),
+                         rc == -ENOENT ? "no such export" : why);
     }
     be->ops->close(img);
     if (opt == NBD_OPT_SET_META_CONTEXT) {

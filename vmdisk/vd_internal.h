@@ -11,6 +11,8 @@
  *   vd_reply.c      simple and structured replies, NBD error values
  *   vd_backend.h    the image interface; vd_mem.c, vd_file.c and
  *                   vd_tessera.c implement it
+ *   vd_lease.c      the image writer lease and the live-migration
+ *                   hand-over, under vd_tessera.c (vd_lease.h)
  */
 #ifndef TESSERA_VD_INTERNAL_H
 #define TESSERA_VD_INTERNAL_H

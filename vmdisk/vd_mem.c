@@ -123,8 +123,10 @@ static uint64_t piece(uint64_t off, uint64_t end)
 }
 
 static int mem_open(void *vctx, const char *name, bool readonly,
-                    struct vd_image **out)
+                    struct vd_image **out, char *why, size_t why_len)
 {
+    (void)why;
+    (void)why_len;
     struct mem_ctx *ctx = vctx;
     struct mem_disk *d;
 

@@ -20,6 +20,15 @@
  *                  that reads as zeros; an allocated chunk is data
  *   list           the regular files of --images-dir (default "/")
  *
+ * Writers and snapshots.  An image opened for writing takes the image's
+ * writer lease from metad (vd_lease.c): a second writer elsewhere is
+ * refused at open with a sentence naming the holder, and a live-migration
+ * hand-over moves the lease at the destination's first write or flush.
+ * Every operation runs inside vd_lease_begin()/vd_lease_end(), so a recall
+ * flushes with nothing in flight.  A read-only snapshot (OPEN for writing
+ * fails with EROFS) is opened read-only: the NBD side then exports it with
+ * NBD_FLAG_READ_ONLY.
+ *
  * Multi-conn.  Every image open on one file shares the client's open
  * inode (cl_inode_open), and so its leases and its set of dirty chunks;
  * cl_file_sync() serialises syncs of an inode, so a flush on any
@@ -40,8 +49,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include "cl.h"
 #include "log.h"
+#include "vd_lease.h"
 
 #define ROOT_INO 1
 #define NAME_MAX_LEN 4096
@@ -50,13 +62,15 @@
 
 struct tess_ctx {
     struct cl_client *cl;
+    struct vd_leases *leases;
     char *dir; /* --images-dir, without leading or trailing slashes */
 };
 
 struct tess_image {
     struct vd_image base; /* first: the NBD side casts */
     struct tess_ctx *ctx;
-    struct cl_inode *node; /* a reference on the client's open inode */
+    struct cl_inode *node;  /* a reference on the client's open inode */
+    struct vd_lease *lease; /* owned; NULL when read-only */
     uint64_t ino;
     int64_t size;
 };
@@ -105,12 +119,30 @@ static int resolve(struct tess_ctx *ctx, const char *path,
     return 0;
 }
 
+/* Can @ino be opened for writing?  -EROFS for a read-only snapshot. */
+static int writable(struct tess_ctx *ctx, uint64_t ino)
+{
+    struct proto_access_req q = {.cred = root_cred, .ino = ino, .mask = O_RDWR};
+    struct proto_attr_rep out;
+    struct rpc_reply rep;
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    proto_access_req_encode(&w, &q);
+    int rc = cl_meta_call(ctx->cl, PROTO_MSG_OPEN_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc == 0)
+        rpc_reply_free(&rep);
+    return rc;
+}
+
 /* @name is borrowed.  Caller owns *out: tess_close(). */
 static int tess_open(void *vctx, const char *name, bool readonly,
-                     struct vd_image **out)
+                     struct vd_image **out, char *why, size_t why_len)
 {
     struct tess_ctx *ctx = vctx;
     struct proto_attr a;
+    char path[NAME_MAX_LEN + 2];
 
     int rc = resolve(ctx, name, &a);
     if (rc < 0)
@@ -119,6 +151,18 @@ static int tess_open(void *vctx, const char *name, bool readonly,
         return -EINVAL;
     if (a.size > INT64_MAX)
         return -EFBIG;
+    snprintf(path, sizeof(path), "/%s", name + strspn(name, "/"));
+    if (!readonly) {
+        rc = writable(ctx, a.ino);
+        if (rc == -EROFS) {
+            log_info("image open: %s is a read-only snapshot: exported "
+                     "read-only",
+                     path);
+            readonly = true;
+        } else if (rc < 0) {
+            return rc;
+        }
+    }
 
     struct tess_image *im = calloc(1, sizeof(*im));
     if (!im)
@@ -127,6 +171,14 @@ static int tess_open(void *vctx, const char *name, bool readonly,
     if (rc < 0) {
         free(im);
         return rc;
+    }
+    if (!readonly) {
+        rc = vd_lease_open(ctx->leases, a.ino, path, why, why_len, &im->lease);
+        if (rc < 0) {
+            cl_inode_put(ctx->cl, im->node);
+            free(im);
+            return rc;
+        }
     }
     im->base.readonly = readonly;
     im->ctx = ctx;
@@ -141,17 +193,37 @@ static void tess_close(struct vd_image *img)
     if (!img)
         return;
     struct tess_image *im = image_of(img);
+    struct tess_ctx *ctx = im->ctx;
     /* Whatever is still dirty is synced so the image is complete on
      * every replica when the last client goes; an error here has nobody
-     * to go to but the log. */
-    if (!img->readonly) {
-        int rc = cl_file_sync(im->ctx->cl, im->node);
-        if (rc < 0)
-            log_warn("image close: sync failed: %s ino=%llu", strerror(-rc),
-                     (unsigned long long)im->ino);
+     * to go to but the log.  A standby or a writer whose lease went
+     * elsewhere has nothing of its own to sync. */
+    if (im->lease && vd_lease_begin(ctx->leases, im->lease, false) == 0) {
+        if (vd_lease_held(ctx->leases, im->lease)) {
+            int rc = cl_file_sync(ctx->cl, im->node);
+            if (rc < 0)
+                log_warn("image close: sync failed: %s ino=%llu", strerror(-rc),
+                         (unsigned long long)im->ino);
+        }
+        vd_lease_end(im->lease);
     }
-    cl_inode_put(im->ctx->cl, im->node);
+    vd_lease_close(ctx->leases, im->lease);
+    cl_inode_put(ctx->cl, im->node);
     free(im);
+}
+
+/* Enter the lease gate of @im for an operation (no-op when read-only). */
+static int gate_in(struct tess_image *im, bool write)
+{
+    if (!im->lease)
+        return write ? -EROFS : 0;
+    return vd_lease_begin(im->ctx->leases, im->lease, write);
+}
+
+static void gate_out(struct tess_image *im)
+{
+    if (im->lease)
+        vd_lease_end(im->lease);
 }
 
 static int64_t tess_size(struct vd_image *img)
@@ -163,7 +235,11 @@ static int tess_pread(struct vd_image *img, void *buf, uint32_t len,
                       uint64_t off)
 {
     struct tess_image *im = image_of(img);
-    int rc = cl_file_read(im->ctx->cl, im->node, off, len, buf);
+    int rc = gate_in(im, false);
+    if (rc < 0)
+        return rc;
+    rc = cl_file_read(im->ctx->cl, im->node, off, len, buf);
+    gate_out(im);
     if (rc < 0)
         return rc;
     /* Past what the file holds (another client shrank it): zeros. */
@@ -176,7 +252,11 @@ static int tess_pwrite(struct vd_image *img, const void *buf, uint32_t len,
                        uint64_t off, bool fua)
 {
     struct tess_image *im = image_of(img);
-    int rc = cl_file_write(im->ctx->cl, im->node, off, buf, len, fua);
+    int rc = gate_in(im, true);
+    if (rc < 0)
+        return rc;
+    rc = cl_file_write(im->ctx->cl, im->node, off, buf, len, fua);
+    gate_out(im);
     if (rc < 0)
         return rc;
     return (uint32_t)rc == len ? 0 : -EIO;
@@ -185,7 +265,16 @@ static int tess_pwrite(struct vd_image *img, const void *buf, uint32_t len,
 static int tess_flush(struct vd_image *img)
 {
     struct tess_image *im = image_of(img);
-    return cl_file_sync(im->ctx->cl, im->node);
+    if (!im->lease)
+        return 0; /* nothing written through a read-only image */
+    int rc = gate_in(im, true);
+    if (rc == -EROFS)
+        return vd_lease_lost_status(im->lease);
+    if (rc < 0)
+        return rc;
+    rc = cl_file_sync(im->ctx->cl, im->node);
+    gate_out(im);
+    return rc;
 }
 
 /* Can zeroing [off, off + len) be done without writing zeros? */
@@ -211,12 +300,15 @@ static int tess_zero(struct vd_image *img, uint64_t len, uint64_t off,
 {
     struct tess_image *im = image_of(img);
     (void)may_trim;
-    if (fast_only) {
-        int rc = zero_is_fast(im, len, off);
-        if (rc < 0)
-            return rc;
-    }
-    return cl_file_zero(im->ctx->cl, im->node, off, len);
+    int rc = gate_in(im, true);
+    if (rc < 0)
+        return rc;
+    if (fast_only)
+        rc = zero_is_fast(im, len, off);
+    if (rc == 0)
+        rc = cl_file_zero(im->ctx->cl, im->node, off, len);
+    gate_out(im);
+    return rc;
 }
 
 static int tess_trim(struct vd_image *img, uint64_t len, uint64_t off, bool fua)
@@ -329,6 +421,7 @@ static void tess_free(void *vctx)
     struct tess_ctx *ctx = vctx;
     if (!ctx)
         return;
+    vd_leases_free(ctx->leases);
     cl_client_close(ctx->cl);
     free(ctx->dir);
     free(ctx);
@@ -381,6 +474,11 @@ int vd_tessera_new(const char *meta, const char *images_dir,
     rc = cl_client_open(&opts, &ctx->cl);
     if (rc < 0)
         goto fail;
+    rc = vd_leases_new(ctx->cl, &ctx->leases);
+    if (rc < 0) {
+        cl_client_close(ctx->cl);
+        goto fail;
+    }
     be->name = "tessera";
     be->ops = &tess_ops;
     be->ctx = ctx;

@@ -702,6 +702,65 @@ static inline void sample_chunk_clone_req(struct proto_chunk_clone_req *m,
     m->new_version = 1;
 }
 
+static inline void sample_image_lease_req(struct proto_image_lease_req *m,
+                                          struct proto_wbuf *s)
+{
+    (void)s;
+    m->op = PROTO_LEASE_ARM;
+    m->arg = 600;
+    m->ino = 0x1234567890ull;
+}
+
+static inline void sample_image_lease_rep(struct proto_image_lease_rep *m,
+                                          struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    m->result = PROTO_LEASE_BUSY;
+    m->flags = PROTO_LEASE_F_ARMED | PROTO_LEASE_F_RECALLING;
+    m->holder_session = 0x77;
+    m->holder_name = pstr("tessera-nbd host1 pid 42");
+    m->holder_host = pstr("host1");
+}
+
+static inline void sample_image_lease_wait(struct proto_image_lease_wait *m,
+                                           struct proto_wbuf *s)
+{
+    memset(m, 0, sizeof(*m));
+    m->timeout_ms = 10000;
+    m->count = 2;
+    proto_lease_entry_put(s, 0xabcdef01ull, PROTO_LEASE_RECALL);
+    proto_lease_entry_put(s, 12, PROTO_LEASE_LOST);
+    assert_int_equal(s->err, 0);
+    m->raw = (struct proto_str){(const char *)s->p, (uint32_t)s->len};
+}
+
+static inline void sample_callback_break_req(struct proto_callback_break_req *m,
+                                             struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    m->ino = 0x1234568;
+    m->flags = PROTO_CB_ENTRY | PROTO_CB_ATTR;
+    m->name = pstr("report.txt");
+}
+
+static inline void
+sample_callback_register_req(struct proto_callback_register_req *m,
+                             struct proto_wbuf *s)
+{
+    (void)s;
+    m->flags = PROTO_CALLBACK_ON;
+}
+
+static inline void
+sample_callback_register_rep(struct proto_callback_register_rep *m,
+                             struct proto_wbuf *s)
+{
+    (void)s;
+    m->lease_ms = 60000;
+}
+
 /* Encode the sample of @body into @w (fresh) and assert success; @s is the
  * scratch buffer array bodies build their entries in. */
 #define ENCODE_SAMPLE(body, m, w, s)                                           \

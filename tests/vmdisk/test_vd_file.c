@@ -72,10 +72,14 @@ static void test_vd_file_open_rejects_escapes(void **state)
                                 "sub//img.raw", "./sub/img.raw", "sub/"};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(ops->open(fx->be->ctx, bad[i], true, &img), -EINVAL);
-    assert_int_equal(ops->open(fx->be->ctx, "escape", true, &img), -EACCES);
-    assert_int_equal(ops->open(fx->be->ctx, "nosuch", true, &img), -ENOENT);
-    assert_int_equal(ops->open(fx->be->ctx, "sub", true, &img), -ENOENT);
+        assert_int_equal(ops->open(fx->be->ctx, bad[i], true, &img, NULL, 0),
+                         -EINVAL);
+    assert_int_equal(ops->open(fx->be->ctx, "escape", true, &img, NULL, 0),
+                     -EACCES);
+    assert_int_equal(ops->open(fx->be->ctx, "nosuch", true, &img, NULL, 0),
+                     -ENOENT);
+    assert_int_equal(ops->open(fx->be->ctx, "sub", true, &img, NULL, 0),
+                     -ENOENT);
     assert_null(img);
 }
 
@@ -98,7 +102,8 @@ static void test_vd_file_io_round_trip(void **state)
     uint8_t data[4096], buf[4096];
     uint64_t e[17] = {0};
 
-    assert_int_equal(ops->open(fx->be->ctx, "sub/img.raw", false, &img), 0);
+    assert_int_equal(
+        ops->open(fx->be->ctx, "sub/img.raw", false, &img, NULL, 0), 0);
     assert_int_equal(ops->size(img), 8 << 20);
     memset(data, 0xc3, sizeof(data));
     assert_int_equal(ops->pwrite(img, data, 4096, 1 << 20, true), 0);
@@ -129,7 +134,8 @@ static void test_vd_file_open_readonly(void **state)
     struct vd_image *img;
     uint8_t b = 1;
 
-    assert_int_equal(ops->open(fx->be->ctx, "sub/img.raw", true, &img), 0);
+    assert_int_equal(ops->open(fx->be->ctx, "sub/img.raw", true, &img, NULL, 0),
+                     0);
     assert_true(img->readonly);
     assert_int_equal(ops->pwrite(img, &b, 1, 0, false), -EBADF);
     ops->close(img);

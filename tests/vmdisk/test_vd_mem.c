@@ -50,7 +50,7 @@ static int teardown(void **state)
 static struct vd_image *open_a(struct vd_backend *be, bool ro)
 {
     struct vd_image *img;
-    assert_int_equal(be->ops->open(be->ctx, "a", ro, &img), 0);
+    assert_int_equal(be->ops->open(be->ctx, "a", ro, &img, NULL, 0), 0);
     return img;
 }
 
@@ -66,7 +66,8 @@ static void test_vd_mem_open_unknown(void **state)
 {
     struct vd_backend *be = *state;
     struct vd_image *img = NULL;
-    assert_int_equal(be->ops->open(be->ctx, "b", false, &img), -ENOENT);
+    assert_int_equal(be->ops->open(be->ctx, "b", false, &img, NULL, 0),
+                     -ENOENT);
     assert_null(img);
 }
 

@@ -1,0 +1,408 @@
+/* cl_cache.c: delayed writes (docs/caching.md, "Policies").
+ *
+ * Under the writeback and writeonclose policies a write does not go to
+ * the storage servers: its bytes join the inode's dirty extents, a sorted
+ * list of disjoint ranges.  A write that overlaps or touches an extent
+ * merges with it, so data overwritten before it is written back is sent
+ * once, and sequential small writes become one large write.  Reads lay the
+ * extents over what the servers return (cl_cache_overlay), so a client
+ * always reads its own writes.
+ *
+ * Writing back (cl_cache_writeback, under the inode's sync_lock) moves the
+ * extents to the "flushing" list, which reads still see, writes them with
+ * the write-through path, then drops them.  A failure is kept in n->werr
+ * and reported by the next flush, fsync or close of the file (cl_file.c);
+ * the data of a failed extent is dropped.
+ *
+ * The flush thread wakes every second and writes back:
+ *   - under writeback, every inode whose oldest delayed write is older
+ *     than the flush interval, and every pending CHUNK_WRITE_END that old
+ *     (all policies: write-through defers WRITE_END too);
+ *   - whatever the policy, every inode with delayed writes while the
+ *     client holds more than dirty_max bytes of them.  Writers wait while
+ *     the client is over dirty_max, so memory stays bounded; under
+ *     writeonclose this is the one time data goes before close.
+ *
+ * Lock order: an inode's sync_lock, then the cache lock or the inode lock
+ * (never both at once).
+ */
+#include "cl_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define TICK_MS 1000
+#define COLLECT_MAX 256
+
+struct cl_cache {
+    struct cl_client *c;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* the flush thread waits here */
+    pthread_cond_t room; /* writers over dirty_max wait here */
+    uint64_t dirty;      /* bytes of delayed writes, every inode */
+    uint64_t dirty_max;
+    uint32_t interval_ms;
+    bool urgent, stop, running;
+    pthread_t thread;
+};
+
+/* ---- Extents (under n->lock) ------------------------------------------- */
+
+static int ext_reserve(struct cl_extent *e, size_t len)
+{
+    if (len <= e->cap)
+        return 0;
+    size_t cap = e->cap ? e->cap : 4096;
+    while (cap < len)
+        cap *= 2;
+    uint8_t *d = realloc(e->data, cap);
+    if (!d)
+        return -ENOMEM;
+    e->data = d;
+    e->cap = cap;
+    return 0;
+}
+
+/* Merge [@off, @off + @len) of @buf into @n's extents.  Returns the change
+ * in dirty bytes, or -ENOMEM with nothing changed. */
+static int64_t ext_insert(struct cl_inode *n, uint64_t off, const uint8_t *buf,
+                          size_t len)
+{
+    uint64_t end = off + len;
+    size_t i = 0, j;
+
+    /* i: first extent ending at or after @off; j: past the last one
+     * starting at or before @end.  [i, j) touch the new range. */
+    while (i < n->next && n->ext[i].off + n->ext[i].len < off)
+        i++;
+    j = i;
+    while (j < n->next && n->ext[j].off <= end)
+        j++;
+
+    if (i == j) {
+        if (n->next == n->cext) {
+            size_t cap = n->cext ? n->cext * 2 : 8;
+            struct cl_extent *v = realloc(n->ext, cap * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            n->ext = v;
+            n->cext = cap;
+        }
+        struct cl_extent e = {.off = off};
+        if (ext_reserve(&e, len) < 0)
+            return -ENOMEM;
+        memcpy(e.data, buf, len);
+        e.len = len;
+        memmove(n->ext + i + 1, n->ext + i, (n->next - i) * sizeof(e));
+        n->ext[i] = e;
+        n->next++;
+        n->dirty_bytes += len;
+        return (int64_t)len;
+    }
+
+    uint64_t start = off < n->ext[i].off ? off : n->ext[i].off;
+    uint64_t last = n->ext[j - 1].off + n->ext[j - 1].len;
+    uint64_t stop = end > last ? end : last;
+    uint64_t before = 0;
+    for (size_t k = i; k < j; k++)
+        before += n->ext[k].len;
+
+    /* Grow the first extent in place (the common, sequential case). */
+    struct cl_extent *e = &n->ext[i];
+    if (start < e->off) {
+        struct cl_extent fresh = {.off = start};
+        if (ext_reserve(&fresh, (size_t)(stop - start)) < 0)
+            return -ENOMEM;
+        memcpy(fresh.data + (e->off - start), e->data, e->len);
+        fresh.len = (size_t)(e->off + e->len - start);
+        free(e->data);
+        *e = fresh;
+    } else if (ext_reserve(e, (size_t)(stop - start)) < 0) {
+        return -ENOMEM;
+    }
+    for (size_t k = i + 1; k < j; k++) {
+        struct cl_extent *o = &n->ext[k];
+        memcpy(e->data + (o->off - start), o->data, o->len);
+        free(o->data);
+    }
+    memcpy(e->data + (off - start), buf, len);
+    e->len = (size_t)(stop - start);
+    memmove(n->ext + i + 1, n->ext + j, (n->next - j) * sizeof(*e));
+    n->next -= j - i - 1;
+    n->dirty_bytes = n->dirty_bytes - before + e->len;
+    return (int64_t)e->len - (int64_t)before;
+}
+
+static void overlay_list(const struct cl_extent *v, size_t nv, uint64_t off,
+                         size_t len, uint8_t *buf)
+{
+    uint64_t end = off + len;
+    for (size_t k = 0; k < nv; k++) {
+        uint64_t a = v[k].off, b = v[k].off + v[k].len;
+        if (b <= off || a >= end)
+            continue;
+        uint64_t from = a > off ? a : off, to = b < end ? b : end;
+        memcpy(buf + (from - off), v[k].data + (from - a), (size_t)(to - from));
+    }
+}
+
+void cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
+                      uint8_t *buf)
+{
+    pthread_mutex_lock(&n->lock);
+    overlay_list(n->fl, n->nfl, off, len, buf);
+    overlay_list(n->ext, n->next, off, len, buf);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- Accounting -------------------------------------------------------- */
+
+static void account(struct cl_cache *k, int64_t delta)
+{
+    pthread_mutex_lock(&k->lock);
+    if (delta < 0 && (uint64_t)-delta > k->dirty)
+        k->dirty = 0;
+    else
+        k->dirty = (uint64_t)((int64_t)k->dirty + delta);
+    if (k->dirty < k->dirty_max)
+        pthread_cond_broadcast(&k->room);
+    pthread_mutex_unlock(&k->lock);
+}
+
+int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                   const uint8_t *buf, size_t len)
+{
+    struct cl_cache *k = c->cache;
+
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop && k->dirty > 0 && k->dirty + len > k->dirty_max) {
+        k->urgent = true;
+        pthread_cond_signal(&k->cond);
+        pthread_cond_wait(&k->room, &k->lock);
+    }
+    pthread_mutex_unlock(&k->lock);
+
+    pthread_mutex_lock(&n->lock);
+    int64_t delta = ext_insert(n, off, buf, len);
+    if (delta >= 0) {
+        if (n->dirty_ms == 0)
+            n->dirty_ms = cl_now_ms();
+        if (off + len > n->size)
+            n->size = off + len;
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (delta < 0)
+        return (int)delta;
+    account(k, delta);
+    return 0;
+}
+
+void cl_cache_cut(struct cl_client *c, struct cl_inode *n, uint64_t size)
+{
+    int64_t delta = 0;
+
+    pthread_mutex_lock(&n->lock);
+    for (size_t i = 0; i < n->next;) {
+        struct cl_extent *e = &n->ext[i];
+        if (e->off >= size) {
+            delta -= (int64_t)e->len;
+            free(e->data);
+            memmove(e, e + 1, (n->next - i - 1) * sizeof(*e));
+            n->next--;
+            continue;
+        }
+        if (e->off + e->len > size) {
+            delta -= (int64_t)(e->off + e->len - size);
+            e->len = (size_t)(size - e->off);
+        }
+        i++;
+    }
+    n->dirty_bytes = (uint64_t)((int64_t)n->dirty_bytes + delta);
+    if (n->next == 0)
+        n->dirty_ms = 0;
+    pthread_mutex_unlock(&n->lock);
+    if (c->cache)
+        account(c->cache, delta);
+}
+
+void cl_cache_inode_free(struct cl_cache *k, struct cl_inode *n)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n->next; i++) {
+        bytes += n->ext[i].len;
+        free(n->ext[i].data);
+    }
+    free(n->ext);
+    n->ext = NULL;
+    n->next = n->cext = 0;
+    if (bytes)
+        account(k, -(int64_t)bytes);
+}
+
+/* ---- Writing back ------------------------------------------------------ */
+
+int cl_cache_writeback(struct cl_client *c, struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    if (n->next == 0) {
+        pthread_mutex_unlock(&n->lock);
+        return 0;
+    }
+    n->fl = n->ext;
+    n->nfl = n->next;
+    n->ext = NULL;
+    n->next = n->cext = 0;
+    n->dirty_ms = 0;
+    pthread_mutex_unlock(&n->lock);
+
+    int err = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n->nfl; i++) {
+        struct cl_extent *e = &n->fl[i];
+        bytes += e->len;
+        if (err)
+            continue; /* dropped: the error stands for them */
+        int rc = cl_file_write_now(c, n, e->off, e->data, e->len, false);
+        if (rc >= 0 && (size_t)rc < e->len)
+            rc = -EIO;
+        if (rc < 0) {
+            err = rc;
+            log_error("writeback: delayed write failed: %s ino=%llu "
+                      "off=%llu len=%zu",
+                      strerror(-rc), (unsigned long long)n->ino,
+                      (unsigned long long)e->off, e->len);
+        }
+    }
+
+    pthread_mutex_lock(&n->lock);
+    struct cl_extent *fl = n->fl;
+    size_t nfl = n->nfl;
+    n->fl = NULL;
+    n->nfl = 0;
+    n->dirty_bytes -= bytes < n->dirty_bytes ? bytes : n->dirty_bytes;
+    if (err && !n->werr)
+        n->werr = err;
+    pthread_mutex_unlock(&n->lock);
+    for (size_t i = 0; i < nfl; i++)
+        free(fl[i].data);
+    free(fl);
+    if (c->cache)
+        account(c->cache, -(int64_t)bytes);
+    return err;
+}
+
+/* ---- The flush thread -------------------------------------------------- */
+
+static bool due(struct cl_cache *k, struct cl_inode *n, bool urgent,
+                uint64_t now)
+{
+    bool yes = false;
+
+    pthread_mutex_lock(&n->lock);
+    if (n->dirty_bytes > 0) {
+        if (urgent)
+            yes = true;
+        else if (k->c->mode == CL_CACHE_WRITEBACK)
+            yes = now - n->dirty_ms >= k->interval_ms;
+    }
+    if (n->end_pending && now - n->end_ms >= k->interval_ms &&
+        !(k->c->mode == CL_CACHE_WRITEONCLOSE && n->dirty_bytes > 0))
+        yes = true;
+    pthread_mutex_unlock(&n->lock);
+    return yes;
+}
+
+static void scan(struct cl_cache *k, bool urgent)
+{
+    struct cl_inode *v[COLLECT_MAX];
+    size_t nv = cl_handles_collect(k->c->handles, v, COLLECT_MAX);
+    uint64_t now = cl_now_ms();
+
+    for (size_t i = 0; i < nv; i++) {
+        if (due(k, v[i], urgent, now)) {
+            /* The error stays in werr for the next fsync or close. */
+            int rc = cl_file_flush(k->c, v[i]);
+            if (rc < 0) {
+                pthread_mutex_lock(&v[i]->lock);
+                if (!v[i]->werr)
+                    v[i]->werr = rc;
+                pthread_mutex_unlock(&v[i]->lock);
+            }
+        }
+        cl_inode_put(k->c, v[i]);
+    }
+}
+
+static void *flush_main(void *arg)
+{
+    struct cl_cache *k = arg;
+
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += TICK_MS / 1000;
+        if (!k->urgent)
+            pthread_cond_timedwait(&k->cond, &k->lock, &until);
+        if (k->stop)
+            break;
+        bool urgent = k->urgent || k->dirty >= k->dirty_max;
+        k->urgent = false;
+        pthread_mutex_unlock(&k->lock);
+        scan(k, urgent);
+        pthread_mutex_lock(&k->lock);
+        /* Writers blocked on room whose inodes could not be written
+         * back retry; they wake when bytes are freed anyway. */
+        pthread_cond_broadcast(&k->room);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+struct cl_cache *cl_cache_new(struct cl_client *c, const struct cl_opts *o)
+{
+    struct cl_cache *k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    k->c = c;
+    k->dirty_max = o->dirty_max ? o->dirty_max : CL_DIRTY_MAX;
+    k->interval_ms =
+        o->flush_interval_ms ? o->flush_interval_ms : CL_FLUSH_INTERVAL_MS;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&k->room, NULL);
+    return k;
+}
+
+int cl_cache_start(struct cl_cache *k)
+{
+    int rc = -pthread_create(&k->thread, NULL, flush_main, k);
+    if (rc == 0)
+        k->running = true;
+    return rc;
+}
+
+void cl_cache_free(struct cl_cache *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->lock);
+    k->stop = true;
+    pthread_cond_broadcast(&k->cond);
+    pthread_cond_broadcast(&k->room);
+    pthread_mutex_unlock(&k->lock);
+    if (k->running)
+        pthread_join(k->thread, NULL);
+    pthread_cond_destroy(&k->room);
+    pthread_cond_destroy(&k->cond);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}

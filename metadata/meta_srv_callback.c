@@ -1,0 +1,809 @@
+/* meta_srv_callback.c: callback promises and their breaks (docs/caching.md,
+ * docs/protocol.md §14).
+ *
+ * A client session that sent CALLBACK_REGISTER (flag ON) caches under
+ * callbacks: every LOOKUP, GETATTR, OPEN, READDIR, CHUNK_LOCATE it sends,
+ * and every attribute reply it gets, grants it a promise on the inode
+ * concerned, valid META_SRV_CB_LEASE_MS and renewed by further access.
+ * An OPEN for writing, a create, a WRITE_BEGIN or a WRITE_END makes the
+ * promise a writer's: that session may hold delayed writes to the file.
+ *
+ * Breaks.  Before metad acknowledges a change by one session, every other
+ * session holding a promise on an inode the change touches gets a
+ * CALLBACK_BREAK_REQ and loses the promise; the change's reply waits for
+ * their answers:
+ *
+ *   writer A              metad                    caching B
+ *     |--- UNLINK d/f ------>|                          |
+ *     |                      |-- apply (commit)         |
+ *     |                      |-- CALLBACK_BREAK d "f" ->|  drops its caches
+ *     |                      |<-------- answer ---------|
+ *     |<----- UNLINK_REP ----|                          |
+ *
+ * Namespace mutations and CHUNK_WRITE_END are applied first and broken
+ * after (meta_srv_cb_reply), so a client that refetches after the break
+ * sees the new state.  CHUNK_WRITE_BEGIN (the data is about to change,
+ * and with copy-on-write the file's chunk moves), SNAPSHOT and CLONE are
+ * broken before they run (meta_srv_cb_before): the request waits, then is
+ * dispatched again.
+ *
+ * Recall.  A GETATTR, OPEN or LOOKUP of a file on which another session
+ * holds a writer's promise first sends that session a break with RECALL;
+ * it writes its delayed data back (CHUNK_WRITE_BEGIN ... CHUNK_WRITE_END)
+ * and answers, then the request is dispatched again and sees the data.
+ *
+ * Life of a held request (struct cb_wait):
+ *
+ *   before/reply --breaks sent--> WAIT --last answer or timeout--> DONE
+ *        \--none to send---------------------------------------/
+ *
+ *   FROM   -> TO     [function]
+ *   (new)  -> WAIT   [meta_srv_cb_before, meta_srv_cb_reply: wait_start]
+ *   WAIT   -> DONE   [on_answer: left reaches 0]
+ *   DONE   -> (freed) [wait_finish: dispatch again, or send the reply]
+ *
+ * Failure modes: a session that does not answer within its timeout
+ * (META_SRV_CB_BREAK_MS, META_SRV_CB_RECALL_MS for a recall, and never
+ * past the promise's own expiry) or answers with an error loses every
+ * promise it holds; a session without a connection loses its promises at
+ * once.  So no client blocks another for longer than a promise lasts.
+ * Promises live in memory only: after a metad restart there are none, and
+ * the clients' sessions (and with them their caches) start over.
+ *
+ * Invariants:
+ *   1. A promise exists only for a session registered ON.
+ *   2. A session is never sent a break for its own change.
+ */
+#include "meta_srv.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define NBUCKETS 65536u
+#define MAX_BREAKS 6
+
+struct cb_promise {
+    uint64_t ino, session;
+    uint64_t expiry; /* uv_now() ms */
+    bool writer;
+    struct cb_promise *next;
+};
+
+/* A session registered for callbacks and its counters. */
+struct cb_sess {
+    uint64_t id;
+    uint64_t promises;
+    uint64_t sent, answered, timedout, recalls;
+};
+
+struct meta_srv_cb {
+    struct cb_promise *buckets[NBUCKETS];
+    uint64_t npromises;
+    struct cb_sess *sess;
+    size_t nsess, csess;
+    /* Inodes a pending UNLINK, RMDIR or RENAME will drop or replace,
+     * looked up before it is applied. */
+    uint64_t victims[2];
+    size_t nvictims;
+    bool resuming; /* a held request is being dispatched again */
+    uint64_t sent, answered, timedout, recalls;
+};
+
+/* A request held until its breaks are answered. */
+struct cb_wait {
+    struct meta_srv *srv;
+    struct peer *peer; /* referenced */
+    unsigned left;
+    bool resume; /* dispatch the request again; else send @reply */
+    uint16_t opcode;
+    uint64_t req_id;
+    uint8_t *payload;
+    size_t len;
+    int rc;
+    struct proto_wbuf reply;
+};
+
+struct cb_call {
+    struct cb_wait *w;
+    uint64_t session;
+    bool recall;
+};
+
+/* One break to send: @name is borrowed. */
+struct cb_break {
+    uint64_t ino;
+    uint32_t flags;
+    struct proto_str name;
+};
+
+/* ---- Tables ------------------------------------------------------------- */
+
+static struct cb_promise **bucket(struct meta_srv_cb *cb, uint64_t ino)
+{
+    return &cb->buckets[(ino * 0x9E3779B97F4A7C15ull) >> 48];
+}
+
+static struct cb_sess *sess_find(struct meta_srv_cb *cb, uint64_t id)
+{
+    if (!id)
+        return NULL;
+    for (size_t i = 0; i < cb->nsess; i++)
+        if (cb->sess[i].id == id)
+            return &cb->sess[i];
+    return NULL;
+}
+
+static void promise_unlink(struct meta_srv_cb *cb, struct cb_promise **pp)
+{
+    struct cb_promise *p = *pp;
+    struct cb_sess *s = sess_find(cb, p->session);
+
+    if (s && s->promises)
+        s->promises--;
+    cb->npromises--;
+    *pp = p->next;
+    free(p);
+}
+
+/* Drop every promise of @session (all of them when @session is 0 and
+ * @all). */
+static void drop_session(struct meta_srv_cb *cb, uint64_t session)
+{
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct cb_promise **pp = &cb->buckets[b];
+        while (*pp) {
+            if ((*pp)->session == session)
+                promise_unlink(cb, pp);
+            else
+                pp = &(*pp)->next;
+        }
+    }
+}
+
+/* Grant (or renew) @session's promise on @ino; @writer marks a possible
+ * holder of delayed writes.  Invariant 1: only registered sessions. */
+static void grant(struct meta_srv *srv, uint64_t session, uint64_t ino,
+                  bool writer)
+{
+    struct meta_srv_cb *cb = srv->cb;
+    struct cb_sess *s = sess_find(cb, session);
+    struct cb_promise *p;
+
+    if (!s || !ino)
+        return;
+    for (p = *bucket(cb, ino); p; p = p->next)
+        if (p->ino == ino && p->session == session)
+            break;
+    if (!p) {
+        p = calloc(1, sizeof(*p));
+        if (!p)
+            return; /* no promise: the client just gets no breaks */
+        p->ino = ino;
+        p->session = session;
+        p->next = *bucket(cb, ino);
+        *bucket(cb, ino) = p;
+        cb->npromises++;
+        s->promises++;
+    }
+    p->expiry = uv_now(srv->loop) + META_SRV_CB_LEASE_MS;
+    p->writer = p->writer || writer;
+}
+
+static struct meta_srv_conn *conn_of(struct meta_srv *srv, uint64_t session)
+{
+    for (struct meta_srv_conn *c = srv->conns; c; c = c->next)
+        if (c->session_id == session && !peer_is_closed(c->peer))
+            return c;
+    return NULL;
+}
+
+/* ---- Held requests ------------------------------------------------------ */
+
+static struct cb_wait *wait_new(struct meta_srv_conn *c, uint16_t opcode,
+                                uint64_t req_id, const uint8_t *payload,
+                                size_t len, bool resume)
+{
+    struct cb_wait *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    w->payload = malloc(len ? len : 1);
+    if (!w->payload) {
+        free(w);
+        return NULL;
+    }
+    memcpy(w->payload, payload, len);
+    w->len = len;
+    w->srv = c->srv;
+    w->peer = c->peer;
+    peer_ref(c->peer);
+    w->resume = resume;
+    w->opcode = opcode;
+    w->req_id = req_id;
+    proto_wbuf_init(&w->reply);
+    return w;
+}
+
+static void wait_finish(struct cb_wait *w)
+{
+    struct meta_srv *srv = w->srv;
+
+    if (w->resume) {
+        if (peer_data(w->peer) && !peer_is_closed(w->peer) && !srv->stopping) {
+            srv->cb->resuming = true;
+            meta_srv_redispatch(w->peer, w->opcode, w->req_id, w->payload,
+                                w->len);
+            srv->cb->resuming = false;
+        }
+    } else {
+        meta_srv_reply(w->peer, w->req_id, w->opcode, w->rc, &w->reply);
+    }
+    peer_unref(w->peer);
+    proto_wbuf_free(&w->reply);
+    free(w->payload);
+    free(w);
+}
+
+static void on_answer(struct peer *p, int status, const uint8_t *payload,
+                      size_t len, void *arg)
+{
+    struct cb_call *call = arg;
+    struct cb_wait *w = call->w;
+    struct meta_srv_cb *cb = w->srv->cb;
+    struct cb_sess *s = sess_find(cb, call->session);
+
+    (void)p;
+    (void)payload;
+    (void)len;
+    if (status == 0) {
+        cb->answered++;
+        if (s)
+            s->answered++;
+    } else {
+        cb->timedout++;
+        if (s)
+            s->timedout++;
+        log_warn("metad: callback break not answered, dropping the "
+                 "session's promises: %s session=%" PRIu64 " recall=%d",
+                 strerror(-status), call->session, call->recall);
+        drop_session(cb, call->session);
+    }
+    free(call);
+    if (--w->left == 0)
+        wait_finish(w);
+}
+
+/* Send one break to @session for @b; counts it in @w.  @expiry bounds the
+ * wait. */
+static void send_one(struct meta_srv *srv, struct cb_wait *w, uint64_t session,
+                     uint64_t expiry, const struct cb_break *b)
+{
+    struct meta_srv_cb *cb = srv->cb;
+    struct meta_srv_conn *c = conn_of(srv, session);
+    struct proto_callback_break_req req = {
+        .ino = b->ino, .flags = b->flags, .name = b->name};
+    bool recall = (b->flags & PROTO_CB_RECALL) != 0;
+    uint64_t now = uv_now(srv->loop);
+    uint64_t limit = recall ? META_SRV_CB_RECALL_MS : META_SRV_CB_BREAK_MS;
+    struct cb_sess *s = sess_find(cb, session);
+    struct cb_call *call;
+    struct proto_wbuf pw;
+
+    if (!c) {
+        drop_session(cb, session); /* unreachable: nothing it caches holds */
+        return;
+    }
+    if (expiry > now && expiry - now < limit)
+        limit = expiry - now;
+    if (limit == 0)
+        limit = 1;
+    call = calloc(1, sizeof(*call));
+    if (!call) {
+        drop_session(cb, session);
+        return;
+    }
+    call->w = w;
+    call->session = session;
+    call->recall = recall;
+    proto_wbuf_init(&pw);
+    proto_callback_break_req_encode(&pw, &req);
+    if (pw.err || peer_request(c->peer, PROTO_MSG_CALLBACK_BREAK_REQ, pw.p,
+                               pw.len, (unsigned)limit, on_answer, call) < 0) {
+        free(call);
+        drop_session(cb, session);
+    } else {
+        w->left++;
+        cb->sent++;
+        if (s)
+            s->sent++;
+        if (recall) {
+            cb->recalls++;
+            if (s)
+                s->recalls++;
+        }
+    }
+    proto_wbuf_free(&pw);
+}
+
+/* Break every promise on @b->ino of a session other than @except
+ * (invariant 2).  Promises broken are gone. */
+static void send_breaks(struct meta_srv *srv, struct cb_wait *w,
+                        uint64_t except, const struct cb_break *b)
+{
+    struct meta_srv_cb *cb = srv->cb;
+    uint64_t now = uv_now(srv->loop);
+    struct cb_promise **pp = bucket(cb, b->ino);
+
+    while (*pp) {
+        struct cb_promise *p = *pp;
+        if (p->ino != b->ino || p->session == except) {
+            pp = &p->next;
+            continue;
+        }
+        uint64_t session = p->session, expiry = p->expiry;
+        promise_unlink(cb, pp);
+        if (expiry > now)
+            send_one(srv, w, session, expiry, b);
+        /* send_one may have dropped this session's promises: restart. */
+        pp = bucket(cb, b->ino);
+    }
+}
+
+/* Recall delayed writes to @ino from every writer other than @except. */
+static void send_recalls(struct meta_srv *srv, struct cb_wait *w,
+                         uint64_t except, uint64_t ino)
+{
+    struct meta_srv_cb *cb = srv->cb;
+    uint64_t now = uv_now(srv->loop);
+    uint64_t targets[16], expiries[16];
+    size_t n = 0;
+
+    for (struct cb_promise *p = *bucket(cb, ino); p && n < 16; p = p->next)
+        if (p->ino == ino && p->writer && p->session != except &&
+            p->expiry > now) {
+            targets[n] = p->session;
+            expiries[n++] = p->expiry;
+        }
+    struct cb_break b = {.ino = ino, .flags = PROTO_CB_RECALL};
+    for (size_t i = 0; i < n; i++)
+        send_one(srv, w, targets[i], expiries[i], &b);
+}
+
+static bool recall_needed(struct meta_srv *srv, uint64_t except, uint64_t ino)
+{
+    uint64_t now = uv_now(srv->loop);
+
+    for (struct cb_promise *p = *bucket(srv->cb, ino); p; p = p->next)
+        if (p->ino == ino && p->writer && p->session != except &&
+            p->expiry > now)
+            return true;
+    return false;
+}
+
+/* Hold the request: recalls on @recall_ino (when not 0) or @n breaks.
+ * True when something was sent (the request now belongs to the wait). */
+static bool hold(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
+                 const uint8_t *payload, size_t len, uint64_t recall_ino,
+                 const struct cb_break *b, size_t n)
+{
+    struct cb_wait *w = wait_new(c, opcode, req_id, payload, len, true);
+
+    if (!w)
+        return false; /* out of memory: serve it without waiting */
+    w->left = 1;      /* ours, until everything is sent */
+    if (recall_ino)
+        send_recalls(c->srv, w, c->session_id, recall_ino);
+    for (size_t i = 0; i < n; i++)
+        send_breaks(c->srv, w, c->session_id, &b[i]);
+    if (w->left == 1) {
+        w->resume = false; /* nothing sent: drop without dispatching */
+        w->rc = 0;
+        peer_unref(w->peer);
+        proto_wbuf_free(&w->reply);
+        free(w->payload);
+        free(w);
+        return false;
+    }
+    if (--w->left == 0)
+        wait_finish(w);
+    return true;
+}
+
+/* ---- Hooks -------------------------------------------------------------- */
+
+int meta_srv_cb_init(struct meta_srv *srv)
+{
+    srv->cb = calloc(1, sizeof(*srv->cb));
+    return srv->cb ? 0 : -ENOMEM;
+}
+
+void meta_srv_cb_free(struct meta_srv *srv)
+{
+    struct meta_srv_cb *cb = srv->cb;
+
+    if (!cb)
+        return;
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct cb_promise *p = cb->buckets[b];
+        while (p) {
+            struct cb_promise *next = p->next;
+            free(p);
+            p = next;
+        }
+    }
+    free(cb->sess);
+    free(cb);
+    srv->cb = NULL;
+}
+
+void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len)
+{
+    struct meta_srv_cb *cb = c->srv->cb;
+    struct proto_callback_register_req req;
+    struct proto_callback_register_rep rep = {.lease_ms = META_SRV_CB_LEASE_MS};
+    struct proto_wbuf w;
+    int rc = proto_callback_register_req_decode(payload, len, &req);
+
+    if (rc < 0) {
+        meta_srv_reply(c->peer, req_id, PROTO_MSG_CALLBACK_REGISTER_REQ, rc,
+                       NULL);
+        return;
+    }
+    if (!c->session_id || !meta_srv_session_find(c->srv, c->session_id)) {
+        peer_reply_wire(c->peer, req_id, PROTO_MSG_CALLBACK_REGISTER_REP,
+                        PROTO_ENOSESSION, NULL, 0);
+        return;
+    }
+    struct cb_sess *s = sess_find(cb, c->session_id);
+    if ((req.flags & PROTO_CALLBACK_ON) && !s) {
+        rc = meta_srv_grow((void **)&cb->sess, &cb->csess, cb->nsess + 1,
+                           sizeof(*cb->sess));
+        if (rc == 0) {
+            s = &cb->sess[cb->nsess++];
+            memset(s, 0, sizeof(*s));
+            s->id = c->session_id;
+        }
+    } else if (!(req.flags & PROTO_CALLBACK_ON) && s) {
+        drop_session(cb, s->id);
+        *s = cb->sess[--cb->nsess];
+    }
+    log_info("metad: session callbacks: session=%" PRIu64 " on=%u rc=%d",
+             c->session_id, req.flags & PROTO_CALLBACK_ON, rc);
+    proto_wbuf_init(&w);
+    proto_callback_register_rep_encode(&w, &rep);
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_CALLBACK_REGISTER_REQ, rc, &w);
+    proto_wbuf_free(&w);
+}
+
+/* Look up @name under @parent with @cred (a lookup_req built from the
+ * request's fields) and remember the inode as a victim. */
+static void victim_lookup(struct meta_srv *srv, const struct proto_cred *cred,
+                          uint64_t parent, struct proto_str name)
+{
+    struct meta_srv_cb *cb = srv->cb;
+    struct proto_lookup_req lk = {
+        .cred = *cred, .parent = parent, .name = name};
+    struct proto_wbuf q, rep;
+    struct proto_attr_rep a;
+
+    if (cb->nvictims >= 2)
+        return;
+    proto_wbuf_init(&q);
+    proto_wbuf_init(&rep);
+    proto_lookup_req_encode(&q, &lk);
+    if (q.err == 0 &&
+        meta_query(srv->db, PROTO_MSG_LOOKUP_REQ, q.p, q.len, &rep) == 0 &&
+        proto_attr_rep_decode(rep.p, rep.len, &a) == 0)
+        cb->victims[cb->nvictims++] = a.attr.ino;
+    proto_wbuf_free(&q);
+    proto_wbuf_free(&rep);
+}
+
+bool meta_srv_cb_before(struct meta_srv_conn *c, uint16_t opcode,
+                        uint64_t req_id, const uint8_t *payload, size_t len)
+{
+    struct meta_srv *srv = c->srv;
+    struct meta_srv_cb *cb = srv->cb;
+    bool may_hold = !cb->resuming;
+    uint64_t sess = c->session_id;
+
+    cb->nvictims = 0;
+    switch (opcode) {
+    case PROTO_MSG_GETATTR_REQ: {
+        struct proto_ino_req m;
+        if (proto_ino_req_decode(payload, len, &m) < 0)
+            return false;
+        if (may_hold && recall_needed(srv, sess, m.ino) &&
+            hold(c, opcode, req_id, payload, len, m.ino, NULL, 0))
+            return true;
+        grant(srv, sess, m.ino, false);
+        return false;
+    }
+    case PROTO_MSG_OPEN_REQ: {
+        struct proto_access_req m;
+        if (proto_access_req_decode(payload, len, &m) < 0)
+            return false;
+        if (may_hold && recall_needed(srv, sess, m.ino) &&
+            hold(c, opcode, req_id, payload, len, m.ino, NULL, 0))
+            return true;
+        grant(srv, sess, m.ino, (m.mask & 3) != 0 /* O_WRONLY, O_RDWR */);
+        return false;
+    }
+    case PROTO_MSG_LOOKUP_REQ:
+    case PROTO_MSG_UNLINK_REQ:
+    case PROTO_MSG_RMDIR_REQ: {
+        struct proto_lookup_req m;
+        if (proto_lookup_req_decode(payload, len, &m) < 0)
+            return false;
+        if (opcode == PROTO_MSG_LOOKUP_REQ)
+            grant(srv, sess, m.parent, false);
+        else
+            victim_lookup(srv, &m.cred, m.parent, m.name);
+        return false;
+    }
+    case PROTO_MSG_RENAME_REQ: {
+        struct proto_rename_req m;
+        if (proto_rename_req_decode(payload, len, &m) < 0)
+            return false;
+        victim_lookup(srv, &m.cred, m.parent, m.name);
+        victim_lookup(srv, &m.cred, m.newparent, m.newname);
+        return false;
+    }
+    case PROTO_MSG_READDIR_REQ: {
+        struct proto_readdir_req m;
+        if (proto_readdir_req_decode(payload, len, &m) == 0)
+            grant(srv, sess, m.ino, false);
+        return false;
+    }
+    case PROTO_MSG_CHUNK_LOCATE_REQ: {
+        struct proto_chunk_locate_req m;
+        if (proto_chunk_locate_req_decode(payload, len, &m) == 0)
+            grant(srv, sess, m.ino, false);
+        return false;
+    }
+    case PROTO_MSG_CHUNK_WRITE_BEGIN_REQ: {
+        struct proto_chunk_write_begin_req m;
+        if (proto_chunk_write_begin_req_decode(payload, len, &m) < 0)
+            return false;
+        /* The data is about to change and, for a shared chunk, to move
+         * to a copy: cached pages and locations of the file go first. */
+        struct cb_break b = {.ino = m.ino,
+                             .flags = PROTO_CB_DATA | PROTO_CB_ATTR};
+        if (may_hold && hold(c, opcode, req_id, payload, len, 0, &b, 1))
+            return true;
+        grant(srv, sess, m.ino, true);
+        return false;
+    }
+    case PROTO_MSG_SNAPSHOT_REQ:
+    case PROTO_MSG_CLONE_REQ: {
+        struct proto_snapshot_req m;
+        if (proto_snapshot_req_decode(payload, len, &m) < 0)
+            return false;
+        struct cb_break b[2] = {
+            {.ino = m.parent,
+             .flags = PROTO_CB_ENTRY | PROTO_CB_ATTR,
+             .name = m.name},
+            {.ino = m.ino, .flags = PROTO_CB_DATA | PROTO_CB_ATTR},
+        };
+        return may_hold && hold(c, opcode, req_id, payload, len, 0, b, 2);
+    }
+    default:
+        return false;
+    }
+}
+
+/* The breaks a successful mutation @opcode with request @payload owes;
+ * returns how many were filled into @b.  Names point into @payload. */
+static size_t breaks_of(struct meta_srv_cb *cb, uint16_t opcode,
+                        const uint8_t *payload, size_t len, struct cb_break *b)
+{
+    const uint32_t dir = PROTO_CB_ENTRY | PROTO_CB_ATTR;
+    size_t n = 0;
+
+    switch (opcode) {
+    case PROTO_MSG_SETATTR_REQ: {
+        struct proto_setattr_req m;
+        if (proto_setattr_req_decode(payload, len, &m) < 0)
+            break;
+        b[n++] = (struct cb_break){
+            .ino = m.ino,
+            .flags = PROTO_CB_ATTR |
+                     ((m.valid & PROTO_SETATTR_SIZE) ? PROTO_CB_DATA : 0)};
+        break;
+    }
+    case PROTO_MSG_MKNOD_REQ: {
+        struct proto_mknod_req m;
+        if (proto_mknod_req_decode(payload, len, &m) == 0)
+            b[n++] = (struct cb_break){m.parent, dir, m.name};
+        break;
+    }
+    case PROTO_MSG_MKDIR_REQ: {
+        struct proto_mkdir_req m;
+        if (proto_mkdir_req_decode(payload, len, &m) == 0)
+            b[n++] = (struct cb_break){m.parent, dir, m.name};
+        break;
+    }
+    case PROTO_MSG_SYMLINK_REQ: {
+        struct proto_symlink_req m;
+        if (proto_symlink_req_decode(payload, len, &m) == 0)
+            b[n++] = (struct cb_break){m.parent, dir, m.name};
+        break;
+    }
+    case PROTO_MSG_LINK_REQ: {
+        struct proto_link_req m;
+        if (proto_link_req_decode(payload, len, &m) < 0)
+            break;
+        b[n++] = (struct cb_break){m.newparent, dir, m.newname};
+        b[n++] = (struct cb_break){m.ino, PROTO_CB_ATTR, {NULL, 0}};
+        break;
+    }
+    case PROTO_MSG_UNLINK_REQ:
+    case PROTO_MSG_RMDIR_REQ: {
+        struct proto_lookup_req m;
+        if (proto_lookup_req_decode(payload, len, &m) == 0)
+            b[n++] = (struct cb_break){m.parent, dir, m.name};
+        break;
+    }
+    case PROTO_MSG_RENAME_REQ: {
+        struct proto_rename_req m;
+        if (proto_rename_req_decode(payload, len, &m) < 0)
+            break;
+        b[n++] = (struct cb_break){m.parent, dir, m.name};
+        b[n++] = (struct cb_break){m.newparent, dir, m.newname};
+        break;
+    }
+    case PROTO_MSG_SETXATTR_REQ:
+    case PROTO_MSG_REMOVEXATTR_REQ: {
+        struct proto_ino_req m;
+        /* Both bodies start with a credential, then the inode. */
+        struct proto_xattr_name_req x;
+        struct proto_setxattr_req s;
+        if (opcode == PROTO_MSG_SETXATTR_REQ &&
+            proto_setxattr_req_decode(payload, len, &s) == 0)
+            m.ino = s.ino;
+        else if (opcode == PROTO_MSG_REMOVEXATTR_REQ &&
+                 proto_xattr_name_req_decode(payload, len, &x) == 0)
+            m.ino = x.ino;
+        else
+            break;
+        b[n++] = (struct cb_break){m.ino, PROTO_CB_ATTR, {NULL, 0}};
+        break;
+    }
+    case PROTO_MSG_CHUNK_WRITE_END_REQ: {
+        struct proto_chunk_write_end_req m;
+        if (proto_chunk_write_end_req_decode(payload, len, &m) == 0)
+            b[n++] = (struct cb_break){
+                m.ino, PROTO_CB_ATTR | PROTO_CB_DATA, {NULL, 0}};
+        break;
+    }
+    default:
+        break;
+    }
+    for (size_t i = 0; i < cb->nvictims && n < MAX_BREAKS; i++)
+        b[n++] = (struct cb_break){cb->victims[i], PROTO_CB_ATTR, {NULL, 0}};
+    cb->nvictims = 0;
+    return n;
+}
+
+/* Requests whose attribute reply the client caches. */
+static bool attr_reply(uint16_t opcode)
+{
+    switch (opcode) {
+    case PROTO_MSG_LOOKUP_REQ:
+    case PROTO_MSG_GETATTR_REQ:
+    case PROTO_MSG_OPEN_REQ:
+    case PROTO_MSG_SETATTR_REQ:
+    case PROTO_MSG_MKNOD_REQ:
+    case PROTO_MSG_MKDIR_REQ:
+    case PROTO_MSG_SYMLINK_REQ:
+    case PROTO_MSG_LINK_REQ:
+    case PROTO_MSG_CHUNK_WRITE_END_REQ:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
+                       uint64_t req_id, const uint8_t *payload, size_t len,
+                       int rc, struct proto_wbuf *body)
+{
+    struct meta_srv *srv = c->srv;
+    struct meta_srv_cb *cb = srv->cb;
+    uint64_t sess = c->session_id;
+    struct proto_attr_rep a;
+
+    if (rc < 0 || body->err) {
+        cb->nvictims = 0;
+        meta_srv_reply(c->peer, req_id, opcode, rc, body);
+        return;
+    }
+    if (attr_reply(opcode) &&
+        proto_attr_rep_decode(body->p, body->len, &a) == 0) {
+        /* A LOOKUP of a file another session is writing to: recall
+         * first, then look it up again. */
+        if (opcode == PROTO_MSG_LOOKUP_REQ && !cb->resuming &&
+            recall_needed(srv, sess, a.attr.ino) &&
+            hold(c, opcode, req_id, payload, len, a.attr.ino, NULL, 0))
+            return;
+        bool writer = (opcode == PROTO_MSG_MKNOD_REQ &&
+                       (a.attr.mode & 0170000) == 0100000) ||
+                      opcode == PROTO_MSG_CHUNK_WRITE_END_REQ;
+        grant(srv, sess, a.attr.ino, writer);
+    }
+
+    struct cb_break b[MAX_BREAKS];
+    size_t n = meta_op_is_mutation(opcode)
+                   ? breaks_of(cb, opcode, payload, len, b)
+                   : 0;
+    if (n == 0) {
+        meta_srv_reply(c->peer, req_id, opcode, rc, body);
+        return;
+    }
+    struct cb_wait *w = wait_new(c, opcode, req_id, payload, len, false);
+    if (!w) {
+        meta_srv_reply(c->peer, req_id, opcode, rc, body);
+        return;
+    }
+    /* The names in @b point into @payload, which the wait copied and
+     * keeps until it is done; the encoder copies them again. */
+    w->left = 1;
+    w->rc = rc;
+    proto_put_raw(&w->reply, body->p, body->len);
+    for (size_t i = 0; i < n; i++)
+        send_breaks(srv, w, sess, &b[i]);
+    if (--w->left == 0)
+        wait_finish(w);
+}
+
+void meta_srv_cb_tick(struct meta_srv *srv)
+{
+    struct meta_srv_cb *cb = srv->cb;
+    uint64_t now = uv_now(srv->loop);
+
+    /* Sessions that ended take their promises with them. */
+    for (size_t i = 0; i < cb->nsess;) {
+        if (meta_srv_session_find(srv, cb->sess[i].id)) {
+            i++;
+            continue;
+        }
+        drop_session(cb, cb->sess[i].id);
+        cb->sess[i] = cb->sess[--cb->nsess];
+    }
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct cb_promise **pp = &cb->buckets[b];
+        while (*pp) {
+            if ((*pp)->expiry <= now)
+                promise_unlink(cb, pp);
+            else
+                pp = &(*pp)->next;
+        }
+    }
+}
+
+void meta_srv_cb_status(struct meta_srv *srv, struct meta_srv_kv *o)
+{
+    struct meta_srv_cb *cb = srv->cb;
+    char key[64], val[256];
+
+    meta_srv_kv_u64(o, "cache.promises", cb->npromises);
+    meta_srv_kv_u64(o, "cache.breaks_sent", cb->sent);
+    meta_srv_kv_u64(o, "cache.breaks_answered", cb->answered);
+    meta_srv_kv_u64(o, "cache.breaks_timedout", cb->timedout);
+    meta_srv_kv_u64(o, "cache.recalls", cb->recalls);
+    for (size_t i = 0; i < cb->nsess; i++) {
+        const struct cb_sess *s = &cb->sess[i];
+        snprintf(key, sizeof(key), "cache.%" PRIu64, s->id);
+        snprintf(val, sizeof(val),
+                 "promises=%" PRIu64 " sent=%" PRIu64 " answered=%" PRIu64
+                 " timedout=%" PRIu64 " recalls=%" PRIu64,
+                 s->promises, s->sent, s->answered, s->timedout, s->recalls);
+        meta_srv_kv(o, key, val);
+    }
+}

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# bench-nbd.sh: the block path.  The same fio jobs, through fio's nbd
+# engine (libnbd), against tessera-nbd serving Tessera images at goal 1 and
+# goal 3, and against qemu-nbd and nbdkit (file plugin) serving a raw file
+# on the local disk, all in one run on this machine; then a table of the
+# figures and of tessera-nbd's ratios to qemu-nbd.
+#
+#   4 KiB random read and write, queue depth 1 and 16   (IOPS)
+#   1 MiB sequential read and write, queue depth 4      (MB/s)
+#
+# Each export is first filled by the sequential write, so the reads read
+# data.  All servers listen on unix sockets.
+# Environment: BUILD (default ./build), BENCH_SIZE (MiB per image, default
+# 512), BENCH_RUNTIME (seconds per job, default 5), BENCH_SYSTEMS (default
+# "qemu-nbd nbdkit tessera1 tessera3").
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/cluster.sh"
+
+size=${BENCH_SIZE:-512}
+runtime=${BENCH_RUNTIME:-5}
+systems=${BENCH_SYSTEMS:-qemu-nbd nbdkit tessera1 tessera3}
+work=$(mktemp -d /tmp/tessera-bench-nbd.XXXXXX)
+results=$work/results
+: >"$results"
+pids=()
+
+for p in fio qemu-nbd nbdkit qemu-img python3; do
+    command -v "$p" >/dev/null || { echo "bench-nbd: $p is missing" >&2; exit 1; }
+done
+fio --enghelp 2>/dev/null | grep -qw nbd ||
+    { echo "bench-nbd: this fio has no nbd engine" >&2; exit 1; }
+
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    [ -n "${TS_DIR:-}" ] && ts_stop_all 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_sock() {
+    local i
+    for ((i = 0; i < 100; i++)); do [ -S "$1" ] && return 0; sleep 0.1; done
+    echo "bench-nbd: no socket at $1" >&2
+    return 1
+}
+
+# fio_job SYSTEM NAME URI ARGS...: one job; appends "SYSTEM NAME MB/s IOPS".
+fio_job() {
+    local sys=$1 name=$2 uri=$3
+    shift 3
+    fio --name="$name" --ioengine=nbd --uri="$uri" --size="${size}M" \
+        --group_reporting --output-format=json --output="$work/$sys.$name.json" \
+        "$@" >"$work/$sys.$name.err" 2>&1 ||
+        { echo "$sys $name - -" >>"$results"; tail -3 "$work/$sys.$name.err" >&2; return; }
+    python3 - "$work/$sys.$name.json" "$sys" "$name" >>"$results" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+r, w = j["read"], j["write"]
+print("%s %s %.1f %.0f" % (sys.argv[2], sys.argv[3],
+      (r["bw_bytes"] + w["bw_bytes"]) / 1e6, r["iops"] + w["iops"]))
+PY
+}
+
+run_jobs() { # run_jobs SYSTEM URI
+    local sys=$1 uri=$2 t="--time_based --runtime=$runtime"
+    echo "bench-nbd: $sys" >&2
+    fio_job "$sys" seqwrite-1M "$uri" --rw=write --bs=1M --iodepth=4 --fsync_on_close=1
+    fio_job "$sys" seqread-1M "$uri" --rw=read --bs=1M --iodepth=4
+    fio_job "$sys" randwrite-4k-qd1 "$uri" --rw=randwrite --bs=4k --iodepth=1 $t
+    fio_job "$sys" randwrite-4k-qd16 "$uri" --rw=randwrite --bs=4k --iodepth=16 $t
+    fio_job "$sys" randread-4k-qd1 "$uri" --rw=randread --bs=4k --iodepth=1 $t
+    fio_job "$sys" randread-4k-qd16 "$uri" --rw=randread --bs=4k --iodepth=16 $t
+}
+
+bench_qemu_nbd() {
+    qemu-img create -q -f raw "$work/q.raw" "${size}M"
+    qemu-nbd -f raw -t -k "$work/q.sock" --cache=writeback "$work/q.raw" \
+        >"$work/qemu-nbd.log" 2>&1 &
+    pids+=($!)
+    wait_sock "$work/q.sock" || return
+    run_jobs qemu-nbd "nbd+unix:///?socket=$work/q.sock"
+}
+
+bench_nbdkit() {
+    truncate -s "${size}M" "$work/k.raw"
+    nbdkit -f -U "$work/k.sock" file "$work/k.raw" >"$work/nbdkit.log" 2>&1 &
+    pids+=($!)
+    wait_sock "$work/k.sock" || return
+    run_jobs nbdkit "nbd+unix:///?socket=$work/k.sock"
+}
+
+tessera_up() {
+    [ -n "${TS_DIR:-}" ] && return 0
+    ts_cluster_init "$work/cluster" 0
+    ts_start_metad || return 1
+    local i
+    for i in 1 2 3; do ts_start_chunkd "$i" || return 1; done
+    ts_wait_servers 3 15 || return 1
+    setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --unix "$work/t.sock" \
+        --workers 16 >>"$TS_DIR/logs/nbd.log" 2>&1 &
+    ts_record nbd $!
+    wait_sock "$work/t.sock"
+}
+
+bench_tessera() { # bench_tessera GOAL
+    tessera_up || { echo "bench-nbd: tessera did not start" >&2; return; }
+    local img=/bench-g$1.img
+    "$TS_BIN/tessera" image create "$img" "${size}M" >/dev/null &&
+        "$TS_BIN/tessera" setgoal "$1" "$img" >/dev/null || return
+    run_jobs "tessera$1" "nbd+unix://$img?socket=$work/t.sock"
+}
+
+for s in $systems; do
+    case $s in
+    qemu-nbd) bench_qemu_nbd ;;
+    nbdkit) bench_nbdkit ;;
+    tessera1) bench_tessera 1 ;;
+    tessera3) bench_tessera 3 ;;
+    *) echo "bench-nbd: unknown system $s" >&2 ;;
+    esac
+done
+
+python3 - "$results" $systems <<'PY'
+import sys
+path, systems = sys.argv[1], sys.argv[2:]
+res, jobs = {}, []
+for line in open(path):
+    s, job, bw, iops = line.split()
+    if job not in jobs:
+        jobs.append(job)
+    res[(s, job)] = bw if job.startswith("seq") else iops
+
+def ratio(a, b):
+    try:
+        return "%.2f" % (float(a) / float(b))
+    except (ValueError, ZeroDivisionError):
+        return "-"
+
+base = "qemu-nbd" if "qemu-nbd" in systems else None
+ratios = [s for s in systems if s.startswith("tessera") and base]
+head = ["job", "unit"] + systems + ["%s/%s" % (s, base) for s in ratios]
+rows = [head]
+for job in jobs:
+    unit = "MB/s" if job.startswith("seq") else "IOPS"
+    row = [job, unit] + [res.get((s, job), "-") for s in systems]
+    row += [ratio(res.get((s, job)), res.get((base, job))) for s in ratios]
+    rows.append(row)
+w = [max(len(r[i]) for r in rows) for i in range(len(head))]
+for i, r in enumerate(rows):
+    print("| " + " | ".join(c.ljust(w[k]) for k, c in enumerate(r)) + " |")
+    if i == 0:
+        print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+PY

@@ -1,0 +1,161 @@
+/* Tests for common/cl_cache.c: delayed writes kept as merged extents
+ * (overwrites sent once, sequential writes coalesced), reads seeing them,
+ * truncation cutting them, and the client's dirty byte count; and for
+ * common/cl_callback.c's page versions (close-to-open). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cl_internal.h"
+
+struct fx {
+    struct cl_client c;
+    struct cl_inode *n;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct cl_opts o = {.cache = CL_CACHE_WRITEBACK, .dirty_max = 1 << 20};
+    if (!f)
+        return -1;
+    f->c.mode = CL_CACHE_WRITEBACK;
+    f->c.handles = cl_handles_new();
+    f->c.loc = cl_loc_cache_new(64);
+    f->c.cache = cl_cache_new(&f->c, &o);
+    f->c.cb = cl_cb_new(&f->c, &o);
+    if (!f->c.handles || !f->c.cache || !f->c.loc || !f->c.cb)
+        return -1;
+    cl_handles_set_cache(f->c.handles, f->c.cache);
+    if (cl_handles_open(f->c.handles, 7, 0, &f->n) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    cl_handles_put(f->c.handles, f->n);
+    cl_handles_free(f->c.handles);
+    cl_cache_free(f->c.cache);
+    cl_cb_free(f->c.cb);
+    cl_loc_cache_free(f->c.loc);
+    free(f);
+    return 0;
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t v)
+{
+    memset(p, v, n);
+}
+
+static void test_cl_cache_write_sequential_coalesces(void **state)
+{
+    struct fx *f = *state;
+    uint8_t b[4096];
+
+    for (int i = 0; i < 16; i++) {
+        fill(b, sizeof(b), (uint8_t)i);
+        assert_int_equal(
+            cl_cache_write(&f->c, f->n, (uint64_t)i * 4096, b, sizeof(b)), 0);
+    }
+    assert_int_equal(f->n->next, 1);
+    assert_int_equal(f->n->dirty_bytes, 16 * 4096);
+    assert_int_equal(cl_inode_size(f->n), 16 * 4096);
+}
+
+static void test_cl_cache_write_overwrite_sent_once(void **state)
+{
+    struct fx *f = *state;
+    uint8_t b[100], out[300];
+
+    fill(b, sizeof(b), 'a');
+    cl_cache_write(&f->c, f->n, 1000, b, 100);
+    fill(b, sizeof(b), 'b');
+    cl_cache_write(&f->c, f->n, 1050, b, 100);
+    fill(b, sizeof(b), 'c');
+    cl_cache_write(&f->c, f->n, 1000, b, 100);
+    assert_int_equal(f->n->next, 1);
+    assert_int_equal(f->n->dirty_bytes, 150);
+    memset(out, 0, sizeof(out));
+    cl_cache_overlay(f->n, 900, sizeof(out), out);
+    assert_int_equal(out[99], 0);
+    assert_int_equal(out[100], 'c');
+    assert_int_equal(out[199], 'c');
+    assert_int_equal(out[200], 'b');
+    assert_int_equal(out[249], 'b');
+    assert_int_equal(out[250], 0);
+}
+
+static void test_cl_cache_write_bridges_extents(void **state)
+{
+    struct fx *f = *state;
+    uint8_t b[10];
+
+    fill(b, sizeof(b), 'x');
+    cl_cache_write(&f->c, f->n, 0, b, 10);
+    cl_cache_write(&f->c, f->n, 30, b, 10);
+    cl_cache_write(&f->c, f->n, 60, b, 10);
+    assert_int_equal(f->n->next, 3);
+    uint8_t big[50];
+    fill(big, sizeof(big), 'y');
+    cl_cache_write(&f->c, f->n, 5, big, 50); /* [5, 55) joins the first two */
+    assert_int_equal(f->n->next, 2);
+    assert_int_equal(f->n->ext[0].off, 0);
+    assert_int_equal(f->n->ext[0].len, 55);
+    assert_int_equal(f->n->ext[0].data[4], 'x');
+    assert_int_equal(f->n->ext[0].data[5], 'y');
+    assert_int_equal(f->n->dirty_bytes, 65);
+    /* Writing just before an extent extends it at its front. */
+    cl_cache_write(&f->c, f->n, 56, b, 4);
+    assert_int_equal(f->n->next, 2);
+    assert_int_equal(f->n->ext[1].off, 56);
+    assert_int_equal(f->n->ext[1].len, 14);
+}
+
+static void test_cl_cache_cut_drops_tail(void **state)
+{
+    struct fx *f = *state;
+    uint8_t b[100];
+
+    fill(b, sizeof(b), 'z');
+    cl_cache_write(&f->c, f->n, 0, b, 100);
+    cl_cache_write(&f->c, f->n, 200, b, 100);
+    cl_cache_cut(&f->c, f->n, 50);
+    assert_int_equal(f->n->next, 1);
+    assert_int_equal(f->n->ext[0].len, 50);
+    assert_int_equal(f->n->dirty_bytes, 50);
+}
+
+static void test_cl_cb_open_keeps_same_version(void **state)
+{
+    struct fx *f = *state;
+
+    assert_false(cl_cb_open(&f->c, 9, 3)); /* nothing cached yet */
+    assert_true(cl_cb_open(&f->c, 9, 3));
+    cl_cb_note(&f->c, 9, 4); /* our own change */
+    assert_true(cl_cb_open(&f->c, 9, 4));
+    assert_false(cl_cb_open(&f->c, 9, 6)); /* someone else's */
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int test_cl_cache(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_cl_cache_write_sequential_coalesces),
+        T(test_cl_cache_write_overwrite_sent_once),
+        T(test_cl_cache_write_bridges_extents),
+        T(test_cl_cache_cut_drops_tail),
+        T(test_cl_cb_open_keeps_same_version),
+    };
+    return cmocka_run_group_tests_name("cl_cache", tests, NULL, NULL);
+}

@@ -1,0 +1,110 @@
+/* Tests for protocol/proto_cache.c: CALLBACK_BREAK and CALLBACK_REGISTER. */
+#include "proto_test.h"
+
+static void test_proto_callback_break_req_decode_roundtrip(void **state)
+{
+    struct proto_callback_break_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(callback_break_req, PROTO_MSG_CALLBACK_BREAK_REQ, &in, &out, &w,
+              &s);
+    assert_int_equal(out.ino, in.ino);
+    assert_int_equal(out.flags, in.flags);
+    assert_pstr_equal(out.name, in.name);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_callback_break_req_decode_unknown_flag(void **state)
+{
+    struct proto_callback_break_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ENCODE_SAMPLE(callback_break_req, &in, &w, &s);
+    patch_be(w.p, 8, 0x100, 4);
+    assert_int_equal(proto_callback_break_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    patch_be(w.p, 8, 0, 4); /* no flag at all */
+    assert_int_equal(proto_callback_break_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    FREE_BUFS(&w, &s);
+}
+
+static void
+test_proto_callback_break_req_decode_name_without_entry(void **state)
+{
+    struct proto_callback_break_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ENCODE_SAMPLE(callback_break_req, &in, &w, &s);
+    patch_be(w.p, 8, PROTO_CB_DATA, 4);
+    assert_int_equal(proto_callback_break_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_callback_break_req_encode_bad(void **state)
+{
+    struct proto_callback_break_req m = {.ino = 1, .flags = 0x40};
+    struct proto_wbuf w;
+
+    (void)state;
+    proto_wbuf_init(&w);
+    proto_callback_break_req_encode(&w, &m);
+    assert_int_equal(w.err, -EINVAL);
+    assert_int_equal(w.len, 0);
+    proto_wbuf_free(&w);
+}
+
+static void test_proto_callback_register_req_decode_roundtrip(void **state)
+{
+    struct proto_callback_register_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(callback_register_req, PROTO_MSG_CALLBACK_REGISTER_REQ, &in, &out,
+              &w, &s);
+    assert_int_equal(out.flags, PROTO_CALLBACK_ON);
+    patch_be(w.p, 0, 0x2, 4);
+    assert_int_equal(proto_callback_register_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_callback_register_rep_decode_roundtrip(void **state)
+{
+    struct proto_callback_register_rep in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(callback_register_rep, PROTO_MSG_CALLBACK_REGISTER_REP, &in, &out,
+              &w, &s);
+    assert_int_equal(out.lease_ms, 60000);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_cache_msg_names(void **state)
+{
+    (void)state;
+    assert_string_equal(proto_msg_name(PROTO_MSG_CALLBACK_BREAK_REQ),
+                        "CALLBACK_BREAK_REQ");
+    assert_true(proto_msg_is_request(PROTO_MSG_CALLBACK_REGISTER_REQ));
+    assert_false(proto_msg_is_request(PROTO_MSG_CALLBACK_BREAK_REP));
+}
+
+int test_proto_cache(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proto_callback_break_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_callback_break_req_decode_unknown_flag),
+        cmocka_unit_test(
+            test_proto_callback_break_req_decode_name_without_entry),
+        cmocka_unit_test(test_proto_callback_break_req_encode_bad),
+        cmocka_unit_test(test_proto_callback_register_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_callback_register_rep_decode_roundtrip),
+        cmocka_unit_test(test_proto_cache_msg_names),
+    };
+    return cmocka_run_group_tests_name("proto_cache", tests, NULL, NULL);
+}
