@@ -93,6 +93,13 @@ int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
 /* Test hook: with @on false, clones never try a reflink. */
 void chunk_store_set_reflink(struct chunk_store *s, bool on);
 
+/* Open-file cache: at most @max chunks nobody is using keep their files
+ * open (0: none; the default is a quarter of RLIMIT_NOFILE, within
+ * 16..1024).  Lowering it closes the excess at once. */
+void chunk_store_set_cache(struct chunk_store *s, uint32_t max);
+/* Chunks idle in the cache now (tests and metrics). */
+uint32_t chunk_store_cached(struct chunk_store *s);
+
 /* Bytes of the file system holding the store, and bytes free for it. */
 int chunk_store_space(struct chunk_store *s, uint64_t *capacity,
                       uint64_t *free);
@@ -223,6 +230,15 @@ int chunk_chain_request(struct chunk_chain *c, struct proto_str addr,
                         peer_reply_cb cb, void *arg);
 
 /* ---- chunk_read.c, chunk_write.c, chunk_manage.c ---------------------- */
+
+/* The body of CHUNK_WRITE_REQ @m (decoded from @payload, @len bytes, which
+ * it points into) as forwarded to m->chain[0]: the same fields with the
+ * chain shifted by one, followed by the data.  Caller owns *out (*out_len
+ * bytes), free with free(); *data is where the data starts in it.  Needs
+ * m->nchain > 0. */
+int chunk_write_fwd_build(const uint8_t *payload, size_t len,
+                          const struct proto_chunk_write_req *m, uint8_t **out,
+                          size_t *out_len, const uint8_t **data);
 
 void chunk_read_handle(struct chunk_server *srv, struct peer *p,
                        uint64_t req_id, const uint8_t *payload, size_t len);

@@ -2,7 +2,10 @@
  *
  * Happy path: decode, queue a shared job on the chunk, read and verify on
  * a worker thread, answer with exactly the bytes asked for (zeros where
- * nothing was written).  Failures are answered with their error: EOLDVER
+ * nothing was written).  The answer's body is built where the data is
+ * read: the buffer starts with the bytes field's length (§7.2, u32) and
+ * the store reads right after it, so the data is not copied again before
+ * it is sent.  Failures are answered with their error: EOLDVER
  * when the replica's version differs, ECHECKSUM when a block fails its
  * CRC (the client then tries another replica), ENOENT for a chunk this
  * server does not hold.  A checksum failure also marks the replica bad
@@ -14,11 +17,14 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/* The u32 length in front of the data of a bytes field. */
+#define REP_HEAD 4u
+
 struct read_op {
     struct chunk_job job; /* first: the job is the op */
     struct chunk_req req;
     struct proto_chunk_read_req m;
-    uint8_t *buf;
+    uint8_t *buf; /* REP_HEAD + m.length: the whole reply body */
 };
 
 static int read_run(struct chunk_job *j)
@@ -26,26 +32,21 @@ static int read_run(struct chunk_job *j)
     struct read_op *op = (struct read_op *)j;
 
     return chunk_store_read(j->srv->store, op->m.chunk_id, op->m.version,
-                            op->m.offset, op->m.length, op->buf);
+                            op->m.offset, op->m.length, op->buf + REP_HEAD);
 }
 
 static void read_done(struct chunk_job *j, int rc)
 {
     struct read_op *op = (struct read_op *)j;
-    struct proto_wbuf w;
+    uint32_t n = op->m.length;
 
     if (rc == -EBADMSG)
         chunk_meta_report_bad(j->srv, op->m.chunk_id, op->m.version,
                               PROTO_REPORT_CHECKSUM);
-    proto_wbuf_init(&w);
-    if (rc == 0) {
-        struct proto_bytes_rep rep = {
-            .data = {(const char *)op->buf, op->m.length}};
-        proto_bytes_rep_encode(&w, &rep);
-        rc = w.err;
-    }
-    chunk_req_finish(&op->req, rc, w.p, w.len);
-    proto_wbuf_free(&w);
+    /* proto_bytes_rep: big-endian u32 length, then the bytes. */
+    for (int i = 0; i < 4; i++)
+        op->buf[i] = (uint8_t)(n >> (24 - 8 * i));
+    chunk_req_finish(&op->req, rc, op->buf, rc == 0 ? REP_HEAD + n : 0);
     free(op->buf);
     free(op);
 }
@@ -63,7 +64,7 @@ void chunk_read_handle(struct chunk_server *srv, struct peer *p,
     rc = proto_chunk_read_req_decode(payload, len, &op->m);
     if (rc == 0 && op->m.length > PROTO_MAX_DATA)
         rc = -EPROTO;
-    if (rc == 0 && !(op->buf = malloc(op->m.length ? op->m.length : 1)))
+    if (rc == 0 && !(op->buf = malloc(REP_HEAD + (size_t)op->m.length)))
         rc = -ENOMEM;
     if (rc < 0) {
         chunk_reply(p, PROTO_MSG_CHUNK_READ_REP, req_id, rc, NULL, 0);

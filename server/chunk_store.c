@@ -60,6 +60,23 @@
  * copy of the data segments only (SEEK_DATA/SEEK_HOLE), so holes stay
  * holes.
  *
+ * Open files are kept: a handle (struct chunk_file) whose last user is
+ * done stays in the table, idle, with its two descriptors, version and
+ * length, on a least-recently-used list of at most idle_max handles; the
+ * next operation on the chunk takes it from there without open() or a
+ * header read.  This is safe because every change to a chunk's files is
+ * made through its one handle, under the handle's exclusive lock, which
+ * updates the cached version and length as it writes them: the cache is
+ * never behind the disk.  Delete and the replacement by a staged copy
+ * close the handle's files (a replaced chunk is reopened at once, as the
+ * new files); a version change rewrites the header through the same
+ * descriptor, so the handle stays valid.  Someone editing the files in
+ * place behind the store's back (a disk error, a test) is still seen by
+ * the checksums; someone replacing or deleting them is not, until the
+ * handle is evicted.  With the handle the store remembers which blocks
+ * already have space reserved (fallocate) in both files, so a rewrite of
+ * them does not reserve again.
+ *
  * Bad chunks: a chunk that failed a checksum or an I/O (chunk_scrub.c,
  * or a client read) is marked bad in memory, and from then on every
  * read, write, sync and truncate of it fails with -EBADMSG, so a replica
@@ -79,6 +96,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -93,23 +111,49 @@
 #define HDR_FIELDS 24u /* magic, format, version, length */
 #define NBUCKETS 1024u
 #define DBG "chunk.store"
+/* Idle handles kept by default: a quarter of the descriptor limit (two
+ * descriptors each, the rest for sockets), within these bounds; the stage
+ * keeps a few for the copies in progress. */
+#define IDLE_MIN 16u
+#define IDLE_MAX 1024u
+#define IDLE_STAGE 16u
+/* Checksums of up to this many blocks are handled on the stack: a
+ * PROTO_MAX_DATA request, unaligned at both ends. */
+#define STACK_BLOCKS (PROTO_MAX_DATA / CHUNK_BLOCK_SIZE + 2)
+#define RESV_WORDS (CHUNK_BLOCKS / 64)
 
-/* One chunk in use by at least one operation. */
+/* One chunk in use by at least one operation, or idle in the cache.
+ *
+ * Invariants (continued):
+ *   4. A handle is in the table while refs > 0 or while it is idle; it is
+ *      idle (on the store's idle list) exactly when refs == 0, and an idle
+ *      handle exists and holds both files open.  There is never more than
+ *      one handle per chunk id.
+ *   5. A set bit b of resv means both files have space allocated for
+ *      block b (data at b * 4096, checksum at HDR_SIZE + 4 * b).  Bits
+ *      are cleared whenever that could stop being true (truncate, delete,
+ *      replace: file_shut()).
+ */
 struct chunk_file {
     uint64_t id;
-    int refs; /* under store->lock */
-    struct chunk_file *next;
+    int refs;                         /* under store->lock */
+    struct chunk_file *next;          /* table chain, under store->lock */
+    struct chunk_file *newer, *older; /* idle list, under store->lock */
     pthread_rwlock_t rw;
     /* Under rw: */
     bool exists;
     int dfd, cfd; /* -1 unless exists */
     uint64_t version, length;
+    uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
 };
 
 struct chunk_store {
     char *dir;
     pthread_mutex_t lock;
     struct chunk_file *buckets[NBUCKETS];
+    /* Under lock: idle handles, most recently used first (invariant 4). */
+    struct chunk_file *idle_new, *idle_old;
+    uint32_t nidle, idle_max;
     uint32_t count;            /* atomic */
     uint32_t zero_crc;         /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
     struct chunk_store *stage; /* copies being built; NULL in the stage */
@@ -294,6 +338,26 @@ static void file_shut(struct chunk_file *f)
         close(f->cfd);
     f->dfd = f->cfd = -1;
     f->exists = false;
+    free(f->resv); /* invariant 5: other files, other space */
+    f->resv = NULL;
+}
+
+static void file_free(struct chunk_file *f)
+{
+    file_shut(f);
+    pthread_rwlock_destroy(&f->rw);
+    free(f);
+}
+
+/* Free a list of handles linked by @next (evicted ones, already out of the
+ * table), outside the store lock. */
+static void file_free_list(struct chunk_file *f)
+{
+    while (f) {
+        struct chunk_file *next = f->next;
+        file_free(f);
+        f = next;
+    }
 }
 
 /* Open the files of a chunk that may exist.  A missing .crc file means no
@@ -326,6 +390,47 @@ static int file_load(struct chunk_store *s, struct chunk_file *f)
     return 0;
 }
 
+static void table_remove(struct chunk_store *s, struct chunk_file *f)
+{
+    struct chunk_file **pp;
+
+    for (pp = &s->buckets[f->id % NBUCKETS]; *pp != f; pp = &(*pp)->next)
+        ;
+    *pp = f->next;
+}
+
+static void idle_unlink(struct chunk_store *s, struct chunk_file *f)
+{
+    if (f->newer)
+        f->newer->older = f->older;
+    else
+        s->idle_new = f->older;
+    if (f->older)
+        f->older->newer = f->newer;
+    else
+        s->idle_old = f->newer;
+    f->newer = f->older = NULL;
+    s->nidle--;
+}
+
+/* Take idle handles out of the table, oldest first, until at most @keep
+ * remain; returns them linked by @next for file_free_list().  Under
+ * s->lock. */
+static struct chunk_file *idle_evict(struct chunk_store *s, uint32_t keep)
+{
+    struct chunk_file *out = NULL;
+
+    while (s->nidle > keep) {
+        struct chunk_file *f = s->idle_old;
+        assert(f->refs == 0); /* invariant 4 */
+        idle_unlink(s, f);
+        table_remove(s, f);
+        f->next = out;
+        out = f;
+    }
+    return out;
+}
+
 /* Find or open the handle of chunk @id and take a reference.  Release it
  * with file_put(). */
 static int file_get(struct chunk_store *s, uint64_t id, struct chunk_file **out)
@@ -339,7 +444,8 @@ static int file_get(struct chunk_store *s, uint64_t id, struct chunk_file **out)
         if (f->id == id)
             break;
     if (f) {
-        f->refs++;
+        if (f->refs++ == 0)
+            idle_unlink(s, f);
         pthread_mutex_unlock(&s->lock);
         *out = f;
         return 0;
@@ -354,12 +460,16 @@ static int file_get(struct chunk_store *s, uint64_t id, struct chunk_file **out)
     f->dfd = f->cfd = -1;
     pthread_rwlock_init(&f->rw, NULL);
     /* Loading under the store lock keeps a half-loaded handle invisible;
-     * it costs two open() calls once per chunk in use. */
+     * it costs two open() calls once per chunk brought into the cache. */
     rc = file_load(s, f);
+    if (rc == -EMFILE || rc == -ENFILE) {
+        /* Out of descriptors: give back the idle ones and try again. */
+        file_free_list(idle_evict(s, 0));
+        rc = file_load(s, f);
+    }
     if (rc < 0) {
         pthread_mutex_unlock(&s->lock);
-        pthread_rwlock_destroy(&f->rw);
-        free(f);
+        file_free(f);
         return rc;
     }
     f->next = s->buckets[b];
@@ -369,22 +479,76 @@ static int file_get(struct chunk_store *s, uint64_t id, struct chunk_file **out)
     return 0;
 }
 
+/* Drop a reference.  The last one makes an existing chunk's handle idle
+ * (evicting the least recently used beyond idle_max); a handle of a chunk
+ * that does not exist is freed at once. */
 static void file_put(struct chunk_store *s, struct chunk_file *f)
 {
-    struct chunk_file **pp;
+    struct chunk_file *evicted = NULL;
 
     pthread_mutex_lock(&s->lock);
     if (--f->refs > 0) {
         pthread_mutex_unlock(&s->lock);
         return;
     }
-    for (pp = &s->buckets[f->id % NBUCKETS]; *pp != f; pp = &(*pp)->next)
-        ;
-    *pp = f->next;
+    /* No one else holds @f (refs 0 under the lock), so @exists is stable:
+     * the last user released rw before taking the lock. */
+    if (f->exists && s->idle_max > 0) {
+        f->older = s->idle_new;
+        f->newer = NULL;
+        if (s->idle_new)
+            s->idle_new->newer = f;
+        else
+            s->idle_old = f;
+        s->idle_new = f;
+        s->nidle++;
+        evicted = idle_evict(s, s->idle_max);
+        f = NULL;
+    } else {
+        table_remove(s, f);
+    }
     pthread_mutex_unlock(&s->lock);
-    file_shut(f);
-    pthread_rwlock_destroy(&f->rw);
-    free(f);
+    if (f)
+        file_free(f);
+    file_free_list(evicted);
+}
+
+/* open() for a new chunk's files: when out of descriptors, close the idle
+ * handles and try once more.  Not under s->lock. */
+static int open_evicting(struct chunk_store *s, const char *path, int flags)
+{
+    int fd = open(path, flags, 0644);
+
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        struct chunk_file *evicted;
+        pthread_mutex_lock(&s->lock);
+        evicted = idle_evict(s, 0);
+        pthread_mutex_unlock(&s->lock);
+        file_free_list(evicted);
+        fd = open(path, flags, 0644);
+    }
+    return fd < 0 ? -errno : fd;
+}
+
+void chunk_store_set_cache(struct chunk_store *s, uint32_t max)
+{
+    struct chunk_file *evicted;
+
+    pthread_mutex_lock(&s->lock);
+    s->idle_max = max;
+    evicted = idle_evict(s, max);
+    pthread_mutex_unlock(&s->lock);
+    file_free_list(evicted);
+}
+
+uint32_t chunk_store_cached(struct chunk_store *s)
+{
+    uint32_t n;
+
+    pthread_mutex_lock(&s->lock);
+    n = s->nidle;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 /* ---- Bad chunks --------------------------------------------------------- */
@@ -488,20 +652,19 @@ static bool block_ok(const struct chunk_store *s, uint32_t stored,
     return stored == actual || (stored == 0 && actual == s->zero_crc);
 }
 
-/* Read blocks [@b0, @b0 + @nb) of @f into @buf (nb * block size bytes) and
- * verify each against its stored checksum. */
-static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
-                       uint32_t nb, uint8_t *buf)
+/* Verify blocks [@b0, @b0 + @nb) of @f, already read into @buf (nb *
+ * block size bytes), against their stored checksums: one read of exactly
+ * the entries concerned. */
+static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
+                         uint32_t b0, uint32_t nb, const uint8_t *buf)
 {
-    uint8_t *raw = malloc((size_t)nb * 4);
+    uint8_t stack[4 * STACK_BLOCKS];
+    uint8_t *raw = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
     int rc;
 
     if (!raw)
         return -ENOMEM;
-    rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
-                    (off_t)b0 * CHUNK_BLOCK_SIZE);
-    if (rc == 0)
-        rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4);
+    rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4);
     for (uint32_t i = 0; rc == 0 && i < nb; i++) {
         uint32_t want = get_le32(raw + 4 * i);
         uint32_t got =
@@ -513,23 +676,65 @@ static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
             rc = -EBADMSG;
         }
     }
-    free(raw);
+    if (raw != stack)
+        free(raw);
     return rc;
 }
 
-static int crcs_store(struct chunk_file *f, uint32_t b0, const uint32_t *crc,
+/* Read blocks [@b0, @b0 + @nb) of @f into @buf (nb * block size bytes) and
+ * verify each against its stored checksum. */
+static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
+                       uint32_t nb, uint8_t *buf)
+{
+    int rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
+                        (off_t)b0 * CHUNK_BLOCK_SIZE);
+
+    return rc < 0 ? rc : blocks_verify(s, f, b0, nb, buf);
+}
+
+/* Store @nb checksums, already little-endian in @raw, with one write. */
+static int crcs_store(struct chunk_file *f, uint32_t b0, const uint8_t *raw,
                       uint32_t nb)
 {
-    uint8_t *raw = malloc((size_t)nb * 4);
+    return pwrite_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4);
+}
+
+/* ---- Space reservation (invariant 5) ----------------------------------- */
+
+static bool resv_test(const struct chunk_file *f, uint32_t b)
+{
+    return f->resv[b / 64] >> (b % 64) & 1;
+}
+
+/* Reserve space for blocks [@b0, @b0 + @nb) in both files, unless it is
+ * known to be reserved already. */
+static int reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
+{
+    uint32_t b;
     int rc;
 
-    if (!raw)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < nb; i++)
-        put_le32(raw + 4 * i, crc[i]);
-    rc = pwrite_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4);
-    free(raw);
-    return rc;
+    for (b = b0; f->resv && b < b0 + nb && resv_test(f, b); b++)
+        ;
+    if (f->resv && b == b0 + nb)
+        return 0;
+    rc = reserve(f->dfd, (off_t)b0 * CHUNK_BLOCK_SIZE,
+                 (off_t)nb * CHUNK_BLOCK_SIZE);
+    if (rc == 0)
+        rc = reserve(f->cfd, HDR_SIZE + (off_t)b0 * 4, (off_t)nb * 4);
+    if (rc < 0)
+        return rc;
+    if (!f->resv)
+        f->resv = calloc(RESV_WORDS, sizeof(*f->resv)); /* NULL: no memo */
+    for (b = b0; f->resv && b < b0 + nb; b++)
+        f->resv[b / 64] |= (uint64_t)1 << (b % 64);
+    return 0;
+}
+
+/* Forget the reservation of blocks @b0 and up (they were truncated). */
+static void resv_clear_from(struct chunk_file *f, uint32_t b0)
+{
+    for (uint32_t b = b0; f->resv && b < CHUNK_BLOCKS; b++)
+        f->resv[b / 64] &= ~((uint64_t)1 << (b % 64));
 }
 
 static int range_check(uint32_t off, uint32_t len)
@@ -557,6 +762,16 @@ static int rm_one(const char *path, const struct stat *sb, int flag,
 
 static int store_open(const char *dir, bool with_stage,
                       struct chunk_store **out);
+
+static uint32_t idle_default(void)
+{
+    struct rlimit rl;
+    uint64_t n = IDLE_MAX;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        n = rl.rlim_cur / 4;
+    return n < IDLE_MIN ? IDLE_MIN : n > IDLE_MAX ? IDLE_MAX : (uint32_t)n;
+}
 
 /* Empty DIR/staging and open it as the stage of the store in @dir. */
 static int stage_open(const char *dir, struct chunk_store **out)
@@ -593,6 +808,7 @@ static int store_open(const char *dir, bool with_stage,
     }
     s->zero_crc = crc32c(0, zero, CHUNK_BLOCK_SIZE);
     free(zero);
+    s->idle_max = with_stage ? idle_default() : IDLE_STAGE;
     pthread_mutex_init(&s->lock, NULL);
     rc = chunk_store_list(s, count_one, &s->count);
     if (rc == 0 && with_stage)
@@ -614,6 +830,7 @@ void chunk_store_close(struct chunk_store *s)
 {
     if (!s)
         return;
+    file_free_list(idle_evict(s, 0));
     for (unsigned b = 0; b < NBUCKETS; b++)
         assert(!s->buckets[b]); /* no operation may be running */
     chunk_store_close(s->stage);
@@ -635,13 +852,17 @@ static int chunk_create(struct chunk_store *s, struct chunk_file *f,
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return -errno;
     chunk_path(s, f->id, "", path, sizeof(path));
-    f->dfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (f->dfd < 0)
-        return -errno;
+    f->dfd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    if (f->dfd < 0) {
+        rc = f->dfd;
+        f->dfd = -1;
+        return rc;
+    }
     chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
-    f->cfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    f->cfd = open_evicting(s, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
     if (f->cfd < 0) {
-        rc = -errno;
+        rc = f->cfd;
+        f->cfd = -1;
         goto fail;
     }
     rc = hdr_write(f->cfd, ver, 0);
@@ -972,13 +1193,17 @@ static int clone_files(struct chunk_store *s, struct chunk_file *sf,
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return -errno;
     chunk_path(s, df->id, "", path, sizeof(path));
-    df->dfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (df->dfd < 0)
-        return -errno;
+    df->dfd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    if (df->dfd < 0) {
+        rc = df->dfd;
+        df->dfd = -1;
+        return rc;
+    }
     chunk_path(s, df->id, ".crc.tmp", tmp, sizeof(tmp));
-    df->cfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    df->cfd = open_evicting(s, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
     if (df->cfd < 0) {
-        rc = -errno;
+        rc = df->cfd;
+        df->cfd = -1;
         goto fail;
     }
     rc = copy_file(s, sf->dfd, df->dfd);
@@ -1062,14 +1287,21 @@ int chunk_store_read(struct chunk_store *s, uint64_t id, uint64_t ver,
         rc = file_lock(s, id, ver, false, &f);
     if (rc < 0)
         return rc;
-    memset(buf, 0, len);
     end = (uint64_t)off + len;
     if (end > f->length)
         end = f->length; /* invariant 1: the rest is zeros */
-    if (off >= end)
+    if (off >= end) {
+        memset(buf, 0, len);
         goto out;
+    }
+    memset((uint8_t *)buf + (end - off), 0, (size_t)(off + len - end));
     b0 = off / CHUNK_BLOCK_SIZE;
     nb = (uint32_t)((end + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE) - b0;
+    if (off % CHUNK_BLOCK_SIZE == 0 && end % CHUNK_BLOCK_SIZE == 0) {
+        /* Whole blocks: straight into the caller's buffer. */
+        rc = blocks_load(s, f, b0, nb, buf);
+        goto out;
+    }
     tmp = malloc((size_t)nb * CHUNK_BLOCK_SIZE);
     if (!tmp) {
         rc = -ENOMEM;
@@ -1119,27 +1351,17 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     uint32_t nb = b1 - b0;
     bool head = off % CHUNK_BLOCK_SIZE || (nb == 1 && end % CHUNK_BLOCK_SIZE);
     bool tail = nb > 1 && end % CHUNK_BLOCK_SIZE;
-    uint8_t *hblk = NULL, *tblk = NULL;
-    uint32_t *crc = malloc((size_t)nb * sizeof(*crc));
+    uint8_t hblk[CHUNK_BLOCK_SIZE], tblk[CHUNK_BLOCK_SIZE];
+    uint8_t stack[4 * STACK_BLOCKS];
+    uint8_t *crc = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
     struct iovec iov[3];
     int niov = 0, rc;
 
     if (!crc)
         return -ENOMEM;
-    rc = reserve(f->dfd, (off_t)b0 * CHUNK_BLOCK_SIZE,
-                 (off_t)nb * CHUNK_BLOCK_SIZE);
-    if (rc == 0)
-        rc = reserve(f->cfd, HDR_SIZE + (off_t)b0 * 4, (off_t)nb * 4);
+    rc = reserve_blocks(f, b0, nb);
     if (rc < 0)
         goto out;
-    if (head || tail) {
-        hblk = malloc(2 * CHUNK_BLOCK_SIZE);
-        if (!hblk) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        tblk = hblk + CHUNK_BLOCK_SIZE;
-    }
     if (head)
         rc = block_merge(s, f, b0, off, buf, len, hblk);
     if (rc == 0 && tail)
@@ -1166,10 +1388,11 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
             p = tblk;
         else
             p = buf + ((size_t)b * CHUNK_BLOCK_SIZE - off);
-        crc[b - b0] = crc32c(0, p, CHUNK_BLOCK_SIZE);
+        put_le32(crc + 4 * (b - b0), crc32c(0, p, CHUNK_BLOCK_SIZE));
     }
 
-    /* Length first, so invariant 1 holds whatever happens next. */
+    /* Length first, so invariant 1 holds whatever happens next.  The
+     * header is cached in the handle: growing it is this one write. */
     if (end > f->length) {
         rc = hdr_write(f->cfd, f->version, end);
         if (rc < 0)
@@ -1182,8 +1405,8 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     if (rc == 0 && sync && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
         rc = -errno;
 out:
-    free(hblk);
-    free(crc);
+    if (crc != stack)
+        free(crc);
     return rc;
 }
 
@@ -1218,7 +1441,7 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     uint32_t bl = length / CHUNK_BLOCK_SIZE;
     uint32_t keep = (length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE;
     uint8_t *blk = NULL;
-    uint32_t crc = 0;
+    uint8_t crc[4];
     int rc;
 
     if (length > PROTO_CHUNK_SIZE)
@@ -1244,16 +1467,17 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
             goto out;
         memset(blk + length % CHUNK_BLOCK_SIZE, 0,
                CHUNK_BLOCK_SIZE - length % CHUNK_BLOCK_SIZE);
-        crc = crc32c(0, blk, CHUNK_BLOCK_SIZE);
+        put_le32(crc, crc32c(0, blk, CHUNK_BLOCK_SIZE));
     }
     /* Data first: a crash before the checksum is fixed leaves the boundary
      * block failing its checksum, which is detected. */
+    resv_clear_from(f, bl); /* invariant 5: the space past it goes */
     if (ftruncate(f->dfd, length) < 0) {
         rc = -errno;
         goto out;
     }
     if (length % CHUNK_BLOCK_SIZE)
-        rc = crcs_store(f, bl, &crc, 1);
+        rc = crcs_store(f, bl, crc, 1);
     if (rc == 0 && ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
         rc = -errno;
     if (rc == 0)

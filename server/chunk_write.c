@@ -1,14 +1,18 @@
 /* chunk_write.c: CHUNK_WRITE_REQ and CHUNK_SYNC_REQ, with chain
  * replication (docs/architecture.md "Writing").
  *
- * Happy path of a write: copy the request (its payload is borrowed only
- * during on_request), forward it at once to chain[0] with chain[1..] and
- * the same flags, and queue the local write as an exclusive job on the
- * chunk; with PROTO_CHUNK_WRITE_SYNC the job also fdatasyncs.  The two run
- * side by side; when both have finished the upstream gets one answer: OK
- * only when the local write and everything downstream succeeded, so an OK
- * means the data is on every replica of the chain (durably with SYNC).
- * CHUNK_SYNC works the same way with an fdatasync in place of the write.
+ * Happy path of a write: decode the request in place (its payload is
+ * borrowed only during on_request), copy it once into the body to forward
+ * (the same fields with chain[1..] as the chain, then the data; with no
+ * chain only the data is kept), send that to chain[0] at once, and queue
+ * the local write of the data, which lies inside the same buffer, as an
+ * exclusive job on the chunk; with PROTO_CHUNK_WRITE_SYNC the job also
+ * fdatasyncs.  The two run side by side (docs/protocol.md §7.3, step 2);
+ * when both have finished the upstream gets one answer: OK only when the
+ * local write and everything downstream succeeded, so an OK means the
+ * data is on every replica of the chain (durably with SYNC).  CHUNK_SYNC
+ * works the same way with an fdatasync in place of the write; it has no
+ * data, so nothing of it is kept past on_request.
  *
  * Failure modes: a bad body is answered EPROTO; a version mismatch here
  * or downstream EOLDVER; a checksum failure while merging a partial block
@@ -30,11 +34,18 @@
 
 #include "log.h"
 
+/* chunk_id, version, offset, flags, nchain: the fixed head of the body. */
+#define WRITE_HEAD 28u
+
 struct write_op {
     struct chunk_job job; /* first: the job is the op */
     struct chunk_req req;
     uint16_t opcode;
-    uint8_t *payload; /* owned copy; the decoded fields point into it */
+    /* Owned: the data of a write (m.w.data points into it), inside the
+     * body forwarded downstream when there is a chain.  NULL for a sync. */
+    uint8_t *buf;
+    /* The decoded request.  Its chain points into the borrowed payload:
+     * used only inside write_start(), cleared before it returns. */
     union {
         struct proto_chunk_write_req w;
         struct proto_chunk_sync_req s;
@@ -50,7 +61,7 @@ static void op_step(struct write_op *op, int rc)
     if (--op->pending > 0)
         return;
     chunk_req_finish(&op->req, op->status, NULL, 0);
-    free(op->payload);
+    free(op->buf);
     free(op);
 }
 
@@ -97,42 +108,58 @@ static void fwd_reply(struct peer *p, int status, const uint8_t *payload,
     op_step(op, status);
 }
 
-/* Encode the request for chain[0]: the same body with the chain shifted
- * by one. */
-static int fwd_encode(struct write_op *op, struct proto_wbuf *w)
+static void put_be32(uint8_t *p, uint32_t v)
 {
-    if (op->opcode == PROTO_MSG_CHUNK_SYNC_REQ) {
-        struct proto_chunk_sync_req f = op->m.s;
-        f.nchain = op->m.s.nchain - 1;
-        memcpy(f.chain, op->m.s.chain + 1, f.nchain * sizeof(f.chain[0]));
-        proto_chunk_sync_req_encode(w, &f);
-    } else {
-        struct proto_chunk_write_req f = op->m.w;
-        f.nchain = op->m.w.nchain - 1;
-        memcpy(f.chain, op->m.w.chain + 1, f.nchain * sizeof(f.chain[0]));
-        proto_chunk_write_req_encode(w, &f);
-    }
-    return w->err;
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
 }
 
-static int fwd_start(struct chunk_server *srv, struct write_op *op)
+static void put_be64(uint8_t *p, uint64_t v)
 {
-    uint32_t nchain = op->opcode == PROTO_MSG_CHUNK_SYNC_REQ ? op->m.s.nchain
-                                                             : op->m.w.nchain;
-    struct proto_str next = op->opcode == PROTO_MSG_CHUNK_SYNC_REQ
-                                ? op->m.s.chain[0].addr
-                                : op->m.w.chain[0].addr;
-    struct proto_wbuf w;
-    int rc;
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
 
-    if (nchain == 0)
-        return 0;
-    proto_wbuf_init(&w);
-    rc = fwd_encode(op, &w);
-    if (rc == 0)
-        rc = chunk_chain_request(srv->chain, next, op->opcode, w.p, w.len,
+int chunk_write_fwd_build(const uint8_t *payload, size_t len,
+                          const struct proto_chunk_write_req *m, uint8_t **out,
+                          size_t *out_len, const uint8_t **data)
+{
+    /* docs/protocol.md §7.3: head, chain (u32 server id, u16 length and
+     * the address each), u32 length and the data, exactly.  The forwarded
+     * body keeps everything from chain[1] on, so it is measured from the
+     * end. */
+    size_t keep = 4 + (size_t)m->data.len, n;
+    uint8_t *b;
+
+    if (m->nchain == 0)
+        return -EINVAL;
+    for (uint32_t i = 1; i < m->nchain; i++)
+        keep += 6 + (size_t)m->chain[i].addr.len;
+    if (keep > len)
+        return -EINVAL; /* cannot happen for a decoded @m */
+    n = WRITE_HEAD + keep;
+    b = malloc(n);
+    if (!b)
+        return -ENOMEM;
+    put_be64(b, m->chunk_id);
+    put_be64(b + 8, m->version);
+    put_be32(b + 16, m->offset);
+    put_be32(b + 20, m->flags);
+    put_be32(b + 24, m->nchain - 1);
+    memcpy(b + WRITE_HEAD, payload + (len - keep), keep);
+    *out = b;
+    *out_len = n;
+    *data = b + n - m->data.len;
+    return 0;
+}
+
+/* Send @body (@len bytes, copied) to the chain's next server. */
+static int fwd_send(struct chunk_server *srv, struct write_op *op,
+                    struct proto_str next, const void *body, size_t len)
+{
+    int rc = chunk_chain_request(srv->chain, next, op->opcode, body, len,
                                  fwd_reply, op);
-    proto_wbuf_free(&w);
+
     if (rc == 0)
         op->pending++;
     else
@@ -142,6 +169,51 @@ static int fwd_start(struct chunk_server *srv, struct write_op *op)
     return rc;
 }
 
+/* Forward a sync: re-encode it with the chain shifted by one. */
+static int fwd_sync(struct chunk_server *srv, struct write_op *op)
+{
+    struct proto_chunk_sync_req f = op->m.s;
+    struct proto_wbuf w;
+    int rc;
+
+    if (op->m.s.nchain == 0)
+        return 0;
+    f.nchain = op->m.s.nchain - 1;
+    memmove(f.chain, op->m.s.chain + 1, f.nchain * sizeof(f.chain[0]));
+    proto_wbuf_init(&w);
+    proto_chunk_sync_req_encode(&w, &f);
+    rc = w.err;
+    if (rc == 0)
+        rc = fwd_send(srv, op, op->m.s.chain[0].addr, w.p, w.len);
+    proto_wbuf_free(&w);
+    return rc;
+}
+
+/* Take the data of a write out of the borrowed @payload: the one copy made
+ * of it here.  With a chain it is built into the body to forward, which is
+ * sent now. */
+static int write_take(struct chunk_server *srv, struct write_op *op,
+                      const uint8_t *payload, size_t len)
+{
+    const uint8_t *data;
+    size_t n;
+    int rc;
+
+    if (op->m.w.nchain == 0) {
+        op->buf = malloc(op->m.w.data.len ? op->m.w.data.len : 1);
+        if (!op->buf)
+            return -ENOMEM;
+        memcpy(op->buf, op->m.w.data.p, op->m.w.data.len);
+        op->m.w.data.p = (const char *)op->buf;
+        return 0;
+    }
+    rc = chunk_write_fwd_build(payload, len, &op->m.w, &op->buf, &n, &data);
+    if (rc < 0)
+        return rc;
+    op->m.w.data.p = (const char *)data;
+    return fwd_send(srv, op, op->m.w.chain[0].addr, op->buf, n);
+}
+
 static void write_start(struct chunk_server *srv, struct peer *p,
                         uint16_t opcode, uint64_t req_id,
                         const uint8_t *payload, size_t len)
@@ -149,17 +221,12 @@ static void write_start(struct chunk_server *srv, struct peer *p,
     struct write_op *op = calloc(1, sizeof(*op));
     int rc = op ? 0 : -ENOMEM;
 
-    if (rc == 0 && !(op->payload = malloc(len ? len : 1)))
-        rc = -ENOMEM;
     if (rc == 0) {
-        memcpy(op->payload, payload, len);
         op->opcode = opcode;
-        rc = proto_msg_decode(opcode, op->payload, len, &op->m);
+        rc = proto_msg_decode(opcode, payload, len, &op->m);
     }
     if (rc < 0) {
         chunk_reply(p, (uint16_t)(opcode + 1), req_id, rc, NULL, 0);
-        if (op)
-            free(op->payload);
         free(op);
         return;
     }
@@ -171,9 +238,18 @@ static void write_start(struct chunk_server *srv, struct peer *p,
     chunk_req_start(&op->req, p, opcode, req_id);
 
     /* One count for the code below, dropped at the end, so that an
-     * answer cannot go out before both halves are started. */
+     * answer cannot go out before both halves are started.  The forward
+     * goes first: it is on the wire before the local job is queued. */
     op->pending = 1;
-    rc = fwd_start(srv, op);
+    if (opcode == PROTO_MSG_CHUNK_SYNC_REQ) {
+        rc = fwd_sync(srv, op);
+        op->m.s.nchain = 0;
+        memset(op->m.s.chain, 0, sizeof(op->m.s.chain));
+    } else {
+        rc = write_take(srv, op, payload, len);
+        op->m.w.nchain = 0;
+        memset(op->m.w.chain, 0, sizeof(op->m.w.chain));
+    }
     if (rc < 0)
         op->status = rc;
     if (rc == 0) {

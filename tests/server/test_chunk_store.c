@@ -1,4 +1,5 @@
 /* Tests for server/chunk_store.c against a real temporary directory. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -382,6 +384,218 @@ static void test_chunk_store_space_reports_sizes(void **state)
     assert_true(fr <= cap);
 }
 
+/* Descriptors open in this process. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own descriptor */
+}
+
+/* The highest descriptor open in this process. */
+static int max_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int max = -1;
+
+    assert_non_null(d);
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.' && atoi(de->d_name) > max &&
+            atoi(de->d_name) != dirfd(d))
+            max = atoi(de->d_name);
+    closedir(d);
+    return max;
+}
+
+static void test_chunk_store_cache_keeps_files_open(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t in[BS], out[BS];
+    int fds;
+
+    fill(in, BS, 5);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_cached(fx->s), 1);
+    fds = open_fds();
+    /* Later operations reuse the open files. */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, in, BS, false), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, BS, out), 0);
+    assert_memory_equal(in, out, BS);
+    assert_int_equal(open_fds(), fds);
+    assert_int_equal(chunk_store_cached(fx->s), 1);
+    /* A missing chunk is not cached. */
+    assert_int_equal(chunk_store_read(fx->s, ID + 1, 1, 0, BS, out), -ENOENT);
+    assert_int_equal(chunk_store_cached(fx->s), 1);
+    /* Delete closes its files. */
+    assert_int_equal(chunk_store_delete(fx->s, ID, 0), 0);
+    assert_int_equal(chunk_store_cached(fx->s), 0);
+    assert_int_equal(open_fds(), fds - 2);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, BS, out), -ENOENT);
+}
+
+static void test_chunk_store_cache_bounded_lru(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t in[BS], out[BS];
+
+    chunk_store_set_cache(fx->s, 3);
+    for (uint64_t id = 1; id <= 8; id++) {
+        fill(in, BS, (unsigned)id);
+        assert_int_equal(chunk_store_setversion(fx->s, id, 0, 1), 0);
+        assert_int_equal(chunk_store_write(fx->s, id, 1, BS, in, BS, true), 0);
+        assert_true(chunk_store_cached(fx->s) <= 3);
+    }
+    /* Evicted chunks are opened again, with their header read back. */
+    for (uint64_t id = 1; id <= 8; id++) {
+        fill(in, BS, (unsigned)id);
+        assert_int_equal(chunk_store_read(fx->s, id, 1, BS, BS, out), 0);
+        assert_memory_equal(in, out, BS);
+        assert_int_equal(chunk_store_read(fx->s, id, 2, BS, BS, out), -ESTALE);
+    }
+    assert_int_equal(chunk_store_cached(fx->s), 3);
+    chunk_store_set_cache(fx->s, 0);
+    assert_int_equal(chunk_store_cached(fx->s), 0);
+    assert_int_equal(chunk_store_read(fx->s, 8, 1, BS, BS, out), 0);
+    assert_int_equal(chunk_store_cached(fx->s), 0);
+}
+
+static void test_chunk_store_cache_version_change_durable(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t in[BS], out[BS];
+
+    fill(in, BS, 6);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, in, BS, false), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 1, 2), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, BS, out), -ESTALE);
+    assert_int_equal(chunk_store_read(fx->s, ID, 2, 0, BS, out), 0);
+    /* What the cache says is what the disk says. */
+    chunk_store_set_cache(fx->s, 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 2, 0, BS, out), 0);
+    assert_memory_equal(in, out, BS);
+    assert_int_equal(chunk_store_write(fx->s, ID, 2, 2 * BS, in, BS, false), 0);
+    chunk_store_set_cache(fx->s, 0);
+    struct chunk_info ci;
+    assert_int_equal(chunk_store_stat(fx->s, ID, &ci), 0);
+    assert_int_equal(ci.version, 2);
+    assert_int_equal(ci.length, 3 * BS);
+}
+
+static void test_chunk_store_cache_sees_staged_replacement(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t a[BS], b[BS], out[BS];
+
+    fill(a, BS, 7);
+    fill(b, BS, 8);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, a, BS, false), 0);
+    assert_int_equal(chunk_store_cached(fx->s), 1);
+    assert_int_equal(chunk_store_stage_begin(fx->s, ID, 3), 0);
+    assert_int_equal(chunk_store_stage_write(fx->s, ID, 3, 0, b, BS), 0);
+    assert_int_equal(chunk_store_stage_commit(fx->s, ID, 3), 0);
+    /* The cached handle now has the new files, not the unlinked old. */
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, BS, out), -ESTALE);
+    assert_int_equal(chunk_store_read(fx->s, ID, 3, 0, BS, out), 0);
+    assert_memory_equal(b, out, BS);
+    assert_int_equal(chunk_store_write(fx->s, ID, 3, 0, a, BS, false), 0);
+    chunk_store_set_cache(fx->s, 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 3, 0, BS, out), 0);
+    assert_memory_equal(a, out, BS);
+}
+
+static void test_chunk_store_cache_gives_back_fds_on_emfile(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t out[BS];
+    struct rlimit old, tight;
+    uint32_t cached;
+    int fill_fd[1024], nfill = 0, extra, rc;
+    bool full;
+
+    chunk_store_set_cache(fx->s, 4);
+    for (uint64_t id = 1; id <= 5; id++)
+        assert_int_equal(chunk_store_setversion(fx->s, id, 0, 1), 0);
+    assert_int_equal(chunk_store_cached(fx->s), 4); /* chunk 1 evicted */
+    /* No descriptor left (every number below the limit taken, holes
+     * filled with dups): opening chunk 1 must close idle ones first. */
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = (rlim_t)max_fd() + 1;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    while (nfill < 1024 && (fill_fd[nfill] = dup(0)) >= 0)
+        nfill++;
+    extra = dup(0); /* succeeds only with too many holes to fill */
+    full = extra < 0;
+    if (!full)
+        close(extra);
+    rc = chunk_store_read(fx->s, 1, 1, 0, BS, out);
+    cached = chunk_store_cached(fx->s);
+    while (nfill > 0)
+        close(fill_fd[--nfill]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    if (!full)
+        skip();
+    assert_int_equal(rc, 0);
+    assert_int_equal(cached, 1); /* chunk 1 alone */
+}
+
+static void test_chunk_store_read_aligned_past_length(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 4 * BS };
+    uint8_t *in = malloc(N), *out = malloc(N);
+
+    fill(in, N, 9);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, BS, in, 2 * BS, false), 0);
+    /* Whole blocks, the last one past the length: zeros, not leftovers. */
+    memset(out, 0xEE, N);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, N, out), 0);
+    assert_true(all_zero(out, BS));
+    assert_memory_equal(out + BS, in, 2 * BS);
+    assert_true(all_zero(out + 3 * BS, BS));
+    /* Entirely past the length. */
+    memset(out, 0xEE, N);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 3 * BS, BS, out), 0);
+    assert_true(all_zero(out, BS));
+    free(in);
+    free(out);
+}
+
+static void test_chunk_store_truncate_then_rewrite(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 6 * BS };
+    uint8_t *in = malloc(N), *out = malloc(N);
+    char path[256];
+    struct stat st;
+
+    fill(in, N, 10);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, in, N, false), 0);
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, 0), 0);
+    /* Blocks reserved before the truncate are reserved (and written)
+     * again: the data lands and reads back. */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 2 * BS, in, 2 * BS, true),
+                     0);
+    snprintf(path, sizeof(path), "%s/chunks/f3/00000000000a01f3", fx->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_blocks * 512 >= 2 * BS);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, 4 * BS, out), 0);
+    assert_true(all_zero(out, 2 * BS));
+    assert_memory_equal(out + 2 * BS, in, 2 * BS);
+    free(in);
+    free(out);
+}
+
 int test_chunk_store(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -401,6 +615,13 @@ int test_chunk_store(void)
         T(test_chunk_store_delete_removes_chunk),
         T(test_chunk_store_list_inventory),
         T(test_chunk_store_space_reports_sizes),
+        T(test_chunk_store_cache_keeps_files_open),
+        T(test_chunk_store_cache_bounded_lru),
+        T(test_chunk_store_cache_version_change_durable),
+        T(test_chunk_store_cache_sees_staged_replacement),
+        T(test_chunk_store_cache_gives_back_fds_on_emfile),
+        T(test_chunk_store_read_aligned_past_length),
+        T(test_chunk_store_truncate_then_rewrite),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_store", tests, NULL, NULL);

@@ -330,6 +330,107 @@ static void test_chunk_job_submit_keeps_order(void **state)
         assert_int_equal(blk[i], N);
 }
 
+static void test_chunk_write_fwd_build_shifts_chain(void **state)
+{
+    static const char *addrs[3] = {"10.0.0.1:9422", "host-b:1", "[::1]:77"};
+    struct proto_chunk_write_req m = {
+        .chunk_id = 0x0102030405060708ull,
+        .version = 42,
+        .offset = 8192,
+        .flags = PROTO_CHUNK_WRITE_SYNC,
+        .nchain = 3,
+    };
+    struct proto_chunk_write_req d, f, want;
+    uint8_t data[5000];
+    struct proto_wbuf w, wf;
+    const uint8_t *at;
+    uint8_t *out;
+    size_t n;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + 1);
+    m.data = (struct proto_str){(const char *)data, sizeof(data)};
+    for (int i = 0; i < 3; i++) {
+        m.chain[i].server_id = 10u + (uint32_t)i;
+        m.chain[i].addr =
+            (struct proto_str){addrs[i], (uint32_t)strlen(addrs[i])};
+    }
+    proto_wbuf_init(&w);
+    proto_chunk_write_req_encode(&w, &m);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(proto_chunk_write_req_decode(w.p, w.len, &d), 0);
+    assert_int_equal(chunk_write_fwd_build(w.p, w.len, &d, &out, &n, &at), 0);
+    /* Byte for byte what the encoder makes of the shifted request. */
+    want = m;
+    want.nchain = 2;
+    want.chain[0] = m.chain[1];
+    want.chain[1] = m.chain[2];
+    proto_wbuf_init(&wf);
+    proto_chunk_write_req_encode(&wf, &want);
+    assert_int_equal(n, wf.len);
+    assert_memory_equal(out, wf.p, n);
+    assert_int_equal(proto_chunk_write_req_decode(out, n, &f), 0);
+    assert_ptr_equal(at, (const uint8_t *)f.data.p);
+    assert_memory_equal(at, data, sizeof(data));
+    free(out);
+    proto_wbuf_free(&wf);
+    proto_wbuf_free(&w);
+    /* The last hop: an empty chain, the data right after the head. */
+    m.nchain = 1;
+    want.nchain = 0;
+    proto_wbuf_init(&w);
+    proto_chunk_write_req_encode(&w, &m);
+    assert_int_equal(proto_chunk_write_req_decode(w.p, w.len, &d), 0);
+    assert_int_equal(chunk_write_fwd_build(w.p, w.len, &d, &out, &n, &at), 0);
+    proto_wbuf_init(&wf);
+    proto_chunk_write_req_encode(&wf, &want);
+    assert_int_equal(n, wf.len);
+    assert_memory_equal(out, wf.p, n);
+    free(out);
+    proto_wbuf_free(&wf);
+    proto_wbuf_free(&w);
+    /* Nothing to forward to. */
+    d.nchain = 0;
+    assert_int_equal(chunk_write_fwd_build(NULL, 0, &d, &out, &n, &at),
+                     -EINVAL);
+}
+
+/* A chain of two hops (A -> B -> A): the body B forwards was built from
+ * the one A forwarded. */
+static void test_chunk_write_handle_two_hops(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t data[3 * 4096], got[sizeof(data)];
+    struct proto_chunk_write_req m = {
+        .chunk_id = 13,
+        .version = 1,
+        .offset = 4096,
+        .nchain = 2,
+        .data = {(const char *)data, sizeof(data)},
+    };
+    struct proto_wbuf w;
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 11 + 3);
+    create_both(fx, 13);
+    m.chain[0].server_id = 2;
+    m.chain[0].addr =
+        (struct proto_str){fx->n[1].addr, (uint32_t)strlen(fx->n[1].addr)};
+    m.chain[1].server_id = 1;
+    m.chain[1].addr =
+        (struct proto_str){fx->n[0].addr, (uint32_t)strlen(fx->n[0].addr)};
+    proto_wbuf_init(&w);
+    proto_chunk_write_req_encode(&w, &m);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_WRITE_REQ, &w), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            chunk_store_read(fx->n[i].srv.store, 13, 1, 4096, sizeof(got), got),
+            0);
+        assert_memory_equal(got, data, sizeof(data));
+    }
+}
+
 int test_chunk_write(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -341,6 +442,8 @@ int test_chunk_write(void)
         T(test_chunk_setversion_handle_old_mismatch),
         T(test_chunk_dispatch_ping_and_unknown),
         T(test_chunk_job_submit_keeps_order),
+        T(test_chunk_write_fwd_build_shifts_chain),
+        T(test_chunk_write_handle_two_hops),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_write", tests, NULL, NULL);
