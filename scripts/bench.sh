@@ -20,6 +20,7 @@ runtime=${BENCH_RUNTIME:-8}
 nfiles=${BENCH_FILES:-10000}
 systems=${BENCH_SYSTEMS:-local tessera1 tessera3 moosefs1 moosefs3}
 work=$(mktemp -d /tmp/tessera-bench.XXXXXX)
+cd "$work" || exit 1 # fio leaves state files in the working directory
 results=$work/results
 : >"$results"
 
@@ -201,6 +202,19 @@ for s in $systems; do
 done
 
 echo
+echo "== File system: fio and metadata jobs (each system's default client caching)"
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)," \
     "fio files ${size} MiB, random jobs ${runtime} s"
 python3 "$here/scripts/bench-table.py" "$results" $systems
+
+# The cache policies and the block path have scripts of their own; they
+# start their own clusters.  BENCH_PARTS picks which run.
+for part in ${BENCH_PARTS:-cache nbd}; do
+    echo
+    case $part in
+    cache) echo "== Mount cache policies (docs/caching.md)"
+           BUILD=${BUILD:-$here/build} bash "$here/scripts/bench-cache.sh" ;;
+    nbd) echo "== Block path: NBD (docs/vmdisk.md)"
+         BUILD=${BUILD:-$here/build} bash "$here/scripts/bench-nbd.sh" ;;
+    esac
+done
