@@ -136,7 +136,7 @@ for line in open(path):
 def ratio(a, b):
     try:
         return "%.2f" % (float(a) / float(b))
-    except (ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError):
         return "-"
 
 base = "qemu-nbd" if "qemu-nbd" in systems else None

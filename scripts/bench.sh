@@ -107,9 +107,26 @@ MFS_NS=tessera-bench
 MFS_IP=10.77.0.1
 mfs_ns() { nsenter --net="/run/netns/$MFS_NS" "$@"; }
 
+# A run that was killed can leave MooseFS running in the namespace, holding
+# its ports: clear it first.
+mfs_clear_stale() {
+    local m pids
+    if ip netns list 2>/dev/null | grep -qw "$MFS_NS"; then
+        for m in $(awk '$3 == "fuse.mfs" { print $2 }' /proc/mounts); do
+            umount -l "$m" 2>/dev/null
+        done
+        pids=$(ip netns pids "$MFS_NS" 2>/dev/null)
+        [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+        sleep 0.5
+        ip link del tsbench0 2>/dev/null
+        ip netns del "$MFS_NS" 2>/dev/null
+    fi
+}
+
 mfs_up() {
     local d=$work/mfs i
     need_pkgs moosefs-master moosefs-chunkserver moosefs-client || return 1
+    mfs_clear_stale
     ip netns add "$MFS_NS" 2>/dev/null
     ip link add tsbench0 type veth peer name tsbench1 2>/dev/null
     ip link set tsbench1 netns "$MFS_NS" 2>/dev/null
@@ -164,8 +181,7 @@ mfs_down() {
     done
     [ -f "$d/master/mfsmaster.cfg" ] &&
         mfs_ns mfsmaster -c "$d/master/mfsmaster.cfg" stop >/dev/null 2>&1
-    ip link del tsbench0 2>/dev/null
-    ip netns del "$MFS_NS" 2>/dev/null
+    mfs_clear_stale
 }
 
 bench_moosefs() { # bench_moosefs GOAL
@@ -213,8 +229,10 @@ for part in ${BENCH_PARTS:-cache nbd}; do
     echo
     case $part in
     cache) echo "== Mount cache policies (docs/caching.md)"
-           BUILD=${BUILD:-$here/build} bash "$here/scripts/bench-cache.sh" ;;
+           env -u BENCH_SYSTEMS BUILD="${BUILD:-$here/build}" \
+               bash "$here/scripts/bench-cache.sh" ;;
     nbd) echo "== Block path: NBD (docs/vmdisk.md)"
-         BUILD=${BUILD:-$here/build} bash "$here/scripts/bench-nbd.sh" ;;
+         env -u BENCH_SYSTEMS BUILD="${BUILD:-$here/build}" \
+             bash "$here/scripts/bench-nbd.sh" ;;
     esac
 done
