@@ -70,7 +70,18 @@ enum meta_internal_op {
      * The source loses one reference; at zero its replicas go to the gc
      * list.  -ESTALE when the slot no longer holds src_id at src_version or
      * new_id is not above every id used; -EROFS on a snapshot.  Reply
-     * body: empty. */
+     * body: empty.
+     * An optional trailer records that the servers also moved the source
+     * itself to a new version (so that a client reading the slot from an
+     * old location is refused and locates again): u64 src_new_version
+     * (> src_version), u32 m, then m x u32 server_id (the source's
+     * replicas that took it, m >= 1).  The source goes to src_new_version
+     * with those of its replicas, the others are listed for deletion at
+     * src_version.  With the trailer the bump is recorded whenever the
+     * source is still at src_version, even if the slot changed
+     * meanwhile: the reply body is then u8 1 when the slot moved to the
+     * copy, u8 0 when only the bump was recorded (the caller plans
+     * again).  -ESTALE when the source is gone or at another version. */
     META_OP_CHUNK_COW = 0xF007,
 };
 

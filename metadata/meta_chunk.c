@@ -41,6 +41,11 @@
  *   4. A snapshot's data never changes: chunk records on it are EROFS.
  *   5. A shared chunk is never written in place: CHUNK_SET does not bump
  *      it (ESTALE), a writer gets a copy through CHUNK_COW.
+ *   6. A shared chunk's version changes only in a CHUNK_COW record that
+ *      carries the bump (the daemon raised it on the servers so that a
+ *      reader of the copied slot holding the old location is refused),
+ *      and that record states the bump even when the slot itself moved on
+ *      meanwhile: the database never lags the servers' version.
  */
 #include "meta_internal.h"
 
@@ -338,9 +343,15 @@ int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
 struct chunk_cow {
     uint64_t ino, index, src_id, src_version, new_id, new_version;
     struct chunk_set set; /* the new chunk's servers in set.n/servers */
+    /* The optional trailer: the source's new version and the replicas
+     * that took it (src.n/servers). */
+    bool bump;
+    uint64_t src_new_version;
+    struct chunk_set src;
 };
 
-/* meta.h, META_OP_CHUNK_COW: the payload layout. */
+/* meta.h, META_OP_CHUNK_COW: the payload layout, with or without the
+ * source bump trailer. */
 static int chunk_cow_decode(const uint8_t *p, size_t n, struct chunk_cow *m)
 {
     struct proto_rbuf r;
@@ -357,34 +368,125 @@ static int chunk_cow_decode(const uint8_t *p, size_t n, struct chunk_cow *m)
         return -EPROTO;
     for (uint32_t i = 0; i < m->set.n; i++)
         m->set.servers[i] = proto_get_u32(&r);
+    if (r.err || r.off == r.len)
+        return proto_rbuf_done(&r);
+    m->bump = true;
+    m->src_new_version = proto_get_u64(&r);
+    m->src.n = proto_get_u32(&r);
+    if (r.err || m->src.n > PROTO_MAX_REPLICAS)
+        return -EPROTO;
+    for (uint32_t i = 0; i < m->src.n; i++)
+        m->src.servers[i] = proto_get_u32(&r);
     return proto_rbuf_done(&r);
+}
+
+/* The shared chunk @src (at m->src_version) moves to m->src_new_version:
+ * its replicas that took the bump (listed in the record) stay, in chain
+ * order; the others missed it and go to the gc list at the old version,
+ * as for a lease bump.  -ESTALE when none of the listed servers is still
+ * a replica (the chunk would be left with none). */
+static int chunk_cow_bump(struct meta_db *db, const struct meta_chunk *src,
+                          const struct chunk_cow *m)
+{
+    uint32_t keep[PROTO_MAX_REPLICAS], nkeep = 0;
+    sqlite3_stmt *s;
+    int r;
+
+    for (uint32_t i = 0; i < src->nreplicas; i++)
+        if (has_server(m->src.servers, m->src.n, src->servers[i]))
+            keep[nkeep++] = src->servers[i];
+    if (nkeep == 0)
+        return -ESTALE;
+    for (uint32_t i = 0; i < src->nreplicas; i++)
+        if (!has_server(keep, nkeep, src->servers[i]) &&
+            (r = gc_add(db, src->chunk_id, src->version, src->servers[i])))
+            return r;
+    s = meta_st(db, META_ST_CHUNK_SET_VERSION);
+    sqlite3_bind_int64(s, 1, (int64_t)src->chunk_id);
+    sqlite3_bind_int64(s, 2, (int64_t)m->src_new_version);
+    if ((r = meta_st_exec(db, s, "set chunk version")) < 0)
+        return r;
+    s = meta_st(db, META_ST_REPLICA_CLEAR);
+    sqlite3_bind_int64(s, 1, (int64_t)src->chunk_id);
+    if ((r = meta_st_exec(db, s, "clear replicas")) < 0)
+        return r;
+    for (uint32_t i = 0; i < nkeep; i++) {
+        s = meta_st(db, META_ST_REPLICA_ADD);
+        sqlite3_bind_int64(s, 1, (int64_t)src->chunk_id);
+        sqlite3_bind_int64(s, 2, i);
+        sqlite3_bind_int64(s, 3, keep[i]);
+        if ((r = meta_st_exec(db, s, "add replica")) < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Errors of the slot half of a COW record that only mean "the slot or
+ * the file changed meanwhile". */
+static bool cow_slot_gone(int r)
+{
+    return r == -ESTALE || r == -ENOENT || r == -EISDIR || r == -EINVAL ||
+           r == -EROFS;
+}
+
+/* Check that slot (m->ino, m->index) still holds the source at
+ * m->src_version and that the copy can take its place.  @cur gets the
+ * slot's chunk. */
+static int chunk_cow_check(struct meta_db *db, const struct chunk_cow *m,
+                           struct meta_chunk *cur)
+{
+    struct proto_attr a;
+    int r;
+
+    if ((r = chunk_file_rw(db, m->ino, &a)) < 0)
+        return r;
+    if ((r = chunk_set_servers(db, &m->set)) < 0)
+        return r;
+    r = meta_chunk_at(db, m->ino, m->index, cur);
+    if (r == -ENOENT)
+        return -ESTALE;
+    if (r < 0)
+        return r;
+    /* Invariants 1 and 2. */
+    if (cur->chunk_id != m->src_id || cur->version != m->src_version ||
+        m->new_id <= meta_chunk_max_id(db))
+        return -ESTALE;
+    return 0;
 }
 
 int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
                          struct proto_wbuf *reply)
 {
     struct chunk_cow m;
-    struct proto_attr a;
-    struct meta_chunk cur;
+    struct meta_chunk cur, src;
     int r = chunk_cow_decode(p, n, &m);
     if (r < 0)
         return r;
     if (m.src_id == 0 || m.new_id == 0 || m.new_version == 0 || m.set.n == 0 ||
         m.index > INT64_MAX)
         return -EINVAL;
-    if ((r = chunk_file_rw(db, m.ino, &a)) < 0)
-        return r;
-    if ((r = chunk_set_servers(db, &m.set)) < 0)
-        return r;
-    r = meta_chunk_at(db, m.ino, m.index, &cur);
-    if (r == -ENOENT)
-        return -ESTALE;
+    if (m.bump && (m.src_new_version <= m.src_version || m.src.n == 0))
+        return -EINVAL;
+    /* The slot is checked before the bump changes the source's version. */
+    int slot = chunk_cow_check(db, &m, &cur);
+    if (!m.bump)
+        r = slot;
+    else if (slot < 0 && !cow_slot_gone(slot))
+        r = slot;
+    else if ((r = meta_chunk_get(db, m.src_id, &src)) == -ENOENT ||
+             (r == 0 && src.version != m.src_version))
+        r = -ESTALE; /* nothing to record: the bump was not ours to make */
+    else if (r == 0)
+        r = chunk_cow_bump(db, &src, &m);
     if (r < 0)
         return r;
-    /* Invariants 1 and 2. */
-    if (cur.chunk_id != m.src_id || cur.version != m.src_version ||
-        m.new_id <= meta_chunk_max_id(db))
-        return -ESTALE;
+    if (slot < 0) {
+        /* The servers hold the source at its new version whatever became
+         * of the slot, so the bump is recorded alone (invariant 6) and
+         * the daemon plans again. */
+        proto_put_u8(reply, 0);
+        return reply->err;
+    }
     sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_INSERT);
     sqlite3_bind_int64(s, 1, (int64_t)m.new_id);
     sqlite3_bind_int64(s, 2, (int64_t)m.new_version);
@@ -402,11 +504,13 @@ int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
     }
     if ((r = slot_set(db, m.ino, m.index, m.new_id)) < 0)
         return r;
-    /* Invariant 3: the other sharers may all have gone meanwhile. */
+    /* Invariant 3: the other sharers may all have gone meanwhile; the gc
+     * list then names the replicas at the version they now have. */
     if (cur.refs <= 1 && (r = chunk_release(db, cur.chunk_id)) < 0)
         return r;
-    (void)reply; /* empty reply body */
-    return 0;
+    if (m.bump)
+        proto_put_u8(reply, 1);
+    return reply->err;
 }
 
 int meta_gc_done_apply(struct meta_db *db, const uint8_t *p, size_t n,

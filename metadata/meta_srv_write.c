@@ -40,8 +40,12 @@
  *   FROM    -> TO       [function]
  *   queued  -> PLAN     [meta_srv_write_begin, wb_complete]
  *   PLAN    -> WAIT     [wb_plan: requests sent]
+ *   PLAN    -> WAIT     [wb_plan: parked behind another copy]
+ *   WAIT    -> PLAN     [wake_parked: that copy is done]
  *   PLAN    -> REPLY    [wb_plan: live lease, or error]
  *   WAIT    -> DECIDE   [on_setversion: last answer in]
+ *   DECIDE  -> WAIT     [wb_decide: copies made, bumps of the shared
+ *                        chunk sent]
  *   DECIDE  -> PLAN     [wb_decide: -ESTALE, retries left]
  *   DECIDE  -> REPLY    [wb_decide: recorded, or error]
  *   REPLY   -> (freed)  [wb_complete: answers, starts the next queued]
@@ -50,10 +54,31 @@
  * another file (a snapshot or clone), the attempt takes a new chunk id and
  * sends CHUNK_CLONE_REQ {src, v -> new, 1} to every live replica of the
  * shared chunk: each server copies it locally, nothing crosses the
- * network.  The servers that answered OK become the new chunk's replica
- * set, recorded with META_OP_CHUNK_COW (the slot moves to the copy, the
- * shared chunk loses a reference), and the writer gets the copy.  The
- * per-slot queue (invariant 1) guarantees one copy per slot.
+ * network.  Then it bumps the shared chunk itself: CHUNK_SETVERSION
+ * {src, v -> v+1} to the same replicas, as for a lease bump.  The servers
+ * that made the copy become the new chunk's replica set, those that took
+ * the bump stay the shared chunk's (the others are stale and dropped),
+ * both recorded with one META_OP_CHUNK_COW (the slot moves to the copy,
+ * the shared chunk loses a reference and is now at v+1), and the writer
+ * gets the copy.  The per-slot queue (invariant 1) guarantees one copy
+ * per slot.
+ *
+ * Why the bump: a client that cached the slot's location (src, v) and
+ * does not hear of the copy (no callbacks: tessera-nbd, a validate-mode
+ * mount, an export) would otherwise go on reading the shared chunk at v,
+ * the snapshot's data, until its location cache expires.  After the bump
+ * every reachable replica refuses v with EOLDVER and the client locates
+ * again, getting the copy (or, for the snapshot, the shared chunk at
+ * v+1).  Why copy first and bump second: the writer is answered only
+ * after both, so it never writes the copy before every replica that
+ * still serves v has refused it, whichever order; but bumping first would
+ * make the shared chunk refuse its readers, the snapshot's included, for
+ * as long as the copies take while metad still hands out v, and they
+ * would give up (a read locates again only once).  Copying first keeps
+ * that window to one SETVERSION round trip, and a failed copy changes
+ * nothing.  Two slots copying the same shared chunk at once (an origin
+ * and its clone) would race on its version, so a second one waits
+ * (parked, below) until the first is done and then copies from v+1.
  *
  * Snapshots (meta_srv_image.c) freeze the source file first: new
  * WRITE_BEGINs for it wait on the freeze, and every chunk of it that has
@@ -72,6 +97,9 @@
  *     others for that slot are on its queue.
  *  2. w->pending counts SETVERSION requests whose callback has not run,
  *     plus one while wb_plan is still sending.
+ *  3. At most one request on srv->writes copies a given shared chunk
+ *     (w->cow with that src_id); another slot's request for the same
+ *     chunk is parked (on srv->writes, nothing sent) until it is gone.
  */
 #include "meta_srv.h"
 
@@ -90,6 +118,7 @@ struct wb_target {
     struct meta_srv_write *w;
     uint32_t server_id;
     int status;
+    int clone_status; /* a copy: the CHUNK_CLONE's, once bumping */
 };
 
 struct meta_srv_write {
@@ -110,7 +139,9 @@ struct meta_srv_write {
 
     /* The current attempt. */
     uint64_t chunk_id, old_version, new_version;
-    bool cow; /* copying shared chunk src_id at src_version */
+    bool cow;      /* copying shared chunk src_id at src_version */
+    bool cow_bump; /* copies made: bumping src_id to src_version + 1 */
+    bool parked;   /* invariant 3: waiting for another copy of src_id */
     uint64_t src_id, src_version;
     uint32_t ntargets, pending;
     struct wb_target targets[PROTO_MAX_REPLICAS];
@@ -212,7 +243,8 @@ void meta_srv_write_server_down(struct meta_srv *srv, uint32_t server_id)
 bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id)
 {
     for (struct meta_srv_write *w = srv->writes; w; w = w->next)
-        if (w->pending && w->chunk_id == chunk_id)
+        if (w->pending &&
+            (w->chunk_id == chunk_id || (w->cow && w->src_id == chunk_id)))
             return true;
     return false;
 }
@@ -287,13 +319,15 @@ static void write_start(struct meta_srv *srv, struct meta_srv_write *w,
                         bool user);
 
 /* Send CHUNK_SETVERSION {chunk_id, old -> new} to every target, or for
- * a copy (w->cow) CHUNK_CLONE {src_id, src_version -> chunk_id, new}. */
+ * a copy (w->cow) CHUNK_CLONE {src_id, src_version -> chunk_id, new},
+ * then (w->cow_bump) CHUNK_SETVERSION {src_id, src_version -> +1}. */
 static int send_setversions(struct meta_srv_write *w)
 {
+    bool copying = w->cow && !w->cow_bump;
     struct proto_chunk_setversion_req req = {
-        .chunk_id = w->chunk_id,
-        .old_version = w->old_version,
-        .new_version = w->new_version,
+        .chunk_id = w->cow ? w->src_id : w->chunk_id,
+        .old_version = w->cow ? w->src_version : w->old_version,
+        .new_version = w->cow ? w->src_version + 1 : w->new_version,
     };
     struct proto_chunk_clone_req clone = {
         .src_id = w->src_id,
@@ -302,14 +336,13 @@ static int send_setversions(struct meta_srv_write *w)
         .new_version = w->new_version,
     };
     uint16_t opcode =
-        w->cow ? PROTO_MSG_CHUNK_CLONE_REQ : PROTO_MSG_CHUNK_SETVERSION_REQ;
-    uint64_t timeout =
-        w->cow ? META_SRV_CLONE_MS : META_SRV_CTL_TIMEOUT_MS;
+        copying ? PROTO_MSG_CHUNK_CLONE_REQ : PROTO_MSG_CHUNK_SETVERSION_REQ;
+    uint64_t timeout = copying ? META_SRV_CLONE_MS : META_SRV_CTL_TIMEOUT_MS;
     struct proto_wbuf buf;
     int rc;
 
     proto_wbuf_init(&buf);
-    if (w->cow)
+    if (copying)
         proto_chunk_clone_req_encode(&buf, &clone);
     else
         proto_chunk_setversion_req_encode(&buf, &req);
@@ -349,6 +382,7 @@ static int wb_plan(struct meta_srv_write *w)
     if (srv->stopping)
         return -ECONNRESET;
     w->cow = false;
+    w->cow_bump = false;
     rc = file_attr(srv, w->ino, &attr);
     if (rc < 0)
         return rc;
@@ -411,7 +445,14 @@ static int wb_plan(struct meta_srv_write *w)
         return -EIO;
     }
     if (ch.refs > 1) {
-        /* Shared: every live replica makes a local copy. */
+        /* Shared: every live replica makes a local copy, unless another
+         * slot is copying this chunk now (invariant 3). */
+        for (struct meta_srv_write *o = srv->writes; o; o = o->next)
+            if (o != w && o->cow && o->src_id == ch.chunk_id) {
+                w->parked = true;
+                w->src_id = ch.chunk_id;
+                return WB_WAIT;
+            }
         w->cow = true;
         w->src_id = ch.chunk_id;
         w->src_version = ch.version;
@@ -436,7 +477,14 @@ static void on_setversion(struct peer *p, int status, const uint8_t *payload,
     (void)payload;
     (void)len;
     t->status = status;
-    if (status < 0 && !w->srv->stopping && w->cow)
+    if (status < 0 && !w->srv->stopping && w->cow_bump)
+        log_warn("metad: copy-on-write: bumping the shared chunk failed: "
+                 "%s chunk=%016llx version=%llu->%llu server=%u peer=%s",
+                 strerror(-status), (unsigned long long)w->src_id,
+                 (unsigned long long)w->src_version,
+                 (unsigned long long)w->src_version + 1, t->server_id,
+                 peer_name(p));
+    else if (status < 0 && !w->srv->stopping && w->cow)
         log_warn("metad: chunk clone failed: %s chunk=%016llx "
                  "version=%llu new=%016llx server=%u peer=%s",
                  strerror(-status), (unsigned long long)w->src_id,
@@ -454,8 +502,38 @@ static void on_setversion(struct peer *p, int status, const uint8_t *payload,
         wb_continue(w, WB_DECIDE);
 }
 
-/* Every SETVERSION of the attempt has answered: record the outcome.
- * Returns WB_REPLY, WB_PLAN (retry) or a negative errno. */
+/* The record of a copy (meta.h, META_OP_CHUNK_COW, with the bump
+ * trailer): the copy's replicas are the targets whose clone succeeded,
+ * the shared chunk keeps those whose bump succeeded. */
+static void cow_payload(struct meta_srv_write *w, struct proto_wbuf *payload)
+{
+    uint32_t ncopy = 0, nbump = 0;
+
+    for (uint32_t i = 0; i < w->ntargets; i++) {
+        ncopy += w->targets[i].clone_status == 0;
+        nbump += w->targets[i].status == 0;
+    }
+    proto_put_u64(payload, w->ino);
+    proto_put_u64(payload, w->index);
+    proto_put_u64(payload, w->src_id);
+    proto_put_u64(payload, w->src_version);
+    proto_put_u64(payload, w->chunk_id);
+    proto_put_u64(payload, w->new_version);
+    proto_put_u32(payload, ncopy);
+    for (uint32_t i = 0; i < w->ntargets; i++)
+        if (w->targets[i].clone_status == 0)
+            proto_put_u32(payload, w->targets[i].server_id);
+    proto_put_u64(payload, w->src_version + 1);
+    proto_put_u32(payload, nbump);
+    for (uint32_t i = 0; i < w->ntargets; i++)
+        if (w->targets[i].status == 0)
+            proto_put_u32(payload, w->targets[i].server_id);
+}
+
+/* Every SETVERSION (or CHUNK_CLONE) of the attempt has answered: record
+ * the outcome, or after the copies start the bump of the shared chunk.
+ * Returns WB_REPLY, WB_PLAN (retry), WB_WAIT / WB_DECIDE (bumping) or a
+ * negative errno. */
 static int wb_decide(struct meta_srv_write *w)
 {
     struct meta_srv *srv = w->srv;
@@ -468,31 +546,51 @@ static int wb_decide(struct meta_srv_write *w)
     for (uint32_t i = 0; i < w->ntargets; i++)
         if (w->targets[i].status == 0)
             n++;
+    if (n == 0 && w->cow_bump)
+        log_warn("metad: copy-on-write: no replica took the bump: "
+                 "chunk=%016llx version=%llu ino=%llu index=%llu",
+                 (unsigned long long)w->src_id,
+                 (unsigned long long)w->src_version, (unsigned long long)w->ino,
+                 (unsigned long long)w->index);
     if (n == 0)
-        return -EIO;
+        return -EIO; /* the copies, unknown to the database, go at gc */
+    if (w->cow && !w->cow_bump) {
+        for (uint32_t i = 0; i < w->ntargets; i++)
+            w->targets[i].clone_status = w->targets[i].status;
+        w->cow_bump = true;
+        return send_setversions(w);
+    }
 
     proto_wbuf_init(&payload);
     proto_wbuf_init(&reply);
-    proto_put_u64(&payload, w->ino);
-    proto_put_u64(&payload, w->index);
-    if (w->cow) { /* meta.h, META_OP_CHUNK_COW */
-        proto_put_u64(&payload, w->src_id);
-        proto_put_u64(&payload, w->src_version);
-    }
-    proto_put_u64(&payload, w->chunk_id);
-    if (!w->cow)
+    if (w->cow) {
+        cow_payload(w, &payload);
+    } else { /* meta.h, META_OP_CHUNK_SET */
+        proto_put_u64(&payload, w->ino);
+        proto_put_u64(&payload, w->index);
+        proto_put_u64(&payload, w->chunk_id);
         proto_put_u64(&payload, w->old_version);
-    proto_put_u64(&payload, w->new_version);
-    proto_put_u32(&payload, n);
-    for (uint32_t i = 0; i < w->ntargets; i++)
-        if (w->targets[i].status == 0)
-            proto_put_u32(&payload, w->targets[i].server_id);
+        proto_put_u64(&payload, w->new_version);
+        proto_put_u32(&payload, n);
+        for (uint32_t i = 0; i < w->ntargets; i++)
+            if (w->targets[i].status == 0)
+                proto_put_u32(&payload, w->targets[i].server_id);
+    }
     rc = payload.err;
     if (rc == 0)
         rc = meta_srv_apply(srv, w->cow ? META_OP_CHUNK_COW : META_OP_CHUNK_SET,
                             0, payload.p, payload.len, &reply);
+    /* A copy whose slot changed meanwhile: only the bump was recorded. */
+    if (rc == 0 && w->cow && (reply.len != 1 || reply.p[0] != 1))
+        rc = -ESTALE;
     proto_wbuf_free(&payload);
     proto_wbuf_free(&reply);
+    if (rc < 0 && rc != -ESTALE && w->cow)
+        log_error("metad: copy-on-write: recording the bump failed: %s "
+                  "chunk=%016llx version=%llu->%llu",
+                  strerror(-rc), (unsigned long long)w->src_id,
+                  (unsigned long long)w->src_version,
+                  (unsigned long long)w->src_version + 1);
 
     if (rc == -ESTALE) {
         if (++w->tries < META_SRV_WRITE_RETRIES)
@@ -508,9 +606,10 @@ static int wb_decide(struct meta_srv_write *w)
     }
     if (w->cow)
         log_info("metad: copy-on-write: chunk=%016llx -> %016llx "
-                 "replicas=%u ino=%llu index=%llu",
+                 "shared version=%llu ino=%llu index=%llu",
                  (unsigned long long)w->src_id, (unsigned long long)w->chunk_id,
-                 n, (unsigned long long)w->ino, (unsigned long long)w->index);
+                 (unsigned long long)w->src_version + 1,
+                 (unsigned long long)w->ino, (unsigned long long)w->index);
     log_debug("meta.write",
               "chunk set: chunk=%016llx version=%llu "
               "replicas=%u ino=%llu index=%llu",
@@ -603,20 +702,48 @@ static struct meta_srv_write *wb_complete(struct meta_srv_write *w, int rc)
     return q;
 }
 
+/* True when a request on srv->writes is copying @src_id (invariant 3). */
+static bool cow_owner(struct meta_srv *srv, uint64_t src_id)
+{
+    for (struct meta_srv_write *o = srv->writes; o; o = o->next)
+        if (o->cow && o->src_id == src_id)
+            return true;
+    return false;
+}
+
+/* Plan again every parked request whose copy has no owner any more.  The
+ * list changes under each one, so the walk starts over after it; a
+ * request parks again only behind an owner, so this ends. */
+static void wake_parked(struct meta_srv *srv)
+{
+    struct meta_srv_write *w;
+
+again:
+    for (w = srv->writes; w; w = w->next)
+        if (w->parked && !cow_owner(srv, w->src_id)) {
+            w->parked = false;
+            wb_continue(w, WB_PLAN);
+            goto again;
+        }
+}
+
 /* Drive @w from state @rc until it waits on the network; answered
  * requests hand over to the next one queued for the slot. */
 static void wb_continue(struct meta_srv_write *w, int rc)
 {
+    struct meta_srv *srv = w->srv;
+
     while (w) {
         if (rc == WB_PLAN)
             rc = wb_plan(w);
         if (rc == WB_DECIDE)
             rc = wb_decide(w);
-        if (rc == WB_PLAN)
+        if (rc == WB_PLAN || rc == WB_DECIDE)
             continue;
         if (rc == WB_WAIT)
             return;
         w = wb_complete(w, rc < 0 ? rc : 0);
+        wake_parked(srv);
         rc = WB_PLAN;
     }
 }

@@ -10,6 +10,9 @@
 #      snapshot reads back with its old sha256 and the origin with the new
 #      bytes; writing to the snapshot fails with EROFS; removing the origin
 #      leaves the snapshot readable.
+#  1b. a validate-mode mount (no callbacks) holding the origin and the
+#      snapshot open reads the origin's new bytes and the snapshot's old
+#      ones right after a write through the first mount.
 #   2. templating: `tessera image create` of a 1 GiB template with some
 #      data, then ten `tessera clone`s of it timed together (printed;
 #      must take < 5 s) and no extra space on the chunk servers (du of
@@ -99,6 +102,48 @@ it_expect_eq "every chunk written: nothing shared any more" \
 drop_caches
 it_expect_eq "snapshot readable after the origin is removed" \
     "$(sha "$TS_MNT/images/vm.snap")" "$ORIG_SHA"
+
+# ---- 1b. a client without callbacks sees the copy at once ---------------------
+# A validate-mode mount holds the file open with its chunk locations
+# cached; another client's first write after a snapshot copies the shared
+# chunk and bumps its version, so the held locations are refused
+# (EOLDVER) and the next read locates again: the origin reads its new
+# bytes, the snapshot (also held open) its old ones, without waiting for
+# the location cache to expire.
+ts_start_mount "$IT_TMP/mntv" -o consistency=validate || it_fail "validate mount"
+head -c $((8 << 20)) /dev/urandom >"$IT_TMP/v0"
+dd if="$IT_TMP/v0" of="$TS_MNT/images/v.img" bs=1M conv=fsync status=none ||
+    it_fail "write v.img"
+res=$(python3 - "$IT_TMP/mntv/images" "$TS_MNT/images" "$T" <<'EOF2'
+import os, subprocess, sys
+vdir, wdir, cli = sys.argv[1:4]
+def drop():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+fd = os.open(vdir + "/v.img", os.O_RDONLY)
+old = os.pread(fd, 65536, 4096)
+subprocess.check_call([cli, "snapshot", "/images/v.img", "/images/v.snap"],
+                      stdout=subprocess.DEVNULL)
+sfd = os.open(vdir + "/v.snap", os.O_RDONLY)
+assert os.pread(sfd, 65536, 4096) == old
+new = os.urandom(65536)
+w = os.open(wdir + "/v.img", os.O_WRONLY)
+os.pwrite(w, new, 4096)
+os.fsync(w)
+os.close(w)
+drop()
+got = os.pread(fd, 65536, 4096)
+snap = os.pread(sfd, 65536, 4096)
+print("origin=" + ("new" if got == new else "old" if got == old else "other"),
+      "snapshot=" + ("old" if snap == old else "new" if snap == new else "other"))
+EOF2
+) || it_fail "reading through the validate mount"
+it_expect_eq "held-open readers after another client's first write" "$res" \
+    "origin=new snapshot=old"
+drop_caches
+it_expect_eq "snapshot read afresh through the validate mount" \
+    "$(sha "$IT_TMP/mntv/images/v.snap")" "$(sha "$IT_TMP/v0")"
 
 # ---- 2. templating ----------------------------------------------------------
 "$T" image create /images/tmpl.img 1G >/dev/null || it_fail "image create"

@@ -59,6 +59,38 @@ static int do_cow(struct fx *f, uint64_t ino, uint64_t index, uint64_t src,
     return fx_apply(f, META_OP_CHUNK_COW, &w, NULL);
 }
 
+/* META_OP_CHUNK_COW with the bump trailer: the copy on @server, the
+ * source moved to src_v + 1 on the @nb servers in @bumped.  Returns the
+ * record's result; *moved gets the reply byte. */
+static int do_cow_bump(struct fx *f, uint64_t ino, uint64_t index, uint64_t src,
+                       uint64_t src_v, uint64_t new_id, uint32_t server,
+                       const uint32_t *bumped, uint32_t nb, int *moved)
+{
+    struct proto_wbuf w, reply;
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_put_u64(&w, ino);
+    proto_put_u64(&w, index);
+    proto_put_u64(&w, src);
+    proto_put_u64(&w, src_v);
+    proto_put_u64(&w, new_id);
+    proto_put_u64(&w, 1);
+    proto_put_u32(&w, 1);
+    proto_put_u32(&w, server);
+    proto_put_u64(&w, src_v + 1);
+    proto_put_u32(&w, nb);
+    for (uint32_t i = 0; i < nb; i++)
+        proto_put_u32(&w, bumped[i]);
+    int r = fx_apply(f, META_OP_CHUNK_COW, &w, &reply);
+    *moved = -1;
+    if (r == 0) {
+        assert_int_equal(reply.len, 1);
+        *moved = reply.p[0];
+    }
+    proto_wbuf_free(&reply);
+    return r;
+}
+
 static int do_snap(struct fx *f, uint16_t opcode, struct proto_cred c,
                    uint64_t ino, uint64_t parent, const char *name,
                    struct proto_attr *a)
@@ -213,6 +245,149 @@ static void test_meta_image_cow_stale(void **state)
     assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 3, sid), -ESTALE);
     assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 10, sid + 5), -EINVAL);
     assert_int_equal(refs(f, 2), 2);
+}
+
+static uint64_t version_of(struct fx *f, uint64_t chunk_id)
+{
+    struct meta_chunk c;
+    assert_int_equal(meta_chunk_get(f->db, chunk_id, &c), 0);
+    return c.version;
+}
+
+static int gc_find_fn(uint64_t chunk_id, uint64_t version, uint32_t server,
+                      void *arg)
+{
+    uint64_t *want = arg; /* chunk, version, server; [3] counts hits */
+    if (chunk_id == want[0] && version == want[1] && server == want[2])
+        want[3]++;
+    return 0;
+}
+
+static bool gc_has_at(struct fx *f, uint64_t chunk_id, uint64_t version,
+                      uint32_t server)
+{
+    uint64_t want[4] = {chunk_id, version, server, 0};
+    assert_int_equal(meta_gc_foreach(f->db, 0, 1000, gc_find_fn, want), 0);
+    return want[3] == 1;
+}
+
+static void test_meta_image_cow_bumps_source(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr c;
+    uint32_t sid;
+    int moved;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
+    assert_int_equal(do_cow_bump(f, img, 1, 2, 1, 10, sid, &sid, 1, &moved), 0);
+    assert_int_equal(moved, 1);
+    assert_int_equal(chunk_of(f, img, 1), 10);
+    assert_int_equal(chunk_of(f, c.ino, 1), 2);
+    /* The clone's slot now names chunk 2 at the bumped version: a client
+     * holding (2, 1) is refused and locates again. */
+    assert_int_equal(version_of(f, 2), 2);
+    assert_int_equal(version_of(f, 10), 1);
+    assert_int_equal(refs(f, 2), 1);
+    assert_int_equal(gc_count(f), 0);
+    /* Copying from the old version again is stale. */
+    assert_int_equal(do_cow_bump(f, img, 0, 1, 2, 11, sid, &sid, 1, &moved),
+                     -ESTALE);
+    assert_int_equal(do_cow_bump(f, c.ino, 1, 2, 1, 11, sid, &sid, 1, &moved),
+                     -ESTALE);
+    assert_int_equal(version_of(f, 1), 1);
+    /* Bad trailers. */
+    assert_int_equal(do_cow_bump(f, img, 0, 1, 1, 11, sid, &sid, 0, &moved),
+                     -EINVAL);
+}
+
+static void test_meta_image_cow_bump_drops_missed_replica(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr a, c;
+    struct proto_wbuf w;
+    struct meta_chunk ch;
+    int moved;
+    uint32_t s1 = do_register(f, 1), s2 = do_register(f, 2);
+    assert_int_equal(do_create(f, R, ROOT, "img", 0644, &a), 0);
+    proto_wbuf_init(&w);
+    proto_put_u64(&w, a.ino);
+    proto_put_u64(&w, 0);
+    proto_put_u64(&w, 1);
+    proto_put_u64(&w, 0);
+    proto_put_u64(&w, 1);
+    proto_put_u32(&w, 2);
+    proto_put_u32(&w, s1);
+    proto_put_u32(&w, s2);
+    assert_int_equal(fx_apply(f, META_OP_CHUNK_SET, &w, NULL), 0);
+    assert_int_equal(do_write_end(f, a.ino, 0, 1, CHUNK), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, a.ino, ROOT, "snap", &c), 0);
+    /* s1 made the copy but missed the bump; a server that is no replica
+     * of the source is ignored. */
+    uint32_t bumped[] = {s2, 99};
+    assert_int_equal(do_cow_bump(f, a.ino, 0, 1, 1, 10, s1, bumped, 2, &moved),
+                     0);
+    assert_int_equal(moved, 1);
+    assert_int_equal(meta_chunk_get(f->db, 1, &ch), 0);
+    assert_int_equal(ch.version, 2);
+    assert_int_equal(ch.nreplicas, 1);
+    assert_int_equal(ch.servers[0], s2);
+    assert_true(gc_has_at(f, 1, 1, s1));
+    assert_int_equal(gc_count(f), 1);
+    assert_int_equal(chunk_of(f, c.ino, 0), 1);
+}
+
+static void test_meta_image_cow_bump_recorded_when_slot_moved(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr c;
+    uint32_t sid;
+    int moved;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
+    /* A hole write took a higher id while the copy was made. */
+    assert_int_equal(do_chunk_set(f, img, 2, 12, 0, 1, sid), 0);
+    assert_int_equal(do_cow_bump(f, img, 1, 2, 1, 10, sid, &sid, 1, &moved), 0);
+    assert_int_equal(moved, 0);
+    assert_int_equal(chunk_of(f, img, 1), 2);
+    assert_int_equal(version_of(f, 2), 2);
+    assert_int_equal(refs(f, 2), 2);
+    assert_int_equal(meta_chunk_max_id(f->db), 12);
+    /* The slot went (truncate) while the copy was made. */
+    assert_int_equal(do_truncate(f, c.ino, 0), 0);
+    assert_int_equal(do_cow_bump(f, c.ino, 3, 3, 1, 13, sid, &sid, 1, &moved),
+                     0);
+    assert_int_equal(moved, 0);
+    assert_int_equal(version_of(f, 3), 2);
+    /* The file went. */
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", NULL), 0);
+    assert_int_equal(do_unlink(f, R, ROOT, "clone"), 0);
+    assert_int_equal(do_cow_bump(f, c.ino, 0, 1, 1, 14, sid, &sid, 1, &moved),
+                     0);
+    assert_int_equal(moved, 0);
+    assert_int_equal(version_of(f, 1), 2);
+    assert_int_equal(meta_chunk_max_id(f->db), 12);
+}
+
+static void test_meta_image_cow_bump_last_sharer_gc_version(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr c;
+    uint32_t sid;
+    int moved;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
+    assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
+    assert_int_equal(do_cow_bump(f, c.ino, 0, 1, 1, 10, sid, &sid, 1, &moved),
+                     0);
+    assert_int_equal(moved, 1);
+    /* Listed at the version the server now has. */
+    assert_true(gc_has_at(f, 1, 2, sid));
+    assert_int_equal(gc_count(f), 1);
 }
 
 static void test_meta_image_bump_of_shared_chunk_stale(void **state)
@@ -438,6 +613,13 @@ static void test_meta_image_replay_gives_same_state(void **state)
         do_snap(f, PROTO_MSG_CLONE_REQ, R, s.ino, ROOT, "clone", &c), 0);
     assert_int_equal(do_cow(f, img, 0, 1, 1, 10, sid), 0);
     assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 11, sid), 0);
+    int moved;
+    assert_int_equal(do_cow_bump(f, img, 3, 3, 1, 12, sid, &sid, 1, &moved), 0);
+    assert_int_equal(moved, 1);
+    assert_int_equal(do_chunk_set(f, c.ino, 2, 14, 0, 1, sid), 0);
+    assert_int_equal(do_cow_bump(f, c.ino, 3, 3, 2, 13, sid, &sid, 1, &moved),
+                     0);
+    assert_int_equal(moved, 0); /* 13 is below 14: only the bump */
     assert_int_equal(do_truncate(f, c.ino, CHUNK), 0);
     assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
 
@@ -459,7 +641,18 @@ static void test_meta_image_replay_gives_same_state(void **state)
     assert_int_equal(meta_gc_foreach(f->db, 0, 100, gc_count_fn, &na), 0);
     assert_int_equal(meta_gc_foreach(to, 0, 100, gc_count_fn, &nb), 0);
     assert_int_equal(na, nb);
-    assert_int_equal(na, 2); /* 10 (the origin's copy) and 11 */
+    assert_int_equal(na, 4); /* 10, 12 (the origin's copies), 11, 14 */
+    for (uint64_t id = 1; id <= 14; id++) {
+        struct meta_chunk a, b;
+        int ra = meta_chunk_get(f->db, id, &a);
+        int rb = meta_chunk_get(to, id, &b);
+        assert_int_equal(ra, rb);
+        if (ra == 0)
+            assert_memory_equal(&a, &b, sizeof(a));
+    }
+    struct meta_chunk c3;
+    assert_int_equal(meta_chunk_get(to, 3, &c3), 0);
+    assert_int_equal(c3.version, 3);
     uint32_t flags = 0;
     assert_int_equal(meta_inode_flags(to, s.ino, &flags), 0);
     assert_int_equal(flags, META_INODE_READONLY);
@@ -474,6 +667,10 @@ int test_meta_image(void)
         T(test_meta_image_clone_of_snapshot_counts),
         T(test_meta_image_cow_moves_slot),
         T(test_meta_image_cow_stale),
+        T(test_meta_image_cow_bumps_source),
+        T(test_meta_image_cow_bump_drops_missed_replica),
+        T(test_meta_image_cow_bump_recorded_when_slot_moved),
+        T(test_meta_image_cow_bump_last_sharer_gc_version),
         T(test_meta_image_bump_of_shared_chunk_stale),
         T(test_meta_image_unlink_origin_keeps_snapshot),
         T(test_meta_image_truncate_drops_only_last_ref),
