@@ -7,19 +7,25 @@
  * process detaches.  Then the mount, then fuse_daemonize() (unless -f),
  * and only then the real metad session: the rpc client and the session's
  * renew thread are threads, and threads do not survive the fork inside
- * fuse_daemonize().  The session loop is multi-threaded.
+ * fuse_daemonize().  The session loop is multi-threaded: up to
+ * -o max_threads workers (DEFAULT_MAX_THREADS), of which -o
+ * max_idle_threads may wait idle (DEFAULT_IDLE_THREADS).
  *
  * The file system is unmounted by `fusermount3 -u MOUNTPOINT` or by
  * SIGINT/SIGTERM (fuse_set_signal_handlers); either way the loop returns,
- * the session is closed at metad (SESSION_CLOSE) and the process exits 0.
+ * files still open get their delayed writes written back
+ * (cl_client_close), the session is closed at metad (SESSION_CLOSE) and
+ * the process exits 0.
  */
-#define FUSE_USE_VERSION 35
+/* 3.12: the loop configuration with a maximum number of threads. */
+#define FUSE_USE_VERSION 312
 
 #include "fc_internal.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <fuse_opt.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +34,9 @@
 
 #include "log.h"
 
-#define MAX_IDLE_THREADS 16
+#define DEFAULT_MAX_THREADS 16
+#define DEFAULT_IDLE_THREADS 16
+#define MAX_THREADS_LIMIT 1024
 
 struct cli {
     char *meta;
@@ -37,6 +45,7 @@ struct cli {
     char *consistency;       /* -o consistency=callback|validate */
     char *dirty_max;         /* -o dirty_max=SIZE[K|M|G] */
     unsigned flush_interval; /* -o flush_interval=SECONDS */
+    unsigned max_threads;    /* -o max_threads=N; 0: the default */
 };
 
 static const struct fuse_opt cli_spec[] = {
@@ -47,6 +56,8 @@ static const struct fuse_opt cli_spec[] = {
     {"consistency=%s", offsetof(struct cli, consistency), 0},
     {"dirty_max=%s", offsetof(struct cli, dirty_max), 0},
     {"flush_interval=%u", offsetof(struct cli, flush_interval), 0},
+    /* Ours rather than libfuse's, which cannot tell "not given". */
+    {"max_threads=%u", offsetof(struct cli, max_threads), 0},
     FUSE_OPT_END,
 };
 
@@ -108,7 +119,8 @@ static void usage(const char *prog)
     printf("usage: %s --meta ADDR:PORT [options] MOUNTPOINT\n\n"
            "    --meta ADDR:PORT       metadata service to use\n"
            "    -D MODULE=1            debug log for a module (fc.ops, "
-           "cl.chunk, cl.state)\n"
+           "fc.notify,\n"
+           "                           cl.chunk, cl.state, cl.cb, rpc)\n"
            "    -f                     stay in the foreground\n"
            "    -d                     FUSE debug output (implies -f)\n"
            "    -o OPT[,OPT...]        mount options (allow_other, ...)\n"
@@ -116,8 +128,9 @@ static void usage(const char *prog)
            "writeonclose\n"
            "    -o flush_interval=S    writeback flush interval (default 5)\n"
            "    -o dirty_max=SIZE      delayed-write memory (default 256M)\n"
-           "    -o consistency=MODE    callback (default) or validate\n\n",
-           prog);
+           "    -o consistency=MODE    callback (default) or validate\n"
+           "    -o max_threads=N       request threads (default %d)\n\n",
+           prog, DEFAULT_MAX_THREADS);
     fuse_cmdline_help();
     fuse_lowlevel_help();
 }
@@ -126,6 +139,12 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
                const struct cli *cli)
 {
     const char *meta = cli->meta;
+
+    if (cli->max_threads > MAX_THREADS_LIMIT) {
+        fprintf(stderr, "tessera-mount: max_threads must be 1 to %d\n",
+                MAX_THREADS_LIMIT);
+        return 1;
+    }
     struct fc_fs *fs = NULL;
     struct fuse_session *se = NULL;
     int ret = 1;
@@ -186,16 +205,27 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
                                                     : "writeback",
              validate ? "validate" : "callback");
 
-    struct fuse_loop_config config = {
-        .clone_fd = opts->clone_fd,
-        .max_idle_threads = opts->max_idle_threads > MAX_IDLE_THREADS
-                                ? opts->max_idle_threads
-                                : MAX_IDLE_THREADS,
-    };
-    if (opts->singlethread)
+    if (opts->singlethread) {
         rc = fuse_session_loop(se);
-    else
-        rc = fuse_session_loop_mt(se, &config);
+    } else {
+        struct fuse_loop_config *config = fuse_loop_cfg_create();
+        if (!config) {
+            log_error("mount: out of memory");
+            goto out_unmount;
+        }
+        unsigned max = cli->max_threads ? cli->max_threads : DEFAULT_MAX_THREADS;
+        /* UINT_MAX: -o max_idle_threads not given. */
+        unsigned idle = opts->max_idle_threads == UINT_MAX
+                            ? DEFAULT_IDLE_THREADS
+                            : opts->max_idle_threads;
+        fuse_loop_cfg_set_max_threads(config, max);
+        fuse_loop_cfg_set_idle_threads(config, idle < max ? idle : max);
+        fuse_loop_cfg_set_clone_fd(config, (unsigned)opts->clone_fd);
+        log_info("mount: request threads: max=%u idle=%u", max,
+                 idle < max ? idle : max);
+        rc = fuse_session_loop_mt(se, config);
+        fuse_loop_cfg_destroy(config);
+    }
     ret = rc < 0 ? 1 : 0; /* a positive value is the signal that ended it */
     log_info("mount: unmounting: mountpoint=%s", opts->mountpoint);
 

@@ -1,8 +1,10 @@
 /* fc_ops.c: the libfuse low-level callbacks.
  *
  * Each namespace operation becomes one metad request carrying the caller's
- * credentials (fuse_req_ctx() and fuse_req_getgroups()): the mount runs
- * without default_permissions because metad checks permissions itself.
+ * credentials (fuse_req_ctx() and fuse_req_getgroups()), and metad
+ * checks permissions itself.  The mount also runs with default_permissions
+ * (fc_main.c), so the kernel checks mode bits against the attributes it
+ * caches before a request gets here.
  * File data goes through the client library (common/cl.h: cl_file_*());
  * this file only adapts arguments and replies.  Inode numbers are metad's;
  * forget has nothing to release.

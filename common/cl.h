@@ -70,13 +70,19 @@ struct cl_opts {
 
 #define CL_FLUSH_INTERVAL_MS 5000
 #define CL_DIRTY_MAX (256ull << 20)
+#define CL_CLOSE_FLUSH_MS 20000
 
 /* ---- Client (cl_client.c) ---------------------------------------------- */
 
 /* Connect to metad, open a session and set up the data path.  Caller owns
  * *out: cl_client_close().  -errno when metad cannot be reached. */
 int cl_client_open(const struct cl_opts *opts, struct cl_client **out);
-/* End the session and free @c (NULL is fine).  No call may be running. */
+/* Write back the delayed writes and owed CHUNK_WRITE_END of every inode
+ * still open (for at most CL_CLOSE_FLUSH_MS; what fails or is left is
+ * logged as lost), end the session and free @c (NULL is fine).  No call
+ * may be running.  When the write-back does not finish in time @c is
+ * left allocated, still in use by it: only a process about to exit may
+ * close a client with open inodes. */
 void cl_client_close(struct cl_client *c);
 uint64_t cl_client_session(struct cl_client *c);
 /* Check that metad at @addr answers the handshake, then hang up. */

@@ -390,6 +390,16 @@ int cl_cache_start(struct cl_cache *k)
     return rc;
 }
 
+uint64_t cl_cache_dirty(struct cl_cache *k)
+{
+    if (!k)
+        return 0;
+    pthread_mutex_lock(&k->lock);
+    uint64_t v = k->dirty;
+    pthread_mutex_unlock(&k->lock);
+    return v;
+}
+
 void cl_cache_free(struct cl_cache *k)
 {
     if (!k)

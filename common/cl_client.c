@@ -22,10 +22,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
 #define LOC_CACHE_MAX 65536
+/* Open inodes written back per pass when the client closes. */
+#define CLOSE_COLLECT_MAX 4096
+#define CLOSE_PASSES 3
 
 /* ---- The down set ------------------------------------------------------ */
 
@@ -193,9 +197,158 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
     return 0;
 }
 
+/* ---- Writing back on the way out -------------------------------------- */
+
+/* One write-back of everything still open, run on a thread of its own so
+ * that cl_client_close() can stop waiting for it.  Owned by the thread and
+ * by the closer together: whoever sets @done or @abandoned second frees
+ * it. */
+struct drain {
+    struct cl_client *c;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;      /* the thread finished */
+    bool abandoned; /* the closer stopped waiting */
+    size_t inodes, failed;
+    uint64_t written, lost; /* bytes of delayed writes */
+    int err;                /* the first failure */
+};
+
+static void drain_free(struct drain *d)
+{
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+/* Flush every open inode with delayed writes or an owed WRITE_END.  An
+ * inode whose WRITE_END keeps failing is collected again by the next
+ * pass, hence the bound on passes. */
+static void drain_run(struct drain *d)
+{
+    struct cl_client *c = d->c;
+    struct cl_inode **v = malloc(CLOSE_COLLECT_MAX * sizeof(*v));
+
+    if (!v) {
+        d->err = -ENOMEM;
+        return;
+    }
+    for (int pass = 0; pass < CLOSE_PASSES; pass++) {
+        size_t k = cl_handles_collect(c->handles, v, CLOSE_COLLECT_MAX);
+        if (k == 0)
+            break;
+        for (size_t i = 0; i < k; i++) {
+            pthread_mutex_lock(&v[i]->lock);
+            uint64_t bytes = v[i]->dirty_bytes;
+            pthread_mutex_unlock(&v[i]->lock);
+            int rc = cl_file_flush(c, v[i]);
+            pthread_mutex_lock(&d->lock);
+            if (pass == 0)
+                d->inodes++;
+            if (rc < 0) {
+                d->failed++;
+                d->lost += bytes;
+                if (!d->err)
+                    d->err = rc;
+            } else {
+                d->written += bytes;
+            }
+            pthread_mutex_unlock(&d->lock);
+            if (rc < 0)
+                log_error("close: write-back failed: %s ino=%llu bytes=%llu",
+                          strerror(-rc), (unsigned long long)cl_inode_ino(v[i]),
+                          (unsigned long long)bytes);
+            cl_inode_put(c, v[i]);
+        }
+    }
+    free(v);
+}
+
+static void *drain_main(void *arg)
+{
+    struct drain *d = arg;
+
+    drain_run(d);
+    pthread_mutex_lock(&d->lock);
+    d->done = true;
+    bool abandoned = d->abandoned;
+    pthread_cond_signal(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    if (abandoned)
+        drain_free(d);
+    return NULL;
+}
+
+/* Write back what open inodes still hold, for at most @budget_ms.  0 when
+ * the thread finished (failures are logged), -ETIMEDOUT when it did not:
+ * it still uses @c then, which must not be freed. */
+static int drain(struct cl_client *c, uint32_t budget_ms)
+{
+    struct drain *d = calloc(1, sizeof(*d));
+    pthread_t th;
+
+    if (!d)
+        return -ENOMEM;
+    d->c = c;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = -pthread_create(&th, NULL, drain_main, d);
+    if (rc < 0) {
+        drain_free(d);
+        return rc;
+    }
+
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += budget_ms / 1000;
+    until.tv_nsec += (long)(budget_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->lock);
+    while (!d->done &&
+           pthread_cond_timedwait(&d->cond, &d->lock, &until) != ETIMEDOUT)
+        ;
+    if (!d->done) {
+        uint64_t left = cl_cache_dirty(c->cache);
+        log_error("close: write-back still running after %u ms, giving up: "
+                  "written=%llu lost=%llu inodes=%zu",
+                  budget_ms, (unsigned long long)d->written,
+                  (unsigned long long)(d->lost + left), d->inodes);
+        d->abandoned = true;
+        pthread_mutex_unlock(&d->lock);
+        pthread_detach(th);
+        return -ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(th, NULL);
+    if (d->failed)
+        log_error("close: write-back of open files failed: %s written=%llu "
+                  "lost=%llu inodes=%zu failed=%zu",
+                  strerror(-d->err), (unsigned long long)d->written,
+                  (unsigned long long)d->lost, d->inodes, d->failed);
+    else if (d->inodes)
+        log_info("close: wrote back open files: written=%llu inodes=%zu",
+                 (unsigned long long)d->written, d->inodes);
+    drain_free(d);
+    return 0;
+}
+
 void cl_client_close(struct cl_client *c)
 {
     if (!c)
+        return;
+    /* Files may still be open (the mount was stopped by a signal, or the
+     * export while a client was connected): their delayed writes and
+     * owed WRITE_END go now, over the session, before anything stops.
+     * If that takes too long the client is left as it is: the write-back
+     * thread still uses it, and the process is on its way out. */
+    if (c->session && drain(c, CL_CLOSE_FLUSH_MS) == -ETIMEDOUT)
         return;
     /* The flush thread writes back and the break workers answer over the
      * session, so they stop first; then the session, whose reader thread

@@ -206,7 +206,8 @@ struct cl_session_hooks {
     /* A request metad sent on the connection (reader thread). */
     void (*on_request)(struct rpc_client *, uint16_t, uint64_t, const uint8_t *,
                        size_t, void *);
-    /* A new session replaced the one before (reconnect or expiry). */
+    /* The callback promises are gone: a new session replaced the one
+     * before (expiry), or it was resumed on a new connection. */
     void (*on_reopen)(void *arg);
     void *arg;
     bool callbacks; /* send CALLBACK_REGISTER ON with every SESSION_OPEN */
@@ -261,8 +262,11 @@ struct cl_client {
  * on out of memory.  Caller owns it: cl_cache_free(). */
 struct cl_cache *cl_cache_new(struct cl_client *c, const struct cl_opts *o);
 int cl_cache_start(struct cl_cache *k);
-/* Stop the thread (writing back what is dirty) and free (NULL is fine). */
+/* Stop the thread and free (NULL is fine).  Delayed writes still held
+ * are not written back here: cl_client_close() does that first. */
 void cl_cache_free(struct cl_cache *k);
+/* Bytes of delayed writes held, every inode (0 for NULL). */
+uint64_t cl_cache_dirty(struct cl_cache *k);
 /* Keep @len bytes of @buf (borrowed, copied) at @off as a delayed write,
  * waiting while the client holds dirty_max or more.  0 or -ENOMEM. */
 int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,

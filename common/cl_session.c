@@ -6,9 +6,16 @@
  * it when the client closes.
  *
  * Failure modes:
- *   - The connection drops: the rpc client redials for up to RECONNECT_MS
- *     and runs on_reconnect() before resending calls; a new connection is
- *     not bound to any session, so on_reconnect opens a new one.
+ *   - The connection drops (metad restarted, or only the connection):
+ *     the rpc client redials for up to RECONNECT_MS and runs
+ *     on_reconnect() before resending calls.  A new connection is not
+ *     bound to any session, so on_reconnect first resumes the old one
+ *     with SESSION_RENEW (§6.2: it binds the connection), keeping
+ *     everything metad holds for it, such as image write leases.  Only
+ *     when metad no longer knows it (ENOSESSION) does it open a new one.
+ *     Callback promises do not outlive the connection (metad drops them
+ *     when it closes, and a break may have been missed meanwhile), so a
+ *     resumed session registers again and on_reopen drops the caches.
  *   - metad expired the session (the renew fails with ENOSESSION, seen as
  *     -ENOTCONN): the renew thread opens a new one.
  *   - metad stays away longer than RECONNECT_MS: calls fail with -ENOTCONN
@@ -144,11 +151,50 @@ static int session_id_call(struct cl_session *s, call_fn call, uint16_t opcode,
     return rc;
 }
 
+/* SESSION_RENEW of the current session on the new connection, which
+ * binds it (§6.2).  -ENOTCONN (ENOSESSION) or -ENOENT: metad does not
+ * know it any more. */
+static int session_resume(struct cl_session *s)
+{
+    struct rpc_reply rep;
+    int rc = session_id_call(s, rpc_call_raw, PROTO_MSG_SESSION_RENEW_REQ, &rep);
+    if (rc < 0)
+        return rc;
+    struct proto_session_renew_rep out;
+    if (proto_session_renew_rep_decode(rep.payload, rep.len, &out) == 0 &&
+        out.lease_ms) {
+        pthread_mutex_lock(&s->lock);
+        s->lease_ms = out.lease_ms;
+        pthread_mutex_unlock(&s->lock);
+    }
+    rpc_reply_free(&rep);
+    log_info("session: resumed after reconnect: session=%llu",
+             (unsigned long long)cl_session_id(s));
+    if (s->hooks.callbacks)
+        callback_register(s, rpc_call_raw);
+    if (s->hooks.on_reopen)
+        s->hooks.on_reopen(s->hooks.arg);
+    return 0;
+}
+
 static void on_reconnect(struct rpc_client *c, void *arg)
 {
     struct cl_session *s = arg;
     (void)c;
-    int rc = session_open(s, rpc_call_raw);
+    int rc = session_resume(s);
+    if (rc == 0)
+        return;
+    if (rc != -ENOTCONN && rc != -ENOENT) {
+        /* metad did not say the session is gone: keep it.  The renew
+         * thread tries again, and binds the connection when it works. */
+        log_warn("session: resume after reconnect failed: %s session=%llu",
+                 strerror(-rc), (unsigned long long)cl_session_id(s));
+        return;
+    }
+    log_warn("session: metad no longer knows session %llu, opening a new "
+             "one: %s",
+             (unsigned long long)cl_session_id(s), strerror(-rc));
+    rc = session_open(s, rpc_call_raw);
     if (rc < 0)
         log_warn("session: reopen after reconnect failed: %s", strerror(-rc));
 }

@@ -25,6 +25,10 @@
 #include "meta.h"
 #include "meta_srv.h"
 
+/* --repair-mbps 0: 1 TiB/s, which no repair reaches, so the budget never
+ * holds a copy back (and the token arithmetic stays far from overflow). */
+#define REPAIR_MBPS_UNLIMITED (1u << 20)
+
 struct metad {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
@@ -51,10 +55,11 @@ static void usage(FILE *f)
             "                    is down (default %u)\n"
             "  --repair-rate N   chunk copies in flight at once for repair,\n"
             "                    drain and rebalance (default %u)\n"
-            "  --repair-mbps N   MiB/s budget for those copies (default %u)\n"
+            "  --repair-mbps N   MiB/s budget for those copies (default %u,\n"
+            "                    0 = unlimited)\n"
             "  -D MODULE=1       enable debug logging for MODULE (meta.srv,\n"
             "                    meta.write, meta.gc, meta.state,\n"
-            "                    meta.repair)\n"
+            "                    meta.repair, meta.lease, peer)\n"
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
             META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS);
@@ -140,14 +145,26 @@ int main(int argc, char **argv)
                 return 1;
             }
             break;
+        case 'M':
+            /* 0 = unlimited, as for chunkd; in meta_srv_opts 0 means the
+             * default, so unlimited is a budget no repair reaches. */
+            if (!strcmp(optarg, "0")) {
+                opts.repair_mbps = REPAIR_MBPS_UNLIMITED;
+                break;
+            }
+            if (parse_u32(optarg, &opts.repair_mbps) < 0 ||
+                opts.repair_mbps > REPAIR_MBPS_UNLIMITED) {
+                fprintf(stderr, "tessera-metad: bad --repair-mbps: %s\n",
+                        optarg);
+                return 1;
+            }
+            break;
         case 'S':
         case 'O':
-        case 'R':
-        case 'M': {
+        case 'R': {
             uint32_t *dst = c == 'S'   ? &opts.suspect_ms
                             : c == 'O' ? &opts.down_ms
-                            : c == 'R' ? &opts.repair_rate
-                                       : &opts.repair_mbps;
+                                       : &opts.repair_rate;
 
             if (parse_u32(optarg, dst) < 0) {
                 fprintf(stderr, "tessera-metad: bad %s: %s\n", argv[optind - 1],

@@ -235,8 +235,8 @@ int main(int argc, char **argv)
 
     log_init(argv[0]);
     rc = parse_args(argc, argv, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
+    if (rc) /* 1: --help; anything else: a bad command line */
+        return rc == 1 ? 0 : 1;
     signal(SIGPIPE, SIG_IGN);
 
     memset(&srv, 0, sizeof(srv));

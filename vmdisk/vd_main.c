@@ -54,7 +54,9 @@ static void usage(FILE *f, const char *prog)
             "    --workers N             request threads per connection "
             "(default %d)\n"
             "    -D MODULE=1             debug log for a module (vd.cmd, "
-            "vd.handshake)\n"
+            "vd.handshake,\n"
+            "                            vd.lease, cl.chunk, cl.state, "
+            "cl.cb, rpc)\n"
             "    --help                  this text\n",
             prog, VD_WORKERS_DEFAULT);
 }

@@ -4,9 +4,10 @@
 #   writethrough  the bytes are on the replicas when write() returns;
 #   writeback     not until fsync, close or the flush interval;
 #   writeonclose  not until close (not after the interval either);
-# and a client killed with delayed writes (kill -9, then fusermount3 -uz):
+# a client killed with delayed writes (kill -9, then fusermount3 -uz):
 # metad and the other client carry on, and what is lost is only what no
-# fsync covered.
+# fsync covered; and a mount stopped by SIGTERM while a file is still open
+# with delayed writes writes them back on its way out.
 . "$(dirname "$0")/lib.sh"
 it_need python3 grep
 MOUNT_ARGS="-o cache=writethrough"
@@ -124,4 +125,30 @@ it_ok "other client reads the fsynced range whole; only the unsynced range is lo
 echo after >"$A/after-kill" && [ "$(cat "$A/after-kill")" = after ] ||
     it_fail "other client cannot write after the kill"
 it_ok "other client carries on writing"
+
+# 5. A mount stopped by SIGTERM with a file still open and delayed writes.
+T5=$IT_TMP/mnt-term
+ts_start_mount "$T5" -o cache=writeback,flush_interval=60 || it_fail "term mount"
+python3 - "$T5/open-at-term" "$IT_TMP/term" <<'PY' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"TERM-KEPT-ab" * 5000)
+open(sys.argv[2] + ".ready", "w").close()
+time.sleep(60)
+PY
+holder=$!
+wait_file "$IT_TMP/term.ready"
+[ "$(on_replicas TERM-KEPT-ab)" -eq 0 ] || it_fail "SIGTERM: data written back before the signal"
+ts_kill "mount-mnt-term" TERM
+grep -q "close: wrote back open files: written=60000 inodes=1" \
+    "$TS_DIR/logs/mount-mnt-term.log" || it_fail "SIGTERM: no write-back logged"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+fusermount3 -uz "$T5" 2>/dev/null
+python3 - "$A/open-at-term" <<'PY' || it_fail "SIGTERM: the open file's delayed writes are lost"
+import sys
+d = open(sys.argv[1], "rb").read()
+want = b"TERM-KEPT-ab" * 5000
+assert d == want, len(d)
+PY
+it_ok "a mount stopped by SIGTERM wrote back an open file's delayed writes (size too)"
 exit 0
