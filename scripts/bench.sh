@@ -224,15 +224,18 @@ echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname
 python3 "$here/scripts/bench-table.py" "$results" $systems
 
 # The cache policies and the block path have scripts of their own; they
-# start their own clusters.  BENCH_PARTS picks which run.
+# start their own clusters, so none of this one's settings are passed on.
+# BENCH_PARTS picks which run.
 for part in ${BENCH_PARTS:-cache nbd}; do
     echo
     case $part in
     cache) echo "== Mount cache policies (docs/caching.md)"
-           env -u BENCH_SYSTEMS BUILD="${BUILD:-$here/build}" \
+           env -u BENCH_SYSTEMS -u TS_DIR -u TS_META_ADDR -u TS_MNT \
+               -u TS_NBD_ADDR -u TESSERA_META BUILD="${BUILD:-$here/build}" \
                bash "$here/scripts/bench-cache.sh" ;;
     nbd) echo "== Block path: NBD (docs/vmdisk.md)"
-         env -u BENCH_SYSTEMS BUILD="${BUILD:-$here/build}" \
+         env -u BENCH_SYSTEMS -u TS_DIR -u TS_META_ADDR -u TS_MNT \
+             -u TS_NBD_ADDR -u TESSERA_META BUILD="${BUILD:-$here/build}" \
              bash "$here/scripts/bench-nbd.sh" ;;
     esac
 done
