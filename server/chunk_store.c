@@ -842,10 +842,18 @@ void chunk_store_close(struct chunk_store *s)
 
 /* ---- Versions ---------------------------------------------------------- */
 
-static int chunk_create(struct chunk_store *s, struct chunk_file *f,
-                        uint64_t ver)
+/* Create chunk @f at @ver: empty, or with @src's data, checksums and
+ * length when @src is not NULL (both locked).  The checksum file is
+ * written under a temporary name and renamed last, so a crash part-way
+ * leaves no chunk; the directories are synced so the new chunk survives
+ * power loss.  On failure nothing of @f is left. */
+static int copy_file(struct chunk_store *s, int in, int out);
+
+static int files_create(struct chunk_store *s, struct chunk_file *f,
+                        uint64_t ver, struct chunk_file *src)
 {
     char path[4096], tmp[4096], dir[4096];
+    uint64_t length = src ? src->length : 0;
     int rc;
 
     chunk_dir_path(s, f->id, dir, sizeof(dir));
@@ -865,8 +873,15 @@ static int chunk_create(struct chunk_store *s, struct chunk_file *f,
         f->cfd = -1;
         goto fail;
     }
-    rc = hdr_write(f->cfd, ver, 0);
-    if (rc == 0 && (fdatasync(f->cfd) < 0 || fsync(f->dfd) < 0))
+    rc = 0;
+    if (src) {
+        rc = copy_file(s, src->dfd, f->dfd);
+        if (rc == 0)
+            rc = copy_file(s, src->cfd, f->cfd);
+    }
+    if (rc == 0)
+        rc = hdr_write(f->cfd, ver, length);
+    if (rc == 0 && (fdatasync(f->cfd) < 0 || fdatasync(f->dfd) < 0))
         rc = -errno;
     if (rc < 0)
         goto fail;
@@ -883,16 +898,26 @@ static int chunk_create(struct chunk_store *s, struct chunk_file *f,
     }
     f->exists = true;
     f->version = ver;
-    f->length = 0;
+    f->length = length;
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
-    log_debug(DBG, "chunk create: chunk=%016llx version=%llu",
-              (unsigned long long)f->id, (unsigned long long)ver);
     return rc;
 
 fail:
     if (f->cfd >= 0)
         unlink(tmp);
+    chunk_path(s, f->id, "", path, sizeof(path));
+    unlink(path);
     file_shut(f);
+    return rc;
+}
+
+static int chunk_create(struct chunk_store *s, struct chunk_file *f,
+                        uint64_t ver)
+{
+    int rc = files_create(s, f, ver, NULL);
+
+    log_debug(DBG, "chunk create: chunk=%016llx version=%llu rc=%d",
+              (unsigned long long)f->id, (unsigned long long)ver, rc);
     return rc;
 }
 
@@ -1186,60 +1211,11 @@ static int copy_file(struct chunk_store *s, int in, int out)
 static int clone_files(struct chunk_store *s, struct chunk_file *sf,
                        struct chunk_file *df, uint64_t ver)
 {
-    char path[4096], tmp[4096], dir[4096];
-    int rc;
+    int rc = files_create(s, df, ver, sf);
 
-    chunk_dir_path(s, df->id, dir, sizeof(dir));
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    chunk_path(s, df->id, "", path, sizeof(path));
-    df->dfd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
-    if (df->dfd < 0) {
-        rc = df->dfd;
-        df->dfd = -1;
-        return rc;
-    }
-    chunk_path(s, df->id, ".crc.tmp", tmp, sizeof(tmp));
-    df->cfd = open_evicting(s, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
-    if (df->cfd < 0) {
-        rc = df->cfd;
-        df->cfd = -1;
-        goto fail;
-    }
-    rc = copy_file(s, sf->dfd, df->dfd);
-    if (rc == 0)
-        rc = copy_file(s, sf->cfd, df->cfd);
-    if (rc == 0)
-        rc = hdr_write(df->cfd, ver, sf->length);
-    if (rc == 0 && (fdatasync(df->dfd) < 0 || fdatasync(df->cfd) < 0))
-        rc = -errno;
-    if (rc < 0)
-        goto fail;
-    chunk_path(s, df->id, ".crc", path, sizeof(path));
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    rc = fsync_path(dir);
-    if (rc == 0) {
-        snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
-        rc = fsync_path(dir);
-    }
-    df->exists = true;
-    df->version = ver;
-    df->length = sf->length;
-    __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
-    log_debug(DBG, "chunk clone: chunk=%016llx version=%llu -> %016llx",
+    log_debug(DBG, "chunk clone: chunk=%016llx version=%llu -> %016llx rc=%d",
               (unsigned long long)sf->id, (unsigned long long)sf->version,
-              (unsigned long long)df->id);
-    return rc;
-
-fail:
-    if (df->cfd >= 0)
-        unlink(tmp);
-    chunk_path(s, df->id, "", path, sizeof(path));
-    unlink(path);
-    file_shut(df);
+              (unsigned long long)df->id, rc);
     return rc;
 }
 
