@@ -112,7 +112,7 @@ mfs_ns() { nsenter --net="/run/netns/$MFS_NS" "$@"; }
 mfs_clear_stale() {
     local m pids
     if ip netns list 2>/dev/null | grep -qw "$MFS_NS"; then
-        for m in $(awk '$3 == "fuse.mfs" { print $2 }' /proc/mounts); do
+        for m in $(awk '$1 ~ /^mfs#/ { print $2 }' /proc/mounts); do
             umount -l "$m" 2>/dev/null
         done
         pids=$(ip netns pids "$MFS_NS" 2>/dev/null)
@@ -174,7 +174,7 @@ EOF
 
 mfs_down() {
     local d=$work/mfs i
-    mountpoint -q "$d/mnt" && umount "$d/mnt"
+    mountpoint -q "$d/mnt" && { umount "$d/mnt" 2>/dev/null || umount -l "$d/mnt"; }
     for i in 1 2 3; do
         [ -f "$d/cs$i/mfschunkserver.cfg" ] &&
             mfs_ns mfschunkserver -c "$d/cs$i/mfschunkserver.cfg" stop >/dev/null 2>&1
