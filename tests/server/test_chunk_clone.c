@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "chunk_internal.h"
+#include "test_chunk_util.h"
 
 #define SRC 0x00000000000b0001ull
 #define DST 0x00000000000b0002ull
@@ -27,15 +28,6 @@ struct fix {
     char dir[64];
     struct chunk_store *s;
 };
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -54,7 +46,7 @@ static int teardown(void **state)
     struct fix *fx = *state;
 
     chunk_store_close(fx->s);
-    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(fx->dir);
     free(fx);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "chunk_internal.h"
+#include "test_chunk_util.h"
 
 #define MIB (1u << 20)
 
@@ -31,15 +32,6 @@ struct fix {
     bool done;
     int status;
 };
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void node_start(struct fix *fx, struct node *n)
 {
@@ -95,7 +87,7 @@ static int teardown(void **state)
     for (int i = 0; i < 2; i++) {
         chunk_jobs_free(fx->n[i].srv.jobs);
         chunk_store_close(fx->n[i].srv.store);
-        nftw(fx->n[i].dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_tree(fx->n[i].dir);
     }
     free(fx);
     return 0;

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "chunk_internal.h"
+#include "test_chunk_util.h"
 
 #define SERVER_ID 7
 #define KIB 1024u
@@ -38,15 +39,6 @@ struct fix {
 };
 
 static struct fix *the_fix; /* for the fake metad's hooks */
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void meta_request(struct peer *p, uint16_t opcode, uint64_t req_id,
                          const uint8_t *payload, size_t len)
@@ -126,7 +118,7 @@ static int teardown(void **state)
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     chunk_jobs_free(fx->srv.jobs);
     chunk_store_close(fx->srv.store);
-    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(fx->dir);
     free(fx);
     return 0;
 }
@@ -183,18 +175,7 @@ static void put_chunk(struct fix *fx, uint64_t id, uint64_t ver, uint32_t len)
 /* Overwrite one byte of a chunk's data file behind the store's back. */
 static void corrupt_byte(struct fix *fx, uint64_t id, off_t off)
 {
-    char path[256];
-    uint8_t b;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/chunks/%02x/%016llx", fx->dir,
-             (unsigned)(id & 0xFF), (unsigned long long)id);
-    fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    assert_int_equal(pread(fd, &b, 1, off), 1);
-    b ^= 0x01;
-    assert_int_equal(pwrite(fd, &b, 1, off), 1);
-    close(fd);
+    test_corrupt_byte(fx->dir, id, off, 0x01);
 }
 
 static void test_chunk_scrub_pass_reports_flipped_byte(void **state)

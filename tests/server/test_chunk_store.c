@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "chunk_internal.h"
+#include "test_chunk_util.h"
 
 #define ID 0x00000000000a01f3ull
 #define BS CHUNK_BLOCK_SIZE
@@ -25,15 +26,6 @@ struct fix {
     char dir[64];
     struct chunk_store *s;
 };
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -52,7 +44,7 @@ static int teardown(void **state)
     struct fix *fx = *state;
 
     chunk_store_close(fx->s);
-    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(fx->dir);
     free(fx);
     return 0;
 }
@@ -74,18 +66,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 /* Overwrite one byte of a chunk's data file behind the store's back. */
 static void corrupt_byte(struct fix *fx, uint64_t id, off_t off)
 {
-    char path[256];
-    uint8_t b;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/chunks/%02x/%016llx", fx->dir,
-             (unsigned)(id & 0xFF), (unsigned long long)id);
-    fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    assert_int_equal(pread(fd, &b, 1, off), 1);
-    b ^= 0x5A;
-    assert_int_equal(pwrite(fd, &b, 1, off), 1);
-    close(fd);
+    test_corrupt_byte(fx->dir, id, off, 0x5A);
 }
 
 static void test_chunk_store_setversion_creates_files(void **state)

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "chunk_internal.h"
+#include "test_chunk_util.h"
 
 struct node {
     struct chunk_server srv;
@@ -33,15 +34,6 @@ struct fix {
     uint8_t *rep;
     size_t rep_len;
 };
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void node_start(struct fix *fx, struct node *n)
 {
@@ -106,7 +98,7 @@ static int teardown(void **state)
     for (int i = 0; i < 2; i++) {
         chunk_jobs_free(fx->n[i].srv.jobs);
         chunk_store_close(fx->n[i].srv.store);
-        nftw(fx->n[i].dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_tree(fx->n[i].dir);
     }
     free(fx->rep);
     free(fx);
