@@ -10,8 +10,10 @@
  * flow"), failing over between replicas and recovering from failed ones
  * (docs/protocol.md §11.4, §11.7).
  *
- * Every function blocks and is thread-safe: the FUSE mount calls them
- * from its worker threads, the NBD export from its request threads.
+ * Every function but the fast path's blocks and is thread-safe: the FUSE
+ * mount calls them from its worker threads, the NBD export from its request
+ * threads.  The fast path (cl_file_*_async) sends and returns; the reply
+ * completes it on the thread that reads the chunk server's connection.
  * Nothing here knows about libfuse or NBD.
  */
 #ifndef TESSERA_CL_H
@@ -160,6 +162,30 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
  * (prefetching @prefetch chunks). */
 int cl_file_locate(struct cl_client *c, uint64_t ino, uint64_t index,
                    uint64_t prefetch, struct cl_chunk *out);
+
+/* ---- The fast path (cl_fast.c) ------------------------------------------ */
+
+/* Completion of a fast operation: 0, or -errno after which the caller runs
+ * the same operation on the blocking path (cl_file_read/cl_file_write). */
+typedef void (*cl_done_cb)(void *arg, int status);
+
+/* Start reading @len bytes at @off of @n into @buf without blocking: only
+ * when the range lies in one chunk whose location is cached, below the size
+ * known, with no delayed writes, and a replica's connection is up.  0 when
+ * started: @cb runs exactly once, on a client thread or before this
+ * returns, and @buf (and @n) must stay valid until then.  -EAGAIN when the
+ * fast path cannot take it (nothing was done; @cb is never called). */
+int cl_file_read_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                       uint32_t len, uint8_t *buf, cl_done_cb cb, void *arg);
+/* Start writing @len bytes of @buf at @off of @n likewise (with @sync every
+ * replica makes them durable first): only under write-through or @sync,
+ * inside one chunk whose write lease this client holds, with the chain's
+ * head connected.  On success @cb sees 0 once the bytes are on every
+ * replica, and they count for the next cl_file_sync() as any write does.
+ * -EAGAIN as for reads. */
+int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                        uint32_t len, const uint8_t *buf, bool sync,
+                        cl_done_cb cb, void *arg);
 
 /* ---- Cache coherence (cl_callback.c) ------------------------------------ */
 

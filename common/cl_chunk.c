@@ -46,8 +46,8 @@
 
 /* ---- Plumbing ---------------------------------------------------------- */
 
-static void chain_fill(const struct cl_chunk *ch, uint32_t from,
-                       struct proto_replica *chain, uint32_t *n)
+void cl_chunk_chain_fill(const struct cl_chunk *ch, uint32_t from,
+                         struct proto_replica *chain, uint32_t *n)
 {
     *n = 0;
     for (uint32_t i = from; i < ch->nreplicas; i++) {
@@ -327,7 +327,7 @@ static int write_chain(struct cl_client *c, const struct cl_chunk *ch,
         .flags = a->sync ? PROTO_CHUNK_WRITE_SYNC : 0,
         .data = {(const char *)a->data, a->p->len},
     };
-    chain_fill(ch, 1, req.chain, &req.nchain);
+    cl_chunk_chain_fill(ch, 1, req.chain, &req.nchain);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_write_req_encode(&w, &req);
@@ -355,7 +355,7 @@ static int sync_chain(struct cl_client *c, const struct cl_chunk *ch, void *arg)
         .chunk_id = ch->chunk_id,
         .version = ch->version,
     };
-    chain_fill(ch, 1, req.chain, &req.nchain);
+    cl_chunk_chain_fill(ch, 1, req.chain, &req.nchain);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_sync_req_encode(&w, &req);

@@ -120,10 +120,8 @@ static int write_end(struct cl_client *c, struct cl_inode *n)
     return rc;
 }
 
-/* A CHUNK_WRITE_END is owed for chunk @chunk_id at @index, for a write
- * ending at @end. */
-static void mark_end(struct cl_inode *n, uint64_t index, uint64_t chunk_id,
-                     uint64_t end)
+void cl_file_mark_end(struct cl_inode *n, uint64_t index, uint64_t chunk_id,
+                      uint64_t end)
 {
     pthread_mutex_lock(&n->lock);
     if (!n->end_pending)
@@ -183,7 +181,7 @@ int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
         rc = cl_chunk_write(c, n, &p, buf + p.buf_off, sync, &used);
         if (rc < 0)
             break;
-        mark_end(n, p.index, used.chunk_id, off + p.buf_off + p.len);
+        cl_file_mark_end(n, p.index, used.chunk_id, off + p.buf_off + p.len);
         done += p.len;
     }
     if (done == 0)
@@ -322,7 +320,7 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
         if (p.off + p.len == PROTO_CHUNK_SIZE || piece_end >= size) {
             rc = cl_chunk_truncate(c, n->ino, n, p.index, p.off);
             if (rc == 0)
-                mark_end(n, p.index, ch.chunk_id, 0);
+                cl_file_mark_end(n, p.index, ch.chunk_id, 0);
             continue;
         }
         if (!zeros && !(zeros = calloc(1, ZERO_PIECE))) {
@@ -336,7 +334,7 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
             struct cl_chunk used;
             rc = cl_chunk_write(c, n, &q, zeros, false, &used);
             if (rc == 0)
-                mark_end(n, q.index, used.chunk_id, 0);
+                cl_file_mark_end(n, q.index, used.chunk_id, 0);
         }
     }
     free(zeros);

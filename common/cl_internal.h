@@ -6,6 +6,7 @@
  *   cl_meta.c    requests to metad: LOCATE, WRITE_BEGIN/END, REPORT, ...
  *   cl_file.c    an inode's bytes: ranges cut into chunk pieces
  *   cl_chunk.c   one chunk's I/O: replica failover, failed-write recovery
+ *   cl_fast.c    the non-blocking fast path of one-chunk reads and writes
  *   cl_loc.c     chunk location cache (pure data structure)
  *   cl_handle.c  open inodes: known size, write leases, dirty chunks
  *   cl_range.c   cutting a byte range into per-chunk pieces
@@ -194,6 +195,9 @@ void cl_pool_free(struct cl_pool *p);
 /* The client for @addr, opened if needed.  Returns a pointer owned by
  * @p, valid until cl_pool_free(); -errno when it cannot connect. */
 int cl_pool_get(struct cl_pool *p, const char *addr, struct rpc_client **out);
+/* The client for @addr if one is open, else NULL; never dials.  The
+ * pointer is owned by @p, valid until cl_pool_free(). */
+struct rpc_client *cl_pool_find(struct cl_pool *p, const char *addr);
 /* Does the server at @addr answer a handshake within a second, on a new
  * connection?  0 or -errno. */
 int cl_pool_probe(struct cl_pool *p, const char *addr);
@@ -285,6 +289,10 @@ void cl_cache_inode_free(struct cl_cache *k, struct cl_inode *n);
 /* cl_file.c: write [@off, @off + @len) to the servers now. */
 int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
                       const uint8_t *buf, size_t len, bool sync);
+/* cl_file.c: a CHUNK_WRITE_END is owed for chunk @chunk_id at @index, for
+ * a write ending at @end. */
+void cl_file_mark_end(struct cl_inode *n, uint64_t index, uint64_t chunk_id,
+                      uint64_t end);
 
 /* ---- cl_callback.c ----------------------------------------------------- */
 
@@ -343,6 +351,10 @@ int cl_chunk_sync(struct cl_client *c, struct cl_inode *n, uint64_t index);
  * a write lease (recorded in @n when not NULL). */
 int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,
                       uint64_t index, uint32_t length);
+/* The replicas of @ch from @from on, as a CHUNK_WRITE/SYNC chain in
+ * @chain (addresses borrowed from @ch); their count in *@n. */
+void cl_chunk_chain_fill(const struct cl_chunk *ch, uint32_t from,
+                         struct proto_replica *chain, uint32_t *n);
 /* True for errors a retry on another chain cannot fix. */
 bool cl_chunk_error_final(int err);
 

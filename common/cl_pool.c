@@ -78,6 +78,14 @@ static struct rpc_client *find_locked(struct cl_pool *p, const char *addr)
     return NULL;
 }
 
+struct rpc_client *cl_pool_find(struct cl_pool *p, const char *addr)
+{
+    pthread_mutex_lock(&p->lock);
+    struct rpc_client *found = find_locked(p, addr);
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
 int cl_pool_get(struct cl_pool *p, const char *addr, struct rpc_client **out)
 {
     if (strlen(addr) >= CL_ADDR_MAX)

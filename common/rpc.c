@@ -8,10 +8,20 @@
  * by request id, hands it the payload and wakes it.  Requests from the
  * server go to on_request on the reader thread.
  *
+ * Asynchronous calls (rpc_call_async()) are the data path's fast path:
+ * the frame is written on the caller's thread and the reply completes the
+ * call on the reader thread, which runs its callback there; nobody waits
+ * and no thread is woken but the one reading the socket.  They are sent
+ * once, never resent: a lost connection completes them with -ENOTCONN
+ * (on the reader thread, in connection_lost()), and the keeper thread
+ * completes those older than call_timeout_ms with -ETIMEDOUT; a late
+ * answer is then dropped like any reply for an unknown id.  The caller
+ * goes back to its blocking path for anything that failed.
+ *
  * Failure modes:
  * - the connection drops (read or write error, EOF): the reader closes the
  *   socket and marks the client DOWN.  No call fails at once.  The
- *   reconnect thread redials with backoff (50 ms doubling to 1 s) and runs
+ *   keeper thread redials with backoff (50 ms doubling to 1 s) and runs
  *   the handshake; then the client is RESTORING while on_reconnect runs
  *   (only rpc_call_raw() may send), then READY.  Every waiting call sees
  *   the new connection generation and sends itself again, with the same
@@ -25,6 +35,9 @@
  *   same time breaks the connection (a half-written frame cannot be
  *   taken back).
  *
+ * The keeper thread redials (when reconnect_ms > 0) and expires
+ * asynchronous calls.
+ *
  *   open --handshake--> READY --drop--> DOWN --redial--> RESTORING
  *                         ^   (reconnect_ms 0: DEAD)        |
  *                         +------- on_reconnect returned ---+
@@ -32,17 +45,19 @@
  *   FROM -> TO            [function]
  *   READY -> DOWN/DEAD     [connection_lost]
  *   RESTORING -> DOWN/DEAD [connection_lost]
- *   DOWN -> RESTORING      [reconnect_main, when on_reconnect is set]
- *   DOWN -> READY          [reconnect_main]
- *   RESTORING -> READY     [reconnect_main]
+ *   DOWN -> RESTORING      [keeper_main, when on_reconnect is set]
+ *   DOWN -> READY          [keeper_main]
+ *   RESTORING -> READY     [keeper_main]
  *
  * Invariants:
  * 1. @fd and @gen change only with both @send_lock and @lock held, so
  *    either lock is enough to read them.  Lock order: @send_lock, @lock.
  * 2. Only the reader thread closes a connected socket (rpc_client_close()
  *    after joining it); others only shutdown() it to wake the reader.
- * 3. A call is on the list from its first send until its caller returns;
- *    its payload is borrowed from the blocked caller and so stays valid.
+ * 3. A blocking call is on the list from its first send until its caller
+ *    returns; its payload is borrowed from the blocked caller and so stays
+ *    valid.  An asynchronous call is on the list from its send until the
+ *    one thread that unlinks it (reply, loss, expiry) completes it.
  */
 #include "rpc.h"
 
@@ -66,7 +81,8 @@
 
 enum rpc_state { CS_READY, CS_RESTORING, CS_DOWN, CS_DEAD };
 
-/* One call waiting for its reply; lives on its caller's stack. */
+/* One call waiting for its reply.  A blocking call lives on its caller's
+ * stack and has @cv; an asynchronous one is allocated and has @cb. */
 struct call {
     struct call *next, *prev;
     uint64_t id;
@@ -77,6 +93,9 @@ struct call {
     int status;
     struct rpc_reply rep;
     pthread_cond_t cv;
+    rpc_done_cb cb; /* asynchronous: completion */
+    void *cb_arg;
+    uint64_t deadline; /* asynchronous: monotonic ms, UINT64_MAX = none */
 };
 
 struct rpc_client {
@@ -93,8 +112,9 @@ struct rpc_client {
     uint64_t next_id;
     uint64_t instance;
     struct call *calls;
-    pthread_t reader, reconnector;
-    bool have_reader, have_reconnector;
+    unsigned nasync; /* asynchronous calls on @calls */
+    pthread_t reader, keeper;
+    bool have_reader, have_keeper;
 };
 
 static uint64_t now_ms(void)
@@ -134,7 +154,50 @@ static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m,
 static void wake_calls(struct rpc_client *c)
 {
     for (struct call *cl = c->calls; cl; cl = cl->next)
-        pthread_cond_signal(&cl->cv);
+        if (!cl->cb)
+            pthread_cond_signal(&cl->cv);
+}
+
+static void call_unlink(struct rpc_client *c, struct call *cl)
+{
+    if (cl->prev)
+        cl->prev->next = cl->next;
+    else
+        c->calls = cl->next;
+    if (cl->next)
+        cl->next->prev = cl->prev;
+    cl->next = cl->prev = NULL;
+}
+
+/* Take every asynchronous call whose deadline is at or before @now off
+ * the list, under @lock, chained through ->next into the returned list. */
+static struct call *async_take(struct rpc_client *c, uint64_t now)
+{
+    struct call *out = NULL, *cl = c->calls, *next;
+
+    for (; cl; cl = next) {
+        next = cl->next;
+        if (!cl->cb || cl->deadline > now)
+            continue;
+        call_unlink(c, cl);
+        c->nasync--;
+        cl->next = out;
+        out = cl;
+    }
+    return out;
+}
+
+/* Complete the calls of a list from async_take() with @status, with no
+ * lock held (the callbacks may call in again). */
+static void async_fail(struct call *list, int status)
+{
+    while (list) {
+        struct call *next = list->next;
+        struct rpc_reply rep = {0};
+        list->cb(list->cb_arg, status, &rep);
+        free(list);
+        list = next;
+    }
 }
 
 /* ---- Frames on a blocking socket -------------------------------------- */
@@ -300,6 +363,27 @@ static int dial(struct rpc_client *c, uint64_t *instance)
 
 /* ---- Reader thread ----------------------------------------------------- */
 
+/* Run the callback of an asynchronous call answered by @h and free it.
+ * @payload is owned: it goes to the callback or is freed. */
+static void async_complete(struct call *cl, const struct proto_hdr *h,
+                           uint8_t *payload)
+{
+    struct rpc_reply rep = {0};
+    int status = proto_err_from_wire(h->status);
+
+    if (status == 0 && h->opcode != (uint16_t)(cl->opcode + 1))
+        status = -EPROTO;
+    if (status == 0) {
+        rep.opcode = h->opcode;
+        rep.payload = payload;
+        rep.len = h->length;
+        payload = NULL;
+    }
+    free(payload);
+    cl->cb(cl->cb_arg, status, &rep);
+    free(cl);
+}
+
 static void on_reply(struct rpc_client *c, const struct proto_hdr *h,
                      uint8_t *payload)
 {
@@ -309,6 +393,13 @@ static void on_reply(struct rpc_client *c, const struct proto_hdr *h,
     for (cl = c->calls; cl; cl = cl->next)
         if (cl->id == h->req_id && !cl->done)
             break;
+    if (cl && cl->cb) {
+        call_unlink(c, cl);
+        c->nasync--;
+        pthread_mutex_unlock(&c->lock);
+        async_complete(cl, h, payload);
+        return;
+    }
     if (cl) {
         cl->done = true;
         cl->status = proto_err_from_wire(h->status);
@@ -356,6 +447,8 @@ static int read_loop(struct rpc_client *c, int fd)
 
 static void connection_lost(struct rpc_client *c, int fd, int cause)
 {
+    struct call *lost;
+
     shutdown(fd, SHUT_RDWR); /* unblocks a sender stuck on it */
     pthread_mutex_lock(&c->send_lock);
     pthread_mutex_lock(&c->lock);
@@ -369,10 +462,12 @@ static void connection_lost(struct rpc_client *c, int fd, int cause)
     } else {
         c->state = CS_DEAD;
     }
+    lost = async_take(c, UINT64_MAX);
     wake_calls(c);
     pthread_cond_broadcast(&c->state_cv);
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_unlock(&c->send_lock);
+    async_fail(lost, -ENOTCONN); /* never resent: see the top */
 }
 
 static void *reader_main(void *arg)
@@ -397,7 +492,7 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* ---- Reconnect thread -------------------------------------------------- */
+/* ---- Keeper thread -------------------------------------------------- */
 
 /* Install @fd as the new connection; returns its generation. */
 static uint64_t install(struct rpc_client *c, int fd, uint64_t instance)
@@ -416,7 +511,11 @@ static uint64_t install(struct rpc_client *c, int fd, uint64_t instance)
     return gen;
 }
 
-static void *reconnect_main(void *arg)
+/* How long the keeper may sleep: until the next redial, or a while when
+ * asynchronous calls may expire (their deadlines are checked coarsely). */
+#define RPC_EXPIRE_TICK_MS 100
+
+static void *keeper_main(void *arg)
 {
     struct rpc_client *c = arg;
     uint64_t next_try = 0, instance = 0, gen;
@@ -425,12 +524,26 @@ static void *reconnect_main(void *arg)
 
     pthread_mutex_lock(&c->lock);
     for (;;) {
-        while (!c->closing && c->state != CS_DOWN)
-            pthread_cond_wait(&c->state_cv, &c->lock);
+        uint64_t now = now_ms(), wake = UINT64_MAX;
+        if (c->nasync) {
+            struct call *expired = async_take(c, now);
+            if (expired) {
+                pthread_mutex_unlock(&c->lock);
+                async_fail(expired, -ETIMEDOUT);
+                pthread_mutex_lock(&c->lock);
+                continue;
+            }
+            wake = now + RPC_EXPIRE_TICK_MS;
+        }
         if (c->closing)
             break;
-        if (now_ms() < next_try) {
-            cond_wait_until(&c->state_cv, &c->lock, next_try);
+        if (c->state != CS_DOWN || c->opts.reconnect_ms <= 0) {
+            cond_wait_until(&c->state_cv, &c->lock, wake);
+            continue;
+        }
+        if (now < next_try) {
+            cond_wait_until(&c->state_cv, &c->lock,
+                            next_try < wake ? next_try : wake);
             continue;
         }
         pthread_mutex_unlock(&c->lock);
@@ -467,16 +580,6 @@ static void *reconnect_main(void *arg)
 }
 
 /* ---- Calls ------------------------------------------------------------- */
-
-static void call_unlink(struct rpc_client *c, struct call *cl)
-{
-    if (cl->prev)
-        cl->prev->next = cl->next;
-    else
-        c->calls = cl->next;
-    if (cl->next)
-        cl->next->prev = cl->prev;
-}
 
 /* Wait, under @lock, until @cl is answered or must give up. */
 static int call_wait(struct rpc_client *c, struct call *cl, const void *payload,
@@ -571,6 +674,46 @@ int rpc_call_raw(struct rpc_client *c, uint16_t opcode, const void *payload,
                  size_t len, struct rpc_reply *rep)
 {
     return do_call(c, opcode, payload, len, true, rep);
+}
+
+int rpc_call_async(struct rpc_client *c, uint16_t opcode, const void *payload,
+                   size_t len, rpc_done_cb cb, void *arg)
+{
+    struct call *cl;
+    uint64_t gen;
+    bool first;
+
+    if (len > PROTO_MAX_PAYLOAD)
+        return -EMSGSIZE;
+    cl = calloc(1, sizeof(*cl));
+    if (!cl)
+        return -ENOMEM;
+    cl->opcode = opcode;
+    cl->cb = cb;
+    cl->cb_arg = arg;
+    cl->deadline = UINT64_MAX;
+    pthread_mutex_lock(&c->lock);
+    if (c->closing || c->state != CS_READY) {
+        pthread_mutex_unlock(&c->lock);
+        free(cl);
+        return -ENOTCONN;
+    }
+    if (c->opts.call_timeout_ms > 0)
+        cl->deadline = now_ms() + (uint64_t)c->opts.call_timeout_ms;
+    cl->id = ++c->next_id;
+    cl->sent_gen = gen = c->gen;
+    cl->next = c->calls;
+    if (c->calls)
+        c->calls->prev = cl;
+    c->calls = cl;
+    first = c->nasync++ == 0;
+    if (first)
+        pthread_cond_broadcast(&c->state_cv); /* the keeper starts expiring */
+    pthread_mutex_unlock(&c->lock);
+    /* From here @cl belongs to whoever completes it.  A failed write shuts
+     * the connection down, and connection_lost() completes the call. */
+    send_frame(c, gen, 0, opcode, cl->id, 0, payload, len);
+    return 0;
 }
 
 void rpc_reply_free(struct rpc_reply *rep)
@@ -676,14 +819,12 @@ int rpc_client_open(const char *addr, const struct rpc_opts *opts,
         return rc;
     }
     c->have_reader = true;
-    if (c->opts.reconnect_ms > 0) {
-        rc = -pthread_create(&c->reconnector, NULL, reconnect_main, c);
-        if (rc < 0) {
-            rpc_client_close(c);
-            return rc;
-        }
-        c->have_reconnector = true;
+    rc = -pthread_create(&c->keeper, NULL, keeper_main, c);
+    if (rc < 0) {
+        rpc_client_close(c);
+        return rc;
     }
+    c->have_keeper = true;
     *out = c;
     return 0;
 }
@@ -701,7 +842,9 @@ void rpc_client_close(struct rpc_client *c)
     pthread_mutex_unlock(&c->lock);
     if (c->have_reader)
         pthread_join(c->reader, NULL);
-    if (c->have_reconnector)
-        pthread_join(c->reconnector, NULL);
+    if (c->have_keeper)
+        pthread_join(c->keeper, NULL);
+    /* The reader's connection_lost() completed every asynchronous call;
+     * none can start once closing is set. */
     client_free(c);
 }

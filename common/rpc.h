@@ -1,5 +1,6 @@
-/* rpc.h: a blocking, thread-safe protocol client for programs without an
- * event loop (the FUSE mount, the admin CLI, the NBD export).
+/* rpc.h: a thread-safe protocol client for programs without an event loop
+ * (the FUSE mount, the admin CLI, the NBD export): blocking calls, and
+ * asynchronous calls completed on the thread that reads the connection.
  *
  * Many threads may call rpc_call() at once on one client: requests are
  * pipelined on one TCP connection and a reader thread matches replies by
@@ -66,6 +67,22 @@ int rpc_call(struct rpc_client *c, uint16_t opcode, const void *payload,
 /* The same without waiting for a reconnect: for use inside on_reconnect. */
 int rpc_call_raw(struct rpc_client *c, uint16_t opcode, const void *payload,
                  size_t len, struct rpc_reply *rep);
+/* Completion of an asynchronous call: @status 0 with @rep filled (the
+ * callee owns rep->payload: rpc_reply_free()), or the negative errno of an
+ * error reply, -ENOTCONN (the connection was lost or the client closed),
+ * -ETIMEDOUT (no answer within call_timeout_ms) or -EPROTO (the reply's
+ * opcode is not the request's + 1), with @rep empty. */
+typedef void (*rpc_done_cb)(void *arg, int status, struct rpc_reply *rep);
+
+/* Send request @opcode with @payload (borrowed during the call) now, on the
+ * caller's thread, and return without waiting: @cb runs exactly once, on
+ * the reader thread for an answer or a lost connection, on the keeper
+ * thread for a timeout, and possibly before this returns.  It must not
+ * block on @c (the reader would wait for itself).  The call is never resent
+ * after a reconnect.  Returns 0 once sent, or -ENOTCONN when the
+ * connection is not up, -EMSGSIZE, -ENOMEM; then @cb is never called. */
+int rpc_call_async(struct rpc_client *c, uint16_t opcode, const void *payload,
+                   size_t len, rpc_done_cb cb, void *arg);
 void rpc_reply_free(struct rpc_reply *rep);
 
 /* Encode @msg with proto_B_encode() via @enc and call; then decode the

@@ -53,6 +53,9 @@ typedef int (*vd_extent_cb)(void *arg, uint64_t length, uint32_t flags);
 /* One export name of list(); @name is borrowed.  Return 0 to continue,
  * -errno to stop (list then returns it). */
 typedef int (*vd_name_cb)(void *arg, const char *name);
+/* Completion of a fast read or write (aio_pread, aio_pwrite): 0, or -errno
+ * after which the caller runs the operation again with pread/pwrite. */
+typedef void (*vd_done_cb)(void *arg, int status);
 
 struct vd_backend_ops {
     /* Open export @name (borrowed; never empty).  Caller owns *out; close
@@ -73,6 +76,17 @@ struct vd_backend_ops {
     int (*pread)(struct vd_image *img, void *buf, uint32_t len, uint64_t off);
     int (*pwrite)(struct vd_image *img, const void *buf, uint32_t len,
                   uint64_t off, bool fua);
+    /* Optional fast path (NULL when the backend has none): start the same
+     * read or write without blocking the calling thread, which goes on
+     * reading requests.  0 when started: @done runs exactly once, on any
+     * thread and possibly before this returns; @buf stays the caller's
+     * until then.  -EAGAIN when it cannot be done that way now: nothing
+     * was done and @done is never called.  A write reported done counts
+     * for flush() as one returned by pwrite(). */
+    int (*aio_pread)(struct vd_image *img, void *buf, uint32_t len,
+                     uint64_t off, vd_done_cb done, void *arg);
+    int (*aio_pwrite)(struct vd_image *img, const void *buf, uint32_t len,
+                      uint64_t off, bool fua, vd_done_cb done, void *arg);
     /* Make every write that returned before this call durable. */
     int (*flush)(struct vd_image *img);
     /* Hint that [off, off+len) is no longer needed; its content afterwards

@@ -6,12 +6,18 @@
  *   S: a simple reply (magic32 error32 cookie64 [data]) or, after
  *      NBD_OPT_STRUCTURED_REPLY, one structured chunk with DONE set.
  *
- * The calling thread is the reader: it decodes each request, reads a
- * WRITE's payload and queues the request.  A small pool of worker threads
- * (vd_config.workers) takes requests off the queue, checks them, runs them
- * against the image and sends the reply whole (vd_reply.c), so many
- * requests are in flight and replies go out in whatever order they
- * finish; clients match them by cookie.  The reader stops taking requests
+ * The calling thread is the reader: it decodes each request and reads a
+ * WRITE's payload.  A READ or WRITE the backend can start without blocking
+ * (its aio_pread/aio_pwrite fast path: for Tessera, a one-chunk I/O whose
+ * location or lease is at hand) is started right there, and its reply is
+ * sent by whichever thread completes it, in practice the one that read the
+ * chunk server's answer: no hand-off to a worker on the way in or out.
+ * Everything else, and a fast operation that failed (it is run again the
+ * slow way, which fails over and recovers), is queued for a small pool of
+ * worker threads (vd_config.workers) that check requests, run them against
+ * the image and send the reply whole (vd_reply.c).  So many requests are
+ * in flight and replies go out in whatever order they finish; clients
+ * match them by cookie.  The reader stops taking requests
  * while the queued and running ones hold more than INFLIGHT_BYTES of
  * buffers, or number INFLIGHT_MAX, which bounds a connection's memory.
  *
@@ -56,6 +62,7 @@
 
 struct vd_req {
     struct vd_req *next;
+    struct vd_conn *c; /* for the fast path's completion */
     uint16_t flags;
     uint16_t type;
     uint64_t cookie;
@@ -63,7 +70,7 @@ struct vd_req {
     uint32_t len;
     uint32_t early_err; /* NBD_E* decided by the reader, or 0 */
     uint64_t cost;      /* bytes counted in c->inflight_bytes */
-    uint8_t data[];     /* WRITE payload */
+    uint8_t data[];     /* WRITE payload, or the READ buffer */
 };
 
 /* ---- Running one request ----------------------------------------------- */
@@ -125,22 +132,22 @@ static void reply_err(struct vd_conn *c, const struct vd_req *r, uint32_t err,
         vd_reply_simple(c, r->cookie, err, NULL, 0);
 }
 
-static int do_read(struct vd_conn *c, const struct vd_req *r)
+/* Send the data of a READ that succeeded, from r->data. */
+static void reply_read(struct vd_conn *c, struct vd_req *r)
+{
+    if (c->structured)
+        vd_reply_data(c, r->cookie, r->offset, r->data, r->len);
+    else
+        vd_reply_simple(c, r->cookie, 0, r->data, r->len);
+}
+
+static int do_read(struct vd_conn *c, struct vd_req *r)
 {
     const struct vd_backend_ops *ops = c->cfg->be->ops;
-    uint8_t *buf = malloc(r->len ? r->len : 1);
-    int rc;
+    int rc = r->len ? ops->pread(c->img, r->data, r->len, r->offset) : 0;
 
-    if (!buf)
-        return -ENOMEM;
-    rc = r->len ? ops->pread(c->img, buf, r->len, r->offset) : 0;
-    if (rc == 0) {
-        if (c->structured)
-            vd_reply_data(c, r->cookie, r->offset, buf, r->len);
-        else
-            vd_reply_simple(c, r->cookie, 0, buf, r->len);
-    }
-    free(buf);
+    if (rc == 0)
+        reply_read(c, r);
     return rc;
 }
 
@@ -198,7 +205,7 @@ static int do_block_status(struct vd_conn *c, const struct vd_req *r)
 
 /* Run @r against the image; replies to everything but a successful READ
  * or BLOCK_STATUS (which reply themselves) are left to the caller. */
-static int req_run(struct vd_conn *c, const struct vd_req *r)
+static int req_run(struct vd_conn *c, struct vd_req *r)
 {
     const struct vd_backend_ops *ops = c->cfg->be->ops;
     bool fua = r->flags & NBD_CMD_FLAG_FUA;
@@ -231,7 +238,7 @@ static int req_run(struct vd_conn *c, const struct vd_req *r)
     }
 }
 
-static void req_handle(struct vd_conn *c, const struct vd_req *r)
+static void req_handle(struct vd_conn *c, struct vd_req *r)
 {
     uint32_t err = req_check(c, r);
     int rc = 0;
@@ -255,13 +262,33 @@ static void req_handle(struct vd_conn *c, const struct vd_req *r)
 
 /* ---- The worker pool --------------------------------------------------- */
 
+/* @r is answered: give its budget back, under c->lock, waking the reader
+ * if it waits for room. */
+static void budget_return(struct vd_conn *c, const struct vd_req *r)
+{
+    c->inflight--;
+    c->inflight_bytes -= r->cost;
+    if (c->reader_waits)
+        pthread_cond_signal(&c->room);
+}
+
+static void req_done(struct vd_conn *c, struct vd_req *r)
+{
+    pthread_mutex_lock(&c->lock);
+    budget_return(c, r);
+    pthread_mutex_unlock(&c->lock);
+    free(r);
+}
+
 static void *worker_main(void *arg)
 {
     struct vd_conn *c = arg;
 
     for (;;) {
         pthread_mutex_lock(&c->lock);
-        while (!c->head && !c->draining)
+        /* A fast operation that fails comes back to the queue, so the
+         * workers stay until none is in flight. */
+        while (!c->head && !(c->draining && c->nfast == 0))
             pthread_cond_wait(&c->cond, &c->lock);
         struct vd_req *r = c->head;
         if (!r) {
@@ -275,12 +302,7 @@ static void *worker_main(void *arg)
 
         req_handle(c, r); /* replies are dropped once sending failed */
 
-        pthread_mutex_lock(&c->lock);
-        c->inflight--;
-        c->inflight_bytes -= r->cost;
-        pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->lock);
-        free(r);
+        req_done(c, r);
     }
 }
 
@@ -289,9 +311,11 @@ static void *worker_main(void *arg)
 static void budget_wait(struct vd_conn *c, uint64_t cost)
 {
     pthread_mutex_lock(&c->lock);
+    c->reader_waits = true;
     while (c->inflight > 0 && (c->inflight >= INFLIGHT_MAX ||
                                c->inflight_bytes + cost > INFLIGHT_BYTES))
-        pthread_cond_wait(&c->cond, &c->lock);
+        pthread_cond_wait(&c->room, &c->lock);
+    c->reader_waits = false;
     c->inflight++;
     c->inflight_bytes += cost;
     pthread_mutex_unlock(&c->lock);
@@ -315,6 +339,73 @@ static void unbudget(struct vd_conn *c, uint64_t cost)
     c->inflight--;
     c->inflight_bytes -= cost;
     pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- The fast path ----------------------------------------------------- */
+
+static void fast_done(void *arg, int status)
+{
+    struct vd_req *r = arg;
+    struct vd_conn *c = r->c;
+
+    if (status < 0) {
+        /* Run it again the slow way, which fails over and recovers. */
+        log_debug("vd.cmd", "fast path failed, queued: type=%u offset=%llu: %s",
+                  r->type, (unsigned long long)r->offset, strerror(-status));
+        pthread_mutex_lock(&c->lock);
+        c->nfast--;
+        r->next = NULL;
+        if (c->tail)
+            c->tail->next = r;
+        else
+            c->head = r;
+        c->tail = r;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    if (r->type == NBD_CMD_READ)
+        reply_read(c, r);
+    else
+        vd_reply_simple(c, r->cookie, 0, NULL, 0);
+    log_debug("vd.cmd", "type=%u flags=0x%x offset=%llu length=%u err=0 fast",
+              r->type, r->flags, (unsigned long long)r->offset, r->len);
+    pthread_mutex_lock(&c->lock);
+    if (--c->nfast == 0 && c->draining)
+        pthread_cond_broadcast(&c->cond); /* the workers may go now */
+    budget_return(c, r);
+    pthread_mutex_unlock(&c->lock);
+    free(r);
+}
+
+/* Start @r on the backend's fast path when it can take it: true when
+ * started (fast_done() answers it, and owns it), false to queue it. */
+static bool fast_start(struct vd_conn *c, struct vd_req *r)
+{
+    const struct vd_backend_ops *ops = c->cfg->be->ops;
+    bool fua = r->flags & NBD_CMD_FLAG_FUA;
+    bool read = r->type == NBD_CMD_READ;
+    int rc;
+
+    bool can = read ? ops->aio_pread != NULL
+                    : r->type == NBD_CMD_WRITE && ops->aio_pwrite != NULL;
+
+    if (!can || r->len == 0 || req_check(c, r) != 0)
+        return false;
+    r->c = c;
+    pthread_mutex_lock(&c->lock);
+    c->nfast++;
+    pthread_mutex_unlock(&c->lock);
+    /* From here @r may be answered and freed on another thread. */
+    rc = read ? ops->aio_pread(c->img, r->data, r->len, r->offset, fast_done, r)
+              : ops->aio_pwrite(c->img, r->data, r->len, r->offset, fua,
+                                fast_done, r);
+    if (rc == 0)
+        return true;
+    pthread_mutex_lock(&c->lock); /* -EAGAIN: never started */
+    c->nfast--;
+    pthread_mutex_unlock(&c->lock);
+    return false;
 }
 
 /* Read and drop @len bytes of a payload we will not use. */
@@ -364,7 +455,10 @@ static int read_one(struct vd_conn *c)
             return rc;
     }
     budget_wait(c, cost);
-    struct vd_req *r = malloc(sizeof(*r) + payload);
+    size_t room = payload ? payload
+                  : type == NBD_CMD_READ && !too_big ? len
+                                                     : 0;
+    struct vd_req *r = malloc(sizeof(*r) + room);
     if (!r) {
         unbudget(c, cost);
         return -ENOMEM;
@@ -385,7 +479,8 @@ static int read_one(struct vd_conn *c)
         free(r);
         return rc;
     }
-    enqueue(c, r);
+    if (!fast_start(c, r))
+        enqueue(c, r);
     return 1;
 }
 

@@ -74,6 +74,7 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
     pthread_mutex_init(&c.send_lock, NULL);
     pthread_mutex_init(&c.lock, NULL);
     pthread_cond_init(&c.cond, NULL);
+    pthread_cond_init(&c.room, NULL);
 
     rc = vd_handshake_run(&c);
     if (rc == 0) {
@@ -95,6 +96,7 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
     free(c.export_name);
     free(c.meta_export);
     pthread_cond_destroy(&c.cond);
+    pthread_cond_destroy(&c.room);
     pthread_mutex_destroy(&c.lock);
     pthread_mutex_destroy(&c.send_lock);
     return rc == -ESHUTDOWN ? 0 : rc;

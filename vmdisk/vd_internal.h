@@ -71,9 +71,12 @@ struct vd_conn {
     /* Transmission (vd_cmd.c). */
     pthread_mutex_t send_lock; /* one reply on the socket at a time */
     pthread_mutex_t lock;      /* guards the fields below */
-    pthread_cond_t cond;
+    pthread_cond_t cond;       /* workers: a request queued, or drained */
+    pthread_cond_t room;       /* the reader: budget given back */
+    bool reader_waits;         /* the reader sleeps in budget_wait() */
     struct vd_req *head, *tail; /* decoded, waiting for a worker */
     unsigned inflight;          /* queued or running */
+    unsigned nfast;             /* of which on the backend's fast path */
     uint64_t inflight_bytes;    /* their payload and reply buffers */
     bool draining;              /* the reader stopped: workers finish up */
     bool send_failed;           /* a reply could not be sent */

@@ -65,6 +65,78 @@
 
 enum lease_state { L_HELD, L_STANDBY, L_LOST };
 
+/* The gate of a lease: shared by the operations on the image, taken
+ * alone for a state change.  A plain reader-writer lock would do but for
+ * the fast path, whose operations enter on the thread that reads NBD
+ * requests and leave on the one that reads the chunk server's reply; a
+ * pthread rwlock must be unlocked by the thread that locked it.  Waiting
+ * readers go ahead of a waiting writer, as with the default rwlock;
+ * gate_try_shared() does not, so a stream of fast operations cannot keep
+ * a recall out. */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned shared;    /* operations inside */
+    unsigned waiting;   /* writers waiting */
+    bool excl;          /* a writer inside */
+};
+
+static void gate_init(struct gate *g)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->shared = g->waiting = 0;
+    g->excl = false;
+}
+
+static void gate_destroy(struct gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+static void gate_shared(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->excl)
+        pthread_cond_wait(&g->cv, &g->mu);
+    g->shared++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static bool gate_try_shared(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    bool ok = !g->excl && g->waiting == 0;
+    if (ok)
+        g->shared++;
+    pthread_mutex_unlock(&g->mu);
+    return ok;
+}
+
+static void gate_excl(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->waiting++;
+    while (g->excl || g->shared)
+        pthread_cond_wait(&g->cv, &g->mu);
+    g->waiting--;
+    g->excl = true;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_leave(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    if (g->excl)
+        g->excl = false;
+    else
+        g->shared--;
+    if (!g->shared)
+        pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 struct vd_lease {
     struct vd_lease *next;
     uint64_t ino;
@@ -74,7 +146,7 @@ struct vd_lease {
     enum lease_state state; /* guarded by ls->lock; changes under gate */
     uint64_t gen;           /* bumped when it becomes HELD */
     int lost_rc;            /* the hand-over flush's result */
-    pthread_rwlock_t gate;
+    struct gate gate;
     pthread_mutex_t take_lock; /* one TAKE at a time */
 };
 
@@ -157,7 +229,7 @@ static enum lease_state get_state(struct vd_leases *ls, struct vd_lease *l)
 
 static void lease_free(struct vd_leases *ls, struct vd_lease *l)
 {
-    pthread_rwlock_destroy(&l->gate);
+    gate_destroy(&l->gate);
     pthread_mutex_destroy(&l->take_lock);
     cl_inode_put(ls->cl, l->node);
     free(l);
@@ -205,11 +277,11 @@ int vd_lease_open(struct vd_leases *ls, uint64_t ino, const char *path,
     l->refs = 1;
     l->state = result == PROTO_LEASE_GRANTED ? L_HELD : L_STANDBY;
     l->gen = 1;
-    pthread_rwlock_init(&l->gate, NULL);
+    gate_init(&l->gate);
     pthread_mutex_init(&l->take_lock, NULL);
     rc = cl_inode_open(ls->cl, ino, 0, &l->node);
     if (rc < 0) {
-        pthread_rwlock_destroy(&l->gate);
+        gate_destroy(&l->gate);
         pthread_mutex_destroy(&l->take_lock);
         free(l);
         return rc;
@@ -283,17 +355,17 @@ static int take(struct vd_leases *ls, struct vd_lease *l)
             break;
     }
     if (rc == 0 && result == PROTO_LEASE_GRANTED) {
-        pthread_rwlock_wrlock(&l->gate); /* invariant 1 */
+        gate_excl(&l->gate); /* invariant 1 */
         caches_drop(ls, l);
         set_state(ls, l, L_HELD);
-        pthread_rwlock_unlock(&l->gate);
+        gate_leave(&l->gate);
         log_info("image lease: hand-over done, writing here now: image=%s",
                  l->path);
     } else if (rc == 0) {
         log_warn("image lease: hand-over refused: %s", why);
-        pthread_rwlock_wrlock(&l->gate);
+        gate_excl(&l->gate);
         set_state(ls, l, L_LOST);
-        pthread_rwlock_unlock(&l->gate);
+        gate_leave(&l->gate);
         rc = -EROFS;
     } else {
         log_warn("image lease: hand-over failed: %s image=%s", strerror(-rc),
@@ -306,11 +378,11 @@ static int take(struct vd_leases *ls, struct vd_lease *l)
 int vd_lease_begin(struct vd_leases *ls, struct vd_lease *l, bool write)
 {
     for (;;) {
-        pthread_rwlock_rdlock(&l->gate);
+        gate_shared(&l->gate);
         enum lease_state st = get_state(ls, l);
         if (!write || st == L_HELD)
             return 0;
-        pthread_rwlock_unlock(&l->gate);
+        gate_leave(&l->gate);
         if (st == L_LOST)
             return -EROFS;
         int rc = take(ls, l);
@@ -319,9 +391,20 @@ int vd_lease_begin(struct vd_leases *ls, struct vd_lease *l, bool write)
     }
 }
 
+int vd_lease_try_begin(struct vd_leases *ls, struct vd_lease *l, bool write)
+{
+    if (!gate_try_shared(&l->gate))
+        return -EAGAIN;
+    if (write && get_state(ls, l) != L_HELD) {
+        gate_leave(&l->gate);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
 void vd_lease_end(struct vd_lease *l)
 {
-    pthread_rwlock_unlock(&l->gate);
+    gate_leave(&l->gate);
 }
 
 bool vd_lease_held(struct vd_leases *ls, struct vd_lease *l)
@@ -342,7 +425,7 @@ static void give_up(struct vd_leases *ls, struct vd_lease *l, bool flush)
 {
     int rc = 0;
 
-    pthread_rwlock_wrlock(&l->gate); /* invariant 1: no write in flight */
+    gate_excl(&l->gate); /* invariant 1: no write in flight */
     if (flush)
         rc = cl_file_sync(ls->cl, l->node);
     else
@@ -350,7 +433,7 @@ static void give_up(struct vd_leases *ls, struct vd_lease *l, bool flush)
     caches_drop(ls, l);
     l->lost_rc = rc;
     set_state(ls, l, L_LOST);
-    pthread_rwlock_unlock(&l->gate);
+    gate_leave(&l->gate);
     if (flush) {
         release(ls, l);
         if (rc < 0)

@@ -41,6 +41,11 @@ void vd_lease_close(struct vd_leases *ls, struct vd_lease *l);
  * (the hand-over switch-over); after the lease went elsewhere it fails
  * with -EROFS.  On 0 the caller must call vd_lease_end(). */
 int vd_lease_begin(struct vd_leases *ls, struct vd_lease *l, bool write);
+/* The same without ever waiting, for the fast path: -EAGAIN when a recall
+ * or hand-over is in progress or waiting, or when @write and this process
+ * is not the writer (vd_lease_begin() then knows what to do).  The matching
+ * vd_lease_end() may run on any thread. */
+int vd_lease_try_begin(struct vd_leases *ls, struct vd_lease *l, bool write);
 void vd_lease_end(struct vd_lease *l);
 /* True while this process is the image's writer (not standby, not lost). */
 bool vd_lease_held(struct vd_leases *ls, struct vd_lease *l);

@@ -11,6 +11,10 @@
  *
  *   pread/pwrite   cl_file_read/cl_file_write; FUA writes with
  *                  PROTO_CHUNK_WRITE_SYNC (every replica fdatasyncs first)
+ *   aio_pread/     the client's fast path (cl_file_read_async,
+ *   aio_pwrite     cl_file_write_async): one-chunk I/O with the location
+ *                  cached or the lease held, completed on the chunk
+ *                  connection's reader thread; -EAGAIN otherwise
  *   flush          cl_file_sync: CHUNK_SYNC of every chunk written through
  *                  any image of the same file since the last sync
  *   trim, zero     cl_file_zero: holes are skipped, ranges reaching the end
@@ -25,7 +29,9 @@
  * refused at open with a sentence naming the holder, and a live-migration
  * hand-over moves the lease at the destination's first write or flush.
  * Every operation runs inside vd_lease_begin()/vd_lease_end(), so a recall
- * flushes with nothing in flight.  A read-only snapshot (OPEN for writing
+ * flushes with nothing in flight; a fast operation enters with
+ * vd_lease_try_begin() (never waiting: a recall under way sends it down
+ * the blocking path) and leaves when it completes.  A read-only snapshot (OPEN for writing
  * fails with EROFS) is opened read-only: the NBD side then exports it with
  * NBD_FLAG_READ_ONLY.
  *
@@ -262,6 +268,75 @@ static int tess_pwrite(struct vd_image *img, const void *buf, uint32_t len,
     return (uint32_t)rc == len ? 0 : -EIO;
 }
 
+/* A fast operation in flight: its gate is left when it completes. */
+struct tess_aio {
+    struct tess_image *im;
+    vd_done_cb done;
+    void *arg;
+};
+
+static void aio_complete(void *arg, int status)
+{
+    struct tess_aio *a = arg;
+    gate_out(a->im);
+    a->done(a->arg, status);
+    free(a);
+}
+
+/* Enter the gate without waiting and set up the completion; -EAGAIN. */
+static int aio_begin(struct tess_image *im, bool write, vd_done_cb done,
+                     void *arg, struct tess_aio **out)
+{
+    if (im->lease && vd_lease_try_begin(im->ctx->leases, im->lease, write) < 0)
+        return -EAGAIN;
+    if (!im->lease && write)
+        return -EAGAIN; /* pwrite() gives the error */
+    struct tess_aio *a = malloc(sizeof(*a));
+    if (!a) {
+        gate_out(im);
+        return -EAGAIN;
+    }
+    *a = (struct tess_aio){.im = im, .done = done, .arg = arg};
+    *out = a;
+    return 0;
+}
+
+static void aio_abort(struct tess_aio *a)
+{
+    gate_out(a->im);
+    free(a);
+}
+
+static int tess_aio_pread(struct vd_image *img, void *buf, uint32_t len,
+                          uint64_t off, vd_done_cb done, void *arg)
+{
+    struct tess_image *im = image_of(img);
+    struct tess_aio *a;
+    if (aio_begin(im, false, done, arg, &a) < 0)
+        return -EAGAIN;
+    if (cl_file_read_async(im->ctx->cl, im->node, off, len, buf, aio_complete,
+                           a) < 0) {
+        aio_abort(a);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+static int tess_aio_pwrite(struct vd_image *img, const void *buf, uint32_t len,
+                           uint64_t off, bool fua, vd_done_cb done, void *arg)
+{
+    struct tess_image *im = image_of(img);
+    struct tess_aio *a;
+    if (aio_begin(im, true, done, arg, &a) < 0)
+        return -EAGAIN;
+    if (cl_file_write_async(im->ctx->cl, im->node, off, len, buf, fua,
+                            aio_complete, a) < 0) {
+        aio_abort(a);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
 static int tess_flush(struct vd_image *img)
 {
     struct tess_image *im = image_of(img);
@@ -433,6 +508,8 @@ static const struct vd_backend_ops tess_ops = {
     .size = tess_size,
     .pread = tess_pread,
     .pwrite = tess_pwrite,
+    .aio_pread = tess_aio_pread,
+    .aio_pwrite = tess_aio_pwrite,
     .flush = tess_flush,
     .trim = tess_trim,
     .zero = tess_zero,

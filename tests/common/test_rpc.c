@@ -1,7 +1,9 @@
 /* Tests for common/rpc.c: the blocking client against a peer listener
  * running on its own uv loop in a server thread (stopped and restarted on
  * the same port for the reconnect cases), and against a raw fake server
- * for handshake refusals.
+ * for handshake refusals.  The asynchronous calls are tested against the
+ * same server: answers, error answers, timeouts, a lost connection with
+ * calls in flight, and a reply for a request id nobody waits for.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,6 +115,10 @@ static void srv_on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     }
     case PROTO_MSG_GETATTR_REQ:
         peer_reply(p, req_id, PROTO_MSG_GETATTR_REP, -ENOENT, NULL, 0);
+        return;
+    case PROTO_MSG_MKDIR_REQ: /* a stray answer first, then the real one */
+        peer_reply(p, req_id + 1000, PROTO_MSG_MKDIR_REP, 0, "stray", 5);
+        peer_reply(p, req_id, PROTO_MSG_MKDIR_REP, 0, "mkdir", 5);
         return;
     case PROTO_MSG_LOOKUP_REQ: /* wrong reply opcode on purpose */
         peer_reply(p, req_id, PROTO_MSG_GETATTR_REP, 0, NULL, 0);
@@ -669,6 +675,214 @@ static void test_rpc_open_hello_status_ok_without_body(void **state)
     open_against_fake(PROTO_OK, -EPROTO);
 }
 
+
+/* ---- Asynchronous calls ------------------------------------------------ */
+
+#define ASYNC_MAX 8
+
+/* What the completions of a test saw, filled on the client's threads. */
+struct async_log {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n;
+    int status[ASYNC_MAX];
+    uint32_t len[ASYNC_MAX];
+    char data[ASYNC_MAX][16];
+    bool on_caller[ASYNC_MAX];
+    pthread_t caller;
+};
+
+struct async_slot {
+    struct async_log *log;
+    int i;
+};
+
+static void async_log_init(struct async_log *l)
+{
+    memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->caller = pthread_self();
+}
+
+static void async_done(void *arg, int status, struct rpc_reply *rep)
+{
+    struct async_slot *s = arg;
+    struct async_log *l = s->log;
+
+    pthread_mutex_lock(&l->mu);
+    l->status[s->i] = status;
+    l->len[s->i] = rep->len;
+    if (rep->len && rep->len < sizeof(l->data[0]))
+        memcpy(l->data[s->i], rep->payload, rep->len);
+    l->on_caller[s->i] = pthread_equal(pthread_self(), l->caller);
+    l->n++;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    rpc_reply_free(rep);
+}
+
+/* Wait until @n completions came, for at most @ms; returns how many. */
+static int async_wait(struct async_log *l, int n, int ms)
+{
+    uint64_t end = ms_now() + (uint64_t)ms;
+    int got;
+
+    pthread_mutex_lock(&l->mu);
+    while (l->n < n && ms_now() < end) {
+        pthread_mutex_unlock(&l->mu);
+        usleep(2000);
+        pthread_mutex_lock(&l->mu);
+    }
+    got = l->n;
+    pthread_mutex_unlock(&l->mu);
+    return got;
+}
+
+static void async_log_destroy(struct async_log *l)
+{
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+}
+
+static void test_rpc_async_answers_on_reader_thread(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s[2] = {{&l, 0}, {&l, 1}};
+    struct proto_ping m = {.cookie = 42};
+    struct proto_wbuf w;
+
+    async_log_init(&l);
+    open_client(f);
+    proto_wbuf_init(&w);
+    proto_ping_encode(&w, &m);
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_PING_REQ, w.p, w.len,
+                                    async_done, &s[0]),
+                     0);
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_GETATTR_REQ, NULL, 0,
+                                    async_done, &s[1]),
+                     0);
+    proto_wbuf_free(&w);
+    assert_int_equal(async_wait(&l, 2, 5000), 2);
+    assert_int_equal(l.status[0], 0);
+    assert_int_equal(l.len[0], 8);
+    assert_false(l.on_caller[0]);
+    assert_int_equal(l.status[1], -ENOENT); /* an error answer */
+    assert_int_equal(l.len[1], 0);
+    async_log_destroy(&l);
+}
+
+static void test_rpc_async_wrong_reply_opcode(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s = {&l, 0};
+
+    async_log_init(&l);
+    open_client(f);
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_LOOKUP_REQ, NULL, 0,
+                                    async_done, &s),
+                     0);
+    assert_int_equal(async_wait(&l, 1, 5000), 1);
+    assert_int_equal(l.status[0], -EPROTO);
+    async_log_destroy(&l);
+}
+
+static void test_rpc_async_reply_for_unknown_id_is_dropped(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s = {&l, 0};
+
+    async_log_init(&l);
+    open_client(f);
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_MKDIR_REQ, NULL, 0,
+                                    async_done, &s),
+                     0);
+    assert_int_equal(async_wait(&l, 1, 5000), 1);
+    usleep(20000); /* nothing else may complete */
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.status[0], 0);
+    assert_int_equal(l.len[0], 5);
+    assert_memory_equal(l.data[0], "mkdir", 5);
+    assert_int_equal(ping(f->c, 3), 0); /* the connection lives on */
+    async_log_destroy(&l);
+}
+
+static void test_rpc_async_timeout(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s = {&l, 0};
+    uint64_t t0;
+
+    async_log_init(&l);
+    f->opts.call_timeout_ms = 150;
+    open_client(f);
+    t0 = ms_now();
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
+                                    async_done, &s),
+                     0);
+    assert_int_equal(async_wait(&l, 1, 5000), 1);
+    assert_int_equal(l.status[0], -ETIMEDOUT);
+    assert_true(ms_now() - t0 >= 140);
+    assert_false(l.on_caller[0]);
+    assert_int_equal(ping(f->c, 4), 0); /* still usable */
+    async_log_destroy(&l);
+}
+
+static void test_rpc_async_connection_lost_in_flight(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s[3] = {{&l, 0}, {&l, 1}, {&l, 2}};
+    int port = f->srv->port;
+
+    async_log_init(&l);
+    f->opts.reconnect_ms = 5000;
+    open_client(f);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
+                                        async_done, &s[i]),
+                         0);
+    srv_wait_statfs(f->srv, 3); /* all three are unanswered on the server */
+    srv_stop(f->srv);
+    f->srv = NULL;
+    assert_int_equal(async_wait(&l, 3, 5000), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(l.status[i], -ENOTCONN);
+    /* While down, a new asynchronous call is refused at once. */
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
+                                    async_done, &s[0]),
+                     -ENOTCONN);
+    /* The calls are not resent to the next server. */
+    f->srv = srv_start(port, 0xCCCC, true);
+    assert_int_equal(ping(f->c, 8), 0);
+    assert_int_equal(f->srv->statfs_seen, 0);
+    assert_int_equal(l.n, 3);
+    async_log_destroy(&l);
+}
+
+static void test_rpc_async_close_completes_pending(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s = {&l, 0};
+
+    async_log_init(&l);
+    open_client(f);
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
+                                    async_done, &s),
+                     0);
+    srv_wait_statfs(f->srv, 1);
+    rpc_client_close(f->c);
+    f->c = NULL;
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.status[0], -ENOTCONN);
+    async_log_destroy(&l);
+}
+
 int test_rpc(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +900,12 @@ int test_rpc(void)
         T(test_rpc_reconnect_disabled_fails),
         T(test_rpc_reconnect_gives_up),
         T(test_rpc_open_refused),
+        T(test_rpc_async_answers_on_reader_thread),
+        T(test_rpc_async_wrong_reply_opcode),
+        T(test_rpc_async_reply_for_unknown_id_is_dropped),
+        T(test_rpc_async_timeout),
+        T(test_rpc_async_connection_lost_in_flight),
+        T(test_rpc_async_close_completes_pending),
         cmocka_unit_test(test_rpc_open_version_mismatch),
         cmocka_unit_test(test_rpc_open_hello_status_ok_without_body),
 #undef T

@@ -1,0 +1,223 @@
+/* cl_fast.c: the non-blocking fast path of reads and writes.
+ *
+ * A 4 KiB guest I/O in steady state needs nothing from metad: the chunk's
+ * location is cached (reads) or its write lease is held (writes), and the
+ * connection to the chunk server is up.  Then the request is encoded on
+ * the caller's thread, sent with rpc_call_async(), and completed on the
+ * thread that reads that server's connection, which runs the caller's
+ * callback: no thread is woken but the one the reply arrives on
+ * (docs/architecture.md, "The fast path").
+ *
+ * Anything else is declined with -EAGAIN before anything is sent, and the
+ * caller takes the blocking path (cl_file_read()/cl_file_write()), which
+ * locates, takes leases, dials, fails over and recovers:
+ *
+ *   - the range crosses a chunk, is longer than PROTO_MAX_DATA, or (reads)
+ *     reaches past the size known;
+ *   - the inode holds delayed writes (reads must see them: cl_cache.c) or
+ *     the client delays writes (writes belong to the cache then);
+ *   - no cached location / no valid, fresh lease on the chunk;
+ *   - no connection to the replica yet, or it is down.
+ *
+ * A fast operation that fails after it was sent (an error answer, a lost
+ * connection, a timeout) completes with that error and changes nothing in
+ * the client's books; the caller then runs the same operation on the
+ * blocking path, which retries it on another replica, or reports the failed
+ * one to metad and writes again on a new chain (cl_chunk.c).  Rewriting the
+ * same bytes is harmless, so a write that reached some replicas before
+ * failing needs nothing special.
+ *
+ * A write's success is recorded exactly as cl_file_write_now() records
+ * it: the lease's chunk is dirty (the next sync reaches it), a WRITE_END
+ * is owed, and the size known grows; only then does the caller hear of it.
+ */
+#include "cl_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* One fast operation in flight.  Allocated when it is sent, freed by its
+ * completion. */
+struct fast_op {
+    struct cl_client *c;
+    struct cl_inode *n;
+    struct cl_piece p;
+    uint64_t chunk_id;
+    uint64_t end;  /* writes: end of the range in the file */
+    uint8_t *buf;  /* reads: where the bytes go, borrowed from the caller */
+    cl_done_cb cb;
+    void *arg;
+};
+
+/* The single piece [@off, @off + @len) makes, or false when it would take
+ * more than one. */
+static bool one_piece(uint64_t off, uint32_t len, struct cl_piece *p)
+{
+    struct cl_range_iter it;
+
+    if (len == 0 || len > PROTO_MAX_DATA || off > UINT64_MAX - len)
+        return false;
+    cl_range_init(&it, off, len, PROTO_MAX_DATA);
+    return cl_range_next(&it, p) && p->len == len;
+}
+
+/* Does @n hold delayed writes (being written back or not)? */
+static bool has_delayed(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    bool any = n->next > 0 || n->nfl > 0;
+    pthread_mutex_unlock(&n->lock);
+    return any;
+}
+
+/* The connected client for replica @r of @ch, or NULL.  Never dials. */
+static struct rpc_client *replica_conn(struct cl_client *c,
+                                       const struct cl_chunk *ch, uint32_t r)
+{
+    if (cl_downset_has(&c->down, ch->server_id[r]))
+        return NULL;
+    return cl_pool_find(c->pool, ch->addr[r]);
+}
+
+/* ---- Read -------------------------------------------------------------- */
+
+static void read_done(void *arg, int status, struct rpc_reply *rep)
+{
+    struct fast_op *op = arg;
+    struct proto_bytes_rep out;
+
+    if (status == 0) {
+        status = proto_msg_decode(PROTO_MSG_CHUNK_READ_REP, rep->payload,
+                                  rep->len, &out);
+        if (status == 0 && out.data.len > op->p.len)
+            status = -EPROTO;
+        if (status == 0) {
+            memcpy(op->buf, out.data.p, out.data.len);
+            memset(op->buf + out.data.len, 0, op->p.len - out.data.len);
+        }
+    }
+    rpc_reply_free(rep);
+    if (status < 0)
+        log_debug("cl.fast", "read: failed, the caller retries: %s "
+                  "chunk=%016llx",
+                  strerror(-status), (unsigned long long)op->chunk_id);
+    op->cb(op->arg, status);
+    free(op);
+}
+
+int cl_file_read_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                       uint32_t len, uint8_t *buf, cl_done_cb cb, void *arg)
+{
+    struct cl_piece p;
+    struct cl_chunk ch;
+    struct rpc_client *rpc = NULL;
+
+    if (!one_piece(off, len, &p) || off + len > cl_inode_size(n) ||
+        has_delayed(n))
+        return -EAGAIN;
+    if (cl_loc_get(c->loc, n->ino, p.index, cl_now_ms(), &ch) < 0)
+        return -EAGAIN;
+    if (ch.chunk_id == 0) { /* a hole: nothing to ask anyone */
+        memset(buf, 0, len);
+        cb(arg, 0);
+        return 0;
+    }
+    for (uint32_t r = 0; r < ch.nreplicas && !rpc; r++)
+        rpc = replica_conn(c, &ch, r);
+    if (!rpc)
+        return -EAGAIN;
+
+    struct fast_op *op = malloc(sizeof(*op));
+    if (!op)
+        return -EAGAIN;
+    *op = (struct fast_op){.c = c, .n = n, .p = p, .chunk_id = ch.chunk_id,
+                           .buf = buf, .cb = cb, .arg = arg};
+    struct proto_chunk_read_req req = {
+        .chunk_id = ch.chunk_id,
+        .version = ch.version,
+        .offset = p.off,
+        .length = p.len,
+    };
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_chunk_read_req_encode(&w, &req);
+    int rc = w.err ? w.err
+                   : rpc_call_async(rpc, PROTO_MSG_CHUNK_READ_REQ, w.p, w.len,
+                                    read_done, op);
+    proto_wbuf_free(&w);
+    if (rc < 0) {
+        free(op);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* ---- Write ------------------------------------------------------------- */
+
+static void write_done(void *arg, int status, struct rpc_reply *rep)
+{
+    struct fast_op *op = arg;
+
+    rpc_reply_free(rep);
+    if (status == 0) {
+        cl_inode_lease_dirty(op->n, op->p.index);
+        cl_file_mark_end(op->n, op->p.index, op->chunk_id, op->end);
+        cl_inode_grow(op->n, op->end);
+    } else {
+        log_debug("cl.fast", "write: failed, the caller retries: %s "
+                  "chunk=%016llx",
+                  strerror(-status), (unsigned long long)op->chunk_id);
+    }
+    op->cb(op->arg, status);
+    free(op);
+}
+
+int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                        uint32_t len, const uint8_t *buf, bool sync,
+                        cl_done_cb cb, void *arg)
+{
+    struct cl_piece p;
+    struct cl_chunk ch;
+    struct rpc_client *rpc;
+
+    if (c->mode != CL_CACHE_WRITETHROUGH && c->cache && !sync)
+        return -EAGAIN; /* delayed writes go to the cache */
+    if (!one_piece(off, len, &p) || off + len > (uint64_t)INT64_MAX ||
+        has_delayed(n))
+        return -EAGAIN;
+    if (cl_inode_lease_get(n, p.index, cl_now_ms(), &ch) < 0 ||
+        ch.nreplicas == 0 || !(rpc = replica_conn(c, &ch, 0)))
+        return -EAGAIN;
+
+    struct fast_op *op = malloc(sizeof(*op));
+    if (!op)
+        return -EAGAIN;
+    *op = (struct fast_op){.c = c, .n = n, .p = p, .chunk_id = ch.chunk_id,
+                           .end = off + len, .cb = cb, .arg = arg};
+    struct proto_chunk_write_req req = {
+        .chunk_id = ch.chunk_id,
+        .version = ch.version,
+        .offset = p.off,
+        .flags = sync ? PROTO_CHUNK_WRITE_SYNC : 0,
+        .data = {(const char *)buf, len},
+    };
+    cl_chunk_chain_fill(&ch, 1, req.chain, &req.nchain);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_chunk_write_req_encode(&w, &req);
+    pthread_mutex_lock(&n->lock);
+    n->wmtime_ns = cl_now_ns();
+    pthread_mutex_unlock(&n->lock);
+    int rc = w.err ? w.err
+                   : rpc_call_async(rpc, PROTO_MSG_CHUNK_WRITE_REQ, w.p, w.len,
+                                    write_done, op);
+    proto_wbuf_free(&w);
+    if (rc < 0) {
+        free(op);
+        return -EAGAIN;
+    }
+    return 0;
+}
