@@ -1,5 +1,6 @@
 # lib.sh: shared by the integration tests.  Sources the cluster launcher,
-# makes a temp folder, and stops everything on exit.
+# makes a temp folder, and stops everything on exit (IT_KEEP=1 keeps the
+# folder, logs included, for a look afterwards).
 #   . "$(dirname "$0")/lib.sh"; it_need tessera-metad tessera-mount
 set -u
 it_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -18,7 +19,7 @@ it_cleanup() {
             tail -n 25 "$f"
         done
     fi
-    rm -rf "$IT_TMP"
+    [ -n "${IT_KEEP:-}" ] || rm -rf "$IT_TMP"
     exit $rc
 }
 trap it_cleanup EXIT
