@@ -844,7 +844,12 @@ void rpc_client_close(struct rpc_client *c)
         pthread_join(c->reader, NULL);
     if (c->have_keeper)
         pthread_join(c->keeper, NULL);
-    /* The reader's connection_lost() completed every asynchronous call;
-     * none can start once closing is set. */
+    /* The reader's connection_lost() completed the asynchronous calls,
+     * unless it stopped before it ever read (closing seen first): complete
+     * what is left.  None can start once closing is set. */
+    pthread_mutex_lock(&c->lock);
+    struct call *left = async_take(c, UINT64_MAX);
+    pthread_mutex_unlock(&c->lock);
+    async_fail(left, -ENOTCONN);
     client_free(c);
 }
