@@ -1,7 +1,8 @@
-/* chunk_chain.c: connections to the next servers of replication chains.
+/* chunk_chain.c: connections to the other replicas of replication chains.
  *
- * A write or sync that names further replicas is forwarded to the first
- * of them.  Connections are dialled on first use (role CHUNKD) and kept,
+ * A write or sync that names further replicas is forwarded to every one
+ * of them at once (chunk_write.c), each request with its own copy of the
+ * body.  Connections are dialled on first use (role CHUNKD) and kept,
  * one per address string, for later requests; requests sent before the
  * handshake finishes are queued by the peer and go out once it is ready.
  * A connection that fails or closes fails its requests in flight

@@ -47,6 +47,22 @@ int chunk_store_read(struct chunk_store *s, uint64_t id, uint64_t ver,
 int chunk_store_write(struct chunk_store *s, uint64_t id, uint64_t ver,
                       uint32_t off, const void *buf, uint32_t len, bool sync);
 int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver);
+
+/* The same read and write for the loop thread: they never block.  They
+ * give up with -EAGAIN when the store's or the chunk's lock is taken, when
+ * the chunk's files are not open in the cache, when the file system
+ * would block or does not support RWF_NOWAIT, and (writes) unless the
+ * write is whole blocks whose space is already reserved; the caller then
+ * does it with chunk_store_read()/_write() on a worker.  A read that gave
+ * up changed nothing.  A write that gave up may have written part of its
+ * blocks and grown the length: the same write redone whole with
+ * chunk_store_write() before anything else touches the chunk leaves data
+ * and checksums consistent (chunk_job.c keeps the chunk's lane for it).
+ * Any other result is final, as from the blocking calls. */
+int chunk_store_read_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
+                            uint32_t off, uint32_t len, void *buf);
+int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
+                             uint32_t off, const void *buf, uint32_t len);
 /* Set the chunk's length to @length, zeroing everything past it. */
 int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                          uint32_t length);
@@ -193,7 +209,8 @@ typedef void (*chunk_handler_cb)(struct chunk_server *srv, struct peer *p,
 
 /* Disk work on the libuv thread pool, in arrival order per chunk: a job
  * starts once every earlier exclusive job on its chunk finished, and an
- * exclusive job also waits for earlier shared ones. */
+ * exclusive job also waits for earlier shared ones.  A job that can start
+ * at once is first tried on the loop thread (@run_nowait). */
 struct chunk_job {
     uv_work_t work;
     struct chunk_server *srv;
@@ -201,6 +218,12 @@ struct chunk_job {
     bool shared; /* a read: may overlap other shared jobs */
     /* Runs on a worker thread; its result goes to @done. */
     int (*run)(struct chunk_job *j);
+    /* Optional (NULL: always @run).  Runs on the loop thread, inside
+     * chunk_job_submit(), when the job could start at once; it MUST NOT
+     * block.  -EAGAIN sends the job on to @run as usual, which must then
+     * redo whatever the try did; any other value is the job's result and
+     * goes to @done at once. */
+    int (*run_nowait)(struct chunk_job *j);
     /* Runs on the loop thread; owns @j from then on (frees it). */
     void (*done)(struct chunk_job *j, int rc);
     struct chunk_job *next; /* queue link, private */
@@ -211,13 +234,15 @@ struct chunk_jobs;
 int chunk_jobs_new(uv_loop_t *loop, struct chunk_jobs **out);
 void chunk_jobs_free(struct chunk_jobs *js);
 /* Queue @j (filled in by the caller, who keeps ownership until @done).
- * Returns 0, or -ENOMEM (then @done is never called). */
+ * Returns 0, or -ENOMEM (then @done is never called).  @done may run
+ * before this returns (the job completed inline): the caller must not
+ * touch @j after a 0. */
 int chunk_job_submit(struct chunk_jobs *js, struct chunk_job *j);
 
 /* ---- chunk_chain.c ---------------------------------------------------- */
 
-/* Dialled connections to the next servers of replication chains, one per
- * address, reused across requests. */
+/* Dialled connections to the other replicas of replication chains, one
+ * per address, reused across requests. */
 struct chunk_chain;
 int chunk_chain_new(struct chunk_server *srv, struct chunk_chain **out);
 /* Close every connection; the cache frees itself once they are closed
@@ -232,10 +257,10 @@ int chunk_chain_request(struct chunk_chain *c, struct proto_str addr,
 /* ---- chunk_read.c, chunk_write.c, chunk_manage.c ---------------------- */
 
 /* The body of CHUNK_WRITE_REQ @m (decoded from @payload, @len bytes, which
- * it points into) as forwarded to m->chain[0]: the same fields with the
- * chain shifted by one, followed by the data.  Caller owns *out (*out_len
- * bytes), free with free(); *data is where the data starts in it.  Needs
- * m->nchain > 0. */
+ * it points into) as forwarded to every replica of m->chain: the same
+ * fields with an empty chain (nchain 0), followed by the data; one body
+ * for all of them.  Caller owns *out (*out_len bytes), free with free();
+ * *data is where the data starts in it. */
 int chunk_write_fwd_build(const uint8_t *payload, size_t len,
                           const struct proto_chunk_write_req *m, uint8_t **out,
                           size_t *out_len, const uint8_t **data);

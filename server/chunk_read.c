@@ -1,8 +1,13 @@
 /* chunk_read.c: CHUNK_READ_REQ -> CHUNK_READ_REP (bytes).
  *
- * Happy path: decode, queue a shared job on the chunk, read and verify on
- * a worker thread, answer with exactly the bytes asked for (zeros where
- * nothing was written).  The answer's body is built where the data is
+ * Happy path: decode, submit a shared job on the chunk, read and verify,
+ * answer with exactly the bytes asked for (zeros where nothing was
+ * written).  When nothing conflicting is queued or running on the chunk
+ * the read is first tried on the loop thread without blocking
+ * (chunk_store_read_nowait(): the chunk's files already open, the blocks
+ * and checksums in the page cache), and answered at once, inside
+ * on_request; otherwise, or when that would block, it runs on a worker
+ * thread (chunk_job.c).  The answer's body is built where the data is
  * read: the buffer starts with the bytes field's length (§7.2, u32) and
  * the store reads right after it, so the data is not copied again before
  * it is sent.  Failures are answered with their error: EOLDVER
@@ -33,6 +38,16 @@ static int read_run(struct chunk_job *j)
 
     return chunk_store_read(j->srv->store, op->m.chunk_id, op->m.version,
                             op->m.offset, op->m.length, op->buf + REP_HEAD);
+}
+
+/* The same read on the loop thread, if it needs no disk (see above). */
+static int read_run_nowait(struct chunk_job *j)
+{
+    struct read_op *op = (struct read_op *)j;
+
+    return chunk_store_read_nowait(j->srv->store, op->m.chunk_id, op->m.version,
+                                   op->m.offset, op->m.length,
+                                   op->buf + REP_HEAD);
 }
 
 static void read_done(struct chunk_job *j, int rc)
@@ -75,6 +90,7 @@ void chunk_read_handle(struct chunk_server *srv, struct peer *p,
     op->job.chunk_id = op->m.chunk_id;
     op->job.shared = true;
     op->job.run = read_run;
+    op->job.run_nowait = read_run_nowait;
     op->job.done = read_done;
     chunk_req_start(&op->req, p, PROTO_MSG_CHUNK_READ_REQ, req_id);
     rc = chunk_job_submit(srv->jobs, &op->job);

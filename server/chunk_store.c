@@ -15,6 +15,24 @@
  * nor queues anything.  Callers run it on worker threads; every function
  * takes the chunk's lock itself (shared for reads, exclusive otherwise).
  *
+ * Nowait reads and writes (chunk_store_read_nowait(), _write_nowait())
+ * are the exception: chunk_job.c tries them on the loop thread first, so
+ * they must never block.  They only try-lock (the store lock, then the
+ * chunk's), only use a handle already in the table (no open()), and do
+ * their I/O with preadv2()/pwritev2() and RWF_NOWAIT, so that a page not
+ * in the page cache, or a write that would wait for writeback, fails with
+ * EAGAIN instead of sleeping; any of these gives -EAGAIN and the caller
+ * runs the blocking call on a worker instead.  Writes go nowait only when
+ * they are whole blocks (no read-merge-write) with their space already
+ * reserved (no fallocate()) and without sync.  A nowait write that gave
+ * up part-way may leave some of its blocks written without their
+ * checksums: the blocking redo of the same write rewrites every block and
+ * checksum whole, reading none of them, so it ends consistent; until then
+ * nobody reads the chunk, as its lane in chunk_job.c stays exclusive.
+ * File systems without RWF_NOWAIT (ext4 and tmpfs have no buffered
+ * nowait writes; tmpfs has no nowait reads either) are noticed at the
+ * first EOPNOTSUPP, and from then on the nowait calls give up at once.
+ *
  * Invariants (asserts and comments cite them by number):
  *   1. Data and checksums past the logical length are zero (holes), so a
  *      read past the length, or of a block never written, sees zeros.
@@ -161,6 +179,9 @@ struct chunk_store {
     uint64_t *bad;
     size_t nbad, bad_cap;
     bool no_reflink; /* clones always copy (chunk_store_set_reflink) */
+    /* Atomic, set once: the file system refused RWF_NOWAIT for reads or
+     * for writes, so the nowait calls give up at once (-EAGAIN). */
+    bool no_nowait_read, no_nowait_write;
 };
 
 /* ---- Small helpers ----------------------------------------------------- */
@@ -207,13 +228,18 @@ static void chunk_dir_path(const struct chunk_store *s, uint64_t id, char *buf,
 }
 
 /* Read exactly @n bytes at @off; bytes past the end of the file read as
- * zeros (invariant 1: a short file is a file with a hole at the end). */
-static int pread_full(int fd, void *buf, size_t n, off_t off)
+ * zeros (invariant 1: a short file is a file with a hole at the end).
+ * @rwf is 0, or RWF_NOWAIT for the loop thread: then a read that would
+ * block fails with -EAGAIN (a short read is simply continued, so only the
+ * part that would block fails), and a file system without it gives
+ * -EOPNOTSUPP or -EINVAL. */
+static int pread_full(int fd, void *buf, size_t n, off_t off, int rwf)
 {
     uint8_t *p = buf;
 
     while (n > 0) {
-        ssize_t r = pread(fd, p, n, off);
+        struct iovec iov = {p, n};
+        ssize_t r = preadv2(fd, &iov, 1, off, rwf);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -230,12 +256,16 @@ static int pread_full(int fd, void *buf, size_t n, off_t off)
     return 0;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t n, off_t off)
+/* Write all @n bytes at @off.  @rwf as for pread_full(): with RWF_NOWAIT
+ * the bytes before the one that would block may have been written when
+ * it returns -EAGAIN. */
+static int pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
 {
     const uint8_t *p = buf;
 
     while (n > 0) {
-        ssize_t r = pwrite(fd, p, n, off);
+        struct iovec iov = {(void *)p, n};
+        ssize_t r = pwritev2(fd, &iov, 1, off, rwf);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -248,11 +278,13 @@ static int pwrite_full(int fd, const void *buf, size_t n, off_t off)
     return 0;
 }
 
-/* Write @iov (modified in place) at @off, all of it. */
-static int pwritev_full(int fd, struct iovec *iov, int iovcnt, off_t off)
+/* Write @iov (modified in place) at @off, all of it; @rwf as for
+ * pwrite_full(). */
+static int pwritev_full(int fd, struct iovec *iov, int iovcnt, off_t off,
+                        int rwf)
 {
     while (iovcnt > 0) {
-        ssize_t r = pwritev(fd, iov, iovcnt, off);
+        ssize_t r = pwritev2(fd, iov, iovcnt, off, rwf);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -301,7 +333,7 @@ static int fsync_path(const char *path)
 static int hdr_read(int cfd, uint64_t *version, uint64_t *length)
 {
     uint8_t h[HDR_FIELDS + 4];
-    int rc = pread_full(cfd, h, sizeof(h), 0);
+    int rc = pread_full(cfd, h, sizeof(h), 0, 0);
 
     if (rc < 0)
         return rc;
@@ -315,7 +347,9 @@ static int hdr_read(int cfd, uint64_t *version, uint64_t *length)
     return 0;
 }
 
-static int hdr_write(int cfd, uint64_t version, uint64_t length)
+/* Rewrite the header sector: one page, so even with RWF_NOWAIT in @rwf it
+ * is written whole or not at all. */
+static int hdr_write(int cfd, uint64_t version, uint64_t length, int rwf)
 {
     uint8_t h[HDR_SIZE];
 
@@ -325,7 +359,7 @@ static int hdr_write(int cfd, uint64_t version, uint64_t length)
     put_le64(h + 8, version);
     put_le64(h + 16, length);
     put_le32(h + HDR_FIELDS, crc32c(0, h, HDR_FIELDS));
-    return pwrite_full(cfd, h, sizeof(h), 0);
+    return pwrite_full(cfd, h, sizeof(h), 0, rwf);
 }
 
 /* ---- Handles ----------------------------------------------------------- */
@@ -643,6 +677,64 @@ static void file_unlock(struct chunk_store *s, struct chunk_file *f)
     file_put(s, f);
 }
 
+/* file_lock() for the loop thread, which must not wait: -EAGAIN when the
+ * store lock or the chunk's lock is taken, or when the chunk has no
+ * handle in the table (it would need open(), and a header read).  A
+ * handle in the table is always loaded (file_get() loads it under the
+ * store lock), so this never touches the disk.  The chunk's lock is only
+ * tried while holding the store lock, so the usual order (a chunk's lock,
+ * then the store lock) cannot deadlock with it.  Release with
+ * file_unlock(), whose store lock is held by others only for short,
+ * in-memory steps, except while another thread brings a chunk into the
+ * table (file_get(): two open() calls). */
+static int file_lock_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
+                            bool excl, struct chunk_file **out)
+{
+    struct chunk_file *f;
+    bool bad;
+    int rc = 0;
+
+    if (pthread_mutex_trylock(&s->lock) != 0)
+        return -EAGAIN;
+    for (f = s->buckets[id % NBUCKETS]; f; f = f->next)
+        if (f->id == id)
+            break;
+    if (!f || (excl ? pthread_rwlock_trywrlock(&f->rw)
+                    : pthread_rwlock_tryrdlock(&f->rw)) != 0) {
+        pthread_mutex_unlock(&s->lock);
+        return -EAGAIN;
+    }
+    if (f->refs++ == 0)
+        idle_unlink(s, f);
+    bad = bad_find(s, id, NULL);
+    pthread_mutex_unlock(&s->lock);
+    if (!f->exists)
+        rc = -ENOENT;
+    else if (f->version != ver)
+        rc = -ESTALE;
+    else if (bad)
+        rc = -EBADMSG;
+    if (rc < 0) {
+        file_unlock(s, f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+/* The result of a nowait call: a file system that does not know
+ * RWF_NOWAIT (-EOPNOTSUPP, or -EINVAL from older kernels) is told to the
+ * store once, and either way the caller sees -EAGAIN: do it the blocking
+ * way. */
+static int nowait_result(bool *off, int rc)
+{
+    if (rc == -EOPNOTSUPP || rc == -EINVAL) {
+        __atomic_store_n(off, true, __ATOMIC_RELAXED);
+        rc = -EAGAIN;
+    }
+    return rc;
+}
+
 /* ---- Blocks and checksums ---------------------------------------------- */
 
 static bool block_ok(const struct chunk_store *s, uint32_t stored,
@@ -654,9 +746,9 @@ static bool block_ok(const struct chunk_store *s, uint32_t stored,
 
 /* Verify blocks [@b0, @b0 + @nb) of @f, already read into @buf (nb *
  * block size bytes), against their stored checksums: one read of exactly
- * the entries concerned. */
+ * the entries concerned (@rwf as for pread_full()). */
 static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
-                         uint32_t b0, uint32_t nb, const uint8_t *buf)
+                         uint32_t b0, uint32_t nb, const uint8_t *buf, int rwf)
 {
     uint8_t stack[4 * STACK_BLOCKS];
     uint8_t *raw = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
@@ -664,7 +756,7 @@ static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
 
     if (!raw)
         return -ENOMEM;
-    rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4);
+    rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4, rwf);
     for (uint32_t i = 0; rc == 0 && i < nb; i++) {
         uint32_t want = get_le32(raw + 4 * i);
         uint32_t got =
@@ -682,21 +774,23 @@ static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
 }
 
 /* Read blocks [@b0, @b0 + @nb) of @f into @buf (nb * block size bytes) and
- * verify each against its stored checksum. */
+ * verify each against its stored checksum (@rwf as for pread_full()). */
 static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
-                       uint32_t nb, uint8_t *buf)
+                       uint32_t nb, uint8_t *buf, int rwf)
 {
     int rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
-                        (off_t)b0 * CHUNK_BLOCK_SIZE);
+                        (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
 
-    return rc < 0 ? rc : blocks_verify(s, f, b0, nb, buf);
+    return rc < 0 ? rc : blocks_verify(s, f, b0, nb, buf, rwf);
 }
 
-/* Store @nb checksums, already little-endian in @raw, with one write. */
+/* Store @nb checksums, already little-endian in @raw, with one write
+ * (@rwf as for pwrite_full()). */
 static int crcs_store(struct chunk_file *f, uint32_t b0, const uint8_t *raw,
-                      uint32_t nb)
+                      uint32_t nb, int rwf)
 {
-    return pwrite_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4);
+    return pwrite_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4,
+                       rwf);
 }
 
 /* ---- Space reservation (invariant 5) ----------------------------------- */
@@ -706,6 +800,16 @@ static bool resv_test(const struct chunk_file *f, uint32_t b)
     return f->resv[b / 64] >> (b % 64) & 1;
 }
 
+/* Whether blocks [@b0, @b0 + @nb) are all known to be reserved. */
+static bool resv_known(const struct chunk_file *f, uint32_t b0, uint32_t nb)
+{
+    uint32_t b;
+
+    for (b = b0; f->resv && b < b0 + nb && resv_test(f, b); b++)
+        ;
+    return f->resv && b == b0 + nb;
+}
+
 /* Reserve space for blocks [@b0, @b0 + @nb) in both files, unless it is
  * known to be reserved already. */
 static int reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
@@ -713,9 +817,7 @@ static int reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
     uint32_t b;
     int rc;
 
-    for (b = b0; f->resv && b < b0 + nb && resv_test(f, b); b++)
-        ;
-    if (f->resv && b == b0 + nb)
+    if (resv_known(f, b0, nb))
         return 0;
     rc = reserve(f->dfd, (off_t)b0 * CHUNK_BLOCK_SIZE,
                  (off_t)nb * CHUNK_BLOCK_SIZE);
@@ -880,7 +982,7 @@ static int files_create(struct chunk_store *s, struct chunk_file *f,
             rc = copy_file(s, src->cfd, f->cfd);
     }
     if (rc == 0)
-        rc = hdr_write(f->cfd, ver, length);
+        rc = hdr_write(f->cfd, ver, length, 0);
     if (rc == 0 && (fdatasync(f->cfd) < 0 || fdatasync(f->dfd) < 0))
         rc = -errno;
     if (rc < 0)
@@ -942,7 +1044,7 @@ int chunk_store_setversion(struct chunk_store *s, uint64_t id, uint64_t old_ver,
     else if (f->version != old_ver)
         rc = -ESTALE;
     else {
-        rc = hdr_write(f->cfd, new_ver, f->length);
+        rc = hdr_write(f->cfd, new_ver, f->length, 0);
         if (rc == 0 && fdatasync(f->cfd) < 0)
             rc = -errno;
         if (rc == 0)
@@ -1163,7 +1265,7 @@ static int copy_range(int in, int out, off_t off, off_t end)
             }
             if (r == 0)
                 break;
-            if ((rc = pwrite_full(out, buf, (size_t)r, off)) < 0)
+            if ((rc = pwrite_full(out, buf, (size_t)r, off, 0)) < 0)
                 break;
         }
         off += r;
@@ -1249,13 +1351,44 @@ int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
 
 /* ---- Data -------------------------------------------------------------- */
 
+/* Read under @f's shared lock; @rwf as for pread_full(). */
+static int read_locked(struct chunk_store *s, struct chunk_file *f,
+                       uint32_t off, uint32_t len, void *buf, int rwf)
+{
+    uint64_t end;
+    uint32_t b0, nb;
+    uint8_t *tmp;
+    int rc = 0;
+
+    end = (uint64_t)off + len;
+    if (end > f->length)
+        end = f->length; /* invariant 1: the rest is zeros */
+    if (off >= end) {
+        memset(buf, 0, len);
+        return 0;
+    }
+    memset((uint8_t *)buf + (end - off), 0, (size_t)(off + len - end));
+    b0 = off / CHUNK_BLOCK_SIZE;
+    nb = (uint32_t)((end + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE) - b0;
+    if (off % CHUNK_BLOCK_SIZE == 0 && end % CHUNK_BLOCK_SIZE == 0) {
+        /* Whole blocks: straight into the caller's buffer. */
+        return blocks_load(s, f, b0, nb, buf, rwf);
+    }
+    tmp = malloc((size_t)nb * CHUNK_BLOCK_SIZE);
+    if (!tmp)
+        return -ENOMEM;
+    rc = blocks_load(s, f, b0, nb, tmp, rwf);
+    if (rc == 0)
+        memcpy(buf, tmp + (off - (size_t)b0 * CHUNK_BLOCK_SIZE),
+               (size_t)(end - off));
+    free(tmp);
+    return rc;
+}
+
 int chunk_store_read(struct chunk_store *s, uint64_t id, uint64_t ver,
                      uint32_t off, uint32_t len, void *buf)
 {
     struct chunk_file *f;
-    uint64_t end;
-    uint32_t b0, nb;
-    uint8_t *tmp;
     int rc;
 
     rc = range_check(off, len);
@@ -1263,34 +1396,29 @@ int chunk_store_read(struct chunk_store *s, uint64_t id, uint64_t ver,
         rc = file_lock(s, id, ver, false, &f);
     if (rc < 0)
         return rc;
-    end = (uint64_t)off + len;
-    if (end > f->length)
-        end = f->length; /* invariant 1: the rest is zeros */
-    if (off >= end) {
-        memset(buf, 0, len);
-        goto out;
-    }
-    memset((uint8_t *)buf + (end - off), 0, (size_t)(off + len - end));
-    b0 = off / CHUNK_BLOCK_SIZE;
-    nb = (uint32_t)((end + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE) - b0;
-    if (off % CHUNK_BLOCK_SIZE == 0 && end % CHUNK_BLOCK_SIZE == 0) {
-        /* Whole blocks: straight into the caller's buffer. */
-        rc = blocks_load(s, f, b0, nb, buf);
-        goto out;
-    }
-    tmp = malloc((size_t)nb * CHUNK_BLOCK_SIZE);
-    if (!tmp) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    rc = blocks_load(s, f, b0, nb, tmp);
-    if (rc == 0)
-        memcpy(buf, tmp + (off - (size_t)b0 * CHUNK_BLOCK_SIZE),
-               (size_t)(end - off));
-    free(tmp);
-out:
+    rc = read_locked(s, f, off, len, buf, 0);
     file_unlock(s, f);
     return rc;
+}
+
+int chunk_store_read_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
+                            uint32_t off, uint32_t len, void *buf)
+{
+    struct chunk_file *f;
+    int rc;
+
+    rc = range_check(off, len);
+    if (rc < 0)
+        return rc;
+    if (__atomic_load_n(&s->no_nowait_read, __ATOMIC_RELAXED))
+        return -EAGAIN;
+    rc = file_lock_nowait(s, id, ver, false, &f);
+    if (rc < 0)
+        return rc;
+    /* Reads change nothing, so giving up half-way is free. */
+    rc = read_locked(s, f, off, len, buf, RWF_NOWAIT);
+    file_unlock(s, f);
+    return nowait_result(&s->no_nowait_read, rc);
 }
 
 /* Fill @blk with block @b as it will be after a write of @buf at @off:
@@ -1309,7 +1437,7 @@ static int block_merge(struct chunk_store *s, struct chunk_file *f, uint32_t b,
     if (bstart >= f->length) {
         memset(blk, 0, CHUNK_BLOCK_SIZE); /* invariant 1 */
     } else {
-        rc = blocks_load(s, f, b, 1, blk);
+        rc = blocks_load(s, f, b, 1, blk, 0);
         if (rc < 0)
             return rc;
     }
@@ -1317,9 +1445,13 @@ static int block_merge(struct chunk_store *s, struct chunk_file *f, uint32_t b,
     return 0;
 }
 
+/* Write under @f's exclusive lock.  @rwf as for pwrite_full(); with
+ * RWF_NOWAIT the caller (chunk_store_write_nowait()) has made sure that
+ * the write is whole blocks, so that no block is read, and that their
+ * space is known to be reserved, so that nothing is fallocated. */
 static int write_locked(struct chunk_store *s, struct chunk_file *f,
                         uint32_t off, const uint8_t *buf, uint32_t len,
-                        bool sync)
+                        bool sync, int rwf)
 {
     uint64_t end = (uint64_t)off + len;
     uint32_t b0 = off / CHUNK_BLOCK_SIZE;
@@ -1335,6 +1467,7 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
 
     if (!crc)
         return -ENOMEM;
+    assert(!rwf || (!head && !tail && !sync && resv_known(f, b0, nb)));
     rc = reserve_blocks(f, b0, nb);
     if (rc < 0)
         goto out;
@@ -1370,14 +1503,14 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     /* Length first, so invariant 1 holds whatever happens next.  The
      * header is cached in the handle: growing it is this one write. */
     if (end > f->length) {
-        rc = hdr_write(f->cfd, f->version, end);
+        rc = hdr_write(f->cfd, f->version, end, rwf);
         if (rc < 0)
             goto out;
         f->length = end;
     }
-    rc = pwritev_full(f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE);
+    rc = pwritev_full(f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     if (rc == 0)
-        rc = crcs_store(f, b0, crc, nb);
+        rc = crcs_store(f, b0, crc, nb, rwf);
     if (rc == 0 && sync && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
         rc = -errno;
 out:
@@ -1398,11 +1531,40 @@ int chunk_store_write(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc < 0)
         return rc;
     if (len > 0)
-        rc = write_locked(s, f, off, buf, len, sync);
+        rc = write_locked(s, f, off, buf, len, sync, 0);
     else if (sync && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
         rc = -errno;
     file_unlock(s, f);
     return rc;
+}
+
+int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
+                             uint32_t off, const void *buf, uint32_t len)
+{
+    uint32_t b0 = off / CHUNK_BLOCK_SIZE, nb = len / CHUNK_BLOCK_SIZE;
+    struct chunk_file *f;
+    int rc;
+
+    rc = range_check(off, len);
+    if (rc < 0)
+        return rc;
+    /* Whole blocks only: a partial block would be read and merged, and a
+     * redo after a torn attempt would then verify a block whose new data
+     * is on disk without its checksum.  Rewriting whole blocks needs no
+     * read, so the redo puts data and checksums right whatever the
+     * attempt left. */
+    if (len == 0 || off % CHUNK_BLOCK_SIZE || len % CHUNK_BLOCK_SIZE ||
+        __atomic_load_n(&s->no_nowait_write, __ATOMIC_RELAXED))
+        return -EAGAIN;
+    rc = file_lock_nowait(s, id, ver, true, &f);
+    if (rc < 0)
+        return rc;
+    if (!resv_known(f, b0, nb))
+        rc = -EAGAIN; /* fallocate() may block */
+    else
+        rc = write_locked(s, f, off, buf, len, false, RWF_NOWAIT);
+    file_unlock(s, f);
+    return nowait_result(&s->no_nowait_write, rc);
 }
 
 int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver)
@@ -1427,7 +1589,7 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
         return rc;
     if (length >= f->length) {
         /* Growing: the new range is already zeros (invariant 1). */
-        rc = hdr_write(f->cfd, f->version, length);
+        rc = hdr_write(f->cfd, f->version, length, 0);
         goto done;
     }
     if (length % CHUNK_BLOCK_SIZE) {
@@ -1438,7 +1600,7 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
             rc = -ENOMEM;
             goto out;
         }
-        rc = blocks_load(s, f, bl, 1, blk);
+        rc = blocks_load(s, f, bl, 1, blk, 0);
         if (rc < 0)
             goto out;
         memset(blk + length % CHUNK_BLOCK_SIZE, 0,
@@ -1453,11 +1615,11 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
         goto out;
     }
     if (length % CHUNK_BLOCK_SIZE)
-        rc = crcs_store(f, bl, crc, 1);
+        rc = crcs_store(f, bl, crc, 1, 0);
     if (rc == 0 && ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
         rc = -errno;
     if (rc == 0)
-        rc = hdr_write(f->cfd, f->version, length);
+        rc = hdr_write(f->cfd, f->version, length, 0);
 done:
     if (rc == 0) {
         f->length = length;

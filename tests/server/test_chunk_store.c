@@ -577,6 +577,146 @@ static void test_chunk_store_truncate_then_rewrite(void **state)
     free(out);
 }
 
+/* Nowait reads of a chunk whose files are open and whose blocks were just
+ * written (so cached) give what the blocking read gives.  The temporary
+ * folder is on a file system with nowait buffered reads (ext4, xfs,
+ * btrfs; not tmpfs). */
+static void test_chunk_store_read_nowait_cached_equals_read(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t in[3 * BS], a[3 * BS + 100], b[3 * BS + 100];
+    static const struct {
+        uint32_t off, len;
+    } r[] = {{0, 3 * BS},
+             {BS, BS},
+             {100, 2 * BS},
+             {2 * BS + 7, BS + 100},
+             {10 * BS, BS}};
+
+    fill(in, sizeof(in), 9);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, in, sizeof(in), false),
+                     0);
+    for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+        memset(a, 1, sizeof(a));
+        memset(b, 2, sizeof(b));
+        assert_int_equal(chunk_store_read(fx->s, ID, 1, r[i].off, r[i].len, a),
+                         0);
+        assert_int_equal(
+            chunk_store_read_nowait(fx->s, ID, 1, r[i].off, r[i].len, b), 0);
+        assert_memory_equal(a, b, r[i].len);
+    }
+    /* Final answers come back as they are. */
+    assert_int_equal(chunk_store_read_nowait(fx->s, ID, 2, 0, BS, b), -ESTALE);
+    assert_int_equal(
+        chunk_store_read_nowait(fx->s, ID, 1, PROTO_CHUNK_SIZE, 1, b), -EINVAL);
+    assert_int_equal(chunk_store_mark_bad(fx->s, ID), 1);
+    assert_int_equal(chunk_store_read_nowait(fx->s, ID, 1, 0, BS, b), -EBADMSG);
+}
+
+/* A chunk whose files are not open would need open(): -EAGAIN, and the
+ * blocking read still works. */
+static void test_chunk_store_read_nowait_uncached_again(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t in[BS], out[BS];
+
+    fill(in, BS, 4);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, in, BS, false), 0);
+    chunk_store_set_cache(fx->s, 0);
+    assert_int_equal(chunk_store_cached(fx->s), 0);
+    assert_int_equal(chunk_store_read_nowait(fx->s, ID, 1, 0, BS, out),
+                     -EAGAIN);
+    /* Even a chunk that does not exist: finding out takes an open(). */
+    assert_int_equal(chunk_store_read_nowait(fx->s, ID + 1, 1, 0, BS, out),
+                     -EAGAIN);
+    assert_int_equal(chunk_store_write_nowait(fx->s, ID, 1, 0, in, BS),
+                     -EAGAIN);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, BS, out), 0);
+    assert_memory_equal(in, out, BS);
+    assert_int_equal(chunk_store_cached(fx->s), 0);
+}
+
+/* A nowait write, done or given up and then redone with the blocking call
+ * as chunk_job.c does, reads back with its checksums verified; the cases
+ * it refuses (-EAGAIN) leave the chunk as it was. */
+static void test_chunk_store_write_nowait_then_read(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t old[2 * BS], in[2 * BS], out[2 * BS];
+    struct chunk_info ci;
+    int rc;
+
+    fill(old, sizeof(old), 1);
+    fill(in, sizeof(in), 2);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    /* The blocking write reserves the space of blocks 0 and 1. */
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 0, old, sizeof(old), false), 0);
+    /* Refused at once, nothing written: part of a block (it would have to
+     * be merged), blocks without reserved space, an empty write. */
+    assert_int_equal(chunk_store_write_nowait(fx->s, ID, 1, 100, in, BS),
+                     -EAGAIN);
+    assert_int_equal(chunk_store_write_nowait(fx->s, ID, 1, 4 * BS, in, BS),
+                     -EAGAIN);
+    assert_int_equal(chunk_store_write_nowait(fx->s, ID, 1, 0, in, 0), -EAGAIN);
+    assert_int_equal(chunk_store_stat(fx->s, ID, &ci), 0);
+    assert_int_equal(ci.length, sizeof(old));
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, sizeof(out), out), 0);
+    assert_memory_equal(out, old, sizeof(old));
+    /* Final answers. */
+    assert_int_equal(chunk_store_write_nowait(fx->s, ID, 2, 0, in, BS),
+                     -ESTALE);
+    /* The write itself: ext4 refuses buffered nowait writes (-EAGAIN,
+     * then the blocking redo); xfs and btrfs may take it. */
+    rc = chunk_store_write_nowait(fx->s, ID, 1, 0, in, sizeof(in));
+    assert_true(rc == 0 || rc == -EAGAIN);
+    if (rc == -EAGAIN)
+        assert_int_equal(
+            chunk_store_write(fx->s, ID, 1, 0, in, sizeof(in), false), 0);
+    memset(out, 0, sizeof(out));
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, sizeof(out), out), 0);
+    assert_memory_equal(out, in, sizeof(out));
+    rc = chunk_store_read_nowait(fx->s, ID, 1, 0, sizeof(out), out);
+    assert_int_equal(rc, 0);
+    assert_memory_equal(out, in, sizeof(out));
+}
+
+/* What a nowait write that gave up half-way leaves (new data in a block,
+ * its old checksum) is put right by the blocking redo of the same write,
+ * because whole blocks are rewritten without being read.  The same torn
+ * block under a write of part of it would fail its checksum: why nowait
+ * writes are whole blocks only. */
+static void test_chunk_store_write_nowait_torn_redo(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t old[2 * BS], in[2 * BS], out[2 * BS];
+    char path[256];
+    int fd;
+
+    fill(old, sizeof(old), 5);
+    fill(in, sizeof(in), 6);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 0, old, sizeof(old), false), 0);
+    /* The torn attempt: block 0's new data on disk, no new checksum. */
+    snprintf(path, sizeof(path), "%s/chunks/%02x/%016llx", fx->dir,
+             (unsigned)(ID & 0xFF), (unsigned long long)ID);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, in, BS, 0), BS);
+    close(fd);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, BS, out), -EBADMSG);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 10, in + 10, 100, false),
+                     -EBADMSG);
+    /* The redo. */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, in, sizeof(in), false),
+                     0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, sizeof(out), out), 0);
+    assert_memory_equal(out, in, sizeof(out));
+}
+
 int test_chunk_store(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -603,6 +743,10 @@ int test_chunk_store(void)
         T(test_chunk_store_cache_gives_back_fds_on_emfile),
         T(test_chunk_store_read_aligned_past_length),
         T(test_chunk_store_truncate_then_rewrite),
+        T(test_chunk_store_read_nowait_cached_equals_read),
+        T(test_chunk_store_read_nowait_uncached_again),
+        T(test_chunk_store_write_nowait_then_read),
+        T(test_chunk_store_write_nowait_torn_redo),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_store", tests, NULL, NULL);

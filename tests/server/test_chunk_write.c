@@ -1,6 +1,7 @@
 /* Tests for the request path of server/ (chunk_dispatch.c, chunk_job.c,
- * chunk_read.c, chunk_write.c, chunk_manage.c, chunk_chain.c): two chunk
- * servers and a client on one libuv loop over loopback TCP, no metad. */
+ * chunk_read.c, chunk_write.c, chunk_manage.c, chunk_chain.c): three chunk
+ * servers (A, B, C) and a client of A on one libuv loop over loopback
+ * TCP, no metad. */
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -23,9 +24,11 @@ struct node {
     bool stopped;
 };
 
+#define NNODES 3
+
 struct fix {
     uv_loop_t loop;
-    struct node n[2];
+    struct node n[NNODES];
     struct peer *client;
     /* The last answer. */
     bool done;
@@ -76,8 +79,8 @@ static int setup(void **state)
 
     assert_non_null(fx);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    node_start(fx, &fx->n[0]);
-    node_start(fx, &fx->n[1]);
+    for (int i = 0; i < NNODES; i++)
+        node_start(fx, &fx->n[i]);
     assert_int_equal(peer_connect(&fx->loop, fx->n[0].addr, PROTO_ROLE_CLIENT,
                                   "test", &client_ops, NULL, &fx->client),
                      0);
@@ -90,12 +93,12 @@ static int teardown(void **state)
     struct fix *fx = *state;
 
     peer_close(fx->client);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < NNODES; i++)
         if (!fx->n[i].stopped)
             node_stop(&fx->n[i]);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NNODES; i++) {
         chunk_jobs_free(fx->n[i].srv.jobs);
         chunk_store_close(fx->n[i].srv.store);
         test_rm_tree(fx->n[i].dir);
@@ -179,12 +182,26 @@ static int read_from(struct fix *fx, struct peer *p, uint64_t id, uint64_t ver,
     return call(fx, p, PROTO_MSG_CHUNK_READ_REQ, &w);
 }
 
-/* Create chunk @id at version 1 on both servers: on A through the client,
- * on B straight in its store (as metad would have). */
+/* Create chunk @id at version 1 on every server: on A through the
+ * client, on the others straight in their stores (as metad would have). */
 static void create_both(struct fix *fx, uint64_t id)
 {
     assert_int_equal(setversion(fx, id, 0, 1), 0);
-    assert_int_equal(chunk_store_setversion(fx->n[1].srv.store, id, 0, 1), 0);
+    for (int i = 1; i < NNODES; i++)
+        assert_int_equal(chunk_store_setversion(fx->n[i].srv.store, id, 0, 1),
+                         0);
+}
+
+/* Fill @m's chain with the servers @idx (@n of them). */
+static void chain_of(struct fix *fx, struct proto_replica *chain,
+                     uint32_t *nchain, const int *idx, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const char *a = fx->n[idx[i]].addr;
+        chain[i].server_id = (uint32_t)idx[i] + 1;
+        chain[i].addr = (struct proto_str){a, (uint32_t)strlen(a)};
+    }
+    *nchain = (uint32_t)n;
 }
 
 static void test_chunk_write_handle_replicates_chain(void **state)
@@ -322,7 +339,7 @@ static void test_chunk_job_submit_keeps_order(void **state)
         assert_int_equal(blk[i], N);
 }
 
-static void test_chunk_write_fwd_build_shifts_chain(void **state)
+static void test_chunk_write_fwd_build_empties_chain(void **state)
 {
     static const char *addrs[3] = {"10.0.0.1:9422", "host-b:1", "[::1]:77"};
     struct proto_chunk_write_req m = {
@@ -348,57 +365,49 @@ static void test_chunk_write_fwd_build_shifts_chain(void **state)
         m.chain[i].addr =
             (struct proto_str){addrs[i], (uint32_t)strlen(addrs[i])};
     }
-    proto_wbuf_init(&w);
-    proto_chunk_write_req_encode(&w, &m);
-    assert_int_equal(w.err, 0);
-    assert_int_equal(proto_chunk_write_req_decode(w.p, w.len, &d), 0);
-    assert_int_equal(chunk_write_fwd_build(w.p, w.len, &d, &out, &n, &at), 0);
-    /* Byte for byte what the encoder makes of the shifted request. */
+    /* Byte for byte what the encoder makes of the request with an empty
+     * chain: the one body every replica gets. */
     want = m;
-    want.nchain = 2;
-    want.chain[0] = m.chain[1];
-    want.chain[1] = m.chain[2];
-    proto_wbuf_init(&wf);
-    proto_chunk_write_req_encode(&wf, &want);
-    assert_int_equal(n, wf.len);
-    assert_memory_equal(out, wf.p, n);
-    assert_int_equal(proto_chunk_write_req_decode(out, n, &f), 0);
-    assert_ptr_equal(at, (const uint8_t *)f.data.p);
-    assert_memory_equal(at, data, sizeof(data));
-    free(out);
-    proto_wbuf_free(&wf);
-    proto_wbuf_free(&w);
-    /* The last hop: an empty chain, the data right after the head. */
-    m.nchain = 1;
     want.nchain = 0;
-    proto_wbuf_init(&w);
-    proto_chunk_write_req_encode(&w, &m);
-    assert_int_equal(proto_chunk_write_req_decode(w.p, w.len, &d), 0);
-    assert_int_equal(chunk_write_fwd_build(w.p, w.len, &d, &out, &n, &at), 0);
+    memset(want.chain, 0, sizeof(want.chain));
     proto_wbuf_init(&wf);
     proto_chunk_write_req_encode(&wf, &want);
-    assert_int_equal(n, wf.len);
-    assert_memory_equal(out, wf.p, n);
-    free(out);
+    assert_int_equal(wf.err, 0);
+    for (uint32_t nchain = 3;; nchain--) {
+        m.nchain = nchain;
+        proto_wbuf_init(&w);
+        proto_chunk_write_req_encode(&w, &m);
+        assert_int_equal(w.err, 0);
+        assert_int_equal(proto_chunk_write_req_decode(w.p, w.len, &d), 0);
+        assert_int_equal(chunk_write_fwd_build(w.p, w.len, &d, &out, &n, &at),
+                         0);
+        assert_int_equal(n, wf.len);
+        assert_memory_equal(out, wf.p, n);
+        assert_int_equal(proto_chunk_write_req_decode(out, n, &f), 0);
+        assert_int_equal(f.nchain, 0);
+        assert_ptr_equal(at, (const uint8_t *)f.data.p);
+        assert_memory_equal(at, data, sizeof(data));
+        free(out);
+        proto_wbuf_free(&w);
+        if (nchain == 0)
+            break;
+    }
     proto_wbuf_free(&wf);
-    proto_wbuf_free(&w);
-    /* Nothing to forward to. */
-    d.nchain = 0;
-    assert_int_equal(chunk_write_fwd_build(NULL, 0, &d, &out, &n, &at),
-                     -EINVAL);
 }
 
-/* A chain of two hops (A -> B -> A): the body B forwards was built from
- * the one A forwarded. */
-static void test_chunk_write_handle_two_hops(void **state)
+/* A write to A with chain [B, C]: A forwards to B and to C itself, each
+ * with an empty chain.  B holds a stale version, so it refuses without
+ * writing and, were the write chained, without forwarding either; C has
+ * the data all the same, which only A can have sent it. */
+static void test_chunk_write_handle_fans_out(void **state)
 {
     struct fix *fx = *state;
+    static const int bc[2] = {1, 2};
     uint8_t data[3 * 4096], got[sizeof(data)];
     struct proto_chunk_write_req m = {
         .chunk_id = 13,
-        .version = 1,
+        .version = 2,
         .offset = 4096,
-        .nchain = 2,
         .data = {(const char *)data, sizeof(data)},
     };
     struct proto_wbuf w;
@@ -406,21 +415,115 @@ static void test_chunk_write_handle_two_hops(void **state)
     for (size_t i = 0; i < sizeof(data); i++)
         data[i] = (uint8_t)(i * 11 + 3);
     create_both(fx, 13);
-    m.chain[0].server_id = 2;
-    m.chain[0].addr =
-        (struct proto_str){fx->n[1].addr, (uint32_t)strlen(fx->n[1].addr)};
-    m.chain[1].server_id = 1;
-    m.chain[1].addr =
-        (struct proto_str){fx->n[0].addr, (uint32_t)strlen(fx->n[0].addr)};
+    assert_int_equal(setversion(fx, 13, 1, 2), 0);
+    assert_int_equal(chunk_store_setversion(fx->n[2].srv.store, 13, 1, 2), 0);
+    chain_of(fx, m.chain, &m.nchain, bc, 2);
     proto_wbuf_init(&w);
     proto_chunk_write_req_encode(&w, &m);
-    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_WRITE_REQ, &w), 0);
-    for (int i = 0; i < 2; i++) {
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_WRITE_REQ, &w),
+                     -ESTALE);
+    for (int i = 0; i < NNODES; i += 2) { /* A and C */
         assert_int_equal(
-            chunk_store_read(fx->n[i].srv.store, 13, 1, 4096, sizeof(got), got),
+            chunk_store_read(fx->n[i].srv.store, 13, 2, 4096, sizeof(got), got),
             0);
         assert_memory_equal(got, data, sizeof(data));
     }
+    /* B wrote nothing. */
+    assert_int_equal(
+        chunk_store_read(fx->n[1].srv.store, 13, 1, 4096, sizeof(got), got), 0);
+    for (size_t i = 0; i < sizeof(got); i++)
+        assert_int_equal(got[i], 0);
+
+    /* Once B caught up, the same write is OK: on all three. */
+    assert_int_equal(chunk_store_setversion(fx->n[1].srv.store, 13, 1, 2), 0);
+    proto_wbuf_init(&w);
+    proto_chunk_write_req_encode(&w, &m);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_WRITE_REQ, &w), 0);
+    for (int i = 0; i < NNODES; i++) {
+        assert_int_equal(
+            chunk_store_read(fx->n[i].srv.store, 13, 2, 4096, sizeof(got), got),
+            0);
+        assert_memory_equal(got, data, sizeof(data));
+    }
+}
+
+/* CHUNK_SYNC with chain [B, C]: OK when all three sync, the error of
+ * any of them otherwise. */
+static void test_chunk_sync_handle_fans_out(void **state)
+{
+    struct fix *fx = *state;
+    static const int bc[2] = {1, 2};
+    struct proto_chunk_sync_req m = {.chunk_id = 14, .version = 1};
+    struct proto_wbuf w;
+
+    create_both(fx, 14);
+    chain_of(fx, m.chain, &m.nchain, bc, 2);
+    proto_wbuf_init(&w);
+    proto_chunk_sync_req_encode(&w, &m);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_SYNC_REQ, &w), 0);
+    /* C misses a bump: the last of the chain fails the whole sync. */
+    assert_int_equal(setversion(fx, 14, 1, 2), 0);
+    assert_int_equal(chunk_store_setversion(fx->n[1].srv.store, 14, 1, 2), 0);
+    m.version = 2;
+    proto_wbuf_init(&w);
+    proto_chunk_sync_req_encode(&w, &m);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_SYNC_REQ, &w),
+                     -ESTALE);
+}
+
+/* A read of a chunk whose files are open and whose blocks are cached is
+ * answered on the loop thread, inside on_request; a write without SYNC
+ * likewise where the file system takes nowait writes, else on the pool.
+ * Either way the bytes are the same, and a write then read pipelined on
+ * one chunk keeps its order. */
+static void test_chunk_read_handle_inline_same_bytes(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t blk[2 * 4096];
+    struct proto_bytes_rep rep;
+
+    assert_int_equal(setversion(fx, 15, 0, 1), 0);
+    memset(blk, 0x5a, sizeof(blk));
+    {
+        struct proto_chunk_write_req m = {
+            .chunk_id = 15,
+            .version = 1,
+            .data = {(const char *)blk, sizeof(blk)}};
+        struct proto_chunk_read_req r = {15, 1, 0, sizeof(blk), 0};
+        struct proto_wbuf w;
+        /* Twice: the second write finds its space reserved and may go
+         * inline; the read right behind it must see it. */
+        for (int i = 0; i < 2; i++) {
+            memset(blk, 0x5a + i, sizeof(blk));
+            proto_wbuf_init(&w);
+            proto_chunk_write_req_encode(&w, &m);
+            assert_int_equal(peer_request(fx->client, PROTO_MSG_CHUNK_WRITE_REQ,
+                                          w.p, w.len, 10000, on_reply, fx),
+                             0);
+            proto_wbuf_free(&w);
+        }
+        proto_wbuf_init(&w);
+        proto_chunk_read_req_encode(&w, &r);
+        fx->nreplies = fx->nfailed = 0;
+        assert_int_equal(peer_request(fx->client, PROTO_MSG_CHUNK_READ_REQ, w.p,
+                                      w.len, 10000, on_reply, fx),
+                         0);
+        proto_wbuf_free(&w);
+        while (fx->nreplies < 3)
+            uv_run(&fx->loop, UV_RUN_ONCE);
+        assert_int_equal(fx->nfailed, 0);
+    }
+    assert_int_equal(proto_bytes_rep_decode(fx->rep, fx->rep_len, &rep), 0);
+    assert_int_equal(rep.data.len, sizeof(blk));
+    for (size_t i = 0; i < sizeof(blk); i++)
+        assert_int_equal((uint8_t)rep.data.p[i], 0x5b);
+    /* Now idle and cached: this one can be answered inline. */
+    assert_true(chunk_store_cached(fx->n[0].srv.store) >= 1);
+    assert_int_equal(read_from(fx, fx->client, 15, 1, 4096, 4096), 0);
+    assert_int_equal(proto_bytes_rep_decode(fx->rep, fx->rep_len, &rep), 0);
+    assert_int_equal(rep.data.len, 4096);
+    for (size_t i = 0; i < 4096; i++)
+        assert_int_equal((uint8_t)rep.data.p[i], 0x5b);
 }
 
 int test_chunk_write(void)
@@ -434,8 +537,10 @@ int test_chunk_write(void)
         T(test_chunk_setversion_handle_old_mismatch),
         T(test_chunk_dispatch_ping_and_unknown),
         T(test_chunk_job_submit_keeps_order),
-        T(test_chunk_write_fwd_build_shifts_chain),
-        T(test_chunk_write_handle_two_hops),
+        T(test_chunk_write_fwd_build_empties_chain),
+        T(test_chunk_write_handle_fans_out),
+        T(test_chunk_sync_handle_fans_out),
+        T(test_chunk_read_handle_inline_same_bytes),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_write", tests, NULL, NULL);
