@@ -9,7 +9,10 @@
 #   1 MiB sequential read and write, queue depth 4      (MB/s)
 #
 # Each export is first filled by the sequential write, so the reads read
-# data.  All servers listen on unix sockets.
+# data.  All servers listen on unix sockets.  Beside each figure: fio's
+# completion latency (p50, p99) and the CPU time the serving processes
+# spent per request (user + sys of qemu-nbd or nbdkit; of tessera-nbd, the
+# chunk servers and metad), from /proc around each job.
 # Environment: BUILD (default ./build), BENCH_SIZE (MiB per image, default
 # 512), BENCH_RUNTIME (seconds per job, default 5), BENCH_SYSTEMS (default
 # "qemu-nbd nbdkit tessera1 tessera3").
@@ -47,20 +50,44 @@ wait_sock() {
     return 1
 }
 
-# fio_job SYSTEM NAME URI ARGS...: one job; appends "SYSTEM NAME MB/s IOPS".
+# The serving processes whose CPU time counts (set per system).
+cpu_pids=()
+
+# cpu_ticks: user + sys clock ticks of every process in cpu_pids.
+cpu_ticks() {
+    local p t=0 f
+    for p in "${cpu_pids[@]}"; do
+        f=$(cut -d' ' -f14,15 "/proc/$p/stat" 2>/dev/null) || continue
+        t=$((t + ${f% *} + ${f#* }))
+    done
+    echo "$t"
+}
+
+# fio_job SYSTEM NAME URI ARGS...: one job; appends "SYSTEM NAME MB/s IOPS
+# P50_US P99_US CPU_US_PER_IO".
 fio_job() {
-    local sys=$1 name=$2 uri=$3
+    local sys=$1 name=$2 uri=$3 c0 c1
     shift 3
+    c0=$(cpu_ticks)
     fio --name="$name" --ioengine=nbd --uri="$uri" --size="${size}M" \
         --group_reporting --output-format=json --output="$work/$sys.$name.json" \
         "$@" >"$work/$sys.$name.err" 2>&1 ||
-        { echo "$sys $name - -" >>"$results"; tail -3 "$work/$sys.$name.err" >&2; return; }
-    python3 - "$work/$sys.$name.json" "$sys" "$name" >>"$results" <<'PY'
+        { echo "$sys $name - - - - -" >>"$results"; tail -3 "$work/$sys.$name.err" >&2; return; }
+    c1=$(cpu_ticks)
+    python3 - "$work/$sys.$name.json" "$sys" "$name" $((c1 - c0)) "$(getconf CLK_TCK)" >>"$results" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 r, w = j["read"], j["write"]
-print("%s %s %.1f %.0f" % (sys.argv[2], sys.argv[3],
-      (r["bw_bytes"] + w["bw_bytes"]) / 1e6, r["iops"] + w["iops"]))
+ticks, hz = int(sys.argv[4]), int(sys.argv[5])
+d = r if r["io_bytes"] >= w["io_bytes"] else w
+pct = d["clat_ns"].get("percentile", {})
+p50 = pct.get("50.000000", 0) / 1000
+p99 = pct.get("99.000000", 0) / 1000
+ios = r["total_ios"] + w["total_ios"]
+cpu = ticks * 1e6 / hz / ios if ios else 0
+print("%s %s %.1f %.0f %.0f %.0f %.1f" % (sys.argv[2], sys.argv[3],
+      (r["bw_bytes"] + w["bw_bytes"]) / 1e6, r["iops"] + w["iops"],
+      p50, p99, cpu))
 PY
 }
 
@@ -80,6 +107,7 @@ bench_qemu_nbd() {
     qemu-nbd -f raw -t -k "$work/q.sock" --cache=writeback "$work/q.raw" \
         >"$work/qemu-nbd.log" 2>&1 &
     pids+=($!)
+    cpu_pids=($!)
     wait_sock "$work/q.sock" || return
     run_jobs qemu-nbd "nbd+unix:///?socket=$work/q.sock"
 }
@@ -88,6 +116,7 @@ bench_nbdkit() {
     truncate -s "${size}M" "$work/k.raw"
     nbdkit -f -U "$work/k.sock" file "$work/k.raw" >"$work/nbdkit.log" 2>&1 &
     pids+=($!)
+    cpu_pids=($!)
     wait_sock "$work/k.sock" || return
     run_jobs nbdkit "nbd+unix:///?socket=$work/k.sock"
 }
@@ -108,6 +137,7 @@ tessera_up() {
 bench_tessera() { # bench_tessera GOAL
     tessera_up || { echo "bench-nbd: tessera did not start" >&2; return; }
     local img=/bench-g$1.img
+    cpu_pids=($(awk '$1 ~ /^(nbd|chunkd[0-9]+|metad)$/ { print $2 }' "$TS_DIR/pids"))
     "$TS_BIN/tessera" image create "$img" "${size}M" >/dev/null &&
         "$TS_BIN/tessera" setgoal "$1" "$img" >/dev/null || return
     run_jobs "tessera$1" "nbd+unix://$img?socket=$work/t.sock"
@@ -127,11 +157,13 @@ python3 - "$results" $systems <<'PY'
 import sys
 path, systems = sys.argv[1], sys.argv[2:]
 res, jobs = {}, []
+lat = {}
 for line in open(path):
-    s, job, bw, iops = line.split()
+    s, job, bw, iops, p50, p99, cpu = line.split()
     if job not in jobs:
         jobs.append(job)
     res[(s, job)] = bw if job.startswith("seq") else iops
+    lat[(s, job)] = (p50, p99, cpu)
 
 def ratio(a, b):
     try:
@@ -148,9 +180,19 @@ for job in jobs:
     row = [job, unit] + [res.get((s, job), "-") for s in systems]
     row += [ratio(res.get((s, job)), res.get((base, job))) for s in ratios]
     rows.append(row)
-w = [max(len(r[i]) for r in rows) for i in range(len(head))]
-for i, r in enumerate(rows):
-    print("| " + " | ".join(c.ljust(w[k]) for k, c in enumerate(r)) + " |")
-    if i == 0:
-        print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+
+def table(rows):
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        print("| " + " | ".join(c.ljust(w[k]) for k, c in enumerate(r)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+
+table(rows)
+print()
+rows = [["job"] + ["%s p50/p99 us, CPU us/req" % s for s in systems]]
+for job in jobs:
+    rows.append([job] + ["%s/%s, %s" % lat.get((s, job), ("-", "-", "-"))
+                         for s in systems])
+table(rows)
 PY
