@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mem.h"
 
 #define DEFAULT_MAX_THREADS 16
 #define DEFAULT_IDLE_THREADS 16
@@ -257,6 +258,7 @@ int main(int argc, char **argv)
     struct cli cli = {0};
     int ret = 1;
 
+    mem_tune();
     log_init("tessera-mount");
     memset(&opts, 0, sizeof(opts));
     if (fuse_opt_parse(&args, &cli, cli_spec, NULL) != 0)
