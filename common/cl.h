@@ -187,6 +187,9 @@ int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
                         uint32_t len, const uint8_t *buf, bool sync,
                         cl_done_cb cb, void *arg);
 
+/* Register the fast path's latency stages with lat.h (startup, once). */
+void cl_stats_register(void);
+
 /* ---- Cache coherence (cl_callback.c) ------------------------------------ */
 
 /* True when the session caches under callbacks (registered at metad). */

@@ -37,7 +37,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lat.h"
 #include "log.h"
+
+/* From a fast request's send to its completion: the chunk servers' part
+ * of the latency budget, round trip included (docs/performance.md). */
+static struct lat_stage st_read = {.name = "cl.chunk.read"};
+static struct lat_stage st_write = {.name = "cl.chunk.write"};
+
+void cl_stats_register(void)
+{
+    lat_stage_register(&st_read);
+    lat_stage_register(&st_write);
+}
 
 /* One fast operation in flight.  Allocated when it is sent, freed by its
  * completion. */
@@ -48,6 +60,7 @@ struct fast_op {
     uint64_t chunk_id;
     uint64_t end;  /* writes: end of the range in the file */
     uint8_t *buf;  /* reads: where the bytes go, borrowed from the caller */
+    uint64_t t0;   /* lat_now_ns() at the send */
     cl_done_cb cb;
     void *arg;
 };
@@ -89,6 +102,7 @@ static void read_done(void *arg, int status, struct rpc_reply *rep)
     struct fast_op *op = arg;
     struct proto_bytes_rep out;
 
+    lat_hist_record_since(&st_read.h, op->t0);
     if (status == 0) {
         status = proto_msg_decode(PROTO_MSG_CHUNK_READ_REP, rep->payload,
                                   rep->len, &out);
@@ -134,7 +148,8 @@ int cl_file_read_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
     if (!op)
         return -EAGAIN;
     *op = (struct fast_op){.c = c, .n = n, .p = p, .chunk_id = ch.chunk_id,
-                           .buf = buf, .cb = cb, .arg = arg};
+                           .buf = buf, .cb = cb, .arg = arg,
+                           .t0 = lat_now_ns()};
     struct proto_chunk_read_req req = {
         .chunk_id = ch.chunk_id,
         .version = ch.version,
@@ -161,6 +176,7 @@ static void write_done(void *arg, int status, struct rpc_reply *rep)
 {
     struct fast_op *op = arg;
 
+    lat_hist_record_since(&st_write.h, op->t0);
     rpc_reply_free(rep);
     if (status == 0) {
         cl_inode_lease_dirty(op->n, op->p.index);
@@ -196,7 +212,8 @@ int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
     if (!op)
         return -EAGAIN;
     *op = (struct fast_op){.c = c, .n = n, .p = p, .chunk_id = ch.chunk_id,
-                           .end = off + len, .cb = cb, .arg = arg};
+                           .end = off + len, .cb = cb, .arg = arg,
+                           .t0 = lat_now_ns()};
     struct proto_chunk_write_req req = {
         .chunk_id = ch.chunk_id,
         .version = ch.version,

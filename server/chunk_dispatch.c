@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lat.h"
 #include "log.h"
 
 static const struct {
@@ -61,6 +62,33 @@ void chunk_reply(struct peer *p, uint16_t opcode, uint64_t req_id, int status,
                  proto_msg_name(opcode), rc, peer_name(p));
 }
 
+/* From a request's arrival to its answer, by kind; dumped on SIGUSR1. */
+static struct lat_stage st_read = {.name = "chunk.read"};
+static struct lat_stage st_write = {.name = "chunk.write"};
+static struct lat_stage st_sync = {.name = "chunk.sync"};
+
+static struct lat_stage *stage_of(uint16_t opcode)
+{
+    switch (opcode) {
+    case PROTO_MSG_CHUNK_READ_REQ:
+        return &st_read;
+    case PROTO_MSG_CHUNK_WRITE_REQ:
+        return &st_write;
+    case PROTO_MSG_CHUNK_SYNC_REQ:
+        return &st_sync;
+    default:
+        return NULL;
+    }
+}
+
+void chunk_stats_register(void)
+{
+    lat_stage_register(&st_read);
+    lat_stage_register(&st_write);
+    lat_stage_register(&st_sync);
+    chunk_job_stats_register();
+}
+
 void chunk_req_start(struct chunk_req *r, struct peer *p, uint16_t opcode,
                      uint64_t req_id)
 {
@@ -68,12 +96,16 @@ void chunk_req_start(struct chunk_req *r, struct peer *p, uint16_t opcode,
     r->p = p;
     r->req_id = req_id;
     r->rep_opcode = (uint16_t)(opcode + 1);
+    r->stage = stage_of(opcode);
+    r->t0 = r->stage ? lat_now_ns() : 0;
 }
 
 void chunk_req_finish(struct chunk_req *r, int status, const void *payload,
                       size_t len)
 {
     chunk_reply(r->p, r->rep_opcode, r->req_id, status, payload, len);
+    if (r->stage)
+        lat_hist_record_since(&r->stage->h, r->t0);
     peer_unref(r->p);
     r->p = NULL;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lat.h"
 #include "peer.h"
 #include "proto.h"
 
@@ -189,7 +190,11 @@ struct chunk_req {
     struct peer *p;
     uint64_t req_id;
     uint16_t rep_opcode;
+    struct lat_stage *stage; /* timed kind (reads, writes, syncs) or NULL */
+    uint64_t t0;             /* lat_now_ns() at the start */
 };
+/* Register the latency stages of requests and jobs (startup, once). */
+void chunk_stats_register(void);
 void chunk_req_start(struct chunk_req *r, struct peer *p, uint16_t opcode,
                      uint64_t req_id);
 /* Answer with @status (0 or -errno: -ESTALE goes out as PROTO_EOLDVER,
@@ -227,6 +232,7 @@ struct chunk_job {
     /* Runs on the loop thread; owns @j from then on (frees it). */
     void (*done)(struct chunk_job *j, int rc);
     struct chunk_job *next; /* queue link, private */
+    uint64_t t_queued;      /* lat_now_ns() when sent to the pool, private */
 };
 
 struct chunk_jobs;
@@ -238,6 +244,7 @@ void chunk_jobs_free(struct chunk_jobs *js);
  * before this returns (the job completed inline): the caller must not
  * touch @j after a 0. */
 int chunk_job_submit(struct chunk_jobs *js, struct chunk_job *j);
+void chunk_job_stats_register(void);
 
 /* ---- chunk_chain.c ---------------------------------------------------- */
 

@@ -43,6 +43,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "lat.h"
+
 #define NBUCKETS 256u
 
 struct chunk_lane {
@@ -87,13 +89,28 @@ static struct chunk_lane **lane_slot(struct chunk_jobs *js, uint64_t id)
     return pp;
 }
 
+/* Where a job's time goes (SIGUSR1 dumps them): waiting for a pool
+ * thread, running there, or run on the loop without waiting. */
+static struct lat_stage st_wait = {.name = "chunk.job.pool_wait"};
+static struct lat_stage st_run = {.name = "chunk.job.pool_run"};
+static struct lat_stage st_inline = {.name = "chunk.job.inline"};
+
+void chunk_job_stats_register(void)
+{
+    lat_stage_register(&st_wait);
+    lat_stage_register(&st_run);
+    lat_stage_register(&st_inline);
+}
+
 static void work_cb(uv_work_t *w)
 {
     struct chunk_job *j = (struct chunk_job *)w;
+    uint64_t t = lat_hist_record_since(&st_wait.h, j->t_queued);
 
     /* Smuggle the result through the request's data pointer: the job
      * struct is owned by the caller and has no spare field for it. */
     w->data = (void *)(intptr_t)j->run(j);
+    lat_hist_record_since(&st_run.h, t);
 }
 
 static void after_cb(uv_work_t *w, int status);
@@ -113,6 +130,7 @@ static void lane_pump(struct chunk_jobs *js, struct chunk_lane *l)
         else
             l->excl = true;
         assert(!(l->excl && l->nshared)); /* invariant 1 */
+        j->t_queued = lat_now_ns();
         uv_queue_work(js->loop, &j->work, work_cb, after_cb);
     }
     if (!l->head && !l->excl && l->nshared == 0) { /* invariant 2 */
@@ -153,8 +171,10 @@ int chunk_job_submit(struct chunk_jobs *js, struct chunk_job *j)
     struct chunk_lane *l = *pp;
 
     if (j->run_nowait && starts_now(l, j)) {
+        uint64_t t = lat_now_ns();
         int rc = j->run_nowait(j);
         if (rc != -EAGAIN) {
+            lat_hist_record_since(&st_inline.h, t);
             j->done(j, rc); /* may free j and submit more jobs */
             return 0;
         }

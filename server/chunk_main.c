@@ -8,7 +8,8 @@
  *
  * The uuid (16 random bytes, kept as 32 hex digits in DIR/uuid) is made on
  * the first start and identifies this server to metad across restarts and
- * address changes.  SIGINT and SIGTERM close the listener and every
+ * address changes.  SIGUSR1 prints the latency stages (lat.h) and the CPU
+ * time used since the last dump.  SIGINT and SIGTERM close the listener and every
  * connection; the loop then runs until the disk jobs in flight finish and
  * the process exits 0.  Serving requests, the store, the metad link,
  * repair copies and the scrubber live in the other chunk_*.c files; the
@@ -27,7 +28,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "lat.h"
 #include "log.h"
+#include "mem.h"
 
 static void usage(FILE *f)
 {
@@ -119,7 +122,18 @@ static int uuid_load(const char *dir, uint8_t uuid[16])
     return rc;
 }
 
-static uv_signal_t sigs[2];
+static uv_signal_t sigs[2], sig_stats;
+
+/* SIGUSR1: the latency stages and the CPU time used since the last dump,
+ * to the log (docs/performance.md, "Latency budget"). */
+static void on_stats(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    log_info("chunkd: stats (since the last dump) follow");
+    lat_dump_reset(stderr);
+    lat_cpu_line(stderr);
+}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -137,6 +151,7 @@ static void on_signal(uv_signal_t *h, int signum)
     chunk_chain_close(srv->chain);
     for (int i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
+    uv_close((uv_handle_t *)&sig_stats, NULL);
 }
 
 struct opts {
@@ -233,6 +248,7 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     int rc;
 
+    mem_tune();
     log_init(argv[0]);
     rc = parse_args(argc, argv, &o);
     if (rc) /* 1: --help; anything else: a bad command line */
@@ -292,6 +308,9 @@ int main(int argc, char **argv)
         sigs[i].data = &srv;
         uv_signal_start(&sigs[i], on_signal, i == 0 ? SIGINT : SIGTERM);
     }
+    chunk_stats_register();
+    uv_signal_init(&loop, &sig_stats);
+    uv_signal_start(&sig_stats, on_stats, SIGUSR1);
     log_info("chunkd: serving: listen=%s advertise=%s meta=%s data=%s "
              "chunks=%u repair_mbps=%llu scrub_mbps=%llu "
              "scrub_interval_s=%llu",

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lat.h"
 #include "log.h"
 #include "net.h"
 
@@ -63,6 +64,7 @@
 struct vd_req {
     struct vd_req *next;
     struct vd_conn *c; /* for the fast path's completion */
+    uint64_t t0;       /* lat_now_ns() when its header was read */
     uint16_t flags;
     uint16_t type;
     uint64_t cookie;
@@ -72,6 +74,23 @@ struct vd_req {
     uint64_t cost;      /* bytes counted in c->inflight_bytes */
     uint8_t data[];     /* WRITE payload, or the READ buffer */
 };
+
+/* ---- Latency budget ------------------------------------------------------ */
+
+/* From the request's header read to its reply sent (docs/performance.md,
+ * "Latency budget"); dumped with SIGUSR1. */
+static struct lat_stage st_fast_read = {.name = "nbd.read.fast"};
+static struct lat_stage st_fast_write = {.name = "nbd.write.fast"};
+static struct lat_stage st_queue = {.name = "nbd.slow.queued"};
+static struct lat_stage st_slow = {.name = "nbd.slow"};
+
+void vd_cmd_stats_register(void)
+{
+    lat_stage_register(&st_fast_read);
+    lat_stage_register(&st_fast_write);
+    lat_stage_register(&st_queue);
+    lat_stage_register(&st_slow);
+}
 
 /* ---- Running one request ----------------------------------------------- */
 
@@ -300,7 +319,9 @@ static void *worker_main(void *arg)
             c->tail = NULL;
         pthread_mutex_unlock(&c->lock);
 
+        lat_hist_record_since(&st_queue.h, r->t0);
         req_handle(c, r); /* replies are dropped once sending failed */
+        lat_hist_record_since(&st_slow.h, r->t0);
 
         req_done(c, r);
     }
@@ -364,10 +385,13 @@ static void fast_done(void *arg, int status)
         pthread_mutex_unlock(&c->lock);
         return;
     }
-    if (r->type == NBD_CMD_READ)
+    if (r->type == NBD_CMD_READ) {
         reply_read(c, r);
-    else
+        lat_hist_record_since(&st_fast_read.h, r->t0);
+    } else {
         vd_reply_simple(c, r->cookie, 0, NULL, 0);
+        lat_hist_record_since(&st_fast_write.h, r->t0);
+    }
     log_debug("vd.cmd", "type=%u flags=0x%x offset=%llu length=%u err=0 fast",
               r->type, r->flags, (unsigned long long)r->offset, r->len);
     pthread_mutex_lock(&c->lock);
@@ -429,6 +453,7 @@ static int read_one(struct vd_conn *c)
 {
     uint8_t h[NBD_REQUEST_SIZE];
     int rc = net_read_all(c->fd, h, sizeof(h));
+    uint64_t t0 = lat_now_ns();
 
     if (rc < 0)
         return rc;
@@ -464,6 +489,7 @@ static int read_one(struct vd_conn *c)
         return -ENOMEM;
     }
     r->next = NULL;
+    r->t0 = t0;
     r->flags = vd_get16(h + 4);
     r->type = type;
     r->cookie = vd_get64(h + 8);

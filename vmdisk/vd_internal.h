@@ -139,6 +139,8 @@ int vd_server_listen_unix(struct vd_server *s, const char *path);
 int vd_server_run(struct vd_server *s);
 /* Make vd_server_run() return.  Async-signal-safe. */
 void vd_server_stop(struct vd_server *s);
+/* Ask the accept loop to dump the latency stages; signal-safe. */
+void vd_server_stats(struct vd_server *s);
 /* Close listeners (removing the unix socket) and free @s (NULL is fine).
  * vd_server_run() must have returned. */
 void vd_server_free(struct vd_server *s);
@@ -157,6 +159,8 @@ uint16_t vd_handshake_tflags(const struct vd_conn *c, bool readonly);
  * error (-EPROTO) or a socket error.  Every request read is answered, or
  * dropped when the socket failed, before this returns. */
 int vd_cmd_run(struct vd_conn *c);
+/* Register the request stages with lat.h (startup, once). */
+void vd_cmd_stats_register(void);
 
 /* vd_reply.c */
 /* The NBD error value (NBD_E*) for a negative errno. */

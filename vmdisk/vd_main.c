@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "mem.h"
 
 #define MEM_IMAGE "disk"
 #define MEM_SIZE (1ull << 30)
@@ -34,8 +35,11 @@ static struct vd_server *the_server;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (the_server)
+    if (!the_server)
+        return;
+    if (sig == SIGUSR1)
+        vd_server_stats(the_server);
+    else
         vd_server_stop(the_server);
 }
 
@@ -188,6 +192,7 @@ int main(int argc, char **argv)
     struct vd_server *s = NULL;
     int rc;
 
+    mem_tune();
     log_init(argv[0]);
     rc = parse_args(argc, argv, &cli);
     if (rc != 0)
@@ -221,7 +226,9 @@ int main(int argc, char **argv)
         the_server = s;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        vd_cmd_stats_register();
         log_info("nbd server: started: backend=%s%s", cli.backend,
                  cli.readonly ? " readonly" : "");
         rc = vd_server_run(s);

@@ -14,8 +14,10 @@
  * finish against the backend and their replies are dropped.  Only then
  * are sockets closed, so no thread ever uses a closed (or reused) fd.
  *
- * Connection threads run with SIGINT and SIGTERM blocked so that the
- * signals reach the main thread.
+ * Connection threads run with SIGINT, SIGTERM and SIGUSR1 blocked so that
+ * the signals reach the main thread.  SIGUSR1 (vd_server_stats()) makes
+ * the accept loop print the latency stages (lat.h) and the CPU time used,
+ * then start the stages afresh.
  */
 #include "vd_internal.h"
 
@@ -33,6 +35,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lat.h"
 #include "log.h"
 #include "net.h"
 
@@ -145,12 +148,43 @@ int vd_server_listen_unix(struct vd_server *s, const char *path)
     return listener_add(s, fd, what);
 }
 
-void vd_server_stop(struct vd_server *s)
+/* Wake the accept loop with @what: 'x' to stop, 's' to dump stats. */
+static void wake(struct vd_server *s, const char *what)
 {
     int saved = errno;
-    ssize_t n = write(s->wake[1], "x", 1);
+    ssize_t n = write(s->wake[1], what, 1);
     (void)n; /* a full pipe already wakes the loop */
     errno = saved;
+}
+
+void vd_server_stop(struct vd_server *s)
+{
+    wake(s, "x");
+}
+
+void vd_server_stats(struct vd_server *s)
+{
+    wake(s, "s");
+}
+
+/* Read what woke the loop: true to stop.  A stats request prints the
+ * latency stages and the process's CPU time to the log (stderr). */
+static bool woken(struct vd_server *s)
+{
+    char buf[64];
+    ssize_t n = read(s->wake[0], buf, sizeof(buf));
+    bool stop = n <= 0;
+
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == 's') {
+            log_info("nbd server: stats (since the last dump) follow");
+            lat_dump_reset(stderr);
+            lat_cpu_line(stderr);
+        } else {
+            stop = true;
+        }
+    }
+    return stop;
 }
 
 static void *conn_main(void *arg)
@@ -195,6 +229,7 @@ static void conn_start(struct vd_server *s, int lfd)
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     int rc = pthread_create(&sc->tid, NULL, conn_main, sc);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -256,7 +291,7 @@ int vd_server_run(struct vd_server *s)
             log_error("nbd server: poll: %s", strerror(errno));
             break;
         }
-        if (n > 0 && (pfd[0].revents & POLLIN))
+        if (n > 0 && (pfd[0].revents & POLLIN) && woken(s))
             break;
         for (int i = 0; n > 0 && i < s->nlisten; i++)
             if (pfd[i + 1].revents & POLLIN)

@@ -556,6 +556,7 @@ int vd_tessera_new(const char *meta, const char *images_dir,
         cl_client_close(ctx->cl);
         goto fail;
     }
+    cl_stats_register();
     be->name = "tessera";
     be->ops = &tess_ops;
     be->ctx = ctx;

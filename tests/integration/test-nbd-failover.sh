@@ -30,6 +30,7 @@ ts_start_nbd --unix "$SOCK" || it_fail "tessera-nbd did not start"
 "$T" image create /f.img 64M >/dev/null || it_fail "image create"
 "$T" setgoal 3 /f.img >/dev/null || it_fail "setgoal"
 URI="nbd+unix:///f.img?socket=$SOCK"
+cd "$IT_TMP" || it_fail "cd"  # fio keeps its verify state in the working folder
 
 json() {
     local expr=$1
