@@ -135,10 +135,22 @@ int vd_file_new(const char *dir, struct vd_backend **out);
 
 /* vd_tessera.c: export names are paths of regular files in the Tessera
  * namespace served by metad at @meta; list() shows the regular files in
- * @images_dir (NULL: "/").  One session with metad for the backend; both
- * strings are borrowed.  Caller owns *out: vd_backend_free().  -errno when
- * metad cannot be reached. */
-int vd_tessera_new(const char *meta, const char *images_dir,
-                   struct vd_backend **out);
+ * @images_dir (NULL: "/").  One session with metad for the backend. */
+enum vd_cache_mode {
+    VD_CACHE_NONE = 0,     /* every read goes to the servers */
+    VD_CACHE_WRITETHROUGH, /* reads may be served from the block cache */
+};
+#define VD_CACHE_SIZE_DEFAULT (64ull << 20) /* bytes per image */
+
+struct vd_tessera_opts {
+    const char *meta;       /* borrowed during vd_tessera_new() */
+    const char *images_dir; /* likewise; NULL: "/" */
+    enum vd_cache_mode cache;
+    uint64_t cache_size; /* bytes per image; 0: VD_CACHE_SIZE_DEFAULT */
+};
+
+/* Caller owns *out: vd_backend_free().  -errno when metad cannot be
+ * reached. */
+int vd_tessera_new(const struct vd_tessera_opts *o, struct vd_backend **out);
 
 #endif

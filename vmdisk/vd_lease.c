@@ -152,6 +152,7 @@ struct vd_lease {
 
 struct vd_leases {
     struct cl_client *cl; /* borrowed */
+    struct vd_lease_hooks hooks;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct vd_lease *list;
@@ -200,10 +201,13 @@ static void release(struct vd_leases *ls, struct vd_lease *l)
                  strerror(-rc), l->path);
 }
 
-/* The cached locations of the image go: the next access asks metad. */
+/* The cached locations and bytes of the image go: the next access asks
+ * metad and the servers. */
 static void caches_drop(struct vd_leases *ls, struct vd_lease *l)
 {
     cl_file_truncate_done(ls->cl, l->ino, NULL, 0);
+    if (ls->hooks.drop)
+        ls->hooks.drop(ls->hooks.arg, l->ino);
 }
 
 static void set_state(struct vd_leases *ls, struct vd_lease *l,
@@ -551,12 +555,15 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-int vd_leases_new(struct cl_client *cl, struct vd_leases **out)
+int vd_leases_new(struct cl_client *cl, const struct vd_lease_hooks *hooks,
+                  struct vd_leases **out)
 {
     struct vd_leases *ls = calloc(1, sizeof(*ls));
     if (!ls)
         return -ENOMEM;
     ls->cl = cl;
+    if (hooks)
+        ls->hooks = *hooks;
     pthread_mutex_init(&ls->lock, NULL);
     pthread_cond_init(&ls->cond, NULL);
     int rc = -pthread_create(&ls->thread, NULL, watch_main, ls);

@@ -16,10 +16,20 @@
 struct vd_leases;
 struct vd_lease;
 
+/* What the image's other caches must do when its lease changes hands. */
+struct vd_lease_hooks {
+    /* Another process wrote, or will write, image @ino: forget its
+     * bytes.  Runs with the image's gate closed (nothing in flight). */
+    void (*drop)(void *arg, uint64_t ino);
+    void *arg;
+};
+
 /* The lease table of one tessera-nbd, over @cl (borrowed: it must outlive
- * the table).  Starts the thread that answers recalls.  Caller owns *out:
- * vd_leases_free().  -ENOMEM, -errno from pthread_create(). */
-int vd_leases_new(struct cl_client *cl, struct vd_leases **out);
+ * the table); @hooks is copied (NULL: none).  Starts the thread that
+ * answers recalls.  Caller owns *out: vd_leases_free().  -ENOMEM, -errno
+ * from pthread_create(). */
+int vd_leases_new(struct cl_client *cl, const struct vd_lease_hooks *hooks,
+                  struct vd_leases **out);
 /* Stop the recall thread and free @ls (NULL is fine).  Every lease must
  * have been closed. */
 void vd_leases_free(struct vd_leases *ls);

@@ -3,7 +3,8 @@
  *   tessera-nbd [--meta ADDR:PORT] --listen ADDR:PORT [--unix PATH]
  *               [--backend tessera|mem|dir:PATH] [--images-dir PATH]
  *               [--readonly]
- *               [--default-export NAME] [--workers N] [-D MODULE=1]
+ *               [--default-export NAME] [--workers N] [--cache MODE]
+ *               [--cache-size MIB] [-D MODULE=1]
  *
  * Parses the command line, makes the image backend, starts the listeners
  * and runs the server until SIGINT or SIGTERM, then stops it (listeners
@@ -57,18 +58,23 @@ static void usage(FILE *f, const char *prog)
             "    --default-export NAME   image served for an empty name\n"
             "    --workers N             request threads per connection "
             "(default %d)\n"
+            "    --cache MODE            block cache per image (tessera): "
+            "none or\n"
+            "                            writethrough (default)\n"
+            "    --cache-size MIB        block cache size per image "
+            "(default %llu)\n"
             "    -D MODULE=1             debug log for a module (vd.cmd, "
             "vd.handshake,\n"
             "                            vd.lease, cl.chunk, cl.state, "
             "cl.cb, rpc)\n"
             "    --help                  this text\n",
-            prog, VD_WORKERS_DEFAULT);
+            prog, VD_WORKERS_DEFAULT,
+            (unsigned long long)(VD_CACHE_SIZE_DEFAULT >> 20));
 }
 
 /* The backend named by @spec.  Caller owns *out.  Prints why on failure. */
-static int backend_make(const char *spec, const char *meta,
-                        const char *images_dir, struct vd_backend **out,
-                        const char **default_export)
+static int backend_make(const char *spec, const struct vd_tessera_opts *to,
+                        struct vd_backend **out, const char **default_export)
 {
     int rc;
 
@@ -92,14 +98,14 @@ static int backend_make(const char *spec, const char *meta,
         return rc;
     }
     if (!strcmp(spec, "tessera")) {
-        if (!meta) {
+        if (!to->meta) {
             fprintf(stderr, "tessera-nbd: backend tessera needs --meta\n");
             return -EINVAL;
         }
-        rc = vd_tessera_new(meta, images_dir, out);
+        rc = vd_tessera_new(to, out);
         if (rc < 0)
-            fprintf(stderr, "tessera-nbd: cannot reach metad at %s: %s\n", meta,
-                    strerror(-rc));
+            fprintf(stderr, "tessera-nbd: cannot reach metad at %s: %s\n",
+                    to->meta, strerror(-rc));
         return rc;
     }
     fprintf(stderr, "tessera-nbd: unknown backend '%s'\n", spec);
@@ -111,6 +117,8 @@ struct cli {
     const char *images_dir;
     bool readonly;
     unsigned workers;
+    enum vd_cache_mode cache;
+    uint64_t cache_size;
 };
 
 /* 0 to run, 1 to exit 0 (--help), -1 to exit 1. */
@@ -125,6 +133,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"images-dir", required_argument, NULL, 'i'},
         {"default-export", required_argument, NULL, 'e'},
         {"workers", required_argument, NULL, 'w'},
+        {"cache", required_argument, NULL, 'c'},
+        {"cache-size", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -164,6 +174,25 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             cli->workers = (unsigned)n;
             break;
         }
+        case 'c':
+            if (!strcmp(optarg, "none")) {
+                cli->cache = VD_CACHE_NONE;
+            } else if (!strcmp(optarg, "writethrough")) {
+                cli->cache = VD_CACHE_WRITETHROUGH;
+            } else {
+                fprintf(stderr, "tessera-nbd: --cache: none or writethrough\n");
+                return -1;
+            }
+            break;
+        case 's': {
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (*end || n == 0 || n > (1ull << 20)) {
+                fprintf(stderr, "tessera-nbd: --cache-size: 1..1048576 MiB\n");
+                return -1;
+            }
+            cli->cache_size = (uint64_t)n << 20;
+            break;
+        }
         case 'D':
             if (log_debug_enable(optarg) < 0) {
                 fprintf(stderr, "tessera-nbd: bad -D '%s'\n", optarg);
@@ -187,7 +216,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {.backend = "tessera"};
+    struct cli cli = {.backend = "tessera", .cache = VD_CACHE_WRITETHROUGH};
     struct vd_backend *be = NULL;
     struct vd_server *s = NULL;
     int rc;
@@ -197,8 +226,13 @@ int main(int argc, char **argv)
     rc = parse_args(argc, argv, &cli);
     if (rc != 0)
         return rc > 0 ? 0 : 1;
-    if (backend_make(cli.backend, cli.meta, cli.images_dir, &be,
-                     &cli.default_export) < 0)
+    struct vd_tessera_opts to = {
+        .meta = cli.meta,
+        .images_dir = cli.images_dir,
+        .cache = cli.cache,
+        .cache_size = cli.cache_size,
+    };
+    if (backend_make(cli.backend, &to, &be, &cli.default_export) < 0)
         return 1;
 
     struct vd_config cfg = {

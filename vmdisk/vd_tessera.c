@@ -48,7 +48,9 @@
  */
 #include "vd_backend.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,7 @@
 
 #include "cl.h"
 #include "log.h"
+#include "vd_bcache.h"
 #include "vd_lease.h"
 
 #define ROOT_INO 1
@@ -66,10 +69,22 @@
 #define STATUS_MAX_CHUNKS 4096 /* chunk slots walked by one block_status */
 #define LIST_BATCH 256
 
+/* The block cache of one image, shared by its connections. */
+struct tess_cache {
+    struct tess_cache *next;
+    uint64_t ino;
+    unsigned refs; /* under tess_ctx.lock */
+    struct vd_bcache *bc;
+};
+
 struct tess_ctx {
     struct cl_client *cl;
     struct vd_leases *leases;
     char *dir; /* --images-dir, without leading or trailing slashes */
+    enum vd_cache_mode cache;
+    uint64_t cache_size;
+    pthread_mutex_t lock; /* @caches */
+    struct tess_cache *caches;
 };
 
 struct tess_image {
@@ -77,6 +92,8 @@ struct tess_image {
     struct tess_ctx *ctx;
     struct cl_inode *node;  /* a reference on the client's open inode */
     struct vd_lease *lease; /* owned; NULL when read-only */
+    struct tess_cache *cache; /* a reference, or NULL: not cached */
+    bool snapshot;            /* read-only because nobody may write it */
     uint64_t ino;
     int64_t size;
 };
@@ -142,6 +159,84 @@ static int writable(struct tess_ctx *ctx, uint64_t ino)
     return rc;
 }
 
+/* ---- Block cache -------------------------------------------------------- */
+
+/* A reference on the block cache of @ino, made if needed; NULL when out
+ * of memory (the image is then served uncached). */
+static struct tess_cache *cache_get(struct tess_ctx *ctx, uint64_t ino)
+{
+    struct tess_cache *c;
+
+    pthread_mutex_lock(&ctx->lock);
+    for (c = ctx->caches; c && c->ino != ino; c = c->next)
+        ;
+    if (!c && (c = calloc(1, sizeof(*c))) != NULL) {
+        if (vd_bcache_new(ctx->cache_size, &c->bc) < 0) {
+            free(c);
+            c = NULL;
+        } else {
+            c->ino = ino;
+            c->next = ctx->caches;
+            ctx->caches = c;
+        }
+    }
+    if (c)
+        c->refs++;
+    pthread_mutex_unlock(&ctx->lock);
+    return c;
+}
+
+static void cache_put(struct tess_ctx *ctx, struct tess_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&ctx->lock);
+    if (--c->refs == 0) {
+        struct tess_cache **pp = &ctx->caches;
+        while (*pp != c)
+            pp = &(*pp)->next;
+        *pp = c->next;
+    } else {
+        c = NULL;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (c) {
+        vd_bcache_free(c->bc);
+        free(c);
+    }
+}
+
+/* vd_lease_hooks.drop: another process writes image @ino from now on, or
+ * did until now. */
+static void cache_drop(void *arg, uint64_t ino)
+{
+    struct tess_ctx *ctx = arg;
+
+    pthread_mutex_lock(&ctx->lock);
+    for (struct tess_cache *c = ctx->caches; c; c = c->next)
+        if (c->ino == ino)
+            vd_bcache_drop_all(c->bc);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* The cache @im may read from now, or NULL: a snapshot's bytes never
+ * change; a writable image's only while this process holds its lease
+ * (docs/vmdisk.md, "Block cache"). */
+static struct vd_bcache *cache_for_read(struct tess_image *im)
+{
+    if (!im->cache)
+        return NULL;
+    if (im->snapshot || vd_lease_held(im->ctx->leases, im->lease))
+        return im->cache->bc;
+    return NULL;
+}
+
+/* The cache every change of @im's bytes must go through, or NULL. */
+static struct vd_bcache *cache_for_write(struct tess_image *im)
+{
+    return im->cache ? im->cache->bc : NULL;
+}
+
 /* @name is borrowed.  Caller owns *out: tess_close(). */
 static int tess_open(void *vctx, const char *name, bool readonly,
                      struct vd_image **out, char *why, size_t why_len)
@@ -149,6 +244,7 @@ static int tess_open(void *vctx, const char *name, bool readonly,
     struct tess_ctx *ctx = vctx;
     struct proto_attr a;
     char path[NAME_MAX_LEN + 2];
+    bool snapshot = false;
 
     int rc = resolve(ctx, name, &a);
     if (rc < 0)
@@ -165,14 +261,18 @@ static int tess_open(void *vctx, const char *name, bool readonly,
                      "read-only",
                      path);
             readonly = true;
+            snapshot = true;
         } else if (rc < 0) {
             return rc;
         }
+    } else {
+        snapshot = writable(ctx, a.ino) == -EROFS;
     }
 
     struct tess_image *im = calloc(1, sizeof(*im));
     if (!im)
         return -ENOMEM;
+    im->snapshot = snapshot;
     rc = cl_inode_open(ctx->cl, a.ino, a.size, &im->node);
     if (rc < 0) {
         free(im);
@@ -186,6 +286,10 @@ static int tess_open(void *vctx, const char *name, bool readonly,
             return rc;
         }
     }
+    /* A read-only image that may still be written elsewhere is never
+     * cached: nothing would tell this process of the writes. */
+    if (ctx->cache != VD_CACHE_NONE && (im->lease || snapshot))
+        im->cache = cache_get(ctx, a.ino);
     im->base.readonly = readonly;
     im->ctx = ctx;
     im->ino = a.ino;
@@ -214,6 +318,7 @@ static void tess_close(struct vd_image *img)
         vd_lease_end(im->lease);
     }
     vd_lease_close(ctx->leases, im->lease);
+    cache_put(ctx, im->cache);
     cl_inode_put(ctx->cl, im->node);
     free(im);
 }
@@ -244,6 +349,12 @@ static int tess_pread(struct vd_image *img, void *buf, uint32_t len,
     int rc = gate_in(im, false);
     if (rc < 0)
         return rc;
+    struct vd_bcache *bc = cache_for_read(im);
+    if (bc && vd_bcache_read(bc, off, len, buf)) {
+        gate_out(im);
+        return 0;
+    }
+    uint64_t ticket = bc ? vd_bcache_read_begin(bc) : 0;
     rc = cl_file_read(im->ctx->cl, im->node, off, len, buf);
     gate_out(im);
     if (rc < 0)
@@ -251,6 +362,8 @@ static int tess_pread(struct vd_image *img, void *buf, uint32_t len,
     /* Past what the file holds (another client shrank it): zeros. */
     if ((uint32_t)rc < len)
         memset((uint8_t *)buf + rc, 0, len - (uint32_t)rc);
+    else if (ticket)
+        vd_bcache_fill(bc, ticket, off, len, buf);
     return 0;
 }
 
@@ -261,23 +374,40 @@ static int tess_pwrite(struct vd_image *img, const void *buf, uint32_t len,
     int rc = gate_in(im, true);
     if (rc < 0)
         return rc;
+    struct vd_bcache *bc = cache_for_write(im);
+    if (bc)
+        vd_bcache_write_begin(bc, off, len);
     rc = cl_file_write(im->ctx->cl, im->node, off, buf, len, fua);
+    if (bc)
+        vd_bcache_write_end(bc, off, len, buf, (uint32_t)rc == len);
     gate_out(im);
     if (rc < 0)
         return rc;
     return (uint32_t)rc == len ? 0 : -EIO;
 }
 
-/* A fast operation in flight: its gate is left when it completes. */
+/* A fast operation in flight: its gate is left, and the cache told, when
+ * it completes. */
 struct tess_aio {
     struct tess_image *im;
     vd_done_cb done;
     void *arg;
+    struct vd_bcache *bc; /* reads: to fill; writes: to end; or NULL */
+    uint64_t ticket;      /* reads: from vd_bcache_read_begin() */
+    uint64_t off;
+    uint32_t len;
+    const void *buf; /* the caller's, valid until done */
+    bool write;
 };
 
 static void aio_complete(void *arg, int status)
 {
     struct tess_aio *a = arg;
+
+    if (a->bc && a->write)
+        vd_bcache_write_end(a->bc, a->off, a->len, a->buf, status == 0);
+    else if (a->bc && status == 0)
+        vd_bcache_fill(a->bc, a->ticket, a->off, a->len, a->buf);
     gate_out(a->im);
     a->done(a->arg, status);
     free(a);
@@ -296,7 +426,7 @@ static int aio_begin(struct tess_image *im, bool write, vd_done_cb done,
         gate_out(im);
         return -EAGAIN;
     }
-    *a = (struct tess_aio){.im = im, .done = done, .arg = arg};
+    *a = (struct tess_aio){.im = im, .done = done, .arg = arg, .write = write};
     *out = a;
     return 0;
 }
@@ -311,9 +441,21 @@ static int tess_aio_pread(struct vd_image *img, void *buf, uint32_t len,
                           uint64_t off, vd_done_cb done, void *arg)
 {
     struct tess_image *im = image_of(img);
+    struct vd_bcache *bc = cache_for_read(im);
     struct tess_aio *a;
+
+    if (bc && vd_bcache_read(bc, off, len, buf)) {
+        done(arg, 0); /* a hit: nothing to wait for */
+        return 0;
+    }
     if (aio_begin(im, false, done, arg, &a) < 0)
         return -EAGAIN;
+    if (bc && (a->ticket = vd_bcache_read_begin(bc)) != 0) {
+        a->bc = bc;
+        a->off = off;
+        a->len = len;
+        a->buf = buf;
+    }
     if (cl_file_read_async(im->ctx->cl, im->node, off, len, buf, aio_complete,
                            a) < 0) {
         aio_abort(a);
@@ -329,8 +471,16 @@ static int tess_aio_pwrite(struct vd_image *img, const void *buf, uint32_t len,
     struct tess_aio *a;
     if (aio_begin(im, true, done, arg, &a) < 0)
         return -EAGAIN;
+    a->bc = cache_for_write(im);
+    a->off = off;
+    a->len = len;
+    a->buf = buf;
+    if (a->bc)
+        vd_bcache_write_begin(a->bc, off, len);
     if (cl_file_write_async(im->ctx->cl, im->node, off, len, buf, fua,
                             aio_complete, a) < 0) {
+        if (a->bc)
+            vd_bcache_write_end(a->bc, off, len, NULL, false);
         aio_abort(a);
         return -EAGAIN;
     }
@@ -380,8 +530,13 @@ static int tess_zero(struct vd_image *img, uint64_t len, uint64_t off,
         return rc;
     if (fast_only)
         rc = zero_is_fast(im, len, off);
+    struct vd_bcache *bc = rc == 0 ? cache_for_write(im) : NULL;
+    if (bc)
+        vd_bcache_write_begin(bc, off, len);
     if (rc == 0)
         rc = cl_file_zero(im->ctx->cl, im->node, off, len);
+    if (bc)
+        vd_bcache_write_end(bc, off, len, NULL, false);
     gate_out(im);
     return rc;
 }
@@ -498,6 +653,8 @@ static void tess_free(void *vctx)
         return;
     vd_leases_free(ctx->leases);
     cl_client_close(ctx->cl);
+    assert(!ctx->caches); /* every image was closed */
+    pthread_mutex_destroy(&ctx->lock);
     free(ctx->dir);
     free(ctx);
 }
@@ -532,9 +689,9 @@ static char *dir_normalise(const char *dir)
     return d;
 }
 
-int vd_tessera_new(const char *meta, const char *images_dir,
-                   struct vd_backend **out)
+int vd_tessera_new(const struct vd_tessera_opts *o, struct vd_backend **out)
 {
+    const char *meta = o->meta, *images_dir = o->images_dir;
     struct vd_backend *be = calloc(1, sizeof(*be));
     struct tess_ctx *ctx = calloc(1, sizeof(*ctx));
     char name[160], host[64] = "unknown";
@@ -551,7 +708,11 @@ int vd_tessera_new(const char *meta, const char *images_dir,
     rc = cl_client_open(&opts, &ctx->cl);
     if (rc < 0)
         goto fail;
-    rc = vd_leases_new(ctx->cl, &ctx->leases);
+    ctx->cache = o->cache;
+    ctx->cache_size = o->cache_size ? o->cache_size : VD_CACHE_SIZE_DEFAULT;
+    pthread_mutex_init(&ctx->lock, NULL);
+    struct vd_lease_hooks hooks = {.drop = cache_drop, .arg = ctx};
+    rc = vd_leases_new(ctx->cl, &hooks, &ctx->leases);
     if (rc < 0) {
         cl_client_close(ctx->cl);
         goto fail;

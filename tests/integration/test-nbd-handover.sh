@@ -12,7 +12,9 @@
 #     write takes the lease: the source flushes and lets go;
 #   - every byte reads back through the destination; a write through the
 #     source's still-open connection now fails (EPERM), and nothing of it
-#     reaches the image.
+#     reaches the image; the source, which had read (and cached) the bytes
+#     the destination overwrote, reads the new ones, before and after it
+#     writes the image again.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,nbd}, tessera, qemu-io, nbdinfo.
 . "$(dirname "$0")/lib.sh"
 it_need tessera-metad tessera-chunkd tessera-nbd tessera qemu-io nbdinfo
@@ -57,6 +59,9 @@ src_cmd() { # src_cmd CMD WANT: run CMD in the source's qemu-io, wait for WANT
 src_cmd "write -P 0xa1 0 1M" "wrote 1048576" || it_fail "source write 1"
 src_cmd "write -P 0xa2 100M 2M" "wrote 2097152" || it_fail "source write 2"
 src_cmd "write -P 0xa3 255M 1M" "wrote 1048576" || it_fail "source write 3"
+# Read before the hand-over: the source's block cache now holds these
+# zeros, which the destination overwrites below.
+src_cmd "read -P 0 1M 64k" "read 65536" || it_fail "source read before the hand-over"
 it_ok "source writes through its open connection (not flushed)"
 
 # ---- A second writer that is not a hand-over is refused -----------------------
@@ -86,7 +91,10 @@ it_ok "hand-over at the destination's first write: the source flushed and let go
 # ---- The source may not write any more ----------------------------------------
 src_cmd "write -P 0xc1 4M 1M" "write failed" || it_fail "source write after the hand-over"
 grep -q "Operation not permitted" "$IT_TMP/src.out" || { cat "$IT_TMP/src.out"; it_fail "source error"; }
+src_cmd "read -P 0xb1 1M 64k" "read 65536" || it_fail "source read after the hand-over"
 src_cmd "read -P 0xb1 1M 1M" "read 1048576" || it_fail "source read after the hand-over"
+grep -q "Pattern verification failed" "$IT_TMP/src.out" &&
+    { cat "$IT_TMP/src.out"; it_fail "the source read stale bytes after the hand-over"; }
 it_ok "the source's writes are refused with EPERM after the hand-over (reads still work)"
 echo "quit" >&3
 exec 3>&-
@@ -100,7 +108,10 @@ grep -qiE "fail|error|mismatch" "$IT_TMP/all.out" && { cat "$IT_TMP/all.out"; it
 it_ok "every byte reads back through the destination; the refused write left no trace"
 
 # ---- Without an armed hand-over, the image is free once closed -----------------
-qemu-io -f raw -c "write -P 0xd1 8M 1M" "$src" >"$IT_TMP/again.out" 2>&1 ||
+qemu-io -f raw -c "write -P 0xd1 8M 1M" -c "read -P 0xb1 1M 1M" "$src" \
+    >"$IT_TMP/again.out" 2>&1 ||
     { cat "$IT_TMP/again.out"; it_fail "the source could not reopen the free image"; }
-it_ok "a closed image can be opened for writing again"
+grep -qiE "fail|error|mismatch" "$IT_TMP/again.out" &&
+    { cat "$IT_TMP/again.out"; it_fail "the source reads what it cached before the hand-over"; }
+it_ok "a closed image can be opened for writing again, and the source reads the destination's bytes"
 echo "PASS"

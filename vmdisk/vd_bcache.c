@@ -1,0 +1,349 @@
+/* vd_bcache.c: the pages of one image's block cache (see vd_bcache.h).
+ *
+ * Pages live in a chained hash table keyed by page index and on one LRU
+ * list (most recent at the head).  A full cache reuses its least recently
+ * used page for the next one it keeps.
+ *
+ * Why the tickets.  A read that misses goes to the servers and may come
+ * back after a write to the same bytes was sent or finished: keeping what
+ * it read would bring back bytes the write replaced.  So @wseq counts every
+ * write begin and end and every drop, and a fill is kept only when @wseq
+ * is still what it was when the read was sent and no write was in flight
+ * then: no write overlapped the read at all.  Under a mix of reads and
+ * writes some fills are skipped; a cache that keeps less is still right.
+ *
+ * A write keeps the pages it wrote once every replica has them, unless
+ * another write to the same bytes is in flight: two overlapping writes
+ * may reach the servers in either order, so neither copy is sure.
+ *
+ * Invariants:
+ *   1. Every cached page holds the bytes the servers hold for it, as of the
+ *      last write to it that ended (or of a read no write overlapped).
+ *   2. @npages <= @max_pages; every page is in the table and on the list.
+ */
+#include "vd_bcache.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct page {
+    uint64_t idx;
+    struct page *hnext;       /* hash chain */
+    struct page *prev, *next; /* LRU list */
+    uint8_t data[VD_BCACHE_PAGE];
+};
+
+struct range {
+    uint64_t off, len;
+    bool tainted; /* an overlapping write ended while this one flew */
+};
+
+struct vd_bcache {
+    pthread_mutex_t lock;
+    struct page **table;
+    size_t nbuckets; /* a power of two */
+    struct page *head, *tail;
+    uint64_t npages, max_pages;
+    uint64_t wseq;      /* write begins, ends and drops so far */
+    struct range *wr;   /* writes begun, not ended */
+    size_t nwr, cwr;
+    bool off; /* out of memory once: keeps nothing */
+    struct vd_bcache_stats st;
+};
+
+int vd_bcache_new(uint64_t max_bytes, struct vd_bcache **out)
+{
+    uint64_t max_pages = max_bytes / VD_BCACHE_PAGE;
+    struct vd_bcache *b;
+
+    if (max_pages == 0)
+        return -EINVAL;
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->nbuckets = 64;
+    while (b->nbuckets < max_pages && b->nbuckets < (1u << 24))
+        b->nbuckets <<= 1;
+    b->table = calloc(b->nbuckets, sizeof(*b->table));
+    if (!b->table) {
+        free(b);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&b->lock, NULL);
+    b->max_pages = max_pages;
+    b->wseq = 1; /* tickets are never 0 */
+    *out = b;
+    return 0;
+}
+
+static void forget_all(struct vd_bcache *b)
+{
+    struct page *p = b->head;
+
+    while (p) {
+        struct page *next = p->next;
+        free(p);
+        p = next;
+    }
+    memset(b->table, 0, b->nbuckets * sizeof(*b->table));
+    b->head = b->tail = NULL;
+    b->npages = 0;
+}
+
+void vd_bcache_free(struct vd_bcache *b)
+{
+    if (!b)
+        return;
+    forget_all(b);
+    free(b->table);
+    free(b->wr);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+/* ---- Table and list (under @lock) -------------------------------------- */
+
+static struct page **slot(struct vd_bcache *b, uint64_t idx)
+{
+    uint64_t h = idx * 0x9E3779B97F4A7C15ull;
+    struct page **pp = &b->table[(h >> 32) & (b->nbuckets - 1)];
+
+    while (*pp && (*pp)->idx != idx)
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void lru_unlink(struct vd_bcache *b, struct page *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        b->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        b->tail = p->prev;
+    p->prev = p->next = NULL;
+}
+
+static void lru_push(struct vd_bcache *b, struct page *p)
+{
+    p->prev = NULL;
+    p->next = b->head;
+    if (b->head)
+        b->head->prev = p;
+    b->head = p;
+    if (!b->tail)
+        b->tail = p;
+}
+
+/* Take @p out of the table and the list; the caller frees or reuses it. */
+static void page_remove(struct vd_bcache *b, struct page *p)
+{
+    struct page **pp = slot(b, p->idx);
+
+    assert(*pp == p); /* invariant 2 */
+    *pp = p->hnext;
+    lru_unlink(b, p);
+    b->npages--;
+}
+
+/* Keep @data as page @idx: replace the cached copy, or take a new page
+ * (the least recently used one when full).  Out of memory: not kept. */
+static void page_put(struct vd_bcache *b, uint64_t idx, const uint8_t *data)
+{
+    struct page **pp = slot(b, idx), *p = *pp;
+
+    if (p) {
+        lru_unlink(b, p);
+    } else {
+        if (b->npages < b->max_pages) {
+            p = malloc(sizeof(*p));
+            if (!p)
+                return;
+        } else {
+            p = b->tail;
+            page_remove(b, p);
+            pp = slot(b, idx); /* the removal may have moved the chain */
+        }
+        p->idx = idx;
+        p->hnext = *pp;
+        *pp = p;
+        b->npages++;
+    }
+    memcpy(p->data, data, VD_BCACHE_PAGE);
+    lru_push(b, p);
+}
+
+/* Drop the pages touching [@off, @off + @len). */
+static void range_drop(struct vd_bcache *b, uint64_t off, uint64_t len)
+{
+    if (len == 0)
+        return;
+    uint64_t first = off / VD_BCACHE_PAGE;
+    uint64_t last = (off + len - 1) / VD_BCACHE_PAGE;
+
+    if (last - first >= b->npages) { /* a big range: walk the pages */
+        struct page *p = b->head;
+        while (p) {
+            struct page *next = p->next;
+            if (p->idx >= first && p->idx <= last) {
+                page_remove(b, p);
+                free(p);
+            }
+            p = next;
+        }
+        return;
+    }
+    for (uint64_t i = first; i <= last; i++) {
+        struct page *p = *slot(b, i);
+        if (p) {
+            page_remove(b, p);
+            free(p);
+        }
+    }
+}
+
+/* Keep the pages that [@off, @off + @len) of @data covers whole. */
+static void range_keep(struct vd_bcache *b, uint64_t off, uint64_t len,
+                       const uint8_t *data)
+{
+    uint64_t start = (off + VD_BCACHE_PAGE - 1) / VD_BCACHE_PAGE;
+    uint64_t end = (off + len) / VD_BCACHE_PAGE; /* exclusive */
+
+    for (uint64_t i = start; i < end; i++)
+        page_put(b, i, data + (i * VD_BCACHE_PAGE - off));
+}
+
+/* ---- Interface --------------------------------------------------------- */
+
+bool vd_bcache_read(struct vd_bcache *b, uint64_t off, uint32_t len,
+                    void *buf)
+{
+    if (len == 0)
+        return false;
+    uint64_t first = off / VD_BCACHE_PAGE;
+    uint64_t last = (off + len - 1) / VD_BCACHE_PAGE;
+    struct page *one[16], **pages = one;
+    bool hit = true;
+
+    if (last - first >= 16)
+        return false; /* longer reads go to the servers whole */
+    pthread_mutex_lock(&b->lock);
+    for (uint64_t i = first; i <= last && hit; i++)
+        hit = (pages[i - first] = *slot(b, i)) != NULL;
+    if (hit) {
+        uint8_t *out = buf;
+        for (uint64_t i = first; i <= last; i++) {
+            struct page *p = pages[i - first];
+            uint64_t from = i == first ? off % VD_BCACHE_PAGE : 0;
+            uint64_t to = i == last ? (off + len - 1) % VD_BCACHE_PAGE + 1
+                                    : VD_BCACHE_PAGE;
+            memcpy(out, p->data + from, to - from);
+            out += to - from;
+            lru_unlink(b, p);
+            lru_push(b, p);
+        }
+        b->st.hits++;
+    } else {
+        b->st.misses++;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return hit;
+}
+
+uint64_t vd_bcache_read_begin(struct vd_bcache *b)
+{
+    pthread_mutex_lock(&b->lock);
+    uint64_t t = b->nwr ? 0 : b->wseq;
+    pthread_mutex_unlock(&b->lock);
+    return t;
+}
+
+void vd_bcache_fill(struct vd_bcache *b, uint64_t ticket, uint64_t off,
+                    uint32_t len, const void *data)
+{
+    pthread_mutex_lock(&b->lock);
+    if (ticket && ticket == b->wseq && !b->off) /* no write overlapped */
+        range_keep(b, off, len, data);
+    else
+        b->st.fills_skipped++;
+    pthread_mutex_unlock(&b->lock);
+}
+
+static bool overlaps(const struct range *r, uint64_t off, uint64_t len)
+{
+    return r->off < off + len && off < r->off + r->len;
+}
+
+void vd_bcache_write_begin(struct vd_bcache *b, uint64_t off, uint64_t len)
+{
+    pthread_mutex_lock(&b->lock);
+    b->wseq++;
+    range_drop(b, off, len);
+    if (b->nwr == b->cwr) {
+        size_t n = b->cwr ? 2 * b->cwr : 16;
+        struct range *w = realloc(b->wr, n * sizeof(*w));
+        if (!w) {
+            /* Out of memory: the write cannot be tracked, so the cache
+             * empties and keeps nothing from now on. */
+            b->off = true;
+            forget_all(b);
+            pthread_mutex_unlock(&b->lock);
+            return;
+        }
+        b->wr = w;
+        b->cwr = n;
+    }
+    b->wr[b->nwr++] = (struct range){off, len, false};
+    pthread_mutex_unlock(&b->lock);
+}
+
+void vd_bcache_write_end(struct vd_bcache *b, uint64_t off, uint64_t len,
+                         const void *data, bool ok)
+{
+    bool alone = true;
+
+    pthread_mutex_lock(&b->lock);
+    b->wseq++;
+    for (size_t i = 0; i < b->nwr; i++) {
+        if (b->wr[i].off == off && b->wr[i].len == len) {
+            alone = !b->wr[i].tainted;
+            b->wr[i] = b->wr[--b->nwr];
+            break;
+        }
+    }
+    /* Overlapping writes in flight together reach the servers in either
+     * order: keep no copy of their bytes unless this write met no other
+     * on them from begin to end. */
+    for (size_t i = 0; i < b->nwr; i++) {
+        if (overlaps(&b->wr[i], off, len)) {
+            alone = false;
+            b->wr[i].tainted = true;
+        }
+    }
+    range_drop(b, off, len);
+    if (ok && data && alone && !b->off)
+        range_keep(b, off, len, data);
+    pthread_mutex_unlock(&b->lock);
+}
+
+void vd_bcache_drop_all(struct vd_bcache *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->wseq++;
+    forget_all(b);
+    pthread_mutex_unlock(&b->lock);
+}
+
+void vd_bcache_get_stats(struct vd_bcache *b, struct vd_bcache_stats *out)
+{
+    pthread_mutex_lock(&b->lock);
+    *out = b->st;
+    out->pages = b->npages;
+    out->max_pages = b->max_pages;
+    pthread_mutex_unlock(&b->lock);
+}
