@@ -64,6 +64,20 @@ int chunk_store_read_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
                             uint32_t off, uint32_t len, void *buf);
 int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
                              uint32_t off, const void *buf, uint32_t len);
+/* Which writes chunk_store_write_nowait() may do on the loop thread. */
+enum chunk_inline_writes {
+    /* Only with RWF_NOWAIT (where the file system has buffered nowait
+     * writes, as XFS; never on ext4). */
+    CHUNK_INLINE_NOWAIT = 0,
+    /* Also, where the file system lacks it, as a plain buffered write of
+     * at most CHUNK_INLINE_MAX bytes: it only waits when the kernel
+     * throttles a writer over vm.dirty_ratio (the default). */
+    CHUNK_INLINE_BUFFERED,
+    CHUNK_INLINE_OFF, /* every write on a worker */
+};
+#define CHUNK_INLINE_MAX (64u << 10)
+void chunk_store_set_inline_writes(struct chunk_store *s,
+                                   enum chunk_inline_writes mode);
 /* Set the chunk's length to @length, zeroing everything past it. */
 int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                          uint32_t length);

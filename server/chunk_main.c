@@ -39,7 +39,8 @@ static void usage(FILE *f)
             "--meta ADDR:PORT\n"
             "                      [--advertise ADDR:PORT] [--repair-mbps N]\n"
             "                      [--scrub-mbps N] [--scrub-interval-s N] "
-            "[-D module=1] [--help]\n"
+            "[--inline-writes MODE]\n"
+            "                      [-D module=1] [--help]\n"
             "  --data DIR        chunk files and the server uuid\n"
             "  --listen ADDR     where clients and other servers connect\n"
             "  --meta ADDR       the metadata service\n"
@@ -50,6 +51,10 @@ static void usage(FILE *f)
             "(default 8, 0 = no periodic pass)\n"
             "  --scrub-interval-s N  seconds between scrub passes "
             "(default 86400)\n"
+            "  --inline-writes MODE  small writes on the event loop: "
+            "buffered (default),\n"
+            "                    nowait (only where the file system has "
+            "RWF_NOWAIT) or off\n"
             "  -D module=1       enable debug logging for a module "
             "(chunk.store, chunk.dispatch, chunk.replicate, peer)\n");
 }
@@ -157,6 +162,7 @@ static void on_signal(uv_signal_t *h, int signum)
 struct opts {
     const char *data, *listen, *meta, *advertise;
     uint64_t repair_mbps, scrub_mbps, scrub_interval_s;
+    enum chunk_inline_writes inline_writes;
 };
 
 /* A whole non-negative decimal number no larger than @max. */
@@ -185,6 +191,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"repair-mbps", required_argument, NULL, 'R'},
         {"scrub-mbps", required_argument, NULL, 'S'},
         {"scrub-interval-s", required_argument, NULL, 'I'},
+        {"inline-writes", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -212,6 +219,19 @@ static int parse_args(int argc, char **argv, struct opts *o)
                           : c == 'S' ? &o->scrub_mbps
                                      : &o->scrub_interval_s) < 0) {
                 fprintf(stderr, "tessera-chunkd: bad number: %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'W':
+            if (!strcmp(optarg, "buffered")) {
+                o->inline_writes = CHUNK_INLINE_BUFFERED;
+            } else if (!strcmp(optarg, "nowait")) {
+                o->inline_writes = CHUNK_INLINE_NOWAIT;
+            } else if (!strcmp(optarg, "off")) {
+                o->inline_writes = CHUNK_INLINE_OFF;
+            } else {
+                fprintf(stderr, "tessera-chunkd: --inline-writes: buffered, "
+                                "nowait or off\n");
                 return 2;
             }
             break;
@@ -244,6 +264,7 @@ int main(int argc, char **argv)
         .repair_mbps = 100,
         .scrub_mbps = 8,
         .scrub_interval_s = 86400,
+        .inline_writes = CHUNK_INLINE_BUFFERED,
     };
     uv_loop_t loop;
     int rc;
@@ -272,6 +293,7 @@ int main(int argc, char **argv)
                   o.data);
         return 1;
     }
+    chunk_store_set_inline_writes(srv.store, o.inline_writes);
     rc = uuid_load(o.data, srv.uuid);
     if (rc < 0) {
         log_error("chunkd: cannot load uuid: err=%d dir=%s", rc, o.data);

@@ -683,6 +683,44 @@ static void test_chunk_store_write_nowait_then_read(void **state)
     assert_memory_equal(out, in, sizeof(out));
 }
 
+/* Inline write modes: OFF sends every write to a worker; BUFFERED writes
+ * whole blocks on the caller's thread even where the file system has no
+ * nowait writes (at most after the one attempt that finds that out), and
+ * what it wrote reads back with good checksums. */
+static void test_chunk_store_write_inline_modes(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t old[2 * BS], in[2 * BS], out[2 * BS];
+    int rc;
+
+    fill(old, sizeof(old), 3);
+    fill(in, sizeof(in), 4);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 0, old, sizeof(old), false), 0);
+    chunk_store_set_inline_writes(fx->s, CHUNK_INLINE_OFF);
+    assert_int_equal(chunk_store_write_nowait(fx->s, ID, 1, 0, in, BS),
+                     -EAGAIN);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, sizeof(out), out), 0);
+    assert_memory_equal(out, old, sizeof(out));
+
+    chunk_store_set_inline_writes(fx->s, CHUNK_INLINE_BUFFERED);
+    rc = chunk_store_write_nowait(fx->s, ID, 1, 0, in, sizeof(in));
+    if (rc == -EAGAIN) { /* learnt that RWF_NOWAIT is missing: redo */
+        assert_int_equal(
+            chunk_store_write(fx->s, ID, 1, 0, old, sizeof(old), false), 0);
+        rc = chunk_store_write_nowait(fx->s, ID, 1, 0, in, sizeof(in));
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, sizeof(out), out), 0);
+    assert_memory_equal(out, in, sizeof(out));
+    /* Still refused: part of a block, and unreserved space. */
+    assert_int_equal(chunk_store_write_nowait(fx->s, ID, 1, 10, in, BS),
+                     -EAGAIN);
+    assert_int_equal(chunk_store_write_nowait(fx->s, ID, 1, 8 * BS, in, BS),
+                     -EAGAIN);
+}
+
 /* What a nowait write that gave up half-way leaves (new data in a block,
  * its old checksum) is put right by the blocking redo of the same write,
  * because whole blocks are rewritten without being read.  The same torn
@@ -746,6 +784,7 @@ int test_chunk_store(void)
         T(test_chunk_store_read_nowait_cached_equals_read),
         T(test_chunk_store_read_nowait_uncached_again),
         T(test_chunk_store_write_nowait_then_read),
+        T(test_chunk_store_write_inline_modes),
         T(test_chunk_store_write_nowait_torn_redo),
     };
 #undef T
