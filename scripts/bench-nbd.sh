@@ -28,7 +28,7 @@ results=$work/results
 : >"$results"
 pids=()
 
-for p in fio qemu-nbd nbdkit qemu-img python3; do
+for p in fio qemu-nbd nbdkit qemu-img qemu-io python3; do
     command -v "$p" >/dev/null || { echo "bench-nbd: $p is missing" >&2; exit 1; }
 done
 fio --enghelp 2>/dev/null | grep -qw nbd ||
@@ -129,7 +129,7 @@ tessera_up() {
     for i in 1 2 3; do ts_start_chunkd "$i" || return 1; done
     ts_wait_servers 3 15 || return 1
     setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --unix "$work/t.sock" \
-        --workers 16 >>"$TS_DIR/logs/nbd.log" 2>&1 &
+        --workers 16 --cache-size "$size" >>"$TS_DIR/logs/nbd.log" 2>&1 &
     ts_record nbd $!
     wait_sock "$work/t.sock"
 }
@@ -140,7 +140,17 @@ bench_tessera() { # bench_tessera GOAL
     cpu_pids=($(awk '$1 ~ /^(nbd|chunkd[0-9]+|metad)$/ { print $2 }' "$TS_DIR/pids"))
     "$TS_BIN/tessera" image create "$img" "${size}M" >/dev/null &&
         "$TS_BIN/tessera" setgoal "$1" "$img" >/dev/null || return
-    run_jobs "tessera$1" "nbd+unix://$img?socket=$work/t.sock"
+    # The image stays open for the whole run, as a running VM's disk does
+    # (each fio job opens a connection of its own): tessera-nbd's block
+    # cache lives while its image is open, as qemu-nbd's page cache does
+    # across connections.
+    local uri="nbd+unix://$img?socket=$work/t.sock" hold=$work/hold$1
+    mkfifo "$hold"
+    qemu-io -f raw "$uri" <"$hold" >/dev/null 2>&1 &
+    exec 5>"$hold"
+    run_jobs "tessera$1" "$uri"
+    exec 5>&-
+    wait $! 2>/dev/null
 }
 
 for s in $systems; do

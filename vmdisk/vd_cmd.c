@@ -381,7 +381,10 @@ static void fast_done(void *arg, int status)
         else
             c->head = r;
         c->tail = r;
-        pthread_cond_signal(&c->cond);
+        if (c->draining && c->nfast == 0)
+            pthread_cond_broadcast(&c->cond); /* the others may go after */
+        else
+            pthread_cond_signal(&c->cond);
         pthread_mutex_unlock(&c->lock);
         return;
     }

@@ -201,6 +201,14 @@ static void cache_put(struct tess_ctx *ctx, struct tess_cache *c)
     }
     pthread_mutex_unlock(&ctx->lock);
     if (c) {
+        struct vd_bcache_stats st;
+        vd_bcache_get_stats(c->bc, &st);
+        log_info("image close: block cache: hits=%llu misses=%llu "
+                 "fills_skipped=%llu pages=%llu/%llu ino=%llu",
+                 (unsigned long long)st.hits, (unsigned long long)st.misses,
+                 (unsigned long long)st.fills_skipped,
+                 (unsigned long long)st.pages,
+                 (unsigned long long)st.max_pages, (unsigned long long)c->ino);
         vd_bcache_free(c->bc);
         free(c);
     }
