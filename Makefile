@@ -2,7 +2,8 @@
 # $(BUILD)/bin); `make run` starts a local cluster; `make test` runs every
 # test; `make fuzz` runs the decoders' fuzz targets; `make bench` measures.
 #
-# Layout: protocol/ -> libproto.a, common/ -> libcommon.a, one daemon per
+# Layout: protocol/ -> libproto.a, common/ -> libcommon.a, client/ ->
+# libclient.a (the mount, the NBD export, the admin CLI), one daemon per
 # folder (its main() in *_main.c), admin/ -> the `tessera` CLI.  Unit tests:
 # tests/<folder>/test_*.c become one cmocka binary per folder, built with
 # AddressSanitizer and UndefinedBehaviorSanitizer against that folder's
@@ -13,7 +14,7 @@ CC ?= cc
 PKGS := fuse3 libuv sqlite3
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
-	-Iprotocol -Icommon
+	-Iprotocol -Icommon -Iclient
 OPT ?= -O2
 CFLAGS ?=
 ALL_CFLAGS = $(BASE_CFLAGS) $(OPT) $(CFLAGS)
@@ -34,6 +35,7 @@ pc_libs = $(shell pkg-config --libs $(1) 2>/dev/null)
 
 PROTO_SRC := $(wildcard protocol/*.c)
 COMMON_SRC := $(wildcard common/*.c)
+CLIENT_SRC := $(wildcard client/*.c)
 
 # Daemons: binary name, folder, pkg-config packages.
 META_SRC := $(wildcard metadata/*.c)
@@ -94,8 +96,13 @@ $(BUILD)/lib/libcommon.a: $(call objs,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+$(BUILD)/lib/libclient.a: $(call objs,$(CLIENT_SRC))
+	@mkdir -p $(dir $@)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 LIBDEPS := $(BUILD)/lib/libcommon.a $(BUILD)/lib/libproto.a
+CLIENT_LIBDEPS := $(BUILD)/lib/libclient.a $(LIBDEPS)
 
 $(BUILD)/bin/tessera-metad: $(call objs,$(META_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
@@ -105,15 +112,15 @@ $(BUILD)/bin/tessera-chunkd: $(call objs,$(CHUNK_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
-$(BUILD)/bin/tessera-mount: $(call objs,$(FC_SRC)) $(LIBDEPS)
+$(BUILD)/bin/tessera-mount: $(call objs,$(FC_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,fuse3) $(LIBS_COMMON)
-$(BUILD)/bin/tessera-nbd: $(call objs,$(VD_SRC)) $(LIBDEPS)
+$(BUILD)/bin/tessera-nbd: $(call objs,$(VD_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
-$(BUILD)/bin/tessera: $(call objs,$(ADMIN_SRC)) $(LIBDEPS)
+$(BUILD)/bin/tessera: $(call objs,$(ADMIN_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
@@ -127,11 +134,15 @@ UNIT_BINS := $(patsubst %,$(BUILD)/tests/test_%,$(UNIT_DIRS))
 # Sources under test per folder (mains excluded) and extra libraries.
 srcdir_protocol := $(PROTO_SRC)
 srcdir_common := $(COMMON_SRC) $(PROTO_SRC)
+srcdir_client := $(CLIENT_SRC) $(COMMON_SRC) $(PROTO_SRC)
 srcdir_metadata := $(filter-out %_main.c,$(META_SRC)) $(COMMON_SRC) $(PROTO_SRC)
 srcdir_server := $(filter-out %_main.c,$(CHUNK_SRC)) $(COMMON_SRC) $(PROTO_SRC)
-srcdir_client-fuse := $(filter-out %_main.c,$(FC_SRC)) $(COMMON_SRC) $(PROTO_SRC)
-srcdir_vmdisk := $(filter-out %_main.c,$(VD_SRC)) $(COMMON_SRC) $(PROTO_SRC)
-srcdir_admin := $(filter-out %_main.c,$(ADMIN_SRC)) $(COMMON_SRC) $(PROTO_SRC)
+srcdir_client-fuse := $(filter-out %_main.c,$(FC_SRC)) $(CLIENT_SRC) \
+	$(COMMON_SRC) $(PROTO_SRC)
+srcdir_vmdisk := $(filter-out %_main.c,$(VD_SRC)) $(CLIENT_SRC) $(COMMON_SRC) \
+	$(PROTO_SRC)
+srcdir_admin := $(filter-out %_main.c,$(ADMIN_SRC)) $(CLIENT_SRC) \
+	$(COMMON_SRC) $(PROTO_SRC)
 libs_metadata := $(call pc_libs,sqlite3)
 libs_client-fuse := $(call pc_libs,fuse3)
 

@@ -20,7 +20,7 @@
  * `nbdcopy -- - [ qemu-nbd -f qcow2 --detect-zeroes=unmap DST ]`, which
  * turns zero runs into unallocated clusters.
  *
- * The data goes through the client library (common/cl.h), as the mount
+ * The data goes through the client library (client/cl.h), as the mount
  * does: a session of its own, writes down the replica chain, one
  * cl_file_sync() at the end.  Metadata (create, resolve) goes through the
  * admin connection.  Failure: import removes nothing it made (the partial

@@ -1,6 +1,6 @@
 /* fc_internal.h: shared inside client-fuse/ only.
  *
- * The mount is the libfuse glue over the client library (common/cl.h),
+ * The mount is the libfuse glue over the client library (client/cl.h),
  * which owns the session with metad and the whole data path:
  *
  *   fc_main.c      command line, mount, daemonise, session loop

@@ -5,7 +5,7 @@
  * checks permissions itself.  The mount also runs with default_permissions
  * (fc_main.c), so the kernel checks mode bits against the attributes it
  * caches before a request gets here.
- * File data goes through the client library (common/cl.h: cl_file_*());
+ * File data goes through the client library (client/cl.h: cl_file_*());
  * this file only adapts arguments and replies.  Inode numbers are metad's;
  * forget has nothing to release.
  *

@@ -3,7 +3,7 @@
  * An export name is the path of a regular file in the Tessera namespace
  * ("images/vm1.raw" or "/images/vm1.raw"), resolved with LOOKUP from the
  * root as uid 0; the image's size is the file's size when it is opened.
- * The bytes go through the client library (common/cl.h), the same data
+ * The bytes go through the client library (client/cl.h), the same data
  * path as the FUSE mount: reads from any replica with failover, writes
  * along the replica chain under a write lease, recovery from a failed
  * replica (docs/protocol.md §7, §8, §11.4).  One struct cl_client, so one

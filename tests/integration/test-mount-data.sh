@@ -6,7 +6,8 @@
 # boundaries written with dd and python and read back (after a remount, so
 # from the chunk servers, not the page cache) with equal sha256; 1 MiB
 # writes arriving whole; a sparse file with a write at 5 GiB; truncate
-# down and up showing zeros; fsync, O_SYNC, O_DIRECT; fallocate (extend,
+# down and up showing zeros; fsync, O_SYNC (also over an older delayed
+# write of the same bytes), O_DIRECT; fallocate (extend,
 # punch hole, zero range, unsupported modes); a file's data surviving the
 # loss of one replica's server.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, fusermount3, python3,
@@ -210,6 +211,14 @@ os.fsync(fd)
 os.fdatasync(fd)
 os.close(fd)
 check(os.stat("s").st_size == 4004, "O_APPEND size")
+# A delayed write, then an O_SYNC write of the same bytes through another
+# descriptor: the older bytes must not be written back over the newer.
+fd1 = os.open("sx", os.O_CREAT | os.O_WRONLY)
+os.pwrite(fd1, b"A" * 8192, 0)
+fd2 = os.open("sx", os.O_WRONLY | os.O_SYNC)
+os.pwrite(fd2, b"B" * 4096, 4096)
+os.close(fd2)
+os.close(fd1)
 
 # O_DIRECT: aligned reads and writes bypass the page cache.
 m = mmap.mmap(-1, 1 << 20)
@@ -261,6 +270,8 @@ cd "$MNT" || fail "cd"
 expect_eq "sparse size after remount" "$(stat -c %s sparse)" $(((5 << 30) + 4096))
 expect_eq "sparse tail after remount" \
     "$(dd if=sparse bs=4096 skip=$(((5 << 30) / 4096)) count=1 status=none | tr -d X | wc -c)" 0
+expect_eq "O_SYNC write over a delayed one, after remount" \
+    "$(python3 -c 'd = open("sx", "rb").read(); print(d == b"A" * 4096 + b"B" * 4096)')" True
 expect_eq "overwrite after remount" "$(sha256sum <ow | cut -d' ' -f1)" \
     "$(sha256sum <ow.expect | cut -d' ' -f1)"
 t2=$(python3 -c '

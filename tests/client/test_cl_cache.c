@@ -1,7 +1,8 @@
-/* Tests for common/cl_cache.c: delayed writes kept as merged extents
+/* Tests for client/cl_cache.c: delayed writes kept as merged extents
  * (overwrites sent once, sequential writes coalesced), reads seeing them,
- * truncation cutting them, and the client's dirty byte count; and for
- * common/cl_callback.c's page versions (close-to-open). */
+ * truncation cutting them, the client's dirty byte count, taking them for
+ * write-back and giving them back, and the flusher's wake-up; and for
+ * client/cl_callback.c's page versions (close-to-open). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,7 +30,7 @@ static int setup(void **state)
     f->c.mode = CL_CACHE_WRITEBACK;
     f->c.handles = cl_handles_new();
     f->c.loc = cl_loc_cache_new(64);
-    f->c.cache = cl_cache_new(&f->c, &o);
+    f->c.cache = cl_cache_new(&o);
     f->c.cb = cl_cb_new(&f->c, &o);
     if (!f->c.handles || !f->c.cache || !f->c.loc || !f->c.cb)
         return -1;
@@ -135,6 +136,45 @@ static void test_cl_cache_cut_drops_tail(void **state)
     assert_int_equal(f->n->dirty_bytes, 50);
 }
 
+static void test_cl_cache_take_and_release(void **state)
+{
+    struct fx *f = *state;
+    uint8_t b[100], out[300];
+    bool stop;
+
+    fill(b, sizeof(b), 'a');
+    assert_false(cl_cache_take(f->n)); /* nothing to write back */
+    cl_cache_write(&f->c, f->n, 0, b, 100);
+    cl_cache_write(&f->c, f->n, 200, b, 100);
+    assert_true(cl_cache_take(f->n));
+    assert_int_equal(f->n->next, 0);
+    assert_int_equal(f->n->nfl, 2);
+    /* While written back, reads still see them, and new writes queue
+     * behind them. */
+    fill(b, sizeof(b), 'b');
+    cl_cache_write(&f->c, f->n, 250, b, 100);
+    memset(out, 0, sizeof(out));
+    cl_cache_overlay(f->n, 0, sizeof(out), out);
+    assert_int_equal(out[0], 'a');
+    assert_int_equal(out[150], 0);
+    assert_int_equal(out[220], 'a');
+    assert_int_equal(out[260], 'b');
+    assert_int_equal(cl_cache_dirty(f->c.cache), 300);
+    /* A failed write-back: its error waits in werr, its bytes go. */
+    cl_cache_release(f->c.cache, f->n, -EIO);
+    assert_int_equal(f->n->nfl, 0);
+    assert_int_equal(f->n->werr, -EIO);
+    assert_int_equal(f->n->dirty_bytes, 100);
+    assert_int_equal(cl_cache_dirty(f->c.cache), 100);
+    /* The flusher sleeps a tick when nothing is urgent, and is woken for
+     * good by a stop. */
+    assert_false(cl_cache_wait(f->c.cache, 10, &stop));
+    assert_false(stop);
+    cl_cache_stop(f->c.cache);
+    cl_cache_wait(f->c.cache, 10000, &stop);
+    assert_true(stop);
+}
+
 static void test_cl_cb_open_keeps_same_version(void **state)
 {
     struct fx *f = *state;
@@ -155,6 +195,7 @@ int test_cl_cache(void)
         T(test_cl_cache_write_overwrite_sent_once),
         T(test_cl_cache_write_bridges_extents),
         T(test_cl_cache_cut_drops_tail),
+        T(test_cl_cache_take_and_release),
         T(test_cl_cb_open_keeps_same_version),
     };
     return cmocka_run_group_tests_name("cl_cache", tests, NULL, NULL);

@@ -1,4 +1,4 @@
-/* Tests for common/cl_handle.c: the open inode table (references sharing
+/* Tests for client/cl_handle.c: the open inode table (references sharing
  * an inode, lookups, release), write leases (reuse, expiry, renewal keeping
  * the dirty flag), dirty chunk collection for sync, and the known size. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Tests for common/cl_range.c: cutting byte ranges into per-chunk
+/* Tests for client/cl_range.c: cutting byte ranges into per-chunk
  * pieces at chunk boundaries and message limits, clamping reads to the
  * file size, counting chunks, with offsets past 4 GiB. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* cl_internal.h: shared by the client library's files (common/cl_*.c) and
+/* cl_internal.h: shared by the client library's files (client/cl_*.c) and
  * their unit tests only; programs use cl.h.
  *
  *   cl_client.c  the client: session, caches, pool; SERVER_STATE notices
@@ -11,7 +11,8 @@
  *   cl_handle.c  open inodes: known size, write leases, dirty chunks
  *   cl_range.c   cutting a byte range into per-chunk pieces
  *   cl_pool.c    one shared rpc client per chunk server address
- *   cl_cache.c   delayed writes: dirty extents, the flush thread
+ *   cl_cache.c   delayed writes: the store of dirty extents
+ *   cl_flush.c   the flush thread: when delayed writes and WRITE_END go
  *   cl_callback.c callback breaks from metad, cached page versions
  */
 #ifndef TESSERA_CL_INTERNAL_H
@@ -256,18 +257,20 @@ struct cl_client {
     struct cl_handles *handles;
     struct cl_downset down;
     enum cl_cache_mode mode;
-    struct cl_cache *cache; /* delayed writes, flush thread */
+    struct cl_cache *cache; /* delayed writes */
+    struct cl_flush *flush; /* when they go */
     struct cl_cb *cb;       /* callback breaks */
 };
 
 /* ---- cl_cache.c -------------------------------------------------------- */
 
-/* Dirty accounting and the flush thread for @c (not started yet).  NULL
- * on out of memory.  Caller owns it: cl_cache_free(). */
-struct cl_cache *cl_cache_new(struct cl_client *c, const struct cl_opts *o);
-int cl_cache_start(struct cl_cache *k);
-/* Stop the thread and free (NULL is fine).  Delayed writes still held
- * are not written back here: cl_client_close() does that first. */
+/* The store of delayed writes and their accounting.  NULL on out of
+ * memory.  Caller owns it: cl_cache_stop(), then cl_cache_free(). */
+struct cl_cache *cl_cache_new(const struct cl_opts *o);
+/* Wake the flusher and every waiting writer for good. */
+void cl_cache_stop(struct cl_cache *k);
+/* Free (NULL is fine).  Delayed writes still held are not written back
+ * here: cl_client_close() does that first. */
 void cl_cache_free(struct cl_cache *k);
 /* Bytes of delayed writes held, every inode (0 for NULL). */
 uint64_t cl_cache_dirty(struct cl_cache *k);
@@ -278,21 +281,43 @@ int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
 /* Lay @n's delayed writes over @buf, which holds [@off, @off + @len). */
 void cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
                       uint8_t *buf);
-/* Write every delayed write of @n to the servers.  The caller holds
- * n->sync_lock.  A failure is also kept in n->werr. */
-int cl_cache_writeback(struct cl_client *c, struct cl_inode *n);
+/* Move @n's delayed writes onto its flushing list (n->fl, n->nfl), which
+ * reads still see: false when it has none.  The caller holds
+ * n->sync_lock, writes them, then calls cl_cache_release(). */
+bool cl_cache_take(struct cl_inode *n);
+/* Free the flushing list; @err (0 or -errno) is kept in n->werr. */
+void cl_cache_release(struct cl_cache *k, struct cl_inode *n, int err);
 /* Forget delayed writes past @size (a truncate). */
 void cl_cache_cut(struct cl_client *c, struct cl_inode *n, uint64_t size);
 /* Free an inode's extents, returning their bytes to the client's count. */
 void cl_cache_inode_free(struct cl_cache *k, struct cl_inode *n);
+/* The flusher's sleep: up to @ms, or until a writer finds the client over
+ * dirty_max.  True when writing back is urgent; *@stop once stopped. */
+bool cl_cache_wait(struct cl_cache *k, uint32_t ms, bool *stop);
+/* Let writers waiting for room look again. */
+void cl_cache_retry_writers(struct cl_cache *k);
 
 /* cl_file.c: write [@off, @off + @len) to the servers now. */
 int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
                       const uint8_t *buf, size_t len, bool sync);
+/* cl_file.c: write every delayed write of @n to the servers (the caller
+ * holds n->sync_lock).  A failure is also kept in n->werr. */
+int cl_file_writeback(struct cl_client *c, struct cl_inode *n);
 /* cl_file.c: a CHUNK_WRITE_END is owed for chunk @chunk_id at @index, for
  * a write ending at @end. */
 void cl_file_mark_end(struct cl_inode *n, uint64_t index, uint64_t chunk_id,
                       uint64_t end);
+
+/* ---- cl_flush.c -------------------------------------------------------- */
+
+struct cl_flush;
+
+/* The flusher of @c (borrowed; its cache must exist), not started yet.
+ * NULL on out of memory.  Caller owns it: cl_flush_free(). */
+struct cl_flush *cl_flush_new(struct cl_client *c, const struct cl_opts *o);
+int cl_flush_start(struct cl_flush *f);
+/* Stop the thread (it stops the cache too) and free (NULL is fine). */
+void cl_flush_free(struct cl_flush *f);
 
 /* ---- cl_callback.c ----------------------------------------------------- */
 
@@ -355,6 +380,14 @@ int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,
  * @chain (addresses borrowed from @ch); their count in *@n. */
 void cl_chunk_chain_fill(const struct cl_chunk *ch, uint32_t from,
                          struct proto_replica *chain, uint32_t *n);
+/* cl_fast.c: send piece @p of @n (the range ends at @end in the file) to
+ * the head of its lease's chain without blocking, when the lease is held
+ * and the connection up: 0 and @cb runs once (with the lease marked dirty
+ * and the WRITE_END owed on success), or -EAGAIN and nothing was done. */
+int cl_fast_write_piece(struct cl_client *c, struct cl_inode *n,
+                        const struct cl_piece *p, uint64_t end,
+                        const uint8_t *data, bool sync, cl_done_cb cb,
+                        void *arg);
 /* True for errors a retry on another chain cannot fix. */
 bool cl_chunk_error_final(int err);
 

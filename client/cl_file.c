@@ -9,8 +9,11 @@
  * chunks a sync owes.
  *
  * Write: under write-through (or with O_SYNC) the bytes go to the servers
- * now; under the delayed policies they become delayed writes (cl_cache.c)
- * and the call returns at once.  Either way CHUNK_WRITE_END (the new size
+ * now, up to WRITE_WINDOW pieces of a long write in flight at once on the
+ * fast path (cl_fast.c) once the chunk's lease is held; under the delayed
+ * policies they become delayed writes (cl_cache.c) and the call returns
+ * at once.  Writing them back later (cl_file_writeback) is the same
+ * write-now.  Either way CHUNK_WRITE_END (the new size
  * and mtime) waits for the next flush, sync, close or the flush thread's
  * scan: a metad round trip per extending write would cost more than the
  * write.  Until then this client's size for the file is the larger one
@@ -154,12 +157,61 @@ int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
     pthread_mutex_lock(&n->lock);
     n->wmtime_ns = cl_now_ns();
     pthread_mutex_unlock(&n->lock);
+    if (sync && c->mode != CL_CACHE_WRITETHROUGH && c->cache) {
+        /* Older delayed writes to the same bytes must not be written back
+         * over this one later: they go first.  Their error, if any, stays
+         * in werr for the next fsync or close, as for any write-back. */
+        pthread_mutex_lock(&n->sync_lock);
+        cl_file_writeback(c, n);
+        pthread_mutex_unlock(&n->sync_lock);
+    }
     if (sync || c->mode == CL_CACHE_WRITETHROUGH || !c->cache)
         return cl_file_write_now(c, n, off, buf, len, sync);
     if (len > (size_t)INT32_MAX)
         len = (size_t)INT32_MAX;
     int rc = cl_cache_write(c, n, off, buf, len);
     return rc < 0 ? cl_errno(rc) : (int)len;
+}
+
+/* A long write in flight: up to WRITE_WINDOW of its pieces at once on the
+ * fast path (cl_fast.c), the others, and every piece that failed there,
+ * one at a time on the blocking path with its recovery. */
+#define WRITE_WINDOW 8
+
+struct wwin {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned inflight;
+    int8_t *state; /* per piece: 0 not sent, 1 in flight, 2 done, -1 failed */
+};
+
+struct wpiece {
+    struct wwin *w;
+    size_t i;
+};
+
+static void piece_done(void *arg, int status)
+{
+    struct wpiece *wp = arg;
+    struct wwin *w = wp->w;
+
+    pthread_mutex_lock(&w->mu);
+    w->state[wp->i] = status == 0 ? 2 : -1;
+    w->inflight--;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Write piece @p the blocking way; on success the WRITE_END is owed. */
+static int piece_write(struct cl_client *c, struct cl_inode *n,
+                       const struct cl_piece *p, uint64_t off,
+                       const uint8_t *buf, bool sync)
+{
+    struct cl_chunk used;
+    int rc = cl_chunk_write(c, n, p, buf + p->buf_off, sync, &used);
+    if (rc == 0)
+        cl_file_mark_end(n, p->index, used.chunk_id, off + p->buf_off + p->len);
+    return rc;
 }
 
 int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
@@ -175,19 +227,104 @@ int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
     if (off > UINT64_MAX - len || off + len > (uint64_t)INT64_MAX)
         return -EFBIG;
 
+    size_t np = (size_t)(len / PROTO_MAX_DATA) + 2; /* at most */
+    struct wpiece *wp = np > 2 ? calloc(np, sizeof(*wp)) : NULL;
+    int8_t *state = wp ? calloc(np, 1) : NULL;
+    struct wwin w = {.state = state};
+
+    if (!state) {
+        /* One piece (or no memory for more): one at a time. */
+        free(wp);
+        cl_range_init(&it, off, len, PROTO_MAX_DATA);
+        while (cl_range_next(&it, &p)) {
+            rc = piece_write(c, n, &p, off, buf, sync);
+            if (rc < 0)
+                break;
+            done += p.len;
+        }
+        if (done == 0)
+            return cl_errno(rc);
+        cl_inode_grow(n, off + done);
+        return (int)done;
+    }
+
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    size_t i = 0;
     cl_range_init(&it, off, len, PROTO_MAX_DATA);
     while (cl_range_next(&it, &p)) {
-        struct cl_chunk used;
-        rc = cl_chunk_write(c, n, &p, buf + p.buf_off, sync, &used);
-        if (rc < 0)
-            break;
-        cl_file_mark_end(n, p.index, used.chunk_id, off + p.buf_off + p.len);
-        done += p.len;
+        pthread_mutex_lock(&w.mu);
+        while (w.inflight >= WRITE_WINDOW)
+            pthread_cond_wait(&w.cv, &w.mu);
+        w.inflight++;
+        w.state[i] = 1;
+        pthread_mutex_unlock(&w.mu);
+        wp[i] = (struct wpiece){&w, i};
+        if (cl_fast_write_piece(c, n, &p, off + p.buf_off + p.len,
+                                buf + p.buf_off, sync, piece_done,
+                                &wp[i]) < 0) {
+            /* No lease or connection yet: the blocking way takes them,
+             * and the next pieces of the chunk go fast.  A failure there
+             * is final (it has recovered already): nothing more is sent. */
+            rc = piece_write(c, n, &p, off, buf, sync);
+            piece_done(&wp[i], rc);
+            if (rc < 0) {
+                w.state[i] = -2;
+                break;
+            }
+        }
+        i++;
     }
+    pthread_mutex_lock(&w.mu);
+    while (w.inflight > 0)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+
+    /* Pieces that failed on the fast path go again the blocking way,
+     * which recovers; the count returned stops at the first piece that is
+     * not written. */
+    i = 0;
+    cl_range_init(&it, off, len, PROTO_MAX_DATA);
+    while (cl_range_next(&it, &p)) {
+        if (w.state[i] == -1)
+            w.state[i] = (rc = piece_write(c, n, &p, off, buf, sync)) == 0
+                             ? 2
+                             : -2;
+        if (w.state[i] != 2)
+            break;
+        done += p.len;
+        i++;
+    }
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    free(state);
+    free(wp);
     if (done == 0)
         return cl_errno(rc);
     cl_inode_grow(n, off + done);
     return (int)done;
+}
+
+int cl_file_writeback(struct cl_client *c, struct cl_inode *n)
+{
+    if (!cl_cache_take(n))
+        return 0;
+    int err = 0;
+    for (size_t i = 0; i < n->nfl && !err; i++) {
+        struct cl_extent *e = &n->fl[i];
+        int rc = cl_file_write_now(c, n, e->off, e->data, e->len, false);
+        if (rc >= 0 && (size_t)rc < e->len)
+            rc = -EIO;
+        if (rc < 0) {
+            err = rc; /* the rest are dropped: the error stands for them */
+            log_error("writeback: delayed write failed: %s ino=%llu "
+                      "off=%llu len=%zu",
+                      strerror(-rc), (unsigned long long)n->ino,
+                      (unsigned long long)e->off, e->len);
+        }
+    }
+    cl_cache_release(c->cache, n, err);
+    return err;
 }
 
 /* Write back delayed writes and the pending WRITE_END, without
@@ -195,7 +332,7 @@ int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
 static int flush_delayed(struct cl_client *c, struct cl_inode *n)
 {
     pthread_mutex_lock(&n->sync_lock);
-    int err = cl_cache_writeback(c, n);
+    int err = cl_file_writeback(c, n);
     int rc = write_end(c, n);
     pthread_mutex_unlock(&n->sync_lock);
     int werr = take_werr(n);
@@ -221,7 +358,7 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
     size_t k;
 
     pthread_mutex_lock(&n->sync_lock);
-    err = cl_cache_writeback(c, n);
+    err = cl_file_writeback(c, n);
     while (!err && (k = cl_inode_take_dirty(n, batch, SYNC_BATCH)) > 0) {
         for (size_t i = 0; i < k; i++) {
             int rc = cl_chunk_sync(c, n, batch[i]);

@@ -1,4 +1,4 @@
-/* Tests for common/cl_loc.c: the chunk location cache (insert,
+/* Tests for client/cl_loc.c: the chunk location cache (insert,
  * lookup, expiry of holes and chunks, invalidation, the size bound) and
  * copying decoded locations into it. */
 #include <setjmp.h>

@@ -191,43 +191,35 @@ static void write_done(void *arg, int status, struct rpc_reply *rep)
     free(op);
 }
 
-int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
-                        uint32_t len, const uint8_t *buf, bool sync,
-                        cl_done_cb cb, void *arg)
+int cl_fast_write_piece(struct cl_client *c, struct cl_inode *n,
+                        const struct cl_piece *p, uint64_t end,
+                        const uint8_t *data, bool sync, cl_done_cb cb,
+                        void *arg)
 {
-    struct cl_piece p;
     struct cl_chunk ch;
     struct rpc_client *rpc;
 
-    if (c->mode != CL_CACHE_WRITETHROUGH && c->cache && !sync)
-        return -EAGAIN; /* delayed writes go to the cache */
-    if (!one_piece(off, len, &p) || off + len > (uint64_t)INT64_MAX ||
-        has_delayed(n))
-        return -EAGAIN;
-    if (cl_inode_lease_get(n, p.index, cl_now_ms(), &ch) < 0 ||
+    if (cl_inode_lease_get(n, p->index, cl_now_ms(), &ch) < 0 ||
         ch.nreplicas == 0 || !(rpc = replica_conn(c, &ch, 0)))
         return -EAGAIN;
 
     struct fast_op *op = malloc(sizeof(*op));
     if (!op)
         return -EAGAIN;
-    *op = (struct fast_op){.c = c, .n = n, .p = p, .chunk_id = ch.chunk_id,
-                           .end = off + len, .cb = cb, .arg = arg,
+    *op = (struct fast_op){.c = c, .n = n, .p = *p, .chunk_id = ch.chunk_id,
+                           .end = end, .cb = cb, .arg = arg,
                            .t0 = lat_now_ns()};
     struct proto_chunk_write_req req = {
         .chunk_id = ch.chunk_id,
         .version = ch.version,
-        .offset = p.off,
+        .offset = p->off,
         .flags = sync ? PROTO_CHUNK_WRITE_SYNC : 0,
-        .data = {(const char *)buf, len},
+        .data = {(const char *)data, p->len},
     };
     cl_chunk_chain_fill(&ch, 1, req.chain, &req.nchain);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_write_req_encode(&w, &req);
-    pthread_mutex_lock(&n->lock);
-    n->wmtime_ns = cl_now_ns();
-    pthread_mutex_unlock(&n->lock);
     int rc = w.err ? w.err
                    : rpc_call_async(rpc, PROTO_MSG_CHUNK_WRITE_REQ, w.p, w.len,
                                     write_done, op);
@@ -237,4 +229,21 @@ int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
         return -EAGAIN;
     }
     return 0;
+}
+
+int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                        uint32_t len, const uint8_t *buf, bool sync,
+                        cl_done_cb cb, void *arg)
+{
+    struct cl_piece p;
+
+    if (c->mode != CL_CACHE_WRITETHROUGH && c->cache && !sync)
+        return -EAGAIN; /* delayed writes go to the cache */
+    if (!one_piece(off, len, &p) || off + len > (uint64_t)INT64_MAX ||
+        has_delayed(n))
+        return -EAGAIN;
+    pthread_mutex_lock(&n->lock);
+    n->wmtime_ns = cl_now_ns();
+    pthread_mutex_unlock(&n->lock);
+    return cl_fast_write_piece(c, n, &p, off + len, buf, sync, cb, arg);
 }

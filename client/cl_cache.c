@@ -1,4 +1,4 @@
-/* cl_cache.c: delayed writes (docs/caching.md, "Policies").
+/* cl_cache.c: the store of delayed writes (docs/caching.md, "Policies").
  *
  * Under the writeback and writeonclose policies a write does not go to
  * the storage servers: its bytes join the inode's dirty extents, a sorted
@@ -8,20 +8,14 @@
  * extents over what the servers return (cl_cache_overlay), so a client
  * always reads its own writes.
  *
- * Writing back (cl_cache_writeback, under the inode's sync_lock) moves the
- * extents to the "flushing" list, which reads still see, writes them with
- * the write-through path, then drops them.  A failure is kept in n->werr
- * and reported by the next flush, fsync or close of the file (cl_file.c);
- * the data of a failed extent is dropped.
- *
- * The flush thread wakes every second and writes back:
- *   - under writeback, every inode whose oldest delayed write is older
- *     than the flush interval, and every pending CHUNK_WRITE_END that old
- *     (all policies: write-through defers WRITE_END too);
- *   - whatever the policy, every inode with delayed writes while the
- *     client holds more than dirty_max bytes of them.  Writers wait while
- *     the client is over dirty_max, so memory stays bounded; under
- *     writeonclose this is the one time data goes before close.
+ * This file only keeps bytes and counts them; it never writes anything to
+ * a server.  Writing back is the file layer's (cl_file_writeback()): it
+ * takes the extents onto the inode's "flushing" list (cl_cache_take()),
+ * which reads still see, writes them, and gives them back to be freed
+ * (cl_cache_release()).  When to write back is the flusher's
+ * (cl_flush.c), which sleeps in cl_cache_wait() until a tick passes or a
+ * writer finds the client over dirty_max.  Writers wait here while the
+ * client holds dirty_max or more, so memory stays bounded.
  *
  * Lock order: an inode's sync_lock, then the cache lock or the inode lock
  * (never both at once).
@@ -33,21 +27,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-
-#define TICK_MS 1000
-#define COLLECT_MAX 256
 
 struct cl_cache {
-    struct cl_client *c;
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* the flush thread waits here */
+    pthread_cond_t cond; /* the flusher waits here (cl_cache_wait) */
     pthread_cond_t room; /* writers over dirty_max wait here */
     uint64_t dirty;      /* bytes of delayed writes, every inode */
     uint64_t dirty_max;
-    uint32_t interval_ms;
-    bool urgent, stop, running;
-    pthread_t thread;
+    bool urgent, stop;
 };
 
 /* ---- Extents (under n->lock) ------------------------------------------- */
@@ -245,42 +232,29 @@ void cl_cache_inode_free(struct cl_cache *k, struct cl_inode *n)
 
 /* ---- Writing back ------------------------------------------------------ */
 
-int cl_cache_writeback(struct cl_client *c, struct cl_inode *n)
+bool cl_cache_take(struct cl_inode *n)
 {
     pthread_mutex_lock(&n->lock);
-    if (n->next == 0) {
-        pthread_mutex_unlock(&n->lock);
-        return 0;
+    bool any = n->next > 0;
+    if (any) {
+        n->fl = n->ext;
+        n->nfl = n->next;
+        n->ext = NULL;
+        n->next = n->cext = 0;
+        n->dirty_ms = 0;
     }
-    n->fl = n->ext;
-    n->nfl = n->next;
-    n->ext = NULL;
-    n->next = n->cext = 0;
-    n->dirty_ms = 0;
     pthread_mutex_unlock(&n->lock);
+    return any;
+}
 
-    int err = 0;
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < n->nfl; i++) {
-        struct cl_extent *e = &n->fl[i];
-        bytes += e->len;
-        if (err)
-            continue; /* dropped: the error stands for them */
-        int rc = cl_file_write_now(c, n, e->off, e->data, e->len, false);
-        if (rc >= 0 && (size_t)rc < e->len)
-            rc = -EIO;
-        if (rc < 0) {
-            err = rc;
-            log_error("writeback: delayed write failed: %s ino=%llu "
-                      "off=%llu len=%zu",
-                      strerror(-rc), (unsigned long long)n->ino,
-                      (unsigned long long)e->off, e->len);
-        }
-    }
-
+void cl_cache_release(struct cl_cache *k, struct cl_inode *n, int err)
+{
     pthread_mutex_lock(&n->lock);
     struct cl_extent *fl = n->fl;
     size_t nfl = n->nfl;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < nfl; i++)
+        bytes += fl[i].len;
     n->fl = NULL;
     n->nfl = 0;
     n->dirty_bytes -= bytes < n->dirty_bytes ? bytes : n->dirty_bytes;
@@ -290,88 +264,46 @@ int cl_cache_writeback(struct cl_client *c, struct cl_inode *n)
     for (size_t i = 0; i < nfl; i++)
         free(fl[i].data);
     free(fl);
-    if (c->cache)
-        account(c->cache, -(int64_t)bytes);
-    return err;
+    if (k)
+        account(k, -(int64_t)bytes);
 }
 
-/* ---- The flush thread -------------------------------------------------- */
+/* ---- The flusher's side ------------------------------------------------ */
 
-static bool due(struct cl_cache *k, struct cl_inode *n, bool urgent,
-                uint64_t now)
+bool cl_cache_wait(struct cl_cache *k, uint32_t ms, bool *stop)
 {
-    bool yes = false;
-
-    pthread_mutex_lock(&n->lock);
-    if (n->dirty_bytes > 0) {
-        if (urgent)
-            yes = true;
-        else if (k->c->mode == CL_CACHE_WRITEBACK)
-            yes = now - n->dirty_ms >= k->interval_ms;
-    }
-    if (n->end_pending && now - n->end_ms >= k->interval_ms &&
-        !(k->c->mode == CL_CACHE_WRITEONCLOSE && n->dirty_bytes > 0))
-        yes = true;
-    pthread_mutex_unlock(&n->lock);
-    return yes;
-}
-
-static void scan(struct cl_cache *k, bool urgent)
-{
-    struct cl_inode *v[COLLECT_MAX];
-    size_t nv = cl_handles_collect(k->c->handles, v, COLLECT_MAX);
-    uint64_t now = cl_now_ms();
-
-    for (size_t i = 0; i < nv; i++) {
-        if (due(k, v[i], urgent, now)) {
-            /* The error stays in werr for the next fsync or close. */
-            int rc = cl_file_flush(k->c, v[i]);
-            if (rc < 0) {
-                pthread_mutex_lock(&v[i]->lock);
-                if (!v[i]->werr)
-                    v[i]->werr = rc;
-                pthread_mutex_unlock(&v[i]->lock);
-            }
-        }
-        cl_inode_put(k->c, v[i]);
-    }
-}
-
-static void *flush_main(void *arg)
-{
-    struct cl_cache *k = arg;
-
     pthread_mutex_lock(&k->lock);
-    while (!k->stop) {
+    if (!k->urgent && !k->stop) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += TICK_MS / 1000;
-        if (!k->urgent)
-            pthread_cond_timedwait(&k->cond, &k->lock, &until);
-        if (k->stop)
-            break;
-        bool urgent = k->urgent || k->dirty >= k->dirty_max;
-        k->urgent = false;
-        pthread_mutex_unlock(&k->lock);
-        scan(k, urgent);
-        pthread_mutex_lock(&k->lock);
-        /* Writers blocked on room whose inodes could not be written
-         * back retry; they wake when bytes are freed anyway. */
-        pthread_cond_broadcast(&k->room);
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (long)(ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&k->cond, &k->lock, &until);
     }
+    bool urgent = k->urgent || k->dirty >= k->dirty_max;
+    k->urgent = false;
+    *stop = k->stop;
     pthread_mutex_unlock(&k->lock);
-    return NULL;
+    return urgent;
 }
 
-struct cl_cache *cl_cache_new(struct cl_client *c, const struct cl_opts *o)
+void cl_cache_retry_writers(struct cl_cache *k)
+{
+    pthread_mutex_lock(&k->lock);
+    pthread_cond_broadcast(&k->room);
+    pthread_mutex_unlock(&k->lock);
+}
+
+struct cl_cache *cl_cache_new(const struct cl_opts *o)
 {
     struct cl_cache *k = calloc(1, sizeof(*k));
     if (!k)
         return NULL;
-    k->c = c;
     k->dirty_max = o->dirty_max ? o->dirty_max : CL_DIRTY_MAX;
-    k->interval_ms =
-        o->flush_interval_ms ? o->flush_interval_ms : CL_FLUSH_INTERVAL_MS;
     pthread_mutex_init(&k->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -380,14 +312,6 @@ struct cl_cache *cl_cache_new(struct cl_client *c, const struct cl_opts *o)
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&k->room, NULL);
     return k;
-}
-
-int cl_cache_start(struct cl_cache *k)
-{
-    int rc = -pthread_create(&k->thread, NULL, flush_main, k);
-    if (rc == 0)
-        k->running = true;
-    return rc;
 }
 
 uint64_t cl_cache_dirty(struct cl_cache *k)
@@ -400,17 +324,19 @@ uint64_t cl_cache_dirty(struct cl_cache *k)
     return v;
 }
 
-void cl_cache_free(struct cl_cache *k)
+void cl_cache_stop(struct cl_cache *k)
 {
-    if (!k)
-        return;
     pthread_mutex_lock(&k->lock);
     k->stop = true;
     pthread_cond_broadcast(&k->cond);
     pthread_cond_broadcast(&k->room);
     pthread_mutex_unlock(&k->lock);
-    if (k->running)
-        pthread_join(k->thread, NULL);
+}
+
+void cl_cache_free(struct cl_cache *k)
+{
+    if (!k)
+        return;
     pthread_cond_destroy(&k->room);
     pthread_cond_destroy(&k->cond);
     pthread_mutex_destroy(&k->lock);

@@ -163,9 +163,11 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
     c->loc = cl_loc_cache_new(LOC_CACHE_MAX);
     c->handles = cl_handles_new();
     c->mode = opts->cache;
-    c->cache = cl_cache_new(c, opts);
+    c->cache = cl_cache_new(opts);
+    c->flush = c->cache ? cl_flush_new(c, opts) : NULL;
     c->cb = cl_cb_new(c, opts);
-    if (!c->pool || !c->loc || !c->handles || !c->cache || !c->cb) {
+    if (!c->pool || !c->loc || !c->handles || !c->cache || !c->flush ||
+        !c->cb) {
         cl_client_close(c);
         return -ENOMEM;
     }
@@ -188,7 +190,7 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
         return rc;
     }
     c->meta = cl_session_rpc(c->session);
-    rc = cl_cache_start(c->cache);
+    rc = cl_flush_start(c->flush);
     if (rc < 0) {
         cl_client_close(c);
         return rc;
@@ -353,10 +355,14 @@ void cl_client_close(struct cl_client *c)
     /* The flush thread writes back and the break workers answer over the
      * session, so they stop first; then the session, whose reader thread
      * may be running on_request(). */
-    cl_cache_free(c->cache);
-    c->cache = NULL;
+    cl_flush_free(c->flush);
+    c->flush = NULL;
+    if (c->cache)
+        cl_cache_stop(c->cache);
     if (c->handles)
         cl_handles_set_cache(c->handles, NULL);
+    cl_cache_free(c->cache);
+    c->cache = NULL;
     cl_cb_stop(c->cb);
     cl_session_close(c->session);
     cl_cb_free(c->cb);
