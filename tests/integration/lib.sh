@@ -40,6 +40,25 @@ it_need() {
 it_fail() { echo "FAIL: $*" >&2; exit 1; }
 it_ok() { echo "ok: $*"; }
 
+# it_json EXPR CMD...: run the admin CLI with --json and print EXPR (a
+# python expression on the output, bound to j).
+it_json() {
+    local expr=$1
+    shift
+    "$TS_BIN/tessera" --json "$@" 2>/dev/null |
+        python3 -c "import json,sys; j=json.load(sys.stdin); print($expr)"
+}
+
+# it_server_index ID: the chunkd index (1..9) whose address server ID has.
+it_server_index() {
+    local addr i a
+    addr=$(it_json "[s['addr'] for s in j['server_list'] if s['id']==$1][0]" status)
+    for i in 1 2 3 4 5 6 7 8 9; do
+        a="TS_CHUNK${i}_ADDR"
+        [ "${!a:-}" = "$addr" ] && { echo "$i"; return; }
+    done
+}
+
 # it_expect_eq WHAT GOT WANT
 it_expect_eq() { [ "$2" = "$3" ] || it_fail "$1: got '$2', want '$3'"; it_ok "$1"; }
 

@@ -28,28 +28,11 @@ done
 ts_wait_servers 4 15 || it_fail "storage servers did not register"
 ts_start_mount || it_fail "mount did not start"
 
-json() {
-    local expr=$1
-    shift
-    "$T" --json "$@" 2>/dev/null |
-        python3 -c "import json,sys; j=json.load(sys.stdin); print($expr)"
-}
-
-# chunkd index (1..4) of server ID.
-server_index() {
-    local addr i a
-    addr=$(json "[s['addr'] for s in j['server_list'] if s['id']==$1][0]" status)
-    for i in 1 2 3 4; do
-        a="TS_CHUNK${i}_ADDR"
-        [ "${!a}" = "$addr" ] && { echo "$i"; return; }
-    done
-}
-
-state_of() { json "[s['state'] for s in j['server_list'] if s['id']==$1][0]" status; }
+state_of() { it_json "[s['state'] for s in j['server_list'] if s['id']==$1][0]" status; }
 
 # A server holding the first chunk of /w0, other than $1.
 pick_victim() {
-    json "[r['server'] for r in j['chunks'][-1]['replicas'] if r['server'] != ${1:-0}][0]" fileinfo /w0
+    it_json "[r['server'] for r in j['chunks'][-1]['replicas'] if r['server'] != ${1:-0}][0]" fileinfo /w0
 }
 
 acked=$IT_TMP/acked
@@ -95,7 +78,7 @@ progress 5 "workload running"
 
 # ---- 1. kill -9 of a storage server in the chains -------------------------
 victim=$(pick_victim)
-vi=$(server_index "$victim")
+vi=$(it_server_index "$victim")
 [ -n "$vi" ] || it_fail "no chunkd for server $victim"
 ts_kill "chunkd$vi" KILL
 it_ok "chunkd $vi (server $victim) killed"
@@ -125,7 +108,7 @@ alive
 ts_wait_servers 4 15 || it_fail "servers not all up before the partition"
 sleep 1
 pv=$(pick_victim "$victim")
-pi=$(server_index "$pv")
+pi=$(it_server_index "$pv")
 [ -n "$pi" ] || it_fail "no chunkd for server $pv"
 kill -STOP "$(ts_pid "chunkd$pi")"
 it_ok "chunkd $pi (server $pv) stopped"

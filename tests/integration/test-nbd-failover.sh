@@ -33,26 +33,9 @@ ts_start_nbd --unix "$SOCK" --cache none || it_fail "tessera-nbd did not start"
 URI="nbd+unix:///f.img?socket=$SOCK"
 cd "$IT_TMP" || it_fail "cd"  # fio keeps its verify state in the working folder
 
-json() {
-    local expr=$1
-    shift
-    "$T" --json "$@" 2>/dev/null |
-        python3 -c "import json,sys; j=json.load(sys.stdin); print($expr)"
-}
-
-# chunkd index (1..4) of server ID.
-server_index() {
-    local addr i a
-    addr=$(json "[s['addr'] for s in j['server_list'] if s['id']==$1][0]" status)
-    for i in 1 2 3 4; do
-        a="TS_CHUNK${i}_ADDR"
-        [ "${!a}" = "$addr" ] && { echo "$i"; return; }
-    done
-}
-
 # A server holding the image's chunk, other than $1.
 replica_other_than() {
-    json "[r['server'] for r in j['chunks'][0]['replicas'] if r['server'] != ${1:-0}][0]" fileinfo /f.img
+    it_json "[r['server'] for r in j['chunks'][0]['replicas'] if r['server'] != ${1:-0}][0]" fileinfo /f.img
 }
 
 job=(--name=nbdfail --ioengine=nbd --uri="$URI" --size=64M --bs=4k
@@ -66,7 +49,7 @@ fio --name=warm --ioengine=nbd --uri="$URI" --size=1M --bs=64k --rw=write \
 
 # ---- 1. kill -9 of a replica under the writes --------------------------------
 victim=$(replica_other_than 0)
-vi=$(server_index "$victim")
+vi=$(it_server_index "$victim")
 [ -n "$vi" ] || it_fail "no chunkd for server $victim"
 fio "${job[@]}" --do_verify=0 &
 fiopid=$!
@@ -77,7 +60,7 @@ it_ok "chunkd $vi (server $victim) killed under the writes"
 wait "$fiopid" || it_fail "fio saw an error: $(tail -20 "$IT_TMP/fio.out")"
 grep -q "err= 0" "$IT_TMP/fio.out" || it_fail "fio reported errors: $(cat "$IT_TMP/fio.out")"
 it_ok "every write acknowledged despite the kill"
-holders=$(json "sorted(r['server'] for r in j['chunks'][0]['replicas'])" fileinfo /f.img)
+holders=$(it_json "sorted(r['server'] for r in j['chunks'][0]['replicas'])" fileinfo /f.img)
 case "$holders" in
 *"$victim"*) it_fail "the killed server $victim still holds the chunk: $holders" ;;
 esac
@@ -88,7 +71,7 @@ fio "${job[@]}" --verify_only || it_fail "verify: $(tail -20 "$IT_TMP/fio.out")"
 it_ok "every acknowledged block reads back"
 
 stopped=$(replica_other_than "$victim")
-si=$(server_index "$stopped")
+si=$(it_server_index "$stopped")
 [ -n "$si" ] || it_fail "no running chunkd for server $stopped"
 kill -STOP "$(ts_pid "chunkd$si")"
 it_ok "chunkd $si (server $stopped) stopped"

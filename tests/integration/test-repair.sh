@@ -32,26 +32,7 @@ done
 ts_wait_servers 4 15 || it_fail "storage servers did not register"
 ts_start_mount || it_fail "mount did not start"
 
-# json EXPR CMD...: run the CLI with --json and evaluate EXPR on its output
-# (bound to j).
-json() {
-    local expr=$1
-    shift
-    "$T" --json "$@" 2>/dev/null |
-        python3 -c "import json,sys; j=json.load(sys.stdin); print($expr)"
-}
-
-# server_index ID: the chunkd index (1..4) whose address server ID has.
-server_index() {
-    local addr i a
-    addr=$(json "[s['addr'] for s in j['server_list'] if s['id']==$1][0]" status)
-    for i in 1 2 3 4; do
-        a="TS_CHUNK${i}_ADDR"
-        [ "${!a}" = "$addr" ] && { echo "$i"; return; }
-    done
-}
-
-state_of() { json "[s['state'] for s in j['server_list'] if s['id']==$1][0]" status; }
+state_of() { it_json "[s['state'] for s in j['server_list'] if s['id']==$1][0]" status; }
 
 # all_at_goal: every file's copies are at its goal (checkfile exits 0).
 all_at_goal() {
@@ -85,8 +66,8 @@ all_at_goal || it_fail "files not at goal after writing"
 it_ok "wrote $NFILES files, $MIB MiB, goal $("$T" getgoal /f1 | awk '{print $2}')"
 
 # ---- 1. Kill a server holding replicas -----------------------------------
-victim=$(json "j['chunks'][0]['replicas'][0]['server']" fileinfo /f1)
-vi=$(server_index "$victim")
+victim=$(it_json "j['chunks'][0]['replicas'][0]['server']" fileinfo /f1)
+vi=$(it_server_index "$victim")
 [ -n "$vi" ] || it_fail "no chunkd for server $victim"
 t0=$(now)
 ts_kill "chunkd$vi" KILL
@@ -112,7 +93,7 @@ secs=$(python3 -c "print(round($restored - $t0, 2))")
 echo "repair: kill -9 of server $victim to goal restored for $MIB MiB ($NFILES chunks, goal 3): $secs s"
 it_ok "goal restored on the remaining servers"
 for ((k = 1; k <= NFILES; k++)); do
-    json "all(r['server'] != $victim for c in j['chunks'] for r in c['replicas'])" \
+    it_json "all(r['server'] != $victim for c in j['chunks'] for r in c['replicas'])" \
         fileinfo "/f$k" | grep -q True || it_fail "/f$k still lists server $victim"
 done
 verify_data "after repair"
@@ -126,7 +107,7 @@ done
 [ "$(state_of "$victim")" = up ] || it_fail "server $victim not up after restart"
 for ((i = 0; i < 150; i++)); do
     n=$(find "$TS_DIR/chunk$vi" -type f -path '*chunks*' ! -name '*.tmp' 2>/dev/null | wc -l)
-    c=$(json "[s['chunks'] for s in j['server_list'] if s['id']==$victim][0]" status)
+    c=$(it_json "[s['chunks'] for s in j['server_list'] if s['id']==$victim][0]" status)
     [ "${c:-1}" -eq 0 ] && break
     sleep 0.2
 done
@@ -139,27 +120,27 @@ verify_data "after rejoin"
 "$T" setgoal 2 /f1 >/dev/null || it_fail "setgoal 2 /f1"
 it_expect_eq "getgoal /f1" "$("$T" getgoal /f1)" "/f1: 2"
 for ((i = 0; i < 100; i++)); do
-    [ "$(json "len(j['chunks'][0]['replicas'])" fileinfo /f1)" = 2 ] && break
+    [ "$(it_json "len(j['chunks'][0]['replicas'])" fileinfo /f1)" = 2 ] && break
     sleep 0.1
 done
-it_expect_eq "surplus copy removed" "$(json "len(j['chunks'][0]['replicas'])" fileinfo /f1)" 2
+it_expect_eq "surplus copy removed" "$(it_json "len(j['chunks'][0]['replicas'])" fileinfo /f1)" 2
 "$T" setgoal -r 3 / >/dev/null || it_fail "setgoal -r 3 /"
 "$T" getgoal -r / | grep -qE '^ +3 +'"$NFILES"' ' || it_fail "getgoal -r: $("$T" getgoal -r /)"
 it_ok "getgoal -r summary"
 
-drain=$(json "[r['server'] for r in j['chunks'][0]['replicas'] if r['server'] != $victim][0]" fileinfo /f2)
+drain=$(it_json "[r['server'] for r in j['chunks'][0]['replicas'] if r['server'] != $victim][0]" fileinfo /f2)
 t0=$(now)
 timeout 90 "$T" server drain "$drain" --wait >"$IT_TMP/drain.out" 2>&1 ||
     { cat "$IT_TMP/drain.out"; it_fail "drain of server $drain did not finish"; }
 echo "drain: server $drain emptied in $(python3 -c "print(round($(now) - $t0, 2))") s"
 it_expect_eq "drained server holds no replica" \
-    "$(json "[s['replicas'] for s in j if s['id']==$drain][0]" servers)" 0
+    "$(it_json "[s['replicas'] for s in j if s['id']==$drain][0]" servers)" 0
 all_at_goal || it_fail "files not at goal after the drain"
 verify_data "after drain"
-ts_kill "chunkd$(server_index "$drain")" TERM
+ts_kill "chunkd$(it_server_index "$drain")" TERM
 "$T" server remove "$drain" >/dev/null || it_fail "remove drained server"
 it_expect_eq "removed server is gone" \
-    "$(json "len([s for s in j if s['id']==$drain])" servers)" 0
+    "$(it_json "len([s for s in j if s['id']==$drain])" servers)" 0
 
 # ---- 4. fsck -------------------------------------------------------------
 for ((i = 0; i < 50; i++)); do "$T" fsck >/dev/null 2>&1 && break; sleep 0.2; done
