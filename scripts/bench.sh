@@ -226,7 +226,7 @@ python3 "$here/scripts/bench-table.py" "$results" $systems
 # The cache policies and the block path have scripts of their own; they
 # start their own clusters, so none of this one's settings are passed on.
 # BENCH_PARTS picks which run.
-for part in ${BENCH_PARTS:-cache nbd}; do
+for part in ${BENCH_PARTS:-cache nbd budget}; do
     echo
     case $part in
     cache) echo "== Mount cache policies (docs/caching.md)"
@@ -237,5 +237,9 @@ for part in ${BENCH_PARTS:-cache nbd}; do
          env -u BENCH_SYSTEMS -u TS_DIR -u TS_META_ADDR -u TS_MNT \
              -u TS_NBD_ADDR -u TESSERA_META BUILD="${BUILD:-$here/build}" \
              bash "$here/scripts/bench-nbd.sh" ;;
+    budget) echo "== Latency budget of one 4 KiB NBD request (docs/performance.md)"
+            env -u BENCH_SYSTEMS -u TS_DIR -u TS_META_ADDR -u TS_MNT \
+                -u TS_NBD_ADDR -u TESSERA_META BUILD="${BUILD:-$here/build}" \
+                bash "$here/scripts/bench-budget.sh" ;;
     esac
 done
