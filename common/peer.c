@@ -28,7 +28,8 @@
  *   from it, so it cannot make us buffer without bound.
  *
  * Each write is one malloc'd frame (header and payload together) handed
- * to uv_write() and freed in its callback.  Input goes straight into the
+ * to uv_write() and freed in its callback; the frames written while one
+ * read is handled go out together ("Corking", below).  Input goes straight into the
  * frame reader's buffer (proto_reader_space/commit/next).  What a message
  * means is left to the daemons' on_request; this file only knows HELLO.
  *
@@ -141,6 +142,11 @@ struct peer {
     struct pending **tab;
     size_t nbuckets, npending;
     struct wreq *qhead, *qtail;
+    /* Frames held while the loop handles one read (see "Corking"). */
+    struct wreq *ck_head, *ck_tail;
+    size_t ck_n;
+    struct peer *ck_next; /* on the thread's corked list, with a ref */
+    bool ck_listed;
 };
 
 struct peer_listener {
@@ -330,10 +336,14 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 /* Stop taking input and close once every queued write went out, so a
  * refusal reaches the other side before the connection goes. */
+static void cork_flush_peer(struct peer *p);
+
 static void close_after_flush(struct peer *p, int status)
 {
     if (p->state >= ST_DRAINING)
         return;
+    if (p->ck_n) /* held frames (the refusal) go before the shutdown */
+        cork_flush_peer(p);
     uv_read_stop((uv_stream_t *)&p->tcp);
     p->state = ST_DRAINING;
     p->close_status = status;
@@ -409,12 +419,41 @@ static int read_start(struct peer *p)
     return uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
 }
 
+static void write_done(struct peer *p, int status);
+
 static void on_write(uv_write_t *req, int status)
 {
     struct wreq *w = container_of(req, struct wreq, req);
     struct peer *p = w->peer;
 
     free(w);
+    write_done(p, status);
+}
+
+/* ---- Corking ------------------------------------------------------------
+ *
+ * While on_read() hands one read's frames to the daemon, every frame the
+ * daemon writes in answer (replies, forwarded requests), to this peer or
+ * to any other of the thread's loop, is held on its peer; when on_read()
+ * is done, each peer's held frames go out in one uv_write() of many
+ * buffers, one writev() instead of one write() per frame.  Nothing waits
+ * past the read being handled, so a lone request is answered as soon as
+ * before.  Frames written at any other time (timers, the thread pool's
+ * completions) go out at once.  Each loop runs on one thread, so the
+ * state is per thread. */
+static __thread int cork_depth;
+static __thread struct peer *cork_list;
+
+/* Many frames in one write; frees them in on_batch_write. */
+struct wbatch {
+    uv_write_t req;
+    struct peer *peer;
+    size_t n;
+    struct wreq *frames[];
+};
+
+static void write_done(struct peer *p, int status)
+{
     if (status < 0) {
         if (status != UV_ECANCELED)
             peer_fail(p, status, "write");
@@ -429,16 +468,84 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Hand @w to libuv.  Takes ownership of @w, also on error. */
-static int frame_write(struct peer *p, struct wreq *w)
+static void on_batch_write(uv_write_t *req, int status)
 {
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_write);
+    struct wbatch *b = container_of(req, struct wbatch, req);
+    struct peer *p = b->peer;
 
-    if (rc < 0) {
-        free(w);
-        return rc;
+    for (size_t i = 0; i < b->n; i++)
+        free(b->frames[i]);
+    free(b);
+    write_done(p, status);
+}
+
+static void write_pressure(struct peer *p);
+
+/* Write @p's held frames in one uv_write (in order). */
+static void cork_flush_peer(struct peer *p)
+{
+    struct wreq *w = p->ck_head;
+    size_t n = p->ck_n;
+    struct wbatch *b = NULL;
+    uv_buf_t *bufs = NULL;
+    int rc = -ENOMEM;
+
+    p->ck_head = p->ck_tail = NULL;
+    p->ck_n = 0;
+    if (p->state >= ST_CLOSING)
+        rc = UV_ECANCELED;
+    else if ((b = malloc(sizeof(*b) + n * sizeof(b->frames[0]))) &&
+             (bufs = calloc(n, sizeof(*bufs)))) {
+        b->peer = p;
+        b->n = n;
+        for (size_t i = 0; i < n; i++, w = w->next) {
+            b->frames[i] = w;
+            bufs[i] = uv_buf_init((char *)w->data, (unsigned)w->len);
+        }
+        rc = uv_write(&b->req, (uv_stream_t *)&p->tcp, bufs, (unsigned)n,
+                      on_batch_write);
+        free(bufs); /* libuv copied the buffer list */
+        if (rc == 0) {
+            write_pressure(p);
+            return;
+        }
+        w = b->frames[0];
+        for (size_t i = 0; i + 1 < n; i++)
+            b->frames[i]->next = b->frames[i + 1];
     }
+    free(b);
+    while (w) {
+        struct wreq *next = w->next;
+        free(w);
+        w = next;
+    }
+    if (rc != UV_ECANCELED)
+        peer_fail(p, rc, "write");
+}
+
+static void cork_begin(void)
+{
+    cork_depth++;
+}
+
+static void cork_end(void)
+{
+    if (--cork_depth > 0)
+        return;
+    while (cork_list) {
+        struct peer *p = cork_list;
+        cork_list = p->ck_next;
+        p->ck_next = NULL;
+        p->ck_listed = false;
+        if (p->ck_n)
+            cork_flush_peer(p);
+        peer_unref(p);
+    }
+}
+
+/* Stop reading from @p while the other side does not read what we send. */
+static void write_pressure(struct peer *p)
+{
     if (!p->paused && write_queue(p) > p->write_limit) {
         /* The other side is not reading what we send: stop reading what
          * it sends until the queue drains (on_write). */
@@ -449,6 +556,36 @@ static int frame_write(struct peer *p, struct wreq *w)
         p->paused = true;
         uv_read_stop((uv_stream_t *)&p->tcp);
     }
+}
+
+/* Hand @w to libuv.  Takes ownership of @w, also on error. */
+static int frame_write(struct peer *p, struct wreq *w)
+{
+    if (cork_depth > 0) {
+        w->next = NULL;
+        if (p->ck_tail)
+            p->ck_tail->next = w;
+        else
+            p->ck_head = w;
+        p->ck_tail = w;
+        p->ck_n++;
+        if (!p->ck_listed) {
+            peer_ref(p); /* held until cork_end() */
+            p->ck_listed = true;
+            p->ck_next = cork_list;
+            cork_list = p;
+        }
+        return 0;
+    }
+
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_write);
+
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    write_pressure(p);
     return 0;
 }
 
@@ -776,6 +913,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     proto_reader_commit(&p->rd, (size_t)nread);
     /* The peer stays valid through the hooks (invariant 1); stop at once
      * if one of them closed it. */
+    cork_begin();
     while (p->state < ST_DRAINING) {
         rc = proto_reader_next(&p->rd, &h, &payload);
         if (rc == 0)
@@ -786,6 +924,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         dispatch(p, &h, payload);
     }
+    cork_end();
 }
 
 /* ---- Peers ------------------------------------------------------------- */

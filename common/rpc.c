@@ -426,16 +426,84 @@ static void on_server_request(struct rpc_client *c, const struct proto_hdr *h,
                    PROTO_ENOSYS, NULL, 0);
 }
 
+/* The reader thread's input buffer: one recv() takes whatever has arrived,
+ * often several whole frames, so a reply costs one system call or less
+ * instead of two (header, then payload). */
+#define RPC_RBUF_SIZE (64u << 10)
+
+struct rbuf {
+    uint8_t *p;
+    size_t off, len; /* unread bytes: [off, len) */
+};
+
+/* Make at least @need unread bytes available in @b. */
+static int rbuf_need(int fd, struct rbuf *b, size_t need)
+{
+    if (b->len - b->off >= need)
+        return 0;
+    memmove(b->p, b->p + b->off, b->len - b->off);
+    b->len -= b->off;
+    b->off = 0;
+    while (b->len < need) {
+        ssize_t k = recv(fd, b->p + b->len, RPC_RBUF_SIZE - b->len, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        if (k == 0)
+            return -ECONNRESET;
+        b->len += (size_t)k;
+    }
+    return 0;
+}
+
+/* read_frame() through @b.  Caller owns *payload (NULL when empty). */
+static int read_frame_buffered(int fd, struct rbuf *b, struct proto_hdr *h,
+                               uint8_t **payload)
+{
+    int rc = rbuf_need(fd, b, PROTO_HDR_SIZE);
+
+    *payload = NULL;
+    if (rc < 0)
+        return rc;
+    rc = proto_hdr_decode(b->p + b->off, h);
+    if (rc < 0)
+        return rc;
+    b->off += PROTO_HDR_SIZE;
+    if (h->length == 0)
+        return 0;
+    uint8_t *p = malloc(h->length);
+    if (!p)
+        return -ENOMEM;
+    size_t have = b->len - b->off;
+    size_t take = have < h->length ? have : h->length;
+    memcpy(p, b->p + b->off, take);
+    b->off += take;
+    /* The rest of a large payload goes straight to its buffer. */
+    rc = take < h->length ? net_read_all(fd, p + take, h->length - take) : 0;
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    *payload = p;
+    return 0;
+}
+
 static int read_loop(struct rpc_client *c, int fd)
 {
+    struct rbuf b = {.p = malloc(RPC_RBUF_SIZE)};
     struct proto_hdr h;
     uint8_t *payload;
     int rc;
 
+    if (!b.p)
+        return -ENOMEM;
     for (;;) {
-        rc = read_frame(fd, &h, &payload);
-        if (rc < 0)
+        rc = read_frame_buffered(fd, &b, &h, &payload);
+        if (rc < 0) {
+            free(b.p);
             return rc;
+        }
         if (h.flags & PROTO_FLAG_REPLY) {
             on_reply(c, &h, payload);
         } else {
