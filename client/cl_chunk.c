@@ -342,10 +342,27 @@ int cl_chunk_write(struct cl_client *c, struct cl_inode *n,
                    struct cl_chunk *used)
 {
     struct write_arg a = {.p = p, .data = data, .sync = sync};
-    int rc = recover(c, n->ino, n, p->index, write_chain, &a, "write", used);
-    if (rc == 0)
-        cl_inode_lease_dirty(n, p->index);
-    return rc;
+    uint64_t off = p->index * PROTO_CHUNK_SIZE + p->off;
+    struct cl_wrange wr;
+    struct cl_chunk ch;
+
+    cl_wrange_wait(n, &wr, off, off + p->len);
+    int rc = recover(c, n->ino, n, p->index, write_chain, &a, "write", &ch);
+    cl_wrange_end(n, &wr);
+    if (rc < 0)
+        return rc;
+    cl_inode_lease_dirty(n, p->index);
+    /* The next writes of the chunk go straight to every replica
+     * (cl_fast.c), which needs a connection to each: the chain just
+     * answered, so they are up. */
+    for (uint32_t r = 1; r < ch.nreplicas; r++) {
+        struct rpc_client *rpc;
+        if (!cl_downset_has(&c->down, ch.server_id[r]))
+            (void)cl_pool_get(c->pool, ch.addr[r], &rpc);
+    }
+    if (used)
+        *used = ch;
+    return 0;
 }
 
 static int sync_chain(struct cl_client *c, const struct cl_chunk *ch, void *arg)
@@ -397,5 +414,16 @@ static int truncate_all(struct cl_client *c, const struct cl_chunk *ch,
 int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,
                       uint64_t index, uint32_t length)
 {
-    return recover(c, ino, n, index, truncate_all, &length, "truncate", NULL);
+    uint64_t base = index * PROTO_CHUNK_SIZE;
+    struct cl_wrange wr;
+
+    if (!n)
+        return recover(c, ino, n, index, truncate_all, &length, "truncate",
+                       NULL);
+    /* It may cut the chunk or extend it: the whole chunk, then. */
+    cl_wrange_wait(n, &wr, base, base + PROTO_CHUNK_SIZE);
+    int rc =
+        recover(c, ino, n, index, truncate_all, &length, "truncate", NULL);
+    cl_wrange_end(n, &wr);
+    return rc;
 }

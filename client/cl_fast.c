@@ -17,7 +17,15 @@
  *   - the inode holds delayed writes (reads must see them: cl_cache.c) or
  *     the client delays writes (writes belong to the cache then);
  *   - no cached location / no valid, fresh lease on the chunk;
- *   - no connection to the replica yet, or it is down.
+ *   - no connection to the replica yet, or it is down (writes: to any
+ *     replica of the chain);
+ *   - (writes) another write of this client to some of the same bytes is
+ *     in flight (cl_wrange.c).
+ *
+ * A read goes to one replica.  A small write goes to every replica of
+ * the lease's chain at once, each copy with an empty chain, and completes
+ * when all have answered; a large one goes down the chain
+ * (CL_DIRECT_WRITE_MAX).
  *
  * A fast operation that fails after it was sent (an error answer, a lost
  * connection, a timeout) completes with that error and changes nothing in
@@ -34,6 +42,7 @@
 #include "cl_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,15 +60,12 @@ void cl_stats_register(void)
     lat_stage_register(&st_write);
 }
 
-/* One fast operation in flight.  Allocated when it is sent, freed by its
+/* One fast read in flight.  Allocated when it is sent, freed by its
  * completion. */
 struct fast_op {
-    struct cl_client *c;
-    struct cl_inode *n;
     struct cl_piece p;
     uint64_t chunk_id;
-    uint64_t end;  /* writes: end of the range in the file */
-    uint8_t *buf;  /* reads: where the bytes go, borrowed from the caller */
+    uint8_t *buf;  /* where the bytes go, borrowed from the caller */
     uint64_t t0;   /* lat_now_ns() at the send */
     cl_done_cb cb;
     void *arg;
@@ -147,7 +153,7 @@ int cl_file_read_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
     struct fast_op *op = malloc(sizeof(*op));
     if (!op)
         return -EAGAIN;
-    *op = (struct fast_op){.c = c, .n = n, .p = p, .chunk_id = ch.chunk_id,
+    *op = (struct fast_op){.p = p, .chunk_id = ch.chunk_id,
                            .buf = buf, .cb = cb, .arg = arg,
                            .t0 = lat_now_ns()};
     struct proto_chunk_read_req req = {
@@ -172,15 +178,37 @@ int cl_file_read_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
 
 /* ---- Write ------------------------------------------------------------- */
 
-static void write_done(void *arg, int status, struct rpc_reply *rep)
-{
-    struct fast_op *op = arg;
+/* One fast write in flight: a copy sent to every replica of the lease's
+ * chain.  Allocated when it is sent, freed by the last answer. */
+struct fast_write {
+    struct cl_inode *n;
+    struct cl_wrange wr; /* its range, held until the last answer */
+    uint64_t index;      /* chunk index */
+    uint64_t chunk_id;
+    uint64_t end; /* end of the range in the file */
+    uint64_t t0;  /* lat_now_ns() at the first send */
+    atomic_int pending; /* copies not yet answered, + 1 while sending */
+    atomic_int status;  /* the first error */
+    cl_done_cb cb;
+    void *arg;
+};
 
+static void write_step(struct fast_write *op, int status)
+{
+    int none = 0;
+
+    if (status < 0)
+        atomic_compare_exchange_strong(&op->status, &none, status);
+    if (atomic_fetch_sub(&op->pending, 1) != 1)
+        return;
+    status = atomic_load(&op->status);
     lat_hist_record_since(&st_write.h, op->t0);
-    rpc_reply_free(rep);
+    /* The range goes back before the caller hears: a retry of the same
+     * bytes on the blocking path must not wait for itself. */
+    cl_wrange_end(op->n, &op->wr);
     if (status == 0) {
-        cl_inode_lease_dirty(op->n, op->p.index);
-        cl_file_mark_end(op->n, op->p.index, op->chunk_id, op->end);
+        cl_inode_lease_dirty(op->n, op->index);
+        cl_file_mark_end(op->n, op->index, op->chunk_id, op->end);
         cl_inode_grow(op->n, op->end);
     } else {
         log_debug("cl.fast", "write: failed, the caller retries: %s "
@@ -191,24 +219,47 @@ static void write_done(void *arg, int status, struct rpc_reply *rep)
     free(op);
 }
 
+static void write_done(void *arg, int status, struct rpc_reply *rep)
+{
+    rpc_reply_free(rep);
+    write_step(arg, status);
+}
+
+/* A fast write of up to CL_DIRECT_WRITE_MAX bytes goes straight to every
+ * replica, each copy with an empty chain (docs/protocol.md §7.3, direct
+ * writes): one round trip whatever the goal, where a chain write takes
+ * two.  A larger one goes to the first replica with the rest of the
+ * chain.  Its range is held from the first send to the last answer
+ * (cl_wrange.c), which keeps the replicas equal however the write
+ * travels; a write that overlaps one in flight is declined. */
 int cl_fast_write_piece(struct cl_client *c, struct cl_inode *n,
                         const struct cl_piece *p, uint64_t end,
                         const uint8_t *data, bool sync, cl_done_cb cb,
                         void *arg)
 {
+    struct rpc_client *rpc[PROTO_MAX_REPLICAS];
     struct cl_chunk ch;
-    struct rpc_client *rpc;
+    uint64_t off = p->index * PROTO_CHUNK_SIZE + p->off;
 
     if (cl_inode_lease_get(n, p->index, cl_now_ms(), &ch) < 0 ||
-        ch.nreplicas == 0 || !(rpc = replica_conn(c, &ch, 0)))
+        ch.nreplicas == 0 || ch.nreplicas > PROTO_MAX_REPLICAS)
         return -EAGAIN;
+    bool direct = p->len <= CL_DIRECT_WRITE_MAX;
+    uint32_t ncopies = direct ? ch.nreplicas : 1;
+    for (uint32_t r = 0; r < ncopies; r++)
+        if (!(rpc[r] = replica_conn(c, &ch, r)))
+            return -EAGAIN;
 
-    struct fast_op *op = malloc(sizeof(*op));
+    struct fast_write *op = malloc(sizeof(*op));
     if (!op)
         return -EAGAIN;
-    *op = (struct fast_op){.c = c, .n = n, .p = *p, .chunk_id = ch.chunk_id,
-                           .end = end, .cb = cb, .arg = arg,
-                           .t0 = lat_now_ns()};
+    *op = (struct fast_write){.n = n, .index = p->index,
+                              .chunk_id = ch.chunk_id, .end = end, .cb = cb,
+                              .arg = arg, .t0 = lat_now_ns()};
+    if (!cl_wrange_try(n, &op->wr, off, off + p->len)) {
+        free(op);
+        return -EAGAIN;
+    }
     struct proto_chunk_write_req req = {
         .chunk_id = ch.chunk_id,
         .version = ch.version,
@@ -216,18 +267,39 @@ int cl_fast_write_piece(struct cl_client *c, struct cl_inode *n,
         .flags = sync ? PROTO_CHUNK_WRITE_SYNC : 0,
         .data = {(const char *)data, p->len},
     };
-    cl_chunk_chain_fill(&ch, 1, req.chain, &req.nchain);
+    if (!direct)
+        cl_chunk_chain_fill(&ch, 1, req.chain, &req.nchain);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_write_req_encode(&w, &req);
-    int rc = w.err ? w.err
-                   : rpc_call_async(rpc, PROTO_MSG_CHUNK_WRITE_REQ, w.p, w.len,
-                                    write_done, op);
-    proto_wbuf_free(&w);
+    int rc = w.err;
     if (rc < 0) {
+        proto_wbuf_free(&w);
+        cl_wrange_end(n, &op->wr);
         free(op);
         return -EAGAIN;
     }
+    atomic_init(&op->pending, 1);
+    atomic_init(&op->status, 0);
+    for (uint32_t r = 0; r < ncopies && rc == 0; r++) {
+        atomic_fetch_add(&op->pending, 1);
+        rc = rpc_call_async(rpc[r], PROTO_MSG_CHUNK_WRITE_REQ, w.p, w.len,
+                            write_done, op);
+        if (rc < 0)
+            atomic_fetch_sub(&op->pending, 1);
+        if (rc < 0 && r == 0) {
+            /* Nothing sent: declined, as if never tried. */
+            proto_wbuf_free(&w);
+            cl_wrange_end(n, &op->wr);
+            free(op);
+            return -EAGAIN;
+        }
+    }
+    proto_wbuf_free(&w);
+    /* Copies already sent complete it with the error when they answer; a
+     * copy that could not be sent fails it, and the caller writes again
+     * the blocking way. */
+    write_step(op, rc);
     return 0;
 }
 

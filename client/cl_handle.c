@@ -66,6 +66,7 @@ static void node_free(struct cl_handles *t, struct node_link *l)
     }
     pthread_mutex_destroy(&l->node.lock);
     pthread_mutex_destroy(&l->node.sync_lock);
+    pthread_cond_destroy(&l->node.wr_cv);
     free(l->node.leases);
     free(l);
 }
@@ -114,6 +115,7 @@ int cl_handles_open(struct cl_handles *t, uint64_t ino, uint64_t size,
         l->node.size = size;
         pthread_mutex_init(&l->node.lock, NULL);
         pthread_mutex_init(&l->node.sync_lock, NULL);
+        pthread_cond_init(&l->node.wr_cv, NULL);
         *pp = l;
     } else {
         cl_inode_grow(&l->node, size);

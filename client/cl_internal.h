@@ -40,6 +40,11 @@
 #define CL_RECOVER_TRIES 8
 /* Storage servers we remember as not up (SERVER_STATE). */
 #define CL_DOWN_MAX 64
+/* A fast write up to this size goes straight to every replica (one round
+ * trip, latency first); a larger one down the chain, so that the client
+ * sends its bytes once and the servers share the copying (bandwidth
+ * first).  docs/performance.md measures both. */
+#define CL_DIRECT_WRITE_MAX (128u << 10)
 
 /* ---- cl_range.c -------------------------------------------------------- */
 
@@ -108,6 +113,12 @@ struct cl_lease {
     bool stale; /* a replica of the chain went down: WRITE_BEGIN again */
 };
 
+/* A byte range of an inode written while in flight (cl_wrange.c). */
+struct cl_wrange {
+    struct cl_wrange *prev, *next;
+    uint64_t off, end; /* [off, end) in the file */
+};
+
 /* An inode with at least one open handle.  Fields below @lock are
  * protected by it. */
 struct cl_inode {
@@ -132,6 +143,11 @@ struct cl_inode {
     uint64_t dirty_ms; /* when the oldest delayed write was made */
     int werr;          /* first failed delayed write: next flush/sync */
     int64_t wmtime_ns; /* wall clock of our latest write */
+    /* Writes in flight, oldest first (cl_wrange.c); @wr_cv wakes the
+     * @wr_waiters blocked behind one of them. */
+    struct cl_wrange *wr_head, *wr_tail;
+    unsigned wr_waiters;
+    pthread_cond_t wr_cv;
 };
 
 /* One range of delayed writes. */
@@ -381,13 +397,28 @@ int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,
 void cl_chunk_chain_fill(const struct cl_chunk *ch, uint32_t from,
                          struct proto_replica *chain, uint32_t *n);
 /* cl_fast.c: send piece @p of @n (the range ends at @end in the file) to
- * the head of its lease's chain without blocking, when the lease is held
- * and the connection up: 0 and @cb runs once (with the lease marked dirty
- * and the WRITE_END owed on success), or -EAGAIN and nothing was done. */
+ * every replica of its lease's chain without blocking, when the lease is
+ * held, every connection up and no overlapping write in flight: 0 and @cb
+ * runs once (with the lease marked dirty and the WRITE_END owed on
+ * success), or -EAGAIN and nothing was done. */
 int cl_fast_write_piece(struct cl_client *c, struct cl_inode *n,
                         const struct cl_piece *p, uint64_t end,
                         const uint8_t *data, bool sync, cl_done_cb cb,
                         void *arg);
+/* ---- cl_wrange.c ------------------------------------------------------- */
+
+/* Take [@off, @end) of @n into @r (owned by the caller until
+ * cl_wrange_end()) unless a write in flight or waiting overlaps it: true
+ * when taken, false (and nothing done) otherwise.  Never blocks. */
+bool cl_wrange_try(struct cl_inode *n, struct cl_wrange *r, uint64_t off,
+                   uint64_t end);
+/* Take [@off, @end) of @n into @r, waiting until no range taken before it
+ * overlaps it. */
+void cl_wrange_wait(struct cl_inode *n, struct cl_wrange *r, uint64_t off,
+                    uint64_t end);
+/* The write of @r is over: give its range back. */
+void cl_wrange_end(struct cl_inode *n, struct cl_wrange *r);
+
 /* True for errors a retry on another chain cannot fix. */
 bool cl_chunk_error_final(int err);
 
