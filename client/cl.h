@@ -171,18 +171,19 @@ typedef void (*cl_done_cb)(void *arg, int status);
 
 /* Start reading @len bytes at @off of @n into @buf without blocking: only
  * when the range lies in one chunk whose location is cached, below the size
- * known, with no delayed writes, and a replica's connection is up.  0 when
+ * known, meeting no delayed write, and a replica's connection is up.  0 when
  * started: @cb runs exactly once, on a client thread or before this
  * returns, and @buf (and @n) must stay valid until then.  -EAGAIN when the
  * fast path cannot take it (nothing was done; @cb is never called). */
 int cl_file_read_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
                        uint32_t len, uint8_t *buf, cl_done_cb cb, void *arg);
 /* Start writing @len bytes of @buf at @off of @n likewise (with @sync every
- * replica makes them durable first): only under write-through or @sync,
- * inside one chunk whose write lease this client holds, with the chain's
- * head connected.  On success @cb sees 0 once the bytes are on every
- * replica, and they count for the next cl_file_sync() as any write does.
- * -EAGAIN as for reads. */
+ * replica makes them durable first), inside one chunk.  Under a delayed
+ * policy and without @sync, the bytes join the delayed writes at once (not
+ * over dirty_max) and @cb sees 0 before this returns.  Otherwise only with
+ * the chunk's write lease held and every replica connected: @cb sees 0
+ * once the bytes are on every replica.  Either way they count for the next
+ * cl_file_sync() as any write does.  -EAGAIN as for reads. */
 int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
                         uint32_t len, const uint8_t *buf, bool sync,
                         cl_done_cb cb, void *arg);

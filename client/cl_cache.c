@@ -54,18 +54,34 @@ static int ext_reserve(struct cl_extent *e, size_t len)
     return 0;
 }
 
+/* The first of the sorted, disjoint extents @v[0..@nv) that ends at or
+ * after @off (@nv when none does): binary search. */
+static size_t first_ending_from(const struct cl_extent *v, size_t nv,
+                                uint64_t off)
+{
+    size_t lo = 0, hi = nv;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].off + v[mid].len < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Merge [@off, @off + @len) of @buf into @n's extents.  Returns the change
  * in dirty bytes, or -ENOMEM with nothing changed. */
 static int64_t ext_insert(struct cl_inode *n, uint64_t off, const uint8_t *buf,
                           size_t len)
 {
     uint64_t end = off + len;
-    size_t i = 0, j;
+    size_t i, j;
 
     /* i: first extent ending at or after @off; j: past the last one
      * starting at or before @end.  [i, j) touch the new range. */
-    while (i < n->next && n->ext[i].off + n->ext[i].len < off)
-        i++;
+    i = first_ending_from(n->ext, n->next, off);
     j = i;
     while (j < n->next && n->ext[j].off <= end)
         j++;
@@ -128,9 +144,10 @@ static void overlay_list(const struct cl_extent *v, size_t nv, uint64_t off,
                          size_t len, uint8_t *buf)
 {
     uint64_t end = off + len;
-    for (size_t k = 0; k < nv; k++) {
+    for (size_t k = first_ending_from(v, nv, off); k < nv && v[k].off < end;
+         k++) {
         uint64_t a = v[k].off, b = v[k].off + v[k].len;
-        if (b <= off || a >= end)
+        if (b <= off)
             continue;
         uint64_t from = a > off ? a : off, to = b < end ? b : end;
         memcpy(buf + (from - off), v[k].data + (from - a), (size_t)(to - from));
@@ -144,6 +161,26 @@ void cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
     overlay_list(n->fl, n->nfl, off, len, buf);
     overlay_list(n->ext, n->next, off, len, buf);
     pthread_mutex_unlock(&n->lock);
+}
+
+/* Does a sorted list of extents meet [@off, @end)? */
+static bool list_overlaps(const struct cl_extent *v, size_t nv, uint64_t off,
+                          uint64_t end)
+{
+    size_t k = first_ending_from(v, nv, off);
+    /* v[k] ends at or after @off; one that ends exactly there misses. */
+    if (k < nv && v[k].off + v[k].len == off)
+        k++;
+    return k < nv && v[k].off < end;
+}
+
+bool cl_cache_overlaps(struct cl_inode *n, uint64_t off, uint64_t len)
+{
+    pthread_mutex_lock(&n->lock);
+    bool hit = list_overlaps(n->fl, n->nfl, off, off + len) ||
+               list_overlaps(n->ext, n->next, off, off + len);
+    pthread_mutex_unlock(&n->lock);
+    return hit;
 }
 
 /* ---- Accounting -------------------------------------------------------- */
@@ -161,7 +198,7 @@ static void account(struct cl_cache *k, int64_t delta)
 }
 
 int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
-                   const uint8_t *buf, size_t len)
+                   const uint8_t *buf, size_t len, bool wait)
 {
     struct cl_cache *k = c->cache;
 
@@ -169,6 +206,10 @@ int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
     while (!k->stop && k->dirty > 0 && k->dirty + len > k->dirty_max) {
         k->urgent = true;
         pthread_cond_signal(&k->cond);
+        if (!wait) {
+            pthread_mutex_unlock(&k->lock);
+            return -EAGAIN;
+        }
         pthread_cond_wait(&k->room, &k->lock);
     }
     pthread_mutex_unlock(&k->lock);

@@ -78,6 +78,61 @@ static int chunk_call(struct cl_client *c, const char *addr, uint16_t opcode,
     return rc;
 }
 
+/* Several calls in flight, waited for together (all_call()). */
+struct all_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned left;
+    int status; /* the first error */
+};
+
+static void all_done(void *arg, int status, struct rpc_reply *rep)
+{
+    struct all_wait *a = arg;
+
+    rpc_reply_free(rep);
+    pthread_mutex_lock(&a->mu);
+    if (status < 0 && a->status == 0)
+        a->status = status;
+    if (--a->left == 0)
+        pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Send request @opcode with the body in @w to every replica of @ch at
+ * once and wait for all the answers: 0 when all succeeded, else the first
+ * error.  One round trip whatever the number of replicas. */
+static int all_call(struct cl_client *c, const struct cl_chunk *ch,
+                    uint16_t opcode, const struct proto_wbuf *w)
+{
+    struct rpc_client *rpc[PROTO_MAX_REPLICAS];
+    struct all_wait a = {.left = 1};
+    int rc = w->err;
+
+    for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++)
+        rc = cl_pool_get(c->pool, ch->addr[r], &rpc[r]);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_init(&a.mu, NULL);
+    pthread_cond_init(&a.cv, NULL);
+    for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++) {
+        pthread_mutex_lock(&a.mu);
+        a.left++;
+        pthread_mutex_unlock(&a.mu);
+        rc = rpc_call_async(rpc[r], opcode, w->p, w->len, all_done, &a);
+        if (rc < 0)
+            all_done(&a, rc, NULL);
+    }
+    pthread_mutex_lock(&a.mu);
+    a.left--; /* the count held while sending */
+    while (a.left > 0)
+        pthread_cond_wait(&a.cv, &a.mu);
+    pthread_mutex_unlock(&a.mu);
+    pthread_cond_destroy(&a.cv);
+    pthread_mutex_destroy(&a.mu);
+    return a.status;
+}
+
 bool cl_chunk_error_final(int err)
 {
     return err == -ENOSPC || err == -EDQUOT || err == -EFBIG || err == -EROFS ||
@@ -365,50 +420,44 @@ int cl_chunk_write(struct cl_client *c, struct cl_inode *n,
     return 0;
 }
 
-static int sync_chain(struct cl_client *c, const struct cl_chunk *ch, void *arg)
+/* CHUNK_SYNC goes to every replica at once, each with an empty chain
+ * (one round trip, as direct writes do). */
+static int sync_all(struct cl_client *c, const struct cl_chunk *ch, void *arg)
 {
     (void)arg;
     struct proto_chunk_sync_req req = {
         .chunk_id = ch->chunk_id,
         .version = ch->version,
     };
-    cl_chunk_chain_fill(ch, 1, req.chain, &req.nchain);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_sync_req_encode(&w, &req);
-    int rc =
-        chunk_call(c, ch->addr[0], PROTO_MSG_CHUNK_SYNC_REQ, &w, NULL, NULL);
+    int rc = all_call(c, ch, PROTO_MSG_CHUNK_SYNC_REQ, &w);
     proto_wbuf_free(&w);
     return rc;
 }
 
 int cl_chunk_sync(struct cl_client *c, struct cl_inode *n, uint64_t index)
 {
-    return recover(c, n->ino, n, index, sync_chain, NULL, "sync", NULL);
+    return recover(c, n->ino, n, index, sync_all, NULL, "sync", NULL);
 }
 
 /* CHUNK_TRUNCATE is not forwarded: the client sends it to every replica
- * (§7.7). */
+ * (§7.7), all at once. */
 static int truncate_all(struct cl_client *c, const struct cl_chunk *ch,
                         void *arg)
 {
-    uint32_t length = *(const uint32_t *)arg;
-    for (uint32_t r = 0; r < ch->nreplicas; r++) {
-        struct proto_chunk_truncate_req req = {
-            .chunk_id = ch->chunk_id,
-            .version = ch->version,
-            .length = length,
-        };
-        struct proto_wbuf w;
-        proto_wbuf_init(&w);
-        proto_chunk_truncate_req_encode(&w, &req);
-        int rc = chunk_call(c, ch->addr[r], PROTO_MSG_CHUNK_TRUNCATE_REQ, &w,
-                            NULL, NULL);
-        proto_wbuf_free(&w);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    struct proto_chunk_truncate_req req = {
+        .chunk_id = ch->chunk_id,
+        .version = ch->version,
+        .length = *(const uint32_t *)arg,
+    };
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_chunk_truncate_req_encode(&w, &req);
+    int rc = all_call(c, ch, PROTO_MSG_CHUNK_TRUNCATE_REQ, &w);
+    proto_wbuf_free(&w);
+    return rc;
 }
 
 int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,

@@ -14,8 +14,11 @@
  *
  *   - the range crosses a chunk, is longer than PROTO_MAX_DATA, or (reads)
  *     reaches past the size known;
- *   - the inode holds delayed writes (reads must see them: cl_cache.c) or
- *     the client delays writes (writes belong to the cache then);
+ *   - (reads) the range meets a delayed write (reads must see it:
+ *     cl_cache.c); (writes, write-through) the inode holds delayed writes;
+ *   - (writes, delayed policies) a SYNC write, or the client holds
+ *     dirty_max: otherwise the write joins the delayed writes here, at
+ *     once, and is complete;
  *   - no cached location / no valid, fresh lease on the chunk;
  *   - no connection to the replica yet, or it is down (writes: to any
  *     replica of the chain);
@@ -136,7 +139,7 @@ int cl_file_read_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
     struct rpc_client *rpc = NULL;
 
     if (!one_piece(off, len, &p) || off + len > cl_inode_size(n) ||
-        has_delayed(n))
+        cl_cache_overlaps(n, off, len))
         return -EAGAIN;
     if (cl_loc_get(c->loc, n->ino, p.index, cl_now_ms(), &ch) < 0)
         return -EAGAIN;
@@ -308,14 +311,19 @@ int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
                         cl_done_cb cb, void *arg)
 {
     struct cl_piece p;
+    bool delayed = c->mode != CL_CACHE_WRITETHROUGH && c->cache;
 
-    if (c->mode != CL_CACHE_WRITETHROUGH && c->cache && !sync)
-        return -EAGAIN; /* delayed writes go to the cache */
     if (!one_piece(off, len, &p) || off + len > (uint64_t)INT64_MAX ||
-        has_delayed(n))
-        return -EAGAIN;
+        (delayed ? sync : has_delayed(n)))
+        return -EAGAIN; /* a sync write under a delayed policy: cl_file.c */
+    if (delayed && cl_cache_write(c, n, off, buf, len, false) < 0)
+        return -EAGAIN; /* over dirty_max: wait on the blocking path */
     pthread_mutex_lock(&n->lock);
     n->wmtime_ns = cl_now_ns();
     pthread_mutex_unlock(&n->lock);
+    if (delayed) {
+        cb(arg, 0);
+        return 0;
+    }
     return cl_fast_write_piece(c, n, &p, off + len, buf, sync, cb, arg);
 }

@@ -9,11 +9,11 @@
  * chunks a sync owes.
  *
  * Write: under write-through (or with O_SYNC) the bytes go to the servers
- * now, up to WRITE_WINDOW pieces of a long write in flight at once on the
- * fast path (cl_fast.c) once the chunk's lease is held; under the delayed
- * policies they become delayed writes (cl_cache.c) and the call returns
- * at once.  Writing them back later (cl_file_writeback) is the same
- * write-now.  Either way CHUNK_WRITE_END (the new size
+ * now, up to WRITE_WINDOW pieces in flight at once on the fast path
+ * (cl_fast.c) once the chunk's lease is held; under the delayed policies
+ * they become delayed writes (cl_cache.c) and the call returns at once.
+ * Writing them back later (cl_file_writeback) sends all of an inode's
+ * delayed writes through one such window.  Either way CHUNK_WRITE_END (the new size
  * and mtime) waits for the next flush, sync, close or the flush thread's
  * scan: a metad round trip per extending write would cost more than the
  * write.  Until then this client's size for the file is the larger one
@@ -22,7 +22,7 @@
  *
  * Flush (close, the flush thread, a recall): write back the delayed
  * writes, then the pending CHUNK_WRITE_END.  Sync (fsync): the same with
- * CHUNK_SYNC along the chain of every chunk written since the last sync
+ * CHUNK_SYNC on every replica of every chunk written since the last sync
  * before the WRITE_END.  Both report, once, the first error a delayed
  * write met since the last of them (n->werr).  Syncs of one inode are
  * serialised (the inode's sync_lock), so a sync that finds nothing dirty
@@ -169,25 +169,37 @@ int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
         return cl_file_write_now(c, n, off, buf, len, sync);
     if (len > (size_t)INT32_MAX)
         len = (size_t)INT32_MAX;
-    int rc = cl_cache_write(c, n, off, buf, len);
+    int rc = cl_cache_write(c, n, off, buf, len, true);
     return rc < 0 ? cl_errno(rc) : (int)len;
 }
 
-/* A long write in flight: up to WRITE_WINDOW of its pieces at once on the
- * fast path (cl_fast.c), the others, and every piece that failed there,
- * one at a time on the blocking path with its recovery. */
-#define WRITE_WINDOW 8
+/* Writes in flight: up to WRITE_WINDOW pieces (and WRITE_WINDOW_BYTES)
+ * at once on the fast path (cl_fast.c); a piece it declines, and every
+ * piece that failed there, goes one at a time the blocking way with its
+ * recovery.  The pieces may come from many ranges: a write-back sends all
+ * of an inode's delayed writes through one window. */
+#define WRITE_WINDOW 32
+#define WRITE_WINDOW_BYTES (16u << 20)
+
+/* One range to write: @len bytes from @data to [@off, @off + @len). */
+struct wseg {
+    uint64_t off;
+    const uint8_t *data;
+    size_t len;
+};
 
 struct wwin {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned inflight;
+    uint64_t bytes; /* in flight */
     int8_t *state; /* per piece: 0 not sent, 1 in flight, 2 done, -1 failed */
 };
 
 struct wpiece {
     struct wwin *w;
     size_t i;
+    uint32_t len;
 };
 
 static void piece_done(void *arg, int status)
@@ -198,11 +210,13 @@ static void piece_done(void *arg, int status)
     pthread_mutex_lock(&w->mu);
     w->state[wp->i] = status == 0 ? 2 : -1;
     w->inflight--;
+    w->bytes -= wp->len;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Write piece @p the blocking way; on success the WRITE_END is owed. */
+/* Write piece @p of the range at @off, whose bytes are at @buf, the
+ * blocking way; on success the WRITE_END is owed. */
 static int piece_write(struct cl_client *c, struct cl_inode *n,
                        const struct cl_piece *p, uint64_t off,
                        const uint8_t *buf, bool sync)
@@ -214,66 +228,74 @@ static int piece_write(struct cl_client *c, struct cl_inode *n,
     return rc;
 }
 
-int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
-                      const uint8_t *buf, size_t len, bool sync)
+static size_t count_pieces(const struct wseg *sg, size_t nsg)
 {
     struct cl_range_iter it;
     struct cl_piece p;
-    uint64_t done = 0;
-    int rc = 0;
+    size_t np = 0;
 
-    if (len == 0)
-        return 0;
-    if (off > UINT64_MAX - len || off + len > (uint64_t)INT64_MAX)
-        return -EFBIG;
-
-    size_t np = (size_t)(len / PROTO_MAX_DATA) + 2; /* at most */
-    struct wpiece *wp = np > 2 ? calloc(np, sizeof(*wp)) : NULL;
-    int8_t *state = wp ? calloc(np, 1) : NULL;
-    struct wwin w = {.state = state};
-
-    if (!state) {
-        /* One piece (or no memory for more): one at a time. */
-        free(wp);
-        cl_range_init(&it, off, len, PROTO_MAX_DATA);
-        while (cl_range_next(&it, &p)) {
-            rc = piece_write(c, n, &p, off, buf, sync);
-            if (rc < 0)
-                break;
-            done += p.len;
-        }
-        if (done == 0)
-            return cl_errno(rc);
-        cl_inode_grow(n, off + done);
-        return (int)done;
+    for (size_t k = 0; k < nsg; k++) {
+        cl_range_init(&it, sg[k].off, sg[k].len, PROTO_MAX_DATA);
+        while (cl_range_next(&it, &p))
+            np++;
     }
+    return np;
+}
 
+/* Write @nsg ranges (each inside [0, INT64_MAX]) through one window.
+ * Returns 0 when every piece is written, else the error of the first
+ * piece that is not; *@done (may be NULL) gets the bytes of the pieces
+ * written before it, in order over the ranges. */
+static int write_segs(struct cl_client *c, struct cl_inode *n,
+                      const struct wseg *sg, size_t nsg, bool sync,
+                      uint64_t *done)
+{
+    struct cl_range_iter it;
+    struct cl_piece p;
+    size_t np = count_pieces(sg, nsg), i = 0;
+    int rc = 0, err = -EIO;
+
+    if (done)
+        *done = 0;
+    if (np == 0)
+        return 0;
+    struct wpiece *wp = calloc(np, sizeof(*wp));
+    int8_t *state = calloc(np, 1);
+    if (!wp || !state) {
+        free(wp);
+        free(state);
+        return -ENOMEM;
+    }
+    struct wwin w = {.state = state};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
-    size_t i = 0;
-    cl_range_init(&it, off, len, PROTO_MAX_DATA);
-    while (cl_range_next(&it, &p)) {
-        pthread_mutex_lock(&w.mu);
-        while (w.inflight >= WRITE_WINDOW)
-            pthread_cond_wait(&w.cv, &w.mu);
-        w.inflight++;
-        w.state[i] = 1;
-        pthread_mutex_unlock(&w.mu);
-        wp[i] = (struct wpiece){&w, i};
-        if (cl_fast_write_piece(c, n, &p, off + p.buf_off + p.len,
-                                buf + p.buf_off, sync, piece_done,
-                                &wp[i]) < 0) {
-            /* No lease or connection yet: the blocking way takes them,
-             * and the next pieces of the chunk go fast.  A failure there
-             * is final (it has recovered already): nothing more is sent. */
-            rc = piece_write(c, n, &p, off, buf, sync);
-            piece_done(&wp[i], rc);
-            if (rc < 0) {
-                w.state[i] = -2;
-                break;
+    for (size_t k = 0; k < nsg && rc == 0; k++) {
+        cl_range_init(&it, sg[k].off, sg[k].len, PROTO_MAX_DATA);
+        for (; rc == 0 && cl_range_next(&it, &p); i++) {
+            pthread_mutex_lock(&w.mu);
+            while (w.inflight >= WRITE_WINDOW ||
+                   (w.inflight > 0 && w.bytes + p.len > WRITE_WINDOW_BYTES))
+                pthread_cond_wait(&w.cv, &w.mu);
+            w.inflight++;
+            w.bytes += p.len;
+            w.state[i] = 1;
+            pthread_mutex_unlock(&w.mu);
+            wp[i] = (struct wpiece){&w, i, p.len};
+            uint64_t end = sg[k].off + p.buf_off + p.len;
+            if (cl_fast_write_piece(c, n, &p, end, sg[k].data + p.buf_off,
+                                    sync, piece_done, &wp[i]) < 0) {
+                /* No lease or connection yet: the blocking way takes
+                 * them, and the next pieces of the chunk go fast.  A
+                 * failure there is final (it has recovered already):
+                 * nothing more is sent. */
+                rc = piece_write(c, n, &p, sg[k].off, sg[k].data, sync);
+                piece_done(&wp[i], rc);
+                if (rc < 0) {
+                    w.state[i] = -2;
+                    err = rc;
+                }
             }
         }
-        i++;
     }
     pthread_mutex_lock(&w.mu);
     while (w.inflight > 0)
@@ -281,24 +303,41 @@ int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
     pthread_mutex_unlock(&w.mu);
 
     /* Pieces that failed on the fast path go again the blocking way,
-     * which recovers; the count returned stops at the first piece that is
-     * not written. */
+     * which recovers; the count stops at the first piece that is not
+     * written. */
     i = 0;
-    cl_range_init(&it, off, len, PROTO_MAX_DATA);
-    while (cl_range_next(&it, &p)) {
-        if (w.state[i] == -1)
-            w.state[i] = (rc = piece_write(c, n, &p, off, buf, sync)) == 0
-                             ? 2
-                             : -2;
-        if (w.state[i] != 2)
-            break;
-        done += p.len;
-        i++;
+    rc = 0;
+    for (size_t k = 0; k < nsg && rc == 0; k++) {
+        cl_range_init(&it, sg[k].off, sg[k].len, PROTO_MAX_DATA);
+        for (; rc == 0 && cl_range_next(&it, &p); i++) {
+            if (w.state[i] == -1)
+                rc = piece_write(c, n, &p, sg[k].off, sg[k].data, sync);
+            else if (w.state[i] != 2)
+                rc = err; /* the blocking failure that stopped the sends */
+            if (rc == 0 && done)
+                *done += p.len;
+        }
     }
     pthread_cond_destroy(&w.cv);
     pthread_mutex_destroy(&w.mu);
     free(state);
     free(wp);
+    return rc;
+}
+
+int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                      const uint8_t *buf, size_t len, bool sync)
+{
+    struct wseg sg = {off, buf, len};
+    uint64_t done;
+
+    if (len == 0)
+        return 0;
+    if (off > UINT64_MAX - len || off + len > (uint64_t)INT64_MAX)
+        return -EFBIG;
+    if (len > (size_t)INT32_MAX)
+        sg.len = len = (size_t)INT32_MAX;
+    int rc = write_segs(c, n, &sg, 1, sync, &done);
     if (done == 0)
         return cl_errno(rc);
     cl_inode_grow(n, off + done);
@@ -309,20 +348,25 @@ int cl_file_writeback(struct cl_client *c, struct cl_inode *n)
 {
     if (!cl_cache_take(n))
         return 0;
-    int err = 0;
-    for (size_t i = 0; i < n->nfl && !err; i++) {
-        struct cl_extent *e = &n->fl[i];
-        int rc = cl_file_write_now(c, n, e->off, e->data, e->len, false);
-        if (rc >= 0 && (size_t)rc < e->len)
-            rc = -EIO;
-        if (rc < 0) {
-            err = rc; /* the rest are dropped: the error stands for them */
-            log_error("writeback: delayed write failed: %s ino=%llu "
-                      "off=%llu len=%zu",
-                      strerror(-rc), (unsigned long long)n->ino,
-                      (unsigned long long)e->off, e->len);
-        }
+    struct wseg *sg = calloc(n->nfl, sizeof(*sg));
+    uint64_t done = 0, total = 0;
+    int err = sg ? 0 : -ENOMEM;
+
+    for (size_t i = 0; i < n->nfl && sg; i++) {
+        sg[i] = (struct wseg){n->fl[i].off, n->fl[i].data, n->fl[i].len};
+        total += n->fl[i].len;
     }
+    if (sg)
+        err = write_segs(c, n, sg, n->nfl, false, &done);
+    if (err == 0 && done > 0)
+        cl_inode_grow(n, n->fl[n->nfl - 1].off + n->fl[n->nfl - 1].len);
+    if (err < 0)
+        /* The rest are dropped: the error stands for them. */
+        log_error("writeback: delayed writes failed: %s ino=%llu "
+                  "extents=%zu bytes=%llu written=%llu",
+                  strerror(-err), (unsigned long long)n->ino, n->nfl,
+                  (unsigned long long)total, (unsigned long long)done);
+    free(sg);
     cl_cache_release(c->cache, n, err);
     return err;
 }

@@ -291,9 +291,13 @@ void cl_cache_free(struct cl_cache *k);
 /* Bytes of delayed writes held, every inode (0 for NULL). */
 uint64_t cl_cache_dirty(struct cl_cache *k);
 /* Keep @len bytes of @buf (borrowed, copied) at @off as a delayed write,
- * waiting while the client holds dirty_max or more.  0 or -ENOMEM. */
+ * waiting while the client holds dirty_max or more (unless !@wait: then
+ * -EAGAIN and nothing kept).  0, -EAGAIN or -ENOMEM. */
 int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
-                   const uint8_t *buf, size_t len);
+                   const uint8_t *buf, size_t len, bool wait);
+/* Does [@off, @off + @len) of @n meet a delayed write, kept or being
+ * written back?  Takes @n's lock. */
+bool cl_cache_overlaps(struct cl_inode *n, uint64_t off, uint64_t len);
 /* Lay @n's delayed writes over @buf, which holds [@off, @off + @len). */
 void cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
                       uint8_t *buf);

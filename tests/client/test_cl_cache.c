@@ -66,7 +66,8 @@ static void test_cl_cache_write_sequential_coalesces(void **state)
     for (int i = 0; i < 16; i++) {
         fill(b, sizeof(b), (uint8_t)i);
         assert_int_equal(
-            cl_cache_write(&f->c, f->n, (uint64_t)i * 4096, b, sizeof(b)), 0);
+            cl_cache_write(&f->c, f->n, (uint64_t)i * 4096, b, sizeof(b), true),
+            0);
     }
     assert_int_equal(f->n->next, 1);
     assert_int_equal(f->n->dirty_bytes, 16 * 4096);
@@ -79,11 +80,11 @@ static void test_cl_cache_write_overwrite_sent_once(void **state)
     uint8_t b[100], out[300];
 
     fill(b, sizeof(b), 'a');
-    cl_cache_write(&f->c, f->n, 1000, b, 100);
+    cl_cache_write(&f->c, f->n, 1000, b, 100, true);
     fill(b, sizeof(b), 'b');
-    cl_cache_write(&f->c, f->n, 1050, b, 100);
+    cl_cache_write(&f->c, f->n, 1050, b, 100, true);
     fill(b, sizeof(b), 'c');
-    cl_cache_write(&f->c, f->n, 1000, b, 100);
+    cl_cache_write(&f->c, f->n, 1000, b, 100, true);
     assert_int_equal(f->n->next, 1);
     assert_int_equal(f->n->dirty_bytes, 150);
     memset(out, 0, sizeof(out));
@@ -102,13 +103,13 @@ static void test_cl_cache_write_bridges_extents(void **state)
     uint8_t b[10];
 
     fill(b, sizeof(b), 'x');
-    cl_cache_write(&f->c, f->n, 0, b, 10);
-    cl_cache_write(&f->c, f->n, 30, b, 10);
-    cl_cache_write(&f->c, f->n, 60, b, 10);
+    cl_cache_write(&f->c, f->n, 0, b, 10, true);
+    cl_cache_write(&f->c, f->n, 30, b, 10, true);
+    cl_cache_write(&f->c, f->n, 60, b, 10, true);
     assert_int_equal(f->n->next, 3);
     uint8_t big[50];
     fill(big, sizeof(big), 'y');
-    cl_cache_write(&f->c, f->n, 5, big, 50); /* [5, 55) joins the first two */
+    cl_cache_write(&f->c, f->n, 5, big, 50, true); /* [5, 55) joins the first two */
     assert_int_equal(f->n->next, 2);
     assert_int_equal(f->n->ext[0].off, 0);
     assert_int_equal(f->n->ext[0].len, 55);
@@ -116,7 +117,7 @@ static void test_cl_cache_write_bridges_extents(void **state)
     assert_int_equal(f->n->ext[0].data[5], 'y');
     assert_int_equal(f->n->dirty_bytes, 65);
     /* Writing just before an extent extends it at its front. */
-    cl_cache_write(&f->c, f->n, 56, b, 4);
+    cl_cache_write(&f->c, f->n, 56, b, 4, true);
     assert_int_equal(f->n->next, 2);
     assert_int_equal(f->n->ext[1].off, 56);
     assert_int_equal(f->n->ext[1].len, 14);
@@ -128,8 +129,8 @@ static void test_cl_cache_cut_drops_tail(void **state)
     uint8_t b[100];
 
     fill(b, sizeof(b), 'z');
-    cl_cache_write(&f->c, f->n, 0, b, 100);
-    cl_cache_write(&f->c, f->n, 200, b, 100);
+    cl_cache_write(&f->c, f->n, 0, b, 100, true);
+    cl_cache_write(&f->c, f->n, 200, b, 100, true);
     cl_cache_cut(&f->c, f->n, 50);
     assert_int_equal(f->n->next, 1);
     assert_int_equal(f->n->ext[0].len, 50);
@@ -144,15 +145,15 @@ static void test_cl_cache_take_and_release(void **state)
 
     fill(b, sizeof(b), 'a');
     assert_false(cl_cache_take(f->n)); /* nothing to write back */
-    cl_cache_write(&f->c, f->n, 0, b, 100);
-    cl_cache_write(&f->c, f->n, 200, b, 100);
+    cl_cache_write(&f->c, f->n, 0, b, 100, true);
+    cl_cache_write(&f->c, f->n, 200, b, 100, true);
     assert_true(cl_cache_take(f->n));
     assert_int_equal(f->n->next, 0);
     assert_int_equal(f->n->nfl, 2);
     /* While written back, reads still see them, and new writes queue
      * behind them. */
     fill(b, sizeof(b), 'b');
-    cl_cache_write(&f->c, f->n, 250, b, 100);
+    cl_cache_write(&f->c, f->n, 250, b, 100, true);
     memset(out, 0, sizeof(out));
     cl_cache_overlay(f->n, 0, sizeof(out), out);
     assert_int_equal(out[0], 'a');
@@ -186,6 +187,76 @@ static void test_cl_cb_open_keeps_same_version(void **state)
     assert_false(cl_cb_open(&f->c, 9, 6)); /* someone else's */
 }
 
+static void test_cl_cache_write_nowait_over_dirty_max(void **state)
+{
+    struct fx *f = *state;
+    uint8_t *b = calloc(1, 1 << 20);
+
+    assert_non_null(b);
+    /* The first write is kept whatever its size; the next would pass
+     * dirty_max (1 MiB here): without waiting it is refused, untouched. */
+    assert_int_equal(cl_cache_write(&f->c, f->n, 0, b, 1 << 20, false), 0);
+    assert_int_equal(cl_cache_write(&f->c, f->n, 2 << 20, b, 4096, false),
+                     -EAGAIN);
+    assert_int_equal(f->n->next, 1);
+    assert_int_equal(cl_cache_dirty(f->c.cache), 1 << 20);
+    free(b);
+}
+
+static void test_cl_cache_overlaps_kept_and_flushing(void **state)
+{
+    struct fx *f = *state;
+    uint8_t b[100];
+
+    fill(b, sizeof(b), 'a');
+    cl_cache_write(&f->c, f->n, 1000, b, 100, true); /* [1000, 1100) */
+    assert_true(cl_cache_take(f->n));                 /* being written back */
+    cl_cache_write(&f->c, f->n, 5000, b, 100, true); /* [5000, 5100) */
+    assert_false(cl_cache_overlaps(f->n, 0, 1000));   /* touches only */
+    assert_true(cl_cache_overlaps(f->n, 0, 1001));
+    assert_true(cl_cache_overlaps(f->n, 1099, 1));
+    assert_false(cl_cache_overlaps(f->n, 1100, 3900)); /* between */
+    assert_true(cl_cache_overlaps(f->n, 1100, 3901));
+    assert_true(cl_cache_overlaps(f->n, 0, 1 << 20)); /* covers both */
+    assert_false(cl_cache_overlaps(f->n, 5100, 10));
+    cl_cache_release(f->c.cache, f->n, 0);
+    assert_false(cl_cache_overlaps(f->n, 1000, 100)); /* written back */
+}
+
+/* Many extents made in a scattered order stay sorted and disjoint, and
+ * reads see the latest bytes of each (the binary search in the store). */
+static void test_cl_cache_many_extents_scattered(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 512 };
+    uint8_t b[512], out[512];
+
+    for (unsigned k = 0; k < N; k++) {
+        unsigned i = (k * 197u) % N; /* 197 is prime to N: each i once */
+        fill(b, sizeof(b), (uint8_t)i);
+        cl_cache_write(&f->c, f->n, (uint64_t)i * 1024, b, sizeof(b), true);
+    }
+    fill(b, sizeof(b), 0xee); /* overwrite the middle of one */
+    cl_cache_write(&f->c, f->n, 300 * 1024 + 100, b, 50, true);
+    assert_int_equal(f->n->next, N);
+    for (size_t i = 1; i < f->n->next; i++)
+        assert_true(f->n->ext[i - 1].off + f->n->ext[i - 1].len <
+                    f->n->ext[i].off);
+    for (unsigned i = 0; i < N; i += 37) {
+        memset(out, 0, sizeof(out));
+        cl_cache_overlay(f->n, (uint64_t)i * 1024, sizeof(out), out);
+        assert_int_equal(out[0], (uint8_t)i);
+        assert_int_equal(out[511], (uint8_t)i);
+        assert_true(cl_cache_overlaps(f->n, (uint64_t)i * 1024 + 511, 1));
+        assert_false(cl_cache_overlaps(f->n, (uint64_t)i * 1024 + 512, 512));
+    }
+    memset(out, 0, sizeof(out));
+    cl_cache_overlay(f->n, 300 * 1024, sizeof(out), out);
+    assert_int_equal(out[99], 300 % 256);
+    assert_int_equal(out[100], 0xee);
+    assert_int_equal(out[150], 300 % 256);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int test_cl_cache(void)
@@ -196,6 +267,9 @@ int test_cl_cache(void)
         T(test_cl_cache_write_bridges_extents),
         T(test_cl_cache_cut_drops_tail),
         T(test_cl_cache_take_and_release),
+        T(test_cl_cache_write_nowait_over_dirty_max),
+        T(test_cl_cache_overlaps_kept_and_flushing),
+        T(test_cl_cache_many_extents_scattered),
         T(test_cl_cb_open_keeps_same_version),
     };
     return cmocka_run_group_tests_name("cl_cache", tests, NULL, NULL);
