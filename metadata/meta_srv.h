@@ -332,6 +332,8 @@ void meta_srv_lease_wait(struct meta_srv_conn *c, uint64_t req_id,
  * another session holds the image's writer lease. */
 bool meta_srv_lease_write_ok(struct meta_srv_conn *c, uint64_t req_id,
                              const uint8_t *payload, size_t len);
+/* The session holding the writer lease of image @ino, 0 when none. */
+uint64_t meta_srv_lease_holder(struct meta_srv *srv, uint64_t ino);
 /* Every tick: leases of gone sessions, recall timeouts, expired polls. */
 void meta_srv_lease_tick(struct meta_srv *srv);
 /* Drop every lease and parked request (meta_srv_stop, meta_srv_free). */

@@ -31,6 +31,10 @@
  * holds a writer's promise first sends that session a break with RECALL;
  * it writes its delayed data back (CHUNK_WRITE_BEGIN ... CHUNK_WRITE_END)
  * and answers, then the request is dispatched again and sees the data.
+ * SNAPSHOT and CLONE recall the same way before their breaks.  The holder
+ * of an image's writer lease (meta_srv_lease.c) counts as a writer of the
+ * image whenever it takes callbacks: an NBD writer with a write-back
+ * cache may hold delayed writes without having opened the file lately.
  *
  * Life of a held request (struct cb_wait):
  *
@@ -354,13 +358,25 @@ static void send_breaks(struct meta_srv *srv, struct cb_wait *w,
     }
 }
 
-/* Recall delayed writes to @ino from every writer other than @except. */
+/* The holder of @ino's image writer lease (an NBD writer, which may hold
+ * delayed writes), when it takes callbacks and is not @except; else 0. */
+static uint64_t image_writer(struct meta_srv *srv, uint64_t except,
+                             uint64_t ino)
+{
+    uint64_t h = meta_srv_lease_holder(srv, ino);
+
+    return h && h != except && sess_find(srv->cb, h) ? h : 0;
+}
+
+/* Recall delayed writes to @ino from every writer other than @except:
+ * the sessions holding a writer's promise on it and the image's writer. */
 static void send_recalls(struct meta_srv *srv, struct cb_wait *w,
                          uint64_t except, uint64_t ino)
 {
     struct meta_srv_cb *cb = srv->cb;
     uint64_t now = uv_now(srv->loop);
     uint64_t targets[16], expiries[16];
+    uint64_t img = image_writer(srv, except, ino);
     size_t n = 0;
 
     for (struct cb_promise *p = *bucket(cb, ino); p && n < 16; p = p->next)
@@ -368,7 +384,13 @@ static void send_recalls(struct meta_srv *srv, struct cb_wait *w,
             p->expiry > now) {
             targets[n] = p->session;
             expiries[n++] = p->expiry;
+            if (p->session == img)
+                img = 0;
         }
+    if (img && n < 16) {
+        targets[n] = img;
+        expiries[n++] = now + META_SRV_CB_RECALL_MS;
+    }
     struct cb_break b = {.ino = ino, .flags = PROTO_CB_RECALL};
     for (size_t i = 0; i < n; i++)
         send_one(srv, w, targets[i], expiries[i], &b);
@@ -377,6 +399,9 @@ static void send_recalls(struct meta_srv *srv, struct cb_wait *w,
 static bool recall_needed(struct meta_srv *srv, uint64_t except, uint64_t ino)
 {
     uint64_t now = uv_now(srv->loop);
+
+    if (image_writer(srv, except, ino))
+        return true;
 
     for (struct cb_promise *p = *bucket(srv->cb, ino); p; p = p->next)
         if (p->ino == ino && p->writer && p->session != except &&
@@ -591,7 +616,9 @@ bool meta_srv_cb_before(struct meta_srv_conn *c, uint16_t opcode,
              .name = m.name},
             {.ino = m.ino, .flags = PROTO_CB_DATA | PROTO_CB_ATTR},
         };
-        return may_hold && hold(c, opcode, req_id, payload, len, 0, b, 2);
+        /* Delayed writes are recalled first, so the snapshot holds every
+         * write acknowledged before it, on any client. */
+        return may_hold && hold(c, opcode, req_id, payload, len, m.ino, b, 2);
     }
     default:
         return false;

@@ -121,6 +121,13 @@ static struct lease *lease_find(struct meta_srv *srv, uint64_t ino)
     return NULL;
 }
 
+uint64_t meta_srv_lease_holder(struct meta_srv *srv, uint64_t ino)
+{
+    struct lease *l = lease_find(srv, ino);
+
+    return l ? l->holder : 0;
+}
+
 static struct lease *lease_get(struct meta_srv *srv, uint64_t ino)
 {
     struct meta_srv_leases *ls = leases_get(srv);

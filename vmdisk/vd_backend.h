@@ -139,14 +139,21 @@ int vd_file_new(const char *dir, struct vd_backend **out);
 enum vd_cache_mode {
     VD_CACHE_NONE = 0,     /* every read goes to the servers */
     VD_CACHE_WRITETHROUGH, /* reads may be served from the block cache */
+    VD_CACHE_WRITEBACK,    /* that, and writes wait in memory for FLUSH */
 };
-#define VD_CACHE_SIZE_DEFAULT (64ull << 20) /* bytes per image */
+#define VD_CACHE_SIZE_DEFAULT (64ull << 20)      /* bytes per image */
+#define VD_CACHE_MAX_DIRTY_DEFAULT (32ull << 20) /* bytes, the process */
+#define VD_CACHE_MAX_DIRTY_AGE_DEFAULT_MS 1000u
 
 struct vd_tessera_opts {
     const char *meta;       /* borrowed during vd_tessera_new() */
     const char *images_dir; /* likewise; NULL: "/" */
     enum vd_cache_mode cache;
     uint64_t cache_size; /* bytes per image; 0: VD_CACHE_SIZE_DEFAULT */
+    /* VD_CACHE_WRITEBACK: unflushed bytes held at most (0: the default)
+     * and how long one may wait before it is written (0: the default). */
+    uint64_t max_dirty;
+    uint32_t max_dirty_age_ms;
 };
 
 /* Caller owns *out: vd_backend_free().  -errno when metad cannot be

@@ -19,6 +19,10 @@
  * Invariants:
  *   1. Every cached page holds the bytes the servers hold for it, as of the
  *      last write to it that ended (or of a read no write overlapped).
+ *      Under tessera-nbd's write-back a write "ends" when the client has
+ *      it among its delayed writes, which every read of the process sees
+ *      too: the page then holds what the client reads, not yet what the
+ *      servers hold.
  *   2. @npages <= @max_pages; every page is in the table and on the list.
  */
 #include "vd_bcache.h"

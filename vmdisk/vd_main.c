@@ -4,7 +4,8 @@
  *               [--backend tessera|mem|dir:PATH] [--images-dir PATH]
  *               [--readonly]
  *               [--default-export NAME] [--workers N] [--cache MODE]
- *               [--cache-size MIB] [-D MODULE=1]
+ *               [--cache-size MIB] [--cache-max-dirty MIB]
+ *               [--cache-max-dirty-age MS] [-D MODULE=1]
  *
  * Parses the command line, makes the image backend, starts the listeners
  * and runs the server until SIGINT or SIGTERM, then stops it (listeners
@@ -59,17 +60,24 @@ static void usage(FILE *f, const char *prog)
             "    --workers N             request threads per connection "
             "(default %d)\n"
             "    --cache MODE            block cache per image (tessera): "
-            "none or\n"
-            "                            writethrough (default)\n"
+            "none,\n"
+            "                            writethrough (default) or "
+            "writeback\n"
             "    --cache-size MIB        block cache size per image "
             "(default %llu)\n"
+            "    --cache-max-dirty MIB   writeback: unflushed data held "
+            "(default %llu)\n"
+            "    --cache-max-dirty-age MS  writeback: written within "
+            "(default %u)\n"
             "    -D MODULE=1             debug log for a module (vd.cmd, "
             "vd.handshake,\n"
             "                            vd.lease, cl.chunk, cl.state, "
             "cl.cb, rpc)\n"
             "    --help                  this text\n",
             prog, VD_WORKERS_DEFAULT,
-            (unsigned long long)(VD_CACHE_SIZE_DEFAULT >> 20));
+            (unsigned long long)(VD_CACHE_SIZE_DEFAULT >> 20),
+            (unsigned long long)(VD_CACHE_MAX_DIRTY_DEFAULT >> 20),
+            VD_CACHE_MAX_DIRTY_AGE_DEFAULT_MS);
 }
 
 /* The backend named by @spec.  Caller owns *out.  Prints why on failure. */
@@ -118,7 +126,8 @@ struct cli {
     bool readonly;
     unsigned workers;
     enum vd_cache_mode cache;
-    uint64_t cache_size;
+    uint64_t cache_size, max_dirty;
+    uint32_t max_dirty_age_ms;
 };
 
 /* 0 to run, 1 to exit 0 (--help), -1 to exit 1. */
@@ -135,6 +144,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"workers", required_argument, NULL, 'w'},
         {"cache", required_argument, NULL, 'c'},
         {"cache-size", required_argument, NULL, 's'},
+        {"cache-max-dirty", required_argument, NULL, 'd'},
+        {"cache-max-dirty-age", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -179,11 +190,34 @@ static int parse_args(int argc, char **argv, struct cli *cli)
                 cli->cache = VD_CACHE_NONE;
             } else if (!strcmp(optarg, "writethrough")) {
                 cli->cache = VD_CACHE_WRITETHROUGH;
+            } else if (!strcmp(optarg, "writeback")) {
+                cli->cache = VD_CACHE_WRITEBACK;
             } else {
-                fprintf(stderr, "tessera-nbd: --cache: none or writethrough\n");
+                fprintf(stderr, "tessera-nbd: --cache: none, writethrough "
+                                "or writeback\n");
                 return -1;
             }
             break;
+        case 'd': {
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (*end || n == 0 || n > (1ull << 20)) {
+                fprintf(stderr,
+                        "tessera-nbd: --cache-max-dirty: 1..1048576 MiB\n");
+                return -1;
+            }
+            cli->max_dirty = (uint64_t)n << 20;
+            break;
+        }
+        case 'a': {
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (*end || n == 0 || n > 3600000) {
+                fprintf(stderr,
+                        "tessera-nbd: --cache-max-dirty-age: 1..3600000 ms\n");
+                return -1;
+            }
+            cli->max_dirty_age_ms = (uint32_t)n;
+            break;
+        }
         case 's': {
             unsigned long long n = strtoull(optarg, &end, 10);
             if (*end || n == 0 || n > (1ull << 20)) {
@@ -231,6 +265,8 @@ int main(int argc, char **argv)
         .images_dir = cli.images_dir,
         .cache = cli.cache,
         .cache_size = cli.cache_size,
+        .max_dirty = cli.max_dirty,
+        .max_dirty_age_ms = cli.max_dirty_age_ms,
     };
     if (backend_make(cli.backend, &to, &be, &cli.default_export) < 0)
         return 1;

@@ -14,9 +14,12 @@
  *   aio_pread/     the client's fast path (cl_file_read_async,
  *   aio_pwrite     cl_file_write_async): one-chunk I/O with the location
  *                  cached or the lease held, completed on the chunk
- *                  connection's reader thread; -EAGAIN otherwise
- *   flush          cl_file_sync: CHUNK_SYNC of every chunk written through
- *                  any image of the same file since the last sync
+ *                  connection's reader thread (--cache writeback: a
+ *                  write joins the client's delayed writes at once);
+ *                  -EAGAIN otherwise
+ *   flush          cl_file_sync: the delayed writes written back, then
+ *                  CHUNK_SYNC of every chunk written through any image of
+ *                  the same file since the last sync
  *   trim, zero     cl_file_zero: holes are skipped, ranges reaching the end
  *                  of a chunk are cut off with CHUNK_TRUNCATE (the servers
  *                  free the space), the rest is written with zeros
@@ -713,6 +716,18 @@ int vd_tessera_new(const struct vd_tessera_opts *o, struct vd_backend **out)
     gethostname(host, sizeof(host) - 1);
     snprintf(name, sizeof(name), "tessera-nbd %s pid %d", host, (int)getpid());
     struct cl_opts opts = {.meta = meta, .name = name, .role = PROTO_ROLE_NBD};
+    if (o->cache == VD_CACHE_WRITEBACK) {
+        /* Writes wait in the client's delayed-write store until a FLUSH,
+         * the age limit or the dirty limit; metad recalls them before a
+         * snapshot, a clone or another client's open (callbacks). */
+        opts.cache = CL_CACHE_WRITEBACK;
+        opts.callbacks = true;
+        opts.dirty_max =
+            o->max_dirty ? o->max_dirty : VD_CACHE_MAX_DIRTY_DEFAULT;
+        opts.flush_interval_ms = o->max_dirty_age_ms
+                                     ? o->max_dirty_age_ms
+                                     : VD_CACHE_MAX_DIRTY_AGE_DEFAULT_MS;
+    }
     rc = cl_client_open(&opts, &ctx->cl);
     if (rc < 0)
         goto fail;
