@@ -10,8 +10,9 @@
  * Invariants kept here:
  *   1. A directory's nlink is 2 plus the number of its subdirectories.
  *   2. A file's nlink is the number of entries naming it; at 0 the inode
- *      row goes and its chunks go to the gc list.  Files still open when
- *      unlinked are not tracked: their chunks go at once.
+ *      row goes and its chunks go to the gc list, unless a session holds
+ *      the file open: then it stays, with nlink 0, as an orphan that
+ *      meta_hold.c reclaims when the last hold ends.
  *   3. Every change to an inode bumps its version (meta_inode_update()).
  *   4. Times come from the op record, never from the clock.
  *   5. A snapshot (META_INODE_READONLY) keeps its size and extended
@@ -55,7 +56,7 @@ static bool name_is_special(const struct meta_name *n)
     return meta_name_is_dot(n) || meta_name_is_dotdot(n);
 }
 
-static int reply_attr(struct proto_wbuf *w, const struct proto_attr *a)
+int meta_reply_attr(struct proto_wbuf *w, const struct proto_attr *a)
 {
     struct proto_attr_rep rep = {.attr = *a};
     proto_attr_rep_encode(w, &rep);
@@ -144,8 +145,19 @@ int meta_ns_create_commit(struct meta_db *db, struct proto_attr *dir,
     return dir_touch(db, dir, now);
 }
 
-int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
-                  struct proto_wbuf *reply)
+/* MKNOD with PROTO_MKNOD_HOLD in a session: the caller holds the regular
+ * file it created or found open (meta_hold.c). */
+static int mknod_hold(struct meta_db *db, uint64_t session,
+                      const struct proto_mknod_req *q,
+                      const struct proto_attr *a)
+{
+    if (!(q->flags & PROTO_MKNOD_HOLD) || !session || !S_ISREG(a->mode))
+        return 0;
+    return meta_hold_add(db, session, a->ino);
+}
+
+int meta_ns_mknod(struct meta_db *db, int64_t now, uint64_t session,
+                  const uint8_t *p, size_t n, struct proto_wbuf *reply)
 {
     struct proto_mknod_req q;
     int r = proto_mknod_req_decode(p, n, &q);
@@ -179,7 +191,9 @@ int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
             return -EISDIR;
         if (S_ISLNK(a.mode))
             return -EEXIST;
-        return reply_attr(reply, &a);
+        if ((r = mknod_hold(db, session, &q, &a)) < 0)
+            return r;
+        return meta_reply_attr(reply, &a);
     }
     if (r < 0)
         return r;
@@ -190,7 +204,9 @@ int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         a.rdev = q.rdev;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    if ((r = mknod_hold(db, session, &q, &a)) < 0)
+        return r;
+    return meta_reply_attr(reply, &a);
 }
 
 int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
@@ -213,7 +229,7 @@ int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     a.size = META_DIR_SIZE;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
 int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
@@ -237,7 +253,7 @@ int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     a.size = target.len;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, &target, now)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
 int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
@@ -253,6 +269,9 @@ int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     if (S_ISDIR(a.mode))
         return -EPERM;
+    /* linkat(2) of an open file whose last name is gone: ENOENT. */
+    if (a.nlink == 0)
+        return -ENOENT;
     if ((r = meta_ns_create_check(db, &q.cred, q.newparent, &name, &dir,
                                   NULL)) < 0)
         return r;
@@ -266,14 +285,22 @@ int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     if ((r = dir_touch(db, &dir, now)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
-/* Drop one link to non-directory @a (its entry is already gone). */
+/* Drop one link to non-directory @a (its entry is already gone).  The
+ * last one deletes the inode, or makes it an orphan while a session holds
+ * it open (invariant 2). */
 static int drop_link(struct meta_db *db, struct proto_attr *a, int64_t now)
 {
-    if (a->nlink <= 1)
-        return meta_inode_delete(db, a->ino);
+    if (a->nlink <= 1) {
+        int r = meta_hold_any(db, a->ino);
+        if (r <= 0)
+            return r < 0 ? r : meta_inode_delete(db, a->ino);
+        a->nlink = 0;
+        a->ctime = now;
+        return meta_inode_update(db, a);
+    }
     a->nlink--;
     a->ctime = now;
     return meta_inode_update(db, a);
@@ -602,7 +629,7 @@ int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     uint32_t v = q.valid;
     bool root = q.cred.uid == 0;
     if (v == 0)
-        return reply_attr(reply, &a);
+        return meta_reply_attr(reply, &a);
     if (v & PROTO_SETATTR_UID)
         a.uid = q.uid;
     if (v & PROTO_SETATTR_GID)
@@ -639,7 +666,7 @@ int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     a.ctime = (v & PROTO_SETATTR_CTIME) ? q.ctime : now;
     if ((r = meta_inode_update(db, &a)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
 /* ---- Extended attributes ----------------------------------------------- */
@@ -688,13 +715,7 @@ static int xattr_exists(struct meta_db *db, uint64_t ino,
     sqlite3_stmt *s = meta_st(db, META_ST_XATTR_GET);
     sqlite3_bind_int64(s, 1, (int64_t)ino);
     meta_bind_blob(s, 2, name->p, name->len);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc == SQLITE_ROW)
-        return 1;
-    if (rc == SQLITE_DONE)
-        return 0;
-    return meta_sql_err(db, rc, "get xattr");
+    return meta_st_row(db, s, "get xattr");
 }
 
 int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,

@@ -304,7 +304,8 @@ struct proto_setattr_req {
 };
 
 #define PROTO_MKNOD_EXCL 0x1u /* fail with EEXIST if the name exists */
-#define PROTO_MKNOD_MASK 0x1u
+#define PROTO_MKNOD_HOLD 0x2u /* the session holds the file open (§6.22) */
+#define PROTO_MKNOD_MASK 0x3u
 
 struct proto_mknod_req {
     struct proto_cred cred;
@@ -419,6 +420,10 @@ struct proto_xattr_name_req { /* GETXATTR, REMOVEXATTR */
 struct proto_bytes_rep { /* GETXATTR, LISTXATTR, CHUNK_READ */
     struct proto_str data;
 };
+
+/* OPEN: beside the open(2) flags, the session holds the file open until
+ * RELEASE (docs/protocol.md §6.22).  No open(2) flag uses this bit. */
+#define PROTO_OPEN_HOLD 0x80000000u
 
 struct proto_access_req { /* ACCESS (mask R_OK..), OPEN (O_* flags) */
     struct proto_cred cred;
