@@ -522,13 +522,16 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 
 /* ---- Files ------------------------------------------------------------- */
 
-static int open_check(fuse_req_t req, fuse_ino_t ino, int flags,
+/* OPEN of @ino with open(2) @flags; @hold adds PROTO_OPEN_HOLD. */
+static int open_check(fuse_req_t req, fuse_ino_t ino, int flags, bool hold,
                       struct proto_attr *out)
 {
     struct proto_access_req m = {
         .ino = ino,
         .mask = (uint32_t)flags & (O_ACCMODE | O_APPEND | O_TRUNC),
     };
+    if (hold)
+        m.mask |= PROTO_OPEN_HOLD;
     cred_fill(req, &m.cred);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
@@ -536,8 +539,56 @@ static int open_check(fuse_req_t req, fuse_ino_t ino, int flags,
     return call_attr(fs_of(req), PROTO_MSG_OPEN_REQ, &w, out);
 }
 
-static int handle_open(fuse_req_t req, const struct proto_attr *a,
-                       struct fuse_file_info *fi)
+/* Fill @fi for handle @h on the file with attributes @a. */
+static void handle_setup(fuse_req_t req, const struct proto_attr *a,
+                         struct fuse_file_info *fi, struct fc_handle *h)
+{
+    h->flags = fi->flags;
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->direct_io = (fi->flags & O_DIRECT) != 0;
+    /* Close-to-open: the kernel's pages stay only while they describe
+     * the version metad reports now (a break forgets the version). */
+    fi->keep_cache =
+        cl_cb_open(fs_of(req)->cl, a->ino, a->version) && !fi->direct_io;
+}
+
+/* Open a handle on @ino: OPEN with HOLD, so that metad keeps the file
+ * while it is open even when its last name goes (docs/protocol.md
+ * §6.22).  The inode's hold lock is held across the call, so a concurrent
+ * last release of the same file cannot overtake it.  @a gets the
+ * attributes. */
+static int handle_open(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi, struct proto_attr *a)
+{
+    struct fc_fs *fs = fs_of(req);
+    struct fc_handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    int rc = cl_inode_open(fs->cl, ino, 0, &h->node);
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
+    cl_inode_hold_begin(h->node);
+    rc = open_check(req, ino, fi->flags, true, a);
+    if (rc == 0 && S_ISDIR(a->mode))
+        rc = -EISDIR;
+    h->held = rc == 0 && S_ISREG(a->mode);
+    cl_inode_hold_end(h->node, h->held);
+    if (rc < 0) {
+        cl_inode_put(fs->cl, h->node);
+        free(h);
+        return rc;
+    }
+    cl_inode_grow(h->node, a->size);
+    handle_setup(req, a, fi, h);
+    return 0;
+}
+
+/* A handle on a file this client just created with MKNOD and HOLD: metad
+ * holds it already. */
+static int handle_created(fuse_req_t req, const struct proto_attr *a,
+                          struct fuse_file_info *fi)
 {
     struct fc_handle *h = calloc(1, sizeof(*h));
     if (!h)
@@ -547,13 +598,10 @@ static int handle_open(fuse_req_t req, const struct proto_attr *a,
         free(h);
         return rc;
     }
-    h->flags = fi->flags;
-    fi->fh = (uint64_t)(uintptr_t)h;
-    fi->direct_io = (fi->flags & O_DIRECT) != 0;
-    /* Close-to-open: the kernel's pages stay only while they describe
-     * the version metad reports now (a break forgets the version). */
-    fi->keep_cache =
-        cl_cb_open(fs_of(req)->cl, a->ino, a->version) && !fi->direct_io;
+    cl_inode_hold_begin(h->node);
+    h->held = true;
+    cl_inode_hold_end(h->node, true);
+    handle_setup(req, a, fi, h);
     return 0;
 }
 
@@ -562,21 +610,18 @@ static struct fc_handle *handle_of(struct fuse_file_info *fi)
     return (struct fc_handle *)(uintptr_t)fi->fh;
 }
 
-/* Drop @h and its reference on the inode. */
+/* Drop @h, its hold (the last one releases the file at metad) and its
+ * reference on the inode. */
 static void handle_release(fuse_req_t req, struct fc_handle *h)
 {
-    cl_inode_put(fs_of(req)->cl, h->node);
+    cl_file_release(fs_of(req)->cl, h->node, h->held);
     free(h);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct proto_attr a;
-    int rc = open_check(req, ino, fi->flags, &a);
-    if (rc == 0 && S_ISDIR(a.mode))
-        rc = -EISDIR;
-    if (rc == 0)
-        rc = handle_open(req, &a, fi);
+    int rc = handle_open(req, ino, fi, &a);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -594,8 +639,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     mode = S_IFREG | (mode & 07777);
     /* A file we create may be opened in any mode, whatever its permission
      * bits say; an existing one goes through the open check. */
-    int rc = do_mknod(req, parent, name, mode, 0, PROTO_MKNOD_EXCL, &a);
-    if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+    int rc = do_mknod(req, parent, name, mode, 0,
+                      PROTO_MKNOD_EXCL | PROTO_MKNOD_HOLD, &a);
+    if (rc == 0) {
+        rc = handle_created(req, &a, fi);
+    } else if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
         struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
         cred_fill(req, &m.cred);
         struct proto_wbuf w;
@@ -603,12 +651,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         proto_lookup_req_encode(&w, &m);
         rc = call_attr(fs_of(req), PROTO_MSG_LOOKUP_REQ, &w, &a);
         if (rc == 0)
-            rc = open_check(req, a.ino, fi->flags, &a);
-        if (rc == 0 && S_ISDIR(a.mode))
-            rc = -EISDIR;
+            rc = handle_open(req, a.ino, fi, &a);
     }
-    if (rc == 0)
-        rc = handle_open(req, &a, fi);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -737,7 +781,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     /* Listing needs read permission on the directory: checked here, once,
      * as open(2) of a directory would. */
     struct proto_attr a;
-    int rc = open_check(req, ino, O_RDONLY, &a);
+    int rc = open_check(req, ino, O_RDONLY, false, &a);
     if (rc == 0 && !S_ISDIR(a.mode))
         rc = -ENOTDIR;
     if (rc < 0) {

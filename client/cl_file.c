@@ -38,6 +38,11 @@
  * may free the space, and it is durable at once); other pieces are
  * written with zeros.  There is no message that turns a chunk back into a
  * hole, so a zeroed chunk stays allocated in the file map.
+ *
+ * Release: the last handle this client had on a file that metad holds for
+ * it (docs/protocol.md §6.22) sends RELEASE, under the inode's hold lock,
+ * so an unlinked file is reclaimed once no client has it open.  The
+ * caller flushes first: after RELEASE an unlinked file's data is gone.
  */
 #include "cl_internal.h"
 
@@ -457,6 +462,22 @@ int cl_file_truncate_prepare(struct cl_client *c, uint64_t ino,
     rc = cl_chunk_truncate(c, ino, n, index,
                            (uint32_t)(new_size % PROTO_CHUNK_SIZE));
     return rc < 0 ? cl_errno(rc) : 0;
+}
+
+void cl_file_release(struct cl_client *c, struct cl_inode *n, bool held)
+{
+    if (!n)
+        return;
+    cl_inode_hold_begin(n);
+    if (held && cl_inode_hold_drop(n)) {
+        int rc = cl_meta_release(c, n->ino);
+        if (rc < 0)
+            log_warn("release: %s ino=%llu (metad drops the hold with the "
+                     "session)",
+                     strerror(-rc), (unsigned long long)n->ino);
+    }
+    cl_inode_hold_end(n, false);
+    cl_inode_put(c, n);
 }
 
 void cl_file_truncate_done(struct cl_client *c, uint64_t ino,

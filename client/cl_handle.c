@@ -13,7 +13,13 @@
  *     CHUNK_SYNC is owed at the next fsync or flush, and a stale flag set
  *     when a server of the chain goes down (the next write asks metad
  *     again; the dirty flag stays, so the sync goes to the new chain);
- *   - whether a CHUNK_WRITE_END (mtime, size) is owed.
+ *   - whether a CHUNK_WRITE_END (mtime, size) is owed;
+ *   - how many open handles metad holds the file for (docs/protocol.md
+ *     §6.22): the first open takes the hold, the last close releases it
+ *     (cl_file_release()).  The hold lock keeps one inode's opens and its
+ *     last release in order, so that a RELEASE never overtakes the OPEN
+ *     of a newer handle on the wire (§2.4: no order between requests in
+ *     flight).
  *
  * The table lock guards the inode list and reference counts; each inode's
  * own lock guards its fields.  Lock order: table, then inode.  Nothing
@@ -67,6 +73,7 @@ static void node_free(struct cl_handles *t, struct node_link *l)
     pthread_mutex_destroy(&l->node.lock);
     pthread_mutex_destroy(&l->node.sync_lock);
     pthread_cond_destroy(&l->node.wr_cv);
+    pthread_mutex_destroy(&l->node.hold_lock);
     free(l->node.leases);
     free(l);
 }
@@ -116,6 +123,7 @@ int cl_handles_open(struct cl_handles *t, uint64_t ino, uint64_t size,
         pthread_mutex_init(&l->node.lock, NULL);
         pthread_mutex_init(&l->node.sync_lock, NULL);
         pthread_cond_init(&l->node.wr_cv, NULL);
+        pthread_mutex_init(&l->node.hold_lock, NULL);
         *pp = l;
     } else {
         cl_inode_grow(&l->node, size);
@@ -355,6 +363,25 @@ uint64_t cl_inode_size(struct cl_inode *n)
     uint64_t size = n->size;
     pthread_mutex_unlock(&n->lock);
     return size;
+}
+
+/* ---- Holds ------------------------------------------------------------- */
+
+void cl_inode_hold_begin(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->hold_lock);
+}
+
+void cl_inode_hold_end(struct cl_inode *n, bool held)
+{
+    if (held)
+        n->holds++;
+    pthread_mutex_unlock(&n->hold_lock);
+}
+
+bool cl_inode_hold_drop(struct cl_inode *n)
+{
+    return n->holds > 0 && --n->holds == 0;
 }
 
 /* ---- The public face (cl.h) -------------------------------------------- */

@@ -148,6 +148,10 @@ struct cl_inode {
     struct cl_wrange *wr_head, *wr_tail;
     unsigned wr_waiters;
     pthread_cond_t wr_cv;
+    /* Open handles metad holds the file for (docs/protocol.md §6.22); the
+     * hold lock orders a first OPEN after a last RELEASE. */
+    pthread_mutex_t hold_lock;
+    unsigned holds; /* protected by @hold_lock */
 };
 
 /* One range of delayed writes. */
@@ -200,6 +204,10 @@ void cl_inode_lease_dirty(struct cl_inode *n, uint64_t index);
  * cl_inode_lease_dirty(). */
 size_t cl_inode_take_dirty(struct cl_inode *n, uint64_t *out, size_t max);
 size_t cl_inode_ndirty(struct cl_inode *n);
+
+/* Under the hold lock (cl_inode_hold_begin()): one handle fewer; true
+ * when it was the last that metad holds the file for. */
+bool cl_inode_hold_drop(struct cl_inode *n);
 
 /* ---- cl_pool.c --------------------------------------------------------- */
 
@@ -375,6 +383,8 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
 /* CHUNK_REPORT: replica @server_id of @chunk_id at @version failed for
  * @reason (enum proto_report_reason).  Retries metad's EAGAIN for a
  * while. */
+/* RELEASE_REQ of @ino: this session no longer holds it open. */
+int cl_meta_release(struct cl_client *c, uint64_t ino);
 int cl_meta_report(struct cl_client *c, uint32_t server_id, uint64_t chunk_id,
                    uint64_t version, uint32_t reason);
 
