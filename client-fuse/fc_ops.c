@@ -761,6 +761,11 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     if (mode == 0) {
         /* Chunks are allocated on first write; allocating only extends. */
         rc = extend_size(req, ino, h, off + len, fi);
+    } else if (mode == FALLOC_FL_KEEP_SIZE) {
+        /* Preallocation past the end, as qemu-img and databases ask: the
+         * chunks come at the first write, so there is nothing to do.  No
+         * space is reserved (docs/operations.md). */
+        rc = (h->flags & O_ACCMODE) == O_RDONLY ? -EBADF : 0;
     } else if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
         rc = cl_file_zero(fs_of(req)->cl, h->node, off, len);
     } else if ((mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE) {
