@@ -574,7 +574,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
     if (rc == 0 && S_ISDIR(a->mode))
         rc = -EISDIR;
     h->held = rc == 0 && S_ISREG(a->mode);
-    cl_inode_hold_end(h->node, h->held);
+    cl_inode_hold_end(fs->cl, h->node, h->held);
     if (rc < 0) {
         cl_inode_put(fs->cl, h->node);
         free(h);
@@ -600,7 +600,7 @@ static int handle_created(fuse_req_t req, const struct proto_attr *a,
     }
     cl_inode_hold_begin(h->node);
     h->held = true;
-    cl_inode_hold_end(h->node, true);
+    cl_inode_hold_end(fs_of(req)->cl, h->node, true);
     handle_setup(req, a, fi, h);
     return 0;
 }

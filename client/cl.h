@@ -128,7 +128,7 @@ int64_t cl_inode_wmtime(struct cl_inode *n);
  * @held true when it succeeded and metad holds the file (a regular file).
  * Each handle that counted is closed with cl_file_release(). */
 void cl_inode_hold_begin(struct cl_inode *n);
-void cl_inode_hold_end(struct cl_inode *n, bool held);
+void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held);
 
 /* ---- File bytes (cl_file.c) --------------------------------------------- */
 
@@ -153,10 +153,10 @@ int cl_file_flush(struct cl_client *c, struct cl_inode *n);
  * it started is durable. */
 int cl_file_sync(struct cl_client *c, struct cl_inode *n);
 /* A handle on @n closes: when it was counted by cl_inode_hold_end()
- * (@held) and was the last, RELEASE tells metad (which then reclaims the
- * file if it was unlinked; a failure is logged, metad drops the hold with
- * the session anyway).  Then drops the handle's reference as
- * cl_inode_put(). */
+ * (@held) and was the last, RELEASE tells metad CL_LINGER_MS later unless
+ * the file is opened again meanwhile (metad then reclaims the file if it
+ * was unlinked; a failure is logged, metad drops the hold with the
+ * session anyway).  The handle's reference goes with it. */
 void cl_file_release(struct cl_client *c, struct cl_inode *n, bool held);
 /* Before a SETATTR shrinking @ino from @old_size to @new_size: zero the
  * boundary chunk's tail on every replica.  @n may be NULL. */

@@ -16,10 +16,11 @@
  *   - whether a CHUNK_WRITE_END (mtime, size) is owed;
  *   - how many open handles metad holds the file for (docs/protocol.md
  *     §6.22): the first open takes the hold, the last close releases it
- *     (cl_file_release()).  The hold lock keeps one inode's opens and its
- *     last release in order, so that a RELEASE never overtakes the OPEN
- *     of a newer handle on the wire (§2.4: no order between requests in
- *     flight).
+ *     (cl_file_release()) after it lingered CL_LINGER_MS, so that a file
+ *     opened and closed again and again costs metad one record, not two
+ *     per open.  The hold lock keeps one inode's opens and its release in
+ *     order, so that a RELEASE never overtakes the OPEN of a newer handle
+ *     on the wire (§2.4: no order between requests in flight).
  *
  * The table lock guards the inode list and reference counts; each inode's
  * own lock guards its fields.  Lock order: table, then inode.  Nothing
@@ -230,7 +231,7 @@ void cl_inode_lease_stale(struct cl_inode *n, uint64_t index)
 }
 
 size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
-                          size_t max)
+                          size_t max, uint64_t linger_ms)
 {
     size_t k = 0;
 
@@ -239,7 +240,9 @@ size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
         for (struct node_link *l = t->buckets[b]; l && k < max; l = l->next) {
             struct cl_inode *n = &l->node;
             pthread_mutex_lock(&n->lock);
-            bool want = n->dirty_bytes > 0 || n->end_pending;
+            bool want = n->dirty_bytes > 0 || n->end_pending ||
+                        (linger_ms && n->linger &&
+                         linger_ms - n->linger_ms >= CL_LINGER_MS);
             pthread_mutex_unlock(&n->lock);
             if (want) {
                 n->refs++;
@@ -372,11 +375,36 @@ void cl_inode_hold_begin(struct cl_inode *n)
     pthread_mutex_lock(&n->hold_lock);
 }
 
-void cl_inode_hold_end(struct cl_inode *n, bool held)
+void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held)
 {
+    /* A new handle ends a linger: the file stays held for it, and the
+     * reference the linger kept goes. */
+    bool lingered = held && cl_inode_linger_set(n, false, 0);
     if (held)
         n->holds++;
     pthread_mutex_unlock(&n->hold_lock);
+    if (lingered)
+        cl_inode_put(c, n);
+}
+
+bool cl_inode_linger_set(struct cl_inode *n, bool on, uint64_t now_ms)
+{
+    pthread_mutex_lock(&n->lock);
+    bool was = n->linger;
+    n->linger = on;
+    if (on)
+        n->linger_ms = now_ms;
+    pthread_mutex_unlock(&n->lock);
+    return was;
+}
+
+bool cl_inode_linger_due(struct cl_inode *n, uint64_t now_ms)
+{
+    pthread_mutex_lock(&n->lock);
+    bool due = n->linger && (now_ms == UINT64_MAX ||
+                             now_ms - n->linger_ms >= CL_LINGER_MS);
+    pthread_mutex_unlock(&n->lock);
+    return due;
 }
 
 bool cl_inode_hold_drop(struct cl_inode *n)
