@@ -198,7 +198,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
     /* O_TRUNC arrives as SETATTR(size), which runs the truncate path. */
     conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
-    /* metad does not clear setuid bits on writes: let the kernel do it. */
+    /* The kernel clears setuid and setgid before a write or truncate by
+     * another user, with a chmod in that user's name (op_setattr). */
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
     conn->want &= ~FUSE_CAP_POSIX_ACL;
 }
@@ -312,7 +313,17 @@ static int set_size(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
         rc = check_access(req, ino, W_OK);
         if (rc < 0)
             return rc;
+    } else if ((((struct fc_handle *)(uintptr_t)fi->fh)->flags & O_ACCMODE) !=
+               O_RDONLY) {
+        valid |= PROTO_SETATTR_FILE; /* ftruncate(2): open(2) checked */
     }
+    /* The kernel's clearing of setuid and setgid before another user's
+     * truncate comes as a chmod in that user's name: metad clears them
+     * with the size itself (see op_setattr). */
+    if ((valid & PROTO_SETATTR_MODE) && fuse_req_ctx(req)->uid != cur.uid &&
+        (st->st_mode & 07777) ==
+            (cur.mode & 07777 & ~(uint32_t)(S_ISUID | S_ISGID)))
+        valid = (valid & ~PROTO_SETATTR_MODE) | PROTO_SETATTR_KILL_PRIV;
 
     struct cl_inode *n = cl_inode_find(fs->cl, ino);
     uint64_t old = cur.size;
@@ -334,10 +345,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     struct proto_attr a;
     int rc;
 
-    if (valid & PROTO_SETATTR_SIZE)
+    if (valid & PROTO_SETATTR_SIZE) {
         rc = set_size(req, ino, attr, valid, fi, &a);
-    else
+    } else {
         rc = do_setattr(req, ino, attr, valid, &a);
+        /* default_permissions refuses a chmod by anyone but the owner
+         * before it gets here, so a refused one is the kernel clearing
+         * setuid and setgid before another user's write or truncate
+         * (file_remove_privs()): metad does that itself, as the kernel
+         * would on a local file system (docs/protocol.md §6.7). */
+        if (rc == -EPERM && valid == PROTO_SETATTR_MODE) {
+            rc = do_setattr(req, ino, attr, PROTO_SETATTR_KILL_PRIV, &a);
+            if (rc == 0 && (a.mode & 07777) != (attr->st_mode & 07777))
+                rc = -EPERM;
+        }
+    }
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;

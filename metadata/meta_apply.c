@@ -150,7 +150,7 @@ static int dispatch(struct meta_db *db, const struct meta_op *op,
     case META_OP_SESSION_EXPIRE:
         return session_expire(db, p, n);
     case PROTO_MSG_SETATTR_REQ:
-        return meta_ns_setattr(db, now, p, n, reply);
+        return meta_ns_setattr(db, now, op->session_id, p, n, reply);
     case PROTO_MSG_MKNOD_REQ:
         return meta_ns_mknod(db, now, op->session_id, p, n, reply);
     case PROTO_MSG_MKDIR_REQ:

@@ -49,6 +49,11 @@ int meta_hold_any(struct meta_db *db, uint64_t ino)
     return exists(db, META_ST_HOLD_ANY, 1, ino, 0, "find hold");
 }
 
+int meta_hold_has(struct meta_db *db, uint64_t session, uint64_t ino)
+{
+    return exists(db, META_ST_HOLD_HAS, 2, session, ino, "find hold");
+}
+
 int meta_hold_add(struct meta_db *db, uint64_t session, uint64_t ino)
 {
     /* Invariant 2. */
@@ -113,7 +118,7 @@ int meta_open_records(struct meta_db *db, uint64_t session,
     int r = proto_access_req_decode(payload, len, &q);
     if (r < 0 || !(q.mask & PROTO_OPEN_HOLD) || session == 0)
         return 0; /* meta_query() answers, errors included */
-    r = exists(db, META_ST_HOLD_HAS, 2, session, q.ino, "find hold");
+    r = meta_hold_has(db, session, q.ino);
     return r < 0 ? r : !r;
 }
 

@@ -246,8 +246,8 @@ int meta_ns_rmdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
                   struct proto_wbuf *reply);
 int meta_ns_rename(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
                    struct proto_wbuf *reply);
-int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
-                    struct proto_wbuf *reply);
+int meta_ns_setattr(struct meta_db *db, int64_t now, uint64_t session,
+                    const uint8_t *p, size_t n, struct proto_wbuf *reply);
 int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,
                      size_t n, struct proto_wbuf *reply);
 int meta_ns_removexattr(struct meta_db *db, int64_t now, const uint8_t *p,
@@ -271,6 +271,8 @@ int meta_open_check(struct meta_db *db, const struct proto_access_req *q,
 
 /* 1 when some session holds @ino open, 0 when none does, or -errno. */
 int meta_hold_any(struct meta_db *db, uint64_t ino);
+/* 1 when session @session holds @ino open, 0 when not, or -errno. */
+int meta_hold_has(struct meta_db *db, uint64_t session, uint64_t ino);
 /* Session @session holds regular file @ino open (idempotent).  -ENOTCONN
  * when the database has no such session (it ended meanwhile). */
 int meta_hold_add(struct meta_db *db, uint64_t session, uint64_t ino);

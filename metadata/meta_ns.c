@@ -573,9 +573,24 @@ int meta_ns_rename(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
 
 /* ---- SETATTR ----------------------------------------------------------- */
 
-/* Permission for each kind of change, as Linux's setattr_prepare(). */
+/* The set-user-ID and set-group-ID bits of @mode that a write, truncate or
+ * chown removes: S_ISUID, and S_ISGID when group-executable (without it,
+ * S_ISGID marks mandatory locking and stays), as Linux's
+ * should_remove_suid(). */
+static uint32_t priv_bits(uint32_t mode)
+{
+    uint32_t k = mode & S_ISUID;
+    if ((mode & S_ISGID) && (mode & S_IXGRP))
+        k |= S_ISGID;
+    return k;
+}
+
+/* Permission for each kind of change, as Linux's setattr_prepare().
+ * @open_write: the caller's session holds the file open and says it has
+ * it open for writing (PROTO_SETATTR_FILE): ftruncate(2) checks no mode
+ * bits, open(2) did. */
 static int setattr_check(const struct proto_setattr_req *q,
-                         const struct proto_attr *a)
+                         const struct proto_attr *a, bool open_write)
 {
     const struct proto_cred *c = &q->cred;
     bool root = c->uid == 0, owner = c->uid == a->uid;
@@ -588,7 +603,8 @@ static int setattr_check(const struct proto_setattr_req *q,
             return -EINVAL;
         if (q->size > INT64_MAX)
             return -EFBIG;
-        if ((r = meta_perm_check(c, a, META_MAY_WRITE)) < 0)
+        if (!open_write &&
+            (r = meta_perm_check(c, a, META_MAY_WRITE)) < 0)
             return r;
     }
     if ((v & PROTO_SETATTR_UID) && !root && !(owner && q->uid == a->uid))
@@ -610,8 +626,8 @@ static int setattr_check(const struct proto_setattr_req *q,
     return 0;
 }
 
-int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
-                    struct proto_wbuf *reply)
+int meta_ns_setattr(struct meta_db *db, int64_t now, uint64_t session,
+                    const uint8_t *p, size_t n, struct proto_wbuf *reply)
 {
     struct proto_setattr_req q;
     struct proto_attr a;
@@ -620,25 +636,39 @@ int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     if ((r = meta_inode_get(db, q.ino, &a)) < 0)
         return r;
-    if ((r = setattr_check(&q, &a)) < 0)
+    bool open_write = false;
+    if ((q.valid & PROTO_SETATTR_FILE) && session) {
+        if ((r = meta_hold_has(db, session, a.ino)) < 0)
+            return r;
+        open_write = r == 1;
+    }
+    if ((r = setattr_check(&q, &a, open_write)) < 0)
         return r;
     /* docs/vmdisk.md: a snapshot's size is part of its data. */
     if ((q.valid & PROTO_SETATTR_SIZE) &&
         (r = meta_inode_writable(db, a.ino)) < 0)
         return r;
-    uint32_t v = q.valid;
+    uint32_t v = q.valid & ~(uint32_t)PROTO_SETATTR_FILE;
     bool root = q.cred.uid == 0;
-    if (v == 0)
+    /* A write or truncate by anyone but root drops the privileges of a
+     * regular file (Linux's file_remove_privs(), on the caller's behalf:
+     * the mount handles killpriv). */
+    uint32_t kill = 0;
+    if ((v & (PROTO_SETATTR_KILL_PRIV | PROTO_SETATTR_SIZE)) && !root &&
+        S_ISREG(a.mode))
+        kill = priv_bits(a.mode);
+    v &= ~(uint32_t)PROTO_SETATTR_KILL_PRIV;
+    if (v == 0 && kill == 0)
         return meta_reply_attr(reply, &a);
+    a.mode &= ~kill;
     if (v & PROTO_SETATTR_UID)
         a.uid = q.uid;
     if (v & PROTO_SETATTR_GID)
         a.gid = q.gid;
-    /* chown(2) by an unprivileged caller clears set-user-ID and
-     * set-group-ID on anything but a directory. */
-    if ((v & (PROTO_SETATTR_UID | PROTO_SETATTR_GID)) && !root &&
-        !S_ISDIR(a.mode))
-        a.mode &= ~(uint32_t)(S_ISUID | S_ISGID);
+    /* chown(2) drops the privileges of anything but a directory, whoever
+     * the caller (Linux's notify_change() with ATTR_KILL_SUID|SGID). */
+    if ((v & (PROTO_SETATTR_UID | PROTO_SETATTR_GID)) && !S_ISDIR(a.mode))
+        a.mode &= ~priv_bits(a.mode);
     if (v & PROTO_SETATTR_MODE) {
         uint32_t mode = q.mode & CHMOD_BITS;
         /* chmod(2): outside the file's group, S_ISGID is dropped. */

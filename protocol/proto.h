@@ -292,7 +292,11 @@ struct proto_lookup_req { /* also UNLINK, RMDIR */
 #define PROTO_SETATTR_ATIME_NOW 0x040u
 #define PROTO_SETATTR_MTIME_NOW 0x080u
 #define PROTO_SETATTR_CTIME 0x100u
-#define PROTO_SETATTR_MASK 0x1FFu
+/* The caller has the file open for writing (ftruncate(2)), §6.7. */
+#define PROTO_SETATTR_FILE 0x200u
+/* Clear set-user-ID and set-group-ID as a write by the caller does. */
+#define PROTO_SETATTR_KILL_PRIV 0x400u
+#define PROTO_SETATTR_MASK 0x7FFu
 
 struct proto_setattr_req {
     struct proto_cred cred;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Ordinary users on a default mount (no -o option): they get in, within the
 # permissions, supplementary groups included, as on a local file system;
-# -o private keeps a mount to the user who mounted it.
+# their writes and truncates clear setuid and setgid; ftruncate works on a
+# file they created with mode 0; -o private keeps a mount to the user who
+# mounted it.
 . "$(dirname "$0")/lib.sh"
 it_need tessera-metad tessera-chunkd tessera-mount setpriv /usr/bin/python3
 [ "$(id -u)" = 0 ] || { echo "skip: needs root to switch users"; exit 77; }
@@ -50,6 +52,29 @@ os.unlink("u")
 print(os.pread(fd, 5, 0))
 os.close(fd)') || it_fail "python as nobody"
 it_expect_eq "nobody reads an unlinked open file" "$out" "b'Hello'"
+
+# Setuid and setgid go when anyone but root writes or truncates the file.
+printf a >"$M/pub/s1" && chmod 06777 "$M/pub/s1"
+as_nobody sh -c "echo x >>'$M/pub/s1'" || it_fail "nobody's write to a 06777 file"
+it_expect_eq "a write by another user clears setuid and setgid" \
+    "$(stat -c %a "$M/pub/s1")" 777
+it_expect_eq "the write landed" "$(cat "$M/pub/s1")" "ax"
+printf a >"$M/pub/s2" && chmod 04777 "$M/pub/s2"
+as_nobody truncate -s 0 "$M/pub/s2" || it_fail "nobody's truncate"
+it_expect_eq "a truncate by another user clears setuid" \
+    "$(stat -c %a "$M/pub/s2")" 777
+printf a >"$M/pub/s3" && chmod 04777 "$M/pub/s3"
+echo x >>"$M/pub/s3"
+it_expect_eq "root's write keeps setuid" "$(stat -c %a "$M/pub/s3")" 4777
+
+# ftruncate on a file just created with mode 0, through its O_RDWR fd.
+out=$(cd "$M/pub" && as_nobody /usr/bin/python3 -c 'import os
+fd = os.open("z", os.O_CREAT | os.O_RDWR, 0)
+os.write(fd, b"abc")
+os.ftruncate(fd, 1)
+print(os.fstat(fd).st_size, oct(os.fstat(fd).st_mode & 0o7777))
+os.close(fd)') || it_fail "ftruncate of a mode 0 file as nobody"
+it_expect_eq "ftruncate through an fd of a mode 0 file" "$out" "1 0o0"
 
 # -o private: only the user who mounted it.
 P=$IT_TMP/private

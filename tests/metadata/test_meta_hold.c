@@ -5,23 +5,6 @@
 
 #define R cred_root()
 
-static uint64_t session_open(struct fx *f)
-{
-    struct proto_wbuf w, reply;
-    struct proto_session_open_req q = {.lease_ms = 10000,
-                                       .client_name = str_of("test"),
-                                       .host = str_of("h")};
-    struct proto_session_open_rep rep;
-    proto_wbuf_init(&w);
-    proto_wbuf_init(&reply);
-    proto_session_open_req_encode(&w, &q);
-    assert_int_equal(fx_apply(f, PROTO_MSG_SESSION_OPEN_REQ, &w, &reply), 0);
-    assert_int_equal(proto_session_open_rep_decode(reply.p, reply.len, &rep),
-                     0);
-    proto_wbuf_free(&reply);
-    return rep.session_id;
-}
-
 static int session_expire(struct fx *f, uint64_t id)
 {
     struct proto_wbuf w;
@@ -86,7 +69,7 @@ static uint64_t orphans(struct fx *f)
 static void test_meta_hold_unlink_keeps_open_file(void **state)
 {
     struct fx *f = *state;
-    f->session = session_open(f);
+    f->session = fx_session_open(f);
     uint64_t ino = file_with_chunk(f, "u", PROTO_MKNOD_HOLD);
     struct proto_attr a;
 
@@ -112,7 +95,7 @@ static void test_meta_hold_unlink_keeps_open_file(void **state)
 static void test_meta_hold_unlink_unheld_file_deletes(void **state)
 {
     struct fx *f = *state;
-    f->session = session_open(f);
+    f->session = fx_session_open(f);
     uint64_t ino = file_with_chunk(f, "u", 0);
     assert_int_equal(do_unlink(f, R, ROOT, "u"), 0);
     assert_int_equal(do_getattr(f, ino, NULL), -ENOENT);
@@ -122,7 +105,7 @@ static void test_meta_hold_unlink_unheld_file_deletes(void **state)
 static void test_meta_hold_open_records_once(void **state)
 {
     struct fx *f = *state;
-    uint64_t s1 = f->session = session_open(f);
+    uint64_t s1 = f->session = fx_session_open(f);
     uint64_t ino = file_with_chunk(f, "f", 0);
     struct proto_wbuf w;
     struct proto_access_req q = {
@@ -147,8 +130,8 @@ static void test_meta_hold_open_records_once(void **state)
 static void test_meta_hold_other_session_keeps_file(void **state)
 {
     struct fx *f = *state;
-    uint64_t s1 = f->session = session_open(f);
-    uint64_t s2 = session_open(f);
+    uint64_t s1 = f->session = fx_session_open(f);
+    uint64_t s2 = fx_session_open(f);
     uint64_t ino = file_with_chunk(f, "f", 0);
 
     f->session = s2;
@@ -168,8 +151,8 @@ static void test_meta_hold_other_session_keeps_file(void **state)
 static void test_meta_hold_last_of_two_holders_reclaims(void **state)
 {
     struct fx *f = *state;
-    uint64_t s1 = f->session = session_open(f);
-    uint64_t s2 = session_open(f);
+    uint64_t s1 = f->session = fx_session_open(f);
+    uint64_t s2 = fx_session_open(f);
     uint64_t ino = file_with_chunk(f, "f", PROTO_MKNOD_HOLD);
 
     f->session = s2;
@@ -185,7 +168,7 @@ static void test_meta_hold_last_of_two_holders_reclaims(void **state)
 static void test_meta_hold_rename_over_open_file(void **state)
 {
     struct fx *f = *state;
-    uint64_t s1 = f->session = session_open(f);
+    uint64_t s1 = f->session = fx_session_open(f);
     uint64_t dst = file_with_chunk(f, "dst", PROTO_MKNOD_HOLD);
     uint64_t src = file_with_chunk(f, "src", 0);
 
@@ -204,7 +187,7 @@ static void test_meta_hold_rename_over_open_file(void **state)
 static void test_meta_hold_hard_link_left(void **state)
 {
     struct fx *f = *state;
-    f->session = session_open(f);
+    f->session = fx_session_open(f);
     uint64_t ino = file_with_chunk(f, "a", PROTO_MKNOD_HOLD);
     assert_int_equal(do_link(f, R, ino, ROOT, "b", NULL), 0);
     assert_int_equal(do_unlink(f, R, ROOT, "a"), 0);
@@ -239,7 +222,7 @@ static void test_meta_hold_needs_live_session(void **state)
 static void test_meta_hold_replays(void **state)
 {
     struct fx *f = *state;
-    uint64_t s1 = f->session = session_open(f);
+    uint64_t s1 = f->session = fx_session_open(f);
     uint64_t keep = file_with_chunk(f, "keep", PROTO_MKNOD_HOLD);
     uint64_t gone = file_with_chunk(f, "gone", PROTO_MKNOD_HOLD);
     assert_int_equal(do_unlink(f, R, ROOT, "keep"), 0);

@@ -455,4 +455,22 @@ static inline int fx_replay_op(uint64_t seq, const struct meta_op *op,
     return 0;
 }
 
+/* SESSION_OPEN: the new session's id. */
+static inline uint64_t fx_session_open(struct fx *f)
+{
+    struct proto_wbuf w, reply;
+    struct proto_session_open_req q = {.lease_ms = 10000,
+                                       .client_name = str_of("test"),
+                                       .host = str_of("h")};
+    struct proto_session_open_rep rep;
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_session_open_req_encode(&w, &q);
+    assert_int_equal(fx_apply(f, PROTO_MSG_SESSION_OPEN_REQ, &w, &reply), 0);
+    assert_int_equal(proto_session_open_rep_decode(reply.p, reply.len, &rep),
+                     0);
+    proto_wbuf_free(&reply);
+    return rep.session_id;
+}
+
 #endif
