@@ -319,10 +319,11 @@ static int set_size(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
     }
     /* The kernel's clearing of setuid and setgid before another user's
      * truncate comes as a chmod in that user's name: metad clears them
-     * with the size itself (see op_setattr). */
+     * with the size itself (see op_setattr).  The kernel drops S_ISGID
+     * only with group execute, as metad does. */
+    uint32_t kill = S_ISUID | ((cur.mode & S_IXGRP) ? S_ISGID : 0);
     if ((valid & PROTO_SETATTR_MODE) && fuse_req_ctx(req)->uid != cur.uid &&
-        (st->st_mode & 07777) ==
-            (cur.mode & 07777 & ~(uint32_t)(S_ISUID | S_ISGID)))
+        (st->st_mode & 07777) == (cur.mode & 07777 & ~kill))
         valid = (valid & ~PROTO_SETATTR_MODE) | PROTO_SETATTR_KILL_PRIV;
 
     struct cl_inode *n = cl_inode_find(fs->cl, ino);
