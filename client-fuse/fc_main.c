@@ -137,8 +137,7 @@ static bool may_allow_other(void)
     while (!ok && fgets(line, sizeof(line), f)) {
         const char *p = line + strspn(line, " \t");
         ok = strncmp(p, "user_allow_other", 16) == 0 &&
-             (p[16] == '\n' || p[16] == '\0' || p[16] == ' ' ||
-              p[16] == '\t');
+             (p[16] == '\n' || p[16] == '\0' || p[16] == ' ' || p[16] == '\t');
     }
     fclose(f);
     return ok;

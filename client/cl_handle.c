@@ -401,8 +401,8 @@ bool cl_inode_linger_set(struct cl_inode *n, bool on, uint64_t now_ms)
 bool cl_inode_linger_due(struct cl_inode *n, uint64_t now_ms)
 {
     pthread_mutex_lock(&n->lock);
-    bool due = n->linger && (now_ms == UINT64_MAX ||
-                             now_ms - n->linger_ms >= CL_LINGER_MS);
+    bool due = n->linger &&
+               (now_ms == UINT64_MAX || now_ms - n->linger_ms >= CL_LINGER_MS);
     pthread_mutex_unlock(&n->lock);
     return due;
 }

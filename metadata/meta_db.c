@@ -327,9 +327,8 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_HOLD_ANY] = "SELECT 1 FROM holds WHERE ino = ?1 LIMIT 1",
     [META_ST_HOLD_DEL_SESSION] = "DELETE FROM holds WHERE session_id = ?1",
     /* Orphans no session holds any more: the ones to reclaim. */
-    [META_ST_ORPHAN_FREE] =
-        "SELECT ino FROM inodes WHERE nlink = 0"
-        " AND ino NOT IN (SELECT ino FROM holds) LIMIT 1",
+    [META_ST_ORPHAN_FREE] = "SELECT ino FROM inodes WHERE nlink = 0"
+                            " AND ino NOT IN (SELECT ino FROM holds) LIMIT 1",
 };
 
 int meta_sql_err(struct meta_db *db, int rc, const char *what)

@@ -603,8 +603,7 @@ static int setattr_check(const struct proto_setattr_req *q,
             return -EINVAL;
         if (q->size > INT64_MAX)
             return -EFBIG;
-        if (!open_write &&
-            (r = meta_perm_check(c, a, META_MAY_WRITE)) < 0)
+        if (!open_write && (r = meta_perm_check(c, a, META_MAY_WRITE)) < 0)
             return r;
     }
     if ((v & PROTO_SETATTR_UID) && !root && !(owner && q->uid == a->uid))

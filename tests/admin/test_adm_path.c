@@ -53,9 +53,9 @@ static void test_adm_mount_ns_path_too_long(void **state)
 {
     char out[8];
     (void)state;
-    assert_int_equal(adm_mount_ns_path(table, "/mnt/t/a-long-name", out,
-                                       sizeof(out)),
-                     -ENAMETOOLONG);
+    assert_int_equal(
+        adm_mount_ns_path(table, "/mnt/t/a-long-name", out, sizeof(out)),
+        -ENAMETOOLONG);
 }
 
 int test_adm_path(void)

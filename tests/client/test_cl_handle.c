@@ -230,7 +230,7 @@ static void test_cl_inode_hold_drop_last(void **state)
     cl_inode_hold_end(NULL, n, false); /* a failed OPEN counts nothing */
     cl_inode_hold_begin(n);
     assert_false(cl_inode_hold_drop(n));
-    assert_true(cl_inode_hold_drop(n)); /* the last handle */
+    assert_true(cl_inode_hold_drop(n));  /* the last handle */
     assert_false(cl_inode_hold_drop(n)); /* none left */
     cl_inode_hold_end(NULL, n, false);
     cl_handles_put(t, n);
@@ -243,8 +243,7 @@ static void test_cl_handles_collect_lingering_when_due(void **state)
     assert_int_equal(cl_handles_open(t, 10, 0, &n), 0);
     assert_false(cl_inode_linger_set(n, true, 1000));
     assert_int_equal(cl_handles_collect(t, v, 4, 0), 0); /* drain: never */
-    assert_int_equal(cl_handles_collect(t, v, 4, 1000 + CL_LINGER_MS - 1),
-                     0);
+    assert_int_equal(cl_handles_collect(t, v, 4, 1000 + CL_LINGER_MS - 1), 0);
     assert_false(cl_inode_linger_due(n, 1000 + CL_LINGER_MS - 1));
     assert_int_equal(cl_handles_collect(t, v, 4, 1000 + CL_LINGER_MS), 1);
     assert_ptr_equal(v[0], n);

@@ -51,9 +51,9 @@ static uint64_t file_with_chunk(struct fx *f, const char *name, uint32_t hold)
     static uint64_t chunk_id = 100;
     static uint8_t tag = 1;
     struct proto_attr a;
-    assert_int_equal(do_mknod(f, R, ROOT, name, S_IFREG | 0644,
-                              PROTO_MKNOD_EXCL | hold, &a),
-                     0);
+    assert_int_equal(
+        do_mknod(f, R, ROOT, name, S_IFREG | 0644, PROTO_MKNOD_EXCL | hold, &a),
+        0);
     uint32_t s = fx_server_add(f, tag++);
     assert_int_equal(fx_chunk_set1(f, a.ino, 0, ++chunk_id, 0, 1, s), 0);
     return a.ino;

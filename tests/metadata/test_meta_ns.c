@@ -361,8 +361,8 @@ static void test_meta_ns_setattr_file_open_for_write(void **state)
 
     assert_int_equal(do_chmod(f, cred_root(), ROOT, 0777, NULL), 0);
     struct proto_setattr_req q = {.cred = U1,
-                                  .valid = PROTO_SETATTR_SIZE |
-                                           PROTO_SETATTR_FILE,
+                                  .valid =
+                                      PROTO_SETATTR_SIZE | PROTO_SETATTR_FILE,
                                   .size = 5};
     /* Without holding it open, FILE is not believed. */
     assert_int_equal(do_create(f, U1, ROOT, "nohold", 0, &a), 0);
@@ -370,10 +370,9 @@ static void test_meta_ns_setattr_file_open_for_write(void **state)
     assert_int_equal(do_setattr(f, &q, NULL), -EACCES);
     f->session = session;
     assert_int_equal(do_setattr(f, &q, NULL), -EACCES);
-    assert_int_equal(
-        do_mknod(f, U1, ROOT, "f", S_IFREG, PROTO_MKNOD_EXCL | PROTO_MKNOD_HOLD,
-                 &a),
-        0);
+    assert_int_equal(do_mknod(f, U1, ROOT, "f", S_IFREG,
+                              PROTO_MKNOD_EXCL | PROTO_MKNOD_HOLD, &a),
+                     0);
     q.ino = a.ino;
     assert_int_equal(do_setattr(f, &q, &b), 0);
     assert_int_equal(b.size, 5);

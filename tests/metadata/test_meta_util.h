@@ -459,9 +459,8 @@ static inline int fx_replay_op(uint64_t seq, const struct meta_op *op,
 static inline uint64_t fx_session_open(struct fx *f)
 {
     struct proto_wbuf w, reply;
-    struct proto_session_open_req q = {.lease_ms = 10000,
-                                       .client_name = str_of("test"),
-                                       .host = str_of("h")};
+    struct proto_session_open_req q = {
+        .lease_ms = 10000, .client_name = str_of("test"), .host = str_of("h")};
     struct proto_session_open_rep rep;
     proto_wbuf_init(&w);
     proto_wbuf_init(&reply);
