@@ -1,6 +1,7 @@
 /* adm_fileinfo.c: `tessera fileinfo PATH`: where a file's data lives.
  *
- * Resolves PATH one component at a time from the root (inode 1) with
+ * Resolves PATH (a namespace path, or a path inside a mount on this host,
+ * adm_path.c) one component at a time from the root (inode 1) with
  * LOOKUP as uid 0, then walks the file's chunk slots with CHUNK_LOCATE
  * (PROTO_LOCATE_MAX slots per request) and prints every allocated chunk:
  * index, id (16 hex digits), version and replicas ("server <id> <addr>")
@@ -63,8 +64,9 @@ static int getattr(struct adm *a, uint64_t ino, struct proto_attr *attr)
     return 0;
 }
 
-/* Resolve @path from the root.  Components "" and "." are skipped. */
-int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr)
+/* Resolve namespace path @path from the root.  Components "" and "." are
+ * skipped. */
+static int resolve_ns(struct adm *a, const char *path, struct proto_attr *attr)
 {
     char *copy = strdup(path), *save = NULL, *name;
     int rc;
@@ -83,6 +85,27 @@ int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr)
         rc = lookup(a, attr->ino, name, attr);
     }
     free(copy);
+    return rc;
+}
+
+int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr)
+{
+    char ns[4096];
+    uint64_t ino = 0;
+    int rc = adm_path_local(path, ns, sizeof(ns), &ino);
+
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return resolve_ns(a, path, attr);
+    rc = resolve_ns(a, ns, attr);
+    if (rc == 0 && attr->ino != ino) {
+        fprintf(stderr,
+                "tessera: %s is on a Tessera mount of another metadata "
+                "server than %s (use --meta)\n",
+                path, a->meta);
+        return -EXDEV;
+    }
     return rc;
 }
 

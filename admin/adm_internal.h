@@ -108,8 +108,23 @@ int adm_cmd_fsck(struct adm *a, int argc, char **argv);
 
 /* adm_fileinfo.c */
 int adm_cmd_checkfile(struct adm *a, int argc, char **argv);
-/* Resolve @path from the root with LOOKUP as uid 0.  Fills *attr. */
+/* Resolve @path from the root with LOOKUP as uid 0.  Fills *attr.  A path
+ * inside a Tessera mount on this host is first made the namespace path it
+ * names (adm_path_local()); -EXDEV when the file found is not the one the
+ * mount shows (the mount belongs to another metad). */
 int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr);
+
+/* adm_path.c */
+/* The namespace path of real (absolute, symlink-free) path @real, given the
+ * text of /proc/self/mountinfo: 1 with the path below the mount point in
+ * @out ("/" for the mount point) when the deepest mount holding @real is
+ * of type fuse.tessera, 0 when it is not, or -errno. */
+int adm_mount_ns_path(const char *mountinfo, const char *real, char *out,
+                      size_t size);
+/* The same for @path as given on the command line: 1 with the namespace
+ * path in @out and the inode stat(2) shows in *ino when @path exists here
+ * inside a Tessera mount, 0 when it is a namespace path, or -errno. */
+int adm_path_local(const char *path, char *out, size_t size, uint64_t *ino);
 
 /* adm_image.c: snapshot, clone, image create|info|resize|rm. */
 int adm_cmd_snapshot(struct adm *a, int argc, char **argv);

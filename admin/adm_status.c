@@ -308,7 +308,7 @@ static bool is_known(const char *key)
         "meta.version", "meta.uptime_s", "meta.instance", "meta.data_dir",
         "meta.listen",  "sessions",      "inodes",        "dirs",
         "files",        "oplog",         "db_bytes",      "servers",
-        "servers.up",   "chunks",
+        "servers.up",   "chunks",        "orphans",
     };
 
     /* Printed in their own sections. */
@@ -337,8 +337,9 @@ static void print_tables(const struct adm *a, const struct adm_status *st)
     printf("  listen    %s\n", get_or(st, "meta.listen", "?"));
     printf("  data      %s\n", get_or(st, "meta.data_dir", "?"));
     printf("  inodes    %" PRIu64 " (%" PRIu64 " directories, %" PRIu64
-           " files)\n",
-           get_u64(st, "inodes"), get_u64(st, "dirs"), get_u64(st, "files"));
+           " files, %" PRIu64 " unlinked but open)\n",
+           get_u64(st, "inodes"), get_u64(st, "dirs"), get_u64(st, "files"),
+           get_u64(st, "orphans"));
     printf("  database  %s, %" PRIu64 " operations logged\n", b2,
            get_u64(st, "oplog"));
     printf("  sessions  %" PRIu64 "\n", get_u64(st, "sessions"));

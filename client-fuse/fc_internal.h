@@ -29,6 +29,7 @@ struct fc_fs {
 struct fc_handle {
     struct cl_inode *node;
     int flags; /* open(2) flags */
+    bool held; /* metad holds the file for it (cl_inode_hold_end) */
 };
 
 /* fc_attr.c */

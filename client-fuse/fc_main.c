@@ -47,6 +47,9 @@ struct cli {
     char *dirty_max;         /* -o dirty_max=SIZE[K|M|G] */
     unsigned flush_interval; /* -o flush_interval=SECONDS */
     unsigned max_threads;    /* -o max_threads=N; 0: the default */
+    int allow_other;         /* -o allow_other: given explicitly */
+    int allow_root;          /* -o allow_root */
+    int private_mount;       /* -o private: only the mounting user */
 };
 
 static const struct fuse_opt cli_spec[] = {
@@ -59,6 +62,11 @@ static const struct fuse_opt cli_spec[] = {
     {"flush_interval=%u", offsetof(struct cli, flush_interval), 0},
     /* Ours rather than libfuse's, which cannot tell "not given". */
     {"max_threads=%u", offsetof(struct cli, max_threads), 0},
+    /* Who may use the mount: decided in access_opt(), which adds the
+     * FUSE option back. */
+    {"allow_other", offsetof(struct cli, allow_other), 1},
+    {"allow_root", offsetof(struct cli, allow_root), 1},
+    {"private", offsetof(struct cli, private_mount), 1},
     FUSE_OPT_END,
 };
 
@@ -115,6 +123,45 @@ static int cache_opts(const struct cli *cli, struct cl_opts *o, bool *validate)
     return 0;
 }
 
+/* True when fusermount3 lets this user mount with allow_other: root, or
+ * user_allow_other in /etc/fuse.conf. */
+static bool may_allow_other(void)
+{
+    if (geteuid() == 0)
+        return true;
+    FILE *f = fopen("/etc/fuse.conf", "r");
+    if (!f)
+        return false;
+    char line[256];
+    bool ok = false;
+    while (!ok && fgets(line, sizeof(line), f)) {
+        const char *p = line + strspn(line, " \t");
+        ok = strncmp(p, "user_allow_other", 16) == 0 &&
+             (p[16] == '\n' || p[16] == '\0' || p[16] == ' ' || p[16] == '\t');
+    }
+    fclose(f);
+    return ok;
+}
+
+/* The FUSE option deciding who may use the mount, or NULL for the
+ * mounting user only.  By default every user may, as on a local file
+ * system: the kernel (default_permissions, with the caller's groups) and
+ * metad check each access.  -o private keeps the mount to its owner;
+ * -o allow_root to its owner and root. */
+static const char *access_opt(const struct cli *cli)
+{
+    if (cli->allow_root)
+        return "-oallow_root";
+    if (cli->private_mount)
+        return NULL;
+    if (cli->allow_other || may_allow_other())
+        return "-oallow_other";
+    fprintf(stderr, "tessera-mount: warning: only this user can use the "
+                    "mount (add user_allow_other to /etc/fuse.conf to let "
+                    "others in)\n");
+    return NULL;
+}
+
 static void usage(const char *prog)
 {
     printf("usage: %s --meta ADDR:PORT [options] MOUNTPOINT\n\n"
@@ -124,7 +171,12 @@ static void usage(const char *prog)
            "                           cl.chunk, cl.state, cl.cb, rpc)\n"
            "    -f                     stay in the foreground\n"
            "    -d                     FUSE debug output (implies -f)\n"
-           "    -o OPT[,OPT...]        mount options (allow_other, ...)\n"
+           "    -o OPT[,OPT...]        mount options\n"
+           "    -o private             only the mounting user may use the "
+           "mount\n"
+           "                           (default: every user, within the "
+           "permissions)\n"
+           "    -o allow_root          only the mounting user and root\n"
            "    -o cache=MODE          writeback (default), writethrough, "
            "writeonclose\n"
            "    -o flush_interval=S    writeback flush interval (default 5)\n"
@@ -296,6 +348,9 @@ int main(int argc, char **argv)
      * metad would have made; metad checks every request again. */
     if (fuse_opt_add_arg(&args, "-ofsname=tessera,subtype=tessera,"
                                 "default_permissions") != 0)
+        goto out;
+    const char *access = access_opt(&cli);
+    if (access && fuse_opt_add_arg(&args, access) != 0)
         goto out;
 
     ret = run(&args, &opts, &cli);

@@ -198,7 +198,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
     /* O_TRUNC arrives as SETATTR(size), which runs the truncate path. */
     conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
-    /* metad does not clear setuid bits on writes: let the kernel do it. */
+    /* The kernel clears setuid and setgid before a write or truncate by
+     * another user, with a chmod in that user's name (op_setattr). */
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
     conn->want &= ~FUSE_CAP_POSIX_ACL;
 }
@@ -312,7 +313,18 @@ static int set_size(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
         rc = check_access(req, ino, W_OK);
         if (rc < 0)
             return rc;
+    } else if ((((struct fc_handle *)(uintptr_t)fi->fh)->flags & O_ACCMODE) !=
+               O_RDONLY) {
+        valid |= PROTO_SETATTR_FILE; /* ftruncate(2): open(2) checked */
     }
+    /* The kernel's clearing of setuid and setgid before another user's
+     * truncate comes as a chmod in that user's name: metad clears them
+     * with the size itself (see op_setattr).  The kernel drops S_ISGID
+     * only with group execute, as metad does. */
+    uint32_t kill = S_ISUID | ((cur.mode & S_IXGRP) ? S_ISGID : 0);
+    if ((valid & PROTO_SETATTR_MODE) && fuse_req_ctx(req)->uid != cur.uid &&
+        (st->st_mode & 07777) == (cur.mode & 07777 & ~kill))
+        valid = (valid & ~PROTO_SETATTR_MODE) | PROTO_SETATTR_KILL_PRIV;
 
     struct cl_inode *n = cl_inode_find(fs->cl, ino);
     uint64_t old = cur.size;
@@ -334,10 +346,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     struct proto_attr a;
     int rc;
 
-    if (valid & PROTO_SETATTR_SIZE)
+    if (valid & PROTO_SETATTR_SIZE) {
         rc = set_size(req, ino, attr, valid, fi, &a);
-    else
+    } else {
         rc = do_setattr(req, ino, attr, valid, &a);
+        /* default_permissions refuses a chmod by anyone but the owner
+         * before it gets here, so a refused one is the kernel clearing
+         * setuid and setgid before another user's write or truncate
+         * (file_remove_privs()): metad does that itself, as the kernel
+         * would on a local file system (docs/protocol.md §6.7). */
+        if (rc == -EPERM && valid == PROTO_SETATTR_MODE) {
+            rc = do_setattr(req, ino, attr, PROTO_SETATTR_KILL_PRIV, &a);
+            if (rc == 0 && (a.mode & 07777) != (attr->st_mode & 07777))
+                rc = -EPERM;
+        }
+    }
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -522,13 +545,16 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 
 /* ---- Files ------------------------------------------------------------- */
 
-static int open_check(fuse_req_t req, fuse_ino_t ino, int flags,
+/* OPEN of @ino with open(2) @flags; @hold adds PROTO_OPEN_HOLD. */
+static int open_check(fuse_req_t req, fuse_ino_t ino, int flags, bool hold,
                       struct proto_attr *out)
 {
     struct proto_access_req m = {
         .ino = ino,
         .mask = (uint32_t)flags & (O_ACCMODE | O_APPEND | O_TRUNC),
     };
+    if (hold)
+        m.mask |= PROTO_OPEN_HOLD;
     cred_fill(req, &m.cred);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
@@ -536,8 +562,56 @@ static int open_check(fuse_req_t req, fuse_ino_t ino, int flags,
     return call_attr(fs_of(req), PROTO_MSG_OPEN_REQ, &w, out);
 }
 
-static int handle_open(fuse_req_t req, const struct proto_attr *a,
-                       struct fuse_file_info *fi)
+/* Fill @fi for handle @h on the file with attributes @a. */
+static void handle_setup(fuse_req_t req, const struct proto_attr *a,
+                         struct fuse_file_info *fi, struct fc_handle *h)
+{
+    h->flags = fi->flags;
+    fi->fh = (uint64_t)(uintptr_t)h;
+    fi->direct_io = (fi->flags & O_DIRECT) != 0;
+    /* Close-to-open: the kernel's pages stay only while they describe
+     * the version metad reports now (a break forgets the version). */
+    fi->keep_cache =
+        cl_cb_open(fs_of(req)->cl, a->ino, a->version) && !fi->direct_io;
+}
+
+/* Open a handle on @ino: OPEN with HOLD, so that metad keeps the file
+ * while it is open even when its last name goes (docs/protocol.md
+ * §6.22).  The inode's hold lock is held across the call, so a concurrent
+ * last release of the same file cannot overtake it.  @a gets the
+ * attributes. */
+static int handle_open(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi, struct proto_attr *a)
+{
+    struct fc_fs *fs = fs_of(req);
+    struct fc_handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    int rc = cl_inode_open(fs->cl, ino, 0, &h->node);
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
+    cl_inode_hold_begin(h->node);
+    rc = open_check(req, ino, fi->flags, true, a);
+    if (rc == 0 && S_ISDIR(a->mode))
+        rc = -EISDIR;
+    h->held = rc == 0 && S_ISREG(a->mode);
+    cl_inode_hold_end(fs->cl, h->node, h->held);
+    if (rc < 0) {
+        cl_inode_put(fs->cl, h->node);
+        free(h);
+        return rc;
+    }
+    cl_inode_grow(h->node, a->size);
+    handle_setup(req, a, fi, h);
+    return 0;
+}
+
+/* A handle on a file this client just created with MKNOD and HOLD: metad
+ * holds it already. */
+static int handle_created(fuse_req_t req, const struct proto_attr *a,
+                          struct fuse_file_info *fi)
 {
     struct fc_handle *h = calloc(1, sizeof(*h));
     if (!h)
@@ -547,13 +621,10 @@ static int handle_open(fuse_req_t req, const struct proto_attr *a,
         free(h);
         return rc;
     }
-    h->flags = fi->flags;
-    fi->fh = (uint64_t)(uintptr_t)h;
-    fi->direct_io = (fi->flags & O_DIRECT) != 0;
-    /* Close-to-open: the kernel's pages stay only while they describe
-     * the version metad reports now (a break forgets the version). */
-    fi->keep_cache =
-        cl_cb_open(fs_of(req)->cl, a->ino, a->version) && !fi->direct_io;
+    cl_inode_hold_begin(h->node);
+    h->held = true;
+    cl_inode_hold_end(fs_of(req)->cl, h->node, true);
+    handle_setup(req, a, fi, h);
     return 0;
 }
 
@@ -562,21 +633,18 @@ static struct fc_handle *handle_of(struct fuse_file_info *fi)
     return (struct fc_handle *)(uintptr_t)fi->fh;
 }
 
-/* Drop @h and its reference on the inode. */
+/* Drop @h, its hold (the last one releases the file at metad) and its
+ * reference on the inode. */
 static void handle_release(fuse_req_t req, struct fc_handle *h)
 {
-    cl_inode_put(fs_of(req)->cl, h->node);
+    cl_file_release(fs_of(req)->cl, h->node, h->held);
     free(h);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct proto_attr a;
-    int rc = open_check(req, ino, fi->flags, &a);
-    if (rc == 0 && S_ISDIR(a.mode))
-        rc = -EISDIR;
-    if (rc == 0)
-        rc = handle_open(req, &a, fi);
+    int rc = handle_open(req, ino, fi, &a);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -594,8 +662,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     mode = S_IFREG | (mode & 07777);
     /* A file we create may be opened in any mode, whatever its permission
      * bits say; an existing one goes through the open check. */
-    int rc = do_mknod(req, parent, name, mode, 0, PROTO_MKNOD_EXCL, &a);
-    if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+    int rc = do_mknod(req, parent, name, mode, 0,
+                      PROTO_MKNOD_EXCL | PROTO_MKNOD_HOLD, &a);
+    if (rc == 0) {
+        rc = handle_created(req, &a, fi);
+    } else if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
         struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
         cred_fill(req, &m.cred);
         struct proto_wbuf w;
@@ -603,12 +674,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         proto_lookup_req_encode(&w, &m);
         rc = call_attr(fs_of(req), PROTO_MSG_LOOKUP_REQ, &w, &a);
         if (rc == 0)
-            rc = open_check(req, a.ino, fi->flags, &a);
-        if (rc == 0 && S_ISDIR(a.mode))
-            rc = -EISDIR;
+            rc = handle_open(req, a.ino, fi, &a);
     }
-    if (rc == 0)
-        rc = handle_open(req, &a, fi);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -717,6 +784,11 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     if (mode == 0) {
         /* Chunks are allocated on first write; allocating only extends. */
         rc = extend_size(req, ino, h, off + len, fi);
+    } else if (mode == FALLOC_FL_KEEP_SIZE) {
+        /* Preallocation past the end, as qemu-img and databases ask: the
+         * chunks come at the first write, so there is nothing to do.  No
+         * space is reserved (docs/operations.md). */
+        rc = (h->flags & O_ACCMODE) == O_RDONLY ? -EBADF : 0;
     } else if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
         rc = cl_file_zero(fs_of(req)->cl, h->node, off, len);
     } else if ((mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE) {
@@ -737,7 +809,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     /* Listing needs read permission on the directory: checked here, once,
      * as open(2) of a directory would. */
     struct proto_attr a;
-    int rc = open_check(req, ino, O_RDONLY, &a);
+    int rc = open_check(req, ino, O_RDONLY, false, &a);
     if (rc == 0 && !S_ISDIR(a.mode))
         rc = -ENOTDIR;
     if (rc < 0) {

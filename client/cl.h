@@ -122,6 +122,14 @@ uint64_t cl_inode_size(struct cl_inode *n);
  * mtime metad will record with the deferred WRITE_END. */
 int64_t cl_inode_wmtime(struct cl_inode *n);
 
+/* Open handles metad holds a file for (docs/protocol.md §6.22), so that
+ * an unlinked file lives while open.  Around an OPEN or MKNOD with HOLD of
+ * @n: cl_inode_hold_begin(), the request, then cl_inode_hold_end() with
+ * @held true when it succeeded and metad holds the file (a regular file).
+ * Each handle that counted is closed with cl_file_release(). */
+void cl_inode_hold_begin(struct cl_inode *n);
+void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held);
+
 /* ---- File bytes (cl_file.c) --------------------------------------------- */
 
 /* Read up to @len bytes at @off of @n into @buf, clamped to the size
@@ -144,6 +152,12 @@ int cl_file_flush(struct cl_client *c, struct cl_inode *n);
  * after the other, so a sync returns only when every write that returned before
  * it started is durable. */
 int cl_file_sync(struct cl_client *c, struct cl_inode *n);
+/* A handle on @n closes: when it was counted by cl_inode_hold_end()
+ * (@held) and was the last, RELEASE tells metad CL_LINGER_MS later unless
+ * the file is opened again meanwhile (metad then reclaims the file if it
+ * was unlinked; a failure is logged, metad drops the hold with the
+ * session anyway).  The handle's reference goes with it. */
+void cl_file_release(struct cl_client *c, struct cl_inode *n, bool held);
 /* Before a SETATTR shrinking @ino from @old_size to @new_size: zero the
  * boundary chunk's tail on every replica.  @n may be NULL. */
 int cl_file_truncate_prepare(struct cl_client *c, uint64_t ino,

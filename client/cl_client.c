@@ -236,7 +236,7 @@ static void drain_run(struct drain *d)
         return;
     }
     for (int pass = 0; pass < CLOSE_PASSES; pass++) {
-        size_t k = cl_handles_collect(c->handles, v, CLOSE_COLLECT_MAX);
+        size_t k = cl_handles_collect(c->handles, v, CLOSE_COLLECT_MAX, 0);
         if (k == 0)
             break;
         for (size_t i = 0; i < k; i++) {

@@ -38,6 +38,13 @@
  * may free the space, and it is durable at once); other pieces are
  * written with zeros.  There is no message that turns a chunk back into a
  * hole, so a zeroed chunk stays allocated in the file map.
+ *
+ * Release: when the last handle this client had on a file that metad
+ * holds for it (docs/protocol.md §6.22) closes, the hold lingers
+ * CL_LINGER_MS (an open meanwhile takes it over without a record at
+ * metad); then the flusher sends RELEASE under the inode's hold lock, and
+ * an unlinked file is reclaimed once no client has it open.  The caller
+ * flushes first: after RELEASE an unlinked file's data is gone.
  */
 #include "cl_internal.h"
 
@@ -457,6 +464,38 @@ int cl_file_truncate_prepare(struct cl_client *c, uint64_t ino,
     rc = cl_chunk_truncate(c, ino, n, index,
                            (uint32_t)(new_size % PROTO_CHUNK_SIZE));
     return rc < 0 ? cl_errno(rc) : 0;
+}
+
+void cl_file_release(struct cl_client *c, struct cl_inode *n, bool held)
+{
+    if (!n)
+        return;
+    cl_inode_hold_begin(n);
+    /* The last handle: the linger keeps its reference. */
+    bool linger = held && cl_inode_hold_drop(n);
+    if (linger)
+        cl_inode_linger_set(n, true, cl_now_ms());
+    cl_inode_hold_end(c, n, false);
+    if (!linger)
+        cl_inode_put(c, n);
+}
+
+void cl_file_linger_end(struct cl_client *c, struct cl_inode *n,
+                        uint64_t now_ms)
+{
+    cl_inode_hold_begin(n);
+    bool due = cl_inode_linger_due(n, now_ms);
+    if (due) {
+        int rc = cl_meta_release(c, n->ino);
+        if (rc < 0)
+            log_warn("release: %s ino=%llu (metad drops the hold with the "
+                     "session)",
+                     strerror(-rc), (unsigned long long)n->ino);
+        cl_inode_linger_set(n, false, 0);
+    }
+    cl_inode_hold_end(c, n, false);
+    if (due)
+        cl_inode_put(c, n); /* the linger's reference */
 }
 
 void cl_file_truncate_done(struct cl_client *c, uint64_t ino,

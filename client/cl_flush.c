@@ -16,7 +16,8 @@
  *     client holds more than dirty_max bytes of them; under writeonclose
  *     this is the one time data goes before close.
  * A failed flush leaves its error in the inode's werr for the next fsync
- * or close.
+ * or close.  It also sends the RELEASE of files whose last handle closed
+ * CL_LINGER_MS ago (cl_file_linger_end()).
  */
 #include "cl_internal.h"
 
@@ -56,8 +57,8 @@ static bool due(struct cl_flush *f, struct cl_inode *n, bool urgent,
 static void scan(struct cl_flush *f, bool urgent)
 {
     struct cl_inode *v[COLLECT_MAX];
-    size_t nv = cl_handles_collect(f->c->handles, v, COLLECT_MAX);
     uint64_t now = cl_now_ms();
+    size_t nv = cl_handles_collect(f->c->handles, v, COLLECT_MAX, now);
 
     for (size_t i = 0; i < nv; i++) {
         if (due(f, v[i], urgent, now)) {
@@ -69,6 +70,7 @@ static void scan(struct cl_flush *f, bool urgent)
                 pthread_mutex_unlock(&v[i]->lock);
             }
         }
+        cl_file_linger_end(f->c, v[i], now);
         cl_inode_put(f->c, v[i]);
     }
 }

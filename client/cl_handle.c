@@ -13,7 +13,14 @@
  *     CHUNK_SYNC is owed at the next fsync or flush, and a stale flag set
  *     when a server of the chain goes down (the next write asks metad
  *     again; the dirty flag stays, so the sync goes to the new chain);
- *   - whether a CHUNK_WRITE_END (mtime, size) is owed.
+ *   - whether a CHUNK_WRITE_END (mtime, size) is owed;
+ *   - how many open handles metad holds the file for (docs/protocol.md
+ *     §6.22): the first open takes the hold, the last close releases it
+ *     (cl_file_release()) after it lingered CL_LINGER_MS, so that a file
+ *     opened and closed again and again costs metad one record, not two
+ *     per open.  The hold lock keeps one inode's opens and its release in
+ *     order, so that a RELEASE never overtakes the OPEN of a newer handle
+ *     on the wire (§2.4: no order between requests in flight).
  *
  * The table lock guards the inode list and reference counts; each inode's
  * own lock guards its fields.  Lock order: table, then inode.  Nothing
@@ -67,6 +74,7 @@ static void node_free(struct cl_handles *t, struct node_link *l)
     pthread_mutex_destroy(&l->node.lock);
     pthread_mutex_destroy(&l->node.sync_lock);
     pthread_cond_destroy(&l->node.wr_cv);
+    pthread_mutex_destroy(&l->node.hold_lock);
     free(l->node.leases);
     free(l);
 }
@@ -116,6 +124,7 @@ int cl_handles_open(struct cl_handles *t, uint64_t ino, uint64_t size,
         pthread_mutex_init(&l->node.lock, NULL);
         pthread_mutex_init(&l->node.sync_lock, NULL);
         pthread_cond_init(&l->node.wr_cv, NULL);
+        pthread_mutex_init(&l->node.hold_lock, NULL);
         *pp = l;
     } else {
         cl_inode_grow(&l->node, size);
@@ -222,7 +231,7 @@ void cl_inode_lease_stale(struct cl_inode *n, uint64_t index)
 }
 
 size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
-                          size_t max)
+                          size_t max, uint64_t linger_ms)
 {
     size_t k = 0;
 
@@ -231,7 +240,9 @@ size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
         for (struct node_link *l = t->buckets[b]; l && k < max; l = l->next) {
             struct cl_inode *n = &l->node;
             pthread_mutex_lock(&n->lock);
-            bool want = n->dirty_bytes > 0 || n->end_pending;
+            bool want = n->dirty_bytes > 0 || n->end_pending ||
+                        (linger_ms && n->linger &&
+                         linger_ms - n->linger_ms >= CL_LINGER_MS);
             pthread_mutex_unlock(&n->lock);
             if (want) {
                 n->refs++;
@@ -355,6 +366,50 @@ uint64_t cl_inode_size(struct cl_inode *n)
     uint64_t size = n->size;
     pthread_mutex_unlock(&n->lock);
     return size;
+}
+
+/* ---- Holds ------------------------------------------------------------- */
+
+void cl_inode_hold_begin(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->hold_lock);
+}
+
+void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held)
+{
+    /* A new handle ends a linger: the file stays held for it, and the
+     * reference the linger kept goes. */
+    bool lingered = held && cl_inode_linger_set(n, false, 0);
+    if (held)
+        n->holds++;
+    pthread_mutex_unlock(&n->hold_lock);
+    if (lingered)
+        cl_inode_put(c, n);
+}
+
+bool cl_inode_linger_set(struct cl_inode *n, bool on, uint64_t now_ms)
+{
+    pthread_mutex_lock(&n->lock);
+    bool was = n->linger;
+    n->linger = on;
+    if (on)
+        n->linger_ms = now_ms;
+    pthread_mutex_unlock(&n->lock);
+    return was;
+}
+
+bool cl_inode_linger_due(struct cl_inode *n, uint64_t now_ms)
+{
+    pthread_mutex_lock(&n->lock);
+    bool due = n->linger &&
+               (now_ms == UINT64_MAX || now_ms - n->linger_ms >= CL_LINGER_MS);
+    pthread_mutex_unlock(&n->lock);
+    return due;
+}
+
+bool cl_inode_hold_drop(struct cl_inode *n)
+{
+    return n->holds > 0 && --n->holds == 0;
 }
 
 /* ---- The public face (cl.h) -------------------------------------------- */

@@ -148,7 +148,20 @@ struct cl_inode {
     struct cl_wrange *wr_head, *wr_tail;
     unsigned wr_waiters;
     pthread_cond_t wr_cv;
+    /* Open handles metad holds the file for (docs/protocol.md §6.22); the
+     * hold lock orders a first OPEN after a last RELEASE. */
+    pthread_mutex_t hold_lock;
+    unsigned holds; /* protected by @hold_lock */
+    /* The last handle closed at @linger_ms and the RELEASE waits
+     * CL_LINGER_MS, holding a reference, so that opening the file again
+     * costs metad no record.  Changed under @hold_lock and @lock, read
+     * under either. */
+    bool linger;
+    uint64_t linger_ms;
 };
+
+/* How long the hold of a file outlives its last handle (cl_file.c). */
+#define CL_LINGER_MS 2000
 
 /* One range of delayed writes. */
 struct cl_extent {
@@ -173,9 +186,10 @@ void cl_handles_put(struct cl_handles *t, struct cl_inode *n);
 /* Let freed inodes return their delayed-write bytes to @k. */
 void cl_handles_set_cache(struct cl_handles *t, struct cl_cache *k);
 /* Take a reference on up to @max open inodes with delayed writes or a
- * pending WRITE_END into @out; returns how many (put each). */
+ * pending WRITE_END into @out, and, when @linger_ms is not 0, those whose
+ * hold has lingered CL_LINGER_MS by then; returns how many (put each). */
 size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
-                          size_t max);
+                          size_t max, uint64_t linger_ms);
 /* Mark stale every lease whose chain holds @server_id; returns how many. */
 size_t cl_handles_server_down(struct cl_handles *t, uint32_t server_id);
 
@@ -200,6 +214,16 @@ void cl_inode_lease_dirty(struct cl_inode *n, uint64_t index);
  * cl_inode_lease_dirty(). */
 size_t cl_inode_take_dirty(struct cl_inode *n, uint64_t *out, size_t max);
 size_t cl_inode_ndirty(struct cl_inode *n);
+
+/* Under the hold lock (cl_inode_hold_begin()): one handle fewer; true
+ * when it was the last that metad holds the file for. */
+bool cl_inode_hold_drop(struct cl_inode *n);
+/* Under the hold lock: start lingering (true) or stop (false); returns
+ * whether @n was lingering before. */
+bool cl_inode_linger_set(struct cl_inode *n, bool on, uint64_t now_ms);
+/* Whether @n has lingered at least CL_LINGER_MS at @now_ms (or at all,
+ * with @now_ms UINT64_MAX). */
+bool cl_inode_linger_due(struct cl_inode *n, uint64_t now_ms);
 
 /* ---- cl_pool.c --------------------------------------------------------- */
 
@@ -375,6 +399,13 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
 /* CHUNK_REPORT: replica @server_id of @chunk_id at @version failed for
  * @reason (enum proto_report_reason).  Retries metad's EAGAIN for a
  * while. */
+/* RELEASE_REQ of @ino: this session no longer holds it open. */
+int cl_meta_release(struct cl_client *c, uint64_t ino);
+
+/* cl_file.c, for the flusher: RELEASE @n when its hold has lingered long
+ * enough (cl_file_release()). */
+void cl_file_linger_end(struct cl_client *c, struct cl_inode *n,
+                        uint64_t now_ms);
 int cl_meta_report(struct cl_client *c, uint32_t server_id, uint64_t chunk_id,
                    uint64_t version, uint32_t reason);
 

@@ -78,6 +78,22 @@ int cl_meta_getattr(struct cl_client *c, uint64_t ino, struct proto_attr *out)
     return 0;
 }
 
+int cl_meta_release(struct cl_client *c, uint64_t ino)
+{
+    struct proto_ino_req req = {.ino = ino};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &req);
+
+    struct rpc_reply rep;
+    struct proto_empty e;
+    int rc = cl_meta_call(c, PROTO_MSG_RELEASE_REQ, &w, &rep, &e);
+    proto_wbuf_free(&w);
+    if (rc == 0)
+        rpc_reply_free(&rep);
+    return rc;
+}
+
 static void forget_down(struct cl_client *c, const struct cl_chunk *chunk)
 {
     for (uint32_t r = 0; r < chunk->nreplicas; r++)

@@ -138,11 +138,20 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
 int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
                size_t len, struct proto_wbuf *reply);
 
+/* Whether OPEN_REQ @payload from session @session must go through
+ * meta_apply() (1: it asks for a hold the session does not have yet) or
+ * is answered by meta_query() (0), or -errno.  Holding changes nothing
+ * when the session holds the file already, so repeated opens of one file
+ * cost no commit. */
+int meta_open_records(struct meta_db *db, uint64_t session,
+                      const uint8_t *payload, size_t len);
+
 /* Counters for STATUS: inodes, directories, files, sessions, op log
  * length, database bytes. */
 struct meta_stats {
     uint64_t inodes, dirs, files, sessions, ops, db_bytes;
-    uint64_t chunks; /* distinct chunks in every file map */
+    uint64_t chunks;  /* distinct chunks in every file map */
+    uint64_t orphans; /* unlinked files still held open (§6.22) */
 };
 int meta_stats_get(struct meta_db *db, struct meta_stats *st);
 

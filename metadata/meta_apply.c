@@ -4,7 +4,8 @@
  * decoders and dispatch on the opcode to the handler (meta_ns.c for the
  * namespace, meta_chunk.c for chunks and servers, meta_repl.c for goals,
  * replica repair and server states, meta_image.c for snapshots and
- * clones, the session records here); append (opcode, now, session_id, payload) to the op log; COMMIT.
+ * clones, meta_hold.c for open handles (OPEN with HOLD, RELEASE), the
+ * session records here); append (opcode, now, session_id, payload) to the op log; COMMIT.
  * Only then is the reply body in @reply valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
@@ -53,6 +54,8 @@ bool meta_op_is_mutation(uint16_t opcode)
     case META_OP_CHUNK_COW:
     case PROTO_MSG_SNAPSHOT_REQ:
     case PROTO_MSG_CLONE_REQ:
+    case PROTO_MSG_OPEN_REQ:
+    case PROTO_MSG_RELEASE_REQ:
         return true;
     default:
         return false;
@@ -91,11 +94,16 @@ static int session_open(struct meta_db *db, int64_t now, const uint8_t *p,
     return reply->err;
 }
 
+/* A session ends: its holds go with it (orphans reclaimed, meta_hold.c),
+ * then its row. */
 static int session_delete(struct meta_db *db, uint64_t id)
 {
+    int r = meta_hold_session_end(db, id);
+    if (r < 0)
+        return r;
     sqlite3_stmt *s = meta_st(db, META_ST_SESSION_DELETE);
     sqlite3_bind_int64(s, 1, (int64_t)id);
-    int r = meta_st_exec(db, s, "close session");
+    r = meta_st_exec(db, s, "close session");
     if (r < 0)
         return r;
     return sqlite3_changes(db->sql) ? 0 : -ENOENT;
@@ -142,9 +150,9 @@ static int dispatch(struct meta_db *db, const struct meta_op *op,
     case META_OP_SESSION_EXPIRE:
         return session_expire(db, p, n);
     case PROTO_MSG_SETATTR_REQ:
-        return meta_ns_setattr(db, now, p, n, reply);
+        return meta_ns_setattr(db, now, op->session_id, p, n, reply);
     case PROTO_MSG_MKNOD_REQ:
-        return meta_ns_mknod(db, now, p, n, reply);
+        return meta_ns_mknod(db, now, op->session_id, p, n, reply);
     case PROTO_MSG_MKDIR_REQ:
         return meta_ns_mkdir(db, now, p, n, reply);
     case PROTO_MSG_SYMLINK_REQ:
@@ -183,6 +191,10 @@ static int dispatch(struct meta_db *db, const struct meta_op *op,
         return meta_image_snapshot_apply(db, now, p, n, true, reply);
     case PROTO_MSG_CLONE_REQ:
         return meta_image_snapshot_apply(db, now, p, n, false, reply);
+    case PROTO_MSG_OPEN_REQ:
+        return meta_open_apply(db, op->session_id, p, n, reply);
+    case PROTO_MSG_RELEASE_REQ:
+        return meta_release_apply(db, op->session_id, p, n, reply);
     default:
         return -ENOSYS;
     }

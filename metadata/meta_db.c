@@ -32,6 +32,12 @@
  * the chunks table needs foreign keys off, so they are switched on only
  * after the migrations ran.
  *
+ * Migration 4 (open-unlinked files, docs/protocol.md §6.22) adds holds:
+ * (session_id, ino) for each regular file a session holds open.  A file
+ * whose last name goes while it is held stays as an orphan, an inode row
+ * with nlink 0 and no entry (found through the inodes_orphan index), until
+ * the last hold on it ends (meta_hold.c).
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -122,6 +128,13 @@ static const char *const migrations[] = {
     "ALTER TABLE chunks_new RENAME TO chunks;"
     "CREATE INDEX slots_chunk ON slots(chunk_id);"
     "ALTER TABLE inodes ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;",
+    /* 4: open handles that keep an unlinked file alive. */
+    "CREATE TABLE holds("
+    " session_id INTEGER NOT NULL,"
+    " ino INTEGER NOT NULL REFERENCES inodes(ino),"
+    " PRIMARY KEY(session_id, ino)) WITHOUT ROWID;"
+    "CREATE INDEX holds_ino ON holds(ino);"
+    "CREATE INDEX inodes_orphan ON inodes(ino) WHERE nlink = 0;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -153,7 +166,8 @@ static const char *const sql[META_ST_COUNT] = {
         " ctime = ?11, version = ?12 WHERE ino = ?1",
     [META_ST_INODE_DELETE] = "DELETE FROM inodes WHERE ino = ?1",
     [META_ST_INODE_STATS] = "SELECT count(*), total((mode & 61440) = 16384),"
-                            " total((mode & 61440) = 32768) FROM inodes",
+                            " total((mode & 61440) = 32768), total(nlink = 0)"
+                            " FROM inodes",
     [META_ST_SYMLINK_GET] = "SELECT mode, target FROM inodes WHERE ino = ?1",
     [META_ST_DIRENT_GET] =
         "SELECT id, ino FROM dirents WHERE parent = ?1 AND name = ?2",
@@ -304,6 +318,17 @@ static const char *const sql[META_ST_COUNT] = {
         " WHERE s.ino = ?1 GROUP BY o.ino ORDER BY o.ino",
     [META_ST_DIRENT_NAME_OF] =
         "SELECT parent, name FROM dirents WHERE ino = ?1 ORDER BY id LIMIT 1",
+    [META_ST_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE id = ?1",
+    [META_ST_HOLD_ADD] =
+        "INSERT OR IGNORE INTO holds(session_id, ino) VALUES(?1, ?2)",
+    [META_ST_HOLD_DEL] = "DELETE FROM holds WHERE session_id = ?1 AND ino = ?2",
+    [META_ST_HOLD_HAS] =
+        "SELECT 1 FROM holds WHERE session_id = ?1 AND ino = ?2",
+    [META_ST_HOLD_ANY] = "SELECT 1 FROM holds WHERE ino = ?1 LIMIT 1",
+    [META_ST_HOLD_DEL_SESSION] = "DELETE FROM holds WHERE session_id = ?1",
+    /* Orphans no session holds any more: the ones to reclaim. */
+    [META_ST_ORPHAN_FREE] = "SELECT ino FROM inodes WHERE nlink = 0"
+                            " AND ino NOT IN (SELECT ino FROM holds) LIMIT 1",
 };
 
 int meta_sql_err(struct meta_db *db, int rc, const char *what)
@@ -337,6 +362,17 @@ int meta_st_exec(struct meta_db *db, sqlite3_stmt *s, const char *what)
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return meta_sql_err(db, rc, what);
     return 0;
+}
+
+int meta_st_row(struct meta_db *db, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return meta_sql_err(db, rc, what);
 }
 
 void meta_bind_blob(sqlite3_stmt *s, int i, const void *p, size_t n)

@@ -102,6 +102,13 @@ enum meta_st {
     META_ST_IMAGE_STATS,
     META_ST_IMAGE_SHARERS,
     META_ST_DIRENT_NAME_OF,
+    META_ST_SESSION_EXISTS,
+    META_ST_HOLD_ADD,
+    META_ST_HOLD_DEL,
+    META_ST_HOLD_HAS,
+    META_ST_HOLD_ANY,
+    META_ST_HOLD_DEL_SESSION,
+    META_ST_ORPHAN_FREE,
     META_ST_COUNT
 };
 
@@ -126,6 +133,9 @@ sqlite3_stmt *meta_st(struct meta_db *db, enum meta_st id);
 int meta_sql_err(struct meta_db *db, int rc, const char *what);
 /* Run statement @s to completion (no rows expected) and reset it. */
 int meta_st_exec(struct meta_db *db, sqlite3_stmt *s, const char *what);
+/* Run statement @s for its first row and reset it: 1 when there is one,
+ * 0 when not, or -errno. */
+int meta_st_row(struct meta_db *db, sqlite3_stmt *s, const char *what);
 /* Bind a possibly empty byte range (a NULL pointer would bind SQL NULL).
  * @p is borrowed: it must stay valid until @s is reset. */
 void meta_bind_blob(sqlite3_stmt *s, int i, const void *p, size_t n);
@@ -201,6 +211,8 @@ int meta_perm_dir(struct meta_db *db, const struct proto_cred *c, uint64_t ino,
 
 /* ---- meta_ns.c --------------------------------------------------------- */
 
+/* Append an attr_rep body for @a to @w: 0 or its error. */
+int meta_reply_attr(struct proto_wbuf *w, const struct proto_attr *a);
 /* Validate a name to look up: -EINVAL (empty, '/'), -ENAMETOOLONG. */
 int meta_name_check(const struct meta_name *n);
 bool meta_name_is_dot(const struct meta_name *n);    /* "." */
@@ -220,8 +232,8 @@ int meta_ns_create_commit(struct meta_db *db, struct proto_attr *dir,
 
 /* Namespace mutation handlers: @p/@n is the request payload, @now the
  * op's time; on success the reply body is appended to @reply. */
-int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
-                  struct proto_wbuf *reply);
+int meta_ns_mknod(struct meta_db *db, int64_t now, uint64_t session,
+                  const uint8_t *p, size_t n, struct proto_wbuf *reply);
 int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
                   struct proto_wbuf *reply);
 int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
@@ -234,8 +246,8 @@ int meta_ns_rmdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
                   struct proto_wbuf *reply);
 int meta_ns_rename(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
                    struct proto_wbuf *reply);
-int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
-                    struct proto_wbuf *reply);
+int meta_ns_setattr(struct meta_db *db, int64_t now, uint64_t session,
+                    const uint8_t *p, size_t n, struct proto_wbuf *reply);
 int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,
                      size_t n, struct proto_wbuf *reply);
 int meta_ns_removexattr(struct meta_db *db, int64_t now, const uint8_t *p,
@@ -246,6 +258,36 @@ int meta_ns_removexattr(struct meta_db *db, int64_t now, const uint8_t *p,
  * (reading user.* of a special file). */
 int meta_xattr_perm(const struct proto_cred *c, const struct proto_attr *a,
                     const struct meta_name *name, bool write);
+
+/* ---- meta_query.c ------------------------------------------------------ */
+
+/* The checks of OPEN_REQ @q (open(2) flags against the mode bits, a
+ * directory opened for writing, a symlink, a snapshot opened for writing):
+ * fills @a with the inode's attributes, 0 or -errno. */
+int meta_open_check(struct meta_db *db, const struct proto_access_req *q,
+                    struct proto_attr *a);
+
+/* ---- meta_hold.c ------------------------------------------------------- */
+
+/* 1 when some session holds @ino open, 0 when none does, or -errno. */
+int meta_hold_any(struct meta_db *db, uint64_t ino);
+/* 1 when session @session holds @ino open, 0 when not, or -errno. */
+int meta_hold_has(struct meta_db *db, uint64_t session, uint64_t ino);
+/* Session @session holds regular file @ino open (idempotent).  -ENOTCONN
+ * when the database has no such session (it ended meanwhile). */
+int meta_hold_add(struct meta_db *db, uint64_t session, uint64_t ino);
+/* Session @session ended: its holds go, and every orphan no other session
+ * holds is reclaimed (its chunks to the gc list). */
+int meta_hold_session_end(struct meta_db *db, uint64_t session);
+/* OPEN_REQ: the checks of OPEN, then, with PROTO_OPEN_HOLD in a session
+ * (@session not 0, through meta_apply()), a hold on a regular file.  With
+ * @session 0 it writes nothing: meta_query() answers OPEN with it. */
+int meta_open_apply(struct meta_db *db, uint64_t session, const uint8_t *p,
+                    size_t n, struct proto_wbuf *reply);
+/* RELEASE_REQ: session @session no longer holds the file open; an orphan
+ * nobody holds any more is reclaimed. */
+int meta_release_apply(struct meta_db *db, uint64_t session, const uint8_t *p,
+                       size_t n, struct proto_wbuf *reply);
 
 /* ---- meta_chunk.c ------------------------------------------------------ */
 

@@ -10,8 +10,9 @@
  * Invariants kept here:
  *   1. A directory's nlink is 2 plus the number of its subdirectories.
  *   2. A file's nlink is the number of entries naming it; at 0 the inode
- *      row goes and its chunks go to the gc list.  Files still open when
- *      unlinked are not tracked: their chunks go at once.
+ *      row goes and its chunks go to the gc list, unless a session holds
+ *      the file open: then it stays, with nlink 0, as an orphan that
+ *      meta_hold.c reclaims when the last hold ends.
  *   3. Every change to an inode bumps its version (meta_inode_update()).
  *   4. Times come from the op record, never from the clock.
  *   5. A snapshot (META_INODE_READONLY) keeps its size and extended
@@ -55,7 +56,7 @@ static bool name_is_special(const struct meta_name *n)
     return meta_name_is_dot(n) || meta_name_is_dotdot(n);
 }
 
-static int reply_attr(struct proto_wbuf *w, const struct proto_attr *a)
+int meta_reply_attr(struct proto_wbuf *w, const struct proto_attr *a)
 {
     struct proto_attr_rep rep = {.attr = *a};
     proto_attr_rep_encode(w, &rep);
@@ -144,8 +145,19 @@ int meta_ns_create_commit(struct meta_db *db, struct proto_attr *dir,
     return dir_touch(db, dir, now);
 }
 
-int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
-                  struct proto_wbuf *reply)
+/* MKNOD with PROTO_MKNOD_HOLD in a session: the caller holds the regular
+ * file it created or found open (meta_hold.c). */
+static int mknod_hold(struct meta_db *db, uint64_t session,
+                      const struct proto_mknod_req *q,
+                      const struct proto_attr *a)
+{
+    if (!(q->flags & PROTO_MKNOD_HOLD) || !session || !S_ISREG(a->mode))
+        return 0;
+    return meta_hold_add(db, session, a->ino);
+}
+
+int meta_ns_mknod(struct meta_db *db, int64_t now, uint64_t session,
+                  const uint8_t *p, size_t n, struct proto_wbuf *reply)
 {
     struct proto_mknod_req q;
     int r = proto_mknod_req_decode(p, n, &q);
@@ -179,7 +191,9 @@ int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
             return -EISDIR;
         if (S_ISLNK(a.mode))
             return -EEXIST;
-        return reply_attr(reply, &a);
+        if ((r = mknod_hold(db, session, &q, &a)) < 0)
+            return r;
+        return meta_reply_attr(reply, &a);
     }
     if (r < 0)
         return r;
@@ -190,7 +204,9 @@ int meta_ns_mknod(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         a.rdev = q.rdev;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    if ((r = mknod_hold(db, session, &q, &a)) < 0)
+        return r;
+    return meta_reply_attr(reply, &a);
 }
 
 int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
@@ -213,7 +229,7 @@ int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     a.size = META_DIR_SIZE;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
 int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
@@ -237,7 +253,7 @@ int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     a.size = target.len;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, &target, now)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
 int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
@@ -253,6 +269,9 @@ int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     if (S_ISDIR(a.mode))
         return -EPERM;
+    /* linkat(2) of an open file whose last name is gone: ENOENT. */
+    if (a.nlink == 0)
+        return -ENOENT;
     if ((r = meta_ns_create_check(db, &q.cred, q.newparent, &name, &dir,
                                   NULL)) < 0)
         return r;
@@ -266,14 +285,22 @@ int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     if ((r = dir_touch(db, &dir, now)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
-/* Drop one link to non-directory @a (its entry is already gone). */
+/* Drop one link to non-directory @a (its entry is already gone).  The
+ * last one deletes the inode, or makes it an orphan while a session holds
+ * it open (invariant 2). */
 static int drop_link(struct meta_db *db, struct proto_attr *a, int64_t now)
 {
-    if (a->nlink <= 1)
-        return meta_inode_delete(db, a->ino);
+    if (a->nlink <= 1) {
+        int r = meta_hold_any(db, a->ino);
+        if (r <= 0)
+            return r < 0 ? r : meta_inode_delete(db, a->ino);
+        a->nlink = 0;
+        a->ctime = now;
+        return meta_inode_update(db, a);
+    }
     a->nlink--;
     a->ctime = now;
     return meta_inode_update(db, a);
@@ -546,9 +573,24 @@ int meta_ns_rename(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
 
 /* ---- SETATTR ----------------------------------------------------------- */
 
-/* Permission for each kind of change, as Linux's setattr_prepare(). */
+/* The set-user-ID and set-group-ID bits of @mode that a write, truncate or
+ * chown removes: S_ISUID, and S_ISGID when group-executable (without it,
+ * S_ISGID marks mandatory locking and stays), as Linux's
+ * should_remove_suid(). */
+static uint32_t priv_bits(uint32_t mode)
+{
+    uint32_t k = mode & S_ISUID;
+    if ((mode & S_ISGID) && (mode & S_IXGRP))
+        k |= S_ISGID;
+    return k;
+}
+
+/* Permission for each kind of change, as Linux's setattr_prepare().
+ * @open_write: the caller's session holds the file open and says it has
+ * it open for writing (PROTO_SETATTR_FILE): ftruncate(2) checks no mode
+ * bits, open(2) did. */
 static int setattr_check(const struct proto_setattr_req *q,
-                         const struct proto_attr *a)
+                         const struct proto_attr *a, bool open_write)
 {
     const struct proto_cred *c = &q->cred;
     bool root = c->uid == 0, owner = c->uid == a->uid;
@@ -561,7 +603,7 @@ static int setattr_check(const struct proto_setattr_req *q,
             return -EINVAL;
         if (q->size > INT64_MAX)
             return -EFBIG;
-        if ((r = meta_perm_check(c, a, META_MAY_WRITE)) < 0)
+        if (!open_write && (r = meta_perm_check(c, a, META_MAY_WRITE)) < 0)
             return r;
     }
     if ((v & PROTO_SETATTR_UID) && !root && !(owner && q->uid == a->uid))
@@ -583,8 +625,8 @@ static int setattr_check(const struct proto_setattr_req *q,
     return 0;
 }
 
-int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
-                    struct proto_wbuf *reply)
+int meta_ns_setattr(struct meta_db *db, int64_t now, uint64_t session,
+                    const uint8_t *p, size_t n, struct proto_wbuf *reply)
 {
     struct proto_setattr_req q;
     struct proto_attr a;
@@ -593,25 +635,39 @@ int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
         return r;
     if ((r = meta_inode_get(db, q.ino, &a)) < 0)
         return r;
-    if ((r = setattr_check(&q, &a)) < 0)
+    bool open_write = false;
+    if ((q.valid & PROTO_SETATTR_FILE) && session) {
+        if ((r = meta_hold_has(db, session, a.ino)) < 0)
+            return r;
+        open_write = r == 1;
+    }
+    if ((r = setattr_check(&q, &a, open_write)) < 0)
         return r;
     /* docs/vmdisk.md: a snapshot's size is part of its data. */
     if ((q.valid & PROTO_SETATTR_SIZE) &&
         (r = meta_inode_writable(db, a.ino)) < 0)
         return r;
-    uint32_t v = q.valid;
+    uint32_t v = q.valid & ~(uint32_t)PROTO_SETATTR_FILE;
     bool root = q.cred.uid == 0;
-    if (v == 0)
-        return reply_attr(reply, &a);
+    /* A write or truncate by anyone but root drops the privileges of a
+     * regular file (Linux's file_remove_privs(), on the caller's behalf:
+     * the mount handles killpriv). */
+    uint32_t kill = 0;
+    if ((v & (PROTO_SETATTR_KILL_PRIV | PROTO_SETATTR_SIZE)) && !root &&
+        S_ISREG(a.mode))
+        kill = priv_bits(a.mode);
+    v &= ~(uint32_t)PROTO_SETATTR_KILL_PRIV;
+    if (v == 0 && kill == 0)
+        return meta_reply_attr(reply, &a);
+    a.mode &= ~kill;
     if (v & PROTO_SETATTR_UID)
         a.uid = q.uid;
     if (v & PROTO_SETATTR_GID)
         a.gid = q.gid;
-    /* chown(2) by an unprivileged caller clears set-user-ID and
-     * set-group-ID on anything but a directory. */
-    if ((v & (PROTO_SETATTR_UID | PROTO_SETATTR_GID)) && !root &&
-        !S_ISDIR(a.mode))
-        a.mode &= ~(uint32_t)(S_ISUID | S_ISGID);
+    /* chown(2) drops the privileges of anything but a directory, whoever
+     * the caller (Linux's notify_change() with ATTR_KILL_SUID|SGID). */
+    if ((v & (PROTO_SETATTR_UID | PROTO_SETATTR_GID)) && !S_ISDIR(a.mode))
+        a.mode &= ~priv_bits(a.mode);
     if (v & PROTO_SETATTR_MODE) {
         uint32_t mode = q.mode & CHMOD_BITS;
         /* chmod(2): outside the file's group, S_ISGID is dropped. */
@@ -639,7 +695,7 @@ int meta_ns_setattr(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     a.ctime = (v & PROTO_SETATTR_CTIME) ? q.ctime : now;
     if ((r = meta_inode_update(db, &a)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
 /* ---- Extended attributes ----------------------------------------------- */
@@ -688,13 +744,7 @@ static int xattr_exists(struct meta_db *db, uint64_t ino,
     sqlite3_stmt *s = meta_st(db, META_ST_XATTR_GET);
     sqlite3_bind_int64(s, 1, (int64_t)ino);
     meta_bind_blob(s, 2, name->p, name->len);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc == SQLITE_ROW)
-        return 1;
-    if (rc == SQLITE_DONE)
-        return 0;
-    return meta_sql_err(db, rc, "get xattr");
+    return meta_st_row(db, s, "get xattr");
 }
 
 int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,

@@ -33,13 +33,6 @@ static struct meta_name nm(struct proto_str s)
     return (struct meta_name){s.p, s.len};
 }
 
-static int reply_attr(struct proto_wbuf *w, const struct proto_attr *a)
-{
-    struct proto_attr_rep rep = {.attr = *a};
-    proto_attr_rep_encode(w, &rep);
-    return w->err;
-}
-
 static int q_lookup(struct meta_db *db, const uint8_t *p, size_t n,
                     struct proto_wbuf *reply)
 {
@@ -54,7 +47,7 @@ static int q_lookup(struct meta_db *db, const uint8_t *p, size_t n,
     if ((r = meta_name_check(&name)) < 0)
         return r;
     if (meta_name_is_dot(&name))
-        return reply_attr(reply, &dir);
+        return meta_reply_attr(reply, &dir);
     uint64_t ino;
     if (meta_name_is_dotdot(&name))
         r = meta_dir_parent(db, dir.ino, &ino);
@@ -64,7 +57,7 @@ static int q_lookup(struct meta_db *db, const uint8_t *p, size_t n,
         r = meta_inode_get(db, ino, &a);
     if (r < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
 static int q_getattr(struct meta_db *db, const uint8_t *p, size_t n,
@@ -77,7 +70,7 @@ static int q_getattr(struct meta_db *db, const uint8_t *p, size_t n,
         r = meta_inode_get(db, q.ino, &a);
     if (r < 0)
         return r;
-    return reply_attr(reply, &a);
+    return meta_reply_attr(reply, &a);
 }
 
 static int q_readlink(struct meta_db *db, const uint8_t *p, size_t n,
@@ -335,16 +328,11 @@ static int q_access(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-static int q_open(struct meta_db *db, const uint8_t *p, size_t n,
-                  struct proto_wbuf *reply)
+int meta_open_check(struct meta_db *db, const struct proto_access_req *q,
+                    struct proto_attr *a)
 {
-    struct proto_access_req q;
-    struct proto_attr a;
-    int r = proto_access_req_decode(p, n, &q);
-    if (r < 0)
-        return r;
-    int mask;
-    switch (q.mask & O_ACCMODE) {
+    int mask, r;
+    switch (q->mask & O_ACCMODE) {
     case O_RDONLY:
         mask = META_MAY_READ;
         break;
@@ -357,19 +345,19 @@ static int q_open(struct meta_db *db, const uint8_t *p, size_t n,
     default:
         return -EINVAL;
     }
-    if (q.mask & O_TRUNC)
+    if (q->mask & O_TRUNC)
         mask |= META_MAY_WRITE;
-    if ((r = meta_inode_get(db, q.ino, &a)) < 0)
+    if ((r = meta_inode_get(db, q->ino, a)) < 0)
         return r;
-    if (S_ISDIR(a.mode) && (mask & META_MAY_WRITE))
+    if (S_ISDIR(a->mode) && (mask & META_MAY_WRITE))
         return -EISDIR;
-    if (S_ISLNK(a.mode))
+    if (S_ISLNK(a->mode))
         return -ELOOP;
-    if ((r = meta_perm_check(&q.cred, &a, mask)) < 0)
+    if ((r = meta_perm_check(&q->cred, a, mask)) < 0)
         return r;
-    if ((mask & META_MAY_WRITE) && (r = meta_inode_writable(db, a.ino)) < 0)
+    if ((mask & META_MAY_WRITE) && (r = meta_inode_writable(db, a->ino)) < 0)
         return r;
-    return reply_attr(reply, &a);
+    return 0;
 }
 
 int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
@@ -405,7 +393,8 @@ int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
         r = q_access(db, payload, len, reply);
         break;
     case PROTO_MSG_OPEN_REQ:
-        r = q_open(db, payload, len, reply);
+        /* No session: the checks and the attributes, no hold. */
+        r = meta_open_apply(db, 0, payload, len, reply);
         break;
     case PROTO_MSG_CHUNK_LOCATE_REQ:
         r = meta_chunk_locate(db, payload, len, reply);
@@ -439,14 +428,15 @@ static int one_row(struct meta_db *db, enum meta_st id, uint64_t *v, int n)
 
 int meta_stats_get(struct meta_db *db, struct meta_stats *st)
 {
-    uint64_t v[3];
+    uint64_t v[4];
     int r;
     memset(st, 0, sizeof(*st));
-    if ((r = one_row(db, META_ST_INODE_STATS, v, 3)) < 0)
+    if ((r = one_row(db, META_ST_INODE_STATS, v, 4)) < 0)
         return r;
     st->inodes = v[0];
     st->dirs = v[1];
     st->files = v[2];
+    st->orphans = v[3];
     if ((r = one_row(db, META_ST_SESSION_COUNT, &st->sessions, 1)) < 0 ||
         (r = one_row(db, META_ST_OPLOG_COUNT, &st->ops, 1)) < 0 ||
         (r = one_row(db, META_ST_DB_BYTES, &st->db_bytes, 1)) < 0 ||

@@ -108,7 +108,19 @@ static bool is_engine_request(uint16_t opcode)
             (opcode & 1)) ||
            opcode == PROTO_MSG_GOAL_SET_REQ ||
            opcode == PROTO_MSG_IMAGE_INFO_REQ ||
+           opcode == PROTO_MSG_RELEASE_REQ ||
            opcode == PROTO_MSG_CHUNK_WRITE_END_REQ;
+}
+
+/* 1 when @opcode changes the state and so becomes an operation record, 0
+ * when meta_query() answers it, or -errno.  OPEN is a record only when it
+ * takes a hold the session does not have yet (docs/protocol.md §6.22). */
+static int engine_records(struct meta_srv_conn *c, uint16_t opcode,
+                          const uint8_t *payload, size_t len)
+{
+    if (opcode == PROTO_MSG_OPEN_REQ)
+        return meta_open_records(c->srv->db, c->session_id, payload, len);
+    return meta_op_is_mutation(opcode);
 }
 
 /* Namespace and chunk map requests: straight into the engine. */
@@ -119,9 +131,10 @@ static void handle_engine(struct meta_srv_conn *c, uint16_t opcode,
     int rc;
 
     proto_wbuf_init(&w);
-    if (meta_op_is_mutation(opcode))
+    rc = engine_records(c, opcode, payload, len);
+    if (rc > 0)
         rc = meta_srv_apply(c->srv, opcode, c->session_id, payload, len, &w);
-    else
+    else if (rc == 0)
         rc = meta_query(c->srv->db, opcode, payload, len, &w);
     meta_srv_cb_reply(c, opcode, req_id, payload, len, rc, &w);
     proto_wbuf_free(&w);

@@ -128,6 +128,7 @@ void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
     kv_u64(&o, "inodes", st.inodes);
     kv_u64(&o, "dirs", st.dirs);
     kv_u64(&o, "files", st.files);
+    kv_u64(&o, "orphans", st.orphans);
     kv_u64(&o, "oplog", st.ops);
     kv_u64(&o, "db_bytes", st.db_bytes);
     kv_u64(&o, "servers", srv->nservers);

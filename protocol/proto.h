@@ -292,7 +292,11 @@ struct proto_lookup_req { /* also UNLINK, RMDIR */
 #define PROTO_SETATTR_ATIME_NOW 0x040u
 #define PROTO_SETATTR_MTIME_NOW 0x080u
 #define PROTO_SETATTR_CTIME 0x100u
-#define PROTO_SETATTR_MASK 0x1FFu
+/* The caller has the file open for writing (ftruncate(2)), §6.7. */
+#define PROTO_SETATTR_FILE 0x200u
+/* Clear set-user-ID and set-group-ID as a write by the caller does. */
+#define PROTO_SETATTR_KILL_PRIV 0x400u
+#define PROTO_SETATTR_MASK 0x7FFu
 
 struct proto_setattr_req {
     struct proto_cred cred;
@@ -304,7 +308,8 @@ struct proto_setattr_req {
 };
 
 #define PROTO_MKNOD_EXCL 0x1u /* fail with EEXIST if the name exists */
-#define PROTO_MKNOD_MASK 0x1u
+#define PROTO_MKNOD_HOLD 0x2u /* the session holds the file open (§6.22) */
+#define PROTO_MKNOD_MASK 0x3u
 
 struct proto_mknod_req {
     struct proto_cred cred;
@@ -419,6 +424,10 @@ struct proto_xattr_name_req { /* GETXATTR, REMOVEXATTR */
 struct proto_bytes_rep { /* GETXATTR, LISTXATTR, CHUNK_READ */
     struct proto_str data;
 };
+
+/* OPEN: beside the open(2) flags, the session holds the file open until
+ * RELEASE (docs/protocol.md §6.22).  No open(2) flag uses this bit. */
+#define PROTO_OPEN_HOLD 0x80000000u
 
 struct proto_access_req { /* ACCESS (mask R_OK..), OPEN (O_* flags) */
     struct proto_cred cred;

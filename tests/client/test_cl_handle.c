@@ -1,6 +1,7 @@
 /* Tests for client/cl_handle.c: the open inode table (references sharing
  * an inode, lookups, release), write leases (reuse, expiry, renewal keeping
- * the dirty flag), dirty chunk collection for sync, and the known size. */
+ * the dirty flag), dirty chunk collection for sync, the known size, and
+ * the count of handles metad holds a file for with its linger. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,6 +217,43 @@ static void test_cl_inode_grow_only_raises(void **state)
     cl_handles_put(t, h);
 }
 
+static void test_cl_inode_hold_drop_last(void **state)
+{
+    struct cl_handles *t = *state;
+    struct cl_inode *n;
+    assert_int_equal(cl_handles_open(t, 10, 0, &n), 0);
+    for (int i = 0; i < 2; i++) {
+        cl_inode_hold_begin(n);
+        cl_inode_hold_end(NULL, n, true);
+    }
+    cl_inode_hold_begin(n);
+    cl_inode_hold_end(NULL, n, false); /* a failed OPEN counts nothing */
+    cl_inode_hold_begin(n);
+    assert_false(cl_inode_hold_drop(n));
+    assert_true(cl_inode_hold_drop(n));  /* the last handle */
+    assert_false(cl_inode_hold_drop(n)); /* none left */
+    cl_inode_hold_end(NULL, n, false);
+    cl_handles_put(t, n);
+}
+
+static void test_cl_handles_collect_lingering_when_due(void **state)
+{
+    struct cl_handles *t = *state;
+    struct cl_inode *n, *v[4];
+    assert_int_equal(cl_handles_open(t, 10, 0, &n), 0);
+    assert_false(cl_inode_linger_set(n, true, 1000));
+    assert_int_equal(cl_handles_collect(t, v, 4, 0), 0); /* drain: never */
+    assert_int_equal(cl_handles_collect(t, v, 4, 1000 + CL_LINGER_MS - 1), 0);
+    assert_false(cl_inode_linger_due(n, 1000 + CL_LINGER_MS - 1));
+    assert_int_equal(cl_handles_collect(t, v, 4, 1000 + CL_LINGER_MS), 1);
+    assert_ptr_equal(v[0], n);
+    cl_handles_put(t, v[0]);
+    assert_true(cl_inode_linger_due(n, UINT64_MAX));
+    assert_true(cl_inode_linger_set(n, false, 0));
+    assert_int_equal(cl_handles_collect(t, v, 4, UINT64_MAX), 0);
+    cl_handles_put(t, n);
+}
+
 static void test_cl_handles_server_down_marks_stale(void **state)
 {
     struct cl_handles *t = *state;
@@ -320,6 +358,10 @@ int test_cl_handle(void)
         T(test_cl_inode_grow_only_raises),
         T(test_cl_handles_server_down_marks_stale),
         T(test_cl_inode_lease_stale_one),
+        cmocka_unit_test_setup_teardown(test_cl_inode_hold_drop_last, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cl_handles_collect_lingering_when_due, setup, teardown),
         cmocka_unit_test(test_cl_downset_add_remove),
         cmocka_unit_test(test_cl_downset_add_full_forgets_oldest),
         cmocka_unit_test(test_cl_chunk_error_final_cases),

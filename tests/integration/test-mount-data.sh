@@ -8,8 +8,9 @@
 # writes arriving whole; a sparse file with a write at 5 GiB; truncate
 # down and up showing zeros; fsync, O_SYNC (also over an older delayed
 # write of the same bytes), O_DIRECT; fallocate (extend,
-# punch hole, zero range, unsupported modes); a file's data surviving the
-# loss of one replica's server.
+# punch hole, zero range, keep-size preallocation, fallocate(1) and
+# qemu-img's preallocation=falloc, unsupported modes); a file's data
+# surviving the loss of one replica's server.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, fusermount3, python3,
 # sha256sum; exits 77 when one is missing.
 set -u
@@ -229,7 +230,8 @@ r = mmap.mmap(-1, 1 << 20)
 check(os.preadv(fd, [r], 0) == 1 << 20 and r[:] == m[:], "O_DIRECT read")
 os.close(fd)
 
-# fallocate: extend, punch a hole, zero a range, refuse the rest.
+# fallocate: extend, punch a hole, zero a range, allocate keeping the
+# size, refuse the rest.
 libc = ctypes.CDLL(None, use_errno=True)
 libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
                            ctypes.c_int64]
@@ -246,6 +248,9 @@ check(os.fstat(fd).st_size == 1000000, "punch keeps the size")
 check(libc.fallocate(fd, ZERO, 200000, 2000000) == 0, "zero range")
 check(os.fstat(fd).st_size == 2200000, "zero range extends")
 check(os.pread(fd, 100000, 200000) == b"\0" * 100000, "zeroed range")
+check(libc.fallocate(fd, KEEP, 2000000, 4000000) == 0, "keep-size allocate")
+check(os.fstat(fd).st_size == 2200000, "keep-size allocate keeps the size")
+check(os.pread(fd, 10, 2195000) == b"\0" * 10, "nothing moved")
 check(libc.fallocate(fd, COLLAPSE, 0, 4096) == -1 and
       ctypes.get_errno() == errno.EOPNOTSUPP, "collapse is EOPNOTSUPP")
 os.close(fd)
@@ -262,6 +267,18 @@ os.close(fd)
 with open("ow.expect", "wb") as f:
     f.write(exp)
 EOF
+
+# The tools that preallocate: fallocate(1) keeping the size, and qemu-img.
+printf abc >kn
+fallocate -n -l 1M kn || fail "fallocate -n"
+expect_eq "fallocate -n keeps the size" "$(stat -c %s kn)" 3
+fallocate -l 1M kn || fail "fallocate"
+expect_eq "fallocate extends" "$(stat -c %s kn)" 1048576
+if command -v qemu-img >/dev/null 2>&1; then
+    qemu-img create -q -f raw -o preallocation=falloc qf.img 64M ||
+        fail "qemu-img preallocation=falloc"
+    expect_eq "qemu-img preallocation=falloc" "$(stat -c %s qf.img)" 67108864
+fi
 
 # ---- after a remount, from the servers -------------------------------------
 umount_fs

@@ -26,23 +26,6 @@ static int do_register(struct fx *f, uint8_t tag, const char *addr,
     return r;
 }
 
-static int do_chunk_set(struct fx *f, uint64_t ino, uint64_t index,
-                        uint64_t chunk_id, uint64_t old_v, uint64_t new_v,
-                        uint32_t n, const uint32_t *servers)
-{
-    struct proto_wbuf w;
-    proto_wbuf_init(&w);
-    proto_put_u64(&w, ino);
-    proto_put_u64(&w, index);
-    proto_put_u64(&w, chunk_id);
-    proto_put_u64(&w, old_v);
-    proto_put_u64(&w, new_v);
-    proto_put_u32(&w, n);
-    for (uint32_t i = 0; i < n; i++)
-        proto_put_u32(&w, servers[i]);
-    return fx_apply(f, META_OP_CHUNK_SET, &w, NULL);
-}
-
 static int do_write_end(struct fx *f, uint64_t ino, uint64_t index,
                         uint64_t chunk_id, uint64_t size, struct proto_attr *a)
 {
@@ -118,7 +101,7 @@ static void test_meta_chunk_set_new_and_bump(void **state)
     assert_int_equal(do_create(f, R, ROOT, "f", 0644, &a), 0);
     assert_int_equal(meta_chunk_max_id(f->db), 0);
     assert_int_equal(meta_chunk_at(f->db, a.ino, 0, &c), -ENOENT);
-    assert_int_equal(do_chunk_set(f, a.ino, 0, 1, 0, 1, 3, s), 0);
+    assert_int_equal(fx_chunk_set(f, a.ino, 0, 1, 0, 1, 3, s), 0);
     assert_int_equal(meta_chunk_max_id(f->db), 1);
     assert_int_equal(meta_chunk_at(f->db, a.ino, 0, &c), 0);
     assert_int_equal(c.chunk_id, 1);
@@ -127,11 +110,11 @@ static void test_meta_chunk_set_new_and_bump(void **state)
     assert_int_equal(c.servers[0], s[0]);
     assert_int_equal(c.servers[2], s[2]);
     /* A second "new chunk" for the same slot lost a race. */
-    assert_int_equal(do_chunk_set(f, a.ino, 0, 2, 0, 1, 1, s), -ESTALE);
+    assert_int_equal(fx_chunk_set(f, a.ino, 0, 2, 0, 1, 1, s), -ESTALE);
     /* Bump with the wrong old version, then the right one, losing s[1]. */
-    assert_int_equal(do_chunk_set(f, a.ino, 0, 1, 7, 8, 2, s), -ESTALE);
+    assert_int_equal(fx_chunk_set(f, a.ino, 0, 1, 7, 8, 2, s), -ESTALE);
     uint32_t keep[2] = {s[2], s[0]};
-    assert_int_equal(do_chunk_set(f, a.ino, 0, 1, 1, 2, 2, keep), 0);
+    assert_int_equal(fx_chunk_set(f, a.ino, 0, 1, 1, 2, 2, keep), 0);
     assert_int_equal(meta_chunk_get(f->db, 1, &c), 0);
     assert_int_equal(c.version, 2);
     assert_int_equal(c.nreplicas, 2);
@@ -145,10 +128,10 @@ static void test_meta_chunk_set_new_and_bump(void **state)
     assert_int_equal(l.server[0], s[1]);
     /* Errors: unknown server, inode, directory; chunk ids never reused. */
     uint32_t bad = 99;
-    assert_int_equal(do_chunk_set(f, a.ino, 1, 5, 0, 1, 1, &bad), -EINVAL);
-    assert_int_equal(do_chunk_set(f, 999, 1, 5, 0, 1, 1, s), -ENOENT);
-    assert_int_equal(do_chunk_set(f, ROOT, 1, 5, 0, 1, 1, s), -EISDIR);
-    assert_int_equal(do_chunk_set(f, a.ino, 1, 1, 0, 1, 1, s), -ESTALE);
+    assert_int_equal(fx_chunk_set(f, a.ino, 1, 5, 0, 1, 1, &bad), -EINVAL);
+    assert_int_equal(fx_chunk_set(f, 999, 1, 5, 0, 1, 1, s), -ENOENT);
+    assert_int_equal(fx_chunk_set(f, ROOT, 1, 5, 0, 1, 1, s), -EISDIR);
+    assert_int_equal(fx_chunk_set(f, a.ino, 1, 1, 0, 1, 1, s), -ESTALE);
     assert_int_equal(meta_chunk_get(f->db, 5, &c), -ENOENT);
     uint32_t goal;
     assert_int_equal(meta_goal_get(f->db, a.ino, &goal), 0);
@@ -163,7 +146,7 @@ static void test_meta_chunk_write_end_grows_size(void **state)
     uint32_t s;
     assert_int_equal(do_register(f, 1, "h:1", &s), 0);
     assert_int_equal(do_create(f, R, ROOT, "f", 0644, &a), 0);
-    assert_int_equal(do_chunk_set(f, a.ino, 0, 10, 0, 1, 1, &s), 0);
+    assert_int_equal(fx_chunk_set(f, a.ino, 0, 10, 0, 1, 1, &s), 0);
     assert_int_equal(do_write_end(f, a.ino, 0, 10, 5000, &b), 0);
     assert_int_equal(b.size, 5000);
     assert_int_equal(b.mtime, 4242);
@@ -187,7 +170,7 @@ static void test_meta_chunk_locate_slots(void **state)
     assert_int_equal(do_register(f, 1, "10.0.0.1:9422", &s[0]), 0);
     assert_int_equal(do_register(f, 2, "10.0.0.2:9422", &s[1]), 0);
     assert_int_equal(do_create(f, R, ROOT, "f", 0644, &a), 0);
-    assert_int_equal(do_chunk_set(f, a.ino, 2, 7, 0, 3, 2, s), 0);
+    assert_int_equal(fx_chunk_set(f, a.ino, 2, 7, 0, 3, 2, s), 0);
     assert_int_equal(do_write_end(f, a.ino, 2, 7, 3 * CHUNK + 1, NULL), 0);
     struct proto_wbuf w, reply;
     struct proto_chunk_locate_req q = {.ino = a.ino, .first = 1, .count = 10};
@@ -236,7 +219,7 @@ static void test_meta_chunk_truncate_and_unlink_feed_gc(void **state)
     assert_int_equal(do_register(f, 2, "h:2", &s[1]), 0);
     assert_int_equal(do_create(f, R, ROOT, "f", 0644, &a), 0);
     for (uint64_t i = 0; i < 3; i++)
-        assert_int_equal(do_chunk_set(f, a.ino, i, 100 + i, 0, 1, 2, s), 0);
+        assert_int_equal(fx_chunk_set(f, a.ino, i, 100 + i, 0, 1, 2, s), 0);
     assert_int_equal(do_write_end(f, a.ino, 2, 102, 3 * CHUNK, NULL), 0);
     /* Shrink into slot 1: slot 2 goes, slot 1 stays (partly kept). */
     struct proto_setattr_req q = {.cred = R,

@@ -9,40 +9,6 @@
 static const struct proto_cred U1 = {.uid = 1000, .gid = 1000};
 static const struct proto_cred U2 = {.uid = 2000, .gid = 2000};
 
-static uint32_t do_register(struct fx *f, uint8_t tag)
-{
-    struct proto_wbuf w, reply;
-    struct proto_server_register_req q = {.addr = str_of("127.0.0.1:9422"),
-                                          .capacity = 1ull << 40,
-                                          .free = 1ull << 39};
-    struct proto_server_register_rep rep;
-    memset(q.uuid, tag, sizeof(q.uuid));
-    proto_wbuf_init(&w);
-    proto_wbuf_init(&reply);
-    proto_server_register_req_encode(&w, &q);
-    assert_int_equal(fx_apply(f, PROTO_MSG_SERVER_REGISTER_REQ, &w, &reply), 0);
-    assert_int_equal(proto_server_register_rep_decode(reply.p, reply.len, &rep),
-                     0);
-    proto_wbuf_free(&reply);
-    return rep.server_id;
-}
-
-static int do_chunk_set(struct fx *f, uint64_t ino, uint64_t index,
-                        uint64_t chunk_id, uint64_t old_v, uint64_t new_v,
-                        uint32_t server)
-{
-    struct proto_wbuf w;
-    proto_wbuf_init(&w);
-    proto_put_u64(&w, ino);
-    proto_put_u64(&w, index);
-    proto_put_u64(&w, chunk_id);
-    proto_put_u64(&w, old_v);
-    proto_put_u64(&w, new_v);
-    proto_put_u32(&w, 1);
-    proto_put_u32(&w, server);
-    return fx_apply(f, META_OP_CHUNK_SET, &w, NULL);
-}
-
 static int do_cow(struct fx *f, uint64_t ino, uint64_t index, uint64_t src,
                   uint64_t src_v, uint64_t new_id, uint32_t server)
 {
@@ -121,23 +87,6 @@ static int do_truncate(struct fx *f, uint64_t ino, uint64_t size)
     return do_setattr(f, &q, NULL);
 }
 
-static int gc_count_fn(uint64_t chunk_id, uint64_t version, uint32_t server,
-                       void *arg)
-{
-    (void)chunk_id;
-    (void)version;
-    (void)server;
-    (*(int *)arg)++;
-    return 0;
-}
-
-static int gc_count(struct fx *f)
-{
-    int n = 0;
-    assert_int_equal(meta_gc_foreach(f->db, 0, 1000, gc_count_fn, &n), 0);
-    return n;
-}
-
 static uint32_t refs(struct fx *f, uint64_t chunk_id)
 {
     struct meta_chunk c;
@@ -160,11 +109,11 @@ static uint64_t chunk_of(struct fx *f, uint64_t ino, uint64_t index)
 static uint64_t make_image(struct fx *f, uint32_t *sid)
 {
     struct proto_attr a;
-    *sid = do_register(f, 1);
+    *sid = fx_server_add(f, 1);
     assert_int_equal(do_create(f, R, ROOT, "img", 0644, &a), 0);
-    assert_int_equal(do_chunk_set(f, a.ino, 0, 1, 0, 1, *sid), 0);
-    assert_int_equal(do_chunk_set(f, a.ino, 1, 2, 0, 1, *sid), 0);
-    assert_int_equal(do_chunk_set(f, a.ino, 3, 3, 0, 1, *sid), 0);
+    assert_int_equal(fx_chunk_set1(f, a.ino, 0, 1, 0, 1, *sid), 0);
+    assert_int_equal(fx_chunk_set1(f, a.ino, 1, 2, 0, 1, *sid), 0);
+    assert_int_equal(fx_chunk_set1(f, a.ino, 3, 3, 0, 1, *sid), 0);
     assert_int_equal(do_write_end(f, a.ino, 3, 3, 3 * CHUNK + CHUNK / 2), 0);
     return a.ino;
 }
@@ -191,7 +140,7 @@ static void test_meta_image_snapshot_shares_chunks(void **state)
     struct meta_stats st;
     assert_int_equal(meta_stats_get(f->db, &st), 0);
     assert_int_equal(st.chunks, 3); /* shared, not copied */
-    assert_int_equal(gc_count(f), 0);
+    assert_int_equal(fx_gc_count(f), 0);
 }
 
 static void test_meta_image_clone_of_snapshot_counts(void **state)
@@ -226,9 +175,9 @@ static void test_meta_image_cow_moves_slot(void **state)
     assert_int_equal(refs(f, 2), 1);
     assert_int_equal(refs(f, 10), 1);
     assert_int_equal(meta_chunk_max_id(f->db), 10);
-    assert_int_equal(gc_count(f), 0);
+    assert_int_equal(fx_gc_count(f), 0);
     /* Now private: a plain version bump is allowed again. */
-    assert_int_equal(do_chunk_set(f, img, 1, 2, 1, 2, sid), 0);
+    assert_int_equal(fx_chunk_set1(f, img, 1, 2, 1, 2, sid), 0);
 }
 
 static void test_meta_image_cow_stale(void **state)
@@ -289,7 +238,7 @@ static void test_meta_image_cow_bumps_source(void **state)
     assert_int_equal(version_of(f, 2), 2);
     assert_int_equal(version_of(f, 10), 1);
     assert_int_equal(refs(f, 2), 1);
-    assert_int_equal(gc_count(f), 0);
+    assert_int_equal(fx_gc_count(f), 0);
     /* Copying from the old version again is stale. */
     assert_int_equal(do_cow_bump(f, img, 0, 1, 2, 11, sid, &sid, 1, &moved),
                      -ESTALE);
@@ -308,7 +257,7 @@ static void test_meta_image_cow_bump_drops_missed_replica(void **state)
     struct proto_wbuf w;
     struct meta_chunk ch;
     int moved;
-    uint32_t s1 = do_register(f, 1), s2 = do_register(f, 2);
+    uint32_t s1 = fx_server_add(f, 1), s2 = fx_server_add(f, 2);
     assert_int_equal(do_create(f, R, ROOT, "img", 0644, &a), 0);
     proto_wbuf_init(&w);
     proto_put_u64(&w, a.ino);
@@ -334,7 +283,7 @@ static void test_meta_image_cow_bump_drops_missed_replica(void **state)
     assert_int_equal(ch.nreplicas, 1);
     assert_int_equal(ch.servers[0], s2);
     assert_true(gc_has_at(f, 1, 1, s1));
-    assert_int_equal(gc_count(f), 1);
+    assert_int_equal(fx_gc_count(f), 1);
     assert_int_equal(chunk_of(f, c.ino, 0), 1);
 }
 
@@ -348,7 +297,7 @@ static void test_meta_image_cow_bump_recorded_when_slot_moved(void **state)
     assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
                      0);
     /* A hole write took a higher id while the copy was made. */
-    assert_int_equal(do_chunk_set(f, img, 2, 12, 0, 1, sid), 0);
+    assert_int_equal(fx_chunk_set1(f, img, 2, 12, 0, 1, sid), 0);
     assert_int_equal(do_cow_bump(f, img, 1, 2, 1, 10, sid, &sid, 1, &moved), 0);
     assert_int_equal(moved, 0);
     assert_int_equal(chunk_of(f, img, 1), 2);
@@ -387,7 +336,7 @@ static void test_meta_image_cow_bump_last_sharer_gc_version(void **state)
     assert_int_equal(moved, 1);
     /* Listed at the version the server now has. */
     assert_true(gc_has_at(f, 1, 2, sid));
-    assert_int_equal(gc_count(f), 1);
+    assert_int_equal(fx_gc_count(f), 1);
 }
 
 static void test_meta_image_bump_of_shared_chunk_stale(void **state)
@@ -397,7 +346,7 @@ static void test_meta_image_bump_of_shared_chunk_stale(void **state)
     uint64_t img = make_image(f, &sid);
     assert_int_equal(
         do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", NULL), 0);
-    assert_int_equal(do_chunk_set(f, img, 0, 1, 1, 2, sid), -ESTALE);
+    assert_int_equal(fx_chunk_set1(f, img, 0, 1, 1, 2, sid), -ESTALE);
 }
 
 static void test_meta_image_unlink_origin_keeps_snapshot(void **state)
@@ -409,13 +358,13 @@ static void test_meta_image_unlink_origin_keeps_snapshot(void **state)
     assert_int_equal(
         do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
     assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
-    assert_int_equal(gc_count(f), 0);
+    assert_int_equal(fx_gc_count(f), 0);
     assert_int_equal(chunk_of(f, s.ino, 0), 1);
     assert_int_equal(chunk_of(f, s.ino, 3), 3);
     assert_int_equal(refs(f, 1), 1);
     /* The last reference lists every replica for deletion. */
     assert_int_equal(do_unlink(f, R, ROOT, "snap"), 0);
-    assert_int_equal(gc_count(f), 3);
+    assert_int_equal(fx_gc_count(f), 3);
     struct meta_chunk c;
     assert_int_equal(meta_chunk_get(f->db, 1, &c), -ENOENT);
 }
@@ -431,11 +380,11 @@ static void test_meta_image_truncate_drops_only_last_ref(void **state)
     assert_int_equal(do_cow(f, c.ino, 3, 3, 1, 10, sid), 0);
     assert_int_equal(do_truncate(f, c.ino, CHUNK), 0);
     /* Chunk 2 is still the origin's, chunk 10 was the clone's alone. */
-    assert_int_equal(gc_count(f), 1);
+    assert_int_equal(fx_gc_count(f), 1);
     assert_int_equal(refs(f, 2), 1);
     assert_int_equal(refs(f, 1), 2);
     assert_int_equal(do_truncate(f, img, 0), 0);
-    assert_int_equal(gc_count(f), 3); /* 10, 2, 3 */
+    assert_int_equal(fx_gc_count(f), 3); /* 10, 2, 3 */
     assert_int_equal(refs(f, 1), 1);
 }
 
@@ -450,7 +399,7 @@ static void test_meta_image_cow_after_other_sharer_gone(void **state)
     /* The copy was planned while shared; the origin went meanwhile. */
     assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
     assert_int_equal(do_cow(f, c.ino, 0, 1, 1, 10, sid), 0);
-    assert_int_equal(gc_count(f), 1);
+    assert_int_equal(fx_gc_count(f), 1);
     struct meta_chunk ch;
     assert_int_equal(meta_chunk_get(f->db, 1, &ch), -ENOENT);
 }
@@ -472,13 +421,13 @@ static void test_meta_image_snapshot_is_readonly(void **state)
     assert_int_equal(do_access(f, PROTO_MSG_OPEN_REQ, R, s.ino, O_RDONLY), 0);
     assert_int_equal(do_truncate(f, s.ino, 0), -EROFS);
     assert_int_equal(do_setxattr(f, R, s.ino, "user.a", "1", 0), -EROFS);
-    assert_int_equal(do_chunk_set(f, s.ino, 2, 20, 0, 1, sid), -EROFS);
+    assert_int_equal(fx_chunk_set1(f, s.ino, 2, 20, 0, 1, sid), -EROFS);
     assert_int_equal(do_cow(f, s.ino, 0, 1, 1, 20, sid), -EROFS);
     assert_int_equal(do_write_end(f, s.ino, 0, 1, 5 * CHUNK), -EROFS);
     assert_int_equal(do_chmod(f, R, s.ino, 0600, NULL), 0);
     assert_int_equal(do_rename(f, R, ROOT, "snap", ROOT, "snap2", 0), 0);
     assert_int_equal(do_unlink(f, R, ROOT, "snap2"), 0);
-    assert_int_equal(gc_count(f), 0);
+    assert_int_equal(fx_gc_count(f), 0);
 }
 
 static void test_meta_image_snapshot_errors(void **state)
@@ -585,22 +534,6 @@ static void test_meta_image_chunk_walk_once_highest_goal(void **state)
     assert_int_equal(goal, 5);
 }
 
-struct replay {
-    struct meta_db *to;
-};
-
-static int replay_op(uint64_t seq, const struct meta_op *op, void *arg)
-{
-    struct replay *rp = arg;
-    struct proto_wbuf reply;
-    (void)seq;
-    proto_wbuf_init(&reply);
-    int r = meta_apply(rp->to, op, &reply);
-    proto_wbuf_free(&reply);
-    assert_int_equal(r, 0);
-    return 0;
-}
-
 static void test_meta_image_replay_gives_same_state(void **state)
 {
     struct fx *f = *state;
@@ -616,7 +549,7 @@ static void test_meta_image_replay_gives_same_state(void **state)
     int moved;
     assert_int_equal(do_cow_bump(f, img, 3, 3, 1, 12, sid, &sid, 1, &moved), 0);
     assert_int_equal(moved, 1);
-    assert_int_equal(do_chunk_set(f, c.ino, 2, 14, 0, 1, sid), 0);
+    assert_int_equal(fx_chunk_set1(f, c.ino, 2, 14, 0, 1, sid), 0);
     assert_int_equal(do_cow_bump(f, c.ino, 3, 3, 2, 13, sid, &sid, 1, &moved),
                      0);
     assert_int_equal(moved, 0); /* 13 is below 14: only the bump */
@@ -625,8 +558,7 @@ static void test_meta_image_replay_gives_same_state(void **state)
 
     struct meta_db *to;
     assert_int_equal(meta_db_open(":memory:", &to), 0);
-    struct replay rp = {.to = to};
-    assert_int_equal(meta_oplog_foreach(f->db, 0, replay_op, &rp), 0);
+    assert_int_equal(meta_oplog_foreach(f->db, 0, fx_replay_op, to), 0);
     uint64_t inos[] = {s.ino, c.ino};
     for (size_t k = 0; k < 2; k++)
         for (uint64_t i = 0; i < 4; i++) {
@@ -638,8 +570,8 @@ static void test_meta_image_replay_gives_same_state(void **state)
                 assert_memory_equal(&a, &b, sizeof(a));
         }
     int na = 0, nb = 0;
-    assert_int_equal(meta_gc_foreach(f->db, 0, 100, gc_count_fn, &na), 0);
-    assert_int_equal(meta_gc_foreach(to, 0, 100, gc_count_fn, &nb), 0);
+    assert_int_equal(meta_gc_foreach(f->db, 0, 100, fx_gc_count_fn, &na), 0);
+    assert_int_equal(meta_gc_foreach(to, 0, 100, fx_gc_count_fn, &nb), 0);
     assert_int_equal(na, nb);
     assert_int_equal(na, 4); /* 10, 12 (the origin's copies), 11, 14 */
     for (uint64_t id = 1; id <= 14; id++) {

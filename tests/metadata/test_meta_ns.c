@@ -307,7 +307,7 @@ static void test_meta_ns_setattr_chown(void **state)
     assert_int_equal(b.gid, 3000);
     assert_int_equal(b.mode, S_IFREG | 0755);
     assert_int_equal(b.ctime, f->now);
-    /* Root keeps them and may give the file away. */
+    /* Root may give the file away; they go then too, as on Linux. */
     assert_int_equal(do_chmod(f, cred_root(), a.ino, 06755, NULL), 0);
     q.cred = cred_root();
     q.valid = PROTO_SETATTR_UID | PROTO_SETATTR_GID;
@@ -316,7 +316,69 @@ static void test_meta_ns_setattr_chown(void **state)
     assert_int_equal(do_setattr(f, &q, &b), 0);
     assert_int_equal(b.uid, 2000);
     assert_int_equal(b.gid, 2000);
-    assert_int_equal(b.mode, S_IFREG | 06755);
+    assert_int_equal(b.mode, S_IFREG | 0755);
+    /* Without group execute, S_ISGID marks locking and stays. */
+    assert_int_equal(do_chmod(f, cred_root(), a.ino, 06745, NULL), 0);
+    q.uid = 1000;
+    assert_int_equal(do_setattr(f, &q, &b), 0);
+    assert_int_equal(b.mode, S_IFREG | 02745);
+}
+
+static void test_meta_ns_setattr_kill_priv(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr a, b;
+    assert_int_equal(do_chmod(f, cred_root(), ROOT, 0777, NULL), 0);
+    assert_int_equal(do_create(f, U1, ROOT, "f", 0777, &a), 0);
+    assert_int_equal(do_chmod(f, U1, a.ino, 06777, NULL), 0);
+    /* Root's write keeps them (CAP_FSETID). */
+    struct proto_setattr_req q = {
+        .cred = cred_root(), .ino = a.ino, .valid = PROTO_SETATTR_KILL_PRIV};
+    assert_int_equal(do_setattr(f, &q, &b), 0);
+    assert_int_equal(b.mode, S_IFREG | 06777);
+    assert_int_equal(b.version, attr_of(f, a.ino).version); /* no change */
+    /* Anyone else's write drops them, owner or not, without a check. */
+    q.cred = U2;
+    assert_int_equal(do_setattr(f, &q, &b), 0);
+    assert_int_equal(b.mode, S_IFREG | 0777);
+    assert_int_equal(b.ctime, f->now);
+    /* So does a truncate. */
+    assert_int_equal(do_chmod(f, U1, a.ino, 04777, NULL), 0);
+    q.valid = PROTO_SETATTR_SIZE;
+    q.size = 10;
+    assert_int_equal(do_setattr(f, &q, &b), 0);
+    assert_int_equal(b.mode, S_IFREG | 0777);
+    assert_int_equal(b.size, 10);
+}
+
+/* ftruncate(2) on a descriptor open for writing checks no mode bits: a
+ * file created with mode 0 and O_RDWR can be truncated through it. */
+static void test_meta_ns_setattr_file_open_for_write(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr a, b;
+    uint64_t session = fx_session_open(f);
+
+    assert_int_equal(do_chmod(f, cred_root(), ROOT, 0777, NULL), 0);
+    struct proto_setattr_req q = {.cred = U1,
+                                  .valid =
+                                      PROTO_SETATTR_SIZE | PROTO_SETATTR_FILE,
+                                  .size = 5};
+    /* Without holding it open, FILE is not believed. */
+    assert_int_equal(do_create(f, U1, ROOT, "nohold", 0, &a), 0);
+    q.ino = a.ino;
+    assert_int_equal(do_setattr(f, &q, NULL), -EACCES);
+    f->session = session;
+    assert_int_equal(do_setattr(f, &q, NULL), -EACCES);
+    assert_int_equal(do_mknod(f, U1, ROOT, "f", S_IFREG,
+                              PROTO_MKNOD_EXCL | PROTO_MKNOD_HOLD, &a),
+                     0);
+    q.ino = a.ino;
+    assert_int_equal(do_setattr(f, &q, &b), 0);
+    assert_int_equal(b.size, 5);
+    /* truncate(2) by name still checks. */
+    q.valid = PROTO_SETATTR_SIZE;
+    assert_int_equal(do_setattr(f, &q, NULL), -EACCES);
 }
 
 static void test_meta_ns_setattr_truncate(void **state)
@@ -472,6 +534,8 @@ int test_meta_ns(void)
         T(test_meta_ns_inode_numbers_not_reused),
         T(test_meta_ns_setattr_chmod),
         T(test_meta_ns_setattr_chown),
+        T(test_meta_ns_setattr_kill_priv),
+        T(test_meta_ns_setattr_file_open_for_write),
         T(test_meta_ns_setattr_truncate),
         T(test_meta_ns_setattr_times),
         T(test_meta_ns_xattr_flags),

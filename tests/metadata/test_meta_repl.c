@@ -5,38 +5,10 @@
 #define R cred_root()
 #define CHUNK ((uint64_t)PROTO_CHUNK_SIZE)
 
+/* Server @tag as these tests have always registered it: 1 byte free. */
 static uint32_t reg(struct fx *f, uint8_t tag)
 {
-    struct proto_wbuf w, reply;
-    struct proto_server_register_req q = {
-        .addr = str_of("127.0.0.1:1"), .capacity = 1ull << 40, .free = 1};
-    struct proto_server_register_rep rep;
-    memset(q.uuid, tag, sizeof(q.uuid));
-    proto_wbuf_init(&w);
-    proto_wbuf_init(&reply);
-    proto_server_register_req_encode(&w, &q);
-    assert_int_equal(fx_apply(f, PROTO_MSG_SERVER_REGISTER_REQ, &w, &reply), 0);
-    assert_int_equal(proto_server_register_rep_decode(reply.p, reply.len, &rep),
-                     0);
-    proto_wbuf_free(&reply);
-    return rep.server_id;
-}
-
-static int chunk_set(struct fx *f, uint64_t ino, uint64_t index,
-                     uint64_t chunk_id, uint64_t old_v, uint64_t new_v,
-                     uint32_t n, const uint32_t *servers)
-{
-    struct proto_wbuf w;
-    proto_wbuf_init(&w);
-    proto_put_u64(&w, ino);
-    proto_put_u64(&w, index);
-    proto_put_u64(&w, chunk_id);
-    proto_put_u64(&w, old_v);
-    proto_put_u64(&w, new_v);
-    proto_put_u32(&w, n);
-    for (uint32_t i = 0; i < n; i++)
-        proto_put_u32(&w, servers[i]);
-    return fx_apply(f, META_OP_CHUNK_SET, &w, NULL);
+    return fx_server_register(f, tag, "127.0.0.1:1", 1);
 }
 
 /* REPLICA_ADD or REPLICA_DROP; *added gets the ADD reply byte. */
@@ -109,7 +81,7 @@ static uint64_t file_with_chunk(struct fx *f, uint32_t n, const uint32_t *s)
 {
     struct proto_attr a;
     assert_int_equal(do_create(f, R, ROOT, "f", 0644, &a), 0);
-    assert_int_equal(chunk_set(f, a.ino, 0, 1, 0, 1, n, s), 0);
+    assert_int_equal(fx_chunk_set(f, a.ino, 0, 1, 0, 1, n, s), 0);
     return a.ino;
 }
 
@@ -194,7 +166,7 @@ static void test_meta_replica_add_stale_copy_goes_to_gc(void **state)
     int added = -1;
     uint64_t ino = file_with_chunk(f, 2, s);
     /* The chunk moved on to version 2 while the copy of v1 was made. */
-    assert_int_equal(chunk_set(f, ino, 0, 1, 1, 2, 2, s), 0);
+    assert_int_equal(fx_chunk_set(f, ino, 0, 1, 1, 2, 2, s), 0);
     assert_int_equal(replica_op(f, META_OP_REPLICA_ADD, 1, 1, s[2], &added),
                      0);
     assert_int_equal(added, 0);
@@ -237,7 +209,7 @@ static void test_meta_gc_foreach_filters_by_server(void **state)
     struct proto_attr a;
     assert_int_equal(do_create(f, R, ROOT, "f", 0644, &a), 0);
     for (uint64_t i = 0; i < 3; i++)
-        assert_int_equal(chunk_set(f, a.ino, i, i + 1, 0, 1, 2, s), 0);
+        assert_int_equal(fx_chunk_set(f, a.ino, i, i + 1, 0, 1, 2, s), 0);
     assert_int_equal(do_unlink(f, R, ROOT, "f"), 0);
     assert_int_equal(gc_count(f, 0), 6);
     assert_int_equal(gc_count(f, s[0]), 3);
@@ -277,7 +249,7 @@ static void test_meta_server_state_removed_forgets_replicas(void **state)
     uint64_t ino = file_with_chunk(f, 2, s);
     struct proto_attr a;
     assert_int_equal(do_create(f, R, ROOT, "g", 0644, &a), 0);
-    assert_int_equal(chunk_set(f, a.ino, 0, 2, 0, 1, 2, s), 0);
+    assert_int_equal(fx_chunk_set(f, a.ino, 0, 2, 0, 1, 2, s), 0);
     assert_int_equal(do_unlink(f, R, ROOT, "g"), 0);
     assert_int_equal(gc_count(f, s[1]), 1);
     assert_int_equal(server_state(f, s[1], PROTO_SERVER_REMOVED), 0);
@@ -323,8 +295,8 @@ static void test_meta_chunk_foreach_goal_length_usage(void **state)
     uint64_t use[8] = {0};
     struct meta_stats st;
     assert_int_equal(do_create(f, R, ROOT, "f", 0644, &a), 0);
-    assert_int_equal(chunk_set(f, a.ino, 0, 1, 0, 1, 2, s), 0);
-    assert_int_equal(chunk_set(f, a.ino, 1, 2, 0, 1, 1, s + 1), 0);
+    assert_int_equal(fx_chunk_set(f, a.ino, 0, 1, 0, 1, 2, s), 0);
+    assert_int_equal(fx_chunk_set(f, a.ino, 1, 2, 0, 1, 1, s + 1), 0);
     q.ino = a.ino;
     assert_int_equal(do_setattr(f, &q, NULL), 0);
     assert_int_equal(goal_set(f, R, a.ino, 2, 0, NULL), 0);

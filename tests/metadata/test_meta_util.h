@@ -371,4 +371,105 @@ static inline struct proto_attr attr_of(struct fx *f, uint64_t ino)
     return a;
 }
 
+/* Register storage server number @tag (its uuid is 16 x @tag) at @addr
+ * with @free bytes free of 1 TiB. */
+static inline uint32_t fx_server_register(struct fx *f, uint8_t tag,
+                                          const char *addr, uint64_t free)
+{
+    struct proto_wbuf w, reply;
+    struct proto_server_register_req q = {
+        .addr = str_of(addr), .capacity = 1ull << 40, .free = free};
+    struct proto_server_register_rep rep;
+    memset(q.uuid, tag, sizeof(q.uuid));
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_server_register_req_encode(&w, &q);
+    assert_int_equal(fx_apply(f, PROTO_MSG_SERVER_REGISTER_REQ, &w, &reply), 0);
+    assert_int_equal(proto_server_register_rep_decode(reply.p, reply.len, &rep),
+                     0);
+    proto_wbuf_free(&reply);
+    return rep.server_id;
+}
+
+static inline uint32_t fx_server_add(struct fx *f, uint8_t tag)
+{
+    return fx_server_register(f, tag, "127.0.0.1:9422", 1ull << 39);
+}
+
+/* META_OP_CHUNK_SET of slot (@ino, @index) with replicas @servers. */
+static inline int fx_chunk_set(struct fx *f, uint64_t ino, uint64_t index,
+                               uint64_t chunk_id, uint64_t old_v,
+                               uint64_t new_v, uint32_t n,
+                               const uint32_t *servers)
+{
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_put_u64(&w, ino);
+    proto_put_u64(&w, index);
+    proto_put_u64(&w, chunk_id);
+    proto_put_u64(&w, old_v);
+    proto_put_u64(&w, new_v);
+    proto_put_u32(&w, n);
+    for (uint32_t i = 0; i < n; i++)
+        proto_put_u32(&w, servers[i]);
+    return fx_apply(f, META_OP_CHUNK_SET, &w, NULL);
+}
+
+/* The same with one replica, on @server. */
+static inline int fx_chunk_set1(struct fx *f, uint64_t ino, uint64_t index,
+                                uint64_t chunk_id, uint64_t old_v,
+                                uint64_t new_v, uint32_t server)
+{
+    return fx_chunk_set(f, ino, index, chunk_id, old_v, new_v, 1, &server);
+}
+
+static inline int fx_gc_count_fn(uint64_t chunk_id, uint64_t version,
+                                 uint32_t server, void *arg)
+{
+    (void)chunk_id;
+    (void)version;
+    (void)server;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Replicas on the gc list, on every server. */
+static inline int fx_gc_count(struct fx *f)
+{
+    int n = 0;
+    assert_int_equal(meta_gc_foreach(f->db, 0, 1000, fx_gc_count_fn, &n), 0);
+    return n;
+}
+
+/* meta_oplog_foreach() callback: apply @op to the database @arg (a
+ * struct meta_db *); every record must apply again. */
+static inline int fx_replay_op(uint64_t seq, const struct meta_op *op,
+                               void *arg)
+{
+    struct proto_wbuf reply;
+    (void)seq;
+    proto_wbuf_init(&reply);
+    int r = meta_apply(arg, op, &reply);
+    proto_wbuf_free(&reply);
+    assert_int_equal(r, 0);
+    return 0;
+}
+
+/* SESSION_OPEN: the new session's id. */
+static inline uint64_t fx_session_open(struct fx *f)
+{
+    struct proto_wbuf w, reply;
+    struct proto_session_open_req q = {
+        .lease_ms = 10000, .client_name = str_of("test"), .host = str_of("h")};
+    struct proto_session_open_rep rep;
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_session_open_req_encode(&w, &q);
+    assert_int_equal(fx_apply(f, PROTO_MSG_SESSION_OPEN_REQ, &w, &reply), 0);
+    assert_int_equal(proto_session_open_rep_decode(reply.p, reply.len, &rep),
+                     0);
+    proto_wbuf_free(&reply);
+    return rep.session_id;
+}
+
 #endif

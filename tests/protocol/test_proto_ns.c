@@ -96,7 +96,7 @@ static void test_proto_setattr_req_decode_unknown_flag(void **state)
     patch_be(w.p, CRED_LEN + 8, PROTO_SETATTR_MASK + 1, 4);
     assert_int_equal(proto_setattr_req_decode(w.p, w.len, &out), -EPROTO);
     proto_wbuf_reset(&w);
-    in.valid = 0x200;
+    in.valid = 0x800;
     proto_setattr_req_encode(&w, &in);
     assert_int_equal(w.err, -EINVAL);
     FREE_BUFS(&w, &s);
@@ -126,10 +126,10 @@ static void test_proto_mknod_req_decode_unknown_flag(void **state)
 
     (void)state;
     ENCODE_SAMPLE(mknod_req, &in, &w, &s);
-    patch_be(w.p, CRED_LEN + 20, 0x2, 4);
+    patch_be(w.p, CRED_LEN + 20, 0x4, 4);
     assert_int_equal(proto_mknod_req_decode(w.p, w.len, &out), -EPROTO);
     proto_wbuf_reset(&w);
-    in.flags = 0x2;
+    in.flags = 0x4;
     proto_mknod_req_encode(&w, &in);
     assert_int_equal(w.err, -EINVAL);
     FREE_BUFS(&w, &s);
