@@ -136,7 +136,7 @@ static void on_stats(uv_signal_t *h, int signum)
     (void)h;
     (void)signum;
     log_info("chunkd: stats (since the last dump) follow");
-    lat_dump_reset(stderr);
+    lat_dump_interval(stderr);
     lat_cpu_line(stderr);
 }
 
