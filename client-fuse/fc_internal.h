@@ -31,6 +31,14 @@ struct fc_handle {
     int flags; /* open(2) flags */
 };
 
+/* fc_metrics.c */
+struct http_server;
+/* Serve /metrics on @addr (--http) from a thread of its own; fs->cl must
+ * stay open until http_server_stop().  Caller owns *out.  0 or -errno
+ * (logged). */
+int fc_metrics_start(struct fc_fs *fs, const char *addr,
+                     struct http_server **out);
+
 /* fc_attr.c */
 
 struct stat;
