@@ -5,7 +5,8 @@
  * and its length: relaxed atomic adds from whichever thread sends the
  * reply (reader, worker or a chunk connection's reader on the fast path).
  * The page runs on the HTTP server's own thread (http.h) and reads only
- * atomics: these counters, the client library's requests to metad and the
+ * atomics: these counters, the block caches' totals (vd_bcache.c), the
+ * client library's requests to metad and the
  * chunk servers (opcount.h, counted in common/rpc.c), and the latency
  * stages (nbd.* from vd_cmd.c, cl.chunk.* from the client's fast path).
  * The list with meanings is in docs/operations.md, "Metrics".
@@ -17,6 +18,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "opcount.h"
+#include "vd_bcache.h"
 
 /* NBD commands are 0..7 (NBD_CMD_READ .. NBD_CMD_BLOCK_STATUS). */
 #define NCMDS 8
@@ -108,6 +110,24 @@ static void render_errors(struct metrics_buf *b)
     }
 }
 
+static void render_bcache(struct metrics_buf *b)
+{
+    struct vd_bcache_stats t;
+
+    vd_bcache_get_totals(&t);
+    metrics_u64(b, "tessera_nbd_cache_hits_total", METRICS_COUNTER,
+                "Reads answered from the block cache.", t.hits);
+    metrics_u64(b, "tessera_nbd_cache_misses_total", METRICS_COUNTER,
+                "Reads the block cache could not answer.", t.misses);
+    metrics_u64(b, "tessera_nbd_cache_fills_skipped_total", METRICS_COUNTER,
+                "Reads not kept in the block cache because a write "
+                "overlapped them.",
+                t.fills_skipped);
+    metrics_u64(b, "tessera_nbd_cache_bytes", METRICS_GAUGE,
+                "Bytes of image data held by the block caches.",
+                t.pages * VD_BCACHE_PAGE);
+}
+
 static int render(struct metrics_buf *b, void *arg)
 {
     (void)arg;
@@ -118,6 +138,7 @@ static int render(struct metrics_buf *b, void *arg)
                   "by command.",
                   bytes);
     render_errors(b);
+    render_bcache(b);
     opcount_render(&opcount_called, b, "tessera_client_",
                    "sent to metad and the chunk servers");
     metrics_lat_stages(b);

@@ -75,6 +75,7 @@ qemu-img create -q -f raw "$TS_MNT/disk.img" 64M || it_fail "qemu-img create"
 n0=$(value nbd 'tessera_nbd_requests_total{command="write"}')
 nb0=$(value nbd 'tessera_nbd_bytes_total{command="write"}')
 qemu-io -f raw -c "write -P 0x5a 0 1M" -c "flush" \
+    -c "read -P 0x5a 0 4k" -c "read -P 0x5a 0 4k" \
     "nbd://$TS_NBD_ADDR/disk.img" >"$IT_TMP/qio.out" 2>&1 ||
     { cat "$IT_TMP/qio.out"; it_fail "qemu-io write over NBD"; }
 
@@ -104,7 +105,11 @@ nb1=$(value nbd 'tessera_nbd_bytes_total{command="write"}')
 it_expect_eq "nbd: bytes written" "$((nb1 - nb0))" $((1 << 20))
 [ "$(value nbd 'tessera_nbd_requests_total{command="flush"}')" -ge 1 ] ||
     it_fail "nbd: no flush counted"
-it_ok "nbd: flush counted"
+[ "$(value nbd 'tessera_nbd_requests_total{command="read"}')" -ge 2 ] ||
+    it_fail "nbd: fewer than 2 reads counted"
+[ "$(value nbd tessera_nbd_cache_hits_total)" -ge 1 ] ||
+    it_fail "nbd: a repeated read was no block cache hit"
+it_ok "nbd: flush, reads and a block cache hit counted"
 
 # ---- Errors are counted by kind -----------------------------------------------
 e0=$(value metad 'tessera_request_errors_total{op="LOOKUP",error="ENOENT"}')
