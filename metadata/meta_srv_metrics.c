@@ -101,9 +101,21 @@ static void render_repair(struct meta_srv *srv, struct metrics_buf *b)
          "Chunk copies in flight.", r->inflight},
         {"tessera_metad_repair_queued", METRICS_GAUGE,
          "Chunks waiting for a copy at the last scan.", r->queued},
+        {"tessera_metad_scrub_requests_total", METRICS_COUNTER,
+         "Scrub passes requested of the storage servers (tessera scrub).",
+         r->scrubs},
     };
 
     render_series(b, s, sizeof(s) / sizeof(s[0]));
+    if (r->last_done_ns > 0) {
+        metrics_family(b, "tessera_metad_repair_last_done_timestamp_seconds",
+                       METRICS_GAUGE,
+                       "When every chunk was last back at its goal after "
+                       "repair (Unix time).");
+        metrics_sample_f64(b,
+                           "tessera_metad_repair_last_done_timestamp_seconds",
+                           NULL, 0, (double)r->last_done_ns / 1e9);
+    }
 }
 
 static void render_sessions(struct meta_srv *srv, struct metrics_buf *b)
