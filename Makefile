@@ -11,7 +11,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS := fuse3 libuv sqlite3
+PKGS := fuse3 libuv sqlite3 libmicrohttpd
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-Iprotocol -Icommon -Iclient
@@ -61,7 +61,7 @@ ifneq ($(wildcard admin/adm_main.c),)
 BINS += $(BUILD)/bin/tessera
 endif
 
-LIBS_COMMON := $(call pc_libs,libuv) -lpthread -lm
+LIBS_COMMON := $(call pc_libs,libuv libmicrohttpd) -lpthread -lm
 
 .PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format
 all: $(BINS)

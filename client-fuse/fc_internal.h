@@ -32,6 +32,14 @@ struct fc_handle {
     bool held; /* metad holds the file for it (cl_inode_hold_end) */
 };
 
+/* fc_metrics.c */
+struct http_server;
+/* Serve /metrics on @addr (--http) from a thread of its own; fs->cl must
+ * stay open until http_server_stop().  Caller owns *out.  0 or -errno
+ * (logged). */
+int fc_metrics_start(struct fc_fs *fs, const char *addr,
+                     struct http_server **out);
+
 /* fc_attr.c */
 
 struct stat;

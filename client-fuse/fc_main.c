@@ -1,15 +1,16 @@
 /* fc_main.c: tessera-mount, the FUSE client.
  *
- *   tessera-mount --meta ADDR:PORT [-f] [-d] [-o OPTS] MOUNTPOINT
+ *   tessera-mount --meta ADDR:PORT [--http ADDR:PORT] [-f] [-d] [-o OPTS]
+ *                 MOUNTPOINT
  *
  * Order matters: metad is probed first so a wrong address fails here with
  * a clear message and exit status 1, before anything is mounted or the
  * process detaches.  Then the mount, then fuse_daemonize() (unless -f),
  * and only then the real metad session: the rpc client and the session's
  * renew thread are threads, and threads do not survive the fork inside
- * fuse_daemonize().  The session loop is multi-threaded: up to
- * -o max_threads workers (DEFAULT_MAX_THREADS), of which -o
- * max_idle_threads may wait idle (DEFAULT_IDLE_THREADS).
+ * fuse_daemonize(); so is the metrics server's (--http).  The session loop is
+ * multi-threaded: up to -o max_threads workers (DEFAULT_MAX_THREADS), of which
+ * -o max_idle_threads may wait idle (DEFAULT_IDLE_THREADS).
  *
  * The file system is unmounted by `fusermount3 -u MOUNTPOINT` or by
  * SIGINT/SIGTERM (fuse_set_signal_handlers); either way the loop returns,
@@ -32,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "mem.h"
 
@@ -41,6 +43,7 @@
 
 struct cli {
     char *meta;
+    char *http;
     char *debug_spec;
     char *cache;             /* -o cache=writethrough|writeback|writeonclose */
     char *consistency;       /* -o consistency=callback|validate */
@@ -55,6 +58,10 @@ struct cli {
 static const struct fuse_opt cli_spec[] = {
     {"--meta %s", offsetof(struct cli, meta), 0},
     {"--meta=%s", offsetof(struct cli, meta), 0},
+    {"--http %s", offsetof(struct cli, http), 0},
+    {"--http=%s", offsetof(struct cli, http), 0},
+    {"--metrics %s", offsetof(struct cli, http), 0},
+    {"--metrics=%s", offsetof(struct cli, http), 0},
     {"-D %s", offsetof(struct cli, debug_spec), 0},
     {"cache=%s", offsetof(struct cli, cache), 0},
     {"consistency=%s", offsetof(struct cli, consistency), 0},
@@ -166,6 +173,9 @@ static void usage(const char *prog)
 {
     printf("usage: %s --meta ADDR:PORT [options] MOUNTPOINT\n\n"
            "    --meta ADDR:PORT       metadata service to use\n"
+           "    --http ADDR:PORT       serve Prometheus metrics at "
+           "http://ADDR:PORT/metrics\n"
+           "                           (default: off)\n"
            "    -D MODULE=1            debug log for a module (fc.ops, "
            "fc.notify,\n"
            "                           cl.chunk, cl.state, cl.cb, rpc)\n"
@@ -200,6 +210,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
     }
     struct fc_fs *fs = NULL;
     struct fuse_session *se = NULL;
+    struct http_server *http = NULL;
     int ret = 1;
 
     int rc = cl_probe(meta, PROTO_ROLE_CLIENT);
@@ -249,6 +260,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
                   strerror(-rc), meta);
         goto out_unmount;
     }
+    if (cli->http && fc_metrics_start(fs, cli->http, &http) < 0)
+        goto out_unmount;
     log_info("mount: ready: mountpoint=%s meta=%s session=%llu cache=%s "
              "consistency=%s",
              opts->mountpoint, meta,
@@ -283,8 +296,9 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
     log_info("mount: unmounting: mountpoint=%s", opts->mountpoint);
 
 out_unmount:
-    /* The break workers call into the notify thread, which calls into
-     * the session: both go before it. */
+    /* The metrics read the client; the break workers call into the
+     * notify thread, which calls into the session: all go before it. */
+    http_server_stop(http);
     cl_client_close(fs->cl);
     fs->cl = NULL;
     fc_notify_stop(fs->notify);
@@ -358,6 +372,7 @@ int main(int argc, char **argv)
 out:
     free(opts.mountpoint);
     free(cli.meta);
+    free(cli.http);
     free(cli.debug_spec);
     free(cli.cache);
     free(cli.consistency);

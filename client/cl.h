@@ -87,6 +87,9 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out);
  * close a client with open inodes. */
 void cl_client_close(struct cl_client *c);
 uint64_t cl_client_session(struct cl_client *c);
+/* Bytes of delayed writes held now (0 when writes are not delayed).  Any
+ * thread. */
+uint64_t cl_client_dirty(struct cl_client *c);
 /* Check that metad at @addr answers the handshake, then hang up. */
 int cl_probe(const char *addr, uint8_t role);
 

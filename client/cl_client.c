@@ -373,6 +373,11 @@ void cl_client_close(struct cl_client *c)
     free(c);
 }
 
+uint64_t cl_client_dirty(struct cl_client *c)
+{
+    return cl_cache_dirty(c->cache);
+}
+
 uint64_t cl_client_session(struct cl_client *c)
 {
     return cl_session_id(c->session);

@@ -82,23 +82,35 @@ struct snap {
     uint64_t buckets[LAT_HIST_NBUCKETS];
 };
 
-/* Read @h into @s; with @reset, zero each counter in the same exchange. */
-static void snap_take(struct lat_hist *h, struct snap *s, bool reset)
+/* Read @h into @s. */
+static void snap_take(const struct lat_hist *h, struct snap *s)
 {
-    if (reset) {
-        s->count = atomic_exchange_explicit(&h->count, 0, memory_order_relaxed);
-        s->sum_ns =
-            atomic_exchange_explicit(&h->sum_ns, 0, memory_order_relaxed);
-    } else {
-        s->count = atomic_load_explicit(&h->count, memory_order_relaxed);
-        s->sum_ns = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
-    }
+    s->count = atomic_load_explicit(&h->count, memory_order_relaxed);
+    s->sum_ns = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
     s->total = 0;
     for (unsigned i = 0; i < LAT_HIST_NBUCKETS; i++) {
         s->buckets[i] =
-            reset ? atomic_exchange_explicit(&h->buckets[i], 0,
-                                             memory_order_relaxed)
-                  : atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+            atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+        s->total += s->buckets[i];
+    }
+}
+
+/* Turn @s into what was recorded since @last, and make @last @s as read.
+ * Every counter only grows, so each difference is at least 0. */
+static void snap_since(struct snap *s, struct lat_mark *last)
+{
+    uint64_t count = s->count, sum = s->sum_ns;
+
+    s->count -= last->count;
+    s->sum_ns -= last->sum_ns;
+    last->count = count;
+    last->sum_ns = sum;
+    s->total = 0;
+    for (unsigned i = 0; i < LAT_HIST_NBUCKETS; i++) {
+        uint64_t b = s->buckets[i];
+
+        s->buckets[i] -= last->buckets[i];
+        last->buckets[i] = b;
         s->total += s->buckets[i];
     }
 }
@@ -170,8 +182,16 @@ int lat_stage_register(struct lat_stage *st)
             return -EEXIST;
     if (nstages == LAT_MAX_STAGES)
         return -ENOSPC;
+    memset(&st->last, 0, sizeof(st->last));
     stages[nstages++] = st;
     return 0;
+}
+
+void lat_stage_foreach(void (*fn)(const struct lat_stage *st, void *arg),
+                       void *arg)
+{
+    for (int i = 0; i < nstages; i++)
+        fn(stages[i], arg);
 }
 
 void lat_stage_clear(void)
@@ -187,13 +207,15 @@ static int write_error(void)
     return errno > 0 ? -errno : -EIO;
 }
 
-static int dump(FILE *f, bool reset)
+static int dump(FILE *f, bool interval)
 {
     struct snap s; /* ~1.6 KiB on the stack, so dumps may run anywhere */
     int lines = 0, err = 0;
 
     for (int i = 0; i < nstages; i++) {
-        snap_take(&stages[i]->h, &s, reset);
+        snap_take(&stages[i]->h, &s);
+        if (interval)
+            snap_since(&s, &stages[i]->last);
         if (s.count == 0 || s.total == 0 || err < 0)
             continue;
         uint64_t max_bucket = 0;
@@ -210,7 +232,7 @@ static int dump(FILE *f, bool reset)
                     quantile_of(s.buckets, s.total, 0.90) / 1e3,
                     quantile_of(s.buckets, s.total, 0.99) / 1e3,
                     max_bucket / 1e3) < 0)
-            err = write_error(); /* keep going only to reset the rest */
+            err = write_error(); /* keep going only to move the rest */
         else
             lines++;
     }
@@ -222,7 +244,7 @@ int lat_dump(FILE *f)
     return dump(f, false);
 }
 
-int lat_dump_reset(FILE *f)
+int lat_dump_interval(FILE *f)
 {
     return dump(f, true);
 }

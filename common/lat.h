@@ -20,7 +20,7 @@
  *     uint64_t t0 = lat_now_ns();
  *     ...
  *     lat_hist_record_since(&st_read.h, t0);        // any thread
- *     lat_dump(stderr);            // from the loop, e.g. after SIGUSR1
+ *     lat_dump_interval(stderr);   // from the loop, e.g. after SIGUSR1
  *
  * lat_dump() uses stdio, so it is not async-signal-safe: call it from the
  * event loop (a timer, or a flag a signal handler set), not from a handler.
@@ -53,9 +53,16 @@ struct lat_hist {
     _Atomic uint64_t buckets[LAT_HIST_NBUCKETS];
 };
 
+/* A histogram's counters as read at one time (plain, not shared). */
+struct lat_mark {
+    uint64_t count, sum_ns;
+    uint64_t buckets[LAT_HIST_NBUCKETS];
+};
+
 struct lat_stage {
-    const char *name; /* borrowed; must outlive the registration */
-    struct lat_hist h;
+    const char *name;     /* borrowed; must outlive the registration */
+    struct lat_hist h;    /* since start: never reset while registered */
+    struct lat_mark last; /* @h at the last lat_dump_interval(), private */
 };
 
 /* CLOCK_MONOTONIC in nanoseconds (a vDSO call, no syscall). */
@@ -74,7 +81,9 @@ uint64_t lat_hist_record_since(struct lat_hist *h, uint64_t start_ns);
 uint64_t lat_hist_quantile(const struct lat_hist *h, double q);
 uint64_t lat_hist_count(const struct lat_hist *h);
 uint64_t lat_hist_sum_ns(const struct lat_hist *h);
-/* Empty @h.  Durations recorded during the reset may be partly kept. */
+/* Empty @h.  Durations recorded during the reset may be partly kept.  Not
+ * for the histogram of a registered stage, whose readers expect counters
+ * that only grow. */
 void lat_hist_reset(struct lat_hist *h);
 
 /* Add @st to the stages lat_dump() prints.  Startup only: not
@@ -94,11 +103,18 @@ void lat_stage_clear(void);
  * bucket upper bounds as from lat_hist_quantile()).  Returns the number of
  * lines printed, or -errno when writing to @f fails. */
 int lat_dump(FILE *f);
-/* As lat_dump(), but take each stage's counters and zero them in one
- * atomic exchange each, so a duration recorded meanwhile is counted by
- * this dump or the next one, never lost.  Stages are reset even if
- * writing fails. */
-int lat_dump_reset(FILE *f);
+/* As lat_dump(), but of what each stage recorded since the previous
+ * lat_dump_interval() (since start for the first).  The histograms
+ * themselves keep counting from start, for readers that need monotonic
+ * counters (the Prometheus endpoint, metrics.h); a duration recorded
+ * meanwhile is counted by this interval or the next, never lost.  The
+ * interval moves on even if writing fails.  One thread at a time. */
+int lat_dump_interval(FILE *f);
+
+/* Call @fn for every registered stage, in registration order.  The
+ * stages are borrowed: valid during the call. */
+void lat_stage_foreach(void (*fn)(const struct lat_stage *st, void *arg),
+                       void *arg);
 
 /* CPU time used so far by the whole process (getrusage(RUSAGE_SELF)), in
  * microseconds.  0 or -errno. */

@@ -74,6 +74,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "opcount.h"
 
 #define PEER_WRITE_LIMIT ((size_t)64 << 20)
 #define PEER_HELLO_TIMEOUT_MS 10000u
@@ -600,6 +601,7 @@ static int reply_send(struct peer *p, uint64_t id, uint16_t opcode,
         len = 0;
     if (len > PROTO_MAX_PAYLOAD)
         return -EMSGSIZE;
+    opcount_reply_wire(&opcount_served, (uint16_t)(opcode - 1), wire, len);
     struct wreq *w =
         frame_new(p, PROTO_FLAG_REPLY, opcode, id, wire, payload, len);
     if (!w)
@@ -860,6 +862,7 @@ static void dispatch(struct peer *p, const struct proto_hdr *h,
         on_reply_frame(p, h, payload);
         return;
     }
+    opcount_request(&opcount_served, h->opcode, h->length);
     if (h->opcode == PROTO_MSG_HELLO_REQ) {
         on_hello_req(p, h, payload);
         return;

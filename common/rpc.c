@@ -72,6 +72,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "opcount.h"
 
 #define RPC_CONNECT_TIMEOUT_MS 5000
 #define RPC_CALL_TIMEOUT_MS 30000
@@ -194,6 +195,7 @@ static void async_fail(struct call *list, int status)
     while (list) {
         struct call *next = list->next;
         struct rpc_reply rep = {0};
+        opcount_reply_status(&opcount_called, list->opcode, status, 0);
         list->cb(list->cb_arg, status, &rep);
         free(list);
         list = next;
@@ -380,6 +382,7 @@ static void async_complete(struct call *cl, const struct proto_hdr *h,
         payload = NULL;
     }
     free(payload);
+    opcount_reply_status(&opcount_called, cl->opcode, status, rep.len);
     cl->cb(cl->cb_arg, status, &rep);
     free(cl);
 }
@@ -709,6 +712,7 @@ static int do_call(struct rpc_client *c, uint16_t opcode, const void *payload,
     rc = cond_init(&cl.cv);
     if (rc < 0)
         return rc;
+    opcount_request(&opcount_called, opcode, len);
     cl.opcode = opcode;
     cl.raw = raw;
     pthread_mutex_lock(&c->lock);
@@ -725,8 +729,9 @@ static int do_call(struct rpc_client *c, uint16_t opcode, const void *payload,
         rc = cl.status;
     if (rc == 0 && cl.rep.opcode != (uint16_t)(opcode + 1)) {
         free(cl.rep.payload);
-        return -EPROTO;
+        rc = -EPROTO;
     }
+    opcount_reply_status(&opcount_called, opcode, rc, rc == 0 ? cl.rep.len : 0);
     if (rc == 0)
         *rep = cl.rep;
     return rc;
@@ -780,6 +785,7 @@ int rpc_call_async(struct rpc_client *c, uint16_t opcode, const void *payload,
     pthread_mutex_unlock(&c->lock);
     /* From here @cl belongs to whoever completes it.  A failed write shuts
      * the connection down, and connection_lost() completes the call. */
+    opcount_request(&opcount_called, opcode, len);
     send_frame(c, gen, 0, opcode, cl->id, 0, payload, len);
     return 0;
 }

@@ -120,6 +120,9 @@ struct meta_op {
  * loss.  Creates the root directory (inode 1) on first open.  Caller owns
  * *out; close with meta_db_close(). */
 int meta_db_open(const char *path, struct meta_db **out);
+/* Register the latency stage of transaction commits, "meta.db.commit"
+ * (lat.h; the daemon's metrics show it).  Startup, once. */
+void meta_db_stats_register(void);
 void meta_db_close(struct meta_db *db);
 
 /* True for opcodes that go through meta_apply(). */

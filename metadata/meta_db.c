@@ -51,6 +51,7 @@
 
 #include <sqlite3.h>
 
+#include "lat.h"
 #include "log.h"
 
 static const char *const migrations[] = {
@@ -495,9 +496,22 @@ int meta_tx_begin(struct meta_db *db)
     return meta_st_exec(db, meta_st(db, META_ST_BEGIN), "begin");
 }
 
+/* How long COMMIT takes: with synchronous=FULL, mostly the fsync of the
+ * WAL (docs/architecture.md, "Operation records"). */
+static struct lat_stage st_commit = {.name = "meta.db.commit"};
+
+void meta_db_stats_register(void)
+{
+    lat_stage_register(&st_commit);
+}
+
 int meta_tx_commit(struct meta_db *db)
 {
-    return meta_st_exec(db, meta_st(db, META_ST_COMMIT), "commit");
+    uint64_t t0 = lat_now_ns();
+    int rc = meta_st_exec(db, meta_st(db, META_ST_COMMIT), "commit");
+
+    lat_hist_record_since(&st_commit.h, t0);
+    return rc;
 }
 
 void meta_tx_rollback(struct meta_db *db)

@@ -3,7 +3,8 @@
  *
  *   tessera-metad --data DIR --listen ADDR:PORT [--lease-ms N]
  *                 [--suspect-ms N] [--down-ms N] [--repair-rate N]
- *                 [--repair-mbps N] [-D module=1] [--help]
+ *                 [--repair-mbps N] [--http ADDR:PORT] [-D module=1]
+ *                 [--help]
  *
  * Creates DIR if needed and opens DIR/meta.db; everything on the network
  * is meta_server.c's.  SIGINT and SIGTERM stop cleanly: the listener and
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "http.h"
 #include "log.h"
 #include "meta.h"
 #include "meta_srv.h"
@@ -33,6 +35,7 @@ struct metad {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     struct meta_srv *srv;
+    struct http_server *http; /* --http, or NULL */
 };
 
 static void usage(FILE *f)
@@ -57,6 +60,8 @@ static void usage(FILE *f)
             "                    drain and rebalance (default %u)\n"
             "  --repair-mbps N   MiB/s budget for those copies (default %u,\n"
             "                    0 = unlimited)\n"
+            "  --http ADDR       serve Prometheus metrics at\n"
+            "                    http://ADDR/metrics (default: off)\n"
             "  -D MODULE=1       enable debug logging for MODULE (meta.srv,\n"
             "                    meta.write, meta.gc, meta.state,\n"
             "                    meta.repair, meta.lease, peer)\n"
@@ -93,6 +98,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 
     log_info("metad: caught %s, stopping",
              signum == SIGINT ? "SIGINT" : "SIGTERM");
+    http_server_stop(d->http);
+    d->http = NULL;
     meta_srv_stop(d->srv);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -121,12 +128,15 @@ int main(int argc, char **argv)
         {"down-ms", required_argument, NULL, 'O'},
         {"repair-rate", required_argument, NULL, 'R'},
         {"repair-mbps", required_argument, NULL, 'M'},
+        {"http", required_argument, NULL, 'H'},
+        {"metrics", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct meta_srv_opts opts = {0};
     struct metad d;
     struct meta_db *db = NULL;
+    const char *http = NULL;
     char dbpath[PATH_MAX];
     int c, rc;
 
@@ -138,6 +148,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             opts.listen = optarg;
+            break;
+        case 'H':
+            http = optarg;
             break;
         case 'L':
             if (parse_u32(optarg, &opts.lease_ms) < 0) {
@@ -228,8 +241,11 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = meta_srv_listen(d.srv);
-    if (rc < 0) {
+    if (rc < 0)
         log_error("metad: cannot listen on %s: %s", opts.listen, strerror(-rc));
+    if (rc == 0 && http)
+        rc = meta_srv_metrics_start(d.srv, http, &d.http);
+    if (rc < 0) {
         meta_srv_stop(d.srv);
         uv_run(&d.loop, UV_RUN_DEFAULT);
         meta_srv_free(d.srv);

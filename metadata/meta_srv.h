@@ -371,6 +371,22 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
 void meta_srv_cb_tick(struct meta_srv *srv);
 /* The cache.* pairs of STATUS. */
 void meta_srv_cb_status(struct meta_srv *srv, struct meta_srv_kv *o);
+/* The callback totals, for the metrics. */
+struct meta_srv_cb_counts {
+    uint64_t promises;                 /* held now */
+    uint64_t sent, answered, timedout; /* breaks, since start */
+    uint64_t recalls;                  /* since start */
+};
+void meta_srv_cb_counts(struct meta_srv *srv, struct meta_srv_cb_counts *out);
+
+/* meta_srv_metrics.c */
+
+struct http_server;
+/* Serve /metrics on @addr (--http) from @srv's loop.  Caller owns *out;
+ * stop it with http_server_stop() before meta_srv_stop().  0 or -errno
+ * (logged). */
+int meta_srv_metrics_start(struct meta_srv *srv, const char *addr,
+                           struct http_server **out);
 
 /* meta_srv_status.c */
 

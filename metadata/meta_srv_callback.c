@@ -814,6 +814,17 @@ void meta_srv_cb_tick(struct meta_srv *srv)
     }
 }
 
+void meta_srv_cb_counts(struct meta_srv *srv, struct meta_srv_cb_counts *out)
+{
+    const struct meta_srv_cb *cb = srv->cb;
+
+    out->promises = cb->npromises;
+    out->sent = cb->sent;
+    out->answered = cb->answered;
+    out->timedout = cb->timedout;
+    out->recalls = cb->recalls;
+}
+
 void meta_srv_cb_status(struct meta_srv *srv, struct meta_srv_kv *o)
 {
     struct meta_srv_cb *cb = srv->cb;

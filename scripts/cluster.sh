@@ -7,11 +7,16 @@
 #   $TS_DIR/chunk1..N/       chunkd data              logs/chunkd1.log ...
 #   $TS_DIR/mnt/             the FUSE mount           logs/mount.log
 #   $TS_DIR/pids             every process started, one "name pid" a line
+#   $TS_DIR/http             each daemon's metrics address, one "name addr"
 #
 # Use:  ts_cluster_init DIR [BASE_PORT]   (BASE_PORT 0: pick free ports)
 #       ts_start_metad; ts_start_chunkd N; ts_start_mount [OPTS]; ts_start_nbd
 #       ts_start_all [NCHUNKD]            (what exists: metad, chunkds, mount, nbd)
 #       ts_stop_all                       (unmount, stop everything, wait)
+#
+# Every daemon serves Prometheus metrics (--http) on a port of its own,
+# BASE_PORT + 10 for metad, + 10 + I for chunkd I, + 20 for the NBD export,
+# + 21 for the mount; ts_http_addr NAME gives one.  TS_HTTP=0 turns it off.
 #
 # Daemons run in their own sessions (setsid) so that a Ctrl-C meant for the
 # launcher does not reach them: the launcher stops them in order itself.
@@ -47,6 +52,7 @@ ts_cluster_init() {
     TS_MNT=$TS_DIR/mnt
     mkdir -p "$TS_DIR/logs"
     : >"$TS_DIR/pids"
+    : >"$TS_DIR/http"
     export TS_DIR TS_META_ADDR TS_NBD_ADDR TS_MNT TESSERA_META=$TS_META_ADDR
 }
 
@@ -70,10 +76,27 @@ ts_wait_port() {
 
 ts_record() { echo "$1 $2" >>"$TS_DIR/pids"; }
 
+# ts_http_opt NAME INDEX: print "--http ADDR" for daemon NAME on the
+# cluster's INDEX-th port and record the address; nothing with TS_HTTP=0.
+ts_http_opt() {
+    [ "${TS_HTTP:-1}" = 1 ] || return 0
+    local addr=127.0.0.1:$(ts_port "$2")
+    echo "$1 $addr" >>"$TS_DIR/http"
+    echo "--http $addr"
+}
+
+# ts_http_addr NAME: the metrics address of NAME's latest start.
+ts_http_addr() {
+    awk -v n="$1" '$1 == n { a = $2 } END { print a }' "$TS_DIR/http" 2>/dev/null
+}
+
 # ts_forget NAME: drop NAME from the records (a process that never came up).
 ts_forget() {
-    local tmp=$TS_DIR/pids.tmp
-    awk -v n="$1" '$1 != n' "$TS_DIR/pids" >"$tmp" && mv "$tmp" "$TS_DIR/pids"
+    local f tmp
+    for f in pids http; do
+        tmp=$TS_DIR/$f.tmp
+        awk -v n="$1" '$1 != n' "$TS_DIR/$f" >"$tmp" && mv "$tmp" "$TS_DIR/$f"
+    done
 }
 
 ts_pid() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$TS_DIR/pids"; }
@@ -87,21 +110,26 @@ ts_running() {
 ts_alive() { local p; p=$(ts_pid "$1"); [ -n "$p" ] && ts_running "$p"; }
 
 ts_start_metad() {
+    local http
+    http=$(ts_http_opt metad 10)
     mkdir -p "$TS_DIR/meta"
+    # shellcheck disable=SC2086 # $http is an option and its value, or nothing
     setsid "$TS_BIN/tessera-metad" --data "$TS_DIR/meta" --listen "$TS_META_ADDR" \
-        "$@" >>"$TS_DIR/logs/metad.log" 2>&1 &
+        $http "$@" >>"$TS_DIR/logs/metad.log" 2>&1 &
     ts_record metad $!
     ts_wait_port "$TS_META_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/metad.log" >&2; return 1; }
 }
 
 # ts_start_chunkd I [ARGS]: storage server I (1-based).
 ts_start_chunkd() {
-    local i=$1 addr
+    local i=$1 addr http
     shift
     addr=127.0.0.1:$(ts_port "$i")
+    http=$(ts_http_opt "chunkd$i" $((10 + i)))
     mkdir -p "$TS_DIR/chunk$i"
+    # shellcheck disable=SC2086
     setsid "$TS_BIN/tessera-chunkd" --data "$TS_DIR/chunk$i" --listen "$addr" \
-        --meta "$TS_META_ADDR" "$@" >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
+        --meta "$TS_META_ADDR" $http "$@" >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
     ts_record "chunkd$i" $!
     eval "TS_CHUNK${i}_ADDR=$addr"
     ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/chunkd$i.log" >&2; return 1; }
@@ -122,11 +150,14 @@ ts_wait_servers() {
 
 # ts_start_mount [MOUNTPOINT [ARGS]]: a foreground mount, backgrounded here.
 ts_start_mount() {
-    local mnt=${1:-$TS_MNT} name i
+    local mnt=${1:-$TS_MNT} name i http=
     shift || true
     name=mount$([ "$mnt" = "$TS_MNT" ] || echo "-$(basename "$mnt")")
+    # Only the cluster's own mount has a port of its own.
+    [ "$mnt" = "$TS_MNT" ] && http=$(ts_http_opt "$name" 21)
     mkdir -p "$mnt"
-    setsid "$TS_BIN/tessera-mount" --meta "$TS_META_ADDR" -f "$@" "$mnt" \
+    # shellcheck disable=SC2086
+    setsid "$TS_BIN/tessera-mount" --meta "$TS_META_ADDR" $http -f "$@" "$mnt" \
         >>"$TS_DIR/logs/$name.log" 2>&1 &
     ts_record "$name" $!
     echo "$mnt" >>"$TS_DIR/mounts"
@@ -141,7 +172,10 @@ ts_start_mount() {
 }
 
 ts_start_nbd() {
-    setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --listen "$TS_NBD_ADDR" "$@" \
+    local http
+    http=$(ts_http_opt nbd 20)
+    # shellcheck disable=SC2086
+    setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --listen "$TS_NBD_ADDR" $http "$@" \
         >>"$TS_DIR/logs/nbd.log" 2>&1 &
     ts_record nbd $!
     ts_wait_port "$TS_NBD_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/nbd.log" >&2; return 1; }

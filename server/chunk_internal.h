@@ -182,8 +182,15 @@ struct chunk_server {
     struct chunk_rate repair_rate;  /* shared by every copy in progress */
     bool repair_rate_set;           /* repair_rate initialised */
     struct chunk_repl *replicating; /* copies in progress (chunk_replicate.c) */
+    struct http_server *http;       /* --http, or NULL */
     bool stopping;
 };
+
+/* ---- chunk_metrics.c -------------------------------------------------- */
+
+/* Serve /metrics on @addr (--http) from the loop; sets srv->http.  Stop
+ * it with http_server_stop(srv->http).  0 or -errno (logged). */
+int chunk_metrics_start(struct chunk_server *srv, const char *addr);
 
 /* ---- chunk_dispatch.c ------------------------------------------------- */
 

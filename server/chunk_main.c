@@ -4,7 +4,7 @@
  *   tessera-chunkd --data DIR --listen ADDR:PORT --meta ADDR:PORT
  *                  [--advertise ADDR:PORT] [--repair-mbps N]
  *                  [--scrub-mbps N] [--scrub-interval-s N]
- *                  [-D module=1] [--help]
+ *                  [--http ADDR:PORT] [-D module=1] [--help]
  *
  * The uuid (16 random bytes, kept as 32 hex digits in DIR/uuid) is made on
  * the first start and identifies this server to metad across restarts and
@@ -28,6 +28,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "lat.h"
 #include "log.h"
 #include "mem.h"
@@ -40,7 +41,8 @@ static void usage(FILE *f)
             "                      [--advertise ADDR:PORT] [--repair-mbps N]\n"
             "                      [--scrub-mbps N] [--scrub-interval-s N] "
             "[--inline-writes MODE]\n"
-            "                      [-D module=1] [--help]\n"
+            "                      [--http ADDR:PORT] [-D module=1] "
+            "[--help]\n"
             "  --data DIR        chunk files and the server uuid\n"
             "  --listen ADDR     where clients and other servers connect\n"
             "  --meta ADDR       the metadata service\n"
@@ -55,6 +57,8 @@ static void usage(FILE *f)
             "buffered (default),\n"
             "                    nowait (only where the file system has "
             "RWF_NOWAIT) or off\n"
+            "  --http ADDR       serve Prometheus metrics at "
+            "http://ADDR/metrics (default: off)\n"
             "  -D module=1       enable debug logging for a module "
             "(chunk.store, chunk.dispatch, chunk.replicate, peer)\n");
 }
@@ -136,7 +140,7 @@ static void on_stats(uv_signal_t *h, int signum)
     (void)h;
     (void)signum;
     log_info("chunkd: stats (since the last dump) follow");
-    lat_dump_reset(stderr);
+    lat_dump_interval(stderr);
     lat_cpu_line(stderr);
 }
 
@@ -154,13 +158,15 @@ static void on_signal(uv_signal_t *h, int signum)
     chunk_meta_stop(srv->meta);
     chunk_scrub_stop(srv->scrub);
     chunk_chain_close(srv->chain);
+    http_server_stop(srv->http);
+    srv->http = NULL;
     for (int i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
     uv_close((uv_handle_t *)&sig_stats, NULL);
 }
 
 struct opts {
-    const char *data, *listen, *meta, *advertise;
+    const char *data, *listen, *meta, *advertise, *http;
     uint64_t repair_mbps, scrub_mbps, scrub_interval_s;
     enum chunk_inline_writes inline_writes;
 };
@@ -192,6 +198,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"scrub-mbps", required_argument, NULL, 'S'},
         {"scrub-interval-s", required_argument, NULL, 'I'},
         {"inline-writes", required_argument, NULL, 'W'},
+        {"http", required_argument, NULL, 'H'},
+        {"metrics", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -210,6 +218,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'a':
             o->advertise = optarg;
+            break;
+        case 'H':
+            o->http = optarg;
             break;
         case 'R':
         case 'S':
@@ -315,7 +326,10 @@ int main(int argc, char **argv)
         rc = chunk_meta_start(&srv, &srv.meta);
     if (rc == 0)
         rc = chunk_scrub_start(&srv);
+    if (rc == 0 && o.http)
+        rc = chunk_metrics_start(&srv, o.http);
     if (rc < 0) {
+        chunk_scrub_stop(srv.scrub);
         chunk_meta_stop(srv.meta);
         peer_listener_close(srv.listener);
         chunk_chain_close(srv.chain);

@@ -30,6 +30,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,25 @@ struct vd_bcache {
     bool off; /* out of memory once: keeps nothing */
     struct vd_bcache_stats st;
 };
+
+/* Every cache of the process together, for the metrics: relaxed atomics
+ * moved under each cache's own lock, read by vd_bcache_get_totals(). */
+static _Atomic uint64_t total_hits, total_misses, total_skipped, total_pages;
+
+static void total_add(_Atomic uint64_t *v, int64_t n)
+{
+    atomic_fetch_add_explicit(v, (uint64_t)n, memory_order_relaxed);
+}
+
+void vd_bcache_get_totals(struct vd_bcache_stats *out)
+{
+    out->hits = atomic_load_explicit(&total_hits, memory_order_relaxed);
+    out->misses = atomic_load_explicit(&total_misses, memory_order_relaxed);
+    out->fills_skipped =
+        atomic_load_explicit(&total_skipped, memory_order_relaxed);
+    out->pages = atomic_load_explicit(&total_pages, memory_order_relaxed);
+    out->max_pages = 0;
+}
 
 int vd_bcache_new(uint64_t max_bytes, struct vd_bcache **out)
 {
@@ -94,6 +114,7 @@ static void forget_all(struct vd_bcache *b)
     }
     memset(b->table, 0, b->nbuckets * sizeof(*b->table));
     b->head = b->tail = NULL;
+    total_add(&total_pages, -(int64_t)b->npages);
     b->npages = 0;
 }
 
@@ -153,6 +174,7 @@ static void page_remove(struct vd_bcache *b, struct page *p)
     *pp = p->hnext;
     lru_unlink(b, p);
     b->npages--;
+    total_add(&total_pages, -1);
 }
 
 /* Keep @data as page @idx: replace the cached copy, or take a new page
@@ -177,6 +199,7 @@ static void page_put(struct vd_bcache *b, uint64_t idx, const uint8_t *data)
         p->hnext = *pp;
         *pp = p;
         b->npages++;
+        total_add(&total_pages, 1);
     }
     memcpy(p->data, data, VD_BCACHE_PAGE);
     lru_push(b, p);
@@ -252,8 +275,10 @@ bool vd_bcache_read(struct vd_bcache *b, uint64_t off, uint32_t len,
             lru_push(b, p);
         }
         b->st.hits++;
+        total_add(&total_hits, 1);
     } else {
         b->st.misses++;
+        total_add(&total_misses, 1);
     }
     pthread_mutex_unlock(&b->lock);
     return hit;
@@ -271,10 +296,12 @@ void vd_bcache_fill(struct vd_bcache *b, uint64_t ticket, uint64_t off,
                     uint32_t len, const void *data)
 {
     pthread_mutex_lock(&b->lock);
-    if (ticket && ticket == b->wseq && !b->off) /* no write overlapped */
+    if (ticket && ticket == b->wseq && !b->off) { /* no write overlapped */
         range_keep(b, off, len, data);
-    else
+    } else {
         b->st.fills_skipped++;
+        total_add(&total_skipped, 1);
+    }
     pthread_mutex_unlock(&b->lock);
 }
 

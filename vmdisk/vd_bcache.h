@@ -65,5 +65,8 @@ struct vd_bcache_stats {
     uint64_t pages, max_pages;
 };
 void vd_bcache_get_stats(struct vd_bcache *b, struct vd_bcache_stats *out);
+/* The same summed over every cache of the process, since start (pages:
+ * held now; max_pages: 0).  Any thread, no lock. */
+void vd_bcache_get_totals(struct vd_bcache_stats *out);
 
 #endif

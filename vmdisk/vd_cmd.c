@@ -273,6 +273,7 @@ static void req_handle(struct vd_conn *c, struct vd_req *r)
     }
     log_debug("vd.cmd", "type=%u flags=0x%x offset=%llu length=%u err=%u",
               r->type, r->flags, (unsigned long long)r->offset, r->len, err);
+    vd_metrics_count(r->type, r->len, err);
     if (err)
         reply_err(c, r, err, rc < 0 ? strerror(-rc) : NULL);
     else if (r->type != NBD_CMD_READ && r->type != NBD_CMD_BLOCK_STATUS)
@@ -397,6 +398,7 @@ static void fast_done(void *arg, int status)
     }
     log_debug("vd.cmd", "type=%u flags=0x%x offset=%llu length=%u err=0 fast",
               r->type, r->flags, (unsigned long long)r->offset, r->len);
+    vd_metrics_count(r->type, r->len, 0);
     pthread_mutex_lock(&c->lock);
     if (--c->nfast == 0 && c->draining)
         pthread_cond_broadcast(&c->cond); /* the workers may go now */

@@ -162,6 +162,15 @@ int vd_cmd_run(struct vd_conn *c);
 /* Register the request stages with lat.h (startup, once). */
 void vd_cmd_stats_register(void);
 
+/* vd_metrics.c */
+/* Count one answered request: NBD command @type, length @len, NBD error
+ * @nbd_err (0: it succeeded).  Lock-free; any thread. */
+void vd_metrics_count(uint16_t type, uint32_t len, uint32_t nbd_err);
+struct http_server;
+/* Serve /metrics on @addr (--http) from a thread of its own.  Caller owns
+ * *out; stop it with http_server_stop().  0 or -errno (logged). */
+int vd_metrics_start(const char *addr, struct http_server **out);
+
 /* vd_reply.c */
 /* The NBD error value (NBD_E*) for a negative errno. */
 uint32_t vd_err_to_nbd(int neg_errno);

@@ -5,7 +5,8 @@
  *               [--readonly]
  *               [--default-export NAME] [--workers N] [--cache MODE]
  *               [--cache-size MIB] [--cache-max-dirty MIB]
- *               [--cache-max-dirty-age MS] [-D MODULE=1]
+ *               [--cache-max-dirty-age MS] [--http ADDR:PORT]
+ *               [-D MODULE=1]
  *
  * Parses the command line, makes the image backend, starts the listeners
  * and runs the server until SIGINT or SIGTERM, then stops it (listeners
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "log.h"
 #include "mem.h"
 
@@ -69,6 +71,9 @@ static void usage(FILE *f, const char *prog)
             "(default %llu)\n"
             "    --cache-max-dirty-age MS  writeback: written within "
             "(default %u)\n"
+            "    --http ADDR:PORT        serve Prometheus metrics at "
+            "http://ADDR:PORT/metrics\n"
+            "                            (default: off)\n"
             "    -D MODULE=1             debug log for a module (vd.cmd, "
             "vd.handshake,\n"
             "                            vd.lease, cl.chunk, cl.state, "
@@ -122,7 +127,7 @@ static int backend_make(const char *spec, const struct vd_tessera_opts *to,
 
 struct cli {
     const char *meta, *listen, *unix_path, *backend, *default_export;
-    const char *images_dir;
+    const char *images_dir, *http;
     bool readonly;
     unsigned workers;
     enum vd_cache_mode cache;
@@ -146,6 +151,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"cache-size", required_argument, NULL, 's'},
         {"cache-max-dirty", required_argument, NULL, 'd'},
         {"cache-max-dirty-age", required_argument, NULL, 'a'},
+        {"http", required_argument, NULL, 'H'},
+        {"metrics", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -174,6 +181,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             break;
         case 'e':
             cli->default_export = optarg;
+            break;
+        case 'H':
+            cli->http = optarg;
             break;
         case 'w': {
             unsigned long n = strtoul(optarg, &end, 10);
@@ -253,6 +263,7 @@ int main(int argc, char **argv)
     struct cli cli = {.backend = "tessera", .cache = VD_CACHE_WRITETHROUGH};
     struct vd_backend *be = NULL;
     struct vd_server *s = NULL;
+    struct http_server *http = NULL;
     int rc;
 
     mem_tune();
@@ -290,6 +301,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "tessera-nbd: listen unix:%s: %s\n", cli.unix_path,
                     strerror(-rc));
     }
+    if (rc == 0 && cli.http)
+        rc = vd_metrics_start(cli.http, &http);
     if (rc == 0) {
         struct sigaction sa = {.sa_handler = on_signal};
         sigemptyset(&sa.sa_mask);
@@ -304,6 +317,7 @@ int main(int argc, char **argv)
         rc = vd_server_run(s);
     }
     the_server = NULL;
+    http_server_stop(http);
     vd_server_free(s);
     vd_backend_free(be);
     return rc == 0 ? 0 : 1;

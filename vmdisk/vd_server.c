@@ -16,8 +16,8 @@
  *
  * Connection threads run with SIGINT, SIGTERM and SIGUSR1 blocked so that
  * the signals reach the main thread.  SIGUSR1 (vd_server_stats()) makes
- * the accept loop print the latency stages (lat.h) and the CPU time used,
- * then start the stages afresh.
+ * the accept loop print the latency stages (lat.h) recorded since the
+ * previous SIGUSR1, and the CPU time used.
  */
 #include "vd_internal.h"
 
@@ -178,7 +178,7 @@ static bool woken(struct vd_server *s)
     for (ssize_t i = 0; i < n; i++) {
         if (buf[i] == 's') {
             log_info("nbd server: stats (since the last dump) follow");
-            lat_dump_reset(stderr);
+            lat_dump_interval(stderr);
             lat_cpu_line(stderr);
         } else {
             stop = true;

@@ -240,14 +240,14 @@ static int parse_dump(char *buf, struct line *out, int max)
     return n;
 }
 
-/* Run lat_dump() or lat_dump_reset() into a memory stream. */
-static int dump_to(char **buf, bool reset)
+/* Run lat_dump() or lat_dump_interval() into a memory stream. */
+static int dump_to(char **buf, bool interval)
 {
     size_t len;
     FILE *f = open_memstream(buf, &len);
 
     assert_non_null(f);
-    int rc = reset ? lat_dump_reset(f) : lat_dump(f);
+    int rc = interval ? lat_dump_interval(f) : lat_dump(f);
     assert_int_equal(fclose(f), 0);
     return rc;
 }
@@ -290,7 +290,7 @@ static void test_lat_dump_prints_nonempty_stages(void **state)
     assert_int_equal(lat_hist_count(&st_write.h), 2);
 }
 
-static void test_lat_dump_reset_zeroes_after_printing(void **state)
+static void test_lat_dump_interval_prints_only_what_is_new(void **state)
 {
     static struct lat_stage s = {.name = "commit"};
     struct line l[2];
@@ -304,14 +304,30 @@ static void test_lat_dump_reset_zeroes_after_printing(void **state)
     free(buf);
     assert_string_equal(l[0].name, "commit");
     assert_int_equal(l[0].count, 1);
-    assert_int_equal(lat_hist_count(&s.h), 0);
-    assert_int_equal(lat_hist_sum_ns(&s.h), 0);
-    assert_int_equal(lat_hist_quantile(&s.h, 0.5), 0);
 
-    /* Now empty: the stage is skipped. */
-    assert_int_equal(dump_to(&buf, false), 0);
+    /* Nothing new: the stage is skipped, but the histogram keeps its
+     * count for monotonic readers. */
+    assert_int_equal(dump_to(&buf, true), 0);
     assert_string_equal(buf, "");
     free(buf);
+    assert_int_equal(lat_hist_count(&s.h), 1);
+    assert_int_equal(lat_hist_sum_ns(&s.h), 7 * US);
+
+    /* The next interval holds only the new durations. */
+    lat_hist_record(&s.h, 3000 * US);
+    lat_hist_record(&s.h, 3000 * US);
+    assert_int_equal(dump_to(&buf, true), 1);
+    assert_int_equal(parse_dump(buf, l, 2), 1);
+    free(buf);
+    assert_int_equal(l[0].count, 2);
+    assert_true(l[0].mean > 2999.9 && l[0].mean < 3000.1);
+    assert_true(l[0].p50 >= 3000 && l[0].p50 <= 3000 * 1.125);
+
+    /* A plain dump still shows everything since start. */
+    assert_int_equal(dump_to(&buf, false), 1);
+    assert_int_equal(parse_dump(buf, l, 2), 1);
+    free(buf);
+    assert_int_equal(l[0].count, 3);
 }
 
 static void test_lat_dump_no_stages(void **state)
@@ -324,7 +340,8 @@ static void test_lat_dump_no_stages(void **state)
     free(buf);
 }
 
-/* A stream opened read-only fails every write; dump_reset still resets. */
+/* A stream opened read-only fails every write; dump_interval still moves
+ * the interval on. */
 static void test_lat_dump_write_error(void **state)
 {
     static struct lat_stage s = {.name = "err"};
@@ -336,8 +353,9 @@ static void test_lat_dump_write_error(void **state)
     lat_hist_record(&s.h, 3 * US);
     assert_true(lat_dump(f) < 0);
     assert_int_equal(lat_hist_count(&s.h), 1);
-    assert_true(lat_dump_reset(f) < 0);
-    assert_int_equal(lat_hist_count(&s.h), 0);
+    assert_true(lat_dump_interval(f) < 0);
+    assert_int_equal(lat_hist_count(&s.h), 1);
+    assert_int_equal(s.last.count, 1);
     assert_true(lat_cpu_line(f) < 0);
     fclose(f);
 }
@@ -386,7 +404,7 @@ int test_lat(void)
         cmocka_unit_test_setup_teardown(test_lat_dump_prints_nonempty_stages,
                                         setup_registry, teardown_registry),
         cmocka_unit_test_setup_teardown(
-            test_lat_dump_reset_zeroes_after_printing, setup_registry,
+            test_lat_dump_interval_prints_only_what_is_new, setup_registry,
             teardown_registry),
         cmocka_unit_test_setup_teardown(test_lat_dump_no_stages, setup_registry,
                                         teardown_registry),

@@ -227,6 +227,34 @@ static void test_vd_bcache_long_read_is_not_served(void **state)
     vd_bcache_free(b);
 }
 
+/* The process totals move with every cache and give its pages back when
+ * it goes; two caches add up. */
+static void test_vd_bcache_get_totals_sum_every_cache(void **state)
+{
+    struct vd_bcache *a = cache(8), *b = cache(8);
+    uint8_t *data = pattern(3 * PG, 5), out[PG];
+    struct vd_bcache_stats t0, t1, t2;
+    (void)state;
+
+    vd_bcache_get_totals(&t0);
+    vd_bcache_fill(a, vd_bcache_read_begin(a), 0, 2 * PG, data);
+    vd_bcache_fill(b, vd_bcache_read_begin(b), 0, 3 * PG, data);
+    assert_true(vd_bcache_read(a, 0, PG, out));
+    assert_true(vd_bcache_read(b, PG, PG, out));
+    assert_false(vd_bcache_read(b, 5 * PG, PG, out));
+    vd_bcache_get_totals(&t1);
+    assert_int_equal(t1.hits - t0.hits, 2);
+    assert_int_equal(t1.misses - t0.misses, 1);
+    assert_int_equal(t1.pages - t0.pages, 5);
+    vd_bcache_free(b);
+    vd_bcache_drop_all(a);
+    vd_bcache_get_totals(&t2);
+    assert_int_equal(t2.pages, t0.pages);
+    assert_int_equal(t2.hits, t1.hits); /* counters only grow */
+    free(data);
+    vd_bcache_free(a);
+}
+
 int test_vd_bcache(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +267,7 @@ int test_vd_bcache(void)
         cmocka_unit_test(test_vd_bcache_evicts_least_recently_used),
         cmocka_unit_test(test_vd_bcache_drop_all_voids_tickets),
         cmocka_unit_test(test_vd_bcache_long_read_is_not_served),
+        cmocka_unit_test(test_vd_bcache_get_totals_sum_every_cache),
     };
     return cmocka_run_group_tests_name("vd_bcache", tests, NULL, NULL);
 }

@@ -1,0 +1,38 @@
+/* fc_metrics.c: tessera-mount's Prometheus endpoint (--http).
+ *
+ * The page runs on the HTTP server's own thread (http.h) and reads what
+ * is safe from any thread: the client library's requests to metad and
+ * the chunk servers by message (opcount.h, counted in common/rpc.c), its
+ * latency stages, the delayed-write bytes held (one lock, as the writers
+ * take it), the callback breaks received, and the process's CPU time.
+ * The list with meanings is in docs/operations.md, "Metrics".
+ */
+#include "fc_internal.h"
+
+#include "http.h"
+#include "metrics.h"
+#include "opcount.h"
+
+static int render(struct metrics_buf *b, void *arg)
+{
+    struct fc_fs *fs = arg;
+
+    opcount_render(&opcount_called, b, "tessera_client_",
+                   "sent to metad and the chunk servers");
+    metrics_lat_stages(b);
+    metrics_u64(b, "tessera_mount_dirty_bytes", METRICS_GAUGE,
+                "Bytes of delayed writes not yet written back.",
+                cl_client_dirty(fs->cl));
+    metrics_u64(b, "tessera_mount_callback_breaks_total", METRICS_COUNTER,
+                "Cache callback breaks received from metad.",
+                cl_cb_epoch(fs->cl));
+    metrics_process(b);
+    return 0;
+}
+
+int fc_metrics_start(struct fc_fs *fs, const char *addr,
+                     struct http_server **out)
+{
+    cl_stats_register();
+    return http_metrics_start(addr, NULL, render, fs, out);
+}
