@@ -21,7 +21,12 @@
 #      NBD, all correct, the snapshot unchanged;
 #   5. the same through the mount: a file written with dd, snapshotted and
 #      cloned at once, the clone written, a snapshot of it cloned;
-#   6. the origin removed, its snapshot still cloned, and fsck clean.
+#   6. the origin removed, its snapshot still cloned, and fsck clean;
+#   7. `tessera image list` (JSON, and the --tree table): each file's kind,
+#      parent (a removed one as such), depth in the tree, and shared plus
+#      exclusive bytes adding up to its allocated bytes; `image rm` of the
+#      template snapshot says which clones keep its chunks, frees none,
+#      and the clones still read their bytes.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount,nbd}, tessera, nbdcopy,
 # qemu-io, python3, sha256sum; runs as root (drop_caches); exits 77
 # otherwise.
@@ -78,12 +83,12 @@ snap() { "$T" snapshot "/$1" "/$2" >/dev/null || it_fail "snapshot /$1 /$2"; cp 
 clone() { "$T" clone "/$1" "/$2" >/dev/null || it_fail "clone /$1 /$2"; cp "$W/$1" "$W/$2"; }
 
 # ---- 1. the issue's case: clone of a snapshot with data, at once ----------
-# Data in [0, 40 MiB) and [100, 130 MiB): chunks 0 and 1 partly written,
+# Data in [0, 40 MiB) and [100, 120 MiB): chunks 0 and 1 partly written,
 # chunk 2 a hole.
 truncate -s "$SIZE" "$W/b.img"
 head -c $((40 * MIB)) /dev/urandom |
     dd of="$W/b.img" bs=1M conv=notrunc status=none iflag=fullblock
-head -c $((30 * MIB)) /dev/urandom |
+head -c $((20 * MIB)) /dev/urandom |
     dd of="$W/b.img" bs=1M seek=100 conv=notrunc status=none iflag=fullblock
 "$T" image create /b.img "$SIZE" >/dev/null || it_fail "image create"
 nbdcopy "$W/b.img" "$(nbd_url b.img)" || it_fail "nbdcopy into b.img"
@@ -152,3 +157,38 @@ nbd_patch vm4.img 0 65536
 check vm4.img b.snap vm2.img
 "$T" fsck >/dev/null || it_fail "fsck after clones of snapshots"
 it_ok "fsck clean"
+
+# ---- 7. lineage and space ------------------------------------------------------
+# img PATH EXPR: EXPR of PATH's entry i in `image list --json`.
+img() { it_json "(lambda i: ($2))([i for i in j['images'] if i['path'] == '$1'][0])" image list; }
+it_expect_eq "vm1c.img's parent" "$(img /vm1c.img "i['parent']['path']")" /vm1.snap
+it_expect_eq "vm1cc.img is a clone" "$(img /vm1cc.img "i['kind']")" clone
+it_expect_eq "b.snap2 is a snapshot of b.snap" \
+    "$(img /b.snap2 "i['kind'], i['parent']['path']" | tr -d "()',")" "snapshot /b.snap"
+it_expect_eq "m.img has no parent" "$(img /m.img "i['parent']")" None
+it_expect_eq "b.snap's parent was removed" \
+    "$(img /b.snap "i['parent']['exists'], i['parent']['path']" | tr -d "()',")" "False None"
+it_expect_eq "t3.img: b.snap -> vm2.img -> tmpl.snap -> t3.img" "$(img /t3.img "i['depth']")" 3
+it_expect_eq "shared + exclusive = allocated, for every file" \
+    "$(it_json "all(i['shared'] + i['exclusive'] == i['allocated'] for i in j['images'])" image list)" True
+# m.img's chunk 1 was copied at its write, chunk 0 is still m.snap's too.
+it_expect_eq "m.img's bytes: 100 MiB, the 36 MiB of chunk 1 its own" \
+    "$(img /m.img "i['allocated'], i['exclusive']" | tr -d "()',")" "$((100 * MIB)) $((36 * MIB))"
+it_expect_eq "a clone of a template shares all but what it wrote" \
+    "$(img /t1.img "i['exclusive']")" $((64 * MIB))
+"$T" image list --tree >"$IT_TMP/tree" || it_fail "image list --tree"
+cat "$IT_TMP/tree"
+grep -qE '^      `- /t3.img +clone +/tmpl.snap ' "$IT_TMP/tree" ||
+    it_fail "the tree does not show /t3.img under /tmpl.snap"
+it_ok "image list --tree"
+it_expect_eq "a folder lists its subtree only" \
+    "$(it_json "len(j['images'])" image list /b.snap)" 1
+
+out=$("$T" image rm /tmpl.snap) || it_fail "image rm /tmpl.snap"
+echo "$out"
+case $out in
+"/tmpl.snap: removed; 0 chunks freed, 2 kept: still used by"*/t10.img*) it_ok "image rm says what it keeps" ;;
+*) it_fail "image rm: $out" ;;
+esac
+it_expect_eq "t1.img's parent is gone" "$(img /t1.img "i['parent']['exists']")" False
+check t1.img t10.img vm2.img
