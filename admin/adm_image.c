@@ -530,6 +530,11 @@ static int image_info(struct adm *a, int argc, char **argv)
         return adm_fail(a, "image info", rc);
     }
     bool ro = adm_status_u64(&st, "readonly") != 0;
+    /* A snapshot or clone names its origin; an empty path: removed. */
+    const char *opath = adm_status_get(&st, "origin_path");
+    bool origin = adm_status_get(&st, "origin") != NULL;
+    if (!opath)
+        opath = "";
     if (a->json) {
         printf("{\"path\": ");
         adm_json_str(stdout, argv[1], strlen(argv[1]));
@@ -542,6 +547,18 @@ static int image_info(struct adm *a, int argc, char **argv)
                adm_status_u64(&st, "shared"), adm_status_u64(&st, "goal"),
                ro ? "true" : "false");
         print_sharers_json(&st);
+        printf(", \"parent\": ");
+        if (origin) {
+            printf("{\"ino\": %" PRIu64 ", \"exists\": %s, \"path\": ",
+                   adm_status_u64(&st, "origin"), opath[0] ? "true" : "false");
+            if (opath[0])
+                adm_json_str(stdout, opath, strlen(opath));
+            else
+                printf("null");
+            printf("}");
+        } else {
+            printf("null");
+        }
         printf("}\n");
     } else {
         adm_fmt_bytes(adm_status_u64(&st, "size"), b1, sizeof(b1));
@@ -556,6 +573,12 @@ static int image_info(struct adm *a, int argc, char **argv)
                adm_status_u64(&st, "shared"));
         printf("%-14s %" PRIu64 "\n", "goal", adm_status_u64(&st, "goal"));
         printf("%-14s %s\n", "read-only", ro ? "yes (snapshot)" : "no");
+        if (origin && opath[0])
+            printf("%-14s %s (ino %" PRIu64 ")\n", "parent", opath,
+                   adm_status_u64(&st, "origin"));
+        else if (origin)
+            printf("%-14s (removed, ino %" PRIu64 ")\n", "parent",
+                   adm_status_u64(&st, "origin"));
         for (size_t i = 0; i < st.nkv; i++) {
             unsigned long long ino, n;
             const char *p;

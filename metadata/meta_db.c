@@ -313,6 +313,7 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_IMAGE_SHARERS] = "SELECT o.ino, count(*) FROM slots s JOIN slots o"
                               " ON o.chunk_id = s.chunk_id AND o.ino != s.ino"
                               " WHERE s.ino = ?1 GROUP BY o.ino ORDER BY o.ino",
+    [META_ST_INODE_ORIGIN_GET] = "SELECT origin FROM inodes WHERE ino = ?1",
     [META_ST_INODE_ORIGIN_SET] = "UPDATE inodes SET origin = ?2 WHERE ino = ?1",
     /* Image list: every regular file in the subtree of ?1 with its
      * origin, whether that still exists, flags, size, bytes mapped and
@@ -577,19 +578,30 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
     return 0;
 }
 
-int meta_inode_flags(struct meta_db *db, uint64_t ino, uint32_t *flags)
+/* One integer column of inode @ino through statement @id into *v. */
+static int inode_col(struct meta_db *db, enum meta_st id, uint64_t ino,
+                     int64_t *v, const char *what)
 {
-    sqlite3_stmt *s = meta_st(db, META_ST_INODE_FLAGS_GET);
+    sqlite3_stmt *s = meta_st(db, id);
     sqlite3_bind_int64(s, 1, (int64_t)ino);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        *flags = (uint32_t)sqlite3_column_int64(s, 0);
+        *v = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
     if (rc == SQLITE_ROW)
         return 0;
     if (rc == SQLITE_DONE)
         return -ENOENT;
-    return meta_sql_err(db, rc, "get inode flags");
+    return meta_sql_err(db, rc, what);
+}
+
+int meta_inode_flags(struct meta_db *db, uint64_t ino, uint32_t *flags)
+{
+    int64_t v = 0;
+    int r = inode_col(db, META_ST_INODE_FLAGS_GET, ino, &v, "get inode flags");
+    if (r == 0)
+        *flags = (uint32_t)v;
+    return r;
 }
 
 int meta_inode_flags_set(struct meta_db *db, uint64_t ino, uint32_t flags)
@@ -598,6 +610,16 @@ int meta_inode_flags_set(struct meta_db *db, uint64_t ino, uint32_t flags)
     sqlite3_bind_int64(s, 1, (int64_t)ino);
     sqlite3_bind_int64(s, 2, flags);
     return meta_st_exec(db, s, "set inode flags");
+}
+
+int meta_inode_origin(struct meta_db *db, uint64_t ino, uint64_t *origin)
+{
+    int64_t v = 0;
+    int r =
+        inode_col(db, META_ST_INODE_ORIGIN_GET, ino, &v, "get inode origin");
+    if (r == 0)
+        *origin = (uint64_t)v;
+    return r;
 }
 
 int meta_inode_origin_set(struct meta_db *db, uint64_t ino, uint64_t origin)

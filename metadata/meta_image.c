@@ -160,9 +160,35 @@ static void kv_u64(struct proto_wbuf *w, const char *key, uint64_t v)
     proto_kv_put(w, key, num);
 }
 
+/* The "origin" and "origin_path" pairs of IMAGE_INFO for a snapshot or
+ * clone; none for a file made from nothing.  The path is empty when the
+ * origin was removed. */
+static int add_origin(struct meta_db *db, uint64_t ino, struct proto_wbuf *kv,
+                      uint32_t *count)
+{
+    char path[PROTO_MAX_STR + 1] = "";
+    uint64_t origin = 0;
+    uint32_t flags;
+    int r = meta_inode_origin(db, ino, &origin);
+
+    if (r < 0 || origin == 0)
+        return r;
+    r = meta_inode_flags(db, origin, &flags);
+    if (r == 0)
+        r = path_of(db, origin, path, sizeof(path));
+    else if (r == -ENOENT)
+        r = 0;
+    if (r < 0)
+        return r;
+    kv_u64(kv, "origin", origin);
+    proto_kv_put(kv, "origin_path", path);
+    *count += 2;
+    return 0;
+}
+
 /* docs/protocol.md §12.3: size, mapped bytes, chunk slots, shared slots,
- * the read-only flag, then one "sharer" pair per other file sharing a
- * chunk with it: "INO CHUNKS PATH". */
+ * the read-only flag, the origin, then one "sharer" pair per other file
+ * sharing a chunk with it: "INO CHUNKS PATH". */
 int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
                     struct proto_wbuf *reply)
 {
@@ -206,6 +232,10 @@ int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
     kv_u64(&kv, "goal", a.goal);
     proto_kv_put(&kv, "readonly", (flags & META_INODE_READONLY) ? "1" : "0");
     count = 7;
+    if ((r = add_origin(db, q.ino, &kv, &count)) < 0) {
+        proto_wbuf_free(&kv);
+        return r;
+    }
 
     s = meta_st(db, META_ST_IMAGE_SHARERS);
     sqlite3_bind_int64(s, 1, (int64_t)q.ino);

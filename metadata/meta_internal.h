@@ -101,6 +101,7 @@ enum meta_st {
     META_ST_INODE_FLAGS_SET,
     META_ST_IMAGE_STATS,
     META_ST_IMAGE_SHARERS,
+    META_ST_INODE_ORIGIN_GET,
     META_ST_INODE_ORIGIN_SET,
     META_ST_IMAGE_LIST,
     META_ST_DIRENT_NAME_OF,
@@ -149,7 +150,8 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
                       const struct meta_name *target);
 /* Flags of inode @ino (meta.h, META_INODE_*): get, set. */
 int meta_inode_flags_set(struct meta_db *db, uint64_t ino, uint32_t flags);
-/* Record that @ino was made from @origin (a snapshot or clone). */
+/* The inode @ino was made from (a snapshot or clone; 0: none): get, set. */
+int meta_inode_origin(struct meta_db *db, uint64_t ino, uint64_t *origin);
 int meta_inode_origin_set(struct meta_db *db, uint64_t ino, uint64_t origin);
 /* 0 when the data of @ino may change, -EROFS for a snapshot, -ENOENT. */
 int meta_inode_writable(struct meta_db *db, uint64_t ino);

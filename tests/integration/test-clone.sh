@@ -189,6 +189,8 @@ cat "$IT_TMP/tree"
 grep -qE '^      `- /t3.img +clone +/tmpl.snap ' "$IT_TMP/tree" ||
     it_fail "the tree does not show /t3.img under /tmpl.snap"
 it_ok "image list --tree"
+it_expect_eq "image info names the parent" \
+    "$(it_json "j['parent']['path']" image info /vm1cc.img)" /vm1c.img
 it_expect_eq "a folder lists its subtree only" \
     "$(it_json "len(j['images'])" image list /b.snap)" 1
 
@@ -199,6 +201,9 @@ case $out in
 *) it_fail "image rm: $out" ;;
 esac
 it_expect_eq "t1.img's parent is gone" "$(img /t1.img "i['parent']['exists']")" False
+it_expect_eq "image info: the parent is gone" \
+    "$(it_json "j['parent']['exists'], j['parent']['path']" image info /t1.img | tr -d "()',")" \
+    "False None"
 check t1.img t10.img vm2.img
 
 # ---- 8. snapshot and clone during writes ---------------------------------------

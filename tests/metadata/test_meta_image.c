@@ -661,6 +661,62 @@ static void test_meta_image_list_errors(void **state)
     assert_string_equal(got, "");
 }
 
+/* IMAGE_INFO of @ino as "key=value;" pairs, from "readonly" on. */
+static void info_from_readonly(struct fx *f, uint64_t ino, char *got,
+                               size_t size)
+{
+    struct proto_wbuf w, reply;
+    struct proto_ino_req q = {.ino = ino};
+    struct proto_status_rep rep;
+    struct proto_kv_iter it;
+    struct proto_str k, v;
+    bool on = false;
+
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_ino_req_encode(&w, &q);
+    assert_int_equal(fx_query(f, PROTO_MSG_IMAGE_INFO_REQ, &w, &reply), 0);
+    assert_int_equal(proto_status_rep_decode(reply.p, reply.len, &rep), 0);
+    got[0] = '\0';
+    proto_kv_iter_init(&it, &rep);
+    while (proto_kv_next(&it, &k, &v)) {
+        size_t len = strlen(got);
+        on |= k.len == 8 && !memcmp(k.p, "readonly", 8);
+        if (on)
+            snprintf(got + len, size - len, "%.*s=%.*s;", (int)k.len, k.p,
+                     (int)v.len, v.p);
+    }
+    proto_wbuf_free(&reply);
+}
+
+/* A snapshot's and a clone's origin, by inode and path; the path empty
+ * once the origin is removed. */
+static void test_meta_image_info_origin(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s, c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    char got[512], want[512];
+    assert_int_equal(do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "s1", &s),
+                     0);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, s.ino, ROOT, "c1", &c),
+                     0);
+    info_from_readonly(f, c.ino, got, sizeof(got));
+    snprintf(want, sizeof(want),
+             "readonly=0;origin=%llu;origin_path=/s1;sharer=%llu 3 /img;"
+             "sharer=%llu 3 /s1;",
+             (unsigned long long)s.ino, (unsigned long long)img,
+             (unsigned long long)s.ino);
+    assert_string_equal(got, want);
+    assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
+    info_from_readonly(f, s.ino, got, sizeof(got));
+    snprintf(want, sizeof(want),
+             "readonly=1;origin=%llu;origin_path=;sharer=%llu 3 /c1;",
+             (unsigned long long)img, (unsigned long long)c.ino);
+    assert_string_equal(got, want);
+}
+
 static int walk_one(const struct meta_chunk_info *ci, void *arg)
 {
     int *seen = arg;
@@ -787,6 +843,7 @@ int test_meta_image(void)
         T(test_meta_image_snapshot_is_readonly),
         T(test_meta_image_snapshot_errors),
         T(test_meta_image_info_lists_sharers),
+        T(test_meta_image_info_origin),
         T(test_meta_image_list_lineage_and_bytes),
         T(test_meta_image_list_origin_removed),
         T(test_meta_image_list_errors),
