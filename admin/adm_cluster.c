@@ -24,20 +24,13 @@ static int action(struct adm *a, uint32_t what, uint32_t arg,
                   struct adm_status *st)
 {
     struct proto_admin_action_req req = {.action = what, .arg = arg};
-    struct rpc_reply rep;
     struct proto_wbuf w;
     int rc;
 
-    memset(st, 0, sizeof(*st));
     proto_wbuf_init(&w);
     proto_admin_action_req_encode(&w, &req);
-    rc = w.err ? w.err
-               : rpc_call(a->rpc, PROTO_MSG_ADMIN_ACTION_REQ, w.p, w.len, &rep);
+    rc = adm_status_call(a, PROTO_MSG_ADMIN_ACTION_REQ, &w, st);
     proto_wbuf_free(&w);
-    if (rc < 0)
-        return rc;
-    rc = adm_status_parse(rep.payload, rep.len, st);
-    rpc_reply_free(&rep);
     return rc;
 }
 

@@ -4,6 +4,7 @@
  *   tessera clone SRC DST            writable copy sharing SRC's chunks
  *   tessera image create PATH SIZE   a sparse file of SIZE (10G, 512M, ...)
  *   tessera image info PATH          size, allocation, sharing, read-only
+ *   tessera image list [--tree] [PATH]   lineage and space (adm_image_list.c)
  *   tessera image resize [--shrink] PATH SIZE
  *   tessera image rm PATH
  *   tessera image import|export|handover ...   (adm_image_io.c,
@@ -385,8 +386,80 @@ static int image_resize(struct adm *a, int argc, char **argv)
     return ADM_EXIT_OK;
 }
 
+/* Each "sharer" pair of @st: its inode, chunks shared and path (borrowed
+ * from @st).  Returns false for other pairs. */
+static bool sharer_of(const struct adm_kv *kv, unsigned long long *ino,
+                      unsigned long long *n, const char **path)
+{
+    int off = 0;
+
+    if (strcmp(kv->key, "sharer") ||
+        sscanf(kv->value, "%llu %llu %n", ino, n, &off) < 2 || off == 0)
+        return false;
+    *path = kv->value + off;
+    return true;
+}
+
+/* The "sharer" pairs of @st as a JSON array. */
+static void print_sharers_json(const struct adm_status *st)
+{
+    unsigned long long ino, n;
+    const char *p;
+    bool first = true;
+
+    printf("[");
+    for (size_t i = 0; i < st->nkv; i++) {
+        if (!sharer_of(&st->kv[i], &ino, &n, &p))
+            continue;
+        printf("%s{\"ino\": %llu, \"chunks\": %llu, \"path\": ",
+               first ? "" : ", ", ino, n);
+        adm_json_str(stdout, p, strlen(p));
+        printf("}");
+        first = false;
+    }
+    printf("]");
+}
+
+/* What removing the file of @st keeps: the chunks it shares stay for the
+ * files that share them, the others are freed. */
+static void print_rm(struct adm *a, const char *path,
+                     const struct adm_status *st)
+{
+    uint64_t chunks = adm_status_u64(st, "chunks");
+    uint64_t kept = adm_status_u64(st, "shared");
+    unsigned long long ino, n;
+    const char *p;
+    bool first = true;
+
+    if (a->json) {
+        printf("{\"path\": ");
+        adm_json_str(stdout, path, strlen(path));
+        printf(", \"removed\": true, \"chunks_freed\": %" PRIu64
+               ", \"chunks_kept\": %" PRIu64 ", \"kept_for\": ",
+               chunks - kept, kept);
+        print_sharers_json(st);
+        printf("}\n");
+        return;
+    }
+    printf("%s: removed; %" PRIu64 " chunk%s freed", path, chunks - kept,
+           chunks - kept == 1 ? "" : "s");
+    if (kept)
+        printf(", %" PRIu64 " kept: still used by", kept);
+    for (size_t i = 0; kept && i < st->nkv; i++) {
+        if (!sharer_of(&st->kv[i], &ino, &n, &p))
+            continue;
+        printf("%s %s (%llu chunk%s)", first ? "" : ",", p, n,
+               n == 1 ? "" : "s");
+        first = false;
+    }
+    if (adm_status_get(st, "sharers_truncated"))
+        printf(", ...");
+    printf("\n");
+}
+
 static int image_rm(struct adm *a, int argc, char **argv)
 {
+    struct adm_status st = {0};
     struct proto_lookup_req req;
     struct proto_attr dir, at;
     char name[PROTO_NAME_MAX + 1];
@@ -406,8 +479,13 @@ static int image_rm(struct adm *a, int argc, char **argv)
         rc = S_ISDIR(at.mode) ? -EISDIR : -EINVAL;
     if (rc == 0)
         rc = resolve_parent(a, argv[1], &dir, name, sizeof(name));
-    if (rc < 0)
+    /* What it shares, read just before: the answer says what stays. */
+    if (rc == 0)
+        rc = adm_status_ino(a, PROTO_MSG_IMAGE_INFO_REQ, at.ino, &st);
+    if (rc < 0) {
+        adm_status_free(&st);
         return adm_fail(a, "image rm", rc);
+    }
     memset(&req, 0, sizeof(req));
     req.parent = dir.ino;
     req.name.p = name;
@@ -416,16 +494,13 @@ static int image_rm(struct adm *a, int argc, char **argv)
     proto_lookup_req_encode(&w, &req);
     rc = w.err ? w.err : rpc_call(a->rpc, PROTO_MSG_UNLINK_REQ, w.p, w.len, &r);
     proto_wbuf_free(&w);
-    if (rc < 0)
+    if (rc < 0) {
+        adm_status_free(&st);
         return adm_fail(a, "image rm", rc);
-    rpc_reply_free(&r);
-    if (a->json) {
-        printf("{\"path\": ");
-        adm_json_str(stdout, argv[1], strlen(argv[1]));
-        printf(", \"removed\": true}\n");
-    } else {
-        printf("%s: removed\n", argv[1]);
     }
+    rpc_reply_free(&r);
+    print_rm(a, argv[1], &st);
+    adm_status_free(&st);
     return ADM_EXIT_OK;
 }
 
@@ -434,11 +509,8 @@ static int image_rm(struct adm *a, int argc, char **argv)
 
 static int image_info(struct adm *a, int argc, char **argv)
 {
-    struct proto_ino_req req;
     struct adm_status st;
     struct proto_attr at;
-    struct rpc_reply r;
-    struct proto_wbuf w;
     char b1[32], b2[32];
     int rc;
 
@@ -452,47 +524,42 @@ static int image_info(struct adm *a, int argc, char **argv)
     rc = adm_resolve(a, argv[1], &at);
     if (rc < 0)
         return adm_fail(a, "image info", rc);
-    req.ino = at.ino;
-    proto_wbuf_init(&w);
-    proto_ino_req_encode(&w, &req);
-    rc = w.err ? w.err
-               : rpc_call(a->rpc, PROTO_MSG_IMAGE_INFO_REQ, w.p, w.len, &r);
-    proto_wbuf_free(&w);
-    if (rc < 0)
-        return adm_fail(a, "image info", rc);
-    rc = adm_status_parse(r.payload, r.len, &st);
-    rpc_reply_free(&r);
+    rc = adm_status_ino(a, PROTO_MSG_IMAGE_INFO_REQ, at.ino, &st);
     if (rc < 0) {
         adm_status_free(&st);
         return adm_fail(a, "image info", rc);
     }
     bool ro = adm_status_u64(&st, "readonly") != 0;
+    /* A snapshot or clone names its origin; an empty path: removed. */
+    const char *opath = adm_status_get(&st, "origin_path");
+    bool origin = adm_status_get(&st, "origin") != NULL;
+    if (!opath)
+        opath = "";
     if (a->json) {
-        bool first = true;
         printf("{\"path\": ");
         adm_json_str(stdout, argv[1], strlen(argv[1]));
         printf(", \"ino\": %" PRIu64 ", \"size\": %" PRIu64
                ", \"allocated\": %" PRIu64 ", \"chunks\": %" PRIu64
                ", \"shared_chunks\": %" PRIu64 ", \"goal\": %" PRIu64
-               ", \"readonly\": %s, \"shares_with\": [",
+               ", \"readonly\": %s, \"shares_with\": ",
                adm_status_u64(&st, "ino"), adm_status_u64(&st, "size"),
                adm_status_u64(&st, "allocated"), adm_status_u64(&st, "chunks"),
                adm_status_u64(&st, "shared"), adm_status_u64(&st, "goal"),
                ro ? "true" : "false");
-        for (size_t i = 0; i < st.nkv; i++) {
-            unsigned long long ino, n;
-            int off = 0;
-            if (strcmp(st.kv[i].key, "sharer") ||
-                sscanf(st.kv[i].value, "%llu %llu %n", &ino, &n, &off) < 2)
-                continue;
-            printf("%s{\"ino\": %llu, \"chunks\": %llu, \"path\": ",
-                   first ? "" : ", ", ino, n);
-            adm_json_str(stdout, st.kv[i].value + off,
-                         strlen(st.kv[i].value + off));
+        print_sharers_json(&st);
+        printf(", \"parent\": ");
+        if (origin) {
+            printf("{\"ino\": %" PRIu64 ", \"exists\": %s, \"path\": ",
+                   adm_status_u64(&st, "origin"), opath[0] ? "true" : "false");
+            if (opath[0])
+                adm_json_str(stdout, opath, strlen(opath));
+            else
+                printf("null");
             printf("}");
-            first = false;
+        } else {
+            printf("null");
         }
-        printf("]}\n");
+        printf("}\n");
     } else {
         adm_fmt_bytes(adm_status_u64(&st, "size"), b1, sizeof(b1));
         adm_fmt_bytes(adm_status_u64(&st, "allocated"), b2, sizeof(b2));
@@ -506,14 +573,19 @@ static int image_info(struct adm *a, int argc, char **argv)
                adm_status_u64(&st, "shared"));
         printf("%-14s %" PRIu64 "\n", "goal", adm_status_u64(&st, "goal"));
         printf("%-14s %s\n", "read-only", ro ? "yes (snapshot)" : "no");
+        if (origin && opath[0])
+            printf("%-14s %s (ino %" PRIu64 ")\n", "parent", opath,
+                   adm_status_u64(&st, "origin"));
+        else if (origin)
+            printf("%-14s (removed, ino %" PRIu64 ")\n", "parent",
+                   adm_status_u64(&st, "origin"));
         for (size_t i = 0; i < st.nkv; i++) {
             unsigned long long ino, n;
-            int off = 0;
-            if (strcmp(st.kv[i].key, "sharer") ||
-                sscanf(st.kv[i].value, "%llu %llu %n", &ino, &n, &off) < 2)
+            const char *p;
+            if (!sharer_of(&st.kv[i], &ino, &n, &p))
                 continue;
-            printf("%-14s %s (%llu chunk%s, ino %llu)\n", "shares with",
-                   st.kv[i].value + off, n, n == 1 ? "" : "s", ino);
+            printf("%-14s %s (%llu chunk%s, ino %llu)\n", "shares with", p, n,
+                   n == 1 ? "" : "s", ino);
         }
         if (adm_status_get(&st, "sharers_truncated"))
             printf("%-14s ...\n", "");
@@ -531,13 +603,13 @@ int adm_cmd_image(struct adm *a, int argc, char **argv)
         {"create", image_create},         {"info", image_info},
         {"resize", image_resize},         {"rm", image_rm},
         {"import", adm_image_import},     {"export", adm_image_export},
-        {"handover", adm_image_handover},
+        {"handover", adm_image_handover}, {"list", adm_image_list},
     };
 
     for (size_t i = 0; argc >= 2 && i < sizeof(sub) / sizeof(sub[0]); i++)
         if (!strcmp(argv[1], sub[i].name))
             return sub[i].fn(a, argc - 1, argv + 1);
     fprintf(stderr, "tessera: usage: image "
-                    "create|info|resize|rm|import|export|handover ...\n");
+                    "create|info|list|resize|rm|import|export|handover ...\n");
     return ADM_EXIT_USAGE;
 }

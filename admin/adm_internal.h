@@ -92,6 +92,15 @@ const struct adm_server *adm_status_server(const struct adm_status *st,
 /* Ask metad for STATUS into *st (caller frees with adm_status_free()).
  * 0 or -errno. */
 int adm_status_fetch(struct adm *a, struct adm_status *st);
+/* Send request @opcode with @body (borrowed; NULL for none) and parse its
+ * key/value reply into *st (caller frees it with adm_status_free(), also
+ * on error).  0 or -errno. */
+int adm_status_call(struct adm *a, uint16_t opcode,
+                    const struct proto_wbuf *body, struct adm_status *st);
+/* The same for a request whose body is one inode (IMAGE_INFO_REQ,
+ * IMAGE_LIST_REQ). */
+int adm_status_ino(struct adm *a, uint16_t opcode, uint64_t ino,
+                   struct adm_status *st);
 /* Print the storage server table (tessera servers). */
 void adm_print_servers(const struct adm_status *st);
 
@@ -134,6 +143,32 @@ int adm_cmd_image(struct adm *a, int argc, char **argv);
  * its size to @bytes; fills *out with the new attributes. */
 int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
                    struct proto_attr *out);
+/* adm_image_list.c: image list [--tree] [PATH]. */
+int adm_image_list(struct adm *a, int argc, char **argv);
+/* One file of an IMAGE_LIST reply (docs/protocol.md §12.5). */
+struct adm_image_ent {
+    uint64_t ino, origin; /* origin 0: made from nothing */
+    bool origin_live;     /* the origin still exists */
+    bool readonly;        /* a snapshot */
+    uint64_t size, allocated, shared;
+    const char *path; /* borrowed from the parsed value */
+};
+/* Parse one "image" value into *e (e->path points into @value).
+ * -EPROTO when malformed, or an origin not older than the file. */
+int adm_image_ent_parse(const char *value, struct adm_image_ent *e);
+/* Entries in tree order: order[j] indexes the entries, depth[j] how many
+ * origins above it are listed too. */
+struct adm_image_tree {
+    size_t *order;
+    unsigned *depth;
+    size_t n;
+};
+/* Order @n entries as a forest of origins: a root (no origin, or one not
+ * listed) then, depth first, what was made from it, by inode number.
+ * Caller owns *t; release it with adm_image_tree_free().  0 or -ENOMEM. */
+int adm_image_tree(const struct adm_image_ent *e, size_t n,
+                   struct adm_image_tree *t);
+void adm_image_tree_free(struct adm_image_tree *t);
 /* adm_image_io.c: image import SRC DST, image export SRC DST. */
 int adm_image_import(struct adm *a, int argc, char **argv);
 int adm_image_export(struct adm *a, int argc, char **argv);

@@ -241,17 +241,40 @@ const struct adm_server *adm_status_server(const struct adm_status *st,
     return NULL;
 }
 
-int adm_status_fetch(struct adm *a, struct adm_status *st)
+int adm_status_call(struct adm *a, uint16_t opcode,
+                    const struct proto_wbuf *body, struct adm_status *st)
 {
     struct rpc_reply rep;
     int rc;
 
     memset(st, 0, sizeof(*st));
-    rc = rpc_call(a->rpc, PROTO_MSG_STATUS_REQ, NULL, 0, &rep);
+    if (body && body->err)
+        return body->err;
+    rc = rpc_call(a->rpc, opcode, body ? body->p : NULL, body ? body->len : 0,
+                  &rep);
     if (rc < 0)
         return rc;
     rc = adm_status_parse(rep.payload, rep.len, st);
     rpc_reply_free(&rep);
+    return rc;
+}
+
+int adm_status_fetch(struct adm *a, struct adm_status *st)
+{
+    return adm_status_call(a, PROTO_MSG_STATUS_REQ, NULL, st);
+}
+
+int adm_status_ino(struct adm *a, uint16_t opcode, uint64_t ino,
+                   struct adm_status *st)
+{
+    struct proto_ino_req req = {.ino = ino};
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &req);
+    rc = adm_status_call(a, opcode, &w, st);
+    proto_wbuf_free(&w);
     return rc;
 }
 

@@ -38,6 +38,9 @@
  * with nlink 0 and no entry (found through the inodes_orphan index), until
  * the last hold on it ends (meta_hold.c).
  *
+ * Migration 5 adds inodes.origin, the inode a snapshot or clone was made
+ * from (IMAGE_LIST).
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -136,6 +139,10 @@ static const char *const migrations[] = {
     " PRIMARY KEY(session_id, ino)) WITHOUT ROWID;"
     "CREATE INDEX holds_ino ON holds(ino);"
     "CREATE INDEX inodes_orphan ON inodes(ino) WHERE nlink = 0;",
+    /* 5: lineage.  The file a snapshot or clone was made from (0: none);
+     * inode numbers are never reused, so a removed origin stays told
+     * apart from a live one. */
+    "ALTER TABLE inodes ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -147,6 +154,11 @@ static const char *const migrations[] = {
 #define LAST_REF                                                               \
     "NOT EXISTS (SELECT 1 FROM slots o WHERE o.chunk_id = s.chunk_id"          \
     " AND NOT (o.ino = ?1 AND o.idx >= ?2))"
+
+/* Bytes of file row i inside slot s (?2 the chunk size), and 1 when the
+ * slot's chunk is shared, else 0. */
+#define SLOT_LEN "max(0, min(?2, i.size - s.idx * ?2))"
+#define SLOT_SHARED "(" REFS("s") " > 1)"
 
 #define INODE_COLS                                                             \
     "ino, mode, nlink, uid, gid, rdev, goal, size, atime, mtime, ctime, "      \
@@ -197,17 +209,16 @@ static const char *const sql[META_ST_COUNT] = {
      * number of slots holding it. */
     [META_ST_CHUNK_GET] =
         "SELECT c.chunk_id, c.version, coalesce(s.ino, 0),"
-        " coalesce(s.idx, 0), " REFS("c") " FROM chunks c"
-        " LEFT JOIN slots s ON s.chunk_id = c.chunk_id"
-        " WHERE c.chunk_id = ?1 ORDER BY s.ino, s.idx LIMIT 1",
-    [META_ST_CHUNK_AT] =
-        "SELECT c.chunk_id, c.version, s.ino, s.idx, " REFS("c")
-        " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
-        " WHERE s.ino = ?1 AND s.idx = ?2",
-    [META_ST_CHUNK_RANGE] =
-        "SELECT c.chunk_id, c.version, s.ino, s.idx, " REFS("c")
-        " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
-        " WHERE s.ino = ?1 AND s.idx >= ?2 AND s.idx < ?3 ORDER BY s.idx",
+        " coalesce(s.idx, 0), " REFS(
+            "c") " FROM chunks c"
+                 " LEFT JOIN slots s ON s.chunk_id = c.chunk_id"
+                 " WHERE c.chunk_id = ?1 ORDER BY s.ino, s.idx LIMIT 1",
+    [META_ST_CHUNK_AT] = "SELECT c.chunk_id, c.version, s.ino, s.idx, " REFS(
+        "c") " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
+             " WHERE s.ino = ?1 AND s.idx = ?2",
+    [META_ST_CHUNK_RANGE] = "SELECT c.chunk_id, c.version, s.ino, s.idx, " REFS(
+        "c") " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
+             " WHERE s.ino = ?1 AND s.idx >= ?2 AND s.idx < ?3 ORDER BY s.idx",
     [META_ST_CHUNK_INSERT] =
         "INSERT INTO chunks(chunk_id, version) VALUES(?1, ?2)",
     [META_ST_CHUNK_SET_VERSION] =
@@ -249,7 +260,8 @@ static const char *const sql[META_ST_COUNT] = {
         "INSERT INTO sessions(name, host, opened, lease_ms)"
         " VALUES(?1, ?2, ?3, ?4)",
     [META_ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
-    [META_ST_SESSION_LIST] = "SELECT id, name, host, lease_ms FROM sessions ORDER BY id",
+    [META_ST_SESSION_LIST] =
+        "SELECT id, name, host, lease_ms FROM sessions ORDER BY id",
     [META_ST_SESSION_COUNT] = "SELECT count(*) FROM sessions",
     [META_ST_OPLOG_APPEND] = "INSERT INTO oplog(opcode, now, session_id,"
                              " payload) VALUES(?1, ?2, ?3, ?4)",
@@ -309,14 +321,29 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_INODE_FLAGS_GET] = "SELECT flags FROM inodes WHERE ino = ?1",
     [META_ST_INODE_FLAGS_SET] = "UPDATE inodes SET flags = ?2 WHERE ino = ?1",
     /* Image info: slots, slots whose chunk is shared, bytes mapped. */
-    [META_ST_IMAGE_STATS] =
-        "SELECT count(*), total(" REFS("s") " > 1),"
-        " total(max(0, min(?2, ?3 - s.idx * ?2)))"
-        " FROM slots s WHERE s.ino = ?1",
-    [META_ST_IMAGE_SHARERS] =
-        "SELECT o.ino, count(*) FROM slots s JOIN slots o"
-        " ON o.chunk_id = s.chunk_id AND o.ino != s.ino"
-        " WHERE s.ino = ?1 GROUP BY o.ino ORDER BY o.ino",
+    [META_ST_IMAGE_STATS] = "SELECT count(*), total(" REFS(
+        "s") " > 1),"
+             " total(max(0, min(?2, ?3 - s.idx * ?2)))"
+             " FROM slots s WHERE s.ino = ?1",
+    [META_ST_IMAGE_SHARERS] = "SELECT o.ino, count(*) FROM slots s JOIN slots o"
+                              " ON o.chunk_id = s.chunk_id AND o.ino != s.ino"
+                              " WHERE s.ino = ?1 GROUP BY o.ino ORDER BY o.ino",
+    [META_ST_INODE_ORIGIN_GET] = "SELECT origin FROM inodes WHERE ino = ?1",
+    [META_ST_INODE_ORIGIN_SET] = "UPDATE inodes SET origin = ?2 WHERE ino = ?1",
+    /* Image list: every regular file in the subtree of ?1 with its
+     * origin, whether that still exists, flags, size, bytes mapped and
+     * bytes mapped in shared chunks; ?2 the chunk size, ?3 the most rows. */
+    [META_ST_IMAGE_LIST] =
+        "WITH RECURSIVE t(ino) AS (SELECT ?1 UNION"
+        " SELECT d.ino FROM dirents d JOIN t ON d.parent = t.ino)"
+        " SELECT i.ino, i.origin,"
+        " EXISTS (SELECT 1 FROM inodes p WHERE p.ino = i.origin), i.flags,"
+        " i.size, coalesce(sum(" SLOT_LEN "), 0),"
+        " coalesce(sum(" SLOT_LEN " * " SLOT_SHARED "), 0)"
+        " FROM t JOIN inodes i ON i.ino = t.ino"
+        " LEFT JOIN slots s ON s.ino = i.ino"
+        " WHERE (i.mode & 61440) = 32768 GROUP BY i.ino ORDER BY i.ino"
+        " LIMIT ?3",
     [META_ST_DIRENT_NAME_OF] =
         "SELECT parent, name FROM dirents WHERE ino = ?1 ORDER BY id LIMIT 1",
     [META_ST_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE id = ?1",
@@ -601,19 +628,30 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
     return 0;
 }
 
-int meta_inode_flags(struct meta_db *db, uint64_t ino, uint32_t *flags)
+/* One integer column of inode @ino through statement @id into *v. */
+static int inode_col(struct meta_db *db, enum meta_st id, uint64_t ino,
+                     int64_t *v, const char *what)
 {
-    sqlite3_stmt *s = meta_st(db, META_ST_INODE_FLAGS_GET);
+    sqlite3_stmt *s = meta_st(db, id);
     sqlite3_bind_int64(s, 1, (int64_t)ino);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        *flags = (uint32_t)sqlite3_column_int64(s, 0);
+        *v = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
     if (rc == SQLITE_ROW)
         return 0;
     if (rc == SQLITE_DONE)
         return -ENOENT;
-    return meta_sql_err(db, rc, "get inode flags");
+    return meta_sql_err(db, rc, what);
+}
+
+int meta_inode_flags(struct meta_db *db, uint64_t ino, uint32_t *flags)
+{
+    int64_t v = 0;
+    int r = inode_col(db, META_ST_INODE_FLAGS_GET, ino, &v, "get inode flags");
+    if (r == 0)
+        *flags = (uint32_t)v;
+    return r;
 }
 
 int meta_inode_flags_set(struct meta_db *db, uint64_t ino, uint32_t flags)
@@ -622,6 +660,24 @@ int meta_inode_flags_set(struct meta_db *db, uint64_t ino, uint32_t flags)
     sqlite3_bind_int64(s, 1, (int64_t)ino);
     sqlite3_bind_int64(s, 2, flags);
     return meta_st_exec(db, s, "set inode flags");
+}
+
+int meta_inode_origin(struct meta_db *db, uint64_t ino, uint64_t *origin)
+{
+    int64_t v = 0;
+    int r =
+        inode_col(db, META_ST_INODE_ORIGIN_GET, ino, &v, "get inode origin");
+    if (r == 0)
+        *origin = (uint64_t)v;
+    return r;
+}
+
+int meta_inode_origin_set(struct meta_db *db, uint64_t ino, uint64_t origin)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_ORIGIN_SET);
+    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 2, (int64_t)origin);
+    return meta_st_exec(db, s, "set inode origin");
 }
 
 int meta_inode_writable(struct meta_db *db, uint64_t ino)

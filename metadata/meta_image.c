@@ -1,5 +1,5 @@
 /* meta_image.c: snapshots and clones in the engine (docs/vmdisk.md), and
- * IMAGE_INFO, the read side an operator looks at.
+ * IMAGE_INFO and IMAGE_LIST, the read side an operator looks at.
  *
  * SNAPSHOT_REQ and CLONE_REQ create one regular file whose chunk slots name
  * the same chunks as the source's: one inode row, one directory entry and
@@ -10,6 +10,11 @@
  * (META_OP_CHUNK_COW, meta_chunk.c, driven by meta_srv_write.c), and
  * truncate or unlink release a reference, the last one listing the
  * replicas for deletion (meta_chunk_drop_from).
+ *
+ * The new file remembers its origin (inodes.origin), the lineage that
+ * IMAGE_LIST shows; nothing else depends on it, so removing an origin
+ * changes nothing for its snapshots and clones, which keep its chunks
+ * through their own references.
  *
  * A snapshot carries META_INODE_READONLY: its data and size never change
  * (meta_chunk.c invariant 4, meta_ns.c invariant 5).  A clone is an
@@ -26,6 +31,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -75,6 +81,8 @@ int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
         return r;
     if (readonly &&
         (r = meta_inode_flags_set(db, a.ino, META_INODE_READONLY)) < 0)
+        return r;
+    if ((r = meta_inode_origin_set(db, a.ino, src.ino)) < 0)
         return r;
     struct proto_attr_rep rep = {.attr = a};
     proto_attr_rep_encode(reply, &rep);
@@ -126,6 +134,25 @@ static int path_of(struct meta_db *db, uint64_t ino, char *buf, size_t size)
     return 0;
 }
 
+/* Answer with the @count pairs in @kv, which is released, unless @r
+ * already failed.  Returns @r, or the encoding's error. */
+static int kv_reply(struct proto_wbuf *kv, uint32_t count, int r,
+                    struct proto_wbuf *reply)
+{
+    if (r == 0 && kv->err)
+        r = kv->err;
+    if (r == 0) {
+        struct proto_status_rep rep = {
+            .count = count,
+            .raw = {(const char *)kv->p, (uint32_t)kv->len},
+        };
+        proto_status_rep_encode(reply, &rep);
+        r = reply->err;
+    }
+    proto_wbuf_free(kv);
+    return r;
+}
+
 static void kv_u64(struct proto_wbuf *w, const char *key, uint64_t v)
 {
     char num[24];
@@ -133,9 +160,35 @@ static void kv_u64(struct proto_wbuf *w, const char *key, uint64_t v)
     proto_kv_put(w, key, num);
 }
 
+/* The "origin" and "origin_path" pairs of IMAGE_INFO for a snapshot or
+ * clone; none for a file made from nothing.  The path is empty when the
+ * origin was removed. */
+static int add_origin(struct meta_db *db, uint64_t ino, struct proto_wbuf *kv,
+                      uint32_t *count)
+{
+    char path[PROTO_MAX_STR + 1] = "";
+    uint64_t origin = 0;
+    uint32_t flags;
+    int r = meta_inode_origin(db, ino, &origin);
+
+    if (r < 0 || origin == 0)
+        return r;
+    r = meta_inode_flags(db, origin, &flags);
+    if (r == 0)
+        r = path_of(db, origin, path, sizeof(path));
+    else if (r == -ENOENT)
+        r = 0;
+    if (r < 0)
+        return r;
+    kv_u64(kv, "origin", origin);
+    proto_kv_put(kv, "origin_path", path);
+    *count += 2;
+    return 0;
+}
+
 /* docs/protocol.md §12.3: size, mapped bytes, chunk slots, shared slots,
- * the read-only flag, then one "sharer" pair per other file sharing a
- * chunk with it: "INO CHUNKS PATH". */
+ * the read-only flag, the origin, then one "sharer" pair per other file
+ * sharing a chunk with it: "INO CHUNKS PATH". */
 int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
                     struct proto_wbuf *reply)
 {
@@ -179,6 +232,10 @@ int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
     kv_u64(&kv, "goal", a.goal);
     proto_kv_put(&kv, "readonly", (flags & META_INODE_READONLY) ? "1" : "0");
     count = 7;
+    if ((r = add_origin(db, q.ino, &kv, &count)) < 0) {
+        proto_wbuf_free(&kv);
+        return r;
+    }
 
     s = meta_st(db, META_ST_IMAGE_SHARERS);
     sqlite3_bind_int64(s, 1, (int64_t)q.ino);
@@ -209,16 +266,78 @@ int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
         proto_kv_put(&kv, "sharers_truncated", "1");
         count++;
     }
-    if (r == 0 && kv.err)
-        r = kv.err;
-    if (r == 0) {
-        struct proto_status_rep rep = {
-            .count = count,
-            .raw = {(const char *)kv.p, (uint32_t)kv.len},
-        };
-        proto_status_rep_encode(reply, &rep);
-        r = reply->err;
+    return kv_reply(&kv, count, r, reply);
+}
+
+/* ---- IMAGE_LIST ---------------------------------------------------------- */
+
+/* Most files one IMAGE_LIST reply describes, and the most bytes of pairs
+ * (a path may be 4 KiB long: stop while one more surely fits a frame). */
+#define IMAGE_LIST_MAX 4096
+#define IMAGE_LIST_BYTES (PROTO_MAX_DATA - 4 * (PROTO_MAX_STR + 64))
+
+/* docs/protocol.md §12.5: one "image" pair per regular file under the
+ * directory (or the one file) @ino, "INO ORIGIN LIVE RO SIZE ALLOCATED
+ * SHARED PATH", then "truncated" = "1" when there were more. */
+int meta_image_list(struct meta_db *db, const uint8_t *p, size_t n,
+                    struct proto_wbuf *reply)
+{
+    struct proto_ino_req q;
+    struct proto_attr a;
+    struct proto_wbuf kv;
+    uint64_t(*rows)[7];
+    size_t nrows = 0;
+    uint32_t count = 0;
+    int r = proto_ino_req_decode(p, n, &q);
+    if (r < 0)
+        return r;
+    if ((r = meta_inode_get(db, q.ino, &a)) < 0)
+        return r;
+    if (!S_ISDIR(a.mode) && !S_ISREG(a.mode))
+        return -EINVAL;
+    rows = calloc(IMAGE_LIST_MAX + 1, sizeof(*rows));
+    if (!rows)
+        return -ENOMEM;
+
+    /* Collected first: path_of() runs statements of its own. */
+    sqlite3_stmt *s = meta_st(db, META_ST_IMAGE_LIST);
+    sqlite3_bind_int64(s, 1, (int64_t)q.ino);
+    sqlite3_bind_int64(s, 2, PROTO_CHUNK_SIZE);
+    sqlite3_bind_int64(s, 3, IMAGE_LIST_MAX + 1);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && nrows <= IMAGE_LIST_MAX) {
+        for (int c = 0; c < 5; c++)
+            rows[nrows][c] = (uint64_t)sqlite3_column_int64(s, c);
+        rows[nrows][5] = (uint64_t)sqlite3_column_double(s, 5);
+        rows[nrows][6] = (uint64_t)sqlite3_column_double(s, 6);
+        nrows++;
     }
-    proto_wbuf_free(&kv);
-    return r;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        r = meta_sql_err(db, rc, "image list");
+
+    proto_wbuf_init(&kv);
+    size_t i = 0;
+    for (; r == 0 && i < nrows && i < IMAGE_LIST_MAX; i++) {
+        if (kv.len > IMAGE_LIST_BYTES)
+            break;
+        char path[PROTO_MAX_STR + 1], val[PROTO_MAX_STR + 160];
+        if ((r = path_of(db, rows[i][0], path, sizeof(path))) < 0)
+            break;
+        snprintf(val, sizeof(val),
+                 "%" PRIu64 " %" PRIu64 " %d %d %" PRIu64 " %" PRIu64
+                 " %" PRIu64 " %s",
+                 rows[i][0], rows[i][1], rows[i][2] != 0,
+                 (rows[i][3] & META_INODE_READONLY) != 0, rows[i][4],
+                 rows[i][5], rows[i][6], path);
+        val[PROTO_MAX_STR] = '\0';
+        proto_kv_put(&kv, "image", val);
+        count++;
+    }
+    if (r == 0 && i < nrows) {
+        proto_kv_put(&kv, "truncated", "1");
+        count++;
+    }
+    free(rows);
+    return kv_reply(&kv, count, r, reply);
 }

@@ -101,6 +101,9 @@ enum meta_st {
     META_ST_INODE_FLAGS_SET,
     META_ST_IMAGE_STATS,
     META_ST_IMAGE_SHARERS,
+    META_ST_INODE_ORIGIN_GET,
+    META_ST_INODE_ORIGIN_SET,
+    META_ST_IMAGE_LIST,
     META_ST_DIRENT_NAME_OF,
     META_ST_SESSION_EXISTS,
     META_ST_HOLD_ADD,
@@ -157,6 +160,9 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
                       const struct meta_name *target);
 /* Flags of inode @ino (meta.h, META_INODE_*): get, set. */
 int meta_inode_flags_set(struct meta_db *db, uint64_t ino, uint32_t flags);
+/* The inode @ino was made from (a snapshot or clone; 0: none): get, set. */
+int meta_inode_origin(struct meta_db *db, uint64_t ino, uint64_t *origin);
+int meta_inode_origin_set(struct meta_db *db, uint64_t ino, uint64_t origin);
 /* 0 when the data of @ino may change, -EROFS for a snapshot, -ENOENT. */
 int meta_inode_writable(struct meta_db *db, uint64_t ino);
 /* Write @a back, bumping a->version first (every change bumps it). */
@@ -312,6 +318,9 @@ int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
                               struct proto_wbuf *reply);
 /* IMAGE_INFO_REQ (read-only). */
 int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
+                    struct proto_wbuf *reply);
+/* IMAGE_LIST_REQ (read-only). */
+int meta_image_list(struct meta_db *db, const uint8_t *p, size_t n,
                     struct proto_wbuf *reply);
 /* ---- meta_repl.c ------------------------------------------------------- */
 

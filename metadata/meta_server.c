@@ -109,6 +109,7 @@ static bool is_engine_request(uint16_t opcode)
            opcode == PROTO_MSG_GOAL_SET_REQ ||
            opcode == PROTO_MSG_IMAGE_INFO_REQ ||
            opcode == PROTO_MSG_RELEASE_REQ ||
+           opcode == PROTO_MSG_IMAGE_LIST_REQ ||
            opcode == PROTO_MSG_CHUNK_WRITE_END_REQ;
 }
 

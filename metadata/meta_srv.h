@@ -289,6 +289,29 @@ int meta_srv_write_freeze(struct meta_srv *srv, uint64_t ino,
                           void (*cb)(void *arg, int rc), void *arg);
 /* Lift the freeze made with @arg and start the requests it held. */
 void meta_srv_write_thaw(struct meta_srv *srv, void *arg);
+/* The facts a CHUNK_WRITE_BEGIN attempt is planned from. */
+struct meta_srv_wfacts {
+    bool internal;       /* a freeze's bump: no writer behind it */
+    bool readonly;       /* the file is a snapshot */
+    bool hole;           /* the slot names no chunk (the rest is unset) */
+    uint32_t refs;       /* slots naming the chunk: > 1 when shared */
+    uint32_t nreplicas;  /* replicas the database lists */
+    uint32_t nreachable; /* those up or suspect */
+    bool all_up;         /* every replica up */
+    bool lease_live;     /* the chunk has a live write lease */
+    bool copying;        /* another slot is copying the chunk now */
+};
+enum meta_srv_wplan {
+    META_SRV_WPLAN_NONE = 1, /* answer as things are */
+    META_SRV_WPLAN_EXTEND,   /* extend the live lease, answer */
+    META_SRV_WPLAN_ALLOCATE, /* a new chunk on chosen servers */
+    META_SRV_WPLAN_BUMP,     /* bump the version on the reachable replicas */
+    META_SRV_WPLAN_COPY,     /* copy-on-write of the shared chunk */
+    META_SRV_WPLAN_PARK,     /* wait for the other copy of the chunk */
+};
+/* What an attempt does: an enum meta_srv_wplan, or -EROFS (a user's write
+ * to a snapshot) or -EIO (no replica reachable).  Pure: no I/O. */
+int meta_srv_write_plan(const struct meta_srv_wfacts *f);
 /* CHUNK_LOCATE_REQ: the engine's answer without down servers, suspect
  * ones last. */
 void meta_srv_locate(struct meta_srv_conn *c, uint64_t req_id,

@@ -85,7 +85,11 @@
  * a write lease or a request in flight gets an internal request (no
  * requester; @done instead) that ends the lease and bumps the version, so
  * a client still holding the old lease fails with EOLDVER and asks again,
- * getting a copy.  The freeze lifts once the snapshot is recorded.
+ * getting a copy.  The freeze lifts once the snapshot is recorded.  An
+ * internal request never starts a lease, and leaves alone the chunks no
+ * writer can hold a lease on: those of a read-only source (the snapshot
+ * being cloned or snapshotted again) and shared ones, whose writers get
+ * copies (meta_srv_write_plan).
  *
  * Down servers are never handed out: a hole gets up servers that are not
  * draining; a bump asks the replicas that are up or suspect, and those
@@ -367,16 +371,54 @@ static int send_setversions(struct meta_srv_write *w)
     return --w->pending == 0 ? WB_DECIDE : WB_WAIT;
 }
 
+/* docs/vmdisk.md, "Snapshots and clones": what an attempt does with its
+ * slot, from the facts wb_plan gathered.  A freeze's internal request
+ * (f->internal) has no writer behind it: it only makes sure no lease on
+ * the chunk is still good, so it never allocates or copies, and it bumps
+ * only a chunk that a writer could hold a lease on: one of a writable
+ * file, not shared.  A chunk of a snapshot, or one shared with one, can
+ * hold no writer's lease (the freeze that shared it bumped it, and every
+ * later writer got a copy), so the clone of a snapshot needs nothing of
+ * its chunks; asking the servers for a bump there would only add a way to
+ * fail.  The caller ends the chunk's lease first for an internal request,
+ * and never starts one after it (wb_decide). */
+int meta_srv_write_plan(const struct meta_srv_wfacts *f)
+{
+    if (f->readonly && !f->internal)
+        return -EROFS; /* a snapshot is never written */
+    if (f->hole)
+        return f->internal ? META_SRV_WPLAN_NONE : META_SRV_WPLAN_ALLOCATE;
+    if (f->internal && (f->readonly || f->refs > 1))
+        return META_SRV_WPLAN_NONE;
+    if (!f->internal && f->refs <= 1 && f->all_up && f->nreplicas &&
+        f->lease_live)
+        return META_SRV_WPLAN_EXTEND;
+    if (f->nreachable == 0)
+        return -EIO;
+    if (f->refs > 1)
+        return f->copying ? META_SRV_WPLAN_PARK : META_SRV_WPLAN_COPY;
+    return META_SRV_WPLAN_BUMP;
+}
+
+/* The other request on srv->writes copying @src_id (invariant 3). */
+static bool cow_other(struct meta_srv_write *w, uint64_t src_id)
+{
+    for (struct meta_srv_write *o = w->srv->writes; o; o = o->next)
+        if (o != w && o->cow && o->src_id == src_id)
+            return true;
+    return false;
+}
+
 /* Decide what the current attempt needs.  Returns WB_WAIT (requests
  * out), WB_DECIDE (no request could be sent), WB_REPLY (answer with the
  * current location) or a negative errno. */
 static int wb_plan(struct meta_srv_write *w)
 {
     struct meta_srv *srv = w->srv;
+    struct meta_srv_wfacts f = {.internal = w->bump};
     struct proto_attr attr;
-    struct meta_chunk ch;
+    struct meta_chunk ch = {0};
     uint32_t goal, flags = 0;
-    bool all_up = true;
     int rc;
 
     if (srv->stopping)
@@ -393,13 +435,42 @@ static int wb_plan(struct meta_srv_write *w)
     rc = meta_inode_flags(srv->db, w->ino, &flags);
     if (rc < 0)
         return rc;
-    if (flags & META_INODE_READONLY)
-        return -EROFS; /* docs/vmdisk.md: a snapshot is never written */
-
+    f.readonly = flags & META_INODE_READONLY;
     rc = meta_chunk_at(srv->db, w->ino, w->index, &ch);
-    if (rc == -ENOENT && w->bump)
-        return WB_REPLY; /* a hole: no lease to end */
-    if (rc == -ENOENT) {
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    f.hole = rc == -ENOENT;
+
+    w->ntargets = 0;
+    f.all_up = true;
+    for (uint32_t i = 0; !f.hole && i < ch.nreplicas; i++) {
+        struct meta_srv_server *s = meta_srv_server_find(srv, ch.servers[i]);
+
+        /* A suspect replica is still asked: it may answer. */
+        if (s && meta_srv_server_alive(srv, s))
+            w->targets[w->ntargets++].server_id = ch.servers[i];
+        if (!s || !meta_srv_server_up(srv, s))
+            f.all_up = false;
+    }
+    if (!f.hole) {
+        f.refs = ch.refs;
+        f.nreplicas = ch.nreplicas;
+        f.nreachable = w->ntargets;
+        f.lease_live = wlease_live(srv, ch.chunk_id);
+        f.copying = cow_other(w, ch.chunk_id);
+        w->chunk_id = ch.chunk_id;
+        if (w->bump)
+            meta_srv_write_lease_end(srv, ch.chunk_id);
+    }
+
+    rc = meta_srv_write_plan(&f);
+    switch (rc) {
+    case META_SRV_WPLAN_NONE:
+        return WB_REPLY;
+    case META_SRV_WPLAN_EXTEND:
+        wlease_set(srv, ch.chunk_id);
+        return WB_REPLY;
+    case META_SRV_WPLAN_ALLOCATE:
         rc = meta_goal_get(srv->db, w->ino, &goal);
         if (rc < 0)
             return rc;
@@ -410,49 +481,12 @@ static int wb_plan(struct meta_srv_write *w)
         w->old_version = 0;
         w->new_version = 1;
         return send_setversions(w);
-    }
-    if (rc < 0)
-        return rc;
-
-    w->chunk_id = ch.chunk_id;
-    w->ntargets = 0;
-    for (uint32_t i = 0; i < ch.nreplicas; i++) {
-        struct meta_srv_server *s = meta_srv_server_find(srv, ch.servers[i]);
-
-        /* A suspect replica is still asked: it may answer. */
-        if (s && meta_srv_server_alive(srv, s))
-            w->targets[w->ntargets++].server_id = ch.servers[i];
-        if (!s || !meta_srv_server_up(srv, s))
-            all_up = false;
-    }
-    if (w->bump) {
-        /* No writer holds a lease on a shared chunk (they get copies), so
-         * there is nothing to end; otherwise end it and bump below. */
-        if (ch.refs > 1)
-            return WB_REPLY;
-        meta_srv_write_lease_end(srv, ch.chunk_id);
-    }
-    if (ch.refs <= 1 && all_up && ch.nreplicas &&
-        wlease_live(srv, ch.chunk_id)) {
-        wlease_set(srv, ch.chunk_id);
-        return WB_REPLY;
-    }
-    if (w->ntargets == 0) {
-        log_warn("metad: write begin: no replica reachable: chunk=%016llx "
-                 "ino=%llu index=%llu",
-                 (unsigned long long)ch.chunk_id, (unsigned long long)w->ino,
-                 (unsigned long long)w->index);
-        return -EIO;
-    }
-    if (ch.refs > 1) {
-        /* Shared: every live replica makes a local copy, unless another
-         * slot is copying this chunk now (invariant 3). */
-        for (struct meta_srv_write *o = srv->writes; o; o = o->next)
-            if (o != w && o->cow && o->src_id == ch.chunk_id) {
-                w->parked = true;
-                w->src_id = ch.chunk_id;
-                return WB_WAIT;
-            }
+    case META_SRV_WPLAN_PARK:
+        w->parked = true;
+        w->src_id = ch.chunk_id;
+        return WB_WAIT;
+    case META_SRV_WPLAN_COPY:
+        /* Shared: every live replica makes a local copy. */
         w->cow = true;
         w->src_id = ch.chunk_id;
         w->src_version = ch.version;
@@ -460,10 +494,17 @@ static int wb_plan(struct meta_srv_write *w)
         w->old_version = 0;
         w->new_version = 1;
         return send_setversions(w);
+    case META_SRV_WPLAN_BUMP:
+        w->old_version = ch.version;
+        w->new_version = ch.version + 1;
+        return send_setversions(w);
     }
-    w->old_version = ch.version;
-    w->new_version = ch.version + 1;
-    return send_setversions(w);
+    if (rc == -EIO)
+        log_warn("metad: write begin: no replica reachable: chunk=%016llx "
+                 "ino=%llu index=%llu",
+                 (unsigned long long)ch.chunk_id, (unsigned long long)w->ino,
+                 (unsigned long long)w->index);
+    return rc;
 }
 
 /* ---- Deciding ----------------------------------------------------------- */
@@ -616,7 +657,11 @@ static int wb_decide(struct meta_srv_write *w)
               (unsigned long long)w->chunk_id,
               (unsigned long long)w->new_version, n, (unsigned long long)w->ino,
               (unsigned long long)w->index);
-    wlease_set(srv, w->chunk_id);
+    /* A freeze's bump ends the lease: granting one here would leave a
+     * lease nobody holds on a chunk the snapshot is about to share, and
+     * the next freeze of a sharer would take it for a writer's. */
+    if (!w->bump)
+        wlease_set(srv, w->chunk_id);
     return WB_REPLY;
 }
 

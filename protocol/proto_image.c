@@ -1,6 +1,7 @@
 /* proto_image.c: codecs for snapshots and clones (docs/protocol.md §12):
  * SNAPSHOT_REQ and CLONE_REQ (one body, snapshot_req) and CHUNK_CLONE_REQ.
- * IMAGE_INFO_REQ reuses ino_req and its reply status_rep.
+ * IMAGE_INFO_REQ and IMAGE_LIST_REQ reuse ino_req and their replies
+ * status_rep.
  *
  * What a request means is metad's and chunkd's business; these only check
  * the layout, exactly, as every decoder does.

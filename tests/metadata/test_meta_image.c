@@ -1,6 +1,7 @@
 /* test_meta_image.c: snapshots and clones in the engine: shared chunks
  * and their reference counts, META_OP_CHUNK_COW, the gc list only at the
- * last reference, read-only snapshots, IMAGE_INFO, and op-log replay. */
+ * last reference, read-only snapshots, IMAGE_INFO, IMAGE_LIST (lineage and
+ * space), and op-log replay. */
 #include "test_meta_util.h"
 
 #define R cred_root()
@@ -501,6 +502,170 @@ static void test_meta_image_info_lists_sharers(void **state)
     proto_wbuf_free(&reply);
 }
 
+/* IMAGE_LIST of @ino as "key=value;" pairs into @got. */
+static int image_list(struct fx *f, uint64_t ino, char *got, size_t size)
+{
+    struct proto_wbuf w, reply;
+    struct proto_ino_req q = {.ino = ino};
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_ino_req_encode(&w, &q);
+    int r = fx_query(f, PROTO_MSG_IMAGE_LIST_REQ, &w, &reply);
+    got[0] = '\0';
+    if (r == 0) {
+        struct proto_status_rep rep;
+        struct proto_kv_iter it;
+        struct proto_str k, v;
+        assert_int_equal(proto_status_rep_decode(reply.p, reply.len, &rep), 0);
+        proto_kv_iter_init(&it, &rep);
+        while (proto_kv_next(&it, &k, &v)) {
+            size_t len = strlen(got);
+            snprintf(got + len, size - len, "%.*s=%.*s;", (int)k.len, k.p,
+                     (int)v.len, v.p);
+        }
+    }
+    proto_wbuf_free(&reply);
+    return r;
+}
+
+/* /img -> snapshot /snaps/s1 -> clone /c1 (its chunk 0 copied): each with
+ * its origin, mapped bytes and the part of them in shared chunks. */
+static void test_meta_image_list_lineage_and_bytes(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr d, s, c, e;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    unsigned long long sz = 3 * CHUNK + CHUNK / 2,
+                       mapped = 2 * CHUNK + CHUNK / 2;
+    assert_int_equal(do_mkdir(f, R, ROOT, "snaps", 0755, &d), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, d.ino, "s1", &s), 0);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, s.ino, ROOT, "c1", &c),
+                     0);
+    assert_int_equal(do_cow(f, c.ino, 0, 1, 1, 10, sid), 0);
+    assert_int_equal(do_create(f, R, ROOT, "empty", 0644, &e), 0);
+
+    char got[2048], want[2048];
+    assert_int_equal(image_list(f, ROOT, got, sizeof(got)), 0);
+    snprintf(want, sizeof(want),
+             "image=%llu 0 0 0 %llu %llu %llu /img;"
+             "image=%llu %llu 1 1 %llu %llu %llu /snaps/s1;"
+             "image=%llu %llu 1 0 %llu %llu %llu /c1;"
+             "image=%llu 0 0 0 0 0 0 /empty;",
+             (unsigned long long)img, sz, mapped, mapped,
+             (unsigned long long)s.ino, (unsigned long long)img, sz, mapped,
+             mapped, (unsigned long long)c.ino, (unsigned long long)s.ino, sz,
+             mapped, mapped - CHUNK, (unsigned long long)e.ino);
+    assert_string_equal(got, want);
+
+    /* A directory lists its subtree only; a file lists itself. */
+    assert_int_equal(image_list(f, d.ino, got, sizeof(got)), 0);
+    snprintf(
+        want, sizeof(want), "image=%llu %llu 1 1 %llu %llu %llu /snaps/s1;",
+        (unsigned long long)s.ino, (unsigned long long)img, sz, mapped, mapped);
+    assert_string_equal(got, want);
+    assert_int_equal(image_list(f, c.ino, got, sizeof(got)), 0);
+    assert_non_null(strstr(got, " /c1;"));
+    assert_null(strchr(strchr(got, ';') + 1, '='));
+}
+
+/* Removing the origin: the snapshot says its origin is gone, and the
+ * chunk only it names now counts as its own. */
+static void test_meta_image_list_origin_removed(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s, c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    unsigned long long sz = 3 * CHUNK + CHUNK / 2,
+                       mapped = 2 * CHUNK + CHUNK / 2;
+    assert_int_equal(do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "s1", &s),
+                     0);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, s.ino, ROOT, "c1", &c),
+                     0);
+    assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 10, sid), 0);
+    assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
+
+    char got[2048], want[2048];
+    assert_int_equal(image_list(f, ROOT, got, sizeof(got)), 0);
+    snprintf(want, sizeof(want),
+             "image=%llu %llu 0 1 %llu %llu %llu /s1;"
+             "image=%llu %llu 1 0 %llu %llu %llu /c1;",
+             (unsigned long long)s.ino, (unsigned long long)img, sz, mapped,
+             mapped - CHUNK, (unsigned long long)c.ino,
+             (unsigned long long)s.ino, sz, mapped, mapped - CHUNK);
+    assert_string_equal(got, want);
+}
+
+static void test_meta_image_list_errors(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr l;
+    char got[64];
+    assert_int_equal(image_list(f, 999, got, sizeof(got)), -ENOENT);
+    assert_int_equal(do_symlink(f, R, ROOT, "ln", "/x", &l), 0);
+    assert_int_equal(image_list(f, l.ino, got, sizeof(got)), -EINVAL);
+    assert_int_equal(image_list(f, ROOT, got, sizeof(got)), 0);
+    assert_string_equal(got, "");
+}
+
+/* IMAGE_INFO of @ino as "key=value;" pairs, from "readonly" on. */
+static void info_from_readonly(struct fx *f, uint64_t ino, char *got,
+                               size_t size)
+{
+    struct proto_wbuf w, reply;
+    struct proto_ino_req q = {.ino = ino};
+    struct proto_status_rep rep;
+    struct proto_kv_iter it;
+    struct proto_str k, v;
+    bool on = false;
+
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_ino_req_encode(&w, &q);
+    assert_int_equal(fx_query(f, PROTO_MSG_IMAGE_INFO_REQ, &w, &reply), 0);
+    assert_int_equal(proto_status_rep_decode(reply.p, reply.len, &rep), 0);
+    got[0] = '\0';
+    proto_kv_iter_init(&it, &rep);
+    while (proto_kv_next(&it, &k, &v)) {
+        size_t len = strlen(got);
+        on |= k.len == 8 && !memcmp(k.p, "readonly", 8);
+        if (on)
+            snprintf(got + len, size - len, "%.*s=%.*s;", (int)k.len, k.p,
+                     (int)v.len, v.p);
+    }
+    proto_wbuf_free(&reply);
+}
+
+/* A snapshot's and a clone's origin, by inode and path; the path empty
+ * once the origin is removed. */
+static void test_meta_image_info_origin(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s, c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    char got[512], want[512];
+    assert_int_equal(do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "s1", &s),
+                     0);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, s.ino, ROOT, "c1", &c),
+                     0);
+    info_from_readonly(f, c.ino, got, sizeof(got));
+    snprintf(want, sizeof(want),
+             "readonly=0;origin=%llu;origin_path=/s1;sharer=%llu 3 /img;"
+             "sharer=%llu 3 /s1;",
+             (unsigned long long)s.ino, (unsigned long long)img,
+             (unsigned long long)s.ino);
+    assert_string_equal(got, want);
+    assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
+    info_from_readonly(f, s.ino, got, sizeof(got));
+    snprintf(want, sizeof(want),
+             "readonly=1;origin=%llu;origin_path=;sharer=%llu 3 /c1;",
+             (unsigned long long)img, (unsigned long long)c.ino);
+    assert_string_equal(got, want);
+}
+
 static int walk_one(const struct meta_chunk_info *ci, void *arg)
 {
     int *seen = arg;
@@ -610,6 +775,10 @@ int test_meta_image(void)
         T(test_meta_image_snapshot_is_readonly),
         T(test_meta_image_snapshot_errors),
         T(test_meta_image_info_lists_sharers),
+        T(test_meta_image_info_origin),
+        T(test_meta_image_list_lineage_and_bytes),
+        T(test_meta_image_list_origin_removed),
+        T(test_meta_image_list_errors),
         T(test_meta_image_chunk_walk_once_highest_goal),
         T(test_meta_image_replay_gives_same_state),
     };

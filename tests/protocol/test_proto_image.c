@@ -65,6 +65,9 @@ static void test_proto_image_msg_names(void **state)
     assert_string_equal(proto_msg_name(PROTO_MSG_CLONE_REP), "CLONE_REP");
     assert_string_equal(proto_msg_name(PROTO_MSG_IMAGE_INFO_REQ),
                         "IMAGE_INFO_REQ");
+    assert_string_equal(proto_msg_name(PROTO_MSG_IMAGE_LIST_REP),
+                        "IMAGE_LIST_REP");
+    assert_true(proto_msg_is_request(PROTO_MSG_IMAGE_LIST_REQ));
     assert_string_equal(proto_msg_name(PROTO_MSG_CHUNK_CLONE_REQ),
                         "CHUNK_CLONE_REQ");
     assert_true(proto_msg_is_request(PROTO_MSG_CHUNK_CLONE_REQ));

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# test-clone.sh: clones of snapshots that hold data, and every chain of
+# snapshots and clones built from them (docs/vmdisk.md, "Snapshots and
+# clones"), written and read over NBD and through the FUSE mount, every
+# image checked byte for byte (sha256 against a local copy).
+#
+# Starts tessera-metad, three tessera-chunkd (goal 3), a mount and
+# tessera-nbd, then:
+#   1. over NBD: an image filled with nbdcopy (data in three chunks, a hole
+#      after), snapshotted right after the copy, and the snapshot cloned
+#      at once (the case of issue 13: the chunks still had write leases);
+#      the clone reads the snapshot's bytes over NBD and the mount;
+#   2. the clone written over NBD (shared chunks, a partly written chunk, a
+#      hole): the clone has its writes, the snapshot and the origin not;
+#      the origin written, the snapshot cloned again at once: the new clone
+#      has the snapshot's bytes;
+#   3. chains: snapshot of a written clone and a clone of it, a clone of
+#      that clone, a snapshot of a snapshot and a clone of it; each
+#      written over NBD where writable, each checked;
+#   4. template -> snapshot -> ten clones, each written differently over
+#      NBD, all correct over NBD (two also through the mount), the
+#      snapshot unchanged;
+#   5. the same through the mount: a file written with dd, snapshotted and
+#      cloned at once, the clone written, a snapshot of it cloned;
+#   6. the origin removed, its snapshot still cloned, and fsck clean;
+#   7. `tessera image list` (JSON, and the --tree table): each file's kind,
+#      parent (a removed one as such), depth in the tree, and shared plus
+#      exclusive bytes adding up to its allocated bytes; `image rm` of the
+#      template snapshot says which clones keep its chunks, frees none,
+#      and the clones still read their bytes;
+#   8. a snapshot taken while tessera-nbd writes the image (qemu-io, 64 KiB
+#      writes in order), cloned at once: the clone equals the snapshot, the
+#      snapshot holds a prefix of the writes (at most the one in flight
+#      half done), and the image all of them.
+# Needs: $BUILD/bin/tessera-{metad,chunkd,mount,nbd}, tessera, nbdcopy,
+# qemu-io, python3, sha256sum; runs as root (drop_caches); exits 77
+# otherwise.
+. "$(dirname "$0")/lib.sh"
+it_need tessera-nbd nbdcopy qemu-io python3 sha256sum fusermount3 mountpoint dd
+[ -e /dev/fuse ] || { echo "skip: /dev/fuse missing"; exit 77; }
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root to drop caches"; exit 77; }
+. "$(dirname "$0")/lib-data.sh"
+ts_start_nbd || it_fail "tessera-nbd did not start"
+
+T="$TS_BIN/tessera"
+MIB=$((1 << 20))
+SIZE=$((140 * MIB)) # three chunk slots: 64 + 64 + 12 MiB
+W=$IT_TMP/want      # W/NAME: what image /NAME must hold
+mkdir "$W"
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+sha() { sha256sum | cut -d' ' -f1; }
+nbd_url() { echo "nbd://$TS_NBD_ADDR/$1"; }
+
+# check NAME...: each image reads as W/NAME over NBD and through the mount
+# (over NBD only with CHECK_MOUNT=0).
+check() {
+    local n want
+    drop_caches
+    for n in "$@"; do
+        want=$(sha <"$W/$n")
+        it_expect_eq "$n over NBD" "$(nbdcopy "$(nbd_url "$n")" - | sha)" "$want"
+        [ "${CHECK_MOUNT:-1}" = 0 ] ||
+            it_expect_eq "$n through the mount" "$(sha <"$TS_MNT/$n")" "$want"
+    done
+}
+
+# nbd_patch NAME OFF LEN: the same random bytes into image NAME (over NBD,
+# with qemu-io) and into W/NAME.
+nbd_patch() {
+    head -c "$3" /dev/urandom >"$IT_TMP/piece"
+    qemu-io -f raw -c "write -s $IT_TMP/piece $2 $3" "$(nbd_url "$1")" \
+        >"$IT_TMP/qio.out" 2>&1 || { cat "$IT_TMP/qio.out"; it_fail "write $1 at $2"; }
+    grep -qiE "fail|error" "$IT_TMP/qio.out" && { cat "$IT_TMP/qio.out"; it_fail "write $1 at $2"; }
+    dd if="$IT_TMP/piece" of="$W/$1" bs="$3" seek="$2" oflag=seek_bytes \
+        conv=notrunc status=none
+}
+
+# mnt_patch NAME OFF LEN: the same through the mount (dd, fsync).
+mnt_patch() {
+    head -c "$3" /dev/urandom >"$IT_TMP/piece"
+    dd if="$IT_TMP/piece" of="$TS_MNT/$1" bs="$3" seek="$2" oflag=seek_bytes \
+        conv=notrunc,fsync status=none || it_fail "dd into $1 at $2"
+    dd if="$IT_TMP/piece" of="$W/$1" bs="$3" seek="$2" oflag=seek_bytes \
+        conv=notrunc status=none
+}
+
+# snap|clone SRC DST: the CLI verb, and DST's expected bytes are SRC's.
+snap() { "$T" snapshot "/$1" "/$2" >/dev/null || it_fail "snapshot /$1 /$2"; cp "$W/$1" "$W/$2"; }
+clone() { "$T" clone "/$1" "/$2" >/dev/null || it_fail "clone /$1 /$2"; cp "$W/$1" "$W/$2"; }
+
+# ---- 1. the issue's case: clone of a snapshot with data, at once ----------
+# Data in [0, 40 MiB) and [100, 120 MiB): chunks 0 and 1 partly written,
+# chunk 2 a hole.
+truncate -s "$SIZE" "$W/b.img"
+head -c $((40 * MIB)) /dev/urandom |
+    dd of="$W/b.img" bs=1M conv=notrunc status=none iflag=fullblock
+head -c $((20 * MIB)) /dev/urandom |
+    dd of="$W/b.img" bs=1M seek=100 conv=notrunc status=none iflag=fullblock
+"$T" image create /b.img "$SIZE" >/dev/null || it_fail "image create"
+nbdcopy "$W/b.img" "$(nbd_url b.img)" || it_fail "nbdcopy into b.img"
+snap b.img b.snap
+"$T" clone /b.snap /vm1.img 2>"$IT_TMP/err" >/dev/null ||
+    it_fail "clone of a snapshot with data: $(cat "$IT_TMP/err")"
+cp "$W/b.snap" "$W/vm1.img"
+it_ok "clone of a snapshot with data right after it was taken"
+it_expect_eq "the clone is writable" "$(it_json "j['readonly']" image info /vm1.img)" False
+check b.img b.snap vm1.img
+
+# ---- 2. the clone and the origin written -----------------------------------
+nbd_patch vm1.img 0 4096                       # shared chunk 0
+nbd_patch vm1.img $((70 * MIB + 123)) $((MIB)) # shared chunk 1, unwritten part
+nbd_patch vm1.img $((110 * MIB)) 65536         # shared chunk 1, written part
+nbd_patch vm1.img $((SIZE - 5000)) 5000        # the hole, up to the end
+check vm1.img b.snap b.img
+nbd_patch b.img $((MIB)) $((2 * MIB))
+nbd_patch b.img $((120 * MIB)) 4096
+clone b.snap vm2.img
+check b.img vm2.img b.snap
+
+# ---- 3. chains --------------------------------------------------------------
+snap vm1.img vm1.snap # a clone with live leases on its copies
+clone vm1.snap vm1c.img
+nbd_patch vm1c.img $((64 * MIB - 2048)) 4096 # across chunks 0 and 1
+clone vm1c.img vm1cc.img                      # clone of a clone of a snapshot
+nbd_patch vm1cc.img $((130 * MIB)) $((MIB))
+snap b.snap b.snap2 # snapshot of a snapshot
+clone b.snap2 vm3.img
+nbd_patch vm3.img $((5 * MIB)) 8192
+nbd_patch vm1.img 4096 4096 # the clone written after its snapshot
+check vm1.snap vm1c.img vm1cc.img b.snap2 vm3.img vm1.img b.snap
+
+# ---- 4. template -> snapshot -> ten clones ----------------------------------
+snap vm2.img tmpl.snap
+for k in $(seq 1 10); do clone tmpl.snap "t$k.img"; done
+for k in $(seq 1 10); do
+    nbd_patch "t$k.img" $(((k * 13) * MIB + k * 4096)) $((k * 8192))
+done
+check tmpl.snap t1.img t2.img
+CHECK_MOUNT=0 check $(for k in $(seq 3 10); do echo "t$k.img"; done)
+it_expect_eq "the snapshot shares with its ten clones" \
+    "$(it_json "sorted(int(s['path'][2:-4]) for s in j['shares_with'] if s['path'].startswith('/t'))" \
+        image info /tmpl.snap)" "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"
+
+# ---- 5. through the mount -------------------------------------------------------
+head -c $((100 * MIB)) /dev/urandom >"$W/m.img"
+dd if="$W/m.img" of="$TS_MNT/m.img" bs=1M conv=fsync status=none ||
+    it_fail "write m.img"
+snap m.img m.snap
+clone m.snap m1.img
+check m1.img
+mnt_patch m1.img 0 4096
+mnt_patch m1.img $((66 * MIB)) $((MIB))
+mnt_patch m.img $((99 * MIB)) 4096
+check m1.img m.snap m.img
+snap m1.img m1.snap
+clone m1.snap m2.img
+mnt_patch m2.img $((10 * MIB)) 65536
+check m1.snap m2.img m1.img
+
+# ---- 6. the origin gone ----------------------------------------------------------
+"$T" image rm /b.img >/dev/null || it_fail "image rm b.img"
+clone b.snap vm4.img
+nbd_patch vm4.img 0 65536
+check vm4.img b.snap vm2.img
+"$T" fsck >/dev/null || it_fail "fsck after clones of snapshots"
+it_ok "fsck clean"
+
+# ---- 7. lineage and space ------------------------------------------------------
+# img PATH EXPR: EXPR of PATH's entry i in `image list --json`.
+img() { it_json "(lambda i: ($2))([i for i in j['images'] if i['path'] == '$1'][0])" image list; }
+it_expect_eq "vm1c.img's parent" "$(img /vm1c.img "i['parent']['path']")" /vm1.snap
+it_expect_eq "vm1cc.img is a clone" "$(img /vm1cc.img "i['kind']")" clone
+it_expect_eq "b.snap2 is a snapshot of b.snap" \
+    "$(img /b.snap2 "i['kind'], i['parent']['path']" | tr -d "()',")" "snapshot /b.snap"
+it_expect_eq "m.img has no parent" "$(img /m.img "i['parent']")" None
+it_expect_eq "b.snap's parent was removed" \
+    "$(img /b.snap "i['parent']['exists'], i['parent']['path']" | tr -d "()',")" "False None"
+it_expect_eq "t3.img: b.snap -> vm2.img -> tmpl.snap -> t3.img" "$(img /t3.img "i['depth']")" 3
+it_expect_eq "shared + exclusive = allocated, for every file" \
+    "$(it_json "all(i['shared'] + i['exclusive'] == i['allocated'] for i in j['images'])" image list)" True
+# m.img's chunk 1 was copied at its write, chunk 0 is still m.snap's too.
+it_expect_eq "m.img's bytes: 100 MiB, the 36 MiB of chunk 1 its own" \
+    "$(img /m.img "i['allocated'], i['exclusive']" | tr -d "()',")" "$((100 * MIB)) $((36 * MIB))"
+it_expect_eq "a clone of a template shares all but what it wrote" \
+    "$(img /t1.img "i['exclusive']")" $((64 * MIB))
+"$T" image list --tree >"$IT_TMP/tree" || it_fail "image list --tree"
+cat "$IT_TMP/tree"
+grep -qE '^      `- /t3.img +clone +/tmpl.snap ' "$IT_TMP/tree" ||
+    it_fail "the tree does not show /t3.img under /tmpl.snap"
+it_ok "image list --tree"
+it_expect_eq "image info names the parent" \
+    "$(it_json "j['parent']['path']" image info /vm1cc.img)" /vm1c.img
+it_expect_eq "a folder lists its subtree only" \
+    "$(it_json "len(j['images'])" image list /b.snap)" 1
+
+out=$("$T" image rm /tmpl.snap) || it_fail "image rm /tmpl.snap"
+echo "$out"
+case $out in
+"/tmpl.snap: removed; 0 chunks freed, 2 kept: still used by"*/t10.img*) it_ok "image rm says what it keeps" ;;
+*) it_fail "image rm: $out" ;;
+esac
+it_expect_eq "t1.img's parent is gone" "$(img /t1.img "i['parent']['exists']")" False
+it_expect_eq "image info: the parent is gone" \
+    "$(it_json "j['parent']['exists'], j['parent']['path']" image info /t1.img | tr -d "()',")" \
+    "False None"
+check t1.img t10.img vm2.img
+
+# ---- 8. snapshot and clone during writes ---------------------------------------
+WSIZE=$((96 * MIB))
+"$T" image create /w.img "$WSIZE" >/dev/null || it_fail "image create w.img"
+qemu-io -f raw -c "write -P 0x11 0 $WSIZE" "$(nbd_url w.img)" >/dev/null ||
+    it_fail "fill w.img"
+cmds=()
+for ((off = 0; off < WSIZE; off += 65536)); do cmds+=(-c "write -P 0x22 $off 64k"); done
+qemu-io -f raw "${cmds[@]}" "$(nbd_url w.img)" >"$IT_TMP/writer.out" 2>&1 &
+writer=$!
+sleep 0.5
+"$T" snapshot /w.img /w.snap >/dev/null || it_fail "snapshot during writes"
+"$T" clone /w.snap /w1.img >/dev/null || it_fail "clone of a snapshot during writes"
+wait "$writer" || { tail "$IT_TMP/writer.out"; it_fail "the writer failed"; }
+grep -qiE "fail|error" "$IT_TMP/writer.out" && { grep -iE "fail|error" "$IT_TMP/writer.out" | head; it_fail "writer errors"; }
+it_ok "snapshot and clone while qemu-io wrote the image"
+head -c "$WSIZE" /dev/zero | tr '\0' '\042' >"$W/w.img"
+check w.img
+drop_caches
+it_expect_eq "the clone equals the snapshot" "$(nbdcopy "$(nbd_url w1.img)" - | sha)" \
+    "$(sha <"$TS_MNT/w.snap")"
+res=$(python3 - "$TS_MNT/w.snap" <<'PY'
+import sys
+B = 65536
+kinds = []
+with open(sys.argv[1], "rb") as f:
+    while True:
+        b = f.read(B)
+        if not b:
+            break
+        kinds.append("new" if b == b"\x22" * B else "old" if b == b"\x11" * B else "mixed")
+new = kinds.count("new")
+mixed = [i for i, k in enumerate(kinds) if k == "mixed"]
+# In order: new blocks first, then at most one half-written, then old.
+ok = all(k == "new" for k in kinds[:new]) and len(mixed) <= 1 and \
+    all(i == new for i in mixed) and all(k == "old" for k in kinds[new + len(mixed):])
+print("prefix" if ok else "not a prefix", new, len(mixed), file=sys.stderr)
+print("prefix" if ok else "not a prefix")
+PY
+)
+it_expect_eq "the snapshot holds a prefix of the writes" "$res" prefix
