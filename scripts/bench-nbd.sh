@@ -13,16 +13,21 @@
 # completion latency (p50, p99) and the CPU time the serving processes
 # spent per request (user + sys of qemu-nbd or nbdkit; of tessera-nbd, the
 # chunk servers and metad), from /proc around each job.
+# tessera1/tessera3 use tessera-nbd's default block cache (writethrough:
+# a write returns once on every replica); tessera1wb/tessera3wb the same
+# images through a second tessera-nbd with --cache writeback (a write
+# returns once in memory, FLUSH makes it durable), which is what qemu-nbd
+# --cache=writeback does with the host's page cache.
 # Environment: BUILD (default ./build), BENCH_SIZE (MiB per image, default
 # 512), BENCH_RUNTIME (seconds per job, default 5), BENCH_SYSTEMS (default
-# "qemu-nbd nbdkit tessera1 tessera3").
+# "qemu-nbd nbdkit tessera1 tessera3 tessera1wb tessera3wb").
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/cluster.sh"
 
 size=${BENCH_SIZE:-512}
 runtime=${BENCH_RUNTIME:-5}
-systems=${BENCH_SYSTEMS:-qemu-nbd nbdkit tessera1 tessera3}
+systems=${BENCH_SYSTEMS:-qemu-nbd nbdkit tessera1 tessera3 tessera1wb tessera3wb}
 work=$(mktemp -d /tmp/tessera-bench-nbd.XXXXXX)
 results=$work/results
 : >"$results"
@@ -131,24 +136,30 @@ tessera_up() {
     setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --unix "$work/t.sock" \
         --workers 16 --cache-size "$size" >>"$TS_DIR/logs/nbd.log" 2>&1 &
     ts_record nbd $!
-    wait_sock "$work/t.sock"
+    setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --unix "$work/tw.sock" \
+        --workers 16 --cache-size "$size" --cache writeback \
+        >>"$TS_DIR/logs/nbdwb.log" 2>&1 &
+    ts_record nbdwb $!
+    wait_sock "$work/t.sock" && wait_sock "$work/tw.sock"
 }
 
-bench_tessera() { # bench_tessera GOAL
+bench_tessera() { # bench_tessera GOAL [wb]
     tessera_up || { echo "bench-nbd: tessera did not start" >&2; return; }
-    local img=/bench-g$1.img
-    cpu_pids=($(awk '$1 ~ /^(nbd|chunkd[0-9]+|metad)$/ { print $2 }' "$TS_DIR/pids"))
+    local wb=${2:-} nbd=nbd sock=t.sock
+    local img=/bench-g$1$wb.img
+    [ -n "$wb" ] && nbd=nbdwb sock=tw.sock
+    cpu_pids=($(awk -v n="$nbd" '$1 == n || $1 ~ /^(chunkd[0-9]+|metad)$/ { print $2 }' "$TS_DIR/pids"))
     "$TS_BIN/tessera" image create "$img" "${size}M" >/dev/null &&
         "$TS_BIN/tessera" setgoal "$1" "$img" >/dev/null || return
     # The image stays open for the whole run, as a running VM's disk does
     # (each fio job opens a connection of its own): tessera-nbd's block
     # cache lives while its image is open, as qemu-nbd's page cache does
     # across connections.
-    local uri="nbd+unix://$img?socket=$work/t.sock" hold=$work/hold$1
+    local uri="nbd+unix://$img?socket=$work/$sock" hold=$work/hold$1$wb
     mkfifo "$hold"
     qemu-io -f raw "$uri" <"$hold" >/dev/null 2>&1 &
     exec 5>"$hold"
-    run_jobs "tessera$1" "$uri"
+    run_jobs "tessera$1$wb" "$uri"
     exec 5>&-
     wait $! 2>/dev/null
 }
@@ -159,6 +170,8 @@ for s in $systems; do
     nbdkit) bench_nbdkit ;;
     tessera1) bench_tessera 1 ;;
     tessera3) bench_tessera 3 ;;
+    tessera1wb) bench_tessera 1 wb ;;
+    tessera3wb) bench_tessera 3 wb ;;
     *) echo "bench-nbd: unknown system $s" >&2 ;;
     esac
 done
