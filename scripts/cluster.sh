@@ -218,9 +218,11 @@ ts_stop_all() {
     local m name pid
     [ -n "${TS_DIR:-}" ] && [ -f "$TS_DIR/pids" ] || return 0
     if [ -f "$TS_DIR/mounts" ]; then
+        # /proc/mounts, not mountpoint(1): the mount of a killed
+        # tessera-mount cannot be stat'ed but must still go.
         while read -r m; do
-            mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null ||
-                fusermount3 -uz "$m" 2>/dev/null; }
+            awk -v m="$m" '$2 == m { f = 1 } END { exit !f }' /proc/mounts &&
+                { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
         done <"$TS_DIR/mounts"
         rm -f "$TS_DIR/mounts"
     fi
