@@ -65,6 +65,11 @@ struct cl_opts {
     enum cl_cache_mode cache; /* 0: write-through */
     uint32_t flush_interval_ms; /* writeback scan; 0: CL_FLUSH_INTERVAL_MS */
     uint64_t dirty_max;         /* bytes; 0: CL_DIRTY_MAX */
+    /* Fast writes of up to this many bytes go straight to every replica
+     * (one round trip); larger ones, and all when 0, down the chain (two
+     * round trips, the client sends its bytes once).  docs/performance.md
+     * measures both. */
+    uint32_t direct_write_max;
     bool callbacks;             /* register for callback breaks */
     cl_break_cb on_break;       /* NULL: only the client's caches drop */
     void *break_arg;

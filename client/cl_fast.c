@@ -25,10 +25,10 @@
  *   - (writes) another write of this client to some of the same bytes is
  *     in flight (cl_wrange.c).
  *
- * A read goes to one replica.  A small write goes to every replica of
- * the lease's chain at once, each copy with an empty chain, and completes
- * when all have answered; a large one goes down the chain
- * (CL_DIRECT_WRITE_MAX).
+ * A read goes to one replica.  A write goes to the head of the lease's
+ * chain, which forwards it; or, when the client allows it for its size
+ * (cl_opts.direct_write_max), to every replica at once, each copy with an
+ * empty chain, and completes when all have answered.
  *
  * A fast operation that fails after it was sent (an error answer, a lost
  * connection, a timeout) completes with that error and changes nothing in
@@ -228,7 +228,7 @@ static void write_done(void *arg, int status, struct rpc_reply *rep)
     write_step(arg, status);
 }
 
-/* A fast write of up to CL_DIRECT_WRITE_MAX bytes goes straight to every
+/* A fast write of up to c->direct_write_max bytes goes straight to every
  * replica, each copy with an empty chain (docs/protocol.md §7.3, direct
  * writes): one round trip whatever the goal, where a chain write takes
  * two.  A larger one goes to the first replica with the rest of the
@@ -247,7 +247,7 @@ int cl_fast_write_piece(struct cl_client *c, struct cl_inode *n,
     if (cl_inode_lease_get(n, p->index, cl_now_ms(), &ch) < 0 ||
         ch.nreplicas == 0 || ch.nreplicas > PROTO_MAX_REPLICAS)
         return -EAGAIN;
-    bool direct = p->len <= CL_DIRECT_WRITE_MAX;
+    bool direct = p->len <= c->direct_write_max;
     uint32_t ncopies = direct ? ch.nreplicas : 1;
     for (uint32_t r = 0; r < ncopies; r++)
         if (!(rpc[r] = replica_conn(c, &ch, r)))

@@ -40,11 +40,6 @@
 #define CL_RECOVER_TRIES 8
 /* Storage servers we remember as not up (SERVER_STATE). */
 #define CL_DOWN_MAX 64
-/* A fast write up to this size goes straight to every replica (one round
- * trip, latency first); a larger one down the chain, so that the client
- * sends its bytes once and the servers share the copying (bandwidth
- * first).  docs/performance.md measures both. */
-#define CL_DIRECT_WRITE_MAX (128u << 10)
 
 /* ---- cl_range.c -------------------------------------------------------- */
 
@@ -297,6 +292,7 @@ struct cl_client {
     struct cl_handles *handles;
     struct cl_downset down;
     enum cl_cache_mode mode;
+    uint32_t direct_write_max; /* cl_opts */
     struct cl_cache *cache; /* delayed writes */
     struct cl_flush *flush; /* when they go */
     struct cl_cb *cb;       /* callback breaks */

@@ -154,6 +154,9 @@ struct vd_tessera_opts {
      * and how long one may wait before it is written (0: the default). */
     uint64_t max_dirty;
     uint32_t max_dirty_age_ms;
+    /* Writes of up to this many bytes straight to every replica; 0: all
+     * down the chain (cl_opts.direct_write_max). */
+    uint32_t direct_write_max;
 };
 
 /* Caller owns *out: vd_backend_free().  -errno when metad cannot be

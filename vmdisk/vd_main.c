@@ -5,7 +5,8 @@
  *               [--readonly]
  *               [--default-export NAME] [--workers N] [--cache MODE]
  *               [--cache-size MIB] [--cache-max-dirty MIB]
- *               [--cache-max-dirty-age MS] [--http ADDR:PORT]
+ *               [--cache-max-dirty-age MS] [--direct-write-max KIB]
+ *               [--http ADDR:PORT]
  *               [-D MODULE=1]
  *
  * Parses the command line, makes the image backend, starts the listeners
@@ -71,6 +72,9 @@ static void usage(FILE *f, const char *prog)
             "(default %llu)\n"
             "    --cache-max-dirty-age MS  writeback: written within "
             "(default %u)\n"
+            "    --direct-write-max KIB  writes up to KIB straight to every "
+            "replica\n"
+            "                            (default 0: down the chain)\n"
             "    --http ADDR:PORT        serve Prometheus metrics at "
             "http://ADDR:PORT/metrics\n"
             "                            (default: off)\n"
@@ -132,7 +136,7 @@ struct cli {
     unsigned workers;
     enum vd_cache_mode cache;
     uint64_t cache_size, max_dirty;
-    uint32_t max_dirty_age_ms;
+    uint32_t max_dirty_age_ms, direct_write_max;
 };
 
 /* 0 to run, 1 to exit 0 (--help), -1 to exit 1. */
@@ -151,6 +155,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"cache-size", required_argument, NULL, 's'},
         {"cache-max-dirty", required_argument, NULL, 'd'},
         {"cache-max-dirty-age", required_argument, NULL, 'a'},
+        {"direct-write-max", required_argument, NULL, 'W'},
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
@@ -218,6 +223,15 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             cli->max_dirty = (uint64_t)n << 20;
             break;
         }
+        case 'W': {
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (*end || n > 4096) {
+                fprintf(stderr, "tessera-nbd: --direct-write-max: 0..4096 KiB\n");
+                return -1;
+            }
+            cli->direct_write_max = (uint32_t)n << 10;
+            break;
+        }
         case 'a': {
             unsigned long long n = strtoull(optarg, &end, 10);
             if (*end || n == 0 || n > 3600000) {
@@ -278,6 +292,7 @@ int main(int argc, char **argv)
         .cache_size = cli.cache_size,
         .max_dirty = cli.max_dirty,
         .max_dirty_age_ms = cli.max_dirty_age_ms,
+        .direct_write_max = cli.direct_write_max,
     };
     if (backend_make(cli.backend, &to, &be, &cli.default_export) < 0)
         return 1;

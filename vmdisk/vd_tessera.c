@@ -715,7 +715,10 @@ int vd_tessera_new(const struct vd_tessera_opts *o, struct vd_backend **out)
         goto fail;
     gethostname(host, sizeof(host) - 1);
     snprintf(name, sizeof(name), "tessera-nbd %s pid %d", host, (int)getpid());
-    struct cl_opts opts = {.meta = meta, .name = name, .role = PROTO_ROLE_NBD};
+    struct cl_opts opts = {.meta = meta,
+                           .name = name,
+                           .role = PROTO_ROLE_NBD,
+                           .direct_write_max = o->direct_write_max};
     if (o->cache == VD_CACHE_WRITEBACK) {
         /* Writes wait in the client's delayed-write store until a FLUSH,
          * the age limit or the dirty limit; metad recalls them before a

@@ -65,11 +65,12 @@ it_ok "$checked chunks: the three copies are byte-identical"
 
 # Overlapping writes at once over one small region of an NBD image, 4 KiB
 # and unaligned 1.5 KiB ones, from 4 connections with 16 in flight each:
-# each goes straight to every replica (the client's fast path), never two
+# each goes straight to every replica (--direct-write-max), never two
 # over the same bytes together, so the copies still agree, block checksums
 # included.
 SOCK=$IT_TMP/nbd.sock
-ts_start_nbd --unix "$SOCK" --cache none || it_fail "tessera-nbd did not start"
+ts_start_nbd --unix "$SOCK" --cache none --direct-write-max 128 ||
+    it_fail "tessera-nbd did not start"
 for bs in 4k 1536; do
     "$TS_BIN/tessera" image create "/ovl$bs.img" 1M >/dev/null || it_fail "image create"
     fio --name=ovl --ioengine=nbd --uri="nbd+unix:///ovl$bs.img?socket=$SOCK" \
