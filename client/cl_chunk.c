@@ -407,10 +407,10 @@ int cl_chunk_write(struct cl_client *c, struct cl_inode *n,
     if (rc < 0)
         return rc;
     cl_inode_lease_dirty(n, p->index);
-    /* The next writes of the chunk go straight to every replica
-     * (cl_fast.c), which needs a connection to each: the chain just
-     * answered, so they are up. */
-    for (uint32_t r = 1; r < ch.nreplicas; r++) {
+    /* With direct writes the next writes of the chunk go straight to
+     * every replica (cl_fast.c), which needs a connection to each: the
+     * chain just answered, so they are up. */
+    for (uint32_t r = 1; c->direct_write_max && r < ch.nreplicas; r++) {
         struct rpc_client *rpc;
         if (!cl_downset_has(&c->down, ch.server_id[r]))
             (void)cl_pool_get(c->pool, ch.addr[r], &rpc);
