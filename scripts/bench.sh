@@ -112,7 +112,8 @@ mfs_ns() { nsenter --net="/run/netns/$MFS_NS" "$@"; }
 mfs_clear_stale() {
     local m pids
     if ip netns list 2>/dev/null | grep -qw "$MFS_NS"; then
-        for m in $(awk '$1 ~ /^mfs#/ { print $2 }' /proc/mounts); do
+        # /proc/mounts spells the '#' of "mfs#HOST:PORT" as \043.
+        for m in $(awk '$1 ~ /^mfs(#|\\043)/ { print $2 }' /proc/mounts); do
             umount -l "$m" 2>/dev/null
         done
         pids=$(ip netns pids "$MFS_NS" 2>/dev/null)
