@@ -11,7 +11,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS := fuse3 libuv sqlite3 libmicrohttpd
+PKGS := fuse3 libuv sqlite3 libmicrohttpd gnutls
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-Iprotocol -Icommon -Iclient
@@ -61,7 +61,7 @@ ifneq ($(wildcard admin/adm_main.c),)
 BINS += $(BUILD)/bin/tessera
 endif
 
-LIBS_COMMON := $(call pc_libs,libuv libmicrohttpd) -lpthread -lm
+LIBS_COMMON := $(call pc_libs,libuv libmicrohttpd gnutls) -lpthread -lm
 
 .PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format
 all: $(BINS)
@@ -185,6 +185,15 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(PROTO_SRC)
 	$(call say,FUZZ,$@)
 	$(Q)clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -o $@ $(filter %.c,$^)
+
+# The authentication parsers need common/auth*.c and GnuTLS.
+$(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(wildcard tests/fuzz/*.h) \
+		$(PROTO_SRC) common/auth.c common/auth_caps.c
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $(filter %.c,$^) \
+		$(call pc_libs,gnutls)
 
 fuzz: $(FUZZ_BINS)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)

@@ -31,21 +31,41 @@ static bool is_unreachable(int rc)
 
 int adm_connect(struct adm *a)
 {
+    const char *key = auth_key_path(a->key);
+    int rc = a->auth ? 0 : cl_auth_open(key, &a->auth);
+
+    if (rc < 0) {
+        fprintf(stderr, "tessera: key file %s: %s\n", key, auth_key_why(rc));
+        return ADM_EXIT_FAIL;
+    }
     struct rpc_opts opts = {
         .role = PROTO_ROLE_ADMIN,
         .name = "tessera admin",
         .connect_timeout_ms = 5000,
         .call_timeout_ms = 30000,
         .reconnect_ms = 0,
+        .get_cred = a->auth ? cl_auth_key_cred : NULL,
+        .cred_arg = a->auth,
     };
-    int rc = rpc_client_open(a->meta, &opts, &a->rpc);
-
+    rc = rpc_client_open(a->meta, &opts, &a->rpc);
+    if (rc == -EKEYREJECTED) {
+        fprintf(stderr, "tessera: the metadata server at %s %s\n", a->meta,
+                a->auth ? "refused the key (wrong key or unknown identity), "
+                          "or did not prove itself"
+                        : "requires a key: --key FILE or $TESSERA_KEY");
+        return ADM_EXIT_FAIL;
+    }
     if (rc < 0) {
         fprintf(stderr, "tessera: cannot reach metadata server at %s: %s\n",
                 a->meta, rc == -EINVAL ? "invalid address" : strerror(-rc));
         return ADM_EXIT_UNREACHABLE;
     }
     return ADM_EXIT_OK;
+}
+
+int adm_ticket(struct adm *a)
+{
+    return a->auth ? cl_auth_ticket_fetch(a->auth, a->rpc, false) : 0;
 }
 
 int adm_fail(struct adm *a, const char *what, int rc)
@@ -55,6 +75,10 @@ int adm_fail(struct adm *a, const char *what, int rc)
                 what, a->meta, strerror(-rc));
         return ADM_EXIT_UNREACHABLE;
     }
-    fprintf(stderr, "tessera: %s: %s\n", what, strerror(-rc));
+    if (rc == -EPERM && a->auth)
+        fprintf(stderr, "tessera: %s: not permitted for identity %s\n", what,
+                cl_auth_name(a->auth));
+    else
+        fprintf(stderr, "tessera: %s: %s\n", what, strerror(-rc));
     return ADM_EXIT_FAIL;
 }

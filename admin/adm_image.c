@@ -277,6 +277,8 @@ static int zero_tail(struct adm *a, uint64_t ino, uint64_t index,
     proto_wbuf_free(&w);
     if (rc < 0)
         return rc;
+    if (rc == 0)
+        rc = adm_ticket(a);
     proto_chunk_loc_iter_init(&it, &rep);
     if (!proto_chunk_loc_next(&it, &loc) || loc.nreplicas == 0)
         rc = -EIO;
@@ -284,7 +286,10 @@ static int zero_tail(struct adm *a, uint64_t ino, uint64_t index,
         struct rpc_opts opts = {.role = PROTO_ROLE_ADMIN,
                                 .name = "tessera admin",
                                 .connect_timeout_ms = 5000,
-                                .call_timeout_ms = 30000};
+                                .call_timeout_ms = 30000,
+                                .get_cred =
+                                    a->auth ? cl_auth_ticket_cred : NULL,
+                                .cred_arg = a->auth};
         struct proto_chunk_truncate_req tq = {
             .chunk_id = loc.chunk_id, .version = loc.version, .length = length};
         struct rpc_client *c;

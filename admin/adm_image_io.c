@@ -191,8 +191,16 @@ static int client_open(struct adm *a, const char *what, struct cl_client **cl)
     char name[96];
     snprintf(name, sizeof(name), "tessera image %s pid %d", what,
              (int)getpid());
-    struct cl_opts o = {
-        .meta = a->meta, .name = name, .role = PROTO_ROLE_CLIENT};
+    const char *key = auth_key_path(a->key);
+    int rc = a->auth ? 0 : cl_auth_open(key, &a->auth);
+    if (rc < 0) {
+        fprintf(stderr, "tessera: key file %s: %s\n", key, auth_key_why(rc));
+        return rc;
+    }
+    struct cl_opts o = {.meta = a->meta,
+                        .name = name,
+                        .role = PROTO_ROLE_CLIENT,
+                        .auth = a->auth};
     return cl_client_open(&o, cl);
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cl.h"
 #include "proto.h"
 #include "rpc.h"
 
@@ -22,8 +23,10 @@
 
 struct adm {
     const char *meta;       /* "host:port" of metad */
+    const char *key;        /* --key FILE, else $TESSERA_KEY; NULL: none */
     bool json;              /* --json: machine-readable output */
     struct rpc_client *rpc; /* after adm_connect() */
+    struct cl_auth *auth;   /* after adm_connect(), with a key */
 };
 
 /* adm_conn.c */
@@ -35,6 +38,8 @@ int adm_connect(struct adm *a);
  * the exit code for it: ADM_EXIT_UNREACHABLE when the connection failed,
  * ADM_EXIT_FAIL otherwise. */
 int adm_fail(struct adm *a, const char *what, int rc);
+/* A ticket for the chunk servers on a->auth (after adm_connect()). */
+int adm_ticket(struct adm *a);
 
 /* Commands (adm_status.c, adm_fileinfo.c, adm_ping.c): argv[0] is the
  * command name.  Return an exit code. */
@@ -139,6 +144,8 @@ int adm_path_local(const char *path, char *out, size_t size, uint64_t *ino);
 int adm_cmd_snapshot(struct adm *a, int argc, char **argv);
 int adm_cmd_clone(struct adm *a, int argc, char **argv);
 int adm_cmd_image(struct adm *a, int argc, char **argv);
+/* adm_auth.c */
+int adm_cmd_auth(struct adm *a, int argc, char **argv);
 /* MKNOD @path (its directory must exist; -EEXIST when it does) and set
  * its size to @bytes; fills *out with the new attributes. */
 int adm_image_make(struct adm *a, const char *path, uint64_t bytes,

@@ -56,10 +56,17 @@ static void usage(FILE *f)
         "  image handover [--for SECONDS] PATH\n"
         "                          allow one live-migration hand-over\n"
         "  ping                    check that the metadata server answers\n"
+        "  auth add [--get] [-o FILE] NAME [CAPS...]\n"
+        "                          create an identity and print or write\n"
+        "                          its key file\n"
+        "  auth list [NAME]        identities and their capabilities\n"
+        "  auth caps NAME CAPS...  set an identity's capabilities\n"
+        "  auth rm NAME            remove an identity\n"
         "\n"
         "Options:\n"
         "  --meta ADDR     metadata server (default $TESSERA_META, "
         "else %s)\n"
+        "  --key FILE      the identity's key file (default $TESSERA_KEY)\n"
         "  --json          print JSON instead of tables\n"
         "  -h, --help      show this help\n"
         "\n"
@@ -86,6 +93,7 @@ static const struct {
     {"snapshot", adm_cmd_snapshot},
     {"clone", adm_cmd_clone},
     {"image", adm_cmd_image},
+    {"auth", adm_cmd_auth},
 };
 
 /* Take the global options out of argv, wherever they are; the rest keeps
@@ -106,6 +114,12 @@ static int global_opts(struct adm *a, int argc, char **argv)
             a->meta = argv[++i];
         } else if (!strncmp(s, "--meta=", 7)) {
             a->meta = s + 7;
+        } else if (!strcmp(s, "--key")) {
+            if (i + 1 >= argc)
+                return -1;
+            a->key = argv[++i];
+        } else if (!strncmp(s, "--key=", 6)) {
+            a->key = s + 6;
         } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             return -2;
         } else {
@@ -140,6 +154,7 @@ int main(int argc, char **argv)
         rc = commands[i].fn(&a, argc - 1, argv + 1);
         if (a.rpc)
             rpc_client_close(a.rpc);
+        cl_auth_free(a.auth);
         return rc;
     }
     fprintf(stderr, "tessera: unknown command: %s (see --help)\n", argv[1]);

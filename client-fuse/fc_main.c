@@ -1,6 +1,7 @@
 /* fc_main.c: tessera-mount, the FUSE client.
  *
- *   tessera-mount --meta ADDR:PORT [--http ADDR:PORT] [-f] [-d] [-o OPTS]
+ *   tessera-mount --meta ADDR:PORT [--key FILE] [--http ADDR:PORT] [-f] [-d]
+ *                 [-o OPTS]
  *                 MOUNTPOINT
  *
  * Order matters: metad is probed first so a wrong address fails here with
@@ -43,6 +44,7 @@
 
 struct cli {
     char *meta;
+    char *key; /* --key FILE, else $TESSERA_KEY */
     char *http;
     char *debug_spec;
     char *cache;             /* -o cache=writethrough|writeback|writeonclose */
@@ -58,6 +60,8 @@ struct cli {
 static const struct fuse_opt cli_spec[] = {
     {"--meta %s", offsetof(struct cli, meta), 0},
     {"--meta=%s", offsetof(struct cli, meta), 0},
+    {"--key %s", offsetof(struct cli, key), 0},
+    {"--key=%s", offsetof(struct cli, key), 0},
     {"--http %s", offsetof(struct cli, http), 0},
     {"--http=%s", offsetof(struct cli, http), 0},
     {"--metrics %s", offsetof(struct cli, http), 0},
@@ -173,6 +177,8 @@ static void usage(const char *prog)
 {
     printf("usage: %s --meta ADDR:PORT [options] MOUNTPOINT\n\n"
            "    --meta ADDR:PORT       metadata service to use\n"
+           "    --key FILE             the identity's key file (default\n"
+           "                           $TESSERA_KEY; docs/security.md)\n"
            "    --http ADDR:PORT       serve Prometheus metrics at "
            "http://ADDR:PORT/metrics\n"
            "                           (default: off)\n"
@@ -213,14 +219,28 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
     struct http_server *http = NULL;
     int ret = 1;
 
-    int rc = cl_probe(meta, PROTO_ROLE_CLIENT);
+    const char *key = auth_key_path(cli->key);
+    struct cl_auth *auth = NULL;
+    int rc = cl_auth_open(key, &auth);
     if (rc < 0) {
-        fprintf(stderr, "tessera-mount: cannot reach metad at %s: %s\n", meta,
-                strerror(-rc));
+        fprintf(stderr, "tessera-mount: key file %s: %s\n", key,
+                auth_key_why(rc));
+        return 1;
+    }
+    rc = cl_probe(meta, PROTO_ROLE_CLIENT, auth);
+    if (rc < 0) {
+        fprintf(stderr, "tessera-mount: cannot reach metad at %s: %s%s\n", meta,
+                strerror(-rc),
+                rc == -EKEYREJECTED
+                    ? (auth ? " (wrong key, or unknown identity)"
+                            : " (a key is required: --key)")
+                    : "");
+        cl_auth_free(auth);
         return 1;
     }
 
-    struct cl_opts copts = {.meta = meta, .role = PROTO_ROLE_CLIENT};
+    struct cl_opts copts = {
+        .meta = meta, .role = PROTO_ROLE_CLIENT, .auth = auth};
     bool validate;
     if (cache_opts(cli, &copts, &validate) < 0) {
         fprintf(stderr, "tessera-mount: bad cache, consistency, "
@@ -314,6 +334,8 @@ out:
         fc_notify_stop(fs->notify);
     }
     free(fs);
+    /* @auth stays: a client close that timed out may still use it, and
+     * the process exits now. */
     return ret;
 }
 

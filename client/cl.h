@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "proto.h"
 #include "rpc.h"
 
@@ -71,6 +72,9 @@ struct cl_opts {
      * measures both. */
     uint32_t direct_write_max;
     bool callbacks;             /* register for callback breaks */
+    /* The identity's credentials (cl_auth_open(); borrowed, must outlive
+     * the client); NULL: no authentication (a --no-auth cluster). */
+    struct cl_auth *auth;
     cl_break_cb on_break;       /* NULL: only the client's caches drop */
     void *break_arg;
 };
@@ -95,8 +99,33 @@ uint64_t cl_client_session(struct cl_client *c);
 /* Bytes of delayed writes held now (0 when writes are not delayed).  Any
  * thread. */
 uint64_t cl_client_dirty(struct cl_client *c);
-/* Check that metad at @addr answers the handshake, then hang up. */
-int cl_probe(const char *addr, uint8_t role);
+/* Check that metad at @addr answers the handshake (as @auth, which may
+ * be NULL), then hang up. */
+int cl_probe(const char *addr, uint8_t role, struct cl_auth *auth);
+
+/* ---- Credentials (cl_auth.c) --------------------------------------------- */
+
+struct cl_auth;
+/* Load key file @path (NULL: no key; *out is NULL and 0 returned).  The
+ * errors of auth_key_load(): -EPERM for a file others may read.  Caller
+ * owns *out: cl_auth_free(). */
+int cl_auth_open(const char *path, struct cl_auth **out);
+void cl_auth_free(struct cl_auth *a);
+/* The identity's name ("" for NULL).  Owned by @a. */
+const char *cl_auth_name(const struct cl_auth *a);
+/* rpc_opts.get_cred with @arg a struct cl_auth: the key, for metad. */
+int cl_auth_key_cred(void *arg, struct auth_cred *out);
+/* The same with the current ticket, for chunk servers (-EKEYREJECTED
+ * before the first ticket). */
+int cl_auth_ticket_cred(void *arg, struct auth_cred *out);
+/* Fetch a ticket over @rpc, a connection to metad authenticated as @a
+ * (@raw: rpc_call_raw(), inside a reconnect hook). */
+int cl_auth_ticket_fetch(struct cl_auth *a, struct rpc_client *rpc, bool raw);
+/* auth_open() of @sealed with the identity's key. */
+int cl_auth_unseal(const struct cl_auth *a, const char *label,
+                   const uint8_t *sealed, size_t n, uint8_t *out, size_t size);
+/* True when the ticket is missing or past half its life. */
+bool cl_auth_ticket_due(struct cl_auth *a);
 
 /* ---- Requests to metad (cl_meta.c) -------------------------------------- */
 

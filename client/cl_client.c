@@ -137,13 +137,15 @@ static void on_request(struct rpc_client *rpc, uint16_t opcode, uint64_t req_id,
 
 /* ---- Open and close ---------------------------------------------------- */
 
-int cl_probe(const char *addr, uint8_t role)
+int cl_probe(const char *addr, uint8_t role, struct cl_auth *auth)
 {
     struct rpc_opts opts = {
         .role = role,
         .name = "tessera probe",
         .connect_timeout_ms = 5000,
         .call_timeout_ms = 5000,
+        .get_cred = auth ? cl_auth_key_cred : NULL,
+        .cred_arg = auth,
     };
     struct rpc_client *c;
     int rc = rpc_client_open(addr, &opts, &c);
@@ -160,6 +162,8 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
         return -ENOMEM;
     cl_downset_init(&c->down);
     c->pool = cl_pool_new(opts->name, opts->role);
+    if (c->pool)
+        cl_pool_set_auth(c->pool, opts->auth);
     c->loc = cl_loc_cache_new(LOC_CACHE_MAX);
     c->handles = cl_handles_new();
     c->mode = opts->cache;
@@ -183,6 +187,7 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
         .on_reopen = cl_cb_reset,
         .arg = c,
         .callbacks = opts->callbacks,
+        .auth = opts->auth,
     };
     rc = cl_session_open(opts->meta, opts->name, opts->role, &hooks,
                          &c->session);

@@ -227,6 +227,9 @@ struct cl_pool;
 /* Connections to chunk servers, opened on first use with @name and @role
  * in HELLO.  NULL on out of memory.  Caller owns it: cl_pool_free(). */
 struct cl_pool *cl_pool_new(const char *name, uint8_t role);
+/* Authenticate to chunk servers with @auth's ticket (borrowed, outlives
+ * @p); before the first connection. */
+void cl_pool_set_auth(struct cl_pool *p, struct cl_auth *auth);
 void cl_pool_free(struct cl_pool *p);
 /* The client for @addr, opened if needed.  Returns a pointer owned by
  * @p, valid until cl_pool_free(); -errno when it cannot connect. */
@@ -251,6 +254,7 @@ struct cl_session_hooks {
     void (*on_reopen)(void *arg);
     void *arg;
     bool callbacks; /* send CALLBACK_REGISTER ON with every SESSION_OPEN */
+    struct cl_auth *auth; /* borrowed; NULL: no authentication */
 };
 
 /* Connect to metad at @addr and open a session named @name (borrowed),

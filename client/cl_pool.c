@@ -41,7 +41,13 @@ struct cl_pool {
     struct conn *conns;
     uint8_t role;
     char name[128];
+    struct cl_auth *auth; /* borrowed; NULL: no authentication */
 };
+
+void cl_pool_set_auth(struct cl_pool *p, struct cl_auth *auth)
+{
+    p->auth = auth;
+}
 
 /* @name is copied.  Caller owns the result: cl_pool_free(). */
 struct cl_pool *cl_pool_new(const char *name, uint8_t role)
@@ -105,6 +111,8 @@ int cl_pool_get(struct cl_pool *p, const char *addr, struct rpc_client **out)
         .connect_timeout_ms = CONNECT_TIMEOUT_MS,
         .call_timeout_ms = CALL_TIMEOUT_MS,
         .reconnect_ms = RECONNECT_MS,
+        .get_cred = p->auth ? cl_auth_ticket_cred : NULL,
+        .cred_arg = p->auth,
     };
     struct rpc_client *client;
     int rc = rpc_client_open(addr, &opts, &client);
@@ -146,6 +154,8 @@ int cl_pool_probe(struct cl_pool *p, const char *addr)
         .name = p->name,
         .connect_timeout_ms = PROBE_TIMEOUT_MS,
         .call_timeout_ms = PROBE_TIMEOUT_MS,
+        .get_cred = p->auth ? cl_auth_ticket_cred : NULL,
+        .cred_arg = p->auth,
     };
     struct rpc_client *client;
     int rc = rpc_client_open(addr, &opts, &client);

@@ -3,7 +3,9 @@
  * Happy path (docs/architecture.md, "Sessions"): connect and handshake
  * (rpc_client_open), SESSION_OPEN binds the connection to a new session,
  * a renew thread sends SESSION_RENEW every lease/3, and SESSION_CLOSE ends
- * it when the client closes.
+ * it when the client closes.  With a key (cl_auth.c) the handshake
+ * authenticates, and the session fetches the ticket for the chunk servers
+ * at open and again, from the renew thread, at half its life.
  *
  * Failure modes:
  *   - The connection drops (metad restarted, or only the connection):
@@ -230,6 +232,13 @@ static int renew_once(struct cl_session *s)
                  strerror(-rc));
         rc = session_open(s, rpc_call);
     }
+    /* docs/security.md, "Tickets": renewed at half their life. */
+    if (rc == 0 && s->hooks.auth && cl_auth_ticket_due(s->hooks.auth)) {
+        rc = cl_auth_ticket_fetch(s->hooks.auth, s->rpc, false);
+        if (rc < 0)
+            log_warn("session: ticket renewal failed: %s", strerror(-rc));
+        rc = 0;
+    }
     return rc;
 }
 
@@ -294,6 +303,8 @@ int cl_session_open(const char *addr, const char *name, uint8_t role,
         .on_reconnect = on_reconnect,
         .on_request = on_request,
         .arg = s,
+        .get_cred = hooks->auth ? cl_auth_key_cred : NULL,
+        .cred_arg = hooks->auth,
     };
     int rc = rpc_client_open(addr, &opts, &s->rpc);
     if (rc < 0)
@@ -301,6 +312,14 @@ int cl_session_open(const char *addr, const char *name, uint8_t role,
     rc = session_open(s, rpc_call);
     if (rc < 0)
         goto fail;
+    if (hooks->auth) {
+        rc = cl_auth_ticket_fetch(hooks->auth, s->rpc, false);
+        if (rc < 0) {
+            log_error("session: no ticket for the storage servers: %s",
+                      strerror(-rc));
+            goto fail;
+        }
+    }
     rc = -pthread_create(&s->renew, NULL, renew_main, s);
     if (rc < 0)
         goto fail;

@@ -10,6 +10,14 @@
  * pending entry per request id, in a hash table) and answer the other's
  * (peer_reply()), in any order.
  *
+ * Authentication (docs/protocol.md §3.2): a listener given methods with
+ * peer_listener_set_auth() answers HELLO_REQ with the method it chose and
+ * a fresh nonce and waits in AUTH_WAIT for AUTH_REQ; on_auth names the key
+ * the identity's proof must be made with, auth_verify() checks it, and
+ * AUTH_REP carries the responder's own proof.  A dialled peer given a
+ * credential (peer_set_cred()) answers the challenge and becomes READY
+ * only when the responder's proof is right: both sides prove themselves.
+ *
  * Failure modes (docs/protocol.md §2, §3):
  * - no common version: the accepted side answers PROTO_EVERSION and
  *   closes once the answer is written; the dialled side, given that
@@ -19,8 +27,14 @@
  *   the connection stays open.
  * - a bad frame header (magic, frame version, flags, status, length) or an
  *   undecodable HELLO: the connection closes with -EPROTO.
- * - no HELLO within the listener's handshake timeout (10 s by default),
- *   or no HELLO_REP within 10 s: the connection closes with -ETIMEDOUT.
+ * - authentication required and not offered, an unknown identity, a
+ *   wrong proof, a ticket that does not open or expired: the accepted side
+ *   answers PROTO_EAUTH and closes; the dialled side closes with
+ *   -EKEYREJECTED, as it does when the responder's proof is wrong or the
+ *   responder skips authentication although this side has a credential.
+ * - no HELLO and AUTH within the listener's handshake timeout (5 s by
+ *   default), or no HELLO_REP within 10 s: the connection closes with
+ *   -ETIMEDOUT.
  * - EOF, read or write errors: the connection closes; pending requests get
  *   -ECONNRESET, then on_close runs.
  * - a peer that sends requests faster than it reads the answers: once
@@ -29,15 +43,20 @@
  *
  * Each write is one malloc'd frame (header and payload together) handed
  * to uv_write() and freed in its callback; the frames written while one
- * read is handled go out together ("Corking", below).  Input goes straight into the
- * frame reader's buffer (proto_reader_space/commit/next).  What a message
+ * read is handled go out together ("Corking", below).  Input goes straight into
+ * the frame reader's buffer (proto_reader_space/commit/next).  What a message
  * means is left to the daemons' on_request; this file only knows HELLO.
  *
  *   peer_connect()                          listener accepts
  *        |                                         |
  *   CONNECTING --connected--> HELLO_SENT      HELLO_WAIT
- *                                 | HELLO_REP      | HELLO_REQ, answered
+ *                                 |  HELLO_REP     |  HELLO_REQ, answered
+ *                                 | (method)       | (method)
+ *                                 v                v
+ *                             AUTH_SENT        AUTH_WAIT
+ *                                 | AUTH_REP       | AUTH_REQ, verified
  *                                 +----> READY <---+
+ *   (without authentication HELLO_SENT and HELLO_WAIT go to READY)
  *   HELLO_WAIT --refused/EVERSION--> DRAINING --shutdown done--+
  *   any --error, EOF, peer_close()--> CLOSING <----------------+
  *   CLOSING --uv_close callback--> CLOSED
@@ -45,8 +64,13 @@
  *   FROM -> TO                  [function]
  *   CONNECTING -> HELLO_SENT    [on_connect]
  *   HELLO_SENT -> READY         [on_hello_rep -> become_ready]
+ *   HELLO_SENT -> AUTH_SENT     [on_hello_rep -> send_auth]
+ *   AUTH_SENT -> READY          [on_auth_rep -> become_ready]
  *   HELLO_WAIT -> READY         [on_hello_req -> become_ready]
+ *   HELLO_WAIT -> AUTH_WAIT     [on_hello_req]
+ *   AUTH_WAIT -> READY          [on_auth_req -> become_ready]
  *   HELLO_WAIT -> DRAINING      [on_hello_req -> close_after_flush]
+ *   AUTH_WAIT -> DRAINING       [on_auth_req -> close_after_flush]
  *   any -> CLOSING              [close_now]
  *   CLOSING -> CLOSED           [on_tcp_closed]
  *
@@ -72,12 +96,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "net.h"
 #include "opcount.h"
 
 #define PEER_WRITE_LIMIT ((size_t)64 << 20)
-#define PEER_HELLO_TIMEOUT_MS 10000u
+#define PEER_HELLO_TIMEOUT_MS 5000u
+#define PEER_HELLO_REP_TIMEOUT_MS 10000u
 #define PEER_READ_CHUNK 65536
 #define PEER_BACKLOG 128
 #define PEER_NAME_MAX 255 /* of a HELLO name we keep */
@@ -89,6 +115,8 @@ enum peer_state {
     ST_CONNECTING,
     ST_HELLO_SENT,
     ST_HELLO_WAIT,
+    ST_AUTH_SENT,
+    ST_AUTH_WAIT,
     ST_READY,
     ST_DRAINING,
     ST_CLOSING,
@@ -138,6 +166,16 @@ struct peer {
     uint64_t local_instance, remote_instance;
     uint16_t version;
     uint8_t role;
+    /* Authentication: the methods an accepted peer requires (0: none),
+     * the one chosen, the responder's challenge, the responder's proof a
+     * dialled peer expects, its credential, and the identity proven. */
+    uint32_t auth_methods;
+    uint8_t auth_method;
+    uint8_t nonce[PROTO_AUTH_NONCE_SIZE];
+    uint8_t expect[PROTO_AUTH_PROOF_SIZE];
+    struct auth_cred *cred;
+    char identity[PROTO_AUTH_NAME_MAX + 1];
+    uint32_t rights; /* the owner's word: peer_set_rights() */
     struct proto_reader rd;
     uint64_t next_id;
     struct pending **tab;
@@ -157,12 +195,14 @@ struct peer_listener {
     char *name;
     uint64_t instance;
     unsigned hello_timeout_ms;
+    uint32_t auth_methods;
 };
 
 static const struct peer_ops no_ops;
 
 static void on_tcp_closed(uv_handle_t *h);
 static int send_hello(struct peer *p);
+static int send_auth(struct peer *p);
 
 /* ---- Instance id ------------------------------------------------------- */
 
@@ -323,7 +363,7 @@ static void peer_fail(struct peer *p, int status, const char *what)
 {
     if (p->state >= ST_CLOSING)
         return;
-    log_warn("peer: %s: %s peer=%s", what, uv_strerror(status), p->name);
+    log_warn("peer: %s: %s peer=%s", what, strerror(-status), p->name);
     close_now(p, status);
 }
 
@@ -731,15 +771,79 @@ static void on_hello_rep(struct peer *p, int status, const uint8_t *payload,
         return;
     }
     if (proto_hello_rep_decode(payload, len, &rep) < 0 ||
-        rep.version < PROTO_VERSION_MIN || rep.version > PROTO_VERSION_MAX ||
-        rep.auth_method != PROTO_AUTH_NONE) {
+        rep.version < PROTO_VERSION_MIN || rep.version > PROTO_VERSION_MAX) {
         peer_fail(p, -EPROTO, "handshake: bad HELLO_REP");
         return;
     }
     p->version = rep.version;
     p->remote_instance = rep.instance_id;
     set_remote_name(p, &rep.name);
+    /* §3.2: with a credential, only a responder that proves itself will
+     * do; without one, only a responder that asks for nothing. */
+    if (rep.auth_method == PROTO_AUTH_NONE && !p->cred) {
+        become_ready(p);
+        return;
+    }
+    if (rep.auth_method == PROTO_AUTH_NONE) {
+        peer_fail(p, -EKEYREJECTED,
+                  "handshake: the responder did not authenticate");
+        return;
+    }
+    if (!p->cred || rep.auth_method != p->cred->method) {
+        peer_fail(p, -EKEYREJECTED,
+                  "handshake: authentication required and no key for it");
+        return;
+    }
+    memcpy(p->nonce, rep.nonce, sizeof(p->nonce));
+    int rc = send_auth(p);
+    if (rc < 0)
+        peer_fail(p, rc, "handshake");
+}
+
+static void on_auth_rep(struct peer *p, int status, const uint8_t *payload,
+                        size_t len, void *arg)
+{
+    struct proto_auth_rep rep;
+
+    (void)arg;
+    if (p->state != ST_AUTH_SENT)
+        return;
+    if (status < 0) {
+        peer_fail(p, status, "handshake: authentication refused");
+        return;
+    }
+    if (proto_auth_rep_decode(payload, len, &rep) < 0) {
+        peer_fail(p, -EPROTO, "handshake: bad AUTH_REP");
+        return;
+    }
+    if (!auth_proof_equal(rep.proof, p->expect)) {
+        peer_fail(p, -EKEYREJECTED,
+                  "handshake: the responder's proof is wrong");
+        return;
+    }
     become_ready(p);
+}
+
+/* §3.2: answer the challenge in p->nonce with our credential. */
+static int send_auth(struct peer *p)
+{
+    struct proto_auth_req req;
+    struct proto_wbuf w;
+    int rc;
+
+    rc = auth_answer(p->cred, p->role, p->nonce, &req, p->expect);
+    if (rc < 0)
+        return rc;
+    proto_wbuf_init(&w);
+    proto_auth_req_encode(&w, &req);
+    rc = w.err;
+    if (!rc)
+        rc = request_send(p, PROTO_MSG_AUTH_REQ, w.p, w.len,
+                          PEER_HELLO_REP_TIMEOUT_MS, on_auth_rep, NULL, true);
+    proto_wbuf_free(&w);
+    if (!rc)
+        p->state = ST_AUTH_SENT;
+    return rc;
 }
 
 static int send_hello(struct peer *p)
@@ -749,7 +853,7 @@ static int send_hello(struct peer *p)
         .max_version = PROTO_VERSION_MAX,
         .role = p->role,
         .features = 0,
-        .auth_methods = 0,
+        .auth_methods = p->cred ? PROTO_AUTH_BIT(p->cred->method) : 0,
         .name = {p->local_name, (uint32_t)strlen(p->local_name)},
     };
     struct proto_wbuf w;
@@ -760,7 +864,7 @@ static int send_hello(struct peer *p)
     rc = w.err;
     if (!rc)
         rc = request_send(p, PROTO_MSG_HELLO_REQ, w.p, w.len,
-                          PEER_HELLO_TIMEOUT_MS, on_hello_rep, NULL, true);
+                          PEER_HELLO_REP_TIMEOUT_MS, on_hello_rep, NULL, true);
     proto_wbuf_free(&w);
     return rc;
 }
@@ -768,7 +872,10 @@ static int send_hello(struct peer *p)
 /* Answer @id with a wire error and close once the answer is out. */
 static void refuse(struct peer *p, uint64_t id, int32_t wire, int status)
 {
-    reply_send(p, id, PROTO_MSG_HELLO_REP, wire, NULL, 0);
+    reply_send(p, id,
+               p->state == ST_AUTH_WAIT ? PROTO_MSG_AUTH_REP
+                                        : PROTO_MSG_HELLO_REP,
+               wire, NULL, 0);
     close_after_flush(p, status);
 }
 
@@ -807,7 +914,7 @@ static void on_hello_req(struct peer *p, const struct proto_hdr *h,
         rc = p->ops->on_hello(p, &m);
         if (rc < 0) {
             log_warn("peer: handshake refused: %s role=%u name=%s peer=%s",
-                     uv_strerror(rc), m.role, p->remote_name, p->name);
+                     strerror(-rc), m.role, p->remote_name, p->name);
             refuse(p, h->req_id, proto_err_to_wire(rc), rc);
             return;
         }
@@ -817,6 +924,26 @@ static void on_hello_req(struct peer *p, const struct proto_hdr *h,
     rep.version = (uint16_t)hi;
     rep.features = 0;
     rep.auth_method = PROTO_AUTH_NONE;
+    if (p->auth_methods) {
+        /* §3.2: the first method both sides know, or a refusal. */
+        uint32_t both = p->auth_methods & m.auth_methods;
+        if (!both) {
+            log_warn("peer: handshake refused: authentication required and "
+                     "not offered: role=%u name=%s peer=%s",
+                     m.role, p->remote_name, p->name);
+            refuse(p, h->req_id, PROTO_EAUTH, -EKEYREJECTED);
+            return;
+        }
+        rep.auth_method = both & PROTO_AUTH_BIT(PROTO_AUTH_KEY)
+                              ? PROTO_AUTH_KEY
+                              : PROTO_AUTH_TICKET;
+        if (auth_random(p->nonce, sizeof(p->nonce)) < 0) {
+            refuse(p, h->req_id, PROTO_EIO, -EIO);
+            return;
+        }
+        memcpy(rep.nonce, p->nonce, sizeof(rep.nonce));
+        p->auth_method = (uint8_t)rep.auth_method;
+    }
     rep.instance_id = p->local_instance;
     rep.name.p = p->local_name;
     rep.name.len = (uint32_t)strlen(p->local_name);
@@ -824,6 +951,58 @@ static void on_hello_req(struct peer *p, const struct proto_hdr *h,
     proto_hello_rep_encode(&w, &rep);
     rc = w.err ? w.err
                : reply_send(p, h->req_id, PROTO_MSG_HELLO_REP, 0, w.p, w.len);
+    proto_wbuf_free(&w);
+    if (rc < 0) {
+        peer_fail(p, rc, "handshake");
+        return;
+    }
+    if (p->auth_method)
+        p->state = ST_AUTH_WAIT; /* the handshake timer still runs */
+    else
+        become_ready(p);
+}
+
+/* §3.2: the initiator's answer to our challenge. */
+static void on_auth_req(struct peer *p, const struct proto_hdr *h,
+                        const uint8_t *payload)
+{
+    uint8_t key[AUTH_KEY_SIZE];
+    struct proto_auth_rep rep;
+    struct proto_auth_req m;
+    struct proto_wbuf w;
+    int rc;
+
+    if (p->dialled || p->state != ST_AUTH_WAIT) {
+        reply_send(p, h->req_id, PROTO_MSG_AUTH_REP, PROTO_EHANDSHAKE, NULL, 0);
+        return;
+    }
+    if (proto_auth_req_decode(payload, h->length, &m) < 0) {
+        peer_fail(p, -EPROTO, "handshake: bad AUTH_REQ");
+        return;
+    }
+    snprintf(p->identity, sizeof(p->identity), "%.*s", (int)m.name.len,
+             m.name.p);
+    rc = m.method == p->auth_method ? 0 : -EKEYREJECTED;
+    if (!rc)
+        rc = p->ops->on_auth ? p->ops->on_auth(p, &m, key) : -EKEYREJECTED;
+    if (!rc)
+        rc = auth_verify(key, p->role, p->nonce, &m, rep.proof);
+    memset(key, 0, sizeof(key));
+    if (rc < 0) {
+        log_warn("peer: authentication refused: %s identity=%s role=%u "
+                 "name=%s peer=%s",
+                 rc == -EKEYREJECTED ? "wrong key, unknown identity or "
+                                       "invalid ticket"
+                                     : strerror(-rc),
+                 p->identity, p->role, p->remote_name, p->name);
+        p->identity[0] = '\0';
+        refuse(p, h->req_id, PROTO_EAUTH, -EKEYREJECTED);
+        return;
+    }
+    proto_wbuf_init(&w);
+    proto_auth_rep_encode(&w, &rep);
+    rc = w.err ? w.err
+               : reply_send(p, h->req_id, PROTO_MSG_AUTH_REP, 0, w.p, w.len);
     proto_wbuf_free(&w);
     if (rc < 0) {
         peer_fail(p, rc, "handshake");
@@ -865,6 +1044,10 @@ static void dispatch(struct peer *p, const struct proto_hdr *h,
     opcount_request(&opcount_served, h->opcode, h->length);
     if (h->opcode == PROTO_MSG_HELLO_REQ) {
         on_hello_req(p, h, payload);
+        return;
+    }
+    if (h->opcode == PROTO_MSG_AUTH_REQ) {
+        on_auth_req(p, h, payload);
         return;
     }
     if (p->state != ST_READY) {
@@ -984,6 +1167,7 @@ int peer_connect(uv_loop_t *loop, const char *addr, uint8_t role,
     if (!p)
         return -ENOMEM;
     p->dialled = true;
+    p->rights = PEER_RIGHTS_ALL; /* we chose to talk to it */
     p->role = role;
     p->data = data;
     p->state = ST_CONNECTING;
@@ -1019,6 +1203,9 @@ void peer_unref(struct peer *p)
     proto_reader_free(&p->rd);
     free(p->tab);
     free(p->local_name);
+    if (p->cred)
+        memset(p->cred, 0, sizeof(*p->cred));
+    free(p->cred);
     free(p);
 }
 
@@ -1045,6 +1232,31 @@ const char *peer_name(struct peer *p)
 uint8_t peer_role(struct peer *p)
 {
     return p->state >= ST_READY || p->dialled ? p->role : 0;
+}
+
+int peer_set_cred(struct peer *p, const struct auth_cred *cred)
+{
+    if (p->state != ST_CONNECTING)
+        return -EINVAL;
+    if (!p->cred && !(p->cred = malloc(sizeof(*p->cred))))
+        return -ENOMEM;
+    *p->cred = *cred;
+    return 0;
+}
+
+void peer_set_rights(struct peer *p, uint32_t rights)
+{
+    p->rights = rights;
+}
+
+uint32_t peer_rights(const struct peer *p)
+{
+    return p->rights;
+}
+
+const char *peer_identity(struct peer *p)
+{
+    return p->state >= ST_READY && !p->dialled ? p->identity : "";
 }
 
 uint16_t peer_version(struct peer *p)
@@ -1106,6 +1318,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     p->listener_data = l->data;
+    p->auth_methods = l->auth_methods;
     p->local_instance = l->instance;
     p->local_name = strdup(l->name);
     p->state = ST_HELLO_WAIT;
@@ -1186,6 +1399,11 @@ int peer_listener_set_identity(struct peer_listener *l, const char *name,
 void peer_listener_set_hello_timeout(struct peer_listener *l, unsigned ms)
 {
     l->hello_timeout_ms = ms;
+}
+
+void peer_listener_set_auth(struct peer_listener *l, uint32_t methods)
+{
+    l->auth_methods = methods;
 }
 
 void peer_listener_close(struct peer_listener *l)

@@ -33,6 +33,7 @@
 
 #include "proto.h"
 
+struct auth_cred;
 struct peer;
 struct peer_listener;
 
@@ -47,6 +48,15 @@ struct peer_ops {
      * accept (the peer answers HELLO_REP), or a negative errno to refuse
      * (the peer replies with that error and closes).  NULL accepts all. */
     int (*on_hello)(struct peer *p, const struct proto_hello_req *hello);
+    /* Accepted side, when the listener requires authentication: AUTH_REQ
+     * @req arrived (decoded, borrowed).  Fill @key with the key its proof
+     * must be made with (the identity's secret for PROTO_AUTH_KEY, the
+     * ticket's session key for PROTO_AUTH_TICKET) and return 0, or return
+     * -EKEYREJECTED (unknown identity, bad or expired ticket).  The peer
+     * checks the proof; on_ready runs only when it holds, and
+     * peer_identity() then names @req's identity. */
+    int (*on_auth)(struct peer *p, const struct proto_auth_req *req,
+                   uint8_t key[32]);
     /* The handshake finished (either side). */
     void (*on_ready)(struct peer *p);
     /* A request arrived after the handshake.  The handler must answer it
@@ -104,9 +114,27 @@ int peer_reply_wire(struct peer *p, uint64_t req_id, uint16_t opcode,
  * -ENOMEM. */
 int peer_listener_set_identity(struct peer_listener *l, const char *name,
                                uint64_t instance_id);
-/* Close accepted peers that have not sent HELLO_REQ within @ms (default
- * 10000; 0 = wait forever).  Applies to peers accepted from now on. */
+/* Close accepted peers that have not finished the handshake (HELLO and,
+ * when required, AUTH) within @ms (default 5000; 0 = wait forever).
+ * Applies to peers accepted from now on. */
 void peer_listener_set_hello_timeout(struct peer_listener *l, unsigned ms);
+/* Require authentication with one of @methods (PROTO_AUTH_BIT() of each)
+ * from peers accepted from now on; 0 (the default) requires none. */
+void peer_listener_set_auth(struct peer_listener *l, uint32_t methods);
+/* Give a dialled peer the credential it authenticates with (copied).
+ * Call right after peer_connect(), before returning to the loop.  Without
+ * one the peer offers no authentication and accepts only a responder that
+ * asks for none. */
+int peer_set_cred(struct peer *p, const struct auth_cred *cred);
+/* The identity an accepted peer proved in the handshake; "" when it did
+ * not authenticate (or on a dialled peer). */
+const char *peer_identity(struct peer *p);
+/* A word the owner attaches to a peer, typically in on_auth: what the
+ * peer may do, in the owner's terms.  0 on an accepted peer until set,
+ * PEER_RIGHTS_ALL on a dialled one. */
+#define PEER_RIGHTS_ALL UINT32_MAX
+void peer_set_rights(struct peer *p, uint32_t rights);
+uint32_t peer_rights(const struct peer *p);
 /* This process's instance id: random, fixed at first use, never 0. */
 uint64_t peer_instance_id(void);
 

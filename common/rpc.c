@@ -70,6 +70,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "net.h"
 #include "opcount.h"
@@ -288,11 +289,76 @@ static void set_timeout(int fd, int opt, int ms)
     setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
 }
 
-/* docs/protocol.md §3: send HELLO_REQ as request @id and wait for its
- * HELLO_REP, with nothing else reading @fd. */
+/* Send request @opcode (@w's bytes) as @id on @fd and wait for its reply,
+ * with nothing else reading @fd.  On 0 the caller owns *payload. */
+static int handshake_call(int fd, uint16_t opcode, uint64_t id,
+                          const struct proto_wbuf *w, struct proto_hdr *h,
+                          uint8_t **payload)
+{
+    struct proto_hdr q = {
+        .version = PROTO_FRAME_VERSION, .opcode = opcode, .req_id = id};
+    int rc = w->err ? w->err : write_frame(fd, &q, w->p, w->len);
+
+    while (!rc) {
+        rc = read_frame(fd, h, payload);
+        if (rc < 0)
+            return rc;
+        if ((h->flags & PROTO_FLAG_REPLY) && h->req_id == id)
+            break;
+        free(*payload); /* nothing else is expected yet */
+    }
+    if (rc < 0)
+        return rc;
+    if (h->status != 0) { /* EVERSION: EPROTONOSUPPORT, EAUTH: EKEYREJECTED */
+        free(*payload);
+        return proto_err_from_wire(h->status);
+    }
+    if (h->opcode != opcode + 1) {
+        free(*payload);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* §3.2: answer the challenge of @hello as @cred and check the responder's
+ * proof. */
+static int authenticate(struct rpc_client *c, int fd, uint64_t id,
+                        const struct proto_hello_rep *hello,
+                        const struct auth_cred *cred)
+{
+    uint8_t expect[PROTO_AUTH_PROOF_SIZE];
+    struct proto_auth_req req;
+    struct proto_auth_rep rep;
+    struct proto_hdr h;
+    struct proto_wbuf w;
+    uint8_t *payload;
+    int rc;
+
+    if (hello->auth_method != cred->method)
+        return -EKEYREJECTED;
+    rc = auth_answer(cred, c->opts.role, hello->nonce, &req, expect);
+    if (rc < 0)
+        return rc;
+    proto_wbuf_init(&w);
+    proto_auth_req_encode(&w, &req);
+    rc = handshake_call(fd, PROTO_MSG_AUTH_REQ, id, &w, &h, &payload);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    if (proto_auth_rep_decode(payload, h.length, &rep) < 0)
+        rc = -EPROTO;
+    else if (!auth_proof_equal(rep.proof, expect))
+        rc = -EKEYREJECTED; /* not the server we share the key with */
+    free(payload);
+    return rc;
+}
+
+/* docs/protocol.md §3: send HELLO_REQ as request @id, wait for its
+ * HELLO_REP and, when the server asks for it, authenticate (§3.2). */
 static int handshake(struct rpc_client *c, int fd, uint64_t id,
                      uint64_t *instance)
 {
+    struct auth_cred *cred = NULL;
     struct proto_hello_req m = {
         .min_version = PROTO_VERSION_MIN,
         .max_version = PROTO_VERSION_MAX,
@@ -300,40 +366,41 @@ static int handshake(struct rpc_client *c, int fd, uint64_t id,
         .name = {c->name, (uint32_t)strlen(c->name)},
     };
     struct proto_hello_rep rep;
-    struct proto_hdr h = {.version = PROTO_FRAME_VERSION,
-                          .opcode = PROTO_MSG_HELLO_REQ,
-                          .req_id = id};
+    struct proto_hdr h;
     struct proto_wbuf w;
     uint8_t *payload;
-    int rc;
+    int rc = 0;
 
+    if (c->opts.get_cred) {
+        cred = malloc(sizeof(*cred));
+        rc = cred ? c->opts.get_cred(c->opts.cred_arg, cred) : -ENOMEM;
+        if (rc < 0)
+            goto out;
+        m.auth_methods = PROTO_AUTH_BIT(cred->method);
+    }
+    set_timeout(fd, SO_RCVTIMEO, c->opts.connect_timeout_ms);
     proto_wbuf_init(&w);
     proto_hello_req_encode(&w, &m);
-    rc = w.err;
-    set_timeout(fd, SO_RCVTIMEO, c->opts.connect_timeout_ms);
-    if (!rc)
-        rc = write_frame(fd, &h, w.p, w.len);
+    rc = handshake_call(fd, PROTO_MSG_HELLO_REQ, id, &w, &h, &payload);
     proto_wbuf_free(&w);
-    while (!rc) {
-        rc = read_frame(fd, &h, &payload);
-        if (rc < 0)
-            break;
-        if (!(h.flags & PROTO_FLAG_REPLY) || h.req_id != id) {
-            free(payload); /* nothing else is expected yet */
-            continue;
-        }
-        if (h.status != 0)
-            rc = proto_err_from_wire(h.status); /* EVERSION: EPROTONOSUPPORT */
-        else if (h.opcode != PROTO_MSG_HELLO_REP ||
-                 proto_hello_rep_decode(payload, h.length, &rep) < 0 ||
-                 rep.version < PROTO_VERSION_MIN ||
-                 rep.version > PROTO_VERSION_MAX ||
-                 rep.auth_method != PROTO_AUTH_NONE)
-            rc = -EPROTO;
-        else
-            *instance = rep.instance_id;
-        free(payload);
-        break;
+    if (rc < 0)
+        goto out;
+    if (proto_hello_rep_decode(payload, h.length, &rep) < 0 ||
+        rep.version < PROTO_VERSION_MIN || rep.version > PROTO_VERSION_MAX)
+        rc = -EPROTO;
+    else if ((rep.auth_method == PROTO_AUTH_NONE) != !cred)
+        /* §3.2: a key and a server that does not prove itself, or a
+         * server that wants a key we do not have. */
+        rc = -EKEYREJECTED;
+    else if (cred)
+        rc = authenticate(c, fd, id, &rep, cred);
+    if (!rc)
+        *instance = rep.instance_id;
+    free(payload);
+out:
+    if (cred) {
+        memset(cred, 0, sizeof(*cred));
+        free(cred);
     }
     set_timeout(fd, SO_RCVTIMEO, 0);
     if (rc == -EAGAIN || rc == -EWOULDBLOCK)

@@ -22,6 +22,7 @@
 
 #include "proto.h"
 
+struct auth_cred;
 struct rpc_client;
 
 struct rpc_reply {
@@ -47,11 +48,18 @@ struct rpc_opts {
                        uint64_t req_id, const uint8_t *payload, size_t len,
                        void *arg);
     void *arg;
+    /* The credential to authenticate with (docs/protocol.md §3.2), asked
+     * for at every dial so a renewed ticket is used: fill *out and return
+     * 0, or return -errno to fail the dial.  NULL: no authentication, and
+     * only a server that asks for none is accepted. */
+    int (*get_cred)(void *cred_arg, struct auth_cred *out);
+    void *cred_arg;
 };
 
 /* Connect to @addr and complete the handshake.  Caller owns *out; close
  * with rpc_client_close().  -ECONNREFUSED, -ETIMEDOUT, -EPROTONOSUPPORT
- * (no common version), -EPROTO. */
+ * (no common version), -EKEYREJECTED (authentication failed either way),
+ * -EPROTO. */
 int rpc_client_open(const char *addr, const struct rpc_opts *opts,
                     struct rpc_client **out);
 /* Stop the threads and free @c (NULL is fine).  No call may be running on

@@ -4,9 +4,10 @@
  * decoders and dispatch on the opcode to the handler (meta_ns.c for the
  * namespace, meta_chunk.c for chunks and servers, meta_repl.c for goals,
  * replica repair and server states, meta_image.c for snapshots and
- * clones, meta_hold.c for open handles (OPEN with HOLD, RELEASE), the
- * session records here); append (opcode, now, session_id, payload) to the op log; COMMIT.
- * Only then is the reply body in @reply valid.
+ * clones, meta_hold.c for open handles (OPEN with HOLD, RELEASE),
+ * meta_auth.c for identities and service keys, the
+ * session records here); append (opcode, now, session_id, payload) to the op
+ * log; COMMIT. Only then is the reply body in @reply valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
  * an undecodable payload, an SQLite failure, a reply that cannot be
@@ -56,6 +57,10 @@ bool meta_op_is_mutation(uint16_t opcode)
     case PROTO_MSG_CLONE_REQ:
     case PROTO_MSG_OPEN_REQ:
     case PROTO_MSG_RELEASE_REQ:
+    case META_OP_AUTH_ADD:
+    case META_OP_SERVICE_KEY:
+    case PROTO_MSG_AUTH_CAPS_REQ:
+    case PROTO_MSG_AUTH_RM_REQ:
         return true;
     default:
         return false;
@@ -195,6 +200,14 @@ static int dispatch(struct meta_db *db, const struct meta_op *op,
         return meta_open_apply(db, op->session_id, p, n, reply);
     case PROTO_MSG_RELEASE_REQ:
         return meta_release_apply(db, op->session_id, p, n, reply);
+    case META_OP_AUTH_ADD:
+        return meta_auth_add_apply(db, p, n, reply);
+    case PROTO_MSG_AUTH_CAPS_REQ:
+        return meta_auth_caps_apply(db, p, n, reply);
+    case PROTO_MSG_AUTH_RM_REQ:
+        return meta_auth_rm_apply(db, p, n, reply);
+    case META_OP_SERVICE_KEY:
+        return meta_service_key_apply(db, now, p, n, reply);
     default:
         return -ENOSYS;
     }

@@ -41,6 +41,10 @@
  * Migration 5 adds inodes.origin, the inode a snapshot or clone was made
  * from (IMAGE_LIST).
  *
+ * Migration 6 (authentication, docs/security.md) adds identities: name ->
+ * (secret, capabilities text), and service_keys: id -> secret, the keys
+ * tickets are sealed with.
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -143,6 +147,11 @@ static const char *const migrations[] = {
      * inode numbers are never reused, so a removed origin stays told
      * apart from a live one. */
     "ALTER TABLE inodes ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;",
+    /* 6: identities and the service keys that seal tickets. */
+    "CREATE TABLE identities("
+    " name TEXT PRIMARY KEY, secret BLOB NOT NULL, caps TEXT NOT NULL);"
+    "CREATE TABLE service_keys("
+    " id INTEGER PRIMARY KEY, secret BLOB NOT NULL, created INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -357,6 +366,18 @@ static const char *const sql[META_ST_COUNT] = {
     /* Orphans no session holds any more: the ones to reclaim. */
     [META_ST_ORPHAN_FREE] = "SELECT ino FROM inodes WHERE nlink = 0"
                             " AND ino NOT IN (SELECT ino FROM holds) LIMIT 1",
+    [META_ST_IDENT_GET] = "SELECT secret, caps FROM identities WHERE name = ?1",
+    [META_ST_IDENT_INSERT] =
+        "INSERT INTO identities(name, secret, caps) VALUES(?1, ?2, ?3)",
+    [META_ST_IDENT_CAPS] = "UPDATE identities SET caps = ?2 WHERE name = ?1",
+    [META_ST_IDENT_DELETE] = "DELETE FROM identities WHERE name = ?1",
+    [META_ST_IDENT_LIST] = "SELECT name, caps FROM identities ORDER BY name",
+    [META_ST_SVCKEY_ADD] =
+        "INSERT INTO service_keys(id, secret, created) VALUES(?1, ?2, ?3)",
+    /* The newest first: the first seals, all of them open. */
+    [META_ST_SVCKEY_LIST] =
+        "SELECT id, secret FROM service_keys ORDER BY id DESC LIMIT ?1",
+    [META_ST_SVCKEY_PRUNE] = "DELETE FROM service_keys WHERE id <= ?1",
 };
 
 int meta_sql_err(struct meta_db *db, int rc, const char *what)

@@ -91,9 +91,7 @@ int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
 
 /* ---- IMAGE_INFO ---------------------------------------------------------- */
 
-/* The path of @ino from the root into @buf ("/a/b"); "?" when it has no
- * name (cannot happen for a live file) or is nested too deep. */
-static int path_of(struct meta_db *db, uint64_t ino, char *buf, size_t size)
+int meta_path_of(struct meta_db *db, uint64_t ino, char *buf, size_t size)
 {
     char tmp[PROTO_MAX_STR + 1];
     size_t len = 0; /* built backwards at the end of tmp */
@@ -175,7 +173,7 @@ static int add_origin(struct meta_db *db, uint64_t ino, struct proto_wbuf *kv,
         return r;
     r = meta_inode_flags(db, origin, &flags);
     if (r == 0)
-        r = path_of(db, origin, path, sizeof(path));
+        r = meta_path_of(db, origin, path, sizeof(path));
     else if (r == -ENOENT)
         r = 0;
     if (r < 0)
@@ -239,7 +237,7 @@ int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
 
     s = meta_st(db, META_ST_IMAGE_SHARERS);
     sqlite3_bind_int64(s, 1, (int64_t)q.ino);
-    /* Collected first: path_of() runs statements of its own. */
+    /* Collected first: meta_path_of() runs statements of its own. */
     uint64_t sh[64][2];
     size_t nsh = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW && nsh < 64) {
@@ -253,7 +251,7 @@ int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
         r = meta_sql_err(db, rc, "image sharers");
     for (size_t i = 0; r == 0 && i < nsh; i++) {
         char path[PROTO_MAX_STR + 1], val[PROTO_MAX_STR + 48];
-        if ((r = path_of(db, sh[i][0], path, sizeof(path))) < 0)
+        if ((r = meta_path_of(db, sh[i][0], path, sizeof(path))) < 0)
             break;
         snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64 " %s", sh[i][0],
                  sh[i][1], path);
@@ -299,7 +297,7 @@ int meta_image_list(struct meta_db *db, const uint8_t *p, size_t n,
     if (!rows)
         return -ENOMEM;
 
-    /* Collected first: path_of() runs statements of its own. */
+    /* Collected first: meta_path_of() runs statements of its own. */
     sqlite3_stmt *s = meta_st(db, META_ST_IMAGE_LIST);
     sqlite3_bind_int64(s, 1, (int64_t)q.ino);
     sqlite3_bind_int64(s, 2, PROTO_CHUNK_SIZE);
@@ -322,7 +320,7 @@ int meta_image_list(struct meta_db *db, const uint8_t *p, size_t n,
         if (kv.len > IMAGE_LIST_BYTES)
             break;
         char path[PROTO_MAX_STR + 1], val[PROTO_MAX_STR + 160];
-        if ((r = path_of(db, rows[i][0], path, sizeof(path))) < 0)
+        if ((r = meta_path_of(db, rows[i][0], path, sizeof(path))) < 0)
             break;
         snprintf(val, sizeof(val),
                  "%" PRIu64 " %" PRIu64 " %d %d %" PRIu64 " %" PRIu64

@@ -112,6 +112,14 @@ enum meta_st {
     META_ST_HOLD_ANY,
     META_ST_HOLD_DEL_SESSION,
     META_ST_ORPHAN_FREE,
+    META_ST_IDENT_GET,
+    META_ST_IDENT_INSERT,
+    META_ST_IDENT_CAPS,
+    META_ST_IDENT_DELETE,
+    META_ST_IDENT_LIST,
+    META_ST_SVCKEY_ADD,
+    META_ST_SVCKEY_LIST,
+    META_ST_SVCKEY_PRUNE,
     META_ST_COUNT
 };
 
@@ -312,6 +320,10 @@ int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
 
 /* ---- meta_image.c ------------------------------------------------------ */
 
+/* The path of @ino from the root into @buf ("/a/b"), through each
+ * inode's first name; "?" when it has none (an orphan) or is nested too
+ * deep. */
+int meta_path_of(struct meta_db *db, uint64_t ino, char *buf, size_t size);
 /* SNAPSHOT_REQ (@readonly) and CLONE_REQ. */
 int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
                               size_t n, bool readonly,
@@ -334,6 +346,18 @@ int meta_replica_drop_apply(struct meta_db *db, const uint8_t *p, size_t n,
                             struct proto_wbuf *reply);
 int meta_server_state_apply(struct meta_db *db, int64_t now, const uint8_t *p,
                             size_t n, struct proto_wbuf *reply);
+
+/* ---- meta_auth.c ------------------------------------------------------- */
+
+/* META_OP_AUTH_ADD, AUTH_CAPS_REQ, AUTH_RM_REQ, META_OP_SERVICE_KEY. */
+int meta_auth_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                        struct proto_wbuf *reply);
+int meta_auth_caps_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                         struct proto_wbuf *reply);
+int meta_auth_rm_apply(struct meta_db *db, const uint8_t *p, size_t n,
+                       struct proto_wbuf *reply);
+int meta_service_key_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                           size_t n, struct proto_wbuf *reply);
 
 /* CHUNK_LOCATE_REQ (read-only). */
 int meta_chunk_locate(struct meta_db *db, const uint8_t *p, size_t n,

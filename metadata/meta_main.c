@@ -62,12 +62,17 @@ static void usage(FILE *f)
             "                    0 = unlimited)\n"
             "  --http ADDR       serve Prometheus metrics at\n"
             "                    http://ADDR/metrics (default: off)\n"
+            "  --ticket-ms N     lifetime of the tickets for the storage\n"
+            "                    servers (default %u)\n"
+            "  --no-auth         ask nobody for a key: every peer that\n"
+            "                    reaches the port has every right\n"
+            "                    (docs/security.md)\n"
             "  -D MODULE=1       enable debug logging for MODULE (meta.srv,\n"
             "                    meta.write, meta.gc, meta.state,\n"
-            "                    meta.repair, meta.lease, peer)\n"
+            "                    meta.repair, meta.lease, meta.auth, peer)\n"
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
-            META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS);
+            META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS);
 }
 
 /* mkdir -p @path. */
@@ -130,6 +135,8 @@ int main(int argc, char **argv)
         {"repair-mbps", required_argument, NULL, 'M'},
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
+        {"ticket-ms", required_argument, NULL, 'T'},
+        {"no-auth", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -172,11 +179,16 @@ int main(int argc, char **argv)
                 return 1;
             }
             break;
+        case 'N':
+            opts.no_auth = true;
+            break;
         case 'S':
         case 'O':
+        case 'T':
         case 'R': {
             uint32_t *dst = c == 'S'   ? &opts.suspect_ms
                             : c == 'O' ? &opts.down_ms
+                            : c == 'T' ? &opts.ticket_ms
                                        : &opts.repair_rate;
 
             if (parse_u32(optarg, dst) < 0) {

@@ -152,6 +152,11 @@ static bool from_chunkd(struct meta_srv_conn *c, uint16_t opcode,
     return false;
 }
 
+static void dispatch(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
+                     const uint8_t *payload, size_t len);
+
+/* Every request passes the gate of its identity's rights first
+ * (meta_srv_auth.c). */
 static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
                        const uint8_t *payload, size_t len)
 {
@@ -164,6 +169,21 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     log_debug("meta.srv", "request: %s id=%llu len=%zu peer=%s",
               proto_msg_name(opcode) ? proto_msg_name(opcode) : "?",
               (unsigned long long)req_id, len, peer_name(p));
+    struct proto_wbuf scratch;
+    proto_wbuf_init(&scratch);
+    int rc = meta_srv_auth_gate(c, opcode, &payload, &len, &scratch);
+    if (rc < 0)
+        meta_srv_reply(p, req_id, opcode, rc, NULL);
+    else if (!meta_srv_auth_handle(c, opcode, req_id, payload, len))
+        dispatch(c, opcode, req_id, payload, len);
+    proto_wbuf_free(&scratch);
+}
+
+static void dispatch(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
+                     const uint8_t *payload, size_t len)
+{
+    struct peer *p = c->peer;
+
     if (meta_srv_cb_before(c, opcode, req_id, payload, len))
         return; /* held until callback breaks are answered */
     switch (opcode) {
@@ -251,6 +271,7 @@ static int on_hello(struct peer *p, const struct proto_hello_req *hello)
         srv->conns->prev = c;
     srv->conns = c;
     peer_set_data(p, c);
+    meta_srv_auth_conn_init(c);
     log_info("metad: connection: peer=%s role=%u name=%.*s", peer_name(p),
              hello->role, (int)hello->name.len, hello->name.p);
     return 0;
@@ -283,6 +304,7 @@ void meta_srv_redispatch(struct peer *p, uint16_t opcode, uint64_t req_id,
 
 static const struct peer_ops srv_peer_ops = {
     .on_hello = on_hello,
+    .on_auth = meta_srv_auth_key,
     .on_request = on_request,
     .on_close = on_close,
 };
@@ -335,6 +357,8 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
              opts->data_dir ? opts->data_dir : "");
     snprintf(srv->listen, sizeof(srv->listen), "%s", opts->listen);
     srv->lease_ms = opts->lease_ms ? opts->lease_ms : META_SRV_LEASE_MS;
+    srv->ticket_ms = opts->ticket_ms ? opts->ticket_ms : META_SRV_TICKET_MS;
+    srv->no_auth = opts->no_auth;
     srv->instance_id = random_u64();
     srv->start_ms = uv_now(loop);
     srv->next_chunk_id = meta_chunk_max_id(db);
@@ -344,6 +368,8 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
         srv->down_ms = srv->suspect_ms;
 
     rc = meta_srv_cb_init(srv);
+    if (rc == 0)
+        rc = meta_srv_auth_init(srv);
     if (rc == 0)
         rc = meta_srv_server_load(srv);
     if (rc == 0)
@@ -375,6 +401,8 @@ int meta_srv_listen(struct meta_srv *srv)
     /* HELLO_REP carries the same instance id as STATUS. */
     rc = peer_listener_set_identity(srv->listener, "tessera-metad",
                                     srv->instance_id);
+    if (!srv->no_auth)
+        peer_listener_set_auth(srv->listener, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
     if (rc < 0) {
         peer_listener_close(srv->listener);
         srv->listener = NULL;

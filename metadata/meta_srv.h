@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth_caps.h"
 #include "meta.h"
 #include "peer.h"
 #include "proto.h"
@@ -39,6 +40,7 @@
 #define META_SRV_CB_LEASE_MS 60000    /* a callback promise */
 #define META_SRV_CB_BREAK_MS 2000     /* wait for a break's answer */
 #define META_SRV_CB_RECALL_MS 15000   /* wait for a recall's answer */
+#define META_SRV_TICKET_MS 3600000    /* a ticket's lifetime */
 
 struct meta_srv_opts {
     const char *data_dir; /* borrowed: copied by meta_srv_start() */
@@ -48,6 +50,8 @@ struct meta_srv_opts {
     uint32_t down_ms;     /* 0: META_SRV_DOWN_MS */
     uint32_t repair_rate; /* 0: META_SRV_REPAIR_RATE */
     uint32_t repair_mbps; /* 0: META_SRV_REPAIR_MBPS */
+    uint32_t ticket_ms;   /* 0: META_SRV_TICKET_MS */
+    bool no_auth;         /* --no-auth: nobody is asked for a key */
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -116,6 +120,10 @@ struct meta_srv_conn {
     struct peer *peer;
     uint64_t session_id; /* bound by SESSION_OPEN, 0 when none */
     uint32_t server_id;  /* bound by SERVER_REGISTER, 0 when none */
+    /* The identity proven in the handshake ("" with --no-auth) and its
+     * rights (meta_srv_auth.c). */
+    char identity[PROTO_AUTH_NAME_MAX + 1];
+    struct auth_caps caps;
     struct meta_srv_conn *prev, *next;
 };
 
@@ -139,6 +147,8 @@ struct meta_srv {
     char data_dir[4096];
     char listen[256];
     uint32_t lease_ms;
+    uint32_t ticket_ms;
+    bool no_auth;
     uint64_t instance_id;
     uint64_t start_ms;
 
@@ -180,6 +190,25 @@ int meta_srv_listen(struct meta_srv *srv);
 void meta_srv_stop(struct meta_srv *srv);
 /* Free @srv (NULL is fine) after meta_srv_stop() and a finished uv_run(). */
 void meta_srv_free(struct meta_srv *srv);
+
+/* meta_srv_auth.c */
+
+/* Bootstrap identities on first start and add a fresh service key. */
+int meta_srv_auth_init(struct meta_srv *srv);
+/* peer_ops.on_auth: the secret of the identity AUTH_REQ names. */
+int meta_srv_auth_key(struct peer *p, const struct proto_auth_req *req,
+                      uint8_t key[32]);
+/* A new connection's rights before authentication (all with --no-auth). */
+void meta_srv_auth_conn_init(struct meta_srv_conn *c);
+/* May @c send request @opcode?  0, or -EPERM (not its role), -EACCES
+ * (outside its paths), -EROFS (read-only).  May point *@payload at a
+ * rewritten copy in @scratch (root squash). */
+int meta_srv_auth_gate(struct meta_srv_conn *c, uint16_t opcode,
+                       const uint8_t **payload, size_t *len,
+                       struct proto_wbuf *scratch);
+/* Serve the AUTH_* requests; false when @opcode is not one. */
+bool meta_srv_auth_handle(struct meta_srv_conn *c, uint16_t opcode,
+                          uint64_t req_id, const uint8_t *payload, size_t len);
 
 /* Grow the array *@p of *@cap elements of @size bytes to hold @n. */
 int meta_srv_grow(void **p, size_t *cap, size_t n, size_t size);

@@ -101,11 +101,12 @@ enum proto_err {
     PROTO_ESTALE = 116,
     PROTO_EDQUOT = 122,
     /* Tessera's own. */
-    PROTO_EVERSION = 1001,  /* no common protocol version */
+    PROTO_EVERSION = 1001,   /* no common protocol version */
     PROTO_ENOSESSION = 1002, /* request needs an open session */
-    PROTO_EOLDVER = 1003,   /* chunk version older than required */
-    PROTO_ECHECKSUM = 1004, /* stored data failed its checksum */
+    PROTO_EOLDVER = 1003,    /* chunk version older than required */
+    PROTO_ECHECKSUM = 1004,  /* stored data failed its checksum */
     PROTO_EHANDSHAKE = 1005, /* request before HELLO, or HELLO twice */
+    PROTO_EAUTH = 1006,      /* authentication failed or required (§3.2) */
 };
 
 /* Map a negative errno to a wire value; unknown values become PROTO_EIO. */
@@ -225,8 +226,19 @@ enum proto_role {
     PROTO_ROLE_METAD = 5,  /* the metadata service, calling a chunkd */
 };
 
-/* Authentication methods (§3.2): none defined yet beyond NONE. */
+/* Authentication methods (§3.2).  HELLO_REQ offers a set of them as bits
+ * (PROTO_AUTH_BIT(m)); HELLO_REP names the one chosen. */
 #define PROTO_AUTH_NONE 0u
+#define PROTO_AUTH_KEY 1u    /* HMAC with the identity's own key (metad) */
+#define PROTO_AUTH_TICKET 2u /* HMAC with a ticket's session key (chunkd) */
+#define PROTO_AUTH_BIT(m) (1u << ((m)-1))
+#define PROTO_AUTH_NONCE_SIZE 32u
+#define PROTO_AUTH_PROOF_SIZE 32u /* HMAC-SHA-256 */
+#define PROTO_AUTH_NAME_MAX 64u   /* identity names */
+#define PROTO_AUTH_TICKET_MAX 2048u
+#define PROTO_AUTH_CAPS_MAX 1024u
+#define PROTO_AUTH_SEALED_MAX 256u /* a sealed key: nonce, key, tag */
+#define PROTO_AUTH_SERVICE_MAX 4u  /* service keys in one AUTH_SERVICE_REP */
 
 struct proto_hello_req {
     uint16_t min_version, max_version;
@@ -242,6 +254,51 @@ struct proto_hello_rep {
     uint32_t auth_method;  /* PROTO_AUTH_NONE: no AUTH exchange follows */
     uint64_t instance_id;  /* random per server start */
     struct proto_str name; /* free text */
+    /* Present when auth_method is not NONE: the responder's challenge. */
+    uint8_t nonce[PROTO_AUTH_NONCE_SIZE];
+};
+
+/* §3.2 AUTH: the initiator's answer to the challenge in HELLO_REP. */
+struct proto_auth_req {
+    uint8_t method;          /* the one HELLO_REP chose */
+    struct proto_str name;   /* identity, 1..PROTO_AUTH_NAME_MAX bytes */
+    struct proto_str ticket; /* TICKET: the sealed ticket; KEY: empty */
+    uint8_t nonce[PROTO_AUTH_NONCE_SIZE];
+    uint8_t proof[PROTO_AUTH_PROOF_SIZE];
+};
+
+struct proto_auth_rep {
+    uint8_t proof[PROTO_AUTH_PROOF_SIZE];
+};
+
+/* §3.5 AUTH_TICKET_REP: a ticket for the chunk servers. */
+struct proto_auth_ticket_rep {
+    uint64_t expires_ms;         /* ms since the epoch */
+    struct proto_str ticket;     /* opaque to the client */
+    struct proto_str sealed_key; /* the session key, sealed with its key */
+};
+
+/* §3.6 AUTH_SERVICE_REP: the service keys tickets are sealed with. */
+struct proto_auth_service_key {
+    uint32_t id;
+    struct proto_str sealed; /* the key, sealed with the chunkd's key */
+};
+struct proto_auth_service_rep {
+    uint32_t count; /* 1..PROTO_AUTH_SERVICE_MAX */
+    struct proto_auth_service_key keys[PROTO_AUTH_SERVICE_MAX];
+};
+
+/* §10.2 AUTH_ADD, AUTH_CAPS: an identity and its capabilities. */
+#define PROTO_AUTH_ADD_GET 0x1u /* AUTH_ADD: an existing one is returned */
+struct proto_auth_set_req {
+    struct proto_str name;
+    struct proto_str caps;
+    uint32_t flags; /* AUTH_ADD: PROTO_AUTH_ADD_GET; AUTH_CAPS: 0 */
+};
+
+/* AUTH_RM, AUTH_LIST: one identity ("" lists every one). */
+struct proto_auth_name_req {
+    struct proto_str name;
 };
 
 struct proto_ping {
@@ -821,6 +878,12 @@ struct proto_callback_register_rep {
 PROTO_BODY(empty)
 PROTO_BODY(hello_req)
 PROTO_BODY(hello_rep)
+PROTO_BODY(auth_req)
+PROTO_BODY(auth_rep)
+PROTO_BODY(auth_ticket_rep)
+PROTO_BODY(auth_service_rep)
+PROTO_BODY(auth_set_req)
+PROTO_BODY(auth_name_req)
 PROTO_BODY(ping)
 PROTO_BODY(session_open_req)
 PROTO_BODY(session_open_rep)

@@ -46,6 +46,7 @@ static const struct {
     {PROTO_EOLDVER, ESTALE, "EOLDVER"},
     {PROTO_ECHECKSUM, EBADMSG, "ECHECKSUM"},
     {PROTO_EHANDSHAKE, EPROTO, "EHANDSHAKE"},
+    {PROTO_EAUTH, EKEYREJECTED, "EAUTH"},
 };
 
 #define NERRS (sizeof(errs) / sizeof(errs[0]))
@@ -58,6 +59,8 @@ int32_t proto_err_to_wire(int neg_errno)
         return PROTO_OK;
     if (e == ENOTSUP) /* the same value as EOPNOTSUPP on Linux */
         e = EOPNOTSUPP;
+    if (e == EKEYREJECTED) /* the one Tessera value a host errno names */
+        return PROTO_EAUTH;
     for (size_t i = 0; i < NERRS; i++)
         if (errs[i].host == e && errs[i].wire < 1000)
             return errs[i].wire;

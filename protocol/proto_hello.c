@@ -66,13 +66,13 @@ int proto_hello_req_decode(const uint8_t *p, size_t n,
     return proto_rbuf_finish(&r, hello_req_check(m));
 }
 
-/* §3.1: a reply names one version; v1 has no features and no method
- * beyond PROTO_AUTH_NONE. */
+/* §3.1: a reply names one version; v1 has no features; §3.2: one known
+ * authentication method. */
 static int hello_rep_check(const struct proto_hello_rep *m)
 {
     if (m->version == 0 || m->features != 0)
         return -EPROTO;
-    if (m->auth_method != PROTO_AUTH_NONE)
+    if (m->auth_method > PROTO_AUTH_TICKET)
         return -EPROTO;
     return 0;
 }
@@ -87,6 +87,8 @@ void proto_hello_rep_encode(struct proto_wbuf *w,
     proto_put_u32(w, m->auth_method);
     proto_put_u64(w, m->instance_id);
     proto_put_str(w, m->name.p, m->name.len);
+    if (m->auth_method != PROTO_AUTH_NONE)
+        proto_put_raw(w, m->nonce, sizeof(m->nonce));
 }
 
 int proto_hello_rep_decode(const uint8_t *p, size_t n,
@@ -101,6 +103,11 @@ int proto_hello_rep_decode(const uint8_t *p, size_t n,
     m->auth_method = proto_get_u32(&r);
     m->instance_id = proto_get_u64(&r);
     proto_str_get(&r, &m->name);
+    if (m->auth_method != PROTO_AUTH_NONE) {
+        const uint8_t *nonce = proto_get_raw(&r, sizeof(m->nonce));
+        if (nonce)
+            memcpy(m->nonce, nonce, sizeof(m->nonce));
+    }
     return proto_rbuf_finish(&r, hello_rep_check(m));
 }
 

@@ -4,6 +4,9 @@
 # so what users run is what is tested.  Everything lives under one folder:
 #
 #   $TS_DIR/meta/            metad data (meta.db)     logs/metad.log
+#   $TS_DIR/meta/*.key       the admin and chunkd keys metad creates on its
+#                            first start (docs/security.md); TESSERA_KEY
+#                            names the admin's once metad is up
 #   $TS_DIR/chunk1..N/       chunkd data              logs/chunkd1.log ...
 #   $TS_DIR/mnt/             the FUSE mount           logs/mount.log
 #   $TS_DIR/pids             every process started, one "name pid" a line
@@ -118,6 +121,10 @@ ts_start_metad() {
         $http "$@" >>"$TS_DIR/logs/metad.log" 2>&1 &
     ts_record metad $!
     ts_wait_port "$TS_META_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/metad.log" >&2; return 1; }
+    # Written before metad listens, on its first start.
+    if [ -f "$TS_DIR/meta/admin.key" ]; then
+        export TESSERA_KEY=$TS_DIR/meta/admin.key
+    fi
 }
 
 # ts_start_chunkd I [ARGS]: storage server I (1-based).
@@ -128,8 +135,11 @@ ts_start_chunkd() {
     http=$(ts_http_opt "chunkd$i" $((10 + i)))
     mkdir -p "$TS_DIR/chunk$i"
     # shellcheck disable=SC2086
+    local key=
+    [ -f "$TS_DIR/meta/chunkd.key" ] && key="--key $TS_DIR/meta/chunkd.key"
+    # shellcheck disable=SC2086
     setsid "$TS_BIN/tessera-chunkd" --data "$TS_DIR/chunk$i" --listen "$addr" \
-        --meta "$TS_META_ADDR" $http "$@" >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
+        --meta "$TS_META_ADDR" $key $http "$@" >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
     ts_record "chunkd$i" $!
     eval "TS_CHUNK${i}_ADDR=$addr"
     ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/chunkd$i.log" >&2; return 1; }

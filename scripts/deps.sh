@@ -7,7 +7,7 @@ set -euo pipefail
 # clients that drive the daemons for real, curl and promtool (in
 # prometheus) for the metrics endpoints, clang for the fuzzers.
 pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
-      libsqlite3-dev libmicrohttpd-dev libcmocka-dev sqlite3 clang qemu-utils
+      libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libcmocka-dev sqlite3 clang qemu-utils
       libnbd-bin nbdkit fio attr python3 procps psmisc curl prometheus)
 
 missing=()

@@ -100,13 +100,34 @@ static int conn_get(struct chunk_chain *c, struct proto_str addr,
             return 0;
         }
     }
+    /* docs/security.md: another storage server is dialled with a ticket
+     * this one seals for itself. */
+    struct auth_cred *cred = NULL;
+    if (!c->srv->auth.no_auth) {
+        cred = malloc(sizeof(*cred));
+        rc = cred ? chunk_auth_cred(c->srv, cred) : -ENOMEM;
+        if (rc < 0) {
+            free(cred);
+            log_warn("chunk chain: no credential to dial with: addr=%.*s "
+                     "err=%d",
+                     (int)addr.len, addr.p, rc);
+            return rc;
+        }
+    }
     cc = malloc(sizeof(*cc) + addr.len + 1);
-    if (!cc)
+    if (!cc) {
+        free(cred);
         return -ENOMEM;
+    }
     memcpy(cc->addr, addr.p, addr.len);
     cc->addr[addr.len] = '\0';
     rc = peer_connect(c->srv->loop, cc->addr, PROTO_ROLE_CHUNKD, c->srv->name,
                       &chain_ops, c->srv, &cc->p);
+    if (rc == 0 && cred && peer_set_cred(cc->p, cred) < 0)
+        peer_close(cc->p); /* fails like a refused dial */
+    if (cred)
+        memset(cred, 0, sizeof(*cred));
+    free(cred);
     if (rc < 0) {
         log_warn("chunk chain: dial failed: addr=%s err=%d", cc->addr, rc);
         free(cc);

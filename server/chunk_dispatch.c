@@ -137,6 +137,15 @@ void chunk_dispatch(struct peer *p, uint16_t opcode, uint64_t req_id,
               "peer=%s",
               proto_msg_name(opcode) ? proto_msg_name(opcode) : "?",
               (unsigned long long)req_id, len, peer_name(p));
+    int rc = chunk_auth_allowed(srv, p, opcode);
+    if (rc < 0) {
+        /* docs/security.md: beyond the ticket's rights. */
+        log_debug("chunk.dispatch", "refused: op=%s err=%d identity=%s peer=%s",
+                  proto_msg_name(opcode) ? proto_msg_name(opcode) : "?", rc,
+                  peer_identity(p), peer_name(p));
+        chunk_reply(p, (uint16_t)(opcode + 1), req_id, rc, NULL, 0);
+        return;
+    }
     if (opcode == PROTO_MSG_PING_REQ) {
         ping_handle(p, req_id, payload, len);
         return;
@@ -205,6 +214,7 @@ void chunk_dispatch_close_all(void)
 }
 
 const struct peer_ops chunk_peer_ops = {
+    .on_auth = chunk_auth_key,
     .on_ready = accepted_on_ready,
     .on_request = chunk_dispatch,
     .on_close = accepted_on_close,

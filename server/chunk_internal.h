@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "lat.h"
 #include "peer.h"
 #include "proto.h"
@@ -162,6 +163,18 @@ uint64_t chunk_rate_ms(uint64_t ns);
 
 /* The daemon: everything below runs on the loop thread except chunk_job
  * work functions. */
+/* Authentication state (chunk_auth.c). */
+struct chunk_service_key {
+    uint32_t id;
+    uint8_t secret[32];
+};
+struct chunk_auth {
+    bool no_auth;        /* --no-auth */
+    struct auth_key key; /* this server's identity */
+    struct chunk_service_key service[PROTO_AUTH_SERVICE_MAX]; /* newest 1st */
+    uint32_t nservice;
+};
+
 struct chunk_server {
     uv_loop_t *loop;
     struct chunk_store *store;
@@ -183,8 +196,29 @@ struct chunk_server {
     bool repair_rate_set;           /* repair_rate initialised */
     struct chunk_repl *replicating; /* copies in progress (chunk_replicate.c) */
     struct http_server *http;       /* --http, or NULL */
+    struct chunk_auth auth;
     bool stopping;
 };
+
+/* ---- chunk_auth.c ------------------------------------------------------- */
+
+/* Load this server's key (@key_path; NULL fails unless @no_auth).  0 or
+ * -errno, logged. */
+int chunk_auth_init(struct chunk_server *srv, const char *key_path,
+                    bool no_auth);
+/* Authenticate the metad link @link (just dialled) with this server's key. */
+int chunk_auth_link_cred(struct chunk_server *srv, struct peer *link);
+/* Ask metad on @link for the service keys (AUTH_SERVICE). */
+void chunk_auth_service_fetch(struct chunk_server *srv, struct peer *link);
+/* peer_ops.on_auth of the listener: open the ticket, set the rights. */
+int chunk_auth_key(struct peer *p, const struct proto_auth_req *req,
+                   uint8_t key[32]);
+/* A credential to dial another storage server with: a ticket this server
+ * seals for itself.  -EKEYREJECTED before the service keys arrived. */
+int chunk_auth_cred(struct chunk_server *srv, struct auth_cred *out);
+/* May @p send request @opcode?  0, -EROFS (read-only), -EPERM. */
+int chunk_auth_allowed(const struct chunk_server *srv, struct peer *p,
+                       uint16_t opcode);
 
 /* ---- chunk_metrics.c -------------------------------------------------- */
 

@@ -46,6 +46,10 @@ static void usage(FILE *f)
             "  --data DIR        chunk files and the server uuid\n"
             "  --listen ADDR     where clients and other servers connect\n"
             "  --meta ADDR       the metadata service\n"
+            "  --key FILE        this server's key file (default "
+            "$TESSERA_KEY)\n"
+            "  --no-auth         ask clients for no ticket and use no key "
+            "(docs/security.md)\n"
             "  --advertise ADDR  address given to metad (default: --listen)\n"
             "  --repair-mbps N   copy chunks for repair at most N MiB/s "
             "(default 100, 0 = unlimited)\n"
@@ -166,7 +170,8 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 struct opts {
-    const char *data, *listen, *meta, *advertise, *http;
+    const char *data, *listen, *meta, *advertise, *http, *key;
+    bool no_auth;
     uint64_t repair_mbps, scrub_mbps, scrub_interval_s;
     enum chunk_inline_writes inline_writes;
 };
@@ -193,6 +198,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"data", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"meta", required_argument, NULL, 'm'},
+        {"key", required_argument, NULL, 'k'},
+        {"no-auth", no_argument, NULL, 'N'},
         {"advertise", required_argument, NULL, 'a'},
         {"repair-mbps", required_argument, NULL, 'R'},
         {"scrub-mbps", required_argument, NULL, 'S'},
@@ -215,6 +222,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'm':
             o->meta = optarg;
+            break;
+        case 'k':
+            o->key = optarg;
+            break;
+        case 'N':
+            o->no_auth = true;
             break;
         case 'a':
             o->advertise = optarg;
@@ -298,6 +311,8 @@ int main(int argc, char **argv)
     snprintf(srv.name, sizeof(srv.name), "tessera-chunkd %s",
              srv.advertise_addr);
 
+    if (chunk_auth_init(&srv, auth_key_path(o.key), o.no_auth) < 0)
+        return 1;
     rc = chunk_store_open(o.data, &srv.store);
     if (rc < 0) {
         log_error("chunkd: cannot open data directory: err=%d dir=%s", rc,
@@ -322,6 +337,8 @@ int main(int argc, char **argv)
     }
     if (rc == 0)
         peer_listener_set_identity(srv.listener, srv.name, 0);
+    if (rc == 0 && !o.no_auth)
+        peer_listener_set_auth(srv.listener, PROTO_AUTH_BIT(PROTO_AUTH_TICKET));
     if (rc == 0)
         rc = chunk_meta_start(&srv, &srv.meta);
     if (rc == 0)

@@ -1,14 +1,15 @@
 /* chunk_meta.c: the storage server's link to metad.
  *
- * Happy path: dial metad (role CHUNKD); once the handshake is done send
- * SERVER_REGISTER_REQ (uuid, advertised address, capacity, free) and keep
- * the server id it answers; list every chunk on a worker thread and send
- * them in SERVER_INVENTORY_REQ batches of at most PROTO_INV_MAX entries,
- * the final one (possibly empty) with last=1, each after the previous was
- * answered; then send SERVER_HEARTBEAT_REQ every second with fresh space
- * figures (statvfs runs on a worker thread too).  metad also sends its own
- * requests on this connection (CHUNK_SETVERSION, CHUNK_DELETE,
- * CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
+ * Happy path: dial metad (role CHUNKD, authenticating with this server's
+ * key); once the handshake is done ask for the service keys that open the
+ * clients' tickets (chunk_auth.c) and send SERVER_REGISTER_REQ (uuid,
+ * advertised address, capacity, free) and keep the server id it answers; list
+ * every chunk on a worker thread and send them in SERVER_INVENTORY_REQ batches
+ * of at most PROTO_INV_MAX entries, the final one (possibly empty) with last=1,
+ * each after the previous was answered; then send SERVER_HEARTBEAT_REQ every
+ * second with fresh space figures (statvfs runs on a worker thread too).  metad
+ * also sends its own requests on this connection (CHUNK_SETVERSION,
+ * CHUNK_DELETE, CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
  * chunk_dispatch() like any other.
  *
  * Bad replicas found by a read or a scrub (chunk_meta_report_bad()) are
@@ -472,6 +473,7 @@ static void meta_on_ready(struct peer *p)
 
     if (m->p != p)
         return;
+    chunk_auth_service_fetch(srv, p);
     memcpy(req.uuid, srv->uuid, sizeof(req.uuid));
     m->state = ST_REGISTERING;
     proto_wbuf_init(&wb);
@@ -527,6 +529,10 @@ static void dial(struct chunk_meta *m)
     m->state = ST_DIALING;
     rc = peer_connect(m->srv->loop, m->srv->meta_addr, PROTO_ROLE_CHUNKD,
                       m->srv->name, &meta_ops, m->srv, &m->p);
+    if (rc == 0 && chunk_auth_link_cred(m->srv, m->p) < 0) {
+        peer_close(m->p); /* meta_on_close redials */
+        return;
+    }
     if (rc < 0) {
         m->p = NULL;
         if (!m->down_logged)

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "http.h"
 #include "log.h"
 #include "mem.h"
@@ -53,6 +54,8 @@ static void usage(FILE *f, const char *prog)
     fprintf(f,
             "usage: %s --listen ADDR:PORT [options]\n\n"
             "    --meta ADDR:PORT        metadata service (backend tessera)\n"
+            "    --key FILE              the identity's key file (default\n"
+            "                            $TESSERA_KEY; docs/security.md)\n"
             "    --listen ADDR:PORT      serve NBD over TCP\n"
             "    --unix PATH             serve NBD on a unix socket\n"
             "    --backend KIND          tessera (default), mem, or dir:PATH\n"
@@ -131,7 +134,7 @@ static int backend_make(const char *spec, const struct vd_tessera_opts *to,
 
 struct cli {
     const char *meta, *listen, *unix_path, *backend, *default_export;
-    const char *images_dir, *http;
+    const char *images_dir, *http, *key;
     bool readonly;
     unsigned workers;
     enum vd_cache_mode cache;
@@ -144,6 +147,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 {
     static const struct option longopts[] = {
         {"meta", required_argument, NULL, 'm'},
+        {"key", required_argument, NULL, 'k'},
         {"listen", required_argument, NULL, 'l'},
         {"unix", required_argument, NULL, 'u'},
         {"backend", required_argument, NULL, 'b'},
@@ -168,6 +172,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         switch (ch) {
         case 'm':
             cli->meta = optarg;
+            break;
+        case 'k':
+            cli->key = optarg;
             break;
         case 'l':
             cli->listen = optarg;
@@ -288,6 +295,7 @@ int main(int argc, char **argv)
     struct vd_tessera_opts to = {
         .meta = cli.meta,
         .images_dir = cli.images_dir,
+        .key = auth_key_path(cli.key),
         .cache = cli.cache,
         .cache_size = cli.cache_size,
         .max_dirty = cli.max_dirty,

@@ -82,6 +82,7 @@ struct tess_cache {
 
 struct tess_ctx {
     struct cl_client *cl;
+    struct cl_auth *auth; /* the identity's key and ticket; NULL: none */
     struct vd_leases *leases;
     char *dir; /* --images-dir, without leading or trailing slashes */
     enum vd_cache_mode cache;
@@ -667,6 +668,7 @@ static void tess_free(void *vctx)
     assert(!ctx->caches); /* every image was closed */
     pthread_mutex_destroy(&ctx->lock);
     free(ctx->dir);
+    cl_auth_free(ctx->auth);
     free(ctx);
 }
 
@@ -715,10 +717,16 @@ int vd_tessera_new(const struct vd_tessera_opts *o, struct vd_backend **out)
         goto fail;
     gethostname(host, sizeof(host) - 1);
     snprintf(name, sizeof(name), "tessera-nbd %s pid %d", host, (int)getpid());
+    rc = cl_auth_open(o->key, &ctx->auth);
+    if (rc < 0) {
+        log_error("nbd: key file %s: %s", o->key, auth_key_why(rc));
+        goto fail;
+    }
     struct cl_opts opts = {.meta = meta,
                            .name = name,
                            .role = PROTO_ROLE_NBD,
-                           .direct_write_max = o->direct_write_max};
+                           .direct_write_max = o->direct_write_max,
+                           .auth = ctx->auth};
     if (o->cache == VD_CACHE_WRITEBACK) {
         /* Writes wait in the client's delayed-write store until a FLUSH,
          * the age limit or the dirty limit; metad recalls them before a
@@ -752,8 +760,10 @@ int vd_tessera_new(const struct vd_tessera_opts *o, struct vd_backend **out)
     return 0;
 
 fail:
-    if (ctx)
+    if (ctx) {
         free(ctx->dir);
+        cl_auth_free(ctx->auth);
+    }
     free(ctx);
     free(be);
     return rc;

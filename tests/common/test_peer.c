@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "net.h"
 #include "peer.h"
 #include "proto.h"
@@ -122,8 +123,20 @@ static void on_close(struct peer *p, int status)
     s->results_at_close = F->completed;
 }
 
+/* The listener's one identity: "client.a" with key 0x11... */
+static int on_auth(struct peer *p, const struct proto_auth_req *req,
+                   uint8_t key[32])
+{
+    (void)p;
+    if (req->name.len != 8 || memcmp(req->name.p, "client.a", 8) != 0)
+        return -EKEYREJECTED;
+    memset(key, 0x11, 32);
+    return 0;
+}
+
 static const struct peer_ops ops = {
     .on_hello = on_hello,
+    .on_auth = on_auth,
     .on_ready = on_ready,
     .on_request = on_request,
     .on_close = on_close,
@@ -209,6 +222,19 @@ static void connect_ready(void)
                                   "test-client", &ops, F, &F->client),
                      0);
     RUN_UNTIL(F->cli.ready == 1 && F->srv.ready == 1);
+}
+
+/* Dial as "client.a" with key bytes @fill (0: no credential). */
+static void connect_auth(uint8_t fill)
+{
+    struct auth_cred c = {.method = PROTO_AUTH_KEY, .name = "client.a"};
+
+    memset(c.key, fill, sizeof(c.key));
+    assert_int_equal(peer_connect(&F->loop, F->addr, PROTO_ROLE_CLIENT,
+                                  "test-client", &ops, F, &F->client),
+                     0);
+    if (fill)
+        assert_int_equal(peer_set_cred(F->client, &c), 0);
 }
 
 /* ---- Raw sockets ------------------------------------------------------- */
@@ -303,6 +329,93 @@ static void test_peer_connect_handshake(void **state)
     snprintf(want, sizeof(want), "127.0.0.1:");
     assert_memory_equal(peer_name(F->srv.peer), want, strlen(want));
     assert_false(peer_is_closed(F->client));
+}
+
+static void test_peer_auth_right_key(void **state)
+{
+    struct result r = {0};
+
+    (void)state;
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    connect_auth(0x11);
+    RUN_UNTIL(F->cli.ready == 1 && F->srv.ready == 1);
+    assert_string_equal(peer_identity(F->srv.peer), "client.a");
+    assert_string_equal(peer_identity(F->client), "");
+    assert_int_equal(
+        peer_request(F->client, PROTO_MSG_PING_REQ, "x", 1, 0, on_result, &r),
+        0);
+    RUN_UNTIL(r.calls == 1);
+    assert_int_equal(r.status, 0);
+}
+
+/* A wrong key is refused with EAUTH and the listener goes on serving the
+ * next peer. */
+static void test_peer_auth_wrong_key(void **state)
+{
+    (void)state;
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    connect_auth(0x12);
+    RUN_UNTIL(F->cli.closed == 1);
+    assert_int_equal(F->cli.close_status, -EKEYREJECTED);
+    assert_int_equal(F->cli.ready, 0);
+    assert_int_equal(F->srv.ready, 0);
+    peer_unref(F->client);
+    connect_auth(0x11);
+    RUN_UNTIL(F->cli.ready == 1 && F->srv.ready == 1);
+}
+
+static void test_peer_auth_no_key(void **state)
+{
+    (void)state;
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    connect_auth(0);
+    RUN_UNTIL(F->cli.closed == 1);
+    assert_int_equal(F->cli.close_status, -EKEYREJECTED);
+    assert_int_equal(F->srv.ready, 0);
+}
+
+/* A peer with a key does not talk to a responder that does not prove it
+ * knows the key too. */
+static void test_peer_auth_responder_must_prove(void **state)
+{
+    (void)state;
+    connect_auth(0x11);
+    RUN_UNTIL(F->cli.closed == 1);
+    assert_int_equal(F->cli.close_status, -EKEYREJECTED);
+    assert_int_equal(F->cli.ready, 0);
+}
+
+/* A peer that says HELLO and never answers the challenge is cut off. */
+static void test_peer_auth_silent_cut_off(void **state)
+{
+    struct proto_hello_req m = {
+        1, 1, PROTO_ROLE_ADMIN, 0, PROTO_AUTH_BIT(PROTO_AUTH_KEY), {"raw", 3}};
+    uint8_t buf[512];
+    struct proto_hello_rep rep;
+    struct proto_wbuf w;
+    struct proto_hdr h;
+    int fd;
+
+    (void)state;
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    peer_listener_set_hello_timeout(F->l, 200);
+    fd = raw_connect();
+    proto_wbuf_init(&w);
+    proto_hello_req_encode(&w, &m);
+    raw_send(fd, 0, PROTO_MSG_HELLO_REQ, 1, w.p, w.len);
+    proto_wbuf_free(&w);
+    raw_frame(fd, &h, buf, sizeof(buf));
+    assert_int_equal(h.status, 0);
+    assert_int_equal(proto_hello_rep_decode(buf, h.length, &rep), 0);
+    assert_int_equal(rep.auth_method, PROTO_AUTH_KEY);
+    /* A request before AUTH is refused, then the timer cuts it off. */
+    raw_send(fd, 0, PROTO_MSG_PING_REQ, 2, "12345678", 8);
+    raw_frame(fd, &h, buf, sizeof(buf));
+    assert_int_equal(h.status, PROTO_EHANDSHAKE);
+    assert_int_equal(raw_read(fd, buf, 1), -ECONNRESET);
+    close(fd);
+    RUN_UNTIL(F->srv.closed == 1);
+    assert_int_equal(F->srv.close_status, -ETIMEDOUT);
 }
 
 static void test_peer_request_reply(void **state)
@@ -843,6 +956,11 @@ int test_peer(void)
         T(test_peer_write_limit_pauses_reading),
         T(test_peer_listener_close_keeps_peers),
         T(test_peer_ref_keeps_memory),
+        T(test_peer_auth_right_key),
+        T(test_peer_auth_wrong_key),
+        T(test_peer_auth_no_key),
+        T(test_peer_auth_responder_must_prove),
+        T(test_peer_auth_silent_cut_off),
 #undef T
     };
     return cmocka_run_group_tests_name("common/peer", tests, NULL, NULL);

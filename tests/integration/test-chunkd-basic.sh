@@ -37,8 +37,16 @@ wait_for() {
     return 1
 }
 
+# metad's first start creates the storage servers' key (docs/security.md).
+"$bin/tessera-metad" --data "$tmp/meta" --listen "$meta" 2>"$tmp/metad0.log" &
+mpid=$!
+wait_for "$tmp/metad0.log" "created identity chunkd" 5 || fail "no chunkd key"
+kill -TERM "$mpid"
+wait "$mpid"
+key=$tmp/meta/chunkd.key
+
 "$bin/tessera-chunkd" --data "$tmp/chunk" --listen "$listen" --meta "$meta" \
-    2>"$tmp/chunkd.log" &
+    --key "$key" 2>"$tmp/chunkd.log" &
 cpid=$!
 pids+=("$cpid")
 sleep 2.5
@@ -63,7 +71,7 @@ rc=$?
 echo "ok: SIGTERM exits 0"
 
 "$bin/tessera-chunkd" --data "$tmp/chunk" --listen "$listen" --meta "$meta" \
-    2>"$tmp/chunkd2.log" &
+    --key "$key" 2>"$tmp/chunkd2.log" &
 cpid=$!
 pids+=("$cpid")
 wait_for "$tmp/chunkd2.log" "chunk meta: registered" 5 || fail "no re-register"

@@ -35,6 +35,8 @@ fail() {
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 addr=127.0.0.1:$port
 export TESSERA_META=$addr
+# The admin key metad creates on its first start (docs/security.md).
+export TESSERA_KEY=$tmp/meta/admin.key
 
 "$metad" --data "$tmp/meta" --listen "$addr" >"$tmp/metad.log" 2>&1 &
 pid=$!

@@ -78,12 +78,15 @@ MPORT=$(free_port)
     >"$TMP/metad.log" 2>&1 &
 PIDS+=($!)
 wait_port "$MPORT" || fail "metad did not start"
+# The keys metad wrote on its first start (docs/security.md).
+export TESSERA_KEY=$TMP/meta/admin.key
 CPORTS=()
 for i in 1 2 3; do
     p=$(free_port)
     CPORTS+=("$p")
     "$BUILD/bin/tessera-chunkd" --data "$TMP/chunk$i" --listen "127.0.0.1:$p" \
-        --meta "127.0.0.1:$MPORT" >"$TMP/chunkd$i.log" 2>&1 &
+        --meta "127.0.0.1:$MPORT" --key "$TMP/meta/chunkd.key" \
+        >"$TMP/chunkd$i.log" 2>&1 &
     PIDS+=($!)
 done
 for _ in $(seq 100); do

@@ -61,6 +61,8 @@ for _ in $(seq 50); do
         2>/dev/null && break
     sleep 0.1
 done
+# The admin key metad wrote on its first start (docs/security.md).
+export TESSERA_KEY=$TMP/meta/admin.key
 
 mkdir -p "$MNT"
 # A wrong address fails at once with status 1 and mounts nothing.

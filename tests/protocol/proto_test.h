@@ -761,6 +761,65 @@ sample_callback_register_rep(struct proto_callback_register_rep *m,
     m->lease_ms = 60000;
 }
 
+static inline void sample_auth_req(struct proto_auth_req *m,
+                                   struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    m->method = PROTO_AUTH_TICKET;
+    m->name = pstr("client.host7");
+    m->ticket = (struct proto_str){"\x00\x00\x00\x01sealed ticket", 17};
+    for (int i = 0; i < 32; i++) {
+        m->nonce[i] = (uint8_t)(i + 1);
+        m->proof[i] = (uint8_t)(0xa0 + i);
+    }
+}
+
+static inline void sample_auth_rep(struct proto_auth_rep *m,
+                                   struct proto_wbuf *s)
+{
+    (void)s;
+    for (int i = 0; i < 32; i++)
+        m->proof[i] = (uint8_t)(0x40 + i);
+}
+
+static inline void sample_auth_ticket_rep(struct proto_auth_ticket_rep *m,
+                                          struct proto_wbuf *s)
+{
+    (void)s;
+    m->expires_ms = 1780000000123ull;
+    m->ticket = pstr("opaque ticket bytes");
+    m->sealed_key = pstr("nonce, sealed key and tag");
+}
+
+static inline void sample_auth_service_rep(struct proto_auth_service_rep *m,
+                                           struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    m->count = 2;
+    m->keys[0].id = 7;
+    m->keys[0].sealed = pstr("sealed seven");
+    m->keys[1].id = 6;
+    m->keys[1].sealed = pstr("sealed six");
+}
+
+static inline void sample_auth_set_req(struct proto_auth_set_req *m,
+                                       struct proto_wbuf *s)
+{
+    (void)s;
+    m->name = pstr("nbd.hv3");
+    m->caps = pstr("ro path=/vm/a,/vm/b");
+    m->flags = PROTO_AUTH_ADD_GET;
+}
+
+static inline void sample_auth_name_req(struct proto_auth_name_req *m,
+                                        struct proto_wbuf *s)
+{
+    (void)s;
+    m->name = pstr("client.host7");
+}
+
 /* Encode the sample of @body into @w (fresh) and assert success; @s is the
  * scratch buffer array bodies build their entries in. */
 #define ENCODE_SAMPLE(body, m, w, s)                                           \

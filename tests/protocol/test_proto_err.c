@@ -56,7 +56,7 @@ static void test_proto_err_from_wire_unknown(void **state)
     assert_int_equal(proto_err_from_wire(999), -EIO);
     assert_int_equal(proto_err_from_wire(-1), -EIO);
     assert_false(proto_err_valid(3));
-    assert_false(proto_err_valid(1006));
+    assert_false(proto_err_valid(1007));
     assert_false(proto_err_valid(-5));
     assert_true(proto_err_valid(0));
 }

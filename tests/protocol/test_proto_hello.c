@@ -143,7 +143,9 @@ static void test_proto_hello_rep_decode_features_and_auth(void **state)
     patch_be(w.p, 2, 4, 4); /* features */
     assert_int_equal(proto_hello_rep_decode(w.p, w.len, &out), -EPROTO);
     patch_be(w.p, 2, 0, 4);
-    patch_be(w.p, 6, 1, 4); /* auth_method */
+    patch_be(w.p, 6, 1, 4); /* auth_method KEY without its nonce */
+    assert_int_equal(proto_hello_rep_decode(w.p, w.len, &out), -EPROTO);
+    patch_be(w.p, 6, 3, 4); /* an unknown method */
     assert_int_equal(proto_hello_rep_decode(w.p, w.len, &out), -EPROTO);
     patch_be(w.p, 6, 0, 4);
     patch_be(w.p, 0, 0, 2); /* version 0 */

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""auth_peer.py: a hostile or careless peer for test-auth.sh, written from
+docs/protocol.md §2 and §3.2 alone.
+
+    auth_peer.py nokey ADDR                  HELLO offering no method
+    auth_peer.py wrongkey ADDR KEYFILE       a proof made with KEYFILE
+    auth_peer.py replay ADDR KEYFILE         a good answer, sent again on a
+                                             second connection
+    auth_peer.py ticket META KEYFILE CHUNKD  KEYFILE's ticket from metad,
+                                             shown to CHUNKD without its
+                                             session key (a stolen ticket)
+    auth_peer.py silent ADDR                 HELLO, then nothing
+
+Each prints what the server answered (OK, EAUTH, CLOSED, ...) and exits
+0 when that is what a correct server does, 1 otherwise.
+"""
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import sys
+
+MAGIC = 0x54535241
+HELLO, AUTH, TICKET = 0x0001, 0x0003, 0x0007
+KEY, TICKET_METHOD = 1, 2
+ROLE_CLIENT = 1
+EAUTH = 1006
+
+
+def frame(opcode, req_id, payload):
+    return struct.pack(">IBBHQiI", MAGIC, 1, 0, opcode, req_id, 0,
+                       len(payload)) + payload
+
+
+def recv_all(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise ConnectionError("closed")
+        b += c
+    return b
+
+
+def call(s, opcode, req_id, payload):
+    s.sendall(frame(opcode, req_id, payload))
+    hdr = recv_all(s, 24)
+    _, _, flags, op, rid, status, length = struct.unpack(">IBBHQiI", hdr)
+    body = recv_all(s, length) if length else b""
+    assert flags & 1 and rid == req_id and op == opcode + 1, "bad reply"
+    return status, body
+
+
+def pstr(b):
+    return struct.pack(">H", len(b)) + b
+
+
+def connect(addr):
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), 5)
+    s.settimeout(30)
+    return s
+
+
+def hello(s, methods):
+    """HELLO_REQ offering @methods; returns (status, method, nonce)."""
+    p = struct.pack(">HHBII", 1, 1, ROLE_CLIENT, 0, methods) + pstr(b"auth_peer")
+    status, body = call(s, HELLO, 1, p)
+    if status:
+        return status, 0, None
+    _, _, method, _, nlen = struct.unpack(">HIIQH", body[:20])
+    nonce = body[20 + nlen:]
+    assert method == 0 or len(nonce) == 32, "no challenge"
+    return 0, method, nonce
+
+
+def proof(key, side, method, name, ns, nc):
+    label = b"tessera auth v1 " + side + b"\0"
+    msg = label + bytes([method, ROLE_CLIENT]) + pstr(name) + ns + nc
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def auth_req(key, method, name, ticket, ns):
+    nc = os.urandom(32)
+    p = proof(key, b"initiator", method, name, ns, nc)
+    body = (bytes([method]) + pstr(name) + struct.pack(">I", len(ticket)) +
+            ticket + nc + p)
+    return body, proof(key, b"responder", method, name, ns, nc)
+
+
+def load_key(path):
+    name = secret = None
+    for line in open(path):
+        if line.startswith("name "):
+            name = line[5:].strip().encode()
+        elif line.startswith("secret "):
+            secret = bytes.fromhex(line[7:].strip())
+    return name, secret
+
+
+def login(addr, keyfile):
+    """Authenticate with KEYFILE; returns (socket, AUTH_REQ body sent)."""
+    name, key = load_key(keyfile)
+    s = connect(addr)
+    status, method, ns = hello(s, 1 << (KEY - 1))
+    assert status == 0 and method == KEY, "no KEY challenge"
+    body, expect = auth_req(key, KEY, name, b"", ns)
+    status, rep = call(s, AUTH, 2, body)
+    assert status == 0, "refused: %d" % status
+    assert rep == expect, "the server's proof is wrong"
+    return s, body
+
+
+def verdict(status, want):
+    names = {0: "OK", EAUTH: "EAUTH", -1: "CLOSED"}
+    print(names.get(status, str(status)))
+    return 0 if status in want else 1
+
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "nokey":
+        s = connect(argv[2])
+        status, _, _ = hello(s, 0)
+        return verdict(status, (EAUTH,))
+    if cmd == "wrongkey":
+        name, key = load_key(argv[3])
+        s = connect(argv[2])
+        _, method, ns = hello(s, 1 << (KEY - 1))
+        body, _ = auth_req(bytes(32) if key != bytes(32) else b"\1" * 32,
+                           method, name, b"", ns)
+        status, _ = call(s, AUTH, 2, body)
+        return verdict(status, (EAUTH,))
+    if cmd == "replay":
+        s, body = login(argv[2], argv[3])
+        s.close()
+        s = connect(argv[2])
+        hello(s, 1 << (KEY - 1))
+        status, _ = call(s, AUTH, 2, body)
+        return verdict(status, (EAUTH,))
+    if cmd == "ticket":
+        s, _ = login(argv[2], argv[3])
+        status, rep = call(s, TICKET, 3, b"")
+        assert status == 0, "no ticket: %d" % status
+        tlen = struct.unpack(">I", rep[8:12])[0]
+        ticket = rep[12:12 + tlen]
+        name, _ = load_key(argv[3])
+        worst = 0
+        for who in (name, b"client.other"):
+            c = connect(argv[4])
+            _, method, ns = hello(c, 1 << (TICKET_METHOD - 1))
+            body, _ = auth_req(os.urandom(32), TICKET_METHOD, who, ticket, ns)
+            status, _ = call(c, AUTH, 2, body)
+            worst |= verdict(status, (EAUTH,))
+        return worst
+    if cmd == "silent":
+        s = connect(argv[2])
+        hello(s, (1 << (KEY - 1)) | (1 << (TICKET_METHOD - 1)))
+        try:
+            while s.recv(4096):
+                pass
+            status = -1
+        except socket.timeout:
+            status = 0
+        return verdict(status, (-1,))
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
