@@ -388,7 +388,7 @@ static int image_resize(struct adm *a, int argc, char **argv)
 
 /* Each "sharer" pair of @st: its inode, chunks shared and path (borrowed
  * from @st).  Returns false for other pairs. */
-static bool sharer_of(const struct adm_kv *kv, unsigned long long *ino,
+static bool sharer_of(const struct status_kv *kv, unsigned long long *ino,
                       unsigned long long *n, const char **path)
 {
     int off = 0;
@@ -401,7 +401,7 @@ static bool sharer_of(const struct adm_kv *kv, unsigned long long *ino,
 }
 
 /* The "sharer" pairs of @st as a JSON array. */
-static void print_sharers_json(const struct adm_status *st)
+static void print_sharers_json(const struct status_report *st)
 {
     unsigned long long ino, n;
     const char *p;
@@ -423,10 +423,10 @@ static void print_sharers_json(const struct adm_status *st)
 /* What removing the file of @st keeps: the chunks it shares stay for the
  * files that share them, the others are freed. */
 static void print_rm(struct adm *a, const char *path,
-                     const struct adm_status *st)
+                     const struct status_report *st)
 {
-    uint64_t chunks = adm_status_u64(st, "chunks");
-    uint64_t kept = adm_status_u64(st, "shared");
+    uint64_t chunks = status_report_u64(st, "chunks");
+    uint64_t kept = status_report_u64(st, "shared");
     unsigned long long ino, n;
     const char *p;
     bool first = true;
@@ -452,14 +452,14 @@ static void print_rm(struct adm *a, const char *path,
                n == 1 ? "" : "s");
         first = false;
     }
-    if (adm_status_get(st, "sharers_truncated"))
+    if (status_report_get(st, "sharers_truncated"))
         printf(", ...");
     printf("\n");
 }
 
 static int image_rm(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st = {0};
+    struct status_report st = {0};
     struct proto_lookup_req req;
     struct proto_attr dir, at;
     char name[PROTO_NAME_MAX + 1];
@@ -483,7 +483,7 @@ static int image_rm(struct adm *a, int argc, char **argv)
     if (rc == 0)
         rc = adm_status_ino(a, PROTO_MSG_IMAGE_INFO_REQ, at.ino, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "image rm", rc);
     }
     memset(&req, 0, sizeof(req));
@@ -495,12 +495,12 @@ static int image_rm(struct adm *a, int argc, char **argv)
     rc = w.err ? w.err : rpc_call(a->rpc, PROTO_MSG_UNLINK_REQ, w.p, w.len, &r);
     proto_wbuf_free(&w);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "image rm", rc);
     }
     rpc_reply_free(&r);
     print_rm(a, argv[1], &st);
-    adm_status_free(&st);
+    status_report_free(&st);
     return ADM_EXIT_OK;
 }
 
@@ -509,7 +509,7 @@ static int image_rm(struct adm *a, int argc, char **argv)
 
 static int image_info(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st;
+    struct status_report st;
     struct proto_attr at;
     char b1[32], b2[32];
     int rc;
@@ -526,13 +526,13 @@ static int image_info(struct adm *a, int argc, char **argv)
         return adm_fail(a, "image info", rc);
     rc = adm_status_ino(a, PROTO_MSG_IMAGE_INFO_REQ, at.ino, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "image info", rc);
     }
-    bool ro = adm_status_u64(&st, "readonly") != 0;
+    bool ro = status_report_u64(&st, "readonly") != 0;
     /* A snapshot or clone names its origin; an empty path: removed. */
-    const char *opath = adm_status_get(&st, "origin_path");
-    bool origin = adm_status_get(&st, "origin") != NULL;
+    const char *opath = status_report_get(&st, "origin_path");
+    bool origin = status_report_get(&st, "origin") != NULL;
     if (!opath)
         opath = "";
     if (a->json) {
@@ -542,15 +542,15 @@ static int image_info(struct adm *a, int argc, char **argv)
                ", \"allocated\": %" PRIu64 ", \"chunks\": %" PRIu64
                ", \"shared_chunks\": %" PRIu64 ", \"goal\": %" PRIu64
                ", \"readonly\": %s, \"shares_with\": ",
-               adm_status_u64(&st, "ino"), adm_status_u64(&st, "size"),
-               adm_status_u64(&st, "allocated"), adm_status_u64(&st, "chunks"),
-               adm_status_u64(&st, "shared"), adm_status_u64(&st, "goal"),
+               status_report_u64(&st, "ino"), status_report_u64(&st, "size"),
+               status_report_u64(&st, "allocated"), status_report_u64(&st, "chunks"),
+               status_report_u64(&st, "shared"), status_report_u64(&st, "goal"),
                ro ? "true" : "false");
         print_sharers_json(&st);
         printf(", \"parent\": ");
         if (origin) {
             printf("{\"ino\": %" PRIu64 ", \"exists\": %s, \"path\": ",
-                   adm_status_u64(&st, "origin"), opath[0] ? "true" : "false");
+                   status_report_u64(&st, "origin"), opath[0] ? "true" : "false");
             if (opath[0])
                 adm_json_str(stdout, opath, strlen(opath));
             else
@@ -561,24 +561,24 @@ static int image_info(struct adm *a, int argc, char **argv)
         }
         printf("}\n");
     } else {
-        adm_fmt_bytes(adm_status_u64(&st, "size"), b1, sizeof(b1));
-        adm_fmt_bytes(adm_status_u64(&st, "allocated"), b2, sizeof(b2));
+        adm_fmt_bytes(status_report_u64(&st, "size"), b1, sizeof(b1));
+        adm_fmt_bytes(status_report_u64(&st, "allocated"), b2, sizeof(b2));
         printf("%-14s %s\n", "path", argv[1]);
         printf("%-14s %s (%" PRIu64 " bytes)\n", "size", b1,
-               adm_status_u64(&st, "size"));
+               status_report_u64(&st, "size"));
         printf("%-14s %s\n", "allocated", b2);
         printf("%-14s %" PRIu64 " of 64 MiB\n", "chunks",
-               adm_status_u64(&st, "chunks"));
+               status_report_u64(&st, "chunks"));
         printf("%-14s %" PRIu64 "\n", "shared chunks",
-               adm_status_u64(&st, "shared"));
-        printf("%-14s %" PRIu64 "\n", "goal", adm_status_u64(&st, "goal"));
+               status_report_u64(&st, "shared"));
+        printf("%-14s %" PRIu64 "\n", "goal", status_report_u64(&st, "goal"));
         printf("%-14s %s\n", "read-only", ro ? "yes (snapshot)" : "no");
         if (origin && opath[0])
             printf("%-14s %s (ino %" PRIu64 ")\n", "parent", opath,
-                   adm_status_u64(&st, "origin"));
+                   status_report_u64(&st, "origin"));
         else if (origin)
             printf("%-14s (removed, ino %" PRIu64 ")\n", "parent",
-                   adm_status_u64(&st, "origin"));
+                   status_report_u64(&st, "origin"));
         for (size_t i = 0; i < st.nkv; i++) {
             unsigned long long ino, n;
             const char *p;
@@ -587,10 +587,10 @@ static int image_info(struct adm *a, int argc, char **argv)
             printf("%-14s %s (%llu chunk%s, ino %llu)\n", "shares with", p, n,
                    n == 1 ? "" : "s", ino);
         }
-        if (adm_status_get(&st, "sharers_truncated"))
+        if (status_report_get(&st, "sharers_truncated"))
             printf("%-14s ...\n", "");
     }
-    adm_status_free(&st);
+    status_report_free(&st);
     return ADM_EXIT_OK;
 }
 

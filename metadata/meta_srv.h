@@ -404,16 +404,26 @@ void meta_srv_cb_counts(struct meta_srv *srv, struct meta_srv_cb_counts *out);
 
 /* meta_srv_metrics.c */
 
+struct metrics_buf;
+/* The Prometheus page of @arg (the struct meta_srv), on the loop thread;
+ * always 0. */
+int meta_srv_metrics_render(struct metrics_buf *b, void *arg);
+
+/* meta_srv_web.c */
+
 struct http_server;
-/* Serve /metrics on @addr (--http) from @srv's loop.  Caller owns *out;
- * stop it with http_server_stop() before meta_srv_stop().  0 or -errno
- * (logged). */
-int meta_srv_metrics_start(struct meta_srv *srv, const char *addr,
-                           struct http_server **out);
+/* Serve the status page (/), /api/status, /api/images and /metrics on
+ * @addr (--http) from @srv's loop.  Caller owns *out; stop it with
+ * http_server_stop() before meta_srv_stop().  0 or -errno (logged). */
+int meta_srv_http_start(struct meta_srv *srv, const char *addr,
+                        struct http_server **out);
 
 /* meta_srv_status.c */
 
 void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id);
+/* The STATUS_REP body (the pairs above) into @body: what STATUS answers,
+ * and what /api/status turns into JSON.  0 or -errno. */
+int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body);
 
 /* A key/value reply (STATUS_REP, ADMIN_ACTION_REP) being built. */
 struct meta_srv_kv {
@@ -423,6 +433,9 @@ struct meta_srv_kv {
 /* Append a pair (both borrowed: copied). */
 void meta_srv_kv(struct meta_srv_kv *o, const char *key, const char *value);
 void meta_srv_kv_u64(struct meta_srv_kv *o, const char *key, uint64_t v);
+/* Encode the pairs in @o, which is released, as a STATUS_REP body at the
+ * end of @body.  0 or -errno. */
+int meta_srv_kv_encode(struct meta_srv_kv *o, struct proto_wbuf *body);
 /* Answer @req_id with the pairs in @o, which is released. */
 void meta_srv_kv_reply(struct peer *p, uint64_t req_id, uint16_t opcode,
                        struct meta_srv_kv *o);

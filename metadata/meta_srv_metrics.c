@@ -8,10 +8,10 @@
  * their capacity, chunk health from the last repair scan, repair and
  * rebalance progress, sessions, cache callbacks, and the process's CPU
  * time.  The list with meanings is in docs/operations.md, "Metrics".
+ * meta_srv_web.c serves it beside the status page.
  */
 #include "meta_srv.h"
 
-#include "http.h"
 #include "metrics.h"
 #include "opcount.h"
 
@@ -144,7 +144,7 @@ static void render_sessions(struct meta_srv *srv, struct metrics_buf *b)
     render_series(b, s, sizeof(s) / sizeof(s[0]));
 }
 
-static int render(struct metrics_buf *b, void *arg)
+int meta_srv_metrics_render(struct metrics_buf *b, void *arg)
 {
     struct meta_srv *srv = arg;
 
@@ -156,11 +156,4 @@ static int render(struct metrics_buf *b, void *arg)
     render_sessions(srv, b);
     metrics_process(b);
     return 0;
-}
-
-int meta_srv_metrics_start(struct meta_srv *srv, const char *addr,
-                           struct http_server **out)
-{
-    meta_db_stats_register();
-    return http_metrics_start(addr, srv->loop, render, srv, out);
 }

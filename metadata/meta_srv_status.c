@@ -36,21 +36,32 @@ void meta_srv_kv_u64(struct meta_srv_kv *o, const char *key, uint64_t v)
     meta_srv_kv(o, key, buf);
 }
 
-void meta_srv_kv_reply(struct peer *p, uint64_t req_id, uint16_t opcode,
-                       struct meta_srv_kv *o)
+int meta_srv_kv_encode(struct meta_srv_kv *o, struct proto_wbuf *body)
 {
     struct proto_status_rep rep;
-    struct proto_wbuf w;
+    int rc = o->w.err;
 
-    proto_wbuf_init(&w);
     rep.count = o->n;
     rep.raw.p = (const char *)o->w.p;
     rep.raw.len = (uint32_t)o->w.len;
-    if (o->w.err == 0)
-        proto_status_rep_encode(&w, &rep);
-    meta_srv_reply(p, req_id, opcode, o->w.err, &w);
-    proto_wbuf_free(&w);
+    if (rc == 0) {
+        proto_status_rep_encode(body, &rep);
+        rc = body->err;
+    }
     proto_wbuf_free(&o->w);
+    return rc;
+}
+
+void meta_srv_kv_reply(struct peer *p, uint64_t req_id, uint16_t opcode,
+                       struct meta_srv_kv *o)
+{
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    rc = meta_srv_kv_encode(o, &w);
+    meta_srv_reply(p, req_id, opcode, rc, &w);
+    proto_wbuf_free(&w);
 }
 
 #define kv meta_srv_kv
@@ -86,9 +97,8 @@ void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o)
     }
 }
 
-void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
+int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
 {
-    struct meta_srv *srv = c->srv;
     struct meta_stats st;
     struct meta_srv_kv o;
     uint64_t now = uv_now(srv->loop), chunks = 0, cap = 0, free_b = 0;
@@ -97,10 +107,8 @@ void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
     int rc;
 
     rc = meta_stats_get(srv->db, &st);
-    if (rc < 0) {
-        meta_srv_reply(c->peer, req_id, PROTO_MSG_STATUS_REQ, rc, NULL);
-        return;
-    }
+    if (rc < 0)
+        return rc;
     meta_srv_server_usage(srv);
     for (size_t i = 0; i < srv->nservers; i++) {
         const struct meta_srv_server *s = &srv->servers[i];
@@ -167,5 +175,16 @@ void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
                  s->draining ? " draining=1" : "");
         kv(&o, key, val);
     }
-    meta_srv_kv_reply(c->peer, req_id, PROTO_MSG_STATUS_REQ, &o);
+    return meta_srv_kv_encode(&o, body);
+}
+
+void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
+{
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    rc = meta_srv_status_build(c->srv, &w);
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_STATUS_REQ, rc, &w);
+    proto_wbuf_free(&w);
 }
