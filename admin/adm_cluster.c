@@ -118,9 +118,10 @@ int adm_cmd_servers(struct adm *a, int argc, char **argv)
         for (size_t i = 0; i < st.nservers; i++) {
             const struct status_server *s = &st.servers[i];
 
-            printf("%s\n  {\"id\": %u, \"state\": \"%s\", \"since_ns\": %" PRId64
-                   ", \"addr\": ",
-                   i ? "," : "", s->id, s->state, s->since_ns);
+            printf(
+                "%s\n  {\"id\": %u, \"state\": \"%s\", \"since_ns\": %" PRId64
+                ", \"addr\": ",
+                i ? "," : "", s->id, s->state, s->since_ns);
             adm_json_str(stdout, s->addr, strlen(s->addr));
             printf(", \"replicas\": %" PRIu64 ", \"used\": %" PRIu64
                    ", \"free\": %" PRIu64 ", \"capacity\": %" PRIu64
@@ -139,13 +140,33 @@ int adm_cmd_servers(struct adm *a, int argc, char **argv)
 
 /* ---- server drain|undrain|remove ---------------------------------------- */
 
-static bool drained(const struct status_report *st, void *arg)
+bool adm_drain_step(struct drain_watch *d, const struct status_report *st)
 {
     char key[32];
+    uint64_t left;
 
-    snprintf(key, sizeof(key), "drain.%u", *(uint32_t *)arg);
+    snprintf(key, sizeof(key), "drain.%u", d->id);
     /* The key goes away with the server (removed) or the drain. */
-    return status_report_get(st, key) == NULL || status_report_u64(st, key) == 0;
+    if (status_report_get(st, key) == NULL)
+        return true;
+    left = status_report_u64(st, key);
+    if (left == 0)
+        return true;
+    d->others = 0;
+    for (size_t i = 0; i < st->nservers; i++)
+        d->others += st->servers[i].up && !st->servers[i].draining;
+    if (left != d->left || status_report_u64(st, "repair.inflight") > 0) {
+        d->left = left;
+        d->still = 0;
+        return false;
+    }
+    d->stuck = ++d->still >= ADM_DRAIN_STALL_S;
+    return d->stuck;
+}
+
+static bool drained(const struct status_report *st, void *arg)
+{
+    return adm_drain_step(arg, st);
 }
 
 int adm_cmd_server(struct adm *a, int argc, char **argv)
@@ -182,8 +203,17 @@ int adm_cmd_server(struct adm *a, int argc, char **argv)
     rc = rpc_call(a->rpc, PROTO_MSG_SERVER_CTL_REQ, w.p, w.len, &r);
     proto_wbuf_free(&w);
     if (rc == -EBUSY) {
-        fprintf(stderr, "tessera: %s: the server is up and still holds "
-                        "replicas (drain it first, or stop it)\n", what);
+        fprintf(stderr,
+                "tessera: %s: the server is up and still holds "
+                "replicas (drain it first, or stop it)\n",
+                what);
+        return ADM_EXIT_FAIL;
+    }
+    if (rc == -ENOENT) {
+        fprintf(stderr,
+                "tessera: %s: no storage server has id %u "
+                "(`tessera servers` lists them)\n",
+                what, req.server_id);
         return ADM_EXIT_FAIL;
     }
     if (rc < 0)
@@ -192,9 +222,21 @@ int adm_cmd_server(struct adm *a, int argc, char **argv)
     if (!a->json)
         printf("%s: ok\n", what);
     if (wait && req.action == PROTO_SERVER_DRAIN) {
-        rc = wait_for(a, what, drained, &req.server_id);
+        struct drain_watch d = {.id = req.server_id, .left = UINT64_MAX};
+
+        rc = wait_for(a, what, drained, &d);
         if (rc < 0)
             return adm_fail(a, what, rc);
+        if (d.stuck) {
+            fprintf(stderr,
+                    "tessera: %s: stuck: %" PRIu64 " replicas left and none "
+                    "moved for %u s.\n  The %" PRIu64 " other servers up "
+                    "cannot hold every chunk at its goal: add a server, or "
+                    "lower the goal (tessera setgoal).\n  The drain stays "
+                    "on; `tessera server undrain %u` cancels it.\n",
+                    what, d.left, ADM_DRAIN_STALL_S, d.others, req.server_id);
+            return ADM_EXIT_FAIL;
+        }
         if (!a->json)
             printf("%s: done, the server holds no replica; "
                    "`tessera server remove %u` forgets it\n",
@@ -275,8 +317,8 @@ int adm_cmd_rebalance(struct adm *a, int argc, char **argv)
         print_kv_json(&st);
     else if (!a->json)
         printf("rebalance %s\n", status_report_u64(&st, "rebalance.active")
-                                      ? "running"
-                                      : "done: usage is even");
+                                     ? "running"
+                                     : "done: usage is even");
     status_report_free(&st);
     if (wait) {
         rc = wait_for(a, "rebalance", rebalanced, NULL);

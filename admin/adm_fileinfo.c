@@ -111,7 +111,7 @@ int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr)
 
 /* What one walk over a file's chunks prints and counts. */
 struct walk {
-    bool check;                /* checkfile, else fileinfo */
+    bool check;                     /* checkfile, else fileinfo */
     const struct status_report *st; /* server states, may be empty */
     uint32_t goal;
     uint64_t found, ok, under, over, missing;
@@ -163,18 +163,18 @@ static void print_chunk_text(const struct walk *wk,
            c->chunk_id, c->version);
     if (wk->check) {
         printf("%u/%u %s\n", n, wk->goal,
-               n == 0          ? "MISSING"
-               : n < wk->goal  ? "UNDER GOAL"
-               : n > wk->goal  ? "over goal"
-                               : "ok");
+               n == 0         ? "MISSING"
+               : n < wk->goal ? "UNDER GOAL"
+               : n > wk->goal ? "over goal"
+                              : "ok");
         return;
     }
     if (c->nreplicas == 0)
         printf("(no live replicas)");
     for (uint32_t i = 0; i < c->nreplicas; i++)
-        printf("%sserver %u %.*s (%s)", i ? ", " : "",
-               c->replicas[i].server_id, (int)c->replicas[i].addr.len,
-               c->replicas[i].addr.p, state_of(wk, c->replicas[i].server_id));
+        printf("%sserver %u %.*s (%s)", i ? ", " : "", c->replicas[i].server_id,
+               (int)c->replicas[i].addr.len, c->replicas[i].addr.p,
+               state_of(wk, c->replicas[i].server_id));
     printf("\n");
 }
 

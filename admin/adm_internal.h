@@ -38,6 +38,14 @@ int adm_connect(struct adm *a);
  * the exit code for it: ADM_EXIT_UNREACHABLE when the connection failed,
  * ADM_EXIT_FAIL otherwise. */
 int adm_fail(struct adm *a, const char *what, int rc);
+/* adm_fail() for an error about @path: "tessera: WHAT: PATH: cause" with
+ * the cause in words (no such file or folder, already exists, ...). */
+int adm_fail_path(struct adm *a, const char *what, const char *path, int rc);
+/* The path a new file @path is to have, into @out: @path when absolute
+ * (a namespace path, or one in a mount: adm_resolve() of its folder tells),
+ * the namespace path when relative to a working folder inside a Tessera
+ * mount.  Empty, or relative elsewhere: prints why and returns -EINVAL. */
+int adm_path_arg(const char *what, const char *path, char *out, size_t size);
 
 /* Commands (adm_status.c, adm_fileinfo.c, adm_ping.c): argv[0] is the
  * command name.  Return an exit code. */
@@ -75,6 +83,22 @@ int adm_cmd_server(struct adm *a, int argc, char **argv);
 int adm_cmd_scrub(struct adm *a, int argc, char **argv);
 int adm_cmd_rebalance(struct adm *a, int argc, char **argv);
 int adm_cmd_fsck(struct adm *a, int argc, char **argv);
+/* Seconds without progress after which a drain is said to be stuck. */
+#define ADM_DRAIN_STALL_S 10
+/* A drain being followed (`server drain ID --wait`): done when its server
+ * holds no replica; stuck when for ADM_DRAIN_STALL_S polls the count
+ * stayed put with no copy in flight (the other servers cannot take the
+ * chunks at their goal). */
+struct drain_watch {
+    uint32_t id;
+    uint64_t left;  /* replicas at the last change; start at UINT64_MAX */
+    unsigned still; /* polls since */
+    bool stuck;
+    uint64_t others; /* servers up and not draining, at the last poll */
+};
+/* Take one progress report: true when the drain is over, done or stuck
+ * (then d->stuck). */
+bool adm_drain_step(struct drain_watch *d, const struct status_report *st);
 
 /* adm_fileinfo.c */
 int adm_cmd_checkfile(struct adm *a, int argc, char **argv);
@@ -112,9 +136,13 @@ int adm_image_export(struct adm *a, int argc, char **argv);
 /* adm_image_lease.c: image handover PATH (arm a live-migration hand-over
  * and show who writes the image). */
 int adm_image_handover(struct adm *a, int argc, char **argv);
-/* Parse "10G", "512M", "4096", "1TiB" (binary units) into bytes: 0,
- * -EINVAL, -EFBIG. */
-int adm_parse_size(const char *s, uint64_t *out);
+/* Parse "10G", "512M", "4096", "1TiB" (binary units K to E, B or iB
+ * after them optional) into bytes: 0, -EINVAL or -EFBIG, with *why (when
+ * @why is not NULL) set to a static phrase saying what is wrong. */
+int adm_parse_size(const char *s, uint64_t *out, const char **why);
+/* adm_parse_size() for command @verb: on error print which part of @s is
+ * wrong and every unit accepted, and return -EINVAL. */
+int adm_size_arg(const char *verb, const char *s, uint64_t *out);
 /* Split @path into its directory ("/" when none) and last component;
  * -EINVAL for an empty, ".", ".." or too long name. */
 int adm_split_path(const char *path, char *dir, size_t dsize, char *name,

@@ -72,20 +72,13 @@ static const struct {
     const char *name;
     int (*fn)(struct adm *a, int argc, char **argv);
 } commands[] = {
-    {"status", adm_cmd_status},
-    {"fileinfo", adm_cmd_fileinfo},
-    {"ping", adm_cmd_ping},
-    {"servers", adm_cmd_servers},
-    {"server", adm_cmd_server},
-    {"setgoal", adm_cmd_setgoal},
-    {"getgoal", adm_cmd_getgoal},
-    {"checkfile", adm_cmd_checkfile},
-    {"scrub", adm_cmd_scrub},
-    {"rebalance", adm_cmd_rebalance},
-    {"fsck", adm_cmd_fsck},
-    {"snapshot", adm_cmd_snapshot},
-    {"clone", adm_cmd_clone},
-    {"image", adm_cmd_image},
+    {"status", adm_cmd_status},   {"fileinfo", adm_cmd_fileinfo},
+    {"ping", adm_cmd_ping},       {"servers", adm_cmd_servers},
+    {"server", adm_cmd_server},   {"setgoal", adm_cmd_setgoal},
+    {"getgoal", adm_cmd_getgoal}, {"checkfile", adm_cmd_checkfile},
+    {"scrub", adm_cmd_scrub},     {"rebalance", adm_cmd_rebalance},
+    {"fsck", adm_cmd_fsck},       {"snapshot", adm_cmd_snapshot},
+    {"clone", adm_cmd_clone},     {"image", adm_cmd_image},
 };
 
 /* Take the global options out of argv, wherever they are; the rest keeps
