@@ -63,3 +63,13 @@ void adm_fmt_secs(uint64_t secs, char *buf, size_t size)
     else
         snprintf(buf, size, "%" PRIu64 "s", s);
 }
+
+void adm_fmt_ms(uint64_t ms, char *buf, size_t size)
+{
+    if (ms < 1000)
+        snprintf(buf, size, "%" PRIu64 "ms", ms);
+    else if (ms < 60000)
+        snprintf(buf, size, "%.1fs", (double)ms / 1000);
+    else
+        adm_fmt_secs(ms / 1000, buf, size);
+}

@@ -70,6 +70,9 @@ int adm_status_call(struct adm *a, uint16_t opcode,
  * IMAGE_LIST_REQ). */
 int adm_status_ino(struct adm *a, uint16_t opcode, uint64_t ino,
                    struct status_report *st);
+/* Print the sessions table to @f, its columns as wide as their longest
+ * value (up to 60 characters). */
+void adm_print_sessions(FILE *f, const struct status_report *st);
 /* Print the storage server table (tessera servers). */
 void adm_print_servers(const struct status_report *st);
 
@@ -156,6 +159,8 @@ void adm_json_str(FILE *f, const char *s, size_t n);
 void adm_fmt_bytes(uint64_t bytes, char *buf, size_t size);
 /* "1h02m03s" style duration into @buf. */
 void adm_fmt_secs(uint64_t secs, char *buf, size_t size);
+/* A duration in milliseconds with its unit: "250ms", "4.5s", "3m05s". */
+void adm_fmt_ms(uint64_t ms, char *buf, size_t size);
 /* Print @b on stdout and free it: 0, or -ENOMEM when it could not be
  * built. */
 int adm_print_buf(struct metrics_buf *b);

@@ -132,23 +132,7 @@ static void print_tables(const struct adm *a, const struct status_report *st)
             printf("  %-9s %s\n", st->kv[i].key, st->kv[i].value);
 
     printf("\nSessions (%zu)\n", st->nsessions);
-    if (st->nsessions)
-        printf("  %-20s %-24s %-24s %-10s %s\n", "ID", "NAME", "HOST", "IDLE",
-               "CACHE (promises, breaks sent/answered/timed out, recalls)");
-    for (size_t i = 0; i < st->nsessions; i++) {
-        const struct status_session *s = &st->sessions[i];
-        struct status_cache c;
-        char cache[128] = "no callbacks";
-
-        if (status_report_cache(st, s->id, &c))
-            snprintf(cache, sizeof(cache),
-                     "%" PRIu64 " cached, breaks %" PRIu64 "/%" PRIu64
-                     "/%" PRIu64 ", %" PRIu64 " recalls",
-                     c.promises, c.sent, c.answered, c.timedout, c.recalls);
-        printf("  %-20" PRIu64 " %-24s %-24s %-10" PRIu64 " %s\n", s->id,
-               s->name, s->host, s->idle_ms, cache);
-    }
-
+    adm_print_sessions(stdout, st);
     printf("\nStorage servers: %zu registered, %" PRIu64 " up, %" PRIu64
            " suspect, %" PRIu64 " down, %" PRIu64 " draining\n",
            st->nservers, get_u64(st, "servers.up"),
@@ -159,7 +143,10 @@ static void print_tables(const struct adm *a, const struct status_report *st)
                   sizeof(b2));
     printf("  capacity  %s, %s used, ", b1, b2);
     adm_fmt_bytes(get_u64(st, "capacity.free"), b1, sizeof(b1));
-    printf("%s free\n", b1);
+    printf("%s free (%" PRIu64 " disk%s: servers of one host with the same "
+           "size count once)\n",
+           b1, get_u64(st, "capacity.disks"),
+           get_u64(st, "capacity.disks") == 1 ? "" : "s");
     adm_print_servers(st);
 
     printf("\nChunks: %" PRIu64 " total, %" PRIu64 " ok, %" PRIu64
@@ -191,6 +178,65 @@ static void print_tables(const struct adm *a, const struct status_report *st)
         printf("\nHealth: chunks below their goal\n");
     else
         printf("\nHealth: ok\n");
+}
+
+/* Widest of @title and the @n strings @pick gives; at most 60, so one
+ * huge name does not push every row off the screen. */
+static int width(const char *title, const struct status_report *st,
+                 const char *(*pick)(const struct status_session *s))
+{
+    size_t w = strlen(title);
+
+    for (size_t i = 0; i < st->nsessions; i++) {
+        size_t n = strlen(pick(&st->sessions[i]));
+        if (n > w)
+            w = n;
+    }
+    return (int)(w > 60 ? 60 : w);
+}
+
+static const char *name_of(const struct status_session *s)
+{
+    return s->name;
+}
+
+static const char *host_of(const struct status_session *s)
+{
+    return s->host;
+}
+
+void adm_print_sessions(FILE *f, const struct status_report *st)
+{
+    int wid = 2, wname = width("NAME", st, name_of);
+    int whost = width("HOST", st, host_of);
+    char idle[32];
+
+    if (!st->nsessions)
+        return;
+    for (size_t i = 0; i < st->nsessions; i++) {
+        int n = snprintf(NULL, 0, "%" PRIu64, st->sessions[i].id);
+        if (n > wid)
+            wid = n;
+    }
+    fprintf(f, "  %-*s  %-*s  %-*s  %8s  %s\n", wid, "ID", wname, "NAME", whost,
+            "HOST", "IDLE",
+            "CACHE (promises, breaks sent/answered/timed out, recalls)");
+    for (size_t i = 0; i < st->nsessions; i++) {
+        const struct status_session *s = &st->sessions[i];
+        struct status_cache c;
+        char cache[128] = "no callbacks";
+
+        if (status_report_cache(st, s->id, &c))
+            snprintf(cache, sizeof(cache),
+                     "%" PRIu64 " cached, breaks %" PRIu64 "/%" PRIu64
+                     "/%" PRIu64 ", %" PRIu64 " recalls",
+                     c.promises, c.sent, c.answered, c.timedout, c.recalls);
+        adm_fmt_ms(s->idle_ms, idle, sizeof(idle));
+        /* A name past the width still gets its whole text, then the
+         * columns resume after it: nothing is cut. */
+        fprintf(f, "  %-*" PRIu64 "  %-*s  %-*s  %8s  %s\n", wid, s->id, wname,
+                s->name, whost, s->host, idle, cache);
+    }
 }
 
 static void fmt_since(int64_t ns, char *buf, size_t size)

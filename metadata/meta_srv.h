@@ -234,6 +234,12 @@ bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s);
 /* Not down: up or suspect. */
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s);
+/* Capacity and free space of the servers not down, each disk counted
+ * once: servers on one host (the address without its port) reporting the
+ * same file-system size are taken to share a disk, as several chunkd on
+ * one machine's data folder do.  *disks gets how many were counted. */
+void meta_srv_capacity(struct meta_srv *srv, uint64_t *capacity,
+                       uint64_t *free, uint32_t *disks);
 /* Forget server @id (after META_OP_SERVER_STATE REMOVED). */
 void meta_srv_server_forget(struct meta_srv *srv, uint32_t id);
 /* Release every server's inventories (meta_srv_free). */

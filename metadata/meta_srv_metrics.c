@@ -17,18 +17,16 @@
 
 static void render_servers(struct meta_srv *srv, struct metrics_buf *b)
 {
-    uint64_t n[PROTO_SERVER_REMOVED + 1] = {0}, cap = 0, free_b = 0;
+    uint64_t n[PROTO_SERVER_REMOVED + 1] = {0}, cap, free_b;
+    uint32_t disks;
 
     for (size_t i = 0; i < srv->nservers; i++) {
         const struct meta_srv_server *s = &srv->servers[i];
 
         if (s->state <= PROTO_SERVER_REMOVED)
             n[s->state]++;
-        if (meta_srv_server_alive(srv, s)) {
-            cap += s->capacity;
-            free_b += s->free;
-        }
     }
+    meta_srv_capacity(srv, &cap, &free_b, &disks);
     metrics_family(b, "tessera_metad_servers", METRICS_GAUGE,
                    "Registered storage servers, by state.");
     for (uint32_t st = PROTO_SERVER_UP; st <= PROTO_SERVER_REMOVED; st++) {
@@ -36,10 +34,12 @@ static void render_servers(struct meta_srv *srv, struct metrics_buf *b)
         metrics_sample_u64(b, "tessera_metad_servers", &l, 1, n[st]);
     }
     metrics_u64(b, "tessera_metad_capacity_bytes", METRICS_GAUGE,
-                "Capacity of the storage servers not down, as they report.",
+                "Capacity of the storage servers not down, as they report, "
+                "each disk once (servers of one host with the same size).",
                 cap);
     metrics_u64(b, "tessera_metad_free_bytes", METRICS_GAUGE,
-                "Free space of the storage servers not down, as they report.",
+                "Free space of the storage servers not down, as they report, "
+                "each disk once.",
                 free_b);
 }
 

@@ -5,8 +5,9 @@
  * meta.listen, meta.suspect_ms, meta.down_ms; the database counters
  * (sessions, inodes, dirs, files, oplog, db_bytes, chunks.total);
  * servers (registered), servers.up (up or draining), servers.suspect,
- * servers.down, servers.draining; capacity and capacity.free of the
- * servers not down; chunks (replicas reported by their heartbeats); the
+ * servers.down, servers.draining; capacity, capacity.free and
+ * capacity.disks of the servers not down, each disk once
+ * (meta_srv_capacity); chunks (replicas reported by their heartbeats); the
  * repair progress of meta_srv_kv_progress() (chunks.ok, under_goal,
  * over_goal, missing from the last repair scan, repair.*, rebalance.*,
  * scrub.requested, drain.<id> = replicas still listed on a draining
@@ -101,8 +102,8 @@ int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
 {
     struct meta_stats st;
     struct meta_srv_kv o;
-    uint64_t now = uv_now(srv->loop), chunks = 0, cap = 0, free_b = 0;
-    uint32_t n[6] = {0};
+    uint64_t now = uv_now(srv->loop), chunks = 0, cap, free_b;
+    uint32_t n[6] = {0}, disks;
     char key[64], val[512];
     int rc;
 
@@ -115,12 +116,10 @@ int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
 
         if (s->state < 6)
             n[s->state]++;
-        if (meta_srv_server_alive(srv, s)) {
+        if (meta_srv_server_alive(srv, s))
             chunks += s->chunks;
-            cap += s->capacity;
-            free_b += s->free;
-        }
     }
+    meta_srv_capacity(srv, &cap, &free_b, &disks);
 
     proto_wbuf_init(&o.w);
     o.n = 0;
@@ -147,6 +146,7 @@ int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
     kv_u64(&o, "servers.draining", n[PROTO_SERVER_DRAINING]);
     kv_u64(&o, "capacity", cap);
     kv_u64(&o, "capacity.free", free_b);
+    kv_u64(&o, "capacity.disks", disks);
     kv_u64(&o, "chunks", chunks);
     kv_u64(&o, "chunks.total", st.chunks);
     meta_srv_kv_progress(srv, &o);

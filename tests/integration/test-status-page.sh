@@ -3,7 +3,8 @@
 #
 # Starts metad and three chunkd with an image and a clone of it, then:
 # /api/status carries the same document as `tessera status --json` (keys,
-# servers) and /api/images that of `tessera image list --json`; headless
+# servers; the shared disk counted once) and /api/images that of
+# `tessera image list --json`; headless
 # Chromium renders / and the DOM shows every storage server's address, the
 # health figures and the images; chunkd3 is killed, and once metad counts
 # it down the page shows it down and the cluster needing attention.  The
@@ -38,6 +39,9 @@ assert set(api["meta"]) == set(cli["meta"])
 key = lambda s: (s["id"], s["addr"], s["state"], s["capacity"])
 assert sorted(map(key, api["server_list"])) == sorted(map(key, cli["server_list"]))
 assert api["healthy"] is True and api["servers.up"] == 3
+# Three chunkd with their folders on one disk: its capacity counts once.
+assert api["capacity.disks"] == 1, api["capacity.disks"]
+assert api["capacity"] == api["server_list"][0]["capacity"]
 PY
 it_ok "/api/status is the document of tessera status --json"
 curl -sf "$web/api/images" >"$IT_TMP/img-api.json" || it_fail "GET /api/images"
