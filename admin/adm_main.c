@@ -115,6 +115,10 @@ int main(int argc, char **argv)
     int rc;
 
     log_init(argv[0]);
+    /* The client library's INFO lines (session opened, server states) are
+     * for daemons' logs: a command prints its own result and errors, and
+     * with --json nothing but the document. */
+    log_set_level(LOG_LVL_WARN);
     a.meta = getenv("TESSERA_META");
     if (!a.meta || !*a.meta)
         a.meta = ADM_DEFAULT_META;
