@@ -104,6 +104,46 @@ static bool is_known(const char *key)
     return false;
 }
 
+/* The scrubbers as the servers report them (docs/protocol.md §9.4): a
+ * summary, then one line per server. */
+static void print_scrub(const struct status_report *st)
+{
+    char b[32], ago[32];
+    uint64_t end = get_u64(st, "scrub.last_end_s");
+    time_t now = time(NULL);
+
+    if (!status_report_get(st, "scrub.servers")) {
+        printf("Scrub: no storage server has reported a pass yet "
+               "(tessera scrub starts one)\n");
+        return;
+    }
+    printf("Scrub: %" PRIu64 " of %" PRIu64 " servers scrubbing; %" PRIu64
+           " of %" PRIu64 " chunks verified, %" PRIu64
+           " damaged or unreadable copies found (each server's current or "
+           "last pass); %" PRIu64 " passes done",
+           get_u64(st, "scrub.running"), get_u64(st, "scrub.servers"),
+           get_u64(st, "scrub.chunks"), get_u64(st, "scrub.total"),
+           get_u64(st, "scrub.errors"), get_u64(st, "scrub.passes"));
+    if (end > 0 && (uint64_t)now >= end) {
+        adm_fmt_secs((uint64_t)now - end, ago, sizeof(ago));
+        printf(", the last ended %s ago", ago);
+    }
+    printf("\n");
+    for (size_t i = 0; i < st->nkv; i++) {
+        const char *k = st->kv[i].key, *v = st->kv[i].value;
+        uint64_t id;
+
+        if (strncmp(k, "scrub.", 6) || !status_parse_u64(k + 6, &id))
+            continue;
+        adm_fmt_bytes(status_field_u64(v, "bytes"), b, sizeof(b));
+        printf("  server %-4" PRIu64 " %-7s %" PRIu64 " of %" PRIu64
+               " chunks (%s), %" PRIu64 " found\n",
+               id, strncmp(v, "running", 7) ? "idle" : "running",
+               status_field_u64(v, "chunks"), status_field_u64(v, "total"), b,
+               status_field_u64(v, "errors"));
+    }
+}
+
 static void print_tables(const struct adm *a, const struct status_report *st)
 {
     char b1[32], b2[32];
@@ -162,6 +202,7 @@ static void print_tables(const struct adm *a, const struct status_report *st)
            get_u64(st, "repair.copied"), b1, get_u64(st, "repair.failed"),
            get_u64(st, "repair.dropped"), get_u64(st, "repair.rate"),
            get_u64(st, "repair.mbps"));
+    print_scrub(st);
     if (get_u64(st, "rebalance.active"))
         printf("Rebalance: running, %" PRIu64 " chunks moved\n",
                get_u64(st, "rebalance.moved"));

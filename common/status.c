@@ -302,8 +302,7 @@ static void json_value(struct metrics_buf *out, const char *v)
         json_cstr(out, v);
 }
 
-/* Counter @name ("sent") in a "cache.<id>" line, 0 when absent. */
-static uint64_t cache_u64(const char *line, const char *name)
+uint64_t status_field_u64(const char *line, const char *name)
 {
     size_t n = strlen(name);
 
@@ -327,11 +326,11 @@ const char *status_report_cache(const struct status_report *st, uint64_t id,
     memset(c, 0, sizeof(*c));
     if (!line)
         return NULL;
-    c->promises = cache_u64(line, "promises");
-    c->sent = cache_u64(line, "sent");
-    c->answered = cache_u64(line, "answered");
-    c->timedout = cache_u64(line, "timedout");
-    c->recalls = cache_u64(line, "recalls");
+    c->promises = status_field_u64(line, "promises");
+    c->sent = status_field_u64(line, "sent");
+    c->answered = status_field_u64(line, "answered");
+    c->timedout = status_field_u64(line, "timedout");
+    c->recalls = status_field_u64(line, "recalls");
     return line;
 }
 

@@ -77,6 +77,9 @@ const char *status_report_cache(const struct status_report *st, uint64_t id,
 void status_report_json(struct metrics_buf *out, const char *address,
                         const struct status_report *st);
 
+/* Field @name of a value made of "name=<n>" words ("sent" in a cache.<id>
+ * line, "chunks" in a scrub.<id> line), 0 when absent. */
+uint64_t status_field_u64(const char *line, const char *name);
 /* Parse a whole decimal string; false when @s is not one. */
 bool status_parse_u64(const char *s, uint64_t *out);
 /* Write @n bytes at @s as a JSON string literal (quotes included). */

@@ -87,6 +87,8 @@ struct meta_srv_server {
     uint64_t inbound; /* bytes being copied to it right now */
     struct meta_srv_inv inv, inv_next; /* last whole inventory, one coming */
     bool inv_valid;
+    /* Its scrubber, as it last said (SCRUB_STATUS); server_id 0: never. */
+    struct proto_scrub_status_req scrub;
 };
 
 /* Repair, rebalance and scrub progress (meta_srv_repair.c). */
@@ -234,6 +236,9 @@ bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s);
 /* Not down: up or suspect. */
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s);
+/* SCRUB_STATUS_REQ from a chunkd (docs/protocol.md §9.4). */
+void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len);
 /* Capacity and free space of the servers not down, each disk counted
  * once: servers on one host (the address without its port) reporting the
  * same file-system size are taken to share a disk, as several chunkd on

@@ -10,9 +10,12 @@
  * (meta_srv_capacity); chunks (replicas reported by their heartbeats); the
  * repair progress of meta_srv_kv_progress() (chunks.ok, under_goal,
  * over_goal, missing from the last repair scan, repair.*, rebalance.*,
- * scrub.requested, drain.<id> = replicas still listed on a draining
- * server); then one "session.<id>" = "<name> <host> <idle_ms>ms" per
- * session and one "server.<id>" = "<addr> <state> free=<bytes>
+ * scrub.requested, the scrubbers as the servers report them (scrub.servers,
+ * running, chunks, total, errors, passes, last_end_s over the servers;
+ * "scrub.<id>" = "running|idle chunks=<n> total=<n> bytes=<n> errors=<n>
+ * passes=<n> start_s=<s> end_s=<s>" each), drain.<id> = replicas still
+ * listed on a draining server); then one "session.<id>" = "<name> <host>
+ * <idle_ms>ms" per session and one "server.<id>" = "<addr> <state> free=<bytes>
  * chunks=<n> capacity=<bytes> used=<bytes> replicas=<n> since=<ns>
  * hb_ms=<heartbeat age> [draining=1]" per registered server, where
  * <state> is up, suspect, down, draining.  Values are text; the CLI
@@ -68,6 +71,54 @@ void meta_srv_kv_reply(struct peer *p, uint64_t req_id, uint16_t opcode,
 #define kv meta_srv_kv
 #define kv_u64 meta_srv_kv_u64
 
+/* The scrubbers as the servers last told (SCRUB_STATUS): totals over the
+ * servers that did, then one "scrub.<id>" line each. */
+static void kv_scrub(struct meta_srv *srv, struct meta_srv_kv *o)
+{
+    uint64_t n = 0, running = 0, chunks = 0, total = 0, errors = 0;
+    uint64_t passes = 0;
+    int64_t last_end = 0;
+    char key[32], val[256];
+
+    for (size_t i = 0; i < srv->nservers; i++) {
+        const struct proto_scrub_status_req *q = &srv->servers[i].scrub;
+
+        if (!q->server_id)
+            continue;
+        n++;
+        running += q->running;
+        chunks += q->chunks;
+        total += q->total;
+        errors += q->errors;
+        passes += q->passes;
+        if (q->end_s > last_end)
+            last_end = q->end_s;
+    }
+    if (!n)
+        return;
+    kv_u64(o, "scrub.servers", n);
+    kv_u64(o, "scrub.running", running);
+    kv_u64(o, "scrub.chunks", chunks);
+    kv_u64(o, "scrub.total", total);
+    kv_u64(o, "scrub.errors", errors);
+    kv_u64(o, "scrub.passes", passes);
+    kv_u64(o, "scrub.last_end_s", (uint64_t)last_end);
+    for (size_t i = 0; i < srv->nservers; i++) {
+        const struct proto_scrub_status_req *q = &srv->servers[i].scrub;
+
+        if (!q->server_id)
+            continue;
+        snprintf(key, sizeof(key), "scrub.%u", srv->servers[i].id);
+        snprintf(val, sizeof(val),
+                 "%s chunks=%" PRIu64 " total=%" PRIu64 " bytes=%" PRIu64
+                 " errors=%" PRIu64 " passes=%" PRIu64 " start_s=%" PRId64
+                 " end_s=%" PRId64,
+                 q->running ? "running" : "idle", q->chunks, q->total, q->bytes,
+                 q->errors, q->passes, q->start_s, q->end_s);
+        kv(o, key, val);
+    }
+}
+
 void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o)
 {
     const struct meta_srv_repair *r = &srv->repair;
@@ -90,6 +141,7 @@ void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o)
     kv_u64(o, "rebalance.active", r->rebalance);
     kv_u64(o, "rebalance.moved", r->moved);
     kv_u64(o, "scrub.requested", r->scrubs);
+    kv_scrub(srv, o);
     for (size_t i = 0; i < srv->nservers; i++) {
         if (!srv->servers[i].draining)
             continue;

@@ -277,6 +277,25 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
     meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_HEARTBEAT_REQ, rc, NULL);
 }
 
+/* docs/protocol.md §9.4: kept for STATUS, nothing else depends on it. */
+void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len)
+{
+    struct proto_scrub_status_req req;
+    struct meta_srv_server *s;
+    int rc;
+
+    rc = proto_scrub_status_req_decode(payload, len, &req);
+    if (rc == 0) {
+        s = bound_server(c, req.server_id);
+        if (s)
+            s->scrub = req;
+        else
+            rc = -ENOENT;
+    }
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_SCRUB_STATUS_REQ, rc, NULL);
+}
+
 static void on_stale_deleted(struct peer *p, int status, const uint8_t *payload,
                              size_t len, void *arg)
 {
