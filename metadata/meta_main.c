@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "conf.h"
 #include "http.h"
 #include "log.h"
 #include "meta.h"
@@ -60,16 +61,20 @@ static void usage(FILE *f)
             "                    drain and rebalance (default %u)\n"
             "  --repair-mbps N   MiB/s budget for those copies (default %u,\n"
             "                    0 = unlimited)\n"
-            "  --http ADDR       serve Prometheus metrics at\n"
-            "                    http://ADDR/metrics (default: off)\n"
+            "  --http ADDR       serve the status page at http://ADDR/,\n"
+            "                    its JSON at /api/status and /api/images,\n"
+            "                    Prometheus metrics at /metrics\n"
+            "                    (default: off)\n"
             "  --ticket-ms N     lifetime of the tickets for the storage\n"
             "                    servers (default %u)\n"
             "  --no-auth         ask nobody for a key: every peer that\n"
             "                    reaches the port has every right\n"
             "                    (docs/security.md)\n"
-            "  -D MODULE=1       enable debug logging for MODULE (meta.srv,\n"
-            "                    meta.write, meta.gc, meta.state,\n"
+            "  -D, --debug MODULE=1  enable debug logging for MODULE\n"
+            "                    (meta.srv, meta.write, meta.gc, meta.state,\n"
             "                    meta.repair, meta.lease, meta.auth, peer)\n"
+            "  --config FILE     read options from FILE first, KEY = VALUE\n"
+            "                    lines named as the long options here\n"
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
             META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS);
@@ -137,6 +142,7 @@ int main(int argc, char **argv)
         {"metrics", required_argument, NULL, 'H'},
         {"ticket-ms", required_argument, NULL, 'T'},
         {"no-auth", no_argument, NULL, 'N'},
+        {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -148,6 +154,8 @@ int main(int argc, char **argv)
     int c, rc;
 
     log_init(argv[0]);
+    if (conf_args("tessera-metad", longopts, argc, argv, &argc, &argv) < 0)
+        return 1;
     while ((c = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
@@ -256,7 +264,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         log_error("metad: cannot listen on %s: %s", opts.listen, strerror(-rc));
     if (rc == 0 && http)
-        rc = meta_srv_metrics_start(d.srv, http, &d.http);
+        rc = meta_srv_http_start(d.srv, http, &d.http);
     if (rc < 0) {
         meta_srv_stop(d.srv);
         uv_run(&d.loop, UV_RUN_DEFAULT);
