@@ -166,6 +166,37 @@ static int cmd_add(struct adm *a, int argc, char **argv)
     return rc;
 }
 
+/* One identity, through cl_auth_rights(): what an NBD export serving
+ * several identities asks too. */
+static int cmd_show(struct adm *a, const char *name)
+{
+    char text[PROTO_AUTH_CAPS_MAX + 1];
+    struct auth_caps caps;
+    int rc;
+
+    if ((rc = adm_connect(a)) != ADM_EXIT_OK)
+        return rc;
+    rc = cl_auth_rights(a->rpc, name, &caps);
+    if (rc == -ENOENT) {
+        fprintf(stderr, "tessera: auth list: no identity %s\n", name);
+        return ADM_EXIT_FAIL;
+    }
+    if (rc == 0 && auth_caps_format(&caps, text, sizeof(text)) < 0)
+        rc = -EOVERFLOW;
+    if (rc < 0)
+        return adm_fail(a, "auth list", rc);
+    if (a->json) {
+        printf("{");
+        adm_json_str(stdout, name, strlen(name));
+        printf(": ");
+        adm_json_str(stdout, text, strlen(text));
+        printf("}\n");
+    } else {
+        printf("%-24s %s\n%-24s %s\n", "NAME", "CAPS", name, text);
+    }
+    return ADM_EXIT_OK;
+}
+
 static int cmd_list(struct adm *a, int argc, char **argv)
 {
     struct proto_status_rep m;
@@ -179,13 +210,11 @@ static int cmd_list(struct adm *a, int argc, char **argv)
         fprintf(stderr, "tessera: usage: auth list [NAME]\n");
         return ADM_EXIT_USAGE;
     }
+    if (argc == 2)
+        return cmd_show(a, argv[1]);
     if ((rc = adm_connect(a)) != ADM_EXIT_OK)
         return rc;
-    rc = name_call(a, PROTO_MSG_AUTH_LIST_REQ, argc == 2 ? argv[1] : "", &rep);
-    if (rc == -ENOENT) {
-        fprintf(stderr, "tessera: auth list: no identity %s\n", argv[1]);
-        return ADM_EXIT_FAIL;
-    }
+    rc = name_call(a, PROTO_MSG_AUTH_LIST_REQ, "", &rep);
     if (rc < 0)
         return adm_fail(a, "auth list", rc);
     rc = proto_status_rep_decode(rep.payload, rep.len, &m);

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "auth_caps.h"
 #include "proto.h"
 #include "rpc.h"
 
@@ -124,6 +125,11 @@ int cl_auth_ticket_fetch(struct cl_auth *a, struct rpc_client *rpc, bool raw);
 /* auth_open() of @sealed with the identity's key. */
 int cl_auth_unseal(const struct cl_auth *a, const char *label,
                    const uint8_t *sealed, size_t n, uint8_t *out, size_t size);
+/* The capabilities of identity @name, asked of metad over @rpc (AUTH_LIST
+ * of one name: an admin, a `proxy` or the identity itself may ask).  0,
+ * -ENOENT (no such identity), -EPERM, -errno. */
+int cl_auth_rights(struct rpc_client *rpc, const char *name,
+                   struct auth_caps *out);
 /* True when the ticket is missing or past half its life. */
 bool cl_auth_ticket_due(struct cl_auth *a);
 

@@ -11,6 +11,10 @@
  * renew thread fetches a new ticket once half of the old one's life has
  * gone (cl_auth_ticket_due()), so a dial never presents an expired one.
  *
+ * cl_auth_rights() is how a program that serves several identities (an
+ * NBD export whose TLS user names one) learns what one may reach: AUTH_LIST
+ * of that name (§10.2), parsed; auth_caps_reach() then places a path.
+ *
  * Failure modes: a ticket that cannot be fetched leaves the old one (the
  * next renewal tries again); without any ticket a dial to a chunk server
  * fails with -EKEYREJECTED.  Thread-safe: the ticket is under @lock.
@@ -18,6 +22,7 @@
 #include "cl_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +143,42 @@ int cl_auth_ticket_fetch(struct cl_auth *a, struct rpc_client *rpc, bool raw)
         pthread_mutex_unlock(&a->lock);
     }
     memset(&t, 0, sizeof(t));
+    rpc_reply_free(&rep);
+    return rc;
+}
+
+int cl_auth_rights(struct rpc_client *rpc, const char *name,
+                   struct auth_caps *out)
+{
+    struct proto_auth_name_req q = {.name = {name, (uint32_t)strlen(name)}};
+    char text[PROTO_AUTH_CAPS_MAX + 1];
+    struct proto_status_rep m;
+    struct proto_kv_iter it;
+    struct proto_str k, v;
+    struct rpc_reply rep;
+    struct proto_wbuf w;
+    int rc;
+
+    if (auth_name_check(name) < 0)
+        return -EINVAL;
+    proto_wbuf_init(&w);
+    proto_auth_name_req_encode(&w, &q);
+    rc = w.err ? w.err
+               : rpc_call(rpc, PROTO_MSG_AUTH_LIST_REQ, w.p, w.len, &rep);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    rc = proto_status_rep_decode(rep.payload, rep.len, &m);
+    if (rc == 0) {
+        proto_kv_iter_init(&it, &m);
+        rc = proto_kv_next(&it, &k, &v) && v.len <= PROTO_AUTH_CAPS_MAX
+                 ? 0
+                 : -EPROTO;
+    }
+    if (rc == 0) {
+        snprintf(text, sizeof(text), "%.*s", (int)v.len, v.p);
+        rc = auth_caps_parse(text, out, NULL) < 0 ? -EPROTO : 0;
+    }
     rpc_reply_free(&rep);
     return rc;
 }

@@ -51,6 +51,12 @@ for verb in status "auth list" "auth add x.y" "server drain 1"; do
     echo "$out" | grep -q "not permitted for identity client.t1" ||
         it_fail "$verb as client.t1: $out"
 done
+it_expect_eq "an identity reads its own caps" \
+    "$(TESSERA_KEY=$K/t1.key it_json "j['client.t1']" auth list client.t1)" \
+    "rw path=/tenantA squash=65534:65534"
+out=$("$T" --key "$K/t1.key" auth list admin 2>&1) && it_fail "t1 read admin's caps"
+echo "$out" | grep -q "not permitted for identity client.t1" ||
+    it_fail "t1 reading admin's caps: $out"
 it_ok "no key, wrong key, readable key file, non-admin verbs: one-line refusals"
 
 # ---- Hostile peers on both ports -------------------------------------------
