@@ -17,8 +17,11 @@
  * - on_hello refuses: the answer carries its error, then the same close.
  * - a request before HELLO, or a second HELLO: answered PROTO_EHANDSHAKE;
  *   the connection stays open.
- * - a bad frame header (magic, frame version, flags, status, length) or an
- *   undecodable HELLO: the connection closes with -EPROTO.
+ * - a bad frame header (magic, frame version, flags, status, length), an
+ *   undecodable HELLO, or a reply to a request id never sent: the
+ *   connection closes with -EPROTO.  A reply to a request that timed out
+ *   here arrives late and is dropped (ids only count upwards, so the two
+ *   are told apart by the id).
  * - no HELLO within the listener's handshake timeout (10 s by default),
  *   or no HELLO_REP within 10 s: the connection closes with -ETIMEDOUT.
  * - EOF, read or write errors: the connection closes; pending requests get
@@ -840,9 +843,15 @@ static void on_reply_frame(struct peer *p, const struct proto_hdr *h,
     struct pending *pd = table_remove(p, h->req_id);
     int status;
 
+    if (!pd && (h->req_id == 0 || h->req_id > p->next_id)) {
+        /* docs/protocol.md §2.2: an id this side never sent is malformed. */
+        peer_fail(p, -EPROTO, "reply to a request never sent");
+        return;
+    }
     if (!pd) {
-        /* §2.3: a late answer to a request that timed out. */
-        log_debug("peer", "reply to unknown request: op=%u id=%llu peer=%s",
+        /* §2.2: a late answer to a request this side gave up on (its
+         * timeout ran out), which the responder could not know. */
+        log_debug("peer", "late reply dropped: op=%u id=%llu peer=%s",
                   h->opcode, (unsigned long long)h->req_id, p->name);
         return;
     }

@@ -387,12 +387,20 @@ static void async_complete(struct call *cl, const struct proto_hdr *h,
     free(cl);
 }
 
-static void on_reply(struct rpc_client *c, const struct proto_hdr *h,
-                     uint8_t *payload)
+/* Returns -EPROTO for a reply to an id never sent (docs/protocol.md §2.2:
+ * malformed, the connection closes); a reply to a call that gave up is
+ * dropped. */
+static int on_reply(struct rpc_client *c, const struct proto_hdr *h,
+                    uint8_t *payload)
 {
     struct call *cl;
 
     pthread_mutex_lock(&c->lock);
+    if (h->req_id == 0 || h->req_id > c->next_id) {
+        pthread_mutex_unlock(&c->lock);
+        free(payload);
+        return -EPROTO;
+    }
     for (cl = c->calls; cl; cl = cl->next)
         if (cl->id == h->req_id && !cl->done)
             break;
@@ -401,7 +409,7 @@ static void on_reply(struct rpc_client *c, const struct proto_hdr *h,
         c->nasync--;
         pthread_mutex_unlock(&c->lock);
         async_complete(cl, h, payload);
-        return;
+        return 0;
     }
     if (cl) {
         cl->done = true;
@@ -416,6 +424,7 @@ static void on_reply(struct rpc_client *c, const struct proto_hdr *h,
     }
     pthread_mutex_unlock(&c->lock);
     free(payload); /* unknown id: a call that gave up */
+    return 0;
 }
 
 static void on_server_request(struct rpc_client *c, const struct proto_hdr *h,
@@ -508,7 +517,11 @@ static int read_loop(struct rpc_client *c, int fd)
             return rc;
         }
         if (h.flags & PROTO_FLAG_REPLY) {
-            on_reply(c, &h, payload);
+            rc = on_reply(c, &h, payload);
+            if (rc < 0) {
+                free(b.p);
+                return rc;
+            }
         } else {
             on_server_request(c, &h, payload);
             free(payload);

@@ -1076,7 +1076,7 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
         return rc;
     pthread_rwlock_wrlock(&f->rw);
     if (!f->exists)
-        rc = 0;
+        rc = -ENOENT; /* docs/protocol.md §7.6: metad treats it as done */
     else if (ver != 0 && f->version > ver)
         rc = -ESTALE;
     else {
@@ -1090,8 +1090,13 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             file_shut(f);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
             bad_clear(s, id);
-            log_debug(DBG, "chunk delete: chunk=%016llx",
-                      (unsigned long long)id);
+            /* docs/protocol.md §7.6: the deletion is durable before the
+             * reply, so a crash cannot bring the chunk back after metad
+             * forgot it. */
+            chunk_dir_path(s, id, path, sizeof(path));
+            rc = fsync_path(path);
+            log_debug(DBG, "chunk delete: chunk=%016llx rc=%d",
+                      (unsigned long long)id, rc);
         }
     }
     file_unlock(s, f);
@@ -1127,7 +1132,7 @@ int chunk_store_stage_begin(struct chunk_store *s, uint64_t id, uint64_t ver)
         return -EINVAL;
     /* A leftover of an earlier, interrupted copy is never reused. */
     rc = chunk_store_delete(s->stage, id, 0);
-    if (rc == 0)
+    if (rc == 0 || rc == -ENOENT)
         rc = chunk_store_setversion(s->stage, id, 0, ver);
     return rc;
 }

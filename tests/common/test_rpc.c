@@ -116,9 +116,13 @@ static void srv_on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     case PROTO_MSG_GETATTR_REQ:
         peer_reply(p, req_id, PROTO_MSG_GETATTR_REP, -ENOENT, NULL, 0);
         return;
-    case PROTO_MSG_MKDIR_REQ: /* a stray answer first, then the real one */
-        peer_reply(p, req_id + 1000, PROTO_MSG_MKDIR_REP, 0, "stray", 5);
+    case PROTO_MSG_MKDIR_REQ: /* a late answer first, then the real one */
+        peer_reply(p, req_id - 1, PROTO_MSG_MKDIR_REP, 0, "stray", 5);
         peer_reply(p, req_id, PROTO_MSG_MKDIR_REP, 0, "mkdir", 5);
+        return;
+    case PROTO_MSG_RMDIR_REQ: /* an answer to an id never sent, first */
+        peer_reply(p, req_id + 1000, PROTO_MSG_RMDIR_REP, 0, "stray", 5);
+        peer_reply(p, req_id, PROTO_MSG_RMDIR_REP, 0, "rmdir", 5);
         return;
     case PROTO_MSG_LOOKUP_REQ: /* wrong reply opcode on purpose */
         peer_reply(p, req_id, PROTO_MSG_GETATTR_REP, 0, NULL, 0);
@@ -810,6 +814,26 @@ static void test_rpc_async_reply_for_unknown_id_is_dropped(void **state)
     async_log_destroy(&l);
 }
 
+/* docs/protocol.md §2.2: a reply to an id never sent is malformed: the
+ * connection closes and the call fails, its real answer unread. */
+static void test_rpc_async_reply_for_never_sent_id_closes(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s = {&l, 0};
+
+    async_log_init(&l);
+    f->opts.reconnect_ms = 5000;
+    open_client(f);
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_RMDIR_REQ, NULL, 0,
+                                    async_done, &s),
+                     0);
+    assert_int_equal(async_wait(&l, 1, 5000), 1);
+    assert_int_equal(l.status[0], -ENOTCONN);
+    assert_int_equal(ping(f->c, 5), 0); /* a new connection serves */
+    async_log_destroy(&l);
+}
+
 static void test_rpc_async_timeout(void **state)
 {
     struct fix *f = *state;
@@ -903,6 +927,7 @@ int test_rpc(void)
         T(test_rpc_async_answers_on_reader_thread),
         T(test_rpc_async_wrong_reply_opcode),
         T(test_rpc_async_reply_for_unknown_id_is_dropped),
+        T(test_rpc_async_reply_for_never_sent_id_closes),
         T(test_rpc_async_timeout),
         T(test_rpc_async_connection_lost_in_flight),
         T(test_rpc_async_close_completes_pending),

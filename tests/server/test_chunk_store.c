@@ -299,7 +299,8 @@ static void test_chunk_store_delete_removes_chunk(void **state)
     assert_int_equal(chunk_store_delete(fx->s, ID, 4), -ESTALE);
     assert_int_equal(chunk_store_delete(fx->s, ID, 5), 0);
     assert_int_equal(chunk_store_read(fx->s, ID, 5, 0, 8, buf), -ENOENT);
-    assert_int_equal(chunk_store_delete(fx->s, ID, 5), 0); /* idempotent */
+    /* docs/protocol.md §7.6: a chunk the server does not hold is ENOENT. */
+    assert_int_equal(chunk_store_delete(fx->s, ID, 5), -ENOENT);
     assert_int_equal(chunk_store_count(fx->s), 0);
     /* The id can be created again, empty. */
     assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
