@@ -121,6 +121,7 @@ struct wreq {
 
 struct peer {
     uv_tcp_t tcp;
+    uint64_t last_read_ms; /* uv_now() of the last bytes read; 0: none */
     uv_timer_t hello_timer; /* accepted peers: HELLO must come in time */
     uv_connect_t connect;
     uv_shutdown_t shutdown;
@@ -155,6 +156,7 @@ struct peer {
 
 struct peer_listener {
     uv_tcp_t tcp;
+    uint64_t last_read_ms; /* uv_now() of the last bytes read; 0: none */
     const struct peer_ops *ops;
     void *data;
     char *name;
@@ -381,6 +383,11 @@ void peer_close(struct peer *p)
 bool peer_is_closed(const struct peer *p)
 {
     return p->state >= ST_DRAINING;
+}
+
+uint64_t peer_last_read_ms(const struct peer *p)
+{
+    return p->last_read_ms;
 }
 
 /* ---- Writing ----------------------------------------------------------- */
@@ -923,6 +930,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     proto_reader_commit(&p->rd, (size_t)nread);
+    p->last_read_ms = uv_now(p->loop);
     /* The peer stays valid through the hooks (invariant 1); stop at once
      * if one of them closed it. */
     cork_begin();

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "meta.h"
+#include "meta_live.h"
 #include "peer.h"
 #include "proto.h"
 
@@ -26,6 +27,10 @@
 #define META_SRV_WRITE_LEASE_MS 60000 /* chunk write lease */
 #define META_SRV_CTL_TIMEOUT_MS 5000  /* requests to storage servers */
 #define META_SRV_GC_BATCH 256         /* deletes per GC round */
+/* A CHUNK_DELETE waits on the server's thread pool behind client I/O and
+ * then syncs a directory: under load it takes seconds, and giving up early
+ * gains nothing (the entry is simply sent again next round). */
+#define META_SRV_GC_TIMEOUT_MS 30000
 #define META_SRV_WRITE_RETRIES 5      /* CHUNK_SET -ESTALE restarts */
 #define META_SRV_LIVE_TICK_MS 250     /* liveness checks */
 #define META_SRV_SUSPECT_MS 1500      /* heartbeat age: suspect, probe */
@@ -76,7 +81,7 @@ struct meta_srv_server {
     struct peer *peer;
     uint64_t capacity, free;
     uint32_t chunks;
-    uint64_t last_hb; /* uv_now() ms of the last register or heartbeat */
+    struct meta_live seen; /* uv_now() ms: heartbeats, other frames */
 
     uint32_t state, live;
     bool draining;
@@ -161,6 +166,7 @@ struct meta_srv {
 
     uint32_t suspect_ms, down_ms;
     uv_timer_t live_tick;
+    uint64_t live_checked; /* uv_now() of the last liveness check */
     struct meta_srv_repair repair;
     struct meta_srv_leases *leases; /* meta_srv_lease.c; NULL until used */
     struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
@@ -231,6 +237,9 @@ struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id);
 /* Up: connected and heartbeating (not suspect, not down); a draining
  * server is up too. */
 bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s);
+/* UP, SUSPECT or DOWN now, from the connection and meta_live_judge(). */
+uint32_t meta_srv_server_liveness(struct meta_srv *srv,
+                                  const struct meta_srv_server *s);
 /* Not down: up or suspect. */
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s);

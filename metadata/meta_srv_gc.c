@@ -106,7 +106,7 @@ static void send_delete(struct meta_srv *srv, const struct gc_entry *e,
     proto_wbuf_init(&w);
     proto_chunk_ref_encode(&w, &ref);
     if (w.err == 0 && peer_request(to, PROTO_MSG_CHUNK_DELETE_REQ, w.p, w.len,
-                                   META_SRV_CTL_TIMEOUT_MS, on_deleted, r) == 0)
+                                   META_SRV_GC_TIMEOUT_MS, on_deleted, r) == 0)
         srv->gc_inflight++;
     else
         free(r);

@@ -163,7 +163,7 @@ void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
                  " hb_ms=%" PRIu64 "%s",
                  s->addr[0] ? s->addr : "-", meta_srv_state_name(s->state),
                  s->free, s->chunks, s->capacity, s->used, s->replicas,
-                 s->since_ns, s->last_hb ? now - s->last_hb : UINT64_MAX,
+                 s->since_ns, s->seen.last_hb ? now - s->seen.last_hb : UINT64_MAX,
                  s->draining ? " draining=1" : "");
         kv(&o, key, val);
     }

@@ -18,11 +18,11 @@
  * long enough for repair to start) counts again (META_OP_REPLICA_ADD)
  * while the chunk is under its goal and the copy is not listed for
  * deletion.  The entries kept are remembered as the server's inventory
- * for fsck.  Server states and failure detection are meta_srv_state.c's.  Chunks that a WRITE_BEGIN is creating or bumping right
- * now are skipped: the database learns about them only when the servers
- * have answered.  Unknown ids above the next id to hand out (from
- * attempts lost in a restart) move that counter past them, so an id is
- * never given to two chunks.
+ * for fsck.  Server states and failure detection are meta_srv_state.c's. Chunks
+ * that a WRITE_BEGIN is creating or bumping right now are skipped: the database
+ * learns about them only when the servers have answered.  Unknown ids above the
+ * next id to hand out (from attempts lost in a restart) move that counter past
+ * them, so an id is never given to two chunks.
  */
 #include "meta_srv.h"
 
@@ -43,15 +43,13 @@ struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id)
 
 bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s)
 {
-    return s->peer && !peer_is_closed(s->peer) &&
-           uv_now(srv->loop) - s->last_hb <= srv->suspect_ms;
+    return meta_srv_server_liveness(srv, s) == PROTO_SERVER_UP;
 }
 
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s)
 {
-    return s->peer && !peer_is_closed(s->peer) &&
-           uv_now(srv->loop) - s->last_hb <= srv->down_ms;
+    return meta_srv_server_liveness(srv, s) != PROTO_SERVER_DOWN;
 }
 
 static void inv_free(struct meta_srv_inv *inv)
@@ -193,7 +191,8 @@ void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
     s->peer = c->peer;
     s->capacity = req.capacity;
     s->free = req.free;
-    s->last_hb = uv_now(srv->loop);
+    s->seen = (struct meta_live){0}; /* a new connection: gaps start over */
+    meta_live_heartbeat(&s->seen, uv_now(srv->loop));
     s->probing = false;
     s->inv_next.n = 0;
     c->server_id = s->id;
@@ -234,7 +233,7 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
             s->capacity = req.capacity;
             s->free = req.free;
             s->chunks = req.chunks;
-            s->last_hb = uv_now(c->srv->loop);
+            meta_live_heartbeat(&s->seen, uv_now(c->srv->loop));
             meta_srv_state_update(c->srv, s);
         }
     }
@@ -288,8 +287,8 @@ static enum inv_verdict replica_check(struct meta_srv *srv, uint32_t server_id,
     /* Reintegration: a current copy the database dropped counts again
      * while the chunk is under its goal, unless it was listed for deletion
      * (reported bad, or dropped as surplus). */
-    if (e->version == ch.version && meta_gc_has(srv->db, e->chunk_id,
-                                                server_id) == 0 &&
+    if (e->version == ch.version &&
+        meta_gc_has(srv->db, e->chunk_id, server_id) == 0 &&
         meta_chunk_goal(srv->db, e->chunk_id, &goal) == 0 &&
         meta_srv_repair_good(srv, &ch) < goal &&
         !meta_srv_write_busy(srv, e->chunk_id))
@@ -311,8 +310,8 @@ static int readd(struct meta_srv *srv, uint32_t server_id,
     proto_put_u32(&payload, server_id);
     rc = payload.err;
     if (rc == 0)
-        rc = meta_srv_apply(srv, META_OP_REPLICA_ADD, 0, payload.p,
-                            payload.len, &reply);
+        rc = meta_srv_apply(srv, META_OP_REPLICA_ADD, 0, payload.p, payload.len,
+                            &reply);
     proto_wbuf_free(&payload);
     proto_wbuf_free(&reply);
     return rc;
