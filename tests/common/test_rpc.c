@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "metrics.h"
 #include "net.h"
 #include "peer.h"
 #include "proto.h"
@@ -90,6 +91,10 @@ static void on_client_answer(struct peer *p, int status, const uint8_t *payload,
     free(cb);
 }
 
+/* How long the server's loop hangs on STATUS_REQ: past the watchdog's
+ * silence and probe (2 s each). */
+#define STALL_SLEEP_US 5000000
+
 static void srv_on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
                            const uint8_t *payload, size_t len)
 {
@@ -147,6 +152,10 @@ static void srv_on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
                          0);
         return;
     }
+    case PROTO_MSG_STATUS_REQ: /* a server that hangs for a while */
+        usleep(STALL_SLEEP_US);
+        peer_reply(p, req_id, PROTO_MSG_STATUS_REP, 0, "up", 2);
+        return;
     default:
         peer_reply(p, req_id, (uint16_t)(opcode + 1), -ENOSYS, NULL, 0);
     }
@@ -834,6 +843,63 @@ static void test_rpc_async_reply_for_never_sent_id_closes(void **state)
     async_log_destroy(&l);
 }
 
+/* The value of the unlabelled sample @name in rpc_metrics_render(). */
+static long stall_metric(const char *name)
+{
+    struct metrics_buf b;
+    char key[128];
+    long v = -1;
+
+    metrics_buf_init(&b);
+    rpc_metrics_render(&b);
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *at = b.p ? strstr(b.p, key) : NULL;
+    if (at)
+        v = strtol(at + strlen(key), NULL, 10);
+    metrics_buf_free(&b);
+    return v;
+}
+
+/* A call that waits long while the server answers other calls (a long
+ * poll) is no stall; a server whose loop hangs and so answers nothing, a
+ * PING included, is counted stalled (and logged) until it answers
+ * again. */
+static void test_rpc_stalled_server_is_reported(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s[2] = {{&l, 0}, {&l, 1}};
+    long total;
+
+    async_log_init(&l);
+    f->opts.call_timeout_ms = 20000;
+    open_client(f);
+    assert_int_equal(stall_metric("tessera_client_stalled_connections"), 0);
+    total = stall_metric("tessera_client_stalls_total");
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
+                                    async_done, &s[0]),
+                     0);
+    usleep(4500000); /* past the silence and the probe */
+    assert_int_equal(stall_metric("tessera_client_stalls_total"), total);
+    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATUS_REQ, NULL, 0,
+                                    async_done, &s[1]),
+                     0);
+    for (int i = 0; i < 100 &&
+                    stall_metric("tessera_client_stalled_connections") == 0;
+         i++)
+        usleep(100000);
+    assert_int_equal(stall_metric("tessera_client_stalled_connections"), 1);
+    assert_int_equal(stall_metric("tessera_client_stalls_total"), total + 1);
+    assert_int_equal(async_wait(&l, 1, 10000), 1); /* STATUS answered */
+    assert_int_equal(l.status[1], 0);
+    assert_int_equal(stall_metric("tessera_client_stalled_connections"), 0);
+    rpc_client_close(f->c);
+    f->c = NULL;
+    assert_int_equal(async_wait(&l, 2, 5000), 2);
+    assert_int_equal(l.status[0], -ENOTCONN);
+    async_log_destroy(&l);
+}
+
 static void test_rpc_async_timeout(void **state)
 {
     struct fix *f = *state;
@@ -928,6 +994,7 @@ int test_rpc(void)
         T(test_rpc_async_wrong_reply_opcode),
         T(test_rpc_async_reply_for_unknown_id_is_dropped),
         T(test_rpc_async_reply_for_never_sent_id_closes),
+        T(test_rpc_stalled_server_is_reported),
         T(test_rpc_async_timeout),
         T(test_rpc_async_connection_lost_in_flight),
         T(test_rpc_async_close_completes_pending),
