@@ -32,8 +32,8 @@
  *
  * Each write is one malloc'd frame (header and payload together) handed
  * to uv_write() and freed in its callback; the frames written while one
- * read is handled go out together ("Corking", below).  Input goes straight into the
- * frame reader's buffer (proto_reader_space/commit/next).  What a message
+ * read is handled go out together ("Corking", below).  Input goes straight into
+ * the frame reader's buffer (proto_reader_space/commit/next).  What a message
  * means is left to the daemons' on_request; this file only knows HELLO.
  *
  *   peer_connect()                          listener accepts
@@ -121,7 +121,7 @@ struct wreq {
 
 struct peer {
     uv_tcp_t tcp;
-    uint64_t last_read_ms; /* uv_now() of the last bytes read; 0: none */
+    uint64_t last_read_ms;  /* uv_now() of the last bytes read; 0: none */
     uv_timer_t hello_timer; /* accepted peers: HELLO must come in time */
     uv_connect_t connect;
     uv_shutdown_t shutdown;

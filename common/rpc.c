@@ -623,7 +623,6 @@ static uint64_t install(struct rpc_client *c, int fd, uint64_t instance)
 #define RPC_STALL_WARN_MS 2000
 #define RPC_STALL_REPEAT_MS 10000
 
-
 /* Under @lock.  The calls themselves are bounded (call_timeout_ms while
  * connected, reconnect_ms while not); this only makes the wait visible:
  * a log line, and rpc_metrics_render() for the owner's metrics.  A call

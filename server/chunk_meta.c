@@ -7,8 +7,8 @@
  * the final one (possibly empty) with last=1, each after the previous was
  * answered; then send SERVER_HEARTBEAT_REQ every second, at once, with the
  * space figures of the last statvfs (which runs on a worker thread and so
- * may wait behind disk work: the heartbeat never does).  metad also sends its own
- * requests on this connection (CHUNK_SETVERSION, CHUNK_DELETE,
+ * may wait behind disk work: the heartbeat never does).  metad also sends its
+ * own requests on this connection (CHUNK_SETVERSION, CHUNK_DELETE,
  * CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
  * chunk_dispatch() like any other.
  *

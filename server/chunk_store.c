@@ -1571,8 +1571,8 @@ int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
         rwf = 0; /* the file system has none: a plain write, if allowed */
     if (len == 0 || off % CHUNK_BLOCK_SIZE || len % CHUNK_BLOCK_SIZE ||
         s->inline_writes == CHUNK_INLINE_OFF ||
-        (!rwf && (s->inline_writes != CHUNK_INLINE_BUFFERED ||
-                  len > CHUNK_INLINE_MAX)))
+        (!rwf &&
+         (s->inline_writes != CHUNK_INLINE_BUFFERED || len > CHUNK_INLINE_MAX)))
         return -EAGAIN;
     rc = file_lock_nowait(s, id, ver, true, &f);
     if (rc < 0)

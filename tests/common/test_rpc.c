@@ -688,7 +688,6 @@ static void test_rpc_open_hello_status_ok_without_body(void **state)
     open_against_fake(PROTO_OK, -EPROTO);
 }
 
-
 /* ---- Asynchronous calls ------------------------------------------------ */
 
 #define ASYNC_MAX 8
@@ -770,12 +769,12 @@ static void test_rpc_async_answers_on_reader_thread(void **state)
     open_client(f);
     proto_wbuf_init(&w);
     proto_ping_encode(&w, &m);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_PING_REQ, w.p, w.len,
-                                    async_done, &s[0]),
-                     0);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_GETATTR_REQ, NULL, 0,
-                                    async_done, &s[1]),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_PING_REQ, w.p, w.len, async_done, &s[0]),
+        0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_GETATTR_REQ, NULL, 0, async_done, &s[1]),
+        0);
     proto_wbuf_free(&w);
     assert_int_equal(async_wait(&l, 2, 5000), 2);
     assert_int_equal(l.status[0], 0);
@@ -794,9 +793,8 @@ static void test_rpc_async_wrong_reply_opcode(void **state)
 
     async_log_init(&l);
     open_client(f);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_LOOKUP_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_LOOKUP_REQ, NULL, 0, async_done, &s), 0);
     assert_int_equal(async_wait(&l, 1, 5000), 1);
     assert_int_equal(l.status[0], -EPROTO);
     async_log_destroy(&l);
@@ -810,9 +808,8 @@ static void test_rpc_async_reply_for_unknown_id_is_dropped(void **state)
 
     async_log_init(&l);
     open_client(f);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_MKDIR_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_MKDIR_REQ, NULL, 0, async_done, &s), 0);
     assert_int_equal(async_wait(&l, 1, 5000), 1);
     usleep(20000); /* nothing else may complete */
     assert_int_equal(l.n, 1);
@@ -834,9 +831,8 @@ static void test_rpc_async_reply_for_never_sent_id_closes(void **state)
     async_log_init(&l);
     f->opts.reconnect_ms = 5000;
     open_client(f);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_RMDIR_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_RMDIR_REQ, NULL, 0, async_done, &s), 0);
     assert_int_equal(async_wait(&l, 1, 5000), 1);
     assert_int_equal(l.status[0], -ENOTCONN);
     assert_int_equal(ping(f->c, 5), 0); /* a new connection serves */
@@ -876,16 +872,16 @@ static void test_rpc_stalled_server_is_reported(void **state)
     open_client(f);
     assert_int_equal(stall_metric("tessera_client_stalled_connections"), 0);
     total = stall_metric("tessera_client_stalls_total");
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
-                                    async_done, &s[0]),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, async_done, &s[0]),
+        0);
     usleep(4500000); /* past the silence and the probe */
     assert_int_equal(stall_metric("tessera_client_stalls_total"), total);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATUS_REQ, NULL, 0,
-                                    async_done, &s[1]),
-                     0);
-    for (int i = 0; i < 100 &&
-                    stall_metric("tessera_client_stalled_connections") == 0;
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATUS_REQ, NULL, 0, async_done, &s[1]),
+        0);
+    for (int i = 0;
+         i < 100 && stall_metric("tessera_client_stalled_connections") == 0;
          i++)
         usleep(100000);
     assert_int_equal(stall_metric("tessera_client_stalled_connections"), 1);
@@ -911,9 +907,8 @@ static void test_rpc_async_timeout(void **state)
     f->opts.call_timeout_ms = 150;
     open_client(f);
     t0 = ms_now();
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, async_done, &s), 0);
     assert_int_equal(async_wait(&l, 1, 5000), 1);
     assert_int_equal(l.status[0], -ETIMEDOUT);
     assert_true(ms_now() - t0 >= 140);
@@ -943,9 +938,9 @@ static void test_rpc_async_connection_lost_in_flight(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(l.status[i], -ENOTCONN);
     /* While down, a new asynchronous call is refused at once. */
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
-                                    async_done, &s[0]),
-                     -ENOTCONN);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, async_done, &s[0]),
+        -ENOTCONN);
     /* The calls are not resent to the next server. */
     f->srv = srv_start(port, 0xCCCC, true);
     assert_int_equal(ping(f->c, 8), 0);
@@ -962,9 +957,8 @@ static void test_rpc_async_close_completes_pending(void **state)
 
     async_log_init(&l);
     open_client(f);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, async_done, &s), 0);
     srv_wait_statfs(f->srv, 1);
     rpc_client_close(f->c);
     f->c = NULL;
