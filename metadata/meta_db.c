@@ -160,15 +160,27 @@ static const char *const migrations[] = {
 #define SLOT_LEN "max(0, min(?2, i.size - s.idx * ?2))"
 #define SLOT_SHARED "(" REFS("s") " > 1)"
 
+/* The bytes of inode @T's file that lie in chunks it holds (holes, the
+ * slots without a chunk, hold nothing): st_blocks (meta_attr_from_row()).
+ * Chunk-grained: a chunk counts whole up to the size however little of it
+ * was written, since metad does not know what each chunk file allocates
+ * (docs/protocol.md §4.1 "blocks"). */
+#define CHUNK_SIZE_SQL "67108864"
+_Static_assert(PROTO_CHUNK_SIZE == 67108864, "CHUNK_SIZE_SQL");
+#define ALLOC_COL(T)                                                           \
+    "(SELECT total(max(0, min(" CHUNK_SIZE_SQL ", " T ".size - sl.idx * "     \
+    CHUNK_SIZE_SQL "))) FROM slots sl WHERE sl.ino = " T ".ino)"
 #define INODE_COLS                                                             \
     "ino, mode, nlink, uid, gid, rdev, goal, size, atime, mtime, ctime, "      \
-    "version"
+    "version, " ALLOC_COL("inodes")
 
 static const char *const sql[META_ST_COUNT] = {
     [META_ST_BEGIN] = "BEGIN IMMEDIATE",
     [META_ST_COMMIT] = "COMMIT",
     [META_ST_ROLLBACK] = "ROLLBACK",
     [META_ST_INODE_GET] = "SELECT " INODE_COLS " FROM inodes WHERE ino = ?1",
+    [META_ST_INODE_ALLOC] = "SELECT " ALLOC_COL("inodes")
+                            " FROM inodes WHERE ino = ?1",
     [META_ST_INODE_INSERT] =
         "INSERT INTO inodes(mode, nlink, uid, gid, rdev, goal, size, atime,"
         " mtime, ctime, version, target)"
@@ -195,7 +207,7 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_DIRENT_ANY] = "SELECT 1 FROM dirents WHERE parent = ?1 LIMIT 1",
     [META_ST_DIRENT_LIST] =
         "SELECT d.id, d.name, i.ino, i.mode, i.nlink, i.uid, i.gid, i.rdev,"
-        " i.goal, i.size, i.atime, i.mtime, i.ctime, i.version"
+        " i.goal, i.size, i.atime, i.mtime, i.ctime, i.version, " ALLOC_COL("i")
         " FROM dirents d JOIN inodes i ON i.ino = d.ino"
         " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
     [META_ST_XATTR_GET] =
@@ -571,10 +583,10 @@ void meta_attr_from_row(sqlite3_stmt *s, int i, struct proto_attr *a)
     a->mtime = sqlite3_column_int64(s, i + 9);
     a->ctime = sqlite3_column_int64(s, i + 10);
     a->version = col_u64(s, i + 11);
-    /* Allocation is not tracked per block: approximate it from the size
-     * for files, one block for a directory, none for the rest. */
+    /* Files: the bytes in the chunks they hold (ALLOC_COL), one block for a
+     * directory, none for the rest. */
     if (S_ISREG(a->mode))
-        a->blocks = (a->size + 511) / 512;
+        a->blocks = ((uint64_t)sqlite3_column_double(s, i + 12) + 511) / 512;
     else if (S_ISDIR(a->mode))
         a->blocks = META_DIR_SIZE / 512;
 }
@@ -622,7 +634,7 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
         return r;
     a->ino = (uint64_t)sqlite3_last_insert_rowid(db->sql);
     if (S_ISREG(a->mode))
-        a->blocks = (a->size + 511) / 512;
+        a->blocks = 0; /* no chunk yet */
     else if (S_ISDIR(a->mode))
         a->blocks = META_DIR_SIZE / 512;
     return 0;
@@ -689,15 +701,32 @@ int meta_inode_writable(struct meta_db *db, uint64_t ino)
     return (flags & META_INODE_READONLY) ? -EROFS : 0;
 }
 
+/* a->blocks of regular file @a from the chunks it holds (ALLOC_COL). */
+static int inode_alloc_blocks(struct meta_db *db, struct proto_attr *a)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_ALLOC);
+    int rc;
+
+    sqlite3_bind_int64(s, 1, (int64_t)a->ino);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        a->blocks = ((uint64_t)sqlite3_column_double(s, 0) + 511) / 512;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return meta_sql_err(db, rc, "inode allocation");
+    return 0;
+}
+
 int meta_inode_update(struct meta_db *db, struct proto_attr *a)
 {
     sqlite3_stmt *s = meta_st(db, META_ST_INODE_UPDATE);
     a->version++;
-    if (S_ISREG(a->mode))
-        a->blocks = (a->size + 511) / 512;
     sqlite3_bind_int64(s, 1, (int64_t)a->ino);
     bind_attr(s, a);
-    return meta_st_exec(db, s, "update inode");
+    int r = meta_st_exec(db, s, "update inode");
+    if (r < 0 || !S_ISREG(a->mode))
+        return r;
+    return inode_alloc_blocks(db, a);
 }
 
 int meta_inode_delete(struct meta_db *db, uint64_t ino)
