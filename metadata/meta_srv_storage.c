@@ -101,6 +101,42 @@ void meta_srv_server_usage(struct meta_srv *srv)
         log_error("metad: server usage: %s", strerror(-rc));
 }
 
+/* Whether servers @a and @b are on one host: their addresses are equal
+ * but for the port. */
+static bool same_host(const char *a, const char *b)
+{
+    const char *pa = strrchr(a, ':'), *pb = strrchr(b, ':');
+    size_t la = pa ? (size_t)(pa - a) : strlen(a);
+    size_t lb = pb ? (size_t)(pb - b) : strlen(b);
+
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
+void meta_srv_capacity(struct meta_srv *srv, uint64_t *capacity, uint64_t *free,
+                       uint32_t *disks)
+{
+    *capacity = *free = 0;
+    *disks = 0;
+    for (size_t i = 0; i < srv->nservers; i++) {
+        const struct meta_srv_server *s = &srv->servers[i];
+        bool seen = false;
+
+        if (!meta_srv_server_alive(srv, s))
+            continue;
+        for (size_t k = 0; k < i && !seen; k++) {
+            const struct meta_srv_server *o = &srv->servers[k];
+
+            seen = meta_srv_server_alive(srv, o) &&
+                   o->capacity == s->capacity && same_host(o->addr, s->addr);
+        }
+        if (seen)
+            continue;
+        *capacity += s->capacity;
+        *free += s->free;
+        (*disks)++;
+    }
+}
+
 /* Find server @id or add it (down, unknown address).  Returns a pointer
  * owned by @srv, or NULL when out of memory. */
 static struct meta_srv_server *server_get(struct meta_srv *srv, uint32_t id)
@@ -238,6 +274,25 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
         }
     }
     meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_HEARTBEAT_REQ, rc, NULL);
+}
+
+/* docs/protocol.md §9.4: kept for STATUS, nothing else depends on it. */
+void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len)
+{
+    struct proto_scrub_status_req req;
+    struct meta_srv_server *s;
+    int rc;
+
+    rc = proto_scrub_status_req_decode(payload, len, &req);
+    if (rc == 0) {
+        s = bound_server(c, req.server_id);
+        if (s)
+            s->scrub = req;
+        else
+            rc = -ENOENT;
+    }
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_SCRUB_STATUS_REQ, rc, NULL);
 }
 
 static void on_stale_deleted(struct peer *p, int status, const uint8_t *payload,
