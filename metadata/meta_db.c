@@ -168,19 +168,23 @@ static const char *const migrations[] = {
 #define CHUNK_SIZE_SQL "67108864"
 _Static_assert(PROTO_CHUNK_SIZE == 67108864, "CHUNK_SIZE_SQL");
 #define ALLOC_COL(T)                                                           \
-    "(SELECT total(max(0, min(" CHUNK_SIZE_SQL ", " T ".size - sl.idx * "     \
-    CHUNK_SIZE_SQL "))) FROM slots sl WHERE sl.ino = " T ".ino)"
+    "(SELECT total(max(0, min(" CHUNK_SIZE_SQL ", " T                          \
+    ".size - sl.idx * " CHUNK_SIZE_SQL "))) FROM slots sl WHERE sl.ino = " T   \
+    ".ino)"
 #define INODE_COLS                                                             \
     "ino, mode, nlink, uid, gid, rdev, goal, size, atime, mtime, ctime, "      \
     "version, " ALLOC_COL("inodes")
+#define INODE_COLS_OF_I                                                        \
+    "i.ino, i.mode, i.nlink, i.uid, i.gid, i.rdev, i.goal, i.size, i.atime, "  \
+    "i.mtime, i.ctime, i.version, " ALLOC_COL("i")
 
 static const char *const sql[META_ST_COUNT] = {
     [META_ST_BEGIN] = "BEGIN IMMEDIATE",
     [META_ST_COMMIT] = "COMMIT",
     [META_ST_ROLLBACK] = "ROLLBACK",
     [META_ST_INODE_GET] = "SELECT " INODE_COLS " FROM inodes WHERE ino = ?1",
-    [META_ST_INODE_ALLOC] = "SELECT " ALLOC_COL("inodes")
-                            " FROM inodes WHERE ino = ?1",
+    [META_ST_INODE_ALLOC] =
+        "SELECT " ALLOC_COL("inodes") " FROM inodes WHERE ino = ?1",
     [META_ST_INODE_INSERT] =
         "INSERT INTO inodes(mode, nlink, uid, gid, rdev, goal, size, atime,"
         " mtime, ctime, version, target)"
@@ -206,8 +210,7 @@ static const char *const sql[META_ST_COUNT] = {
         "SELECT parent FROM dirents WHERE ino = ?1 ORDER BY id LIMIT 1",
     [META_ST_DIRENT_ANY] = "SELECT 1 FROM dirents WHERE parent = ?1 LIMIT 1",
     [META_ST_DIRENT_LIST] =
-        "SELECT d.id, d.name, i.ino, i.mode, i.nlink, i.uid, i.gid, i.rdev,"
-        " i.goal, i.size, i.atime, i.mtime, i.ctime, i.version, " ALLOC_COL("i")
+        "SELECT d.id, d.name, " INODE_COLS_OF_I
         " FROM dirents d JOIN inodes i ON i.ino = d.ino"
         " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
     [META_ST_XATTR_GET] =

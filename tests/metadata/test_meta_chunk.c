@@ -218,18 +218,16 @@ static void test_meta_chunk_blocks_count_held_chunks(void **state)
     struct fx *f = *state;
     struct proto_attr a, b;
     uint32_t srv = fx_server_add(f, 1);
-    struct proto_setattr_req q = {.cred = cred_root(),
-                                  .valid = PROTO_SETATTR_SIZE,
-                                  .size = 100ull << 30};
+    struct proto_setattr_req q = {
+        .cred = cred_root(), .valid = PROTO_SETATTR_SIZE, .size = 100ull << 30};
     const uint64_t chunk = PROTO_CHUNK_SIZE;
 
     assert_int_equal(do_create(f, cred_root(), ROOT, "sparse", 0644, &a), 0);
     q.ino = a.ino;
     assert_int_equal(do_setattr(f, &q, &b), 0);
     assert_int_equal(b.blocks, 0);
-    assert_int_equal(fx_chunk_set1(f, a.ino, (50ull << 30) / chunk, 77, 0, 1,
-                                   srv),
-                     0);
+    assert_int_equal(
+        fx_chunk_set1(f, a.ino, (50ull << 30) / chunk, 77, 0, 1, srv), 0);
     assert_int_equal(do_getattr(f, a.ino, &b), 0);
     assert_int_equal(b.blocks, chunk / 512);
     /* The last chunk counts up to the size only. */
