@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "meta_op.h"
+
 /* Lease bounds for SESSION_OPEN (ms). */
 #define LEASE_MIN 1000u
 #define LEASE_MAX 60000u
@@ -123,15 +125,13 @@ static int session_close(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-/* meta.h, META_OP_SESSION_EXPIRE: payload u64 session_id. */
 static int session_expire(struct meta_db *db, const uint8_t *p, size_t n)
 {
-    struct proto_rbuf rb;
-    proto_rbuf_init(&rb, p, n);
-    uint64_t id = proto_get_u64(&rb);
-    if (proto_rbuf_done(&rb) < 0)
-        return -EPROTO;
-    return session_delete(db, id);
+    struct meta_op_session_expire m;
+    int r = meta_op_session_expire_decode(p, n, &m);
+    if (r < 0)
+        return r;
+    return session_delete(db, m.session_id);
 }
 
 /* ---- Dispatch ---------------------------------------------------------- */
@@ -207,6 +207,7 @@ static int oplog_append(struct meta_db *db, const struct meta_op *op)
     sqlite3_bind_int64(s, 2, op->now);
     sqlite3_bind_int64(s, 3, (int64_t)op->session_id);
     meta_bind_blob(s, 4, op->payload, op->len);
+    sqlite3_bind_int64(s, 5, op->format);
     return meta_st_exec(db, s, "append op log");
 }
 
@@ -219,6 +220,8 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
         return -ENOSYS;
     if (op->len && !op->payload)
         return -EINVAL;
+    if (op->format != META_OP_FORMAT)
+        return -EPROTO;
     int r = meta_tx_begin(db);
     if (r < 0)
         return r;

@@ -481,6 +481,7 @@ int meta_oplog_foreach(struct meta_db *db, uint64_t after,
     int rc, r = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct meta_op op = {
+            .format = (uint8_t)sqlite3_column_int64(s, 5),
             .opcode = (uint16_t)sqlite3_column_int64(s, 1),
             .now = sqlite3_column_int64(s, 2),
             .session_id = (uint64_t)sqlite3_column_int64(s, 3),

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 int meta_srv_grow(void **p, size_t *cap, size_t n, size_t size)
 {
@@ -62,6 +63,7 @@ int meta_srv_apply(struct meta_srv *srv, uint16_t opcode, uint64_t session_id,
                    const void *payload, size_t len, struct proto_wbuf *reply)
 {
     struct meta_op op = {
+        .format = META_OP_FORMAT,
         .opcode = opcode,
         .now = meta_srv_now_ns(),
         .session_id = session_id,

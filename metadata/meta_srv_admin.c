@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 #define FSCK_LIST_MAX 32
 
@@ -44,8 +45,8 @@ static int apply_state(struct meta_srv *srv, uint32_t id, uint32_t state)
 
     proto_wbuf_init(&payload);
     proto_wbuf_init(&reply);
-    proto_put_u32(&payload, id);
-    proto_put_u32(&payload, state);
+    meta_op_server_state_encode(&payload, &(struct meta_op_server_state){
+                                              .server_id = id, .state = state});
     rc = payload.err;
     if (rc == 0)
         rc = meta_srv_apply(srv, META_OP_SERVER_STATE, 0, payload.p,

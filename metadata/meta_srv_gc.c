@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 struct gc_entry {
     uint64_t chunk_id, version;
@@ -55,8 +56,9 @@ static void gc_done(struct meta_srv *srv, const struct gc_entry *e)
 
     proto_wbuf_init(&payload);
     proto_wbuf_init(&reply);
-    proto_put_u64(&payload, e->chunk_id);
-    proto_put_u32(&payload, e->server_id);
+    meta_op_gc_done_encode(
+        &payload, &(struct meta_op_gc_done){.chunk_id = e->chunk_id,
+                                            .server_id = e->server_id});
     rc = payload.err;
     if (rc == 0)
         rc = meta_srv_apply(srv, META_OP_GC_DONE, 0, payload.p, payload.len,

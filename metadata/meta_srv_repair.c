@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 #define SCAN_BATCH 1024    /* chunks read per database walk */
 #define DROP_PER_SCAN 256  /* REPLICA_DROP records per scan at most */
@@ -147,9 +148,10 @@ static int apply_replica(struct meta_srv *srv, uint16_t opcode,
 
     proto_wbuf_init(&payload);
     proto_wbuf_init(&reply);
-    proto_put_u64(&payload, chunk_id);
-    proto_put_u64(&payload, version);
-    proto_put_u32(&payload, server_id);
+    meta_op_replica_encode(&payload,
+                           &(struct meta_op_replica){.chunk_id = chunk_id,
+                                                     .version = version,
+                                                     .server_id = server_id});
     rc = payload.err;
     if (rc == 0)
         rc = meta_srv_apply(srv, opcode, 0, payload.p, payload.len, &reply);

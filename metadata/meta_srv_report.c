@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 struct report;
 
@@ -78,9 +79,10 @@ static int drop(struct meta_srv *srv, const struct meta_chunk *ch,
     int rc;
 
     proto_wbuf_init(&w);
-    proto_put_u64(&w, ch->chunk_id);
-    proto_put_u64(&w, ch->version);
-    proto_put_u32(&w, server_id);
+    meta_op_replica_encode(&w,
+                           &(struct meta_op_replica){.chunk_id = ch->chunk_id,
+                                                     .version = ch->version,
+                                                     .server_id = server_id});
     rc = apply_u64s(srv, META_OP_REPLICA_DROP, &w);
     proto_wbuf_free(&w);
     return rc;
@@ -112,16 +114,18 @@ static void bump_decide(struct report *r)
     if (n == 0) {
         rc = drop(srv, &r->ch, r->bad);
     } else {
-        proto_wbuf_init(&w);
-        proto_put_u64(&w, r->ch.ino);
-        proto_put_u64(&w, r->ch.index);
-        proto_put_u64(&w, r->ch.chunk_id);
-        proto_put_u64(&w, r->ch.version);
-        proto_put_u64(&w, r->ch.version + 1);
-        proto_put_u32(&w, n);
+        struct meta_op_chunk_set m = {
+            .ino = r->ch.ino,
+            .index = r->ch.index,
+            .chunk_id = r->ch.chunk_id,
+            .old_version = r->ch.version,
+            .new_version = r->ch.version + 1,
+        };
         for (uint32_t i = 0; i < r->ntargets; i++)
             if (r->t[i].status == 0)
-                proto_put_u32(&w, r->t[i].server_id);
+                m.set.servers[m.set.n++] = r->t[i].server_id;
+        proto_wbuf_init(&w);
+        meta_op_chunk_set_encode(&w, &m);
         rc = apply_u64s(srv, META_OP_CHUNK_SET, &w);
         proto_wbuf_free(&w);
     }

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 struct meta_srv_session *meta_srv_session_find(struct meta_srv *srv,
                                                uint64_t id)
@@ -204,7 +205,8 @@ static int session_expire(struct meta_srv *srv, uint64_t id)
 
     proto_wbuf_init(&payload);
     proto_wbuf_init(&reply);
-    proto_put_u64(&payload, id);
+    meta_op_session_expire_encode(
+        &payload, &(struct meta_op_session_expire){.session_id = id});
     rc = payload.err;
     if (rc == 0)
         rc = meta_srv_apply(srv, META_OP_SESSION_EXPIRE, 0, payload.p,

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id)
 {
@@ -306,9 +307,10 @@ static int readd(struct meta_srv *srv, uint32_t server_id,
 
     proto_wbuf_init(&payload);
     proto_wbuf_init(&reply);
-    proto_put_u64(&payload, e->chunk_id);
-    proto_put_u64(&payload, e->version);
-    proto_put_u32(&payload, server_id);
+    meta_op_replica_encode(&payload,
+                           &(struct meta_op_replica){.chunk_id = e->chunk_id,
+                                                     .version = e->version,
+                                                     .server_id = server_id});
     rc = payload.err;
     if (rc == 0)
         rc = meta_srv_apply(srv, META_OP_REPLICA_ADD, 0, payload.p,

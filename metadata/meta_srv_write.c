@@ -114,6 +114,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 /* Driver states (positive; negative values are errors to answer with). */
 enum { WB_PLAN = 1, WB_WAIT, WB_DECIDE, WB_REPLY };
@@ -543,32 +544,47 @@ static void on_setversion(struct peer *p, int status, const uint8_t *payload,
         wb_continue(w, WB_DECIDE);
 }
 
-/* The record of a copy (meta.h, META_OP_CHUNK_COW, with the bump
- * trailer): the copy's replicas are the targets whose clone succeeded,
- * the shared chunk keeps those whose bump succeeded. */
+/* The record of a copy (META_OP_CHUNK_COW with the bump trailer): the
+ * copy's replicas are the targets whose clone succeeded, the shared chunk
+ * keeps those whose bump succeeded. */
 static void cow_payload(struct meta_srv_write *w, struct proto_wbuf *payload)
 {
-    uint32_t ncopy = 0, nbump = 0;
+    struct meta_op_chunk_cow m = {
+        .ino = w->ino,
+        .index = w->index,
+        .src_id = w->src_id,
+        .src_version = w->src_version,
+        .new_id = w->chunk_id,
+        .new_version = w->new_version,
+        .bump = true,
+        .src_new_version = w->src_version + 1,
+    };
 
     for (uint32_t i = 0; i < w->ntargets; i++) {
-        ncopy += w->targets[i].clone_status == 0;
-        nbump += w->targets[i].status == 0;
-    }
-    proto_put_u64(payload, w->ino);
-    proto_put_u64(payload, w->index);
-    proto_put_u64(payload, w->src_id);
-    proto_put_u64(payload, w->src_version);
-    proto_put_u64(payload, w->chunk_id);
-    proto_put_u64(payload, w->new_version);
-    proto_put_u32(payload, ncopy);
-    for (uint32_t i = 0; i < w->ntargets; i++)
         if (w->targets[i].clone_status == 0)
-            proto_put_u32(payload, w->targets[i].server_id);
-    proto_put_u64(payload, w->src_version + 1);
-    proto_put_u32(payload, nbump);
+            m.set.servers[m.set.n++] = w->targets[i].server_id;
+        if (w->targets[i].status == 0)
+            m.src.servers[m.src.n++] = w->targets[i].server_id;
+    }
+    meta_op_chunk_cow_encode(payload, &m);
+}
+
+/* The record of a new chunk or a version bump (META_OP_CHUNK_SET): the
+ * replicas are the targets that succeeded. */
+static void set_payload(struct meta_srv_write *w, struct proto_wbuf *payload)
+{
+    struct meta_op_chunk_set m = {
+        .ino = w->ino,
+        .index = w->index,
+        .chunk_id = w->chunk_id,
+        .old_version = w->old_version,
+        .new_version = w->new_version,
+    };
+
     for (uint32_t i = 0; i < w->ntargets; i++)
         if (w->targets[i].status == 0)
-            proto_put_u32(payload, w->targets[i].server_id);
+            m.set.servers[m.set.n++] = w->targets[i].server_id;
+    meta_op_chunk_set_encode(payload, &m);
 }
 
 /* Every SETVERSION (or CHUNK_CLONE) of the attempt has answered: record
@@ -604,19 +620,10 @@ static int wb_decide(struct meta_srv_write *w)
 
     proto_wbuf_init(&payload);
     proto_wbuf_init(&reply);
-    if (w->cow) {
+    if (w->cow)
         cow_payload(w, &payload);
-    } else { /* meta.h, META_OP_CHUNK_SET */
-        proto_put_u64(&payload, w->ino);
-        proto_put_u64(&payload, w->index);
-        proto_put_u64(&payload, w->chunk_id);
-        proto_put_u64(&payload, w->old_version);
-        proto_put_u64(&payload, w->new_version);
-        proto_put_u32(&payload, n);
-        for (uint32_t i = 0; i < w->ntargets; i++)
-            if (w->targets[i].status == 0)
-                proto_put_u32(&payload, w->targets[i].server_id);
-    }
+    else
+        set_payload(w, &payload);
     rc = payload.err;
     if (rc == 0)
         rc = meta_srv_apply(srv, w->cow ? META_OP_CHUNK_COW : META_OP_CHUNK_SET,
