@@ -126,8 +126,15 @@ int meta_db_open(const char *path, struct meta_db **out);
 void meta_db_stats_register(void);
 void meta_db_close(struct meta_db *db);
 
-/* True for opcodes that go through meta_apply(). */
+/* True for opcodes that go through meta_apply() (kind MUTATION in
+ * meta_ops.def). */
 bool meta_op_is_mutation(uint16_t opcode);
+/* Whether request @opcode with @payload from session @session (0: none)
+ * becomes an operation record (1: meta_apply()) or is answered by
+ * meta_query() (0), or -errno.  Every MUTATION is a record, except that
+ * one with a records column in meta_ops.def (OPEN) asks it. */
+int meta_op_records(struct meta_db *db, uint64_t session, uint16_t opcode,
+                    const uint8_t *payload, size_t len);
 
 /* Apply @op in one transaction.  On success returns 0 and @reply holds
  * the reply body; on failure returns a negative errno (ENOENT, EEXIST,

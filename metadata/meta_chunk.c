@@ -253,9 +253,11 @@ static int chunk_set_servers(struct meta_db *db,
     return 0;
 }
 
-int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_chunk_set_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct meta_op_chunk_set m;
     struct proto_attr a;
     struct meta_chunk cur;
@@ -394,9 +396,11 @@ static int chunk_cow_check(struct meta_db *db,
     return 0;
 }
 
-int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_chunk_cow_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct meta_op_chunk_cow m;
     struct meta_chunk cur, src;
     int r = meta_op_chunk_cow_decode(p, n, &m);
@@ -453,9 +457,11 @@ int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-int meta_gc_done_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_gc_done_apply(struct meta_db *db, const struct meta_op *op,
                        struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct meta_op_gc_done m;
     if (meta_op_gc_done_decode(p, n, &m) < 0)
         return -EPROTO;
@@ -471,9 +477,11 @@ int meta_gc_done_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return sqlite3_changes(db->sql) ? 0 : -ENOENT;
 }
 
-int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_server_register_apply(struct meta_db *db, const struct meta_op *op,
                                struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_server_register_req q;
     int r = proto_server_register_req_decode(p, n, &q);
     if (r < 0)
@@ -510,9 +518,12 @@ int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-int meta_write_end_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                         size_t n, struct proto_wbuf *reply)
+int meta_write_end_apply(struct meta_db *db, const struct meta_op *op,
+                         struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_chunk_write_end_req q;
     struct proto_attr a;
     struct meta_chunk cur;

@@ -107,9 +107,12 @@ static int subtree(struct meta_db *db, uint64_t top, uint64_t **out,
 /* docs/protocol.md §11.1: owner or root; with RECURSIVE, every inode below
  * a directory that the caller owns (others are skipped, as chown -R would
  * skip what it may not change). */
-int meta_goal_set_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                        size_t n, struct proto_wbuf *reply)
+int meta_goal_set_apply(struct meta_db *db, const struct meta_op *op,
+                        struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_goal_set_req q;
     struct proto_attr a;
     uint64_t changed = 0, *inos = NULL;
@@ -190,9 +193,11 @@ static int server_known(struct meta_db *db, uint32_t id)
     return rc == SQLITE_DONE ? 0 : meta_sql_err(db, rc, "find server");
 }
 
-int meta_replica_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_replica_add_apply(struct meta_db *db, const struct meta_op *op,
                            struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     uint64_t chunk_id, version;
     uint32_t server_id;
     struct meta_chunk c;
@@ -236,9 +241,11 @@ int meta_replica_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-int meta_replica_drop_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_replica_drop_apply(struct meta_db *db, const struct meta_op *op,
                             struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     uint64_t chunk_id, version;
     uint32_t server_id, k = 0;
     struct meta_chunk c;
@@ -277,9 +284,12 @@ int meta_replica_drop_apply(struct meta_db *db, const uint8_t *p, size_t n,
 #define SERVER_NORMAL 0
 #define SERVER_DRAINING 1
 
-int meta_server_state_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                            size_t n, struct proto_wbuf *reply)
+int meta_server_state_apply(struct meta_db *db, const struct meta_op *op,
+                            struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct meta_op_server_state m;
     int r = meta_op_server_state_decode(p, n, &m);
     sqlite3_stmt *s;

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "meta.h"
+#include "meta_optab.h"
 #include "peer.h"
 #include "proto.h"
 
@@ -338,10 +339,11 @@ void meta_srv_repair_stop(struct meta_srv *srv);
 
 /* meta_srv_image.c */
 
-/* SNAPSHOT_REQ and CLONE_REQ (@opcode). */
-void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
-                             uint64_t req_id, const uint8_t *payload,
-                             size_t len);
+/* SNAPSHOT_REQ and CLONE_REQ. */
+void meta_srv_image_snapshot(struct meta_srv_conn *c, uint64_t req_id,
+                             const uint8_t *payload, size_t len);
+void meta_srv_image_clone(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len);
 
 /* meta_srv_lease.c */
 
@@ -351,8 +353,8 @@ void meta_srv_lease_request(struct meta_srv_conn *c, uint64_t req_id,
                             const uint8_t *payload, size_t len);
 void meta_srv_lease_wait(struct meta_srv_conn *c, uint64_t req_id,
                          const uint8_t *payload, size_t len);
-/* Before CHUNK_WRITE_BEGIN: false (and the request answered EROFS) when
- * another session holds the image's writer lease. */
+/* At the start of CHUNK_WRITE_BEGIN: false (and the request answered
+ * EROFS) when another session holds the image's writer lease. */
 bool meta_srv_lease_write_ok(struct meta_srv_conn *c, uint64_t req_id,
                              const uint8_t *payload, size_t len);
 /* The session holding the writer lease of image @ino, 0 when none. */
@@ -413,7 +415,8 @@ int meta_srv_metrics_start(struct meta_srv *srv, const char *addr,
 
 /* meta_srv_status.c */
 
-void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id);
+void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id,
+                     const uint8_t *payload, size_t len);
 
 /* A key/value reply (STATUS_REP, ADMIN_ACTION_REP) being built. */
 struct meta_srv_kv {

@@ -60,9 +60,9 @@ static void snap_frozen(void *arg, int rc)
     free(j);
 }
 
-void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
-                             uint64_t req_id, const uint8_t *payload,
-                             size_t len)
+static void snapshot_or_clone(struct meta_srv_conn *c, uint16_t opcode,
+                              uint64_t req_id, const uint8_t *payload,
+                              size_t len)
 {
     struct proto_snapshot_req q;
     struct snap_job *j;
@@ -94,4 +94,16 @@ void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
         peer_unref(j->peer);
         free(j);
     }
+}
+
+void meta_srv_image_snapshot(struct meta_srv_conn *c, uint64_t req_id,
+                             const uint8_t *payload, size_t len)
+{
+    snapshot_or_clone(c, PROTO_MSG_SNAPSHOT_REQ, req_id, payload, len);
+}
+
+void meta_srv_image_clone(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len)
+{
+    snapshot_or_clone(c, PROTO_MSG_CLONE_REQ, req_id, payload, len);
 }

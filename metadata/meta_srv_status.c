@@ -86,7 +86,8 @@ void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o)
     }
 }
 
-void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
+void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id,
+                     const uint8_t *payload, size_t len)
 {
     struct meta_srv *srv = c->srv;
     struct meta_stats st;
@@ -95,6 +96,9 @@ void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
     uint32_t n[6] = {0};
     char key[64], val[512];
     int rc;
+
+    (void)payload; /* STATUS_REQ has an empty body */
+    (void)len;
 
     rc = meta_stats_get(srv->db, &st);
     if (rc < 0) {

@@ -808,6 +808,8 @@ void meta_srv_write_begin(struct meta_srv_conn *c, uint64_t req_id,
     struct meta_srv_write *w;
     int rc;
 
+    if (!meta_srv_lease_write_ok(c, req_id, payload, len))
+        return; /* another session holds the image's writer lease */
     rc = proto_chunk_write_begin_req_decode(payload, len, &req);
     if (rc < 0) {
         meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, rc,
