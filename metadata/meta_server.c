@@ -1,12 +1,16 @@
 /* meta_server.c: metad's network side: the listener, one struct
  * meta_srv_conn per accepted connection, and the dispatch of requests to
- * the engine (meta_apply() for mutations, meta_query() for reads) or to
- * the daemon's own handlers in meta_srv_*.c.
+ * the engine (records proposed to srv->log for mutations, meta_query() for
+ * reads) or to the daemon's own handlers in meta_srv_*.c.
  *
- * A request is answered with its opcode + 1.  A mutation is answered only
- * after meta_apply() returned, that is after its transaction committed
- * with synchronous=FULL (docs/architecture.md, "Operation records"), so an
- * acknowledged change survives kill -9.  Dispatch follows the operation
+ * A request is answered with its opcode + 1.  A mutation becomes a record
+ * proposed to the log (meta_srv_apply(), meta_propose.h) and is answered
+ * in the proposal's callback, only after the record was applied, that is
+ * after its transaction committed with synchronous=FULL
+ * (docs/architecture.md, "Operation records"), so an acknowledged change
+ * survives kill -9.  The request (payload, victims of its callback
+ * breaks) is kept in a struct meta_srv_call until then; a connection
+ * closed meanwhile gets no answer.  Dispatch follows the operation
  * table (meta_ops.def): its serve column names the daemon handler, or
  * none and the request goes to the engine; its callers and session
  * columns are checked first (admit()).  Every role may connect; requests
@@ -62,8 +66,9 @@ int64_t meta_srv_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int meta_srv_apply(struct meta_srv *srv, uint16_t opcode, uint64_t session_id,
-                   const void *payload, size_t len, struct proto_wbuf *reply)
+int meta_srv_apply(struct meta_srv *srv, struct meta_propose *req,
+                   uint16_t opcode, uint64_t session_id, const void *payload,
+                   size_t len, meta_propose_cb cb)
 {
     struct meta_op op = {
         .format = META_OP_FORMAT,
@@ -73,9 +78,9 @@ int meta_srv_apply(struct meta_srv *srv, uint16_t opcode, uint64_t session_id,
         .payload = payload,
         .len = len,
     };
-    int rc = meta_apply(srv->db, &op, reply);
+    int rc = meta_propose(&srv->log, req, &op, cb);
 
-    log_debug("meta.srv", "apply: op=0x%04x session=%llu rc=%d", opcode,
+    log_debug("meta.srv", "propose: op=0x%04x session=%llu rc=%d", opcode,
               (unsigned long long)session_id, rc);
     return rc;
 }
@@ -107,21 +112,78 @@ static void meta_srv_ping(struct meta_srv_conn *c, uint64_t req_id,
     proto_wbuf_free(&w);
 }
 
+int meta_srv_call_propose(struct meta_srv_conn *c, uint16_t opcode,
+                          uint64_t session_id, uint64_t req_id,
+                          const uint8_t *payload, size_t len,
+                          meta_propose_cb cb)
+{
+    struct meta_srv_call *call = malloc(sizeof(*call) + len);
+    int rc = -ENOMEM;
+
+    if (call) {
+        call->req.data = call;
+        call->srv = c->srv;
+        call->peer = c->peer;
+        peer_ref(call->peer);
+        call->opcode = opcode;
+        call->req_id = req_id;
+        meta_srv_cb_victims_take(c->srv, &call->victims);
+        call->len = len;
+        if (len)
+            memcpy(call->payload, payload, len);
+        rc = meta_srv_apply(c->srv, &call->req, opcode, session_id,
+                            call->payload, len, cb);
+        if (rc < 0)
+            peer_unref(call->peer);
+    }
+    if (rc < 0) {
+        free(call);
+        log_warn("metad: %s: proposing the record failed: %s peer=%s",
+                 proto_msg_name(opcode), strerror(-rc), peer_name(c->peer));
+        meta_srv_reply(c->peer, req_id, opcode, rc, NULL);
+    }
+    return rc;
+}
+
+void meta_srv_call_free(struct meta_srv_call *call)
+{
+    peer_unref(call->peer);
+    free(call);
+}
+
+static void on_engine_applied(struct meta_propose *req, int status,
+                              const struct proto_wbuf *result)
+{
+    struct meta_srv_call *call = req->data;
+    struct meta_srv_conn *c = peer_data(call->peer);
+
+    /* A connection closed meanwhile gets no answer. */
+    if (c && !peer_is_closed(call->peer))
+        meta_srv_cb_reply(c, call->opcode, call->req_id, call->payload,
+                          call->len, status, &call->victims, result);
+    meta_srv_call_free(call);
+}
+
 /* Namespace and chunk map requests: straight into the engine, as a record
  * or as a query (meta_op_records()). */
 static void handle_engine(struct meta_srv_conn *c, uint16_t opcode,
                           uint64_t req_id, const uint8_t *payload, size_t len)
 {
+    struct meta_srv_cb_victims victims;
     struct proto_wbuf w;
     int rc;
 
-    proto_wbuf_init(&w);
     rc = meta_op_records(c->srv->db, c->session_id, opcode, payload, len);
-    if (rc > 0)
-        rc = meta_srv_apply(c->srv, opcode, c->session_id, payload, len, &w);
-    else if (rc == 0)
+    if (rc > 0) {
+        meta_srv_call_propose(c, opcode, c->session_id, req_id, payload, len,
+                              on_engine_applied);
+        return;
+    }
+    meta_srv_cb_victims_take(c->srv, &victims);
+    proto_wbuf_init(&w);
+    if (rc == 0)
         rc = meta_query(c->srv->db, opcode, payload, len, &w);
-    meta_srv_cb_reply(c, opcode, req_id, payload, len, rc, &w);
+    meta_srv_cb_reply(c, opcode, req_id, payload, len, rc, &victims, &w);
     proto_wbuf_free(&w);
 }
 
@@ -299,6 +361,7 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     srv->instance_id = random_u64();
     srv->start_ms = uv_now(loop);
     srv->next_chunk_id = meta_chunk_max_id(db);
+    meta_log_local_init(&srv->log, db);
     srv->suspect_ms = opts->suspect_ms ? opts->suspect_ms : META_SRV_SUSPECT_MS;
     srv->down_ms = opts->down_ms ? opts->down_ms : META_SRV_DOWN_MS;
     if (srv->down_ms < srv->suspect_ms)

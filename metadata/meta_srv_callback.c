@@ -90,10 +90,10 @@ struct meta_srv_cb {
     uint64_t npromises;
     struct cb_sess *sess;
     size_t nsess, csess;
-    /* Inodes a pending UNLINK, RMDIR or RENAME will drop or replace,
-     * looked up before it is applied. */
-    uint64_t victims[2];
-    size_t nvictims;
+    /* Inodes the UNLINK, RMDIR or RENAME just seen by
+     * meta_srv_cb_before() will drop or replace, until its dispatcher
+     * takes them (meta_srv_cb_victims_take). */
+    struct meta_srv_cb_victims victims;
     bool resuming; /* a held request is being dispatched again */
     uint64_t sent, answered, timedout, recalls;
 };
@@ -513,7 +513,7 @@ static void victim_lookup(struct meta_srv *srv, const struct proto_cred *cred,
     struct proto_wbuf q, rep;
     struct proto_attr_rep a;
 
-    if (cb->nvictims >= 2)
+    if (cb->victims.n >= 2)
         return;
     proto_wbuf_init(&q);
     proto_wbuf_init(&rep);
@@ -521,7 +521,7 @@ static void victim_lookup(struct meta_srv *srv, const struct proto_cred *cred,
     if (q.err == 0 &&
         meta_query(srv->db, PROTO_MSG_LOOKUP_REQ, q.p, q.len, &rep) == 0 &&
         proto_attr_rep_decode(rep.p, rep.len, &a) == 0)
-        cb->victims[cb->nvictims++] = a.attr.ino;
+        cb->victims.ino[cb->victims.n++] = a.attr.ino;
     proto_wbuf_free(&q);
     proto_wbuf_free(&rep);
 }
@@ -795,32 +795,40 @@ bool meta_srv_cb_before(struct meta_srv_conn *c, uint16_t opcode,
 {
     int i = meta_optab_index(opcode);
 
-    c->srv->cb->nvictims = 0;
+    c->srv->cb->victims.n = 0;
     if (i < 0 || !cb_rules[i].before)
         return false;
     return cb_rules[i].before(c, opcode, req_id, payload, len,
                               !c->srv->cb->resuming);
 }
 
-/* The breaks a successful mutation @opcode with request @payload owes,
- * the victims looked up before it included; returns how many were filled
- * into @b.  Names point into @payload. */
-static size_t breaks_of(struct meta_srv_cb *cb, int row, const uint8_t *payload,
-                        size_t len, struct cb_break *b)
+void meta_srv_cb_victims_take(struct meta_srv *srv,
+                              struct meta_srv_cb_victims *out)
+{
+    *out = srv->cb->victims;
+    srv->cb->victims.n = 0;
+}
+
+/* The breaks a successful mutation in row @row with request @payload owes,
+ * @victims included; returns how many were filled into @b.  Names point
+ * into @payload. */
+static size_t breaks_of(int row, const uint8_t *payload, size_t len,
+                        const struct meta_srv_cb_victims *victims,
+                        struct cb_break *b)
 {
     size_t n = 0;
 
     if (cb_rules[row].after)
         n = cb_rules[row].after(payload, len, b);
-    for (size_t i = 0; i < cb->nvictims && n < MAX_BREAKS; i++)
-        b[n++] = (struct cb_break){cb->victims[i], PROTO_CB_ATTR, {NULL, 0}};
-    cb->nvictims = 0;
+    for (size_t i = 0; victims && i < victims->n && n < MAX_BREAKS; i++)
+        b[n++] = (struct cb_break){victims->ino[i], PROTO_CB_ATTR, {NULL, 0}};
     return n;
 }
 
 void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
                        uint64_t req_id, const uint8_t *payload, size_t len,
-                       int rc, struct proto_wbuf *body)
+                       int rc, const struct meta_srv_cb_victims *victims,
+                       const struct proto_wbuf *body)
 {
     struct meta_srv *srv = c->srv;
     struct meta_srv_cb *cb = srv->cb;
@@ -828,7 +836,6 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
     struct proto_attr_rep a;
 
     if (rc < 0 || body->err) {
-        cb->nvictims = 0;
         meta_srv_reply(c->peer, req_id, opcode, rc, body);
         return;
     }
@@ -848,7 +855,7 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
 
     struct cb_break b[MAX_BREAKS];
     size_t n = row >= 0 && meta_optab[row].kind == META_OPKIND_MUTATION
-                   ? breaks_of(cb, row, payload, len, b)
+                   ? breaks_of(row, payload, len, victims, b)
                    : 0;
     if (n == 0) {
         meta_srv_reply(c->peer, req_id, opcode, rc, body);
