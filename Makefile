@@ -193,10 +193,16 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 20
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(PROTO_SRC)
+# Decoders outside protocol/ that, like it, need only libc and libproto
+# (no database, no libuv): every fuzz target is built with them too.
+FUZZ_CODEC_SRC := metadata/meta_op.c
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(PROTO_SRC) \
+		$(FUZZ_CODEC_SRC)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
-	$(Q)clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined \
+	$(Q)clang $(BASE_CFLAGS) $(addprefix -I,$(sort $(dir $(FUZZ_CODEC_SRC)))) \
+		-O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -o $@ $(filter %.c,$^)
 
 fuzz: $(FUZZ_BINS)
