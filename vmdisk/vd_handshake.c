@@ -569,8 +569,8 @@ static int opt_gated(struct vd_conn *c, uint32_t opt, const uint8_t *d,
                   c->peer);
         return opt_error(c, opt, NBD_REP_ERR_TLS_REQD,
                          "this server requires TLS: start it with "
-                         "NBD_OPT_STARTTLS (e.g. nbdinfo --tls=require, or "
-                         "a tls-creds object in QEMU)");
+                         "NBD_OPT_STARTTLS (a tls-creds object in QEMU, an "
+                         "nbds:// URI in libnbd tools)");
     case VD_GATE_NO_TLS:
         return opt_error(c, opt, NBD_REP_ERR_POLICY,
                          "TLS is not enabled on this server");
