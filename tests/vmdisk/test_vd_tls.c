@@ -255,7 +255,7 @@ static void test_vd_tls_psk_session_serves_io(void **state)
     assert_int_equal(f.auth, VD_TLS_AUTH_PSK);
     assert_false(tflags & NBD_FLAG_READ_ONLY);
 
-    /* A 4 KiB write and read (one corked record each way), then 64 KiB
+    /* A 4 KiB write and read (one record each way), then 64 KiB
      * (a reply of several records). */
     c_req(h, 0, NBD_CMD_WRITE, 1, 8192, 4096, out);
     assert_int_equal(c_simple(h, 1), 0);
