@@ -1,8 +1,13 @@
 /* fuzz_nbd_opt.c: tessera-nbd's option phase (vd_handshake_run()) on an
  * arbitrary client byte stream, STARTTLS included.
  *
- * Input: one byte choosing --tls (off, on, require), then everything the
- * client sends.  The stream is written into one end of a socketpair and
+ * Input: one byte, then the client's stream.  The byte chooses --tls (its
+ * value modulo 3: off, on, require), the client flags (bits 2-3) and how
+ * the rest is read (bit 7): as the raw stream, or as options, each a
+ * number byte, a length byte and that much data, which the target frames
+ * ("IHAVEOPT", number, length) after the client flags, so that mutations
+ * explore option sequences rather than the magic.  The stream is written
+ * into one end of a socketpair and
  * that end shut for writing; vd_handshake_run() serves the other end over
  * the mem backend ("disk", 1 MiB) with PSK credentials, while a thread
  * reads what the server answers.  A STARTTLS the server accepts hands the
@@ -31,7 +36,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define INPUT_MAX 60000 /* fits a socket buffer: written before serving */
+#define INPUT_MAX 4096   /* bytes of input used */
+#define STREAM_MAX 65536 /* fits a socket buffer: written before serving */
 
 #define fuzz_require(cond)                                                     \
     do {                                                                       \
@@ -123,8 +129,37 @@ static void *drain_main(void *arg)
     return NULL;
 }
 
+/* The client's stream for @in (@n bytes after the first) into @out, which
+ * holds STREAM_MAX bytes; returns its length. */
+static size_t stream_build(uint8_t first, const uint8_t *in, size_t n,
+                           uint8_t *out)
+{
+    size_t len = 0;
+
+    if (first & 0x80) {
+        memcpy(out, in, n);
+        return n;
+    }
+    vd_put32(out, (first >> 2) & 3);
+    len = 4;
+    for (size_t i = 0; i + 2 <= n;) {
+        uint32_t opt = in[i], dlen = in[i + 1];
+        i += 2;
+        if (dlen > n - i)
+            dlen = (uint32_t)(n - i);
+        vd_put64(out + len, NBD_IHAVEOPT);
+        vd_put32(out + len + 8, opt);
+        vd_put32(out + len + 12, dlen);
+        memcpy(out + len + 16, in + i, dlen);
+        len += 16 + dlen;
+        i += dlen;
+    }
+    return len;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static uint8_t stream[STREAM_MAX];
     static const enum vd_tls_mode modes[] = {VD_TLS_OFF, VD_TLS_ON,
                                              VD_TLS_REQUIRE};
     int sv[2];
@@ -138,9 +173,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct vd_config cfg = {
         .be = be, .tls_mode = mode, .tls = mode == VD_TLS_OFF ? NULL : tls};
     fuzz_require(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-    if (size > 1)
-        fuzz_require(send(sv[0], data + 1, size - 1, MSG_NOSIGNAL) ==
-                     (ssize_t)(size - 1));
+    size_t n = stream_build(data[0], data + 1, size - 1, stream);
+    if (n > 0)
+        fuzz_require(send(sv[0], stream, n, MSG_NOSIGNAL) == (ssize_t)n);
     shutdown(sv[0], SHUT_WR);
     struct drain d = {.fd = sv[0], .mode = mode};
     fuzz_require(pthread_create(&tid, NULL, drain_main, &d) == 0);
