@@ -28,7 +28,8 @@
  *   FROM   -> TO    [function]
  *   CLEAR  -> CLEAR [opt_gated: any option but a successful STARTTLS]
  *   CLEAR  -> TLS   [opt_starttls: ACK sent, TLS handshake done]
- *   CLEAR  -> end   [opt_starttls: TLS handshake failed; DROP]
+ *   CLEAR  -> end   [opt_starttls: TLS handshake failed; opt_gated:
+ *                    EXPORT_NAME in the clear when TLS is required]
  *   TLS    -> TLS   [opt_gated: every option]
  *   either -> transmission [opt_info_go, opt_export_name]
  *
@@ -527,7 +528,7 @@ enum vd_gate vd_handshake_gate(enum vd_tls_mode mode, bool tls_active,
 }
 
 /* NBD_OPT_STARTTLS, accepted: ACK in the clear, then the TLS handshake;
- * the options negotiated so far are forgotten (invariant 2). */
+ * the options negotiated so far are forgotten (see the top of the file). */
 static int opt_starttls(struct vd_conn *c)
 {
     char why[256], desc[128];
