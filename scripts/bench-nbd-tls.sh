@@ -2,8 +2,8 @@
 # bench-nbd-tls.sh: what NBD over TLS costs.  4 KiB random write and read
 # at queue depth 1 and 16, with and without TLS (PSK), against one
 # tessera-nbd started with --tls=on (TLS optional, so both kinds of client
-# reach the same server) over the mem backend, which leaves the NBD
-# transport as nearly all the work.
+# reach the same server), over the mem backend, which leaves the NBD
+# transport as nearly all the work, or over a Tessera image.
 #
 # fio's nbd engine (libnbd) has no TLS settings and qemu-img bench no
 # --object, so the TLS client is QEMU's own NBD client inside qemu-nbd:
@@ -16,11 +16,13 @@
 # would pay it, and tessera-nbd as server).  Beside IOPS: fio's p50
 # completion latency and the CPU time tessera-nbd spent per request.
 # Environment: BUILD (default ./build), BENCH_RUNTIME (seconds per job,
-# default 5).
+# default 5), BENCH_BACKEND (mem, the default, or tessera: a goal-1 image
+# on metad and one chunkd started on this host, tessera-nbd's defaults).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$here/build}
 runtime=${BENCH_RUNTIME:-5}
+backend=${BENCH_BACKEND:-mem}
 work=$(mktemp -d /tmp/tessera-bench-tls.XXXXXX)
 pids=()
 
@@ -30,6 +32,7 @@ done
 cleanup() {
     local p
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    [ -n "${TS_DIR:-}" ] && ts_stop_all 2>/dev/null
     [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,7 +49,22 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 psktool -u alice -p "$work/keys.psk" >/dev/null
 chmod 600 "$work/keys.psk"
-"$BUILD/bin/tessera-nbd" --backend mem --unix "$work/t.sock" --tls=on \
+if [ "$backend" = tessera ]; then
+    # metad and one chunkd on this host; a goal-1 image.
+    . "$here/scripts/cluster.sh"
+    ts_cluster_init "$work/cluster" 0
+    ts_start_metad && ts_start_chunkd 1 && ts_wait_servers 1 15 ||
+        { echo "bench-nbd-tls: tessera did not start" >&2; exit 1; }
+    export_name=bench-tls.img
+    "$TS_BIN/tessera" image create "/$export_name" 512M >/dev/null &&
+        "$TS_BIN/tessera" setgoal 1 "/$export_name" >/dev/null ||
+        { echo "bench-nbd-tls: image create failed" >&2; exit 1; }
+    be_args=(--meta "$TS_META_ADDR")
+else
+    export_name=disk
+    be_args=(--backend mem)
+fi
+"$BUILD/bin/tessera-nbd" "${be_args[@]}" --unix "$work/t.sock" --tls=on \
     --tls-psk "$work/keys.psk" >"$work/nbd.log" 2>&1 &
 nbd=$!
 pids+=("$nbd")
@@ -60,7 +78,7 @@ for tls in off psk; do
         creds=,tls-creds=tls0
     fi
     qemu-nbd "${obj[@]}" --image-opts \
-        "driver=nbd,path=$work/t.sock,export=disk$creds" -k "$work/hop-$tls.sock" \
+        "driver=nbd,path=$work/t.sock,export=$export_name$creds" -k "$work/hop-$tls.sock" \
         -t >"$work/qemu-nbd-$tls.log" 2>&1 &
     pids+=("$!")
     wait_sock "$work/hop-$tls.sock"
@@ -89,7 +107,8 @@ print("%-5s %-6s %-18s %9.0f %9.0f %12.1f" % (sys.argv[6], sys.argv[2], sys.argv
 EOF
 }
 
-# Fill the image first, so no run pays for the mem backend's first writes.
+# Fill the image first, so no run pays for first writes (mem pages,
+# Tessera chunks).
 fio --name=fill --ioengine=nbd --uri="nbd+unix:///?socket=$work/hop-off.sock" \
     --rw=write --bs=1M --iodepth=4 --size=512M >/dev/null 2>&1 ||
     { echo "bench-nbd-tls: fill failed" >&2; exit 1; }
