@@ -63,7 +63,8 @@ endif
 
 LIBS_COMMON := $(call pc_libs,libuv libmicrohttpd) -lpthread -lm
 
-.PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format
+.PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format \
+	man install uninstall deb
 all: $(BINS)
 
 deps:
@@ -74,7 +75,7 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
 
 # Tests reach the folder-private headers of the code they test.
 TEST_INC := -Imetadata -Iserver -Iclient-fuse -Ivmdisk -Iadmin
@@ -107,23 +108,23 @@ CLIENT_LIBDEPS := $(BUILD)/lib/libclient.a $(LIBDEPS)
 $(BUILD)/bin/tessera-metad: $(call objs,$(META_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
 $(BUILD)/bin/tessera-chunkd: $(call objs,$(CHUNK_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
 $(BUILD)/bin/tessera-mount: $(call objs,$(FC_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,fuse3) $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,fuse3) $(LIBS_COMMON)
 $(BUILD)/bin/tessera-nbd: $(call objs,$(VD_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,gnutls) $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,gnutls) $(LIBS_COMMON)
 $(BUILD)/bin/tessera: $(call objs,$(ADMIN_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
 
 # ---- Unit tests ------------------------------------------------------------
 # One cmocka binary per tests/<folder>; its main() is generated: it runs
@@ -204,6 +205,65 @@ $(BUILD)/fuzz/fuzz_nbd_opt: tests/fuzz/fuzz_nbd_opt.c $(FUZZ_NBD_SRC) \
 
 fuzz: $(FUZZ_BINS)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# ---- Installing --------------------------------------------------------
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the programs, their man
+# pages (made from each program's own --help by help2man, so they cannot
+# drift from it), systemd units (tessera-metad, tessera-chunkd@NAME per data
+# folder, tessera-nbd), an example config per daemon and bash completion.
+VERSION := 0.9.0
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/tessera
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+
+MAN_PAGES := $(patsubst $(BUILD)/bin/%,$(BUILD)/man/%.1,$(BINS))
+UNITS := $(patsubst dist/systemd/%.in,%,$(wildcard dist/systemd/*.in))
+
+$(BUILD)/man/%.1: $(BUILD)/bin/% dist/man/%.h2m
+	@mkdir -p $(dir $@)
+	$(call say,MAN,$@)
+	$(Q)command -v help2man >/dev/null || \
+		{ echo "help2man is missing: make deps" >&2; exit 1; }
+	$(Q)help2man -N --version-string=$(VERSION) -i dist/man/$*.h2m -o $@ $<
+
+man: $(MAN_PAGES)
+
+install: all man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples \
+		$(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(SYSCONFDIR)/tessera
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	for u in $(UNITS); do \
+		sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+			dist/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 dist/config/*.cfg $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 dist/bash-completion/tessera $(DESTDIR)$(COMPLETIONDIR)/tessera
+	for p in tessera-metad tessera-chunkd tessera-nbd tessera-mount; do \
+		ln -sf tessera $(DESTDIR)$(COMPLETIONDIR)/$$p || exit 1; \
+	done
+
+# `make deb`: the Debian package, built from a copy of the tree (the
+# package build cleans what it builds in) into $(BUILD)/deb/.
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar --exclude=./.git --exclude=./$(BUILD) --exclude=./run -cf - . | \
+		tar -xf - -C $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && dpkg-buildpackage -us -uc -b
+	@ls $(BUILD)/deb/*.deb
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES))) \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+		$(addprefix $(DESTDIR)$(COMPLETIONDIR)/,tessera tessera-metad \
+			tessera-chunkd tessera-nbd tessera-mount)
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 # The slow end-to-end run: a Debian guest booted from an image on tessera-nbd.
 e2e: deps all

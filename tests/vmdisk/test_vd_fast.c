@@ -58,8 +58,8 @@ static void *fake_main(void *arg)
             rc = j->write ? fk.mem->pwrite(j->img, j->buf, j->len, j->off,
                                            j->fua)
                           : fk.mem->pread(j->img, j->buf, j->len, j->off);
-        /* Counted before the completion, which sends the reply: once the
-         * client has every reply, the counts are final. */
+        /* Counted before the completion runs: once it has, the client
+         * may see its reply and the test read the counts. */
         pthread_mutex_lock(&fk.mu);
         if (fail)
             fk.failed++;
