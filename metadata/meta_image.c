@@ -38,8 +38,9 @@
 /* Deepest directory nesting a path is built for (IMAGE_INFO sharers). */
 #define PATH_DEPTH_MAX 256
 
-int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                              size_t n, bool readonly, struct proto_wbuf *reply)
+/* SNAPSHOT (@readonly) or CLONE of the file named in @p/@n. */
+static int image_copy(struct meta_db *db, int64_t now, const uint8_t *p,
+                      size_t n, bool readonly, struct proto_wbuf *reply)
 {
     struct proto_snapshot_req q;
     struct proto_attr src, dir, a;
@@ -87,6 +88,18 @@ int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
     struct proto_attr_rep rep = {.attr = a};
     proto_attr_rep_encode(reply, &rep);
     return reply->err;
+}
+
+int meta_image_snapshot_apply(struct meta_db *db, const struct meta_op *op,
+                              struct proto_wbuf *reply)
+{
+    return image_copy(db, op->now, op->payload, op->len, true, reply);
+}
+
+int meta_image_clone_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply)
+{
+    return image_copy(db, op->now, op->payload, op->len, false, reply);
 }
 
 /* ---- IMAGE_INFO ---------------------------------------------------------- */
