@@ -60,7 +60,7 @@ for fd in fds:
 PY
 wl=$!
 
-acks() { wc -l <"$acked"; }
+acks() { if [ -e "$acked" ]; then wc -l <"$acked"; else echo 0; fi; }
 alive() { kill -0 "$wl" 2>/dev/null || it_fail "workload failed"; }
 progress() { # progress SECONDS WHAT: acks must grow within SECONDS
     local n0 i
