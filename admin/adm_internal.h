@@ -87,15 +87,16 @@ int adm_cmd_scrub(struct adm *a, int argc, char **argv);
 int adm_cmd_rebalance(struct adm *a, int argc, char **argv);
 int adm_cmd_fsck(struct adm *a, int argc, char **argv);
 /* Seconds without progress after which a drain is said to be stuck. */
-#define ADM_DRAIN_STALL_S 10
+#define ADM_DRAIN_STALL_S 15
 /* A drain being followed (`server drain ID --wait`): done when its server
  * holds no replica; stuck when for ADM_DRAIN_STALL_S polls the count
- * stayed put with no copy in flight (the other servers cannot take the
- * chunks at their goal). */
+ * stayed put, no copy was in flight or finished and no server was
+ * suspect (the other servers cannot take the chunks at their goal). */
 struct drain_watch {
     uint32_t id;
-    uint64_t left;  /* replicas at the last change; start at UINT64_MAX */
-    unsigned still; /* polls since */
+    uint64_t left;   /* replicas at the last change; start at UINT64_MAX */
+    uint64_t copied; /* repair.copied at the last change */
+    unsigned still;  /* polls since */
     bool stuck;
     uint64_t others; /* servers up and not draining, at the last poll */
 };
