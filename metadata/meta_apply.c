@@ -3,8 +3,8 @@
  * Happy path: BEGIN IMMEDIATE; decode the payload with the protocol
  * decoders and dispatch on the opcode to the handler (meta_ns.c for the
  * namespace, meta_chunk.c for chunks and servers, meta_repl.c for goals,
- * replica repair and server states, meta_image.c for snapshots and
- * clones, meta_hold.c for open handles (OPEN with HOLD, RELEASE), the
+ * replica repair and server states, meta_image.c for snapshots,
+ * clones, rollback and flatten, meta_hold.c for open handles (OPEN with HOLD, RELEASE), the
  * session records here); append (opcode, now, session_id, payload) to the op log; COMMIT.
  * Only then is the reply body in @reply valid.
  *
@@ -54,6 +54,8 @@ bool meta_op_is_mutation(uint16_t opcode)
     case META_OP_CHUNK_COW:
     case PROTO_MSG_SNAPSHOT_REQ:
     case PROTO_MSG_CLONE_REQ:
+    case PROTO_MSG_IMAGE_ROLLBACK_REQ:
+    case PROTO_MSG_IMAGE_FLATTEN_REQ:
     case PROTO_MSG_OPEN_REQ:
     case PROTO_MSG_RELEASE_REQ:
         return true;
@@ -191,6 +193,10 @@ static int dispatch(struct meta_db *db, const struct meta_op *op,
         return meta_image_snapshot_apply(db, now, p, n, true, reply);
     case PROTO_MSG_CLONE_REQ:
         return meta_image_snapshot_apply(db, now, p, n, false, reply);
+    case PROTO_MSG_IMAGE_ROLLBACK_REQ:
+        return meta_image_rollback_apply(db, now, p, n, reply);
+    case PROTO_MSG_IMAGE_FLATTEN_REQ:
+        return meta_image_flatten_apply(db, p, n, reply);
     case PROTO_MSG_OPEN_REQ:
         return meta_open_apply(db, op->session_id, p, n, reply);
     case PROTO_MSG_RELEASE_REQ:

@@ -41,6 +41,9 @@
  * Migration 5 adds inodes.origin, the inode a snapshot or clone was made
  * from (IMAGE_LIST).
  *
+ * Migration 6 adds chunks.origin, the chunk a copy-on-write copy was made
+ * from: the lineage IMAGE_CHANGES follows (meta_image_changes.c).
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -143,6 +146,9 @@ static const char *const migrations[] = {
      * inode numbers are never reused, so a removed origin stays told
      * apart from a live one. */
     "ALTER TABLE inodes ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;",
+    /* 6: the chunk a copy-on-write copy was made from: 0 for a chunk
+     * created empty, NULL (unknown) for the chunks made before. */
+    "ALTER TABLE chunks ADD COLUMN origin INTEGER;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -220,7 +226,7 @@ static const char *const sql[META_ST_COUNT] = {
         "c") " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
              " WHERE s.ino = ?1 AND s.idx >= ?2 AND s.idx < ?3 ORDER BY s.idx",
     [META_ST_CHUNK_INSERT] =
-        "INSERT INTO chunks(chunk_id, version) VALUES(?1, ?2)",
+        "INSERT INTO chunks(chunk_id, version, origin) VALUES(?1, ?2, 0)",
     [META_ST_CHUNK_SET_VERSION] =
         "UPDATE chunks SET version = ?2 WHERE chunk_id = ?1",
     /* Dropping slots [?2, end) of file ?1: only the chunks no slot
@@ -330,6 +336,15 @@ static const char *const sql[META_ST_COUNT] = {
                               " WHERE s.ino = ?1 GROUP BY o.ino ORDER BY o.ino",
     [META_ST_INODE_ORIGIN_GET] = "SELECT origin FROM inodes WHERE ino = ?1",
     [META_ST_INODE_ORIGIN_SET] = "UPDATE inodes SET origin = ?2 WHERE ino = ?1",
+    [META_ST_CHUNK_ORIGIN_SET] =
+        "UPDATE chunks SET origin = ?2 WHERE chunk_id = ?1",
+    [META_ST_CHUNK_ORIGIN_GET] =
+        "SELECT version, origin FROM chunks WHERE chunk_id = ?1",
+    [META_ST_SLOT_SHARED_ANY] = "SELECT EXISTS (SELECT 1 FROM slots s"
+                                " WHERE s.ino = ?1 AND " REFS("s") " > 1)",
+    [META_ST_SLOT_CHUNK_RANGE] = "SELECT idx, chunk_id FROM slots"
+                                 " WHERE ino = ?1 AND idx >= ?2 AND idx < ?3"
+                                 " ORDER BY idx",
     /* Image list: every regular file in the subtree of ?1 with its
      * origin, whether that still exists, flags, size, bytes mapped and
      * bytes mapped in shared chunks; ?2 the chunk size, ?3 the most rows. */

@@ -405,6 +405,9 @@ int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
     case PROTO_MSG_IMAGE_LIST_REQ:
         r = meta_image_list(db, payload, len, reply);
         break;
+    case PROTO_MSG_IMAGE_CHANGES_REQ:
+        r = meta_image_changes(db, payload, len, reply);
+        break;
     default:
         r = -ENOSYS;
         break;

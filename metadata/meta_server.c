@@ -110,6 +110,8 @@ static bool is_engine_request(uint16_t opcode)
            opcode == PROTO_MSG_IMAGE_INFO_REQ ||
            opcode == PROTO_MSG_RELEASE_REQ ||
            opcode == PROTO_MSG_IMAGE_LIST_REQ ||
+           opcode == PROTO_MSG_IMAGE_CHANGES_REQ ||
+           opcode == PROTO_MSG_IMAGE_FLATTEN_REQ ||
            opcode == PROTO_MSG_CHUNK_WRITE_END_REQ;
 }
 
@@ -222,6 +224,9 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     case PROTO_MSG_SNAPSHOT_REQ:
     case PROTO_MSG_CLONE_REQ:
         meta_srv_image_snapshot(c, opcode, req_id, payload, len);
+        break;
+    case PROTO_MSG_IMAGE_ROLLBACK_REQ:
+        meta_srv_image_rollback(c, req_id, payload, len);
         break;
     default:
         if (is_engine_request(opcode))

@@ -338,6 +338,9 @@ void meta_srv_repair_stop(struct meta_srv *srv);
 
 /* meta_srv_image.c */
 
+/* IMAGE_ROLLBACK_REQ. */
+void meta_srv_image_rollback(struct meta_srv_conn *c, uint64_t req_id,
+                             const uint8_t *payload, size_t len);
 /* SNAPSHOT_REQ and CLONE_REQ (@opcode). */
 void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
                              uint64_t req_id, const uint8_t *payload,

@@ -620,6 +620,17 @@ bool meta_srv_cb_before(struct meta_srv_conn *c, uint16_t opcode,
          * write acknowledged before it, on any client. */
         return may_hold && hold(c, opcode, req_id, payload, len, m.ino, b, 2);
     }
+    case PROTO_MSG_IMAGE_ROLLBACK_REQ: {
+        struct proto_image_pair_req m;
+        if (proto_image_pair_req_decode(payload, len, &m) < 0)
+            return false;
+        /* The image's content and size change: delayed writes are
+         * written back first (they then belong to the state rolled away
+         * from), cached pages and locations dropped. */
+        struct cb_break b = {.ino = m.ino,
+                             .flags = PROTO_CB_DATA | PROTO_CB_ATTR};
+        return may_hold && hold(c, opcode, req_id, payload, len, m.ino, &b, 1);
+    }
     default:
         return false;
     }
