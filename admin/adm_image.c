@@ -102,8 +102,8 @@ static int resolve_parent(struct adm *a, const char *path,
     return rc;
 }
 
-static void print_attr_json(const char *path, const struct proto_attr *at,
-                            const char *extra)
+void adm_attr_json(const char *path, const struct proto_attr *at,
+                   const char *extra)
 {
     printf("{\"path\": ");
     adm_json_str(stdout, path, strlen(path));
@@ -152,7 +152,7 @@ static int snap_cmd(struct adm *a, int argc, char **argv, uint16_t opcode)
         char extra[64];
         snprintf(extra, sizeof(extra), ", \"readonly\": %s",
                  opcode == PROTO_MSG_SNAPSHOT_REQ ? "true" : "false");
-        print_attr_json(argv[2], &rep.attr, extra);
+        adm_attr_json(argv[2], &rep.attr, extra);
     } else {
         adm_fmt_bytes(rep.attr.size, size, sizeof(size));
         printf("%s: %s of %s (%s, ino %" PRIu64 ")\n", argv[2],
@@ -176,8 +176,8 @@ int adm_cmd_clone(struct adm *a, int argc, char **argv)
 /* ---- image create, resize, rm ---------------------------------------------
  */
 
-static int set_size(struct adm *a, uint64_t ino, uint64_t size,
-                    struct proto_attr *out)
+int adm_image_set_size(struct adm *a, uint64_t ino, uint64_t size,
+                       struct proto_attr *out)
 {
     struct proto_setattr_req req;
     struct proto_attr_rep rep;
@@ -227,7 +227,7 @@ int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
     if (rc < 0)
         return rc;
     rpc_reply_free(&r);
-    return set_size(a, rep.attr.ino, bytes, out);
+    return adm_image_set_size(a, rep.attr.ino, bytes, out);
 }
 
 static int image_create(struct adm *a, int argc, char **argv)
@@ -249,7 +249,7 @@ static int image_create(struct adm *a, int argc, char **argv)
     if (rc < 0)
         return adm_fail(a, "image create", rc);
     if (a->json) {
-        print_attr_json(argv[1], &at, NULL);
+        adm_attr_json(argv[1], &at, NULL);
     } else {
         adm_fmt_bytes(at.size, size, sizeof(size));
         printf("%s: created, %s (%" PRIu64 " bytes), sparse\n", argv[1], size,
@@ -373,11 +373,11 @@ static int image_resize(struct adm *a, int argc, char **argv)
         if (rc < 0)
             return adm_fail(a, "image resize: zeroing the tail", rc);
     }
-    rc = set_size(a, at.ino, bytes, &out);
+    rc = adm_image_set_size(a, at.ino, bytes, &out);
     if (rc < 0)
         return adm_fail(a, "image resize", rc);
     if (a->json) {
-        print_attr_json(path, &out, NULL);
+        adm_attr_json(path, &out, NULL);
     } else {
         adm_fmt_bytes(at.size, b1, sizeof(b1));
         adm_fmt_bytes(out.size, b2, sizeof(b2));
@@ -604,12 +604,15 @@ int adm_cmd_image(struct adm *a, int argc, char **argv)
         {"resize", image_resize},         {"rm", image_rm},
         {"import", adm_image_import},     {"export", adm_image_export},
         {"handover", adm_image_handover}, {"list", adm_image_list},
+        {"rollback", adm_image_rollback}, {"flatten", adm_image_flatten},
+        {"diff", adm_image_diff},         {"apply-diff", adm_image_apply_diff},
     };
 
     for (size_t i = 0; argc >= 2 && i < sizeof(sub) / sizeof(sub[0]); i++)
         if (!strcmp(argv[1], sub[i].name))
             return sub[i].fn(a, argc - 1, argv + 1);
     fprintf(stderr, "tessera: usage: image "
-                    "create|info|list|resize|rm|import|export|handover ...\n");
+                    "create|info|list|resize|rm|import|export|handover|\n"
+                    "rollback|flatten|diff|apply-diff ...\n");
     return ADM_EXIT_USAGE;
 }

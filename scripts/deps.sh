@@ -3,11 +3,12 @@
 # it runs apt-get for whatever is missing; otherwise it prints the line to run.
 set -euo pipefail
 
-# Build: compiler, pkg-config, the five libraries.  Run: fuse3.  Test:
+# Build: compiler, pkg-config, the six libraries (nettle: SHA-256 of
+# image diffs).  Run: fuse3.  Test:
 # clients that drive the daemons for real, curl and promtool (in
 # prometheus) for the metrics endpoints, clang for the fuzzers.
 pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
-      libsqlite3-dev libmicrohttpd-dev libcmocka-dev sqlite3 clang qemu-utils
+      libsqlite3-dev libmicrohttpd-dev nettle-dev libcmocka-dev sqlite3 clang qemu-utils
       libnbd-bin nbdkit fio attr python3 procps psmisc curl prometheus)
 
 missing=()
