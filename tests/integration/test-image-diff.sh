@@ -114,3 +114,60 @@ if "$T" image apply-diff /d.img "$IT_TMP/bad" 2>"$IT_TMP/err"; then
 fi
 grep -q "checksum mismatch" "$IT_TMP/err" || { cat "$IT_TMP/err"; it_fail "damaged-diff message"; }
 it_expect_eq "damaged diff refused, image untouched" "$(img_sha d.img)" "$A1"
+
+# ---- 4. the NBD metadata context marks the diff's records ---------------
+# nbdinfo --map prints "OFFSET LENGTH VALUE [DESCRIPTION]" per extent.
+nbdinfo --map="tessera:changes-since:/a@1" "$(url a@2)" >"$IT_TMP/map" 2>&1 ||
+    { cat "$IT_TMP/map"; it_fail "nbdinfo --map tessera:changes-since"; }
+got=$(awk '$3 == 1 { print "1", $1, $2 }' "$IT_TMP/map")
+it_expect_eq "changes-since context marks the diff's extents" "$got" "$(cat "$IT_TMP/recs")"
+covered=$(awk '{ s += $2 } END { print s }' "$IT_TMP/map")
+it_expect_eq "the map covers the image" "$covered" $((4 * CHUNK))
+# Against itself nothing changed; a name that is no file is refused.
+it_expect_eq "no changes against itself" \
+    "$(nbdinfo --map="tessera:changes-since:/a@2" "$(url a@2)" | awk '$3 == 1' | wc -l)" 0
+if nbdinfo --map="tessera:changes-since:/nosuch" "$(url a@2)" >/dev/null 2>&1; then
+    it_fail "a changes-since context for a missing file"
+fi
+it_ok "changes-since of a missing file is not offered"
+
+# ---- 5. rollback ---------------------------------------------------------
+qio a.img "write -P 99 $((5 * MIB)) 64k"
+# An NBD client holding the image open for writing (its writer lease).
+mkfifo "$IT_TMP/hold"
+qemu-io -f raw "$(url a.img)" <"$IT_TMP/hold" >/dev/null 2>&1 &
+holder=$!
+exec 7>"$IT_TMP/hold"
+sleep 1
+if "$T" image rollback /a.img /a@1 2>"$IT_TMP/err"; then
+    it_fail "rollback while an NBD client writes the image"
+fi
+grep -q "open for writing" "$IT_TMP/err" || { cat "$IT_TMP/err"; it_fail "rollback refusal message"; }
+it_ok "rollback refused while the image is open for writing"
+echo quit >&7
+exec 7>&-
+wait "$holder" 2>/dev/null
+for _ in $(seq 50); do
+    "$T" image rollback /a.img /a@1 >"$IT_TMP/rb" 2>&1 && break
+    sleep 0.2
+done
+grep -q "rolled back to /a@1" "$IT_TMP/rb" || { cat "$IT_TMP/rb"; it_fail "rollback"; }
+it_expect_eq "a.img rolled back reads as a@1" "$(img_sha a.img)" "$A1"
+qio a.img "write -P 77 0 4k"
+it_expect_eq "a@1 unchanged by writes after the rollback" "$(img_sha a@1)" "$A1"
+
+# ---- 6. flatten, then the template's lineage removed --------------------
+"$T" clone /a@2 /vm.img >/dev/null || it_fail "clone vm.img"
+qio vm.img "write -P 55 $((CHUNK + 4096)) 8k"
+VM=$(img_sha vm.img)
+out=$("$T" --json image flatten /vm.img) || it_fail "flatten: $out"
+it_expect_eq "flatten copied the shared chunks" \
+    "$(echo "$out" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["chunks"], j["copied"])')" "4 3"
+for f in /a@2 /a@1 /a.img /b.img /c.img /d.img; do
+    "$T" image rm "$f" >/dev/null || it_fail "image rm $f"
+done
+it_expect_eq "vm.img reads its bytes with its template gone" "$(img_sha vm.img)" "$VM"
+it_expect_eq "vm.img shares nothing" \
+    "$(it_json 'j["shared_chunks"]' image info /vm.img)" 0
+it_expect_eq "vm.img has no parent" \
+    "$(it_json '[e["parent"] for e in j["images"] if e["path"] == "/vm.img"][0]' image list /)" None
