@@ -176,14 +176,27 @@ int adm_cmd_clone(struct adm *a, int argc, char **argv)
 /* ---- image create, resize, rm ---------------------------------------------
  */
 
+int adm_attr_call(struct adm *a, uint16_t opcode, struct proto_wbuf *w,
+                  struct proto_attr *out)
+{
+    struct proto_attr_rep rep;
+    struct rpc_reply r;
+    int rc = w->err ? w->err : rpc_call_msg(a->rpc, opcode, w, &r, &rep);
+
+    proto_wbuf_free(w);
+    if (rc < 0)
+        return rc;
+    if (out)
+        *out = rep.attr;
+    rpc_reply_free(&r);
+    return 0;
+}
+
 int adm_image_set_size(struct adm *a, uint64_t ino, uint64_t size,
                        struct proto_attr *out)
 {
     struct proto_setattr_req req;
-    struct proto_attr_rep rep;
-    struct rpc_reply r;
     struct proto_wbuf w;
-    int rc;
 
     memset(&req, 0, sizeof(req));
     req.ino = ino;
@@ -191,23 +204,15 @@ int adm_image_set_size(struct adm *a, uint64_t ino, uint64_t size,
     req.size = size;
     proto_wbuf_init(&w);
     proto_setattr_req_encode(&w, &req);
-    rc = rpc_call_msg(a->rpc, PROTO_MSG_SETATTR_REQ, &w, &r, &rep);
-    proto_wbuf_free(&w);
-    if (rc < 0)
-        return rc;
-    *out = rep.attr;
-    rpc_reply_free(&r);
-    return 0;
+    return adm_attr_call(a, PROTO_MSG_SETATTR_REQ, &w, out);
 }
 
 int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
                    struct proto_attr *out)
 {
     struct proto_mknod_req req;
-    struct proto_attr_rep rep;
-    struct proto_attr dir;
+    struct proto_attr dir, made;
     char name[PROTO_NAME_MAX + 1];
-    struct rpc_reply r;
     struct proto_wbuf w;
     int rc;
 
@@ -222,12 +227,10 @@ int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
     req.name.len = (uint32_t)strlen(name);
     proto_wbuf_init(&w);
     proto_mknod_req_encode(&w, &req);
-    rc = rpc_call_msg(a->rpc, PROTO_MSG_MKNOD_REQ, &w, &r, &rep);
-    proto_wbuf_free(&w);
+    rc = adm_attr_call(a, PROTO_MSG_MKNOD_REQ, &w, &made);
     if (rc < 0)
         return rc;
-    rpc_reply_free(&r);
-    return adm_image_set_size(a, rep.attr.ino, bytes, out);
+    return adm_image_set_size(a, made.ino, bytes, out);
 }
 
 static int image_create(struct adm *a, int argc, char **argv)

@@ -32,23 +32,14 @@ static int pair_call(struct adm *a, uint16_t opcode, uint64_t ino,
                      uint64_t src, struct proto_attr *out)
 {
     struct proto_image_pair_req req;
-    struct proto_attr_rep rep;
-    struct rpc_reply r;
     struct proto_wbuf w;
-    int rc;
 
     memset(&req, 0, sizeof(req)); /* as root, like every admin verb */
     req.ino = ino;
     req.src = src;
     proto_wbuf_init(&w);
     proto_image_pair_req_encode(&w, &req);
-    rc = rpc_call_msg(a->rpc, opcode, &w, &r, &rep);
-    proto_wbuf_free(&w);
-    if (rc < 0)
-        return rc;
-    *out = rep.attr;
-    rpc_reply_free(&r);
-    return 0;
+    return adm_attr_call(a, opcode, &w, out);
 }
 
 int adm_image_rollback(struct adm *a, int argc, char **argv)

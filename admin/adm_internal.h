@@ -163,6 +163,10 @@ struct cl_client;
 /* A client library session of its own for image data ("tessera image
  * @what pid N").  Caller owns *cl: cl_client_close(). */
 int adm_client_open(struct adm *a, const char *what, struct cl_client **cl);
+/* Call @opcode with the request in @w (released here) and an attr_rep
+ * reply into *@out (may be NULL).  0 or -errno. */
+int adm_attr_call(struct adm *a, uint16_t opcode, struct proto_wbuf *w,
+                  struct proto_attr *out);
 /* SETATTR @ino to @size (no zeroing of a shrunk tail); fills *out. */
 int adm_image_set_size(struct adm *a, uint64_t ino, uint64_t size,
                        struct proto_attr *out);
