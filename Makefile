@@ -166,10 +166,14 @@ test-integration: all
 	@BUILD=$(abspath $(BUILD)) scripts/run-integration.sh
 
 # `make test` also runs every fuzz target briefly (TEST_FUZZ_SECONDS each).
+# The build runs on every core ($(JOBS)); integration tests run
+# $(TEST_JOBS) at a time.
 TEST_FUZZ_SECONDS ?= 10
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+TEST_JOBS ?= 2
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(FUZZ_BINS)
-	@BUILD=$(abspath $(BUILD)) FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) \
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT_BINS) $(FUZZ_BINS)
+	@BUILD=$(abspath $(BUILD)) FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) TEST_JOBS=$(TEST_JOBS) \
 		scripts/run-tests.sh $(UNIT_BINS) -- $(FUZZ_BINS)
 
 run: deps

@@ -17,6 +17,14 @@
  * writer finds the client over dirty_max.  Writers wait here while the
  * client holds dirty_max or more, so memory stays bounded.
  *
+ * Writing back streams: a write that takes the client past half of
+ * dirty_max wakes the flusher; the file layer writes the flushing list a
+ * batch of extents at a time (cl_cache_batch() bytes) and gives each
+ * batch back as soon as it is written (cl_cache_release()'s @count), so
+ * writers keep filling the other half meanwhile.  For that an extent
+ * grows by appending only up to EXT_MAX bytes; the next sequential write
+ * starts a new extent beside it.
+ *
  * Lock order: an inode's sync_lock, then the cache lock or the inode lock
  * (never both at once).
  */
@@ -25,8 +33,19 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
+/* The most an extent grows to by appending (overlapping writes may merge
+ * beyond it): a batch of writing back holds whole extents.  Extents that
+ * grow by appending get a buffer of exactly EXT_MAX bytes at once, and
+ * such buffers, 2 MiB-aligned and offered to the kernel as transparent
+ * huge pages, are kept for reuse (enough for all of dirty_max, at most
+ * POOL_MAX, freed after a flusher tick that passed with no delayed writes
+ * held): a sequential stream then neither copies an extent as it grows
+ * nor faults in fresh pages 4 KiB at a time. */
+#define EXT_MAX (4u << 20)
+#define POOL_MAX 16
 
 struct cl_cache {
     pthread_mutex_t lock;
@@ -35,14 +54,73 @@ struct cl_cache {
     uint64_t dirty;      /* bytes of delayed writes, every inode */
     uint64_t dirty_max;
     bool urgent, stop;
+    /* EXT_MAX buffers for reuse.  pool_lock is a leaf: taken under an
+     * inode's lock, nothing is taken under it. */
+    pthread_mutex_t pool_lock;
+    uint8_t *pool[POOL_MAX];
+    size_t npool, pool_max;
 };
+
+/* ---- Buffers ----------------------------------------------------------- */
+
+static uint8_t *buf_get_big(struct cl_cache *k)
+{
+    uint8_t *b = NULL;
+    pthread_mutex_lock(&k->pool_lock);
+    if (k->npool > 0)
+        b = k->pool[--k->npool];
+    pthread_mutex_unlock(&k->pool_lock);
+    if (!b && posix_memalign((void **)&b, 2u << 20, EXT_MAX) == 0)
+        madvise(b, EXT_MAX, MADV_HUGEPAGE); /* a hint: may fail */
+    return b;
+}
+
+/* Free an extent's buffer, keeping it for reuse when it is a big one. */
+static void buf_put(struct cl_cache *k, uint8_t *b, size_t cap)
+{
+    if (b && cap == EXT_MAX) {
+        pthread_mutex_lock(&k->pool_lock);
+        if (k->npool < k->pool_max) {
+            k->pool[k->npool++] = b;
+            b = NULL;
+        }
+        pthread_mutex_unlock(&k->pool_lock);
+    }
+    free(b);
+}
+
+static void pool_drain(struct cl_cache *k)
+{
+    uint8_t *v[POOL_MAX];
+    pthread_mutex_lock(&k->pool_lock);
+    size_t nv = k->npool;
+    memcpy(v, k->pool, nv * sizeof(*v));
+    k->npool = 0;
+    pthread_mutex_unlock(&k->pool_lock);
+    for (size_t i = 0; i < nv; i++)
+        free(v[i]);
+}
 
 /* ---- Extents (under n->lock) ------------------------------------------- */
 
-static int ext_reserve(struct cl_extent *e, size_t len)
+/* Room for @len bytes in @e.  An extent that grows (it has bytes already)
+ * or starts @big, and fits in EXT_MAX, gets a big buffer. */
+static int ext_reserve(struct cl_cache *k, struct cl_extent *e, size_t len,
+                       bool big)
 {
     if (len <= e->cap)
         return 0;
+    if (len <= EXT_MAX && (e->cap > 0 || big)) {
+        uint8_t *d = buf_get_big(k);
+        if (!d)
+            return -ENOMEM;
+        if (e->len)
+            memcpy(d, e->data, e->len);
+        buf_put(k, e->data, e->cap);
+        e->data = d;
+        e->cap = EXT_MAX;
+        return 0;
+    }
     size_t cap = e->cap ? e->cap : 4096;
     while (cap < len)
         cap *= 2;
@@ -71,10 +149,35 @@ static size_t first_ending_from(const struct cl_extent *v, size_t nv,
     return lo;
 }
 
+/* Insert [@off, @off + @len) of @buf as a new extent at index @at of @n's
+ * extents.  Returns @len, or -ENOMEM with nothing changed. */
+static int64_t ext_add(struct cl_cache *k, struct cl_inode *n, size_t at,
+                       uint64_t off, const uint8_t *buf, size_t len, bool big)
+{
+    if (n->next == n->cext) {
+        size_t cap = n->cext ? n->cext * 2 : 8;
+        struct cl_extent *v = realloc(n->ext, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        n->ext = v;
+        n->cext = cap;
+    }
+    struct cl_extent e = {.off = off};
+    if (ext_reserve(k, &e, len, big) < 0)
+        return -ENOMEM;
+    memcpy(e.data, buf, len);
+    e.len = len;
+    memmove(n->ext + at + 1, n->ext + at, (n->next - at) * sizeof(e));
+    n->ext[at] = e;
+    n->next++;
+    n->dirty_bytes += len;
+    return (int64_t)len;
+}
+
 /* Merge [@off, @off + @len) of @buf into @n's extents.  Returns the change
  * in dirty bytes, or -ENOMEM with nothing changed. */
-static int64_t ext_insert(struct cl_inode *n, uint64_t off, const uint8_t *buf,
-                          size_t len)
+static int64_t ext_insert(struct cl_cache *k, struct cl_inode *n, uint64_t off,
+                          const uint8_t *buf, size_t len)
 {
     uint64_t end = off + len;
     size_t i, j;
@@ -86,51 +189,45 @@ static int64_t ext_insert(struct cl_inode *n, uint64_t off, const uint8_t *buf,
     while (j < n->next && n->ext[j].off <= end)
         j++;
 
-    if (i == j) {
-        if (n->next == n->cext) {
-            size_t cap = n->cext ? n->cext * 2 : 8;
-            struct cl_extent *v = realloc(n->ext, cap * sizeof(*v));
-            if (!v)
-                return -ENOMEM;
-            n->ext = v;
-            n->cext = cap;
-        }
-        struct cl_extent e = {.off = off};
-        if (ext_reserve(&e, len) < 0)
-            return -ENOMEM;
-        memcpy(e.data, buf, len);
-        e.len = len;
-        memmove(n->ext + i + 1, n->ext + i, (n->next - i) * sizeof(e));
-        n->ext[i] = e;
-        n->next++;
-        n->dirty_bytes += len;
-        return (int64_t)len;
+    if (i == j)
+        return ext_add(k, n, i, off, buf, len, false);
+
+    /* Touching without overlapping, and too long together: side by side,
+     * in a big buffer (a sequential stream goes on). */
+    bool left = n->ext[i].off + n->ext[i].len == off;
+    bool right = n->ext[j - 1].off == end;
+    if (j - i == (size_t)left + (size_t)right) {
+        uint64_t joined = len;
+        for (size_t k = i; k < j; k++)
+            joined += n->ext[k].len;
+        if (joined > EXT_MAX)
+            return ext_add(k, n, left ? i + 1 : i, off, buf, len, true);
     }
 
     uint64_t start = off < n->ext[i].off ? off : n->ext[i].off;
     uint64_t last = n->ext[j - 1].off + n->ext[j - 1].len;
     uint64_t stop = end > last ? end : last;
     uint64_t before = 0;
-    for (size_t k = i; k < j; k++)
-        before += n->ext[k].len;
+    for (size_t x = i; x < j; x++)
+        before += n->ext[x].len;
 
     /* Grow the first extent in place (the common, sequential case). */
     struct cl_extent *e = &n->ext[i];
     if (start < e->off) {
         struct cl_extent fresh = {.off = start};
-        if (ext_reserve(&fresh, (size_t)(stop - start)) < 0)
+        if (ext_reserve(k, &fresh, (size_t)(stop - start), false) < 0)
             return -ENOMEM;
         memcpy(fresh.data + (e->off - start), e->data, e->len);
         fresh.len = (size_t)(e->off + e->len - start);
-        free(e->data);
+        buf_put(k, e->data, e->cap);
         *e = fresh;
-    } else if (ext_reserve(e, (size_t)(stop - start)) < 0) {
+    } else if (ext_reserve(k, e, (size_t)(stop - start), false) < 0) {
         return -ENOMEM;
     }
-    for (size_t k = i + 1; k < j; k++) {
-        struct cl_extent *o = &n->ext[k];
+    for (size_t x = i + 1; x < j; x++) {
+        struct cl_extent *o = &n->ext[x];
         memcpy(e->data + (o->off - start), o->data, o->len);
-        free(o->data);
+        buf_put(k, o->data, o->cap);
     }
     memcpy(e->data + (off - start), buf, len);
     e->len = (size_t)(stop - start);
@@ -185,15 +282,23 @@ bool cl_cache_overlaps(struct cl_inode *n, uint64_t off, uint64_t len)
 
 /* ---- Accounting -------------------------------------------------------- */
 
+/* Count @delta bytes more (or fewer) of delayed writes: room for waiting
+ * writers below dirty_max, the flusher woken when the count crosses half
+ * of it (writing back starts before writers have to wait). */
 static void account(struct cl_cache *k, int64_t delta)
 {
     pthread_mutex_lock(&k->lock);
+    uint64_t was = k->dirty;
     if (delta < 0 && (uint64_t)-delta > k->dirty)
         k->dirty = 0;
     else
         k->dirty = (uint64_t)((int64_t)k->dirty + delta);
     if (k->dirty < k->dirty_max)
         pthread_cond_broadcast(&k->room);
+    if (was < k->dirty_max / 2 && k->dirty >= k->dirty_max / 2) {
+        k->urgent = true;
+        pthread_cond_signal(&k->cond);
+    }
     pthread_mutex_unlock(&k->lock);
 }
 
@@ -215,7 +320,7 @@ int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
     pthread_mutex_unlock(&k->lock);
 
     pthread_mutex_lock(&n->lock);
-    int64_t delta = ext_insert(n, off, buf, len);
+    int64_t delta = ext_insert(k, n, off, buf, len);
     if (delta >= 0) {
         if (n->dirty_ms == 0)
             n->dirty_ms = cl_now_ms();
@@ -238,7 +343,10 @@ void cl_cache_cut(struct cl_client *c, struct cl_inode *n, uint64_t size)
         struct cl_extent *e = &n->ext[i];
         if (e->off >= size) {
             delta -= (int64_t)e->len;
-            free(e->data);
+            if (c->cache)
+                buf_put(c->cache, e->data, e->cap);
+            else
+                free(e->data);
             memmove(e, e + 1, (n->next - i - 1) * sizeof(*e));
             n->next--;
             continue;
@@ -262,7 +370,7 @@ void cl_cache_inode_free(struct cl_cache *k, struct cl_inode *n)
     uint64_t bytes = 0;
     for (size_t i = 0; i < n->next; i++) {
         bytes += n->ext[i].len;
-        free(n->ext[i].data);
+        buf_put(k, n->ext[i].data, n->ext[i].cap);
     }
     free(n->ext);
     n->ext = NULL;
@@ -288,23 +396,32 @@ bool cl_cache_take(struct cl_inode *n)
     return any;
 }
 
-void cl_cache_release(struct cl_cache *k, struct cl_inode *n, int err)
+void cl_cache_release(struct cl_cache *k, struct cl_inode *n, size_t count,
+                      int err)
 {
     pthread_mutex_lock(&n->lock);
     struct cl_extent *fl = n->fl;
-    size_t nfl = n->nfl;
     uint64_t bytes = 0;
-    for (size_t i = 0; i < nfl; i++)
+    if (count > n->nfl)
+        count = n->nfl;
+    for (size_t i = 0; i < count; i++) {
         bytes += fl[i].len;
-    n->fl = NULL;
-    n->nfl = 0;
+        if (k)
+            buf_put(k, fl[i].data, fl[i].cap);
+        else
+            free(fl[i].data);
+    }
+    n->nfl -= count;
+    if (n->nfl > 0) {
+        memmove(fl, fl + count, n->nfl * sizeof(*fl));
+    } else {
+        free(fl);
+        n->fl = NULL;
+    }
     n->dirty_bytes -= bytes < n->dirty_bytes ? bytes : n->dirty_bytes;
     if (err && !n->werr)
         n->werr = err;
     pthread_mutex_unlock(&n->lock);
-    for (size_t i = 0; i < nfl; i++)
-        free(fl[i].data);
-    free(fl);
     if (k)
         account(k, -(int64_t)bytes);
 }
@@ -313,6 +430,8 @@ void cl_cache_release(struct cl_cache *k, struct cl_inode *n, int err)
 
 bool cl_cache_wait(struct cl_cache *k, uint32_t ms, bool *stop)
 {
+    bool timed_out = false;
+
     pthread_mutex_lock(&k->lock);
     if (!k->urgent && !k->stop) {
         struct timespec until;
@@ -323,12 +442,16 @@ bool cl_cache_wait(struct cl_cache *k, uint32_t ms, bool *stop)
             until.tv_sec++;
             until.tv_nsec -= 1000000000;
         }
-        pthread_cond_timedwait(&k->cond, &k->lock, &until);
+        timed_out =
+            pthread_cond_timedwait(&k->cond, &k->lock, &until) == ETIMEDOUT;
     }
-    bool urgent = k->urgent || k->dirty >= k->dirty_max;
+    bool urgent = k->urgent || k->dirty >= k->dirty_max / 2;
+    bool idle = timed_out && k->dirty == 0; /* a whole tick of nothing */
     k->urgent = false;
     *stop = k->stop;
     pthread_mutex_unlock(&k->lock);
+    if (idle)
+        pool_drain(k);
     return urgent;
 }
 
@@ -345,7 +468,11 @@ struct cl_cache *cl_cache_new(const struct cl_opts *o)
     if (!k)
         return NULL;
     k->dirty_max = o->dirty_max ? o->dirty_max : CL_DIRTY_MAX;
+    k->pool_max = k->dirty_max / EXT_MAX + 2;
+    if (k->pool_max > POOL_MAX)
+        k->pool_max = POOL_MAX;
     pthread_mutex_init(&k->lock, NULL);
+    pthread_mutex_init(&k->pool_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -353,6 +480,11 @@ struct cl_cache *cl_cache_new(const struct cl_opts *o)
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&k->room, NULL);
     return k;
+}
+
+uint64_t cl_cache_batch(struct cl_cache *k)
+{
+    return k->dirty_max / 4 > EXT_MAX ? k->dirty_max / 4 : EXT_MAX;
 }
 
 uint64_t cl_cache_dirty(struct cl_cache *k)
@@ -378,8 +510,10 @@ void cl_cache_free(struct cl_cache *k)
 {
     if (!k)
         return;
+    pool_drain(k);
     pthread_cond_destroy(&k->room);
     pthread_cond_destroy(&k->cond);
+    pthread_mutex_destroy(&k->pool_lock);
     pthread_mutex_destroy(&k->lock);
     free(k);
 }

@@ -351,30 +351,52 @@ int cl_file_write_now(struct cl_client *c, struct cl_inode *n, uint64_t off,
     return (int)done;
 }
 
-int cl_file_writeback(struct cl_client *c, struct cl_inode *n)
+/* Write back the first @count extents of n->fl and give them back. */
+static int writeback_batch(struct cl_client *c, struct cl_inode *n,
+                           size_t count)
 {
-    if (!cl_cache_take(n))
-        return 0;
-    struct wseg *sg = calloc(n->nfl, sizeof(*sg));
+    struct wseg *sg = calloc(count, sizeof(*sg));
     uint64_t done = 0, total = 0;
     int err = sg ? 0 : -ENOMEM;
 
-    for (size_t i = 0; i < n->nfl && sg; i++) {
+    for (size_t i = 0; i < count && sg; i++) {
         sg[i] = (struct wseg){n->fl[i].off, n->fl[i].data, n->fl[i].len};
         total += n->fl[i].len;
     }
     if (sg)
-        err = write_segs(c, n, sg, n->nfl, false, &done);
+        err = write_segs(c, n, sg, count, false, &done);
     if (err == 0 && done > 0)
-        cl_inode_grow(n, n->fl[n->nfl - 1].off + n->fl[n->nfl - 1].len);
+        cl_inode_grow(n, n->fl[count - 1].off + n->fl[count - 1].len);
     if (err < 0)
         /* The rest are dropped: the error stands for them. */
         log_error("writeback: delayed writes failed: %s ino=%llu "
                   "extents=%zu bytes=%llu written=%llu",
-                  strerror(-err), (unsigned long long)n->ino, n->nfl,
+                  strerror(-err), (unsigned long long)n->ino, count,
                   (unsigned long long)total, (unsigned long long)done);
     free(sg);
-    cl_cache_release(c->cache, n, err);
+    cl_cache_release(c->cache, n, count, err);
+    return err;
+}
+
+int cl_file_writeback(struct cl_client *c, struct cl_inode *n)
+{
+    if (!cl_cache_take(n))
+        return 0;
+    /* A batch at a time, each given back once written, so that writers
+     * refill the cache meanwhile.  n->fl shrinks from the front only
+     * here (the caller holds sync_lock), so reading it without the inode
+     * lock is safe. */
+    uint64_t batch = cl_cache_batch(c->cache);
+    int err = 0;
+    while (n->nfl > 0) {
+        size_t count = 1;
+        uint64_t bytes = n->fl[0].len;
+        while (count < n->nfl && bytes + n->fl[count].len <= batch)
+            bytes += n->fl[count++].len;
+        int rc = writeback_batch(c, n, count);
+        if (rc < 0 && !err)
+            err = rc;
+    }
     return err;
 }
 

@@ -308,6 +308,8 @@ void cl_cache_stop(struct cl_cache *k);
 /* Free (NULL is fine).  Delayed writes still held are not written back
  * here: cl_client_close() does that first. */
 void cl_cache_free(struct cl_cache *k);
+/* How many bytes of delayed writes one batch of writing back holds. */
+uint64_t cl_cache_batch(struct cl_cache *k);
 /* Bytes of delayed writes held, every inode (0 for NULL). */
 uint64_t cl_cache_dirty(struct cl_cache *k);
 /* Keep @len bytes of @buf (borrowed, copied) at @off as a delayed write,
@@ -323,15 +325,18 @@ void cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
                       uint8_t *buf);
 /* Move @n's delayed writes onto its flushing list (n->fl, n->nfl), which
  * reads still see: false when it has none.  The caller holds
- * n->sync_lock, writes them, then calls cl_cache_release(). */
+ * n->sync_lock, writes them, then calls cl_cache_release(), at once or a
+ * batch at a time. */
 bool cl_cache_take(struct cl_inode *n);
-/* Free the flushing list; @err (0 or -errno) is kept in n->werr. */
-void cl_cache_release(struct cl_cache *k, struct cl_inode *n, int err);
+/* Free the first @count extents of the flushing list (all of it when
+ * @count >= n->nfl); @err (0 or -errno) is kept in n->werr. */
+void cl_cache_release(struct cl_cache *k, struct cl_inode *n, size_t count,
+                      int err);
 /* Forget delayed writes past @size (a truncate). */
 void cl_cache_cut(struct cl_client *c, struct cl_inode *n, uint64_t size);
 /* Free an inode's extents, returning their bytes to the client's count. */
 void cl_cache_inode_free(struct cl_cache *k, struct cl_inode *n);
-/* The flusher's sleep: up to @ms, or until a writer finds the client over
+/* The flusher's sleep: up to @ms, or until the client holds half of
  * dirty_max.  True when writing back is urgent; *@stop once stopped. */
 bool cl_cache_wait(struct cl_cache *k, uint32_t ms, bool *stop);
 /* Let writers waiting for room look again. */

@@ -1,26 +1,60 @@
 #!/usr/bin/env bash
 # Run tests/integration/test-*.sh (or those named in $TESTS), each with a
-# time limit.  Exit 77 from a test means skipped (a tool is missing).
+# time limit, $TEST_JOBS at a time (default 2).  Exit 77 from a test means
+# skipped (a tool is missing).  Tests whose file says "it-long" near the
+# top start first, so that the short ones fill in beside them.
+#
+# Each test runs its own cluster on free ports and its own temp folder, so
+# tests do not share anything but the machine.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 export BUILD=${BUILD:-$here/build}
 limit=${TEST_TIMEOUT:-300}
-pass=0 fail=0 skip=0
+jobs=${TEST_JOBS:-2}
 tests=${TESTS:-$(ls "$here"/tests/integration/test-*.sh 2>/dev/null)}
 logdir=$BUILD/tests/integration
 mkdir -p "$logdir"
+
+# Long tests first, then the rest in name order.
+long=() short=()
 for t in $tests; do
+    if head -n 5 "$t" | grep -q 'it-long'; then long+=("$t"); else short+=("$t"); fi
+done
+
+# run_one TEST: run it, print its line, leave its rc in NAME.rc.
+run_one() {
+    local t=$1 name start rc secs
     name=$(basename "$t" .sh)
     start=$(date +%s)
     timeout -k 10 "$limit" bash "$t" >"$logdir/$name.log" 2>&1
     rc=$?
     secs=$(( $(date +%s) - start ))
     case $rc in
-    0) echo "integ PASS  $name (${secs}s)"; pass=$((pass + 1)) ;;
-    77) echo "integ SKIP  $name: $(tail -n 1 "$logdir/$name.log")"; skip=$((skip + 1)) ;;
-    *) echo "integ FAIL  $name (rc=$rc, ${secs}s, log: $logdir/$name.log)"
-       tail -n 30 "$logdir/$name.log" | sed 's/^/    /'
-       fail=$((fail + 1)) ;;
+    0) echo "integ PASS  $name (${secs}s)" ;;
+    77) echo "integ SKIP  $name: $(tail -n 1 "$logdir/$name.log")" ;;
+    *) echo "integ FAIL  $name (rc=$rc, ${secs}s, log: $logdir/$name.log)" ;;
+    esac
+    echo "$rc" >"$logdir/$name.rc"
+}
+
+names=()
+for t in "${long[@]}" "${short[@]}"; do
+    names+=("$(basename "$t" .sh)")
+    rm -f "$logdir/${names[-1]}.rc"
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+    run_one "$t" &
+done
+wait
+
+pass=0 fail=0 skip=0
+for name in "${names[@]}"; do
+    rc=$(cat "$logdir/$name.rc" 2>/dev/null || echo 1)
+    case $rc in
+    0) pass=$((pass + 1)) ;;
+    77) skip=$((skip + 1)) ;;
+    *) fail=$((fail + 1))
+       echo "---- $name failed (rc=$rc), last lines of $logdir/$name.log:"
+       tail -n 30 "$logdir/$name.log" | sed 's/^/    /' ;;
     esac
 done
 echo "integration: $pass passed, $fail failed, $skip skipped"

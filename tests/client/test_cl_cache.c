@@ -162,7 +162,7 @@ static void test_cl_cache_take_and_release(void **state)
     assert_int_equal(out[260], 'b');
     assert_int_equal(cl_cache_dirty(f->c.cache), 300);
     /* A failed write-back: its error waits in werr, its bytes go. */
-    cl_cache_release(f->c.cache, f->n, -EIO);
+    cl_cache_release(f->c.cache, f->n, SIZE_MAX, -EIO);
     assert_int_equal(f->n->nfl, 0);
     assert_int_equal(f->n->werr, -EIO);
     assert_int_equal(f->n->dirty_bytes, 100);
@@ -219,7 +219,7 @@ static void test_cl_cache_overlaps_kept_and_flushing(void **state)
     assert_true(cl_cache_overlaps(f->n, 1100, 3901));
     assert_true(cl_cache_overlaps(f->n, 0, 1 << 20)); /* covers both */
     assert_false(cl_cache_overlaps(f->n, 5100, 10));
-    cl_cache_release(f->c.cache, f->n, 0);
+    cl_cache_release(f->c.cache, f->n, SIZE_MAX, 0);
     assert_false(cl_cache_overlaps(f->n, 1000, 100)); /* written back */
 }
 
@@ -257,6 +257,69 @@ static void test_cl_cache_many_extents_scattered(void **state)
     assert_int_equal(out[150], 300 % 256);
 }
 
+/* Sequential writes make extents of at most 4 MiB, so writing back can go
+ * a batch at a time: the flusher is woken at half of dirty_max, a batch
+ * given back frees its bytes while the rest stay visible to reads. */
+static void test_cl_cache_streams_in_batches(void **state)
+{
+    struct fx *f = *state;
+    struct cl_opts o = {.cache = CL_CACHE_WRITEBACK, .dirty_max = 12 << 20};
+    struct cl_cache *k = cl_cache_new(&o), *was = f->c.cache;
+    uint8_t *b = malloc(1 << 20), out[16];
+    bool stop;
+
+    assert_non_null(k);
+    assert_non_null(b);
+    f->c.cache = k;
+    for (int i = 0; i < 6; i++) {
+        memset(b, 'a' + i, 1 << 20);
+        assert_int_equal(cl_cache_write(&f->c, f->n, (uint64_t)i << 20, b,
+                                        1 << 20, true),
+                         0);
+        if (i == 4)
+            assert_false(cl_cache_wait(k, 1, &stop)); /* 5 MiB: not yet */
+    }
+    assert_true(cl_cache_wait(k, 1, &stop)); /* 6 MiB: half of 12 */
+    assert_false(stop);
+    assert_int_equal(f->n->next, 2);
+    assert_int_equal(f->n->ext[0].len, 4 << 20);
+    assert_int_equal(f->n->ext[1].off, 4 << 20);
+    assert_int_equal(f->n->ext[1].len, 2 << 20);
+    assert_int_equal(cl_cache_batch(k), 4 << 20);
+
+    assert_true(cl_cache_take(f->n));
+    cl_cache_release(k, f->n, 1, 0); /* the first batch is written */
+    assert_int_equal(f->n->nfl, 1);
+    assert_int_equal(f->n->fl[0].off, 4 << 20);
+    assert_int_equal(cl_cache_dirty(k), 2 << 20);
+    assert_int_equal(f->n->dirty_bytes, 2 << 20);
+    memset(out, 0, sizeof(out));
+    cl_cache_overlay(f->n, (5 << 20) - 8, sizeof(out), out);
+    assert_int_equal(out[0], 'e');
+    assert_int_equal(out[8], 'f');
+    assert_false(cl_cache_overlaps(f->n, 0, 4 << 20));
+
+    /* A write overlapping two extents still merges them, whatever the
+     * length. */
+    memset(b, 'z', 1 << 20);
+    cl_cache_write(&f->c, f->n, 0, b, 1 << 20, true);
+    cl_cache_write(&f->c, f->n, 1 << 20, b, 1 << 20, true);
+    cl_cache_write(&f->c, f->n, 2 << 20, b, 1 << 20, true);
+    cl_cache_write(&f->c, f->n, 3 << 20, b, 1 << 20, true);
+    cl_cache_write(&f->c, f->n, 4 << 20, b, 1 << 20, true);
+    assert_int_equal(f->n->next, 2);
+    cl_cache_write(&f->c, f->n, (4 << 20) - 10, b, 20, true);
+    assert_int_equal(f->n->next, 1);
+    assert_int_equal(f->n->ext[0].len, 5 << 20);
+
+    cl_cache_release(k, f->n, SIZE_MAX, 0);
+    cl_cache_inode_free(k, f->n);
+    assert_int_equal(cl_cache_dirty(k), 0);
+    f->c.cache = was;
+    cl_cache_free(k);
+    free(b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int test_cl_cache(void)
@@ -267,6 +330,7 @@ int test_cl_cache(void)
         T(test_cl_cache_write_bridges_extents),
         T(test_cl_cache_cut_drops_tail),
         T(test_cl_cache_take_and_release),
+        T(test_cl_cache_streams_in_batches),
         T(test_cl_cache_write_nowait_over_dirty_max),
         T(test_cl_cache_overlaps_kept_and_flushing),
         T(test_cl_cache_many_extents_scattered),

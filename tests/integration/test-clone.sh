@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# it-long: started first by scripts/run-integration.sh
 # test-clone.sh: clones of snapshots that hold data, and every chain of
 # snapshots and clones built from them (docs/vmdisk.md, "Snapshots and
 # clones"), written and read over NBD and through the FUSE mount, every

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# it-long: started first by scripts/run-integration.sh
 # test-nbd-tessera.sh: tessera-nbd's default backend, images stored in
 # Tessera, driven by real NBD clients.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# it-long: started first by scripts/run-integration.sh
 # Open-unlinked files (docs/protocol.md §6.22) through real mounts: a file
 # unlinked or renamed over while open stays readable and writable through
 # its descriptor, on the mount that unlinked it and on another one, and is

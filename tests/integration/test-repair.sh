@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# it-long: started first by scripts/run-integration.sh
 # test-repair.sh: failure detection, re-replication, reintegration and
 # drain with real daemons.
 #

@@ -58,14 +58,18 @@ static void *fake_main(void *arg)
             rc = j->write ? fk.mem->pwrite(j->img, j->buf, j->len, j->off,
                                            j->fua)
                           : fk.mem->pread(j->img, j->buf, j->len, j->off);
-        j->done(j->arg, rc);
-        free(j);
-
+        /* Counted before the completion runs: once it has, the client
+         * may see its reply and the test read the counts. */
         pthread_mutex_lock(&fk.mu);
         if (fail)
             fk.failed++;
         else
             fk.done++;
+        pthread_mutex_unlock(&fk.mu);
+        j->done(j->arg, rc);
+        free(j);
+
+        pthread_mutex_lock(&fk.mu);
     }
     pthread_mutex_unlock(&fk.mu);
     return NULL;
