@@ -42,6 +42,11 @@ int chunk_wmap_sync(struct chunk_wmap *m);
 int chunk_wmap_get(const struct chunk_wmap *m, uint8_t *out);
 /* Make the map unknown for good (its file emptied), and close it. */
 void chunk_wmap_forget(struct chunk_wmap *m);
+/* The store in @dir opens: when it was not closed cleanly in this boot
+ * of the host, every map is dropped.  Then notes that it runs. */
+int chunk_wmap_boot_begin(const char *dir);
+/* The store closes cleanly: sync its file system, remove the note. */
+void chunk_wmap_boot_end(const char *dir);
 
 /* ---- chunk_store.c ---------------------------------------------------- */
 

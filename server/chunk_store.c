@@ -932,6 +932,8 @@ static int store_open(const char *dir, bool with_stage,
     pthread_mutex_init(&s->lock, NULL);
     rc = chunk_store_list(s, count_one, &s->count);
     if (rc == 0 && with_stage)
+        rc = chunk_wmap_boot_begin(dir);
+    if (rc == 0 && with_stage)
         rc = stage_open(dir, &s->stage);
     if (rc < 0) {
         chunk_store_close(s);
@@ -953,6 +955,8 @@ void chunk_store_close(struct chunk_store *s)
     file_free_list(idle_evict(s, 0));
     for (unsigned b = 0; b < NBUCKETS; b++)
         assert(!s->buckets[b]); /* no operation may be running */
+    if (s->stage)
+        chunk_wmap_boot_end(s->dir);
     chunk_store_close(s->stage);
     pthread_mutex_destroy(&s->lock);
     free(s->bad);

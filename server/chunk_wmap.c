@@ -23,8 +23,10 @@
  */
 #include "chunk_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -169,4 +171,113 @@ void chunk_wmap_forget(struct chunk_wmap *m)
     if (m->fd >= 0 && ftruncate(m->fd, 0) == 0)
         fdatasync(m->fd);
     chunk_wmap_close(m);
+}
+
+/* ---- Crashes of the host ---------------------------------------------------
+ *
+ * A map's bits and the blocks' data go to the page cache in that order,
+ * but the kernel may write the data back to disk before the map: a power
+ * loss can then keep a block whose bit was lost.  Syncing the map before
+ * each first write to a block would cost a flush per write to fresh
+ * space, so instead the store notes that it runs in DIR/wmap.boot, with
+ * the kernel's boot id.  A process that died (kill -9) leaves the page
+ * cache, and so the order, intact: same boot id, maps kept.  A host that
+ * crashed or lost power leaves the note of an earlier boot: every map is
+ * dropped (unknown, the whole chunk counts as changed), which is sound.
+ * A clean close syncs the file system first and removes the note.
+ */
+
+#define BOOT_ID_LEN 36
+
+static int boot_id(char *out)
+{
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, out, BOOT_ID_LEN);
+    close(fd);
+    if (n != BOOT_ID_LEN)
+        return -EIO;
+    out[BOOT_ID_LEN] = '\0';
+    return 0;
+}
+
+/* Unlink every DIR/chunks/XX/ *.wmap. */
+static int forget_all(const char *dir)
+{
+    char path[4096];
+    int dropped = 0;
+
+    snprintf(path, sizeof(path), "%s/chunks", dir);
+    DIR *top = opendir(path);
+    if (!top)
+        return errno == ENOENT ? 0 : -errno;
+    struct dirent *d;
+    while ((d = readdir(top))) {
+        if (d->d_name[0] == '.')
+            continue;
+        char sub[4096];
+        snprintf(sub, sizeof(sub), "%s/chunks/%s", dir, d->d_name);
+        DIR *in = opendir(sub);
+        if (!in)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(in))) {
+            size_t n = strlen(e->d_name);
+            if (n > 5 && strcmp(e->d_name + n - 5, ".wmap") == 0 &&
+                unlinkat(dirfd(in), e->d_name, 0) == 0)
+                dropped++;
+        }
+        closedir(in);
+    }
+    closedir(top);
+    return dropped;
+}
+
+int chunk_wmap_boot_begin(const char *dir)
+{
+    char path[4096], now[BOOT_ID_LEN + 1], was[BOOT_ID_LEN + 1] = "";
+    int rc = boot_id(now);
+
+    snprintf(path, sizeof(path), "%s/wmap.boot", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, was, BOOT_ID_LEN);
+        was[n == BOOT_ID_LEN ? BOOT_ID_LEN : 0] = '\0';
+        close(fd);
+    }
+    /* Not closed cleanly, and not in this boot (or no boot id to tell):
+     * the maps may have lost bits their data kept. */
+    if (fd >= 0 && (rc < 0 || strcmp(was, now) != 0)) {
+        int n = forget_all(dir);
+        if (n < 0)
+            return n;
+    }
+    if (rc < 0)
+        return 0; /* no boot id: every restart after a crash forgets */
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    rc = write(fd, now, BOOT_ID_LEN) == BOOT_ID_LEN && fsync(fd) == 0
+             ? 0
+             : -EIO;
+    close(fd);
+    return rc;
+}
+
+void chunk_wmap_boot_end(const char *dir)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/chunks", dir);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    /* Everything written, maps included, is on disk before the note goes;
+     * if syncing fails the note stays and the next start forgets. */
+    if (syncfs(fd) == 0) {
+        snprintf(path, sizeof(path), "%s/wmap.boot", dir);
+        unlink(path);
+    }
+    close(fd);
 }
