@@ -67,8 +67,9 @@ static void slot_fill(struct cl_changes *ch, uint64_t index)
            PROTO_WMAP_BYTES);
 }
 
-static void entry_apply(struct cl_client *c, struct cl_changes *ch,
-                        const struct proto_changes_entry *e)
+void cl_changes_apply(struct cl_changes *ch,
+                      const struct proto_changes_entry *e,
+                      cl_wmap_fetch_cb fetch, void *arg)
 {
     uint8_t *bits;
 
@@ -80,11 +81,17 @@ static void entry_apply(struct cl_client *c, struct cl_changes *ch,
         return;
     }
     for (uint32_t i = 0; i < e->nchain; i++) {
-        if (wmap_or(c, &e->chain[i], bits) < 0) {
+        if (fetch(arg, &e->chain[i], bits) < 0) {
             slot_fill(ch, e->index);
             return;
         }
     }
+}
+
+static int wmap_fetch(void *arg, const struct proto_chunk_loc *loc,
+                      uint8_t *bits)
+{
+    return wmap_or(arg, loc, bits);
 }
 
 int cl_changes_get(struct cl_client *c, uint64_t from, uint64_t to,
@@ -124,7 +131,7 @@ int cl_changes_get(struct cl_client *c, uint64_t from, uint64_t to,
     out->to_size = rep_body.to_size;
     proto_changes_iter_init(&it, &rep_body);
     while (proto_changes_next(&it, e))
-        entry_apply(c, out, e);
+        cl_changes_apply(out, e, wmap_fetch, c);
     rpc_reply_free(&rep);
     free(e);
     return 0;
