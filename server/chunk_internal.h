@@ -34,9 +34,11 @@ int chunk_wmap_create(struct chunk_wmap *m, const char *path);
 int chunk_wmap_load(struct chunk_wmap *m, const char *path);
 /* True when blocks [@b0, @b0 + @nb) are marked already (or unknown). */
 bool chunk_wmap_covers(const struct chunk_wmap *m, uint32_t b0, uint32_t nb);
-/* Mark blocks [@b0, @b0 + @nb) written, in memory and in the file (not
- * synced).  On a failure the map becomes unknown. */
-int chunk_wmap_mark(struct chunk_wmap *m, uint32_t b0, uint32_t nb);
+/* Mark blocks [@b0, @b0 + @nb) written, in the file (not synced) and in
+ * memory.  @rwf is 0 or RWF_NOWAIT (then -EAGAIN or -EOPNOTSUPP when the
+ * write would block or cannot be tried so: nothing changed).  On another
+ * failure the map becomes unknown. */
+int chunk_wmap_mark(struct chunk_wmap *m, uint32_t b0, uint32_t nb, int rwf);
 int chunk_wmap_sync(struct chunk_wmap *m);
 /* Copy the PROTO_WMAP_BYTES bits into @out; -ENODATA when unknown. */
 int chunk_wmap_get(const struct chunk_wmap *m, uint8_t *out);

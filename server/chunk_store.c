@@ -1548,8 +1548,7 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
 
     /* The written-block map before the data, so that no block written
      * is missing from it (chunk_wmap.c). */
-    assert(!rwf || chunk_wmap_covers(&f->wmap, b0, nb));
-    rc = chunk_wmap_mark(&f->wmap, b0, nb);
+    rc = chunk_wmap_mark(&f->wmap, b0, nb, rwf);
     if (rc < 0)
         goto out;
     /* Length first, so invariant 1 holds whatever happens next.  The
@@ -1616,8 +1615,8 @@ int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
     rc = file_lock_nowait(s, id, ver, true, &f);
     if (rc < 0)
         return rc;
-    if (!resv_known(f, b0, nb) || !chunk_wmap_covers(&f->wmap, b0, nb))
-        rc = -EAGAIN; /* fallocate() or the map's first write may block */
+    if (!resv_known(f, b0, nb))
+        rc = -EAGAIN; /* fallocate() may block */
     else
         rc = write_locked(s, f, off, buf, len, false, rwf);
     file_unlock(s, f);
@@ -1673,7 +1672,7 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     /* The blocks that become zeros are written, for the map. */
     uint32_t old_nb =
         (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
-    rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl);
+    rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl, 0);
     if (rc < 0)
         goto out;
     /* Data first: a crash before the checksum is fixed leaves the boundary

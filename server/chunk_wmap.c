@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define WMAP_MAGIC "TSWMAP01"
@@ -117,36 +118,39 @@ bool chunk_wmap_covers(const struct chunk_wmap *m, uint32_t b0, uint32_t nb)
     return true;
 }
 
-int chunk_wmap_mark(struct chunk_wmap *m, uint32_t b0, uint32_t nb)
+int chunk_wmap_mark(struct chunk_wmap *m, uint32_t b0, uint32_t nb, int rwf)
 {
-    uint32_t lo = UINT32_MAX, hi = 0;
+    uint8_t upd[PROTO_WMAP_BYTES];
+    uint32_t lo, hi;
 
     if (!m->bits || nb == 0)
         return 0;
     if (b0 >= PROTO_WMAP_BITS || nb > PROTO_WMAP_BITS - b0)
         return -EINVAL;
-    for (uint32_t b = b0; b < b0 + nb; b++) {
-        uint8_t bit = (uint8_t)(1u << (b % 8));
-        if (m->bits[b / 8] & bit)
-            continue;
-        m->bits[b / 8] |= bit;
-        if (b / 8 < lo)
-            lo = b / 8;
-        hi = b / 8;
-    }
-    if (lo == UINT32_MAX)
+    if (chunk_wmap_covers(m, b0, nb))
+        return 0; /* the usual case: nothing new */
+    /* The bytes holding the range, with its bits set, written first and
+     * kept in memory only once written, so a write that would block
+     * (RWF_NOWAIT) changes nothing and can be redone. */
+    lo = b0 / 8;
+    hi = (b0 + nb - 1) / 8;
+    memcpy(upd, m->bits + lo, hi - lo + 1);
+    for (uint32_t b = b0; b < b0 + nb; b++)
+        upd[b / 8 - lo] |= (uint8_t)(1u << (b % 8));
+    struct iovec iov = {upd, hi - lo + 1};
+    ssize_t w = pwritev2(m->fd, &iov, 1, WMAP_HDR + (off_t)lo, rwf);
+    if (w == (ssize_t)iov.iov_len) {
+        memcpy(m->bits + lo, upd, iov.iov_len);
         return 0;
-    size_t n = hi - lo + 1;
-    ssize_t w = pwrite(m->fd, m->bits + lo, n, WMAP_HDR + (off_t)lo);
-    if (w != (ssize_t)n) {
-        /* The bits stay set in memory (a later mark or sync does not
-         * rewrite them), so the map can no longer be trusted: forget it
-         * rather than let it lose a block. */
-        int rc = w < 0 ? -errno : -EIO;
-        chunk_wmap_forget(m);
-        return rc;
     }
-    return 0;
+    int rc = w < 0 ? -errno : -EIO;
+    if (rc == -EAGAIN || rc == -EINTR ||
+        (rwf && (rc == -EOPNOTSUPP || rc == -EINVAL)))
+        return rc; /* not written: tried again the blocking way */
+    /* Whether the file holds the bits is unknown now: forget the map
+     * rather than let it lose a block. */
+    chunk_wmap_forget(m);
+    return rc;
 }
 
 int chunk_wmap_sync(struct chunk_wmap *m)
