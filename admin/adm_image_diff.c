@@ -168,8 +168,8 @@ static int diff_range(struct diff_out *d, uint64_t off, uint64_t end,
                     d->zoff = at;
                 d->zlen += j - i;
             } else if ((rc = zero_flush(d, scratch)) < 0 ||
-                       (rc = emit_rec(d, PROTO_DIFF_DATA, at, j - i,
-                                      d->buf + i, scratch)) < 0) {
+                       (rc = emit_rec(d, PROTO_DIFF_DATA, at, j - i, d->buf + i,
+                                      scratch)) < 0) {
                 return rc;
             }
             i = j;
@@ -433,8 +433,8 @@ static int apply_check(struct diff_in *in, struct cl_client *cl,
                 return rc == -EPROTO ? 0 : rc;
             sha256_update(&stream, (size_t)r.length, buf);
         }
-        rc = base_hash(cl, img, in->h.base_size, &base, r.offset, r.length,
-                       buf);
+        rc =
+            base_hash(cl, img, in->h.base_size, &base, r.offset, r.length, buf);
         if (rc < 0)
             return rc;
         adm_progress_show(pg, in->off, false);
@@ -447,8 +447,8 @@ static int apply_check(struct diff_in *in, struct cl_client *cl,
     if (in->off != in->size || memcmp(digest, in->digest, sizeof(digest)))
         return 0;
     sha256_digest(&base, sizeof(digest), digest);
-    *res = memcmp(digest, in->base_digest, sizeof(digest)) ? CHECK_BASE
-                                                           : CHECK_OK;
+    *res =
+        memcmp(digest, in->base_digest, sizeof(digest)) ? CHECK_BASE : CHECK_OK;
     return 0;
 }
 
@@ -555,8 +555,9 @@ int adm_image_apply_diff(struct adm *a, int argc, char **argv)
     }
     in.size = (uint64_t)st.st_size;
     if (hdr_read(&in) < 0) {
-        fprintf(stderr, "tessera: image apply-diff: %s is not a Tessera "
-                        "image diff of a format this version reads\n",
+        fprintf(stderr,
+                "tessera: image apply-diff: %s is not a Tessera "
+                "image diff of a format this version reads\n",
                 file);
         close(in.fd);
         return ADM_EXIT_FAIL;
@@ -593,8 +594,7 @@ int adm_image_apply_diff(struct adm *a, int argc, char **argv)
     if (a->json) {
         printf("{\"path\": ");
         adm_json_str(stdout, image, strlen(image));
-        printf(", \"ino\": %" PRIu64 ", \"size\": %" PRIu64
-               ", \"base\": ",
+        printf(", \"ino\": %" PRIu64 ", \"size\": %" PRIu64 ", \"base\": ",
                at.ino, in.h.target_size);
         adm_json_str(stdout, in.h.base_path.p, in.h.base_path.len);
         printf(", \"target\": ");

@@ -28,8 +28,8 @@
 
 #define FLATTEN_TRIES 3
 
-static int pair_call(struct adm *a, uint16_t opcode, uint64_t ino,
-                     uint64_t src, struct proto_attr *out)
+static int pair_call(struct adm *a, uint16_t opcode, uint64_t ino, uint64_t src,
+                     struct proto_attr *out)
 {
     struct proto_image_pair_req req;
     struct proto_wbuf w;
@@ -59,8 +59,8 @@ int adm_image_rollback(struct adm *a, int argc, char **argv)
     if (rc == 0)
         rc = adm_resolve(a, argv[2], &snap);
     if (rc == 0)
-        rc = pair_call(a, PROTO_MSG_IMAGE_ROLLBACK_REQ, img.ino, snap.ino,
-                       &out);
+        rc =
+            pair_call(a, PROTO_MSG_IMAGE_ROLLBACK_REQ, img.ino, snap.ino, &out);
     if (rc == -EBUSY) {
         fprintf(stderr,
                 "tessera: image rollback: %s is open for writing (its "
@@ -80,8 +80,7 @@ int adm_image_rollback(struct adm *a, int argc, char **argv)
     if (a->json) {
         printf("{\"path\": ");
         adm_json_str(stdout, argv[1], strlen(argv[1]));
-        printf(", \"ino\": %" PRIu64 ", \"size\": %" PRIu64
-               ", \"snapshot\": ",
+        printf(", \"ino\": %" PRIu64 ", \"size\": %" PRIu64 ", \"snapshot\": ",
                out.ino, out.size);
         adm_json_str(stdout, argv[2], strlen(argv[2]));
         printf("}\n");

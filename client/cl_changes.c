@@ -43,9 +43,9 @@ static int wmap_or(struct cl_client *c, const struct proto_chunk_loc *loc,
             continue;
         proto_wbuf_init(&w);
         proto_chunk_ref_encode(&w, &ref);
-        rc = w.err ? w.err
-                   : rpc_call_msg(rc_srv, PROTO_MSG_CHUNK_WMAP_REQ, &w, &rep,
-                                  &b);
+        rc = w.err
+                 ? w.err
+                 : rpc_call_msg(rc_srv, PROTO_MSG_CHUNK_WMAP_REQ, &w, &rep, &b);
         proto_wbuf_free(&w);
         if (rc < 0)
             continue;

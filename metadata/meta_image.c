@@ -102,9 +102,8 @@ int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
  * so the image's next write to any of them copies it (meta_chunk.c).
  * The daemon (meta_srv_image.c) has ended every write lease on the image
  * and refused an image whose writer lease someone holds. */
-int meta_image_rollback_apply(struct meta_db *db, int64_t now,
-                              const uint8_t *p, size_t n,
-                              struct proto_wbuf *reply)
+int meta_image_rollback_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                              size_t n, struct proto_wbuf *reply)
 {
     struct proto_image_pair_req q;
     struct proto_attr img, snap;

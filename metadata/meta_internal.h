@@ -331,9 +331,8 @@ int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
 int meta_image_list(struct meta_db *db, const uint8_t *p, size_t n,
                     struct proto_wbuf *reply);
 /* IMAGE_ROLLBACK_REQ and IMAGE_FLATTEN_REQ. */
-int meta_image_rollback_apply(struct meta_db *db, int64_t now,
-                              const uint8_t *p, size_t n,
-                              struct proto_wbuf *reply);
+int meta_image_rollback_apply(struct meta_db *db, int64_t now, const uint8_t *p,
+                              size_t n, struct proto_wbuf *reply);
 int meta_image_flatten_apply(struct meta_db *db, const uint8_t *p, size_t n,
                              struct proto_wbuf *reply);
 

@@ -779,8 +779,8 @@ bool proto_changes_next(struct proto_changes_iter *it,
 #define PROTO_DIFF_MAGIC "TSRADIFF"
 #define PROTO_DIFF_FORMAT 1u
 #define PROTO_DIFF_BLOCK 4096u
-#define PROTO_DIFF_HDR_FIXED 48u  /* header bytes before the two paths */
-#define PROTO_DIFF_REC_SIZE 24u   /* a record's head */
+#define PROTO_DIFF_HDR_FIXED 48u /* header bytes before the two paths */
+#define PROTO_DIFF_REC_SIZE 24u  /* a record's head */
 #define PROTO_DIFF_DIGEST 32u
 #define PROTO_DIFF_DATA_MAX (4u << 20) /* bytes of one DATA record */
 
@@ -812,13 +812,15 @@ struct proto_diff_cursor {
     bool ended;
 };
 
-void proto_diff_hdr_encode(struct proto_wbuf *w, const struct proto_diff_hdr *h);
+void proto_diff_hdr_encode(struct proto_wbuf *w,
+                           const struct proto_diff_hdr *h);
 /* Decode the header at the start of @p (@n bytes available, maybe more
  * than the header): its length in *@used, or -EAGAIN when @n is too short
  * to tell, -EPROTO when it is no diff of this format.  Paths borrow @p. */
 int proto_diff_hdr_decode(const uint8_t *p, size_t n, struct proto_diff_hdr *h,
                           size_t *used);
-void proto_diff_rec_encode(struct proto_wbuf *w, const struct proto_diff_rec *r);
+void proto_diff_rec_encode(struct proto_wbuf *w,
+                           const struct proto_diff_rec *r);
 /* Decode a record head (exactly PROTO_DIFF_REC_SIZE bytes). */
 int proto_diff_rec_decode(const uint8_t *p, size_t n, struct proto_diff_rec *r);
 void proto_diff_cursor_init(struct proto_diff_cursor *c,

@@ -262,9 +262,8 @@ int chunk_wmap_boot_begin(const char *dir)
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    rc = write(fd, now, BOOT_ID_LEN) == BOOT_ID_LEN && fsync(fd) == 0
-             ? 0
-             : -EIO;
+    rc =
+        write(fd, now, BOOT_ID_LEN) == BOOT_ID_LEN && fsync(fd) == 0 ? 0 : -EIO;
     close(fd);
     return rc;
 }

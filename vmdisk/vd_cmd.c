@@ -228,15 +228,15 @@ static int do_block_status(struct vd_conn *c, const struct vd_req *r)
         rc = ops->changes ? ops->changes(c->img, c->meta_changes, r->len,
                                          r->offset, extent_add, &e[1])
                           : -ENOTSUP;
-    if (rc == 0 && ((c->meta_alloc && e[0].n == 0) ||
-                    (c->meta_changes && e[1].n == 0)))
+    if (rc == 0 &&
+        ((c->meta_alloc && e[0].n == 0) || (c->meta_changes && e[1].n == 0)))
         rc = -EIO; /* vd_backend.h: at least one extent */
     if (rc == 0 && c->meta_alloc)
         vd_reply_block_status(c, r->cookie, !c->meta_changes, VD_META_ALLOC_ID,
                               e[0].desc, e[0].n);
     if (rc == 0 && c->meta_changes)
-        vd_reply_block_status(c, r->cookie, true, VD_META_CHANGES_ID,
-                              e[1].desc, e[1].n);
+        vd_reply_block_status(c, r->cookie, true, VD_META_CHANGES_ID, e[1].desc,
+                              e[1].n);
     free(e);
     return rc;
 }

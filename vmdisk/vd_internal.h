@@ -196,7 +196,6 @@ int vd_reply_error(struct vd_conn *c, uint64_t cookie, uint32_t err,
 /* One structured BLOCK_STATUS chunk with the DONE flag: @n descriptors of
  * (length, flags) in host order at @desc. */
 int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, bool done,
-                          uint32_t ctx_id,
-                          const uint32_t *desc, size_t n);
+                          uint32_t ctx_id, const uint32_t *desc, size_t n);
 
 #endif

@@ -37,9 +37,9 @@
  * Every operation runs inside vd_lease_begin()/vd_lease_end(), so a recall
  * flushes with nothing in flight; a fast operation enters with
  * vd_lease_try_begin() (never waiting: a recall under way sends it down
- * the blocking path) and leaves when it completes.  A read-only snapshot (OPEN for writing
- * fails with EROFS) is opened read-only: the NBD side then exports it with
- * NBD_FLAG_READ_ONLY.
+ * the blocking path) and leaves when it completes.  A read-only snapshot (OPEN
+ * for writing fails with EROFS) is opened read-only: the NBD side then exports
+ * it with NBD_FLAG_READ_ONLY.
  *
  * Multi-conn.  Every image open on one file shares the client's open
  * inode (cl_inode_open), and so its leases and its set of dirty chunks;

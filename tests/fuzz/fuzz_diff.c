@@ -29,8 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(off <= size);
     assert(h.base_path.len <= PROTO_MAX_STR &&
            h.target_path.len <= PROTO_MAX_STR);
-    assert((const uint8_t *)h.target_path.p + h.target_path.len <=
-           data + size);
+    assert((const uint8_t *)h.target_path.p + h.target_path.len <= data + size);
     proto_diff_cursor_init(&c, &h);
     while (size - off >= PROTO_DIFF_REC_SIZE) {
         if (proto_diff_rec_decode(data + off, PROTO_DIFF_REC_SIZE, &r) < 0)

@@ -804,13 +804,12 @@ static void test_meta_image_rollback_errors(void **state)
     uint64_t img = make_image(f, &sid);
     assert_int_equal(
         do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
-    assert_int_equal(
-        do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c), 0);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
     assert_int_equal(do_mkdir(f, R, ROOT, "d", 0755, &d), 0);
     /* To a clone (it may have moved on), of a snapshot, onto itself. */
     assert_int_equal(
-        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, c.ino, NULL),
-        -EINVAL);
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, c.ino, NULL), -EINVAL);
     assert_int_equal(
         do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, img, NULL), -EINVAL);
     assert_int_equal(
@@ -819,8 +818,7 @@ static void test_meta_image_rollback_errors(void **state)
         do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, s.ino, c.ino, NULL),
         -EROFS);
     assert_int_equal(
-        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, d.ino, NULL),
-        -EISDIR);
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, d.ino, NULL), -EISDIR);
     assert_int_equal(
         do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, 999, NULL), -ENOENT);
     /* Someone who may not write the image (mode 0644, owner root). */
@@ -877,8 +875,8 @@ static uint32_t changes(struct fx *f, uint64_t from, uint64_t to,
     proto_wbuf_init(&reply);
     proto_image_changes_req_encode(&w, &q);
     assert_int_equal(fx_query(f, PROTO_MSG_IMAGE_CHANGES_REQ, &w, &reply), 0);
-    assert_int_equal(
-        proto_image_changes_rep_decode(reply.p, reply.len, &rep), 0);
+    assert_int_equal(proto_image_changes_rep_decode(reply.p, reply.len, &rep),
+                     0);
     proto_changes_iter_init(&it, &rep);
     while (n < max && proto_changes_next(&it, &e[n]))
         n++;

@@ -712,9 +712,8 @@ static inline void sample_image_pair_req(struct proto_image_pair_req *m,
     m->src = 0x123456a;
 }
 
-static inline void
-sample_image_changes_req(struct proto_image_changes_req *m,
-                         struct proto_wbuf *s)
+static inline void sample_image_changes_req(struct proto_image_changes_req *m,
+                                            struct proto_wbuf *s)
 {
     (void)s;
     m->from = 0x1234500;
@@ -724,9 +723,8 @@ sample_image_changes_req(struct proto_image_changes_req *m,
 }
 
 /* Three entries: blocks over a chain of two, whole, zero. */
-static inline void
-sample_image_changes_rep(struct proto_image_changes_rep *m,
-                         struct proto_wbuf *s)
+static inline void sample_image_changes_rep(struct proto_image_changes_rep *m,
+                                            struct proto_wbuf *s)
 {
     struct proto_changes_entry e;
 

@@ -112,18 +112,15 @@ static void test_proto_image_changes_rep_decode_bad_entry(void **state)
     /* The first entry's kind (after sizes, count and its index). */
     size_t kind_at = 8 + 8 + 4 + 8;
     w.p[kind_at] = 9;
-    assert_int_equal(proto_image_changes_rep_decode(w.p, w.len, &out),
-                     -EPROTO);
+    assert_int_equal(proto_image_changes_rep_decode(w.p, w.len, &out), -EPROTO);
     /* A BLOCKS entry with an empty chain. */
     w.p[kind_at] = PROTO_CHANGES_BLOCKS;
     w.p[kind_at + 1] = 0;
-    assert_int_equal(proto_image_changes_rep_decode(w.p, w.len, &out),
-                     -EPROTO);
+    assert_int_equal(proto_image_changes_rep_decode(w.p, w.len, &out), -EPROTO);
     /* A WHOLE entry that names a chain. */
     w.p[kind_at] = PROTO_CHANGES_WHOLE;
     w.p[kind_at + 1] = 2;
-    assert_int_equal(proto_image_changes_rep_decode(w.p, w.len, &out),
-                     -EPROTO);
+    assert_int_equal(proto_image_changes_rep_decode(w.p, w.len, &out), -EPROTO);
     FREE_BUFS(&w, &s);
 }
 
@@ -135,11 +132,9 @@ static void test_proto_image_changes_req_decode_bad_count(void **state)
     (void)state;
     ENCODE_SAMPLE(image_changes_req, &in, &w, &s);
     patch_be(w.p, 24, 0, 4);
-    assert_int_equal(proto_image_changes_req_decode(w.p, w.len, &out),
-                     -EPROTO);
+    assert_int_equal(proto_image_changes_req_decode(w.p, w.len, &out), -EPROTO);
     patch_be(w.p, 24, PROTO_LOCATE_MAX + 1, 4);
-    assert_int_equal(proto_image_changes_req_decode(w.p, w.len, &out),
-                     -EPROTO);
+    assert_int_equal(proto_image_changes_req_decode(w.p, w.len, &out), -EPROTO);
     FREE_BUFS(&w, &s);
 }
 
@@ -242,14 +237,14 @@ static void test_proto_diff_cursor_next_order(void **state)
     struct proto_diff_rec ok2 = {PROTO_DIFF_ZERO, 3 * 4096, 2 * 4096 + 100};
     struct proto_diff_rec end = {PROTO_DIFF_END, 2, 4096};
     struct proto_diff_rec bad[] = {
-        {PROTO_DIFF_DATA, 0, 4096},        /* before the previous end */
+        {PROTO_DIFF_DATA, 0, 4096},            /* before the previous end */
         {PROTO_DIFF_DATA, 2 * 4096 + 1, 4096}, /* misaligned start */
-        {PROTO_DIFF_DATA, 2 * 4096, 100},  /* misaligned end inside */
-        {PROTO_DIFF_DATA, 2 * 4096, 0},    /* empty */
+        {PROTO_DIFF_DATA, 2 * 4096, 100},      /* misaligned end inside */
+        {PROTO_DIFF_DATA, 2 * 4096, 0},        /* empty */
         {PROTO_DIFF_ZERO, 2 * 4096, 4 * 4096}, /* past the target */
         {PROTO_DIFF_DATA, 2 * 4096, UINT64_MAX - 4095}, /* wraps */
-        {PROTO_DIFF_END, 0, 4096},         /* wrong count */
-        {PROTO_DIFF_END, 1, 0},            /* wrong data bytes */
+        {PROTO_DIFF_END, 0, 4096},                      /* wrong count */
+        {PROTO_DIFF_END, 1, 0},                         /* wrong data bytes */
     };
 
     assert_int_equal(proto_diff_cursor_next(&c, &ok1), 0);

@@ -81,9 +81,9 @@ static void test_chunk_store_wmap_marks_written_blocks(void **state)
     assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
     assert_int_equal(chunk_store_wmap(fx->s, ID, 1, fx->map), 0);
     assert_int_equal(count(fx->map), 0);
-    write_at(fx, ID, 1, 3 * BS, BS);          /* block 3 */
-    write_at(fx, ID, 1, 10 * BS + 100, BS);   /* blocks 10 and 11 */
-    write_at(fx, ID, 1, 3 * BS + 7, 10);      /* block 3 again */
+    write_at(fx, ID, 1, 3 * BS, BS);        /* block 3 */
+    write_at(fx, ID, 1, 10 * BS + 100, BS); /* blocks 10 and 11 */
+    write_at(fx, ID, 1, 3 * BS + 7, 10);    /* block 3 again */
     assert_int_equal(chunk_store_wmap(fx->s, ID, 1, fx->map), 0);
     assert_int_equal(count(fx->map), 3);
     assert_true(bit(fx->map, 3) && bit(fx->map, 10) && bit(fx->map, 11));
