@@ -571,6 +571,16 @@ int adm_image_apply_diff(struct adm *a, int argc, char **argv)
     rc = buf ? adm_resolve(a, image, &at) : -ENOMEM;
     if (rc == 0 && !S_ISREG(at.mode))
         rc = S_ISDIR(at.mode) ? -EISDIR : -EINVAL;
+    char who[2 * PROTO_MAX_STR + 8];
+    if (rc == 0 && (rc = adm_image_writer(a, at.ino, who, sizeof(who))) > 0) {
+        fprintf(stderr,
+                "tessera: image apply-diff: %s is open for writing by %s: "
+                "refused, nothing written\n",
+                image, who);
+        free(buf);
+        close(in.fd);
+        return ADM_EXIT_FAIL;
+    }
     if (rc == 0 && at.size != in.h.base_size)
         res = CHECK_BASE;
     else if (rc == 0 && (rc = adm_client_open(a, "apply-diff", &cl)) == 0 &&

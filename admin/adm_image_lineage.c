@@ -141,6 +141,14 @@ int adm_image_flatten(struct adm *a, int argc, char **argv)
     rc = adm_resolve(a, path, &at);
     if (rc == 0 && !S_ISREG(at.mode))
         rc = S_ISDIR(at.mode) ? -EISDIR : -EINVAL;
+    char who[2 * PROTO_MAX_STR + 8];
+    if (rc == 0 && (rc = adm_image_writer(a, at.ino, who, sizeof(who))) > 0) {
+        fprintf(stderr,
+                "tessera: image flatten: %s is open for writing by %s: stop "
+                "its writer first\n",
+                path, who);
+        return ADM_EXIT_FAIL;
+    }
     if (rc == 0) {
         rc = adm_status_ino(a, PROTO_MSG_IMAGE_INFO_REQ, at.ino, &st);
         shared = rc == 0 ? adm_status_u64(&st, "shared") : 0;

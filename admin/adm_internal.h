@@ -149,6 +149,10 @@ void adm_progress_start(struct adm_progress *p, const char *what, bool forced,
 /* @done bytes so far; @final ends the line. */
 void adm_progress_show(struct adm_progress *p, uint64_t done, bool final);
 
+/* adm_image_lease.c: 1 when a session holds the writer lease of @ino
+ * ("NAME on HOST" in @who), 0 when none does, or -errno. */
+int adm_image_writer(struct adm *a, uint64_t ino, char *who, size_t size);
+
 /* adm_image_diff.c: image diff, image apply-diff. */
 int adm_image_diff(struct adm *a, int argc, char **argv);
 int adm_image_apply_diff(struct adm *a, int argc, char **argv);

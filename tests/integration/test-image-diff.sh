@@ -14,8 +14,9 @@
 #      base), and a damaged diff too, both leaving the image as it was.
 #   4. tessera-nbd's tessera:changes-since:/a@1 metadata context on a@2
 #      (nbdinfo --map) marks exactly the diff's records.
-#   5. rollback of /a.img to a@1 is refused while an NBD client has it
-#      open for writing, then done: /a.img reads as a@1.
+#   5. rollback, apply-diff and flatten of /a.img are refused while an
+#      NBD client has it open for writing; then the rollback to a@1 is
+#      done: /a.img reads as a@1.
 #   6. a clone of a@2 written, flattened, then the template's whole
 #      lineage removed: the clone still reads its bytes and shares nothing.
 # Needs tessera-nbd, qemu-io, nbdcopy, nbdinfo, python3, sha256sum.
@@ -144,6 +145,13 @@ if "$T" image rollback /a.img /a@1 2>"$IT_TMP/err"; then
 fi
 grep -q "open for writing" "$IT_TMP/err" || { cat "$IT_TMP/err"; it_fail "rollback refusal message"; }
 it_ok "rollback refused while the image is open for writing"
+"$T" image apply-diff /a.img "$IT_TMP/d12" 2>"$IT_TMP/err" &&
+    it_fail "apply-diff while an NBD client writes the image"
+grep -q "open for writing by" "$IT_TMP/err" || { cat "$IT_TMP/err"; it_fail "apply-diff refusal message"; }
+"$T" image flatten /a.img 2>"$IT_TMP/err" &&
+    it_fail "flatten while an NBD client writes the image"
+grep -q "open for writing by" "$IT_TMP/err" || { cat "$IT_TMP/err"; it_fail "flatten refusal message"; }
+it_ok "apply-diff and flatten refused while the image is open for writing"
 echo quit >&7
 exec 7>&-
 wait "$holder" 2>/dev/null
