@@ -63,7 +63,8 @@ endif
 
 LIBS_COMMON := $(call pc_libs,libuv libmicrohttpd) -lpthread -lm
 
-.PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format
+.PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format \
+	man install uninstall
 all: $(BINS)
 
 deps:
@@ -193,6 +194,56 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(PROTO_SRC)
 
 fuzz: $(FUZZ_BINS)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# ---- Installing --------------------------------------------------------
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the programs, their man
+# pages (made from each program's own --help by help2man, so they cannot
+# drift from it), systemd units (tessera-metad, tessera-chunkd@NAME per data
+# folder, tessera-nbd), an example config per daemon and bash completion.
+VERSION := 0.9.0
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/tessera
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+
+MAN_PAGES := $(patsubst $(BUILD)/bin/%,$(BUILD)/man/%.1,$(BINS))
+UNITS := $(patsubst dist/systemd/%.in,%,$(wildcard dist/systemd/*.in))
+
+$(BUILD)/man/%.1: $(BUILD)/bin/% dist/man/%.h2m
+	@mkdir -p $(dir $@)
+	$(call say,MAN,$@)
+	$(Q)command -v help2man >/dev/null || \
+		{ echo "help2man is missing: make deps" >&2; exit 1; }
+	$(Q)help2man -N --version-string=$(VERSION) -i dist/man/$*.h2m -o $@ $<
+
+man: $(MAN_PAGES)
+
+install: all man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples \
+		$(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(SYSCONFDIR)/tessera
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	for u in $(UNITS); do \
+		sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+			dist/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 dist/config/*.cfg $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 dist/bash-completion/tessera $(DESTDIR)$(COMPLETIONDIR)/tessera
+	for p in tessera-metad tessera-chunkd tessera-nbd tessera-mount; do \
+		ln -sf tessera $(DESTDIR)$(COMPLETIONDIR)/$$p || exit 1; \
+	done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES))) \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+		$(addprefix $(DESTDIR)$(COMPLETIONDIR)/,tessera tessera-metad \
+			tessera-chunkd tessera-nbd tessera-mount)
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 # The slow end-to-end run: a Debian guest booted from an image on tessera-nbd.
 e2e: deps all

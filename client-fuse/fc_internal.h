@@ -7,6 +7,7 @@
  *   fc_ops.c       libfuse low-level callbacks -> metad requests, cl_file_*
  *   fc_attr.c      attributes and times between the wire and libfuse
  *   fc_notify.c    callback breaks -> kernel cache invalidation
+ *   fc_conf.c      --config FILE
  */
 #ifndef TESSERA_FC_INTERNAL_H
 #define TESSERA_FC_INTERNAL_H
@@ -15,6 +16,7 @@
 
 /* The whole mount: fuse_req_userdata() of every request. */
 struct fc_notify;
+struct fuse_opt;
 struct fuse_session;
 
 struct fc_fs {
@@ -45,6 +47,11 @@ int fc_metrics_start(struct fc_fs *fs, const char *addr,
 struct stat;
 struct timespec;
 /* Fill @st from @a (nanosecond times split into timespecs). */
+/* fc_conf.c: --config FILE as arguments before the command line's, its
+ * keys those of @spec (the mount's fuse_opt table); see conf_args(). */
+int fc_conf_args(const struct fuse_opt *spec, int argc, char **argv,
+                 int *out_argc, char ***out_argv);
+
 void fc_attr_to_stat(const struct proto_attr *a, struct stat *st);
 /* Nanoseconds since the epoch of @ts. */
 int64_t fc_ns_from_ts(const struct timespec *ts);

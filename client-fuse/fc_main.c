@@ -192,7 +192,13 @@ static void usage(const char *prog)
            "    -o flush_interval=S    writeback flush interval (default 5)\n"
            "    -o dirty_max=SIZE      delayed-write memory (default 256M)\n"
            "    -o consistency=MODE    callback (default) or validate\n"
-           "    -o max_threads=N       request threads (default %d)\n\n",
+           "    -o max_threads=N       request threads (default %d)\n"
+           "    --config FILE          read options from FILE first: "
+           "KEY = VALUE lines,\n"
+           "                           KEY one of meta, http, debug, "
+           "foreground or an\n"
+           "                           -o option above (cache = "
+           "writethrough, private = yes)\n\n",
            prog, DEFAULT_MAX_THREADS);
     fuse_cmdline_help();
     fuse_lowlevel_help();
@@ -319,13 +325,15 @@ out:
 
 int main(int argc, char **argv)
 {
-    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct fuse_cmdline_opts opts;
     struct cli cli = {0};
     int ret = 1;
 
     mem_tune();
     log_init("tessera-mount");
+    if (fc_conf_args(cli_spec, argc, argv, &argc, &argv) < 0)
+        return 1;
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     memset(&opts, 0, sizeof(opts));
     if (fuse_opt_parse(&args, &cli, cli_spec, NULL) != 0)
         return 1;

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "conf.h"
 #include "http.h"
 #include "log.h"
 #include "meta.h"
@@ -62,9 +63,11 @@ static void usage(FILE *f)
             "                    0 = unlimited)\n"
             "  --http ADDR       serve Prometheus metrics at\n"
             "                    http://ADDR/metrics (default: off)\n"
-            "  -D MODULE=1       enable debug logging for MODULE (meta.srv,\n"
-            "                    meta.write, meta.gc, meta.state,\n"
+            "  -D, --debug MODULE=1  enable debug logging for MODULE\n"
+            "                    (meta.srv, meta.write, meta.gc, meta.state,\n"
             "                    meta.repair, meta.lease, peer)\n"
+            "  --config FILE     read options from FILE first, KEY = VALUE\n"
+            "                    lines named as the long options here\n"
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
             META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS);
@@ -130,6 +133,7 @@ int main(int argc, char **argv)
         {"repair-mbps", required_argument, NULL, 'M'},
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
+        {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -141,6 +145,8 @@ int main(int argc, char **argv)
     int c, rc;
 
     log_init(argv[0]);
+    if (conf_args("tessera-metad", longopts, argc, argv, &argc, &argv) < 0)
+        return 1;
     while ((c = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':

@@ -28,6 +28,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "http.h"
 #include "lat.h"
 #include "log.h"
@@ -42,7 +43,7 @@ static void usage(FILE *f)
             "                      [--scrub-mbps N] [--scrub-interval-s N] "
             "[--inline-writes MODE]\n"
             "                      [--http ADDR:PORT] [-D module=1] "
-            "[--help]\n"
+            "[--config FILE] [--help]\n"
             "  --data DIR        chunk files and the server uuid\n"
             "  --listen ADDR     where clients and other servers connect\n"
             "  --meta ADDR       the metadata service\n"
@@ -59,8 +60,10 @@ static void usage(FILE *f)
             "RWF_NOWAIT) or off\n"
             "  --http ADDR       serve Prometheus metrics at "
             "http://ADDR/metrics (default: off)\n"
-            "  -D module=1       enable debug logging for a module "
-            "(chunk.store, chunk.dispatch, chunk.replicate, peer)\n");
+            "  -D, --debug module=1  enable debug logging for a module "
+            "(chunk.store, chunk.dispatch, chunk.replicate, peer)\n"
+            "  --config FILE     read options from FILE first, KEY = VALUE "
+            "lines named as the long options here\n");
 }
 
 static int hexval(char c)
@@ -200,11 +203,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"inline-writes", required_argument, NULL, 'W'},
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
+        {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
 
+    if (conf_args("tessera-chunkd", longopts, argc, argv, &argc, &argv) < 0)
+        return -1;
     while ((c = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':

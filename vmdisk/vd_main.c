@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "http.h"
 #include "log.h"
 #include "mem.h"
@@ -78,10 +79,13 @@ static void usage(FILE *f, const char *prog)
             "    --http ADDR:PORT        serve Prometheus metrics at "
             "http://ADDR:PORT/metrics\n"
             "                            (default: off)\n"
-            "    -D MODULE=1             debug log for a module (vd.cmd, "
+            "    -D, --debug MODULE=1    debug log for a module (vd.cmd, "
             "vd.handshake,\n"
             "                            vd.lease, cl.chunk, cl.state, "
             "cl.cb, rpc)\n"
+            "    --config FILE           read options from FILE first: "
+            "KEY = VALUE lines\n"
+            "                            named as the long options here\n"
             "    --help                  this text\n",
             prog, VD_WORKERS_DEFAULT,
             (unsigned long long)(VD_CACHE_SIZE_DEFAULT >> 20),
@@ -158,12 +162,15 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"direct-write-max", required_argument, NULL, 'W'},
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
+        {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int ch;
     char *end;
 
+    if (conf_args("tessera-nbd", longopts, argc, argv, &argc, &argv) < 0)
+        return -1;
     while ((ch = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'm':
