@@ -10,7 +10,7 @@
 #      the format's few hundred bytes, not of the 64 MiB chunks they are
 #      in; its records name exactly the blocks written.
 #   3. a@1 exported and imported as /b.img, the diff applied: /b.img reads
-#      as a@2 (sha256).  The diff applied to a copy of a@2 is refused (wrong
+#      as a@2 (sha256); then diffs that grow and shrink it (a@3, a@4).  The diff applied to a copy of a@2 is refused (wrong
 #      base), and a damaged diff too, both leaving the image as it was.
 #   4. tessera-nbd's tessera:changes-since:/a@1 metadata context on a@2
 #      (nbdinfo --map) marks exactly the diff's records.
@@ -96,6 +96,22 @@ it_expect_eq "apply-diff --json" \
     "/a@1 /a@2"
 it_expect_eq "b.img + diff reads as a@2" "$(img_sha b.img)" "$A2"
 
+# Size changes travel too: grown and written past the old end (a@3), then
+# shrunk inside a chunk (a@4); each diff applied in turn to b.img.
+"$T" image resize /a.img 320M >/dev/null || it_fail "grow a.img"
+qio a.img "write -P 33 $((300 * MIB)) 4k"
+"$T" snapshot /a.img /a@3 >/dev/null || it_fail "snapshot a@3"
+"$T" image resize --shrink /a.img 200M >/dev/null || it_fail "shrink a.img"
+"$T" snapshot /a.img /a@4 >/dev/null || it_fail "snapshot a@4"
+"$T" image diff --from /a@2 /a@3 >"$IT_TMP/d23" 2>/dev/null || it_fail "diff a@2 a@3"
+"$T" image diff --from /a@3 /a@4 >"$IT_TMP/d34" 2>/dev/null || it_fail "diff a@3 a@4"
+"$T" image apply-diff /b.img "$IT_TMP/d23" >/dev/null || it_fail "apply d23"
+it_expect_eq "b.img grown by a diff reads as a@3" "$(img_sha b.img)" "$(img_sha a@3)"
+"$T" image apply-diff /b.img "$IT_TMP/d34" >/dev/null || it_fail "apply d34"
+it_expect_eq "b.img shrunk by a diff reads as a@4" "$(img_sha b.img)" "$(img_sha a@4)"
+it_expect_eq "b.img has a@4's size" "$(it_json 'j["size"]' image info /b.img)" $((200 * MIB))
+"$T" image resize /a.img 256M >/dev/null || it_fail "grow a.img back"
+
 "$T" image export /a@2 "$IT_TMP/a2.raw" >/dev/null || it_fail "export a@2"
 "$T" image import "$IT_TMP/a2.raw" /c.img >/dev/null || it_fail "import c.img"
 if "$T" image apply-diff /c.img "$IT_TMP/d12" 2>"$IT_TMP/err"; then
@@ -171,7 +187,7 @@ VM=$(img_sha vm.img)
 out=$("$T" --json image flatten /vm.img) || it_fail "flatten: $out"
 it_expect_eq "flatten copied the shared chunks" \
     "$(echo "$out" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["chunks"], j["copied"])')" "4 3"
-for f in /a@2 /a@1 /a.img /b.img /c.img /d.img; do
+for f in /a@4 /a@3 /a@2 /a@1 /a.img /b.img /c.img /d.img; do
     "$T" image rm "$f" >/dev/null || it_fail "image rm $f"
 done
 it_expect_eq "vm.img reads its bytes with its template gone" "$(img_sha vm.img)" "$VM"
