@@ -64,7 +64,7 @@ endif
 LIBS_COMMON := $(call pc_libs,libuv libmicrohttpd) -lpthread -lm
 
 .PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format \
-	man install uninstall
+	man install uninstall deb
 all: $(BINS)
 
 deps:
@@ -75,7 +75,7 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
 
 # Tests reach the folder-private headers of the code they test.
 TEST_INC := -Imetadata -Iserver -Iclient-fuse -Ivmdisk -Iadmin
@@ -108,23 +108,23 @@ CLIENT_LIBDEPS := $(BUILD)/lib/libclient.a $(LIBDEPS)
 $(BUILD)/bin/tessera-metad: $(call objs,$(META_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
 $(BUILD)/bin/tessera-chunkd: $(call objs,$(CHUNK_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
 $(BUILD)/bin/tessera-mount: $(call objs,$(FC_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,fuse3) $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,fuse3) $(LIBS_COMMON)
 $(BUILD)/bin/tessera-nbd: $(call objs,$(VD_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
 $(BUILD)/bin/tessera: $(call objs,$(ADMIN_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(call pc_libs,nettle) $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,nettle) $(LIBS_COMMON)
 
 # ---- Unit tests ------------------------------------------------------------
 # One cmocka binary per tests/<folder>; its main() is generated: it runs
@@ -236,6 +236,15 @@ install: all man
 	for p in tessera-metad tessera-chunkd tessera-nbd tessera-mount; do \
 		ln -sf tessera $(DESTDIR)$(COMPLETIONDIR)/$$p || exit 1; \
 	done
+
+# `make deb`: the Debian package, built from a copy of the tree (the
+# package build cleans what it builds in) into $(BUILD)/deb/.
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar --exclude=./.git --exclude=./$(BUILD) --exclude=./run -cf - . | \
+		tar -xf - -C $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && dpkg-buildpackage -us -uc -b
+	@ls $(BUILD)/deb/*.deb
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS))) \
