@@ -105,7 +105,14 @@ $(BUILD)/lib/libclient.a: $(call objs,$(CLIENT_SRC))
 LIBDEPS := $(BUILD)/lib/libcommon.a $(BUILD)/lib/libproto.a
 CLIENT_LIBDEPS := $(BUILD)/lib/libclient.a $(LIBDEPS)
 
-$(BUILD)/bin/tessera-metad: $(call objs,$(META_SRC)) $(LIBDEPS)
+# Files built into a binary as C arrays (scripts/embed.sh).
+$(BUILD)/gen/meta_page.c: metadata/meta_page.html scripts/embed.sh
+	@mkdir -p $(dir $@)
+	$(call say,EMBED,$<)
+	$(Q)scripts/embed.sh meta_page_html $< > $@.tmp && mv $@.tmp $@
+META_GEN := $(BUILD)/gen/meta_page.c
+
+$(BUILD)/bin/tessera-metad: $(call objs,$(META_SRC) $(META_GEN)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
@@ -136,7 +143,8 @@ UNIT_BINS := $(patsubst %,$(BUILD)/tests/test_%,$(UNIT_DIRS))
 srcdir_protocol := $(PROTO_SRC)
 srcdir_common := $(COMMON_SRC) $(PROTO_SRC)
 srcdir_client := $(CLIENT_SRC) $(COMMON_SRC) $(PROTO_SRC)
-srcdir_metadata := $(filter-out %_main.c,$(META_SRC)) $(COMMON_SRC) $(PROTO_SRC)
+srcdir_metadata := $(filter-out %_main.c,$(META_SRC)) $(META_GEN) \
+	$(COMMON_SRC) $(PROTO_SRC)
 srcdir_server := $(filter-out %_main.c,$(CHUNK_SRC)) $(COMMON_SRC) $(PROTO_SRC)
 srcdir_client-fuse := $(filter-out %_main.c,$(FC_SRC)) $(CLIENT_SRC) \
 	$(COMMON_SRC) $(PROTO_SRC)

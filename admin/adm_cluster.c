@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 /* Send ADMIN_ACTION and parse the reply into *st (free with
- * adm_status_free(), also on error). */
+ * status_report_free(), also on error). */
 static int action(struct adm *a, uint32_t what, uint32_t arg,
-                  struct adm_status *st)
+                  struct status_report *st)
 {
     struct proto_admin_action_req req = {.action = what, .arg = arg};
     struct proto_wbuf w;
@@ -34,7 +34,7 @@ static int action(struct adm *a, uint32_t what, uint32_t arg,
     return rc;
 }
 
-static void print_kv_json(const struct adm_status *st)
+static void print_kv_json(const struct status_report *st)
 {
     printf("{");
     for (size_t i = 0; i < st->nkv; i++) {
@@ -43,7 +43,7 @@ static void print_kv_json(const struct adm_status *st)
         printf("%s\n  ", i ? "," : "");
         adm_json_str(stdout, st->kv[i].key, strlen(st->kv[i].key));
         printf(": ");
-        if (adm_parse_u64(st->kv[i].value, &n))
+        if (status_parse_u64(st->kv[i].value, &n))
             printf("%" PRIu64, n);
         else
             adm_json_str(stdout, st->kv[i].value, strlen(st->kv[i].value));
@@ -51,39 +51,39 @@ static void print_kv_json(const struct adm_status *st)
     printf("\n}\n");
 }
 
-static void progress_line(const struct adm_status *st, const char *what)
+static void progress_line(const struct status_report *st, const char *what)
 {
     char b[32];
 
-    adm_fmt_bytes(adm_status_u64(st, "repair.bytes"), b, sizeof(b));
+    adm_fmt_bytes(status_report_u64(st, "repair.bytes"), b, sizeof(b));
     printf("%s: under goal %" PRIu64 ", missing %" PRIu64 ", copies in flight "
            "%" PRIu64 ", copied %" PRIu64 " (%s), moved %" PRIu64 "\n",
-           what, adm_status_u64(st, "chunks.under_goal"),
-           adm_status_u64(st, "chunks.missing"),
-           adm_status_u64(st, "repair.inflight"),
-           adm_status_u64(st, "repair.copied"), b,
-           adm_status_u64(st, "rebalance.moved"));
+           what, status_report_u64(st, "chunks.under_goal"),
+           status_report_u64(st, "chunks.missing"),
+           status_report_u64(st, "repair.inflight"),
+           status_report_u64(st, "repair.copied"), b,
+           status_report_u64(st, "rebalance.moved"));
     fflush(stdout);
 }
 
 /* Follow progress once a second until @done says so.  0, or -errno. */
 static int wait_for(struct adm *a, const char *what,
-                    bool (*done)(const struct adm_status *st, void *arg),
+                    bool (*done)(const struct status_report *st, void *arg),
                     void *arg)
 {
     for (;;) {
-        struct adm_status st;
+        struct status_report st;
         int rc = action(a, PROTO_ADMIN_PROGRESS, 0, &st);
         bool fin;
 
         if (rc < 0) {
-            adm_status_free(&st);
+            status_report_free(&st);
             return rc;
         }
         fin = done(&st, arg);
         if (!a->json)
             progress_line(&st, what);
-        adm_status_free(&st);
+        status_report_free(&st);
         if (fin)
             return 0;
         sleep(1);
@@ -94,7 +94,7 @@ static int wait_for(struct adm *a, const char *what,
 
 int adm_cmd_servers(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st;
+    struct status_report st;
     size_t bad = 0;
     int rc;
 
@@ -108,7 +108,7 @@ int adm_cmd_servers(struct adm *a, int argc, char **argv)
         return rc;
     rc = adm_status_fetch(a, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "servers", rc);
     }
     for (size_t i = 0; i < st.nservers; i++)
@@ -116,11 +116,12 @@ int adm_cmd_servers(struct adm *a, int argc, char **argv)
     if (a->json) {
         printf("[");
         for (size_t i = 0; i < st.nservers; i++) {
-            const struct adm_server *s = &st.servers[i];
+            const struct status_server *s = &st.servers[i];
 
-            printf("%s\n  {\"id\": %u, \"state\": \"%s\", \"since_ns\": %" PRId64
-                   ", \"addr\": ",
-                   i ? "," : "", s->id, s->state, s->since_ns);
+            printf(
+                "%s\n  {\"id\": %u, \"state\": \"%s\", \"since_ns\": %" PRId64
+                ", \"addr\": ",
+                i ? "," : "", s->id, s->state, s->since_ns);
             adm_json_str(stdout, s->addr, strlen(s->addr));
             printf(", \"replicas\": %" PRIu64 ", \"used\": %" PRIu64
                    ", \"free\": %" PRIu64 ", \"capacity\": %" PRIu64
@@ -133,19 +134,39 @@ int adm_cmd_servers(struct adm *a, int argc, char **argv)
     } else {
         adm_print_servers(&st);
     }
-    adm_status_free(&st);
+    status_report_free(&st);
     return bad ? ADM_EXIT_FAIL : ADM_EXIT_OK;
 }
 
 /* ---- server drain|undrain|remove ---------------------------------------- */
 
-static bool drained(const struct adm_status *st, void *arg)
+bool adm_drain_step(struct drain_watch *d, const struct status_report *st)
 {
     char key[32];
+    uint64_t left;
 
-    snprintf(key, sizeof(key), "drain.%u", *(uint32_t *)arg);
+    snprintf(key, sizeof(key), "drain.%u", d->id);
     /* The key goes away with the server (removed) or the drain. */
-    return adm_status_get(st, key) == NULL || adm_status_u64(st, key) == 0;
+    if (status_report_get(st, key) == NULL)
+        return true;
+    left = status_report_u64(st, key);
+    if (left == 0)
+        return true;
+    d->others = 0;
+    for (size_t i = 0; i < st->nservers; i++)
+        d->others += st->servers[i].up && !st->servers[i].draining;
+    if (left != d->left || status_report_u64(st, "repair.inflight") > 0) {
+        d->left = left;
+        d->still = 0;
+        return false;
+    }
+    d->stuck = ++d->still >= ADM_DRAIN_STALL_S;
+    return d->stuck;
+}
+
+static bool drained(const struct status_report *st, void *arg)
+{
+    return adm_drain_step(arg, st);
 }
 
 int adm_cmd_server(struct adm *a, int argc, char **argv)
@@ -164,7 +185,7 @@ int adm_cmd_server(struct adm *a, int argc, char **argv)
     char what[64];
     int rc;
 
-    if ((argc != 3 && !wait) || !adm_parse_u64(argv[2], &id) || id == 0 ||
+    if ((argc != 3 && !wait) || !status_parse_u64(argv[2], &id) || id == 0 ||
         id > UINT32_MAX)
         goto usage;
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -182,8 +203,17 @@ int adm_cmd_server(struct adm *a, int argc, char **argv)
     rc = rpc_call(a->rpc, PROTO_MSG_SERVER_CTL_REQ, w.p, w.len, &r);
     proto_wbuf_free(&w);
     if (rc == -EBUSY) {
-        fprintf(stderr, "tessera: %s: the server is up and still holds "
-                        "replicas (drain it first, or stop it)\n", what);
+        fprintf(stderr,
+                "tessera: %s: the server is up and still holds "
+                "replicas (drain it first, or stop it)\n",
+                what);
+        return ADM_EXIT_FAIL;
+    }
+    if (rc == -ENOENT) {
+        fprintf(stderr,
+                "tessera: %s: no storage server has id %u "
+                "(`tessera servers` lists them)\n",
+                what, req.server_id);
         return ADM_EXIT_FAIL;
     }
     if (rc < 0)
@@ -192,9 +222,21 @@ int adm_cmd_server(struct adm *a, int argc, char **argv)
     if (!a->json)
         printf("%s: ok\n", what);
     if (wait && req.action == PROTO_SERVER_DRAIN) {
-        rc = wait_for(a, what, drained, &req.server_id);
+        struct drain_watch d = {.id = req.server_id, .left = UINT64_MAX};
+
+        rc = wait_for(a, what, drained, &d);
         if (rc < 0)
             return adm_fail(a, what, rc);
+        if (d.stuck) {
+            fprintf(stderr,
+                    "tessera: %s: stuck: %" PRIu64 " replicas left and none "
+                    "moved for %u s.\n  The %" PRIu64 " other servers up "
+                    "cannot hold every chunk at its goal: add a server, or "
+                    "lower the goal (tessera setgoal).\n  The drain stays "
+                    "on; `tessera server undrain %u` cancels it.\n",
+                    what, d.left, ADM_DRAIN_STALL_S, d.others, req.server_id);
+            return ADM_EXIT_FAIL;
+        }
         if (!a->json)
             printf("%s: done, the server holds no replica; "
                    "`tessera server remove %u` forgets it\n",
@@ -214,12 +256,12 @@ usage:
 
 int adm_cmd_scrub(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st;
+    struct status_report st;
     uint64_t id = 0;
     int rc;
 
     if (argc == 3 && !strcmp(argv[1], "--server")) {
-        if (!adm_parse_u64(argv[2], &id) || id == 0 || id > UINT32_MAX)
+        if (!status_parse_u64(argv[2], &id) || id == 0 || id > UINT32_MAX)
             argc = 0;
     } else if (argc != 1) {
         argc = 0;
@@ -233,7 +275,7 @@ int adm_cmd_scrub(struct adm *a, int argc, char **argv)
         return rc;
     rc = action(a, PROTO_ADMIN_SCRUB, (uint32_t)id, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "scrub", rc);
     }
     if (a->json)
@@ -241,21 +283,21 @@ int adm_cmd_scrub(struct adm *a, int argc, char **argv)
     else
         printf("scrub started on %" PRIu64 " server%s; bad replicas are "
                "reported and replaced by repair (see tessera status)\n",
-               adm_status_u64(&st, "scrub.sent"),
-               adm_status_u64(&st, "scrub.sent") == 1 ? "" : "s");
-    adm_status_free(&st);
+               status_report_u64(&st, "scrub.sent"),
+               status_report_u64(&st, "scrub.sent") == 1 ? "" : "s");
+    status_report_free(&st);
     return ADM_EXIT_OK;
 }
 
-static bool rebalanced(const struct adm_status *st, void *arg)
+static bool rebalanced(const struct status_report *st, void *arg)
 {
     (void)arg;
-    return adm_status_u64(st, "rebalance.active") == 0;
+    return status_report_u64(st, "rebalance.active") == 0;
 }
 
 int adm_cmd_rebalance(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st;
+    struct status_report st;
     bool wait = argc == 2 && !strcmp(argv[1], "--wait");
     int rc;
 
@@ -268,16 +310,16 @@ int adm_cmd_rebalance(struct adm *a, int argc, char **argv)
         return rc;
     rc = action(a, PROTO_ADMIN_REBALANCE, 0, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "rebalance", rc);
     }
     if (a->json && !wait)
         print_kv_json(&st);
     else if (!a->json)
-        printf("rebalance %s\n", adm_status_u64(&st, "rebalance.active")
-                                      ? "running"
-                                      : "done: usage is even");
-    adm_status_free(&st);
+        printf("rebalance %s\n", status_report_u64(&st, "rebalance.active")
+                                     ? "running"
+                                     : "done: usage is even");
+    status_report_free(&st);
     if (wait) {
         rc = wait_for(a, "rebalance", rebalanced, NULL);
         if (rc < 0)
@@ -288,17 +330,17 @@ int adm_cmd_rebalance(struct adm *a, int argc, char **argv)
     return ADM_EXIT_OK;
 }
 
-static bool repaired(const struct adm_status *st, void *arg)
+static bool repaired(const struct status_report *st, void *arg)
 {
     (void)arg;
-    return adm_status_u64(st, "chunks.under_goal") == 0 &&
-           adm_status_u64(st, "chunks.missing") == 0 &&
-           adm_status_u64(st, "repair.inflight") == 0;
+    return status_report_u64(st, "chunks.under_goal") == 0 &&
+           status_report_u64(st, "chunks.missing") == 0 &&
+           status_report_u64(st, "repair.inflight") == 0;
 }
 
 int adm_cmd_fsck(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st;
+    struct status_report st;
     bool repair = false, wait = false;
     uint64_t bad;
     int rc;
@@ -318,33 +360,33 @@ int adm_cmd_fsck(struct adm *a, int argc, char **argv)
         return rc;
     rc = action(a, PROTO_ADMIN_FSCK, repair, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "fsck", rc);
     }
-    bad = adm_status_u64(&st, "fsck.under_goal") +
-          adm_status_u64(&st, "fsck.missing") +
-          adm_status_u64(&st, "fsck.orphans");
+    bad = status_report_u64(&st, "fsck.under_goal") +
+          status_report_u64(&st, "fsck.missing") +
+          status_report_u64(&st, "fsck.orphans");
     if (a->json) {
         print_kv_json(&st);
     } else {
         printf("fsck: %" PRIu64 " chunks: %" PRIu64 " ok, %" PRIu64
                " under goal, %" PRIu64 " over goal, %" PRIu64 " missing\n",
-               adm_status_u64(&st, "fsck.chunks"),
-               adm_status_u64(&st, "fsck.ok"),
-               adm_status_u64(&st, "fsck.under_goal"),
-               adm_status_u64(&st, "fsck.over_goal"),
-               adm_status_u64(&st, "fsck.missing"));
+               status_report_u64(&st, "fsck.chunks"),
+               status_report_u64(&st, "fsck.ok"),
+               status_report_u64(&st, "fsck.under_goal"),
+               status_report_u64(&st, "fsck.over_goal"),
+               status_report_u64(&st, "fsck.missing"));
         printf("fsck: %" PRIu64 " orphan replicas on servers, %" PRIu64
                " replicas waiting for deletion, %" PRIu64 " fixed\n",
-               adm_status_u64(&st, "fsck.orphans"),
-               adm_status_u64(&st, "fsck.gc_pending"),
-               adm_status_u64(&st, "fsck.repaired"));
+               status_report_u64(&st, "fsck.orphans"),
+               status_report_u64(&st, "fsck.gc_pending"),
+               status_report_u64(&st, "fsck.repaired"));
         for (size_t i = 0; i < st.nkv; i++)
             if (!strncmp(st.kv[i].key, "fsck.missing.", 13))
                 printf("  missing chunk %s: %s\n", st.kv[i].key + 13,
                        st.kv[i].value);
     }
-    adm_status_free(&st);
+    status_report_free(&st);
     if (repair && wait) {
         rc = wait_for(a, "fsck repair", repaired, NULL);
         if (rc < 0)

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static bool is_unreachable(int rc)
 {
@@ -57,4 +58,61 @@ int adm_fail(struct adm *a, const char *what, int rc)
     }
     fprintf(stderr, "tessera: %s: %s\n", what, strerror(-rc));
     return ADM_EXIT_FAIL;
+}
+
+int adm_fail_path(struct adm *a, const char *what, const char *path, int rc)
+{
+    const char *why;
+
+    if (is_unreachable(rc))
+        return adm_fail(a, what, rc);
+    switch (rc) {
+    case -ENOENT:
+        why = "no such file or folder";
+        break;
+    case -ENOTDIR:
+        why = "a folder named in the path is a file";
+        break;
+    case -EEXIST:
+        why = "already exists";
+        break;
+    case -EISDIR:
+        why = "is a folder, not an image";
+        break;
+    default:
+        why = strerror(-rc);
+    }
+    fprintf(stderr, "tessera: %s: %s: %s\n", what, path, why);
+    return ADM_EXIT_FAIL;
+}
+
+int adm_path_arg(const char *what, const char *path, char *out, size_t size)
+{
+    char cwd[4096], ns[4096];
+    uint64_t ino;
+    int n;
+
+    if (!path[0]) {
+        fprintf(stderr, "tessera: %s: the path is empty\n", what);
+        return -EINVAL;
+    }
+    if (path[0] == '/') {
+        n = snprintf(out, size, "%s", path);
+    } else if (getcwd(cwd, sizeof(cwd)) &&
+               adm_path_local(cwd, ns, sizeof(ns), &ino) == 1) {
+        /* Relative to a folder of a Tessera mount: the namespace path. */
+        n = snprintf(out, size, "%s%s%s", ns, strcmp(ns, "/") ? "/" : "", path);
+    } else {
+        fprintf(stderr,
+                "tessera: %s: '%s' is a relative path outside a Tessera "
+                "mount:\n  give the path in the Tessera namespace, which "
+                "starts with / (/%s),\n  or a path in a Tessera mount\n",
+                what, path, path);
+        return -EINVAL;
+    }
+    if (n < 0 || (size_t)n >= size) {
+        fprintf(stderr, "tessera: %s: the path is too long\n", what);
+        return -ENAMETOOLONG;
+    }
+    return 0;
 }

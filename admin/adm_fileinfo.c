@@ -111,15 +111,15 @@ int adm_resolve(struct adm *a, const char *path, struct proto_attr *attr)
 
 /* What one walk over a file's chunks prints and counts. */
 struct walk {
-    bool check;                /* checkfile, else fileinfo */
-    const struct adm_status *st; /* server states, may be empty */
+    bool check;                     /* checkfile, else fileinfo */
+    const struct status_report *st; /* server states, may be empty */
     uint32_t goal;
     uint64_t found, ok, under, over, missing;
 };
 
 static const char *state_of(const struct walk *wk, uint32_t id)
 {
-    const struct adm_server *s = adm_status_server(wk->st, id);
+    const struct status_server *s = status_report_server(wk->st, id);
 
     return s && s->state[0] ? s->state : "unknown";
 }
@@ -132,8 +132,8 @@ static uint32_t live_copies(const struct walk *wk,
     uint32_t n = 0;
 
     for (uint32_t i = 0; i < c->nreplicas; i++) {
-        const struct adm_server *s =
-            adm_status_server(wk->st, c->replicas[i].server_id);
+        const struct status_server *s =
+            status_report_server(wk->st, c->replicas[i].server_id);
 
         n += s && s->up;
     }
@@ -163,18 +163,18 @@ static void print_chunk_text(const struct walk *wk,
            c->chunk_id, c->version);
     if (wk->check) {
         printf("%u/%u %s\n", n, wk->goal,
-               n == 0          ? "MISSING"
-               : n < wk->goal  ? "UNDER GOAL"
-               : n > wk->goal  ? "over goal"
-                               : "ok");
+               n == 0         ? "MISSING"
+               : n < wk->goal ? "UNDER GOAL"
+               : n > wk->goal ? "over goal"
+                              : "ok");
         return;
     }
     if (c->nreplicas == 0)
         printf("(no live replicas)");
     for (uint32_t i = 0; i < c->nreplicas; i++)
-        printf("%sserver %u %.*s (%s)", i ? ", " : "",
-               c->replicas[i].server_id, (int)c->replicas[i].addr.len,
-               c->replicas[i].addr.p, state_of(wk, c->replicas[i].server_id));
+        printf("%sserver %u %.*s (%s)", i ? ", " : "", c->replicas[i].server_id,
+               (int)c->replicas[i].addr.len, c->replicas[i].addr.p,
+               state_of(wk, c->replicas[i].server_id));
     printf("\n");
 }
 
@@ -250,7 +250,7 @@ static int print_chunks(struct adm *a, const struct proto_attr *attr,
 static int file_cmd(struct adm *a, int argc, char **argv, bool check)
 {
     struct proto_attr attr;
-    struct adm_status st;
+    struct status_report st;
     struct walk wk;
     char what[4200], size[32];
     int rc;
@@ -268,7 +268,7 @@ static int file_cmd(struct adm *a, int argc, char **argv, bool check)
         return adm_fail(a, what, rc);
     rc = adm_status_fetch(a, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, what, rc);
     }
     memset(&wk, 0, sizeof(wk));
@@ -307,7 +307,7 @@ static int file_cmd(struct adm *a, int argc, char **argv, bool check)
         printf("  summary: %" PRIu64 " chunks: %" PRIu64 " at goal %u, %" PRIu64
                " under goal, %" PRIu64 " over goal, %" PRIu64 " missing\n",
                wk.found, wk.ok, attr.goal, wk.under, wk.over, wk.missing);
-    adm_status_free(&st);
+    status_report_free(&st);
     if (rc < 0)
         return adm_fail(a, what, rc);
     if (check && (wk.under || wk.missing))

@@ -10,34 +10,23 @@
 
 void adm_json_str(FILE *f, const char *s, size_t n)
 {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
+    struct metrics_buf b;
 
-        switch (ch) {
-        case '"':
-            fputs("\\\"", f);
-            break;
-        case '\\':
-            fputs("\\\\", f);
-            break;
-        case '\n':
-            fputs("\\n", f);
-            break;
-        case '\r':
-            fputs("\\r", f);
-            break;
-        case '\t':
-            fputs("\\t", f);
-            break;
-        default:
-            if (ch < 0x20 || ch == 0x7f)
-                fprintf(f, "\\u%04x", ch);
-            else
-                fputc(ch, f);
-        }
-    }
-    fputc('"', f);
+    metrics_buf_init(&b);
+    status_json_str(&b, s, n);
+    if (b.err == 0)
+        fwrite(b.p, 1, b.len, f);
+    metrics_buf_free(&b);
+}
+
+int adm_print_buf(struct metrics_buf *b)
+{
+    int rc = b->err;
+
+    if (rc == 0)
+        fwrite(b->p, 1, b->len, stdout);
+    metrics_buf_free(b);
+    return rc;
 }
 
 void adm_fmt_bytes(uint64_t bytes, char *buf, size_t size)
@@ -75,17 +64,12 @@ void adm_fmt_secs(uint64_t secs, char *buf, size_t size)
         snprintf(buf, size, "%" PRIu64 "s", s);
 }
 
-bool adm_parse_u64(const char *s, uint64_t *out)
+void adm_fmt_ms(uint64_t ms, char *buf, size_t size)
 {
-    char *end;
-    unsigned long long v;
-
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || *end != '\0')
-        return false;
-    *out = v;
-    return true;
+    if (ms < 1000)
+        snprintf(buf, size, "%" PRIu64 "ms", ms);
+    else if (ms < 60000)
+        snprintf(buf, size, "%.1fs", (double)ms / 1000);
+    else
+        adm_fmt_secs(ms / 1000, buf, size);
 }

@@ -31,7 +31,7 @@ int adm_cmd_setgoal(struct adm *a, int argc, char **argv)
         recursive = true;
         i++;
     }
-    if (argc - i != 2 || !adm_parse_u64(argv[i], &goal) || goal < 1 ||
+    if (argc - i != 2 || !status_parse_u64(argv[i], &goal) || goal < 1 ||
         goal > PROTO_GOAL_MAX) {
         fprintf(stderr, "tessera: usage: setgoal [-r] N PATH (N in 1..%u)\n",
                 PROTO_GOAL_MAX);

@@ -29,34 +29,75 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int adm_parse_size(const char *s, uint64_t *out)
+int adm_parse_size(const char *s, uint64_t *out, const char **why)
 {
-    static const char units[] = "KMGTP";
+    static const char units[] = "KMGTPE";
+    const char *dummy;
     char *end;
     uint64_t v, mul = 1;
 
-    if (!s || *s < '0' || *s > '9')
+    if (!why)
+        why = &dummy;
+    *why = NULL;
+    if (!s || !*s) {
+        *why = "it is empty";
         return -EINVAL;
+    }
+    if (*s == '-') {
+        *why = "a size cannot be negative";
+        return -EINVAL;
+    }
+    if (*s < '0' || *s > '9') {
+        *why = "it does not start with a number";
+        return -EINVAL;
+    }
     errno = 0;
     v = strtoull(s, &end, 10);
-    if (errno)
+    if (errno) {
+        *why = "the number is too large";
+        return -EFBIG;
+    }
+    if (*end == '.' || *end == ',') {
+        *why = "the number must be whole (write 1536M for 1.5G)";
         return -EINVAL;
+    }
     if (*end) {
         const char *u = strchr(units, end[0] & ~0x20);
-        if (!u || end[0] == '\0')
+        if (!u) {
+            *why = "the unit after the number is not one of K, M, G, T, P, E";
             return -EINVAL;
+        }
         for (const char *k = units; k <= u; k++)
             mul *= 1024;
         end++;
         if (!strcmp(end, "iB") || !strcmp(end, "B"))
             end += strlen(end);
-        if (*end)
+        if (*end) {
+            *why = "something follows the unit (K, KB or KiB, ...)";
             return -EINVAL;
+        }
     }
-    if (v > INT64_MAX / mul)
+    if (v > INT64_MAX / mul) {
+        *why = "it is larger than 8 EiB, the largest file";
         return -EFBIG;
+    }
     *out = v * mul;
     return 0;
+}
+
+int adm_size_arg(const char *verb, const char *s, uint64_t *out)
+{
+    const char *why;
+
+    if (adm_parse_size(s, out, &why) == 0)
+        return 0;
+    fprintf(stderr,
+            "tessera: %s: bad size '%s': %s.\n"
+            "  A size is a whole number of bytes, or one followed by a unit:\n"
+            "  K, M, G, T, P or E (powers of 1024; KB and KiB, MB and MiB, ..."
+            "\n  mean the same, in either case): 4096, 512M, 10G, 1TiB.\n",
+            verb, s, why);
+    return -EINVAL;
 }
 
 int adm_split_path(const char *path, char *dir, size_t dsize, char *name,
@@ -102,6 +143,109 @@ static int resolve_parent(struct adm *a, const char *path,
     return rc;
 }
 
+/* The namespace path of folder @dir, which may not exist yet: when its
+ * deepest existing ancestor on this host is inside a Tessera mount, that
+ * ancestor's namespace path followed by the rest; else @dir itself. */
+static int ns_folder(const char *dir, char *out, size_t size)
+{
+    char up[PROTO_MAX_STR + 1], ns[PROTO_MAX_STR + 1];
+    struct stat sb;
+    uint64_t ino;
+    size_t len = strlen(dir);
+    int n;
+
+    if (len >= sizeof(up))
+        return -ENAMETOOLONG;
+    memcpy(up, dir, len + 1);
+    while (len > 1 && stat(up, &sb) != 0) {
+        char *slash = strrchr(up, '/');
+        len = slash == up ? 1 : (size_t)(slash - up);
+        up[len] = '\0';
+    }
+    if (adm_path_local(up, ns, sizeof(ns), &ino) != 1)
+        n = snprintf(out, size, "%s", dir);
+    else
+        n = snprintf(out, size, "%s%s", strcmp(ns, "/") ? ns : "",
+                     dir + (len > 1 ? len : 0));
+    if (n == 0)
+        n = snprintf(out, size, "/");
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* MKDIR each folder of @dir ("/a/b", or a folder in a mount) that is
+ * missing, as `mkdir -p` does.  0 or -errno. */
+static int make_folders(struct adm *a, const char *path)
+{
+    char dir[PROTO_MAX_STR + 1];
+    int err = ns_folder(path, dir, sizeof(dir));
+
+    if (err < 0)
+        return err;
+    char prefix[PROTO_MAX_STR + 1];
+    struct proto_attr at = {.ino = 1, .mode = S_IFDIR};
+    size_t len = strlen(dir);
+    int rc = 0;
+
+    for (size_t i = 1; i <= len && rc == 0; i++) {
+        if (i < len && dir[i] != '/')
+            continue;
+        const char *name = memrchr(dir, '/', i);
+        size_t nlen = i - (size_t)(name + 1 - dir);
+        uint64_t parent = at.ino;
+
+        if (nlen == 0)
+            continue;
+        memcpy(prefix, dir, i);
+        prefix[i] = '\0';
+        rc = adm_resolve(a, prefix, &at);
+        if (rc == -ENOENT) {
+            struct proto_mkdir_req req = {.parent = parent, .mode = 0755};
+            struct proto_attr_rep rep;
+            struct rpc_reply r;
+            struct proto_wbuf w;
+
+            req.name.p = name + 1;
+            req.name.len = (uint32_t)nlen;
+            proto_wbuf_init(&w);
+            proto_mkdir_req_encode(&w, &req);
+            rc = rpc_call_msg(a->rpc, PROTO_MSG_MKDIR_REQ, &w, &r, &rep);
+            proto_wbuf_free(&w);
+            if (rc == 0) {
+                at = rep.attr;
+                rpc_reply_free(&r);
+            } else if (rc == -EEXIST) {
+                rc = adm_resolve(a, prefix, &at);
+            }
+        }
+        if (rc == 0 && !S_ISDIR(at.mode))
+            rc = -ENOTDIR;
+    }
+    return rc;
+}
+
+/* Warn when @bytes is more than the cluster's raw capacity: an image is
+ * sparse, so it is allowed, but writing it all would fail. */
+static void warn_capacity(struct adm *a, const char *what, uint64_t bytes)
+{
+    struct status_report st;
+    char b1[32], b2[32];
+
+    if (adm_status_fetch(a, &st) == 0) {
+        uint64_t cap = status_report_u64(&st, "capacity");
+
+        if (cap && bytes > cap) {
+            adm_fmt_bytes(bytes, b1, sizeof(b1));
+            adm_fmt_bytes(cap, b2, sizeof(b2));
+            fprintf(stderr,
+                    "tessera: %s: warning: %s is more than the cluster's "
+                    "capacity (%s on the servers up):\n  the image is sparse, "
+                    "but writes will fail once the servers are full\n",
+                    what, b1, b2);
+        }
+    }
+    status_report_free(&st);
+}
+
 void adm_attr_json(const char *path, const struct proto_attr *at,
                    const char *extra)
 {
@@ -116,6 +260,7 @@ void adm_attr_json(const char *path, const struct proto_attr *at,
 static int snap_cmd(struct adm *a, int argc, char **argv, uint16_t opcode)
 {
     const char *what = opcode == PROTO_MSG_SNAPSHOT_REQ ? "snapshot" : "clone";
+    char dst[PROTO_MAX_STR + 1];
     struct proto_snapshot_req req;
     struct proto_attr_rep rep;
     struct proto_attr src, dir;
@@ -128,14 +273,17 @@ static int snap_cmd(struct adm *a, int argc, char **argv, uint16_t opcode)
         fprintf(stderr, "tessera: usage: %s SRC DST\n", what);
         return ADM_EXIT_USAGE;
     }
+    if (adm_path_arg(what, argv[2], dst, sizeof(dst)) < 0)
+        return ADM_EXIT_USAGE;
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
         return rc;
     rc = adm_resolve(a, argv[1], &src);
-    if (rc == 0)
-        rc = resolve_parent(a, argv[2], &dir, name, sizeof(name));
     if (rc < 0)
-        return adm_fail(a, what, rc);
+        return adm_fail_path(a, what, argv[1], rc);
+    rc = resolve_parent(a, dst, &dir, name, sizeof(name));
+    if (rc < 0)
+        return adm_fail_path(a, what, argv[2], rc);
     memset(&req, 0, sizeof(req));
     req.ino = src.ino;
     req.parent = dir.ino;
@@ -235,27 +383,63 @@ int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
 
 static int image_create(struct adm *a, int argc, char **argv)
 {
+    const char *arg = NULL, *sz = NULL;
+    char path[PROTO_MAX_STR + 1], dir[PROTO_MAX_STR + 1];
+    char name[PROTO_NAME_MAX + 1];
     struct proto_attr at;
     char size[32];
+    bool parents = false;
     uint64_t bytes;
     int rc;
 
-    if (argc != 3 || adm_parse_size(argv[2], &bytes) < 0) {
-        fprintf(stderr, "tessera: usage: image create PATH SIZE "
-                        "(bytes, or with K, M, G, T)\n");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-p"))
+            parents = true;
+        else if (!arg)
+            arg = argv[i];
+        else if (!sz)
+            sz = argv[i];
+        else
+            sz = NULL, i = argc;
+    }
+    if (!arg || !sz) {
+        fprintf(stderr, "tessera: usage: image create [-p] PATH SIZE "
+                        "(bytes, or with K, M, G, T, P, E)\n");
+        return ADM_EXIT_USAGE;
+    }
+    if (adm_path_arg("image create", arg, path, sizeof(path)) < 0 ||
+        adm_size_arg("image create", sz, &bytes) < 0)
+        return ADM_EXIT_USAGE;
+    if (adm_split_path(path, dir, sizeof(dir), name, sizeof(name)) < 0) {
+        fprintf(stderr, "tessera: image create: %s: not a file name\n", path);
         return ADM_EXIT_USAGE;
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
         return rc;
-    rc = adm_image_make(a, argv[1], bytes, &at);
+    warn_capacity(a, "image create", bytes);
+    rc = parents ? make_folders(a, dir) : 0;
+    if (rc == 0)
+        rc = adm_image_make(a, path, bytes, &at);
+    if (rc == -ENOENT && !parents) {
+        struct proto_attr d;
+
+        if (adm_resolve(a, dir, &d) == -ENOENT) {
+            fprintf(stderr,
+                    "tessera: image create: %s: the folder %s does not "
+                    "exist\n  (make it through a mount, or add -p: "
+                    "tessera image create -p %s %s)\n",
+                    path, dir, path, sz);
+            return ADM_EXIT_FAIL;
+        }
+    }
     if (rc < 0)
-        return adm_fail(a, "image create", rc);
+        return adm_fail_path(a, "image create", path, rc);
     if (a->json) {
-        adm_attr_json(argv[1], &at, NULL);
+        adm_attr_json(path, &at, NULL);
     } else {
         adm_fmt_bytes(at.size, size, sizeof(size));
-        printf("%s: created, %s (%" PRIu64 " bytes), sparse\n", argv[1], size,
+        printf("%s: created, %s (%" PRIu64 " bytes), sparse\n", path, size,
                at.size);
     }
     return ADM_EXIT_OK;
@@ -331,10 +515,12 @@ static int image_resize(struct adm *a, int argc, char **argv)
         else
             path = NULL, sz = NULL, i = argc;
     }
-    if (!path || !sz || adm_parse_size(sz, &bytes) < 0) {
+    if (!path || !sz) {
         fprintf(stderr, "tessera: usage: image resize [--shrink] PATH SIZE\n");
         return ADM_EXIT_USAGE;
     }
+    if (adm_size_arg("image resize", sz, &bytes) < 0)
+        return ADM_EXIT_USAGE;
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
         return rc;
@@ -342,7 +528,9 @@ static int image_resize(struct adm *a, int argc, char **argv)
     if (rc == 0 && !S_ISREG(at.mode))
         rc = S_ISDIR(at.mode) ? -EISDIR : -EINVAL;
     if (rc < 0)
-        return adm_fail(a, "image resize", rc);
+        return adm_fail_path(a, "image resize", path, rc);
+    if (bytes > at.size)
+        warn_capacity(a, "image resize", bytes);
     if (bytes < at.size && !shrink) {
         adm_fmt_bytes(at.size, b1, sizeof(b1));
         adm_fmt_bytes(bytes, b2, sizeof(b2));
@@ -391,7 +579,7 @@ static int image_resize(struct adm *a, int argc, char **argv)
 
 /* Each "sharer" pair of @st: its inode, chunks shared and path (borrowed
  * from @st).  Returns false for other pairs. */
-static bool sharer_of(const struct adm_kv *kv, unsigned long long *ino,
+static bool sharer_of(const struct status_kv *kv, unsigned long long *ino,
                       unsigned long long *n, const char **path)
 {
     int off = 0;
@@ -404,7 +592,7 @@ static bool sharer_of(const struct adm_kv *kv, unsigned long long *ino,
 }
 
 /* The "sharer" pairs of @st as a JSON array. */
-static void print_sharers_json(const struct adm_status *st)
+static void print_sharers_json(const struct status_report *st)
 {
     unsigned long long ino, n;
     const char *p;
@@ -426,10 +614,10 @@ static void print_sharers_json(const struct adm_status *st)
 /* What removing the file of @st keeps: the chunks it shares stay for the
  * files that share them, the others are freed. */
 static void print_rm(struct adm *a, const char *path,
-                     const struct adm_status *st)
+                     const struct status_report *st)
 {
-    uint64_t chunks = adm_status_u64(st, "chunks");
-    uint64_t kept = adm_status_u64(st, "shared");
+    uint64_t chunks = status_report_u64(st, "chunks");
+    uint64_t kept = status_report_u64(st, "shared");
     unsigned long long ino, n;
     const char *p;
     bool first = true;
@@ -455,14 +643,14 @@ static void print_rm(struct adm *a, const char *path,
                n == 1 ? "" : "s");
         first = false;
     }
-    if (adm_status_get(st, "sharers_truncated"))
+    if (status_report_get(st, "sharers_truncated"))
         printf(", ...");
     printf("\n");
 }
 
 static int image_rm(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st = {0};
+    struct status_report st = {0};
     struct proto_lookup_req req;
     struct proto_attr dir, at;
     char name[PROTO_NAME_MAX + 1];
@@ -480,13 +668,14 @@ static int image_rm(struct adm *a, int argc, char **argv)
     rc = adm_resolve(a, argv[1], &at);
     if (rc == 0 && !S_ISREG(at.mode))
         rc = S_ISDIR(at.mode) ? -EISDIR : -EINVAL;
-    if (rc == 0)
-        rc = resolve_parent(a, argv[1], &dir, name, sizeof(name));
+    if (rc < 0)
+        return adm_fail_path(a, "image rm", argv[1], rc);
+    rc = resolve_parent(a, argv[1], &dir, name, sizeof(name));
     /* What it shares, read just before: the answer says what stays. */
     if (rc == 0)
         rc = adm_status_ino(a, PROTO_MSG_IMAGE_INFO_REQ, at.ino, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "image rm", rc);
     }
     memset(&req, 0, sizeof(req));
@@ -498,12 +687,12 @@ static int image_rm(struct adm *a, int argc, char **argv)
     rc = w.err ? w.err : rpc_call(a->rpc, PROTO_MSG_UNLINK_REQ, w.p, w.len, &r);
     proto_wbuf_free(&w);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "image rm", rc);
     }
     rpc_reply_free(&r);
     print_rm(a, argv[1], &st);
-    adm_status_free(&st);
+    status_report_free(&st);
     return ADM_EXIT_OK;
 }
 
@@ -512,7 +701,7 @@ static int image_rm(struct adm *a, int argc, char **argv)
 
 static int image_info(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st;
+    struct status_report st;
     struct proto_attr at;
     char b1[32], b2[32];
     int rc;
@@ -526,16 +715,16 @@ static int image_info(struct adm *a, int argc, char **argv)
         return rc;
     rc = adm_resolve(a, argv[1], &at);
     if (rc < 0)
-        return adm_fail(a, "image info", rc);
+        return adm_fail_path(a, "image info", argv[1], rc);
     rc = adm_status_ino(a, PROTO_MSG_IMAGE_INFO_REQ, at.ino, &st);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "image info", rc);
     }
-    bool ro = adm_status_u64(&st, "readonly") != 0;
+    bool ro = status_report_u64(&st, "readonly") != 0;
     /* A snapshot or clone names its origin; an empty path: removed. */
-    const char *opath = adm_status_get(&st, "origin_path");
-    bool origin = adm_status_get(&st, "origin") != NULL;
+    const char *opath = status_report_get(&st, "origin_path");
+    bool origin = status_report_get(&st, "origin") != NULL;
     if (!opath)
         opath = "";
     if (a->json) {
@@ -545,15 +734,17 @@ static int image_info(struct adm *a, int argc, char **argv)
                ", \"allocated\": %" PRIu64 ", \"chunks\": %" PRIu64
                ", \"shared_chunks\": %" PRIu64 ", \"goal\": %" PRIu64
                ", \"readonly\": %s, \"shares_with\": ",
-               adm_status_u64(&st, "ino"), adm_status_u64(&st, "size"),
-               adm_status_u64(&st, "allocated"), adm_status_u64(&st, "chunks"),
-               adm_status_u64(&st, "shared"), adm_status_u64(&st, "goal"),
+               status_report_u64(&st, "ino"), status_report_u64(&st, "size"),
+               status_report_u64(&st, "allocated"),
+               status_report_u64(&st, "chunks"),
+               status_report_u64(&st, "shared"), status_report_u64(&st, "goal"),
                ro ? "true" : "false");
         print_sharers_json(&st);
         printf(", \"parent\": ");
         if (origin) {
             printf("{\"ino\": %" PRIu64 ", \"exists\": %s, \"path\": ",
-                   adm_status_u64(&st, "origin"), opath[0] ? "true" : "false");
+                   status_report_u64(&st, "origin"),
+                   opath[0] ? "true" : "false");
             if (opath[0])
                 adm_json_str(stdout, opath, strlen(opath));
             else
@@ -564,24 +755,24 @@ static int image_info(struct adm *a, int argc, char **argv)
         }
         printf("}\n");
     } else {
-        adm_fmt_bytes(adm_status_u64(&st, "size"), b1, sizeof(b1));
-        adm_fmt_bytes(adm_status_u64(&st, "allocated"), b2, sizeof(b2));
+        adm_fmt_bytes(status_report_u64(&st, "size"), b1, sizeof(b1));
+        adm_fmt_bytes(status_report_u64(&st, "allocated"), b2, sizeof(b2));
         printf("%-14s %s\n", "path", argv[1]);
         printf("%-14s %s (%" PRIu64 " bytes)\n", "size", b1,
-               adm_status_u64(&st, "size"));
+               status_report_u64(&st, "size"));
         printf("%-14s %s\n", "allocated", b2);
         printf("%-14s %" PRIu64 " of 64 MiB\n", "chunks",
-               adm_status_u64(&st, "chunks"));
+               status_report_u64(&st, "chunks"));
         printf("%-14s %" PRIu64 "\n", "shared chunks",
-               adm_status_u64(&st, "shared"));
-        printf("%-14s %" PRIu64 "\n", "goal", adm_status_u64(&st, "goal"));
+               status_report_u64(&st, "shared"));
+        printf("%-14s %" PRIu64 "\n", "goal", status_report_u64(&st, "goal"));
         printf("%-14s %s\n", "read-only", ro ? "yes (snapshot)" : "no");
         if (origin && opath[0])
             printf("%-14s %s (ino %" PRIu64 ")\n", "parent", opath,
-                   adm_status_u64(&st, "origin"));
+                   status_report_u64(&st, "origin"));
         else if (origin)
             printf("%-14s (removed, ino %" PRIu64 ")\n", "parent",
-                   adm_status_u64(&st, "origin"));
+                   status_report_u64(&st, "origin"));
         for (size_t i = 0; i < st.nkv; i++) {
             unsigned long long ino, n;
             const char *p;
@@ -590,10 +781,10 @@ static int image_info(struct adm *a, int argc, char **argv)
             printf("%-14s %s (%llu chunk%s, ino %llu)\n", "shares with", p, n,
                    n == 1 ? "" : "s", ino);
         }
-        if (adm_status_get(&st, "sharers_truncated"))
+        if (status_report_get(&st, "sharers_truncated"))
             printf("%-14s ...\n", "");
     }
-    adm_status_free(&st);
+    status_report_free(&st);
     return ADM_EXIT_OK;
 }
 

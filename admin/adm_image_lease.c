@@ -33,7 +33,7 @@ int adm_image_handover(struct adm *a, int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--for") && i + 1 < argc &&
-            adm_parse_u64(argv[i + 1], &secs) && secs > 0 && secs <= 86400) {
+            status_parse_u64(argv[i + 1], &secs) && secs > 0 && secs <= 86400) {
             i++;
         } else if (!path && argv[i][0] != '-') {
             path = argv[i];

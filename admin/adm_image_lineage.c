@@ -115,7 +115,7 @@ static int unshare_all(struct cl_client *cl, const struct proto_attr *at,
 int adm_image_flatten(struct adm *a, int argc, char **argv)
 {
     struct adm_progress pg;
-    struct adm_status st;
+    struct status_report st;
     struct proto_attr at, out;
     struct cl_client *cl = NULL;
     const char *path = NULL;
@@ -151,8 +151,8 @@ int adm_image_flatten(struct adm *a, int argc, char **argv)
     }
     if (rc == 0) {
         rc = adm_status_ino(a, PROTO_MSG_IMAGE_INFO_REQ, at.ino, &st);
-        shared = rc == 0 ? adm_status_u64(&st, "shared") : 0;
-        adm_status_free(&st);
+        shared = rc == 0 ? status_report_u64(&st, "shared") : 0;
+        status_report_free(&st);
     }
     if (rc == 0)
         rc = adm_client_open(a, "flatten", &cl);

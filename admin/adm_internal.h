@@ -9,8 +9,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "image_list.h"
+#include "metrics.h"
 #include "proto.h"
 #include "rpc.h"
+#include "status.h"
 
 /* Exit codes, documented in `tessera --help`. */
 #define ADM_EXIT_OK 0
@@ -35,6 +38,14 @@ int adm_connect(struct adm *a);
  * the exit code for it: ADM_EXIT_UNREACHABLE when the connection failed,
  * ADM_EXIT_FAIL otherwise. */
 int adm_fail(struct adm *a, const char *what, int rc);
+/* adm_fail() for an error about @path: "tessera: WHAT: PATH: cause" with
+ * the cause in words (no such file or folder, already exists, ...). */
+int adm_fail_path(struct adm *a, const char *what, const char *path, int rc);
+/* The path a new file @path is to have, into @out: @path when absolute
+ * (a namespace path, or one in a mount: adm_resolve() of its folder tells),
+ * the namespace path when relative to a working folder inside a Tessera
+ * mount.  Empty, or relative elsewhere: prints why and returns -EINVAL. */
+int adm_path_arg(const char *what, const char *path, char *out, size_t size);
 
 /* Commands (adm_status.c, adm_fileinfo.c, adm_ping.c): argv[0] is the
  * command name.  Return an exit code. */
@@ -45,64 +56,25 @@ int adm_cmd_ping(struct adm *a, int argc, char **argv);
 /* adm_status.c: a STATUS_REP taken apart, kept apart from the printing so
  * it is tested without a server. */
 
-struct adm_kv {
-    char *key, *value;
-};
+/* status_report_healthy() and the rest: common/status.h. */
 
-struct adm_session {
-    uint64_t id;
-    char *name, *host;
-    uint64_t idle_ms;
-};
-
-struct adm_server {
-    uint32_t id;
-    char *addr;
-    char state[16]; /* up, suspect, down, draining */
-    bool up;        /* up or draining: serving */
-    bool draining;
-    uint64_t free, chunks, capacity, used, replicas;
-    int64_t since_ns; /* wall clock of the last state change, 0 unknown */
-    uint64_t hb_ms;   /* heartbeat age */
-};
-
-struct adm_status {
-    struct adm_kv *kv; /* every other pair, in reply order */
-    size_t nkv;
-    struct adm_session *sessions;
-    size_t nsessions;
-    struct adm_server *servers;
-    size_t nservers;
-};
-
-/* Parse a STATUS_REP body.  Caller owns *st (also on error): release it
- * with adm_status_free().  -EPROTO for a malformed body, -ENOMEM. */
-int adm_status_parse(const uint8_t *p, size_t n, struct adm_status *st);
-void adm_status_free(struct adm_status *st);
-/* Value of @key, or NULL.  Returns a pointer owned by @st. */
-const char *adm_status_get(const struct adm_status *st, const char *key);
-/* True when every registered storage server is up (or draining) and no
- * chunk is under its goal or missing. */
-bool adm_status_healthy(const struct adm_status *st);
-/* A numeric value of @key, 0 when absent. */
-uint64_t adm_status_u64(const struct adm_status *st, const char *key);
-/* The server with id @id, or NULL.  Returns a pointer owned by @st. */
-const struct adm_server *adm_status_server(const struct adm_status *st,
-                                           uint32_t id);
-/* Ask metad for STATUS into *st (caller frees with adm_status_free()).
+/* Ask metad for STATUS into *st (caller frees with status_report_free()).
  * 0 or -errno. */
-int adm_status_fetch(struct adm *a, struct adm_status *st);
+int adm_status_fetch(struct adm *a, struct status_report *st);
 /* Send request @opcode with @body (borrowed; NULL for none) and parse its
- * key/value reply into *st (caller frees it with adm_status_free(), also
+ * key/value reply into *st (caller frees it with status_report_free(), also
  * on error).  0 or -errno. */
 int adm_status_call(struct adm *a, uint16_t opcode,
-                    const struct proto_wbuf *body, struct adm_status *st);
+                    const struct proto_wbuf *body, struct status_report *st);
 /* The same for a request whose body is one inode (IMAGE_INFO_REQ,
  * IMAGE_LIST_REQ). */
 int adm_status_ino(struct adm *a, uint16_t opcode, uint64_t ino,
-                   struct adm_status *st);
+                   struct status_report *st);
+/* Print the sessions table to @f, its columns as wide as their longest
+ * value (up to 60 characters). */
+void adm_print_sessions(FILE *f, const struct status_report *st);
 /* Print the storage server table (tessera servers). */
-void adm_print_servers(const struct adm_status *st);
+void adm_print_servers(const struct status_report *st);
 
 /* adm_goal.c */
 int adm_cmd_setgoal(struct adm *a, int argc, char **argv);
@@ -114,6 +86,22 @@ int adm_cmd_server(struct adm *a, int argc, char **argv);
 int adm_cmd_scrub(struct adm *a, int argc, char **argv);
 int adm_cmd_rebalance(struct adm *a, int argc, char **argv);
 int adm_cmd_fsck(struct adm *a, int argc, char **argv);
+/* Seconds without progress after which a drain is said to be stuck. */
+#define ADM_DRAIN_STALL_S 10
+/* A drain being followed (`server drain ID --wait`): done when its server
+ * holds no replica; stuck when for ADM_DRAIN_STALL_S polls the count
+ * stayed put with no copy in flight (the other servers cannot take the
+ * chunks at their goal). */
+struct drain_watch {
+    uint32_t id;
+    uint64_t left;  /* replicas at the last change; start at UINT64_MAX */
+    unsigned still; /* polls since */
+    bool stuck;
+    uint64_t others; /* servers up and not draining, at the last poll */
+};
+/* Take one progress report: true when the drain is over, done or stuck
+ * (then d->stuck). */
+bool adm_drain_step(struct drain_watch *d, const struct status_report *st);
 
 /* adm_fileinfo.c */
 int adm_cmd_checkfile(struct adm *a, int argc, char **argv);
@@ -185,39 +173,19 @@ int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
                    struct proto_attr *out);
 /* adm_image_list.c: image list [--tree] [PATH]. */
 int adm_image_list(struct adm *a, int argc, char **argv);
-/* One file of an IMAGE_LIST reply (docs/protocol.md §12.5). */
-struct adm_image_ent {
-    uint64_t ino, origin; /* origin 0: made from nothing */
-    bool origin_live;     /* the origin still exists */
-    bool readonly;        /* a snapshot */
-    uint64_t size, allocated, shared;
-    const char *path; /* borrowed from the parsed value */
-};
-/* Parse one "image" value into *e (e->path points into @value).
- * -EPROTO when malformed, or an origin not older than the file. */
-int adm_image_ent_parse(const char *value, struct adm_image_ent *e);
-/* Entries in tree order: order[j] indexes the entries, depth[j] how many
- * origins above it are listed too. */
-struct adm_image_tree {
-    size_t *order;
-    unsigned *depth;
-    size_t n;
-};
-/* Order @n entries as a forest of origins: a root (no origin, or one not
- * listed) then, depth first, what was made from it, by inode number.
- * Caller owns *t; release it with adm_image_tree_free().  0 or -ENOMEM. */
-int adm_image_tree(const struct adm_image_ent *e, size_t n,
-                   struct adm_image_tree *t);
-void adm_image_tree_free(struct adm_image_tree *t);
 /* adm_image_io.c: image import SRC DST, image export SRC DST. */
 int adm_image_import(struct adm *a, int argc, char **argv);
 int adm_image_export(struct adm *a, int argc, char **argv);
 /* adm_image_lease.c: image handover PATH (arm a live-migration hand-over
  * and show who writes the image). */
 int adm_image_handover(struct adm *a, int argc, char **argv);
-/* Parse "10G", "512M", "4096", "1TiB" (binary units) into bytes: 0,
- * -EINVAL, -EFBIG. */
-int adm_parse_size(const char *s, uint64_t *out);
+/* Parse "10G", "512M", "4096", "1TiB" (binary units K to E, B or iB
+ * after them optional) into bytes: 0, -EINVAL or -EFBIG, with *why (when
+ * @why is not NULL) set to a static phrase saying what is wrong. */
+int adm_parse_size(const char *s, uint64_t *out, const char **why);
+/* adm_parse_size() for command @verb: on error print which part of @s is
+ * wrong and every unit accepted, and return -EINVAL. */
+int adm_size_arg(const char *verb, const char *s, uint64_t *out);
 /* Split @path into its directory ("/" when none) and last component;
  * -EINVAL for an empty, ".", ".." or too long name. */
 int adm_split_path(const char *path, char *dir, size_t dsize, char *name,
@@ -231,7 +199,10 @@ void adm_json_str(FILE *f, const char *s, size_t n);
 void adm_fmt_bytes(uint64_t bytes, char *buf, size_t size);
 /* "1h02m03s" style duration into @buf. */
 void adm_fmt_secs(uint64_t secs, char *buf, size_t size);
-/* Parse a whole decimal string; false when @s is not one. */
-bool adm_parse_u64(const char *s, uint64_t *out);
+/* A duration in milliseconds with its unit: "250ms", "4.5s", "3m05s". */
+void adm_fmt_ms(uint64_t ms, char *buf, size_t size);
+/* Print @b on stdout and free it: 0, or -ENOMEM when it could not be
+ * built. */
+int adm_print_buf(struct metrics_buf *b);
 
 #endif

@@ -24,23 +24,29 @@ static void usage(FILE *f)
         "\n"
         "Commands:\n"
         "  status                  servers by state, capacity, chunks\n"
-        "                          ok/under/over goal/missing, repair\n"
+        "                          ok/under/over goal/missing, repair,\n"
+        "                          scrub progress and findings\n"
         "  servers                 storage servers: state, since, address,\n"
         "                          chunks, space, last heartbeat\n"
         "  server drain|undrain|remove ID [--wait]\n"
         "                          move every chunk off a server, cancel\n"
         "                          that, or forget a down or empty server\n"
+        "                          (--wait stops when the goal cannot be\n"
+        "                          met without it)\n"
         "  setgoal [-r] N PATH     set the replication goal (1..9)\n"
         "  getgoal [-r] PATH       show the goal (-r: summary below PATH)\n"
         "  fileinfo PATH           a file's chunks: id, version, replicas\n"
         "  checkfile PATH          copies per chunk and a summary\n"
-        "  scrub [--server ID]     verify checksums on the servers\n"
+        "  scrub [--server ID]     verify checksums on the servers (status\n"
+        "                          shows the pass)\n"
         "  rebalance [--wait]      even out usage across servers\n"
         "  fsck [--repair] [--wait]\n"
         "                          compare metadata with the servers\n"
         "  snapshot SRC DST        instant read-only copy-on-write copy\n"
         "  clone SRC DST           instant writable copy-on-write copy\n"
-        "  image create PATH SIZE  a sparse image (SIZE: 10G, 512M, ...)\n"
+        "  image create [-p] PATH SIZE\n"
+        "                          a sparse image (SIZE: 10G, 512M, ...;\n"
+        "                          -p makes missing folders)\n"
         "  image info PATH         size, allocated, chunks, sharing\n"
         "  image list [--tree] [PATH]\n"
         "                          images, snapshots and clones: parent,\n"
@@ -80,20 +86,13 @@ static const struct {
     const char *name;
     int (*fn)(struct adm *a, int argc, char **argv);
 } commands[] = {
-    {"status", adm_cmd_status},
-    {"fileinfo", adm_cmd_fileinfo},
-    {"ping", adm_cmd_ping},
-    {"servers", adm_cmd_servers},
-    {"server", adm_cmd_server},
-    {"setgoal", adm_cmd_setgoal},
-    {"getgoal", adm_cmd_getgoal},
-    {"checkfile", adm_cmd_checkfile},
-    {"scrub", adm_cmd_scrub},
-    {"rebalance", adm_cmd_rebalance},
-    {"fsck", adm_cmd_fsck},
-    {"snapshot", adm_cmd_snapshot},
-    {"clone", adm_cmd_clone},
-    {"image", adm_cmd_image},
+    {"status", adm_cmd_status},   {"fileinfo", adm_cmd_fileinfo},
+    {"ping", adm_cmd_ping},       {"servers", adm_cmd_servers},
+    {"server", adm_cmd_server},   {"setgoal", adm_cmd_setgoal},
+    {"getgoal", adm_cmd_getgoal}, {"checkfile", adm_cmd_checkfile},
+    {"scrub", adm_cmd_scrub},     {"rebalance", adm_cmd_rebalance},
+    {"fsck", adm_cmd_fsck},       {"snapshot", adm_cmd_snapshot},
+    {"clone", adm_cmd_clone},     {"image", adm_cmd_image},
 };
 
 /* Take the global options out of argv, wherever they are; the rest keeps
@@ -130,6 +129,10 @@ int main(int argc, char **argv)
     int rc;
 
     log_init(argv[0]);
+    /* The client library's INFO lines (session opened, server states) are
+     * for daemons' logs: a command prints its own result and errors, and
+     * with --json nothing but the document. */
+    log_set_level(LOG_LVL_WARN);
     a.meta = getenv("TESSERA_META");
     if (!a.meta || !*a.meta)
         a.meta = ADM_DEFAULT_META;

@@ -1,14 +1,13 @@
 /* adm_status.c: `tessera status`: ask metad for STATUS and print it as
  * tables (the metadata server, its sessions, the storage servers) or, with
- * --json, as one JSON object.
+ * --json, as the JSON object metad also serves at /api/status (both from
+ * common/status.c).
  *
- * The reply is text key/value pairs (see metadata/meta_srv_status.c).
- * "session.<id>" = "<name> <host> <idle_ms>ms" and "server.<id>" =
- * "<addr> up|down free=<bytes> chunks=<n>" become rows, and
- * "cache.<id>" = "promises=<n> sent=<n> answered=<n> timedout=<n>
- * recalls=<n>" (callback promises and breaks, docs/caching.md) joins its
- * session's row; every other pair is printed as it comes, so new counters
- * show up without a CLI change.
+ * The reply is text key/value pairs (see metadata/meta_srv_status.c),
+ * taken apart by common/status.c: sessions and servers become rows, the
+ * callback counters of a session (docs/caching.md) join its row; every
+ * other pair is printed as it comes, so new counters show up without a
+ * CLI change.
  *
  * Exit status: 0 when every registered storage server is up (or
  * draining) and no chunk is under its goal or missing, 1 otherwise, 2 when
@@ -22,227 +21,10 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- Parsing ------------------------------------------------------------ */
-
-static char *dup_str(const struct proto_str *s)
-{
-    char *p = malloc((size_t)s->len + 1);
-
-    if (p) {
-        memcpy(p, s->p, s->len);
-        p[s->len] = '\0';
-    }
-    return p;
-}
-
-/* "<name> <host> <idle>ms", the name possibly with spaces: split from the
- * right.  Takes ownership of @value. */
-static int parse_session(struct adm_session *s, uint64_t id, char *value)
-{
-    char *sp, *host = NULL;
-    size_t n;
-
-    memset(s, 0, sizeof(*s));
-    s->id = id;
-    sp = strrchr(value, ' ');
-    if (sp) {
-        char num[32];
-
-        n = strlen(sp + 1);
-        if (n > 2 && n - 2 < sizeof(num) && !strcmp(sp + 1 + n - 2, "ms")) {
-            memcpy(num, sp + 1, n - 2);
-            num[n - 2] = '\0';
-            if (adm_parse_u64(num, &s->idle_ms))
-                *sp = '\0';
-        }
-    }
-    sp = strrchr(value, ' ');
-    if (sp) {
-        *sp = '\0';
-        host = strdup(sp + 1);
-    } else {
-        host = strdup("");
-    }
-    s->name = value;
-    s->host = host;
-    return host ? 0 : -ENOMEM;
-}
-
-/* "<addr> <state> free=<n> chunks=<n> [capacity=<n> used=<n>
- * replicas=<n> since=<ns> hb_ms=<n> draining=1]".  Takes ownership of
- * @value. */
-static int parse_server(struct adm_server *s, uint64_t id, char *value)
-{
-    char *save = NULL, *tok;
-    int i = 0;
-
-    memset(s, 0, sizeof(*s));
-    s->id = (uint32_t)id;
-    for (tok = strtok_r(value, " ", &save); tok;
-         tok = strtok_r(NULL, " ", &save), i++) {
-        if (i == 0)
-            s->addr = strdup(tok);
-        else if (i == 1) {
-            snprintf(s->state, sizeof(s->state), "%s", tok);
-            s->up = !strcmp(tok, "up") || !strcmp(tok, "draining");
-            s->draining = !strcmp(tok, "draining");
-        } else if (!strncmp(tok, "free=", 5))
-            adm_parse_u64(tok + 5, &s->free);
-        else if (!strncmp(tok, "chunks=", 7))
-            adm_parse_u64(tok + 7, &s->chunks);
-        else if (!strncmp(tok, "capacity=", 9))
-            adm_parse_u64(tok + 9, &s->capacity);
-        else if (!strncmp(tok, "used=", 5))
-            adm_parse_u64(tok + 5, &s->used);
-        else if (!strncmp(tok, "replicas=", 9))
-            adm_parse_u64(tok + 9, &s->replicas);
-        else if (!strncmp(tok, "hb_ms=", 6))
-            adm_parse_u64(tok + 6, &s->hb_ms);
-        else if (!strncmp(tok, "since=", 6)) {
-            uint64_t v = 0;
-
-            adm_parse_u64(tok + 6, &v);
-            s->since_ns = (int64_t)v;
-        } else if (!strcmp(tok, "draining=1"))
-            s->draining = true;
-    }
-    free(value);
-    if (!s->addr)
-        s->addr = strdup("");
-    return s->addr ? 0 : -ENOMEM;
-}
-
-static int grow(void **p, size_t n, size_t size)
-{
-    void *np = realloc(*p, (n + 1) * size);
-
-    if (!np)
-        return -ENOMEM;
-    *p = np;
-    return 0;
-}
-
-/* File one pair.  Takes ownership of @key and @value. */
-static int add_pair(struct adm_status *st, char *key, char *value)
-{
-    uint64_t id;
-    int rc;
-
-    if (!strncmp(key, "session.", 8) && adm_parse_u64(key + 8, &id)) {
-        free(key);
-        rc = grow((void **)&st->sessions, st->nsessions, sizeof(*st->sessions));
-        if (rc < 0) {
-            free(value);
-            return rc;
-        }
-        rc = parse_session(&st->sessions[st->nsessions++], id, value);
-        return rc;
-    }
-    if (!strncmp(key, "server.", 7) && adm_parse_u64(key + 7, &id) &&
-        id <= UINT32_MAX) {
-        free(key);
-        rc = grow((void **)&st->servers, st->nservers, sizeof(*st->servers));
-        if (rc < 0) {
-            free(value);
-            return rc;
-        }
-        return parse_server(&st->servers[st->nservers++], id, value);
-    }
-    rc = grow((void **)&st->kv, st->nkv, sizeof(*st->kv));
-    if (rc < 0) {
-        free(key);
-        free(value);
-        return rc;
-    }
-    st->kv[st->nkv].key = key;
-    st->kv[st->nkv].value = value;
-    st->nkv++;
-    return 0;
-}
-
-int adm_status_parse(const uint8_t *p, size_t n, struct adm_status *st)
-{
-    struct proto_status_rep rep;
-    struct proto_kv_iter it;
-    struct proto_str k, v;
-    int rc;
-
-    memset(st, 0, sizeof(*st));
-    rc = proto_status_rep_decode(p, n, &rep);
-    if (rc < 0)
-        return rc;
-    proto_kv_iter_init(&it, &rep);
-    while (proto_kv_next(&it, &k, &v)) {
-        char *key = dup_str(&k), *value = dup_str(&v);
-
-        if (!key || !value) {
-            free(key);
-            free(value);
-            return -ENOMEM;
-        }
-        rc = add_pair(st, key, value);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-void adm_status_free(struct adm_status *st)
-{
-    for (size_t i = 0; i < st->nkv; i++) {
-        free(st->kv[i].key);
-        free(st->kv[i].value);
-    }
-    for (size_t i = 0; i < st->nsessions; i++) {
-        free(st->sessions[i].name);
-        free(st->sessions[i].host);
-    }
-    for (size_t i = 0; i < st->nservers; i++)
-        free(st->servers[i].addr);
-    free(st->kv);
-    free(st->sessions);
-    free(st->servers);
-    memset(st, 0, sizeof(*st));
-}
-
-const char *adm_status_get(const struct adm_status *st, const char *key)
-{
-    for (size_t i = 0; i < st->nkv; i++)
-        if (!strcmp(st->kv[i].key, key))
-            return st->kv[i].value;
-    return NULL;
-}
-
-bool adm_status_healthy(const struct adm_status *st)
-{
-    for (size_t i = 0; i < st->nservers; i++)
-        if (!st->servers[i].up)
-            return false;
-    return adm_status_u64(st, "chunks.under_goal") == 0 &&
-           adm_status_u64(st, "chunks.missing") == 0;
-}
-
-uint64_t adm_status_u64(const struct adm_status *st, const char *key)
-{
-    const char *v = adm_status_get(st, key);
-    uint64_t n = 0;
-
-    if (v)
-        adm_parse_u64(v, &n);
-    return n;
-}
-
-const struct adm_server *adm_status_server(const struct adm_status *st,
-                                           uint32_t id)
-{
-    for (size_t i = 0; i < st->nservers; i++)
-        if (st->servers[i].id == id)
-            return &st->servers[i];
-    return NULL;
-}
+/* ---- Asking ------------------------------------------------------------ */
 
 int adm_status_call(struct adm *a, uint16_t opcode,
-                    const struct proto_wbuf *body, struct adm_status *st)
+                    const struct proto_wbuf *body, struct status_report *st)
 {
     struct rpc_reply rep;
     int rc;
@@ -254,18 +36,18 @@ int adm_status_call(struct adm *a, uint16_t opcode,
                   &rep);
     if (rc < 0)
         return rc;
-    rc = adm_status_parse(rep.payload, rep.len, st);
+    rc = status_report_parse(rep.payload, rep.len, st);
     rpc_reply_free(&rep);
     return rc;
 }
 
-int adm_status_fetch(struct adm *a, struct adm_status *st)
+int adm_status_fetch(struct adm *a, struct status_report *st)
 {
     return adm_status_call(a, PROTO_MSG_STATUS_REQ, NULL, st);
 }
 
 int adm_status_ino(struct adm *a, uint16_t opcode, uint64_t ino,
-                   struct adm_status *st)
+                   struct status_report *st)
 {
     struct proto_ino_req req = {.ino = ino};
     struct proto_wbuf w;
@@ -280,39 +62,15 @@ int adm_status_ino(struct adm *a, uint16_t opcode, uint64_t ino,
 
 /* ---- Printing ----------------------------------------------------------- */
 
-static const char *get_or(const struct adm_status *st, const char *key,
+static const char *get_or(const struct status_report *st, const char *key,
                           const char *dflt)
 {
-    const char *v = adm_status_get(st, key);
+    const char *v = status_report_get(st, key);
 
     return v ? v : dflt;
 }
 
-#define get_u64 adm_status_u64
-
-/* The cache.<id> line of session @id, or NULL for a session without
- * callbacks. */
-static const char *cache_of(const struct adm_status *st, uint64_t id)
-{
-    char key[48];
-
-    snprintf(key, sizeof(key), "cache.%" PRIu64, id);
-    return adm_status_get(st, key);
-}
-
-/* Counter @name ("sent") in a cache line, 0 when absent. */
-static uint64_t cache_u64(const char *line, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = line; p && *p; p = strchr(p, ' ')) {
-        while (*p == ' ')
-            p++;
-        if (!strncmp(p, name, n) && p[n] == '=')
-            return strtoull(p + n + 1, NULL, 10);
-    }
-    return 0;
-}
+#define get_u64 status_report_u64
 
 static bool is_session_cache_key(const char *key)
 {
@@ -335,10 +93,10 @@ static bool is_known(const char *key)
     };
 
     /* Printed in their own sections. */
-    if (is_session_cache_key(key) ||!strncmp(key, "chunks.", 7) || !strncmp(key, "repair.", 7) ||
-        !strncmp(key, "rebalance.", 10) || !strncmp(key, "servers.", 8) ||
-        !strncmp(key, "capacity", 8) || !strncmp(key, "drain.", 6) ||
-        !strncmp(key, "scrub.", 6))
+    if (is_session_cache_key(key) || !strncmp(key, "chunks.", 7) ||
+        !strncmp(key, "repair.", 7) || !strncmp(key, "rebalance.", 10) ||
+        !strncmp(key, "servers.", 8) || !strncmp(key, "capacity", 8) ||
+        !strncmp(key, "drain.", 6) || !strncmp(key, "scrub.", 6))
         return true;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (!strcmp(key, known[i]))
@@ -346,7 +104,47 @@ static bool is_known(const char *key)
     return false;
 }
 
-static void print_tables(const struct adm *a, const struct adm_status *st)
+/* The scrubbers as the servers report them (docs/protocol.md §9.4): a
+ * summary, then one line per server. */
+static void print_scrub(const struct status_report *st)
+{
+    char b[32], ago[32];
+    uint64_t end = get_u64(st, "scrub.last_end_s");
+    time_t now = time(NULL);
+
+    if (!status_report_get(st, "scrub.servers")) {
+        printf("Scrub: no storage server has reported a pass yet "
+               "(tessera scrub starts one)\n");
+        return;
+    }
+    printf("Scrub: %" PRIu64 " of %" PRIu64 " servers scrubbing; %" PRIu64
+           " of %" PRIu64 " chunks verified, %" PRIu64
+           " damaged or unreadable copies found (each server's current or "
+           "last pass); %" PRIu64 " passes done",
+           get_u64(st, "scrub.running"), get_u64(st, "scrub.servers"),
+           get_u64(st, "scrub.chunks"), get_u64(st, "scrub.total"),
+           get_u64(st, "scrub.errors"), get_u64(st, "scrub.passes"));
+    if (end > 0 && (uint64_t)now >= end) {
+        adm_fmt_secs((uint64_t)now - end, ago, sizeof(ago));
+        printf(", the last ended %s ago", ago);
+    }
+    printf("\n");
+    for (size_t i = 0; i < st->nkv; i++) {
+        const char *k = st->kv[i].key, *v = st->kv[i].value;
+        uint64_t id;
+
+        if (strncmp(k, "scrub.", 6) || !status_parse_u64(k + 6, &id))
+            continue;
+        adm_fmt_bytes(status_field_u64(v, "bytes"), b, sizeof(b));
+        printf("  server %-4" PRIu64 " %-7s %" PRIu64 " of %" PRIu64
+               " chunks (%s), %" PRIu64 " found\n",
+               id, strncmp(v, "running", 7) ? "idle" : "running",
+               status_field_u64(v, "chunks"), status_field_u64(v, "total"), b,
+               status_field_u64(v, "errors"));
+    }
+}
+
+static void print_tables(const struct adm *a, const struct status_report *st)
 {
     char b1[32], b2[32];
     size_t down = 0;
@@ -374,25 +172,7 @@ static void print_tables(const struct adm *a, const struct adm_status *st)
             printf("  %-9s %s\n", st->kv[i].key, st->kv[i].value);
 
     printf("\nSessions (%zu)\n", st->nsessions);
-    if (st->nsessions)
-        printf("  %-20s %-24s %-24s %-10s %s\n", "ID", "NAME", "HOST", "IDLE",
-               "CACHE (promises, breaks sent/answered/timed out, recalls)");
-    for (size_t i = 0; i < st->nsessions; i++) {
-        const struct adm_session *s = &st->sessions[i];
-        const char *cl = cache_of(st, s->id);
-        char cache[128] = "no callbacks";
-
-        if (cl)
-            snprintf(cache, sizeof(cache),
-                     "%" PRIu64 " cached, breaks %" PRIu64 "/%" PRIu64
-                     "/%" PRIu64 ", %" PRIu64 " recalls",
-                     cache_u64(cl, "promises"), cache_u64(cl, "sent"),
-                     cache_u64(cl, "answered"), cache_u64(cl, "timedout"),
-                     cache_u64(cl, "recalls"));
-        printf("  %-20" PRIu64 " %-24s %-24s %-10" PRIu64 " %s\n", s->id,
-               s->name, s->host, s->idle_ms, cache);
-    }
-
+    adm_print_sessions(stdout, st);
     printf("\nStorage servers: %zu registered, %" PRIu64 " up, %" PRIu64
            " suspect, %" PRIu64 " down, %" PRIu64 " draining\n",
            st->nservers, get_u64(st, "servers.up"),
@@ -403,7 +183,10 @@ static void print_tables(const struct adm *a, const struct adm_status *st)
                   sizeof(b2));
     printf("  capacity  %s, %s used, ", b1, b2);
     adm_fmt_bytes(get_u64(st, "capacity.free"), b1, sizeof(b1));
-    printf("%s free\n", b1);
+    printf("%s free (%" PRIu64 " disk%s: servers of one host with the same "
+           "size count once)\n",
+           b1, get_u64(st, "capacity.disks"),
+           get_u64(st, "capacity.disks") == 1 ? "" : "s");
     adm_print_servers(st);
 
     printf("\nChunks: %" PRIu64 " total, %" PRIu64 " ok, %" PRIu64
@@ -419,6 +202,7 @@ static void print_tables(const struct adm *a, const struct adm_status *st)
            get_u64(st, "repair.copied"), b1, get_u64(st, "repair.failed"),
            get_u64(st, "repair.dropped"), get_u64(st, "repair.rate"),
            get_u64(st, "repair.mbps"));
+    print_scrub(st);
     if (get_u64(st, "rebalance.active"))
         printf("Rebalance: running, %" PRIu64 " chunks moved\n",
                get_u64(st, "rebalance.moved"));
@@ -431,10 +215,69 @@ static void print_tables(const struct adm *a, const struct adm_status *st)
     if (down)
         printf("\nHealth: %zu of %zu storage servers not up\n", down,
                st->nservers);
-    else if (!adm_status_healthy(st))
+    else if (!status_report_healthy(st))
         printf("\nHealth: chunks below their goal\n");
     else
         printf("\nHealth: ok\n");
+}
+
+/* Widest of @title and the @n strings @pick gives; at most 60, so one
+ * huge name does not push every row off the screen. */
+static int width(const char *title, const struct status_report *st,
+                 const char *(*pick)(const struct status_session *s))
+{
+    size_t w = strlen(title);
+
+    for (size_t i = 0; i < st->nsessions; i++) {
+        size_t n = strlen(pick(&st->sessions[i]));
+        if (n > w)
+            w = n;
+    }
+    return (int)(w > 60 ? 60 : w);
+}
+
+static const char *name_of(const struct status_session *s)
+{
+    return s->name;
+}
+
+static const char *host_of(const struct status_session *s)
+{
+    return s->host;
+}
+
+void adm_print_sessions(FILE *f, const struct status_report *st)
+{
+    int wid = 2, wname = width("NAME", st, name_of);
+    int whost = width("HOST", st, host_of);
+    char idle[32];
+
+    if (!st->nsessions)
+        return;
+    for (size_t i = 0; i < st->nsessions; i++) {
+        int n = snprintf(NULL, 0, "%" PRIu64, st->sessions[i].id);
+        if (n > wid)
+            wid = n;
+    }
+    fprintf(f, "  %-*s  %-*s  %-*s  %8s  %s\n", wid, "ID", wname, "NAME", whost,
+            "HOST", "IDLE",
+            "CACHE (promises, breaks sent/answered/timed out, recalls)");
+    for (size_t i = 0; i < st->nsessions; i++) {
+        const struct status_session *s = &st->sessions[i];
+        struct status_cache c;
+        char cache[128] = "no callbacks";
+
+        if (status_report_cache(st, s->id, &c))
+            snprintf(cache, sizeof(cache),
+                     "%" PRIu64 " cached, breaks %" PRIu64 "/%" PRIu64
+                     "/%" PRIu64 ", %" PRIu64 " recalls",
+                     c.promises, c.sent, c.answered, c.timedout, c.recalls);
+        adm_fmt_ms(s->idle_ms, idle, sizeof(idle));
+        /* A name past the width still gets its whole text, then the
+         * columns resume after it: nothing is cut. */
+        fprintf(f, "  %-*" PRIu64 "  %-*s  %-*s  %8s  %s\n", wid, s->id, wname,
+                s->name, whost, s->host, idle, cache);
+    }
 }
 
 static void fmt_since(int64_t ns, char *buf, size_t size)
@@ -451,16 +294,16 @@ static void fmt_since(int64_t ns, char *buf, size_t size)
     adm_fmt_secs(age > 0 ? (uint64_t)age : 0, buf, size);
 }
 
-void adm_print_servers(const struct adm_status *st)
+void adm_print_servers(const struct status_report *st)
 {
     char b1[32], b2[32], b3[32], hb[32];
 
     if (!st->nservers)
         return;
-    printf("  %-5s %-9s %-9s %-22s %8s %11s %11s %9s\n", "ID", "STATE",
-           "SINCE", "ADDRESS", "CHUNKS", "USED", "FREE", "HEARTBEAT");
+    printf("  %-5s %-9s %-9s %-22s %8s %11s %11s %9s\n", "ID", "STATE", "SINCE",
+           "ADDRESS", "CHUNKS", "USED", "FREE", "HEARTBEAT");
     for (size_t i = 0; i < st->nservers; i++) {
-        const struct adm_server *s = &st->servers[i];
+        const struct status_server *s = &st->servers[i];
 
         fmt_since(s->since_ns, b3, sizeof(b3));
         adm_fmt_bytes(s->used, b1, sizeof(b1));
@@ -475,90 +318,9 @@ void adm_print_servers(const struct adm_status *st)
     }
 }
 
-/* A number when the whole value is decimal digits, else a string. */
-static void json_value(const char *v)
-{
-    uint64_t n;
-
-    if (adm_parse_u64(v, &n))
-        printf("%" PRIu64, n);
-    else
-        adm_json_str(stdout, v, strlen(v));
-}
-
-static void print_json(const struct adm *a, const struct adm_status *st)
-{
-    bool first;
-
-    printf("{\n  \"address\": ");
-    adm_json_str(stdout, a->meta, strlen(a->meta));
-    printf(",\n  \"healthy\": %s,\n  \"meta\": {",
-           adm_status_healthy(st) ? "true" : "false");
-    first = true;
-    for (size_t i = 0; i < st->nkv; i++) {
-        const char *k = st->kv[i].key;
-
-        if (strncmp(k, "meta.", 5) != 0)
-            continue;
-        printf("%s\n    ", first ? "" : ",");
-        adm_json_str(stdout, k + 5, strlen(k + 5));
-        printf(": ");
-        json_value(st->kv[i].value);
-        first = false;
-    }
-    printf("\n  }");
-    for (size_t i = 0; i < st->nkv; i++) {
-        const char *k = st->kv[i].key;
-
-        if (!strncmp(k, "meta.", 5))
-            continue;
-        printf(",\n  ");
-        adm_json_str(stdout, k, strlen(k));
-        printf(": ");
-        json_value(st->kv[i].value);
-    }
-    printf(",\n  \"session_list\": [");
-    for (size_t i = 0; i < st->nsessions; i++) {
-        const struct adm_session *s = &st->sessions[i];
-
-        printf("%s\n    {\"id\": %" PRIu64 ", \"name\": ", i ? "," : "", s->id);
-        adm_json_str(stdout, s->name, strlen(s->name));
-        printf(", \"host\": ");
-        adm_json_str(stdout, s->host, strlen(s->host));
-        printf(", \"idle_ms\": %" PRIu64, s->idle_ms);
-        const char *cl = cache_of(st, s->id);
-        if (cl)
-            printf(", \"callbacks\": true, \"cached_files\": %" PRIu64
-                   ", \"breaks_sent\": %" PRIu64
-                   ", \"breaks_answered\": %" PRIu64
-                   ", \"breaks_timedout\": %" PRIu64
-                   ", \"recalls\": %" PRIu64,
-                   cache_u64(cl, "promises"), cache_u64(cl, "sent"),
-                   cache_u64(cl, "answered"), cache_u64(cl, "timedout"),
-                   cache_u64(cl, "recalls"));
-        else
-            printf(", \"callbacks\": false");
-        printf("}");
-    }
-    printf("%s],\n  \"server_list\": [", st->nsessions ? "\n  " : "");
-    for (size_t i = 0; i < st->nservers; i++) {
-        const struct adm_server *s = &st->servers[i];
-
-        printf("%s\n    {\"id\": %u, \"addr\": ", i ? "," : "", s->id);
-        adm_json_str(stdout, s->addr, strlen(s->addr));
-        printf(", \"up\": %s, \"state\": \"%s\", \"since_ns\": %" PRId64
-               ", \"heartbeat_ms\": %" PRIu64 ", \"free\": %" PRIu64
-               ", \"capacity\": %" PRIu64 ", \"used\": %" PRIu64
-               ", \"replicas\": %" PRIu64 ", \"chunks\": %" PRIu64 "}",
-               s->up ? "true" : "false", s->state, s->since_ns, s->hb_ms,
-               s->free, s->capacity, s->used, s->replicas, s->chunks);
-    }
-    printf("%s]\n}\n", st->nservers ? "\n  " : "");
-}
-
 int adm_cmd_status(struct adm *a, int argc, char **argv)
 {
-    struct adm_status st;
+    struct status_report st;
     struct rpc_reply rep;
     int rc;
 
@@ -573,20 +335,27 @@ int adm_cmd_status(struct adm *a, int argc, char **argv)
     rc = rpc_call(a->rpc, PROTO_MSG_STATUS_REQ, NULL, 0, &rep);
     if (rc < 0)
         return adm_fail(a, "status", rc);
-    rc = adm_status_parse(rep.payload, rep.len, &st);
+    rc = status_report_parse(rep.payload, rep.len, &st);
     rpc_reply_free(&rep);
     if (rc < 0) {
-        adm_status_free(&st);
+        status_report_free(&st);
         return adm_fail(a, "status: bad reply", rc);
     }
-    if (a->json)
-        print_json(a, &st);
-    else
+    if (a->json) {
+        struct metrics_buf b;
+
+        metrics_buf_init(&b);
+        status_report_json(&b, a->meta, &st);
+        if (adm_print_buf(&b) < 0) {
+            status_report_free(&st);
+            return adm_fail(a, "status", -ENOMEM);
+        }
+    } else
         print_tables(a, &st);
-    rc = adm_status_healthy(&st) ? ADM_EXIT_OK : ADM_EXIT_FAIL;
+    rc = status_report_healthy(&st) ? ADM_EXIT_OK : ADM_EXIT_FAIL;
     if (rc != ADM_EXIT_OK)
         fprintf(stderr, "tessera: status: needs attention (servers not up "
                         "or chunks below their goal)\n");
-    adm_status_free(&st);
+    status_report_free(&st);
     return rc;
 }

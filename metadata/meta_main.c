@@ -61,8 +61,10 @@ static void usage(FILE *f)
             "                    drain and rebalance (default %u)\n"
             "  --repair-mbps N   MiB/s budget for those copies (default %u,\n"
             "                    0 = unlimited)\n"
-            "  --http ADDR       serve Prometheus metrics at\n"
-            "                    http://ADDR/metrics (default: off)\n"
+            "  --http ADDR       serve the status page at http://ADDR/,\n"
+            "                    its JSON at /api/status and /api/images,\n"
+            "                    Prometheus metrics at /metrics\n"
+            "                    (default: off)\n"
             "  -D, --debug MODULE=1  enable debug logging for MODULE\n"
             "                    (meta.srv, meta.write, meta.gc, meta.state,\n"
             "                    meta.repair, meta.lease, peer)\n"
@@ -250,7 +252,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         log_error("metad: cannot listen on %s: %s", opts.listen, strerror(-rc));
     if (rc == 0 && http)
-        rc = meta_srv_metrics_start(d.srv, http, &d.http);
+        rc = meta_srv_http_start(d.srv, http, &d.http);
     if (rc < 0) {
         meta_srv_stop(d.srv);
         uv_run(&d.loop, UV_RUN_DEFAULT);

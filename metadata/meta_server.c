@@ -212,6 +212,10 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     case PROTO_MSG_CHUNK_REPORT_REQ:
         meta_srv_chunk_report(c, req_id, payload, len);
         break;
+    case PROTO_MSG_SCRUB_STATUS_REQ:
+        if (from_chunkd(c, opcode, req_id))
+            meta_srv_server_scrub(c, req_id, payload, len);
+        break;
     case PROTO_MSG_SERVER_CTL_REQ:
         meta_srv_server_ctl(c, req_id, payload, len);
         break;

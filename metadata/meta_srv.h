@@ -87,6 +87,8 @@ struct meta_srv_server {
     uint64_t inbound; /* bytes being copied to it right now */
     struct meta_srv_inv inv, inv_next; /* last whole inventory, one coming */
     bool inv_valid;
+    /* Its scrubber, as it last said (SCRUB_STATUS); server_id 0: never. */
+    struct proto_scrub_status_req scrub;
 };
 
 /* Repair, rebalance and scrub progress (meta_srv_repair.c). */
@@ -234,6 +236,15 @@ bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s);
 /* Not down: up or suspect. */
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s);
+/* SCRUB_STATUS_REQ from a chunkd (docs/protocol.md §9.4). */
+void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len);
+/* Capacity and free space of the servers not down, each disk counted
+ * once: servers on one host (the address without its port) reporting the
+ * same file-system size are taken to share a disk, as several chunkd on
+ * one machine's data folder do.  *disks gets how many were counted. */
+void meta_srv_capacity(struct meta_srv *srv, uint64_t *capacity,
+                       uint64_t *free, uint32_t *disks);
 /* Forget server @id (after META_OP_SERVER_STATE REMOVED). */
 void meta_srv_server_forget(struct meta_srv *srv, uint32_t id);
 /* Release every server's inventories (meta_srv_free). */
@@ -407,16 +418,26 @@ void meta_srv_cb_counts(struct meta_srv *srv, struct meta_srv_cb_counts *out);
 
 /* meta_srv_metrics.c */
 
+struct metrics_buf;
+/* The Prometheus page of @arg (the struct meta_srv), on the loop thread;
+ * always 0. */
+int meta_srv_metrics_render(struct metrics_buf *b, void *arg);
+
+/* meta_srv_web.c */
+
 struct http_server;
-/* Serve /metrics on @addr (--http) from @srv's loop.  Caller owns *out;
- * stop it with http_server_stop() before meta_srv_stop().  0 or -errno
- * (logged). */
-int meta_srv_metrics_start(struct meta_srv *srv, const char *addr,
-                           struct http_server **out);
+/* Serve the status page (/), /api/status, /api/images and /metrics on
+ * @addr (--http) from @srv's loop.  Caller owns *out; stop it with
+ * http_server_stop() before meta_srv_stop().  0 or -errno (logged). */
+int meta_srv_http_start(struct meta_srv *srv, const char *addr,
+                        struct http_server **out);
 
 /* meta_srv_status.c */
 
 void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id);
+/* The STATUS_REP body (the pairs above) into @body: what STATUS answers,
+ * and what /api/status turns into JSON.  0 or -errno. */
+int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body);
 
 /* A key/value reply (STATUS_REP, ADMIN_ACTION_REP) being built. */
 struct meta_srv_kv {
@@ -426,6 +447,9 @@ struct meta_srv_kv {
 /* Append a pair (both borrowed: copied). */
 void meta_srv_kv(struct meta_srv_kv *o, const char *key, const char *value);
 void meta_srv_kv_u64(struct meta_srv_kv *o, const char *key, uint64_t v);
+/* Encode the pairs in @o, which is released, as a STATUS_REP body at the
+ * end of @body.  0 or -errno. */
+int meta_srv_kv_encode(struct meta_srv_kv *o, struct proto_wbuf *body);
 /* Answer @req_id with the pairs in @o, which is released. */
 void meta_srv_kv_reply(struct peer *p, uint64_t req_id, uint16_t opcode,
                        struct meta_srv_kv *o);

@@ -8,27 +8,25 @@
  * their capacity, chunk health from the last repair scan, repair and
  * rebalance progress, sessions, cache callbacks, and the process's CPU
  * time.  The list with meanings is in docs/operations.md, "Metrics".
+ * meta_srv_web.c serves it beside the status page.
  */
 #include "meta_srv.h"
 
-#include "http.h"
 #include "metrics.h"
 #include "opcount.h"
 
 static void render_servers(struct meta_srv *srv, struct metrics_buf *b)
 {
-    uint64_t n[PROTO_SERVER_REMOVED + 1] = {0}, cap = 0, free_b = 0;
+    uint64_t n[PROTO_SERVER_REMOVED + 1] = {0}, cap, free_b;
+    uint32_t disks;
 
     for (size_t i = 0; i < srv->nservers; i++) {
         const struct meta_srv_server *s = &srv->servers[i];
 
         if (s->state <= PROTO_SERVER_REMOVED)
             n[s->state]++;
-        if (meta_srv_server_alive(srv, s)) {
-            cap += s->capacity;
-            free_b += s->free;
-        }
     }
+    meta_srv_capacity(srv, &cap, &free_b, &disks);
     metrics_family(b, "tessera_metad_servers", METRICS_GAUGE,
                    "Registered storage servers, by state.");
     for (uint32_t st = PROTO_SERVER_UP; st <= PROTO_SERVER_REMOVED; st++) {
@@ -36,10 +34,12 @@ static void render_servers(struct meta_srv *srv, struct metrics_buf *b)
         metrics_sample_u64(b, "tessera_metad_servers", &l, 1, n[st]);
     }
     metrics_u64(b, "tessera_metad_capacity_bytes", METRICS_GAUGE,
-                "Capacity of the storage servers not down, as they report.",
+                "Capacity of the storage servers not down, as they report, "
+                "each disk once (servers of one host with the same size).",
                 cap);
     metrics_u64(b, "tessera_metad_free_bytes", METRICS_GAUGE,
-                "Free space of the storage servers not down, as they report.",
+                "Free space of the storage servers not down, as they report, "
+                "each disk once.",
                 free_b);
 }
 
@@ -144,7 +144,7 @@ static void render_sessions(struct meta_srv *srv, struct metrics_buf *b)
     render_series(b, s, sizeof(s) / sizeof(s[0]));
 }
 
-static int render(struct metrics_buf *b, void *arg)
+int meta_srv_metrics_render(struct metrics_buf *b, void *arg)
 {
     struct meta_srv *srv = arg;
 
@@ -156,11 +156,4 @@ static int render(struct metrics_buf *b, void *arg)
     render_sessions(srv, b);
     metrics_process(b);
     return 0;
-}
-
-int meta_srv_metrics_start(struct meta_srv *srv, const char *addr,
-                           struct http_server **out)
-{
-    meta_db_stats_register();
-    return http_metrics_start(addr, srv->loop, render, srv, out);
 }

@@ -5,13 +5,17 @@
  * meta.listen, meta.suspect_ms, meta.down_ms; the database counters
  * (sessions, inodes, dirs, files, oplog, db_bytes, chunks.total);
  * servers (registered), servers.up (up or draining), servers.suspect,
- * servers.down, servers.draining; capacity and capacity.free of the
- * servers not down; chunks (replicas reported by their heartbeats); the
+ * servers.down, servers.draining; capacity, capacity.free and
+ * capacity.disks of the servers not down, each disk once
+ * (meta_srv_capacity); chunks (replicas reported by their heartbeats); the
  * repair progress of meta_srv_kv_progress() (chunks.ok, under_goal,
  * over_goal, missing from the last repair scan, repair.*, rebalance.*,
- * scrub.requested, drain.<id> = replicas still listed on a draining
- * server); then one "session.<id>" = "<name> <host> <idle_ms>ms" per
- * session and one "server.<id>" = "<addr> <state> free=<bytes>
+ * scrub.requested, the scrubbers as the servers report them (scrub.servers,
+ * running, chunks, total, errors, passes, last_end_s over the servers;
+ * "scrub.<id>" = "running|idle chunks=<n> total=<n> bytes=<n> errors=<n>
+ * passes=<n> start_s=<s> end_s=<s>" each), drain.<id> = replicas still
+ * listed on a draining server); then one "session.<id>" = "<name> <host>
+ * <idle_ms>ms" per session and one "server.<id>" = "<addr> <state> free=<bytes>
  * chunks=<n> capacity=<bytes> used=<bytes> replicas=<n> since=<ns>
  * hb_ms=<heartbeat age> [draining=1]" per registered server, where
  * <state> is up, suspect, down, draining.  Values are text; the CLI
@@ -36,25 +40,84 @@ void meta_srv_kv_u64(struct meta_srv_kv *o, const char *key, uint64_t v)
     meta_srv_kv(o, key, buf);
 }
 
-void meta_srv_kv_reply(struct peer *p, uint64_t req_id, uint16_t opcode,
-                       struct meta_srv_kv *o)
+int meta_srv_kv_encode(struct meta_srv_kv *o, struct proto_wbuf *body)
 {
     struct proto_status_rep rep;
-    struct proto_wbuf w;
+    int rc = o->w.err;
 
-    proto_wbuf_init(&w);
     rep.count = o->n;
     rep.raw.p = (const char *)o->w.p;
     rep.raw.len = (uint32_t)o->w.len;
-    if (o->w.err == 0)
-        proto_status_rep_encode(&w, &rep);
-    meta_srv_reply(p, req_id, opcode, o->w.err, &w);
-    proto_wbuf_free(&w);
+    if (rc == 0) {
+        proto_status_rep_encode(body, &rep);
+        rc = body->err;
+    }
     proto_wbuf_free(&o->w);
+    return rc;
+}
+
+void meta_srv_kv_reply(struct peer *p, uint64_t req_id, uint16_t opcode,
+                       struct meta_srv_kv *o)
+{
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    rc = meta_srv_kv_encode(o, &w);
+    meta_srv_reply(p, req_id, opcode, rc, &w);
+    proto_wbuf_free(&w);
 }
 
 #define kv meta_srv_kv
 #define kv_u64 meta_srv_kv_u64
+
+/* The scrubbers as the servers last told (SCRUB_STATUS): totals over the
+ * servers that did, then one "scrub.<id>" line each. */
+static void kv_scrub(struct meta_srv *srv, struct meta_srv_kv *o)
+{
+    uint64_t n = 0, running = 0, chunks = 0, total = 0, errors = 0;
+    uint64_t passes = 0;
+    int64_t last_end = 0;
+    char key[32], val[256];
+
+    for (size_t i = 0; i < srv->nservers; i++) {
+        const struct proto_scrub_status_req *q = &srv->servers[i].scrub;
+
+        if (!q->server_id)
+            continue;
+        n++;
+        running += q->running;
+        chunks += q->chunks;
+        total += q->total;
+        errors += q->errors;
+        passes += q->passes;
+        if (q->end_s > last_end)
+            last_end = q->end_s;
+    }
+    if (!n)
+        return;
+    kv_u64(o, "scrub.servers", n);
+    kv_u64(o, "scrub.running", running);
+    kv_u64(o, "scrub.chunks", chunks);
+    kv_u64(o, "scrub.total", total);
+    kv_u64(o, "scrub.errors", errors);
+    kv_u64(o, "scrub.passes", passes);
+    kv_u64(o, "scrub.last_end_s", (uint64_t)last_end);
+    for (size_t i = 0; i < srv->nservers; i++) {
+        const struct proto_scrub_status_req *q = &srv->servers[i].scrub;
+
+        if (!q->server_id)
+            continue;
+        snprintf(key, sizeof(key), "scrub.%u", srv->servers[i].id);
+        snprintf(val, sizeof(val),
+                 "%s chunks=%" PRIu64 " total=%" PRIu64 " bytes=%" PRIu64
+                 " errors=%" PRIu64 " passes=%" PRIu64 " start_s=%" PRId64
+                 " end_s=%" PRId64,
+                 q->running ? "running" : "idle", q->chunks, q->total, q->bytes,
+                 q->errors, q->passes, q->start_s, q->end_s);
+        kv(o, key, val);
+    }
+}
 
 void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o)
 {
@@ -78,6 +141,7 @@ void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o)
     kv_u64(o, "rebalance.active", r->rebalance);
     kv_u64(o, "rebalance.moved", r->moved);
     kv_u64(o, "scrub.requested", r->scrubs);
+    kv_scrub(srv, o);
     for (size_t i = 0; i < srv->nservers; i++) {
         if (!srv->servers[i].draining)
             continue;
@@ -86,33 +150,28 @@ void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o)
     }
 }
 
-void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
+int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
 {
-    struct meta_srv *srv = c->srv;
     struct meta_stats st;
     struct meta_srv_kv o;
-    uint64_t now = uv_now(srv->loop), chunks = 0, cap = 0, free_b = 0;
-    uint32_t n[6] = {0};
+    uint64_t now = uv_now(srv->loop), chunks = 0, cap, free_b;
+    uint32_t n[6] = {0}, disks;
     char key[64], val[512];
     int rc;
 
     rc = meta_stats_get(srv->db, &st);
-    if (rc < 0) {
-        meta_srv_reply(c->peer, req_id, PROTO_MSG_STATUS_REQ, rc, NULL);
-        return;
-    }
+    if (rc < 0)
+        return rc;
     meta_srv_server_usage(srv);
     for (size_t i = 0; i < srv->nservers; i++) {
         const struct meta_srv_server *s = &srv->servers[i];
 
         if (s->state < 6)
             n[s->state]++;
-        if (meta_srv_server_alive(srv, s)) {
+        if (meta_srv_server_alive(srv, s))
             chunks += s->chunks;
-            cap += s->capacity;
-            free_b += s->free;
-        }
     }
+    meta_srv_capacity(srv, &cap, &free_b, &disks);
 
     proto_wbuf_init(&o.w);
     o.n = 0;
@@ -139,6 +198,7 @@ void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
     kv_u64(&o, "servers.draining", n[PROTO_SERVER_DRAINING]);
     kv_u64(&o, "capacity", cap);
     kv_u64(&o, "capacity.free", free_b);
+    kv_u64(&o, "capacity.disks", disks);
     kv_u64(&o, "chunks", chunks);
     kv_u64(&o, "chunks.total", st.chunks);
     meta_srv_kv_progress(srv, &o);
@@ -167,5 +227,16 @@ void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
                  s->draining ? " draining=1" : "");
         kv(&o, key, val);
     }
-    meta_srv_kv_reply(c->peer, req_id, PROTO_MSG_STATUS_REQ, &o);
+    return meta_srv_kv_encode(&o, body);
+}
+
+void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
+{
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    rc = meta_srv_status_build(c->srv, &w);
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_STATUS_REQ, rc, &w);
+    proto_wbuf_free(&w);
 }

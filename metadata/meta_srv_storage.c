@@ -18,11 +18,11 @@
  * long enough for repair to start) counts again (META_OP_REPLICA_ADD)
  * while the chunk is under its goal and the copy is not listed for
  * deletion.  The entries kept are remembered as the server's inventory
- * for fsck.  Server states and failure detection are meta_srv_state.c's.  Chunks that a WRITE_BEGIN is creating or bumping right
- * now are skipped: the database learns about them only when the servers
- * have answered.  Unknown ids above the next id to hand out (from
- * attempts lost in a restart) move that counter past them, so an id is
- * never given to two chunks.
+ * for fsck.  Server states and failure detection are meta_srv_state.c's. Chunks
+ * that a WRITE_BEGIN is creating or bumping right now are skipped: the database
+ * learns about them only when the servers have answered.  Unknown ids above the
+ * next id to hand out (from attempts lost in a restart) move that counter past
+ * them, so an id is never given to two chunks.
  */
 #include "meta_srv.h"
 
@@ -101,6 +101,42 @@ void meta_srv_server_usage(struct meta_srv *srv)
     rc = meta_server_usage_foreach(srv->db, usage_one, srv);
     if (rc < 0)
         log_error("metad: server usage: %s", strerror(-rc));
+}
+
+/* Whether servers @a and @b are on one host: their addresses are equal
+ * but for the port. */
+static bool same_host(const char *a, const char *b)
+{
+    const char *pa = strrchr(a, ':'), *pb = strrchr(b, ':');
+    size_t la = pa ? (size_t)(pa - a) : strlen(a);
+    size_t lb = pb ? (size_t)(pb - b) : strlen(b);
+
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
+void meta_srv_capacity(struct meta_srv *srv, uint64_t *capacity, uint64_t *free,
+                       uint32_t *disks)
+{
+    *capacity = *free = 0;
+    *disks = 0;
+    for (size_t i = 0; i < srv->nservers; i++) {
+        const struct meta_srv_server *s = &srv->servers[i];
+        bool seen = false;
+
+        if (!meta_srv_server_alive(srv, s))
+            continue;
+        for (size_t k = 0; k < i && !seen; k++) {
+            const struct meta_srv_server *o = &srv->servers[k];
+
+            seen = meta_srv_server_alive(srv, o) &&
+                   o->capacity == s->capacity && same_host(o->addr, s->addr);
+        }
+        if (seen)
+            continue;
+        *capacity += s->capacity;
+        *free += s->free;
+        (*disks)++;
+    }
 }
 
 /* Find server @id or add it (down, unknown address).  Returns a pointer
@@ -241,6 +277,25 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
     meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_HEARTBEAT_REQ, rc, NULL);
 }
 
+/* docs/protocol.md §9.4: kept for STATUS, nothing else depends on it. */
+void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len)
+{
+    struct proto_scrub_status_req req;
+    struct meta_srv_server *s;
+    int rc;
+
+    rc = proto_scrub_status_req_decode(payload, len, &req);
+    if (rc == 0) {
+        s = bound_server(c, req.server_id);
+        if (s)
+            s->scrub = req;
+        else
+            rc = -ENOENT;
+    }
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_SCRUB_STATUS_REQ, rc, NULL);
+}
+
 static void on_stale_deleted(struct peer *p, int status, const uint8_t *payload,
                              size_t len, void *arg)
 {
@@ -288,8 +343,8 @@ static enum inv_verdict replica_check(struct meta_srv *srv, uint32_t server_id,
     /* Reintegration: a current copy the database dropped counts again
      * while the chunk is under its goal, unless it was listed for deletion
      * (reported bad, or dropped as surplus). */
-    if (e->version == ch.version && meta_gc_has(srv->db, e->chunk_id,
-                                                server_id) == 0 &&
+    if (e->version == ch.version &&
+        meta_gc_has(srv->db, e->chunk_id, server_id) == 0 &&
         meta_chunk_goal(srv->db, e->chunk_id, &goal) == 0 &&
         meta_srv_repair_good(srv, &ch) < goal &&
         !meta_srv_write_busy(srv, e->chunk_id))
@@ -311,8 +366,8 @@ static int readd(struct meta_srv *srv, uint32_t server_id,
     proto_put_u32(&payload, server_id);
     rc = payload.err;
     if (rc == 0)
-        rc = meta_srv_apply(srv, META_OP_REPLICA_ADD, 0, payload.p,
-                            payload.len, &reply);
+        rc = meta_srv_apply(srv, META_OP_REPLICA_ADD, 0, payload.p, payload.len,
+                            &reply);
     proto_wbuf_free(&payload);
     proto_wbuf_free(&reply);
     return rc;

@@ -635,6 +635,21 @@ struct proto_chunk_report_req {
     uint32_t reason; /* enum proto_report_reason */
 };
 
+/* SCRUB_STATUS (chunkd -> metad): the state of the server's scrubber, its
+ * current pass or else its last one (docs/protocol.md §9.4). */
+struct proto_scrub_status_req {
+    uint32_t server_id;
+    uint8_t running; /* 1 while a pass runs, else 0 */
+    uint64_t passes; /* passes finished since the server started */
+    uint64_t chunks; /* chunks the pass verified */
+    uint64_t total;  /* chunks the pass lists (0 while listing) */
+    uint64_t bytes;  /* bytes it verified */
+    uint64_t errors; /* damaged or unreadable chunks it found */
+    int64_t start_s; /* wall clock of its start, 0: never */
+    int64_t end_s;   /* of its end, 0: running or never */
+};
+#define PROTO_SCRUB_STATUS_SIZE 61
+
 /* SERVER_CTL (admin -> metad). */
 enum proto_server_action {
     PROTO_SERVER_DRAIN = 1,   /* move every chunk off, then stay empty */
@@ -993,6 +1008,7 @@ PROTO_BODY(goal_set_rep)
 PROTO_BODY(chunk_replicate_req)
 PROTO_BODY(scrub_start_req)
 PROTO_BODY(chunk_report_req)
+PROTO_BODY(scrub_status_req)
 PROTO_BODY(server_ctl_req)
 PROTO_BODY(admin_action_req)
 PROTO_BODY(server_state_req)

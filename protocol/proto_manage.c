@@ -7,6 +7,7 @@
  */
 #include "proto_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -54,8 +55,8 @@ int proto_goal_set_rep_decode(const uint8_t *p, size_t n,
     return proto_rbuf_done(&r);
 }
 
-void proto_chunk_replicate_req_encode(
-    struct proto_wbuf *w, const struct proto_chunk_replicate_req *m)
+void proto_chunk_replicate_req_encode(struct proto_wbuf *w,
+                                      const struct proto_chunk_replicate_req *m)
 {
     proto_put_u64(w, m->chunk_id);
     proto_put_u64(w, m->version);
@@ -91,6 +92,48 @@ int proto_scrub_start_req_decode(const uint8_t *p, size_t n,
     proto_rbuf_init(&r, p, n);
     m->rate_mb = proto_get_u32(&r);
     return proto_rbuf_done(&r);
+}
+
+void proto_scrub_status_req_encode(struct proto_wbuf *w,
+                                   const struct proto_scrub_status_req *m)
+{
+    proto_put_u32(w, m->server_id);
+    proto_put_u8(w, m->running);
+    proto_put_u64(w, m->passes);
+    proto_put_u64(w, m->chunks);
+    proto_put_u64(w, m->total);
+    proto_put_u64(w, m->bytes);
+    proto_put_u64(w, m->errors);
+    proto_put_u64(w, (uint64_t)m->start_s);
+    proto_put_u64(w, (uint64_t)m->end_s);
+}
+
+static_assert(PROTO_SCRUB_STATUS_SIZE == 4 + 1 + 7 * 8,
+              "SCRUB_STATUS_REQ layout");
+
+int proto_scrub_status_req_decode(const uint8_t *p, size_t n,
+                                  struct proto_scrub_status_req *m)
+{
+    struct proto_rbuf r;
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    if (n != PROTO_SCRUB_STATUS_SIZE)
+        return -EPROTO;
+    proto_rbuf_init(&r, p, n);
+    m->server_id = proto_get_u32(&r);
+    m->running = proto_get_u8(&r);
+    m->passes = proto_get_u64(&r);
+    m->chunks = proto_get_u64(&r);
+    m->total = proto_get_u64(&r);
+    m->bytes = proto_get_u64(&r);
+    m->errors = proto_get_u64(&r);
+    m->start_s = (int64_t)proto_get_u64(&r);
+    m->end_s = (int64_t)proto_get_u64(&r);
+    rc = proto_rbuf_done(&r);
+    if (rc == 0 && m->running > 1)
+        rc = -EPROTO;
+    return rc;
 }
 
 void proto_chunk_report_req_encode(struct proto_wbuf *w,
@@ -182,7 +225,8 @@ int proto_server_state_req_decode(const uint8_t *p, size_t n,
     m->server_id = proto_get_u32(&r);
     m->state = proto_get_u32(&r);
     rc = proto_str_get(&r, &m->addr);
-    if (rc == 0 && (m->state < PROTO_SERVER_UP || m->state > PROTO_SERVER_REMOVED))
+    if (rc == 0 &&
+        (m->state < PROTO_SERVER_UP || m->state > PROTO_SERVER_REMOVED))
         rc = -EPROTO;
     return proto_rbuf_finish(&r, rc);
 }

@@ -14,15 +14,15 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 runtime=${BENCH_RUNTIME:-4}
 work=$(mktemp -d /tmp/tessera-budget.XXXXXX)
+cleanup() {
+    [ -n "${TS_DIR:-}" ] && ts_stop_all 2>/dev/null
+    cd / && rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 for p in fio python3; do
     command -v "$p" >/dev/null || { echo "bench-budget: $p is missing" >&2; exit 1; }
 done
-cleanup() {
-    ts_stop_all 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 ts_cluster_init "$work/cluster" 0
 ts_start_metad || exit 1

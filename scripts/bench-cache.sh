@@ -28,7 +28,8 @@ done
 work=$(mktemp -d /tmp/tessera-bench-cache.XXXXXX)
 results=$work/results
 : >"$results"
-trap 'ts_stop_all 2>/dev/null; rm -rf "$work"' EXIT
+trap 'ts_stop_all 2>/dev/null; cd / && rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM HUP
 
 now() { date +%s.%N; }
 status_key() {

@@ -32,6 +32,16 @@ work=$(mktemp -d /tmp/tessera-bench-nbd.XXXXXX)
 results=$work/results
 : >"$results"
 pids=()
+# Every way out stops what was started (qemu-nbd, nbdkit, the cluster and
+# its tessera-nbd) and removes the work folder.
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    [ -n "${TS_DIR:-}" ] && ts_stop_all 2>/dev/null
+    cd / && rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 for p in fio qemu-nbd nbdkit qemu-img qemu-io python3; do
     command -v "$p" >/dev/null || { echo "bench-nbd: $p is missing" >&2; exit 1; }
@@ -39,14 +49,6 @@ done
 fio --enghelp 2>/dev/null | grep -qw nbd ||
     { echo "bench-nbd: this fio has no nbd engine" >&2; exit 1; }
 
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "${TS_DIR:-}" ] && ts_stop_all 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 wait_sock() {
     local i

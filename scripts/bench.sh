@@ -14,12 +14,25 @@
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/cluster.sh"
+. "$here/scripts/bench-mfs.sh"
 
 size=${BENCH_SIZE:-256}
 runtime=${BENCH_RUNTIME:-8}
 nfiles=${BENCH_FILES:-10000}
 systems=${BENCH_SYSTEMS:-local tessera1 tessera3 moosefs1 moosefs3}
 work=$(mktemp -d /tmp/tessera-bench.XXXXXX)
+# Every way out (the end, an error, Ctrl-C, TERM, HUP) goes through here:
+# the Tessera cluster of the moment, the MooseFS peer if this run started
+# one (processes, mount, namespace, veth; mfs_down says what it could not
+# stop), then the work folder.
+mfs_started=0
+cleanup() {
+    ts_stop_all 2>/dev/null
+    [ "$mfs_started" = 0 ] || mfs_down
+    cd / && rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 cd "$work" || exit 1 # fio leaves state files in the working directory
 results=$work/results
 : >"$results"
@@ -103,88 +116,6 @@ bench_tessera() { # bench_tessera GOAL
     ts_stop_all
 }
 
-MFS_NS=tessera-bench
-MFS_IP=10.77.0.1
-mfs_ns() { nsenter --net="/run/netns/$MFS_NS" "$@"; }
-
-# A run that was killed can leave MooseFS running in the namespace, holding
-# its ports: clear it first.
-mfs_clear_stale() {
-    local m pids
-    if ip netns list 2>/dev/null | grep -qw "$MFS_NS"; then
-        # /proc/mounts spells the '#' of "mfs#HOST:PORT" as \043.
-        for m in $(awk '$1 ~ /^mfs(#|\\043)/ { print $2 }' /proc/mounts); do
-            umount -l "$m" 2>/dev/null
-        done
-        pids=$(ip netns pids "$MFS_NS" 2>/dev/null)
-        [ -n "$pids" ] && kill -9 $pids 2>/dev/null
-        sleep 0.5
-        ip link del tsbench0 2>/dev/null
-        ip netns del "$MFS_NS" 2>/dev/null
-    fi
-}
-
-mfs_up() {
-    local d=$work/mfs i
-    need_pkgs moosefs-master moosefs-chunkserver moosefs-client || return 1
-    mfs_clear_stale
-    ip netns add "$MFS_NS" 2>/dev/null
-    ip link add tsbench0 type veth peer name tsbench1 2>/dev/null
-    ip link set tsbench1 netns "$MFS_NS" 2>/dev/null
-    mfs_ns ip link set lo up
-    mfs_ns ip addr add "$MFS_IP/24" dev tsbench1 2>/dev/null
-    mfs_ns ip link set tsbench1 up
-    ip link set tsbench0 up
-    mkdir -p "$d/master" "$d/mnt"
-    cp /var/lib/mfs/metadata.mfs.empty "$d/master/metadata.mfs"
-    echo "* / rw,alldirs,maproot=0" >"$d/master/exports.cfg"
-    : >"$d/master/topology.cfg"
-    cat >"$d/master/mfsmaster.cfg" <<EOF
-WORKING_USER = root
-WORKING_GROUP = root
-DATA_PATH = $d/master
-EXPORTS_FILENAME = $d/master/exports.cfg
-TOPOLOGY_FILENAME = $d/master/topology.cfg
-MATOML_LISTEN_HOST = $MFS_IP
-MATOML_LISTEN_PORT = 19419
-MATOCS_LISTEN_HOST = $MFS_IP
-MATOCS_LISTEN_PORT = 19420
-MATOCL_LISTEN_HOST = $MFS_IP
-MATOCL_LISTEN_PORT = 19421
-EOF
-    mfs_ns mfsmaster -c "$d/master/mfsmaster.cfg" start >/dev/null 2>&1 || return 1
-    for i in 1 2 3; do
-        mkdir -p "$d/cs$i/hdd"
-        echo "$d/cs$i/hdd" >"$d/cs$i/hdd.cfg"
-        cat >"$d/cs$i/mfschunkserver.cfg" <<EOF
-WORKING_USER = root
-WORKING_GROUP = root
-DATA_PATH = $d/cs$i
-HDD_CONF_FILENAME = $d/cs$i/hdd.cfg
-MASTER_HOST = $MFS_IP
-MASTER_PORT = 19420
-CSSERV_LISTEN_HOST = $MFS_IP
-CSSERV_LISTEN_PORT = $((19421 + i))
-HDD_LEAVE_SPACE_DEFAULT = 1GiB
-EOF
-        mfs_ns mfschunkserver -c "$d/cs$i/mfschunkserver.cfg" start >/dev/null 2>&1 || return 1
-    done
-    sleep 3
-    mfs_ns mfsmount -H "$MFS_IP" -P 19421 "$d/mnt" >/dev/null 2>&1 || return 1
-}
-
-mfs_down() {
-    local d=$work/mfs i
-    mountpoint -q "$d/mnt" && { umount "$d/mnt" 2>/dev/null || umount -l "$d/mnt"; }
-    for i in 1 2 3; do
-        [ -f "$d/cs$i/mfschunkserver.cfg" ] &&
-            mfs_ns mfschunkserver -c "$d/cs$i/mfschunkserver.cfg" stop >/dev/null 2>&1
-    done
-    [ -f "$d/master/mfsmaster.cfg" ] &&
-        mfs_ns mfsmaster -c "$d/master/mfsmaster.cfg" stop >/dev/null 2>&1
-    mfs_clear_stale
-}
-
 bench_moosefs() { # bench_moosefs GOAL
     local goal=$1 d=$work/mfs
     mkdir -p "$d/mnt/g$goal"
@@ -192,15 +123,7 @@ bench_moosefs() { # bench_moosefs GOAL
     run_fio "moosefs$goal" "$d/mnt/g$goal"
 }
 
-cleanup() {
-    ts_stop_all 2>/dev/null
-    mfs_down 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-mfs_started=0
 for s in $systems; do
     echo "bench: $s..." >&2
     case $s in
@@ -209,8 +132,10 @@ for s in $systems; do
     tessera3) bench_tessera 3 ;;
     moosefs1 | moosefs3)
         if [ $mfs_started -eq 0 ]; then
-            if mfs_up; then mfs_started=1; else
+            mfs_started=1
+            if ! mfs_up; then
                 echo "bench: MooseFS did not start; skipping it" >&2
+                mfs_down # what did start stops now, not at the end
                 mfs_started=-1
             fi
         fi

@@ -226,7 +226,7 @@ ts_stop_all() {
         done <"$TS_DIR/mounts"
         rm -f "$TS_DIR/mounts"
     fi
-    local -a names pids
+    local -a names=() pids=()  # empty, not unset: callers run with set -u
     while read -r name pid; do names+=("$name"); pids+=("$pid"); done <"$TS_DIR/pids"
     for ((j = ${#pids[@]} - 1; j >= 0; j--)); do
         ts_running "${pids[j]}" && kill -TERM "${pids[j]}" 2>/dev/null

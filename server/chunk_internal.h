@@ -366,6 +366,7 @@ struct chunk_scrub;
 struct chunk_scrub_stats {
     uint64_t passes;                  /* passes finished */
     uint64_t chunks, bytes, errors;   /* of the current or last pass */
+    uint64_t total;                   /* chunks it lists, 0 while listing */
     int64_t last_start_s, last_end_s; /* wall clock; 0 = never */
     bool running;
 };

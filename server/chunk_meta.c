@@ -85,6 +85,9 @@ struct chunk_meta {
     struct chunk_info *inv;
     size_t ninv, inv_cap, inv_sent;
     struct meta_report *reports; /* unanswered, oldest last */
+    /* SCRUB_STATUS: sent on this connection, and the passes it counted. */
+    bool scrub_sent;
+    uint64_t scrub_passes;
 };
 
 /* A CHUNK_REPORT_REQ waiting to be sent or answered. */
@@ -245,6 +248,54 @@ static void on_heartbeat_rep(struct peer *p, int status, const uint8_t *payload,
         fail(m, "heartbeat", status);
 }
 
+static void on_scrub_status_rep(struct peer *p, int status,
+                                const uint8_t *payload, size_t len, void *arg)
+{
+    /* docs/protocol.md §9.4: a metad that does not know the message
+     * answers an error; the status is only for display, so it is
+     * dropped. */
+    (void)p;
+    (void)status;
+    (void)payload;
+    (void)len;
+    (void)arg;
+}
+
+/* docs/protocol.md §9.4: the scrubber's state with each heartbeat while a
+ * pass runs, and once more when it ends (or on a new connection). */
+static void scrub_status_send(struct chunk_meta *m)
+{
+    struct chunk_scrub_stats st;
+    struct proto_scrub_status_req q;
+    struct proto_wbuf wb;
+
+    if (!m->srv->scrub)
+        return;
+    chunk_scrub_get_stats(m->srv->scrub, &st);
+    if (!st.running && m->scrub_sent && st.passes == m->scrub_passes)
+        return;
+    q = (struct proto_scrub_status_req){
+        .server_id = m->server_id,
+        .running = st.running,
+        .passes = st.passes,
+        .chunks = st.chunks,
+        .total = st.total,
+        .bytes = st.bytes,
+        .errors = st.errors,
+        .start_s = st.last_start_s,
+        .end_s = st.running ? 0 : st.last_end_s,
+    };
+    proto_wbuf_init(&wb);
+    proto_scrub_status_req_encode(&wb, &q);
+    if (wb.err == 0 &&
+        peer_request(m->p, PROTO_MSG_SCRUB_STATUS_REQ, wb.p, wb.len,
+                     REQ_TIMEOUT_MS, on_scrub_status_rep, m) == 0) {
+        m->scrub_sent = true;
+        m->scrub_passes = st.passes;
+    }
+    proto_wbuf_free(&wb);
+}
+
 static void space_done(uv_work_t *w, int status)
 {
     struct meta_work *mw = w->data;
@@ -273,6 +324,8 @@ static void space_done(uv_work_t *w, int status)
         proto_wbuf_free(&wb);
         if (rc < 0)
             fail(m, "heartbeat", rc);
+        else
+            scrub_status_send(m);
     }
     free(mw);
     maybe_free(m);
@@ -346,6 +399,7 @@ static void on_inventory_rep(struct peer *p, int status, const uint8_t *payload,
         m->inv = NULL;
         m->ninv = m->inv_cap = m->inv_sent = 0;
         m->state = ST_RUNNING;
+        m->scrub_sent = false;             /* this metad has not heard it yet */
         on_heartbeat_timer(&m->heartbeat); /* first heartbeat now */
         return;
     }

@@ -266,6 +266,7 @@ static void list_done(uv_work_t *w, int status)
         pass_end(sc, sc->list_rc);
         return;
     }
+    sc->st.total = sc->n;
     log_info("chunk scrub: pass started: chunks=%zu rate_bps=%llu", sc->n,
              (unsigned long long)sc->rate.bps);
     scan_next(sc);
@@ -303,7 +304,7 @@ static void pass_begin(struct chunk_scrub *sc)
 {
     assert(!sc->busy); /* invariant 1 */
     sc->restart = false;
-    sc->st.chunks = sc->st.bytes = sc->st.errors = 0;
+    sc->st.chunks = sc->st.bytes = sc->st.errors = sc->st.total = 0;
     sc->st.last_start_s = (int64_t)time(NULL);
     free(sc->list);
     sc->list = NULL;

@@ -102,6 +102,9 @@ static uint32_t open_err_to_rep(int rc)
         return NBD_REP_ERR_POLICY;
     case ESHUTDOWN:
         return NBD_REP_ERR_SHUTDOWN;
+    case EISDIR: /* a name that exists but cannot be an export */
+    case EINVAL:
+        return NBD_REP_ERR_INVALID;
     default:
         return NBD_REP_ERR_UNKNOWN;
     }

@@ -263,8 +263,18 @@ static int tess_open(void *vctx, const char *name, bool readonly,
     int rc = resolve(ctx, name, &a);
     if (rc < 0)
         return rc == -ENOTDIR ? -ENOENT : rc;
-    if (!S_ISREG(a.mode))
+    if (S_ISDIR(a.mode)) {
+        snprintf(why, why_len,
+                 "/%s is a directory, not an image: export an image file "
+                 "in it (nbdinfo --list shows them)",
+                 name + strspn(name, "/"));
+        return -EISDIR;
+    }
+    if (!S_ISREG(a.mode)) {
+        snprintf(why, why_len, "/%s is not a regular file, not an image",
+                 name + strspn(name, "/"));
         return -EINVAL;
+    }
     if (a.size > INT64_MAX)
         return -EFBIG;
     snprintf(path, sizeof(path), "/%s", name + strspn(name, "/"));

@@ -66,6 +66,19 @@ static void test_adm_fmt_bytes_units(void **state)
     assert_string_equal(buf, "64.0 GiB");
 }
 
+static void test_adm_fmt_ms_units(void **state)
+{
+    char buf[32];
+
+    (void)state;
+    adm_fmt_ms(250, buf, sizeof(buf));
+    assert_string_equal(buf, "250ms");
+    adm_fmt_ms(4500, buf, sizeof(buf));
+    assert_string_equal(buf, "4.5s");
+    adm_fmt_ms(185000, buf, sizeof(buf));
+    assert_string_equal(buf, "3m05s");
+}
+
 static void test_adm_fmt_secs_ranges(void **state)
 {
     char buf[32];
@@ -79,18 +92,18 @@ static void test_adm_fmt_secs_ranges(void **state)
     assert_string_equal(buf, "1d01h01m");
 }
 
-static void test_adm_parse_u64_strict(void **state)
+static void test_status_parse_u64_strict(void **state)
 {
     uint64_t v = 7;
 
     (void)state;
-    assert_true(adm_parse_u64("18446744073709551615", &v));
+    assert_true(status_parse_u64("18446744073709551615", &v));
     assert_true(v == UINT64_MAX);
-    assert_false(adm_parse_u64("18446744073709551616", &v));
-    assert_false(adm_parse_u64("", &v));
-    assert_false(adm_parse_u64("-1", &v));
-    assert_false(adm_parse_u64(" 1", &v));
-    assert_false(adm_parse_u64("12ms", &v));
+    assert_false(status_parse_u64("18446744073709551616", &v));
+    assert_false(status_parse_u64("", &v));
+    assert_false(status_parse_u64("-1", &v));
+    assert_false(status_parse_u64(" 1", &v));
+    assert_false(status_parse_u64("12ms", &v));
 }
 
 int test_adm_fmt(void)
@@ -101,7 +114,8 @@ int test_adm_fmt(void)
         cmocka_unit_test(test_adm_json_str_embedded_nul),
         cmocka_unit_test(test_adm_fmt_bytes_units),
         cmocka_unit_test(test_adm_fmt_secs_ranges),
-        cmocka_unit_test(test_adm_parse_u64_strict),
+        cmocka_unit_test(test_adm_fmt_ms_units),
+        cmocka_unit_test(test_status_parse_u64_strict),
     };
     return cmocka_run_group_tests_name("adm_fmt", tests, NULL, NULL);
 }

@@ -10,9 +10,10 @@
 #                         chroot plus tests/e2e/guest-init as /sbin/e2e-init
 #   CACHE/guest.stamp     checksum of the guest-init the image was made with
 #
-# The chroot comes from Debian's mirror ($E2E_MIRROR, default
-# http://deb.debian.org/debian).  The image is remade (a few seconds) when
-# it is missing or guest-init changed; the chroot only when it is missing.
+# The chroot comes from the Debian mirror this machine's APT uses for
+# bookworm (apt-mirror.sh reads /etc/apt), or from $E2E_MIRROR.  The
+# image is remade (a few seconds) when it is missing or guest-init
+# changed; the chroot only when it is missing.
 #
 # The chroot is kept as a tarball and unpacked only in a temp folder
 # outside CACHE: CACHE lives under $BUILD, where the Makefile includes
@@ -22,11 +23,14 @@ set -euo pipefail
 
 cache=$1
 here=$(cd "$(dirname "$0")" && pwd)
-mirror=${E2E_MIRROR:-http://deb.debian.org/debian}
 img_size=${E2E_IMG_SIZE:-1G}
 
 say() { echo "e2e: $*" >&2; }
 die() { echo "e2e: guest build: $*" >&2; exit 1; }
+
+mirror=${E2E_MIRROR:-$("$here/apt-mirror.sh" /etc/apt bookworm || true)}
+[ -n "$mirror" ] ||
+    die "no APT source for Debian bookworm in /etc/apt; set E2E_MIRROR to a Debian mirror's URL"
 
 mkdir -p "$cache"
 work=$(mktemp -d /var/tmp/tessera-e2e-guest.XXXXXX)

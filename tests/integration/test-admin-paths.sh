@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The admin CLI takes a path inside a mount as well as a namespace path:
 # fileinfo, checkfile, setgoal and getgoal given /mnt/.../f act on /f.
+# Its errors name the path and the cause (empty or relative paths, a
+# missing folder and -p, bad sizes, a size beyond the cluster, a missing
+# image, an unknown server), and `server drain --wait` stops when the
+# other servers cannot take the chunks at their goal.
 . "$(dirname "$0")/lib.sh"
 it_need tessera-metad tessera-chunkd tessera-mount tessera python3
 
@@ -40,3 +44,52 @@ mkdir -p "$IT_TMP/d/e" && touch "$IT_TMP/d/e/f"
 (cd "$IT_TMP" && "$T" fileinfo d/e/f >/dev/null) ||
     it_fail "a local path outside a mount is not a namespace path"
 it_ok "paths outside a mount are namespace paths"
+
+# ---- Errors name the path and the cause ------------------------------------
+# expect_err WHAT RC TEXT CMD...: CMD exits RC and says TEXT on stderr.
+expect_err() {
+    local what=$1 want=$2 text=$3 rc
+    shift 3
+    "$T" "$@" >"$IT_TMP/out" 2>"$IT_TMP/err"
+    rc=$?
+    [ "$rc" = "$want" ] || it_fail "$what: exit $rc, want $want: $(cat "$IT_TMP/err")"
+    grep -qF -- "$text" "$IT_TMP/err" || it_fail "$what: no '$text' in: $(cat "$IT_TMP/err")"
+    it_ok "$what"
+}
+expect_err "empty path" 64 "the path is empty" image create "" 1G
+expect_err "relative path outside a mount" 64 "'rel.img' is a relative path outside a Tessera mount" \
+    image create rel.img 1G
+(cd "$M/d" && "$T" image create rel.img 1M >/dev/null) || it_fail "relative path inside a mount"
+[ -f "$M/d/rel.img" ] || it_fail "rel.img not made in /d"
+it_ok "a relative path inside a mount names the file there"
+expect_err "missing folder" 1 "/nodir/x.img: the folder /nodir does not exist" \
+    image create /nodir/x.img 1G
+grep -qF -- "-p" "$IT_TMP/err" || it_fail "missing folder: no -p hint"
+"$T" image create -p /nodir/sub/x.img 1M >/dev/null || it_fail "image create -p"
+"$T" image create -p "$M/m1/m2/y.img" 1M >/dev/null || it_fail "image create -p in a mount"
+[ -f "$M/nodir/sub/x.img" ] && [ -f "$M/m1/m2/y.img" ] || it_fail "-p did not make the folders"
+[ ! -e "$M/${M#/}" ] || it_fail "-p made the mount's own path inside the namespace"
+it_ok "image create -p makes the folders"
+expect_err "file exists" 1 "/nodir/sub/x.img: already exists" image create /nodir/sub/x.img 1M
+for s in 10Q -1 1.5G; do
+    expect_err "size $s" 64 "bad size '$s'" image create /s.img "$s"
+    grep -qF "K, M, G, T, P or E" "$IT_TMP/err" || it_fail "size $s: units not listed"
+done
+grep -qF "whole" "$IT_TMP/err" || it_fail "1.5G: not told the number must be whole"
+"$T" image create /huge.img 100P >/dev/null 2>"$IT_TMP/err" || it_fail "100P refused"
+grep -qF "more than the cluster's capacity" "$IT_TMP/err" || it_fail "100P: no capacity warning"
+it_ok "100P is made, with a warning about the cluster's capacity"
+expect_err "image info of a missing image" 1 "/nope.img: no such file or folder" image info /nope.img
+expect_err "drain of an unknown server" 1 "no storage server has id 9" server drain 9
+
+# ---- A drain that cannot finish says so -------------------------------------
+# Goal 2 on two servers: the chunks of server 1 have nowhere to go.
+mkdir "$M/g2" && "$T" setgoal 2 "$M/g2" >/dev/null || it_fail "setgoal 2"
+head -c 1000000 /dev/urandom >"$M/g2/f" && sync "$M/g2/f"
+timeout 60 "$T" server drain 1 --wait >"$IT_TMP/out" 2>"$IT_TMP/err"
+rc=$?
+[ "$rc" = 1 ] || it_fail "drain --wait: exit $rc, want 1: $(tail -3 "$IT_TMP/out" "$IT_TMP/err")"
+grep -qF "cannot hold every chunk at its goal" "$IT_TMP/err" ||
+    it_fail "drain --wait: no reason given: $(cat "$IT_TMP/err")"
+"$T" server undrain 1 >/dev/null || it_fail "undrain"
+it_ok "drain --wait stops and says the goal cannot be met"

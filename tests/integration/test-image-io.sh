@@ -43,6 +43,11 @@ it_ok "import raw: $out"
 out=$(T image import "$D/src.qcow2" /b.img) || it_fail "import qcow2: $out"
 grep -q "(qcow2)" <<<"$out" || it_fail "qcow2 not detected: $out"
 it_ok "import qcow2: $out"
+T --json image import "$D/src.qcow2" /c.img >"$IT_TMP/out" 2>"$IT_TMP/err" ||
+    it_fail "import --json"
+[ ! -s "$IT_TMP/err" ] || it_fail "import --json wrote to stderr: $(cat "$IT_TMP/err")"
+it_expect_eq "import --json: the document alone" \
+    "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$IT_TMP/out")" /c.img
 T image import "$D/src.raw" /a.img >/dev/null 2>&1 && it_fail "import over an existing image"
 it_ok "import refuses an existing destination"
 
@@ -66,7 +71,11 @@ cmp "$D/src.raw" "$D/a.raw" || it_fail "raw export differs"
 kb=$(du -k "$D/a.raw" | cut -f1)
 [ "$kb" -lt 8192 ] || it_fail "raw export takes $kb KiB"
 it_ok "export raw: equal, $kb KiB allocated of 256 MiB"
-T image export -O qcow2 /b.img "$D/b.qcow2" >/dev/null || it_fail "export qcow2"
+T --json image export -O qcow2 /b.img "$D/b.qcow2" >"$IT_TMP/out" 2>"$IT_TMP/err" ||
+    it_fail "export qcow2"
+[ ! -s "$IT_TMP/err" ] || it_fail "export --json wrote to stderr: $(cat "$IT_TMP/err")"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$IT_TMP/out" ||
+    it_fail "export --json: not JSON: $(cat "$IT_TMP/out")"
 qemu-img check -q "$D/b.qcow2" || it_fail "qemu-img check of the export"
 qemu-img compare -f qcow2 -F qcow2 "$D/src.qcow2" "$D/b.qcow2" >/dev/null ||
     it_fail "qcow2 export differs"

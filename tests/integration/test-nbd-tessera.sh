@@ -50,6 +50,14 @@ it_ok "multi-conn advertised"
 nbdinfo "nbd://$TS_NBD_ADDR/images/nope.raw" >/dev/null 2>&1 &&
     it_fail "a missing image opened"
 it_ok "a missing image is refused"
+# A directory: nbdinfo shows the error code's text (no longer "No such
+# file or directory"); qemu shows the server's sentence.
+out=$(nbdinfo "nbd://$TS_NBD_ADDR/images" 2>&1) && it_fail "a directory opened as an image"
+grep -q "No such file" <<<"$out" && it_fail "a directory export reads as missing: $out"
+out=$(qemu-img info "nbd://$TS_NBD_ADDR/images" 2>&1) && it_fail "qemu-img opened a directory"
+grep -q "/images is a directory, not an image" <<<"$out" ||
+    it_fail "a directory export is not explained: $out"
+it_ok "a directory export is refused as a directory"
 
 # ---- qemu-io patterns -----------------------------------------------------------
 qio() { qemu-io -f raw "$@" >"$IT_TMP/qio.out" 2>&1 || { cat "$IT_TMP/qio.out"; return 1; }

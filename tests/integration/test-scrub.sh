@@ -6,7 +6,8 @@
 # writes a 3 MiB file, flips one byte in one replica's data file under
 # chunkN/chunks/, then starts a scrub: `tessera scrub` when the admin CLI
 # has the verb, else by restarting that chunkd with --scrub-interval-s 1.
-# Checks that the chunkd logs and reports the bad replica, that the
+# Checks that the chunkd logs and reports the bad replica, that `tessera
+# status` shows each server's pass and the finding (SCRUB_STATUS), that the
 # corrupted copy goes away (deleted, or replaced by a good copy) while the
 # chunk gets back to as many copies as before, and that the file reads
 # back equal after a remount (from the chunk servers, not the page cache).
@@ -90,6 +91,21 @@ done
 grep -q "chunk bad replica: checksum mismatch: chunk=$id" "$log" ||
     it_fail "chunkd$victim did not find the corrupted block of $id"
 it_ok "scrub found the bad replica"
+
+# ---- tessera status shows the scrub's progress and findings ------------------
+end=$((SECONDS + 30))
+while [ $SECONDS -lt $end ]; do
+    [ "$(it_json "(j.get('scrub.servers'), j.get('scrub.running'), j.get('scrub.errors', 0) >= 1, j.get('scrub.passes', 0) >= 3)" status)" = "(3, 0, True, True)" ] && break
+    sleep 0.2
+done
+it_expect_eq "status: three servers scrubbed, none running, a finding" \
+    "$(it_json "(j.get('scrub.servers'), j.get('scrub.running'), j.get('scrub.errors', 0) >= 1)" status)" "(3, 0, True)"
+"$TESSERA" --meta "$TS_META_ADDR" status >"$IT_TMP/status.txt" 2>/dev/null
+grep -Eq "^Scrub: 0 of 3 servers scrubbing; [0-9]+ of [0-9]+ chunks verified, [1-9][0-9]* damaged or unreadable copies found" \
+    "$IT_TMP/status.txt" || it_fail "status shows no scrub findings: $(grep -A4 '^Scrub' "$IT_TMP/status.txt")"
+grep -Eq "^  server [0-9]+ +idle +[0-9]+ of [0-9]+ chunks \(.*\), 1 found" "$IT_TMP/status.txt" ||
+    it_fail "status shows no server with the finding: $(grep -A4 '^Scrub' "$IT_TMP/status.txt")"
+it_ok "status shows the scrub's progress and findings"
 
 # ---- Replaced ----------------------------------------------------------------
 replaced=0

@@ -655,6 +655,21 @@ static inline void sample_chunk_report_req(struct proto_chunk_report_req *m,
     m->reason = PROTO_REPORT_CHECKSUM;
 }
 
+static inline void sample_scrub_status_req(struct proto_scrub_status_req *m,
+                                           struct proto_wbuf *s)
+{
+    (void)s;
+    m->server_id = 12;
+    m->running = 1;
+    m->passes = 3;
+    m->chunks = 40;
+    m->total = 90;
+    m->bytes = 40ull << 20;
+    m->errors = 2;
+    m->start_s = 1764950000;
+    m->end_s = 0;
+}
+
 static inline void sample_server_ctl_req(struct proto_server_ctl_req *m,
                                          struct proto_wbuf *s)
 {

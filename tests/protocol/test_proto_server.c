@@ -1,5 +1,6 @@
 /* Tests for protocol/proto_server.c: SERVER_REGISTER, SERVER_HEARTBEAT,
- * SERVER_INVENTORY (docs/protocol.md §9) and the STATUS reply (§10).
+ * SERVER_INVENTORY, SCRUB_STATUS (docs/protocol.md §9; its codec is in
+ * proto_manage.c) and the STATUS reply (§10).
  */
 #include "proto_test.h"
 
@@ -44,6 +45,42 @@ static void test_proto_server_heartbeat_req_decode_roundtrip(void **state)
     assert_int_equal(out.capacity, in.capacity);
     assert_int_equal(out.free, in.free);
     assert_int_equal(out.chunks, in.chunks);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_scrub_status_req_decode_roundtrip(void **state)
+{
+    struct proto_scrub_status_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(scrub_status_req, PROTO_MSG_SCRUB_STATUS_REQ, &in, &out, &w, &s);
+    assert_int_equal(w.len, PROTO_SCRUB_STATUS_SIZE);
+    assert_int_equal(out.server_id, in.server_id);
+    assert_int_equal(out.running, 1);
+    assert_int_equal(out.passes, in.passes);
+    assert_int_equal(out.chunks, in.chunks);
+    assert_int_equal(out.total, in.total);
+    assert_int_equal(out.bytes, in.bytes);
+    assert_int_equal(out.errors, in.errors);
+    assert_int_equal(out.start_s, in.start_s);
+    assert_int_equal(out.end_s, in.end_s);
+    FREE_BUFS(&w, &s);
+}
+
+/* running is a flag: anything but 0 or 1 is malformed. */
+static void test_proto_scrub_status_req_decode_bad_flag(void **state)
+{
+    struct proto_scrub_status_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ENCODE_SAMPLE(scrub_status_req, &in, &w, &s);
+    w.p[4] = 2;
+    assert_int_equal(proto_scrub_status_req_decode(w.p, w.len, &out), -EPROTO);
+    w.p[4] = 0;
+    assert_int_equal(proto_scrub_status_req_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.running, 0);
     FREE_BUFS(&w, &s);
 }
 
@@ -191,6 +228,8 @@ int test_proto_server(void)
         cmocka_unit_test(test_proto_server_register_req_decode_roundtrip),
         cmocka_unit_test(test_proto_server_register_rep_decode_roundtrip),
         cmocka_unit_test(test_proto_server_heartbeat_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_scrub_status_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_scrub_status_req_decode_bad_flag),
         cmocka_unit_test(test_proto_server_inventory_req_decode_roundtrip),
         cmocka_unit_test(test_proto_server_inventory_req_decode_bad_count),
         cmocka_unit_test(test_proto_server_inventory_req_decode_too_many),
