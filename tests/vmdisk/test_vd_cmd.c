@@ -473,19 +473,12 @@ static size_t set_meta(struct harness *h, const char *const *q, size_t n,
     }
 }
 
-static void test_vd_cmd_block_status_changes_context(void **state)
+/* A connection to a backend that tells changes, past structured replies. */
+static struct harness *changes_harness(void)
 {
     struct harness *h = harness_start(false, NULL);
-    const char *q[] = {NBD_META_BASE_ALLOCATION, "tessera:changes-since:snap",
-                       "tessera:changes-since:nosuch",
-                       "tessera:changes-since:"};
     struct opt_rep r;
-    uint32_t ids[4];
-    uint64_t size;
-    uint16_t tflags;
-    struct chunk ch;
 
-    (void)state;
     changes_ops = *h->be->ops;
     changes_ops.changes_check = fake_changes_check;
     changes_ops.changes = fake_changes;
@@ -493,6 +486,22 @@ static void test_vd_cmd_block_status_changes_context(void **state)
     c_greet(h, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
     c_opt(h, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
     c_opt_reply(h, &r);
+    assert_int_equal(r.type, NBD_REP_ACK);
+    return h;
+}
+
+static void test_vd_cmd_block_status_changes_context(void **state)
+{
+    struct harness *h = changes_harness();
+    const char *q[] = {NBD_META_BASE_ALLOCATION, "tessera:changes-since:snap",
+                       "tessera:changes-since:nosuch",
+                       "tessera:changes-since:"};
+    uint32_t ids[4];
+    uint64_t size;
+    uint16_t tflags;
+    struct chunk ch;
+
+    (void)state;
     /* A missing or empty SNAP is not granted. */
     assert_int_equal(set_meta(h, q, 4, ids), 2);
     assert_int_equal(ids[0], VD_META_ALLOC_ID);
@@ -520,22 +529,14 @@ static void test_vd_cmd_block_status_changes_context(void **state)
 
 static void test_vd_cmd_changes_context_alone(void **state)
 {
-    struct harness *h = harness_start(false, NULL);
+    struct harness *h = changes_harness();
     const char *q[] = {"tessera:changes-since:snap"};
-    struct opt_rep r;
     uint32_t ids[1];
     uint64_t size;
     uint16_t tflags;
     struct chunk ch;
 
     (void)state;
-    changes_ops = *h->be->ops;
-    changes_ops.changes_check = fake_changes_check;
-    changes_ops.changes = fake_changes;
-    h->be->ops = &changes_ops;
-    c_greet(h, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
-    c_opt(h, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
-    c_opt_reply(h, &r);
     assert_int_equal(set_meta(h, q, 1, ids), 1);
     c_go(h, "disk", &size, &tflags);
     /* REQ_ONE: one extent. */
