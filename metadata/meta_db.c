@@ -41,7 +41,9 @@
  * Migration 5 adds inodes.origin, the inode a snapshot or clone was made
  * from (IMAGE_LIST).
  *
- * Migration 6 adds chunks.origin, the chunk a copy-on-write copy was made
+ * Migration 6 adds oplog.format, the record's format version (meta_op.h).
+ *
+ * Migration 7 adds chunks.origin, the chunk a copy-on-write copy was made
  * from: the lineage IMAGE_CHANGES follows (meta_image_changes.c).
  *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
@@ -146,7 +148,10 @@ static const char *const migrations[] = {
      * inode numbers are never reused, so a removed origin stays told
      * apart from a live one. */
     "ALTER TABLE inodes ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;",
-    /* 6: the chunk a copy-on-write copy was made from: 0 for a chunk
+    /* 6: each op log record's format version (meta_op.h); the records
+     * written before it are all format 1. */
+    "ALTER TABLE oplog ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
+    /* 7: the chunk a copy-on-write copy was made from: 0 for a chunk
      * created empty, NULL (unknown) for the chunks made before. */
     "ALTER TABLE chunks ADD COLUMN origin INTEGER;",
 };
@@ -270,9 +275,9 @@ static const char *const sql[META_ST_COUNT] = {
         "SELECT id, name, host, lease_ms FROM sessions ORDER BY id",
     [META_ST_SESSION_COUNT] = "SELECT count(*) FROM sessions",
     [META_ST_OPLOG_APPEND] = "INSERT INTO oplog(opcode, now, session_id,"
-                             " payload) VALUES(?1, ?2, ?3, ?4)",
-    [META_ST_OPLOG_LIST] = "SELECT seq, opcode, now, session_id, payload"
-                           " FROM oplog WHERE seq > ?1 ORDER BY seq",
+                             " payload, format) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [META_ST_OPLOG_LIST] = "SELECT seq, opcode, now, session_id, payload,"
+                           " format FROM oplog WHERE seq > ?1 ORDER BY seq",
     [META_ST_OPLOG_COUNT] = "SELECT count(*) FROM oplog",
     [META_ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
     [META_ST_COUNTER_SET] =

@@ -43,8 +43,9 @@
 /* Deepest directory nesting a path is built for (IMAGE_INFO sharers). */
 #define PATH_DEPTH_MAX 256
 
-int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                              size_t n, bool readonly, struct proto_wbuf *reply)
+/* SNAPSHOT (@readonly) or CLONE of the file named in @p/@n. */
+static int image_copy(struct meta_db *db, int64_t now, const uint8_t *p,
+                      size_t n, bool readonly, struct proto_wbuf *reply)
 {
     struct proto_snapshot_req q;
     struct proto_attr src, dir, a;
@@ -94,6 +95,18 @@ int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
     return reply->err;
 }
 
+int meta_image_snapshot_apply(struct meta_db *db, const struct meta_op *op,
+                              struct proto_wbuf *reply)
+{
+    return image_copy(db, op->now, op->payload, op->len, true, reply);
+}
+
+int meta_image_clone_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply)
+{
+    return image_copy(db, op->now, op->payload, op->len, false, reply);
+}
+
 /* ---- IMAGE_ROLLBACK, IMAGE_FLATTEN ------------------------------------- */
 
 /* docs/protocol.md §12.6: image @q.ino takes snapshot @q.src's chunks and
@@ -102,13 +115,13 @@ int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
  * so the image's next write to any of them copies it (meta_chunk.c).
  * The daemon (meta_srv_image.c) has ended every write lease on the image
  * and refused an image whose writer lease someone holds. */
-int meta_image_rollback_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                              size_t n, struct proto_wbuf *reply)
+int meta_image_rollback_apply(struct meta_db *db, const struct meta_op *op,
+                              struct proto_wbuf *reply)
 {
     struct proto_image_pair_req q;
     struct proto_attr img, snap;
     uint32_t flags;
-    int r = proto_image_pair_req_decode(p, n, &q);
+    int r = proto_image_pair_req_decode(op->payload, op->len, &q);
     if (r < 0)
         return r;
     if ((r = meta_inode_get(db, q.ino, &img)) < 0 ||
@@ -136,7 +149,7 @@ int meta_image_rollback_apply(struct meta_db *db, int64_t now, const uint8_t *p,
     if ((r = meta_st_exec(db, s, "share chunks")) < 0)
         return r;
     img.size = snap.size;
-    img.mtime = img.ctime = now;
+    img.mtime = img.ctime = op->now;
     if ((r = meta_inode_update(db, &img)) < 0)
         return r;
     return meta_reply_attr(reply, &img);
@@ -147,12 +160,12 @@ int meta_image_rollback_apply(struct meta_db *db, int64_t now, const uint8_t *p,
  * chunk (CHUNK_WRITE_BEGIN on each slot); this forgets the origin, and is
  * refused with EBUSY while a slot is still shared (a snapshot taken
  * meanwhile), so that the client copies again. */
-int meta_image_flatten_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_image_flatten_apply(struct meta_db *db, const struct meta_op *op,
                              struct proto_wbuf *reply)
 {
     struct proto_image_pair_req q;
     struct proto_attr a;
-    int r = proto_image_pair_req_decode(p, n, &q);
+    int r = proto_image_pair_req_decode(op->payload, op->len, &q);
     if (r < 0)
         return r;
     if (q.src != 0)

@@ -39,31 +39,46 @@ struct snap_job {
     uint64_t req_id, session_id;
     uint16_t opcode;
     uint64_t ino;
+    struct meta_propose req; /* the SNAPSHOT or CLONE record */
     size_t len;
     uint8_t payload[];
 };
+
+/* Answer, lift the freeze, done. */
+static void snap_finish(struct snap_job *j, int rc,
+                        const struct proto_wbuf *reply)
+{
+    meta_srv_reply(j->peer, j->req_id, j->opcode, rc, reply);
+    meta_srv_write_thaw(j->srv, j);
+    peer_unref(j->peer);
+    free(j);
+}
+
+static void on_snap_applied(struct meta_propose *req, int rc,
+                            const struct proto_wbuf *result)
+{
+    snap_finish(req->data, rc, result);
+}
 
 static void snap_frozen(void *arg, int rc)
 {
     struct snap_job *j = arg;
     struct meta_srv *srv = j->srv;
-    struct proto_wbuf reply;
 
-    proto_wbuf_init(&reply);
     if (rc == 0 && srv->stopping)
         rc = -ECONNRESET;
-    if (rc == 0)
-        rc = meta_srv_apply(srv, j->opcode, j->session_id, j->payload, j->len,
-                            &reply);
-    else
+    if (rc == 0) {
+        j->req.data = j;
+        rc = meta_srv_apply(srv, &j->req, j->opcode, j->session_id, j->payload,
+                            j->len, on_snap_applied);
+        if (rc == 0)
+            return;
+    } else {
         log_warn("metad: %s: freezing the source failed: %s ino=%llu",
                  proto_msg_name(j->opcode), strerror(-rc),
                  (unsigned long long)j->ino);
-    meta_srv_reply(j->peer, j->req_id, j->opcode, rc, &reply);
-    proto_wbuf_free(&reply);
-    meta_srv_write_thaw(srv, j);
-    peer_unref(j->peer);
-    free(j);
+    }
+    snap_finish(j, rc, NULL);
 }
 
 /* Freeze file @ino, then apply the request as a record (snap_frozen). */
@@ -97,9 +112,9 @@ static void freeze_and_apply(struct meta_srv_conn *c, uint16_t opcode,
     }
 }
 
-void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
-                             uint64_t req_id, const uint8_t *payload,
-                             size_t len)
+static void snapshot_or_clone(struct meta_srv_conn *c, uint16_t opcode,
+                              uint64_t req_id, const uint8_t *payload,
+                              size_t len)
 {
     struct proto_snapshot_req q;
     int rc = proto_snapshot_req_decode(payload, len, &q);
@@ -108,6 +123,18 @@ void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
         meta_srv_reply(c->peer, req_id, opcode, rc, NULL);
     else
         freeze_and_apply(c, opcode, req_id, payload, len, q.ino);
+}
+
+void meta_srv_image_snapshot(struct meta_srv_conn *c, uint64_t req_id,
+                             const uint8_t *payload, size_t len)
+{
+    snapshot_or_clone(c, PROTO_MSG_SNAPSHOT_REQ, req_id, payload, len);
+}
+
+void meta_srv_image_clone(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len)
+{
+    snapshot_or_clone(c, PROTO_MSG_CLONE_REQ, req_id, payload, len);
 }
 
 /* docs/vmdisk.md "Rollback": refused (EBUSY) while a session holds the

@@ -51,7 +51,6 @@
 
 #include "lat.h"
 #include "log.h"
-#include "net.h"
 
 #define INFLIGHT_BYTES (128ull << 20)
 #define INFLIGHT_MAX 256
@@ -457,14 +456,14 @@ static bool fast_start(struct vd_conn *c, struct vd_req *r)
 }
 
 /* Read and drop @len bytes of a payload we will not use. */
-static int discard(int fd, uint64_t len)
+static int discard(struct vd_conn *c, uint64_t len)
 {
     uint8_t *buf = malloc(DISCARD_BUF);
     int rc = buf ? 0 : -ENOMEM;
 
     while (rc == 0 && len) {
         size_t n = len < DISCARD_BUF ? (size_t)len : DISCARD_BUF;
-        rc = net_read_all(fd, buf, n);
+        rc = vd_recv(c, buf, n);
         len -= n;
     }
     free(buf);
@@ -476,7 +475,7 @@ static int discard(int fd, uint64_t len)
 static int read_one(struct vd_conn *c)
 {
     uint8_t h[NBD_REQUEST_SIZE];
-    int rc = net_read_all(c->fd, h, sizeof(h));
+    int rc = vd_recv(c, h, sizeof(h));
     uint64_t t0 = lat_now_ns();
 
     if (rc < 0)
@@ -499,12 +498,12 @@ static int read_one(struct vd_conn *c)
                     : type == NBD_CMD_READ ? len
                                            : 0;
     if (too_big && type == NBD_CMD_WRITE) {
-        rc = discard(c->fd, len);
+        rc = discard(c, len);
         if (rc < 0)
             return rc;
     }
     budget_wait(c, cost);
-    size_t room = payload ? payload
+    size_t room = payload                            ? payload
                   : type == NBD_CMD_READ && !too_big ? len
                                                      : 0;
     struct vd_req *r = malloc(sizeof(*r) + room);
@@ -523,7 +522,7 @@ static int read_one(struct vd_conn *c)
     r->cost = cost;
     if ((r->flags & ~KNOWN_FLAGS) && !r->early_err)
         r->early_err = NBD_EINVAL;
-    rc = payload ? net_read_all(c->fd, r->data, payload) : 0;
+    rc = payload ? vd_recv(c, r->data, payload) : 0;
     if (rc < 0) {
         unbudget(c, cost);
         free(r);

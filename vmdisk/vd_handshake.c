@@ -9,12 +9,44 @@
  *   ... until NBD_OPT_GO succeeds (REP_INFO..., REP_ACK) or
  *   NBD_OPT_EXPORT_NAME (size64 flags16 [124 zero bytes]).
  *
- * Options served: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
- * LIST_META_CONTEXT and SET_META_CONTEXT (base:allocation, and
- * tessera:changes-since:SNAP when the backend can tell changes).  Every
- * other option, STARTTLS included, gets NBD_REP_ERR_UNSUP and the haggling
- * goes on.  An export name is an image name of the backend; the empty name
- * means the configured default export, if any.
+ * With TLS (proto.md "TLS support"), the client's first option is
+ * NBD_OPT_STARTTLS; the server answers REP_ACK, the TLS handshake runs on
+ * the socket, and option haggling starts over inside the TLS session,
+ * forgetting what was negotiated in the clear (structured replies, the
+ * meta context), since a man in the middle could have chosen it.  From
+ * then on every byte, transmission included, goes through the session.
+ *
+ *   option phase, per --tls (vd_handshake_gate(), a pure function):
+ *
+ *            off                 on                  require
+ *   CLEAR  --STARTTLS: POLICY   --STARTTLS--> TLS    --STARTTLS--> TLS
+ *          other: served        other: served        ABORT: served
+ *                                                    EXPORT_NAME: close
+ *                                                    other: TLS_REQD
+ *   TLS    (never)              STARTTLS: INVALID, other: served
+ *
+ *   FROM   -> TO    [function]
+ *   CLEAR  -> CLEAR [opt_gated: any option but a successful STARTTLS]
+ *   CLEAR  -> TLS   [opt_starttls: ACK sent, TLS handshake done]
+ *   CLEAR  -> end   [opt_starttls: TLS handshake failed; opt_gated:
+ *                    EXPORT_NAME in the clear when TLS is required]
+ *   TLS    -> TLS   [opt_gated: every option]
+ *   either -> transmission [opt_info_go, opt_export_name]
+ *
+ * Invariants:
+ *   1. Nothing but STARTTLS and ABORT is served in the clear when TLS is
+ *      required, so no export is opened for an unauthenticated client.
+ *   2. c->tls is set only here, while no other thread uses the
+ *      connection, and never replaced (no STARTTLS twice).
+ *
+ * Options served: EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO,
+ * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT
+ * (base:allocation, and tessera:changes-since:SNAP when the backend can
+ * tell changes).  Every other option gets NBD_REP_ERR_UNSUP and the
+ * haggling goes on.  An export name is an image name of the backend;
+ * the empty name means the configured default export, if any.  Before an
+ * export is opened, the configuration's export_check hook sees the
+ * connection's identity (vd_identity: the TLS name) and the name.
  *
  * Failure modes:
  * - Malformed option data (lengths that do not add up, NUL in a name, a
@@ -29,17 +61,20 @@
  * - Unknown client flags, a client without FIXED_NEWSTYLE, a bad option
  *   magic, or a failed NBD_OPT_EXPORT_NAME (which has no error reply)
  *   drop the connection.
+ * - A failed TLS handshake (unknown PSK identity, wrong key, a client
+ *   certificate the CA did not sign) drops the connection: after the ACK
+ *   there is no going back to the clear.
  * - NBD_OPT_ABORT is acknowledged, then the connection closes.
  */
 #include "vd_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "net.h"
 
 #define OPT_HDR_SIZE 16 /* IHAVEOPT, option, length */
 #define REP_HDR_SIZE 20 /* magic, option, type, length */
@@ -133,9 +168,24 @@ static int export_open(struct vd_conn *c, const char *name,
                        struct vd_image **img, uint64_t *size, char *why)
 {
     const struct vd_backend *be = c->cfg->be;
+    bool readonly = c->cfg->readonly;
+    int rc = 0;
+
     why[0] = '\0';
-    int rc = be->ops->open(be->ctx, name, c->cfg->readonly, img, why,
-                           NBD_MAX_STRING);
+    if (c->cfg->export_check) {
+        rc = c->cfg->export_check(c->cfg->export_check_ctx, &c->id, name,
+                                  &readonly, why, NBD_MAX_STRING);
+        if (rc < 0) {
+            if (!why[0])
+                snprintf(why, NBD_MAX_STRING, "access to export %s refused",
+                         name);
+            log_warn("nbd handshake: export %s refused: %s: peer=%s "
+                     "tls_user=%s",
+                     name, why, c->peer, c->id.tls_user ? c->id.tls_user : "-");
+            return rc;
+        }
+    }
+    rc = be->ops->open(be->ctx, name, readonly, img, why, NBD_MAX_STRING);
     if (rc < 0) {
         if (!why[0])
             snprintf(why, NBD_MAX_STRING, "cannot open export: %s",
@@ -499,10 +549,88 @@ static int opt_dispatch(struct vd_conn *c, uint32_t opt, const uint8_t *d,
     }
 }
 
-/* A socket read during option haggling: EOF means the client left. */
+enum vd_gate vd_handshake_gate(enum vd_tls_mode mode, bool tls_active,
+                               uint32_t opt, uint32_t len)
+{
+    if (opt == NBD_OPT_STARTTLS) {
+        if (mode == VD_TLS_OFF)
+            return VD_GATE_NO_TLS;
+        if (tls_active)
+            return VD_GATE_TLS_ACTIVE;
+        return len ? VD_GATE_TLS_DATA : VD_GATE_STARTTLS;
+    }
+    if (mode != VD_TLS_REQUIRE || tls_active || opt == NBD_OPT_ABORT)
+        return VD_GATE_SERVE;
+    /* EXPORT_NAME has no error reply: proto.md says to close. */
+    return opt == NBD_OPT_EXPORT_NAME ? VD_GATE_DROP : VD_GATE_TLS_REQD;
+}
+
+/* NBD_OPT_STARTTLS, accepted: ACK in the clear, then the TLS handshake;
+ * the options negotiated so far are forgotten (see the top of the file). */
+static int opt_starttls(struct vd_conn *c)
+{
+    char why[256], desc[128];
+    int rc = opt_reply(c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0);
+
+    if (rc < 0)
+        return rc;
+    assert(!c->tls); /* invariant 2 */
+    rc = vd_tls_session_start(c->cfg->tls, c->fd, &c->tls, why, sizeof(why));
+    if (rc < 0) {
+        log_warn("nbd handshake: TLS handshake failed: %s: peer=%s", why,
+                 c->peer);
+        return rc == -ENOMEM ? rc : -EKEYREJECTED;
+    }
+    c->structured = false;
+    c->meta_alloc = false;
+    free(c->meta_export);
+    c->meta_export = NULL;
+    c->id.tls_user = vd_tls_session_user(c->tls);
+    c->id.auth = vd_tls_session_auth(c->tls);
+    vd_tls_session_desc(c->tls, desc, sizeof(desc));
+    log_info("nbd handshake: TLS started: peer=%s tls_user=%s auth=%s (%s)",
+             c->peer, c->id.tls_user ? c->id.tls_user : "-",
+             vd_tls_auth_name(c->id.auth), desc);
+    return OPT_NEXT;
+}
+
+/* Apply the TLS rules to option @opt, then serve it or refuse it. */
+static int opt_gated(struct vd_conn *c, uint32_t opt, const uint8_t *d,
+                     uint32_t len)
+{
+    switch (vd_handshake_gate(c->cfg->tls_mode, c->tls != NULL, opt, len)) {
+    case VD_GATE_SERVE:
+        return opt_dispatch(c, opt, d, len);
+    case VD_GATE_STARTTLS:
+        return opt_starttls(c);
+    case VD_GATE_TLS_REQD:
+        log_debug("vd.handshake", "option %u before STARTTLS: peer=%s", opt,
+                  c->peer);
+        return opt_error(c, opt, NBD_REP_ERR_TLS_REQD,
+                         "this server requires TLS: start it with "
+                         "NBD_OPT_STARTTLS (a tls-creds object in QEMU, an "
+                         "nbds:// URI in libnbd tools)");
+    case VD_GATE_NO_TLS:
+        return opt_error(c, opt, NBD_REP_ERR_POLICY,
+                         "TLS is not enabled on this server");
+    case VD_GATE_TLS_ACTIVE:
+        return opt_error(c, opt, NBD_REP_ERR_INVALID, "TLS is already active");
+    case VD_GATE_TLS_DATA:
+        return opt_error(c, opt, NBD_REP_ERR_INVALID,
+                         "NBD_OPT_STARTTLS takes no data");
+    case VD_GATE_DROP:
+        break;
+    }
+    log_warn("nbd handshake: refused: NBD_OPT_EXPORT_NAME without TLS, which "
+             "this server requires: peer=%s",
+             c->peer);
+    return -EACCES;
+}
+
+/* A read during option haggling: EOF means the client left. */
 static int read_opt(struct vd_conn *c, void *buf, size_t n)
 {
-    int rc = net_read_all(c->fd, buf, n);
+    int rc = vd_recv(c, buf, n);
     return rc == -ECONNRESET ? -ESHUTDOWN : rc;
 }
 
@@ -551,7 +679,7 @@ int vd_handshake_run(struct vd_conn *c)
             return -ENOMEM;
         rc = read_opt(c, data, len);
         if (rc == 0)
-            rc = opt_dispatch(c, opt, data, len);
+            rc = opt_gated(c, opt, data, len);
         free(data);
         if (rc != OPT_NEXT)
             return rc == OPT_DONE ? 0 : rc;

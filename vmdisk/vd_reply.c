@@ -1,8 +1,8 @@
 /* vd_reply.c: replies of the transmission phase, and NBD error values.
  *
  * Worker threads answer requests out of order, so each reply goes out
- * whole under the connection's send lock: header and payload in one
- * vectored write loop, never interleaved with another reply.
+ * whole through one vd_send() (vd_io.c): header and payload under the
+ * connection's send lock, never interleaved with another reply.
  *
  * Simple replies are a 16-byte header and, for a successful read, the
  * data.  Structured replies (only once NBD_OPT_STRUCTURED_REPLY was
@@ -10,10 +10,9 @@
  * DONE flag: OFFSET_DATA for reads, BLOCK_STATUS for block status, ERROR
  * for failures.  Choosing which kind to send is vd_cmd.c's business.
  *
- * Failure: a write that fails (the peer went away, or the socket was shut
- * down by the server stopping) marks the connection failed and shuts the
- * socket down both ways, which wakes the reader thread; later replies are
- * dropped at once.  Host errno values never reach the wire:
+ * Failure: a reply that cannot be sent (the peer went away, or the socket
+ * was shut down by the server stopping) fails the connection in vd_send();
+ * later replies are dropped at once.  Host errno values never reach the wire:
  * vd_err_to_nbd() maps them to the closed list of NBD error values.
  */
 #include "vd_internal.h"
@@ -21,7 +20,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 uint32_t vd_err_to_nbd(int neg_errno)
 {
@@ -51,45 +49,6 @@ uint32_t vd_err_to_nbd(int neg_errno)
     default:
         return NBD_EIO;
     }
-}
-
-static int send_iov(int fd, struct iovec *iov, int iovcnt)
-{
-    while (iovcnt > 0) {
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
-}
-
-int vd_send(struct vd_conn *c, struct iovec *iov, int iovcnt)
-{
-    int rc = -EPIPE;
-
-    pthread_mutex_lock(&c->send_lock);
-    if (!c->send_failed) {
-        rc = send_iov(c->fd, iov, iovcnt);
-        if (rc < 0) {
-            c->send_failed = true;
-            shutdown(c->fd, SHUT_RDWR);
-        }
-    }
-    pthread_mutex_unlock(&c->send_lock);
-    return rc;
 }
 
 int vd_reply_simple(struct vd_conn *c, uint64_t cookie, uint32_t err,
