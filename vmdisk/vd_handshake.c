@@ -583,6 +583,8 @@ static int opt_starttls(struct vd_conn *c)
     }
     c->structured = false;
     c->meta_alloc = false;
+    free(c->meta_changes);
+    c->meta_changes = NULL;
     free(c->meta_export);
     c->meta_export = NULL;
     c->id.tls_user = vd_tls_session_user(c->tls);
