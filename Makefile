@@ -11,7 +11,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS := fuse3 libuv sqlite3 libmicrohttpd gnutls
+PKGS := fuse3 libuv sqlite3 libmicrohttpd nettle gnutls
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-Iprotocol -Icommon -Iclient
@@ -131,7 +131,7 @@ $(BUILD)/bin/tessera-nbd: $(call objs,$(VD_SRC)) $(CLIENT_LIBDEPS)
 $(BUILD)/bin/tessera: $(call objs,$(ADMIN_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,nettle) $(LIBS_COMMON)
 
 # ---- Unit tests ------------------------------------------------------------
 # One cmocka binary per tests/<folder>; its main() is generated: it runs
@@ -154,6 +154,7 @@ srcdir_admin := $(filter-out %_main.c,$(ADMIN_SRC)) $(CLIENT_SRC) \
 	$(COMMON_SRC) $(PROTO_SRC)
 libs_metadata := $(call pc_libs,sqlite3)
 libs_client-fuse := $(call pc_libs,fuse3)
+libs_admin := $(call pc_libs,nettle)
 libs_vmdisk := $(call pc_libs,gnutls)
 
 $(BUILD)/tests/main_%.c: $(wildcard tests/*/test_*.c)

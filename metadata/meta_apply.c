@@ -4,10 +4,11 @@
  * column of meta_ops.def, which decodes the payload (protocol decoders
  * for client requests, meta_op.c for internal records): meta_ns.c for the
  * namespace, meta_chunk.c for chunks and servers, meta_repl.c for goals,
- * replica repair and server states, meta_image.c for snapshots and
- * clones, meta_hold.c for open handles (OPEN with HOLD, RELEASE), the
- * session records here); append (opcode, now, session_id, payload) to the op
- * log; COMMIT. Only then is the reply body in @reply valid.
+ * replica repair and server states, meta_image.c for snapshots, clones,
+ * rollback and flatten, meta_hold.c for open handles (OPEN with HOLD,
+ * RELEASE), the session records here); append (opcode, now, session_id,
+ * payload) to the op log; COMMIT. Only then is the reply body in @reply
+ * valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
  * an undecodable payload, an SQLite failure, a reply that cannot be

@@ -436,6 +436,12 @@ int meta_chunk_cow_apply(struct meta_db *db, const struct meta_op *op,
     sqlite3_bind_int64(s, 2, (int64_t)m.new_version);
     if ((r = meta_st_exec(db, s, "insert chunk")) < 0)
         return r;
+    /* The lineage of the copy, for IMAGE_CHANGES (meta_image_changes.c). */
+    s = meta_st(db, META_ST_CHUNK_ORIGIN_SET);
+    sqlite3_bind_int64(s, 1, (int64_t)m.new_id);
+    sqlite3_bind_int64(s, 2, (int64_t)m.src_id);
+    if ((r = meta_st_exec(db, s, "set chunk origin")) < 0)
+        return r;
     if ((r = meta_counter_set(db, COUNTER_CHUNK_MAX, m.new_id)) < 0)
         return r;
     for (uint32_t i = 0; i < m.set.n; i++) {
@@ -654,6 +660,28 @@ int meta_file_chunk_foreach(struct meta_db *db, uint64_t ino,
 
 /* Append the location of chunk row @row (replica addresses copied out of
  * the servers table) to @w. */
+int meta_chunk_replicas_fill(struct meta_db *db, struct proto_chunk_loc *loc,
+                             char (*addrs)[64])
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_REPLICA_LIST);
+    sqlite3_bind_int64(s, 1, (int64_t)loc->chunk_id);
+    int rc;
+    loc->nreplicas = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+           loc->nreplicas < PROTO_MAX_REPLICAS) {
+        uint32_t i = loc->nreplicas++;
+        const unsigned char *t = sqlite3_column_text(s, 1);
+        snprintf(addrs[i], 64, "%s", t ? (const char *)t : "");
+        loc->replicas[i].server_id = (uint32_t)sqlite3_column_int64(s, 0);
+        loc->replicas[i].addr.p = addrs[i];
+        loc->replicas[i].addr.len = (uint32_t)strlen(addrs[i]);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_sql_err(db, rc, "list replicas");
+    return 0;
+}
+
 static int loc_put(struct meta_db *db, sqlite3_stmt *row, struct proto_wbuf *w)
 {
     struct proto_chunk_loc loc;
@@ -662,21 +690,9 @@ static int loc_put(struct meta_db *db, sqlite3_stmt *row, struct proto_wbuf *w)
     loc.chunk_id = (uint64_t)sqlite3_column_int64(row, 0);
     loc.version = (uint64_t)sqlite3_column_int64(row, 1);
     loc.index = (uint64_t)sqlite3_column_int64(row, 3);
-    sqlite3_stmt *s = meta_st(db, META_ST_REPLICA_LIST);
-    sqlite3_bind_int64(s, 1, (int64_t)loc.chunk_id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-           loc.nreplicas < PROTO_MAX_REPLICAS) {
-        uint32_t i = loc.nreplicas++;
-        const unsigned char *t = sqlite3_column_text(s, 1);
-        snprintf(addrs[i], sizeof(addrs[i]), "%s", t ? (const char *)t : "");
-        loc.replicas[i].server_id = (uint32_t)sqlite3_column_int64(s, 0);
-        loc.replicas[i].addr.p = addrs[i];
-        loc.replicas[i].addr.len = (uint32_t)strlen(addrs[i]);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return meta_sql_err(db, rc, "list replicas");
+    int rc = meta_chunk_replicas_fill(db, &loc, addrs);
+    if (rc < 0)
+        return rc;
     proto_chunk_loc_put(w, &loc);
     return w->err;
 }

@@ -43,6 +43,9 @@
  *
  * Migration 6 adds oplog.format, the record's format version (meta_op.h).
  *
+ * Migration 7 adds chunks.origin, the chunk a copy-on-write copy was made
+ * from: the lineage IMAGE_CHANGES follows (meta_image_changes.c).
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -148,6 +151,9 @@ static const char *const migrations[] = {
     /* 6: each op log record's format version (meta_op.h); the records
      * written before it are all format 1. */
     "ALTER TABLE oplog ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
+    /* 7: the chunk a copy-on-write copy was made from: 0 for a chunk
+     * created empty, NULL (unknown) for the chunks made before. */
+    "ALTER TABLE chunks ADD COLUMN origin INTEGER;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -240,7 +246,7 @@ static const char *const sql[META_ST_COUNT] = {
         "c") " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
              " WHERE s.ino = ?1 AND s.idx >= ?2 AND s.idx < ?3 ORDER BY s.idx",
     [META_ST_CHUNK_INSERT] =
-        "INSERT INTO chunks(chunk_id, version) VALUES(?1, ?2)",
+        "INSERT INTO chunks(chunk_id, version, origin) VALUES(?1, ?2, 0)",
     [META_ST_CHUNK_SET_VERSION] =
         "UPDATE chunks SET version = ?2 WHERE chunk_id = ?1",
     /* Dropping slots [?2, end) of file ?1: only the chunks no slot
@@ -350,6 +356,15 @@ static const char *const sql[META_ST_COUNT] = {
                               " WHERE s.ino = ?1 GROUP BY o.ino ORDER BY o.ino",
     [META_ST_INODE_ORIGIN_GET] = "SELECT origin FROM inodes WHERE ino = ?1",
     [META_ST_INODE_ORIGIN_SET] = "UPDATE inodes SET origin = ?2 WHERE ino = ?1",
+    [META_ST_CHUNK_ORIGIN_SET] =
+        "UPDATE chunks SET origin = ?2 WHERE chunk_id = ?1",
+    [META_ST_CHUNK_ORIGIN_GET] =
+        "SELECT version, origin FROM chunks WHERE chunk_id = ?1",
+    [META_ST_SLOT_SHARED_ANY] = "SELECT EXISTS (SELECT 1 FROM slots s"
+                                " WHERE s.ino = ?1 AND " REFS("s") " > 1)",
+    [META_ST_SLOT_CHUNK_RANGE] = "SELECT idx, chunk_id FROM slots"
+                                 " WHERE ino = ?1 AND idx >= ?2 AND idx < ?3"
+                                 " ORDER BY idx",
     /* Image list: every regular file in the subtree of ?1 with its
      * origin, whether that still exists, flags, size, bytes mapped and
      * bytes mapped in shared chunks; ?2 the chunk size, ?3 the most rows. */

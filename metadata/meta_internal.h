@@ -105,6 +105,10 @@ enum meta_st {
     META_ST_IMAGE_SHARERS,
     META_ST_INODE_ORIGIN_GET,
     META_ST_INODE_ORIGIN_SET,
+    META_ST_CHUNK_ORIGIN_SET,
+    META_ST_CHUNK_ORIGIN_GET,
+    META_ST_SLOT_SHARED_ANY,
+    META_ST_SLOT_CHUNK_RANGE,
     META_ST_IMAGE_LIST,
     META_ST_DIRENT_NAME_OF,
     META_ST_SESSION_EXISTS,
@@ -314,6 +318,10 @@ int meta_write_end_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply);
 int meta_chunk_cow_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply);
+/* Fill @loc's replicas of chunk @loc->chunk_id from the servers table;
+ * the addresses are copied into @addrs, which @loc then points into. */
+int meta_chunk_replicas_fill(struct meta_db *db, struct proto_chunk_loc *loc,
+                             char (*addrs)[64]);
 
 /* ---- meta_image.c ------------------------------------------------------ */
 
@@ -328,6 +336,17 @@ int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
 /* IMAGE_LIST_REQ (read-only). */
 int meta_image_list(struct meta_db *db, const uint8_t *p, size_t n,
                     struct proto_wbuf *reply);
+/* IMAGE_ROLLBACK_REQ and IMAGE_FLATTEN_REQ. */
+int meta_image_rollback_apply(struct meta_db *db, const struct meta_op *op,
+                              struct proto_wbuf *reply);
+int meta_image_flatten_apply(struct meta_db *db, const struct meta_op *op,
+                             struct proto_wbuf *reply);
+
+/* ---- meta_image_changes.c ---------------------------------------------- */
+
+/* IMAGE_CHANGES_REQ (read-only). */
+int meta_image_changes(struct meta_db *db, const uint8_t *p, size_t n,
+                       struct proto_wbuf *reply);
 /* ---- meta_repl.c ------------------------------------------------------- */
 
 /* Replication records: GOAL_SET_REQ, META_OP_REPLICA_ADD,

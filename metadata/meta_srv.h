@@ -402,6 +402,9 @@ void meta_srv_image_snapshot(struct meta_srv_conn *c, uint64_t req_id,
                              const uint8_t *payload, size_t len);
 void meta_srv_image_clone(struct meta_srv_conn *c, uint64_t req_id,
                           const uint8_t *payload, size_t len);
+/* IMAGE_ROLLBACK_REQ: the image frozen, as SNAPSHOT's source is. */
+void meta_srv_image_rollback(struct meta_srv_conn *c, uint64_t req_id,
+                             const uint8_t *payload, size_t len);
 
 /* meta_srv_lease.c */
 

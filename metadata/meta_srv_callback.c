@@ -665,6 +665,20 @@ static bool cb_snapshot_before(struct meta_srv_conn *c, uint16_t opcode,
     return may_hold && hold(c, opcode, req_id, payload, len, m.ino, b, 2);
 }
 
+/* IMAGE_ROLLBACK: the image's content and size change.  Delayed writes
+ * are written back first (they then belong to the state rolled away
+ * from), cached pages and locations dropped. */
+static bool cb_rollback_before(struct meta_srv_conn *c, uint16_t opcode,
+                               uint64_t req_id, const uint8_t *payload,
+                               size_t len, bool may_hold)
+{
+    struct proto_image_pair_req m;
+    if (proto_image_pair_req_decode(payload, len, &m) < 0)
+        return false;
+    struct cb_break b = {.ino = m.ino, .flags = PROTO_CB_DATA | PROTO_CB_ATTR};
+    return may_hold && hold(c, opcode, req_id, payload, len, m.ino, &b, 1);
+}
+
 static size_t cb_setattr_after(const uint8_t *payload, size_t len,
                                struct cb_break *b)
 {

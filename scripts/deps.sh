@@ -14,6 +14,7 @@ pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
       libsqlite3-dev libmicrohttpd-dev libcmocka-dev libgnutls28-dev sqlite3
       clang qemu-utils libnbd-bin nbdkit fio attr python3 procps psmisc curl
       prometheus chromium gnutls-bin help2man man-db systemd debhelper)
+pkgs+=(nettle-dev) # SHA-256 of image diffs (tessera image diff, apply-diff)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -22,7 +22,8 @@
  * buffers, or number INFLIGHT_MAX, which bounds a connection's memory.
  *
  * Commands: READ, WRITE (FUA), FLUSH, TRIM (FUA), WRITE_ZEROES (FUA,
- * NO_HOLE, FAST_ZERO), BLOCK_STATUS (base:allocation, REQ_ONE), CACHE (a
+ * NO_HOLE, FAST_ZERO), BLOCK_STATUS (base:allocation and
+ * tessera:changes-since:SNAP, REQ_ONE), CACHE (a
  * bounds-checked no-op: the backends have no cache to fill) and DISC.
  * READ and BLOCK_STATUS get structured replies once negotiated; the other
  * commands always get simple replies, which proto.md allows.
@@ -134,7 +135,8 @@ static uint32_t req_check(struct vd_conn *c, const struct vd_req *r)
         return r->type == NBD_CMD_WRITE || r->type == NBD_CMD_WRITE_ZEROES
                    ? NBD_ENOSPC
                    : NBD_EINVAL;
-    if (r->type == NBD_CMD_BLOCK_STATUS && (!c->meta_alloc || r->len == 0))
+    if (r->type == NBD_CMD_BLOCK_STATUS &&
+        ((!c->meta_alloc && !c->meta_changes) || r->len == 0))
         return NBD_EINVAL;
     return 0;
 }
@@ -185,6 +187,8 @@ static int extent_add(void *arg, uint64_t length, uint32_t vflags)
         flags |= NBD_STATE_HOLE;
     if (vflags & VD_EXTENT_ZERO)
         flags |= NBD_STATE_ZERO;
+    if (vflags & VD_EXTENT_CHANGED)
+        flags |= VD_STATE_CHANGED;
     if (length > e->want - e->covered)
         length = e->want - e->covered;
     if (length == 0)
@@ -202,21 +206,36 @@ static int extent_add(void *arg, uint64_t length, uint32_t vflags)
     return e->covered == e->want ? 1 : 0;
 }
 
+/* proto.md: one BLOCK_STATUS chunk per selected context, the last one
+ * with DONE.  Both are gathered before either is sent, so that an error
+ * is the whole reply. */
 static int do_block_status(struct vd_conn *c, const struct vd_req *r)
 {
     const struct vd_backend_ops *ops = c->cfg->be->ops;
-    struct extents *e = calloc(1, sizeof(*e));
-    int rc;
+    struct extents *e = calloc(2, sizeof(*e));
+    int rc = 0;
 
     if (!e)
         return -ENOMEM;
-    e->want = r->len;
-    e->one = r->flags & NBD_CMD_FLAG_REQ_ONE;
-    rc = ops->block_status(c->img, r->len, r->offset, extent_add, e);
-    if (rc == 0 && e->n == 0)
+    for (int i = 0; i < 2; i++) {
+        e[i].want = r->len;
+        e[i].one = r->flags & NBD_CMD_FLAG_REQ_ONE;
+    }
+    if (c->meta_alloc)
+        rc = ops->block_status(c->img, r->len, r->offset, extent_add, &e[0]);
+    if (rc == 0 && c->meta_changes)
+        rc = ops->changes ? ops->changes(c->img, c->meta_changes, r->len,
+                                         r->offset, extent_add, &e[1])
+                          : -ENOTSUP;
+    if (rc == 0 &&
+        ((c->meta_alloc && e[0].n == 0) || (c->meta_changes && e[1].n == 0)))
         rc = -EIO; /* vd_backend.h: at least one extent */
-    if (rc == 0)
-        vd_reply_block_status(c, r->cookie, VD_META_ALLOC_ID, e->desc, e->n);
+    if (rc == 0 && c->meta_alloc)
+        vd_reply_block_status(c, r->cookie, !c->meta_changes, VD_META_ALLOC_ID,
+                              e[0].desc, e[0].n);
+    if (rc == 0 && c->meta_changes)
+        vd_reply_block_status(c, r->cookie, true, VD_META_CHANGES_ID, e[1].desc,
+                              e[1].n);
     free(e);
     return rc;
 }

@@ -111,6 +111,7 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
 
     free(c.export_name);
     free(c.meta_export);
+    free(c.meta_changes);
     pthread_cond_destroy(&c.cond);
     pthread_cond_destroy(&c.room);
     pthread_mutex_destroy(&c.lock);

@@ -41,8 +41,9 @@
  *
  * Options served: EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO,
  * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT
- * (base:allocation only).  Every other option gets NBD_REP_ERR_UNSUP and
- * the haggling goes on.  An export name is an image name of the backend;
+ * (base:allocation, and tessera:changes-since:SNAP when the backend can
+ * tell changes).  Every other option gets NBD_REP_ERR_UNSUP and the
+ * haggling goes on.  An export name is an image name of the backend;
  * the empty name means the configured default export, if any.  Before an
  * export is opened, the configuration's export_check hook sees the
  * connection's identity (vd_identity: the TLS name) and the name.
@@ -261,8 +262,11 @@ static void export_chosen(struct vd_conn *c, struct vd_image *img, char *name,
     c->export_name = name;
     c->size = size;
     c->tflags = vd_handshake_tflags(c, img->readonly);
-    if (c->meta_alloc && strcmp(c->meta_export, name) != 0)
+    if (c->meta_export && strcmp(c->meta_export, name) != 0) {
         c->meta_alloc = false;
+        free(c->meta_changes);
+        c->meta_changes = NULL;
+    }
 }
 
 /* NBD_OPT_INFO and NBD_OPT_GO:
@@ -421,14 +425,33 @@ static bool query_is(const uint8_t *q, uint32_t qlen, const char *s)
     return qlen == strlen(s) && !memcmp(q, s, qlen);
 }
 
-static int meta_reply(struct vd_conn *c, uint32_t opt, uint32_t id)
+static int meta_reply(struct vd_conn *c, uint32_t opt, uint32_t id,
+                      const uint8_t *ctx, uint32_t len)
 {
-    const char *ctx = NBD_META_BASE_ALLOCATION;
-    uint8_t buf[4 + sizeof(NBD_META_BASE_ALLOCATION)];
+    uint8_t buf[4 + NBD_MAX_STRING];
 
+    if (len > NBD_MAX_STRING)
+        return -EINVAL; /* meta_parse() let no longer query through */
     vd_put32(buf, id);
-    memcpy(buf + 4, ctx, strlen(ctx));
-    return opt_reply(c, opt, NBD_REP_META_CONTEXT, buf, 4 + strlen(ctx));
+    memcpy(buf + 4, ctx, len);
+    return opt_reply(c, opt, NBD_REP_META_CONTEXT, buf, 4 + len);
+}
+
+/* A query "tessera:changes-since:SNAP" for a SNAP the backend can tell
+ * changes against: SNAP, NUL-terminated, in @since. */
+static bool query_changes(const struct vd_conn *c, const uint8_t *q,
+                          uint32_t qlen, char *since, size_t size)
+{
+    const struct vd_backend *be = c->cfg->be;
+    size_t plen = strlen(VD_META_CHANGES_PREFIX);
+
+    if (!be->ops->changes_check || qlen <= plen || qlen - plen >= size ||
+        memcmp(q, VD_META_CHANGES_PREFIX, plen) != 0)
+        return false;
+    memcpy(since, q + plen, qlen - plen);
+    since[qlen - plen] = '\0';
+    return strlen(since) == qlen - plen &&
+           be->ops->changes_check(be->ctx, since) == 0;
 }
 
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT.  proto.md: SET
@@ -465,24 +488,36 @@ static int opt_meta(struct vd_conn *c, uint32_t opt, const uint8_t *d,
         free(c->meta_export);
         c->meta_export = name;
         c->meta_alloc = false;
+        free(c->meta_changes);
+        c->meta_changes = NULL;
         name = NULL;
     }
     free(name);
+    const uint8_t *alloc = (const uint8_t *)NBD_META_BASE_ALLOCATION;
+    const uint32_t alen = (uint32_t)strlen(NBD_META_BASE_ALLOCATION);
+    bool set = opt == NBD_OPT_SET_META_CONTEXT;
     if (opt == NBD_OPT_LIST_META_CONTEXT && nq == 0) {
-        rc = meta_reply(c, opt, 0);
+        /* tessera:changes-since: needs a name: only a query lists it. */
+        rc = meta_reply(c, opt, 0, alloc, alen);
         found = true;
     }
     for (uint32_t i = 0; rc == 0 && i < nq && !found; i++) {
+        char since[NBD_MAX_STRING + 1];
         uint32_t qlen = vd_get32(d + pos);
         const uint8_t *q = d + pos + 4;
         pos += 4 + qlen;
-        if (query_is(q, qlen, NBD_META_BASE_ALLOCATION) ||
-            (opt == NBD_OPT_LIST_META_CONTEXT && query_is(q, qlen, "base:"))) {
-            found = true;
-            if (opt == NBD_OPT_SET_META_CONTEXT)
+        if ((query_is(q, qlen, NBD_META_BASE_ALLOCATION) ||
+             (!set && query_is(q, qlen, "base:"))) &&
+            !(set && c->meta_alloc)) {
+            if (set)
                 c->meta_alloc = true;
-            rc = meta_reply(
-                c, opt, opt == NBD_OPT_SET_META_CONTEXT ? VD_META_ALLOC_ID : 0);
+            rc = meta_reply(c, opt, set ? VD_META_ALLOC_ID : 0, alloc, alen);
+        } else if (query_changes(c, q, qlen, since, sizeof(since)) &&
+                   !(set && c->meta_changes)) {
+            if (set && !(c->meta_changes = strdup(since)))
+                rc = -ENOMEM;
+            if (rc == 0)
+                rc = meta_reply(c, opt, set ? VD_META_CHANGES_ID : 0, q, qlen);
         }
     }
     if (rc == 0)
@@ -548,6 +583,8 @@ static int opt_starttls(struct vd_conn *c)
     }
     c->structured = false;
     c->meta_alloc = false;
+    free(c->meta_changes);
+    c->meta_changes = NULL;
     free(c->meta_export);
     c->meta_export = NULL;
     c->id.tls_user = vd_tls_session_user(c->tls);

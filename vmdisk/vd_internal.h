@@ -41,8 +41,13 @@
  * option we implement needs more than two names of NBD_MAX_STRING. */
 #define VD_OPT_MAX (64u << 10)
 
-/* Context id of base:allocation after NBD_OPT_SET_META_CONTEXT. */
+/* Context ids after NBD_OPT_SET_META_CONTEXT: base:allocation, and
+ * tessera:changes-since:SNAP (docs/vmdisk.md), whose extents carry
+ * VD_STATE_CHANGED where the image may differ from file SNAP. */
 #define VD_META_ALLOC_ID 1u
+#define VD_META_CHANGES_ID 2u
+#define VD_META_CHANGES_PREFIX "tessera:changes-since:"
+#define VD_STATE_CHANGED (1u << 0)
 
 #define VD_WORKERS_DEFAULT 4
 #define VD_WORKERS_MAX 64
@@ -94,6 +99,8 @@ struct vd_conn {
     bool no_zeroes;
     bool structured;
     bool meta_alloc;      /* base:allocation selected for meta_export */
+    char *meta_changes;   /* owned: SNAP of tessera:changes-since:SNAP
+                           * selected for meta_export, or NULL */
     char *meta_export;    /* owned: export named by SET_META_CONTEXT */
     char *export_name;    /* owned: the export chosen by GO/EXPORT_NAME */
     struct vd_image *img; /* owned: open during transmission */
@@ -244,7 +251,7 @@ int vd_reply_error(struct vd_conn *c, uint64_t cookie, uint32_t err,
                    const char *msg);
 /* One structured BLOCK_STATUS chunk with the DONE flag: @n descriptors of
  * (length, flags) in host order at @desc. */
-int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, uint32_t ctx_id,
-                          const uint32_t *desc, size_t n);
+int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, bool done,
+                          uint32_t ctx_id, const uint32_t *desc, size_t n);
 
 #endif

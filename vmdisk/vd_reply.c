@@ -63,13 +63,19 @@ int vd_reply_simple(struct vd_conn *c, uint64_t cookie, uint32_t err,
     return vd_send(c, iov, err == 0 && len ? 2 : 1);
 }
 
-static void chunk_hdr(uint8_t *p, uint16_t type, uint64_t cookie, uint32_t len)
+static void chunk_hdr_flags(uint8_t *p, uint16_t flags, uint16_t type,
+                            uint64_t cookie, uint32_t len)
 {
     vd_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
-    vd_put16(p + 4, NBD_REPLY_FLAG_DONE);
+    vd_put16(p + 4, flags);
     vd_put16(p + 6, type);
     vd_put64(p + 8, cookie);
     vd_put32(p + 16, len);
+}
+
+static void chunk_hdr(uint8_t *p, uint16_t type, uint64_t cookie, uint32_t len)
+{
+    chunk_hdr_flags(p, NBD_REPLY_FLAG_DONE, type, cookie, len);
 }
 
 int vd_reply_data(struct vd_conn *c, uint64_t cookie, uint64_t offset,
@@ -98,8 +104,8 @@ int vd_reply_error(struct vd_conn *c, uint64_t cookie, uint32_t err,
     return vd_send(c, iov, mlen ? 2 : 1);
 }
 
-int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, uint32_t ctx_id,
-                          const uint32_t *desc, size_t n)
+int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, bool done,
+                          uint32_t ctx_id, const uint32_t *desc, size_t n)
 {
     uint8_t hdr[NBD_CHUNK_HDR_SIZE + 4];
     uint8_t body[64 * 8];
@@ -115,7 +121,8 @@ int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, uint32_t ctx_id,
         vd_put32(wire + i * 8, desc[2 * i]);
         vd_put32(wire + i * 8 + 4, desc[2 * i + 1]);
     }
-    chunk_hdr(hdr, NBD_REPLY_TYPE_BLOCK_STATUS, cookie, (uint32_t)(4 + bytes));
+    chunk_hdr_flags(hdr, done ? NBD_REPLY_FLAG_DONE : 0,
+                    NBD_REPLY_TYPE_BLOCK_STATUS, cookie, (uint32_t)(4 + bytes));
     vd_put32(hdr + NBD_CHUNK_HDR_SIZE, ctx_id);
     struct iovec iov[2] = {{hdr, sizeof(hdr)}, {wire, bytes}};
     rc = vd_send(c, iov, 2);

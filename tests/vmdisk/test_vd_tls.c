@@ -330,6 +330,54 @@ static void test_vd_tls_starttls_forgets_clear_options(void **state)
     tls_done(t);
 }
 
+/* A backend that knows file "snap" to tell changes against. */
+static int fake_changes_check(void *ctx, const char *since)
+{
+    (void)ctx;
+    return strcmp(since, "snap") == 0 ? 0 : -ENOENT;
+}
+
+/* A tessera:changes-since context chosen in the clear is forgotten too:
+ * BLOCK_STATUS inside TLS, with no context selected there, is refused. */
+static void test_vd_tls_starttls_forgets_changes_context(void **state)
+{
+    static struct vd_backend_ops ops;
+    struct harness *h = harness_new(false, NULL);
+    struct vd_tls *t;
+    uint8_t buf[256];
+    uint64_t size;
+    uint16_t tflags;
+    struct chunk ch;
+
+    (void)state;
+    assert_int_equal(tls_new_psk("alice:" KEY "\n", 0600, &t), 0);
+    h->cfg.tls_mode = VD_TLS_ON;
+    h->cfg.tls = t;
+    ops = *h->be->ops;
+    ops.changes_check = fake_changes_check;
+    h->be->ops = &ops;
+    harness_run(h);
+    c_greet(h, FIXED);
+    c_opt(h, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+    expect_reply(h, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK);
+    c_opt(h, NBD_OPT_SET_META_CONTEXT, buf,
+          meta_data(buf, "disk", "tessera:changes-since:snap"));
+    expect_reply(h, NBD_OPT_SET_META_CONTEXT, NBD_REP_META_CONTEXT);
+    expect_reply(h, NBD_OPT_SET_META_CONTEXT, NBD_REP_ACK);
+    assert_int_equal(starttls(h, "alice", KEY), 0);
+    c_opt(h, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+    expect_reply(h, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK);
+    c_go(h, "disk", &size, &tflags);
+    c_req(h, 0, NBD_CMD_BLOCK_STATUS, 8, 0, 4096, NULL);
+    c_chunk(h, &ch);
+    assert_int_equal(ch.type, NBD_REPLY_TYPE_ERROR);
+    assert_true(ch.len >= 4);
+    assert_int_equal(vd_get32(ch.data), NBD_EINVAL);
+    free(ch.data);
+    harness_stop(h);
+    tls_done(t);
+}
+
 /* --tls=on: TLS optional; a client in the clear is served. */
 static void test_vd_tls_on_serves_clear_client(void **state)
 {
@@ -398,6 +446,7 @@ int test_vd_tls(void)
         cmocka_unit_test(test_vd_tls_wrong_key_closes),
         cmocka_unit_test(test_vd_tls_unknown_identity_closes),
         cmocka_unit_test(test_vd_tls_starttls_forgets_clear_options),
+        cmocka_unit_test(test_vd_tls_starttls_forgets_changes_context),
         cmocka_unit_test(test_vd_tls_on_serves_clear_client),
         cmocka_unit_test(test_vd_export_check_refuses_and_limits),
     };
