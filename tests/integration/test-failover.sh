@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# it-long: started first by scripts/run-integration.sh
 # test-failover.sh: the client side of failure handling, under a running
 # write-and-verify workload through the FUSE mount.
 #

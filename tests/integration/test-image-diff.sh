@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# it-long: started first by scripts/run-integration.sh
 # test-image-diff.sh: rollback, flatten and incremental diffs of images
 # (docs/vmdisk.md "Rollback", "Flatten", "Incremental diffs"), with real
 # daemons (metad, three chunkd, goal 3), tessera-nbd and qemu-io.

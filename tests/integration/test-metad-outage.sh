@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# it-long: started first by scripts/run-integration.sh
 # test-metad-outage.sh: what goes on and what fails while metad does not
 # answer (docs/operations.md, "When metad is unreachable").
 #
