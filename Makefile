@@ -11,7 +11,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS := fuse3 libuv sqlite3 libmicrohttpd gnutls
+PKGS := fuse3 libuv sqlite3 libmicrohttpd nettle gnutls
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-Iprotocol -Icommon -Iclient
@@ -127,11 +127,11 @@ $(BUILD)/bin/tessera-mount: $(call objs,$(FC_SRC)) $(CLIENT_LIBDEPS)
 $(BUILD)/bin/tessera-nbd: $(call objs,$(VD_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,gnutls) $(LIBS_COMMON)
 $(BUILD)/bin/tessera: $(call objs,$(ADMIN_SRC)) $(CLIENT_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,nettle) $(LIBS_COMMON)
 
 # ---- Unit tests ------------------------------------------------------------
 # One cmocka binary per tests/<folder>; its main() is generated: it runs
@@ -154,6 +154,8 @@ srcdir_admin := $(filter-out %_main.c,$(ADMIN_SRC)) $(CLIENT_SRC) \
 	$(COMMON_SRC) $(PROTO_SRC)
 libs_metadata := $(call pc_libs,sqlite3)
 libs_client-fuse := $(call pc_libs,fuse3)
+libs_admin := $(call pc_libs,nettle)
+libs_vmdisk := $(call pc_libs,gnutls)
 
 $(BUILD)/tests/main_%.c: $(wildcard tests/*/test_*.c)
 	@mkdir -p $(dir $@)
@@ -193,10 +195,16 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 20
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(PROTO_SRC)
+# Decoders outside protocol/ that, like it, need only libc and libproto
+# (no database, no libuv): every fuzz target is built with them too.
+FUZZ_CODEC_SRC := metadata/meta_op.c
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(PROTO_SRC) \
+		$(FUZZ_CODEC_SRC)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
-	$(Q)clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined \
+	$(Q)clang $(BASE_CFLAGS) $(addprefix -I,$(sort $(dir $(FUZZ_CODEC_SRC)))) \
+		-O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -o $@ $(filter %.c,$^)
 
 # The authentication parsers need common/auth*.c and GnuTLS.
@@ -207,6 +215,17 @@ $(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(wildcard tests/fuzz/*.h) \
 	$(Q)clang $(BASE_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -o $@ $(filter %.c,$^) \
 		$(call pc_libs,gnutls)
+
+# The NBD option phase runs over tessera-nbd's own sources and GnuTLS.
+FUZZ_NBD_SRC := vmdisk/vd_handshake.c vmdisk/vd_io.c vmdisk/vd_tls.c \
+	vmdisk/vd_mem.c vmdisk/vd_backend.c common/log.c common/net.c
+$(BUILD)/fuzz/fuzz_nbd_opt: tests/fuzz/fuzz_nbd_opt.c $(FUZZ_NBD_SRC) \
+		$(wildcard vmdisk/*.h)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang $(BASE_CFLAGS) -Ivmdisk $(call pc_cflags,gnutls) -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ $(filter %.c,$^) $(call pc_libs,gnutls) -lpthread
 
 fuzz: $(FUZZ_BINS)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)

@@ -152,11 +152,20 @@ bool adm_drain_step(struct drain_watch *d, const struct status_report *st)
     left = status_report_u64(st, key);
     if (left == 0)
         return true;
+    /* A suspect server may be up a moment later: while one is, the
+     * servers that could take the replicas are not known, so no verdict. */
+    bool unsure = false;
     d->others = 0;
-    for (size_t i = 0; i < st->nservers; i++)
-        d->others += st->servers[i].up && !st->servers[i].draining;
-    if (left != d->left || status_report_u64(st, "repair.inflight") > 0) {
+    for (size_t i = 0; i < st->nservers; i++) {
+        const struct status_server *s = &st->servers[i];
+        unsure |= !strcmp(s->state, "suspect");
+        d->others += (s->up || !strcmp(s->state, "suspect")) && !s->draining;
+    }
+    uint64_t copied = status_report_u64(st, "repair.copied");
+    if (left != d->left || copied != d->copied || unsure ||
+        status_report_u64(st, "repair.inflight") > 0) {
         d->left = left;
+        d->copied = copied;
         d->still = 0;
         return false;
     }

@@ -246,8 +246,8 @@ static void warn_capacity(struct adm *a, const char *what, uint64_t bytes)
     status_report_free(&st);
 }
 
-static void print_attr_json(const char *path, const struct proto_attr *at,
-                            const char *extra)
+void adm_attr_json(const char *path, const struct proto_attr *at,
+                   const char *extra)
 {
     printf("{\"path\": ");
     adm_json_str(stdout, path, strlen(path));
@@ -300,7 +300,7 @@ static int snap_cmd(struct adm *a, int argc, char **argv, uint16_t opcode)
         char extra[64];
         snprintf(extra, sizeof(extra), ", \"readonly\": %s",
                  opcode == PROTO_MSG_SNAPSHOT_REQ ? "true" : "false");
-        print_attr_json(argv[2], &rep.attr, extra);
+        adm_attr_json(argv[2], &rep.attr, extra);
     } else {
         adm_fmt_bytes(rep.attr.size, size, sizeof(size));
         printf("%s: %s of %s (%s, ino %" PRIu64 ")\n", argv[2],
@@ -324,14 +324,27 @@ int adm_cmd_clone(struct adm *a, int argc, char **argv)
 /* ---- image create, resize, rm ---------------------------------------------
  */
 
-static int set_size(struct adm *a, uint64_t ino, uint64_t size,
-                    struct proto_attr *out)
+int adm_attr_call(struct adm *a, uint16_t opcode, struct proto_wbuf *w,
+                  struct proto_attr *out)
 {
-    struct proto_setattr_req req;
     struct proto_attr_rep rep;
     struct rpc_reply r;
+    int rc = w->err ? w->err : rpc_call_msg(a->rpc, opcode, w, &r, &rep);
+
+    proto_wbuf_free(w);
+    if (rc < 0)
+        return rc;
+    if (out)
+        *out = rep.attr;
+    rpc_reply_free(&r);
+    return 0;
+}
+
+int adm_image_set_size(struct adm *a, uint64_t ino, uint64_t size,
+                       struct proto_attr *out)
+{
+    struct proto_setattr_req req;
     struct proto_wbuf w;
-    int rc;
 
     memset(&req, 0, sizeof(req));
     req.ino = ino;
@@ -339,23 +352,15 @@ static int set_size(struct adm *a, uint64_t ino, uint64_t size,
     req.size = size;
     proto_wbuf_init(&w);
     proto_setattr_req_encode(&w, &req);
-    rc = rpc_call_msg(a->rpc, PROTO_MSG_SETATTR_REQ, &w, &r, &rep);
-    proto_wbuf_free(&w);
-    if (rc < 0)
-        return rc;
-    *out = rep.attr;
-    rpc_reply_free(&r);
-    return 0;
+    return adm_attr_call(a, PROTO_MSG_SETATTR_REQ, &w, out);
 }
 
 int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
                    struct proto_attr *out)
 {
     struct proto_mknod_req req;
-    struct proto_attr_rep rep;
-    struct proto_attr dir;
+    struct proto_attr dir, made;
     char name[PROTO_NAME_MAX + 1];
-    struct rpc_reply r;
     struct proto_wbuf w;
     int rc;
 
@@ -370,12 +375,10 @@ int adm_image_make(struct adm *a, const char *path, uint64_t bytes,
     req.name.len = (uint32_t)strlen(name);
     proto_wbuf_init(&w);
     proto_mknod_req_encode(&w, &req);
-    rc = rpc_call_msg(a->rpc, PROTO_MSG_MKNOD_REQ, &w, &r, &rep);
-    proto_wbuf_free(&w);
+    rc = adm_attr_call(a, PROTO_MSG_MKNOD_REQ, &w, &made);
     if (rc < 0)
         return rc;
-    rpc_reply_free(&r);
-    return set_size(a, rep.attr.ino, bytes, out);
+    return adm_image_set_size(a, made.ino, bytes, out);
 }
 
 static int image_create(struct adm *a, int argc, char **argv)
@@ -433,7 +436,7 @@ static int image_create(struct adm *a, int argc, char **argv)
     if (rc < 0)
         return adm_fail_path(a, "image create", path, rc);
     if (a->json) {
-        print_attr_json(path, &at, NULL);
+        adm_attr_json(path, &at, NULL);
     } else {
         adm_fmt_bytes(at.size, size, sizeof(size));
         printf("%s: created, %s (%" PRIu64 " bytes), sparse\n", path, size,
@@ -566,11 +569,11 @@ static int image_resize(struct adm *a, int argc, char **argv)
         if (rc < 0)
             return adm_fail(a, "image resize: zeroing the tail", rc);
     }
-    rc = set_size(a, at.ino, bytes, &out);
+    rc = adm_image_set_size(a, at.ino, bytes, &out);
     if (rc < 0)
         return adm_fail(a, "image resize", rc);
     if (a->json) {
-        print_attr_json(path, &out, NULL);
+        adm_attr_json(path, &out, NULL);
     } else {
         adm_fmt_bytes(at.size, b1, sizeof(b1));
         adm_fmt_bytes(out.size, b2, sizeof(b2));
@@ -800,12 +803,15 @@ int adm_cmd_image(struct adm *a, int argc, char **argv)
         {"resize", image_resize},         {"rm", image_rm},
         {"import", adm_image_import},     {"export", adm_image_export},
         {"handover", adm_image_handover}, {"list", adm_image_list},
+        {"rollback", adm_image_rollback}, {"flatten", adm_image_flatten},
+        {"diff", adm_image_diff},         {"apply-diff", adm_image_apply_diff},
     };
 
     for (size_t i = 0; argc >= 2 && i < sizeof(sub) / sizeof(sub[0]); i++)
         if (!strcmp(argv[1], sub[i].name))
             return sub[i].fn(a, argc - 1, argv + 1);
     fprintf(stderr, "tessera: usage: image "
-                    "create|info|list|resize|rm|import|export|handover ...\n");
+                    "create|info|list|resize|rm|import|export|handover|\n"
+                    "rollback|flatten|diff|apply-diff ...\n");
     return ADM_EXIT_USAGE;
 }

@@ -39,7 +39,6 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cl.h"
@@ -49,35 +48,6 @@
 #define QCOW2_MAGIC "QFI\xfb"
 
 extern char **environ;
-
-/* ---- Progress ----------------------------------------------------------- */
-
-struct progress {
-    const char *what;
-    bool on;
-    uint64_t total;
-    double start, last;
-};
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void progress_show(struct progress *p, uint64_t done, bool final)
-{
-    double t = now_s();
-    if (!p->on || (!final && t - p->last < 0.5))
-        return;
-    p->last = t;
-    double mib = (double)done / (1 << 20);
-    fprintf(stderr, "\r%s: %.0f of %.0f MiB (%.0f%%), %.0f MiB/s%s", p->what,
-            mib, (double)p->total / (1 << 20),
-            p->total ? 100.0 * (double)done / (double)p->total : 100.0,
-            t > p->start ? mib / (t - p->start) : 0.0, final ? "\n" : "");
-}
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -186,7 +156,7 @@ static int nonzero_runs(const uint8_t *buf, size_t n, uint64_t off, run_cb put,
     return 0;
 }
 
-static int client_open(struct adm *a, const char *what, struct cl_client **cl)
+int adm_client_open(struct adm *a, const char *what, struct cl_client **cl)
 {
     char name[96];
     snprintf(name, sizeof(name), "tessera image %s pid %d", what,
@@ -249,7 +219,7 @@ static int source_size(int fd, bool qcow2, uint64_t *size)
 
 /* A raw file: its data ranges only (SEEK_DATA), a device: everything. */
 static int import_raw(int fd, uint64_t size, struct import *im, uint8_t *buf,
-                      struct progress *pg)
+                      struct adm_progress *pg)
 {
     uint64_t off = 0;
     while (off < size) {
@@ -268,14 +238,14 @@ static int import_raw(int fd, uint64_t size, struct import *im, uint8_t *buf,
         if (rc < 0)
             return rc;
         off += (uint64_t)r;
-        progress_show(pg, off, false);
+        adm_progress_show(pg, off, false);
     }
     return 0;
 }
 
 /* A stream of raw bytes from a pipe (qcow2 through qemu-nbd/nbdcopy). */
 static int import_stream(int fd, uint64_t size, struct import *im, uint8_t *buf,
-                         struct progress *pg)
+                         struct adm_progress *pg)
 {
     uint64_t off = 0;
     while (off < size) {
@@ -289,7 +259,7 @@ static int import_stream(int fd, uint64_t size, struct import *im, uint8_t *buf,
         if (rc < 0)
             return rc;
         off += got;
-        progress_show(pg, off, false);
+        adm_progress_show(pg, off, false);
     }
     return off == size ? 0 : -EIO;
 }
@@ -333,12 +303,13 @@ static int io_args(int argc, char **argv, const char *fopt, bool *progress,
 
 int adm_image_import(struct adm *a, int argc, char **argv)
 {
-    struct progress pg = {.what = "import"};
+    struct adm_progress pg;
+    bool forced = false;
     const char *src, *dst;
     int fmt = 0, rc, fd;
     uint64_t size;
 
-    if (io_args(argc, argv, "-f", &pg.on, &fmt, &src, &dst) < 0)
+    if (io_args(argc, argv, "-f", &forced, &fmt, &src, &dst) < 0)
         return io_usage("import");
     fd = open(src, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -374,11 +345,10 @@ int adm_image_import(struct adm *a, int argc, char **argv)
 
     struct import im = {0};
     uint8_t *buf = malloc(IO_BUF);
-    rc = buf ? client_open(a, "import", &im.cl) : -ENOMEM;
+    rc = buf ? adm_client_open(a, "import", &im.cl) : -ENOMEM;
     if (rc == 0)
         rc = cl_inode_open(im.cl, at.ino, size, &im.node);
-    pg.total = size;
-    pg.start = pg.last = now_s();
+    adm_progress_start(&pg, "import", forced, size);
     if (rc == 0 && fmt == 1) {
         rc = import_raw(fd, size, &im, buf, &pg);
     } else if (rc == 0) {
@@ -405,7 +375,7 @@ int adm_image_import(struct adm *a, int argc, char **argv)
     }
     if (rc == 0)
         rc = cl_file_sync(im.cl, im.node);
-    progress_show(&pg, rc == 0 ? size : 0, true);
+    adm_progress_show(&pg, rc == 0 ? size : 0, true);
     cl_inode_put(im.cl, im.node);
     cl_client_close(im.cl);
     free(buf);
@@ -478,7 +448,7 @@ static int export_piece(struct cl_client *cl, struct cl_inode *node,
 }
 
 static int export_all(struct cl_client *cl, struct proto_attr *at,
-                      struct export *ex, uint8_t *buf, struct progress *pg)
+                      struct export *ex, uint8_t *buf, struct adm_progress *pg)
 {
     struct cl_inode *node;
     int rc = cl_inode_open(cl, at->ino, at->size, &node);
@@ -496,7 +466,7 @@ static int export_all(struct cl_client *cl, struct proto_attr *at,
             size_t n = end - off < IO_BUF ? (size_t)(end - off) : IO_BUF;
             rc = export_piece(cl, node, ex, off, n, ch.chunk_id == 0, buf);
             off += n;
-            progress_show(pg, off, false);
+            adm_progress_show(pg, off, false);
         }
     }
     cl_inode_put(cl, node);
@@ -514,7 +484,8 @@ static int run_wait(char *const argv[])
 
 int adm_image_export(struct adm *a, int argc, char **argv)
 {
-    struct progress pg = {.what = "export"};
+    struct adm_progress pg;
+    bool forced = false;
     struct export ex = {.fd = -1};
     struct proto_attr at;
     struct cl_client *cl = NULL;
@@ -522,7 +493,7 @@ int adm_image_export(struct adm *a, int argc, char **argv)
     int fmt = 1, rc;
     pid_t pid = 0;
 
-    if (io_args(argc, argv, "-O", &pg.on, &fmt, &src, &dst) < 0)
+    if (io_args(argc, argv, "-O", &forced, &fmt, &src, &dst) < 0)
         return io_usage("export");
     if (fmt == 0)
         fmt = 1;
@@ -578,9 +549,8 @@ int adm_image_export(struct adm *a, int argc, char **argv)
         return ADM_EXIT_FAIL;
     }
     uint8_t *buf = malloc(IO_BUF);
-    rc = buf ? client_open(a, "export", &cl) : -ENOMEM;
-    pg.total = at.size;
-    pg.start = pg.last = now_s();
+    rc = buf ? adm_client_open(a, "export", &cl) : -ENOMEM;
+    adm_progress_start(&pg, "export", forced, at.size);
     if (rc == 0)
         rc = export_all(cl, &at, &ex, buf, &pg);
     if (rc == 0 && fmt == 1 && fsync(ex.fd) < 0 && errno != EINVAL)
@@ -591,7 +561,7 @@ int adm_image_export(struct adm *a, int argc, char **argv)
         if (rc == 0)
             rc = rc2;
     }
-    progress_show(&pg, rc == 0 ? at.size : 0, true);
+    adm_progress_show(&pg, rc == 0 ? at.size : 0, true);
     cl_client_close(cl);
     free(buf);
     if (rc < 0)

@@ -1,4 +1,6 @@
-/* adm_image_lease.c: `tessera image handover [--for SECONDS] PATH`.
+/* adm_image_lease.c: `tessera image handover [--for SECONDS] PATH`, and
+ * who holds an image's writer lease (IMAGE_LEASE QUERY) for the verbs
+ * that refuse to write an image someone else writes.
  *
  * Arms a live-migration hand-over of the image (IMAGE_LEASE ARM,
  * docs/vmdisk.md "Live-migration hand-over"): for SECONDS (default 600)
@@ -83,4 +85,27 @@ int adm_image_handover(struct adm *a, int argc, char **argv)
     }
     rpc_reply_free(&r);
     return ADM_EXIT_OK;
+}
+
+int adm_image_writer(struct adm *a, uint64_t ino, char *who, size_t size)
+{
+    struct proto_image_lease_req q = {.op = PROTO_LEASE_QUERY, .ino = ino};
+    struct proto_image_lease_rep out;
+    struct rpc_reply r;
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    proto_image_lease_req_encode(&w, &q);
+    rc = rpc_call_msg(a->rpc, PROTO_MSG_IMAGE_LEASE_REQ, &w, &r, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    rc = out.holder_session != 0;
+    if (rc)
+        snprintf(who, size, "%.*s on %.*s", (int)out.holder_name.len,
+                 out.holder_name.p, (int)out.holder_host.len,
+                 out.holder_host.p);
+    rpc_reply_free(&r);
+    return rc;
 }

@@ -92,15 +92,16 @@ int adm_cmd_scrub(struct adm *a, int argc, char **argv);
 int adm_cmd_rebalance(struct adm *a, int argc, char **argv);
 int adm_cmd_fsck(struct adm *a, int argc, char **argv);
 /* Seconds without progress after which a drain is said to be stuck. */
-#define ADM_DRAIN_STALL_S 10
+#define ADM_DRAIN_STALL_S 15
 /* A drain being followed (`server drain ID --wait`): done when its server
  * holds no replica; stuck when for ADM_DRAIN_STALL_S polls the count
- * stayed put with no copy in flight (the other servers cannot take the
- * chunks at their goal). */
+ * stayed put, no copy was in flight or finished and no server was
+ * suspect (the other servers cannot take the chunks at their goal). */
 struct drain_watch {
     uint32_t id;
-    uint64_t left;  /* replicas at the last change; start at UINT64_MAX */
-    unsigned still; /* polls since */
+    uint64_t left;   /* replicas at the last change; start at UINT64_MAX */
+    uint64_t copied; /* repair.copied at the last change */
+    unsigned still;  /* polls since */
     bool stuck;
     uint64_t others; /* servers up and not draining, at the last poll */
 };
@@ -127,6 +128,46 @@ int adm_mount_ns_path(const char *mountinfo, const char *real, char *out,
  * path in @out and the inode stat(2) shows in *ino when @path exists here
  * inside a Tessera mount, 0 when it is a namespace path, or -errno. */
 int adm_path_local(const char *path, char *out, size_t size, uint64_t *ino);
+
+/* adm_progress.c */
+struct adm_progress {
+    const char *what;
+    bool on;
+    uint64_t total; /* bytes */
+    double start, last;
+};
+/* Begin showing progress of @what over @total bytes on stderr: when
+ * @forced (--progress) or stderr is a terminal. */
+void adm_progress_start(struct adm_progress *p, const char *what, bool forced,
+                        uint64_t total);
+/* @done bytes so far; @final ends the line. */
+void adm_progress_show(struct adm_progress *p, uint64_t done, bool final);
+
+/* adm_image_lease.c: 1 when a session holds the writer lease of @ino
+ * ("NAME on HOST" in @who), 0 when none does, or -errno. */
+int adm_image_writer(struct adm *a, uint64_t ino, char *who, size_t size);
+
+/* adm_image_diff.c: image diff, image apply-diff. */
+int adm_image_diff(struct adm *a, int argc, char **argv);
+int adm_image_apply_diff(struct adm *a, int argc, char **argv);
+/* adm_image_lineage.c: image rollback, image flatten. */
+int adm_image_rollback(struct adm *a, int argc, char **argv);
+int adm_image_flatten(struct adm *a, int argc, char **argv);
+/* One line of JSON for file @path: path, ino, size, then @extra (", ..."
+ * or NULL). */
+void adm_attr_json(const char *path, const struct proto_attr *at,
+                   const char *extra);
+struct cl_client;
+/* A client library session of its own for image data ("tessera image
+ * @what pid N").  Caller owns *cl: cl_client_close(). */
+int adm_client_open(struct adm *a, const char *what, struct cl_client **cl);
+/* Call @opcode with the request in @w (released here) and an attr_rep
+ * reply into *@out (may be NULL).  0 or -errno. */
+int adm_attr_call(struct adm *a, uint16_t opcode, struct proto_wbuf *w,
+                  struct proto_attr *out);
+/* SETATTR @ino to @size (no zeroing of a shrunk tail); fills *out. */
+int adm_image_set_size(struct adm *a, uint64_t ino, uint64_t size,
+                       struct proto_attr *out);
 
 /* adm_image.c: snapshot, clone, image create|info|resize|rm. */
 int adm_cmd_snapshot(struct adm *a, int argc, char **argv);

@@ -4,7 +4,8 @@
  * is safe from any thread: the client library's requests to metad and
  * the chunk servers by message (opcount.h, counted in common/rpc.c), its
  * latency stages, the delayed-write bytes held (one lock, as the writers
- * take it), the callback breaks received, and the process's CPU time.
+ * take it), the callback breaks received, the connections whose server
+ * stopped answering (rpc.c), and the process's CPU time.
  * The list with meanings is in docs/operations.md, "Metrics".
  */
 #include "fc_internal.h"
@@ -12,6 +13,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "opcount.h"
+#include "rpc.h"
 
 static int render(struct metrics_buf *b, void *arg)
 {
@@ -19,6 +21,7 @@ static int render(struct metrics_buf *b, void *arg)
 
     opcount_render(&opcount_called, b, "tessera_client_",
                    "sent to metad and the chunk servers");
+    rpc_metrics_render(b);
     metrics_lat_stages(b);
     metrics_u64(b, "tessera_mount_dirty_bytes", METRICS_GAUGE,
                 "Bytes of delayed writes not yet written back.",

@@ -220,6 +220,32 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
 int cl_file_locate(struct cl_client *c, uint64_t ino, uint64_t index,
                    uint64_t prefetch, struct cl_chunk *out);
 
+/* ---- Changes between files (cl_changes.c) ------------------------------- */
+
+/* The PROTO_WMAP_BLOCK-sized blocks of chunk slots [first, first + count)
+ * of file @to that may differ from file @from (docs/vmdisk.md,
+ * "Incremental diffs"): never one too few, maybe some too many. */
+struct cl_changes {
+    uint64_t from_size, to_size;
+    uint64_t first;
+    uint32_t count;
+    uint8_t *bits; /* count * PROTO_WMAP_BYTES, one bit per block */
+};
+
+/* Ask metad and the chunk servers; @count 1..PROTO_LOCATE_MAX.  Caller
+ * owns *out: cl_changes_free(). */
+int cl_changes_get(struct cl_client *c, uint64_t from, uint64_t to,
+                   uint64_t first, uint32_t count, struct cl_changes *out);
+void cl_changes_free(struct cl_changes *ch);
+/* True when block @block of the file (offset / PROTO_WMAP_BLOCK) may have
+ * changed; false outside the slots asked for. */
+bool cl_changes_block(const struct cl_changes *ch, uint64_t block);
+
+/* Give slot @index of @ino a chunk of its own: copy-on-write of a shared
+ * chunk without writing a byte (CHUNK_WRITE_BEGIN).  `tessera image
+ * flatten` calls it for every allocated slot. */
+int cl_file_unshare(struct cl_client *c, uint64_t ino, uint64_t index);
+
 /* ---- The fast path (cl_fast.c) ------------------------------------------ */
 
 /* Completion of a fast operation: 0, or -errno after which the caller runs

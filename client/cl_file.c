@@ -582,3 +582,13 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
     free(zeros);
     return rc < 0 ? cl_errno(rc) : 0;
 }
+
+int cl_file_unshare(struct cl_client *c, uint64_t ino, uint64_t index)
+{
+    struct cl_chunk chunk;
+    int rc = cl_meta_write_begin(c, ino, index, &chunk);
+
+    /* Cached locations of the slot name the shared chunk no longer. */
+    cl_loc_invalidate(c->loc, ino, index);
+    return rc;
+}

@@ -389,6 +389,20 @@ void cl_cb_reset(void *arg);
 void cl_client_server_state(struct cl_client *c, uint32_t server_id,
                             uint32_t state);
 
+/* ---- cl_changes.c ------------------------------------------------------ */
+
+/* OR the written-block map of chunk @loc into @bits (PROTO_WMAP_BYTES);
+ * -errno when none can be had. */
+typedef int (*cl_wmap_fetch_cb)(void *arg, const struct proto_chunk_loc *loc,
+                                uint8_t *bits);
+/* Mark in @ch the blocks IMAGE_CHANGES entry @e says may have changed:
+ * every block of the slot for WHOLE and ZERO, and for BLOCKS the union of
+ * the maps @fetch gives, or every block when one cannot be had.  Entries
+ * outside @ch's slots are ignored. */
+void cl_changes_apply(struct cl_changes *ch,
+                      const struct proto_changes_entry *e,
+                      cl_wmap_fetch_cb fetch, void *arg);
+
 /* ---- cl_meta.c --------------------------------------------------------- */
 
 /* Locations of chunks [@first, @first + @count) of @ino from metad, put in

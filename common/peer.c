@@ -25,8 +25,11 @@
  * - on_hello refuses: the answer carries its error, then the same close.
  * - a request before HELLO, or a second HELLO: answered PROTO_EHANDSHAKE;
  *   the connection stays open.
- * - a bad frame header (magic, frame version, flags, status, length) or an
- *   undecodable HELLO: the connection closes with -EPROTO.
+ * - a bad frame header (magic, frame version, flags, status, length), an
+ *   undecodable HELLO, or a reply to a request id never sent: the
+ *   connection closes with -EPROTO.  A reply to a request that timed out
+ *   here arrives late and is dropped (ids only count upwards, so the two
+ *   are told apart by the id).
  * - authentication required and not offered, an unknown identity, a
  *   wrong proof, a ticket that does not open or expired: the accepted side
  *   answers PROTO_EAUTH and closes; the dialled side closes with
@@ -146,6 +149,7 @@ struct wreq {
 
 struct peer {
     uv_tcp_t tcp;
+    uint64_t last_read_ms;  /* uv_now() of the last bytes read; 0: none */
     uv_timer_t hello_timer; /* accepted peers: HELLO must come in time */
     uv_connect_t connect;
     uv_shutdown_t shutdown;
@@ -190,6 +194,7 @@ struct peer {
 
 struct peer_listener {
     uv_tcp_t tcp;
+    uint64_t last_read_ms; /* uv_now() of the last bytes read; 0: none */
     const struct peer_ops *ops;
     void *data;
     char *name;
@@ -418,6 +423,11 @@ void peer_close(struct peer *p)
 bool peer_is_closed(const struct peer *p)
 {
     return p->state >= ST_DRAINING;
+}
+
+uint64_t peer_last_read_ms(const struct peer *p)
+{
+    return p->last_read_ms;
 }
 
 /* ---- Writing ----------------------------------------------------------- */
@@ -1019,9 +1029,15 @@ static void on_reply_frame(struct peer *p, const struct proto_hdr *h,
     struct pending *pd = table_remove(p, h->req_id);
     int status;
 
+    if (!pd && (h->req_id == 0 || h->req_id > p->next_id)) {
+        /* docs/protocol.md §2.2: an id this side never sent is malformed. */
+        peer_fail(p, -EPROTO, "reply to a request never sent");
+        return;
+    }
     if (!pd) {
-        /* §2.3: a late answer to a request that timed out. */
-        log_debug("peer", "reply to unknown request: op=%u id=%llu peer=%s",
+        /* §2.2: a late answer to a request this side gave up on (its
+         * timeout ran out), which the responder could not know. */
+        log_debug("peer", "late reply dropped: op=%u id=%llu peer=%s",
                   h->opcode, (unsigned long long)h->req_id, p->name);
         return;
     }
@@ -1097,6 +1113,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     proto_reader_commit(&p->rd, (size_t)nread);
+    p->last_read_ms = uv_now(p->loop);
     /* The peer stays valid through the hooks (invariant 1); stop at once
      * if one of them closed it. */
     cork_begin();

@@ -87,6 +87,9 @@ void peer_ref(struct peer *p);
 void peer_unref(struct peer *p);
 void peer_close(struct peer *p);
 bool peer_is_closed(const struct peer *p);
+/* uv_now() of the last bytes read from @p (0: none yet): any frame is a
+ * sign that the other side is alive. */
+uint64_t peer_last_read_ms(const struct peer *p);
 
 void *peer_data(struct peer *p);            /* set at connect/accept */
 void peer_set_data(struct peer *p, void *data);

@@ -63,6 +63,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "opcount.h"
 
@@ -98,6 +100,7 @@ struct call {
     rpc_done_cb cb; /* asynchronous: completion */
     void *cb_arg;
     uint64_t deadline; /* asynchronous: monotonic ms, UINT64_MAX = none */
+    uint64_t since;    /* monotonic ms the call was put on the list */
 };
 
 struct rpc_client {
@@ -115,9 +118,16 @@ struct rpc_client {
     uint64_t instance;
     struct call *calls;
     unsigned nasync; /* asynchronous calls on @calls */
+    /* Watchdog (stall_check()): ms of the last reply, and since when the
+     * server has answered nothing while calls wait (0: it answers). */
+    uint64_t last_reply, stalled_since, stall_logged;
+    uint64_t probe_sent; /* ms of the watchdog's last PING */
     pthread_t reader, keeper;
     bool have_reader, have_keeper;
 };
+
+/* Process-wide, for the owner's metrics (rpc_metrics_render()). */
+static _Atomic uint64_t stalled_now, stalls_total;
 
 static uint64_t now_ms(void)
 {
@@ -454,21 +464,37 @@ static void async_complete(struct call *cl, const struct proto_hdr *h,
     free(cl);
 }
 
-static void on_reply(struct rpc_client *c, const struct proto_hdr *h,
-                     uint8_t *payload)
+/* Returns -EPROTO for a reply to an id never sent (docs/protocol.md §2.2:
+ * malformed, the connection closes); a reply to a call that gave up is
+ * dropped. */
+static int on_reply(struct rpc_client *c, const struct proto_hdr *h,
+                    uint8_t *payload)
 {
     struct call *cl;
 
     pthread_mutex_lock(&c->lock);
+    if (h->req_id == 0 || h->req_id > c->next_id) {
+        pthread_mutex_unlock(&c->lock);
+        free(payload);
+        return -EPROTO;
+    }
     for (cl = c->calls; cl; cl = cl->next)
         if (cl->id == h->req_id && !cl->done)
             break;
+    c->last_reply = now_ms();
+    if (c->stalled_since) {
+        log_info("rpc: answering again after %llu ms: peer=%s",
+                 (unsigned long long)(c->last_reply - c->stalled_since),
+                 c->addr);
+        c->stalled_since = 0;
+        atomic_fetch_sub(&stalled_now, 1);
+    }
     if (cl && cl->cb) {
         call_unlink(c, cl);
         c->nasync--;
         pthread_mutex_unlock(&c->lock);
         async_complete(cl, h, payload);
-        return;
+        return 0;
     }
     if (cl) {
         cl->done = true;
@@ -483,6 +509,7 @@ static void on_reply(struct rpc_client *c, const struct proto_hdr *h,
     }
     pthread_mutex_unlock(&c->lock);
     free(payload); /* unknown id: a call that gave up */
+    return 0;
 }
 
 static void on_server_request(struct rpc_client *c, const struct proto_hdr *h,
@@ -575,7 +602,11 @@ static int read_loop(struct rpc_client *c, int fd)
             return rc;
         }
         if (h.flags & PROTO_FLAG_REPLY) {
-            on_reply(c, &h, payload);
+            rc = on_reply(c, &h, payload);
+            if (rc < 0) {
+                free(b.p);
+                return rc;
+            }
         } else {
             on_server_request(c, &h, payload);
             free(payload);
@@ -652,6 +683,91 @@ static uint64_t install(struct rpc_client *c, int fd, uint64_t instance)
 /* How long the keeper may sleep: until the next redial, or a while when
  * asynchronous calls may expire (their deadlines are checked coarsely). */
 #define RPC_EXPIRE_TICK_MS 100
+/* The watchdog looks every tick; a server that answered nothing for
+ * RPC_STALL_WARN_MS while a call waits is said so, again every
+ * RPC_STALL_REPEAT_MS while it lasts. */
+#define RPC_STALL_TICK_MS 500
+#define RPC_STALL_WARN_MS 2000
+#define RPC_STALL_REPEAT_MS 10000
+
+/* Under @lock.  The calls themselves are bounded (call_timeout_ms while
+ * connected, reconnect_ms while not); this only makes the wait visible:
+ * a log line, and rpc_metrics_render() for the owner's metrics.  A call
+ * may wait long on purpose (a long poll), so silence alone proves
+ * nothing: after RPC_STALL_WARN_MS without any answer while calls wait,
+ * a PING goes out, and only when that is not answered within as long
+ * either is the server stalled.  Returns true when the PING is due. */
+static bool stall_check(struct rpc_client *c, uint64_t now)
+{
+    uint64_t oldest = UINT64_MAX, quiet;
+    unsigned n = 0;
+
+    for (struct call *cl = c->calls; cl; cl = cl->next) {
+        if (cl->done)
+            continue;
+        n++;
+        if (cl->since < oldest)
+            oldest = cl->since;
+    }
+    if (n == 0)
+        return false;
+    if (!c->stalled_since) {
+        quiet = oldest > c->last_reply ? oldest : c->last_reply;
+        if (now < quiet + RPC_STALL_WARN_MS)
+            return false;
+        if (c->state == CS_READY && c->probe_sent <= quiet) {
+            c->probe_sent = now;
+            return true;
+        }
+        if (c->state == CS_READY && now < c->probe_sent + RPC_STALL_WARN_MS)
+            return false;
+        c->stalled_since = quiet;
+        c->stall_logged = 0;
+        atomic_fetch_add(&stalled_now, 1);
+        atomic_fetch_add(&stalls_total, 1);
+    }
+    if (now < c->stall_logged + RPC_STALL_REPEAT_MS)
+        return false;
+    c->stall_logged = now;
+    log_warn("rpc: no answer for %llu ms (%s): %u calls waiting, each "
+             "fails after %d ms: peer=%s",
+             (unsigned long long)(now - c->stalled_since),
+             c->state == CS_READY ? "connected" : "not connected", n,
+             c->state == CS_READY ? c->opts.call_timeout_ms
+                                  : c->opts.reconnect_ms,
+             c->addr);
+    return false;
+}
+
+static void on_probe(void *arg, int status, struct rpc_reply *rep)
+{
+    (void)arg;
+    (void)status;
+    rpc_reply_free(rep); /* the answer's arrival is what counted */
+}
+
+/* The watchdog's PING (stall_check()), sent without @lock. */
+static void probe_send(struct rpc_client *c)
+{
+    uint8_t cookie[8] = {0};
+
+    rpc_call_async(c, PROTO_MSG_PING_REQ, cookie, sizeof(cookie), on_probe,
+                   NULL);
+}
+
+void rpc_metrics_render(struct metrics_buf *b)
+{
+    metrics_family(b, "tessera_client_stalled_connections", METRICS_GAUGE,
+                   "Connections to metad or a chunk server that answered "
+                   "nothing for 2 s or more while calls waited.");
+    metrics_sample_u64(b, "tessera_client_stalled_connections", NULL, 0,
+                       atomic_load(&stalled_now));
+    metrics_family(b, "tessera_client_stalls_total", METRICS_COUNTER,
+                   "Times a connection started to answer nothing while "
+                   "calls waited.");
+    metrics_sample_u64(b, "tessera_client_stalls_total", NULL, 0,
+                       atomic_load(&stalls_total));
+}
 
 static void *keeper_main(void *arg)
 {
@@ -662,7 +778,13 @@ static void *keeper_main(void *arg)
 
     pthread_mutex_lock(&c->lock);
     for (;;) {
-        uint64_t now = now_ms(), wake = UINT64_MAX;
+        uint64_t now = now_ms(), wake = now + RPC_STALL_TICK_MS;
+        if (stall_check(c, now)) {
+            pthread_mutex_unlock(&c->lock);
+            probe_send(c);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
         if (c->nasync) {
             struct call *expired = async_take(c, now);
             if (expired) {
@@ -784,6 +906,7 @@ static int do_call(struct rpc_client *c, uint16_t opcode, const void *payload,
     cl.raw = raw;
     pthread_mutex_lock(&c->lock);
     cl.id = ++c->next_id;
+    cl.since = now_ms();
     cl.next = c->calls;
     if (c->calls)
         c->calls->prev = &cl;
@@ -841,6 +964,7 @@ int rpc_call_async(struct rpc_client *c, uint16_t opcode, const void *payload,
     if (c->opts.call_timeout_ms > 0)
         cl->deadline = now_ms() + (uint64_t)c->opts.call_timeout_ms;
     cl->id = ++c->next_id;
+    cl->since = now_ms();
     cl->sent_gen = gen = c->gen;
     cl->next = c->calls;
     if (c->calls)
@@ -990,6 +1114,8 @@ void rpc_client_close(struct rpc_client *c)
      * what is left.  None can start once closing is set. */
     pthread_mutex_lock(&c->lock);
     struct call *left = async_take(c, UINT64_MAX);
+    if (c->stalled_since)
+        atomic_fetch_sub(&stalled_now, 1);
     pthread_mutex_unlock(&c->lock);
     async_fail(left, -ENOTCONN);
     client_free(c);

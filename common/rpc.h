@@ -107,5 +107,12 @@ int rpc_reply_send(struct rpc_client *c, uint64_t req_id, uint16_t opcode,
 
 /* Server's HELLO_REP name and instance id from the latest handshake. */
 uint64_t rpc_server_instance(struct rpc_client *c);
+struct metrics_buf;
+/* The process's stalled connections, as Prometheus gauges: a server that
+ * answered nothing for 2 s while calls waited is stalled until it answers
+ * again.  Each stall is also logged (rpc.c, stall_check()); the calls
+ * themselves still fail after call_timeout_ms, or reconnect_ms when the
+ * connection is down. */
+void rpc_metrics_render(struct metrics_buf *b);
 
 #endif

@@ -26,24 +26,25 @@
 struct meta_db;
 
 /* Internal operations with no wire request of their own: ids above every
- * protocol message.  Payloads are documented beside each. */
+ * protocol message.  Each payload is a struct of meta_op.h, which holds
+ * its one codec; what it means is documented beside each. */
 enum meta_internal_op {
-    /* u64 session_id: the session stopped renewing; drop it. */
+    /* struct meta_op_session_expire: the session stopped renewing; drop
+     * it. */
     META_OP_SESSION_EXPIRE = 0xF001,
     /* Point chunk slot (ino, index) at a chunk at a version with a replica
      * set, after the chunk servers confirmed it (docs/architecture.md,
-     * "Writing").  Payload: u64 ino, u64 index, u64 chunk_id,
-     * u64 old_version (0: the slot must be a hole and the chunk new),
-     * u64 new_version, u32 n, then n x u32 server_id.  Fails with -ESTALE
+     * "Writing").  Payload: struct meta_op_chunk_set (old_version 0: the
+     * slot must be a hole and the chunk new).  Fails with -ESTALE
      * when the slot no longer holds chunk_id at old_version (a concurrent
      * change: the caller starts over), -ENOENT / -EISDIR for a bad inode.
      * Reply body: empty. */
     META_OP_CHUNK_SET = 0xF002,
     /* A chunk server deleted a replica listed for garbage collection.
-     * Payload: u64 chunk_id, u32 server_id.  Reply body: empty. */
+     * Payload: struct meta_op_gc_done.  Reply body: empty. */
     META_OP_GC_DONE = 0xF003,
     /* Repair copied a replica (CHUNK_REPLICATE answered OK).  Payload:
-     * u64 chunk_id, u64 version, u32 server_id.  When the chunk is still
+     * struct meta_op_replica.  When the chunk is still
      * at @version the server joins the end of its replica chain (and any
      * gc entry for that chunk on that server is dropped); otherwise the
      * copy is stale at birth and is listed for deletion instead.  Reply
@@ -51,32 +52,31 @@ enum meta_internal_op {
     META_OP_REPLICA_ADD = 0xF004,
     /* Take one replica out of a chunk's replica set and list it for
      * deletion (a reported bad replica, a surplus copy, a drained server's
-     * copy).  Payload: u64 chunk_id, u64 version, u32 server_id.  -ESTALE
+     * copy).  Payload: struct meta_op_replica.  -ESTALE
      * when the chunk is no longer at @version, -ENOENT when the chunk is
      * gone or the server holds no replica of it.  Reply body: empty. */
     META_OP_REPLICA_DROP = 0xF005,
     /* An operator changed a storage server's administrative state.
-     * Payload: u32 server_id, u32 state (enum proto_server_state):
-     * PROTO_SERVER_DRAINING marks it draining, PROTO_SERVER_UP clears
-     * that, PROTO_SERVER_REMOVED forgets the server: its replicas leave
-     * every replica set and its gc entries are dropped.  The time of the
-     * change is the record's.  -ENOENT for an unknown server, -EINVAL for
-     * another state.  Reply body: empty. */
+     * Payload: struct meta_op_server_state; its state (enum
+     * proto_server_state) PROTO_SERVER_DRAINING marks the server
+     * draining, PROTO_SERVER_UP clears that, PROTO_SERVER_REMOVED forgets the
+     * server: its replicas leave every replica set and its gc entries are
+     * dropped.  The time of the change is the record's.  -ENOENT for an unknown
+     * server, -EINVAL for another state.  Reply body: empty. */
     META_OP_SERVER_STATE = 0xF006,
     /* Copy-on-write of a shared chunk (docs/vmdisk.md): the storage
      * servers made chunk new_id at new_version a copy of src_id at
-     * src_version; point slot (ino, index) at it.  Payload: u64 ino,
-     * u64 index, u64 src_id, u64 src_version, u64 new_id, u64 new_version,
-     * u32 n, then n x u32 server_id (the new chunk's replicas, n >= 1).
+     * src_version; point slot (ino, index) at it.  Payload: struct
+     * meta_op_chunk_cow (set: the new chunk's replicas, n >= 1).
      * The source loses one reference; at zero its replicas go to the gc
      * list.  -ESTALE when the slot no longer holds src_id at src_version or
      * new_id is not above every id used; -EROFS on a snapshot.  Reply
      * body: empty.
-     * An optional trailer records that the servers also moved the source
-     * itself to a new version (so that a client reading the slot from an
-     * old location is refused and locates again): u64 src_new_version
-     * (> src_version), u32 m, then m x u32 server_id (the source's
-     * replicas that took it, m >= 1).  The source goes to src_new_version
+     * With bump set, the record also says that the servers also moved the
+     * source itself to a new version (so that a client reading the slot from an
+     * old location is refused and locates again): src_new_version
+     * (> src_version) and src (the source's replicas that took it,
+     * m >= 1).  The source goes to src_new_version
      * with those of its replicas, the others are listed for deletion at
      * src_version.  With the trailer the bump is recorded whenever the
      * source is still at src_version, even if the slot changed
@@ -84,15 +84,17 @@ enum meta_internal_op {
      * copy, u8 0 when only the bump was recorded (the caller plans
      * again).  -ESTALE when the source is gone or at another version. */
     META_OP_CHUNK_COW = 0xF007,
-    /* A new identity (docs/security.md): payload str name, str caps (the
-     * text form of common/auth_caps.h), 32 bytes secret, generated by the
+    /* A new identity (docs/security.md): payload struct meta_op_auth_add
+     * (meta_op.h): str name, str caps (the text form of
+     * common/auth_caps.h), 32 bytes secret, generated by the
      * daemon so that the record alone decides the state.  -EEXIST when
      * the name is taken, -EINVAL for caps that do not parse.  Reply body:
      * empty.  AUTH_CAPS_REQ and AUTH_RM_REQ are records as they came off
      * the wire. */
     META_OP_AUTH_ADD = 0xF008,
     /* A new service key, the one tickets are sealed with from now on:
-     * payload u32 id (above every id so far), 32 bytes secret.  Only the
+     * payload struct meta_op_service_key (meta_op.h): u32 id (above every
+     * id so far), 32 bytes secret.  Only the
      * META_SERVICE_KEYS newest are kept: tickets sealed with an older one
      * no longer open.  Reply body: empty. */
     META_OP_SERVICE_KEY = 0xF009,
@@ -137,6 +139,7 @@ struct meta_server {
 };
 
 struct meta_op {
+    uint8_t format;         /* META_OP_FORMAT when made (meta_op.h) */
     uint16_t opcode;        /* PROTO_MSG_*_REQ or META_OP_* */
     int64_t now;            /* ns since the epoch, fixed at creation */
     uint64_t session_id;    /* 0 when not in a session */
@@ -154,13 +157,21 @@ int meta_db_open(const char *path, struct meta_db **out);
 void meta_db_stats_register(void);
 void meta_db_close(struct meta_db *db);
 
-/* True for opcodes that go through meta_apply(). */
+/* True for opcodes that go through meta_apply() (kind MUTATION in
+ * meta_ops.def). */
 bool meta_op_is_mutation(uint16_t opcode);
+/* Whether request @opcode with @payload from session @session (0: none)
+ * becomes an operation record (1: meta_apply()) or is answered by
+ * meta_query() (0), or -errno.  Every MUTATION is a record, except that
+ * one with a records column in meta_ops.def (OPEN) asks it. */
+int meta_op_records(struct meta_db *db, uint64_t session, uint16_t opcode,
+                    const uint8_t *payload, size_t len);
 
 /* Apply @op in one transaction.  On success returns 0 and @reply holds
  * the reply body; on failure returns a negative errno (ENOENT, EEXIST,
  * EACCES, ... as a local file system would) and nothing changed. -EPROTO
- * for an undecodable payload. */
+ * for an undecodable payload or a record format this build does not read
+ * (meta_op.h). */
 int meta_apply(struct meta_db *db, const struct meta_op *op,
                struct proto_wbuf *reply);
 

@@ -1,13 +1,14 @@
 /* meta_apply.c: meta_apply(), the one way the metadata state changes.
  *
- * Happy path: BEGIN IMMEDIATE; decode the payload with the protocol
- * decoders and dispatch on the opcode to the handler (meta_ns.c for the
+ * Happy path: BEGIN IMMEDIATE; call the opcode's handler from the apply
+ * column of meta_ops.def, which decodes the payload (protocol decoders
+ * for client requests, meta_op.c for internal records): meta_ns.c for the
  * namespace, meta_chunk.c for chunks and servers, meta_repl.c for goals,
- * replica repair and server states, meta_image.c for snapshots and
- * clones, meta_hold.c for open handles (OPEN with HOLD, RELEASE),
- * meta_auth.c for identities and service keys, the
- * session records here); append (opcode, now, session_id, payload) to the op
- * log; COMMIT. Only then is the reply body in @reply valid.
+ * replica repair and server states, meta_image.c for snapshots, clones,
+ * rollback and flatten, meta_hold.c for open handles (OPEN with HOLD,
+ * RELEASE), meta_auth.c for identities and service keys, the session
+ * records here); append (opcode, now, session_id, payload) to the op log;
+ * COMMIT. Only then is the reply body in @reply valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
  * an undecodable payload, an SQLite failure, a reply that cannot be
@@ -23,57 +24,20 @@
 #include <errno.h>
 #include <string.h>
 
+#include "meta_op.h"
+
 /* Lease bounds for SESSION_OPEN (ms). */
 #define LEASE_MIN 1000u
 #define LEASE_MAX 60000u
 #define LEASE_DEFAULT 10000u
 
-bool meta_op_is_mutation(uint16_t opcode)
-{
-    switch (opcode) {
-    case PROTO_MSG_SESSION_OPEN_REQ:
-    case PROTO_MSG_SESSION_CLOSE_REQ:
-    case PROTO_MSG_SETATTR_REQ:
-    case PROTO_MSG_MKNOD_REQ:
-    case PROTO_MSG_MKDIR_REQ:
-    case PROTO_MSG_SYMLINK_REQ:
-    case PROTO_MSG_LINK_REQ:
-    case PROTO_MSG_UNLINK_REQ:
-    case PROTO_MSG_RMDIR_REQ:
-    case PROTO_MSG_RENAME_REQ:
-    case PROTO_MSG_SETXATTR_REQ:
-    case PROTO_MSG_REMOVEXATTR_REQ:
-    case PROTO_MSG_CHUNK_WRITE_END_REQ:
-    case PROTO_MSG_SERVER_REGISTER_REQ:
-    case META_OP_SESSION_EXPIRE:
-    case META_OP_CHUNK_SET:
-    case META_OP_GC_DONE:
-    case PROTO_MSG_GOAL_SET_REQ:
-    case META_OP_REPLICA_ADD:
-    case META_OP_REPLICA_DROP:
-    case META_OP_SERVER_STATE:
-    case META_OP_CHUNK_COW:
-    case PROTO_MSG_SNAPSHOT_REQ:
-    case PROTO_MSG_CLONE_REQ:
-    case PROTO_MSG_OPEN_REQ:
-    case PROTO_MSG_RELEASE_REQ:
-    case META_OP_AUTH_ADD:
-    case META_OP_SERVICE_KEY:
-    case PROTO_MSG_AUTH_CAPS_REQ:
-    case PROTO_MSG_AUTH_RM_REQ:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* ---- Sessions ---------------------------------------------------------- */
 
-static int session_open(struct meta_db *db, int64_t now, const uint8_t *p,
-                        size_t n, struct proto_wbuf *reply)
+static int session_open(struct meta_db *db, const struct meta_op *op,
+                        struct proto_wbuf *reply)
 {
     struct proto_session_open_req q;
-    int r = proto_session_open_req_decode(p, n, &q);
+    int r = proto_session_open_req_decode(op->payload, op->len, &q);
     if (r < 0)
         return r;
     sqlite3_stmt *s = meta_st(db, META_ST_SESSION_INSERT);
@@ -87,7 +51,7 @@ static int session_open(struct meta_db *db, int64_t now, const uint8_t *p,
         lease = LEASE_MIN;
     if (lease > LEASE_MAX)
         lease = LEASE_MAX;
-    sqlite3_bind_int64(s, 3, now);
+    sqlite3_bind_int64(s, 3, op->now);
     sqlite3_bind_int64(s, 4, lease);
     if ((r = meta_st_exec(db, s, "open session")) < 0)
         return r;
@@ -114,11 +78,11 @@ static int session_delete(struct meta_db *db, uint64_t id)
     return sqlite3_changes(db->sql) ? 0 : -ENOENT;
 }
 
-static int session_close(struct meta_db *db, const uint8_t *p, size_t n,
+static int session_close(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply)
 {
     struct proto_session_id q;
-    int r = proto_session_id_decode(p, n, &q);
+    int r = proto_session_id_decode(op->payload, op->len, &q);
     if (r < 0)
         return r;
     if ((r = session_delete(db, q.session_id)) < 0)
@@ -128,89 +92,35 @@ static int session_close(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-/* meta.h, META_OP_SESSION_EXPIRE: payload u64 session_id. */
-static int session_expire(struct meta_db *db, const uint8_t *p, size_t n)
+static int session_expire(struct meta_db *db, const struct meta_op *op,
+                          struct proto_wbuf *reply)
 {
-    struct proto_rbuf rb;
-    proto_rbuf_init(&rb, p, n);
-    uint64_t id = proto_get_u64(&rb);
-    if (proto_rbuf_done(&rb) < 0)
-        return -EPROTO;
-    return session_delete(db, id);
+    struct meta_op_session_expire m;
+    int r = meta_op_session_expire_decode(op->payload, op->len, &m);
+    if (r < 0)
+        return r;
+    (void)reply; /* empty reply body */
+    return session_delete(db, m.session_id);
 }
 
 /* ---- Dispatch ---------------------------------------------------------- */
 
-static int dispatch(struct meta_db *db, const struct meta_op *op,
-                    struct proto_wbuf *reply)
+typedef int (*apply_fn)(struct meta_db *db, const struct meta_op *op,
+                        struct proto_wbuf *reply);
+
+/* The apply column of meta_ops.def, in its order (meta_optab_index()). */
+static const apply_fn apply_fns[] = {
+#define X(opcode, kind, callers, session, serve, apply, query, records,        \
+          before, after, cb)                                                   \
+    apply,
+#include "meta_ops.def"
+#undef X
+};
+
+bool meta_op_is_mutation(uint16_t opcode)
 {
-    const uint8_t *p = op->payload;
-    size_t n = op->len;
-    int64_t now = op->now;
-    switch (op->opcode) {
-    case PROTO_MSG_SESSION_OPEN_REQ:
-        return session_open(db, now, p, n, reply);
-    case PROTO_MSG_SESSION_CLOSE_REQ:
-        return session_close(db, p, n, reply);
-    case META_OP_SESSION_EXPIRE:
-        return session_expire(db, p, n);
-    case PROTO_MSG_SETATTR_REQ:
-        return meta_ns_setattr(db, now, op->session_id, p, n, reply);
-    case PROTO_MSG_MKNOD_REQ:
-        return meta_ns_mknod(db, now, op->session_id, p, n, reply);
-    case PROTO_MSG_MKDIR_REQ:
-        return meta_ns_mkdir(db, now, p, n, reply);
-    case PROTO_MSG_SYMLINK_REQ:
-        return meta_ns_symlink(db, now, p, n, reply);
-    case PROTO_MSG_LINK_REQ:
-        return meta_ns_link(db, now, p, n, reply);
-    case PROTO_MSG_UNLINK_REQ:
-        return meta_ns_unlink(db, now, p, n, reply);
-    case PROTO_MSG_RMDIR_REQ:
-        return meta_ns_rmdir(db, now, p, n, reply);
-    case PROTO_MSG_RENAME_REQ:
-        return meta_ns_rename(db, now, p, n, reply);
-    case PROTO_MSG_SETXATTR_REQ:
-        return meta_ns_setxattr(db, now, p, n, reply);
-    case PROTO_MSG_REMOVEXATTR_REQ:
-        return meta_ns_removexattr(db, now, p, n, reply);
-    case PROTO_MSG_CHUNK_WRITE_END_REQ:
-        return meta_write_end_apply(db, now, p, n, reply);
-    case PROTO_MSG_SERVER_REGISTER_REQ:
-        return meta_server_register_apply(db, p, n, reply);
-    case META_OP_CHUNK_SET:
-        return meta_chunk_set_apply(db, p, n, reply);
-    case META_OP_GC_DONE:
-        return meta_gc_done_apply(db, p, n, reply);
-    case PROTO_MSG_GOAL_SET_REQ:
-        return meta_goal_set_apply(db, now, p, n, reply);
-    case META_OP_REPLICA_ADD:
-        return meta_replica_add_apply(db, p, n, reply);
-    case META_OP_REPLICA_DROP:
-        return meta_replica_drop_apply(db, p, n, reply);
-    case META_OP_SERVER_STATE:
-        return meta_server_state_apply(db, now, p, n, reply);
-    case META_OP_CHUNK_COW:
-        return meta_chunk_cow_apply(db, p, n, reply);
-    case PROTO_MSG_SNAPSHOT_REQ:
-        return meta_image_snapshot_apply(db, now, p, n, true, reply);
-    case PROTO_MSG_CLONE_REQ:
-        return meta_image_snapshot_apply(db, now, p, n, false, reply);
-    case PROTO_MSG_OPEN_REQ:
-        return meta_open_apply(db, op->session_id, p, n, reply);
-    case PROTO_MSG_RELEASE_REQ:
-        return meta_release_apply(db, op->session_id, p, n, reply);
-    case META_OP_AUTH_ADD:
-        return meta_auth_add_apply(db, p, n, reply);
-    case PROTO_MSG_AUTH_CAPS_REQ:
-        return meta_auth_caps_apply(db, p, n, reply);
-    case PROTO_MSG_AUTH_RM_REQ:
-        return meta_auth_rm_apply(db, p, n, reply);
-    case META_OP_SERVICE_KEY:
-        return meta_service_key_apply(db, now, p, n, reply);
-    default:
-        return -ENOSYS;
-    }
+    int i = meta_optab_index(opcode);
+    return i >= 0 && meta_optab[i].kind == META_OPKIND_MUTATION;
 }
 
 static int oplog_append(struct meta_db *db, const struct meta_op *op)
@@ -220,6 +130,7 @@ static int oplog_append(struct meta_db *db, const struct meta_op *op)
     sqlite3_bind_int64(s, 2, op->now);
     sqlite3_bind_int64(s, 3, (int64_t)op->session_id);
     meta_bind_blob(s, 4, op->payload, op->len);
+    sqlite3_bind_int64(s, 5, op->format);
     return meta_st_exec(db, s, "append op log");
 }
 
@@ -232,10 +143,12 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
         return -ENOSYS;
     if (op->len && !op->payload)
         return -EINVAL;
+    if (op->format != META_OP_FORMAT)
+        return -EPROTO;
     int r = meta_tx_begin(db);
     if (r < 0)
         return r;
-    r = dispatch(db, op, reply);
+    r = apply_fns[meta_optab_index(op->opcode)](db, op, reply);
     if (r == 0 && reply->err)
         r = reply->err;
     if (r == 0)

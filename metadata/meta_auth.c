@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "auth_caps.h"
+#include "meta_op.h"
 
 static int caps_check(const struct proto_str *caps)
 {
@@ -31,15 +32,6 @@ static int caps_check(const struct proto_str *caps)
     memcpy(text, caps->p, caps->len);
     text[caps->len] = '\0';
     return auth_caps_parse(text, &parsed, NULL);
-}
-
-/* Names come from the protocol decoders, already checked (§10.2). */
-static int name_get(struct proto_rbuf *r, struct proto_str *name)
-{
-    int rc = proto_str_get(r, name);
-    if (rc == 0 && (name->len == 0 || name->len > PROTO_AUTH_NAME_MAX))
-        rc = -EPROTO;
-    return rc;
 }
 
 static int empty_reply(struct proto_wbuf *reply)
@@ -61,43 +53,39 @@ static int change_one(struct meta_db *db, sqlite3_stmt *s, const char *what,
     return empty_reply(reply);
 }
 
-/* meta.h, META_OP_AUTH_ADD: str name, str caps, 32 bytes secret. */
-int meta_auth_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
+/* META_OP_AUTH_ADD (meta_op.h): a new identity. */
+int meta_auth_add_apply(struct meta_db *db, const struct meta_op *op,
                         struct proto_wbuf *reply)
 {
-    struct proto_str name, caps;
-    struct proto_rbuf r;
-    const uint8_t *secret;
-    int rc;
+    struct meta_op_auth_add m;
+    int rc = meta_op_auth_add_decode(op->payload, op->len, &m);
 
-    proto_rbuf_init(&r, p, n);
-    if (name_get(&r, &name) < 0 || proto_str_get(&r, &caps) < 0)
-        return -EPROTO;
-    secret = proto_get_raw(&r, 32);
-    if (proto_rbuf_done(&r) < 0)
-        return -EPROTO;
-    if ((rc = caps_check(&caps)) < 0)
+    if (rc < 0)
+        return rc;
+    if ((rc = caps_check(&m.caps)) < 0)
         return rc;
     sqlite3_stmt *s = meta_st(db, META_ST_IDENT_GET);
-    sqlite3_bind_text(s, 1, name.p, (int)name.len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, m.name.p, (int)m.name.len, SQLITE_STATIC);
     if ((rc = meta_st_row(db, s, "find identity")) != 0)
         return rc < 0 ? rc : -EEXIST;
     s = meta_st(db, META_ST_IDENT_INSERT);
-    sqlite3_bind_text(s, 1, name.p, (int)name.len, SQLITE_STATIC);
-    meta_bind_blob(s, 2, secret, 32);
-    sqlite3_bind_text(s, 3, caps.len ? caps.p : "", (int)caps.len,
+    sqlite3_bind_text(s, 1, m.name.p, (int)m.name.len, SQLITE_STATIC);
+    meta_bind_blob(s, 2, m.secret, sizeof(m.secret));
+    sqlite3_bind_text(s, 3, m.caps.len ? m.caps.p : "", (int)m.caps.len,
                       SQLITE_STATIC);
-    if ((rc = meta_st_exec(db, s, "add identity")) < 0)
+    rc = meta_st_exec(db, s, "add identity");
+    memset(m.secret, 0, sizeof(m.secret));
+    if (rc < 0)
         return rc;
     return empty_reply(reply);
 }
 
 /* AUTH_CAPS_REQ: new capabilities for an existing identity. */
-int meta_auth_caps_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_auth_caps_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply)
 {
     struct proto_auth_set_req q;
-    int rc = proto_auth_set_req_decode(p, n, &q);
+    int rc = proto_auth_set_req_decode(op->payload, op->len, &q);
 
     if (rc < 0)
         return rc;
@@ -113,11 +101,11 @@ int meta_auth_caps_apply(struct meta_db *db, const uint8_t *p, size_t n,
 }
 
 /* AUTH_RM_REQ: the identity is gone; its tickets die with their expiry. */
-int meta_auth_rm_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_auth_rm_apply(struct meta_db *db, const struct meta_op *op,
                        struct proto_wbuf *reply)
 {
     struct proto_auth_name_req q;
-    int rc = proto_auth_name_req_decode(p, n, &q);
+    int rc = proto_auth_name_req_decode(op->payload, op->len, &q);
 
     if (rc < 0)
         return rc;
@@ -128,21 +116,19 @@ int meta_auth_rm_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return change_one(db, s, "remove identity", reply);
 }
 
-/* meta.h, META_OP_SERVICE_KEY: u32 id, 32 bytes secret. */
-int meta_service_key_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                           size_t n, struct proto_wbuf *reply)
+/* META_OP_SERVICE_KEY (meta_op.h): a new key sealing tickets; only the
+ * META_SERVICE_KEYS newest stay. */
+int meta_service_key_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply)
 {
     struct meta_service_key newest;
-    struct proto_rbuf r;
-    const uint8_t *secret;
+    struct meta_op_service_key m;
     uint32_t id;
-    int rc;
+    int rc = meta_op_service_key_decode(op->payload, op->len, &m);
 
-    proto_rbuf_init(&r, p, n);
-    id = proto_get_u32(&r);
-    secret = proto_get_raw(&r, 32);
-    if (proto_rbuf_done(&r) < 0)
-        return -EPROTO;
+    if (rc < 0)
+        return rc;
+    id = m.id;
     rc = meta_service_keys(db, &newest, 1);
     if (rc < 0)
         return rc;
@@ -150,9 +136,11 @@ int meta_service_key_apply(struct meta_db *db, int64_t now, const uint8_t *p,
         return -EINVAL;
     sqlite3_stmt *s = meta_st(db, META_ST_SVCKEY_ADD);
     sqlite3_bind_int64(s, 1, id);
-    meta_bind_blob(s, 2, secret, 32);
-    sqlite3_bind_int64(s, 3, now);
-    if ((rc = meta_st_exec(db, s, "add service key")) < 0)
+    meta_bind_blob(s, 2, m.secret, sizeof(m.secret));
+    sqlite3_bind_int64(s, 3, op->now);
+    rc = meta_st_exec(db, s, "add service key");
+    memset(m.secret, 0, sizeof(m.secret));
+    if (rc < 0)
         return rc;
     if (id > META_SERVICE_KEYS) {
         s = meta_st(db, META_ST_SVCKEY_PRUNE);

@@ -55,6 +55,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "meta_op.h"
+
 #define COUNTER_CHUNK_MAX "chunk_max"
 
 /* Fill @c from a chunk row (chunk_id, version, ino, idx, refs) and its
@@ -237,32 +239,9 @@ static bool has_server(const uint32_t *ids, uint32_t n, uint32_t id)
     return false;
 }
 
-struct chunk_set {
-    uint64_t ino, index, chunk_id, old_version, new_version;
-    uint32_t n;
-    uint32_t servers[PROTO_MAX_REPLICAS];
-};
-
-/* meta.h, META_OP_CHUNK_SET: the payload layout. */
-static int chunk_set_decode(const uint8_t *p, size_t n, struct chunk_set *m)
-{
-    struct proto_rbuf r;
-    proto_rbuf_init(&r, p, n);
-    m->ino = proto_get_u64(&r);
-    m->index = proto_get_u64(&r);
-    m->chunk_id = proto_get_u64(&r);
-    m->old_version = proto_get_u64(&r);
-    m->new_version = proto_get_u64(&r);
-    m->n = proto_get_u32(&r);
-    if (r.err || m->n > PROTO_MAX_REPLICAS)
-        return -EPROTO;
-    for (uint32_t i = 0; i < m->n; i++)
-        m->servers[i] = proto_get_u32(&r);
-    return proto_rbuf_done(&r);
-}
-
 /* Check the servers of @m: registered and distinct. */
-static int chunk_set_servers(struct meta_db *db, const struct chunk_set *m)
+static int chunk_set_servers(struct meta_db *db,
+                             const struct meta_op_replicas *m)
 {
     for (uint32_t i = 0; i < m->n; i++) {
         if (has_server(m->servers, i, m->servers[i]))
@@ -274,20 +253,22 @@ static int chunk_set_servers(struct meta_db *db, const struct chunk_set *m)
     return 0;
 }
 
-int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_chunk_set_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply)
 {
-    struct chunk_set m;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
+    struct meta_op_chunk_set m;
     struct proto_attr a;
     struct meta_chunk cur;
-    int r = chunk_set_decode(p, n, &m);
+    int r = meta_op_chunk_set_decode(p, n, &m);
     if (r < 0)
         return r;
     if (m.chunk_id == 0 || m.new_version == 0 || m.index > INT64_MAX)
         return -EINVAL;
     if ((r = chunk_file_rw(db, m.ino, &a)) < 0)
         return r;
-    if ((r = chunk_set_servers(db, &m)) < 0)
+    if ((r = chunk_set_servers(db, &m.set)) < 0)
         return r;
     r = meta_chunk_at(db, m.ino, m.index, &cur);
     if (r < 0 && r != -ENOENT)
@@ -315,7 +296,7 @@ int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
             return -ESTALE;
         /* Replicas left out of the new chain missed the bump: stale. */
         for (uint32_t i = 0; i < cur.nreplicas; i++)
-            if (!has_server(m.servers, m.n, cur.servers[i]) &&
+            if (!has_server(m.set.servers, m.set.n, cur.servers[i]) &&
                 (r = gc_add(db, cur.chunk_id, cur.version, cur.servers[i])))
                 return r;
         s = meta_st(db, META_ST_CHUNK_SET_VERSION);
@@ -328,56 +309,16 @@ int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
         if ((r = meta_st_exec(db, s, "clear replicas")) < 0)
             return r;
     }
-    for (uint32_t i = 0; i < m.n; i++) {
+    for (uint32_t i = 0; i < m.set.n; i++) {
         s = meta_st(db, META_ST_REPLICA_ADD);
         sqlite3_bind_int64(s, 1, (int64_t)m.chunk_id);
         sqlite3_bind_int64(s, 2, i);
-        sqlite3_bind_int64(s, 3, m.servers[i]);
+        sqlite3_bind_int64(s, 3, m.set.servers[i]);
         if ((r = meta_st_exec(db, s, "add replica")) < 0)
             return r;
     }
     (void)reply; /* empty reply body */
     return 0;
-}
-
-struct chunk_cow {
-    uint64_t ino, index, src_id, src_version, new_id, new_version;
-    struct chunk_set set; /* the new chunk's servers in set.n/servers */
-    /* The optional trailer: the source's new version and the replicas
-     * that took it (src.n/servers). */
-    bool bump;
-    uint64_t src_new_version;
-    struct chunk_set src;
-};
-
-/* meta.h, META_OP_CHUNK_COW: the payload layout, with or without the
- * source bump trailer. */
-static int chunk_cow_decode(const uint8_t *p, size_t n, struct chunk_cow *m)
-{
-    struct proto_rbuf r;
-    proto_rbuf_init(&r, p, n);
-    memset(m, 0, sizeof(*m));
-    m->ino = proto_get_u64(&r);
-    m->index = proto_get_u64(&r);
-    m->src_id = proto_get_u64(&r);
-    m->src_version = proto_get_u64(&r);
-    m->new_id = proto_get_u64(&r);
-    m->new_version = proto_get_u64(&r);
-    m->set.n = proto_get_u32(&r);
-    if (r.err || m->set.n > PROTO_MAX_REPLICAS)
-        return -EPROTO;
-    for (uint32_t i = 0; i < m->set.n; i++)
-        m->set.servers[i] = proto_get_u32(&r);
-    if (r.err || r.off == r.len)
-        return proto_rbuf_done(&r);
-    m->bump = true;
-    m->src_new_version = proto_get_u64(&r);
-    m->src.n = proto_get_u32(&r);
-    if (r.err || m->src.n > PROTO_MAX_REPLICAS)
-        return -EPROTO;
-    for (uint32_t i = 0; i < m->src.n; i++)
-        m->src.servers[i] = proto_get_u32(&r);
-    return proto_rbuf_done(&r);
 }
 
 /* The shared chunk @src (at m->src_version) moves to m->src_new_version:
@@ -386,7 +327,7 @@ static int chunk_cow_decode(const uint8_t *p, size_t n, struct chunk_cow *m)
  * as for a lease bump.  -ESTALE when none of the listed servers is still
  * a replica (the chunk would be left with none). */
 static int chunk_cow_bump(struct meta_db *db, const struct meta_chunk *src,
-                          const struct chunk_cow *m)
+                          const struct meta_op_chunk_cow *m)
 {
     uint32_t keep[PROTO_MAX_REPLICAS], nkeep = 0;
     sqlite3_stmt *s;
@@ -432,7 +373,8 @@ static bool cow_slot_gone(int r)
 /* Check that slot (m->ino, m->index) still holds the source at
  * m->src_version and that the copy can take its place.  @cur gets the
  * slot's chunk. */
-static int chunk_cow_check(struct meta_db *db, const struct chunk_cow *m,
+static int chunk_cow_check(struct meta_db *db,
+                           const struct meta_op_chunk_cow *m,
                            struct meta_chunk *cur)
 {
     struct proto_attr a;
@@ -454,12 +396,14 @@ static int chunk_cow_check(struct meta_db *db, const struct chunk_cow *m,
     return 0;
 }
 
-int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_chunk_cow_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply)
 {
-    struct chunk_cow m;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
+    struct meta_op_chunk_cow m;
     struct meta_chunk cur, src;
-    int r = chunk_cow_decode(p, n, &m);
+    int r = meta_op_chunk_cow_decode(p, n, &m);
     if (r < 0)
         return r;
     if (m.src_id == 0 || m.new_id == 0 || m.new_version == 0 || m.set.n == 0 ||
@@ -492,6 +436,12 @@ int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
     sqlite3_bind_int64(s, 2, (int64_t)m.new_version);
     if ((r = meta_st_exec(db, s, "insert chunk")) < 0)
         return r;
+    /* The lineage of the copy, for IMAGE_CHANGES (meta_image_changes.c). */
+    s = meta_st(db, META_ST_CHUNK_ORIGIN_SET);
+    sqlite3_bind_int64(s, 1, (int64_t)m.new_id);
+    sqlite3_bind_int64(s, 2, (int64_t)m.src_id);
+    if ((r = meta_st_exec(db, s, "set chunk origin")) < 0)
+        return r;
     if ((r = meta_counter_set(db, COUNTER_CHUNK_MAX, m.new_id)) < 0)
         return r;
     for (uint32_t i = 0; i < m.set.n; i++) {
@@ -513,15 +463,16 @@ int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-int meta_gc_done_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_gc_done_apply(struct meta_db *db, const struct meta_op *op,
                        struct proto_wbuf *reply)
 {
-    struct proto_rbuf rb;
-    proto_rbuf_init(&rb, p, n);
-    uint64_t chunk_id = proto_get_u64(&rb);
-    uint32_t server_id = proto_get_u32(&rb);
-    if (proto_rbuf_done(&rb) < 0)
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
+    struct meta_op_gc_done m;
+    if (meta_op_gc_done_decode(p, n, &m) < 0)
         return -EPROTO;
+    uint64_t chunk_id = m.chunk_id;
+    uint32_t server_id = m.server_id;
     sqlite3_stmt *s = meta_st(db, META_ST_GC_DONE);
     sqlite3_bind_int64(s, 1, (int64_t)chunk_id);
     sqlite3_bind_int64(s, 2, server_id);
@@ -532,9 +483,11 @@ int meta_gc_done_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return sqlite3_changes(db->sql) ? 0 : -ENOENT;
 }
 
-int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_server_register_apply(struct meta_db *db, const struct meta_op *op,
                                struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_server_register_req q;
     int r = proto_server_register_req_decode(p, n, &q);
     if (r < 0)
@@ -571,9 +524,12 @@ int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-int meta_write_end_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                         size_t n, struct proto_wbuf *reply)
+int meta_write_end_apply(struct meta_db *db, const struct meta_op *op,
+                         struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_chunk_write_end_req q;
     struct proto_attr a;
     struct meta_chunk cur;
@@ -704,6 +660,28 @@ int meta_file_chunk_foreach(struct meta_db *db, uint64_t ino,
 
 /* Append the location of chunk row @row (replica addresses copied out of
  * the servers table) to @w. */
+int meta_chunk_replicas_fill(struct meta_db *db, struct proto_chunk_loc *loc,
+                             char (*addrs)[64])
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_REPLICA_LIST);
+    sqlite3_bind_int64(s, 1, (int64_t)loc->chunk_id);
+    int rc;
+    loc->nreplicas = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+           loc->nreplicas < PROTO_MAX_REPLICAS) {
+        uint32_t i = loc->nreplicas++;
+        const unsigned char *t = sqlite3_column_text(s, 1);
+        snprintf(addrs[i], 64, "%s", t ? (const char *)t : "");
+        loc->replicas[i].server_id = (uint32_t)sqlite3_column_int64(s, 0);
+        loc->replicas[i].addr.p = addrs[i];
+        loc->replicas[i].addr.len = (uint32_t)strlen(addrs[i]);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_sql_err(db, rc, "list replicas");
+    return 0;
+}
+
 static int loc_put(struct meta_db *db, sqlite3_stmt *row, struct proto_wbuf *w)
 {
     struct proto_chunk_loc loc;
@@ -712,21 +690,9 @@ static int loc_put(struct meta_db *db, sqlite3_stmt *row, struct proto_wbuf *w)
     loc.chunk_id = (uint64_t)sqlite3_column_int64(row, 0);
     loc.version = (uint64_t)sqlite3_column_int64(row, 1);
     loc.index = (uint64_t)sqlite3_column_int64(row, 3);
-    sqlite3_stmt *s = meta_st(db, META_ST_REPLICA_LIST);
-    sqlite3_bind_int64(s, 1, (int64_t)loc.chunk_id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
-           loc.nreplicas < PROTO_MAX_REPLICAS) {
-        uint32_t i = loc.nreplicas++;
-        const unsigned char *t = sqlite3_column_text(s, 1);
-        snprintf(addrs[i], sizeof(addrs[i]), "%s", t ? (const char *)t : "");
-        loc.replicas[i].server_id = (uint32_t)sqlite3_column_int64(s, 0);
-        loc.replicas[i].addr.p = addrs[i];
-        loc.replicas[i].addr.len = (uint32_t)strlen(addrs[i]);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return meta_sql_err(db, rc, "list replicas");
+    int rc = meta_chunk_replicas_fill(db, &loc, addrs);
+    if (rc < 0)
+        return rc;
     proto_chunk_loc_put(w, &loc);
     return w->err;
 }

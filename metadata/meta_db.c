@@ -41,7 +41,12 @@
  * Migration 5 adds inodes.origin, the inode a snapshot or clone was made
  * from (IMAGE_LIST).
  *
- * Migration 6 (authentication, docs/security.md) adds identities: name ->
+ * Migration 6 adds oplog.format, the record's format version (meta_op.h).
+ *
+ * Migration 7 adds chunks.origin, the chunk a copy-on-write copy was made
+ * from: the lineage IMAGE_CHANGES follows (meta_image_changes.c).
+ *
+ * Migration 8 (authentication, docs/security.md) adds identities: name ->
  * (secret, capabilities text), and service_keys: id -> secret, the keys
  * tickets are sealed with.
  *
@@ -147,7 +152,13 @@ static const char *const migrations[] = {
      * inode numbers are never reused, so a removed origin stays told
      * apart from a live one. */
     "ALTER TABLE inodes ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;",
-    /* 6: identities and the service keys that seal tickets. */
+    /* 6: each op log record's format version (meta_op.h); the records
+     * written before it are all format 1. */
+    "ALTER TABLE oplog ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
+    /* 7: the chunk a copy-on-write copy was made from: 0 for a chunk
+     * created empty, NULL (unknown) for the chunks made before. */
+    "ALTER TABLE chunks ADD COLUMN origin INTEGER;",
+    /* 8: identities and the service keys that seal tickets. */
     "CREATE TABLE identities("
     " name TEXT PRIMARY KEY, secret BLOB NOT NULL, caps TEXT NOT NULL);"
     "CREATE TABLE service_keys("
@@ -169,15 +180,31 @@ static const char *const migrations[] = {
 #define SLOT_LEN "max(0, min(?2, i.size - s.idx * ?2))"
 #define SLOT_SHARED "(" REFS("s") " > 1)"
 
+/* The bytes of inode @T's file that lie in chunks it holds (holes, the
+ * slots without a chunk, hold nothing): st_blocks (meta_attr_from_row()).
+ * Chunk-grained: a chunk counts whole up to the size however little of it
+ * was written, since metad does not know what each chunk file allocates
+ * (docs/protocol.md §4.1 "blocks"). */
+#define CHUNK_SIZE_SQL "67108864"
+_Static_assert(PROTO_CHUNK_SIZE == 67108864, "CHUNK_SIZE_SQL");
+#define ALLOC_COL(T)                                                           \
+    "(SELECT total(max(0, min(" CHUNK_SIZE_SQL ", " T                          \
+    ".size - sl.idx * " CHUNK_SIZE_SQL "))) FROM slots sl WHERE sl.ino = " T   \
+    ".ino)"
 #define INODE_COLS                                                             \
     "ino, mode, nlink, uid, gid, rdev, goal, size, atime, mtime, ctime, "      \
-    "version"
+    "version, " ALLOC_COL("inodes")
+#define INODE_COLS_OF_I                                                        \
+    "i.ino, i.mode, i.nlink, i.uid, i.gid, i.rdev, i.goal, i.size, i.atime, "  \
+    "i.mtime, i.ctime, i.version, " ALLOC_COL("i")
 
 static const char *const sql[META_ST_COUNT] = {
     [META_ST_BEGIN] = "BEGIN IMMEDIATE",
     [META_ST_COMMIT] = "COMMIT",
     [META_ST_ROLLBACK] = "ROLLBACK",
     [META_ST_INODE_GET] = "SELECT " INODE_COLS " FROM inodes WHERE ino = ?1",
+    [META_ST_INODE_ALLOC] =
+        "SELECT " ALLOC_COL("inodes") " FROM inodes WHERE ino = ?1",
     [META_ST_INODE_INSERT] =
         "INSERT INTO inodes(mode, nlink, uid, gid, rdev, goal, size, atime,"
         " mtime, ctime, version, target)"
@@ -203,8 +230,7 @@ static const char *const sql[META_ST_COUNT] = {
         "SELECT parent FROM dirents WHERE ino = ?1 ORDER BY id LIMIT 1",
     [META_ST_DIRENT_ANY] = "SELECT 1 FROM dirents WHERE parent = ?1 LIMIT 1",
     [META_ST_DIRENT_LIST] =
-        "SELECT d.id, d.name, i.ino, i.mode, i.nlink, i.uid, i.gid, i.rdev,"
-        " i.goal, i.size, i.atime, i.mtime, i.ctime, i.version"
+        "SELECT d.id, d.name, " INODE_COLS_OF_I
         " FROM dirents d JOIN inodes i ON i.ino = d.ino"
         " WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
     [META_ST_XATTR_GET] =
@@ -229,7 +255,7 @@ static const char *const sql[META_ST_COUNT] = {
         "c") " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
              " WHERE s.ino = ?1 AND s.idx >= ?2 AND s.idx < ?3 ORDER BY s.idx",
     [META_ST_CHUNK_INSERT] =
-        "INSERT INTO chunks(chunk_id, version) VALUES(?1, ?2)",
+        "INSERT INTO chunks(chunk_id, version, origin) VALUES(?1, ?2, 0)",
     [META_ST_CHUNK_SET_VERSION] =
         "UPDATE chunks SET version = ?2 WHERE chunk_id = ?1",
     /* Dropping slots [?2, end) of file ?1: only the chunks no slot
@@ -273,9 +299,9 @@ static const char *const sql[META_ST_COUNT] = {
         "SELECT id, name, host, lease_ms FROM sessions ORDER BY id",
     [META_ST_SESSION_COUNT] = "SELECT count(*) FROM sessions",
     [META_ST_OPLOG_APPEND] = "INSERT INTO oplog(opcode, now, session_id,"
-                             " payload) VALUES(?1, ?2, ?3, ?4)",
-    [META_ST_OPLOG_LIST] = "SELECT seq, opcode, now, session_id, payload"
-                           " FROM oplog WHERE seq > ?1 ORDER BY seq",
+                             " payload, format) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [META_ST_OPLOG_LIST] = "SELECT seq, opcode, now, session_id, payload,"
+                           " format FROM oplog WHERE seq > ?1 ORDER BY seq",
     [META_ST_OPLOG_COUNT] = "SELECT count(*) FROM oplog",
     [META_ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
     [META_ST_COUNTER_SET] =
@@ -339,6 +365,15 @@ static const char *const sql[META_ST_COUNT] = {
                               " WHERE s.ino = ?1 GROUP BY o.ino ORDER BY o.ino",
     [META_ST_INODE_ORIGIN_GET] = "SELECT origin FROM inodes WHERE ino = ?1",
     [META_ST_INODE_ORIGIN_SET] = "UPDATE inodes SET origin = ?2 WHERE ino = ?1",
+    [META_ST_CHUNK_ORIGIN_SET] =
+        "UPDATE chunks SET origin = ?2 WHERE chunk_id = ?1",
+    [META_ST_CHUNK_ORIGIN_GET] =
+        "SELECT version, origin FROM chunks WHERE chunk_id = ?1",
+    [META_ST_SLOT_SHARED_ANY] = "SELECT EXISTS (SELECT 1 FROM slots s"
+                                " WHERE s.ino = ?1 AND " REFS("s") " > 1)",
+    [META_ST_SLOT_CHUNK_RANGE] = "SELECT idx, chunk_id FROM slots"
+                                 " WHERE ino = ?1 AND idx >= ?2 AND idx < ?3"
+                                 " ORDER BY idx",
     /* Image list: every regular file in the subtree of ?1 with its
      * origin, whether that still exists, flags, size, bytes mapped and
      * bytes mapped in shared chunks; ?2 the chunk size, ?3 the most rows. */
@@ -592,10 +627,10 @@ void meta_attr_from_row(sqlite3_stmt *s, int i, struct proto_attr *a)
     a->mtime = sqlite3_column_int64(s, i + 9);
     a->ctime = sqlite3_column_int64(s, i + 10);
     a->version = col_u64(s, i + 11);
-    /* Allocation is not tracked per block: approximate it from the size
-     * for files, one block for a directory, none for the rest. */
+    /* Files: the bytes in the chunks they hold (ALLOC_COL), one block for a
+     * directory, none for the rest. */
     if (S_ISREG(a->mode))
-        a->blocks = (a->size + 511) / 512;
+        a->blocks = ((uint64_t)sqlite3_column_double(s, i + 12) + 511) / 512;
     else if (S_ISDIR(a->mode))
         a->blocks = META_DIR_SIZE / 512;
 }
@@ -643,7 +678,7 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
         return r;
     a->ino = (uint64_t)sqlite3_last_insert_rowid(db->sql);
     if (S_ISREG(a->mode))
-        a->blocks = (a->size + 511) / 512;
+        a->blocks = 0; /* no chunk yet */
     else if (S_ISDIR(a->mode))
         a->blocks = META_DIR_SIZE / 512;
     return 0;
@@ -710,15 +745,32 @@ int meta_inode_writable(struct meta_db *db, uint64_t ino)
     return (flags & META_INODE_READONLY) ? -EROFS : 0;
 }
 
+/* a->blocks of regular file @a from the chunks it holds (ALLOC_COL). */
+static int inode_alloc_blocks(struct meta_db *db, struct proto_attr *a)
+{
+    sqlite3_stmt *s = meta_st(db, META_ST_INODE_ALLOC);
+    int rc;
+
+    sqlite3_bind_int64(s, 1, (int64_t)a->ino);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        a->blocks = ((uint64_t)sqlite3_column_double(s, 0) + 511) / 512;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return meta_sql_err(db, rc, "inode allocation");
+    return 0;
+}
+
 int meta_inode_update(struct meta_db *db, struct proto_attr *a)
 {
     sqlite3_stmt *s = meta_st(db, META_ST_INODE_UPDATE);
     a->version++;
-    if (S_ISREG(a->mode))
-        a->blocks = (a->size + 511) / 512;
     sqlite3_bind_int64(s, 1, (int64_t)a->ino);
     bind_attr(s, a);
-    return meta_st_exec(db, s, "update inode");
+    int r = meta_st_exec(db, s, "update inode");
+    if (r < 0 || !S_ISREG(a->mode))
+        return r;
+    return inode_alloc_blocks(db, a);
 }
 
 int meta_inode_delete(struct meta_db *db, uint64_t ino)

@@ -95,8 +95,9 @@ int meta_hold_session_end(struct meta_db *db, uint64_t session)
     return sqlite3_changes(db->sql) ? reclaim(db) : 0;
 }
 
-int meta_open_apply(struct meta_db *db, uint64_t session, const uint8_t *p,
-                    size_t n, struct proto_wbuf *reply)
+/* OPEN in session @session (0: none, nothing is written). */
+static int open_answer(struct meta_db *db, uint64_t session, const uint8_t *p,
+                       size_t n, struct proto_wbuf *reply)
 {
     struct proto_access_req q;
     struct proto_attr a;
@@ -111,6 +112,18 @@ int meta_open_apply(struct meta_db *db, uint64_t session, const uint8_t *p,
     return meta_reply_attr(reply, &a);
 }
 
+int meta_open_apply(struct meta_db *db, const struct meta_op *op,
+                    struct proto_wbuf *reply)
+{
+    return open_answer(db, op->session_id, op->payload, op->len, reply);
+}
+
+int meta_open_query(struct meta_db *db, const uint8_t *p, size_t n,
+                    struct proto_wbuf *reply)
+{
+    return open_answer(db, 0, p, n, reply);
+}
+
 int meta_open_records(struct meta_db *db, uint64_t session,
                       const uint8_t *payload, size_t len)
 {
@@ -122,9 +135,12 @@ int meta_open_records(struct meta_db *db, uint64_t session,
     return r < 0 ? r : !r;
 }
 
-int meta_release_apply(struct meta_db *db, uint64_t session, const uint8_t *p,
-                       size_t n, struct proto_wbuf *reply)
+int meta_release_apply(struct meta_db *db, const struct meta_op *op,
+                       struct proto_wbuf *reply)
 {
+    uint64_t session = op->session_id;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_ino_req q;
     int r = proto_ino_req_decode(p, n, &q);
     if (r < 0)

@@ -16,6 +16,11 @@
  * changes nothing for its snapshots and clones, which keep its chunks
  * through their own references.
  *
+ * IMAGE_ROLLBACK gives an image a snapshot's chunks and size in one
+ * record; IMAGE_FLATTEN forgets the origin of a file that no longer
+ * shares a chunk (the copies are made before, by the client, through the
+ * ordinary copy-on-write).
+ *
  * A snapshot carries META_INODE_READONLY: its data and size never change
  * (meta_chunk.c invariant 4, meta_ns.c invariant 5).  A clone is an
  * ordinary file from birth.  Either may be the source of further
@@ -38,8 +43,9 @@
 /* Deepest directory nesting a path is built for (IMAGE_INFO sharers). */
 #define PATH_DEPTH_MAX 256
 
-int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                              size_t n, bool readonly, struct proto_wbuf *reply)
+/* SNAPSHOT (@readonly) or CLONE of the file named in @p/@n. */
+static int image_copy(struct meta_db *db, int64_t now, const uint8_t *p,
+                      size_t n, bool readonly, struct proto_wbuf *reply)
 {
     struct proto_snapshot_req q;
     struct proto_attr src, dir, a;
@@ -87,6 +93,104 @@ int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
     struct proto_attr_rep rep = {.attr = a};
     proto_attr_rep_encode(reply, &rep);
     return reply->err;
+}
+
+int meta_image_snapshot_apply(struct meta_db *db, const struct meta_op *op,
+                              struct proto_wbuf *reply)
+{
+    return image_copy(db, op->now, op->payload, op->len, true, reply);
+}
+
+int meta_image_clone_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply)
+{
+    return image_copy(db, op->now, op->payload, op->len, false, reply);
+}
+
+/* ---- IMAGE_ROLLBACK, IMAGE_FLATTEN ------------------------------------- */
+
+/* docs/protocol.md §12.6: image @q.ino takes snapshot @q.src's chunks and
+ * size.  Its own chunks are released (the ones nobody else names go to
+ * the gc list), then its slots name the snapshot's, shared from now on,
+ * so the image's next write to any of them copies it (meta_chunk.c).
+ * The daemon (meta_srv_image.c) has ended every write lease on the image
+ * and refused an image whose writer lease someone holds. */
+int meta_image_rollback_apply(struct meta_db *db, const struct meta_op *op,
+                              struct proto_wbuf *reply)
+{
+    struct proto_image_pair_req q;
+    struct proto_attr img, snap;
+    uint32_t flags;
+    int r = proto_image_pair_req_decode(op->payload, op->len, &q);
+    if (r < 0)
+        return r;
+    if ((r = meta_inode_get(db, q.ino, &img)) < 0 ||
+        (r = meta_inode_get(db, q.src, &snap)) < 0)
+        return r;
+    if (S_ISDIR(img.mode) || S_ISDIR(snap.mode))
+        return -EISDIR;
+    if (!S_ISREG(img.mode) || !S_ISREG(snap.mode) || q.ino == q.src)
+        return -EINVAL;
+    if ((r = meta_inode_writable(db, q.ino)) < 0)
+        return r;
+    /* Only to a snapshot: its content cannot have moved on since. */
+    if ((r = meta_inode_flags(db, q.src, &flags)) < 0)
+        return r;
+    if (!(flags & META_INODE_READONLY))
+        return -EINVAL;
+    if ((r = meta_perm_check(&q.cred, &img, META_MAY_WRITE)) < 0 ||
+        (r = meta_perm_check(&q.cred, &snap, META_MAY_READ)) < 0)
+        return r;
+    if ((r = meta_chunk_drop_from(db, q.ino, 0)) < 0)
+        return r;
+    sqlite3_stmt *s = meta_st(db, META_ST_SLOT_COPY);
+    sqlite3_bind_int64(s, 1, (int64_t)q.src);
+    sqlite3_bind_int64(s, 2, (int64_t)q.ino);
+    if ((r = meta_st_exec(db, s, "share chunks")) < 0)
+        return r;
+    img.size = snap.size;
+    img.mtime = img.ctime = op->now;
+    if ((r = meta_inode_update(db, &img)) < 0)
+        return r;
+    return meta_reply_attr(reply, &img);
+}
+
+/* docs/protocol.md §12.6: file @q.ino no longer depends on the file it
+ * was made from.  The client has already given it a copy of every shared
+ * chunk (CHUNK_WRITE_BEGIN on each slot); this forgets the origin, and is
+ * refused with EBUSY while a slot is still shared (a snapshot taken
+ * meanwhile), so that the client copies again. */
+int meta_image_flatten_apply(struct meta_db *db, const struct meta_op *op,
+                             struct proto_wbuf *reply)
+{
+    struct proto_image_pair_req q;
+    struct proto_attr a;
+    int r = proto_image_pair_req_decode(op->payload, op->len, &q);
+    if (r < 0)
+        return r;
+    if (q.src != 0)
+        return -EINVAL;
+    if ((r = meta_inode_get(db, q.ino, &a)) < 0)
+        return r;
+    if (S_ISDIR(a.mode))
+        return -EISDIR;
+    if (!S_ISREG(a.mode))
+        return -EINVAL;
+    if ((r = meta_inode_writable(db, q.ino)) < 0 ||
+        (r = meta_perm_check(&q.cred, &a, META_MAY_WRITE)) < 0)
+        return r;
+    sqlite3_stmt *s = meta_st(db, META_ST_SLOT_SHARED_ANY);
+    sqlite3_bind_int64(s, 1, (int64_t)q.ino);
+    int rc = sqlite3_step(s);
+    bool shared = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) != 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return meta_sql_err(db, rc, "shared slots");
+    if (shared)
+        return -EBUSY;
+    if ((r = meta_inode_origin_set(db, q.ino, 0)) < 0)
+        return r;
+    return meta_reply_attr(reply, &a);
 }
 
 /* ---- IMAGE_INFO ---------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "meta.h"
+#include "meta_optab.h"
 #include "proto.h"
 
 /* Largest number of hard links to one inode (LINK answers EMLINK). */
@@ -34,6 +35,7 @@ enum meta_st {
     META_ST_COMMIT,
     META_ST_ROLLBACK,
     META_ST_INODE_GET,
+    META_ST_INODE_ALLOC,
     META_ST_INODE_INSERT,
     META_ST_INODE_UPDATE,
     META_ST_INODE_DELETE,
@@ -103,6 +105,10 @@ enum meta_st {
     META_ST_IMAGE_SHARERS,
     META_ST_INODE_ORIGIN_GET,
     META_ST_INODE_ORIGIN_SET,
+    META_ST_CHUNK_ORIGIN_SET,
+    META_ST_CHUNK_ORIGIN_GET,
+    META_ST_SLOT_SHARED_ANY,
+    META_ST_SLOT_CHUNK_RANGE,
     META_ST_IMAGE_LIST,
     META_ST_DIRENT_NAME_OF,
     META_ST_SESSION_EXISTS,
@@ -244,28 +250,29 @@ int meta_ns_create_commit(struct meta_db *db, struct proto_attr *dir,
                           const struct meta_name *name, struct proto_attr *a,
                           const struct meta_name *target, int64_t now);
 
-/* Namespace mutation handlers: @p/@n is the request payload, @now the
- * op's time; on success the reply body is appended to @reply. */
-int meta_ns_mknod(struct meta_db *db, int64_t now, uint64_t session,
-                  const uint8_t *p, size_t n, struct proto_wbuf *reply);
-int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+/* Record handlers (the apply column of meta_ops.def) all take the record
+ * @op (payload, time, session) and, on success, append the reply body to
+ * @reply.  These are the namespace's. */
+int meta_ns_mknod(struct meta_db *db, const struct meta_op *op,
                   struct proto_wbuf *reply);
-int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_mkdir(struct meta_db *db, const struct meta_op *op,
+                  struct proto_wbuf *reply);
+int meta_ns_symlink(struct meta_db *db, const struct meta_op *op,
                     struct proto_wbuf *reply);
-int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_link(struct meta_db *db, const struct meta_op *op,
                  struct proto_wbuf *reply);
-int meta_ns_unlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_unlink(struct meta_db *db, const struct meta_op *op,
                    struct proto_wbuf *reply);
-int meta_ns_rmdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_rmdir(struct meta_db *db, const struct meta_op *op,
                   struct proto_wbuf *reply);
-int meta_ns_rename(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_rename(struct meta_db *db, const struct meta_op *op,
                    struct proto_wbuf *reply);
-int meta_ns_setattr(struct meta_db *db, int64_t now, uint64_t session,
-                    const uint8_t *p, size_t n, struct proto_wbuf *reply);
-int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,
-                     size_t n, struct proto_wbuf *reply);
-int meta_ns_removexattr(struct meta_db *db, int64_t now, const uint8_t *p,
-                        size_t n, struct proto_wbuf *reply);
+int meta_ns_setattr(struct meta_db *db, const struct meta_op *op,
+                    struct proto_wbuf *reply);
+int meta_ns_setxattr(struct meta_db *db, const struct meta_op *op,
+                     struct proto_wbuf *reply);
+int meta_ns_removexattr(struct meta_db *db, const struct meta_op *op,
+                        struct proto_wbuf *reply);
 
 /* Validate an xattr name (ERANGE, EOPNOTSUPP) and check whether @c may
  * access it on @a for writing or reading: -EPERM, -EACCES, -ENODATA
@@ -293,30 +300,36 @@ int meta_hold_add(struct meta_db *db, uint64_t session, uint64_t ino);
 /* Session @session ended: its holds go, and every orphan no other session
  * holds is reclaimed (its chunks to the gc list). */
 int meta_hold_session_end(struct meta_db *db, uint64_t session);
-/* OPEN_REQ: the checks of OPEN, then, with PROTO_OPEN_HOLD in a session
- * (@session not 0, through meta_apply()), a hold on a regular file.  With
- * @session 0 it writes nothing: meta_query() answers OPEN with it. */
-int meta_open_apply(struct meta_db *db, uint64_t session, const uint8_t *p,
-                    size_t n, struct proto_wbuf *reply);
+/* OPEN_REQ as a record: the checks of OPEN, then, with PROTO_OPEN_HOLD in
+ * a session (op->session_id not 0), a hold on a regular file. */
+int meta_open_apply(struct meta_db *db, const struct meta_op *op,
+                    struct proto_wbuf *reply);
+/* OPEN_REQ without a record: the checks and the attributes, no hold. */
+int meta_open_query(struct meta_db *db, const uint8_t *p, size_t n,
+                    struct proto_wbuf *reply);
 /* RELEASE_REQ: session @session no longer holds the file open; an orphan
  * nobody holds any more is reclaimed. */
-int meta_release_apply(struct meta_db *db, uint64_t session, const uint8_t *p,
-                       size_t n, struct proto_wbuf *reply);
+int meta_release_apply(struct meta_db *db, const struct meta_op *op,
+                       struct proto_wbuf *reply);
 
 /* ---- meta_chunk.c ------------------------------------------------------ */
 
 /* Move every chunk of @ino with index >= @from to the gc list. */
 int meta_chunk_drop_from(struct meta_db *db, uint64_t ino, uint64_t from);
-int meta_chunk_set_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_chunk_set_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply);
-int meta_gc_done_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_gc_done_apply(struct meta_db *db, const struct meta_op *op,
                        struct proto_wbuf *reply);
-int meta_server_register_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_server_register_apply(struct meta_db *db, const struct meta_op *op,
                                struct proto_wbuf *reply);
-int meta_write_end_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                         size_t n, struct proto_wbuf *reply);
-int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_write_end_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply);
+int meta_chunk_cow_apply(struct meta_db *db, const struct meta_op *op,
+                         struct proto_wbuf *reply);
+/* Fill @loc's replicas of chunk @loc->chunk_id from the servers table;
+ * the addresses are copied into @addrs, which @loc then points into. */
+int meta_chunk_replicas_fill(struct meta_db *db, struct proto_chunk_loc *loc,
+                             char (*addrs)[64]);
 
 /* ---- meta_image.c ------------------------------------------------------ */
 
@@ -324,40 +337,52 @@ int meta_chunk_cow_apply(struct meta_db *db, const uint8_t *p, size_t n,
  * inode's first name; "?" when it has none (an orphan) or is nested too
  * deep. */
 int meta_path_of(struct meta_db *db, uint64_t ino, char *buf, size_t size);
-/* SNAPSHOT_REQ (@readonly) and CLONE_REQ. */
-int meta_image_snapshot_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                              size_t n, bool readonly,
+/* SNAPSHOT_REQ and CLONE_REQ records. */
+int meta_image_snapshot_apply(struct meta_db *db, const struct meta_op *op,
                               struct proto_wbuf *reply);
+int meta_image_clone_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply);
 /* IMAGE_INFO_REQ (read-only). */
 int meta_image_info(struct meta_db *db, const uint8_t *p, size_t n,
                     struct proto_wbuf *reply);
 /* IMAGE_LIST_REQ (read-only). */
 int meta_image_list(struct meta_db *db, const uint8_t *p, size_t n,
                     struct proto_wbuf *reply);
+/* IMAGE_ROLLBACK_REQ and IMAGE_FLATTEN_REQ. */
+int meta_image_rollback_apply(struct meta_db *db, const struct meta_op *op,
+                              struct proto_wbuf *reply);
+int meta_image_flatten_apply(struct meta_db *db, const struct meta_op *op,
+                             struct proto_wbuf *reply);
+
+/* ---- meta_image_changes.c ---------------------------------------------- */
+
+/* IMAGE_CHANGES_REQ (read-only). */
+int meta_image_changes(struct meta_db *db, const uint8_t *p, size_t n,
+                       struct proto_wbuf *reply);
 /* ---- meta_repl.c ------------------------------------------------------- */
 
 /* Replication records: GOAL_SET_REQ, META_OP_REPLICA_ADD,
  * META_OP_REPLICA_DROP, META_OP_SERVER_STATE. */
-int meta_goal_set_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                        size_t n, struct proto_wbuf *reply);
-int meta_replica_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_goal_set_apply(struct meta_db *db, const struct meta_op *op,
+                        struct proto_wbuf *reply);
+int meta_replica_add_apply(struct meta_db *db, const struct meta_op *op,
                            struct proto_wbuf *reply);
-int meta_replica_drop_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_replica_drop_apply(struct meta_db *db, const struct meta_op *op,
                             struct proto_wbuf *reply);
-int meta_server_state_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                            size_t n, struct proto_wbuf *reply);
+int meta_server_state_apply(struct meta_db *db, const struct meta_op *op,
+                            struct proto_wbuf *reply);
 
 /* ---- meta_auth.c ------------------------------------------------------- */
 
 /* META_OP_AUTH_ADD, AUTH_CAPS_REQ, AUTH_RM_REQ, META_OP_SERVICE_KEY. */
-int meta_auth_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_auth_add_apply(struct meta_db *db, const struct meta_op *op,
                         struct proto_wbuf *reply);
-int meta_auth_caps_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_auth_caps_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply);
-int meta_auth_rm_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_auth_rm_apply(struct meta_db *db, const struct meta_op *op,
                        struct proto_wbuf *reply);
-int meta_service_key_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                           size_t n, struct proto_wbuf *reply);
+int meta_service_key_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply);
 
 /* CHUNK_LOCATE_REQ (read-only). */
 int meta_chunk_locate(struct meta_db *db, const uint8_t *p, size_t n,

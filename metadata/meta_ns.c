@@ -156,9 +156,13 @@ static int mknod_hold(struct meta_db *db, uint64_t session,
     return meta_hold_add(db, session, a->ino);
 }
 
-int meta_ns_mknod(struct meta_db *db, int64_t now, uint64_t session,
-                  const uint8_t *p, size_t n, struct proto_wbuf *reply)
+int meta_ns_mknod(struct meta_db *db, const struct meta_op *op,
+                  struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    uint64_t session = op->session_id;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_mknod_req q;
     int r = proto_mknod_req_decode(p, n, &q);
     if (r < 0)
@@ -209,9 +213,12 @@ int meta_ns_mknod(struct meta_db *db, int64_t now, uint64_t session,
     return meta_reply_attr(reply, &a);
 }
 
-int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_mkdir(struct meta_db *db, const struct meta_op *op,
                   struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_mkdir_req q;
     int r = proto_mkdir_req_decode(p, n, &q);
     if (r < 0)
@@ -232,9 +239,12 @@ int meta_ns_mkdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     return meta_reply_attr(reply, &a);
 }
 
-int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_symlink(struct meta_db *db, const struct meta_op *op,
                     struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_symlink_req q;
     int r = proto_symlink_req_decode(p, n, &q);
     if (r < 0)
@@ -256,9 +266,12 @@ int meta_ns_symlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     return meta_reply_attr(reply, &a);
 }
 
-int meta_ns_link(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_link(struct meta_db *db, const struct meta_op *op,
                  struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_link_req q;
     int r = proto_link_req_decode(p, n, &q);
     if (r < 0)
@@ -329,9 +342,12 @@ static int remove_check(struct meta_db *db, const struct proto_cred *c,
     return meta_perm_sticky(c, dir, victim);
 }
 
-int meta_ns_unlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_unlink(struct meta_db *db, const struct meta_op *op,
                    struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_lookup_req q;
     int r = proto_lookup_req_decode(p, n, &q);
     if (r < 0)
@@ -358,9 +374,12 @@ int meta_ns_unlink(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
     return reply_empty(reply);
 }
 
-int meta_ns_rmdir(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_rmdir(struct meta_db *db, const struct meta_op *op,
                   struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_lookup_req q;
     int r = proto_lookup_req_decode(p, n, &q);
     if (r < 0)
@@ -510,9 +529,12 @@ static int rename_replace(struct meta_db *db, struct rename_ctx *x, int64_t now)
     return 0;
 }
 
-int meta_ns_rename(struct meta_db *db, int64_t now, const uint8_t *p, size_t n,
+int meta_ns_rename(struct meta_db *db, const struct meta_op *op,
                    struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct rename_ctx x;
     memset(&x, 0, sizeof(x));
     int r = proto_rename_req_decode(p, n, &x.q);
@@ -625,9 +647,13 @@ static int setattr_check(const struct proto_setattr_req *q,
     return 0;
 }
 
-int meta_ns_setattr(struct meta_db *db, int64_t now, uint64_t session,
-                    const uint8_t *p, size_t n, struct proto_wbuf *reply)
+int meta_ns_setattr(struct meta_db *db, const struct meta_op *op,
+                    struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    uint64_t session = op->session_id;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_setattr_req q;
     struct proto_attr a;
     int r = proto_setattr_req_decode(p, n, &q);
@@ -747,9 +773,12 @@ static int xattr_exists(struct meta_db *db, uint64_t ino,
     return meta_st_row(db, s, "get xattr");
 }
 
-int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,
-                     size_t n, struct proto_wbuf *reply)
+int meta_ns_setxattr(struct meta_db *db, const struct meta_op *op,
+                     struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_setxattr_req q;
     struct proto_attr a;
     int r = proto_setxattr_req_decode(p, n, &q);
@@ -784,9 +813,12 @@ int meta_ns_setxattr(struct meta_db *db, int64_t now, const uint8_t *p,
     return reply_empty(reply);
 }
 
-int meta_ns_removexattr(struct meta_db *db, int64_t now, const uint8_t *p,
-                        size_t n, struct proto_wbuf *reply)
+int meta_ns_removexattr(struct meta_db *db, const struct meta_op *op,
+                        struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_xattr_name_req q;
     struct proto_attr a;
     int r = proto_xattr_name_req_decode(p, n, &q);

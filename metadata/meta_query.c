@@ -360,6 +360,35 @@ int meta_open_check(struct meta_db *db, const struct proto_access_req *q,
     return 0;
 }
 
+typedef int (*query_fn)(struct meta_db *db, const uint8_t *p, size_t n,
+                        struct proto_wbuf *reply);
+typedef int (*records_fn)(struct meta_db *db, uint64_t session,
+                          const uint8_t *payload, size_t len);
+
+/* The query and records columns of meta_ops.def, in its order
+ * (meta_optab_index()). */
+static const struct {
+    query_fn query;
+    records_fn records;
+} query_fns[] = {
+#define X(opcode, kind, callers, session, serve, apply, query, records,        \
+          before, after, cb)                                                   \
+    {query, records},
+#include "meta_ops.def"
+#undef X
+};
+
+int meta_op_records(struct meta_db *db, uint64_t session, uint16_t opcode,
+                    const uint8_t *payload, size_t len)
+{
+    int i = meta_optab_index(opcode);
+    if (i < 0 || meta_optab[i].kind != META_OPKIND_MUTATION)
+        return 0;
+    if (query_fns[i].records)
+        return query_fns[i].records(db, session, payload, len);
+    return 1;
+}
+
 int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
                size_t len, struct proto_wbuf *reply)
 {
@@ -367,48 +396,10 @@ int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
     int err0 = reply->err, r;
     if (len && !payload)
         return -EINVAL;
-    switch (opcode) {
-    case PROTO_MSG_LOOKUP_REQ:
-        r = q_lookup(db, payload, len, reply);
-        break;
-    case PROTO_MSG_GETATTR_REQ:
-        r = q_getattr(db, payload, len, reply);
-        break;
-    case PROTO_MSG_READLINK_REQ:
-        r = q_readlink(db, payload, len, reply);
-        break;
-    case PROTO_MSG_READDIR_REQ:
-        r = q_readdir(db, payload, len, reply);
-        break;
-    case PROTO_MSG_STATFS_REQ:
-        r = q_statfs(db, payload, len, reply);
-        break;
-    case PROTO_MSG_GETXATTR_REQ:
-        r = q_getxattr(db, payload, len, reply);
-        break;
-    case PROTO_MSG_LISTXATTR_REQ:
-        r = q_listxattr(db, payload, len, reply);
-        break;
-    case PROTO_MSG_ACCESS_REQ:
-        r = q_access(db, payload, len, reply);
-        break;
-    case PROTO_MSG_OPEN_REQ:
-        /* No session: the checks and the attributes, no hold. */
-        r = meta_open_apply(db, 0, payload, len, reply);
-        break;
-    case PROTO_MSG_CHUNK_LOCATE_REQ:
-        r = meta_chunk_locate(db, payload, len, reply);
-        break;
-    case PROTO_MSG_IMAGE_INFO_REQ:
-        r = meta_image_info(db, payload, len, reply);
-        break;
-    case PROTO_MSG_IMAGE_LIST_REQ:
-        r = meta_image_list(db, payload, len, reply);
-        break;
-    default:
-        r = -ENOSYS;
-        break;
-    }
+    int i = meta_optab_index(opcode);
+    if (i < 0 || !query_fns[i].query)
+        return -ENOSYS;
+    r = query_fns[i].query(db, payload, len, reply);
     if (r < 0) {
         reply->len = mark;
         reply->err = err0;
@@ -481,6 +472,7 @@ int meta_oplog_foreach(struct meta_db *db, uint64_t after,
     int rc, r = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct meta_op op = {
+            .format = (uint8_t)sqlite3_column_int64(s, 5),
             .opcode = (uint16_t)sqlite3_column_int64(s, 1),
             .now = sqlite3_column_int64(s, 2),
             .session_id = (uint64_t)sqlite3_column_int64(s, 3),

@@ -46,6 +46,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "meta_op.h"
+
 /* ---- Goals -------------------------------------------------------------- */
 
 /* Set the goal of @ino to @goal when it differs.  *changed counts it. */
@@ -105,9 +107,12 @@ static int subtree(struct meta_db *db, uint64_t top, uint64_t **out,
 /* docs/protocol.md §11.1: owner or root; with RECURSIVE, every inode below
  * a directory that the caller owns (others are skipped, as chown -R would
  * skip what it may not change). */
-int meta_goal_set_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                        size_t n, struct proto_wbuf *reply)
+int meta_goal_set_apply(struct meta_db *db, const struct meta_op *op,
+                        struct proto_wbuf *reply)
 {
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     struct proto_goal_set_req q;
     struct proto_attr a;
     uint64_t changed = 0, *inos = NULL;
@@ -188,28 +193,21 @@ static int server_known(struct meta_db *db, uint32_t id)
     return rc == SQLITE_DONE ? 0 : meta_sql_err(db, rc, "find server");
 }
 
-/* Payload of REPLICA_ADD and REPLICA_DROP: u64 chunk, u64 version, u32
- * server. */
-static int replica_decode(const uint8_t *p, size_t n, uint64_t *chunk_id,
-                          uint64_t *version, uint32_t *server_id)
-{
-    struct proto_rbuf rb;
-    proto_rbuf_init(&rb, p, n);
-    *chunk_id = proto_get_u64(&rb);
-    *version = proto_get_u64(&rb);
-    *server_id = proto_get_u32(&rb);
-    return proto_rbuf_done(&rb);
-}
-
-int meta_replica_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_replica_add_apply(struct meta_db *db, const struct meta_op *op,
                            struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     uint64_t chunk_id, version;
     uint32_t server_id;
     struct meta_chunk c;
-    int r = replica_decode(p, n, &chunk_id, &version, &server_id);
+    struct meta_op_replica m;
+    int r = meta_op_replica_decode(p, n, &m);
     if (r < 0)
         return r;
+    chunk_id = m.chunk_id;
+    version = m.version;
+    server_id = m.server_id;
     if (chunk_id == 0 || version == 0)
         return -EINVAL;
     if ((r = server_known(db, server_id)) <= 0)
@@ -243,16 +241,22 @@ int meta_replica_add_apply(struct meta_db *db, const uint8_t *p, size_t n,
     return reply->err;
 }
 
-int meta_replica_drop_apply(struct meta_db *db, const uint8_t *p, size_t n,
+int meta_replica_drop_apply(struct meta_db *db, const struct meta_op *op,
                             struct proto_wbuf *reply)
 {
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
     uint64_t chunk_id, version;
     uint32_t server_id, k = 0;
     struct meta_chunk c;
     bool found = false;
-    int r = replica_decode(p, n, &chunk_id, &version, &server_id);
+    struct meta_op_replica m;
+    int r = meta_op_replica_decode(p, n, &m);
     if (r < 0)
         return r;
+    chunk_id = m.chunk_id;
+    version = m.version;
+    server_id = m.server_id;
     if ((r = meta_chunk_get(db, chunk_id, &c)) < 0)
         return r;
     if (c.version != version)
@@ -280,17 +284,18 @@ int meta_replica_drop_apply(struct meta_db *db, const uint8_t *p, size_t n,
 #define SERVER_NORMAL 0
 #define SERVER_DRAINING 1
 
-int meta_server_state_apply(struct meta_db *db, int64_t now, const uint8_t *p,
-                            size_t n, struct proto_wbuf *reply)
+int meta_server_state_apply(struct meta_db *db, const struct meta_op *op,
+                            struct proto_wbuf *reply)
 {
-    struct proto_rbuf rb;
-    proto_rbuf_init(&rb, p, n);
-    uint32_t id = proto_get_u32(&rb);
-    uint32_t state = proto_get_u32(&rb);
-    int r = proto_rbuf_done(&rb);
+    int64_t now = op->now;
+    const uint8_t *p = op->payload;
+    size_t n = op->len;
+    struct meta_op_server_state m;
+    int r = meta_op_server_state_decode(p, n, &m);
     sqlite3_stmt *s;
     if (r < 0)
         return r;
+    uint32_t id = m.server_id, state = m.state;
     if ((r = server_known(db, id)) <= 0)
         return r < 0 ? r : -ENOENT;
     (void)reply; /* empty reply body */

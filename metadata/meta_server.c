@@ -1,12 +1,19 @@
 /* meta_server.c: metad's network side: the listener, one struct
  * meta_srv_conn per accepted connection, and the dispatch of requests to
- * the engine (meta_apply() for mutations, meta_query() for reads) or to
- * the daemon's own handlers in meta_srv_*.c.
+ * the engine (records proposed to srv->log for mutations, meta_query() for
+ * reads) or to the daemon's own handlers in meta_srv_*.c.
  *
- * A request is answered with its opcode + 1.  A mutation is answered only
- * after meta_apply() returned, that is after its transaction committed
- * with synchronous=FULL (docs/architecture.md, "Operation records"), so an
- * acknowledged change survives kill -9.  Every role may connect; requests
+ * A request is answered with its opcode + 1.  A mutation becomes a record
+ * proposed to the log (meta_srv_apply(), meta_propose.h) and is answered
+ * in the proposal's callback, only after the record was applied, that is
+ * after its transaction committed with synchronous=FULL
+ * (docs/architecture.md, "Operation records"), so an acknowledged change
+ * survives kill -9.  The request (payload, victims of its callback
+ * breaks) is kept in a struct meta_srv_call until then; a connection
+ * closed meanwhile gets no answer.  Dispatch follows the operation
+ * table (meta_ops.def): its serve column names the daemon handler, or
+ * none and the request goes to the engine; its callers and session
+ * columns are checked first (admit()).  Every role may connect; requests
  * that only a storage server may send are refused to the others with
  * EPERM.  Namespace requests are served with or without a session: the
  * admin CLI and the tests use them bare, and the operation record carries
@@ -31,6 +38,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 int meta_srv_grow(void **p, size_t *cap, size_t n, size_t size)
 {
@@ -58,19 +66,21 @@ int64_t meta_srv_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int meta_srv_apply(struct meta_srv *srv, uint16_t opcode, uint64_t session_id,
-                   const void *payload, size_t len, struct proto_wbuf *reply)
+int meta_srv_apply(struct meta_srv *srv, struct meta_propose *req,
+                   uint16_t opcode, uint64_t session_id, const void *payload,
+                   size_t len, meta_propose_cb cb)
 {
     struct meta_op op = {
+        .format = META_OP_FORMAT,
         .opcode = opcode,
         .now = meta_srv_now_ns(),
         .session_id = session_id,
         .payload = payload,
         .len = len,
     };
-    int rc = meta_apply(srv->db, &op, reply);
+    int rc = meta_propose(&srv->log, req, &op, cb);
 
-    log_debug("meta.srv", "apply: op=0x%04x session=%llu rc=%d", opcode,
+    log_debug("meta.srv", "propose: op=0x%04x session=%llu rc=%d", opcode,
               (unsigned long long)session_id, rc);
     return rc;
 }
@@ -88,8 +98,8 @@ void meta_srv_reply(struct peer *p, uint64_t req_id, uint16_t opcode, int rc,
 
 /* ---- Requests ----------------------------------------------------------- */
 
-static void handle_ping(struct meta_srv_conn *c, uint64_t req_id,
-                        const uint8_t *payload, size_t len)
+static void meta_srv_ping(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len)
 {
     struct proto_ping ping;
     struct proto_wbuf w;
@@ -102,54 +112,127 @@ static void handle_ping(struct meta_srv_conn *c, uint64_t req_id,
     proto_wbuf_free(&w);
 }
 
-static bool is_engine_request(uint16_t opcode)
+int meta_srv_call_propose(struct meta_srv_conn *c, uint16_t opcode,
+                          uint64_t session_id, uint64_t req_id,
+                          const uint8_t *payload, size_t len,
+                          meta_propose_cb cb)
 {
-    return (opcode >= PROTO_MSG_LOOKUP_REQ && opcode <= PROTO_MSG_OPEN_REQ &&
-            (opcode & 1)) ||
-           opcode == PROTO_MSG_GOAL_SET_REQ ||
-           opcode == PROTO_MSG_IMAGE_INFO_REQ ||
-           opcode == PROTO_MSG_RELEASE_REQ ||
-           opcode == PROTO_MSG_IMAGE_LIST_REQ ||
-           opcode == PROTO_MSG_CHUNK_WRITE_END_REQ;
+    struct meta_srv_call *call = malloc(sizeof(*call) + len);
+    int rc = -ENOMEM;
+
+    if (call) {
+        call->req.data = call;
+        call->srv = c->srv;
+        call->peer = c->peer;
+        peer_ref(call->peer);
+        call->opcode = opcode;
+        call->req_id = req_id;
+        meta_srv_cb_victims_take(c->srv, &call->victims);
+        call->len = len;
+        if (len)
+            memcpy(call->payload, payload, len);
+        rc = meta_srv_apply(c->srv, &call->req, opcode, session_id,
+                            call->payload, len, cb);
+        if (rc < 0)
+            peer_unref(call->peer);
+    }
+    if (rc < 0) {
+        free(call);
+        log_warn("metad: %s: proposing the record failed: %s peer=%s",
+                 proto_msg_name(opcode), strerror(-rc), peer_name(c->peer));
+        meta_srv_reply(c->peer, req_id, opcode, rc, NULL);
+    }
+    return rc;
 }
 
-/* 1 when @opcode changes the state and so becomes an operation record, 0
- * when meta_query() answers it, or -errno.  OPEN is a record only when it
- * takes a hold the session does not have yet (docs/protocol.md §6.22). */
-static int engine_records(struct meta_srv_conn *c, uint16_t opcode,
-                          const uint8_t *payload, size_t len)
+void meta_srv_call_free(struct meta_srv_call *call)
 {
-    if (opcode == PROTO_MSG_OPEN_REQ)
-        return meta_open_records(c->srv->db, c->session_id, payload, len);
-    return meta_op_is_mutation(opcode);
+    peer_unref(call->peer);
+    free(call);
 }
 
-/* Namespace and chunk map requests: straight into the engine. */
+static void on_engine_applied(struct meta_propose *req, int status,
+                              const struct proto_wbuf *result)
+{
+    struct meta_srv_call *call = req->data;
+    struct meta_srv_conn *c = peer_data(call->peer);
+
+    /* A connection closed meanwhile gets no answer. */
+    if (c && !peer_is_closed(call->peer))
+        meta_srv_cb_reply(c, call->opcode, call->req_id, call->payload,
+                          call->len, status, &call->victims, result);
+    meta_srv_call_free(call);
+}
+
+/* Namespace and chunk map requests: straight into the engine, as a record
+ * or as a query (meta_op_records()). */
 static void handle_engine(struct meta_srv_conn *c, uint16_t opcode,
                           uint64_t req_id, const uint8_t *payload, size_t len)
 {
+    struct meta_srv_cb_victims victims;
     struct proto_wbuf w;
     int rc;
 
+    rc = meta_op_records(c->srv->db, c->session_id, opcode, payload, len);
+    if (rc > 0) {
+        meta_srv_call_propose(c, opcode, c->session_id, req_id, payload, len,
+                              on_engine_applied);
+        return;
+    }
+    meta_srv_cb_victims_take(c->srv, &victims);
     proto_wbuf_init(&w);
-    rc = engine_records(c, opcode, payload, len);
-    if (rc > 0)
-        rc = meta_srv_apply(c->srv, opcode, c->session_id, payload, len, &w);
-    else if (rc == 0)
+    if (rc == 0)
         rc = meta_query(c->srv->db, opcode, payload, len, &w);
-    meta_srv_cb_reply(c, opcode, req_id, payload, len, rc, &w);
+    meta_srv_cb_reply(c, opcode, req_id, payload, len, rc, &victims, &w);
     proto_wbuf_free(&w);
 }
 
-static bool from_chunkd(struct meta_srv_conn *c, uint16_t opcode,
-                        uint64_t req_id)
+typedef void (*serve_fn)(struct meta_srv_conn *c, uint64_t req_id,
+                         const uint8_t *payload, size_t len);
+
+/* The serve column of meta_ops.def, in its order (meta_optab_index()). */
+static const serve_fn serve_fns[] = {
+#define X(opcode, kind, callers, session, serve, apply, query, records,        \
+          before, after, cb)                                                   \
+    serve,
+#include "meta_ops.def"
+#undef X
+};
+
+/* The row's callers and session columns: 0, or the request is answered
+ * here.  Internal records are refused ENOSYS (as any unknown opcode) and
+ * requests needing a session without one ENOSESSION.  Who may call: with
+ * authentication, the callers the identity proven in the handshake may act
+ * as (meta_srv_auth_callers()), EPERM otherwise; with --no-auth, only what
+ * was always refused: storage-server requests from another HELLO role. */
+static int admit(struct meta_srv_conn *c, const struct meta_optab_row *row,
+                 uint64_t req_id)
 {
-    if (peer_role(c->peer) == PROTO_ROLE_CHUNKD)
-        return true;
-    log_warn("metad: %s from a peer that is not a storage server: peer=%s",
-             proto_msg_name(opcode), peer_name(c->peer));
-    meta_srv_reply(c->peer, req_id, opcode, -EPERM, NULL);
-    return false;
+    unsigned from = meta_optab_caller_of_role(peer_role(c->peer));
+    bool refused;
+
+    if (row->callers == 0) {
+        meta_srv_reply(c->peer, req_id, row->opcode, -ENOSYS, NULL);
+        return -ENOSYS;
+    }
+    if (c->srv->no_auth)
+        refused =
+            row->callers == META_CALLER_CHUNKD && from != META_CALLER_CHUNKD;
+    else
+        refused = !(row->callers & meta_srv_auth_callers(c));
+    if (refused) {
+        log_warn("metad: %s not permitted: peer=%s identity=%s",
+                 proto_msg_name(row->opcode), peer_name(c->peer), c->identity);
+        meta_srv_reply(c->peer, req_id, row->opcode, -EPERM, NULL);
+        return -EPERM;
+    }
+    if (row->session == META_SESSION_NEEDED &&
+        (!c->session_id || !meta_srv_session_find(c->srv, c->session_id))) {
+        peer_reply_wire(c->peer, req_id, row->opcode + 1, PROTO_ENOSESSION,
+                        NULL, 0);
+        return -ENOTCONN;
+    }
+    return 0;
 }
 
 static void dispatch(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
@@ -174,7 +257,7 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     int rc = meta_srv_auth_gate(c, opcode, &payload, &len, &scratch);
     if (rc < 0)
         meta_srv_reply(p, req_id, opcode, rc, NULL);
-    else if (!meta_srv_auth_handle(c, opcode, req_id, payload, len))
+    else
         dispatch(c, opcode, req_id, payload, len);
     proto_wbuf_free(&scratch);
 }
@@ -183,77 +266,21 @@ static void dispatch(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
                      const uint8_t *payload, size_t len)
 {
     struct peer *p = c->peer;
+    int i;
 
     if (meta_srv_cb_before(c, opcode, req_id, payload, len))
         return; /* held until callback breaks are answered */
-    switch (opcode) {
-    case PROTO_MSG_PING_REQ:
-        handle_ping(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_STATUS_REQ:
-        meta_srv_status(c, req_id);
-        break;
-    case PROTO_MSG_SESSION_OPEN_REQ:
-        meta_srv_session_open(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_SESSION_RENEW_REQ:
-        meta_srv_session_renew(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_SESSION_CLOSE_REQ:
-        meta_srv_session_close(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_SERVER_REGISTER_REQ:
-        if (from_chunkd(c, opcode, req_id))
-            meta_srv_server_register(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_SERVER_HEARTBEAT_REQ:
-        if (from_chunkd(c, opcode, req_id))
-            meta_srv_server_heartbeat(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_SERVER_INVENTORY_REQ:
-        if (from_chunkd(c, opcode, req_id))
-            meta_srv_server_inventory(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_CHUNK_WRITE_BEGIN_REQ:
-        if (meta_srv_lease_write_ok(c, req_id, payload, len))
-            meta_srv_write_begin(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_IMAGE_LEASE_REQ:
-        meta_srv_lease_request(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_IMAGE_LEASE_WAIT_REQ:
-        meta_srv_lease_wait(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_CHUNK_LOCATE_REQ:
-        meta_srv_locate(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_CHUNK_REPORT_REQ:
-        meta_srv_chunk_report(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_SCRUB_STATUS_REQ:
-        if (from_chunkd(c, opcode, req_id))
-            meta_srv_server_scrub(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_SERVER_CTL_REQ:
-        meta_srv_server_ctl(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_ADMIN_ACTION_REQ:
-        meta_srv_admin_action(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_CALLBACK_REGISTER_REQ:
-        meta_srv_cb_register(c, req_id, payload, len);
-        break;
-    case PROTO_MSG_SNAPSHOT_REQ:
-    case PROTO_MSG_CLONE_REQ:
-        meta_srv_image_snapshot(c, opcode, req_id, payload, len);
-        break;
-    default:
-        if (is_engine_request(opcode))
-            handle_engine(c, opcode, req_id, payload, len);
-        else
-            meta_srv_reply(p, req_id, opcode, -ENOSYS, NULL);
-        break;
+    i = meta_optab_index(opcode);
+    if (i < 0) {
+        meta_srv_reply(p, req_id, opcode, -ENOSYS, NULL);
+        return;
     }
+    if (admit(c, &meta_optab[i], req_id) < 0)
+        return;
+    if (serve_fns[i])
+        serve_fns[i](c, req_id, payload, len);
+    else
+        handle_engine(c, opcode, req_id, payload, len);
 }
 
 /* ---- Connections -------------------------------------------------------- */
@@ -366,6 +393,7 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     srv->instance_id = random_u64();
     srv->start_ms = uv_now(loop);
     srv->next_chunk_id = meta_chunk_max_id(db);
+    meta_log_local_init(&srv->log, db);
     srv->suspect_ms = opts->suspect_ms ? opts->suspect_ms : META_SRV_SUSPECT_MS;
     srv->down_ms = opts->down_ms ? opts->down_ms : META_SRV_DOWN_MS;
     if (srv->down_ms < srv->suspect_ms)

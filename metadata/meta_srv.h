@@ -18,6 +18,9 @@
 
 #include "auth_caps.h"
 #include "meta.h"
+#include "meta_live.h"
+#include "meta_optab.h"
+#include "meta_propose.h"
 #include "peer.h"
 #include "proto.h"
 
@@ -27,6 +30,10 @@
 #define META_SRV_WRITE_LEASE_MS 60000 /* chunk write lease */
 #define META_SRV_CTL_TIMEOUT_MS 5000  /* requests to storage servers */
 #define META_SRV_GC_BATCH 256         /* deletes per GC round */
+/* A CHUNK_DELETE waits on the server's thread pool behind client I/O and
+ * then syncs a directory: under load it takes seconds, and giving up early
+ * gains nothing (the entry is simply sent again next round). */
+#define META_SRV_GC_TIMEOUT_MS 30000
 #define META_SRV_WRITE_RETRIES 5      /* CHUNK_SET -ESTALE restarts */
 #define META_SRV_LIVE_TICK_MS 250     /* liveness checks */
 #define META_SRV_SUSPECT_MS 1500      /* heartbeat age: suspect, probe */
@@ -61,6 +68,7 @@ struct meta_srv_session {
     uint32_t lease_ms;  /* granted */
     uint64_t deadline;  /* uv_now() ms after which it expires */
     uint64_t last_seen; /* uv_now() ms of the last open or renew */
+    bool expiring;      /* its META_OP_SESSION_EXPIRE is proposed */
 };
 
 /* A server's last inventory (docs/protocol.md §9.3), sorted by chunk id. */
@@ -80,7 +88,7 @@ struct meta_srv_server {
     struct peer *peer;
     uint64_t capacity, free;
     uint32_t chunks;
-    uint64_t last_hb; /* uv_now() ms of the last register or heartbeat */
+    struct meta_live seen; /* uv_now() ms: heartbeats, other frames */
 
     uint32_t state, live;
     bool draining;
@@ -173,9 +181,11 @@ struct meta_srv {
 
     uint32_t suspect_ms, down_ms;
     uv_timer_t live_tick;
+    uint64_t live_checked; /* uv_now() of the last liveness check */
     struct meta_srv_repair repair;
     struct meta_srv_leases *leases; /* meta_srv_lease.c; NULL until used */
     struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
+    struct meta_log log;    /* where records are proposed (meta_propose.h) */
 };
 
 /* meta_server.c */
@@ -208,17 +218,65 @@ void meta_srv_auth_conn_init(struct meta_srv_conn *c);
 int meta_srv_auth_gate(struct meta_srv_conn *c, uint16_t opcode,
                        const uint8_t **payload, size_t *len,
                        struct proto_wbuf *scratch);
-/* Serve the AUTH_* requests; false when @opcode is not one. */
-bool meta_srv_auth_handle(struct meta_srv_conn *c, uint16_t opcode,
-                          uint64_t req_id, const uint8_t *payload, size_t len);
+/* The meta_optab.h caller bits the identity of @c may act as: CLIENT for
+ * any, ADMIN and CHUNKD by its capabilities (docs/security.md). */
+unsigned meta_srv_auth_callers(const struct meta_srv_conn *c);
+/* The AUTH_* requests (docs/protocol.md §3.5, §3.6, §10.2). */
+void meta_srv_auth_ticket(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len);
+void meta_srv_auth_service(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len);
+void meta_srv_auth_add(struct meta_srv_conn *c, uint64_t req_id,
+                       const uint8_t *payload, size_t len);
+void meta_srv_auth_rm(struct meta_srv_conn *c, uint64_t req_id,
+                      const uint8_t *payload, size_t len);
+void meta_srv_auth_caps(struct meta_srv_conn *c, uint64_t req_id,
+                        const uint8_t *payload, size_t len);
+void meta_srv_auth_list(struct meta_srv_conn *c, uint64_t req_id,
+                        const uint8_t *payload, size_t len);
 
 /* Grow the array *@p of *@cap elements of @size bytes to hold @n. */
 int meta_srv_grow(void **p, size_t *cap, size_t n, size_t size);
 /* CLOCK_REALTIME in ns: the time stamped into operation records. */
 int64_t meta_srv_now_ns(void);
-/* Apply one operation record stamped now.  Same return as meta_apply(). */
-int meta_srv_apply(struct meta_srv *srv, uint16_t opcode, uint64_t session_id,
-                   const void *payload, size_t len, struct proto_wbuf *reply);
+/* Propose one operation record stamped now to srv->log (meta_propose.h):
+ * 0, and @cb gets the outcome (the status meta_apply() returned and the
+ * reply body) exactly once, possibly before this returns; or -errno and
+ * @cb is never called.  @req is the caller's, lent to the log until @cb;
+ * @payload is borrowed (copied into the record).  Callers continue in
+ * @cb, never after this returns: with a replicated log the record commits
+ * later, on a later loop turn. */
+int meta_srv_apply(struct meta_srv *srv, struct meta_propose *req,
+                   uint16_t opcode, uint64_t session_id, const void *payload,
+                   size_t len, meta_propose_cb cb);
+/* Inodes a request will drop or replace (UNLINK, RMDIR, RENAME), looked
+ * up by meta_srv_cb_before() before it is applied. */
+struct meta_srv_cb_victims {
+    uint64_t ino[2];
+    size_t n;
+};
+
+/* A request from a connection proposed as an operation record, kept
+ * (its payload copied) until the record is applied. */
+struct meta_srv_call {
+    struct meta_propose req; /* req.data is this call */
+    struct meta_srv *srv;
+    struct peer *peer; /* referenced; peer_data() NULL once it closed */
+    uint16_t opcode;
+    uint64_t req_id;
+    struct meta_srv_cb_victims victims; /* meta_srv_cb_victims_take() */
+    size_t len;
+    uint8_t payload[];
+};
+/* Propose request @opcode of @c, in session @session_id, as a record made
+ * from a copy of @payload; @cb continues with the call in req->data and
+ * releases it with meta_srv_call_free().  On failure (-errno) the request
+ * is answered here and @cb never runs. */
+int meta_srv_call_propose(struct meta_srv_conn *c, uint16_t opcode,
+                          uint64_t session_id, uint64_t req_id,
+                          const uint8_t *payload, size_t len,
+                          meta_propose_cb cb);
+void meta_srv_call_free(struct meta_srv_call *call);
 /* Answer request @req_id (of request @opcode) with @rc and, on 0, the
  * body in @body (borrowed; NULL for an empty body). */
 void meta_srv_reply(struct peer *p, uint64_t req_id, uint16_t opcode, int rc,
@@ -262,6 +320,9 @@ struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id);
 /* Up: connected and heartbeating (not suspect, not down); a draining
  * server is up too. */
 bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s);
+/* UP, SUSPECT or DOWN now, from the connection and meta_live_judge(). */
+uint32_t meta_srv_server_liveness(struct meta_srv *srv,
+                                  const struct meta_srv_server *s);
 /* Not down: up or suspect. */
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s);
@@ -378,10 +439,14 @@ void meta_srv_repair_stop(struct meta_srv *srv);
 
 /* meta_srv_image.c */
 
-/* SNAPSHOT_REQ and CLONE_REQ (@opcode). */
-void meta_srv_image_snapshot(struct meta_srv_conn *c, uint16_t opcode,
-                             uint64_t req_id, const uint8_t *payload,
-                             size_t len);
+/* SNAPSHOT_REQ and CLONE_REQ. */
+void meta_srv_image_snapshot(struct meta_srv_conn *c, uint64_t req_id,
+                             const uint8_t *payload, size_t len);
+void meta_srv_image_clone(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len);
+/* IMAGE_ROLLBACK_REQ: the image frozen, as SNAPSHOT's source is. */
+void meta_srv_image_rollback(struct meta_srv_conn *c, uint64_t req_id,
+                             const uint8_t *payload, size_t len);
 
 /* meta_srv_lease.c */
 
@@ -391,8 +456,8 @@ void meta_srv_lease_request(struct meta_srv_conn *c, uint64_t req_id,
                             const uint8_t *payload, size_t len);
 void meta_srv_lease_wait(struct meta_srv_conn *c, uint64_t req_id,
                          const uint8_t *payload, size_t len);
-/* Before CHUNK_WRITE_BEGIN: false (and the request answered EROFS) when
- * another session holds the image's writer lease. */
+/* At the start of CHUNK_WRITE_BEGIN: false (and the request answered
+ * EROFS) when another session holds the image's writer lease. */
 bool meta_srv_lease_write_ok(struct meta_srv_conn *c, uint64_t req_id,
                              const uint8_t *payload, size_t len);
 /* The session holding the writer lease of image @ino, 0 when none. */
@@ -424,12 +489,18 @@ void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,
  * it is dispatched again once they are answered. */
 bool meta_srv_cb_before(struct meta_srv_conn *c, uint16_t opcode,
                         uint64_t req_id, const uint8_t *payload, size_t len);
+/* Move the victims meta_srv_cb_before() found for the request it just saw
+ * into @out, to hand them to meta_srv_cb_reply() with its answer. */
+void meta_srv_cb_victims_take(struct meta_srv *srv,
+                              struct meta_srv_cb_victims *out);
 /* Answer an engine request (in place of meta_srv_reply): grant promises
  * for the attributes in @body and, for a mutation, break the other
- * sessions' promises before the answer goes out.  @body is borrowed. */
+ * sessions' promises (the request's and @victims') before the answer goes
+ * out.  @body and @victims are borrowed. */
 void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
                        uint64_t req_id, const uint8_t *payload, size_t len,
-                       int rc, struct proto_wbuf *body);
+                       int rc, const struct meta_srv_cb_victims *victims,
+                       const struct proto_wbuf *body);
 /* Expire promises; forget sessions that ended.  Every tick. */
 void meta_srv_cb_tick(struct meta_srv *srv);
 /* The cache.* pairs of STATUS. */
@@ -460,7 +531,8 @@ int meta_srv_http_start(struct meta_srv *srv, const char *addr,
 
 /* meta_srv_status.c */
 
-void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id);
+void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id,
+                     const uint8_t *payload, size_t len);
 /* The STATUS_REP body (the pairs above) into @body: what STATUS answers,
  * and what /api/status turns into JSON.  0 or -errno. */
 int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body);

@@ -34,49 +34,105 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 #define FSCK_LIST_MAX 32
 
-static int apply_state(struct meta_srv *srv, uint32_t id, uint32_t state)
-{
-    struct proto_wbuf payload, reply;
-    int rc;
+/* A SERVER_CTL whose META_OP_SERVER_STATE record is proposed. */
+struct ctl_call {
+    struct meta_propose req;
+    struct meta_srv *srv;
+    struct peer *peer; /* referenced */
+    uint64_t req_id;
+    uint32_t server_id, action;
+};
 
-    proto_wbuf_init(&payload);
-    proto_wbuf_init(&reply);
-    proto_put_u32(&payload, id);
-    proto_put_u32(&payload, state);
-    rc = payload.err;
-    if (rc == 0)
-        rc = meta_srv_apply(srv, META_OP_SERVER_STATE, 0, payload.p,
-                            payload.len, &reply);
-    proto_wbuf_free(&payload);
-    proto_wbuf_free(&reply);
-    return rc;
+static void ctl_finish(struct peer *peer, uint64_t req_id,
+                       const struct proto_server_ctl_req *req, int rc)
+{
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("metad: server control failed: %s server=%u action=%u",
+                 strerror(-rc), req->server_id, req->action);
+    meta_srv_reply(peer, req_id, PROTO_MSG_SERVER_CTL_REQ, rc, NULL);
 }
 
-static int server_remove(struct meta_srv *srv, struct meta_srv_server *s)
+/* The state change is recorded: the in-memory state follows. */
+static void ctl_applied(struct meta_srv *srv, uint32_t id, uint32_t action,
+                        const char *peer)
 {
+    struct meta_srv_server *s = meta_srv_server_find(srv, id);
     struct meta_srv_server copy;
-    int rc;
 
-    meta_srv_server_usage(srv);
-    if (meta_srv_server_alive(srv, s) && !(s->draining && s->replicas == 0))
-        return -EBUSY;
-    rc = apply_state(srv, s->id, PROTO_SERVER_REMOVED);
-    if (rc < 0)
-        return rc;
+    if (!s)
+        return;
+    if (action != PROTO_SERVER_REMOVE) {
+        bool drain = action == PROTO_SERVER_DRAIN;
+        s->draining = drain;
+        log_info("metad: server %s: id=%u addr=%s peer=%s",
+                 drain ? "drain started" : "drain cancelled", s->id, s->addr,
+                 peer);
+        meta_srv_state_update(srv, s);
+        return;
+    }
     copy = *s;
     /* A connection still bound to it must register again (as a new
      * server) before it is used. */
     for (struct meta_srv_conn *c = srv->conns; c; c = c->next)
-        if (c->server_id == s->id)
+        if (c->server_id == id)
             c->server_id = 0;
     log_info("metad: server removed: id=%u addr=%s replicas_dropped=%" PRIu64,
              copy.id, copy.addr, copy.replicas);
     meta_srv_state_broadcast(srv, &copy, PROTO_SERVER_REMOVED);
     meta_srv_server_forget(srv, copy.id);
-    return 0;
+}
+
+static void on_ctl_applied(struct meta_propose *req, int rc,
+                           const struct proto_wbuf *result)
+{
+    struct ctl_call *call = req->data;
+    struct proto_server_ctl_req q = {.server_id = call->server_id,
+                                     .action = call->action};
+
+    (void)result; /* empty */
+    if (rc == 0)
+        ctl_applied(call->srv, call->server_id, call->action,
+                    peer_name(call->peer));
+    ctl_finish(call->peer, call->req_id, &q, rc);
+    peer_unref(call->peer);
+    free(call);
+}
+
+/* Propose @state for server @id; on_ctl_applied() answers. */
+static int ctl_propose(struct meta_srv_conn *c, uint64_t req_id,
+                       const struct proto_server_ctl_req *req, uint32_t state)
+{
+    struct ctl_call *call = malloc(sizeof(*call));
+    struct proto_wbuf payload;
+    int rc;
+
+    if (!call)
+        return -ENOMEM;
+    proto_wbuf_init(&payload);
+    meta_op_server_state_encode(
+        &payload, &(struct meta_op_server_state){.server_id = req->server_id,
+                                                 .state = state});
+    call->req.data = call;
+    call->srv = c->srv;
+    call->peer = c->peer;
+    peer_ref(call->peer);
+    call->req_id = req_id;
+    call->server_id = req->server_id;
+    call->action = req->action;
+    rc = payload.err;
+    if (rc == 0)
+        rc = meta_srv_apply(c->srv, &call->req, META_OP_SERVER_STATE, 0,
+                            payload.p, payload.len, on_ctl_applied);
+    proto_wbuf_free(&payload);
+    if (rc < 0) {
+        peer_unref(call->peer);
+        free(call);
+    }
+    return rc;
 }
 
 void meta_srv_server_ctl(struct meta_srv_conn *c, uint64_t req_id,
@@ -85,6 +141,7 @@ void meta_srv_server_ctl(struct meta_srv_conn *c, uint64_t req_id,
     struct meta_srv *srv = c->srv;
     struct proto_server_ctl_req req;
     struct meta_srv_server *s = NULL;
+    uint32_t state = 0;
     int rc;
 
     rc = proto_server_ctl_req_decode(payload, len, &req);
@@ -93,33 +150,28 @@ void meta_srv_server_ctl(struct meta_srv_conn *c, uint64_t req_id,
     if (rc == 0) {
         switch (req.action) {
         case PROTO_SERVER_DRAIN:
-        case PROTO_SERVER_UNDRAIN: {
-            bool drain = req.action == PROTO_SERVER_DRAIN;
-
-            if (s->draining == drain)
-                break;
-            rc = apply_state(srv, s->id,
-                             drain ? PROTO_SERVER_DRAINING : PROTO_SERVER_UP);
-            if (rc < 0)
-                break;
-            s->draining = drain;
-            log_info("metad: server %s: id=%u addr=%s peer=%s",
-                     drain ? "drain started" : "drain cancelled", s->id,
-                     s->addr, peer_name(c->peer));
-            meta_srv_state_update(srv, s);
+        case PROTO_SERVER_UNDRAIN:
+            if (s->draining == (req.action == PROTO_SERVER_DRAIN))
+                break; /* already so: nothing to record */
+            state = req.action == PROTO_SERVER_DRAIN ? PROTO_SERVER_DRAINING
+                                                     : PROTO_SERVER_UP;
             break;
-        }
         case PROTO_SERVER_REMOVE:
-            rc = server_remove(srv, s);
+            meta_srv_server_usage(srv);
+            if (meta_srv_server_alive(srv, s) &&
+                !(s->draining && s->replicas == 0))
+                rc = -EBUSY;
+            else
+                state = PROTO_SERVER_REMOVED;
             break;
         default:
             rc = -EINVAL;
         }
     }
-    if (rc < 0 && rc != -ENOENT)
-        log_warn("metad: server control failed: %s server=%u action=%u",
-                 strerror(-rc), req.server_id, req.action);
-    meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_CTL_REQ, rc, NULL);
+    if (rc == 0 && state)
+        rc = ctl_propose(c, req_id, &req, state);
+    if (rc < 0 || !state)
+        ctl_finish(c->peer, req_id, &req, rc);
 }
 
 /* ---- Scrub -------------------------------------------------------------- */

@@ -3,18 +3,23 @@
  *
  * Happy path: a peer says HELLO, peer.c challenges it, meta_srv_auth_key()
  * hands peer.c the identity's secret from the database and remembers the
- * identity and its capabilities on the connection; after that every
- * request passes meta_srv_auth_gate() before dispatch, which decides who
- * may call it (storage servers, admins, anyone), keeps a confined identity
- * inside its paths, refuses writes to a read-only one and squashes uid 0.
+ * identity and its capabilities on the connection.  Who may call what is
+ * the callers column of meta_ops.def, checked by meta_server.c against
+ * meta_srv_auth_callers() (admins, storage servers, anyone); every request
+ * also passes meta_srv_auth_gate() before dispatch, which keeps a confined
+ * identity inside its paths, refuses writes to a read-only one and
+ * squashes uid 0.
  * AUTH_TICKET hands out tickets for the chunk servers, AUTH_SERVICE the
  * service keys to the chunk servers, and the AUTH_ADD/RM/CAPS/LIST family
- * manages identities through operation records.
+ * manages identities through operation records, proposed with
+ * meta_srv_apply() and answered from the proposal's callback.
  *
  * Bootstrap: on the first start with an empty identity table metad
  * creates "admin" (caps "admin") and "chunkd" (caps "chunkd") and writes
  * their key files, mode 0600, into its data directory.  Each start adds a
  * fresh service key (the previous one keeps opening tickets issued before).
+ * Both are records too; a failure to apply one is logged (and leaves the
+ * key file unwritten), it does not stop metad.
  *
  * Failure modes: an unknown identity or a wrong proof is refused by
  * peer.c with EAUTH; a request beyond the identity's rights is answered
@@ -33,6 +38,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "meta_op.h"
 
 /* ---- Bootstrap ------------------------------------------------------------
  */
@@ -45,73 +51,151 @@ static int count_one(const char *name, const char *caps, void *arg)
     return 1;
 }
 
-/* Record identity @name with @caps and a fresh secret; *out gets it. */
-static int identity_create(struct meta_srv *srv, const char *name,
-                           const char *caps, struct auth_key *out)
-{
-    struct proto_wbuf rec, reply;
-    int rc = auth_key_generate(name, out);
+/* A new identity proposed as a META_OP_AUTH_ADD record: for a peer's
+ * AUTH_ADD (@peer referenced, answered once the record is applied), or
+ * for the bootstrap (@peer NULL: the key goes to a file). */
+struct identity_job {
+    struct meta_propose req; /* req.data is this job */
+    struct meta_srv *srv;
+    struct peer *peer;
+    uint64_t req_id;
+    char name[PROTO_AUTH_NAME_MAX + 1];
+    char caps[PROTO_AUTH_CAPS_MAX + 1];
+    struct auth_key key;
+};
 
-    if (rc < 0)
-        return rc;
+static int key_export(struct meta_srv_conn *c, const uint8_t *secret,
+                      struct proto_wbuf *w);
+
+static void bootstrap_key_save(struct identity_job *j, int status)
+{
+    char path[4200];
+    int rc = status;
+
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/%s.key", j->srv->data_dir, j->name);
+        rc = auth_key_save(path, &j->key);
+        if (rc < 0)
+            log_error("metad: cannot write key file %s: %s", path,
+                      strerror(-rc));
+        else
+            log_info("metad: created identity %s (caps \"%s\"): key in %s",
+                     j->name, j->caps, path);
+    } else {
+        log_error("metad: cannot create identity %s: %s", j->name,
+                  strerror(-rc));
+    }
+}
+
+static void on_identity_added(struct meta_propose *req, int status,
+                              const struct proto_wbuf *result)
+{
+    struct identity_job *j = req->data;
+    struct meta_srv_conn *c;
+    struct proto_wbuf w;
+
+    (void)result;
+    if (!j->peer) {
+        bootstrap_key_save(j, status);
+    } else if ((c = peer_data(j->peer)) && !peer_is_closed(j->peer)) {
+        proto_wbuf_init(&w);
+        if (status == 0) {
+            log_info("metad: identity added: %s caps=\"%s\" by=%s", j->name,
+                     j->caps, c->identity);
+            status = key_export(c, j->key.secret, &w);
+        }
+        meta_srv_reply(j->peer, j->req_id, PROTO_MSG_AUTH_ADD_REQ, status, &w);
+        proto_wbuf_free(&w);
+    }
+    if (j->peer)
+        peer_unref(j->peer);
+    memset(&j->key, 0, sizeof(j->key));
+    free(j);
+}
+
+/* Propose identity @name with @caps and a fresh secret; the outcome goes
+ * where the job says (on_identity_added()).  -errno: nothing proposed. */
+static int identity_propose(struct meta_srv *srv, struct peer *peer,
+                            uint64_t req_id, const char *name, const char *caps)
+{
+    struct identity_job *j = calloc(1, sizeof(*j));
+    struct meta_op_auth_add m;
+    struct proto_wbuf rec;
+    int rc;
+
+    if (!j)
+        return -ENOMEM;
+    j->req.data = j;
+    j->srv = srv;
+    j->req_id = req_id;
+    snprintf(j->name, sizeof(j->name), "%s", name);
+    snprintf(j->caps, sizeof(j->caps), "%s", caps);
+    rc = auth_key_generate(name, &j->key);
     proto_wbuf_init(&rec);
-    proto_wbuf_init(&reply);
-    proto_put_str(&rec, name, strlen(name));
-    proto_put_str(&rec, caps, strlen(caps));
-    proto_put_raw(&rec, out->secret, sizeof(out->secret));
-    rc = rec.err
-             ? rec.err
-             : meta_srv_apply(srv, META_OP_AUTH_ADD, 0, rec.p, rec.len, &reply);
+    if (rc == 0) {
+        m.name = (struct proto_str){j->name, (uint32_t)strlen(j->name)};
+        m.caps = (struct proto_str){j->caps, (uint32_t)strlen(j->caps)};
+        memcpy(m.secret, j->key.secret, sizeof(m.secret));
+        meta_op_auth_add_encode(&rec, &m);
+        memset(m.secret, 0, sizeof(m.secret));
+        rc = rec.err;
+    }
+    if (rc == 0) {
+        j->peer = peer;
+        if (peer)
+            peer_ref(peer);
+        rc = meta_srv_apply(srv, &j->req, META_OP_AUTH_ADD, 0, rec.p, rec.len,
+                            on_identity_added);
+        if (rc < 0 && peer)
+            peer_unref(peer);
+    }
+    if (rec.p)
+        memset(rec.p, 0, rec.len);
     proto_wbuf_free(&rec);
-    proto_wbuf_free(&reply);
+    if (rc < 0) {
+        memset(&j->key, 0, sizeof(j->key));
+        free(j);
+    }
     return rc;
 }
 
-static int bootstrap_identity(struct meta_srv *srv, const char *name,
-                              const char *caps)
+static void on_service_key_added(struct meta_propose *req, int status,
+                                 const struct proto_wbuf *result)
 {
-    char path[4200];
-    struct auth_key k;
-    int rc = identity_create(srv, name, caps, &k);
-
-    if (rc < 0) {
-        log_error("metad: cannot create identity %s: %s", name, strerror(-rc));
-        return rc;
-    }
-    snprintf(path, sizeof(path), "%s/%s.key", srv->data_dir, name);
-    rc = auth_key_save(path, &k);
-    memset(&k, 0, sizeof(k));
-    if (rc < 0) {
-        log_error("metad: cannot write key file %s: %s", path, strerror(-rc));
-        return rc;
-    }
-    log_info("metad: created identity %s (caps \"%s\"): key in %s", name, caps,
-             path);
-    return 0;
+    (void)result;
+    if (status < 0)
+        log_error("metad: cannot add a service key: %s", strerror(-status));
+    free(req);
 }
 
 static int service_key_add(struct meta_srv *srv)
 {
     struct meta_service_key newest;
-    uint8_t secret[AUTH_KEY_SIZE];
-    struct proto_wbuf rec, reply;
+    struct meta_op_service_key m;
+    struct meta_propose *req;
+    struct proto_wbuf rec;
     int n = meta_service_keys(srv->db, &newest, 1);
     int rc;
 
     if (n < 0)
         return n;
-    if (auth_random_key(secret) < 0)
+    m.id = n ? newest.id + 1 : 1;
+    memset(&newest, 0, sizeof(newest));
+    if (auth_random_key(m.secret) < 0)
         return -EIO;
+    req = calloc(1, sizeof(*req));
     proto_wbuf_init(&rec);
-    proto_wbuf_init(&reply);
-    proto_put_u32(&rec, n ? newest.id + 1 : 1);
-    proto_put_raw(&rec, secret, sizeof(secret));
-    rc = rec.err ? rec.err
-                 : meta_srv_apply(srv, META_OP_SERVICE_KEY, 0, rec.p, rec.len,
-                                  &reply);
-    memset(secret, 0, sizeof(secret));
+    meta_op_service_key_encode(&rec, &m);
+    memset(m.secret, 0, sizeof(m.secret));
+    rc = !req ? -ENOMEM : rec.err;
+    if (rc == 0)
+        rc = meta_srv_apply(srv, req, META_OP_SERVICE_KEY, 0, rec.p, rec.len,
+                            on_service_key_added);
+    if (rec.p)
+        memset(rec.p, 0, rec.len);
     proto_wbuf_free(&rec);
-    proto_wbuf_free(&reply);
+    if (rc < 0)
+        free(req);
     return rc;
 }
 
@@ -127,9 +211,9 @@ int meta_srv_auth_init(struct meta_srv *srv)
     }
     rc = meta_auth_foreach(srv->db, count_one, &n);
     if (rc == 0 && n == 0)
-        rc = bootstrap_identity(srv, "admin", "admin");
+        rc = identity_propose(srv, NULL, 0, "admin", "admin");
     if (rc == 0 && n == 0)
-        rc = bootstrap_identity(srv, "chunkd", "chunkd");
+        rc = identity_propose(srv, NULL, 0, "chunkd", "chunkd");
     if (rc == 0)
         rc = service_key_add(srv);
     return rc;
@@ -448,39 +532,15 @@ static int ns_gate(struct meta_srv_conn *c, uint16_t opcode, const uint8_t **p,
     return 0;
 }
 
-/* Who may call @opcode at all, before what it touches. */
-static int role_gate(const struct meta_srv_conn *c, uint16_t opcode,
-                     const uint8_t *p, size_t n)
+unsigned meta_srv_auth_callers(const struct meta_srv_conn *c)
 {
-    uint32_t f = c->caps.flags;
+    unsigned callers = META_CALLER_CLIENT;
 
-    switch (opcode) {
-    case PROTO_MSG_SERVER_REGISTER_REQ:
-    case PROTO_MSG_SERVER_HEARTBEAT_REQ:
-    case PROTO_MSG_SERVER_INVENTORY_REQ:
-    case PROTO_MSG_AUTH_SERVICE_REQ:
-        return (f & AUTH_CAP_CHUNKD) ? 0 : -EPERM;
-    case PROTO_MSG_STATUS_REQ:
-    case PROTO_MSG_SERVER_CTL_REQ:
-    case PROTO_MSG_ADMIN_ACTION_REQ:
-    case PROTO_MSG_AUTH_ADD_REQ:
-    case PROTO_MSG_AUTH_RM_REQ:
-    case PROTO_MSG_AUTH_CAPS_REQ:
-        return (f & AUTH_CAP_ADMIN) ? 0 : -EPERM;
-    case PROTO_MSG_AUTH_LIST_REQ: {
-        struct proto_auth_name_req q;
-        if (f & (AUTH_CAP_ADMIN | AUTH_CAP_PROXY))
-            return 0;
-        if (proto_auth_name_req_decode(p, n, &q) < 0)
-            return 0; /* the handler answers a bad payload */
-        return q.name.len == strlen(c->identity) &&
-                       memcmp(q.name.p, c->identity, q.name.len) == 0
-                   ? 0
-                   : -EPERM;
-    }
-    default:
-        return 0;
-    }
+    if (c->caps.flags & AUTH_CAP_ADMIN)
+        callers |= META_CALLER_ADMIN;
+    if (c->caps.flags & AUTH_CAP_CHUNKD)
+        callers |= META_CALLER_CHUNKD;
+    return callers;
 }
 
 int meta_srv_auth_gate(struct meta_srv_conn *c, uint16_t opcode,
@@ -491,9 +551,7 @@ int meta_srv_auth_gate(struct meta_srv_conn *c, uint16_t opcode,
 
     if (c->srv->no_auth)
         return 0;
-    rc = role_gate(c, opcode, *payload, *len);
-    if (rc == 0)
-        rc = ns_gate(c, opcode, payload, len, scratch);
+    rc = ns_gate(c, opcode, payload, len, scratch);
     if (rc < 0)
         log_debug("meta.auth", "refused: %s: %s identity=%s peer=%s",
                   proto_msg_name(opcode) ? proto_msg_name(opcode) : "?",
@@ -603,40 +661,53 @@ static int key_export(struct meta_srv_conn *c, const uint8_t *secret,
     return w->err;
 }
 
-static int auth_add(struct meta_srv_conn *c, const uint8_t *p, size_t n,
-                    struct proto_wbuf *w)
+/* Answer @rc and @w, or close for a payload that does not match its
+ * layout (§2.5). */
+static void answer(struct meta_srv_conn *c, uint64_t req_id, uint16_t opcode,
+                   int rc, struct proto_wbuf *w)
+{
+    if (rc == -EPROTO)
+        peer_close(c->peer);
+    else
+        meta_srv_reply(c->peer, req_id, opcode, rc, w);
+}
+
+/* AUTH_ADD: an existing identity's key with PROTO_AUTH_ADD_GET, else a new
+ * identity, answered once its record is applied (on_identity_added()). */
+void meta_srv_auth_add(struct meta_srv_conn *c, uint64_t req_id,
+                       const uint8_t *p, size_t n)
 {
     char name[PROTO_AUTH_NAME_MAX + 1], caps[PROTO_AUTH_CAPS_MAX + 1];
     struct proto_auth_set_req q;
     struct meta_identity old;
     struct auth_caps parsed;
-    struct auth_key k;
+    struct proto_wbuf w;
     int rc = proto_auth_set_req_decode(p, n, &q);
 
-    if (rc < 0)
-        return rc;
-    snprintf(name, sizeof(name), "%.*s", (int)q.name.len, q.name.p);
-    snprintf(caps, sizeof(caps), "%.*s", (int)q.caps.len, q.caps.p);
-    if (auth_caps_parse(caps, &parsed, NULL) < 0 ||
-        auth_caps_format(&parsed, caps, sizeof(caps)) < 0)
-        return -EINVAL;
-    rc = meta_auth_get(c->srv->db, name, strlen(name), &old);
+    proto_wbuf_init(&w);
+    if (rc == 0 && c->srv->no_auth)
+        rc = -EOPNOTSUPP;
     if (rc == 0) {
-        rc = (q.flags & PROTO_AUTH_ADD_GET) ? key_export(c, old.secret, w)
-                                            : -EEXIST;
+        snprintf(name, sizeof(name), "%.*s", (int)q.name.len, q.name.p);
+        snprintf(caps, sizeof(caps), "%.*s", (int)q.caps.len, q.caps.p);
+        if (auth_caps_parse(caps, &parsed, NULL) < 0 ||
+            auth_caps_format(&parsed, caps, sizeof(caps)) < 0)
+            rc = -EINVAL;
+    }
+    if (rc == 0) {
+        rc = meta_auth_get(c->srv->db, name, strlen(name), &old);
+        if (rc == 0)
+            rc = (q.flags & PROTO_AUTH_ADD_GET) ? key_export(c, old.secret, &w)
+                                                : -EEXIST;
+        else if (rc == -ENOENT) {
+            rc = identity_propose(c->srv, c->peer, req_id, name, caps);
+            rc = rc < 0 ? rc : 1;
+        }
         memset(&old, 0, sizeof(old));
-        return rc;
     }
-    if (rc != -ENOENT)
-        return rc;
-    rc = identity_create(c->srv, name, caps, &k);
-    if (rc == 0) {
-        log_info("metad: identity added: %s caps=\"%s\" by=%s", name, caps,
-                 c->identity);
-        rc = key_export(c, k.secret, w);
-    }
-    memset(&k, 0, sizeof(k));
-    return rc;
+    if (rc <= 0) /* 1: answered by on_identity_added() */
+        answer(c, req_id, PROTO_MSG_AUTH_ADD_REQ, rc, &w);
+    proto_wbuf_free(&w);
 }
 
 /* Connections of identity @name get @caps now, or close when NULL. */
@@ -653,42 +724,89 @@ static void conns_update(struct meta_srv *srv, const char *name,
     }
 }
 
-static int auth_change(struct meta_srv_conn *c, uint16_t opcode,
-                       const uint8_t *p, size_t n, struct proto_wbuf *w)
+/* The identity an AUTH_RM or AUTH_CAPS names, and the new caps. */
+static int change_decode(uint16_t opcode, const uint8_t *p, size_t n,
+                         char *name, size_t name_size, char *caps,
+                         size_t caps_size)
 {
-    char name[PROTO_AUTH_NAME_MAX + 1], caps[PROTO_AUTH_CAPS_MAX + 1] = "";
-    struct auth_caps parsed;
     struct proto_str qname;
     int rc;
 
+    caps[0] = '\0';
     if (opcode == PROTO_MSG_AUTH_CAPS_REQ) {
         struct proto_auth_set_req q;
         if ((rc = proto_auth_set_req_decode(p, n, &q)) < 0)
             return rc;
         qname = q.name;
-        snprintf(caps, sizeof(caps), "%.*s", (int)q.caps.len, q.caps.p);
+        snprintf(caps, caps_size, "%.*s", (int)q.caps.len, q.caps.p);
     } else {
         struct proto_auth_name_req q;
         if ((rc = proto_auth_name_req_decode(p, n, &q)) < 0)
             return rc;
         qname = q.name;
     }
-    snprintf(name, sizeof(name), "%.*s", (int)qname.len, qname.p);
-    if (strcmp(name, c->identity) == 0 && opcode == PROTO_MSG_AUTH_RM_REQ)
-        return -EBUSY; /* an admin does not lock itself out */
-    rc = meta_srv_apply(c->srv, opcode, c->session_id, p, n, w);
-    if (rc < 0)
-        return rc;
-    log_info("metad: identity %s: %s%s%s by=%s", name,
-             opcode == PROTO_MSG_AUTH_RM_REQ ? "removed" : "caps=\"", caps,
-             opcode == PROTO_MSG_AUTH_RM_REQ ? "" : "\"", c->identity);
-    /* Rights change at once on metad; chunk servers see them with the
-     * next ticket (docs/security.md, "Revocation"). */
-    if (opcode == PROTO_MSG_AUTH_RM_REQ)
-        conns_update(c->srv, name, NULL);
-    else if (auth_caps_parse(caps, &parsed, NULL) == 0)
-        conns_update(c->srv, name, &parsed);
+    snprintf(name, name_size, "%.*s", (int)qname.len, qname.p);
     return 0;
+}
+
+static void on_changed(struct meta_propose *req, int status,
+                       const struct proto_wbuf *result)
+{
+    struct meta_srv_call *call = req->data;
+    struct meta_srv_conn *c = peer_data(call->peer);
+    char name[PROTO_AUTH_NAME_MAX + 1], caps[PROTO_AUTH_CAPS_MAX + 1];
+    bool rm = call->opcode == PROTO_MSG_AUTH_RM_REQ;
+    struct auth_caps parsed;
+
+    if (c && !peer_is_closed(call->peer))
+        meta_srv_reply(call->peer, call->req_id, call->opcode, status, result);
+    if (status == 0 &&
+        change_decode(call->opcode, call->payload, call->len, name,
+                      sizeof(name), caps, sizeof(caps)) == 0) {
+        log_info("metad: identity %s: %s%s%s by=%s", name,
+                 rm ? "removed" : "caps=\"", caps, rm ? "" : "\"",
+                 c ? c->identity : "?");
+        /* Rights change at once on metad; chunk servers see them with the
+         * next ticket (docs/security.md, "Revocation"). */
+        if (rm)
+            conns_update(call->srv, name, NULL);
+        else if (auth_caps_parse(caps, &parsed, NULL) == 0)
+            conns_update(call->srv, name, &parsed);
+    }
+    meta_srv_call_free(call);
+}
+
+/* AUTH_RM and AUTH_CAPS: records as they came off the wire (meta_auth.c),
+ * answered by on_changed(). */
+static void change(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
+                   const uint8_t *p, size_t n)
+{
+    char name[PROTO_AUTH_NAME_MAX + 1], caps[PROTO_AUTH_CAPS_MAX + 1];
+    int rc =
+        change_decode(opcode, p, n, name, sizeof(name), caps, sizeof(caps));
+
+    if (rc == 0 && c->srv->no_auth)
+        rc = -EOPNOTSUPP;
+    if (rc == 0 && opcode == PROTO_MSG_AUTH_RM_REQ &&
+        strcmp(name, c->identity) == 0)
+        rc = -EBUSY; /* an admin does not lock itself out */
+    if (rc < 0)
+        answer(c, req_id, opcode, rc, NULL);
+    else
+        meta_srv_call_propose(c, opcode, c->session_id, req_id, p, n,
+                              on_changed);
+}
+
+void meta_srv_auth_rm(struct meta_srv_conn *c, uint64_t req_id,
+                      const uint8_t *p, size_t n)
+{
+    change(c, PROTO_MSG_AUTH_RM_REQ, req_id, p, n);
+}
+
+void meta_srv_auth_caps(struct meta_srv_conn *c, uint64_t req_id,
+                        const uint8_t *p, size_t n)
+{
+    change(c, PROTO_MSG_AUTH_CAPS_REQ, req_id, p, n);
 }
 
 struct list_ctx {
@@ -704,6 +822,17 @@ static int list_one(const char *name, const char *caps, void *arg)
     return 0;
 }
 
+/* An identity may list itself; admins and proxies (an export serving
+ * several identities, cl_auth_rights()) any. */
+static bool may_list(const struct meta_srv_conn *c,
+                     const struct proto_str *name)
+{
+    if (c->srv->no_auth || (c->caps.flags & (AUTH_CAP_ADMIN | AUTH_CAP_PROXY)))
+        return true;
+    return name->len == strlen(c->identity) &&
+           memcmp(name->p, c->identity, name->len) == 0;
+}
+
 static int auth_list(struct meta_srv_conn *c, const uint8_t *p, size_t n,
                      struct proto_wbuf *w)
 {
@@ -714,6 +843,8 @@ static int auth_list(struct meta_srv_conn *c, const uint8_t *p, size_t n,
 
     if (rc < 0)
         return rc;
+    if (!may_list(c, &q.name))
+        return -EPERM;
     proto_wbuf_init(&l.kv);
     if (q.name.len == 0) {
         rc = meta_auth_foreach(c->srv->db, list_one, &l);
@@ -736,43 +867,38 @@ static int auth_list(struct meta_srv_conn *c, const uint8_t *p, size_t n,
     return rc;
 }
 
-bool meta_srv_auth_handle(struct meta_srv_conn *c, uint16_t opcode,
-                          uint64_t req_id, const uint8_t *payload, size_t len)
+void meta_srv_auth_list(struct meta_srv_conn *c, uint64_t req_id,
+                        const uint8_t *p, size_t n)
 {
     struct proto_wbuf w;
-    int rc;
 
-    switch (opcode) {
-    case PROTO_MSG_AUTH_TICKET_REQ:
-    case PROTO_MSG_AUTH_SERVICE_REQ:
-    case PROTO_MSG_AUTH_ADD_REQ:
-    case PROTO_MSG_AUTH_RM_REQ:
-    case PROTO_MSG_AUTH_CAPS_REQ:
-    case PROTO_MSG_AUTH_LIST_REQ:
-        break;
-    default:
-        return false;
-    }
     proto_wbuf_init(&w);
-    if (c->srv->no_auth && opcode != PROTO_MSG_AUTH_LIST_REQ)
-        rc = -EOPNOTSUPP;
-    else if (opcode == PROTO_MSG_AUTH_TICKET_REQ)
-        rc = len ? -EPROTO : ticket_issue(c, &w);
-    else if (opcode == PROTO_MSG_AUTH_SERVICE_REQ)
-        rc = len ? -EPROTO : service_keys_send(c, &w);
-    else if (opcode == PROTO_MSG_AUTH_ADD_REQ)
-        rc = auth_add(c, payload, len, &w);
-    else if (opcode == PROTO_MSG_AUTH_LIST_REQ)
-        rc = auth_list(c, payload, len, &w);
-    else
-        rc = auth_change(c, opcode, payload, len, &w);
-    if (rc == -EPROTO) {
-        /* §2.5: a payload that does not match its layout. */
-        proto_wbuf_free(&w);
-        peer_close(c->peer);
-        return true;
-    }
-    meta_srv_reply(c->peer, req_id, opcode, rc, &w);
+    answer(c, req_id, PROTO_MSG_AUTH_LIST_REQ, auth_list(c, p, n, &w), &w);
     proto_wbuf_free(&w);
-    return true;
+}
+
+void meta_srv_auth_ticket(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *p, size_t n)
+{
+    struct proto_wbuf w;
+    int rc = n ? -EPROTO : c->srv->no_auth ? -EOPNOTSUPP : 0;
+
+    (void)p;
+    proto_wbuf_init(&w);
+    answer(c, req_id, PROTO_MSG_AUTH_TICKET_REQ, rc ? rc : ticket_issue(c, &w),
+           &w);
+    proto_wbuf_free(&w);
+}
+
+void meta_srv_auth_service(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *p, size_t n)
+{
+    struct proto_wbuf w;
+    int rc = n ? -EPROTO : c->srv->no_auth ? -EOPNOTSUPP : 0;
+
+    (void)p;
+    proto_wbuf_init(&w);
+    answer(c, req_id, PROTO_MSG_AUTH_SERVICE_REQ,
+           rc ? rc : service_keys_send(c, &w), &w);
+    proto_wbuf_free(&w);
 }

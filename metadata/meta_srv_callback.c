@@ -90,10 +90,10 @@ struct meta_srv_cb {
     uint64_t npromises;
     struct cb_sess *sess;
     size_t nsess, csess;
-    /* Inodes a pending UNLINK, RMDIR or RENAME will drop or replace,
-     * looked up before it is applied. */
-    uint64_t victims[2];
-    size_t nvictims;
+    /* Inodes the UNLINK, RMDIR or RENAME just seen by
+     * meta_srv_cb_before() will drop or replace, until its dispatcher
+     * takes them (meta_srv_cb_victims_take). */
+    struct meta_srv_cb_victims victims;
     bool resuming; /* a held request is being dispatched again */
     uint64_t sent, answered, timedout, recalls;
 };
@@ -480,11 +480,7 @@ void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,
                        NULL);
         return;
     }
-    if (!c->session_id || !meta_srv_session_find(c->srv, c->session_id)) {
-        peer_reply_wire(c->peer, req_id, PROTO_MSG_CALLBACK_REGISTER_REP,
-                        PROTO_ENOSESSION, NULL, 0);
-        return;
-    }
+    /* meta_ops.def: session NEEDED, so a live session is bound. */
     struct cb_sess *s = sess_find(cb, c->session_id);
     if ((req.flags & PROTO_CALLBACK_ON) && !s) {
         rc = meta_srv_grow((void **)&cb->sess, &cb->csess, cb->nsess + 1,
@@ -517,7 +513,7 @@ static void victim_lookup(struct meta_srv *srv, const struct proto_cred *cred,
     struct proto_wbuf q, rep;
     struct proto_attr_rep a;
 
-    if (cb->nvictims >= 2)
+    if (cb->victims.n >= 2)
         return;
     proto_wbuf_init(&q);
     proto_wbuf_init(&rep);
@@ -525,221 +521,328 @@ static void victim_lookup(struct meta_srv *srv, const struct proto_cred *cred,
     if (q.err == 0 &&
         meta_query(srv->db, PROTO_MSG_LOOKUP_REQ, q.p, q.len, &rep) == 0 &&
         proto_attr_rep_decode(rep.p, rep.len, &a) == 0)
-        cb->victims[cb->nvictims++] = a.attr.ino;
+        cb->victims.ino[cb->victims.n++] = a.attr.ino;
     proto_wbuf_free(&q);
     proto_wbuf_free(&rep);
 }
 
+/* The before column of meta_ops.def: callback work before request
+ * @opcode is dispatched.  True when the request was held (it is
+ * dispatched again once the breaks are answered); @may_hold is false
+ * while a held request is dispatched again. */
+typedef bool (*before_fn)(struct meta_srv_conn *c, uint16_t opcode,
+                          uint64_t req_id, const uint8_t *payload, size_t len,
+                          bool may_hold);
+/* The after column: the breaks a successful mutation with request
+ * @payload owes, filled into @b (at most MAX_BREAKS - 2, leaving room for
+ * the victims); returns how many.  Names point into @payload. */
+typedef size_t (*after_fn)(const uint8_t *payload, size_t len,
+                           struct cb_break *b);
+
+#define DIR_BREAK (PROTO_CB_ENTRY | PROTO_CB_ATTR)
+
+/* GETATTR: a writer elsewhere is recalled first; then a promise. */
+static bool cb_getattr_before(struct meta_srv_conn *c, uint16_t opcode,
+                              uint64_t req_id, const uint8_t *payload,
+                              size_t len, bool may_hold)
+{
+    struct proto_ino_req m;
+    if (proto_ino_req_decode(payload, len, &m) < 0)
+        return false;
+    if (may_hold && recall_needed(c->srv, c->session_id, m.ino) &&
+        hold(c, opcode, req_id, payload, len, m.ino, NULL, 0))
+        return true;
+    grant(c->srv, c->session_id, m.ino, false);
+    return false;
+}
+
+/* OPEN: as GETATTR; opened for writing, the promise is a writer's. */
+static bool cb_open_before(struct meta_srv_conn *c, uint16_t opcode,
+                           uint64_t req_id, const uint8_t *payload, size_t len,
+                           bool may_hold)
+{
+    struct proto_access_req m;
+    if (proto_access_req_decode(payload, len, &m) < 0)
+        return false;
+    if (may_hold && recall_needed(c->srv, c->session_id, m.ino) &&
+        hold(c, opcode, req_id, payload, len, m.ino, NULL, 0))
+        return true;
+    grant(c->srv, c->session_id, m.ino,
+          (m.mask & 3) != 0 /* O_WRONLY, O_RDWR */);
+    return false;
+}
+
+/* LOOKUP: a promise on the directory (the entry's own after the reply). */
+static bool cb_lookup_before(struct meta_srv_conn *c, uint16_t opcode,
+                             uint64_t req_id, const uint8_t *payload,
+                             size_t len, bool may_hold)
+{
+    struct proto_lookup_req m;
+    (void)opcode, (void)req_id, (void)may_hold;
+    if (proto_lookup_req_decode(payload, len, &m) == 0)
+        grant(c->srv, c->session_id, m.parent, false);
+    return false;
+}
+
+/* UNLINK, RMDIR: the inode that goes is a victim, broken after. */
+static bool cb_remove_before(struct meta_srv_conn *c, uint16_t opcode,
+                             uint64_t req_id, const uint8_t *payload,
+                             size_t len, bool may_hold)
+{
+    struct proto_lookup_req m;
+    (void)opcode, (void)req_id, (void)may_hold;
+    if (proto_lookup_req_decode(payload, len, &m) == 0)
+        victim_lookup(c->srv, &m.cred, m.parent, m.name);
+    return false;
+}
+
+/* RENAME: the moved inode and the one it replaces are victims. */
+static bool cb_rename_before(struct meta_srv_conn *c, uint16_t opcode,
+                             uint64_t req_id, const uint8_t *payload,
+                             size_t len, bool may_hold)
+{
+    struct proto_rename_req m;
+    (void)opcode, (void)req_id, (void)may_hold;
+    if (proto_rename_req_decode(payload, len, &m) < 0)
+        return false;
+    victim_lookup(c->srv, &m.cred, m.parent, m.name);
+    victim_lookup(c->srv, &m.cred, m.newparent, m.newname);
+    return false;
+}
+
+static bool cb_readdir_before(struct meta_srv_conn *c, uint16_t opcode,
+                              uint64_t req_id, const uint8_t *payload,
+                              size_t len, bool may_hold)
+{
+    struct proto_readdir_req m;
+    (void)opcode, (void)req_id, (void)may_hold;
+    if (proto_readdir_req_decode(payload, len, &m) == 0)
+        grant(c->srv, c->session_id, m.ino, false);
+    return false;
+}
+
+static bool cb_locate_before(struct meta_srv_conn *c, uint16_t opcode,
+                             uint64_t req_id, const uint8_t *payload,
+                             size_t len, bool may_hold)
+{
+    struct proto_chunk_locate_req m;
+    (void)opcode, (void)req_id, (void)may_hold;
+    if (proto_chunk_locate_req_decode(payload, len, &m) == 0)
+        grant(c->srv, c->session_id, m.ino, false);
+    return false;
+}
+
+/* CHUNK_WRITE_BEGIN: the data is about to change and, for a shared chunk,
+ * to move to a copy: cached pages and locations of the file go first. */
+static bool cb_write_begin_before(struct meta_srv_conn *c, uint16_t opcode,
+                                  uint64_t req_id, const uint8_t *payload,
+                                  size_t len, bool may_hold)
+{
+    struct proto_chunk_write_begin_req m;
+    if (proto_chunk_write_begin_req_decode(payload, len, &m) < 0)
+        return false;
+    struct cb_break b = {.ino = m.ino, .flags = PROTO_CB_DATA | PROTO_CB_ATTR};
+    if (may_hold && hold(c, opcode, req_id, payload, len, 0, &b, 1))
+        return true;
+    grant(c->srv, c->session_id, m.ino, true);
+    return false;
+}
+
+/* SNAPSHOT, CLONE: delayed writes are recalled first, so the snapshot
+ * holds every write acknowledged before it, on any client; then the new
+ * name's directory and the source's caches are broken. */
+static bool cb_snapshot_before(struct meta_srv_conn *c, uint16_t opcode,
+                               uint64_t req_id, const uint8_t *payload,
+                               size_t len, bool may_hold)
+{
+    struct proto_snapshot_req m;
+    if (proto_snapshot_req_decode(payload, len, &m) < 0)
+        return false;
+    struct cb_break b[2] = {
+        {.ino = m.parent, .flags = DIR_BREAK, .name = m.name},
+        {.ino = m.ino, .flags = PROTO_CB_DATA | PROTO_CB_ATTR},
+    };
+    return may_hold && hold(c, opcode, req_id, payload, len, m.ino, b, 2);
+}
+
+/* IMAGE_ROLLBACK: the image's content and size change.  Delayed writes
+ * are written back first (they then belong to the state rolled away
+ * from), cached pages and locations dropped. */
+static bool cb_rollback_before(struct meta_srv_conn *c, uint16_t opcode,
+                               uint64_t req_id, const uint8_t *payload,
+                               size_t len, bool may_hold)
+{
+    struct proto_image_pair_req m;
+    if (proto_image_pair_req_decode(payload, len, &m) < 0)
+        return false;
+    struct cb_break b = {.ino = m.ino, .flags = PROTO_CB_DATA | PROTO_CB_ATTR};
+    return may_hold && hold(c, opcode, req_id, payload, len, m.ino, &b, 1);
+}
+
+static size_t cb_setattr_after(const uint8_t *payload, size_t len,
+                               struct cb_break *b)
+{
+    struct proto_setattr_req m;
+    if (proto_setattr_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){
+        .ino = m.ino,
+        .flags = PROTO_CB_ATTR |
+                 ((m.valid & PROTO_SETATTR_SIZE) ? PROTO_CB_DATA : 0)};
+    return 1;
+}
+
+static size_t cb_mknod_after(const uint8_t *payload, size_t len,
+                             struct cb_break *b)
+{
+    struct proto_mknod_req m;
+    if (proto_mknod_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.parent, DIR_BREAK, m.name};
+    return 1;
+}
+
+static size_t cb_mkdir_after(const uint8_t *payload, size_t len,
+                             struct cb_break *b)
+{
+    struct proto_mkdir_req m;
+    if (proto_mkdir_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.parent, DIR_BREAK, m.name};
+    return 1;
+}
+
+static size_t cb_symlink_after(const uint8_t *payload, size_t len,
+                               struct cb_break *b)
+{
+    struct proto_symlink_req m;
+    if (proto_symlink_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.parent, DIR_BREAK, m.name};
+    return 1;
+}
+
+static size_t cb_link_after(const uint8_t *payload, size_t len,
+                            struct cb_break *b)
+{
+    struct proto_link_req m;
+    if (proto_link_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.newparent, DIR_BREAK, m.newname};
+    b[1] = (struct cb_break){m.ino, PROTO_CB_ATTR, {NULL, 0}};
+    return 2;
+}
+
+/* UNLINK, RMDIR. */
+static size_t cb_remove_after(const uint8_t *payload, size_t len,
+                              struct cb_break *b)
+{
+    struct proto_lookup_req m;
+    if (proto_lookup_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.parent, DIR_BREAK, m.name};
+    return 1;
+}
+
+static size_t cb_rename_after(const uint8_t *payload, size_t len,
+                              struct cb_break *b)
+{
+    struct proto_rename_req m;
+    if (proto_rename_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.parent, DIR_BREAK, m.name};
+    b[1] = (struct cb_break){m.newparent, DIR_BREAK, m.newname};
+    return 2;
+}
+
+static size_t cb_setxattr_after(const uint8_t *payload, size_t len,
+                                struct cb_break *b)
+{
+    struct proto_setxattr_req m;
+    if (proto_setxattr_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.ino, PROTO_CB_ATTR, {NULL, 0}};
+    return 1;
+}
+
+static size_t cb_removexattr_after(const uint8_t *payload, size_t len,
+                                   struct cb_break *b)
+{
+    struct proto_xattr_name_req m;
+    if (proto_xattr_name_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.ino, PROTO_CB_ATTR, {NULL, 0}};
+    return 1;
+}
+
+static size_t cb_write_end_after(const uint8_t *payload, size_t len,
+                                 struct cb_break *b)
+{
+    struct proto_chunk_write_end_req m;
+    if (proto_chunk_write_end_req_decode(payload, len, &m) < 0)
+        return 0;
+    b[0] = (struct cb_break){m.ino, PROTO_CB_ATTR | PROTO_CB_DATA, {NULL, 0}};
+    return 1;
+}
+
+/* The cb column's bits. */
+#define CB_ATTR 1u   /* the reply's attributes are cached: grant */
+#define CB_WRITER 2u /* ... as a writer's, for a regular file */
+#define CB_RECALL 4u /* the looked-up inode's writer is recalled first */
+
+/* The before, after and cb columns of meta_ops.def, in its order
+ * (meta_optab_index()). */
+static const struct {
+    before_fn before;
+    after_fn after;
+    unsigned cb;
+} cb_rules[] = {
+#define X(opcode, kind, callers, session, serve, apply, query, records,        \
+          before, after, cb)                                                   \
+    {before, after, cb},
+#include "meta_ops.def"
+#undef X
+};
+
 bool meta_srv_cb_before(struct meta_srv_conn *c, uint16_t opcode,
                         uint64_t req_id, const uint8_t *payload, size_t len)
 {
-    struct meta_srv *srv = c->srv;
-    struct meta_srv_cb *cb = srv->cb;
-    bool may_hold = !cb->resuming;
-    uint64_t sess = c->session_id;
+    int i = meta_optab_index(opcode);
 
-    cb->nvictims = 0;
-    switch (opcode) {
-    case PROTO_MSG_GETATTR_REQ: {
-        struct proto_ino_req m;
-        if (proto_ino_req_decode(payload, len, &m) < 0)
-            return false;
-        if (may_hold && recall_needed(srv, sess, m.ino) &&
-            hold(c, opcode, req_id, payload, len, m.ino, NULL, 0))
-            return true;
-        grant(srv, sess, m.ino, false);
+    c->srv->cb->victims.n = 0;
+    if (i < 0 || !cb_rules[i].before)
         return false;
-    }
-    case PROTO_MSG_OPEN_REQ: {
-        struct proto_access_req m;
-        if (proto_access_req_decode(payload, len, &m) < 0)
-            return false;
-        if (may_hold && recall_needed(srv, sess, m.ino) &&
-            hold(c, opcode, req_id, payload, len, m.ino, NULL, 0))
-            return true;
-        grant(srv, sess, m.ino, (m.mask & 3) != 0 /* O_WRONLY, O_RDWR */);
-        return false;
-    }
-    case PROTO_MSG_LOOKUP_REQ:
-    case PROTO_MSG_UNLINK_REQ:
-    case PROTO_MSG_RMDIR_REQ: {
-        struct proto_lookup_req m;
-        if (proto_lookup_req_decode(payload, len, &m) < 0)
-            return false;
-        if (opcode == PROTO_MSG_LOOKUP_REQ)
-            grant(srv, sess, m.parent, false);
-        else
-            victim_lookup(srv, &m.cred, m.parent, m.name);
-        return false;
-    }
-    case PROTO_MSG_RENAME_REQ: {
-        struct proto_rename_req m;
-        if (proto_rename_req_decode(payload, len, &m) < 0)
-            return false;
-        victim_lookup(srv, &m.cred, m.parent, m.name);
-        victim_lookup(srv, &m.cred, m.newparent, m.newname);
-        return false;
-    }
-    case PROTO_MSG_READDIR_REQ: {
-        struct proto_readdir_req m;
-        if (proto_readdir_req_decode(payload, len, &m) == 0)
-            grant(srv, sess, m.ino, false);
-        return false;
-    }
-    case PROTO_MSG_CHUNK_LOCATE_REQ: {
-        struct proto_chunk_locate_req m;
-        if (proto_chunk_locate_req_decode(payload, len, &m) == 0)
-            grant(srv, sess, m.ino, false);
-        return false;
-    }
-    case PROTO_MSG_CHUNK_WRITE_BEGIN_REQ: {
-        struct proto_chunk_write_begin_req m;
-        if (proto_chunk_write_begin_req_decode(payload, len, &m) < 0)
-            return false;
-        /* The data is about to change and, for a shared chunk, to move
-         * to a copy: cached pages and locations of the file go first. */
-        struct cb_break b = {.ino = m.ino,
-                             .flags = PROTO_CB_DATA | PROTO_CB_ATTR};
-        if (may_hold && hold(c, opcode, req_id, payload, len, 0, &b, 1))
-            return true;
-        grant(srv, sess, m.ino, true);
-        return false;
-    }
-    case PROTO_MSG_SNAPSHOT_REQ:
-    case PROTO_MSG_CLONE_REQ: {
-        struct proto_snapshot_req m;
-        if (proto_snapshot_req_decode(payload, len, &m) < 0)
-            return false;
-        struct cb_break b[2] = {
-            {.ino = m.parent,
-             .flags = PROTO_CB_ENTRY | PROTO_CB_ATTR,
-             .name = m.name},
-            {.ino = m.ino, .flags = PROTO_CB_DATA | PROTO_CB_ATTR},
-        };
-        /* Delayed writes are recalled first, so the snapshot holds every
-         * write acknowledged before it, on any client. */
-        return may_hold && hold(c, opcode, req_id, payload, len, m.ino, b, 2);
-    }
-    default:
-        return false;
-    }
+    return cb_rules[i].before(c, opcode, req_id, payload, len,
+                              !c->srv->cb->resuming);
 }
 
-/* The breaks a successful mutation @opcode with request @payload owes;
- * returns how many were filled into @b.  Names point into @payload. */
-static size_t breaks_of(struct meta_srv_cb *cb, uint16_t opcode,
-                        const uint8_t *payload, size_t len, struct cb_break *b)
+void meta_srv_cb_victims_take(struct meta_srv *srv,
+                              struct meta_srv_cb_victims *out)
 {
-    const uint32_t dir = PROTO_CB_ENTRY | PROTO_CB_ATTR;
+    *out = srv->cb->victims;
+    srv->cb->victims.n = 0;
+}
+
+/* The breaks a successful mutation in row @row with request @payload owes,
+ * @victims included; returns how many were filled into @b.  Names point
+ * into @payload. */
+static size_t breaks_of(int row, const uint8_t *payload, size_t len,
+                        const struct meta_srv_cb_victims *victims,
+                        struct cb_break *b)
+{
     size_t n = 0;
 
-    switch (opcode) {
-    case PROTO_MSG_SETATTR_REQ: {
-        struct proto_setattr_req m;
-        if (proto_setattr_req_decode(payload, len, &m) < 0)
-            break;
-        b[n++] = (struct cb_break){
-            .ino = m.ino,
-            .flags = PROTO_CB_ATTR |
-                     ((m.valid & PROTO_SETATTR_SIZE) ? PROTO_CB_DATA : 0)};
-        break;
-    }
-    case PROTO_MSG_MKNOD_REQ: {
-        struct proto_mknod_req m;
-        if (proto_mknod_req_decode(payload, len, &m) == 0)
-            b[n++] = (struct cb_break){m.parent, dir, m.name};
-        break;
-    }
-    case PROTO_MSG_MKDIR_REQ: {
-        struct proto_mkdir_req m;
-        if (proto_mkdir_req_decode(payload, len, &m) == 0)
-            b[n++] = (struct cb_break){m.parent, dir, m.name};
-        break;
-    }
-    case PROTO_MSG_SYMLINK_REQ: {
-        struct proto_symlink_req m;
-        if (proto_symlink_req_decode(payload, len, &m) == 0)
-            b[n++] = (struct cb_break){m.parent, dir, m.name};
-        break;
-    }
-    case PROTO_MSG_LINK_REQ: {
-        struct proto_link_req m;
-        if (proto_link_req_decode(payload, len, &m) < 0)
-            break;
-        b[n++] = (struct cb_break){m.newparent, dir, m.newname};
-        b[n++] = (struct cb_break){m.ino, PROTO_CB_ATTR, {NULL, 0}};
-        break;
-    }
-    case PROTO_MSG_UNLINK_REQ:
-    case PROTO_MSG_RMDIR_REQ: {
-        struct proto_lookup_req m;
-        if (proto_lookup_req_decode(payload, len, &m) == 0)
-            b[n++] = (struct cb_break){m.parent, dir, m.name};
-        break;
-    }
-    case PROTO_MSG_RENAME_REQ: {
-        struct proto_rename_req m;
-        if (proto_rename_req_decode(payload, len, &m) < 0)
-            break;
-        b[n++] = (struct cb_break){m.parent, dir, m.name};
-        b[n++] = (struct cb_break){m.newparent, dir, m.newname};
-        break;
-    }
-    case PROTO_MSG_SETXATTR_REQ:
-    case PROTO_MSG_REMOVEXATTR_REQ: {
-        struct proto_ino_req m;
-        /* Both bodies start with a credential, then the inode. */
-        struct proto_xattr_name_req x;
-        struct proto_setxattr_req s;
-        if (opcode == PROTO_MSG_SETXATTR_REQ &&
-            proto_setxattr_req_decode(payload, len, &s) == 0)
-            m.ino = s.ino;
-        else if (opcode == PROTO_MSG_REMOVEXATTR_REQ &&
-                 proto_xattr_name_req_decode(payload, len, &x) == 0)
-            m.ino = x.ino;
-        else
-            break;
-        b[n++] = (struct cb_break){m.ino, PROTO_CB_ATTR, {NULL, 0}};
-        break;
-    }
-    case PROTO_MSG_CHUNK_WRITE_END_REQ: {
-        struct proto_chunk_write_end_req m;
-        if (proto_chunk_write_end_req_decode(payload, len, &m) == 0)
-            b[n++] = (struct cb_break){
-                m.ino, PROTO_CB_ATTR | PROTO_CB_DATA, {NULL, 0}};
-        break;
-    }
-    default:
-        break;
-    }
-    for (size_t i = 0; i < cb->nvictims && n < MAX_BREAKS; i++)
-        b[n++] = (struct cb_break){cb->victims[i], PROTO_CB_ATTR, {NULL, 0}};
-    cb->nvictims = 0;
+    if (cb_rules[row].after)
+        n = cb_rules[row].after(payload, len, b);
+    for (size_t i = 0; victims && i < victims->n && n < MAX_BREAKS; i++)
+        b[n++] = (struct cb_break){victims->ino[i], PROTO_CB_ATTR, {NULL, 0}};
     return n;
-}
-
-/* Requests whose attribute reply the client caches. */
-static bool attr_reply(uint16_t opcode)
-{
-    switch (opcode) {
-    case PROTO_MSG_LOOKUP_REQ:
-    case PROTO_MSG_GETATTR_REQ:
-    case PROTO_MSG_OPEN_REQ:
-    case PROTO_MSG_SETATTR_REQ:
-    case PROTO_MSG_MKNOD_REQ:
-    case PROTO_MSG_MKDIR_REQ:
-    case PROTO_MSG_SYMLINK_REQ:
-    case PROTO_MSG_LINK_REQ:
-    case PROTO_MSG_CHUNK_WRITE_END_REQ:
-        return true;
-    default:
-        return false;
-    }
 }
 
 void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
                        uint64_t req_id, const uint8_t *payload, size_t len,
-                       int rc, struct proto_wbuf *body)
+                       int rc, const struct meta_srv_cb_victims *victims,
+                       const struct proto_wbuf *body)
 {
     struct meta_srv *srv = c->srv;
     struct meta_srv_cb *cb = srv->cb;
@@ -747,27 +850,26 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
     struct proto_attr_rep a;
 
     if (rc < 0 || body->err) {
-        cb->nvictims = 0;
         meta_srv_reply(c->peer, req_id, opcode, rc, body);
         return;
     }
-    if (attr_reply(opcode) &&
+    int row = meta_optab_index(opcode);
+    unsigned rule = row >= 0 ? cb_rules[row].cb : 0;
+    if ((rule & CB_ATTR) &&
         proto_attr_rep_decode(body->p, body->len, &a) == 0) {
         /* A LOOKUP of a file another session is writing to: recall
          * first, then look it up again. */
-        if (opcode == PROTO_MSG_LOOKUP_REQ && !cb->resuming &&
+        if ((rule & CB_RECALL) && !cb->resuming &&
             recall_needed(srv, sess, a.attr.ino) &&
             hold(c, opcode, req_id, payload, len, a.attr.ino, NULL, 0))
             return;
-        bool writer = (opcode == PROTO_MSG_MKNOD_REQ &&
-                       (a.attr.mode & 0170000) == 0100000) ||
-                      opcode == PROTO_MSG_CHUNK_WRITE_END_REQ;
+        bool writer = (rule & CB_WRITER) && (a.attr.mode & 0170000) == 0100000;
         grant(srv, sess, a.attr.ino, writer);
     }
 
     struct cb_break b[MAX_BREAKS];
-    size_t n = meta_op_is_mutation(opcode)
-                   ? breaks_of(cb, opcode, payload, len, b)
+    size_t n = row >= 0 && meta_optab[row].kind == META_OPKIND_MUTATION
+                   ? breaks_of(row, payload, len, victims, b)
                    : 0;
     if (n == 0) {
         meta_srv_reply(c->peer, req_id, opcode, rc, body);

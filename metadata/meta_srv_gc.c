@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 struct gc_entry {
     uint64_t chunk_id, version;
@@ -32,6 +33,7 @@ struct gc_batch {
 struct gc_req {
     struct meta_srv *srv;
     struct gc_entry e;
+    struct meta_propose req; /* META_OP_GC_DONE, once deleted */
 };
 
 static int collect(uint64_t chunk_id, uint64_t version, uint32_t server_id,
@@ -48,24 +50,37 @@ static int collect(uint64_t chunk_id, uint64_t version, uint32_t server_id,
     return 0;
 }
 
-static void gc_done(struct meta_srv *srv, const struct gc_entry *e)
+static void on_gc_done(struct meta_propose *req, int rc,
+                       const struct proto_wbuf *result)
 {
-    struct proto_wbuf payload, reply;
+    struct gc_req *r = req->data;
+
+    (void)result; /* empty */
+    if (rc < 0 && rc != -ENOENT)
+        log_error("metad: gc: recording delete: %s chunk=%016llx server=%u",
+                  strerror(-rc), (unsigned long long)r->e.chunk_id,
+                  r->e.server_id);
+    free(r);
+}
+
+/* Record that @r's replica is deleted; takes @r (freed once recorded). */
+static void gc_done(struct meta_srv *srv, struct gc_req *r)
+{
+    struct proto_wbuf payload;
     int rc;
 
     proto_wbuf_init(&payload);
-    proto_wbuf_init(&reply);
-    proto_put_u64(&payload, e->chunk_id);
-    proto_put_u32(&payload, e->server_id);
+    meta_op_gc_done_encode(
+        &payload, &(struct meta_op_gc_done){.chunk_id = r->e.chunk_id,
+                                            .server_id = r->e.server_id});
+    r->req.data = r;
     rc = payload.err;
     if (rc == 0)
-        rc = meta_srv_apply(srv, META_OP_GC_DONE, 0, payload.p, payload.len,
-                            &reply);
-    if (rc < 0 && rc != -ENOENT)
-        log_error("metad: gc: recording delete: %s chunk=%016llx server=%u",
-                  strerror(-rc), (unsigned long long)e->chunk_id, e->server_id);
+        rc = meta_srv_apply(srv, &r->req, META_OP_GC_DONE, 0, payload.p,
+                            payload.len, on_gc_done);
     proto_wbuf_free(&payload);
-    proto_wbuf_free(&reply);
+    if (rc < 0)
+        on_gc_done(&r->req, rc, NULL);
 }
 
 static void on_deleted(struct peer *p, int status, const uint8_t *payload,
@@ -80,13 +95,14 @@ static void on_deleted(struct peer *p, int status, const uint8_t *payload,
     if (status == 0 || status == -ENOENT) {
         log_debug("meta.gc", "deleted: chunk=%016llx server=%u",
                   (unsigned long long)r->e.chunk_id, r->e.server_id);
-        gc_done(srv, &r->e);
-    } else if (!srv->stopping) {
+        gc_done(srv, r);
+        return;
+    }
+    if (!srv->stopping)
         log_warn("metad: gc: delete failed: %s chunk=%016llx server=%u "
                  "peer=%s",
                  strerror(-status), (unsigned long long)r->e.chunk_id,
                  r->e.server_id, peer_name(p));
-    }
     free(r);
 }
 
@@ -106,7 +122,7 @@ static void send_delete(struct meta_srv *srv, const struct gc_entry *e,
     proto_wbuf_init(&w);
     proto_chunk_ref_encode(&w, &ref);
     if (w.err == 0 && peer_request(to, PROTO_MSG_CHUNK_DELETE_REQ, w.p, w.len,
-                                   META_SRV_CTL_TIMEOUT_MS, on_deleted, r) == 0)
+                                   META_SRV_GC_TIMEOUT_MS, on_deleted, r) == 0)
         srv->gc_inflight++;
     else
         free(r);

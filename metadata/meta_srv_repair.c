@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 #define SCAN_BATCH 1024    /* chunks read per database walk */
 #define DROP_PER_SCAN 256  /* REPLICA_DROP records per scan at most */
@@ -70,6 +71,7 @@ struct meta_srv_rjob {
     uint64_t chunk_id, version, length;
     uint32_t target, source;
     uint32_t drop; /* a move: this server's copy goes after the add */
+    struct meta_propose req; /* REPLICA_ADD, then a move's REPLICA_DROP */
 };
 
 /* A chunk the scan wants to act on. */
@@ -138,25 +140,24 @@ static int cand_add(struct cand_list *l, const struct meta_chunk_info *ci,
     return 0;
 }
 
-static int apply_replica(struct meta_srv *srv, uint16_t opcode,
-                         uint64_t chunk_id, uint64_t version,
-                         uint32_t server_id, int *added)
+/* Propose @opcode (META_OP_REPLICA_ADD or _DROP) for the replica of
+ * @chunk_id at @version on @server_id with @req; @cb gets the outcome. */
+static int propose_replica(struct meta_srv *srv, struct meta_propose *req,
+                           uint16_t opcode, uint64_t chunk_id, uint64_t version,
+                           uint32_t server_id, meta_propose_cb cb)
 {
-    struct proto_wbuf payload, reply;
+    struct proto_wbuf payload;
     int rc;
 
     proto_wbuf_init(&payload);
-    proto_wbuf_init(&reply);
-    proto_put_u64(&payload, chunk_id);
-    proto_put_u64(&payload, version);
-    proto_put_u32(&payload, server_id);
+    meta_op_replica_encode(&payload,
+                           &(struct meta_op_replica){.chunk_id = chunk_id,
+                                                     .version = version,
+                                                     .server_id = server_id});
     rc = payload.err;
     if (rc == 0)
-        rc = meta_srv_apply(srv, opcode, 0, payload.p, payload.len, &reply);
-    if (rc == 0 && added)
-        *added = reply.len == 1 && reply.p[0] == 1;
+        rc = meta_srv_apply(srv, req, opcode, 0, payload.p, payload.len, cb);
     proto_wbuf_free(&payload);
-    proto_wbuf_free(&reply);
     return rc;
 }
 
@@ -229,12 +230,58 @@ static void job_unlink(struct meta_srv *srv, struct meta_srv_rjob *j)
         t->inbound = t->inbound > j->length ? t->inbound - j->length : 0;
 }
 
+static void on_moved(struct meta_propose *req, int rc,
+                     const struct proto_wbuf *result)
+{
+    struct meta_srv_rjob *j = req->data;
+    struct meta_srv *srv = j->srv;
+
+    (void)result; /* empty */
+    if (rc == 0)
+        srv->repair.moved++;
+    free(j);
+    kick(srv);
+}
+
+/* The copy is recorded (or refused as stale); a move then drops the
+ * source's copy. */
+static void on_added(struct meta_propose *req, int rc,
+                     const struct proto_wbuf *result)
+{
+    struct meta_srv_rjob *j = req->data;
+    struct meta_srv *srv = j->srv;
+    bool added = rc == 0 && result->len == 1 && result->p[0] == 1;
+
+    if (rc < 0) {
+        srv->repair.copy_failed++;
+        log_error("metad: repair: recording copy: %s chunk=%016llx target=%u",
+                  strerror(-rc), (unsigned long long)j->chunk_id, j->target);
+    } else if (!added) {
+        log_info("metad: repair: copy stale on arrival (chunk changed): "
+                 "chunk=%016llx version=%llu target=%u",
+                 (unsigned long long)j->chunk_id,
+                 (unsigned long long)j->version, j->target);
+    } else {
+        srv->repair.copied++;
+        srv->repair.bytes += j->length;
+        log_debug("meta.repair", "copied: chunk=%016llx version=%llu %u -> %u",
+                  (unsigned long long)j->chunk_id,
+                  (unsigned long long)j->version, j->source, j->target);
+        if (j->drop &&
+            propose_replica(srv, &j->req, META_OP_REPLICA_DROP, j->chunk_id,
+                            j->version, j->drop, on_moved) == 0)
+            return;
+    }
+    free(j);
+    kick(srv);
+}
+
 static void on_replicated(struct peer *p, int status, const uint8_t *payload,
                           size_t len, void *arg)
 {
     struct meta_srv_rjob *j = arg;
     struct meta_srv *srv = j->srv;
-    int added = 0, rc;
+    int rc;
 
     (void)payload;
     (void)len;
@@ -254,32 +301,11 @@ static void on_replicated(struct peer *p, int status, const uint8_t *payload,
         kick(srv);
         return;
     }
-    rc = apply_replica(srv, META_OP_REPLICA_ADD, j->chunk_id, j->version,
-                       j->target, &added);
-    if (rc < 0) {
-        srv->repair.copy_failed++;
-        log_error("metad: repair: recording copy: %s chunk=%016llx target=%u",
-                  strerror(-rc), (unsigned long long)j->chunk_id, j->target);
-    } else if (!added) {
-        log_info("metad: repair: copy stale on arrival (chunk changed): "
-                 "chunk=%016llx version=%llu target=%u",
-                 (unsigned long long)j->chunk_id,
-                 (unsigned long long)j->version, j->target);
-    } else {
-        srv->repair.copied++;
-        srv->repair.bytes += j->length;
-        log_debug("meta.repair", "copied: chunk=%016llx version=%llu %u -> %u",
-                  (unsigned long long)j->chunk_id,
-                  (unsigned long long)j->version, j->source, j->target);
-        if (j->drop) {
-            rc = apply_replica(srv, META_OP_REPLICA_DROP, j->chunk_id,
-                               j->version, j->drop, NULL);
-            if (rc == 0)
-                srv->repair.moved++;
-        }
-    }
-    free(j);
-    kick(srv);
+    j->req.data = j;
+    rc = propose_replica(srv, &j->req, META_OP_REPLICA_ADD, j->chunk_id,
+                         j->version, j->target, on_added);
+    if (rc < 0)
+        on_added(&j->req, rc, NULL);
 }
 
 static void job_start(struct meta_srv *srv, const struct cand *cd,
@@ -402,6 +428,50 @@ static int drop_rank(struct meta_srv *srv, uint32_t id, uint64_t *used)
     return s->draining ? 1 : 2;
 }
 
+/* A surplus copy's META_OP_REPLICA_DROP, until it is applied. */
+struct drop_call {
+    struct meta_propose req;
+    struct meta_srv *srv;
+    uint64_t chunk_id;
+    uint32_t server_id;
+};
+
+static void on_dropped(struct meta_propose *req, int rc,
+                       const struct proto_wbuf *result)
+{
+    struct drop_call *d = req->data;
+
+    (void)result; /* empty */
+    if (rc == 0) {
+        log_debug("meta.repair", "dropped: chunk=%016llx server=%u",
+                  (unsigned long long)d->chunk_id, d->server_id);
+        d->srv->repair.dropped++;
+    }
+    free(d);
+}
+
+/* Propose dropping @c's copy on @server_id.  The scan plans on as if it
+ * went: a drop the engine refuses (the chunk changed meanwhile) leaves
+ * more copies than planned, never fewer, and the next scan sees them. */
+static int drop_propose(struct meta_srv *srv, const struct meta_chunk *c,
+                        uint32_t server_id)
+{
+    struct drop_call *d = malloc(sizeof(*d));
+    int rc;
+
+    if (!d)
+        return -ENOMEM;
+    d->req.data = d;
+    d->srv = srv;
+    d->chunk_id = c->chunk_id;
+    d->server_id = server_id;
+    rc = propose_replica(srv, &d->req, META_OP_REPLICA_DROP, c->chunk_id,
+                         c->version, server_id, on_dropped);
+    if (rc < 0)
+        free(d);
+    return rc;
+}
+
 static void drop_surplus(struct meta_srv *srv, const struct cand *cd,
                          unsigned *budget)
 {
@@ -425,12 +495,8 @@ static void drop_surplus(struct meta_srv *srv, const struct cand *cd,
         /* Invariant 2: a good copy goes only while over the goal. */
         if (pick == c.nreplicas || (best == 2 && good <= cd->goal))
             return;
-        if (apply_replica(srv, META_OP_REPLICA_DROP, c.chunk_id, c.version,
-                          c.servers[pick], NULL) < 0)
+        if (drop_propose(srv, &c, c.servers[pick]) < 0)
             return;
-        log_debug("meta.repair", "dropped: chunk=%016llx server=%u",
-                  (unsigned long long)c.chunk_id, c.servers[pick]);
-        srv->repair.dropped++;
         (*budget)--;
         if (best == 2)
             good--;

@@ -15,10 +15,10 @@
  *       \--> (lease) --> BUMP (SETVERSIONs out) --> SET --> reply
  *
  *   FROM      -> TO     [function]
- *   received  -> DROP   [meta_srv_chunk_report]
+ *   received  -> DROP   [meta_srv_chunk_report: report_drop]
  *   received  -> BUMP   [meta_srv_chunk_report: bump_start]
- *   BUMP      -> SET    [on_bumped: last answer in]
- *   SET/DROP  -> reply  [report_finish]
+ *   BUMP      -> SET    [on_bumped: last answer in, bump_decide]
+ *   SET/DROP  -> reply  [on_recorded, once the record is applied]
  *
  * Failure modes: a report for a chunk or version the database no longer
  * has, or for a server that holds no replica, is already satisfied (0).
@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 struct report;
 
@@ -56,35 +57,10 @@ struct report {
     uint32_t pending;
     uint32_t ntargets;
     struct report_target t[PROTO_MAX_REPLICAS];
+    bool bumped;             /* the record follows a version bump */
+    uint32_t survivors;      /* replicas that took the bump */
+    struct meta_propose req; /* the record of the outcome */
 };
-
-static int apply_u64s(struct meta_srv *srv, uint16_t opcode,
-                      const struct proto_wbuf *payload)
-{
-    struct proto_wbuf reply;
-    int rc = payload->err;
-
-    proto_wbuf_init(&reply);
-    if (rc == 0)
-        rc = meta_srv_apply(srv, opcode, 0, payload->p, payload->len, &reply);
-    proto_wbuf_free(&reply);
-    return rc;
-}
-
-static int drop(struct meta_srv *srv, const struct meta_chunk *ch,
-                uint32_t server_id)
-{
-    struct proto_wbuf w;
-    int rc;
-
-    proto_wbuf_init(&w);
-    proto_put_u64(&w, ch->chunk_id);
-    proto_put_u64(&w, ch->version);
-    proto_put_u32(&w, server_id);
-    rc = apply_u64s(srv, META_OP_REPLICA_DROP, &w);
-    proto_wbuf_free(&w);
-    return rc;
-}
 
 static void report_finish(struct report *r, int rc)
 {
@@ -95,13 +71,65 @@ static void report_finish(struct report *r, int rc)
     free(r);
 }
 
+static void on_recorded(struct meta_propose *req, int rc,
+                        const struct proto_wbuf *result)
+{
+    struct report *r = req->data;
+    uint32_t n = r->survivors;
+
+    (void)result; /* empty */
+    if (rc == 0 && r->bumped) {
+        meta_srv_write_lease_end(r->srv, r->ch.chunk_id);
+        log_info("metad: chunk report: replica dropped, survivors bumped: "
+                 "chunk=%016llx version=%llu->%llu server=%u survivors=%u",
+                 (unsigned long long)r->ch.chunk_id,
+                 (unsigned long long)r->ch.version,
+                 (unsigned long long)(n ? r->ch.version + 1 : r->ch.version),
+                 r->bad, n);
+    } else if (rc == 0) {
+        log_info("metad: chunk report: replica dropped: chunk=%016llx "
+                 "version=%llu server=%u",
+                 (unsigned long long)r->ch.chunk_id,
+                 (unsigned long long)r->ch.version, r->bad);
+    }
+    report_finish(r, rc);
+}
+
+/* Propose the record in @payload (an internal @opcode); on_recorded()
+ * answers the reporter. */
+static void report_record(struct report *r, uint16_t opcode,
+                          const struct proto_wbuf *payload)
+{
+    int rc = payload->err;
+
+    r->req.data = r;
+    if (rc == 0)
+        rc = meta_srv_apply(r->srv, &r->req, opcode, 0, payload->p,
+                            payload->len, on_recorded);
+    if (rc < 0)
+        report_finish(r, rc);
+}
+
+/* Drop the reported replica: r->bad's copy of r->ch. */
+static void report_drop(struct report *r)
+{
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    meta_op_replica_encode(&w,
+                           &(struct meta_op_replica){.chunk_id = r->ch.chunk_id,
+                                                     .version = r->ch.version,
+                                                     .server_id = r->bad});
+    report_record(r, META_OP_REPLICA_DROP, &w);
+    proto_wbuf_free(&w);
+}
+
 /* Every SETVERSION answered: the survivors that did are the new set. */
 static void bump_decide(struct report *r)
 {
     struct meta_srv *srv = r->srv;
     struct proto_wbuf w;
     uint32_t n = 0;
-    int rc;
 
     if (srv->stopping) {
         report_finish(r, -ECONNRESET);
@@ -109,32 +137,26 @@ static void bump_decide(struct report *r)
     }
     for (uint32_t i = 0; i < r->ntargets; i++)
         n += r->t[i].status == 0;
+    r->bumped = true;
+    r->survivors = n;
     if (n == 0) {
-        rc = drop(srv, &r->ch, r->bad);
-    } else {
-        proto_wbuf_init(&w);
-        proto_put_u64(&w, r->ch.ino);
-        proto_put_u64(&w, r->ch.index);
-        proto_put_u64(&w, r->ch.chunk_id);
-        proto_put_u64(&w, r->ch.version);
-        proto_put_u64(&w, r->ch.version + 1);
-        proto_put_u32(&w, n);
-        for (uint32_t i = 0; i < r->ntargets; i++)
-            if (r->t[i].status == 0)
-                proto_put_u32(&w, r->t[i].server_id);
-        rc = apply_u64s(srv, META_OP_CHUNK_SET, &w);
-        proto_wbuf_free(&w);
+        report_drop(r);
+        return;
     }
-    if (rc == 0) {
-        meta_srv_write_lease_end(srv, r->ch.chunk_id);
-        log_info("metad: chunk report: replica dropped, survivors bumped: "
-                 "chunk=%016llx version=%llu->%llu server=%u survivors=%u",
-                 (unsigned long long)r->ch.chunk_id,
-                 (unsigned long long)r->ch.version,
-                 (unsigned long long)(n ? r->ch.version + 1 : r->ch.version),
-                 r->bad, n);
-    }
-    report_finish(r, rc);
+    struct meta_op_chunk_set m = {
+        .ino = r->ch.ino,
+        .index = r->ch.index,
+        .chunk_id = r->ch.chunk_id,
+        .old_version = r->ch.version,
+        .new_version = r->ch.version + 1,
+    };
+    for (uint32_t i = 0; i < r->ntargets; i++)
+        if (r->t[i].status == 0)
+            m.set.servers[m.set.n++] = r->t[i].server_id;
+    proto_wbuf_init(&w);
+    meta_op_chunk_set_encode(&w, &m);
+    report_record(r, META_OP_CHUNK_SET, &w);
+    proto_wbuf_free(&w);
 }
 
 static void on_bumped(struct peer *p, int status, const uint8_t *payload,
@@ -224,17 +246,6 @@ void meta_srv_chunk_report(struct meta_srv_conn *c, uint64_t req_id,
     if (rc == 0 && (meta_srv_write_pending(srv, ch.chunk_id) ||
                     meta_srv_repair_busy(srv, ch.chunk_id)))
         rc = -EAGAIN;
-    if (rc == 0 && !meta_srv_write_busy(srv, ch.chunk_id)) {
-        rc = drop(srv, &ch, req.server_id);
-        if (rc == 0)
-            log_info("metad: chunk report: replica dropped: chunk=%016llx "
-                     "version=%llu server=%u",
-                     (unsigned long long)ch.chunk_id,
-                     (unsigned long long)ch.version, req.server_id);
-        meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_REPORT_REQ,
-                       rc == -ESTALE ? -EAGAIN : rc, NULL);
-        return;
-    }
     if (rc < 0) {
         meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_REPORT_REQ, rc, NULL);
         return;
@@ -251,5 +262,8 @@ void meta_srv_chunk_report(struct meta_srv_conn *c, uint64_t req_id,
     r->req_id = req_id;
     r->ch = ch;
     r->bad = req.server_id;
-    bump_start(r);
+    if (meta_srv_write_busy(srv, ch.chunk_id))
+        bump_start(r);
+    else
+        report_drop(r);
 }

@@ -22,9 +22,11 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 struct meta_srv_session *meta_srv_session_find(struct meta_srv *srv,
                                                uint64_t id)
@@ -102,42 +104,60 @@ int meta_srv_session_restore(struct meta_srv *srv)
     return 0;
 }
 
-void meta_srv_session_open(struct meta_srv_conn *c, uint64_t req_id,
-                           const uint8_t *payload, size_t len)
+static void on_opened(struct meta_propose *req, int rc,
+                      const struct proto_wbuf *result)
 {
-    struct meta_srv *srv = c->srv;
-    struct proto_session_open_req req;
+    struct meta_srv_call *call = req->data;
+    struct meta_srv *srv = call->srv;
+    struct meta_srv_conn *c = peer_data(call->peer);
+    struct proto_session_open_req q;
     struct proto_session_open_rep rep;
-    struct proto_wbuf w;
-    int rc;
 
-    proto_wbuf_init(&w);
-    rc = proto_session_open_req_decode(payload, len, &req);
+    /* The payload decoded before it was proposed. */
     if (rc == 0)
-        rc = meta_srv_apply(srv, PROTO_MSG_SESSION_OPEN_REQ, 0, payload, len,
-                            &w);
+        rc = proto_session_open_req_decode(call->payload, call->len, &q);
     if (rc == 0)
-        rc = proto_session_open_rep_decode(w.p, w.len, &rep);
+        rc = proto_session_open_rep_decode(result->p, result->len, &rep);
     if (rc == 0) {
         if (rep.lease_ms == 0)
             rep.lease_ms = srv->lease_ms;
-        rc = session_add(srv, rep.session_id, req.client_name.p,
-                         req.client_name.len, req.host.p, req.host.len,
-                         rep.lease_ms, rep.lease_ms);
+        rc =
+            session_add(srv, rep.session_id, q.client_name.p, q.client_name.len,
+                        q.host.p, q.host.len, rep.lease_ms, rep.lease_ms);
     }
     if (rc == 0) {
-        c->session_id = rep.session_id;
+        /* A connection gone meanwhile leaves the session to its lease. */
+        if (c)
+            c->session_id = rep.session_id;
         log_info("metad: session opened: id=%llu name=%.*s host=%.*s "
                  "lease_ms=%u peer=%s",
-                 (unsigned long long)rep.session_id, (int)req.client_name.len,
-                 req.client_name.p, (int)req.host.len, req.host.p, rep.lease_ms,
-                 peer_name(c->peer));
+                 (unsigned long long)rep.session_id, (int)q.client_name.len,
+                 q.client_name.p, (int)q.host.len, q.host.p, rep.lease_ms,
+                 peer_name(call->peer));
     } else {
         log_warn("metad: session open failed: %s peer=%s", strerror(-rc),
-                 peer_name(c->peer));
+                 peer_name(call->peer));
     }
-    meta_srv_reply(c->peer, req_id, PROTO_MSG_SESSION_OPEN_REQ, rc, &w);
-    proto_wbuf_free(&w);
+    if (c)
+        meta_srv_reply(call->peer, call->req_id, PROTO_MSG_SESSION_OPEN_REQ, rc,
+                       result);
+    meta_srv_call_free(call);
+}
+
+void meta_srv_session_open(struct meta_srv_conn *c, uint64_t req_id,
+                           const uint8_t *payload, size_t len)
+{
+    struct proto_session_open_req req;
+    int rc = proto_session_open_req_decode(payload, len, &req);
+
+    if (rc < 0) {
+        log_warn("metad: session open failed: %s peer=%s", strerror(-rc),
+                 peer_name(c->peer));
+        meta_srv_reply(c->peer, req_id, PROTO_MSG_SESSION_OPEN_REQ, rc, NULL);
+        return;
+    }
+    meta_srv_call_propose(c, PROTO_MSG_SESSION_OPEN_REQ, 0, req_id, payload,
+                          len, on_opened);
 }
 
 void meta_srv_session_renew(struct meta_srv_conn *c, uint64_t req_id,
@@ -172,74 +192,125 @@ void meta_srv_session_renew(struct meta_srv_conn *c, uint64_t req_id,
     proto_wbuf_free(&w);
 }
 
+static void on_closed(struct meta_propose *req, int rc,
+                      const struct proto_wbuf *result)
+{
+    struct meta_srv_call *call = req->data;
+    struct proto_session_id q;
+
+    if ((rc == 0 || rc == -ENOENT) &&
+        proto_session_id_decode(call->payload, call->len, &q) == 0) {
+        session_remove(call->srv, q.session_id);
+        if (rc == 0)
+            log_info("metad: session closed: id=%llu peer=%s",
+                     (unsigned long long)q.session_id, peer_name(call->peer));
+    }
+    if (peer_data(call->peer))
+        meta_srv_reply(call->peer, call->req_id, PROTO_MSG_SESSION_CLOSE_REQ,
+                       rc, result);
+    meta_srv_call_free(call);
+}
+
 void meta_srv_session_close(struct meta_srv_conn *c, uint64_t req_id,
                             const uint8_t *payload, size_t len)
 {
-    struct meta_srv *srv = c->srv;
     struct proto_session_id req;
-    struct proto_wbuf w;
-    int rc;
+    int rc = proto_session_id_decode(payload, len, &req);
 
-    proto_wbuf_init(&w);
-    rc = proto_session_id_decode(payload, len, &req);
-    if (rc == 0)
-        rc = meta_srv_apply(srv, PROTO_MSG_SESSION_CLOSE_REQ, c->session_id,
-                            payload, len, &w);
-    if (rc == 0 || rc == -ENOENT) {
-        session_remove(srv, req.session_id);
-        if (rc == 0)
-            log_info("metad: session closed: id=%llu peer=%s",
-                     (unsigned long long)req.session_id, peer_name(c->peer));
+    if (rc < 0) {
+        meta_srv_reply(c->peer, req_id, PROTO_MSG_SESSION_CLOSE_REQ, rc, NULL);
+        return;
     }
-    meta_srv_reply(c->peer, req_id, PROTO_MSG_SESSION_CLOSE_REQ, rc, &w);
-    proto_wbuf_free(&w);
+    meta_srv_call_propose(c, PROTO_MSG_SESSION_CLOSE_REQ, c->session_id, req_id,
+                          payload, len, on_closed);
 }
 
-/* Apply META_OP_SESSION_EXPIRE for @id.  -ENOENT means the database had
- * already dropped it, which is as good. */
-static int session_expire(struct meta_srv *srv, uint64_t id)
+/* A META_OP_SESSION_EXPIRE proposed, until it is applied. */
+struct expire_call {
+    struct meta_propose req;
+    struct meta_srv *srv;
+    uint64_t id;
+    uint64_t now; /* uv_now() of the tick that found it expired */
+};
+
+/* -ENOENT means the database had already dropped the session, which is as
+ * good. */
+static void on_expired(struct meta_propose *req, int rc,
+                       const struct proto_wbuf *result)
 {
-    struct proto_wbuf payload, reply;
-    int rc;
+    struct expire_call *call = req->data;
+    struct meta_srv_session *s = meta_srv_session_find(call->srv, call->id);
+
+    (void)result; /* empty */
+    if (rc == -ENOENT)
+        rc = 0;
+    if (rc < 0) {
+        /* Keep it: the next tick tries again. */
+        log_error("metad: session expire: %s session=%llu", strerror(-rc),
+                  (unsigned long long)call->id);
+        if (s)
+            s->expiring = false;
+    } else if (s) {
+        log_info("metad: session expired: id=%llu name=%s host=%s "
+                 "idle_ms=%llu",
+                 (unsigned long long)call->id, s->name, s->host,
+                 (unsigned long long)(call->now - s->last_seen));
+        session_remove(call->srv, call->id);
+    }
+    free(call);
+}
+
+/* Propose the expiry of session @s (marked expiring until it is applied). */
+static void session_expire(struct meta_srv *srv, struct meta_srv_session *s,
+                           uint64_t now)
+{
+    struct expire_call *call = malloc(sizeof(*call));
+    struct proto_wbuf payload;
+    int rc = -ENOMEM;
 
     proto_wbuf_init(&payload);
-    proto_wbuf_init(&reply);
-    proto_put_u64(&payload, id);
-    rc = payload.err;
-    if (rc == 0)
-        rc = meta_srv_apply(srv, META_OP_SESSION_EXPIRE, 0, payload.p,
-                            payload.len, &reply);
+    meta_op_session_expire_encode(
+        &payload, &(struct meta_op_session_expire){.session_id = s->id});
+    if (call && payload.err == 0) {
+        call->req.data = call;
+        call->srv = srv;
+        call->id = s->id;
+        call->now = now;
+        s->expiring = true;
+        rc = meta_srv_apply(srv, &call->req, META_OP_SESSION_EXPIRE, 0,
+                            payload.p, payload.len, on_expired);
+        if (rc < 0)
+            s->expiring = false;
+    } else if (payload.err) {
+        rc = payload.err;
+    }
     proto_wbuf_free(&payload);
-    proto_wbuf_free(&reply);
-    return rc == -ENOENT ? 0 : rc;
+    if (rc < 0) {
+        log_error("metad: session expire: %s session=%llu", strerror(-rc),
+                  (unsigned long long)s->id);
+        free(call);
+    }
 }
 
 void meta_srv_session_tick(struct meta_srv *srv)
 {
     uint64_t now = uv_now(srv->loop);
-    size_t i = 0;
+    uint64_t *due = NULL;
+    size_t ndue = 0, cap = 0;
 
-    while (i < srv->nsessions) {
-        struct meta_srv_session *s = &srv->sessions[i];
-        uint64_t id = s->id;
-        int rc;
-
-        if (s->deadline > now) {
-            i++;
+    /* Collect first: an expiry applied at once removes its entry. */
+    for (size_t i = 0; i < srv->nsessions; i++) {
+        const struct meta_srv_session *s = &srv->sessions[i];
+        if (s->deadline > now || s->expiring)
             continue;
-        }
-        rc = session_expire(srv, id);
-        if (rc < 0) {
-            /* Keep it: the next tick tries again. */
-            log_error("metad: session expire: %s session=%llu", strerror(-rc),
-                      (unsigned long long)id);
-            i++;
-            continue;
-        }
-        log_info("metad: session expired: id=%llu name=%s host=%s "
-                 "idle_ms=%llu",
-                 (unsigned long long)id, s->name, s->host,
-                 (unsigned long long)(now - s->last_seen));
-        session_remove(srv, id); /* moves the last entry to index i */
+        if (meta_srv_grow((void **)&due, &cap, ndue + 1, sizeof(*due)) < 0)
+            break; /* the rest at the next tick */
+        due[ndue++] = s->id;
     }
+    for (size_t i = 0; i < ndue; i++) {
+        struct meta_srv_session *s = meta_srv_session_find(srv, due[i]);
+        if (s)
+            session_expire(srv, s, now);
+    }
+    free(due);
 }

@@ -2,9 +2,11 @@
  * detection, and the announcement of every change to the clients.
  *
  * Happy path: a chunkd heartbeats every second on its control connection;
- * each heartbeat (and the registration) stamps last_hb and the server is
- * up.  Every META_SRV_LIVE_TICK_MS the liveness of each server is checked:
- * after --suspect-ms without a heartbeat it is suspect and metad sends an
+ * each heartbeat (and the registration, and any other frame it sends)
+ * is a sign of life and the server is up.  Every META_SRV_LIVE_TICK_MS the
+ * liveness of each server is checked (the decision is meta_live.c's):
+ * after --suspect-ms without a sign of life (more when its heartbeats are
+ * seen to come irregularly) it is suspect and metad sends an
  * are-you-up probe (PING_REQ on the control connection, META_SRV_PROBE_MS
  * timeout); an answer counts as a heartbeat.  After --down-ms without
  * either, or as soon as the control connection closes, it is down.
@@ -104,26 +106,31 @@ void meta_srv_state_broadcast(struct meta_srv *srv,
               meta_srv_state_name(state), n);
 }
 
-/* Liveness from the connection and the heartbeat age alone. */
-static uint32_t liveness(struct meta_srv *srv, const struct meta_srv_server *s)
+uint32_t meta_srv_server_liveness(struct meta_srv *srv,
+                                  const struct meta_srv_server *s)
 {
-    uint64_t age;
+    struct meta_live_limits lim = {srv->suspect_ms, srv->down_ms};
+    struct meta_live seen = s->seen;
 
     if (!s->peer || peer_is_closed(s->peer))
         return PROTO_SERVER_DOWN;
-    age = uv_now(srv->loop) - s->last_hb;
-    if (age > srv->down_ms)
-        return PROTO_SERVER_DOWN;
-    if (age > srv->suspect_ms)
+    /* meta_live.c rule 1: any frame read is a sign of life. */
+    meta_live_seen(&seen, peer_last_read_ms(s->peer));
+    switch (meta_live_judge(&seen, &lim, uv_now(srv->loop))) {
+    case META_LIVE_UP:
+        return PROTO_SERVER_UP;
+    case META_LIVE_SUSPECT:
         return PROTO_SERVER_SUSPECT;
-    return PROTO_SERVER_UP;
+    default:
+        return PROTO_SERVER_DOWN;
+    }
 }
 
 void meta_srv_state_update(struct meta_srv *srv, struct meta_srv_server *s)
 {
     uint32_t old = s->state, state;
 
-    s->live = liveness(srv, s);
+    s->live = meta_srv_server_liveness(srv, s);
     /* Invariant 1. */
     state = s->live != PROTO_SERVER_UP ? s->live
             : s->draining              ? PROTO_SERVER_DRAINING
@@ -134,10 +141,15 @@ void meta_srv_state_update(struct meta_srv *srv, struct meta_srv_server *s)
     s->since_ns = meta_srv_now_ns();
     /* Invariant 2. */
     if (state == PROTO_SERVER_DOWN || state == PROTO_SERVER_SUSPECT)
-        log_warn("metad: server %s: id=%u addr=%s was=%s heartbeat_age_ms=%llu",
+        log_warn("metad: server %s: id=%u addr=%s was=%s silent_ms=%llu "
+                 "heartbeat_age_ms=%llu suspect_after_ms=%u",
                  meta_srv_state_name(state), s->id, s->addr,
                  meta_srv_state_name(old),
-                 (unsigned long long)(uv_now(srv->loop) - s->last_hb));
+                 (unsigned long long)(uv_now(srv->loop) - s->seen.last_seen),
+                 (unsigned long long)(uv_now(srv->loop) - s->seen.last_hb),
+                 meta_live_suspect_after(
+                     &s->seen, &(struct meta_live_limits){srv->suspect_ms,
+                                                          srv->down_ms}));
     else
         log_info("metad: server %s: id=%u addr=%s was=%s",
                  meta_srv_state_name(state), s->id, s->addr,
@@ -164,7 +176,7 @@ static void on_probe(struct peer *p, int status, const uint8_t *payload,
     if (s && s->peer == p) {
         s->probing = false;
         if (status == 0 && !pr->srv->stopping) {
-            s->last_hb = uv_now(pr->srv->loop);
+            meta_live_seen(&s->seen, uv_now(pr->srv->loop));
             meta_srv_state_update(pr->srv, s);
         }
     }
@@ -173,7 +185,7 @@ static void on_probe(struct peer *p, int status, const uint8_t *payload,
 
 static void probe_send(struct meta_srv *srv, struct meta_srv_server *s)
 {
-    struct proto_ping ping = {.cookie = s->last_hb};
+    struct proto_ping ping = {.cookie = s->seen.last_seen};
     struct probe *pr = malloc(sizeof(*pr));
     struct proto_wbuf w;
 
@@ -194,6 +206,10 @@ static void probe_send(struct meta_srv *srv, struct meta_srv_server *s)
 
 void meta_srv_state_tick(struct meta_srv *srv)
 {
+    /* meta_live.c rule 3: a late check waits for the sockets to be read. */
+    if (meta_live_check_late(&srv->live_checked, uv_now(srv->loop),
+                             META_SRV_LIVE_TICK_MS))
+        return;
     for (size_t i = 0; i < srv->nservers; i++) {
         struct meta_srv_server *s = &srv->servers[i];
 

@@ -223,18 +223,21 @@ int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
                  " hb_ms=%" PRIu64 "%s",
                  s->addr[0] ? s->addr : "-", meta_srv_state_name(s->state),
                  s->free, s->chunks, s->capacity, s->used, s->replicas,
-                 s->since_ns, s->last_hb ? now - s->last_hb : UINT64_MAX,
+                 s->since_ns, s->seen.last_hb ? now - s->seen.last_hb : UINT64_MAX,
                  s->draining ? " draining=1" : "");
         kv(&o, key, val);
     }
     return meta_srv_kv_encode(&o, body);
 }
 
-void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id)
+void meta_srv_status(struct meta_srv_conn *c, uint64_t req_id,
+                     const uint8_t *payload, size_t len)
 {
     struct proto_wbuf w;
     int rc;
 
+    (void)payload; /* STATUS_REQ has an empty body */
+    (void)len;
     proto_wbuf_init(&w);
     rc = meta_srv_status_build(c->srv, &w);
     meta_srv_reply(c->peer, req_id, PROTO_MSG_STATUS_REQ, rc, &w);

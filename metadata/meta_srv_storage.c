@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id)
 {
@@ -43,15 +44,13 @@ struct meta_srv_server *meta_srv_server_find(struct meta_srv *srv, uint32_t id)
 
 bool meta_srv_server_up(struct meta_srv *srv, const struct meta_srv_server *s)
 {
-    return s->peer && !peer_is_closed(s->peer) &&
-           uv_now(srv->loop) - s->last_hb <= srv->suspect_ms;
+    return meta_srv_server_liveness(srv, s) == PROTO_SERVER_UP;
 }
 
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s)
 {
-    return s->peer && !peer_is_closed(s->peer) &&
-           uv_now(srv->loop) - s->last_hb <= srv->down_ms;
+    return meta_srv_server_liveness(srv, s) != PROTO_SERVER_DOWN;
 }
 
 static void inv_free(struct meta_srv_inv *inv)
@@ -187,24 +186,24 @@ static struct meta_srv_conn *server_conn(struct meta_srv *srv,
     return NULL;
 }
 
-void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
-                              const uint8_t *payload, size_t len)
+static void on_registered(struct meta_propose *req, int rc,
+                          const struct proto_wbuf *result)
 {
-    struct meta_srv *srv = c->srv;
-    struct proto_server_register_req req;
+    struct meta_srv_call *call = req->data;
+    struct meta_srv *srv = call->srv;
+    struct meta_srv_conn *c = peer_data(call->peer);
+    struct proto_server_register_req q;
     struct proto_server_register_rep rep;
     struct meta_srv_server *s = NULL;
     struct meta_srv_conn *old;
-    struct proto_wbuf w;
-    int rc;
 
-    proto_wbuf_init(&w);
-    rc = proto_server_register_req_decode(payload, len, &req);
+    /* A connection gone meanwhile: the server registers again. */
+    if (rc == 0 && !c)
+        rc = -ECONNRESET;
     if (rc == 0)
-        rc = meta_srv_apply(srv, PROTO_MSG_SERVER_REGISTER_REQ, 0, payload, len,
-                            &w);
+        rc = proto_server_register_req_decode(call->payload, call->len, &q);
     if (rc == 0)
-        rc = proto_server_register_rep_decode(w.p, w.len, &rep);
+        rc = proto_server_register_rep_decode(result->p, result->len, &rep);
     if (rc == 0) {
         s = server_get(srv, rep.server_id);
         if (!s)
@@ -212,11 +211,10 @@ void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
     }
     if (rc < 0) {
         log_warn("metad: server register failed: %s peer=%s", strerror(-rc),
-                 peer_name(c->peer));
-        meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_REGISTER_REQ, rc,
-                       NULL);
-        proto_wbuf_free(&w);
-        return;
+                 peer_name(call->peer));
+        meta_srv_reply(call->peer, call->req_id, PROTO_MSG_SERVER_REGISTER_REQ,
+                       rc, NULL);
+        goto out;
     }
     /* A server that reconnected before its old connection was noticed
      * dead: the new connection takes over the control channel. */
@@ -225,11 +223,12 @@ void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
         if (old)
             old->server_id = 0;
     }
-    snprintf(s->addr, sizeof(s->addr), "%.*s", (int)req.addr.len, req.addr.p);
+    snprintf(s->addr, sizeof(s->addr), "%.*s", (int)q.addr.len, q.addr.p);
     s->peer = c->peer;
-    s->capacity = req.capacity;
-    s->free = req.free;
-    s->last_hb = uv_now(srv->loop);
+    s->capacity = q.capacity;
+    s->free = q.free;
+    s->seen = (struct meta_live){0}; /* a new connection: gaps start over */
+    meta_live_heartbeat(&s->seen, uv_now(srv->loop));
     s->probing = false;
     s->inv_next.n = 0;
     c->server_id = s->id;
@@ -238,8 +237,27 @@ void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
              s->id, s->addr, (unsigned long long)s->capacity,
              (unsigned long long)s->free, peer_name(c->peer));
     meta_srv_state_update(srv, s);
-    meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_REGISTER_REQ, 0, &w);
-    proto_wbuf_free(&w);
+    meta_srv_reply(c->peer, call->req_id, PROTO_MSG_SERVER_REGISTER_REQ, 0,
+                   result);
+out:
+    meta_srv_call_free(call);
+}
+
+void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
+                              const uint8_t *payload, size_t len)
+{
+    struct proto_server_register_req req;
+    int rc = proto_server_register_req_decode(payload, len, &req);
+
+    if (rc < 0) {
+        log_warn("metad: server register failed: %s peer=%s", strerror(-rc),
+                 peer_name(c->peer));
+        meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_REGISTER_REQ, rc,
+                       NULL);
+        return;
+    }
+    meta_srv_call_propose(c, PROTO_MSG_SERVER_REGISTER_REQ, 0, req_id, payload,
+                          len, on_registered);
 }
 
 /* The server @id as registered on connection @c, or NULL when @c has not
@@ -270,7 +288,7 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
             s->capacity = req.capacity;
             s->free = req.free;
             s->chunks = req.chunks;
-            s->last_hb = uv_now(c->srv->loop);
+            meta_live_heartbeat(&s->seen, uv_now(c->srv->loop));
             meta_srv_state_update(c->srv, s);
         }
     }
@@ -352,27 +370,6 @@ static enum inv_verdict replica_check(struct meta_srv *srv, uint32_t server_id,
     return INV_STALE;
 }
 
-/* Apply META_OP_REPLICA_ADD for a reintegrated copy.  0 or -errno. */
-static int readd(struct meta_srv *srv, uint32_t server_id,
-                 const struct proto_inv_entry *e)
-{
-    struct proto_wbuf payload, reply;
-    int rc;
-
-    proto_wbuf_init(&payload);
-    proto_wbuf_init(&reply);
-    proto_put_u64(&payload, e->chunk_id);
-    proto_put_u64(&payload, e->version);
-    proto_put_u32(&payload, server_id);
-    rc = payload.err;
-    if (rc == 0)
-        rc = meta_srv_apply(srv, META_OP_REPLICA_ADD, 0, payload.p, payload.len,
-                            &reply);
-    proto_wbuf_free(&payload);
-    proto_wbuf_free(&reply);
-    return rc;
-}
-
 static int inv_cmp(const void *a, const void *b)
 {
     const struct proto_inv_entry *x = a, *y = b;
@@ -402,68 +399,167 @@ static void inv_finish(struct meta_srv_server *s)
     s->inv_valid = true;
 }
 
+/* One SERVER_INVENTORY message being worked through, entry by entry.  A
+ * copy that counts again is recorded (META_OP_REPLICA_ADD) before the next
+ * entry is looked at, since that record changes what the next check sees.
+ * The loop is a trampoline: a record applied at once resumes the loop;
+ * one applied later calls inv_step() again. */
+struct inv_job {
+    struct meta_propose req;
+    struct meta_srv *srv;
+    struct peer *peer; /* referenced */
+    uint64_t req_id;
+    struct proto_server_inventory_req q; /* points into @payload */
+    uint32_t i, stale, back;
+    bool stepping; /* inside inv_step() */
+    bool proposed; /* entry i's REPLICA_ADD is waiting for its outcome */
+    bool answered; /* ... and has it in @readd_rc */
+    int readd_rc;
+    size_t len;
+    uint8_t payload[];
+};
+
+static void inv_job_free(struct inv_job *j)
+{
+    peer_unref(j->peer);
+    free(j);
+}
+
+/* Ask for the deletion of the stale copy @e on the job's server. */
+static void inv_stale(struct inv_job *j, const struct proto_inv_entry *e)
+{
+    struct proto_chunk_ref ref = {.chunk_id = e->chunk_id,
+                                  .version = e->version};
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    proto_chunk_ref_encode(&w, &ref);
+    if (w.err == 0 &&
+        peer_request(j->peer, PROTO_MSG_CHUNK_DELETE_REQ, w.p, w.len,
+                     META_SRV_CTL_TIMEOUT_MS, on_stale_deleted, NULL) == 0)
+        j->stale++;
+    proto_wbuf_free(&w);
+    log_debug("meta.srv",
+              "inventory: stale replica: chunk=%016llx "
+              "version=%llu server=%u",
+              (unsigned long long)e->chunk_id, (unsigned long long)e->version,
+              j->q.server_id);
+}
+
+static void on_readd(struct meta_propose *req, int rc,
+                     const struct proto_wbuf *result);
+
+/* Propose META_OP_REPLICA_ADD for the reintegrated copy @e. */
+static int inv_readd(struct inv_job *j, const struct proto_inv_entry *e)
+{
+    struct proto_wbuf payload;
+    int rc;
+
+    proto_wbuf_init(&payload);
+    meta_op_replica_encode(
+        &payload, &(struct meta_op_replica){.chunk_id = e->chunk_id,
+                                            .version = e->version,
+                                            .server_id = j->q.server_id});
+    rc = payload.err;
+    j->req.data = j;
+    j->proposed = true;
+    if (rc == 0)
+        rc = meta_srv_apply(j->srv, &j->req, META_OP_REPLICA_ADD, 0, payload.p,
+                            payload.len, on_readd);
+    proto_wbuf_free(&payload);
+    if (rc < 0)
+        j->proposed = false;
+    return rc;
+}
+
+static void inv_step(struct inv_job *j)
+{
+    struct meta_srv_conn *c = peer_data(j->peer);
+    struct meta_srv_server *s = c ? bound_server(c, j->q.server_id) : NULL;
+    struct proto_inv_entry e;
+
+    if (!s) { /* the connection or its registration went meanwhile */
+        inv_job_free(j);
+        return;
+    }
+    j->stepping = true;
+    while (j->i < j->q.count) {
+        enum inv_verdict v;
+
+        if (j->proposed && !j->answered) {
+            j->stepping = false; /* on_readd() resumes */
+            return;
+        }
+        proto_inv_entry_get(&j->q, j->i, &e);
+        if (j->proposed) {
+            j->proposed = j->answered = false;
+            v = INV_STALE;
+            if (j->readd_rc == 0) {
+                j->back++;
+                log_info("metad: inventory: replica counts again: "
+                         "chunk=%016llx version=%llu server=%u",
+                         (unsigned long long)e.chunk_id,
+                         (unsigned long long)e.version, j->q.server_id);
+                v = INV_KEEP;
+            }
+        } else {
+            v = replica_check(j->srv, j->q.server_id, &e);
+            if (v == INV_READD && inv_readd(j, &e) == 0)
+                continue; /* its outcome decides */
+        }
+        if (v == INV_KEEP)
+            inv_keep(s, &e);
+        else
+            inv_stale(j, &e);
+        j->i++;
+    }
+    if (j->q.last)
+        inv_finish(s);
+    log_info("metad: inventory: server=%u entries=%u stale=%u counted=%u%s",
+             j->q.server_id, j->q.count, j->stale, j->back,
+             j->q.last ? " (last)" : "");
+    meta_srv_reply(j->peer, j->req_id, PROTO_MSG_SERVER_INVENTORY_REQ, 0, NULL);
+    inv_job_free(j);
+}
+
+static void on_readd(struct meta_propose *req, int rc,
+                     const struct proto_wbuf *result)
+{
+    struct inv_job *j = req->data;
+
+    (void)result; /* the status alone decides, as it always has */
+    j->answered = true;
+    j->readd_rc = rc;
+    if (!j->stepping)
+        inv_step(j);
+}
+
 void meta_srv_server_inventory(struct meta_srv_conn *c, uint64_t req_id,
                                const uint8_t *payload, size_t len)
 {
-    struct proto_server_inventory_req req;
-    struct meta_srv_server *s = NULL;
-    struct proto_inv_entry e;
-    struct proto_chunk_ref ref;
-    struct proto_wbuf w;
-    uint32_t stale = 0, back = 0;
-    int rc;
+    struct inv_job *j = NULL;
+    int rc = -ENOMEM;
 
-    rc = proto_server_inventory_req_decode(payload, len, &req);
-    if (rc == 0 && !(s = bound_server(c, req.server_id)))
+    if (len <= PROTO_MAX_PAYLOAD)
+        j = calloc(1, sizeof(*j) + len);
+    if (j) {
+        memcpy(j->payload, payload, len);
+        rc = proto_server_inventory_req_decode(j->payload, len, &j->q);
+    }
+    if (rc == 0 && !bound_server(c, j->q.server_id))
         rc = -ENOENT;
     if (rc < 0) {
+        free(j);
         meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_INVENTORY_REQ, rc,
                        NULL);
         return;
     }
-    proto_wbuf_init(&w);
-    for (uint32_t i = 0; i < req.count; i++) {
-        enum inv_verdict v;
-
-        proto_inv_entry_get(&req, i, &e);
-        v = replica_check(c->srv, req.server_id, &e);
-        if (v == INV_READD) {
-            rc = readd(c->srv, req.server_id, &e);
-            if (rc == 0) {
-                back++;
-                log_info("metad: inventory: replica counts again: "
-                         "chunk=%016llx version=%llu server=%u",
-                         (unsigned long long)e.chunk_id,
-                         (unsigned long long)e.version, req.server_id);
-                inv_keep(s, &e);
-                continue;
-            }
-            v = INV_STALE;
-        }
-        if (v == INV_KEEP) {
-            inv_keep(s, &e);
-            continue;
-        }
-        ref.chunk_id = e.chunk_id;
-        ref.version = e.version;
-        proto_wbuf_reset(&w);
-        proto_chunk_ref_encode(&w, &ref);
-        if (w.err == 0 &&
-            peer_request(c->peer, PROTO_MSG_CHUNK_DELETE_REQ, w.p, w.len,
-                         META_SRV_CTL_TIMEOUT_MS, on_stale_deleted, NULL) == 0)
-            stale++;
-        log_debug("meta.srv",
-                  "inventory: stale replica: chunk=%016llx "
-                  "version=%llu server=%u",
-                  (unsigned long long)e.chunk_id, (unsigned long long)e.version,
-                  req.server_id);
-    }
-    proto_wbuf_free(&w);
-    if (req.last)
-        inv_finish(s);
-    log_info("metad: inventory: server=%u entries=%u stale=%u counted=%u%s",
-             req.server_id, req.count, stale, back, req.last ? " (last)" : "");
-    meta_srv_reply(c->peer, req_id, PROTO_MSG_SERVER_INVENTORY_REQ, 0, NULL);
+    j->srv = c->srv;
+    j->peer = c->peer;
+    peer_ref(j->peer);
+    j->req_id = req_id;
+    j->len = len;
+    inv_step(j);
 }
 
 void meta_srv_server_detach(struct meta_srv_conn *c)

@@ -32,10 +32,10 @@
  *
  * Life of one request (struct meta_srv_write):
  *
- *   queued --> PLAN --> WAIT (SETVERSIONs out) --> DECIDE --> REPLY
- *                ^  \-----------(lease live)----------------/^
- *                \------------ -ESTALE retry <--/            |
- *                 \---------- error ------------------------/
+ *   queued --> PLAN --> WAIT (SETVERSIONs out) --> DECIDE --> RECORDED
+ *                ^  \-----------(lease live)---------------\   |
+ *                \------------ -ESTALE retry <-------------+--/
+ *                 \---------- error ----------------------> REPLY
  *
  *   FROM    -> TO       [function]
  *   queued  -> PLAN     [meta_srv_write_begin, wb_complete]
@@ -46,8 +46,10 @@
  *   WAIT    -> DECIDE   [on_setversion: last answer in]
  *   DECIDE  -> WAIT     [wb_decide: copies made, bumps of the shared
  *                        chunk sent]
- *   DECIDE  -> PLAN     [wb_decide: -ESTALE, retries left]
- *   DECIDE  -> REPLY    [wb_decide: recorded, or error]
+ *   DECIDE  -> WAIT     [wb_decide: the outcome's record proposed]
+ *   DECIDE  -> RECORDED [wb_decide, on_wb_recorded: the record applied]
+ *   RECORDED -> PLAN    [wb_recorded: -ESTALE, retries left]
+ *   RECORDED -> REPLY   [wb_recorded: recorded, or error]
  *   REPLY   -> (freed)  [wb_complete: answers, starts the next queued]
  *
  * Copy-on-write (docs/vmdisk.md): when the slot's chunk is shared with
@@ -114,9 +116,10 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "meta_op.h"
 
 /* Driver states (positive; negative values are errors to answer with). */
-enum { WB_PLAN = 1, WB_WAIT, WB_DECIDE, WB_REPLY };
+enum { WB_PLAN = 1, WB_WAIT, WB_DECIDE, WB_RECORDED, WB_REPLY };
 
 struct wb_target {
     struct meta_srv_write *w;
@@ -149,6 +152,11 @@ struct meta_srv_write {
     uint64_t src_id, src_version;
     uint32_t ntargets, pending;
     struct wb_target targets[PROTO_MAX_REPLICAS];
+    /* The outcome's record (META_OP_CHUNK_SET or _COW), once proposed. */
+    struct meta_propose req;
+    bool deciding; /* inside wb_decide(): the record may apply at once */
+    bool recorded; /* its outcome is in @record_rc */
+    int record_rc;
 };
 
 /* A file being snapshotted: its new WRITE_BEGINs wait in @deferred. */
@@ -543,42 +551,71 @@ static void on_setversion(struct peer *p, int status, const uint8_t *payload,
         wb_continue(w, WB_DECIDE);
 }
 
-/* The record of a copy (meta.h, META_OP_CHUNK_COW, with the bump
- * trailer): the copy's replicas are the targets whose clone succeeded,
- * the shared chunk keeps those whose bump succeeded. */
+/* The record of a copy (META_OP_CHUNK_COW with the bump trailer): the
+ * copy's replicas are the targets whose clone succeeded, the shared chunk
+ * keeps those whose bump succeeded. */
 static void cow_payload(struct meta_srv_write *w, struct proto_wbuf *payload)
 {
-    uint32_t ncopy = 0, nbump = 0;
+    struct meta_op_chunk_cow m = {
+        .ino = w->ino,
+        .index = w->index,
+        .src_id = w->src_id,
+        .src_version = w->src_version,
+        .new_id = w->chunk_id,
+        .new_version = w->new_version,
+        .bump = true,
+        .src_new_version = w->src_version + 1,
+    };
 
     for (uint32_t i = 0; i < w->ntargets; i++) {
-        ncopy += w->targets[i].clone_status == 0;
-        nbump += w->targets[i].status == 0;
-    }
-    proto_put_u64(payload, w->ino);
-    proto_put_u64(payload, w->index);
-    proto_put_u64(payload, w->src_id);
-    proto_put_u64(payload, w->src_version);
-    proto_put_u64(payload, w->chunk_id);
-    proto_put_u64(payload, w->new_version);
-    proto_put_u32(payload, ncopy);
-    for (uint32_t i = 0; i < w->ntargets; i++)
         if (w->targets[i].clone_status == 0)
-            proto_put_u32(payload, w->targets[i].server_id);
-    proto_put_u64(payload, w->src_version + 1);
-    proto_put_u32(payload, nbump);
-    for (uint32_t i = 0; i < w->ntargets; i++)
+            m.set.servers[m.set.n++] = w->targets[i].server_id;
         if (w->targets[i].status == 0)
-            proto_put_u32(payload, w->targets[i].server_id);
+            m.src.servers[m.src.n++] = w->targets[i].server_id;
+    }
+    meta_op_chunk_cow_encode(payload, &m);
 }
 
-/* Every SETVERSION (or CHUNK_CLONE) of the attempt has answered: record
- * the outcome, or after the copies start the bump of the shared chunk.
- * Returns WB_REPLY, WB_PLAN (retry), WB_WAIT / WB_DECIDE (bumping) or a
- * negative errno. */
+/* The record of a new chunk or a version bump (META_OP_CHUNK_SET): the
+ * replicas are the targets that succeeded. */
+static void set_payload(struct meta_srv_write *w, struct proto_wbuf *payload)
+{
+    struct meta_op_chunk_set m = {
+        .ino = w->ino,
+        .index = w->index,
+        .chunk_id = w->chunk_id,
+        .old_version = w->old_version,
+        .new_version = w->new_version,
+    };
+
+    for (uint32_t i = 0; i < w->ntargets; i++)
+        if (w->targets[i].status == 0)
+            m.set.servers[m.set.n++] = w->targets[i].server_id;
+    meta_op_chunk_set_encode(payload, &m);
+}
+
+static void on_wb_recorded(struct meta_propose *req, int rc,
+                           const struct proto_wbuf *result)
+{
+    struct meta_srv_write *w = req->data;
+
+    /* A copy whose slot changed meanwhile: only the bump was recorded. */
+    if (rc == 0 && w->cow && (result->len != 1 || result->p[0] != 1))
+        rc = -ESTALE;
+    w->record_rc = rc;
+    w->recorded = true;
+    if (!w->deciding)
+        wb_continue(w, WB_RECORDED);
+}
+
+/* Every SETVERSION (or CHUNK_CLONE) of the attempt has answered: propose
+ * the outcome's record, or after the copies start the bump of the shared
+ * chunk.  Returns WB_RECORDED (the record applied at once), WB_WAIT (it is
+ * proposed, or bumping), WB_DECIDE (bumping) or a negative errno. */
 static int wb_decide(struct meta_srv_write *w)
 {
     struct meta_srv *srv = w->srv;
-    struct proto_wbuf payload, reply;
+    struct proto_wbuf payload;
     uint32_t n = 0;
     int rc;
 
@@ -603,29 +640,38 @@ static int wb_decide(struct meta_srv_write *w)
     }
 
     proto_wbuf_init(&payload);
-    proto_wbuf_init(&reply);
-    if (w->cow) {
+    if (w->cow)
         cow_payload(w, &payload);
-    } else { /* meta.h, META_OP_CHUNK_SET */
-        proto_put_u64(&payload, w->ino);
-        proto_put_u64(&payload, w->index);
-        proto_put_u64(&payload, w->chunk_id);
-        proto_put_u64(&payload, w->old_version);
-        proto_put_u64(&payload, w->new_version);
-        proto_put_u32(&payload, n);
-        for (uint32_t i = 0; i < w->ntargets; i++)
-            if (w->targets[i].status == 0)
-                proto_put_u32(&payload, w->targets[i].server_id);
-    }
+    else
+        set_payload(w, &payload);
+    w->req.data = w;
+    w->recorded = false;
+    w->deciding = true;
     rc = payload.err;
     if (rc == 0)
-        rc = meta_srv_apply(srv, w->cow ? META_OP_CHUNK_COW : META_OP_CHUNK_SET,
-                            0, payload.p, payload.len, &reply);
-    /* A copy whose slot changed meanwhile: only the bump was recorded. */
-    if (rc == 0 && w->cow && (reply.len != 1 || reply.p[0] != 1))
-        rc = -ESTALE;
+        rc = meta_srv_apply(srv, &w->req,
+                            w->cow ? META_OP_CHUNK_COW : META_OP_CHUNK_SET, 0,
+                            payload.p, payload.len, on_wb_recorded);
+    w->deciding = false;
     proto_wbuf_free(&payload);
-    proto_wbuf_free(&reply);
+    if (rc < 0) {
+        w->record_rc = rc;
+        w->recorded = true;
+    }
+    return w->recorded ? WB_RECORDED : WB_WAIT;
+}
+
+/* The outcome's record is applied (or refused): retry on -ESTALE, else
+ * answer.  Returns WB_REPLY, WB_PLAN or a negative errno. */
+static int wb_recorded(struct meta_srv_write *w)
+{
+    struct meta_srv *srv = w->srv;
+    int rc = w->record_rc;
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < w->ntargets; i++)
+        if (w->targets[i].status == 0)
+            n++;
     if (rc < 0 && rc != -ESTALE && w->cow)
         log_error("metad: copy-on-write: recording the bump failed: %s "
                   "chunk=%016llx version=%llu->%llu",
@@ -783,6 +829,8 @@ static void wb_continue(struct meta_srv_write *w, int rc)
             rc = wb_plan(w);
         if (rc == WB_DECIDE)
             rc = wb_decide(w);
+        if (rc == WB_RECORDED)
+            rc = wb_recorded(w);
         if (rc == WB_PLAN || rc == WB_DECIDE)
             continue;
         if (rc == WB_WAIT)
@@ -801,6 +849,8 @@ void meta_srv_write_begin(struct meta_srv_conn *c, uint64_t req_id,
     struct meta_srv_write *w;
     int rc;
 
+    if (!meta_srv_lease_write_ok(c, req_id, payload, len))
+        return; /* another session holds the image's writer lease */
     rc = proto_chunk_write_begin_req_decode(payload, len, &req);
     if (rc < 0) {
         meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, rc,

@@ -773,6 +773,136 @@ struct proto_chunk_clone_req {
 };
 #define PROTO_CHUNK_CLONE_SIZE 32
 
+/* IMAGE_ROLLBACK (admin -> metad): image @ino takes the content and size
+ * of snapshot @src.  IMAGE_FLATTEN: file @ino forgets its origin once it
+ * shares no chunk (@src must be 0).  Reply: the file's attributes. */
+struct proto_image_pair_req {
+    struct proto_cred cred;
+    uint64_t ino;
+    uint64_t src;
+};
+
+/* IMAGE_CHANGES (client -> metad): what may differ between file @from and
+ * file @to in chunk slots [@first, @first + @count), from the chunk maps
+ * and the copy-on-write lineage of chunks (docs/protocol.md §12.7). */
+struct proto_image_changes_req {
+    uint64_t from, to;
+    uint64_t first;
+    uint32_t count; /* 1..PROTO_LOCATE_MAX */
+};
+
+enum proto_changes_kind {
+    /* The blocks written into the @chain chunks since each was created or
+     * copied (CHUNK_WMAP), together, are all that changed. */
+    PROTO_CHANGES_BLOCKS = 1,
+    PROTO_CHANGES_WHOLE = 2, /* anything in the slot may have changed */
+    PROTO_CHANGES_ZERO = 3,  /* @to has a hole there: it reads as zeros */
+};
+#define PROTO_CHANGES_CHAIN_MAX 16
+
+/* One slot that changed; slots not listed did not. */
+struct proto_changes_entry {
+    uint64_t index;
+    uint32_t kind; /* enum proto_changes_kind */
+    uint32_t nchain;
+    struct proto_chunk_loc chain[PROTO_CHANGES_CHAIN_MAX];
+};
+
+struct proto_image_changes_rep {
+    uint64_t from_size, to_size;
+    uint32_t count;
+    struct proto_str raw; /* validated entries, walk with the iterator */
+};
+void proto_changes_entry_put(struct proto_wbuf *w,
+                             const struct proto_changes_entry *e);
+struct proto_changes_iter {
+    struct proto_rbuf r;
+    uint32_t left;
+};
+void proto_changes_iter_init(struct proto_changes_iter *it,
+                             const struct proto_image_changes_rep *rep);
+bool proto_changes_next(struct proto_changes_iter *it,
+                        struct proto_changes_entry *e);
+
+/* CHUNK_WMAP (client -> chunkd): which blocks of chunk @chunk_id at
+ * @version were written since it was created or copied.  Reply
+ * (bytes_rep): PROTO_WMAP_BYTES bytes, bit b (byte b / 8, bit b % 8) for
+ * block b; ENODATA when this replica does not know. */
+#define PROTO_WMAP_BLOCK 4096u
+#define PROTO_WMAP_BITS (PROTO_CHUNK_SIZE / PROTO_WMAP_BLOCK)
+#define PROTO_WMAP_BYTES (PROTO_WMAP_BITS / 8)
+
+/* ---- Image diff streams (docs/vmdisk.md, "Incremental diffs") --------- */
+
+/* Not a message: the file `tessera image diff` writes and `apply-diff`
+ * reads, big-endian like the wire.  Header, then records in ascending,
+ * non-overlapping order, then one END record:
+ *
+ *   header  "TSRADIFF", u32 format (1), u32 block (4096), u64 base_size,
+ *           u64 target_size, u64 base_ino, u64 target_ino, str base_path,
+ *           str target_path
+ *   record  u8 type, 7 zero bytes, u64 offset, u64 length; a DATA record
+ *           is followed by its @length bytes
+ *   END     u8 0xFF, 7 zero bytes, u64 records, u64 data bytes, 32 bytes
+ *           base digest, 32 bytes stream digest
+ *
+ * The codec checks layout and order; the digests (SHA-256) are the
+ * caller's. */
+#define PROTO_DIFF_MAGIC "TSRADIFF"
+#define PROTO_DIFF_FORMAT 1u
+#define PROTO_DIFF_BLOCK 4096u
+#define PROTO_DIFF_HDR_FIXED 48u /* header bytes before the two paths */
+#define PROTO_DIFF_REC_SIZE 24u  /* a record's head */
+#define PROTO_DIFF_DIGEST 32u
+#define PROTO_DIFF_DATA_MAX (4u << 20) /* bytes of one DATA record */
+
+enum proto_diff_type {
+    PROTO_DIFF_DATA = 1, /* these bytes */
+    PROTO_DIFF_ZERO = 2, /* zeros */
+    PROTO_DIFF_END = 0xFF,
+};
+
+struct proto_diff_hdr {
+    uint64_t base_size, target_size;
+    uint64_t base_ino, target_ino;
+    struct proto_str base_path, target_path;
+};
+
+/* DATA or ZERO: [offset, offset + length).  END: @offset counts the
+ * records before it, @length their DATA bytes. */
+struct proto_diff_rec {
+    uint32_t type; /* enum proto_diff_type */
+    uint64_t offset, length;
+};
+
+/* Where a reader is in a stream: what the next record may be. */
+struct proto_diff_cursor {
+    uint64_t target_size;
+    uint64_t next;    /* the next record starts at or after this */
+    uint64_t records; /* DATA and ZERO records so far */
+    uint64_t data;    /* DATA bytes so far */
+    bool ended;
+};
+
+void proto_diff_hdr_encode(struct proto_wbuf *w,
+                           const struct proto_diff_hdr *h);
+/* Decode the header at the start of @p (@n bytes available, maybe more
+ * than the header): its length in *@used, or -EAGAIN when @n is too short
+ * to tell, -EPROTO when it is no diff of this format.  Paths borrow @p. */
+int proto_diff_hdr_decode(const uint8_t *p, size_t n, struct proto_diff_hdr *h,
+                          size_t *used);
+void proto_diff_rec_encode(struct proto_wbuf *w,
+                           const struct proto_diff_rec *r);
+/* Decode a record head (exactly PROTO_DIFF_REC_SIZE bytes). */
+int proto_diff_rec_decode(const uint8_t *p, size_t n, struct proto_diff_rec *r);
+void proto_diff_cursor_init(struct proto_diff_cursor *c,
+                            const struct proto_diff_hdr *h);
+/* Accept @r as the next record of the stream: -EPROTO when it is out of
+ * order, out of the target, misaligned, too long, after END, or an END
+ * whose counts disagree. */
+int proto_diff_cursor_next(struct proto_diff_cursor *c,
+                           const struct proto_diff_rec *r);
+
 /* ---- Image writer leases (§15) ----------------------------------------- */
 
 /* IMAGE_LEASE (nbd or admin -> metad): the one-writer lease of image @ino,
@@ -947,6 +1077,9 @@ PROTO_BODY(admin_action_req)
 PROTO_BODY(server_state_req)
 PROTO_BODY(snapshot_req)
 PROTO_BODY(chunk_clone_req)
+PROTO_BODY(image_pair_req)
+PROTO_BODY(image_changes_req)
+PROTO_BODY(image_changes_rep)
 PROTO_BODY(callback_break_req)
 PROTO_BODY(callback_register_req)
 PROTO_BODY(callback_register_rep)

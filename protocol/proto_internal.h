@@ -23,4 +23,9 @@ void proto_replicas_put(struct proto_wbuf *w, const struct proto_replica *v,
 int proto_replicas_get(struct proto_rbuf *r, struct proto_replica *v,
                        uint32_t n);
 
+/* proto_place.c */
+
+/* Read one chunk location entry (§8.1): 0 or -EPROTO. */
+int proto_chunk_loc_get(struct proto_rbuf *r, struct proto_chunk_loc *c);
+
 #endif

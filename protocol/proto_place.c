@@ -57,7 +57,7 @@ void proto_chunk_loc_put(struct proto_wbuf *w, const struct proto_chunk_loc *c)
 
 /* Read one entry: 0 or -EPROTO.  §8.1: a hole (chunk_id 0) has no
  * replicas. */
-static int chunk_loc_get(struct proto_rbuf *r, struct proto_chunk_loc *c)
+int proto_chunk_loc_get(struct proto_rbuf *r, struct proto_chunk_loc *c)
 {
     memset(c, 0, sizeof(*c));
     c->index = proto_get_u64(r);
@@ -85,7 +85,7 @@ static int locate_rep_check(const struct proto_chunk_locate_rep *m)
         return -EPROTO;
     proto_rbuf_init(&r, m->raw.p, m->raw.len);
     for (uint32_t i = 0; i < m->count; i++)
-        if (chunk_loc_get(&r, &c))
+        if (proto_chunk_loc_get(&r, &c))
             return -EPROTO;
     return proto_rbuf_done(&r);
 }
@@ -129,7 +129,7 @@ bool proto_chunk_loc_next(struct proto_chunk_loc_iter *it,
     if (it->left == 0 || it->r.err)
         return false;
     it->left--;
-    return chunk_loc_get(&it->r, c) == 0;
+    return proto_chunk_loc_get(&it->r, c) == 0;
 }
 
 void proto_chunk_write_begin_req_encode(

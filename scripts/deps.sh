@@ -3,16 +3,18 @@
 # it runs apt-get for whatever is missing; otherwise it prints the line to run.
 set -euo pipefail
 
-# Build: compiler, pkg-config, the five libraries.  Run: fuse3.  Test:
+# Build: compiler, pkg-config, the six libraries.  Run: fuse3.  Test:
 # clients that drive the daemons for real, curl and promtool (in
 # prometheus) for the metrics endpoints, chromium (headless) for metad's
-# status page, clang for the fuzzers; help2man for the man pages `make
+# status page, clang for the fuzzers, certtool and psktool (in gnutls-bin)
+# for the NBD-over-TLS credentials; help2man for the man pages `make
 # install` writes, man-db and systemd (man and systemd-analyze) to check
 # them and the units; debhelper for `make deb`.
 pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
-      libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libcmocka-dev sqlite3 clang qemu-utils
-      libnbd-bin nbdkit fio attr python3 procps psmisc curl prometheus
-      chromium help2man man-db systemd debhelper)
+      libsqlite3-dev libmicrohttpd-dev libcmocka-dev libgnutls28-dev sqlite3
+      clang qemu-utils libnbd-bin nbdkit fio attr python3 procps psmisc curl
+      prometheus chromium gnutls-bin help2man man-db systemd debhelper)
+pkgs+=(nettle-dev) # SHA-256 of image diffs (tessera image diff, apply-diff)
 
 missing=()
 for p in "${pkgs[@]}"; do

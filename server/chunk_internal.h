@@ -16,6 +16,41 @@
 #include "peer.h"
 #include "proto.h"
 
+/* ---- chunk_wmap.c ----------------------------------------------------- */
+
+/* Which blocks of a chunk were written since it was created or copied;
+ * unknown (bits NULL) when the chunk's history is not known here. */
+struct chunk_wmap {
+    int fd;
+    uint8_t *bits; /* PROTO_WMAP_BYTES, or NULL: unknown */
+};
+
+void chunk_wmap_init(struct chunk_wmap *m);
+/* Close the file and free the bits (an init-ed map is fine). */
+void chunk_wmap_close(struct chunk_wmap *m);
+bool chunk_wmap_known(const struct chunk_wmap *m);
+/* A new, empty, durable map at @path (borrowed), replacing any. */
+int chunk_wmap_create(struct chunk_wmap *m, const char *path);
+/* Open the map at @path: unknown when there is none or it is damaged. */
+int chunk_wmap_load(struct chunk_wmap *m, const char *path);
+/* True when blocks [@b0, @b0 + @nb) are marked already (or unknown). */
+bool chunk_wmap_covers(const struct chunk_wmap *m, uint32_t b0, uint32_t nb);
+/* Mark blocks [@b0, @b0 + @nb) written, in the file (not synced) and in
+ * memory.  @rwf is 0 or RWF_NOWAIT (then -EAGAIN or -EOPNOTSUPP when the
+ * write would block or cannot be tried so: nothing changed).  On another
+ * failure the map becomes unknown. */
+int chunk_wmap_mark(struct chunk_wmap *m, uint32_t b0, uint32_t nb, int rwf);
+int chunk_wmap_sync(struct chunk_wmap *m);
+/* Copy the PROTO_WMAP_BYTES bits into @out; -ENODATA when unknown. */
+int chunk_wmap_get(const struct chunk_wmap *m, uint8_t *out);
+/* Make the map unknown for good (its file emptied), and close it. */
+void chunk_wmap_forget(struct chunk_wmap *m);
+/* The store in @dir opens: when it was not closed cleanly in this boot
+ * of the host, every map is dropped.  Then notes that it runs. */
+int chunk_wmap_boot_begin(const char *dir);
+/* The store closes cleanly: sync its file system, remove the note. */
+void chunk_wmap_boot_end(const char *dir);
+
 /* ---- chunk_store.c ---------------------------------------------------- */
 
 #define CHUNK_BLOCK_SIZE 4096u
@@ -85,6 +120,10 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
 /* Delete chunk @id if its version is @ver or older (@ver 0: any).  A
  * chunk that does not exist is already deleted: 0. */
 int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver);
+/* The written-block map of chunk @id at exactly @ver into @out
+ * (PROTO_WMAP_BYTES): -ENODATA when this copy's history is unknown. */
+int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                     uint8_t *out);
 
 struct chunk_info {
     uint64_t id, version, length;
@@ -342,6 +381,9 @@ void chunk_delete_handle(struct chunk_server *srv, struct peer *p,
                          uint64_t req_id, const uint8_t *payload, size_t len);
 void chunk_clone_handle(struct chunk_server *srv, struct peer *p,
                         uint64_t req_id, const uint8_t *payload, size_t len);
+/* chunk_wmap_req.c */
+void chunk_wmap_handle(struct chunk_server *srv, struct peer *p,
+                       uint64_t req_id, const uint8_t *payload, size_t len);
 
 /* ---- chunk_replicate.c ------------------------------------------------ */
 

@@ -2,14 +2,15 @@
  *
  * Happy path: dial metad (role CHUNKD, authenticating with this server's
  * key); once the handshake is done ask for the service keys that open the
- * clients' tickets (chunk_auth.c) and send SERVER_REGISTER_REQ (uuid,
- * advertised address, capacity, free) and keep the server id it answers; list
- * every chunk on a worker thread and send them in SERVER_INVENTORY_REQ batches
- * of at most PROTO_INV_MAX entries, the final one (possibly empty) with last=1,
- * each after the previous was answered; then send SERVER_HEARTBEAT_REQ every
- * second with fresh space figures (statvfs runs on a worker thread too).  metad
- * also sends its own requests on this connection (CHUNK_SETVERSION,
- * CHUNK_DELETE, CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
+ * clients' tickets (chunk_auth.c) and send SERVER_REGISTER_REQ (uuid, advertised address, capacity, free) and keep
+ * the server id it answers; list every chunk on a worker thread and send
+ * them in SERVER_INVENTORY_REQ batches of at most PROTO_INV_MAX entries,
+ * the final one (possibly empty) with last=1, each after the previous was
+ * answered; then send SERVER_HEARTBEAT_REQ every second, at once, with the
+ * space figures of the last statvfs (which runs on a worker thread and so
+ * may wait behind disk work: the heartbeat never does).  metad also sends its
+ * own requests on this connection (CHUNK_SETVERSION, CHUNK_DELETE,
+ * CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
  * chunk_dispatch() like any other.
  *
  * Bad replicas found by a read or a scrub (chunk_meta_report_bad()) are
@@ -308,28 +309,35 @@ static void space_done(uv_work_t *w, int status)
         m->capacity = mw->capacity;
         m->free = mw->free;
     }
-    if (m->state == ST_RUNNING && mw->gen == m->gen) {
-        struct proto_server_heartbeat_req hb = {
-            .server_id = m->server_id,
-            .capacity = m->capacity,
-            .free = m->free,
-            .chunks = chunk_store_count(m->srv->store),
-        };
-        struct proto_wbuf wb;
-        proto_wbuf_init(&wb);
-        proto_server_heartbeat_req_encode(&wb, &hb);
-        int rc =
-            wb.err ? wb.err
-                   : peer_request(m->p, PROTO_MSG_SERVER_HEARTBEAT_REQ, wb.p,
-                                  wb.len, REQ_TIMEOUT_MS, on_heartbeat_rep, m);
-        proto_wbuf_free(&wb);
-        if (rc < 0)
-            fail(m, "heartbeat", rc);
-        else
-            scrub_status_send(m);
-    }
     free(mw);
     maybe_free(m);
+}
+
+/* The heartbeat goes out at once, with the space figures of the last
+ * statvfs: the fresh ones come from the thread pool, where they may wait
+ * behind the disk work of clients, and a heartbeat that waits there makes
+ * a busy server look dead to metad. */
+static void heartbeat_send(struct chunk_meta *m)
+{
+    struct proto_server_heartbeat_req hb = {
+        .server_id = m->server_id,
+        .capacity = m->capacity,
+        .free = m->free,
+        .chunks = chunk_store_count(m->srv->store),
+    };
+    struct proto_wbuf wb;
+    int rc;
+
+    proto_wbuf_init(&wb);
+    proto_server_heartbeat_req_encode(&wb, &hb);
+    rc = wb.err ? wb.err
+                : peer_request(m->p, PROTO_MSG_SERVER_HEARTBEAT_REQ, wb.p,
+                               wb.len, REQ_TIMEOUT_MS, on_heartbeat_rep, m);
+    proto_wbuf_free(&wb);
+    if (rc < 0)
+        fail(m, "heartbeat", rc);
+    else
+        scrub_status_send(m);
 }
 
 static void on_heartbeat_timer(uv_timer_t *t)
@@ -340,8 +348,11 @@ static void on_heartbeat_timer(uv_timer_t *t)
     if (m->state != ST_RUNNING)
         return;
     reports_send(m);
-    if (m->state != ST_RUNNING || m->space_busy)
+    if (m->state != ST_RUNNING)
         return;
+    heartbeat_send(m);
+    if (m->state != ST_RUNNING || m->space_busy)
+        return; /* the last refresh is still queued: no second one */
     mw = calloc(1, sizeof(*mw));
     if (!mw)
         return; /* try again next second */

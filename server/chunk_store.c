@@ -170,6 +170,7 @@ struct chunk_file {
     int dfd, cfd; /* -1 unless exists */
     uint64_t version, length;
     uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
+    struct chunk_wmap wmap; /* main store only; unknown in the stage */
 };
 
 struct chunk_store {
@@ -382,6 +383,7 @@ static void file_shut(struct chunk_file *f)
     f->exists = false;
     free(f->resv); /* invariant 5: other files, other space */
     f->resv = NULL;
+    chunk_wmap_close(&f->wmap);
 }
 
 static void file_free(struct chunk_file *f)
@@ -429,6 +431,13 @@ static int file_load(struct chunk_store *s, struct chunk_file *f)
         return rc;
     }
     f->exists = true;
+    if (s->stage) {
+        chunk_path(s, f->id, ".wmap", path, sizeof(path));
+        if ((rc = chunk_wmap_load(&f->wmap, path)) < 0) {
+            file_shut(f);
+            return rc;
+        }
+    }
     return 0;
 }
 
@@ -500,6 +509,7 @@ static int file_get(struct chunk_store *s, uint64_t id, struct chunk_file **out)
     f->id = id;
     f->refs = 1;
     f->dfd = f->cfd = -1;
+    chunk_wmap_init(&f->wmap);
     pthread_rwlock_init(&f->rw, NULL);
     /* Loading under the store lock keeps a half-loaded handle invisible;
      * it costs two open() calls once per chunk brought into the cache. */
@@ -879,7 +889,7 @@ static uint32_t idle_default(void)
     uint64_t n = IDLE_MAX;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        n = rl.rlim_cur / 4;
+        n = rl.rlim_cur / 6; /* three descriptors a handle */
     return n < IDLE_MIN ? IDLE_MIN : n > IDLE_MAX ? IDLE_MAX : (uint32_t)n;
 }
 
@@ -922,6 +932,8 @@ static int store_open(const char *dir, bool with_stage,
     pthread_mutex_init(&s->lock, NULL);
     rc = chunk_store_list(s, count_one, &s->count);
     if (rc == 0 && with_stage)
+        rc = chunk_wmap_boot_begin(dir);
+    if (rc == 0 && with_stage)
         rc = stage_open(dir, &s->stage);
     if (rc < 0) {
         chunk_store_close(s);
@@ -943,6 +955,8 @@ void chunk_store_close(struct chunk_store *s)
     file_free_list(idle_evict(s, 0));
     for (unsigned b = 0; b < NBUCKETS; b++)
         assert(!s->buckets[b]); /* no operation may be running */
+    if (s->stage)
+        chunk_wmap_boot_end(s->dir);
     chunk_store_close(s->stage);
     pthread_mutex_destroy(&s->lock);
     free(s->bad);
@@ -1010,6 +1024,16 @@ static int files_create(struct chunk_store *s, struct chunk_file *f,
     f->version = ver;
     f->length = length;
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    /* A new chunk, or a copy for copy-on-write, starts with nothing
+     * written since.  Without its map (a crash before it, an error) the
+     * history is unknown, which readers of the map take as everything. */
+    if (rc == 0 && s->stage) {
+        chunk_path(s, f->id, ".wmap", path, sizeof(path));
+        if (chunk_wmap_create(&f->wmap, path) < 0)
+            log_warn("chunk create: written-block map not created: "
+                     "chunk=%016llx",
+                     (unsigned long long)f->id);
+    }
     return rc;
 
 fail:
@@ -1076,7 +1100,7 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
         return rc;
     pthread_rwlock_wrlock(&f->rw);
     if (!f->exists)
-        rc = 0;
+        rc = -ENOENT; /* docs/protocol.md §7.6: metad treats it as done */
     else if (ver != 0 && f->version > ver)
         rc = -ESTALE;
     else {
@@ -1087,11 +1111,18 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
         if (rc == 0) {
             chunk_path(s, id, "", path, sizeof(path));
             unlink(path);
+            chunk_path(s, id, ".wmap", path, sizeof(path));
+            unlink(path);
             file_shut(f);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
             bad_clear(s, id);
-            log_debug(DBG, "chunk delete: chunk=%016llx",
-                      (unsigned long long)id);
+            /* docs/protocol.md §7.6: the deletion is durable before the
+             * reply, so a crash cannot bring the chunk back after metad
+             * forgot it. */
+            chunk_dir_path(s, id, path, sizeof(path));
+            rc = fsync_path(path);
+            log_debug(DBG, "chunk delete: chunk=%016llx rc=%d",
+                      (unsigned long long)id, rc);
         }
     }
     file_unlock(s, f);
@@ -1127,7 +1158,7 @@ int chunk_store_stage_begin(struct chunk_store *s, uint64_t id, uint64_t ver)
         return -EINVAL;
     /* A leftover of an earlier, interrupted copy is never reused. */
     rc = chunk_store_delete(s->stage, id, 0);
-    if (rc == 0)
+    if (rc == 0 || rc == -ENOENT)
         rc = chunk_store_setversion(s->stage, id, 0, ver);
     return rc;
 }
@@ -1165,6 +1196,10 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
         file_shut(f);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
+    /* The copy's past writes were never seen here: its map is unknown. */
+    chunk_path(s, f->id, ".wmap", to, sizeof(to));
+    if (unlink(to) < 0 && errno != ENOENT)
+        return -errno;
     chunk_path(s->stage, f->id, "", from, sizeof(from));
     chunk_path(s, f->id, "", to, sizeof(to));
     if (rename(from, to) < 0)
@@ -1453,6 +1488,14 @@ static int block_merge(struct chunk_store *s, struct chunk_file *f, uint32_t b,
     return 0;
 }
 
+/* Make @f's data, checksums and written-block map durable. */
+static int sync_files(struct chunk_file *f)
+{
+    if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
+        return -errno;
+    return chunk_wmap_sync(&f->wmap);
+}
+
 /* Write under @f's exclusive lock.  @rwf as for pwrite_full(); with
  * RWF_NOWAIT the caller (chunk_store_write_nowait()) has made sure that
  * the write is whole blocks, so that no block is read, and that their
@@ -1508,6 +1551,11 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
         put_le32(crc + 4 * (b - b0), crc32c(0, p, CHUNK_BLOCK_SIZE));
     }
 
+    /* The written-block map before the data, so that no block written
+     * is missing from it (chunk_wmap.c). */
+    rc = chunk_wmap_mark(&f->wmap, b0, nb, rwf);
+    if (rc < 0)
+        goto out;
     /* Length first, so invariant 1 holds whatever happens next.  The
      * header is cached in the handle: growing it is this one write. */
     if (end > f->length) {
@@ -1519,8 +1567,8 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     rc = pwritev_full(f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     if (rc == 0)
         rc = crcs_store(f, b0, crc, nb, rwf);
-    if (rc == 0 && sync && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
-        rc = -errno;
+    if (rc == 0 && sync)
+        rc = sync_files(f);
 out:
     if (crc != stack)
         free(crc);
@@ -1540,8 +1588,8 @@ int chunk_store_write(struct chunk_store *s, uint64_t id, uint64_t ver,
         return rc;
     if (len > 0)
         rc = write_locked(s, f, off, buf, len, sync, 0);
-    else if (sync && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
-        rc = -errno;
+    else if (sync)
+        rc = sync_files(f);
     file_unlock(s, f);
     return rc;
 }
@@ -1566,8 +1614,8 @@ int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
         rwf = 0; /* the file system has none: a plain write, if allowed */
     if (len == 0 || off % CHUNK_BLOCK_SIZE || len % CHUNK_BLOCK_SIZE ||
         s->inline_writes == CHUNK_INLINE_OFF ||
-        (!rwf && (s->inline_writes != CHUNK_INLINE_BUFFERED ||
-                  len > CHUNK_INLINE_MAX)))
+        (!rwf &&
+         (s->inline_writes != CHUNK_INLINE_BUFFERED || len > CHUNK_INLINE_MAX)))
         return -EAGAIN;
     rc = file_lock_nowait(s, id, ver, true, &f);
     if (rc < 0)
@@ -1626,6 +1674,12 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                CHUNK_BLOCK_SIZE - length % CHUNK_BLOCK_SIZE);
         put_le32(crc, crc32c(0, blk, CHUNK_BLOCK_SIZE));
     }
+    /* The blocks that become zeros are written, for the map. */
+    uint32_t old_nb =
+        (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
+    rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl, 0);
+    if (rc < 0)
+        goto out;
     /* Data first: a crash before the checksum is fixed leaves the boundary
      * block failing its checksum, which is detected. */
     resv_clear_from(f, bl); /* invariant 5: the space past it goes */
@@ -1642,11 +1696,25 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
 done:
     if (rc == 0) {
         f->length = length;
-        if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
-            rc = -errno;
+        rc = sync_files(f);
     }
 out:
     free(blk);
+    file_unlock(s, f);
+    return rc;
+}
+
+/* ---- Written-block maps -------------------------------------------------- */
+
+int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                     uint8_t *out)
+{
+    struct chunk_file *f;
+    int rc = file_lock(s, id, ver, false, &f);
+
+    if (rc < 0)
+        return rc;
+    rc = chunk_wmap_get(&f->wmap, out);
     file_unlock(s, f);
     return rc;
 }

@@ -34,6 +34,8 @@
 /* Extent flags reported by block_status (the base:allocation bits). */
 #define VD_EXTENT_HOLE (1u << 0) /* not allocated */
 #define VD_EXTENT_ZERO (1u << 1) /* reads as zeros */
+/* Extent flag reported by changes(): may differ from the other file. */
+#define VD_EXTENT_CHANGED (1u << 2)
 
 /* Backend capabilities (struct vd_backend.caps). */
 #define VD_BACKEND_MULTI_CONN (1u << 0) /* see "Durability" above */
@@ -102,6 +104,15 @@ struct vd_backend_ops {
      * again), and must report at least one extent when it returns 0. */
     int (*block_status)(struct vd_image *img, uint64_t len, uint64_t off,
                         vd_extent_cb cb, void *arg);
+    /* Optional (NULL: no tessera:changes-since: metadata context).  0 when
+     * @since (borrowed) names a file the changes of an image can be told
+     * against, -ENOENT or -EINVAL otherwise. */
+    int (*changes_check)(void *ctx, const char *since);
+    /* Describe [off, off+len) as block_status does, each extent flagged
+     * VD_EXTENT_CHANGED when its bytes may differ from file @since's, 0
+     * when they are the same (docs/vmdisk.md, "Incremental diffs"). */
+    int (*changes)(struct vd_image *img, const char *since, uint64_t len,
+                   uint64_t off, vd_extent_cb cb, void *arg);
     /* Call @cb for each export name.  -ENOTSUP when listing is refused. */
     int (*list)(void *ctx, vd_name_cb cb, void *arg);
     /* Release the backend's own state (called once, at exit). */

@@ -22,7 +22,8 @@
  * buffers, or number INFLIGHT_MAX, which bounds a connection's memory.
  *
  * Commands: READ, WRITE (FUA), FLUSH, TRIM (FUA), WRITE_ZEROES (FUA,
- * NO_HOLE, FAST_ZERO), BLOCK_STATUS (base:allocation, REQ_ONE), CACHE (a
+ * NO_HOLE, FAST_ZERO), BLOCK_STATUS (base:allocation and
+ * tessera:changes-since:SNAP, REQ_ONE), CACHE (a
  * bounds-checked no-op: the backends have no cache to fill) and DISC.
  * READ and BLOCK_STATUS get structured replies once negotiated; the other
  * commands always get simple replies, which proto.md allows.
@@ -50,7 +51,6 @@
 
 #include "lat.h"
 #include "log.h"
-#include "net.h"
 
 #define INFLIGHT_BYTES (128ull << 20)
 #define INFLIGHT_MAX 256
@@ -135,7 +135,8 @@ static uint32_t req_check(struct vd_conn *c, const struct vd_req *r)
         return r->type == NBD_CMD_WRITE || r->type == NBD_CMD_WRITE_ZEROES
                    ? NBD_ENOSPC
                    : NBD_EINVAL;
-    if (r->type == NBD_CMD_BLOCK_STATUS && (!c->meta_alloc || r->len == 0))
+    if (r->type == NBD_CMD_BLOCK_STATUS &&
+        ((!c->meta_alloc && !c->meta_changes) || r->len == 0))
         return NBD_EINVAL;
     return 0;
 }
@@ -186,6 +187,8 @@ static int extent_add(void *arg, uint64_t length, uint32_t vflags)
         flags |= NBD_STATE_HOLE;
     if (vflags & VD_EXTENT_ZERO)
         flags |= NBD_STATE_ZERO;
+    if (vflags & VD_EXTENT_CHANGED)
+        flags |= VD_STATE_CHANGED;
     if (length > e->want - e->covered)
         length = e->want - e->covered;
     if (length == 0)
@@ -203,21 +206,36 @@ static int extent_add(void *arg, uint64_t length, uint32_t vflags)
     return e->covered == e->want ? 1 : 0;
 }
 
+/* proto.md: one BLOCK_STATUS chunk per selected context, the last one
+ * with DONE.  Both are gathered before either is sent, so that an error
+ * is the whole reply. */
 static int do_block_status(struct vd_conn *c, const struct vd_req *r)
 {
     const struct vd_backend_ops *ops = c->cfg->be->ops;
-    struct extents *e = calloc(1, sizeof(*e));
-    int rc;
+    struct extents *e = calloc(2, sizeof(*e));
+    int rc = 0;
 
     if (!e)
         return -ENOMEM;
-    e->want = r->len;
-    e->one = r->flags & NBD_CMD_FLAG_REQ_ONE;
-    rc = ops->block_status(c->img, r->len, r->offset, extent_add, e);
-    if (rc == 0 && e->n == 0)
+    for (int i = 0; i < 2; i++) {
+        e[i].want = r->len;
+        e[i].one = r->flags & NBD_CMD_FLAG_REQ_ONE;
+    }
+    if (c->meta_alloc)
+        rc = ops->block_status(c->img, r->len, r->offset, extent_add, &e[0]);
+    if (rc == 0 && c->meta_changes)
+        rc = ops->changes ? ops->changes(c->img, c->meta_changes, r->len,
+                                         r->offset, extent_add, &e[1])
+                          : -ENOTSUP;
+    if (rc == 0 &&
+        ((c->meta_alloc && e[0].n == 0) || (c->meta_changes && e[1].n == 0)))
         rc = -EIO; /* vd_backend.h: at least one extent */
-    if (rc == 0)
-        vd_reply_block_status(c, r->cookie, VD_META_ALLOC_ID, e->desc, e->n);
+    if (rc == 0 && c->meta_alloc)
+        vd_reply_block_status(c, r->cookie, !c->meta_changes, VD_META_ALLOC_ID,
+                              e[0].desc, e[0].n);
+    if (rc == 0 && c->meta_changes)
+        vd_reply_block_status(c, r->cookie, true, VD_META_CHANGES_ID, e[1].desc,
+                              e[1].n);
     free(e);
     return rc;
 }
@@ -438,14 +456,14 @@ static bool fast_start(struct vd_conn *c, struct vd_req *r)
 }
 
 /* Read and drop @len bytes of a payload we will not use. */
-static int discard(int fd, uint64_t len)
+static int discard(struct vd_conn *c, uint64_t len)
 {
     uint8_t *buf = malloc(DISCARD_BUF);
     int rc = buf ? 0 : -ENOMEM;
 
     while (rc == 0 && len) {
         size_t n = len < DISCARD_BUF ? (size_t)len : DISCARD_BUF;
-        rc = net_read_all(fd, buf, n);
+        rc = vd_recv(c, buf, n);
         len -= n;
     }
     free(buf);
@@ -457,7 +475,7 @@ static int discard(int fd, uint64_t len)
 static int read_one(struct vd_conn *c)
 {
     uint8_t h[NBD_REQUEST_SIZE];
-    int rc = net_read_all(c->fd, h, sizeof(h));
+    int rc = vd_recv(c, h, sizeof(h));
     uint64_t t0 = lat_now_ns();
 
     if (rc < 0)
@@ -480,12 +498,12 @@ static int read_one(struct vd_conn *c)
                     : type == NBD_CMD_READ ? len
                                            : 0;
     if (too_big && type == NBD_CMD_WRITE) {
-        rc = discard(c->fd, len);
+        rc = discard(c, len);
         if (rc < 0)
             return rc;
     }
     budget_wait(c, cost);
-    size_t room = payload ? payload
+    size_t room = payload                            ? payload
                   : type == NBD_CMD_READ && !too_big ? len
                                                      : 0;
     struct vd_req *r = malloc(sizeof(*r) + room);
@@ -504,7 +522,7 @@ static int read_one(struct vd_conn *c)
     r->cost = cost;
     if ((r->flags & ~KNOWN_FLAGS) && !r->early_err)
         r->early_err = NBD_EINVAL;
-    rc = payload ? net_read_all(c->fd, r->data, payload) : 0;
+    rc = payload ? vd_recv(c, r->data, payload) : 0;
     if (rc < 0) {
         unbudget(c, cost);
         free(r);

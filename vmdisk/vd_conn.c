@@ -12,8 +12,9 @@
  *                   |
  *                   v
  *   +---------> HANDSHAKE --(ABORT, EOF, bad option magic, too-big option,
- *   | INFO, LIST,   |         bad client flags, EXPORT_NAME failure)--+
- *   | failed GO ... |                                                 |
+ *   | INFO, LIST,   |         bad client flags, EXPORT_NAME failure,  |
+ *   | failed GO,    |         TLS handshake failure, EXPORT_NAME      |
+ *   | STARTTLS ...  |         in the clear when TLS is required)------+
  *   +---------------+ GO ok / EXPORT_NAME ok                          |
  *                   v                                                 |
  *              TRANSMISSION --(EOF, bad request magic, send error)--+ |
@@ -23,8 +24,10 @@
  *               DRAINING -------(in-flight requests answered)----> CLOSED
  *
  *   FROM          -> TO            [function]
- *   HANDSHAKE     -> HANDSHAKE     [opt_dispatch: every option but GO,
- *                                   EXPORT_NAME, ABORT; a failed GO]
+ *   HANDSHAKE     -> HANDSHAKE     [opt_gated: every option but GO,
+ *                                   EXPORT_NAME, ABORT; a failed GO;
+ *                                   STARTTLS, after which the rest runs
+ *                                   over TLS (vd_handshake.c's diagram)]
  *   HANDSHAKE     -> TRANSMISSION  [opt_info_go, opt_export_name]
  *   HANDSHAKE     -> CLOSED        [vd_handshake_run returns < 0]
  *   TRANSMISSION  -> DRAINING      [read_one sees NBD_CMD_DISC]
@@ -35,10 +38,13 @@
  * Invariants:
  *   1. c->img is open exactly in TRANSMISSION and DRAINING.
  *   2. Worker threads exist only inside vd_cmd_run(), so once it returns
- *      nothing else touches the connection and the image can be closed.
+ *      nothing else touches the connection and the image and the TLS
+ *      session can be closed.
  *
- * One log line when the export is opened and one when the connection
- * ends, each with the peer address and export name.
+ * One log line when the export is opened (with the TLS name, if any) and
+ * one when the connection ends, each with the peer address and export
+ * name.  A TLS session ends with close_notify after NBD_CMD_DISC, as
+ * proto.md asks; after a failure the socket is just shut down.
  */
 #include "vd_internal.h"
 
@@ -61,6 +67,10 @@ static const char *end_reason(int rc)
         return "connection reset or EOF";
     case EPROTO:
         return "protocol error";
+    case EACCES:
+        return "refused: TLS required";
+    case EKEYREJECTED:
+        return "TLS handshake failed";
     default:
         return strerror(-rc);
     }
@@ -68,7 +78,7 @@ static const char *end_reason(int rc)
 
 int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
 {
-    struct vd_conn c = {.fd = fd, .cfg = cfg, .peer = peer};
+    struct vd_conn c = {.fd = fd, .cfg = cfg, .peer = peer, .id.peer = peer};
     int rc;
 
     pthread_mutex_init(&c.send_lock, NULL);
@@ -79,14 +89,20 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
     rc = vd_handshake_run(&c);
     if (rc == 0) {
         assert(c.img); /* invariant 1 */
-        log_info("nbd connection: open: peer=%s export=%s size=%llu%s%s", peer,
-                 c.export_name, (unsigned long long)c.size,
+        log_info("nbd connection: open: peer=%s export=%s size=%llu%s%s "
+                 "tls=%s tls_user=%s",
+                 peer, c.export_name, (unsigned long long)c.size,
                  c.img->readonly ? " readonly" : "",
-                 c.structured ? " structured" : "");
+                 c.structured ? " structured" : "",
+                 c.tls ? vd_tls_auth_name(c.id.auth) : "off",
+                 c.id.tls_user ? c.id.tls_user : "-");
         rc = vd_cmd_run(&c);
         cfg->be->ops->close(c.img); /* invariant 2 */
         c.img = NULL;
     }
+    vd_tls_session_close(c.tls,
+                         (rc == 0 || rc == -ESHUTDOWN) && !c.send_failed);
+    c.tls = NULL;
     /* The caller closes the socket, maybe later: shut it down now so the
      * client sees the end at once. */
     shutdown(fd, SHUT_RDWR);
@@ -95,6 +111,7 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
 
     free(c.export_name);
     free(c.meta_export);
+    free(c.meta_changes);
     pthread_cond_destroy(&c.cond);
     pthread_cond_destroy(&c.room);
     pthread_mutex_destroy(&c.lock);

@@ -9,11 +9,44 @@
  *   ... until NBD_OPT_GO succeeds (REP_INFO..., REP_ACK) or
  *   NBD_OPT_EXPORT_NAME (size64 flags16 [124 zero bytes]).
  *
- * Options served: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
- * LIST_META_CONTEXT and SET_META_CONTEXT (base:allocation only).  Every
- * other option, STARTTLS included, gets NBD_REP_ERR_UNSUP and the haggling
- * goes on.  An export name is an image name of the backend; the empty name
- * means the configured default export, if any.
+ * With TLS (proto.md "TLS support"), the client's first option is
+ * NBD_OPT_STARTTLS; the server answers REP_ACK, the TLS handshake runs on
+ * the socket, and option haggling starts over inside the TLS session,
+ * forgetting what was negotiated in the clear (structured replies, the
+ * meta context), since a man in the middle could have chosen it.  From
+ * then on every byte, transmission included, goes through the session.
+ *
+ *   option phase, per --tls (vd_handshake_gate(), a pure function):
+ *
+ *            off                 on                  require
+ *   CLEAR  --STARTTLS: POLICY   --STARTTLS--> TLS    --STARTTLS--> TLS
+ *          other: served        other: served        ABORT: served
+ *                                                    EXPORT_NAME: close
+ *                                                    other: TLS_REQD
+ *   TLS    (never)              STARTTLS: INVALID, other: served
+ *
+ *   FROM   -> TO    [function]
+ *   CLEAR  -> CLEAR [opt_gated: any option but a successful STARTTLS]
+ *   CLEAR  -> TLS   [opt_starttls: ACK sent, TLS handshake done]
+ *   CLEAR  -> end   [opt_starttls: TLS handshake failed; opt_gated:
+ *                    EXPORT_NAME in the clear when TLS is required]
+ *   TLS    -> TLS   [opt_gated: every option]
+ *   either -> transmission [opt_info_go, opt_export_name]
+ *
+ * Invariants:
+ *   1. Nothing but STARTTLS and ABORT is served in the clear when TLS is
+ *      required, so no export is opened for an unauthenticated client.
+ *   2. c->tls is set only here, while no other thread uses the
+ *      connection, and never replaced (no STARTTLS twice).
+ *
+ * Options served: EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO,
+ * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT
+ * (base:allocation, and tessera:changes-since:SNAP when the backend can
+ * tell changes).  Every other option gets NBD_REP_ERR_UNSUP and the
+ * haggling goes on.  An export name is an image name of the backend;
+ * the empty name means the configured default export, if any.  Before an
+ * export is opened, the configuration's export_check hook sees the
+ * connection's identity (vd_identity: the TLS name) and the name.
  *
  * Failure modes:
  * - Malformed option data (lengths that do not add up, NUL in a name, a
@@ -28,17 +61,20 @@
  * - Unknown client flags, a client without FIXED_NEWSTYLE, a bad option
  *   magic, or a failed NBD_OPT_EXPORT_NAME (which has no error reply)
  *   drop the connection.
+ * - A failed TLS handshake (unknown PSK identity, wrong key, a client
+ *   certificate the CA did not sign) drops the connection: after the ACK
+ *   there is no going back to the clear.
  * - NBD_OPT_ABORT is acknowledged, then the connection closes.
  */
 #include "vd_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "net.h"
 
 #define OPT_HDR_SIZE 16 /* IHAVEOPT, option, length */
 #define REP_HDR_SIZE 20 /* magic, option, type, length */
@@ -132,9 +168,24 @@ static int export_open(struct vd_conn *c, const char *name,
                        struct vd_image **img, uint64_t *size, char *why)
 {
     const struct vd_backend *be = c->cfg->be;
+    bool readonly = c->cfg->readonly;
+    int rc = 0;
+
     why[0] = '\0';
-    int rc = be->ops->open(be->ctx, name, c->cfg->readonly, img, why,
-                           NBD_MAX_STRING);
+    if (c->cfg->export_check) {
+        rc = c->cfg->export_check(c->cfg->export_check_ctx, &c->id, name,
+                                  &readonly, why, NBD_MAX_STRING);
+        if (rc < 0) {
+            if (!why[0])
+                snprintf(why, NBD_MAX_STRING, "access to export %s refused",
+                         name);
+            log_warn("nbd handshake: export %s refused: %s: peer=%s "
+                     "tls_user=%s",
+                     name, why, c->peer, c->id.tls_user ? c->id.tls_user : "-");
+            return rc;
+        }
+    }
+    rc = be->ops->open(be->ctx, name, readonly, img, why, NBD_MAX_STRING);
     if (rc < 0) {
         if (!why[0])
             snprintf(why, NBD_MAX_STRING, "cannot open export: %s",
@@ -211,8 +262,11 @@ static void export_chosen(struct vd_conn *c, struct vd_image *img, char *name,
     c->export_name = name;
     c->size = size;
     c->tflags = vd_handshake_tflags(c, img->readonly);
-    if (c->meta_alloc && strcmp(c->meta_export, name) != 0)
+    if (c->meta_export && strcmp(c->meta_export, name) != 0) {
         c->meta_alloc = false;
+        free(c->meta_changes);
+        c->meta_changes = NULL;
+    }
 }
 
 /* NBD_OPT_INFO and NBD_OPT_GO:
@@ -371,14 +425,33 @@ static bool query_is(const uint8_t *q, uint32_t qlen, const char *s)
     return qlen == strlen(s) && !memcmp(q, s, qlen);
 }
 
-static int meta_reply(struct vd_conn *c, uint32_t opt, uint32_t id)
+static int meta_reply(struct vd_conn *c, uint32_t opt, uint32_t id,
+                      const uint8_t *ctx, uint32_t len)
 {
-    const char *ctx = NBD_META_BASE_ALLOCATION;
-    uint8_t buf[4 + sizeof(NBD_META_BASE_ALLOCATION)];
+    uint8_t buf[4 + NBD_MAX_STRING];
 
+    if (len > NBD_MAX_STRING)
+        return -EINVAL; /* meta_parse() let no longer query through */
     vd_put32(buf, id);
-    memcpy(buf + 4, ctx, strlen(ctx));
-    return opt_reply(c, opt, NBD_REP_META_CONTEXT, buf, 4 + strlen(ctx));
+    memcpy(buf + 4, ctx, len);
+    return opt_reply(c, opt, NBD_REP_META_CONTEXT, buf, 4 + len);
+}
+
+/* A query "tessera:changes-since:SNAP" for a SNAP the backend can tell
+ * changes against: SNAP, NUL-terminated, in @since. */
+static bool query_changes(const struct vd_conn *c, const uint8_t *q,
+                          uint32_t qlen, char *since, size_t size)
+{
+    const struct vd_backend *be = c->cfg->be;
+    size_t plen = strlen(VD_META_CHANGES_PREFIX);
+
+    if (!be->ops->changes_check || qlen <= plen || qlen - plen >= size ||
+        memcmp(q, VD_META_CHANGES_PREFIX, plen) != 0)
+        return false;
+    memcpy(since, q + plen, qlen - plen);
+    since[qlen - plen] = '\0';
+    return strlen(since) == qlen - plen &&
+           be->ops->changes_check(be->ctx, since) == 0;
 }
 
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT.  proto.md: SET
@@ -415,24 +488,36 @@ static int opt_meta(struct vd_conn *c, uint32_t opt, const uint8_t *d,
         free(c->meta_export);
         c->meta_export = name;
         c->meta_alloc = false;
+        free(c->meta_changes);
+        c->meta_changes = NULL;
         name = NULL;
     }
     free(name);
+    const uint8_t *alloc = (const uint8_t *)NBD_META_BASE_ALLOCATION;
+    const uint32_t alen = (uint32_t)strlen(NBD_META_BASE_ALLOCATION);
+    bool set = opt == NBD_OPT_SET_META_CONTEXT;
     if (opt == NBD_OPT_LIST_META_CONTEXT && nq == 0) {
-        rc = meta_reply(c, opt, 0);
+        /* tessera:changes-since: needs a name: only a query lists it. */
+        rc = meta_reply(c, opt, 0, alloc, alen);
         found = true;
     }
     for (uint32_t i = 0; rc == 0 && i < nq && !found; i++) {
+        char since[NBD_MAX_STRING + 1];
         uint32_t qlen = vd_get32(d + pos);
         const uint8_t *q = d + pos + 4;
         pos += 4 + qlen;
-        if (query_is(q, qlen, NBD_META_BASE_ALLOCATION) ||
-            (opt == NBD_OPT_LIST_META_CONTEXT && query_is(q, qlen, "base:"))) {
-            found = true;
-            if (opt == NBD_OPT_SET_META_CONTEXT)
+        if ((query_is(q, qlen, NBD_META_BASE_ALLOCATION) ||
+             (!set && query_is(q, qlen, "base:"))) &&
+            !(set && c->meta_alloc)) {
+            if (set)
                 c->meta_alloc = true;
-            rc = meta_reply(
-                c, opt, opt == NBD_OPT_SET_META_CONTEXT ? VD_META_ALLOC_ID : 0);
+            rc = meta_reply(c, opt, set ? VD_META_ALLOC_ID : 0, alloc, alen);
+        } else if (query_changes(c, q, qlen, since, sizeof(since)) &&
+                   !(set && c->meta_changes)) {
+            if (set && !(c->meta_changes = strdup(since)))
+                rc = -ENOMEM;
+            if (rc == 0)
+                rc = meta_reply(c, opt, set ? VD_META_CHANGES_ID : 0, q, qlen);
         }
     }
     if (rc == 0)
@@ -464,10 +549,90 @@ static int opt_dispatch(struct vd_conn *c, uint32_t opt, const uint8_t *d,
     }
 }
 
-/* A socket read during option haggling: EOF means the client left. */
+enum vd_gate vd_handshake_gate(enum vd_tls_mode mode, bool tls_active,
+                               uint32_t opt, uint32_t len)
+{
+    if (opt == NBD_OPT_STARTTLS) {
+        if (mode == VD_TLS_OFF)
+            return VD_GATE_NO_TLS;
+        if (tls_active)
+            return VD_GATE_TLS_ACTIVE;
+        return len ? VD_GATE_TLS_DATA : VD_GATE_STARTTLS;
+    }
+    if (mode != VD_TLS_REQUIRE || tls_active || opt == NBD_OPT_ABORT)
+        return VD_GATE_SERVE;
+    /* EXPORT_NAME has no error reply: proto.md says to close. */
+    return opt == NBD_OPT_EXPORT_NAME ? VD_GATE_DROP : VD_GATE_TLS_REQD;
+}
+
+/* NBD_OPT_STARTTLS, accepted: ACK in the clear, then the TLS handshake;
+ * the options negotiated so far are forgotten (see the top of the file). */
+static int opt_starttls(struct vd_conn *c)
+{
+    char why[256], desc[128];
+    int rc = opt_reply(c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0);
+
+    if (rc < 0)
+        return rc;
+    assert(!c->tls); /* invariant 2 */
+    rc = vd_tls_session_start(c->cfg->tls, c->fd, &c->tls, why, sizeof(why));
+    if (rc < 0) {
+        log_warn("nbd handshake: TLS handshake failed: %s: peer=%s", why,
+                 c->peer);
+        return rc == -ENOMEM ? rc : -EKEYREJECTED;
+    }
+    c->structured = false;
+    c->meta_alloc = false;
+    free(c->meta_changes);
+    c->meta_changes = NULL;
+    free(c->meta_export);
+    c->meta_export = NULL;
+    c->id.tls_user = vd_tls_session_user(c->tls);
+    c->id.auth = vd_tls_session_auth(c->tls);
+    vd_tls_session_desc(c->tls, desc, sizeof(desc));
+    log_info("nbd handshake: TLS started: peer=%s tls_user=%s auth=%s (%s)",
+             c->peer, c->id.tls_user ? c->id.tls_user : "-",
+             vd_tls_auth_name(c->id.auth), desc);
+    return OPT_NEXT;
+}
+
+/* Apply the TLS rules to option @opt, then serve it or refuse it. */
+static int opt_gated(struct vd_conn *c, uint32_t opt, const uint8_t *d,
+                     uint32_t len)
+{
+    switch (vd_handshake_gate(c->cfg->tls_mode, c->tls != NULL, opt, len)) {
+    case VD_GATE_SERVE:
+        return opt_dispatch(c, opt, d, len);
+    case VD_GATE_STARTTLS:
+        return opt_starttls(c);
+    case VD_GATE_TLS_REQD:
+        log_debug("vd.handshake", "option %u before STARTTLS: peer=%s", opt,
+                  c->peer);
+        return opt_error(c, opt, NBD_REP_ERR_TLS_REQD,
+                         "this server requires TLS: start it with "
+                         "NBD_OPT_STARTTLS (a tls-creds object in QEMU, an "
+                         "nbds:// URI in libnbd tools)");
+    case VD_GATE_NO_TLS:
+        return opt_error(c, opt, NBD_REP_ERR_POLICY,
+                         "TLS is not enabled on this server");
+    case VD_GATE_TLS_ACTIVE:
+        return opt_error(c, opt, NBD_REP_ERR_INVALID, "TLS is already active");
+    case VD_GATE_TLS_DATA:
+        return opt_error(c, opt, NBD_REP_ERR_INVALID,
+                         "NBD_OPT_STARTTLS takes no data");
+    case VD_GATE_DROP:
+        break;
+    }
+    log_warn("nbd handshake: refused: NBD_OPT_EXPORT_NAME without TLS, which "
+             "this server requires: peer=%s",
+             c->peer);
+    return -EACCES;
+}
+
+/* A read during option haggling: EOF means the client left. */
 static int read_opt(struct vd_conn *c, void *buf, size_t n)
 {
-    int rc = net_read_all(c->fd, buf, n);
+    int rc = vd_recv(c, buf, n);
     return rc == -ECONNRESET ? -ESHUTDOWN : rc;
 }
 
@@ -516,7 +681,7 @@ int vd_handshake_run(struct vd_conn *c)
             return -ENOMEM;
         rc = read_opt(c, data, len);
         if (rc == 0)
-            rc = opt_dispatch(c, opt, data, len);
+            rc = opt_gated(c, opt, data, len);
         free(data);
         if (rc != OPT_NEXT)
             return rc == OPT_DONE ? 0 : rc;

@@ -7,6 +7,8 @@
  *               [--cache-size MIB] [--cache-max-dirty MIB]
  *               [--cache-max-dirty-age MS] [--direct-write-max KIB]
  *               [--http ADDR:PORT]
+ *               [--tls off|on|require] [--tls-psk FILE]
+ *               [--tls-certificates DIR] [--tls-verify-peer]
  *               [-D MODULE=1]
  *
  * Parses the command line, makes the image backend, starts the listeners
@@ -19,11 +21,18 @@
  * serves one empty 1 GiB in-memory image named "disk" (the default export);
  * "dir:PATH" serves the files under a local directory.  backend_make() is the
  * one place that knows them.
+ *
+ * TLS (vd_tls.c): --tls defaults to require when tessera-nbd listens on
+ * TCP anywhere but loopback, and to off on loopback and unix sockets
+ * unless credentials are given, which ask for require; on and require
+ * need credentials, and tessera-nbd refuses to start without them.
+ * tls_setup() is the one place that decides.
  */
 #include "vd_internal.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +43,7 @@
 #include "http.h"
 #include "log.h"
 #include "mem.h"
+#include "net.h"
 
 #define MEM_IMAGE "disk"
 #define MEM_SIZE (1ull << 30)
@@ -82,6 +92,16 @@ static void usage(FILE *f, const char *prog)
             "    --http ADDR:PORT        serve Prometheus metrics at "
             "http://ADDR:PORT/metrics\n"
             "                            (default: off)\n"
+            "    --tls MODE              off, on (optional) or require; "
+            "default require\n"
+            "                            unless listening on loopback or "
+            "unix only\n"
+            "    --tls-psk FILE          TLS pre-shared keys, "
+            "identity:hexkey lines\n"
+            "    --tls-certificates DIR  ca-cert.pem, server-cert.pem, "
+            "server-key.pem\n"
+            "    --tls-verify-peer       require a client certificate signed "
+            "by ca-cert.pem\n"
             "    -D, --debug MODULE=1    debug log for a module (vd.cmd, "
             "vd.handshake,\n"
             "                            vd.lease, cl.chunk, cl.state, "
@@ -138,7 +158,8 @@ static int backend_make(const char *spec, const struct vd_tessera_opts *to,
 
 struct cli {
     const char *meta, *listen, *unix_path, *backend, *default_export;
-    const char *images_dir, *http, *key;
+    const char *images_dir, *http, *tls_mode, *key;
+    struct vd_tls_opts tls;
     bool readonly;
     unsigned workers;
     enum vd_cache_mode cache;
@@ -166,6 +187,10 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"direct-write-max", required_argument, NULL, 'W'},
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
+        {"tls", required_argument, NULL, 'T'},
+        {"tls-psk", required_argument, NULL, 'P'},
+        {"tls-certificates", required_argument, NULL, 'C'},
+        {"tls-verify-peer", no_argument, NULL, 'V'},
         {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -204,6 +229,18 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         case 'H':
             cli->http = optarg;
             break;
+        case 'T':
+            cli->tls_mode = optarg;
+            break;
+        case 'P':
+            cli->tls.psk_file = optarg;
+            break;
+        case 'C':
+            cli->tls.cert_dir = optarg;
+            break;
+        case 'V':
+            cli->tls.verify_peer = true;
+            break;
         case 'w': {
             unsigned long n = strtoul(optarg, &end, 10);
             if (*end || n == 0 || n > VD_WORKERS_MAX) {
@@ -240,7 +277,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         case 'W': {
             unsigned long long n = strtoull(optarg, &end, 10);
             if (*end || n > 4096) {
-                fprintf(stderr, "tessera-nbd: --direct-write-max: 0..4096 KiB\n");
+                fprintf(stderr,
+                        "tessera-nbd: --direct-write-max: 0..4096 KiB\n");
                 return -1;
             }
             cli->direct_write_max = (uint32_t)n << 10;
@@ -286,12 +324,96 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     return 0;
 }
 
+/* True when TCP address @addr is on the loopback interface only. */
+static bool addr_is_loopback(const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    if (net_addr_parse(addr, &ss, &len) < 0)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            return a->s6_addr[12] == 127;
+        return IN6_IS_ADDR_LOOPBACK(a);
+    }
+    return false;
+}
+
+/* Decide the TLS mode and load the credentials into *mode and *out (NULL
+ * when off).  Prints why and returns -1 when tessera-nbd must not start. */
+static int tls_setup(const struct cli *cli, enum vd_tls_mode *mode,
+                     struct vd_tls **out)
+{
+    bool creds = cli->tls.psk_file || cli->tls.cert_dir;
+    bool exposed = cli->listen && !addr_is_loopback(cli->listen);
+    char why[512];
+
+    *out = NULL;
+    if (!cli->tls_mode) {
+        *mode = exposed || creds ? VD_TLS_REQUIRE : VD_TLS_OFF;
+    } else if (!strcmp(cli->tls_mode, "off")) {
+        *mode = VD_TLS_OFF;
+    } else if (!strcmp(cli->tls_mode, "on")) {
+        *mode = VD_TLS_ON;
+    } else if (!strcmp(cli->tls_mode, "require")) {
+        *mode = VD_TLS_REQUIRE;
+    } else {
+        fprintf(stderr, "tessera-nbd: --tls: off, on or require\n");
+        return -1;
+    }
+    if (*mode == VD_TLS_OFF) {
+        if (creds)
+            fprintf(stderr, "tessera-nbd: --tls=off: TLS credentials "
+                            "ignored\n");
+        if (exposed)
+            log_warn("nbd server: TLS off on %s, which is not loopback: "
+                     "anyone who reaches it can open every image",
+                     cli->listen);
+        return 0;
+    }
+    if (!creds) {
+        fprintf(stderr,
+                "tessera-nbd: TLS is %s%s but no credentials were given: "
+                "pass --tls-psk FILE or --tls-certificates DIR%s\n",
+                vd_tls_mode_name(*mode),
+                cli->tls_mode ? ""
+                              : " (the default when listening on anything "
+                                "but loopback or a unix socket)",
+                cli->tls_mode ? "" : ", or --tls=off to serve in the clear");
+        return -1;
+    }
+    if (cli->tls.psk_file && cli->tls.cert_dir) {
+        fprintf(stderr, "tessera-nbd: give one of --tls-psk and "
+                        "--tls-certificates, not both\n");
+        return -1;
+    }
+    if (cli->tls.verify_peer && !cli->tls.cert_dir) {
+        fprintf(stderr, "tessera-nbd: --tls-verify-peer needs "
+                        "--tls-certificates\n");
+        return -1;
+    }
+    if (vd_tls_new(&cli->tls, out, why, sizeof(why)) < 0) {
+        fprintf(stderr, "tessera-nbd: TLS credentials: %s\n", why);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {.backend = "tessera", .cache = VD_CACHE_WRITETHROUGH};
     struct vd_backend *be = NULL;
     struct vd_server *s = NULL;
     struct http_server *http = NULL;
+    struct vd_tls *tls = NULL;
+    enum vd_tls_mode tls_mode;
     int rc;
 
     mem_tune();
@@ -299,6 +421,8 @@ int main(int argc, char **argv)
     rc = parse_args(argc, argv, &cli);
     if (rc != 0)
         return rc > 0 ? 0 : 1;
+    if (tls_setup(&cli, &tls_mode, &tls) < 0)
+        return 1;
     struct vd_tessera_opts to = {
         .meta = cli.meta,
         .images_dir = cli.images_dir,
@@ -309,14 +433,18 @@ int main(int argc, char **argv)
         .max_dirty_age_ms = cli.max_dirty_age_ms,
         .direct_write_max = cli.direct_write_max,
     };
-    if (backend_make(cli.backend, &to, &be, &cli.default_export) < 0)
+    if (backend_make(cli.backend, &to, &be, &cli.default_export) < 0) {
+        vd_tls_free(tls);
         return 1;
+    }
 
     struct vd_config cfg = {
         .be = be,
         .default_export = cli.default_export,
         .readonly = cli.readonly,
         .workers = cli.workers,
+        .tls_mode = tls_mode,
+        .tls = tls,
     };
     rc = vd_server_new(&cfg, &s);
     if (rc == 0 && cli.listen) {
@@ -342,13 +470,18 @@ int main(int argc, char **argv)
         sigaction(SIGUSR1, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
         vd_cmd_stats_register();
-        log_info("nbd server: started: backend=%s%s", cli.backend,
-                 cli.readonly ? " readonly" : "");
+        log_info("nbd server: started: backend=%s%s tls=%s%s", cli.backend,
+                 cli.readonly ? " readonly" : "", vd_tls_mode_name(tls_mode),
+                 !tls                  ? ""
+                 : cli.tls.psk_file    ? " (psk)"
+                 : cli.tls.verify_peer ? " (x509, client certificates verified)"
+                                       : " (x509)");
         rc = vd_server_run(s);
     }
     the_server = NULL;
     http_server_stop(http);
     vd_server_free(s);
     vd_backend_free(be);
+    vd_tls_free(tls);
     return rc == 0 ? 0 : 1;
 }

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "opcount.h"
+#include "rpc.h"
 #include "vd_bcache.h"
 
 /* NBD commands are 0..7 (NBD_CMD_READ .. NBD_CMD_BLOCK_STATUS). */
@@ -141,6 +142,7 @@ static int render(struct metrics_buf *b, void *arg)
     render_bcache(b);
     opcount_render(&opcount_called, b, "tessera_client_",
                    "sent to metad and the chunk servers");
+    rpc_metrics_render(b);
     metrics_lat_stages(b);
     metrics_process(b);
     return 0;

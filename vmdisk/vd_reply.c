@@ -1,8 +1,8 @@
 /* vd_reply.c: replies of the transmission phase, and NBD error values.
  *
  * Worker threads answer requests out of order, so each reply goes out
- * whole under the connection's send lock: header and payload in one
- * vectored write loop, never interleaved with another reply.
+ * whole through one vd_send() (vd_io.c): header and payload under the
+ * connection's send lock, never interleaved with another reply.
  *
  * Simple replies are a 16-byte header and, for a successful read, the
  * data.  Structured replies (only once NBD_OPT_STRUCTURED_REPLY was
@@ -10,10 +10,9 @@
  * DONE flag: OFFSET_DATA for reads, BLOCK_STATUS for block status, ERROR
  * for failures.  Choosing which kind to send is vd_cmd.c's business.
  *
- * Failure: a write that fails (the peer went away, or the socket was shut
- * down by the server stopping) marks the connection failed and shuts the
- * socket down both ways, which wakes the reader thread; later replies are
- * dropped at once.  Host errno values never reach the wire:
+ * Failure: a reply that cannot be sent (the peer went away, or the socket
+ * was shut down by the server stopping) fails the connection in vd_send();
+ * later replies are dropped at once.  Host errno values never reach the wire:
  * vd_err_to_nbd() maps them to the closed list of NBD error values.
  */
 #include "vd_internal.h"
@@ -21,7 +20,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 uint32_t vd_err_to_nbd(int neg_errno)
 {
@@ -53,45 +51,6 @@ uint32_t vd_err_to_nbd(int neg_errno)
     }
 }
 
-static int send_iov(int fd, struct iovec *iov, int iovcnt)
-{
-    while (iovcnt > 0) {
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
-}
-
-int vd_send(struct vd_conn *c, struct iovec *iov, int iovcnt)
-{
-    int rc = -EPIPE;
-
-    pthread_mutex_lock(&c->send_lock);
-    if (!c->send_failed) {
-        rc = send_iov(c->fd, iov, iovcnt);
-        if (rc < 0) {
-            c->send_failed = true;
-            shutdown(c->fd, SHUT_RDWR);
-        }
-    }
-    pthread_mutex_unlock(&c->send_lock);
-    return rc;
-}
-
 int vd_reply_simple(struct vd_conn *c, uint64_t cookie, uint32_t err,
                     const void *data, size_t len)
 {
@@ -104,13 +63,19 @@ int vd_reply_simple(struct vd_conn *c, uint64_t cookie, uint32_t err,
     return vd_send(c, iov, err == 0 && len ? 2 : 1);
 }
 
-static void chunk_hdr(uint8_t *p, uint16_t type, uint64_t cookie, uint32_t len)
+static void chunk_hdr_flags(uint8_t *p, uint16_t flags, uint16_t type,
+                            uint64_t cookie, uint32_t len)
 {
     vd_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
-    vd_put16(p + 4, NBD_REPLY_FLAG_DONE);
+    vd_put16(p + 4, flags);
     vd_put16(p + 6, type);
     vd_put64(p + 8, cookie);
     vd_put32(p + 16, len);
+}
+
+static void chunk_hdr(uint8_t *p, uint16_t type, uint64_t cookie, uint32_t len)
+{
+    chunk_hdr_flags(p, NBD_REPLY_FLAG_DONE, type, cookie, len);
 }
 
 int vd_reply_data(struct vd_conn *c, uint64_t cookie, uint64_t offset,
@@ -139,8 +104,8 @@ int vd_reply_error(struct vd_conn *c, uint64_t cookie, uint32_t err,
     return vd_send(c, iov, mlen ? 2 : 1);
 }
 
-int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, uint32_t ctx_id,
-                          const uint32_t *desc, size_t n)
+int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, bool done,
+                          uint32_t ctx_id, const uint32_t *desc, size_t n)
 {
     uint8_t hdr[NBD_CHUNK_HDR_SIZE + 4];
     uint8_t body[64 * 8];
@@ -156,7 +121,8 @@ int vd_reply_block_status(struct vd_conn *c, uint64_t cookie, uint32_t ctx_id,
         vd_put32(wire + i * 8, desc[2 * i]);
         vd_put32(wire + i * 8 + 4, desc[2 * i + 1]);
     }
-    chunk_hdr(hdr, NBD_REPLY_TYPE_BLOCK_STATUS, cookie, (uint32_t)(4 + bytes));
+    chunk_hdr_flags(hdr, done ? NBD_REPLY_FLAG_DONE : 0,
+                    NBD_REPLY_TYPE_BLOCK_STATUS, cookie, (uint32_t)(4 + bytes));
     vd_put32(hdr + NBD_CHUNK_HDR_SIZE, ctx_id);
     struct iovec iov[2] = {{hdr, sizeof(hdr)}, {wire, bytes}};
     rc = vd_send(c, iov, 2);

@@ -25,6 +25,9 @@
  *                  free the space), the rest is written with zeros
  *   block_status   CHUNK_LOCATE: an empty chunk slot (chunk id 0) is a hole
  *                  that reads as zeros; an allocated chunk is data
+ *   changes        tessera:changes-since:SNAP: cl_changes_get() of SNAP
+ *                  against the image (IMAGE_CHANGES, CHUNK_WMAP), per
+ *                  4 KiB block, up to PROTO_LOCATE_MAX chunk slots a call
  *   list           the regular files of --images-dir (default "/")
  *
  * Writers and snapshots.  An image opened for writing takes the image's
@@ -34,9 +37,9 @@
  * Every operation runs inside vd_lease_begin()/vd_lease_end(), so a recall
  * flushes with nothing in flight; a fast operation enters with
  * vd_lease_try_begin() (never waiting: a recall under way sends it down
- * the blocking path) and leaves when it completes.  A read-only snapshot (OPEN for writing
- * fails with EROFS) is opened read-only: the NBD side then exports it with
- * NBD_FLAG_READ_ONLY.
+ * the blocking path) and leaves when it completes.  A read-only snapshot (OPEN
+ * for writing fails with EROFS) is opened read-only: the NBD side then exports
+ * it with NBD_FLAG_READ_ONLY.
  *
  * Multi-conn.  Every image open on one file shares the client's open
  * inode (cl_inode_open), and so its leases and its set of dirty chunks;
@@ -682,6 +685,69 @@ static void tess_free(void *vctx)
     free(ctx);
 }
 
+static int tess_changes_check(void *vctx, const char *since)
+{
+    struct proto_attr a;
+    int rc = resolve(vctx, since, &a);
+    if (rc == 0 && !S_ISREG(a.mode))
+        rc = -EINVAL;
+    return rc;
+}
+
+/* Extents of [off, end) from @ch, a block at a time, coalesced. */
+static int changes_report(const struct cl_changes *ch, uint64_t off,
+                          uint64_t end, vd_extent_cb cb, void *arg)
+{
+    uint64_t run_len = 0;
+    bool run_changed = false;
+
+    while (off < end) {
+        uint64_t b = off / PROTO_WMAP_BLOCK;
+        uint64_t bend = (b + 1) * PROTO_WMAP_BLOCK;
+        uint64_t n = (bend < end ? bend : end) - off;
+        bool changed = cl_changes_block(ch, b);
+        if (run_len && changed != run_changed) {
+            int rc = cb(arg, run_len, run_changed ? VD_EXTENT_CHANGED : 0);
+            if (rc != 0)
+                return rc < 0 ? rc : 0;
+            run_len = 0;
+        }
+        run_changed = changed;
+        run_len += n;
+        off += n;
+    }
+    if (run_len) {
+        int rc = cb(arg, run_len, run_changed ? VD_EXTENT_CHANGED : 0);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int tess_changes(struct vd_image *img, const char *since, uint64_t len,
+                        uint64_t off, vd_extent_cb cb, void *arg)
+{
+    struct tess_image *im = image_of(img);
+    struct proto_attr a;
+    struct cl_changes ch;
+    uint64_t first = off / PROTO_CHUNK_SIZE;
+    uint64_t last = (off + len - 1) / PROTO_CHUNK_SIZE;
+    uint32_t count = last - first + 1 > PROTO_LOCATE_MAX
+                         ? PROTO_LOCATE_MAX
+                         : (uint32_t)(last - first + 1);
+    /* Resolved at each call: SNAP may have been removed meanwhile. */
+    int rc = resolve(im->ctx, since, &a);
+    if (rc < 0)
+        return rc;
+    rc = cl_changes_get(im->ctx->cl, a.ino, im->ino, first, count, &ch);
+    if (rc < 0)
+        return rc;
+    uint64_t end = (first + count) * (uint64_t)PROTO_CHUNK_SIZE;
+    rc = changes_report(&ch, off, off + len < end ? off + len : end, cb, arg);
+    cl_changes_free(&ch);
+    return rc;
+}
+
 static const struct vd_backend_ops tess_ops = {
     .open = tess_open,
     .close = tess_close,
@@ -694,6 +760,8 @@ static const struct vd_backend_ops tess_ops = {
     .trim = tess_trim,
     .zero = tess_zero,
     .block_status = tess_block_status,
+    .changes_check = tess_changes_check,
+    .changes = tess_changes,
     .list = tess_list,
     .free = tess_free,
 };

@@ -832,10 +832,12 @@ static void test_peer_hello_timeout_closes(void **state)
     close(fd);
 }
 
-static void test_peer_reply_unknown_id_ignored(void **state)
+/* docs/protocol.md §2.2: a reply to an id this side never sent is
+ * malformed, and the connection closes. */
+static void test_peer_reply_unknown_id_closes(void **state)
 {
     struct proto_hdr h;
-    uint8_t buf[256];
+    uint8_t buf[256], c;
     int fd;
 
     (void)state;
@@ -843,13 +845,10 @@ static void test_peer_reply_unknown_id_ignored(void **state)
     raw_hello(fd, 1, PROTO_VERSION_MIN, PROTO_VERSION_MAX);
     raw_frame(fd, &h, buf, sizeof(buf));
     raw_send(fd, PROTO_FLAG_REPLY, PROTO_MSG_PING_REP, 999, "zzzzzzzz", 8);
-    raw_send(fd, 0, PROTO_MSG_PING_REQ, 2, "abcdefgh", 8);
-    raw_frame(fd, &h, buf, sizeof(buf));
-    assert_int_equal(h.req_id, 2);
-    assert_int_equal(h.status, 0);
-    assert_int_equal(F->srv.closed, 0);
-    close(fd);
+    assert_int_equal(raw_read(fd, &c, 1), -ECONNRESET);
     RUN_UNTIL(F->srv.closed == 1);
+    assert_int_equal(F->srv.close_status, -EPROTO);
+    close(fd);
 }
 
 /* A client that sends requests without reading the answers: the server
@@ -952,7 +951,7 @@ int test_peer(void)
         T(test_peer_bad_magic_closes),
         T(test_peer_bad_hello_closes),
         T(test_peer_hello_timeout_closes),
-        T(test_peer_reply_unknown_id_ignored),
+        T(test_peer_reply_unknown_id_closes),
         T(test_peer_write_limit_pauses_reading),
         T(test_peer_listener_close_keeps_peers),
         T(test_peer_ref_keeps_memory),

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "metrics.h"
 #include "net.h"
 #include "peer.h"
 #include "proto.h"
@@ -90,6 +91,10 @@ static void on_client_answer(struct peer *p, int status, const uint8_t *payload,
     free(cb);
 }
 
+/* How long the server's loop hangs on STATUS_REQ: past the watchdog's
+ * silence and probe (2 s each). */
+#define STALL_SLEEP_US 5000000
+
 static void srv_on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
                            const uint8_t *payload, size_t len)
 {
@@ -116,9 +121,13 @@ static void srv_on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
     case PROTO_MSG_GETATTR_REQ:
         peer_reply(p, req_id, PROTO_MSG_GETATTR_REP, -ENOENT, NULL, 0);
         return;
-    case PROTO_MSG_MKDIR_REQ: /* a stray answer first, then the real one */
-        peer_reply(p, req_id + 1000, PROTO_MSG_MKDIR_REP, 0, "stray", 5);
+    case PROTO_MSG_MKDIR_REQ: /* a late answer first, then the real one */
+        peer_reply(p, req_id - 1, PROTO_MSG_MKDIR_REP, 0, "stray", 5);
         peer_reply(p, req_id, PROTO_MSG_MKDIR_REP, 0, "mkdir", 5);
+        return;
+    case PROTO_MSG_RMDIR_REQ: /* an answer to an id never sent, first */
+        peer_reply(p, req_id + 1000, PROTO_MSG_RMDIR_REP, 0, "stray", 5);
+        peer_reply(p, req_id, PROTO_MSG_RMDIR_REP, 0, "rmdir", 5);
         return;
     case PROTO_MSG_LOOKUP_REQ: /* wrong reply opcode on purpose */
         peer_reply(p, req_id, PROTO_MSG_GETATTR_REP, 0, NULL, 0);
@@ -143,6 +152,10 @@ static void srv_on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
                          0);
         return;
     }
+    case PROTO_MSG_STATUS_REQ: /* a server that hangs for a while */
+        usleep(STALL_SLEEP_US);
+        peer_reply(p, req_id, PROTO_MSG_STATUS_REP, 0, "up", 2);
+        return;
     default:
         peer_reply(p, req_id, (uint16_t)(opcode + 1), -ENOSYS, NULL, 0);
     }
@@ -675,7 +688,6 @@ static void test_rpc_open_hello_status_ok_without_body(void **state)
     open_against_fake(PROTO_OK, -EPROTO);
 }
 
-
 /* ---- Asynchronous calls ------------------------------------------------ */
 
 #define ASYNC_MAX 8
@@ -757,12 +769,12 @@ static void test_rpc_async_answers_on_reader_thread(void **state)
     open_client(f);
     proto_wbuf_init(&w);
     proto_ping_encode(&w, &m);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_PING_REQ, w.p, w.len,
-                                    async_done, &s[0]),
-                     0);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_GETATTR_REQ, NULL, 0,
-                                    async_done, &s[1]),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_PING_REQ, w.p, w.len, async_done, &s[0]),
+        0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_GETATTR_REQ, NULL, 0, async_done, &s[1]),
+        0);
     proto_wbuf_free(&w);
     assert_int_equal(async_wait(&l, 2, 5000), 2);
     assert_int_equal(l.status[0], 0);
@@ -781,9 +793,8 @@ static void test_rpc_async_wrong_reply_opcode(void **state)
 
     async_log_init(&l);
     open_client(f);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_LOOKUP_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_LOOKUP_REQ, NULL, 0, async_done, &s), 0);
     assert_int_equal(async_wait(&l, 1, 5000), 1);
     assert_int_equal(l.status[0], -EPROTO);
     async_log_destroy(&l);
@@ -797,9 +808,8 @@ static void test_rpc_async_reply_for_unknown_id_is_dropped(void **state)
 
     async_log_init(&l);
     open_client(f);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_MKDIR_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_MKDIR_REQ, NULL, 0, async_done, &s), 0);
     assert_int_equal(async_wait(&l, 1, 5000), 1);
     usleep(20000); /* nothing else may complete */
     assert_int_equal(l.n, 1);
@@ -807,6 +817,82 @@ static void test_rpc_async_reply_for_unknown_id_is_dropped(void **state)
     assert_int_equal(l.len[0], 5);
     assert_memory_equal(l.data[0], "mkdir", 5);
     assert_int_equal(ping(f->c, 3), 0); /* the connection lives on */
+    async_log_destroy(&l);
+}
+
+/* docs/protocol.md §2.2: a reply to an id never sent is malformed: the
+ * connection closes and the call fails, its real answer unread. */
+static void test_rpc_async_reply_for_never_sent_id_closes(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s = {&l, 0};
+
+    async_log_init(&l);
+    f->opts.reconnect_ms = 5000;
+    open_client(f);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_RMDIR_REQ, NULL, 0, async_done, &s), 0);
+    assert_int_equal(async_wait(&l, 1, 5000), 1);
+    assert_int_equal(l.status[0], -ENOTCONN);
+    assert_int_equal(ping(f->c, 5), 0); /* a new connection serves */
+    async_log_destroy(&l);
+}
+
+/* The value of the unlabelled sample @name in rpc_metrics_render(). */
+static long stall_metric(const char *name)
+{
+    struct metrics_buf b;
+    char key[128];
+    long v = -1;
+
+    metrics_buf_init(&b);
+    rpc_metrics_render(&b);
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *at = b.p ? strstr(b.p, key) : NULL;
+    if (at)
+        v = strtol(at + strlen(key), NULL, 10);
+    metrics_buf_free(&b);
+    return v;
+}
+
+/* A call that waits long while the server answers other calls (a long
+ * poll) is no stall; a server whose loop hangs and so answers nothing, a
+ * PING included, is counted stalled (and logged) until it answers
+ * again. */
+static void test_rpc_stalled_server_is_reported(void **state)
+{
+    struct fix *f = *state;
+    struct async_log l;
+    struct async_slot s[2] = {{&l, 0}, {&l, 1}};
+    long total;
+
+    async_log_init(&l);
+    f->opts.call_timeout_ms = 20000;
+    open_client(f);
+    assert_int_equal(stall_metric("tessera_client_stalled_connections"), 0);
+    total = stall_metric("tessera_client_stalls_total");
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, async_done, &s[0]),
+        0);
+    usleep(4500000); /* past the silence and the probe */
+    assert_int_equal(stall_metric("tessera_client_stalls_total"), total);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATUS_REQ, NULL, 0, async_done, &s[1]),
+        0);
+    for (int i = 0;
+         i < 100 && stall_metric("tessera_client_stalled_connections") == 0;
+         i++)
+        usleep(100000);
+    assert_int_equal(stall_metric("tessera_client_stalled_connections"), 1);
+    assert_int_equal(stall_metric("tessera_client_stalls_total"), total + 1);
+    assert_int_equal(async_wait(&l, 1, 10000), 1); /* STATUS answered */
+    assert_int_equal(l.status[1], 0);
+    assert_int_equal(stall_metric("tessera_client_stalled_connections"), 0);
+    rpc_client_close(f->c);
+    f->c = NULL;
+    assert_int_equal(async_wait(&l, 2, 5000), 2);
+    assert_int_equal(l.status[0], -ENOTCONN);
     async_log_destroy(&l);
 }
 
@@ -821,9 +907,8 @@ static void test_rpc_async_timeout(void **state)
     f->opts.call_timeout_ms = 150;
     open_client(f);
     t0 = ms_now();
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, async_done, &s), 0);
     assert_int_equal(async_wait(&l, 1, 5000), 1);
     assert_int_equal(l.status[0], -ETIMEDOUT);
     assert_true(ms_now() - t0 >= 140);
@@ -853,9 +938,9 @@ static void test_rpc_async_connection_lost_in_flight(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(l.status[i], -ENOTCONN);
     /* While down, a new asynchronous call is refused at once. */
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
-                                    async_done, &s[0]),
-                     -ENOTCONN);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, async_done, &s[0]),
+        -ENOTCONN);
     /* The calls are not resent to the next server. */
     f->srv = srv_start(port, 0xCCCC, true);
     assert_int_equal(ping(f->c, 8), 0);
@@ -872,9 +957,8 @@ static void test_rpc_async_close_completes_pending(void **state)
 
     async_log_init(&l);
     open_client(f);
-    assert_int_equal(rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0,
-                                    async_done, &s),
-                     0);
+    assert_int_equal(
+        rpc_call_async(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, async_done, &s), 0);
     srv_wait_statfs(f->srv, 1);
     rpc_client_close(f->c);
     f->c = NULL;
@@ -903,6 +987,8 @@ int test_rpc(void)
         T(test_rpc_async_answers_on_reader_thread),
         T(test_rpc_async_wrong_reply_opcode),
         T(test_rpc_async_reply_for_unknown_id_is_dropped),
+        T(test_rpc_async_reply_for_never_sent_id_closes),
+        T(test_rpc_stalled_server_is_reported),
         T(test_rpc_async_timeout),
         T(test_rpc_async_connection_lost_in_flight),
         T(test_rpc_async_close_completes_pending),

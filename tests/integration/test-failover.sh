@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# it-long: started first by scripts/run-integration.sh
 # test-failover.sh: the client side of failure handling, under a running
 # write-and-verify workload through the FUSE mount.
 #
@@ -60,7 +61,7 @@ for fd in fds:
 PY
 wl=$!
 
-acks() { wc -l <"$acked"; }
+acks() { if [ -e "$acked" ]; then wc -l <"$acked"; else echo 0; fi; }
 alive() { kill -0 "$wl" 2>/dev/null || it_fail "workload failed"; }
 progress() { # progress SECONDS WHAT: acks must grow within SECONDS
     local n0 i

@@ -283,6 +283,17 @@ if command -v qemu-img >/dev/null 2>&1; then
     expect_eq "qemu-img preallocation=falloc" "$(stat -c %s qf.img)" 67108864
 fi
 
+# st_blocks counts the chunks held, not the size (docs/protocol.md §4.1):
+# 1 MiB written at 50 GiB into a 100 GiB file occupies one chunk.
+truncate -s 100G du-sparse || fail "truncate -s 100G"
+dd if=/dev/zero of=du-sparse bs=1M count=1 seek=51200 conv=notrunc status=none ||
+    fail "dd into the sparse file"
+sync du-sparse
+kb=$(du -k du-sparse | cut -f1)
+[ "$kb" -le 65536 ] || fail "du of a sparse 100 GiB file with 1 MiB written: $kb KiB"
+ok "du of a sparse 100 GiB file with 1 MiB written: $kb KiB"
+rm -f du-sparse
+
 # ---- after a remount, from the servers -------------------------------------
 umount_fs
 mount_fs

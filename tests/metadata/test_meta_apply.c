@@ -159,7 +159,8 @@ static void test_meta_apply_failed_op_changes_nothing(void **state)
     proto_mkdir_req_encode(&w, &mq);
     proto_wbuf_init(&reply);
     reply.err = -ENOMEM;
-    op = (struct meta_op){.opcode = PROTO_MSG_MKDIR_REQ,
+    op = (struct meta_op){.format = META_OP_FORMAT,
+                          .opcode = PROTO_MSG_MKDIR_REQ,
                           .now = f->now + 1,
                           .payload = w.p,
                           .len = w.len};

@@ -210,6 +210,34 @@ static void test_meta_chunk_locate_slots(void **state)
                      -EISDIR);
 }
 
+/* st_blocks counts the chunks a file holds, up to its size, not the
+ * holes: a 100 GiB file with one chunk written at 50 GiB allocates one
+ * chunk (docs/protocol.md §4.1). */
+static void test_meta_chunk_blocks_count_held_chunks(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr a, b;
+    uint32_t srv = fx_server_add(f, 1);
+    struct proto_setattr_req q = {
+        .cred = cred_root(), .valid = PROTO_SETATTR_SIZE, .size = 100ull << 30};
+    const uint64_t chunk = PROTO_CHUNK_SIZE;
+
+    assert_int_equal(do_create(f, cred_root(), ROOT, "sparse", 0644, &a), 0);
+    q.ino = a.ino;
+    assert_int_equal(do_setattr(f, &q, &b), 0);
+    assert_int_equal(b.blocks, 0);
+    assert_int_equal(
+        fx_chunk_set1(f, a.ino, (50ull << 30) / chunk, 77, 0, 1, srv), 0);
+    assert_int_equal(do_getattr(f, a.ino, &b), 0);
+    assert_int_equal(b.blocks, chunk / 512);
+    /* The last chunk counts up to the size only. */
+    q.size = (50ull << 30) + 4096;
+    assert_int_equal(do_setattr(f, &q, &b), 0);
+    assert_int_equal(b.blocks, 4096 / 512);
+    assert_int_equal(do_getattr(f, a.ino, &b), 0);
+    assert_int_equal(b.blocks, 4096 / 512);
+}
+
 static void test_meta_chunk_truncate_and_unlink_feed_gc(void **state)
 {
     struct fx *f = *state;
@@ -261,6 +289,7 @@ int test_meta_chunk(void)
         T(test_meta_chunk_write_end_grows_size),
         T(test_meta_chunk_locate_slots),
         T(test_meta_chunk_truncate_and_unlink_feed_gc),
+        T(test_meta_chunk_blocks_count_held_chunks),
 #undef T
     };
     return cmocka_run_group_tests_name("meta_chunk", tests, NULL, NULL);

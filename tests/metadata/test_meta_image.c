@@ -1,7 +1,8 @@
 /* test_meta_image.c: snapshots and clones in the engine: shared chunks
  * and their reference counts, META_OP_CHUNK_COW, the gc list only at the
  * last reference, read-only snapshots, IMAGE_INFO, IMAGE_LIST (lineage and
- * space), and op-log replay. */
+ * space), op-log replay, IMAGE_ROLLBACK, IMAGE_FLATTEN and IMAGE_CHANGES. */
+#include "meta_internal.h"
 #include "test_meta_util.h"
 
 #define R cred_root()
@@ -756,6 +757,207 @@ static void test_meta_image_replay_gives_same_state(void **state)
     meta_db_close(to);
 }
 
+/* ---- Rollback, flatten, changes ----------------------------------------- */
+
+static int do_pair(struct fx *f, uint16_t opcode, struct proto_cred c,
+                   uint64_t ino, uint64_t src, struct proto_attr *a)
+{
+    struct proto_wbuf w;
+    struct proto_image_pair_req q = {.cred = c, .ino = ino, .src = src};
+    proto_wbuf_init(&w);
+    proto_image_pair_req_encode(&w, &q);
+    return fx_attr_op(f, opcode, true, &w, a);
+}
+
+static void test_meta_image_rollback_takes_snapshot_chunks(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s, a;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
+    /* The image moves on: slot 1 copied and written, the file grown, a new
+     * chunk in the hole at 2. */
+    assert_int_equal(do_cow(f, img, 1, 2, 1, 10, sid), 0);
+    assert_int_equal(fx_chunk_set1(f, img, 2, 11, 0, 1, sid), 0);
+    assert_int_equal(do_write_end(f, img, 1, 10, 5 * CHUNK), 0);
+    int gc0 = fx_gc_count(f);
+    assert_int_equal(
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, s.ino, &a), 0);
+    assert_int_equal(a.size, s.size);
+    assert_int_equal(attr_of(f, img).size, s.size);
+    for (uint64_t i = 0; i < 5; i++)
+        assert_int_equal(chunk_of(f, img, i), chunk_of(f, s.ino, i));
+    assert_int_equal(refs(f, 2), 2);
+    /* The image's own chunks 10 and 11 went to the gc list. */
+    assert_int_equal(fx_gc_count(f), gc0 + 2);
+    struct meta_chunk c;
+    assert_int_equal(meta_chunk_get(f->db, 10, &c), -ENOENT);
+}
+
+static void test_meta_image_rollback_errors(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s, c, d;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
+    assert_int_equal(do_snap(f, PROTO_MSG_CLONE_REQ, R, img, ROOT, "clone", &c),
+                     0);
+    assert_int_equal(do_mkdir(f, R, ROOT, "d", 0755, &d), 0);
+    /* To a clone (it may have moved on), of a snapshot, onto itself. */
+    assert_int_equal(
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, c.ino, NULL), -EINVAL);
+    assert_int_equal(
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, img, NULL), -EINVAL);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap2", &c), 0);
+    assert_int_equal(
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, s.ino, c.ino, NULL),
+        -EROFS);
+    assert_int_equal(
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, d.ino, NULL), -EISDIR);
+    assert_int_equal(
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, R, img, 999, NULL), -ENOENT);
+    /* Someone who may not write the image (mode 0644, owner root). */
+    assert_int_equal(
+        do_pair(f, PROTO_MSG_IMAGE_ROLLBACK_REQ, U2, img, s.ino, NULL),
+        -EACCES);
+    assert_int_equal(chunk_of(f, img, 0), 1);
+}
+
+static void test_meta_image_flatten_needs_own_chunks(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s, c;
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid), origin = 9;
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "snap", &s), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_CLONE_REQ, R, s.ino, ROOT, "clone", &c), 0);
+    assert_int_equal(do_pair(f, PROTO_MSG_IMAGE_FLATTEN_REQ, R, c.ino, 0, NULL),
+                     -EBUSY);
+    assert_int_equal(do_cow(f, c.ino, 0, 1, 1, 20, sid), 0);
+    assert_int_equal(do_cow(f, c.ino, 1, 2, 1, 21, sid), 0);
+    assert_int_equal(do_pair(f, PROTO_MSG_IMAGE_FLATTEN_REQ, R, c.ino, 0, NULL),
+                     -EBUSY);
+    assert_int_equal(do_cow(f, c.ino, 3, 3, 1, 22, sid), 0);
+    assert_int_equal(
+        do_pair(f, PROTO_MSG_IMAGE_FLATTEN_REQ, R, c.ino, s.ino, NULL),
+        -EINVAL);
+    assert_int_equal(do_pair(f, PROTO_MSG_IMAGE_FLATTEN_REQ, R, c.ino, 0, NULL),
+                     0);
+    assert_int_equal(meta_inode_origin(f->db, c.ino, &origin), 0);
+    assert_int_equal(origin, 0);
+    /* The template can go; the clone keeps its own chunks. */
+    assert_int_equal(do_unlink(f, R, ROOT, "snap"), 0);
+    assert_int_equal(do_unlink(f, R, ROOT, "img"), 0);
+    assert_int_equal(chunk_of(f, c.ino, 3), 22);
+    assert_int_equal(refs(f, 22), 1);
+}
+
+/* IMAGE_CHANGES of @from -> @to over every slot into @e (up to @max);
+ * returns the count. */
+static uint32_t changes(struct fx *f, uint64_t from, uint64_t to,
+                        struct proto_changes_entry *e, uint32_t max)
+{
+    struct proto_wbuf w, reply;
+    struct proto_image_changes_req q = {
+        .from = from, .to = to, .first = 0, .count = PROTO_LOCATE_MAX};
+    struct proto_image_changes_rep rep;
+    struct proto_changes_iter it;
+    uint32_t n = 0;
+
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&reply);
+    proto_image_changes_req_encode(&w, &q);
+    assert_int_equal(fx_query(f, PROTO_MSG_IMAGE_CHANGES_REQ, &w, &reply), 0);
+    assert_int_equal(proto_image_changes_rep_decode(reply.p, reply.len, &rep),
+                     0);
+    proto_changes_iter_init(&it, &rep);
+    while (n < max && proto_changes_next(&it, &e[n]))
+        n++;
+    assert_int_equal(n, rep.count);
+    proto_wbuf_free(&reply);
+    return n;
+}
+
+static void test_meta_image_changes_follow_cow_lineage(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s1, s2, s3;
+    struct proto_changes_entry e[8];
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "s1", &s1), 0);
+    assert_int_equal(do_cow(f, img, 1, 2, 1, 10, sid), 0);
+    assert_int_equal(fx_chunk_set1(f, img, 2, 11, 0, 1, sid), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "s2", &s2), 0);
+    assert_int_equal(do_cow(f, img, 1, 10, 1, 12, sid), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "s3", &s3), 0);
+
+    assert_int_equal(changes(f, s1.ino, s2.ino, e, 8), 2);
+    assert_int_equal(e[0].index, 1);
+    assert_int_equal(e[0].kind, PROTO_CHANGES_BLOCKS);
+    assert_int_equal(e[0].nchain, 1);
+    assert_int_equal(e[0].chain[0].chunk_id, 10);
+    assert_int_equal(e[0].chain[0].nreplicas, 1);
+    assert_int_equal(e[0].chain[0].replicas[0].server_id, sid);
+    /* A hole in FROM: every block written into the new chunk. */
+    assert_int_equal(e[1].index, 2);
+    assert_int_equal(e[1].kind, PROTO_CHANGES_BLOCKS);
+    assert_int_equal(e[1].chain[0].chunk_id, 11);
+
+    assert_int_equal(changes(f, s1.ino, s3.ino, e, 8), 2);
+    assert_int_equal(e[0].nchain, 2);
+    assert_int_equal(e[0].chain[0].chunk_id, 12);
+    assert_int_equal(e[0].chain[1].chunk_id, 10);
+
+    /* Backwards there is no lineage: the slot may differ anywhere; and
+     * s1 has a hole where s3 has a chunk. */
+    assert_int_equal(changes(f, s3.ino, s1.ino, e, 8), 2);
+    assert_int_equal(e[0].index, 1);
+    assert_int_equal(e[0].kind, PROTO_CHANGES_WHOLE);
+    assert_int_equal(e[0].nchain, 0);
+    assert_int_equal(e[1].index, 2);
+    assert_int_equal(e[1].kind, PROTO_CHANGES_ZERO);
+
+    /* Removing s2 drops chunk 10, a link of s1 -> s3's lineage. */
+    assert_int_equal(do_unlink(f, R, ROOT, "s2"), 0);
+    assert_int_equal(changes(f, s1.ino, s3.ino, e, 8), 2);
+    assert_int_equal(e[0].kind, PROTO_CHANGES_WHOLE);
+    assert_int_equal(changes(f, s1.ino, s1.ino, e, 8), 0);
+}
+
+static void test_meta_image_changes_hole_in_target_is_zero(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr s1, s2;
+    struct proto_changes_entry e[8];
+    uint32_t sid;
+    uint64_t img = make_image(f, &sid);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "s1", &s1), 0);
+    assert_int_equal(do_truncate(f, img, CHUNK), 0);
+    assert_int_equal(do_truncate(f, img, 3 * CHUNK + CHUNK / 2), 0);
+    assert_int_equal(
+        do_snap(f, PROTO_MSG_SNAPSHOT_REQ, R, img, ROOT, "s2", &s2), 0);
+    assert_int_equal(changes(f, s1.ino, s2.ino, e, 8), 2);
+    assert_int_equal(e[0].index, 1);
+    assert_int_equal(e[0].kind, PROTO_CHANGES_ZERO);
+    assert_int_equal(e[1].index, 3);
+    assert_int_equal(e[1].kind, PROTO_CHANGES_ZERO);
+    /* Only TO's slots are described. */
+    assert_int_equal(do_truncate(f, img, CHUNK), 0);
+    assert_int_equal(changes(f, s1.ino, img, e, 8), 0);
+}
+
 int test_meta_image(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_mem, fx_teardown)
@@ -781,6 +983,11 @@ int test_meta_image(void)
         T(test_meta_image_list_errors),
         T(test_meta_image_chunk_walk_once_highest_goal),
         T(test_meta_image_replay_gives_same_state),
+        T(test_meta_image_rollback_takes_snapshot_chunks),
+        T(test_meta_image_rollback_errors),
+        T(test_meta_image_flatten_needs_own_chunks),
+        T(test_meta_image_changes_follow_cow_lineage),
+        T(test_meta_image_changes_hole_in_target_is_zero),
     };
 #undef T
     return cmocka_run_group_tests_name("meta_image", tests, NULL, NULL);

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "meta.h"
+#include "meta_op.h"
 #include "proto.h"
 
 #define ROOT 1u
@@ -87,6 +88,7 @@ static inline int fx_apply(struct fx *f, uint16_t opcode,
     assert_int_equal(req->err, 0);
     f->now += 1000;
     struct meta_op op = {
+        .format = META_OP_FORMAT,
         .opcode = opcode,
         .now = f->now,
         .session_id = f->session,

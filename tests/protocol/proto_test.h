@@ -717,6 +717,59 @@ static inline void sample_chunk_clone_req(struct proto_chunk_clone_req *m,
     m->new_version = 1;
 }
 
+static inline void sample_image_pair_req(struct proto_image_pair_req *m,
+                                         struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    sample_cred(&m->cred);
+    m->ino = 0x1234569;
+    m->src = 0x123456a;
+}
+
+static inline void sample_image_changes_req(struct proto_image_changes_req *m,
+                                            struct proto_wbuf *s)
+{
+    (void)s;
+    m->from = 0x1234500;
+    m->to = 0x1234501;
+    m->first = 3;
+    m->count = 200;
+}
+
+/* Three entries: blocks over a chain of two, whole, zero. */
+static inline void sample_image_changes_rep(struct proto_image_changes_rep *m,
+                                            struct proto_wbuf *s)
+{
+    struct proto_changes_entry e;
+
+    memset(m, 0, sizeof(*m));
+    memset(&e, 0, sizeof(e));
+    e.index = 3;
+    e.kind = PROTO_CHANGES_BLOCKS;
+    e.nchain = 2;
+    e.chain[0] = (struct proto_chunk_loc){
+        .index = 3, .chunk_id = 0xa0300, .version = 4, .nreplicas = 2};
+    e.chain[0].replicas[0] = (struct proto_replica){7, pstr("10.0.0.7:9422")};
+    e.chain[0].replicas[1] = (struct proto_replica){8, pstr("10.0.0.8:9422")};
+    e.chain[1] = (struct proto_chunk_loc){
+        .index = 3, .chunk_id = 0xa02ff, .version = 2, .nreplicas = 1};
+    e.chain[1].replicas[0] = (struct proto_replica){9, pstr("10.0.0.9:9422")};
+    proto_changes_entry_put(s, &e);
+    memset(&e, 0, sizeof(e));
+    e.index = 5;
+    e.kind = PROTO_CHANGES_WHOLE;
+    proto_changes_entry_put(s, &e);
+    e.index = 6;
+    e.kind = PROTO_CHANGES_ZERO;
+    proto_changes_entry_put(s, &e);
+    assert_int_equal(s->err, 0);
+    m->from_size = 1ull << 30;
+    m->to_size = (1ull << 30) + 4096;
+    m->count = 3;
+    m->raw = (struct proto_str){(const char *)s->p, (uint32_t)s->len};
+}
+
 static inline void sample_image_lease_req(struct proto_image_lease_req *m,
                                           struct proto_wbuf *s)
 {

@@ -299,7 +299,8 @@ static void test_chunk_store_delete_removes_chunk(void **state)
     assert_int_equal(chunk_store_delete(fx->s, ID, 4), -ESTALE);
     assert_int_equal(chunk_store_delete(fx->s, ID, 5), 0);
     assert_int_equal(chunk_store_read(fx->s, ID, 5, 0, 8, buf), -ENOENT);
-    assert_int_equal(chunk_store_delete(fx->s, ID, 5), 0); /* idempotent */
+    /* docs/protocol.md §7.6: a chunk the server does not hold is ENOENT. */
+    assert_int_equal(chunk_store_delete(fx->s, ID, 5), -ENOENT);
     assert_int_equal(chunk_store_count(fx->s), 0);
     /* The id can be created again, empty. */
     assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
@@ -413,10 +414,10 @@ static void test_chunk_store_cache_keeps_files_open(void **state)
     /* A missing chunk is not cached. */
     assert_int_equal(chunk_store_read(fx->s, ID + 1, 1, 0, BS, out), -ENOENT);
     assert_int_equal(chunk_store_cached(fx->s), 1);
-    /* Delete closes its files. */
+    /* Delete closes its files: data, checksums, written-block map. */
     assert_int_equal(chunk_store_delete(fx->s, ID, 0), 0);
     assert_int_equal(chunk_store_cached(fx->s), 0);
-    assert_int_equal(open_fds(), fds - 2);
+    assert_int_equal(open_fds(), fds - 3);
     assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, BS, out), -ENOENT);
 }
 

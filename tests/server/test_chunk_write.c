@@ -285,6 +285,11 @@ static void test_chunk_setversion_handle_old_mismatch(void **state)
     proto_chunk_ref_encode(&w, &del);
     assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_DELETE_REQ, &w), 0);
     assert_int_equal(read_from(fx, fx->client, 11, 1, 0, 10), -ENOENT);
+    /* §7.6: deleting a chunk the server does not hold is ENOENT. */
+    proto_wbuf_init(&w);
+    proto_chunk_ref_encode(&w, &del);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_DELETE_REQ, &w),
+                     -ENOENT);
 }
 
 static void test_chunk_dispatch_ping_and_unknown(void **state)
@@ -300,11 +305,18 @@ static void test_chunk_dispatch_ping_and_unknown(void **state)
     assert_int_equal(back.cookie, ping.cookie);
     proto_wbuf_init(&w);
     assert_int_equal(call(fx, fx->client, PROTO_MSG_STATFS_REQ, &w), -ENOSYS);
-    /* A malformed body is refused, the connection stays usable. */
+    /* docs/protocol.md §10.1: STATUS is metad's alone. */
+    proto_wbuf_init(&w);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_STATUS_REQ, &w), -ENOSYS);
+    /* §2.5: a malformed request body is answered EPROTO and the
+     * connection stays usable. */
     proto_wbuf_init(&w);
     proto_put_u32(&w, 1);
     assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_READ_REQ, &w),
                      -EPROTO);
+    proto_wbuf_init(&w);
+    proto_put_u32(&w, 0);
+    assert_int_equal(call(fx, fx->client, PROTO_MSG_STATFS_REQ, &w), -ENOSYS);
 }
 
 static void test_chunk_job_submit_keeps_order(void **state)

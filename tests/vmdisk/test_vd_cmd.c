@@ -1,5 +1,7 @@
 /* Tests for vmdisk/vd_cmd.c and vd_reply.c: the transmission phase over a
- * socketpair against the mem backend (see test_vd_util.h).
+ * socketpair against the mem backend (see test_vd_util.h), and the
+ * tessera:changes-since: metadata context against a fake of the backend's
+ * changes operations.
  */
 #include "test_vd_util.h"
 
@@ -416,6 +418,154 @@ static void test_vd_err_to_nbd_mapping(void **state)
     assert_int_equal(vd_err_to_nbd(-ETIMEDOUT), NBD_EIO);
 }
 
+/* ---- tessera:changes-since: ------------------------------------------- */
+
+/* A backend that can tell changes: the mem backend's operations plus a
+ * fake that knows file "snap" and says the first 4 KiB of any range
+ * changed, the rest not. */
+static struct vd_backend_ops changes_ops;
+
+static int fake_changes_check(void *ctx, const char *since)
+{
+    (void)ctx;
+    return strcmp(since, "snap") == 0 ? 0 : -ENOENT;
+}
+
+static int fake_changes(struct vd_image *img, const char *since, uint64_t len,
+                        uint64_t off, vd_extent_cb cb, void *arg)
+{
+    (void)img;
+    (void)off;
+    assert_string_equal(since, "snap");
+    uint64_t head = len < 4096 ? len : 4096;
+    int rc = cb(arg, head, VD_EXTENT_CHANGED);
+    if (rc == 0 && len > head)
+        rc = cb(arg, len - head, 0);
+    return rc < 0 ? rc : 0;
+}
+
+/* SET_META_CONTEXT "disk" with @n queries; returns the contexts granted
+ * (their ids in @ids). */
+static size_t set_meta(struct harness *h, const char *const *q, size_t n,
+                       uint32_t *ids)
+{
+    uint8_t buf[512];
+    uint32_t pos = 4 + 4 + 4;
+    struct opt_rep r;
+    size_t got = 0;
+
+    vd_put32(buf, 4);
+    memcpy(buf + 4, "disk", 4);
+    vd_put32(buf + 8, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l = (uint32_t)strlen(q[i]);
+        vd_put32(buf + pos, l);
+        memcpy(buf + pos + 4, q[i], l);
+        pos += 4 + l;
+    }
+    c_opt(h, NBD_OPT_SET_META_CONTEXT, buf, pos);
+    for (;;) {
+        c_opt_reply(h, &r);
+        if (r.type == NBD_REP_ACK)
+            return got;
+        assert_int_equal(r.type, NBD_REP_META_CONTEXT);
+        ids[got++] = vd_get32(r.data);
+    }
+}
+
+/* A connection to a backend that tells changes, past structured replies. */
+static struct harness *changes_harness(void)
+{
+    struct harness *h = harness_start(false, NULL);
+    struct opt_rep r;
+
+    changes_ops = *h->be->ops;
+    changes_ops.changes_check = fake_changes_check;
+    changes_ops.changes = fake_changes;
+    h->be->ops = &changes_ops;
+    c_greet(h, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+    c_opt(h, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+    c_opt_reply(h, &r);
+    assert_int_equal(r.type, NBD_REP_ACK);
+    return h;
+}
+
+static void test_vd_cmd_block_status_changes_context(void **state)
+{
+    struct harness *h = changes_harness();
+    const char *q[] = {NBD_META_BASE_ALLOCATION, "tessera:changes-since:snap",
+                       "tessera:changes-since:nosuch",
+                       "tessera:changes-since:"};
+    uint32_t ids[4];
+    uint64_t size;
+    uint16_t tflags;
+    struct chunk ch;
+
+    (void)state;
+    /* A missing or empty SNAP is not granted. */
+    assert_int_equal(set_meta(h, q, 4, ids), 2);
+    assert_int_equal(ids[0], VD_META_ALLOC_ID);
+    assert_int_equal(ids[1], VD_META_CHANGES_ID);
+    c_go(h, "disk", &size, &tflags);
+
+    /* One chunk per context, DONE on the last only. */
+    c_req(h, 0, NBD_CMD_BLOCK_STATUS, 9, 0, 3 * 4096, NULL);
+    c_chunk(h, &ch);
+    assert_int_equal(ch.type, NBD_REPLY_TYPE_BLOCK_STATUS);
+    assert_false(ch.flags & NBD_REPLY_FLAG_DONE);
+    assert_int_equal(vd_get32(ch.data), VD_META_ALLOC_ID);
+    free(ch.data);
+    c_chunk(h, &ch);
+    assert_true(ch.flags & NBD_REPLY_FLAG_DONE);
+    assert_int_equal(vd_get32(ch.data), VD_META_CHANGES_ID);
+    assert_int_equal(ch.len, 4 + 2 * 8);
+    assert_int_equal(vd_get32(ch.data + 4), 4096);
+    assert_int_equal(vd_get32(ch.data + 8), VD_STATE_CHANGED);
+    assert_int_equal(vd_get32(ch.data + 12), 2 * 4096);
+    assert_int_equal(vd_get32(ch.data + 16), 0);
+    free(ch.data);
+    harness_stop(h);
+}
+
+static void test_vd_cmd_changes_context_alone(void **state)
+{
+    struct harness *h = changes_harness();
+    const char *q[] = {"tessera:changes-since:snap"};
+    uint32_t ids[1];
+    uint64_t size;
+    uint16_t tflags;
+    struct chunk ch;
+
+    (void)state;
+    assert_int_equal(set_meta(h, q, 1, ids), 1);
+    c_go(h, "disk", &size, &tflags);
+    /* REQ_ONE: one extent. */
+    c_req(h, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_BLOCK_STATUS, 10, 0, 8192, NULL);
+    c_chunk(h, &ch);
+    assert_true(ch.flags & NBD_REPLY_FLAG_DONE);
+    assert_int_equal(vd_get32(ch.data), VD_META_CHANGES_ID);
+    assert_int_equal(ch.len, 4 + 8);
+    assert_int_equal(vd_get32(ch.data + 4), 4096);
+    free(ch.data);
+    harness_stop(h);
+}
+
+static void test_vd_cmd_changes_context_needs_backend(void **state)
+{
+    struct harness *h = harness_start(false, NULL);
+    const char *q[] = {"tessera:changes-since:snap"};
+    struct opt_rep r;
+    uint32_t ids[1];
+
+    (void)state;
+    /* The mem backend tells no changes: nothing granted. */
+    c_greet(h, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+    c_opt(h, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+    c_opt_reply(h, &r);
+    assert_int_equal(set_meta(h, q, 1, ids), 0);
+    harness_stop(h);
+}
+
 int test_vd_cmd(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +584,9 @@ int test_vd_cmd(void)
         cmocka_unit_test(test_vd_cmd_run_backend_errors),
         cmocka_unit_test(test_vd_cmd_run_pipelined),
         cmocka_unit_test(test_vd_err_to_nbd_mapping),
+        cmocka_unit_test(test_vd_cmd_block_status_changes_context),
+        cmocka_unit_test(test_vd_cmd_changes_context_alone),
+        cmocka_unit_test(test_vd_cmd_changes_context_needs_backend),
     };
     return cmocka_run_group_tests_name("vd_cmd", tests, NULL, NULL);
 }

@@ -221,9 +221,10 @@ static void test_vd_handshake_run_unknown_option(void **state)
     c_opt_reply(h, &r);
     assert_int_equal(r.opt, 4242);
     assert_int_equal(r.type, NBD_REP_ERR_UNSUP);
+    /* TLS is off: proto.md's NOTLS mode refuses STARTTLS by policy. */
     c_opt(h, NBD_OPT_STARTTLS, NULL, 0);
     c_opt_reply(h, &r);
-    assert_int_equal(r.type, NBD_REP_ERR_UNSUP);
+    assert_int_equal(r.type, NBD_REP_ERR_POLICY);
     c_go(h, "disk", &size, &tflags);
     harness_stop(h);
 }

@@ -2,8 +2,9 @@
  *
  * A harness runs vd_conn_serve() on one end of a socketpair in a thread,
  * over a mem backend with two images ("disk", 16 MiB, and "other", 1 MiB);
- * the test speaks NBD byte by byte on the other end.  Every client read
- * has a timeout so a server bug fails the test instead of hanging it.
+ * the test speaks NBD byte by byte on the other end, in the clear or,
+ * after c_starttls_psk(), through a GnuTLS client session.  Every client
+ * read has a timeout so a server bug fails the test instead of hanging it.
  */
 #ifndef TEST_VD_UTIL_H
 #define TEST_VD_UTIL_H
@@ -14,6 +15,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include <gnutls/gnutls.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +38,8 @@ struct harness {
     struct vd_config cfg;
     int serve_rc;
     bool joined;
+    gnutls_session_t tls;                /* client side, after STARTTLS */
+    gnutls_psk_client_credentials_t psk; /* its credentials */
 };
 
 static inline void *harness_thread(void *arg)
@@ -44,9 +49,10 @@ static inline void *harness_thread(void *arg)
     return NULL;
 }
 
-/* Start a server connection.  @default_export may be NULL. */
-static inline struct harness *harness_start(bool readonly,
-                                            const char *default_export)
+/* A server connection, configured but not started: the test may change
+ * h->cfg (TLS mode, credentials, export_check), then harness_run(). */
+static inline struct harness *harness_new(bool readonly,
+                                          const char *default_export)
 {
     struct harness *h = calloc(1, sizeof(*h));
     int sv[2];
@@ -64,7 +70,20 @@ static inline struct harness *harness_start(bool readonly,
     h->cfd = sv[0];
     h->sfd = sv[1];
     setsockopt(h->cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return h;
+}
+
+static inline void harness_run(struct harness *h)
+{
     assert_int_equal(pthread_create(&h->tid, NULL, harness_thread, h), 0);
+}
+
+/* Start a server connection.  @default_export may be NULL. */
+static inline struct harness *harness_start(bool readonly,
+                                            const char *default_export)
+{
+    struct harness *h = harness_new(readonly, default_export);
+    harness_run(h);
     return h;
 }
 
@@ -82,6 +101,10 @@ static inline void harness_stop(struct harness *h)
         shutdown(h->cfd, SHUT_RDWR);
         harness_join(h);
     }
+    if (h->tls)
+        gnutls_deinit(h->tls);
+    if (h->psk)
+        gnutls_psk_free_client_credentials(h->psk);
     close(h->cfd);
     close(h->sfd);
     vd_backend_free(h->be);
@@ -90,24 +113,69 @@ static inline void harness_stop(struct harness *h)
 
 static inline void c_write(struct harness *h, const void *p, size_t n)
 {
-    assert_int_equal(send(h->cfd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+    if (!h->tls) {
+        assert_int_equal(send(h->cfd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+        return;
+    }
+    for (size_t done = 0; done < n;) {
+        ssize_t k =
+            gnutls_record_send(h->tls, (const char *)p + done, n - done);
+        assert_true(k > 0);
+        done += (size_t)k;
+    }
 }
 
 static inline void c_read(struct harness *h, void *p, size_t n)
 {
     size_t got = 0;
     while (got < n) {
-        ssize_t k = recv(h->cfd, (char *)p + got, n - got, 0);
+        ssize_t k = h->tls
+                        ? gnutls_record_recv(h->tls, (char *)p + got, n - got)
+                        : recv(h->cfd, (char *)p + got, n - got, 0);
         assert_true(k > 0);
         got += (size_t)k;
     }
 }
 
-/* True when the server closed its side (EOF within the timeout). */
+/* True when the server closed its side (EOF within the timeout; over TLS,
+ * close_notify or the socket's end). */
 static inline bool c_eof(struct harness *h)
 {
     char b;
+    if (h->tls) {
+        ssize_t k = gnutls_record_recv(h->tls, &b, 1);
+        return k == 0 || k == GNUTLS_E_PREMATURE_TERMINATION;
+    }
     return recv(h->cfd, &b, 1, 0) == 0;
+}
+
+/* After the server's ACK to NBD_OPT_STARTTLS: the client side of the TLS
+ * handshake with PSK identity @user and hex key @hexkey.  Returns
+ * GnuTLS's result (0, or the error that ended the handshake). */
+static inline int c_starttls_psk(struct harness *h, const char *user,
+                                 const char *hexkey)
+{
+    gnutls_datum_t key = {(unsigned char *)hexkey, (unsigned)strlen(hexkey)};
+    int rc;
+
+    assert_int_equal(gnutls_psk_allocate_client_credentials(&h->psk), 0);
+    assert_int_equal(gnutls_psk_set_client_credentials(h->psk, user, &key,
+                                                       GNUTLS_PSK_KEY_HEX),
+                     0);
+    assert_int_equal(gnutls_init(&h->tls, GNUTLS_CLIENT), 0);
+    assert_int_equal(gnutls_priority_set_direct(
+                         h->tls, "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK", NULL),
+                     0);
+    assert_int_equal(gnutls_credentials_set(h->tls, GNUTLS_CRD_PSK, h->psk), 0);
+    gnutls_transport_set_int(h->tls, h->cfd);
+    do
+        rc = gnutls_handshake(h->tls);
+    while (rc == GNUTLS_E_INTERRUPTED);
+    if (rc < 0) {
+        gnutls_deinit(h->tls);
+        h->tls = NULL;
+    }
+    return rc;
 }
 
 /* Read the greeting and send @cflags. */

@@ -1,0 +1,88 @@
+/* meta_propose.h: proposing an operation record to the log, in the shape
+ * of raft_apply(): the caller owns a request struct, the record goes to a
+ * log, and once the log has committed it and the engine applied it, a
+ * callback gets the status and the reply body.
+ *
+ *   caller            meta_propose()         log               engine
+ *     |-- op, req, cb -->|-- encode record --->|                   |
+ *     |                  |                     |-- committed: ---->|
+ *     |                  |                     |   meta_log_commit |--
+ * meta_apply
+ *     |<------------ cb(req, status, result) --------------------- |
+ *
+ * The log behind it is a struct meta_log_ops: today the local log
+ * (meta_log_local), which commits at once because the SQLite commit in
+ * meta_apply() is the durability point; a replicated log appends the
+ * record to its own log, and calls meta_log_commit() when a majority has
+ * it (and meta_log_apply() on every replica).  Callers do not change.
+ *
+ * Contract (as raft_apply's):
+ *  1. meta_propose() returns 0 and @cb is called exactly once, possibly
+ *     before meta_propose() returns; or it returns -errno and @cb is never
+ *     called.
+ *  2. The request belongs to the log from meta_propose() until @cb is
+ *     called; the caller may free or reuse it inside @cb.
+ *  3. @result is borrowed: valid only during @cb.
+ */
+#ifndef TESSERA_META_PROPOSE_H
+#define TESSERA_META_PROPOSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta.h"
+#include "proto.h"
+
+struct meta_propose;
+struct meta_log;
+
+/* @status is 0 or -errno (the engine's refusal, or the log's failure);
+ * @result holds the reply body when @status is 0. */
+typedef void (*meta_propose_cb)(struct meta_propose *req, int status,
+                                const struct proto_wbuf *result);
+
+/* A proposal.  The caller owns the struct and sets @data; the rest is the
+ * log's while the proposal is pending. */
+struct meta_propose {
+    void *data; /* the caller's */
+    meta_propose_cb cb;
+    struct meta_log *log;
+    struct proto_wbuf record;  /* the encoded record (meta_op.h) */
+    struct meta_propose *next; /* a log's queue */
+};
+
+struct meta_log_ops {
+    /* Take @req (its record encoded) into the log.  0, and later exactly
+     * one meta_log_commit() or meta_log_fail() for it; or -errno and
+     * neither. */
+    int (*append)(struct meta_log *log, struct meta_propose *req);
+};
+
+struct meta_log {
+    const struct meta_log_ops *ops;
+    struct meta_db *db; /* the state machine records are applied to */
+    void *impl;         /* the log's own state */
+};
+
+/* Encode @op as a record and hand it to @log; @cb as the contract above
+ * says.  @op and its payload are borrowed (copied into the record). */
+int meta_propose(struct meta_log *log, struct meta_propose *req,
+                 const struct meta_op *op, meta_propose_cb cb);
+
+/* Apply one committed record @entry/@len to @db: decode it (meta_op.h)
+ * and meta_apply() it; what a replica does with every committed entry.
+ * Same return as meta_apply(); -EPROTO for an undecodable record. */
+int meta_log_apply(struct meta_db *db, const void *entry, size_t len,
+                   struct proto_wbuf *result);
+/* For a log: @req's record is committed.  Applies it to log->db and calls
+ * the proposer back with the outcome. */
+void meta_log_commit(struct meta_propose *req);
+/* For a log: @req will never commit (@status < 0, e.g. -EIO for a failed
+ * append, or leadership lost).  Calls the proposer back with @status. */
+void meta_log_fail(struct meta_propose *req, int status);
+
+/* The local log of a single metad: every record commits at once (the
+ * SQLite transaction is the durability point).  @db is borrowed. */
+void meta_log_local_init(struct meta_log *log, struct meta_db *db);
+
+#endif

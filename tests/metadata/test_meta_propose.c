@@ -1,0 +1,252 @@
+/* test_meta_propose.c: proposals through a log (meta_propose.c), with the
+ * local log and with fakes: one that commits later, when the test says
+ * so (as a replicated log does once a majority has the entry), and one
+ * that loses what it was given (as a deposed leader does).
+ */
+#include "test_meta_util.h"
+
+#include "meta_propose.h"
+
+/* A log that keeps appended proposals until fake_commit_all() or
+ * fake_fail_all(); @refuse makes append itself fail. */
+struct fake_log {
+    struct meta_propose *head, **tail;
+    int appended;
+    int refuse; /* 0, or the -errno append returns */
+};
+
+static int fake_append(struct meta_log *log, struct meta_propose *req)
+{
+    struct fake_log *f = log->impl;
+    if (f->refuse)
+        return f->refuse;
+    req->next = NULL;
+    *f->tail = req;
+    f->tail = &req->next;
+    f->appended++;
+    return 0;
+}
+
+static const struct meta_log_ops fake_ops = {.append = fake_append};
+
+static void fake_init(struct meta_log *log, struct fake_log *f,
+                      struct meta_db *db)
+{
+    memset(f, 0, sizeof(*f));
+    f->tail = &f->head;
+    log->ops = &fake_ops;
+    log->db = db;
+    log->impl = f;
+}
+
+static void fake_commit_all(struct fake_log *f)
+{
+    struct meta_propose *req = f->head;
+    f->head = NULL;
+    f->tail = &f->head;
+    while (req) {
+        struct meta_propose *next = req->next;
+        meta_log_commit(req);
+        req = next;
+    }
+}
+
+static void fake_fail_all(struct fake_log *f, int status)
+{
+    struct meta_propose *req = f->head;
+    f->head = NULL;
+    f->tail = &f->head;
+    while (req) {
+        struct meta_propose *next = req->next;
+        meta_log_fail(req, status);
+        req = next;
+    }
+}
+
+/* What the proposer saw. */
+struct outcome {
+    int calls;
+    int status;
+    struct proto_attr attr; /* from an attr_rep result */
+};
+
+static void on_done(struct meta_propose *req, int status,
+                    const struct proto_wbuf *result)
+{
+    struct outcome *o = req->data;
+    struct proto_attr_rep rep;
+    o->calls++;
+    o->status = status;
+    if (status == 0 && proto_attr_rep_decode(result->p, result->len, &rep) == 0)
+        o->attr = rep.attr;
+}
+
+/* Propose MKDIR @name under the root with @log. */
+static int propose_mkdir(struct fx *f, struct meta_log *log,
+                         struct meta_propose *req, const char *name)
+{
+    struct proto_wbuf w;
+    struct proto_mkdir_req q = {.cred = cred_root(),
+                                .parent = ROOT,
+                                .mode = 0755,
+                                .name = str_of(name)};
+    proto_wbuf_init(&w);
+    proto_mkdir_req_encode(&w, &q);
+    f->now += 1000;
+    struct meta_op op = {.format = META_OP_FORMAT,
+                         .opcode = PROTO_MSG_MKDIR_REQ,
+                         .now = f->now,
+                         .payload = w.p,
+                         .len = w.len};
+    int rc = meta_propose(log, req, &op, on_done);
+    proto_wbuf_free(&w); /* the record holds its own copy */
+    return rc;
+}
+
+static void test_meta_propose_local_commits_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct outcome o = {0};
+    struct meta_propose req = {.data = &o};
+    meta_log_local_init(&log, f->db);
+    assert_int_equal(propose_mkdir(f, &log, &req, "d"), 0);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.status, 0);
+    assert_true(S_ISDIR(o.attr.mode));
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "d", NULL), 0);
+    /* An engine refusal is the callback's status. */
+    assert_int_equal(propose_mkdir(f, &log, &req, "d"), 0);
+    assert_int_equal(o.calls, 2);
+    assert_int_equal(o.status, -EEXIST);
+}
+
+static void test_meta_propose_completes_when_log_commits(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct fake_log fl;
+    struct outcome o1 = {0}, o2 = {0};
+    struct meta_propose r1 = {.data = &o1}, r2 = {.data = &o2};
+    fake_init(&log, &fl, f->db);
+    assert_int_equal(propose_mkdir(f, &log, &r1, "a"), 0);
+    assert_int_equal(propose_mkdir(f, &log, &r2, "b"), 0);
+    assert_int_equal(fl.appended, 2);
+    /* Nothing applied, nobody called back, until the log commits. */
+    assert_int_equal(o1.calls + o2.calls, 0);
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "a", NULL), -ENOENT);
+    fake_commit_all(&fl);
+    assert_int_equal(o1.calls, 1);
+    assert_int_equal(o2.calls, 1);
+    assert_int_equal(o1.status, 0);
+    assert_int_equal(o2.status, 0);
+    /* Applied in log order: "a" got the lower inode. */
+    assert_true(o1.attr.ino < o2.attr.ino);
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "b", NULL), 0);
+}
+
+static void test_meta_propose_log_failure_changes_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct fake_log fl;
+    struct outcome o = {0};
+    struct meta_propose req = {.data = &o};
+    struct meta_stats st;
+    fake_init(&log, &fl, f->db);
+    assert_int_equal(propose_mkdir(f, &log, &req, "lost"), 0);
+    fake_fail_all(&fl, -ENOTCONN);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.status, -ENOTCONN);
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "lost", NULL), -ENOENT);
+    assert_int_equal(meta_stats_get(f->db, &st), 0);
+    assert_int_equal(st.ops, 0);
+    /* A refused append is returned, and the callback never runs. */
+    fl.refuse = -EAGAIN;
+    assert_int_equal(propose_mkdir(f, &log, &req, "x"), -EAGAIN);
+    assert_int_equal(o.calls, 1);
+    assert_null(req.record.p);
+}
+
+/* The callback may free its request (contract 2). */
+static void free_in_callback(struct meta_propose *req, int status,
+                             const struct proto_wbuf *result)
+{
+    (void)result;
+    *(int *)req->data = status;
+    free(req);
+}
+
+static void test_meta_propose_callback_may_free_request(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct fake_log fl;
+    int status = 1;
+    struct meta_propose *req = calloc(1, sizeof(*req));
+    struct proto_wbuf w;
+    struct meta_op_gc_done m = {.chunk_id = 1, .server_id = 1};
+    assert_non_null(req);
+    req->data = &status;
+    fake_init(&log, &fl, f->db);
+    proto_wbuf_init(&w);
+    meta_op_gc_done_encode(&w, &m);
+    struct meta_op op = {.format = META_OP_FORMAT,
+                         .opcode = META_OP_GC_DONE,
+                         .now = T0,
+                         .payload = w.p,
+                         .len = w.len};
+    assert_int_equal(meta_propose(&log, req, &op, free_in_callback), 0);
+    proto_wbuf_free(&w);
+    fake_commit_all(&fl);
+    assert_int_equal(status, -ENOENT); /* no such gc entry */
+}
+
+/* What every replica does with a committed entry: the same record bytes
+ * give the same state and reply in two databases. */
+static void test_meta_log_apply_same_bytes_same_state(void **state)
+{
+    struct fx *f = *state;
+    struct meta_db *other;
+    struct proto_wbuf w, rec, r1, r2;
+    struct proto_mkdir_req q = {
+        .cred = cred_root(), .parent = ROOT, .mode = 0700, .name = str_of("r")};
+    assert_int_equal(meta_db_open(":memory:", &other), 0);
+    proto_wbuf_init(&w);
+    proto_wbuf_init(&rec);
+    proto_wbuf_init(&r1);
+    proto_wbuf_init(&r2);
+    proto_mkdir_req_encode(&w, &q);
+    struct meta_op op = {.format = META_OP_FORMAT,
+                         .opcode = PROTO_MSG_MKDIR_REQ,
+                         .now = T0,
+                         .payload = w.p,
+                         .len = w.len};
+    meta_op_record_encode(&rec, &op);
+    assert_int_equal(meta_log_apply(f->db, rec.p, rec.len, &r1), 0);
+    assert_int_equal(meta_log_apply(other, rec.p, rec.len, &r2), 0);
+    assert_int_equal(r1.len, r2.len);
+    assert_memory_equal(r1.p, r2.p, r1.len);
+    /* A torn entry is refused, and changes nothing. */
+    proto_wbuf_reset(&r2);
+    assert_int_equal(meta_log_apply(other, rec.p, 3, &r2), -EPROTO);
+    meta_db_close(other);
+    proto_wbuf_free(&w);
+    proto_wbuf_free(&rec);
+    proto_wbuf_free(&r1);
+    proto_wbuf_free(&r2);
+}
+
+int test_meta_propose(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_mem, fx_teardown)
+        T(test_meta_propose_local_commits_at_once),
+        T(test_meta_propose_completes_when_log_commits),
+        T(test_meta_propose_log_failure_changes_nothing),
+        T(test_meta_propose_callback_may_free_request),
+        T(test_meta_log_apply_same_bytes_same_state),
+#undef T
+    };
+    return cmocka_run_group_tests_name("meta_propose", tests, NULL, NULL);
+}
