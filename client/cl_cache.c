@@ -38,12 +38,13 @@
 
 /* The most an extent grows to by appending (overlapping writes may merge
  * beyond it): a batch of writing back holds whole extents.  Extents that
- * grow by appending get a buffer of exactly EXT_MAX bytes at once, and
- * such buffers, 2 MiB-aligned and offered to the kernel as transparent
- * huge pages, are kept for reuse (enough for all of dirty_max, at most
- * POOL_MAX, freed after a flusher tick that passed with no delayed writes
- * held): a sequential stream then neither copies an extent as it grows
- * nor faults in fresh pages 4 KiB at a time. */
+ * grow by appending past half of it get a buffer of exactly EXT_MAX bytes
+ * at once, and such buffers, 2 MiB-aligned and offered to the kernel as
+ * transparent huge pages, are kept for reuse (enough for all of
+ * dirty_max, at most POOL_MAX, freed after a flusher tick that passed with
+ * no delayed writes held): a sequential stream then neither copies an
+ * extent as it grows nor faults in fresh pages 4 KiB at a time, and small
+ * writes side by side still take no more than twice their bytes. */
 #define EXT_MAX (4u << 20)
 #define POOL_MAX 16
 
@@ -103,14 +104,15 @@ static void pool_drain(struct cl_cache *k)
 
 /* ---- Extents (under n->lock) ------------------------------------------- */
 
-/* Room for @len bytes in @e.  An extent that grows (it has bytes already)
- * or starts @big, and fits in EXT_MAX, gets a big buffer. */
+/* Room for @len bytes in @e.  An extent that starts @big, or grows (it
+ * has bytes already) to half of EXT_MAX or more, gets a big buffer when
+ * it fits one: never more than twice its bytes, as doubling would give. */
 static int ext_reserve(struct cl_cache *k, struct cl_extent *e, size_t len,
                        bool big)
 {
     if (len <= e->cap)
         return 0;
-    if (len <= EXT_MAX && (e->cap > 0 || big)) {
+    if (len <= EXT_MAX && (big || (e->cap > 0 && len >= EXT_MAX / 2))) {
         uint8_t *d = buf_get_big(k);
         if (!d)
             return -ENOMEM;
@@ -198,8 +200,8 @@ static int64_t ext_insert(struct cl_cache *k, struct cl_inode *n, uint64_t off,
     bool right = n->ext[j - 1].off == end;
     if (j - i == (size_t)left + (size_t)right) {
         uint64_t joined = len;
-        for (size_t k = i; k < j; k++)
-            joined += n->ext[k].len;
+        for (size_t x = i; x < j; x++)
+            joined += n->ext[x].len;
         if (joined > EXT_MAX)
             return ext_add(k, n, left ? i + 1 : i, off, buf, len, true);
     }
