@@ -97,6 +97,12 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out);
  * close a client with open inodes. */
 void cl_client_close(struct cl_client *c);
 uint64_t cl_client_session(struct cl_client *c);
+/* What identity @name (borrowed) may reach, asked of metad over @c's
+ * session (cl_auth_rights()): the session's own identity needs the proxy
+ * capability to ask for another's.  0, -ENOENT for no such identity,
+ * -EPERM, or another -errno. */
+int cl_client_rights(struct cl_client *c, const char *name,
+                     struct auth_caps *out);
 /* Bytes of delayed writes held now (0 when writes are not delayed).  Any
  * thread. */
 uint64_t cl_client_dirty(struct cl_client *c);

@@ -388,3 +388,9 @@ uint64_t cl_client_session(struct cl_client *c)
 {
     return cl_session_id(c->session);
 }
+
+int cl_client_rights(struct cl_client *c, const char *name,
+                     struct auth_caps *out)
+{
+    return cl_auth_rights(c->meta, name, out);
+}

@@ -113,6 +113,12 @@ struct vd_backend_ops {
      * when they are the same (docs/vmdisk.md, "Incremental diffs"). */
     int (*changes)(struct vd_image *img, const char *since, uint64_t len,
                    uint64_t off, vd_extent_cb cb, void *arg);
+    /* Optional (NULL: a TLS username selects nothing).  May identity @user
+     * (a TLS username, borrowed) open export @name?  0, setting *readonly
+     * when it may only read; -EACCES with a sentence for the client in
+     * @why (@why_len bytes) when not.  Any thread may call it. */
+    int (*authorize)(void *ctx, const char *user, const char *name,
+                     bool *readonly, char *why, size_t why_len);
     /* Call @cb for each export name.  -ENOTSUP when listing is refused. */
     int (*list)(void *ctx, vd_name_cb cb, void *arg);
     /* Release the backend's own state (called once, at exit). */
@@ -128,6 +134,12 @@ struct vd_backend {
 
 /* Release @be and its state (NULL is fine). */
 void vd_backend_free(struct vd_backend *be);
+
+/* vd_tessera.c: the namespace path export @name opens, normalised as
+ * auth_caps_reach() wants it ("/a/b": one slash between parts, none at
+ * the end) into @out (@size bytes).  -EINVAL for a "." or ".." part or a
+ * path too long. */
+int vd_export_path(const char *name, char *out, size_t size);
 
 /* vd_mem.c: images live in memory until the backend is freed.  Caller owns
  * *out: vd_backend_free().  -ENOMEM. */

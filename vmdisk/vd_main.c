@@ -346,6 +346,33 @@ static bool addr_is_loopback(const char *addr)
     return false;
 }
 
+/* The export check: a client that named itself in TLS (a PSK identity, a
+ * verified certificate) gets what the backend lets that identity open; a
+ * client without one (plain, under --tls=on) gets what tessera-nbd's own
+ * identity may. */
+static int tls_user_check(void *ctx, const struct vd_identity *who,
+                          const char *name, bool *readonly, char *why,
+                          size_t whylen)
+{
+    const struct vd_backend *be = ctx;
+    char cn[256];
+    const char *user = who->tls_user;
+
+    if (!user)
+        return 0;
+    /* A certificate names its identity in its common name. */
+    if (who->auth == VD_TLS_AUTH_X509) {
+        if (vd_tls_dn_cn(user, cn, sizeof(cn)) < 0) {
+            snprintf(why, whylen,
+                     "the client certificate %s names no identity (CN)",
+                     user);
+            return -EACCES;
+        }
+        user = cn;
+    }
+    return be->ops->authorize(be->ctx, user, name, readonly, why, whylen);
+}
+
 /* Decide the TLS mode and load the credentials into *mode and *out (NULL
  * when off).  Prints why and returns -1 when tessera-nbd must not start. */
 static int tls_setup(const struct cli *cli, enum vd_tls_mode *mode,
@@ -445,6 +472,8 @@ int main(int argc, char **argv)
         .workers = cli.workers,
         .tls_mode = tls_mode,
         .tls = tls,
+        .export_check = be->ops->authorize ? tls_user_check : NULL,
+        .export_check_ctx = be,
     };
     rc = vd_server_new(&cfg, &s);
     if (rc == 0 && cli.listen) {

@@ -253,6 +253,65 @@ static struct vd_bcache *cache_for_write(struct tess_image *im)
 }
 
 /* @name is borrowed.  Caller owns *out: tess_close(). */
+int vd_export_path(const char *name, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (const char *p = name; *p;) {
+        p += strspn(p, "/");
+        size_t len = strcspn(p, "/");
+        if (len == 0)
+            break;
+        if ((len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2)))
+            return -EINVAL;
+        if (n + 1 + len + 1 > size)
+            return -EINVAL;
+        out[n++] = '/';
+        memcpy(out + n, p, len);
+        n += len;
+        p += len;
+    }
+    if (n == 0)
+        out[n++] = '/';
+    out[n] = '\0';
+    return 0;
+}
+
+/* A TLS user is the Tessera identity of that name: it may open what its
+ * capabilities reach (a path= list, read-only with ro), asked of metad at
+ * each open so that `tessera auth caps` and `rm` apply to the next one. */
+static int tess_authorize(void *vctx, const char *user, const char *name,
+                          bool *readonly, char *why, size_t why_len)
+{
+    struct tess_ctx *ctx = vctx;
+    struct auth_caps caps;
+    char path[NAME_MAX_LEN + 2];
+
+    int rc = cl_client_rights(ctx->cl, user, &caps);
+    if (rc == -ENOENT || rc == -EINVAL) {
+        snprintf(why, why_len, "TLS user %s is not an identity of this cluster",
+                 user);
+        return -EACCES;
+    }
+    if (rc < 0) {
+        snprintf(why, why_len,
+                 "the rights of TLS user %s cannot be read (%s%s)", user,
+                 strerror(-rc),
+                 rc == -EPERM ? ": tessera-nbd's own identity needs the proxy "
+                                "capability"
+                              : "");
+        return -EACCES;
+    }
+    if (vd_export_path(name, path, sizeof(path)) < 0 ||
+        auth_caps_reach(&caps, path) != AUTH_REACH_INSIDE) {
+        snprintf(why, why_len, "identity %s may not open %s", user, name);
+        return -EACCES;
+    }
+    if (caps.flags & AUTH_CAP_RO)
+        *readonly = true;
+    return 0;
+}
+
 static int tess_open(void *vctx, const char *name, bool readonly,
                      struct vd_image **out, char *why, size_t why_len)
 {
@@ -750,6 +809,7 @@ static int tess_changes(struct vd_image *img, const char *since, uint64_t len,
 
 static const struct vd_backend_ops tess_ops = {
     .open = tess_open,
+    .authorize = tess_authorize,
     .close = tess_close,
     .size = tess_size,
     .pread = tess_pread,

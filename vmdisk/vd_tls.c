@@ -310,6 +310,33 @@ static int peer_dn(gnutls_session_t s, char **out)
     return rc;
 }
 
+/* The length of the attribute at @s: up to the first comma not escaped
+ * with a backslash. */
+static size_t dn_attr_len(const char *s)
+{
+    size_t n = 0;
+    while (s[n] && !(s[n] == ',' && (n == 0 || s[n - 1] != '\\')))
+        n++;
+    return n;
+}
+
+int vd_tls_dn_cn(const char *dn, char *out, size_t size)
+{
+    /* RFC 4514 form, most specific first ("CN=hv3,O=Example"). */
+    for (const char *p = dn; *p;) {
+        size_t n = dn_attr_len(p);
+        if (n > 3 && !strncmp(p, "CN=", 3)) {
+            if (n - 3 >= size)
+                return -ENAMETOOLONG;
+            memcpy(out, p + 3, n - 3);
+            out[n - 3] = '\0';
+            return 0;
+        }
+        p += p[n] ? n + 1 : n;
+    }
+    return -ENOENT;
+}
+
 /* Record who the peer is, once the handshake succeeded. */
 static int session_name(struct vd_tls_session *ts, bool verify_peer)
 {

@@ -66,6 +66,9 @@ int vd_tls_session_sendv(struct vd_tls_session *s, const struct iovec *iov,
 void vd_tls_session_close(struct vd_tls_session *s, bool notify);
 
 /* "off", "on", "require", for logs. */
+/* The common name of distinguished name @dn ("CN=hv3,O=Example") into
+ * @out (@size bytes): 0, or -ENOENT when it has none, -ENAMETOOLONG. */
+int vd_tls_dn_cn(const char *dn, char *out, size_t size);
 const char *vd_tls_mode_name(enum vd_tls_mode m);
 const char *vd_tls_auth_name(enum vd_tls_auth a);
 

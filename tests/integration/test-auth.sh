@@ -9,9 +9,13 @@
 #   - a mount of an identity limited to /tenantA cannot list, read, write
 #     or delete outside it, creates files as 65534 (root squash), and a
 #     read-only identity cannot write;
+#   - over NBD with TLS, the PSK identity is the Tessera identity: client.t1
+#     opens images under /tenantA only, client.ro only reads, and a TLS
+#     name that is no identity is refused, the export serving the others;
 #   - a removed identity is refused at once.
 . "$(dirname "$0")/lib.sh"
-it_need tessera-metad tessera-chunkd tessera-mount tessera python3 fusermount3
+it_need tessera-metad tessera-chunkd tessera-mount tessera-nbd tessera python3 \
+    fusermount3 nbdinfo psktool
 
 ts_start_metad || it_fail "metad did not start"
 for i in 1 2; do ts_start_chunkd $i || it_fail "chunkd $i did not start"; done
@@ -110,6 +114,30 @@ echo "$out" | grep -q "Read-only" || it_fail "not EROFS: $out"
 dd if=/dev/zero of="$M2/tenantA/data" bs=4k count=1 conv=notrunc 2>/dev/null &&
     it_fail "client.ro overwrote data"
 it_ok "client.ro reads and cannot write"
+
+# ---- NBD over TLS: the PSK identity is the Tessera identity -------------------
+truncate -s 16M "$A/tenantA/disk.img" "$A/tenantB/disk.img" || it_fail "images"
+for u in client.t1 client.ro nobody.here; do
+    psktool -u "$u" -p "$K/nbd.psk" >/dev/null || it_fail "psktool $u"
+done
+chmod 600 "$K/nbd.psk"
+ts_start_nbd --tls=require --tls-psk "$K/nbd.psk" || it_fail "tessera-nbd with TLS"
+nbd() { # nbd USER EXPORT: nbdinfo as USER over TLS
+    LOGNAME=$1 nbdinfo "nbds://$TS_NBD_ADDR/$2?tls-psk-file=$K/nbd.psk" 2>&1
+}
+out=$(nbd client.t1 tenantA/disk.img) || it_fail "client.t1 over NBD: $out"
+grep -q "is_read_only: false" <<<"$out" || it_fail "client.t1 read-only: $out"
+# libnbd shows the refusal's code (POLICY), the log its sentence.
+out=$(nbd client.t1 tenantB/disk.img) && it_fail "client.t1 opened /tenantB over NBD"
+grep -q "identity client.t1 may not open tenantB/disk.img" "$TS_DIR/logs/nbd.log" ||
+    it_fail "client.t1 /tenantB refusal: $out"
+out=$(nbd client.ro tenantA/disk.img) || it_fail "client.ro over NBD: $out"
+grep -q "is_read_only: true" <<<"$out" || it_fail "client.ro not read-only: $out"
+out=$(nbd nobody.here tenantA/disk.img) && it_fail "an unknown TLS name got in"
+grep -q "TLS user nobody.here is not an identity" "$TS_DIR/logs/nbd.log" ||
+    it_fail "unknown TLS name: $out"
+nbd client.t1 tenantA/disk.img >/dev/null || it_fail "the export stopped serving"
+it_ok "NBD over TLS: the PSK identity's paths and ro hold"
 
 # ---- Revocation --------------------------------------------------------------
 "$T" auth rm client.ro >/dev/null || it_fail "auth rm"

@@ -435,6 +435,37 @@ static void test_vd_export_check_refuses_and_limits(void **state)
     tls_done(t);
 }
 
+/* A certificate's DN names its identity in CN; an export name becomes
+ * the normalised path the identity's capabilities are checked against. */
+static void test_vd_tls_names_and_paths(void **state)
+{
+    char out[64];
+
+    (void)state;
+    assert_int_equal(vd_tls_dn_cn("CN=hv3,O=Tessera test", out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "hv3");
+    assert_int_equal(vd_tls_dn_cn("O=A\\,CN=fake,CN=nbd.hv3", out,
+                                  sizeof(out)),
+                     0);
+    assert_string_equal(out, "nbd.hv3");
+    assert_int_equal(vd_tls_dn_cn("O=Tessera test", out, sizeof(out)),
+                     -ENOENT);
+    assert_int_equal(vd_tls_dn_cn("CN=,O=x", out, sizeof(out)), -ENOENT);
+    assert_int_equal(vd_tls_dn_cn("CN=abcdef", out, 4), -ENAMETOOLONG);
+
+    assert_int_equal(vd_export_path("tenantA//disk.img/", out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "/tenantA/disk.img");
+    assert_int_equal(vd_export_path("/a", out, sizeof(out)), 0);
+    assert_string_equal(out, "/a");
+    assert_int_equal(vd_export_path("", out, sizeof(out)), 0);
+    assert_string_equal(out, "/");
+    assert_int_equal(vd_export_path("a/../b", out, sizeof(out)), -EINVAL);
+    assert_int_equal(vd_export_path("./b", out, sizeof(out)), -EINVAL);
+    assert_int_equal(vd_export_path("abcdefgh", out, 6), -EINVAL);
+}
+
 int test_vd_tls(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +480,7 @@ int test_vd_tls(void)
         cmocka_unit_test(test_vd_tls_starttls_forgets_changes_context),
         cmocka_unit_test(test_vd_tls_on_serves_clear_client),
         cmocka_unit_test(test_vd_export_check_refuses_and_limits),
+        cmocka_unit_test(test_vd_tls_names_and_paths),
     };
     return cmocka_run_group_tests_name("vd_tls", tests, NULL, NULL);
 }
