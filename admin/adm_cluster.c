@@ -152,17 +152,12 @@ bool adm_drain_step(struct drain_watch *d, const struct status_report *st)
     left = status_report_u64(st, key);
     if (left == 0)
         return true;
-    /* A suspect server may be up a moment later: while one is, the
-     * servers that could take the replicas are not known, so no verdict. */
-    bool unsure = false;
-    d->others = 0;
-    for (size_t i = 0; i < st->nservers; i++) {
-        const struct status_server *s = &st->servers[i];
-        unsure |= !strcmp(s->state, "suspect");
-        d->others += (s->up || !strcmp(s->state, "suspect")) && !s->draining;
-    }
+    /* Stuck only when metad's repair found no server for a copy: a chunk
+     * may also wait for its write lease to end (a minute), which is not
+     * stuck. */
     uint64_t copied = status_report_u64(st, "repair.copied");
-    if (left != d->left || copied != d->copied || unsure ||
+    d->unplaced = status_report_u64(st, "repair.unplaced");
+    if (left != d->left || copied != d->copied || d->unplaced == 0 ||
         status_report_u64(st, "repair.inflight") > 0) {
         d->left = left;
         d->copied = copied;
@@ -239,11 +234,13 @@ int adm_cmd_server(struct adm *a, int argc, char **argv)
         if (d.stuck) {
             fprintf(stderr,
                     "tessera: %s: stuck: %" PRIu64 " replicas left and none "
-                    "moved for %u s.\n  The %" PRIu64 " other servers up "
-                    "cannot hold every chunk at its goal: add a server, or "
-                    "lower the goal (tessera setgoal).\n  The drain stays "
-                    "on; `tessera server undrain %u` cancels it.\n",
-                    what, d.left, ADM_DRAIN_STALL_S, d.others, req.server_id);
+                    "moved for %u s.\n  %" PRIu64 " chunks have no other "
+                    "server up that could take a copy, so the goal cannot "
+                    "be met: add a server, or lower the goal (tessera "
+                    "setgoal).\n  The drain stays on; `tessera server "
+                    "undrain %u` cancels it.\n",
+                    what, d.left, ADM_DRAIN_STALL_S, d.unplaced,
+                    req.server_id);
             return ADM_EXIT_FAIL;
         }
         if (!a->json)

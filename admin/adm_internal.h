@@ -92,18 +92,19 @@ int adm_cmd_scrub(struct adm *a, int argc, char **argv);
 int adm_cmd_rebalance(struct adm *a, int argc, char **argv);
 int adm_cmd_fsck(struct adm *a, int argc, char **argv);
 /* Seconds without progress after which a drain is said to be stuck. */
-#define ADM_DRAIN_STALL_S 15
+#define ADM_DRAIN_STALL_S 10
 /* A drain being followed (`server drain ID --wait`): done when its server
  * holds no replica; stuck when for ADM_DRAIN_STALL_S polls the count
- * stayed put, no copy was in flight or finished and no server was
- * suspect (the other servers cannot take the chunks at their goal). */
+ * stayed put, no copy was in flight or finished, and metad's repair found
+ * chunks no server can take a copy of (repair.unplaced): the other
+ * servers cannot hold every chunk at its goal. */
 struct drain_watch {
     uint32_t id;
-    uint64_t left;   /* replicas at the last change; start at UINT64_MAX */
-    uint64_t copied; /* repair.copied at the last change */
-    unsigned still;  /* polls since */
+    uint64_t left;     /* replicas at the last change; start at UINT64_MAX */
+    uint64_t copied;   /* repair.copied at the last change */
+    unsigned still;    /* polls since */
     bool stuck;
-    uint64_t others; /* servers up and not draining, at the last poll */
+    uint64_t unplaced; /* repair.unplaced at the last poll */
 };
 /* Take one progress report: true when the drain is over, done or stuck
  * (then d->stuck). */

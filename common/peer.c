@@ -105,6 +105,10 @@
 #include "opcount.h"
 
 #define PEER_WRITE_LIMIT ((size_t)64 << 20)
+/* Requests of one peer being served (handed to on_request, not yet
+ * answered) before reading from it stops: what one connection can make a
+ * daemon hold is bounded; reading resumes at half. */
+#define PEER_SERVE_LIMIT 4096u
 #define PEER_HELLO_TIMEOUT_MS 5000u
 #define PEER_HELLO_REP_TIMEOUT_MS 10000u
 #define PEER_READ_CHUNK 65536
@@ -161,9 +165,11 @@ struct peer {
     bool dialled;
     bool hello_timer_on; /* @hello_timer initialised, not yet closed */
     bool paused;         /* reading stopped by the write limit */
+    bool serve_paused;   /* reading stopped by the serve limit */
     bool silent;         /* never reported to the owner: no on_close */
     int close_status;
     size_t write_limit;
+    uint32_t serving, serve_limit; /* requests handed to on_request, open */
     char name[64];                       /* remote address */
     char remote_name[PEER_NAME_MAX + 1]; /* from HELLO */
     char *local_name;                    /* what we send in HELLO */
@@ -470,6 +476,16 @@ static int read_start(struct peer *p)
     return uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
 }
 
+/* Reading goes on once neither limit holds it. */
+static void read_resume(struct peer *p)
+{
+    if (p->paused || p->serve_paused || p->state >= ST_DRAINING)
+        return;
+    int rc = read_start(p);
+    if (rc < 0)
+        peer_fail(p, rc, "read");
+}
+
 static void write_done(struct peer *p, int status);
 
 static void on_write(uv_write_t *req, int status)
@@ -513,9 +529,7 @@ static void write_done(struct peer *p, int status)
     if (p->paused && p->state < ST_DRAINING &&
         write_queue(p) <= p->write_limit / 4) {
         p->paused = false;
-        int rc = read_start(p);
-        if (rc < 0)
-            peer_fail(p, rc, "read");
+        read_resume(p);
     }
 }
 
@@ -651,6 +665,11 @@ static int reply_send(struct peer *p, uint64_t id, uint16_t opcode,
         len = 0;
     if (len > PROTO_MAX_PAYLOAD)
         return -EMSGSIZE;
+    if (p->serving > 0 && --p->serving <= p->serve_limit / 2 &&
+        p->serve_paused) {
+        p->serve_paused = false;
+        read_resume(p);
+    }
     opcount_reply_wire(&opcount_served, (uint16_t)(opcode - 1), wire, len);
     struct wreq *w =
         frame_new(p, PROTO_FLAG_REPLY, opcode, id, wire, payload, len);
@@ -1077,6 +1096,13 @@ static void dispatch(struct peer *p, const struct proto_hdr *h,
                    0);
         return;
     }
+    if (++p->serving >= p->serve_limit && !p->serve_paused) {
+        log_warn("peer: %u requests open, reading paused until answers "
+                 "go out: peer=%s",
+                 p->serving, p->name);
+        p->serve_paused = true;
+        uv_read_stop((uv_stream_t *)&p->tcp);
+    }
     p->ops->on_request(p, h->opcode, h->req_id, payload, h->length);
 }
 
@@ -1141,6 +1167,7 @@ static struct peer *peer_alloc(uv_loop_t *loop, const struct peer_ops *ops)
     p->loop = loop;
     p->ops = ops ? ops : &no_ops;
     p->write_limit = PEER_WRITE_LIMIT;
+    p->serve_limit = PEER_SERVE_LIMIT;
     p->close_status = 0;
     proto_reader_init(&p->rd);
     uv_tcp_init(loop, &p->tcp); /* cannot fail for AF_UNSPEC */
@@ -1296,9 +1323,14 @@ void peer_set_write_limit(struct peer *p, size_t bytes)
     p->write_limit = bytes;
 }
 
+void peer_set_serve_limit(struct peer *p, uint32_t requests)
+{
+    p->serve_limit = requests ? requests : 1;
+}
+
 bool peer_read_paused(const struct peer *p)
 {
-    return p->paused;
+    return p->paused || p->serve_paused;
 }
 
 /* ---- Listener ---------------------------------------------------------- */

@@ -152,7 +152,11 @@ uint64_t peer_remote_instance(struct peer *p);
 /* Stop reading from @p while more than @bytes wait to be written to it
  * (default 64 MiB); reading resumes when a quarter of that remains. */
 void peer_set_write_limit(struct peer *p, size_t bytes);
-/* True while reading is stopped by the write limit. */
+/* Stop reading from @p while @requests of its requests are being served
+ * (handed to on_request and not answered yet; default 4096); reading
+ * resumes when half of them are answered. */
+void peer_set_serve_limit(struct peer *p, uint32_t requests);
+/* True while reading is stopped by the write or the serve limit. */
 bool peer_read_paused(const struct peer *p);
 
 #endif

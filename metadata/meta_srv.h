@@ -115,6 +115,7 @@ struct meta_srv_repair {
     uint64_t copied, copy_failed, bytes, dropped, moved, scans;
     /* The last scan. */
     uint64_t chunks, ok, under, over, missing, queued;
+    uint64_t unplaced; /* copies tried that no server could take */
     bool rebalance;         /* tessera rebalance until balanced */
     uint64_t scrubs;        /* SCRUB_START requests accepted */
     int64_t last_done_ns;   /* wall clock when the goal last held again */

@@ -91,6 +91,7 @@ struct scan {
     struct cand_list copy, drop, move;
     uint64_t last;
     uint64_t chunks, ok, under, over, missing;
+    uint64_t unplaced; /* under goal, waiting, and no server could take it */
 };
 
 /* ---- Helpers ------------------------------------------------------------ */
@@ -163,6 +164,9 @@ static int propose_replica(struct meta_srv *srv, struct meta_propose *req,
 
 /* ---- Scanning ----------------------------------------------------------- */
 
+static struct meta_srv_server *pick_target(struct meta_srv *srv,
+                                           const struct meta_chunk *c);
+
 static int scan_one(const struct meta_chunk_info *ci, void *arg)
 {
     struct scan *sc = arg;
@@ -189,10 +193,15 @@ static int scan_one(const struct meta_chunk_info *ci, void *arg)
         sc->over++;
     else
         sc->ok++;
-    /* Invariants 1 and 3. */
+    /* Invariants 1 and 3.  A chunk waiting for its write lease that no
+     * server could take a copy of anyway is counted as such, so that a
+     * drain that cannot finish says so without waiting for the lease. */
     if (meta_srv_write_busy(srv, ci->c.chunk_id) ||
-        meta_srv_repair_busy(srv, ci->c.chunk_id))
+        meta_srv_repair_busy(srv, ci->c.chunk_id)) {
+        if (good < ci->goal && sources > 0 && !pick_target(srv, &ci->c))
+            sc->unplaced++;
         return 0;
+    }
     if (good < ci->goal && sources > 0)
         return cand_add(&sc->copy, ci, good);
     if (good >= ci->goal && (extra > 0 || good > ci->goal))
@@ -411,6 +420,8 @@ static void start_copies(struct meta_srv *srv, struct cand_list *l)
 
         if (src && dst)
             job_start(srv, &l->v[i], src, dst, 0);
+        else if (!dst)
+            srv->repair.unplaced++; /* every server able to hold it has it */
     }
 }
 
@@ -617,6 +628,7 @@ void meta_srv_repair_tick(struct meta_srv *srv)
         srv->repair.over = sc.over;
         srv->repair.missing = sc.missing;
         srv->repair.queued = sc.copy.n;
+        srv->repair.unplaced = sc.unplaced;
         start_copies(srv, &sc.copy);
         for (size_t i = 0; i < sc.drop.n; i++)
             drop_surplus(srv, &sc.drop.v[i], &budget);

@@ -130,6 +130,7 @@ void meta_srv_kv_progress(struct meta_srv *srv, struct meta_srv_kv *o)
     kv_u64(o, "chunks.missing", r->missing);
     kv_u64(o, "repair.inflight", r->inflight);
     kv_u64(o, "repair.queued", r->queued);
+    kv_u64(o, "repair.unplaced", r->unplaced);
     kv_u64(o, "repair.copied", r->copied);
     kv_u64(o, "repair.failed", r->copy_failed);
     kv_u64(o, "repair.bytes", r->bytes);

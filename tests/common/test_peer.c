@@ -893,6 +893,48 @@ static void test_peer_write_limit_pauses_reading(void **state)
     RUN_UNTIL(F->srv.closed == 1);
 }
 
+/* A client that pipelines requests the server holds unanswered: the
+ * server stops reading it at the serve limit (what one read brought in is
+ * still served), and reads again once half of them are answered. */
+static void test_peer_serve_limit_pauses_reading(void **state)
+{
+    enum { LIMIT = 8, FIRST = 10, N = 20 };
+    struct result r[N];
+
+    (void)state;
+    memset(r, 0, sizeof(r));
+    connect_ready();
+    peer_set_serve_limit(F->srv.peer, LIMIT);
+    for (int i = 0; i < FIRST; i++)
+        assert_int_equal(peer_request(F->client, PROTO_MSG_STATFS_REQ, NULL, 0,
+                                      0, on_result, &r[i]),
+                         0);
+    RUN_UNTIL(peer_read_paused(F->srv.peer) && F->srv.nstash >= LIMIT);
+    run_for(50);
+    int held = F->srv.nstash;
+    /* Sent while reading is stopped: not read. */
+    for (int i = FIRST; i < N; i++)
+        assert_int_equal(peer_request(F->client, PROTO_MSG_STATFS_REQ, NULL, 0,
+                                      0, on_result, &r[i]),
+                         0);
+    run_for(100);
+    assert_int_equal(F->srv.nstash, held);
+    assert_true(peer_read_paused(F->srv.peer));
+    /* Answer down to half the limit: reading resumes, the rest arrive. */
+    int answered = 0;
+    for (; answered < held - LIMIT / 2; answered++)
+        assert_int_equal(peer_reply(F->srv.peer, F->srv.stash_id[answered],
+                                    PROTO_MSG_STATFS_REP, 0, NULL, 0),
+                         0);
+    RUN_UNTIL(F->srv.nstash == N);
+    for (; answered < N; answered++)
+        assert_int_equal(peer_reply(F->srv.peer, F->srv.stash_id[answered],
+                                    PROTO_MSG_STATFS_REP, 0, NULL, 0),
+                         0);
+    RUN_UNTIL(F->completed == N);
+    assert_false(peer_read_paused(F->srv.peer));
+}
+
 static void test_peer_listener_close_keeps_peers(void **state)
 {
     struct result r = {0};
@@ -953,6 +995,7 @@ int test_peer(void)
         T(test_peer_hello_timeout_closes),
         T(test_peer_reply_unknown_id_closes),
         T(test_peer_write_limit_pauses_reading),
+        T(test_peer_serve_limit_pauses_reading),
         T(test_peer_listener_close_keeps_peers),
         T(test_peer_ref_keeps_memory),
         T(test_peer_auth_right_key),
