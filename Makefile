@@ -11,7 +11,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS := fuse3 libuv sqlite3 libmicrohttpd nettle gnutls
+PKGS := fuse3 libuv sqlite3 libmicrohttpd nettle gnutls raft
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-Iprotocol -Icommon -Iclient
@@ -115,7 +115,7 @@ META_GEN := $(BUILD)/gen/meta_page.c
 $(BUILD)/bin/tessera-metad: $(call objs,$(META_SRC) $(META_GEN)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,sqlite3) $(LIBS_COMMON)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,sqlite3 raft) $(LIBS_COMMON)
 $(BUILD)/bin/tessera-chunkd: $(call objs,$(CHUNK_SRC)) $(LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
@@ -152,7 +152,7 @@ srcdir_vmdisk := $(filter-out %_main.c,$(VD_SRC)) $(CLIENT_SRC) $(COMMON_SRC) \
 	$(PROTO_SRC)
 srcdir_admin := $(filter-out %_main.c,$(ADMIN_SRC)) $(CLIENT_SRC) \
 	$(COMMON_SRC) $(PROTO_SRC)
-libs_metadata := $(call pc_libs,sqlite3)
+libs_metadata := $(call pc_libs,sqlite3 raft)
 libs_client-fuse := $(call pc_libs,fuse3)
 libs_admin := $(call pc_libs,nettle)
 libs_vmdisk := $(call pc_libs,gnutls)

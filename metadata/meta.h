@@ -174,6 +174,29 @@ int meta_op_records(struct meta_db *db, uint64_t session, uint16_t opcode,
  * (meta_op.h). */
 int meta_apply(struct meta_db *db, const struct meta_op *op,
                struct proto_wbuf *reply);
+/* meta_apply() of the record at position @index of a replicated log: the
+ * index is stored as the last applied one (meta_db_applied()) in the same
+ * transaction, so the database says itself how far into the log it is.
+ * @index 0: none stored (the local log). */
+int meta_apply_at(struct meta_db *db, const struct meta_op *op,
+                  uint64_t index, struct proto_wbuf *reply);
+
+/* The last log index applied to @db (meta_apply_at()), 0 when none. */
+int meta_db_applied(struct meta_db *db, uint64_t *index);
+/* Durability of commits: synchronous=FULL (@full, the default: the SQLite
+ * commit is the durability point) or NORMAL (a replicated log is the
+ * durability point and replays what a power loss took). */
+int meta_db_sync_full(struct meta_db *db, bool full);
+/* A consistent copy of the whole of @db as one byte string, made with
+ * SQLite's backup API (meta_snap.c).  Caller owns *buf; free it with
+ * meta_db_snapshot_free(). */
+int meta_db_snapshot(struct meta_db *db, void **buf, size_t *len);
+void meta_db_snapshot_free(void *buf);
+/* Replace the contents of @db with snapshot @buf/@len (borrowed), unless
+ * @db has applied the log as far or further already (then 0 and nothing
+ * changes: the log replays what lies beyond the snapshot).  -EPROTO for
+ * bytes that are not a snapshot. */
+int meta_db_restore(struct meta_db *db, const void *buf, size_t len);
 
 /* Answer a read-only request (LOOKUP, GETATTR, READLINK, READDIR, STATFS,
  * GETXATTR, LISTXATTR, ACCESS, OPEN, CHUNK_LOCATE, IMAGE_INFO).  Same

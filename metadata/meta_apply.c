@@ -8,7 +8,8 @@
  * rollback and flatten, meta_hold.c for open handles (OPEN with HOLD,
  * RELEASE), meta_auth.c for identities and service keys, the session
  * records here); append (opcode, now, session_id, payload) to the op log;
- * COMMIT. Only then is the reply body in @reply valid.
+ * with a replicated log, the record's index as the last applied one
+ * (meta_apply_at()); COMMIT. Only then is the reply body in @reply valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
  * an undecodable payload, an SQLite failure, a reply that cannot be
@@ -137,6 +138,12 @@ static int oplog_append(struct meta_db *db, const struct meta_op *op)
 int meta_apply(struct meta_db *db, const struct meta_op *op,
                struct proto_wbuf *reply)
 {
+    return meta_apply_at(db, op, 0, reply);
+}
+
+int meta_apply_at(struct meta_db *db, const struct meta_op *op,
+                  uint64_t index, struct proto_wbuf *reply)
+{
     size_t mark = reply->len;
     int err0 = reply->err;
     if (!meta_op_is_mutation(op->opcode))
@@ -153,6 +160,8 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
         r = reply->err;
     if (r == 0)
         r = oplog_append(db, op);
+    if (r == 0 && index)
+        r = meta_counter_set(db, META_COUNTER_APPLIED, index);
     if (r == 0)
         r = meta_tx_commit(db);
     if (r < 0) {

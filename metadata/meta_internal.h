@@ -204,7 +204,8 @@ int meta_dir_parent(struct meta_db *db, uint64_t ino, uint64_t *parent);
 /* 1 when directory @ino has no entries, 0 when it has some, or -errno. */
 int meta_dir_empty(struct meta_db *db, uint64_t ino);
 
-/* Named counters that only grow ("chunk_max"). */
+/* Named counters that only grow ("chunk_max", META_COUNTER_APPLIED). */
+#define META_COUNTER_APPLIED "log_applied" /* meta_apply_at() */
 int meta_counter_get(struct meta_db *db, const char *name, uint64_t *v);
 int meta_counter_set(struct meta_db *db, const char *name, uint64_t v);
 

@@ -4,10 +4,13 @@
  *   tessera-metad --data DIR --listen ADDR:PORT [--lease-ms N]
  *                 [--suspect-ms N] [--down-ms N] [--repair-rate N]
  *                 [--repair-mbps N] [--http ADDR:PORT] [-D module=1]
+ *                 [--raft ADDR:PORT --id N [--bootstrap 1=ADDR,2=ADDR,...]]
  *                 [--help]
  *
  * Creates DIR if needed and opens DIR/meta.db; everything on the network
- * is meta_server.c's.  SIGINT and SIGTERM stop cleanly: the listener and
+ * is meta_server.c's.  With --raft this metad is replica N of a group
+ * whose records go through the Raft log in DIR/raft (meta_raft.c); it
+ * serves while it leads.  Without, it is alone, with the local log.  SIGINT and SIGTERM stop cleanly: the listener and
  * every connection close, the loop runs down, the database is closed and
  * the process exits 0.  Bad arguments, an unusable data directory or
  * database, or an address it cannot listen on exit 1 with one message.
@@ -26,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "meta.h"
+#include "meta_raft.h"
 #include "meta_srv.h"
 
 /* --repair-mbps 0: 1 TiB/s, which no repair reaches, so the budget never
@@ -36,6 +40,7 @@ struct metad {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     struct meta_srv *srv;
+    struct meta_raft *raft;   /* --raft, or NULL */
     struct http_server *http; /* --http, or NULL */
 };
 
@@ -67,6 +72,15 @@ static void usage(FILE *f)
             "                    (default: off)\n"
             "  --ticket-ms N     lifetime of the tickets for the storage\n"
             "                    servers (default %u)\n"
+            "  --raft ADDR       be a replica of a group: the Raft log's\n"
+            "                    address, host:port (default: off, one\n"
+            "                    metad with a local log)\n"
+            "  --id N            this replica's id in the group (with --raft)\n"
+            "  --bootstrap LIST  start a new group: 1=ADDR,2=ADDR,... the\n"
+            "                    replicas' --raft addresses; only on the very\n"
+            "                    first start (a restart reads them from DIR)\n"
+            "  --snapshot-every N  records between snapshots of the database\n"
+            "                    (default %u)\n"
             "  --no-auth         ask nobody for a key: every peer that\n"
             "                    reaches the port has every right\n"
             "                    (docs/security.md)\n"
@@ -77,7 +91,8 @@ static void usage(FILE *f)
             "                    lines named as the long options here\n"
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
-            META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS);
+            META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS,
+            META_RAFT_SNAPSHOT_EVERY);
 }
 
 /* mkdir -p @path. */
@@ -111,8 +126,14 @@ static void on_signal(uv_signal_t *sig, int signum)
     http_server_stop(d->http);
     d->http = NULL;
     meta_srv_stop(d->srv);
+    meta_raft_close(d->raft);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static void on_role(void *arg, bool leading)
+{
+    meta_srv_lead(arg, leading);
 }
 
 static int parse_u32(const char *s, uint32_t *out)
@@ -142,11 +163,19 @@ int main(int argc, char **argv)
         {"metrics", required_argument, NULL, 'H'},
         {"ticket-ms", required_argument, NULL, 'T'},
         {"no-auth", no_argument, NULL, 'N'},
+        {"raft", required_argument, NULL, 'r'},
+        {"id", required_argument, NULL, 'i'},
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"snapshot-every", required_argument, NULL, 'E'},
         {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct meta_srv_opts opts = {0};
+    struct meta_raft_opts ropts = {0};
+    struct meta_log rlog;
+    uint32_t id = 0;
+    char raftdir[PATH_MAX];
     struct metad d;
     struct meta_db *db = NULL;
     const char *http = NULL;
@@ -190,6 +219,21 @@ int main(int argc, char **argv)
         case 'N':
             opts.no_auth = true;
             break;
+        case 'r':
+            ropts.addr = optarg;
+            break;
+        case 'b':
+            ropts.bootstrap = optarg;
+            break;
+        case 'i':
+        case 'E':
+            if (parse_u32(optarg, c == 'i' ? &id : &ropts.snapshot_every) <
+                0) {
+                fprintf(stderr, "tessera-metad: bad %s: %s\n", argv[optind - 1],
+                        optarg);
+                return 1;
+            }
+            break;
         case 'S':
         case 'O':
         case 'T':
@@ -230,6 +274,11 @@ int main(int argc, char **argv)
                         "(see --help)\n");
         return 1;
     }
+    if ((ropts.addr || ropts.bootstrap || id) && !(ropts.addr && id)) {
+        fprintf(stderr, "tessera-metad: a replica needs both --raft and --id "
+                        "(see --help)\n");
+        return 1;
+    }
 
     rc = make_dirs(opts.data_dir);
     if (rc < 0) {
@@ -252,14 +301,38 @@ int main(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     uv_loop_init(&d.loop);
     signal(SIGPIPE, SIG_IGN);
+    if (ropts.addr) {
+        snprintf(raftdir, sizeof(raftdir), "%s/raft", opts.data_dir);
+        ropts.dir = raftdir;
+        ropts.id = id;
+        /* The Raft log is the durability point: a commit the database
+         * loses to a power cut is applied again from the log. */
+        rc = meta_db_sync_full(db, false);
+        if (rc == 0)
+            rc = meta_raft_open(&d.loop, db, &ropts, &d.raft);
+        if (rc < 0) {
+            uv_run(&d.loop, UV_RUN_DEFAULT);
+            meta_raft_free(d.raft);
+            uv_loop_close(&d.loop);
+            meta_db_close(db);
+            return 1;
+        }
+        meta_raft_log_init(d.raft, &rlog);
+        opts.log = &rlog;
+    }
     rc = meta_srv_start(&d.loop, db, &opts, &d.srv);
     if (rc < 0) {
         log_error("metad: cannot load state from the database: %s path=%s",
                   strerror(-rc), dbpath);
+        meta_raft_close(d.raft);
+        uv_run(&d.loop, UV_RUN_DEFAULT);
+        meta_raft_free(d.raft);
         uv_loop_close(&d.loop);
         meta_db_close(db);
         return 1;
     }
+    if (d.raft)
+        meta_raft_on_role(d.raft, on_role, d.srv);
     rc = meta_srv_listen(d.srv);
     if (rc < 0)
         log_error("metad: cannot listen on %s: %s", opts.listen, strerror(-rc));
@@ -267,7 +340,9 @@ int main(int argc, char **argv)
         rc = meta_srv_http_start(d.srv, http, &d.http);
     if (rc < 0) {
         meta_srv_stop(d.srv);
+        meta_raft_close(d.raft);
         uv_run(&d.loop, UV_RUN_DEFAULT);
+        meta_raft_free(d.raft);
         meta_srv_free(d.srv);
         uv_loop_close(&d.loop);
         meta_db_close(db);
@@ -283,6 +358,7 @@ int main(int argc, char **argv)
              opts.data_dir, (unsigned long long)d.srv->instance_id);
     uv_run(&d.loop, UV_RUN_DEFAULT);
 
+    meta_raft_free(d.raft);
     meta_srv_free(d.srv);
     rc = uv_loop_close(&d.loop);
     if (rc < 0)

@@ -274,3 +274,43 @@ int meta_op_record_decode(const uint8_t *p, size_t n, struct meta_op *op)
     op->len = n - r.off;
     return 0;
 }
+
+static size_t entry_size(size_t n)
+{
+    size_t all = 4 + n;
+
+    return (all + META_OP_ENTRY_ALIGN - 1) / META_OP_ENTRY_ALIGN *
+           META_OP_ENTRY_ALIGN;
+}
+
+void meta_op_entry_wrap(struct proto_wbuf *w, const uint8_t *rec, size_t n)
+{
+    static const uint8_t zeros[META_OP_ENTRY_ALIGN];
+
+    if (n > UINT32_MAX) {
+        w->err = -EMSGSIZE;
+        return;
+    }
+    proto_put_u32(w, (uint32_t)n);
+    proto_put_raw(w, rec, n);
+    proto_put_raw(w, zeros, entry_size(n) - 4 - n);
+}
+
+int meta_op_entry_unwrap(const uint8_t *p, size_t n, const uint8_t **rec,
+                         size_t *len)
+{
+    struct proto_rbuf r;
+    uint32_t reclen;
+
+    proto_rbuf_init(&r, p, n);
+    reclen = proto_get_u32(&r);
+    if (r.err || n % META_OP_ENTRY_ALIGN || reclen > n - 4 ||
+        entry_size(reclen) != n)
+        return -EPROTO;
+    for (size_t i = 4 + (size_t)reclen; i < n; i++)
+        if (p[i])
+            return -EPROTO;
+    *rec = p + 4;
+    *len = reclen;
+    return 0;
+}

@@ -124,4 +124,16 @@ void meta_op_record_encode(struct proto_wbuf *w, const struct meta_op *op);
  * (borrowed: valid as long as @p is). */
 int meta_op_record_decode(const uint8_t *p, size_t n, struct meta_op *op);
 
+/* A record as an entry of the Raft log (meta_raft.c), which stores entries
+ * in units of 8 bytes: u32 record length, the record, then zero bytes up
+ * to a multiple of 8. */
+#define META_OP_ENTRY_ALIGN 8
+/* Wrap record @rec/@n (borrowed) into @w. */
+void meta_op_entry_wrap(struct proto_wbuf *w, const uint8_t *rec, size_t n);
+/* The record inside entry @p/@n: 0 and *rec (pointing into @p) and *len,
+ * or -EPROTO for an entry that is short, not a whole number of units,
+ * names more bytes than it has, or has padding that is not zero. */
+int meta_op_entry_unwrap(const uint8_t *p, size_t n, const uint8_t **rec,
+                         size_t *len);
+
 #endif

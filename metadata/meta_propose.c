@@ -23,7 +23,7 @@
 
 #include "meta_op.h"
 
-static void finish(struct meta_propose *req, int status,
+void meta_log_done(struct meta_propose *req, int status,
                    const struct proto_wbuf *result)
 {
     meta_propose_cb cb = req->cb;
@@ -57,15 +57,15 @@ int meta_propose(struct meta_log *log, struct meta_propose *req,
     return rc;
 }
 
-int meta_log_apply(struct meta_db *db, const void *entry, size_t len,
-                   struct proto_wbuf *result)
+int meta_log_apply(struct meta_db *db, uint64_t index, const void *entry,
+                   size_t len, struct proto_wbuf *result)
 {
     struct meta_op op;
     int rc = meta_op_record_decode(entry, len, &op);
 
     if (rc < 0)
         return rc;
-    return meta_apply(db, &op, result);
+    return meta_apply_at(db, &op, index, result);
 }
 
 void meta_log_commit(struct meta_propose *req)
@@ -74,8 +74,9 @@ void meta_log_commit(struct meta_propose *req)
     int rc;
 
     proto_wbuf_init(&result);
-    rc = meta_log_apply(req->log->db, req->record.p, req->record.len, &result);
-    finish(req, rc, &result);
+    rc = meta_log_apply(req->log->db, 0, req->record.p, req->record.len,
+                        &result);
+    meta_log_done(req, rc, &result);
     proto_wbuf_free(&result);
 }
 
@@ -84,7 +85,7 @@ void meta_log_fail(struct meta_propose *req, int status)
     struct proto_wbuf none;
 
     proto_wbuf_init(&none);
-    finish(req, status < 0 ? status : -EIO, &none);
+    meta_log_done(req, status < 0 ? status : -EIO, &none);
 }
 
 /* The local log commits on append: meta_apply()'s transaction, with

@@ -70,13 +70,19 @@ int meta_propose(struct meta_log *log, struct meta_propose *req,
                  const struct meta_op *op, meta_propose_cb cb);
 
 /* Apply one committed record @entry/@len to @db: decode it (meta_op.h)
- * and meta_apply() it; what a replica does with every committed entry.
+ * and meta_apply_at() it with its log position @index (0: the local log,
+ * which stores none); what a replica does with every committed entry.
  * Same return as meta_apply(); -EPROTO for an undecodable record. */
-int meta_log_apply(struct meta_db *db, const void *entry, size_t len,
-                   struct proto_wbuf *result);
+int meta_log_apply(struct meta_db *db, uint64_t index, const void *entry,
+                   size_t len, struct proto_wbuf *result);
 /* For a log: @req's record is committed.  Applies it to log->db and calls
  * the proposer back with the outcome. */
 void meta_log_commit(struct meta_propose *req);
+/* For a log that applied @req's record itself (meta_log_apply(), as a
+ * replica applies every entry): calls the proposer back with the outcome
+ * @status and @result (borrowed). */
+void meta_log_done(struct meta_propose *req, int status,
+                   const struct proto_wbuf *result);
 /* For a log: @req will never commit (@status < 0, e.g. -EIO for a failed
  * append, or leadership lost).  Calls the proposer back with @status. */
 void meta_log_fail(struct meta_propose *req, int status);

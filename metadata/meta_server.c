@@ -245,7 +245,7 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
 {
     struct meta_srv_conn *c = peer_data(p);
 
-    if (!c || c->srv->stopping) {
+    if (!c || c->srv->stopping || !c->srv->leading) {
         peer_reply(p, req_id, opcode + 1, -EAGAIN, NULL, 0);
         return;
     }
@@ -346,7 +346,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct meta_srv *srv = t->data;
 
-    if (srv->stopping)
+    if (srv->stopping || !srv->leading)
         return;
     meta_srv_session_tick(srv);
     meta_srv_cb_tick(srv);
@@ -360,7 +360,7 @@ static void on_live_tick(uv_timer_t *t)
 {
     struct meta_srv *srv = t->data;
 
-    if (!srv->stopping)
+    if (!srv->stopping && srv->leading)
         meta_srv_state_tick(srv);
 }
 
@@ -371,6 +371,45 @@ static uint64_t random_u64(void)
     if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
         v = (uint64_t)meta_srv_now_ns() ^ (uint64_t)getpid() << 32;
     return v;
+}
+
+/* Become the serving metad: the in-memory state from the database, as
+ * after a restart (docs/architecture.md, "Leadership"). */
+static int lead_begin(struct meta_srv *srv)
+{
+    int rc;
+
+    srv->nsessions = 0;
+    srv->nwleases = 0;
+    srv->next_chunk_id = meta_chunk_max_id(srv->db);
+    srv->leading = true;
+    rc = meta_srv_auth_init(srv);
+    if (rc == 0)
+        rc = meta_srv_server_load(srv);
+    if (rc == 0)
+        rc = meta_srv_session_restore(srv);
+    return rc;
+}
+
+void meta_srv_lead(struct meta_srv *srv, bool leading)
+{
+    struct meta_srv_conn *c, *next;
+    int rc;
+
+    if (srv->stopping || srv->leading == leading)
+        return;
+    if (leading) {
+        rc = lead_begin(srv);
+        if (rc < 0)
+            log_error("metad: cannot load state to lead: %s", strerror(-rc));
+        return;
+    }
+    srv->leading = false;
+    for (c = srv->conns; c; c = next) {
+        next = c->next;
+        peer_close(c->peer);
+    }
+    meta_srv_lease_free(srv);
 }
 
 int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
@@ -392,20 +431,18 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     srv->no_auth = opts->no_auth;
     srv->instance_id = random_u64();
     srv->start_ms = uv_now(loop);
-    srv->next_chunk_id = meta_chunk_max_id(db);
-    meta_log_local_init(&srv->log, db);
+    if (opts->log)
+        srv->log = *opts->log;
+    else
+        meta_log_local_init(&srv->log, db);
     srv->suspect_ms = opts->suspect_ms ? opts->suspect_ms : META_SRV_SUSPECT_MS;
     srv->down_ms = opts->down_ms ? opts->down_ms : META_SRV_DOWN_MS;
     if (srv->down_ms < srv->suspect_ms)
         srv->down_ms = srv->suspect_ms;
 
     rc = meta_srv_cb_init(srv);
-    if (rc == 0)
-        rc = meta_srv_auth_init(srv);
-    if (rc == 0)
-        rc = meta_srv_server_load(srv);
-    if (rc == 0)
-        rc = meta_srv_session_restore(srv);
+    if (rc == 0 && !opts->log)
+        rc = lead_begin(srv);
     if (rc < 0) {
         meta_srv_free(srv);
         return rc;

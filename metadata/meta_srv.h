@@ -59,6 +59,10 @@ struct meta_srv_opts {
     uint32_t repair_mbps; /* 0: META_SRV_REPAIR_MBPS */
     uint32_t ticket_ms;   /* 0: META_SRV_TICKET_MS */
     bool no_auth;         /* --no-auth: nobody is asked for a key */
+    /* The log records are proposed to (copied), or NULL: the local log.
+     * With one, the daemon starts as a follower and leads only once told
+     * (meta_srv_lead()). */
+    const struct meta_log *log;
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -187,6 +191,10 @@ struct meta_srv {
     struct meta_srv_leases *leases; /* meta_srv_lease.c; NULL until used */
     struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
     struct meta_log log;    /* where records are proposed (meta_propose.h) */
+    /* Serving: always with the local log; with a replicated one, while
+     * this replica leads (meta_srv_lead()).  A replica that does not lead
+     * answers requests NOT_LEADER and runs no timer work. */
+    bool leading;
 };
 
 /* meta_server.c */
@@ -196,6 +204,13 @@ struct meta_srv {
  * stop it with meta_srv_stop(), then meta_srv_free(). */
 int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
                    const struct meta_srv_opts *opts, struct meta_srv **out);
+/* This replica of a group now leads (@leading) or no longer does.
+ * Leading, it rebuilds what lives in memory from the database with the
+ * rules of a restart (servers down until they register, sessions with a
+ * full lease, a fresh service key) and serves; no longer leading, it
+ * closes every connection, so that clients and storage servers find the
+ * new leader, and forgets the image leases. */
+void meta_srv_lead(struct meta_srv *srv, bool leading);
 /* Listen on opts->listen and serve.  On error nothing listens. */
 int meta_srv_listen(struct meta_srv *srv);
 /* Stop listening, close every connection and the timer.  The loop then

@@ -1,7 +1,8 @@
 /* fuzz_meta_op.c: the operation record decoders (metadata/meta_op.h) on
  * arbitrary log entries.
  *
- * Input: one encoded record.  A decode failure must be -EPROTO.  A record
+ * Input: one encoded record (and the same bytes as a Raft log entry,
+ * meta_op_entry_unwrap()).  A decode failure must be -EPROTO.  A record
  * that decodes must encode back to the same bytes; then its payload goes
  * to the decoder of its opcode: the typed codec of an internal operation
  * (whose re-encoding must give the payload back, byte for byte) or, for a
@@ -76,11 +77,34 @@ static void check_payload(const struct meta_op *op)
     }
 }
 
+/* The input as a log entry: one that unwraps wraps back to itself. */
+static void check_entry(const uint8_t *data, size_t size)
+{
+    const uint8_t *rec;
+    size_t len;
+    struct proto_wbuf w;
+    int rc = meta_op_entry_unwrap(data, size, &rec, &len);
+
+    if (rc) {
+        fuzz_require(rc == -EPROTO);
+        return;
+    }
+    fuzz_require(rec == data + 4 && len <= size - 4);
+    proto_wbuf_init(&w);
+    meta_op_entry_wrap(&w, rec, len);
+    fuzz_require(w.err == 0 && w.len == size);
+    fuzz_require(memcmp(w.p, data, size) == 0);
+    proto_wbuf_free(&w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct meta_op op;
     struct proto_wbuf w;
-    int rc = meta_op_record_decode(data, size, &op);
+    int rc;
+
+    check_entry(data, size);
+    rc = meta_op_record_decode(data, size, &op);
 
     if (rc) {
         fuzz_require(rc == -EPROTO);

@@ -86,18 +86,7 @@ static int propose_mkdir(struct fx *f, struct meta_log *log,
                          struct meta_propose *req, const char *name)
 {
     struct proto_wbuf w;
-    struct proto_mkdir_req q = {.cred = cred_root(),
-                                .parent = ROOT,
-                                .mode = 0755,
-                                .name = str_of(name)};
-    proto_wbuf_init(&w);
-    proto_mkdir_req_encode(&w, &q);
-    f->now += 1000;
-    struct meta_op op = {.format = META_OP_FORMAT,
-                         .opcode = PROTO_MSG_MKDIR_REQ,
-                         .now = f->now,
-                         .payload = w.p,
-                         .len = w.len};
+    struct meta_op op = mkdir_op(f, name, &w);
     int rc = meta_propose(log, req, &op, on_done);
     proto_wbuf_free(&w); /* the record holds its own copy */
     return rc;
@@ -223,13 +212,13 @@ static void test_meta_log_apply_same_bytes_same_state(void **state)
                          .payload = w.p,
                          .len = w.len};
     meta_op_record_encode(&rec, &op);
-    assert_int_equal(meta_log_apply(f->db, rec.p, rec.len, &r1), 0);
-    assert_int_equal(meta_log_apply(other, rec.p, rec.len, &r2), 0);
+    assert_int_equal(meta_log_apply(f->db, 0, rec.p, rec.len, &r1), 0);
+    assert_int_equal(meta_log_apply(other, 0, rec.p, rec.len, &r2), 0);
     assert_int_equal(r1.len, r2.len);
     assert_memory_equal(r1.p, r2.p, r1.len);
     /* A torn entry is refused, and changes nothing. */
     proto_wbuf_reset(&r2);
-    assert_int_equal(meta_log_apply(other, rec.p, 3, &r2), -EPROTO);
+    assert_int_equal(meta_log_apply(other, 0, rec.p, 3, &r2), -EPROTO);
     meta_db_close(other);
     proto_wbuf_free(&w);
     proto_wbuf_free(&rec);

@@ -101,6 +101,25 @@ static inline int fx_apply(struct fx *f, uint16_t opcode,
     return r;
 }
 
+/* The record of MKDIR @name (mode 0755, as root) under the root, stamped
+ * at the next time of @f; its payload is in @w, which the caller frees. */
+static inline struct meta_op mkdir_op(struct fx *f, const char *name,
+                                      struct proto_wbuf *w)
+{
+    struct proto_mkdir_req q = {.cred = cred_root(),
+                                .parent = ROOT,
+                                .mode = 0755,
+                                .name = str_of(name)};
+    proto_wbuf_init(w);
+    proto_mkdir_req_encode(w, &q);
+    f->now += 1000;
+    return (struct meta_op){.format = META_OP_FORMAT,
+                            .opcode = PROTO_MSG_MKDIR_REQ,
+                            .now = f->now,
+                            .payload = w->p,
+                            .len = w->len};
+}
+
 static inline int fx_query(struct fx *f, uint16_t opcode,
                            struct proto_wbuf *req, struct proto_wbuf *reply)
 {

@@ -1,0 +1,626 @@
+/* meta_raft.c: the replicated log of a metad group over libraft, behind
+ * struct meta_log_ops (meta_propose.h), and the leadership the daemon
+ * follows.
+ *
+ * Happy path of a record: the leading replica's meta_propose() ends in
+ * log_append(), which wraps the record into a raft buffer (libraft keeps
+ * entries in 8-byte units: meta_op_entry_wrap()) and
+ * raft_apply()s it; raft stores it, replicates it, and once a majority
+ * has it every replica's fsm_apply() gets it, in log order, and applies
+ * it to its own database with meta_log_apply() at its log index (stored
+ * in the same transaction: meta_apply_at()).  On the leader fsm_apply()
+ * also keeps the outcome for the pending proposal of that index, and
+ * raft's apply callback (on_applied()) hands it to the proposer.
+ *
+ * Restart: raft loads its last snapshot (fsm_restore(): the database is
+ * left alone when it has applied that far already) and replays the
+ * records after it; fsm_apply() skips those whose index the database has
+ * applied (r->applied), so each record changes the database once.
+ *
+ * Snapshots: every snapshot_every records raft asks for one; fsm_snapshot()
+ * is the whole database through SQLite's backup API (meta_snap.c), which
+ * raft stores, truncating its log, and sends to a replica too far behind
+ * to be sent records (a new or wiped one).
+ *
+ * Leadership: raft says who leads; a replica that raft made leader first
+ * appends a barrier, and only once the barrier is applied (so is every
+ * record committed under earlier leaders) does it tell the daemon it
+ * leads (meta_raft_on_role()).  A replica that stops being leader, or
+ * was deposed and elected again in a later term, tells it at once.
+ * raft's leader steps down when it has not heard from a majority within an
+ * election timeout, which bounds how long a deposed leader may believe it
+ * leads (docs/protocol.md, "Leadership").
+ *
+ *   FOLLOWER --(raft: leader)--> BARRIER --(barrier applied)--> LEADING
+ *      ^                            |                              |
+ *      +-----(raft: not leader, or a new term)---------------------+
+ *
+ * Failure modes: a proposal on a replica that does not lead fails at once
+ * with -EREMCHG (the caller redirects); one pending when leadership is
+ * lost fails with -EREMCHG too, and its record may still commit under the
+ * next leader (the outcome is unknown to the proposer, as with a lost
+ * connection).  A record the engine refuses (-EEXIST, ...) is the same
+ * refusal on every replica: the engine reads nothing but the record and
+ * the database.
+ */
+#include "meta_raft.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <raft.h>
+#include <raft/uv.h>
+
+#include "log.h"
+#include "meta_op.h"
+
+/* A record raft_apply()'d by this replica, until raft calls back. */
+struct pending {
+    struct raft_apply ra; /* ra.data is this */
+    struct meta_propose *req;
+    struct meta_raft *r;
+    bool applied;             /* fsm_apply() ran it */
+    int status;               /* the engine's outcome */
+    struct proto_wbuf result; /* its reply body */
+    struct pending *prev, *next;
+};
+
+struct change {
+    struct raft_change rc; /* rc.data is this */
+    struct meta_raft *r;
+    uint64_t id;
+    bool promote; /* added as a spare: make it a voter next */
+    void (*cb)(void *, int);
+    void *arg;
+};
+
+struct meta_raft {
+    uv_loop_t *loop;
+    struct meta_db *db;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    uv_timer_t poll;
+    struct raft_barrier barrier;
+    bool barrier_pending;
+    bool leading;
+    uint64_t lead_term;
+    uint64_t applied; /* the database's last applied index */
+    struct pending *head, *tail;
+    meta_raft_role_cb role_cb;
+    void *role_arg;
+    bool closing;
+    char dir[4096];
+};
+
+static int errno_of_raft(int rv)
+{
+    switch (rv) {
+    case 0:
+        return 0;
+    case RAFT_NOMEM:
+        return -ENOMEM;
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+        return -EREMCHG;
+    case RAFT_SHUTDOWN:
+    case RAFT_CANCELED:
+        return -ECANCELED;
+    case RAFT_BADID:
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADROLE:
+    case RAFT_INVALID:
+        return -EINVAL;
+    case RAFT_CANTCHANGE:
+    case RAFT_BUSY:
+        return -EBUSY;
+    case RAFT_NOSPACE:
+        return -ENOSPC;
+    case RAFT_NOTFOUND:
+        return -ENOENT;
+    default:
+        return -EIO;
+    }
+}
+
+/* ---- Membership text ---------------------------------------------------- */
+
+int meta_raft_members_parse(const char *spec, struct meta_raft_member *members,
+                            size_t max)
+{
+    size_t n = 0;
+    const char *p = spec;
+
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[META_RAFT_ADDR_MAX + 32], *eq, *idend;
+        unsigned long long id;
+
+        if (len == 0 || len >= sizeof(item) || n == max)
+            return -EINVAL;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        eq = strchr(item, '=');
+        if (!eq || eq == item || eq[1] == '\0' ||
+            strlen(eq + 1) >= META_RAFT_ADDR_MAX || !strchr(eq + 1, ':'))
+            return -EINVAL;
+        *eq = '\0';
+        errno = 0;
+        id = strtoull(item, &idend, 10);
+        if (errno || *idend != '\0' || id == 0 || item[0] == '-')
+            return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+            if (members[i].id == id || !strcmp(members[i].raft_addr, eq + 1))
+                return -EINVAL;
+        members[n].id = id;
+        snprintf(members[n].raft_addr, sizeof(members[n].raft_addr), "%s",
+                 eq + 1);
+        members[n].voter = true;
+        n++;
+        p = end ? end + 1 : NULL;
+        if (end && *p == '\0')
+            return -EINVAL;
+    }
+    return n ? (int)n : -EINVAL;
+}
+
+/* ---- The state machine: the database ------------------------------------ */
+
+static struct pending *pending_at(struct meta_raft *r, uint64_t index)
+{
+    for (struct pending *p = r->head; p; p = p->next)
+        if (p->ra.index == index)
+            return p;
+    return NULL;
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
+                     void **result)
+{
+    struct meta_raft *r = fsm->data;
+    /* raft moves last_applied past an entry after fsm->apply returned. */
+    uint64_t index = raft_last_applied(&r->raft) + 1;
+    struct pending *p = pending_at(r, index);
+    struct proto_wbuf res;
+    const uint8_t *rec;
+    size_t len;
+    int rc;
+
+    *result = NULL;
+    if (index <= r->applied)
+        return 0; /* in the database already (a replay after a restart) */
+    proto_wbuf_init(&res);
+    rc = meta_op_entry_unwrap(buf->base, buf->len, &rec, &len);
+    if (rc == 0)
+        rc = meta_log_apply(r->db, index, rec, len, &res);
+    r->applied = index;
+    if (rc == -EPROTO)
+        log_error("meta raft: undecodable record skipped: index=%llu",
+                  (unsigned long long)index);
+    if (p) {
+        p->applied = true;
+        p->status = rc;
+        p->result = res; /* the pending proposal's now */
+    } else {
+        proto_wbuf_free(&res);
+    }
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                        unsigned *n)
+{
+    struct meta_raft *r = fsm->data;
+    struct raft_buffer *b = raft_malloc(sizeof(*b));
+    void *p;
+    size_t len;
+    int rc;
+
+    if (!b)
+        return RAFT_NOMEM;
+    rc = meta_db_snapshot(r->db, &p, &len);
+    if (rc < 0) {
+        raft_free(b);
+        return rc == -ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
+    }
+    b->base = p;
+    b->len = len;
+    *bufs = b;
+    *n = 1;
+    log_info("meta raft: snapshot taken: applied=%llu bytes=%zu",
+             (unsigned long long)r->applied, len);
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm,
+                                 struct raft_buffer *bufs[], unsigned *n)
+{
+    (void)fsm;
+    if (*bufs) {
+        for (unsigned i = 0; i < *n; i++)
+            meta_db_snapshot_free((*bufs)[i].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n = 0;
+    return 0;
+}
+
+/* raft hands @buf over: it is freed here whatever happens. */
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct meta_raft *r = fsm->data;
+    int rc = meta_db_restore(r->db, buf->base, buf->len);
+
+    raft_free(buf->base);
+    if (rc == 0)
+        rc = meta_db_applied(r->db, &r->applied);
+    if (rc < 0) {
+        log_error("meta raft: cannot restore a snapshot: %s", strerror(-rc));
+        return RAFT_CORRUPT;
+    }
+    return 0;
+}
+
+/* ---- The log ------------------------------------------------------------ */
+
+static void pending_unlink(struct meta_raft *r, struct pending *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        r->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        r->tail = p->prev;
+}
+
+static void on_applied(struct raft_apply *ra, int status, void *result)
+{
+    struct pending *p = ra->data;
+
+    (void)result;
+    pending_unlink(p->r, p);
+    if (status == 0 && p->applied)
+        meta_log_done(p->req, p->status, &p->result);
+    else
+        meta_log_fail(p->req, status ? errno_of_raft(status) : -EIO);
+    proto_wbuf_free(&p->result);
+    free(p);
+}
+
+static int log_append(struct meta_log *log, struct meta_propose *req)
+{
+    struct meta_raft *r = log->impl;
+    struct proto_wbuf entry;
+    struct raft_buffer buf;
+    struct pending *p;
+    int rv;
+
+    if (!r->leading || r->closing)
+        return -EREMCHG;
+    proto_wbuf_init(&entry);
+    meta_op_entry_wrap(&entry, req->record.p, req->record.len);
+    if (entry.err) {
+        rv = entry.err;
+        proto_wbuf_free(&entry);
+        return rv;
+    }
+    p = calloc(1, sizeof(*p));
+    buf.len = entry.len;
+    buf.base = raft_malloc(buf.len);
+    if (!p || !buf.base) {
+        free(p);
+        raft_free(buf.base);
+        proto_wbuf_free(&entry);
+        return -ENOMEM;
+    }
+    memcpy(buf.base, entry.p, buf.len);
+    proto_wbuf_free(&entry);
+    p->ra.data = p;
+    p->req = req;
+    p->r = r;
+    proto_wbuf_init(&p->result);
+    /* On success raft owns buf.base. */
+    rv = raft_apply(&r->raft, &p->ra, &buf, 1, on_applied);
+    if (rv != 0) {
+        raft_free(buf.base);
+        free(p);
+        return errno_of_raft(rv);
+    }
+    p->prev = r->tail;
+    if (r->tail)
+        r->tail->next = p;
+    else
+        r->head = p;
+    r->tail = p;
+    return 0;
+}
+
+static const struct meta_log_ops raft_log_ops = {.append = log_append};
+
+void meta_raft_log_init(struct meta_raft *r, struct meta_log *log)
+{
+    log->ops = &raft_log_ops;
+    log->db = r->db;
+    log->impl = r;
+}
+
+/* ---- Leadership --------------------------------------------------------- */
+
+static void role_set(struct meta_raft *r, bool leading)
+{
+    if (r->leading == leading)
+        return;
+    r->leading = leading;
+    log_info("meta raft: %s: id=%llu term=%llu applied=%llu",
+             leading ? "leading" : "no longer leading",
+             (unsigned long long)r->raft.id,
+             (unsigned long long)r->raft.current_term,
+             (unsigned long long)r->applied);
+    if (r->role_cb)
+        r->role_cb(r->role_arg, leading);
+}
+
+static void on_barrier(struct raft_barrier *b, int status)
+{
+    struct meta_raft *r = b->data;
+
+    r->barrier_pending = false;
+    if (status != 0 || r->closing || raft_state(&r->raft) != RAFT_LEADER)
+        return;
+    r->lead_term = r->raft.current_term;
+    role_set(r, true);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    struct meta_raft *r = t->data;
+    bool leader = raft_state(&r->raft) == RAFT_LEADER;
+
+    if (r->closing)
+        return;
+    if (r->leading && (!leader || r->raft.current_term != r->lead_term))
+        role_set(r, false);
+    if (leader && !r->leading && !r->barrier_pending) {
+        r->barrier.data = r;
+        if (raft_barrier(&r->raft, &r->barrier, on_barrier) == 0)
+            r->barrier_pending = true;
+    }
+}
+
+void meta_raft_on_role(struct meta_raft *r, meta_raft_role_cb cb, void *arg)
+{
+    r->role_cb = cb;
+    r->role_arg = arg;
+}
+
+void meta_raft_info(struct meta_raft *r, struct meta_raft_info *out)
+{
+    const struct raft_configuration *c = &r->raft.configuration;
+    raft_id leader = 0;
+    const char *addr = NULL;
+
+    memset(out, 0, sizeof(*out));
+    raft_leader(&r->raft, &leader, &addr);
+    out->id = r->raft.id;
+    out->leader_id = leader;
+    out->term = r->raft.current_term;
+    out->commit = r->raft.commit_index;
+    out->applied = r->applied;
+    out->last_index = raft_last_index(&r->raft);
+    out->leading = r->leading;
+    for (unsigned i = 0; i < c->n && i < META_RAFT_MEMBERS_MAX; i++) {
+        struct meta_raft_member *m = &out->members[out->nmembers++];
+
+        m->id = c->servers[i].id;
+        snprintf(m->raft_addr, sizeof(m->raft_addr), "%s",
+                 c->servers[i].address);
+        m->voter = c->servers[i].role == RAFT_VOTER;
+    }
+}
+
+/* ---- Membership changes ------------------------------------------------- */
+
+static void on_changed(struct raft_change *rc, int status)
+{
+    struct change *ch = rc->data;
+    int rv;
+
+    if (status == 0 && ch->promote) {
+        /* Added as a spare: a voter once it has caught up (raft_assign
+         * waits for that). */
+        ch->promote = false;
+        rv = raft_assign(&ch->r->raft, &ch->rc, ch->id, RAFT_VOTER,
+                         on_changed);
+        if (rv == 0)
+            return;
+        status = rv;
+    }
+    ch->cb(ch->arg, errno_of_raft(status));
+    free(ch);
+}
+
+static int change_start(struct meta_raft *r, uint64_t id, const char *addr,
+                        void (*cb)(void *, int), void *arg)
+{
+    struct change *ch;
+    int rv;
+
+    if (!r->leading)
+        return -EREMCHG;
+    ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        return -ENOMEM;
+    ch->rc.data = ch;
+    ch->r = r;
+    ch->id = id;
+    ch->cb = cb;
+    ch->arg = arg;
+    ch->promote = addr != NULL;
+    rv = addr ? raft_add(&r->raft, &ch->rc, id, addr, on_changed)
+              : raft_remove(&r->raft, &ch->rc, id, on_changed);
+    if (rv != 0) {
+        free(ch);
+        return errno_of_raft(rv);
+    }
+    return 0;
+}
+
+int meta_raft_member_add(struct meta_raft *r, uint64_t id,
+                         const char *raft_addr, void (*cb)(void *, int),
+                         void *arg)
+{
+    return change_start(r, id, raft_addr, cb, arg);
+}
+
+int meta_raft_member_remove(struct meta_raft *r, uint64_t id,
+                            void (*cb)(void *, int), void *arg)
+{
+    return change_start(r, id, NULL, cb, arg);
+}
+
+/* ---- Lifecycle ---------------------------------------------------------- */
+
+static int bootstrap(struct meta_raft *r, const char *spec)
+{
+    struct meta_raft_member m[META_RAFT_MEMBERS_MAX];
+    struct raft_configuration conf;
+    int n = meta_raft_members_parse(spec, m, META_RAFT_MEMBERS_MAX);
+    int rv = 0;
+
+    if (n < 0) {
+        log_error("meta raft: bad --bootstrap: %s", spec);
+        return n;
+    }
+    raft_configuration_init(&conf);
+    for (int i = 0; i < n && rv == 0; i++)
+        rv = raft_configuration_add(&conf, m[i].id, m[i].raft_addr,
+                                    RAFT_VOTER);
+    if (rv == 0)
+        rv = raft_bootstrap(&r->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv == RAFT_CANTBOOTSTRAP) {
+        /* A restart: the membership is in the raft files already. */
+        log_info("meta raft: already bootstrapped; --bootstrap ignored");
+        return 0;
+    }
+    if (rv != 0) {
+        log_error("meta raft: bootstrap: %s", raft_errmsg(&r->raft));
+        return errno_of_raft(rv);
+    }
+    log_info("meta raft: bootstrapped a new group: members=%d", n);
+    return 0;
+}
+
+int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
+                   const struct meta_raft_opts *opts, struct meta_raft **out)
+{
+    struct meta_raft *r = calloc(1, sizeof(*r));
+    int rv, rc;
+
+    if (!r)
+        return -ENOMEM;
+    r->loop = loop;
+    r->db = db;
+    snprintf(r->dir, sizeof(r->dir), "%s", opts->dir);
+    if (mkdir(r->dir, 0700) < 0 && errno != EEXIST) {
+        rc = -errno;
+        log_error("meta raft: cannot create %s: %s", r->dir, strerror(-rc));
+        free(r);
+        return rc;
+    }
+    rc = meta_db_applied(db, &r->applied);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    r->fsm.version = 2;
+    r->fsm.data = r;
+    r->fsm.apply = fsm_apply;
+    r->fsm.snapshot = fsm_snapshot;
+    r->fsm.snapshot_finalize = fsm_snapshot_finalize;
+    r->fsm.restore = fsm_restore;
+    rv = raft_uv_tcp_init(&r->transport, loop);
+    if (rv != 0) {
+        free(r);
+        return -ENOMEM;
+    }
+    rv = raft_uv_init(&r->io, loop, r->dir, &r->transport);
+    if (rv != 0) {
+        log_error("meta raft: cannot open %s: %s", r->dir, r->io.errmsg);
+        raft_uv_tcp_close(&r->transport);
+        free(r);
+        return errno_of_raft(rv);
+    }
+    rv = raft_init(&r->raft, &r->io, &r->fsm, opts->id, opts->addr);
+    if (rv != 0) {
+        log_error("meta raft: init: %s", raft_errmsg(&r->raft));
+        raft_uv_close(&r->io);
+        raft_uv_tcp_close(&r->transport);
+        free(r);
+        return errno_of_raft(rv);
+    }
+    r->raft.data = r;
+    raft_set_election_timeout(&r->raft, META_RAFT_ELECTION_MS);
+    raft_set_heartbeat_timeout(&r->raft, META_RAFT_HEARTBEAT_MS);
+    raft_set_pre_vote(&r->raft, true);
+    raft_set_snapshot_threshold(&r->raft, opts->snapshot_every
+                                              ? opts->snapshot_every
+                                              : META_RAFT_SNAPSHOT_EVERY);
+    raft_set_snapshot_trailing(&r->raft, opts->snapshot_trailing
+                                             ? opts->snapshot_trailing
+                                             : META_RAFT_SNAPSHOT_TRAILING);
+    rc = opts->bootstrap ? bootstrap(r, opts->bootstrap) : 0;
+    if (rc == 0) {
+        rv = raft_start(&r->raft);
+        if (rv != 0) {
+            log_error("meta raft: start: %s", raft_errmsg(&r->raft));
+            rc = errno_of_raft(rv);
+        }
+    }
+    uv_timer_init(loop, &r->poll);
+    r->poll.data = r;
+    if (rc < 0) {
+        /* The handles close as the caller's loop runs down; *out is the
+         * caller's to free then (meta_raft.h). */
+        meta_raft_close(r);
+        *out = r;
+        return rc;
+    }
+    uv_timer_start(&r->poll, on_poll, META_RAFT_POLL_MS, META_RAFT_POLL_MS);
+    log_info("meta raft: started: id=%llu raft=%s dir=%s applied=%llu",
+             (unsigned long long)opts->id, opts->addr, r->dir,
+             (unsigned long long)r->applied);
+    *out = r;
+    return 0;
+}
+
+static void on_raft_closed(struct raft *raft)
+{
+    struct meta_raft *r = raft->data;
+
+    raft_uv_close(&r->io);
+    raft_uv_tcp_close(&r->transport);
+}
+
+void meta_raft_close(struct meta_raft *r)
+{
+    if (!r || r->closing)
+        return;
+    r->closing = true;
+    r->raft.data = r;
+    uv_close((uv_handle_t *)&r->poll, NULL);
+    raft_close(&r->raft, on_raft_closed);
+}
+
+void meta_raft_free(struct meta_raft *r)
+{
+    free(r);
+}
