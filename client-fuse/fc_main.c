@@ -176,7 +176,8 @@ static const char *access_opt(const struct cli *cli)
 static void usage(const char *prog)
 {
     printf("usage: %s --meta ADDR:PORT [options] MOUNTPOINT\n\n"
-           "    --meta ADDR:PORT       metadata service to use\n"
+           "    --meta ADDR:PORT       metadata service to use; a metad\n"
+           "                           group: a,b,c (default $TESSERA_META)\n"
            "    --key FILE             the identity's key file (default\n"
            "                           $TESSERA_KEY; docs/security.md)\n"
            "    --http ADDR:PORT       serve Prometheus metrics at "
@@ -378,6 +379,8 @@ int main(int argc, char **argv)
         ret = 0;
         goto out;
     }
+    if (!cli.meta && getenv("TESSERA_META"))
+        cli.meta = strdup(getenv("TESSERA_META"));
     if (!cli.meta) {
         fprintf(stderr, "tessera-mount: --meta ADDR:PORT is required "
                         "(see --help)\n");

@@ -143,3 +143,26 @@ int net_read_all(int fd, void *p, size_t n)
     }
     return 0;
 }
+
+size_t net_addr_list_count(const char *list)
+{
+    size_t n = 1;
+
+    for (const char *p = list; (p = strchr(p, ',')); p++)
+        n++;
+    return n;
+}
+
+void net_addr_list_item(const char *list, size_t i, char *out, size_t size)
+{
+    const char *p = list;
+    size_t n;
+
+    for (i %= net_addr_list_count(list); i > 0; i--)
+        p = strchr(p, ',') + 1;
+    n = strcspn(p, ",");
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}

@@ -19,4 +19,10 @@ int net_connect(const char *addr, int timeout_ms);
 int net_write_all(int fd, const void *p, size_t n);
 int net_read_all(int fd, void *p, size_t n);
 
+/* A list of addresses "a,b,c" (--meta of a metad group, docs/protocol.md
+ * §5.3): how many it names, and item @i (modulo that count) copied into
+ * @out (truncated to @size - 1 bytes). */
+size_t net_addr_list_count(const char *list);
+void net_addr_list_item(const char *list, size_t i, char *out, size_t size);
+
 #endif

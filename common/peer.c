@@ -661,7 +661,9 @@ static int reply_send(struct peer *p, uint64_t id, uint16_t opcode,
 {
     if (p->state >= ST_DRAINING)
         return 0;
-    if (wire != 0)
+    /* docs/protocol.md §2.2: an error reply has no body, except
+     * ENOTLEADER's (§5.3). */
+    if (wire != 0 && wire != PROTO_ENOTLEADER)
         len = 0;
     if (len > PROTO_MAX_PAYLOAD)
         return -EMSGSIZE;

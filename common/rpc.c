@@ -30,6 +30,16 @@
  *   later call succeeds once the server is back.
  * - reconnect_ms 0: the client is DEAD after the first drop and every
  *   call fails with -ENOTCONN.
+ *
+ * A metad group (docs/protocol.md §5.3): @addr may list several
+ * addresses, "a,b,c".  The first dial tries them in order; a redial
+ * after a lost connection or a failed dial goes to the next.  A reply
+ * ENOTLEADER is not an answer: the call stays waiting, the connection is
+ * dropped as if lost, and the keeper dials the leader the reply names
+ * (or, when it names none, the next address after RPC_FOLLOW_WAIT_MS);
+ * the call is then sent again there, with the same id.  A follower
+ * applied nothing, so sending again is safe.  A client with
+ * reconnect_ms 0 follows such a redirect too, for up to RPC_FOLLOW_MS.
  * - a call not answered within call_timeout_ms fails with -ETIMEDOUT; a
  *   late answer is dropped.  A frame that cannot be written within the
  *   same time breaks the connection (a half-written frame cannot be
@@ -82,6 +92,9 @@
 #define RPC_BACKOFF_MIN_MS 50
 #define RPC_BACKOFF_MAX_MS 1000
 #define RPC_SMALL_FRAME 8192 /* copied into one write below this */
+#define RPC_ADDR_MAX 256
+#define RPC_FOLLOW_MS 15000     /* redirects followed without reconnect_ms */
+#define RPC_FOLLOW_WAIT_MS 100  /* before the next replica when none leads */
 
 enum rpc_state { CS_READY, CS_RESTORING, CS_DOWN, CS_DEAD };
 
@@ -104,7 +117,14 @@ struct call {
 };
 
 struct rpc_client {
-    char *addr, *name;
+    char *addrs, *name; /* addrs: the list given to rpc_client_open() */
+    size_t naddrs, cur;  /* its length, and the item @addr was taken from */
+    char addr[RPC_ADDR_MAX]; /* dialled now (written by the keeper) */
+    /* ENOTLEADER (§5.3): the leader to dial next ("" when none was
+     * named), whether a redirect is being followed, and whether to wait
+     * before the next dial because no replica leads. */
+    char redirect[RPC_ADDR_MAX];
+    bool following, follow_wait;
     struct rpc_opts opts;
     pthread_mutex_t lock;
     pthread_mutex_t send_lock;
@@ -464,9 +484,31 @@ static void async_complete(struct call *cl, const struct proto_hdr *h,
     free(cl);
 }
 
+/* Under @lock: an ENOTLEADER reply (docs/protocol.md §5.3) names the
+ * leader in @payload, or none. */
+static void follow_redirect(struct rpc_client *c, const uint8_t *payload,
+                            size_t len)
+{
+    struct proto_not_leader m;
+
+    c->following = true;
+    if (proto_not_leader_decode(payload, len, &m) == 0 && m.leader.len &&
+        m.leader.len < sizeof(c->redirect)) {
+        memcpy(c->redirect, m.leader.p, m.leader.len);
+        c->redirect[m.leader.len] = '\0';
+        c->follow_wait = false;
+    } else {
+        c->redirect[0] = '\0';
+        c->follow_wait = true;
+    }
+    log_info("rpc: not the leader: peer=%s leader=%s", c->addr,
+             c->redirect[0] ? c->redirect : "(none yet)");
+}
+
 /* Returns -EPROTO for a reply to an id never sent (docs/protocol.md §2.2:
- * malformed, the connection closes); a reply to a call that gave up is
- * dropped. */
+ * malformed, the connection closes), -EREMCHG for ENOTLEADER (the
+ * connection is dropped and the calls go to the leader); a reply to a
+ * call that gave up is dropped. */
 static int on_reply(struct rpc_client *c, const struct proto_hdr *h,
                     uint8_t *payload)
 {
@@ -477,6 +519,12 @@ static int on_reply(struct rpc_client *c, const struct proto_hdr *h,
         pthread_mutex_unlock(&c->lock);
         free(payload);
         return -EPROTO;
+    }
+    if (h->status == PROTO_ENOTLEADER) {
+        follow_redirect(c, payload, h->length);
+        pthread_mutex_unlock(&c->lock);
+        free(payload);
+        return -EREMCHG;
     }
     for (cl = c->calls; cl; cl = cl->next)
         if (cl->id == h->req_id && !cl->done)
@@ -614,6 +662,39 @@ static int read_loop(struct rpc_client *c, int fd)
     }
 }
 
+/* Under @lock. */
+static bool may_redial(const struct rpc_client *c)
+{
+    return c->opts.reconnect_ms > 0 || c->following;
+}
+
+/* Under @lock: how long a call may wait for a connection. */
+static uint64_t redial_budget_ms(const struct rpc_client *c)
+{
+    if (c->opts.reconnect_ms > 0)
+        return (uint64_t)c->opts.reconnect_ms;
+    return c->following ? RPC_FOLLOW_MS : 0;
+}
+
+/* Under @lock: make item @i of the address list the one to dial. */
+static void addr_select(struct rpc_client *c, size_t i)
+{
+    c->cur = i % c->naddrs;
+    net_addr_list_item(c->addrs, c->cur, c->addr, sizeof(c->addr));
+}
+
+/* Under @lock, before a redial: the leader a redirect named, else the
+ * next address when the last dial failed or no replica led. */
+static void addr_next(struct rpc_client *c, bool failed)
+{
+    if (c->redirect[0]) {
+        memcpy(c->addr, c->redirect, sizeof(c->addr));
+        c->redirect[0] = '\0';
+    } else if (failed || c->following) {
+        addr_select(c, c->cur + 1);
+    }
+}
+
 static void connection_lost(struct rpc_client *c, int fd, int cause)
 {
     struct call *lost;
@@ -623,9 +704,9 @@ static void connection_lost(struct rpc_client *c, int fd, int cause)
     pthread_mutex_lock(&c->lock);
     close(fd);
     c->fd = -1;
-    if (!c->closing)
+    if (!c->closing && cause != -EREMCHG)
         log_warn("rpc: connection lost: %s peer=%s", strerror(-cause), c->addr);
-    if (!c->closing && c->opts.reconnect_ms > 0) {
+    if (!c->closing && may_redial(c)) {
         c->state = CS_DOWN;
         c->down_since = now_ms();
     } else {
@@ -673,6 +754,7 @@ static uint64_t install(struct rpc_client *c, int fd, uint64_t instance)
     c->fd = fd;
     gen = ++c->gen;
     c->instance = instance;
+    c->following = false;
     c->state = c->opts.on_reconnect ? CS_RESTORING : CS_READY;
     pthread_cond_broadcast(&c->state_cv); /* the reader starts reading */
     pthread_mutex_unlock(&c->lock);
@@ -774,6 +856,7 @@ static void *keeper_main(void *arg)
     struct rpc_client *c = arg;
     uint64_t next_try = 0, instance = 0, gen;
     unsigned backoff = 0;
+    bool failed = false; /* the last dial failed: try the next address */
     int fd;
 
     pthread_mutex_lock(&c->lock);
@@ -797,17 +880,24 @@ static void *keeper_main(void *arg)
         }
         if (c->closing)
             break;
-        if (c->state != CS_DOWN || c->opts.reconnect_ms <= 0) {
+        if (c->state != CS_DOWN || !may_redial(c)) {
             cond_wait_until(&c->state_cv, &c->lock, wake);
             continue;
+        }
+        if (c->follow_wait) {
+            /* No replica named a leader: an election is on. */
+            c->follow_wait = false;
+            next_try = now + RPC_FOLLOW_WAIT_MS;
         }
         if (now < next_try) {
             cond_wait_until(&c->state_cv, &c->lock,
                             next_try < wake ? next_try : wake);
             continue;
         }
+        addr_next(c, failed);
         pthread_mutex_unlock(&c->lock);
         fd = dial(c, &instance);
+        failed = fd < 0;
         if (fd < 0) {
             log_debug("rpc", "redial failed: %s peer=%s", strerror(-fd),
                       c->addr);
@@ -878,7 +968,7 @@ static int call_wait(struct rpc_client *c, struct call *cl, const void *payload,
             if (cl->raw)
                 return -ENOTCONN;
             since = c->down_since > start ? c->down_since : start;
-            give_up = since + (uint64_t)c->opts.reconnect_ms;
+            give_up = since + redial_budget_ms(c);
             if (now >= give_up)
                 return -ENOTCONN;
             if (give_up < deadline)
@@ -1036,7 +1126,7 @@ static void client_free(struct rpc_client *c)
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->send_lock);
     pthread_cond_destroy(&c->state_cv);
-    free(c->addr);
+    free(c->addrs);
     free(c->name);
     free(c);
 }
@@ -1059,17 +1149,23 @@ int rpc_client_open(const char *addr, const struct rpc_opts *opts,
     if (c->opts.reconnect_ms < 0)
         c->opts.reconnect_ms = 0;
     c->fd = -1;
-    c->addr = strdup(addr);
+    c->addrs = strdup(addr);
     c->name = strdup(opts->name ? opts->name : "");
     c->opts.name = NULL; /* borrowed only during open */
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->send_lock, NULL);
     rc = cond_init(&c->state_cv);
-    if (rc < 0 || !c->addr || !c->name) {
+    if (rc < 0 || !c->addrs || !c->name) {
         client_free(c);
         return rc < 0 ? rc : -ENOMEM;
     }
-    fd = dial(c, &instance);
+    c->naddrs = net_addr_list_count(c->addrs);
+    /* No other thread runs yet: @lock is not needed. */
+    fd = -EINVAL;
+    for (size_t i = 0; i < c->naddrs && fd < 0 && fd != -EKEYREJECTED; i++) {
+        addr_select(c, i);
+        fd = dial(c, &instance);
+    }
     if (fd < 0) {
         client_free(c);
         return fd;

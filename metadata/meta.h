@@ -98,7 +98,22 @@ enum meta_internal_op {
      * META_SERVICE_KEYS newest are kept: tickets sealed with an older one
      * no longer open.  Reply body: empty. */
     META_OP_SERVICE_KEY = 0xF009,
+    /* A replica of the metad group (docs/operations.md, "Metadata
+     * replicas"): payload struct meta_op_member (meta_op.h): u64 id, str
+     * client address, str raft address; both addresses empty: the member
+     * is forgotten.  A leader records itself, so that every replica can
+     * send clients to it (NOT_LEADER, docs/protocol.md §5.3).  Reply body:
+     * empty. */
+    META_OP_MEMBER = 0xF00A,
 };
+
+/* A replica of the metad group as the database knows it. */
+struct meta_member {
+    uint64_t id;
+    char client_addr[256], raft_addr[256];
+};
+
+
 
 /* Service keys kept: the sealing one and the one before it, so tickets
  * issued just before a rotation stay good until they expire. */
@@ -223,6 +238,8 @@ int meta_auth_foreach(struct meta_db *db,
 /* The service keys, newest first, at most @max: their count, or -errno. */
 int meta_service_keys(struct meta_db *db, struct meta_service_key *out,
                       int max);
+/* Member @id of the metad group (META_OP_MEMBER): 0, or -ENOENT. */
+int meta_member_get(struct meta_db *db, uint64_t id, struct meta_member *out);
 
 /* Where inode @ino, or entry @name in directory @ino when @name is not
  * NULL, stands for @caps' paths; an unlinked file is inside when session

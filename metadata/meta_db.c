@@ -50,6 +50,9 @@
  * (secret, capabilities text), and service_keys: id -> secret, the keys
  * tickets are sealed with.
  *
+ * Migration 9 (replicated metadata, docs/architecture.md) adds members:
+ * id -> (client address, raft address) of each replica of a metad group.
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -163,6 +166,10 @@ static const char *const migrations[] = {
     " name TEXT PRIMARY KEY, secret BLOB NOT NULL, caps TEXT NOT NULL);"
     "CREATE TABLE service_keys("
     " id INTEGER PRIMARY KEY, secret BLOB NOT NULL, created INTEGER NOT NULL);",
+    /* 9: the replicas of a metad group (META_OP_MEMBER). */
+    "CREATE TABLE members("
+    " id INTEGER PRIMARY KEY, client_addr TEXT NOT NULL,"
+    " raft_addr TEXT NOT NULL);",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -303,6 +310,11 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_OPLOG_LIST] = "SELECT seq, opcode, now, session_id, payload,"
                            " format FROM oplog WHERE seq > ?1 ORDER BY seq",
     [META_ST_OPLOG_COUNT] = "SELECT count(*) FROM oplog",
+    [META_ST_MEMBER_SET] = "INSERT OR REPLACE INTO members(id, client_addr,"
+                           " raft_addr) VALUES(?1, ?2, ?3)",
+    [META_ST_MEMBER_DEL] = "DELETE FROM members WHERE id = ?1",
+    [META_ST_MEMBER_GET] =
+        "SELECT client_addr, raft_addr FROM members WHERE id = ?1",
     [META_ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
     [META_ST_COUNTER_SET] =
         "INSERT OR REPLACE INTO counters(name, value) VALUES(?1, ?2)",

@@ -126,6 +126,9 @@ enum meta_st {
     META_ST_SVCKEY_ADD,
     META_ST_SVCKEY_LIST,
     META_ST_SVCKEY_PRUNE,
+    META_ST_MEMBER_SET,
+    META_ST_MEMBER_DEL,
+    META_ST_MEMBER_GET,
     META_ST_COUNT
 };
 
@@ -382,6 +385,9 @@ int meta_auth_caps_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply);
 int meta_auth_rm_apply(struct meta_db *db, const struct meta_op *op,
                        struct proto_wbuf *reply);
+/* META_OP_MEMBER (meta_member.c). */
+int meta_member_apply(struct meta_db *db, const struct meta_op *op,
+                      struct proto_wbuf *reply);
 int meta_service_key_apply(struct meta_db *db, const struct meta_op *op,
                            struct proto_wbuf *reply);
 

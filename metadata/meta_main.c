@@ -319,6 +319,7 @@ int main(int argc, char **argv)
         }
         meta_raft_log_init(d.raft, &rlog);
         opts.log = &rlog;
+        opts.raft = d.raft;
     }
     rc = meta_srv_start(&d.loop, db, &opts, &d.srv);
     if (rc < 0) {

@@ -251,6 +251,41 @@ int meta_op_chunk_cow_decode(const uint8_t *p, size_t n,
 
 /* ---- The record --------------------------------------------------------- */
 
+/* ---- META_OP_MEMBER: u64 id, str client_addr, str raft_addr ------------- */
+
+#define MEMBER_ADDR_MAX 255
+
+static bool member_ok(const struct meta_op_member *m)
+{
+    return m->id && m->client_addr.len <= MEMBER_ADDR_MAX &&
+           m->raft_addr.len <= MEMBER_ADDR_MAX;
+}
+
+void meta_op_member_encode(struct proto_wbuf *w, const struct meta_op_member *m)
+{
+    if (!member_ok(m)) {
+        if (!w->err)
+            w->err = -EINVAL;
+        return;
+    }
+    proto_put_u64(w, m->id);
+    proto_put_str(w, m->client_addr.p, m->client_addr.len);
+    proto_put_str(w, m->raft_addr.p, m->raft_addr.len);
+}
+
+int meta_op_member_decode(const uint8_t *p, size_t n, struct meta_op_member *m)
+{
+    struct proto_rbuf r;
+
+    proto_rbuf_init(&r, p, n);
+    m->id = proto_get_u64(&r);
+    if (proto_str_get(&r, &m->client_addr) < 0 ||
+        proto_str_get(&r, &m->raft_addr) < 0 || proto_rbuf_done(&r) < 0 ||
+        !member_ok(m))
+        return -EPROTO;
+    return 0;
+}
+
 void meta_op_record_encode(struct proto_wbuf *w, const struct meta_op *op)
 {
     proto_put_u8(w, op->format);

@@ -100,6 +100,14 @@ struct meta_op_service_key {
     uint8_t secret[META_OP_SECRET_SIZE];
 };
 
+/* META_OP_MEMBER: replica @id of the metad group and its addresses
+ * (each 0..255 bytes; both empty: forget it).  Borrowed from the decoded
+ * bytes. */
+struct meta_op_member {
+    uint64_t id; /* > 0 */
+    struct proto_str client_addr, raft_addr;
+};
+
 /* Encoders append to @w; a replica count above PROTO_MAX_REPLICAS latches
  * -EINVAL in w->err.  Decoders read exactly @n bytes of @p: 0 or -EPROTO. */
 #define META_OP_CODEC(name)                                                    \
@@ -115,6 +123,7 @@ META_OP_CODEC(server_state)
 META_OP_CODEC(chunk_cow)
 META_OP_CODEC(auth_add)
 META_OP_CODEC(service_key)
+META_OP_CODEC(member)
 #undef META_OP_CODEC
 
 /* Encode the whole of @op (its payload is copied) into @w. */

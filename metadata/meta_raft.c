@@ -37,9 +37,10 @@
  *
  * Failure modes: a proposal on a replica that does not lead fails at once
  * with -EREMCHG (the caller redirects); one pending when leadership is
- * lost fails with -EREMCHG too, and its record may still commit under the
- * next leader (the outcome is unknown to the proposer, as with a lost
- * connection).  A record the engine refuses (-EEXIST, ...) is the same
+ * lost fails with -EREMCHG too, after the daemon was told it no longer
+ * leads (and closed every connection): its record may still commit under
+ * the next leader, so its client must see a lost connection, not a
+ * refusal.  A record the engine refuses (-EEXIST, ...) is the same
  * refusal on every replica: the engine reads nothing but the record and
  * the database.
  */
@@ -269,6 +270,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 /* ---- The log ------------------------------------------------------------ */
 
+static void role_set(struct meta_raft *r, bool leading);
+
 static void pending_unlink(struct meta_raft *r, struct pending *p)
 {
     if (p->prev)
@@ -287,6 +290,11 @@ static void on_applied(struct raft_apply *ra, int status, void *result)
 
     (void)result;
     pending_unlink(p->r, p);
+    /* Leadership lost with records pending: the daemon closes every
+     * connection first, so that no client takes the failure below for a
+     * refusal (the record may still commit under the next leader). */
+    if (status != 0 && p->r->leading)
+        role_set(p->r, false);
     if (status == 0 && p->applied)
         meta_log_done(p->req, p->status, &p->result);
     else

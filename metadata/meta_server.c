@@ -238,6 +238,38 @@ static int admit(struct meta_srv_conn *c, const struct meta_optab_row *row,
 static void dispatch(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
                      const uint8_t *payload, size_t len);
 
+bool meta_srv_follower_serves(uint16_t opcode)
+{
+    return opcode == PROTO_MSG_PING_REQ;
+}
+
+/* docs/protocol.md §5.3: a replica that does not lead answers ENOTLEADER
+ * with the leader's client address, as the members table knows it. */
+static void reply_not_leader(struct meta_srv_conn *c, uint16_t opcode,
+                             uint64_t req_id)
+{
+    struct proto_not_leader m = {{"", 0}};
+    struct meta_raft_info info;
+    struct meta_member leader;
+    struct proto_wbuf w;
+
+    if (c->srv->raft) {
+        meta_raft_info(c->srv->raft, &info);
+        if (info.leader_id && info.leader_id != info.id &&
+            meta_member_get(c->srv->db, info.leader_id, &leader) == 0)
+            m.leader = (struct proto_str){leader.client_addr,
+                                          (uint32_t)strlen(leader.client_addr)};
+    }
+    proto_wbuf_init(&w);
+    proto_not_leader_encode(&w, &m);
+    log_debug("meta.srv", "not leader: %s answered with leader=%.*s peer=%s",
+              proto_msg_name(opcode), (int)m.leader.len, m.leader.p,
+              peer_name(c->peer));
+    peer_reply_wire(c->peer, req_id, opcode + 1, PROTO_ENOTLEADER,
+                    w.err ? NULL : w.p, w.err ? 0 : w.len);
+    proto_wbuf_free(&w);
+}
+
 /* Every request passes the gate of its identity's rights first
  * (meta_srv_auth.c). */
 static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
@@ -245,8 +277,12 @@ static void on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
 {
     struct meta_srv_conn *c = peer_data(p);
 
-    if (!c || c->srv->stopping || !c->srv->leading) {
+    if (!c || c->srv->stopping) {
         peer_reply(p, req_id, opcode + 1, -EAGAIN, NULL, 0);
+        return;
+    }
+    if (!c->srv->leading && !meta_srv_follower_serves(opcode)) {
+        reply_not_leader(c, opcode, req_id);
         return;
     }
     log_debug("meta.srv", "request: %s id=%llu len=%zu peer=%s",
@@ -373,6 +409,49 @@ static uint64_t random_u64(void)
     return v;
 }
 
+static void on_member_recorded(struct meta_propose *req, int status,
+                               const struct proto_wbuf *result)
+{
+    (void)result;
+    if (status < 0)
+        log_warn("metad: cannot record this replica's addresses: %s",
+                 strerror(-status));
+    free(req);
+}
+
+/* A leader records its own client and raft addresses, so that followers
+ * send clients to it (docs/protocol.md §5.3). */
+static int member_record_self(struct meta_srv *srv)
+{
+    struct meta_raft_info info;
+    struct meta_op_member m = {0};
+    struct meta_propose *req;
+    struct proto_wbuf rec;
+    int rc;
+
+    if (!srv->raft)
+        return 0;
+    meta_raft_info(srv->raft, &info);
+    m.id = info.id;
+    m.client_addr = (struct proto_str){srv->listen, (uint32_t)strlen(srv->listen)};
+    for (size_t i = 0; i < info.nmembers; i++)
+        if (info.members[i].id == info.id)
+            m.raft_addr = (struct proto_str){
+                info.members[i].raft_addr,
+                (uint32_t)strlen(info.members[i].raft_addr)};
+    req = calloc(1, sizeof(*req));
+    proto_wbuf_init(&rec);
+    meta_op_member_encode(&rec, &m);
+    rc = !req ? -ENOMEM : rec.err;
+    if (rc == 0)
+        rc = meta_srv_apply(srv, req, META_OP_MEMBER, 0, rec.p, rec.len,
+                            on_member_recorded);
+    proto_wbuf_free(&rec);
+    if (rc < 0)
+        free(req);
+    return rc;
+}
+
 /* Become the serving metad: the in-memory state from the database, as
  * after a restart (docs/architecture.md, "Leadership"). */
 static int lead_begin(struct meta_srv *srv)
@@ -384,6 +463,8 @@ static int lead_begin(struct meta_srv *srv)
     srv->next_chunk_id = meta_chunk_max_id(srv->db);
     srv->leading = true;
     rc = meta_srv_auth_init(srv);
+    if (rc == 0)
+        rc = member_record_self(srv);
     if (rc == 0)
         rc = meta_srv_server_load(srv);
     if (rc == 0)
@@ -431,6 +512,7 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     srv->no_auth = opts->no_auth;
     srv->instance_id = random_u64();
     srv->start_ms = uv_now(loop);
+    srv->raft = opts->raft;
     if (opts->log)
         srv->log = *opts->log;
     else

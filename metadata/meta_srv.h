@@ -21,6 +21,7 @@
 #include "meta_live.h"
 #include "meta_optab.h"
 #include "meta_propose.h"
+#include "meta_raft.h"
 #include "peer.h"
 #include "proto.h"
 
@@ -63,6 +64,9 @@ struct meta_srv_opts {
      * With one, the daemon starts as a follower and leads only once told
      * (meta_srv_lead()). */
     const struct meta_log *log;
+    /* The replica of a group this daemon is (borrowed), with the log
+     * above; NULL for a single metad. */
+    struct meta_raft *raft;
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -195,6 +199,7 @@ struct meta_srv {
      * this replica leads (meta_srv_lead()).  A replica that does not lead
      * answers requests NOT_LEADER and runs no timer work. */
     bool leading;
+    struct meta_raft *raft; /* borrowed; NULL: a single metad */
 };
 
 /* meta_server.c */
@@ -298,6 +303,9 @@ void meta_srv_call_free(struct meta_srv_call *call);
 void meta_srv_reply(struct peer *p, uint64_t req_id, uint16_t opcode, int rc,
                     const struct proto_wbuf *body);
 
+/* Whether a replica that does not lead still serves request @opcode
+ * (PING); every other request it answers ENOTLEADER. */
+bool meta_srv_follower_serves(uint16_t opcode);
 /* Dispatch request @opcode again, as if it had just arrived on @p (a
  * request held by meta_srv_callback.c).  @payload is borrowed. */
 void meta_srv_redispatch(struct peer *p, uint16_t opcode, uint64_t req_id,

@@ -107,7 +107,9 @@ enum proto_err {
     PROTO_ECHECKSUM = 1004,  /* stored data failed its checksum */
     PROTO_EHANDSHAKE = 1005, /* request before HELLO, or HELLO twice */
     PROTO_EAUTH = 1006,      /* authentication failed or required (§3.2) */
+    PROTO_ENOTLEADER = 1007, /* a metad replica that does not lead (§5.3) */
 };
+
 
 /* Map a negative errno to a wire value; unknown values become PROTO_EIO. */
 int32_t proto_err_to_wire(int neg_errno);
@@ -300,6 +302,17 @@ struct proto_auth_set_req {
 struct proto_auth_name_req {
     struct proto_str name;
 };
+
+/* The body of an ENOTLEADER reply (docs/protocol.md §5.3), the one error
+ * reply with a body: the leader's client address, empty when the replica
+ * knows of none.  Host errno: EREMCHG. */
+struct proto_not_leader {
+    struct proto_str leader; /* borrowed from the payload when decoded */
+};
+void proto_not_leader_encode(struct proto_wbuf *w,
+                             const struct proto_not_leader *m);
+int proto_not_leader_decode(const uint8_t *p, size_t n,
+                            struct proto_not_leader *m);
 
 struct proto_ping {
     uint64_t cookie;

@@ -1,10 +1,12 @@
 /* proto_err.c: the wire's closed list of error values (docs/protocol.md §5)
- * and its mapping to and from host errno.
+ * and its mapping to and from host errno, and the body of the one error
+ * reply that has one (ENOTLEADER, §5.3).
  */
 #include "proto.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 static const struct {
     int32_t wire;
@@ -47,6 +49,7 @@ static const struct {
     {PROTO_ECHECKSUM, EBADMSG, "ECHECKSUM"},
     {PROTO_EHANDSHAKE, EPROTO, "EHANDSHAKE"},
     {PROTO_EAUTH, EKEYREJECTED, "EAUTH"},
+    {PROTO_ENOTLEADER, EREMCHG, "ENOTLEADER"},
 };
 
 #define NERRS (sizeof(errs) / sizeof(errs[0]))
@@ -59,8 +62,11 @@ int32_t proto_err_to_wire(int neg_errno)
         return PROTO_OK;
     if (e == ENOTSUP) /* the same value as EOPNOTSUPP on Linux */
         e = EOPNOTSUPP;
-    if (e == EKEYREJECTED) /* the one Tessera value a host errno names */
+    /* The Tessera values a host errno names. */
+    if (e == EKEYREJECTED)
         return PROTO_EAUTH;
+    if (e == EREMCHG)
+        return PROTO_ENOTLEADER;
     for (size_t i = 0; i < NERRS; i++)
         if (errs[i].host == e && errs[i].wire < 1000)
             return errs[i].wire;
@@ -95,4 +101,23 @@ const char *proto_err_name(int32_t wire)
         if (errs[i].wire == wire)
             return errs[i].name;
     return "E?";
+}
+
+/* docs/protocol.md §5.3: str leader. */
+void proto_not_leader_encode(struct proto_wbuf *w,
+                             const struct proto_not_leader *m)
+{
+    proto_put_str(w, m->leader.p, m->leader.len);
+}
+
+int proto_not_leader_decode(const uint8_t *p, size_t n,
+                            struct proto_not_leader *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    proto_rbuf_init(&r, p, n);
+    if (proto_str_get(&r, &m->leader) < 0)
+        return -EPROTO;
+    return proto_rbuf_done(&r);
 }

@@ -46,7 +46,8 @@ static void usage(FILE *f)
             "[--config FILE] [--help]\n"
             "  --data DIR        chunk files and the server uuid\n"
             "  --listen ADDR     where clients and other servers connect\n"
-            "  --meta ADDR       the metadata service\n"
+            "  --meta ADDR       the metadata service; a metad group:\n"
+            "                    a,b,c (default $TESSERA_META)\n"
             "  --key FILE        this server's key file (default "
             "$TESSERA_KEY)\n"
             "  --no-auth         ask clients for no ticket and use no key "
@@ -280,6 +281,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             return 2;
         }
     }
+    if (!o->meta)
+        o->meta = getenv("TESSERA_META");
     if (optind != argc || !o->data || !o->listen || !o->meta) {
         usage(stderr);
         return 2;

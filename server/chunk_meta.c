@@ -21,8 +21,9 @@
  * the chunk: a write or a copy in flight), which is retried likewise.
  *
  * Failure modes: a refused dial, a lost connection, an error answer to
- * REGISTER or INVENTORY, or a request timing out all close the connection
- * and redial after 1 s, forever; the server keeps serving clients
+ * REGISTER or INVENTORY (ENOTLEADER from a metad replica that does not
+ * lead among them), or a request timing out all close the connection
+ * and redial after 1 s, forever, the next address of --meta each time; the server keeps serving clients
  * meanwhile.  Each new connection registers and sends the inventory again.
  *
  *            start / 1 s timer
@@ -57,6 +58,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "net.h"
 
 #define RETRY_MS 1000
 #define HEARTBEAT_MS 1000
@@ -83,6 +85,10 @@ struct chunk_meta {
     int jobs; /* worker-thread jobs in flight (invariant 3) */
     bool space_busy;
     bool down_logged; /* one warning per outage, not one per retry */
+    /* The metad dialled now: item @cur of srv->meta_addr, a list for a
+     * metad group, the next one at each dial. */
+    char addr[256];
+    size_t cur;
     /* Inventory of the current connection. */
     struct chunk_info *inv;
     size_t ninv, inv_cap, inv_sent;
@@ -592,7 +598,10 @@ static void dial(struct chunk_meta *m)
         return;
     m->gen++;
     m->state = ST_DIALING;
-    rc = peer_connect(m->srv->loop, m->srv->meta_addr, PROTO_ROLE_CHUNKD,
+    /* docs/protocol.md §5.3: a replica that does not lead refuses the
+     * registration and the link closes; the next dial tries the next. */
+    net_addr_list_item(m->srv->meta_addr, m->cur++, m->addr, sizeof(m->addr));
+    rc = peer_connect(m->srv->loop, m->addr, PROTO_ROLE_CHUNKD,
                       m->srv->name, &meta_ops, m->srv, &m->p);
     if (rc == 0 && chunk_auth_link_cred(m->srv, m->p) < 0) {
         peer_close(m->p); /* meta_on_close redials */

@@ -64,7 +64,9 @@ static void usage(FILE *f, const char *prog)
 {
     fprintf(f,
             "usage: %s --listen ADDR:PORT [options]\n\n"
-            "    --meta ADDR:PORT        metadata service (backend tessera)\n"
+            "    --meta ADDR:PORT        metadata service (backend tessera);\n"
+            "                            a metad group: a,b,c (default\n"
+            "                            $TESSERA_META)\n"
             "    --key FILE              the identity's key file (default\n"
             "                            $TESSERA_KEY; docs/security.md)\n"
             "    --listen ADDR:PORT      serve NBD over TCP\n"
@@ -451,7 +453,7 @@ int main(int argc, char **argv)
     if (tls_setup(&cli, &tls_mode, &tls) < 0)
         return 1;
     struct vd_tessera_opts to = {
-        .meta = cli.meta,
+        .meta = cli.meta ? cli.meta : getenv("TESSERA_META"),
         .images_dir = cli.images_dir,
         .key = auth_key_path(cli.key),
         .cache = cli.cache,

@@ -42,6 +42,11 @@ struct srv {
     int port;
     uint64_t instance;
     bool answer_statfs;
+    /* A metad replica that does not lead: every request but PING is
+     * answered ENOTLEADER naming @leader ("" names none). */
+    bool follower;
+    char leader[64];
+    int redirected;
     struct peer *peers[MAX_PEERS];
     int npeers;
     pthread_mutex_t mu; /* the counters below, read by the test thread */
@@ -100,6 +105,20 @@ static void srv_on_request(struct peer *p, uint16_t opcode, uint64_t req_id,
 {
     struct srv *s = peer_get_listener_data(p);
 
+    if (s->follower && opcode != PROTO_MSG_PING_REQ) {
+        struct proto_not_leader m = {
+            .leader = {s->leader, (uint32_t)strlen(s->leader)}};
+        struct proto_wbuf w;
+        proto_wbuf_init(&w);
+        proto_not_leader_encode(&w, &m);
+        peer_reply_wire(p, req_id, (uint16_t)(opcode + 1), PROTO_ENOTLEADER,
+                        w.p, w.len);
+        proto_wbuf_free(&w);
+        pthread_mutex_lock(&s->mu);
+        s->redirected++;
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     switch (opcode) {
     case PROTO_MSG_PING_REQ: {
         struct proto_ping m;
@@ -272,7 +291,7 @@ static void srv_wait_statfs(struct srv *s, int n)
 struct fix {
     struct srv *srv;
     struct rpc_client *c;
-    char addr[64];
+    char addr[160]; /* one address, or a list */
     struct rpc_opts opts;
     int requests, reconnects, reconnect_ping;
 };
@@ -607,6 +626,76 @@ static void test_rpc_reconnect_gives_up(void **state)
     /* Raw calls never wait for a connection. */
     assert_int_equal(rpc_call_raw(f->c, PROTO_MSG_PING_REQ, NULL, 0, &rep),
                      -ENOTCONN);
+}
+
+/* A follower of a metad group that names @leader ("" none). */
+static struct srv *follower_start(const char *leader)
+{
+    struct srv *s = srv_start(0, 0xF011, false);
+    snprintf(s->leader, sizeof(s->leader), "%s", leader);
+    s->follower = true; /* read by the server thread from its next request */
+    return s;
+}
+
+/* Open f->addr, whose first replica is the follower @fol, and STATFS:
+ * answered by the leader f->srv after one redirect; @fol stops. */
+static void statfs_through(struct fix *f, struct srv *fol)
+{
+    struct rpc_reply rep;
+
+    open_client(f);
+    assert_int_equal(rpc_call(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, &rep), 0);
+    assert_int_equal(rep.len, 6);
+    assert_memory_equal(rep.payload, "statfs", 6);
+    rpc_reply_free(&rep);
+    assert_int_equal(fol->redirected, 1);
+    assert_int_equal(f->srv->statfs_seen, 1);
+    rpc_client_close(f->c);
+    f->c = NULL;
+    srv_stop(fol);
+}
+
+/* docs/protocol.md §5.3: a call answered ENOTLEADER goes to the leader
+ * the answer names and is answered there, even by a client that does not
+ * redial lost connections (the admin tool). */
+static void test_rpc_follows_not_leader(void **state)
+{
+    struct fix *f = *state;
+    struct srv *fol;
+
+    f->srv->answer_statfs = true;
+    fol = follower_start(f->addr);
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", fol->port);
+    statfs_through(f, fol);
+}
+
+/* A follower that knows no leader (an election): the next address. */
+static void test_rpc_not_leader_unnamed_tries_next(void **state)
+{
+    struct fix *f = *state;
+    struct srv *fol = follower_start("");
+    char leader[64];
+
+    f->srv->answer_statfs = true;
+    snprintf(leader, sizeof(leader), "%.63s", f->addr);
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d,%s", fol->port, leader);
+    f->opts.reconnect_ms = 5000;
+    statfs_through(f, fol);
+}
+
+/* A list whose first address is down: the open dials the next. */
+static void test_rpc_open_tries_each_address(void **state)
+{
+    struct fix *f = *state;
+    struct srv *gone = srv_start(0, 0xDEAD, false);
+    char up[64];
+
+    snprintf(up, sizeof(up), "%.63s", f->addr);
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d,%s", gone->port, up);
+    srv_stop(gone);
+    open_client(f);
+    assert_int_equal(ping(f->c, 5), 0);
+    assert_int_equal(rpc_server_instance(f->c), 0xAAAA);
 }
 
 static void test_rpc_open_refused(void **state)
@@ -983,6 +1072,9 @@ int test_rpc(void)
         T(test_rpc_reconnect_resends_pending),
         T(test_rpc_reconnect_disabled_fails),
         T(test_rpc_reconnect_gives_up),
+        T(test_rpc_follows_not_leader),
+        T(test_rpc_not_leader_unnamed_tries_next),
+        T(test_rpc_open_tries_each_address),
         T(test_rpc_open_refused),
         T(test_rpc_async_answers_on_reader_thread),
         T(test_rpc_async_wrong_reply_opcode),

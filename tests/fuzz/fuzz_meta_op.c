@@ -70,6 +70,9 @@ static void check_payload(const struct meta_op *op)
     case META_OP_SERVICE_KEY:
         CHECK_TYPED(service_key, p, n);
         break;
+    case META_OP_MEMBER:
+        CHECK_TYPED(member, p, n);
+        break;
     default:
         if (is_wire_request(op->opcode))
             fuzz_check_payload(op->opcode, p, n);

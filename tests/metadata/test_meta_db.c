@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_NOW 8 /* migrations in meta_db.c */
+#define SCHEMA_NOW 9 /* migrations in meta_db.c */
 
 static int fx_setup_file(void **state)
 {
@@ -93,6 +93,7 @@ static void test_meta_db_from_6_adds_chunk_origin(void **state)
     db_path(f, path, sizeof(path));
     make_db(f, path);
     sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
+                   "DROP TABLE members;"
                    "ALTER TABLE chunks DROP COLUMN origin;"
                    "PRAGMA user_version = 6;");
     assert_false(has_column(path, "chunks", "origin"));
@@ -114,6 +115,7 @@ static void test_meta_db_from_7_adds_identities(void **state)
     db_path(f, path, sizeof(path));
     make_db(f, path);
     sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
+                   "DROP TABLE members;"
                    "PRAGMA user_version = 7;");
     assert_false(has_column(path, "identities", "name"));
 
@@ -134,6 +136,7 @@ static void test_meta_db_from_5_adds_both(void **state)
     db_path(f, path, sizeof(path));
     make_db(f, path);
     sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
+                   "DROP TABLE members;"
                    "ALTER TABLE chunks DROP COLUMN origin;"
                    "ALTER TABLE oplog DROP COLUMN format;"
                    "PRAGMA user_version = 5;");
@@ -151,13 +154,31 @@ static void test_meta_db_from_5_adds_both(void **state)
 }
 
 /* A database from a newer metad is refused, not downgraded. */
+/* Version 8 (a metad before replication): the members table is added,
+ * empty. */
+static void test_meta_db_from_8_adds_members(void **state)
+{
+    struct fx *f = *state;
+    char path[96];
+    db_path(f, path, sizeof(path));
+    make_db(f, path);
+    sql_exec(path, "DROP TABLE members; PRAGMA user_version = 8;");
+    assert_false(has_column(path, "members", "id"));
+
+    reopen(f, path);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), SCHEMA_NOW);
+    assert_true(has_column(path, "members", "client_addr"));
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM members"), 0);
+    assert_int_not_equal(ino_of(f, ROOT, "d"), 0);
+}
+
 static void test_meta_db_newer_refused(void **state)
 {
     struct fx *f = *state;
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "PRAGMA user_version = 9;");
+    sql_exec(path, "PRAGMA user_version = 10;");
     assert_true(meta_db_open(path, &f->db) < 0);
     f->db = NULL;
 }
@@ -170,6 +191,7 @@ int test_meta_db(void)
         T(test_meta_db_from_6_adds_chunk_origin),
         T(test_meta_db_from_5_adds_both),
         T(test_meta_db_from_7_adds_identities),
+        T(test_meta_db_from_8_adds_members),
         T(test_meta_db_newer_refused),
 #undef T
     };

@@ -175,6 +175,33 @@ static void test_meta_op_service_key_round_trip(void **state)
     assert_memory_equal(out.secret, m.secret, sizeof(m.secret));
 }
 
+static void test_meta_op_member_round_trip(void **state)
+{
+    (void)state;
+    struct meta_op_member m = {.id = 3,
+                               .client_addr = str_of("10.0.0.3:9420"),
+                               .raft_addr = str_of("10.0.0.3:9430")};
+    struct meta_op_member out;
+    struct proto_wbuf w;
+    memset(&out, 0, sizeof(out));
+    ROUND_TRIP(member, &m, &out, 8 + 2 + 13 + 2 + 13);
+    assert_int_equal(out.id, 3);
+    assert_int_equal(out.raft_addr.len, 13);
+    assert_memory_equal(out.raft_addr.p, "10.0.0.3:9430", 13);
+    /* Id 0 is no member. */
+    m.id = 0;
+    proto_wbuf_init(&w);
+    meta_op_member_encode(&w, &m);
+    assert_int_equal(w.err, -EINVAL);
+    proto_wbuf_free(&w);
+    proto_wbuf_init(&w);
+    proto_put_u64(&w, 0);
+    proto_put_str(&w, "", 0);
+    proto_put_str(&w, "", 0);
+    assert_int_equal(meta_op_member_decode(w.p, w.len, &out), -EPROTO);
+    proto_wbuf_free(&w);
+}
+
 static void test_meta_op_replica_round_trip(void **state)
 {
     (void)state;
@@ -334,6 +361,7 @@ int test_meta_op(void)
         T(test_meta_op_auth_add_round_trip),
         T(test_meta_op_auth_add_bad_names_refused),
         T(test_meta_op_service_key_round_trip),
+        T(test_meta_op_member_round_trip),
         T(test_meta_op_replica_round_trip),
         T(test_meta_op_server_state_round_trip),
         T(test_meta_op_chunk_cow_round_trip_without_bump),

@@ -68,7 +68,7 @@ static void test_meta_optab_every_request_once(void **state)
         internal += meta_optab[i].opcode >= META_OP_SESSION_EXPIRE;
     }
     assert_int_equal(served + internal, meta_optab_count);
-    assert_int_equal(internal, 9);
+    assert_int_equal(internal, 10);
 }
 
 static void test_meta_optab_index_finds_rows(void **state)

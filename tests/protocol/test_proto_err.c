@@ -34,6 +34,8 @@ static void test_proto_err_from_wire_own_values(void **state)
     assert_int_equal(proto_err_from_wire(PROTO_EOLDVER), -ESTALE);
     assert_int_equal(proto_err_from_wire(PROTO_ECHECKSUM), -EBADMSG);
     assert_int_equal(proto_err_from_wire(PROTO_EHANDSHAKE), -EPROTO);
+    assert_int_equal(proto_err_from_wire(PROTO_ENOTLEADER), -EREMCHG);
+    assert_int_equal(proto_err_to_wire(-EREMCHG), PROTO_ENOTLEADER);
     /* The host errno of an own value maps back to the standard one. */
     assert_int_equal(proto_err_to_wire(-ESTALE), PROTO_ESTALE);
     assert_int_equal(proto_err_to_wire(-EPROTO), PROTO_EPROTO);
@@ -56,9 +58,36 @@ static void test_proto_err_from_wire_unknown(void **state)
     assert_int_equal(proto_err_from_wire(999), -EIO);
     assert_int_equal(proto_err_from_wire(-1), -EIO);
     assert_false(proto_err_valid(3));
-    assert_false(proto_err_valid(1007));
+    assert_false(proto_err_valid(1008));
     assert_false(proto_err_valid(-5));
     assert_true(proto_err_valid(0));
+}
+
+static void test_proto_not_leader_round_trip(void **state)
+{
+    struct proto_not_leader m = {.leader = {"10.0.0.2:9420", 13}}, out;
+    struct proto_wbuf w;
+    (void)state;
+    proto_wbuf_init(&w);
+    proto_not_leader_encode(&w, &m);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(w.len, 2 + 13);
+    assert_int_equal(proto_not_leader_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.leader.len, 13);
+    assert_memory_equal(out.leader.p, "10.0.0.2:9420", 13);
+    /* Short, long, and a length past the end. */
+    assert_int_equal(proto_not_leader_decode(w.p, 1, &out), -EPROTO);
+    proto_put_u8(&w, 0);
+    assert_int_equal(proto_not_leader_decode(w.p, w.len, &out), -EPROTO);
+    assert_int_equal(proto_not_leader_decode(w.p, 10, &out), -EPROTO);
+    proto_wbuf_free(&w);
+    /* No leader known: an empty address. */
+    m.leader.len = 0;
+    proto_wbuf_init(&w);
+    proto_not_leader_encode(&w, &m);
+    assert_int_equal(proto_not_leader_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.leader.len, 0);
+    proto_wbuf_free(&w);
 }
 
 static void test_proto_err_name_values(void **state)
@@ -77,6 +106,7 @@ int test_proto_err(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proto_err_roundtrip_standard),
         cmocka_unit_test(test_proto_err_from_wire_own_values),
+        cmocka_unit_test(test_proto_not_leader_round_trip),
         cmocka_unit_test(test_proto_err_to_wire_unknown_is_eio),
         cmocka_unit_test(test_proto_err_from_wire_unknown),
         cmocka_unit_test(test_proto_err_name_values),
