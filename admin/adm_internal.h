@@ -176,6 +176,9 @@ int adm_cmd_clone(struct adm *a, int argc, char **argv);
 int adm_cmd_image(struct adm *a, int argc, char **argv);
 /* adm_auth.c */
 int adm_cmd_auth(struct adm *a, int argc, char **argv);
+
+/* adm_meta.c */
+int adm_cmd_meta(struct adm *a, int argc, char **argv);
 /* MKNOD @path (its directory must exist; -EEXIST when it does) and set
  * its size to @bytes; fills *out with the new attributes. */
 int adm_image_make(struct adm *a, const char *path, uint64_t bytes,

@@ -70,6 +70,10 @@ static void usage(FILE *f)
         "  image handover [--for SECONDS] PATH\n"
         "                          allow one live-migration hand-over\n"
         "  ping                    check that the metadata server answers\n"
+        "  meta status             the metad replicas: ids, addresses,\n"
+        "                          leader, term, commit and applied index\n"
+        "  meta add ID RAFT CLIENT add a metad replica to the group\n"
+        "  meta remove ID          remove a metad replica from the group\n"
         "  auth add [--get] [-o FILE] NAME [CAPS...]\n"
         "                          create an identity and print or write\n"
         "                          its key file\n"
@@ -78,7 +82,8 @@ static void usage(FILE *f)
         "  auth rm NAME            remove an identity\n"
         "\n"
         "Options:\n"
-        "  --meta ADDR     metadata server (default $TESSERA_META, "
+        "  --meta ADDR     metadata server, or a,b,c for a group of\n"
+        "                  replicas (default $TESSERA_META, "
         "else %s)\n"
         "  --key FILE      the identity's key file (default $TESSERA_KEY)\n"
         "  --json          print JSON instead of tables\n"
@@ -95,6 +100,7 @@ static const struct {
 } commands[] = {
     {"status", adm_cmd_status},   {"fileinfo", adm_cmd_fileinfo},
     {"ping", adm_cmd_ping},       {"servers", adm_cmd_servers},
+    {"meta", adm_cmd_meta},
     {"server", adm_cmd_server},   {"setgoal", adm_cmd_setgoal},
     {"getgoal", adm_cmd_getgoal}, {"checkfile", adm_cmd_checkfile},
     {"scrub", adm_cmd_scrub},     {"rebalance", adm_cmd_rebalance},

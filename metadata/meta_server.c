@@ -240,7 +240,7 @@ static void dispatch(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
 
 bool meta_srv_follower_serves(uint16_t opcode)
 {
-    return opcode == PROTO_MSG_PING_REQ;
+    return opcode == PROTO_MSG_PING_REQ || opcode == PROTO_MSG_META_STATUS_REQ;
 }
 
 /* docs/protocol.md §5.3: a replica that does not lead answers ENOTLEADER

@@ -304,7 +304,7 @@ void meta_srv_reply(struct peer *p, uint64_t req_id, uint16_t opcode, int rc,
                     const struct proto_wbuf *body);
 
 /* Whether a replica that does not lead still serves request @opcode
- * (PING); every other request it answers ENOTLEADER. */
+ * (PING, META_STATUS); every other request it answers ENOTLEADER. */
 bool meta_srv_follower_serves(uint16_t opcode);
 /* Dispatch request @opcode again, as if it had just arrived on @p (a
  * request held by meta_srv_callback.c).  @payload is borrowed. */
@@ -552,6 +552,15 @@ struct http_server;
  * http_server_stop() before meta_srv_stop().  0 or -errno (logged). */
 int meta_srv_http_start(struct meta_srv *srv, const char *addr,
                         struct http_server **out);
+
+/* meta_srv_group.c */
+
+/* META_STATUS_REQ (every replica answers) and META_MEMBER_REQ
+ * (docs/protocol.md §10.3). */
+void meta_srv_meta_status(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len);
+void meta_srv_meta_member(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len);
 
 /* meta_srv_status.c */
 

@@ -746,6 +746,19 @@ struct proto_admin_action_req {
     uint32_t arg;
 };
 
+/* META_MEMBER (admin -> metad, docs/protocol.md §10.3): grow or shrink
+ * the metad group. */
+enum proto_meta_member_op {
+    PROTO_META_MEMBER_ADD = 1,    /* @raft_addr, @client_addr required */
+    PROTO_META_MEMBER_REMOVE = 2, /* both addresses empty */
+};
+
+struct proto_meta_member_req {
+    uint32_t op; /* enum proto_meta_member_op */
+    uint64_t id; /* > 0 */
+    struct proto_str raft_addr, client_addr;
+};
+
 /* SERVER_STATE (metad -> every client session): a storage server changed
  * state; clients drop a server that is not up from their caches. */
 enum proto_server_state {
@@ -1087,6 +1100,7 @@ PROTO_BODY(chunk_report_req)
 PROTO_BODY(scrub_status_req)
 PROTO_BODY(server_ctl_req)
 PROTO_BODY(admin_action_req)
+PROTO_BODY(meta_member_req)
 PROTO_BODY(server_state_req)
 PROTO_BODY(snapshot_req)
 PROTO_BODY(chunk_clone_req)

@@ -206,6 +206,36 @@ int proto_admin_action_req_decode(const uint8_t *p, size_t n,
     return proto_rbuf_finish(&r, rc);
 }
 
+void proto_meta_member_req_encode(struct proto_wbuf *w,
+                                  const struct proto_meta_member_req *m)
+{
+    proto_put_u32(w, m->op);
+    proto_put_u64(w, m->id);
+    proto_put_str(w, m->raft_addr.p, m->raft_addr.len);
+    proto_put_str(w, m->client_addr.p, m->client_addr.len);
+}
+
+/* docs/protocol.md §10.3: an add names both addresses, a remove neither. */
+int proto_meta_member_req_decode(const uint8_t *p, size_t n,
+                                 struct proto_meta_member_req *m)
+{
+    struct proto_rbuf r;
+    bool add;
+    int rc = 0;
+
+    memset(m, 0, sizeof(*m));
+    proto_rbuf_init(&r, p, n);
+    m->op = proto_get_u32(&r);
+    m->id = proto_get_u64(&r);
+    proto_str_get(&r, &m->raft_addr);
+    proto_str_get(&r, &m->client_addr);
+    add = m->op == PROTO_META_MEMBER_ADD;
+    if ((!add && m->op != PROTO_META_MEMBER_REMOVE) || m->id == 0 ||
+        (add != (m->raft_addr.len > 0)) || (add != (m->client_addr.len > 0)))
+        rc = -EPROTO;
+    return proto_rbuf_finish(&r, rc);
+}
+
 void proto_server_state_req_encode(struct proto_wbuf *w,
                                    const struct proto_server_state_req *m)
 {

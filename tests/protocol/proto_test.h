@@ -686,6 +686,16 @@ static inline void sample_admin_action_req(struct proto_admin_action_req *m,
     m->arg = 1;
 }
 
+static inline void sample_meta_member_req(struct proto_meta_member_req *m,
+                                          struct proto_wbuf *s)
+{
+    (void)s;
+    m->op = PROTO_META_MEMBER_ADD;
+    m->id = 4;
+    m->raft_addr = (struct proto_str){"10.0.0.4:9430", 13};
+    m->client_addr = (struct proto_str){"10.0.0.4:9420", 13};
+}
+
 static inline void sample_server_state_req(struct proto_server_state_req *m,
                                            struct proto_wbuf *s)
 {

@@ -222,6 +222,43 @@ static void test_proto_status_rep_decode_empty(void **state)
     assert_false(proto_kv_next(&it, &k, &v));
 }
 
+static void test_proto_meta_member_req_decode_roundtrip(void **state)
+{
+    struct proto_meta_member_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(meta_member_req, PROTO_MSG_META_MEMBER_REQ, &in, &out, &w, &s);
+    assert_int_equal(out.op, PROTO_META_MEMBER_ADD);
+    assert_int_equal(out.id, 4);
+    assert_int_equal(out.raft_addr.len, 13);
+    assert_memory_equal(out.client_addr.p, "10.0.0.4:9420", 13);
+    FREE_BUFS(&w, &s);
+}
+
+/* An add without addresses, a remove with them, id 0, an unknown op. */
+static void test_proto_meta_member_req_decode_bad(void **state)
+{
+    static const struct proto_meta_member_req bad[] = {
+        {PROTO_META_MEMBER_ADD, 4, {"", 0}, {"", 0}},
+        {PROTO_META_MEMBER_ADD, 4, {"a:1", 3}, {"", 0}},
+        {PROTO_META_MEMBER_REMOVE, 4, {"a:1", 3}, {"", 0}},
+        {PROTO_META_MEMBER_REMOVE, 0, {"", 0}, {"", 0}},
+        {3, 4, {"", 0}, {"", 0}},
+    };
+    struct proto_meta_member_req out;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct proto_wbuf w;
+        proto_wbuf_init(&w);
+        proto_meta_member_req_encode(&w, &bad[i]);
+        assert_int_equal(proto_meta_member_req_decode(w.p, w.len, &out),
+                         -EPROTO);
+        proto_wbuf_free(&w);
+    }
+}
+
 int test_proto_server(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +273,8 @@ int test_proto_server(void)
         cmocka_unit_test(test_proto_status_rep_decode_roundtrip),
         cmocka_unit_test(test_proto_status_rep_decode_bad_count),
         cmocka_unit_test(test_proto_status_rep_decode_empty),
+        cmocka_unit_test(test_proto_meta_member_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_meta_member_req_decode_bad),
     };
     return cmocka_run_group_tests_name("proto_server", tests, NULL, NULL);
 }
