@@ -188,7 +188,7 @@ test: deps
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(abspath $(BUILD)) scripts/tessera-run
+	@BUILD=$(abspath $(BUILD)) META=$(META) scripts/tessera-run
 
 # ---- Fuzzing ---------------------------------------------------------------
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)

@@ -71,6 +71,13 @@ int adm_ticket(struct adm *a)
 
 int adm_fail(struct adm *a, const char *what, int rc)
 {
+    if (rc == -EREMCHG) {
+        fprintf(stderr,
+                "tessera: %s: no metad replica leads at %s: a majority of the "
+                "group is down or still electing a leader\n",
+                what, a->meta);
+        return ADM_EXIT_UNREACHABLE;
+    }
     if (is_unreachable(rc)) {
         fprintf(stderr, "tessera: %s: lost the metadata server at %s: %s\n",
                 what, a->meta, strerror(-rc));
@@ -88,7 +95,7 @@ int adm_fail_path(struct adm *a, const char *what, const char *path, int rc)
 {
     const char *why;
 
-    if (is_unreachable(rc))
+    if (is_unreachable(rc) || rc == -EREMCHG)
         return adm_fail(a, what, rc);
     switch (rc) {
     case -ENOENT:

@@ -125,6 +125,7 @@ struct rpc_client {
      * before the next dial because no replica leads. */
     char redirect[RPC_ADDR_MAX];
     bool following, follow_wait;
+    uint64_t follow_since; /* ms of the first ENOTLEADER since an answer */
     struct rpc_opts opts;
     pthread_mutex_t lock;
     pthread_mutex_t send_lock;
@@ -491,6 +492,8 @@ static void follow_redirect(struct rpc_client *c, const uint8_t *payload,
 {
     struct proto_not_leader m;
 
+    if (!c->following)
+        c->follow_since = now_ms();
     c->following = true;
     if (proto_not_leader_decode(payload, len, &m) == 0 && m.leader.len &&
         m.leader.len < sizeof(c->redirect)) {
@@ -529,6 +532,9 @@ static int on_reply(struct rpc_client *c, const struct proto_hdr *h,
     for (cl = c->calls; cl; cl = cl->next)
         if (cl->id == h->req_id && !cl->done)
             break;
+    /* A replica that serves answered (a follower answers PING too). */
+    if (cl && cl->opcode != PROTO_MSG_PING_REQ)
+        c->following = false;
     c->last_reply = now_ms();
     if (c->stalled_since) {
         log_info("rpc: answering again after %llu ms: peer=%s",
@@ -668,12 +674,17 @@ static bool may_redial(const struct rpc_client *c)
     return c->opts.reconnect_ms > 0 || c->following;
 }
 
-/* Under @lock: how long a call may wait for a connection. */
-static uint64_t redial_budget_ms(const struct rpc_client *c)
+/* Under @lock: until when a call that started at @start may wait for a
+ * connection that went down at @down (RPC_FOLLOW_MS from the first of a
+ * run of redirects for a client that does not redial otherwise). */
+static uint64_t redial_give_up(const struct rpc_client *c, uint64_t start,
+                               uint64_t down)
 {
+    uint64_t since = down > start ? down : start;
+
     if (c->opts.reconnect_ms > 0)
-        return (uint64_t)c->opts.reconnect_ms;
-    return c->following ? RPC_FOLLOW_MS : 0;
+        return since + (uint64_t)c->opts.reconnect_ms;
+    return c->following ? c->follow_since + RPC_FOLLOW_MS : since;
 }
 
 /* Under @lock: make item @i of the address list the one to dial. */
@@ -754,7 +765,6 @@ static uint64_t install(struct rpc_client *c, int fd, uint64_t instance)
     c->fd = fd;
     gen = ++c->gen;
     c->instance = instance;
-    c->following = false;
     c->state = c->opts.on_reconnect ? CS_RESTORING : CS_READY;
     pthread_cond_broadcast(&c->state_cv); /* the reader starts reading */
     pthread_mutex_unlock(&c->lock);
@@ -964,13 +974,16 @@ static int call_wait(struct rpc_client *c, struct call *cl, const void *payload,
             return -ETIMEDOUT;
         deadline = call_deadline;
         if (!sendable) {
-            uint64_t since, give_up;
+            uint64_t give_up;
             if (cl->raw)
                 return -ENOTCONN;
-            since = c->down_since > start ? c->down_since : start;
-            give_up = since + redial_budget_ms(c);
+            give_up = redial_give_up(c, start, c->down_since);
+            /* A client that redials only to follow redirects and found
+             * no replica leading meanwhile says so (docs/protocol.md
+             * §5.3: a majority of the group is down, or electing). */
             if (now >= give_up)
-                return -ENOTCONN;
+                return c->following && c->opts.reconnect_ms <= 0 ? -EREMCHG
+                                                                 : -ENOTCONN;
             if (give_up < deadline)
                 deadline = give_up;
         }

@@ -69,7 +69,9 @@ void rpc_client_close(struct rpc_client *c);
 /* Send request @opcode with @payload (borrowed) and wait for the reply.
  * Returns 0 with *rep filled (rep->status 0), the negative errno of an
  * error reply (rep empty), -ETIMEDOUT, -ENOTCONN, or -EPROTO when the reply
- * opcode is not @opcode + 1.  On 0 the caller owns rep->payload. */
+ * opcode is not @opcode + 1; -EREMCHG from a client with reconnect_ms 0
+ * that followed ENOTLEADER (rpc.c) and found no replica leading.  On 0
+ * the caller owns rep->payload. */
 int rpc_call(struct rpc_client *c, uint16_t opcode, const void *payload,
              size_t len, struct rpc_reply *rep);
 /* The same without waiting for a reconnect: for use inside on_reconnect. */

@@ -462,6 +462,7 @@ static int lead_begin(struct meta_srv *srv)
     srv->nwleases = 0;
     srv->next_chunk_id = meta_chunk_max_id(srv->db);
     srv->leading = true;
+    srv->lead_ms = uv_now(srv->loop);
     rc = meta_srv_auth_init(srv);
     if (rc == 0)
         rc = member_record_self(srv);
@@ -470,6 +471,16 @@ static int lead_begin(struct meta_srv *srv)
     if (rc == 0)
         rc = meta_srv_session_restore(srv);
     return rc;
+}
+
+bool meta_srv_servers_returning(struct meta_srv *srv)
+{
+    if (uv_now(srv->loop) - srv->lead_ms >= srv->down_ms)
+        return false;
+    for (size_t i = 0; i < srv->nservers; i++)
+        if (srv->servers[i].state == PROTO_SERVER_DOWN)
+            return true;
+    return false;
 }
 
 void meta_srv_lead(struct meta_srv *srv, bool leading)

@@ -199,6 +199,7 @@ struct meta_srv {
      * this replica leads (meta_srv_lead()).  A replica that does not lead
      * answers requests NOT_LEADER and runs no timer work. */
     bool leading;
+    uint64_t lead_ms;       /* uv_now() when it started to lead */
     struct meta_raft *raft; /* borrowed; NULL: a single metad */
 };
 
@@ -216,6 +217,10 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
  * closes every connection, so that clients and storage servers find the
  * new leader, and forgets the image leases. */
 void meta_srv_lead(struct meta_srv *srv, bool leading);
+/* True for --down-ms after this metad started to lead (or started) while
+ * a registered storage server is not back: it may still be registering,
+ * so "no server" is not yet an answer. */
+bool meta_srv_servers_returning(struct meta_srv *srv);
 /* Listen on opts->listen and serve.  On error nothing listens. */
 int meta_srv_listen(struct meta_srv *srv);
 /* Stop listening, close every connection and the timer.  The loop then

@@ -14,8 +14,11 @@
  * deletes them.
  *
  * Failure modes:
- *  - no server is up for a hole: ENOSPC; servers were up but none created
- *    the chunk, or no replica of an existing chunk is reachable: EIO.
+ *  - no server is up for a hole: ENOSPC, or EIO (which the client tries
+ *    again) while the servers may still be registering with a metad that
+ *    just started to lead (meta_srv_servers_returning()); servers were up
+ *    but none created the chunk, or no replica of an existing chunk is
+ *    reachable: EIO.
  *  - META_OP_CHUNK_SET says -ESTALE (the slot changed meanwhile): start
  *    over, at most META_SRV_WRITE_RETRIES times, then EAGAIN.  Chunks
  *    created for a lost attempt are unknown to the database and are
@@ -484,7 +487,8 @@ static int wb_plan(struct meta_srv_write *w)
             return rc;
         rc = pick_servers(w, goal);
         if (rc <= 0)
-            return rc < 0 ? rc : -ENOSPC;
+            return rc < 0 ? rc : meta_srv_servers_returning(srv) ? -EIO
+                                                                  : -ENOSPC;
         w->chunk_id = ++srv->next_chunk_id;
         w->old_version = 0;
         w->new_version = 1;

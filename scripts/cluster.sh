@@ -4,9 +4,11 @@
 # so what users run is what is tested.  Everything lives under one folder:
 #
 #   $TS_DIR/meta/            metad data (meta.db)     logs/metad.log
+#   $TS_DIR/meta2, meta3/    the other metad replicas logs/metad2.log ...
 #   $TS_DIR/meta/*.key       the admin and chunkd keys metad creates on its
-#                            first start (docs/security.md); TESSERA_KEY
-#                            names the admin's once metad is up
+#                            first start (docs/security.md; copied here from
+#                            the replica that led first); TESSERA_KEY names
+#                            the admin's once metad is up
 #   $TS_DIR/chunk1..N/       chunkd data              logs/chunkd1.log ...
 #   $TS_DIR/mnt/             the FUSE mount           logs/mount.log
 #   $TS_DIR/pids             every process started, one "name pid" a line
@@ -16,6 +18,14 @@
 #       ts_start_metad; ts_start_chunkd N; ts_start_mount [OPTS]; ts_start_nbd
 #       ts_start_all [NCHUNKD]            (what exists: metad, chunkds, mount, nbd)
 #       ts_stop_all                       (unmount, stop everything, wait)
+#
+# META (default 3) is the number of metad replicas: a group on a Raft log
+# (docs/operations.md, "Metadata replicas"), replica I named metadI
+# (replica 1: metad) with its client port BASE_PORT + 30 + I (replica 1:
+# BASE_PORT) and its raft port BASE_PORT + 40 + I; TS_META_ADDR lists
+# their client addresses, as --meta and $TESSERA_META take them.  META=1
+# is a single metad with the local log.  scripts/run-integration.sh runs
+# the tests with META=1 unless a test asks for more.
 #
 # Every daemon serves Prometheus metrics (--http) on a port of its own,
 # BASE_PORT + 10 for metad, + 10 + I for chunkd I, + 20 for the NBD export,
@@ -48,18 +58,36 @@ ts_port() { # ts_port INDEX: the cluster's INDEX-th port
 }
 
 ts_cluster_init() {
+    local i
     TS_DIR=$(mkdir -p "$1" && cd "$1" && pwd)
     TS_BASE_PORT=${2:-0}
-    TS_META_ADDR=127.0.0.1:$(ts_port 0)
+    TS_META_N=${META:-3}
+    # Each replica's ports, picked once (ts_port runs in a subshell here).
+    for ((i = 1; i <= TS_META_N; i++)); do
+        printf -v "TS_META${i}_ADDR" '127.0.0.1:%s' \
+            "$(ts_port $([ "$i" = 1 ] && echo 0 || echo $((30 + i))))"
+        printf -v "TS_META${i}_RAFT" '127.0.0.1:%s' "$(ts_port $((40 + i)))"
+        export "TS_META${i}_ADDR" "TS_META${i}_RAFT"
+    done
+    TS_META_ADDR=$(ts_meta_addr 1)
+    for ((i = 2; i <= TS_META_N; i++)); do
+        TS_META_ADDR+=,$(ts_meta_addr "$i")
+    done
     TS_NBD_ADDR=127.0.0.1:$(ts_port 9)
     TS_MNT=$TS_DIR/mnt
     mkdir -p "$TS_DIR/logs"
     : >"$TS_DIR/pids"
     : >"$TS_DIR/http"
-    export TS_DIR TS_META_ADDR TS_NBD_ADDR TS_MNT TESSERA_META=$TS_META_ADDR
+    export TS_DIR TS_META_N TS_META_ADDR TS_NBD_ADDR TS_MNT TESSERA_META=$TS_META_ADDR
 }
 
 ts_have() { [ -x "$TS_BIN/$1" ]; }
+
+# ts_meta_addr I, ts_meta_raft I: replica I's client and raft addresses.
+ts_meta_addr() { local v="TS_META$1_ADDR"; echo "${!v}"; }
+ts_meta_raft() { local v="TS_META$1_RAFT"; echo "${!v}"; }
+ts_meta_name() { if [ "$1" = 1 ]; then echo metad; else echo "metad$1"; fi; }
+ts_meta_dir() { if [ "$1" = 1 ]; then echo "$TS_DIR/meta"; else echo "$TS_DIR/meta$1"; fi; }
 
 # ts_wait_port ADDR SECONDS [PID]: wait until something listens on ADDR
 # (giving up early if PID exits).
@@ -112,19 +140,86 @@ ts_running() {
 
 ts_alive() { local p; p=$(ts_pid "$1"); [ -n "$p" ] && ts_running "$p"; }
 
+# ts_start_metad [ARGS]: the single metad, or every replica of the group
+# (then waits for a leader); ARGS go to each.
 ts_start_metad() {
-    local http
-    http=$(ts_http_opt metad 10)
-    mkdir -p "$TS_DIR/meta"
+    local i
+    if [ "$TS_META_N" -le 1 ]; then
+        ts_start_meta_one 1 "$@" || return 1
+    else
+        for ((i = 1; i <= TS_META_N; i++)); do
+            ts_start_meta_replica "$i" "$@" || return 1
+        done
+        ts_wait_leader 20 || return 1
+    fi
+    # The keys are written by the metad that first leads, before it serves.
+    ts_meta_keys
+}
+
+# ts_start_meta_one I [ARGS]: start metad (replica I of the group when
+# META > 1, ARGS holding its --raft options) and wait for its port.
+ts_start_meta_one() {
+    local i=$1 name dir addr http
+    shift
+    name=$(ts_meta_name "$i")
+    dir=$(ts_meta_dir "$i")
+    addr=$(ts_meta_addr "$i")
+    http=$(ts_http_opt "$name" $([ "$i" = 1 ] && echo 10 || echo $((50 + i))))
+    mkdir -p "$dir"
     # shellcheck disable=SC2086 # $http is an option and its value, or nothing
-    setsid "$TS_BIN/tessera-metad" --data "$TS_DIR/meta" --listen "$TS_META_ADDR" \
-        $http "$@" >>"$TS_DIR/logs/metad.log" 2>&1 &
-    ts_record metad $!
-    ts_wait_port "$TS_META_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/metad.log" >&2; return 1; }
-    # Written before metad listens, on its first start.
+    setsid "$TS_BIN/tessera-metad" --data "$dir" --listen "$addr" \
+        $http "$@" >>"$TS_DIR/logs/$name.log" 2>&1 &
+    ts_record "$name" $!
+    ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/$name.log" >&2; return 1; }
+}
+
+# ts_start_meta_replica I [ARGS]: replica I; --bootstrap on its very first
+# start only (a restart reads the membership from its folder).
+ts_start_meta_replica() {
+    local i=$1 boot=() j spec=
+    shift
+    if [ ! -d "$(ts_meta_dir "$i")/raft" ]; then
+        for ((j = 1; j <= TS_META_N; j++)); do
+            spec+=${spec:+,}$j=$(ts_meta_raft "$j")
+        done
+        boot=(--bootstrap "$spec")
+    fi
+    ts_start_meta_one "$i" --raft "$(ts_meta_raft "$i")" --id "$i" "${boot[@]}" "$@"
+}
+
+# ts_meta_keys: copy the keys from the replica that wrote them into
+# $TS_DIR/meta and point TESSERA_KEY at the admin's.
+ts_meta_keys() {
+    local i k dir
+    for ((i = 1; i <= TS_META_N; i++)); do
+        dir=$(ts_meta_dir "$i")
+        for k in admin chunkd; do
+            [ -f "$dir/$k.key" ] && [ ! -f "$TS_DIR/meta/$k.key" ] &&
+                cp -p "$dir/$k.key" "$TS_DIR/meta/$k.key"
+        done
+    done
     if [ -f "$TS_DIR/meta/admin.key" ]; then
         export TESSERA_KEY=$TS_DIR/meta/admin.key
     fi
+}
+
+# ts_meta_leader: the id of the group's leader (tessera meta status), or
+# nothing when none answers or none leads.
+ts_meta_leader() {
+    ts_meta_keys
+    "$TS_BIN/tessera" --meta "$TS_META_ADDR" --json meta status 2>/dev/null |
+        python3 -c 'import json,sys; l = json.load(sys.stdin)["leader"]; print(l if l else "")' 2>/dev/null
+}
+
+# ts_wait_leader SECONDS: wait until the group has a leader that answers.
+ts_wait_leader() {
+    local i
+    for ((i = 0; i < $1 * 10; i++)); do
+        [ -n "$(ts_meta_leader)" ] && return 0
+        sleep 0.1
+    done
+    echo "cluster: no metad leader after $1 s" >&2
+    return 1
 }
 
 # ts_start_chunkd I [ARGS]: storage server I (1-based).
@@ -133,6 +228,7 @@ ts_start_chunkd() {
     shift
     addr=127.0.0.1:$(ts_port "$i")
     http=$(ts_http_opt "chunkd$i" $((10 + i)))
+    ts_meta_keys
     mkdir -p "$TS_DIR/chunk$i"
     # shellcheck disable=SC2086
     local key=

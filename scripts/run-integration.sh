@@ -10,6 +10,9 @@
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 export BUILD=${BUILD:-$here/build}
+# The tests are written for a single metad unless they set META themselves
+# (scripts/cluster.sh; test-meta-replicas.sh runs three).
+export META=${META:-1}
 limit=${TEST_TIMEOUT:-300}
 jobs=${TEST_JOBS:-2}
 tests=${TESTS:-$(ls "$here"/tests/integration/test-*.sh 2>/dev/null)}

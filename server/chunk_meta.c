@@ -61,6 +61,7 @@
 #include "net.h"
 
 #define RETRY_MS 1000
+#define RETRY_REDIRECT_MS 100 /* after ENOTLEADER: the next metad replica */
 #define HEARTBEAT_MS 1000
 #define REQ_TIMEOUT_MS 30000
 
@@ -89,6 +90,7 @@ struct chunk_meta {
      * metad group, the next one at each dial. */
     char addr[256];
     size_t cur;
+    bool redirected; /* the registration was answered ENOTLEADER */
     /* Inventory of the current connection. */
     struct chunk_info *inv;
     size_t ninv, inv_cap, inv_sent;
@@ -520,6 +522,7 @@ static void on_register_rep(struct peer *p, int status, const uint8_t *payload,
     if (status == 0)
         status = proto_server_register_rep_decode(payload, len, &rep);
     if (status < 0) {
+        m->redirected = status == -EREMCHG; /* docs/protocol.md §5.3 */
         fail(m, "register", status);
         return;
     }
@@ -581,7 +584,10 @@ static void meta_on_close(struct peer *p, int status)
         return;
     }
     m->state = ST_WAIT;
-    uv_timer_start(&m->redial, on_redial, RETRY_MS, 0);
+    /* A replica that does not lead: the next one at once. */
+    uv_timer_start(&m->redial, on_redial,
+                   m->redirected ? RETRY_REDIRECT_MS : RETRY_MS, 0);
+    m->redirected = false;
 }
 
 static const struct peer_ops meta_ops = {
