@@ -198,6 +198,9 @@ int meta_apply_at(struct meta_db *db, const struct meta_op *op,
 
 /* The last log index applied to @db (meta_apply_at()), 0 when none. */
 int meta_db_applied(struct meta_db *db, uint64_t *index);
+/* Forget it (0): the database starts a new log (a new group made from it,
+ * or a replica whose log is gone), whose indexes mean nothing to it. */
+int meta_db_applied_reset(struct meta_db *db);
 /* Durability of commits: synchronous=FULL (@full, the default: the SQLite
  * commit is the durability point) or NORMAL (a replicated log is the
  * durability point and replays what a power loss took). */

@@ -527,6 +527,19 @@ static int bootstrap(struct meta_raft *r, const char *spec)
     return 0;
 }
 
+/* raft_uv keeps its term and vote in metadata1/metadata2 (raft/uv.h). */
+static bool raft_state_exists(const char *dir)
+{
+    char path[4200];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/metadata1", dir);
+    if (stat(path, &st) == 0)
+        return true;
+    snprintf(path, sizeof(path), "%s/metadata2", dir);
+    return stat(path, &st) == 0;
+}
+
 int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
                    const struct meta_raft_opts *opts, struct meta_raft **out)
 {
@@ -543,6 +556,16 @@ int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
         log_error("meta raft: cannot create %s: %s", r->dir, strerror(-rc));
         free(r);
         return rc;
+    }
+    /* No raft state yet (a new group, a wiped or new replica): the log
+     * starts afresh and the applied index the database may hold from
+     * another log means nothing (docs/operations.md, "Majority loss"). */
+    if (!raft_state_exists(r->dir)) {
+        rc = meta_db_applied_reset(db);
+        if (rc < 0) {
+            free(r);
+            return rc;
+        }
     }
     rc = meta_db_applied(db, &r->applied);
     if (rc < 0) {

@@ -39,6 +39,11 @@ int meta_db_applied(struct meta_db *db, uint64_t *index)
     return meta_counter_get(db, META_COUNTER_APPLIED, index);
 }
 
+int meta_db_applied_reset(struct meta_db *db)
+{
+    return meta_counter_set(db, META_COUNTER_APPLIED, 0);
+}
+
 int meta_db_sync_full(struct meta_db *db, bool full)
 {
     const char *sql =
