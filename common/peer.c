@@ -35,6 +35,10 @@
  *   answers PROTO_EAUTH and closes; the dialled side closes with
  *   -EKEYREJECTED, as it does when the responder's proof is wrong or the
  *   responder skips authentication although this side has a credential.
+ * - with limits (peer_listener_set_limits()): an address that holds its
+ *   limit of connections when one more is accepted: HELLO_REQ is answered
+ *   ELIMIT and the connection closes (as a refusal); an identity that
+ *   holds its limit of sessions: the same at AUTH_REQ.
  * - no HELLO and AUTH within the listener's handshake timeout (5 s by
  *   default), or no HELLO_REP within 10 s: the connection closes with
  *   -ETIMEDOUT.
@@ -100,6 +104,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "conn_limit.h"
 #include "log.h"
 #include "net.h"
 #include "opcount.h"
@@ -186,6 +191,12 @@ struct peer {
     struct auth_cred *cred;
     char identity[PROTO_AUTH_NAME_MAX + 1];
     uint32_t rights; /* the owner's word: peer_set_rights() */
+    /* Limits (conn_limit.h): the listener's table (borrowed), this
+     * peer's address key, and which counts it holds; @over_limit: the
+     * address held its limit at accept, HELLO_REQ gets ELIMIT. */
+    struct conn_limit *limits;
+    char addr_key[64];
+    bool addr_counted, identity_counted, over_limit;
     struct proto_reader rd;
     uint64_t next_id;
     struct pending **tab;
@@ -207,6 +218,7 @@ struct peer_listener {
     uint64_t instance;
     unsigned hello_timeout_ms;
     uint32_t auth_methods;
+    struct conn_limit *limits; /* borrowed; NULL: no limits */
 };
 
 static const struct peer_ops no_ops;
@@ -403,11 +415,22 @@ static void close_after_flush(struct peer *p, int status)
         close_now(p, status);
 }
 
+/* Give back the counts @p holds in its listener's limits. */
+static void limits_release(struct peer *p)
+{
+    if (p->addr_counted)
+        conn_limit_put(p->limits, CONN_LIMIT_ADDR, p->addr_key);
+    if (p->identity_counted)
+        conn_limit_put(p->limits, CONN_LIMIT_IDENTITY, p->identity);
+    p->addr_counted = p->identity_counted = false;
+}
+
 static void on_tcp_closed(uv_handle_t *h)
 {
     struct peer *p = container_of((uv_tcp_t *)h, struct peer, tcp);
 
     p->state = ST_CLOSED;
+    limits_release(p);
     fail_all(p, -ECONNRESET);
     while (p->qhead) {
         struct wreq *w = p->qhead;
@@ -939,6 +962,11 @@ static void on_hello_req(struct peer *p, const struct proto_hdr *h,
     p->role = m.role;
     p->version = (uint16_t)hi;
     set_remote_name(p, &m.name);
+    if (p->over_limit) {
+        /* Logged at accept; the answer tells the other side why. */
+        refuse(p, h->req_id, PROTO_ELIMIT, -EUSERS);
+        return;
+    }
     if (p->ops->on_hello) {
         rc = p->ops->on_hello(p, &m);
         if (rc < 0) {
@@ -1027,6 +1055,21 @@ static void on_auth_req(struct peer *p, const struct proto_hdr *h,
         p->identity[0] = '\0';
         refuse(p, h->req_id, PROTO_EAUTH, -EKEYREJECTED);
         return;
+    }
+    if (p->limits) {
+        rc = conn_limit_take(p->limits, CONN_LIMIT_IDENTITY, p->identity);
+        if (rc < 0) {
+            log_warn("peer: session refused: %s: identity=%s limit=%u "
+                     "peer=%s",
+                     rc == -EUSERS ? "too many sessions of this identity"
+                                   : strerror(-rc),
+                     p->identity,
+                     conn_limit_max(p->limits, CONN_LIMIT_IDENTITY), p->name);
+            refuse(p, h->req_id, proto_err_to_wire(rc), rc);
+            p->identity[0] = '\0';
+            return;
+        }
+        p->identity_counted = true;
     }
     proto_wbuf_init(&w);
     proto_auth_rep_encode(&w, &rep);
@@ -1349,6 +1392,27 @@ static void on_hello_timeout(uv_timer_t *t)
     peer_fail(p, -ETIMEDOUT, "handshake timed out");
 }
 
+/* Count @p against its address's limit; over it, @p is kept only to
+ * answer its HELLO with ELIMIT (a clear error rather than a silent
+ * close), which the handshake timer bounds. */
+static void limits_take_addr(struct peer *p, struct conn_limit *t)
+{
+    int rc;
+
+    p->limits = t;
+    conn_limit_addr_key(p->name, p->addr_key, sizeof(p->addr_key));
+    rc = conn_limit_take(t, CONN_LIMIT_ADDR, p->addr_key);
+    if (rc == 0) {
+        p->addr_counted = true;
+        return;
+    }
+    p->over_limit = true;
+    log_warn("peer: connection refused: %s: limit=%u peer=%s",
+             rc == -EUSERS ? "too many connections from this address"
+                           : strerror(-rc),
+             conn_limit_max(t, CONN_LIMIT_ADDR), p->name);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct peer_listener *l =
@@ -1384,6 +1448,8 @@ static void on_connection(uv_stream_t *server, int status)
         net_addr_format((struct sockaddr *)&ss, p->name, sizeof(p->name));
     else
         strcpy(p->name, "?");
+    if (l->limits)
+        limits_take_addr(p, l->limits);
     uv_tcp_nodelay(&p->tcp, 1);
     if (l->hello_timeout_ms) {
         uv_timer_init(server->loop, &p->hello_timer);
@@ -1453,6 +1519,11 @@ void peer_listener_set_hello_timeout(struct peer_listener *l, unsigned ms)
 void peer_listener_set_auth(struct peer_listener *l, uint32_t methods)
 {
     l->auth_methods = methods;
+}
+
+void peer_listener_set_limits(struct peer_listener *l, struct conn_limit *t)
+{
+    l->limits = t;
 }
 
 void peer_listener_close(struct peer_listener *l)

@@ -124,6 +124,13 @@ void peer_listener_set_hello_timeout(struct peer_listener *l, unsigned ms);
 /* Require authentication with one of @methods (PROTO_AUTH_BIT() of each)
  * from peers accepted from now on; 0 (the default) requires none. */
 void peer_listener_set_auth(struct peer_listener *l, uint32_t methods);
+/* Count peers accepted from now on in @t (borrowed: it must outlive them):
+ * a peer from an address that holds its limit is answered ELIMIT at
+ * HELLO and closed; an identity that holds its limit of sessions is
+ * answered ELIMIT at AUTH.  Both refusals are logged; other peers go on.
+ * NULL: no limits (the default). */
+struct conn_limit;
+void peer_listener_set_limits(struct peer_listener *l, struct conn_limit *t);
 /* Give a dialled peer the credential it authenticates with (copied).
  * Call right after peer_connect(), before returning to the loop.  Without
  * one the peer offers no authentication and accepts only a responder that

@@ -59,6 +59,9 @@ struct meta_srv_opts {
     uint32_t repair_mbps; /* 0: META_SRV_REPAIR_MBPS */
     uint32_t ticket_ms;   /* 0: META_SRV_TICKET_MS */
     bool no_auth;         /* --no-auth: nobody is asked for a key */
+    /* Connections per address, sessions per identity (borrowed, outlives
+     * the server; NULL: no limits). */
+    struct conn_limit *limits;
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -160,6 +163,7 @@ struct meta_srv {
     uint32_t lease_ms;
     uint32_t ticket_ms;
     bool no_auth;
+    struct conn_limit *limits; /* borrowed: meta_srv_opts.limits */
     uint64_t instance_id;
     uint64_t start_ms;
 

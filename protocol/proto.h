@@ -107,6 +107,7 @@ enum proto_err {
     PROTO_ECHECKSUM = 1004,  /* stored data failed its checksum */
     PROTO_EHANDSHAKE = 1005, /* request before HELLO, or HELLO twice */
     PROTO_EAUTH = 1006,      /* authentication failed or required (§3.2) */
+    PROTO_ELIMIT = 1007,     /* too many connections or sessions (§3.1) */
 };
 
 /* Map a negative errno to a wire value; unknown values become PROTO_EIO. */

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "conn_limit.h"
 #include "net.h"
 #include "peer.h"
 #include "proto.h"
@@ -967,6 +968,84 @@ static void test_peer_ref_keeps_memory(void **state)
     peer_unref(p);
 }
 
+/* A second connection from an address that holds its limit is answered
+ * ELIMIT; the first keeps working, and once it is gone there is room. */
+static void test_peer_limit_per_address(void **state)
+{
+    struct conn_limit *t;
+    struct result r = {0};
+    struct peer *two;
+
+    (void)state;
+    assert_int_equal(conn_limit_new(1, 0, &t), 0);
+    peer_listener_set_limits(F->l, t);
+    connect_ready();
+    assert_int_equal(peer_connect(&F->loop, F->addr, PROTO_ROLE_CLIENT, "two",
+                                  &ops, F, &two),
+                     0);
+    RUN_UNTIL(F->cli.closed == 1);
+    assert_int_equal(F->cli.close_status, -EUSERS);
+    assert_int_equal(F->srv.ready, 1);
+    peer_unref(two);
+    assert_int_equal(
+        peer_request(F->client, PROTO_MSG_PING_REQ, "k", 1, 0, on_result, &r),
+        0);
+    RUN_UNTIL(r.calls == 1);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(conn_limit_count(t, CONN_LIMIT_ADDR, "127.0.0.1"), 1);
+
+    peer_close(F->client);
+    peer_unref(F->client);
+    F->client = NULL;
+    RUN_UNTIL(conn_limit_count(t, CONN_LIMIT_ADDR, "127.0.0.1") == 0);
+    connect_ready();
+    peer_close(F->client);
+    peer_unref(F->client);
+    F->client = NULL;
+    peer_close(F->srv.peer);
+    RUN_UNTIL(F->srv.closed == 3);
+    conn_limit_free(t);
+}
+
+/* A second session of one identity is answered ELIMIT at AUTH. */
+static void test_peer_limit_per_identity(void **state)
+{
+    struct auth_cred c = {.method = PROTO_AUTH_KEY, .name = "client.a"};
+    struct conn_limit *t;
+    struct peer *two;
+
+    (void)state;
+    memset(c.key, 0x11, sizeof(c.key));
+    assert_int_equal(conn_limit_new(0, 1, &t), 0);
+    peer_listener_set_limits(F->l, t);
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    connect_auth(0x11);
+    RUN_UNTIL(F->cli.ready == 1 && F->srv.ready == 1);
+    assert_int_equal(peer_connect(&F->loop, F->addr, PROTO_ROLE_CLIENT, "two",
+                                  &ops, F, &two),
+                     0);
+    assert_int_equal(peer_set_cred(two, &c), 0);
+    RUN_UNTIL(F->cli.closed == 1);
+    assert_int_equal(F->cli.close_status, -EUSERS);
+    assert_int_equal(F->srv.ready, 1);
+    assert_int_equal(conn_limit_count(t, CONN_LIMIT_IDENTITY, "client.a"), 1);
+    peer_unref(two);
+
+    peer_close(F->client);
+    peer_unref(F->client);
+    F->client = NULL;
+    RUN_UNTIL(conn_limit_count(t, CONN_LIMIT_IDENTITY, "client.a") == 0);
+    connect_auth(0x11);
+    RUN_UNTIL(F->cli.ready == 2 && F->srv.ready == 2);
+    peer_close(F->client);
+    peer_unref(F->client);
+    F->client = NULL;
+    peer_close(F->srv.peer);
+    RUN_UNTIL(conn_limit_count(t, CONN_LIMIT_IDENTITY, "client.a") == 0);
+    run_for(20);
+    conn_limit_free(t);
+}
+
 int test_peer(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1082,8 @@ int test_peer(void)
         T(test_peer_auth_no_key),
         T(test_peer_auth_responder_must_prove),
         T(test_peer_auth_silent_cut_off),
+        T(test_peer_limit_per_address),
+        T(test_peer_limit_per_identity),
 #undef T
     };
     return cmocka_run_group_tests_name("common/peer", tests, NULL, NULL);
