@@ -216,6 +216,15 @@ $(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(wildcard tests/fuzz/*.h) \
 		-fno-sanitize-recover=all -o $@ $(filter %.c,$^) \
 		$(call pc_libs,gnutls)
 
+# A secure link's TLS session, fed hostile bytes: common/seclink.c, GnuTLS.
+$(BUILD)/fuzz/fuzz_seclink: tests/fuzz/fuzz_seclink.c $(wildcard tests/fuzz/*.h) \
+		common/seclink.c common/seclink.h common/auth.h
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang $(BASE_CFLAGS) $(call pc_cflags,gnutls) -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ $(filter %.c,$^) $(call pc_libs,gnutls)
+
 # The NBD option phase runs over tessera-nbd's own sources and GnuTLS.
 FUZZ_NBD_SRC := vmdisk/vd_handshake.c vmdisk/vd_io.c vmdisk/vd_tls.c \
 	vmdisk/vd_mem.c vmdisk/vd_backend.c common/log.c common/net.c

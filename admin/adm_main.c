@@ -81,6 +81,8 @@ static void usage(FILE *f)
         "  --meta ADDR     metadata server (default $TESSERA_META, "
         "else %s)\n"
         "  --key FILE      the identity's key file (default $TESSERA_KEY)\n"
+        "  --secure        encrypted links (docs/security.md; default\n"
+        "                  $TESSERA_SECURE)\n"
         "  --json          print JSON instead of tables\n"
         "  -h, --help      show this help\n"
         "\n"
@@ -127,6 +129,8 @@ static int global_opts(struct adm *a, int argc, char **argv)
             a->key = argv[++i];
         } else if (!strncmp(s, "--key=", 6)) {
             a->key = s + 6;
+        } else if (!strcmp(s, "--secure")) {
+            a->secure = true;
         } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             return -2;
         } else {
@@ -151,6 +155,7 @@ int main(int argc, char **argv)
     if (!a.meta || !*a.meta)
         a.meta = ADM_DEFAULT_META;
     argc = global_opts(&a, argc, argv);
+    a.secure = auth_secure_wanted(a.secure);
     if (argc == -2) {
         usage(stdout);
         return ADM_EXIT_OK;

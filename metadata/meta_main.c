@@ -71,6 +71,8 @@ static void usage(FILE *f)
             "  --no-auth         ask nobody for a key: every peer that\n"
             "                    reaches the port has every right\n"
             "                    (docs/security.md)\n"
+            "  --secure          refuse every peer that does not ask for a\n"
+            "                    secure link (TLS keyed from the handshake)\n"
             "  --max-conns-per-addr N  connections one address may hold;\n"
             "                    more are refused (default %u, 0 = no limit)\n"
             "  --max-sessions-per-identity N  authenticated connections\n"
@@ -149,6 +151,7 @@ int main(int argc, char **argv)
         {"metrics", required_argument, NULL, 'H'},
         {"ticket-ms", required_argument, NULL, 'T'},
         {"no-auth", no_argument, NULL, 'N'},
+        {"secure", no_argument, NULL, 'E'},
         {"max-conns-per-addr", required_argument, NULL, 'A'},
         {"max-sessions-per-identity", required_argument, NULL, 'I'},
         {"debug", required_argument, NULL, 'D'},
@@ -201,6 +204,9 @@ int main(int argc, char **argv)
         case 'N':
             opts.no_auth = true;
             break;
+        case 'E':
+            opts.secure = true;
+            break;
         case 'A':
         case 'I':
             if (conn_limit_parse(optarg,
@@ -243,6 +249,11 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "tessera-metad: unexpected argument: %s\n",
                 argv[optind]);
+        return 1;
+    }
+    if (opts.secure && opts.no_auth) {
+        fprintf(stderr, "tessera-metad: --secure needs authentication: "
+                        "drop --no-auth\n");
         return 1;
     }
     if (!opts.data_dir || !opts.listen) {

@@ -62,6 +62,7 @@ struct meta_srv_opts {
     /* Connections per address, sessions per identity (borrowed, outlives
      * the server; NULL: no limits). */
     struct conn_limit *limits;
+    bool secure; /* --secure: refuse peers that ask for no secure link */
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -164,6 +165,7 @@ struct meta_srv {
     uint32_t ticket_ms;
     bool no_auth;
     struct conn_limit *limits; /* borrowed: meta_srv_opts.limits */
+    bool secure;
     uint64_t instance_id;
     uint64_t start_ms;
 

@@ -48,6 +48,7 @@ static const struct {
     {PROTO_EHANDSHAKE, EPROTO, "EHANDSHAKE"},
     {PROTO_EAUTH, EKEYREJECTED, "EAUTH"},
     {PROTO_ELIMIT, EUSERS, "ELIMIT"},
+    {PROTO_ESECURE, ENOPROTOOPT, "ESECURE"},
 };
 
 #define NERRS (sizeof(errs) / sizeof(errs[0]))
@@ -65,6 +66,8 @@ int32_t proto_err_to_wire(int neg_errno)
         return PROTO_EAUTH;
     if (e == EUSERS)
         return PROTO_ELIMIT;
+    if (e == ENOPROTOOPT)
+        return PROTO_ESECURE;
     for (size_t i = 0; i < NERRS; i++)
         if (errs[i].host == e && errs[i].wire < 1000)
             return errs[i].wire;

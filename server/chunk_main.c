@@ -52,6 +52,10 @@ static void usage(FILE *f)
             "$TESSERA_KEY)\n"
             "  --no-auth         ask clients for no ticket and use no key "
             "(docs/security.md)\n"
+            "  --secure          every link encrypted and authenticated: "
+            "refuse peers\n"
+            "                    that do not ask, ask metad and other "
+            "servers\n"
             "  --max-conns-per-addr N  connections one address may hold "
             "(default 256, 0 = no limit)\n"
             "  --max-sessions-per-identity N  authenticated connections one "
@@ -179,7 +183,7 @@ static void on_signal(uv_signal_t *h, int signum)
 
 struct opts {
     const char *data, *listen, *meta, *advertise, *http, *key;
-    bool no_auth;
+    bool no_auth, secure;
     unsigned per_addr, per_identity; /* conn_limit.h */
     uint64_t repair_mbps, scrub_mbps, scrub_interval_s;
     enum chunk_inline_writes inline_writes;
@@ -209,6 +213,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"meta", required_argument, NULL, 'm'},
         {"key", required_argument, NULL, 'k'},
         {"no-auth", no_argument, NULL, 'N'},
+        {"secure", no_argument, NULL, 'E'},
         {"max-conns-per-addr", required_argument, NULL, 'C'},
         {"max-sessions-per-identity", required_argument, NULL, 'P'},
         {"advertise", required_argument, NULL, 'a'},
@@ -242,6 +247,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'N':
             o->no_auth = true;
+            break;
+        case 'E':
+            o->secure = true;
             break;
         case 'C':
         case 'P':
@@ -336,8 +344,13 @@ int main(int argc, char **argv)
     snprintf(srv.name, sizeof(srv.name), "tessera-chunkd %s",
              srv.advertise_addr);
 
+    if (o.secure && o.no_auth) {
+        log_error("chunkd: --secure needs authentication: drop --no-auth");
+        return 1;
+    }
     if (chunk_auth_init(&srv, auth_key_path(o.key), o.no_auth) < 0)
         return 1;
+    srv.auth.secure = o.secure;
     rc = chunk_store_open(o.data, &srv.store);
     if (rc < 0) {
         log_error("chunkd: cannot open data directory: err=%d dir=%s", rc,
@@ -366,8 +379,10 @@ int main(int argc, char **argv)
         peer_listener_set_identity(srv.listener, srv.name, 0);
     if (rc == 0 && !o.no_auth)
         peer_listener_set_auth(srv.listener, PROTO_AUTH_BIT(PROTO_AUTH_TICKET));
-    if (rc == 0)
+    if (rc == 0) {
         peer_listener_set_limits(srv.listener, limits);
+        peer_listener_set_secure(srv.listener, o.secure);
+    }
     if (rc == 0)
         rc = chunk_meta_start(&srv, &srv.meta);
     if (rc == 0)

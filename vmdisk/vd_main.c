@@ -68,6 +68,10 @@ static void usage(FILE *f, const char *prog)
             "    --meta ADDR:PORT        metadata service (backend tessera)\n"
             "    --key FILE              the identity's key file (default\n"
             "                            $TESSERA_KEY; docs/security.md)\n"
+            "    --secure                encrypted links to metad and the "
+            "storage\n"
+            "                            servers (default "
+            "$TESSERA_SECURE)\n"
             "    --listen ADDR:PORT      serve NBD over TCP\n"
             "    --unix PATH             serve NBD on a unix socket\n"
             "    --backend KIND          tessera (default), mem, or dir:PATH\n"
@@ -168,7 +172,7 @@ struct cli {
     const char *meta, *listen, *unix_path, *backend, *default_export;
     const char *images_dir, *http, *tls_mode, *key;
     struct vd_tls_opts tls;
-    bool readonly;
+    bool readonly, secure;
     unsigned workers;
     unsigned per_addr, per_identity; /* conn_limit.h */
     enum vd_cache_mode cache;
@@ -182,6 +186,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     static const struct option longopts[] = {
         {"meta", required_argument, NULL, 'm'},
         {"key", required_argument, NULL, 'k'},
+        {"secure", no_argument, NULL, 'S'},
         {"listen", required_argument, NULL, 'l'},
         {"unix", required_argument, NULL, 'u'},
         {"backend", required_argument, NULL, 'b'},
@@ -218,6 +223,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             break;
         case 'k':
             cli->key = optarg;
+            break;
+        case 'S':
+            cli->secure = true;
             break;
         case 'l':
             cli->listen = optarg;
@@ -478,6 +486,7 @@ int main(int argc, char **argv)
         .meta = cli.meta,
         .images_dir = cli.images_dir,
         .key = auth_key_path(cli.key),
+        .secure = auth_secure_wanted(cli.secure),
         .cache = cli.cache,
         .cache_size = cli.cache_size,
         .max_dirty = cli.max_dirty,

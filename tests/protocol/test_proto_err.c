@@ -40,6 +40,8 @@ static void test_proto_err_from_wire_own_values(void **state)
     /* Values whose host errno is theirs alone go both ways. */
     assert_int_equal(proto_err_from_wire(PROTO_ELIMIT), -EUSERS);
     assert_int_equal(proto_err_to_wire(-EUSERS), PROTO_ELIMIT);
+    assert_int_equal(proto_err_from_wire(PROTO_ESECURE), -ENOPROTOOPT);
+    assert_int_equal(proto_err_to_wire(-ENOPROTOOPT), PROTO_ESECURE);
     assert_int_equal(proto_err_to_wire(-EKEYREJECTED), PROTO_EAUTH);
 }
 
