@@ -64,7 +64,7 @@ endif
 LIBS_COMMON := $(call pc_libs,libuv libmicrohttpd gnutls) -lpthread -lm
 
 .PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format \
-	man install uninstall deb
+	man install uninstall deb test-deb
 all: $(BINS)
 
 deps:
@@ -285,13 +285,21 @@ install: all man
 	done
 
 # `make deb`: the Debian package, built from a copy of the tree (the
-# package build cleans what it builds in) into $(BUILD)/deb/.
+# package build cleans what it builds in) into $(BUILD)/deb/; builds,
+# clusters and run folders stay out of the copy.  DEB_BUILD_OPTIONS is
+# dpkg-buildpackage's (nocheck, parallel=N, ...).  `make test-deb` builds
+# it as tests/integration/test-deb.sh does and checks what it holds.
 deb:
 	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
-	tar --exclude=./.git --exclude=./$(BUILD) --exclude=./run -cf - . | \
+	tar --exclude=./.git --exclude=./$(BUILD) --exclude=./build \
+		--exclude='./run' --exclude='./run-*' -cf - . | \
 		tar -xf - -C $(BUILD)/deb/src
 	cd $(BUILD)/deb/src && dpkg-buildpackage -us -uc -b
 	@ls $(BUILD)/deb/*.deb
+
+test-deb: all
+	@BUILD=$(abspath $(BUILD)) TESTS=tests/integration/test-deb.sh \
+		scripts/run-integration.sh
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS))) \
