@@ -111,8 +111,7 @@ int main(int argc, char **argv)
     }
     v = adm_verb_find(argv[1]);
     if (!v) {
-        fprintf(stderr, "tessera: unknown command: %s (see --help)\n",
-                argv[1]);
+        fprintf(stderr, "tessera: unknown command: %s (see --help)\n", argv[1]);
         return ADM_EXIT_USAGE;
     }
     rc = v->fn(&a, argc - 1, argv + 1);

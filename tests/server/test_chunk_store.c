@@ -386,8 +386,7 @@ static void test_chunk_store_allocated_follows_disk(void **state)
     assert_int_equal(chunk_store_setversion(fx->s, 0x2ff, 0, 1), 0);
     /* 1 MiB at 32 MiB into a chunk: about 1 MiB on disk, not 33 or 64. */
     assert_int_equal(
-        chunk_store_write(fx->s, ID, 1, 32u << 20, mib, sizeof(mib), false),
-        0);
+        chunk_store_write(fx->s, ID, 1, 32u << 20, mib, sizeof(mib), false), 0);
     one = disk_bytes(fx, ID);
     assert_true(one >= sizeof(mib) && one < 2 * sizeof(mib));
     assert_int_equal(chunk_store_allocated(fx->s), one + disk_bytes(fx, 0x2ff));
