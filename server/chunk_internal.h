@@ -131,6 +131,7 @@ int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
 
 struct chunk_info {
     uint64_t id, version, length;
+    uint64_t alloc; /* bytes its data and checksum files take on disk */
 };
 /* Call @cb for every chunk on disk; stops early when @cb returns non-zero
  * and returns that value. */
@@ -180,6 +181,9 @@ int chunk_store_space(struct chunk_store *s, uint64_t *capacity,
                       uint64_t *free);
 /* Number of chunks, counted at open and kept up to date since. */
 uint32_t chunk_store_count(struct chunk_store *s);
+/* Bytes the chunks' files take on disk (st_blocks), summed at open and
+ * kept up to date since; the staged copies are not counted. */
+uint64_t chunk_store_allocated(struct chunk_store *s);
 
 /* ---- chunk_rate.c ----------------------------------------------------- */
 

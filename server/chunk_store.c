@@ -107,6 +107,16 @@
  * read, write, sync and truncate of it fails with -EBADMSG, so a replica
  * that is known to be damaged is not served while metad replaces it.
  * Deleting the chunk or committing a fresh copy over it clears the mark.
+ *
+ * Space on disk: the store keeps the bytes its chunks' data and checksum
+ * files take on disk (st_blocks * 512), summed once at open and moved by
+ * every change that can allocate or free space: create, clone, a write
+ * (blocking; a nowait write only fills space already reserved), truncate,
+ * delete and the replacement by a staged copy.  Each handle remembers
+ * its chunk's share (alloc), so an update is two fstat() calls and a
+ * difference.  chunkd sends the sum to metad with every heartbeat
+ * (docs/protocol.md §9.2): what a server uses is what its disk holds, not
+ * 64 MiB per chunk.
  */
 #include "chunk_internal.h"
 
@@ -173,6 +183,7 @@ struct chunk_file {
     bool exists;
     int dfd, cfd; /* -1 unless exists */
     uint64_t version, length;
+    uint64_t alloc; /* bytes both files take on disk, as in store->alloc */
     uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
     struct chunk_wmap wmap; /* main store only; unknown in the stage */
 };
@@ -185,6 +196,7 @@ struct chunk_store {
     struct chunk_file *idle_new, *idle_old;
     uint32_t nidle, idle_max;
     uint32_t count;            /* atomic */
+    uint64_t alloc;            /* atomic: bytes on disk, sum of f->alloc */
     uint32_t zero_crc;         /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
     struct chunk_store *stage; /* copies being built; NULL in the stage */
     /* Under lock: ids of chunks marked bad, unordered (few). */
@@ -514,6 +526,33 @@ static void file_free_list(struct chunk_file *f)
     }
 }
 
+/* Bytes the data file @dfd and checksum file @cfd take on disk; a file
+ * that cannot be stat'ed counts as none. */
+static uint64_t files_alloc(int dfd, int cfd)
+{
+    struct stat st;
+    uint64_t n = 0;
+
+    if (dfd >= 0 && fstat(dfd, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    if (cfd >= 0 && fstat(cfd, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    return n;
+}
+
+/* Re-read the space @f's files take (exclusive lock held; none once it
+ * stopped existing) and move the store's sum by the change. */
+static void alloc_update(struct chunk_store *s, struct chunk_file *f)
+{
+    uint64_t now = f->exists ? files_alloc(f->dfd, f->cfd) : 0;
+
+    if (now >= f->alloc)
+        __atomic_add_fetch(&s->alloc, now - f->alloc, __ATOMIC_RELAXED);
+    else
+        __atomic_sub_fetch(&s->alloc, f->alloc - now, __ATOMIC_RELAXED);
+    f->alloc = now;
+}
+
 /* Open the files of a chunk that may exist.  A missing .crc file means no
  * chunk; a missing data file is an empty one (its blocks will then fail
  * their checksums, which is what lost data should do). */
@@ -541,6 +580,9 @@ static int file_load(struct chunk_store *s, struct chunk_file *f)
         return rc;
     }
     f->exists = true;
+    /* Counted in s->alloc already: at open, or by the change that made
+     * the files as they are. */
+    f->alloc = files_alloc(f->dfd, f->cfd);
     if (s->stage) {
         chunk_path(s, f->id, ".wmap", path, sizeof(path));
         if ((rc = chunk_wmap_load(&f->wmap, path)) < 0) {
@@ -976,8 +1018,10 @@ static int range_check(uint32_t off, uint32_t len)
 
 static int count_one(const struct chunk_info *ci, void *arg)
 {
-    (void)ci;
-    (*(uint32_t *)arg)++;
+    struct chunk_store *s = arg;
+
+    s->count++;
+    s->alloc += ci->alloc;
     return 0;
 }
 
@@ -1040,7 +1084,7 @@ static int store_open(const char *dir, bool with_stage,
     free(zero);
     s->idle_max = with_stage ? idle_default() : IDLE_STAGE;
     pthread_mutex_init(&s->lock, NULL);
-    rc = chunk_store_list(s, count_one, &s->count);
+    rc = chunk_store_list(s, count_one, s);
     if (rc == 0 && with_stage)
         rc = chunk_wmap_boot_begin(dir);
     if (rc == 0 && with_stage)
@@ -1135,6 +1179,8 @@ static int files_create(struct chunk_store *s, struct chunk_file *f,
     f->exists = true;
     f->version = ver;
     f->length = length;
+    f->alloc = 0;
+    alloc_update(s, f);
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
     /* A new chunk, or a copy for copy-on-write, starts with nothing
      * written since.  Without its map (a crash before it, an error) the
@@ -1226,6 +1272,7 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             chunk_path(s, id, ".wmap", path, sizeof(path));
             unlink(path);
             file_shut(f);
+            alloc_update(s, f);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
             bad_clear(s, id);
             /* docs/protocol.md §7.6: the deletion is durable before the
@@ -1255,6 +1302,7 @@ int chunk_store_stat(struct chunk_store *s, uint64_t id, struct chunk_info *ci)
         ci->id = id;
         ci->version = f->version;
         ci->length = f->length;
+        ci->alloc = f->alloc;
     }
     file_unlock(s, f);
     return rc;
@@ -1306,6 +1354,7 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
         if (unlink(to) < 0 && errno != ENOENT)
             return -errno;
         file_shut(f);
+        alloc_update(s, f);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
     /* The copy's past writes were never seen here: its map is unknown. */
@@ -1321,6 +1370,7 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     if (rename(from, to) < 0)
         return -errno;
     file_shut(sf);
+    alloc_update(s->stage, sf);
     __atomic_sub_fetch(&s->stage->count, 1, __ATOMIC_RELAXED);
     rc = fsync_path(dir);
     if (rc == 0) {
@@ -1332,8 +1382,11 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     rc = file_load(s, f);
     if (rc == 0 && !f->exists)
         rc = -EIO;
-    if (rc == 0)
+    if (rc == 0) {
+        /* file_load() took the files' space as counted; it is new here. */
+        __atomic_add_fetch(&s->alloc, f->alloc, __ATOMIC_RELAXED);
         __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    }
     return rc;
 }
 
@@ -1682,6 +1735,10 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     if (rc == 0 && sync)
         rc = sync_files(f);
 out:
+    /* A nowait write fills space already reserved: only a blocking one
+     * can allocate (fallocate, or a file system without it). */
+    if (!rwf)
+        alloc_update(s, f);
     if (crc != stack)
         free(crc);
     return rc;
@@ -1811,6 +1868,7 @@ done:
         rc = sync_files(f);
     }
 out:
+    alloc_update(s, f);
     free(blk);
     file_unlock(s, f);
     return rc;
@@ -1846,6 +1904,15 @@ static bool parse_name(const char *name, uint64_t *id)
     return end == name + 16;
 }
 
+/* The data file's name of checksum file @crc_name (as parse_name()
+ * accepted it), into @out (17 bytes). */
+static const char *data_name(const char *crc_name, char *out)
+{
+    memcpy(out, crc_name, 16);
+    out[16] = '\0';
+    return out;
+}
+
 static int list_dir(struct chunk_store *s, const char *sub,
                     chunk_store_list_cb cb, void *arg)
 {
@@ -1860,6 +1927,8 @@ static int list_dir(struct chunk_store *s, const char *sub,
         return errno == ENOENT ? 0 : -errno;
     while (rc == 0 && (de = readdir(d))) {
         struct chunk_info ci;
+        char name[17];
+        struct stat st;
         uint64_t len;
         int fd;
 
@@ -1874,6 +1943,9 @@ static int list_dir(struct chunk_store *s, const char *sub,
             close(fd);
             continue;
         }
+        ci.alloc = files_alloc(-1, fd);
+        if (fstatat(dirfd(d), data_name(de->d_name, name), &st, 0) == 0)
+            ci.alloc += (uint64_t)st.st_blocks * 512;
         close(fd);
         ci.length = len;
         rc = cb(&ci, arg);
@@ -1918,4 +1990,9 @@ int chunk_store_space(struct chunk_store *s, uint64_t *capacity, uint64_t *free)
 uint32_t chunk_store_count(struct chunk_store *s)
 {
     return __atomic_load_n(&s->count, __ATOMIC_RELAXED);
+}
+
+uint64_t chunk_store_allocated(struct chunk_store *s)
+{
+    return __atomic_load_n(&s->alloc, __ATOMIC_RELAXED);
 }
