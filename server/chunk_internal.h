@@ -124,6 +124,11 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver);
  * (PROTO_WMAP_BYTES): -ENODATA when this copy's history is unknown. */
 int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
                      uint8_t *out);
+/* The data map of chunk @id at exactly @ver into @out (PROTO_WMAP_BYTES):
+ * a bit for every block that may hold non-zero data; the others read as
+ * zeros (docs/protocol.md §12.9). */
+int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                        uint8_t *out);
 
 struct chunk_info {
     uint64_t id, version, length;
@@ -384,6 +389,8 @@ void chunk_clone_handle(struct chunk_server *srv, struct peer *p,
 /* chunk_wmap_req.c */
 void chunk_wmap_handle(struct chunk_server *srv, struct peer *p,
                        uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_datamap_handle(struct chunk_server *srv, struct peer *p,
+                          uint64_t req_id, const uint8_t *payload, size_t len);
 
 /* ---- chunk_replicate.c ------------------------------------------------ */
 

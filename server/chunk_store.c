@@ -1719,6 +1719,34 @@ int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
     return rc;
 }
 
+/* Blocks with a stored checksum of 0 were never written and read as zeros
+ * (invariant 2), and so do the blocks past the length (invariant 1): every
+ * other block of the length gets its bit. */
+int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                        uint8_t *out)
+{
+    struct chunk_file *f;
+    uint8_t *raw;
+    uint32_t nb;
+    int rc = file_lock(s, id, ver, false, &f);
+
+    if (rc < 0)
+        return rc;
+    memset(out, 0, PROTO_WMAP_BYTES);
+    nb = (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
+    raw = nb ? malloc((size_t)nb * 4) : NULL;
+    if (nb && !raw)
+        rc = -ENOMEM;
+    else if (nb)
+        rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE, 0);
+    for (uint32_t b = 0; rc == 0 && b < nb; b++)
+        if (get_le32(raw + 4 * b) != 0)
+            out[b / 8] |= (uint8_t)(1u << (b % 8));
+    free(raw);
+    file_unlock(s, f);
+    return rc;
+}
+
 /* ---- Inventory and space ----------------------------------------------- */
 
 static bool parse_name(const char *name, uint64_t *id)
