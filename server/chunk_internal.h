@@ -143,9 +143,17 @@ int chunk_store_stat(struct chunk_store *s, uint64_t id, struct chunk_info *ci);
 /* Bad chunks: once marked, reads, writes, syncs and truncates of chunk @id
  * fail with -EBADMSG until it is deleted or replaced by a staged copy.
  * mark_bad returns 1 when newly marked, 0 when it already was, or
- * -ENOMEM.  The mark lives in memory only. */
-int chunk_store_mark_bad(struct chunk_store *s, uint64_t id);
+ * -ENOMEM.  The mark, with @reason (enum proto_report_reason, kept for
+ * the store's user), outlives a restart: it is a file under DIR/bad. */
+struct chunk_bad {
+    uint64_t id;
+    uint32_t reason;
+};
+int chunk_store_mark_bad(struct chunk_store *s, uint64_t id, uint32_t reason);
 bool chunk_store_is_bad(struct chunk_store *s, uint64_t id);
+/* The chunks marked bad, into *out (caller frees) and *n. */
+int chunk_store_bad_list(struct chunk_store *s, struct chunk_bad **out,
+                         size_t *n);
 
 /* Staged copies (replication): begin creates an empty copy of chunk @id
  * at @ver outside the store, dropping any leftover one; stage_write

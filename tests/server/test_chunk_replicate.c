@@ -266,7 +266,8 @@ static void test_chunk_replicate_handle_replaces_bad_copy(void **state)
     assert_int_equal(
         chunk_store_write(store(fx, 0), 25, 1, 0, a, sizeof(a), false), 0);
     assert_int_equal(chunk_store_setversion(store(fx, 1), 25, 0, 1), 0);
-    assert_int_equal(chunk_store_mark_bad(store(fx, 1), 25), 1);
+    assert_int_equal(
+        chunk_store_mark_bad(store(fx, 1), 25, PROTO_REPORT_CHECKSUM), 1);
     assert_int_equal(chunk_store_read(store(fx, 1), 25, 1, 0, 4096, got),
                      -EBADMSG);
     /* Same version, but known bad: copied again, and served again. */
