@@ -123,7 +123,8 @@ struct meta_srv_repair {
     bool kick_init, kick_pending;
 };
 
-struct meta_srv_rjob; /* meta_srv_repair.c */
+struct meta_srv_rjob;   /* meta_srv_repair.c */
+struct meta_srv_report; /* meta_srv_report.c */
 
 /* One accepted connection (peer_data() of the peer). */
 struct meta_srv_conn {
@@ -184,6 +185,7 @@ struct meta_srv {
     uv_timer_t live_tick;
     uint64_t live_checked; /* uv_now() of the last liveness check */
     struct meta_srv_repair repair;
+    struct meta_srv_report *reports; /* CHUNK_REPORTs being acted on */
     struct meta_srv_leases *leases; /* meta_srv_lease.c; NULL until used */
     struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
     struct meta_log log;    /* where records are proposed (meta_propose.h) */
