@@ -329,6 +329,10 @@ uint32_t meta_srv_server_liveness(struct meta_srv *srv,
 /* Not down: up or suspect. */
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s);
+/* Full: less free space than one whole chunk (its last heartbeat), so it
+ * is given no new chunk, neither by WRITE_BEGIN nor by repair. */
+#define META_SRV_FULL_FREE ((uint64_t)PROTO_CHUNK_SIZE)
+bool meta_srv_server_full(const struct meta_srv_server *s);
 /* SCRUB_STATUS_REQ from a chunkd (docs/protocol.md §9.4). */
 void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
                            const uint8_t *payload, size_t len);
