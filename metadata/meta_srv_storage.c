@@ -53,6 +53,11 @@ bool meta_srv_server_alive(struct meta_srv *srv,
     return meta_srv_server_liveness(srv, s) != PROTO_SERVER_DOWN;
 }
 
+bool meta_srv_server_full(const struct meta_srv_server *s)
+{
+    return s->free < META_SRV_FULL_FREE;
+}
+
 static void inv_free(struct meta_srv_inv *inv)
 {
     free(inv->v);
