@@ -42,7 +42,7 @@
 #include "log.h"
 
 #define ATTR_TIMEOUT 1.0
-#define CB_TIMEOUT 30.0 /* well inside metad's 60 s promise */
+#define CB_TIMEOUT 30.0 /* at most half of metad's promise (60 s) */
 
 /* The break counter when this thread's current metad call started. */
 static __thread uint64_t call_epoch;
@@ -116,7 +116,11 @@ static double cache_timeout(struct fc_fs *fs)
 {
     if (!cl_cb_enabled(fs->cl))
         return ATTR_TIMEOUT;
-    return cl_cb_epoch(fs->cl) == call_epoch ? CB_TIMEOUT : 0.0;
+    if (cl_cb_epoch(fs->cl) != call_epoch)
+        return 0.0;
+    /* Well inside the promise, which the reply just renewed. */
+    double half = cl_cb_promise_ms(fs->cl) / 2000.0;
+    return half < CB_TIMEOUT ? half : CB_TIMEOUT;
 }
 
 static void entry_fill(struct fc_fs *fs, const struct proto_attr *a,

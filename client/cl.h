@@ -284,6 +284,9 @@ void cl_stats_register(void);
 
 /* True when the session caches under callbacks (registered at metad). */
 bool cl_cb_enabled(struct cl_client *c);
+/* How long (ms) a promise lasts once granted, 0 without callbacks: what
+ * the kernel caches on the strength of one must not outlive it. */
+uint32_t cl_cb_promise_ms(struct cl_client *c);
 /* Counter of breaks received: a reply that arrived while it moved may
  * describe a state a break has already invalidated. */
 uint64_t cl_cb_epoch(struct cl_client *c);

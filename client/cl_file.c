@@ -64,10 +64,43 @@ static uint64_t to_end(uint64_t size, uint64_t index)
     return last >= index ? last - index + 1 : 1;
 }
 
+/* Whether a read past @n's known size should ask metad for the size: with
+ * callbacks when a break marked it stale, else every CL_SIZE_CHECK_MS at
+ * most.  Clears the mark: a break during the GETATTR sets it again. */
+static bool size_check_due(struct cl_client *c, struct cl_inode *n)
+{
+    bool callbacks = cl_cb_enabled(c);
+    uint64_t now = cl_now_ms();
+
+    pthread_mutex_lock(&n->lock);
+    bool due = callbacks ? n->size_stale : now - n->size_ms >= CL_SIZE_CHECK_MS;
+    if (due) {
+        n->size_stale = false;
+        n->size_ms = now;
+    }
+    pthread_mutex_unlock(&n->lock);
+    return due;
+}
+
+/* The size a read of [@off, @off + @len) is cut at.  Past the size we know,
+ * another client may have extended the file since (docs/caching.md §3):
+ * ask metad when that may be so.  A failed GETATTR keeps the size known. */
+static uint64_t read_size(struct cl_client *c, struct cl_inode *n,
+                          uint64_t off, size_t len)
+{
+    uint64_t size = cl_inode_size(n);
+    struct proto_attr a;
+
+    if (off + len <= size || !size_check_due(c, n) ||
+        cl_meta_getattr(c, n->ino, &a) < 0)
+        return size;
+    return cl_inode_grow(n, a.size);
+}
+
 int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
                  size_t len, uint8_t *buf)
 {
-    uint64_t size = cl_inode_size(n);
+    uint64_t size = read_size(c, n, off, len);
     uint64_t want = cl_range_clamp(off, len, size);
     if (want == 0)
         return 0;

@@ -163,6 +163,18 @@ struct cl_inode *cl_handles_find(struct cl_handles *t, uint64_t ino)
     return n;
 }
 
+void cl_handles_size_stale(struct cl_handles *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->lock);
+    struct node_link *l = *find_locked(t, ino);
+    if (l) {
+        pthread_mutex_lock(&l->node.lock);
+        l->node.size_stale = true;
+        pthread_mutex_unlock(&l->node.lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 static struct cl_lease *lease_find_locked(struct cl_inode *n, uint64_t index)
 {
     for (size_t i = 0; i < n->nleases; i++)
