@@ -38,8 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include "cl.h"
 #include "peer.h"
 #include "proto.h"
 
@@ -78,7 +80,7 @@ struct fk_node {
 struct fk_replica {
     uint64_t version; /* 0: the server has no copy */
     uint8_t *data;    /* FK_BYTES */
-    unsigned syncs;
+    unsigned syncs;   /* CHUNK_SYNC and CHUNK_WRITE with SYNC */
 };
 
 struct fk_slot {
@@ -400,8 +402,10 @@ static inline int fk_chunk_write(struct fake *fk, struct fk_node *n,
         if (!r[i + 1])
             return rc;
     }
-    for (uint32_t i = 0; i <= m.nchain; i++)
+    for (uint32_t i = 0; i <= m.nchain; i++) {
         memcpy(r[i]->data + m.offset, m.data.p, m.data.len);
+        r[i]->syncs += (m.flags & PROTO_CHUNK_WRITE_SYNC) != 0;
+    }
     return 0;
 }
 
@@ -635,6 +639,21 @@ static inline void fk_copy(struct fake *fk, int s, int k, uint32_t off,
         memcpy(out, d + off, len);
     fk_unlock(fk);
     assert_non_null(d);
+}
+
+/* A client of the fake cluster with @mode and @callbacks, and file FK_INO
+ * open in it with @size known. */
+static inline void fk_client_open(struct fake *fk, enum cl_cache_mode mode,
+                                  bool callbacks, uint64_t size,
+                                  struct cl_client **c, struct cl_inode **n)
+{
+    struct cl_opts o = {.meta = fk->node[0].addr,
+                        .name = "test-cl",
+                        .role = PROTO_ROLE_CLIENT,
+                        .cache = mode,
+                        .callbacks = callbacks};
+    assert_int_equal(cl_client_open(&o, c), 0);
+    assert_int_equal(cl_inode_open(*c, FK_INO, size, n), 0);
 }
 
 static inline unsigned fk_seen(struct fake *fk, int node, uint16_t opcode)

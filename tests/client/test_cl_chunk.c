@@ -14,24 +14,12 @@ struct fix {
     struct cl_inode *n;
 };
 
-static void client_open(struct fix *f, enum cl_cache_mode mode, bool callbacks,
-                        struct cl_client **c, struct cl_inode **n)
-{
-    struct cl_opts o = {.meta = f->fk->node[0].addr,
-                        .name = "test-cl",
-                        .role = PROTO_ROLE_CLIENT,
-                        .cache = mode,
-                        .callbacks = callbacks};
-    assert_int_equal(cl_client_open(&o, c), 0);
-    assert_int_equal(cl_inode_open(*c, FK_INO, 0, n), 0);
-}
-
 static int setup(void **state)
 {
     struct fix *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     f->fk = fk_start();
-    client_open(f, CL_CACHE_WRITETHROUGH, false, &f->c, &f->n);
+    fk_client_open(f->fk, CL_CACHE_WRITETHROUGH, false, 0, &f->c, &f->n);
     *state = f;
     return 0;
 }
