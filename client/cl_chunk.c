@@ -116,8 +116,7 @@ static void all_done(void *arg, int status, struct rpc_reply *rep)
  * error, and *@bad the replica that answered it.  One round trip whatever
  * the number of replicas. */
 static int all_call(struct cl_client *c, const struct cl_chunk *ch,
-                    uint16_t opcode, const struct proto_wbuf *w,
-                    uint32_t *bad)
+                    uint16_t opcode, const struct proto_wbuf *w, uint32_t *bad)
 {
     struct rpc_client *rpc[PROTO_MAX_REPLICAS];
     struct all_one one[PROTO_MAX_REPLICAS];
@@ -501,8 +500,7 @@ int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,
                        NULL);
     /* It may cut the chunk or extend it: the whole chunk, then. */
     cl_wrange_wait(n, &wr, base, base + PROTO_CHUNK_SIZE);
-    int rc =
-        recover(c, ino, n, index, truncate_all, &length, "truncate", NULL);
+    int rc = recover(c, ino, n, index, truncate_all, &length, "truncate", NULL);
     cl_wrange_end(n, &wr);
     return rc;
 }

@@ -59,8 +59,8 @@ struct cl_session {
     pthread_t renew;
     uint8_t role;
     struct cl_session_hooks hooks;
-    bool opened; /* a session was opened before: the next replaces it */
-    bool cb_ok;  /* protected by @lock: CALLBACK_REGISTER succeeded */
+    bool opened;         /* a session was opened before: the next replaces it */
+    bool cb_ok;          /* protected by @lock: CALLBACK_REGISTER succeeded */
     uint32_t promise_ms; /* protected by @lock: its promises' lease */
     char name[128];
     char host[128];
@@ -164,7 +164,8 @@ static int session_id_call(struct cl_session *s, call_fn call, uint16_t opcode,
 static int session_resume(struct cl_session *s)
 {
     struct rpc_reply rep;
-    int rc = session_id_call(s, rpc_call_raw, PROTO_MSG_SESSION_RENEW_REQ, &rep);
+    int rc =
+        session_id_call(s, rpc_call_raw, PROTO_MSG_SESSION_RENEW_REQ, &rep);
     if (rc < 0)
         return rc;
     struct proto_session_renew_rep out;

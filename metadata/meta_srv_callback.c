@@ -490,8 +490,7 @@ void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,
 {
     struct meta_srv_cb *cb = c->srv->cb;
     struct proto_callback_register_req req;
-    struct proto_callback_register_rep rep = {.lease_ms =
-                                                   c->srv->promise_ms};
+    struct proto_callback_register_rep rep = {.lease_ms = c->srv->promise_ms};
     struct proto_wbuf w;
     int rc = proto_callback_register_req_decode(payload, len, &req);
 

@@ -18,9 +18,9 @@
  *            ESTALE on the client side)
  *
  * Faults: fk_fail() makes the next COUNT requests OPCODE at a node fail
- * with an errno (or FK_ECHECKSUM, FK_EOLDVER); fk_down() stops a chunk server (its port refuses).  The
- * test thread reads the counters and replicas under fk->mu (FK_GET,
- * fk_copy).
+ * with an errno (or FK_ECHECKSUM, FK_EOLDVER); fk_down() stops a chunk server
+ * (its port refuses).  The test thread reads the counters and replicas under
+ * fk->mu (FK_GET, fk_copy).
  */
 #ifndef TEST_FAKE_CLUSTER_H
 #define TEST_FAKE_CLUSTER_H
@@ -108,12 +108,15 @@ struct fake {
     /* the chunk servers' copies, [server][slot] */
     struct fk_replica rep[FK_NODES][FK_CHUNKS];
     /* image writer lease (IMAGE_LEASE_REQ) */
-    uint32_t lease_result;  /* answer to ACQUIRE/TAKE */
-    uint32_t wait_state;    /* 0: IMAGE_LEASE_WAIT hangs up to its time */
-    unsigned lease_ops[8];  /* by PROTO_LEASE_* op */
+    uint32_t lease_result; /* answer to ACQUIRE/TAKE */
+    uint32_t wait_state;   /* 0: IMAGE_LEASE_WAIT hangs up to its time */
+    unsigned lease_ops[8]; /* by PROTO_LEASE_* op */
 };
 
-static inline void fk_lock(struct fake *fk) { pthread_mutex_lock(&fk->mu); }
+static inline void fk_lock(struct fake *fk)
+{
+    pthread_mutex_lock(&fk->mu);
+}
 static inline void fk_unlock(struct fake *fk)
 {
     pthread_mutex_unlock(&fk->mu);
@@ -121,12 +124,12 @@ static inline void fk_unlock(struct fake *fk)
 
 /* The value of @expr (over fields of @fk) read under its lock.  Tests
  * assert on the copy: a failed assertion must not leave the lock held. */
-#define FK_GET(fk, expr)                                                      \
-    __extension__({                                                           \
-        fk_lock(fk);                                                          \
-        __typeof__(expr) fk_v_ = (expr);                                      \
-        fk_unlock(fk);                                                        \
-        fk_v_;                                                                \
+#define FK_GET(fk, expr)                                                       \
+    __extension__({                                                            \
+        fk_lock(fk);                                                           \
+        __typeof__(expr) fk_v_ = (expr);                                       \
+        fk_unlock(fk);                                                         \
+        fk_v_;                                                                 \
     })
 
 static inline int fk_take_fail(struct fk_node *n, uint16_t opcode)
@@ -292,8 +295,7 @@ static inline int fk_image_lease(struct fake *fk, const uint8_t *p, size_t len,
 }
 
 static inline void fk_metad(struct fake *fk, struct peer *p, uint16_t opcode,
-                            uint64_t req_id, const uint8_t *payload,
-                            size_t len)
+                            uint64_t req_id, const uint8_t *payload, size_t len)
 {
     struct proto_wbuf w;
     int rc = 0;
@@ -360,13 +362,12 @@ static inline void fk_metad(struct fake *fk, struct peer *p, uint16_t opcode,
 /* The copy of chunk @chunk_id at @version on server @id: NULL with *rc
  * -ENOENT or FK_EOLDVER. */
 static inline struct fk_replica *fk_replica(struct fake *fk, uint32_t id,
-                                            uint64_t chunk_id,
-                                            uint64_t version, int *rc)
+                                            uint64_t chunk_id, uint64_t version,
+                                            int *rc)
 {
     int k = fk_slot_of(chunk_id);
-    struct fk_replica *r = k < 0 || id == 0 || id >= FK_NODES
-                               ? NULL
-                               : &fk->rep[id][k];
+    struct fk_replica *r =
+        k < 0 || id == 0 || id >= FK_NODES ? NULL : &fk->rep[id][k];
     *rc = 0;
     if (!r || !r->version) {
         *rc = -ENOENT;
@@ -397,8 +398,8 @@ static inline int fk_chunk_write(struct fake *fk, struct fk_node *n,
         /* A chain member down or refusing: the forward fails. */
         if (d->down || fk_take_fail(d, PROTO_MSG_CHUNK_WRITE_REQ))
             return -EIO;
-        r[i + 1] = fk_replica(fk, m.chain[i].server_id, m.chunk_id, m.version,
-                              &rc);
+        r[i + 1] =
+            fk_replica(fk, m.chain[i].server_id, m.chunk_id, m.version, &rc);
         if (!r[i + 1])
             return rc;
     }
@@ -409,8 +410,8 @@ static inline int fk_chunk_write(struct fake *fk, struct fk_node *n,
     return 0;
 }
 
-static inline void fk_chunkd(struct fake *fk, struct fk_node *n,
-                             struct peer *p, uint16_t opcode, uint64_t req_id,
+static inline void fk_chunkd(struct fake *fk, struct fk_node *n, struct peer *p,
+                             uint16_t opcode, uint64_t req_id,
                              const uint8_t *payload, size_t len)
 {
     struct proto_wbuf w;
@@ -610,7 +611,8 @@ static inline void fk_fail(struct fake *fk, int node, uint16_t opcode, int err,
     while (i < FK_FAILS - 1 && n->fails[i].count > 0 &&
            n->fails[i].opcode != opcode)
         i++;
-    n->fails[i] = (struct fk_fail){.opcode = opcode, .err = err, .count = count};
+    n->fails[i] =
+        (struct fk_fail){.opcode = opcode, .err = err, .count = count};
     fk_unlock(fk);
 }
 
@@ -654,6 +656,41 @@ static inline void fk_client_open(struct fake *fk, enum cl_cache_mode mode,
                         .callbacks = callbacks};
     assert_int_equal(cl_client_open(&o, c), 0);
     assert_int_equal(cl_inode_open(*c, FK_INO, size, n), 0);
+}
+
+/* The usual fixture: a fake cluster, a client of it in @mode without
+ * callbacks, and FK_INO open.  Freed by fk_fix_teardown(). */
+struct fk_fix {
+    struct fake *fk;
+    struct cl_client *c;
+    struct cl_inode *n;
+};
+
+static inline int fk_fix_setup(void **state, enum cl_cache_mode mode)
+{
+    struct fk_fix *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->fk = fk_start();
+    fk_client_open(f->fk, mode, false, 0, &f->c, &f->n);
+    *state = f;
+    return 0;
+}
+
+static inline int fk_fix_teardown(void **state)
+{
+    struct fk_fix *f = *state;
+    cl_inode_put(f->c, f->n);
+    cl_client_close(f->c);
+    fk_stop(f->fk);
+    free(f);
+    return 0;
+}
+
+/* Test bytes that differ with @seed. */
+static inline void fk_fill(uint8_t *b, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(seed * 31 + i * 7);
 }
 
 static inline unsigned fk_seen(struct fake *fk, int node, uint16_t opcode)

@@ -8,36 +8,9 @@
 
 #include "cl_internal.h"
 
-struct fix {
-    struct fake *fk;
-    struct cl_client *c;
-    struct cl_inode *n;
-};
-
 static int setup(void **state)
 {
-    struct fix *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->fk = fk_start();
-    fk_client_open(f->fk, CL_CACHE_WRITETHROUGH, false, 0, &f->c, &f->n);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fix *f = *state;
-    cl_inode_put(f->c, f->n);
-    cl_client_close(f->c);
-    fk_stop(f->fk);
-    free(f);
-    return 0;
-}
-
-static void fill(uint8_t *b, size_t n, uint8_t seed)
-{
-    for (size_t i = 0; i < n; i++)
-        b[i] = (uint8_t)(seed + i * 7);
+    return fk_fix_setup(state, CL_CACHE_WRITETHROUGH);
 }
 
 /* The bytes server @s keeps of chunk slot 0 equal @want at @off. */
@@ -51,20 +24,20 @@ static void assert_replica(struct fake *fk, int s, uint32_t off,
     free(got);
 }
 
-static void write_ok(struct fix *f, uint32_t off, const uint8_t *buf, size_t len)
+static void write_ok(struct fk_fix *f, uint32_t off, const uint8_t *buf,
+                     size_t len)
 {
-    assert_int_equal(cl_file_write(f->c, f->n, off, buf, len, false),
-                     (int)len);
+    assert_int_equal(cl_file_write(f->c, f->n, off, buf, len, false), (int)len);
 }
 
 /* ---- Writes ---------------------------------------------------------- */
 
 static void test_cl_chunk_write_first_allocates_chain(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[4096];
 
-    fill(b, sizeof(b), 1);
+    fk_fill(b, sizeof(b), 1);
     write_ok(f, 100, b, sizeof(b));
     for (int s = 1; s <= 3; s++)
         assert_replica(f->fk, s, 100, b, sizeof(b));
@@ -80,13 +53,13 @@ static void test_cl_chunk_write_first_allocates_chain(void **state)
  * the chain metad gives without it. */
 static void test_cl_chunk_write_reports_down_replica(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[1000];
 
-    fill(b, sizeof(b), 2);
+    fk_fill(b, sizeof(b), 2);
     write_ok(f, 0, b, sizeof(b));
     fk_down(f->fk, 2);
-    fill(b, sizeof(b), 3);
+    fk_fill(b, sizeof(b), 3);
     write_ok(f, 0, b, sizeof(b));
     assert_int_equal(FK_GET(f->fk, f->fk->reports_write), 1);
     assert_int_equal(FK_GET(f->fk, f->fk->last_reported), 2);
@@ -100,10 +73,10 @@ static void test_cl_chunk_write_reports_down_replica(void **state)
  * version); ask again without blaming anyone. */
 static void test_cl_chunk_write_old_version_asks_again(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 4);
+    fk_fill(b, sizeof(b), 4);
     write_ok(f, 0, b, sizeof(b));
     /* The first failure goes to the fast path (cl_fast.c), which hands
      * the piece to the blocking path: the second one is recover()'s. */
@@ -116,10 +89,10 @@ static void test_cl_chunk_write_old_version_asks_again(void **state)
 /* An error no new chain fixes goes to the caller at once. */
 static void test_cl_chunk_write_final_error_at_once(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 5);
+    fk_fill(b, sizeof(b), 5);
     write_ok(f, 0, b, sizeof(b));
     fk_fail(f->fk, 1, PROTO_MSG_CHUNK_WRITE_REQ, -ENOSPC, 2);
     assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
@@ -133,10 +106,10 @@ static void test_cl_chunk_write_final_error_at_once(void **state)
 /* metad could not bump (EIO, EAGAIN): back off and ask again. */
 static void test_cl_chunk_write_begin_retried(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 6);
+    fk_fill(b, sizeof(b), 6);
     fk_fail(f->fk, 0, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, -EAGAIN, 2);
     write_ok(f, 0, b, sizeof(b));
     assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ), 3);
@@ -145,10 +118,10 @@ static void test_cl_chunk_write_begin_retried(void **state)
 
 static void test_cl_chunk_write_begin_final(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 7);
+    fk_fill(b, sizeof(b), 7);
     fk_fail(f->fk, 0, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, -EDQUOT, 1);
     assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
                      -EDQUOT);
@@ -162,10 +135,10 @@ static void test_cl_chunk_write_begin_final(void **state)
  * the head (every server answers a handshake), then the error. */
 static void test_cl_chunk_write_gives_up(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 8);
+    fk_fill(b, sizeof(b), 8);
     write_ok(f, 0, b, sizeof(b));
     for (int s = 1; s <= 3; s++)
         fk_fail(f->fk, s, PROTO_MSG_CHUNK_WRITE_REQ, -EIO, 100);
@@ -177,10 +150,10 @@ static void test_cl_chunk_write_gives_up(void **state)
  * gets through once the chain works. */
 static void test_cl_chunk_write_report_refused(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 9);
+    fk_fill(b, sizeof(b), 9);
     write_ok(f, 0, b, sizeof(b));
     fk_fail(f->fk, 1, PROTO_MSG_CHUNK_WRITE_REQ, -EIO, 2);
     fk_fail(f->fk, 0, PROTO_MSG_CHUNK_REPORT_REQ, -EIO, 1);
@@ -193,10 +166,10 @@ static void test_cl_chunk_write_report_refused(void **state)
 
 static void test_cl_chunk_sync_reaches_every_replica(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 10);
+    fk_fill(b, sizeof(b), 10);
     write_ok(f, 0, b, sizeof(b));
     assert_int_equal(cl_file_sync(f->c, f->n), 0);
     for (int s = 1; s <= 3; s++)
@@ -208,10 +181,10 @@ static void test_cl_chunk_sync_reaches_every_replica(void **state)
  * head of the chain: every replica got the CHUNK_SYNC itself. */
 static void test_cl_chunk_sync_failure_reports_that_replica(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 11);
+    fk_fill(b, sizeof(b), 11);
     write_ok(f, 0, b, sizeof(b));
     fk_fail(f->fk, 3, PROTO_MSG_CHUNK_SYNC_REQ, -EIO, 1);
     assert_int_equal(cl_file_sync(f->c, f->n), 0);
@@ -223,10 +196,10 @@ static void test_cl_chunk_sync_failure_reports_that_replica(void **state)
 
 static void test_cl_chunk_sync_final_error(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 12);
+    fk_fill(b, sizeof(b), 12);
     write_ok(f, 0, b, sizeof(b));
     fk_fail(f->fk, 2, PROTO_MSG_CHUNK_SYNC_REQ, -ENOSPC, 1);
     assert_int_equal(cl_file_sync(f->c, f->n), -ENOSPC);
@@ -237,10 +210,10 @@ static void test_cl_chunk_sync_final_error(void **state)
 
 static void test_cl_chunk_truncate_zeroes_tail(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[4096], z[96] = {0};
 
-    fill(b, sizeof(b), 13);
+    fk_fill(b, sizeof(b), 13);
     write_ok(f, 0, b, sizeof(b));
     assert_int_equal(cl_file_sync(f->c, f->n), 0);
     fk_fail(f->fk, 1, PROTO_MSG_CHUNK_TRUNCATE_REQ, FK_EOLDVER, 1);
@@ -251,15 +224,15 @@ static void test_cl_chunk_truncate_zeroes_tail(void **state)
         assert_replica(f->fk, s, 4000, z, sizeof(z));
     }
     fk_fail(f->fk, 2, PROTO_MSG_CHUNK_TRUNCATE_REQ, -EROFS, 1);
-    assert_int_equal(
-        cl_file_truncate_prepare(f->c, FK_INO, NULL, 4000, 1000), -EROFS);
+    assert_int_equal(cl_file_truncate_prepare(f->c, FK_INO, NULL, 4000, 1000),
+                     -EROFS);
 }
 
 /* ---- Reads ------------------------------------------------------------ */
 
 static void test_cl_chunk_read_hole_is_zeros(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[512];
 
     cl_inode_set_size(f->n, 3 * (uint64_t)PROTO_CHUNK_SIZE);
@@ -275,10 +248,10 @@ static void test_cl_chunk_read_hole_is_zeros(void **state)
 /* A damaged copy (ECHECKSUM) is reported and the next replica read. */
 static void test_cl_chunk_read_fails_over_and_reports(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[3000], got[3000];
 
-    fill(b, sizeof(b), 14);
+    fk_fill(b, sizeof(b), 14);
     write_ok(f, 0, b, sizeof(b));
     fk_fail(f->fk, 1, PROTO_MSG_CHUNK_READ_REQ, FK_ECHECKSUM, 1);
     fk_fail(f->fk, 2, PROTO_MSG_CHUNK_READ_REQ, -EIO, 1);
@@ -294,10 +267,10 @@ static void test_cl_chunk_read_fails_over_and_reports(void **state)
  * error. */
 static void test_cl_chunk_read_every_replica_fails(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 15);
+    fk_fill(b, sizeof(b), 15);
     write_ok(f, 0, b, sizeof(b));
     unsigned locates = fk_seen(f->fk, 0, PROTO_MSG_CHUNK_LOCATE_REQ);
     for (int s = 1; s <= 3; s++)
@@ -314,10 +287,10 @@ static void test_cl_chunk_read_every_replica_fails(void **state)
 /* A down server is tried last. */
 static void test_cl_chunk_read_skips_down_server(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100], got[100];
 
-    fill(b, sizeof(b), 16);
+    fk_fill(b, sizeof(b), 16);
     write_ok(f, 0, b, sizeof(b));
     fk_down(f->fk, 1);
     assert_int_equal(cl_file_read(f->c, f->n, 0, sizeof(got), got),
@@ -327,7 +300,7 @@ static void test_cl_chunk_read_skips_down_server(void **state)
 
 static void test_cl_chunk_locate_error(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
     cl_inode_set_size(f->n, 1000);
@@ -337,7 +310,7 @@ static void test_cl_chunk_locate_error(void **state)
 
 int test_cl_chunk(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fk_fix_teardown)
     const struct CMUnitTest tests[] = {
         T(test_cl_chunk_write_first_allocates_chain),
         T(test_cl_chunk_write_reports_down_replica),

@@ -8,56 +8,24 @@
 
 #include "cl_internal.h"
 
-struct fix {
-    struct fake *fk;
-    struct cl_client *c;
-    struct cl_inode *n;
-};
-
-static int setup_mode(void **state, enum cl_cache_mode mode)
-{
-    struct fix *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->fk = fk_start();
-    fk_client_open(f->fk, mode, false, 0, &f->c, &f->n);
-    *state = f;
-    return 0;
-}
-
 static int setup_writeback(void **state)
 {
-    return setup_mode(state, CL_CACHE_WRITEBACK);
+    return fk_fix_setup(state, CL_CACHE_WRITEBACK);
 }
 
 static int setup_writethrough(void **state)
 {
-    return setup_mode(state, CL_CACHE_WRITETHROUGH);
-}
-
-static int teardown(void **state)
-{
-    struct fix *f = *state;
-    cl_inode_put(f->c, f->n);
-    cl_client_close(f->c);
-    fk_stop(f->fk);
-    free(f);
-    return 0;
-}
-
-static void fill(uint8_t *b, size_t n, uint8_t seed)
-{
-    for (size_t i = 0; i < n; i++)
-        b[i] = (uint8_t)(seed * 31 + i);
+    return fk_fix_setup(state, CL_CACHE_WRITETHROUGH);
 }
 
 /* ---- Delayed writes --------------------------------------------------- */
 
 static void test_cl_file_delayed_write_goes_at_flush(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[5000], got[5000];
 
-    fill(b, sizeof(b), 1);
+    fk_fill(b, sizeof(b), 1);
     assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
                      (int)sizeof(b));
     assert_int_equal(fk_seen(f->fk, 1, PROTO_MSG_CHUNK_WRITE_REQ), 0);
@@ -75,10 +43,10 @@ static void test_cl_file_delayed_write_goes_at_flush(void **state)
 /* A write-back that fails is reported by the next flush, once. */
 static void test_cl_file_delayed_write_error_reported_once(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 2);
+    fk_fill(b, sizeof(b), 2);
     assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
                      (int)sizeof(b));
     /* The fast path's try, then recover()'s. */
@@ -93,11 +61,11 @@ static void test_cl_file_delayed_write_error_reported_once(void **state)
 /* An O_SYNC write first writes back older delayed writes of the file. */
 static void test_cl_file_sync_write_after_delayed(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t a[200], b[100], got[200];
 
-    fill(a, sizeof(a), 3);
-    fill(b, sizeof(b), 4);
+    fk_fill(a, sizeof(a), 3);
+    fk_fill(b, sizeof(b), 4);
     assert_int_equal(cl_file_write(f->c, f->n, 0, a, sizeof(a), false),
                      (int)sizeof(a));
     assert_int_equal(cl_file_write(f->c, f->n, 50, b, sizeof(b), true),
@@ -114,10 +82,10 @@ static void test_cl_file_sync_write_after_delayed(void **state)
  * owed, so the next sync sends it. */
 static void test_cl_file_write_end_refused_stays_owed(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[3000];
 
-    fill(b, sizeof(b), 5);
+    fk_fill(b, sizeof(b), 5);
     assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
                      (int)sizeof(b));
     fk_fail(f->fk, 0, PROTO_MSG_CHUNK_WRITE_END_REQ, -EIO, 1);
@@ -131,10 +99,10 @@ static void test_cl_file_write_end_refused_stays_owed(void **state)
 /* ESTALE: the slot holds another chunk now; locate it and report again. */
 static void test_cl_file_write_end_stale_relocates(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     uint8_t b[100];
 
-    fill(b, sizeof(b), 6);
+    fk_fill(b, sizeof(b), 6);
     assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
                      (int)sizeof(b));
     unsigned locates = fk_seen(f->fk, 0, PROTO_MSG_CHUNK_LOCATE_REQ);
@@ -153,12 +121,12 @@ static void test_cl_file_write_end_stale_relocates(void **state)
  * then a read past it asks metad, once. */
 static void test_cl_file_read_past_size_after_break(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     struct cl_client *c2;
     struct cl_inode *n2;
     uint8_t b[5000], got[8192];
 
-    fill(b, sizeof(b), 7);
+    fk_fill(b, sizeof(b), 7);
     fk_client_open(f->fk, CL_CACHE_WRITETHROUGH, true, 0, &c2, &n2);
     assert_int_equal(cl_file_write(f->c, f->n, 0, b, 100, false), 100);
     assert_int_equal(cl_file_sync(f->c, f->n), 0);
@@ -178,11 +146,9 @@ static void test_cl_file_read_past_size_after_break(void **state)
     proto_callback_break_req_encode(&w, &brk);
     cl_cb_break(c2, NULL, 0, w.p, w.len);
     proto_wbuf_free(&w);
-    assert_int_equal(cl_file_read(c2, n2, 0, sizeof(got), got),
-                     (int)sizeof(b));
+    assert_int_equal(cl_file_read(c2, n2, 0, sizeof(got), got), (int)sizeof(b));
     assert_memory_equal(got, b, sizeof(b));
-    assert_int_equal(cl_file_read(c2, n2, 0, sizeof(got), got),
-                     (int)sizeof(b));
+    assert_int_equal(cl_file_read(c2, n2, 0, sizeof(got), got), (int)sizeof(b));
     assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_GETATTR_REQ), 1);
     cl_inode_put(c2, n2);
     cl_client_close(c2);
@@ -193,12 +159,12 @@ static void test_cl_file_read_past_size_after_break(void **state)
  * size known. */
 static void test_cl_file_read_past_size_without_callbacks(void **state)
 {
-    struct fix *f = *state;
+    struct fk_fix *f = *state;
     struct cl_client *c2;
     struct cl_inode *n2;
     uint8_t b[4000], got[8192];
 
-    fill(b, sizeof(b), 8);
+    fk_fill(b, sizeof(b), 8);
     assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
                      (int)sizeof(b));
     assert_int_equal(cl_file_sync(f->c, f->n), 0);
@@ -210,8 +176,7 @@ static void test_cl_file_read_past_size_without_callbacks(void **state)
     assert_int_equal(cl_file_read(c2, n2, 0, sizeof(got), got), 10);
     assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_GETATTR_REQ), 1);
     usleep((CL_SIZE_CHECK_MS + 50) * 1000);
-    assert_int_equal(cl_file_read(c2, n2, 0, sizeof(got), got),
-                     (int)sizeof(b));
+    assert_int_equal(cl_file_read(c2, n2, 0, sizeof(got), got), (int)sizeof(b));
     assert_memory_equal(got, b, sizeof(b));
     assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_GETATTR_REQ), 2);
     /* A read inside the size known asks nothing. */
@@ -226,22 +191,22 @@ int test_cl_file(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_cl_file_delayed_write_goes_at_flush, setup_writeback,
-            teardown),
+            fk_fix_teardown),
         cmocka_unit_test_setup_teardown(
             test_cl_file_delayed_write_error_reported_once, setup_writeback,
-            teardown),
+            fk_fix_teardown),
         cmocka_unit_test_setup_teardown(test_cl_file_sync_write_after_delayed,
-                                        setup_writeback, teardown),
+                                        setup_writeback, fk_fix_teardown),
         cmocka_unit_test_setup_teardown(
             test_cl_file_write_end_refused_stays_owed, setup_writethrough,
-            teardown),
+            fk_fix_teardown),
         cmocka_unit_test_setup_teardown(test_cl_file_write_end_stale_relocates,
-                                        setup_writethrough, teardown),
+                                        setup_writethrough, fk_fix_teardown),
         cmocka_unit_test_setup_teardown(test_cl_file_read_past_size_after_break,
-                                        setup_writethrough, teardown),
+                                        setup_writethrough, fk_fix_teardown),
         cmocka_unit_test_setup_teardown(
             test_cl_file_read_past_size_without_callbacks, setup_writethrough,
-            teardown),
+            fk_fix_teardown),
     };
     return cmocka_run_group_tests_name("cl_file", tests, NULL, NULL);
 }
