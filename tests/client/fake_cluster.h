@@ -11,7 +11,9 @@
  *            placement servers), CHUNK_WRITE_END (raises the size),
  *            CHUNK_REPORT (WRITE: drops that replica and bumps the
  *            version of the survivors, as §11.8 says; CHECKSUM: counted),
- *            RELEASE, IMAGE_LEASE (fk_lease_* below)
+ *            RELEASE, IMAGE_LEASE (answers fk->lease_result), and
+ *            IMAGE_LEASE_WAIT (held FK_WAIT_MS, or answered at once with
+ *            the event fk_lease_event() sets)
  *   chunkd   CHUNK_READ, CHUNK_WRITE (applied on the receiver and its
  *            chain, EIO when a chain member is down or refuses),
  *            CHUNK_SYNC, CHUNK_TRUNCATE, each checking the version (EOLDVER,
@@ -52,6 +54,7 @@
 #define FK_INO 42
 #define FK_FAILS 8
 #define FK_PEERS 32
+#define FK_WAIT_MS 100 /* a long poll of the fake lasts this long */
 /* Tessera's own wire errors, which no host errno sends (peer_reply_wire):
  * the client sees -EBADMSG and -ESTALE. */
 #define FK_ECHECKSUM (-100001)
@@ -109,8 +112,18 @@ struct fake {
     struct fk_replica rep[FK_NODES][FK_CHUNKS];
     /* image writer lease (IMAGE_LEASE_REQ) */
     uint32_t lease_result; /* answer to ACQUIRE/TAKE */
-    uint32_t wait_state;   /* 0: IMAGE_LEASE_WAIT hangs up to its time */
     unsigned lease_ops[8]; /* by PROTO_LEASE_* op */
+    /* IMAGE_LEASE_WAIT polls held until an event (fk_lease_event) or
+     * FK_WAIT_MS, checked by @wait_timer. */
+    struct {
+        struct peer *p;
+        uint64_t req_id;
+        uint64_t since;
+    } waits[FK_PEERS];
+    int nwaits;
+    uint64_t ev_ino;
+    uint32_t ev_state; /* 0: no event to send */
+    uv_timer_t wait_timer;
 };
 
 static inline void fk_lock(struct fake *fk)
@@ -285,12 +298,63 @@ static inline int fk_image_lease(struct fake *fk, const uint8_t *p, size_t len,
         fk->lease_ops[m.op]++;
     struct proto_image_lease_rep rep = {.result = fk->lease_result};
     if (m.op == PROTO_LEASE_RELEASE)
-        rep.result = 0;
+        rep.result = PROTO_LEASE_FREE;
     rep.holder_name.p = "other";
     rep.holder_name.len = 5;
     rep.holder_host.p = "elsewhere";
     rep.holder_host.len = 9;
     proto_image_lease_rep_encode(out, &rep);
+    return 0;
+}
+
+/* Answer held poll @i with the pending event, if any, and drop it. */
+static inline void fk_wait_answer(struct fake *fk, int i)
+{
+    struct proto_image_lease_wait m = {0};
+    struct proto_wbuf raw, w;
+
+    proto_wbuf_init(&raw);
+    proto_wbuf_init(&w);
+    if (fk->ev_state) {
+        proto_lease_entry_put(&raw, fk->ev_ino, fk->ev_state);
+        m.count = 1;
+    }
+    m.raw = (struct proto_str){(const char *)raw.p, (uint32_t)raw.len};
+    proto_image_lease_wait_encode(&w, &m);
+    fk_reply_wbuf(fk->waits[i].p, fk->waits[i].req_id,
+                  PROTO_MSG_IMAGE_LEASE_WAIT_REQ, 0, &w);
+    peer_unref(fk->waits[i].p);
+    fk->waits[i] = fk->waits[--fk->nwaits];
+    proto_wbuf_free(&raw);
+    proto_wbuf_free(&w);
+}
+
+/* Every 10 ms: polls with an event to tell, or held FK_WAIT_MS, answer. */
+static inline void fk_on_wait_timer(uv_timer_t *t)
+{
+    struct fake *fk = t->data;
+    uint64_t now = uv_now(&fk->loop);
+
+    fk_lock(fk);
+    for (int i = fk->nwaits - 1; i >= 0; i--)
+        if (fk->ev_state || now - fk->waits[i].since >= FK_WAIT_MS)
+            fk_wait_answer(fk, i);
+    fk_unlock(fk);
+}
+
+static inline int fk_wait_hold(struct fake *fk, struct peer *p, uint64_t req_id,
+                               const uint8_t *payload, size_t len)
+{
+    struct proto_image_lease_wait m;
+    int rc = proto_image_lease_wait_decode(payload, len, &m);
+    if (rc < 0)
+        return rc;
+    if (fk->nwaits == FK_PEERS)
+        return -EAGAIN;
+    peer_ref(p);
+    fk->waits[fk->nwaits].p = p;
+    fk->waits[fk->nwaits].req_id = req_id;
+    fk->waits[fk->nwaits++].since = uv_now(&fk->loop);
     return 0;
 }
 
@@ -349,6 +413,13 @@ static inline void fk_metad(struct fake *fk, struct peer *p, uint16_t opcode,
         break;
     case PROTO_MSG_IMAGE_LEASE_REQ:
         rc = fk_image_lease(fk, payload, len, &w);
+        break;
+    case PROTO_MSG_IMAGE_LEASE_WAIT_REQ:
+        rc = fk_wait_hold(fk, p, req_id, payload, len);
+        if (rc == 0) {
+            proto_wbuf_free(&w);
+            return; /* answered by fk_on_wait_timer */
+        }
         break;
     default:
         rc = -ENOSYS;
@@ -544,6 +615,11 @@ static inline void fk_on_kick(uv_async_t *a)
 static inline void fk_on_stop(uv_async_t *a)
 {
     struct fake *fk = a->data;
+    fk_lock(fk);
+    while (fk->nwaits > 0)
+        fk_wait_answer(fk, 0);
+    fk_unlock(fk);
+    uv_close((uv_handle_t *)&fk->wait_timer, NULL);
     for (int i = 0; i < FK_NODES; i++)
         fk_node_stop(&fk->node[i]);
     uv_close((uv_handle_t *)&fk->stop, NULL);
@@ -570,6 +646,9 @@ static inline struct fake *fk_start(void)
     uv_async_init(&fk->loop, &fk->stop, fk_on_stop);
     uv_async_init(&fk->loop, &fk->kick, fk_on_kick);
     fk->stop.data = fk->kick.data = fk;
+    uv_timer_init(&fk->loop, &fk->wait_timer);
+    fk->wait_timer.data = fk;
+    uv_timer_start(&fk->wait_timer, fk_on_wait_timer, 10, 10);
     for (int i = 0; i < FK_NODES; i++) {
         struct fk_node *n = &fk->node[i];
         n->fk = fk;
@@ -613,6 +692,17 @@ static inline void fk_fail(struct fake *fk, int node, uint16_t opcode, int err,
         i++;
     n->fails[i] =
         (struct fk_fail){.opcode = opcode, .err = err, .count = count};
+    fk_unlock(fk);
+}
+
+/* Tell every IMAGE_LEASE_WAIT poll, held now or coming, that the lease of
+ * @ino is in @state (PROTO_LEASE_RECALL, PROTO_LEASE_LOST), until
+ * fk_lease_event(fk, 0, 0). */
+static inline void fk_lease_event(struct fake *fk, uint64_t ino, uint32_t state)
+{
+    fk_lock(fk);
+    fk->ev_ino = ino;
+    fk->ev_state = state;
     fk_unlock(fk);
 }
 
