@@ -7,6 +7,8 @@
  * sends, over one file FK_INO of FK_CHUNKS chunk slots:
  *
  *   metad    SESSION_OPEN/RENEW/CLOSE, CALLBACK_REGISTER, GETATTR,
+ *            LOOKUP and OPEN (the root, inode 1, holds the file as "img"
+ *            and as "snap", a read-only snapshot: OPEN for writing EROFS),
  *            CHUNK_LOCATE, CHUNK_WRITE_BEGIN (a hole gets a chunk on the
  *            placement servers), CHUNK_WRITE_END (raises the size),
  *            CHUNK_REPORT (WRITE: drops that replica and bumps the
@@ -35,6 +37,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +108,7 @@ struct fake {
     uint64_t size, attr_version;
     struct fk_slot slot[FK_CHUNKS];
     uint32_t place[PROTO_MAX_REPLICAS], nplace; /* servers for a new chunk */
-    uint64_t next_chunk_id;
+    bool snap; /* the last LOOKUP named "snap" */
     unsigned reports_write, reports_checksum;
     uint32_t last_reported; /* server id */
     /* the chunk servers' copies, [server][slot] */
@@ -307,6 +310,36 @@ static inline int fk_image_lease(struct fake *fk, const uint8_t *p, size_t len,
     return 0;
 }
 
+/* LOOKUP under the root ("img", "snap": FK_INO) and OPEN of FK_INO. */
+static inline int fk_namespace(struct fake *fk, uint16_t opcode,
+                               const uint8_t *p, size_t len,
+                               struct proto_wbuf *out)
+{
+    struct proto_attr_rep a;
+    if (opcode == PROTO_MSG_LOOKUP_REQ) {
+        struct proto_lookup_req m;
+        int rc = proto_lookup_req_decode(p, len, &m);
+        if (rc < 0)
+            return rc;
+        fk->snap = m.name.len == 4 && !memcmp(m.name.p, "snap", 4);
+        if (m.parent != 1 ||
+            (!fk->snap && (m.name.len != 3 || memcmp(m.name.p, "img", 3))))
+            return -ENOENT;
+    } else {
+        struct proto_access_req m;
+        int rc = proto_access_req_decode(p, len, &m);
+        if (rc < 0)
+            return rc;
+        if (m.ino != FK_INO)
+            return -ENOENT;
+        if (fk->snap && (m.mask & O_ACCMODE) != O_RDONLY)
+            return -EROFS;
+    }
+    fk_attr(fk, &a.attr);
+    proto_attr_rep_encode(out, &a);
+    return 0;
+}
+
 /* Answer held poll @i with the pending event, if any, and drop it. */
 static inline void fk_wait_answer(struct fake *fk, int i)
 {
@@ -384,9 +417,22 @@ static inline void fk_metad(struct fake *fk, struct peer *p, uint16_t opcode,
     case PROTO_MSG_SESSION_CLOSE_REQ:
     case PROTO_MSG_RELEASE_REQ:
         break;
+    case PROTO_MSG_LOOKUP_REQ:
+    case PROTO_MSG_OPEN_REQ:
+        rc = fk_namespace(fk, opcode, payload, len, &w);
+        break;
     case PROTO_MSG_GETATTR_REQ:
     case PROTO_MSG_CHUNK_WRITE_END_REQ: {
         struct proto_attr_rep a;
+        struct proto_ino_req q;
+        if (opcode == PROTO_MSG_GETATTR_REQ &&
+            proto_ino_req_decode(payload, len, &q) == 0 && q.ino == 1) {
+            fk_attr(fk, &a.attr);
+            a.attr.ino = 1;
+            a.attr.mode = S_IFDIR | 0755;
+            proto_attr_rep_encode(&w, &a);
+            break;
+        }
         if (opcode == PROTO_MSG_CHUNK_WRITE_END_REQ) {
             struct proto_chunk_write_end_req m;
             rc = proto_chunk_write_end_req_decode(payload, len, &m);
