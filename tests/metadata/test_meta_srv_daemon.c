@@ -6,10 +6,13 @@
  * session sending the requests a mount or tessera-nbd sends.  So every
  * answer of CHUNK_WRITE_BEGIN is driven here: a hole placed on the servers
  * that created it, on none (EIO) or with none up (ENOSPC), a live lease
- * extended, a failed replica reported and the survivors bumped; and the
- * image writer lease granted, refused and released.
+ * extended, a failed replica reported and the survivors bumped; the
+ * image writer lease granted, refused and released; and a callback
+ * promise that outlives its lease while the session holds the file open
+ * (docs/caching.md §3), metad running with --promise-ms 300 here.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,6 +54,9 @@ struct md {
     struct fsrv fs[NSRV];
     struct rpc_client *cl, *cl2; /* two client sessions */
     uint64_t ino;                /* file "f" in the root */
+    pthread_mutex_t mu;
+    uint64_t broken[8]; /* inodes of the breaks cl2 got, in order */
+    unsigned nbroken;
 };
 
 static void on_stop(uv_async_t *a)
@@ -89,6 +95,24 @@ static void fsrv_on_request(struct rpc_client *c, uint16_t opcode,
     rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), rc, NULL, 0);
 }
 
+/* cl2 answers callback breaks and notes their inodes. */
+static void client_on_request(struct rpc_client *c, uint16_t opcode,
+                              uint64_t req_id, const uint8_t *payload,
+                              size_t len, void *arg)
+{
+    struct md *m = arg;
+    struct proto_callback_break_req q;
+    int rc = proto_callback_break_req_decode(payload, len, &q);
+
+    if (opcode == PROTO_MSG_CALLBACK_BREAK_REQ && rc == 0) {
+        pthread_mutex_lock(&m->mu);
+        if (m->nbroken < 8)
+            m->broken[m->nbroken++] = q.ino;
+        pthread_mutex_unlock(&m->mu);
+    }
+    rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), rc, NULL, 0);
+}
+
 static void fsrv_fail(struct fsrv *s, int err, int count)
 {
     pthread_mutex_lock(&s->mu);
@@ -105,14 +129,13 @@ static unsigned fsrv_setvers(struct fsrv *s)
     return n;
 }
 
-static struct rpc_client *connect_as(struct md *m, uint8_t role,
-                                     void *arg)
+static struct rpc_client *connect_as(struct md *m, uint8_t role, void *arg)
 {
-    struct rpc_opts o = {.role = role,
-                         .name = "test",
-                         .call_timeout_ms = 10000,
-                         .on_request = arg ? fsrv_on_request : NULL,
-                         .arg = arg};
+    struct rpc_opts o = {
+        .role = role, .name = "test", .call_timeout_ms = 10000, .arg = arg};
+    if (arg)
+        o.on_request =
+            role == PROTO_ROLE_CHUNKD ? fsrv_on_request : client_on_request;
     struct rpc_client *c;
     assert_int_equal(rpc_client_open(m->addr, &o, &c), 0);
     return c;
@@ -144,9 +167,8 @@ static void fsrv_register(struct md *m, int i)
 
 static uint64_t session_open(struct md *m, struct rpc_client *c)
 {
-    struct proto_session_open_req q = {.lease_ms = 30000,
-                                       .client_name = {"t", 1},
-                                       .host = {"h", 1}};
+    struct proto_session_open_req q = {
+        .lease_ms = 30000, .client_name = {"t", 1}, .host = {"h", 1}};
     struct proto_session_open_rep out;
     struct proto_wbuf w;
     struct rpc_reply rep;
@@ -189,8 +211,10 @@ static int md_setup(void **state)
     snprintf(path, sizeof(path), "%s/meta.db", m->dir);
     assert_int_equal(meta_db_open(path, &m->db), 0);
     assert_int_equal(uv_loop_init(&m->loop), 0);
-    struct meta_srv_opts o = {
-        .data_dir = m->dir, .listen = "127.0.0.1:0", .no_auth = true};
+    struct meta_srv_opts o = {.data_dir = m->dir,
+                              .listen = "127.0.0.1:0",
+                              .promise_ms = 300,
+                              .no_auth = true};
     assert_int_equal(meta_srv_start(&m->loop, m->db, &o, &m->srv), 0);
     assert_int_equal(meta_srv_listen(m->srv), 0);
     snprintf(m->addr, sizeof(m->addr), "%s", m->srv->listen);
@@ -200,7 +224,8 @@ static int md_setup(void **state)
         pthread_mutex_init(&m->fs[i].mu, NULL);
     assert_int_equal(pthread_create(&m->thread, NULL, loop_main, m), 0);
     m->cl = connect_as(m, PROTO_ROLE_CLIENT, NULL);
-    m->cl2 = connect_as(m, PROTO_ROLE_CLIENT, NULL);
+    pthread_mutex_init(&m->mu, NULL);
+    m->cl2 = connect_as(m, PROTO_ROLE_CLIENT, m);
     session_open(m, m->cl);
     session_open(m, m->cl2);
     m->ino = file_create(m->cl, "f");
@@ -224,6 +249,7 @@ static int md_teardown(void **state)
     meta_srv_free(m->srv);
     uv_loop_close(&m->loop);
     meta_db_close(m->db);
+    pthread_mutex_destroy(&m->mu);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", m->dir);
     assert_int_equal(system(cmd), 0);
     free(m);
@@ -393,8 +419,7 @@ static void test_meta_srv_image_lease_one_writer(void **state)
     assert_int_equal(lease(m->cl, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
     assert_int_equal(out.result, PROTO_LEASE_GRANTED);
     rpc_reply_free(&rep);
-    assert_int_equal(lease(m->cl2, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep),
-                     0);
+    assert_int_equal(lease(m->cl2, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
     assert_int_equal(out.result, PROTO_LEASE_BUSY);
     assert_int_equal(out.holder_name.len, 1); /* "t", the holder's name */
     rpc_reply_free(&rep);
@@ -404,8 +429,7 @@ static void test_meta_srv_image_lease_one_writer(void **state)
     rpc_reply_free(&rep);
     assert_int_equal(lease(m->cl, PROTO_LEASE_RELEASE, m->ino, &out, &rep), 0);
     rpc_reply_free(&rep);
-    assert_int_equal(lease(m->cl2, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep),
-                     0);
+    assert_int_equal(lease(m->cl2, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
     assert_int_equal(out.result, PROTO_LEASE_GRANTED);
     rpc_reply_free(&rep);
 }
@@ -427,6 +451,90 @@ static void test_meta_srv_image_lease_errors(void **state)
     rpc_client_close(nosess);
 }
 
+/* ---- Callback promises -------------------------------------------------- */
+
+/* Send @opcode with @w (freed here) on @c, expecting an attr reply. */
+static void call_attr(struct rpc_client *c, uint16_t opcode,
+                      struct proto_wbuf *w)
+{
+    struct proto_attr_rep out;
+    struct rpc_reply rep;
+    assert_int_equal(rpc_call_msg(c, opcode, w, &rep, &out), 0);
+    proto_wbuf_free(w);
+    rpc_reply_free(&rep);
+}
+
+static void chmod_by_cl(struct md *m, uint64_t ino, uint32_t mode)
+{
+    struct proto_setattr_req q = {
+        .ino = ino, .valid = PROTO_SETATTR_MODE, .mode = mode};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_setattr_req_encode(&w, &q);
+    call_attr(m->cl, PROTO_MSG_SETATTR_REQ, &w);
+}
+
+static unsigned breaks_of(struct md *m, uint64_t ino)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&m->mu);
+    for (unsigned i = 0; i < m->nbroken; i++)
+        n += m->broken[i] == ino;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+/* Issue 15 item 9: a file held open past the promise's lease kept no
+ * promise, so another session's change sent no break and the holder's
+ * kernel served stale pages.  Now a held file's promise lasts; a file
+ * only looked at loses it. */
+static void test_meta_srv_cb_promise_kept_while_open(void **state)
+{
+    struct md *m = *state;
+    uint64_t g = file_create(m->cl, "g");
+    struct proto_callback_register_req reg = {.flags = PROTO_CALLBACK_ON};
+    struct proto_callback_register_rep regrep;
+    struct proto_access_req op = {.ino = m->ino,
+                                  .mask = O_RDONLY | PROTO_OPEN_HOLD};
+    struct proto_ino_req ga = {.ino = g};
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_callback_register_req_encode(&w, &reg);
+    assert_int_equal(rpc_call_msg(m->cl2, PROTO_MSG_CALLBACK_REGISTER_REQ, &w,
+                                  &rep, &regrep),
+                     0);
+    proto_wbuf_free(&w);
+    rpc_reply_free(&rep);
+    assert_int_equal(regrep.lease_ms, 300);
+    proto_wbuf_init(&w);
+    proto_access_req_encode(&w, &op);
+    call_attr(m->cl2, PROTO_MSG_OPEN_REQ, &w); /* f: promise and hold */
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &ga);
+    call_attr(m->cl2, PROTO_MSG_GETATTR_REQ, &w); /* g: promise only */
+
+    /* Within the lease both are broken. */
+    chmod_by_cl(m, m->ino, 0600);
+    chmod_by_cl(m, g, 0600);
+    assert_int_equal(breaks_of(m, m->ino), 1);
+    assert_int_equal(breaks_of(m, g), 1);
+    /* A broken promise is gone: take both again, then outlive the lease
+     * (metad's tick runs every second). */
+    proto_wbuf_init(&w);
+    proto_access_req_encode(&w, &op);
+    call_attr(m->cl2, PROTO_MSG_OPEN_REQ, &w);
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &ga);
+    call_attr(m->cl2, PROTO_MSG_GETATTR_REQ, &w);
+    usleep(2500 * 1000);
+    chmod_by_cl(m, m->ino, 0644);
+    chmod_by_cl(m, g, 0644);
+    assert_int_equal(breaks_of(m, m->ino), 2);
+    assert_int_equal(breaks_of(m, g), 1);
+}
+
 int test_meta_srv_daemon(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, md_setup, md_teardown)
@@ -438,6 +546,7 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_write_report_then_bump),
         T(test_meta_srv_image_lease_one_writer),
         T(test_meta_srv_image_lease_errors),
+        T(test_meta_srv_cb_promise_kept_while_open),
     };
 #undef T
     return cmocka_run_group_tests_name("meta_srv_daemon", tests, NULL, NULL);
