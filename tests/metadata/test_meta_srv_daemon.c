@@ -6,7 +6,8 @@
  * session sending the requests a mount or tessera-nbd sends.  So every
  * answer of CHUNK_WRITE_BEGIN is driven here: a hole placed on the servers
  * that created it, on none (EIO) or with none up (ENOSPC), a live lease
- * extended, a failed replica reported and the survivors bumped; the
+ * extended, a failed replica reported and the survivors bumped, and the
+ * chunk given its copy back by repair (a failed copy tried again); the
  * image writer lease granted, refused and released; and a callback
  * promise that outlives its lease while the session holds the file open
  * (docs/caching.md §3), metad running with --promise-ms 300 here.
@@ -37,10 +38,10 @@ struct fsrv {
     struct rpc_client *rpc;
     uint32_t id;
     pthread_mutex_t mu;
-    int fail;          /* the next SETVERSIONs fail with this, */
-    int fail_count;    /* this many times */
-    unsigned setvers;  /* SETVERSION requests seen */
-    uint64_t last_new; /* their last new_version */
+    uint16_t fail_op;      /* the next requests @fail_op fail */
+    int fail;              /* with this, */
+    int fail_count;        /* this many times */
+    unsigned seen[0x1000]; /* requests by opcode & 0xfff */
 };
 
 struct md {
@@ -80,18 +81,14 @@ static void fsrv_on_request(struct rpc_client *c, uint16_t opcode,
     struct fsrv *s = arg;
     int rc = 0;
 
-    if (opcode == PROTO_MSG_CHUNK_SETVERSION_REQ) {
-        struct proto_chunk_setversion_req q;
-        rc = proto_chunk_setversion_req_decode(payload, len, &q);
-        pthread_mutex_lock(&s->mu);
-        s->setvers++;
-        s->last_new = q.new_version;
-        if (rc == 0 && s->fail_count > 0) {
-            s->fail_count--;
-            rc = s->fail;
-        }
-        pthread_mutex_unlock(&s->mu);
+    (void)payload, (void)len;
+    pthread_mutex_lock(&s->mu);
+    s->seen[opcode & 0xfff]++;
+    if (opcode == s->fail_op && s->fail_count > 0) {
+        s->fail_count--;
+        rc = s->fail;
     }
+    pthread_mutex_unlock(&s->mu);
     rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), rc, NULL, 0);
 }
 
@@ -113,18 +110,20 @@ static void client_on_request(struct rpc_client *c, uint16_t opcode,
     rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), rc, NULL, 0);
 }
 
-static void fsrv_fail(struct fsrv *s, int err, int count)
+/* The next @count requests @opcode to @s fail with @err. */
+static void fsrv_fail(struct fsrv *s, uint16_t opcode, int err, int count)
 {
     pthread_mutex_lock(&s->mu);
+    s->fail_op = opcode;
     s->fail = err;
     s->fail_count = count;
     pthread_mutex_unlock(&s->mu);
 }
 
-static unsigned fsrv_setvers(struct fsrv *s)
+static unsigned fsrv_seen(struct fsrv *s, uint16_t opcode)
 {
     pthread_mutex_lock(&s->mu);
-    unsigned n = s->setvers;
+    unsigned n = s->seen[opcode & 0xfff];
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -312,7 +311,8 @@ static void test_meta_srv_write_begin_hole_placed(void **state)
     assert_int_equal(loc.version, 1);
     assert_int_equal(loc.nreplicas, NSRV);
     for (int i = 0; i < NSRV; i++) {
-        assert_int_equal(fsrv_setvers(&m->fs[i]), 1);
+        assert_int_equal(fsrv_seen(&m->fs[i], PROTO_MSG_CHUNK_SETVERSION_REQ),
+                         1);
         assert_true(has_server(&loc, m->fs[i].id));
     }
     /* The lease is live: extended, nothing asked of the servers. */
@@ -320,7 +320,8 @@ static void test_meta_srv_write_begin_hole_placed(void **state)
     assert_int_equal(again.chunk_id, loc.chunk_id);
     assert_int_equal(again.version, 1);
     for (int i = 0; i < NSRV; i++)
-        assert_int_equal(fsrv_setvers(&m->fs[i]), 1);
+        assert_int_equal(fsrv_seen(&m->fs[i], PROTO_MSG_CHUNK_SETVERSION_REQ),
+                         1);
 }
 
 /* A server that fails to create the chunk is left out of its replicas. */
@@ -330,7 +331,7 @@ static void test_meta_srv_write_begin_hole_one_refuses(void **state)
     struct proto_chunk_loc loc;
 
     register_all(m);
-    fsrv_fail(&m->fs[1], -ENOSPC, 1);
+    fsrv_fail(&m->fs[1], PROTO_MSG_CHUNK_SETVERSION_REQ, -ENOSPC, 1);
     assert_int_equal(write_begin(m, &loc), 0);
     assert_int_equal(loc.nreplicas, NSRV - 1);
     assert_false(has_server(&loc, m->fs[1].id));
@@ -343,7 +344,7 @@ static void test_meta_srv_write_begin_hole_all_refuse(void **state)
 
     register_all(m);
     for (int i = 0; i < NSRV; i++)
-        fsrv_fail(&m->fs[i], -EIO, 1);
+        fsrv_fail(&m->fs[i], PROTO_MSG_CHUNK_SETVERSION_REQ, -EIO, 1);
     assert_int_equal(write_begin(m, &loc), -EIO);
     /* Nothing was recorded: the next attempt places the chunk anew. */
     assert_int_equal(write_begin(m, &loc), 0);
@@ -380,8 +381,10 @@ static void test_meta_srv_write_report_then_bump(void **state)
 
     register_all(m);
     assert_int_equal(write_begin(m, &loc), 0);
+    /* Repair must not give the chunk its third copy back meanwhile. */
+    fsrv_fail(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ, -EIO, 1000);
     assert_int_equal(report(m, &loc, m->fs[0].id), 0);
-    fsrv_fail(&m->fs[2], -EIO, 1);
+    fsrv_fail(&m->fs[2], PROTO_MSG_CHUNK_SETVERSION_REQ, -EIO, 1);
     assert_int_equal(write_begin(m, &next), 0);
     assert_int_equal(next.chunk_id, loc.chunk_id);
     assert_true(next.version > loc.version);
@@ -393,6 +396,72 @@ static void test_meta_srv_write_report_then_bump(void **state)
     assert_int_equal(write_begin(m, &same), 0);
     assert_int_equal(same.version, next.version);
     assert_int_equal(same.nreplicas, 1);
+}
+
+/* Send @opcode with @w (freed here) on @c, expecting an attr reply. */
+static void call_attr(struct rpc_client *c, uint16_t opcode,
+                      struct proto_wbuf *w)
+{
+    struct proto_attr_rep out;
+    struct rpc_reply rep;
+    assert_int_equal(rpc_call_msg(c, opcode, w, &rep, &out), 0);
+    proto_wbuf_free(w);
+    rpc_reply_free(&rep);
+}
+
+/* CHUNK_WRITE_END of slot 0 (@loc's chunk): the file is @size long. */
+static void write_end(struct md *m, const struct proto_chunk_loc *loc,
+                      uint64_t size)
+{
+    struct proto_chunk_write_end_req q = {
+        .ino = m->ino, .chunk_id = loc->chunk_id, .size = size};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_chunk_write_end_req_encode(&w, &q);
+    call_attr(m->cl, PROTO_MSG_CHUNK_WRITE_END_REQ, &w);
+}
+
+/* The replicas CHUNK_LOCATE lists for slot 0. */
+static uint32_t locate_n(struct md *m)
+{
+    struct proto_chunk_locate_req q = {.ino = m->ino, .count = 1};
+    struct proto_chunk_locate_rep out;
+    struct proto_chunk_loc_iter it;
+    struct proto_chunk_loc loc = {0};
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_chunk_locate_req_encode(&w, &q);
+    assert_int_equal(
+        rpc_call_msg(m->cl, PROTO_MSG_CHUNK_LOCATE_REQ, &w, &rep, &out), 0);
+    proto_wbuf_free(&w);
+    proto_chunk_loc_iter_init(&it, &out);
+    if (!proto_chunk_loc_next(&it, &loc))
+        loc.nreplicas = 0;
+    rpc_reply_free(&rep);
+    return loc.nreplicas;
+}
+
+/* A chunk below its goal gets a copy (meta_srv_repair.c); a copy that
+ * fails is tried again by a later scan. */
+static void test_meta_srv_repair_copy_retried(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+
+    register_all(m);
+    assert_int_equal(write_begin(m, &loc), 0);
+    write_end(m, &loc, 4096);
+    fsrv_fail(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ, -EIO, 1);
+    assert_int_equal(report(m, &loc, m->fs[0].id), 0);
+    assert_int_equal(locate_n(m), NSRV - 1);
+    uint32_t n = 0;
+    for (int i = 0; i < 100 && (n = locate_n(m)) < NSRV; i++)
+        usleep(50 * 1000);
+    assert_int_equal(n, NSRV);
+    assert_int_equal(fsrv_seen(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ), 2);
+    assert_int_equal(fsrv_seen(&m->fs[1], PROTO_MSG_CHUNK_REPLICATE_REQ), 0);
 }
 
 /* ---- IMAGE_LEASE --------------------------------------------------------- */
@@ -452,17 +521,6 @@ static void test_meta_srv_image_lease_errors(void **state)
 }
 
 /* ---- Callback promises -------------------------------------------------- */
-
-/* Send @opcode with @w (freed here) on @c, expecting an attr reply. */
-static void call_attr(struct rpc_client *c, uint16_t opcode,
-                      struct proto_wbuf *w)
-{
-    struct proto_attr_rep out;
-    struct rpc_reply rep;
-    assert_int_equal(rpc_call_msg(c, opcode, w, &rep, &out), 0);
-    proto_wbuf_free(w);
-    rpc_reply_free(&rep);
-}
 
 static void chmod_by_cl(struct md *m, uint64_t ino, uint32_t mode)
 {
@@ -544,6 +602,7 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_write_begin_hole_one_refuses),
         T(test_meta_srv_write_begin_hole_all_refuse),
         T(test_meta_srv_write_report_then_bump),
+        T(test_meta_srv_repair_copy_retried),
         T(test_meta_srv_image_lease_one_writer),
         T(test_meta_srv_image_lease_errors),
         T(test_meta_srv_cb_promise_kept_while_open),
