@@ -94,7 +94,7 @@ static void attr_merge_open(struct fc_fs *fs, struct proto_attr *a)
     struct cl_inode *n = cl_inode_find(fs->cl, a->ino);
     if (!n)
         return;
-    uint64_t size = cl_inode_grow(n, a->size);
+    uint64_t size = cl_inode_grow_seen(n, a->size);
     if (size > a->size)
         a->size = size;
     /* Likewise the mtime of writes whose WRITE_END is still deferred. */
@@ -607,7 +607,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
         free(h);
         return rc;
     }
-    cl_inode_grow(h->node, a->size);
+    cl_inode_grow_seen(h->node, a->size);
     handle_setup(req, a, fi, h);
     return 0;
 }

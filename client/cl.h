@@ -165,6 +165,9 @@ void cl_inode_put(struct cl_client *c, struct cl_inode *n);
 uint64_t cl_inode_ino(const struct cl_inode *n);
 /* Raise the known size to @size if larger; returns the size now known. */
 uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size);
+/* The same with @size just reported by metad: without callbacks a read
+ * past the size asks metad again only CL_SIZE_CHECK_MS later. */
+uint64_t cl_inode_grow_seen(struct cl_inode *n, uint64_t size);
 void cl_inode_set_size(struct cl_inode *n, uint64_t size);
 uint64_t cl_inode_size(struct cl_inode *n);
 /* Wall clock (ns) of this client's latest write to @n, 0 when none: the

@@ -94,7 +94,7 @@ static uint64_t read_size(struct cl_client *c, struct cl_inode *n, uint64_t off,
     if (off + len <= size || !size_check_due(c, n) ||
         cl_meta_getattr(c, n->ino, &a) < 0)
         return size;
-    return cl_inode_grow(n, a.size);
+    return cl_inode_grow_seen(n, a.size);
 }
 
 int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,

@@ -357,6 +357,18 @@ uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size)
     return size;
 }
 
+uint64_t cl_inode_grow_seen(struct cl_inode *n, uint64_t size)
+{
+    uint64_t now = cl_now_ms();
+    pthread_mutex_lock(&n->lock);
+    if (size > n->size)
+        n->size = size;
+    size = n->size;
+    n->size_ms = now;
+    pthread_mutex_unlock(&n->lock);
+    return size;
+}
+
 void cl_inode_set_size(struct cl_inode *n, uint64_t size)
 {
     pthread_mutex_lock(&n->lock);

@@ -125,7 +125,7 @@ struct cl_inode {
     /* A read past @size asks metad for the size (cl_file_read): with
      * callbacks once a break said it may have changed (@size_stale, set
      * by cl_handles_size_stale), without them at most every
-     * CL_SIZE_CHECK_MS (@size_ms: the last time it asked). */
+     * CL_SIZE_CHECK_MS (@size_ms: when metad last told us the size). */
     bool size_stale;
     uint64_t size_ms;
     bool end_pending;   /* written since the last CHUNK_WRITE_END */

@@ -184,6 +184,15 @@ static void test_cl_file_read_past_size_without_callbacks(void **state)
     assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_GETATTR_REQ), 2);
     cl_inode_put(c2, n2);
     cl_client_close(c2);
+
+    /* A size metad just reported (the mount's OPEN) is not asked again
+     * at once: a cold read of a small file costs no second GETATTR. */
+    fk_client_open(f->fk, CL_CACHE_WRITETHROUGH, false, 0, &c2, &n2);
+    assert_int_equal(cl_inode_grow_seen(n2, 100), 100);
+    assert_int_equal(cl_file_read(c2, n2, 0, sizeof(got), got), 100);
+    assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_GETATTR_REQ), 2);
+    cl_inode_put(c2, n2);
+    cl_client_close(c2);
 }
 
 int test_cl_file(void)
