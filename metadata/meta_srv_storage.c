@@ -398,7 +398,8 @@ static void inv_finish(struct meta_srv_server *s)
 {
     struct meta_srv_inv tmp = s->inv;
 
-    qsort(s->inv_next.v, s->inv_next.n, sizeof(*s->inv_next.v), inv_cmp);
+    if (s->inv_next.n > 1) /* an empty inventory has no array at all */
+        qsort(s->inv_next.v, s->inv_next.n, sizeof(*s->inv_next.v), inv_cmp);
     s->inv = s->inv_next;
     s->inv_next = tmp;
     s->inv_next.n = 0;
