@@ -227,7 +227,8 @@ $(BUILD)/fuzz/fuzz_seclink: tests/fuzz/fuzz_seclink.c $(wildcard tests/fuzz/*.h)
 
 # The NBD option phase runs over tessera-nbd's own sources and GnuTLS.
 FUZZ_NBD_SRC := vmdisk/vd_handshake.c vmdisk/vd_io.c vmdisk/vd_tls.c \
-	vmdisk/vd_mem.c vmdisk/vd_backend.c common/log.c common/net.c
+	vmdisk/vd_mem.c vmdisk/vd_backend.c vmdisk/vd_limits.c common/log.c \
+	common/net.c common/conn_limit.c
 $(BUILD)/fuzz/fuzz_nbd_opt: tests/fuzz/fuzz_nbd_opt.c $(FUZZ_NBD_SRC) \
 		$(wildcard vmdisk/*.h)
 	@mkdir -p $(dir $@)

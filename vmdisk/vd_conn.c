@@ -50,12 +50,10 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "conn_limit.h"
 #include "log.h"
 
 static const char *end_reason(int rc)
@@ -78,62 +76,6 @@ static const char *end_reason(int rc)
     }
 }
 
-/* Count @c against its address's limit (TCP only).  Over it, the
- * connection still haggles options so that the export it asks for is
- * refused with a sentence (export_open()), not a silent close. */
-static void limits_take_addr(struct vd_conn *c)
-{
-    struct conn_limit *t = c->cfg->limits;
-    int rc;
-
-    if (!t || !strncmp(c->peer, "unix:", 5))
-        return;
-    conn_limit_addr_key(c->peer, c->addr_key, sizeof(c->addr_key));
-    rc = conn_limit_take(t, CONN_LIMIT_ADDR, c->addr_key);
-    if (rc == 0) {
-        c->addr_counted = true;
-        return;
-    }
-    c->over_limit = true;
-    log_warn("nbd connection: refused: %s: limit=%u peer=%s",
-             rc == -EUSERS ? "too many connections from this address"
-                           : strerror(-rc),
-             conn_limit_max(t, CONN_LIMIT_ADDR), c->peer);
-}
-
-static void limits_release(struct vd_conn *c)
-{
-    if (c->addr_counted)
-        conn_limit_put(c->cfg->limits, CONN_LIMIT_ADDR, c->addr_key);
-    if (c->identity_counted)
-        conn_limit_put(c->cfg->limits, CONN_LIMIT_IDENTITY, c->id.tls_user);
-}
-
-int vd_limits_check(struct vd_conn *c, char *why, size_t whylen)
-{
-    struct conn_limit *t = c->cfg->limits;
-    int rc;
-
-    if (c->over_limit) {
-        snprintf(why, whylen,
-                 "too many connections from %s (limit %u): close one first",
-                 c->addr_key, conn_limit_max(t, CONN_LIMIT_ADDR));
-        return -EUSERS;
-    }
-    if (!t || !c->id.tls_user || c->identity_counted)
-        return 0;
-    rc = conn_limit_take(t, CONN_LIMIT_IDENTITY, c->id.tls_user);
-    if (rc < 0) {
-        snprintf(why, whylen,
-                 "too many sessions of identity %s (limit %u): close one "
-                 "first",
-                 c->id.tls_user, conn_limit_max(t, CONN_LIMIT_IDENTITY));
-        return rc;
-    }
-    c->identity_counted = true;
-    return 0;
-}
-
 int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
 {
     struct vd_conn c = {.fd = fd, .cfg = cfg, .peer = peer, .id.peer = peer};
@@ -144,7 +86,7 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
     pthread_cond_init(&c.cond, NULL);
     pthread_cond_init(&c.room, NULL);
 
-    limits_take_addr(&c);
+    vd_limits_take_addr(&c);
     rc = vd_handshake_run(&c);
     if (rc == 0) {
         assert(c.img); /* invariant 1 */
@@ -159,7 +101,7 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
         cfg->be->ops->close(c.img); /* invariant 2 */
         c.img = NULL;
     }
-    limits_release(&c); /* before the session that owns the TLS name */
+    vd_limits_release(&c); /* before the session that owns the TLS name */
     vd_tls_session_close(c.tls,
                          (rc == 0 || rc == -ESHUTDOWN) && !c.send_failed);
     c.tls = NULL;

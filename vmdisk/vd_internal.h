@@ -169,6 +169,13 @@ static inline uint64_t vd_get64(const uint8_t *p)
  * shut down.  Logs one line when the export opens and one at the end.
  * Returns 0 after a clean disconnect, -errno otherwise. */
 int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer);
+
+/* vd_limits.c */
+
+/* Count @c's address (TCP only); over the limit, note it and log it. */
+void vd_limits_take_addr(struct vd_conn *c);
+/* Give back what @c counted. */
+void vd_limits_release(struct vd_conn *c);
 /* Before an export opens: 0, or -EUSERS with the sentence for the client
  * in @why when the connection's address held its limit at accept or its
  * TLS name holds its limit of sessions (counted once per connection). */
