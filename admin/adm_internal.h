@@ -27,10 +27,29 @@
 struct adm {
     const char *meta;       /* "host:port" of metad */
     const char *key;        /* --key FILE, else $TESSERA_KEY; NULL: none */
+    bool secure;            /* --secure, else $TESSERA_SECURE */
     bool json;              /* --json: machine-readable output */
     struct rpc_client *rpc; /* after adm_connect() */
     struct cl_auth *auth;   /* after adm_connect(), with a key */
 };
+
+/* adm_verbs.c: the verbs, each with its synopsis, summary and help. */
+struct adm_verb {
+    const char *name;
+    int (*fn)(struct adm *a, int argc, char **argv); /* argv[0]: the verb */
+    const char *usage;   /* synopsis lines, '\n' between, without "tessera " */
+    const char *summary; /* one line: the list in --help, the man page's NAME */
+    const char *help;    /* what it does, then its commands and options */
+};
+/* The verb called @name, or NULL. */
+const struct adm_verb *adm_verb_find(const char *name);
+/* `tessera VERB --help` of @v. */
+void adm_verb_help(FILE *f, const struct adm_verb *v);
+/* The synopsis lines of @verb (those of subcommand @sub only, when it has
+ * some) on stderr, for a bad command line.  Returns ADM_EXIT_USAGE. */
+int adm_verb_usage(const char *verb, const char *sub);
+/* Every verb's synopsis lines with its summary: `tessera --help`'s list. */
+void adm_verbs_list(FILE *f);
 
 /* adm_conn.c */
 
@@ -41,6 +60,9 @@ int adm_connect(struct adm *a);
  * the exit code for it: ADM_EXIT_UNREACHABLE when the connection failed,
  * ADM_EXIT_FAIL otherwise. */
 int adm_fail(struct adm *a, const char *what, int rc);
+/* Load a->auth from the key file once (--secure applied): 0, or -errno
+ * after printing why. */
+int adm_auth_open(struct adm *a);
 /* A ticket for the chunk servers on a->auth (after adm_connect()). */
 int adm_ticket(struct adm *a);
 /* adm_fail() for an error about @path: "tessera: WHAT: PATH: cause" with

@@ -3,14 +3,16 @@
  *
  *   tessera-metad --data DIR --listen ADDR:PORT [--lease-ms N]
  *                 [--suspect-ms N] [--down-ms N] [--repair-rate N]
- *                 [--repair-mbps N] [--http ADDR:PORT] [-D module=1]
+ *                 [--repair-mbps N] [--promise-ms N] [--http ADDR:PORT]
+ *                 [-D module=1]
  *                 [--raft ADDR:PORT --id N [--bootstrap 1=ADDR,2=ADDR,...]]
  *                 [--help]
  *
  * Creates DIR if needed and opens DIR/meta.db; everything on the network
  * is meta_server.c's.  With --raft this metad is replica N of a group
  * whose records go through the Raft log in DIR/raft (meta_raft.c); it
- * serves while it leads.  Without, it is alone, with the local log.  SIGINT and SIGTERM stop cleanly: the listener and
+ * serves while it leads.  Without, it is alone, with the local log.
+ * SIGINT and SIGTERM stop cleanly: the listener and
  * every connection close, the loop runs down, the database is closed and
  * the process exits 0.  Bad arguments, an unusable data directory or
  * database, or an address it cannot listen on exit 1 with one message.
@@ -26,6 +28,7 @@
 #include <uv.h>
 
 #include "conf.h"
+#include "conn_limit.h"
 #include "http.h"
 #include "log.h"
 #include "meta.h"
@@ -72,6 +75,9 @@ static void usage(FILE *f)
             "                    (default: off)\n"
             "  --ticket-ms N     lifetime of the tickets for the storage\n"
             "                    servers (default %u)\n"
+            "  --promise-ms N    lease of a client's cache callback promise,\n"
+            "                    renewed by its requests and while it has\n"
+            "                    the file open (default %u)\n"
             "  --raft ADDR       be a replica of a group: the Raft log's\n"
             "                    address, host:port (default: off, one\n"
             "                    metad with a local log)\n"
@@ -84,6 +90,13 @@ static void usage(FILE *f)
             "  --no-auth         ask nobody for a key: every peer that\n"
             "                    reaches the port has every right\n"
             "                    (docs/security.md)\n"
+            "  --secure          refuse every peer that does not ask for a\n"
+            "                    secure link (TLS keyed from the handshake)\n"
+            "  --max-conns-per-addr N  connections one address may hold;\n"
+            "                    more are refused (default %u, 0 = no limit)\n"
+            "  --max-sessions-per-identity N  authenticated connections\n"
+            "                    one identity may hold (default %u, 0 = no\n"
+            "                    limit)\n"
             "  -D, --debug MODULE=1  enable debug logging for MODULE\n"
             "                    (meta.srv, meta.write, meta.gc, meta.state,\n"
             "                    meta.repair, meta.lease, meta.auth, peer)\n"
@@ -92,7 +105,8 @@ static void usage(FILE *f)
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
             META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS,
-            META_RAFT_SNAPSHOT_EVERY);
+            META_SRV_CB_LEASE_MS, META_RAFT_SNAPSHOT_EVERY,
+            CONN_LIMIT_PER_ADDR, CONN_LIMIT_PER_IDENTITY);
 }
 
 /* mkdir -p @path. */
@@ -162,16 +176,22 @@ int main(int argc, char **argv)
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
         {"ticket-ms", required_argument, NULL, 'T'},
+        {"promise-ms", required_argument, NULL, 'P'},
         {"no-auth", no_argument, NULL, 'N'},
+        {"secure", no_argument, NULL, 'E'},
+        {"max-conns-per-addr", required_argument, NULL, 'A'},
+        {"max-sessions-per-identity", required_argument, NULL, 'I'},
         {"raft", required_argument, NULL, 'r'},
         {"id", required_argument, NULL, 'i'},
         {"bootstrap", required_argument, NULL, 'b'},
-        {"snapshot-every", required_argument, NULL, 'E'},
+        {"snapshot-every", required_argument, NULL, 'X'},
         {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct meta_srv_opts opts = {0};
+    unsigned per_addr = CONN_LIMIT_PER_ADDR;
+    unsigned per_identity = CONN_LIMIT_PER_IDENTITY;
     struct meta_raft_opts ropts = {0};
     struct meta_log rlog;
     uint32_t id = 0;
@@ -219,6 +239,18 @@ int main(int argc, char **argv)
         case 'N':
             opts.no_auth = true;
             break;
+        case 'E':
+            opts.secure = true;
+            break;
+        case 'A':
+        case 'I':
+            if (conn_limit_parse(optarg,
+                                 c == 'A' ? &per_addr : &per_identity) < 0) {
+                fprintf(stderr, "tessera-metad: bad %s: %s\n",
+                        argv[optind - 1], optarg);
+                return 1;
+            }
+            break;
         case 'r':
             ropts.addr = optarg;
             break;
@@ -226,7 +258,7 @@ int main(int argc, char **argv)
             ropts.bootstrap = optarg;
             break;
         case 'i':
-        case 'E':
+        case 'X':
             if (parse_u32(optarg, c == 'i' ? &id : &ropts.snapshot_every) <
                 0) {
                 fprintf(stderr, "tessera-metad: bad %s: %s\n", argv[optind - 1],
@@ -237,10 +269,12 @@ int main(int argc, char **argv)
         case 'S':
         case 'O':
         case 'T':
+        case 'P':
         case 'R': {
             uint32_t *dst = c == 'S'   ? &opts.suspect_ms
                             : c == 'O' ? &opts.down_ms
                             : c == 'T' ? &opts.ticket_ms
+                            : c == 'P' ? &opts.promise_ms
                                        : &opts.repair_rate;
 
             if (parse_u32(optarg, dst) < 0) {
@@ -267,6 +301,11 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "tessera-metad: unexpected argument: %s\n",
                 argv[optind]);
+        return 1;
+    }
+    if (opts.secure && opts.no_auth) {
+        fprintf(stderr, "tessera-metad: --secure needs authentication: "
+                        "drop --no-auth\n");
         return 1;
     }
     if (!opts.data_dir || !opts.listen) {
@@ -298,6 +337,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (conn_limit_new(per_addr, per_identity, &opts.limits) < 0) {
+        log_error("metad: out of memory");
+        meta_db_close(db);
+        return 1;
+    }
     memset(&d, 0, sizeof(d));
     uv_loop_init(&d.loop);
     signal(SIGPIPE, SIG_IGN);
@@ -347,6 +391,7 @@ int main(int argc, char **argv)
         meta_srv_free(d.srv);
         uv_loop_close(&d.loop);
         meta_db_close(db);
+        conn_limit_free(opts.limits);
         return 1;
     }
     uv_signal_init(&d.loop, &d.sigint);
@@ -361,6 +406,7 @@ int main(int argc, char **argv)
 
     meta_raft_free(d.raft);
     meta_srv_free(d.srv);
+    conn_limit_free(opts.limits); /* every peer is gone */
     rc = uv_loop_close(&d.loop);
     if (rc < 0)
         log_warn("metad: loop close: %s", uv_strerror(rc));

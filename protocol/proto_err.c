@@ -49,6 +49,8 @@ static const struct {
     {PROTO_ECHECKSUM, EBADMSG, "ECHECKSUM"},
     {PROTO_EHANDSHAKE, EPROTO, "EHANDSHAKE"},
     {PROTO_EAUTH, EKEYREJECTED, "EAUTH"},
+    {PROTO_ELIMIT, EUSERS, "ELIMIT"},
+    {PROTO_ESECURE, ENOPROTOOPT, "ESECURE"},
     {PROTO_ENOTLEADER, EREMCHG, "ENOTLEADER"},
 };
 
@@ -62,9 +64,13 @@ int32_t proto_err_to_wire(int neg_errno)
         return PROTO_OK;
     if (e == ENOTSUP) /* the same value as EOPNOTSUPP on Linux */
         e = EOPNOTSUPP;
-    /* The Tessera values a host errno names. */
+    /* The Tessera values a host errno names alone. */
     if (e == EKEYREJECTED)
         return PROTO_EAUTH;
+    if (e == EUSERS)
+        return PROTO_ELIMIT;
+    if (e == ENOPROTOOPT)
+        return PROTO_ESECURE;
     if (e == EREMCHG)
         return PROTO_ENOTLEADER;
     for (size_t i = 0; i < NERRS; i++)

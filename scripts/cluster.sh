@@ -19,6 +19,10 @@
 #       ts_start_all [NCHUNKD]            (what exists: metad, chunkds, mount, nbd)
 #       ts_stop_all                       (unmount, stop everything, wait)
 #
+# TS_SECURE=1 (before ts_cluster_init) runs metad and chunkd with --secure
+# and exports TESSERA_SECURE=1, so that every client (mount, NBD, CLI)
+# asks for secure links too (docs/security.md, "Secure links").
+#
 # META (default 3) is the number of metad replicas: a group on a Raft log
 # (docs/operations.md, "Metadata replicas"), replica I named metadI
 # (replica 1: metad) with its client port BASE_PORT + 30 + I (replica 1:
@@ -79,6 +83,11 @@ ts_cluster_init() {
     : >"$TS_DIR/pids"
     : >"$TS_DIR/http"
     export TS_DIR TS_META_N TS_META_ADDR TS_NBD_ADDR TS_MNT TESSERA_META=$TS_META_ADDR
+    TS_SECURE_OPT=
+    if [ "${TS_SECURE:-0}" = 1 ]; then
+        TS_SECURE_OPT=--secure
+        export TESSERA_SECURE=1
+    fi
 }
 
 ts_have() { [ -x "$TS_BIN/$1" ]; }
@@ -168,7 +177,7 @@ ts_start_meta_one() {
     mkdir -p "$dir"
     # shellcheck disable=SC2086 # $http is an option and its value, or nothing
     setsid "$TS_BIN/tessera-metad" --data "$dir" --listen "$addr" \
-        $http "$@" >>"$TS_DIR/logs/$name.log" 2>&1 &
+        $http $TS_SECURE_OPT "$@" >>"$TS_DIR/logs/$name.log" 2>&1 &
     ts_record "$name" $!
     ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/$name.log" >&2; return 1; }
 }
@@ -235,7 +244,8 @@ ts_start_chunkd() {
     [ -f "$TS_DIR/meta/chunkd.key" ] && key="--key $TS_DIR/meta/chunkd.key"
     # shellcheck disable=SC2086
     setsid "$TS_BIN/tessera-chunkd" --data "$TS_DIR/chunk$i" --listen "$addr" \
-        --meta "$TS_META_ADDR" $key $http "$@" >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
+        --meta "$TS_META_ADDR" $key $http $TS_SECURE_OPT "$@" \
+        >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
     ts_record "chunkd$i" $!
     eval "TS_CHUNK${i}_ADDR=$addr"
     ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/chunkd$i.log" >&2; return 1; }

@@ -16,6 +16,7 @@ pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
       prometheus chromium gnutls-bin help2man man-db systemd debhelper)
 pkgs+=(nettle-dev) # SHA-256 of image diffs (tessera image diff, apply-diff)
 pkgs+=(libraft-dev) # the Raft log of a metad group (metadata/meta_raft.c)
+pkgs+=(tcpdump)    # test-secure.sh: what crosses loopback on --secure links
 
 missing=()
 for p in "${pkgs[@]}"; do

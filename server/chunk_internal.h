@@ -114,6 +114,10 @@ enum chunk_inline_writes {
 #define CHUNK_INLINE_MAX (64u << 10)
 void chunk_store_set_inline_writes(struct chunk_store *s,
                                    enum chunk_inline_writes mode);
+/* Whole-block writes of at least @min bytes go to the disk with O_DIRECT,
+ * past the page cache (0: none); the store falls back to buffered writes
+ * for good where the file system refuses O_DIRECT. */
+void chunk_store_set_direct_writes(struct chunk_store *s, uint32_t min);
 /* Set the chunk's length to @length, zeroing everything past it. */
 int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                          uint32_t length);
@@ -124,9 +128,15 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver);
  * (PROTO_WMAP_BYTES): -ENODATA when this copy's history is unknown. */
 int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
                      uint8_t *out);
+/* The data map of chunk @id at exactly @ver into @out (PROTO_WMAP_BYTES):
+ * a bit for every block that may hold non-zero data; the others read as
+ * zeros (docs/protocol.md §12.9). */
+int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                        uint8_t *out);
 
 struct chunk_info {
     uint64_t id, version, length;
+    uint64_t alloc; /* bytes its data and checksum files take on disk */
 };
 /* Call @cb for every chunk on disk; stops early when @cb returns non-zero
  * and returns that value. */
@@ -138,9 +148,17 @@ int chunk_store_stat(struct chunk_store *s, uint64_t id, struct chunk_info *ci);
 /* Bad chunks: once marked, reads, writes, syncs and truncates of chunk @id
  * fail with -EBADMSG until it is deleted or replaced by a staged copy.
  * mark_bad returns 1 when newly marked, 0 when it already was, or
- * -ENOMEM.  The mark lives in memory only. */
-int chunk_store_mark_bad(struct chunk_store *s, uint64_t id);
+ * -ENOMEM.  The mark, with @reason (enum proto_report_reason, kept for
+ * the store's user), outlives a restart: it is a file under DIR/bad. */
+struct chunk_bad {
+    uint64_t id;
+    uint32_t reason;
+};
+int chunk_store_mark_bad(struct chunk_store *s, uint64_t id, uint32_t reason);
 bool chunk_store_is_bad(struct chunk_store *s, uint64_t id);
+/* The chunks marked bad, into *out (caller frees) and *n. */
+int chunk_store_bad_list(struct chunk_store *s, struct chunk_bad **out,
+                         size_t *n);
 
 /* Staged copies (replication): begin creates an empty copy of chunk @id
  * at @ver outside the store, dropping any leftover one; stage_write
@@ -176,6 +194,9 @@ int chunk_store_space(struct chunk_store *s, uint64_t *capacity,
                       uint64_t *free);
 /* Number of chunks, counted at open and kept up to date since. */
 uint32_t chunk_store_count(struct chunk_store *s);
+/* Bytes the chunks' files take on disk (st_blocks), summed at open and
+ * kept up to date since; the staged copies are not counted. */
+uint64_t chunk_store_allocated(struct chunk_store *s);
 
 /* ---- chunk_rate.c ----------------------------------------------------- */
 
@@ -209,6 +230,7 @@ struct chunk_service_key {
 };
 struct chunk_auth {
     bool no_auth;        /* --no-auth */
+    bool secure;         /* --secure: every link a secure one (§3.7) */
     struct auth_key key; /* this server's identity */
     struct chunk_service_key service[PROTO_AUTH_SERVICE_MAX]; /* newest 1st */
     uint32_t nservice;
@@ -360,11 +382,16 @@ int chunk_chain_request(struct chunk_chain *c, struct proto_str addr,
 /* The body of CHUNK_WRITE_REQ @m (decoded from @payload, @len bytes, which
  * it points into) as forwarded to every replica of m->chain: the same
  * fields with an empty chain (nchain 0), followed by the data; one body
- * for all of them.  Caller owns *out (*out_len bytes), free with free();
- * *data is where the data starts in it. */
+ * for all of them.  *body (*body_len bytes) lies in a new allocation
+ * *out, which the caller owns (free with free()); *data is where the data
+ * starts in the body: page-aligned when it is FWD_ALIGN_MIN bytes or more,
+ * for direct writes. */
+#define FWD_ALIGN 4096u
+#define FWD_ALIGN_MIN (64u << 10)
 int chunk_write_fwd_build(const uint8_t *payload, size_t len,
-                          const struct proto_chunk_write_req *m, uint8_t **out,
-                          size_t *out_len, const uint8_t **data);
+                          const struct proto_chunk_write_req *m, void **out,
+                          const uint8_t **body, size_t *body_len,
+                          const uint8_t **data);
 
 void chunk_read_handle(struct chunk_server *srv, struct peer *p,
                        uint64_t req_id, const uint8_t *payload, size_t len);
@@ -384,6 +411,8 @@ void chunk_clone_handle(struct chunk_server *srv, struct peer *p,
 /* chunk_wmap_req.c */
 void chunk_wmap_handle(struct chunk_server *srv, struct peer *p,
                        uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_datamap_handle(struct chunk_server *srv, struct peer *p,
+                          uint64_t req_id, const uint8_t *payload, size_t len);
 
 /* ---- chunk_replicate.c ------------------------------------------------ */
 

@@ -29,10 +29,16 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conn_limit.h"
 #include "http.h"
 #include "lat.h"
 #include "log.h"
 #include "mem.h"
+
+/* Writes of at least this many KiB skip the page cache by default
+ * (chunk_store.c, "Direct writes"). */
+#define DIRECT_KIB_DEFAULT 256
+#define DIRECT_KIB_DEFAULT_STR "256"
 
 static void usage(FILE *f)
 {
@@ -42,6 +48,7 @@ static void usage(FILE *f)
             "                      [--advertise ADDR:PORT] [--repair-mbps N]\n"
             "                      [--scrub-mbps N] [--scrub-interval-s N] "
             "[--inline-writes MODE]\n"
+            "                      [--direct-write-kib N]\n"
             "                      [--http ADDR:PORT] [-D module=1] "
             "[--config FILE] [--help]\n"
             "  --data DIR        chunk files and the server uuid\n"
@@ -52,6 +59,14 @@ static void usage(FILE *f)
             "$TESSERA_KEY)\n"
             "  --no-auth         ask clients for no ticket and use no key "
             "(docs/security.md)\n"
+            "  --secure          every link encrypted and authenticated: "
+            "refuse peers\n"
+            "                    that do not ask, ask metad and other "
+            "servers\n"
+            "  --max-conns-per-addr N  connections one address may hold "
+            "(default 256, 0 = no limit)\n"
+            "  --max-sessions-per-identity N  authenticated connections one "
+            "identity may hold (default 1024, 0 = no limit)\n"
             "  --advertise ADDR  address given to metad (default: --listen)\n"
             "  --repair-mbps N   copy chunks for repair at most N MiB/s "
             "(default 100, 0 = unlimited)\n"
@@ -63,6 +78,9 @@ static void usage(FILE *f)
             "buffered (default),\n"
             "                    nowait (only where the file system has "
             "RWF_NOWAIT) or off\n"
+            "  --direct-write-kib N  writes of at least N KiB skip the page "
+            "cache (O_DIRECT;\n"
+            "                    default " DIRECT_KIB_DEFAULT_STR ", 0 = never)\n"
             "  --http ADDR       serve Prometheus metrics at "
             "http://ADDR/metrics (default: off)\n"
             "  -D, --debug module=1  enable debug logging for a module "
@@ -175,8 +193,9 @@ static void on_signal(uv_signal_t *h, int signum)
 
 struct opts {
     const char *data, *listen, *meta, *advertise, *http, *key;
-    bool no_auth;
-    uint64_t repair_mbps, scrub_mbps, scrub_interval_s;
+    bool no_auth, secure;
+    unsigned per_addr, per_identity; /* conn_limit.h */
+    uint64_t repair_mbps, scrub_mbps, scrub_interval_s, direct_write_kib;
     enum chunk_inline_writes inline_writes;
 };
 
@@ -204,11 +223,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"meta", required_argument, NULL, 'm'},
         {"key", required_argument, NULL, 'k'},
         {"no-auth", no_argument, NULL, 'N'},
+        {"secure", no_argument, NULL, 'E'},
+        {"max-conns-per-addr", required_argument, NULL, 'C'},
+        {"max-sessions-per-identity", required_argument, NULL, 'P'},
         {"advertise", required_argument, NULL, 'a'},
         {"repair-mbps", required_argument, NULL, 'R'},
         {"scrub-mbps", required_argument, NULL, 'S'},
         {"scrub-interval-s", required_argument, NULL, 'I'},
         {"inline-writes", required_argument, NULL, 'W'},
+        {"direct-write-kib", required_argument, NULL, 'O'},
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
         {"debug", required_argument, NULL, 'D'},
@@ -236,6 +259,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'N':
             o->no_auth = true;
             break;
+        case 'E':
+            o->secure = true;
+            break;
+        case 'C':
+        case 'P':
+            if (conn_limit_parse(optarg, c == 'C' ? &o->per_addr
+                                                  : &o->per_identity) < 0) {
+                fprintf(stderr, "tessera-chunkd: bad number: %s\n", optarg);
+                return 2;
+            }
+            break;
         case 'a':
             o->advertise = optarg;
             break;
@@ -245,9 +279,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'R':
         case 'S':
         case 'I':
+        case 'O':
             if (parse_u64(optarg, 1u << 20,
                           c == 'R'   ? &o->repair_mbps
                           : c == 'S' ? &o->scrub_mbps
+                          : c == 'O' ? &o->direct_write_kib
                                      : &o->scrub_interval_s) < 0) {
                 fprintf(stderr, "tessera-chunkd: bad number: %s\n", optarg);
                 return 2;
@@ -298,7 +334,11 @@ int main(int argc, char **argv)
         .scrub_mbps = 8,
         .scrub_interval_s = 86400,
         .inline_writes = CHUNK_INLINE_BUFFERED,
+        .per_addr = CONN_LIMIT_PER_ADDR,
+        .per_identity = CONN_LIMIT_PER_IDENTITY,
+        .direct_write_kib = DIRECT_KIB_DEFAULT,
     };
+    struct conn_limit *limits = NULL;
     uv_loop_t loop;
     int rc;
 
@@ -320,8 +360,13 @@ int main(int argc, char **argv)
     snprintf(srv.name, sizeof(srv.name), "tessera-chunkd %s",
              srv.advertise_addr);
 
+    if (o.secure && o.no_auth) {
+        log_error("chunkd: --secure needs authentication: drop --no-auth");
+        return 1;
+    }
     if (chunk_auth_init(&srv, auth_key_path(o.key), o.no_auth) < 0)
         return 1;
+    srv.auth.secure = o.secure;
     rc = chunk_store_open(o.data, &srv.store);
     if (rc < 0) {
         log_error("chunkd: cannot open data directory: err=%d dir=%s", rc,
@@ -329,6 +374,10 @@ int main(int argc, char **argv)
         return 1;
     }
     chunk_store_set_inline_writes(srv.store, o.inline_writes);
+    chunk_store_set_direct_writes(
+        srv.store, (uint32_t)(o.direct_write_kib > PROTO_MAX_DATA / 1024
+                                  ? PROTO_MAX_DATA
+                                  : o.direct_write_kib * 1024));
     rc = uuid_load(o.data, srv.uuid);
     if (rc < 0) {
         log_error("chunkd: cannot load uuid: err=%d dir=%s", rc, o.data);
@@ -336,7 +385,9 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_init(&loop);
-    rc = chunk_jobs_new(&loop, &srv.jobs);
+    rc = conn_limit_new(o.per_addr, o.per_identity, &limits);
+    if (rc == 0)
+        rc = chunk_jobs_new(&loop, &srv.jobs);
     if (rc == 0)
         rc = chunk_chain_new(&srv, &srv.chain);
     if (rc == 0) {
@@ -348,6 +399,10 @@ int main(int argc, char **argv)
         peer_listener_set_identity(srv.listener, srv.name, 0);
     if (rc == 0 && !o.no_auth)
         peer_listener_set_auth(srv.listener, PROTO_AUTH_BIT(PROTO_AUTH_TICKET));
+    if (rc == 0) {
+        peer_listener_set_limits(srv.listener, limits);
+        peer_listener_set_secure(srv.listener, o.secure);
+    }
     if (rc == 0)
         rc = chunk_meta_start(&srv, &srv.meta);
     if (rc == 0)
@@ -363,6 +418,7 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         chunk_jobs_free(srv.jobs);
         chunk_store_close(srv.store);
+        conn_limit_free(limits);
         return 1;
     }
     for (int i = 0; i < 2; i++) {
@@ -388,6 +444,7 @@ int main(int argc, char **argv)
         log_warn("chunkd: loop closed with handles open: err=%d", rc);
     chunk_jobs_free(srv.jobs);
     chunk_store_close(srv.store);
+    conn_limit_free(limits); /* every peer is gone */
     log_info("chunkd: stopped");
     return 0;
 }

@@ -144,29 +144,31 @@ struct vd_lease {
     struct cl_inode *node;  /* a reference */
     unsigned refs;          /* guarded by ls->lock */
     enum lease_state state; /* guarded by ls->lock; changes under gate */
-    uint64_t gen;           /* bumped when it becomes HELD */
+    uint64_t gen;           /* new (unique in the table) when it becomes HELD */
     int lost_rc;            /* the hand-over flush's result */
     struct gate gate;
     pthread_mutex_t take_lock; /* one TAKE at a time */
 };
 
 struct vd_leases {
-    struct cl_client *cl; /* borrowed */
+    struct vd_lease_io io; /* metad and the client library */
+    uint64_t gen_last;     /* guarded by lock: the last generation given */
     struct vd_lease_hooks hooks;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct vd_lease *list;
     bool stop, started;
     pthread_t thread;
+    struct vd_lease_news news[PROTO_LEASE_WAIT_MAX]; /* the thread's */
 };
 
 /* ---- Calls to metad ----------------------------------------------------- */
 
-/* IMAGE_LEASE @op on @ino; fills *result and, when @why is not NULL and
- * another session holds it, a sentence naming that session. */
-static int lease_call(struct vd_leases *ls, uint32_t op, uint64_t ino,
-                      const char *path, uint32_t *result, char *why,
-                      size_t why_len)
+/* ---- The real metad and client library (struct vd_lease_io) ----------- */
+
+static int client_lease(void *arg, uint32_t op, uint64_t ino,
+                        const char *path, uint32_t *result, char *why,
+                        size_t why_len)
 {
     struct proto_image_lease_req q = {.op = op, .ino = ino};
     struct proto_image_lease_rep out;
@@ -175,7 +177,7 @@ static int lease_call(struct vd_leases *ls, uint32_t op, uint64_t ino,
 
     proto_wbuf_init(&w);
     proto_image_lease_req_encode(&w, &q);
-    int rc = cl_meta_call(ls->cl, PROTO_MSG_IMAGE_LEASE_REQ, &w, &rep, &out);
+    int rc = cl_meta_call(arg, PROTO_MSG_IMAGE_LEASE_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc < 0)
         return rc;
@@ -188,6 +190,67 @@ static int lease_call(struct vd_leases *ls, uint32_t op, uint64_t ino,
                  out.holder_host.len ? out.holder_host.p : "?");
     rpc_reply_free(&rep);
     return 0;
+}
+
+static int client_wait(void *arg, const uint64_t *inos, size_t n,
+                       unsigned timeout_ms, struct vd_lease_news *news,
+                       size_t *nnews)
+{
+    struct proto_wbuf raw, w;
+    struct proto_image_lease_wait q = {.timeout_ms = timeout_ms}, out;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&raw);
+    for (size_t i = 0; i < n; i++)
+        proto_lease_entry_put(&raw, inos[i], PROTO_LEASE_HELD);
+    q.count = (uint32_t)n;
+    q.raw = (struct proto_str){(const char *)raw.p, (uint32_t)raw.len};
+    proto_wbuf_init(&w);
+    proto_image_lease_wait_encode(&w, &q);
+    proto_wbuf_free(&raw);
+    int rc = cl_meta_call(arg, PROTO_MSG_IMAGE_LEASE_WAIT_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    *nnews = 0;
+    for (uint32_t i = 0; i < out.count && *nnews < PROTO_LEASE_WAIT_MAX; i++) {
+        proto_lease_entry_get(&out, i, &news[*nnews].ino,
+                              &news[*nnews].state);
+        (*nnews)++;
+    }
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+static int client_open(void *arg, uint64_t ino, struct cl_inode **node)
+{
+    return cl_inode_open(arg, ino, 0, node);
+}
+
+static void client_put(void *arg, struct cl_inode *node)
+{
+    cl_inode_put(arg, node);
+}
+
+static int client_sync(void *arg, struct cl_inode *node)
+{
+    return cl_file_sync(arg, node);
+}
+
+static void client_forget(void *arg, uint64_t ino)
+{
+    cl_file_truncate_done(arg, ino, NULL, 0);
+}
+
+/* ---- Calls to metad ----------------------------------------------------- */
+
+/* IMAGE_LEASE @op on @ino; fills *result and, when @why is not NULL and
+ * another session holds it, a sentence naming that session. */
+static int lease_call(struct vd_leases *ls, uint32_t op, uint64_t ino,
+                      const char *path, uint32_t *result, char *why,
+                      size_t why_len)
+{
+    return ls->io.lease(ls->io.arg, op, ino, path, result, why, why_len);
 }
 
 static void release(struct vd_leases *ls, struct vd_lease *l)
@@ -205,7 +268,7 @@ static void release(struct vd_leases *ls, struct vd_lease *l)
  * metad and the servers. */
 static void caches_drop(struct vd_leases *ls, struct vd_lease *l)
 {
-    cl_file_truncate_done(ls->cl, l->ino, NULL, 0);
+    ls->io.forget(ls->io.arg, l->ino);
     if (ls->hooks.drop)
         ls->hooks.drop(ls->hooks.arg, l->ino);
 }
@@ -216,7 +279,7 @@ static void set_state(struct vd_leases *ls, struct vd_lease *l,
     pthread_mutex_lock(&ls->lock);
     l->state = st;
     if (st == L_HELD)
-        l->gen++;
+        l->gen = ++ls->gen_last;
     pthread_cond_broadcast(&ls->cond);
     pthread_mutex_unlock(&ls->lock);
 }
@@ -235,7 +298,7 @@ static void lease_free(struct vd_leases *ls, struct vd_lease *l)
 {
     gate_destroy(&l->gate);
     pthread_mutex_destroy(&l->take_lock);
-    cl_inode_put(ls->cl, l->node);
+    ls->io.put(ls->io.arg, l->node);
     free(l);
 }
 
@@ -280,10 +343,9 @@ int vd_lease_open(struct vd_leases *ls, uint64_t ino, const char *path,
     l->ino = ino;
     l->refs = 1;
     l->state = result == PROTO_LEASE_GRANTED ? L_HELD : L_STANDBY;
-    l->gen = 1;
     gate_init(&l->gate);
     pthread_mutex_init(&l->take_lock, NULL);
-    rc = cl_inode_open(ls->cl, ino, 0, &l->node);
+    rc = ls->io.open(ls->io.arg, ino, &l->node);
     if (rc < 0) {
         gate_destroy(&l->gate);
         pthread_mutex_destroy(&l->take_lock);
@@ -292,6 +354,10 @@ int vd_lease_open(struct vd_leases *ls, uint64_t ino, const char *path,
     }
 
     pthread_mutex_lock(&ls->lock);
+    /* Unique in the table's life: an answer to a poll that named an
+     * earlier lease of the same image (closed since) is not about this
+     * one. */
+    l->gen = ++ls->gen_last;
     struct vd_lease *other = find_live(ls, ino);
     if (!other) {
         l->next = ls->list;
@@ -431,7 +497,7 @@ static void give_up(struct vd_leases *ls, struct vd_lease *l, bool flush)
 
     gate_excl(&l->gate); /* invariant 1: no write in flight */
     if (flush)
-        rc = cl_file_sync(ls->cl, l->node);
+        rc = ls->io.sync(ls->io.arg, l->node);
     else
         rc = -EIO; /* whatever was not flushed may be lost */
     caches_drop(ls, l);
@@ -483,31 +549,16 @@ static void handle_entry(struct vd_leases *ls, uint64_t ino, uint32_t state,
 static int poll_once(struct vd_leases *ls, const uint64_t *inos,
                      const uint64_t *gens, size_t n)
 {
-    struct proto_wbuf raw, w;
-    struct proto_image_lease_wait q = {.timeout_ms = WAIT_MS}, out;
-    struct rpc_reply rep;
+    struct vd_lease_news *news = ls->news;
+    size_t nnews = 0;
+    int rc = ls->io.wait(ls->io.arg, inos, n, WAIT_MS, news, &nnews);
 
-    proto_wbuf_init(&raw);
-    for (size_t i = 0; i < n; i++)
-        proto_lease_entry_put(&raw, inos[i], PROTO_LEASE_HELD);
-    q.count = (uint32_t)n;
-    q.raw = (struct proto_str){(const char *)raw.p, (uint32_t)raw.len};
-    proto_wbuf_init(&w);
-    proto_image_lease_wait_encode(&w, &q);
-    proto_wbuf_free(&raw);
-    int rc =
-        cl_meta_call(ls->cl, PROTO_MSG_IMAGE_LEASE_WAIT_REQ, &w, &rep, &out);
-    proto_wbuf_free(&w);
     if (rc < 0)
         return rc;
-    for (uint32_t i = 0; i < out.count; i++) {
-        uint64_t ino;
-        uint32_t state;
-        proto_lease_entry_get(&out, i, &ino, &state);
-        if (state == PROTO_LEASE_RECALL || state == PROTO_LEASE_LOST)
-            handle_entry(ls, ino, state, inos, gens, n);
-    }
-    rpc_reply_free(&rep);
+    for (size_t i = 0; i < nnews; i++)
+        if (news[i].state == PROTO_LEASE_RECALL ||
+            news[i].state == PROTO_LEASE_LOST)
+            handle_entry(ls, news[i].ino, news[i].state, inos, gens, n);
     return 0;
 }
 
@@ -555,13 +606,14 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-int vd_leases_new(struct cl_client *cl, const struct vd_lease_hooks *hooks,
-                  struct vd_leases **out)
+int vd_leases_new_io(const struct vd_lease_io *io,
+                     const struct vd_lease_hooks *hooks,
+                     struct vd_leases **out)
 {
     struct vd_leases *ls = calloc(1, sizeof(*ls));
     if (!ls)
         return -ENOMEM;
-    ls->cl = cl;
+    ls->io = *io;
     if (hooks)
         ls->hooks = *hooks;
     pthread_mutex_init(&ls->lock, NULL);
@@ -574,6 +626,21 @@ int vd_leases_new(struct cl_client *cl, const struct vd_lease_hooks *hooks,
     ls->started = true;
     *out = ls;
     return 0;
+}
+
+int vd_leases_new(struct cl_client *cl, const struct vd_lease_hooks *hooks,
+                  struct vd_leases **out)
+{
+    struct vd_lease_io io = {
+        .lease = client_lease,
+        .wait = client_wait,
+        .open = client_open,
+        .put = client_put,
+        .sync = client_sync,
+        .forget = client_forget,
+        .arg = cl,
+    };
+    return vd_leases_new_io(&io, hooks, out);
 }
 
 void vd_leases_free(struct vd_leases *ls)

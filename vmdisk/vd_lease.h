@@ -24,12 +24,46 @@ struct vd_lease_hooks {
     void *arg;
 };
 
+/* One entry of an IMAGE_LEASE_WAIT answer. */
+struct vd_lease_news {
+    uint64_t ino;
+    uint32_t state; /* PROTO_LEASE_RECALL, _LOST */
+};
+
+/* What the lease table needs from metad and the client library: the real
+ * one is built by vd_leases_new() over a struct cl_client; unit tests
+ * pass a fake.  Every call comes with @arg. */
+struct vd_lease_io {
+    /* IMAGE_LEASE @op on @ino: *result (PROTO_LEASE_GRANTED...), and when
+     * @why is not NULL a sentence naming the holder.  0 or -errno. */
+    int (*lease)(void *arg, uint32_t op, uint64_t ino, const char *path,
+                 uint32_t *result, char *why, size_t why_len);
+    /* One IMAGE_LEASE_WAIT long poll naming @inos (@n of them), waiting
+     * at most @timeout_ms; its answer into @news (room for
+     * PROTO_LEASE_WAIT_MAX), counted in *nnews.  0 or -errno. */
+    int (*wait)(void *arg, const uint64_t *inos, size_t n,
+                unsigned timeout_ms, struct vd_lease_news *news,
+                size_t *nnews);
+    /* A reference on the open inode @ino, and its release. */
+    int (*open)(void *arg, uint64_t ino, struct cl_inode **node);
+    void (*put)(void *arg, struct cl_inode *node);
+    /* Make everything written to @node durable (the hand-over flush). */
+    int (*sync)(void *arg, struct cl_inode *node);
+    /* Forget the cached chunk locations of @ino. */
+    void (*forget)(void *arg, uint64_t ino);
+    void *arg;
+};
+
 /* The lease table of one tessera-nbd, over @cl (borrowed: it must outlive
  * the table); @hooks is copied (NULL: none).  Starts the thread that
  * answers recalls.  Caller owns *out: vd_leases_free().  -ENOMEM, -errno
  * from pthread_create(). */
 int vd_leases_new(struct cl_client *cl, const struct vd_lease_hooks *hooks,
                   struct vd_leases **out);
+/* The same over @io (copied). */
+int vd_leases_new_io(const struct vd_lease_io *io,
+                     const struct vd_lease_hooks *hooks,
+                     struct vd_leases **out);
 /* Stop the recall thread and free @ls (NULL is fine).  Every lease must
  * have been closed. */
 void vd_leases_free(struct vd_leases *ls);
