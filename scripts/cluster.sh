@@ -156,6 +156,12 @@ ts_start_metad() {
     if [ "$TS_META_N" -le 1 ]; then
         ts_start_meta_one 1 "$@" || return 1
     else
+        # A new group when no replica has raft state yet: every replica
+        # bootstraps it (read by ts_start_meta_replica).
+        local TS_META_NEW=1
+        for ((i = 1; i <= TS_META_N; i++)); do
+            [ -d "$(ts_meta_dir "$i")/raft" ] && TS_META_NEW=0
+        done
         for ((i = 1; i <= TS_META_N; i++)); do
             ts_start_meta_replica "$i" "$@" || return 1
         done
@@ -182,12 +188,14 @@ ts_start_meta_one() {
     ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/$name.log" >&2; return 1; }
 }
 
-# ts_start_meta_replica I [ARGS]: replica I; --bootstrap on its very first
-# start only (a restart reads the membership from its folder).
+# ts_start_meta_replica I [ARGS]: replica I; --bootstrap only when
+# ts_start_metad starts a new group (a restart reads the membership from
+# its folder; a wiped replica started alone joins the running group and is
+# sent a snapshot).
 ts_start_meta_replica() {
     local i=$1 boot=() j spec=
     shift
-    if [ ! -d "$(ts_meta_dir "$i")/raft" ]; then
+    if [ "${TS_META_NEW:-0}" = 1 ]; then
         for ((j = 1; j <= TS_META_N; j++)); do
             spec+=${spec:+,}$j=$(ts_meta_raft "$j")
         done
