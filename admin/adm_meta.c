@@ -47,7 +47,8 @@ static uint64_t kv_u64(const struct status_report *st, const char *key)
     uint64_t v = 0;
 
     for (size_t i = 0; i < st->nkv; i++)
-        if (!strcmp(st->kv[i].key, key) && status_parse_u64(st->kv[i].value, &v))
+        if (!strcmp(st->kv[i].key, key) &&
+            status_parse_u64(st->kv[i].value, &v))
             return v;
     return 0;
 }
@@ -128,9 +129,9 @@ static int meta_member(struct adm *a, const struct proto_meta_member_req *req)
                : rpc_call(a->rpc, PROTO_MSG_META_MEMBER_REQ, w.p, w.len, &rep);
     proto_wbuf_free(&w);
     if (rc < 0)
-        return adm_fail(a, req->op == PROTO_META_MEMBER_ADD ? "meta add"
-                                                            : "meta remove",
-                        rc);
+        return adm_fail(
+            a, req->op == PROTO_META_MEMBER_ADD ? "meta add" : "meta remove",
+            rc);
     rpc_reply_free(&rep);
     printf("replica %" PRIu64 " %s\n", req->id,
            req->op == PROTO_META_MEMBER_ADD ? "added" : "removed");
@@ -146,8 +147,7 @@ int adm_cmd_meta(struct adm *a, int argc, char **argv)
     bool remove = !strcmp(verb, "remove") && argc == 3;
     int rc;
 
-    if ((add || remove) &&
-        (!status_parse_u64(argv[2], &req.id) || req.id == 0))
+    if ((add || remove) && (!status_parse_u64(argv[2], &req.id) || req.id == 0))
         add = remove = false;
     if (!status && !add && !remove) {
         fprintf(stderr, "usage: tessera meta status [--json]\n"

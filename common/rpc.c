@@ -94,8 +94,8 @@
 #define RPC_BACKOFF_MAX_MS 1000
 #define RPC_SMALL_FRAME 8192 /* copied into one write below this */
 #define RPC_ADDR_MAX 256
-#define RPC_FOLLOW_MS 15000     /* redirects followed without reconnect_ms */
-#define RPC_FOLLOW_WAIT_MS 100  /* before the next replica when none leads */
+#define RPC_FOLLOW_MS 15000    /* redirects followed without reconnect_ms */
+#define RPC_FOLLOW_WAIT_MS 100 /* before the next replica when none leads */
 
 enum rpc_state { CS_READY, CS_RESTORING, CS_DOWN, CS_DEAD };
 
@@ -118,8 +118,8 @@ struct call {
 };
 
 struct rpc_client {
-    char *addrs, *name; /* addrs: the list given to rpc_client_open() */
-    size_t naddrs, cur;  /* its length, and the item @addr was taken from */
+    char *addrs, *name;      /* addrs: the list given to rpc_client_open() */
+    size_t naddrs, cur;      /* its length, and the item @addr was taken from */
     char addr[RPC_ADDR_MAX]; /* dialled now (written by the keeper) */
     /* ENOTLEADER (§5.3): the leader to dial next ("" when none was
      * named), whether a redirect is being followed, and whether to wait

@@ -113,8 +113,6 @@ struct meta_member {
     char client_addr[256], raft_addr[256];
 };
 
-
-
 /* Service keys kept: the sealing one and the one before it, so tickets
  * issued just before a rotation stay good until they expire. */
 #define META_SERVICE_KEYS 2
@@ -193,8 +191,8 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
  * index is stored as the last applied one (meta_db_applied()) in the same
  * transaction, so the database says itself how far into the log it is.
  * @index 0: none stored (the local log). */
-int meta_apply_at(struct meta_db *db, const struct meta_op *op,
-                  uint64_t index, struct proto_wbuf *reply);
+int meta_apply_at(struct meta_db *db, const struct meta_op *op, uint64_t index,
+                  struct proto_wbuf *reply);
 
 /* The last log index applied to @db (meta_apply_at()), 0 when none. */
 int meta_db_applied(struct meta_db *db, uint64_t *index);

@@ -141,8 +141,8 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
     return meta_apply_at(db, op, 0, reply);
 }
 
-int meta_apply_at(struct meta_db *db, const struct meta_op *op,
-                  uint64_t index, struct proto_wbuf *reply)
+int meta_apply_at(struct meta_db *db, const struct meta_op *op, uint64_t index,
+                  struct proto_wbuf *reply)
 {
     size_t mark = reply->len;
     int err0 = reply->err;

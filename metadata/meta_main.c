@@ -105,8 +105,8 @@ static void usage(FILE *f)
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
             META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS,
-            META_SRV_CB_LEASE_MS, META_RAFT_SNAPSHOT_EVERY,
-            CONN_LIMIT_PER_ADDR, CONN_LIMIT_PER_IDENTITY);
+            META_SRV_CB_LEASE_MS, META_RAFT_SNAPSHOT_EVERY, CONN_LIMIT_PER_ADDR,
+            CONN_LIMIT_PER_IDENTITY);
 }
 
 /* mkdir -p @path. */
@@ -259,8 +259,7 @@ int main(int argc, char **argv)
             break;
         case 'i':
         case 'X':
-            if (parse_u32(optarg, c == 'i' ? &id : &ropts.snapshot_every) <
-                0) {
+            if (parse_u32(optarg, c == 'i' ? &id : &ropts.snapshot_every) < 0) {
                 fprintf(stderr, "tessera-metad: bad %s: %s\n", argv[optind - 1],
                         optarg);
                 return 1;

@@ -47,12 +47,12 @@
 #include "meta_raft.h"
 
 #include <errno.h>
+#include <raft.h>
+#include <raft/uv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <raft.h>
-#include <raft/uv.h>
 
 #include "log.h"
 #include "meta_op.h"
@@ -445,8 +445,7 @@ static void on_changed(struct raft_change *rc, int status)
         /* Added as a spare: a voter once it has caught up (raft_assign
          * waits for that). */
         ch->promote = false;
-        rv = raft_assign(&ch->r->raft, &ch->rc, ch->id, RAFT_VOTER,
-                         on_changed);
+        rv = raft_assign(&ch->r->raft, &ch->rc, ch->id, RAFT_VOTER, on_changed);
         if (rv == 0)
             return;
         status = rv;
@@ -509,8 +508,7 @@ static int bootstrap(struct meta_raft *r, const char *spec)
     }
     raft_configuration_init(&conf);
     for (int i = 0; i < n && rv == 0; i++)
-        rv = raft_configuration_add(&conf, m[i].id, m[i].raft_addr,
-                                    RAFT_VOTER);
+        rv = raft_configuration_add(&conf, m[i].id, m[i].raft_addr, RAFT_VOTER);
     if (rv == 0)
         rv = raft_bootstrap(&r->raft, &conf);
     raft_configuration_close(&conf);

@@ -18,7 +18,7 @@
 #define META_RAFT_MEMBERS_MAX 16
 #define META_RAFT_ELECTION_MS 1000 /* raft: randomized to 1-2x */
 #define META_RAFT_HEARTBEAT_MS 100
-#define META_RAFT_POLL_MS 50        /* how often leadership is looked at */
+#define META_RAFT_POLL_MS 50          /* how often leadership is looked at */
 #define META_RAFT_SNAPSHOT_EVERY 1024 /* records between snapshots */
 #define META_RAFT_SNAPSHOT_TRAILING 128
 
@@ -29,10 +29,10 @@ struct meta_raft;
 typedef void (*meta_raft_role_cb)(void *arg, bool leading);
 
 struct meta_raft_opts {
-    const char *dir;       /* raft's own files (created if missing) */
-    uint64_t id;           /* this replica, > 0 */
-    const char *addr;      /* raft host:port, listened on */
-    const char *bootstrap; /* "1=host:port,2=..." for a new group, or NULL */
+    const char *dir;         /* raft's own files (created if missing) */
+    uint64_t id;             /* this replica, > 0 */
+    const char *addr;        /* raft host:port, listened on */
+    const char *bootstrap;   /* "1=host:port,2=..." for a new group, or NULL */
     unsigned snapshot_every; /* 0: META_RAFT_SNAPSHOT_EVERY */
     unsigned snapshot_trailing; /* 0: META_RAFT_SNAPSHOT_TRAILING */
 };

@@ -433,12 +433,13 @@ static int member_record_self(struct meta_srv *srv)
         return 0;
     meta_raft_info(srv->raft, &info);
     m.id = info.id;
-    m.client_addr = (struct proto_str){srv->listen, (uint32_t)strlen(srv->listen)};
+    m.client_addr =
+        (struct proto_str){srv->listen, (uint32_t)strlen(srv->listen)};
     for (size_t i = 0; i < info.nmembers; i++)
         if (info.members[i].id == info.id)
-            m.raft_addr = (struct proto_str){
-                info.members[i].raft_addr,
-                (uint32_t)strlen(info.members[i].raft_addr)};
+            m.raft_addr =
+                (struct proto_str){info.members[i].raft_addr,
+                                   (uint32_t)strlen(info.members[i].raft_addr)};
     req = calloc(1, sizeof(*req));
     proto_wbuf_init(&rec);
     meta_op_member_encode(&rec, &m);

@@ -100,9 +100,8 @@ void meta_db_snapshot_free(void *buf)
 static int snapshot_applied(sqlite3 *mem, uint64_t *index)
 {
     sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(mem,
-                                "SELECT value FROM counters WHERE name = ?1",
-                                -1, &s, NULL);
+    int rc = sqlite3_prepare_v2(
+        mem, "SELECT value FROM counters WHERE name = ?1", -1, &s, NULL);
 
     if (rc != SQLITE_OK)
         return -EPROTO; /* no counters table: not a Tessera database */
@@ -135,10 +134,9 @@ int meta_db_restore(struct meta_db *db, const void *buf, size_t len)
         return -ENOMEM;
     }
     /* FREEONCLOSE: @copy is the in-memory database's from here on. */
-    rc = sqlite3_deserialize(mem, "main", copy, (sqlite3_int64)len,
-                             (sqlite3_int64)len,
-                             SQLITE_DESERIALIZE_FREEONCLOSE |
-                                 SQLITE_DESERIALIZE_READONLY);
+    rc = sqlite3_deserialize(
+        mem, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+        SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY);
     r = rc == SQLITE_OK ? snapshot_applied(mem, &theirs) : -EPROTO;
     if (r == 0 && theirs > have) {
         rc = backup_copy(db->sql, mem);

@@ -42,7 +42,8 @@ static void member_kv(struct meta_srv *srv, struct meta_srv_kv *o,
         client = rec.client_addr;
     snprintf(key, sizeof(key), "member.%" PRIu64, m->id);
     snprintf(value, sizeof(value), "%s %s %s", client,
-             m->raft_addr[0] ? m->raft_addr : "-", m->voter ? "voter" : "spare");
+             m->raft_addr[0] ? m->raft_addr : "-",
+             m->voter ? "voter" : "spare");
     meta_srv_kv(o, key, value);
 }
 
@@ -147,15 +148,15 @@ void meta_srv_meta_member(struct meta_srv_conn *c, uint64_t req_id,
     j->srv = c->srv;
     j->peer = c->peer;
     j->req_id = req_id;
-    snprintf(j->raft_addr, sizeof(j->raft_addr), "%.*s",
-             (int)q.raft_addr.len, q.raft_addr.p);
+    snprintf(j->raft_addr, sizeof(j->raft_addr), "%.*s", (int)q.raft_addr.len,
+             q.raft_addr.p);
     snprintf(j->client_addr, sizeof(j->client_addr), "%.*s",
              (int)q.client_addr.len, q.client_addr.p);
     j->rec.id = q.id;
-    j->rec.raft_addr = (struct proto_str){j->raft_addr,
-                                          (uint32_t)strlen(j->raft_addr)};
-    j->rec.client_addr = (struct proto_str){j->client_addr,
-                                            (uint32_t)strlen(j->client_addr)};
+    j->rec.raft_addr =
+        (struct proto_str){j->raft_addr, (uint32_t)strlen(j->raft_addr)};
+    j->rec.client_addr =
+        (struct proto_str){j->client_addr, (uint32_t)strlen(j->client_addr)};
     peer_ref(j->peer);
     rc = q.op == PROTO_META_MEMBER_ADD
              ? meta_raft_member_add(c->srv->raft, q.id, j->raft_addr,

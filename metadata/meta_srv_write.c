@@ -489,8 +489,9 @@ static int wb_plan(struct meta_srv_write *w)
             return rc;
         rc = pick_servers(w, goal);
         if (rc <= 0)
-            return rc < 0 ? rc : meta_srv_servers_returning(srv) ? -EIO
-                                                                  : -ENOSPC;
+            return rc < 0                            ? rc
+                   : meta_srv_servers_returning(srv) ? -EIO
+                                                     : -ENOSPC;
         w->chunk_id = ++srv->next_chunk_id;
         w->old_version = 0;
         w->new_version = 1;

@@ -112,7 +112,6 @@ enum proto_err {
     PROTO_ENOTLEADER = 1009, /* a metad replica that does not lead (§5.3) */
 };
 
-
 /* Map a negative errno to a wire value; unknown values become PROTO_EIO. */
 int32_t proto_err_to_wire(int neg_errno);
 /* Map a wire value to a negative errno (0 stays 0); unknown values and

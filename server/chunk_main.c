@@ -80,7 +80,8 @@ static void usage(FILE *f)
             "RWF_NOWAIT) or off\n"
             "  --direct-write-kib N  writes of at least N KiB skip the page "
             "cache (O_DIRECT;\n"
-            "                    default " DIRECT_KIB_DEFAULT_STR ", 0 = never)\n"
+            "                    default " DIRECT_KIB_DEFAULT_STR
+            ", 0 = never)\n"
             "  --http ADDR       serve Prometheus metrics at "
             "http://ADDR/metrics (default: off)\n"
             "  -D, --debug module=1  enable debug logging for a module "

@@ -25,8 +25,9 @@
  * Failure modes: a refused dial, a lost connection, an error answer to
  * REGISTER or INVENTORY (ENOTLEADER from a metad replica that does not
  * lead among them), or a request timing out all close the connection
- * and redial after 1 s, forever, the next address of --meta each time; the server keeps serving clients
- * meanwhile.  Each new connection registers and sends the inventory again.
+ * and redial after 1 s, forever, the next address of --meta each time; the
+ * server keeps serving clients meanwhile.  Each new connection registers and
+ * sends the inventory again.
  *
  *            start / 1 s timer
  *   WAIT ----------------------> DIALING --on_ready--> REGISTERING
@@ -638,8 +639,8 @@ static void dial(struct chunk_meta *m)
     /* docs/protocol.md §5.3: a replica that does not lead refuses the
      * registration and the link closes; the next dial tries the next. */
     net_addr_list_item(m->srv->meta_addr, m->cur++, m->addr, sizeof(m->addr));
-    rc = peer_connect(m->srv->loop, m->addr, PROTO_ROLE_CHUNKD,
-                      m->srv->name, &meta_ops, m->srv, &m->p);
+    rc = peer_connect(m->srv->loop, m->addr, PROTO_ROLE_CHUNKD, m->srv->name,
+                      &meta_ops, m->srv, &m->p);
     if (rc == 0 && chunk_auth_link_cred(m->srv, m->p) < 0) {
         peer_close(m->p); /* meta_on_close redials */
         return;

@@ -11,8 +11,7 @@ static void test_meta_raft_members_parse_good(void **state)
     struct meta_raft_member m[4];
     (void)state;
     assert_int_equal(
-        meta_raft_members_parse("1=127.0.0.1:9101,2=h2:9102,30=h3:9", m, 4),
-        3);
+        meta_raft_members_parse("1=127.0.0.1:9101,2=h2:9102,30=h3:9", m, 4), 3);
     assert_int_equal(m[0].id, 1);
     assert_string_equal(m[0].raft_addr, "127.0.0.1:9101");
     assert_int_equal(m[2].id, 30);
@@ -23,8 +22,18 @@ static void test_meta_raft_members_parse_good(void **state)
 static void test_meta_raft_members_parse_bad(void **state)
 {
     static const char *const bad[] = {
-        "", "1", "1=", "=h:1", "0=h:1", "x=h:1", "1=hostonly", "-1=h:1",
-        "1=h:1,", "1=h:1,,2=h:2", "1=h:1,1=h:2", "1=h:1,2=h:1",
+        "",
+        "1",
+        "1=",
+        "=h:1",
+        "0=h:1",
+        "x=h:1",
+        "1=hostonly",
+        "-1=h:1",
+        "1=h:1,",
+        "1=h:1,,2=h:2",
+        "1=h:1,1=h:2",
+        "1=h:1,2=h:1",
         "1=h:1,2=h:2,3=h:3,4=h:4,5=h:5",
     };
     struct meta_raft_member m[4];
