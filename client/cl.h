@@ -65,6 +65,10 @@ struct cl_opts {
     const char *name;         /* session and HELLO name; borrowed during open */
     uint8_t role;             /* PROTO_ROLE_CLIENT or PROTO_ROLE_NBD */
     enum cl_cache_mode cache; /* 0: write-through */
+    /* With a delayed policy: the writes to a file go through as in
+     * write-through until its first successful cl_file_sync(), which shows
+     * a writer that flushes (librbd's "writethrough until flush"). */
+    bool delay_after_sync;
     uint32_t flush_interval_ms; /* writeback scan; 0: CL_FLUSH_INTERVAL_MS */
     uint64_t dirty_max;         /* bytes; 0: CL_DIRTY_MAX */
     /* Fast writes of up to this many bytes go straight to every replica
@@ -165,6 +169,9 @@ void cl_inode_put(struct cl_client *c, struct cl_inode *n);
 uint64_t cl_inode_ino(const struct cl_inode *n);
 /* Raise the known size to @size if larger; returns the size now known. */
 uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size);
+/* The same with @size just reported by metad: without callbacks a read
+ * past the size asks metad again only CL_SIZE_CHECK_MS later. */
+uint64_t cl_inode_grow_seen(struct cl_inode *n, uint64_t size);
 void cl_inode_set_size(struct cl_inode *n, uint64_t size);
 uint64_t cl_inode_size(struct cl_inode *n);
 /* Wall clock (ns) of this client's latest write to @n, 0 when none: the
@@ -284,6 +291,9 @@ void cl_stats_register(void);
 
 /* True when the session caches under callbacks (registered at metad). */
 bool cl_cb_enabled(struct cl_client *c);
+/* How long (ms) a promise lasts once granted, 0 without callbacks: what
+ * the kernel caches on the strength of one must not outlive it. */
+uint32_t cl_cb_promise_ms(struct cl_client *c);
 /* Counter of breaks received: a reply that arrived while it moved may
  * describe a state a break has already invalidated. */
 uint64_t cl_cb_epoch(struct cl_client *c);

@@ -122,7 +122,14 @@ struct cl_inode {
     pthread_mutex_t sync_lock; /* one cl_file_sync() at a time */
     pthread_mutex_t lock;
     uint64_t size;      /* largest size known: attrs and our own writes */
+    /* A read past @size asks metad for the size (cl_file_read): with
+     * callbacks once a break said it may have changed (@size_stale, set
+     * by cl_handles_size_stale), without them at most every
+     * CL_SIZE_CHECK_MS (@size_ms: when metad last told us the size). */
+    bool size_stale;
+    uint64_t size_ms;
     bool end_pending;   /* written since the last CHUNK_WRITE_END */
+    bool synced;        /* atomic: a cl_file_sync() of it succeeded */
     uint64_t end_index; /* a chunk written since then, for WRITE_END */
     uint64_t end_chunk;
     uint64_t end_size; /* end of the furthest write since then */
@@ -155,6 +162,11 @@ struct cl_inode {
     uint64_t linger_ms;
 };
 
+/* Without callbacks, how often a read past an open file's size may ask
+ * metad whether another client extended it (cl_file.c): attributes are
+ * this old at most in validate mode too (docs/caching.md §4). */
+#define CL_SIZE_CHECK_MS 1000
+
 /* How long the hold of a file outlives its last handle (cl_file.c). */
 #define CL_LINGER_MS 2000
 
@@ -185,6 +197,8 @@ void cl_handles_set_cache(struct cl_handles *t, struct cl_cache *k);
  * hold has lingered CL_LINGER_MS by then; returns how many (put each). */
 size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
                           size_t max, uint64_t linger_ms);
+/* A break says the size of @ino may have changed, if it is open. */
+void cl_handles_size_stale(struct cl_handles *t, uint64_t ino);
 /* Mark stale every lease whose chain holds @server_id; returns how many. */
 size_t cl_handles_server_down(struct cl_handles *t, uint32_t server_id);
 
@@ -265,6 +279,9 @@ int cl_session_open(const char *addr, const char *name, uint8_t role,
                     struct cl_session **out);
 /* True when the last SESSION_OPEN's CALLBACK_REGISTER succeeded. */
 bool cl_session_callbacks(struct cl_session *s);
+/* The lease metad gives this session's callback promises (ms), 0 when it
+ * has none. */
+uint32_t cl_session_promise_ms(struct cl_session *s);
 void cl_session_close(struct cl_session *s);
 /* Returns a pointer owned by @s, valid until cl_session_close(). */
 struct rpc_client *cl_session_rpc(struct cl_session *s);
@@ -325,6 +342,7 @@ struct cl_client {
     struct cl_downset down;
     struct cl_reported reported; /* read-side bad-replica reports */
     enum cl_cache_mode mode;
+    bool delay_after_sync;     /* cl_opts */
     uint32_t direct_write_max; /* cl_opts */
     struct cl_cache *cache;    /* delayed writes */
     struct cl_flush *flush;    /* when they go */
@@ -504,5 +522,15 @@ void cl_wrange_end(struct cl_inode *n, struct cl_wrange *r);
 
 /* True for errors a retry on another chain cannot fix. */
 bool cl_chunk_error_final(int err);
+
+/* Whether writes to @n may wait in the delayed-write store (the client's
+ * policy, and cl_opts.delay_after_sync). */
+static inline bool cl_file_delays(const struct cl_client *c,
+                                  struct cl_inode *n)
+{
+    return c->mode != CL_CACHE_WRITETHROUGH && c->cache &&
+           (!c->delay_after_sync ||
+            __atomic_load_n(&n->synced, __ATOMIC_ACQUIRE));
+}
 
 #endif

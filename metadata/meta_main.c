@@ -3,7 +3,8 @@
  *
  *   tessera-metad --data DIR --listen ADDR:PORT [--lease-ms N]
  *                 [--suspect-ms N] [--down-ms N] [--repair-rate N]
- *                 [--repair-mbps N] [--http ADDR:PORT] [-D module=1]
+ *                 [--repair-mbps N] [--promise-ms N] [--http ADDR:PORT]
+ *                 [-D module=1]
  *                 [--help]
  *
  * Creates DIR if needed and opens DIR/meta.db; everything on the network
@@ -67,6 +68,9 @@ static void usage(FILE *f)
             "                    (default: off)\n"
             "  --ticket-ms N     lifetime of the tickets for the storage\n"
             "                    servers (default %u)\n"
+            "  --promise-ms N    lease of a client's cache callback promise,\n"
+            "                    renewed by its requests and while it has\n"
+            "                    the file open (default %u)\n"
             "  --no-auth         ask nobody for a key: every peer that\n"
             "                    reaches the port has every right\n"
             "                    (docs/security.md)\n"
@@ -77,7 +81,8 @@ static void usage(FILE *f)
             "                    lines named as the long options here\n"
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
-            META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS);
+            META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS,
+            META_SRV_CB_LEASE_MS);
 }
 
 /* mkdir -p @path. */
@@ -141,6 +146,7 @@ int main(int argc, char **argv)
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
         {"ticket-ms", required_argument, NULL, 'T'},
+        {"promise-ms", required_argument, NULL, 'P'},
         {"no-auth", no_argument, NULL, 'N'},
         {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
@@ -193,10 +199,12 @@ int main(int argc, char **argv)
         case 'S':
         case 'O':
         case 'T':
+        case 'P':
         case 'R': {
             uint32_t *dst = c == 'S'   ? &opts.suspect_ms
                             : c == 'O' ? &opts.down_ms
                             : c == 'T' ? &opts.ticket_ms
+                            : c == 'P' ? &opts.promise_ms
                                        : &opts.repair_rate;
 
             if (parse_u32(optarg, dst) < 0) {

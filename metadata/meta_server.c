@@ -389,6 +389,8 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     snprintf(srv->listen, sizeof(srv->listen), "%s", opts->listen);
     srv->lease_ms = opts->lease_ms ? opts->lease_ms : META_SRV_LEASE_MS;
     srv->ticket_ms = opts->ticket_ms ? opts->ticket_ms : META_SRV_TICKET_MS;
+    srv->promise_ms =
+        opts->promise_ms ? opts->promise_ms : META_SRV_CB_LEASE_MS;
     srv->no_auth = opts->no_auth;
     srv->instance_id = random_u64();
     srv->start_ms = uv_now(loop);

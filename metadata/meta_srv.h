@@ -58,6 +58,7 @@ struct meta_srv_opts {
     uint32_t repair_rate; /* 0: META_SRV_REPAIR_RATE */
     uint32_t repair_mbps; /* 0: META_SRV_REPAIR_MBPS */
     uint32_t ticket_ms;   /* 0: META_SRV_TICKET_MS */
+    uint32_t promise_ms;  /* 0: META_SRV_CB_LEASE_MS */
     bool no_auth;         /* --no-auth: nobody is asked for a key */
 };
 
@@ -88,6 +89,7 @@ struct meta_srv_server {
     struct peer *peer;
     uint64_t capacity, free;
     uint32_t chunks;
+    uint64_t stored;       /* bytes its chunk files take on disk (heartbeat) */
     struct meta_live seen; /* uv_now() ms: heartbeats, other frames */
 
     uint32_t state, live;
@@ -160,6 +162,7 @@ struct meta_srv {
     char listen[256];
     uint32_t lease_ms;
     uint32_t ticket_ms;
+    uint32_t promise_ms; /* a callback promise's lease */
     bool no_auth;
     uint64_t instance_id;
     uint64_t start_ms;

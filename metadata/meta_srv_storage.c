@@ -293,6 +293,7 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
             s->capacity = req.capacity;
             s->free = req.free;
             s->chunks = req.chunks;
+            s->stored = req.used;
             meta_live_heartbeat(&s->seen, uv_now(c->srv->loop));
             meta_srv_state_update(c->srv, s);
         }
@@ -397,7 +398,8 @@ static void inv_finish(struct meta_srv_server *s)
 {
     struct meta_srv_inv tmp = s->inv;
 
-    qsort(s->inv_next.v, s->inv_next.n, sizeof(*s->inv_next.v), inv_cmp);
+    if (s->inv_next.n > 1) /* an empty inventory has no array at all */
+        qsort(s->inv_next.v, s->inv_next.n, sizeof(*s->inv_next.v), inv_cmp);
     s->inv = s->inv_next;
     s->inv_next = tmp;
     s->inv_next.n = 0;
