@@ -53,17 +53,8 @@ it_expect_eq "/f1 through a cold mount" "$(sum "$IT_TMP/m2/f1")" "$(sum "$IT_TMP
 grep -q "chunk bad replica: I/O error: chunk=$id" "$TS_DIR/logs/chunkd$vi.log" ||
     it_fail "chunkd $vi did not mark chunk $id bad (read order changed?)"
 it_ok "the failing replica marked itself bad and reported it"
-restored=
-for ((i = 0; i < 300; i++)); do
-    if "$T" checkfile /f1 >/dev/null 2>&1 &&
-        it_json "all(r['server'] != $victim for r in j['chunks'][0]['replicas'])" \
-            fileinfo /f1 | grep -q True; then
-        restored=1
-        break
-    fi
-    sleep 0.1
-done
-[ -n "$restored" ] || { "$T" fileinfo /f1; it_fail "/f1 not repaired away from server $victim"; }
+it_wait_moved /f1 "$victim" ||
+    { "$T" fileinfo /f1; it_fail "/f1 not repaired away from server $victim"; }
 it_ok "repair replaced the failing replica"
 it_expect_eq "/f1 after repair" "$(sum "$IT_TMP/m2/f1")" "$(sum "$IT_TMP/f1")"
 
