@@ -60,6 +60,10 @@ struct meta_srv_opts {
     uint32_t ticket_ms;   /* 0: META_SRV_TICKET_MS */
     uint32_t promise_ms;  /* 0: META_SRV_CB_LEASE_MS */
     bool no_auth;         /* --no-auth: nobody is asked for a key */
+    /* Connections per address, sessions per identity (borrowed, outlives
+     * the server; NULL: no limits). */
+    struct conn_limit *limits;
+    bool secure; /* --secure: refuse peers that ask for no secure link */
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -165,6 +169,8 @@ struct meta_srv {
     uint32_t ticket_ms;
     uint32_t promise_ms; /* a callback promise's lease */
     bool no_auth;
+    struct conn_limit *limits; /* borrowed: meta_srv_opts.limits */
+    bool secure;
     uint64_t instance_id;
     uint64_t start_ms;
 

@@ -233,6 +233,7 @@ struct chunk_service_key {
 };
 struct chunk_auth {
     bool no_auth;        /* --no-auth */
+    bool secure;         /* --secure: every link a secure one (§3.7) */
     struct auth_key key; /* this server's identity */
     struct chunk_service_key service[PROTO_AUTH_SERVICE_MAX]; /* newest 1st */
     uint32_t nservice;
