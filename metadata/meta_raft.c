@@ -600,6 +600,7 @@ int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
     raft_set_election_timeout(&r->raft, META_RAFT_ELECTION_MS);
     raft_set_heartbeat_timeout(&r->raft, META_RAFT_HEARTBEAT_MS);
     raft_set_pre_vote(&r->raft, true);
+    raft_set_install_snapshot_timeout(&r->raft, META_RAFT_INSTALL_SNAPSHOT_MS);
     raft_set_snapshot_threshold(&r->raft, opts->snapshot_every
                                               ? opts->snapshot_every
                                               : META_RAFT_SNAPSHOT_EVERY);

@@ -21,6 +21,9 @@
 #define META_RAFT_POLL_MS 50          /* how often leadership is looked at */
 #define META_RAFT_SNAPSHOT_EVERY 1024 /* records between snapshots */
 #define META_RAFT_SNAPSHOT_TRAILING 128
+/* An InstallSnapshot not answered within this is sent again (raft's
+ * default, 30 s, leaves a re-joining replica behind that long). */
+#define META_RAFT_INSTALL_SNAPSHOT_MS 5000
 
 struct meta_raft;
 

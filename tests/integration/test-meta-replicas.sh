@@ -47,7 +47,7 @@ restart_replica() {
 wait_applied() {
     local commit i
     commit=$(it_json "j['commit']" meta status)
-    for ((i = 0; i < 150; i++)); do
+    for ((i = 0; i < 300; i++)); do
         applied=$(sqlite3 "$(ts_meta_dir "$1")/meta.db" \
             "SELECT value FROM counters WHERE name = 'log_applied'" 2>/dev/null)
         [ "${applied:-0}" -ge "$commit" ] && return 0
