@@ -4,12 +4,22 @@
  *
  *     DIR/chunks/f3/00000000000a01f3       data: sparse, up to 64 MiB
  *     DIR/chunks/f3/00000000000a01f3.crc   header sector, then checksums
+ *     DIR/chunks/f3/00000000000a01f3.wmap  written-block map (chunk_wmap.c)
  *
  * The folder is the id's last two hex digits.  The .crc file starts with a
  * 512-byte header sector (magic, format, version, logical length and a
  * CRC32C of those fields), followed by one little-endian CRC32C per 4 KiB
  * block of data.  A chunk exists when its .crc file does; create writes it
  * under a temporary name and renames it into place.
+ *
+ * An overlay (format 2; copy-on-write without reflinks, below) has no
+ * plain data file but:
+ *
+ *     ...01f3.crc    header with the base length, then its own checksums
+ *     ...01f3.ov     its own layer: sparse, only the blocks it wrote
+ *     ...01f3.bdata  hard link to the frozen base's data
+ *     ...01f3.bcrc   hard link to the frozen base's checksum file
+ *     ...01f3.pres   (rare) blocks of its layer whose checksum is 0
  *
  * This file does the disk work only: it neither knows about connections
  * nor queues anything.  Callers run it on worker threads; every function
@@ -78,12 +88,21 @@
  * every open: an interrupted copy is simply started again.
  *
  * Local copies (chunk_store_clone, copy-on-write of a chunk shared by a
- * snapshot or clone, docs/vmdisk.md): the data file and the checksum file
- * are copied under the new id, the header rewritten with the new version,
- * and the .crc renamed into place last, as create does.  The copy is a
- * reflink (FICLONE) where the file system shares blocks, else a sparse
- * copy of the data segments only (SEEK_DATA/SEEK_HOLE), so holes stay
- * holes.
+ * snapshot or clone, docs/vmdisk.md): where the file system shares
+ * blocks, the data file and the checksum file are reflinked (FICLONE)
+ * under the new id, the header rewritten with the new version, and the
+ * .crc renamed into place last, as create does.  Elsewhere nothing is
+ * copied: the source is frozen as a base and both it and the copy become
+ * overlays over it (ov_convert(), files_create()), each writing its own
+ * layer, so the first 4 KiB write into either costs one 4 KiB block.  The
+ * source must stay writable by its remaining owner without touching what
+ * the copy sees, which is why it becomes an overlay too.  A clone of an
+ * overlay shares the same base and copies the source's own layer (its
+ * writes since it became an overlay; reflinked or sparse): chains are one
+ * level deep, so a read goes to at most two files whatever the history.
+ * Whatever a crash leaves half-done (a .crc.tmp, links of a conversion
+ * that did not switch, the flat name of a converted chunk, files of no
+ * chunk) is removed at the next open (store_sweep()).
  *
  * Open files are kept: a handle (struct chunk_file) whose last user is
  * done stays in the table, idle, with its two descriptors, version and
@@ -132,8 +151,11 @@
 
 #define HDR_SIZE 512u
 #define HDR_MAGIC 0x4B435354u /* "TSCK" little-endian */
-#define HDR_FORMAT 1u
-#define HDR_FIELDS 24u /* magic, format, version, length */
+#define HDR_FORMAT 1u         /* a flat chunk */
+#define HDR_FORMAT_OVERLAY 2u /* an overlay over a frozen base */
+#define HDR_FIELDS 24u        /* magic, format, version, length */
+#define HDR_FIELDS_OVERLAY 32u /* the same, then the base length */
+#define PRES_BYTES (CHUNK_BLOCKS / 8)
 #define NBUCKETS 1024u
 #define DBG "chunk.store"
 /* Idle handles kept by default: a quarter of the descriptor limit (two
@@ -149,7 +171,7 @@
 
 /* One chunk in use by at least one operation, or idle in the cache.
  *
- * Invariants (continued):
+ * Invariants (continued; 6-9 are about overlays):
  *   4. A handle is in the table while refs > 0 or while it is idle; it is
  *      idle (on the store's idle list) exactly when refs == 0, and an idle
  *      handle exists and holds both files open.  There is never more than
@@ -158,6 +180,20 @@
  *      block b (data at b * 4096, checksum at HDR_SIZE + 4 * b).  Bits
  *      are cleared whenever that could stop being true (truncate, delete,
  *      replace: file_shut()).
+ *   6. Block b of an overlay is present (in its own layer) when its
+ *      checksum in the overlay's .crc is not 0, or its bit in .pres is
+ *      set; a present block reads from .ov, verified against that
+ *      checksum (invariant 2 applies).
+ *   7. A block that is not present reads from the base, verified against
+ *      the base's checksums, when it starts below base_len, and as zeros
+ *      otherwise; base_len <= length.
+ *   8. A block of an overlay becomes present only by the write of its
+ *      checksum after its data, or, when its checksum is 0, by its .pres
+ *      bit set once its data and checksum are durable: a crash leaves
+ *      each block either as it was, or new, or failing its checksum.
+ *   9. A base is never written: its files are the data and checksum files
+ *      a flat chunk had when it was frozen, shared by hard links, one pair
+ *      per overlay, and freed by the file system with the last link.
  */
 struct chunk_file {
     uint64_t id;
@@ -171,6 +207,12 @@ struct chunk_file {
     uint64_t version, length;
     uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
     struct chunk_wmap wmap; /* main store only; unknown in the stage */
+    /* An overlay (invariants 6-9): dfd and cfd are its own layer (.ov and
+     * .crc), bdfd and bcfd the frozen base it reads through to. */
+    bool overlay;
+    int bdfd, bcfd;    /* -1 unless overlay */
+    uint64_t base_len; /* base bytes visible through the overlay */
+    uint8_t *pres;     /* PRES_BYTES, or NULL: no block in .pres */
 };
 
 struct chunk_store {
@@ -186,7 +228,8 @@ struct chunk_store {
     /* Under lock: ids of chunks marked bad, unordered (few). */
     uint64_t *bad;
     size_t nbad, bad_cap;
-    bool no_reflink; /* clones always copy (chunk_store_set_reflink) */
+    bool no_reflink; /* clones never reflink (chunk_store_set_reflink) */
+    bool reflink_failed; /* atomic: the file system refused FICLONE */
     /* Atomic, set once: the file system refused RWF_NOWAIT for reads or
      * for writes, so the nowait calls give up at once (-EAGAIN). */
     bool no_nowait_read, no_nowait_write;
@@ -339,48 +382,81 @@ static int fsync_path(const char *path)
 
 /* ---- Header (invariant 3) ---------------------------------------------- */
 
-static int hdr_read(int cfd, uint64_t *version, uint64_t *length)
+/* The fields of a .crc header sector.  A flat chunk has no base_len (it
+ * reads as the length). */
+struct hdr {
+    uint64_t version, length, base_len;
+    bool overlay;
+};
+
+static int hdr_read(int cfd, struct hdr *h)
 {
-    uint8_t h[HDR_FIELDS + 4];
-    int rc = pread_full(cfd, h, sizeof(h), 0, 0);
+    uint8_t b[HDR_FIELDS_OVERLAY + 4];
+    uint32_t format, fields;
+    int rc = pread_full(cfd, b, sizeof(b), 0, 0);
 
     if (rc < 0)
         return rc;
-    if (get_le32(h) != HDR_MAGIC || get_le32(h + 4) != HDR_FORMAT ||
-        get_le32(h + HDR_FIELDS) != crc32c(0, h, HDR_FIELDS))
+    format = get_le32(b + 4);
+    fields = format == HDR_FORMAT_OVERLAY ? HDR_FIELDS_OVERLAY : HDR_FIELDS;
+    if (get_le32(b) != HDR_MAGIC ||
+        (format != HDR_FORMAT && format != HDR_FORMAT_OVERLAY) ||
+        get_le32(b + fields) != crc32c(0, b, fields))
         return -EIO;
-    *version = get_le64(h + 8);
-    *length = get_le64(h + 16);
-    if (*version == 0 || *length > PROTO_CHUNK_SIZE)
+    h->overlay = format == HDR_FORMAT_OVERLAY;
+    h->version = get_le64(b + 8);
+    h->length = get_le64(b + 16);
+    h->base_len = h->overlay ? get_le64(b + 24) : h->length;
+    if (h->version == 0 || h->length > PROTO_CHUNK_SIZE ||
+        h->base_len > h->length) /* invariant 7 */
         return -EIO;
     return 0;
 }
 
-/* Rewrite the header sector: one page, so even with RWF_NOWAIT in @rwf it
- * is written whole or not at all. */
-static int hdr_write(int cfd, uint64_t version, uint64_t length, int rwf)
+/* Write the header sector @h: one page, so even with RWF_NOWAIT in @rwf
+ * it is written whole or not at all. */
+static int hdr_put(int cfd, const struct hdr *h, int rwf)
 {
-    uint8_t h[HDR_SIZE];
+    uint32_t fields = h->overlay ? HDR_FIELDS_OVERLAY : HDR_FIELDS;
+    uint8_t b[HDR_SIZE];
 
-    memset(h, 0, sizeof(h));
-    put_le32(h, HDR_MAGIC);
-    put_le32(h + 4, HDR_FORMAT);
-    put_le64(h + 8, version);
-    put_le64(h + 16, length);
-    put_le32(h + HDR_FIELDS, crc32c(0, h, HDR_FIELDS));
-    return pwrite_full(cfd, h, sizeof(h), 0, rwf);
+    memset(b, 0, sizeof(b));
+    put_le32(b, HDR_MAGIC);
+    put_le32(b + 4, h->overlay ? HDR_FORMAT_OVERLAY : HDR_FORMAT);
+    put_le64(b + 8, h->version);
+    put_le64(b + 16, h->length);
+    if (h->overlay)
+        put_le64(b + 24, h->base_len);
+    put_le32(b + fields, crc32c(0, b, fields));
+    return pwrite_full(cfd, b, sizeof(b), 0, rwf);
+}
+
+/* Rewrite @f's header with @version and @length, keeping its kind and
+ * base length. */
+static int hdr_write(struct chunk_file *f, uint64_t version, uint64_t length,
+                     int rwf)
+{
+    struct hdr h = {version, length, f->base_len, f->overlay};
+
+    return hdr_put(f->cfd, &h, rwf);
 }
 
 /* ---- Handles ----------------------------------------------------------- */
 
 static void file_shut(struct chunk_file *f)
 {
-    if (f->dfd >= 0)
-        close(f->dfd);
-    if (f->cfd >= 0)
-        close(f->cfd);
-    f->dfd = f->cfd = -1;
+    int *fds[] = {&f->dfd, &f->cfd, &f->bdfd, &f->bcfd};
+
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
     f->exists = false;
+    f->overlay = false;
+    f->base_len = 0;
+    free(f->pres);
+    f->pres = NULL;
     free(f->resv); /* invariant 5: other files, other space */
     f->resv = NULL;
     chunk_wmap_close(&f->wmap);
@@ -404,26 +480,128 @@ static void file_free_list(struct chunk_file *f)
     }
 }
 
+/* ---- Overlay files (invariants 6-9) ------------------------------------- */
+
+/* The names an overlay has besides .crc and .wmap: its own data layer,
+ * the links to its base's data and checksums, and the .pres bitmap. */
+static const char *const ov_suffixes[] = {".ov", ".bdata", ".bcrc", ".pres"};
+#define OV_NSUFFIXES (sizeof(ov_suffixes) / sizeof(ov_suffixes[0]))
+
+/* Remove the overlay names of chunk @id (those that exist). */
+static void ov_unlink(const struct chunk_store *s, uint64_t id)
+{
+    char path[4096];
+
+    for (size_t i = 0; i < OV_NSUFFIXES; i++) {
+        chunk_path(s, id, ov_suffixes[i], path, sizeof(path));
+        unlink(path);
+    }
+}
+
+static bool pres_test(const struct chunk_file *f, uint32_t b)
+{
+    return f->pres && f->pres[b / 8] >> (b % 8) & 1;
+}
+
+/* Invariant 6: whether block @b of overlay @f, whose stored checksum in
+ * the overlay's .crc is @stored, is in the overlay's own layer. */
+static bool ov_present(const struct chunk_file *f, uint32_t b, uint32_t stored)
+{
+    return stored != 0 || pres_test(f, b);
+}
+
+/* Load @f's .pres bitmap, when it has one. */
+static int pres_load(struct chunk_store *s, struct chunk_file *f)
+{
+    char path[4096];
+    int fd, rc;
+
+    chunk_path(s, f->id, ".pres", path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    f->pres = malloc(PRES_BYTES);
+    rc = f->pres ? pread_full(fd, f->pres, PRES_BYTES, 0, 0) : -ENOMEM;
+    close(fd);
+    return rc;
+}
+
+/* Write @f's .pres bitmap and make it durable.  Its bits only ever go
+ * from 0 to 1 while the file exists, and each is set only once its block
+ * is durable (invariant 8), so an in-place write torn by a crash leaves a
+ * bitmap that is still true. */
+static int pres_store(struct chunk_store *s, struct chunk_file *f)
+{
+    char path[4096];
+    int fd, rc;
+
+    chunk_path(s, f->id, ".pres", path, sizeof(path));
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    rc = pwrite_full(fd, f->pres, PRES_BYTES, 0, 0);
+    if (rc == 0 && fdatasync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0) {
+        chunk_dir_path(s, f->id, path, sizeof(path));
+        rc = fsync_path(path);
+    }
+    return rc;
+}
+
+/* Open the base of overlay @f (read-only: a base never changes). */
+static int base_open(struct chunk_store *s, struct chunk_file *f)
+{
+    char path[4096];
+
+    chunk_path(s, f->id, ".bdata", path, sizeof(path));
+    f->bdfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->bdfd < 0)
+        return -errno;
+    chunk_path(s, f->id, ".bcrc", path, sizeof(path));
+    f->bcfd = open(path, O_RDONLY | O_CLOEXEC);
+    return f->bcfd < 0 ? -errno : 0;
+}
+
 /* Open the files of a chunk that may exist.  A missing .crc file means no
  * chunk; a missing data file is an empty one (its blocks will then fail
- * their checksums, which is what lost data should do). */
+ * their checksums, which is what lost data should do).  An overlay whose
+ * base is missing cannot be read: -EIO. */
 static int file_load(struct chunk_store *s, struct chunk_file *f)
 {
     char path[4096];
+    struct hdr h;
     int rc;
 
     chunk_path(s, f->id, ".crc", path, sizeof(path));
     f->cfd = open(path, O_RDWR | O_CLOEXEC);
     if (f->cfd < 0)
         return errno == ENOENT ? 0 : -errno;
-    rc = hdr_read(f->cfd, &f->version, &f->length);
+    rc = hdr_read(f->cfd, &h);
     if (rc < 0) {
         log_error("chunk open: bad header: chunk=%016llx path=%s",
                   (unsigned long long)f->id, path);
         file_shut(f);
         return rc;
     }
-    chunk_path(s, f->id, "", path, sizeof(path));
+    f->version = h.version;
+    f->length = h.length;
+    if (h.overlay) {
+        f->overlay = true;
+        f->base_len = h.base_len;
+        rc = base_open(s, f);
+        if (rc == 0)
+            rc = pres_load(s, f);
+        if (rc < 0) {
+            log_error("chunk open: overlay base unreadable: chunk=%016llx "
+                      "errno=%d",
+                      (unsigned long long)f->id, -rc);
+            file_shut(f);
+            return rc == -ENOENT ? -EIO : rc;
+        }
+    }
+    chunk_path(s, f->id, h.overlay ? ".ov" : "", path, sizeof(path));
     f->dfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f->dfd < 0) {
         rc = -errno;
@@ -508,7 +686,7 @@ static int file_get(struct chunk_store *s, uint64_t id, struct chunk_file **out)
     }
     f->id = id;
     f->refs = 1;
-    f->dfd = f->cfd = -1;
+    f->dfd = f->cfd = f->bdfd = f->bcfd = -1;
     chunk_wmap_init(&f->wmap);
     pthread_rwlock_init(&f->rw, NULL);
     /* Loading under the store lock keeps a half-loaded handle invisible;
@@ -762,29 +940,103 @@ static bool block_ok(const struct chunk_store *s, uint32_t stored,
     return stored == actual || (stored == 0 && actual == s->zero_crc);
 }
 
-/* Verify blocks [@b0, @b0 + @nb) of @f, already read into @buf (nb *
- * block size bytes), against their stored checksums: one read of exactly
- * the entries concerned (@rwf as for pread_full()). */
-static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
-                         uint32_t b0, uint32_t nb, const uint8_t *buf, int rwf)
+/* Check blocks [@b0, @b0 + @nb) of chunk @id, in @buf (nb * block size
+ * bytes), against their stored checksums @raw (little-endian); @layer
+ * names where they were read from, for the log. */
+static int crcs_check(const struct chunk_store *s, uint64_t id,
+                      const char *layer, const uint8_t *raw, uint32_t b0,
+                      uint32_t nb, const uint8_t *buf)
 {
-    uint8_t stack[4 * STACK_BLOCKS];
-    uint8_t *raw = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
-    int rc;
+    int rc = 0;
 
-    if (!raw)
-        return -ENOMEM;
-    rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4, rwf);
-    for (uint32_t i = 0; rc == 0 && i < nb; i++) {
+    for (uint32_t i = 0; i < nb; i++) {
         uint32_t want = get_le32(raw + 4 * i);
         uint32_t got =
             crc32c(0, buf + (size_t)i * CHUNK_BLOCK_SIZE, CHUNK_BLOCK_SIZE);
         if (!block_ok(s, want, got)) {
             log_error("chunk read: checksum mismatch: chunk=%016llx "
-                      "block=%u",
-                      (unsigned long long)f->id, b0 + i);
+                      "block=%u layer=%s",
+                      (unsigned long long)id, b0 + i, layer);
             rc = -EBADMSG;
         }
+    }
+    return rc;
+}
+
+/* Read the checksums of blocks [@b0, @b0 + @nb) from @cfd into @stack
+ * (STACK_BLOCKS entries) or, for more, a buffer it allocates; *raw is the
+ * one used (free it unless it is @stack).  @rwf as for pread_full(). */
+static int crcs_load(int cfd, uint32_t b0, uint32_t nb, uint8_t *stack,
+                     uint8_t **raw, int rwf)
+{
+    *raw = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
+    if (!*raw)
+        return -ENOMEM;
+    return pread_full(cfd, *raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4,
+                      rwf);
+}
+
+/* Verify blocks [@b0, @b0 + @nb) of chunk @id, already read into @buf (nb
+ * * block size bytes), against the checksums in @cfd: one read of exactly
+ * the entries concerned (@rwf as for pread_full()). */
+static int blocks_verify(struct chunk_store *s, uint64_t id, int cfd,
+                         const char *layer, uint32_t b0, uint32_t nb,
+                         const uint8_t *buf, int rwf)
+{
+    uint8_t stack[4 * STACK_BLOCKS];
+    uint8_t *raw;
+    int rc = crcs_load(cfd, b0, nb, stack, &raw, rwf);
+
+    if (rc == 0)
+        rc = crcs_check(s, id, layer, raw, b0, nb, buf);
+    if (raw != stack)
+        free(raw);
+    return rc;
+}
+
+/* Where block @b of overlay @f is read from (invariants 6 and 7). */
+enum ov_src { OV_OWN, OV_BASE, OV_ZERO };
+
+static enum ov_src ov_src_of(const struct chunk_file *f, uint32_t b,
+                             uint32_t stored)
+{
+    if (ov_present(f, b, stored))
+        return OV_OWN;
+    return (uint64_t)b * CHUNK_BLOCK_SIZE < f->base_len ? OV_BASE : OV_ZERO;
+}
+
+/* blocks_load() of an overlay: each run of blocks from where it lives,
+ * verified against that layer's checksums. */
+static int ov_blocks_load(struct chunk_store *s, struct chunk_file *f,
+                          uint32_t b0, uint32_t nb, uint8_t *buf, int rwf)
+{
+    uint8_t stack[4 * STACK_BLOCKS];
+    uint8_t *raw;
+    uint32_t i = 0;
+    int rc = crcs_load(f->cfd, b0, nb, stack, &raw, rwf);
+
+    while (rc == 0 && i < nb) {
+        enum ov_src src = ov_src_of(f, b0 + i, get_le32(raw + 4 * i));
+        uint32_t j = i + 1;
+        while (j < nb && ov_src_of(f, b0 + j, get_le32(raw + 4 * j)) == src)
+            j++;
+        uint8_t *p = buf + (size_t)i * CHUNK_BLOCK_SIZE;
+        size_t n = (size_t)(j - i) * CHUNK_BLOCK_SIZE;
+        off_t off = (off_t)(b0 + i) * CHUNK_BLOCK_SIZE;
+        if (src == OV_OWN) {
+            rc = pread_full(f->dfd, p, n, off, rwf);
+            if (rc == 0)
+                rc = crcs_check(s, f->id, "overlay", raw + 4 * i, b0 + i,
+                                j - i, p);
+        } else if (src == OV_BASE) {
+            rc = pread_full(f->bdfd, p, n, off, rwf);
+            if (rc == 0)
+                rc = blocks_verify(s, f->id, f->bcfd, "base", b0 + i, j - i,
+                                   p, rwf);
+        } else {
+            memset(p, 0, n);
+        }
+        i = j;
     }
     if (raw != stack)
         free(raw);
@@ -796,10 +1048,14 @@ static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
 static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
                        uint32_t nb, uint8_t *buf, int rwf)
 {
-    int rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
-                        (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
+    int rc;
 
-    return rc < 0 ? rc : blocks_verify(s, f, b0, nb, buf, rwf);
+    if (f->overlay)
+        return ov_blocks_load(s, f, b0, nb, buf, rwf);
+    rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
+                    (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
+    return rc < 0 ? rc : blocks_verify(s, f->id, f->cfd, "data", b0, nb, buf,
+                                       rwf);
 }
 
 /* Store @nb checksums, already little-endian in @raw, with one write
@@ -883,13 +1139,96 @@ static int rm_one(const char *path, const struct stat *sb, int flag,
 static int store_open(const char *dir, bool with_stage,
                       struct chunk_store **out);
 
+/* What chunk @id in directory @dfd is: 0 none, 1 flat, 2 overlay, -1
+ * unknown (a header that cannot be read: its files are left alone). */
+static int sweep_kind(int dfd, uint64_t id)
+{
+    char name[32];
+    struct hdr h;
+    int fd, rc;
+
+    snprintf(name, sizeof(name), "%016llx.crc", (unsigned long long)id);
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    rc = hdr_read(fd, &h);
+    close(fd);
+    return rc < 0 ? -1 : h.overlay ? 2 : 1;
+}
+
+/* Remove from @path (one folder of chunks/) what a crash left half-done:
+ * a .crc.tmp (an unfinished create, copy or conversion), data of no
+ * chunk or of an overlay (its flat name), and the overlay files of no
+ * chunk or of a flat one; removing the last link of a base frees it
+ * (invariant 9). */
+static int sweep_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+
+    if (!d)
+        return -errno;
+    while ((de = readdir(d))) {
+        const char *suffix = de->d_name + 16;
+        int owner = -1; /* the kind of chunk the file belongs to */
+        if (strlen(de->d_name) < 16 ||
+            strspn(de->d_name, "0123456789abcdef") < 16)
+            continue;
+        if (strcmp(suffix, "") == 0)
+            owner = 1;
+        else if (strcmp(suffix, ".crc.tmp") == 0)
+            owner = 3; /* none: always a leftover */
+        for (size_t i = 0; i < OV_NSUFFIXES; i++)
+            if (strcmp(suffix, ov_suffixes[i]) == 0)
+                owner = 2;
+        if (owner < 0)
+            continue;
+        int kind = owner == 3 ? 0
+                              : sweep_kind(dirfd(d),
+                                           strtoull(de->d_name, NULL, 16));
+        if (kind < 0 || kind == owner)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            log_info("chunk store: removed leftover file: %s/%s", path,
+                     de->d_name);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* sweep_dir() over every folder of chunks/; at open, before anything
+ * else touches the store. */
+static int store_sweep(const char *dir)
+{
+    char path[4096];
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    snprintf(path, sizeof(path), "%s/chunks", dir);
+    d = opendir(path);
+    if (!d)
+        return -errno;
+    while (rc == 0 && (de = readdir(d))) {
+        if (strlen(de->d_name) != 2 ||
+            strspn(de->d_name, "0123456789abcdef") != 2)
+            continue;
+        snprintf(path, sizeof(path), "%s/chunks/%s", dir, de->d_name);
+        rc = sweep_dir(path);
+    }
+    closedir(d);
+    return rc;
+}
+
 static uint32_t idle_default(void)
 {
     struct rlimit rl;
     uint64_t n = IDLE_MAX;
 
+    /* Five descriptors for an overlay's handle (data, checksums, map and
+     * the base's two), twice that to leave the rest for sockets. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        n = rl.rlim_cur / 6; /* three descriptors a handle */
+        n = rl.rlim_cur / 10;
     return n < IDLE_MIN ? IDLE_MIN : n > IDLE_MAX ? IDLE_MAX : (uint32_t)n;
 }
 
@@ -930,7 +1269,9 @@ static int store_open(const char *dir, bool with_stage,
     free(zero);
     s->idle_max = with_stage ? idle_default() : IDLE_STAGE;
     pthread_mutex_init(&s->lock, NULL);
-    rc = chunk_store_list(s, count_one, &s->count);
+    rc = with_stage ? store_sweep(dir) : 0;
+    if (rc == 0)
+        rc = chunk_store_list(s, count_one, &s->count);
     if (rc == 0 && with_stage)
         rc = chunk_wmap_boot_begin(dir);
     if (rc == 0 && with_stage)
@@ -966,29 +1307,62 @@ void chunk_store_close(struct chunk_store *s)
 
 /* ---- Versions ---------------------------------------------------------- */
 
-/* Create chunk @f at @ver: empty, or with @src's data, checksums and
- * length when @src is not NULL (both locked).  The checksum file is
- * written under a temporary name and renamed last, so a crash part-way
- * leaves no chunk; the directories are synced so the new chunk survives
- * power loss.  On failure nothing of @f is left. */
-static int copy_file(struct chunk_store *s, int in, int out);
+/* How copy_file() copies: a reflink or nothing (-EOPNOTSUPP), or a
+ * reflink where it can and the data segments otherwise. */
+enum copy_mode { COPY_REFLINK, COPY_ANY };
+static int copy_file(struct chunk_store *s, int in, int out,
+                     enum copy_mode mode);
 
+/* Give chunk @to the base of overlay @from: hard links to the same two
+ * files (invariant 9). */
+static int base_link(const struct chunk_store *s, uint64_t from, uint64_t to)
+{
+    static const char *const names[] = {".bdata", ".bcrc"};
+    char a[4096], b[4096];
+
+    for (size_t i = 0; i < 2; i++) {
+        chunk_path(s, from, names[i], a, sizeof(a));
+        chunk_path(s, to, names[i], b, sizeof(b));
+        if (unlink(b) < 0 && errno != ENOENT)
+            return -errno;
+        if (link(a, b) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* Create chunk @f at @ver: empty, or a copy of @src (both locked) when
+ * it is not NULL.  A flat @src is copied by reflink only (-EOPNOTSUPP
+ * where the file system cannot); an overlay @src gives an overlay over
+ * the same base with a copy of @src's own layer (reflinked or sparse).
+ * The checksum file is written under a temporary name and renamed last,
+ * so a crash part-way leaves no chunk (and files that the next open
+ * sweeps); the directories are synced so the new chunk survives power
+ * loss.  On failure nothing of @f is left. */
 static int files_create(struct chunk_store *s, struct chunk_file *f,
                         uint64_t ver, struct chunk_file *src)
 {
     char path[4096], tmp[4096], dir[4096];
     uint64_t length = src ? src->length : 0;
+    bool ov = src && src->overlay;
     int rc;
 
     chunk_dir_path(s, f->id, dir, sizeof(dir));
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return -errno;
-    chunk_path(s, f->id, "", path, sizeof(path));
+    if (ov) {
+        rc = base_link(s, src->id, f->id);
+        if (rc < 0)
+            goto fail;
+        f->overlay = true;
+        f->base_len = src->base_len;
+    }
+    chunk_path(s, f->id, ov ? ".ov" : "", path, sizeof(path));
     f->dfd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
     if (f->dfd < 0) {
         rc = f->dfd;
         f->dfd = -1;
-        return rc;
+        goto fail;
     }
     chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
     f->cfd = open_evicting(s, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
@@ -999,12 +1373,24 @@ static int files_create(struct chunk_store *s, struct chunk_file *f,
     }
     rc = 0;
     if (src) {
-        rc = copy_file(s, src->dfd, f->dfd);
+        enum copy_mode mode = ov ? COPY_ANY : COPY_REFLINK;
+        rc = copy_file(s, src->dfd, f->dfd, mode);
         if (rc == 0)
-            rc = copy_file(s, src->cfd, f->cfd);
+            rc = copy_file(s, src->cfd, f->cfd, mode);
     }
+    if (rc == 0 && ov && src->pres) {
+        f->pres = malloc(PRES_BYTES);
+        if (!f->pres)
+            rc = -ENOMEM;
+        else {
+            memcpy(f->pres, src->pres, PRES_BYTES);
+            rc = pres_store(s, f);
+        }
+    }
+    if (rc == 0 && ov)
+        rc = base_open(s, f);
     if (rc == 0)
-        rc = hdr_write(f->cfd, ver, length, 0);
+        rc = hdr_write(f, ver, length, 0);
     if (rc == 0 && (fdatasync(f->cfd) < 0 || fdatasync(f->dfd) < 0))
         rc = -errno;
     if (rc < 0)
@@ -1041,8 +1427,75 @@ fail:
         unlink(tmp);
     chunk_path(s, f->id, "", path, sizeof(path));
     unlink(path);
+    ov_unlink(s, f->id);
     file_shut(f);
     return rc;
+}
+
+/* Turn flat chunk @f (locked exclusive) into an overlay: its data and
+ * checksum files become the frozen base, linked as .bdata and .bcrc, and
+ * its own layer starts empty.  The rename of the new .crc (format 2) over
+ * the old one is the switch: before it the chunk is flat and whole, after
+ * it an overlay over the same bytes.  The flat name of the data goes
+ * last; the next open sweeps whatever a crash leaves of either side. */
+static int ov_convert(struct chunk_store *s, struct chunk_file *f)
+{
+    char data[4096], crc[4096], tmp[4096], dir[4096], path[4096];
+    struct hdr h = {f->version, f->length, f->length, true};
+    int dfd = -1, cfd = -1, rc = 0;
+
+    /* What the chunk holds becomes a base: durable before it is shared. */
+    if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
+        return -errno;
+    ov_unlink(s, f->id); /* leftovers of an interrupted conversion */
+    chunk_dir_path(s, f->id, dir, sizeof(dir));
+    chunk_path(s, f->id, "", data, sizeof(data));
+    chunk_path(s, f->id, ".crc", crc, sizeof(crc));
+    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
+    chunk_path(s, f->id, ".bdata", path, sizeof(path));
+    if (link(data, path) < 0)
+        rc = -errno;
+    chunk_path(s, f->id, ".bcrc", path, sizeof(path));
+    if (rc == 0 && link(crc, path) < 0)
+        rc = -errno;
+    chunk_path(s, f->id, ".ov", path, sizeof(path));
+    if (rc == 0)
+        rc = dfd =
+            open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    if (rc >= 0)
+        rc = cfd =
+            open_evicting(s, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    if (rc >= 0)
+        rc = hdr_put(cfd, &h, 0);
+    if (rc == 0 && fdatasync(cfd) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = fsync_path(dir); /* the new names before the switch */
+    if (rc == 0 && rename(tmp, crc) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        if (dfd >= 0)
+            close(dfd);
+        if (cfd >= 0) {
+            close(cfd);
+            unlink(tmp);
+        }
+        ov_unlink(s, f->id);
+        return rc;
+    }
+    /* An overlay from here on, whatever happens next. */
+    f->bdfd = f->dfd;
+    f->bcfd = f->cfd;
+    f->dfd = dfd;
+    f->cfd = cfd;
+    f->overlay = true;
+    f->base_len = f->length;
+    free(f->resv); /* invariant 5: other files, other space */
+    f->resv = NULL;
+    unlink(data); /* its inode lives on as .bdata */
+    log_debug(DBG, "chunk overlay: chunk=%016llx version=%llu",
+              (unsigned long long)f->id, (unsigned long long)f->version);
+    return fsync_path(dir);
 }
 
 static int chunk_create(struct chunk_store *s, struct chunk_file *f,
@@ -1076,7 +1529,7 @@ int chunk_store_setversion(struct chunk_store *s, uint64_t id, uint64_t old_ver,
     else if (f->version != old_ver)
         rc = -ESTALE;
     else {
-        rc = hdr_write(f->cfd, new_ver, f->length, 0);
+        rc = hdr_write(f, new_ver, f->length, 0);
         if (rc == 0 && fdatasync(f->cfd) < 0)
             rc = -errno;
         if (rc == 0)
@@ -1113,6 +1566,8 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             unlink(path);
             chunk_path(s, id, ".wmap", path, sizeof(path));
             unlink(path);
+            /* Invariant 9: an overlay's base goes with its last link. */
+            ov_unlink(s, id);
             file_shut(f);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
             bad_clear(s, id);
@@ -1196,6 +1651,8 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
         file_shut(f);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
+    /* The copy is flat: the files of an overlay it replaces go. */
+    ov_unlink(s, f->id);
     /* The copy's past writes were never seen here: its map is unknown. */
     chunk_path(s, f->id, ".wmap", to, sizeof(to));
     if (unlink(to) < 0 && errno != ENOENT)
@@ -1317,16 +1774,27 @@ static int copy_range(int in, int out, off_t off, off_t end)
     return rc;
 }
 
-/* Make @out a copy of @in: a reflink when allowed and possible, else the
- * data segments one by one, holes left as holes, and the same size. */
-static int copy_file(struct chunk_store *s, int in, int out)
+/* Make @out a copy of @in: a reflink when allowed and possible, else
+ * (COPY_ANY) the data segments one by one, holes left as holes, and the
+ * same size. */
+static int copy_file(struct chunk_store *s, int in, int out,
+                     enum copy_mode mode)
 {
     struct stat st;
     off_t off = 0;
     int rc = 0;
 
-    if (!s->no_reflink && ioctl(out, FICLONE, in) == 0)
-        return 0;
+    if (!s->no_reflink &&
+        !__atomic_load_n(&s->reflink_failed, __ATOMIC_RELAXED)) {
+        if (ioctl(out, FICLONE, in) == 0)
+            return 0;
+        if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EXDEV &&
+            errno != EINVAL && errno != ENOSYS && errno != EPERM)
+            return -errno;
+        __atomic_store_n(&s->reflink_failed, true, __ATOMIC_RELAXED);
+    }
+    if (mode == COPY_REFLINK)
+        return -EOPNOTSUPP;
     if (fstat(in, &st) < 0)
         return -errno;
     while (rc == 0 && off < st.st_size) {
@@ -1352,15 +1820,27 @@ static int copy_file(struct chunk_store *s, int in, int out)
     return rc;
 }
 
-/* Create chunk @df at @ver as a copy of @sf (both locked). */
+/* Create chunk @df at @ver as a copy of @sf (both locked exclusive): a
+ * reflink of a flat chunk where the file system has them; else both
+ * become overlays over @sf's data as it is now (invariant 9), and only
+ * @sf's own layer, if it already was an overlay, is copied. */
 static int clone_files(struct chunk_store *s, struct chunk_file *sf,
                        struct chunk_file *df, uint64_t ver)
 {
-    int rc = files_create(s, df, ver, sf);
+    int rc = -EOPNOTSUPP;
 
-    log_debug(DBG, "chunk clone: chunk=%016llx version=%llu -> %016llx rc=%d",
+    if (!sf->overlay && !s->no_reflink &&
+        !__atomic_load_n(&s->reflink_failed, __ATOMIC_RELAXED))
+        rc = files_create(s, df, ver, sf);
+    if (rc == -EOPNOTSUPP) {
+        rc = sf->overlay ? 0 : ov_convert(s, sf);
+        if (rc == 0)
+            rc = files_create(s, df, ver, sf);
+    }
+    log_debug(DBG, "chunk clone: chunk=%016llx version=%llu -> %016llx "
+                   "overlay=%d rc=%d",
               (unsigned long long)sf->id, (unsigned long long)sf->version,
-              (unsigned long long)df->id, rc);
+              (unsigned long long)df->id, df->overlay, rc);
     return rc;
 }
 
@@ -1372,7 +1852,8 @@ int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
 
     if (new_ver == 0 || src_id == new_id)
         return -EINVAL;
-    rc = file_lock(s, src_id, src_ver, false, &sf);
+    /* Exclusive: the source may become an overlay (ov_convert()). */
+    rc = file_lock(s, src_id, src_ver, true, &sf);
     if (rc < 0)
         return rc;
     rc = file_get(s, new_id, &df);
@@ -1488,6 +1969,38 @@ static int block_merge(struct chunk_store *s, struct chunk_file *f, uint32_t b,
     return 0;
 }
 
+/* Invariant 8: blocks [@b0, @b0 + @nb) of overlay @f were just written
+ * with checksums @crc; those whose checksum is 0 are not present by it,
+ * so they go into .pres, once their data and checksums are durable.
+ * (crc32c of a block is 0 for one block in 2^32: this is rarely done.) */
+static int ov_mark_zero_crcs(struct chunk_store *s, struct chunk_file *f,
+                             uint32_t b0, uint32_t nb, const uint8_t *crc)
+{
+    bool any = false;
+
+    for (uint32_t i = 0; i < nb && !any; i++)
+        any = get_le32(crc + 4 * i) == 0 && !pres_test(f, b0 + i);
+    if (!any)
+        return 0;
+    if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
+        return -errno;
+    if (!f->pres && !(f->pres = calloc(1, PRES_BYTES)))
+        return -ENOMEM;
+    for (uint32_t i = 0; i < nb; i++)
+        if (get_le32(crc + 4 * i) == 0)
+            f->pres[(b0 + i) / 8] |= (uint8_t)(1u << ((b0 + i) % 8));
+    return pres_store(s, f);
+}
+
+/* Whether any of the @nb checksums in @crc is 0. */
+static bool crcs_any_zero(const uint8_t *crc, uint32_t nb)
+{
+    for (uint32_t i = 0; i < nb; i++)
+        if (get_le32(crc + 4 * i) == 0)
+            return true;
+    return false;
+}
+
 /* Make @f's data, checksums and written-block map durable. */
 static int sync_files(struct chunk_file *f)
 {
@@ -1550,6 +2063,12 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
             p = buf + ((size_t)b * CHUNK_BLOCK_SIZE - off);
         put_le32(crc + 4 * (b - b0), crc32c(0, p, CHUNK_BLOCK_SIZE));
     }
+    /* A block of an overlay whose checksum is 0 needs a sync (invariant
+     * 8): not on the loop thread. */
+    if (rwf && f->overlay && crcs_any_zero(crc, nb)) {
+        rc = -EAGAIN;
+        goto out;
+    }
 
     /* The written-block map before the data, so that no block written
      * is missing from it (chunk_wmap.c). */
@@ -1559,7 +2078,7 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     /* Length first, so invariant 1 holds whatever happens next.  The
      * header is cached in the handle: growing it is this one write. */
     if (end > f->length) {
-        rc = hdr_write(f->cfd, f->version, end, rwf);
+        rc = hdr_write(f, f->version, end, rwf);
         if (rc < 0)
             goto out;
         f->length = end;
@@ -1567,6 +2086,8 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     rc = pwritev_full(f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     if (rc == 0)
         rc = crcs_store(f, b0, crc, nb, rwf);
+    if (rc == 0 && f->overlay)
+        rc = ov_mark_zero_crcs(s, f, b0, nb, crc);
     if (rc == 0 && sync)
         rc = sync_files(f);
 out:
@@ -1639,6 +2160,59 @@ int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver)
     return chunk_store_write(s, id, ver, 0, NULL, 0, true);
 }
 
+/* Shrink overlay @f (locked exclusive) to @length.  Unlike a flat chunk,
+ * whose boundary block is fixed after the cut, an overlay takes the new
+ * boundary block into its own layer and makes the new header durable
+ * before anything is cut: a block cut from its layer would otherwise read
+ * through to the base again (invariant 7) after a crash. */
+static int ov_truncate_shrink(struct chunk_store *s, struct chunk_file *f,
+                              uint32_t length)
+{
+    uint32_t bl = length / CHUNK_BLOCK_SIZE;
+    uint32_t keep = (length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE;
+    uint64_t base_len = (uint64_t)bl * CHUNK_BLOCK_SIZE;
+    int rc = 0;
+
+    if (length % CHUNK_BLOCK_SIZE) {
+        uint8_t *blk = malloc(CHUNK_BLOCK_SIZE);
+        uint8_t crc[4];
+        if (!blk)
+            return -ENOMEM;
+        rc = blocks_load(s, f, bl, 1, blk, 0);
+        if (rc == 0) {
+            memset(blk + length % CHUNK_BLOCK_SIZE, 0,
+                   CHUNK_BLOCK_SIZE - length % CHUNK_BLOCK_SIZE);
+            put_le32(crc, crc32c(0, blk, CHUNK_BLOCK_SIZE));
+            rc = reserve_blocks(f, bl, 1);
+        }
+        if (rc == 0)
+            rc = pwrite_full(f->dfd, blk, CHUNK_BLOCK_SIZE,
+                             (off_t)bl * CHUNK_BLOCK_SIZE, 0);
+        if (rc == 0)
+            rc = crcs_store(f, bl, crc, 1, 0);
+        if (rc == 0)
+            rc = ov_mark_zero_crcs(s, f, bl, 1, crc);
+        free(blk);
+    }
+    if (rc == 0 && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
+        rc = -errno;
+    if (rc < 0)
+        return rc;
+    if (base_len < f->base_len)
+        f->base_len = base_len;
+    rc = hdr_write(f, f->version, length, 0);
+    if (rc == 0 && fdatasync(f->cfd) < 0)
+        rc = -errno;
+    if (rc < 0)
+        return rc;
+    f->length = length;
+    resv_clear_from(f, keep); /* invariant 5 */
+    if (ftruncate(f->dfd, (off_t)keep * CHUNK_BLOCK_SIZE) < 0 ||
+        ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
+        return -errno;
+    return 0;
+}
+
 int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                          uint32_t length)
 {
@@ -1655,8 +2229,17 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc < 0)
         return rc;
     if (length >= f->length) {
-        /* Growing: the new range is already zeros (invariant 1). */
-        rc = hdr_write(f->cfd, f->version, length, 0);
+        /* Growing: the new range is already zeros (invariant 1; for an
+         * overlay also invariant 7). */
+        rc = hdr_write(f, f->version, length, 0);
+        goto done;
+    }
+    if (f->overlay) {
+        uint32_t old_nb =
+            (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
+        rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl, 0);
+        if (rc == 0)
+            rc = ov_truncate_shrink(s, f, length);
         goto done;
     }
     if (length % CHUNK_BLOCK_SIZE) {
@@ -1692,7 +2275,7 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc == 0 && ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
         rc = -errno;
     if (rc == 0)
-        rc = hdr_write(f->cfd, f->version, length, 0);
+        rc = hdr_write(f, f->version, length, 0);
 done:
     if (rc == 0) {
         f->length = length;
@@ -1748,7 +2331,7 @@ static int list_dir(struct chunk_store *s, const char *sub,
         return errno == ENOENT ? 0 : -errno;
     while (rc == 0 && (de = readdir(d))) {
         struct chunk_info ci;
-        uint64_t len;
+        struct hdr h;
         int fd;
 
         if (!parse_name(de->d_name, &ci.id))
@@ -1756,14 +2339,15 @@ static int list_dir(struct chunk_store *s, const char *sub,
         fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue; /* deleted while we walk */
-        if (hdr_read(fd, &ci.version, &len) < 0) {
+        if (hdr_read(fd, &h) < 0) {
             log_warn("chunk list: bad header, skipped: path=%s/%s", path,
                      de->d_name);
             close(fd);
             continue;
         }
         close(fd);
-        ci.length = len;
+        ci.version = h.version;
+        ci.length = h.length;
         rc = cb(&ci, arg);
     }
     closedir(d);
