@@ -8,11 +8,11 @@
 # servers' disk and how much their data folders grew (du), then the
 # clone's ratios to the unshared image.
 #
-# The bytes written: as root, the servers' data folders live on an ext4
-# file system of their own (a loop device over a sparse file in the work
-# folder, no reflinks), and the figure is the sectors written to that
-# device (/sys/block/loopN/stat), journal included, with everything
-# synced before and after.  Otherwise, the chunk servers' write_bytes
+# The bytes written: as root, the chunk servers' data folders live on an
+# ext4 file system of their own (a loop device over a sparse file in the
+# work folder, no reflinks; metad's database stays outside), and the
+# figure is the sectors written to that device (/sys/block/loopN/stat),
+# journal included, with everything synced before and after.  Otherwise, the chunk servers' write_bytes
 # (/proc/PID/io), which the kernel counts per page-cache folio dirtied:
 # a 4 KiB write into a large folio of a fully written file counts the
 # whole folio, so this overstates what reaches the disk.
@@ -37,7 +37,7 @@ loop=
 cleanup() {
     [ -n "${TS_DIR:-}" ] && ts_stop_all 2>/dev/null
     if [ -n "$loop" ]; then
-        umount "$work/cluster" 2>/dev/null || umount -l "$work/cluster"
+        umount "$work/disk" 2>/dev/null || umount -l "$work/disk"
         losetup -d "$loop"
     fi
     cd / && rm -rf "$work"
@@ -56,11 +56,16 @@ fio --enghelp 2>/dev/null | grep -qw nbd ||
 if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null; then
     truncate -s $((size * goal * 2 + 4096))M "$work/disk.img" &&
         mkfs.ext4 -q -F "$work/disk.img" &&
-        loop=$(losetup -f --show "$work/disk.img") && mkdir -p "$work/cluster" &&
-        mount "$loop" "$work/cluster" ||
+        loop=$(losetup -f --show "$work/disk.img") && mkdir -p "$work/disk" &&
+        mount "$loop" "$work/disk" ||
         { echo "bench-clone: no loop file system" >&2; exit 1; }
 fi
 ts_cluster_init "$work/cluster" 0
+if [ -n "$loop" ]; then
+    for i in 1 2 3; do
+        mkdir "$work/disk/chunk$i" && ln -s "$work/disk/chunk$i" "$TS_DIR/chunk$i" || exit 1
+    done
+fi
 ts_start_metad || exit 1
 for i in 1 2 3; do ts_start_chunkd "$i" || exit 1; done
 ts_wait_servers 3 15 || exit 1
@@ -73,7 +78,7 @@ uri() { echo "nbd://$TS_NBD_ADDR$1"; }
 written_bytes() {
     local p t=0 v
     if [ -n "$loop" ]; then
-        awk '{ print $7 * 512 }' "/sys/block/${loop#/dev/}/stat"
+        awk '{ printf "%.0f\n", $7 * 512 }' "/sys/block/${loop#/dev/}/stat"
         return
     fi
     for p in $chunkds; do
@@ -84,7 +89,7 @@ written_bytes() {
 }
 # data_kib: KiB the servers' data folders hold (one du: a base shared by
 # hard links counts once).
-data_kib() { du -sk -c "$TS_DIR"/chunk[0-9]* | awk 'END { print $1 }'; }
+data_kib() { du -skcH "$TS_DIR"/chunk[0-9]* | awk 'END { print $1 }'; }
 
 # make_full PATH: an image of BENCH_CLONE_SIZE MiB at BENCH_CLONE_GOAL, written whole.
 make_full() {

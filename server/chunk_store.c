@@ -367,6 +367,18 @@ static int reserve(int fd, off_t off, off_t len)
     return -errno;
 }
 
+/* Start writing @fd's dirty pages and wait for them, without a journal
+ * commit: the sync that follows (of this file or any other on the same
+ * journaling file system) then commits their allocation with everything
+ * else, one commit instead of one per file. */
+static int flush_early(int fd)
+{
+    if (sync_file_range(fd, 0, 0,
+                        SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+        return -errno;
+    return 0;
+}
+
 static int fsync_path(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1158,8 +1170,8 @@ static int sweep_kind(int dfd, uint64_t id)
 
 /* Remove from @path (one folder of chunks/) what a crash left half-done:
  * a .crc.tmp (an unfinished create, copy or conversion), data of no
- * chunk or of an overlay (its flat name), and the overlay files of no
- * chunk or of a flat one; removing the last link of a base frees it
+ * chunk or of an overlay (its flat name), the overlay files of no chunk
+ * or of a flat one, and the map of no chunk; removing the last link of a base frees it
  * (invariant 9). */
 static int sweep_dir(const char *path)
 {
@@ -1178,6 +1190,8 @@ static int sweep_dir(const char *path)
             owner = 1;
         else if (strcmp(suffix, ".crc.tmp") == 0)
             owner = 3; /* none: always a leftover */
+        else if (strcmp(suffix, ".wmap") == 0)
+            owner = 4; /* any chunk */
         for (size_t i = 0; i < OV_NSUFFIXES; i++)
             if (strcmp(suffix, ov_suffixes[i]) == 0)
                 owner = 2;
@@ -1186,7 +1200,7 @@ static int sweep_dir(const char *path)
         int kind = owner == 3 ? 0
                               : sweep_kind(dirfd(d),
                                            strtoull(de->d_name, NULL, 16));
-        if (kind < 0 || kind == owner)
+        if (kind < 0 || kind == owner || (owner == 4 && kind > 0))
             continue;
         if (unlinkat(dirfd(d), de->d_name, 0) == 0)
             log_info("chunk store: removed leftover file: %s/%s", path,
@@ -1331,48 +1345,78 @@ static int base_link(const struct chunk_store *s, uint64_t from, uint64_t to)
     return 0;
 }
 
-/* Create chunk @f at @ver: empty, or a copy of @src (both locked) when
- * it is not NULL.  A flat @src is copied by reflink only (-EOPNOTSUPP
- * where the file system cannot); an overlay @src gives an overlay over
- * the same base with a copy of @src's own layer (reflinked or sparse).
- * The checksum file is written under a temporary name and renamed last,
- * so a crash part-way leaves no chunk (and files that the next open
- * sweeps); the directories are synced so the new chunk survives power
- * loss.  On failure nothing of @f is left. */
-static int files_create(struct chunk_store *s, struct chunk_file *f,
-                        uint64_t ver, struct chunk_file *src)
-{
-    char path[4096], tmp[4096], dir[4096];
-    uint64_t length = src ? src->length : 0;
-    bool ov = src && src->overlay;
-    int rc;
+/* What a new chunk is made from (files_prepare()): nothing (NULL), a flat
+ * chunk's files to reflink, or an overlay's base (@id's .bdata and .bcrc)
+ * with its own layer to copy (@dfd and @cfd; -1 for an empty layer). */
+struct copy_src {
+    uint64_t id;
+    bool overlay;
+    int dfd, cfd;
+    uint64_t length, base_len;
+    const uint8_t *pres; /* PRES_BYTES or NULL */
+};
 
-    chunk_dir_path(s, f->id, dir, sizeof(dir));
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+/* Create (empty) the data file of chunk @id, named with @data_suffix,
+ * and its ID.crc.tmp, into *dfd and *cfd (-1 when not opened). */
+static int open_new_pair(struct chunk_store *s, uint64_t id,
+                         const char *data_suffix, int *dfd, int *cfd)
+{
+    char path[4096];
+    int fd;
+
+    *dfd = *cfd = -1;
+    chunk_path(s, id, data_suffix, path, sizeof(path));
+    fd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        return fd;
+    *dfd = fd;
+    chunk_path(s, id, ".crc.tmp", path, sizeof(path));
+    fd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        return fd;
+    *cfd = fd;
+    return 0;
+}
+
+/* Remove what files_prepare() made of @f and close its files. */
+static void files_abort(struct chunk_store *s, struct chunk_file *f)
+{
+    static const char *const names[] = {"", ".crc.tmp", ".wmap"};
+    char path[4096];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        chunk_path(s, f->id, names[i], path, sizeof(path));
+        unlink(path);
+    }
+    ov_unlink(s, f->id);
+    file_shut(f);
+}
+
+/* The first half of making chunk @f at @ver: every file written under
+ * its final name but the checksum file, which is ID.crc.tmp, with the
+ * written-block map created last.  Its sync makes all of it durable on
+ * a journaling file system, so the syncs after it find little to do.
+ * A copy of a flat chunk is a reflink or nothing (-EOPNOTSUPP); an
+ * overlay's copy links the same base and copies the layer (reflinked or
+ * sparse).  On failure nothing of @f is left. */
+static int files_prepare(struct chunk_store *s, struct chunk_file *f,
+                         uint64_t ver, const struct copy_src *src)
+{
+    char path[4096];
+    bool ov = src && src->overlay;
+    int rc = 0;
+
+    chunk_dir_path(s, f->id, path, sizeof(path));
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
         return -errno;
     if (ov) {
         rc = base_link(s, src->id, f->id);
-        if (rc < 0)
-            goto fail;
         f->overlay = true;
         f->base_len = src->base_len;
     }
-    chunk_path(s, f->id, ov ? ".ov" : "", path, sizeof(path));
-    f->dfd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
-    if (f->dfd < 0) {
-        rc = f->dfd;
-        f->dfd = -1;
-        goto fail;
-    }
-    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
-    f->cfd = open_evicting(s, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
-    if (f->cfd < 0) {
-        rc = f->cfd;
-        f->cfd = -1;
-        goto fail;
-    }
-    rc = 0;
-    if (src) {
+    if (rc == 0)
+        rc = open_new_pair(s, f->id, ov ? ".ov" : "", &f->dfd, &f->cfd);
+    if (rc == 0 && src && src->dfd >= 0) {
         enum copy_mode mode = ov ? COPY_ANY : COPY_REFLINK;
         rc = copy_file(s, src->dfd, f->dfd, mode);
         if (rc == 0)
@@ -1390,17 +1434,42 @@ static int files_create(struct chunk_store *s, struct chunk_file *f,
     if (rc == 0 && ov)
         rc = base_open(s, f);
     if (rc == 0)
-        rc = hdr_write(f, ver, length, 0);
+        rc = hdr_write(f, ver, src ? src->length : 0, 0);
+    if (rc == 0)
+        rc = flush_early(f->cfd);
+    if (rc == 0)
+        rc = flush_early(f->dfd);
+    /* A new chunk, or a copy for copy-on-write, starts with nothing
+     * written since.  Without its map (an error; a crash after its
+     * commit) the history is unknown, which readers take as everything. */
+    chunk_path(s, f->id, ".wmap", path, sizeof(path));
+    if (rc == 0 && s->stage && chunk_wmap_create(&f->wmap, path) < 0)
+        log_warn("chunk create: written-block map not created: "
+                 "chunk=%016llx",
+                 (unsigned long long)f->id);
     if (rc == 0 && (fdatasync(f->cfd) < 0 || fdatasync(f->dfd) < 0))
         rc = -errno;
     if (rc < 0)
-        goto fail;
+        files_abort(s, f);
+    return rc;
+}
+
+/* The second half: rename ID.crc.tmp into place, which makes the chunk
+ * exist, and make the directory entries durable. */
+static int files_commit(struct chunk_store *s, struct chunk_file *f,
+                        uint64_t ver, uint64_t length)
+{
+    char path[4096], tmp[4096], dir[4096];
+    int rc;
+
+    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
     chunk_path(s, f->id, ".crc", path, sizeof(path));
     if (rename(tmp, path) < 0) {
         rc = -errno;
-        goto fail;
+        files_abort(s, f);
+        return rc;
     }
-    /* The chunk now exists; make its directory entries durable. */
+    chunk_dir_path(s, f->id, dir, sizeof(dir));
     rc = fsync_path(dir);
     if (rc == 0) {
         snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
@@ -1410,89 +1479,112 @@ static int files_create(struct chunk_store *s, struct chunk_file *f,
     f->version = ver;
     f->length = length;
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
-    /* A new chunk, or a copy for copy-on-write, starts with nothing
-     * written since.  Without its map (a crash before it, an error) the
-     * history is unknown, which readers of the map take as everything. */
-    if (rc == 0 && s->stage) {
-        chunk_path(s, f->id, ".wmap", path, sizeof(path));
-        if (chunk_wmap_create(&f->wmap, path) < 0)
-            log_warn("chunk create: written-block map not created: "
-                     "chunk=%016llx",
-                     (unsigned long long)f->id);
-    }
-    return rc;
-
-fail:
-    if (f->cfd >= 0)
-        unlink(tmp);
-    chunk_path(s, f->id, "", path, sizeof(path));
-    unlink(path);
-    ov_unlink(s, f->id);
-    file_shut(f);
     return rc;
 }
 
-/* Turn flat chunk @f (locked exclusive) into an overlay: its data and
- * checksum files become the frozen base, linked as .bdata and .bcrc, and
- * its own layer starts empty.  The rename of the new .crc (format 2) over
- * the old one is the switch: before it the chunk is flat and whole, after
- * it an overlay over the same bytes.  The flat name of the data goes
- * last; the next open sweeps whatever a crash leaves of either side. */
-static int ov_convert(struct chunk_store *s, struct chunk_file *f)
+/* Create chunk @f at @ver from @src (see files_prepare()).  A crash
+ * part-way leaves no chunk (and files that the next open sweeps). */
+static int files_create(struct chunk_store *s, struct chunk_file *f,
+                        uint64_t ver, const struct copy_src *src)
 {
-    char data[4096], crc[4096], tmp[4096], dir[4096], path[4096];
-    struct hdr h = {f->version, f->length, f->length, true};
-    int dfd = -1, cfd = -1, rc = 0;
+    int rc = files_prepare(s, f, ver, src);
 
-    /* What the chunk holds becomes a base: durable before it is shared. */
+    return rc < 0 ? rc : files_commit(s, f, ver, src ? src->length : 0);
+}
+
+/* An overlay being made of a flat chunk (ov_prepare(), ov_switch()). */
+struct ov_new {
+    int dfd, cfd; /* its own layer and new checksum file, not yet in place */
+};
+
+/* Undo ov_prepare() of @f: close and remove the new files and links. */
+static void ov_unprepare(struct chunk_store *s, struct chunk_file *f,
+                         struct ov_new *n)
+{
+    char path[4096];
+
+    if (n->dfd >= 0)
+        close(n->dfd);
+    if (n->cfd >= 0)
+        close(n->cfd);
+    n->dfd = n->cfd = -1;
+    chunk_path(s, f->id, ".crc.tmp", path, sizeof(path));
+    unlink(path);
+    ov_unlink(s, f->id);
+}
+
+/* The first half of turning flat chunk @f (locked exclusive) into an
+ * overlay: its data and checksum files, made durable as they are, are
+ * linked as the base (.bdata, .bcrc), and an empty layer and a format-2
+ * checksum file (as ID.crc.tmp) are written beside them, not synced: the
+ * copy's files_prepare() syncs them with its own.  The chunk is still
+ * flat and whole.  On failure nothing of it is left. */
+static int ov_prepare(struct chunk_store *s, struct chunk_file *f,
+                      struct ov_new *n)
+{
+    char path[4096], link_to[4096];
+    struct hdr h = {f->version, f->length, f->length, true};
+    int rc = 0;
+
+    n->dfd = n->cfd = -1;
     if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
         return -errno;
     ov_unlink(s, f->id); /* leftovers of an interrupted conversion */
+    chunk_path(s, f->id, "", path, sizeof(path));
+    chunk_path(s, f->id, ".bdata", link_to, sizeof(link_to));
+    if (link(path, link_to) < 0)
+        rc = -errno;
+    chunk_path(s, f->id, ".crc", path, sizeof(path));
+    chunk_path(s, f->id, ".bcrc", link_to, sizeof(link_to));
+    if (rc == 0 && link(path, link_to) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = open_new_pair(s, f->id, ".ov", &n->dfd, &n->cfd);
+    if (rc == 0)
+        rc = hdr_put(n->cfd, &h, 0);
+    if (rc == 0)
+        rc = flush_early(n->cfd);
+    if (rc < 0)
+        ov_unprepare(s, f, n);
+    return rc;
+}
+
+/* The second half: make the new files durable (a no-op when the copy's
+ * sync already did) and rename the new .crc over the old one, which is
+ * the switch: from here on @f is an overlay over its old files.  It is
+ * durable before returning, so that no copy sharing the base can exist
+ * on disk while the source could still be flat there.  The flat name of
+ * the data goes last. */
+static int ov_switch(struct chunk_store *s, struct chunk_file *f,
+                     struct ov_new *n)
+{
+    char crc[4096], tmp[4096], dir[4096];
+    int rc = 0;
+
     chunk_dir_path(s, f->id, dir, sizeof(dir));
-    chunk_path(s, f->id, "", data, sizeof(data));
     chunk_path(s, f->id, ".crc", crc, sizeof(crc));
     chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
-    chunk_path(s, f->id, ".bdata", path, sizeof(path));
-    if (link(data, path) < 0)
-        rc = -errno;
-    chunk_path(s, f->id, ".bcrc", path, sizeof(path));
-    if (rc == 0 && link(crc, path) < 0)
-        rc = -errno;
-    chunk_path(s, f->id, ".ov", path, sizeof(path));
-    if (rc == 0)
-        rc = dfd =
-            open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
-    if (rc >= 0)
-        rc = cfd =
-            open_evicting(s, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
-    if (rc >= 0)
-        rc = hdr_put(cfd, &h, 0);
-    if (rc == 0 && fdatasync(cfd) < 0)
+    if (fdatasync(n->cfd) < 0 || fdatasync(n->dfd) < 0)
         rc = -errno;
     if (rc == 0)
         rc = fsync_path(dir); /* the new names before the switch */
     if (rc == 0 && rename(tmp, crc) < 0)
         rc = -errno;
     if (rc < 0) {
-        if (dfd >= 0)
-            close(dfd);
-        if (cfd >= 0) {
-            close(cfd);
-            unlink(tmp);
-        }
-        ov_unlink(s, f->id);
+        ov_unprepare(s, f, n);
         return rc;
     }
     /* An overlay from here on, whatever happens next. */
     f->bdfd = f->dfd;
     f->bcfd = f->cfd;
-    f->dfd = dfd;
-    f->cfd = cfd;
+    f->dfd = n->dfd;
+    f->cfd = n->cfd;
     f->overlay = true;
     f->base_len = f->length;
     free(f->resv); /* invariant 5: other files, other space */
     f->resv = NULL;
-    unlink(data); /* its inode lives on as .bdata */
+    chunk_path(s, f->id, "", tmp, sizeof(tmp));
+    unlink(tmp); /* its inode lives on as .bdata */
     log_debug(DBG, "chunk overlay: chunk=%016llx version=%llu",
               (unsigned long long)f->id, (unsigned long long)f->version);
     return fsync_path(dir);
@@ -1820,23 +1912,59 @@ static int copy_file(struct chunk_store *s, int in, int out,
     return rc;
 }
 
+/* Create chunk @df at @ver as an overlay copy of @sf (both locked
+ * exclusive; invariant 9).  A flat @sf becomes an overlay too, with an
+ * empty layer; an overlay @sf gives its base and a copy of its layer.
+ * Three journal commits in all on a journaling file system: everything
+ * new, then the source's switch, then the copy's rename. */
+static int ov_clone(struct chunk_store *s, struct chunk_file *sf,
+                    struct chunk_file *df, uint64_t ver)
+{
+    bool convert = !sf->overlay;
+    struct copy_src src = {sf->id,     true,         sf->dfd,
+                           sf->cfd,    sf->length,   sf->base_len,
+                           sf->pres};
+    struct ov_new n;
+    int rc;
+
+    if (convert) {
+        rc = ov_prepare(s, sf, &n);
+        if (rc < 0)
+            return rc;
+        src.dfd = src.cfd = -1; /* its layer is empty */
+        src.base_len = sf->length;
+    }
+    rc = files_prepare(s, df, ver, &src);
+    if (rc < 0) {
+        if (convert)
+            ov_unprepare(s, sf, &n);
+        return rc;
+    }
+    if (convert) {
+        rc = ov_switch(s, sf, &n);
+        if (rc < 0) {
+            files_abort(s, df);
+            return rc;
+        }
+    }
+    return files_commit(s, df, ver, src.length);
+}
+
 /* Create chunk @df at @ver as a copy of @sf (both locked exclusive): a
- * reflink of a flat chunk where the file system has them; else both
- * become overlays over @sf's data as it is now (invariant 9), and only
- * @sf's own layer, if it already was an overlay, is copied. */
+ * reflink of a flat chunk where the file system has them, else an
+ * overlay copy (ov_clone()). */
 static int clone_files(struct chunk_store *s, struct chunk_file *sf,
                        struct chunk_file *df, uint64_t ver)
 {
+    struct copy_src flat = {sf->id,     false,      sf->dfd, sf->cfd,
+                            sf->length, sf->length, NULL};
     int rc = -EOPNOTSUPP;
 
     if (!sf->overlay && !s->no_reflink &&
         !__atomic_load_n(&s->reflink_failed, __ATOMIC_RELAXED))
-        rc = files_create(s, df, ver, sf);
-    if (rc == -EOPNOTSUPP) {
-        rc = sf->overlay ? 0 : ov_convert(s, sf);
-        if (rc == 0)
-            rc = files_create(s, df, ver, sf);
-    }
+        rc = files_create(s, df, ver, &flat);
+    if (rc == -EOPNOTSUPP)
+        rc = ov_clone(s, sf, df, ver);
     log_debug(DBG, "chunk clone: chunk=%016llx version=%llu -> %016llx "
                    "overlay=%d rc=%d",
               (unsigned long long)sf->id, (unsigned long long)sf->version,
@@ -2234,12 +2362,14 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
         rc = hdr_write(f, f->version, length, 0);
         goto done;
     }
+    /* The blocks that become zeros are written, for the map. */
+    uint32_t old_nb =
+        (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
+    rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl, 0);
+    if (rc < 0)
+        goto out;
     if (f->overlay) {
-        uint32_t old_nb =
-            (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
-        rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl, 0);
-        if (rc == 0)
-            rc = ov_truncate_shrink(s, f, length);
+        rc = ov_truncate_shrink(s, f, length);
         goto done;
     }
     if (length % CHUNK_BLOCK_SIZE) {
@@ -2257,12 +2387,6 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                CHUNK_BLOCK_SIZE - length % CHUNK_BLOCK_SIZE);
         put_le32(crc, crc32c(0, blk, CHUNK_BLOCK_SIZE));
     }
-    /* The blocks that become zeros are written, for the map. */
-    uint32_t old_nb =
-        (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
-    rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl, 0);
-    if (rc < 0)
-        goto out;
     /* Data first: a crash before the checksum is fixed leaves the boundary
      * block failing its checksum, which is detected. */
     resv_clear_from(f, bl); /* invariant 5: the space past it goes */
