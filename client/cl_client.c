@@ -167,6 +167,7 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
     c->loc = cl_loc_cache_new(LOC_CACHE_MAX);
     c->handles = cl_handles_new();
     c->mode = opts->cache;
+    c->delay_after_sync = opts->delay_after_sync;
     c->direct_write_max = opts->direct_write_max;
     c->cache = cl_cache_new(opts);
     c->flush = c->cache ? cl_flush_new(c, opts) : NULL;

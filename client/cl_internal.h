@@ -123,6 +123,7 @@ struct cl_inode {
     pthread_mutex_t lock;
     uint64_t size;      /* largest size known: attrs and our own writes */
     bool end_pending;   /* written since the last CHUNK_WRITE_END */
+    bool synced;        /* atomic: a cl_file_sync() of it succeeded */
     uint64_t end_index; /* a chunk written since then, for WRITE_END */
     uint64_t end_chunk;
     uint64_t end_size; /* end of the furthest write since then */
@@ -296,6 +297,7 @@ struct cl_client {
     struct cl_handles *handles;
     struct cl_downset down;
     enum cl_cache_mode mode;
+    bool delay_after_sync;     /* cl_opts */
     uint32_t direct_write_max; /* cl_opts */
     struct cl_cache *cache; /* delayed writes */
     struct cl_flush *flush; /* when they go */
@@ -475,5 +477,15 @@ void cl_wrange_end(struct cl_inode *n, struct cl_wrange *r);
 
 /* True for errors a retry on another chain cannot fix. */
 bool cl_chunk_error_final(int err);
+
+/* Whether writes to @n may wait in the delayed-write store (the client's
+ * policy, and cl_opts.delay_after_sync). */
+static inline bool cl_file_delays(const struct cl_client *c,
+                                  struct cl_inode *n)
+{
+    return c->mode != CL_CACHE_WRITETHROUGH && c->cache &&
+           (!c->delay_after_sync ||
+            __atomic_load_n(&n->synced, __ATOMIC_ACQUIRE));
+}
 
 #endif

@@ -88,6 +88,7 @@ struct meta_srv_server {
     struct peer *peer;
     uint64_t capacity, free;
     uint32_t chunks;
+    uint64_t stored;       /* bytes its chunk files take on disk (heartbeat) */
     struct meta_live seen; /* uv_now() ms: heartbeats, other frames */
 
     uint32_t state, live;

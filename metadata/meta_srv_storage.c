@@ -288,6 +288,7 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
             s->capacity = req.capacity;
             s->free = req.free;
             s->chunks = req.chunks;
+            s->stored = req.used;
             meta_live_heartbeat(&s->seen, uv_now(c->srv->loop));
             meta_srv_state_update(c->srv, s);
         }

@@ -114,6 +114,10 @@ enum chunk_inline_writes {
 #define CHUNK_INLINE_MAX (64u << 10)
 void chunk_store_set_inline_writes(struct chunk_store *s,
                                    enum chunk_inline_writes mode);
+/* Whole-block writes of at least @min bytes go to the disk with O_DIRECT,
+ * past the page cache (0: none); the store falls back to buffered writes
+ * for good where the file system refuses O_DIRECT. */
+void chunk_store_set_direct_writes(struct chunk_store *s, uint32_t min);
 /* Set the chunk's length to @length, zeroing everything past it. */
 int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                          uint32_t length);
@@ -127,6 +131,7 @@ int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
 
 struct chunk_info {
     uint64_t id, version, length;
+    uint64_t alloc; /* bytes its data and checksum files take on disk */
 };
 /* Call @cb for every chunk on disk; stops early when @cb returns non-zero
  * and returns that value. */
@@ -176,6 +181,9 @@ int chunk_store_space(struct chunk_store *s, uint64_t *capacity,
                       uint64_t *free);
 /* Number of chunks, counted at open and kept up to date since. */
 uint32_t chunk_store_count(struct chunk_store *s);
+/* Bytes the chunks' files take on disk (st_blocks), summed at open and
+ * kept up to date since; the staged copies are not counted. */
+uint64_t chunk_store_allocated(struct chunk_store *s);
 
 /* ---- chunk_rate.c ----------------------------------------------------- */
 
@@ -360,11 +368,16 @@ int chunk_chain_request(struct chunk_chain *c, struct proto_str addr,
 /* The body of CHUNK_WRITE_REQ @m (decoded from @payload, @len bytes, which
  * it points into) as forwarded to every replica of m->chain: the same
  * fields with an empty chain (nchain 0), followed by the data; one body
- * for all of them.  Caller owns *out (*out_len bytes), free with free();
- * *data is where the data starts in it. */
+ * for all of them.  *body (*body_len bytes) lies in a new allocation
+ * *out, which the caller owns (free with free()); *data is where the data
+ * starts in the body: page-aligned when it is FWD_ALIGN_MIN bytes or more,
+ * for direct writes. */
+#define FWD_ALIGN 4096u
+#define FWD_ALIGN_MIN (64u << 10)
 int chunk_write_fwd_build(const uint8_t *payload, size_t len,
-                          const struct proto_chunk_write_req *m, uint8_t **out,
-                          size_t *out_len, const uint8_t **data);
+                          const struct proto_chunk_write_req *m, void **out,
+                          const uint8_t **body, size_t *body_len,
+                          const uint8_t **data);
 
 void chunk_read_handle(struct chunk_server *srv, struct peer *p,
                        uint64_t req_id, const uint8_t *payload, size_t len);

@@ -34,6 +34,11 @@
 #include "log.h"
 #include "mem.h"
 
+/* Writes of at least this many KiB skip the page cache by default
+ * (chunk_store.c, "Direct writes"). */
+#define DIRECT_KIB_DEFAULT 256
+#define DIRECT_KIB_DEFAULT_STR "256"
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -42,6 +47,7 @@ static void usage(FILE *f)
             "                      [--advertise ADDR:PORT] [--repair-mbps N]\n"
             "                      [--scrub-mbps N] [--scrub-interval-s N] "
             "[--inline-writes MODE]\n"
+            "                      [--direct-write-kib N]\n"
             "                      [--http ADDR:PORT] [-D module=1] "
             "[--config FILE] [--help]\n"
             "  --data DIR        chunk files and the server uuid\n"
@@ -62,6 +68,9 @@ static void usage(FILE *f)
             "buffered (default),\n"
             "                    nowait (only where the file system has "
             "RWF_NOWAIT) or off\n"
+            "  --direct-write-kib N  writes of at least N KiB skip the page "
+            "cache (O_DIRECT;\n"
+            "                    default " DIRECT_KIB_DEFAULT_STR ", 0 = never)\n"
             "  --http ADDR       serve Prometheus metrics at "
             "http://ADDR/metrics (default: off)\n"
             "  -D, --debug module=1  enable debug logging for a module "
@@ -175,7 +184,7 @@ static void on_signal(uv_signal_t *h, int signum)
 struct opts {
     const char *data, *listen, *meta, *advertise, *http, *key;
     bool no_auth;
-    uint64_t repair_mbps, scrub_mbps, scrub_interval_s;
+    uint64_t repair_mbps, scrub_mbps, scrub_interval_s, direct_write_kib;
     enum chunk_inline_writes inline_writes;
 };
 
@@ -208,6 +217,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"scrub-mbps", required_argument, NULL, 'S'},
         {"scrub-interval-s", required_argument, NULL, 'I'},
         {"inline-writes", required_argument, NULL, 'W'},
+        {"direct-write-kib", required_argument, NULL, 'O'},
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
         {"debug", required_argument, NULL, 'D'},
@@ -244,9 +254,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'R':
         case 'S':
         case 'I':
+        case 'O':
             if (parse_u64(optarg, 1u << 20,
                           c == 'R'   ? &o->repair_mbps
                           : c == 'S' ? &o->scrub_mbps
+                          : c == 'O' ? &o->direct_write_kib
                                      : &o->scrub_interval_s) < 0) {
                 fprintf(stderr, "tessera-chunkd: bad number: %s\n", optarg);
                 return 2;
@@ -295,6 +307,7 @@ int main(int argc, char **argv)
         .scrub_mbps = 8,
         .scrub_interval_s = 86400,
         .inline_writes = CHUNK_INLINE_BUFFERED,
+        .direct_write_kib = DIRECT_KIB_DEFAULT,
     };
     uv_loop_t loop;
     int rc;
@@ -326,6 +339,10 @@ int main(int argc, char **argv)
         return 1;
     }
     chunk_store_set_inline_writes(srv.store, o.inline_writes);
+    chunk_store_set_direct_writes(
+        srv.store, (uint32_t)(o.direct_write_kib > PROTO_MAX_DATA / 1024
+                                  ? PROTO_MAX_DATA
+                                  : o.direct_write_kib * 1024));
     rc = uuid_load(o.data, srv.uuid);
     if (rc < 0) {
         log_error("chunkd: cannot load uuid: err=%d dir=%s", rc, o.data);

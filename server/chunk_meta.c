@@ -324,6 +324,7 @@ static void heartbeat_send(struct chunk_meta *m)
         .capacity = m->capacity,
         .free = m->free,
         .chunks = chunk_store_count(m->srv->store),
+        .used = chunk_store_allocated(m->srv->store),
     };
     struct proto_wbuf wb;
     int rc;

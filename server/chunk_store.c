@@ -93,7 +93,7 @@
  * under the new id, the header rewritten with the new version, and the
  * .crc renamed into place last, as create does.  Elsewhere nothing is
  * copied: the source is frozen as a base and both it and the copy become
- * overlays over it (ov_convert(), files_create()), each writing its own
+ * overlays over it (ov_clone()), each writing its own
  * layer, so the first 4 KiB write into either costs one 4 KiB block.  The
  * source must stay writable by its remaining owner without touching what
  * the copy sees, which is why it becomes an overlay too.  A clone of an
@@ -126,6 +126,16 @@
  * read, write, sync and truncate of it fails with -EBADMSG, so a replica
  * that is known to be damaged is not served while metad replaces it.
  * Deleting the chunk or committing a fresh copy over it clears the mark.
+ *
+ * Space on disk: the store keeps the bytes its chunks' data and checksum
+ * files take on disk (st_blocks * 512), summed once at open and moved by
+ * every change that can allocate or free space: create, clone, a write
+ * (blocking; a nowait write only fills space already reserved), truncate,
+ * delete and the replacement by a staged copy.  Each handle remembers
+ * its chunk's share (alloc), so an update is two fstat() calls and a
+ * difference.  chunkd sends the sum to metad with every heartbeat
+ * (docs/protocol.md §9.2): what a server uses is what its disk holds, not
+ * 64 MiB per chunk.
  */
 #include "chunk_internal.h"
 
@@ -168,6 +178,10 @@
  * PROTO_MAX_DATA request, unaligned at both ends. */
 #define STACK_BLOCKS (PROTO_MAX_DATA / CHUNK_BLOCK_SIZE + 2)
 #define RESV_WORDS (CHUNK_BLOCKS / 64)
+/* Direct writes: buffer, offset and length alignment, and how many
+ * aligned buffers the store keeps between writes (one per worker). */
+#define DIRECT_ALIGN 4096u
+#define BOUNCE_KEEP 8u
 
 /* One chunk in use by at least one operation, or idle in the cache.
  *
@@ -205,6 +219,7 @@ struct chunk_file {
     bool exists;
     int dfd, cfd; /* -1 unless exists */
     uint64_t version, length;
+    uint64_t alloc; /* bytes both files take on disk, as in store->alloc */
     uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
     struct chunk_wmap wmap; /* main store only; unknown in the stage */
     /* An overlay (invariants 6-9): dfd and cfd are its own layer (.ov and
@@ -223,17 +238,25 @@ struct chunk_store {
     struct chunk_file *idle_new, *idle_old;
     uint32_t nidle, idle_max;
     uint32_t count;            /* atomic */
+    uint64_t alloc;            /* atomic: bytes on disk, sum of f->alloc */
     uint32_t zero_crc;         /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
     struct chunk_store *stage; /* copies being built; NULL in the stage */
     /* Under lock: ids of chunks marked bad, unordered (few). */
     uint64_t *bad;
     size_t nbad, bad_cap;
-    bool no_reflink; /* clones never reflink (chunk_store_set_reflink) */
+    bool no_reflink;     /* clones never reflink (chunk_store_set_reflink) */
     bool reflink_failed; /* atomic: the file system refused FICLONE */
     /* Atomic, set once: the file system refused RWF_NOWAIT for reads or
      * for writes, so the nowait calls give up at once (-EAGAIN). */
     bool no_nowait_read, no_nowait_write;
     enum chunk_inline_writes inline_writes;
+    /* Direct writes (chunk_store_set_direct_writes): whole-block writes of
+     * at least direct_min bytes skip the page cache; 0: never.  Atomic:
+     * set to 0 for good when the file system refuses O_DIRECT. */
+    uint32_t direct_min;
+    /* Under lock: aligned buffers for direct writes whose data is not. */
+    void *bounce[BOUNCE_KEEP];
+    unsigned nbounce;
 };
 
 /* ---- Small helpers ----------------------------------------------------- */
@@ -354,6 +377,105 @@ static int pwritev_full(int fd, struct iovec *iov, int iovcnt, off_t off,
         }
     }
     return 0;
+}
+
+/* ---- Direct writes ------------------------------------------------------ */
+
+/* A large write of whole blocks goes to the disk with O_DIRECT instead of
+ * through the page cache.  Measured on the hosts this runs on, copying a
+ * MiB into the page cache and having the kernel write it back costs
+ * several times the CPU of a direct write of it, and a replica set does it
+ * once per replica on one host: for sequential writes CPU is the limit.
+ * Small writes stay buffered (a direct write waits for the disk).  The
+ * kernel keeps the page cache coherent with direct writes; durability is
+ * unchanged (a sync still fdatasyncs, for the device's cache and the
+ * extents).  The data file's descriptor is switched to O_DIRECT for the
+ * write only, under the chunk's exclusive lock, so no other I/O on it
+ * sees the flag. */
+
+static void *bounce_get(struct chunk_store *s)
+{
+    void *b = NULL;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->nbounce)
+        b = s->bounce[--s->nbounce];
+    pthread_mutex_unlock(&s->lock);
+    if (!b && posix_memalign(&b, DIRECT_ALIGN, PROTO_MAX_DATA) != 0)
+        b = NULL;
+    return b;
+}
+
+static void bounce_put(struct chunk_store *s, void *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (s->nbounce < BOUNCE_KEEP) {
+        s->bounce[s->nbounce++] = b;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(b);
+}
+
+/* Write @len bytes of @buf at @off of @fd with O_DIRECT.  -EINVAL when
+ * the file system (or the alignment) does not allow it: nothing written. */
+static int direct_write(struct chunk_store *s, int fd, const uint8_t *buf,
+                        size_t len, off_t off)
+{
+    void *bounce = NULL;
+    int fl, rc;
+
+    if ((uintptr_t)buf % DIRECT_ALIGN) {
+        bounce = bounce_get(s);
+        if (!bounce)
+            return -ENOMEM;
+        memcpy(bounce, buf, len);
+        buf = bounce;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0) {
+        rc = -errno;
+    } else {
+        struct iovec iov = {(void *)buf, len};
+        rc = pwritev_full(fd, &iov, 1, off, 0);
+        if (fcntl(fd, F_SETFL, fl) < 0) {
+            /* Left in O_DIRECT, the next buffered read of it fails with
+             * EINVAL: a failed I/O, as a bad disk would give. */
+            log_error("chunk write: cannot leave O_DIRECT: %s",
+                      strerror(errno));
+        }
+    }
+    bounce_put(s, bounce);
+    return rc;
+}
+
+/* The data part of a write: @iov (@niov entries, modified) at @off. */
+static int data_write(struct chunk_store *s, int fd, struct iovec *iov,
+                      int niov, off_t off, int rwf)
+{
+    uint32_t min = __atomic_load_n(&s->direct_min, __ATOMIC_RELAXED);
+
+    if (rwf || niov != 1 || !min || iov->iov_len < min ||
+        iov->iov_len > PROTO_MAX_DATA || iov->iov_len % DIRECT_ALIGN ||
+        off % DIRECT_ALIGN)
+        return pwritev_full(fd, iov, niov, off, rwf);
+    int rc = direct_write(s, fd, iov->iov_base, iov->iov_len, off);
+    if (rc == -EINVAL || rc == -ENOMEM) {
+        if (rc == -EINVAL &&
+            __atomic_exchange_n(&s->direct_min, 0, __ATOMIC_RELAXED))
+            log_info("chunk store: the file system refuses direct writes: "
+                     "writing through the page cache: dir=%s",
+                     s->dir);
+        rc = pwritev_full(fd, iov, niov, off, rwf);
+    }
+    return rc;
+}
+
+void chunk_store_set_direct_writes(struct chunk_store *s, uint32_t min)
+{
+    __atomic_store_n(&s->direct_min, min, __ATOMIC_RELAXED);
 }
 
 /* Reserve space so that a later write cannot fail half-way with ENOSPC.
@@ -576,6 +698,46 @@ static int base_open(struct chunk_store *s, struct chunk_file *f)
     return f->bcfd < 0 ? -errno : 0;
 }
 
+/* Bytes the data file @dfd and checksum file @cfd take on disk; a file
+ * that cannot be stat'ed counts as none. */
+static uint64_t files_alloc(int dfd, int cfd)
+{
+    struct stat st;
+    uint64_t n = 0;
+
+    if (dfd >= 0 && fstat(dfd, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    if (cfd >= 0 && fstat(cfd, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    return n;
+}
+
+/* Re-read the space @f's files take (exclusive lock held; none once it
+ * stopped existing) and move the store's sum by the change. */
+static void alloc_update(struct chunk_store *s, struct chunk_file *f)
+{
+    uint64_t now = f->exists ? files_alloc(f->dfd, f->cfd) : 0;
+
+    if (now >= f->alloc)
+        __atomic_add_fetch(&s->alloc, now - f->alloc, __ATOMIC_RELAXED);
+    else
+        __atomic_sub_fetch(&s->alloc, f->alloc - now, __ATOMIC_RELAXED);
+    f->alloc = now;
+}
+
+/* The space of overlay @f's base leaves the store's sum when @f holds
+ * its last links (before they are removed: delete, replacement). */
+static void base_release(struct chunk_store *s, struct chunk_file *f)
+{
+    int fds[2] = {f->bdfd, f->bcfd};
+    struct stat st;
+
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0 && fstat(fds[i], &st) == 0 && st.st_nlink == 1)
+            __atomic_sub_fetch(&s->alloc, (uint64_t)st.st_blocks * 512,
+                               __ATOMIC_RELAXED);
+}
+
 /* Open the files of a chunk that may exist.  A missing .crc file means no
  * chunk; a missing data file is an empty one (its blocks will then fail
  * their checksums, which is what lost data should do).  An overlay whose
@@ -621,6 +783,9 @@ static int file_load(struct chunk_store *s, struct chunk_file *f)
         return rc;
     }
     f->exists = true;
+    /* Counted in s->alloc already: at open, or by the change that made
+     * the files as they are. */
+    f->alloc = files_alloc(f->dfd, f->cfd);
     if (s->stage) {
         chunk_path(s, f->id, ".wmap", path, sizeof(path));
         if ((rc = chunk_wmap_load(&f->wmap, path)) < 0) {
@@ -984,8 +1149,7 @@ static int crcs_load(int cfd, uint32_t b0, uint32_t nb, uint8_t *stack,
     *raw = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
     if (!*raw)
         return -ENOMEM;
-    return pread_full(cfd, *raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4,
-                      rwf);
+    return pread_full(cfd, *raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4, rwf);
 }
 
 /* Verify blocks [@b0, @b0 + @nb) of chunk @id, already read into @buf (nb
@@ -1038,13 +1202,13 @@ static int ov_blocks_load(struct chunk_store *s, struct chunk_file *f,
         if (src == OV_OWN) {
             rc = pread_full(f->dfd, p, n, off, rwf);
             if (rc == 0)
-                rc = crcs_check(s, f->id, "overlay", raw + 4 * i, b0 + i,
-                                j - i, p);
+                rc = crcs_check(s, f->id, "overlay", raw + 4 * i, b0 + i, j - i,
+                                p);
         } else if (src == OV_BASE) {
             rc = pread_full(f->bdfd, p, n, off, rwf);
             if (rc == 0)
-                rc = blocks_verify(s, f->id, f->bcfd, "base", b0 + i, j - i,
-                                   p, rwf);
+                rc = blocks_verify(s, f->id, f->bcfd, "base", b0 + i, j - i, p,
+                                   rwf);
         } else {
             memset(p, 0, n);
         }
@@ -1066,8 +1230,8 @@ static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
         return ov_blocks_load(s, f, b0, nb, buf, rwf);
     rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
                     (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
-    return rc < 0 ? rc : blocks_verify(s, f->id, f->cfd, "data", b0, nb, buf,
-                                       rwf);
+    return rc < 0 ? rc
+                  : blocks_verify(s, f->id, f->cfd, "data", b0, nb, buf, rwf);
 }
 
 /* Store @nb checksums, already little-endian in @raw, with one write
@@ -1134,8 +1298,10 @@ static int range_check(uint32_t off, uint32_t len)
 
 static int count_one(const struct chunk_info *ci, void *arg)
 {
-    (void)ci;
-    (*(uint32_t *)arg)++;
+    struct chunk_store *s = arg;
+
+    s->count++;
+    s->alloc += ci->alloc;
     return 0;
 }
 
@@ -1171,8 +1337,8 @@ static int sweep_kind(int dfd, uint64_t id)
 /* Remove from @path (one folder of chunks/) what a crash left half-done:
  * a .crc.tmp (an unfinished create, copy or conversion), data of no
  * chunk or of an overlay (its flat name), the overlay files of no chunk
- * or of a flat one, and the map of no chunk; removing the last link of a base frees it
- * (invariant 9). */
+ * or of a flat one, and the map of no chunk; removing the last link of a base
+ * frees it (invariant 9). */
 static int sweep_dir(const char *path)
 {
     DIR *d = opendir(path);
@@ -1197,9 +1363,9 @@ static int sweep_dir(const char *path)
                 owner = 2;
         if (owner < 0)
             continue;
-        int kind = owner == 3 ? 0
-                              : sweep_kind(dirfd(d),
-                                           strtoull(de->d_name, NULL, 16));
+        int kind = owner == 3
+                       ? 0
+                       : sweep_kind(dirfd(d), strtoull(de->d_name, NULL, 16));
         if (kind < 0 || kind == owner || (owner == 4 && kind > 0))
             continue;
         if (unlinkat(dirfd(d), de->d_name, 0) == 0)
@@ -1285,7 +1451,7 @@ static int store_open(const char *dir, bool with_stage,
     pthread_mutex_init(&s->lock, NULL);
     rc = with_stage ? store_sweep(dir) : 0;
     if (rc == 0)
-        rc = chunk_store_list(s, count_one, &s->count);
+        rc = chunk_store_list(s, count_one, s);
     if (rc == 0 && with_stage)
         rc = chunk_wmap_boot_begin(dir);
     if (rc == 0 && with_stage)
@@ -1313,6 +1479,8 @@ void chunk_store_close(struct chunk_store *s)
     if (s->stage)
         chunk_wmap_boot_end(s->dir);
     chunk_store_close(s->stage);
+    while (s->nbounce)
+        free(s->bounce[--s->nbounce]);
     pthread_mutex_destroy(&s->lock);
     free(s->bad);
     free(s->dir);
@@ -1478,6 +1646,8 @@ static int files_commit(struct chunk_store *s, struct chunk_file *f,
     f->exists = true;
     f->version = ver;
     f->length = length;
+    f->alloc = 0;
+    alloc_update(s, f);
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
     return rc;
 }
@@ -1583,6 +1753,10 @@ static int ov_switch(struct chunk_store *s, struct chunk_file *f,
     f->base_len = f->length;
     free(f->resv); /* invariant 5: other files, other space */
     f->resv = NULL;
+    /* Its old files stay counted in the store's sum as the base (until
+     * base_release()); its own are the new ones. */
+    f->alloc = 0;
+    alloc_update(s, f);
     chunk_path(s, f->id, "", tmp, sizeof(tmp));
     unlink(tmp); /* its inode lives on as .bdata */
     log_debug(DBG, "chunk overlay: chunk=%016llx version=%llu",
@@ -1659,8 +1833,10 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             chunk_path(s, id, ".wmap", path, sizeof(path));
             unlink(path);
             /* Invariant 9: an overlay's base goes with its last link. */
+            base_release(s, f);
             ov_unlink(s, id);
             file_shut(f);
+            alloc_update(s, f);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
             bad_clear(s, id);
             /* docs/protocol.md §7.6: the deletion is durable before the
@@ -1690,6 +1866,7 @@ int chunk_store_stat(struct chunk_store *s, uint64_t id, struct chunk_info *ci)
         ci->id = id;
         ci->version = f->version;
         ci->length = f->length;
+        ci->alloc = f->alloc;
     }
     file_unlock(s, f);
     return rc;
@@ -1740,7 +1917,9 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
         chunk_path(s, f->id, ".crc", to, sizeof(to));
         if (unlink(to) < 0 && errno != ENOENT)
             return -errno;
+        base_release(s, f);
         file_shut(f);
+        alloc_update(s, f);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
     /* The copy is flat: the files of an overlay it replaces go. */
@@ -1758,6 +1937,7 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     if (rename(from, to) < 0)
         return -errno;
     file_shut(sf);
+    alloc_update(s->stage, sf);
     __atomic_sub_fetch(&s->stage->count, 1, __ATOMIC_RELAXED);
     rc = fsync_path(dir);
     if (rc == 0) {
@@ -1769,8 +1949,11 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     rc = file_load(s, f);
     if (rc == 0 && !f->exists)
         rc = -EIO;
-    if (rc == 0)
+    if (rc == 0) {
+        /* file_load() took the files' space as counted; it is new here. */
+        __atomic_add_fetch(&s->alloc, f->alloc, __ATOMIC_RELAXED);
         __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    }
     return rc;
 }
 
@@ -1921,9 +2104,8 @@ static int ov_clone(struct chunk_store *s, struct chunk_file *sf,
                     struct chunk_file *df, uint64_t ver)
 {
     bool convert = !sf->overlay;
-    struct copy_src src = {sf->id,     true,         sf->dfd,
-                           sf->cfd,    sf->length,   sf->base_len,
-                           sf->pres};
+    struct copy_src src = {sf->id,     true,         sf->dfd, sf->cfd,
+                           sf->length, sf->base_len, sf->pres};
     struct ov_new n;
     int rc;
 
@@ -1965,8 +2147,9 @@ static int clone_files(struct chunk_store *s, struct chunk_file *sf,
         rc = files_create(s, df, ver, &flat);
     if (rc == -EOPNOTSUPP)
         rc = ov_clone(s, sf, df, ver);
-    log_debug(DBG, "chunk clone: chunk=%016llx version=%llu -> %016llx "
-                   "overlay=%d rc=%d",
+    log_debug(DBG,
+              "chunk clone: chunk=%016llx version=%llu -> %016llx "
+              "overlay=%d rc=%d",
               (unsigned long long)sf->id, (unsigned long long)sf->version,
               (unsigned long long)df->id, df->overlay, rc);
     return rc;
@@ -1980,7 +2163,7 @@ int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
 
     if (new_ver == 0 || src_id == new_id)
         return -EINVAL;
-    /* Exclusive: the source may become an overlay (ov_convert()). */
+    /* Exclusive: the source may become an overlay (ov_clone()). */
     rc = file_lock(s, src_id, src_ver, true, &sf);
     if (rc < 0)
         return rc;
@@ -2211,7 +2394,7 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
             goto out;
         f->length = end;
     }
-    rc = pwritev_full(f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
+    rc = data_write(s, f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     if (rc == 0)
         rc = crcs_store(f, b0, crc, nb, rwf);
     if (rc == 0 && f->overlay)
@@ -2219,6 +2402,10 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     if (rc == 0 && sync)
         rc = sync_files(f);
 out:
+    /* A nowait write fills space already reserved: only a blocking one
+     * can allocate (fallocate, or a file system without it). */
+    if (!rwf)
+        alloc_update(s, f);
     if (crc != stack)
         free(crc);
     return rc;
@@ -2406,6 +2593,7 @@ done:
         rc = sync_files(f);
     }
 out:
+    alloc_update(s, f);
     free(blk);
     file_unlock(s, f);
     return rc;
@@ -2441,6 +2629,34 @@ static bool parse_name(const char *name, uint64_t *id)
     return end == name + 16;
 }
 
+/* The data file's name of checksum file @crc_name (as parse_name()
+ * accepted it), into @out (17 bytes). */
+static const char *data_name(const char *crc_name, char *out)
+{
+    memcpy(out, crc_name, 16);
+    out[16] = '\0';
+    return out;
+}
+
+/* The space of overlay @id's files in directory @dfd but its .crc: its
+ * layer, and its share of the base's two files (their space divided by
+ * their links, so that the overlays over one base add up to it once). */
+static uint64_t ov_list_alloc(int dfd, uint64_t id)
+{
+    static const char *const names[] = {".ov", ".bdata", ".bcrc"};
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < 3; i++) {
+        char name[32];
+        struct stat st;
+        snprintf(name, sizeof(name), "%016llx%s", (unsigned long long)id,
+                 names[i]);
+        if (fstatat(dfd, name, &st, 0) == 0 && st.st_nlink > 0)
+            n += (uint64_t)st.st_blocks * 512 / st.st_nlink;
+    }
+    return n;
+}
+
 static int list_dir(struct chunk_store *s, const char *sub,
                     chunk_store_list_cb cb, void *arg)
 {
@@ -2456,6 +2672,8 @@ static int list_dir(struct chunk_store *s, const char *sub,
     while (rc == 0 && (de = readdir(d))) {
         struct chunk_info ci;
         struct hdr h;
+        char name[17];
+        struct stat st;
         int fd;
 
         if (!parse_name(de->d_name, &ci.id))
@@ -2469,6 +2687,11 @@ static int list_dir(struct chunk_store *s, const char *sub,
             close(fd);
             continue;
         }
+        ci.alloc = files_alloc(-1, fd);
+        if (h.overlay)
+            ci.alloc += ov_list_alloc(dirfd(d), ci.id);
+        else if (fstatat(dirfd(d), data_name(de->d_name, name), &st, 0) == 0)
+            ci.alloc += (uint64_t)st.st_blocks * 512;
         close(fd);
         ci.version = h.version;
         ci.length = h.length;
@@ -2514,4 +2737,9 @@ int chunk_store_space(struct chunk_store *s, uint64_t *capacity, uint64_t *free)
 uint32_t chunk_store_count(struct chunk_store *s)
 {
     return __atomic_load_n(&s->count, __ATOMIC_RELAXED);
+}
+
+uint64_t chunk_store_allocated(struct chunk_store *s)
+{
+    return __atomic_load_n(&s->alloc, __ATOMIC_RELAXED);
 }

@@ -55,9 +55,10 @@ struct write_op {
     struct chunk_job job; /* first: the job is the op */
     struct chunk_req req;
     uint16_t opcode;
-    /* Owned: the body forwarded to the chain of a write, which holds its
-     * data (m.w.data points into it).  NULL for a sync. */
-    uint8_t *buf;
+    /* Owned: the allocation holding the body forwarded to the chain of a
+     * write, which holds its data (m.w.data points into it).  NULL for a
+     * sync. */
+    void *buf;
     /* The decoded request.  Its chain points into the borrowed payload:
      * used only inside write_start(), cleared before it returns. */
     union {
@@ -146,30 +147,41 @@ static void put_be64(uint8_t *p, uint64_t v)
 }
 
 int chunk_write_fwd_build(const uint8_t *payload, size_t len,
-                          const struct proto_chunk_write_req *m, uint8_t **out,
-                          size_t *out_len, const uint8_t **data)
+                          const struct proto_chunk_write_req *m, void **out,
+                          const uint8_t **body, size_t *body_len,
+                          const uint8_t **data)
 {
     /* docs/protocol.md §7.3: head, chain (u32 server id, u16 length and
      * the address each), u32 length and the data, exactly.  The forwarded
      * body drops the whole chain and keeps the length and the data, so it
      * is measured from the end. */
-    size_t keep = 4 + (size_t)m->data.len, n;
-    uint8_t *b;
+    size_t keep = 4 + (size_t)m->data.len, n, lead = 0;
+    uint8_t *a, *b;
 
     if (keep > len)
         return -EINVAL; /* cannot happen for a decoded @m */
     n = WRITE_HEAD + keep;
-    b = malloc(n);
-    if (!b)
+    if (m->data.len >= FWD_ALIGN_MIN) {
+        /* The data at a page boundary: the store can write it with
+         * O_DIRECT without copying it again (chunk_store.c). */
+        lead = (FWD_ALIGN - (WRITE_HEAD + 4) % FWD_ALIGN) % FWD_ALIGN;
+        if (posix_memalign((void **)&a, FWD_ALIGN, lead + n) != 0)
+            a = NULL;
+    } else {
+        a = malloc(n);
+    }
+    if (!a)
         return -ENOMEM;
+    b = a + lead;
     put_be64(b, m->chunk_id);
     put_be64(b + 8, m->version);
     put_be32(b + 16, m->offset);
     put_be32(b + 20, m->flags);
     put_be32(b + 24, 0); /* nchain */
     memcpy(b + WRITE_HEAD, payload + (len - keep), keep);
-    *out = b;
-    *out_len = n;
+    *out = a;
+    *body = b;
+    *body_len = n;
     *data = b + n - m->data.len;
     return 0;
 }
@@ -223,15 +235,16 @@ static int fwd_sync(struct chunk_server *srv, struct write_op *op)
 static int write_take(struct chunk_server *srv, struct write_op *op,
                       const uint8_t *payload, size_t len)
 {
-    const uint8_t *data;
+    const uint8_t *body, *data;
     size_t n;
     int rc;
 
-    rc = chunk_write_fwd_build(payload, len, &op->m.w, &op->buf, &n, &data);
+    rc = chunk_write_fwd_build(payload, len, &op->m.w, &op->buf, &body, &n,
+                               &data);
     if (rc < 0)
         return rc;
     op->m.w.data.p = (const char *)data;
-    return fwd_all(srv, op, op->m.w.chain, op->m.w.nchain, op->buf, n);
+    return fwd_all(srv, op, op->m.w.chain, op->m.w.nchain, body, n);
 }
 
 static void write_start(struct chunk_server *srv, struct peer *p,

@@ -18,7 +18,7 @@
 #   3. chains: snapshot of a written clone and a clone of it, a clone of
 #      that clone, a snapshot of a snapshot and a clone of it; each
 #      written over NBD where writable, each checked;
-#   4. template -> snapshot -> five clones, each written differently over
+#   4. template -> snapshot -> ten clones, each written differently over
 #      NBD, all correct over NBD (two also through the mount), the
 #      snapshot unchanged;
 #   5. the same through the mount: a file written with dd, snapshotted and
@@ -124,17 +124,17 @@ nbd_patch vm3.img $((5 * MIB)) 8192
 nbd_patch vm1.img 4096 4096 # the clone written after its snapshot
 check vm1.snap vm1c.img vm1cc.img b.snap2 vm3.img vm1.img b.snap
 
-# ---- 4. template -> snapshot -> five clones ---------------------------------
+# ---- 4. template -> snapshot -> ten clones ----------------------------------
 snap vm2.img tmpl.snap
-for k in $(seq 1 5); do clone tmpl.snap "t$k.img"; done
-for k in $(seq 1 5); do
+for k in $(seq 1 10); do clone tmpl.snap "t$k.img"; done
+for k in $(seq 1 10); do
     nbd_patch "t$k.img" $(((k * 13) * MIB + k * 4096)) $((k * 8192))
 done
 check tmpl.snap t1.img t2.img
-CHECK_MOUNT=0 check $(for k in $(seq 3 5); do echo "t$k.img"; done)
-it_expect_eq "the snapshot shares with its five clones" \
+CHECK_MOUNT=0 check $(for k in $(seq 3 10); do echo "t$k.img"; done)
+it_expect_eq "the snapshot shares with its ten clones" \
     "$(it_json "sorted(int(s['path'][2:-4]) for s in j['shares_with'] if s['path'].startswith('/t'))" \
-        image info /tmpl.snap)" "[1, 2, 3, 4, 5]"
+        image info /tmpl.snap)" "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"
 
 # ---- 5. through the mount -------------------------------------------------------
 head -c $((100 * MIB)) /dev/urandom >"$W/m.img"

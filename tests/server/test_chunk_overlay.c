@@ -74,8 +74,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static void path_of(struct fix *fx, uint64_t id, const char *suffix,
-                    char *buf, size_t size)
+static void path_of(struct fix *fx, uint64_t id, const char *suffix, char *buf,
+                    size_t size)
 {
     snprintf(buf, size, "%s/chunks/%02x/%016llx%s", fx->dir,
              (unsigned)(id & 0xFF), (unsigned long long)id, suffix);
@@ -339,12 +339,31 @@ static void test_chunk_overlay_wmap_counts_own_writes(void **state)
 
     make_clone(fx);
     memset(w, 0x31, sizeof(w));
-    assert_int_equal(chunk_store_write(fx->s, DST, 1, 64 * BS, w, BS, true),
-                     0);
+    assert_int_equal(chunk_store_write(fx->s, DST, 1, 64 * BS, w, BS, true), 0);
     assert_int_equal(chunk_store_wmap(fx->s, DST, 1, bits), 0);
     /* Only the block written since the copy, not the base's. */
     for (uint32_t i = 0; i < PROTO_WMAP_BYTES; i++)
         assert_int_equal(bits[i], i == 64 / 8 ? 1u << (64 % 8) : 0);
+}
+
+/* The store's bytes on disk count a base once, as long as an overlay
+ * links it, the same whether counted as it changes or at open. */
+static void test_chunk_overlay_allocated_counts_base_once(void **state)
+{
+    struct fix *fx = *state;
+    uint64_t flat, shared;
+
+    make_clone(fx);
+    shared = chunk_store_allocated(fx->s);
+    flat = (uint64_t)stat_of(fx, SRC, ".bdata").st_blocks * 512 +
+           (uint64_t)stat_of(fx, SRC, ".bcrc").st_blocks * 512;
+    assert_true(shared >= flat && shared - flat < (64u << 10));
+    store_reopen(fx);
+    assert_int_equal(chunk_store_allocated(fx->s), shared);
+    assert_int_equal(chunk_store_delete(fx->s, SRC, 0), 0);
+    assert_true(chunk_store_allocated(fx->s) >= flat);
+    assert_int_equal(chunk_store_delete(fx->s, DST, 0), 0);
+    assert_int_equal(chunk_store_allocated(fx->s), 0);
 }
 
 /* A crash after the data but before the checksum: the block is not in
@@ -391,8 +410,7 @@ static void test_chunk_overlay_zero_checksum_block(void **state)
     make_zero_crc_block(w);
     memcpy(e + 3 * BS, w, BS);
     make_clone(fx);
-    assert_int_equal(chunk_store_write(fx->s, DST, 1, 3 * BS, w, BS, false),
-                     0);
+    assert_int_equal(chunk_store_write(fx->s, DST, 1, 3 * BS, w, BS, false), 0);
     assert_true(has_file(fx, DST, ".pres"));
     assert_reads(fx, DST, 1, e);
     store_reopen(fx);
@@ -480,6 +498,7 @@ int test_chunk_overlay(void)
         T(test_chunk_overlay_delete_any_order),
         T(test_chunk_overlay_survives_reopen),
         T(test_chunk_overlay_wmap_counts_own_writes),
+        T(test_chunk_overlay_allocated_counts_base_once),
         T(test_chunk_overlay_crash_before_checksum_reads_base),
         T(test_chunk_overlay_crash_before_data_detected),
         T(test_chunk_overlay_zero_checksum_block),

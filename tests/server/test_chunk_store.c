@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -354,6 +355,72 @@ static void test_chunk_store_list_inventory(void **state)
     assert_int_equal(buf[0], 1);
     assert_int_equal(buf[2], 3);
     chunk_store_close(s2);
+}
+
+/* Bytes chunk @id's two files take on disk, from the files themselves. */
+static uint64_t disk_bytes(struct fix *fx, uint64_t id)
+{
+    char path[256];
+    struct stat st;
+    uint64_t n = 0;
+
+    snprintf(path, sizeof(path), "%s/chunks/%02x/%016llx", fx->dir,
+             (unsigned)(id & 0xff), (unsigned long long)id);
+    if (stat(path, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    strcat(path, ".crc");
+    if (stat(path, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    return n;
+}
+
+static void test_chunk_store_allocated_follows_disk(void **state)
+{
+    struct fix *fx = *state;
+    static uint8_t mib[1 << 20];
+    struct chunk_store *s2;
+    uint64_t one;
+
+    fill(mib, sizeof(mib), 3);
+    assert_int_equal(chunk_store_allocated(fx->s), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, 0x2ff, 0, 1), 0);
+    /* 1 MiB at 32 MiB into a chunk: about 1 MiB on disk, not 33 or 64. */
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 32u << 20, mib, sizeof(mib), false), 0);
+    one = disk_bytes(fx, ID);
+    assert_true(one >= sizeof(mib) && one < 2 * sizeof(mib));
+    assert_int_equal(chunk_store_allocated(fx->s), one + disk_bytes(fx, 0x2ff));
+    /* A second open sums the same from the files. */
+    assert_int_equal(chunk_store_open(fx->dir, &s2), 0);
+    assert_int_equal(chunk_store_allocated(s2), chunk_store_allocated(fx->s));
+    chunk_store_close(s2);
+    /* Truncate gives the space back; delete takes the chunk's share. */
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, 4096), 0);
+    assert_true(disk_bytes(fx, ID) < one);
+    assert_int_equal(chunk_store_allocated(fx->s),
+                     disk_bytes(fx, ID) + disk_bytes(fx, 0x2ff));
+    assert_int_equal(chunk_store_delete(fx->s, 0x2ff, 0), 0);
+    assert_int_equal(chunk_store_delete(fx->s, ID, 0), 0);
+    assert_int_equal(chunk_store_allocated(fx->s), 0);
+}
+
+static void test_chunk_store_allocated_staged_copy(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t a[BS];
+
+    fill(a, BS, 9);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, a, BS, false), 0);
+    /* The copy counts once it replaced the chunk, and not before. */
+    assert_int_equal(chunk_store_stage_begin(fx->s, ID, 3), 0);
+    for (uint32_t off = 0; off < 64 * BS; off += BS)
+        assert_int_equal(chunk_store_stage_write(fx->s, ID, 3, off, a, BS), 0);
+    assert_int_equal(chunk_store_allocated(fx->s), disk_bytes(fx, ID));
+    assert_int_equal(chunk_store_stage_commit(fx->s, ID, 3), 0);
+    assert_true(disk_bytes(fx, ID) >= 64 * BS);
+    assert_int_equal(chunk_store_allocated(fx->s), disk_bytes(fx, ID));
 }
 
 static void test_chunk_store_space_reports_sizes(void **state)
@@ -756,6 +823,76 @@ static void test_chunk_store_write_nowait_torn_redo(void **state)
     assert_memory_equal(out, in, sizeof(out));
 }
 
+/* How many of the @n bytes at @off of chunk @id's data file are in the
+ * page cache, in pages. */
+static size_t cached_pages(struct fix *fx, uint64_t id, off_t off, size_t n)
+{
+    char path[256];
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char vec[1024];
+    size_t count = 0;
+
+    snprintf(path, sizeof(path), "%s/chunks/%02x/%016llx", fx->dir,
+             (unsigned)(id & 0xff), (unsigned long long)id);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_true(n / (size_t)pg <= sizeof(vec));
+    void *m = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, off);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mincore(m, n, vec), 0);
+    for (size_t i = 0; i < n / (size_t)pg; i++)
+        count += vec[i] & 1;
+    munmap(m, n);
+    close(fd);
+    return count;
+}
+
+/* Large whole-block writes skip the page cache (chunk_store.c, "Direct
+ * writes"), from an aligned buffer or an unaligned one, and read back
+ * right, also over data written through the page cache before; small
+ * writes, and every write with direct writes off, stay buffered. */
+static void test_chunk_store_direct_writes(void **state)
+{
+    struct fix *fx = *state;
+    enum { M = 1 << 20 };
+    uint8_t *al = NULL, *in = malloc(M + 1), *out = malloc(M);
+
+    assert_int_equal(posix_memalign((void **)&al, 4096, M), 0);
+    fill(al, M, 11);
+    fill(in + 1, M, 12);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    chunk_store_set_direct_writes(fx->s, 256 << 10);
+
+    /* A small write is buffered, and then rewritten by a direct one. */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, M, in + 1, 2 * BS, false),
+                     0);
+    assert_true(cached_pages(fx, ID, M, 2 * BS) > 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, M, al, M, false), 0);
+    assert_int_equal(cached_pages(fx, ID, M, M), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, M, M, out), 0);
+    assert_memory_equal(out, al, M);
+
+    /* Unaligned data (copied to an aligned buffer first). */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 2 * M, in + 1, M, true),
+                     0);
+    assert_int_equal(cached_pages(fx, ID, 2 * M, M), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 2 * M, M, out), 0);
+    assert_memory_equal(out, in + 1, M);
+
+    /* A write below the threshold, and one with direct writes off. */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, al, 64 << 10, false),
+                     0);
+    assert_true(cached_pages(fx, ID, 0, 64 << 10) > 0);
+    chunk_store_set_direct_writes(fx->s, 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 3 * M, al, M, false), 0);
+    assert_true(cached_pages(fx, ID, 3 * M, M) > 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 3 * M, M, out), 0);
+    assert_memory_equal(out, al, M);
+    free(al);
+    free(in);
+    free(out);
+}
+
 int test_chunk_store(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -775,6 +912,8 @@ int test_chunk_store(void)
         T(test_chunk_store_delete_removes_chunk),
         T(test_chunk_store_list_inventory),
         T(test_chunk_store_space_reports_sizes),
+        T(test_chunk_store_allocated_follows_disk),
+        T(test_chunk_store_allocated_staged_copy),
         T(test_chunk_store_cache_keeps_files_open),
         T(test_chunk_store_cache_bounded_lru),
         T(test_chunk_store_cache_version_change_durable),
@@ -787,6 +926,7 @@ int test_chunk_store(void)
         T(test_chunk_store_write_nowait_then_read),
         T(test_chunk_store_write_inline_modes),
         T(test_chunk_store_write_nowait_torn_redo),
+        T(test_chunk_store_direct_writes),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_store", tests, NULL, NULL);

@@ -353,7 +353,8 @@ static void test_chunk_job_submit_keeps_order(void **state)
         assert_int_equal(blk[i], N);
 }
 
-static void test_chunk_write_fwd_build_empties_chain(void **state)
+/* One data length: see test_chunk_write_fwd_build_empties_chain. */
+static void fwd_build_case(uint32_t len)
 {
     static const char *addrs[3] = {"10.0.0.1:9422", "host-b:1", "[::1]:77"};
     struct proto_chunk_write_req m = {
@@ -364,16 +365,16 @@ static void test_chunk_write_fwd_build_empties_chain(void **state)
         .nchain = 3,
     };
     struct proto_chunk_write_req d, f, want;
-    uint8_t data[5000];
+    static uint8_t data[128 << 10];
     struct proto_wbuf w, wf;
-    const uint8_t *at;
-    uint8_t *out;
+    const uint8_t *at, *body;
+    void *out;
     size_t n;
 
-    (void)state;
-    for (size_t i = 0; i < sizeof(data); i++)
+    assert_true(len <= sizeof(data));
+    for (size_t i = 0; i < len; i++)
         data[i] = (uint8_t)(i * 7 + 1);
-    m.data = (struct proto_str){(const char *)data, sizeof(data)};
+    m.data = (struct proto_str){(const char *)data, len};
     for (int i = 0; i < 3; i++) {
         m.chain[i].server_id = 10u + (uint32_t)i;
         m.chain[i].addr =
@@ -393,20 +394,30 @@ static void test_chunk_write_fwd_build_empties_chain(void **state)
         proto_chunk_write_req_encode(&w, &m);
         assert_int_equal(w.err, 0);
         assert_int_equal(proto_chunk_write_req_decode(w.p, w.len, &d), 0);
-        assert_int_equal(chunk_write_fwd_build(w.p, w.len, &d, &out, &n, &at),
+        assert_int_equal(chunk_write_fwd_build(w.p, w.len, &d, &out, &body, &n,
+                                               &at),
                          0);
         assert_int_equal(n, wf.len);
-        assert_memory_equal(out, wf.p, n);
-        assert_int_equal(proto_chunk_write_req_decode(out, n, &f), 0);
+        assert_memory_equal(body, wf.p, n);
+        assert_int_equal(proto_chunk_write_req_decode(body, n, &f), 0);
         assert_int_equal(f.nchain, 0);
         assert_ptr_equal(at, (const uint8_t *)f.data.p);
-        assert_memory_equal(at, data, sizeof(data));
+        assert_memory_equal(at, data, len);
+        if (len >= FWD_ALIGN_MIN)
+            assert_int_equal((uintptr_t)at % FWD_ALIGN, 0);
         free(out);
         proto_wbuf_free(&w);
         if (nchain == 0)
             break;
     }
     proto_wbuf_free(&wf);
+}
+
+static void test_chunk_write_fwd_build_empties_chain(void **state)
+{
+    (void)state;
+    fwd_build_case(5000);
+    fwd_build_case(128 << 10); /* big enough for a page-aligned copy */
 }
 
 /* A write to A with chain [B, C]: A forwards to B and to C itself, each
