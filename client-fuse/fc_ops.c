@@ -42,7 +42,7 @@
 #include "log.h"
 
 #define ATTR_TIMEOUT 1.0
-#define CB_TIMEOUT 30.0 /* well inside metad's 60 s promise */
+#define CB_TIMEOUT 30.0 /* at most half of metad's promise (60 s) */
 
 /* The break counter when this thread's current metad call started. */
 static __thread uint64_t call_epoch;
@@ -94,7 +94,7 @@ static void attr_merge_open(struct fc_fs *fs, struct proto_attr *a)
     struct cl_inode *n = cl_inode_find(fs->cl, a->ino);
     if (!n)
         return;
-    uint64_t size = cl_inode_grow(n, a->size);
+    uint64_t size = cl_inode_grow_seen(n, a->size);
     if (size > a->size)
         a->size = size;
     /* Likewise the mtime of writes whose WRITE_END is still deferred. */
@@ -116,7 +116,11 @@ static double cache_timeout(struct fc_fs *fs)
 {
     if (!cl_cb_enabled(fs->cl))
         return ATTR_TIMEOUT;
-    return cl_cb_epoch(fs->cl) == call_epoch ? CB_TIMEOUT : 0.0;
+    if (cl_cb_epoch(fs->cl) != call_epoch)
+        return 0.0;
+    /* Well inside the promise, which the reply just renewed. */
+    double half = cl_cb_promise_ms(fs->cl) / 2000.0;
+    return half < CB_TIMEOUT ? half : CB_TIMEOUT;
 }
 
 static void entry_fill(struct fc_fs *fs, const struct proto_attr *a,
@@ -603,7 +607,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
         free(h);
         return rc;
     }
-    cl_inode_grow(h->node, a->size);
+    cl_inode_grow_seen(h->node, a->size);
     handle_setup(req, a, fi, h);
     return 0;
 }

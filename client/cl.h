@@ -124,6 +124,9 @@ int cl_auth_open(const char *path, struct cl_auth **out);
 void cl_auth_free(struct cl_auth *a);
 /* The identity's name ("" for NULL).  Owned by @a. */
 const char *cl_auth_name(const struct cl_auth *a);
+/* Make every connection made with @a's credentials a secure link
+ * (docs/protocol.md §3.7): to metad and to the storage servers. */
+void cl_auth_set_secure(struct cl_auth *a, bool on);
 /* rpc_opts.get_cred with @arg a struct cl_auth: the key, for metad. */
 int cl_auth_key_cred(void *arg, struct auth_cred *out);
 /* The same with the current ticket, for chunk servers (-EKEYREJECTED
@@ -169,6 +172,9 @@ void cl_inode_put(struct cl_client *c, struct cl_inode *n);
 uint64_t cl_inode_ino(const struct cl_inode *n);
 /* Raise the known size to @size if larger; returns the size now known. */
 uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size);
+/* The same with @size just reported by metad: without callbacks a read
+ * past the size asks metad again only CL_SIZE_CHECK_MS later. */
+uint64_t cl_inode_grow_seen(struct cl_inode *n, uint64_t size);
 void cl_inode_set_size(struct cl_inode *n, uint64_t size);
 uint64_t cl_inode_size(struct cl_inode *n);
 /* Wall clock (ns) of this client's latest write to @n, 0 when none: the
@@ -288,6 +294,9 @@ void cl_stats_register(void);
 
 /* True when the session caches under callbacks (registered at metad). */
 bool cl_cb_enabled(struct cl_client *c);
+/* How long (ms) a promise lasts once granted, 0 without callbacks: what
+ * the kernel caches on the strength of one must not outlive it. */
+uint32_t cl_cb_promise_ms(struct cl_client *c);
 /* Counter of breaks received: a reply that arrived while it moved may
  * describe a state a break has already invalidated. */
 uint64_t cl_cb_epoch(struct cl_client *c);

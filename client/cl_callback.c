@@ -22,8 +22,14 @@
  * break, or a different version, means they go (close-to-open).  Our own
  * changes (WRITE_END, SETATTR replies) move the recorded version along.
  *
+ * Sizes.  A break also marks the open inode's size as possibly stale: a
+ * read past it then asks metad (cl_file_read), so a reader that has the
+ * file open reads what another client appended even when the kernel does
+ * not check the size first (O_DIRECT).
+ *
  * A replaced session (reconnect, expiry) has no promises: every recorded
- * version is dropped and the hook is told about each inode.
+ * version is dropped, every open inode's size marked as above, and the
+ * hook is told about each inode.
  */
 #include "cl_internal.h"
 
@@ -161,6 +167,11 @@ bool cl_cb_enabled(struct cl_client *c)
     return c->cb && cl_session_callbacks(c->session);
 }
 
+uint32_t cl_cb_promise_ms(struct cl_client *c)
+{
+    return c->cb ? cl_session_promise_ms(c->session) : 0;
+}
+
 uint64_t cl_cb_epoch(struct cl_client *c)
 {
     return c->cb ? atomic_load(&c->cb->epoch) : 0;
@@ -279,8 +290,10 @@ void cl_cb_break(struct cl_client *c, struct rpc_client *rpc, uint64_t req_id,
     atomic_fetch_add(&b->received, 1);
     if (m.flags & (PROTO_CB_ATTR | PROTO_CB_DATA | PROTO_CB_ENTRY))
         atomic_fetch_add(&b->epoch, 1);
-    if (m.flags & (PROTO_CB_ATTR | PROTO_CB_DATA))
+    if (m.flags & (PROTO_CB_ATTR | PROTO_CB_DATA)) {
         ver_drop(b, m.ino);
+        cl_handles_size_stale(c->handles, m.ino);
+    }
     if (m.flags & PROTO_CB_DATA)
         cl_loc_invalidate_from(c->loc, m.ino, 0);
 
@@ -321,6 +334,7 @@ void cl_cb_reset(void *arg)
     cl_loc_invalidate_all(c->loc);
     log_info("callback: new session: dropping cached state of %zu inodes", n);
     for (size_t i = 0; i < n; i++) {
+        cl_handles_size_stale(c->handles, inos[i]);
         struct item *it = calloc(1, sizeof(*it));
         if (!it)
             break;

@@ -6,7 +6,8 @@
  * otherwise CHUNK_READ from the first replica not known to be down.  On any
  * error (connection, EOLDVER, ECHECKSUM, a timeout) try the next one; a
  * checksum failure is also reported to metad (CHUNK_REPORT CHECKSUM), which
- * replaces that replica.  When every replica failed, locate again once and
+ * replaces that replica; once, however many readers meet it together
+ * (cl_reported.c).  When every replica failed, locate again once and
  * go round again, then give up.
  *
  * Write, sync and truncate run under a write lease (CHUNK_WRITE_BEGIN).  A
@@ -18,8 +19,10 @@
  *                        server went down, or another writer): ask for
  *                        the lease again, report nothing the first time
  *   anything else        a replica failed: find it (a server announced as
- *                        down, else the first that does not answer a
- *                        handshake, else the head of the chain), send
+ *                        down, else for a sync or truncate the replica
+ *                        that answered the error, else the first that
+ *                        does not answer a handshake, else the head of
+ *                        the chain), send
  *                        CHUNK_REPORT WRITE and wait for the answer; metad
  *                        drops it, bumps the survivors and ends the lease
  *                        (§11.8), so the next WRITE_BEGIN gives a new
@@ -83,17 +86,27 @@ struct all_wait {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned left;
-    int status; /* the first error */
+    int status;   /* the first error */
+    uint32_t bad; /* the replica that answered it */
+};
+
+/* One of them: the answer of replica @r. */
+struct all_one {
+    struct all_wait *a;
+    uint32_t r;
 };
 
 static void all_done(void *arg, int status, struct rpc_reply *rep)
 {
-    struct all_wait *a = arg;
+    struct all_one *one = arg;
+    struct all_wait *a = one->a;
 
     rpc_reply_free(rep);
     pthread_mutex_lock(&a->mu);
-    if (status < 0 && a->status == 0)
+    if (status < 0 && a->status == 0) {
         a->status = status;
+        a->bad = one->r;
+    }
     if (--a->left == 0)
         pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
@@ -101,16 +114,21 @@ static void all_done(void *arg, int status, struct rpc_reply *rep)
 
 /* Send request @opcode with the body in @w to every replica of @ch at
  * once and wait for all the answers: 0 when all succeeded, else the first
- * error.  One round trip whatever the number of replicas. */
+ * error, and *@bad the replica that answered it.  One round trip whatever
+ * the number of replicas. */
 static int all_call(struct cl_client *c, const struct cl_chunk *ch,
-                    uint16_t opcode, const struct proto_wbuf *w)
+                    uint16_t opcode, const struct proto_wbuf *w, uint32_t *bad)
 {
     struct rpc_client *rpc[PROTO_MAX_REPLICAS];
+    struct all_one one[PROTO_MAX_REPLICAS];
     struct all_wait a = {.left = 1};
     int rc = w->err;
 
-    for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++)
+    for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++) {
         rc = cl_pool_get(c->pool, ch->addr[r], &rpc[r]);
+        if (rc < 0)
+            *bad = r;
+    }
     if (rc < 0)
         return rc;
     pthread_mutex_init(&a.mu, NULL);
@@ -119,9 +137,10 @@ static int all_call(struct cl_client *c, const struct cl_chunk *ch,
         pthread_mutex_lock(&a.mu);
         a.left++;
         pthread_mutex_unlock(&a.mu);
-        rc = rpc_call_async(rpc[r], opcode, w->p, w->len, all_done, &a);
+        one[r] = (struct all_one){&a, r};
+        rc = rpc_call_async(rpc[r], opcode, w->p, w->len, all_done, &one[r]);
         if (rc < 0)
-            all_done(&a, rc, NULL);
+            all_done(&one[r], rc, NULL);
     }
     pthread_mutex_lock(&a.mu);
     a.left--; /* the count held while sending */
@@ -130,6 +149,8 @@ static int all_call(struct cl_client *c, const struct cl_chunk *ch,
     pthread_mutex_unlock(&a.mu);
     pthread_cond_destroy(&a.cv);
     pthread_mutex_destroy(&a.mu);
+    if (a.status < 0)
+        *bad = a.bad;
     return a.status;
 }
 
@@ -248,9 +269,15 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
             log_debug(
                 "cl.chunk", "read: replica failed: %s chunk=%016llx addr=%s",
                 strerror(-rc), (unsigned long long)ch.chunk_id, ch.addr[r]);
-            if (rc == -EBADMSG) /* ECHECKSUM: that copy is damaged */
+            /* ECHECKSUM: that copy is damaged.  One report for all the
+             * readers that meet it (cl_reported.c). */
+            if (rc == -EBADMSG &&
+                cl_reported_claim(&c->reported, ch.server_id[r], ch.chunk_id,
+                                  ch.version, cl_now_ms()) &&
                 cl_meta_report(c, ch.server_id[r], ch.chunk_id, ch.version,
-                               PROTO_REPORT_CHECKSUM);
+                               PROTO_REPORT_CHECKSUM) < 0)
+                cl_reported_drop(&c->reported, ch.server_id[r], ch.chunk_id,
+                                 ch.version);
         }
         cl_loc_invalidate(c->loc, ino, p->index);
     }
@@ -262,17 +289,23 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
 
 /* ---- Recovery ---------------------------------------------------------- */
 
-/* One attempt of an operation on the chain of @ch. */
+/* One attempt of an operation on the chain of @ch.  When the operation
+ * knows which replica failed it (it sent to each replica itself), it sets
+ * *@bad to its index; else *@bad stays UINT32_MAX. */
 typedef int (*chain_op_cb)(struct cl_client *c, const struct cl_chunk *ch,
-                           void *arg);
+                           void *arg, uint32_t *bad);
 
-/* Which replica of @ch made a chained request fail: one announced as not
- * up, else the first that does not answer a handshake, else the head. */
-static uint32_t find_culprit(struct cl_client *c, const struct cl_chunk *ch)
+/* Which replica of @ch made a request fail: one announced as not up,
+ * else the one that answered the error (@bad, when known), else the first
+ * that does not answer a handshake, else the head. */
+static uint32_t find_culprit(struct cl_client *c, const struct cl_chunk *ch,
+                             uint32_t bad)
 {
     for (uint32_t r = 0; r < ch->nreplicas; r++)
         if (cl_downset_has(&c->down, ch->server_id[r]))
             return r;
+    if (bad < ch->nreplicas)
+        return bad;
     for (uint32_t r = 0; r < ch->nreplicas; r++)
         if (cl_pool_probe(c->pool, ch->addr[r]) < 0)
             return r;
@@ -326,7 +359,8 @@ static int recover(struct cl_client *c, uint64_t ino, struct cl_inode *n,
         }
         if (ch.nreplicas == 0)
             return -EIO;
-        rc = op(c, &ch, arg);
+        uint32_t bad = UINT32_MAX;
+        rc = op(c, &ch, arg, &bad);
         if (rc == 0) {
             if (used)
                 *used = ch;
@@ -347,7 +381,7 @@ static int recover(struct cl_client *c, uint64_t ino, struct cl_inode *n,
             stale_version = ch.version;
             continue;
         }
-        uint32_t bad = find_culprit(c, &ch);
+        bad = find_culprit(c, &ch, bad);
         log_warn("%s: replica failed, reporting it: %s chunk=%016llx "
                  "version=%llu server=%u addr=%s",
                  what, strerror(-rc), (unsigned long long)ch.chunk_id,
@@ -372,8 +406,9 @@ struct write_arg {
 };
 
 static int write_chain(struct cl_client *c, const struct cl_chunk *ch,
-                       void *arg)
+                       void *arg, uint32_t *bad)
 {
+    (void)bad; /* the chain's head answers for all of it */
     struct write_arg *a = arg;
     struct proto_chunk_write_req req = {
         .chunk_id = ch->chunk_id,
@@ -422,7 +457,8 @@ int cl_chunk_write(struct cl_client *c, struct cl_inode *n,
 
 /* CHUNK_SYNC goes to every replica at once, each with an empty chain
  * (one round trip, as direct writes do). */
-static int sync_all(struct cl_client *c, const struct cl_chunk *ch, void *arg)
+static int sync_all(struct cl_client *c, const struct cl_chunk *ch, void *arg,
+                    uint32_t *bad)
 {
     (void)arg;
     struct proto_chunk_sync_req req = {
@@ -432,7 +468,7 @@ static int sync_all(struct cl_client *c, const struct cl_chunk *ch, void *arg)
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_sync_req_encode(&w, &req);
-    int rc = all_call(c, ch, PROTO_MSG_CHUNK_SYNC_REQ, &w);
+    int rc = all_call(c, ch, PROTO_MSG_CHUNK_SYNC_REQ, &w, bad);
     proto_wbuf_free(&w);
     return rc;
 }
@@ -445,7 +481,7 @@ int cl_chunk_sync(struct cl_client *c, struct cl_inode *n, uint64_t index)
 /* CHUNK_TRUNCATE is not forwarded: the client sends it to every replica
  * (§7.7), all at once. */
 static int truncate_all(struct cl_client *c, const struct cl_chunk *ch,
-                        void *arg)
+                        void *arg, uint32_t *bad)
 {
     struct proto_chunk_truncate_req req = {
         .chunk_id = ch->chunk_id,
@@ -455,7 +491,7 @@ static int truncate_all(struct cl_client *c, const struct cl_chunk *ch,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_truncate_req_encode(&w, &req);
-    int rc = all_call(c, ch, PROTO_MSG_CHUNK_TRUNCATE_REQ, &w);
+    int rc = all_call(c, ch, PROTO_MSG_CHUNK_TRUNCATE_REQ, &w, bad);
     proto_wbuf_free(&w);
     return rc;
 }
@@ -471,8 +507,7 @@ int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,
                        NULL);
     /* It may cut the chunk or extend it: the whole chunk, then. */
     cl_wrange_wait(n, &wr, base, base + PROTO_CHUNK_SIZE);
-    int rc =
-        recover(c, ino, n, index, truncate_all, &length, "truncate", NULL);
+    int rc = recover(c, ino, n, index, truncate_all, &length, "truncate", NULL);
     cl_wrange_end(n, &wr);
     return rc;
 }

@@ -13,8 +13,8 @@
  * (cl_fast.c) once the chunk's lease is held; under the delayed policies
  * they become delayed writes (cl_cache.c) and the call returns at once.
  * Writing them back later (cl_file_writeback) sends all of an inode's
- * delayed writes through one such window.  Either way CHUNK_WRITE_END (the new size
- * and mtime) waits for the next flush, sync, close or the flush thread's
+ * delayed writes through one such window.  Either way CHUNK_WRITE_END (the new
+ * size and mtime) waits for the next flush, sync, close or the flush thread's
  * scan: a metad round trip per extending write would cost more than the
  * write.  Until then this client's size for the file is the larger one
  * (cl_inode_size), which the mount shows in its own attributes.  A write
@@ -64,10 +64,43 @@ static uint64_t to_end(uint64_t size, uint64_t index)
     return last >= index ? last - index + 1 : 1;
 }
 
+/* Whether a read past @n's known size should ask metad for the size: with
+ * callbacks when a break marked it stale, else every CL_SIZE_CHECK_MS at
+ * most.  Clears the mark: a break during the GETATTR sets it again. */
+static bool size_check_due(struct cl_client *c, struct cl_inode *n)
+{
+    bool callbacks = cl_cb_enabled(c);
+    uint64_t now = cl_now_ms();
+
+    pthread_mutex_lock(&n->lock);
+    bool due = callbacks ? n->size_stale : now - n->size_ms >= CL_SIZE_CHECK_MS;
+    if (due) {
+        n->size_stale = false;
+        n->size_ms = now;
+    }
+    pthread_mutex_unlock(&n->lock);
+    return due;
+}
+
+/* The size a read of [@off, @off + @len) is cut at.  Past the size we know,
+ * another client may have extended the file since (docs/caching.md §3):
+ * ask metad when that may be so.  A failed GETATTR keeps the size known. */
+static uint64_t read_size(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                          size_t len)
+{
+    uint64_t size = cl_inode_size(n);
+    struct proto_attr a;
+
+    if (off + len <= size || !size_check_due(c, n) ||
+        cl_meta_getattr(c, n->ino, &a) < 0)
+        return size;
+    return cl_inode_grow_seen(n, a.size);
+}
+
 int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
                  size_t len, uint8_t *buf)
 {
-    uint64_t size = cl_inode_size(n);
+    uint64_t size = read_size(c, n, off, len);
     uint64_t want = cl_range_clamp(off, len, size);
     if (want == 0)
         return 0;
@@ -201,7 +234,7 @@ struct wwin {
     pthread_cond_t cv;
     unsigned inflight;
     uint64_t bytes; /* in flight */
-    int8_t *state; /* per piece: 0 not sent, 1 in flight, 2 done, -1 failed */
+    int8_t *state;  /* per piece: 0 not sent, 1 in flight, 2 done, -1 failed */
 };
 
 struct wpiece {
@@ -290,8 +323,8 @@ static int write_segs(struct cl_client *c, struct cl_inode *n,
             pthread_mutex_unlock(&w.mu);
             wp[i] = (struct wpiece){&w, i, p.len};
             uint64_t end = sg[k].off + p.buf_off + p.len;
-            if (cl_fast_write_piece(c, n, &p, end, sg[k].data + p.buf_off,
-                                    sync, piece_done, &wp[i]) < 0) {
+            if (cl_fast_write_piece(c, n, &p, end, sg[k].data + p.buf_off, sync,
+                                    piece_done, &wp[i]) < 0) {
                 /* No lease or connection yet: the blocking way takes
                  * them, and the next pieces of the chunk go fast.  A
                  * failure there is final (it has recovered already):

@@ -163,6 +163,18 @@ struct cl_inode *cl_handles_find(struct cl_handles *t, uint64_t ino)
     return n;
 }
 
+void cl_handles_size_stale(struct cl_handles *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->lock);
+    struct node_link *l = *find_locked(t, ino);
+    if (l) {
+        pthread_mutex_lock(&l->node.lock);
+        l->node.size_stale = true;
+        pthread_mutex_unlock(&l->node.lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 static struct cl_lease *lease_find_locked(struct cl_inode *n, uint64_t index)
 {
     for (size_t i = 0; i < n->nleases; i++)
@@ -341,6 +353,18 @@ uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size)
     if (size > n->size)
         n->size = size;
     size = n->size;
+    pthread_mutex_unlock(&n->lock);
+    return size;
+}
+
+uint64_t cl_inode_grow_seen(struct cl_inode *n, uint64_t size)
+{
+    uint64_t now = cl_now_ms();
+    pthread_mutex_lock(&n->lock);
+    if (size > n->size)
+        n->size = size;
+    size = n->size;
+    n->size_ms = now;
     pthread_mutex_unlock(&n->lock);
     return size;
 }

@@ -122,6 +122,12 @@ struct cl_inode {
     pthread_mutex_t sync_lock; /* one cl_file_sync() at a time */
     pthread_mutex_t lock;
     uint64_t size;      /* largest size known: attrs and our own writes */
+    /* A read past @size asks metad for the size (cl_file_read): with
+     * callbacks once a break said it may have changed (@size_stale, set
+     * by cl_handles_size_stale), without them at most every
+     * CL_SIZE_CHECK_MS (@size_ms: when metad last told us the size). */
+    bool size_stale;
+    uint64_t size_ms;
     bool end_pending;   /* written since the last CHUNK_WRITE_END */
     bool synced;        /* atomic: a cl_file_sync() of it succeeded */
     uint64_t end_index; /* a chunk written since then, for WRITE_END */
@@ -156,6 +162,11 @@ struct cl_inode {
     uint64_t linger_ms;
 };
 
+/* Without callbacks, how often a read past an open file's size may ask
+ * metad whether another client extended it (cl_file.c): attributes are
+ * this old at most in validate mode too (docs/caching.md §4). */
+#define CL_SIZE_CHECK_MS 1000
+
 /* How long the hold of a file outlives its last handle (cl_file.c). */
 #define CL_LINGER_MS 2000
 
@@ -186,6 +197,8 @@ void cl_handles_set_cache(struct cl_handles *t, struct cl_cache *k);
  * hold has lingered CL_LINGER_MS by then; returns how many (put each). */
 size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
                           size_t max, uint64_t linger_ms);
+/* A break says the size of @ino may have changed, if it is open. */
+void cl_handles_size_stale(struct cl_handles *t, uint64_t ino);
 /* Mark stale every lease whose chain holds @server_id; returns how many. */
 size_t cl_handles_server_down(struct cl_handles *t, uint32_t server_id);
 
@@ -266,6 +279,9 @@ int cl_session_open(const char *addr, const char *name, uint8_t role,
                     struct cl_session **out);
 /* True when the last SESSION_OPEN's CALLBACK_REGISTER succeeded. */
 bool cl_session_callbacks(struct cl_session *s);
+/* The lease metad gives this session's callback promises (ms), 0 when it
+ * has none. */
+uint32_t cl_session_promise_ms(struct cl_session *s);
 void cl_session_close(struct cl_session *s);
 /* Returns a pointer owned by @s, valid until cl_session_close(). */
 struct rpc_client *cl_session_rpc(struct cl_session *s);
@@ -286,6 +302,34 @@ void cl_downset_add(struct cl_downset *d, uint32_t id);
 void cl_downset_remove(struct cl_downset *d, uint32_t id);
 bool cl_downset_has(struct cl_downset *d, uint32_t id);
 
+/* ---- cl_reported.c ----------------------------------------------------- */
+
+#define CL_REPORTED_MAX 32
+#define CL_REPORTED_MS 10000u /* how long a claim to report lasts */
+
+struct cl_reported_entry {
+    uint32_t server_id;
+    uint64_t chunk_id, version; /* chunk_id 0: a free slot */
+    uint64_t at_ms;
+};
+
+/* Reports of bad replicas sent lately, by (server, chunk, version). */
+struct cl_reported {
+    pthread_mutex_t lock;
+    struct cl_reported_entry v[CL_REPORTED_MAX];
+};
+
+void cl_reported_init(struct cl_reported *r);
+void cl_reported_destroy(struct cl_reported *r);
+/* True when the caller is the one to report @server_id's replica of
+ * @chunk_id at @version (then claimed until @now_ms + CL_REPORTED_MS);
+ * false when another caller claimed it within that time. */
+bool cl_reported_claim(struct cl_reported *r, uint32_t server_id,
+                       uint64_t chunk_id, uint64_t version, uint64_t now_ms);
+/* Give a claim up (the report was not sent): the next caller reports. */
+void cl_reported_drop(struct cl_reported *r, uint32_t server_id,
+                      uint64_t chunk_id, uint64_t version);
+
 struct cl_cache;
 struct cl_cb;
 
@@ -296,12 +340,13 @@ struct cl_client {
     struct cl_loc_cache *loc;
     struct cl_handles *handles;
     struct cl_downset down;
+    struct cl_reported reported; /* read-side bad-replica reports */
     enum cl_cache_mode mode;
     bool delay_after_sync;     /* cl_opts */
     uint32_t direct_write_max; /* cl_opts */
-    struct cl_cache *cache; /* delayed writes */
-    struct cl_flush *flush; /* when they go */
-    struct cl_cb *cb;       /* callback breaks */
+    struct cl_cache *cache;    /* delayed writes */
+    struct cl_flush *flush;    /* when they go */
+    struct cl_cb *cb;          /* callback breaks */
 };
 
 /* ---- cl_cache.c -------------------------------------------------------- */

@@ -59,8 +59,9 @@ struct cl_session {
     pthread_t renew;
     uint8_t role;
     struct cl_session_hooks hooks;
-    bool opened; /* a session was opened before: the next replaces it */
-    bool cb_ok;  /* protected by @lock: CALLBACK_REGISTER succeeded */
+    bool opened;         /* a session was opened before: the next replaces it */
+    bool cb_ok;          /* protected by @lock: CALLBACK_REGISTER succeeded */
+    uint32_t promise_ms; /* protected by @lock: its promises' lease */
     char name[128];
     char host[128];
 };
@@ -73,6 +74,7 @@ typedef int (*call_fn)(struct rpc_client *c, uint16_t opcode,
 static void callback_register(struct cl_session *s, call_fn call)
 {
     struct proto_callback_register_req req = {.flags = PROTO_CALLBACK_ON};
+    struct proto_callback_register_rep out = {0};
     struct proto_wbuf w;
     struct rpc_reply rep;
 
@@ -82,14 +84,17 @@ static void callback_register(struct cl_session *s, call_fn call)
     if (rc == 0)
         rc = call(s->rpc, PROTO_MSG_CALLBACK_REGISTER_REQ, w.p, w.len, &rep);
     proto_wbuf_free(&w);
-    if (rc == 0)
+    if (rc == 0) {
+        rc = proto_callback_register_rep_decode(rep.payload, rep.len, &out);
         rpc_reply_free(&rep);
-    else
+    }
+    if (rc < 0)
         log_warn("session: callback register failed, caching without "
                  "callbacks: %s",
                  strerror(-rc));
     pthread_mutex_lock(&s->lock);
     s->cb_ok = rc == 0;
+    s->promise_ms = rc == 0 ? out.lease_ms : 0;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -159,7 +164,8 @@ static int session_id_call(struct cl_session *s, call_fn call, uint16_t opcode,
 static int session_resume(struct cl_session *s)
 {
     struct rpc_reply rep;
-    int rc = session_id_call(s, rpc_call_raw, PROTO_MSG_SESSION_RENEW_REQ, &rep);
+    int rc =
+        session_id_call(s, rpc_call_raw, PROTO_MSG_SESSION_RENEW_REQ, &rep);
     if (rc < 0)
         return rc;
     struct proto_session_renew_rep out;
@@ -371,6 +377,14 @@ bool cl_session_callbacks(struct cl_session *s)
     bool ok = s->cb_ok;
     pthread_mutex_unlock(&s->lock);
     return ok;
+}
+
+uint32_t cl_session_promise_ms(struct cl_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    uint32_t ms = s->promise_ms;
+    pthread_mutex_unlock(&s->lock);
+    return ms;
 }
 
 uint64_t cl_session_id(struct cl_session *s)

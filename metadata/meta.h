@@ -189,6 +189,10 @@ int meta_query(struct meta_db *db, uint16_t opcode, const uint8_t *payload,
 int meta_open_records(struct meta_db *db, uint64_t session,
                       const uint8_t *payload, size_t len);
 
+/* 1 when session @session holds @ino open (meta_hold.c), 0 when not, or
+ * -errno. */
+int meta_hold_has(struct meta_db *db, uint64_t session, uint64_t ino);
+
 /* Identity @name (@len bytes): 0, -ENOENT. */
 int meta_auth_get(struct meta_db *db, const char *name, size_t len,
                   struct meta_identity *out);

@@ -292,8 +292,6 @@ int meta_open_check(struct meta_db *db, const struct proto_access_req *q,
 
 /* 1 when some session holds @ino open, 0 when none does, or -errno. */
 int meta_hold_any(struct meta_db *db, uint64_t ino);
-/* 1 when session @session holds @ino open, 0 when not, or -errno. */
-int meta_hold_has(struct meta_db *db, uint64_t session, uint64_t ino);
 /* Session @session holds regular file @ino open (idempotent).  -ENOTCONN
  * when the database has no such session (it ended meanwhile). */
 int meta_hold_add(struct meta_db *db, uint64_t session, uint64_t ino);

@@ -58,7 +58,12 @@ struct meta_srv_opts {
     uint32_t repair_rate; /* 0: META_SRV_REPAIR_RATE */
     uint32_t repair_mbps; /* 0: META_SRV_REPAIR_MBPS */
     uint32_t ticket_ms;   /* 0: META_SRV_TICKET_MS */
+    uint32_t promise_ms;  /* 0: META_SRV_CB_LEASE_MS */
     bool no_auth;         /* --no-auth: nobody is asked for a key */
+    /* Connections per address, sessions per identity (borrowed, outlives
+     * the server; NULL: no limits). */
+    struct conn_limit *limits;
+    bool secure; /* --secure: refuse peers that ask for no secure link */
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -124,7 +129,8 @@ struct meta_srv_repair {
     bool kick_init, kick_pending;
 };
 
-struct meta_srv_rjob; /* meta_srv_repair.c */
+struct meta_srv_rjob;   /* meta_srv_repair.c */
+struct meta_srv_report; /* meta_srv_report.c */
 
 /* One accepted connection (peer_data() of the peer). */
 struct meta_srv_conn {
@@ -160,7 +166,10 @@ struct meta_srv {
     char listen[256];
     uint32_t lease_ms;
     uint32_t ticket_ms;
+    uint32_t promise_ms; /* a callback promise's lease */
     bool no_auth;
+    struct conn_limit *limits; /* borrowed: meta_srv_opts.limits */
+    bool secure;
     uint64_t instance_id;
     uint64_t start_ms;
 
@@ -185,6 +194,7 @@ struct meta_srv {
     uv_timer_t live_tick;
     uint64_t live_checked; /* uv_now() of the last liveness check */
     struct meta_srv_repair repair;
+    struct meta_srv_report *reports; /* CHUNK_REPORTs being acted on */
     struct meta_srv_leases *leases; /* meta_srv_lease.c; NULL until used */
     struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
     struct meta_log log;    /* where records are proposed (meta_propose.h) */
@@ -328,6 +338,10 @@ uint32_t meta_srv_server_liveness(struct meta_srv *srv,
 /* Not down: up or suspect. */
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s);
+/* Full: less free space than one whole chunk (its last heartbeat), so it
+ * is given no new chunk, neither by WRITE_BEGIN nor by repair. */
+#define META_SRV_FULL_FREE ((uint64_t)PROTO_CHUNK_SIZE)
+bool meta_srv_server_full(const struct meta_srv_server *s);
 /* SCRUB_STATUS_REQ from a chunkd (docs/protocol.md §9.4). */
 void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
                            const uint8_t *payload, size_t len);

@@ -4,7 +4,11 @@
  * A client session that sent CALLBACK_REGISTER (flag ON) caches under
  * callbacks: every LOOKUP, GETATTR, OPEN, READDIR, CHUNK_LOCATE it sends,
  * and every attribute reply it gets, grants it a promise on the inode
- * concerned, valid META_SRV_CB_LEASE_MS and renewed by further access.
+ * concerned, valid srv->promise_ms (--promise-ms) and renewed by further
+ * access.  While the session holds the file open (meta_hold.c) the
+ * promise does not expire (promise_live): the client may serve an open
+ * file from the kernel's pages for as long as it likes without asking
+ * metad again, so only a break can tell it the file changed.
  * An OPEN for writing, a create, a WRITE_BEGIN or a WRITE_END makes the
  * promise a writer's: that session may hold delayed writes to the file.
  *
@@ -169,6 +173,20 @@ static void drop_session(struct meta_srv_cb *cb, uint64_t session)
     }
 }
 
+/* True when @p is valid at @now.  An expired promise of a session that
+ * holds the file open is renewed instead (the file header); a database
+ * error counts as not held. */
+static bool promise_live(struct meta_srv *srv, struct cb_promise *p,
+                         uint64_t now)
+{
+    if (p->expiry > now)
+        return true;
+    if (meta_hold_has(srv->db, p->session, p->ino) <= 0)
+        return false;
+    p->expiry = now + srv->promise_ms;
+    return true;
+}
+
 /* Grant (or renew) @session's promise on @ino; @writer marks a possible
  * holder of delayed writes.  Invariant 1: only registered sessions. */
 static void grant(struct meta_srv *srv, uint64_t session, uint64_t ino,
@@ -194,7 +212,7 @@ static void grant(struct meta_srv *srv, uint64_t session, uint64_t ino,
         cb->npromises++;
         s->promises++;
     }
-    p->expiry = uv_now(srv->loop) + META_SRV_CB_LEASE_MS;
+    p->expiry = uv_now(srv->loop) + srv->promise_ms;
     p->writer = p->writer || writer;
 }
 
@@ -349,9 +367,10 @@ static void send_breaks(struct meta_srv *srv, struct cb_wait *w,
             pp = &p->next;
             continue;
         }
+        bool live = promise_live(srv, p, now);
         uint64_t session = p->session, expiry = p->expiry;
         promise_unlink(cb, pp);
-        if (expiry > now)
+        if (live)
             send_one(srv, w, session, expiry, b);
         /* send_one may have dropped this session's promises: restart. */
         pp = bucket(cb, b->ino);
@@ -381,7 +400,7 @@ static void send_recalls(struct meta_srv *srv, struct cb_wait *w,
 
     for (struct cb_promise *p = *bucket(cb, ino); p && n < 16; p = p->next)
         if (p->ino == ino && p->writer && p->session != except &&
-            p->expiry > now) {
+            promise_live(srv, p, now)) {
             targets[n] = p->session;
             expiries[n++] = p->expiry;
             if (p->session == img)
@@ -405,7 +424,7 @@ static bool recall_needed(struct meta_srv *srv, uint64_t except, uint64_t ino)
 
     for (struct cb_promise *p = *bucket(srv->cb, ino); p; p = p->next)
         if (p->ino == ino && p->writer && p->session != except &&
-            p->expiry > now)
+            promise_live(srv, p, now))
             return true;
     return false;
 }
@@ -471,7 +490,7 @@ void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,
 {
     struct meta_srv_cb *cb = c->srv->cb;
     struct proto_callback_register_req req;
-    struct proto_callback_register_rep rep = {.lease_ms = META_SRV_CB_LEASE_MS};
+    struct proto_callback_register_rep rep = {.lease_ms = c->srv->promise_ms};
     struct proto_wbuf w;
     int rc = proto_callback_register_req_decode(payload, len, &req);
 
@@ -908,7 +927,7 @@ void meta_srv_cb_tick(struct meta_srv *srv)
     for (size_t b = 0; b < NBUCKETS; b++) {
         struct cb_promise **pp = &cb->buckets[b];
         while (*pp) {
-            if ((*pp)->expiry <= now)
+            if (!promise_live(srv, *pp, now))
                 promise_unlink(cb, pp);
             else
                 pp = &(*pp)->next;

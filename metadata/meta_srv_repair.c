@@ -60,9 +60,9 @@
 #include "log.h"
 #include "meta_op.h"
 
-#define SCAN_BATCH 1024    /* chunks read per database walk */
-#define DROP_PER_SCAN 256  /* REPLICA_DROP records per scan at most */
-#define KICK_MS 50         /* rescan this soon after a copy finished */
+#define SCAN_BATCH 1024   /* chunks read per database walk */
+#define DROP_PER_SCAN 256 /* REPLICA_DROP records per scan at most */
+#define KICK_MS 50        /* rescan this soon after a copy finished */
 #define MIB (1024u * 1024u)
 
 struct meta_srv_rjob {
@@ -70,7 +70,7 @@ struct meta_srv_rjob {
     struct meta_srv_rjob *next;
     uint64_t chunk_id, version, length;
     uint32_t target, source;
-    uint32_t drop; /* a move: this server's copy goes after the add */
+    uint32_t drop;           /* a move: this server's copy goes after the add */
     struct meta_propose req; /* REPLICA_ADD, then a move's REPLICA_DROP */
 };
 
@@ -380,8 +380,9 @@ static struct meta_srv_server *pick_source(struct meta_srv *srv,
     return any;
 }
 
-/* The target for a copy of @c: up, not draining, no copy and no copy
- * waiting for deletion there; most free space, then least used. */
+/* The target for a copy of @c: up, not draining, not full (counting the
+ * copies on their way), no copy and no copy waiting for deletion there;
+ * most free space, then least used. */
 static struct meta_srv_server *pick_target(struct meta_srv *srv,
                                            const struct meta_chunk *c)
 {
@@ -396,9 +397,11 @@ static struct meta_srv_server *pick_target(struct meta_srv *srv,
             meta_gc_has(srv->db, c->chunk_id, s->id) != 0)
             continue;
         avail = s->free > s->inbound ? s->free - s->inbound : 0;
+        if (avail < META_SRV_FULL_FREE)
+            continue; /* full, or will be with the copies on their way */
         if (!best || avail > best_free ||
-            (avail == best_free && s->used + s->inbound < best->used +
-                                                              best->inbound)) {
+            (avail == best_free &&
+             s->used + s->inbound < best->used + best->inbound)) {
             best = s;
             best_free = avail;
         }
@@ -413,7 +416,8 @@ static bool may_start(struct meta_srv *srv)
 
 static void start_copies(struct meta_srv *srv, struct cand_list *l)
 {
-    qsort(l->v, l->n, sizeof(*l->v), by_good);
+    if (l->n > 1) /* qsort(NULL, 0, ...) is undefined */
+        qsort(l->v, l->n, sizeof(*l->v), by_good);
     for (size_t i = 0; i < l->n && may_start(srv); i++) {
         struct meta_srv_server *src = pick_source(srv, &l->v[i].c);
         struct meta_srv_server *dst = pick_target(srv, &l->v[i].c);

@@ -53,6 +53,11 @@ bool meta_srv_server_alive(struct meta_srv *srv,
     return meta_srv_server_liveness(srv, s) != PROTO_SERVER_DOWN;
 }
 
+bool meta_srv_server_full(const struct meta_srv_server *s)
+{
+    return s->free < META_SRV_FULL_FREE;
+}
+
 static void inv_free(struct meta_srv_inv *inv)
 {
     free(inv->v);
@@ -393,7 +398,8 @@ static void inv_finish(struct meta_srv_server *s)
 {
     struct meta_srv_inv tmp = s->inv;
 
-    qsort(s->inv_next.v, s->inv_next.n, sizeof(*s->inv_next.v), inv_cmp);
+    if (s->inv_next.n > 1) /* an empty inventory has no array at all */
+        qsort(s->inv_next.v, s->inv_next.n, sizeof(*s->inv_next.v), inv_cmp);
     s->inv = s->inv_next;
     s->inv_next = tmp;
     s->inv_next.n = 0;

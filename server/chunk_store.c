@@ -127,10 +127,15 @@
  * them does not reserve again.
  *
  * Bad chunks: a chunk that failed a checksum or an I/O (chunk_scrub.c,
- * or a client read) is marked bad in memory, and from then on every
- * read, write, sync and truncate of it fails with -EBADMSG, so a replica
- * that is known to be damaged is not served while metad replaces it.
- * Deleting the chunk or committing a fresh copy over it clears the mark.
+ * or a client read) is marked bad, and from then on every read, write,
+ * sync and truncate of it fails with -EBADMSG, so a replica that is known
+ * to be damaged is not served while metad replaces it.  Deleting the
+ * chunk or committing a fresh copy over it clears the mark.  The mark is
+ * kept in memory and as a file DIR/bad/<id> holding the reason, read back
+ * at open, so a restart neither serves the chunk again nor forgets to
+ * report it (chunk_meta.c reports every marked chunk once registered).
+ * The file is not synced: a host crash that loses it loses nothing the
+ * checksums will not find again.
  *
  * Space on disk: the store keeps the bytes its chunks' data and checksum
  * files take on disk (st_blocks * 512), summed once at open and moved by
@@ -246,8 +251,8 @@ struct chunk_store {
     uint64_t alloc;            /* atomic: bytes on disk, sum of f->alloc */
     uint32_t zero_crc;         /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
     struct chunk_store *stage; /* copies being built; NULL in the stage */
-    /* Under lock: ids of chunks marked bad, unordered (few). */
-    uint64_t *bad;
+    /* Under lock: chunks marked bad, unordered (few). */
+    struct chunk_bad *bad;
     size_t nbad, bad_cap;
     bool no_reflink;     /* clones never reflink (chunk_store_set_reflink) */
     bool reflink_failed; /* atomic: the file system refused FICLONE */
@@ -970,13 +975,19 @@ uint32_t chunk_store_cached(struct chunk_store *s)
 static bool bad_find(struct chunk_store *s, uint64_t id, size_t *at)
 {
     for (size_t i = 0; i < s->nbad; i++) {
-        if (s->bad[i] == id) {
+        if (s->bad[i].id == id) {
             if (at)
                 *at = i;
             return true;
         }
     }
     return false;
+}
+
+/* DIR/bad/<id>: the mark's file (main store only: s->stage is set). */
+static void bad_path(struct chunk_store *s, uint64_t id, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/bad/%016llx", s->dir, (unsigned long long)id);
 }
 
 bool chunk_store_is_bad(struct chunk_store *s, uint64_t id)
@@ -989,37 +1000,109 @@ bool chunk_store_is_bad(struct chunk_store *s, uint64_t id)
     return bad;
 }
 
-int chunk_store_mark_bad(struct chunk_store *s, uint64_t id)
+/* Add @id to the list in memory (under s->lock): 1, 0 or -ENOMEM. */
+static int bad_add(struct chunk_store *s, uint64_t id, uint32_t reason)
 {
-    int rc = 1;
+    if (bad_find(s, id, NULL))
+        return 0;
+    if (s->nbad == s->bad_cap) {
+        size_t cap = s->bad_cap ? 2 * s->bad_cap : 16;
+        struct chunk_bad *n = realloc(s->bad, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        s->bad = n;
+        s->bad_cap = cap;
+    }
+    s->bad[s->nbad].id = id;
+    s->bad[s->nbad].reason = reason;
+    s->nbad++;
+    return 1;
+}
+
+int chunk_store_mark_bad(struct chunk_store *s, uint64_t id, uint32_t reason)
+{
+    char path[4096];
+    FILE *f;
+    int rc;
 
     pthread_mutex_lock(&s->lock);
-    if (bad_find(s, id, NULL)) {
-        rc = 0;
-    } else if (s->nbad == s->bad_cap) {
-        size_t cap = s->bad_cap ? 2 * s->bad_cap : 16;
-        uint64_t *n = realloc(s->bad, cap * sizeof(*n));
-        if (!n)
-            rc = -ENOMEM;
-        else {
-            s->bad = n;
-            s->bad_cap = cap;
-        }
-    }
-    if (rc == 1)
-        s->bad[s->nbad++] = id;
+    rc = bad_add(s, id, reason);
+    pthread_mutex_unlock(&s->lock);
+    if (rc != 1 || !s->stage)
+        return rc;
+    bad_path(s, id, path, sizeof(path));
+    f = fopen(path, "we");
+    if (!f || fprintf(f, "%u\n", reason) < 0 || fclose(f) != 0)
+        log_warn("chunk bad replica: mark not kept on disk: %s: chunk=%016llx "
+                 "path=%s",
+                 strerror(errno), (unsigned long long)id, path);
+    return rc;
+}
+
+int chunk_store_bad_list(struct chunk_store *s, struct chunk_bad **out,
+                         size_t *n)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    *n = s->nbad;
+    *out = malloc((s->nbad ? s->nbad : 1) * sizeof(**out));
+    if (!*out)
+        rc = -ENOMEM;
+    else if (s->nbad)
+        memcpy(*out, s->bad, s->nbad * sizeof(**out));
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
 static void bad_clear(struct chunk_store *s, uint64_t id)
 {
+    char path[4096];
     size_t i;
+    bool found;
 
     pthread_mutex_lock(&s->lock);
-    if (bad_find(s, id, &i))
+    found = bad_find(s, id, &i);
+    if (found)
         s->bad[i] = s->bad[--s->nbad];
     pthread_mutex_unlock(&s->lock);
+    if (found && s->stage) {
+        bad_path(s, id, path, sizeof(path));
+        unlink(path);
+    }
+}
+
+/* Read back the marks under DIR/bad (a missing folder is made). */
+static int bad_load(struct chunk_store *s)
+{
+    char path[4096];
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    snprintf(path, sizeof(path), "%s/bad", s->dir);
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    if (!(d = opendir(path)))
+        return -errno;
+    while (rc >= 0 && (de = readdir(d))) {
+        char *end, file[4096 + 512];
+        unsigned reason = 0;
+        uint64_t id = strtoull(de->d_name, &end, 16);
+        FILE *f;
+
+        if (strlen(de->d_name) != 16 || *end)
+            continue;
+        snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+        if ((f = fopen(file, "re")) != NULL) {
+            if (fscanf(f, "%u", &reason) != 1)
+                reason = 0;
+            fclose(f);
+        }
+        rc = bad_add(s, id, reason);
+    }
+    closedir(d);
+    return rc < 0 ? rc : 0;
 }
 
 /* Lock chunk @id shared or exclusive and check that it exists at @ver and
@@ -1459,6 +1542,8 @@ static int store_open(const char *dir, bool with_stage,
     rc = with_stage ? store_sweep(dir) : 0;
     if (rc == 0)
         rc = chunk_store_list(s, count_one, s);
+    if (rc == 0 && with_stage)
+        rc = bad_load(s);
     if (rc == 0 && with_stage)
         rc = chunk_wmap_boot_begin(dir);
     if (rc == 0 && with_stage)
@@ -2617,6 +2702,50 @@ int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc < 0)
         return rc;
     rc = chunk_wmap_get(&f->wmap, out);
+    file_unlock(s, f);
+    return rc;
+}
+
+/* Blocks with a stored checksum of 0 were never written and read as zeros
+ * (invariant 2), and so do the blocks past the length (invariant 1): every
+ * other block of the length gets its bit.  A block of an overlay is
+ * judged by the layer it reads from (invariants 6 and 7): one present
+ * in its own layer by that layer's checksum (or its .pres bit), any
+ * other below the base length by the base's checksum. */
+int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                        uint8_t *out)
+{
+    struct chunk_file *f;
+    uint8_t *raw, *braw = NULL;
+    uint32_t nb;
+    int rc = file_lock(s, id, ver, false, &f);
+
+    if (rc < 0)
+        return rc;
+    memset(out, 0, PROTO_WMAP_BYTES);
+    nb = (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
+    raw = nb ? malloc((size_t)nb * 4) : NULL;
+    if (nb && f->overlay)
+        braw = malloc((size_t)nb * 4);
+    if (nb && (!raw || (f->overlay && !braw)))
+        rc = -ENOMEM;
+    else if (nb)
+        rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE, 0);
+    if (rc == 0 && braw)
+        rc = pread_full(f->bcfd, braw, (size_t)nb * 4, HDR_SIZE, 0);
+    for (uint32_t b = 0; rc == 0 && b < nb; b++) {
+        uint32_t stored = get_le32(raw + 4 * b);
+        bool data = stored != 0;
+        if (f->overlay && ov_src_of(f, b, stored) != OV_OWN)
+            data = ov_src_of(f, b, stored) == OV_BASE &&
+                   get_le32(braw + 4 * b) != 0;
+        else if (f->overlay)
+            data = true; /* present, maybe with a checksum of 0 */
+        if (data)
+            out[b / 8] |= (uint8_t)(1u << (b % 8));
+    }
+    free(raw);
+    free(braw);
     file_unlock(s, f);
     return rc;
 }

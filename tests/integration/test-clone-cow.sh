@@ -15,7 +15,11 @@
 #      expected (sha256 over NBD);
 #   5. every chunkd killed with SIGKILL and started again: the three still
 #      read as expected, and a second 4 KiB write into the clone at a new
-#      place reads back with the rest.
+#      place reads back with the rest;
+#   6. a fourth chunkd started and the first killed: repair copies the
+#      overlays (from what they read through to) to the new one; with two
+#      more of the old ones stopped, the three images read as expected
+#      from the copies repair made alone.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,nbd}, tessera, nbdcopy, qemu-io,
 # sha256sum, du.
 . "$(dirname "$0")/lib.sh"
@@ -90,3 +94,17 @@ ts_wait_servers 3 15 || it_fail "storage servers did not come back"
 check c.img t.snap t.img
 nbd_patch c.img $((40 * MIB + 100)) 5000
 check c.img t.snap
+
+# ---- 6. repair copies an overlay whole ----------------------------------
+all_at_goal() {
+    local n
+    for n in c.img t.img t.snap; do "$T" checkfile "/$n" >/dev/null 2>&1 || return 1; done
+}
+ts_start_chunkd 4 || it_fail "chunkd 4 did not start"
+ts_kill chunkd1 KILL
+for ((i = 0; i < 900; i++)); do all_at_goal && break; sleep 0.1; done
+all_at_goal || { "$T" status; it_fail "goal not restored within 90 s"; }
+it_ok "goal restored on servers 2, 3 and 4"
+ts_kill chunkd2 TERM
+ts_kill chunkd3 TERM
+check c.img t.snap t.img

@@ -346,6 +346,25 @@ static void test_chunk_overlay_wmap_counts_own_writes(void **state)
         assert_int_equal(bits[i], i == 64 / 8 ? 1u << (64 % 8) : 0);
 }
 
+/* The data map (what repair copies) of an overlay lists the base's data
+ * blocks it reads through to, and not those a truncate hid. */
+static void test_chunk_overlay_datamap_includes_base(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t map[PROTO_WMAP_BYTES];
+    uint32_t nb = SRC_LEN / BS;
+
+    make_clone(fx);
+    assert_int_equal(chunk_store_datamap(fx->s, DST, 1, map), 0);
+    for (uint32_t b = 0; b < PROTO_WMAP_BITS; b++)
+        assert_int_equal(map[b / 8] >> (b % 8) & 1, b < nb);
+    assert_int_equal(chunk_store_truncate(fx->s, DST, 1, 2 * BS + 100), 0);
+    assert_int_equal(chunk_store_truncate(fx->s, DST, 1, SRC_LEN), 0);
+    assert_int_equal(chunk_store_datamap(fx->s, DST, 1, map), 0);
+    for (uint32_t b = 0; b < PROTO_WMAP_BITS; b++)
+        assert_int_equal(map[b / 8] >> (b % 8) & 1, b < 3);
+}
+
 /* The store's bytes on disk count a base once, as long as an overlay
  * links it, the same whether counted as it changes or at open. */
 static void test_chunk_overlay_allocated_counts_base_once(void **state)
@@ -499,6 +518,7 @@ int test_chunk_overlay(void)
         T(test_chunk_overlay_survives_reopen),
         T(test_chunk_overlay_wmap_counts_own_writes),
         T(test_chunk_overlay_allocated_counts_base_once),
+        T(test_chunk_overlay_datamap_includes_base),
         T(test_chunk_overlay_crash_before_checksum_reads_base),
         T(test_chunk_overlay_crash_before_data_detected),
         T(test_chunk_overlay_zero_checksum_block),

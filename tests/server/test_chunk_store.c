@@ -678,7 +678,7 @@ static void test_chunk_store_read_nowait_cached_equals_read(void **state)
     assert_int_equal(chunk_store_read_nowait(fx->s, ID, 2, 0, BS, b), -ESTALE);
     assert_int_equal(
         chunk_store_read_nowait(fx->s, ID, 1, PROTO_CHUNK_SIZE, 1, b), -EINVAL);
-    assert_int_equal(chunk_store_mark_bad(fx->s, ID), 1);
+    assert_int_equal(chunk_store_mark_bad(fx->s, ID, PROTO_REPORT_CHECKSUM), 1);
     assert_int_equal(chunk_store_read_nowait(fx->s, ID, 1, 0, BS, b), -EBADMSG);
 }
 
@@ -893,6 +893,42 @@ static void test_chunk_store_direct_writes(void **state)
     free(out);
 }
 
+static void reopen(struct fix *fx)
+{
+    chunk_store_close(fx->s);
+    assert_int_equal(chunk_store_open(fx->dir, &fx->s), 0);
+}
+
+/* A chunk marked bad stays bad, with its reason, across a restart, and is
+ * not served; deleting it ends the mark for good. */
+static void test_chunk_store_mark_bad_survives_reopen(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t a[BS];
+    struct chunk_bad *bad;
+    size_t n;
+
+    fill(a, sizeof(a), 3);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 4), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 4, 0, a, BS, false), 0);
+    assert_int_equal(chunk_store_mark_bad(fx->s, ID, PROTO_REPORT_IOERROR), 1);
+    reopen(fx);
+    assert_true(chunk_store_is_bad(fx->s, ID));
+    assert_int_equal(chunk_store_read(fx->s, ID, 4, 0, BS, a), -EBADMSG);
+    assert_int_equal(chunk_store_bad_list(fx->s, &bad, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(bad[0].id, ID);
+    assert_int_equal(bad[0].reason, PROTO_REPORT_IOERROR);
+    free(bad);
+    assert_int_equal(chunk_store_mark_bad(fx->s, ID, PROTO_REPORT_IOERROR), 0);
+    assert_int_equal(chunk_store_delete(fx->s, ID, 4), 0);
+    reopen(fx);
+    assert_false(chunk_store_is_bad(fx->s, ID));
+    assert_int_equal(chunk_store_bad_list(fx->s, &bad, &n), 0);
+    assert_int_equal(n, 0);
+    free(bad);
+}
+
 int test_chunk_store(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -927,6 +963,7 @@ int test_chunk_store(void)
         T(test_chunk_store_write_inline_modes),
         T(test_chunk_store_write_nowait_torn_redo),
         T(test_chunk_store_direct_writes),
+        T(test_chunk_store_mark_bad_survives_reopen),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_store", tests, NULL, NULL);

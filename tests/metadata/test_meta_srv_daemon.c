@@ -1,0 +1,612 @@
+/* Tests for the daemon side of metad (meta_server.c, meta_srv_write.c,
+ * meta_srv_report.c, meta_srv_lease.c): a real struct meta_srv on its own
+ * uv loop thread, over a database in a temp dir, listening on loopback
+ * without authentication.  Its peers are fakes: storage servers that
+ * register and answer CHUNK_SETVERSION as told (or fail it), and a client
+ * session sending the requests a mount or tessera-nbd sends.  So every
+ * answer of CHUNK_WRITE_BEGIN is driven here: a hole placed on the servers
+ * that created it, on none (EIO) or with none up (ENOSPC), a live lease
+ * extended, a failed replica reported and the survivors bumped, and the
+ * chunk given its copy back by repair (a failed copy tried again); the
+ * image writer lease granted, refused and released; and a callback
+ * promise that outlives its lease while the session holds the file open
+ * (docs/caching.md §3), metad running with --promise-ms 300 here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cmocka.h>
+
+#include "meta_srv.h"
+#include "rpc.h"
+
+#define NSRV 3
+
+/* A fake storage server: its control channel to metad. */
+struct fsrv {
+    struct rpc_client *rpc;
+    uint32_t id;
+    pthread_mutex_t mu;
+    uint16_t fail_op;      /* the next requests @fail_op fail */
+    int fail;              /* with this, */
+    int fail_count;        /* this many times */
+    unsigned seen[0x1000]; /* requests by opcode & 0xfff */
+};
+
+struct md {
+    uv_loop_t loop;
+    uv_async_t stop;
+    struct meta_db *db;
+    struct meta_srv *srv;
+    pthread_t thread;
+    char dir[64];
+    char addr[256];
+    struct fsrv fs[NSRV];
+    struct rpc_client *cl, *cl2; /* two client sessions */
+    uint64_t ino;                /* file "f" in the root */
+    pthread_mutex_t mu;
+    uint64_t broken[8]; /* inodes of the breaks cl2 got, in order */
+    unsigned nbroken;
+};
+
+static void on_stop(uv_async_t *a)
+{
+    struct md *m = a->data;
+    meta_srv_stop(m->srv);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *loop_main(void *arg)
+{
+    struct md *m = arg;
+    uv_run(&m->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void fsrv_on_request(struct rpc_client *c, uint16_t opcode,
+                            uint64_t req_id, const uint8_t *payload, size_t len,
+                            void *arg)
+{
+    struct fsrv *s = arg;
+    int rc = 0;
+
+    (void)payload, (void)len;
+    pthread_mutex_lock(&s->mu);
+    s->seen[opcode & 0xfff]++;
+    if (opcode == s->fail_op && s->fail_count > 0) {
+        s->fail_count--;
+        rc = s->fail;
+    }
+    pthread_mutex_unlock(&s->mu);
+    rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), rc, NULL, 0);
+}
+
+/* cl2 answers callback breaks and notes their inodes. */
+static void client_on_request(struct rpc_client *c, uint16_t opcode,
+                              uint64_t req_id, const uint8_t *payload,
+                              size_t len, void *arg)
+{
+    struct md *m = arg;
+    struct proto_callback_break_req q;
+    int rc = proto_callback_break_req_decode(payload, len, &q);
+
+    if (opcode == PROTO_MSG_CALLBACK_BREAK_REQ && rc == 0) {
+        pthread_mutex_lock(&m->mu);
+        if (m->nbroken < 8)
+            m->broken[m->nbroken++] = q.ino;
+        pthread_mutex_unlock(&m->mu);
+    }
+    rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), rc, NULL, 0);
+}
+
+/* The next @count requests @opcode to @s fail with @err. */
+static void fsrv_fail(struct fsrv *s, uint16_t opcode, int err, int count)
+{
+    pthread_mutex_lock(&s->mu);
+    s->fail_op = opcode;
+    s->fail = err;
+    s->fail_count = count;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static unsigned fsrv_seen(struct fsrv *s, uint16_t opcode)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned n = s->seen[opcode & 0xfff];
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static struct rpc_client *connect_as(struct md *m, uint8_t role, void *arg)
+{
+    struct rpc_opts o = {
+        .role = role, .name = "test", .call_timeout_ms = 10000, .arg = arg};
+    if (arg)
+        o.on_request =
+            role == PROTO_ROLE_CHUNKD ? fsrv_on_request : client_on_request;
+    struct rpc_client *c;
+    assert_int_equal(rpc_client_open(m->addr, &o, &c), 0);
+    return c;
+}
+
+/* Storage server @i registers (UP from then on). */
+static void fsrv_register(struct md *m, int i)
+{
+    struct fsrv *s = &m->fs[i];
+    char addr[32];
+    struct proto_server_register_req q = {.capacity = 1ull << 40,
+                                          .free = (1ull << 40) - i};
+    struct proto_server_register_rep out;
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    s->rpc = connect_as(m, PROTO_ROLE_CHUNKD, s);
+    memset(q.uuid, 0x10 + i, sizeof(q.uuid));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", 9000 + i);
+    q.addr = (struct proto_str){addr, (uint32_t)strlen(addr)};
+    proto_wbuf_init(&w);
+    proto_server_register_req_encode(&w, &q);
+    assert_int_equal(
+        rpc_call_msg(s->rpc, PROTO_MSG_SERVER_REGISTER_REQ, &w, &rep, &out), 0);
+    proto_wbuf_free(&w);
+    s->id = out.server_id;
+    rpc_reply_free(&rep);
+}
+
+static uint64_t session_open(struct md *m, struct rpc_client *c)
+{
+    struct proto_session_open_req q = {
+        .lease_ms = 30000, .client_name = {"t", 1}, .host = {"h", 1}};
+    struct proto_session_open_rep out;
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    (void)m;
+    proto_wbuf_init(&w);
+    proto_session_open_req_encode(&w, &q);
+    assert_int_equal(
+        rpc_call_msg(c, PROTO_MSG_SESSION_OPEN_REQ, &w, &rep, &out), 0);
+    proto_wbuf_free(&w);
+    rpc_reply_free(&rep);
+    return out.session_id;
+}
+
+static uint64_t file_create(struct rpc_client *c, const char *name)
+{
+    struct proto_mknod_req q = {.parent = 1,
+                                .mode = S_IFREG | 0644,
+                                .name = {name, (uint32_t)strlen(name)}};
+    struct proto_attr_rep out;
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_mknod_req_encode(&w, &q);
+    assert_int_equal(rpc_call_msg(c, PROTO_MSG_MKNOD_REQ, &w, &rep, &out), 0);
+    proto_wbuf_free(&w);
+    rpc_reply_free(&rep);
+    return out.attr.ino;
+}
+
+static int md_setup(void **state)
+{
+    struct md *m = calloc(1, sizeof(*m));
+    char path[128];
+
+    assert_non_null(m);
+    snprintf(m->dir, sizeof(m->dir), "/tmp/test-metad.XXXXXX");
+    assert_non_null(mkdtemp(m->dir));
+    snprintf(path, sizeof(path), "%s/meta.db", m->dir);
+    assert_int_equal(meta_db_open(path, &m->db), 0);
+    assert_int_equal(uv_loop_init(&m->loop), 0);
+    struct meta_srv_opts o = {.data_dir = m->dir,
+                              .listen = "127.0.0.1:0",
+                              .promise_ms = 300,
+                              .no_auth = true};
+    assert_int_equal(meta_srv_start(&m->loop, m->db, &o, &m->srv), 0);
+    assert_int_equal(meta_srv_listen(m->srv), 0);
+    snprintf(m->addr, sizeof(m->addr), "%s", m->srv->listen);
+    uv_async_init(&m->loop, &m->stop, on_stop);
+    m->stop.data = m;
+    for (int i = 0; i < NSRV; i++)
+        pthread_mutex_init(&m->fs[i].mu, NULL);
+    assert_int_equal(pthread_create(&m->thread, NULL, loop_main, m), 0);
+    m->cl = connect_as(m, PROTO_ROLE_CLIENT, NULL);
+    pthread_mutex_init(&m->mu, NULL);
+    m->cl2 = connect_as(m, PROTO_ROLE_CLIENT, m);
+    session_open(m, m->cl);
+    session_open(m, m->cl2);
+    m->ino = file_create(m->cl, "f");
+    *state = m;
+    return 0;
+}
+
+static int md_teardown(void **state)
+{
+    struct md *m = *state;
+    char cmd[128];
+
+    rpc_client_close(m->cl);
+    rpc_client_close(m->cl2);
+    for (int i = 0; i < NSRV; i++) {
+        rpc_client_close(m->fs[i].rpc);
+        pthread_mutex_destroy(&m->fs[i].mu);
+    }
+    uv_async_send(&m->stop);
+    pthread_join(m->thread, NULL);
+    meta_srv_free(m->srv);
+    uv_loop_close(&m->loop);
+    meta_db_close(m->db);
+    pthread_mutex_destroy(&m->mu);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", m->dir);
+    assert_int_equal(system(cmd), 0);
+    free(m);
+    return 0;
+}
+
+/* The chain CHUNK_WRITE_BEGIN of slot 0 gets: 0 and @loc, or -errno. */
+static int write_begin(struct md *m, struct proto_chunk_loc *loc)
+{
+    struct proto_chunk_write_begin_req q = {.ino = m->ino};
+    struct proto_chunk_locate_rep out;
+    struct proto_chunk_loc_iter it;
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_chunk_write_begin_req_encode(&w, &q);
+    int rc =
+        rpc_call_msg(m->cl, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    proto_chunk_loc_iter_init(&it, &out);
+    assert_true(proto_chunk_loc_next(&it, loc));
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+static bool has_server(const struct proto_chunk_loc *loc, uint32_t id)
+{
+    for (uint32_t i = 0; i < loc->nreplicas; i++)
+        if (loc->replicas[i].server_id == id)
+            return true;
+    return false;
+}
+
+static void register_all(struct md *m)
+{
+    for (int i = 0; i < NSRV; i++)
+        fsrv_register(m, i);
+}
+
+/* ---- CHUNK_WRITE_BEGIN --------------------------------------------------- */
+
+static void test_meta_srv_write_begin_hole_no_server(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+
+    assert_int_equal(write_begin(m, &loc), -ENOSPC);
+}
+
+static void test_meta_srv_write_begin_hole_placed(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc, again;
+
+    register_all(m);
+    assert_int_equal(write_begin(m, &loc), 0);
+    assert_int_equal(loc.version, 1);
+    assert_int_equal(loc.nreplicas, NSRV);
+    for (int i = 0; i < NSRV; i++) {
+        assert_int_equal(fsrv_seen(&m->fs[i], PROTO_MSG_CHUNK_SETVERSION_REQ),
+                         1);
+        assert_true(has_server(&loc, m->fs[i].id));
+    }
+    /* The lease is live: extended, nothing asked of the servers. */
+    assert_int_equal(write_begin(m, &again), 0);
+    assert_int_equal(again.chunk_id, loc.chunk_id);
+    assert_int_equal(again.version, 1);
+    for (int i = 0; i < NSRV; i++)
+        assert_int_equal(fsrv_seen(&m->fs[i], PROTO_MSG_CHUNK_SETVERSION_REQ),
+                         1);
+}
+
+/* A server that fails to create the chunk is left out of its replicas. */
+static void test_meta_srv_write_begin_hole_one_refuses(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+
+    register_all(m);
+    fsrv_fail(&m->fs[1], PROTO_MSG_CHUNK_SETVERSION_REQ, -ENOSPC, 1);
+    assert_int_equal(write_begin(m, &loc), 0);
+    assert_int_equal(loc.nreplicas, NSRV - 1);
+    assert_false(has_server(&loc, m->fs[1].id));
+}
+
+static void test_meta_srv_write_begin_hole_all_refuse(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+
+    register_all(m);
+    for (int i = 0; i < NSRV; i++)
+        fsrv_fail(&m->fs[i], PROTO_MSG_CHUNK_SETVERSION_REQ, -EIO, 1);
+    assert_int_equal(write_begin(m, &loc), -EIO);
+    /* Nothing was recorded: the next attempt places the chunk anew. */
+    assert_int_equal(write_begin(m, &loc), 0);
+    assert_int_equal(loc.nreplicas, NSRV);
+}
+
+static int report(struct md *m, const struct proto_chunk_loc *loc,
+                  uint32_t server_id)
+{
+    struct proto_chunk_report_req q = {.server_id = server_id,
+                                       .chunk_id = loc->chunk_id,
+                                       .version = loc->version,
+                                       .reason = PROTO_REPORT_WRITE};
+    struct proto_empty e;
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_chunk_report_req_encode(&w, &q);
+    int rc = rpc_call_msg(m->cl, PROTO_MSG_CHUNK_REPORT_REQ, &w, &rep, &e);
+    proto_wbuf_free(&w);
+    if (rc == 0)
+        rpc_reply_free(&rep);
+    return rc;
+}
+
+/* docs/protocol.md §11.8: a replica a write failed on is dropped and the
+ * lease ended, so the next WRITE_BEGIN bumps the survivors; one that
+ * misses the bump is left out too. */
+static void test_meta_srv_write_report_then_bump(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc, next;
+
+    register_all(m);
+    assert_int_equal(write_begin(m, &loc), 0);
+    /* Repair must not give the chunk its third copy back meanwhile. */
+    fsrv_fail(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ, -EIO, 1000);
+    assert_int_equal(report(m, &loc, m->fs[0].id), 0);
+    fsrv_fail(&m->fs[2], PROTO_MSG_CHUNK_SETVERSION_REQ, -EIO, 1);
+    assert_int_equal(write_begin(m, &next), 0);
+    assert_int_equal(next.chunk_id, loc.chunk_id);
+    assert_true(next.version > loc.version);
+    assert_int_equal(next.nreplicas, 1);
+    assert_true(has_server(&next, m->fs[1].id));
+    /* A report of an old version changes nothing more. */
+    assert_int_equal(report(m, &loc, m->fs[1].id), 0);
+    struct proto_chunk_loc same;
+    assert_int_equal(write_begin(m, &same), 0);
+    assert_int_equal(same.version, next.version);
+    assert_int_equal(same.nreplicas, 1);
+}
+
+/* Send @opcode with @w (freed here) on @c, expecting an attr reply. */
+static void call_attr(struct rpc_client *c, uint16_t opcode,
+                      struct proto_wbuf *w)
+{
+    struct proto_attr_rep out;
+    struct rpc_reply rep;
+    assert_int_equal(rpc_call_msg(c, opcode, w, &rep, &out), 0);
+    proto_wbuf_free(w);
+    rpc_reply_free(&rep);
+}
+
+/* CHUNK_WRITE_END of slot 0 (@loc's chunk): the file is @size long. */
+static void write_end(struct md *m, const struct proto_chunk_loc *loc,
+                      uint64_t size)
+{
+    struct proto_chunk_write_end_req q = {
+        .ino = m->ino, .chunk_id = loc->chunk_id, .size = size};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_chunk_write_end_req_encode(&w, &q);
+    call_attr(m->cl, PROTO_MSG_CHUNK_WRITE_END_REQ, &w);
+}
+
+/* The replicas CHUNK_LOCATE lists for slot 0. */
+static uint32_t locate_n(struct md *m)
+{
+    struct proto_chunk_locate_req q = {.ino = m->ino, .count = 1};
+    struct proto_chunk_locate_rep out;
+    struct proto_chunk_loc_iter it;
+    struct proto_chunk_loc loc = {0};
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_chunk_locate_req_encode(&w, &q);
+    assert_int_equal(
+        rpc_call_msg(m->cl, PROTO_MSG_CHUNK_LOCATE_REQ, &w, &rep, &out), 0);
+    proto_wbuf_free(&w);
+    proto_chunk_loc_iter_init(&it, &out);
+    if (!proto_chunk_loc_next(&it, &loc))
+        loc.nreplicas = 0;
+    rpc_reply_free(&rep);
+    return loc.nreplicas;
+}
+
+/* A chunk below its goal gets a copy (meta_srv_repair.c); a copy that
+ * fails is tried again by a later scan. */
+static void test_meta_srv_repair_copy_retried(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+
+    register_all(m);
+    assert_int_equal(write_begin(m, &loc), 0);
+    write_end(m, &loc, 4096);
+    fsrv_fail(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ, -EIO, 1);
+    assert_int_equal(report(m, &loc, m->fs[0].id), 0);
+    assert_int_equal(locate_n(m), NSRV - 1);
+    uint32_t n = 0;
+    for (int i = 0; i < 100 && (n = locate_n(m)) < NSRV; i++)
+        usleep(50 * 1000);
+    assert_int_equal(n, NSRV);
+    assert_int_equal(fsrv_seen(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ), 2);
+    assert_int_equal(fsrv_seen(&m->fs[1], PROTO_MSG_CHUNK_REPLICATE_REQ), 0);
+}
+
+/* ---- IMAGE_LEASE --------------------------------------------------------- */
+
+static int lease(struct rpc_client *c, uint32_t op, uint64_t ino,
+                 struct proto_image_lease_rep *out, struct rpc_reply *rep)
+{
+    struct proto_image_lease_req q = {.op = op, .ino = ino};
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    proto_image_lease_req_encode(&w, &q);
+    int rc = rpc_call_msg(c, PROTO_MSG_IMAGE_LEASE_REQ, &w, rep, out);
+    proto_wbuf_free(&w);
+    return rc;
+}
+
+static void test_meta_srv_image_lease_one_writer(void **state)
+{
+    struct md *m = *state;
+    struct proto_image_lease_rep out;
+    struct rpc_reply rep;
+
+    assert_int_equal(lease(m->cl, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_GRANTED);
+    rpc_reply_free(&rep);
+    assert_int_equal(lease(m->cl2, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_BUSY);
+    assert_int_equal(out.holder_name.len, 1); /* "t", the holder's name */
+    rpc_reply_free(&rep);
+    /* TAKE without an armed hand-over is refused. */
+    assert_int_equal(lease(m->cl2, PROTO_LEASE_TAKE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_BUSY);
+    rpc_reply_free(&rep);
+    assert_int_equal(lease(m->cl, PROTO_LEASE_RELEASE, m->ino, &out, &rep), 0);
+    rpc_reply_free(&rep);
+    assert_int_equal(lease(m->cl2, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_GRANTED);
+    rpc_reply_free(&rep);
+}
+
+/* docs/protocol.md §15.1: a lease belongs to a session; ARM and QUERY do
+ * not need one. */
+static void test_meta_srv_image_lease_errors(void **state)
+{
+    struct md *m = *state;
+    struct proto_image_lease_rep out;
+    struct rpc_reply rep;
+    struct rpc_client *nosess = connect_as(m, PROTO_ROLE_CLIENT, NULL);
+
+    assert_int_equal(lease(nosess, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep),
+                     -EPERM);
+    assert_int_equal(lease(nosess, PROTO_LEASE_QUERY, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_FREE);
+    rpc_reply_free(&rep);
+    rpc_client_close(nosess);
+}
+
+/* ---- Callback promises -------------------------------------------------- */
+
+static void chmod_by_cl(struct md *m, uint64_t ino, uint32_t mode)
+{
+    struct proto_setattr_req q = {
+        .ino = ino, .valid = PROTO_SETATTR_MODE, .mode = mode};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_setattr_req_encode(&w, &q);
+    call_attr(m->cl, PROTO_MSG_SETATTR_REQ, &w);
+}
+
+static unsigned breaks_of(struct md *m, uint64_t ino)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&m->mu);
+    for (unsigned i = 0; i < m->nbroken; i++)
+        n += m->broken[i] == ino;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+/* Issue 15 item 9: a file held open past the promise's lease kept no
+ * promise, so another session's change sent no break and the holder's
+ * kernel served stale pages.  Now a held file's promise lasts; a file
+ * only looked at loses it. */
+static void test_meta_srv_cb_promise_kept_while_open(void **state)
+{
+    struct md *m = *state;
+    uint64_t g = file_create(m->cl, "g");
+    struct proto_callback_register_req reg = {.flags = PROTO_CALLBACK_ON};
+    struct proto_callback_register_rep regrep;
+    struct proto_access_req op = {.ino = m->ino,
+                                  .mask = O_RDONLY | PROTO_OPEN_HOLD};
+    struct proto_ino_req ga = {.ino = g};
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_callback_register_req_encode(&w, &reg);
+    assert_int_equal(rpc_call_msg(m->cl2, PROTO_MSG_CALLBACK_REGISTER_REQ, &w,
+                                  &rep, &regrep),
+                     0);
+    proto_wbuf_free(&w);
+    rpc_reply_free(&rep);
+    assert_int_equal(regrep.lease_ms, 300);
+    proto_wbuf_init(&w);
+    proto_access_req_encode(&w, &op);
+    call_attr(m->cl2, PROTO_MSG_OPEN_REQ, &w); /* f: promise and hold */
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &ga);
+    call_attr(m->cl2, PROTO_MSG_GETATTR_REQ, &w); /* g: promise only */
+
+    /* Within the lease both are broken. */
+    chmod_by_cl(m, m->ino, 0600);
+    chmod_by_cl(m, g, 0600);
+    assert_int_equal(breaks_of(m, m->ino), 1);
+    assert_int_equal(breaks_of(m, g), 1);
+    /* A broken promise is gone: take both again, then outlive the lease
+     * (metad's tick runs every second). */
+    proto_wbuf_init(&w);
+    proto_access_req_encode(&w, &op);
+    call_attr(m->cl2, PROTO_MSG_OPEN_REQ, &w);
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &ga);
+    call_attr(m->cl2, PROTO_MSG_GETATTR_REQ, &w);
+    usleep(2500 * 1000);
+    chmod_by_cl(m, m->ino, 0644);
+    chmod_by_cl(m, g, 0644);
+    assert_int_equal(breaks_of(m, m->ino), 2);
+    assert_int_equal(breaks_of(m, g), 1);
+}
+
+int test_meta_srv_daemon(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, md_setup, md_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_meta_srv_write_begin_hole_no_server),
+        T(test_meta_srv_write_begin_hole_placed),
+        T(test_meta_srv_write_begin_hole_one_refuses),
+        T(test_meta_srv_write_begin_hole_all_refuse),
+        T(test_meta_srv_write_report_then_bump),
+        T(test_meta_srv_repair_copy_retried),
+        T(test_meta_srv_image_lease_one_writer),
+        T(test_meta_srv_image_lease_errors),
+        T(test_meta_srv_cb_promise_kept_while_open),
+    };
+#undef T
+    return cmocka_run_group_tests_name("meta_srv_daemon", tests, NULL, NULL);
+}
