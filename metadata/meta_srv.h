@@ -125,6 +125,7 @@ struct meta_srv_repair {
     bool rebalance;         /* tessera rebalance until balanced */
     uint64_t scrubs;        /* SCRUB_START requests accepted */
     int64_t last_done_ns;   /* wall clock when the goal last held again */
+    bool lease_frozen;      /* a file is frozen for a leased chunk's copy */
     uv_timer_t kick;        /* a rescan soon after a copy finished */
     bool kick_init, kick_pending;
 };

@@ -85,7 +85,9 @@ static void usage(FILE *f)
             "  -D, --debug module=1  enable debug logging for a module "
             "(chunk.store, chunk.dispatch, chunk.replicate, peer)\n"
             "  --config FILE     read options from FILE first, KEY = VALUE "
-            "lines named as the long options here\n");
+            "lines named as the long options here\n"
+            "  --fault-read-eio ID  for tests: every read of chunk ID (hex) "
+            "fails with EIO\n");
 }
 
 static int hexval(char c)
@@ -196,6 +198,7 @@ struct opts {
     unsigned per_addr, per_identity; /* conn_limit.h */
     uint64_t repair_mbps, scrub_mbps, scrub_interval_s, direct_write_kib;
     enum chunk_inline_writes inline_writes;
+    uint64_t fault_read_eio;
 };
 
 /* A whole non-negative decimal number no larger than @max. */
@@ -234,6 +237,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
         {"debug", required_argument, NULL, 'D'},
+        {"fault-read-eio", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -301,6 +305,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 return 2;
             }
             break;
+        case 'F': {
+            char *end;
+
+            errno = 0;
+            o->fault_read_eio = strtoull(optarg, &end, 16);
+            if (errno || *end || !*optarg || !o->fault_read_eio) {
+                fprintf(stderr, "tessera-chunkd: bad chunk id: %s\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'D':
             if (log_debug_enable(optarg) < 0) {
                 fprintf(stderr, "tessera-chunkd: bad -D spec: %s\n", optarg);
@@ -371,6 +386,7 @@ int main(int argc, char **argv)
         return 1;
     }
     chunk_store_set_inline_writes(srv.store, o.inline_writes);
+    chunk_store_set_fault_read_eio(srv.store, o.fault_read_eio);
     chunk_store_set_direct_writes(
         srv.store, (uint32_t)(o.direct_write_kib > PROTO_MAX_DATA / 1024
                                   ? PROTO_MAX_DATA

@@ -260,6 +260,7 @@ struct chunk_store {
      * for writes, so the nowait calls give up at once (-EAGAIN). */
     bool no_nowait_read, no_nowait_write;
     enum chunk_inline_writes inline_writes;
+    uint64_t fault_read_eio; /* a chunk whose reads fail (tests); 0: none */
     /* Direct writes (chunk_store_set_direct_writes): whole-block writes of
      * at least direct_min bytes skip the page cache; 0: never.  Atomic:
      * set to 0 for good when the file system refuses O_DIRECT. */
@@ -1316,6 +1317,8 @@ static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
 {
     int rc;
 
+    if (s->fault_read_eio && f->id == s->fault_read_eio)
+        return -EIO; /* chunk_store_set_fault_read_eio(): a failing disk */
     if (f->overlay)
         return ov_blocks_load(s, f, b0, nb, buf, rwf);
     rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
@@ -2560,6 +2563,11 @@ void chunk_store_set_inline_writes(struct chunk_store *s,
                                    enum chunk_inline_writes mode)
 {
     s->inline_writes = mode;
+}
+
+void chunk_store_set_fault_read_eio(struct chunk_store *s, uint64_t id)
+{
+    s->fault_read_eio = id;
 }
 
 int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver)
