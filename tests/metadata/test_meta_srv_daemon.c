@@ -1,5 +1,6 @@
 /* Tests for the daemon side of metad (meta_server.c, meta_srv_write.c,
- * meta_srv_report.c, meta_srv_lease.c): a real struct meta_srv on its own
+ * meta_srv_report.c, meta_srv_repair.c, meta_srv_lease.c,
+ * meta_srv_callback.c): a real struct meta_srv on its own
  * uv loop thread, over a database in a temp dir, listening on loopback
  * without authentication.  Its peers are fakes: storage servers that
  * register and answer CHUNK_SETVERSION as told (or fail it), and a client
@@ -9,9 +10,8 @@
  * extended, a failed replica reported and the survivors bumped, and the
  * chunk given its copy back by repair (a failed copy tried again); the
  * image writer lease granted, refused, released and handed over; and a
- * callback
- * promise that outlives its lease while the session holds the file open
- * (docs/caching.md §3), metad running with --promise-ms 300 here.
+ * callback promise that outlives its lease while the session holds the
+ * file open (docs/caching.md §3), metad running with --promise-ms 300.
  */
 #include <errno.h>
 #include <fcntl.h>
