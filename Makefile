@@ -64,7 +64,7 @@ endif
 LIBS_COMMON := $(call pc_libs,libuv libmicrohttpd gnutls) -lpthread -lm
 
 .PHONY: all deps run test test-unit test-integration fuzz bench e2e clean format \
-	man install uninstall deb
+	man install uninstall deb test-deb
 all: $(BINS)
 
 deps:
@@ -233,7 +233,8 @@ fuzz: $(FUZZ_BINS)
 # ---- Installing --------------------------------------------------------
 # `make install [PREFIX=/usr/local] [DESTDIR=]`: the programs, their man
 # pages (made from each program's own --help by help2man, so they cannot
-# drift from it), systemd units (tessera-metad, tessera-chunkd@NAME per data
+# drift from it; one per verb of the admin CLI, tessera-VERB(1), from
+# `tessera VERB --help`), systemd units (tessera-metad, tessera-chunkd@NAME per data
 # folder, tessera-nbd), an example config per daemon and bash completion.
 VERSION := 0.9.0
 PREFIX ?= /usr/local
@@ -247,21 +248,32 @@ COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 MAN_PAGES := $(patsubst $(BUILD)/bin/%,$(BUILD)/man/%.1,$(BINS))
 UNITS := $(patsubst dist/systemd/%.in,%,$(wildcard dist/systemd/*.in))
 
+VERB_MAN := $(BUILD)/man/verbs/stamp
+
 $(BUILD)/man/%.1: $(BUILD)/bin/% dist/man/%.h2m
 	@mkdir -p $(dir $@)
 	$(call say,MAN,$@)
 	$(Q)command -v help2man >/dev/null || \
 		{ echo "help2man is missing: make deps" >&2; exit 1; }
-	$(Q)help2man -N --version-string=$(VERSION) -i dist/man/$*.h2m -o $@ $<
+	$(Q)help2man -N --version-string=$(VERSION) $(H2M_EXTRA) \
+		-i dist/man/$*.h2m -o $@ $<
 
-man: $(MAN_PAGES)
+# The verbs' pages, and the SEE ALSO of tessera(1) that lists them.
+$(VERB_MAN): $(BUILD)/bin/tessera scripts/man-verbs.sh dist/man/tessera-verb.h2m \
+		dist/bash-completion/tessera
+	$(call say,MAN,$(BUILD)/man/verbs/)
+	$(Q)scripts/man-verbs.sh $< $(dir $@) $(VERSION) && touch $@
+$(BUILD)/man/tessera.1: $(VERB_MAN)
+$(BUILD)/man/tessera.1: H2M_EXTRA = -i $(BUILD)/man/verbs/see-also.h2m
+
+man: $(MAN_PAGES) $(VERB_MAN)
 
 install: all man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples \
 		$(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(SYSCONFDIR)/tessera
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
-	install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN_PAGES) $(BUILD)/man/verbs/*.1 $(DESTDIR)$(MANDIR)/man1/
 	for u in $(UNITS); do \
 		sed 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 			dist/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
@@ -273,17 +285,26 @@ install: all man
 	done
 
 # `make deb`: the Debian package, built from a copy of the tree (the
-# package build cleans what it builds in) into $(BUILD)/deb/.
+# package build cleans what it builds in) into $(BUILD)/deb/; builds,
+# clusters and run folders stay out of the copy.  DEB_BUILD_OPTIONS is
+# dpkg-buildpackage's (nocheck, parallel=N, ...).  `make test-deb` builds
+# it as tests/integration/test-deb.sh does and checks what it holds.
 deb:
 	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
-	tar --exclude=./.git --exclude=./$(BUILD) --exclude=./run -cf - . | \
+	tar --exclude=./.git --exclude=./$(BUILD) --exclude=./build \
+		--exclude='./run' --exclude='./run-*' -cf - . | \
 		tar -xf - -C $(BUILD)/deb/src
 	cd $(BUILD)/deb/src && dpkg-buildpackage -us -uc -b
 	@ls $(BUILD)/deb/*.deb
 
+test-deb: all
+	@BUILD=$(abspath $(BUILD)) TESTS=tests/integration/test-deb.sh \
+		scripts/run-integration.sh
+
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES))) \
+		$(DESTDIR)$(MANDIR)/man1/tessera-*.1 \
 		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
 		$(addprefix $(DESTDIR)$(COMPLETIONDIR)/,tessera tessera-metad \
 			tessera-chunkd tessera-nbd tessera-mount)

@@ -138,9 +138,7 @@ static int cmd_add(struct adm *a, int argc, char **argv)
             break;
     }
     if (i >= argc || auth_name_check(argv[i]) < 0) {
-        fprintf(stderr, "tessera: usage: auth add [--get] [-o FILE] NAME "
-                        "[CAPS...] (NAME: 1 to 64 printable characters)\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("auth", "add");
     }
     if (caps_arg(argc, argv, i + 1, caps, sizeof(caps)) < 0)
         return ADM_EXIT_USAGE;
@@ -207,8 +205,7 @@ static int cmd_list(struct adm *a, int argc, char **argv)
     int rc;
 
     if (argc > 2) {
-        fprintf(stderr, "tessera: usage: auth list [NAME]\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("auth", "list");
     }
     if (argc == 2)
         return cmd_show(a, argv[1]);
@@ -251,9 +248,7 @@ static int cmd_change(struct adm *a, int argc, char **argv, bool rm)
     int rc;
 
     if (argc < 2 || (rm && argc != 2) || auth_name_check(argv[1]) < 0) {
-        fprintf(stderr, "tessera: usage: auth %s\n",
-                rm ? "rm NAME" : "caps NAME CAPS...");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("auth", rm ? "rm" : "caps");
     }
     if (!rm && caps_arg(argc, argv, 2, caps, sizeof(caps)) < 0)
         return ADM_EXIT_USAGE;
@@ -291,6 +286,5 @@ int adm_cmd_auth(struct adm *a, int argc, char **argv)
         return cmd_change(a, argc - 1, argv + 1, true);
     if (argc >= 2 && !strcmp(argv[1], "caps"))
         return cmd_change(a, argc - 1, argv + 1, false);
-    fprintf(stderr, "tessera: usage: auth add|list|rm|caps ... (see --help)\n");
-    return ADM_EXIT_USAGE;
+    return adm_verb_usage("auth", NULL);
 }

@@ -253,9 +253,7 @@ int adm_cmd_server(struct adm *a, int argc, char **argv)
                req.server_id, argv[1]);
     return ADM_EXIT_OK;
 usage:
-    fprintf(stderr, "tessera: usage: server drain|undrain|remove ID "
-                    "[--wait]\n");
-    return ADM_EXIT_USAGE;
+    return adm_verb_usage("server", argc >= 2 ? argv[1] : NULL);
 }
 
 /* ---- scrub, rebalance, fsck --------------------------------------------- */
@@ -273,8 +271,7 @@ int adm_cmd_scrub(struct adm *a, int argc, char **argv)
         argc = 0;
     }
     if (argc == 0) {
-        fprintf(stderr, "tessera: usage: scrub [--server ID]\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("scrub", NULL);
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
@@ -308,8 +305,7 @@ int adm_cmd_rebalance(struct adm *a, int argc, char **argv)
     int rc;
 
     if (argc != 1 && !wait) {
-        fprintf(stderr, "tessera: usage: rebalance [--wait]\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("rebalance", NULL);
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
@@ -357,8 +353,7 @@ int adm_cmd_fsck(struct adm *a, int argc, char **argv)
         } else if (!strcmp(argv[i], "--wait")) {
             wait = true;
         } else {
-            fprintf(stderr, "tessera: usage: fsck [--repair] [--wait]\n");
-            return ADM_EXIT_USAGE;
+            return adm_verb_usage("fsck", NULL);
         }
     }
     rc = adm_connect(a);

@@ -256,8 +256,7 @@ static int file_cmd(struct adm *a, int argc, char **argv, bool check)
     int rc;
 
     if (argc != 2) {
-        fprintf(stderr, "tessera: usage: %s PATH\n", argv[0]);
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage(argv[0], NULL);
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)

@@ -33,9 +33,7 @@ int adm_cmd_setgoal(struct adm *a, int argc, char **argv)
     }
     if (argc - i != 2 || !status_parse_u64(argv[i], &goal) || goal < 1 ||
         goal > PROTO_GOAL_MAX) {
-        fprintf(stderr, "tessera: usage: setgoal [-r] N PATH (N in 1..%u)\n",
-                PROTO_GOAL_MAX);
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("setgoal", NULL);
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
@@ -139,8 +137,7 @@ int adm_cmd_getgoal(struct adm *a, int argc, char **argv)
         i++;
     }
     if (argc - i != 1) {
-        fprintf(stderr, "tessera: usage: getgoal [-r] PATH\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("getgoal", NULL);
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)

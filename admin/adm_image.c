@@ -270,8 +270,7 @@ static int snap_cmd(struct adm *a, int argc, char **argv, uint16_t opcode)
     int rc;
 
     if (argc != 3) {
-        fprintf(stderr, "tessera: usage: %s SRC DST\n", what);
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage(what, NULL);
     }
     if (adm_path_arg(what, argv[2], dst, sizeof(dst)) < 0)
         return ADM_EXIT_USAGE;
@@ -403,9 +402,7 @@ static int image_create(struct adm *a, int argc, char **argv)
             sz = NULL, i = argc;
     }
     if (!arg || !sz) {
-        fprintf(stderr, "tessera: usage: image create [-p] PATH SIZE "
-                        "(bytes, or with K, M, G, T, P, E)\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "create");
     }
     if (adm_path_arg("image create", arg, path, sizeof(path)) < 0 ||
         adm_size_arg("image create", sz, &bytes) < 0)
@@ -521,8 +518,7 @@ static int image_resize(struct adm *a, int argc, char **argv)
             path = NULL, sz = NULL, i = argc;
     }
     if (!path || !sz) {
-        fprintf(stderr, "tessera: usage: image resize [--shrink] PATH SIZE\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "resize");
     }
     if (adm_size_arg("image resize", sz, &bytes) < 0)
         return ADM_EXIT_USAGE;
@@ -664,8 +660,7 @@ static int image_rm(struct adm *a, int argc, char **argv)
     int rc;
 
     if (argc != 2) {
-        fprintf(stderr, "tessera: usage: image rm PATH\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "rm");
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
@@ -712,8 +707,7 @@ static int image_info(struct adm *a, int argc, char **argv)
     int rc;
 
     if (argc != 2) {
-        fprintf(stderr, "tessera: usage: image info PATH\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "info");
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
@@ -810,8 +804,5 @@ int adm_cmd_image(struct adm *a, int argc, char **argv)
     for (size_t i = 0; argc >= 2 && i < sizeof(sub) / sizeof(sub[0]); i++)
         if (!strcmp(argv[1], sub[i].name))
             return sub[i].fn(a, argc - 1, argv + 1);
-    fprintf(stderr, "tessera: usage: image "
-                    "create|info|list|resize|rm|import|export|handover|\n"
-                    "rollback|flatten|diff|apply-diff ...\n");
-    return ADM_EXIT_USAGE;
+    return adm_verb_usage("image", NULL);
 }

@@ -291,9 +291,7 @@ int adm_image_diff(struct adm *a, int argc, char **argv)
             to = NULL, i = argc;
     }
     if (!from || !to) {
-        fprintf(stderr, "tessera: usage: image diff [--progress] --from "
-                        "SNAP1 SNAP2 > FILE\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "diff");
     }
     if (isatty(STDOUT_FILENO)) {
         fprintf(stderr, "tessera: image diff: the diff is binary: send it "
@@ -538,9 +536,7 @@ int adm_image_apply_diff(struct adm *a, int argc, char **argv)
             file = NULL, i = argc;
     }
     if (!image || !file) {
-        fprintf(stderr,
-                "tessera: usage: image apply-diff [--progress] IMAGE FILE\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "apply-diff");
     }
     memset(&in, 0, sizeof(in));
     in.fd = open(file, O_RDONLY | O_CLOEXEC);

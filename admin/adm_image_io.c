@@ -264,14 +264,6 @@ static int import_stream(int fd, uint64_t size, struct import *im, uint8_t *buf,
     return off == size ? 0 : -EIO;
 }
 
-static int io_usage(const char *verb)
-{
-    fprintf(stderr,
-            "tessera: usage: image %s [--progress] [%s raw|qcow2] SRC DST\n",
-            verb, !strcmp(verb, "import") ? "-f" : "-O");
-    return ADM_EXIT_USAGE;
-}
-
 /* Parse [--progress] [-f|-O FMT] SRC DST.  *fmt: 0 auto, 1 raw, 2 qcow2. */
 static int io_args(int argc, char **argv, const char *fopt, bool *progress,
                    int *fmt, const char **src, const char **dst)
@@ -310,7 +302,7 @@ int adm_image_import(struct adm *a, int argc, char **argv)
     uint64_t size;
 
     if (io_args(argc, argv, "-f", &forced, &fmt, &src, &dst) < 0)
-        return io_usage("import");
+        return adm_verb_usage("image", "import");
     fd = open(src, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         fprintf(stderr, "tessera: image import: %s: %s\n", src,
@@ -494,7 +486,7 @@ int adm_image_export(struct adm *a, int argc, char **argv)
     pid_t pid = 0;
 
     if (io_args(argc, argv, "-O", &forced, &fmt, &src, &dst) < 0)
-        return io_usage("export");
+        return adm_verb_usage("image", "export");
     if (fmt == 0)
         fmt = 1;
     rc = adm_connect(a);

@@ -43,9 +43,7 @@ int adm_image_handover(struct adm *a, int argc, char **argv)
         }
     }
     if (!path) {
-        fprintf(stderr, "tessera: usage: image handover [--for SECONDS] "
-                        "PATH (SECONDS: 1..86400)\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "handover");
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)

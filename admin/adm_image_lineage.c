@@ -49,8 +49,7 @@ int adm_image_rollback(struct adm *a, int argc, char **argv)
     int rc;
 
     if (argc != 3) {
-        fprintf(stderr, "tessera: usage: image rollback IMAGE SNAPSHOT\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "rollback");
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)
@@ -132,8 +131,7 @@ int adm_image_flatten(struct adm *a, int argc, char **argv)
             path = NULL, i = argc;
     }
     if (!path) {
-        fprintf(stderr, "tessera: usage: image flatten [--progress] CLONE\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "flatten");
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)

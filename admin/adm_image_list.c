@@ -76,8 +76,7 @@ int adm_image_list(struct adm *a, int argc, char **argv)
             usage = true;
     }
     if (usage) {
-        fprintf(stderr, "tessera: usage: image list [--tree] [PATH]\n");
-        return ADM_EXIT_USAGE;
+        return adm_verb_usage("image", "list");
     }
     rc = adm_connect(a);
     if (rc != ADM_EXIT_OK)

@@ -32,6 +32,24 @@ struct adm {
     struct cl_auth *auth;   /* after adm_connect(), with a key */
 };
 
+/* adm_verbs.c: the verbs, each with its synopsis, summary and help. */
+struct adm_verb {
+    const char *name;
+    int (*fn)(struct adm *a, int argc, char **argv); /* argv[0]: the verb */
+    const char *usage;   /* synopsis lines, '\n' between, without "tessera " */
+    const char *summary; /* one line: the list in --help, the man page's NAME */
+    const char *help;    /* what it does, then its commands and options */
+};
+/* The verb called @name, or NULL. */
+const struct adm_verb *adm_verb_find(const char *name);
+/* `tessera VERB --help` of @v. */
+void adm_verb_help(FILE *f, const struct adm_verb *v);
+/* The synopsis lines of @verb (those of subcommand @sub only, when it has
+ * some) on stderr, for a bad command line.  Returns ADM_EXIT_USAGE. */
+int adm_verb_usage(const char *verb, const char *sub);
+/* Every verb's synopsis lines with its summary: `tessera --help`'s list. */
+void adm_verbs_list(FILE *f);
+
 /* adm_conn.c */
 
 /* Connect to a->meta as an admin client.  Returns ADM_EXIT_OK, or

@@ -65,6 +65,10 @@ struct cl_opts {
     const char *name;         /* session and HELLO name; borrowed during open */
     uint8_t role;             /* PROTO_ROLE_CLIENT or PROTO_ROLE_NBD */
     enum cl_cache_mode cache; /* 0: write-through */
+    /* With a delayed policy: the writes to a file go through as in
+     * write-through until its first successful cl_file_sync(), which shows
+     * a writer that flushes (librbd's "writethrough until flush"). */
+    bool delay_after_sync;
     uint32_t flush_interval_ms; /* writeback scan; 0: CL_FLUSH_INTERVAL_MS */
     uint64_t dirty_max;         /* bytes; 0: CL_DIRTY_MAX */
     /* Fast writes of up to this many bytes go straight to every replica

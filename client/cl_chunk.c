@@ -6,7 +6,8 @@
  * otherwise CHUNK_READ from the first replica not known to be down.  On any
  * error (connection, EOLDVER, ECHECKSUM, a timeout) try the next one; a
  * checksum failure is also reported to metad (CHUNK_REPORT CHECKSUM), which
- * replaces that replica.  When every replica failed, locate again once and
+ * replaces that replica; once, however many readers meet it together
+ * (cl_reported.c).  When every replica failed, locate again once and
  * go round again, then give up.
  *
  * Write, sync and truncate run under a write lease (CHUNK_WRITE_BEGIN).  A
@@ -268,9 +269,15 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
             log_debug(
                 "cl.chunk", "read: replica failed: %s chunk=%016llx addr=%s",
                 strerror(-rc), (unsigned long long)ch.chunk_id, ch.addr[r]);
-            if (rc == -EBADMSG) /* ECHECKSUM: that copy is damaged */
+            /* ECHECKSUM: that copy is damaged.  One report for all the
+             * readers that meet it (cl_reported.c). */
+            if (rc == -EBADMSG &&
+                cl_reported_claim(&c->reported, ch.server_id[r], ch.chunk_id,
+                                  ch.version, cl_now_ms()) &&
                 cl_meta_report(c, ch.server_id[r], ch.chunk_id, ch.version,
-                               PROTO_REPORT_CHECKSUM);
+                               PROTO_REPORT_CHECKSUM) < 0)
+                cl_reported_drop(&c->reported, ch.server_id[r], ch.chunk_id,
+                                 ch.version);
         }
         cl_loc_invalidate(c->loc, ino, p->index);
     }

@@ -161,12 +161,14 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
     if (!c)
         return -ENOMEM;
     cl_downset_init(&c->down);
+    cl_reported_init(&c->reported);
     c->pool = cl_pool_new(opts->name, opts->role);
     if (c->pool)
         cl_pool_set_auth(c->pool, opts->auth);
     c->loc = cl_loc_cache_new(LOC_CACHE_MAX);
     c->handles = cl_handles_new();
     c->mode = opts->cache;
+    c->delay_after_sync = opts->delay_after_sync;
     c->direct_write_max = opts->direct_write_max;
     c->cache = cl_cache_new(opts);
     c->flush = c->cache ? cl_flush_new(c, opts) : NULL;
@@ -376,6 +378,7 @@ void cl_client_close(struct cl_client *c)
     cl_loc_cache_free(c->loc);
     cl_handles_free(c->handles);
     cl_downset_destroy(&c->down);
+    cl_reported_destroy(&c->reported);
     free(c);
 }
 

@@ -311,7 +311,7 @@ int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
                         cl_done_cb cb, void *arg)
 {
     struct cl_piece p;
-    bool delayed = c->mode != CL_CACHE_WRITETHROUGH && c->cache;
+    bool delayed = cl_file_delays(c, n);
 
     if (!one_piece(off, len, &p) || off + len > (uint64_t)INT64_MAX ||
         (delayed ? sync : has_delayed(n)))

@@ -197,7 +197,8 @@ int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
     pthread_mutex_lock(&n->lock);
     n->wmtime_ns = cl_now_ns();
     pthread_mutex_unlock(&n->lock);
-    if (sync && c->mode != CL_CACHE_WRITETHROUGH && c->cache) {
+    bool delayed = cl_file_delays(c, n);
+    if (sync && delayed) {
         /* Older delayed writes to the same bytes must not be written back
          * over this one later: they go first.  Their error, if any, stays
          * in werr for the next fsync or close, as for any write-back. */
@@ -205,7 +206,7 @@ int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
         cl_file_writeback(c, n);
         pthread_mutex_unlock(&n->sync_lock);
     }
-    if (sync || c->mode == CL_CACHE_WRITETHROUGH || !c->cache)
+    if (sync || !delayed)
         return cl_file_write_now(c, n, off, buf, len, sync);
     if (len > (size_t)INT32_MAX)
         len = (size_t)INT32_MAX;
@@ -491,6 +492,8 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
         err = werr;
     if (!err)
         err = rc;
+    if (!err)
+        __atomic_store_n(&n->synced, true, __ATOMIC_RELEASE);
     return err < 0 ? cl_errno(err) : 0;
 }
 

@@ -129,6 +129,7 @@ struct cl_inode {
     bool size_stale;
     uint64_t size_ms;
     bool end_pending;   /* written since the last CHUNK_WRITE_END */
+    bool synced;        /* atomic: a cl_file_sync() of it succeeded */
     uint64_t end_index; /* a chunk written since then, for WRITE_END */
     uint64_t end_chunk;
     uint64_t end_size; /* end of the furthest write since then */
@@ -301,6 +302,34 @@ void cl_downset_add(struct cl_downset *d, uint32_t id);
 void cl_downset_remove(struct cl_downset *d, uint32_t id);
 bool cl_downset_has(struct cl_downset *d, uint32_t id);
 
+/* ---- cl_reported.c ----------------------------------------------------- */
+
+#define CL_REPORTED_MAX 32
+#define CL_REPORTED_MS 10000u /* how long a claim to report lasts */
+
+struct cl_reported_entry {
+    uint32_t server_id;
+    uint64_t chunk_id, version; /* chunk_id 0: a free slot */
+    uint64_t at_ms;
+};
+
+/* Reports of bad replicas sent lately, by (server, chunk, version). */
+struct cl_reported {
+    pthread_mutex_t lock;
+    struct cl_reported_entry v[CL_REPORTED_MAX];
+};
+
+void cl_reported_init(struct cl_reported *r);
+void cl_reported_destroy(struct cl_reported *r);
+/* True when the caller is the one to report @server_id's replica of
+ * @chunk_id at @version (then claimed until @now_ms + CL_REPORTED_MS);
+ * false when another caller claimed it within that time. */
+bool cl_reported_claim(struct cl_reported *r, uint32_t server_id,
+                       uint64_t chunk_id, uint64_t version, uint64_t now_ms);
+/* Give a claim up (the report was not sent): the next caller reports. */
+void cl_reported_drop(struct cl_reported *r, uint32_t server_id,
+                      uint64_t chunk_id, uint64_t version);
+
 struct cl_cache;
 struct cl_cb;
 
@@ -311,11 +340,13 @@ struct cl_client {
     struct cl_loc_cache *loc;
     struct cl_handles *handles;
     struct cl_downset down;
+    struct cl_reported reported; /* read-side bad-replica reports */
     enum cl_cache_mode mode;
+    bool delay_after_sync;     /* cl_opts */
     uint32_t direct_write_max; /* cl_opts */
-    struct cl_cache *cache; /* delayed writes */
-    struct cl_flush *flush; /* when they go */
-    struct cl_cb *cb;       /* callback breaks */
+    struct cl_cache *cache;    /* delayed writes */
+    struct cl_flush *flush;    /* when they go */
+    struct cl_cb *cb;          /* callback breaks */
 };
 
 /* ---- cl_cache.c -------------------------------------------------------- */
@@ -491,5 +522,15 @@ void cl_wrange_end(struct cl_inode *n, struct cl_wrange *r);
 
 /* True for errors a retry on another chain cannot fix. */
 bool cl_chunk_error_final(int err);
+
+/* Whether writes to @n may wait in the delayed-write store (the client's
+ * policy, and cl_opts.delay_after_sync). */
+static inline bool cl_file_delays(const struct cl_client *c,
+                                  struct cl_inode *n)
+{
+    return c->mode != CL_CACHE_WRITETHROUGH && c->cache &&
+           (!c->delay_after_sync ||
+            __atomic_load_n(&n->synced, __ATOMIC_ACQUIRE));
+}
 
 #endif

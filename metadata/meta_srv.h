@@ -89,6 +89,7 @@ struct meta_srv_server {
     struct peer *peer;
     uint64_t capacity, free;
     uint32_t chunks;
+    uint64_t stored;       /* bytes its chunk files take on disk (heartbeat) */
     struct meta_live seen; /* uv_now() ms: heartbeats, other frames */
 
     uint32_t state, live;
@@ -124,7 +125,8 @@ struct meta_srv_repair {
     bool kick_init, kick_pending;
 };
 
-struct meta_srv_rjob; /* meta_srv_repair.c */
+struct meta_srv_rjob;   /* meta_srv_repair.c */
+struct meta_srv_report; /* meta_srv_report.c */
 
 /* One accepted connection (peer_data() of the peer). */
 struct meta_srv_conn {
@@ -186,6 +188,7 @@ struct meta_srv {
     uv_timer_t live_tick;
     uint64_t live_checked; /* uv_now() of the last liveness check */
     struct meta_srv_repair repair;
+    struct meta_srv_report *reports; /* CHUNK_REPORTs being acted on */
     struct meta_srv_leases *leases; /* meta_srv_lease.c; NULL until used */
     struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
     struct meta_log log;    /* where records are proposed (meta_propose.h) */
@@ -329,6 +332,10 @@ uint32_t meta_srv_server_liveness(struct meta_srv *srv,
 /* Not down: up or suspect. */
 bool meta_srv_server_alive(struct meta_srv *srv,
                            const struct meta_srv_server *s);
+/* Full: less free space than one whole chunk (its last heartbeat), so it
+ * is given no new chunk, neither by WRITE_BEGIN nor by repair. */
+#define META_SRV_FULL_FREE ((uint64_t)PROTO_CHUNK_SIZE)
+bool meta_srv_server_full(const struct meta_srv_server *s);
 /* SCRUB_STATUS_REQ from a chunkd (docs/protocol.md §9.4). */
 void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
                            const uint8_t *payload, size_t len);

@@ -380,8 +380,9 @@ static struct meta_srv_server *pick_source(struct meta_srv *srv,
     return any;
 }
 
-/* The target for a copy of @c: up, not draining, no copy and no copy
- * waiting for deletion there; most free space, then least used. */
+/* The target for a copy of @c: up, not draining, not full (counting the
+ * copies on their way), no copy and no copy waiting for deletion there;
+ * most free space, then least used. */
 static struct meta_srv_server *pick_target(struct meta_srv *srv,
                                            const struct meta_chunk *c)
 {
@@ -396,6 +397,8 @@ static struct meta_srv_server *pick_target(struct meta_srv *srv,
             meta_gc_has(srv->db, c->chunk_id, s->id) != 0)
             continue;
         avail = s->free > s->inbound ? s->free - s->inbound : 0;
+        if (avail < META_SRV_FULL_FREE)
+            continue; /* full, or will be with the copies on their way */
         if (!best || avail > best_free ||
             (avail == best_free &&
              s->used + s->inbound < best->used + best->inbound)) {

@@ -23,9 +23,10 @@
  * Failure modes: a report for a chunk or version the database no longer
  * has, or for a server that holds no replica, is already satisfied (0).
  * The last replica is never dropped: it is all there is (0, logged).
- * A WRITE_BEGIN or a repair copy in flight on the chunk: EAGAIN, the
- * reporter tries again.  No survivor answers the bump: the replica is
- * dropped without one.
+ * A WRITE_BEGIN, a repair copy or another report in flight on the chunk:
+ * EAGAIN, the reporter tries again (and then finds the first report's
+ * outcome: a duplicate costs no record and no log line).  No survivor answers
+ * the bump: the replica is dropped without one.
  *
  * Invariant 1: r->pending counts SETVERSION callbacks not yet run, plus
  * one while bump_start is still sending.
@@ -40,15 +41,15 @@
 #include "log.h"
 #include "meta_op.h"
 
-struct report;
+struct meta_srv_report;
 
 struct report_target {
-    struct report *r;
+    struct meta_srv_report *r;
     uint32_t server_id;
     int status;
 };
 
-struct report {
+struct meta_srv_report {
     struct meta_srv *srv;
     struct peer *peer; /* the reporter: a reference */
     uint64_t req_id;
@@ -57,13 +58,29 @@ struct report {
     uint32_t pending;
     uint32_t ntargets;
     struct report_target t[PROTO_MAX_REPLICAS];
-    bool bumped;             /* the record follows a version bump */
-    uint32_t survivors;      /* replicas that took the bump */
-    struct meta_propose req; /* the record of the outcome */
+    bool bumped;                  /* the record follows a version bump */
+    uint32_t survivors;           /* replicas that took the bump */
+    struct meta_propose req;      /* the record of the outcome */
+    struct meta_srv_report *next; /* srv->reports */
 };
 
-static void report_finish(struct report *r, int rc)
+/* Is a report about @chunk_id being acted on? */
+static bool report_busy(struct meta_srv *srv, uint64_t chunk_id)
 {
+    for (struct meta_srv_report *r = srv->reports; r; r = r->next)
+        if (r->ch.chunk_id == chunk_id)
+            return true;
+    return false;
+}
+
+static void report_finish(struct meta_srv_report *r, int rc)
+{
+    struct meta_srv_report **pp;
+
+    for (pp = &r->srv->reports; *pp && *pp != r; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = r->next;
     if (rc == -ESTALE)
         rc = -EAGAIN;
     meta_srv_reply(r->peer, r->req_id, PROTO_MSG_CHUNK_REPORT_REQ, rc, NULL);
@@ -74,7 +91,7 @@ static void report_finish(struct report *r, int rc)
 static void on_recorded(struct meta_propose *req, int rc,
                         const struct proto_wbuf *result)
 {
-    struct report *r = req->data;
+    struct meta_srv_report *r = req->data;
     uint32_t n = r->survivors;
 
     (void)result; /* empty */
@@ -97,7 +114,7 @@ static void on_recorded(struct meta_propose *req, int rc,
 
 /* Propose the record in @payload (an internal @opcode); on_recorded()
  * answers the reporter. */
-static void report_record(struct report *r, uint16_t opcode,
+static void report_record(struct meta_srv_report *r, uint16_t opcode,
                           const struct proto_wbuf *payload)
 {
     int rc = payload->err;
@@ -111,7 +128,7 @@ static void report_record(struct report *r, uint16_t opcode,
 }
 
 /* Drop the reported replica: r->bad's copy of r->ch. */
-static void report_drop(struct report *r)
+static void report_drop(struct meta_srv_report *r)
 {
     struct proto_wbuf w;
 
@@ -125,7 +142,7 @@ static void report_drop(struct report *r)
 }
 
 /* Every SETVERSION answered: the survivors that did are the new set. */
-static void bump_decide(struct report *r)
+static void bump_decide(struct meta_srv_report *r)
 {
     struct meta_srv *srv = r->srv;
     struct proto_wbuf w;
@@ -163,7 +180,7 @@ static void on_bumped(struct peer *p, int status, const uint8_t *payload,
                       size_t len, void *arg)
 {
     struct report_target *t = arg;
-    struct report *r = t->r;
+    struct meta_srv_report *r = t->r;
 
     (void)p;
     (void)payload;
@@ -174,7 +191,7 @@ static void on_bumped(struct peer *p, int status, const uint8_t *payload,
         bump_decide(r);
 }
 
-static void bump_start(struct report *r)
+static void bump_start(struct meta_srv_report *r)
 {
     struct meta_srv *srv = r->srv;
     struct proto_chunk_setversion_req req = {
@@ -215,19 +232,13 @@ void meta_srv_chunk_report(struct meta_srv_conn *c, uint64_t req_id,
     struct meta_srv *srv = c->srv;
     struct proto_chunk_report_req req;
     struct meta_chunk ch;
-    struct report *r;
+    struct meta_srv_report *r;
     bool listed = false;
     int rc;
 
     rc = proto_chunk_report_req_decode(payload, len, &req);
-    if (rc == 0) {
-        log_warn("metad: chunk report: bad replica: chunk=%016llx "
-                 "version=%llu server=%u reason=%u peer=%s",
-                 (unsigned long long)req.chunk_id,
-                 (unsigned long long)req.version, req.server_id, req.reason,
-                 peer_name(c->peer));
+    if (rc == 0)
         rc = meta_chunk_get(srv->db, req.chunk_id, &ch);
-    }
     if (rc == 0)
         for (uint32_t i = 0; i < ch.nreplicas; i++)
             listed |= ch.servers[i] == req.server_id;
@@ -243,8 +254,11 @@ void meta_srv_chunk_report(struct meta_srv_conn *c, uint64_t req_id,
         meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_REPORT_REQ, 0, NULL);
         return;
     }
+    /* The same replica reported again (many readers met it) while the
+     * first report is acted on: EAGAIN, and the retry finds it done. */
     if (rc == 0 && (meta_srv_write_pending(srv, ch.chunk_id) ||
-                    meta_srv_repair_busy(srv, ch.chunk_id)))
+                    meta_srv_repair_busy(srv, ch.chunk_id) ||
+                    report_busy(srv, ch.chunk_id)))
         rc = -EAGAIN;
     if (rc < 0) {
         meta_srv_reply(c->peer, req_id, PROTO_MSG_CHUNK_REPORT_REQ, rc, NULL);
@@ -262,6 +276,12 @@ void meta_srv_chunk_report(struct meta_srv_conn *c, uint64_t req_id,
     r->req_id = req_id;
     r->ch = ch;
     r->bad = req.server_id;
+    r->next = srv->reports;
+    srv->reports = r;
+    log_warn("metad: chunk report: bad replica: chunk=%016llx version=%llu "
+             "server=%u reason=%u peer=%s",
+             (unsigned long long)req.chunk_id, (unsigned long long)req.version,
+             req.server_id, req.reason, peer_name(c->peer));
     if (meta_srv_write_busy(srv, ch.chunk_id))
         bump_start(r);
     else

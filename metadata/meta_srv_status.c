@@ -223,7 +223,7 @@ int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
                  " used=%" PRIu64 " replicas=%" PRIu64 " since=%" PRId64
                  " hb_ms=%" PRIu64 "%s",
                  s->addr[0] ? s->addr : "-", meta_srv_state_name(s->state),
-                 s->free, s->chunks, s->capacity, s->used, s->replicas,
+                 s->free, s->chunks, s->capacity, s->stored, s->replicas,
                  s->since_ns, s->seen.last_hb ? now - s->seen.last_hb : UINT64_MAX,
                  s->draining ? " draining=1" : "");
         kv(&o, key, val);

@@ -53,6 +53,11 @@ bool meta_srv_server_alive(struct meta_srv *srv,
     return meta_srv_server_liveness(srv, s) != PROTO_SERVER_DOWN;
 }
 
+bool meta_srv_server_full(const struct meta_srv_server *s)
+{
+    return s->free < META_SRV_FULL_FREE;
+}
+
 static void inv_free(struct meta_srv_inv *inv)
 {
     free(inv->v);
@@ -288,6 +293,7 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
             s->capacity = req.capacity;
             s->free = req.free;
             s->chunks = req.chunks;
+            s->stored = req.used;
             meta_live_heartbeat(&s->seen, uv_now(c->srv->loop));
             meta_srv_state_update(c->srv, s);
         }

@@ -14,7 +14,8 @@
  * deletes them.
  *
  * Failure modes:
- *  - no server is up for a hole: ENOSPC; servers were up but none created
+ *  - no server is up and not full for a hole: ENOSPC (the client's write
+ *    fails with it: nothing can hold the data); servers were up but none created
  *    the chunk, or no replica of an existing chunk is reachable: EIO.
  *  - META_OP_CHUNK_SET says -ESTALE (the slot changed meanwhile): start
  *    over, at most META_SRV_WRITE_RETRIES times, then EAGAIN.  Chunks
@@ -296,8 +297,8 @@ static int by_free_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Choose up to @goal up servers that are not draining for a new chunk,
- * most free space first.
+/* Choose up to @goal up servers that are neither draining nor full for a
+ * new chunk, most free space first.
  * Returns how many were put in w->targets, or -ENOMEM. */
 static int pick_servers(struct meta_srv_write *w, uint32_t goal)
 {
@@ -310,7 +311,8 @@ static int pick_servers(struct meta_srv_write *w, uint32_t goal)
         return -ENOMEM;
     for (size_t i = 0; i < srv->nservers; i++)
         if (meta_srv_server_up(srv, &srv->servers[i]) &&
-            !srv->servers[i].draining)
+            !srv->servers[i].draining &&
+            !meta_srv_server_full(&srv->servers[i]))
             up[nup++] = &srv->servers[i];
     qsort(up, nup, sizeof(*up), by_free_desc);
     if (goal == 0)

@@ -608,6 +608,7 @@ struct proto_server_heartbeat_req {
     uint32_t server_id;
     uint64_t capacity, free;
     uint32_t chunks;
+    uint64_t used; /* bytes its chunk files take on disk */
 };
 
 /* One inventory entry. */

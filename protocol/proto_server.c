@@ -63,6 +63,7 @@ void proto_server_heartbeat_req_encode(
     proto_put_u64(w, m->capacity);
     proto_put_u64(w, m->free);
     proto_put_u32(w, m->chunks);
+    proto_put_u64(w, m->used);
 }
 
 int proto_server_heartbeat_req_decode(const uint8_t *p, size_t n,
@@ -76,6 +77,7 @@ int proto_server_heartbeat_req_decode(const uint8_t *p, size_t n,
     m->capacity = proto_get_u64(&r);
     m->free = proto_get_u64(&r);
     m->chunks = proto_get_u32(&r);
+    m->used = proto_get_u64(&r);
     return proto_rbuf_done(&r);
 }
 

@@ -13,11 +13,13 @@
 # completion latency (p50, p99) and the CPU time the serving processes
 # spent per request (user + sys of qemu-nbd or nbdkit; of tessera-nbd, the
 # chunk servers and metad), from /proc around each job.
-# tessera1/tessera3 use tessera-nbd's default block cache (writethrough:
-# a write returns once on every replica); tessera1wb/tessera3wb the same
-# images through a second tessera-nbd with --cache writeback (a write
-# returns once in memory, FLUSH makes it durable), which is what qemu-nbd
-# --cache=writeback does with the host's page cache.
+# tessera1/tessera3 use tessera-nbd with --cache writethrough (a write
+# returns once on every replica); tessera1wb/tessera3wb the same images
+# through a second tessera-nbd with --cache writeback (a write returns
+# once in memory, FLUSH makes it durable), which is what qemu-nbd
+# --cache=writeback does with the host's page cache.  The default,
+# --cache auto, is the first until an image's first FLUSH and the second
+# after it: a guest that flushes gets the wb figures.
 # Environment: BUILD (default ./build), BENCH_SIZE (MiB per image, default
 # 512), BENCH_RUNTIME (seconds per job, default 5), BENCH_SYSTEMS (default
 # "qemu-nbd nbdkit tessera1 tessera3 tessera1wb tessera3wb").
@@ -136,7 +138,8 @@ tessera_up() {
     for i in 1 2 3; do ts_start_chunkd "$i" || return 1; done
     ts_wait_servers 3 15 || return 1
     setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --unix "$work/t.sock" \
-        --workers 16 --cache-size "$size" >>"$TS_DIR/logs/nbd.log" 2>&1 &
+        --workers 16 --cache-size "$size" --cache writethrough \
+        >>"$TS_DIR/logs/nbd.log" 2>&1 &
     ts_record nbd $!
     setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --unix "$work/tw.sock" \
         --workers 16 --cache-size "$size" --cache writeback \

@@ -33,6 +33,7 @@ static const struct {
     {PROTO_MSG_CHUNK_DELETE_REQ, chunk_delete_handle},
     {PROTO_MSG_CHUNK_CLONE_REQ, chunk_clone_handle},
     {PROTO_MSG_CHUNK_WMAP_REQ, chunk_wmap_handle},
+    {PROTO_MSG_CHUNK_DATAMAP_REQ, chunk_datamap_handle},
     {PROTO_MSG_CHUNK_REPLICATE_REQ, chunk_replicate_handle},
     {PROTO_MSG_SCRUB_START_REQ, chunk_scrub_handle},
 };

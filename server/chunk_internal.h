@@ -128,9 +128,15 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver);
  * (PROTO_WMAP_BYTES): -ENODATA when this copy's history is unknown. */
 int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
                      uint8_t *out);
+/* The data map of chunk @id at exactly @ver into @out (PROTO_WMAP_BYTES):
+ * a bit for every block that may hold non-zero data; the others read as
+ * zeros (docs/protocol.md §12.9). */
+int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                        uint8_t *out);
 
 struct chunk_info {
     uint64_t id, version, length;
+    uint64_t alloc; /* bytes its data and checksum files take on disk */
 };
 /* Call @cb for every chunk on disk; stops early when @cb returns non-zero
  * and returns that value. */
@@ -142,9 +148,17 @@ int chunk_store_stat(struct chunk_store *s, uint64_t id, struct chunk_info *ci);
 /* Bad chunks: once marked, reads, writes, syncs and truncates of chunk @id
  * fail with -EBADMSG until it is deleted or replaced by a staged copy.
  * mark_bad returns 1 when newly marked, 0 when it already was, or
- * -ENOMEM.  The mark lives in memory only. */
-int chunk_store_mark_bad(struct chunk_store *s, uint64_t id);
+ * -ENOMEM.  The mark, with @reason (enum proto_report_reason, kept for
+ * the store's user), outlives a restart: it is a file under DIR/bad. */
+struct chunk_bad {
+    uint64_t id;
+    uint32_t reason;
+};
+int chunk_store_mark_bad(struct chunk_store *s, uint64_t id, uint32_t reason);
 bool chunk_store_is_bad(struct chunk_store *s, uint64_t id);
+/* The chunks marked bad, into *out (caller frees) and *n. */
+int chunk_store_bad_list(struct chunk_store *s, struct chunk_bad **out,
+                         size_t *n);
 
 /* Staged copies (replication): begin creates an empty copy of chunk @id
  * at @ver outside the store, dropping any leftover one; stage_write
@@ -180,6 +194,9 @@ int chunk_store_space(struct chunk_store *s, uint64_t *capacity,
                       uint64_t *free);
 /* Number of chunks, counted at open and kept up to date since. */
 uint32_t chunk_store_count(struct chunk_store *s);
+/* Bytes the chunks' files take on disk (st_blocks), summed at open and
+ * kept up to date since; the staged copies are not counted. */
+uint64_t chunk_store_allocated(struct chunk_store *s);
 
 /* ---- chunk_rate.c ----------------------------------------------------- */
 
@@ -393,6 +410,8 @@ void chunk_clone_handle(struct chunk_server *srv, struct peer *p,
 /* chunk_wmap_req.c */
 void chunk_wmap_handle(struct chunk_server *srv, struct peer *p,
                        uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_datamap_handle(struct chunk_server *srv, struct peer *p,
+                          uint64_t req_id, const uint8_t *payload, size_t len);
 
 /* ---- chunk_replicate.c ------------------------------------------------ */
 

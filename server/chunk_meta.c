@@ -2,21 +2,23 @@
  *
  * Happy path: dial metad (role CHUNKD, authenticating with this server's
  * key); once the handshake is done ask for the service keys that open the
- * clients' tickets (chunk_auth.c) and send SERVER_REGISTER_REQ (uuid, advertised address, capacity, free) and keep
- * the server id it answers; list every chunk on a worker thread and send
- * them in SERVER_INVENTORY_REQ batches of at most PROTO_INV_MAX entries,
- * the final one (possibly empty) with last=1, each after the previous was
- * answered; then send SERVER_HEARTBEAT_REQ every second, at once, with the
- * space figures of the last statvfs (which runs on a worker thread and so
- * may wait behind disk work: the heartbeat never does).  metad also sends its
- * own requests on this connection (CHUNK_SETVERSION, CHUNK_DELETE,
- * CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
+ * clients' tickets (chunk_auth.c) and send SERVER_REGISTER_REQ (uuid,
+ * advertised address, capacity, free) and keep the server id it answers; list
+ * every chunk on a worker thread and send them in SERVER_INVENTORY_REQ batches
+ * of at most PROTO_INV_MAX entries, the final one (possibly empty) with last=1,
+ * each after the previous was answered; then send SERVER_HEARTBEAT_REQ every
+ * second, at once, with the space figures of the last statvfs (which runs on a
+ * worker thread and so may wait behind disk work: the heartbeat never does).
+ * metad also sends its own requests on this connection (CHUNK_SETVERSION,
+ * CHUNK_DELETE, CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
  * chunk_dispatch() like any other.
  *
  * Bad replicas found by a read or a scrub (chunk_meta_report_bad()) are
  * queued as CHUNK_REPORT_REQ and sent while RUNNING: at once, and again
  * on every heartbeat tick while unanswered, so a report made while metad
- * is away goes out after the next registration and inventory.  A report
+ * is away goes out after the next registration and inventory.  The marks
+ * outlive a restart (chunk_store.c), and every chunk still marked at
+ * start is reported again (reports_requeue()).  A report
  * metad answers is done, unless the answer is EAGAIN (metad is busy with
  * the chunk: a write or a copy in flight), which is retried likewise.
  *
@@ -199,23 +201,12 @@ static void reports_send(struct chunk_meta *m)
     }
 }
 
-void chunk_meta_report_bad(struct chunk_server *srv, uint64_t chunk_id,
-                           uint64_t version, uint32_t reason)
+/* Queue a report of chunk @chunk_id at @version for metad. */
+static void report_queue(struct chunk_meta *m, uint64_t chunk_id,
+                         uint64_t version, uint32_t reason)
 {
-    struct chunk_meta *m = srv->meta;
-    struct meta_report *r;
-    int rc = chunk_store_mark_bad(srv->store, chunk_id);
+    struct meta_report *r = calloc(1, sizeof(*r));
 
-    if (rc == 0)
-        return; /* known already: reported once */
-    log_error("chunk bad replica: %s: chunk=%016llx version=%llu, no longer "
-              "served, reporting to metad",
-              reason == PROTO_REPORT_CHECKSUM ? "checksum mismatch"
-                                              : "I/O error",
-              (unsigned long long)chunk_id, (unsigned long long)version);
-    if (!m || m->state == ST_STOPPED)
-        return;
-    r = calloc(1, sizeof(*r));
     if (!r) {
         log_error("chunk meta: report lost: chunk=%016llx err=%d",
                   (unsigned long long)chunk_id, -ENOMEM);
@@ -228,6 +219,45 @@ void chunk_meta_report_bad(struct chunk_server *srv, uint64_t chunk_id,
     r->next = m->reports;
     m->reports = r;
     reports_send(m);
+}
+
+void chunk_meta_report_bad(struct chunk_server *srv, uint64_t chunk_id,
+                           uint64_t version, uint32_t reason)
+{
+    struct chunk_meta *m = srv->meta;
+    int rc = chunk_store_mark_bad(srv->store, chunk_id, reason);
+
+    if (rc == 0)
+        return; /* known already: reported once */
+    log_error("chunk bad replica: %s: chunk=%016llx version=%llu, no longer "
+              "served, reporting to metad",
+              reason == PROTO_REPORT_CHECKSUM ? "checksum mismatch"
+                                              : "I/O error",
+              (unsigned long long)chunk_id, (unsigned long long)version);
+    if (m && m->state != ST_STOPPED)
+        report_queue(m, chunk_id, version, reason);
+}
+
+/* The chunks marked bad before this start are reported again: metad may
+ * never have heard of them (it was away, or the report was refused). */
+static void reports_requeue(struct chunk_meta *m)
+{
+    struct chunk_bad *bad;
+    size_t n;
+
+    if (chunk_store_bad_list(m->srv->store, &bad, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct chunk_info ci;
+
+        if (chunk_store_stat(m->srv->store, bad[i].id, &ci) < 0)
+            continue;
+        log_warn("chunk bad replica: still marked bad, reporting again: "
+                 "chunk=%016llx version=%llu",
+                 (unsigned long long)ci.id, (unsigned long long)ci.version);
+        report_queue(m, ci.id, ci.version, bad[i].reason);
+    }
+    free(bad);
 }
 
 /* ---- Space (statvfs) on a worker thread -------------------------------- */
@@ -324,6 +354,7 @@ static void heartbeat_send(struct chunk_meta *m)
         .capacity = m->capacity,
         .free = m->free,
         .chunks = chunk_store_count(m->srv->store),
+        .used = chunk_store_allocated(m->srv->store),
     };
     struct proto_wbuf wb;
     int rc;
@@ -646,6 +677,7 @@ int chunk_meta_start(struct chunk_server *srv, struct chunk_meta **out)
     *out = m;
     srv->meta = m;
     m->state = ST_WAIT;
+    reports_requeue(m);
     uv_timer_start(&m->redial, on_redial, 0, 0);
     return 0;
 }

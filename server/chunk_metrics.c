@@ -23,6 +23,9 @@ static void render_store(struct chunk_server *srv, struct metrics_buf *b)
     metrics_u64(b, "tessera_chunkd_open_chunks", METRICS_GAUGE,
                 "Idle chunks whose files are kept open.",
                 chunk_store_cached(srv->store));
+    metrics_u64(b, "tessera_chunkd_used_bytes", METRICS_GAUGE,
+                "Bytes the chunk files take on disk.",
+                chunk_store_allocated(srv->store));
     if (chunk_store_space(srv->store, &cap, &free_b) == 0) {
         metrics_u64(b, "tessera_chunkd_capacity_bytes", METRICS_GAUGE,
                     "Size of the file system holding the chunks.", cap);

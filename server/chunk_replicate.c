@@ -6,20 +6,29 @@
  *   1. check   (job)  the local chunk: already at @version and not bad ->
  *                     answer OK at once; otherwise start an empty staged
  *                     copy at @version (chunk_store_stage_begin()).
- *   2. read    (net)  CHUNK_READ_REQ of the next 1 MiB at exactly @version
- *                     from @source over the chain connection cache; the
- *                     source verifies its checksums, so any error aborts.
- *   3. write   (job)  the piece into the staged copy, skipping every 4 KiB
+ *   2. map     (net)  CHUNK_DATAMAP_REQ at exactly @version from @source:
+ *                     the blocks that may hold data (docs/protocol.md
+ *                     §12.9).  Only the pieces holding one of them are
+ *                     read, so a chunk with 4 MiB written costs 4 MiB, not
+ *                     64.  A source without the message (ENOSYS) has every
+ *                     piece read.
+ *   3. read    (net)  CHUNK_READ_REQ of the next such 1 MiB piece at
+ *                     exactly @version from @source over the chain
+ *                     connection cache; the source verifies its checksums,
+ *                     so any error aborts.
+ *   4. write   (job)  the piece into the staged copy, skipping every 4 KiB
  *                     block that is all zeros, so copies stay sparse.
- *                     Back to 2 until the whole 64 MiB were read.
- *   4. commit  (job)  sync the copy and rename it into place over an
+ *                     Back to 3 until no piece with data is left.
+ *   5. commit  (job)  sync the copy and rename it into place over an
  *                     older local version (chunk_store_stage_commit()).
- *   5. answer OK and log one line: chunk, bytes written, milliseconds.
+ *   6. answer OK and log one line: chunk, bytes written, bytes read,
+ *      milliseconds.
  *
  * Each read first takes its size from the server's repair token bucket
  * (--repair-mbps, shared by all copies in progress) and waits on a timer
- * when the bucket is in debt.  Zero ranges count too: they cross the
- * network all the same.
+ * when the bucket is in debt.  The bucket holds up to PIECE_BURST pieces
+ * of credit, so the wait overlaps the reads and writes instead of adding
+ * to them: a copy alone runs at the limit, not below it.
  *
  * Failure modes: a source error (EOLDVER when it holds another version,
  * ECHECKSUM when its copy is damaged, ENOENT, a lost connection or a 30 s
@@ -31,17 +40,18 @@
  *
  *   check --noop--------------------------------------------> answered
  *     |                                                          ^
- *     v        all read                                          |
- *   read <--> write --------> commit ----------------------------+
- *     | error     | error        | error                         |
- *     +-----------+--------------+--> abort (drop copy) ---------+
+ *     v         all read                                         |
+ *   map --> read <--> write --------> commit --------------------+
+ *     |       | error     | error        | error                 |
+ *     +-------+-----------+--------------+--> abort (drop copy) -+
  *
  *   FROM -> TO          [function]
- *   check -> read       [repl_done(STEP_CHECK) -> piece_next]
+ *   check -> map        [repl_done(STEP_CHECK) -> map_send]
+ *   map -> read         [on_map_rep -> piece_next]
  *   read -> write       [on_read_rep -> step_submit(STEP_WRITE)]
  *   read -> read        [on_read_rep, an all-zero piece]
  *   write -> read       [repl_done(STEP_WRITE) -> piece_next]
- *   read -> commit      [piece_next, past the end]
+ *   read -> commit      [piece_next, no piece with data left]
  *   any -> abort        [repl_fail]
  *   commit/abort/check -> answered [repl_finish]
  */
@@ -54,7 +64,8 @@
 #include "log.h"
 
 #define PIECE (1u << 20)
-#define READ_TIMEOUT_MS 30000u
+#define PIECE_BURST 4u /* pieces of credit the repair bucket may hold */
+#define PIECE_MAP_BYTES (PIECE / CHUNK_BLOCK_SIZE / 8) /* a piece's map */
 
 enum repl_step { STEP_CHECK, STEP_WRITE, STEP_COMMIT, STEP_ABORT };
 
@@ -65,15 +76,17 @@ struct chunk_repl {
     uv_timer_t pace;
     enum repl_step step;
     uint64_t chunk_id, version;
-    uint32_t off; /* next byte to read */
-    uint8_t *buf; /* the piece being written, PIECE bytes */
-    int status;   /* the error an abort answers with */
-    bool noop;    /* already here at that version */
+    uint32_t off;                  /* next byte to read */
+    uint8_t *buf;                  /* the piece being written, PIECE bytes */
+    uint8_t map[PROTO_WMAP_BYTES]; /* the source's data map */
+    int status;                    /* the error an abort answers with */
+    bool noop;                     /* already here at that version */
     uint64_t start_ns, bytes_read, bytes_written;
     char source[]; /* address, NUL-terminated */
 };
 
 static void piece_next(struct chunk_repl *r);
+static void map_send(struct chunk_repl *r);
 
 /* ---- Worker side ------------------------------------------------------- */
 
@@ -209,7 +222,7 @@ static void repl_done(struct chunk_job *j, int rc)
         if (rc < 0 || r->noop)
             repl_finish(r, rc);
         else
-            piece_next(r);
+            map_send(r);
         break;
     case STEP_WRITE:
         if (rc < 0)
@@ -222,6 +235,59 @@ static void repl_done(struct chunk_job *j, int rc)
         repl_finish(r, rc);
         break;
     }
+}
+
+/* Does the piece at @off hold a block the source's map lists? */
+static bool piece_has_data(const struct chunk_repl *r, uint32_t off)
+{
+    const uint8_t *m = r->map + off / PIECE * PIECE_MAP_BYTES;
+
+    for (uint32_t i = 0; i < PIECE_MAP_BYTES; i++)
+        if (m[i])
+            return true;
+    return false;
+}
+
+static void on_map_rep(struct peer *p, int status, const uint8_t *payload,
+                       size_t len, void *arg)
+{
+    struct chunk_repl *r = arg;
+    struct proto_bytes_rep rep;
+
+    (void)p;
+    if (status == -ENOSYS) { /* a source without data maps: read it all */
+        memset(r->map, 0xFF, sizeof(r->map));
+        piece_next(r);
+        return;
+    }
+    if (status == 0)
+        status = proto_bytes_rep_decode(payload, len, &rep);
+    if (status == 0 && rep.data.len != sizeof(r->map))
+        status = -EPROTO;
+    if (status < 0) {
+        repl_fail(r, status);
+        return;
+    }
+    memcpy(r->map, rep.data.p, sizeof(r->map));
+    piece_next(r);
+}
+
+static void map_send(struct chunk_repl *r)
+{
+    struct proto_chunk_ref m = {.chunk_id = r->chunk_id, .version = r->version};
+    struct proto_str addr = {r->source, (uint32_t)strlen(r->source)};
+    struct proto_wbuf w;
+    int rc;
+
+    proto_wbuf_init(&w);
+    proto_chunk_ref_encode(&w, &m);
+    rc = w.err ? w.err
+               : chunk_chain_request(r->job.srv->chain, addr,
+                                     PROTO_MSG_CHUNK_DATAMAP_REQ, w.p, w.len,
+                                     on_map_rep, r);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        repl_fail(r, rc);
 }
 
 static void on_read_rep(struct peer *p, int status, const uint8_t *payload,
@@ -286,12 +352,15 @@ static void piece_next(struct chunk_repl *r)
     struct chunk_server *srv = r->job.srv;
     uint64_t now = uv_hrtime(), wait;
 
+    while (r->off < PROTO_CHUNK_SIZE && !piece_has_data(r, r->off))
+        r->off += PIECE;
     if (r->off >= PROTO_CHUNK_SIZE) {
         step_submit(r, STEP_COMMIT);
         return;
     }
     if (!srv->repair_rate_set) {
-        chunk_rate_init(&srv->repair_rate, srv->repair_bps, 0, now);
+        chunk_rate_init(&srv->repair_rate, srv->repair_bps,
+                        (uint64_t)PIECE_BURST * PIECE, now);
         srv->repair_rate_set = true;
     }
     wait = chunk_rate_take(&srv->repair_rate, PIECE, now);

@@ -103,10 +103,25 @@
  * them does not reserve again.
  *
  * Bad chunks: a chunk that failed a checksum or an I/O (chunk_scrub.c,
- * or a client read) is marked bad in memory, and from then on every
- * read, write, sync and truncate of it fails with -EBADMSG, so a replica
- * that is known to be damaged is not served while metad replaces it.
- * Deleting the chunk or committing a fresh copy over it clears the mark.
+ * or a client read) is marked bad, and from then on every read, write,
+ * sync and truncate of it fails with -EBADMSG, so a replica that is known
+ * to be damaged is not served while metad replaces it.  Deleting the
+ * chunk or committing a fresh copy over it clears the mark.  The mark is
+ * kept in memory and as a file DIR/bad/<id> holding the reason, read back
+ * at open, so a restart neither serves the chunk again nor forgets to
+ * report it (chunk_meta.c reports every marked chunk once registered).
+ * The file is not synced: a host crash that loses it loses nothing the
+ * checksums will not find again.
+ *
+ * Space on disk: the store keeps the bytes its chunks' data and checksum
+ * files take on disk (st_blocks * 512), summed once at open and moved by
+ * every change that can allocate or free space: create, clone, a write
+ * (blocking; a nowait write only fills space already reserved), truncate,
+ * delete and the replacement by a staged copy.  Each handle remembers
+ * its chunk's share (alloc), so an update is two fstat() calls and a
+ * difference.  chunkd sends the sum to metad with every heartbeat
+ * (docs/protocol.md §9.2): what a server uses is what its disk holds, not
+ * 64 MiB per chunk.
  */
 #include "chunk_internal.h"
 
@@ -173,6 +188,7 @@ struct chunk_file {
     bool exists;
     int dfd, cfd; /* -1 unless exists */
     uint64_t version, length;
+    uint64_t alloc; /* bytes both files take on disk, as in store->alloc */
     uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
     struct chunk_wmap wmap; /* main store only; unknown in the stage */
 };
@@ -185,10 +201,11 @@ struct chunk_store {
     struct chunk_file *idle_new, *idle_old;
     uint32_t nidle, idle_max;
     uint32_t count;            /* atomic */
+    uint64_t alloc;            /* atomic: bytes on disk, sum of f->alloc */
     uint32_t zero_crc;         /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
     struct chunk_store *stage; /* copies being built; NULL in the stage */
-    /* Under lock: ids of chunks marked bad, unordered (few). */
-    uint64_t *bad;
+    /* Under lock: chunks marked bad, unordered (few). */
+    struct chunk_bad *bad;
     size_t nbad, bad_cap;
     bool no_reflink; /* clones always copy (chunk_store_set_reflink) */
     /* Atomic, set once: the file system refused RWF_NOWAIT for reads or
@@ -514,6 +531,33 @@ static void file_free_list(struct chunk_file *f)
     }
 }
 
+/* Bytes the data file @dfd and checksum file @cfd take on disk; a file
+ * that cannot be stat'ed counts as none. */
+static uint64_t files_alloc(int dfd, int cfd)
+{
+    struct stat st;
+    uint64_t n = 0;
+
+    if (dfd >= 0 && fstat(dfd, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    if (cfd >= 0 && fstat(cfd, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    return n;
+}
+
+/* Re-read the space @f's files take (exclusive lock held; none once it
+ * stopped existing) and move the store's sum by the change. */
+static void alloc_update(struct chunk_store *s, struct chunk_file *f)
+{
+    uint64_t now = f->exists ? files_alloc(f->dfd, f->cfd) : 0;
+
+    if (now >= f->alloc)
+        __atomic_add_fetch(&s->alloc, now - f->alloc, __ATOMIC_RELAXED);
+    else
+        __atomic_sub_fetch(&s->alloc, f->alloc - now, __ATOMIC_RELAXED);
+    f->alloc = now;
+}
+
 /* Open the files of a chunk that may exist.  A missing .crc file means no
  * chunk; a missing data file is an empty one (its blocks will then fail
  * their checksums, which is what lost data should do). */
@@ -541,6 +585,9 @@ static int file_load(struct chunk_store *s, struct chunk_file *f)
         return rc;
     }
     f->exists = true;
+    /* Counted in s->alloc already: at open, or by the change that made
+     * the files as they are. */
+    f->alloc = files_alloc(f->dfd, f->cfd);
     if (s->stage) {
         chunk_path(s, f->id, ".wmap", path, sizeof(path));
         if ((rc = chunk_wmap_load(&f->wmap, path)) < 0) {
@@ -718,13 +765,19 @@ uint32_t chunk_store_cached(struct chunk_store *s)
 static bool bad_find(struct chunk_store *s, uint64_t id, size_t *at)
 {
     for (size_t i = 0; i < s->nbad; i++) {
-        if (s->bad[i] == id) {
+        if (s->bad[i].id == id) {
             if (at)
                 *at = i;
             return true;
         }
     }
     return false;
+}
+
+/* DIR/bad/<id>: the mark's file (main store only: s->stage is set). */
+static void bad_path(struct chunk_store *s, uint64_t id, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/bad/%016llx", s->dir, (unsigned long long)id);
 }
 
 bool chunk_store_is_bad(struct chunk_store *s, uint64_t id)
@@ -737,37 +790,109 @@ bool chunk_store_is_bad(struct chunk_store *s, uint64_t id)
     return bad;
 }
 
-int chunk_store_mark_bad(struct chunk_store *s, uint64_t id)
+/* Add @id to the list in memory (under s->lock): 1, 0 or -ENOMEM. */
+static int bad_add(struct chunk_store *s, uint64_t id, uint32_t reason)
 {
-    int rc = 1;
+    if (bad_find(s, id, NULL))
+        return 0;
+    if (s->nbad == s->bad_cap) {
+        size_t cap = s->bad_cap ? 2 * s->bad_cap : 16;
+        struct chunk_bad *n = realloc(s->bad, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        s->bad = n;
+        s->bad_cap = cap;
+    }
+    s->bad[s->nbad].id = id;
+    s->bad[s->nbad].reason = reason;
+    s->nbad++;
+    return 1;
+}
+
+int chunk_store_mark_bad(struct chunk_store *s, uint64_t id, uint32_t reason)
+{
+    char path[4096];
+    FILE *f;
+    int rc;
 
     pthread_mutex_lock(&s->lock);
-    if (bad_find(s, id, NULL)) {
-        rc = 0;
-    } else if (s->nbad == s->bad_cap) {
-        size_t cap = s->bad_cap ? 2 * s->bad_cap : 16;
-        uint64_t *n = realloc(s->bad, cap * sizeof(*n));
-        if (!n)
-            rc = -ENOMEM;
-        else {
-            s->bad = n;
-            s->bad_cap = cap;
-        }
-    }
-    if (rc == 1)
-        s->bad[s->nbad++] = id;
+    rc = bad_add(s, id, reason);
+    pthread_mutex_unlock(&s->lock);
+    if (rc != 1 || !s->stage)
+        return rc;
+    bad_path(s, id, path, sizeof(path));
+    f = fopen(path, "we");
+    if (!f || fprintf(f, "%u\n", reason) < 0 || fclose(f) != 0)
+        log_warn("chunk bad replica: mark not kept on disk: %s: chunk=%016llx "
+                 "path=%s",
+                 strerror(errno), (unsigned long long)id, path);
+    return rc;
+}
+
+int chunk_store_bad_list(struct chunk_store *s, struct chunk_bad **out,
+                         size_t *n)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    *n = s->nbad;
+    *out = malloc((s->nbad ? s->nbad : 1) * sizeof(**out));
+    if (!*out)
+        rc = -ENOMEM;
+    else if (s->nbad)
+        memcpy(*out, s->bad, s->nbad * sizeof(**out));
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
 static void bad_clear(struct chunk_store *s, uint64_t id)
 {
+    char path[4096];
     size_t i;
+    bool found;
 
     pthread_mutex_lock(&s->lock);
-    if (bad_find(s, id, &i))
+    found = bad_find(s, id, &i);
+    if (found)
         s->bad[i] = s->bad[--s->nbad];
     pthread_mutex_unlock(&s->lock);
+    if (found && s->stage) {
+        bad_path(s, id, path, sizeof(path));
+        unlink(path);
+    }
+}
+
+/* Read back the marks under DIR/bad (a missing folder is made). */
+static int bad_load(struct chunk_store *s)
+{
+    char path[4096];
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    snprintf(path, sizeof(path), "%s/bad", s->dir);
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    if (!(d = opendir(path)))
+        return -errno;
+    while (rc >= 0 && (de = readdir(d))) {
+        char *end, file[4096 + 512];
+        unsigned reason = 0;
+        uint64_t id = strtoull(de->d_name, &end, 16);
+        FILE *f;
+
+        if (strlen(de->d_name) != 16 || *end)
+            continue;
+        snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+        if ((f = fopen(file, "re")) != NULL) {
+            if (fscanf(f, "%u", &reason) != 1)
+                reason = 0;
+            fclose(f);
+        }
+        rc = bad_add(s, id, reason);
+    }
+    closedir(d);
+    return rc < 0 ? rc : 0;
 }
 
 /* Lock chunk @id shared or exclusive and check that it exists at @ver and
@@ -976,8 +1101,10 @@ static int range_check(uint32_t off, uint32_t len)
 
 static int count_one(const struct chunk_info *ci, void *arg)
 {
-    (void)ci;
-    (*(uint32_t *)arg)++;
+    struct chunk_store *s = arg;
+
+    s->count++;
+    s->alloc += ci->alloc;
     return 0;
 }
 
@@ -1040,7 +1167,9 @@ static int store_open(const char *dir, bool with_stage,
     free(zero);
     s->idle_max = with_stage ? idle_default() : IDLE_STAGE;
     pthread_mutex_init(&s->lock, NULL);
-    rc = chunk_store_list(s, count_one, &s->count);
+    rc = chunk_store_list(s, count_one, s);
+    if (rc == 0 && with_stage)
+        rc = bad_load(s);
     if (rc == 0 && with_stage)
         rc = chunk_wmap_boot_begin(dir);
     if (rc == 0 && with_stage)
@@ -1135,6 +1264,8 @@ static int files_create(struct chunk_store *s, struct chunk_file *f,
     f->exists = true;
     f->version = ver;
     f->length = length;
+    f->alloc = 0;
+    alloc_update(s, f);
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
     /* A new chunk, or a copy for copy-on-write, starts with nothing
      * written since.  Without its map (a crash before it, an error) the
@@ -1226,6 +1357,7 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             chunk_path(s, id, ".wmap", path, sizeof(path));
             unlink(path);
             file_shut(f);
+            alloc_update(s, f);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
             bad_clear(s, id);
             /* docs/protocol.md §7.6: the deletion is durable before the
@@ -1255,6 +1387,7 @@ int chunk_store_stat(struct chunk_store *s, uint64_t id, struct chunk_info *ci)
         ci->id = id;
         ci->version = f->version;
         ci->length = f->length;
+        ci->alloc = f->alloc;
     }
     file_unlock(s, f);
     return rc;
@@ -1306,6 +1439,7 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
         if (unlink(to) < 0 && errno != ENOENT)
             return -errno;
         file_shut(f);
+        alloc_update(s, f);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
     /* The copy's past writes were never seen here: its map is unknown. */
@@ -1321,6 +1455,7 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     if (rename(from, to) < 0)
         return -errno;
     file_shut(sf);
+    alloc_update(s->stage, sf);
     __atomic_sub_fetch(&s->stage->count, 1, __ATOMIC_RELAXED);
     rc = fsync_path(dir);
     if (rc == 0) {
@@ -1332,8 +1467,11 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     rc = file_load(s, f);
     if (rc == 0 && !f->exists)
         rc = -EIO;
-    if (rc == 0)
+    if (rc == 0) {
+        /* file_load() took the files' space as counted; it is new here. */
+        __atomic_add_fetch(&s->alloc, f->alloc, __ATOMIC_RELAXED);
         __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+    }
     return rc;
 }
 
@@ -1682,6 +1820,10 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     if (rc == 0 && sync)
         rc = sync_files(f);
 out:
+    /* A nowait write fills space already reserved: only a blocking one
+     * can allocate (fallocate, or a file system without it). */
+    if (!rwf)
+        alloc_update(s, f);
     if (crc != stack)
         free(crc);
     return rc;
@@ -1811,6 +1953,7 @@ done:
         rc = sync_files(f);
     }
 out:
+    alloc_update(s, f);
     free(blk);
     file_unlock(s, f);
     return rc;
@@ -1831,6 +1974,34 @@ int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
     return rc;
 }
 
+/* Blocks with a stored checksum of 0 were never written and read as zeros
+ * (invariant 2), and so do the blocks past the length (invariant 1): every
+ * other block of the length gets its bit. */
+int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                        uint8_t *out)
+{
+    struct chunk_file *f;
+    uint8_t *raw;
+    uint32_t nb;
+    int rc = file_lock(s, id, ver, false, &f);
+
+    if (rc < 0)
+        return rc;
+    memset(out, 0, PROTO_WMAP_BYTES);
+    nb = (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
+    raw = nb ? malloc((size_t)nb * 4) : NULL;
+    if (nb && !raw)
+        rc = -ENOMEM;
+    else if (nb)
+        rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE, 0);
+    for (uint32_t b = 0; rc == 0 && b < nb; b++)
+        if (get_le32(raw + 4 * b) != 0)
+            out[b / 8] |= (uint8_t)(1u << (b % 8));
+    free(raw);
+    file_unlock(s, f);
+    return rc;
+}
+
 /* ---- Inventory and space ----------------------------------------------- */
 
 static bool parse_name(const char *name, uint64_t *id)
@@ -1844,6 +2015,15 @@ static bool parse_name(const char *name, uint64_t *id)
             return false;
     *id = strtoull(name, &end, 16);
     return end == name + 16;
+}
+
+/* The data file's name of checksum file @crc_name (as parse_name()
+ * accepted it), into @out (17 bytes). */
+static const char *data_name(const char *crc_name, char *out)
+{
+    memcpy(out, crc_name, 16);
+    out[16] = '\0';
+    return out;
 }
 
 static int list_dir(struct chunk_store *s, const char *sub,
@@ -1860,6 +2040,8 @@ static int list_dir(struct chunk_store *s, const char *sub,
         return errno == ENOENT ? 0 : -errno;
     while (rc == 0 && (de = readdir(d))) {
         struct chunk_info ci;
+        char name[17];
+        struct stat st;
         uint64_t len;
         int fd;
 
@@ -1874,6 +2056,9 @@ static int list_dir(struct chunk_store *s, const char *sub,
             close(fd);
             continue;
         }
+        ci.alloc = files_alloc(-1, fd);
+        if (fstatat(dirfd(d), data_name(de->d_name, name), &st, 0) == 0)
+            ci.alloc += (uint64_t)st.st_blocks * 512;
         close(fd);
         ci.length = len;
         rc = cb(&ci, arg);
@@ -1918,4 +2103,9 @@ int chunk_store_space(struct chunk_store *s, uint64_t *capacity, uint64_t *free)
 uint32_t chunk_store_count(struct chunk_store *s)
 {
     return __atomic_load_n(&s->count, __ATOMIC_RELAXED);
+}
+
+uint64_t chunk_store_allocated(struct chunk_store *s)
+{
+    return __atomic_load_n(&s->alloc, __ATOMIC_RELAXED);
 }

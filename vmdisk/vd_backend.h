@@ -163,6 +163,10 @@ enum vd_cache_mode {
     VD_CACHE_NONE = 0,     /* every read goes to the servers */
     VD_CACHE_WRITETHROUGH, /* reads may be served from the block cache */
     VD_CACHE_WRITEBACK,    /* that, and writes wait in memory for FLUSH */
+    /* Write-through until the image's first FLUSH, write-back from then
+     * on: a client that flushes gets write-back, one that never does
+     * loses nothing to a crash (librbd's "writethrough until flush"). */
+    VD_CACHE_AUTO,
 };
 #define VD_CACHE_SIZE_DEFAULT (64ull << 20)      /* bytes per image */
 #define VD_CACHE_MAX_DIRTY_DEFAULT (32ull << 20) /* bytes, the process */
@@ -174,7 +178,7 @@ struct vd_tessera_opts {
     const char *key;        /* key file (--key, $TESSERA_KEY); NULL: no key */
     enum vd_cache_mode cache;
     uint64_t cache_size; /* bytes per image; 0: VD_CACHE_SIZE_DEFAULT */
-    /* VD_CACHE_WRITEBACK: unflushed bytes held at most (0: the default)
+    /* VD_CACHE_WRITEBACK, _AUTO: unflushed bytes held at most (0: the default)
      * and how long one may wait before it is written (0: the default). */
     uint64_t max_dirty;
     uint32_t max_dirty_age_ms;

@@ -78,8 +78,10 @@ static void usage(FILE *f, const char *prog)
             "(default %d)\n"
             "    --cache MODE            block cache per image (tessera): "
             "none,\n"
-            "                            writethrough (default) or "
-            "writeback\n"
+            "                            writethrough, writeback, or "
+            "auto (default:\n"
+            "                            writethrough until the image's "
+            "first FLUSH)\n"
             "    --cache-size MIB        block cache size per image "
             "(default %llu)\n"
             "    --cache-max-dirty MIB   writeback: unflushed data held "
@@ -258,9 +260,11 @@ static int parse_args(int argc, char **argv, struct cli *cli)
                 cli->cache = VD_CACHE_WRITETHROUGH;
             } else if (!strcmp(optarg, "writeback")) {
                 cli->cache = VD_CACHE_WRITEBACK;
+            } else if (!strcmp(optarg, "auto")) {
+                cli->cache = VD_CACHE_AUTO;
             } else {
-                fprintf(stderr, "tessera-nbd: --cache: none, writethrough "
-                                "or writeback\n");
+                fprintf(stderr, "tessera-nbd: --cache: none, writethrough, "
+                                "writeback or auto\n");
                 return -1;
             }
             break;
@@ -435,7 +439,7 @@ static int tls_setup(const struct cli *cli, enum vd_tls_mode *mode,
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {.backend = "tessera", .cache = VD_CACHE_WRITETHROUGH};
+    struct cli cli = {.backend = "tessera", .cache = VD_CACHE_AUTO};
     struct vd_backend *be = NULL;
     struct vd_server *s = NULL;
     struct http_server *http = NULL;

@@ -865,11 +865,14 @@ int vd_tessera_new(const struct vd_tessera_opts *o, struct vd_backend **out)
                            .role = PROTO_ROLE_NBD,
                            .direct_write_max = o->direct_write_max,
                            .auth = ctx->auth};
-    if (o->cache == VD_CACHE_WRITEBACK) {
+    if (o->cache == VD_CACHE_WRITEBACK || o->cache == VD_CACHE_AUTO) {
         /* Writes wait in the client's delayed-write store until a FLUSH,
          * the age limit or the dirty limit; metad recalls them before a
-         * snapshot, a clone or another client's open (callbacks). */
+         * snapshot, a clone or another client's open (callbacks).  In
+         * auto mode only once the image was flushed (tess_flush() syncs
+         * the file: cl_opts.delay_after_sync). */
         opts.cache = CL_CACHE_WRITEBACK;
+        opts.delay_after_sync = o->cache == VD_CACHE_AUTO;
         opts.callbacks = true;
         opts.dirty_max =
             o->max_dirty ? o->max_dirty : VD_CACHE_MAX_DIRTY_DEFAULT;

@@ -15,6 +15,31 @@ ts_start_mount "$TS_MNT" || it_fail "mount did not start"
 T=$TS_BIN/tessera
 M=$TS_MNT
 
+# A server's used space is what its chunk files take on its disk, as its
+# heartbeat reports it (docs/protocol.md §9.2): 1 MiB written into a fresh
+# 64 MiB file counts about 1 MiB on each server holding it, not the chunk's
+# 64 MiB of file.
+truncate -s 64M "$M/one"
+head -c 1048576 /dev/urandom | dd of="$M/one" bs=1M conv=notrunc status=none
+sync "$M/one"
+mib=1048576
+used=
+for _ in $(seq 50); do
+    used=$(it_json "' '.join('%d:%d' % (s['chunks'], s['used']) for s in j['server_list'])" status)
+    held=$(tr ' ' '\n' <<<"$used" | awk -F: -v m=$mib '$1 > 0 && $2 >= m' | wc -l)
+    [ "$held" -ge 1 ] && break
+    sleep 0.2
+done
+[ "$held" -ge 1 ] || it_fail "no server reports the 1 MiB it holds (chunks:used $used)"
+for cu in $used; do
+    [ "${cu#*:}" -lt $((8 * mib)) ] ||
+        it_fail "1 MiB written shows ${cu#*:} bytes used on a server (chunks:used $used)"
+done
+it_ok "1 MiB written shows about 1 MiB used per server holding it (chunks:used $used)"
+"$T" servers | grep -q "1\.0 MiB" || it_fail "tessera servers: $("$T" servers)"
+it_ok "tessera servers shows the bytes on disk"
+rm "$M/one"
+
 mkdir -p "$M/d/e"
 head -c 3000000 /dev/urandom >"$M/d/e/f"
 sync "$M/d/e/f"

@@ -5,11 +5,13 @@
 # the paths substituted, example configs, bash completion, where a package
 # puts them.  Into a real PREFIX under the temp folder: `systemd-analyze
 # verify` accepts every unit (their programs and man pages exist there),
-# every man page renders and documents --config, the installed programs
-# run, and the completion finds the CLI's verbs from its --help.
+# every man page renders and documents --config, each verb of the CLI has
+# its page tessera-VERB(1) made from `tessera VERB --help` and listed in
+# tessera(1), the installed programs run, and the completion finds the
+# CLI's verbs from its --help.
 # Needs: make, help2man, systemd-analyze, man; exits 77 when one is missing.
 . "$(dirname "$0")/lib.sh"
-it_need make help2man systemd-analyze man
+it_need make help2man systemd-analyze man groff
 
 mk() { make -s --no-print-directory -C "$it_root" BUILD="$BUILD" "$@"; }
 
@@ -61,6 +63,32 @@ for p in tessera tessera-metad tessera-chunkd tessera-nbd tessera-mount; do
     "$root/bin/$p" --help >/dev/null 2>&1 || it_fail "installed $p --help fails"
 done
 it_ok "every man page renders with its options; the installed programs run"
+
+# A page per verb of the CLI, made from its own --help: each exists (also
+# staged), renders without a warning, shows the verb's synopsis as
+# `tessera VERB --help` prints it, and tessera(1) lists it in SEE ALSO.
+verbs=$(bash -c ". '$root/share/bash-completion/completions/tessera'; _tessera_words '$root/bin/tessera' ''")
+[ "$(wc -w <<<"$verbs")" -ge 10 ] || it_fail "too few verbs in tessera --help: $verbs"
+see=$(MANWIDTH=1000 man -l "$root/share/man/man1/tessera.1" 2>/dev/null |
+    sed -n '/^SEE ALSO/,$p')
+for v in $verbs; do
+    page=$root/share/man/man1/tessera-$v.1
+    [ -e "$stage/usr/share/man/man1/tessera-$v.1" ] ||
+        it_fail "make install DESTDIR did not lay out tessera-$v.1"
+    [ -e "$page" ] || it_fail "no man page for the verb $v"
+    warn=$(groff -man -Tutf8 -ww -z "$page" 2>&1) || it_fail "groff fails on tessera-$v.1"
+    [ -z "$warn" ] || it_fail "tessera-$v.1 renders with warnings: $warn"
+    text=$(MANWIDTH=1000 man -l "$page" 2>/dev/null) || it_fail "man -l tessera-$v.1"
+    grep -q "^NAME" <<<"$text" && grep -q "tessera-$v - " <<<"$text" ||
+        it_fail "tessera-$v.1 has no NAME line: $text"
+    "$root/bin/tessera" "$v" --help | sed -n 's/^\(Usage:\|  or:\) *//p' |
+        while read -r syn; do
+            grep -qF -- "$syn" <<<"$text" ||
+                it_fail "tessera-$v.1 lacks the synopsis '$syn' of tessera $v --help"
+        done || exit 1
+    grep -q "tessera-$v(1)" <<<"$see" || it_fail "tessera(1) SEE ALSO misses tessera-$v(1)"
+done
+it_ok "a man page per verb ($(wc -w <<<"$verbs")), rendering cleanly, with the synopsis of its --help, in tessera(1)'s SEE ALSO"
 
 # The completion's words are the CLI's own.
 words=$(bash -c ". '$root/share/bash-completion/completions/tessera'; _tessera_words '$root/bin/tessera'")

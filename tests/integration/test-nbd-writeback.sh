@@ -14,7 +14,10 @@
 #      before it durable: after kill -9 of tessera-nbd and a new one, all
 #      flushed bytes read back;
 #   4. fio writes and verifies random blocks (16 in flight) through the
-#      cache.
+#      cache;
+#   5. the default, --cache auto: before an image's first FLUSH a write is
+#      on the servers when it is acknowledged (it survives kill -9 of
+#      tessera-nbd); after it, writes wait in memory as in write-back.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,nbd}, tessera, qemu-io, fio with
 # the nbd engine, python3; exits 77 when one is missing.
 . "$(dirname "$0")/lib.sh"
@@ -105,3 +108,61 @@ fio --name=wbverify --ioengine=nbd --uri="$(uri wbf.img)" --size=32M --bs=4k \
     --rw=randwrite --iodepth=16 --verify=crc32c --verify_fatal=1 \
     --output="$IT_TMP/fio.out" || it_fail "fio: $(tail -20 "$IT_TMP/fio.out")"
 it_ok "fio: 32 MiB of random 4 KiB writes read back and verified"
+
+# ---- 5. auto (the default): write-through until the image's first FLUSH -----------
+ts_kill nbd TERM
+AUTO_ARGS=(--unix "$SOCK" --cache-max-dirty-age 600000) # no --cache: auto
+ts_start_nbd "${AUTO_ARGS[@]}" || it_fail "tessera-nbd did not restart"
+# hold_open IMAGE: a new held qemu-io on IMAGE behind io().
+hold_open() {
+    rm -f "$hold"
+    mkfifo "$hold"
+    qemu-io -f raw -t writeback "$(uri "$1")" <"$hold" >>"$IT_TMP/qemu-io.out" 2>&1 &
+    qpid=$!
+    exec 5>"$hold"
+}
+hold_close() {
+    exec 5>&-
+    kill "$qpid" 2>/dev/null
+    wait "$qpid" 2>/dev/null || true
+}
+"$T" image create /auto.img 128M >/dev/null || it_fail "image create"
+hold_open auto.img
+io "write -P 0x21 0 1M" | grep -q "^wrote" || it_fail "auto: first write"
+ts_kill nbd KILL
+ts_start_nbd "${AUTO_ARGS[@]}" --readonly || it_fail "tessera-nbd did not restart"
+check "$(uri auto.img)" 0x21 0 1M ||
+    it_fail "auto: a write acknowledged before any FLUSH was lost: $(cat "$IT_TMP/check.out")"
+it_ok "auto: before the first FLUSH a write survives kill -9 of tessera-nbd"
+hold_close
+ts_kill nbd TERM
+ts_start_nbd "${AUTO_ARGS[@]}" || it_fail "tessera-nbd did not restart"
+"$T" image create /auto2.img 128M >/dev/null || it_fail "image create"
+hold_open auto2.img
+io "write -P 0x31 0 64k" | grep -q "^wrote" || it_fail "auto: write before FLUSH"
+echo "flush" >&5
+io "read -P 0x31 0 4k" >/dev/null
+# on_disk BYTE: some chunk file on a server starts with a 4 KiB block of
+# BYTE (the servers' disks, not metad: asking metad would recall the
+# cache).
+on_disk() {
+    python3 - "$1" "$TS_DIR" <<'PY'
+import glob, sys
+want = bytes([int(sys.argv[1], 16)]) * 4096
+for f in glob.glob(sys.argv[2] + "/chunk*/chunks/*/*"):
+    if f.endswith((".crc", ".wmap")):
+        continue
+    with open(f, "rb") as fh:
+        if fh.read(4096) == want:
+            sys.exit(0)
+sys.exit(1)
+PY
+}
+io "write -P 0x32 64M 1M" | grep -q "^wrote" || it_fail "auto: write after FLUSH"
+on_disk 0x32 && it_fail "auto: a write after the first FLUSH went to the servers at once"
+it_ok "auto: after the first FLUSH a write waits in memory"
+echo "flush" >&5
+io "read -P 0x32 64M 4k" >/dev/null
+on_disk 0x32 || it_fail "auto: the FLUSH did not write it to the servers"
+it_ok "auto: the next FLUSH writes it"
+hold_close

@@ -43,6 +43,19 @@ grep -q "Status page         http://127.0.0.1:$((base + 10))/" "$IT_TMP/run1.log
     it_fail "no status page URL: $(cat "$IT_TMP/run1.log")"
 it_ok "tessera-run starts and prints the status page URL"
 
+# The README shows those URLs as the default ports give them.
+python3 - "$IT_TMP/run1.log" "$it_root/README.md" "$base" <<'PY' || it_fail "README.md and make run disagree"
+import re, sys
+log, readme, base = open(sys.argv[1]).read(), open(sys.argv[2]).read(), int(sys.argv[3])
+urls = [re.sub(r"127\.0\.0\.1:(\d+)", lambda m: "127.0.0.1:%d" % (int(m.group(1)) - base + 9420), l.rstrip())
+        for l in log.splitlines() if "http://" in l]
+missing = [u for u in urls if "    " + u not in readme.splitlines()]
+if not urls or missing:
+    print("make run prints, README.md lacks:", *missing, sep="\n  ")
+    sys.exit(1)
+PY
+it_ok "README.md shows the URLs make run prints"
+
 npids=$(wc -l <"$run/pids")
 TESSERA_RUN_DIR=$run TESSERA_PORT=$((base + 100)) "$it_root/scripts/tessera-run" \
     >"$IT_TMP/run2.log" 2>&1

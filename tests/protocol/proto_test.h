@@ -577,6 +577,7 @@ sample_server_heartbeat_req(struct proto_server_heartbeat_req *m,
     m->capacity = 5ull << 40;
     m->free = 1ull << 40;
     m->chunks = 123456;
+    m->used = (3ull << 30) + 4096;
 }
 
 /* Three entries built into @s. */

@@ -45,6 +45,12 @@ static void test_proto_server_heartbeat_req_decode_roundtrip(void **state)
     assert_int_equal(out.capacity, in.capacity);
     assert_int_equal(out.free, in.free);
     assert_int_equal(out.chunks, in.chunks);
+    assert_int_equal(out.used, in.used);
+    /* docs/protocol.md §9.2: exactly 32 bytes, used last, big-endian. */
+    assert_int_equal(w.len, 32);
+    assert_int_equal(w.p[27], 0);
+    assert_int_equal(w.p[28], 0xc0);
+    assert_int_equal(w.p[30], 0x10);
     FREE_BUFS(&w, &s);
 }
 

@@ -179,7 +179,8 @@ static void test_chunk_store_clone_bad_source(void **state)
     struct fix *fx = *state;
 
     make_source(fx);
-    assert_int_equal(chunk_store_mark_bad(fx->s, SRC), 1);
+    assert_int_equal(chunk_store_mark_bad(fx->s, SRC, PROTO_REPORT_CHECKSUM),
+                     1);
     assert_int_equal(chunk_store_clone(fx->s, SRC, 3, DST, 1), -EBADMSG);
 }
 

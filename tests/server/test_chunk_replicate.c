@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "chunk_internal.h"
+#include "opcount.h"
 #include "test_chunk_util.h"
 
 #define MIB (1u << 20)
@@ -265,7 +266,8 @@ static void test_chunk_replicate_handle_replaces_bad_copy(void **state)
     assert_int_equal(
         chunk_store_write(store(fx, 0), 25, 1, 0, a, sizeof(a), false), 0);
     assert_int_equal(chunk_store_setversion(store(fx, 1), 25, 0, 1), 0);
-    assert_int_equal(chunk_store_mark_bad(store(fx, 1), 25), 1);
+    assert_int_equal(
+        chunk_store_mark_bad(store(fx, 1), 25, PROTO_REPORT_CHECKSUM), 1);
     assert_int_equal(chunk_store_read(store(fx, 1), 25, 1, 0, 4096, got),
                      -EBADMSG);
     /* Same version, but known bad: copied again, and served again. */
@@ -284,22 +286,58 @@ static void test_chunk_replicate_handle_source_unreachable(void **state)
     assert_int_equal(chunk_store_stat(store(fx, 1), 26, &ci), -ENOENT);
 }
 
+/* A block written in each 1 MiB piece of chunk @id at @ver on A: every
+ * piece must cross the wire. */
+static void write_every_piece(struct fix *fx, uint64_t id, uint64_t ver)
+{
+    uint8_t a[4096];
+
+    fill(a, sizeof(a), 9);
+    assert_int_equal(chunk_store_setversion(store(fx, 0), id, 0, ver), 0);
+    for (uint32_t off = 0; off < PROTO_CHUNK_SIZE; off += MIB)
+        assert_int_equal(chunk_store_write(store(fx, 0), id, ver, off + 8192, a,
+                                           sizeof(a), false),
+                         0);
+}
+
 static void test_chunk_replicate_handle_rate_limited(void **state)
 {
     struct fix *fx = *state;
-    uint8_t a[4096];
     uint64_t t0;
 
-    fill(a, sizeof(a), 9);
-    assert_int_equal(chunk_store_setversion(store(fx, 0), 27, 0, 1), 0);
-    assert_int_equal(
-        chunk_store_write(store(fx, 0), 27, 1, 0, a, sizeof(a), false), 0);
-    /* 64 MiB cross the wire at 512 MiB/s: at least 125 ms. */
+    write_every_piece(fx, 27, 1);
+    /* 64 MiB cross the wire at 512 MiB/s, 4 MiB of them on the bucket's
+     * credit: at least 117 ms. */
     fx->n[1].srv.repair_bps = 512ull * MIB;
     t0 = uv_hrtime();
     assert_int_equal(replicate(fx, 27, 1, fx->n[0].addr), 0);
-    assert_true(uv_hrtime() - t0 >= 125000000ull);
+    assert_true(uv_hrtime() - t0 >= 117000000ull);
     assert_same(fx, 27, 1);
+}
+
+/* Only the pieces holding data are read from the source. */
+static void test_chunk_replicate_handle_reads_only_data(void **state)
+{
+    struct fix *fx = *state;
+    static uint8_t d[3 * 4096];
+    uint64_t before;
+
+    fill(d, sizeof(d), 4);
+    assert_int_equal(chunk_store_setversion(store(fx, 0), 30, 0, 2), 0);
+    assert_int_equal(
+        chunk_store_write(store(fx, 0), 30, 2, 4096, d, sizeof(d), false), 0);
+    assert_int_equal(chunk_store_write(store(fx, 0), 30, 2, 40 * MIB - 4096, d,
+                                       sizeof(d), false),
+                     0);
+    before =
+        atomic_load(&opcount_served.response_bytes[OPCOUNT_OP_CHUNK_READ_REQ]);
+    assert_int_equal(replicate(fx, 30, 2, fx->n[0].addr), 0);
+    assert_same(fx, 30, 2);
+    /* Pieces 0, 39 and 40, each with its 4-byte length. */
+    assert_int_equal(
+        atomic_load(&opcount_served.response_bytes[OPCOUNT_OP_CHUNK_READ_REQ]) -
+            before,
+        3 * (MIB + 4));
 }
 
 static void test_chunk_replicate_handle_busy(void **state)
@@ -313,7 +351,7 @@ static void test_chunk_replicate_handle_busy(void **state)
     struct proto_wbuf w;
     int first = 1; /* status of the first request, 1 until answered */
 
-    assert_int_equal(chunk_store_setversion(store(fx, 0), 28, 0, 1), 0);
+    write_every_piece(fx, 28, 1);
     fx->n[1].srv.repair_bps = 512ull * MIB;
     proto_wbuf_init(&w);
     proto_chunk_replicate_req_encode(&w, &m);
@@ -358,6 +396,7 @@ int test_chunk_replicate(void)
         T(test_chunk_replicate_handle_replaces_bad_copy),
         T(test_chunk_replicate_handle_source_unreachable),
         T(test_chunk_replicate_handle_rate_limited),
+        T(test_chunk_replicate_handle_reads_only_data),
         T(test_chunk_replicate_handle_busy),
         T(test_chunk_store_stage_commit_refuses_newer),
     };

@@ -357,6 +357,72 @@ static void test_chunk_store_list_inventory(void **state)
     chunk_store_close(s2);
 }
 
+/* Bytes chunk @id's two files take on disk, from the files themselves. */
+static uint64_t disk_bytes(struct fix *fx, uint64_t id)
+{
+    char path[256];
+    struct stat st;
+    uint64_t n = 0;
+
+    snprintf(path, sizeof(path), "%s/chunks/%02x/%016llx", fx->dir,
+             (unsigned)(id & 0xff), (unsigned long long)id);
+    if (stat(path, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    strcat(path, ".crc");
+    if (stat(path, &st) == 0)
+        n += (uint64_t)st.st_blocks * 512;
+    return n;
+}
+
+static void test_chunk_store_allocated_follows_disk(void **state)
+{
+    struct fix *fx = *state;
+    static uint8_t mib[1 << 20];
+    struct chunk_store *s2;
+    uint64_t one;
+
+    fill(mib, sizeof(mib), 3);
+    assert_int_equal(chunk_store_allocated(fx->s), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_setversion(fx->s, 0x2ff, 0, 1), 0);
+    /* 1 MiB at 32 MiB into a chunk: about 1 MiB on disk, not 33 or 64. */
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 32u << 20, mib, sizeof(mib), false), 0);
+    one = disk_bytes(fx, ID);
+    assert_true(one >= sizeof(mib) && one < 2 * sizeof(mib));
+    assert_int_equal(chunk_store_allocated(fx->s), one + disk_bytes(fx, 0x2ff));
+    /* A second open sums the same from the files. */
+    assert_int_equal(chunk_store_open(fx->dir, &s2), 0);
+    assert_int_equal(chunk_store_allocated(s2), chunk_store_allocated(fx->s));
+    chunk_store_close(s2);
+    /* Truncate gives the space back; delete takes the chunk's share. */
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, 4096), 0);
+    assert_true(disk_bytes(fx, ID) < one);
+    assert_int_equal(chunk_store_allocated(fx->s),
+                     disk_bytes(fx, ID) + disk_bytes(fx, 0x2ff));
+    assert_int_equal(chunk_store_delete(fx->s, 0x2ff, 0), 0);
+    assert_int_equal(chunk_store_delete(fx->s, ID, 0), 0);
+    assert_int_equal(chunk_store_allocated(fx->s), 0);
+}
+
+static void test_chunk_store_allocated_staged_copy(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t a[BS];
+
+    fill(a, BS, 9);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, a, BS, false), 0);
+    /* The copy counts once it replaced the chunk, and not before. */
+    assert_int_equal(chunk_store_stage_begin(fx->s, ID, 3), 0);
+    for (uint32_t off = 0; off < 64 * BS; off += BS)
+        assert_int_equal(chunk_store_stage_write(fx->s, ID, 3, off, a, BS), 0);
+    assert_int_equal(chunk_store_allocated(fx->s), disk_bytes(fx, ID));
+    assert_int_equal(chunk_store_stage_commit(fx->s, ID, 3), 0);
+    assert_true(disk_bytes(fx, ID) >= 64 * BS);
+    assert_int_equal(chunk_store_allocated(fx->s), disk_bytes(fx, ID));
+}
+
 static void test_chunk_store_space_reports_sizes(void **state)
 {
     struct fix *fx = *state;
@@ -612,7 +678,7 @@ static void test_chunk_store_read_nowait_cached_equals_read(void **state)
     assert_int_equal(chunk_store_read_nowait(fx->s, ID, 2, 0, BS, b), -ESTALE);
     assert_int_equal(
         chunk_store_read_nowait(fx->s, ID, 1, PROTO_CHUNK_SIZE, 1, b), -EINVAL);
-    assert_int_equal(chunk_store_mark_bad(fx->s, ID), 1);
+    assert_int_equal(chunk_store_mark_bad(fx->s, ID, PROTO_REPORT_CHECKSUM), 1);
     assert_int_equal(chunk_store_read_nowait(fx->s, ID, 1, 0, BS, b), -EBADMSG);
 }
 
@@ -827,6 +893,42 @@ static void test_chunk_store_direct_writes(void **state)
     free(out);
 }
 
+static void reopen(struct fix *fx)
+{
+    chunk_store_close(fx->s);
+    assert_int_equal(chunk_store_open(fx->dir, &fx->s), 0);
+}
+
+/* A chunk marked bad stays bad, with its reason, across a restart, and is
+ * not served; deleting it ends the mark for good. */
+static void test_chunk_store_mark_bad_survives_reopen(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t a[BS];
+    struct chunk_bad *bad;
+    size_t n;
+
+    fill(a, sizeof(a), 3);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 4), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 4, 0, a, BS, false), 0);
+    assert_int_equal(chunk_store_mark_bad(fx->s, ID, PROTO_REPORT_IOERROR), 1);
+    reopen(fx);
+    assert_true(chunk_store_is_bad(fx->s, ID));
+    assert_int_equal(chunk_store_read(fx->s, ID, 4, 0, BS, a), -EBADMSG);
+    assert_int_equal(chunk_store_bad_list(fx->s, &bad, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(bad[0].id, ID);
+    assert_int_equal(bad[0].reason, PROTO_REPORT_IOERROR);
+    free(bad);
+    assert_int_equal(chunk_store_mark_bad(fx->s, ID, PROTO_REPORT_IOERROR), 0);
+    assert_int_equal(chunk_store_delete(fx->s, ID, 4), 0);
+    reopen(fx);
+    assert_false(chunk_store_is_bad(fx->s, ID));
+    assert_int_equal(chunk_store_bad_list(fx->s, &bad, &n), 0);
+    assert_int_equal(n, 0);
+    free(bad);
+}
+
 int test_chunk_store(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -846,6 +948,8 @@ int test_chunk_store(void)
         T(test_chunk_store_delete_removes_chunk),
         T(test_chunk_store_list_inventory),
         T(test_chunk_store_space_reports_sizes),
+        T(test_chunk_store_allocated_follows_disk),
+        T(test_chunk_store_allocated_staged_copy),
         T(test_chunk_store_cache_keeps_files_open),
         T(test_chunk_store_cache_bounded_lru),
         T(test_chunk_store_cache_version_change_durable),
@@ -859,6 +963,7 @@ int test_chunk_store(void)
         T(test_chunk_store_write_inline_modes),
         T(test_chunk_store_write_nowait_torn_redo),
         T(test_chunk_store_direct_writes),
+        T(test_chunk_store_mark_bad_survives_reopen),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_store", tests, NULL, NULL);

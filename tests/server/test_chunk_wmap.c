@@ -109,6 +109,29 @@ static void test_chunk_store_wmap_clone_starts_empty(void **state)
     assert_int_equal(count(fx->map), 8);
 }
 
+/* The data map lists the blocks that hold data, a clone's inherited ones
+ * included (which its written-block map leaves out), and no others. */
+static void test_chunk_store_datamap_lists_data_blocks(void **state)
+{
+    struct fix *fx = *state;
+
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_datamap(fx->s, ID, 1, fx->map), 0);
+    assert_int_equal(count(fx->map), 0);
+    write_at(fx, ID, 1, 2 * BS, 3 * BS);
+    write_at(fx, ID, 1, 10000 * BS, BS);
+    assert_int_equal(chunk_store_datamap(fx->s, ID, 1, fx->map), 0);
+    assert_int_equal(count(fx->map), 4);
+    assert_true(bit(fx->map, 2) && bit(fx->map, 3) && bit(fx->map, 4) &&
+                bit(fx->map, 10000));
+    assert_int_equal(chunk_store_clone(fx->s, ID, 1, COPY, 1), 0);
+    assert_int_equal(chunk_store_datamap(fx->s, COPY, 1, fx->map), 0);
+    assert_int_equal(count(fx->map), 4);
+    assert_true(bit(fx->map, 10000));
+    assert_int_equal(chunk_store_datamap(fx->s, ID, 2, fx->map), -ESTALE);
+    assert_int_equal(chunk_store_datamap(fx->s, ID + 9, 1, fx->map), -ENOENT);
+}
+
 static void test_chunk_store_wmap_truncate_marks_the_cut(void **state)
 {
     struct fix *fx = *state;
@@ -234,6 +257,7 @@ int test_chunk_wmap(void)
     const struct CMUnitTest tests[] = {
         T(test_chunk_store_wmap_marks_written_blocks),
         T(test_chunk_store_wmap_clone_starts_empty),
+        T(test_chunk_store_datamap_lists_data_blocks),
         T(test_chunk_store_wmap_truncate_marks_the_cut),
         T(test_chunk_store_wmap_survives_reopen),
         T(test_chunk_store_wmap_staged_copy_unknown),
