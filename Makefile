@@ -216,9 +216,19 @@ $(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(wildcard tests/fuzz/*.h) \
 		-fno-sanitize-recover=all -o $@ $(filter %.c,$^) \
 		$(call pc_libs,gnutls)
 
+# A secure link's TLS session, fed hostile bytes: common/seclink.c, GnuTLS.
+$(BUILD)/fuzz/fuzz_seclink: tests/fuzz/fuzz_seclink.c $(wildcard tests/fuzz/*.h) \
+		common/seclink.c common/seclink.h common/auth.h
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang $(BASE_CFLAGS) $(call pc_cflags,gnutls) -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ $(filter %.c,$^) $(call pc_libs,gnutls)
+
 # The NBD option phase runs over tessera-nbd's own sources and GnuTLS.
 FUZZ_NBD_SRC := vmdisk/vd_handshake.c vmdisk/vd_io.c vmdisk/vd_tls.c \
-	vmdisk/vd_mem.c vmdisk/vd_backend.c common/log.c common/net.c
+	vmdisk/vd_mem.c vmdisk/vd_backend.c vmdisk/vd_limits.c common/log.c \
+	common/net.c common/conn_limit.c
 $(BUILD)/fuzz/fuzz_nbd_opt: tests/fuzz/fuzz_nbd_opt.c $(FUZZ_NBD_SRC) \
 		$(wildcard vmdisk/*.h)
 	@mkdir -p $(dir $@)

@@ -30,15 +30,31 @@ static bool is_unreachable(int rc)
     }
 }
 
-int adm_connect(struct adm *a)
+int adm_auth_open(struct adm *a)
 {
     const char *key = auth_key_path(a->key);
     int rc = a->auth ? 0 : cl_auth_open(key, &a->auth);
 
     if (rc < 0) {
         fprintf(stderr, "tessera: key file %s: %s\n", key, auth_key_why(rc));
-        return ADM_EXIT_FAIL;
+        return rc;
     }
+    if (a->secure && !a->auth) {
+        fprintf(stderr, "tessera: --secure needs a key: --key FILE or "
+                        "$TESSERA_KEY\n");
+        return -ENOKEY;
+    }
+    if (a->auth)
+        cl_auth_set_secure(a->auth, a->secure);
+    return 0;
+}
+
+int adm_connect(struct adm *a)
+{
+    int rc = adm_auth_open(a);
+
+    if (rc < 0)
+        return ADM_EXIT_FAIL;
     struct rpc_opts opts = {
         .role = PROTO_ROLE_ADMIN,
         .name = "tessera admin",
@@ -54,6 +70,14 @@ int adm_connect(struct adm *a)
                 a->auth ? "refused the key (wrong key or unknown identity), "
                           "or did not prove itself"
                         : "requires a key: --key FILE or $TESSERA_KEY");
+        return ADM_EXIT_FAIL;
+    }
+    if (rc == -ENOPROTOOPT) {
+        fprintf(stderr,
+                "tessera: the metadata server at %s %s\n", a->meta,
+                a->secure ? "does not offer a secure link (--secure)"
+                          : "requires a secure link: --secure or "
+                            "TESSERA_SECURE=1");
         return ADM_EXIT_FAIL;
     }
     if (rc < 0) {

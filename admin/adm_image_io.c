@@ -161,12 +161,9 @@ int adm_client_open(struct adm *a, const char *what, struct cl_client **cl)
     char name[96];
     snprintf(name, sizeof(name), "tessera image %s pid %d", what,
              (int)getpid());
-    const char *key = auth_key_path(a->key);
-    int rc = a->auth ? 0 : cl_auth_open(key, &a->auth);
-    if (rc < 0) {
-        fprintf(stderr, "tessera: key file %s: %s\n", key, auth_key_why(rc));
+    int rc = adm_auth_open(a);
+    if (rc < 0)
         return rc;
-    }
     struct cl_opts o = {.meta = a->meta,
                         .name = name,
                         .role = PROTO_ROLE_CLIENT,

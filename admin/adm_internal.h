@@ -27,6 +27,7 @@
 struct adm {
     const char *meta;       /* "host:port" of metad */
     const char *key;        /* --key FILE, else $TESSERA_KEY; NULL: none */
+    bool secure;            /* --secure, else $TESSERA_SECURE */
     bool json;              /* --json: machine-readable output */
     struct rpc_client *rpc; /* after adm_connect() */
     struct cl_auth *auth;   /* after adm_connect(), with a key */
@@ -59,6 +60,9 @@ int adm_connect(struct adm *a);
  * the exit code for it: ADM_EXIT_UNREACHABLE when the connection failed,
  * ADM_EXIT_FAIL otherwise. */
 int adm_fail(struct adm *a, const char *what, int rc);
+/* Load a->auth from the key file once (--secure applied): 0, or -errno
+ * after printing why. */
+int adm_auth_open(struct adm *a);
 /* A ticket for the chunk servers on a->auth (after adm_connect()). */
 int adm_ticket(struct adm *a);
 /* adm_fail() for an error about @path: "tessera: WHAT: PATH: cause" with

@@ -18,7 +18,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: tessera [--meta ADDR:PORT] [--key FILE] [--json] COMMAND "
+            "Usage: tessera [--meta ADDR:PORT] [--key FILE] [--secure] [--json] COMMAND "
             "[ARGS...]\n"
             "\n"
             "Administer a Tessera cluster.\n"
@@ -35,6 +35,8 @@ static void usage(FILE *f)
             "else %s)\n"
             "  --key FILE      the identity's key file (default "
             "$TESSERA_KEY)\n"
+            "  --secure        encrypted links (docs/security.md; default\n"
+            "                  $TESSERA_SECURE)\n"
             "  --json          print JSON instead of tables\n"
             "  -h, --help      show this help\n"
             "\n"
@@ -68,6 +70,8 @@ static int global_opts(struct adm *a, int argc, char **argv,
             a->key = argv[++i];
         } else if (!strncmp(s, "--key=", 6)) {
             a->key = s + 6;
+        } else if (!strcmp(s, "--secure")) {
+            a->secure = true;
         } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             *help_verb = n > 1 ? argv[1] : NULL;
             return -2;
@@ -95,6 +99,7 @@ int main(int argc, char **argv)
     if (!a.meta || !*a.meta)
         a.meta = ADM_DEFAULT_META;
     argc = global_opts(&a, argc, argv, &help_verb);
+    a.secure = auth_secure_wanted(a.secure);
     if (argc == -2) {
         /* `tessera VERB --help`: that verb's; else (or for a word that is
          * no verb) the whole list. */

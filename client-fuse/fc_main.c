@@ -55,6 +55,7 @@ struct cli {
     int allow_other;         /* -o allow_other: given explicitly */
     int allow_root;          /* -o allow_root */
     int private_mount;       /* -o private: only the mounting user */
+    int secure;              /* --secure, -o secure: encrypted links */
 };
 
 static const struct fuse_opt cli_spec[] = {
@@ -78,6 +79,8 @@ static const struct fuse_opt cli_spec[] = {
     {"allow_other", offsetof(struct cli, allow_other), 1},
     {"allow_root", offsetof(struct cli, allow_root), 1},
     {"private", offsetof(struct cli, private_mount), 1},
+    {"--secure", offsetof(struct cli, secure), 1},
+    {"secure", offsetof(struct cli, secure), 1},
     FUSE_OPT_END,
 };
 
@@ -179,6 +182,9 @@ static void usage(const char *prog)
            "    --meta ADDR:PORT       metadata service to use\n"
            "    --key FILE             the identity's key file (default\n"
            "                           $TESSERA_KEY; docs/security.md)\n"
+           "    --secure, -o secure    encrypted links to metad and the "
+           "storage\n"
+           "                           servers (default $TESSERA_SECURE)\n"
            "    --http ADDR:PORT       serve Prometheus metrics at "
            "http://ADDR:PORT/metrics\n"
            "                           (default: off)\n"
@@ -233,6 +239,14 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
                 auth_key_why(rc));
         return 1;
     }
+    if (auth_secure_wanted(cli->secure)) {
+        if (!auth) {
+            fprintf(stderr, "tessera-mount: --secure needs a key: --key "
+                            "FILE or $TESSERA_KEY\n");
+            return 1;
+        }
+        cl_auth_set_secure(auth, true);
+    }
     rc = cl_probe(meta, PROTO_ROLE_CLIENT, auth);
     if (rc < 0) {
         fprintf(stderr, "tessera-mount: cannot reach metad at %s: %s%s\n", meta,
@@ -240,6 +254,9 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
                 rc == -EKEYREJECTED
                     ? (auth ? " (wrong key, or unknown identity)"
                             : " (a key is required: --key)")
+                : rc == -ENOPROTOOPT
+                    ? " (secure links: both sides need --secure, or the "
+                      "server requires it)"
                     : "");
         cl_auth_free(auth);
         return 1;

@@ -124,6 +124,9 @@ int cl_auth_open(const char *path, struct cl_auth **out);
 void cl_auth_free(struct cl_auth *a);
 /* The identity's name ("" for NULL).  Owned by @a. */
 const char *cl_auth_name(const struct cl_auth *a);
+/* Make every connection made with @a's credentials a secure link
+ * (docs/protocol.md §3.7): to metad and to the storage servers. */
+void cl_auth_set_secure(struct cl_auth *a, bool on);
 /* rpc_opts.get_cred with @arg a struct cl_auth: the key, for metad. */
 int cl_auth_key_cred(void *arg, struct auth_cred *out);
 /* The same with the current ticket, for chunk servers (-EKEYREJECTED

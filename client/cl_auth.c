@@ -31,6 +31,7 @@ struct cl_auth {
     pthread_mutex_t lock;
     struct auth_cred ticket; /* method 0 until the first ticket */
     uint64_t issued_ms, expires_ms;
+    bool secure; /* every link asks for a secure link (--secure) */
 };
 
 int cl_auth_open(const char *path, struct cl_auth **out)
@@ -63,6 +64,11 @@ void cl_auth_free(struct cl_auth *a)
     free(a);
 }
 
+void cl_auth_set_secure(struct cl_auth *a, bool on)
+{
+    a->secure = on;
+}
+
 const char *cl_auth_name(const struct cl_auth *a)
 {
     return a ? a->key.name : "";
@@ -76,6 +82,7 @@ int cl_auth_key_cred(void *arg, struct auth_cred *out)
     out->method = PROTO_AUTH_KEY;
     memcpy(out->name, a->key.name, sizeof(out->name));
     memcpy(out->key, a->key.secret, AUTH_KEY_SIZE);
+    out->secure = a->secure;
     return 0;
 }
 
@@ -91,10 +98,12 @@ int cl_auth_ticket_cred(void *arg, struct auth_cred *out)
     int rc = 0;
 
     pthread_mutex_lock(&a->lock);
-    if (a->ticket.method == PROTO_AUTH_TICKET)
+    if (a->ticket.method == PROTO_AUTH_TICKET) {
         *out = a->ticket;
-    else
+        out->secure = a->secure;
+    } else {
         rc = -EKEYREJECTED;
+    }
     pthread_mutex_unlock(&a->lock);
     return rc;
 }

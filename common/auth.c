@@ -15,12 +15,14 @@
  */
 #include "auth.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,6 +203,16 @@ const char *auth_key_path(const char *opt)
     return env && *env ? env : NULL;
 }
 
+bool auth_secure_wanted(bool opt)
+{
+    const char *env = getenv("TESSERA_SECURE");
+
+    if (opt)
+        return true;
+    return env && (!strcmp(env, "1") || !strcasecmp(env, "yes") ||
+                   !strcasecmp(env, "true") || !strcasecmp(env, "on"));
+}
+
 uint64_t auth_now_ms(void)
 {
     struct timespec ts;
@@ -211,7 +223,7 @@ uint64_t auth_now_ms(void)
 
 /* ---- Proofs ------------------------------------------------------------- */
 
-enum side { INITIATOR, RESPONDER };
+enum side { INITIATOR, RESPONDER, LINK };
 
 /* HMAC-SHA-256 under @key of: the label of @side, NUL, u8 method, u8 role,
  * str name, the responder's nonce, the initiator's nonce. */
@@ -221,7 +233,8 @@ static int proof(const uint8_t key[AUTH_KEY_SIZE], enum side side, uint8_t role,
                  uint8_t out[PROTO_AUTH_PROOF_SIZE])
 {
     static const char *const labels[] = {"tessera auth v1 initiator",
-                                         "tessera auth v1 responder"};
+                                         "tessera auth v1 responder",
+                                         "tessera auth v1 link"};
     struct proto_wbuf w;
     int rc;
 
@@ -280,6 +293,14 @@ int auth_verify(const uint8_t key[AUTH_KEY_SIZE], uint8_t role,
     if (!auth_proof_equal(want, req->proof))
         return -EKEYREJECTED;
     return proof(key, RESPONDER, role, req, server_nonce, out);
+}
+
+int auth_link_key(const uint8_t key[AUTH_KEY_SIZE], uint8_t role,
+                  const uint8_t server_nonce[PROTO_AUTH_NONCE_SIZE],
+                  const struct proto_auth_req *req, uint8_t out[AUTH_KEY_SIZE])
+{
+    static_assert(PROTO_AUTH_PROOF_SIZE == AUTH_KEY_SIZE, "HMAC-SHA-256");
+    return proof(key, LINK, role, req, server_nonce, out);
 }
 
 /* ---- Sealing ------------------------------------------------------------ */

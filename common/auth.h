@@ -40,6 +40,9 @@ struct auth_cred {
     uint8_t key[AUTH_KEY_SIZE];
     uint8_t ticket[PROTO_AUTH_TICKET_MAX];
     uint32_t ticket_len;
+    /* Ask for a secure link (§3.7, --secure) and refuse a responder that
+     * does not grant one. */
+    bool secure;
 };
 
 /* What metad vouches for, sealed with a service key (docs/security.md). */
@@ -68,6 +71,10 @@ int auth_key_parse(const char *text, size_t len, struct auth_key *out);
  * else NULL (no key: the program offers no authentication). */
 const char *auth_key_path(const char *opt);
 
+/* Whether a client asks for secure links: @opt (--secure), else
+ * $TESSERA_SECURE set to 1, yes, true or on. */
+bool auth_secure_wanted(bool opt);
+
 /* A one-line reason for an auth_key_load() error, for messages. */
 const char *auth_key_why(int rc);
 
@@ -91,6 +98,13 @@ int auth_verify(const uint8_t key[AUTH_KEY_SIZE], uint8_t role,
                 const uint8_t server_nonce[PROTO_AUTH_NONCE_SIZE],
                 const struct proto_auth_req *req,
                 uint8_t proof[PROTO_AUTH_PROOF_SIZE]);
+/* Both sides, once the proofs matched: the key of the connection's secure
+ * link (§3.7), HMAC-SHA-256 under @key of T("link") for the same @role,
+ * @server_nonce and @req.  0 or -EIO. */
+int auth_link_key(const uint8_t key[AUTH_KEY_SIZE], uint8_t role,
+                  const uint8_t server_nonce[PROTO_AUTH_NONCE_SIZE],
+                  const struct proto_auth_req *req,
+                  uint8_t out[AUTH_KEY_SIZE]);
 /* Constant-time comparison of two proofs. */
 bool auth_proof_equal(const uint8_t a[PROTO_AUTH_PROOF_SIZE],
                       const uint8_t b[PROTO_AUTH_PROOF_SIZE]);

@@ -10,6 +10,11 @@
  * pending entry per request id, in a hash table) and answer the other's
  * (peer_reply()), in any order.
  *
+ * Secure links (§3.7): when HELLO asked for one and AUTH succeeded, both
+ * sides go to TLS and start a TLS 1.3 session (seclink.c) keyed from the
+ * handshake; READY comes when it is up, and from then on frames are
+ * sealed on the way out and opened on the way in ("Secure link", below).
+ *
  * Authentication (docs/protocol.md §3.2): a listener given methods with
  * peer_listener_set_auth() answers HELLO_REQ with the method it chose and
  * a fresh nonce and waits in AUTH_WAIT for AUTH_REQ; on_auth names the key
@@ -35,6 +40,10 @@
  *   answers PROTO_EAUTH and closes; the dialled side closes with
  *   -EKEYREJECTED, as it does when the responder's proof is wrong or the
  *   responder skips authentication although this side has a credential.
+ * - with limits (peer_listener_set_limits()): an address that holds its
+ *   limit of connections when one more is accepted: HELLO_REQ is answered
+ *   ELIMIT and the connection closes (as a refusal); an identity that
+ *   holds its limit of sessions: the same at AUTH_REQ.
  * - no HELLO and AUTH within the listener's handshake timeout (5 s by
  *   default), or no HELLO_REP within 10 s: the connection closes with
  *   -ETIMEDOUT.
@@ -59,6 +68,9 @@
  *                             AUTH_SENT        AUTH_WAIT
  *                                 | AUTH_REP       | AUTH_REQ, verified
  *                                 +----> READY <---+
+ *                                 | (secure link)  |
+ *                                 +-----> TLS -----+--> READY once the TLS
+ *                                                       handshake is done
  *   (without authentication HELLO_SENT and HELLO_WAIT go to READY)
  *   HELLO_WAIT --refused/EVERSION--> DRAINING --shutdown done--+
  *   any --error, EOF, peer_close()--> CLOSING <----------------+
@@ -72,6 +84,9 @@
  *   HELLO_WAIT -> READY         [on_hello_req -> become_ready]
  *   HELLO_WAIT -> AUTH_WAIT     [on_hello_req]
  *   AUTH_WAIT -> READY          [on_auth_req -> become_ready]
+ *   AUTH_SENT -> TLS            [on_auth_rep -> tls_start]
+ *   AUTH_WAIT -> TLS            [on_auth_req -> tls_start]
+ *   TLS -> READY                [tls_read -> tls_handshake_step]
  *   HELLO_WAIT -> DRAINING      [on_hello_req -> close_after_flush]
  *   AUTH_WAIT -> DRAINING       [on_auth_req -> close_after_flush]
  *   any -> CLOSING              [close_now]
@@ -100,9 +115,11 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "conn_limit.h"
 #include "log.h"
 #include "net.h"
 #include "opcount.h"
+#include "seclink.h"
 
 #define PEER_WRITE_LIMIT ((size_t)64 << 20)
 /* Requests of one peer being served (handed to on_request, not yet
@@ -124,6 +141,7 @@ enum peer_state {
     ST_HELLO_WAIT,
     ST_AUTH_SENT,
     ST_AUTH_WAIT,
+    ST_TLS, /* the secure link's TLS handshake (§3.7) */
     ST_READY,
     ST_DRAINING,
     ST_CLOSING,
@@ -186,6 +204,21 @@ struct peer {
     struct auth_cred *cred;
     char identity[PROTO_AUTH_NAME_MAX + 1];
     uint32_t rights; /* the owner's word: peer_set_rights() */
+    /* Limits (conn_limit.h): the listener's table (borrowed), this
+     * peer's address key, and which counts it holds; @over_limit: the
+     * address held its limit at accept, HELLO_REQ gets ELIMIT. */
+    struct conn_limit *limits;
+    char addr_key[64];
+    bool addr_counted, identity_counted, over_limit;
+    /* Secure link (§3.7): asked for and granted in HELLO; its key, from
+     * AUTH until the TLS session takes it; the session, and the buffer
+     * ciphertext is read into; @tls_up once its handshake is done (every
+     * frame is sealed from then on).  @secure_required: the listener
+     * refuses peers that do not ask. */
+    bool secure, secure_required, tls_up;
+    uint8_t link_key[AUTH_KEY_SIZE];
+    struct seclink *tls;
+    uint8_t *tls_in;
     struct proto_reader rd;
     uint64_t next_id;
     struct pending **tab;
@@ -207,6 +240,8 @@ struct peer_listener {
     uint64_t instance;
     unsigned hello_timeout_ms;
     uint32_t auth_methods;
+    struct conn_limit *limits; /* borrowed; NULL: no limits */
+    bool secure_required;
 };
 
 static const struct peer_ops no_ops;
@@ -403,11 +438,22 @@ static void close_after_flush(struct peer *p, int status)
         close_now(p, status);
 }
 
+/* Give back the counts @p holds in its listener's limits. */
+static void limits_release(struct peer *p)
+{
+    if (p->addr_counted)
+        conn_limit_put(p->limits, CONN_LIMIT_ADDR, p->addr_key);
+    if (p->identity_counted)
+        conn_limit_put(p->limits, CONN_LIMIT_IDENTITY, p->identity);
+    p->addr_counted = p->identity_counted = false;
+}
+
 static void on_tcp_closed(uv_handle_t *h)
 {
     struct peer *p = container_of((uv_tcp_t *)h, struct peer, tcp);
 
     p->state = ST_CLOSED;
+    limits_release(p);
     fail_all(p, -ECONNRESET);
     while (p->qhead) {
         struct wreq *w = p->qhead;
@@ -497,6 +543,52 @@ static void on_write(uv_write_t *req, int status)
     write_done(p, status);
 }
 
+/* ---- Secure link (docs/protocol.md §3.7) ---------------------------------
+ *
+ * Once the TLS handshake is done every frame goes through the session:
+ * frame_write() and cork_flush_peer() seal the frames they would have
+ * written into one buffer of ciphertext and write that instead; on_read()
+ * hands what it read to the session and the plaintext to the frame
+ * reader.  The session's own handshake flights go out as they come. */
+
+/* What the session wrote, as one wreq (NULL: nothing, or no memory with
+ * *rc set). */
+static struct wreq *tls_output(struct peer *p, int *rc)
+{
+    size_t n = seclink_output_len(p->tls);
+    struct wreq *w;
+
+    if (n == 0)
+        return NULL;
+    w = malloc(sizeof(*w) + n);
+    if (!w) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    w->peer = p;
+    w->next = NULL;
+    w->len = n;
+    seclink_output_take(p->tls, w->data);
+    return w;
+}
+
+/* Seal the frames from @head on (linked by next; taken, also on error)
+ * into one wreq of ciphertext: 0 with *out set, or -errno. */
+static int tls_seal(struct peer *p, struct wreq *head, struct wreq **out)
+{
+    int rc = 0;
+
+    while (head) {
+        struct wreq *next = head->next;
+        if (!rc)
+            rc = seclink_send(p->tls, head->data, head->len);
+        free(head);
+        head = next;
+    }
+    *out = rc ? NULL : tls_output(p, &rc);
+    return *out ? 0 : rc ? rc : -EIO;
+}
+
 /* ---- Corking ------------------------------------------------------------
  *
  * While on_read() hands one read's frames to the daemon, every frame the
@@ -545,6 +637,7 @@ static void on_batch_write(uv_write_t *req, int status)
 }
 
 static void write_pressure(struct peer *p);
+static int frame_write_now(struct peer *p, struct wreq *w);
 
 /* Write @p's held frames in one uv_write (in order). */
 static void cork_flush_peer(struct peer *p)
@@ -557,6 +650,15 @@ static void cork_flush_peer(struct peer *p)
 
     p->ck_head = p->ck_tail = NULL;
     p->ck_n = 0;
+    if (p->tls_up && p->state < ST_CLOSING) {
+        struct wreq *sealed;
+        rc = tls_seal(p, w, &sealed);
+        if (rc == 0)
+            rc = frame_write_now(p, sealed);
+        if (rc < 0)
+            peer_fail(p, rc, "write");
+        return;
+    }
     if (p->state >= ST_CLOSING)
         rc = UV_ECANCELED;
     else if ((b = malloc(sizeof(*b) + n * sizeof(b->frames[0]))) &&
@@ -643,6 +745,18 @@ static int frame_write(struct peer *p, struct wreq *w)
         return 0;
     }
 
+    if (p->tls_up) {
+        w->next = NULL;
+        int rc = tls_seal(p, w, &w);
+        if (rc < 0)
+            return rc;
+    }
+    return frame_write_now(p, w);
+}
+
+/* uv_write @w as it is.  Takes ownership of @w, also on error. */
+static int frame_write_now(struct peer *p, struct wreq *w)
+{
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
     int rc = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_write);
 
@@ -783,6 +897,80 @@ static void become_ready(struct peer *p)
         p->ops->on_ready(p);
 }
 
+/* Write what the TLS session has to send (a handshake flight). */
+static int tls_flush(struct peer *p)
+{
+    int rc = 0;
+    struct wreq *w = tls_output(p, &rc);
+
+    return w ? frame_write_now(p, w) : rc;
+}
+
+/* One step of the TLS handshake on the input given; READY when done. */
+static int tls_handshake_step(struct peer *p)
+{
+    int rc = seclink_handshake(p->tls);
+    int frc = tls_flush(p);
+
+    if (rc == -EAGAIN)
+        return frc;
+    if (rc < 0)
+        return rc;
+    if (frc < 0)
+        return frc;
+    p->tls_up = true;
+    log_debug("peer", "secure link up: %s identity=%s peer=%s",
+              seclink_describe(p->tls), p->dialled ? "-" : p->identity,
+              p->name);
+    become_ready(p);
+    return 0;
+}
+
+/* §3.7: AUTH is done; the link continues as TLS keyed with p->link_key,
+ * PSK identity @name.  The initiator sends the first flight now. */
+static int tls_start(struct peer *p, enum seclink_side side, const char *name)
+{
+    int rc;
+
+    if (p->rd.len > p->rd.taken)
+        return -EPROTO; /* bytes after AUTH_REQ: TLS before AUTH_REP */
+    rc = seclink_new(side, name, p->link_key, -1, &p->tls);
+    memset(p->link_key, 0, sizeof(p->link_key));
+    if (rc < 0)
+        return rc;
+    p->tls_in = malloc(PEER_READ_CHUNK);
+    if (!p->tls_in)
+        return -ENOMEM;
+    p->state = ST_TLS;
+    if (side == SECLINK_SERVER)
+        return 0;
+    seclink_input(p->tls, NULL, 0);
+    return tls_handshake_step(p);
+}
+
+/* What on_read() read into p->tls_in, on a peer with a TLS session. */
+static int tls_read(struct peer *p, size_t n)
+{
+    seclink_input(p->tls, p->tls_in, n);
+    if (p->state == ST_TLS) {
+        int rc = tls_handshake_step(p);
+        if (rc < 0 || p->state != ST_READY)
+            return rc;
+    }
+    for (;;) {
+        size_t avail = 0;
+        uint8_t *at = proto_reader_space(&p->rd, PEER_READ_CHUNK, &avail);
+        if (!at)
+            return -ENOMEM;
+        ssize_t k = seclink_recv(p->tls, at, avail);
+        if (k == -EAGAIN)
+            return 0;
+        if (k < 0)
+            return (int)k;
+        proto_reader_commit(&p->rd, (size_t)k);
+    }
+}
+
 static void on_hello_rep(struct peer *p, int status, const uint8_t *payload,
                          size_t len, void *arg)
 {
@@ -823,6 +1011,15 @@ static void on_hello_rep(struct peer *p, int status, const uint8_t *payload,
                   "handshake: authentication required and no key for it");
         return;
     }
+    /* §3.7: a secure link exactly when asked for. */
+    p->secure = rep.features & PROTO_FEATURE_SECURE;
+    if (p->secure != p->cred->secure) {
+        peer_fail(p, p->secure ? -EPROTO : -ENOPROTOOPT,
+                  p->secure ? "handshake: a secure link not asked for"
+                            : "handshake: the responder offers no secure "
+                              "link");
+        return;
+    }
     memcpy(p->nonce, rep.nonce, sizeof(p->nonce));
     int rc = send_auth(p);
     if (rc < 0)
@@ -850,6 +1047,12 @@ static void on_auth_rep(struct peer *p, int status, const uint8_t *payload,
                   "handshake: the responder's proof is wrong");
         return;
     }
+    if (p->secure) {
+        int rc = tls_start(p, SECLINK_CLIENT, p->cred->name);
+        if (rc < 0)
+            peer_fail(p, rc, "secure link");
+        return;
+    }
     become_ready(p);
 }
 
@@ -861,6 +1064,9 @@ static int send_auth(struct peer *p)
     int rc;
 
     rc = auth_answer(p->cred, p->role, p->nonce, &req, p->expect);
+    if (rc == 0 && p->secure)
+        rc = auth_link_key(p->cred->key, p->role, p->nonce, &req,
+                           p->link_key);
     if (rc < 0)
         return rc;
     proto_wbuf_init(&w);
@@ -881,7 +1087,7 @@ static int send_hello(struct peer *p)
         .min_version = PROTO_VERSION_MIN,
         .max_version = PROTO_VERSION_MAX,
         .role = p->role,
-        .features = 0,
+        .features = p->cred && p->cred->secure ? PROTO_FEATURE_SECURE : 0,
         .auth_methods = p->cred ? PROTO_AUTH_BIT(p->cred->method) : 0,
         .name = {p->local_name, (uint32_t)strlen(p->local_name)},
     };
@@ -939,6 +1145,11 @@ static void on_hello_req(struct peer *p, const struct proto_hdr *h,
     p->role = m.role;
     p->version = (uint16_t)hi;
     set_remote_name(p, &m.name);
+    if (p->over_limit) {
+        /* Logged at accept; the answer tells the other side why. */
+        refuse(p, h->req_id, PROTO_ELIMIT, -EUSERS);
+        return;
+    }
     if (p->ops->on_hello) {
         rc = p->ops->on_hello(p, &m);
         if (rc < 0) {
@@ -972,6 +1183,16 @@ static void on_hello_req(struct peer *p, const struct proto_hdr *h,
         }
         memcpy(rep.nonce, p->nonce, sizeof(rep.nonce));
         p->auth_method = (uint8_t)rep.auth_method;
+        /* §3.7: granted when asked for; keyed by AUTH. */
+        p->secure = m.features & PROTO_FEATURE_SECURE;
+        rep.features = p->secure ? PROTO_FEATURE_SECURE : 0;
+    }
+    if (p->secure_required && !p->secure) {
+        log_warn("peer: handshake refused: a secure link (--secure) is "
+                 "required and was not asked for: role=%u name=%s peer=%s",
+                 m.role, p->remote_name, p->name);
+        refuse(p, h->req_id, PROTO_ESECURE, -ENOPROTOOPT);
+        return;
     }
     rep.instance_id = p->local_instance;
     rep.name.p = p->local_name;
@@ -1016,6 +1237,8 @@ static void on_auth_req(struct peer *p, const struct proto_hdr *h,
         rc = p->ops->on_auth ? p->ops->on_auth(p, &m, key) : -EKEYREJECTED;
     if (!rc)
         rc = auth_verify(key, p->role, p->nonce, &m, rep.proof);
+    if (!rc && p->secure)
+        rc = auth_link_key(key, p->role, p->nonce, &m, p->link_key);
     memset(key, 0, sizeof(key));
     if (rc < 0) {
         log_warn("peer: authentication refused: %s identity=%s role=%u "
@@ -1028,6 +1251,21 @@ static void on_auth_req(struct peer *p, const struct proto_hdr *h,
         refuse(p, h->req_id, PROTO_EAUTH, -EKEYREJECTED);
         return;
     }
+    if (p->limits) {
+        rc = conn_limit_take(p->limits, CONN_LIMIT_IDENTITY, p->identity);
+        if (rc < 0) {
+            log_warn("peer: session refused: %s: identity=%s limit=%u "
+                     "peer=%s",
+                     rc == -EUSERS ? "too many sessions of this identity"
+                                   : strerror(-rc),
+                     p->identity,
+                     conn_limit_max(p->limits, CONN_LIMIT_IDENTITY), p->name);
+            refuse(p, h->req_id, proto_err_to_wire(rc), rc);
+            p->identity[0] = '\0';
+            return;
+        }
+        p->identity_counted = true;
+    }
     proto_wbuf_init(&w);
     proto_auth_rep_encode(&w, &rep);
     rc = w.err ? w.err
@@ -1035,6 +1273,15 @@ static void on_auth_req(struct peer *p, const struct proto_hdr *h,
     proto_wbuf_free(&w);
     if (rc < 0) {
         peer_fail(p, rc, "handshake");
+        return;
+    }
+    if (p->secure) {
+        /* AUTH_REP goes out in the clear, before the TLS records. */
+        if (p->ck_n)
+            cork_flush_peer(p);
+        rc = tls_start(p, SECLINK_SERVER, p->identity);
+        if (rc < 0)
+            peer_fail(p, rc, "secure link");
         return;
     }
     become_ready(p);
@@ -1110,6 +1357,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct peer *p = container_of((uv_tcp_t *)h, struct peer, tcp);
     size_t avail = 0;
+
+    if (p->tls) { /* ciphertext: tls_read() turns it into frames */
+        *buf = uv_buf_init((char *)p->tls_in, PEER_READ_CHUNK);
+        return;
+    }
     uint8_t *at = proto_reader_space(&p->rd, PEER_READ_CHUNK, &avail);
 
     (void)suggested;
@@ -1138,12 +1390,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    proto_reader_commit(&p->rd, (size_t)nread);
     p->last_read_ms = uv_now(p->loop);
     /* The peer stays valid through the hooks (invariant 1); stop at once
      * if one of them closed it. */
     cork_begin();
-    while (p->state < ST_DRAINING) {
+    if (!p->tls) {
+        proto_reader_commit(&p->rd, (size_t)nread);
+    } else if ((rc = tls_read(p, (size_t)nread)) < 0) {
+        if (rc == -ECONNRESET)
+            close_now(p, rc); /* close_notify: the other side closed */
+        else
+            peer_fail(p, rc, "secure link");
+    }
+    /* Frames stop at the switch to TLS (tls_start()). */
+    while (p->state < ST_DRAINING && p->state != ST_TLS) {
         rc = proto_reader_next(&p->rd, &h, &payload);
         if (rc == 0)
             break;
@@ -1250,6 +1510,9 @@ void peer_unref(struct peer *p)
     if (p->cred)
         memset(p->cred, 0, sizeof(*p->cred));
     free(p->cred);
+    seclink_free(p->tls);
+    free(p->tls_in);
+    memset(p->link_key, 0, sizeof(p->link_key));
     free(p);
 }
 
@@ -1349,6 +1612,27 @@ static void on_hello_timeout(uv_timer_t *t)
     peer_fail(p, -ETIMEDOUT, "handshake timed out");
 }
 
+/* Count @p against its address's limit; over it, @p is kept only to
+ * answer its HELLO with ELIMIT (a clear error rather than a silent
+ * close), which the handshake timer bounds. */
+static void limits_take_addr(struct peer *p, struct conn_limit *t)
+{
+    int rc;
+
+    p->limits = t;
+    conn_limit_addr_key(p->name, p->addr_key, sizeof(p->addr_key));
+    rc = conn_limit_take(t, CONN_LIMIT_ADDR, p->addr_key);
+    if (rc == 0) {
+        p->addr_counted = true;
+        return;
+    }
+    p->over_limit = true;
+    log_warn("peer: connection refused: %s: limit=%u peer=%s",
+             rc == -EUSERS ? "too many connections from this address"
+                           : strerror(-rc),
+             conn_limit_max(t, CONN_LIMIT_ADDR), p->name);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct peer_listener *l =
@@ -1368,6 +1652,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     p->listener_data = l->data;
     p->auth_methods = l->auth_methods;
+    p->secure_required = l->secure_required;
     p->local_instance = l->instance;
     p->local_name = strdup(l->name);
     p->state = ST_HELLO_WAIT;
@@ -1384,6 +1669,8 @@ static void on_connection(uv_stream_t *server, int status)
         net_addr_format((struct sockaddr *)&ss, p->name, sizeof(p->name));
     else
         strcpy(p->name, "?");
+    if (l->limits)
+        limits_take_addr(p, l->limits);
     uv_tcp_nodelay(&p->tcp, 1);
     if (l->hello_timeout_ms) {
         uv_timer_init(server->loop, &p->hello_timer);
@@ -1453,6 +1740,16 @@ void peer_listener_set_hello_timeout(struct peer_listener *l, unsigned ms)
 void peer_listener_set_auth(struct peer_listener *l, uint32_t methods)
 {
     l->auth_methods = methods;
+}
+
+void peer_listener_set_limits(struct peer_listener *l, struct conn_limit *t)
+{
+    l->limits = t;
+}
+
+void peer_listener_set_secure(struct peer_listener *l, bool required)
+{
+    l->secure_required = required;
 }
 
 void peer_listener_close(struct peer_listener *l)

@@ -124,6 +124,20 @@ void peer_listener_set_hello_timeout(struct peer_listener *l, unsigned ms);
 /* Require authentication with one of @methods (PROTO_AUTH_BIT() of each)
  * from peers accepted from now on; 0 (the default) requires none. */
 void peer_listener_set_auth(struct peer_listener *l, uint32_t methods);
+/* Count peers accepted from now on in @t (borrowed: it must outlive them):
+ * a peer from an address that holds its limit is answered ELIMIT at
+ * HELLO and closed; an identity that holds its limit of sessions is
+ * answered ELIMIT at AUTH.  Both refusals are logged; other peers go on.
+ * NULL: no limits (the default). */
+struct conn_limit;
+void peer_listener_set_limits(struct peer_listener *l, struct conn_limit *t);
+/* Secure links (docs/protocol.md §3.7): a listener that authenticates
+ * grants one to every peer that asks (HELLO's SECURE feature); with
+ * @required it also refuses, with ESECURE, a peer that does not ask.  A
+ * dialled peer asks when its credential says so (auth_cred.secure).  On
+ * a secure link every frame after AUTH travels in TLS 1.3 keyed from the
+ * handshake; the hooks see no difference. */
+void peer_listener_set_secure(struct peer_listener *l, bool required);
 /* Give a dialled peer the credential it authenticates with (copied).
  * Call right after peer_connect(), before returning to the loop.  Without
  * one the peer offers no authentication and accepts only a responder that

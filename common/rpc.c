@@ -76,6 +76,7 @@
 #include "metrics.h"
 #include "net.h"
 #include "opcount.h"
+#include "seclink.h"
 
 #define RPC_CONNECT_TIMEOUT_MS 5000
 #define RPC_CALL_TIMEOUT_MS 30000
@@ -110,6 +111,7 @@ struct rpc_client {
     pthread_mutex_t send_lock;
     pthread_cond_t state_cv; /* state changes, for the two threads */
     int fd;                  /* -1 while not connected */
+    struct seclink *tls;     /* with @fd on a secure link (§3.7), or NULL */
     uint64_t gen;            /* bumped on every (re)connect */
     enum rpc_state state;
     bool closing;
@@ -243,9 +245,45 @@ static int read_frame(int fd, struct proto_hdr *h, uint8_t **payload)
     return 0;
 }
 
+/* The byte stream of a connection: the socket, or its secure link. */
+static int link_write_all(int fd, struct seclink *tls, const void *p,
+                          size_t n)
+{
+    return tls ? seclink_send(tls, p, n) : net_write_all(fd, p, n);
+}
+
+/* Some bytes, at most @n: their count or -errno (-ECONNRESET at EOF). */
+static ssize_t link_recv(int fd, struct seclink *tls, void *p, size_t n)
+{
+    ssize_t k;
+
+    if (tls)
+        return seclink_recv(tls, p, n);
+    do {
+        k = recv(fd, p, n, 0);
+    } while (k < 0 && errno == EINTR);
+    return k < 0 ? -errno : k == 0 ? -ECONNRESET : k;
+}
+
+static int link_read_all(int fd, struct seclink *tls, void *p, size_t n)
+{
+    uint8_t *at = p;
+
+    if (!tls)
+        return net_read_all(fd, p, n);
+    while (n > 0) {
+        ssize_t k = seclink_recv(tls, at, n);
+        if (k < 0)
+            return (int)k;
+        at += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
 /* Write @h (its length set from @len) and @payload as one frame. */
-static int write_frame(int fd, const struct proto_hdr *h, const void *payload,
-                       size_t len)
+static int write_frame(int fd, struct seclink *tls, const struct proto_hdr *h,
+                       const void *payload, size_t len)
 {
     uint8_t small[PROTO_HDR_SIZE + RPC_SMALL_FRAME];
     struct proto_hdr copy = *h;
@@ -256,11 +294,11 @@ static int write_frame(int fd, const struct proto_hdr *h, const void *payload,
     if (len <= RPC_SMALL_FRAME) {
         if (len)
             memcpy(small + PROTO_HDR_SIZE, payload, len);
-        return net_write_all(fd, small, PROTO_HDR_SIZE + len);
+        return link_write_all(fd, tls, small, PROTO_HDR_SIZE + len);
     }
-    rc = net_write_all(fd, small, PROTO_HDR_SIZE);
+    rc = link_write_all(fd, tls, small, PROTO_HDR_SIZE);
     if (!rc)
-        rc = net_write_all(fd, payload, len);
+        rc = link_write_all(fd, tls, payload, len);
     return rc;
 }
 
@@ -286,7 +324,7 @@ static int send_frame(struct rpc_client *c, uint64_t gen, uint8_t flags,
         pthread_mutex_unlock(&c->send_lock);
         return -ENOTCONN;
     }
-    rc = write_frame(c->fd, &h, payload, len);
+    rc = write_frame(c->fd, c->tls, &h, payload, len);
     if (rc < 0)
         shutdown(c->fd, SHUT_RDWR);
     pthread_mutex_unlock(&c->send_lock);
@@ -307,7 +345,7 @@ static int handshake_call(int fd, uint16_t opcode, uint64_t id,
 {
     struct proto_hdr q = {
         .version = PROTO_FRAME_VERSION, .opcode = opcode, .req_id = id};
-    int rc = w->err ? w->err : write_frame(fd, &q, w->p, w->len);
+    int rc = w->err ? w->err : write_frame(fd, NULL, &q, w->p, w->len);
 
     while (!rc) {
         rc = read_frame(fd, h, payload);
@@ -334,7 +372,8 @@ static int handshake_call(int fd, uint16_t opcode, uint64_t id,
  * proof. */
 static int authenticate(struct rpc_client *c, int fd, uint64_t id,
                         const struct proto_hello_rep *hello,
-                        const struct auth_cred *cred)
+                        const struct auth_cred *cred,
+                        uint8_t link_key[AUTH_KEY_SIZE])
 {
     uint8_t expect[PROTO_AUTH_PROOF_SIZE];
     struct proto_auth_req req;
@@ -347,6 +386,9 @@ static int authenticate(struct rpc_client *c, int fd, uint64_t id,
     if (hello->auth_method != cred->method)
         return -EKEYREJECTED;
     rc = auth_answer(cred, c->opts.role, hello->nonce, &req, expect);
+    if (rc == 0 && cred->secure)
+        rc = auth_link_key(cred->key, c->opts.role, hello->nonce, &req,
+                           link_key);
     if (rc < 0)
         return rc;
     proto_wbuf_init(&w);
@@ -363,11 +405,25 @@ static int authenticate(struct rpc_client *c, int fd, uint64_t id,
     return rc;
 }
 
+/* §3.7: the TLS session that carries the connection from now on. */
+static int secure_start(int fd, const char *name,
+                        const uint8_t key[AUTH_KEY_SIZE], struct seclink **out)
+{
+    int rc = seclink_new(SECLINK_CLIENT, name, key, fd, out);
+
+    if (rc == 0 && (rc = seclink_handshake(*out)) < 0) {
+        seclink_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* docs/protocol.md §3: send HELLO_REQ as request @id, wait for its
  * HELLO_REP and, when the server asks for it, authenticate (§3.2). */
 static int handshake(struct rpc_client *c, int fd, uint64_t id,
-                     uint64_t *instance)
+                     uint64_t *instance, struct seclink **tls)
 {
+    uint8_t link_key[AUTH_KEY_SIZE];
     struct auth_cred *cred = NULL;
     struct proto_hello_req m = {
         .min_version = PROTO_VERSION_MIN,
@@ -387,6 +443,7 @@ static int handshake(struct rpc_client *c, int fd, uint64_t id,
         if (rc < 0)
             goto out;
         m.auth_methods = PROTO_AUTH_BIT(cred->method);
+        m.features = cred->secure ? PROTO_FEATURE_SECURE : 0;
     }
     set_timeout(fd, SO_RCVTIMEO, c->opts.connect_timeout_ms);
     proto_wbuf_init(&w);
@@ -402,8 +459,13 @@ static int handshake(struct rpc_client *c, int fd, uint64_t id,
         /* §3.2: a key and a server that does not prove itself, or a
          * server that wants a key we do not have. */
         rc = -EKEYREJECTED;
+    else if (cred && cred->secure != !!(rep.features & PROTO_FEATURE_SECURE))
+        /* §3.7: a secure link exactly when asked for. */
+        rc = cred->secure ? -ENOPROTOOPT : -EPROTO;
     else if (cred)
-        rc = authenticate(c, fd, id, &rep, cred);
+        rc = authenticate(c, fd, id, &rep, cred, link_key);
+    if (!rc && cred && cred->secure)
+        rc = secure_start(fd, cred->name, link_key, tls);
     if (!rc)
         *instance = rep.instance_id;
     free(payload);
@@ -412,14 +474,17 @@ out:
         memset(cred, 0, sizeof(*cred));
         free(cred);
     }
+    memset(link_key, 0, sizeof(link_key));
     set_timeout(fd, SO_RCVTIMEO, 0);
     if (rc == -EAGAIN || rc == -EWOULDBLOCK)
         rc = -ETIMEDOUT;
     return rc;
 }
 
-/* Connect and shake hands.  Returns a connected socket or -errno. */
-static int dial(struct rpc_client *c, uint64_t *instance)
+/* Connect and shake hands.  Returns a connected socket or -errno; *tls
+ * is its secure link, or NULL.  The caller owns both. */
+static int dial(struct rpc_client *c, uint64_t *instance,
+                struct seclink **tls)
 {
     uint64_t id;
     int fd, rc;
@@ -430,7 +495,8 @@ static int dial(struct rpc_client *c, uint64_t *instance)
     pthread_mutex_lock(&c->lock);
     id = ++c->next_id;
     pthread_mutex_unlock(&c->lock);
-    rc = handshake(c, fd, id, instance);
+    *tls = NULL;
+    rc = handshake(c, fd, id, instance, tls);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -534,7 +600,7 @@ struct rbuf {
 };
 
 /* Make at least @need unread bytes available in @b. */
-static int rbuf_need(int fd, struct rbuf *b, size_t need)
+static int rbuf_need(int fd, struct seclink *tls, struct rbuf *b, size_t need)
 {
     if (b->len - b->off >= need)
         return 0;
@@ -542,23 +608,19 @@ static int rbuf_need(int fd, struct rbuf *b, size_t need)
     b->len -= b->off;
     b->off = 0;
     while (b->len < need) {
-        ssize_t k = recv(fd, b->p + b->len, RPC_RBUF_SIZE - b->len, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
+        ssize_t k = link_recv(fd, tls, b->p + b->len, RPC_RBUF_SIZE - b->len);
         if (k < 0)
-            return -errno;
-        if (k == 0)
-            return -ECONNRESET;
+            return (int)k;
         b->len += (size_t)k;
     }
     return 0;
 }
 
 /* read_frame() through @b.  Caller owns *payload (NULL when empty). */
-static int read_frame_buffered(int fd, struct rbuf *b, struct proto_hdr *h,
-                               uint8_t **payload)
+static int read_frame_buffered(int fd, struct seclink *tls, struct rbuf *b,
+                               struct proto_hdr *h, uint8_t **payload)
 {
-    int rc = rbuf_need(fd, b, PROTO_HDR_SIZE);
+    int rc = rbuf_need(fd, tls, b, PROTO_HDR_SIZE);
 
     *payload = NULL;
     if (rc < 0)
@@ -577,7 +639,9 @@ static int read_frame_buffered(int fd, struct rbuf *b, struct proto_hdr *h,
     memcpy(p, b->p + b->off, take);
     b->off += take;
     /* The rest of a large payload goes straight to its buffer. */
-    rc = take < h->length ? net_read_all(fd, p + take, h->length - take) : 0;
+    rc = take < h->length
+             ? link_read_all(fd, tls, p + take, h->length - take)
+             : 0;
     if (rc < 0) {
         free(p);
         return rc;
@@ -586,7 +650,7 @@ static int read_frame_buffered(int fd, struct rbuf *b, struct proto_hdr *h,
     return 0;
 }
 
-static int read_loop(struct rpc_client *c, int fd)
+static int read_loop(struct rpc_client *c, int fd, struct seclink *tls)
 {
     struct rbuf b = {.p = malloc(RPC_RBUF_SIZE)};
     struct proto_hdr h;
@@ -596,7 +660,7 @@ static int read_loop(struct rpc_client *c, int fd)
     if (!b.p)
         return -ENOMEM;
     for (;;) {
-        rc = read_frame_buffered(fd, &b, &h, &payload);
+        rc = read_frame_buffered(fd, tls, &b, &h, &payload);
         if (rc < 0) {
             free(b.p);
             return rc;
@@ -621,6 +685,8 @@ static void connection_lost(struct rpc_client *c, int fd, int cause)
     shutdown(fd, SHUT_RDWR); /* unblocks a sender stuck on it */
     pthread_mutex_lock(&c->send_lock);
     pthread_mutex_lock(&c->lock);
+    seclink_free(c->tls); /* nobody sends or reads on it now */
+    c->tls = NULL;
     close(fd);
     c->fd = -1;
     if (!c->closing)
@@ -644,6 +710,7 @@ static void *reader_main(void *arg)
     struct rpc_client *c = arg;
 
     for (;;) {
+        struct seclink *tls;
         int fd, rc;
 
         pthread_mutex_lock(&c->lock);
@@ -654,8 +721,9 @@ static void *reader_main(void *arg)
             break;
         }
         fd = c->fd;
+        tls = c->tls;
         pthread_mutex_unlock(&c->lock);
-        rc = read_loop(c, fd);
+        rc = read_loop(c, fd, tls);
         connection_lost(c, fd, rc);
     }
     return NULL;
@@ -663,14 +731,17 @@ static void *reader_main(void *arg)
 
 /* ---- Keeper thread -------------------------------------------------- */
 
-/* Install @fd as the new connection; returns its generation. */
-static uint64_t install(struct rpc_client *c, int fd, uint64_t instance)
+/* Install @fd (and its secure link @tls) as the new connection; returns
+ * its generation. */
+static uint64_t install(struct rpc_client *c, int fd, struct seclink *tls,
+                        uint64_t instance)
 {
     uint64_t gen;
 
     pthread_mutex_lock(&c->send_lock);
     pthread_mutex_lock(&c->lock);
     c->fd = fd;
+    c->tls = tls;
     gen = ++c->gen;
     c->instance = instance;
     c->state = c->opts.on_reconnect ? CS_RESTORING : CS_READY;
@@ -773,6 +844,7 @@ static void *keeper_main(void *arg)
 {
     struct rpc_client *c = arg;
     uint64_t next_try = 0, instance = 0, gen;
+    struct seclink *tls = NULL;
     unsigned backoff = 0;
     int fd;
 
@@ -807,7 +879,7 @@ static void *keeper_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&c->lock);
-        fd = dial(c, &instance);
+        fd = dial(c, &instance, &tls);
         if (fd < 0) {
             log_debug("rpc", "redial failed: %s peer=%s", strerror(-fd),
                       c->addr);
@@ -822,11 +894,12 @@ static void *keeper_main(void *arg)
         next_try = 0;
         pthread_mutex_lock(&c->lock);
         if (c->closing) {
+            seclink_free(tls);
             close(fd);
             break;
         }
         pthread_mutex_unlock(&c->lock);
-        gen = install(c, fd, instance);
+        gen = install(c, fd, tls, instance);
         log_info("rpc: reconnected: peer=%s", c->addr);
         if (c->opts.on_reconnect)
             c->opts.on_reconnect(c, c->opts.arg);
@@ -1031,6 +1104,7 @@ uint64_t rpc_server_instance(struct rpc_client *c)
 
 static void client_free(struct rpc_client *c)
 {
+    seclink_free(c->tls);
     if (c->fd >= 0)
         close(c->fd);
     pthread_mutex_destroy(&c->lock);
@@ -1045,6 +1119,7 @@ int rpc_client_open(const char *addr, const struct rpc_opts *opts,
                     struct rpc_client **out)
 {
     struct rpc_client *c;
+    struct seclink *tls = NULL;
     uint64_t instance = 0;
     int fd, rc;
 
@@ -1069,12 +1144,13 @@ int rpc_client_open(const char *addr, const struct rpc_opts *opts,
         client_free(c);
         return rc < 0 ? rc : -ENOMEM;
     }
-    fd = dial(c, &instance);
+    fd = dial(c, &instance, &tls);
     if (fd < 0) {
         client_free(c);
         return fd;
     }
     c->fd = fd;
+    c->tls = tls;
     c->gen = 1;
     c->instance = instance;
     c->state = CS_READY;

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "conf.h"
+#include "conn_limit.h"
 #include "http.h"
 #include "log.h"
 #include "meta.h"
@@ -74,6 +75,13 @@ static void usage(FILE *f)
             "  --no-auth         ask nobody for a key: every peer that\n"
             "                    reaches the port has every right\n"
             "                    (docs/security.md)\n"
+            "  --secure          refuse every peer that does not ask for a\n"
+            "                    secure link (TLS keyed from the handshake)\n"
+            "  --max-conns-per-addr N  connections one address may hold;\n"
+            "                    more are refused (default %u, 0 = no limit)\n"
+            "  --max-sessions-per-identity N  authenticated connections\n"
+            "                    one identity may hold (default %u, 0 = no\n"
+            "                    limit)\n"
             "  -D, --debug MODULE=1  enable debug logging for MODULE\n"
             "                    (meta.srv, meta.write, meta.gc, meta.state,\n"
             "                    meta.repair, meta.lease, meta.auth, peer)\n"
@@ -82,7 +90,8 @@ static void usage(FILE *f)
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
             META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS,
-            META_SRV_CB_LEASE_MS);
+            META_SRV_CB_LEASE_MS, CONN_LIMIT_PER_ADDR,
+            CONN_LIMIT_PER_IDENTITY);
 }
 
 /* mkdir -p @path. */
@@ -148,11 +157,16 @@ int main(int argc, char **argv)
         {"ticket-ms", required_argument, NULL, 'T'},
         {"promise-ms", required_argument, NULL, 'P'},
         {"no-auth", no_argument, NULL, 'N'},
+        {"secure", no_argument, NULL, 'E'},
+        {"max-conns-per-addr", required_argument, NULL, 'A'},
+        {"max-sessions-per-identity", required_argument, NULL, 'I'},
         {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct meta_srv_opts opts = {0};
+    unsigned per_addr = CONN_LIMIT_PER_ADDR;
+    unsigned per_identity = CONN_LIMIT_PER_IDENTITY;
     struct metad d;
     struct meta_db *db = NULL;
     const char *http = NULL;
@@ -196,6 +210,18 @@ int main(int argc, char **argv)
         case 'N':
             opts.no_auth = true;
             break;
+        case 'E':
+            opts.secure = true;
+            break;
+        case 'A':
+        case 'I':
+            if (conn_limit_parse(optarg,
+                                 c == 'A' ? &per_addr : &per_identity) < 0) {
+                fprintf(stderr, "tessera-metad: bad %s: %s\n",
+                        argv[optind - 1], optarg);
+                return 1;
+            }
+            break;
         case 'S':
         case 'O':
         case 'T':
@@ -233,6 +259,11 @@ int main(int argc, char **argv)
                 argv[optind]);
         return 1;
     }
+    if (opts.secure && opts.no_auth) {
+        fprintf(stderr, "tessera-metad: --secure needs authentication: "
+                        "drop --no-auth\n");
+        return 1;
+    }
     if (!opts.data_dir || !opts.listen) {
         fprintf(stderr, "tessera-metad: --data and --listen are required "
                         "(see --help)\n");
@@ -257,6 +288,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (conn_limit_new(per_addr, per_identity, &opts.limits) < 0) {
+        log_error("metad: out of memory");
+        meta_db_close(db);
+        return 1;
+    }
     memset(&d, 0, sizeof(d));
     uv_loop_init(&d.loop);
     signal(SIGPIPE, SIG_IGN);
@@ -279,6 +315,7 @@ int main(int argc, char **argv)
         meta_srv_free(d.srv);
         uv_loop_close(&d.loop);
         meta_db_close(db);
+        conn_limit_free(opts.limits);
         return 1;
     }
     uv_signal_init(&d.loop, &d.sigint);
@@ -292,6 +329,7 @@ int main(int argc, char **argv)
     uv_run(&d.loop, UV_RUN_DEFAULT);
 
     meta_srv_free(d.srv);
+    conn_limit_free(opts.limits); /* every peer is gone */
     rc = uv_loop_close(&d.loop);
     if (rc < 0)
         log_warn("metad: loop close: %s", uv_strerror(rc));

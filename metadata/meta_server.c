@@ -392,6 +392,8 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     srv->promise_ms =
         opts->promise_ms ? opts->promise_ms : META_SRV_CB_LEASE_MS;
     srv->no_auth = opts->no_auth;
+    srv->limits = opts->limits;
+    srv->secure = opts->secure;
     srv->instance_id = random_u64();
     srv->start_ms = uv_now(loop);
     srv->next_chunk_id = meta_chunk_max_id(db);
@@ -437,6 +439,8 @@ int meta_srv_listen(struct meta_srv *srv)
                                     srv->instance_id);
     if (!srv->no_auth)
         peer_listener_set_auth(srv->listener, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    peer_listener_set_limits(srv->listener, srv->limits);
+    peer_listener_set_secure(srv->listener, srv->secure);
     if (rc < 0) {
         peer_listener_close(srv->listener);
         srv->listener = NULL;

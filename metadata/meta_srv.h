@@ -60,6 +60,10 @@ struct meta_srv_opts {
     uint32_t ticket_ms;   /* 0: META_SRV_TICKET_MS */
     uint32_t promise_ms;  /* 0: META_SRV_CB_LEASE_MS */
     bool no_auth;         /* --no-auth: nobody is asked for a key */
+    /* Connections per address, sessions per identity (borrowed, outlives
+     * the server; NULL: no limits). */
+    struct conn_limit *limits;
+    bool secure; /* --secure: refuse peers that ask for no secure link */
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -121,6 +125,7 @@ struct meta_srv_repair {
     bool rebalance;         /* tessera rebalance until balanced */
     uint64_t scrubs;        /* SCRUB_START requests accepted */
     int64_t last_done_ns;   /* wall clock when the goal last held again */
+    bool lease_frozen;      /* a file is frozen for a leased chunk's copy */
     uv_timer_t kick;        /* a rescan soon after a copy finished */
     bool kick_init, kick_pending;
 };
@@ -164,6 +169,8 @@ struct meta_srv {
     uint32_t ticket_ms;
     uint32_t promise_ms; /* a callback promise's lease */
     bool no_auth;
+    struct conn_limit *limits; /* borrowed: meta_srv_opts.limits */
+    bool secure;
     uint64_t instance_id;
     uint64_t start_ms;
 

@@ -26,8 +26,19 @@
  * chunk's length when a copy starts, so foreground I/O keeps most of the
  * servers' bandwidth.
  *
- * Failure modes: chunks with a write lease or a WRITE_BEGIN in flight are
- * left alone (a copy would miss the writes); a copy that fails or times
+ * Leased chunks: a copy of a chunk under a live write lease would miss the
+ * writes made during it, and a lease lasts as long as its writer keeps
+ * writing.  So, one at a time, the file of the leased chunk with the
+ * fewest good copies is frozen as for a snapshot (meta_srv_write_freeze():
+ * its leases end, its chunks are bumped, new WRITE_BEGINs wait), the chunk
+ * is copied at its new version, and the file is thawed once the copy is
+ * recorded or failed: the writer's next WRITE_BEGIN gets a chain with the
+ * new replica.  Writes in flight at the old version fail with EOLDVER and
+ * are retried by the writer at the new one, so nothing acknowledged is
+ * lost; the writer waits for one chunk's copy.
+ *
+ * Failure modes: chunks with a WRITE_BEGIN in flight are left alone (a
+ * copy would miss the writes); a copy that fails or times
  * out is counted and tried again by a later scan; a copy that finishes
  * after a version bump is stale at birth and META_OP_REPLICA_ADD lists it
  * for deletion instead; a chunk whose every copy is on a down server is
@@ -48,7 +59,8 @@
  *   1. At most one job per chunk is in flight (meta_srv_repair_busy), and
  *      srv->repair.inflight counts the jobs on srv->repair.jobs.
  *   2. A drop never takes a chunk below its goal in good copies.
- *   3. No job starts on a chunk with a write lease or WRITE_BEGIN.
+ *   3. No job starts on a chunk with a write lease or WRITE_BEGIN (a
+ *      leased chunk's lease is ended by the freeze first).
  */
 #include "meta_srv.h"
 
@@ -70,8 +82,9 @@ struct meta_srv_rjob {
     struct meta_srv_rjob *next;
     uint64_t chunk_id, version, length;
     uint32_t target, source;
-    uint32_t drop;           /* a move: this server's copy goes after the add */
-    struct meta_propose req; /* REPLICA_ADD, then a move's REPLICA_DROP */
+    uint32_t drop; /* a move: this server's copy goes after the add */
+    struct lease_repair *thaw; /* a leased chunk's copy: thaw its file */
+    struct meta_propose req;   /* REPLICA_ADD, then a move's REPLICA_DROP */
 };
 
 /* A chunk the scan wants to act on. */
@@ -86,9 +99,17 @@ struct cand_list {
     size_t n, cap;
 };
 
+/* A chunk below its goal under a live write lease, whose file is frozen
+ * for its copy (see "Leased chunks" above). */
+struct lease_repair {
+    struct meta_srv *srv;
+    uint64_t chunk_id, length;
+};
+
 struct scan {
     struct meta_srv *srv;
     struct cand_list copy, drop, move;
+    struct cand_list leased; /* below goal, under a write lease */
     uint64_t last;
     uint64_t chunks, ok, under, over, missing;
     uint64_t unplaced; /* under goal, waiting, and no server could take it */
@@ -200,6 +221,10 @@ static int scan_one(const struct meta_chunk_info *ci, void *arg)
         meta_srv_repair_busy(srv, ci->c.chunk_id)) {
         if (good < ci->goal && sources > 0 && !pick_target(srv, &ci->c))
             sc->unplaced++;
+        else if (good < ci->goal && sources > 0 &&
+                 !meta_srv_write_pending(srv, ci->c.chunk_id) &&
+                 !meta_srv_repair_busy(srv, ci->c.chunk_id))
+            return cand_add(&sc->leased, ci, good);
         return 0;
     }
     if (good < ci->goal && sources > 0)
@@ -239,6 +264,16 @@ static void job_unlink(struct meta_srv *srv, struct meta_srv_rjob *j)
         t->inbound = t->inbound > j->length ? t->inbound - j->length : 0;
 }
 
+static void lease_repair_end(struct lease_repair *lr);
+
+/* The job is over: free it, and thaw the file a leased chunk's copy froze. */
+static void job_free(struct meta_srv_rjob *j)
+{
+    if (j->thaw)
+        lease_repair_end(j->thaw);
+    free(j);
+}
+
 static void on_moved(struct meta_propose *req, int rc,
                      const struct proto_wbuf *result)
 {
@@ -248,7 +283,7 @@ static void on_moved(struct meta_propose *req, int rc,
     (void)result; /* empty */
     if (rc == 0)
         srv->repair.moved++;
-    free(j);
+    job_free(j);
     kick(srv);
 }
 
@@ -281,7 +316,7 @@ static void on_added(struct meta_propose *req, int rc,
                             j->version, j->drop, on_moved) == 0)
             return;
     }
-    free(j);
+    job_free(j);
     kick(srv);
 }
 
@@ -296,7 +331,7 @@ static void on_replicated(struct peer *p, int status, const uint8_t *payload,
     (void)len;
     job_unlink(srv, j);
     if (srv->stopping) {
-        free(j);
+        job_free(j);
         return;
     }
     if (status < 0) {
@@ -306,7 +341,7 @@ static void on_replicated(struct peer *p, int status, const uint8_t *payload,
                  strerror(-status), (unsigned long long)j->chunk_id,
                  (unsigned long long)j->version, j->source, j->target,
                  peer_name(p));
-        free(j);
+        job_free(j);
         kick(srv);
         return;
     }
@@ -317,7 +352,9 @@ static void on_replicated(struct peer *p, int status, const uint8_t *payload,
         on_added(&j->req, rc, NULL);
 }
 
-static void job_start(struct meta_srv *srv, const struct cand *cd,
+/* Start a copy of @cd from @src to @dst (a move when @drop is set).
+ * False when it could not be sent. */
+static bool job_start(struct meta_srv *srv, const struct cand *cd,
                       struct meta_srv_server *src, struct meta_srv_server *dst,
                       uint32_t drop)
 {
@@ -331,7 +368,7 @@ static void job_start(struct meta_srv *srv, const struct cand *cd,
     int rc;
 
     if (!j)
-        return;
+        return false;
     j->srv = srv;
     j->chunk_id = cd->c.chunk_id;
     j->version = cd->c.version;
@@ -348,7 +385,7 @@ static void job_start(struct meta_srv *srv, const struct cand *cd,
     proto_wbuf_free(&w);
     if (rc < 0) {
         free(j);
-        return;
+        return false;
     }
     j->next = srv->repair.jobs;
     srv->repair.jobs = j;
@@ -359,6 +396,7 @@ static void job_start(struct meta_srv *srv, const struct cand *cd,
     log_debug("meta.repair", "copy: chunk=%016llx version=%llu %u -> %u%s",
               (unsigned long long)j->chunk_id, (unsigned long long)j->version,
               j->source, j->target, drop ? " (move)" : "");
+    return true;
 }
 
 /* An up source holding @c, preferring one that is not draining. */
@@ -426,6 +464,66 @@ static void start_copies(struct meta_srv *srv, struct cand_list *l)
             job_start(srv, &l->v[i], src, dst, 0);
         else if (!dst)
             srv->repair.unplaced++; /* every server able to hold it has it */
+    }
+}
+
+/* ---- Leased chunks ------------------------------------------------------ */
+
+static void lease_repair_end(struct lease_repair *lr)
+{
+    struct meta_srv *srv = lr->srv;
+
+    meta_srv_write_thaw(srv, lr);
+    srv->repair.lease_frozen = false;
+    free(lr);
+    kick(srv);
+}
+
+/* The file is frozen: its leases ended and its chunks bumped.  Copy the
+ * chunk at its new version; the thaw follows the copy (job_free()). */
+static void on_lease_frozen(void *arg, int rc)
+{
+    struct lease_repair *lr = arg;
+    struct meta_srv *srv = lr->srv;
+    struct meta_srv_server *src, *dst;
+    struct cand cd = {.length = lr->length};
+    struct meta_srv_rjob *j;
+
+    if (rc < 0 || srv->stopping ||
+        meta_chunk_get(srv->db, lr->chunk_id, &cd.c) < 0 ||
+        meta_srv_repair_busy(srv, lr->chunk_id)) {
+        lease_repair_end(lr);
+        return;
+    }
+    src = pick_source(srv, &cd.c);
+    dst = pick_target(srv, &cd.c);
+    if (!src || !dst || !job_start(srv, &cd, src, dst, 0)) {
+        lease_repair_end(lr);
+        return;
+    }
+    log_info("metad: repair: copying a chunk under a write lease, its file "
+             "held meanwhile: chunk=%016llx version=%llu ino=%llu",
+             (unsigned long long)cd.c.chunk_id,
+             (unsigned long long)cd.c.version, (unsigned long long)cd.c.ino);
+    for (j = srv->repair.jobs; j->chunk_id != lr->chunk_id; j = j->next)
+        ;
+    j->thaw = lr;
+}
+
+/* Freeze the file of @cd, the leased chunk with the fewest good copies. */
+static void lease_repair_start(struct meta_srv *srv, const struct cand *cd)
+{
+    struct lease_repair *lr = calloc(1, sizeof(*lr));
+
+    if (!lr)
+        return;
+    lr->srv = srv;
+    lr->chunk_id = cd->c.chunk_id;
+    lr->length = cd->length;
+    srv->repair.lease_frozen = true;
+    if (meta_srv_write_freeze(srv, cd->c.ino, on_lease_frozen, lr) < 0) {
+        srv->repair.lease_frozen = false;
+        free(lr);
     }
 }
 
@@ -634,6 +732,10 @@ void meta_srv_repair_tick(struct meta_srv *srv)
         srv->repair.queued = sc.copy.n;
         srv->repair.unplaced = sc.unplaced;
         start_copies(srv, &sc.copy);
+        if (sc.leased.n > 0 && !srv->repair.lease_frozen && may_start(srv)) {
+            qsort(sc.leased.v, sc.leased.n, sizeof(*sc.leased.v), by_good);
+            lease_repair_start(srv, &sc.leased.v[0]);
+        }
         for (size_t i = 0; i < sc.drop.n; i++)
             drop_surplus(srv, &sc.drop.v[i], &budget);
         if (srv->repair.rebalance && sc.copy.n == 0)
@@ -654,6 +756,7 @@ void meta_srv_repair_tick(struct meta_srv *srv)
     free(sc.copy.v);
     free(sc.drop.v);
     free(sc.move.v);
+    free(sc.leased.v);
 }
 
 static void on_kick(uv_timer_t *t)

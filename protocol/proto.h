@@ -107,6 +107,8 @@ enum proto_err {
     PROTO_ECHECKSUM = 1004,  /* stored data failed its checksum */
     PROTO_EHANDSHAKE = 1005, /* request before HELLO, or HELLO twice */
     PROTO_EAUTH = 1006,      /* authentication failed or required (§3.2) */
+    PROTO_ELIMIT = 1007,     /* too many connections or sessions (§3.1) */
+    PROTO_ESECURE = 1008,    /* a secure link required, not offered (§3.7) */
 };
 
 /* Map a negative errno to a wire value; unknown values become PROTO_EIO. */
@@ -240,17 +242,22 @@ enum proto_role {
 #define PROTO_AUTH_SEALED_MAX 256u /* a sealed key: nonce, key, tag */
 #define PROTO_AUTH_SERVICE_MAX 4u  /* service keys in one AUTH_SERVICE_REP */
 
+/* HELLO feature bits (§3.1).  SECURE: the connection continues with a
+ * TLS session keyed from AUTH (§3.7); only with an authentication method. */
+#define PROTO_FEATURE_SECURE 0x1u
+#define PROTO_FEATURES_KNOWN PROTO_FEATURE_SECURE
+
 struct proto_hello_req {
     uint16_t min_version, max_version;
     uint8_t role;          /* enum proto_role */
-    uint32_t features;     /* must be 0 in version 1 */
+    uint32_t features;     /* PROTO_FEATURE_* asked for */
     uint32_t auth_methods; /* methods the client supports: bit mask, 0 */
     struct proto_str name; /* free text, e.g. "tessera-mount host" */
 };
 
 struct proto_hello_rep {
     uint16_t version;      /* chosen, within the client's range */
-    uint32_t features;     /* 0 */
+    uint32_t features;     /* PROTO_FEATURE_* granted (of those asked) */
     uint32_t auth_method;  /* PROTO_AUTH_NONE: no AUTH exchange follows */
     uint64_t instance_id;  /* random per server start */
     struct proto_str name; /* free text */

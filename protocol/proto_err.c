@@ -47,6 +47,8 @@ static const struct {
     {PROTO_ECHECKSUM, EBADMSG, "ECHECKSUM"},
     {PROTO_EHANDSHAKE, EPROTO, "EHANDSHAKE"},
     {PROTO_EAUTH, EKEYREJECTED, "EAUTH"},
+    {PROTO_ELIMIT, EUSERS, "ELIMIT"},
+    {PROTO_ESECURE, ENOPROTOOPT, "ESECURE"},
 };
 
 #define NERRS (sizeof(errs) / sizeof(errs[0]))
@@ -59,8 +61,13 @@ int32_t proto_err_to_wire(int neg_errno)
         return PROTO_OK;
     if (e == ENOTSUP) /* the same value as EOPNOTSUPP on Linux */
         e = EOPNOTSUPP;
-    if (e == EKEYREJECTED) /* the one Tessera value a host errno names */
+    /* The Tessera values a host errno names alone. */
+    if (e == EKEYREJECTED)
         return PROTO_EAUTH;
+    if (e == EUSERS)
+        return PROTO_ELIMIT;
+    if (e == ENOPROTOOPT)
+        return PROTO_ESECURE;
     for (size_t i = 0; i < NERRS; i++)
         if (errs[i].host == e && errs[i].wire < 1000)
             return errs[i].wire;

@@ -24,15 +24,18 @@ int proto_empty_decode(const uint8_t *p, size_t n, struct proto_empty *m)
     return n == 0 ? 0 : -EPROTO;
 }
 
-/* §3.1: a version range must be non-empty and start at 1 or later; v1
- * defines no feature bits. */
+/* §3.1: a version range must be non-empty and start at 1 or later; the
+ * only feature bit is SECURE, which needs an authentication method
+ * (§3.7). */
 static int hello_req_check(const struct proto_hello_req *m)
 {
     if (m->min_version == 0 || m->min_version > m->max_version)
         return -EPROTO;
     if (m->role < PROTO_ROLE_CLIENT || m->role > PROTO_ROLE_METAD)
         return -EPROTO;
-    if (m->features != 0)
+    if (m->features & ~PROTO_FEATURES_KNOWN)
+        return -EPROTO;
+    if ((m->features & PROTO_FEATURE_SECURE) && m->auth_methods == 0)
         return -EPROTO;
     return 0;
 }
@@ -66,13 +69,16 @@ int proto_hello_req_decode(const uint8_t *p, size_t n,
     return proto_rbuf_finish(&r, hello_req_check(m));
 }
 
-/* §3.1: a reply names one version; v1 has no features; §3.2: one known
- * authentication method. */
+/* §3.1: a reply names one version and known features; §3.2: one known
+ * authentication method; §3.7: SECURE only with one. */
 static int hello_rep_check(const struct proto_hello_rep *m)
 {
-    if (m->version == 0 || m->features != 0)
+    if (m->version == 0 || (m->features & ~PROTO_FEATURES_KNOWN))
         return -EPROTO;
     if (m->auth_method > PROTO_AUTH_TICKET)
+        return -EPROTO;
+    if ((m->features & PROTO_FEATURE_SECURE) &&
+        m->auth_method == PROTO_AUTH_NONE)
         return -EPROTO;
     return 0;
 }

@@ -20,16 +20,22 @@
 # --cache=writeback does with the host's page cache.  The default,
 # --cache auto, is the first until an image's first FLUSH and the second
 # after it: a guest that flushes gets the wb figures.
+# tessera1noauth and tessera1secure are tessera1 on clusters of their own:
+# without authentication (--no-auth everywhere), and with every link
+# encrypted (--secure, docs/security.md "Secure links"); the last table
+# puts the 4 KiB random jobs of the three side by side, as the cost of
+# authentication and of --secure.
 # Environment: BUILD (default ./build), BENCH_SIZE (MiB per image, default
 # 512), BENCH_RUNTIME (seconds per job, default 5), BENCH_SYSTEMS (default
-# "qemu-nbd nbdkit tessera1 tessera3 tessera1wb tessera3wb").
+# "qemu-nbd nbdkit tessera1 tessera3 tessera1wb tessera3wb tessera1noauth
+# tessera1secure").
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/cluster.sh"
 
 size=${BENCH_SIZE:-512}
 runtime=${BENCH_RUNTIME:-5}
-systems=${BENCH_SYSTEMS:-qemu-nbd nbdkit tessera1 tessera3 tessera1wb tessera3wb}
+systems=${BENCH_SYSTEMS:-qemu-nbd nbdkit tessera1 tessera3 tessera1wb tessera3wb tessera1noauth tessera1secure}
 work=$(mktemp -d /tmp/tessera-bench-nbd.XXXXXX)
 results=$work/results
 : >"$results"
@@ -130,12 +136,24 @@ bench_nbdkit() {
     run_jobs nbdkit "nbd+unix:///?socket=$work/k.sock"
 }
 
+# tessera_up [FLAVOUR]: the cluster of FLAVOUR ("": authenticated, as it
+# ships; noauth: --no-auth everywhere; secure: --secure everywhere), once;
+# another flavour stops the cluster running first.
+tessera_flavour=
 tessera_up() {
-    [ -n "${TS_DIR:-}" ] && return 0
-    ts_cluster_init "$work/cluster" 0
-    ts_start_metad || return 1
-    local i
-    for i in 1 2 3; do ts_start_chunkd "$i" || return 1; done
+    local flavour=${1:-} auth= i
+    if [ -n "${TS_DIR:-}" ]; then
+        [ "$flavour" = "$tessera_flavour" ] && return 0
+        ts_stop_all 2>/dev/null
+    fi
+    tessera_flavour=$flavour
+    unset TESSERA_KEY TESSERA_SECURE
+    TS_SECURE=0
+    [ "$flavour" = secure ] && TS_SECURE=1
+    [ "$flavour" = noauth ] && auth=--no-auth
+    ts_cluster_init "$work/cluster${flavour:+-$flavour}" 0
+    ts_start_metad $auth || return 1
+    for i in 1 2 3; do ts_start_chunkd "$i" $auth || return 1; done
     ts_wait_servers 3 15 || return 1
     setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --unix "$work/t.sock" \
         --workers 16 --cache-size "$size" --cache writethrough \
@@ -148,8 +166,8 @@ tessera_up() {
     wait_sock "$work/t.sock" && wait_sock "$work/tw.sock"
 }
 
-bench_tessera() { # bench_tessera GOAL [wb]
-    tessera_up || { echo "bench-nbd: tessera did not start" >&2; return; }
+bench_tessera() { # bench_tessera GOAL [wb] [FLAVOUR]
+    tessera_up "${3:-}" || { echo "bench-nbd: tessera did not start" >&2; return; }
     local wb=${2:-} nbd=nbd sock=t.sock
     local img=/bench-g$1$wb.img
     [ -n "$wb" ] && nbd=nbdwb sock=tw.sock
@@ -160,11 +178,11 @@ bench_tessera() { # bench_tessera GOAL [wb]
     # (each fio job opens a connection of its own): tessera-nbd's block
     # cache lives while its image is open, as qemu-nbd's page cache does
     # across connections.
-    local uri="nbd+unix://$img?socket=$work/$sock" hold=$work/hold$1$wb
+    local uri="nbd+unix://$img?socket=$work/$sock" hold=$work/hold$1$wb${3:-}
     mkfifo "$hold"
     qemu-io -f raw "$uri" <"$hold" >/dev/null 2>&1 &
     exec 5>"$hold"
-    run_jobs "tessera$1$wb" "$uri"
+    run_jobs "tessera$1$wb${3:-}" "$uri"
     exec 5>&-
     wait $! 2>/dev/null
 }
@@ -177,6 +195,8 @@ for s in $systems; do
     tessera3) bench_tessera 3 ;;
     tessera1wb) bench_tessera 1 wb ;;
     tessera3wb) bench_tessera 3 wb ;;
+    tessera1noauth) bench_tessera 1 "" noauth ;;
+    tessera1secure) bench_tessera 1 "" secure ;;
     *) echo "bench-nbd: unknown system $s" >&2 ;;
     esac
 done
@@ -223,4 +243,22 @@ for job in jobs:
     rows.append([job] + ["%s/%s, %s" % lat.get((s, job), ("-", "-", "-"))
                          for s in systems])
 table(rows)
+
+# Authentication and --secure on 4 KiB random I/O, one cluster each.
+trio = ["tessera1noauth", "tessera1", "tessera1secure"]
+if all(s in systems for s in trio):
+    print()
+    print("4 KiB random I/O, goal 1: without authentication, with it (as "
+          "shipped), with --secure")
+    rows = [["job", "no auth IOPS", "auth IOPS", "secure IOPS",
+             "auth/no auth", "secure/no auth", "CPU us/req (no auth, auth, "
+             "secure)"]]
+    for job in jobs:
+        if not job.startswith("rand"):
+            continue
+        n, a, s = (res.get((x, job)) for x in trio)
+        rows.append([job, n or "-", a or "-", s or "-", ratio(a, n),
+                     ratio(s, n), ", ".join(lat.get((x, job), "---")[2]
+                                           for x in trio)])
+    table(rows)
 PY

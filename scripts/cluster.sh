@@ -17,6 +17,10 @@
 #       ts_start_all [NCHUNKD]            (what exists: metad, chunkds, mount, nbd)
 #       ts_stop_all                       (unmount, stop everything, wait)
 #
+# TS_SECURE=1 (before ts_cluster_init) runs metad and chunkd with --secure
+# and exports TESSERA_SECURE=1, so that every client (mount, NBD, CLI)
+# asks for secure links too (docs/security.md, "Secure links").
+#
 # Every daemon serves Prometheus metrics (--http) on a port of its own,
 # BASE_PORT + 10 for metad, + 10 + I for chunkd I, + 20 for the NBD export,
 # + 21 for the mount; ts_http_addr NAME gives one.  TS_HTTP=0 turns it off.
@@ -57,6 +61,11 @@ ts_cluster_init() {
     : >"$TS_DIR/pids"
     : >"$TS_DIR/http"
     export TS_DIR TS_META_ADDR TS_NBD_ADDR TS_MNT TESSERA_META=$TS_META_ADDR
+    TS_SECURE_OPT=
+    if [ "${TS_SECURE:-0}" = 1 ]; then
+        TS_SECURE_OPT=--secure
+        export TESSERA_SECURE=1
+    fi
 }
 
 ts_have() { [ -x "$TS_BIN/$1" ]; }
@@ -118,7 +127,7 @@ ts_start_metad() {
     mkdir -p "$TS_DIR/meta"
     # shellcheck disable=SC2086 # $http is an option and its value, or nothing
     setsid "$TS_BIN/tessera-metad" --data "$TS_DIR/meta" --listen "$TS_META_ADDR" \
-        $http "$@" >>"$TS_DIR/logs/metad.log" 2>&1 &
+        $http $TS_SECURE_OPT "$@" >>"$TS_DIR/logs/metad.log" 2>&1 &
     ts_record metad $!
     ts_wait_port "$TS_META_ADDR" 10 $! || { tail -5 "$TS_DIR/logs/metad.log" >&2; return 1; }
     # Written before metad listens, on its first start.
@@ -139,7 +148,8 @@ ts_start_chunkd() {
     [ -f "$TS_DIR/meta/chunkd.key" ] && key="--key $TS_DIR/meta/chunkd.key"
     # shellcheck disable=SC2086
     setsid "$TS_BIN/tessera-chunkd" --data "$TS_DIR/chunk$i" --listen "$addr" \
-        --meta "$TS_META_ADDR" $key $http "$@" >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
+        --meta "$TS_META_ADDR" $key $http $TS_SECURE_OPT "$@" \
+        >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
     ts_record "chunkd$i" $!
     eval "TS_CHUNK${i}_ADDR=$addr"
     ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/chunkd$i.log" >&2; return 1; }

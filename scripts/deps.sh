@@ -15,6 +15,7 @@ pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
       clang qemu-utils libnbd-bin nbdkit fio attr python3 procps psmisc curl
       prometheus chromium gnutls-bin help2man man-db systemd debhelper)
 pkgs+=(nettle-dev) # SHA-256 of image diffs (tessera image diff, apply-diff)
+pkgs+=(tcpdump)    # test-secure.sh: what crosses loopback on --secure links
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -123,6 +123,7 @@ int chunk_auth_link_cred(struct chunk_server *srv, struct peer *link)
         return 0;
     memcpy(cred.name, srv->auth.key.name, sizeof(cred.name));
     memcpy(cred.key, srv->auth.key.secret, AUTH_KEY_SIZE);
+    cred.secure = srv->auth.secure;
     rc = peer_set_cred(link, &cred);
     memset(&cred, 0, sizeof(cred));
     return rc;
@@ -191,6 +192,7 @@ int chunk_auth_cred(struct chunk_server *srv, struct auth_cred *out)
         out->ticket_len = (uint32_t)n;
         memcpy(out->name, t.name, sizeof(out->name));
         memcpy(out->key, t.session_key, AUTH_KEY_SIZE);
+        out->secure = a->secure;
     }
     memset(&t, 0, sizeof(t));
     return n < 0 ? n : 0;

@@ -114,6 +114,9 @@ enum chunk_inline_writes {
 #define CHUNK_INLINE_MAX (64u << 10)
 void chunk_store_set_inline_writes(struct chunk_store *s,
                                    enum chunk_inline_writes mode);
+/* Fault injection for tests (--fault-read-eio): every read of chunk @id's
+ * data fails with -EIO, as from a failing disk.  0 turns it off. */
+void chunk_store_set_fault_read_eio(struct chunk_store *s, uint64_t id);
 /* Whole-block writes of at least @min bytes go to the disk with O_DIRECT,
  * past the page cache (0: none); the store falls back to buffered writes
  * for good where the file system refuses O_DIRECT. */
@@ -230,6 +233,7 @@ struct chunk_service_key {
 };
 struct chunk_auth {
     bool no_auth;        /* --no-auth */
+    bool secure;         /* --secure: every link a secure one (§3.7) */
     struct auth_key key; /* this server's identity */
     struct chunk_service_key service[PROTO_AUTH_SERVICE_MAX]; /* newest 1st */
     uint32_t nservice;

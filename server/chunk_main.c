@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "conn_limit.h"
 #include "http.h"
 #include "lat.h"
 #include "log.h"
@@ -57,6 +58,14 @@ static void usage(FILE *f)
             "$TESSERA_KEY)\n"
             "  --no-auth         ask clients for no ticket and use no key "
             "(docs/security.md)\n"
+            "  --secure          every link encrypted and authenticated: "
+            "refuse peers\n"
+            "                    that do not ask, ask metad and other "
+            "servers\n"
+            "  --max-conns-per-addr N  connections one address may hold "
+            "(default 256, 0 = no limit)\n"
+            "  --max-sessions-per-identity N  authenticated connections one "
+            "identity may hold (default 1024, 0 = no limit)\n"
             "  --advertise ADDR  address given to metad (default: --listen)\n"
             "  --repair-mbps N   copy chunks for repair at most N MiB/s "
             "(default 100, 0 = unlimited)\n"
@@ -76,7 +85,9 @@ static void usage(FILE *f)
             "  -D, --debug module=1  enable debug logging for a module "
             "(chunk.store, chunk.dispatch, chunk.replicate, peer)\n"
             "  --config FILE     read options from FILE first, KEY = VALUE "
-            "lines named as the long options here\n");
+            "lines named as the long options here\n"
+            "  --fault-read-eio ID  for tests: every read of chunk ID (hex) "
+            "fails with EIO\n");
 }
 
 static int hexval(char c)
@@ -183,9 +194,11 @@ static void on_signal(uv_signal_t *h, int signum)
 
 struct opts {
     const char *data, *listen, *meta, *advertise, *http, *key;
-    bool no_auth;
+    bool no_auth, secure;
+    unsigned per_addr, per_identity; /* conn_limit.h */
     uint64_t repair_mbps, scrub_mbps, scrub_interval_s, direct_write_kib;
     enum chunk_inline_writes inline_writes;
+    uint64_t fault_read_eio;
 };
 
 /* A whole non-negative decimal number no larger than @max. */
@@ -212,6 +225,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"meta", required_argument, NULL, 'm'},
         {"key", required_argument, NULL, 'k'},
         {"no-auth", no_argument, NULL, 'N'},
+        {"secure", no_argument, NULL, 'E'},
+        {"max-conns-per-addr", required_argument, NULL, 'C'},
+        {"max-sessions-per-identity", required_argument, NULL, 'P'},
         {"advertise", required_argument, NULL, 'a'},
         {"repair-mbps", required_argument, NULL, 'R'},
         {"scrub-mbps", required_argument, NULL, 'S'},
@@ -221,6 +237,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"http", required_argument, NULL, 'H'},
         {"metrics", required_argument, NULL, 'H'},
         {"debug", required_argument, NULL, 'D'},
+        {"fault-read-eio", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -244,6 +261,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'N':
             o->no_auth = true;
+            break;
+        case 'E':
+            o->secure = true;
+            break;
+        case 'C':
+        case 'P':
+            if (conn_limit_parse(optarg, c == 'C' ? &o->per_addr
+                                                  : &o->per_identity) < 0) {
+                fprintf(stderr, "tessera-chunkd: bad number: %s\n", optarg);
+                return 2;
+            }
             break;
         case 'a':
             o->advertise = optarg;
@@ -277,6 +305,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 return 2;
             }
             break;
+        case 'F': {
+            char *end;
+
+            errno = 0;
+            o->fault_read_eio = strtoull(optarg, &end, 16);
+            if (errno || *end || !*optarg || !o->fault_read_eio) {
+                fprintf(stderr, "tessera-chunkd: bad chunk id: %s\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'D':
             if (log_debug_enable(optarg) < 0) {
                 fprintf(stderr, "tessera-chunkd: bad -D spec: %s\n", optarg);
@@ -307,8 +346,11 @@ int main(int argc, char **argv)
         .scrub_mbps = 8,
         .scrub_interval_s = 86400,
         .inline_writes = CHUNK_INLINE_BUFFERED,
+        .per_addr = CONN_LIMIT_PER_ADDR,
+        .per_identity = CONN_LIMIT_PER_IDENTITY,
         .direct_write_kib = DIRECT_KIB_DEFAULT,
     };
+    struct conn_limit *limits = NULL;
     uv_loop_t loop;
     int rc;
 
@@ -330,8 +372,13 @@ int main(int argc, char **argv)
     snprintf(srv.name, sizeof(srv.name), "tessera-chunkd %s",
              srv.advertise_addr);
 
+    if (o.secure && o.no_auth) {
+        log_error("chunkd: --secure needs authentication: drop --no-auth");
+        return 1;
+    }
     if (chunk_auth_init(&srv, auth_key_path(o.key), o.no_auth) < 0)
         return 1;
+    srv.auth.secure = o.secure;
     rc = chunk_store_open(o.data, &srv.store);
     if (rc < 0) {
         log_error("chunkd: cannot open data directory: err=%d dir=%s", rc,
@@ -339,6 +386,7 @@ int main(int argc, char **argv)
         return 1;
     }
     chunk_store_set_inline_writes(srv.store, o.inline_writes);
+    chunk_store_set_fault_read_eio(srv.store, o.fault_read_eio);
     chunk_store_set_direct_writes(
         srv.store, (uint32_t)(o.direct_write_kib > PROTO_MAX_DATA / 1024
                                   ? PROTO_MAX_DATA
@@ -350,7 +398,9 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_init(&loop);
-    rc = chunk_jobs_new(&loop, &srv.jobs);
+    rc = conn_limit_new(o.per_addr, o.per_identity, &limits);
+    if (rc == 0)
+        rc = chunk_jobs_new(&loop, &srv.jobs);
     if (rc == 0)
         rc = chunk_chain_new(&srv, &srv.chain);
     if (rc == 0) {
@@ -362,6 +412,10 @@ int main(int argc, char **argv)
         peer_listener_set_identity(srv.listener, srv.name, 0);
     if (rc == 0 && !o.no_auth)
         peer_listener_set_auth(srv.listener, PROTO_AUTH_BIT(PROTO_AUTH_TICKET));
+    if (rc == 0) {
+        peer_listener_set_limits(srv.listener, limits);
+        peer_listener_set_secure(srv.listener, o.secure);
+    }
     if (rc == 0)
         rc = chunk_meta_start(&srv, &srv.meta);
     if (rc == 0)
@@ -377,6 +431,7 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         chunk_jobs_free(srv.jobs);
         chunk_store_close(srv.store);
+        conn_limit_free(limits);
         return 1;
     }
     for (int i = 0; i < 2; i++) {
@@ -402,6 +457,7 @@ int main(int argc, char **argv)
         log_warn("chunkd: loop closed with handles open: err=%d", rc);
     chunk_jobs_free(srv.jobs);
     chunk_store_close(srv.store);
+    conn_limit_free(limits); /* every peer is gone */
     log_info("chunkd: stopped");
     return 0;
 }

@@ -13,9 +13,11 @@
  * it is sent.  Failures are answered with their error: EOLDVER
  * when the replica's version differs, ECHECKSUM when a block fails its
  * CRC (the client then tries another replica), ENOENT for a chunk this
- * server does not hold.  A checksum failure also marks the replica bad
- * and reports it to metad (chunk_meta_report_bad(), once per chunk): later
- * reads of it fail with ECHECKSUM until metad has it replaced.
+ * server does not hold, EIO when the disk failed the read.  A checksum
+ * failure or a disk error also marks the replica bad and reports it to
+ * metad (chunk_meta_report_bad(), once per chunk, reason CHECKSUM or
+ * IOERROR): later reads of it fail with ECHECKSUM until metad has it
+ * replaced.
  */
 #include "chunk_internal.h"
 
@@ -55,9 +57,10 @@ static void read_done(struct chunk_job *j, int rc)
     struct read_op *op = (struct read_op *)j;
     uint32_t n = op->m.length;
 
-    if (rc == -EBADMSG)
+    if (rc == -EBADMSG || rc == -EIO)
         chunk_meta_report_bad(j->srv, op->m.chunk_id, op->m.version,
-                              PROTO_REPORT_CHECKSUM);
+                              rc == -EIO ? PROTO_REPORT_IOERROR
+                                         : PROTO_REPORT_CHECKSUM);
     /* proto_bytes_rep: big-endian u32 length, then the bytes. */
     for (int i = 0; i < 4; i++)
         op->buf[i] = (uint8_t)(n >> (24 - 8 * i));

@@ -212,6 +212,7 @@ struct chunk_store {
      * for writes, so the nowait calls give up at once (-EAGAIN). */
     bool no_nowait_read, no_nowait_write;
     enum chunk_inline_writes inline_writes;
+    uint64_t fault_read_eio; /* a chunk whose reads fail (tests); 0: none */
     /* Direct writes (chunk_store_set_direct_writes): whole-block writes of
      * at least direct_min bytes skip the page cache; 0: never.  Atomic:
      * set to 0 for good when the file system refuses O_DIRECT. */
@@ -1031,6 +1032,8 @@ static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
 static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
                        uint32_t nb, uint8_t *buf, int rwf)
 {
+    if (s->fault_read_eio && f->id == s->fault_read_eio)
+        return -EIO; /* chunk_store_set_fault_read_eio(): a failing disk */
     int rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
                         (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
 
@@ -1886,6 +1889,11 @@ void chunk_store_set_inline_writes(struct chunk_store *s,
                                    enum chunk_inline_writes mode)
 {
     s->inline_writes = mode;
+}
+
+void chunk_store_set_fault_read_eio(struct chunk_store *s, uint64_t id)
+{
+    s->fault_read_eio = id;
 }
 
 int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver)

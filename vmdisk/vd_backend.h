@@ -176,6 +176,7 @@ struct vd_tessera_opts {
     const char *meta;       /* borrowed during vd_tessera_new() */
     const char *images_dir; /* likewise; NULL: "/" */
     const char *key;        /* key file (--key, $TESSERA_KEY); NULL: no key */
+    bool secure;            /* --secure: encrypted links (needs a key) */
     enum vd_cache_mode cache;
     uint64_t cache_size; /* bytes per image; 0: VD_CACHE_SIZE_DEFAULT */
     /* VD_CACHE_WRITEBACK, _AUTO: unflushed bytes held at most (0: the default)

@@ -86,6 +86,7 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
     pthread_cond_init(&c.cond, NULL);
     pthread_cond_init(&c.room, NULL);
 
+    vd_limits_take_addr(&c);
     rc = vd_handshake_run(&c);
     if (rc == 0) {
         assert(c.img); /* invariant 1 */
@@ -100,6 +101,7 @@ int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer)
         cfg->be->ops->close(c.img); /* invariant 2 */
         c.img = NULL;
     }
+    vd_limits_release(&c); /* before the session that owns the TLS name */
     vd_tls_session_close(c.tls,
                          (rc == 0 || rc == -ESHUTDOWN) && !c.send_failed);
     c.tls = NULL;

@@ -134,6 +134,7 @@ static uint32_t open_err_to_rep(int rc)
     case EACCES:
     case EPERM:
     case EBUSY: /* another writer holds the image's lease */
+    case EUSERS: /* too many connections or sessions (vd_limits_check) */
         return NBD_REP_ERR_POLICY;
     case ESHUTDOWN:
         return NBD_REP_ERR_SHUTDOWN;
@@ -184,6 +185,12 @@ static int export_open(struct vd_conn *c, const char *name,
                      name, why, c->peer, c->id.tls_user ? c->id.tls_user : "-");
             return rc;
         }
+    }
+    rc = vd_limits_check(c, why, NBD_MAX_STRING);
+    if (rc < 0) {
+        log_warn("nbd handshake: export %s refused: %s: peer=%s tls_user=%s",
+                 name, why, c->peer, c->id.tls_user ? c->id.tls_user : "-");
+        return rc;
     }
     rc = be->ops->open(be->ctx, name, readonly, img, why, NBD_MAX_STRING);
     if (rc < 0) {

@@ -84,6 +84,9 @@ struct vd_config {
     const struct vd_tls *tls;        /* credentials; NULL iff tls_mode is off */
     vd_export_check_cb export_check; /* NULL: every export for everyone */
     void *export_check_ctx;
+    /* Connections per address, sessions (open exports) per TLS name;
+     * borrowed; NULL: no limits (docs/security.md). */
+    struct conn_limit *limits;
 };
 
 struct vd_req;
@@ -106,6 +109,10 @@ struct vd_conn {
     struct vd_image *img; /* owned: open during transmission */
     uint64_t size;
     uint16_t tflags; /* NBD_FLAG_* transmission flags sent */
+    /* Limits (vd_conn.c): the address key, the counts held, and whether
+     * the address held its limit at accept (exports are then refused). */
+    char addr_key[64];
+    bool addr_counted, identity_counted, over_limit;
 
     /* Transmission (vd_cmd.c). */
     pthread_mutex_t send_lock;  /* one reply on the socket at a time */
@@ -162,6 +169,17 @@ static inline uint64_t vd_get64(const uint8_t *p)
  * shut down.  Logs one line when the export opens and one at the end.
  * Returns 0 after a clean disconnect, -errno otherwise. */
 int vd_conn_serve(int fd, const struct vd_config *cfg, const char *peer);
+
+/* vd_limits.c */
+
+/* Count @c's address (TCP only); over the limit, note it and log it. */
+void vd_limits_take_addr(struct vd_conn *c);
+/* Give back what @c counted. */
+void vd_limits_release(struct vd_conn *c);
+/* Before an export opens: 0, or -EUSERS with the sentence for the client
+ * in @why when the connection's address held its limit at accept or its
+ * TLS name holds its limit of sessions (counted once per connection). */
+int vd_limits_check(struct vd_conn *c, char *why, size_t whylen);
 
 /* vd_server.c */
 struct vd_server;

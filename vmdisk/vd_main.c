@@ -40,6 +40,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "conn_limit.h"
 #include "http.h"
 #include "log.h"
 #include "mem.h"
@@ -67,6 +68,10 @@ static void usage(FILE *f, const char *prog)
             "    --meta ADDR:PORT        metadata service (backend tessera)\n"
             "    --key FILE              the identity's key file (default\n"
             "                            $TESSERA_KEY; docs/security.md)\n"
+            "    --secure                encrypted links to metad and the "
+            "storage\n"
+            "                            servers (default "
+            "$TESSERA_SECURE)\n"
             "    --listen ADDR:PORT      serve NBD over TCP\n"
             "    --unix PATH             serve NBD on a unix socket\n"
             "    --backend KIND          tessera (default), mem, or dir:PATH\n"
@@ -104,6 +109,12 @@ static void usage(FILE *f, const char *prog)
             "server-key.pem\n"
             "    --tls-verify-peer       require a client certificate signed "
             "by ca-cert.pem\n"
+            "    --max-conns-per-addr N  NBD connections one address may "
+            "hold (default %u,\n"
+            "                            0 = no limit)\n"
+            "    --max-sessions-per-identity N  connections one TLS name "
+            "may hold\n"
+            "                            (default %u, 0 = no limit)\n"
             "    -D, --debug MODULE=1    debug log for a module (vd.cmd, "
             "vd.handshake,\n"
             "                            vd.lease, cl.chunk, cl.state, "
@@ -115,7 +126,8 @@ static void usage(FILE *f, const char *prog)
             prog, VD_WORKERS_DEFAULT,
             (unsigned long long)(VD_CACHE_SIZE_DEFAULT >> 20),
             (unsigned long long)(VD_CACHE_MAX_DIRTY_DEFAULT >> 20),
-            VD_CACHE_MAX_DIRTY_AGE_DEFAULT_MS);
+            VD_CACHE_MAX_DIRTY_AGE_DEFAULT_MS, CONN_LIMIT_PER_ADDR,
+            CONN_LIMIT_PER_IDENTITY);
 }
 
 /* The backend named by @spec.  Caller owns *out.  Prints why on failure. */
@@ -162,8 +174,9 @@ struct cli {
     const char *meta, *listen, *unix_path, *backend, *default_export;
     const char *images_dir, *http, *tls_mode, *key;
     struct vd_tls_opts tls;
-    bool readonly;
+    bool readonly, secure;
     unsigned workers;
+    unsigned per_addr, per_identity; /* conn_limit.h */
     enum vd_cache_mode cache;
     uint64_t cache_size, max_dirty;
     uint32_t max_dirty_age_ms, direct_write_max;
@@ -175,6 +188,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     static const struct option longopts[] = {
         {"meta", required_argument, NULL, 'm'},
         {"key", required_argument, NULL, 'k'},
+        {"secure", no_argument, NULL, 'S'},
         {"listen", required_argument, NULL, 'l'},
         {"unix", required_argument, NULL, 'u'},
         {"backend", required_argument, NULL, 'b'},
@@ -193,6 +207,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"tls-psk", required_argument, NULL, 'P'},
         {"tls-certificates", required_argument, NULL, 'C'},
         {"tls-verify-peer", no_argument, NULL, 'V'},
+        {"max-conns-per-addr", required_argument, NULL, 'A'},
+        {"max-sessions-per-identity", required_argument, NULL, 'I'},
         {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -209,6 +225,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             break;
         case 'k':
             cli->key = optarg;
+            break;
+        case 'S':
+            cli->secure = true;
             break;
         case 'l':
             cli->listen = optarg;
@@ -242,6 +261,15 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             break;
         case 'V':
             cli->tls.verify_peer = true;
+            break;
+        case 'A':
+        case 'I':
+            if (conn_limit_parse(optarg, ch == 'A' ? &cli->per_addr
+                                                   : &cli->per_identity) < 0) {
+                fprintf(stderr, "tessera-nbd: bad %s: %s\n", argv[optind - 1],
+                        optarg);
+                return -1;
+            }
             break;
         case 'w': {
             unsigned long n = strtoul(optarg, &end, 10);
@@ -439,7 +467,11 @@ static int tls_setup(const struct cli *cli, enum vd_tls_mode *mode,
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {.backend = "tessera", .cache = VD_CACHE_AUTO};
+    struct cli cli = {.backend = "tessera",
+                      .cache = VD_CACHE_AUTO,
+                      .per_addr = CONN_LIMIT_PER_ADDR,
+                      .per_identity = CONN_LIMIT_PER_IDENTITY};
+    struct conn_limit *limits = NULL;
     struct vd_backend *be = NULL;
     struct vd_server *s = NULL;
     struct http_server *http = NULL;
@@ -458,6 +490,7 @@ int main(int argc, char **argv)
         .meta = cli.meta,
         .images_dir = cli.images_dir,
         .key = auth_key_path(cli.key),
+        .secure = auth_secure_wanted(cli.secure),
         .cache = cli.cache,
         .cache_size = cli.cache_size,
         .max_dirty = cli.max_dirty,
@@ -469,6 +502,12 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (conn_limit_new(cli.per_addr, cli.per_identity, &limits) < 0) {
+        fprintf(stderr, "tessera-nbd: out of memory\n");
+        vd_backend_free(be);
+        vd_tls_free(tls);
+        return 1;
+    }
     struct vd_config cfg = {
         .be = be,
         .default_export = cli.default_export,
@@ -478,6 +517,7 @@ int main(int argc, char **argv)
         .tls = tls,
         .export_check = be->ops->authorize ? tls_user_check : NULL,
         .export_check_ctx = be,
+        .limits = limits,
     };
     rc = vd_server_new(&cfg, &s);
     if (rc == 0 && cli.listen) {
@@ -516,5 +556,6 @@ int main(int argc, char **argv)
     vd_server_free(s);
     vd_backend_free(be);
     vd_tls_free(tls);
+    conn_limit_free(limits); /* every connection thread is joined */
     return rc == 0 ? 0 : 1;
 }

@@ -860,6 +860,15 @@ int vd_tessera_new(const struct vd_tessera_opts *o, struct vd_backend **out)
         log_error("nbd: key file %s: %s", o->key, auth_key_why(rc));
         goto fail;
     }
+    if (o->secure) {
+        if (!ctx->auth) {
+            log_error("nbd: --secure needs a key: --key FILE or "
+                      "$TESSERA_KEY");
+            rc = -ENOKEY;
+            goto fail;
+        }
+        cl_auth_set_secure(ctx->auth, true);
+    }
     struct cl_opts opts = {.meta = meta,
                            .name = name,
                            .role = PROTO_ROLE_NBD,

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "conn_limit.h"
 #include "net.h"
 #include "peer.h"
 #include "proto.h"
@@ -237,6 +238,27 @@ static void connect_auth(uint8_t fill)
         assert_int_equal(peer_set_cred(F->client, &c), 0);
 }
 
+/* Dial as "client.a" with key bytes @fill asking for a secure link. */
+static void connect_secure(uint8_t fill)
+{
+    struct auth_cred c = {
+        .method = PROTO_AUTH_KEY, .name = "client.a", .secure = true};
+
+    memset(c.key, fill, sizeof(c.key));
+    assert_int_equal(peer_connect(&F->loop, F->addr, PROTO_ROLE_CLIENT,
+                                  "test-client", &ops, F, &F->client),
+                     0);
+    assert_int_equal(peer_set_cred(F->client, &c), 0);
+}
+
+/* The dialled peer closes with @status, never READY on the server. */
+static void expect_refused(int status)
+{
+    RUN_UNTIL(F->cli.closed == 1);
+    assert_int_equal(F->cli.close_status, status);
+    assert_int_equal(F->srv.ready, 0);
+}
+
 /* ---- Raw sockets ------------------------------------------------------- */
 
 static int raw_connect(void)
@@ -369,9 +391,7 @@ static void test_peer_auth_no_key(void **state)
     (void)state;
     peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
     connect_auth(0);
-    RUN_UNTIL(F->cli.closed == 1);
-    assert_int_equal(F->cli.close_status, -EKEYREJECTED);
-    assert_int_equal(F->srv.ready, 0);
+    expect_refused(-EKEYREJECTED);
 }
 
 /* A peer with a key does not talk to a responder that does not prove it
@@ -967,6 +987,189 @@ static void test_peer_ref_keeps_memory(void **state)
     peer_unref(p);
 }
 
+/* A second connection from an address that holds its limit is answered
+ * ELIMIT; the first keeps working, and once it is gone there is room. */
+static void test_peer_limit_per_address(void **state)
+{
+    struct conn_limit *t;
+    struct result r = {0};
+    struct peer *two;
+
+    (void)state;
+    assert_int_equal(conn_limit_new(1, 0, &t), 0);
+    peer_listener_set_limits(F->l, t);
+    connect_ready();
+    assert_int_equal(peer_connect(&F->loop, F->addr, PROTO_ROLE_CLIENT, "two",
+                                  &ops, F, &two),
+                     0);
+    RUN_UNTIL(F->cli.closed == 1);
+    assert_int_equal(F->cli.close_status, -EUSERS);
+    assert_int_equal(F->srv.ready, 1);
+    peer_unref(two);
+    assert_int_equal(
+        peer_request(F->client, PROTO_MSG_PING_REQ, "k", 1, 0, on_result, &r),
+        0);
+    RUN_UNTIL(r.calls == 1);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(conn_limit_count(t, CONN_LIMIT_ADDR, "127.0.0.1"), 1);
+
+    peer_close(F->client);
+    peer_unref(F->client);
+    F->client = NULL;
+    RUN_UNTIL(conn_limit_count(t, CONN_LIMIT_ADDR, "127.0.0.1") == 0);
+    connect_ready();
+    peer_close(F->client);
+    peer_unref(F->client);
+    F->client = NULL;
+    peer_close(F->srv.peer);
+    RUN_UNTIL(F->srv.closed == 3);
+    conn_limit_free(t);
+}
+
+/* A second session of one identity is answered ELIMIT at AUTH. */
+static void test_peer_limit_per_identity(void **state)
+{
+    struct auth_cred c = {.method = PROTO_AUTH_KEY, .name = "client.a"};
+    struct conn_limit *t;
+    struct peer *two;
+
+    (void)state;
+    memset(c.key, 0x11, sizeof(c.key));
+    assert_int_equal(conn_limit_new(0, 1, &t), 0);
+    peer_listener_set_limits(F->l, t);
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    connect_auth(0x11);
+    RUN_UNTIL(F->cli.ready == 1 && F->srv.ready == 1);
+    assert_int_equal(peer_connect(&F->loop, F->addr, PROTO_ROLE_CLIENT, "two",
+                                  &ops, F, &two),
+                     0);
+    assert_int_equal(peer_set_cred(two, &c), 0);
+    RUN_UNTIL(F->cli.closed == 1);
+    assert_int_equal(F->cli.close_status, -EUSERS);
+    assert_int_equal(F->srv.ready, 1);
+    assert_int_equal(conn_limit_count(t, CONN_LIMIT_IDENTITY, "client.a"), 1);
+    peer_unref(two);
+
+    peer_close(F->client);
+    peer_unref(F->client);
+    F->client = NULL;
+    RUN_UNTIL(conn_limit_count(t, CONN_LIMIT_IDENTITY, "client.a") == 0);
+    connect_auth(0x11);
+    RUN_UNTIL(F->cli.ready == 2 && F->srv.ready == 2);
+    peer_close(F->client);
+    peer_unref(F->client);
+    F->client = NULL;
+    peer_close(F->srv.peer);
+    RUN_UNTIL(conn_limit_count(t, CONN_LIMIT_IDENTITY, "client.a") == 0);
+    run_for(20);
+    conn_limit_free(t);
+}
+
+/* A secure link: requests both ways, small and large (many TLS records),
+ * and the server knows the identity as before. */
+static void test_peer_secure_link(void **state)
+{
+    struct result r1 = {0}, r2 = {0}, r3 = {0};
+
+    (void)state;
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    connect_secure(0x11);
+    /* Queued before READY: sent sealed once the TLS handshake is done. */
+    assert_int_equal(
+        peer_request(F->client, PROTO_MSG_PING_REQ, "abc", 3, 0, on_result,
+                     &r1),
+        0);
+    RUN_UNTIL(F->cli.ready == 1 && F->srv.ready == 1);
+    assert_string_equal(peer_identity(F->srv.peer), "client.a");
+    RUN_UNTIL(r1.calls == 1);
+    assert_int_equal(r1.status, 0);
+    assert_memory_equal(r1.data, "abc", 3);
+    F->srv.big_reply = 3 << 20;
+    assert_int_equal(peer_request(F->client, PROTO_MSG_CHUNK_READ_REQ, NULL, 0,
+                                  0, on_result, &r2),
+                     0);
+    RUN_UNTIL(r2.calls == 1);
+    assert_int_equal(r2.status, 0);
+    assert_int_equal(r2.len, 3 << 20);
+    assert_int_equal(peer_request(F->srv.peer, PROTO_MSG_PING_REQ, "xy", 2, 0,
+                                  on_result, &r3),
+                     0);
+    RUN_UNTIL(r3.calls == 1);
+    assert_int_equal(r3.status, 0);
+    assert_memory_equal(r3.data, "xy", 2);
+}
+
+/* A wrong key fails at AUTH as before, secure or not. */
+static void test_peer_secure_wrong_key(void **state)
+{
+    (void)state;
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    peer_listener_set_secure(F->l, true);
+    connect_secure(0x12);
+    expect_refused(-EKEYREJECTED);
+}
+
+/* A listener that requires secure links refuses a plain peer with
+ * ESECURE and goes on serving secure ones. */
+static void test_peer_secure_required_refuses_plain(void **state)
+{
+    (void)state;
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    peer_listener_set_secure(F->l, true);
+    connect_auth(0x11);
+    expect_refused(-ENOPROTOOPT);
+    peer_unref(F->client);
+    connect_secure(0x11);
+    RUN_UNTIL(F->cli.ready == 1 && F->srv.ready == 1);
+}
+
+/* A raw peer that sends frames in the clear after AUTH on a secure link
+ * is cut off: they are no TLS records. */
+static void test_peer_secure_plain_frames_after_auth_refused(void **state)
+{
+    struct proto_hello_req m = {1,
+                                1,
+                                PROTO_ROLE_CLIENT,
+                                PROTO_FEATURE_SECURE,
+                                PROTO_AUTH_BIT(PROTO_AUTH_KEY),
+                                {"raw", 3}};
+    struct auth_cred c = {.method = PROTO_AUTH_KEY, .name = "client.a"};
+    uint8_t buf[512], expect[PROTO_AUTH_PROOF_SIZE];
+    struct proto_hello_rep rep;
+    struct proto_auth_req req;
+    struct proto_wbuf w;
+    struct proto_hdr h;
+    int fd;
+
+    (void)state;
+    memset(c.key, 0x11, sizeof(c.key));
+    peer_listener_set_auth(F->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+    fd = raw_connect();
+    proto_wbuf_init(&w);
+    proto_hello_req_encode(&w, &m);
+    raw_send(fd, 0, PROTO_MSG_HELLO_REQ, 1, w.p, w.len);
+    proto_wbuf_free(&w);
+    raw_frame(fd, &h, buf, sizeof(buf));
+    assert_int_equal(proto_hello_rep_decode(buf, h.length, &rep), 0);
+    assert_int_equal(rep.features, PROTO_FEATURE_SECURE);
+    assert_int_equal(auth_answer(&c, PROTO_ROLE_CLIENT, rep.nonce, &req,
+                                 expect),
+                     0);
+    proto_wbuf_init(&w);
+    proto_auth_req_encode(&w, &req);
+    raw_send(fd, 0, PROTO_MSG_AUTH_REQ, 2, w.p, w.len);
+    proto_wbuf_free(&w);
+    raw_frame(fd, &h, buf, sizeof(buf));
+    assert_int_equal(h.status, 0);
+    raw_send(fd, 0, PROTO_MSG_PING_REQ, 3, "12345678", 8);
+    /* The server answers with a TLS alert record at most, never a frame. */
+    if (raw_read(fd, buf, 1) == 0)
+        assert_int_equal(buf[0], 21); /* ContentType alert */
+    close(fd);
+    RUN_UNTIL(F->srv.closed == 1);
+    assert_int_equal(F->srv.ready, 0);
+}
+
 int test_peer(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1206,12 @@ int test_peer(void)
         T(test_peer_auth_no_key),
         T(test_peer_auth_responder_must_prove),
         T(test_peer_auth_silent_cut_off),
+        T(test_peer_limit_per_address),
+        T(test_peer_limit_per_identity),
+        T(test_peer_secure_link),
+        T(test_peer_secure_wrong_key),
+        T(test_peer_secure_required_refuses_plain),
+        T(test_peer_secure_plain_frames_after_auth_refused),
 #undef T
     };
     return cmocka_run_group_tests_name("common/peer", tests, NULL, NULL);

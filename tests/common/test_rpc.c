@@ -27,6 +27,7 @@
 #include "net.h"
 #include "peer.h"
 #include "proto.h"
+#include "auth.h"
 #include "rpc.h"
 
 #define DELAY_BIT (1ull << 63) /* PING cookie: answer after 50 ms */
@@ -42,6 +43,7 @@ struct srv {
     int port;
     uint64_t instance;
     bool answer_statfs;
+    bool secure; /* authenticate "client.a" (key 0x11...), require --secure */
     struct peer *peers[MAX_PEERS];
     int npeers;
     pthread_mutex_t mu; /* the counters below, read by the test thread */
@@ -182,7 +184,18 @@ static void srv_on_close(struct peer *p, int status)
     }
 }
 
+static int srv_on_auth(struct peer *p, const struct proto_auth_req *req,
+                       uint8_t key[32])
+{
+    (void)p;
+    if (req->name.len != 8 || memcmp(req->name.p, "client.a", 8) != 0)
+        return -EKEYREJECTED;
+    memset(key, 0x11, 32);
+    return 0;
+}
+
 static const struct peer_ops srv_ops = {
+    .on_auth = srv_on_auth,
     .on_ready = srv_on_ready,
     .on_request = srv_on_request,
     .on_close = srv_on_close,
@@ -215,6 +228,10 @@ static void *srv_main(void *arg)
     if (rc == 0) {
         peer_listener_set_identity(s->l, "test-srv", s->instance);
         s->port = peer_listener_port(s->l);
+        if (s->secure) {
+            peer_listener_set_auth(s->l, PROTO_AUTH_BIT(PROTO_AUTH_KEY));
+            peer_listener_set_secure(s->l, true);
+        }
     }
     pthread_mutex_lock(&s->mu);
     s->started = true;
@@ -228,12 +245,15 @@ static void *srv_main(void *arg)
     return NULL;
 }
 
-/* Start a server on @port (0: any) answering with @instance. */
-static struct srv *srv_start(int port, uint64_t instance, bool answer_statfs)
+/* Start a server on @port (0: any) answering with @instance; @secure:
+ * it authenticates and requires secure links. */
+static struct srv *srv_start_opts(int port, uint64_t instance,
+                                  bool answer_statfs, bool secure)
 {
     struct srv *s = calloc(1, sizeof(*s));
 
     assert_non_null(s);
+    s->secure = secure;
     s->port = port;
     s->instance = instance;
     s->answer_statfs = answer_statfs;
@@ -246,6 +266,11 @@ static struct srv *srv_start(int port, uint64_t instance, bool answer_statfs)
     pthread_mutex_unlock(&s->mu);
     assert_int_equal(s->start_rc, 0);
     return s;
+}
+
+static struct srv *srv_start(int port, uint64_t instance, bool answer_statfs)
+{
+    return srv_start_opts(port, instance, answer_statfs, false);
 }
 
 static void srv_stop(struct srv *s)
@@ -574,6 +599,58 @@ static void test_rpc_reconnect_resends_pending(void **state)
     assert_int_equal(f->reconnect_ping, 1);
     assert_int_equal(rpc_server_instance(f->c), 0xBBBB);
     assert_int_equal(ping(f->c, 9), 0);
+}
+
+static int cred_secure(void *arg, struct auth_cred *out)
+{
+    (void)arg;
+    memset(out, 0, sizeof(*out));
+    out->method = PROTO_AUTH_KEY;
+    strcpy(out->name, "client.a");
+    memset(out->key, 0x11, sizeof(out->key));
+    out->secure = true;
+    return 0;
+}
+
+static int cred_plain(void *arg, struct auth_cred *out)
+{
+    int rc = cred_secure(arg, out);
+    out->secure = false;
+    return rc;
+}
+
+/* Over a secure link: calls from many threads, a reconnect, and a plain
+ * client refused by the server that requires secure links. */
+static void test_rpc_secure_link(void **state)
+{
+    struct fix *f = *state;
+    struct pending_call pc = {0};
+    int port;
+    pthread_t t;
+
+    srv_stop(f->srv);
+    f->srv = srv_start_opts(0, 0xAAAA, false, true);
+    port = f->srv->port;
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", port);
+    f->opts.get_cred = cred_plain;
+    assert_int_equal(rpc_client_open(f->addr, &f->opts, &f->c), -ENOPROTOOPT);
+    f->c = NULL;
+    f->opts.get_cred = cred_secure;
+    f->opts.reconnect_ms = 5000;
+    open_client(f);
+    for (uint64_t i = 1; i <= 50; i++)
+        assert_int_equal(ping(f->c, i), 0);
+    pc.c = f->c;
+    assert_int_equal(pthread_create(&t, NULL, statfs_main, &pc), 0);
+    srv_wait_statfs(f->srv, 1);
+    srv_stop(f->srv);
+    f->srv = srv_start_opts(port, 0xBBBB, true, true);
+    pthread_join(t, NULL);
+    assert_int_equal(pc.rc, 0);
+    assert_memory_equal(pc.rep.payload, "statfs", 6);
+    rpc_reply_free(&pc.rep);
+    assert_int_equal(rpc_server_instance(f->c), 0xBBBB);
+    assert_int_equal(ping(f->c, 99), 0);
 }
 
 static void test_rpc_reconnect_disabled_fails(void **state)
@@ -981,6 +1058,7 @@ int test_rpc(void)
         T(test_rpc_on_request_from_server),
         T(test_rpc_on_request_unset_answers_enosys),
         T(test_rpc_reconnect_resends_pending),
+        T(test_rpc_secure_link),
         T(test_rpc_reconnect_disabled_fails),
         T(test_rpc_reconnect_gives_up),
         T(test_rpc_open_refused),

@@ -59,6 +59,21 @@ it_server_index() {
     done
 }
 
+# it_wait_moved PATH SERVER [PID]: wait up to 40 s until the first chunk
+# of PATH is at its goal with no replica on SERVER; fails early when PID
+# (a process the test needs running meanwhile) exits.
+it_wait_moved() {
+    local i
+    for ((i = 0; i < 400; i++)); do
+        [ -z "${3:-}" ] || kill -0 "$3" 2>/dev/null || return 1
+        "$TS_BIN/tessera" checkfile "$1" >/dev/null 2>&1 &&
+            it_json "all(r['server'] != $2 for r in j['chunks'][0]['replicas'])" \
+                fileinfo "$1" | grep -q True && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # it_expect_eq WHAT GOT WANT
 it_expect_eq() { [ "$2" = "$3" ] || it_fail "$1: got '$2', want '$3'"; it_ok "$1"; }
 

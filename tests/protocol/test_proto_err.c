@@ -37,6 +37,12 @@ static void test_proto_err_from_wire_own_values(void **state)
     /* The host errno of an own value maps back to the standard one. */
     assert_int_equal(proto_err_to_wire(-ESTALE), PROTO_ESTALE);
     assert_int_equal(proto_err_to_wire(-EPROTO), PROTO_EPROTO);
+    /* Values whose host errno is theirs alone go both ways. */
+    assert_int_equal(proto_err_from_wire(PROTO_ELIMIT), -EUSERS);
+    assert_int_equal(proto_err_to_wire(-EUSERS), PROTO_ELIMIT);
+    assert_int_equal(proto_err_from_wire(PROTO_ESECURE), -ENOPROTOOPT);
+    assert_int_equal(proto_err_to_wire(-ENOPROTOOPT), PROTO_ESECURE);
+    assert_int_equal(proto_err_to_wire(-EKEYREJECTED), PROTO_EAUTH);
 }
 
 static void test_proto_err_to_wire_unknown_is_eio(void **state)
@@ -56,7 +62,7 @@ static void test_proto_err_from_wire_unknown(void **state)
     assert_int_equal(proto_err_from_wire(999), -EIO);
     assert_int_equal(proto_err_from_wire(-1), -EIO);
     assert_false(proto_err_valid(3));
-    assert_false(proto_err_valid(1007));
+    assert_false(proto_err_valid(1999));
     assert_false(proto_err_valid(-5));
     assert_true(proto_err_valid(0));
 }

@@ -64,15 +64,27 @@ static void test_proto_hello_req_decode_features(void **state)
 
     (void)state;
     ENCODE_SAMPLE(hello_req, &in, &w, &s);
-    patch_be(w.p, 5, 1, 4);
+    patch_be(w.p, 5, 2, 4);
     assert_int_equal(proto_hello_req_decode(w.p, w.len, &out), -EPROTO);
     patch_be(w.p, 5, 0x80000000u, 4);
     assert_int_equal(proto_hello_req_decode(w.p, w.len, &out), -EPROTO);
     proto_wbuf_reset(&w);
-    in.features = 1;
+    in.features = 2; /* unknown */
     proto_hello_req_encode(&w, &in);
     assert_int_equal(w.err, -EINVAL);
     assert_int_equal(w.len, 0);
+    /* §3.7: SECURE only beside an authentication method. */
+    proto_wbuf_reset(&w);
+    in.features = PROTO_FEATURE_SECURE;
+    in.auth_methods = 0;
+    proto_hello_req_encode(&w, &in);
+    assert_int_equal(w.err, -EINVAL);
+    proto_wbuf_reset(&w);
+    in.auth_methods = PROTO_AUTH_BIT(PROTO_AUTH_KEY);
+    proto_hello_req_encode(&w, &in);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(proto_hello_req_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.features, PROTO_FEATURE_SECURE);
     proto_wbuf_free(&w);
     proto_wbuf_free(&s);
 }
@@ -141,6 +153,8 @@ static void test_proto_hello_rep_decode_features_and_auth(void **state)
     (void)state;
     ENCODE_SAMPLE(hello_rep, &in, &w, &s);
     patch_be(w.p, 2, 4, 4); /* features */
+    assert_int_equal(proto_hello_rep_decode(w.p, w.len, &out), -EPROTO);
+    patch_be(w.p, 2, PROTO_FEATURE_SECURE, 4); /* SECURE without a method */
     assert_int_equal(proto_hello_rep_decode(w.p, w.len, &out), -EPROTO);
     patch_be(w.p, 2, 0, 4);
     patch_be(w.p, 6, 1, 4); /* auth_method KEY without its nonce */
