@@ -152,7 +152,7 @@ python3 "$here/scripts/bench-table.py" "$results" $systems
 # The cache policies and the block path have scripts of their own; they
 # start their own clusters, so none of this one's settings are passed on.
 # BENCH_PARTS picks which run.
-for part in ${BENCH_PARTS:-cache nbd budget}; do
+for part in ${BENCH_PARTS:-cache nbd budget clone}; do
     echo
     case $part in
     cache) echo "== Mount cache policies (docs/caching.md)"
@@ -167,5 +167,9 @@ for part in ${BENCH_PARTS:-cache nbd budget}; do
             env -u BENCH_SYSTEMS -u TS_DIR -u TS_META_ADDR -u TS_MNT \
                 -u TS_NBD_ADDR -u TESSERA_META BUILD="${BUILD:-$here/build}" \
                 bash "$here/scripts/bench-budget.sh" ;;
+    clone) echo "== Copy-on-write: random writes into a fresh clone (docs/vmdisk.md)"
+           env -u BENCH_SYSTEMS -u TS_DIR -u TS_META_ADDR -u TS_MNT \
+               -u TS_NBD_ADDR -u TESSERA_META BUILD="${BUILD:-$here/build}" \
+               bash "$here/scripts/bench-clone.sh" ;;
     esac
 done

@@ -4,12 +4,22 @@
  *
  *     DIR/chunks/f3/00000000000a01f3       data: sparse, up to 64 MiB
  *     DIR/chunks/f3/00000000000a01f3.crc   header sector, then checksums
+ *     DIR/chunks/f3/00000000000a01f3.wmap  written-block map (chunk_wmap.c)
  *
  * The folder is the id's last two hex digits.  The .crc file starts with a
  * 512-byte header sector (magic, format, version, logical length and a
  * CRC32C of those fields), followed by one little-endian CRC32C per 4 KiB
  * block of data.  A chunk exists when its .crc file does; create writes it
  * under a temporary name and renames it into place.
+ *
+ * An overlay (format 2; copy-on-write without reflinks, below) has no
+ * plain data file but:
+ *
+ *     ...01f3.crc    header with the base length, then its own checksums
+ *     ...01f3.ov     its own layer: sparse, only the blocks it wrote
+ *     ...01f3.bdata  hard link to the frozen base's data
+ *     ...01f3.bcrc   hard link to the frozen base's checksum file
+ *     ...01f3.pres   (rare) blocks of its layer whose checksum is 0
  *
  * This file does the disk work only: it neither knows about connections
  * nor queues anything.  Callers run it on worker threads; every function
@@ -78,12 +88,26 @@
  * every open: an interrupted copy is simply started again.
  *
  * Local copies (chunk_store_clone, copy-on-write of a chunk shared by a
- * snapshot or clone, docs/vmdisk.md): the data file and the checksum file
- * are copied under the new id, the header rewritten with the new version,
- * and the .crc renamed into place last, as create does.  The copy is a
- * reflink (FICLONE) where the file system shares blocks, else a sparse
- * copy of the data segments only (SEEK_DATA/SEEK_HOLE), so holes stay
- * holes.
+ * snapshot or clone, docs/vmdisk.md): where the file system shares
+ * blocks, the data file and the checksum file are reflinked (FICLONE)
+ * under the new id, the header rewritten with the new version, and the
+ * .crc renamed into place last, as create does.  Elsewhere nothing is
+ * copied: the source is frozen as a base and both it and the copy become
+ * overlays over it (ov_clone()), each writing its own
+ * layer, so the first 4 KiB write into either costs one 4 KiB block.  The
+ * source must stay writable by its remaining owner without touching what
+ * the copy sees, which is why it becomes an overlay too.  A clone of an
+ * overlay shares the same base and copies the source's own layer (its
+ * writes since it became an overlay; reflinked or sparse): chains are one
+ * level deep, so a read goes to at most two files whatever the history.
+ * A clone syncs three times: the new files of both sides (written back
+ * first, so one journal commit takes them all), then the source's switch
+ * (durable before any copy can exist on disk over its base), then the
+ * copy's rename.  The store's bytes on disk count each overlay's own
+ * files and each base once (base_release(), ov_list_alloc()).
+ * Whatever a crash leaves half-done (a .crc.tmp, links of a conversion
+ * that did not switch, the flat name of a converted chunk, files of no
+ * chunk) is removed at the next open (store_sweep()).
  *
  * Open files are kept: a handle (struct chunk_file) whose last user is
  * done stays in the table, idle, with its two descriptors, version and
@@ -147,8 +171,11 @@
 
 #define HDR_SIZE 512u
 #define HDR_MAGIC 0x4B435354u /* "TSCK" little-endian */
-#define HDR_FORMAT 1u
-#define HDR_FIELDS 24u /* magic, format, version, length */
+#define HDR_FORMAT 1u         /* a flat chunk */
+#define HDR_FORMAT_OVERLAY 2u /* an overlay over a frozen base */
+#define HDR_FIELDS 24u        /* magic, format, version, length */
+#define HDR_FIELDS_OVERLAY 32u /* the same, then the base length */
+#define PRES_BYTES (CHUNK_BLOCKS / 8)
 #define NBUCKETS 1024u
 #define DBG "chunk.store"
 /* Idle handles kept by default: a quarter of the descriptor limit (two
@@ -168,7 +195,7 @@
 
 /* One chunk in use by at least one operation, or idle in the cache.
  *
- * Invariants (continued):
+ * Invariants (continued; 6-9 are about overlays):
  *   4. A handle is in the table while refs > 0 or while it is idle; it is
  *      idle (on the store's idle list) exactly when refs == 0, and an idle
  *      handle exists and holds both files open.  There is never more than
@@ -177,6 +204,20 @@
  *      block b (data at b * 4096, checksum at HDR_SIZE + 4 * b).  Bits
  *      are cleared whenever that could stop being true (truncate, delete,
  *      replace: file_shut()).
+ *   6. Block b of an overlay is present (in its own layer) when its
+ *      checksum in the overlay's .crc is not 0, or its bit in .pres is
+ *      set; a present block reads from .ov, verified against that
+ *      checksum (invariant 2 applies).
+ *   7. A block that is not present reads from the base, verified against
+ *      the base's checksums, when it starts below base_len, and as zeros
+ *      otherwise; base_len <= length.
+ *   8. A block of an overlay becomes present only by the write of its
+ *      checksum after its data, or, when its checksum is 0, by its .pres
+ *      bit set once its data and checksum are durable: a crash leaves
+ *      each block either as it was, or new, or failing its checksum.
+ *   9. A base is never written: its files are the data and checksum files
+ *      a flat chunk had when it was frozen, shared by hard links, one pair
+ *      per overlay, and freed by the file system with the last link.
  */
 struct chunk_file {
     uint64_t id;
@@ -191,6 +232,12 @@ struct chunk_file {
     uint64_t alloc; /* bytes both files take on disk, as in store->alloc */
     uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
     struct chunk_wmap wmap; /* main store only; unknown in the stage */
+    /* An overlay (invariants 6-9): dfd and cfd are its own layer (.ov and
+     * .crc), bdfd and bcfd the frozen base it reads through to. */
+    bool overlay;
+    int bdfd, bcfd;    /* -1 unless overlay */
+    uint64_t base_len; /* base bytes visible through the overlay */
+    uint8_t *pres;     /* PRES_BYTES, or NULL: no block in .pres */
 };
 
 struct chunk_store {
@@ -207,7 +254,8 @@ struct chunk_store {
     /* Under lock: chunks marked bad, unordered (few). */
     struct chunk_bad *bad;
     size_t nbad, bad_cap;
-    bool no_reflink; /* clones always copy (chunk_store_set_reflink) */
+    bool no_reflink;     /* clones never reflink (chunk_store_set_reflink) */
+    bool reflink_failed; /* atomic: the file system refused FICLONE */
     /* Atomic, set once: the file system refused RWF_NOWAIT for reads or
      * for writes, so the nowait calls give up at once (-EAGAIN). */
     bool no_nowait_read, no_nowait_write;
@@ -452,6 +500,20 @@ static int reserve(int fd, off_t off, off_t len)
     return -errno;
 }
 
+/* Start writing @fd's dirty pages and wait for them, without a journal
+ * commit: the sync that follows (of this file or any other on the same
+ * journaling file system) then commits their allocation with everything
+ * else, one commit instead of one per file. */
+static int flush_early(int fd)
+{
+    if (sync_file_range(
+            fd, 0, 0, SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0 &&
+        errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP &&
+        errno != ESPIPE)
+        return -errno; /* where it is not supported, the sync does it all */
+    return 0;
+}
+
 static int fsync_path(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -467,48 +529,81 @@ static int fsync_path(const char *path)
 
 /* ---- Header (invariant 3) ---------------------------------------------- */
 
-static int hdr_read(int cfd, uint64_t *version, uint64_t *length)
+/* The fields of a .crc header sector.  A flat chunk has no base_len (it
+ * reads as the length). */
+struct hdr {
+    uint64_t version, length, base_len;
+    bool overlay;
+};
+
+static int hdr_read(int cfd, struct hdr *h)
 {
-    uint8_t h[HDR_FIELDS + 4];
-    int rc = pread_full(cfd, h, sizeof(h), 0, 0);
+    uint8_t b[HDR_FIELDS_OVERLAY + 4];
+    uint32_t format, fields;
+    int rc = pread_full(cfd, b, sizeof(b), 0, 0);
 
     if (rc < 0)
         return rc;
-    if (get_le32(h) != HDR_MAGIC || get_le32(h + 4) != HDR_FORMAT ||
-        get_le32(h + HDR_FIELDS) != crc32c(0, h, HDR_FIELDS))
+    format = get_le32(b + 4);
+    fields = format == HDR_FORMAT_OVERLAY ? HDR_FIELDS_OVERLAY : HDR_FIELDS;
+    if (get_le32(b) != HDR_MAGIC ||
+        (format != HDR_FORMAT && format != HDR_FORMAT_OVERLAY) ||
+        get_le32(b + fields) != crc32c(0, b, fields))
         return -EIO;
-    *version = get_le64(h + 8);
-    *length = get_le64(h + 16);
-    if (*version == 0 || *length > PROTO_CHUNK_SIZE)
+    h->overlay = format == HDR_FORMAT_OVERLAY;
+    h->version = get_le64(b + 8);
+    h->length = get_le64(b + 16);
+    h->base_len = h->overlay ? get_le64(b + 24) : h->length;
+    if (h->version == 0 || h->length > PROTO_CHUNK_SIZE ||
+        h->base_len > h->length) /* invariant 7 */
         return -EIO;
     return 0;
 }
 
-/* Rewrite the header sector: one page, so even with RWF_NOWAIT in @rwf it
- * is written whole or not at all. */
-static int hdr_write(int cfd, uint64_t version, uint64_t length, int rwf)
+/* Write the header sector @h: one page, so even with RWF_NOWAIT in @rwf
+ * it is written whole or not at all. */
+static int hdr_put(int cfd, const struct hdr *h, int rwf)
 {
-    uint8_t h[HDR_SIZE];
+    uint32_t fields = h->overlay ? HDR_FIELDS_OVERLAY : HDR_FIELDS;
+    uint8_t b[HDR_SIZE];
 
-    memset(h, 0, sizeof(h));
-    put_le32(h, HDR_MAGIC);
-    put_le32(h + 4, HDR_FORMAT);
-    put_le64(h + 8, version);
-    put_le64(h + 16, length);
-    put_le32(h + HDR_FIELDS, crc32c(0, h, HDR_FIELDS));
-    return pwrite_full(cfd, h, sizeof(h), 0, rwf);
+    memset(b, 0, sizeof(b));
+    put_le32(b, HDR_MAGIC);
+    put_le32(b + 4, h->overlay ? HDR_FORMAT_OVERLAY : HDR_FORMAT);
+    put_le64(b + 8, h->version);
+    put_le64(b + 16, h->length);
+    if (h->overlay)
+        put_le64(b + 24, h->base_len);
+    put_le32(b + fields, crc32c(0, b, fields));
+    return pwrite_full(cfd, b, sizeof(b), 0, rwf);
+}
+
+/* Rewrite @f's header with @version and @length, keeping its kind and
+ * base length. */
+static int hdr_write(struct chunk_file *f, uint64_t version, uint64_t length,
+                     int rwf)
+{
+    struct hdr h = {version, length, f->base_len, f->overlay};
+
+    return hdr_put(f->cfd, &h, rwf);
 }
 
 /* ---- Handles ----------------------------------------------------------- */
 
 static void file_shut(struct chunk_file *f)
 {
-    if (f->dfd >= 0)
-        close(f->dfd);
-    if (f->cfd >= 0)
-        close(f->cfd);
-    f->dfd = f->cfd = -1;
+    int *fds[] = {&f->dfd, &f->cfd, &f->bdfd, &f->bcfd};
+
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
     f->exists = false;
+    f->overlay = false;
+    f->base_len = 0;
+    free(f->pres);
+    f->pres = NULL;
     free(f->resv); /* invariant 5: other files, other space */
     f->resv = NULL;
     chunk_wmap_close(&f->wmap);
@@ -530,6 +625,90 @@ static void file_free_list(struct chunk_file *f)
         file_free(f);
         f = next;
     }
+}
+
+/* ---- Overlay files (invariants 6-9) ------------------------------------- */
+
+/* The names an overlay has besides .crc and .wmap: its own data layer,
+ * the links to its base's data and checksums, and the .pres bitmap. */
+static const char *const ov_suffixes[] = {".ov", ".bdata", ".bcrc", ".pres"};
+#define OV_NSUFFIXES (sizeof(ov_suffixes) / sizeof(ov_suffixes[0]))
+
+/* Remove the overlay names of chunk @id (those that exist). */
+static void ov_unlink(const struct chunk_store *s, uint64_t id)
+{
+    char path[4096];
+
+    for (size_t i = 0; i < OV_NSUFFIXES; i++) {
+        chunk_path(s, id, ov_suffixes[i], path, sizeof(path));
+        unlink(path);
+    }
+}
+
+static bool pres_test(const struct chunk_file *f, uint32_t b)
+{
+    return f->pres && f->pres[b / 8] >> (b % 8) & 1;
+}
+
+/* Invariant 6: whether block @b of overlay @f, whose stored checksum in
+ * the overlay's .crc is @stored, is in the overlay's own layer. */
+static bool ov_present(const struct chunk_file *f, uint32_t b, uint32_t stored)
+{
+    return stored != 0 || pres_test(f, b);
+}
+
+/* Load @f's .pres bitmap, when it has one. */
+static int pres_load(struct chunk_store *s, struct chunk_file *f)
+{
+    char path[4096];
+    int fd, rc;
+
+    chunk_path(s, f->id, ".pres", path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    f->pres = malloc(PRES_BYTES);
+    rc = f->pres ? pread_full(fd, f->pres, PRES_BYTES, 0, 0) : -ENOMEM;
+    close(fd);
+    return rc;
+}
+
+/* Write @f's .pres bitmap and make it durable.  Its bits only ever go
+ * from 0 to 1 while the file exists, and each is set only once its block
+ * is durable (invariant 8), so an in-place write torn by a crash leaves a
+ * bitmap that is still true. */
+static int pres_store(struct chunk_store *s, struct chunk_file *f)
+{
+    char path[4096];
+    int fd, rc;
+
+    chunk_path(s, f->id, ".pres", path, sizeof(path));
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    rc = pwrite_full(fd, f->pres, PRES_BYTES, 0, 0);
+    if (rc == 0 && fdatasync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0) {
+        chunk_dir_path(s, f->id, path, sizeof(path));
+        rc = fsync_path(path);
+    }
+    return rc;
+}
+
+/* Open the base of overlay @f (read-only: a base never changes). */
+static int base_open(struct chunk_store *s, struct chunk_file *f)
+{
+    char path[4096];
+
+    chunk_path(s, f->id, ".bdata", path, sizeof(path));
+    f->bdfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->bdfd < 0)
+        return -errno;
+    chunk_path(s, f->id, ".bcrc", path, sizeof(path));
+    f->bcfd = open(path, O_RDONLY | O_CLOEXEC);
+    return f->bcfd < 0 ? -errno : 0;
 }
 
 /* Bytes the data file @dfd and checksum file @cfd take on disk; a file
@@ -559,26 +738,57 @@ static void alloc_update(struct chunk_store *s, struct chunk_file *f)
     f->alloc = now;
 }
 
+/* The space of overlay @f's base leaves the store's sum when @f holds
+ * its last links (before they are removed: delete, replacement). */
+static void base_release(struct chunk_store *s, struct chunk_file *f)
+{
+    int fds[2] = {f->bdfd, f->bcfd};
+    struct stat st;
+
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0 && fstat(fds[i], &st) == 0 && st.st_nlink == 1)
+            __atomic_sub_fetch(&s->alloc, (uint64_t)st.st_blocks * 512,
+                               __ATOMIC_RELAXED);
+}
+
 /* Open the files of a chunk that may exist.  A missing .crc file means no
  * chunk; a missing data file is an empty one (its blocks will then fail
- * their checksums, which is what lost data should do). */
+ * their checksums, which is what lost data should do).  An overlay whose
+ * base is missing cannot be read: -EIO. */
 static int file_load(struct chunk_store *s, struct chunk_file *f)
 {
     char path[4096];
+    struct hdr h;
     int rc;
 
     chunk_path(s, f->id, ".crc", path, sizeof(path));
     f->cfd = open(path, O_RDWR | O_CLOEXEC);
     if (f->cfd < 0)
         return errno == ENOENT ? 0 : -errno;
-    rc = hdr_read(f->cfd, &f->version, &f->length);
+    rc = hdr_read(f->cfd, &h);
     if (rc < 0) {
         log_error("chunk open: bad header: chunk=%016llx path=%s",
                   (unsigned long long)f->id, path);
         file_shut(f);
         return rc;
     }
-    chunk_path(s, f->id, "", path, sizeof(path));
+    f->version = h.version;
+    f->length = h.length;
+    if (h.overlay) {
+        f->overlay = true;
+        f->base_len = h.base_len;
+        rc = base_open(s, f);
+        if (rc == 0)
+            rc = pres_load(s, f);
+        if (rc < 0) {
+            log_error("chunk open: overlay base unreadable: chunk=%016llx "
+                      "errno=%d",
+                      (unsigned long long)f->id, -rc);
+            file_shut(f);
+            return rc == -ENOENT ? -EIO : rc;
+        }
+    }
+    chunk_path(s, f->id, h.overlay ? ".ov" : "", path, sizeof(path));
     f->dfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f->dfd < 0) {
         rc = -errno;
@@ -666,7 +876,7 @@ static int file_get(struct chunk_store *s, uint64_t id, struct chunk_file **out)
     }
     f->id = id;
     f->refs = 1;
-    f->dfd = f->cfd = -1;
+    f->dfd = f->cfd = f->bdfd = f->bcfd = -1;
     chunk_wmap_init(&f->wmap);
     pthread_rwlock_init(&f->rw, NULL);
     /* Loading under the store lock keeps a half-loaded handle invisible;
@@ -998,29 +1208,102 @@ static bool block_ok(const struct chunk_store *s, uint32_t stored,
     return stored == actual || (stored == 0 && actual == s->zero_crc);
 }
 
-/* Verify blocks [@b0, @b0 + @nb) of @f, already read into @buf (nb *
- * block size bytes), against their stored checksums: one read of exactly
- * the entries concerned (@rwf as for pread_full()). */
-static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
-                         uint32_t b0, uint32_t nb, const uint8_t *buf, int rwf)
+/* Check blocks [@b0, @b0 + @nb) of chunk @id, in @buf (nb * block size
+ * bytes), against their stored checksums @raw (little-endian); @layer
+ * names where they were read from, for the log. */
+static int crcs_check(const struct chunk_store *s, uint64_t id,
+                      const char *layer, const uint8_t *raw, uint32_t b0,
+                      uint32_t nb, const uint8_t *buf)
 {
-    uint8_t stack[4 * STACK_BLOCKS];
-    uint8_t *raw = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
-    int rc;
+    int rc = 0;
 
-    if (!raw)
-        return -ENOMEM;
-    rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4, rwf);
-    for (uint32_t i = 0; rc == 0 && i < nb; i++) {
+    for (uint32_t i = 0; i < nb; i++) {
         uint32_t want = get_le32(raw + 4 * i);
         uint32_t got =
             crc32c(0, buf + (size_t)i * CHUNK_BLOCK_SIZE, CHUNK_BLOCK_SIZE);
         if (!block_ok(s, want, got)) {
             log_error("chunk read: checksum mismatch: chunk=%016llx "
-                      "block=%u",
-                      (unsigned long long)f->id, b0 + i);
+                      "block=%u layer=%s",
+                      (unsigned long long)id, b0 + i, layer);
             rc = -EBADMSG;
         }
+    }
+    return rc;
+}
+
+/* Read the checksums of blocks [@b0, @b0 + @nb) from @cfd into @stack
+ * (STACK_BLOCKS entries) or, for more, a buffer it allocates; *raw is the
+ * one used (free it unless it is @stack).  @rwf as for pread_full(). */
+static int crcs_load(int cfd, uint32_t b0, uint32_t nb, uint8_t *stack,
+                     uint8_t **raw, int rwf)
+{
+    *raw = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
+    if (!*raw)
+        return -ENOMEM;
+    return pread_full(cfd, *raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4, rwf);
+}
+
+/* Verify blocks [@b0, @b0 + @nb) of chunk @id, already read into @buf (nb
+ * * block size bytes), against the checksums in @cfd: one read of exactly
+ * the entries concerned (@rwf as for pread_full()). */
+static int blocks_verify(struct chunk_store *s, uint64_t id, int cfd,
+                         const char *layer, uint32_t b0, uint32_t nb,
+                         const uint8_t *buf, int rwf)
+{
+    uint8_t stack[4 * STACK_BLOCKS];
+    uint8_t *raw;
+    int rc = crcs_load(cfd, b0, nb, stack, &raw, rwf);
+
+    if (rc == 0)
+        rc = crcs_check(s, id, layer, raw, b0, nb, buf);
+    if (raw != stack)
+        free(raw);
+    return rc;
+}
+
+/* Where block @b of overlay @f is read from (invariants 6 and 7). */
+enum ov_src { OV_OWN, OV_BASE, OV_ZERO };
+
+static enum ov_src ov_src_of(const struct chunk_file *f, uint32_t b,
+                             uint32_t stored)
+{
+    if (ov_present(f, b, stored))
+        return OV_OWN;
+    return (uint64_t)b * CHUNK_BLOCK_SIZE < f->base_len ? OV_BASE : OV_ZERO;
+}
+
+/* blocks_load() of an overlay: each run of blocks from where it lives,
+ * verified against that layer's checksums. */
+static int ov_blocks_load(struct chunk_store *s, struct chunk_file *f,
+                          uint32_t b0, uint32_t nb, uint8_t *buf, int rwf)
+{
+    uint8_t stack[4 * STACK_BLOCKS];
+    uint8_t *raw;
+    uint32_t i = 0;
+    int rc = crcs_load(f->cfd, b0, nb, stack, &raw, rwf);
+
+    while (rc == 0 && i < nb) {
+        enum ov_src src = ov_src_of(f, b0 + i, get_le32(raw + 4 * i));
+        uint32_t j = i + 1;
+        while (j < nb && ov_src_of(f, b0 + j, get_le32(raw + 4 * j)) == src)
+            j++;
+        uint8_t *p = buf + (size_t)i * CHUNK_BLOCK_SIZE;
+        size_t n = (size_t)(j - i) * CHUNK_BLOCK_SIZE;
+        off_t off = (off_t)(b0 + i) * CHUNK_BLOCK_SIZE;
+        if (src == OV_OWN) {
+            rc = pread_full(f->dfd, p, n, off, rwf);
+            if (rc == 0)
+                rc = crcs_check(s, f->id, "overlay", raw + 4 * i, b0 + i, j - i,
+                                p);
+        } else if (src == OV_BASE) {
+            rc = pread_full(f->bdfd, p, n, off, rwf);
+            if (rc == 0)
+                rc = blocks_verify(s, f->id, f->bcfd, "base", b0 + i, j - i, p,
+                                   rwf);
+        } else {
+            memset(p, 0, n);
+        }
+        i = j;
     }
     if (raw != stack)
         free(raw);
@@ -1032,12 +1315,16 @@ static int blocks_verify(struct chunk_store *s, struct chunk_file *f,
 static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
                        uint32_t nb, uint8_t *buf, int rwf)
 {
+    int rc;
+
     if (s->fault_read_eio && f->id == s->fault_read_eio)
         return -EIO; /* chunk_store_set_fault_read_eio(): a failing disk */
-    int rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
-                        (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
-
-    return rc < 0 ? rc : blocks_verify(s, f, b0, nb, buf, rwf);
+    if (f->overlay)
+        return ov_blocks_load(s, f, b0, nb, buf, rwf);
+    rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
+                    (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
+    return rc < 0 ? rc
+                  : blocks_verify(s, f->id, f->cfd, "data", b0, nb, buf, rwf);
 }
 
 /* Store @nb checksums, already little-endian in @raw, with one write
@@ -1123,13 +1410,98 @@ static int rm_one(const char *path, const struct stat *sb, int flag,
 static int store_open(const char *dir, bool with_stage,
                       struct chunk_store **out);
 
+/* What chunk @id in directory @dfd is: 0 none, 1 flat, 2 overlay, -1
+ * unknown (a header that cannot be read: its files are left alone). */
+static int sweep_kind(int dfd, uint64_t id)
+{
+    char name[32];
+    struct hdr h;
+    int fd, rc;
+
+    snprintf(name, sizeof(name), "%016llx.crc", (unsigned long long)id);
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    rc = hdr_read(fd, &h);
+    close(fd);
+    return rc < 0 ? -1 : h.overlay ? 2 : 1;
+}
+
+/* Remove from @path (one folder of chunks/) what a crash left half-done:
+ * a .crc.tmp (an unfinished create, copy or conversion), data of no
+ * chunk or of an overlay (its flat name), the overlay files of no chunk
+ * or of a flat one, and the map of no chunk; removing the last link of a base
+ * frees it (invariant 9). */
+static int sweep_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+
+    if (!d)
+        return -errno;
+    while ((de = readdir(d))) {
+        const char *suffix = de->d_name + 16;
+        int owner = -1; /* the kind of chunk the file belongs to */
+        if (strlen(de->d_name) < 16 ||
+            strspn(de->d_name, "0123456789abcdef") < 16)
+            continue;
+        if (strcmp(suffix, "") == 0)
+            owner = 1;
+        else if (strcmp(suffix, ".crc.tmp") == 0)
+            owner = 3; /* none: always a leftover */
+        else if (strcmp(suffix, ".wmap") == 0)
+            owner = 4; /* any chunk */
+        for (size_t i = 0; i < OV_NSUFFIXES; i++)
+            if (strcmp(suffix, ov_suffixes[i]) == 0)
+                owner = 2;
+        if (owner < 0)
+            continue;
+        int kind = owner == 3
+                       ? 0
+                       : sweep_kind(dirfd(d), strtoull(de->d_name, NULL, 16));
+        if (kind < 0 || kind == owner || (owner == 4 && kind > 0))
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            log_info("chunk store: removed leftover file: %s/%s", path,
+                     de->d_name);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* sweep_dir() over every folder of chunks/; at open, before anything
+ * else touches the store. */
+static int store_sweep(const char *dir)
+{
+    char path[4096];
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    snprintf(path, sizeof(path), "%s/chunks", dir);
+    d = opendir(path);
+    if (!d)
+        return -errno;
+    while (rc == 0 && (de = readdir(d))) {
+        if (strlen(de->d_name) != 2 ||
+            strspn(de->d_name, "0123456789abcdef") != 2)
+            continue;
+        snprintf(path, sizeof(path), "%s/chunks/%s", dir, de->d_name);
+        rc = sweep_dir(path);
+    }
+    closedir(d);
+    return rc;
+}
+
 static uint32_t idle_default(void)
 {
     struct rlimit rl;
     uint64_t n = IDLE_MAX;
 
+    /* Five descriptors for an overlay's handle (data, checksums, map and
+     * the base's two), twice that to leave the rest for sockets. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        n = rl.rlim_cur / 6; /* three descriptors a handle */
+        n = rl.rlim_cur / 10;
     return n < IDLE_MIN ? IDLE_MIN : n > IDLE_MAX ? IDLE_MAX : (uint32_t)n;
 }
 
@@ -1170,7 +1542,9 @@ static int store_open(const char *dir, bool with_stage,
     free(zero);
     s->idle_max = with_stage ? idle_default() : IDLE_STAGE;
     pthread_mutex_init(&s->lock, NULL);
-    rc = chunk_store_list(s, count_one, s);
+    rc = with_stage ? store_sweep(dir) : 0;
+    if (rc == 0)
+        rc = chunk_store_list(s, count_one, s);
     if (rc == 0 && with_stage)
         rc = bad_load(s);
     if (rc == 0 && with_stage)
@@ -1210,55 +1584,155 @@ void chunk_store_close(struct chunk_store *s)
 
 /* ---- Versions ---------------------------------------------------------- */
 
-/* Create chunk @f at @ver: empty, or with @src's data, checksums and
- * length when @src is not NULL (both locked).  The checksum file is
- * written under a temporary name and renamed last, so a crash part-way
- * leaves no chunk; the directories are synced so the new chunk survives
- * power loss.  On failure nothing of @f is left. */
-static int copy_file(struct chunk_store *s, int in, int out);
+/* How copy_file() copies: a reflink or nothing (-EOPNOTSUPP), or a
+ * reflink where it can and the data segments otherwise. */
+enum copy_mode { COPY_REFLINK, COPY_ANY };
+static int copy_file(struct chunk_store *s, int in, int out,
+                     enum copy_mode mode);
 
-static int files_create(struct chunk_store *s, struct chunk_file *f,
-                        uint64_t ver, struct chunk_file *src)
+/* Give chunk @to the base of overlay @from: hard links to the same two
+ * files (invariant 9). */
+static int base_link(const struct chunk_store *s, uint64_t from, uint64_t to)
 {
-    char path[4096], tmp[4096], dir[4096];
-    uint64_t length = src ? src->length : 0;
-    int rc;
+    static const char *const names[] = {".bdata", ".bcrc"};
+    char a[4096], b[4096];
 
-    chunk_dir_path(s, f->id, dir, sizeof(dir));
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+    for (size_t i = 0; i < 2; i++) {
+        chunk_path(s, from, names[i], a, sizeof(a));
+        chunk_path(s, to, names[i], b, sizeof(b));
+        if (unlink(b) < 0 && errno != ENOENT)
+            return -errno;
+        if (link(a, b) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* What a new chunk is made from (files_prepare()): nothing (NULL), a flat
+ * chunk's files to reflink, or an overlay's base (@id's .bdata and .bcrc)
+ * with its own layer to copy (@dfd and @cfd; -1 for an empty layer). */
+struct copy_src {
+    uint64_t id;
+    bool overlay;
+    int dfd, cfd;
+    uint64_t length, base_len;
+    const uint8_t *pres; /* PRES_BYTES or NULL */
+};
+
+/* Create (empty) the data file of chunk @id, named with @data_suffix,
+ * and its ID.crc.tmp, into *dfd and *cfd (-1 when not opened). */
+static int open_new_pair(struct chunk_store *s, uint64_t id,
+                         const char *data_suffix, int *dfd, int *cfd)
+{
+    char path[4096];
+    int fd;
+
+    *dfd = *cfd = -1;
+    chunk_path(s, id, data_suffix, path, sizeof(path));
+    fd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        return fd;
+    *dfd = fd;
+    chunk_path(s, id, ".crc.tmp", path, sizeof(path));
+    fd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        return fd;
+    *cfd = fd;
+    return 0;
+}
+
+/* Remove what files_prepare() made of @f and close its files. */
+static void files_abort(struct chunk_store *s, struct chunk_file *f)
+{
+    static const char *const names[] = {"", ".crc.tmp", ".wmap"};
+    char path[4096];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        chunk_path(s, f->id, names[i], path, sizeof(path));
+        unlink(path);
+    }
+    ov_unlink(s, f->id);
+    file_shut(f);
+}
+
+/* The first half of making chunk @f at @ver: every file written under
+ * its final name but the checksum file, which is ID.crc.tmp, with the
+ * written-block map created last.  Its sync makes all of it durable on
+ * a journaling file system, so the syncs after it find little to do.
+ * A copy of a flat chunk is a reflink or nothing (-EOPNOTSUPP); an
+ * overlay's copy links the same base and copies the layer (reflinked or
+ * sparse).  On failure nothing of @f is left. */
+static int files_prepare(struct chunk_store *s, struct chunk_file *f,
+                         uint64_t ver, const struct copy_src *src)
+{
+    char path[4096];
+    bool ov = src && src->overlay;
+    int rc = 0;
+
+    chunk_dir_path(s, f->id, path, sizeof(path));
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
         return -errno;
-    chunk_path(s, f->id, "", path, sizeof(path));
-    f->dfd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
-    if (f->dfd < 0) {
-        rc = f->dfd;
-        f->dfd = -1;
-        return rc;
-    }
-    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
-    f->cfd = open_evicting(s, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
-    if (f->cfd < 0) {
-        rc = f->cfd;
-        f->cfd = -1;
-        goto fail;
-    }
-    rc = 0;
-    if (src) {
-        rc = copy_file(s, src->dfd, f->dfd);
-        if (rc == 0)
-            rc = copy_file(s, src->cfd, f->cfd);
+    if (ov) {
+        rc = base_link(s, src->id, f->id);
+        f->overlay = true;
+        f->base_len = src->base_len;
     }
     if (rc == 0)
-        rc = hdr_write(f->cfd, ver, length, 0);
+        rc = open_new_pair(s, f->id, ov ? ".ov" : "", &f->dfd, &f->cfd);
+    if (rc == 0 && src && src->dfd >= 0) {
+        enum copy_mode mode = ov ? COPY_ANY : COPY_REFLINK;
+        rc = copy_file(s, src->dfd, f->dfd, mode);
+        if (rc == 0)
+            rc = copy_file(s, src->cfd, f->cfd, mode);
+    }
+    if (rc == 0 && ov && src->pres) {
+        f->pres = malloc(PRES_BYTES);
+        if (!f->pres)
+            rc = -ENOMEM;
+        else {
+            memcpy(f->pres, src->pres, PRES_BYTES);
+            rc = pres_store(s, f);
+        }
+    }
+    if (rc == 0 && ov)
+        rc = base_open(s, f);
+    if (rc == 0)
+        rc = hdr_write(f, ver, src ? src->length : 0, 0);
+    if (rc == 0)
+        rc = flush_early(f->cfd);
+    if (rc == 0)
+        rc = flush_early(f->dfd);
+    /* A new chunk, or a copy for copy-on-write, starts with nothing
+     * written since.  Without its map (an error; a crash after its
+     * commit) the history is unknown, which readers take as everything. */
+    chunk_path(s, f->id, ".wmap", path, sizeof(path));
+    if (rc == 0 && s->stage && chunk_wmap_create(&f->wmap, path) < 0)
+        log_warn("chunk create: written-block map not created: "
+                 "chunk=%016llx",
+                 (unsigned long long)f->id);
     if (rc == 0 && (fdatasync(f->cfd) < 0 || fdatasync(f->dfd) < 0))
         rc = -errno;
     if (rc < 0)
-        goto fail;
+        files_abort(s, f);
+    return rc;
+}
+
+/* The second half: rename ID.crc.tmp into place, which makes the chunk
+ * exist, and make the directory entries durable. */
+static int files_commit(struct chunk_store *s, struct chunk_file *f,
+                        uint64_t ver, uint64_t length)
+{
+    char path[4096], tmp[4096], dir[4096];
+    int rc;
+
+    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
     chunk_path(s, f->id, ".crc", path, sizeof(path));
     if (rename(tmp, path) < 0) {
         rc = -errno;
-        goto fail;
+        files_abort(s, f);
+        return rc;
     }
-    /* The chunk now exists; make its directory entries durable. */
+    chunk_dir_path(s, f->id, dir, sizeof(dir));
     rc = fsync_path(dir);
     if (rc == 0) {
         snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
@@ -1270,25 +1744,119 @@ static int files_create(struct chunk_store *s, struct chunk_file *f,
     f->alloc = 0;
     alloc_update(s, f);
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
-    /* A new chunk, or a copy for copy-on-write, starts with nothing
-     * written since.  Without its map (a crash before it, an error) the
-     * history is unknown, which readers of the map take as everything. */
-    if (rc == 0 && s->stage) {
-        chunk_path(s, f->id, ".wmap", path, sizeof(path));
-        if (chunk_wmap_create(&f->wmap, path) < 0)
-            log_warn("chunk create: written-block map not created: "
-                     "chunk=%016llx",
-                     (unsigned long long)f->id);
-    }
     return rc;
+}
 
-fail:
-    if (f->cfd >= 0)
-        unlink(tmp);
-    chunk_path(s, f->id, "", path, sizeof(path));
+/* Create chunk @f at @ver from @src (see files_prepare()).  A crash
+ * part-way leaves no chunk (and files that the next open sweeps). */
+static int files_create(struct chunk_store *s, struct chunk_file *f,
+                        uint64_t ver, const struct copy_src *src)
+{
+    int rc = files_prepare(s, f, ver, src);
+
+    return rc < 0 ? rc : files_commit(s, f, ver, src ? src->length : 0);
+}
+
+/* An overlay being made of a flat chunk (ov_prepare(), ov_switch()). */
+struct ov_new {
+    int dfd, cfd; /* its own layer and new checksum file, not yet in place */
+};
+
+/* Undo ov_prepare() of @f: close and remove the new files and links. */
+static void ov_unprepare(struct chunk_store *s, struct chunk_file *f,
+                         struct ov_new *n)
+{
+    char path[4096];
+
+    if (n->dfd >= 0)
+        close(n->dfd);
+    if (n->cfd >= 0)
+        close(n->cfd);
+    n->dfd = n->cfd = -1;
+    chunk_path(s, f->id, ".crc.tmp", path, sizeof(path));
     unlink(path);
-    file_shut(f);
+    ov_unlink(s, f->id);
+}
+
+/* The first half of turning flat chunk @f (locked exclusive) into an
+ * overlay: its data and checksum files, made durable as they are, are
+ * linked as the base (.bdata, .bcrc), and an empty layer and a format-2
+ * checksum file (as ID.crc.tmp) are written beside them, not synced: the
+ * copy's files_prepare() syncs them with its own.  The chunk is still
+ * flat and whole.  On failure nothing of it is left. */
+static int ov_prepare(struct chunk_store *s, struct chunk_file *f,
+                      struct ov_new *n)
+{
+    char path[4096], link_to[4096];
+    struct hdr h = {f->version, f->length, f->length, true};
+    int rc = 0;
+
+    n->dfd = n->cfd = -1;
+    if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
+        return -errno;
+    ov_unlink(s, f->id); /* leftovers of an interrupted conversion */
+    chunk_path(s, f->id, "", path, sizeof(path));
+    chunk_path(s, f->id, ".bdata", link_to, sizeof(link_to));
+    if (link(path, link_to) < 0)
+        rc = -errno;
+    chunk_path(s, f->id, ".crc", path, sizeof(path));
+    chunk_path(s, f->id, ".bcrc", link_to, sizeof(link_to));
+    if (rc == 0 && link(path, link_to) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = open_new_pair(s, f->id, ".ov", &n->dfd, &n->cfd);
+    if (rc == 0)
+        rc = hdr_put(n->cfd, &h, 0);
+    if (rc == 0)
+        rc = flush_early(n->cfd);
+    if (rc < 0)
+        ov_unprepare(s, f, n);
     return rc;
+}
+
+/* The second half: make the new files durable (a no-op when the copy's
+ * sync already did) and rename the new .crc over the old one, which is
+ * the switch: from here on @f is an overlay over its old files.  It is
+ * durable before returning, so that no copy sharing the base can exist
+ * on disk while the source could still be flat there.  The flat name of
+ * the data goes last. */
+static int ov_switch(struct chunk_store *s, struct chunk_file *f,
+                     struct ov_new *n)
+{
+    char crc[4096], tmp[4096], dir[4096];
+    int rc = 0;
+
+    chunk_dir_path(s, f->id, dir, sizeof(dir));
+    chunk_path(s, f->id, ".crc", crc, sizeof(crc));
+    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
+    if (fdatasync(n->cfd) < 0 || fdatasync(n->dfd) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = fsync_path(dir); /* the new names before the switch */
+    if (rc == 0 && rename(tmp, crc) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        ov_unprepare(s, f, n);
+        return rc;
+    }
+    /* An overlay from here on, whatever happens next. */
+    f->bdfd = f->dfd;
+    f->bcfd = f->cfd;
+    f->dfd = n->dfd;
+    f->cfd = n->cfd;
+    f->overlay = true;
+    f->base_len = f->length;
+    free(f->resv); /* invariant 5: other files, other space */
+    f->resv = NULL;
+    /* Its old files stay counted in the store's sum as the base (until
+     * base_release()); its own are the new ones. */
+    f->alloc = 0;
+    alloc_update(s, f);
+    chunk_path(s, f->id, "", tmp, sizeof(tmp));
+    unlink(tmp); /* its inode lives on as .bdata */
+    log_debug(DBG, "chunk overlay: chunk=%016llx version=%llu",
+              (unsigned long long)f->id, (unsigned long long)f->version);
+    return fsync_path(dir);
 }
 
 static int chunk_create(struct chunk_store *s, struct chunk_file *f,
@@ -1322,7 +1890,7 @@ int chunk_store_setversion(struct chunk_store *s, uint64_t id, uint64_t old_ver,
     else if (f->version != old_ver)
         rc = -ESTALE;
     else {
-        rc = hdr_write(f->cfd, new_ver, f->length, 0);
+        rc = hdr_write(f, new_ver, f->length, 0);
         if (rc == 0 && fdatasync(f->cfd) < 0)
             rc = -errno;
         if (rc == 0)
@@ -1359,6 +1927,9 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             unlink(path);
             chunk_path(s, id, ".wmap", path, sizeof(path));
             unlink(path);
+            /* Invariant 9: an overlay's base goes with its last link. */
+            base_release(s, f);
+            ov_unlink(s, id);
             file_shut(f);
             alloc_update(s, f);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
@@ -1441,10 +2012,13 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
         chunk_path(s, f->id, ".crc", to, sizeof(to));
         if (unlink(to) < 0 && errno != ENOENT)
             return -errno;
+        base_release(s, f);
         file_shut(f);
         alloc_update(s, f);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
+    /* The copy is flat: the files of an overlay it replaces go. */
+    ov_unlink(s, f->id);
     /* The copy's past writes were never seen here: its map is unknown. */
     chunk_path(s, f->id, ".wmap", to, sizeof(to));
     if (unlink(to) < 0 && errno != ENOENT)
@@ -1570,16 +2144,27 @@ static int copy_range(int in, int out, off_t off, off_t end)
     return rc;
 }
 
-/* Make @out a copy of @in: a reflink when allowed and possible, else the
- * data segments one by one, holes left as holes, and the same size. */
-static int copy_file(struct chunk_store *s, int in, int out)
+/* Make @out a copy of @in: a reflink when allowed and possible, else
+ * (COPY_ANY) the data segments one by one, holes left as holes, and the
+ * same size. */
+static int copy_file(struct chunk_store *s, int in, int out,
+                     enum copy_mode mode)
 {
     struct stat st;
     off_t off = 0;
     int rc = 0;
 
-    if (!s->no_reflink && ioctl(out, FICLONE, in) == 0)
-        return 0;
+    if (!s->no_reflink &&
+        !__atomic_load_n(&s->reflink_failed, __ATOMIC_RELAXED)) {
+        if (ioctl(out, FICLONE, in) == 0)
+            return 0;
+        if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EXDEV &&
+            errno != EINVAL && errno != ENOSYS && errno != EPERM)
+            return -errno;
+        __atomic_store_n(&s->reflink_failed, true, __ATOMIC_RELAXED);
+    }
+    if (mode == COPY_REFLINK)
+        return -EOPNOTSUPP;
     if (fstat(in, &st) < 0)
         return -errno;
     while (rc == 0 && off < st.st_size) {
@@ -1605,15 +2190,63 @@ static int copy_file(struct chunk_store *s, int in, int out)
     return rc;
 }
 
-/* Create chunk @df at @ver as a copy of @sf (both locked). */
+/* Create chunk @df at @ver as an overlay copy of @sf (both locked
+ * exclusive; invariant 9).  A flat @sf becomes an overlay too, with an
+ * empty layer; an overlay @sf gives its base and a copy of its layer.
+ * Three journal commits in all on a journaling file system: everything
+ * new, then the source's switch, then the copy's rename. */
+static int ov_clone(struct chunk_store *s, struct chunk_file *sf,
+                    struct chunk_file *df, uint64_t ver)
+{
+    bool convert = !sf->overlay;
+    struct copy_src src = {sf->id,     true,         sf->dfd, sf->cfd,
+                           sf->length, sf->base_len, sf->pres};
+    struct ov_new n;
+    int rc;
+
+    if (convert) {
+        rc = ov_prepare(s, sf, &n);
+        if (rc < 0)
+            return rc;
+        src.dfd = src.cfd = -1; /* its layer is empty */
+        src.base_len = sf->length;
+    }
+    rc = files_prepare(s, df, ver, &src);
+    if (rc < 0) {
+        if (convert)
+            ov_unprepare(s, sf, &n);
+        return rc;
+    }
+    if (convert) {
+        rc = ov_switch(s, sf, &n);
+        if (rc < 0) {
+            files_abort(s, df);
+            return rc;
+        }
+    }
+    return files_commit(s, df, ver, src.length);
+}
+
+/* Create chunk @df at @ver as a copy of @sf (both locked exclusive): a
+ * reflink of a flat chunk where the file system has them, else an
+ * overlay copy (ov_clone()). */
 static int clone_files(struct chunk_store *s, struct chunk_file *sf,
                        struct chunk_file *df, uint64_t ver)
 {
-    int rc = files_create(s, df, ver, sf);
+    struct copy_src flat = {sf->id,     false,      sf->dfd, sf->cfd,
+                            sf->length, sf->length, NULL};
+    int rc = -EOPNOTSUPP;
 
-    log_debug(DBG, "chunk clone: chunk=%016llx version=%llu -> %016llx rc=%d",
+    if (!sf->overlay && !s->no_reflink &&
+        !__atomic_load_n(&s->reflink_failed, __ATOMIC_RELAXED))
+        rc = files_create(s, df, ver, &flat);
+    if (rc == -EOPNOTSUPP)
+        rc = ov_clone(s, sf, df, ver);
+    log_debug(DBG,
+              "chunk clone: chunk=%016llx version=%llu -> %016llx "
+              "overlay=%d rc=%d",
               (unsigned long long)sf->id, (unsigned long long)sf->version,
-              (unsigned long long)df->id, rc);
+              (unsigned long long)df->id, df->overlay, rc);
     return rc;
 }
 
@@ -1625,7 +2258,8 @@ int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
 
     if (new_ver == 0 || src_id == new_id)
         return -EINVAL;
-    rc = file_lock(s, src_id, src_ver, false, &sf);
+    /* Exclusive: the source may become an overlay (ov_clone()). */
+    rc = file_lock(s, src_id, src_ver, true, &sf);
     if (rc < 0)
         return rc;
     rc = file_get(s, new_id, &df);
@@ -1741,6 +2375,38 @@ static int block_merge(struct chunk_store *s, struct chunk_file *f, uint32_t b,
     return 0;
 }
 
+/* Invariant 8: blocks [@b0, @b0 + @nb) of overlay @f were just written
+ * with checksums @crc; those whose checksum is 0 are not present by it,
+ * so they go into .pres, once their data and checksums are durable.
+ * (crc32c of a block is 0 for one block in 2^32: this is rarely done.) */
+static int ov_mark_zero_crcs(struct chunk_store *s, struct chunk_file *f,
+                             uint32_t b0, uint32_t nb, const uint8_t *crc)
+{
+    bool any = false;
+
+    for (uint32_t i = 0; i < nb && !any; i++)
+        any = get_le32(crc + 4 * i) == 0 && !pres_test(f, b0 + i);
+    if (!any)
+        return 0;
+    if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
+        return -errno;
+    if (!f->pres && !(f->pres = calloc(1, PRES_BYTES)))
+        return -ENOMEM;
+    for (uint32_t i = 0; i < nb; i++)
+        if (get_le32(crc + 4 * i) == 0)
+            f->pres[(b0 + i) / 8] |= (uint8_t)(1u << ((b0 + i) % 8));
+    return pres_store(s, f);
+}
+
+/* Whether any of the @nb checksums in @crc is 0. */
+static bool crcs_any_zero(const uint8_t *crc, uint32_t nb)
+{
+    for (uint32_t i = 0; i < nb; i++)
+        if (get_le32(crc + 4 * i) == 0)
+            return true;
+    return false;
+}
+
 /* Make @f's data, checksums and written-block map durable. */
 static int sync_files(struct chunk_file *f)
 {
@@ -1803,6 +2469,12 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
             p = buf + ((size_t)b * CHUNK_BLOCK_SIZE - off);
         put_le32(crc + 4 * (b - b0), crc32c(0, p, CHUNK_BLOCK_SIZE));
     }
+    /* A block of an overlay whose checksum is 0 needs a sync (invariant
+     * 8): not on the loop thread. */
+    if (rwf && f->overlay && crcs_any_zero(crc, nb)) {
+        rc = -EAGAIN;
+        goto out;
+    }
 
     /* The written-block map before the data, so that no block written
      * is missing from it (chunk_wmap.c). */
@@ -1812,7 +2484,7 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     /* Length first, so invariant 1 holds whatever happens next.  The
      * header is cached in the handle: growing it is this one write. */
     if (end > f->length) {
-        rc = hdr_write(f->cfd, f->version, end, rwf);
+        rc = hdr_write(f, f->version, end, rwf);
         if (rc < 0)
             goto out;
         f->length = end;
@@ -1820,6 +2492,8 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     rc = data_write(s, f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     if (rc == 0)
         rc = crcs_store(f, b0, crc, nb, rwf);
+    if (rc == 0 && f->overlay)
+        rc = ov_mark_zero_crcs(s, f, b0, nb, crc);
     if (rc == 0 && sync)
         rc = sync_files(f);
 out:
@@ -1901,6 +2575,59 @@ int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver)
     return chunk_store_write(s, id, ver, 0, NULL, 0, true);
 }
 
+/* Shrink overlay @f (locked exclusive) to @length.  Unlike a flat chunk,
+ * whose boundary block is fixed after the cut, an overlay takes the new
+ * boundary block into its own layer and makes the new header durable
+ * before anything is cut: a block cut from its layer would otherwise read
+ * through to the base again (invariant 7) after a crash. */
+static int ov_truncate_shrink(struct chunk_store *s, struct chunk_file *f,
+                              uint32_t length)
+{
+    uint32_t bl = length / CHUNK_BLOCK_SIZE;
+    uint32_t keep = (length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE;
+    uint64_t base_len = (uint64_t)bl * CHUNK_BLOCK_SIZE;
+    int rc = 0;
+
+    if (length % CHUNK_BLOCK_SIZE) {
+        uint8_t *blk = malloc(CHUNK_BLOCK_SIZE);
+        uint8_t crc[4];
+        if (!blk)
+            return -ENOMEM;
+        rc = blocks_load(s, f, bl, 1, blk, 0);
+        if (rc == 0) {
+            memset(blk + length % CHUNK_BLOCK_SIZE, 0,
+                   CHUNK_BLOCK_SIZE - length % CHUNK_BLOCK_SIZE);
+            put_le32(crc, crc32c(0, blk, CHUNK_BLOCK_SIZE));
+            rc = reserve_blocks(f, bl, 1);
+        }
+        if (rc == 0)
+            rc = pwrite_full(f->dfd, blk, CHUNK_BLOCK_SIZE,
+                             (off_t)bl * CHUNK_BLOCK_SIZE, 0);
+        if (rc == 0)
+            rc = crcs_store(f, bl, crc, 1, 0);
+        if (rc == 0)
+            rc = ov_mark_zero_crcs(s, f, bl, 1, crc);
+        free(blk);
+    }
+    if (rc == 0 && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
+        rc = -errno;
+    if (rc < 0)
+        return rc;
+    if (base_len < f->base_len)
+        f->base_len = base_len;
+    rc = hdr_write(f, f->version, length, 0);
+    if (rc == 0 && fdatasync(f->cfd) < 0)
+        rc = -errno;
+    if (rc < 0)
+        return rc;
+    f->length = length;
+    resv_clear_from(f, keep); /* invariant 5 */
+    if (ftruncate(f->dfd, (off_t)keep * CHUNK_BLOCK_SIZE) < 0 ||
+        ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
+        return -errno;
+    return 0;
+}
+
 int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                          uint32_t length)
 {
@@ -1917,8 +2644,19 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc < 0)
         return rc;
     if (length >= f->length) {
-        /* Growing: the new range is already zeros (invariant 1). */
-        rc = hdr_write(f->cfd, f->version, length, 0);
+        /* Growing: the new range is already zeros (invariant 1; for an
+         * overlay also invariant 7). */
+        rc = hdr_write(f, f->version, length, 0);
+        goto done;
+    }
+    /* The blocks that become zeros are written, for the map. */
+    uint32_t old_nb =
+        (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
+    rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl, 0);
+    if (rc < 0)
+        goto out;
+    if (f->overlay) {
+        rc = ov_truncate_shrink(s, f, length);
         goto done;
     }
     if (length % CHUNK_BLOCK_SIZE) {
@@ -1936,12 +2674,6 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
                CHUNK_BLOCK_SIZE - length % CHUNK_BLOCK_SIZE);
         put_le32(crc, crc32c(0, blk, CHUNK_BLOCK_SIZE));
     }
-    /* The blocks that become zeros are written, for the map. */
-    uint32_t old_nb =
-        (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
-    rc = chunk_wmap_mark(&f->wmap, bl, old_nb - bl, 0);
-    if (rc < 0)
-        goto out;
     /* Data first: a crash before the checksum is fixed leaves the boundary
      * block failing its checksum, which is detected. */
     resv_clear_from(f, bl); /* invariant 5: the space past it goes */
@@ -1954,7 +2686,7 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc == 0 && ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
         rc = -errno;
     if (rc == 0)
-        rc = hdr_write(f->cfd, f->version, length, 0);
+        rc = hdr_write(f, f->version, length, 0);
 done:
     if (rc == 0) {
         f->length = length;
@@ -1984,12 +2716,15 @@ int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
 
 /* Blocks with a stored checksum of 0 were never written and read as zeros
  * (invariant 2), and so do the blocks past the length (invariant 1): every
- * other block of the length gets its bit. */
+ * other block of the length gets its bit.  A block of an overlay is
+ * judged by the layer it reads from (invariants 6 and 7): one present
+ * in its own layer by that layer's checksum (or its .pres bit), any
+ * other below the base length by the base's checksum. */
 int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
                         uint8_t *out)
 {
     struct chunk_file *f;
-    uint8_t *raw;
+    uint8_t *raw, *braw = NULL;
     uint32_t nb;
     int rc = file_lock(s, id, ver, false, &f);
 
@@ -1998,14 +2733,27 @@ int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
     memset(out, 0, PROTO_WMAP_BYTES);
     nb = (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
     raw = nb ? malloc((size_t)nb * 4) : NULL;
-    if (nb && !raw)
+    if (nb && f->overlay)
+        braw = malloc((size_t)nb * 4);
+    if (nb && (!raw || (f->overlay && !braw)))
         rc = -ENOMEM;
     else if (nb)
         rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE, 0);
-    for (uint32_t b = 0; rc == 0 && b < nb; b++)
-        if (get_le32(raw + 4 * b) != 0)
+    if (rc == 0 && braw)
+        rc = pread_full(f->bcfd, braw, (size_t)nb * 4, HDR_SIZE, 0);
+    for (uint32_t b = 0; rc == 0 && b < nb; b++) {
+        uint32_t stored = get_le32(raw + 4 * b);
+        bool data = stored != 0;
+        if (f->overlay && ov_src_of(f, b, stored) != OV_OWN)
+            data = ov_src_of(f, b, stored) == OV_BASE &&
+                   get_le32(braw + 4 * b) != 0;
+        else if (f->overlay)
+            data = true; /* present, maybe with a checksum of 0 */
+        if (data)
             out[b / 8] |= (uint8_t)(1u << (b % 8));
+    }
     free(raw);
+    free(braw);
     file_unlock(s, f);
     return rc;
 }
@@ -2034,6 +2782,25 @@ static const char *data_name(const char *crc_name, char *out)
     return out;
 }
 
+/* The space of overlay @id's files in directory @dfd but its .crc: its
+ * layer, and its share of the base's two files (their space divided by
+ * their links, so that the overlays over one base add up to it once). */
+static uint64_t ov_list_alloc(int dfd, uint64_t id)
+{
+    static const char *const names[] = {".ov", ".bdata", ".bcrc"};
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < 3; i++) {
+        char name[32];
+        struct stat st;
+        snprintf(name, sizeof(name), "%016llx%s", (unsigned long long)id,
+                 names[i]);
+        if (fstatat(dfd, name, &st, 0) == 0 && st.st_nlink > 0)
+            n += (uint64_t)st.st_blocks * 512 / st.st_nlink;
+    }
+    return n;
+}
+
 static int list_dir(struct chunk_store *s, const char *sub,
                     chunk_store_list_cb cb, void *arg)
 {
@@ -2048,9 +2815,9 @@ static int list_dir(struct chunk_store *s, const char *sub,
         return errno == ENOENT ? 0 : -errno;
     while (rc == 0 && (de = readdir(d))) {
         struct chunk_info ci;
+        struct hdr h;
         char name[17];
         struct stat st;
-        uint64_t len;
         int fd;
 
         if (!parse_name(de->d_name, &ci.id))
@@ -2058,17 +2825,20 @@ static int list_dir(struct chunk_store *s, const char *sub,
         fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue; /* deleted while we walk */
-        if (hdr_read(fd, &ci.version, &len) < 0) {
+        if (hdr_read(fd, &h) < 0) {
             log_warn("chunk list: bad header, skipped: path=%s/%s", path,
                      de->d_name);
             close(fd);
             continue;
         }
         ci.alloc = files_alloc(-1, fd);
-        if (fstatat(dirfd(d), data_name(de->d_name, name), &st, 0) == 0)
+        if (h.overlay)
+            ci.alloc += ov_list_alloc(dirfd(d), ci.id);
+        else if (fstatat(dirfd(d), data_name(de->d_name, name), &st, 0) == 0)
             ci.alloc += (uint64_t)st.st_blocks * 512;
         close(fd);
-        ci.length = len;
+        ci.version = h.version;
+        ci.length = h.length;
         rc = cb(&ci, arg);
     }
     closedir(d);

@@ -77,4 +77,15 @@ it_wait_moved() {
 # it_expect_eq WHAT GOT WANT
 it_expect_eq() { [ "$2" = "$3" ] || it_fail "$1: got '$2', want '$3'"; it_ok "$1"; }
 
+# it_nbd_patch URL FILE OFF LEN: the same LEN random bytes at OFF into the
+# image at the NBD URL (with qemu-io) and into FILE, its expected bytes.
+it_nbd_patch() {
+    head -c "$4" /dev/urandom >"$IT_TMP/piece"
+    qemu-io -f raw -c "write -s $IT_TMP/piece $3 $4" "$1" \
+        >"$IT_TMP/qio.out" 2>&1 || { cat "$IT_TMP/qio.out"; it_fail "write $1 at $3"; }
+    grep -qiE "fail|error" "$IT_TMP/qio.out" && { cat "$IT_TMP/qio.out"; it_fail "write $1 at $3"; }
+    dd if="$IT_TMP/piece" of="$2" bs="$4" seek="$3" oflag=seek_bytes \
+        conv=notrunc status=none
+}
+
 ts_cluster_init "$IT_TMP/cluster" 0

@@ -68,14 +68,7 @@ check() {
 
 # nbd_patch NAME OFF LEN: the same random bytes into image NAME (over NBD,
 # with qemu-io) and into W/NAME.
-nbd_patch() {
-    head -c "$3" /dev/urandom >"$IT_TMP/piece"
-    qemu-io -f raw -c "write -s $IT_TMP/piece $2 $3" "$(nbd_url "$1")" \
-        >"$IT_TMP/qio.out" 2>&1 || { cat "$IT_TMP/qio.out"; it_fail "write $1 at $2"; }
-    grep -qiE "fail|error" "$IT_TMP/qio.out" && { cat "$IT_TMP/qio.out"; it_fail "write $1 at $2"; }
-    dd if="$IT_TMP/piece" of="$W/$1" bs="$3" seek="$2" oflag=seek_bytes \
-        conv=notrunc status=none
-}
+nbd_patch() { it_nbd_patch "$(nbd_url "$1")" "$W/$1" "$2" "$3"; }
 
 # mnt_patch NAME OFF LEN: the same through the mount (dd, fsync).
 mnt_patch() {

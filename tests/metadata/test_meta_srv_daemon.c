@@ -1,5 +1,6 @@
 /* Tests for the daemon side of metad (meta_server.c, meta_srv_write.c,
- * meta_srv_report.c, meta_srv_lease.c): a real struct meta_srv on its own
+ * meta_srv_report.c, meta_srv_repair.c, meta_srv_lease.c,
+ * meta_srv_callback.c): a real struct meta_srv on its own
  * uv loop thread, over a database in a temp dir, listening on loopback
  * without authentication.  Its peers are fakes: storage servers that
  * register and answer CHUNK_SETVERSION as told (or fail it), and a client
@@ -8,9 +9,9 @@
  * that created it, on none (EIO) or with none up (ENOSPC), a live lease
  * extended, a failed replica reported and the survivors bumped, and the
  * chunk given its copy back by repair (a failed copy tried again); the
- * image writer lease granted, refused and released; and a callback
- * promise that outlives its lease while the session holds the file open
- * (docs/caching.md §3), metad running with --promise-ms 300 here.
+ * image writer lease granted, refused, released and handed over; and a
+ * callback promise that outlives its lease while the session holds the
+ * file open (docs/caching.md §3), metad running with --promise-ms 300.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -503,6 +504,130 @@ static void test_meta_srv_image_lease_one_writer(void **state)
     rpc_reply_free(&rep);
 }
 
+/* A call left running while the test goes on. */
+struct pending {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int status;
+    struct rpc_reply rep;
+};
+
+static void pending_done(void *arg, int status, struct rpc_reply *rep)
+{
+    struct pending *p = arg;
+    pthread_mutex_lock(&p->mu);
+    p->status = status;
+    if (rep)
+        p->rep = *rep;
+    p->done = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pending_start(struct pending *p, struct rpc_client *c,
+                          uint16_t opcode, struct proto_wbuf *w)
+{
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    assert_int_equal(w->err, 0);
+    assert_int_equal(rpc_call_async(c, opcode, w->p, w->len, pending_done, p),
+                     0);
+    proto_wbuf_free(w);
+}
+
+static bool pending_is_done(struct pending *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool done = p->done;
+    pthread_mutex_unlock(&p->mu);
+    return done;
+}
+
+/* Wait (at most 5 s) for @p; its status.  The reply stays in p->rep. */
+static int pending_wait(struct pending *p)
+{
+    for (int i = 0; i < 500 && !pending_is_done(p); i++)
+        usleep(10 * 1000);
+    assert_true(pending_is_done(p));
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    return p->status;
+}
+
+/* docs/protocol.md §15: a live-migration hand-over.  The holder polls
+ * with IMAGE_LEASE_WAIT; an operator arms a hand-over; the destination
+ * opens as the standby and its TAKE waits; the holder hears RECALL,
+ * releases, and the TAKE is granted. */
+static void test_meta_srv_image_lease_hand_over(void **state)
+{
+    struct md *m = *state;
+    struct proto_image_lease_rep out;
+    struct rpc_reply rep;
+    struct pending poll, take;
+    struct proto_wbuf w, raw;
+
+    assert_int_equal(lease(m->cl, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_GRANTED);
+    uint64_t holder = out.holder_session;
+    rpc_reply_free(&rep);
+    proto_wbuf_init(&raw);
+    proto_lease_entry_put(&raw, m->ino, PROTO_LEASE_HELD);
+    struct proto_image_lease_wait q = {
+        .timeout_ms = 5000,
+        .count = 1,
+        .raw = {(const char *)raw.p, (uint32_t)raw.len}};
+    proto_wbuf_init(&w);
+    proto_image_lease_wait_encode(&w, &q);
+    proto_wbuf_free(&raw);
+    pending_start(&poll, m->cl, PROTO_MSG_IMAGE_LEASE_WAIT_REQ, &w);
+
+    struct proto_image_lease_req arm = {
+        .op = PROTO_LEASE_ARM, .arg = 60, .ino = m->ino};
+    proto_wbuf_init(&w);
+    proto_image_lease_req_encode(&w, &arm);
+    assert_int_equal(
+        rpc_call_msg(m->cl2, PROTO_MSG_IMAGE_LEASE_REQ, &w, &rep, &out), 0);
+    proto_wbuf_free(&w);
+    assert_true(out.flags & PROTO_LEASE_F_ARMED);
+    rpc_reply_free(&rep);
+    assert_int_equal(lease(m->cl2, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_STANDBY);
+    rpc_reply_free(&rep);
+
+    struct proto_image_lease_req tq = {.op = PROTO_LEASE_TAKE, .ino = m->ino};
+    proto_wbuf_init(&w);
+    proto_image_lease_req_encode(&w, &tq);
+    pending_start(&take, m->cl2, PROTO_MSG_IMAGE_LEASE_REQ, &w);
+    /* The holder hears RECALL; the TAKE waits for its RELEASE. */
+    assert_int_equal(pending_wait(&poll), 0);
+    struct proto_image_lease_wait news;
+    assert_int_equal(
+        proto_image_lease_wait_decode(poll.rep.payload, poll.rep.len, &news),
+        0);
+    assert_int_equal(news.count, 1);
+    uint64_t ino;
+    uint32_t st;
+    proto_lease_entry_get(&news, 0, &ino, &st);
+    assert_int_equal(ino, m->ino);
+    assert_int_equal(st, PROTO_LEASE_RECALL);
+    rpc_reply_free(&poll.rep);
+    assert_false(pending_is_done(&take));
+    assert_int_equal(lease(m->cl, PROTO_LEASE_RELEASE, m->ino, &out, &rep), 0);
+    rpc_reply_free(&rep);
+    assert_int_equal(pending_wait(&take), 0);
+    assert_int_equal(
+        proto_image_lease_rep_decode(take.rep.payload, take.rep.len, &out), 0);
+    assert_int_equal(out.result, PROTO_LEASE_GRANTED);
+    assert_int_not_equal(out.holder_session, holder);
+    rpc_reply_free(&take.rep);
+    /* The old holder is refused now. */
+    assert_int_equal(lease(m->cl, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_BUSY);
+    rpc_reply_free(&rep);
+}
+
 /* docs/protocol.md §15.1: a lease belongs to a session; ARM and QUERY do
  * not need one. */
 static void test_meta_srv_image_lease_errors(void **state)
@@ -605,6 +730,7 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_repair_copy_retried),
         T(test_meta_srv_image_lease_one_writer),
         T(test_meta_srv_image_lease_errors),
+        T(test_meta_srv_image_lease_hand_over),
         T(test_meta_srv_cb_promise_kept_while_open),
     };
 #undef T
