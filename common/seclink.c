@@ -197,10 +197,23 @@ int seclink_handshake(struct seclink *l)
 {
     int rc;
 
-    do {
+    for (;;) {
+        size_t before = l->in_len;
         rc = gnutls_handshake(l->s);
-    } while (rc == GNUTLS_E_INTERRUPTED ||
-             rc == GNUTLS_E_WARNING_ALERT_RECEIVED);
+        if (rc == GNUTLS_E_INTERRUPTED ||
+            rc == GNUTLS_E_WARNING_ALERT_RECEIVED)
+            continue;
+        /* GnuTLS may stop wanting more with input still unread (a record
+         * it gave up on part-way): go on while it makes progress, since
+         * the caller's buffer is reused for the next read; input it no
+         * longer takes is a broken stream. */
+        if (rc == GNUTLS_E_AGAIN && l->memory && l->in_len > 0) {
+            if (l->in_len < before)
+                continue;
+            return -EPROTO;
+        }
+        break;
+    }
     if (rc == 0)
         return 0;
     /* A fatal alert in this handshake is the other side failing to check
