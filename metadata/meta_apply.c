@@ -112,7 +112,7 @@ typedef int (*apply_fn)(struct meta_db *db, const struct meta_op *op,
 /* The apply column of meta_ops.def, in its order (meta_optab_index()). */
 static const apply_fn apply_fns[] = {
 #define X(opcode, kind, callers, session, serve, apply, query, records,        \
-          before, after, cb)                                                   \
+          before, after, cb, commit)                                           \
     apply,
 #include "meta_ops.def"
 #undef X

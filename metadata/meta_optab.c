@@ -1,5 +1,5 @@
 /* meta_optab.c: the data columns of the operation table (meta_ops.def):
- * opcode, kind, callers, session; and the lookup of a row by opcode.
+ * opcode, kind, callers, session, commit; and the lookup of a row by opcode.
  *
  * The function columns are not here: each file that owns handlers expands
  * its columns itself, so the engine never names a daemon function and the
@@ -18,8 +18,9 @@
 
 const struct meta_optab_row meta_optab[] = {
 #define X(opcode, kind, callers, session, serve, apply, query, records,        \
-          before, after, cb)                                                   \
-    {opcode, META_OPKIND_##kind, callers, META_SESSION_##session},
+          before, after, cb, commit)                                           \
+    {opcode, META_OPKIND_##kind, callers, META_SESSION_##session,              \
+     META_COMMIT_##commit},
 #include "meta_ops.def"
 #undef X
 };

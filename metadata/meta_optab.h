@@ -1,5 +1,6 @@
 /* meta_optab.h: the operation table (meta_ops.def) as data: what kind of
- * operation an opcode is, who may send it, whether it needs a session.
+ * operation an opcode is, who may send it, whether it needs a session,
+ * when its record is proposed.
  *
  * The rows' function columns are expanded by the files that own them
  * (meta_apply.c, meta_query.c, meta_server.c, meta_srv_callback.c), each
@@ -30,11 +31,18 @@ enum meta_session_need {
     META_SESSION_NEEDED,  /* ENOSESSION without one */
 };
 
+/* When a record is proposed (meta_ops.def, the commit column). */
+enum meta_commit {
+    META_COMMIT_NOW = 1, /* at once: meta_propose() */
+    META_COMMIT_LATER,   /* with the next record: meta_propose_later() */
+};
+
 struct meta_optab_row {
     uint16_t opcode;
     uint8_t kind;    /* enum meta_opkind */
     uint8_t callers; /* enum meta_caller bits; 0: internal record */
     uint8_t session; /* enum meta_session_need */
+    uint8_t commit;  /* enum meta_commit */
 };
 
 /* Rows in meta_ops.def order. */

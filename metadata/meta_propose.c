@@ -8,6 +8,14 @@
  * body.  The record is applied from its encoded bytes, exactly as a
  * replica that received it through a replicated log would.
  *
+ * Records that can wait (meta_propose_later()) are encoded at once but
+ * held back in the log's queue; the next meta_propose() appends them, in
+ * the order they came, just before its own record, so a replicated log
+ * writes them together (one disk write, one round of replication), and
+ * the owner's timer appends them with meta_log_flush() when no record
+ * comes.  Their order relative to every other record is the order of
+ * their appends, which is what every replica applies.
+ *
  * Failure modes: an encoding failure (-ENOMEM, -EMSGSIZE) or a refused
  * append is returned by meta_propose() and the callback is never called;
  * a log that loses a pending record calls meta_log_fail() and the
@@ -36,25 +44,100 @@ void meta_log_done(struct meta_propose *req, int status,
     cb(req, status, result);
 }
 
-int meta_propose(struct meta_log *log, struct meta_propose *req,
-                 const struct meta_op *op, meta_propose_cb cb)
+void meta_log_init(struct meta_log *log, const struct meta_log_ops *ops,
+                   struct meta_db *db, void *impl)
 {
-    int rc;
+    *log = (struct meta_log){.ops = ops, .db = db, .impl = impl};
+}
 
+/* @req holds no record any more. */
+static void record_forget(struct meta_propose *req)
+{
+    proto_wbuf_free(&req->record);
+    req->cb = NULL;
+    req->log = NULL;
+}
+
+/* Encode @op into @req: 0 or -errno (nothing kept). */
+static int record_make(struct meta_log *log, struct meta_propose *req,
+                       const struct meta_op *op, meta_propose_cb cb)
+{
     req->cb = cb;
     req->log = log;
     req->next = NULL;
     proto_wbuf_init(&req->record);
     meta_op_record_encode(&req->record, op);
-    rc = req->record.err;
-    if (rc == 0)
-        rc = log->ops->append(log, req);
-    if (rc < 0) {
-        proto_wbuf_free(&req->record);
-        req->cb = NULL;
-        req->log = NULL;
-    }
+    int rc = req->record.err;
+    if (rc < 0)
+        record_forget(req);
     return rc;
+}
+
+int meta_propose(struct meta_log *log, struct meta_propose *req,
+                 const struct meta_op *op, meta_propose_cb cb)
+{
+    int rc = record_make(log, req, op, cb);
+
+    if (rc < 0)
+        return rc;
+    meta_log_flush(log);
+    rc = log->ops->append(log, req);
+    if (rc < 0)
+        record_forget(req);
+    return rc;
+}
+
+int meta_propose_later(struct meta_log *log, struct meta_propose *req,
+                       const struct meta_op *op, meta_propose_cb cb)
+{
+    int rc = record_make(log, req, op, cb);
+
+    if (rc < 0)
+        return rc;
+    if (log->later_tail)
+        log->later_tail->next = req;
+    else
+        log->later = req;
+    log->later_tail = req;
+    return 0;
+}
+
+/* The records held back, taken out of @log (oldest first). */
+static struct meta_propose *later_take(struct meta_log *log)
+{
+    struct meta_propose *head = log->later;
+
+    log->later = log->later_tail = NULL;
+    return head;
+}
+
+void meta_log_flush(struct meta_log *log)
+{
+    struct meta_propose *req = later_take(log), *next;
+
+    for (; req; req = next) {
+        next = req->next;
+        req->next = NULL;
+        int rc = log->ops->append(log, req);
+        if (rc < 0)
+            meta_log_fail(req, rc);
+    }
+}
+
+bool meta_log_waiting(const struct meta_log *log)
+{
+    return log->later != NULL;
+}
+
+void meta_log_drop(struct meta_log *log, int status)
+{
+    struct meta_propose *req = later_take(log), *next;
+
+    for (; req; req = next) {
+        next = req->next;
+        req->next = NULL;
+        meta_log_fail(req, status);
+    }
 }
 
 int meta_log_apply(struct meta_db *db, uint64_t index, const void *entry,
@@ -101,7 +184,5 @@ static const struct meta_log_ops local_ops = {.append = local_append};
 
 void meta_log_local_init(struct meta_log *log, struct meta_db *db)
 {
-    log->ops = &local_ops;
-    log->db = db;
-    log->impl = NULL;
+    meta_log_init(log, &local_ops, db, NULL);
 }

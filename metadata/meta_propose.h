@@ -27,6 +27,7 @@
 #ifndef TESSERA_META_PROPOSE_H
 #define TESSERA_META_PROPOSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,12 +63,38 @@ struct meta_log {
     const struct meta_log_ops *ops;
     struct meta_db *db; /* the state machine records are applied to */
     void *impl;         /* the log's own state */
+    /* Proposals held back by meta_propose_later(), oldest first. */
+    struct meta_propose *later, *later_tail;
 };
+
+/* Make @log a log over @ops, its records applied to @db (borrowed), with
+ * @impl the log's own state and nothing held back. */
+void meta_log_init(struct meta_log *log, const struct meta_log_ops *ops,
+                   struct meta_db *db, void *impl);
 
 /* Encode @op as a record and hand it to @log; @cb as the contract above
  * says.  @op and its payload are borrowed (copied into the record). */
 int meta_propose(struct meta_log *log, struct meta_propose *req,
                  const struct meta_op *op, meta_propose_cb cb);
+
+/* As meta_propose(), but the record is held back in @log until the next
+ * meta_propose() or meta_log_flush(), which append it (and every other
+ * one held back, in the order they came) just before their own: a record
+ * that can wait shares the next record's log write instead of taking one
+ * of its own.  0 (the contract above holds: the callback comes once the
+ * record committed, or with the error that kept it from the log), or
+ * -errno for an encoding failure, and the callback never comes. */
+int meta_propose_later(struct meta_log *log, struct meta_propose *req,
+                       const struct meta_op *op, meta_propose_cb cb);
+/* Append every record held back (the owner of @log calls it when they
+ * have waited long enough).  A record the log refuses gets its callback
+ * with the error. */
+void meta_log_flush(struct meta_log *log);
+/* Whether records are held back in @log. */
+bool meta_log_waiting(const struct meta_log *log);
+/* Give up every record held back: each callback gets @status (< 0), e.g.
+ * when this replica stops leading. */
+void meta_log_drop(struct meta_log *log, int status);
 
 /* Apply one committed record @entry/@len to @db: decode it (meta_op.h)
  * and meta_apply_at() it with its log position @index (0: the local log,

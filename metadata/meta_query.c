@@ -372,7 +372,7 @@ static const struct {
     records_fn records;
 } query_fns[] = {
 #define X(opcode, kind, callers, session, serve, apply, query, records,        \
-          before, after, cb)                                                   \
+          before, after, cb, commit)                                           \
     {query, records},
 #include "meta_ops.def"
 #undef X

@@ -54,6 +54,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lat.h"
 #include "log.h"
 #include "meta_op.h"
 
@@ -62,6 +63,7 @@ struct pending {
     struct raft_apply ra; /* ra.data is this */
     struct meta_propose *req;
     struct meta_raft *r;
+    uint64_t t0;              /* lat_now_ns() at raft_apply() */
     bool applied;             /* fsm_apply() ran it */
     int status;               /* the engine's outcome */
     struct proto_wbuf result; /* its reply body */
@@ -172,6 +174,19 @@ int meta_raft_members_parse(const char *spec, struct meta_raft_member *members,
 
 /* ---- The state machine: the database ------------------------------------ */
 
+/* How long a record waits from raft_apply() until raft hands it to
+ * fsm_apply() (stored by a majority, the local disk write included), and
+ * how long applying one record to the database takes (on every replica;
+ * the SQLite commit alone is meta.db.commit). */
+static struct lat_stage st_commit = {.name = "meta.raft.commit"};
+static struct lat_stage st_apply = {.name = "meta.raft.apply"};
+
+void meta_raft_stats_register(void)
+{
+    lat_stage_register(&st_commit);
+    lat_stage_register(&st_apply);
+}
+
 static struct pending *pending_at(struct meta_raft *r, uint64_t index)
 {
     for (struct pending *p = r->head; p; p = p->next)
@@ -196,9 +211,13 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     if (index <= r->applied)
         return 0; /* in the database already (a replay after a restart) */
     proto_wbuf_init(&res);
+    uint64_t t0 = lat_now_ns();
+    if (p)
+        lat_hist_record(&st_commit.h, t0 - p->t0);
     rc = meta_op_entry_unwrap(buf->base, buf->len, &rec, &len);
     if (rc == 0)
         rc = meta_log_apply(r->db, index, rec, len, &res);
+    lat_hist_record_since(&st_apply.h, t0);
     r->applied = index;
     if (rc == -EPROTO)
         log_error("meta raft: undecodable record skipped: index=%llu",
@@ -335,6 +354,7 @@ static int log_append(struct meta_log *log, struct meta_propose *req)
     p->req = req;
     p->r = r;
     proto_wbuf_init(&p->result);
+    p->t0 = lat_now_ns();
     /* On success raft owns buf.base. */
     rv = raft_apply(&r->raft, &p->ra, &buf, 1, on_applied);
     if (rv != 0) {
@@ -355,9 +375,7 @@ static const struct meta_log_ops raft_log_ops = {.append = log_append};
 
 void meta_raft_log_init(struct meta_raft *r, struct meta_log *log)
 {
-    log->ops = &raft_log_ops;
-    log->db = r->db;
-    log->impl = r;
+    meta_log_init(log, &raft_log_ops, r->db, r);
 }
 
 /* ---- Leadership --------------------------------------------------------- */

@@ -76,6 +76,9 @@ int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
  * raft_apply()'d and commit once a majority has them; only a leading
  * replica takes them (-EREMCHG otherwise). */
 void meta_raft_log_init(struct meta_raft *r, struct meta_log *log);
+/* Add the log's latency stages (meta.raft.commit, meta.raft.apply) to
+ * the ones lat_dump() and the metrics show.  Once, at startup. */
+void meta_raft_stats_register(void);
 /* Tell @cb about every change of leadership from now on. */
 void meta_raft_on_role(struct meta_raft *r, meta_raft_role_cb cb, void *arg);
 /* What the group looks like from here. */

@@ -66,6 +66,30 @@ int64_t meta_srv_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void on_later(uv_timer_t *t)
+{
+    struct meta_srv *srv = t->data;
+
+    meta_log_flush(&srv->log);
+}
+
+/* The commit column of meta_ops.def: a LATER record waits in the log for
+ * the next one, or META_SRV_LATER_MS. */
+static int propose(struct meta_srv *srv, struct meta_propose *req,
+                   const struct meta_op *op, meta_propose_cb cb)
+{
+    int i = meta_optab_index(op->opcode);
+    int rc;
+
+    if (i < 0 || meta_optab[i].commit != META_COMMIT_LATER)
+        return meta_propose(&srv->log, req, op, cb);
+    bool first = !meta_log_waiting(&srv->log);
+    rc = meta_propose_later(&srv->log, req, op, cb);
+    if (rc == 0 && first)
+        uv_timer_start(&srv->later, on_later, META_SRV_LATER_MS, 0);
+    return rc;
+}
+
 int meta_srv_apply(struct meta_srv *srv, struct meta_propose *req,
                    uint16_t opcode, uint64_t session_id, const void *payload,
                    size_t len, meta_propose_cb cb)
@@ -78,7 +102,7 @@ int meta_srv_apply(struct meta_srv *srv, struct meta_propose *req,
         .payload = payload,
         .len = len,
     };
-    int rc = meta_propose(&srv->log, req, &op, cb);
+    int rc = propose(srv, req, &op, cb);
 
     log_debug("meta.srv", "propose: op=0x%04x session=%llu rc=%d", opcode,
               (unsigned long long)session_id, rc);
@@ -193,7 +217,7 @@ typedef void (*serve_fn)(struct meta_srv_conn *c, uint64_t req_id,
 /* The serve column of meta_ops.def, in its order (meta_optab_index()). */
 static const serve_fn serve_fns[] = {
 #define X(opcode, kind, callers, session, serve, apply, query, records,        \
-          before, after, cb)                                                   \
+          before, after, cb, commit)                                           \
     serve,
 #include "meta_ops.def"
 #undef X
@@ -502,6 +526,10 @@ void meta_srv_lead(struct meta_srv *srv, bool leading)
         next = c->next;
         peer_close(c->peer);
     }
+    /* Records held back never reached the log: their connections are
+     * closed, so their clients send them again to the next leader. */
+    uv_timer_stop(&srv->later);
+    meta_log_drop(&srv->log, -EREMCHG);
     meta_srv_lease_free(srv);
 }
 
@@ -552,6 +580,8 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     srv->live_tick.data = srv;
     uv_timer_start(&srv->live_tick, on_live_tick, META_SRV_LIVE_TICK_MS,
                    META_SRV_LIVE_TICK_MS);
+    uv_timer_init(loop, &srv->later);
+    srv->later.data = srv;
     meta_srv_repair_init(srv, opts->repair_rate, opts->repair_mbps);
     *out = srv;
     return 0;
@@ -607,6 +637,9 @@ void meta_srv_stop(struct meta_srv *srv)
     uv_close((uv_handle_t *)&srv->tick, NULL);
     uv_timer_stop(&srv->live_tick);
     uv_close((uv_handle_t *)&srv->live_tick, NULL);
+    uv_timer_stop(&srv->later);
+    uv_close((uv_handle_t *)&srv->later, NULL);
+    meta_log_drop(&srv->log, -ECANCELED);
     meta_srv_repair_stop(srv);
     meta_srv_lease_free(srv);
 }

@@ -49,6 +49,9 @@
 #define META_SRV_CB_BREAK_MS 2000     /* wait for a break's answer */
 #define META_SRV_CB_RECALL_MS 15000   /* wait for a recall's answer */
 #define META_SRV_TICKET_MS 3600000    /* a ticket's lifetime */
+/* How long a record proposed LATER (meta_ops.def) waits for the next
+ * record before it is appended on its own. */
+#define META_SRV_LATER_MS 20
 
 struct meta_srv_opts {
     const char *data_dir; /* borrowed: copied by meta_srv_start() */
@@ -207,6 +210,7 @@ struct meta_srv {
     struct meta_srv_leases *leases; /* meta_srv_lease.c; NULL until used */
     struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
     struct meta_log log;    /* where records are proposed (meta_propose.h) */
+    uv_timer_t later;       /* appends the records held back in @log */
     /* Serving: always with the local log; with a replicated one, while
      * this replica leads (meta_srv_lead()).  A replica that does not lead
      * answers requests NOT_LEADER and runs no timer work. */

@@ -817,7 +817,7 @@ static const struct {
     unsigned cb;
 } cb_rules[] = {
 #define X(opcode, kind, callers, session, serve, apply, query, records,        \
-          before, after, cb)                                                   \
+          before, after, cb, commit)                                           \
     {before, after, cb},
 #include "meta_ops.def"
 #undef X

@@ -110,6 +110,7 @@ int meta_srv_http_start(struct meta_srv *srv, const char *addr,
     int rc;
 
     meta_db_stats_register();
+    meta_raft_stats_register();
     rc = http_server_start(addr, srv->loop, routes,
                            sizeof(routes) / sizeof(routes[0]), out);
     if (rc < 0) {

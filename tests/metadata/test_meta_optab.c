@@ -170,6 +170,27 @@ static void test_meta_optab_callers_and_sessions(void **state)
     assert_int_equal(meta_optab_caller_of_role(PROTO_ROLE_METAD), 0);
 }
 
+/* Only a record may wait for the next (the commit column), and only one
+ * a client sends and nobody else waits on: RELEASE. */
+static void test_meta_optab_later_rows(void **state)
+{
+    (void)state;
+    size_t later = 0;
+    for (size_t i = 0; i < meta_optab_count; i++) {
+        const struct meta_optab_row *row = &meta_optab[i];
+        assert_true(row->commit == META_COMMIT_NOW ||
+                    row->commit == META_COMMIT_LATER);
+        if (row->commit == META_COMMIT_LATER) {
+            assert_int_equal(row->kind, META_OPKIND_MUTATION);
+            assert_true(row->callers & META_CALLER_CLIENT);
+            later++;
+        }
+    }
+    assert_int_equal(later, 1);
+    int i = meta_optab_index(PROTO_MSG_RELEASE_REQ);
+    assert_int_equal(meta_optab[i].commit, META_COMMIT_LATER);
+}
+
 /* meta_op_records(): a MUTATION is a record, a QUERY is not, and OPEN is
  * one only when it takes a hold its session lacks. */
 static void test_meta_op_records_follows_table(void **state)
@@ -208,6 +229,7 @@ int test_meta_optab(void)
         T(test_meta_optab_index_finds_rows),
         T(test_meta_optab_kinds_match_engine),
         T(test_meta_optab_callers_and_sessions),
+        T(test_meta_optab_later_rows),
         T(test_meta_op_records_follows_table),
 #undef T
     };

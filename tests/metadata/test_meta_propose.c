@@ -34,9 +34,7 @@ static void fake_init(struct meta_log *log, struct fake_log *f,
 {
     memset(f, 0, sizeof(*f));
     f->tail = &f->head;
-    log->ops = &fake_ops;
-    log->db = db;
-    log->impl = f;
+    meta_log_init(log, &fake_ops, db, f);
 }
 
 static void fake_commit_all(struct fake_log *f)
@@ -81,15 +79,29 @@ static void on_done(struct meta_propose *req, int status,
         o->attr = rep.attr;
 }
 
-/* Propose MKDIR @name under the root with @log. */
-static int propose_mkdir(struct fx *f, struct meta_log *log,
-                         struct meta_propose *req, const char *name)
+/* Propose MKDIR @name under the root with @log, at once or @later. */
+static int propose_mkdir_when(struct fx *f, struct meta_log *log,
+                              struct meta_propose *req, const char *name,
+                              bool later)
 {
     struct proto_wbuf w;
     struct meta_op op = mkdir_op(f, name, &w);
-    int rc = meta_propose(log, req, &op, on_done);
+    int rc = later ? meta_propose_later(log, req, &op, on_done)
+                   : meta_propose(log, req, &op, on_done);
     proto_wbuf_free(&w); /* the record holds its own copy */
     return rc;
+}
+
+static int propose_mkdir(struct fx *f, struct meta_log *log,
+                         struct meta_propose *req, const char *name)
+{
+    return propose_mkdir_when(f, log, req, name, false);
+}
+
+static int propose_mkdir_later(struct fx *f, struct meta_log *log,
+                               struct meta_propose *req, const char *name)
+{
+    return propose_mkdir_when(f, log, req, name, true);
 }
 
 static void test_meta_propose_local_commits_at_once(void **state)
@@ -191,6 +203,84 @@ static void test_meta_propose_callback_may_free_request(void **state)
     assert_int_equal(status, -ENOENT); /* no such gc entry */
 }
 
+/* A record held back goes to the log just before the next one, in the
+ * order they came, and is applied in that order. */
+static void test_meta_propose_later_goes_before_next(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct fake_log fl;
+    struct outcome o1 = {0}, o2 = {0}, o3 = {0};
+    struct meta_propose r1 = {.data = &o1}, r2 = {.data = &o2},
+                        r3 = {.data = &o3};
+    fake_init(&log, &fl, f->db);
+    assert_int_equal(propose_mkdir_later(f, &log, &r1, "a"), 0);
+    assert_int_equal(propose_mkdir_later(f, &log, &r2, "b"), 0);
+    assert_true(meta_log_waiting(&log));
+    assert_int_equal(fl.appended, 0);
+    assert_int_equal(propose_mkdir(f, &log, &r3, "c"), 0);
+    assert_false(meta_log_waiting(&log));
+    assert_int_equal(fl.appended, 3);
+    assert_ptr_equal(fl.head, &r1);
+    assert_ptr_equal(fl.head->next, &r2);
+    assert_ptr_equal(fl.head->next->next, &r3);
+    assert_int_equal(o1.calls + o2.calls + o3.calls, 0);
+    fake_commit_all(&fl);
+    assert_int_equal(o1.status, 0);
+    assert_int_equal(o2.status, 0);
+    assert_int_equal(o3.status, 0);
+    assert_true(o1.attr.ino < o2.attr.ino);
+    assert_true(o2.attr.ino < o3.attr.ino);
+}
+
+/* With no next record, the owner's flush appends what waits. */
+static void test_meta_log_flush_appends_held(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct fake_log fl;
+    struct outcome o = {0};
+    struct meta_propose req = {.data = &o};
+    fake_init(&log, &fl, f->db);
+    meta_log_flush(&log); /* nothing waits: nothing happens */
+    assert_int_equal(fl.appended, 0);
+    assert_int_equal(propose_mkdir_later(f, &log, &req, "a"), 0);
+    meta_log_flush(&log);
+    assert_false(meta_log_waiting(&log));
+    assert_int_equal(fl.appended, 1);
+    fake_commit_all(&fl);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "a", NULL), 0);
+}
+
+/* A held record the log refuses at the flush, or one dropped (leadership
+ * lost), gets its callback once with the error and changes nothing. */
+static void test_meta_log_drop_and_refusal_fail_held(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct fake_log fl;
+    struct outcome o1 = {0}, o2 = {0};
+    struct meta_propose r1 = {.data = &o1}, r2 = {.data = &o2};
+    fake_init(&log, &fl, f->db);
+    assert_int_equal(propose_mkdir_later(f, &log, &r1, "a"), 0);
+    meta_log_drop(&log, -EREMCHG);
+    assert_false(meta_log_waiting(&log));
+    assert_int_equal(o1.calls, 1);
+    assert_int_equal(o1.status, -EREMCHG);
+    assert_int_equal(propose_mkdir_later(f, &log, &r2, "b"), 0);
+    fl.refuse = -EIO;
+    meta_log_flush(&log);
+    assert_int_equal(o2.calls, 1);
+    assert_int_equal(o2.status, -EIO);
+    assert_int_equal(fl.appended, 0);
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "a", NULL), -ENOENT);
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "b", NULL), -ENOENT);
+    meta_log_drop(&log, -EREMCHG); /* nothing waits: nothing called */
+    assert_int_equal(o1.calls + o2.calls, 2);
+}
+
 /* What every replica does with a committed entry: the same record bytes
  * give the same state and reply in two databases. */
 static void test_meta_log_apply_same_bytes_same_state(void **state)
@@ -235,6 +325,9 @@ int test_meta_propose(void)
         T(test_meta_propose_log_failure_changes_nothing),
         T(test_meta_propose_callback_may_free_request),
         T(test_meta_log_apply_same_bytes_same_state),
+        T(test_meta_propose_later_goes_before_next),
+        T(test_meta_log_flush_appends_held),
+        T(test_meta_log_drop_and_refusal_fail_held),
 #undef T
     };
     return cmocka_run_group_tests_name("meta_propose", tests, NULL, NULL);
