@@ -170,6 +170,27 @@ int meta_db_open(const char *path, struct meta_db **out);
 void meta_db_stats_register(void);
 void meta_db_close(struct meta_db *db);
 
+/* Checkpoints of the write-ahead log off the applying thread
+ * (meta_wal.c).  After every commit on @db, @cb gets the log's size in
+ * pages. */
+typedef void (*meta_db_wal_cb)(void *arg, int pages);
+/* The log's size at which it is checkpointed (SQLite's default). */
+#define META_WAL_PAGES 1000
+/* With @cb, SQLite no longer checkpoints @db's log by itself: the owner
+ * calls meta_wal_ckpt_run() when @cb says the log grew.  With NULL,
+ * SQLite's own checkpoints again.  @arg is borrowed until then. */
+void meta_db_wal_watch(struct meta_db *db, meta_db_wal_cb cb, void *arg);
+/* A connection of its own to the database at @path, for checkpoints only.
+ * Caller owns *out: meta_wal_ckpt_close().  0 or -errno. */
+struct meta_wal_ckpt;
+int meta_wal_ckpt_open(const char *path, struct meta_wal_ckpt **out);
+/* Copy what it can of the log into the database file without waiting for
+ * anyone (a PASSIVE checkpoint).  *left gets the frames not copied yet
+ * (0: all), or -1 when another checkpoint was running.  Any one thread at
+ * a time.  0 or -errno. */
+int meta_wal_ckpt_run(struct meta_wal_ckpt *k, int *left);
+void meta_wal_ckpt_close(struct meta_wal_ckpt *k);
+
 /* True for opcodes that go through meta_apply() (kind MUTATION in
  * meta_ops.def). */
 bool meta_op_is_mutation(uint16_t opcode);

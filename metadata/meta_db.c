@@ -430,6 +430,11 @@ static const char *const sql[META_ST_COUNT] = {
 int meta_sql_err(struct meta_db *db, int rc, const char *what)
 {
     log_error("meta db: %s: %s (rc=%d)", what, sqlite3_errmsg(db->sql), rc);
+    return meta_sqlite_errno(rc);
+}
+
+int meta_sqlite_errno(int rc)
+{
     switch (rc & 0xff) {
     case SQLITE_NOMEM:
         return -ENOMEM;

@@ -135,6 +135,8 @@ enum meta_st {
 struct meta_db {
     sqlite3 *sql;
     sqlite3_stmt *st[META_ST_COUNT];
+    meta_db_wal_cb wal_cb; /* meta_db_wal_watch(), or NULL */
+    void *wal_arg;
 };
 
 /* A name borrowed from a request: not NUL-terminated. */
@@ -151,6 +153,8 @@ sqlite3_stmt *meta_st(struct meta_db *db, enum meta_st id);
 /* Log a failed SQLite call (@what names the operation) and return the
  * matching -errno. */
 int meta_sql_err(struct meta_db *db, int rc, const char *what);
+/* The -errno of SQLite result code @rc, without logging. */
+int meta_sqlite_errno(int rc);
 /* Run statement @s to completion (no rows expected) and reset it. */
 int meta_st_exec(struct meta_db *db, sqlite3_stmt *s, const char *what);
 /* Run statement @s for its first row and reset it: 1 when there is one,

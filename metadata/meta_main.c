@@ -45,6 +45,7 @@ struct metad {
     struct meta_srv *srv;
     struct meta_raft *raft;   /* --raft, or NULL */
     struct http_server *http; /* --http, or NULL */
+    struct meta_srv_wal *wal; /* checkpoints off the loop thread */
 };
 
 static void usage(FILE *f)
@@ -141,6 +142,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     d->http = NULL;
     meta_srv_stop(d->srv);
     meta_raft_close(d->raft);
+    meta_srv_wal_stop(d->wal);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -393,6 +395,8 @@ int main(int argc, char **argv)
         conn_limit_free(opts.limits);
         return 1;
     }
+    /* Without it SQLite checkpoints in the commits, as before. */
+    meta_srv_wal_start(&d.loop, db, dbpath, &d.wal);
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sigterm);
     d.sigint.data = d.sigterm.data = &d;
@@ -405,6 +409,7 @@ int main(int argc, char **argv)
 
     meta_raft_free(d.raft);
     meta_srv_free(d.srv);
+    meta_srv_wal_free(d.wal);
     conn_limit_free(opts.limits); /* every peer is gone */
     rc = uv_loop_close(&d.loop);
     if (rc < 0)

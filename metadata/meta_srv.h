@@ -578,6 +578,20 @@ struct http_server;
 int meta_srv_http_start(struct meta_srv *srv, const char *addr,
                         struct http_server **out);
 
+/* meta_srv_wal.c */
+
+struct meta_srv_wal;
+/* Checkpoint @db's write-ahead log (the database at @path) on @loop's
+ * thread pool from now on, instead of in the commits (meta_wal.c).  @db
+ * is borrowed until meta_srv_wal_free().  Caller owns *out:
+ * meta_srv_wal_stop() while the loop runs, meta_srv_wal_free() once
+ * uv_run() returned.  0 or -errno (logged). */
+int meta_srv_wal_start(uv_loop_t *loop, struct meta_db *db, const char *path,
+                       struct meta_srv_wal **out);
+/* No more checkpoints queued; SQLite checkpoints by itself again. */
+void meta_srv_wal_stop(struct meta_srv_wal *w);
+void meta_srv_wal_free(struct meta_srv_wal *w);
+
 /* meta_srv_group.c */
 
 /* META_STATUS_REQ (every replica answers) and META_MEMBER_REQ
