@@ -210,8 +210,11 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
                struct proto_wbuf *reply);
 /* meta_apply() of the record at position @index of a replicated log: the
  * index is stored as the last applied one (meta_db_applied()) in the same
- * transaction, so the database says itself how far into the log it is.
- * @index 0: none stored (the local log). */
+ * transaction, so the database says itself how far into the log it is,
+ * and the record is not appended to the op log table: the replicated log
+ * keeps the records (and truncates them behind its snapshots, which a
+ * table growing with every record would make ever larger).  @index 0:
+ * none stored, the record appended to the op log (the local log). */
 int meta_apply_at(struct meta_db *db, const struct meta_op *op, uint64_t index,
                   struct proto_wbuf *reply);
 

@@ -7,9 +7,10 @@
  * replica repair and server states, meta_image.c for snapshots, clones,
  * rollback and flatten, meta_hold.c for open handles (OPEN with HOLD,
  * RELEASE), meta_auth.c for identities and service keys, the session
- * records here); append (opcode, now, session_id, payload) to the op log;
- * with a replicated log, the record's index as the last applied one
- * (meta_apply_at()); COMMIT. Only then is the reply body in @reply valid.
+ * records here); append (opcode, now, session_id, payload) to the op log,
+ * or with a replicated log, which keeps the records itself, store the
+ * record's index as the last applied one (meta_apply_at()); COMMIT.
+ * Only then is the reply body in @reply valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
  * an undecodable payload, an SQLite failure, a reply that cannot be
@@ -158,7 +159,7 @@ int meta_apply_at(struct meta_db *db, const struct meta_op *op, uint64_t index,
     r = apply_fns[meta_optab_index(op->opcode)](db, op, reply);
     if (r == 0 && reply->err)
         r = reply->err;
-    if (r == 0)
+    if (r == 0 && !index)
         r = oplog_append(db, op);
     if (r == 0 && index)
         r = meta_counter_set(db, META_COUNTER_APPLIED, index);

@@ -80,6 +80,26 @@ static void test_meta_apply_at_stores_index(void **state)
     assert_int_equal(applied(f->db), 7);
 }
 
+static uint64_t oplog_rows(struct meta_db *db)
+{
+    struct meta_stats st;
+    assert_int_equal(meta_stats_get(db, &st), 0);
+    return st.ops;
+}
+
+/* Records of a replicated log stay out of the op log table (the log keeps
+ * them); the local log's go in. */
+static void test_meta_apply_at_keeps_no_oplog(void **state)
+{
+    struct fx *f = *state;
+    uint64_t rows = oplog_rows(f->db);
+    assert_int_equal(apply_mkdir_at(f, f->db, 1, "r1"), 0);
+    assert_int_equal(apply_mkdir_at(f, f->db, 2, "r2"), 0);
+    assert_int_equal(oplog_rows(f->db), rows);
+    assert_int_equal(apply_mkdir_at(f, f->db, 0, "l"), 0);
+    assert_int_equal(oplog_rows(f->db), rows + 1);
+}
+
 static void test_meta_db_snapshot_restores_elsewhere(void **state)
 {
     struct fx *f = *state;
@@ -137,6 +157,7 @@ int test_meta_snap(void)
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_dir, fx_teardown)
         T(test_meta_apply_at_stores_index),
+        T(test_meta_apply_at_keeps_no_oplog),
         T(test_meta_db_snapshot_restores_elsewhere),
         T(test_meta_db_restore_older_changes_nothing),
         T(test_meta_db_restore_refuses_garbage),
