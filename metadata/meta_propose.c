@@ -10,8 +10,9 @@
  *
  * Records that can wait (meta_propose_later()) are encoded at once but
  * held back in the log's queue; the next meta_propose() appends them, in
- * the order they came, just before its own record, so a replicated log
- * writes them together (one disk write, one round of replication), and
+ * the order they came, in one append with its own record after them, so
+ * a replicated log writes them together (one disk write, one round of
+ * replication), and
  * the owner's timer appends them with meta_log_flush() when no record
  * comes.  Their order relative to every other record is the order of
  * their appends, which is what every replica applies.
@@ -73,6 +74,27 @@ static int record_make(struct meta_log *log, struct meta_propose *req,
     return rc;
 }
 
+/* The records held back, taken out of @log (oldest first, chained). */
+static struct meta_propose *later_take(struct meta_log *log)
+{
+    struct meta_propose *head = log->later;
+
+    log->later = log->later_tail = NULL;
+    return head;
+}
+
+/* Each request of the chain @req gets @status. */
+static void chain_fail(struct meta_propose *req, int status)
+{
+    struct meta_propose *next;
+
+    for (; req; req = next) {
+        next = req->next;
+        req->next = NULL;
+        meta_log_fail(req, status);
+    }
+}
+
 int meta_propose(struct meta_log *log, struct meta_propose *req,
                  const struct meta_op *op, meta_propose_cb cb)
 {
@@ -80,10 +102,20 @@ int meta_propose(struct meta_log *log, struct meta_propose *req,
 
     if (rc < 0)
         return rc;
-    meta_log_flush(log);
-    rc = log->ops->append(log, req);
-    if (rc < 0)
+    struct meta_propose *held = log->later_tail;
+    struct meta_propose *head = later_take(log);
+    if (held)
+        held->next = req;
+    else
+        head = req;
+    rc = log->ops->append(log, head);
+    if (rc < 0) {
+        if (held) {
+            held->next = NULL;
+            chain_fail(head, rc);
+        }
         record_forget(req);
+    }
     return rc;
 }
 
@@ -102,26 +134,13 @@ int meta_propose_later(struct meta_log *log, struct meta_propose *req,
     return 0;
 }
 
-/* The records held back, taken out of @log (oldest first). */
-static struct meta_propose *later_take(struct meta_log *log)
-{
-    struct meta_propose *head = log->later;
-
-    log->later = log->later_tail = NULL;
-    return head;
-}
-
 void meta_log_flush(struct meta_log *log)
 {
-    struct meta_propose *req = later_take(log), *next;
+    struct meta_propose *head = later_take(log);
+    int rc = head ? log->ops->append(log, head) : 0;
 
-    for (; req; req = next) {
-        next = req->next;
-        req->next = NULL;
-        int rc = log->ops->append(log, req);
-        if (rc < 0)
-            meta_log_fail(req, rc);
-    }
+    if (rc < 0)
+        chain_fail(head, rc);
 }
 
 bool meta_log_waiting(const struct meta_log *log)
@@ -131,13 +150,7 @@ bool meta_log_waiting(const struct meta_log *log)
 
 void meta_log_drop(struct meta_log *log, int status)
 {
-    struct meta_propose *req = later_take(log), *next;
-
-    for (; req; req = next) {
-        next = req->next;
-        req->next = NULL;
-        meta_log_fail(req, status);
-    }
+    chain_fail(later_take(log), status);
 }
 
 int meta_log_apply(struct meta_db *db, uint64_t index, const void *entry,
@@ -175,8 +188,14 @@ void meta_log_fail(struct meta_propose *req, int status)
  * synchronous=FULL, is what makes the record durable. */
 static int local_append(struct meta_log *log, struct meta_propose *req)
 {
+    struct meta_propose *next;
+
     (void)log;
-    meta_log_commit(req);
+    for (; req; req = next) {
+        next = req->next;
+        req->next = NULL;
+        meta_log_commit(req);
+    }
     return 0;
 }
 

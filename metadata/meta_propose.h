@@ -53,9 +53,10 @@ struct meta_propose {
 };
 
 struct meta_log_ops {
-    /* Take @req (its record encoded) into the log.  0, and later exactly
-     * one meta_log_commit() or meta_log_fail() for it; or -errno and
-     * neither. */
+    /* Take @req and the requests chained after it by ->next, in that
+     * order (their records encoded), into the log, as one write where the
+     * log can.  0, and later exactly one meta_log_commit() or
+     * meta_log_fail() for each; or -errno and none taken. */
     int (*append)(struct meta_log *log, struct meta_propose *req);
 };
 
@@ -79,9 +80,9 @@ int meta_propose(struct meta_log *log, struct meta_propose *req,
 
 /* As meta_propose(), but the record is held back in @log until the next
  * meta_propose() or meta_log_flush(), which append it (and every other
- * one held back, in the order they came) just before their own: a record
- * that can wait shares the next record's log write instead of taking one
- * of its own.  0 (the contract above holds: the callback comes once the
+ * one held back, in the order they came) together with their own, just
+ * before it: a record that can wait shares the next record's log write
+ * instead of taking one of its own.  0 (the contract above holds: the callback comes once the
  * record committed, or with the error that kept it from the log), or
  * -errno for an encoding failure, and the callback never comes. */
 int meta_propose_later(struct meta_log *log, struct meta_propose *req,

@@ -5,7 +5,8 @@
  * Happy path of a record: the leading replica's meta_propose() ends in
  * log_append(), which wraps the record into a raft buffer (libraft keeps
  * entries in 8-byte units: meta_op_entry_wrap()) and
- * raft_apply()s it; raft stores it, replicates it, and once a majority
+ * raft_apply()s it (with the records held back to go with it, as
+ * consecutive entries of one raft_apply(): one disk write); raft stores it, replicates it, and once a majority
  * has it every replica's fsm_apply() gets it, in log order, and applies
  * it to its own database with meta_log_apply() at its log index (stored
  * in the same transaction: meta_apply_at()).  On the leader fsm_apply()
@@ -58,9 +59,16 @@
 #include "log.h"
 #include "meta_op.h"
 
-/* A record raft_apply()'d by this replica, until raft calls back. */
+/* A record raft_apply()'d by this replica, until raft calls back.  The
+ * records of one append go to raft_apply() together, as consecutive
+ * entries (one disk write): the first one's @ra is the raft request, whose
+ * callback raft calls once that first entry is applied; the others
+ * (@head pointing to the first) are answered when fsm_apply() applies
+ * them, or failed with the first when raft fails it. */
 struct pending {
-    struct raft_apply ra; /* ra.data is this */
+    struct raft_apply ra; /* ra.data is this; the first of an append only */
+    struct pending *head; /* the first of its append (itself for it) */
+    uint64_t index;       /* its entry's */
     struct meta_propose *req;
     struct meta_raft *r;
     uint64_t t0;              /* lat_now_ns() at raft_apply() */
@@ -190,9 +198,39 @@ void meta_raft_stats_register(void)
 static struct pending *pending_at(struct meta_raft *r, uint64_t index)
 {
     for (struct pending *p = r->head; p; p = p->next)
-        if (p->ra.index == index)
+        if (p->index == index)
             return p;
     return NULL;
+}
+
+static void pending_unlink(struct meta_raft *r, struct pending *p);
+
+/* Answer the proposer of @p, which raft has no request for (not the
+ * first of its append), and forget it. */
+static void pending_finish(struct pending *p, int status,
+                           const struct proto_wbuf *result)
+{
+    pending_unlink(p->r, p);
+    if (result)
+        meta_log_done(p->req, status, result);
+    else
+        meta_log_fail(p->req, status);
+    free(p);
+}
+
+/* The records appended with @head (not @head itself) fail with @status:
+ * raft failed @head's request, or this replica stopped leading (@head
+ * NULL: every such record), and raft will not call back for them. */
+static void pending_fail_followers(struct meta_raft *r, struct pending *head,
+                                   int status)
+{
+    struct pending *p = r->head, *next;
+
+    for (; p; p = next) {
+        next = p->next;
+        if (p->head != p && (!head || p->head == head))
+            pending_finish(p, status, NULL);
+    }
 }
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
@@ -222,7 +260,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     if (rc == -EPROTO)
         log_error("meta raft: undecodable record skipped: index=%llu",
                   (unsigned long long)index);
-    if (p) {
+    if (p && p->head != p) {
+        pending_finish(p, rc, &res);
+        proto_wbuf_free(&res);
+    } else if (p) {
         p->applied = true;
         p->status = rc;
         p->result = res; /* the pending proposal's now */
@@ -314,6 +355,8 @@ static void on_applied(struct raft_apply *ra, int status, void *result)
      * refusal (the record may still commit under the next leader). */
     if (status != 0 && p->r->leading)
         role_set(p->r, false);
+    if (status != 0)
+        pending_fail_followers(p->r, p, errno_of_raft(status));
     if (status == 0 && p->applied)
         meta_log_done(p->req, p->status, &p->result);
     else
@@ -322,53 +365,89 @@ static void on_applied(struct raft_apply *ra, int status, void *result)
     free(p);
 }
 
-static int log_append(struct meta_log *log, struct meta_propose *req)
+/* @req's record as a raft entry in @buf (raft_malloc()ed): 0 or -errno. */
+static int entry_make(struct meta_propose *req, struct raft_buffer *buf)
 {
-    struct meta_raft *r = log->impl;
     struct proto_wbuf entry;
-    struct raft_buffer buf;
-    struct pending *p;
-    int rv;
+    int rc;
 
-    if (!r->leading || r->closing)
-        return -EREMCHG;
     proto_wbuf_init(&entry);
     meta_op_entry_wrap(&entry, req->record.p, req->record.len);
-    if (entry.err) {
-        rv = entry.err;
-        proto_wbuf_free(&entry);
-        return rv;
-    }
-    p = calloc(1, sizeof(*p));
-    buf.len = entry.len;
-    buf.base = raft_malloc(buf.len);
-    if (!p || !buf.base) {
-        free(p);
-        raft_free(buf.base);
-        proto_wbuf_free(&entry);
-        return -ENOMEM;
-    }
-    memcpy(buf.base, entry.p, buf.len);
+    rc = entry.err;
+    buf->len = entry.len;
+    buf->base = rc ? NULL : raft_malloc(buf->len);
+    if (rc == 0 && !buf->base)
+        rc = -ENOMEM;
+    if (rc == 0)
+        memcpy(buf->base, entry.p, buf->len);
     proto_wbuf_free(&entry);
-    p->ra.data = p;
-    p->req = req;
-    p->r = r;
-    proto_wbuf_init(&p->result);
-    p->t0 = lat_now_ns();
-    /* On success raft owns buf.base. */
-    rv = raft_apply(&r->raft, &p->ra, &buf, 1, on_applied);
-    if (rv != 0) {
-        raft_free(buf.base);
-        free(p);
-        return errno_of_raft(rv);
-    }
+    return rc;
+}
+
+static void pending_link(struct meta_raft *r, struct pending *p)
+{
     p->prev = r->tail;
     if (r->tail)
         r->tail->next = p;
     else
         r->head = p;
     r->tail = p;
-    return 0;
+}
+
+/* The chain @req (meta_log_ops.append) as consecutive entries of one
+ * raft_apply(): one disk write, one round of replication. */
+static int log_append(struct meta_log *log, struct meta_propose *req)
+{
+    struct meta_raft *r = log->impl;
+    struct raft_buffer *bufs;
+    struct pending **ps;
+    unsigned n = 0, i;
+    int rc = 0, rv;
+
+    if (!r->leading || r->closing)
+        return -EREMCHG;
+    for (struct meta_propose *q = req; q; q = q->next)
+        n++;
+    bufs = calloc(n, sizeof(*bufs));
+    ps = calloc(n, sizeof(*ps));
+    if (!bufs || !ps)
+        rc = -ENOMEM;
+    i = 0;
+    for (struct meta_propose *q = req; rc == 0 && q; q = q->next, i++) {
+        ps[i] = calloc(1, sizeof(*ps[i]));
+        rc = ps[i] ? entry_make(q, &bufs[i]) : -ENOMEM;
+        if (rc == 0) {
+            ps[i]->req = q;
+            ps[i]->r = r;
+            ps[i]->head = ps[0];
+            proto_wbuf_init(&ps[i]->result);
+        }
+    }
+    if (rc == 0) {
+        ps[0]->ra.data = ps[0];
+        ps[0]->t0 = lat_now_ns();
+        /* On success raft owns every bufs[i].base. */
+        rv = raft_apply(&r->raft, &ps[0]->ra, bufs, n, on_applied);
+        rc = errno_of_raft(rv);
+    }
+    for (i = 0; i < n && ps && bufs; i++) {
+        if (rc < 0) {
+            raft_free(bufs[i].base);
+            free(ps[i]);
+            continue;
+        }
+        ps[i]->index = ps[0]->ra.index + i;
+        ps[i]->t0 = ps[0]->t0;
+        pending_link(r, ps[i]);
+    }
+    /* The chain is the pendings' now: each request stands alone again. */
+    for (struct meta_propose *q = req, *next; rc == 0 && q; q = next) {
+        next = q->next;
+        q->next = NULL;
+    }
+    free(bufs);
+    free(ps);
+    return rc;
 }
 
 static const struct meta_log_ops raft_log_ops = {.append = log_append};
@@ -392,6 +471,11 @@ static void role_set(struct meta_raft *r, bool leading)
              (unsigned long long)r->applied);
     if (r->role_cb)
         r->role_cb(r->role_arg, leading);
+    /* Raft fails the requests it has (on_applied()); the records appended
+     * behind one whose request already completed it never calls back for.
+     * After the daemon closed its connections, as for those. */
+    if (!leading)
+        pending_fail_followers(r, NULL, -EREMCHG);
 }
 
 static void on_barrier(struct raft_barrier *b, int status)

@@ -11,8 +11,9 @@
  * fake_fail_all(); @refuse makes append itself fail. */
 struct fake_log {
     struct meta_propose *head, **tail;
-    int appended;
-    int refuse; /* 0, or the -errno append returns */
+    int appended; /* requests taken */
+    int writes;   /* appends that took them (a replicated log's writes) */
+    int refuse;   /* 0, or the -errno append returns */
 };
 
 static int fake_append(struct meta_log *log, struct meta_propose *req)
@@ -20,10 +21,12 @@ static int fake_append(struct meta_log *log, struct meta_propose *req)
     struct fake_log *f = log->impl;
     if (f->refuse)
         return f->refuse;
-    req->next = NULL;
     *f->tail = req;
-    f->tail = &req->next;
-    f->appended++;
+    for (; req; req = req->next) {
+        f->tail = &req->next;
+        f->appended++;
+    }
+    f->writes++;
     return 0;
 }
 
@@ -221,6 +224,7 @@ static void test_meta_propose_later_goes_before_next(void **state)
     assert_int_equal(propose_mkdir(f, &log, &r3, "c"), 0);
     assert_false(meta_log_waiting(&log));
     assert_int_equal(fl.appended, 3);
+    assert_int_equal(fl.writes, 1); /* one append for all three */
     assert_ptr_equal(fl.head, &r1);
     assert_ptr_equal(fl.head->next, &r2);
     assert_ptr_equal(fl.head->next->next, &r3);
@@ -281,6 +285,27 @@ static void test_meta_log_drop_and_refusal_fail_held(void **state)
     assert_int_equal(o1.calls + o2.calls, 2);
 }
 
+/* A log that refuses the append of a record and those held back before
+ * it: the held ones get the error in their callbacks, the record's
+ * proposer gets it returned (contract 1: no callback). */
+static void test_meta_propose_refused_with_held(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct fake_log fl;
+    struct outcome o1 = {0}, o2 = {0};
+    struct meta_propose r1 = {.data = &o1}, r2 = {.data = &o2};
+    fake_init(&log, &fl, f->db);
+    assert_int_equal(propose_mkdir_later(f, &log, &r1, "a"), 0);
+    fl.refuse = -ENOSPC;
+    assert_int_equal(propose_mkdir(f, &log, &r2, "b"), -ENOSPC);
+    assert_int_equal(o1.calls, 1);
+    assert_int_equal(o1.status, -ENOSPC);
+    assert_int_equal(o2.calls, 0);
+    assert_false(meta_log_waiting(&log));
+    assert_int_equal(fl.appended, 0);
+}
+
 /* What every replica does with a committed entry: the same record bytes
  * give the same state and reply in two databases. */
 static void test_meta_log_apply_same_bytes_same_state(void **state)
@@ -328,6 +353,7 @@ int test_meta_propose(void)
         T(test_meta_propose_later_goes_before_next),
         T(test_meta_log_flush_appends_held),
         T(test_meta_log_drop_and_refusal_fail_held),
+        T(test_meta_propose_refused_with_held),
 #undef T
     };
     return cmocka_run_group_tests_name("meta_propose", tests, NULL, NULL);
