@@ -2,8 +2,12 @@
  * (see seclink.h).
  *
  * The priority string allows TLS 1.3 only, with the ECDHE-PSK key
- * exchange (psk_dhe_ke) and GnuTLS's AEAD ciphers; no tickets, no
- * resumption.  A wrong key shows up as a failed Finished check or a
+ * exchange (psk_dhe_ke); no tickets, no resumption.  The cipher is
+ * AES-128-GCM, else ChaCha20-Poly1305: a TLS 1.3 suite must hash with the
+ * PSK's hash, and GnuTLS binds a raw PSK to SHA-256, so AES-256-GCM (a
+ * SHA-384 suite) can never be chosen.  Left to GnuTLS's default order
+ * the choice fell to ChaCha20-Poly1305, several times slower than AES-GCM
+ * on a CPU with AES instructions (docs/security.md, "Secure links").  A wrong key shows up as a failed Finished check or a
  * record that does not decrypt, both reported as -EKEYREJECTED during
  * the handshake.
  *
@@ -22,7 +26,8 @@
 #include <gnutls/gnutls.h>
 
 #define PRIORITY                                                               \
-    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:%NO_TICKETS"
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:-CIPHER-ALL:"           \
+    "+AES-128-GCM:+CHACHA20-POLY1305:%NO_TICKETS"
 
 struct seclink {
     gnutls_session_t s;

@@ -62,7 +62,7 @@ size_t seclink_output_len(const struct seclink *s);
 /* Copy the output into @dst (seclink_output_len() bytes) and empty it. */
 void seclink_output_take(struct seclink *s, uint8_t *dst);
 
-/* "TLS1.3 ECDHE-PSK AES-256-GCM", for logs (owned by @s). */
+/* "TLS1.3 ECDHE-PSK AES-128-GCM", for logs (owned by @s). */
 const char *seclink_describe(struct seclink *s);
 
 #endif
