@@ -1,4 +1,4 @@
-/* Tests for copy-on-write by overlays (server/chunk_store.c, invariants
+/* Tests for copy-on-write by overlays (server/chunk_overlay.c, invariants
  * 6-9): a clone without reflinks freezes the source's data as a base
  * shared by hard links, and both chunks write only their own layer.
  * Reflinks are turned off so that every file system takes this path.
