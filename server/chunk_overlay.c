@@ -1,6 +1,8 @@
 /* chunk_overlay.c: copy-on-write without reflinks (docs/vmdisk.md,
  * "Copy-on-write, per block"): a chunk's files frozen as a base, shared
  * by hard links, and overlays that each write their own layer over it.
+ * The chunk the base came from keeps its flat names on it until it is
+ * changed in place; then it becomes an overlay over it too.
  *
  * Layout of an overlay (format 2 of the header, chunk_store.c):
  *
@@ -11,7 +13,8 @@
  *     ...01f3.pres   (rare) blocks of its layer whose checksum is 0
  *
  * This file knows what an overlay's files are and how they are read,
- * made (the conversion of a flat source and the copy, chunk_ov_clone()),
+ * made (the copy, chunk_ov_clone(); the conversion of a flat source,
+ * chunk_ov_unshare()),
  * shrunk and counted; invariants 6-9 in chunk_store_file.h.  Handles,
  * locks, versions, the write path and the sweep after a crash stay in
  * chunk_store.c, which calls in here where a chunk is an overlay.
@@ -42,14 +45,20 @@ bool chunk_ov_is_suffix(const char *suffix)
     return false;
 }
 
-/* Remove the overlay names of chunk @id (those that exist). */
-void chunk_ov_unlink(const struct chunk_store *s, uint64_t id)
+void chunk_ov_unlink(struct chunk_store *s, uint64_t id)
 {
     char path[4096];
+    struct stat st;
 
     for (size_t i = 0; i < OV_NSUFFIXES; i++) {
+        bool base = strcmp(ov_suffixes[i], ".bdata") == 0 ||
+                    strcmp(ov_suffixes[i], ".bcrc") == 0;
         chunk_path(s, id, ov_suffixes[i], path, sizeof(path));
-        unlink(path);
+        /* Invariant 9: a base's space leaves with its last link. */
+        bool last = base && stat(path, &st) == 0 && st.st_nlink == 1;
+        if (unlink(path) == 0 && last)
+            __atomic_sub_fetch(&s->alloc, (uint64_t)st.st_blocks * 512,
+                               __ATOMIC_RELAXED);
     }
 }
 
@@ -136,19 +145,6 @@ int chunk_ov_pres_copy(struct chunk_store *s, struct chunk_file *f,
     return pres_store(s, f);
 }
 
-/* The space of overlay @f's base leaves the store's sum when @f holds
- * its last links (before they are removed: delete, replacement). */
-void chunk_ov_base_release(struct chunk_store *s, struct chunk_file *f)
-{
-    int fds[2] = {f->bdfd, f->bcfd};
-    struct stat st;
-
-    for (int i = 0; i < 2; i++)
-        if (fds[i] >= 0 && fstat(fds[i], &st) == 0 && st.st_nlink == 1)
-            __atomic_sub_fetch(&s->alloc, (uint64_t)st.st_blocks * 512,
-                               __ATOMIC_RELAXED);
-}
-
 /* Where block @b of overlay @f is read from (invariants 6 and 7). */
 enum chunk_ov_src chunk_ov_src_of(const struct chunk_file *f, uint32_t b,
                                   uint32_t stored)
@@ -199,22 +195,61 @@ int chunk_ov_blocks_load(struct chunk_store *s, struct chunk_file *f,
     return rc;
 }
 
-/* Give chunk @to the base of overlay @from: hard links to the same two
- * files (invariant 9). */
-int chunk_ov_base_link(const struct chunk_store *s, uint64_t from, uint64_t to)
+/* Link @from (of chunk @id) as @to.  When @from has all the links its
+ * file system allows (EMLINK: 65,000 on ext4, so a base shared by that
+ * many copies), @to becomes a full copy of it instead, durable, and
+ * counted in the store's bytes on disk: it costs the file's space once
+ * more but loses nothing, and everything else goes on as with a link. */
+static int link_or_copy(struct chunk_store *s, uint64_t id, const char *from,
+                        const char *to)
+{
+    struct stat st;
+    int in, out, rc;
+
+    if (s->link_max && stat(from, &st) == 0 && st.st_nlink >= s->link_max)
+        errno = EMLINK; /* chunk_store_set_link_max() */
+    else if (link(from, to) == 0)
+        return 0;
+    if (errno != EMLINK)
+        return -errno;
+    in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -errno;
+    out = open(to, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    rc = out < 0 ? -errno : chunk_copy_file(s, in, out, CHUNK_COPY_ANY);
+    if (rc == 0 && fdatasync(out) < 0)
+        rc = -errno;
+    if (rc == 0 && fstat(out, &st) == 0)
+        __atomic_add_fetch(&s->alloc, (uint64_t)st.st_blocks * 512,
+                           __ATOMIC_RELAXED);
+    if (out >= 0)
+        close(out);
+    close(in);
+    if (rc < 0 && out >= 0)
+        unlink(to);
+    log_warn("chunk clone: base file at its link limit, copied in full: "
+             "chunk=%016llx file=%s rc=%d",
+             (unsigned long long)id, to, rc);
+    return rc;
+}
+
+int chunk_ov_base_link(struct chunk_store *s, const struct chunk_copy_src *src,
+                       uint64_t to)
 {
     static const char *const names[] = {".bdata", ".bcrc"};
+    static const char *const flat[] = {"", ".crc"};
     char a[4096], b[4096];
+    int rc = 0;
 
-    for (size_t i = 0; i < 2; i++) {
-        chunk_path(s, from, names[i], a, sizeof(a));
+    for (size_t i = 0; rc == 0 && i < 2; i++) {
+        chunk_path(s, src->id, src->base_flat ? flat[i] : names[i], a,
+                   sizeof(a));
         chunk_path(s, to, names[i], b, sizeof(b));
         if (unlink(b) < 0 && errno != ENOENT)
             return -errno;
-        if (link(a, b) < 0)
-            return -errno;
+        rc = link_or_copy(s, to, a, b);
     }
-    return 0;
+    return rc;
 }
 
 /* An overlay being made of a flat chunk (ov_prepare(), ov_switch()). */
@@ -241,9 +276,8 @@ static void ov_unprepare(struct chunk_store *s, struct chunk_file *f,
 /* The first half of turning flat chunk @f (locked exclusive) into an
  * overlay: its data and checksum files, made durable as they are, are
  * linked as the base (.bdata, .bcrc), and an empty layer and a format-2
- * checksum file (as ID.crc.tmp) are written beside them, not synced: the
- * copy's chunk_files_prepare() syncs them with its own.  The chunk is still
- * flat and whole.  On failure nothing of it is left. */
+ * checksum file (as ID.crc.tmp) are written beside them.  The chunk is
+ * still flat and whole.  On failure nothing of it is left. */
 static int ov_prepare(struct chunk_store *s, struct chunk_file *f,
                       struct ov_new *n)
 {
@@ -257,29 +291,25 @@ static int ov_prepare(struct chunk_store *s, struct chunk_file *f,
     chunk_ov_unlink(s, f->id); /* leftovers of an interrupted conversion */
     chunk_path(s, f->id, "", path, sizeof(path));
     chunk_path(s, f->id, ".bdata", link_to, sizeof(link_to));
-    if (link(path, link_to) < 0)
-        rc = -errno;
+    rc = link_or_copy(s, f->id, path, link_to);
     chunk_path(s, f->id, ".crc", path, sizeof(path));
     chunk_path(s, f->id, ".bcrc", link_to, sizeof(link_to));
-    if (rc == 0 && link(path, link_to) < 0)
-        rc = -errno;
+    if (rc == 0)
+        rc = link_or_copy(s, f->id, path, link_to);
     if (rc == 0)
         rc = chunk_open_new_pair(s, f->id, ".ov", &n->dfd, &n->cfd);
     if (rc == 0)
         rc = chunk_hdr_put(n->cfd, &h, 0);
-    if (rc == 0)
-        rc = chunk_flush_early(n->cfd);
     if (rc < 0)
         ov_unprepare(s, f, n);
     return rc;
 }
 
-/* The second half: make the new files durable (a no-op when the copy's
- * sync already did) and rename the new .crc over the old one, which is
- * the switch: from here on @f is an overlay over its old files.  It is
- * durable before returning, so that no copy sharing the base can exist
- * on disk while the source could still be flat there.  The flat name of
- * the data goes last. */
+/* The second half: make the new checksum file and names durable, then
+ * rename the new .crc over the old one, which is the switch: from here on
+ * @f is an overlay over its old files.  It is durable before returning,
+ * so that nothing the caller changes next can reach the base.  The flat
+ * name of the data goes last (a crash that leaves it: store_sweep()). */
 static int ov_switch(struct chunk_store *s, struct chunk_file *f,
                      struct ov_new *n)
 {
@@ -289,7 +319,7 @@ static int ov_switch(struct chunk_store *s, struct chunk_file *f,
     chunk_dir_path(s, f->id, dir, sizeof(dir));
     chunk_path(s, f->id, ".crc", crc, sizeof(crc));
     chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
-    if (fdatasync(n->cfd) < 0 || fdatasync(n->dfd) < 0)
+    if (fdatasync(n->cfd) < 0)
         rc = -errno;
     if (rc == 0)
         rc = chunk_fsync_path(dir); /* the new names before the switch */
@@ -306,10 +336,12 @@ static int ov_switch(struct chunk_store *s, struct chunk_file *f,
     f->cfd = n->cfd;
     f->overlay = true;
     f->base_len = f->length;
+    f->base_shared = false;
+    f->dirty = false;
     free(f->resv); /* invariant 5: other files, other space */
     f->resv = NULL;
     /* Its old files stay counted in the store's sum as the base (until
-     * chunk_ov_base_release()); its own are the new ones. */
+     * chunk_ov_unlink() of their last link); its own are the new ones. */
     f->alloc = 0;
     chunk_alloc_update(s, f);
     chunk_path(s, f->id, "", tmp, sizeof(tmp));
@@ -319,41 +351,77 @@ static int ov_switch(struct chunk_store *s, struct chunk_file *f,
     return chunk_fsync_path(dir);
 }
 
-/* Create chunk @df at @ver as an overlay copy of @sf (both locked
- * exclusive; invariant 9).  A flat @sf becomes an overlay too, with an
- * empty layer; an overlay @sf gives its base and a copy of its layer.
- * Three journal commits in all on a journaling file system: everything
- * new, then the source's switch, then the copy's rename. */
-int chunk_ov_clone(struct chunk_store *s, struct chunk_file *sf,
-                   struct chunk_file *df, uint64_t ver)
+/* Whether another name links flat chunk @f's data or checksum file (one
+ * that cannot be stat'ed counts as linked). */
+static bool flat_linked(const struct chunk_file *f)
 {
-    bool convert = !sf->overlay;
-    struct chunk_copy_src src = {sf->id,     true,         sf->dfd, sf->cfd,
-                                 sf->length, sf->base_len, sf->pres};
+    int fds[2] = {f->dfd, f->cfd};
+    struct stat st;
+
+    for (int i = 0; i < 2; i++)
+        if (fstat(fds[i], &st) < 0 || st.st_nlink > 1)
+            return true;
+    return false;
+}
+
+int chunk_ov_unshare(struct chunk_store *s, struct chunk_file *f)
+{
     struct ov_new n;
     int rc;
 
-    if (convert) {
-        rc = ov_prepare(s, sf, &n);
-        if (rc < 0)
-            return rc;
-        src.dfd = src.cfd = -1; /* its layer is empty */
+    if (f->overlay || !f->base_shared)
+        return 0;
+    if (!flat_linked(f)) {
+        f->base_shared = false; /* every overlay over it is gone */
+        return 0;
+    }
+    rc = ov_prepare(s, f, &n);
+    if (rc == 0)
+        rc = ov_switch(s, f, &n);
+    return rc;
+}
+
+uint64_t chunk_ov_shared_bytes(const struct chunk_file *f)
+{
+    int fds[2] = {f->dfd, f->cfd};
+    uint64_t n = 0;
+    struct stat st;
+
+    for (int i = 0; f->base_shared && !f->overlay && i < 2; i++)
+        if (fds[i] >= 0 && fstat(fds[i], &st) == 0 && st.st_nlink > 1)
+            n += (uint64_t)st.st_blocks * 512;
+    return n;
+}
+
+/* Create chunk @df at @ver as an overlay copy of @sf (both locked
+ * exclusive; invariant 9).  A flat @sf is left as it is: its own two
+ * files are the base, which @df links; @sf becomes an overlay over them
+ * only if it is ever changed in place (chunk_ov_unshare(), not on the
+ * copy's write path).  An overlay @sf gives its base and a copy of its
+ * layer.  On a journaling file system this is two journal commits: @df's
+ * new files with their contents (chunk_files_prepare()), then its name
+ * (chunk_files_commit()); one sync more, first, when @sf has writes not
+ * synced yet, so that no copy is ever made over blocks that a crash of
+ * the host could still take back. */
+int chunk_ov_clone(struct chunk_store *s, struct chunk_file *sf,
+                   struct chunk_file *df, uint64_t ver)
+{
+    struct chunk_copy_src src = {sf->id,  true,       false,        sf->dfd,
+                                 sf->cfd, sf->length, sf->base_len, sf->pres};
+    int rc;
+
+    if (!sf->overlay) {
+        if (sf->dirty && (fdatasync(sf->dfd) < 0 || fdatasync(sf->cfd) < 0))
+            return -errno;
+        sf->dirty = false;
+        sf->base_shared = true; /* before the first link exists */
+        src.base_flat = true;
+        src.dfd = src.cfd = -1; /* the copy's layer starts empty */
         src.base_len = sf->length;
+        src.pres = NULL;
     }
     rc = chunk_files_prepare(s, df, ver, &src);
-    if (rc < 0) {
-        if (convert)
-            ov_unprepare(s, sf, &n);
-        return rc;
-    }
-    if (convert) {
-        rc = ov_switch(s, sf, &n);
-        if (rc < 0) {
-            chunk_files_abort(s, df);
-            return rc;
-        }
-    }
-    return chunk_files_commit(s, df, ver, src.length);
+    return rc < 0 ? rc : chunk_files_commit(s, df, ver, src.length);
 }
 
 /* Invariant 8: blocks [@b0, @b0 + @nb) of overlay @f were just written

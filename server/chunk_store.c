@@ -87,22 +87,35 @@
  * blocks, the data file and the checksum file are reflinked (FICLONE)
  * under the new id, the header rewritten with the new version, and the
  * .crc renamed into place last, as create does.  Elsewhere nothing is
- * copied: the source is frozen as a base and both it and the copy become
- * overlays over it (chunk_ov_clone()), each writing its own
- * layer, so the first 4 KiB write into either costs one 4 KiB block.  The
- * source must stay writable by its remaining owner without touching what
- * the copy sees, which is why it becomes an overlay too.  A clone of an
- * overlay shares the same base and copies the source's own layer (its
- * writes since it became an overlay; reflinked or sparse): chains are one
- * level deep, so a read goes to at most two files whatever the history.
- * A clone syncs three times: the new files of both sides (written back
- * first, so one journal commit takes them all), then the source's switch
- * (durable before any copy can exist on disk over its base), then the
- * copy's rename.  The store's bytes on disk count each overlay's own
- * files and each base once (chunk_ov_base_release(), chunk_ov_list_alloc()).
- * Whatever a crash leaves half-done (a .crc.tmp, links of a conversion
- * that did not switch, the flat name of a converted chunk, files of no
- * chunk) is removed at the next open (store_sweep()).
+ * copied: the copy becomes an overlay over the source's files, frozen
+ * as its base and shared by hard links (chunk_ov_clone()), writing only
+ * its own layer, so the first 4 KiB write into it costs one 4 KiB block.
+ * The source stays as it is, flat, until something would change its data
+ * or checksums in place (its remaining owner writes or shrinks it): then
+ * it first becomes an overlay over those same files too
+ * (chunk_ov_unshare(), invariant 9), off the copy's write path and only
+ * for the sources that are ever written again.  A clone of an overlay
+ * shares the same base and copies the source's own layer (its writes
+ * since it became an overlay; reflinked or sparse): chains are one level
+ * deep, so a read goes to at most two files whatever the history.
+ *
+ * What a copy-on-write costs (chunk_ov_clone()): on a journaling file
+ * system two journal commits, the copy's new files (the sync of its
+ * checksum file, whose header must be on disk before it has its name,
+ * commits every new name with it), then its name (the folder's sync,
+ * before the reply).  A source with writes not synced yet is synced
+ * first, so that no copy is made over blocks a crash could take back.
+ * The written-block map of the copy is not synced (chunk_wmap.c).  A
+ * crash between the two leaves the copy's files without its name, which
+ * the next open removes; the source never changed.  The source's own
+ * conversion, later, is two commits more (its new checksum file and
+ * names, then its switch), durable before the write that needed it.
+ * The store's bytes on disk count each overlay's own files and each base
+ * once (chunk_ov_unlink(), chunk_ov_shared_bytes(),
+ * chunk_ov_list_alloc(), share_of()).  Whatever a crash leaves half-done
+ * (a .crc.tmp, links of a conversion that did not switch, the flat name
+ * of a converted chunk, files of no chunk) is removed at the next open
+ * (store_sweep()).
  *
  * Open files are kept: a handle (struct chunk_file) whose last user is
  * done stays in the table, idle, with its two descriptors, version and
@@ -483,6 +496,7 @@ static void file_shut(struct chunk_file *f)
     }
     f->exists = false;
     f->overlay = false;
+    f->base_shared = false;
     f->base_len = 0;
     free(f->pres);
     f->pres = NULL;
@@ -536,6 +550,14 @@ void chunk_alloc_update(struct chunk_store *s, struct chunk_file *f)
     f->alloc = now;
 }
 
+/* The number of names file @fd has (1 when it cannot be stat'ed). */
+static nlink_t links_of(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 ? st.st_nlink : 1;
+}
+
 /* Open the files of a chunk that may exist.  A missing .crc file means no
  * chunk; a missing data file is an empty one (its blocks will then fail
  * their checksums, which is what lost data should do).  An overlay whose
@@ -579,6 +601,9 @@ static int file_load(struct chunk_store *s, struct chunk_file *f)
         return rc;
     }
     f->exists = true;
+    f->dirty = true; /* invariant 10: what the page cache holds is unknown */
+    f->base_shared =
+        !h.overlay && (links_of(f->dfd) > 1 || links_of(f->cfd) > 1);
     /* Counted in s->alloc already: at open, or by the change that made
      * the files as they are. */
     f->alloc = files_alloc(f->dfd, f->cfd);
@@ -1319,12 +1344,6 @@ void chunk_store_close(struct chunk_store *s)
 
 /* ---- Versions ---------------------------------------------------------- */
 
-/* How copy_file() copies: a reflink or nothing (-EOPNOTSUPP), or a
- * reflink where it can and the data segments otherwise. */
-enum copy_mode { COPY_REFLINK, COPY_ANY };
-static int copy_file(struct chunk_store *s, int in, int out,
-                     enum copy_mode mode);
-
 /* Create (empty) the data file of chunk @id, named with @data_suffix,
  * and its ID.crc.tmp, into *dfd and *cfd (-1 when not opened). */
 int chunk_open_new_pair(struct chunk_store *s, uint64_t id,
@@ -1363,11 +1382,15 @@ void chunk_files_abort(struct chunk_store *s, struct chunk_file *f)
 
 /* The first half of making chunk @f at @ver: every file written under
  * its final name but the checksum file, which is ID.crc.tmp, with the
- * written-block map created last.  Its sync makes all of it durable on
- * a journaling file system, so the syncs after it find little to do.
- * A copy of a flat chunk is a reflink or nothing (-EOPNOTSUPP); an
- * overlay's copy links the same base and copies the layer (reflinked or
- * sparse).  On failure nothing of @f is left. */
+ * written-block map created last.  Only the files with contents are
+ * synced: the checksum file (its header) and a copied data file; on a
+ * journaling file system the first sync also commits every new name,
+ * so the one after it finds nothing more to write.  The map is not
+ * synced here (chunk_wmap.c says why).  A copy of a flat chunk is a
+ * reflink or nothing (-EOPNOTSUPP); an overlay's copy links its base and
+ * copies the source's layer (reflinked or sparse).  A folder of chunks/
+ * made here is made durable at once (once in the store's life).  On
+ * failure nothing of @f is left. */
 int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
                         uint64_t ver, const struct chunk_copy_src *src)
 {
@@ -1376,20 +1399,24 @@ int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
     int rc = 0;
 
     chunk_dir_path(s, f->id, path, sizeof(path));
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+    if (mkdir(path, 0755) == 0) {
+        snprintf(path, sizeof(path), "%s/chunks", s->dir);
+        rc = chunk_fsync_path(path);
+    } else if (errno != EEXIST) {
         return -errno;
-    if (ov) {
-        rc = chunk_ov_base_link(s, src->id, f->id);
+    }
+    if (rc == 0 && ov) {
+        rc = chunk_ov_base_link(s, src, f->id);
         f->overlay = true;
         f->base_len = src->base_len;
     }
     if (rc == 0)
         rc = chunk_open_new_pair(s, f->id, ov ? ".ov" : "", &f->dfd, &f->cfd);
     if (rc == 0 && src && src->dfd >= 0) {
-        enum copy_mode mode = ov ? COPY_ANY : COPY_REFLINK;
-        rc = copy_file(s, src->dfd, f->dfd, mode);
+        enum chunk_copy_mode mode = ov ? CHUNK_COPY_ANY : CHUNK_COPY_REFLINK;
+        rc = chunk_copy_file(s, src->dfd, f->dfd, mode);
         if (rc == 0)
-            rc = copy_file(s, src->cfd, f->cfd, mode);
+            rc = chunk_copy_file(s, src->cfd, f->cfd, mode);
     }
     if (rc == 0 && ov && src->pres)
         rc = chunk_ov_pres_copy(s, f, src->pres);
@@ -1409,7 +1436,8 @@ int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
         log_warn("chunk create: written-block map not created: "
                  "chunk=%016llx",
                  (unsigned long long)f->id);
-    if (rc == 0 && (fdatasync(f->cfd) < 0 || fdatasync(f->dfd) < 0))
+    if (rc == 0 && (fdatasync(f->cfd) < 0 ||
+                    (src && src->dfd >= 0 && fdatasync(f->dfd) < 0)))
         rc = -errno;
     if (rc < 0)
         chunk_files_abort(s, f);
@@ -1417,7 +1445,7 @@ int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
 }
 
 /* The second half: rename ID.crc.tmp into place, which makes the chunk
- * exist, and make the directory entries durable. */
+ * exist, and make the folder's entries durable (one sync). */
 int chunk_files_commit(struct chunk_store *s, struct chunk_file *f,
                        uint64_t ver, uint64_t length)
 {
@@ -1433,13 +1461,10 @@ int chunk_files_commit(struct chunk_store *s, struct chunk_file *f,
     }
     chunk_dir_path(s, f->id, dir, sizeof(dir));
     rc = chunk_fsync_path(dir);
-    if (rc == 0) {
-        snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
-        rc = chunk_fsync_path(dir);
-    }
     f->exists = true;
     f->version = ver;
     f->length = length;
+    f->dirty = false; /* invariant 10: its files were synced */
     f->alloc = 0;
     chunk_alloc_update(s, f);
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
@@ -1515,6 +1540,8 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
     else if (ver != 0 && f->version > ver)
         rc = -ESTALE;
     else {
+        /* Invariant 9: a flat chunk's files that overlays link stay. */
+        uint64_t kept = chunk_ov_shared_bytes(f);
         /* The .crc file goes first: it is what makes a chunk exist. */
         chunk_path(s, id, ".crc", path, sizeof(path));
         if (unlink(path) < 0 && errno != ENOENT)
@@ -1525,10 +1552,10 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             chunk_path(s, id, ".wmap", path, sizeof(path));
             unlink(path);
             /* Invariant 9: an overlay's base goes with its last link. */
-            chunk_ov_base_release(s, f);
-            chunk_ov_unlink(s, id);
+            chunk_ov_unlink(s, id); /* a base goes with its last link */
             file_shut(f);
             chunk_alloc_update(s, f);
+            __atomic_add_fetch(&s->alloc, kept, __ATOMIC_RELAXED);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
             bad_clear(s, id);
             /* docs/protocol.md §7.6: the deletion is durable before the
@@ -1606,12 +1633,13 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return -errno;
     if (f->exists) {
+        uint64_t kept = chunk_ov_shared_bytes(f); /* as in delete */
         chunk_path(s, f->id, ".crc", to, sizeof(to));
         if (unlink(to) < 0 && errno != ENOENT)
             return -errno;
-        chunk_ov_base_release(s, f);
         file_shut(f);
         chunk_alloc_update(s, f);
+        __atomic_add_fetch(&s->alloc, kept, __ATOMIC_RELAXED);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
     /* The copy is flat: the files of an overlay it replaces go. */
@@ -1742,10 +1770,10 @@ static int copy_range(int in, int out, off_t off, off_t end)
 }
 
 /* Make @out a copy of @in: a reflink when allowed and possible, else
- * (COPY_ANY) the data segments one by one, holes left as holes, and the
+ * (CHUNK_COPY_ANY) the data segments one by one, holes left as holes, and the
  * same size. */
-static int copy_file(struct chunk_store *s, int in, int out,
-                     enum copy_mode mode)
+int chunk_copy_file(struct chunk_store *s, int in, int out,
+                    enum chunk_copy_mode mode)
 {
     struct stat st;
     off_t off = 0;
@@ -1760,7 +1788,7 @@ static int copy_file(struct chunk_store *s, int in, int out,
             return -errno;
         __atomic_store_n(&s->reflink_failed, true, __ATOMIC_RELAXED);
     }
-    if (mode == COPY_REFLINK)
+    if (mode == CHUNK_COPY_REFLINK)
         return -EOPNOTSUPP;
     if (fstat(in, &st) < 0)
         return -errno;
@@ -1793,8 +1821,8 @@ static int copy_file(struct chunk_store *s, int in, int out,
 static int clone_files(struct chunk_store *s, struct chunk_file *sf,
                        struct chunk_file *df, uint64_t ver)
 {
-    struct chunk_copy_src flat = {sf->id,     false,      sf->dfd, sf->cfd,
-                                  sf->length, sf->length, NULL};
+    struct chunk_copy_src flat = {sf->id,  false,      false,      sf->dfd,
+                                  sf->cfd, sf->length, sf->length, NULL};
     int rc = -EOPNOTSUPP;
 
     if (!sf->overlay && !s->no_reflink &&
@@ -1949,6 +1977,7 @@ static int sync_files(struct chunk_file *f)
 {
     if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
         return -errno;
+    f->dirty = false; /* invariant 10 */
     return chunk_wmap_sync(&f->wmap);
 }
 
@@ -1975,6 +2004,7 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     if (!crc)
         return -ENOMEM;
     assert(!rwf || (!head && !tail && !sync && resv_known(f, b0, nb)));
+    assert(f->overlay || !f->base_shared); /* invariant 9 */
     rc = chunk_reserve_blocks(f, b0, nb);
     if (rc < 0)
         goto out;
@@ -2026,6 +2056,7 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
             goto out;
         f->length = end;
     }
+    f->dirty = true; /* invariant 10 */
     rc = data_write(s, f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     if (rc == 0)
         rc = chunk_crcs_store(f, b0, crc, nb, rwf);
@@ -2055,8 +2086,10 @@ int chunk_store_write(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc < 0)
         return rc;
     if (len > 0)
+        rc = chunk_ov_unshare(s, f); /* invariant 9 */
+    if (len > 0 && rc == 0)
         rc = write_locked(s, f, off, buf, len, sync, 0);
-    else if (sync)
+    else if (len == 0 && sync)
         rc = sync_files(f);
     file_unlock(s, f);
     return rc;
@@ -2088,8 +2121,8 @@ int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
     rc = file_lock_nowait(s, id, ver, true, &f);
     if (rc < 0)
         return rc;
-    if (!resv_known(f, b0, nb))
-        rc = -EAGAIN; /* fallocate() may block */
+    if (!resv_known(f, b0, nb) || f->base_shared)
+        rc = -EAGAIN; /* fallocate() or chunk_ov_unshare() may block */
     else
         rc = write_locked(s, f, off, buf, len, false, rwf);
     file_unlock(s, f);
@@ -2105,6 +2138,11 @@ void chunk_store_set_inline_writes(struct chunk_store *s,
 void chunk_store_set_fault_read_eio(struct chunk_store *s, uint64_t id)
 {
     s->fault_read_eio = id;
+}
+
+void chunk_store_set_link_max(struct chunk_store *s, uint32_t max)
+{
+    s->link_max = max;
 }
 
 int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver)
@@ -2133,6 +2171,9 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
         rc = chunk_hdr_write(f, f->version, length, 0);
         goto done;
     }
+    rc = chunk_ov_unshare(s, f); /* invariant 9: the base's tail stays */
+    if (rc < 0)
+        goto out;
     /* The blocks that become zeros are written, for the map. */
     uint32_t old_nb =
         (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
@@ -2266,6 +2307,12 @@ static const char *data_name(const char *crc_name, char *out)
     return out;
 }
 
+/* The bytes file @st takes on disk divided by its names. */
+static uint64_t share_of(const struct stat *st)
+{
+    return st->st_nlink ? (uint64_t)st->st_blocks * 512 / st->st_nlink : 0;
+}
+
 static int list_dir(struct chunk_store *s, const char *sub,
                     chunk_store_list_cb cb, void *arg)
 {
@@ -2296,11 +2343,13 @@ static int list_dir(struct chunk_store *s, const char *sub,
             close(fd);
             continue;
         }
-        ci.alloc = files_alloc(-1, fd);
+        /* A flat chunk's files that overlays link as their base count
+         * for their share, as chunk_ov_list_alloc() counts the rest. */
+        ci.alloc = fstat(fd, &st) == 0 ? share_of(&st) : 0;
         if (h.overlay)
             ci.alloc += chunk_ov_list_alloc(dirfd(d), ci.id);
         else if (fstatat(dirfd(d), data_name(de->d_name, name), &st, 0) == 0)
-            ci.alloc += (uint64_t)st.st_blocks * 512;
+            ci.alloc += share_of(&st);
         close(fd);
         ci.version = h.version;
         ci.length = h.length;

@@ -54,8 +54,15 @@
  *      bit set once its data and checksum are durable: a crash leaves
  *      each block either as it was, or new, or failing its checksum.
  *   9. A base is never written: its files are the data and checksum files
- *      a flat chunk had when it was frozen, shared by hard links, one pair
- *      per overlay, and freed by the file system with the last link.
+ *      a flat chunk had when it was first cloned, shared by hard links
+ *      (one pair per overlay, and the flat chunk's own two names while it
+ *      stays flat), and freed by the file system with the last link.  A
+ *      flat chunk whose files are so shared (base_shared) becomes an
+ *      overlay over them (chunk_ov_unshare()) before anything changes
+ *      its data or checksums in place; only its header sector is still
+ *      rewritten in place, and no overlay reads a base's header.
+ *  10. dirty is false only when the data and checksum files hold nothing
+ *      that a sync would still have to write (a handle starts dirty).
  */
 struct chunk_file {
     uint64_t id;
@@ -76,6 +83,10 @@ struct chunk_file {
     int bdfd, bcfd;    /* -1 unless overlay */
     uint64_t base_len; /* base bytes visible through the overlay */
     uint8_t *pres;     /* PRES_BYTES, or NULL: no block in .pres */
+    /* A flat chunk whose files some overlay links as its base (invariant
+     * 9); may stay true after the last such link went. */
+    bool base_shared;
+    bool dirty; /* invariant 10 */
 };
 
 struct chunk_store {
@@ -99,6 +110,9 @@ struct chunk_store {
     bool no_nowait_read, no_nowait_write;
     enum chunk_inline_writes inline_writes;
     uint64_t fault_read_eio; /* a chunk whose reads fail (tests); 0: none */
+    /* Tests: a file with this many links takes no more (EMLINK), as
+     * ext4's 65,000; 0: only the file system's own limit. */
+    uint32_t link_max;
     /* Direct writes (chunk_store_set_direct_writes): whole-block writes of
      * at least direct_min bytes skip the page cache; 0: never.  Atomic:
      * set to 0 for good when the file system refuses O_DIRECT. */
@@ -115,12 +129,13 @@ struct chunk_hdr {
     bool overlay;
 };
 
-/* What a new chunk is made from (chunk_files_prepare()): nothing (NULL), a flat
- * chunk's files to reflink, or an overlay's base (@id's .bdata and .bcrc)
- * with its own layer to copy (@dfd and @cfd; -1 for an empty layer). */
+/* What a new chunk is made from (chunk_files_prepare()): nothing (NULL), a
+ * flat chunk's files to reflink, or an overlay's base with its own layer
+ * to copy (@dfd and @cfd; -1 for an empty layer).  The base is @id's
+ * .bdata and .bcrc, or, when @base_flat, flat chunk @id's own files. */
 struct chunk_copy_src {
     uint64_t id;
-    bool overlay;
+    bool overlay, base_flat;
     int dfd, cfd;
     uint64_t length, base_len;
     const uint8_t *pres; /* PRES_BYTES or NULL */
@@ -170,6 +185,11 @@ int chunk_crcs_store(struct chunk_file *f, uint32_t b0, const uint8_t *raw,
                      uint32_t nb, int rwf);
 int chunk_reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb);
 void chunk_resv_clear_from(struct chunk_file *f, uint32_t b0);
+/* How chunk_copy_file() copies: a reflink or nothing (-EOPNOTSUPP), or
+ * a reflink where it can and the data segments otherwise. */
+enum chunk_copy_mode { CHUNK_COPY_REFLINK, CHUNK_COPY_ANY };
+int chunk_copy_file(struct chunk_store *s, int in, int out,
+                    enum chunk_copy_mode mode);
 int chunk_open_new_pair(struct chunk_store *s, uint64_t id,
                         const char *data_suffix, int *dfd, int *cfd);
 int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
@@ -186,16 +206,25 @@ enum chunk_ov_src { CHUNK_OV_OWN, CHUNK_OV_BASE, CHUNK_OV_ZERO };
 /* Whether @suffix (after the 16 hex digits) names one of an overlay's
  * own files besides .crc and .wmap. */
 bool chunk_ov_is_suffix(const char *suffix);
-void chunk_ov_unlink(const struct chunk_store *s, uint64_t id);
+/* Remove the overlay names of chunk @id (those that exist); a base file
+ * whose last name goes leaves the store's sum of bytes on disk. */
+void chunk_ov_unlink(struct chunk_store *s, uint64_t id);
 /* The overlay parts of loading @f, whose header said overlay: its base
  * and its .pres bitmap.  On failure the caller shuts @f. */
 int chunk_ov_load(struct chunk_store *s, struct chunk_file *f);
 int chunk_ov_base_open(struct chunk_store *s, struct chunk_file *f);
-int chunk_ov_base_link(const struct chunk_store *s, uint64_t from, uint64_t to);
+/* Give chunk @to the base that @src names (hard links). */
+int chunk_ov_base_link(struct chunk_store *s, const struct chunk_copy_src *src,
+                       uint64_t to);
+/* Invariant 9: make flat chunk @f (locked exclusive) an overlay over its
+ * own files when some overlay links them, before they change in place. */
+int chunk_ov_unshare(struct chunk_store *s, struct chunk_file *f);
+/* The bytes of flat chunk @f's files that other chunks link as their
+ * base: they stay counted when @f's files go (delete, replacement). */
+uint64_t chunk_ov_shared_bytes(const struct chunk_file *f);
 /* Give new overlay @f a copy of @pres (PRES_BYTES; borrowed), durable. */
 int chunk_ov_pres_copy(struct chunk_store *s, struct chunk_file *f,
                        const uint8_t *pres);
-void chunk_ov_base_release(struct chunk_store *s, struct chunk_file *f);
 enum chunk_ov_src chunk_ov_src_of(const struct chunk_file *f, uint32_t b,
                                   uint32_t stored);
 int chunk_ov_blocks_load(struct chunk_store *s, struct chunk_file *f,
