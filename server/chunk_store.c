@@ -342,9 +342,10 @@ static int pread_full(int fd, void *buf, size_t n, off_t off, int rwf)
     return 0;
 }
 
-/* Write all @n bytes at @off.  @rwf as for pread_full(): with RWF_NOWAIT
- * the bytes before the one that would block may have been written when
- * it returns -EAGAIN. */
+/* Write all @n bytes at @off, going on after a short write.  @rwf as for
+ * pread_full(): with RWF_NOWAIT the bytes before the one that would block
+ * may have been written when it returns -EAGAIN.  A write that makes no
+ * progress is -EIO. */
 static int pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
 {
     const uint8_t *p = buf;
@@ -357,6 +358,8 @@ static int pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
                 continue;
             return -errno;
         }
+        if (r == 0)
+            return -EIO; /* no progress: retrying would spin */
         p += r;
         n -= (size_t)r;
         off += r;
@@ -376,6 +379,8 @@ static int pwritev_full(int fd, struct iovec *iov, int iovcnt, off_t off,
                 continue;
             return -errno;
         }
+        if (r == 0)
+            return -EIO; /* no progress: retrying would spin */
         off += r;
         while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
             r -= (ssize_t)iov->iov_len;
