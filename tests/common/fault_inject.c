@@ -21,8 +21,9 @@
 struct rule_state {
     bool armed;
     struct fault_rule r;
-    int seen; /* matching calls so far */
-    int hits; /* calls failed */
+    pthread_t owner; /* the thread that armed it */
+    int seen;        /* matching calls so far */
+    int hits;        /* calls failed */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -43,7 +44,8 @@ void fault_inject_set(const struct fault_rule *r)
     pthread_mutex_lock(&lock);
     if (!rules[r->call].armed)
         __atomic_add_fetch(&narmed, 1, __ATOMIC_SEQ_CST);
-    rules[r->call] = (struct rule_state){.armed = true, .r = *r};
+    rules[r->call] =
+        (struct rule_state){.armed = true, .r = *r, .owner = pthread_self()};
     pthread_mutex_unlock(&lock);
 }
 
@@ -92,7 +94,9 @@ static bool rule_fire(enum fault_call c, int fd, struct fault_rule *rule)
         return false;
     pthread_mutex_lock(&lock);
     struct rule_state *st = &rules[c];
-    if (st->armed && (fd < 0 || fd_matches(fd, st->r.path, st->r.path_end))) {
+    if (st->armed &&
+        (!st->r.this_thread || pthread_equal(st->owner, pthread_self())) &&
+        (fd < 0 || fd_matches(fd, st->r.path, st->r.path_end))) {
         int count = st->r.count ? st->r.count : 1;
         st->seen++;
         fire = st->seen >= st->r.nth &&

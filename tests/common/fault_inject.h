@@ -13,7 +13,10 @@
  * of a chunk, can be made to fail.  A pwritev2 rule with
  * @short_len > 0 does not fail: it writes at most @short_len bytes and
  * returns that count (a short write), or 0 for @short_len < 0 (a write
- * that makes no progress).  Calls from threads count like any other. */
+ * that makes no progress).  Calls from other threads count like any
+ * other, unless @this_thread: then only the calls of the thread that
+ * armed the rule match (a fake peer's allocations on its own thread do
+ * not take the failure meant for the code under test). */
 #ifndef TESSERA_TEST_FAULT_INJECT_H
 #define TESSERA_TEST_FAULT_INJECT_H
 
@@ -39,6 +42,7 @@ struct fault_rule {
     int count;         /* calls failed from the nth on; 0 counts as 1, -1 all */
     int err;           /* errno of a failed call */
     ssize_t short_len; /* FAULT_PWRITEV2 only, see above */
+    bool this_thread;
 };
 
 /* Arm @r, replacing any rule for the same call. */
