@@ -185,9 +185,9 @@ test-integration: all
 # `make test` also runs every fuzz target briefly (TEST_FUZZ_SECONDS each).
 # The build runs on every core ($(JOBS)); integration tests run
 # $(TEST_JOBS) at a time.
-TEST_FUZZ_SECONDS ?= 10
+TEST_FUZZ_SECONDS ?= 5
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-TEST_JOBS ?= 2
+TEST_JOBS ?= 3
 test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT_BINS) $(FUZZ_BINS)
 	@BUILD=$(abspath $(BUILD)) FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) TEST_JOBS=$(TEST_JOBS) \
