@@ -11,7 +11,9 @@
 #      the format's few hundred bytes, not of the 64 MiB chunks they are
 #      in; its records name exactly the blocks written.
 #   3. a@1 exported and imported as /b.img, the diff applied: /b.img reads
-#      as a@2 (sha256); then diffs that grow and shrink it (a@3, a@4).
+#      as a@2 (sha256), and so does a copy of a@1 imported on a second
+#      cluster (its own metad and chunkd) once the diff is applied there;
+#      then diffs that grow and shrink /b.img (a@3, a@4).
 #      The diff applied to a copy of a@2 is refused (wrong base), and to a
 #      copy of a@1 with one block changed where the diff does not write
 #      (the base's content digest differs), and a damaged diff too, each
@@ -99,6 +101,25 @@ it_expect_eq "apply-diff --json" \
     "$(echo "$out" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["base"], j["target"])')" \
     "/a@1 /a@2"
 it_expect_eq "b.img + diff reads as a@2" "$(img_sha b.img)" "$A2"
+
+# The same on a second cluster (its own metad and chunkd, other chunk ids
+# and versions): a copy of a@1 imported there takes the diff and reads as
+# a@2.  Its processes stop with the subshell.
+(
+    trap 'ts_stop_all' EXIT
+    META=1 ts_cluster_init "$IT_TMP/cluster2" 0
+    ts_start_metad || it_fail "second cluster: metad did not start"
+    ts_start_chunkd 1 || it_fail "second cluster: chunkd did not start"
+    ts_wait_servers 1 15 || it_fail "second cluster: no storage server"
+    "$T" image import "$IT_TMP/a1.raw" /copy.img >/dev/null ||
+        it_fail "second cluster: import"
+    "$T" image apply-diff /copy.img "$IT_TMP/d12" >/dev/null ||
+        it_fail "second cluster: apply-diff"
+    "$T" image export /copy.img "$IT_TMP/copy.raw" >/dev/null ||
+        it_fail "second cluster: export"
+    it_expect_eq "a copy of a@1 on a second cluster + diff reads as a@2" \
+        "$(sha <"$IT_TMP/copy.raw")" "$A2"
+) || exit 1
 
 # Size changes travel too: grown and written past the old end (a@3), then
 # shrunk inside a chunk (a@4); each diff applied in turn to b.img.
