@@ -244,9 +244,10 @@ int chunk_pread_full(int fd, void *buf, size_t n, off_t off, int rwf)
     return 0;
 }
 
-/* Write all @n bytes at @off.  @rwf as for chunk_pread_full(): with RWF_NOWAIT
- * the bytes before the one that would block may have been written when
- * it returns -EAGAIN. */
+/* Write all @n bytes at @off, going on after a short write.  @rwf as for
+ * chunk_pread_full(): with RWF_NOWAIT the bytes before the one that would
+ * block may have been written when it returns -EAGAIN.  A write that makes
+ * no progress is -EIO. */
 int chunk_pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
 {
     const uint8_t *p = buf;
@@ -259,6 +260,8 @@ int chunk_pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
                 continue;
             return -errno;
         }
+        if (r == 0)
+            return -EIO; /* no progress: retrying would spin */
         p += r;
         n -= (size_t)r;
         off += r;
@@ -278,6 +281,8 @@ static int pwritev_full(int fd, struct iovec *iov, int iovcnt, off_t off,
                 continue;
             return -errno;
         }
+        if (r == 0)
+            return -EIO; /* no progress: retrying would spin */
         off += r;
         while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
             r -= (ssize_t)iov->iov_len;
