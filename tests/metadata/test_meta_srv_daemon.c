@@ -712,8 +712,7 @@ static uint32_t callbacks_on(struct rpc_client *c)
     proto_wbuf_init(&w);
     proto_callback_register_req_encode(&w, &reg);
     assert_int_equal(
-        rpc_call_msg(c, PROTO_MSG_CALLBACK_REGISTER_REQ, &w, &rep, &regrep),
-        0);
+        rpc_call_msg(c, PROTO_MSG_CALLBACK_REGISTER_REQ, &w, &rep, &regrep), 0);
     proto_wbuf_free(&w);
     rpc_reply_free(&rep);
     return regrep.lease_ms;
