@@ -97,6 +97,19 @@ it_wait_moved() {
     return 1
 }
 
+# it_meta_applied I COMMIT: wait (up to 30 s) until metad replica I's
+# database has applied log index COMMIT; sets $applied; fails otherwise.
+it_meta_applied() {
+    local i
+    for ((i = 0; i < 300; i++)); do
+        applied=$(sqlite3 "$(ts_meta_dir "$1")/meta.db" \
+            "SELECT value FROM counters WHERE name = 'log_applied'" 2>/dev/null)
+        [ "${applied:-0}" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    it_fail "replica $1 applied ${applied:-0}, want $2"
+}
+
 # it_expect_eq WHAT GOT WANT
 it_expect_eq() { [ "$2" = "$3" ] || it_fail "$1: got '$2', want '$3'"; it_ok "$1"; }
 

@@ -29,15 +29,8 @@ members() {
 }
 # wait_applied I: replica I's database has applied the group's commit.
 wait_applied() {
-    local commit i applied
-    commit=$(it_json "j['commit']" --meta "$(ts_meta_addr "$(ts_meta_leader)")" meta status)
-    for ((i = 0; i < 300; i++)); do
-        applied=$(sqlite3 "$(ts_meta_dir "$1")/meta.db" \
-            "SELECT value FROM counters WHERE name = 'log_applied'" 2>/dev/null)
-        [ "${applied:-0}" -ge "$commit" ] && return 0
-        sleep 0.1
-    done
-    it_fail "replica $1 applied ${applied:-0}, want $commit"
+    it_meta_applied "$1" \
+        "$(it_json "j['commit']" --meta "$(ts_meta_addr "$(ts_meta_leader)")" meta status)"
 }
 # has_name I NAME: replica I's database holds a root entry NAME.
 has_name() {

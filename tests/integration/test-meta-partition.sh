@@ -222,14 +222,7 @@ it_ok "the majority serves (files $before -> $(wc -l <"$IT_TMP/files.acked")); t
 cut_rules "$old" del || it_fail "cannot heal the partition"
 touch "$IT_TMP/stop"
 wait "$fpid"
-commit=$(it_json "j['commit']" --meta "$others" meta status)
-for ((i = 0; i < 300; i++)); do
-    applied=$(sqlite3 "$(ts_meta_dir "$old")/meta.db" \
-        "SELECT value FROM counters WHERE name = 'log_applied'" 2>/dev/null)
-    [ "${applied:-0}" -ge "$commit" ] && break
-    sleep 0.1
-done
-[ "${applied:-0}" -ge "$commit" ] || it_fail "the old leader applied ${applied:-0} of $commit after the heal"
+it_meta_applied "$old" "$(it_json "j['commit']" --meta "$others" meta status)"
 leader=$(ts_meta_leader)
 it_ok "healed: replica $leader leads, the old leader $old applied $applied"
 

@@ -45,17 +45,7 @@ restart_replica() {
 
 # wait_applied I: wait until replica I's database has applied what the
 # leader has committed now; sets $applied.
-wait_applied() {
-    local commit i
-    commit=$(it_json "j['commit']" meta status)
-    for ((i = 0; i < 300; i++)); do
-        applied=$(sqlite3 "$(ts_meta_dir "$1")/meta.db" \
-            "SELECT value FROM counters WHERE name = 'log_applied'" 2>/dev/null)
-        [ "${applied:-0}" -ge "$commit" ] && return 0
-        sleep 0.1
-    done
-    it_fail "replica $1 applied ${applied:-0}, want $commit"
-}
+wait_applied() { it_meta_applied "$1" "$(it_json "j['commit']" meta status)"; }
 
 # ---- 1. kill -9 of the leader under two workloads ---------------------------
 # The mount: create, write, fsync, close; a name is listed once all of that
