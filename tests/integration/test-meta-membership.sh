@@ -4,8 +4,9 @@
 #
 #   1. A group of three serves; a fourth replica starts empty, without
 #      --bootstrap, and `tessera meta add` makes it a member: meta status
-#      lists it as a voter with its addresses, and it applies what the
-#      group commits, the records from before it came included.
+#      lists it as a voter with its addresses (and the replicas that
+#      never led with theirs), and it applies what the group commits, the
+#      records from before it came included.
 #   2. `tessera meta remove` takes a follower out: meta status no longer
 #      lists it, and the removed replica is stopped.
 #   3. The group of three that is left loses one more and still serves:
@@ -48,6 +49,9 @@ cat "$IT_TMP/members"
 grep -qx "4 voter $TS_META4_ADDR" "$IT_TMP/members" ||
     it_fail "meta status does not list replica 4 as a voter at $TS_META4_ADDR"
 [ "$(wc -l <"$IT_TMP/members")" = 4 ] || it_fail "not four members"
+# Replicas that never led show their client address too (each gives its
+# own; meta status asks those of --meta).
+grep -q " -$" "$IT_TMP/members" && it_fail "a member's client address is unknown"
 "$T" image create /after-add.img 1M >/dev/null || it_fail "image create with four"
 wait_applied 4
 has_name 4 before.img && has_name 4 after-add.img ||
