@@ -5,10 +5,13 @@
  * run down (every handle closed, every queued work done) for the process
  * to end.  A loop stuck in either way ignores SIGTERM for as long as it
  * stays stuck, and a service manager or a test harness that sends one
- * SIGTERM waits forever.  (metad's replicas were seen so: libraft 0.15's
- * close waits for its barriers and thread-pool work, which a replica cut
- * off from its group or closing in the middle of a snapshot or a log
- * truncation may never see end; docs/operations.md, "Stopping".)
+ * SIGTERM waits forever.  metad's replicas were seen so.  libraft 0.15's
+ * close (raft_close()) completes only once its disk layer has released
+ * its barrier and finished its thread-pool work, and in 0.15 a barrier
+ * asked for while another is pending (a snapshot installed while the log
+ * is truncated or another snapshot is written) may never be called back
+ * (canonical/raft fixed it in 0.18.0: one barrier, several requests);
+ * whatever waits on it waits forever.
  *
  * So the signals do not go through the loop: every thread has them
  * blocked (stop_guard_block_signals(), before any thread exists) and one
