@@ -266,14 +266,8 @@ static int read_frame(int fd, struct proto_hdr *h, uint8_t **payload)
     return 0;
 }
 
-/* The byte stream of a connection: the socket, or its secure link. */
-static int link_write_all(int fd, struct seclink *tls, const void *p,
-                          size_t n)
-{
-    return tls ? seclink_send(tls, p, n) : net_write_all(fd, p, n);
-}
-
-/* Some bytes, at most @n: their count or -errno (-ECONNRESET at EOF). */
+/* The byte stream of a connection: the socket, or its secure link.
+ * Some bytes, at most @n: their count or -errno (-ECONNRESET at EOF). */
 static ssize_t link_recv(int fd, struct seclink *tls, void *p, size_t n)
 {
     ssize_t k;
@@ -315,11 +309,17 @@ static int write_frame(int fd, struct seclink *tls, const struct proto_hdr *h,
     if (len <= RPC_SMALL_FRAME) {
         if (len)
             memcpy(small + PROTO_HDR_SIZE, payload, len);
-        return link_write_all(fd, tls, small, PROTO_HDR_SIZE + len);
+        return tls ? seclink_send(tls, small, PROTO_HDR_SIZE + len)
+                   : net_write_all(fd, small, PROTO_HDR_SIZE + len);
     }
-    rc = link_write_all(fd, tls, small, PROTO_HDR_SIZE);
+    if (tls) { /* records of both, in one send() */
+        struct iovec iov[2] = {{small, PROTO_HDR_SIZE},
+                               {(void *)payload, len}};
+        return seclink_sendv(tls, iov, 2);
+    }
+    rc = net_write_all(fd, small, PROTO_HDR_SIZE);
     if (!rc)
-        rc = link_write_all(fd, tls, payload, len);
+        rc = net_write_all(fd, payload, len);
     return rc;
 }
 

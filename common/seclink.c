@@ -2,8 +2,12 @@
  * (see seclink.h).
  *
  * The priority string allows TLS 1.3 only, with the ECDHE-PSK key
- * exchange (psk_dhe_ke) and GnuTLS's AEAD ciphers; no tickets, no
- * resumption.  A wrong key shows up as a failed Finished check or a
+ * exchange (psk_dhe_ke); no tickets, no resumption.  The cipher is
+ * AES-128-GCM, else ChaCha20-Poly1305: a TLS 1.3 suite must hash with the
+ * PSK's hash, and GnuTLS binds a raw PSK to SHA-256, so AES-256-GCM (a
+ * SHA-384 suite) can never be chosen.  Left to GnuTLS's default order
+ * the choice fell to ChaCha20-Poly1305, several times slower than AES-GCM
+ * on a CPU with AES instructions (docs/security.md, "Secure links").  A wrong key shows up as a failed Finished check or a
  * record that does not decrypt, both reported as -EKEYREJECTED during
  * the handshake.
  *
@@ -11,18 +15,36 @@
  * EAGAIN when it is used up; push appends to the output buffer, which
  * grows as needed, so a send never waits.  GnuTLS keeps a partly read
  * record itself between calls.
+ *
+ * Socket transport: GnuTLS writes a record (at most 16 KiB) per push and
+ * reads a record's 5-byte header and then its body per pull, so a 1 MiB
+ * frame would cost some 65 send() and 130 recv() calls where a plain
+ * link makes one or two.  So the records of one seclink_send() collect
+ * in the output buffer, as on the memory transport, and go out in one
+ * send() per SOCK_FLUSH bytes; pulls are served from a read-ahead buffer
+ * that one recv() fills with whatever has arrived.  Only the thread in
+ * seclink_send() collects (the sending thread is marked): anything GnuTLS
+ * writes on another thread, the receiver's (an alert), goes out at once.
  */
 #include "seclink.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <gnutls/gnutls.h>
 
 #define PRIORITY                                                               \
-    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:%NO_TICKETS"
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:-CIPHER-ALL:"           \
+    "+AES-128-GCM:+CHACHA20-POLY1305:%NO_TICKETS"
+
+/* Socket transport: collected output goes out once it reaches this, so
+ * the buffer stays small whatever the frame; the read-ahead's size. */
+#define SOCK_FLUSH (128u << 10)
+#define SOCK_READ_AHEAD (64u << 10)
 
 struct seclink {
     gnutls_session_t s;
@@ -31,12 +53,18 @@ struct seclink {
     uint8_t key[AUTH_KEY_SIZE];
     char name[PROTO_AUTH_NAME_MAX + 1];
     bool memory;
+    int fd;            /* socket transport, else -1 */
     const uint8_t *in; /* borrowed input, memory transport */
     size_t in_len;
-    uint8_t *out; /* output buffer, memory transport */
+    uint8_t *out; /* output buffer (socket: while sending) */
     size_t out_len, out_cap;
+    uint8_t *ahead; /* socket read-ahead: unread bytes [ahead_off, ahead_len) */
+    size_t ahead_off, ahead_len;
     char desc[96];
 };
+
+/* The link whose seclink_send() runs on this thread: its pushes collect. */
+static __thread struct seclink *sending;
 
 static ssize_t mem_pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
 {
@@ -81,6 +109,89 @@ static ssize_t mem_push(gnutls_transport_ptr_t ptr, const void *data,
     memcpy(l->out + l->out_len, data, size);
     l->out_len += size;
     return (ssize_t)size;
+}
+
+/* Socket transport: collect while this thread sends on @l, else write. */
+static ssize_t sock_push(gnutls_transport_ptr_t ptr, const void *data,
+                         size_t size)
+{
+    struct seclink *l = ptr;
+    ssize_t k;
+
+    if (sending == l)
+        return mem_push(ptr, data, size);
+    do {
+        k = send(l->fd, data, size, MSG_NOSIGNAL);
+    } while (k < 0 && errno == EINTR);
+    if (k < 0)
+        gnutls_transport_set_errno(l->s, errno);
+    return k;
+}
+
+/* Socket transport: from the read-ahead, refilled by one recv() of what
+ * has arrived.  A large read goes straight to GnuTLS's buffer. */
+static ssize_t sock_pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
+{
+    struct seclink *l = ptr;
+    ssize_t k;
+
+    if (l->ahead_off == l->ahead_len) {
+        bool direct = size >= SOCK_READ_AHEAD;
+        do {
+            k = recv(l->fd, direct ? data : (void *)l->ahead,
+                     direct ? size : SOCK_READ_AHEAD, 0);
+        } while (k < 0 && errno == EINTR);
+        if (k < 0)
+            gnutls_transport_set_errno(l->s, errno);
+        if (k <= 0 || direct)
+            return k;
+        l->ahead_off = 0;
+        l->ahead_len = (size_t)k;
+    }
+    size_t n = l->ahead_len - l->ahead_off;
+    if (n > size)
+        n = size;
+    memcpy(data, l->ahead + l->ahead_off, n);
+    l->ahead_off += n;
+    return (ssize_t)n;
+}
+
+/* Socket transport: ready when the read-ahead holds bytes or the socket
+ * does. */
+static int sock_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
+{
+    struct seclink *l = ptr;
+    struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
+    int rc;
+
+    if (l->ahead_off < l->ahead_len)
+        return 1;
+    do {
+        rc = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0)
+        gnutls_transport_set_errno(l->s, errno);
+    return rc;
+}
+
+/* Send what sock_push() collected: 0, -EPIPE, -ETIMEDOUT (SO_SNDTIMEO). */
+static int sock_flush(struct seclink *l)
+{
+    size_t at = 0;
+
+    while (at < l->out_len) {
+        ssize_t k = send(l->fd, l->out + at, l->out_len - at, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            int err = errno;
+            l->out_len = 0;
+            return err == EAGAIN || err == EWOULDBLOCK ? -ETIMEDOUT : -EPIPE;
+        }
+        at += (size_t)k;
+    }
+    l->out_len = 0;
+    return 0;
 }
 
 /* The server's key for PSK identity @user: ours, if the name is the one
@@ -132,6 +243,11 @@ int seclink_new(enum seclink_side side, const char *name,
     memcpy(l->key, key, AUTH_KEY_SIZE);
     snprintf(l->name, sizeof(l->name), "%s", name);
     l->memory = fd < 0;
+    l->fd = fd;
+    if (!l->memory && !(l->ahead = malloc(SOCK_READ_AHEAD))) {
+        free(l);
+        return -ENOMEM;
+    }
     flags |= GNUTLS_NO_TICKETS;
     if (l->memory)
         flags |= GNUTLS_NONBLOCK;
@@ -154,7 +270,10 @@ int seclink_new(enum seclink_side side, const char *name,
         /* The owner's handshake timer bounds the handshake. */
         gnutls_handshake_set_timeout(l->s, 0);
     } else {
-        gnutls_transport_set_int(l->s, fd);
+        gnutls_transport_set_ptr(l->s, l);
+        gnutls_transport_set_pull_function(l->s, sock_pull);
+        gnutls_transport_set_pull_timeout_function(l->s, sock_pull_timeout);
+        gnutls_transport_set_push_function(l->s, sock_push);
     }
     *out = l;
     return 0;
@@ -172,6 +291,7 @@ void seclink_free(struct seclink *l)
         gnutls_psk_free_server_credentials(l->scred);
     gnutls_memset(l->key, 0, sizeof(l->key));
     free(l->out);
+    free(l->ahead);
     free(l);
 }
 
@@ -242,10 +362,9 @@ ssize_t seclink_recv(struct seclink *l, void *buf, size_t n)
     return tls_err(l, k);
 }
 
-int seclink_send(struct seclink *l, const void *buf, size_t n)
+/* Seal @n bytes of @buf into records (collected on a socket). */
+static int records_send(struct seclink *l, const uint8_t *p, size_t n)
 {
-    const uint8_t *p = buf;
-
     while (n > 0) {
         ssize_t k = gnutls_record_send(l->s, p, n);
         if (k == GNUTLS_E_INTERRUPTED)
@@ -254,8 +373,37 @@ int seclink_send(struct seclink *l, const void *buf, size_t n)
             return k == GNUTLS_E_PUSH_ERROR ? -EPIPE : tls_err(l, k);
         p += k;
         n -= (size_t)k;
+        if (!l->memory && l->out_len >= SOCK_FLUSH) {
+            int rc = sock_flush(l);
+            if (rc < 0)
+                return rc;
+        }
     }
     return 0;
+}
+
+int seclink_sendv(struct seclink *l, const struct iovec *iov, int iovcnt)
+{
+    int rc = 0;
+
+    if (!l->memory)
+        sending = l;
+    for (int i = 0; i < iovcnt && rc == 0; i++)
+        rc = records_send(l, iov[i].iov_base, iov[i].iov_len);
+    if (!l->memory) {
+        sending = NULL;
+        if (rc == 0)
+            rc = sock_flush(l);
+        l->out_len = 0; /* records not sent break the stream anyway */
+    }
+    return rc;
+}
+
+int seclink_send(struct seclink *l, const void *buf, size_t n)
+{
+    struct iovec iov = {(void *)buf, n};
+
+    return seclink_sendv(l, &iov, 1);
 }
 
 void seclink_input(struct seclink *l, const uint8_t *data, size_t n)

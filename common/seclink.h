@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "auth.h"
 
@@ -50,8 +51,13 @@ int seclink_handshake(struct seclink *s);
  * stream, -EAGAIN (memory) when the input is used up, -EBADMSG for a
  * record that does not authenticate (changed or forged), -EPROTO. */
 ssize_t seclink_recv(struct seclink *s, void *buf, size_t n);
-/* Send all @n bytes: 0, -EPIPE, -ETIMEDOUT (a socket timeout), -EPROTO. */
+/* Send all @n bytes: 0, -EPIPE, -ETIMEDOUT (a socket timeout), -EPROTO.
+ * On a socket the records leave in as few send() calls as their size
+ * allows (one per 128 KiB). */
 int seclink_send(struct seclink *s, const void *buf, size_t n);
+/* The same for @iovcnt pieces, sent as one stream (a frame's header and
+ * payload in one send()). */
+int seclink_sendv(struct seclink *s, const struct iovec *iov, int iovcnt);
 
 /* Memory transport.  @data (borrowed) is read by the calls that follow,
  * until one returns -EAGAIN; then seclink_input_left() is 0. */
@@ -62,7 +68,7 @@ size_t seclink_output_len(const struct seclink *s);
 /* Copy the output into @dst (seclink_output_len() bytes) and empty it. */
 void seclink_output_take(struct seclink *s, uint8_t *dst);
 
-/* "TLS1.3 ECDHE-PSK AES-256-GCM", for logs (owned by @s). */
+/* "TLS1.3 ECDHE-PSK AES-128-GCM", for logs (owned by @s). */
 const char *seclink_describe(struct seclink *s);
 
 #endif
