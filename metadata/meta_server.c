@@ -531,6 +531,7 @@ void meta_srv_lead(struct meta_srv *srv, bool leading)
     uv_timer_stop(&srv->later);
     meta_log_drop(&srv->log, -EREMCHG);
     meta_srv_lease_free(srv);
+    meta_srv_cb_forget(srv);
 }
 
 int meta_srv_start(uv_loop_t *loop, struct meta_db *db,

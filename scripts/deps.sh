@@ -17,6 +17,7 @@ pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
 pkgs+=(nettle-dev) # SHA-256 of image diffs (tessera image diff, apply-diff)
 pkgs+=(libraft-dev) # the Raft log of a metad group (metadata/meta_raft.c)
 pkgs+=(tcpdump)    # test-secure.sh: what crosses loopback on --secure links
+pkgs+=(dbench)     # make bench: dbench through each mount
 
 missing=()
 for p in "${pkgs[@]}"; do
