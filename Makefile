@@ -78,7 +78,7 @@ $(BUILD)/obj/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS)) -MMD -MP -c $< -o $@
 
 # Tests reach the folder-private headers of the code they test.
-TEST_INC := -Imetadata -Iserver -Iclient-fuse -Ivmdisk -Iadmin
+TEST_INC := -Imetadata -Iserver -Iclient-fuse -Ivmdisk -Iadmin -Itests/common
 
 $(BUILD)/san/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -157,6 +157,13 @@ libs_client-fuse := $(call pc_libs,fuse3)
 libs_admin := $(call pc_libs,nettle)
 libs_vmdisk := $(call pc_libs,gnutls)
 
+# Every unit-test binary has its local I/O and allocation calls wrapped by
+# tests/common/fault_inject.c, which a test arms to make them fail; the
+# daemons are never linked with it.
+FAULT_OBJ := $(BUILD)/san/tests/common/fault_inject.o
+FAULT_WRAP := $(foreach f,pwritev64v2 fdatasync fsync fallocate64 ftruncate64 \
+	malloc calloc,-Wl,--wrap=$(f))
+
 $(BUILD)/tests/main_%.c: $(wildcard tests/*/test_*.c)
 	@mkdir -p $(dir $@)
 	@scripts/gen-test-main.sh tests/$* > $@.tmp && mv $@.tmp $@
@@ -164,10 +171,10 @@ $(BUILD)/tests/main_%.c: $(wildcard tests/*/test_*.c)
 .SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: $$(call sobjs,$$(wildcard tests/%/test_*.c) $$(srcdir_$$*)) \
-		$(BUILD)/tests/main_%.c
+		$(FAULT_OBJ) $(BUILD)/tests/main_%.c
 	$(call say,LD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -O1 $(SAN) $(CFLAGS) $(call pc_cflags,$(PKGS) cmocka) \
-		-o $@ $^ $(libs_$*) $(call pc_libs,cmocka) $(LIBS_COMMON)
+		$(FAULT_WRAP) -o $@ $^ $(libs_$*) $(call pc_libs,cmocka) $(LIBS_COMMON)
 
 test-unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
@@ -178,9 +185,9 @@ test-integration: all
 # `make test` also runs every fuzz target briefly (TEST_FUZZ_SECONDS each).
 # The build runs on every core ($(JOBS)); integration tests run
 # $(TEST_JOBS) at a time.
-TEST_FUZZ_SECONDS ?= 10
+TEST_FUZZ_SECONDS ?= 5
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-TEST_JOBS ?= 2
+TEST_JOBS ?= 3
 test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT_BINS) $(FUZZ_BINS)
 	@BUILD=$(abspath $(BUILD)) FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) TEST_JOBS=$(TEST_JOBS) \

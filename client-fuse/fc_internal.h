@@ -7,6 +7,7 @@
  *   fc_ops.c       libfuse low-level callbacks -> metad requests, cl_file_*
  *   fc_attr.c      attributes and times between the wire and libfuse
  *   fc_notify.c    callback breaks -> kernel cache invalidation
+ *   fc_nocap.c     inodes known to have no security.capability
  *   fc_conf.c      --config FILE
  */
 #ifndef TESSERA_FC_INTERNAL_H
@@ -15,6 +16,7 @@
 #include "cl.h"
 
 /* The whole mount: fuse_req_userdata() of every request. */
+struct fc_nocap;
 struct fc_notify;
 struct fuse_opt;
 struct fuse_session;
@@ -23,6 +25,7 @@ struct fc_fs {
     struct cl_client *cl; /* set once the session is open */
     struct fuse_session *se;
     struct fc_notify *notify;
+    struct fc_nocap *nocap;
     bool consistency_validate; /* -o consistency=validate */
 };
 
@@ -69,6 +72,28 @@ void fc_notify_stop(struct fc_notify *nt);
 /* The client library's break hook (cl_break_cb); @arg is the struct
  * fc_fs.  Waits a bounded time for the kernel to drop its caches. */
 void fc_notify_break(void *arg, uint64_t ino, uint32_t flags, const char *name);
+
+/* fc_nocap.c */
+
+/* The attribute file capabilities live in (<linux/xattr.h>'s
+ * XATTR_NAME_CAPS, which clashes with <sys/xattr.h>). */
+#define FC_XATTR_CAPS "security.capability"
+
+/* A table of inodes metad said have no security.capability.  Caller owns
+ * *out: fc_nocap_free() (NULL is fine).  0 or -ENOMEM. */
+int fc_nocap_new(struct fc_nocap **out);
+void fc_nocap_free(struct fc_nocap *t);
+/* Whether @ino is known, at @now_ms, to have none. */
+bool fc_nocap_known(struct fc_nocap *t, uint64_t ino, uint64_t now_ms);
+/* The forget count, taken before asking metad. */
+uint64_t fc_nocap_gen(struct fc_nocap *t);
+/* metad said @ino has none, asked when the forget count was @gen: true
+ * until @until_ms, unless something was forgotten since. */
+void fc_nocap_note(struct fc_nocap *t, uint64_t ino, uint64_t gen,
+                   uint64_t until_ms);
+/* Forget what is known of @ino (its extended attributes changed). */
+void fc_nocap_forget(struct fc_nocap *t, uint64_t ino);
+/* A table of NULL knows nothing and learns nothing. */
 
 /* fc_ops.c */
 

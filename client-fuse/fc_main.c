@@ -277,6 +277,11 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
         return 1;
     }
     fs->consistency_validate = validate;
+    if (fc_nocap_new(&fs->nocap) < 0) {
+        fprintf(stderr, "tessera-mount: out of memory\n");
+        free(fs);
+        return 1;
+    }
     se = fuse_session_new(args, fc_ops_get(), sizeof(struct fuse_lowlevel_ops),
                           fs);
     if (!se)
@@ -356,6 +361,7 @@ out:
     if (fs) {
         cl_client_close(fs->cl);
         fc_notify_stop(fs->notify);
+        fc_nocap_free(fs->nocap);
     }
     free(fs);
     /* @auth stays: a client close that timed out may still use it, and

@@ -145,6 +145,8 @@ void fc_notify_break(void *arg, uint64_t ino, uint32_t flags, const char *name)
     struct fc_fs *fs = arg;
     struct fc_notify *nt = fs->notify;
 
+    /* Another client changed the inode: its xattrs may have changed. */
+    fc_nocap_forget(fs->nocap, ino);
     if (!nt)
         return;
     struct job *j = calloc(1, sizeof(*j));

@@ -981,7 +981,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_setxattr_req_encode(&w, &m);
-    fuse_reply_err(req, -call_empty(fs_of(req), PROTO_MSG_SETXATTR_REQ, &w));
+    int rc = call_empty(fs_of(req), PROTO_MSG_SETXATTR_REQ, &w);
+    fc_nocap_forget(fs_of(req)->nocap, ino);
+    fuse_reply_err(req, -rc);
 }
 
 /* Reply to getxattr/listxattr: size 0 asks for the length only. */
@@ -999,10 +1001,19 @@ static void reply_xattr_data(fuse_req_t req, const struct proto_str *d,
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                         size_t size)
 {
+    struct fc_fs *fs = fs_of(req);
+
     if (strlen(name) > PROTO_NAME_MAX) {
         fuse_reply_err(req, ERANGE);
         return;
     }
+    /* The kernel's ask before every write and chown (fc_nocap.c). */
+    bool cap = strcmp(name, FC_XATTR_CAPS) == 0;
+    if (cap && fc_nocap_known(fs->nocap, ino, cl_now_ms())) {
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
+    uint64_t gen = fc_nocap_gen(fs->nocap);
     struct proto_xattr_name_req m = {.ino = ino, .name = str_of(name)};
     cred_fill(req, &m.cred);
     struct proto_wbuf w;
@@ -1010,9 +1021,17 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     proto_xattr_name_req_encode(&w, &m);
     struct rpc_reply rep;
     struct proto_bytes_rep out;
-    int rc =
-        cl_meta_call(fs_of(req)->cl, PROTO_MSG_GETXATTR_REQ, &w, &rep, &out);
+    call_start(fs);
+    int rc = cl_meta_call(fs->cl, PROTO_MSG_GETXATTR_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
+    if (rc == -ENODATA && cap) {
+        /* Known absent for as long as the inode's attributes may be
+         * kept: not at all when a break came during the call. */
+        double t = cache_timeout(fs);
+        if (t > 0)
+            fc_nocap_note(fs->nocap, ino, gen,
+                          cl_now_ms() + (uint64_t)(t * 1000));
+    }
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -1051,7 +1070,9 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_xattr_name_req_encode(&w, &m);
-    fuse_reply_err(req, -call_empty(fs_of(req), PROTO_MSG_REMOVEXATTR_REQ, &w));
+    int rc = call_empty(fs_of(req), PROTO_MSG_REMOVEXATTR_REQ, &w);
+    fc_nocap_forget(fs_of(req)->nocap, ino);
+    fuse_reply_err(req, -rc);
 }
 
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)

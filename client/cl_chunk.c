@@ -7,8 +7,10 @@
  * error (connection, EOLDVER, ECHECKSUM, a timeout) try the next one; a
  * checksum failure is also reported to metad (CHUNK_REPORT CHECKSUM), which
  * replaces that replica; once, however many readers meet it together
- * (cl_reported.c).  When every replica failed, locate again once and
- * go round again, then give up.
+ * (cl_reported.c).  A read that needed another replica drops the cached
+ * location, so the next one asks metad, which no longer lists a replica
+ * it dropped.  When every replica failed, locate again once and go round
+ * again, then give up.
  *
  * Write, sync and truncate run under a write lease (CHUNK_WRITE_BEGIN).  A
  * write goes to chain[0] carrying chain[1..]; its success means the data
@@ -264,8 +266,15 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
         for (uint32_t i = 0; i < n; i++) {
             uint32_t r = order[i];
             rc = read_replica(c, &ch, r, p, buf);
-            if (rc == 0)
+            if (rc == 0) {
+                /* A replica failed before this one answered: metad may
+                 * have dropped it from the chunk (a failed write, a
+                 * repair, a drain), so the next read locates again
+                 * rather than try it first until the cache expires. */
+                if (i > 0)
+                    cl_loc_invalidate(c->loc, ino, p->index);
                 return 0;
+            }
             log_debug(
                 "cl.chunk", "read: replica failed: %s chunk=%016llx addr=%s",
                 strerror(-rc), (unsigned long long)ch.chunk_id, ch.addr[r]);

@@ -66,17 +66,7 @@ wait_sock() {
 }
 
 # The serving processes whose CPU time counts (set per system).
-cpu_pids=()
-
-# cpu_ticks: user + sys clock ticks of every process in cpu_pids.
-cpu_ticks() {
-    local p t=0 f
-    for p in "${cpu_pids[@]}"; do
-        f=$(cut -d' ' -f14,15 "/proc/$p/stat" 2>/dev/null) || continue
-        t=$((t + ${f% *} + ${f#* }))
-    done
-    echo "$t"
-}
+. "$here/scripts/bench-cpu.sh"
 
 # fio_job SYSTEM NAME URI ARGS...: one job; appends "SYSTEM NAME MB/s IOPS
 # P50_US P99_US CPU_US_PER_IO".

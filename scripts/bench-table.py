@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Print the `make bench` table: one row per job, one column per system,
-then Tessera's ratio to MooseFS at the same goal (and to local disk)."""
+"""Print the `make bench` tables: one row per job, one column per system,
+then Tessera's ratio to MooseFS at the same goal (and to local disk); then
+each figure's completion latency (p50/p99, us) and the serving processes'
+CPU time per request (user + sys, us)."""
 import sys
 
 path, systems = sys.argv[1], sys.argv[2:]
 res = {}
+lat = {}
 jobs = []
 for line in open(path):
-    sysname, job, bw, iops = line.split()
+    sysname, job, bw, iops, p50, p99, cpu = line.split()
     if job not in jobs:
         jobs.append(job)
     res[(sysname, job)] = (bw, iops)
+    lat[(sysname, job)] = "%s/%s, %s" % (p50, p99, cpu)
 
 
 def figure(sysname, job):
@@ -42,7 +46,19 @@ for job in jobs:
         row += [ratio(figure(t, job)[0], figure("local", job)[0])
                 for t in systems if t.startswith("tessera")]
     rows.append(row)
-widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-for r in rows:
-    print("  ".join(c.rjust(w) if i > 1 else c.ljust(w)
-                    for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def show(rows, left):
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.rjust(w) if i >= left else c.ljust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))))
+
+
+show(rows, 2)
+print()
+print("p50/p99 latency (us), CPU per request (us, user + sys of the serving")
+print("processes: Tessera's mount, chunkd and metad; MooseFS's mfsmount,")
+print("chunk servers and master; none for local)")
+show([["job"] + systems] +
+     [[job] + [lat.get((s, job), "-") for s in systems] for job in jobs], 1)

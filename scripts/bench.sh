@@ -53,25 +53,41 @@ need_pkgs() {
 need_pkgs fio python3 iproute2 || exit 1
 
 # ---- the jobs ---------------------------------------------------------------
-# fio_job NAME DIR ARGS...: run one job, print "NAME MB/s IOPS".
+# The processes that serve the file system (set per system; a local
+# directory has none: the kernel's work is the caller's).
+. "$here/scripts/bench-cpu.sh"
+
+# fio_job NAME DIR ARGS...: run one job, print "NAME MB/s IOPS P50_US
+# P99_US CPU_US_PER_REQUEST" (completion latency of the job's main
+# direction; "-" for CPU where no process serves).
 fio_job() {
-    local name=$1 dir=$2
+    local name=$1 dir=$2 c0 c1
     shift 2
+    c0=$(cpu_ticks)
     fio --name="$name" --directory="$dir" --filename="bench.$name" \
         --size="${size}M" --group_reporting --output-format=json "$@" \
-        >"$work/$name.json" 2>"$work/$name.err" || { echo "$name - -"; return; }
-    python3 - "$work/$name.json" "$name" <<'PY'
+        >"$work/$name.json" 2>"$work/$name.err" || { echo "$name - - - - -"; return; }
+    c1=$(cpu_ticks)
+    python3 - "$work/$name.json" "$name" $((c1 - c0)) "$(getconf CLK_TCK)" \
+        "${#cpu_pids[@]}" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 r, w = j["read"], j["write"]
+ticks, hz, nproc = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 bw = (r["bw_bytes"] + w["bw_bytes"]) / 1e6
 iops = r["iops"] + w["iops"]
-print("%s %.1f %.0f" % (sys.argv[2], bw, iops))
+d = r if r["io_bytes"] >= w["io_bytes"] else w
+pct = d["clat_ns"].get("percentile", {})
+p50 = pct.get("50.000000", 0) / 1000
+p99 = pct.get("99.000000", 0) / 1000
+ios = r["total_ios"] + w["total_ios"]  # a write and its fsync are one request
+cpu = "%.1f" % (ticks * 1e6 / hz / ios) if nproc and ios else "-"
+print("%s %.1f %.0f %.0f %.0f %s" % (sys.argv[2], bw, iops, p50, p99, cpu))
 PY
 }
 
 run_fio() { # run_fio LABEL DIR
-    local label=$1 dir=$2 job
+    local label=$1 dir=$2 job c0 c1 rate p50 p99 cpu
     local rt=(--time_based --runtime="$runtime" --ramp_time=1)
     {
         fio_job seqwrite "$dir" --rw=write --bs=1M --ioengine=psync --end_fsync=1
@@ -87,18 +103,29 @@ run_fio() { # run_fio LABEL DIR
             --numjobs=16 --filename=bench.seqwrite "${rt[@]}"
         fio_job write-fsync "$dir" --rw=randwrite --bs=4k --ioengine=psync \
             --fsync=1 --filename=bench.seqwrite "${rt[@]}"
-    } | while read -r job bw iops; do
-        echo "$label $job $bw $iops" >>"$results"
+    } | while read -r job bw iops p50 p99 cpu; do
+        echo "$label $job $bw $iops $p50 $p99 $cpu" >>"$results"
     done
-    python3 "$here/scripts/bench-meta.py" "$dir/meta" "$nfiles" |
-        while read -r job rate; do
-            echo "$label $job - $rate" >>"$results"
-        done
+    # The metadata job: "JOB OPS_PER_S P50_US P99_US" per phase, each
+    # phase run apart so that its CPU is its own.
+    for job in create stat unlink; do
+        c0=$(cpu_ticks)
+        python3 "$here/scripts/bench-meta.py" "$dir/meta" "$nfiles" "$job" \
+            >"$work/meta.out" || echo "$job - - -" >"$work/meta.out"
+        c1=$(cpu_ticks)
+        cpu=-
+        [ ${#cpu_pids[@]} -gt 0 ] &&
+            cpu=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$nfiles" \
+                'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+        read -r job rate p50 p99 <"$work/meta.out"
+        echo "$label $job - $rate $p50 $p99 $cpu" >>"$results"
+    done
 }
 
 # ---- the systems --------------------------------------------------------------
 bench_local() {
     mkdir -p "$work/local"
+    cpu_pids=()
     run_fio local "$work/local"
 }
 
@@ -112,6 +139,7 @@ bench_tessera() { # bench_tessera GOAL
     fi
     "$TS_BIN/tessera" --meta "$TS_META_ADDR" setgoal "$goal" / >/dev/null ||
         echo "bench: setgoal $goal failed; figures are for the default goal" >&2
+    cpu_pids=($(awk '{ print $2 }' "$TS_DIR/pids")) # mount, chunkd, metad
     run_fio "tessera$goal" "$TS_MNT"
     ts_stop_all
 }
@@ -120,6 +148,8 @@ bench_moosefs() { # bench_moosefs GOAL
     local goal=$1 d=$work/mfs
     mkdir -p "$d/mnt/g$goal"
     mfssetgoal -r "$goal" "$d/mnt/g$goal" >/dev/null
+    # master, chunk servers and mfsmount all run in the namespace
+    cpu_pids=($(ip netns pids "$MFS_NS" 2>/dev/null))
     run_fio "moosefs$goal" "$d/mnt/g$goal"
 }
 

@@ -29,7 +29,11 @@
 # BASE_PORT) and its raft port BASE_PORT + 40 + I; TS_META_ADDR lists
 # their client addresses, as --meta and $TESSERA_META take them.  META=1
 # is a single metad with the local log.  scripts/run-integration.sh runs
-# the tests with META=1 unless a test asks for more.
+# the tests with META=1 unless a test asks for more.  TS_META_HOSTS (set
+# before ts_cluster_init: one address per replica, space separated)
+# replaces 127.0.0.1 as replica I's host, and TS_META_NETNS (as many
+# network namespace names) runs replica I inside that namespace, so that
+# each replica is a host of its own (tests/integration/test-meta-partition.sh).
 #
 # Every daemon serves Prometheus metrics (--http) on a port of its own,
 # BASE_PORT + 10 for metad, + 10 + I for chunkd I, + 20 for the NBD export,
@@ -67,10 +71,13 @@ ts_cluster_init() {
     TS_BASE_PORT=${2:-0}
     TS_META_N=${META:-3}
     # Each replica's ports, picked once (ts_port runs in a subshell here).
+    local -a hosts=()
+    read -r -a hosts <<<"${TS_META_HOSTS:-}"
     for ((i = 1; i <= TS_META_N; i++)); do
-        printf -v "TS_META${i}_ADDR" '127.0.0.1:%s' \
+        local host=${hosts[i - 1]:-127.0.0.1}
+        printf -v "TS_META${i}_ADDR" '%s:%s' "$host" \
             "$(ts_port $([ "$i" = 1 ] && echo 0 || echo $((30 + i))))"
-        printf -v "TS_META${i}_RAFT" '127.0.0.1:%s' "$(ts_port $((40 + i)))"
+        printf -v "TS_META${i}_RAFT" '%s:%s' "$host" "$(ts_port $((40 + i)))"
         export "TS_META${i}_ADDR" "TS_META${i}_RAFT"
     done
     TS_META_ADDR=$(ts_meta_addr 1)
@@ -174,15 +181,17 @@ ts_start_metad() {
 # ts_start_meta_one I [ARGS]: start metad (replica I of the group when
 # META > 1, ARGS holding its --raft options) and wait for its port.
 ts_start_meta_one() {
-    local i=$1 name dir addr http
+    local i=$1 name dir addr http wrap=() netns=()
     shift
+    read -r -a netns <<<"${TS_META_NETNS:-}"
+    [ -n "${netns[i - 1]:-}" ] && wrap=(nsenter "--net=/run/netns/${netns[i - 1]}")
     name=$(ts_meta_name "$i")
     dir=$(ts_meta_dir "$i")
     addr=$(ts_meta_addr "$i")
     http=$(ts_http_opt "$name" $([ "$i" = 1 ] && echo 10 || echo $((50 + i))))
     mkdir -p "$dir"
     # shellcheck disable=SC2086 # $http is an option and its value, or nothing
-    setsid "$TS_BIN/tessera-metad" --data "$dir" --listen "$addr" \
+    setsid "${wrap[@]}" "$TS_BIN/tessera-metad" --data "$dir" --listen "$addr" \
         $http $TS_SECURE_OPT "$@" >>"$TS_DIR/logs/$name.log" 2>&1 &
     ts_record "$name" $!
     ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/$name.log" >&2; return 1; }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run tests/integration/test-*.sh (or those named in $TESTS), each with a
-# time limit, $TEST_JOBS at a time (default 2).  Exit 77 from a test means
+# time limit, $TEST_JOBS at a time (default 3).  Exit 77 from a test means
 # skipped (a tool is missing).  Tests whose file says "it-long" near the
 # top start first, so that the short ones fill in beside them, and get
-# twice the time limit.
+# twice the time limit.  Tests that say "it-manual" there run only when
+# $TESTS names them (`make test-deb`): they are not part of `make test`.
 #
 # Each test runs its own cluster on free ports and its own temp folder, so
 # tests do not share anything but the machine.
@@ -14,8 +15,13 @@ export BUILD=${BUILD:-$here/build}
 # (scripts/cluster.sh; test-meta-replicas.sh runs three).
 export META=${META:-1}
 limit=${TEST_TIMEOUT:-300}
-jobs=${TEST_JOBS:-2}
-tests=${TESTS:-$(ls "$here"/tests/integration/test-*.sh 2>/dev/null)}
+jobs=${TEST_JOBS:-3}
+tests=${TESTS:-}
+if [ -z "$tests" ]; then
+    for t in "$here"/tests/integration/test-*.sh; do
+        head -n 5 "$t" | grep -q 'it-manual' || tests="$tests $t"
+    done
+fi
 logdir=$BUILD/tests/integration
 mkdir -p "$logdir"
 

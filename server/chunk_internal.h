@@ -29,7 +29,7 @@ void chunk_wmap_init(struct chunk_wmap *m);
 /* Close the file and free the bits (an init-ed map is fine). */
 void chunk_wmap_close(struct chunk_wmap *m);
 bool chunk_wmap_known(const struct chunk_wmap *m);
-/* A new, empty, durable map at @path (borrowed), replacing any. */
+/* A new, empty map at @path (borrowed), replacing any; not synced. */
 int chunk_wmap_create(struct chunk_wmap *m, const char *path);
 /* Open the map at @path: unknown when there is none or it is damaged. */
 int chunk_wmap_load(struct chunk_wmap *m, const char *path);
@@ -117,6 +117,10 @@ void chunk_store_set_inline_writes(struct chunk_store *s,
 /* Fault injection for tests (--fault-read-eio): every read of chunk @id's
  * data fails with -EIO, as from a failing disk.  0 turns it off. */
 void chunk_store_set_fault_read_eio(struct chunk_store *s, uint64_t id);
+/* For tests: a chunk file with @max links takes no more, as if the file
+ * system's limit (EMLINK) were there.  0 (the default): the file
+ * system's own. */
+void chunk_store_set_link_max(struct chunk_store *s, uint32_t max);
 /* Whole-block writes of at least @min bytes go to the disk with O_DIRECT,
  * past the page cache (0: none); the store falls back to buffered writes
  * for good where the file system refuses O_DIRECT. */

@@ -13,13 +13,8 @@
  * under a temporary name and renames it into place.
  *
  * An overlay (format 2; copy-on-write without reflinks, below) has no
- * plain data file but:
- *
- *     ...01f3.crc    header with the base length, then its own checksums
- *     ...01f3.ov     its own layer: sparse, only the blocks it wrote
- *     ...01f3.bdata  hard link to the frozen base's data
- *     ...01f3.bcrc   hard link to the frozen base's checksum file
- *     ...01f3.pres   (rare) blocks of its layer whose checksum is 0
+ * plain data file but its own layer and links to a frozen base; its
+ * files and how they are read and made are in chunk_overlay.c.
  *
  * This file does the disk work only: it neither knows about connections
  * nor queues anything.  Callers run it on worker threads; every function
@@ -92,22 +87,35 @@
  * blocks, the data file and the checksum file are reflinked (FICLONE)
  * under the new id, the header rewritten with the new version, and the
  * .crc renamed into place last, as create does.  Elsewhere nothing is
- * copied: the source is frozen as a base and both it and the copy become
- * overlays over it (ov_clone()), each writing its own
- * layer, so the first 4 KiB write into either costs one 4 KiB block.  The
- * source must stay writable by its remaining owner without touching what
- * the copy sees, which is why it becomes an overlay too.  A clone of an
- * overlay shares the same base and copies the source's own layer (its
- * writes since it became an overlay; reflinked or sparse): chains are one
- * level deep, so a read goes to at most two files whatever the history.
- * A clone syncs three times: the new files of both sides (written back
- * first, so one journal commit takes them all), then the source's switch
- * (durable before any copy can exist on disk over its base), then the
- * copy's rename.  The store's bytes on disk count each overlay's own
- * files and each base once (base_release(), ov_list_alloc()).
- * Whatever a crash leaves half-done (a .crc.tmp, links of a conversion
- * that did not switch, the flat name of a converted chunk, files of no
- * chunk) is removed at the next open (store_sweep()).
+ * copied: the copy becomes an overlay over the source's files, frozen
+ * as its base and shared by hard links (chunk_ov_clone()), writing only
+ * its own layer, so the first 4 KiB write into it costs one 4 KiB block.
+ * The source stays as it is, flat, until something would change its data
+ * or checksums in place (its remaining owner writes or shrinks it): then
+ * it first becomes an overlay over those same files too
+ * (chunk_ov_unshare(), invariant 9), off the copy's write path and only
+ * for the sources that are ever written again.  A clone of an overlay
+ * shares the same base and copies the source's own layer (its writes
+ * since it became an overlay; reflinked or sparse): chains are one level
+ * deep, so a read goes to at most two files whatever the history.
+ *
+ * What a copy-on-write costs (chunk_ov_clone()): on a journaling file
+ * system two journal commits, the copy's new files (the sync of its
+ * checksum file, whose header must be on disk before it has its name,
+ * commits every new name with it), then its name (the folder's sync,
+ * before the reply).  A source with writes not synced yet is synced
+ * first, so that no copy is made over blocks a crash could take back.
+ * The written-block map of the copy is not synced (chunk_wmap.c).  A
+ * crash between the two leaves the copy's files without its name, which
+ * the next open removes; the source never changed.  The source's own
+ * conversion, later, is two commits more (its new checksum file and
+ * names, then its switch), durable before the write that needed it.
+ * The store's bytes on disk count each overlay's own files and each base
+ * once (chunk_ov_unlink(), chunk_ov_shared_bytes(),
+ * chunk_ov_list_alloc(), share_of()).  Whatever a crash leaves half-done
+ * (a .crc.tmp, links of a conversion that did not switch, the flat name
+ * of a converted chunk, files of no chunk) is removed at the next open
+ * (store_sweep()).
  *
  * Open files are kept: a handle (struct chunk_file) whose last user is
  * done stays in the table, idle, with its two descriptors, version and
@@ -147,7 +155,7 @@
  * (docs/protocol.md §9.2): what a server uses is what its disk holds, not
  * 64 MiB per chunk.
  */
-#include "chunk_internal.h"
+#include "chunk_store_file.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -169,127 +177,21 @@
 #include "crc32c.h"
 #include "log.h"
 
-#define HDR_SIZE 512u
-#define HDR_MAGIC 0x4B435354u /* "TSCK" little-endian */
-#define HDR_FORMAT 1u         /* a flat chunk */
-#define HDR_FORMAT_OVERLAY 2u /* an overlay over a frozen base */
-#define HDR_FIELDS 24u        /* magic, format, version, length */
-#define HDR_FIELDS_OVERLAY 32u /* the same, then the base length */
-#define PRES_BYTES (CHUNK_BLOCKS / 8)
-#define NBUCKETS 1024u
-#define DBG "chunk.store"
 /* Idle handles kept by default: a quarter of the descriptor limit (two
  * descriptors each, the rest for sockets), within these bounds; the stage
  * keeps a few for the copies in progress. */
 #define IDLE_MIN 16u
 #define IDLE_MAX 1024u
 #define IDLE_STAGE 16u
-/* Checksums of up to this many blocks are handled on the stack: a
- * PROTO_MAX_DATA request, unaligned at both ends. */
-#define STACK_BLOCKS (PROTO_MAX_DATA / CHUNK_BLOCK_SIZE + 2)
-#define RESV_WORDS (CHUNK_BLOCKS / 64)
-/* Direct writes: buffer, offset and length alignment, and how many
- * aligned buffers the store keeps between writes (one per worker). */
+/* Direct writes: buffer, offset and length alignment. */
 #define DIRECT_ALIGN 4096u
-#define BOUNCE_KEEP 8u
-
-/* One chunk in use by at least one operation, or idle in the cache.
- *
- * Invariants (continued; 6-9 are about overlays):
- *   4. A handle is in the table while refs > 0 or while it is idle; it is
- *      idle (on the store's idle list) exactly when refs == 0, and an idle
- *      handle exists and holds both files open.  There is never more than
- *      one handle per chunk id.
- *   5. A set bit b of resv means both files have space allocated for
- *      block b (data at b * 4096, checksum at HDR_SIZE + 4 * b).  Bits
- *      are cleared whenever that could stop being true (truncate, delete,
- *      replace: file_shut()).
- *   6. Block b of an overlay is present (in its own layer) when its
- *      checksum in the overlay's .crc is not 0, or its bit in .pres is
- *      set; a present block reads from .ov, verified against that
- *      checksum (invariant 2 applies).
- *   7. A block that is not present reads from the base, verified against
- *      the base's checksums, when it starts below base_len, and as zeros
- *      otherwise; base_len <= length.
- *   8. A block of an overlay becomes present only by the write of its
- *      checksum after its data, or, when its checksum is 0, by its .pres
- *      bit set once its data and checksum are durable: a crash leaves
- *      each block either as it was, or new, or failing its checksum.
- *   9. A base is never written: its files are the data and checksum files
- *      a flat chunk had when it was frozen, shared by hard links, one pair
- *      per overlay, and freed by the file system with the last link.
- */
-struct chunk_file {
-    uint64_t id;
-    int refs;                         /* under store->lock */
-    struct chunk_file *next;          /* table chain, under store->lock */
-    struct chunk_file *newer, *older; /* idle list, under store->lock */
-    pthread_rwlock_t rw;
-    /* Under rw: */
-    bool exists;
-    int dfd, cfd; /* -1 unless exists */
-    uint64_t version, length;
-    uint64_t alloc; /* bytes both files take on disk, as in store->alloc */
-    uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
-    struct chunk_wmap wmap; /* main store only; unknown in the stage */
-    /* An overlay (invariants 6-9): dfd and cfd are its own layer (.ov and
-     * .crc), bdfd and bcfd the frozen base it reads through to. */
-    bool overlay;
-    int bdfd, bcfd;    /* -1 unless overlay */
-    uint64_t base_len; /* base bytes visible through the overlay */
-    uint8_t *pres;     /* PRES_BYTES, or NULL: no block in .pres */
-};
-
-struct chunk_store {
-    char *dir;
-    pthread_mutex_t lock;
-    struct chunk_file *buckets[NBUCKETS];
-    /* Under lock: idle handles, most recently used first (invariant 4). */
-    struct chunk_file *idle_new, *idle_old;
-    uint32_t nidle, idle_max;
-    uint32_t count;            /* atomic */
-    uint64_t alloc;            /* atomic: bytes on disk, sum of f->alloc */
-    uint32_t zero_crc;         /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
-    struct chunk_store *stage; /* copies being built; NULL in the stage */
-    /* Under lock: chunks marked bad, unordered (few). */
-    struct chunk_bad *bad;
-    size_t nbad, bad_cap;
-    bool no_reflink;     /* clones never reflink (chunk_store_set_reflink) */
-    bool reflink_failed; /* atomic: the file system refused FICLONE */
-    /* Atomic, set once: the file system refused RWF_NOWAIT for reads or
-     * for writes, so the nowait calls give up at once (-EAGAIN). */
-    bool no_nowait_read, no_nowait_write;
-    enum chunk_inline_writes inline_writes;
-    uint64_t fault_read_eio; /* a chunk whose reads fail (tests); 0: none */
-    /* Direct writes (chunk_store_set_direct_writes): whole-block writes of
-     * at least direct_min bytes skip the page cache; 0: never.  Atomic:
-     * set to 0 for good when the file system refuses O_DIRECT. */
-    uint32_t direct_min;
-    /* Under lock: aligned buffers for direct writes whose data is not. */
-    void *bounce[BOUNCE_KEEP];
-    unsigned nbounce;
-};
 
 /* ---- Small helpers ----------------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
 }
 
 static uint64_t get_le64(const uint8_t *p)
@@ -300,15 +202,15 @@ static uint64_t get_le64(const uint8_t *p)
     return v;
 }
 
-static void chunk_path(const struct chunk_store *s, uint64_t id,
-                       const char *suffix, char *buf, size_t size)
+void chunk_path(const struct chunk_store *s, uint64_t id, const char *suffix,
+                char *buf, size_t size)
 {
     snprintf(buf, size, "%s/chunks/%02x/%016llx%s", s->dir,
              (unsigned)(id & 0xFF), (unsigned long long)id, suffix);
 }
 
-static void chunk_dir_path(const struct chunk_store *s, uint64_t id, char *buf,
-                           size_t size)
+void chunk_dir_path(const struct chunk_store *s, uint64_t id, char *buf,
+                    size_t size)
 {
     snprintf(buf, size, "%s/chunks/%02x", s->dir, (unsigned)(id & 0xFF));
 }
@@ -319,7 +221,7 @@ static void chunk_dir_path(const struct chunk_store *s, uint64_t id, char *buf,
  * block fails with -EAGAIN (a short read is simply continued, so only the
  * part that would block fails), and a file system without it gives
  * -EOPNOTSUPP or -EINVAL. */
-static int pread_full(int fd, void *buf, size_t n, off_t off, int rwf)
+int chunk_pread_full(int fd, void *buf, size_t n, off_t off, int rwf)
 {
     uint8_t *p = buf;
 
@@ -342,10 +244,11 @@ static int pread_full(int fd, void *buf, size_t n, off_t off, int rwf)
     return 0;
 }
 
-/* Write all @n bytes at @off.  @rwf as for pread_full(): with RWF_NOWAIT
- * the bytes before the one that would block may have been written when
- * it returns -EAGAIN. */
-static int pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
+/* Write all @n bytes at @off, going on after a short write.  @rwf as for
+ * chunk_pread_full(): with RWF_NOWAIT the bytes before the one that would
+ * block may have been written when it returns -EAGAIN.  A write that makes
+ * no progress is -EIO. */
+int chunk_pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
 {
     const uint8_t *p = buf;
 
@@ -357,6 +260,8 @@ static int pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
                 continue;
             return -errno;
         }
+        if (r == 0)
+            return -EIO; /* no progress: retrying would spin */
         p += r;
         n -= (size_t)r;
         off += r;
@@ -365,7 +270,7 @@ static int pwrite_full(int fd, const void *buf, size_t n, off_t off, int rwf)
 }
 
 /* Write @iov (modified in place) at @off, all of it; @rwf as for
- * pwrite_full(). */
+ * chunk_pwrite_full(). */
 static int pwritev_full(int fd, struct iovec *iov, int iovcnt, off_t off,
                         int rwf)
 {
@@ -376,6 +281,8 @@ static int pwritev_full(int fd, struct iovec *iov, int iovcnt, off_t off,
                 continue;
             return -errno;
         }
+        if (r == 0)
+            return -EIO; /* no progress: retrying would spin */
         off += r;
         while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
             r -= (ssize_t)iov->iov_len;
@@ -504,7 +411,7 @@ static int reserve(int fd, off_t off, off_t len)
  * commit: the sync that follows (of this file or any other on the same
  * journaling file system) then commits their allocation with everything
  * else, one commit instead of one per file. */
-static int flush_early(int fd)
+int chunk_flush_early(int fd)
 {
     if (sync_file_range(
             fd, 0, 0, SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0 &&
@@ -514,7 +421,7 @@ static int flush_early(int fd)
     return 0;
 }
 
-static int fsync_path(const char *path)
+int chunk_fsync_path(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = 0;
@@ -529,18 +436,11 @@ static int fsync_path(const char *path)
 
 /* ---- Header (invariant 3) ---------------------------------------------- */
 
-/* The fields of a .crc header sector.  A flat chunk has no base_len (it
- * reads as the length). */
-struct hdr {
-    uint64_t version, length, base_len;
-    bool overlay;
-};
-
-static int hdr_read(int cfd, struct hdr *h)
+static int hdr_read(int cfd, struct chunk_hdr *h)
 {
     uint8_t b[HDR_FIELDS_OVERLAY + 4];
     uint32_t format, fields;
-    int rc = pread_full(cfd, b, sizeof(b), 0, 0);
+    int rc = chunk_pread_full(cfd, b, sizeof(b), 0, 0);
 
     if (rc < 0)
         return rc;
@@ -562,7 +462,7 @@ static int hdr_read(int cfd, struct hdr *h)
 
 /* Write the header sector @h: one page, so even with RWF_NOWAIT in @rwf
  * it is written whole or not at all. */
-static int hdr_put(int cfd, const struct hdr *h, int rwf)
+int chunk_hdr_put(int cfd, const struct chunk_hdr *h, int rwf)
 {
     uint32_t fields = h->overlay ? HDR_FIELDS_OVERLAY : HDR_FIELDS;
     uint8_t b[HDR_SIZE];
@@ -575,17 +475,17 @@ static int hdr_put(int cfd, const struct hdr *h, int rwf)
     if (h->overlay)
         put_le64(b + 24, h->base_len);
     put_le32(b + fields, crc32c(0, b, fields));
-    return pwrite_full(cfd, b, sizeof(b), 0, rwf);
+    return chunk_pwrite_full(cfd, b, sizeof(b), 0, rwf);
 }
 
 /* Rewrite @f's header with @version and @length, keeping its kind and
  * base length. */
-static int hdr_write(struct chunk_file *f, uint64_t version, uint64_t length,
-                     int rwf)
+int chunk_hdr_write(struct chunk_file *f, uint64_t version, uint64_t length,
+                    int rwf)
 {
-    struct hdr h = {version, length, f->base_len, f->overlay};
+    struct chunk_hdr h = {version, length, f->base_len, f->overlay};
 
-    return hdr_put(f->cfd, &h, rwf);
+    return chunk_hdr_put(f->cfd, &h, rwf);
 }
 
 /* ---- Handles ----------------------------------------------------------- */
@@ -601,6 +501,7 @@ static void file_shut(struct chunk_file *f)
     }
     f->exists = false;
     f->overlay = false;
+    f->base_shared = false;
     f->base_len = 0;
     free(f->pres);
     f->pres = NULL;
@@ -627,90 +528,6 @@ static void file_free_list(struct chunk_file *f)
     }
 }
 
-/* ---- Overlay files (invariants 6-9) ------------------------------------- */
-
-/* The names an overlay has besides .crc and .wmap: its own data layer,
- * the links to its base's data and checksums, and the .pres bitmap. */
-static const char *const ov_suffixes[] = {".ov", ".bdata", ".bcrc", ".pres"};
-#define OV_NSUFFIXES (sizeof(ov_suffixes) / sizeof(ov_suffixes[0]))
-
-/* Remove the overlay names of chunk @id (those that exist). */
-static void ov_unlink(const struct chunk_store *s, uint64_t id)
-{
-    char path[4096];
-
-    for (size_t i = 0; i < OV_NSUFFIXES; i++) {
-        chunk_path(s, id, ov_suffixes[i], path, sizeof(path));
-        unlink(path);
-    }
-}
-
-static bool pres_test(const struct chunk_file *f, uint32_t b)
-{
-    return f->pres && f->pres[b / 8] >> (b % 8) & 1;
-}
-
-/* Invariant 6: whether block @b of overlay @f, whose stored checksum in
- * the overlay's .crc is @stored, is in the overlay's own layer. */
-static bool ov_present(const struct chunk_file *f, uint32_t b, uint32_t stored)
-{
-    return stored != 0 || pres_test(f, b);
-}
-
-/* Load @f's .pres bitmap, when it has one. */
-static int pres_load(struct chunk_store *s, struct chunk_file *f)
-{
-    char path[4096];
-    int fd, rc;
-
-    chunk_path(s, f->id, ".pres", path, sizeof(path));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
-    f->pres = malloc(PRES_BYTES);
-    rc = f->pres ? pread_full(fd, f->pres, PRES_BYTES, 0, 0) : -ENOMEM;
-    close(fd);
-    return rc;
-}
-
-/* Write @f's .pres bitmap and make it durable.  Its bits only ever go
- * from 0 to 1 while the file exists, and each is set only once its block
- * is durable (invariant 8), so an in-place write torn by a crash leaves a
- * bitmap that is still true. */
-static int pres_store(struct chunk_store *s, struct chunk_file *f)
-{
-    char path[4096];
-    int fd, rc;
-
-    chunk_path(s, f->id, ".pres", path, sizeof(path));
-    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    rc = pwrite_full(fd, f->pres, PRES_BYTES, 0, 0);
-    if (rc == 0 && fdatasync(fd) < 0)
-        rc = -errno;
-    close(fd);
-    if (rc == 0) {
-        chunk_dir_path(s, f->id, path, sizeof(path));
-        rc = fsync_path(path);
-    }
-    return rc;
-}
-
-/* Open the base of overlay @f (read-only: a base never changes). */
-static int base_open(struct chunk_store *s, struct chunk_file *f)
-{
-    char path[4096];
-
-    chunk_path(s, f->id, ".bdata", path, sizeof(path));
-    f->bdfd = open(path, O_RDONLY | O_CLOEXEC);
-    if (f->bdfd < 0)
-        return -errno;
-    chunk_path(s, f->id, ".bcrc", path, sizeof(path));
-    f->bcfd = open(path, O_RDONLY | O_CLOEXEC);
-    return f->bcfd < 0 ? -errno : 0;
-}
-
 /* Bytes the data file @dfd and checksum file @cfd take on disk; a file
  * that cannot be stat'ed counts as none. */
 static uint64_t files_alloc(int dfd, int cfd)
@@ -727,7 +544,7 @@ static uint64_t files_alloc(int dfd, int cfd)
 
 /* Re-read the space @f's files take (exclusive lock held; none once it
  * stopped existing) and move the store's sum by the change. */
-static void alloc_update(struct chunk_store *s, struct chunk_file *f)
+void chunk_alloc_update(struct chunk_store *s, struct chunk_file *f)
 {
     uint64_t now = f->exists ? files_alloc(f->dfd, f->cfd) : 0;
 
@@ -738,17 +555,12 @@ static void alloc_update(struct chunk_store *s, struct chunk_file *f)
     f->alloc = now;
 }
 
-/* The space of overlay @f's base leaves the store's sum when @f holds
- * its last links (before they are removed: delete, replacement). */
-static void base_release(struct chunk_store *s, struct chunk_file *f)
+/* The number of names file @fd has (1 when it cannot be stat'ed). */
+static nlink_t links_of(int fd)
 {
-    int fds[2] = {f->bdfd, f->bcfd};
     struct stat st;
 
-    for (int i = 0; i < 2; i++)
-        if (fds[i] >= 0 && fstat(fds[i], &st) == 0 && st.st_nlink == 1)
-            __atomic_sub_fetch(&s->alloc, (uint64_t)st.st_blocks * 512,
-                               __ATOMIC_RELAXED);
+    return fstat(fd, &st) == 0 ? st.st_nlink : 1;
 }
 
 /* Open the files of a chunk that may exist.  A missing .crc file means no
@@ -758,7 +570,7 @@ static void base_release(struct chunk_store *s, struct chunk_file *f)
 static int file_load(struct chunk_store *s, struct chunk_file *f)
 {
     char path[4096];
-    struct hdr h;
+    struct chunk_hdr h;
     int rc;
 
     chunk_path(s, f->id, ".crc", path, sizeof(path));
@@ -777,9 +589,7 @@ static int file_load(struct chunk_store *s, struct chunk_file *f)
     if (h.overlay) {
         f->overlay = true;
         f->base_len = h.base_len;
-        rc = base_open(s, f);
-        if (rc == 0)
-            rc = pres_load(s, f);
+        rc = chunk_ov_load(s, f);
         if (rc < 0) {
             log_error("chunk open: overlay base unreadable: chunk=%016llx "
                       "errno=%d",
@@ -796,6 +606,9 @@ static int file_load(struct chunk_store *s, struct chunk_file *f)
         return rc;
     }
     f->exists = true;
+    f->dirty = true; /* invariant 10: what the page cache holds is unknown */
+    f->base_shared =
+        !h.overlay && (links_of(f->dfd) > 1 || links_of(f->cfd) > 1);
     /* Counted in s->alloc already: at open, or by the change that made
      * the files as they are. */
     f->alloc = files_alloc(f->dfd, f->cfd);
@@ -1211,9 +1024,9 @@ static bool block_ok(const struct chunk_store *s, uint32_t stored,
 /* Check blocks [@b0, @b0 + @nb) of chunk @id, in @buf (nb * block size
  * bytes), against their stored checksums @raw (little-endian); @layer
  * names where they were read from, for the log. */
-static int crcs_check(const struct chunk_store *s, uint64_t id,
-                      const char *layer, const uint8_t *raw, uint32_t b0,
-                      uint32_t nb, const uint8_t *buf)
+int chunk_crcs_check(const struct chunk_store *s, uint64_t id,
+                     const char *layer, const uint8_t *raw, uint32_t b0,
+                     uint32_t nb, const uint8_t *buf)
 {
     int rc = 0;
 
@@ -1233,107 +1046,60 @@ static int crcs_check(const struct chunk_store *s, uint64_t id,
 
 /* Read the checksums of blocks [@b0, @b0 + @nb) from @cfd into @stack
  * (STACK_BLOCKS entries) or, for more, a buffer it allocates; *raw is the
- * one used (free it unless it is @stack).  @rwf as for pread_full(). */
-static int crcs_load(int cfd, uint32_t b0, uint32_t nb, uint8_t *stack,
-                     uint8_t **raw, int rwf)
+ * one used (free it unless it is @stack).  @rwf as for chunk_pread_full(). */
+int chunk_crcs_load(int cfd, uint32_t b0, uint32_t nb, uint8_t *stack,
+                    uint8_t **raw, int rwf)
 {
     *raw = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
     if (!*raw)
         return -ENOMEM;
-    return pread_full(cfd, *raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4, rwf);
+    return chunk_pread_full(cfd, *raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4,
+                            rwf);
 }
 
 /* Verify blocks [@b0, @b0 + @nb) of chunk @id, already read into @buf (nb
  * * block size bytes), against the checksums in @cfd: one read of exactly
- * the entries concerned (@rwf as for pread_full()). */
-static int blocks_verify(struct chunk_store *s, uint64_t id, int cfd,
-                         const char *layer, uint32_t b0, uint32_t nb,
-                         const uint8_t *buf, int rwf)
+ * the entries concerned (@rwf as for chunk_pread_full()). */
+int chunk_blocks_verify(struct chunk_store *s, uint64_t id, int cfd,
+                        const char *layer, uint32_t b0, uint32_t nb,
+                        const uint8_t *buf, int rwf)
 {
     uint8_t stack[4 * STACK_BLOCKS];
     uint8_t *raw;
-    int rc = crcs_load(cfd, b0, nb, stack, &raw, rwf);
+    int rc = chunk_crcs_load(cfd, b0, nb, stack, &raw, rwf);
 
     if (rc == 0)
-        rc = crcs_check(s, id, layer, raw, b0, nb, buf);
-    if (raw != stack)
-        free(raw);
-    return rc;
-}
-
-/* Where block @b of overlay @f is read from (invariants 6 and 7). */
-enum ov_src { OV_OWN, OV_BASE, OV_ZERO };
-
-static enum ov_src ov_src_of(const struct chunk_file *f, uint32_t b,
-                             uint32_t stored)
-{
-    if (ov_present(f, b, stored))
-        return OV_OWN;
-    return (uint64_t)b * CHUNK_BLOCK_SIZE < f->base_len ? OV_BASE : OV_ZERO;
-}
-
-/* blocks_load() of an overlay: each run of blocks from where it lives,
- * verified against that layer's checksums. */
-static int ov_blocks_load(struct chunk_store *s, struct chunk_file *f,
-                          uint32_t b0, uint32_t nb, uint8_t *buf, int rwf)
-{
-    uint8_t stack[4 * STACK_BLOCKS];
-    uint8_t *raw;
-    uint32_t i = 0;
-    int rc = crcs_load(f->cfd, b0, nb, stack, &raw, rwf);
-
-    while (rc == 0 && i < nb) {
-        enum ov_src src = ov_src_of(f, b0 + i, get_le32(raw + 4 * i));
-        uint32_t j = i + 1;
-        while (j < nb && ov_src_of(f, b0 + j, get_le32(raw + 4 * j)) == src)
-            j++;
-        uint8_t *p = buf + (size_t)i * CHUNK_BLOCK_SIZE;
-        size_t n = (size_t)(j - i) * CHUNK_BLOCK_SIZE;
-        off_t off = (off_t)(b0 + i) * CHUNK_BLOCK_SIZE;
-        if (src == OV_OWN) {
-            rc = pread_full(f->dfd, p, n, off, rwf);
-            if (rc == 0)
-                rc = crcs_check(s, f->id, "overlay", raw + 4 * i, b0 + i, j - i,
-                                p);
-        } else if (src == OV_BASE) {
-            rc = pread_full(f->bdfd, p, n, off, rwf);
-            if (rc == 0)
-                rc = blocks_verify(s, f->id, f->bcfd, "base", b0 + i, j - i, p,
-                                   rwf);
-        } else {
-            memset(p, 0, n);
-        }
-        i = j;
-    }
+        rc = chunk_crcs_check(s, id, layer, raw, b0, nb, buf);
     if (raw != stack)
         free(raw);
     return rc;
 }
 
 /* Read blocks [@b0, @b0 + @nb) of @f into @buf (nb * block size bytes) and
- * verify each against its stored checksum (@rwf as for pread_full()). */
-static int blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
-                       uint32_t nb, uint8_t *buf, int rwf)
+ * verify each against its stored checksum (@rwf as for chunk_pread_full()). */
+int chunk_blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
+                      uint32_t nb, uint8_t *buf, int rwf)
 {
     int rc;
 
     if (s->fault_read_eio && f->id == s->fault_read_eio)
         return -EIO; /* chunk_store_set_fault_read_eio(): a failing disk */
     if (f->overlay)
-        return ov_blocks_load(s, f, b0, nb, buf, rwf);
-    rc = pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
-                    (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
+        return chunk_ov_blocks_load(s, f, b0, nb, buf, rwf);
+    rc = chunk_pread_full(f->dfd, buf, (size_t)nb * CHUNK_BLOCK_SIZE,
+                          (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     return rc < 0 ? rc
-                  : blocks_verify(s, f->id, f->cfd, "data", b0, nb, buf, rwf);
+                  : chunk_blocks_verify(s, f->id, f->cfd, "data", b0, nb, buf,
+                                        rwf);
 }
 
 /* Store @nb checksums, already little-endian in @raw, with one write
- * (@rwf as for pwrite_full()). */
-static int crcs_store(struct chunk_file *f, uint32_t b0, const uint8_t *raw,
-                      uint32_t nb, int rwf)
+ * (@rwf as for chunk_pwrite_full()). */
+int chunk_crcs_store(struct chunk_file *f, uint32_t b0, const uint8_t *raw,
+                     uint32_t nb, int rwf)
 {
-    return pwrite_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE + (off_t)b0 * 4,
-                       rwf);
+    return chunk_pwrite_full(f->cfd, raw, (size_t)nb * 4,
+                             HDR_SIZE + (off_t)b0 * 4, rwf);
 }
 
 /* ---- Space reservation (invariant 5) ----------------------------------- */
@@ -1355,7 +1121,7 @@ static bool resv_known(const struct chunk_file *f, uint32_t b0, uint32_t nb)
 
 /* Reserve space for blocks [@b0, @b0 + @nb) in both files, unless it is
  * known to be reserved already. */
-static int reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
+int chunk_reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
 {
     uint32_t b;
     int rc;
@@ -1376,7 +1142,7 @@ static int reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
 }
 
 /* Forget the reservation of blocks @b0 and up (they were truncated). */
-static void resv_clear_from(struct chunk_file *f, uint32_t b0)
+void chunk_resv_clear_from(struct chunk_file *f, uint32_t b0)
 {
     for (uint32_t b = b0; f->resv && b < CHUNK_BLOCKS; b++)
         f->resv[b / 64] &= ~((uint64_t)1 << (b % 64));
@@ -1415,7 +1181,7 @@ static int store_open(const char *dir, bool with_stage,
 static int sweep_kind(int dfd, uint64_t id)
 {
     char name[32];
-    struct hdr h;
+    struct chunk_hdr h;
     int fd, rc;
 
     snprintf(name, sizeof(name), "%016llx.crc", (unsigned long long)id);
@@ -1451,9 +1217,8 @@ static int sweep_dir(const char *path)
             owner = 3; /* none: always a leftover */
         else if (strcmp(suffix, ".wmap") == 0)
             owner = 4; /* any chunk */
-        for (size_t i = 0; i < OV_NSUFFIXES; i++)
-            if (strcmp(suffix, ov_suffixes[i]) == 0)
-                owner = 2;
+        else if (chunk_ov_is_suffix(suffix))
+            owner = 2;
         if (owner < 0)
             continue;
         int kind = owner == 3
@@ -1584,45 +1349,10 @@ void chunk_store_close(struct chunk_store *s)
 
 /* ---- Versions ---------------------------------------------------------- */
 
-/* How copy_file() copies: a reflink or nothing (-EOPNOTSUPP), or a
- * reflink where it can and the data segments otherwise. */
-enum copy_mode { COPY_REFLINK, COPY_ANY };
-static int copy_file(struct chunk_store *s, int in, int out,
-                     enum copy_mode mode);
-
-/* Give chunk @to the base of overlay @from: hard links to the same two
- * files (invariant 9). */
-static int base_link(const struct chunk_store *s, uint64_t from, uint64_t to)
-{
-    static const char *const names[] = {".bdata", ".bcrc"};
-    char a[4096], b[4096];
-
-    for (size_t i = 0; i < 2; i++) {
-        chunk_path(s, from, names[i], a, sizeof(a));
-        chunk_path(s, to, names[i], b, sizeof(b));
-        if (unlink(b) < 0 && errno != ENOENT)
-            return -errno;
-        if (link(a, b) < 0)
-            return -errno;
-    }
-    return 0;
-}
-
-/* What a new chunk is made from (files_prepare()): nothing (NULL), a flat
- * chunk's files to reflink, or an overlay's base (@id's .bdata and .bcrc)
- * with its own layer to copy (@dfd and @cfd; -1 for an empty layer). */
-struct copy_src {
-    uint64_t id;
-    bool overlay;
-    int dfd, cfd;
-    uint64_t length, base_len;
-    const uint8_t *pres; /* PRES_BYTES or NULL */
-};
-
 /* Create (empty) the data file of chunk @id, named with @data_suffix,
  * and its ID.crc.tmp, into *dfd and *cfd (-1 when not opened). */
-static int open_new_pair(struct chunk_store *s, uint64_t id,
-                         const char *data_suffix, int *dfd, int *cfd)
+int chunk_open_new_pair(struct chunk_store *s, uint64_t id,
+                        const char *data_suffix, int *dfd, int *cfd)
 {
     char path[4096];
     int fd;
@@ -1641,8 +1371,8 @@ static int open_new_pair(struct chunk_store *s, uint64_t id,
     return 0;
 }
 
-/* Remove what files_prepare() made of @f and close its files. */
-static void files_abort(struct chunk_store *s, struct chunk_file *f)
+/* Remove what chunk_files_prepare() made of @f and close its files. */
+void chunk_files_abort(struct chunk_store *s, struct chunk_file *f)
 {
     static const char *const names[] = {"", ".crc.tmp", ".wmap"};
     char path[4096];
@@ -1651,57 +1381,58 @@ static void files_abort(struct chunk_store *s, struct chunk_file *f)
         chunk_path(s, f->id, names[i], path, sizeof(path));
         unlink(path);
     }
-    ov_unlink(s, f->id);
+    chunk_ov_unlink(s, f->id);
     file_shut(f);
 }
 
 /* The first half of making chunk @f at @ver: every file written under
  * its final name but the checksum file, which is ID.crc.tmp, with the
- * written-block map created last.  Its sync makes all of it durable on
- * a journaling file system, so the syncs after it find little to do.
- * A copy of a flat chunk is a reflink or nothing (-EOPNOTSUPP); an
- * overlay's copy links the same base and copies the layer (reflinked or
- * sparse).  On failure nothing of @f is left. */
-static int files_prepare(struct chunk_store *s, struct chunk_file *f,
-                         uint64_t ver, const struct copy_src *src)
+ * written-block map created last.  Only the files with contents are
+ * synced: the checksum file (its header) and a copied data file; on a
+ * journaling file system the first sync also commits every new name,
+ * so the one after it finds nothing more to write.  The map is not
+ * synced here (chunk_wmap.c says why).  A copy of a flat chunk is a
+ * reflink or nothing (-EOPNOTSUPP); an overlay's copy links its base and
+ * copies the source's layer (reflinked or sparse).  A folder of chunks/
+ * made here is made durable at once (once in the store's life).  On
+ * failure nothing of @f is left. */
+int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
+                        uint64_t ver, const struct chunk_copy_src *src)
 {
     char path[4096];
     bool ov = src && src->overlay;
     int rc = 0;
 
     chunk_dir_path(s, f->id, path, sizeof(path));
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+    if (mkdir(path, 0755) == 0) {
+        snprintf(path, sizeof(path), "%s/chunks", s->dir);
+        rc = chunk_fsync_path(path);
+    } else if (errno != EEXIST) {
         return -errno;
-    if (ov) {
-        rc = base_link(s, src->id, f->id);
+    }
+    if (rc == 0 && ov) {
+        rc = chunk_ov_base_link(s, src, f->id);
         f->overlay = true;
         f->base_len = src->base_len;
     }
     if (rc == 0)
-        rc = open_new_pair(s, f->id, ov ? ".ov" : "", &f->dfd, &f->cfd);
+        rc = chunk_open_new_pair(s, f->id, ov ? ".ov" : "", &f->dfd, &f->cfd);
     if (rc == 0 && src && src->dfd >= 0) {
-        enum copy_mode mode = ov ? COPY_ANY : COPY_REFLINK;
-        rc = copy_file(s, src->dfd, f->dfd, mode);
+        enum chunk_copy_mode mode = ov ? CHUNK_COPY_ANY : CHUNK_COPY_REFLINK;
+        rc = chunk_copy_file(s, src->dfd, f->dfd, mode);
         if (rc == 0)
-            rc = copy_file(s, src->cfd, f->cfd, mode);
+            rc = chunk_copy_file(s, src->cfd, f->cfd, mode);
     }
-    if (rc == 0 && ov && src->pres) {
-        f->pres = malloc(PRES_BYTES);
-        if (!f->pres)
-            rc = -ENOMEM;
-        else {
-            memcpy(f->pres, src->pres, PRES_BYTES);
-            rc = pres_store(s, f);
-        }
-    }
+    if (rc == 0 && ov && src->pres)
+        rc = chunk_ov_pres_copy(s, f, src->pres);
     if (rc == 0 && ov)
-        rc = base_open(s, f);
+        rc = chunk_ov_base_open(s, f);
     if (rc == 0)
-        rc = hdr_write(f, ver, src ? src->length : 0, 0);
+        rc = chunk_hdr_write(f, ver, src ? src->length : 0, 0);
     if (rc == 0)
-        rc = flush_early(f->cfd);
+        rc = chunk_flush_early(f->cfd);
     if (rc == 0)
-        rc = flush_early(f->dfd);
+        rc = chunk_flush_early(f->dfd);
     /* A new chunk, or a copy for copy-on-write, starts with nothing
      * written since.  Without its map (an error; a crash after its
      * commit) the history is unknown, which readers take as everything. */
@@ -1710,17 +1441,18 @@ static int files_prepare(struct chunk_store *s, struct chunk_file *f,
         log_warn("chunk create: written-block map not created: "
                  "chunk=%016llx",
                  (unsigned long long)f->id);
-    if (rc == 0 && (fdatasync(f->cfd) < 0 || fdatasync(f->dfd) < 0))
+    if (rc == 0 && (fdatasync(f->cfd) < 0 ||
+                    (src && src->dfd >= 0 && fdatasync(f->dfd) < 0)))
         rc = -errno;
     if (rc < 0)
-        files_abort(s, f);
+        chunk_files_abort(s, f);
     return rc;
 }
 
 /* The second half: rename ID.crc.tmp into place, which makes the chunk
- * exist, and make the directory entries durable. */
-static int files_commit(struct chunk_store *s, struct chunk_file *f,
-                        uint64_t ver, uint64_t length)
+ * exist, and make the folder's entries durable (one sync). */
+int chunk_files_commit(struct chunk_store *s, struct chunk_file *f,
+                       uint64_t ver, uint64_t length)
 {
     char path[4096], tmp[4096], dir[4096];
     int rc;
@@ -1729,134 +1461,29 @@ static int files_commit(struct chunk_store *s, struct chunk_file *f,
     chunk_path(s, f->id, ".crc", path, sizeof(path));
     if (rename(tmp, path) < 0) {
         rc = -errno;
-        files_abort(s, f);
+        chunk_files_abort(s, f);
         return rc;
     }
     chunk_dir_path(s, f->id, dir, sizeof(dir));
-    rc = fsync_path(dir);
-    if (rc == 0) {
-        snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
-        rc = fsync_path(dir);
-    }
+    rc = chunk_fsync_path(dir);
     f->exists = true;
     f->version = ver;
     f->length = length;
+    f->dirty = false; /* invariant 10: its files were synced */
     f->alloc = 0;
-    alloc_update(s, f);
+    chunk_alloc_update(s, f);
     __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
     return rc;
 }
 
-/* Create chunk @f at @ver from @src (see files_prepare()).  A crash
+/* Create chunk @f at @ver from @src (see chunk_files_prepare()).  A crash
  * part-way leaves no chunk (and files that the next open sweeps). */
 static int files_create(struct chunk_store *s, struct chunk_file *f,
-                        uint64_t ver, const struct copy_src *src)
+                        uint64_t ver, const struct chunk_copy_src *src)
 {
-    int rc = files_prepare(s, f, ver, src);
+    int rc = chunk_files_prepare(s, f, ver, src);
 
-    return rc < 0 ? rc : files_commit(s, f, ver, src ? src->length : 0);
-}
-
-/* An overlay being made of a flat chunk (ov_prepare(), ov_switch()). */
-struct ov_new {
-    int dfd, cfd; /* its own layer and new checksum file, not yet in place */
-};
-
-/* Undo ov_prepare() of @f: close and remove the new files and links. */
-static void ov_unprepare(struct chunk_store *s, struct chunk_file *f,
-                         struct ov_new *n)
-{
-    char path[4096];
-
-    if (n->dfd >= 0)
-        close(n->dfd);
-    if (n->cfd >= 0)
-        close(n->cfd);
-    n->dfd = n->cfd = -1;
-    chunk_path(s, f->id, ".crc.tmp", path, sizeof(path));
-    unlink(path);
-    ov_unlink(s, f->id);
-}
-
-/* The first half of turning flat chunk @f (locked exclusive) into an
- * overlay: its data and checksum files, made durable as they are, are
- * linked as the base (.bdata, .bcrc), and an empty layer and a format-2
- * checksum file (as ID.crc.tmp) are written beside them, not synced: the
- * copy's files_prepare() syncs them with its own.  The chunk is still
- * flat and whole.  On failure nothing of it is left. */
-static int ov_prepare(struct chunk_store *s, struct chunk_file *f,
-                      struct ov_new *n)
-{
-    char path[4096], link_to[4096];
-    struct hdr h = {f->version, f->length, f->length, true};
-    int rc = 0;
-
-    n->dfd = n->cfd = -1;
-    if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
-        return -errno;
-    ov_unlink(s, f->id); /* leftovers of an interrupted conversion */
-    chunk_path(s, f->id, "", path, sizeof(path));
-    chunk_path(s, f->id, ".bdata", link_to, sizeof(link_to));
-    if (link(path, link_to) < 0)
-        rc = -errno;
-    chunk_path(s, f->id, ".crc", path, sizeof(path));
-    chunk_path(s, f->id, ".bcrc", link_to, sizeof(link_to));
-    if (rc == 0 && link(path, link_to) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = open_new_pair(s, f->id, ".ov", &n->dfd, &n->cfd);
-    if (rc == 0)
-        rc = hdr_put(n->cfd, &h, 0);
-    if (rc == 0)
-        rc = flush_early(n->cfd);
-    if (rc < 0)
-        ov_unprepare(s, f, n);
-    return rc;
-}
-
-/* The second half: make the new files durable (a no-op when the copy's
- * sync already did) and rename the new .crc over the old one, which is
- * the switch: from here on @f is an overlay over its old files.  It is
- * durable before returning, so that no copy sharing the base can exist
- * on disk while the source could still be flat there.  The flat name of
- * the data goes last. */
-static int ov_switch(struct chunk_store *s, struct chunk_file *f,
-                     struct ov_new *n)
-{
-    char crc[4096], tmp[4096], dir[4096];
-    int rc = 0;
-
-    chunk_dir_path(s, f->id, dir, sizeof(dir));
-    chunk_path(s, f->id, ".crc", crc, sizeof(crc));
-    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
-    if (fdatasync(n->cfd) < 0 || fdatasync(n->dfd) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = fsync_path(dir); /* the new names before the switch */
-    if (rc == 0 && rename(tmp, crc) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        ov_unprepare(s, f, n);
-        return rc;
-    }
-    /* An overlay from here on, whatever happens next. */
-    f->bdfd = f->dfd;
-    f->bcfd = f->cfd;
-    f->dfd = n->dfd;
-    f->cfd = n->cfd;
-    f->overlay = true;
-    f->base_len = f->length;
-    free(f->resv); /* invariant 5: other files, other space */
-    f->resv = NULL;
-    /* Its old files stay counted in the store's sum as the base (until
-     * base_release()); its own are the new ones. */
-    f->alloc = 0;
-    alloc_update(s, f);
-    chunk_path(s, f->id, "", tmp, sizeof(tmp));
-    unlink(tmp); /* its inode lives on as .bdata */
-    log_debug(DBG, "chunk overlay: chunk=%016llx version=%llu",
-              (unsigned long long)f->id, (unsigned long long)f->version);
-    return fsync_path(dir);
+    return rc < 0 ? rc : chunk_files_commit(s, f, ver, src ? src->length : 0);
 }
 
 static int chunk_create(struct chunk_store *s, struct chunk_file *f,
@@ -1890,7 +1517,7 @@ int chunk_store_setversion(struct chunk_store *s, uint64_t id, uint64_t old_ver,
     else if (f->version != old_ver)
         rc = -ESTALE;
     else {
-        rc = hdr_write(f, new_ver, f->length, 0);
+        rc = chunk_hdr_write(f, new_ver, f->length, 0);
         if (rc == 0 && fdatasync(f->cfd) < 0)
             rc = -errno;
         if (rc == 0)
@@ -1918,6 +1545,8 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
     else if (ver != 0 && f->version > ver)
         rc = -ESTALE;
     else {
+        /* Invariant 9: a flat chunk's files that overlays link stay. */
+        uint64_t kept = chunk_ov_shared_bytes(f);
         /* The .crc file goes first: it is what makes a chunk exist. */
         chunk_path(s, id, ".crc", path, sizeof(path));
         if (unlink(path) < 0 && errno != ENOENT)
@@ -1928,17 +1557,17 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             chunk_path(s, id, ".wmap", path, sizeof(path));
             unlink(path);
             /* Invariant 9: an overlay's base goes with its last link. */
-            base_release(s, f);
-            ov_unlink(s, id);
+            chunk_ov_unlink(s, id); /* a base goes with its last link */
             file_shut(f);
-            alloc_update(s, f);
+            chunk_alloc_update(s, f);
+            __atomic_add_fetch(&s->alloc, kept, __ATOMIC_RELAXED);
             __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
             bad_clear(s, id);
             /* docs/protocol.md §7.6: the deletion is durable before the
              * reply, so a crash cannot bring the chunk back after metad
              * forgot it. */
             chunk_dir_path(s, id, path, sizeof(path));
-            rc = fsync_path(path);
+            rc = chunk_fsync_path(path);
             log_debug(DBG, "chunk delete: chunk=%016llx rc=%d",
                       (unsigned long long)id, rc);
         }
@@ -2009,16 +1638,17 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return -errno;
     if (f->exists) {
+        uint64_t kept = chunk_ov_shared_bytes(f); /* as in delete */
         chunk_path(s, f->id, ".crc", to, sizeof(to));
         if (unlink(to) < 0 && errno != ENOENT)
             return -errno;
-        base_release(s, f);
         file_shut(f);
-        alloc_update(s, f);
+        chunk_alloc_update(s, f);
+        __atomic_add_fetch(&s->alloc, kept, __ATOMIC_RELAXED);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
     /* The copy is flat: the files of an overlay it replaces go. */
-    ov_unlink(s, f->id);
+    chunk_ov_unlink(s, f->id);
     /* The copy's past writes were never seen here: its map is unknown. */
     chunk_path(s, f->id, ".wmap", to, sizeof(to));
     if (unlink(to) < 0 && errno != ENOENT)
@@ -2032,12 +1662,12 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
     if (rename(from, to) < 0)
         return -errno;
     file_shut(sf);
-    alloc_update(s->stage, sf);
+    chunk_alloc_update(s->stage, sf);
     __atomic_sub_fetch(&s->stage->count, 1, __ATOMIC_RELAXED);
-    rc = fsync_path(dir);
+    rc = chunk_fsync_path(dir);
     if (rc == 0) {
         snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
-        rc = fsync_path(dir);
+        rc = chunk_fsync_path(dir);
     }
     if (rc < 0)
         return rc;
@@ -2135,7 +1765,7 @@ static int copy_range(int in, int out, off_t off, off_t end)
             }
             if (r == 0)
                 break;
-            if ((rc = pwrite_full(out, buf, (size_t)r, off, 0)) < 0)
+            if ((rc = chunk_pwrite_full(out, buf, (size_t)r, off, 0)) < 0)
                 break;
         }
         off += r;
@@ -2145,10 +1775,10 @@ static int copy_range(int in, int out, off_t off, off_t end)
 }
 
 /* Make @out a copy of @in: a reflink when allowed and possible, else
- * (COPY_ANY) the data segments one by one, holes left as holes, and the
+ * (CHUNK_COPY_ANY) the data segments one by one, holes left as holes, and the
  * same size. */
-static int copy_file(struct chunk_store *s, int in, int out,
-                     enum copy_mode mode)
+int chunk_copy_file(struct chunk_store *s, int in, int out,
+                    enum chunk_copy_mode mode)
 {
     struct stat st;
     off_t off = 0;
@@ -2163,7 +1793,7 @@ static int copy_file(struct chunk_store *s, int in, int out,
             return -errno;
         __atomic_store_n(&s->reflink_failed, true, __ATOMIC_RELAXED);
     }
-    if (mode == COPY_REFLINK)
+    if (mode == CHUNK_COPY_REFLINK)
         return -EOPNOTSUPP;
     if (fstat(in, &st) < 0)
         return -errno;
@@ -2190,58 +1820,21 @@ static int copy_file(struct chunk_store *s, int in, int out,
     return rc;
 }
 
-/* Create chunk @df at @ver as an overlay copy of @sf (both locked
- * exclusive; invariant 9).  A flat @sf becomes an overlay too, with an
- * empty layer; an overlay @sf gives its base and a copy of its layer.
- * Three journal commits in all on a journaling file system: everything
- * new, then the source's switch, then the copy's rename. */
-static int ov_clone(struct chunk_store *s, struct chunk_file *sf,
-                    struct chunk_file *df, uint64_t ver)
-{
-    bool convert = !sf->overlay;
-    struct copy_src src = {sf->id,     true,         sf->dfd, sf->cfd,
-                           sf->length, sf->base_len, sf->pres};
-    struct ov_new n;
-    int rc;
-
-    if (convert) {
-        rc = ov_prepare(s, sf, &n);
-        if (rc < 0)
-            return rc;
-        src.dfd = src.cfd = -1; /* its layer is empty */
-        src.base_len = sf->length;
-    }
-    rc = files_prepare(s, df, ver, &src);
-    if (rc < 0) {
-        if (convert)
-            ov_unprepare(s, sf, &n);
-        return rc;
-    }
-    if (convert) {
-        rc = ov_switch(s, sf, &n);
-        if (rc < 0) {
-            files_abort(s, df);
-            return rc;
-        }
-    }
-    return files_commit(s, df, ver, src.length);
-}
-
 /* Create chunk @df at @ver as a copy of @sf (both locked exclusive): a
  * reflink of a flat chunk where the file system has them, else an
- * overlay copy (ov_clone()). */
+ * overlay copy (chunk_ov_clone()). */
 static int clone_files(struct chunk_store *s, struct chunk_file *sf,
                        struct chunk_file *df, uint64_t ver)
 {
-    struct copy_src flat = {sf->id,     false,      sf->dfd, sf->cfd,
-                            sf->length, sf->length, NULL};
+    struct chunk_copy_src flat = {sf->id,  false,      false,      sf->dfd,
+                                  sf->cfd, sf->length, sf->length, NULL};
     int rc = -EOPNOTSUPP;
 
     if (!sf->overlay && !s->no_reflink &&
         !__atomic_load_n(&s->reflink_failed, __ATOMIC_RELAXED))
         rc = files_create(s, df, ver, &flat);
     if (rc == -EOPNOTSUPP)
-        rc = ov_clone(s, sf, df, ver);
+        rc = chunk_ov_clone(s, sf, df, ver);
     log_debug(DBG,
               "chunk clone: chunk=%016llx version=%llu -> %016llx "
               "overlay=%d rc=%d",
@@ -2258,7 +1851,7 @@ int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
 
     if (new_ver == 0 || src_id == new_id)
         return -EINVAL;
-    /* Exclusive: the source may become an overlay (ov_clone()). */
+    /* Exclusive: the source may become an overlay (chunk_ov_clone()). */
     rc = file_lock(s, src_id, src_ver, true, &sf);
     if (rc < 0)
         return rc;
@@ -2281,7 +1874,7 @@ int chunk_store_clone(struct chunk_store *s, uint64_t src_id, uint64_t src_ver,
 
 /* ---- Data -------------------------------------------------------------- */
 
-/* Read under @f's shared lock; @rwf as for pread_full(). */
+/* Read under @f's shared lock; @rwf as for chunk_pread_full(). */
 static int read_locked(struct chunk_store *s, struct chunk_file *f,
                        uint32_t off, uint32_t len, void *buf, int rwf)
 {
@@ -2302,12 +1895,12 @@ static int read_locked(struct chunk_store *s, struct chunk_file *f,
     nb = (uint32_t)((end + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE) - b0;
     if (off % CHUNK_BLOCK_SIZE == 0 && end % CHUNK_BLOCK_SIZE == 0) {
         /* Whole blocks: straight into the caller's buffer. */
-        return blocks_load(s, f, b0, nb, buf, rwf);
+        return chunk_blocks_load(s, f, b0, nb, buf, rwf);
     }
     tmp = malloc((size_t)nb * CHUNK_BLOCK_SIZE);
     if (!tmp)
         return -ENOMEM;
-    rc = blocks_load(s, f, b0, nb, tmp, rwf);
+    rc = chunk_blocks_load(s, f, b0, nb, tmp, rwf);
     if (rc == 0)
         memcpy(buf, tmp + (off - (size_t)b0 * CHUNK_BLOCK_SIZE),
                (size_t)(end - off));
@@ -2367,35 +1960,12 @@ static int block_merge(struct chunk_store *s, struct chunk_file *f, uint32_t b,
     if (bstart >= f->length) {
         memset(blk, 0, CHUNK_BLOCK_SIZE); /* invariant 1 */
     } else {
-        rc = blocks_load(s, f, b, 1, blk, 0);
+        rc = chunk_blocks_load(s, f, b, 1, blk, 0);
         if (rc < 0)
             return rc;
     }
     memcpy(blk + (lo - bstart), buf + (lo - off), (size_t)(hi - lo));
     return 0;
-}
-
-/* Invariant 8: blocks [@b0, @b0 + @nb) of overlay @f were just written
- * with checksums @crc; those whose checksum is 0 are not present by it,
- * so they go into .pres, once their data and checksums are durable.
- * (crc32c of a block is 0 for one block in 2^32: this is rarely done.) */
-static int ov_mark_zero_crcs(struct chunk_store *s, struct chunk_file *f,
-                             uint32_t b0, uint32_t nb, const uint8_t *crc)
-{
-    bool any = false;
-
-    for (uint32_t i = 0; i < nb && !any; i++)
-        any = get_le32(crc + 4 * i) == 0 && !pres_test(f, b0 + i);
-    if (!any)
-        return 0;
-    if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
-        return -errno;
-    if (!f->pres && !(f->pres = calloc(1, PRES_BYTES)))
-        return -ENOMEM;
-    for (uint32_t i = 0; i < nb; i++)
-        if (get_le32(crc + 4 * i) == 0)
-            f->pres[(b0 + i) / 8] |= (uint8_t)(1u << ((b0 + i) % 8));
-    return pres_store(s, f);
 }
 
 /* Whether any of the @nb checksums in @crc is 0. */
@@ -2412,10 +1982,11 @@ static int sync_files(struct chunk_file *f)
 {
     if (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0)
         return -errno;
+    f->dirty = false; /* invariant 10 */
     return chunk_wmap_sync(&f->wmap);
 }
 
-/* Write under @f's exclusive lock.  @rwf as for pwrite_full(); with
+/* Write under @f's exclusive lock.  @rwf as for chunk_pwrite_full(); with
  * RWF_NOWAIT the caller (chunk_store_write_nowait()) has made sure that
  * the write is whole blocks, so that no block is read, and that their
  * space is known to be reserved, so that nothing is fallocated. */
@@ -2438,7 +2009,8 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     if (!crc)
         return -ENOMEM;
     assert(!rwf || (!head && !tail && !sync && resv_known(f, b0, nb)));
-    rc = reserve_blocks(f, b0, nb);
+    assert(f->overlay || !f->base_shared); /* invariant 9 */
+    rc = chunk_reserve_blocks(f, b0, nb);
     if (rc < 0)
         goto out;
     if (head)
@@ -2484,23 +2056,24 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     /* Length first, so invariant 1 holds whatever happens next.  The
      * header is cached in the handle: growing it is this one write. */
     if (end > f->length) {
-        rc = hdr_write(f, f->version, end, rwf);
+        rc = chunk_hdr_write(f, f->version, end, rwf);
         if (rc < 0)
             goto out;
         f->length = end;
     }
+    f->dirty = true; /* invariant 10 */
     rc = data_write(s, f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     if (rc == 0)
-        rc = crcs_store(f, b0, crc, nb, rwf);
+        rc = chunk_crcs_store(f, b0, crc, nb, rwf);
     if (rc == 0 && f->overlay)
-        rc = ov_mark_zero_crcs(s, f, b0, nb, crc);
+        rc = chunk_ov_mark_zero_crcs(s, f, b0, nb, crc);
     if (rc == 0 && sync)
         rc = sync_files(f);
 out:
     /* A nowait write fills space already reserved: only a blocking one
      * can allocate (fallocate, or a file system without it). */
     if (!rwf)
-        alloc_update(s, f);
+        chunk_alloc_update(s, f);
     if (crc != stack)
         free(crc);
     return rc;
@@ -2518,8 +2091,10 @@ int chunk_store_write(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc < 0)
         return rc;
     if (len > 0)
+        rc = chunk_ov_unshare(s, f); /* invariant 9 */
+    if (len > 0 && rc == 0)
         rc = write_locked(s, f, off, buf, len, sync, 0);
-    else if (sync)
+    else if (len == 0 && sync)
         rc = sync_files(f);
     file_unlock(s, f);
     return rc;
@@ -2551,8 +2126,8 @@ int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
     rc = file_lock_nowait(s, id, ver, true, &f);
     if (rc < 0)
         return rc;
-    if (!resv_known(f, b0, nb))
-        rc = -EAGAIN; /* fallocate() may block */
+    if (!resv_known(f, b0, nb) || f->base_shared)
+        rc = -EAGAIN; /* fallocate() or chunk_ov_unshare() may block */
     else
         rc = write_locked(s, f, off, buf, len, false, rwf);
     file_unlock(s, f);
@@ -2570,62 +2145,14 @@ void chunk_store_set_fault_read_eio(struct chunk_store *s, uint64_t id)
     s->fault_read_eio = id;
 }
 
+void chunk_store_set_link_max(struct chunk_store *s, uint32_t max)
+{
+    s->link_max = max;
+}
+
 int chunk_store_sync(struct chunk_store *s, uint64_t id, uint64_t ver)
 {
     return chunk_store_write(s, id, ver, 0, NULL, 0, true);
-}
-
-/* Shrink overlay @f (locked exclusive) to @length.  Unlike a flat chunk,
- * whose boundary block is fixed after the cut, an overlay takes the new
- * boundary block into its own layer and makes the new header durable
- * before anything is cut: a block cut from its layer would otherwise read
- * through to the base again (invariant 7) after a crash. */
-static int ov_truncate_shrink(struct chunk_store *s, struct chunk_file *f,
-                              uint32_t length)
-{
-    uint32_t bl = length / CHUNK_BLOCK_SIZE;
-    uint32_t keep = (length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE;
-    uint64_t base_len = (uint64_t)bl * CHUNK_BLOCK_SIZE;
-    int rc = 0;
-
-    if (length % CHUNK_BLOCK_SIZE) {
-        uint8_t *blk = malloc(CHUNK_BLOCK_SIZE);
-        uint8_t crc[4];
-        if (!blk)
-            return -ENOMEM;
-        rc = blocks_load(s, f, bl, 1, blk, 0);
-        if (rc == 0) {
-            memset(blk + length % CHUNK_BLOCK_SIZE, 0,
-                   CHUNK_BLOCK_SIZE - length % CHUNK_BLOCK_SIZE);
-            put_le32(crc, crc32c(0, blk, CHUNK_BLOCK_SIZE));
-            rc = reserve_blocks(f, bl, 1);
-        }
-        if (rc == 0)
-            rc = pwrite_full(f->dfd, blk, CHUNK_BLOCK_SIZE,
-                             (off_t)bl * CHUNK_BLOCK_SIZE, 0);
-        if (rc == 0)
-            rc = crcs_store(f, bl, crc, 1, 0);
-        if (rc == 0)
-            rc = ov_mark_zero_crcs(s, f, bl, 1, crc);
-        free(blk);
-    }
-    if (rc == 0 && (fdatasync(f->dfd) < 0 || fdatasync(f->cfd) < 0))
-        rc = -errno;
-    if (rc < 0)
-        return rc;
-    if (base_len < f->base_len)
-        f->base_len = base_len;
-    rc = hdr_write(f, f->version, length, 0);
-    if (rc == 0 && fdatasync(f->cfd) < 0)
-        rc = -errno;
-    if (rc < 0)
-        return rc;
-    f->length = length;
-    resv_clear_from(f, keep); /* invariant 5 */
-    if (ftruncate(f->dfd, (off_t)keep * CHUNK_BLOCK_SIZE) < 0 ||
-        ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
-        return -errno;
-    return 0;
 }
 
 int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
@@ -2646,9 +2173,12 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (length >= f->length) {
         /* Growing: the new range is already zeros (invariant 1; for an
          * overlay also invariant 7). */
-        rc = hdr_write(f, f->version, length, 0);
+        rc = chunk_hdr_write(f, f->version, length, 0);
         goto done;
     }
+    rc = chunk_ov_unshare(s, f); /* invariant 9: the base's tail stays */
+    if (rc < 0)
+        goto out;
     /* The blocks that become zeros are written, for the map. */
     uint32_t old_nb =
         (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
@@ -2656,7 +2186,7 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (rc < 0)
         goto out;
     if (f->overlay) {
-        rc = ov_truncate_shrink(s, f, length);
+        rc = chunk_ov_truncate_shrink(s, f, length);
         goto done;
     }
     if (length % CHUNK_BLOCK_SIZE) {
@@ -2667,7 +2197,7 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
             rc = -ENOMEM;
             goto out;
         }
-        rc = blocks_load(s, f, bl, 1, blk, 0);
+        rc = chunk_blocks_load(s, f, bl, 1, blk, 0);
         if (rc < 0)
             goto out;
         memset(blk + length % CHUNK_BLOCK_SIZE, 0,
@@ -2676,24 +2206,24 @@ int chunk_store_truncate(struct chunk_store *s, uint64_t id, uint64_t ver,
     }
     /* Data first: a crash before the checksum is fixed leaves the boundary
      * block failing its checksum, which is detected. */
-    resv_clear_from(f, bl); /* invariant 5: the space past it goes */
+    chunk_resv_clear_from(f, bl); /* invariant 5: the space past it goes */
     if (ftruncate(f->dfd, length) < 0) {
         rc = -errno;
         goto out;
     }
     if (length % CHUNK_BLOCK_SIZE)
-        rc = crcs_store(f, bl, crc, 1, 0);
+        rc = chunk_crcs_store(f, bl, crc, 1, 0);
     if (rc == 0 && ftruncate(f->cfd, HDR_SIZE + (off_t)keep * 4) < 0)
         rc = -errno;
     if (rc == 0)
-        rc = hdr_write(f, f->version, length, 0);
+        rc = chunk_hdr_write(f, f->version, length, 0);
 done:
     if (rc == 0) {
         f->length = length;
         rc = sync_files(f);
     }
 out:
-    alloc_update(s, f);
+    chunk_alloc_update(s, f);
     free(blk);
     file_unlock(s, f);
     return rc;
@@ -2738,14 +2268,14 @@ int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
     if (nb && (!raw || (f->overlay && !braw)))
         rc = -ENOMEM;
     else if (nb)
-        rc = pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE, 0);
+        rc = chunk_pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE, 0);
     if (rc == 0 && braw)
-        rc = pread_full(f->bcfd, braw, (size_t)nb * 4, HDR_SIZE, 0);
+        rc = chunk_pread_full(f->bcfd, braw, (size_t)nb * 4, HDR_SIZE, 0);
     for (uint32_t b = 0; rc == 0 && b < nb; b++) {
         uint32_t stored = get_le32(raw + 4 * b);
         bool data = stored != 0;
-        if (f->overlay && ov_src_of(f, b, stored) != OV_OWN)
-            data = ov_src_of(f, b, stored) == OV_BASE &&
+        if (f->overlay && chunk_ov_src_of(f, b, stored) != CHUNK_OV_OWN)
+            data = chunk_ov_src_of(f, b, stored) == CHUNK_OV_BASE &&
                    get_le32(braw + 4 * b) != 0;
         else if (f->overlay)
             data = true; /* present, maybe with a checksum of 0 */
@@ -2782,23 +2312,10 @@ static const char *data_name(const char *crc_name, char *out)
     return out;
 }
 
-/* The space of overlay @id's files in directory @dfd but its .crc: its
- * layer, and its share of the base's two files (their space divided by
- * their links, so that the overlays over one base add up to it once). */
-static uint64_t ov_list_alloc(int dfd, uint64_t id)
+/* The bytes file @st takes on disk divided by its names. */
+static uint64_t share_of(const struct stat *st)
 {
-    static const char *const names[] = {".ov", ".bdata", ".bcrc"};
-    uint64_t n = 0;
-
-    for (size_t i = 0; i < 3; i++) {
-        char name[32];
-        struct stat st;
-        snprintf(name, sizeof(name), "%016llx%s", (unsigned long long)id,
-                 names[i]);
-        if (fstatat(dfd, name, &st, 0) == 0 && st.st_nlink > 0)
-            n += (uint64_t)st.st_blocks * 512 / st.st_nlink;
-    }
-    return n;
+    return st->st_nlink ? (uint64_t)st->st_blocks * 512 / st->st_nlink : 0;
 }
 
 static int list_dir(struct chunk_store *s, const char *sub,
@@ -2815,7 +2332,7 @@ static int list_dir(struct chunk_store *s, const char *sub,
         return errno == ENOENT ? 0 : -errno;
     while (rc == 0 && (de = readdir(d))) {
         struct chunk_info ci;
-        struct hdr h;
+        struct chunk_hdr h;
         char name[17];
         struct stat st;
         int fd;
@@ -2831,11 +2348,13 @@ static int list_dir(struct chunk_store *s, const char *sub,
             close(fd);
             continue;
         }
-        ci.alloc = files_alloc(-1, fd);
+        /* A flat chunk's files that overlays link as their base count
+         * for their share, as chunk_ov_list_alloc() counts the rest. */
+        ci.alloc = fstat(fd, &st) == 0 ? share_of(&st) : 0;
         if (h.overlay)
-            ci.alloc += ov_list_alloc(dirfd(d), ci.id);
+            ci.alloc += chunk_ov_list_alloc(dirfd(d), ci.id);
         else if (fstatat(dirfd(d), data_name(de->d_name, name), &st, 0) == 0)
-            ci.alloc += (uint64_t)st.st_blocks * 512;
+            ci.alloc += share_of(&st);
         close(fd);
         ci.version = h.version;
         ci.length = h.length;

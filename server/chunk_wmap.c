@@ -67,8 +67,12 @@ int chunk_wmap_create(struct chunk_wmap *m, const char *path)
         free(bits);
         return -errno;
     }
+    /* Not synced: until the chunk's first sync (chunk_wmap_sync()) an
+     * empty map lost by a crash of the host is lost with every other map
+     * (chunk_wmap_boot_begin()), and a crash of the process leaves it in
+     * the page cache.  A copy-on-write saves a sync by this. */
     if (pwrite(fd, WMAP_MAGIC, WMAP_HDR, 0) != WMAP_HDR ||
-        ftruncate(fd, WMAP_HDR + PROTO_WMAP_BYTES) < 0 || fdatasync(fd) < 0)
+        ftruncate(fd, WMAP_HDR + PROTO_WMAP_BYTES) < 0)
         rc = errno ? -errno : -EIO;
     if (rc < 0) {
         close(fd);

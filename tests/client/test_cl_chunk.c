@@ -298,6 +298,38 @@ static void test_cl_chunk_read_skips_down_server(void **state)
     assert_memory_equal(got, b, sizeof(b));
 }
 
+/* A replica metad dropped from the chunk (after a failure, by a drain)
+ * while the client held its location: the first read that fails on it
+ * makes the next read locate again, and it is not tried any more. */
+static void test_cl_chunk_read_failure_refreshes_location(void **state)
+{
+    struct fk_fix *f = *state;
+    uint8_t b[100], got[100];
+    uint32_t dropped;
+
+    fk_fill(b, sizeof(b), 17);
+    write_ok(f, 0, b, sizeof(b));
+    assert_int_equal(cl_file_read(f->c, f->n, 0, sizeof(got), got),
+                     (int)sizeof(got));
+    fk_lock(f->fk);
+    struct fk_slot *s = &f->fk->slot[0];
+    dropped = s->servers[0];
+    memmove(s->servers, s->servers + 1, (s->n - 1) * sizeof(s->servers[0]));
+    s->n--;
+    fk_unlock(f->fk);
+    fk_fail(f->fk, (int)dropped, PROTO_MSG_CHUNK_READ_REQ, -ENOENT, 100);
+    unsigned locates = fk_seen(f->fk, 0, PROTO_MSG_CHUNK_LOCATE_REQ);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cl_file_read(f->c, f->n, 0, sizeof(got), got),
+                         (int)sizeof(got));
+        assert_memory_equal(got, b, sizeof(b));
+    }
+    assert_int_equal(fk_seen(f->fk, (int)dropped, PROTO_MSG_CHUNK_READ_REQ),
+                     2); /* the warm-up read and the one that failed */
+    assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_CHUNK_LOCATE_REQ),
+                     locates + 1);
+}
+
 static void test_cl_chunk_locate_error(void **state)
 {
     struct fk_fix *f = *state;
@@ -328,6 +360,7 @@ int test_cl_chunk(void)
         T(test_cl_chunk_read_fails_over_and_reports),
         T(test_cl_chunk_read_every_replica_fails),
         T(test_cl_chunk_read_skips_down_server),
+        T(test_cl_chunk_read_failure_refreshes_location),
         T(test_cl_chunk_locate_error),
     };
 #undef T

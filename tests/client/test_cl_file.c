@@ -5,6 +5,7 @@
  * size may have changed (docs/caching.md §3, "Files held open").
  */
 #include "fake_cluster.h"
+#include "fault_inject.h"
 
 #include "cl_internal.h"
 
@@ -55,6 +56,28 @@ static void test_cl_file_delayed_write_error_reported_once(void **state)
     assert_int_equal(cl_file_flush(f->c, f->n), 0);
     assert_int_equal(cl_client_dirty(f->c), 0);
     /* Nothing reached metad as written. */
+    assert_int_equal(FK_GET(f->fk, f->fk->size), 0);
+}
+
+/* Out of memory when writing delayed writes back: the flush fails with
+ * ENOMEM, nothing is reported to metad as written, and the error is not
+ * reported twice. */
+static void test_cl_file_writeback_enomem(void **state)
+{
+    struct fk_fix *f = *state;
+    uint8_t b[100];
+
+    fk_fill(b, sizeof(b), 3);
+    assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
+                     (int)sizeof(b));
+    fault_inject_set(&(struct fault_rule){
+        .call = FAULT_CALLOC, .nth = 1, .this_thread = true});
+    assert_int_equal(cl_file_flush(f->c, f->n), -ENOMEM);
+    assert_int_equal(fault_inject_hits(FAULT_CALLOC), 1);
+    fault_inject_clear();
+    assert_int_equal(fk_seen(f->fk, 1, PROTO_MSG_CHUNK_WRITE_REQ), 0);
+    assert_int_equal(cl_file_flush(f->c, f->n), 0);
+    assert_int_equal(cl_client_dirty(f->c), 0);
     assert_int_equal(FK_GET(f->fk, f->fk->size), 0);
 }
 
@@ -204,6 +227,8 @@ int test_cl_file(void)
         cmocka_unit_test_setup_teardown(
             test_cl_file_delayed_write_error_reported_once, setup_writeback,
             fk_fix_teardown),
+        cmocka_unit_test_setup_teardown(test_cl_file_writeback_enomem,
+                                        setup_writeback, fk_fix_teardown),
         cmocka_unit_test_setup_teardown(test_cl_file_sync_write_after_delayed,
                                         setup_writeback, fk_fix_teardown),
         cmocka_unit_test_setup_teardown(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# it-long: started first by scripts/run-integration.sh
+# it-manual: run by `make test-deb`, not by `make test`
 # test-deb.sh: the Debian package builds (docs/operations.md, "Install").
 #
 # `make deb` (dpkg-buildpackage -us -uc -b on a copy of the tree) with
@@ -8,7 +8,8 @@
 # five programs, the three systemd units, the example configs, bash
 # completion and the man pages (each program's and each CLI verb's, as
 # `tessera --help` lists the verbs), depends on the libraries it links,
-# and its programs run when unpacked.  `make test-deb` runs this alone.
+# and its programs run when unpacked.  `make test-deb` runs it;
+# it is not part of `make test` (it builds the whole tree once more).
 # Needs: make, dpkg-buildpackage, dpkg-deb, dh, help2man and the
 # Build-Depends of debian/control; exits 77 when one is missing.
 . "$(dirname "$0")/lib.sh"

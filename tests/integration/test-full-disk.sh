@@ -6,7 +6,8 @@
 #   1. files a and b get a chunk each; a grows to 60 MiB, which leaves each
 #      server less free space than a chunk: both are full.
 #   2. a new file's first write fails with ENOSPC at once (no server may
-#      take a new chunk, though each has 38 MiB free).
+#      take a new chunk, though each has 38 MiB free); written without
+#      fsync, its close reports ENOSPC.
 #   3. b grows into the space left: the write fails with ENOSPC (the disk
 #      itself ran out), and everything written before reads back equal;
 #      an NBD write to a new chunk fails with NBD_ENOSPC (qemu-io says "No
@@ -85,6 +86,20 @@ b_sha=$(want_sha "$TS_MNT/b" 0 1 2)
 sleep 2 # a heartbeat tells metad how little is free
 got=$(wr "$TS_MNT/c" 0 1 5)
 it_expect_eq "a new chunk with every server full (38 MiB free each)" "$got" ENOSPC
+# Without fsync: the delayed write fails at write-back, which gives up
+# and reports ENOSPC at close (not retried for ever).
+got=$(python3 - "$TS_MNT/c2" <<'EOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"x" * (1 << 20))
+try:
+    os.close(fd)
+    print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+EOF
+)
+it_expect_eq "close after a delayed write with every server full" "$got" ENOSPC
 # ---- 3. The disk itself runs out -----------------------------------------
 got=$(wr "$TS_MNT/b" 1 40 4)
 it_expect_eq "growing b past the disks" "$got" ENOSPC

@@ -67,6 +67,19 @@ printf a >"$M/pub/s3" && chmod 04777 "$M/pub/s3"
 echo x >>"$M/pub/s3"
 it_expect_eq "root's write keeps setuid" "$(stat -c %a "$M/pub/s3")" 4777
 
+# A write drops a file capability as it drops setuid.  The mount answers
+# the kernel's ask for security.capability before each write from memory
+# once metad said there is none (client-fuse/fc_nocap.c): a setcap
+# through the mount must end that.
+if command -v setcap >/dev/null && command -v getcap >/dev/null; then
+    printf a >"$M/pub/c1" && chmod 0777 "$M/pub/c1"
+    echo x >>"$M/pub/c1" # the mount learns that c1 has no capability
+    setcap cap_net_raw+ep "$M/pub/c1" || it_fail "setcap on the mount"
+    [ -n "$(getcap "$M/pub/c1")" ] || it_fail "getcap does not show it"
+    echo y >>"$M/pub/c1" || it_fail "a write to a file with a capability"
+    it_expect_eq "a write drops the file capability" "$(getcap "$M/pub/c1")" ""
+fi
+
 # ftruncate on a file just created with mode 0, through its O_RDWR fd.
 out=$(cd "$M/pub" && as_nobody /usr/bin/python3 -c 'import os
 fd = os.open("z", os.O_CREAT | os.O_RDWR, 0)

@@ -1,4 +1,4 @@
-/* Tests for copy-on-write by overlays (server/chunk_store.c, invariants
+/* Tests for copy-on-write by overlays (server/chunk_overlay.c, invariants
  * 6-9): a clone without reflinks freezes the source's data as a base
  * shared by hard links, and both chunks write only their own layer.
  * Reflinks are turned off so that every file system takes this path.
@@ -212,14 +212,16 @@ static void test_chunk_overlay_clone_reads_through(void **state)
     struct chunk_info ci;
 
     make_clone(fx);
-    /* Both are overlays over one base, and neither copied anything. */
-    assert_true(has_file(fx, SRC, ".bdata") && has_file(fx, DST, ".bdata"));
-    assert_false(has_file(fx, SRC, ""));
-    assert_int_equal(stat_of(fx, SRC, ".bdata").st_ino,
+    /* The copy is an overlay whose base is the source's own files, which
+     * stays flat, and nothing was copied. */
+    assert_true(has_file(fx, SRC, "") && has_file(fx, DST, ".bdata"));
+    assert_false(has_file(fx, SRC, ".bdata"));
+    assert_int_equal(stat_of(fx, SRC, "").st_ino,
                      stat_of(fx, DST, ".bdata").st_ino);
-    assert_int_equal(stat_of(fx, SRC, ".bdata").st_nlink, 2);
+    assert_int_equal(stat_of(fx, SRC, ".crc").st_ino,
+                     stat_of(fx, DST, ".bcrc").st_ino);
+    assert_int_equal(stat_of(fx, SRC, "").st_nlink, 2);
     assert_int_equal(stat_of(fx, DST, ".ov").st_blocks, 0);
-    assert_int_equal(stat_of(fx, SRC, ".ov").st_blocks, 0);
     assert_int_equal(chunk_store_stat(fx->s, DST, &ci), 0);
     assert_int_equal(ci.version, 1);
     assert_int_equal(ci.length, SRC_LEN);
@@ -260,12 +262,84 @@ static void test_chunk_overlay_partial_write_merges_base(void **state)
     write_one_side(fx, DST, 3 * BS - 50, 100, 0xc3);
 }
 
+/* The source's first write in place makes it an overlay over its old
+ * files first (invariant 9), so the copy still reads them. */
 static void test_chunk_overlay_source_stays_writable(void **state)
+{
+    struct fix *fx = *state;
+    ino_t base;
+
+    make_clone(fx);
+    base = stat_of(fx, SRC, "").st_ino;
+    write_one_side(fx, SRC, 7 * BS, BS, 0x11);
+    assert_false(has_file(fx, SRC, ""));
+    assert_int_equal(stat_of(fx, SRC, ".bdata").st_ino, base);
+    assert_int_equal(stat_of(fx, DST, ".bdata").st_nlink, 2);
+}
+
+/* The same after a reopen: the store sees that the source's files are
+ * some overlay's base from their links alone. */
+static void test_chunk_overlay_source_shared_after_reopen(void **state)
 {
     struct fix *fx = *state;
 
     make_clone(fx);
-    write_one_side(fx, SRC, 7 * BS, BS, 0x11);
+    store_reopen(fx);
+    write_one_side(fx, SRC, 2 * BS, 3 * BS, 0x12);
+    assert_true(has_file(fx, SRC, ".bdata"));
+}
+
+/* Shrinking the source cuts nothing from the copy's base. */
+static void test_chunk_overlay_source_truncate_keeps_base(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t *e = expect_with(fx, BS, SRC_LEN - BS, 0);
+
+    make_clone(fx);
+    assert_int_equal(chunk_store_truncate(fx->s, SRC, 2, BS), 0);
+    assert_int_equal(chunk_store_truncate(fx->s, SRC, 2, SRC_LEN), 0);
+    assert_reads(fx, SRC, 2, e);
+    assert_reads(fx, DST, 1, fx->base);
+    free(e);
+}
+
+/* The loop thread never converts: a write into a shared flat source is
+ * left to a worker (-EAGAIN). */
+static void test_chunk_overlay_source_nowait_write_defers(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t w[BS];
+
+    int rc = -EAGAIN;
+
+    make_clone(fx);
+    chunk_store_set_inline_writes(fx->s, CHUNK_INLINE_BUFFERED);
+    memset(w, 0x13, sizeof(w));
+    /* An unshared chunk takes it (after at most one try that teaches the
+     * store what the file system allows). */
+    assert_int_equal(chunk_store_setversion(fx->s, DST2, 0, 1), 0);
+    write_fill(fx, DST2, 1, 0, BS, 0x15);
+    for (int i = 0; i < 2 && rc == -EAGAIN; i++)
+        rc = chunk_store_write_nowait(fx->s, DST2, 1, 0, w, BS);
+    assert_int_equal(rc, 0);
+    assert_int_equal(chunk_store_write_nowait(fx->s, SRC, 2, 0, w, BS),
+                     -EAGAIN);
+    assert_reads(fx, SRC, 2, fx->base);
+    assert_false(has_file(fx, SRC, ".bdata"));
+}
+
+/* Once every copy over it is gone, the source is written in place again
+ * without becoming an overlay. */
+static void test_chunk_overlay_source_unshared_stays_flat(void **state)
+{
+    struct fix *fx = *state;
+
+    make_clone(fx);
+    assert_int_equal(chunk_store_delete(fx->s, DST, 0), 0);
+    assert_int_equal(stat_of(fx, SRC, "").st_nlink, 1);
+    write_fill(fx, SRC, 2, 0, BS, 0x14);
+    assert_false(has_file(fx, SRC, ".bdata"));
+    assert_true(has_file(fx, SRC, ""));
 }
 
 static void test_chunk_overlay_clone_of_clone_shares_base(void **state)
@@ -279,7 +353,7 @@ static void test_chunk_overlay_clone_of_clone_shares_base(void **state)
     assert_int_equal(chunk_store_clone(fx->s, DST, 1, DST2, 1), 0);
     /* One level: the copy's base is the first base, plus DST's layer. */
     assert_int_equal(stat_of(fx, DST2, ".bdata").st_ino,
-                     stat_of(fx, SRC, ".bdata").st_ino);
+                     stat_of(fx, SRC, "").st_ino);
     assert_reads(fx, DST2, 1, e1);
     write_fill(fx, DST, 1, 0, BS, 0x22);
     assert_reads(fx, DST, 1, e2);
@@ -374,8 +448,8 @@ static void test_chunk_overlay_allocated_counts_base_once(void **state)
 
     make_clone(fx);
     shared = chunk_store_allocated(fx->s);
-    flat = (uint64_t)stat_of(fx, SRC, ".bdata").st_blocks * 512 +
-           (uint64_t)stat_of(fx, SRC, ".bcrc").st_blocks * 512;
+    flat = (uint64_t)stat_of(fx, SRC, "").st_blocks * 512 +
+           (uint64_t)stat_of(fx, SRC, ".crc").st_blocks * 512;
     assert_true(shared >= flat && shared - flat < (64u << 10));
     store_reopen(fx);
     assert_int_equal(chunk_store_allocated(fx->s), shared);
@@ -494,6 +568,9 @@ static void test_chunk_overlay_switched_conversion_swept(void **state)
     char a[256], b[256];
 
     make_clone(fx);
+    /* A write of what it holds makes the source an overlay. */
+    assert_int_equal(chunk_store_write(fx->s, SRC, 2, 0, fx->base, BS, true),
+                     0);
     chunk_store_close(fx->s);
     path_of(fx, SRC, ".bdata", a, sizeof(a));
     path_of(fx, SRC, "", b, sizeof(b));
@@ -505,6 +582,112 @@ static void test_chunk_overlay_switched_conversion_swept(void **state)
     assert_reads(fx, DST, 1, fx->base);
 }
 
+/* A crash while a copy is made, before its name (its .crc) is durable:
+ * the copy's files go, the source is flat and no longer shared. */
+static void test_chunk_overlay_unnamed_copy_swept(void **state)
+{
+    struct fix *fx = *state;
+    char a[256], b[256];
+
+    make_clone(fx);
+    chunk_store_close(fx->s);
+    path_of(fx, DST, ".crc", a, sizeof(a));
+    path_of(fx, DST, ".crc.tmp", b, sizeof(b));
+    assert_int_equal(rename(a, b), 0);
+    store_open(fx);
+    assert_int_equal(chunk_store_count(fx->s), 1);
+    assert_false(has_file(fx, DST, ".bdata") || has_file(fx, DST, ".bcrc") ||
+                 has_file(fx, DST, ".ov") || has_file(fx, DST, ".crc.tmp"));
+    assert_int_equal(stat_of(fx, SRC, "").st_nlink, 1);
+    assert_reads(fx, SRC, 2, fx->base);
+    write_fill(fx, SRC, 2, 0, BS, 0x16);
+    assert_false(has_file(fx, SRC, ".bdata"));
+}
+
+/* A crash while a shared source becomes an overlay, before its switch:
+ * its new names go, it is flat and still the copy's base, and its next
+ * write converts it again. */
+static void test_chunk_overlay_interrupted_unshare_swept(void **state)
+{
+    struct fix *fx = *state;
+    static const char *const from[] = {"", ".crc", ".crc"};
+    static const char *const to[] = {".bdata", ".bcrc", ".crc.tmp"};
+    char a[256], b[256];
+
+    make_clone(fx);
+    chunk_store_close(fx->s);
+    for (int i = 0; i < 3; i++) {
+        path_of(fx, SRC, from[i], a, sizeof(a));
+        path_of(fx, SRC, to[i], b, sizeof(b));
+        assert_int_equal(link(a, b), 0);
+    }
+    store_open(fx);
+    assert_false(has_file(fx, SRC, ".bdata") || has_file(fx, SRC, ".bcrc") ||
+                 has_file(fx, SRC, ".crc.tmp"));
+    assert_int_equal(stat_of(fx, SRC, "").st_nlink, 2);
+    assert_reads(fx, DST, 1, fx->base);
+    write_one_side(fx, SRC, 0, BS, 0x17);
+    assert_true(has_file(fx, SRC, ".bdata"));
+}
+
+/* A base at its file system's link limit (EMLINK; 65,000 on ext4, two
+ * here): a further copy gets a full copy of the base's files instead of
+ * links, reads the same, and the source's conversion does the same. */
+static void test_chunk_overlay_link_limit_copies_base(void **state)
+{
+    struct fix *fx = *state;
+    uint64_t before;
+
+    chunk_store_set_link_max(fx->s, 2);
+    make_clone(fx);
+    assert_int_equal(stat_of(fx, SRC, "").st_nlink, 2);
+    before = chunk_store_allocated(fx->s);
+    assert_int_equal(chunk_store_clone(fx->s, SRC, 2, DST2, 1), 0);
+    assert_int_equal(stat_of(fx, DST2, ".bdata").st_nlink, 1);
+    assert_int_equal(stat_of(fx, DST2, ".bcrc").st_nlink, 1);
+    assert_true(stat_of(fx, DST2, ".bdata").st_ino !=
+                stat_of(fx, SRC, "").st_ino);
+    assert_true(chunk_store_allocated(fx->s) >= before + SRC_LEN);
+    assert_reads(fx, DST2, 1, fx->base);
+    /* The source, linked twice, converts over a copy of its files too. */
+    write_one_side(fx, SRC, 0, BS, 0x18);
+    assert_int_equal(stat_of(fx, SRC, ".bdata").st_nlink, 1);
+    assert_reads(fx, DST, 1, fx->base);
+    assert_reads(fx, DST2, 1, fx->base);
+    store_reopen(fx);
+    assert_reads(fx, DST2, 1, fx->base);
+    before = chunk_store_allocated(fx->s);
+    /* Deleting all three gives every byte back. */
+    assert_int_equal(chunk_store_delete(fx->s, SRC, 0), 0);
+    assert_int_equal(chunk_store_delete(fx->s, DST, 0), 0);
+    assert_int_equal(chunk_store_delete(fx->s, DST2, 0), 0);
+    assert_int_equal(chunk_store_allocated(fx->s), 0);
+    assert_true(before > 0);
+}
+
+/* The byte count stays right when the source goes first while flat and
+ * shared, and when a copy at the link limit is deleted before reopen. */
+static void test_chunk_overlay_allocated_flat_source_deleted(void **state)
+{
+    struct fix *fx = *state;
+    uint64_t flat, shared;
+
+    make_clone(fx);
+    flat = (uint64_t)stat_of(fx, SRC, "").st_blocks * 512 +
+           (uint64_t)stat_of(fx, SRC, ".crc").st_blocks * 512;
+    shared = chunk_store_allocated(fx->s);
+    assert_int_equal(chunk_store_delete(fx->s, SRC, 0), 0);
+    assert_true(chunk_store_allocated(fx->s) >= flat);
+    store_reopen(fx);
+    assert_true(chunk_store_allocated(fx->s) >= flat);
+    assert_true(chunk_store_allocated(fx->s) <= shared);
+    chunk_store_set_link_max(fx->s, 1);
+    assert_int_equal(chunk_store_clone(fx->s, DST, 1, DST2, 1), 0);
+    assert_int_equal(chunk_store_delete(fx->s, DST2, 0), 0);
+    assert_int_equal(chunk_store_delete(fx->s, DST, 0), 0);
+    assert_int_equal(chunk_store_allocated(fx->s), 0);
+}
+
 int test_chunk_overlay(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -513,6 +696,10 @@ int test_chunk_overlay(void)
         T(test_chunk_overlay_block_write_costs_one_block),
         T(test_chunk_overlay_partial_write_merges_base),
         T(test_chunk_overlay_source_stays_writable),
+        T(test_chunk_overlay_source_shared_after_reopen),
+        T(test_chunk_overlay_source_truncate_keeps_base),
+        T(test_chunk_overlay_source_nowait_write_defers),
+        T(test_chunk_overlay_source_unshared_stays_flat),
         T(test_chunk_overlay_clone_of_clone_shares_base),
         T(test_chunk_overlay_delete_any_order),
         T(test_chunk_overlay_survives_reopen),
@@ -525,6 +712,10 @@ int test_chunk_overlay(void)
         T(test_chunk_overlay_truncate_hides_base),
         T(test_chunk_overlay_interrupted_conversion_swept),
         T(test_chunk_overlay_switched_conversion_swept),
+        T(test_chunk_overlay_unnamed_copy_swept),
+        T(test_chunk_overlay_interrupted_unshare_swept),
+        T(test_chunk_overlay_link_limit_copies_base),
+        T(test_chunk_overlay_allocated_flat_source_deleted),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_overlay", tests, NULL, NULL);

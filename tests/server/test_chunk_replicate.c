@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "chunk_internal.h"
+#include "fault_inject.h"
 #include "opcount.h"
 #include "test_chunk_util.h"
 
@@ -80,6 +81,7 @@ static int teardown(void **state)
 {
     struct fix *fx = *state;
 
+    fault_inject_clear();
     peer_close(fx->client);
     for (int i = 0; i < 2; i++) {
         if (fx->n[i].srv.listener)
@@ -277,6 +279,44 @@ static void test_chunk_replicate_handle_replaces_bad_copy(void **state)
     assert_memory_equal(got, a, sizeof(a));
 }
 
+/* The target's disk fails under a repair copy: while writing the copy
+ * (ENOSPC) or making it durable (EIO).  The error is the answer, the
+ * stale replica stays as it was, and the next try goes through. */
+static void test_chunk_replicate_handle_target_disk_fails(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t a[8192], old[8192], got[8192];
+    static const struct {
+        enum fault_call call;
+        int err;
+    } cases[] = {{FAULT_PWRITEV2, ENOSPC}, {FAULT_FDATASYNC, EIO}};
+
+    fill(a, sizeof(a), 11);
+    fill(old, sizeof(old), 12);
+    assert_int_equal(chunk_store_setversion(store(fx, 0), 27, 0, 2), 0);
+    assert_int_equal(
+        chunk_store_write(store(fx, 0), 27, 2, 0, a, sizeof(a), false), 0);
+    assert_int_equal(chunk_store_setversion(store(fx, 1), 27, 0, 1), 0);
+    assert_int_equal(
+        chunk_store_write(store(fx, 1), 27, 1, 0, old, sizeof(old), true), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fault_inject_set(&(struct fault_rule){.call = cases[i].call,
+                                              .path = fx->n[1].dir,
+                                              .nth = 1,
+                                              .err = cases[i].err});
+        assert_int_equal(replicate(fx, 27, 2, fx->n[0].addr), -cases[i].err);
+        assert_int_equal(fault_inject_hits(cases[i].call), 1);
+        fault_inject_clear();
+        assert_int_equal(
+            chunk_store_read(store(fx, 1), 27, 1, 0, sizeof(got), got), 0);
+        assert_memory_equal(got, old, sizeof(old));
+    }
+    assert_int_equal(replicate(fx, 27, 2, fx->n[0].addr), 0);
+    assert_int_equal(chunk_store_read(store(fx, 1), 27, 2, 0, sizeof(got), got),
+                     0);
+    assert_memory_equal(got, a, sizeof(a));
+}
+
 static void test_chunk_replicate_handle_source_unreachable(void **state)
 {
     struct fix *fx = *state;
@@ -396,6 +436,7 @@ int test_chunk_replicate(void)
         T(test_chunk_replicate_handle_replaces_bad_copy),
         T(test_chunk_replicate_handle_source_unreachable),
         T(test_chunk_replicate_handle_rate_limited),
+        T(test_chunk_replicate_handle_target_disk_fails),
         T(test_chunk_replicate_handle_reads_only_data),
         T(test_chunk_replicate_handle_busy),
         T(test_chunk_store_stage_commit_refuses_newer),

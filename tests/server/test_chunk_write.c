@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "chunk_internal.h"
+#include "fault_inject.h"
 #include "test_chunk_util.h"
 
 struct node {
@@ -94,6 +95,7 @@ static int teardown(void **state)
 {
     struct fix *fx = *state;
 
+    fault_inject_clear();
     peer_close(fx->client);
     for (int i = 0; i < NNODES; i++)
         if (!fx->n[i].stopped)
@@ -394,9 +396,8 @@ static void fwd_build_case(uint32_t len)
         proto_chunk_write_req_encode(&w, &m);
         assert_int_equal(w.err, 0);
         assert_int_equal(proto_chunk_write_req_decode(w.p, w.len, &d), 0);
-        assert_int_equal(chunk_write_fwd_build(w.p, w.len, &d, &out, &body, &n,
-                                               &at),
-                         0);
+        assert_int_equal(
+            chunk_write_fwd_build(w.p, w.len, &d, &out, &body, &n, &at), 0);
         assert_int_equal(n, wf.len);
         assert_memory_equal(body, wf.p, n);
         assert_int_equal(proto_chunk_write_req_decode(body, n, &f), 0);
@@ -551,6 +552,100 @@ static void test_chunk_read_handle_inline_same_bytes(void **state)
         assert_int_equal((uint8_t)rep.data.p[i], 0x5b);
 }
 
+/* The disk of one replica fails under a write with chain [B]: the client
+ * gets that error, never OK, whichever replica failed; the other replica
+ * has the data (a failed write may be applied on some replicas, §7.3). */
+static void test_chunk_write_handle_replica_disk_errors(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t data[8192], got[8192];
+    static const struct {
+        int node;
+        enum fault_call call;
+        int err;
+    } cases[] = {
+        {0, FAULT_PWRITEV2, EIO},     /* A's own write */
+        {0, FAULT_FALLOCATE, ENOSPC}, /* A's disk is full */
+        {1, FAULT_PWRITEV2, ENOSPC},  /* B's, behind the forward */
+        {1, FAULT_FDATASYNC, EIO},    /* B cannot make it durable */
+    };
+
+    memset(data, 0x3c, sizeof(data));
+    create_both(fx, 16);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct node *bad = &fx->n[cases[i].node];
+        const struct node *good = &fx->n[1 - cases[i].node];
+        uint32_t off = (uint32_t)(i + 1) * 65536;
+
+        fault_inject_set(&(struct fault_rule){.call = cases[i].call,
+                                              .path = bad->dir,
+                                              .nth = 1,
+                                              .err = cases[i].err});
+        assert_int_equal(
+            write_chain(fx, 16, 1, off, data, sizeof(data), fx->n[1].addr),
+            -cases[i].err);
+        assert_int_equal(fault_inject_hits(cases[i].call), 1);
+        fault_inject_clear();
+        assert_int_equal(
+            chunk_store_read(good->srv.store, 16, 1, off, sizeof(got), got), 0);
+        assert_memory_equal(got, data, sizeof(data));
+    }
+    /* Both serve again once the disks are back. */
+    assert_int_equal(
+        write_chain(fx, 16, 1, 0, data, sizeof(data), fx->n[1].addr), 0);
+}
+
+/* CHUNK_SYNC: a replica whose fdatasync fails fails the sync. */
+static void test_chunk_sync_handle_replica_sync_eio(void **state)
+{
+    struct fix *fx = *state;
+    static const int b[1] = {1};
+    struct proto_chunk_sync_req m = {.chunk_id = 17, .version = 1};
+    struct proto_wbuf w;
+
+    create_both(fx, 17);
+    chain_of(fx, m.chain, &m.nchain, b, 1);
+    for (int node = 0; node < 2; node++) {
+        fault_inject_set(&(struct fault_rule){.call = FAULT_FDATASYNC,
+                                              .path = fx->n[node].dir,
+                                              .nth = 1,
+                                              .err = EIO});
+        proto_wbuf_init(&w);
+        proto_chunk_sync_req_encode(&w, &m);
+        assert_int_equal(call(fx, fx->client, PROTO_MSG_CHUNK_SYNC_REQ, &w),
+                         -EIO);
+        assert_int_equal(fault_inject_hits(FAULT_FDATASYNC), 1);
+        fault_inject_clear();
+    }
+}
+
+/* Out of memory for the forwarded body: -ENOMEM, nothing to free. */
+static void test_chunk_write_fwd_build_enomem(void **state)
+{
+    uint8_t data[5000] = {7};
+    struct proto_chunk_write_req m = {
+        .chunk_id = 1,
+        .version = 1,
+        .data = {(const char *)data, sizeof(data)}};
+    struct proto_chunk_write_req d;
+    const uint8_t *body, *at;
+    struct proto_wbuf w;
+    void *out = NULL;
+    size_t n;
+
+    (void)state;
+    proto_wbuf_init(&w);
+    proto_chunk_write_req_encode(&w, &m);
+    assert_int_equal(proto_chunk_write_req_decode(w.p, w.len, &d), 0);
+    fault_inject_set(&(struct fault_rule){.call = FAULT_MALLOC, .nth = 1});
+    assert_int_equal(
+        chunk_write_fwd_build(w.p, w.len, &d, &out, &body, &n, &at), -ENOMEM);
+    assert_int_equal(fault_inject_hits(FAULT_MALLOC), 1);
+    fault_inject_clear();
+    assert_null(out);
+    proto_wbuf_free(&w);
+}
+
 int test_chunk_write(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -566,6 +661,9 @@ int test_chunk_write(void)
         T(test_chunk_write_handle_fans_out),
         T(test_chunk_sync_handle_fans_out),
         T(test_chunk_read_handle_inline_same_bytes),
+        T(test_chunk_write_handle_replica_disk_errors),
+        T(test_chunk_sync_handle_replica_sync_eio),
+        T(test_chunk_write_fwd_build_enomem),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_write", tests, NULL, NULL);

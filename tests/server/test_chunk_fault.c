@@ -1,0 +1,293 @@
+/* Failures of the disk under server/chunk_store.c's write, sync,
+ * truncate, create and staged-copy (repair) paths, injected with
+ * tests/common/fault_inject.h: each failure is returned as its -errno,
+ * and what was durable before it stays readable. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chunk_internal.h"
+#include "fault_inject.h"
+#include "test_chunk_util.h"
+
+#define ID 0x00000000000b02c4ull
+#define DATA_END                                                               \
+    "/0000000000"                                                              \
+    "0b02c4" /* the data file: no suffix */
+#define LEN (8 * CHUNK_BLOCK_SIZE)
+
+struct fix {
+    char dir[64];
+    struct chunk_store *s;
+    uint8_t old[LEN], new[LEN], got[LEN];
+};
+
+static int setup(void **state)
+{
+    struct fix *fx = calloc(1, sizeof(*fx));
+
+    assert_non_null(fx);
+    strcpy(fx->dir, "/tmp/test_chunk_fault.XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(chunk_store_open(fx->dir, &fx->s), 0);
+    for (size_t i = 0; i < LEN; i++) {
+        fx->old[i] = (uint8_t)(i * 7 + 1);
+        fx->new[i] = (uint8_t)(i * 13 + 5);
+    }
+    /* Chunk ID at version 1 holding @old, durably. */
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->old, LEN, true), 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *fx = *state;
+
+    fault_inject_clear();
+    chunk_store_close(fx->s);
+    test_rm_tree(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static void arm(enum fault_call c, const char *path_end, int err)
+{
+    fault_inject_set(&(struct fault_rule){
+        .call = c, .path_end = path_end, .nth = 1, .err = err});
+}
+
+/* The chunk reads back as @want over [0, LEN). */
+static void expect_data(struct fix *fx, const uint8_t *want)
+{
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, LEN, fx->got), 0);
+    assert_memory_equal(fx->got, want, LEN);
+}
+
+static void test_chunk_store_write_data_eio_keeps_old(void **state)
+{
+    struct fix *fx = *state;
+
+    arm(FAULT_PWRITEV2, DATA_END, EIO);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->new, LEN, true),
+                     -EIO);
+    assert_int_equal(fault_inject_hits(FAULT_PWRITEV2), 1);
+    fault_inject_clear();
+    /* Nothing of the failed write reached the disk: the old data and its
+     * checksums still agree. */
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_write_data_enospc(void **state)
+{
+    struct fix *fx = *state;
+
+    arm(FAULT_PWRITEV2, DATA_END, ENOSPC);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, LEN, fx->new, LEN, false),
+                     -ENOSPC);
+    fault_inject_clear();
+    /* The retry the client makes lands whole. */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, LEN, fx->new, LEN, true),
+                     0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, LEN, LEN, fx->got), 0);
+    assert_memory_equal(fx->got, fx->new, LEN);
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_write_reserve_enospc(void **state)
+{
+    struct fix *fx = *state;
+
+    /* New blocks past the end are reserved first: a full disk fails the
+     * write before anything is written. */
+    arm(FAULT_FALLOCATE, DATA_END, ENOSPC);
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 4 * LEN, fx->new, LEN, false), -ENOSPC);
+    assert_int_equal(fault_inject_hits(FAULT_FALLOCATE), 1);
+    fault_inject_clear();
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_write_crc_eio_then_retry(void **state)
+{
+    struct fix *fx = *state;
+
+    arm(FAULT_PWRITEV2, ".crc", EIO);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->new, LEN, true),
+                     -EIO);
+    fault_inject_clear();
+    /* The data went out without its checksums: not acknowledged, and the
+     * client's retry of the same write puts both right. */
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->new, LEN, true), 0);
+    expect_data(fx, fx->new);
+}
+
+static void test_chunk_store_write_short_writes_complete(void **state)
+{
+    struct fix *fx = *state;
+
+    /* Every data write the kernel cuts to one block: the store goes on
+     * until all of it is written. */
+    fault_inject_set(&(struct fault_rule){.call = FAULT_PWRITEV2,
+                                          .path_end = DATA_END,
+                                          .nth = 1,
+                                          .count = -1,
+                                          .short_len = CHUNK_BLOCK_SIZE});
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->new, LEN, true), 0);
+    assert_true(fault_inject_hits(FAULT_PWRITEV2) >= 2);
+    fault_inject_clear();
+    expect_data(fx, fx->new);
+}
+
+static void test_chunk_store_write_no_progress_eio(void **state)
+{
+    struct fix *fx = *state;
+
+    fault_inject_set(&(struct fault_rule){.call = FAULT_PWRITEV2,
+                                          .path_end = DATA_END,
+                                          .nth = 1,
+                                          .count = -1,
+                                          .short_len = -1});
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->new, LEN, true),
+                     -EIO);
+    fault_inject_clear();
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_write_sync_data_eio(void **state)
+{
+    struct fix *fx = *state;
+
+    arm(FAULT_FDATASYNC, DATA_END, EIO);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->new, LEN, true),
+                     -EIO);
+    fault_inject_clear();
+    /* The sync of the checksums fails too: a later SYNC is not
+     * acknowledged either. */
+    arm(FAULT_FDATASYNC, ".crc", EIO);
+    assert_int_equal(chunk_store_sync(fx->s, ID, 1), -EIO);
+    assert_int_equal(fault_inject_hits(FAULT_FDATASYNC), 1);
+    fault_inject_clear();
+    assert_int_equal(chunk_store_sync(fx->s, ID, 1), 0);
+}
+
+static void test_chunk_store_write_wmap_sync_eio(void **state)
+{
+    struct fix *fx = *state;
+
+    /* A write into blocks never written before marks them in the .wmap,
+     * which a sync makes durable too. */
+    arm(FAULT_FDATASYNC, ".wmap", EIO);
+    assert_int_equal(
+        chunk_store_write(fx->s, ID, 1, 2 * LEN, fx->new, LEN, true), -EIO);
+    assert_int_equal(fault_inject_hits(FAULT_FDATASYNC), 1);
+}
+
+static void test_chunk_store_setversion_create_eio(void **state)
+{
+    struct fix *fx = *state;
+    struct chunk_info ci;
+
+    /* The new .crc is written, synced, renamed and its folder synced; a
+     * failure of any leaves no chunk behind. */
+    arm(FAULT_FDATASYNC, ".crc.tmp", EIO);
+    assert_int_equal(chunk_store_setversion(fx->s, ID + 1, 0, 1), -EIO);
+    fault_inject_clear();
+    assert_int_equal(chunk_store_stat(fx->s, ID + 1, &ci), -ENOENT);
+    arm(FAULT_PWRITEV2, ".crc.tmp", ENOSPC);
+    assert_int_equal(chunk_store_setversion(fx->s, ID + 1, 0, 1), -ENOSPC);
+    fault_inject_clear();
+    assert_int_equal(chunk_store_stat(fx->s, ID + 1, &ci), -ENOENT);
+    assert_int_equal(chunk_store_setversion(fx->s, ID + 1, 0, 1), 0);
+}
+
+static void test_chunk_store_setversion_bump_eio(void **state)
+{
+    struct fix *fx = *state;
+
+    arm(FAULT_FDATASYNC, ".crc", EIO);
+    assert_int_equal(chunk_store_setversion(fx->s, ID, 1, 2), -EIO);
+    fault_inject_clear();
+}
+
+static void test_chunk_store_truncate_eio(void **state)
+{
+    struct fix *fx = *state;
+
+    arm(FAULT_FTRUNCATE, DATA_END, EIO);
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, CHUNK_BLOCK_SIZE + 5),
+                     -EIO);
+    fault_inject_clear();
+    arm(FAULT_FDATASYNC, NULL, EIO);
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, CHUNK_BLOCK_SIZE + 5),
+                     -EIO);
+    fault_inject_clear();
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, CHUNK_BLOCK_SIZE + 5),
+                     0);
+}
+
+static void test_chunk_store_stage_write_enospc(void **state)
+{
+    struct fix *fx = *state;
+
+    /* A repair copy (chunk_replicate.c) of version 2 into the stage: the
+     * disk fills, the copy is aborted and the old replica is untouched. */
+    assert_int_equal(chunk_store_stage_begin(fx->s, ID, 2), 0);
+    arm(FAULT_PWRITEV2, NULL, ENOSPC);
+    assert_int_equal(chunk_store_stage_write(fx->s, ID, 2, 0, fx->new, LEN),
+                     -ENOSPC);
+    fault_inject_clear();
+    chunk_store_stage_abort(fx->s, ID);
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_stage_commit_sync_eio(void **state)
+{
+    struct fix *fx = *state;
+
+    assert_int_equal(chunk_store_stage_begin(fx->s, ID, 2), 0);
+    assert_int_equal(chunk_store_stage_write(fx->s, ID, 2, 0, fx->new, LEN), 0);
+    /* The copy is synced before it replaces the replica: a failing sync
+     * leaves the replica as it was, at its version. */
+    arm(FAULT_FDATASYNC, NULL, EIO);
+    assert_int_equal(chunk_store_stage_commit(fx->s, ID, 2), -EIO);
+    fault_inject_clear();
+    chunk_store_stage_abort(fx->s, ID);
+    expect_data(fx, fx->old);
+    /* A later copy goes through. */
+    assert_int_equal(chunk_store_stage_begin(fx->s, ID, 2), 0);
+    assert_int_equal(chunk_store_stage_write(fx->s, ID, 2, 0, fx->new, LEN), 0);
+    assert_int_equal(chunk_store_stage_commit(fx->s, ID, 2), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID, 2, 0, LEN, fx->got), 0);
+    assert_memory_equal(fx->got, fx->new, LEN);
+}
+
+int test_chunk_fault(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_chunk_store_write_data_eio_keeps_old),
+        T(test_chunk_store_write_data_enospc),
+        T(test_chunk_store_write_reserve_enospc),
+        T(test_chunk_store_write_crc_eio_then_retry),
+        T(test_chunk_store_write_short_writes_complete),
+        T(test_chunk_store_write_no_progress_eio),
+        T(test_chunk_store_write_sync_data_eio),
+        T(test_chunk_store_write_wmap_sync_eio),
+        T(test_chunk_store_setversion_create_eio),
+        T(test_chunk_store_setversion_bump_eio),
+        T(test_chunk_store_truncate_eio),
+        T(test_chunk_store_stage_write_enospc),
+        T(test_chunk_store_stage_commit_sync_eio),
+    };
+#undef T
+    return cmocka_run_group_tests_name("chunk_fault", tests, NULL, NULL);
+}
