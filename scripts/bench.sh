@@ -10,7 +10,11 @@
 #
 # Environment: BENCH_SIZE (MiB per fio file, default 256), BENCH_RUNTIME
 # (seconds per random job, default 8), BENCH_FILES (metadata job, 10000),
-# BENCH_SYSTEMS (default "local tessera1 tessera3 moosefs1 moosefs3").
+# BENCH_SYSTEMS (default "local tessera1 tessera3 moosefs1 moosefs3
+# tessera3noauth tessera3secure").  tessera3noauth and tessera3secure are
+# tessera3 on clusters run with --no-auth and with --secure (every link
+# encrypted, docs/security.md "Secure links"): a last table puts the
+# three side by side, as the cost of authentication and of --secure.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/cluster.sh"
@@ -19,7 +23,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 size=${BENCH_SIZE:-256}
 runtime=${BENCH_RUNTIME:-8}
 nfiles=${BENCH_FILES:-10000}
-systems=${BENCH_SYSTEMS:-local tessera1 tessera3 moosefs1 moosefs3}
+systems=${BENCH_SYSTEMS:-local tessera1 tessera3 moosefs1 moosefs3 tessera3noauth tessera3secure}
 work=$(mktemp -d /tmp/tessera-bench.XXXXXX)
 # Every way out (the end, an error, Ctrl-C, TERM, HUP) goes through here:
 # the Tessera cluster of the moment, the MooseFS peer if this run started
@@ -129,9 +133,10 @@ bench_local() {
     run_fio local "$work/local"
 }
 
-bench_tessera() { # bench_tessera GOAL
-    local goal=$1
-    ts_cluster_init "$work/tessera$goal" 0
+bench_tessera() { # bench_tessera GOAL [FLAVOUR] (ts_flavour: noauth, secure)
+    local goal=$1 flavour=${2:-}
+    ts_flavour "$flavour"
+    ts_cluster_init "$work/tessera$goal$flavour" 0
     if ! ts_start_all 3; then
         echo "bench: Tessera cluster did not start" >&2
         ts_stop_all
@@ -140,7 +145,7 @@ bench_tessera() { # bench_tessera GOAL
     "$TS_BIN/tessera" --meta "$TS_META_ADDR" setgoal "$goal" / >/dev/null ||
         echo "bench: setgoal $goal failed; figures are for the default goal" >&2
     cpu_pids=($(awk '{ print $2 }' "$TS_DIR/pids")) # mount, chunkd, metad
-    run_fio "tessera$goal" "$TS_MNT"
+    run_fio "tessera$goal$flavour" "$TS_MNT"
     ts_stop_all
 }
 
@@ -160,6 +165,8 @@ for s in $systems; do
     local) bench_local ;;
     tessera1) bench_tessera 1 ;;
     tessera3) bench_tessera 3 ;;
+    tessera3noauth) bench_tessera 3 noauth ;;
+    tessera3secure) bench_tessera 3 secure ;;
     moosefs1 | moosefs3)
         if [ $mfs_started -eq 0 ]; then
             mfs_started=1
