@@ -49,12 +49,8 @@ int adm_auth_open(struct adm *a)
     return 0;
 }
 
-int adm_connect(struct adm *a)
+int adm_rpc_open(struct adm *a, const char *addr, struct rpc_client **out)
 {
-    int rc = adm_auth_open(a);
-
-    if (rc < 0)
-        return ADM_EXIT_FAIL;
     struct rpc_opts opts = {
         .role = PROTO_ROLE_ADMIN,
         .name = "tessera admin",
@@ -64,7 +60,17 @@ int adm_connect(struct adm *a)
         .get_cred = a->auth ? cl_auth_key_cred : NULL,
         .cred_arg = a->auth,
     };
-    rc = rpc_client_open(a->meta, &opts, &a->rpc);
+
+    return rpc_client_open(addr, &opts, out);
+}
+
+int adm_connect(struct adm *a)
+{
+    int rc = adm_auth_open(a);
+
+    if (rc < 0)
+        return ADM_EXIT_FAIL;
+    rc = adm_rpc_open(a, a->meta, &a->rpc);
     if (rc == -EKEYREJECTED) {
         fprintf(stderr, "tessera: the metadata server at %s %s\n", a->meta,
                 a->auth ? "refused the key (wrong key or unknown identity), "
@@ -73,8 +79,7 @@ int adm_connect(struct adm *a)
         return ADM_EXIT_FAIL;
     }
     if (rc == -ENOPROTOOPT) {
-        fprintf(stderr,
-                "tessera: the metadata server at %s %s\n", a->meta,
+        fprintf(stderr, "tessera: the metadata server at %s %s\n", a->meta,
                 a->secure ? "does not offer a secure link (--secure)"
                           : "requires a secure link: --secure or "
                             "TESSERA_SECURE=1");

@@ -7,30 +7,34 @@
  * diff asks which 4 KiB blocks of SNAP2 may differ from SNAP1
  * (cl_changes_get(): chunk maps, copy-on-write lineage and the servers'
  * written-block maps; no data is compared), reads only those blocks of
- * SNAP2 and writes them as a stream (protocol/proto_diff.c): DATA records
- * for blocks with data, ZERO records for runs of zeros, then END with two
- * SHA-256 digests.  The base digest covers SNAP1's bytes in the ranges the
- * records rewrite, read from SNAP1 as the records are made; the stream
- * digest covers every byte before it.
+ * SNAP2 and writes them as a stream (protocol/proto_diff.c): a header
+ * with SNAP1's content digest (content_digest(): SHA-256 of the CRC32C of
+ * every 4 KiB block, from the servers' checksums, reading no data), DATA
+ * records for blocks with data, ZERO records for runs of zeros, then END
+ * with two SHA-256 digests.  The base digest covers SNAP1's bytes in the
+ * ranges the records rewrite, read from SNAP1 as the records are made;
+ * the stream digest covers every byte before it.
  *
- * apply-diff reads the file twice.  The first pass checks everything
- * before a byte is written: the layout and order of every record, the
- * stream digest (a damaged or cut file is refused), the image's size
- * against the base's, and the image's own bytes in the ranges the records
- * rewrite against the base digest (a diff made from another base is
- * refused).  The second pass grows the image if the target is larger,
+ * apply-diff checks first that the image is the base as a whole: its
+ * size, and its content digest against the header's.  Then it reads the
+ * file twice.  The first pass checks everything before a byte is
+ * written: the layout and order of every record, the stream digest (a
+ * damaged or cut file is refused), and the image's own bytes in the
+ * ranges the records rewrite against the base digest.  The second pass grows the image if the target is larger,
  * writes DATA, zeroes ZERO ranges (cl_file_zero(), which frees whole
  * chunks' tails), shrinks it if the target is smaller, and syncs.  A
  * failure in the second pass leaves the image part-way; applying the same
  * diff again is then refused (its base no longer matches), and the image
  * should be restored from the base.
  *
- * What the base check does not see: bytes of the image that the diff does
- * not rewrite.  An image that differs from the base only there gets the
- * diff applied; it is a copy of the base that someone changed elsewhere.
+ * What the base checks cannot see: an image that differs from the base
+ * only where the diff does not rewrite and only by blocks of the same
+ * CRC32C (a collision, 1 in 2^32 for a block changed by chance); and the
+ * bytes of a last partial 4 KiB block that the diff does not rewrite.
  */
 #include "adm_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,6 +49,35 @@
 
 #define BLK PROTO_DIFF_BLOCK
 #define PIECE PROTO_DIFF_DATA_MAX /* bytes read or written at once */
+
+/* ---- The base's content digest ------------------------------------------ */
+
+/* SHA-256 of the big-endian CRC32C of each whole 4 KiB block of the first
+ * @size bytes of @ino, in order, as the servers' checksums give them
+ * (cl_file_crcs(): no data is read).  The diff carries its base's; an
+ * image takes the diff only with the same (docs/vmdisk.md). */
+static int content_digest(struct cl_client *cl, uint64_t ino, uint64_t size,
+                          uint8_t *out)
+{
+    uint64_t nblocks = size / BLK;
+    uint8_t *crcs = malloc(PROTO_CRCS_BYTES);
+    struct sha256_ctx h;
+    int rc = crcs ? 0 : -ENOMEM;
+
+    sha256_init(&h);
+    for (uint64_t slot = 0; rc == 0 && slot * PROTO_WMAP_BITS < nblocks;
+         slot++) {
+        uint64_t n = nblocks - slot * PROTO_WMAP_BITS;
+        if (n > PROTO_WMAP_BITS)
+            n = PROTO_WMAP_BITS;
+        rc = cl_file_crcs(cl, ino, slot, crcs);
+        if (rc == 0)
+            sha256_update(&h, (size_t)n * 4, crcs);
+    }
+    sha256_digest(&h, SHA256_DIGEST_SIZE, out);
+    free(crcs);
+    return rc;
+}
 
 /* ---- diff ---------------------------------------------------------------- */
 
@@ -330,8 +363,12 @@ int adm_image_diff(struct adm *a, int argc, char **argv)
             .base_path = {from, (uint32_t)strlen(from)},
             .target_path = {to, (uint32_t)strlen(to)},
         };
+        static_assert(sizeof(h.base_content) == SHA256_DIGEST_SIZE,
+                      "the base content digest is a SHA-256");
+        rc = content_digest(d.cl, fa.ino, fa.size, h.base_content);
         adm_progress_start(&pg, "diff", forced, ta.size);
-        rc = diff_write(&d, &h, &pg, scratch);
+        if (rc == 0)
+            rc = diff_write(&d, &h, &pg, scratch);
         adm_progress_show(&pg, rc == 0 ? ta.size : 0, true);
     }
     if (d.cl) {
@@ -577,10 +614,14 @@ int adm_image_apply_diff(struct adm *a, int argc, char **argv)
         close(in.fd);
         return ADM_EXIT_FAIL;
     }
+    uint8_t content[SHA256_DIGEST_SIZE];
     if (rc == 0 && at.size != in.h.base_size)
         res = CHECK_BASE;
     else if (rc == 0 && (rc = adm_client_open(a, "apply-diff", &cl)) == 0 &&
-             (rc = cl_inode_open(cl, at.ino, at.size, &img)) == 0) {
+             (rc = content_digest(cl, at.ino, at.size, content)) == 0 &&
+             memcmp(content, in.h.base_content, sizeof(content)) != 0)
+        res = CHECK_BASE; /* the image is not the base as a whole */
+    else if (rc == 0 && (rc = cl_inode_open(cl, at.ino, at.size, &img)) == 0) {
         adm_progress_start(&pg, "apply-diff", forced, 2 * in.size);
         rc = apply_check(&in, cl, img, buf, &res, &pg);
         if (rc == 0 && res == CHECK_OK)

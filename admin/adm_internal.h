@@ -56,6 +56,10 @@ void adm_verbs_list(FILE *f);
 /* Connect to a->meta as an admin client.  Returns ADM_EXIT_OK, or
  * ADM_EXIT_UNREACHABLE after printing why on stderr. */
 int adm_connect(struct adm *a);
+/* A connection of a's identity to metad at @addr (one address or a
+ * list), printing nothing: 0 or -errno.  Caller owns *out
+ * (rpc_client_close()). */
+int adm_rpc_open(struct adm *a, const char *addr, struct rpc_client **out);
 /* Report a failed call @what (a negative errno @rc) on stderr and return
  * the exit code for it: ADM_EXIT_UNREACHABLE when the connection failed,
  * ADM_EXIT_FAIL otherwise. */

@@ -7,11 +7,12 @@
  *   tessera meta remove ID
  *
  * status asks whichever replica --meta reaches first (every replica
- * answers META_STATUS) and prints the members, their ids, client and raft
- * addresses, which one leads, and the term, commit and applied indexes as
- * that replica sees them; the JSON has the leader's id under "leader".
- * add and remove go to the leader (the client follows ENOTLEADER there)
- * and return once raft committed the change.
+ * answers META_STATUS), fills in the client addresses it does not know
+ * from the other replicas of --meta (clients_fill()), and prints the members,
+ * their ids, client and raft addresses, which one leads, and the term, commit
+ * and applied indexes as that replica sees them; the JSON has the leader's id
+ * under "leader". add and remove go to the leader (the client follows
+ * ENOTLEADER there) and return once raft committed the change.
  *
  * Exit status: 0; 1 when no leader is known (status) or the change was
  * refused; 2 when no replica can be reached.
@@ -99,6 +100,81 @@ static void print_table(const struct status_report *st)
            kv_u64(st, "applied"), kv_u64(st, "meta.id"));
 }
 
+/* The client address replica @id gives for itself in @st ("-" when
+ * none): every replica knows its own. */
+static const char *self_client(const struct status_report *st, uint64_t *id)
+{
+    struct member_row m;
+
+    *id = kv_u64(st, "meta.id");
+    for (size_t i = 0; i < st->nkv; i++)
+        if (member_parse(&st->kv[i], &m) == 0 && m.id == *id)
+            return strcmp(m.client, "-") ? st->kv[i].value : "-";
+    return "-";
+}
+
+/* Set member @id's client address in @st to the first word of @from
+ * (a "client raft role" value). */
+static void client_fill(struct status_report *st, uint64_t id, const char *from)
+{
+    struct member_row m;
+
+    for (size_t i = 0; i < st->nkv; i++) {
+        char *v;
+
+        if (member_parse(&st->kv[i], &m) < 0 || m.id != id ||
+            strcmp(m.client, "-"))
+            continue;
+        if (asprintf(&v, "%.*s %s %s", (int)strcspn(from, " "), from, m.raft,
+                     m.role) < 0)
+            return;
+        free(st->kv[i].value);
+        st->kv[i].value = v;
+    }
+}
+
+/* A replica's client address is in the group's members table once it has
+ * led or was added with `meta add`; until then the replica answering
+ * shows "-" for it.  Every replica knows its own, so the other addresses
+ * of --meta are asked for theirs (an address that does not answer is
+ * skipped). */
+static void clients_fill(struct adm *a, struct status_report *st)
+{
+    const char *p = a->meta;
+    struct member_row m;
+    bool missing = false;
+
+    for (size_t i = 0; i < st->nkv; i++)
+        missing |= member_parse(&st->kv[i], &m) == 0 && !strcmp(m.client, "-");
+    if (!missing)
+        return;
+
+    while (p && *p) {
+        size_t len = strcspn(p, ",");
+        char addr[256];
+        struct rpc_client *rpc;
+        struct status_report other;
+        struct rpc_reply rep;
+        uint64_t id;
+
+        snprintf(addr, sizeof(addr), "%.*s", (int)len, p);
+        p = p[len] ? p + len + 1 : NULL;
+        if (adm_rpc_open(a, addr, &rpc) < 0)
+            continue;
+        if (rpc_call(rpc, PROTO_MSG_META_STATUS_REQ, NULL, 0, &rep) == 0) {
+            if (status_report_parse(rep.payload, rep.len, &other) == 0) {
+                const char *self = self_client(&other, &id);
+
+                if (strcmp(self, "-"))
+                    client_fill(st, id, self);
+            }
+            status_report_free(&other); /* ours also on error */
+            rpc_reply_free(&rep);
+        }
+        rpc_client_close(rpc);
+    }
+}
+
 static int meta_status(struct adm *a)
 {
     struct status_report st;
@@ -108,6 +184,7 @@ static int meta_status(struct adm *a)
         status_report_free(&st);
         return adm_fail(a, "meta status", rc);
     }
+    clients_fill(a, &st);
     if (a->json)
         print_json(&st);
     else

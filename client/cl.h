@@ -236,6 +236,14 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
 int cl_file_locate(struct cl_client *c, uint64_t ino, uint64_t index,
                    uint64_t prefetch, struct cl_chunk *out);
 
+/* ---- Block checksums (cl_crcs.c) ---------------------------------------- */
+
+/* The CRC32C of each 4 KiB block of slot @index of @ino as it reads, from
+ * the servers' checksums (a hole: a zero block's), big-endian into @out
+ * (PROTO_CRCS_BYTES). */
+int cl_file_crcs(struct cl_client *c, uint64_t ino, uint64_t index,
+                 uint8_t *out);
+
 /* ---- Changes between files (cl_changes.c) ------------------------------- */
 
 /* The PROTO_WMAP_BLOCK-sized blocks of chunk slots [first, first + count)

@@ -7,10 +7,10 @@
  * error (connection, EOLDVER, ECHECKSUM, a timeout) try the next one; a
  * checksum failure is also reported to metad (CHUNK_REPORT CHECKSUM), which
  * replaces that replica; once, however many readers meet it together
- * (cl_reported.c).  A read that needed another replica drops the cached
- * location, so the next one asks metad, which no longer lists a replica
- * it dropped.  When every replica failed, locate again once and go round
- * again, then give up.
+ * (cl_reported.c).  A read that needed another replica shortens the
+ * cached location's life to a second, so a later read asks metad, which
+ * no longer lists a replica it dropped.  When every replica failed, locate
+ * again once and go round again, then give up.
  *
  * Write, sync and truncate run under a write lease (CHUNK_WRITE_BEGIN).  A
  * write goes to chain[0] carrying chain[1..]; its success means the data
@@ -269,10 +269,13 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
             if (rc == 0) {
                 /* A replica failed before this one answered: metad may
                  * have dropped it from the chunk (a failed write, a
-                 * repair, a drain), so the next read locates again
-                 * rather than try it first until the cache expires. */
+                 * repair, a drain), so the location is asked for again
+                 * within CL_LOC_SUSPECT_TTL_MS rather than the replica
+                 * tried first until the cache expires; not at once, so
+                 * that a replica metad still lists costs at most one
+                 * CHUNK_LOCATE a second. */
                 if (i > 0)
-                    cl_loc_invalidate(c->loc, ino, p->index);
+                    cl_loc_suspect(c->loc, ino, p->index, cl_now_ms());
                 return 0;
             }
             log_debug(

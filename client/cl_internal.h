@@ -33,6 +33,8 @@
  * checked by version on every read, so a stale entry costs one retry. */
 #define CL_LOC_TTL_MS 60000
 #define CL_LOC_HOLE_TTL_MS 1000
+/* A location a replica failed on is asked for again after at most this. */
+#define CL_LOC_SUSPECT_TTL_MS 1000
 /* A write or sync that keeps failing gives up after this long: metad
  * declares a silent server down after 5 s (docs/protocol.md §11.8), so
  * one recovery round fits with room to spare. */
@@ -83,6 +85,11 @@ int cl_loc_put(struct cl_loc_cache *c, uint64_t ino,
 int cl_loc_get(struct cl_loc_cache *c, uint64_t ino, uint64_t index,
                uint64_t now_ms, struct cl_chunk *out);
 void cl_loc_invalidate(struct cl_loc_cache *c, uint64_t ino, uint64_t index);
+/* A replica of (@ino, @index) failed: keep the entry at most
+ * CL_LOC_SUSPECT_TTL_MS past @now_ms, so metad is asked again soon but not
+ * at every read while the replica stays listed. */
+void cl_loc_suspect(struct cl_loc_cache *c, uint64_t ino, uint64_t index,
+                    uint64_t now_ms);
 /* Forget every chunk of @ino with index >= @first. */
 void cl_loc_invalidate_from(struct cl_loc_cache *c, uint64_t ino,
                             uint64_t first);

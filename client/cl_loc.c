@@ -6,7 +6,9 @@
  * do not pass metad (docs/architecture.md, "Reading").  Entries expire:
  * holes after CL_LOC_HOLE_TTL_MS (another client may fill them), chunks
  * after CL_LOC_TTL_MS.  Callers invalidate an entry when a chunk server
- * refuses it (old version, checksum, down server) and refetch; a server
+ * refuses it (old version, checksum, down server) and refetch, or cut
+ * its life to CL_LOC_SUSPECT_TTL_MS when one replica failed and another
+ * answered (cl_loc_suspect(): metad may have dropped it); a server
  * metad announces as not up leaves every entry at once
  * (cl_loc_drop_server(), docs/protocol.md §11.7).
  *
@@ -146,6 +148,16 @@ void cl_loc_invalidate(struct cl_loc_cache *c, uint64_t ino, uint64_t index)
         free(e);
         c->count--;
     }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void cl_loc_suspect(struct cl_loc_cache *c, uint64_t ino, uint64_t index,
+                    uint64_t now_ms)
+{
+    pthread_mutex_lock(&c->lock);
+    struct entry *e = *find_locked(c, ino, index);
+    if (e && e->expires_ms > now_ms + CL_LOC_SUSPECT_TTL_MS)
+        e->expires_ms = now_ms + CL_LOC_SUSPECT_TTL_MS;
     pthread_mutex_unlock(&c->lock);
 }
 

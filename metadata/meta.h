@@ -326,6 +326,10 @@ int meta_server_usage_foreach(struct meta_db *db,
                                         uint64_t bytes, void *arg),
                               void *arg);
 
+/* The op log keeps the last META_OPLOG_KEEP records applied (between
+ * that and META_OPLOG_KEEP + META_OPLOG_PRUNE_EVERY - 1 rows). */
+#define META_OPLOG_KEEP 4096
+#define META_OPLOG_PRUNE_EVERY 1024
 /* Walk the op log from @after (exclusive) in order; for replay tests. */
 int meta_oplog_foreach(struct meta_db *db, uint64_t after,
                        int (*fn)(uint64_t seq, const struct meta_op *op,

@@ -124,15 +124,29 @@ bool meta_op_is_mutation(uint16_t opcode)
     return i >= 0 && meta_optab[i].kind == META_OPKIND_MUTATION;
 }
 
+/* The op log keeps the records last applied, for tests that replay them
+ * and for a look at what happened lately; nothing reads it to recover
+ * (the database is the state; with a replicated log, the Raft log is the
+ * durability point).  So it keeps META_OPLOG_KEEP records, pruned every
+ * META_OPLOG_PRUNE_EVERY: by sequence number, the same on every replica. */
 static int oplog_append(struct meta_db *db, const struct meta_op *op)
 {
     sqlite3_stmt *s = meta_st(db, META_ST_OPLOG_APPEND);
+    int64_t seq;
+    int r;
+
     sqlite3_bind_int64(s, 1, op->opcode);
     sqlite3_bind_int64(s, 2, op->now);
     sqlite3_bind_int64(s, 3, (int64_t)op->session_id);
     meta_bind_blob(s, 4, op->payload, op->len);
     sqlite3_bind_int64(s, 5, op->format);
-    return meta_st_exec(db, s, "append op log");
+    r = meta_st_exec(db, s, "append op log");
+    seq = sqlite3_last_insert_rowid(db->sql);
+    if (r < 0 || seq % META_OPLOG_PRUNE_EVERY || seq <= META_OPLOG_KEEP)
+        return r;
+    s = meta_st(db, META_ST_OPLOG_PRUNE);
+    sqlite3_bind_int64(s, 1, seq - META_OPLOG_KEEP);
+    return meta_st_exec(db, s, "prune op log");
 }
 
 int meta_apply(struct meta_db *db, const struct meta_op *op,

@@ -310,6 +310,7 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_OPLOG_LIST] = "SELECT seq, opcode, now, session_id, payload,"
                            " format FROM oplog WHERE seq > ?1 ORDER BY seq",
     [META_ST_OPLOG_COUNT] = "SELECT count(*) FROM oplog",
+    [META_ST_OPLOG_PRUNE] = "DELETE FROM oplog WHERE seq <= ?1",
     [META_ST_MEMBER_SET] = "INSERT OR REPLACE INTO members(id, client_addr,"
                            " raft_addr) VALUES(?1, ?2, ?3)",
     [META_ST_MEMBER_DEL] = "DELETE FROM members WHERE id = ?1",

@@ -12,10 +12,12 @@
  * is meta_server.c's.  With --raft this metad is replica N of a group
  * whose records go through the Raft log in DIR/raft (meta_raft.c); it
  * serves while it leads.  Without, it is alone, with the local log.
- * SIGINT and SIGTERM stop cleanly: the listener and
- * every connection close, the loop runs down, the database is closed and
- * the process exits 0.  Bad arguments, an unusable data directory or
- * database, or an address it cannot listen on exit 1 with one message.
+ * SIGINT and SIGTERM stop cleanly: the listener and every connection
+ * close, the loop runs down, the database is closed and the process exits
+ * 0; a stop not done within META_STOP_GRACE_MS, or a second signal, ends
+ * the process with exit 1 (common/stop_guard.c).  Bad arguments, an
+ * unusable data directory or database, or an address it cannot listen on
+ * exit 1 with one message.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,14 +36,17 @@
 #include "meta.h"
 #include "meta_raft.h"
 #include "meta_srv.h"
+#include "stop_guard.h"
 
 /* --repair-mbps 0: 1 TiB/s, which no repair reaches, so the budget never
  * holds a copy back (and the token arithmetic stays far from overflow). */
 #define REPAIR_MBPS_UNLIMITED (1u << 20)
+/* A clean stop closes sockets and files: far less than this. */
+#define META_STOP_GRACE_MS 5000
 
 struct metad {
     uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
+    struct stop_guard *guard; /* SIGINT, SIGTERM */
     struct meta_srv *srv;
     struct meta_raft *raft;   /* --raft, or NULL */
     struct http_server *http; /* --http, or NULL */
@@ -131,9 +136,9 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_stop(void *arg, int signum)
 {
-    struct metad *d = sig->data;
+    struct metad *d = arg;
 
     log_info("metad: caught %s, stopping",
              signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -141,8 +146,6 @@ static void on_signal(uv_signal_t *sig, int signum)
     d->http = NULL;
     meta_srv_stop(d->srv);
     meta_raft_close(d->raft);
-    uv_close((uv_handle_t *)&d->sigint, NULL);
-    uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
 
 static void on_role(void *arg, bool leading)
@@ -203,6 +206,11 @@ int main(int argc, char **argv)
     int c, rc;
 
     log_init(argv[0]);
+    /* Before any thread: only the stop guard's takes them. */
+    if (stop_guard_block_signals() < 0) {
+        log_error("metad: cannot block SIGINT and SIGTERM");
+        return 1;
+    }
     if (conf_args("tessera-metad", longopts, argc, argv, &argc, &argv) < 0)
         return 1;
     while ((c = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
@@ -244,10 +252,10 @@ int main(int argc, char **argv)
             break;
         case 'A':
         case 'I':
-            if (conn_limit_parse(optarg,
-                                 c == 'A' ? &per_addr : &per_identity) < 0) {
-                fprintf(stderr, "tessera-metad: bad %s: %s\n",
-                        argv[optind - 1], optarg);
+            if (conn_limit_parse(optarg, c == 'A' ? &per_addr : &per_identity) <
+                0) {
+                fprintf(stderr, "tessera-metad: bad %s: %s\n", argv[optind - 1],
+                        optarg);
                 return 1;
             }
             break;
@@ -382,7 +390,14 @@ int main(int argc, char **argv)
         log_error("metad: cannot listen on %s: %s", opts.listen, strerror(-rc));
     if (rc == 0 && http)
         rc = meta_srv_http_start(d.srv, http, &d.http);
+    if (rc == 0) {
+        rc = stop_guard_start(&d.loop, META_STOP_GRACE_MS, on_stop, &d,
+                              &d.guard);
+        if (rc < 0)
+            log_error("metad: cannot watch for signals: %s", strerror(-rc));
+    }
     if (rc < 0) {
+        http_server_stop(d.http);
         meta_srv_stop(d.srv);
         meta_raft_close(d.raft);
         uv_run(&d.loop, UV_RUN_DEFAULT);
@@ -393,16 +408,11 @@ int main(int argc, char **argv)
         conn_limit_free(opts.limits);
         return 1;
     }
-    uv_signal_init(&d.loop, &d.sigint);
-    uv_signal_init(&d.loop, &d.sigterm);
-    d.sigint.data = d.sigterm.data = &d;
-    uv_signal_start(&d.sigint, on_signal, SIGINT);
-    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-
     log_info("metad: listening on %s data=%s instance=%016llx", d.srv->listen,
              opts.data_dir, (unsigned long long)d.srv->instance_id);
     uv_run(&d.loop, UV_RUN_DEFAULT);
 
+    stop_guard_free(d.guard);
     meta_raft_free(d.raft);
     meta_srv_free(d.srv);
     conn_limit_free(opts.limits); /* every peer is gone */

@@ -503,6 +503,7 @@ void meta_srv_lead(struct meta_srv *srv, bool leading)
         peer_close(c->peer);
     }
     meta_srv_lease_free(srv);
+    meta_srv_cb_forget(srv);
 }
 
 int meta_srv_start(uv_loop_t *loop, struct meta_db *db,

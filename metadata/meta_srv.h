@@ -227,7 +227,7 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
  * rules of a restart (servers down until they register, sessions with a
  * full lease, a fresh service key) and serves; no longer leading, it
  * closes every connection, so that clients and storage servers find the
- * new leader, and forgets the image leases. */
+ * new leader, and forgets the image leases and callback promises. */
 void meta_srv_lead(struct meta_srv *srv, bool leading);
 /* True for --down-ms after this metad started to lead (or started) while
  * a registered storage server is not back: it may still be registering,
@@ -526,6 +526,9 @@ struct meta_srv_kv;
 int meta_srv_cb_init(struct meta_srv *srv);
 /* Free it and every promise (NULL table is fine). */
 void meta_srv_cb_free(struct meta_srv *srv);
+/* Forget every promise and every session's registration, as a restart
+ * does: a replica that no longer leads (meta_srv_lead()). */
+void meta_srv_cb_forget(struct meta_srv *srv);
 /* CALLBACK_REGISTER_REQ. */
 void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,
                           const uint8_t *payload, size_t len);

@@ -466,12 +466,9 @@ int meta_srv_cb_init(struct meta_srv *srv)
     return srv->cb ? 0 : -ENOMEM;
 }
 
-void meta_srv_cb_free(struct meta_srv *srv)
+/* Free every promise of @cb. */
+static void promises_free(struct meta_srv_cb *cb)
 {
-    struct meta_srv_cb *cb = srv->cb;
-
-    if (!cb)
-        return;
     for (size_t b = 0; b < NBUCKETS; b++) {
         struct cb_promise *p = cb->buckets[b];
         while (p) {
@@ -479,10 +476,27 @@ void meta_srv_cb_free(struct meta_srv *srv)
             free(p);
             p = next;
         }
+        cb->buckets[b] = NULL;
     }
+    cb->npromises = 0;
+}
+
+void meta_srv_cb_free(struct meta_srv *srv)
+{
+    struct meta_srv_cb *cb = srv->cb;
+
+    if (!cb)
+        return;
+    promises_free(cb);
     free(cb->sess);
     free(cb);
     srv->cb = NULL;
+}
+
+void meta_srv_cb_forget(struct meta_srv *srv)
+{
+    promises_free(srv->cb);
+    srv->cb->nsess = 0; /* every session registers again (invariant 1) */
 }
 
 void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,

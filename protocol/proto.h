@@ -865,15 +865,20 @@ bool proto_changes_next(struct proto_changes_iter *it,
 #define PROTO_WMAP_BITS (PROTO_CHUNK_SIZE / PROTO_WMAP_BLOCK)
 #define PROTO_WMAP_BYTES (PROTO_WMAP_BITS / 8)
 
+/* CHUNK_CRCS (client -> chunkd): the CRC32C of every 4 KiB block of chunk
+ * @chunk_id at @version, as its checksums record it.  Reply (bytes_rep):
+ * PROTO_CRCS_BYTES bytes, a big-endian u32 per block, block 0 first. */
+#define PROTO_CRCS_BYTES (PROTO_WMAP_BITS * 4)
+
 /* ---- Image diff streams (docs/vmdisk.md, "Incremental diffs") --------- */
 
 /* Not a message: the file `tessera image diff` writes and `apply-diff`
  * reads, big-endian like the wire.  Header, then records in ascending,
  * non-overlapping order, then one END record:
  *
- *   header  "TSRADIFF", u32 format (1), u32 block (4096), u64 base_size,
- *           u64 target_size, u64 base_ino, u64 target_ino, str base_path,
- *           str target_path
+ *   header  "TSRADIFF", u32 format (2), u32 block (4096), u64 base_size,
+ *           u64 target_size, u64 base_ino, u64 target_ino, 32 bytes base
+ *           content digest, str base_path, str target_path
  *   record  u8 type, 7 zero bytes, u64 offset, u64 length; a DATA record
  *           is followed by its @length bytes
  *   END     u8 0xFF, 7 zero bytes, u64 records, u64 data bytes, 32 bytes
@@ -882,9 +887,9 @@ bool proto_changes_next(struct proto_changes_iter *it,
  * The codec checks layout and order; the digests (SHA-256) are the
  * caller's. */
 #define PROTO_DIFF_MAGIC "TSRADIFF"
-#define PROTO_DIFF_FORMAT 1u
+#define PROTO_DIFF_FORMAT 2u
 #define PROTO_DIFF_BLOCK 4096u
-#define PROTO_DIFF_HDR_FIXED 48u /* header bytes before the two paths */
+#define PROTO_DIFF_HDR_FIXED 80u /* header bytes before the two paths */
 #define PROTO_DIFF_REC_SIZE 24u  /* a record's head */
 #define PROTO_DIFF_DIGEST 32u
 #define PROTO_DIFF_DATA_MAX (4u << 20) /* bytes of one DATA record */
@@ -898,6 +903,9 @@ enum proto_diff_type {
 struct proto_diff_hdr {
     uint64_t base_size, target_size;
     uint64_t base_ino, target_ino;
+    /* The base's content digest (docs/vmdisk.md): SHA-256 of the CRC32C
+     * of each of its whole 4 KiB blocks. */
+    uint8_t base_content[32];
     struct proto_str base_path, target_path;
 };
 

@@ -25,6 +25,7 @@ void proto_diff_hdr_encode(struct proto_wbuf *w, const struct proto_diff_hdr *h)
     proto_put_u64(w, h->target_size);
     proto_put_u64(w, h->base_ino);
     proto_put_u64(w, h->target_ino);
+    proto_put_raw(w, h->base_content, sizeof(h->base_content));
     proto_put_str(w, h->base_path.p, h->base_path.len);
     proto_put_str(w, h->target_path.p, h->target_path.len);
 }
@@ -63,6 +64,9 @@ int proto_diff_hdr_decode(const uint8_t *p, size_t n, struct proto_diff_hdr *h,
     h->target_size = proto_get_u64(&r);
     h->base_ino = proto_get_u64(&r);
     h->target_ino = proto_get_u64(&r);
+    const uint8_t *content = proto_get_raw(&r, sizeof(h->base_content));
+    if (content)
+        memcpy(h->base_content, content, sizeof(h->base_content));
     rc = proto_str_get(&r, &h->base_path);
     if (rc == 0)
         rc = proto_str_get(&r, &h->target_path);

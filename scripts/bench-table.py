@@ -19,7 +19,7 @@ for line in open(path):
 
 def figure(sysname, job):
     bw, iops = res.get((sysname, job), ("-", "-"))
-    if job.startswith("seq"):
+    if job.startswith("seq") or job == "dbench":
         return bw, "MB/s"
     return iops, "ops/s"
 

@@ -10,6 +10,7 @@
 #
 # Environment: BENCH_SIZE (MiB per fio file, default 256), BENCH_RUNTIME
 # (seconds per random job, default 8), BENCH_FILES (metadata job, 10000),
+# BENCH_DBENCH_S (seconds of dbench, 4 clients, default 30),
 # BENCH_SYSTEMS (default "local tessera1 tessera3 moosefs1 moosefs3
 # tessera3noauth tessera3secure").  tessera3noauth and tessera3secure are
 # tessera3 on clusters run with --no-auth and with --secure (every link
@@ -23,6 +24,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 size=${BENCH_SIZE:-256}
 runtime=${BENCH_RUNTIME:-8}
 nfiles=${BENCH_FILES:-10000}
+dbench_s=${BENCH_DBENCH_S:-30}
 systems=${BENCH_SYSTEMS:-local tessera1 tessera3 moosefs1 moosefs3 tessera3noauth tessera3secure}
 work=$(mktemp -d /tmp/tessera-bench.XXXXXX)
 # Every way out (the end, an error, Ctrl-C, TERM, HUP) goes through here:
@@ -54,7 +56,7 @@ need_pkgs() {
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
-need_pkgs fio python3 iproute2 || exit 1
+need_pkgs fio python3 iproute2 dbench || exit 1
 
 # ---- the jobs ---------------------------------------------------------------
 # The processes that serve the file system (set per system; a local
@@ -123,7 +125,13 @@ run_fio() { # run_fio LABEL DIR
                 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
         read -r job rate p50 p99 <"$work/meta.out"
         echo "$label $job - $rate $p50 $p99 $cpu" >>"$results"
-    done
+    done    # dbench: 4 clients for BENCH_DBENCH_S seconds, its MB/s (a mix of
+    # creates, writes, reads, renames and unlinks of small files).
+    mkdir -p "$dir/dbench"
+    rate=$(cd "$work" && dbench -D "$dir/dbench" -t "$dbench_s" 4 2>"$work/dbench.err" |
+        awk '/^Throughput/ { printf "%.1f", $2 }')
+    echo "$label dbench ${rate:--} - - - -" >>"$results"
+    rm -rf "$dir/dbench"
 }
 
 # ---- the systems --------------------------------------------------------------
@@ -183,13 +191,13 @@ done
 echo
 echo "== File system: fio and metadata jobs (each system's default client caching)"
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)," \
-    "fio files ${size} MiB, random jobs ${runtime} s"
+    "fio files ${size} MiB, random jobs ${runtime} s, dbench 4 clients ${dbench_s} s"
 python3 "$here/scripts/bench-table.py" "$results" $systems
 
 # The cache policies and the block path have scripts of their own; they
 # start their own clusters, so none of this one's settings are passed on.
 # BENCH_PARTS picks which run.
-for part in ${BENCH_PARTS:-cache nbd budget clone}; do
+for part in ${BENCH_PARTS:-cache nbd budget clone failover}; do
     echo
     case $part in
     cache) echo "== Mount cache policies (docs/caching.md)"
@@ -208,5 +216,9 @@ for part in ${BENCH_PARTS:-cache nbd budget clone}; do
            env -u BENCH_SYSTEMS -u TS_DIR -u TS_META_ADDR -u TS_MNT \
                -u TS_NBD_ADDR -u TESSERA_META BUILD="${BUILD:-$here/build}" \
                bash "$here/scripts/bench-clone.sh" ;;
+    failover) echo "== Failover: kill -9 of the metad leader to the first create (docs/architecture.md)"
+              env -u BENCH_SYSTEMS -u TS_DIR -u TS_META_ADDR -u TS_MNT \
+                  -u TS_NBD_ADDR -u TESSERA_META BUILD="${BUILD:-$here/build}" \
+                  bash "$here/scripts/bench-failover.sh" ;;
     esac
 done

@@ -34,6 +34,7 @@ static const struct {
     {PROTO_MSG_CHUNK_CLONE_REQ, chunk_clone_handle},
     {PROTO_MSG_CHUNK_WMAP_REQ, chunk_wmap_handle},
     {PROTO_MSG_CHUNK_DATAMAP_REQ, chunk_datamap_handle},
+    {PROTO_MSG_CHUNK_CRCS_REQ, chunk_crcs_handle},
     {PROTO_MSG_CHUNK_REPLICATE_REQ, chunk_replicate_handle},
     {PROTO_MSG_SCRUB_START_REQ, chunk_scrub_handle},
 };

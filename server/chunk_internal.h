@@ -135,6 +135,11 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver);
  * (PROTO_WMAP_BYTES): -ENODATA when this copy's history is unknown. */
 int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
                      uint8_t *out);
+/* The CRC32C of every block of chunk @id at exactly @ver as it reads,
+ * from the checksums alone, into @out (PROTO_CRCS_BYTES; docs/protocol.md
+ * §12.10). */
+int chunk_store_crcs(struct chunk_store *s, uint64_t id, uint64_t ver,
+                     uint8_t *out);
 /* The data map of chunk @id at exactly @ver into @out (PROTO_WMAP_BYTES):
  * a bit for every block that may hold non-zero data; the others read as
  * zeros (docs/protocol.md §12.9). */
@@ -420,6 +425,8 @@ void chunk_wmap_handle(struct chunk_server *srv, struct peer *p,
                        uint64_t req_id, const uint8_t *payload, size_t len);
 void chunk_datamap_handle(struct chunk_server *srv, struct peer *p,
                           uint64_t req_id, const uint8_t *payload, size_t len);
+void chunk_crcs_handle(struct chunk_server *srv, struct peer *p,
+                       uint64_t req_id, const uint8_t *payload, size_t len);
 
 /* ---- chunk_replicate.c ------------------------------------------------ */
 

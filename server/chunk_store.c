@@ -2244,48 +2244,85 @@ int chunk_store_wmap(struct chunk_store *s, uint64_t id, uint64_t ver,
     return rc;
 }
 
-/* Blocks with a stored checksum of 0 were never written and read as zeros
- * (invariant 2), and so do the blocks past the length (invariant 1): every
- * other block of the length gets its bit.  A block of an overlay is
- * judged by the layer it reads from (invariants 6 and 7): one present
- * in its own layer by that layer's checksum (or its .pres bit), any
- * other below the base length by the base's checksum. */
-int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
-                        uint8_t *out)
+/* The checksums of @f's @nb blocks, and of its base's for an overlay, in
+ * two buffers of PROTO_CRCS_BYTES that the caller frees. */
+static int crcs_read(struct chunk_file *f, uint32_t nb, uint8_t **raw,
+                     uint8_t **braw)
+{
+    *raw = malloc(PROTO_CRCS_BYTES);
+    *braw = f->overlay ? malloc(PROTO_CRCS_BYTES) : NULL;
+    if (!*raw || (f->overlay && !*braw))
+        return -ENOMEM;
+    int rc = chunk_pread_full(f->cfd, *raw, (size_t)nb * 4, HDR_SIZE, 0);
+    if (rc == 0 && *braw)
+        rc = chunk_pread_full(f->bcfd, *braw, (size_t)nb * 4, HDR_SIZE, 0);
+    return rc;
+}
+
+/* Whether block @b of @f may read as anything but zeros, from the
+ * checksums crcs_read() gave, and into *@crc its checksum when so.  A
+ * stored 0 was never written and reads as zeros (invariant 2), and so do
+ * the blocks past the length (invariant 1).  A block of an overlay is
+ * judged by the layer it reads from (invariants 6 and 7): one present in
+ * its own layer by that layer's checksum (0 included: its .pres bit),
+ * any other below the base length by the base's checksum. */
+static bool block_data(const struct chunk_file *f, uint32_t b, uint32_t nb,
+                       const uint8_t *raw, const uint8_t *braw, uint32_t *crc)
+{
+    *crc = b < nb ? get_le32(raw + 4 * b) : 0;
+    if (b < nb && f->overlay) {
+        enum chunk_ov_src src = chunk_ov_src_of(f, b, *crc);
+        if (src == CHUNK_OV_OWN)
+            return true;
+        *crc = src == CHUNK_OV_BASE ? get_le32(braw + 4 * b) : 0;
+    }
+    return *crc != 0;
+}
+
+/* What the checksums of chunk @id at @ver tell of its blocks, without
+ * reading data: into @map (PROTO_WMAP_BYTES, unless NULL) a bit for
+ * every block that may hold data; into @crcs (PROTO_CRCS_BYTES, unless
+ * NULL) each block's CRC32C, big-endian, a zero block's for one that
+ * reads as zeros (block_data()). */
+static int blocks_facts(struct chunk_store *s, uint64_t id, uint64_t ver,
+                        uint8_t *map, uint8_t *crcs)
 {
     struct chunk_file *f;
-    uint8_t *raw, *braw = NULL;
-    uint32_t nb;
+    uint8_t *raw = NULL, *braw = NULL;
+    uint32_t nb, crc;
     int rc = file_lock(s, id, ver, false, &f);
 
     if (rc < 0)
         return rc;
-    memset(out, 0, PROTO_WMAP_BYTES);
+    if (map)
+        memset(map, 0, PROTO_WMAP_BYTES);
     nb = (uint32_t)((f->length + CHUNK_BLOCK_SIZE - 1) / CHUNK_BLOCK_SIZE);
-    raw = nb ? malloc((size_t)nb * 4) : NULL;
-    if (nb && f->overlay)
-        braw = malloc((size_t)nb * 4);
-    if (nb && (!raw || (f->overlay && !braw)))
-        rc = -ENOMEM;
-    else if (nb)
-        rc = chunk_pread_full(f->cfd, raw, (size_t)nb * 4, HDR_SIZE, 0);
-    if (rc == 0 && braw)
-        rc = chunk_pread_full(f->bcfd, braw, (size_t)nb * 4, HDR_SIZE, 0);
-    for (uint32_t b = 0; rc == 0 && b < nb; b++) {
-        uint32_t stored = get_le32(raw + 4 * b);
-        bool data = stored != 0;
-        if (f->overlay && chunk_ov_src_of(f, b, stored) != CHUNK_OV_OWN)
-            data = chunk_ov_src_of(f, b, stored) == CHUNK_OV_BASE &&
-                   get_le32(braw + 4 * b) != 0;
-        else if (f->overlay)
-            data = true; /* present, maybe with a checksum of 0 */
-        if (data)
-            out[b / 8] |= (uint8_t)(1u << (b % 8));
+    rc = crcs_read(f, nb, &raw, &braw);
+    for (uint32_t b = 0; rc == 0 && b < CHUNK_BLOCKS; b++) {
+        bool data = block_data(f, b, nb, raw, braw, &crc);
+        if (map && data)
+            map[b / 8] |= (uint8_t)(1u << (b % 8));
+        if (crcs && !data)
+            crc = s->zero_crc;
+        for (int i = 0; crcs && i < 4; i++)
+            crcs[4 * b + i] = (uint8_t)(crc >> (24 - 8 * i));
     }
     free(raw);
     free(braw);
     file_unlock(s, f);
     return rc;
+}
+
+int chunk_store_datamap(struct chunk_store *s, uint64_t id, uint64_t ver,
+                        uint8_t *out)
+{
+    return blocks_facts(s, id, ver, out, NULL);
+}
+
+int chunk_store_crcs(struct chunk_store *s, uint64_t id, uint64_t ver,
+                     uint8_t *out)
+{
+    return blocks_facts(s, id, ver, NULL, out);
 }
 
 /* ---- Inventory and space ----------------------------------------------- */

@@ -79,6 +79,16 @@ static void test_cl_file_writeback_enomem(void **state)
     assert_int_equal(cl_file_flush(f->c, f->n), 0);
     assert_int_equal(cl_client_dirty(f->c), 0);
     assert_int_equal(FK_GET(f->fk, f->fk->size), 0);
+    /* The same one allocation later, for the window of pieces. */
+    assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
+                     (int)sizeof(b));
+    fault_inject_set(&(struct fault_rule){
+        .call = FAULT_CALLOC, .nth = 2, .this_thread = true});
+    assert_int_equal(cl_file_flush(f->c, f->n), -ENOMEM);
+    assert_int_equal(fault_inject_hits(FAULT_CALLOC), 1);
+    fault_inject_clear();
+    assert_int_equal(fk_seen(f->fk, 1, PROTO_MSG_CHUNK_WRITE_REQ), 0);
+    assert_int_equal(FK_GET(f->fk, f->fk->size), 0);
 }
 
 /* An O_SYNC write first writes back older delayed writes of the file. */

@@ -91,6 +91,26 @@ static void test_cl_loc_get_hole_expires_sooner(void **state)
     assert_int_equal(cl_loc_count(c), 0); /* expired entries are dropped */
 }
 
+static void test_cl_loc_suspect_shortens_life(void **state)
+{
+    struct cl_loc_cache *c = *state;
+    struct cl_chunk a = chunk(1, 42, 2), b = chunk(2, 43, 2), out;
+    cl_loc_put(c, 5, &a, 1000);
+    cl_loc_put(c, 5, &b, 1000);
+    cl_loc_suspect(c, 5, 1, 2000);
+    assert_int_equal(
+        cl_loc_get(c, 5, 1, 2000 + CL_LOC_SUSPECT_TTL_MS - 1, &out), 0);
+    assert_int_equal(cl_loc_get(c, 5, 1, 2000 + CL_LOC_SUSPECT_TTL_MS, &out),
+                     -ENOENT);
+    /* The other chunk keeps its life; a suspicion never lengthens one. */
+    assert_int_equal(cl_loc_get(c, 5, 2, 2000 + CL_LOC_SUSPECT_TTL_MS, &out),
+                     0);
+    cl_loc_put(c, 5, &a, 1000);
+    cl_loc_suspect(c, 5, 1, 1000 + CL_LOC_TTL_MS - 10);
+    assert_int_equal(cl_loc_get(c, 5, 1, 1000 + CL_LOC_TTL_MS, &out), -ENOENT);
+    cl_loc_suspect(c, 5, 99, 0); /* absent: no effect */
+}
+
 static void test_cl_loc_invalidate_one(void **state)
 {
     struct cl_loc_cache *c = *state;
@@ -222,6 +242,8 @@ int test_cl_loc(void)
         cmocka_unit_test_setup_teardown(test_cl_loc_put_replaces_entry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cl_loc_get_hole_expires_sooner,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cl_loc_suspect_shortens_life,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_cl_loc_invalidate_one, setup,
                                         teardown),

@@ -7,10 +7,13 @@ it_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$it_root/scripts/cluster.sh"
 
 IT_TMP=$(mktemp -d /tmp/tessera-test.XXXXXX)
+IT_BG=() # it_bg: the test's own background loops, stopped first on exit
 # Ordinary users must reach the mount point for the permission tests.
 chmod 0755 "$IT_TMP"
 it_cleanup() {
-    local rc=$?
+    local rc=$? p
+    for p in "${IT_BG[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${IT_BG[@]}"; do wait "$p" 2>/dev/null; done
     ts_stop_all 2>/dev/null
     if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
         for f in "$IT_TMP"/cluster/logs/*.log; do
@@ -38,6 +41,26 @@ it_need() {
 }
 
 it_fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# it_bg PID: a background loop of the test (a workload), killed on exit
+# if still running, before the cluster stops.
+it_bg() { IT_BG+=("$1"); }
+
+# it_stops_on_term NAME: send SIGTERM to daemon NAME and fail unless it
+# exits on its own within 10 s (what ts_stop_all gives it).
+it_stops_on_term() {
+    local p i
+    p=$(ts_pid "$1")
+    [ -n "$p" ] && ts_running "$p" || it_fail "$1 is not running"
+    kill -TERM "$p"
+    for ((i = 0; i < 100; i++)); do
+        ts_running "$p" || break
+        sleep 0.1
+    done
+    ts_running "$p" && it_fail "$1 did not stop on SIGTERM within 10 s"
+    wait "$p" 2>/dev/null
+    ts_forget "$1"
+}
 it_ok() { echo "ok: $*"; }
 
 # it_json EXPR CMD...: run the admin CLI with --json and print EXPR (a
@@ -72,6 +95,19 @@ it_wait_moved() {
         sleep 0.1
     done
     return 1
+}
+
+# it_meta_applied I COMMIT: wait (up to 30 s) until metad replica I's
+# database has applied log index COMMIT; sets $applied; fails otherwise.
+it_meta_applied() {
+    local i
+    for ((i = 0; i < 300; i++)); do
+        applied=$(sqlite3 "$(ts_meta_dir "$1")/meta.db" \
+            "SELECT value FROM counters WHERE name = 'log_applied'" 2>/dev/null)
+        [ "${applied:-0}" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    it_fail "replica $1 applied ${applied:-0}, want $2"
 }
 
 # it_expect_eq WHAT GOT WANT

@@ -11,8 +11,13 @@
 #      the format's few hundred bytes, not of the 64 MiB chunks they are
 #      in; its records name exactly the blocks written.
 #   3. a@1 exported and imported as /b.img, the diff applied: /b.img reads
-#      as a@2 (sha256); then diffs that grow and shrink it (a@3, a@4).  The diff applied to a copy of a@2 is refused (wrong
-#      base), and a damaged diff too, both leaving the image as it was.
+#      as a@2 (sha256), and so does a copy of a@1 imported on a second
+#      cluster (its own metad and chunkd) once the diff is applied there;
+#      then diffs that grow and shrink /b.img (a@3, a@4).
+#      The diff applied to a copy of a@2 is refused (wrong base), and to a
+#      copy of a@1 with one block changed where the diff does not write
+#      (the base's content digest differs), and a damaged diff too, each
+#      leaving the image as it was.
 #   4. tessera-nbd's tessera:changes-since:/a@1 metadata context on a@2
 #      (nbdinfo --map) marks exactly the diff's records.
 #   5. rollback, apply-diff and flatten of /a.img are refused while an
@@ -68,7 +73,7 @@ records() {
 import struct, sys
 d = open(sys.argv[1], 'rb').read()
 assert d[:8] == b'TSRADIFF'
-off = 48
+off = 80
 for _ in range(2):
     n = struct.unpack('>H', d[off:off + 2])[0]
     off += 2 + n
@@ -97,6 +102,25 @@ it_expect_eq "apply-diff --json" \
     "/a@1 /a@2"
 it_expect_eq "b.img + diff reads as a@2" "$(img_sha b.img)" "$A2"
 
+# The same on a second cluster (its own metad and chunkd, other chunk ids
+# and versions): a copy of a@1 imported there takes the diff and reads as
+# a@2.  Its processes stop with the subshell.
+(
+    trap 'ts_stop_all' EXIT
+    META=1 ts_cluster_init "$IT_TMP/cluster2" 0
+    ts_start_metad || it_fail "second cluster: metad did not start"
+    ts_start_chunkd 1 || it_fail "second cluster: chunkd did not start"
+    ts_wait_servers 1 15 || it_fail "second cluster: no storage server"
+    "$T" image import "$IT_TMP/a1.raw" /copy.img >/dev/null ||
+        it_fail "second cluster: import"
+    "$T" image apply-diff /copy.img "$IT_TMP/d12" >/dev/null ||
+        it_fail "second cluster: apply-diff"
+    "$T" image export /copy.img "$IT_TMP/copy.raw" >/dev/null ||
+        it_fail "second cluster: export"
+    it_expect_eq "a copy of a@1 on a second cluster + diff reads as a@2" \
+        "$(sha <"$IT_TMP/copy.raw")" "$A2"
+) || exit 1
+
 # Size changes travel too: grown and written past the old end (a@3), then
 # shrunk inside a chunk (a@4); each diff applied in turn to b.img.
 "$T" image resize /a.img 320M >/dev/null || it_fail "grow a.img"
@@ -123,6 +147,16 @@ it_expect_eq "wrong base refused, image untouched" "$(img_sha c.img)" "$A2"
 # Applied twice: the second time the base no longer matches.
 "$T" image apply-diff /b.img "$IT_TMP/d12" 2>/dev/null &&
     it_fail "a diff applied twice"
+# A copy of a@1 changed only where the diff does not write: the base's
+# content digest (the CRC32C of every block) tells it apart.
+"$T" image import "$IT_TMP/a1.raw" /e.img >/dev/null || it_fail "import e.img"
+qio e.img "write -P 77 $((100 * MIB)) 4k"
+E1=$(img_sha e.img)
+if "$T" image apply-diff /e.img "$IT_TMP/d12" 2>"$IT_TMP/err"; then
+    it_fail "a diff applied to a base changed outside its records"
+fi
+grep -q "does not hold the diff's base" "$IT_TMP/err" || { cat "$IT_TMP/err"; it_fail "changed-base message"; }
+it_expect_eq "base changed elsewhere refused, image untouched" "$(img_sha e.img)" "$E1"
 cp "$IT_TMP/d12" "$IT_TMP/bad"
 printf 'X' | dd of="$IT_TMP/bad" bs=1 seek=$((size - 100)) conv=notrunc status=none
 "$T" image export /a@1 "$IT_TMP/a1.raw" >/dev/null

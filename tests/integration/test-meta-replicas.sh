@@ -15,6 +15,7 @@
 #      its database holds the files.
 #   4. Two of three killed: the survivor refuses a mutation with a clear
 #      error.
+#   5. The survivor stops on SIGTERM.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount,nbd}, tessera, qemu-io,
 # sqlite3, python3; exits 77 when one is missing.
 export META=3
@@ -44,17 +45,7 @@ restart_replica() {
 
 # wait_applied I: wait until replica I's database has applied what the
 # leader has committed now; sets $applied.
-wait_applied() {
-    local commit i
-    commit=$(it_json "j['commit']" meta status)
-    for ((i = 0; i < 300; i++)); do
-        applied=$(sqlite3 "$(ts_meta_dir "$1")/meta.db" \
-            "SELECT value FROM counters WHERE name = 'log_applied'" 2>/dev/null)
-        [ "${applied:-0}" -ge "$commit" ] && return 0
-        sleep 0.1
-    done
-    it_fail "replica $1 applied ${applied:-0}, want $commit"
-}
+wait_applied() { it_meta_applied "$1" "$(it_json "j['commit']" meta status)"; }
 
 # ---- 1. kill -9 of the leader under two workloads ---------------------------
 # The mount: create, write, fsync, close; a name is listed once all of that
@@ -86,8 +77,10 @@ blocks_loop() {
 : >"$IT_TMP/blocks.acked"
 files_loop &
 fpid=$!
+it_bg "$fpid"
 blocks_loop &
 bpid=$!
+it_bg "$bpid"
 sleep 3
 old=$(ts_meta_leader)
 [ -n "$old" ] || it_fail "no leader before the kill"
@@ -170,4 +163,11 @@ cat "$IT_TMP/minority.out"
 grep -q "no metad replica leads" "$IT_TMP/minority.out" ||
     it_fail "no clear error with one replica of three: $(cat "$IT_TMP/minority.out")"
 it_ok "one replica of three refuses mutations"
+
+# ---- 5. the survivor, its peers gone, stops on SIGTERM ----------------------
+for ((i = 1; i <= 3; i++)); do
+    ts_alive "$(ts_meta_name "$i")" && survivor=$i
+done
+it_stops_on_term "$(ts_meta_name "$survivor")"
+it_ok "replica $survivor, alone, stopped on SIGTERM"
 echo "PASS"

@@ -122,6 +122,35 @@ static int oplog_len(struct fx *f)
 
 /* ---- Tests ------------------------------------------------------------- */
 
+static int last_seq(uint64_t seq, const struct meta_op *op, void *arg)
+{
+    (void)op;
+    *(uint64_t *)arg = seq;
+    return 0;
+}
+
+/* The op log keeps the newest META_OPLOG_KEEP records, not every one. */
+static void test_meta_apply_oplog_keeps_the_newest(void **state)
+{
+    struct fx *f = *state;
+    struct proto_session_open_rep rep;
+    const int n = META_OPLOG_KEEP + 2 * META_OPLOG_PRUNE_EVERY + 1;
+    uint64_t last = 0;
+    int len, newest = 0;
+
+    for (int i = 0; i < n; i++)
+        assert_int_equal(do_session_open(f, "s", 1000, &rep), 0);
+    len = oplog_len(f);
+    assert_true(len >= META_OPLOG_KEEP);
+    assert_true(len < META_OPLOG_KEEP + META_OPLOG_PRUNE_EVERY);
+    assert_int_equal(meta_oplog_foreach(f->db, 0, last_seq, &last), 0);
+    assert_int_equal(last, (uint64_t)n); /* the newest is there */
+    /* Every row left is one of the newest @len: the oldest went. */
+    assert_int_equal(
+        meta_oplog_foreach(f->db, last - (uint64_t)len, count_ops, &newest), 0);
+    assert_int_equal(newest, len);
+}
+
 static void test_meta_apply_failed_op_changes_nothing(void **state)
 {
     struct fx *f = *state;
@@ -381,6 +410,7 @@ int test_meta_apply(void)
         T(test_meta_apply_replay_gives_same_namespace),
         T(test_meta_apply_replay_from_position),
         T(test_meta_apply_sessions),
+        T(test_meta_apply_oplog_keeps_the_newest),
 #undef T
     };
     return cmocka_run_group_tests_name("meta_apply", tests, NULL, NULL);

@@ -23,6 +23,7 @@ static bool served_elsewhere(uint16_t id)
     case PROTO_MSG_CHUNK_CLONE_REQ:
     case PROTO_MSG_CHUNK_WMAP_REQ:
     case PROTO_MSG_CHUNK_DATAMAP_REQ:
+    case PROTO_MSG_CHUNK_CRCS_REQ:
     case PROTO_MSG_SERVER_STATE_REQ:
     case PROTO_MSG_CALLBACK_BREAK_REQ:
     case PROTO_MSG_AUTH_REQ: /* the handshake, common/peer.c */

@@ -11,7 +11,9 @@
  * chunk given its copy back by repair (a failed copy tried again); the
  * image writer lease granted, refused, released and handed over; and a
  * callback promise that outlives its lease while the session holds the
- * file open (docs/caching.md §3), metad running with --promise-ms 300.
+ * file open (docs/caching.md §3), metad running with --promise-ms 300;
+ * and a leader that loses its leadership and gains it again rebuilding
+ * its in-memory state by the rules of a restart (meta_srv_lead()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +50,10 @@ struct fsrv {
 struct md {
     uv_loop_t loop;
     uv_async_t stop;
+    uv_async_t call; /* on_loop(): run call_fn on the loop thread */
+    void (*call_fn)(struct md *);
+    bool call_done;
+    pthread_cond_t call_cv;
     struct meta_db *db;
     struct meta_srv *srv;
     pthread_t thread;
@@ -66,6 +72,30 @@ static void on_stop(uv_async_t *a)
     struct md *m = a->data;
     meta_srv_stop(m->srv);
     uv_close((uv_handle_t *)a, NULL);
+    uv_close((uv_handle_t *)&m->call, NULL);
+}
+
+static void on_call(uv_async_t *a)
+{
+    struct md *m = a->data;
+
+    m->call_fn(m);
+    pthread_mutex_lock(&m->mu);
+    m->call_done = true;
+    pthread_cond_broadcast(&m->call_cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Run @fn(@m) on the loop thread, where the daemon's state lives. */
+static void on_loop(struct md *m, void (*fn)(struct md *))
+{
+    pthread_mutex_lock(&m->mu);
+    m->call_fn = fn;
+    m->call_done = false;
+    uv_async_send(&m->call);
+    while (!m->call_done)
+        pthread_cond_wait(&m->call_cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
 }
 
 static void *loop_main(void *arg)
@@ -220,6 +250,9 @@ static int md_setup(void **state)
     snprintf(m->addr, sizeof(m->addr), "%s", m->srv->listen);
     uv_async_init(&m->loop, &m->stop, on_stop);
     m->stop.data = m;
+    uv_async_init(&m->loop, &m->call, on_call);
+    m->call.data = m;
+    pthread_cond_init(&m->call_cv, NULL);
     for (int i = 0; i < NSRV; i++)
         pthread_mutex_init(&m->fs[i].mu, NULL);
     assert_int_equal(pthread_create(&m->thread, NULL, loop_main, m), 0);
@@ -250,6 +283,7 @@ static int md_teardown(void **state)
     uv_loop_close(&m->loop);
     meta_db_close(m->db);
     pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->call_cv);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", m->dir);
     assert_int_equal(system(cmd), 0);
     free(m);
@@ -667,6 +701,23 @@ static unsigned breaks_of(struct md *m, uint64_t ino)
     return n;
 }
 
+/* @c registers for callbacks; the promise lease it is told. */
+static uint32_t callbacks_on(struct rpc_client *c)
+{
+    struct proto_callback_register_req reg = {.flags = PROTO_CALLBACK_ON};
+    struct proto_callback_register_rep regrep;
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_callback_register_req_encode(&w, &reg);
+    assert_int_equal(
+        rpc_call_msg(c, PROTO_MSG_CALLBACK_REGISTER_REQ, &w, &rep, &regrep), 0);
+    proto_wbuf_free(&w);
+    rpc_reply_free(&rep);
+    return regrep.lease_ms;
+}
+
 /* Issue 15 item 9: a file held open past the promise's lease kept no
  * promise, so another session's change sent no break and the holder's
  * kernel served stale pages.  Now a held file's promise lasts; a file
@@ -675,22 +726,12 @@ static void test_meta_srv_cb_promise_kept_while_open(void **state)
 {
     struct md *m = *state;
     uint64_t g = file_create(m->cl, "g");
-    struct proto_callback_register_req reg = {.flags = PROTO_CALLBACK_ON};
-    struct proto_callback_register_rep regrep;
     struct proto_access_req op = {.ino = m->ino,
                                   .mask = O_RDONLY | PROTO_OPEN_HOLD};
     struct proto_ino_req ga = {.ino = g};
     struct proto_wbuf w;
-    struct rpc_reply rep;
 
-    proto_wbuf_init(&w);
-    proto_callback_register_req_encode(&w, &reg);
-    assert_int_equal(rpc_call_msg(m->cl2, PROTO_MSG_CALLBACK_REGISTER_REQ, &w,
-                                  &rep, &regrep),
-                     0);
-    proto_wbuf_free(&w);
-    rpc_reply_free(&rep);
-    assert_int_equal(regrep.lease_ms, 300);
+    assert_int_equal(callbacks_on(m->cl2), 300);
     proto_wbuf_init(&w);
     proto_access_req_encode(&w, &op);
     call_attr(m->cl2, PROTO_MSG_OPEN_REQ, &w); /* f: promise and hold */
@@ -718,6 +759,101 @@ static void test_meta_srv_cb_promise_kept_while_open(void **state)
     assert_int_equal(breaks_of(m, g), 1);
 }
 
+/* ---- Leadership: the in-memory state starts over ------------------------ */
+
+/* What lead_again() saw on the loop thread (cmocka asserts only on the
+ * test's own). */
+static struct {
+    bool lost_leading, leading;
+    size_t nsessions, sessions_full, nservers, servers_down, nwleases;
+    uint64_t promises;
+} seen;
+
+static void lead_lost(struct md *m)
+{
+    meta_srv_lead(m->srv, false);
+    seen.lost_leading = m->srv->leading;
+}
+
+static void count_before(struct md *m)
+{
+    struct meta_srv_cb_counts cb;
+
+    seen.nwleases = m->srv->nwleases;
+    meta_srv_cb_counts(m->srv, &cb);
+    seen.promises = cb.promises;
+}
+
+/* Led again (as a replica raft makes leader again in a later term). */
+static void lead_again(struct md *m)
+{
+    struct meta_srv *srv = m->srv;
+    uint64_t now = uv_now(&m->loop);
+    struct meta_srv_cb_counts cb;
+
+    meta_srv_lead(srv, true);
+    seen.leading = srv->leading;
+    seen.nsessions = srv->nsessions;
+    for (size_t i = 0; i < srv->nsessions; i++)
+        seen.sessions_full += srv->sessions[i].deadline == now + srv->lease_ms;
+    seen.nservers = srv->nservers;
+    for (size_t i = 0; i < srv->nservers; i++)
+        seen.servers_down += srv->servers[i].state == PROTO_SERVER_DOWN;
+    seen.nwleases = srv->nwleases;
+    meta_srv_cb_counts(srv, &cb);
+    seen.promises = cb.promises;
+}
+
+/* The in-memory state of a leader is rebuilt with the rules of a restart
+ * (docs/architecture.md, "Leadership"). */
+static void test_meta_srv_lead_again_starts_over(void **state)
+{
+    struct md *m = *state;
+    struct proto_ino_req ga = {.ino = m->ino};
+    struct proto_image_lease_rep out;
+    struct proto_chunk_loc loc;
+    struct rpc_client *c3;
+    struct rpc_reply rep;
+    struct proto_wbuf w;
+
+    /* What a leader holds in memory: a write lease, an image lease, a
+     * callback promise. */
+    register_all(m);
+    assert_int_equal(write_begin(m, &loc), 0);
+    on_loop(m, count_before);
+    assert_int_equal(seen.nwleases, 1);
+    assert_int_equal(lease(m->cl, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_GRANTED);
+    rpc_reply_free(&rep);
+    callbacks_on(m->cl2);
+    proto_wbuf_init(&w);
+    proto_ino_req_encode(&w, &ga);
+    call_attr(m->cl2, PROTO_MSG_GETATTR_REQ, &w);
+    on_loop(m, count_before);
+    assert_int_equal(seen.promises, 1);
+
+    on_loop(m, lead_lost);
+    on_loop(m, lead_again);
+    assert_false(seen.lost_leading);
+    assert_true(seen.leading);
+    /* Every session in the database, with a full lease. */
+    assert_int_equal(seen.nsessions, 2);
+    assert_int_equal(seen.sessions_full, 2);
+    /* Storage servers down until they register again. */
+    assert_int_equal(seen.nservers, NSRV);
+    assert_int_equal(seen.servers_down, NSRV);
+    /* No chunk write lease, no callback promise. */
+    assert_int_equal(seen.nwleases, 0);
+    assert_int_equal(seen.promises, 0);
+    /* The image lease went with the rest: another session gets it. */
+    c3 = connect_as(m, PROTO_ROLE_CLIENT, NULL);
+    session_open(m, c3);
+    assert_int_equal(lease(c3, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
+    assert_int_equal(out.result, PROTO_LEASE_GRANTED);
+    rpc_reply_free(&rep);
+    rpc_client_close(c3);
+}
+
 int test_meta_srv_daemon(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, md_setup, md_teardown)
@@ -732,6 +868,7 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_image_lease_errors),
         T(test_meta_srv_image_lease_hand_over),
         T(test_meta_srv_cb_promise_kept_while_open),
+        T(test_meta_srv_lead_again_starts_over),
     };
 #undef T
     return cmocka_run_group_tests_name("meta_srv_daemon", tests, NULL, NULL);

@@ -149,6 +149,8 @@ static void diff_sample(struct proto_diff_hdr *h)
     h->target_ino = 42;
     h->base_path = pstr("/a@1");
     h->target_path = pstr("/a@2");
+    for (size_t i = 0; i < sizeof(h->base_content); i++)
+        h->base_content[i] = (uint8_t)(0xC0 + i);
 }
 
 static void test_proto_diff_hdr_decode_roundtrip(void **state)
@@ -169,6 +171,8 @@ static void test_proto_diff_hdr_decode_roundtrip(void **state)
     assert_int_equal(out.target_size, in.target_size);
     assert_int_equal(out.base_ino, 41);
     assert_int_equal(out.target_ino, 42);
+    assert_memory_equal(out.base_content, in.base_content,
+                        sizeof(in.base_content));
     assert_pstr_equal(out.base_path, in.base_path);
     assert_pstr_equal(out.target_path, in.target_path);
     for (size_t k = 0; k < used; k++)
@@ -189,7 +193,7 @@ static void test_proto_diff_hdr_decode_bad_fields(void **state)
     w.p[0] = 'X';
     assert_int_equal(proto_diff_hdr_decode(w.p, w.len, &out, &used), -EPROTO);
     w.p[0] = 'T';
-    patch_be(w.p, 8, 2, 4); /* format */
+    patch_be(w.p, 8, 1, 4); /* format 1: no base content digest */
     assert_int_equal(proto_diff_hdr_decode(w.p, w.len, &out, &used), -EPROTO);
     patch_be(w.p, 8, PROTO_DIFF_FORMAT, 4);
     patch_be(w.p, 12, 512, 4); /* block size */

@@ -234,6 +234,44 @@ static void test_chunk_store_truncate_eio(void **state)
                      0);
 }
 
+static void test_chunk_store_setversion_dir_sync_eio(void **state)
+{
+    struct fix *fx = *state;
+
+    /* The new chunk's name is made durable with an fsync of its folder:
+     * failing, the create fails; the client's retry of it succeeds. */
+    fault_inject_set(&(struct fault_rule){
+        .call = FAULT_FSYNC, .path = fx->dir, .nth = 1, .err = EIO});
+    assert_int_equal(chunk_store_setversion(fx->s, ID + 2, 0, 1), -EIO);
+    assert_int_equal(fault_inject_hits(FAULT_FSYNC), 1);
+    fault_inject_clear();
+    assert_int_equal(chunk_store_setversion(fx->s, ID + 2, 0, 1), 0);
+    assert_int_equal(chunk_store_write(fx->s, ID + 2, 1, 0, fx->new, LEN, true),
+                     0);
+}
+
+static void test_chunk_store_truncate_crc_and_memory(void **state)
+{
+    struct fix *fx = *state;
+
+    arm(FAULT_FTRUNCATE, ".crc", EIO);
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, 3 * CHUNK_BLOCK_SIZE),
+                     -EIO);
+    assert_int_equal(fault_inject_hits(FAULT_FTRUNCATE), 1);
+    fault_inject_clear();
+    /* The boundary block of a cut inside a block is read into memory. */
+    fault_inject_set(&(struct fault_rule){
+        .call = FAULT_MALLOC, .nth = 1, .this_thread = true});
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, CHUNK_BLOCK_SIZE + 9),
+                     -ENOMEM);
+    fault_inject_clear();
+    assert_int_equal(chunk_store_truncate(fx->s, ID, 1, CHUNK_BLOCK_SIZE + 9),
+                     0);
+    assert_int_equal(
+        chunk_store_read(fx->s, ID, 1, 0, CHUNK_BLOCK_SIZE + 9, fx->got), 0);
+    assert_memory_equal(fx->got, fx->old, CHUNK_BLOCK_SIZE + 9);
+}
+
 static void test_chunk_store_stage_write_enospc(void **state)
 {
     struct fix *fx = *state;
@@ -285,6 +323,8 @@ int test_chunk_fault(void)
         T(test_chunk_store_setversion_create_eio),
         T(test_chunk_store_setversion_bump_eio),
         T(test_chunk_store_truncate_eio),
+        T(test_chunk_store_setversion_dir_sync_eio),
+        T(test_chunk_store_truncate_crc_and_memory),
         T(test_chunk_store_stage_write_enospc),
         T(test_chunk_store_stage_commit_sync_eio),
     };

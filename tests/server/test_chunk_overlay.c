@@ -688,6 +688,49 @@ static void test_chunk_overlay_allocated_flat_source_deleted(void **state)
     assert_int_equal(chunk_store_allocated(fx->s), 0);
 }
 
+/* CHUNK_CRCS' answer for chunk @id at @ver is the CRC32C of each block of
+ * @want (SRC_LEN bytes), then of zero blocks. */
+static void assert_crcs(struct fix *fx, uint64_t id, uint64_t ver,
+                        const uint8_t *want)
+{
+    uint8_t *got = malloc(PROTO_CRCS_BYTES), zero[BS];
+
+    assert_non_null(got);
+    memset(zero, 0, sizeof(zero));
+    assert_int_equal(chunk_store_crcs(fx->s, id, ver, got), 0);
+    for (uint32_t b = 0; b < PROTO_CRCS_BYTES / 4; b++) {
+        const uint8_t *blk = b < SRC_LEN / BS ? want + (size_t)b * BS : zero;
+        uint32_t crc = crc32c(0, blk, BS);
+        uint32_t v = (uint32_t)got[4 * b] << 24 |
+                     (uint32_t)got[4 * b + 1] << 16 |
+                     (uint32_t)got[4 * b + 2] << 8 | got[4 * b + 3];
+        assert_int_equal(v, crc);
+    }
+    free(got);
+}
+
+/* The block checksums, from the checksum files alone: a flat source, an
+ * overlay reading its layer and its base, a block with a checksum of 0
+ * in the layer, blocks past the length. */
+static void test_chunk_overlay_crcs_are_what_blocks_read(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t *e = expect_with(fx, 5 * BS, 2 * BS, 0x19), w[BS];
+
+    make_clone(fx);
+    write_fill(fx, DST, 1, 5 * BS, 2 * BS, 0x19);
+    make_zero_crc_block(w);
+    memcpy(e + 9 * BS, w, BS);
+    assert_int_equal(chunk_store_write(fx->s, DST, 1, 9 * BS, w, BS, true), 0);
+    assert_crcs(fx, SRC, 2, fx->base);
+    assert_crcs(fx, DST, 1, e);
+    memset(e, 0, SRC_LEN); /* a chunk never written reads as zeros */
+    assert_int_equal(chunk_store_setversion(fx->s, DST2, 0, 1), 0);
+    assert_crcs(fx, DST2, 1, e);
+    assert_int_equal(chunk_store_crcs(fx->s, DST2, 5, e), -ESTALE);
+    free(e);
+}
+
 int test_chunk_overlay(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -715,6 +758,7 @@ int test_chunk_overlay(void)
         T(test_chunk_overlay_unnamed_copy_swept),
         T(test_chunk_overlay_interrupted_unshare_swept),
         T(test_chunk_overlay_link_limit_copies_base),
+        T(test_chunk_overlay_crcs_are_what_blocks_read),
         T(test_chunk_overlay_allocated_flat_source_deleted),
     };
 #undef T
