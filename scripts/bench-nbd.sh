@@ -131,19 +131,16 @@ bench_nbdkit() {
 # another flavour stops the cluster running first.
 tessera_flavour=
 tessera_up() {
-    local flavour=${1:-} auth= i
+    local flavour=${1:-} i
     if [ -n "${TS_DIR:-}" ]; then
         [ "$flavour" = "$tessera_flavour" ] && return 0
         ts_stop_all 2>/dev/null
     fi
     tessera_flavour=$flavour
-    unset TESSERA_KEY TESSERA_SECURE
-    TS_SECURE=0
-    [ "$flavour" = secure ] && TS_SECURE=1
-    [ "$flavour" = noauth ] && auth=--no-auth
+    ts_flavour "$flavour"
     ts_cluster_init "$work/cluster${flavour:+-$flavour}" 0
-    ts_start_metad $auth || return 1
-    for i in 1 2 3; do ts_start_chunkd "$i" $auth || return 1; done
+    ts_start_metad || return 1
+    for i in 1 2 3; do ts_start_chunkd "$i" || return 1; done
     ts_wait_servers 3 15 || return 1
     setsid "$TS_BIN/tessera-nbd" --meta "$TS_META_ADDR" --unix "$work/t.sock" \
         --workers 16 --cache-size "$size" --cache writethrough \

@@ -62,3 +62,16 @@ print("processes: Tessera's mount, chunkd and metad; MooseFS's mfsmount,")
 print("chunk servers and master; none for local)")
 show([["job"] + systems] +
      [[job] + [lat.get((s, job), "-") for s in systems] for job in jobs], 1)
+
+# Authentication and --secure at goal 3, one cluster each.
+trio = ["tessera3noauth", "tessera3", "tessera3secure"]
+if all(t in systems for t in trio):
+    print()
+    print("Goal 3 without authentication, with it (as shipped), with --secure")
+    rows = [["job", "unit", "no auth", "auth", "secure", "auth/no auth",
+             "secure/no auth", "secure/auth"]]
+    for job in jobs:
+        n, a, s = (figure(t, job)[0] for t in trio)
+        rows.append([job, figure(trio[0], job)[1], n, a, s, ratio(a, n),
+                     ratio(s, n), ratio(s, a)])
+    show(rows, 2)

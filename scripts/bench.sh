@@ -11,7 +11,11 @@
 # Environment: BENCH_SIZE (MiB per fio file, default 256), BENCH_RUNTIME
 # (seconds per random job, default 8), BENCH_FILES (metadata job, 10000),
 # BENCH_DBENCH_S (seconds of dbench, 4 clients, default 30),
-# BENCH_SYSTEMS (default "local tessera1 tessera3 moosefs1 moosefs3").
+# BENCH_SYSTEMS (default "local tessera1 tessera3 moosefs1 moosefs3
+# tessera3noauth tessera3secure").  tessera3noauth and tessera3secure are
+# tessera3 on clusters run with --no-auth and with --secure (every link
+# encrypted, docs/security.md "Secure links"): a last table puts the
+# three side by side, as the cost of authentication and of --secure.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/cluster.sh"
@@ -21,7 +25,7 @@ size=${BENCH_SIZE:-256}
 runtime=${BENCH_RUNTIME:-8}
 nfiles=${BENCH_FILES:-10000}
 dbench_s=${BENCH_DBENCH_S:-30}
-systems=${BENCH_SYSTEMS:-local tessera1 tessera3 moosefs1 moosefs3}
+systems=${BENCH_SYSTEMS:-local tessera1 tessera3 moosefs1 moosefs3 tessera3noauth tessera3secure}
 work=$(mktemp -d /tmp/tessera-bench.XXXXXX)
 # Every way out (the end, an error, Ctrl-C, TERM, HUP) goes through here:
 # the Tessera cluster of the moment, the MooseFS peer if this run started
@@ -137,9 +141,10 @@ bench_local() {
     run_fio local "$work/local"
 }
 
-bench_tessera() { # bench_tessera GOAL
-    local goal=$1
-    ts_cluster_init "$work/tessera$goal" 0
+bench_tessera() { # bench_tessera GOAL [FLAVOUR] (ts_flavour: noauth, secure)
+    local goal=$1 flavour=${2:-}
+    ts_flavour "$flavour"
+    ts_cluster_init "$work/tessera$goal$flavour" 0
     if ! ts_start_all 3; then
         echo "bench: Tessera cluster did not start" >&2
         ts_stop_all
@@ -148,7 +153,7 @@ bench_tessera() { # bench_tessera GOAL
     "$TS_BIN/tessera" --meta "$TS_META_ADDR" setgoal "$goal" / >/dev/null ||
         echo "bench: setgoal $goal failed; figures are for the default goal" >&2
     cpu_pids=($(awk '{ print $2 }' "$TS_DIR/pids")) # mount, chunkd, metad
-    run_fio "tessera$goal" "$TS_MNT"
+    run_fio "tessera$goal$flavour" "$TS_MNT"
     ts_stop_all
 }
 
@@ -168,6 +173,8 @@ for s in $systems; do
     local) bench_local ;;
     tessera1) bench_tessera 1 ;;
     tessera3) bench_tessera 3 ;;
+    tessera3noauth) bench_tessera 3 noauth ;;
+    tessera3secure) bench_tessera 3 secure ;;
     moosefs1 | moosefs3)
         if [ $mfs_started -eq 0 ]; then
             mfs_started=1

@@ -22,6 +22,8 @@
 # TS_SECURE=1 (before ts_cluster_init) runs metad and chunkd with --secure
 # and exports TESSERA_SECURE=1, so that every client (mount, NBD, CLI)
 # asks for secure links too (docs/security.md, "Secure links").
+# TS_NOAUTH=1 runs them with --no-auth instead.  ts_flavour sets either
+# for a benchmark's cluster.
 #
 # META (default 3) is the number of metad replicas: a group on a Raft log
 # (docs/operations.md, "Metadata replicas"), replica I named metadI
@@ -95,6 +97,20 @@ ts_cluster_init() {
         TS_SECURE_OPT=--secure
         export TESSERA_SECURE=1
     fi
+    TS_AUTH_OPT=
+    [ "${TS_NOAUTH:-0}" = 1 ] && TS_AUTH_OPT=--no-auth
+}
+
+# ts_flavour FLAVOUR: the next ts_cluster_init's cluster is "" (as it
+# ships: authenticated), noauth (--no-auth everywhere) or secure (--secure
+# everywhere); the client settings of an earlier cluster are dropped.
+ts_flavour() {
+    unset TESSERA_KEY TESSERA_SECURE
+    TS_SECURE=0 TS_NOAUTH=0
+    case $1 in
+    secure) TS_SECURE=1 ;;
+    noauth) TS_NOAUTH=1 ;;
+    esac
 }
 
 ts_have() { [ -x "$TS_BIN/$1" ]; }
@@ -192,7 +208,7 @@ ts_start_meta_one() {
     mkdir -p "$dir"
     # shellcheck disable=SC2086 # $http is an option and its value, or nothing
     setsid "${wrap[@]}" "$TS_BIN/tessera-metad" --data "$dir" --listen "$addr" \
-        $http $TS_SECURE_OPT "$@" >>"$TS_DIR/logs/$name.log" 2>&1 &
+        $http $TS_SECURE_OPT $TS_AUTH_OPT "$@" >>"$TS_DIR/logs/$name.log" 2>&1 &
     ts_record "$name" $!
     ts_wait_port "$addr" 10 $! || { tail -5 "$TS_DIR/logs/$name.log" >&2; return 1; }
 }
@@ -261,7 +277,7 @@ ts_start_chunkd() {
     [ -f "$TS_DIR/meta/chunkd.key" ] && key="--key $TS_DIR/meta/chunkd.key"
     # shellcheck disable=SC2086
     setsid "$TS_BIN/tessera-chunkd" --data "$TS_DIR/chunk$i" --listen "$addr" \
-        --meta "$TS_META_ADDR" $key $http $TS_SECURE_OPT "$@" \
+        --meta "$TS_META_ADDR" $key $http $TS_SECURE_OPT $TS_AUTH_OPT "$@" \
         >>"$TS_DIR/logs/chunkd$i.log" 2>&1 &
     ts_record "chunkd$i" $!
     eval "TS_CHUNK${i}_ADDR=$addr"

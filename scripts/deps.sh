@@ -17,6 +17,7 @@ pkgs=(build-essential pkg-config libfuse3-dev fuse3 libuv1-dev
 pkgs+=(nettle-dev) # SHA-256 of image diffs (tessera image diff, apply-diff)
 pkgs+=(libraft-dev) # the Raft log of a metad group (metadata/meta_raft.c)
 pkgs+=(tcpdump)    # test-secure.sh: what crosses loopback on --secure links
+pkgs+=(python3-libnbd python3-cryptography) # test-auth.sh: nbdsh; a ticket's session key
 pkgs+=(dbench)     # make bench: dbench through each mount
 
 missing=()

@@ -46,7 +46,8 @@
  * haggling goes on.  An export name is an image name of the backend;
  * the empty name means the configured default export, if any.  Before an
  * export is opened, the configuration's export_check hook sees the
- * connection's identity (vd_identity: the TLS name) and the name.
+ * connection's identity (vd_identity: the TLS name) and the name; LIST
+ * shows only the exports it lets that identity open.
  *
  * Failure modes:
  * - Malformed option data (lengths that do not add up, NUL in a name, a
@@ -356,13 +357,22 @@ struct list_state {
     int rc;
 };
 
+/* One NBD_REP_SERVER for @name, when the connection's identity may open
+ * it: a client limited to some images does not learn the others' names. */
 static int list_one(void *arg, const char *name)
 {
     struct list_state *ls = arg;
+    const struct vd_config *cfg = ls->c->cfg;
     uint8_t buf[4 + NBD_MAX_STRING];
     size_t n = strlen(name);
+    bool readonly = false;
+    char why[NBD_MAX_STRING];
 
     if (n == 0 || n > NBD_MAX_STRING)
+        return 0;
+    if (cfg->export_check &&
+        cfg->export_check(cfg->export_check_ctx, &ls->c->id, name, &readonly,
+                          why, sizeof(why)) < 0)
         return 0;
     vd_put32(buf, (uint32_t)n);
     memcpy(buf + 4, name, n);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "seclink.h"
@@ -211,6 +212,69 @@ static void test_seclink_socket(void **state)
     close(sv[1]);
 }
 
+/* The client side of test_seclink_socket_read_ahead_delivered(): two
+ * sends, then it waits for the answer with nothing more to send. */
+static void *two_sends(void *arg)
+{
+    struct side_arg *a = arg;
+    uint8_t k[AUTH_KEY_SIZE];
+    struct seclink *l;
+
+    memset(k, 3, sizeof(k));
+    a->rc = seclink_new(SECLINK_CLIENT, "nbd.hv3", k, a->fd, &l);
+    if (a->rc == 0)
+        a->rc = seclink_handshake(l);
+    if (a->rc == 0)
+        a->rc = seclink_send(l, "first", 5);
+    if (a->rc == 0)
+        a->rc = seclink_send(l, "second", 6);
+    if (a->rc == 0) {
+        ssize_t k2 = seclink_recv(l, a->got, sizeof(a->got));
+        a->rc = k2 < 0 ? (int)k2 : 0;
+    }
+    seclink_free(l);
+    return NULL;
+}
+
+/* Records that arrived together sit in the read-ahead: each is delivered
+ * from there, without waiting on the socket for more (the receive
+ * timeout would fail the read). */
+static void test_seclink_socket_read_ahead_delivered(void **state)
+{
+    struct side_arg c = {.side = SECLINK_CLIENT};
+    struct timeval tv = {.tv_sec = 5};
+    uint8_t k[AUTH_KEY_SIZE];
+    char got[16] = {0};
+    size_t have = 0;
+    struct seclink *s;
+    pthread_t t;
+    int sv[2];
+
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    memset(k, 3, sizeof(k));
+    c.fd = sv[0];
+    assert_int_equal(pthread_create(&t, NULL, two_sends, &c), 0);
+    assert_int_equal(seclink_new(SECLINK_SERVER, "nbd.hv3", k, sv[1], &s), 0);
+    assert_int_equal(seclink_handshake(s), 0);
+    /* Let both records arrive before the first read. */
+    usleep(100 * 1000);
+    while (have < 11) {
+        ssize_t n = seclink_recv(s, got + have, 3);
+        assert_true(n > 0);
+        have += (size_t)n;
+    }
+    assert_memory_equal(got, "firstsecond", 11);
+    assert_int_equal(seclink_send(s, "bye", 3), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(c.rc, 0);
+    assert_string_equal(c.got, "bye");
+    seclink_free(s);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* The client side of test_seclink_socket_batches_records(): handshake,
  * then a 1 MiB frame (a header and a payload) in one seclink_sendv(). */
 static void *batch_sender(void *arg)
@@ -302,6 +366,7 @@ int test_seclink(void)
         cmocka_unit_test(test_seclink_tampered_record_refused),
         cmocka_unit_test(test_seclink_socket),
         cmocka_unit_test(test_seclink_socket_batches_records),
+        cmocka_unit_test(test_seclink_socket_read_ahead_delivered),
     };
     return cmocka_run_group_tests_name("common/seclink", tests, NULL, NULL);
 }

@@ -10,6 +10,19 @@ docs/protocol.md §2 and §3.2 alone.
                                              shown to CHUNKD without its
                                              session key (a stolen ticket)
     auth_peer.py silent ADDR                 HELLO, then nothing
+    auth_peer.py ticket-replay META KEYFILE CHUNKD
+                                             KEYFILE's ticket and session
+                                             key shown to CHUNKD (must be
+                                             taken), then that AUTH_REQ
+                                             sent again on a new connection
+    auth_peer.py nbd-replay NBD CMD...       relays CMD's NBD connection
+                                             (CMD's "{port}" is the relay's
+                                             port) and records what the
+                                             client sent; then sends it
+                                             again to NBD on a new
+                                             connection, which the server
+                                             must close (TLS does not
+                                             replay)
 
 Each prints what the server answered (OK, EAUTH, CLOSED, ...) and exits
 0 when that is what a correct server does, 1 otherwise.
@@ -17,9 +30,12 @@ Each prints what the server answered (OK, EAUTH, CLOSED, ...) and exits
 import hashlib
 import hmac
 import os
+import select
 import socket
 import struct
+import subprocess
 import sys
+import threading
 
 MAGIC = 0x54535241
 HELLO, AUTH, TICKET = 0x0001, 0x0003, 0x0007
@@ -112,6 +128,84 @@ def login(addr, keyfile):
     return s, body
 
 
+def session_key(secret, sealed):
+    """Open the ticket's session key (protocol.md §3.5: AES-256-GCM under
+    the identity's secret, nonce first, for "tessera session key v1")."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM(secret).decrypt(sealed[:12], sealed[12:],
+                                  b"tessera session key v1")
+
+
+def ticket_replay(meta, keyfile, chunkd):
+    s, _ = login(meta, keyfile)
+    status, rep = call(s, TICKET, 3, b"")
+    assert status == 0, "no ticket: %d" % status
+    tlen = struct.unpack(">I", rep[8:12])[0]
+    ticket = rep[12:12 + tlen]
+    klen = struct.unpack(">I", rep[12 + tlen:16 + tlen])[0]
+    name, secret = load_key(keyfile)
+    key = session_key(secret, rep[16 + tlen:16 + tlen + klen])
+    c = connect(chunkd)
+    _, method, ns = hello(c, 1 << (TICKET_METHOD - 1))
+    body, expect = auth_req(key, TICKET_METHOD, name, ticket, ns)
+    status, rep = call(c, AUTH, 2, body)
+    assert status == 0 and rep == expect, "the first use was refused: %d" % status
+    c = connect(chunkd)
+    hello(c, 1 << (TICKET_METHOD - 1))
+    status, _ = call(c, AUTH, 2, body)
+    return verdict(status, (EAUTH,))
+
+
+def nbd_replay(server, cmd):
+    """Relay one connection of @cmd to @server, then replay its bytes."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    port = lsock.getsockname()[1]
+    sent = []
+
+    def relay():
+        a, _ = lsock.accept()
+        b = connect(server)
+        ends = {a: b, b: a}
+        try:
+            while True:
+                ready, _, _ = select.select(list(ends), [], [], 30)
+                if not ready:
+                    return
+                for x in ready:
+                    d = x.recv(65536)
+                    if not d:
+                        return
+                    if x is a:
+                        sent.append(d)
+                    ends[x].sendall(d)
+        except OSError:
+            return
+        finally:
+            a.close()
+            b.close()
+
+    t = threading.Thread(target=relay, daemon=True)
+    t.start()
+    run = subprocess.run([c.replace("{port}", str(port)) for c in cmd],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t.join(30)
+    assert run.returncode == 0, "the relayed client failed: %s" % run.stderr
+    s = connect(server)
+    s.sendall(b"".join(sent))
+    s.settimeout(10)
+    try:
+        while s.recv(65536):
+            pass
+        status = -1
+    except socket.timeout:
+        status = 0  # still open: the replay was taken
+    except ConnectionError:
+        status = -1
+    return verdict(status, (-1,))
+
+
 def verdict(status, want):
     names = {0: "OK", EAUTH: "EAUTH", -1: "CLOSED"}
     print(names.get(status, str(status)))
@@ -164,6 +258,10 @@ def main(argv):
         except socket.timeout:
             status = 0
         return verdict(status, (-1,))
+    if cmd == "ticket-replay":
+        return ticket_replay(argv[2], argv[3], argv[4])
+    if cmd == "nbd-replay":
+        return nbd_replay(argv[2], argv[3:])
     print(__doc__)
     return 2
 

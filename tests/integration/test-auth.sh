@@ -10,12 +10,15 @@
 #     or delete outside it, creates files as 65534 (root squash), and a
 #     read-only identity cannot write;
 #   - over NBD with TLS, the PSK identity is the Tessera identity: client.t1
-#     opens images under /tenantA only, client.ro only reads, and a TLS
-#     name that is no identity is refused, the export serving the others;
+#     opens and lists images under /tenantA only, client.ro cannot write
+#     (libnbd's own checks off), and a TLS name that is no identity, a
+#     plain client, a wrong PSK or a replayed TLS session is refused, the
+#     export serving the others;
+#   - chunkd refuses a ticket handshake replayed on a new connection;
 #   - a removed identity is refused at once.
 . "$(dirname "$0")/lib.sh"
 it_need tessera-metad tessera-chunkd tessera-mount tessera-nbd tessera python3 \
-    fusermount3 nbdinfo psktool
+    fusermount3 nbdinfo nbdsh psktool
 
 ts_start_metad || it_fail "metad did not start"
 for i in 1 2; do ts_start_chunkd $i || it_fail "chunkd $i did not start"; done
@@ -73,6 +76,8 @@ $P silent "$TS_META_ADDR" >/dev/null || it_fail "metad kept a silent peer"
 $P nokey "$TS_CHUNK1_ADDR" >/dev/null || it_fail "chunkd took a peer without key"
 $P ticket "$TS_META_ADDR" "$K/t1.key" "$TS_CHUNK1_ADDR" >/dev/null ||
     it_fail "chunkd took a stolen ticket"
+$P ticket-replay "$TS_META_ADDR" "$K/t1.key" "$TS_CHUNK1_ADDR" >/dev/null ||
+    it_fail "chunkd took a replayed ticket handshake"
 $P silent "$TS_CHUNK1_ADDR" >/dev/null || it_fail "chunkd kept a silent peer"
 grep -q "authentication refused" "$TS_DIR/logs/metad.log" ||
     it_fail "metad did not log the refusal"
@@ -80,6 +85,7 @@ grep -q "authentication refused" "$TS_DIR/logs/chunkd1.log" ||
     it_fail "chunkd did not log the refusal"
 "$T" status >/dev/null || it_fail "metad stopped serving"
 it_ok "no key, wrong key, replay, stolen ticket, silent peer refused"
+# chunkd keeps serving: the mounts below read and write through it.
 
 # ---- Capabilities on the mount ---------------------------------------------
 ts_start_mount "$TS_MNT" || it_fail "admin mount"
@@ -116,8 +122,10 @@ dd if=/dev/zero of="$M2/tenantA/data" bs=4k count=1 conv=notrunc 2>/dev/null &&
 it_ok "client.ro reads and cannot write"
 
 # ---- NBD over TLS: the PSK identity is the Tessera identity -------------------
-truncate -s 16M "$A/tenantA/disk.img" "$A/tenantB/disk.img" || it_fail "images"
-for u in client.t1 client.ro nobody.here; do
+truncate -s 16M "$A/tenantA/disk.img" "$A/tenantB/disk.img" "$A/shared.img" ||
+    it_fail "images"
+"$T" auth add -o "$K/all.key" client.all >/dev/null || it_fail "auth add client.all"
+for u in client.t1 client.ro client.all nobody.here; do
     psktool -u "$u" -p "$K/nbd.psk" >/dev/null || it_fail "psktool $u"
 done
 chmod 600 "$K/nbd.psk"
@@ -137,7 +145,47 @@ out=$(nbd nobody.here tenantA/disk.img) && it_fail "an unknown TLS name got in"
 grep -q "TLS user nobody.here is not an identity" "$TS_DIR/logs/nbd.log" ||
     it_fail "unknown TLS name: $out"
 nbd client.t1 tenantA/disk.img >/dev/null || it_fail "the export stopped serving"
-it_ok "NBD over TLS: the PSK identity's paths and ro hold"
+# The list (tessera-nbd's --images-dir, /) shows only what a name may open.
+nbdlist() { LOGNAME=$1 nbdinfo --list "nbds://$TS_NBD_ADDR/?tls-psk-file=$K/nbd.psk" 2>&1; }
+nbdlist client.all | grep -q shared.img || it_fail "client.all: $(nbdlist client.all)"
+nbdlist client.t1 | grep -q shared.img && it_fail "client.t1 listed /shared.img over NBD"
+# client.ro cannot write, even with libnbd's own checks off.  (nbdsh runs
+# the python3 its Debian module was installed for.)
+out=$(PATH=/usr/bin:$PATH nbdsh -c "
+import errno
+h.set_strict_mode(0)
+h.set_uri_allow_local_file(True)
+h.connect_uri('nbds://client.ro@$TS_NBD_ADDR/tenantA/disk.img?tls-psk-file=$K/nbd.psk')
+try:
+    h.pwrite(b'w' * 4096, 0)
+    print('written')
+except nbd.Error as e:
+    print('refused', e.errnum == errno.EPERM or e.errnum == errno.EROFS)
+" 2>&1)
+[ "$out" = "refused True" ] || it_fail "client.ro wrote over NBD: $out"
+it_expect_eq "the image is untouched" \
+    "$(head -c 4096 "$A/tenantA/disk.img" | tr -d '\0' | wc -c)" 0
+it_ok "NBD over TLS: the PSK identity's paths (open, list) and ro (write) hold"
+
+# ---- Hostile clients on the NBD port ------------------------------------------
+out=$(nbdinfo "nbd://$TS_NBD_ADDR/tenantA/disk.img" 2>&1) && it_fail "a plain NBD client got in"
+grep -q "TLS" <<<"$out" || it_fail "plain NBD client: $out"
+grep -v "^client.t1:" "$K/nbd.psk" >"$K/wrong.psk"
+psktool -u client.t1 -p "$K/wrong.psk" >/dev/null && chmod 600 "$K/wrong.psk"
+out=$(LOGNAME=client.t1 nbdinfo "nbds://$TS_NBD_ADDR/tenantA/disk.img?tls-psk-file=$K/wrong.psk" 2>&1) &&
+    it_fail "a wrong PSK got in"
+fails=$(grep -c "TLS handshake failed" "$TS_DIR/logs/nbd.log")
+opens=$(grep -c "nbd connection: open:" "$TS_DIR/logs/nbd.log")
+LOGNAME=client.t1 $P nbd-replay "$TS_NBD_ADDR" nbdinfo \
+    "nbds://127.0.0.1:{port}/tenantA/disk.img?tls-psk-file=$K/nbd.psk" >/dev/null ||
+    it_fail "a replayed NBD TLS session was not closed"
+# The relayed session opened the export once; its replay did not.
+it_expect_eq "exports opened by relay and replay" \
+    "$(grep -c "nbd connection: open:" "$TS_DIR/logs/nbd.log")" $((opens + 1))
+[ "$(grep -c "TLS handshake failed" "$TS_DIR/logs/nbd.log")" -gt "$fails" ] ||
+    it_fail "the replay did not fail the TLS handshake"
+nbd client.t1 tenantA/disk.img >/dev/null || it_fail "the export stopped serving"
+it_ok "NBD: no key, wrong key and a replayed session refused; others served"
 
 # ---- Revocation --------------------------------------------------------------
 "$T" auth rm client.ro >/dev/null || it_fail "auth rm"

@@ -141,6 +141,11 @@ ok "wrong key and unknown identity refused ($(grep -m1 -o 'TLS handshake failed.
 grep -q "nbd connection: open: .*tls=psk tls_user=alice" "$tmp/nbd-psk.log" ||
     fail "server log lacks the TLS name"
 ok "the server logs the PSK identity"
+# AES-GCM, not the clients' first SHA-256 suite, ChaCha20 (vd_tls.c).
+ciphers=$(grep -o "auth=psk ([^)]*)" "$tmp/nbd-psk.log" | sort | uniq -c)
+grep -q "AES-128-GCM" <<<"$ciphers" && ! grep -q "CHACHA20" <<<"$ciphers" ||
+    fail "PSK sessions' ciphers: $ciphers"
+ok "PSK sessions run on AES-128-GCM"
 
 # ---- X.509, client certificates verified ---------------------------------------
 xport=$(free_port)

@@ -3,6 +3,8 @@
  */
 #include "test_vd_util.h"
 
+#include <stdio.h>
+
 #define FIXED (NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)
 
 static void test_vd_handshake_run_go_named_export(void **state)
@@ -189,6 +191,42 @@ static void test_vd_handshake_run_list(void **state)
     c_opt(h, NBD_OPT_LIST, "x", 1);
     c_opt_reply(h, &r);
     assert_int_equal(r.type, NBD_REP_ERR_INVALID);
+    harness_stop(h);
+}
+
+/* An export check that lets every identity open "disk" only. */
+static int disk_only(void *ctx, const struct vd_identity *who,
+                     const char *name, bool *readonly, char *why,
+                     size_t why_len)
+{
+    (void)ctx;
+    (void)who;
+    (void)readonly;
+    if (strcmp(name, "disk") == 0)
+        return 0;
+    snprintf(why, why_len, "not yours");
+    return -EACCES;
+}
+
+/* LIST shows only what the export check lets the client open. */
+static void test_vd_handshake_run_list_checked(void **state)
+{
+    struct harness *h = harness_new(false, NULL);
+    struct opt_rep r;
+    unsigned n = 0;
+
+    (void)state;
+    h->cfg.export_check = disk_only;
+    harness_run(h);
+    c_greet(h, FIXED);
+    c_opt(h, NBD_OPT_LIST, NULL, 0);
+    for (c_opt_reply(h, &r); r.type == NBD_REP_SERVER; c_opt_reply(h, &r)) {
+        assert_int_equal(r.len, 4 + 4);
+        assert_memory_equal(r.data + 4, "disk", 4);
+        n++;
+    }
+    assert_int_equal(r.type, NBD_REP_ACK);
+    assert_int_equal(n, 1);
     harness_stop(h);
 }
 
@@ -471,6 +509,7 @@ int test_vd_handshake(void)
         cmocka_unit_test(test_vd_handshake_run_go_malformed),
         cmocka_unit_test(test_vd_handshake_run_info_name_description),
         cmocka_unit_test(test_vd_handshake_run_list),
+        cmocka_unit_test(test_vd_handshake_run_list_checked),
         cmocka_unit_test(test_vd_handshake_run_abort),
         cmocka_unit_test(test_vd_handshake_run_unknown_option),
         cmocka_unit_test(test_vd_handshake_run_oversized_option),
