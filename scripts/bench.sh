@@ -125,7 +125,8 @@ run_fio() { # run_fio LABEL DIR
                 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
         read -r job rate p50 p99 <"$work/meta.out"
         echo "$label $job - $rate $p50 $p99 $cpu" >>"$results"
-    done    # dbench: 4 clients for BENCH_DBENCH_S seconds, its MB/s (a mix of
+    done
+    # dbench: 4 clients for BENCH_DBENCH_S seconds, its MB/s (a mix of
     # creates, writes, reads, renames and unlinks of small files).
     mkdir -p "$dir/dbench"
     rate=$(cd "$work" && dbench -D "$dir/dbench" -t "$dbench_s" 4 2>"$work/dbench.err" |
