@@ -218,6 +218,21 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
 int meta_apply_at(struct meta_db *db, const struct meta_op *op, uint64_t index,
                   struct proto_wbuf *reply);
 
+/* Batches, for a replicated log (the durability point, so no record needs
+ * a commit of its own): after meta_db_batch_begin() every meta_apply_at()
+ * is a savepoint of one transaction, refused or kept alone as before, and
+ * meta_db_batch_commit() commits them together: one set of locks and one
+ * write of each page they changed instead of one per record.  The
+ * connection sees its records at once; other connections and a crash
+ * before the commit do not (the log applies them again).
+ * meta_db_batch_commit() is 0 with no batch open; -EIO when SQLite
+ * rolled the whole batch back after an error (SQLITE_FULL, SQLITE_IOERR):
+ * then the records applied in it are not in the database, and records
+ * are refused with -EIO until it is called. */
+int meta_db_batch_begin(struct meta_db *db);
+int meta_db_batch_commit(struct meta_db *db);
+bool meta_db_batch_open(const struct meta_db *db);
+
 /* The last log index applied to @db (meta_apply_at()), 0 when none. */
 int meta_db_applied(struct meta_db *db, uint64_t *index);
 /* Forget it (0): the database starts a new log (a new group made from it,

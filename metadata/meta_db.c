@@ -209,6 +209,9 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_BEGIN] = "BEGIN IMMEDIATE",
     [META_ST_COMMIT] = "COMMIT",
     [META_ST_ROLLBACK] = "ROLLBACK",
+    [META_ST_SAVEPOINT] = "SAVEPOINT meta_record",
+    [META_ST_RELEASE] = "RELEASE meta_record",
+    [META_ST_ROLLBACK_TO] = "ROLLBACK TO meta_record",
     [META_ST_INODE_GET] = "SELECT " INODE_COLS " FROM inodes WHERE ino = ?1",
     [META_ST_INODE_ALLOC] =
         "SELECT " ALLOC_COL("inodes") " FROM inodes WHERE ino = ?1",
@@ -543,6 +546,9 @@ void meta_db_close(struct meta_db *db)
 {
     if (!db)
         return;
+    if (db->batch && meta_db_batch_commit(db) < 0)
+        log_error("meta db: the records of the last batch were not "
+                  "committed; the log applies them again at the next start");
     for (int i = 0; i < META_ST_COUNT; i++)
         sqlite3_finalize(db->st[i]);
     sqlite3_close(db->sql);
@@ -594,6 +600,12 @@ fail:
 
 int meta_tx_begin(struct meta_db *db)
 {
+    /* A savepoint outside a transaction would start one of its own and
+     * commit this record without those lost before it. */
+    if (db->batch_lost)
+        return -EIO;
+    if (db->batch)
+        return meta_st_exec(db, meta_st(db, META_ST_SAVEPOINT), "savepoint");
     return meta_st_exec(db, meta_st(db, META_ST_BEGIN), "begin");
 }
 
@@ -606,7 +618,7 @@ void meta_db_stats_register(void)
     lat_stage_register(&st_commit);
 }
 
-int meta_tx_commit(struct meta_db *db)
+static int commit(struct meta_db *db)
 {
     uint64_t t0 = lat_now_ns();
     int rc = meta_st_exec(db, meta_st(db, META_ST_COMMIT), "commit");
@@ -615,12 +627,69 @@ int meta_tx_commit(struct meta_db *db)
     return rc;
 }
 
+int meta_tx_commit(struct meta_db *db)
+{
+    if (db->batch)
+        return meta_st_exec(db, meta_st(db, META_ST_RELEASE), "release");
+    return commit(db);
+}
+
 void meta_tx_rollback(struct meta_db *db)
 {
     /* Statements still stepping would make ROLLBACK fail in old SQLite;
      * every helper resets its statement, so none is. */
-    if (!sqlite3_get_autocommit(db->sql))
+    if (sqlite3_get_autocommit(db->sql)) {
+        /* Some errors (SQLITE_FULL, SQLITE_IOERR, ...) roll back the whole
+         * transaction: with a batch open, the records applied in it
+         * before this one are gone as well. */
+        if (db->batch)
+            db->batch_lost = true;
+        return;
+    }
+    if (!db->batch) {
         meta_st_exec(db, meta_st(db, META_ST_ROLLBACK), "rollback");
+        return;
+    }
+    /* ROLLBACK TO keeps the savepoint open; RELEASE ends it, keeping the
+     * records before it in the batch. */
+    if (meta_st_exec(db, meta_st(db, META_ST_ROLLBACK_TO), "rollback to") < 0 ||
+        meta_st_exec(db, meta_st(db, META_ST_RELEASE), "release") < 0)
+        db->batch_lost = true;
+}
+
+int meta_db_batch_begin(struct meta_db *db)
+{
+    int rc;
+
+    if (db->batch)
+        return 0;
+    rc = meta_st_exec(db, meta_st(db, META_ST_BEGIN), "begin batch");
+    if (rc == 0)
+        db->batch = true;
+    return rc;
+}
+
+bool meta_db_batch_open(const struct meta_db *db)
+{
+    return db->batch;
+}
+
+int meta_db_batch_commit(struct meta_db *db)
+{
+    bool lost = db->batch_lost;
+    int rc = 0;
+
+    if (!db->batch)
+        return 0;
+    db->batch = false;
+    db->batch_lost = false;
+    if (!sqlite3_get_autocommit(db->sql))
+        rc = lost ? (meta_tx_rollback(db), -EIO) : commit(db);
+    else
+        rc = -EIO; /* rolled back whole by SQLite */
+    if (rc < 0 && !sqlite3_get_autocommit(db->sql))
+        meta_tx_rollback(db);
+    return rc;
 }
 
 /* ---- Inodes ------------------------------------------------------------ */

@@ -34,6 +34,9 @@ enum meta_st {
     META_ST_BEGIN,
     META_ST_COMMIT,
     META_ST_ROLLBACK,
+    META_ST_SAVEPOINT,
+    META_ST_RELEASE,
+    META_ST_ROLLBACK_TO,
     META_ST_INODE_GET,
     META_ST_INODE_ALLOC,
     META_ST_INODE_INSERT,
@@ -138,6 +141,8 @@ struct meta_db {
     sqlite3_stmt *st[META_ST_COUNT];
     meta_db_wal_cb wal_cb; /* meta_db_wal_watch(), or NULL */
     void *wal_arg;
+    bool batch;      /* meta_db_batch_begin()'s transaction is open */
+    bool batch_lost; /* SQLite rolled it back whole: its records are gone */
 };
 
 /* A name borrowed from a request: not NUL-terminated. */
@@ -168,6 +173,8 @@ void meta_bind_blob(sqlite3_stmt *s, int i, const void *p, size_t n);
  * uid, gid, rdev, goal, size, atime, mtime, ctime, version). */
 void meta_attr_from_row(sqlite3_stmt *s, int i, struct proto_attr *a);
 
+/* One record's transaction: BEGIN IMMEDIATE, or a savepoint inside an
+ * open batch (meta_db_batch_begin()); committed or rolled back alone. */
 int meta_tx_begin(struct meta_db *db);
 int meta_tx_commit(struct meta_db *db);
 void meta_tx_rollback(struct meta_db *db);

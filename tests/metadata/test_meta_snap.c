@@ -152,6 +152,47 @@ static void test_meta_db_restore_refuses_garbage(void **state)
     assert_int_equal(apply_mkdir_at(f, f->db, 1, "still"), 0);
 }
 
+/* A batch: each record is refused or kept alone, the connection sees them
+ * at once, another connection (and so a crash) only after the commit. */
+static void test_meta_db_batch_commits_records_together(void **state)
+{
+    struct fx *f = *state;
+    struct meta_db *other = open_other(f, "a.db");
+    assert_int_equal(meta_db_batch_commit(f->db), 0); /* none open */
+    assert_int_equal(meta_db_batch_begin(f->db), 0);
+    assert_true(meta_db_batch_open(f->db));
+    assert_int_equal(meta_db_batch_begin(f->db), 0); /* open already */
+    assert_int_equal(apply_mkdir_at(f, f->db, 1, "a"), 0);
+    assert_int_equal(apply_mkdir_at(f, f->db, 2, "a"), -EEXIST);
+    assert_int_equal(apply_mkdir_at(f, f->db, 3, "b"), 0);
+    assert_int_equal(applied(f->db), 3);
+    assert_int_equal(lookup_in(f, f->db, "a"), 0);
+    assert_int_equal(lookup_in(f, f->db, "b"), 0);
+    assert_int_equal(applied(other), 0);
+    assert_int_equal(lookup_in(f, other, "a"), -ENOENT);
+    assert_int_equal(meta_db_batch_commit(f->db), 0);
+    assert_false(meta_db_batch_open(f->db));
+    assert_int_equal(applied(other), 3);
+    assert_int_equal(lookup_in(f, other, "a"), 0);
+    assert_int_equal(lookup_in(f, other, "b"), 0);
+    /* Without a batch each record commits on its own again. */
+    assert_int_equal(apply_mkdir_at(f, f->db, 4, "c"), 0);
+    assert_int_equal(lookup_in(f, other, "c"), 0);
+    meta_db_close(other);
+}
+
+/* A batch still open when the database closes is committed. */
+static void test_meta_db_close_commits_batch(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(meta_db_batch_begin(f->db), 0);
+    assert_int_equal(apply_mkdir_at(f, f->db, 5, "kept"), 0);
+    meta_db_close(f->db);
+    f->db = open_other(f, "a.db");
+    assert_int_equal(applied(f->db), 5);
+    assert_int_equal(lookup_in(f, f->db, "kept"), 0);
+}
+
 int test_meta_snap(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +202,8 @@ int test_meta_snap(void)
         T(test_meta_db_snapshot_restores_elsewhere),
         T(test_meta_db_restore_older_changes_nothing),
         T(test_meta_db_restore_refuses_garbage),
+        T(test_meta_db_batch_commits_records_together),
+        T(test_meta_db_close_commits_batch),
 #undef T
     };
     return cmocka_run_group_tests_name("meta_snap", tests, NULL, NULL);
