@@ -162,7 +162,7 @@ libs_vmdisk := $(call pc_libs,gnutls)
 # daemons are never linked with it.
 FAULT_OBJ := $(BUILD)/san/tests/common/fault_inject.o
 FAULT_WRAP := $(foreach f,pwritev64v2 fdatasync fsync fallocate64 ftruncate64 \
-	malloc calloc,-Wl,--wrap=$(f))
+	malloc calloc open64 openat64 mkdir rename link fcntl64,-Wl,--wrap=$(f))
 
 $(BUILD)/tests/main_%.c: $(wildcard tests/*/test_*.c)
 	@mkdir -p $(dir $@)

@@ -105,6 +105,12 @@ enum meta_internal_op {
      * send clients to it (NOT_LEADER, docs/protocol.md §5.3).  Reply body:
      * empty. */
     META_OP_MEMBER = 0xF00A,
+    /* The bytes chunks take on the disk of the first replica of their
+     * chain, as that server reported them (CHUNK_USAGE, docs/protocol.md
+     * §9.5): the figures files' st_blocks are summed from.  Payload:
+     * struct meta_op_chunk_usage (meta_op.h).  Chunks no longer known are
+     * skipped.  Reply body: empty. */
+    META_OP_CHUNK_USAGE = 0xF00B,
 };
 
 /* A replica of the metad group as the database knows it. */
@@ -319,6 +325,9 @@ int meta_chunk_at(struct meta_db *db, uint64_t ino, uint64_t index,
 /* The highest replication goal among the files sharing @chunk_id;
  * -ENOENT when no file holds it. */
 int meta_chunk_goal(struct meta_db *db, uint64_t chunk_id, uint32_t *goal);
+/* The bytes chunk @chunk_id takes on disk as recorded (META_OP_CHUNK_USAGE)
+ * into *bytes, -1 when no figure is known; -ENOENT for an unknown chunk. */
+int meta_chunk_usage(struct meta_db *db, uint64_t chunk_id, int64_t *bytes);
 /* Slots of file @ino holding a chunk, in index order: @fn(chunk) with
  * c->index the slot's index; stops early when @fn returns nonzero. */
 int meta_file_chunk_foreach(struct meta_db *db, uint64_t ino,

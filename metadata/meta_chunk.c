@@ -5,8 +5,9 @@
  * flow").  The network part of a write (allocating, bumping versions on
  * the chunk servers) happens in the daemon; here are the records that
  * state its outcome (META_OP_CHUNK_SET, CHUNK_WRITE_END_REQ), the server
- * registry (SERVER_REGISTER_REQ), the gc list of replicas to delete
- * (filled by truncate, the last unlink and replicas left behind by a
+ * registry (SERVER_REGISTER_REQ), the bytes each chunk takes on disk
+ * (META_OP_CHUNK_USAGE, which st_blocks sums), the gc list of replicas to
+ * delete (filled by truncate, the last unlink and replicas left behind by a
  * version bump; drained by META_OP_GC_DONE), and the read side:
  * CHUNK_LOCATE_REQ and the meta_chunk_* getters the daemon uses.
  *
@@ -481,6 +482,33 @@ int meta_gc_done_apply(struct meta_db *db, const struct meta_op *op,
         return r;
     (void)reply;
     return sqlite3_changes(db->sql) ? 0 : -ENOENT;
+}
+
+int meta_chunk_usage_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply)
+{
+    struct meta_op_chunk_usage *m = malloc(sizeof(*m));
+    int r = 0;
+
+    (void)reply;
+    if (!m)
+        return -ENOMEM;
+    if (meta_op_chunk_usage_decode(op->payload, op->len, m) < 0)
+        r = -EPROTO;
+    for (uint32_t i = 0; r == 0 && i < m->n; i++) {
+        sqlite3_stmt *s = meta_st(db, META_ST_CHUNK_USAGE_SET);
+        sqlite3_bind_int64(s, 1, (int64_t)m->v[i].chunk_id);
+        sqlite3_bind_int64(s, 2, (int64_t)m->v[i].bytes);
+        r = meta_st_exec(db, s, "set chunk usage");
+    }
+    free(m);
+    return r;
+}
+
+int meta_chunk_usage(struct meta_db *db, uint64_t chunk_id, int64_t *bytes)
+{
+    return meta_row_int(db, META_ST_CHUNK_USAGE_GET, chunk_id, bytes,
+                        "get chunk usage");
 }
 
 int meta_server_register_apply(struct meta_db *db, const struct meta_op *op,

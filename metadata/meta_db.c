@@ -53,6 +53,10 @@
  * Migration 9 (replicated metadata, docs/architecture.md) adds members:
  * id -> (client address, raft address) of each replica of a metad group.
  *
+ * Migration 10 adds chunks.alloc, the bytes the chunk takes on the disk
+ * of the first replica of its chain (META_OP_CHUNK_USAGE): NULL for the
+ * chunks made before, until a server reports them; new chunks start at 0.
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -170,6 +174,8 @@ static const char *const migrations[] = {
     "CREATE TABLE members("
     " id INTEGER PRIMARY KEY, client_addr TEXT NOT NULL,"
     " raft_addr TEXT NOT NULL);",
+    /* 10: each chunk's bytes on disk (st_blocks, docs/protocol.md §4.2). */
+    "ALTER TABLE chunks ADD COLUMN alloc INTEGER;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -187,17 +193,18 @@ static const char *const migrations[] = {
 #define SLOT_LEN "max(0, min(?2, i.size - s.idx * ?2))"
 #define SLOT_SHARED "(" REFS("s") " > 1)"
 
-/* The bytes of inode @T's file that lie in chunks it holds (holes, the
- * slots without a chunk, hold nothing): st_blocks (meta_attr_from_row()).
- * Chunk-grained: a chunk counts whole up to the size however little of it
- * was written, since metad does not know what each chunk file allocates
- * (docs/protocol.md §4.1 "blocks"). */
+/* The bytes inode @T's file takes on disk: st_blocks (meta_attr_from_row(),
+ * docs/protocol.md §4.2 "blocks").  Each chunk it holds counts what its
+ * first replica reported (chunks.alloc); one made before the figure was
+ * kept and not reported since counts up to the file's size, the chunk's
+ * bytes in the file.  Holes, the slots without a chunk, count nothing; a
+ * shared chunk counts in every file holding it. */
 #define CHUNK_SIZE_SQL "67108864"
 _Static_assert(PROTO_CHUNK_SIZE == 67108864, "CHUNK_SIZE_SQL");
 #define ALLOC_COL(T)                                                           \
-    "(SELECT total(max(0, min(" CHUNK_SIZE_SQL ", " T                          \
-    ".size - sl.idx * " CHUNK_SIZE_SQL "))) FROM slots sl WHERE sl.ino = " T   \
-    ".ino)"
+    "(SELECT total(coalesce(ch.alloc, max(0, min(" CHUNK_SIZE_SQL ", " T       \
+    ".size - sl.idx * " CHUNK_SIZE_SQL ")))) FROM slots sl"                    \
+    " JOIN chunks ch ON ch.chunk_id = sl.chunk_id WHERE sl.ino = " T ".ino)"
 #define INODE_COLS                                                             \
     "ino, mode, nlink, uid, gid, rdev, goal, size, atime, mtime, ctime, "      \
     "version, " ALLOC_COL("inodes")
@@ -265,7 +272,8 @@ static const char *const sql[META_ST_COUNT] = {
         "c") " FROM slots s JOIN chunks c ON c.chunk_id = s.chunk_id"
              " WHERE s.ino = ?1 AND s.idx >= ?2 AND s.idx < ?3 ORDER BY s.idx",
     [META_ST_CHUNK_INSERT] =
-        "INSERT INTO chunks(chunk_id, version, origin) VALUES(?1, ?2, 0)",
+        "INSERT INTO chunks(chunk_id, version, origin, alloc)"
+        " VALUES(?1, ?2, 0, 0)",
     [META_ST_CHUNK_SET_VERSION] =
         "UPDATE chunks SET version = ?2 WHERE chunk_id = ?1",
     /* Dropping slots [?2, end) of file ?1: only the chunks no slot
@@ -429,6 +437,10 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_SVCKEY_LIST] =
         "SELECT id, secret FROM service_keys ORDER BY id DESC LIMIT ?1",
     [META_ST_SVCKEY_PRUNE] = "DELETE FROM service_keys WHERE id <= ?1",
+    [META_ST_CHUNK_USAGE_GET] =
+        "SELECT coalesce(alloc, -1) FROM chunks WHERE chunk_id = ?1",
+    [META_ST_CHUNK_USAGE_SET] =
+        "UPDATE chunks SET alloc = ?2 WHERE chunk_id = ?1",
 };
 
 int meta_sql_err(struct meta_db *db, int rc, const char *what)
@@ -771,12 +783,11 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
     return 0;
 }
 
-/* One integer column of inode @ino through statement @id into *v. */
-static int inode_col(struct meta_db *db, enum meta_st id, uint64_t ino,
-                     int64_t *v, const char *what)
+int meta_row_int(struct meta_db *db, enum meta_st id, uint64_t key, int64_t *v,
+                 const char *what)
 {
     sqlite3_stmt *s = meta_st(db, id);
-    sqlite3_bind_int64(s, 1, (int64_t)ino);
+    sqlite3_bind_int64(s, 1, (int64_t)key);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *v = sqlite3_column_int64(s, 0);
@@ -791,7 +802,8 @@ static int inode_col(struct meta_db *db, enum meta_st id, uint64_t ino,
 int meta_inode_flags(struct meta_db *db, uint64_t ino, uint32_t *flags)
 {
     int64_t v = 0;
-    int r = inode_col(db, META_ST_INODE_FLAGS_GET, ino, &v, "get inode flags");
+    int r =
+        meta_row_int(db, META_ST_INODE_FLAGS_GET, ino, &v, "get inode flags");
     if (r == 0)
         *flags = (uint32_t)v;
     return r;
@@ -809,7 +821,7 @@ int meta_inode_origin(struct meta_db *db, uint64_t ino, uint64_t *origin)
 {
     int64_t v = 0;
     int r =
-        inode_col(db, META_ST_INODE_ORIGIN_GET, ino, &v, "get inode origin");
+        meta_row_int(db, META_ST_INODE_ORIGIN_GET, ino, &v, "get inode origin");
     if (r == 0)
         *origin = (uint64_t)v;
     return r;

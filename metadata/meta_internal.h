@@ -130,6 +130,8 @@ enum meta_st {
     META_ST_SVCKEY_ADD,
     META_ST_SVCKEY_LIST,
     META_ST_SVCKEY_PRUNE,
+    META_ST_CHUNK_USAGE_GET,
+    META_ST_CHUNK_USAGE_SET,
     META_ST_MEMBER_SET,
     META_ST_MEMBER_DEL,
     META_ST_MEMBER_GET,
@@ -155,6 +157,10 @@ struct meta_name {
 
 /* The statement @id, reset and with its bindings cleared.  Returns a
  * pointer owned by @db, valid until meta_db_close(). */
+/* The first column of the row statement @id finds for ?1 = @key, into *v:
+ * 0, -ENOENT when there is no row, or -errno (logged with @what). */
+int meta_row_int(struct meta_db *db, enum meta_st id, uint64_t key, int64_t *v,
+                 const char *what);
 sqlite3_stmt *meta_st(struct meta_db *db, enum meta_st id);
 /* Log a failed SQLite call (@what names the operation) and return the
  * matching -errno. */
@@ -340,6 +346,8 @@ int meta_write_end_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply);
 int meta_chunk_cow_apply(struct meta_db *db, const struct meta_op *op,
                          struct proto_wbuf *reply);
+int meta_chunk_usage_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply);
 /* Fill @loc's replicas of chunk @loc->chunk_id from the servers table;
  * the addresses are copied into @addrs, which @loc then points into. */
 int meta_chunk_replicas_fill(struct meta_db *db, struct proto_chunk_loc *loc,

@@ -286,6 +286,39 @@ int meta_op_member_decode(const uint8_t *p, size_t n, struct meta_op_member *m)
     return 0;
 }
 
+/* ---- META_OP_CHUNK_USAGE: u32 n, n x (u64 chunk_id, u64 bytes) -------- */
+
+void meta_op_chunk_usage_encode(struct proto_wbuf *w,
+                                const struct meta_op_chunk_usage *m)
+{
+    if (m->n == 0 || m->n > META_OP_USAGE_MAX) {
+        if (!w->err)
+            w->err = -EINVAL;
+        return;
+    }
+    proto_put_u32(w, m->n);
+    for (uint32_t i = 0; i < m->n; i++) {
+        proto_put_u64(w, m->v[i].chunk_id);
+        proto_put_u64(w, m->v[i].bytes);
+    }
+}
+
+int meta_op_chunk_usage_decode(const uint8_t *p, size_t n,
+                               struct meta_op_chunk_usage *m)
+{
+    struct proto_rbuf r;
+
+    proto_rbuf_init(&r, p, n);
+    m->n = proto_get_u32(&r);
+    if (r.err || m->n == 0 || m->n > META_OP_USAGE_MAX)
+        return -EPROTO;
+    for (uint32_t i = 0; i < m->n; i++) {
+        m->v[i].chunk_id = proto_get_u64(&r);
+        m->v[i].bytes = proto_get_u64(&r);
+    }
+    return proto_rbuf_done(&r);
+}
+
 void meta_op_record_encode(struct proto_wbuf *w, const struct meta_op *op)
 {
     proto_put_u8(w, op->format);

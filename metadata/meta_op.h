@@ -18,7 +18,8 @@
  *   u8 format, u16 opcode, i64 now, u64 session_id, payload to the end.
  *
  * Decoders treat their input as hostile: exact lengths, counts bounded by
- * PROTO_MAX_REPLICAS, -EPROTO for anything else.  Nothing here touches
+ * PROTO_MAX_REPLICAS (META_OP_USAGE_MAX for usage figures), -EPROTO for
+ * anything else.  Nothing here touches
  * the database, so the fuzz targets build it with protocol/ alone.
  */
 #ifndef TESSERA_META_OP_H
@@ -108,6 +109,13 @@ struct meta_op_member {
     struct proto_str client_addr, raft_addr;
 };
 
+/* META_OP_CHUNK_USAGE: n figures, each a chunk and the bytes it takes. */
+#define META_OP_USAGE_MAX PROTO_USAGE_MAX
+struct meta_op_chunk_usage {
+    uint32_t n; /* 1..META_OP_USAGE_MAX */
+    struct proto_usage_entry v[META_OP_USAGE_MAX];
+};
+
 /* Encoders append to @w; a replica count above PROTO_MAX_REPLICAS latches
  * -EINVAL in w->err.  Decoders read exactly @n bytes of @p: 0 or -EPROTO. */
 #define META_OP_CODEC(name)                                                    \
@@ -124,6 +132,7 @@ META_OP_CODEC(chunk_cow)
 META_OP_CODEC(auth_add)
 META_OP_CODEC(service_key)
 META_OP_CODEC(member)
+META_OP_CODEC(chunk_usage)
 #undef META_OP_CODEC
 
 /* Encode the whole of @op (its payload is copied) into @w. */

@@ -375,6 +375,12 @@ bool meta_srv_server_alive(struct meta_srv *srv,
  * is given no new chunk, neither by WRITE_BEGIN nor by repair. */
 #define META_SRV_FULL_FREE ((uint64_t)PROTO_CHUNK_SIZE)
 bool meta_srv_server_full(const struct meta_srv_server *s);
+/* The server @id registered on @c's connection, or NULL. */
+struct meta_srv_server *meta_srv_server_bound(struct meta_srv_conn *c,
+                                              uint32_t id);
+/* CHUNK_USAGE_REQ from a chunkd (docs/protocol.md §9.5; meta_srv_usage.c). */
+void meta_srv_chunk_usage(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len);
 /* SCRUB_STATUS_REQ from a chunkd (docs/protocol.md §9.4). */
 void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
                            const uint8_t *payload, size_t len);
@@ -554,6 +560,11 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
                        int rc, const struct meta_srv_cb_victims *victims,
                        const struct proto_wbuf *body);
 /* Expire promises; forget sessions that ended.  Every tick. */
+/* Break every session's attribute promise on @ino (no session is spared)
+ * after a change no request waits on (st_blocks moved, CHUNK_USAGE);
+ * nothing waits for the answers, but a session that does not answer loses
+ * its promises as after any break. */
+void meta_srv_cb_break_attr(struct meta_srv *srv, uint64_t ino);
 void meta_srv_cb_tick(struct meta_srv *srv);
 /* The cache.* pairs of STATUS. */
 void meta_srv_cb_status(struct meta_srv *srv, struct meta_srv_kv *o);

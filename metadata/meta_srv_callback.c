@@ -25,11 +25,12 @@
  *     |<----- UNLINK_REP ----|                          |
  *
  * Namespace mutations and CHUNK_WRITE_END are applied first and broken
- * after (meta_srv_cb_reply), so a client that refetches after the break
- * sees the new state.  CHUNK_WRITE_BEGIN (the data is about to change,
- * and with copy-on-write the file's chunk moves), SNAPSHOT and CLONE are
- * broken before they run (meta_srv_cb_before): the request waits, then is
- * dispatched again.
+ * after (meta_srv_cb_reply); so are the chunks' new figures on disk
+ * (CHUNK_USAGE, meta_srv_cb_break_attr()), whose breaks nobody waits for, so a
+ * client that refetches after the break sees the new state.  CHUNK_WRITE_BEGIN
+ * (the data is about to change, and with copy-on-write the file's chunk moves),
+ * SNAPSHOT and CLONE are broken before they run (meta_srv_cb_before): the
+ * request waits, then is dispatched again.
  *
  * Recall.  A GETATTR, OPEN or LOOKUP of a file on which another session
  * holds a writer's promise first sends that session a break with RECALL;
@@ -255,7 +256,9 @@ static void wait_finish(struct cb_wait *w)
 {
     struct meta_srv *srv = w->srv;
 
-    if (w->resume) {
+    if (!w->peer) {
+        /* meta_srv_cb_break_attr(): nobody waits for the answers. */
+    } else if (w->resume) {
         if (peer_data(w->peer) && !peer_is_closed(w->peer) && !srv->stopping) {
             srv->cb->resuming = true;
             meta_srv_redispatch(w->peer, w->opcode, w->req_id, w->payload,
@@ -265,7 +268,8 @@ static void wait_finish(struct cb_wait *w)
     } else {
         meta_srv_reply(w->peer, w->req_id, w->opcode, w->rc, &w->reply);
     }
-    peer_unref(w->peer);
+    if (w->peer)
+        peer_unref(w->peer);
     proto_wbuf_free(&w->reply);
     free(w->payload);
     free(w);
@@ -920,6 +924,21 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
     proto_put_raw(&w->reply, body->p, body->len);
     for (size_t i = 0; i < n; i++)
         send_breaks(srv, w, sess, &b[i]);
+    if (--w->left == 0)
+        wait_finish(w);
+}
+
+void meta_srv_cb_break_attr(struct meta_srv *srv, uint64_t ino)
+{
+    struct cb_break b = {.ino = ino, .flags = PROTO_CB_ATTR};
+    struct cb_wait *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return; /* the promises lapse on their own */
+    w->srv = srv;
+    proto_wbuf_init(&w->reply);
+    w->left = 1;
+    send_breaks(srv, w, 0, &b);
     if (--w->left == 0)
         wait_finish(w);
 }

@@ -267,8 +267,8 @@ void meta_srv_server_register(struct meta_srv_conn *c, uint64_t req_id,
 
 /* The server @id as registered on connection @c, or NULL when @c has not
  * registered it (the server must register again). */
-static struct meta_srv_server *bound_server(struct meta_srv_conn *c,
-                                            uint32_t id)
+struct meta_srv_server *meta_srv_server_bound(struct meta_srv_conn *c,
+                                              uint32_t id)
 {
     struct meta_srv_server *s = meta_srv_server_find(c->srv, id);
 
@@ -286,7 +286,7 @@ void meta_srv_server_heartbeat(struct meta_srv_conn *c, uint64_t req_id,
 
     rc = proto_server_heartbeat_req_decode(payload, len, &req);
     if (rc == 0) {
-        s = bound_server(c, req.server_id);
+        s = meta_srv_server_bound(c, req.server_id);
         if (!s) {
             rc = -ENOENT;
         } else {
@@ -311,7 +311,7 @@ void meta_srv_server_scrub(struct meta_srv_conn *c, uint64_t req_id,
 
     rc = proto_scrub_status_req_decode(payload, len, &req);
     if (rc == 0) {
-        s = bound_server(c, req.server_id);
+        s = meta_srv_server_bound(c, req.server_id);
         if (s)
             s->scrub = req;
         else
@@ -482,7 +482,8 @@ static int inv_readd(struct inv_job *j, const struct proto_inv_entry *e)
 static void inv_step(struct inv_job *j)
 {
     struct meta_srv_conn *c = peer_data(j->peer);
-    struct meta_srv_server *s = c ? bound_server(c, j->q.server_id) : NULL;
+    struct meta_srv_server *s =
+        c ? meta_srv_server_bound(c, j->q.server_id) : NULL;
     struct proto_inv_entry e;
 
     if (!s) { /* the connection or its registration went meanwhile */
@@ -553,7 +554,7 @@ void meta_srv_server_inventory(struct meta_srv_conn *c, uint64_t req_id,
         memcpy(j->payload, payload, len);
         rc = proto_server_inventory_req_decode(j->payload, len, &j->q);
     }
-    if (rc == 0 && !bound_server(c, j->q.server_id))
+    if (rc == 0 && !meta_srv_server_bound(c, j->q.server_id))
         rc = -ENOENT;
     if (rc < 0) {
         free(j);

@@ -646,6 +646,21 @@ struct proto_server_inventory_req {
 void proto_inv_entry_get(const struct proto_server_inventory_req *req,
                          uint32_t i, struct proto_inv_entry *e);
 
+/* CHUNK_USAGE (§9.5): the bytes some chunks take on the server's disk. */
+struct proto_usage_entry {
+    uint64_t chunk_id, bytes;
+};
+#define PROTO_USAGE_ENTRY_SIZE 16
+#define PROTO_USAGE_MAX 1024 /* entries per message */
+
+struct proto_chunk_usage_req {
+    uint32_t server_id;
+    uint32_t count;
+    struct proto_str raw; /* count * PROTO_USAGE_ENTRY_SIZE bytes */
+};
+void proto_usage_entry_get(const struct proto_chunk_usage_req *req, uint32_t i,
+                           struct proto_usage_entry *e);
+
 /* ---- Admin (§10) ------------------------------------------------------- */
 
 /* STATUS_REP: key/value text pairs, keys dotted ("meta.uptime_s"). */
@@ -1057,7 +1072,9 @@ struct proto_callback_register_rep {
  * point @raw at its bytes and set @count; encode then checks them as the
  * decoder would and writes the fixed fields followed by @raw verbatim.
  * server_inventory_req likewise takes count * PROTO_INV_ENTRY_SIZE bytes
- * of entries (u64 chunk_id, u64 version, u64 length each) in @raw. */
+ * of entries (u64 chunk_id, u64 version, u64 length each) in @raw, and
+ * chunk_usage_req count * PROTO_USAGE_ENTRY_SIZE (u64 chunk_id, u64
+ * bytes each). */
 #define PROTO_BODY(b)                                                          \
     void proto_##b##_encode(struct proto_wbuf *w, const struct proto_##b *m); \
     int proto_##b##_decode(const uint8_t *p, size_t n, struct proto_##b *m);
@@ -1106,6 +1123,7 @@ PROTO_BODY(server_register_req)
 PROTO_BODY(server_register_rep)
 PROTO_BODY(server_heartbeat_req)
 PROTO_BODY(server_inventory_req)
+PROTO_BODY(chunk_usage_req)
 PROTO_BODY(status_rep)
 PROTO_BODY(goal_set_req)
 PROTO_BODY(goal_set_rep)

@@ -1,9 +1,10 @@
 /* proto_server.c: codecs for storage server membership (docs/protocol.md
- * §9: SERVER_REGISTER, SERVER_HEARTBEAT, SERVER_INVENTORY) and for the
- * admin STATUS reply (§10).
+ * §9: SERVER_REGISTER, SERVER_HEARTBEAT, SERVER_INVENTORY, CHUNK_USAGE) and
+ * for the admin STATUS reply (§10).
  *
- * An inventory message carries a fixed-size array, checked by length
- * alone and read by index with proto_inv_entry_get().  A STATUS reply
+ * An inventory or usage message carries a fixed-size array, checked by
+ * length alone and read by index with proto_inv_entry_get() or
+ * proto_usage_entry_get().  A STATUS reply
  * carries key/value string pairs, checked whole by the decoder and then
  * walked with proto_kv_next(); build one by appending pairs with
  * proto_kv_put() to a separate wbuf and encoding with that buffer as @raw.
@@ -81,6 +82,25 @@ int proto_server_heartbeat_req_decode(const uint8_t *p, size_t n,
     return proto_rbuf_done(&r);
 }
 
+/* Entry @i of @count entries of @size bytes in @raw, as a reader in *r;
+ * false past the entries.  The decoder checked @raw's length against
+ * @count, so an entry below @count lies inside it. */
+static bool entry_at(const struct proto_str *raw, uint32_t count, uint32_t i,
+                     size_t size, struct proto_rbuf *r)
+{
+    if (i >= count || (uint64_t)(i + 1) * size > raw->len)
+        return false;
+    proto_rbuf_init(r, raw->p + (size_t)i * size, size);
+    return true;
+}
+
+/* The bytes after the fixed fields of a message that carries an array. */
+static void rest_get(struct proto_rbuf *r, size_t n, struct proto_str *raw)
+{
+    raw->len = (uint32_t)(n - r->off);
+    raw->p = (const char *)proto_get_raw(r, raw->len);
+}
+
 static int inventory_check(const struct proto_server_inventory_req *m)
 {
     if (m->last > 1 || m->count > PROTO_INV_MAX)
@@ -113,27 +133,68 @@ int proto_server_inventory_req_decode(const uint8_t *p, size_t n,
     m->count = proto_get_u32(&r);
     if (r.err || n > PROTO_MAX_PAYLOAD)
         return -EPROTO;
-    m->raw.len = (uint32_t)(n - r.off);
-    m->raw.p = (const char *)proto_get_raw(&r, m->raw.len);
+    rest_get(&r, n, &m->raw);
     return proto_rbuf_finish(&r, inventory_check(m));
 }
 
-/* @req was accepted by the decoder, so entry @i lies inside @raw when
- * i < count; a larger @i reads as all zeros rather than past the end. */
+/* An @i past the entries reads as all zeros rather than past the end. */
 void proto_inv_entry_get(const struct proto_server_inventory_req *req,
                          uint32_t i, struct proto_inv_entry *e)
 {
     struct proto_rbuf r;
 
     memset(e, 0, sizeof(*e));
-    if (i >= req->count ||
-        (uint64_t)(i + 1) * PROTO_INV_ENTRY_SIZE > req->raw.len)
+    if (!entry_at(&req->raw, req->count, i, PROTO_INV_ENTRY_SIZE, &r))
         return;
-    proto_rbuf_init(&r, req->raw.p + (size_t)i * PROTO_INV_ENTRY_SIZE,
-                    PROTO_INV_ENTRY_SIZE);
     e->chunk_id = proto_get_u64(&r);
     e->version = proto_get_u64(&r);
     e->length = proto_get_u64(&r);
+}
+
+static int usage_check(const struct proto_chunk_usage_req *m)
+{
+    if (m->count > PROTO_USAGE_MAX ||
+        m->raw.len != (uint64_t)m->count * PROTO_USAGE_ENTRY_SIZE)
+        return -EPROTO;
+    return 0;
+}
+
+void proto_chunk_usage_req_encode(struct proto_wbuf *w,
+                                  const struct proto_chunk_usage_req *m)
+{
+    if (!proto_wbuf_check(w, usage_check(m)))
+        return;
+    proto_put_u32(w, m->server_id);
+    proto_put_u32(w, m->count);
+    proto_put_raw(w, m->raw.p, m->raw.len);
+}
+
+int proto_chunk_usage_req_decode(const uint8_t *p, size_t n,
+                                 struct proto_chunk_usage_req *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    proto_rbuf_init(&r, p, n);
+    m->server_id = proto_get_u32(&r);
+    m->count = proto_get_u32(&r);
+    if (r.err || n > PROTO_MAX_PAYLOAD)
+        return -EPROTO;
+    rest_get(&r, n, &m->raw);
+    return proto_rbuf_finish(&r, usage_check(m));
+}
+
+/* As proto_inv_entry_get(): an @i past the entries reads as zeros. */
+void proto_usage_entry_get(const struct proto_chunk_usage_req *req, uint32_t i,
+                           struct proto_usage_entry *e)
+{
+    struct proto_rbuf r;
+
+    memset(e, 0, sizeof(*e));
+    if (!entry_at(&req->raw, req->count, i, PROTO_USAGE_ENTRY_SIZE, &r))
+        return;
+    e->chunk_id = proto_get_u64(&r);
+    e->bytes = proto_get_u64(&r);
 }
 
 static int status_check(const struct proto_status_rep *m)

@@ -210,6 +210,28 @@ uint32_t chunk_store_count(struct chunk_store *s);
  * kept up to date since; the staged copies are not counted. */
 uint64_t chunk_store_allocated(struct chunk_store *s);
 
+/* The figures of chunks whose space on disk changed and that metad has not
+ * been told yet (chunk_usage.c), or NULL for a stage.  Owned by @s. */
+struct chunk_usage *chunk_store_usage(struct chunk_store *s);
+
+/* ---- chunk_usage.c ---------------------------------------------------- */
+
+/* A set of (chunk id, bytes on disk) figures waiting to be sent to metad,
+ * the newest per chunk.  Thread-safe. */
+struct chunk_usage;
+int chunk_usage_new(struct chunk_usage **out);
+void chunk_usage_free(struct chunk_usage *u); /* NULL is fine */
+/* Chunk @id (not 0) takes @bytes now; with @keep a figure already waiting
+ * for @id stays (it is newer).  0, or -ENOMEM (the figure is lost: the
+ * next registration sends every chunk's again). */
+int chunk_usage_put(struct chunk_usage *u, uint64_t id, uint64_t bytes,
+                    bool keep);
+/* Move at most @max waiting figures into @out; returns how many. */
+size_t chunk_usage_take(struct chunk_usage *u, struct proto_usage_entry *out,
+                        size_t max);
+/* Figures waiting. */
+size_t chunk_usage_count(struct chunk_usage *u);
+
 /* ---- chunk_rate.c ----------------------------------------------------- */
 
 /* A token bucket that paces background I/O (repair, scrub) to a byte

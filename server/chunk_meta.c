@@ -13,6 +13,11 @@
  * CHUNK_DELETE, CHUNK_TRUNCATE, CHUNK_REPLICATE, SCRUB_START); they go to
  * chunk_dispatch() like any other.
  *
+ * Each heartbeat tick also sends, in one CHUNK_USAGE_REQ, the chunks whose
+ * bytes on disk changed since the last one (chunk_usage.c), and after the
+ * inventory every listed chunk's once (docs/protocol.md §9.5); figures
+ * metad does not take are put back for the next tick.
+ *
  * Bad replicas found by a read or a scrub (chunk_meta_report_bad()) are
  * queued as CHUNK_REPORT_REQ and sent while RUNNING: at once, and again
  * on every heartbeat tick while unanswered, so a report made while metad
@@ -98,6 +103,7 @@ struct chunk_meta {
     struct chunk_info *inv;
     size_t ninv, inv_cap, inv_sent;
     struct meta_report *reports; /* unanswered, oldest last */
+    bool usage_busy;             /* a CHUNK_USAGE_REQ is unanswered */
     /* SCRUB_STATUS: sent on this connection, and the passes it counted. */
     bool scrub_sent;
     uint64_t scrub_passes;
@@ -125,6 +131,7 @@ struct meta_work {
 
 static void dial(struct chunk_meta *m);
 static void on_redial(uv_timer_t *t);
+static void usage_send(struct chunk_meta *m);
 
 static void maybe_free(struct chunk_meta *m)
 {
@@ -391,6 +398,8 @@ static void on_heartbeat_timer(uv_timer_t *t)
     if (m->state != ST_RUNNING)
         return;
     heartbeat_send(m);
+    if (m->state == ST_RUNNING)
+        usage_send(m);
     if (m->state != ST_RUNNING || m->space_busy)
         return; /* the last refresh is still queued: no second one */
     mw = calloc(1, sizeof(*mw));
@@ -402,6 +411,95 @@ static void on_heartbeat_timer(uv_timer_t *t)
     m->space_busy = true;
     m->jobs++;
     uv_queue_work(m->srv->loop, &mw->work, space_run, space_done);
+}
+
+/* ---- Chunks' space on disk (docs/protocol.md §9.5) --------------------- */
+
+/* One CHUNK_USAGE_REQ in flight: its figures, put back unless metad took
+ * them. */
+struct usage_batch {
+    struct chunk_meta *m;
+    uint32_t n;
+    struct proto_usage_entry v[PROTO_USAGE_MAX];
+};
+
+static void usage_put_back(struct chunk_meta *m, const struct usage_batch *b)
+{
+    struct chunk_usage *u = chunk_store_usage(m->srv->store);
+
+    for (uint32_t i = 0; i < b->n; i++)
+        chunk_usage_put(u, b->v[i].chunk_id, b->v[i].bytes, true);
+}
+
+static void on_usage_rep(struct peer *p, int status, const uint8_t *payload,
+                         size_t len, void *arg)
+{
+    struct usage_batch *b = arg;
+    struct chunk_meta *m = b->m;
+
+    (void)p;
+    (void)payload;
+    (void)len;
+    m->usage_busy = false;
+    if (status < 0)
+        usage_put_back(m, b);
+    free(b);
+}
+
+/* Send the figures that changed, one message per heartbeat, while the
+ * previous one is answered. */
+static void usage_send(struct chunk_meta *m)
+{
+    struct chunk_usage *u = chunk_store_usage(m->srv->store);
+    struct usage_batch *b;
+    struct proto_wbuf raw, wb;
+    int rc;
+
+    if (m->usage_busy || !u || chunk_usage_count(u) == 0)
+        return;
+    b = malloc(sizeof(*b));
+    if (!b)
+        return; /* next second */
+    b->m = m;
+    b->n = (uint32_t)chunk_usage_take(u, b->v, PROTO_USAGE_MAX);
+    proto_wbuf_init(&raw);
+    proto_wbuf_init(&wb);
+    for (uint32_t i = 0; i < b->n; i++) {
+        proto_put_u64(&raw, b->v[i].chunk_id);
+        proto_put_u64(&raw, b->v[i].bytes);
+    }
+    struct proto_chunk_usage_req req = {
+        .server_id = m->server_id,
+        .count = b->n,
+        .raw = {(const char *)raw.p, (uint32_t)raw.len},
+    };
+    rc = raw.err;
+    if (rc == 0) {
+        proto_chunk_usage_req_encode(&wb, &req);
+        rc = wb.err;
+    }
+    if (rc == 0)
+        rc = peer_request(m->p, PROTO_MSG_CHUNK_USAGE_REQ, wb.p, wb.len,
+                          REQ_TIMEOUT_MS, on_usage_rep, b);
+    proto_wbuf_free(&raw);
+    proto_wbuf_free(&wb);
+    if (rc < 0) {
+        usage_put_back(m, b);
+        free(b);
+        return;
+    }
+    m->usage_busy = true;
+}
+
+/* After a registration metad hears every chunk's figure once: it may have
+ * missed changes while away, or never have known them.  A figure already
+ * waiting is newer than the listing's and stays. */
+static void usage_queue_all(struct chunk_meta *m)
+{
+    struct chunk_usage *u = chunk_store_usage(m->srv->store);
+
+    for (size_t i = 0; u && i < m->ninv; i++)
+        chunk_usage_put(u, m->inv[i].id, m->inv[i].alloc, true);
 }
 
 /* ---- Inventory --------------------------------------------------------- */
@@ -447,6 +545,7 @@ static void on_inventory_rep(struct peer *p, int status, const uint8_t *payload,
     if (m->inv_sent >= m->ninv) {
         log_info("chunk meta: inventory sent: chunks=%zu server_id=%u", m->ninv,
                  m->server_id);
+        usage_queue_all(m);
         free(m->inv);
         m->inv = NULL;
         m->ninv = m->inv_cap = m->inv_sent = 0;

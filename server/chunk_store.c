@@ -153,7 +153,9 @@
  * its chunk's share (alloc), so an update is two fstat() calls and a
  * difference.  chunkd sends the sum to metad with every heartbeat
  * (docs/protocol.md §9.2): what a server uses is what its disk holds, not
- * 64 MiB per chunk.
+ * 64 MiB per chunk.  Each chunk's own figure, when it changes, is noted in
+ * the store's usage set (chunk_usage.c) for metad, which sums them into
+ * the files' st_blocks (§9.5).
  */
 #include "chunk_store_file.h"
 
@@ -552,6 +554,8 @@ void chunk_alloc_update(struct chunk_store *s, struct chunk_file *f)
         __atomic_add_fetch(&s->alloc, now - f->alloc, __ATOMIC_RELAXED);
     else
         __atomic_sub_fetch(&s->alloc, f->alloc - now, __ATOMIC_RELAXED);
+    if (s->usage && now != f->alloc)
+        chunk_usage_put(s->usage, f->id, now, false);
     f->alloc = now;
 }
 
@@ -1316,6 +1320,8 @@ static int store_open(const char *dir, bool with_stage,
         rc = chunk_wmap_boot_begin(dir);
     if (rc == 0 && with_stage)
         rc = stage_open(dir, &s->stage);
+    if (rc == 0 && with_stage)
+        rc = chunk_usage_new(&s->usage);
     if (rc < 0) {
         chunk_store_close(s);
         return rc;
@@ -1339,6 +1345,7 @@ void chunk_store_close(struct chunk_store *s)
     if (s->stage)
         chunk_wmap_boot_end(s->dir);
     chunk_store_close(s->stage);
+    chunk_usage_free(s->usage);
     while (s->nbounce)
         free(s->bounce[--s->nbounce]);
     pthread_mutex_destroy(&s->lock);
@@ -1678,6 +1685,8 @@ static int stage_move(struct chunk_store *s, struct chunk_file *sf,
         /* file_load() took the files' space as counted; it is new here. */
         __atomic_add_fetch(&s->alloc, f->alloc, __ATOMIC_RELAXED);
         __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+        if (s->usage)
+            chunk_usage_put(s->usage, f->id, f->alloc, false);
     }
     return rc;
 }
@@ -2437,6 +2446,11 @@ int chunk_store_space(struct chunk_store *s, uint64_t *capacity, uint64_t *free)
 uint32_t chunk_store_count(struct chunk_store *s)
 {
     return __atomic_load_n(&s->count, __ATOMIC_RELAXED);
+}
+
+struct chunk_usage *chunk_store_usage(struct chunk_store *s)
+{
+    return s->usage;
 }
 
 uint64_t chunk_store_allocated(struct chunk_store *s)

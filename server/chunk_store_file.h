@@ -100,6 +100,7 @@ struct chunk_store {
     uint64_t alloc;            /* atomic: bytes on disk, sum of f->alloc */
     uint32_t zero_crc;         /* crc32c of CHUNK_BLOCK_SIZE zero bytes */
     struct chunk_store *stage; /* copies being built; NULL in the stage */
+    struct chunk_usage *usage; /* figures for metad; NULL in the stage */
     /* Under lock: chunks marked bad, unordered (few). */
     struct chunk_bad *bad;
     size_t nbad, bad_cap;

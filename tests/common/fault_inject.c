@@ -3,15 +3,18 @@
  * it calls __real_<call>(), the libc function (or the sanitizer's
  * interceptor of it).  With _FILE_OFFSET_BITS=64 (the Makefile's) glibc's
  * headers name pwritev2, fallocate and ftruncate pwritev64v2, fallocate64
- * and ftruncate64: those are the symbols the objects reference.  The state is
+ * and ftruncate64, and open, openat and fcntl open64, openat64 and
+ * fcntl64: those are the symbols the objects reference (nm).  The state is
  * one rule per call under a mutex; an atomic count of armed rules keeps the
  * unarmed path, taken by every malloc of the tests, free of the lock.  Nothing
  * here allocates. */
 #include "fault_inject.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,12 @@ int __real_fdatasync(int fd);
 int __real_fsync(int fd);
 int __real_fallocate64(int fd, int mode, off_t off, off_t len);
 int __real_ftruncate64(int fd, off_t len);
+int __real_open64(const char *path, int flags, ...);
+int __real_openat64(int dirfd, const char *path, int flags, ...);
+int __real_mkdir(const char *path, mode_t mode);
+int __real_rename(const char *from, const char *to);
+int __real_link(const char *from, const char *to);
+int __real_fcntl64(int fd, int cmd, ...);
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 
@@ -84,9 +93,30 @@ static bool fd_matches(int fd, const char *path, const char *path_end)
            strcmp(target + n - e, path_end ? path_end : "") == 0;
 }
 
-/* Whether this call of @c (on @fd, or -1 for an allocation) is to fail;
- * if so, *@rule is a copy of its rule. */
-static bool rule_fire(enum fault_call c, int fd, struct fault_rule *rule)
+static bool path_matches(const char *p, const char *path, const char *path_end)
+{
+    size_t n = strlen(p), e = path_end ? strlen(path_end) : 0;
+
+    if (path && !strstr(p, path))
+        return false;
+    return n >= e && strcmp(p + n - e, path_end ? path_end : "") == 0;
+}
+
+/* Does a call on @fd, or on @p1 or @p2 (paths, NULL when not given),
+ * match @r?  An allocation gives neither and always matches. */
+static bool call_matches(const struct fault_rule *r, int fd, const char *p1,
+                         const char *p2)
+{
+    if (p1 || p2)
+        return (p1 && path_matches(p1, r->path, r->path_end)) ||
+               (p2 && path_matches(p2, r->path, r->path_end));
+    return fd < 0 || fd_matches(fd, r->path, r->path_end);
+}
+
+/* Whether this call of @c (on @fd or paths @p1/@p2, or none of them for an
+ * allocation) is to fail; if so, *@rule is a copy of its rule. */
+static bool rule_fire_at(enum fault_call c, int fd, const char *p1,
+                         const char *p2, struct fault_rule *rule)
 {
     bool fire = false;
 
@@ -96,7 +126,7 @@ static bool rule_fire(enum fault_call c, int fd, struct fault_rule *rule)
     struct rule_state *st = &rules[c];
     if (st->armed &&
         (!st->r.this_thread || pthread_equal(st->owner, pthread_self())) &&
-        (fd < 0 || fd_matches(fd, st->r.path, st->r.path_end))) {
+        call_matches(&st->r, fd, p1, p2)) {
         int count = st->r.count ? st->r.count : 1;
         st->seen++;
         fire = st->seen >= st->r.nth &&
@@ -108,6 +138,11 @@ static bool rule_fire(enum fault_call c, int fd, struct fault_rule *rule)
     }
     pthread_mutex_unlock(&lock);
     return fire;
+}
+
+static bool rule_fire(enum fault_call c, int fd, struct fault_rule *rule)
+{
+    return rule_fire_at(c, fd, NULL, NULL, rule);
 }
 
 ssize_t __wrap_pwritev64v2(int fd, const struct iovec *iov, int iovcnt,
@@ -164,4 +199,76 @@ void *__wrap_calloc(size_t n, size_t size)
         return __real_calloc(n, size);
     errno = ENOMEM;
     return NULL;
+}
+
+/* open and openat take a mode only with O_CREAT or O_TMPFILE. */
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE
+               ? (mode_t)va_arg(ap, unsigned)
+               : 0;
+}
+
+int __wrap_open64(const char *path, int flags, ...)
+{
+    struct fault_rule r;
+    va_list ap;
+    mode_t mode;
+
+    va_start(ap, flags);
+    mode = mode_arg(flags, ap);
+    va_end(ap);
+    if (!rule_fire_at(FAULT_OPEN, -1, path, NULL, &r))
+        return __real_open64(path, flags, mode);
+    errno = r.err;
+    return -1;
+}
+
+int __wrap_openat64(int dirfd, const char *path, int flags, ...)
+{
+    struct fault_rule r;
+    va_list ap;
+    mode_t mode;
+
+    va_start(ap, flags);
+    mode = mode_arg(flags, ap);
+    va_end(ap);
+    if (!rule_fire_at(FAULT_OPEN, -1, path, NULL, &r))
+        return __real_openat64(dirfd, path, flags, mode);
+    errno = r.err;
+    return -1;
+}
+
+#define WRAP_PATH_CALL(name, CALL, params, p1, p2, args)                       \
+    int __wrap_##name params                                                   \
+    {                                                                          \
+        struct fault_rule r;                                                   \
+        if (!rule_fire_at(CALL, -1, p1, p2, &r))                               \
+            return __real_##name args;                                         \
+        errno = r.err;                                                         \
+        return -1;                                                             \
+    }
+
+WRAP_PATH_CALL(mkdir, FAULT_MKDIR, (const char *path, mode_t mode), path, NULL,
+               (path, mode))
+WRAP_PATH_CALL(rename, FAULT_RENAME, (const char *from, const char *to), from,
+               to, (from, to))
+WRAP_PATH_CALL(link, FAULT_LINK, (const char *from, const char *to), from, to,
+               (from, to))
+
+/* The third argument, when there is one, is an int or a pointer: passed on
+ * as a pointer-sized value, as the calling convention passes either. */
+int __wrap_fcntl64(int fd, int cmd, ...)
+{
+    struct fault_rule r;
+    va_list ap;
+    void *arg;
+
+    va_start(ap, cmd);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    if (!rule_fire(FAULT_FCNTL, fd, &r))
+        return __real_fcntl64(fd, cmd, arg);
+    errno = r.err;
+    return -1;
 }

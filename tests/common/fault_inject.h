@@ -10,7 +10,10 @@
  * the rule's call and works on a descriptor whose file's path (found
  * through /proc/self/fd) contains @path and ends with @path_end, those
  * that are set: so that one store in a process with several, or one file
- * of a chunk, can be made to fail.  A pwritev2 rule with
+ * of a chunk, can be made to fail.  Calls that take a path instead (open,
+ * openat, mkdir, rename, link) match on the path they are given (for
+ * openat, the name relative to its folder; for rename and link, either of
+ * the two).  A pwritev2 rule with
  * @short_len > 0 does not fail: it writes at most @short_len bytes and
  * returns that count (a short write), or 0 for @short_len < 0 (a write
  * that makes no progress).  Calls from other threads count like any
@@ -31,6 +34,11 @@ enum fault_call {
     FAULT_FTRUNCATE,
     FAULT_MALLOC,
     FAULT_CALLOC,
+    FAULT_OPEN,   /* open() and openat(): the path as given */
+    FAULT_MKDIR,  /* the path as given */
+    FAULT_RENAME, /* either path as given */
+    FAULT_LINK,   /* either path as given */
+    FAULT_FCNTL,  /* the descriptor's file */
     FAULT_NCALLS
 };
 

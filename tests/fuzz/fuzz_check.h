@@ -100,6 +100,15 @@ static void fuzz_walk(uint16_t opcode, const union fuzz_body *u)
             proto_inv_entry_get(r, i, &e);
         break;
     }
+    case PROTO_MSG_CHUNK_USAGE_REQ: {
+        const struct proto_chunk_usage_req *r = &u->m_CHUNK_USAGE_REQ;
+        struct proto_usage_entry e;
+        fuzz_require(r->count <= PROTO_USAGE_MAX);
+        fuzz_require(r->raw.len == r->count * PROTO_USAGE_ENTRY_SIZE);
+        for (uint32_t i = 0; i < r->count; i++)
+            proto_usage_entry_get(r, i, &e);
+        break;
+    }
     default:
         break;
     }

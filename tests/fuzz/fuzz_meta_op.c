@@ -73,6 +73,9 @@ static void check_payload(const struct meta_op *op)
     case META_OP_MEMBER:
         CHECK_TYPED(member, p, n);
         break;
+    case META_OP_CHUNK_USAGE:
+        CHECK_TYPED(chunk_usage, p, n);
+        break;
     default:
         if (is_wire_request(op->opcode))
             fuzz_check_payload(op->opcode, p, n);

@@ -1,6 +1,9 @@
 /* test_meta_chunk.c: chunk slots (META_OP_CHUNK_SET, CHUNK_WRITE_END,
- * CHUNK_LOCATE), storage servers and the gc list. */
+ * CHUNK_LOCATE), storage servers, the gc list and st_blocks from the chunks'
+ * reported usage (META_OP_CHUNK_USAGE). */
 #include "test_meta_util.h"
+
+#include "meta_internal.h"
 
 #define R cred_root()
 #define CHUNK ((uint64_t)PROTO_CHUNK_SIZE)
@@ -210,32 +213,110 @@ static void test_meta_chunk_locate_slots(void **state)
                      -EISDIR);
 }
 
-/* st_blocks counts the chunks a file holds, up to its size, not the
- * holes: a 100 GiB file with one chunk written at 50 GiB allocates one
- * chunk (docs/protocol.md §4.1). */
-static void test_meta_chunk_blocks_count_held_chunks(void **state)
+static int do_usage(struct fx *f, uint32_t n, const uint64_t *ids,
+                    const uint64_t *bytes)
+{
+    struct meta_op_chunk_usage *m = calloc(1, sizeof(*m));
+    struct proto_wbuf w;
+    int r;
+
+    assert_non_null(m);
+    m->n = n;
+    for (uint32_t i = 0; i < n; i++)
+        m->v[i] = (struct proto_usage_entry){ids[i], bytes[i]};
+    proto_wbuf_init(&w);
+    meta_op_chunk_usage_encode(&w, m);
+    free(m);
+    assert_int_equal(w.err, 0);
+    r = fx_apply(f, META_OP_CHUNK_USAGE, &w, NULL);
+    return r;
+}
+
+/* st_blocks sums what each chunk the file holds takes on disk, as its
+ * servers reported it (META_OP_CHUNK_USAGE), not the chunks' size: a
+ * 100 GiB file with 1 MiB written at 50 GiB takes about 1 MiB
+ * (docs/protocol.md §4.2). */
+static void test_meta_chunk_blocks_sum_reported_usage(void **state)
 {
     struct fx *f = *state;
     struct proto_attr a, b;
     uint32_t srv = fx_server_add(f, 1);
     struct proto_setattr_req q = {
         .cred = cred_root(), .valid = PROTO_SETATTR_SIZE, .size = 100ull << 30};
-    const uint64_t chunk = PROTO_CHUNK_SIZE;
+    const uint64_t chunk = PROTO_CHUNK_SIZE, idx = (50ull << 30) / chunk;
+    uint64_t id = 77, mib = 1u << 20, big = 3 * mib, gone = 999;
+    int64_t usage;
 
     assert_int_equal(do_create(f, cred_root(), ROOT, "sparse", 0644, &a), 0);
     q.ino = a.ino;
     assert_int_equal(do_setattr(f, &q, &b), 0);
     assert_int_equal(b.blocks, 0);
-    assert_int_equal(
-        fx_chunk_set1(f, a.ino, (50ull << 30) / chunk, 77, 0, 1, srv), 0);
+    /* A new chunk is empty until its server says otherwise. */
+    assert_int_equal(fx_chunk_set1(f, a.ino, idx, id, 0, 1, srv), 0);
+    assert_int_equal(meta_chunk_usage(f->db, id, &usage), 0);
+    assert_int_equal(usage, 0);
     assert_int_equal(do_getattr(f, a.ino, &b), 0);
-    assert_int_equal(b.blocks, chunk / 512);
-    /* The last chunk counts up to the size only. */
-    q.size = (50ull << 30) + 4096;
+    assert_int_equal(b.blocks, 0);
+    /* 1 MiB and a bit: rounded up to whole 512-byte units. */
+    uint64_t v = mib + 100;
+    assert_int_equal(do_usage(f, 1, &id, &v), 0);
+    assert_int_equal(do_getattr(f, a.ino, &b), 0);
+    assert_int_equal(b.blocks, (mib + 512) / 512);
+    /* It grows and shrinks with the reports; unknown chunks are skipped. */
+    uint64_t ids[2] = {id, gone}, bytes[2] = {big, mib};
+    assert_int_equal(do_usage(f, 2, ids, bytes), 0);
+    assert_int_equal(meta_chunk_usage(f->db, gone, &usage), -ENOENT);
+    assert_int_equal(do_getattr(f, a.ino, &b), 0);
+    assert_int_equal(b.blocks, big / 512);
+    v = 4096;
+    assert_int_equal(do_usage(f, 1, &id, &v), 0);
+    assert_int_equal(do_getattr(f, a.ino, &b), 0);
+    assert_int_equal(b.blocks, 4096 / 512);
+    /* Cutting the file below the chunk takes the chunk and its blocks. */
+    q.size = idx * chunk;
     assert_int_equal(do_setattr(f, &q, &b), 0);
-    assert_int_equal(b.blocks, 4096 / 512);
+    assert_int_equal(b.blocks, 0);
+    assert_int_equal(meta_chunk_usage(f->db, id, &usage), -ENOENT);
+}
+
+/* A chunk made before metad kept the figure (NULL) counts up to the file's
+ * size, as st_blocks did then, until its server reports it. */
+static void test_meta_chunk_blocks_unreported_chunk(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr a, b;
+    uint32_t srv = fx_server_add(f, 1);
+    uint64_t id = 5, v = 8192;
+    int64_t usage;
+
+    assert_int_equal(do_create(f, cred_root(), ROOT, "old", 0644, &a), 0);
+    assert_int_equal(fx_chunk_set1(f, a.ino, 0, id, 0, 1, srv), 0);
+    assert_int_equal(do_write_end(f, a.ino, 0, id, 10000, NULL), 0);
+    assert_int_equal(sqlite3_exec(f->db->sql, "UPDATE chunks SET alloc = NULL",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(meta_chunk_usage(f->db, id, &usage), 0);
+    assert_int_equal(usage, -1);
     assert_int_equal(do_getattr(f, a.ino, &b), 0);
-    assert_int_equal(b.blocks, 4096 / 512);
+    assert_int_equal(b.blocks, (10000 + 511) / 512);
+    assert_int_equal(do_usage(f, 1, &id, &v), 0);
+    assert_int_equal(do_getattr(f, a.ino, &b), 0);
+    assert_int_equal(b.blocks, 8192 / 512);
+}
+
+/* A record with no figure or a broken one is refused, and changes nothing. */
+static void test_meta_chunk_usage_bad_record(void **state)
+{
+    struct fx *f = *state;
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    proto_put_u32(&w, 0);
+    assert_int_equal(fx_apply(f, META_OP_CHUNK_USAGE, &w, NULL), -EPROTO);
+    proto_wbuf_init(&w);
+    proto_put_u32(&w, 1);
+    proto_put_u64(&w, 1);
+    assert_int_equal(fx_apply(f, META_OP_CHUNK_USAGE, &w, NULL), -EPROTO);
 }
 
 static void test_meta_chunk_truncate_and_unlink_feed_gc(void **state)
@@ -289,7 +370,9 @@ int test_meta_chunk(void)
         T(test_meta_chunk_write_end_grows_size),
         T(test_meta_chunk_locate_slots),
         T(test_meta_chunk_truncate_and_unlink_feed_gc),
-        T(test_meta_chunk_blocks_count_held_chunks),
+        T(test_meta_chunk_blocks_sum_reported_usage),
+        T(test_meta_chunk_blocks_unreported_chunk),
+        T(test_meta_chunk_usage_bad_record),
 #undef T
     };
     return cmocka_run_group_tests_name("meta_chunk", tests, NULL, NULL);

@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_NOW 9 /* migrations in meta_db.c */
+#define SCHEMA_NOW 10 /* migrations in meta_db.c */
 
 static int fx_setup_file(void **state)
 {
@@ -82,6 +82,7 @@ static void test_meta_db_new_has_every_migration(void **state)
     assert_int_equal(sql_int(path, "PRAGMA user_version"), SCHEMA_NOW);
     assert_true(has_column(path, "oplog", "format"));
     assert_true(has_column(path, "chunks", "origin"));
+    assert_true(has_column(path, "chunks", "alloc"));
     reopen(f, path);
 }
 
@@ -94,6 +95,7 @@ static void test_meta_db_from_6_adds_chunk_origin(void **state)
     make_db(f, path);
     sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
+                   "ALTER TABLE chunks DROP COLUMN alloc;"
                    "ALTER TABLE chunks DROP COLUMN origin;"
                    "PRAGMA user_version = 6;");
     assert_false(has_column(path, "chunks", "origin"));
@@ -116,6 +118,7 @@ static void test_meta_db_from_7_adds_identities(void **state)
     make_db(f, path);
     sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
+                   "ALTER TABLE chunks DROP COLUMN alloc;"
                    "PRAGMA user_version = 7;");
     assert_false(has_column(path, "identities", "name"));
 
@@ -137,6 +140,7 @@ static void test_meta_db_from_5_adds_both(void **state)
     make_db(f, path);
     sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
+                   "ALTER TABLE chunks DROP COLUMN alloc;"
                    "ALTER TABLE chunks DROP COLUMN origin;"
                    "ALTER TABLE oplog DROP COLUMN format;"
                    "PRAGMA user_version = 5;");
@@ -153,7 +157,6 @@ static void test_meta_db_from_5_adds_both(void **state)
     assert_int_not_equal(ino_of(f, ROOT, "d"), 0);
 }
 
-/* A database from a newer metad is refused, not downgraded. */
 /* Version 8 (a metad before replication): the members table is added,
  * empty. */
 static void test_meta_db_from_8_adds_members(void **state)
@@ -162,7 +165,8 @@ static void test_meta_db_from_8_adds_members(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE members; PRAGMA user_version = 8;");
+    sql_exec(path, "DROP TABLE members; ALTER TABLE chunks DROP COLUMN alloc;"
+                   "PRAGMA user_version = 8;");
     assert_false(has_column(path, "members", "id"));
 
     reopen(f, path);
@@ -172,13 +176,36 @@ static void test_meta_db_from_8_adds_members(void **state)
     assert_int_not_equal(ino_of(f, ROOT, "d"), 0);
 }
 
+/* Version 9 (a metad before chunks' usage): chunks.alloc is added, NULL
+ * for the chunks already there (counted by size until reported). */
+static void test_meta_db_from_9_adds_chunk_alloc(void **state)
+{
+    struct fx *f = *state;
+    char path[96];
+    db_path(f, path, sizeof(path));
+    make_db(f, path);
+    sql_exec(path, "ALTER TABLE chunks DROP COLUMN alloc;"
+                   "INSERT INTO chunks(chunk_id, version, origin)"
+                   " VALUES(3, 1, 0);"
+                   "PRAGMA user_version = 9;");
+    assert_false(has_column(path, "chunks", "alloc"));
+
+    reopen(f, path);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), SCHEMA_NOW);
+    assert_true(has_column(path, "chunks", "alloc"));
+    assert_int_equal(
+        sql_int(path, "SELECT count(*) FROM chunks WHERE alloc IS NULL"), 1);
+    assert_int_not_equal(ino_of(f, ROOT, "d"), 0);
+}
+
+/* A database from a newer metad is refused, not downgraded. */
 static void test_meta_db_newer_refused(void **state)
 {
     struct fx *f = *state;
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "PRAGMA user_version = 10;");
+    sql_exec(path, "PRAGMA user_version = 11;");
     assert_true(meta_db_open(path, &f->db) < 0);
     f->db = NULL;
 }
@@ -192,6 +219,7 @@ int test_meta_db(void)
         T(test_meta_db_from_5_adds_both),
         T(test_meta_db_from_7_adds_identities),
         T(test_meta_db_from_8_adds_members),
+        T(test_meta_db_from_9_adds_chunk_alloc),
         T(test_meta_db_newer_refused),
 #undef T
     };

@@ -110,6 +110,59 @@ static void test_meta_op_gc_done_round_trip(void **state)
     assert_int_equal(out.server_id, 12);
 }
 
+static void test_meta_op_chunk_usage_round_trip(void **state)
+{
+    (void)state;
+    struct meta_op_chunk_usage *m = calloc(1, sizeof(*m));
+    struct meta_op_chunk_usage *out = calloc(1, sizeof(*out));
+    struct proto_wbuf w;
+    /* meta.h, meta_op.c: u32 n, then n x (u64 chunk_id, u64 bytes). */
+    uint8_t want[4 + 16] = {0, 0, 0, 1, [11] = 0x42, [17] = 0x10};
+
+    assert_non_null(m);
+    assert_non_null(out);
+    m->n = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        m->v[i] = (struct proto_usage_entry){0x100 + i, (1ull << 20) * i};
+    ROUND_TRIP(chunk_usage, m, out, 4 + 3 * 16);
+    assert_int_equal(out->n, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(out->v[i].chunk_id, 0x100 + i);
+        assert_int_equal(out->v[i].bytes, (1ull << 20) * i);
+    }
+    m->n = 1;
+    m->v[0] = (struct proto_usage_entry){0x42, 0x100000};
+    proto_wbuf_init(&w);
+    meta_op_chunk_usage_encode(&w, m);
+    assert_int_equal(w.len, sizeof(want));
+    assert_memory_equal(w.p, want, sizeof(want));
+    proto_wbuf_free(&w);
+    /* No figure, or more than a record holds: refused both ways. */
+    m->n = 0;
+    proto_wbuf_init(&w);
+    meta_op_chunk_usage_encode(&w, m);
+    assert_int_equal(w.err, -EINVAL);
+    proto_wbuf_free(&w);
+    m->n = META_OP_USAGE_MAX + 1;
+    proto_wbuf_init(&w);
+    meta_op_chunk_usage_encode(&w, m);
+    assert_int_equal(w.err, -EINVAL);
+    proto_wbuf_free(&w);
+    proto_wbuf_init(&w);
+    proto_put_u32(&w, 0);
+    assert_int_equal(meta_op_chunk_usage_decode(w.p, w.len, out), -EPROTO);
+    proto_wbuf_reset(&w);
+    proto_put_u32(&w, META_OP_USAGE_MAX + 1);
+    for (uint32_t i = 0; i <= META_OP_USAGE_MAX; i++) {
+        proto_put_u64(&w, i + 1);
+        proto_put_u64(&w, 0);
+    }
+    assert_int_equal(meta_op_chunk_usage_decode(w.p, w.len, out), -EPROTO);
+    proto_wbuf_free(&w);
+    free(m);
+    free(out);
+}
+
 static void test_meta_op_auth_add_round_trip(void **state)
 {
     (void)state;
@@ -358,6 +411,7 @@ int test_meta_op(void)
         T(test_meta_op_chunk_set_layout_matches_meta_h),
         T(test_meta_op_replicas_over_limit_refused),
         T(test_meta_op_gc_done_round_trip),
+        T(test_meta_op_chunk_usage_round_trip),
         T(test_meta_op_auth_add_round_trip),
         T(test_meta_op_auth_add_bad_names_refused),
         T(test_meta_op_service_key_round_trip),

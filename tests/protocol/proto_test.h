@@ -598,6 +598,21 @@ sample_server_inventory_req(struct proto_server_inventory_req *m,
     m->raw = (struct proto_str){(const char *)s->p, (uint32_t)s->len};
 }
 
+/* Two entries built into @s. */
+static inline void sample_chunk_usage_req(struct proto_chunk_usage_req *m,
+                                          struct proto_wbuf *s)
+{
+    memset(m, 0, sizeof(*m));
+    m->server_id = 10;
+    m->count = 2;
+    for (uint64_t i = 0; i < 2; i++) {
+        proto_put_u64(s, 0xd000 + i);
+        proto_put_u64(s, (1ull << 20) + 8192 * i);
+    }
+    assert_int_equal(s->err, 0);
+    m->raw = (struct proto_str){(const char *)s->p, (uint32_t)s->len};
+}
+
 /* Two pairs built into @s. */
 static inline void sample_status_rep(struct proto_status_rep *m,
                                      struct proto_wbuf *s)

@@ -172,6 +172,80 @@ static void test_proto_server_inventory_req_decode_too_many(void **state)
     free(raw);
 }
 
+static void test_proto_chunk_usage_req_decode_roundtrip(void **state)
+{
+    struct proto_chunk_usage_req in, out;
+    struct proto_wbuf w, s;
+    struct proto_usage_entry e;
+
+    (void)state;
+    ROUNDTRIP(chunk_usage_req, PROTO_MSG_CHUNK_USAGE_REQ, &in, &out, &w, &s);
+    assert_int_equal(out.server_id, 10);
+    assert_int_equal(out.count, 2);
+    assert_int_equal(w.len, 8 + 2 * PROTO_USAGE_ENTRY_SIZE);
+    for (uint32_t i = 0; i < 2; i++) {
+        proto_usage_entry_get(&out, i, &e);
+        assert_int_equal(e.chunk_id, 0xd000 + i);
+        assert_int_equal(e.bytes, (1ull << 20) + 8192 * i);
+    }
+    /* Past the end reads as zeros, never out of bounds. */
+    proto_usage_entry_get(&out, 2, &e);
+    assert_int_equal(e.chunk_id, 0);
+    assert_int_equal(e.bytes, 0);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_chunk_usage_req_decode_bad_count(void **state)
+{
+    struct proto_chunk_usage_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ENCODE_SAMPLE(chunk_usage_req, &in, &w, &s);
+    /* server_id 0..3, count 4..7: one more or one fewer than the bytes. */
+    patch_be(w.p, 4, 3, 4);
+    assert_int_equal(proto_chunk_usage_req_decode(w.p, w.len, &out), -EPROTO);
+    patch_be(w.p, 4, 1, 4);
+    assert_int_equal(proto_chunk_usage_req_decode(w.p, w.len, &out), -EPROTO);
+    patch_be(w.p, 4, 2, 4);
+    assert_int_equal(proto_chunk_usage_req_decode(w.p, w.len, &out), 0);
+    /* A trailing byte is not a whole entry. */
+    assert_int_equal(proto_chunk_usage_req_decode(w.p, w.len - 1, &out),
+                     -EPROTO);
+    proto_wbuf_reset(&w);
+    in.count = 3;
+    proto_chunk_usage_req_encode(&w, &in);
+    assert_int_equal(w.err, -EINVAL);
+    FREE_BUFS(&w, &s);
+}
+
+static void test_proto_chunk_usage_req_decode_too_many(void **state)
+{
+    struct proto_chunk_usage_req in = {0}, out;
+    struct proto_wbuf w;
+    size_t n = (size_t)(PROTO_USAGE_MAX + 1) * PROTO_USAGE_ENTRY_SIZE;
+    char *raw = calloc(1, n);
+
+    (void)state;
+    assert_non_null(raw);
+    proto_wbuf_init(&w);
+    in.count = PROTO_USAGE_MAX;
+    in.raw = (struct proto_str){raw, (uint32_t)(n - PROTO_USAGE_ENTRY_SIZE)};
+    proto_chunk_usage_req_encode(&w, &in);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(proto_chunk_usage_req_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.count, PROTO_USAGE_MAX);
+    /* One entry over the limit, with the raw length to match. */
+    proto_wbuf_reset(&w);
+    proto_put_u32(&w, 1);
+    proto_put_u32(&w, PROTO_USAGE_MAX + 1);
+    proto_put_raw(&w, raw, n);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(proto_chunk_usage_req_decode(w.p, w.len, &out), -EPROTO);
+    proto_wbuf_free(&w);
+    free(raw);
+}
+
 static void test_proto_status_rep_decode_roundtrip(void **state)
 {
     struct proto_status_rep in, out;
@@ -276,6 +350,9 @@ int test_proto_server(void)
         cmocka_unit_test(test_proto_server_inventory_req_decode_roundtrip),
         cmocka_unit_test(test_proto_server_inventory_req_decode_bad_count),
         cmocka_unit_test(test_proto_server_inventory_req_decode_too_many),
+        cmocka_unit_test(test_proto_chunk_usage_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_chunk_usage_req_decode_bad_count),
+        cmocka_unit_test(test_proto_chunk_usage_req_decode_too_many),
         cmocka_unit_test(test_proto_status_rep_decode_roundtrip),
         cmocka_unit_test(test_proto_status_rep_decode_bad_count),
         cmocka_unit_test(test_proto_status_rep_decode_empty),

@@ -1,5 +1,6 @@
 /* Failures of the disk under server/chunk_store.c's write, sync,
- * truncate, create and staged-copy (repair) paths, injected with
+ * truncate, create, staged-copy (repair), clone and direct-write paths
+ * (open, mkdir, rename, link and fcntl too), injected with
  * tests/common/fault_inject.h: each failure is returned as its -errno,
  * and what was durable before it stays readable. */
 #include <errno.h>
@@ -308,6 +309,161 @@ static void test_chunk_store_stage_commit_sync_eio(void **state)
     assert_memory_equal(fx->got, fx->new, LEN);
 }
 
+/* ---- open, mkdir, rename, link and fcntl -------------------------------- */
+
+#define ID2 (ID + 1)
+#define ID2_NAME "00000000000b02c5"
+
+/* Chunk ID2 does not exist, and ID still holds @old at version 1. */
+static void expect_no_id2(struct fix *fx)
+{
+    struct chunk_info ci;
+
+    assert_int_equal(chunk_store_stat(fx->s, ID2, &ci), -ENOENT);
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_create_open_emfile(void **state)
+{
+    struct fix *fx = *state;
+
+    /* Out of descriptors for good while creating a chunk's files: no
+     * chunk. */
+    fault_inject_set(&(struct fault_rule){.call = FAULT_OPEN,
+                                          .path = ID2_NAME,
+                                          .nth = 1,
+                                          .count = -1,
+                                          .err = EMFILE});
+    assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), -EMFILE);
+    assert_true(fault_inject_hits(FAULT_OPEN) >= 1);
+    fault_inject_clear();
+    expect_no_id2(fx);
+    /* Once: the store closes its idle files and opens again. */
+    fault_inject_set(&(struct fault_rule){
+        .call = FAULT_OPEN, .path = ID2_NAME, .nth = 1, .err = EMFILE});
+    assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), 0);
+    assert_int_equal(fault_inject_hits(FAULT_OPEN), 1);
+    fault_inject_clear();
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_reopen_eacces(void **state)
+{
+    struct fix *fx = *state;
+
+    /* Without the open-file cache every operation opens the files. */
+    chunk_store_set_cache(fx->s, 0);
+    arm(FAULT_OPEN, DATA_END, EACCES);
+    assert_int_equal(chunk_store_read(fx->s, ID, 1, 0, LEN, fx->got), -EACCES);
+    assert_int_equal(fault_inject_hits(FAULT_OPEN), 1);
+    fault_inject_clear();
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_create_mkdir_enospc(void **state)
+{
+    struct fix *fx = *state;
+
+    /* ID2's folder (chunks/c5) does not exist yet and cannot be made. */
+    arm(FAULT_MKDIR, "/chunks/c5", ENOSPC);
+    assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), -ENOSPC);
+    assert_int_equal(fault_inject_hits(FAULT_MKDIR), 1);
+    fault_inject_clear();
+    expect_no_id2(fx);
+    assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), 0);
+}
+
+static void test_chunk_store_create_rename_eio(void **state)
+{
+    struct fix *fx = *state;
+
+    /* The new .crc gets its name last: without it there is no chunk. */
+    arm(FAULT_RENAME, ID2_NAME ".crc", EIO);
+    assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), -EIO);
+    assert_int_equal(fault_inject_hits(FAULT_RENAME), 1);
+    fault_inject_clear();
+    expect_no_id2(fx);
+    assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), 0);
+}
+
+static void test_chunk_store_stage_commit_rename_eio(void **state)
+{
+    struct fix *fx = *state;
+    struct chunk_info ci;
+
+    /* A repair copy of ID2, new on this server, fails to take its name:
+     * the copy is dropped, nothing else changes, the next copy lands. */
+    assert_int_equal(chunk_store_stage_begin(fx->s, ID2, 2), 0);
+    assert_int_equal(chunk_store_stage_write(fx->s, ID2, 2, 0, fx->new, LEN),
+                     0);
+    arm(FAULT_RENAME, ID2_NAME, EIO);
+    assert_int_equal(chunk_store_stage_commit(fx->s, ID2, 2), -EIO);
+    assert_int_equal(fault_inject_hits(FAULT_RENAME), 1);
+    fault_inject_clear();
+    expect_no_id2(fx);
+    assert_int_equal(chunk_store_stage_begin(fx->s, ID2, 2), 0);
+    assert_int_equal(chunk_store_stage_write(fx->s, ID2, 2, 0, fx->new, LEN),
+                     0);
+    assert_int_equal(chunk_store_stage_commit(fx->s, ID2, 2), 0);
+    assert_int_equal(chunk_store_stat(fx->s, ID2, &ci), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID2, 2, 0, LEN, fx->got), 0);
+    assert_memory_equal(fx->got, fx->new, LEN);
+}
+
+static void test_chunk_store_clone_link_enospc(void **state)
+{
+    struct fix *fx = *state;
+
+    /* A copy-on-write copy without reflink links the source's files as
+     * its base: a refused link fails the clone and leaves the source. */
+    chunk_store_set_reflink(fx->s, false);
+    arm(FAULT_LINK, NULL, ENOSPC);
+    assert_int_equal(chunk_store_clone(fx->s, ID, 1, ID2, 1), -ENOSPC);
+    assert_int_equal(fault_inject_hits(FAULT_LINK), 1);
+    fault_inject_clear();
+    expect_no_id2(fx);
+    assert_int_equal(chunk_store_clone(fx->s, ID, 1, ID2, 1), 0);
+    assert_int_equal(chunk_store_read(fx->s, ID2, 1, 0, LEN, fx->got), 0);
+    assert_memory_equal(fx->got, fx->old, LEN);
+}
+
+static void test_chunk_store_clone_link_emlink_copies(void **state)
+{
+    struct fix *fx = *state;
+
+    /* A base at its link limit is copied in full instead: the clone
+     * succeeds and reads the source's bytes. */
+    chunk_store_set_reflink(fx->s, false);
+    fault_inject_set(&(struct fault_rule){
+        .call = FAULT_LINK, .nth = 1, .count = -1, .err = EMLINK});
+    assert_int_equal(chunk_store_clone(fx->s, ID, 1, ID2, 1), 0);
+    assert_true(fault_inject_hits(FAULT_LINK) >= 1);
+    fault_inject_clear();
+    assert_int_equal(chunk_store_read(fx->s, ID2, 1, 0, LEN, fx->got), 0);
+    assert_memory_equal(fx->got, fx->old, LEN);
+    expect_data(fx, fx->old);
+}
+
+static void test_chunk_store_direct_write_fcntl(void **state)
+{
+    struct fix *fx = *state;
+
+    chunk_store_set_direct_writes(fx->s, CHUNK_BLOCK_SIZE);
+    /* An I/O error switching the file to O_DIRECT fails the write and
+     * leaves the old data. */
+    arm(FAULT_FCNTL, DATA_END, EIO);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->new, LEN, true),
+                     -EIO);
+    assert_int_equal(fault_inject_hits(FAULT_FCNTL), 1);
+    fault_inject_clear();
+    expect_data(fx, fx->old);
+    /* EINVAL is a file system without O_DIRECT: the write goes buffered. */
+    arm(FAULT_FCNTL, DATA_END, EINVAL);
+    assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->new, LEN, true), 0);
+    fault_inject_clear();
+    expect_data(fx, fx->new);
+}
+
 int test_chunk_fault(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -327,6 +483,14 @@ int test_chunk_fault(void)
         T(test_chunk_store_truncate_crc_and_memory),
         T(test_chunk_store_stage_write_enospc),
         T(test_chunk_store_stage_commit_sync_eio),
+        T(test_chunk_store_create_open_emfile),
+        T(test_chunk_store_reopen_eacces),
+        T(test_chunk_store_create_mkdir_enospc),
+        T(test_chunk_store_create_rename_eio),
+        T(test_chunk_store_stage_commit_rename_eio),
+        T(test_chunk_store_clone_link_enospc),
+        T(test_chunk_store_clone_link_emlink_copies),
+        T(test_chunk_store_direct_write_fcntl),
     };
 #undef T
     return cmocka_run_group_tests_name("chunk_fault", tests, NULL, NULL);

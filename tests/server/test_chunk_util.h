@@ -6,8 +6,11 @@
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "chunk_internal.h"
 
 static inline int test_rm_one(const char *path, const struct stat *sb, int flag,
                               struct FTW *ftw)
@@ -41,6 +44,35 @@ static inline void test_corrupt_byte(const char *dir, uint64_t id, off_t off,
     b ^= mask;
     assert_int_equal(pwrite(fd, &b, 1, off), 1);
     close(fd);
+}
+
+/* A store in a fresh temporary folder: the fixture of tests that need
+ * one (test_store_setup() with the folder's template, "/tmp/NAME.XXXXXX"). */
+struct test_store_fix {
+    char dir[64];
+    struct chunk_store *s;
+};
+
+static inline int test_store_setup(void **state, const char *tmpl)
+{
+    struct test_store_fix *fx = calloc(1, sizeof(*fx));
+
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof(fx->dir), "%s", tmpl);
+    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(chunk_store_open(fx->dir, &fx->s), 0);
+    *state = fx;
+    return 0;
+}
+
+static inline int test_store_teardown(void **state)
+{
+    struct test_store_fix *fx = *state;
+
+    chunk_store_close(fx->s);
+    test_rm_tree(fx->dir);
+    free(fx);
+    return 0;
 }
 
 #endif
