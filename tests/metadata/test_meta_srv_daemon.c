@@ -218,7 +218,7 @@ static uint64_t file_create(struct rpc_client *c, const char *name)
     struct proto_mknod_req q = {.parent = 1,
                                 .mode = S_IFREG | 0644,
                                 .name = {name, (uint32_t)strlen(name)}};
-    struct proto_attr_rep out;
+    struct proto_entry_rep out;
     struct proto_wbuf w;
     struct rpc_reply rep;
 
