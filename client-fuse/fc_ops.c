@@ -278,6 +278,18 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     int rc = call_attr(fs_of(req), PROTO_MSG_LOOKUP_REQ, &w, &a);
     if (rc == 0)
         attr_merge_open(fs_of(req), &a);
+    if (rc == -ENOENT && cl_cb_enabled(fs_of(req)->cl)) {
+        /* The lookup granted a promise on @parent, so a name added there
+         * by another client breaks it (an entry break of that name): the
+         * kernel may keep the absence as a negative entry meanwhile. */
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = cache_timeout(fs_of(req));
+        if (e.entry_timeout > 0) {
+            fuse_reply_entry(req, &e);
+            return;
+        }
+    }
     reply_entry_or_err(req, rc, &a);
 }
 

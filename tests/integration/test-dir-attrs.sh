@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # test-dir-attrs.sh: directory attributes from the replies of namespace
-# changes stay coherent across two mounts A and B of one cluster
-# (docs/caching.md, "Directory attributes"; docs/protocol.md §3.4, §6.4).
+# changes, and negative entries, stay coherent across two mounts A and B
+# of one cluster (docs/caching.md, "Directory attributes and negative
+# entries"; docs/protocol.md §3.4, §6.4).
 #   1. A create and a stat of the directory on A send no GETATTR to metad
 #      (A answers from the create's reply), and what A shows is what metad
 #      holds (B's stat).
 #   2. A create, mkdir, unlink and rmdir on B show on A at once: the name
 #      (and its absence), the directory's new mtime and nlink.
-#   3. A name A looked up and did not find, created on B, is seen on A at
-#      once.
+#   3. A name A looked up and did not find (a negative entry A may keep),
+#      created on B, is seen on A at once.
 #   4. A rename on B between two directories A has cached shows on A.
 #   5. With consistency=validate, a third mount sees the same.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, curl; exits 77 when one
@@ -74,8 +75,13 @@ rmdir "$B/d/sub"
 it_expect_eq "rmdir on B: nlink of d on A" "$(stat -c %h "$A/d")" 2
 same_dir "rmdir on B" d
 
-# 3. A name A looked up and did not find, created on B.
+# 3. A negative entry on A (a second look sends no LOOKUP), then the name
+# created on B.
 ! test -e "$A/d/late" || it_fail "d/late exists before it was made"
+l0=$(sent LOOKUP)
+! test -e "$A/d/late" || it_fail "d/late exists before it was made"
+it_expect_eq "LOOKUPs sent by A for a name it just did not find" \
+    "$(($(sent LOOKUP) - l0))" 0
 : >"$B/d/late"
 test -e "$A/d/late" || it_fail "create on B after a failed lookup on A: d/late not on A"
 it_ok "a name A did not find, created on B, is on A at once"
@@ -103,4 +109,4 @@ it_expect_eq "validate mount: its stat of d is metad's" \
 test -e "$B/d/v" || it_fail "create on the validate mount: d/v not on B"
 rm "$C/d/v" "$B/d/back"
 [ -z "$(ls "$A/d")" ] || it_fail "A still lists entries in d: $(ls "$A/d")"
-it_ok "directory attributes stay coherent"
+it_ok "directory attributes and negative entries stay coherent"
