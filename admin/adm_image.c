@@ -200,7 +200,7 @@ static int make_folders(struct adm *a, const char *path)
         rc = adm_resolve(a, prefix, &at);
         if (rc == -ENOENT) {
             struct proto_mkdir_req req = {.parent = parent, .mode = 0755};
-            struct proto_attr_rep rep;
+            struct proto_entry_rep rep;
             struct rpc_reply r;
             struct proto_wbuf w;
 
@@ -326,7 +326,11 @@ int adm_cmd_clone(struct adm *a, int argc, char **argv)
 int adm_attr_call(struct adm *a, uint16_t opcode, struct proto_wbuf *w,
                   struct proto_attr *out)
 {
-    struct proto_attr_rep rep;
+    /* An attr reply, or an entry reply (MKNOD), which begins with one. */
+    union {
+        struct proto_attr_rep attr;
+        struct proto_entry_rep entry;
+    } rep;
     struct rpc_reply r;
     int rc = w->err ? w->err : rpc_call_msg(a->rpc, opcode, w, &r, &rep);
 
@@ -334,7 +338,7 @@ int adm_attr_call(struct adm *a, uint16_t opcode, struct proto_wbuf *w,
     if (rc < 0)
         return rc;
     if (out)
-        *out = rep.attr;
+        *out = rep.attr.attr;
     rpc_reply_free(&r);
     return 0;
 }

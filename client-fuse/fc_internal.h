@@ -8,6 +8,7 @@
  *   fc_attr.c      attributes and times between the wire and libfuse
  *   fc_notify.c    callback breaks -> kernel cache invalidation
  *   fc_nocap.c     inodes known to have no security.capability
+ *   fc_dirattr.c   directory attributes from our own changes' replies
  *   fc_conf.c      --config FILE
  */
 #ifndef TESSERA_FC_INTERNAL_H
@@ -16,6 +17,7 @@
 #include "cl.h"
 
 /* The whole mount: fuse_req_userdata() of every request. */
+struct fc_dirattr;
 struct fc_nocap;
 struct fc_notify;
 struct fuse_opt;
@@ -26,6 +28,7 @@ struct fc_fs {
     struct fuse_session *se;
     struct fc_notify *notify;
     struct fc_nocap *nocap;
+    struct fc_dirattr *dirattr;
     bool consistency_validate; /* -o consistency=validate */
 };
 
@@ -93,6 +96,29 @@ void fc_nocap_note(struct fc_nocap *t, uint64_t ino, uint64_t gen,
                    uint64_t until_ms);
 /* Forget what is known of @ino (its extended attributes changed). */
 void fc_nocap_forget(struct fc_nocap *t, uint64_t ino);
+/* A table of NULL knows nothing and learns nothing. */
+
+/* fc_dirattr.c */
+
+/* A table of directory attributes.  Caller owns *out: fc_dirattr_free()
+ * (NULL is fine).  0 or -ENOMEM. */
+int fc_dirattr_new(struct fc_dirattr **out);
+void fc_dirattr_free(struct fc_dirattr *t);
+/* The attributes of directory @ino into *@out and until when they hold
+ * into *@until_ms, when known at @now_ms. */
+bool fc_dirattr_get(struct fc_dirattr *t, uint64_t ino, uint64_t now_ms,
+                    struct proto_attr *out, uint64_t *until_ms);
+/* The forget count, taken before the request that changes a directory. */
+uint64_t fc_dirattr_gen(struct fc_dirattr *t);
+/* A reply to a request sent when the forget count was @gen gave @a (kept
+ * only for a directory): true until @until_ms, unless something was
+ * forgotten since.  @a is copied. */
+void fc_dirattr_note(struct fc_dirattr *t, const struct proto_attr *a,
+                     uint64_t gen, uint64_t until_ms);
+/* Forget @ino (it changed, or another client changed it). */
+void fc_dirattr_forget(struct fc_dirattr *t, uint64_t ino);
+/* Forget every directory (one may be gone). */
+void fc_dirattr_clear(struct fc_dirattr *t);
 /* A table of NULL knows nothing and learns nothing. */
 
 /* fc_ops.c */

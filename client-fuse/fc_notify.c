@@ -147,6 +147,8 @@ void fc_notify_break(void *arg, uint64_t ino, uint32_t flags, const char *name)
 
     /* Another client changed the inode: its xattrs may have changed. */
     fc_nocap_forget(fs->nocap, ino);
+    /* ... and, for a directory, its attributes we answer from. */
+    fc_dirattr_forget(fs->dirattr, ino);
     if (!nt)
         return;
     struct job *j = calloc(1, sizeof(*j));

@@ -162,6 +162,61 @@ static int call_empty(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w)
     return rc;
 }
 
+/* Keep the directory attributes @dirs that a change's reply carried
+ * (fc_dirattr.c) for as long as the kernel could keep attributes from
+ * this call; @gen is the forget count from before the request. */
+static void dirs_note(struct fc_fs *fs, uint64_t gen,
+                      const struct proto_attr *dirs, uint32_t n)
+{
+    double t = cache_timeout(fs);
+    if (t <= 0)
+        return;
+    uint64_t until = cl_now_ms() + (uint64_t)(t * 1000);
+    for (uint32_t i = 0; i < n; i++)
+        fc_dirattr_note(fs->dirattr, &dirs[i], gen, until);
+}
+
+/* Send @w (freed here), a MKNOD, MKDIR, SYMLINK or LINK, and decode the
+ * new entry into @out; the directory's attributes, when metad sent them
+ * (protocol version 2), are kept. */
+static int call_entry(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
+                      struct proto_attr *out)
+{
+    struct rpc_reply rep;
+    struct proto_entry_rep e;
+    uint64_t gen = fc_dirattr_gen(fs->dirattr);
+    call_start(fs);
+    int rc = cl_meta_call(fs->cl, opcode, w, &rep, &e);
+    proto_wbuf_free(w);
+    if (rc < 0)
+        return rc;
+    *out = e.attr;
+    if (e.has_dir)
+        dirs_note(fs, gen, &e.dir, 1);
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+/* Send @w (freed here), an UNLINK, RMDIR or RENAME, and keep the
+ * directories' attributes its reply carries.  An RMDIR or RENAME may
+ * remove a directory we hold attributes of: all are forgotten first. */
+static int call_remove(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w)
+{
+    struct rpc_reply rep;
+    struct proto_dirs_rep d;
+    if (opcode != PROTO_MSG_UNLINK_REQ)
+        fc_dirattr_clear(fs->dirattr);
+    uint64_t gen = fc_dirattr_gen(fs->dirattr);
+    call_start(fs);
+    int rc = cl_meta_call(fs->cl, opcode, w, &rep, &d);
+    proto_wbuf_free(w);
+    if (rc < 0)
+        return rc;
+    dirs_note(fs, gen, d.dir, d.ndirs);
+    rpc_reply_free(&rep);
+    return 0;
+}
+
 static void reply_entry_or_err(fuse_req_t req, int rc,
                                const struct proto_attr *a)
 {
@@ -223,6 +278,18 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     int rc = call_attr(fs_of(req), PROTO_MSG_LOOKUP_REQ, &w, &a);
     if (rc == 0)
         attr_merge_open(fs_of(req), &a);
+    if (rc == -ENOENT && cl_cb_enabled(fs_of(req)->cl)) {
+        /* The lookup granted a promise on @parent, so a name added there
+         * by another client breaks it (an entry break of that name): the
+         * kernel may keep the absence as a negative entry meanwhile. */
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = cache_timeout(fs_of(req));
+        if (e.entry_timeout > 0) {
+            fuse_reply_entry(req, &e);
+            return;
+        }
+    }
     reply_entry_or_err(req, rc, &a);
 }
 
@@ -246,6 +313,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 {
     (void)fi;
     struct proto_attr a;
+    uint64_t now = cl_now_ms(), until;
+    if (fc_dirattr_get(fs_of(req)->dirattr, ino, now, &a, &until)) {
+        /* A directory our own change left as its reply described. */
+        struct stat st;
+        fc_attr_to_stat(&a, &st);
+        fuse_reply_attr(req, &st, (double)(until - now) / 1000.0);
+        return;
+    }
     call_start(fs_of(req));
     int rc = cl_meta_getattr(fs_of(req)->cl, ino, &a);
     if (rc < 0) {
@@ -365,6 +440,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                 rc = -EPERM;
         }
     }
+    fc_dirattr_forget(fs_of(req)->dirattr, ino);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -418,7 +494,7 @@ static int do_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_mknod_req_encode(&w, &m);
-    return call_attr(fs_of(req), PROTO_MSG_MKNOD_REQ, &w, out);
+    return call_entry(fs_of(req), PROTO_MSG_MKNOD_REQ, &w, out);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -447,7 +523,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
     proto_wbuf_init(&w);
     proto_mkdir_req_encode(&w, &m);
     struct proto_attr a;
-    int rc = call_attr(fs_of(req), PROTO_MSG_MKDIR_REQ, &w, &a);
+    int rc = call_entry(fs_of(req), PROTO_MSG_MKDIR_REQ, &w, &a);
     reply_entry_or_err(req, rc, &a);
 }
 
@@ -461,7 +537,7 @@ static void remove_entry(fuse_req_t req, uint16_t opcode, fuse_ino_t parent,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_lookup_req_encode(&w, &m);
-    fuse_reply_err(req, -call_empty(fs_of(req), opcode, &w));
+    fuse_reply_err(req, -call_remove(fs_of(req), opcode, &w));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -493,7 +569,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
     proto_wbuf_init(&w);
     proto_symlink_req_encode(&w, &m);
     struct proto_attr a;
-    int rc = call_attr(fs_of(req), PROTO_MSG_SYMLINK_REQ, &w, &a);
+    int rc = call_entry(fs_of(req), PROTO_MSG_SYMLINK_REQ, &w, &a);
     reply_entry_or_err(req, rc, &a);
 }
 
@@ -523,7 +599,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_rename_req_encode(&w, &m);
-    fuse_reply_err(req, -call_empty(fs_of(req), PROTO_MSG_RENAME_REQ, &w));
+    fuse_reply_err(req, -call_remove(fs_of(req), PROTO_MSG_RENAME_REQ, &w));
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -541,7 +617,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
     proto_wbuf_init(&w);
     proto_link_req_encode(&w, &m);
     struct proto_attr a;
-    int rc = call_attr(fs_of(req), PROTO_MSG_LINK_REQ, &w, &a);
+    int rc = call_entry(fs_of(req), PROTO_MSG_LINK_REQ, &w, &a);
     if (rc == 0)
         attr_merge_open(fs_of(req), &a);
     reply_entry_or_err(req, rc, &a);
@@ -983,6 +1059,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     proto_setxattr_req_encode(&w, &m);
     int rc = call_empty(fs_of(req), PROTO_MSG_SETXATTR_REQ, &w);
     fc_nocap_forget(fs_of(req)->nocap, ino);
+    fc_dirattr_forget(fs_of(req)->dirattr, ino); /* its ctime moved */
     fuse_reply_err(req, -rc);
 }
 
@@ -1072,6 +1149,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     proto_xattr_name_req_encode(&w, &m);
     int rc = call_empty(fs_of(req), PROTO_MSG_REMOVEXATTR_REQ, &w);
     fc_nocap_forget(fs_of(req)->nocap, ino);
+    fc_dirattr_forget(fs_of(req)->dirattr, ino);
     fuse_reply_err(req, -rc);
 }
 

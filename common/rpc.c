@@ -448,7 +448,8 @@ static int handshake(struct rpc_client *c, int fd, uint64_t id,
     struct auth_cred *cred = NULL;
     struct proto_hello_req m = {
         .min_version = PROTO_VERSION_MIN,
-        .max_version = PROTO_VERSION_MAX,
+        .max_version =
+            c->opts.max_version ? c->opts.max_version : PROTO_VERSION_MAX,
         .role = c->opts.role,
         .name = {c->name, (uint32_t)strlen(c->name)},
     };
@@ -474,7 +475,7 @@ static int handshake(struct rpc_client *c, int fd, uint64_t id,
     if (rc < 0)
         goto out;
     if (proto_hello_rep_decode(payload, h.length, &rep) < 0 ||
-        rep.version < PROTO_VERSION_MIN || rep.version > PROTO_VERSION_MAX)
+        rep.version < PROTO_VERSION_MIN || rep.version > m.max_version)
         rc = -EPROTO;
     else if ((rep.auth_method == PROTO_AUTH_NONE) != !cred)
         /* §3.2: a key and a server that does not prove itself, or a

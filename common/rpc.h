@@ -54,6 +54,9 @@ struct rpc_opts {
      * only a server that asks for none is accepted. */
     int (*get_cred)(void *cred_arg, struct auth_cred *out);
     void *cred_arg;
+    /* The highest protocol version offered; 0: PROTO_VERSION_MAX.  Lower
+     * only to speak as an older peer would (tests). */
+    uint16_t max_version;
 };
 
 /* Connect to @addr and complete the handshake.  Caller owns *out; close

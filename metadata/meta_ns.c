@@ -63,6 +63,27 @@ int meta_reply_attr(struct proto_wbuf *w, const struct proto_attr *a)
     return w->err;
 }
 
+/* docs/protocol.md §6.8-6.11: the entry and its directory after the
+ * change (a version 1 peer gets the entry only, meta_srv_reply()). */
+static int reply_entry(struct proto_wbuf *w, const struct proto_attr *a,
+                       const struct proto_attr *dir)
+{
+    struct proto_entry_rep rep = {.attr = *a, .has_dir = true, .dir = *dir};
+    proto_entry_rep_encode(w, &rep);
+    return w->err;
+}
+
+/* §6.12, §6.13: the directories after the change; @d1 NULL for one. */
+static int reply_dirs(struct proto_wbuf *w, const struct proto_attr *d0,
+                      const struct proto_attr *d1)
+{
+    struct proto_dirs_rep rep = {.ndirs = d1 ? 2 : 1, .dir = {*d0}};
+    if (d1)
+        rep.dir[1] = *d1;
+    proto_dirs_rep_encode(w, &rep);
+    return w->err;
+}
+
 static int reply_empty(struct proto_wbuf *w)
 {
     struct proto_empty e = {0};
@@ -197,7 +218,7 @@ int meta_ns_mknod(struct meta_db *db, const struct meta_op *op,
             return -EEXIST;
         if ((r = mknod_hold(db, session, &q, &a)) < 0)
             return r;
-        return meta_reply_attr(reply, &a);
+        return reply_entry(reply, &a, &dir);
     }
     if (r < 0)
         return r;
@@ -210,7 +231,7 @@ int meta_ns_mknod(struct meta_db *db, const struct meta_op *op,
         return r;
     if ((r = mknod_hold(db, session, &q, &a)) < 0)
         return r;
-    return meta_reply_attr(reply, &a);
+    return reply_entry(reply, &a, &dir);
 }
 
 int meta_ns_mkdir(struct meta_db *db, const struct meta_op *op,
@@ -236,7 +257,7 @@ int meta_ns_mkdir(struct meta_db *db, const struct meta_op *op,
     a.size = META_DIR_SIZE;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
         return r;
-    return meta_reply_attr(reply, &a);
+    return reply_entry(reply, &a, &dir);
 }
 
 int meta_ns_symlink(struct meta_db *db, const struct meta_op *op,
@@ -263,7 +284,7 @@ int meta_ns_symlink(struct meta_db *db, const struct meta_op *op,
     a.size = target.len;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, &target, now)) < 0)
         return r;
-    return meta_reply_attr(reply, &a);
+    return reply_entry(reply, &a, &dir);
 }
 
 int meta_ns_link(struct meta_db *db, const struct meta_op *op,
@@ -298,7 +319,7 @@ int meta_ns_link(struct meta_db *db, const struct meta_op *op,
         return r;
     if ((r = dir_touch(db, &dir, now)) < 0)
         return r;
-    return meta_reply_attr(reply, &a);
+    return reply_entry(reply, &a, &dir);
 }
 
 /* Drop one link to non-directory @a (its entry is already gone).  The
@@ -371,7 +392,7 @@ int meta_ns_unlink(struct meta_db *db, const struct meta_op *op,
         return r;
     if ((r = dir_touch(db, &dir, now)) < 0)
         return r;
-    return reply_empty(reply);
+    return reply_dirs(reply, &dir, NULL);
 }
 
 int meta_ns_rmdir(struct meta_db *db, const struct meta_op *op,
@@ -410,7 +431,7 @@ int meta_ns_rmdir(struct meta_db *db, const struct meta_op *op,
     dir.nlink--;
     if ((r = dir_touch(db, &dir, now)) < 0)
         return r;
-    return reply_empty(reply);
+    return reply_dirs(reply, &dir, NULL);
 }
 
 /* ---- RENAME ------------------------------------------------------------ */
@@ -571,7 +592,7 @@ int meta_ns_rename(struct meta_db *db, const struct meta_op *op,
     x.have_dst = r == 0;
     /* rename(2): two names of the same file: do nothing, successfully. */
     if (x.have_dst && dino == sino)
-        return reply_empty(reply);
+        return reply_dirs(reply, &x.sdir, x.ddir);
     if (x.exchange && !x.have_dst)
         return -ENOENT;
     if ((x.q.flags & PROTO_RENAME_NOREPLACE) && x.have_dst)
@@ -590,7 +611,7 @@ int meta_ns_rename(struct meta_db *db, const struct meta_op *op,
         return r;
     if (x.cross && (r = dir_touch(db, x.ddir, now)) < 0)
         return r;
-    return reply_empty(reply);
+    return reply_dirs(reply, &x.sdir, x.ddir);
 }
 
 /* ---- SETATTR ----------------------------------------------------------- */

@@ -114,8 +114,11 @@ void meta_srv_reply(struct peer *p, uint64_t req_id, uint16_t opcode, int rc,
 {
     if (rc == 0 && body && body->err)
         rc = body->err;
+    /* docs/protocol.md §3.4: a version 1 peer gets the version 1 layout. */
     if (rc == 0 && body)
-        peer_reply(p, req_id, opcode + 1, 0, body->p, body->len);
+        peer_reply(p, req_id, opcode + 1, 0, body->p,
+                   proto_rep_len_for_version((uint16_t)(opcode + 1),
+                                             peer_version(p), body->len));
     else
         peer_reply(p, req_id, opcode + 1, rc, NULL, 0);
 }

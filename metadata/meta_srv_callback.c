@@ -826,6 +826,38 @@ static size_t cb_write_end_after(const uint8_t *payload, size_t len,
 #define CB_ATTR 1u   /* the reply's attributes are cached: grant */
 #define CB_WRITER 2u /* ... as a writer's, for a regular file */
 #define CB_RECALL 4u /* the looked-up inode's writer is recalled first */
+#define CB_ENTRY 8u  /* CB_ATTR of an entry reply, whose directory too */
+#define CB_DIRS 16u  /* the reply's directories are cached: grant */
+
+/* The inode (into @a: 0 when none) and the directories (into @dirs) that
+ * a successful reply under cb rule @rule describes.  0, or -EPROTO when
+ * there is nothing to grant. */
+static int reply_inodes(unsigned rule, const struct proto_wbuf *body,
+                        struct proto_attr_rep *a, uint64_t *dirs, size_t *ndirs)
+{
+    *ndirs = 0;
+    if (rule & CB_ENTRY) {
+        struct proto_entry_rep e;
+        if (proto_entry_rep_decode(body->p, body->len, &e) < 0)
+            return -EPROTO;
+        a->attr = e.attr;
+        if (e.has_dir)
+            dirs[(*ndirs)++] = e.dir.ino;
+        return 0;
+    }
+    if (rule & CB_ATTR)
+        return proto_attr_rep_decode(body->p, body->len, a);
+    if (rule & CB_DIRS) {
+        struct proto_dirs_rep d;
+        memset(a, 0, sizeof(*a));
+        if (proto_dirs_rep_decode(body->p, body->len, &d) < 0)
+            return -EPROTO;
+        for (uint32_t i = 0; i < d.ndirs; i++)
+            dirs[(*ndirs)++] = d.dir[i].ino;
+        return 0;
+    }
+    return -EPROTO;
+}
 
 /* The before, after and cb columns of meta_ops.def, in its order
  * (meta_optab_index()). */
@@ -885,6 +917,8 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
     struct meta_srv_cb *cb = srv->cb;
     uint64_t sess = c->session_id;
     struct proto_attr_rep a;
+    uint64_t dirs[PROTO_DIRS_MAX];
+    size_t ndirs = 0;
 
     if (rc < 0 || body->err) {
         meta_srv_reply(c->peer, req_id, opcode, rc, body);
@@ -892,8 +926,7 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
     }
     int row = meta_optab_index(opcode);
     unsigned rule = row >= 0 ? cb_rules[row].cb : 0;
-    if ((rule & CB_ATTR) &&
-        proto_attr_rep_decode(body->p, body->len, &a) == 0) {
+    if (reply_inodes(rule, body, &a, dirs, &ndirs) == 0) {
         /* A LOOKUP of a file another session is writing to: recall
          * first, then look it up again. */
         if ((rule & CB_RECALL) && !cb->resuming &&
@@ -903,6 +936,11 @@ void meta_srv_cb_reply(struct meta_srv_conn *c, uint16_t opcode,
         bool writer = (rule & CB_WRITER) && (a.attr.mode & 0170000) == 0100000;
         grant(srv, sess, a.attr.ino, writer);
     }
+    /* The directories a mutation's reply describes may be cached by the
+     * client (docs/caching.md): it must hear of the next change. */
+    for (size_t i = 0; i < ndirs; i++)
+        if (peer_version(c->peer) >= PROTO_VERSION_DIR_ATTRS)
+            grant(srv, sess, dirs[i], false);
 
     struct cb_break b[MAX_BREAKS];
     size_t n = row >= 0 && meta_optab[row].kind == META_OPKIND_MUTATION

@@ -29,7 +29,10 @@
 
 /* Protocol versions negotiated by HELLO (§3). */
 #define PROTO_VERSION_MIN 1
-#define PROTO_VERSION_MAX 1
+#define PROTO_VERSION_MAX 2
+/* The first version whose namespace mutation replies carry the changed
+ * directories' attributes (§3.4, §6.8-6.13). */
+#define PROTO_VERSION_DIR_ATTRS 2
 
 /* Header flags. */
 #define PROTO_FLAG_REPLY 0x01u
@@ -351,6 +354,29 @@ struct proto_ino_req {
 struct proto_attr_rep {
     struct proto_attr attr;
 };
+
+/* MKNOD, MKDIR, SYMLINK and LINK replies (§6.8-6.11): the entry and, from
+ * protocol version 2, its directory after the change. */
+struct proto_entry_rep {
+    struct proto_attr attr;
+    bool has_dir;
+    struct proto_attr dir;
+};
+
+/* UNLINK, RMDIR and RENAME replies (§6.12, §6.13): empty in version 1;
+ * from version 2 the directory (UNLINK, RMDIR) or both directories
+ * (RENAME: old, then new) after the change. */
+#define PROTO_DIRS_MAX 2
+struct proto_dirs_rep {
+    uint32_t ndirs;
+    struct proto_attr dir[PROTO_DIRS_MAX];
+};
+
+/* How many bytes of a successful reply @rep_opcode of @len bytes a peer
+ * that negotiated @version receives: a version 1 peer gets the version 1
+ * layout, which every longer namespace reply begins with (§3.4). */
+size_t proto_rep_len_for_version(uint16_t rep_opcode, uint16_t version,
+                                 size_t len);
 
 struct proto_lookup_req { /* also UNLINK, RMDIR */
     struct proto_cred cred;
@@ -1094,6 +1120,8 @@ PROTO_BODY(session_id)
 PROTO_BODY(session_renew_rep)
 PROTO_BODY(ino_req)
 PROTO_BODY(attr_rep)
+PROTO_BODY(entry_rep)
+PROTO_BODY(dirs_rep)
 PROTO_BODY(lookup_req)
 PROTO_BODY(setattr_req)
 PROTO_BODY(mknod_req)

@@ -42,6 +42,79 @@ int proto_attr_rep_decode(const uint8_t *p, size_t n, struct proto_attr_rep *m)
     return proto_rbuf_done(&r);
 }
 
+/* §6.8-6.11: the entry, then (version 2) the directory. */
+void proto_entry_rep_encode(struct proto_wbuf *w,
+                            const struct proto_entry_rep *m)
+{
+    proto_attr_put(w, &m->attr);
+    if (m->has_dir)
+        proto_attr_put(w, &m->dir);
+}
+
+int proto_entry_rep_decode(const uint8_t *p, size_t n,
+                           struct proto_entry_rep *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    if (n != PROTO_ATTR_SIZE && n != 2 * PROTO_ATTR_SIZE)
+        return -EPROTO;
+    proto_rbuf_init(&r, p, n);
+    proto_attr_get(&r, &m->attr);
+    m->has_dir = n == 2 * PROTO_ATTR_SIZE;
+    if (m->has_dir)
+        proto_attr_get(&r, &m->dir);
+    return proto_rbuf_done(&r);
+}
+
+/* §6.12, §6.13: no count on the wire; the length gives it. */
+void proto_dirs_rep_encode(struct proto_wbuf *w, const struct proto_dirs_rep *m)
+{
+    if (m->ndirs > PROTO_DIRS_MAX) {
+        if (!w->err)
+            w->err = -EINVAL;
+        return;
+    }
+    for (uint32_t i = 0; i < m->ndirs; i++)
+        proto_attr_put(w, &m->dir[i]);
+}
+
+int proto_dirs_rep_decode(const uint8_t *p, size_t n, struct proto_dirs_rep *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    if (n % PROTO_ATTR_SIZE != 0 || n / PROTO_ATTR_SIZE > PROTO_DIRS_MAX)
+        return -EPROTO;
+    m->ndirs = (uint32_t)(n / PROTO_ATTR_SIZE);
+    proto_rbuf_init(&r, p, n);
+    for (uint32_t i = 0; i < m->ndirs; i++)
+        proto_attr_get(&r, &m->dir[i]);
+    return proto_rbuf_done(&r);
+}
+
+/* §3.4: what version 2 added to a reply is a tail a version 1 peer never
+ * sees. */
+size_t proto_rep_len_for_version(uint16_t rep_opcode, uint16_t version,
+                                 size_t len)
+{
+    if (version >= PROTO_VERSION_DIR_ATTRS)
+        return len;
+    switch (rep_opcode) {
+    case PROTO_MSG_MKNOD_REP:
+    case PROTO_MSG_MKDIR_REP:
+    case PROTO_MSG_SYMLINK_REP:
+    case PROTO_MSG_LINK_REP:
+        return len < PROTO_ATTR_SIZE ? len : PROTO_ATTR_SIZE;
+    case PROTO_MSG_UNLINK_REP:
+    case PROTO_MSG_RMDIR_REP:
+    case PROTO_MSG_RENAME_REP:
+        return 0;
+    default:
+        return len;
+    }
+}
+
 void proto_lookup_req_encode(struct proto_wbuf *w,
                              const struct proto_lookup_req *m)
 {

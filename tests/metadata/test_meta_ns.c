@@ -39,6 +39,94 @@ static void test_meta_db_open_reopens_file(void **state)
     assert_int_equal(stat(path, &st), 0); /* WAL mode */
 }
 
+/* docs/protocol.md §6.8-6.13: each change's reply carries its
+ * directories as GETATTR then returns them, so a client may answer the
+ * next GETATTR itself. */
+static void test_meta_ns_replies_carry_directories(void **state)
+{
+    struct fx *f = *state;
+    struct proto_wbuf w, reply;
+    struct proto_entry_rep e;
+    struct proto_dirs_rep d;
+    struct proto_attr sub;
+
+    assert_int_equal(do_mkdir(f, cred_root(), ROOT, "s", 0755, &sub), 0);
+    struct proto_mknod_req q = {.cred = cred_root(),
+                                .parent = sub.ino,
+                                .mode = S_IFREG | 0644,
+                                .flags = PROTO_MKNOD_EXCL,
+                                .name = str_of("f")};
+    proto_wbuf_init(&w);
+    proto_mknod_req_encode(&w, &q);
+    proto_wbuf_init(&reply);
+    f->now += 1000;
+    assert_int_equal(fx_apply(f, PROTO_MSG_MKNOD_REQ, &w, &reply), 0);
+    assert_int_equal(proto_entry_rep_decode(reply.p, reply.len, &e), 0);
+    proto_wbuf_free(&reply);
+    assert_true(e.has_dir);
+    struct proto_attr now = attr_of(f, sub.ino);
+    assert_memory_equal(&e.dir, &now, sizeof(now));
+    assert_int_equal(e.dir.mtime, f->now);
+    assert_true(e.dir.version > sub.version);
+
+    /* MKDIR: the parent's nlink grew. */
+    struct proto_mkdir_req m = {
+        .cred = cred_root(), .parent = ROOT, .mode = 0755, .name = str_of("t")};
+    proto_wbuf_init(&w);
+    proto_mkdir_req_encode(&w, &m);
+    proto_wbuf_init(&reply);
+    assert_int_equal(fx_apply(f, PROTO_MSG_MKDIR_REQ, &w, &reply), 0);
+    assert_int_equal(proto_entry_rep_decode(reply.p, reply.len, &e), 0);
+    proto_wbuf_free(&reply);
+    now = attr_of(f, ROOT);
+    assert_memory_equal(&e.dir, &now, sizeof(now));
+    assert_int_equal(e.dir.nlink, 4);
+
+    /* RENAME across directories: the old one, then the new one. */
+    struct proto_rename_req r = {.cred = cred_root(),
+                                 .parent = sub.ino,
+                                 .name = str_of("f"),
+                                 .newparent = ROOT,
+                                 .newname = str_of("g")};
+    proto_wbuf_init(&w);
+    proto_rename_req_encode(&w, &r);
+    proto_wbuf_init(&reply);
+    f->now += 1000;
+    assert_int_equal(fx_apply(f, PROTO_MSG_RENAME_REQ, &w, &reply), 0);
+    assert_int_equal(proto_dirs_rep_decode(reply.p, reply.len, &d), 0);
+    proto_wbuf_free(&reply);
+    assert_int_equal(d.ndirs, 2);
+    now = attr_of(f, sub.ino);
+    assert_memory_equal(&d.dir[0], &now, sizeof(now));
+    now = attr_of(f, ROOT);
+    assert_memory_equal(&d.dir[1], &now, sizeof(now));
+
+    /* UNLINK and RMDIR: the directory after the change. */
+    struct proto_lookup_req u = {
+        .cred = cred_root(), .parent = ROOT, .name = str_of("g")};
+    proto_wbuf_init(&w);
+    proto_lookup_req_encode(&w, &u);
+    proto_wbuf_init(&reply);
+    f->now += 1000;
+    assert_int_equal(fx_apply(f, PROTO_MSG_UNLINK_REQ, &w, &reply), 0);
+    assert_int_equal(proto_dirs_rep_decode(reply.p, reply.len, &d), 0);
+    proto_wbuf_free(&reply);
+    assert_int_equal(d.ndirs, 1);
+    now = attr_of(f, ROOT);
+    assert_memory_equal(&d.dir[0], &now, sizeof(now));
+    assert_int_equal(d.dir[0].mtime, f->now);
+
+    u.name = str_of("t");
+    proto_wbuf_init(&w);
+    proto_lookup_req_encode(&w, &u);
+    proto_wbuf_init(&reply);
+    assert_int_equal(fx_apply(f, PROTO_MSG_RMDIR_REQ, &w, &reply), 0);
+    assert_int_equal(proto_dirs_rep_decode(reply.p, reply.len, &d), 0);
+    proto_wbuf_free(&reply);
+    assert_int_equal(d.ndirs, 1);
+    assert_int_equal(d.dir[0].nlink, 3);
+}
+
 static void test_meta_ns_mknod_creates_file(void **state)
 {
     struct fx *f = *state;
@@ -521,6 +609,7 @@ int test_meta_ns(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_mem, fx_teardown)
         T(test_meta_db_open_creates_root),
         T(test_meta_db_open_reopens_file),
+        T(test_meta_ns_replies_carry_directories),
         T(test_meta_ns_mknod_creates_file),
         T(test_meta_ns_mknod_exists),
         T(test_meta_ns_mknod_bad_names),

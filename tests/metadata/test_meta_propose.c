@@ -68,17 +68,18 @@ static void fake_fail_all(struct fake_log *f, int status)
 struct outcome {
     int calls;
     int status;
-    struct proto_attr attr; /* from an attr_rep result */
+    struct proto_attr attr; /* the entry of an entry_rep result */
 };
 
 static void on_done(struct meta_propose *req, int status,
                     const struct proto_wbuf *result)
 {
     struct outcome *o = req->data;
-    struct proto_attr_rep rep;
+    struct proto_entry_rep rep;
     o->calls++;
     o->status = status;
-    if (status == 0 && proto_attr_rep_decode(result->p, result->len, &rep) == 0)
+    if (status == 0 &&
+        proto_entry_rep_decode(result->p, result->len, &rep) == 0)
         o->attr = rep.attr;
 }
 

@@ -218,7 +218,7 @@ static uint64_t file_create(struct rpc_client *c, const char *name)
     struct proto_mknod_req q = {.parent = 1,
                                 .mode = S_IFREG | 0644,
                                 .name = {name, (uint32_t)strlen(name)}};
-    struct proto_attr_rep out;
+    struct proto_entry_rep out;
     struct proto_wbuf w;
     struct rpc_reply rep;
 
@@ -854,6 +854,62 @@ static void test_meta_srv_lead_again_starts_over(void **state)
     rpc_client_close(c3);
 }
 
+/* The reply's length to @opcode (MKNOD, UNLINK) of @name under the root
+ * from @c. */
+static uint32_t ns_reply_len(struct rpc_client *c, uint16_t opcode,
+                             const char *name)
+{
+    struct proto_str n = {name, (uint32_t)strlen(name)};
+    struct proto_mknod_req mk = {
+        .parent = 1, .mode = S_IFREG | 0644, .name = n};
+    struct proto_lookup_req rm = {.parent = 1, .name = n};
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    if (opcode == PROTO_MSG_MKNOD_REQ)
+        proto_mknod_req_encode(&w, &mk);
+    else
+        proto_lookup_req_encode(&w, &rm);
+    assert_int_equal(rpc_call(c, opcode, w.p, w.len, &rep), 0);
+    proto_wbuf_free(&w);
+    uint32_t len = rep.len;
+    rpc_reply_free(&rep);
+    return len;
+}
+
+/* docs/protocol.md §3.4: a version 2 peer gets the directory's attributes
+ * with each change, a version 1 peer the version 1 layout; the version 2
+ * session's reply grants it a promise on the directory, broken by another
+ * session's change there. */
+static void test_meta_srv_dir_attrs_by_version(void **state)
+{
+    struct md *m = *state;
+    struct rpc_opts o = {.role = PROTO_ROLE_CLIENT,
+                         .name = "old",
+                         .call_timeout_ms = 10000,
+                         .max_version = 1};
+    struct rpc_client *old;
+
+    assert_int_equal(ns_reply_len(m->cl, PROTO_MSG_MKNOD_REQ, "a"),
+                     2 * PROTO_ATTR_SIZE);
+    assert_int_equal(ns_reply_len(m->cl, PROTO_MSG_UNLINK_REQ, "a"),
+                     PROTO_ATTR_SIZE);
+    assert_int_equal(rpc_client_open(m->addr, &o, &old), 0);
+    session_open(m, old);
+    assert_int_equal(ns_reply_len(old, PROTO_MSG_MKNOD_REQ, "b"),
+                     PROTO_ATTR_SIZE);
+    assert_int_equal(ns_reply_len(old, PROTO_MSG_UNLINK_REQ, "b"), 0);
+    rpc_client_close(old);
+
+    assert_int_equal(callbacks_on(m->cl2), 300);
+    assert_int_equal(ns_reply_len(m->cl2, PROTO_MSG_MKNOD_REQ, "c"),
+                     2 * PROTO_ATTR_SIZE);
+    assert_int_equal(breaks_of(m, 1), 0);
+    ns_reply_len(m->cl, PROTO_MSG_MKNOD_REQ, "d");
+    assert_int_equal(breaks_of(m, 1), 1);
+}
+
 int test_meta_srv_daemon(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, md_setup, md_teardown)
@@ -869,6 +925,7 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_image_lease_hand_over),
         T(test_meta_srv_cb_promise_kept_while_open),
         T(test_meta_srv_lead_again_starts_over),
+        T(test_meta_srv_dir_attrs_by_version),
     };
 #undef T
     return cmocka_run_group_tests_name("meta_srv_daemon", tests, NULL, NULL);

@@ -132,11 +132,12 @@ static inline int fx_query(struct fx *f, uint16_t opcode,
     return r;
 }
 
-/* Decode an attr_rep from @reply (then freed) into @a when not NULL. */
+/* Decode an attr_rep, or the entry of an entry_rep, from @reply (then
+ * freed) into @a when not NULL. */
 static inline void take_attr(struct proto_wbuf *reply, struct proto_attr *a)
 {
-    struct proto_attr_rep rep;
-    assert_int_equal(proto_attr_rep_decode(reply->p, reply->len, &rep), 0);
+    struct proto_entry_rep rep;
+    assert_int_equal(proto_entry_rep_decode(reply->p, reply->len, &rep), 0);
     if (a)
         *a = rep.attr;
     proto_wbuf_free(reply);

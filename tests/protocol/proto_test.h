@@ -248,6 +248,23 @@ static inline void sample_attr_rep(struct proto_attr_rep *m,
     sample_attr(&m->attr, 77);
 }
 
+/* The version 1 forms, of which every shorter prefix is malformed; the
+ * version 2 forms are tested in test_proto_ns.c. */
+static inline void sample_entry_rep(struct proto_entry_rep *m,
+                                    struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+    sample_attr(&m->attr, 78);
+}
+
+static inline void sample_dirs_rep(struct proto_dirs_rep *m,
+                                   struct proto_wbuf *s)
+{
+    (void)s;
+    memset(m, 0, sizeof(*m));
+}
+
 static inline void sample_lookup_req(struct proto_lookup_req *m,
                                      struct proto_wbuf *s)
 {

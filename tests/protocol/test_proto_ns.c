@@ -31,6 +31,100 @@ static void test_proto_attr_rep_decode_roundtrip(void **state)
     FREE_BUFS(&w, &s);
 }
 
+/* Version 1: the entry alone; version 2: the entry, then its directory.
+ * Every other length is malformed. */
+static void test_proto_entry_rep_decode_roundtrip(void **state)
+{
+    struct proto_entry_rep in, out;
+    struct proto_wbuf w;
+
+    (void)state;
+    memset(&in, 0, sizeof(in));
+    sample_attr(&in.attr, 77);
+    proto_wbuf_init(&w);
+    proto_entry_rep_encode(&w, &in);
+    assert_int_equal(w.len, PROTO_ATTR_SIZE);
+    assert_int_equal(proto_entry_rep_decode(w.p, w.len, &out), 0);
+    assert_false(out.has_dir);
+    assert_attr_equal(&out.attr, &in.attr);
+    assert_short_long(PROTO_MSG_MKNOD_REP, w.p, w.len);
+
+    proto_wbuf_reset(&w);
+    in.has_dir = true;
+    sample_attr(&in.dir, 5);
+    in.dir.mode = 040755;
+    proto_entry_rep_encode(&w, &in);
+    assert_int_equal(w.len, 2 * PROTO_ATTR_SIZE);
+    assert_int_equal(proto_entry_rep_decode(w.p, w.len, &out), 0);
+    assert_true(out.has_dir);
+    assert_attr_equal(&out.attr, &in.attr);
+    assert_attr_equal(&out.dir, &in.dir);
+    for (size_t k = 0; k < w.len; k++)
+        if (k != PROTO_ATTR_SIZE)
+            assert_int_equal(proto_entry_rep_decode(w.p, k, &out), -EPROTO);
+    proto_put_u8(&w, 0);
+    assert_int_equal(proto_entry_rep_decode(w.p, w.len, &out), -EPROTO);
+    proto_wbuf_free(&w);
+}
+
+/* No directory (version 1), one (UNLINK, RMDIR) or two (RENAME). */
+static void test_proto_dirs_rep_decode_roundtrip(void **state)
+{
+    struct proto_dirs_rep in, out;
+    struct proto_wbuf w;
+
+    (void)state;
+    memset(&in, 0, sizeof(in));
+    sample_attr(&in.dir[0], 5);
+    sample_attr(&in.dir[1], 6);
+    for (uint32_t n = 0; n <= PROTO_DIRS_MAX; n++) {
+        in.ndirs = n;
+        proto_wbuf_init(&w);
+        proto_dirs_rep_encode(&w, &in);
+        assert_int_equal(w.err, 0);
+        assert_int_equal(w.len, n * PROTO_ATTR_SIZE);
+        assert_int_equal(proto_dirs_rep_decode(w.p, w.len, &out), 0);
+        assert_int_equal(out.ndirs, n);
+        for (uint32_t i = 0; i < n; i++)
+            assert_attr_equal(&out.dir[i], &in.dir[i]);
+        proto_wbuf_free(&w);
+    }
+    uint8_t buf[3 * PROTO_ATTR_SIZE + 1] = {0};
+    for (size_t k = 0; k < sizeof(buf); k++)
+        if (k % PROTO_ATTR_SIZE != 0 || k > 2 * PROTO_ATTR_SIZE)
+            assert_int_equal(proto_dirs_rep_decode(buf, k, &out), -EPROTO);
+    in.ndirs = PROTO_DIRS_MAX + 1;
+    proto_wbuf_init(&w);
+    proto_dirs_rep_encode(&w, &in);
+    assert_int_equal(w.err, -EINVAL);
+    proto_wbuf_free(&w);
+}
+
+/* A version 1 peer gets the version 1 layout of each reply. */
+static void test_proto_rep_len_for_version_trims_for_version_1(void **state)
+{
+    (void)state;
+    size_t two = 2 * PROTO_ATTR_SIZE;
+    assert_int_equal(proto_rep_len_for_version(PROTO_MSG_MKNOD_REP, 1, two),
+                     PROTO_ATTR_SIZE);
+    assert_int_equal(proto_rep_len_for_version(PROTO_MSG_LINK_REP, 1, two),
+                     PROTO_ATTR_SIZE);
+    assert_int_equal(
+        proto_rep_len_for_version(PROTO_MSG_UNLINK_REP, 1, PROTO_ATTR_SIZE), 0);
+    assert_int_equal(proto_rep_len_for_version(PROTO_MSG_RENAME_REP, 1, two),
+                     0);
+    assert_int_equal(proto_rep_len_for_version(PROTO_MSG_MKNOD_REP, 2, two),
+                     two);
+    assert_int_equal(proto_rep_len_for_version(PROTO_MSG_RENAME_REP,
+                                               PROTO_VERSION_DIR_ATTRS, two),
+                     two);
+    assert_int_equal(
+        proto_rep_len_for_version(PROTO_MSG_GETATTR_REP, 1, PROTO_ATTR_SIZE),
+        PROTO_ATTR_SIZE);
+    assert_int_equal(proto_rep_len_for_version(PROTO_MSG_READDIR_REP, 1, 999),
+                     999);
+}
+
 static void test_proto_lookup_req_decode_roundtrip(void **state)
 {
     struct proto_lookup_req in, out;
@@ -343,6 +437,9 @@ int test_proto_ns(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proto_ino_req_decode_roundtrip),
         cmocka_unit_test(test_proto_attr_rep_decode_roundtrip),
+        cmocka_unit_test(test_proto_entry_rep_decode_roundtrip),
+        cmocka_unit_test(test_proto_dirs_rep_decode_roundtrip),
+        cmocka_unit_test(test_proto_rep_len_for_version_trims_for_version_1),
         cmocka_unit_test(test_proto_lookup_req_decode_roundtrip),
         cmocka_unit_test(test_proto_lookup_req_decode_too_many_groups),
         cmocka_unit_test(test_proto_setattr_req_decode_roundtrip),

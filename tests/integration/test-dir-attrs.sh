@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# test-dir-attrs.sh: directory attributes from the replies of namespace
+# changes, and negative entries, stay coherent across two mounts A and B
+# of one cluster (docs/caching.md, "Directory attributes and negative
+# entries"; docs/protocol.md §3.4, §6.4).
+#   1. A create and a stat of the directory on A send no GETATTR to metad
+#      (A answers from the create's reply), and what A shows is what metad
+#      holds (B's stat).
+#   2. A create, mkdir, unlink and rmdir on B show on A at once: the name
+#      (and its absence), the directory's new mtime and nlink.
+#   3. A name A looked up and did not find (a negative entry A may keep),
+#      created on B, is seen on A at once.
+#   4. A rename on B between two directories A has cached shows on A.
+#   5. With consistency=validate, a third mount sees the same.
+# Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, curl; exits 77 when one
+# is missing.
+. "$(dirname "$0")/lib.sh"
+it_need curl fusermount3 mountpoint
+[ -e /dev/fuse ] || { echo "skip: /dev/fuse missing"; exit 77; }
+. "$(dirname "$0")/lib-data.sh"
+A=$TS_MNT
+B=$IT_TMP/mnt-b
+ts_start_mount "$B" || it_fail "second mount did not start"
+
+# sent OP: OP requests mount A has sent to metad so far.
+sent() {
+    curl -sf "http://$(ts_http_addr mount)/metrics" |
+        awk -v s="tessera_client_requests_total{op=\"$1\"}" \
+            '$1 == s { v = $2 } END { print v + 0 }'
+}
+getattrs() { sent GETATTR; }
+
+# same_dir WHAT DIR: stat of DIR on A and on B agree (mtime, ctime, nlink).
+same_dir() {
+    local a b
+    a=$(stat -c '%Y.%y %Z.%z %h' "$A/$2") || it_fail "$1: stat on A"
+    b=$(stat -c '%Y.%y %Z.%z %h' "$B/$2") || it_fail "$1: stat on B"
+    it_expect_eq "$1: A's stat of $2 is B's" "$a" "$b"
+}
+
+mkdir "$A/d" "$A/e" || it_fail "mkdir on A"
+stat "$A/d" "$A/e" "$B/d" "$B/e" >/dev/null
+ls "$A/d" "$B/d" >/dev/null
+
+# 1. A's own create: the directory's attributes come with the reply.
+: >"$A/d/warm"
+stat "$A/d" >/dev/null
+g0=$(getattrs)
+: >"$A/d/own"
+m1=$(stat -c '%y %h' "$A/d")
+g1=$(getattrs)
+it_expect_eq "GETATTRs sent by A for a create and a stat of its directory" \
+    "$((g1 - g0))" 0
+same_dir "create on A" d
+rm "$A/d/own" "$A/d/warm"
+g2=$(getattrs)
+stat "$A/d" >/dev/null
+it_expect_eq "GETATTRs sent by A for a stat after its unlinks" \
+    "$(($(getattrs) - g2))" 0
+[ "$(stat -c '%y' "$A/d")" != "$m1" ] || it_fail "A's mtime of d did not move"
+same_dir "unlink on A" d
+
+# 2. B's changes reach A at once (A holds d's attributes cached).
+stat "$A/d" >/dev/null
+: >"$B/d/f"
+test -e "$A/d/f" || it_fail "create on B: d/f not on A"
+same_dir "create on B" d
+mkdir "$B/d/sub"
+it_expect_eq "mkdir on B: nlink of d on A" "$(stat -c %h "$A/d")" 3
+same_dir "mkdir on B" d
+rm "$B/d/f"
+! test -e "$A/d/f" || it_fail "unlink on B: d/f still on A"
+same_dir "unlink on B" d
+rmdir "$B/d/sub"
+it_expect_eq "rmdir on B: nlink of d on A" "$(stat -c %h "$A/d")" 2
+same_dir "rmdir on B" d
+
+# 3. A negative entry on A (a second look sends no LOOKUP), then the name
+# created on B.
+! test -e "$A/d/late" || it_fail "d/late exists before it was made"
+l0=$(sent LOOKUP)
+! test -e "$A/d/late" || it_fail "d/late exists before it was made"
+it_expect_eq "LOOKUPs sent by A for a name it just did not find" \
+    "$(($(sent LOOKUP) - l0))" 0
+: >"$B/d/late"
+test -e "$A/d/late" || it_fail "create on B after a failed lookup on A: d/late not on A"
+it_ok "a name A did not find, created on B, is on A at once"
+rm "$B/d/late"
+! test -e "$A/d/late" || it_fail "unlink on B: d/late still on A"
+
+# 4. A rename on B between two directories A holds.
+: >"$A/d/mv"
+stat "$A/d" "$A/e" >/dev/null
+mv "$B/d/mv" "$B/e/moved"
+! test -e "$A/d/mv" || it_fail "rename on B: d/mv still on A"
+test -e "$A/e/moved" || it_fail "rename on B: e/moved not on A"
+same_dir "rename on B (source)" d
+same_dir "rename on B (target)" e
+mv "$A/e/moved" "$A/d/back"
+same_dir "rename on A (source)" e
+same_dir "rename on A (target)" d
+
+# 5. consistency=validate: a third mount, no callbacks.
+C=$IT_TMP/mnt-c
+ts_start_mount "$C" -o consistency=validate || it_fail "validate mount did not start"
+: >"$C/d/v"
+it_expect_eq "validate mount: its stat of d is metad's" \
+    "$(stat -c '%y %h' "$C/d")" "$(stat -c '%y %h' "$B/d")"
+test -e "$B/d/v" || it_fail "create on the validate mount: d/v not on B"
+rm "$C/d/v" "$B/d/back"
+[ -z "$(ls "$A/d")" ] || it_fail "A still lists entries in d: $(ls "$A/d")"
+it_ok "directory attributes and negative entries stay coherent"
