@@ -87,6 +87,11 @@ struct cl_opts {
 #define CL_FLUSH_INTERVAL_MS 5000
 #define CL_DIRTY_MAX (256ull << 20)
 #define CL_CLOSE_FLUSH_MS 20000
+/* While closing, how long metad may be away (down, or silent) before the
+ * calls to it give up: the last RELEASEs, WRITE_ENDs and SESSION_CLOSE
+ * are then left to the session's expiry (rpc_client_wind_down()).  Long
+ * enough for a metad group to elect a new leader. */
+#define CL_CLOSE_META_MS 5000
 
 /* ---- Client (cl_client.c) ---------------------------------------------- */
 
@@ -95,7 +100,8 @@ struct cl_opts {
 int cl_client_open(const struct cl_opts *opts, struct cl_client **out);
 /* Write back the delayed writes and owed CHUNK_WRITE_END of every inode
  * still open (for at most CL_CLOSE_FLUSH_MS; what fails or is left is
- * logged as lost), end the session and free @c (NULL is fine).  No call
+ * logged as lost), end the session and free @c (NULL is fine).  Calls to
+ * metad give up once it has been away for CL_CLOSE_META_MS.  No call
  * may be running.  When the write-back does not finish in time @c is
  * left allocated, still in use by it: only a process about to exit may
  * close a client with open inodes. */

@@ -353,6 +353,10 @@ void cl_client_close(struct cl_client *c)
 {
     if (!c)
         return;
+    /* Nothing below waits out a metad that is gone (stopped before its
+     * clients, or unreachable): what it does not take is logged. */
+    if (c->meta)
+        rpc_client_wind_down(c->meta, CL_CLOSE_META_MS);
     /* Files may still be open (the mount was stopped by a signal, or the
      * export while a client was connected): their delayed writes and
      * owed WRITE_END go now, over the session, before anything stops.

@@ -145,6 +145,12 @@ struct rpc_client {
      * server has answered nothing while calls wait (0: it answers). */
     uint64_t last_reply, stalled_since, stall_logged;
     uint64_t probe_sent; /* ms of the watchdog's last PING */
+    /* rpc_client_wind_down(): how long the server may be away before a
+     * call gives up (0: not winding down), when the last call gave up
+     * that way, and how many did. */
+    uint32_t wind_down_ms;
+    uint64_t gave_up_at;
+    unsigned gave_up;
     pthread_t reader, keeper;
     bool have_reader, have_keeper;
 };
@@ -1015,6 +1021,40 @@ static void *keeper_main(void *arg)
 
 /* ---- Calls ------------------------------------------------------------- */
 
+/* Under @lock, while winding down: until when @cl may wait.  The server
+ * is away since it went down (not connected), or since the later of the
+ * call's start and its last answer (connected but silent); once a call
+ * gave up, the next ones do at once until the server answers again. */
+static uint64_t wind_down_until(const struct rpc_client *c,
+                                const struct call *cl, bool sendable)
+{
+    uint64_t away;
+
+    if (c->gave_up_at && c->gave_up_at >= c->last_reply)
+        return 0;
+    if (!sendable)
+        away = c->down_since;
+    else
+        away = cl->since > c->last_reply ? cl->since : c->last_reply;
+    return away + c->wind_down_ms;
+}
+
+/* Under @lock: @cl gives up on a server that is away (logged once per
+ * run of calls given up; rpc_client_close() logs how many). */
+static int wind_down_give_up(struct rpc_client *c, const struct call *cl,
+                             uint64_t now)
+{
+    if (!c->gave_up_at || c->gave_up_at < c->last_reply)
+        log_warn("rpc: closing: gave up on %s after %u ms without an "
+                 "answer (%s): peer=%s",
+                 proto_msg_name(cl->opcode), c->wind_down_ms,
+                 c->state == CS_READY ? "connected" : "not connected",
+                 c->addr);
+    c->gave_up_at = now;
+    c->gave_up++;
+    return c->state == CS_READY ? -ETIMEDOUT : -ENOTCONN;
+}
+
 /* Wait, under @lock, until @cl is answered or must give up. */
 static int call_wait(struct rpc_client *c, struct call *cl, const void *payload,
                      size_t len, uint64_t start)
@@ -1047,6 +1087,13 @@ static int call_wait(struct rpc_client *c, struct call *cl, const void *payload,
         if (now >= call_deadline)
             return -ETIMEDOUT;
         deadline = call_deadline;
+        if (c->wind_down_ms) {
+            uint64_t until = wind_down_until(c, cl, sendable);
+            if (now >= until)
+                return wind_down_give_up(c, cl, now);
+            if (until < deadline)
+                deadline = until;
+        }
         if (!sendable) {
             uint64_t give_up;
             if (cl->raw)
@@ -1280,11 +1327,22 @@ int rpc_client_open(const char *addr, const struct rpc_opts *opts,
     return 0;
 }
 
+void rpc_client_wind_down(struct rpc_client *c, uint32_t away_ms)
+{
+    pthread_mutex_lock(&c->lock);
+    c->wind_down_ms = away_ms ? away_ms : 1;
+    wake_calls(c); /* each looks at its new bound */
+    pthread_mutex_unlock(&c->lock);
+}
+
 void rpc_client_close(struct rpc_client *c)
 {
     if (!c)
         return;
     pthread_mutex_lock(&c->lock);
+    if (c->gave_up)
+        log_warn("rpc: closing: %u calls given up, the server away: peer=%s",
+                 c->gave_up, c->addr);
     c->closing = true;
     if (c->fd >= 0)
         shutdown(c->fd, SHUT_RDWR); /* the reader closes it (invariant 2) */

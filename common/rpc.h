@@ -69,6 +69,16 @@ int rpc_client_open(const char *addr, const struct rpc_opts *opts,
  * @c, or start, once this is called. */
 void rpc_client_close(struct rpc_client *c);
 
+/* The owner is closing: from now on a blocking call gives up once the
+ * server has been away for @away_ms (not connected since, or connected
+ * and answering nothing since the later of the call's start and its last
+ * answer), instead of waiting out reconnect_ms or call_timeout_ms; and
+ * once one gave up, the next ones do at once until the server answers
+ * again.  A server that answers keeps every call going.  Calls waiting
+ * now take the new bound at once.  Each run of calls given up is logged,
+ * with the operation. */
+void rpc_client_wind_down(struct rpc_client *c, uint32_t away_ms);
+
 /* Send request @opcode with @payload (borrowed) and wait for the reply.
  * Returns 0 with *rep filled (rep->status 0), the negative errno of an
  * error reply (rep empty), -ETIMEDOUT, -ENOTCONN, or -EPROTO when the reply

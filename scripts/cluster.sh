@@ -362,9 +362,35 @@ ts_kill() {
     return 0
 }
 
-# ts_stop_all: unmount every mount, then stop processes newest first.
+# ts_stop_tier NAME PID...: SIGTERM each running PID, then wait for each
+# (up to 10 s; SIGKILL after, said on stderr under NAME's record).  The
+# arguments are "name:pid" pairs.
+ts_stop_tier() {
+    local np i
+    for np in "$@"; do
+        ts_running "${np#*:}" && kill -TERM "${np#*:}" 2>/dev/null
+    done
+    for np in "$@"; do
+        for ((i = 0; i < 100; i++)); do
+            ts_running "${np#*:}" || break
+            sleep 0.1
+        done
+        if ts_running "${np#*:}"; then
+            echo "cluster: ${np%%:*} did not stop on SIGTERM; killing it" >&2
+            kill -KILL "${np#*:}" 2>/dev/null
+        fi
+        wait "${np#*:}" 2>/dev/null
+    done
+}
+
+# ts_stop_all: unmount every mount, then stop the processes in three
+# tiers, each gone before the next is signalled: the clients (mounts, NBD
+# exports, whatever else a test recorded; newest first), then the chunk
+# servers, then the metad replicas.  A client on its way out still sends
+# its last records (RELEASEs, SESSION_CLOSE) and writes back delayed
+# writes: the servers must still be there to take them.
 ts_stop_all() {
-    local m name pid
+    local m name pid j
     [ -n "${TS_DIR:-}" ] && [ -f "$TS_DIR/pids" ] || return 0
     if [ -f "$TS_DIR/mounts" ]; then
         # /proc/mounts, not mountpoint(1): the mount of a killed
@@ -375,21 +401,17 @@ ts_stop_all() {
         done <"$TS_DIR/mounts"
         rm -f "$TS_DIR/mounts"
     fi
-    local -a names=() pids=()  # empty, not unset: callers run with set -u
-    while read -r name pid; do names+=("$name"); pids+=("$pid"); done <"$TS_DIR/pids"
-    for ((j = ${#pids[@]} - 1; j >= 0; j--)); do
-        ts_running "${pids[j]}" && kill -TERM "${pids[j]}" 2>/dev/null
+    local -a all=() clients=() chunkds=() metads=() # empty, not unset: set -u
+    while read -r name pid; do all=("$name:$pid" "${all[@]}"); done <"$TS_DIR/pids"
+    for j in "${all[@]}"; do
+        case ${j%%:*} in
+        metad*) metads+=("$j") ;;
+        chunkd*) chunkds+=("$j") ;;
+        *) clients+=("$j") ;;
+        esac
     done
-    for ((j = ${#pids[@]} - 1; j >= 0; j--)); do
-        for ((i = 0; i < 100; i++)); do
-            ts_running "${pids[j]}" || break
-            sleep 0.1
-        done
-        if ts_running "${pids[j]}"; then
-            echo "cluster: ${names[j]} did not stop on SIGTERM; killing it" >&2
-            kill -KILL "${pids[j]}" 2>/dev/null
-        fi
-        wait "${pids[j]}" 2>/dev/null
-    done
+    ts_stop_tier "${clients[@]}"
+    ts_stop_tier "${chunkds[@]}"
+    ts_stop_tier "${metads[@]}"
     : >"$TS_DIR/pids"
 }

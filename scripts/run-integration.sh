@@ -2,9 +2,13 @@
 # Run tests/integration/test-*.sh (or those named in $TESTS), each with a
 # time limit, $TEST_JOBS at a time (default 3).  Exit 77 from a test means
 # skipped (a tool is missing).  Tests whose file says "it-long" near the
-# top start first, so that the short ones fill in beside them, and get
-# twice the time limit.  Tests that say "it-manual" there run only when
-# $TESTS names them (`make test-deb`): they are not part of `make test`.
+# top get twice the time limit.  The longest tests start first, so that
+# the short ones fill in beside them: longest by the time each took in the
+# last run here ($BUILD/tests/integration/NAME.secs), and without one (a
+# new build folder, a new test) the "it-long" ones first.  Tests that say
+# "it-manual" there run only when $TESTS names them (`make test-deb`):
+# they are not part of `make test`.  Each test's line gives its time; the
+# end, their sum and the slowest.
 #
 # Each test runs its own cluster on free ports and its own temp folder, so
 # tests do not share anything but the machine.
@@ -25,11 +29,20 @@ fi
 logdir=$BUILD/tests/integration
 mkdir -p "$logdir"
 
-# Long tests first, then the rest in name order.
-long=() short=()
+# Long tests (it-long) get twice the limit.  The order: by the last run's
+# time, longest first; a test without one counts as longer than any when
+# it says it-long, else as 0 s (sort -s keeps name order among equals).
+long=() order=()
 for t in $tests; do
-    if head -n 5 "$t" | grep -q 'it-long'; then long+=("$t"); else short+=("$t"); fi
+    name=$(basename "$t" .sh)
+    secs=$(cat "$logdir/$name.secs" 2>/dev/null)
+    if head -n 5 "$t" | grep -q 'it-long'; then
+        long+=("$t")
+        secs=${secs:-999999}
+    fi
+    order+=("${secs:-0} $t")
 done
+mapfile -t ordered < <(printf '%s\n' "${order[@]}" | sort -s -k1,1nr | cut -d' ' -f2-)
 
 # run_one TEST LIMIT: run it, print its line, leave its rc in NAME.rc.
 # A test that fails is run once more (TEST_RETRY=0: never): passing then,
@@ -52,6 +65,7 @@ run_one() {
         fi
     fi
     secs=$(( $(date +%s) - start ))
+    echo "$secs" >"$logdir/$name.secs"
     case $rc in
     0) echo "integ PASS  $name (${secs}s)" ;;
     77) echo "integ SKIP  $name: $(tail -n 1 "$logdir/$name.log")" ;;
@@ -62,7 +76,8 @@ run_one() {
 
 # A long test gets twice the limit: on a loaded host they stretch most.
 names=()
-for t in "${long[@]}" "${short[@]}"; do
+run_start=$(date +%s)
+for t in "${ordered[@]}"; do
     names+=("$(basename "$t" .sh)")
     rm -f "$logdir/${names[-1]}.rc" "$logdir/${names[-1]}.first.log"
     lim=$limit
@@ -88,5 +103,15 @@ for name in "${names[@]}"; do
     [ -f "$logdir/$name.first.log" ] && flaky+=("$name")
 done
 [ ${#flaky[@]} -eq 0 ] || echo "flaky (failed once, then passed): ${flaky[*]}"
+sum=0 times=()
+for name in "${names[@]}"; do
+    secs=$(cat "$logdir/$name.secs" 2>/dev/null) || continue
+    sum=$((sum + secs))
+    times+=("$secs $name")
+done
+echo "integration times: sum ${sum}s over ${#times[@]} tests, wall" \
+    "$(($(date +%s) - run_start))s at $jobs at a time; slowest:" \
+    "$(printf '%s\n' "${times[@]}" | sort -k1,1nr | head -n 5 |
+        awk '{ printf "%s%s %ss", (NR > 1 ? ", " : ""), $2, $1 }')"
 echo "integration: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -705,6 +705,67 @@ static void test_rpc_reconnect_gives_up(void **state)
                      -ENOTCONN);
 }
 
+/* A client closing (rpc_client_wind_down()) does not wait out a server
+ * that answers nothing: the call gives up once it was silent for the
+ * bound, not at call_timeout_ms, and the next call gives up at once. */
+static void test_rpc_wind_down_silent_server(void **state)
+{
+    struct fix *f = *state;
+    struct rpc_reply rep;
+    uint64_t t0;
+
+    f->opts.call_timeout_ms = 20000;
+    open_client(f);
+    rpc_client_wind_down(f->c, 200);
+    t0 = ms_now();
+    assert_int_equal(rpc_call(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, &rep),
+                     -ETIMEDOUT);
+    assert_true(ms_now() - t0 >= 150);
+    assert_true(ms_now() - t0 < 10000);
+    t0 = ms_now();
+    assert_int_equal(rpc_call(f->c, PROTO_MSG_STATFS_REQ, NULL, 0, &rep),
+                     -ETIMEDOUT);
+    assert_true(ms_now() - t0 < 150);
+}
+
+struct waiter {
+    struct rpc_client *c;
+    int rc;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    struct rpc_reply rep;
+
+    w->rc = rpc_call(w->c, PROTO_MSG_STATFS_REQ, NULL, 0, &rep);
+    return NULL;
+}
+
+/* A call already waiting for a server that is gone takes the bound at
+ * once: it fails once the server has been down that long, not after
+ * reconnect_ms. */
+static void test_rpc_wind_down_waiting_call(void **state)
+{
+    struct fix *f = *state;
+    struct waiter w = {.rc = 1};
+    pthread_t th;
+    uint64_t t0;
+
+    f->opts.reconnect_ms = 20000;
+    open_client(f);
+    srv_stop(f->srv);
+    f->srv = NULL;
+    w.c = f->c;
+    t0 = ms_now();
+    assert_int_equal(pthread_create(&th, NULL, waiter_main, &w), 0);
+    usleep(100 * 1000);
+    rpc_client_wind_down(f->c, 200);
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, -ENOTCONN);
+    assert_true(ms_now() - t0 < 10000);
+}
+
 /* A follower of a metad group that names @leader ("" none). */
 static struct srv *follower_start(const char *leader)
 {
@@ -1150,6 +1211,8 @@ int test_rpc(void)
         T(test_rpc_secure_link),
         T(test_rpc_reconnect_disabled_fails),
         T(test_rpc_reconnect_gives_up),
+        T(test_rpc_wind_down_silent_server),
+        T(test_rpc_wind_down_waiting_call),
         T(test_rpc_follows_not_leader),
         T(test_rpc_not_leader_unnamed_tries_next),
         T(test_rpc_open_tries_each_address),

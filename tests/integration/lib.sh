@@ -61,7 +61,9 @@ it_stops_on_term() {
     wait "$p" 2>/dev/null
     ts_forget "$1"
 }
-it_ok() { echo "ok: $*"; }
+# it_ok WHAT: a check passed; the seconds since the test began follow, so
+# that a log shows where a test spends its time.
+it_ok() { echo "ok: $* (${SECONDS}s)"; }
 
 # it_json EXPR CMD...: run the admin CLI with --json and print EXPR (a
 # python expression on the output, bound to j).

@@ -29,59 +29,14 @@
 #      exclusive bytes adding up to its allocated bytes; `image rm` of the
 #      template snapshot says which clones keep its chunks, frees none,
 #      and the clones still read their bytes;
-#   8. a snapshot taken while tessera-nbd writes the image (qemu-io, 64 KiB
-#      writes in order), cloned at once: the clone equals the snapshot, the
-#      snapshot holds a prefix of the writes (at most the one in flight
-#      half done), and the image all of them.
+# Case 8, a snapshot taken while tessera-nbd writes the image, is
+# test-clone-writes.sh (a cluster of its own, so that the two run side by
+# side).
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount,nbd}, tessera, nbdcopy,
 # qemu-io, python3, sha256sum; runs as root (drop_caches); exits 77
 # otherwise.
 . "$(dirname "$0")/lib.sh"
-it_need tessera-nbd nbdcopy qemu-io python3 sha256sum fusermount3 mountpoint dd
-[ -e /dev/fuse ] || { echo "skip: /dev/fuse missing"; exit 77; }
-[ "$(id -u)" -eq 0 ] || { echo "skip: needs root to drop caches"; exit 77; }
-. "$(dirname "$0")/lib-data.sh"
-ts_start_nbd || it_fail "tessera-nbd did not start"
-
-T="$TS_BIN/tessera"
-MIB=$((1 << 20))
-SIZE=$((140 * MIB)) # three chunk slots: 64 + 64 + 12 MiB
-W=$IT_TMP/want      # W/NAME: what image /NAME must hold
-mkdir "$W"
-
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-sha() { sha256sum | cut -d' ' -f1; }
-nbd_url() { echo "nbd://$TS_NBD_ADDR/$1"; }
-
-# check NAME...: each image reads as W/NAME over NBD and through the mount
-# (over NBD only with CHECK_MOUNT=0).
-check() {
-    local n want
-    drop_caches
-    for n in "$@"; do
-        want=$(sha <"$W/$n")
-        it_expect_eq "$n over NBD" "$(nbdcopy "$(nbd_url "$n")" - | sha)" "$want"
-        [ "${CHECK_MOUNT:-1}" = 0 ] ||
-            it_expect_eq "$n through the mount" "$(sha <"$TS_MNT/$n")" "$want"
-    done
-}
-
-# nbd_patch NAME OFF LEN: the same random bytes into image NAME (over NBD,
-# with qemu-io) and into W/NAME.
-nbd_patch() { it_nbd_patch "$(nbd_url "$1")" "$W/$1" "$2" "$3"; }
-
-# mnt_patch NAME OFF LEN: the same through the mount (dd, fsync).
-mnt_patch() {
-    head -c "$3" /dev/urandom >"$IT_TMP/piece"
-    dd if="$IT_TMP/piece" of="$TS_MNT/$1" bs="$3" seek="$2" oflag=seek_bytes \
-        conv=notrunc,fsync status=none || it_fail "dd into $1 at $2"
-    dd if="$IT_TMP/piece" of="$W/$1" bs="$3" seek="$2" oflag=seek_bytes \
-        conv=notrunc status=none
-}
-
-# snap|clone SRC DST: the CLI verb, and DST's expected bytes are SRC's.
-snap() { "$T" snapshot "/$1" "/$2" >/dev/null || it_fail "snapshot /$1 /$2"; cp "$W/$1" "$W/$2"; }
-clone() { "$T" clone "/$1" "/$2" >/dev/null || it_fail "clone /$1 /$2"; cp "$W/$1" "$W/$2"; }
+. "$(dirname "$0")/lib-clone.sh"
 
 # ---- 1. the issue's case: clone of a snapshot with data, at once ----------
 # Data in [0, 40 MiB) and [100, 120 MiB): chunks 0 and 1 partly written,
@@ -199,44 +154,3 @@ it_expect_eq "image info: the parent is gone" \
     "$(it_json "j['parent']['exists'], j['parent']['path']" image info /t1.img | tr -d "()',")" \
     "False None"
 check t1.img t5.img vm2.img
-
-# ---- 8. snapshot and clone during writes ---------------------------------------
-WSIZE=$((96 * MIB))
-"$T" image create /w.img "$WSIZE" >/dev/null || it_fail "image create w.img"
-qemu-io -f raw -c "write -P 0x11 0 $WSIZE" "$(nbd_url w.img)" >/dev/null ||
-    it_fail "fill w.img"
-cmds=()
-for ((off = 0; off < WSIZE; off += 65536)); do cmds+=(-c "write -P 0x22 $off 64k"); done
-qemu-io -f raw "${cmds[@]}" "$(nbd_url w.img)" >"$IT_TMP/writer.out" 2>&1 &
-writer=$!
-sleep 0.5
-"$T" snapshot /w.img /w.snap >/dev/null || it_fail "snapshot during writes"
-"$T" clone /w.snap /w1.img >/dev/null || it_fail "clone of a snapshot during writes"
-wait "$writer" || { tail "$IT_TMP/writer.out"; it_fail "the writer failed"; }
-grep -qiE "fail|error" "$IT_TMP/writer.out" && { grep -iE "fail|error" "$IT_TMP/writer.out" | head; it_fail "writer errors"; }
-it_ok "snapshot and clone while qemu-io wrote the image"
-head -c "$WSIZE" /dev/zero | tr '\0' '\042' >"$W/w.img"
-check w.img
-drop_caches
-it_expect_eq "the clone equals the snapshot" "$(nbdcopy "$(nbd_url w1.img)" - | sha)" \
-    "$(sha <"$TS_MNT/w.snap")"
-res=$(python3 - "$TS_MNT/w.snap" <<'PY'
-import sys
-B = 65536
-kinds = []
-with open(sys.argv[1], "rb") as f:
-    while True:
-        b = f.read(B)
-        if not b:
-            break
-        kinds.append("new" if b == b"\x22" * B else "old" if b == b"\x11" * B else "mixed")
-new = kinds.count("new")
-mixed = [i for i, k in enumerate(kinds) if k == "mixed"]
-# In order: new blocks first, then at most one half-written, then old.
-ok = all(k == "new" for k in kinds[:new]) and len(mixed) <= 1 and \
-    all(i == new for i in mixed) and all(k == "old" for k in kinds[new + len(mixed):])
-print("prefix" if ok else "not a prefix", new, len(mixed), file=sys.stderr)
-print("prefix" if ok else "not a prefix")
-PY
-)
-it_expect_eq "the snapshot holds a prefix of the writes" "$res" prefix

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # kill -9 of metad under a running namespace workload, then restart: the
 # workload carries on through the mount, every acknowledged mutation is
-# there afterwards, and the database is consistent.
+# there afterwards, and the database is consistent.  With metad killed
+# for good, the mount still stops on SIGTERM within ts_stop_all's 10 s,
+# giving up on what it had left for metad.
 . "$(dirname "$0")/lib.sh"
 it_need tessera-metad tessera-mount tessera sqlite3 python3
 
@@ -66,6 +68,24 @@ it_expect_eq "directories present" "$(ls "$TS_MNT" | grep -c '^d')" 400
 # The root's link count agrees with its subdirectories.
 it_expect_eq "root nlink" "$(stat -c %h "$TS_MNT")" 402
 
-# A final crash with no workload, then the database itself is sound.
+# A final crash with no workload, right after a file was written and
+# closed: the mount's RELEASE of it (due once the file lingered) then
+# waits for a metad that is gone.  Stopped with SIGTERM, the mount gives
+# up on it within its bound (CL_CLOSE_META_MS, client/cl.h), says so, and
+# exits by itself instead of waiting out its 60 s reconnect limit.
+: >"$TS_MNT/last" || it_fail "create before the final crash"
+waiting() { grep -c "rpc: no answer for .* (not connected)" "$TS_DIR/logs/mount.log"; }
+before=$(waiting)
 ts_kill metad KILL
+for ((i = 0; i < 300; i++)); do
+    [ "$(waiting)" -gt "$before" ] && break
+    sleep 0.1
+done
+[ "$(waiting)" -gt "$before" ] || it_fail "no call of the mount waits for the killed metad"
+it_stops_on_term mount
+grep -q "rpc: closing: gave up on RELEASE_REQ" "$TS_DIR/logs/mount.log" ||
+    it_fail "the mount's log does not say it gave up on the RELEASE"
+it_ok "the mount exits on SIGTERM with metad gone, saying what it gave up on"
+
+# The database itself is sound.
 it_expect_eq "integrity" "$(sqlite3 "$TS_DIR/meta/meta.db" 'PRAGMA integrity_check')" ok
