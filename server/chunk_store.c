@@ -1296,6 +1296,25 @@ static int store_sweep(const char *dir)
     return rc;
 }
 
+/* Make every folder of DIR/chunks that is missing, durable with one sync
+ * of DIR/chunks, so that the first chunk made in a folder (a create, a
+ * copy-on-write) does not pay a journal commit of its own for it. */
+static int folders_make(const char *dir)
+{
+    char path[4096];
+    bool made = false;
+
+    for (unsigned i = 0; i < 256; i++) {
+        snprintf(path, sizeof(path), "%s/chunks/%02x", dir, i);
+        if (mkdir(path, 0755) == 0)
+            made = true;
+        else if (errno != EEXIST)
+            return -errno;
+    }
+    snprintf(path, sizeof(path), "%s/chunks", dir);
+    return made ? chunk_fsync_path(path) : 0;
+}
+
 static uint32_t idle_default(void)
 {
     struct rlimit rl;
@@ -1346,6 +1365,8 @@ static int store_open(const char *dir, bool with_stage,
     s->idle_max = with_stage ? idle_default() : IDLE_STAGE;
     pthread_mutex_init(&s->lock, NULL);
     rc = with_stage ? store_sweep(dir) : 0;
+    if (rc == 0 && with_stage)
+        rc = folders_make(dir);
     if (rc == 0)
         rc = chunk_store_list(s, count_one, s);
     if (rc == 0 && with_stage)
@@ -1432,8 +1453,8 @@ void chunk_files_abort(struct chunk_store *s, struct chunk_file *f)
  * synced here (chunk_wmap.c says why).  A copy of a flat chunk is a
  * reflink or nothing (-EOPNOTSUPP); an overlay's copy links its base and
  * copies the source's layer (reflinked or sparse).  A folder of chunks/
- * made here is made durable at once (once in the store's life).  On
- * failure nothing of @f is left. */
+ * made here (the stage's: the main store makes them all at open) is made
+ * durable at once.  On failure nothing of @f is left. */
 int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
                         uint64_t ver, const struct chunk_copy_src *src)
 {
