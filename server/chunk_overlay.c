@@ -340,6 +340,7 @@ static int ov_switch(struct chunk_store *s, struct chunk_file *f,
     f->dirty = false;
     free(f->resv); /* invariant 5: other files, other space */
     f->resv = NULL;
+    chunk_absent_set_all(f); /* invariant 11: its layer is empty */
     /* Its old files stay counted in the store's sum as the base (until
      * chunk_ov_unlink() of their last link); its own are the new ones. */
     f->alloc = 0;
@@ -421,7 +422,11 @@ int chunk_ov_clone(struct chunk_store *s, struct chunk_file *sf,
         src.pres = NULL;
     }
     rc = chunk_files_prepare(s, df, ver, &src);
-    return rc < 0 ? rc : chunk_files_commit(s, df, ver, src.length);
+    if (rc == 0)
+        rc = chunk_files_commit(s, df, ver, src.length);
+    if (rc == 0 && src.base_flat)
+        chunk_absent_set_all(df); /* invariant 11: its layer is empty */
+    return rc;
 }
 
 /* Invariant 8: blocks [@b0, @b0 + @nb) of overlay @f were just written

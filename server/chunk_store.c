@@ -29,21 +29,22 @@
  * EAGAIN instead of sleeping; any of these gives -EAGAIN and the caller
  * runs the blocking call on a worker instead.  Writes go nowait only when
  * they are whole blocks (no read-merge-write) with their space already
- * reserved (no fallocate()) and without sync.  A nowait write that gave
- * up part-way may leave some of its blocks written without their
- * checksums: the blocking redo of the same write rewrites every block and
- * checksum whole, reading none of them, so it ends consistent; until then
- * nobody reads the chunk, as its lane in chunk_job.c stays exclusive.
- * File systems without RWF_NOWAIT (ext4 and tmpfs have no buffered
- * nowait writes; tmpfs has no nowait reads either) are noticed at the
- * first EOPNOTSUPP, and from then on the nowait calls give up at once;
- * except that, in CHUNK_INLINE_BUFFERED mode (chunkd's default), a small
- * whole-block write to reserved space is then done as a plain buffered
- * write on the loop thread.  Such a write copies into the page cache and
- * returns; it sleeps only when the kernel throttles writers whose dirty
- * pages passed vm.dirty_ratio, and a worker doing it would sleep just as
- * long while the request waited for it.  What it saves is the two thread
- * hand-offs of the pool, most of the cost of a 4 KiB write.
+ * reserved (no fallocate()), or blocks an overlay's layer is known not to
+ * have (which need no reservation, invariant 11), and without sync.  A
+ * nowait write that gave up part-way may leave some of its blocks written
+ * without their checksums: the blocking redo of the same write rewrites every
+ * block and checksum whole, reading none of them, so it ends consistent; until
+ * then nobody reads the chunk, as its lane in chunk_job.c stays exclusive. File
+ * systems without RWF_NOWAIT (ext4 and tmpfs have no buffered nowait writes;
+ * tmpfs has no nowait reads either) are noticed at the first EOPNOTSUPP, and
+ * from then on the nowait calls give up at once; except that, in
+ * CHUNK_INLINE_BUFFERED mode (chunkd's default), a small whole-block write to
+ * reserved space is then done as a plain buffered write on the loop thread.
+ * Such a write copies into the page cache and returns; it sleeps only when the
+ * kernel throttles writers whose dirty pages passed vm.dirty_ratio, and a
+ * worker doing it would sleep just as long while the request waited for it.
+ * What it saves is the two thread hand-offs of the pool, most of the cost of a
+ * 4 KiB write.
  *
  * Invariants (asserts and comments cite them by number):
  *   1. Data and checksums past the logical length are zero (holes), so a
@@ -509,6 +510,8 @@ static void file_shut(struct chunk_file *f)
     f->pres = NULL;
     free(f->resv); /* invariant 5: other files, other space */
     f->resv = NULL;
+    free(f->absent); /* invariant 11 */
+    f->absent = NULL;
     chunk_wmap_close(&f->wmap);
 }
 
@@ -1123,13 +1126,51 @@ static bool resv_known(const struct chunk_file *f, uint32_t b0, uint32_t nb)
     return f->resv && b == b0 + nb;
 }
 
-/* Reserve space for blocks [@b0, @b0 + @nb) in both files, unless it is
- * known to be reserved already. */
-int chunk_reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
+/* Remember that blocks [@b0, @b0 + @nb) have space in both files. */
+static void resv_mark(struct chunk_file *f, uint32_t b0, uint32_t nb)
+{
+    if (!f->resv)
+        f->resv = calloc(RESV_WORDS, sizeof(*f->resv)); /* NULL: no memo */
+    for (uint32_t b = b0; f->resv && b < b0 + nb; b++)
+        f->resv[b / 64] |= (uint64_t)1 << (b % 64);
+}
+
+/* Invariant 11: whether blocks [@b0, @b0 + @nb) of an overlay are all
+ * known not to be in its layer. */
+static bool absent_known(const struct chunk_file *f, uint32_t b0, uint32_t nb)
 {
     uint32_t b;
+
+    for (b = b0;
+         f->absent && b < b0 + nb && (f->absent[b / 64] >> (b % 64) & 1); b++)
+        ;
+    return f->absent && b == b0 + nb;
+}
+
+/* Invariant 11: the checksums of blocks [@b0, @b0 + @nb) are about to be
+ * written. */
+static void absent_clear(struct chunk_file *f, uint32_t b0, uint32_t nb)
+{
+    for (uint32_t b = b0; f->absent && b < b0 + nb; b++)
+        f->absent[b / 64] &= ~((uint64_t)1 << (b % 64));
+}
+
+void chunk_absent_set_all(struct chunk_file *f)
+{
+    free(f->absent);
+    f->absent = malloc(RESV_WORDS * sizeof(*f->absent)); /* NULL: no memo */
+    if (f->absent)
+        memset(f->absent, 0xff, RESV_WORDS * sizeof(*f->absent));
+}
+
+/* Reserve space for blocks [@b0, @b0 + @nb) in both files, unless it is
+ * known to be reserved already; they are about to be written, so they
+ * are no longer known to be absent (invariant 11). */
+int chunk_reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
+{
     int rc;
 
+    absent_clear(f, b0, nb);
     if (resv_known(f, b0, nb))
         return 0;
     rc = reserve(f->dfd, (off_t)b0 * CHUNK_BLOCK_SIZE,
@@ -1138,10 +1179,7 @@ int chunk_reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb)
         rc = reserve(f->cfd, HDR_SIZE + (off_t)b0 * 4, (off_t)nb * 4);
     if (rc < 0)
         return rc;
-    if (!f->resv)
-        f->resv = calloc(RESV_WORDS, sizeof(*f->resv)); /* NULL: no memo */
-    for (b = b0; f->resv && b < b0 + nb; b++)
-        f->resv[b / 64] |= (uint64_t)1 << (b % 64);
+    resv_mark(f, b0, nb);
     return 0;
 }
 
@@ -1262,6 +1300,25 @@ static int store_sweep(const char *dir)
     return rc;
 }
 
+/* Make every folder of DIR/chunks that is missing, durable with one sync
+ * of DIR/chunks, so that the first chunk made in a folder (a create, a
+ * copy-on-write) does not pay a journal commit of its own for it. */
+static int folders_make(const char *dir)
+{
+    char path[4096];
+    bool made = false;
+
+    for (unsigned i = 0; i < 256; i++) {
+        snprintf(path, sizeof(path), "%s/chunks/%02x", dir, i);
+        if (mkdir(path, 0755) == 0)
+            made = true;
+        else if (errno != EEXIST)
+            return -errno;
+    }
+    snprintf(path, sizeof(path), "%s/chunks", dir);
+    return made ? chunk_fsync_path(path) : 0;
+}
+
 static uint32_t idle_default(void)
 {
     struct rlimit rl;
@@ -1312,6 +1369,8 @@ static int store_open(const char *dir, bool with_stage,
     s->idle_max = with_stage ? idle_default() : IDLE_STAGE;
     pthread_mutex_init(&s->lock, NULL);
     rc = with_stage ? store_sweep(dir) : 0;
+    if (rc == 0 && with_stage)
+        rc = folders_make(dir);
     if (rc == 0)
         rc = chunk_store_list(s, count_one, s);
     if (rc == 0 && with_stage)
@@ -1401,8 +1460,8 @@ void chunk_files_abort(struct chunk_store *s, struct chunk_file *f)
  * synced here (chunk_wmap.c says why).  A copy of a flat chunk is a
  * reflink or nothing (-EOPNOTSUPP); an overlay's copy links its base and
  * copies the source's layer (reflinked or sparse).  A folder of chunks/
- * made here is made durable at once (once in the store's life).  On
- * failure nothing of @f is left. */
+ * made here (the stage's: the main store makes them all at open) is made
+ * durable at once.  On failure nothing of @f is left. */
 int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
                         uint64_t ver, const struct chunk_copy_src *src)
 {
@@ -2014,12 +2073,16 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     uint8_t *crc = nb <= STACK_BLOCKS ? stack : malloc((size_t)nb * 4);
     struct iovec iov[3];
     int niov = 0, rc;
+    /* Invariant 11: blocks not in an overlay's layer need no reservation;
+     * their space is taken by the write itself. */
+    bool fresh = !resv_known(f, b0, nb) && absent_known(f, b0, nb);
 
     if (!crc)
         return -ENOMEM;
-    assert(!rwf || (!head && !tail && !sync && resv_known(f, b0, nb)));
+    assert(!rwf ||
+           (!head && !tail && !sync && (fresh || resv_known(f, b0, nb))));
     assert(f->overlay || !f->base_shared); /* invariant 9 */
-    rc = chunk_reserve_blocks(f, b0, nb);
+    rc = fresh ? 0 : chunk_reserve_blocks(f, b0, nb);
     if (rc < 0)
         goto out;
     if (head)
@@ -2073,15 +2136,20 @@ static int write_locked(struct chunk_store *s, struct chunk_file *f,
     f->dirty = true; /* invariant 10 */
     rc = data_write(s, f->dfd, iov, niov, (off_t)b0 * CHUNK_BLOCK_SIZE, rwf);
     if (rc == 0)
+        absent_clear(f, b0, nb); /* before their checksums, invariant 11 */
+    if (rc == 0)
         rc = chunk_crcs_store(f, b0, crc, nb, rwf);
+    if (rc == 0 && fresh)
+        resv_mark(f, b0, nb); /* invariant 11: the space is theirs now */
     if (rc == 0 && f->overlay)
         rc = chunk_ov_mark_zero_crcs(s, f, b0, nb, crc);
     if (rc == 0 && sync)
         rc = sync_files(f);
 out:
-    /* A nowait write fills space already reserved: only a blocking one
-     * can allocate (fallocate, or a file system without it). */
-    if (!rwf)
+    /* A nowait write fills space already reserved, or new blocks of an
+     * overlay's layer (invariant 11): only the first kind allocates
+     * nothing. */
+    if (!rwf || fresh)
         chunk_alloc_update(s, f);
     if (crc != stack)
         free(crc);
@@ -2135,7 +2203,7 @@ int chunk_store_write_nowait(struct chunk_store *s, uint64_t id, uint64_t ver,
     rc = file_lock_nowait(s, id, ver, true, &f);
     if (rc < 0)
         return rc;
-    if (!resv_known(f, b0, nb) || f->base_shared)
+    if ((!resv_known(f, b0, nb) && !absent_known(f, b0, nb)) || f->base_shared)
         rc = -EAGAIN; /* fallocate() or chunk_ov_unshare() may block */
     else
         rc = write_locked(s, f, off, buf, len, false, rwf);

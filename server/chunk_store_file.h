@@ -63,6 +63,17 @@
  *      rewritten in place, and no overlay reads a base's header.
  *  10. dirty is false only when the data and checksum files hold nothing
  *      that a sync would still have to write (a handle starts dirty).
+ *  11. A set bit b of absent means block b of an overlay is not present
+ *      (invariant 6) and its checksum was not written since the handle
+ *      learnt it: the bits are set only for a layer the handle has just
+ *      made empty (chunk_ov_clone() of a flat chunk, the conversion of
+ *      one), and cleared before anything writes block b's checksum.  Such
+ *      a block needs no reservation (invariant 5) to be written: a write
+ *      that fails half-way, for want of space or anything else, leaves its
+ *      checksum 0, so the block is still not present and reads from the
+ *      base as before (invariants 7 and 8), whatever its data became.
+ *      Once that write succeeds, the space it took is the block's: its
+ *      resv bit is set.
  */
 struct chunk_file {
     uint64_t id;
@@ -74,8 +85,9 @@ struct chunk_file {
     bool exists;
     int dfd, cfd; /* -1 unless exists */
     uint64_t version, length;
-    uint64_t alloc; /* bytes both files take on disk, as in store->alloc */
-    uint64_t *resv; /* RESV_WORDS words; NULL: nothing known reserved */
+    uint64_t alloc;   /* bytes both files take on disk, as in store->alloc */
+    uint64_t *resv;   /* RESV_WORDS words; NULL: nothing known reserved */
+    uint64_t *absent; /* invariant 11: RESV_WORDS words; NULL: none known */
     struct chunk_wmap wmap; /* main store only; unknown in the stage */
     /* An overlay (invariants 6-9): dfd and cfd are its own layer (.ov and
      * .crc), bdfd and bcfd the frozen base it reads through to. */
@@ -185,6 +197,9 @@ int chunk_blocks_load(struct chunk_store *s, struct chunk_file *f, uint32_t b0,
 int chunk_crcs_store(struct chunk_file *f, uint32_t b0, const uint8_t *raw,
                      uint32_t nb, int rwf);
 int chunk_reserve_blocks(struct chunk_file *f, uint32_t b0, uint32_t nb);
+/* Invariant 11: every block of overlay @f's layer, which it has just
+ * made empty, is absent. */
+void chunk_absent_set_all(struct chunk_file *f);
 void chunk_resv_clear_from(struct chunk_file *f, uint32_t b0);
 /* How chunk_copy_file() copies: a reflink or nothing (-EOPNOTSUPP), or
  * a reflink where it can and the data segments otherwise. */

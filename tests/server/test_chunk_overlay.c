@@ -328,6 +328,84 @@ static void test_chunk_overlay_source_nowait_write_defers(void **state)
     assert_false(has_file(fx, SRC, ".bdata"));
 }
 
+/* nowait_write: chunk_store_write_nowait() of @len bytes of @v, tried at
+ * most twice (the first try may teach the store that the file system has
+ * no nowait writes). */
+static int nowait_write(struct fix *fx, uint64_t id, uint64_t ver, uint32_t off,
+                        uint32_t len, uint8_t v)
+{
+    uint8_t *w = malloc(len);
+    int rc = -EAGAIN;
+
+    assert_non_null(w);
+    memset(w, v, len);
+    for (int i = 0; i < 2 && rc == -EAGAIN; i++)
+        rc = chunk_store_write_nowait(fx->s, id, ver, off, w, len);
+    free(w);
+    return rc;
+}
+
+/* Invariant 11: a fresh copy's layer is known empty, so a whole-block
+ * write into it needs no reservation and may run on the loop thread; the
+ * space it takes is counted.  A write mixing a block written since and
+ * one never written is left to a worker. */
+static void test_chunk_overlay_copy_nowait_write_new_blocks(void **state)
+{
+    struct fix *fx = *state;
+
+    make_clone(fx);
+    chunk_store_set_inline_writes(fx->s, CHUNK_INLINE_BUFFERED);
+    uint64_t before = chunk_store_allocated(fx->s);
+    assert_int_equal(nowait_write(fx, DST, 1, 5 * BS, BS, 0x21), 0);
+    assert_true(chunk_store_allocated(fx->s) >= before + BS);
+    assert_int_equal(nowait_write(fx, DST, 1, 5 * BS, BS, 0x22), 0);
+    assert_int_equal(
+        chunk_store_write_nowait(fx->s, DST, 1, 5 * BS, fx->base, 2 * BS),
+        -EAGAIN);
+    uint8_t *e = expect_with(fx, 5 * BS, BS, 0x22);
+    assert_reads(fx, DST, 1, e);
+    assert_reads(fx, SRC, 2, fx->base);
+    free(e);
+}
+
+/* Invariant 11 is not claimed where it is not known: after a reopen, and
+ * for a copy of a copy, whose layer starts with its source's writes. */
+static void test_chunk_overlay_nowait_write_unknown_layer_defers(void **state)
+{
+    struct fix *fx = *state;
+
+    make_clone(fx);
+    write_fill(fx, DST, 1, 0, BS, 0x23);
+    assert_int_equal(chunk_store_clone(fx->s, DST, 1, DST2, 1), 0);
+    chunk_store_set_inline_writes(fx->s, CHUNK_INLINE_BUFFERED);
+    assert_int_equal(nowait_write(fx, DST2, 1, 0, BS, 0x24), -EAGAIN);
+    store_reopen(fx);
+    chunk_store_set_inline_writes(fx->s, CHUNK_INLINE_BUFFERED);
+    assert_int_equal(nowait_write(fx, DST, 1, 7 * BS, BS, 0x25), -EAGAIN);
+    uint8_t *e = expect_with(fx, 0, BS, 0x23);
+    assert_reads(fx, DST, 1, e);
+    assert_reads(fx, DST2, 1, e);
+    free(e);
+}
+
+/* A source converted into an overlay by its first write in place has an
+ * empty layer too: its next new block goes nowait. */
+static void test_chunk_overlay_converted_source_nowait_write(void **state)
+{
+    struct fix *fx = *state;
+
+    make_clone(fx);
+    write_fill(fx, SRC, 2, 0, BS, 0x26);
+    assert_true(has_file(fx, SRC, ".bdata"));
+    chunk_store_set_inline_writes(fx->s, CHUNK_INLINE_BUFFERED);
+    assert_int_equal(nowait_write(fx, SRC, 2, 9 * BS, BS, 0x27), 0);
+    uint8_t *e = expect_with(fx, 0, BS, 0x26);
+    memset(e + 9 * BS, 0x27, BS);
+    assert_reads(fx, SRC, 2, e);
+    assert_reads(fx, DST, 1, fx->base);
+    free(e);
+}
+
 /* Once every copy over it is gone, the source is written in place again
  * without becoming an overlay. */
 static void test_chunk_overlay_source_unshared_stays_flat(void **state)
@@ -742,6 +820,9 @@ int test_chunk_overlay(void)
         T(test_chunk_overlay_source_shared_after_reopen),
         T(test_chunk_overlay_source_truncate_keeps_base),
         T(test_chunk_overlay_source_nowait_write_defers),
+        T(test_chunk_overlay_copy_nowait_write_new_blocks),
+        T(test_chunk_overlay_nowait_write_unknown_layer_defers),
+        T(test_chunk_overlay_converted_source_nowait_write),
         T(test_chunk_overlay_source_unshared_stays_flat),
         T(test_chunk_overlay_clone_of_clone_shares_base),
         T(test_chunk_overlay_delete_any_order),

@@ -84,6 +84,21 @@ static void test_chunk_store_setversion_creates_files(void **state)
     assert_int_equal(chunk_store_count(fx->s), 1);
 }
 
+/* Every folder of chunks/ is there from the open on, so no create or copy
+ * makes one (and syncs chunks/ for it). */
+static void test_chunk_store_open_makes_every_folder(void **state)
+{
+    struct fix *fx = *state;
+    char path[128];
+    struct stat st;
+
+    for (unsigned i = 0; i < 256; i++) {
+        snprintf(path, sizeof(path), "%s/chunks/%02x", fx->dir, i);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+    }
+}
+
 static void test_chunk_store_setversion_create_retry_ok(void **state)
 {
     struct fix *fx = *state;
@@ -934,6 +949,7 @@ int test_chunk_store(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_chunk_store_setversion_creates_files),
+        T(test_chunk_store_open_makes_every_folder),
         T(test_chunk_store_setversion_create_retry_ok),
         T(test_chunk_store_setversion_old_mismatch),
         T(test_chunk_store_write_read_roundtrip),
