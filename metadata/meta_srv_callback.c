@@ -62,6 +62,10 @@
  * Invariants:
  *   1. A promise exists only for a session registered ON.
  *   2. A session is never sent a break for its own change.
+ *   3. A session that caches a file's data holds a promise on it: a break
+ *      that drops the data ends the promise, one of attributes alone
+ *      (SETATTR without a size, the extended attributes, CHUNK_USAGE)
+ *      does not.
  */
 #include "meta_srv.h"
 
@@ -356,8 +360,48 @@ static void send_one(struct meta_srv *srv, struct cb_wait *w, uint64_t session,
     proto_wbuf_free(&pw);
 }
 
+/* A break of attributes alone to every session other than @except with
+ * a live promise on @b->ino, whose promises stay: the data they may cache
+ * did not change, and a session holding the file open may read it from
+ * the kernel's pages long after, learning of a later change of the data
+ * only through a break (invariant 3).  False when there was no memory to
+ * note the sessions: the caller breaks the promises instead. */
+static bool send_attr_notes(struct meta_srv *srv, struct cb_wait *w,
+                            uint64_t except, const struct cb_break *b)
+{
+    uint64_t now = uv_now(srv->loop);
+    uint64_t *targets, *expiries;
+    size_t n = 0, max = 0;
+
+    for (struct cb_promise *p = *bucket(srv->cb, b->ino); p; p = p->next)
+        max += p->ino == b->ino;
+    if (max == 0)
+        return true;
+    targets = calloc(max, sizeof(*targets));
+    expiries = calloc(max, sizeof(*expiries));
+    if (!targets || !expiries) {
+        free(targets);
+        free(expiries);
+        return false;
+    }
+    for (struct cb_promise *p = *bucket(srv->cb, b->ino); p; p = p->next)
+        if (p->ino == b->ino && p->session != except &&
+            promise_live(srv, p, now)) {
+            targets[n] = p->session;
+            expiries[n++] = p->expiry;
+        }
+    /* send_one() may drop a session's promises: the list is not walked
+     * any more. */
+    for (size_t i = 0; i < n; i++)
+        send_one(srv, w, targets[i], expiries[i], b);
+    free(targets);
+    free(expiries);
+    return true;
+}
+
 /* Break every promise on @b->ino of a session other than @except
- * (invariant 2).  Promises broken are gone. */
+ * (invariant 2).  Promises broken are gone, except under a break of
+ * attributes alone (send_attr_notes()). */
 static void send_breaks(struct meta_srv *srv, struct cb_wait *w,
                         uint64_t except, const struct cb_break *b)
 {
@@ -365,6 +409,8 @@ static void send_breaks(struct meta_srv *srv, struct cb_wait *w,
     uint64_t now = uv_now(srv->loop);
     struct cb_promise **pp = bucket(cb, b->ino);
 
+    if (b->flags == PROTO_CB_ATTR && send_attr_notes(srv, w, except, b))
+        return;
     while (*pp) {
         struct cb_promise *p = *pp;
         if (p->ino != b->ino || p->session == except) {

@@ -759,6 +759,34 @@ static void test_meta_srv_cb_promise_kept_while_open(void **state)
     assert_int_equal(breaks_of(m, g), 1);
 }
 
+/* A break of attributes alone (a chmod) leaves the promise of a session
+ * that holds the file open and may read it from the kernel's pages: a
+ * later change of the data (a truncate) still breaks it, with nothing
+ * asked in between.  The data break ends the promise. */
+static void test_meta_srv_cb_attr_break_keeps_promise(void **state)
+{
+    struct md *m = *state;
+    uint64_t h = file_create(m->cl, "h");
+    struct proto_access_req op = {.ino = h,
+                                  .mask = O_RDONLY | PROTO_OPEN_HOLD};
+    struct proto_setattr_req tr = {
+        .ino = h, .valid = PROTO_SETATTR_SIZE, .size = 4096};
+    struct proto_wbuf w;
+
+    assert_int_equal(callbacks_on(m->cl2), 300);
+    proto_wbuf_init(&w);
+    proto_access_req_encode(&w, &op);
+    call_attr(m->cl2, PROTO_MSG_OPEN_REQ, &w);
+    chmod_by_cl(m, h, 0600);
+    assert_int_equal(breaks_of(m, h), 1);
+    proto_wbuf_init(&w);
+    proto_setattr_req_encode(&w, &tr);
+    call_attr(m->cl, PROTO_MSG_SETATTR_REQ, &w);
+    assert_int_equal(breaks_of(m, h), 2);
+    chmod_by_cl(m, h, 0644);
+    assert_int_equal(breaks_of(m, h), 2);
+}
+
 /* ---- Leadership: the in-memory state starts over ------------------------ */
 
 /* What lead_again() saw on the loop thread (cmocka asserts only on the
@@ -924,6 +952,7 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_image_lease_errors),
         T(test_meta_srv_image_lease_hand_over),
         T(test_meta_srv_cb_promise_kept_while_open),
+        T(test_meta_srv_cb_attr_break_keeps_promise),
         T(test_meta_srv_lead_again_starts_over),
         T(test_meta_srv_dir_attrs_by_version),
     };
