@@ -98,7 +98,7 @@ ts_cluster_init() {
         export TESSERA_SECURE=1
     fi
     TS_AUTH_OPT=
-    [ "${TS_NOAUTH:-0}" = 1 ] && TS_AUTH_OPT=--no-auth
+    [ "${TS_NOAUTH:-0}" != 1 ] || TS_AUTH_OPT=--no-auth
 }
 
 # ts_flavour FLAVOUR: the next ts_cluster_init's cluster is "" (as it
