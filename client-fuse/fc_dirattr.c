@@ -18,114 +18,35 @@
  *
  * The forget count closes the race between a reply and a break: an answer
  * is noted only when nothing was forgotten since the request left, as in
- * fc_nocap.c.  A small direct-mapped table: a directory whose slot
- * another takes is only asked about again.
+ * fc_nocap.c; the table is an fc_inotab (fc_inotab.c) whose value is the
+ * attributes.
  */
 #include "fc_internal.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
+#define NSLOTS_BITS 10
 
-#define NSLOTS 1024
-
-struct slot {
-    struct proto_attr attr; /* attr.ino 0: empty */
-    uint64_t until_ms;
-};
-
-struct fc_dirattr {
-    pthread_mutex_t lock;
-    uint64_t gen; /* moves on every forget */
-    struct slot slots[NSLOTS];
-};
-
-int fc_dirattr_new(struct fc_dirattr **out)
+int fc_dirattr_new(struct fc_inotab **out)
 {
-    struct fc_dirattr *t = calloc(1, sizeof(*t));
-
-    if (!t)
-        return -ENOMEM;
-    pthread_mutex_init(&t->lock, NULL);
-    *out = t;
-    return 0;
+    return fc_inotab_new(NSLOTS_BITS, sizeof(struct proto_attr), out);
 }
 
-void fc_dirattr_free(struct fc_dirattr *t)
-{
-    if (!t)
-        return;
-    pthread_mutex_destroy(&t->lock);
-    free(t);
-}
-
-static struct slot *slot_of(struct fc_dirattr *t, uint64_t ino)
-{
-    return &t->slots[(ino * 0x9E3779B97F4A7C15ull) >> 54];
-}
-
-bool fc_dirattr_get(struct fc_dirattr *t, uint64_t ino, uint64_t now_ms,
+bool fc_dirattr_get(struct fc_inotab *t, uint64_t ino, uint64_t now_ms,
                     struct proto_attr *out, uint64_t *until_ms)
 {
-    if (!t || !ino)
-        return false;
-    pthread_mutex_lock(&t->lock);
-    const struct slot *s = slot_of(t, ino);
-    bool yes = s->attr.ino == ino && now_ms < s->until_ms;
-    if (yes) {
-        *out = s->attr;
-        *until_ms = s->until_ms;
-    }
-    pthread_mutex_unlock(&t->lock);
-    return yes;
+    return fc_inotab_get(t, ino, now_ms, out, until_ms);
 }
 
-uint64_t fc_dirattr_gen(struct fc_dirattr *t)
+/* Two changes of ours in flight at once: the later state wins. */
+static bool held_newer(const void *held, const void *offered)
 {
-    if (!t)
-        return 0;
-    pthread_mutex_lock(&t->lock);
-    uint64_t g = t->gen;
-    pthread_mutex_unlock(&t->lock);
-    return g;
+    return ((const struct proto_attr *)held)->version >
+           ((const struct proto_attr *)offered)->version;
 }
 
-void fc_dirattr_note(struct fc_dirattr *t, const struct proto_attr *a,
+void fc_dirattr_note(struct fc_inotab *t, const struct proto_attr *a,
                      uint64_t gen, uint64_t until_ms)
 {
-    if (!t || !a->ino || (a->mode & 0170000) != 0040000)
+    if ((a->mode & 0170000) != 0040000)
         return;
-    pthread_mutex_lock(&t->lock);
-    /* A forget since the request left: the reply may predate a change
-     * another client made. */
-    if (gen == t->gen) {
-        struct slot *s = slot_of(t, a->ino);
-        /* Two changes of ours in flight at once: the later state wins. */
-        if (s->attr.ino != a->ino || s->attr.version <= a->version)
-            *s = (struct slot){*a, until_ms};
-    }
-    pthread_mutex_unlock(&t->lock);
-}
-
-void fc_dirattr_forget(struct fc_dirattr *t, uint64_t ino)
-{
-    if (!t)
-        return;
-    pthread_mutex_lock(&t->lock);
-    t->gen++;
-    struct slot *s = slot_of(t, ino);
-    if (s->attr.ino == ino)
-        memset(s, 0, sizeof(*s));
-    pthread_mutex_unlock(&t->lock);
-}
-
-void fc_dirattr_clear(struct fc_dirattr *t)
-{
-    if (!t)
-        return;
-    pthread_mutex_lock(&t->lock);
-    t->gen++;
-    memset(t->slots, 0, sizeof(t->slots));
-    pthread_mutex_unlock(&t->lock);
+    fc_inotab_note(t, a->ino, gen, until_ms, a, held_newer);
 }

@@ -9,6 +9,7 @@
  *   fc_notify.c    callback breaks -> kernel cache invalidation
  *   fc_nocap.c     inodes known to have no security.capability
  *   fc_dirattr.c   directory attributes from our own changes' replies
+ *   fc_inotab.c    the table both keep their facts in
  *   fc_conf.c      --config FILE
  */
 #ifndef TESSERA_FC_INTERNAL_H
@@ -17,8 +18,7 @@
 #include "cl.h"
 
 /* The whole mount: fuse_req_userdata() of every request. */
-struct fc_dirattr;
-struct fc_nocap;
+struct fc_inotab;
 struct fc_notify;
 struct fuse_opt;
 struct fuse_session;
@@ -27,8 +27,8 @@ struct fc_fs {
     struct cl_client *cl; /* set once the session is open */
     struct fuse_session *se;
     struct fc_notify *notify;
-    struct fc_nocap *nocap;
-    struct fc_dirattr *dirattr;
+    struct fc_inotab *nocap;
+    struct fc_inotab *dirattr;
     bool consistency_validate; /* -o consistency=validate */
 };
 
@@ -76,50 +76,60 @@ void fc_notify_stop(struct fc_notify *nt);
  * fc_fs.  Waits a bounded time for the kernel to drop its caches. */
 void fc_notify_break(void *arg, uint64_t ino, uint32_t flags, const char *name);
 
+/* fc_inotab.c */
+
+/* A table of facts about inodes, each with the value_size bytes given to
+ * fc_inotab_new() (0: the entry is the fact), 1 << @bits slots.  Caller
+ * owns *out: fc_inotab_free() (NULL is fine).  0 or -ENOMEM.  A table of
+ * NULL knows nothing and learns nothing. */
+int fc_inotab_new(unsigned bits, size_t value_size, struct fc_inotab **out);
+void fc_inotab_free(struct fc_inotab *t);
+/* Whether @ino is known at @now_ms; its value into *@value and until when
+ * it holds into *@until_ms (each when not NULL). */
+bool fc_inotab_get(struct fc_inotab *t, uint64_t ino, uint64_t now_ms,
+                   void *value, uint64_t *until_ms);
+/* The forget count, taken before asking metad. */
+uint64_t fc_inotab_gen(struct fc_inotab *t);
+/* An answer asked for when the forget count was @gen: @value (copied)
+ * holds for @ino until @until_ms, unless something was forgotten since,
+ * or @held_newer (when not NULL) says the entry held for @ino is newer. */
+void fc_inotab_note(struct fc_inotab *t, uint64_t ino, uint64_t gen,
+                    uint64_t until_ms, const void *value,
+                    bool (*held_newer)(const void *held, const void *offered));
+/* Forget @ino (it changed, or another client changed it). */
+void fc_inotab_forget(struct fc_inotab *t, uint64_t ino);
+/* Forget every inode. */
+void fc_inotab_clear(struct fc_inotab *t);
+
 /* fc_nocap.c */
 
 /* The attribute file capabilities live in (<linux/xattr.h>'s
  * XATTR_NAME_CAPS, which clashes with <sys/xattr.h>). */
 #define FC_XATTR_CAPS "security.capability"
 
-/* A table of inodes metad said have no security.capability.  Caller owns
- * *out: fc_nocap_free() (NULL is fine).  0 or -ENOMEM. */
-int fc_nocap_new(struct fc_nocap **out);
-void fc_nocap_free(struct fc_nocap *t);
+/* A table of inodes metad said have no security.capability (forget one
+ * with fc_inotab_forget() when its extended attributes change). */
+int fc_nocap_new(struct fc_inotab **out);
 /* Whether @ino is known, at @now_ms, to have none. */
-bool fc_nocap_known(struct fc_nocap *t, uint64_t ino, uint64_t now_ms);
-/* The forget count, taken before asking metad. */
-uint64_t fc_nocap_gen(struct fc_nocap *t);
+bool fc_nocap_known(struct fc_inotab *t, uint64_t ino, uint64_t now_ms);
 /* metad said @ino has none, asked when the forget count was @gen: true
  * until @until_ms, unless something was forgotten since. */
-void fc_nocap_note(struct fc_nocap *t, uint64_t ino, uint64_t gen,
+void fc_nocap_note(struct fc_inotab *t, uint64_t ino, uint64_t gen,
                    uint64_t until_ms);
-/* Forget what is known of @ino (its extended attributes changed). */
-void fc_nocap_forget(struct fc_nocap *t, uint64_t ino);
-/* A table of NULL knows nothing and learns nothing. */
 
 /* fc_dirattr.c */
 
-/* A table of directory attributes.  Caller owns *out: fc_dirattr_free()
- * (NULL is fine).  0 or -ENOMEM. */
-int fc_dirattr_new(struct fc_dirattr **out);
-void fc_dirattr_free(struct fc_dirattr *t);
+/* A table of directory attributes. */
+int fc_dirattr_new(struct fc_inotab **out);
 /* The attributes of directory @ino into *@out and until when they hold
  * into *@until_ms, when known at @now_ms. */
-bool fc_dirattr_get(struct fc_dirattr *t, uint64_t ino, uint64_t now_ms,
+bool fc_dirattr_get(struct fc_inotab *t, uint64_t ino, uint64_t now_ms,
                     struct proto_attr *out, uint64_t *until_ms);
-/* The forget count, taken before the request that changes a directory. */
-uint64_t fc_dirattr_gen(struct fc_dirattr *t);
 /* A reply to a request sent when the forget count was @gen gave @a (kept
  * only for a directory): true until @until_ms, unless something was
  * forgotten since.  @a is copied. */
-void fc_dirattr_note(struct fc_dirattr *t, const struct proto_attr *a,
+void fc_dirattr_note(struct fc_inotab *t, const struct proto_attr *a,
                      uint64_t gen, uint64_t until_ms);
-/* Forget @ino (it changed, or another client changed it). */
-void fc_dirattr_forget(struct fc_dirattr *t, uint64_t ino);
-/* Forget every directory (one may be gone). */
-void fc_dirattr_clear(struct fc_dirattr *t);
-/* A table of NULL knows nothing and learns nothing. */
 
 /* fc_ops.c */
 

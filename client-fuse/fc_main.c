@@ -279,7 +279,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
     fs->consistency_validate = validate;
     if (fc_nocap_new(&fs->nocap) < 0 || fc_dirattr_new(&fs->dirattr) < 0) {
         fprintf(stderr, "tessera-mount: out of memory\n");
-        fc_nocap_free(fs->nocap);
+        fc_inotab_free(fs->nocap);
         free(fs);
         return 1;
     }
@@ -362,8 +362,8 @@ out:
     if (fs) {
         cl_client_close(fs->cl);
         fc_notify_stop(fs->notify);
-        fc_nocap_free(fs->nocap);
-        fc_dirattr_free(fs->dirattr);
+        fc_inotab_free(fs->nocap);
+        fc_inotab_free(fs->dirattr);
     }
     free(fs);
     /* @auth stays: a client close that timed out may still use it, and

@@ -14,93 +14,25 @@
  * changed it, fc_notify_break()).  So a capability set elsewhere is seen
  * no later than a mode change would be.
  *
- * A small direct-mapped table: an inode whose slot another takes is only
- * asked about again.
+ * The table is an fc_inotab (fc_inotab.c) with no value: an entry is the
+ * fact itself.
  */
 #include "fc_internal.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
+#define NSLOTS_BITS 12
 
-#define NSLOTS 4096
-
-struct slot {
-    uint64_t ino; /* 0: empty */
-    uint64_t until_ms;
-};
-
-struct fc_nocap {
-    pthread_mutex_t lock;
-    uint64_t gen; /* moves on every forget */
-    struct slot slots[NSLOTS];
-};
-
-int fc_nocap_new(struct fc_nocap **out)
+int fc_nocap_new(struct fc_inotab **out)
 {
-    struct fc_nocap *t = calloc(1, sizeof(*t));
-
-    if (!t)
-        return -ENOMEM;
-    pthread_mutex_init(&t->lock, NULL);
-    *out = t;
-    return 0;
+    return fc_inotab_new(NSLOTS_BITS, 0, out);
 }
 
-void fc_nocap_free(struct fc_nocap *t)
+bool fc_nocap_known(struct fc_inotab *t, uint64_t ino, uint64_t now_ms)
 {
-    if (!t)
-        return;
-    pthread_mutex_destroy(&t->lock);
-    free(t);
+    return fc_inotab_get(t, ino, now_ms, NULL, NULL);
 }
 
-static struct slot *slot_of(struct fc_nocap *t, uint64_t ino)
-{
-    return &t->slots[(ino * 0x9E3779B97F4A7C15ull) >> 52];
-}
-
-bool fc_nocap_known(struct fc_nocap *t, uint64_t ino, uint64_t now_ms)
-{
-    if (!t)
-        return false;
-    pthread_mutex_lock(&t->lock);
-    const struct slot *s = slot_of(t, ino);
-    bool yes = s->ino == ino && now_ms < s->until_ms;
-    pthread_mutex_unlock(&t->lock);
-    return yes;
-}
-
-uint64_t fc_nocap_gen(struct fc_nocap *t)
-{
-    if (!t)
-        return 0;
-    pthread_mutex_lock(&t->lock);
-    uint64_t g = t->gen;
-    pthread_mutex_unlock(&t->lock);
-    return g;
-}
-
-void fc_nocap_note(struct fc_nocap *t, uint64_t ino, uint64_t gen,
+void fc_nocap_note(struct fc_inotab *t, uint64_t ino, uint64_t gen,
                    uint64_t until_ms)
 {
-    if (!t)
-        return;
-    pthread_mutex_lock(&t->lock);
-    /* A forget since the ask began: the answer may predate the change. */
-    if (gen == t->gen)
-        *slot_of(t, ino) = (struct slot){ino, until_ms};
-    pthread_mutex_unlock(&t->lock);
-}
-
-void fc_nocap_forget(struct fc_nocap *t, uint64_t ino)
-{
-    if (!t)
-        return;
-    pthread_mutex_lock(&t->lock);
-    t->gen++;
-    struct slot *s = slot_of(t, ino);
-    if (s->ino == ino)
-        *s = (struct slot){0, 0};
-    pthread_mutex_unlock(&t->lock);
+    fc_inotab_note(t, ino, gen, until_ms, NULL, NULL);
 }

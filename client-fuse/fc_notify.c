@@ -146,9 +146,9 @@ void fc_notify_break(void *arg, uint64_t ino, uint32_t flags, const char *name)
     struct fc_notify *nt = fs->notify;
 
     /* Another client changed the inode: its xattrs may have changed. */
-    fc_nocap_forget(fs->nocap, ino);
+    fc_inotab_forget(fs->nocap, ino);
     /* ... and, for a directory, its attributes we answer from. */
-    fc_dirattr_forget(fs->dirattr, ino);
+    fc_inotab_forget(fs->dirattr, ino);
     if (!nt)
         return;
     struct job *j = calloc(1, sizeof(*j));

@@ -184,7 +184,7 @@ static int call_entry(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
 {
     struct rpc_reply rep;
     struct proto_entry_rep e;
-    uint64_t gen = fc_dirattr_gen(fs->dirattr);
+    uint64_t gen = fc_inotab_gen(fs->dirattr);
     call_start(fs);
     int rc = cl_meta_call(fs->cl, opcode, w, &rep, &e);
     proto_wbuf_free(w);
@@ -205,8 +205,8 @@ static int call_remove(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w)
     struct rpc_reply rep;
     struct proto_dirs_rep d;
     if (opcode != PROTO_MSG_UNLINK_REQ)
-        fc_dirattr_clear(fs->dirattr);
-    uint64_t gen = fc_dirattr_gen(fs->dirattr);
+        fc_inotab_clear(fs->dirattr);
+    uint64_t gen = fc_inotab_gen(fs->dirattr);
     call_start(fs);
     int rc = cl_meta_call(fs->cl, opcode, w, &rep, &d);
     proto_wbuf_free(w);
@@ -440,7 +440,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                 rc = -EPERM;
         }
     }
-    fc_dirattr_forget(fs_of(req)->dirattr, ino);
+    fc_inotab_forget(fs_of(req)->dirattr, ino);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
@@ -1058,8 +1058,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     proto_wbuf_init(&w);
     proto_setxattr_req_encode(&w, &m);
     int rc = call_empty(fs_of(req), PROTO_MSG_SETXATTR_REQ, &w);
-    fc_nocap_forget(fs_of(req)->nocap, ino);
-    fc_dirattr_forget(fs_of(req)->dirattr, ino); /* its ctime moved */
+    fc_inotab_forget(fs_of(req)->nocap, ino);
+    fc_inotab_forget(fs_of(req)->dirattr, ino); /* its ctime moved */
     fuse_reply_err(req, -rc);
 }
 
@@ -1090,7 +1090,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
         fuse_reply_err(req, ENODATA);
         return;
     }
-    uint64_t gen = fc_nocap_gen(fs->nocap);
+    uint64_t gen = fc_inotab_gen(fs->nocap);
     struct proto_xattr_name_req m = {.ino = ino, .name = str_of(name)};
     cred_fill(req, &m.cred);
     struct proto_wbuf w;
@@ -1148,8 +1148,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     proto_wbuf_init(&w);
     proto_xattr_name_req_encode(&w, &m);
     int rc = call_empty(fs_of(req), PROTO_MSG_REMOVEXATTR_REQ, &w);
-    fc_nocap_forget(fs_of(req)->nocap, ino);
-    fc_dirattr_forget(fs_of(req)->dirattr, ino);
+    fc_inotab_forget(fs_of(req)->nocap, ino);
+    fc_inotab_forget(fs_of(req)->dirattr, ino);
     fuse_reply_err(req, -rc);
 }
 

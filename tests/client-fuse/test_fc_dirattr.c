@@ -30,77 +30,77 @@ static struct proto_attr dir_attr(uint64_t ino, uint64_t version)
 
 static void test_fc_dirattr_get_until_deadline(void **state)
 {
-    struct fc_dirattr *t;
+    struct fc_inotab *t;
     struct proto_attr a = dir_attr(7, 3), out;
     uint64_t until;
 
     (void)state;
     assert_int_equal(fc_dirattr_new(&t), 0);
     assert_false(fc_dirattr_get(t, 7, 1000, &out, &until));
-    fc_dirattr_note(t, &a, fc_dirattr_gen(t), 5000);
+    fc_dirattr_note(t, &a, fc_inotab_gen(t), 5000);
     assert_true(fc_dirattr_get(t, 7, 1000, &out, &until));
     assert_memory_equal(&out, &a, sizeof(a));
     assert_int_equal(until, 5000);
     assert_true(fc_dirattr_get(t, 7, 4999, &out, &until));
     assert_false(fc_dirattr_get(t, 7, 5000, &out, &until));
     assert_false(fc_dirattr_get(t, 8, 1000, &out, &until));
-    fc_dirattr_free(t);
+    fc_inotab_free(t);
 }
 
 /* A break of the directory (another client changed it) or a change of
  * ours whose reply does not describe it. */
 static void test_fc_dirattr_forget_drops_directory(void **state)
 {
-    struct fc_dirattr *t;
+    struct fc_inotab *t;
     struct proto_attr a = dir_attr(7, 3), b = dir_attr(9, 1), out;
     uint64_t until;
 
     (void)state;
     assert_int_equal(fc_dirattr_new(&t), 0);
-    fc_dirattr_note(t, &a, fc_dirattr_gen(t), 5000);
-    fc_dirattr_note(t, &b, fc_dirattr_gen(t), 5000);
-    fc_dirattr_forget(t, 7);
+    fc_dirattr_note(t, &a, fc_inotab_gen(t), 5000);
+    fc_dirattr_note(t, &b, fc_inotab_gen(t), 5000);
+    fc_inotab_forget(t, 7);
     assert_false(fc_dirattr_get(t, 7, 1000, &out, &until));
     assert_true(fc_dirattr_get(t, 9, 1000, &out, &until));
-    fc_dirattr_clear(t);
+    fc_inotab_clear(t);
     assert_false(fc_dirattr_get(t, 9, 1000, &out, &until));
-    fc_dirattr_free(t);
+    fc_inotab_free(t);
 }
 
 /* A reply to a request that left before a break: it may describe the
  * directory before the other client's change, so it is not kept. */
 static void test_fc_dirattr_note_after_forget_ignored(void **state)
 {
-    struct fc_dirattr *t;
+    struct fc_inotab *t;
     struct proto_attr a = dir_attr(7, 3), out;
     uint64_t until;
 
     (void)state;
     assert_int_equal(fc_dirattr_new(&t), 0);
-    uint64_t gen = fc_dirattr_gen(t);
-    fc_dirattr_forget(t, 7);
+    uint64_t gen = fc_inotab_gen(t);
+    fc_inotab_forget(t, 7);
     fc_dirattr_note(t, &a, gen, 5000);
     assert_false(fc_dirattr_get(t, 7, 1000, &out, &until));
-    gen = fc_dirattr_gen(t);
-    fc_dirattr_clear(t);
+    gen = fc_inotab_gen(t);
+    fc_inotab_clear(t);
     fc_dirattr_note(t, &a, gen, 5000);
     assert_false(fc_dirattr_get(t, 7, 1000, &out, &until));
-    fc_dirattr_note(t, &a, fc_dirattr_gen(t), 5000);
+    fc_dirattr_note(t, &a, fc_inotab_gen(t), 5000);
     assert_true(fc_dirattr_get(t, 7, 1000, &out, &until));
-    fc_dirattr_free(t);
+    fc_inotab_free(t);
 }
 
 /* Two changes of ours in one directory answered out of order: the later
  * state (higher version) stays. */
 static void test_fc_dirattr_note_keeps_newer_version(void **state)
 {
-    struct fc_dirattr *t;
+    struct fc_inotab *t;
     struct proto_attr newer = dir_attr(7, 5), older = dir_attr(7, 4), out;
     uint64_t until;
 
     (void)state;
     assert_int_equal(fc_dirattr_new(&t), 0);
-    uint64_t gen = fc_dirattr_gen(t);
+    uint64_t gen = fc_inotab_gen(t);
     fc_dirattr_note(t, &newer, gen, 5000);
     fc_dirattr_note(t, &older, gen, 6000);
     assert_true(fc_dirattr_get(t, 7, 1000, &out, &until));
@@ -110,31 +110,31 @@ static void test_fc_dirattr_note_keeps_newer_version(void **state)
     fc_dirattr_note(t, &newest, gen, 7000);
     assert_true(fc_dirattr_get(t, 7, 1000, &out, &until));
     assert_int_equal(out.version, 6);
-    fc_dirattr_free(t);
+    fc_inotab_free(t);
 }
 
 /* Only directories: a file's size and mtime move with writes the reply
  * of a namespace change knows nothing of. */
 static void test_fc_dirattr_note_ignores_non_directory(void **state)
 {
-    struct fc_dirattr *t;
+    struct fc_inotab *t;
     struct proto_attr a = dir_attr(7, 3), out;
     uint64_t until;
 
     (void)state;
     assert_int_equal(fc_dirattr_new(&t), 0);
     a.mode = S_IFREG | 0644;
-    fc_dirattr_note(t, &a, fc_dirattr_gen(t), 5000);
+    fc_dirattr_note(t, &a, fc_inotab_gen(t), 5000);
     assert_false(fc_dirattr_get(t, 7, 1000, &out, &until));
     a = dir_attr(0, 1);
-    fc_dirattr_note(t, &a, fc_dirattr_gen(t), 5000);
+    fc_dirattr_note(t, &a, fc_inotab_gen(t), 5000);
     assert_false(fc_dirattr_get(t, 0, 1000, &out, &until));
-    fc_dirattr_free(t);
+    fc_inotab_free(t);
 }
 
 static void test_fc_dirattr_new_enomem_and_null(void **state)
 {
-    struct fc_dirattr *t = NULL;
+    struct fc_inotab *t = NULL;
     struct proto_attr a = dir_attr(7, 3), out;
     uint64_t until;
 
@@ -144,11 +144,11 @@ static void test_fc_dirattr_new_enomem_and_null(void **state)
     fault_inject_clear();
     assert_null(t);
     /* Without the table every GETATTR goes to metad. */
-    fc_dirattr_note(NULL, &a, fc_dirattr_gen(NULL), 5000);
+    fc_dirattr_note(NULL, &a, fc_inotab_gen(NULL), 5000);
     assert_false(fc_dirattr_get(NULL, 7, 1000, &out, &until));
-    fc_dirattr_forget(NULL, 7);
-    fc_dirattr_clear(NULL);
-    fc_dirattr_free(NULL);
+    fc_inotab_forget(NULL, 7);
+    fc_inotab_clear(NULL);
+    fc_inotab_free(NULL);
 }
 
 int test_fc_dirattr(void)
