@@ -14,8 +14,8 @@
  *
  * Breaks.  Before metad acknowledges a change by one session, every other
  * session holding a promise on an inode the change touches gets a
- * CALLBACK_BREAK_REQ and loses the promise; the change's reply waits for
- * their answers:
+ * CALLBACK_BREAK_REQ and loses the promise (unless only the attributes
+ * changed, invariant 3); the change's reply waits for their answers:
  *
  *   writer A              metad                    caching B
  *     |--- UNLINK d/f ------>|                          |
