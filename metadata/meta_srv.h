@@ -423,6 +423,8 @@ void meta_srv_write_begin(struct meta_srv_conn *c, uint64_t req_id,
                           const uint8_t *payload, size_t len);
 /* Drop expired chunk write leases. */
 void meta_srv_write_tick(struct meta_srv *srv);
+/* Registers the WRITE_BEGIN stages (lat.h) with the process's. */
+void meta_srv_write_stats_register(void);
 /* True while a WRITE_BEGIN for a slot holding (or about to hold) @chunk_id
  * is talking to the storage servers: its chunk is not garbage yet. */
 bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id);

@@ -111,6 +111,7 @@ int meta_srv_http_start(struct meta_srv *srv, const char *addr,
 
     meta_db_stats_register();
     meta_raft_stats_register();
+    meta_srv_write_stats_register();
     rc = http_server_start(addr, srv->loop, routes,
                            sizeof(routes) / sizeof(routes[0]), out);
     if (rc < 0) {

@@ -119,6 +119,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lat.h"
 #include "log.h"
 #include "meta_op.h"
 
@@ -137,6 +138,7 @@ struct meta_srv_write {
     struct meta_srv_write *next;  /* srv->writes, or a freeze's deferred */
     struct meta_srv_write *queue; /* waiting for this slot, FIFO */
     struct meta_srv_write *qnext;
+    uint64_t t_start, t_phase; /* lat_now_ns(): queued, phase began */
 
     struct peer *peer; /* the requester: a reference; NULL when internal */
     uint64_t req_id;
@@ -173,6 +175,25 @@ struct meta_srv_freeze {
     void *arg;
     struct meta_srv_write *deferred, **dtail;
 };
+
+/* ---- Stages (kill -USR1, /metrics) ------------------------------------- */
+
+/* How long a WRITE_BEGIN takes from its arrival to its answer, and its
+ * phases: the copies of a shared chunk (CHUNK_CLONE round), a version
+ * bump (SETVERSION round, a lease's or a copy's), the outcome's record
+ * (proposed to applied).  A write under a live lease has no phase. */
+static struct lat_stage st_begin = {.name = "meta.write_begin"};
+static struct lat_stage st_copy = {.name = "meta.write_begin.copy"};
+static struct lat_stage st_bump = {.name = "meta.write_begin.bump"};
+static struct lat_stage st_record = {.name = "meta.write_begin.record"};
+
+void meta_srv_write_stats_register(void)
+{
+    lat_stage_register(&st_begin);
+    lat_stage_register(&st_copy);
+    lat_stage_register(&st_bump);
+    lat_stage_register(&st_record);
+}
 
 /* ---- Write leases ------------------------------------------------------- */
 
@@ -364,6 +385,7 @@ static int send_setversions(struct meta_srv_write *w)
     else
         proto_chunk_setversion_req_encode(&buf, &req);
     w->pending = 1; /* invariant 2: held while sending */
+    w->t_phase = lat_now_ns();
     for (uint32_t i = 0; i < w->ntargets; i++) {
         struct wb_target *t = &w->targets[i];
         struct meta_srv_server *s = meta_srv_server_find(w->srv, t->server_id);
@@ -554,8 +576,11 @@ static void on_setversion(struct peer *p, int status, const uint8_t *payload,
                  (unsigned long long)w->new_version, t->server_id,
                  peer_name(p));
     assert(w->pending > 0); /* invariant 2 */
-    if (--w->pending == 0)
-        wb_continue(w, WB_DECIDE);
+    if (--w->pending > 0)
+        return;
+    lat_hist_record_since(w->cow && !w->cow_bump ? &st_copy.h : &st_bump.h,
+                          w->t_phase);
+    wb_continue(w, WB_DECIDE);
 }
 
 /* The record of a copy (META_OP_CHUNK_COW with the bump trailer): the
@@ -611,6 +636,7 @@ static void on_wb_recorded(struct meta_propose *req, int rc,
         rc = -ESTALE;
     w->record_rc = rc;
     w->recorded = true;
+    lat_hist_record_since(&st_record.h, w->t_phase);
     if (!w->deciding)
         wb_continue(w, WB_RECORDED);
 }
@@ -654,6 +680,7 @@ static int wb_decide(struct meta_srv_write *w)
     w->req.data = w;
     w->recorded = false;
     w->deciding = true;
+    w->t_phase = lat_now_ns();
     rc = payload.err;
     if (rc == 0)
         rc = meta_srv_apply(srv, &w->req,
@@ -779,6 +806,7 @@ static struct meta_srv_write *wb_complete(struct meta_srv_write *w, int rc)
             rc = encode_location(w, &body);
         meta_srv_reply(w->peer, w->req_id, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, rc,
                        &body);
+        lat_hist_record_since(&st_begin.h, w->t_start);
     } else if (w->done) {
         w->done(w->done_arg, rc < 0 ? rc : 0);
     }
@@ -874,6 +902,7 @@ void meta_srv_write_begin(struct meta_srv_conn *c, uint64_t req_id,
     w->peer = c->peer;
     peer_ref(w->peer);
     w->req_id = req_id;
+    w->t_start = lat_now_ns();
     w->ino = req.ino;
     w->index = req.index;
     write_start(srv, w, true);
