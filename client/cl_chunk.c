@@ -83,20 +83,33 @@ static int chunk_call(struct cl_client *c, const char *addr, uint16_t opcode,
     return rc;
 }
 
-/* Several calls in flight, waited for together (all_call()). */
+/* Calls in flight, waited for together (all_call(), cl_chunk_sync_many()).
+ * Each call belongs to a group, one chunk's replicas, whose status is the
+ * first error any of them answered. */
 struct all_wait {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unsigned left;
+    unsigned left; /* calls not answered, +1 while sending */
+};
+
+struct all_group {
     int status;   /* the first error */
     uint32_t bad; /* the replica that answered it */
 };
 
-/* One of them: the answer of replica @r. */
+/* One call: the answer of replica @r of group @g. */
 struct all_one {
     struct all_wait *a;
+    struct all_group *g;
     uint32_t r;
 };
+
+static void all_init(struct all_wait *a)
+{
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    a->left = 1;
+}
 
 static void all_done(void *arg, int status, struct rpc_reply *rep)
 {
@@ -105,13 +118,53 @@ static void all_done(void *arg, int status, struct rpc_reply *rep)
 
     rpc_reply_free(rep);
     pthread_mutex_lock(&a->mu);
-    if (status < 0 && a->status == 0) {
-        a->status = status;
-        a->bad = one->r;
+    if (status < 0 && one->g->status == 0) {
+        one->g->status = status;
+        one->g->bad = one->r;
     }
     if (--a->left == 0)
         pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
+}
+
+/* Send request @opcode with the body in @w to every replica of @ch, as
+ * group @g of @a, answers into @one[0..nreplicas).  When a replica has no
+ * connection, nothing is sent and @g holds the error. */
+static void all_send(struct cl_client *c, struct all_wait *a,
+                     struct all_group *g, struct all_one *one,
+                     const struct cl_chunk *ch, uint16_t opcode,
+                     const struct proto_wbuf *w)
+{
+    struct rpc_client *rpc[PROTO_MAX_REPLICAS];
+    int rc = w->err;
+
+    *g = (struct all_group){.status = rc, .bad = 0};
+    for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++) {
+        rc = cl_pool_get(c->pool, ch->addr[r], &rpc[r]);
+        if (rc < 0)
+            *g = (struct all_group){.status = rc, .bad = r};
+    }
+    for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++) {
+        pthread_mutex_lock(&a->mu);
+        a->left++;
+        pthread_mutex_unlock(&a->mu);
+        one[r] = (struct all_one){a, g, r};
+        rc = rpc_call_async(rpc[r], opcode, w->p, w->len, all_done, &one[r]);
+        if (rc < 0)
+            all_done(&one[r], rc, NULL);
+    }
+}
+
+/* Wait until every call sent under @a has answered, and free @a. */
+static void all_wait(struct all_wait *a)
+{
+    pthread_mutex_lock(&a->mu);
+    a->left--; /* the count held while sending */
+    while (a->left > 0)
+        pthread_cond_wait(&a->cv, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
 }
 
 /* Send request @opcode with the body in @w to every replica of @ch at
@@ -121,39 +174,16 @@ static void all_done(void *arg, int status, struct rpc_reply *rep)
 static int all_call(struct cl_client *c, const struct cl_chunk *ch,
                     uint16_t opcode, const struct proto_wbuf *w, uint32_t *bad)
 {
-    struct rpc_client *rpc[PROTO_MAX_REPLICAS];
     struct all_one one[PROTO_MAX_REPLICAS];
-    struct all_wait a = {.left = 1};
-    int rc = w->err;
+    struct all_wait a;
+    struct all_group g;
 
-    for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++) {
-        rc = cl_pool_get(c->pool, ch->addr[r], &rpc[r]);
-        if (rc < 0)
-            *bad = r;
-    }
-    if (rc < 0)
-        return rc;
-    pthread_mutex_init(&a.mu, NULL);
-    pthread_cond_init(&a.cv, NULL);
-    for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++) {
-        pthread_mutex_lock(&a.mu);
-        a.left++;
-        pthread_mutex_unlock(&a.mu);
-        one[r] = (struct all_one){&a, r};
-        rc = rpc_call_async(rpc[r], opcode, w->p, w->len, all_done, &one[r]);
-        if (rc < 0)
-            all_done(&one[r], rc, NULL);
-    }
-    pthread_mutex_lock(&a.mu);
-    a.left--; /* the count held while sending */
-    while (a.left > 0)
-        pthread_cond_wait(&a.cv, &a.mu);
-    pthread_mutex_unlock(&a.mu);
-    pthread_cond_destroy(&a.cv);
-    pthread_mutex_destroy(&a.mu);
-    if (a.status < 0)
-        *bad = a.bad;
-    return a.status;
+    all_init(&a);
+    all_send(c, &a, &g, one, ch, opcode, w);
+    all_wait(&a);
+    if (g.status < 0)
+        *bad = g.bad;
+    return g.status;
 }
 
 bool cl_chunk_error_final(int err)
@@ -338,11 +368,21 @@ static int lease_get(struct cl_client *c, uint64_t ino, struct cl_inode *n,
     return n ? cl_inode_lease_put(n, out, now) : 0;
 }
 
+/* An attempt already made, outside recover(): @op's result @rc on @ch,
+ * and the replica @bad that answered it. */
+struct attempt {
+    struct cl_chunk ch;
+    int rc;
+    uint32_t bad;
+};
+
 /* Run @op on chunk @index of @ino under a write lease until it succeeds,
- * fails for good, or the recovery budget is spent (see the top). */
-static int recover(struct cl_client *c, uint64_t ino, struct cl_inode *n,
-                   uint64_t index, chain_op_cb op, void *arg, const char *what,
-                   struct cl_chunk *used)
+ * fails for good, or the recovery budget is spent (see the top).  A
+ * @first attempt made elsewhere counts as the first round. */
+static int recover_from(struct cl_client *c, uint64_t ino, struct cl_inode *n,
+                        uint64_t index, chain_op_cb op, void *arg,
+                        const char *what, struct cl_chunk *used,
+                        const struct attempt *first)
 {
     uint64_t deadline = cl_now_ms() + CL_RECOVER_MS;
     uint64_t stale_version = 0;
@@ -361,18 +401,25 @@ static int recover(struct cl_client *c, uint64_t ino, struct cl_inode *n,
                     backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
             }
         }
-        rc = lease_get(c, ino, n, index, renew, &ch);
-        if (rc < 0) {
-            if (cl_chunk_error_final(rc) || rc == -ENOENT || rc == -ENOTCONN)
-                return rc;
-            backoff = backoff ? backoff : BACKOFF_MIN_MS;
-            renew = true;
-            continue; /* EIO, EAGAIN: metad could not bump; try again */
-        }
-        if (ch.nreplicas == 0)
-            return -EIO;
         uint32_t bad = UINT32_MAX;
-        rc = op(c, &ch, arg, &bad);
+        if (attempt == 0 && first) {
+            ch = first->ch;
+            rc = first->rc;
+            bad = first->bad;
+        } else {
+            rc = lease_get(c, ino, n, index, renew, &ch);
+            if (rc < 0) {
+                if (cl_chunk_error_final(rc) || rc == -ENOENT ||
+                    rc == -ENOTCONN)
+                    return rc;
+                backoff = backoff ? backoff : BACKOFF_MIN_MS;
+                renew = true;
+                continue; /* EIO, EAGAIN: metad could not bump; try again */
+            }
+            if (ch.nreplicas == 0)
+                return -EIO;
+            rc = op(c, &ch, arg, &bad);
+        }
         if (rc == 0) {
             if (used)
                 *used = ch;
@@ -407,6 +454,13 @@ static int recover(struct cl_client *c, uint64_t ino, struct cl_inode *n,
     log_error("%s: giving up: %s ino=%llu index=%llu", what, strerror(-rc),
               (unsigned long long)ino, (unsigned long long)index);
     return rc < 0 ? rc : -EIO;
+}
+
+static int recover(struct cl_client *c, uint64_t ino, struct cl_inode *n,
+                   uint64_t index, chain_op_cb op, void *arg, const char *what,
+                   struct cl_chunk *used)
+{
+    return recover_from(c, ino, n, index, op, arg, what, used, NULL);
 }
 
 /* ---- Write, sync, truncate --------------------------------------------- */
@@ -488,6 +542,62 @@ static int sync_all(struct cl_client *c, const struct cl_chunk *ch, void *arg,
 int cl_chunk_sync(struct cl_client *c, struct cl_inode *n, uint64_t index)
 {
     return recover(c, n->ino, n, index, sync_all, NULL, "sync", NULL);
+}
+
+int cl_chunk_sync_many(struct cl_client *c, struct cl_inode *n,
+                       const uint64_t *index, size_t k, int *rc)
+{
+    struct all_group *g = calloc(k, sizeof(*g));
+    struct all_one *one = calloc(k * PROTO_MAX_REPLICAS, sizeof(*one));
+    struct cl_chunk *ch = calloc(k, sizeof(*ch));
+    uint64_t now = cl_now_ms();
+    struct all_wait a;
+    int err = 0;
+
+    if (!g || !one || !ch) {
+        free(g);
+        free(one);
+        free(ch);
+        for (size_t i = 0; i < k; i++)
+            rc[i] = -ENOMEM;
+        return -ENOMEM;
+    }
+    all_init(&a);
+    for (size_t i = 0; i < k; i++) {
+        struct proto_wbuf w;
+
+        ch[i].nreplicas = 0; /* no lease at hand: the one-chunk path */
+        if (cl_inode_lease_get(n, index[i], now, &ch[i]) < 0 ||
+            !ch[i].nreplicas)
+            continue;
+        proto_wbuf_init(&w);
+        proto_chunk_sync_req_encode(
+            &w, &(struct proto_chunk_sync_req){.chunk_id = ch[i].chunk_id,
+                                               .version = ch[i].version});
+        all_send(c, &a, &g[i], &one[i * PROTO_MAX_REPLICAS], &ch[i],
+                 PROTO_MSG_CHUNK_SYNC_REQ, &w);
+        proto_wbuf_free(&w);
+    }
+    all_wait(&a);
+    /* What failed goes on as recover()'s first round had failed, so a
+     * replica that failed its sync is reported, never just asked again
+     * (a failed fsync may have dropped the data it was to make durable). */
+    for (size_t i = 0; i < k; i++) {
+        struct attempt first = {ch[i], g[i].status, g[i].bad};
+
+        rc[i] = 0;
+        if (!ch[i].nreplicas)
+            rc[i] = cl_chunk_sync(c, n, index[i]);
+        else if (g[i].status < 0)
+            rc[i] = recover_from(c, n->ino, n, index[i], sync_all, NULL,
+                                 "sync", NULL, &first);
+        if (rc[i] < 0 && err == 0)
+            err = rc[i];
+    }
+    free(ch);
+    free(one);
+    free(g);
+    return err;
 }
 
 /* CHUNK_TRUNCATE is not forwarded: the client sends it to every replica

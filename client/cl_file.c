@@ -467,16 +467,14 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
     pthread_mutex_lock(&n->sync_lock);
     err = cl_file_writeback(c, n);
     while (!err && (k = cl_inode_take_dirty(n, batch, SYNC_BATCH)) > 0) {
-        for (size_t i = 0; i < k; i++) {
-            int rc = cl_chunk_sync(c, n, batch[i]);
-            if (rc < 0) {
+        int rcs[SYNC_BATCH];
+
+        err = cl_chunk_sync_many(c, n, batch, k, rcs);
+        for (size_t i = 0; i < k; i++)
+            if (rcs[i] < 0)
                 log_error("sync: chunk sync failed: %s ino=%llu index=%llu",
-                          strerror(-rc), (unsigned long long)n->ino,
+                          strerror(-rcs[i]), (unsigned long long)n->ino,
                           (unsigned long long)batch[i]);
-                if (!err)
-                    err = rc;
-            }
-        }
         if (err) {
             /* Give back what failed and what was not tried: the next sync
              * owes them still. */

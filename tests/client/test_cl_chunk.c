@@ -208,6 +208,60 @@ static void test_cl_chunk_sync_final_error(void **state)
     assert_int_equal(FK_GET(f->fk, f->fk->rep[2][0].syncs), 1);
 }
 
+/* Write @len bytes of pattern @seed at the start of chunk slots 0..2. */
+static void write_three_chunks(struct fk_fix *f, uint8_t seed)
+{
+    uint8_t b[100];
+
+    for (uint64_t i = 0; i < 3; i++) {
+        fk_fill(b, sizeof(b), seed + (uint8_t)i);
+        assert_int_equal(cl_file_write(f->c, f->n, i * PROTO_CHUNK_SIZE, b,
+                                       sizeof(b), false),
+                         (int)sizeof(b));
+    }
+}
+
+/* One sync of a file with several dirty chunks syncs each of them on
+ * each of its replicas, once (cl_chunk_sync_many()). */
+static void test_cl_chunk_sync_many_chunks(void **state)
+{
+    struct fk_fix *f = *state;
+
+    write_three_chunks(f, 20);
+    assert_int_equal(cl_file_sync(f->c, f->n), 0);
+    for (int k = 0; k < 3; k++) {
+        struct fk_slot slot;
+
+        fk_lock(f->fk);
+        slot = f->fk->slot[k];
+        fk_unlock(f->fk);
+        assert_int_equal(slot.n, 3);
+        for (uint32_t r = 0; r < slot.n; r++)
+            assert_int_equal(
+                FK_GET(f->fk, f->fk->rep[slot.servers[r]][k].syncs), 1);
+    }
+    /* Nothing is dirty any more: a second sync sends nothing. */
+    assert_int_equal(cl_file_sync(f->c, f->n), 0);
+    assert_int_equal(FK_GET(f->fk, f->fk->rep[1][0].syncs), 1);
+}
+
+/* A replica that fails one of the chunks' syncs, sent together, is
+ * reported and dropped from that chunk alone; the sync succeeds. */
+static void test_cl_chunk_sync_many_one_fails(void **state)
+{
+    struct fk_fix *f = *state;
+    uint32_t n = 0;
+
+    write_three_chunks(f, 30);
+    fk_fail(f->fk, 3, PROTO_MSG_CHUNK_SYNC_REQ, -EIO, 1);
+    assert_int_equal(cl_file_sync(f->c, f->n), 0);
+    assert_int_equal(FK_GET(f->fk, f->fk->reports_write), 1);
+    assert_int_equal(FK_GET(f->fk, f->fk->last_reported), 3);
+    for (int k = 0; k < 3; k++)
+        n += FK_GET(f->fk, f->fk->slot[k].n);
+    assert_int_equal(n, 3 + 3 + 2);
+}
+
 static void test_cl_chunk_truncate_zeroes_tail(void **state)
 {
     struct fk_fix *f = *state;
@@ -358,6 +412,8 @@ int test_cl_chunk(void)
         T(test_cl_chunk_sync_reaches_every_replica),
         T(test_cl_chunk_sync_failure_reports_that_replica),
         T(test_cl_chunk_sync_final_error),
+    T(test_cl_chunk_sync_many_chunks),
+    T(test_cl_chunk_sync_many_one_fails),
         T(test_cl_chunk_truncate_zeroes_tail),
         T(test_cl_chunk_read_hole_is_zeros),
         T(test_cl_chunk_read_fails_over_and_reports),
