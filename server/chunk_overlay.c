@@ -297,7 +297,7 @@ static int ov_prepare(struct chunk_store *s, struct chunk_file *f,
     if (rc == 0)
         rc = link_or_copy(s, f->id, path, link_to);
     if (rc == 0)
-        rc = chunk_open_new_pair(s, f->id, ".ov", &n->dfd, &n->cfd);
+        rc = chunk_open_new_pair(s, f->id, ".ov", false, &n->dfd, &n->cfd);
     if (rc == 0)
         rc = chunk_hdr_put(n->cfd, &h, 0);
     if (rc < 0)
@@ -399,11 +399,12 @@ uint64_t chunk_ov_shared_bytes(const struct chunk_file *f)
  * files are the base, which @df links; @sf becomes an overlay over them
  * only if it is ever changed in place (chunk_ov_unshare(), not on the
  * copy's write path).  An overlay @sf gives its base and a copy of its
- * layer.  On a journaling file system this is two journal commits: @df's
- * new files with their contents (chunk_files_prepare()), then its name
- * (chunk_files_commit()); one sync more, first, when @sf has writes not
- * synced yet, so that no copy is ever made over blocks that a crash of
- * the host could still take back. */
+ * layer.  On a journaling file system this is one journal commit: @df's
+ * new files, names and header (chunk_files_prepare()), then the folder's
+ * sync, which finds nothing more to commit (chunk_files_commit()); one
+ * sync more, first, when @sf has writes not synced yet, so that no copy
+ * is ever made over blocks that a crash of the host could still take
+ * back. */
 int chunk_ov_clone(struct chunk_store *s, struct chunk_file *sf,
                    struct chunk_file *df, uint64_t ver)
 {

@@ -9,8 +9,11 @@
  * The folder is the id's last two hex digits.  The .crc file starts with a
  * 512-byte header sector (magic, format, version, logical length and a
  * CRC32C of those fields), followed by one little-endian CRC32C per 4 KiB
- * block of data.  A chunk exists when its .crc file does; create writes it
- * under a temporary name and renames it into place.
+ * block of data.  A chunk exists when its .crc file does and holds a
+ * header: create makes the .crc under its final name, writes and syncs
+ * its header, then syncs the folder; a .crc whose header is still empty
+ * is the leftover of a create that a crash stopped (invariant 12 in
+ * chunk_store_file.h).
  *
  * An overlay (format 2; copy-on-write without reflinks, below) has no
  * plain data file but its own layer and links to a frozen base; its
@@ -87,7 +90,7 @@
  * snapshot or clone, docs/vmdisk.md): where the file system shares
  * blocks, the data file and the checksum file are reflinked (FICLONE)
  * under the new id, the header rewritten with the new version, and the
- * .crc renamed into place last, as create does.  Elsewhere nothing is
+ * .crc made as create makes it.  Elsewhere nothing is
  * copied: the copy becomes an overlay over the source's files, frozen
  * as its base and shared by hard links (chunk_ov_clone()), writing only
  * its own layer, so the first 4 KiB write into it costs one 4 KiB block.
@@ -101,20 +104,20 @@
  * deep, so a read goes to at most two files whatever the history.
  *
  * What a copy-on-write costs (chunk_ov_clone()): on a journaling file
- * system two journal commits, the copy's new files (the sync of its
- * checksum file, whose header must be on disk before it has its name,
- * commits every new name with it), then its name (the folder's sync,
- * before the reply).  A source with writes not synced yet is synced
- * first, so that no copy is made over blocks a crash could take back.
- * The written-block map of the copy is not synced (chunk_wmap.c).  A
- * crash between the two leaves the copy's files without its name, which
+ * system one journal commit: the sync of the copy's checksum file, whose
+ * header makes it a chunk, commits every new name with it, and the
+ * folder's sync after it (before the reply) finds nothing more to
+ * commit.  A source with writes not synced yet is synced first, so that
+ * no copy is made over blocks a crash could take back.  The written-block
+ * map of the copy is not synced (chunk_wmap.c).  A crash before that sync
+ * leaves the copy's files with an empty header, or none of them, which
  * the next open removes; the source never changed.  The source's own
  * conversion, later, is two commits more (its new checksum file and
  * names, then its switch), durable before the write that needed it.
  * The store's bytes on disk count each overlay's own files and each base
  * once (chunk_ov_unlink(), chunk_ov_shared_bytes(),
  * chunk_ov_list_alloc(), share_of()).  Whatever a crash leaves half-done
- * (a .crc.tmp, links of a conversion that did not switch, the flat name
+ * (a .crc with an empty header, a .crc.tmp, links of a conversion that did not switch, the flat name
  * of a converted chunk, files of no chunk) is removed at the next open
  * (store_sweep()).
  *
@@ -461,6 +464,22 @@ static int hdr_read(int cfd, struct chunk_hdr *h)
         h->base_len > h->length) /* invariant 7 */
         return -EIO;
     return 0;
+}
+
+/* Invariant 12: what @cfd holds of its header is zeros, if anything (a
+ * header is written whole, so a short one is a file still empty), so the
+ * file is no chunk's. */
+static bool hdr_empty(int cfd)
+{
+    uint8_t b[HDR_FIELDS_OVERLAY + 4];
+    ssize_t n = pread(cfd, b, sizeof(b), 0);
+
+    if (n < 0)
+        return false;
+    for (ssize_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
 }
 
 /* Write the header sector @h: one page, so even with RWF_NOWAIT in @rwf
@@ -1218,8 +1237,9 @@ static int rm_one(const char *path, const struct stat *sb, int flag,
 static int store_open(const char *dir, bool with_stage,
                       struct chunk_store **out);
 
-/* What chunk @id in directory @dfd is: 0 none, 1 flat, 2 overlay, -1
- * unknown (a header that cannot be read: its files are left alone). */
+/* What chunk @id in directory @dfd is: 0 none (no .crc, or one with an
+ * empty header: invariant 12), 1 flat, 2 overlay, -1 unknown (a header
+ * that cannot be read: its files are left alone). */
 static int sweep_kind(int dfd, uint64_t id)
 {
     char name[32];
@@ -1231,12 +1251,18 @@ static int sweep_kind(int dfd, uint64_t id)
     if (fd < 0)
         return errno == ENOENT ? 0 : -1;
     rc = hdr_read(fd, &h);
+    if (rc < 0)
+        rc = hdr_empty(fd) ? 0 : -1;
+    else
+        rc = h.overlay ? 2 : 1;
     close(fd);
-    return rc < 0 ? -1 : h.overlay ? 2 : 1;
+    return rc;
 }
 
 /* Remove from @path (one folder of chunks/) what a crash left half-done:
- * a .crc.tmp (an unfinished create, copy or conversion), data of no
+ * a .crc.tmp (an unfinished conversion), a .crc with an empty header and
+ * every file of its id (an unfinished create or copy, invariant 12),
+ * data of no
  * chunk or of an overlay (its flat name), the overlay files of no chunk
  * or of a flat one, and the map of no chunk; removing the last link of a base
  * frees it (invariant 9). */
@@ -1257,6 +1283,8 @@ static int sweep_dir(const char *path)
             owner = 1;
         else if (strcmp(suffix, ".crc.tmp") == 0)
             owner = 3; /* none: always a leftover */
+        else if (strcmp(suffix, ".crc") == 0)
+            owner = 5; /* itself: a leftover only when empty */
         else if (strcmp(suffix, ".wmap") == 0)
             owner = 4; /* any chunk */
         else if (chunk_ov_is_suffix(suffix))
@@ -1266,7 +1294,8 @@ static int sweep_dir(const char *path)
         int kind = owner == 3
                        ? 0
                        : sweep_kind(dirfd(d), strtoull(de->d_name, NULL, 16));
-        if (kind < 0 || kind == owner || (owner == 4 && kind > 0))
+        if (kind < 0 || kind == owner || (owner == 4 && kind > 0) ||
+            (owner == 5 && kind > 0))
             continue;
         if (unlinkat(dirfd(d), de->d_name, 0) == 0)
             log_info("chunk store: removed leftover file: %s/%s", path,
@@ -1416,9 +1445,12 @@ void chunk_store_close(struct chunk_store *s)
 /* ---- Versions ---------------------------------------------------------- */
 
 /* Create (empty) the data file of chunk @id, named with @data_suffix,
- * and its ID.crc.tmp, into *dfd and *cfd (-1 when not opened). */
+ * and its checksum file, into *dfd and *cfd (-1 when not opened): under
+ * its final name ID.crc when @named (a new chunk: it must not exist yet),
+ * else as ID.crc.tmp (the new checksum file of a chunk that exists). */
 int chunk_open_new_pair(struct chunk_store *s, uint64_t id,
-                        const char *data_suffix, int *dfd, int *cfd)
+                        const char *data_suffix, bool named, int *dfd,
+                        int *cfd)
 {
     char path[4096];
     int fd;
@@ -1429,21 +1461,27 @@ int chunk_open_new_pair(struct chunk_store *s, uint64_t id,
     if (fd < 0)
         return fd;
     *dfd = fd;
-    chunk_path(s, id, ".crc.tmp", path, sizeof(path));
-    fd = open_evicting(s, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC);
+    chunk_path(s, id, named ? ".crc" : ".crc.tmp", path, sizeof(path));
+    fd = open_evicting(s, path,
+                       O_RDWR | O_CREAT | O_CLOEXEC |
+                           (named ? O_EXCL : O_TRUNC));
     if (fd < 0)
         return fd;
     *cfd = fd;
     return 0;
 }
 
-/* Remove what chunk_files_prepare() made of @f and close its files. */
+/* Remove what chunk_files_prepare() made of @f and close its files.
+ * Its ID.crc goes only if it made it (it is open): an ID.crc that was
+ * there already, which its O_EXCL met, is some chunk's. */
 void chunk_files_abort(struct chunk_store *s, struct chunk_file *f)
 {
-    static const char *const names[] = {"", ".crc.tmp", ".wmap"};
+    static const char *const names[] = {"", ".crc", ".wmap"};
     char path[4096];
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (i == 1 && f->cfd < 0)
+            continue;
         chunk_path(s, f->id, names[i], path, sizeof(path));
         unlink(path);
     }
@@ -1452,12 +1490,14 @@ void chunk_files_abort(struct chunk_store *s, struct chunk_file *f)
 }
 
 /* The first half of making chunk @f at @ver: every file written under
- * its final name but the checksum file, which is ID.crc.tmp, with the
+ * its final name, the checksum file ID.crc too (invariant 12: until its
+ * header sector is written and synced, it is no chunk), with the
  * written-block map created last.  Only the files with contents are
  * synced: the checksum file (its header) and a copied data file; on a
- * journaling file system the first sync also commits every new name,
- * so the one after it finds nothing more to write.  The map is not
- * synced here (chunk_wmap.c says why).  A copy of a flat chunk is a
+ * journaling file system that sync commits every new name with it, so
+ * the folder's sync in chunk_files_commit() finds nothing more to write
+ * and the whole costs one journal commit.  The map is not synced here
+ * (chunk_wmap.c says why).  A copy of a flat chunk is a
  * reflink or nothing (-EOPNOTSUPP); an overlay's copy links its base and
  * copies the source's layer (reflinked or sparse).  A folder of chunks/
  * made here (the stage's: the main store makes them all at open) is made
@@ -1482,7 +1522,8 @@ int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
         f->base_len = src->base_len;
     }
     if (rc == 0)
-        rc = chunk_open_new_pair(s, f->id, ov ? ".ov" : "", &f->dfd, &f->cfd);
+        rc = chunk_open_new_pair(s, f->id, ov ? ".ov" : "", true, &f->dfd,
+                                 &f->cfd);
     if (rc == 0 && src && src->dfd >= 0) {
         enum chunk_copy_mode mode = ov ? CHUNK_COPY_ANY : CHUNK_COPY_REFLINK;
         rc = chunk_copy_file(s, src->dfd, f->dfd, mode);
@@ -1515,23 +1556,21 @@ int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
     return rc;
 }
 
-/* The second half: rename ID.crc.tmp into place, which makes the chunk
- * exist, and make the folder's entries durable (one sync). */
+/* The second half: make the folder's entries durable (one sync), after
+ * which the chunk exists whatever happens to the host.  On failure
+ * nothing of @f is left. */
 int chunk_files_commit(struct chunk_store *s, struct chunk_file *f,
                        uint64_t ver, uint64_t length)
 {
-    char path[4096], tmp[4096], dir[4096];
+    char dir[4096];
     int rc;
 
-    chunk_path(s, f->id, ".crc.tmp", tmp, sizeof(tmp));
-    chunk_path(s, f->id, ".crc", path, sizeof(path));
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
+    chunk_dir_path(s, f->id, dir, sizeof(dir));
+    rc = chunk_fsync_path(dir);
+    if (rc < 0) {
         chunk_files_abort(s, f);
         return rc;
     }
-    chunk_dir_path(s, f->id, dir, sizeof(dir));
-    rc = chunk_fsync_path(dir);
     f->exists = true;
     f->version = ver;
     f->length = length;
@@ -2457,8 +2496,9 @@ static int list_dir(struct chunk_store *s, const char *sub,
         if (fd < 0)
             continue; /* deleted while we walk */
         if (hdr_read(fd, &h) < 0) {
-            log_warn("chunk list: bad header, skipped: path=%s/%s", path,
-                     de->d_name);
+            if (!hdr_empty(fd)) /* else one being made: invariant 12 */
+                log_warn("chunk list: bad header, skipped: path=%s/%s", path,
+                         de->d_name);
             close(fd);
             continue;
         }

@@ -74,6 +74,13 @@
  *      base as before (invariants 7 and 8), whatever its data became.
  *      Once that write succeeds, the space it took is the block's: its
  *      resv bit is set.
+ *  12. A checksum file (ID.crc) whose header sector is empty (all zeros
+ *      as far as the file goes, if anywhere) is no chunk: a create or
+ *      copy that stopped before its first sync (chunk_files_prepare()
+ *      makes the file under its final name, then writes and syncs the
+ *      header).  A chunk's header is durable before its create returns,
+ *      and is later rewritten only whole, in place, so it is never empty
+ *      again; store_sweep() removes such a file with the rest.
  */
 struct chunk_file {
     uint64_t id;
@@ -207,7 +214,8 @@ enum chunk_copy_mode { CHUNK_COPY_REFLINK, CHUNK_COPY_ANY };
 int chunk_copy_file(struct chunk_store *s, int in, int out,
                     enum chunk_copy_mode mode);
 int chunk_open_new_pair(struct chunk_store *s, uint64_t id,
-                        const char *data_suffix, int *dfd, int *cfd);
+                        const char *data_suffix, bool named, int *dfd,
+                        int *cfd);
 int chunk_files_prepare(struct chunk_store *s, struct chunk_file *f,
                         uint64_t ver, const struct chunk_copy_src *src);
 void chunk_files_abort(struct chunk_store *s, struct chunk_file *f);

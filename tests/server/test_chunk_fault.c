@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -64,6 +65,16 @@ static void arm(enum fault_call c, const char *path_end, int err)
 {
     fault_inject_set(&(struct fault_rule){
         .call = c, .path_end = path_end, .nth = 1, .err = err});
+}
+
+/* Chunk @id's file with @suffix exists in @fx's store. */
+static bool chunk_file_exists(struct fix *fx, uint64_t id, const char *suffix)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s/chunks/%02x/%016llx%s", fx->dir,
+             (unsigned)(id & 0xff), (unsigned long long)id, suffix);
+    return access(path, F_OK) == 0;
 }
 
 /* The chunk reads back as @want over [0, LEN). */
@@ -197,16 +208,18 @@ static void test_chunk_store_setversion_create_eio(void **state)
     struct fix *fx = *state;
     struct chunk_info ci;
 
-    /* The new .crc is written, synced, renamed and its folder synced; a
-     * failure of any leaves no chunk behind. */
-    arm(FAULT_FDATASYNC, ".crc.tmp", EIO);
+    /* The new .crc is written and synced, then its folder synced; a
+     * failure of any leaves no chunk behind, and no file of it. */
+    arm(FAULT_FDATASYNC, ".crc", EIO);
     assert_int_equal(chunk_store_setversion(fx->s, ID + 1, 0, 1), -EIO);
     fault_inject_clear();
     assert_int_equal(chunk_store_stat(fx->s, ID + 1, &ci), -ENOENT);
-    arm(FAULT_PWRITEV2, ".crc.tmp", ENOSPC);
+    assert_false(chunk_file_exists(fx, ID + 1, ".crc"));
+    arm(FAULT_PWRITEV2, ".crc", ENOSPC);
     assert_int_equal(chunk_store_setversion(fx->s, ID + 1, 0, 1), -ENOSPC);
     fault_inject_clear();
     assert_int_equal(chunk_store_stat(fx->s, ID + 1, &ci), -ENOENT);
+    assert_false(chunk_file_exists(fx, ID + 1, ".crc"));
     assert_int_equal(chunk_store_setversion(fx->s, ID + 1, 0, 1), 0);
 }
 
@@ -373,16 +386,19 @@ static void test_chunk_store_create_mkdir_enospc(void **state)
     assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), 0);
 }
 
-static void test_chunk_store_create_rename_eio(void **state)
+static void test_chunk_store_create_dirsync_eio(void **state)
 {
     struct fix *fx = *state;
 
-    /* The new .crc gets its name last: without it there is no chunk. */
-    arm(FAULT_RENAME, ID2_NAME ".crc", EIO);
+    /* The folder's sync makes the new chunk's names durable, last: when
+     * it fails there is no chunk, and none of its files. */
+    arm(FAULT_FSYNC, "/c5", EIO); /* ID2's folder */
     assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), -EIO);
-    assert_int_equal(fault_inject_hits(FAULT_RENAME), 1);
+    assert_int_equal(fault_inject_hits(FAULT_FSYNC), 1);
     fault_inject_clear();
     expect_no_id2(fx);
+    assert_false(chunk_file_exists(fx, ID2, ".crc"));
+    assert_false(chunk_file_exists(fx, ID2, ""));
     assert_int_equal(chunk_store_setversion(fx->s, ID2, 0, 1), 0);
 }
 
@@ -486,7 +502,7 @@ int test_chunk_fault(void)
         T(test_chunk_store_create_open_emfile),
         T(test_chunk_store_reopen_eacces),
         T(test_chunk_store_create_mkdir_enospc),
-        T(test_chunk_store_create_rename_eio),
+        T(test_chunk_store_create_dirsync_eio),
         T(test_chunk_store_stage_commit_rename_eio),
         T(test_chunk_store_clone_link_enospc),
         T(test_chunk_store_clone_link_emlink_copies),

@@ -660,26 +660,55 @@ static void test_chunk_overlay_switched_conversion_swept(void **state)
     assert_reads(fx, DST, 1, fx->base);
 }
 
-/* A crash while a copy is made, before its name (its .crc) is durable:
- * the copy's files go, the source is flat and no longer shared. */
+/* A crash while a copy is made, before its checksum file's header is
+ * durable (invariant 12): the file is there with nothing in it, or with
+ * a header sector of zeros.  Either way the copy's files go, the source
+ * is flat and no longer shared. */
 static void test_chunk_overlay_unnamed_copy_swept(void **state)
 {
     struct fix *fx = *state;
-    char a[256], b[256];
+    static const off_t sizes[] = {0, 512};
+    char a[256];
+
+    make_clone(fx);
+    for (int i = 0; i < 2; i++) {
+        if (i > 0)
+            assert_int_equal(chunk_store_clone(fx->s, SRC, 2, DST, 1), 0);
+        chunk_store_close(fx->s);
+        path_of(fx, DST, ".crc", a, sizeof(a));
+        assert_int_equal(truncate(a, 0), 0);
+        assert_int_equal(truncate(a, sizes[i]), 0);
+        store_open(fx);
+        assert_int_equal(chunk_store_count(fx->s), 1);
+        assert_false(has_file(fx, DST, ".bdata") ||
+                     has_file(fx, DST, ".bcrc") || has_file(fx, DST, ".ov") ||
+                     has_file(fx, DST, ".crc") || has_file(fx, DST, ".wmap"));
+        assert_int_equal(stat_of(fx, SRC, "").st_nlink, 1);
+        assert_reads(fx, SRC, 2, fx->base);
+    }
+    write_fill(fx, SRC, 2, 0, BS, 0x16);
+    assert_false(has_file(fx, SRC, ".bdata"));
+}
+
+/* A header that is not empty but wrong is damage, not a copy that never
+ * finished: the chunk's files stay, for repair to see. */
+static void test_chunk_overlay_bad_header_kept(void **state)
+{
+    struct fix *fx = *state;
+    char a[256];
+    int fd;
 
     make_clone(fx);
     chunk_store_close(fx->s);
     path_of(fx, DST, ".crc", a, sizeof(a));
-    path_of(fx, DST, ".crc.tmp", b, sizeof(b));
-    assert_int_equal(rename(a, b), 0);
+    fd = open(a, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "x", 1, 9), 1);
+    close(fd);
     store_open(fx);
+    assert_true(has_file(fx, DST, ".crc") && has_file(fx, DST, ".ov") &&
+                has_file(fx, DST, ".bdata"));
     assert_int_equal(chunk_store_count(fx->s), 1);
-    assert_false(has_file(fx, DST, ".bdata") || has_file(fx, DST, ".bcrc") ||
-                 has_file(fx, DST, ".ov") || has_file(fx, DST, ".crc.tmp"));
-    assert_int_equal(stat_of(fx, SRC, "").st_nlink, 1);
-    assert_reads(fx, SRC, 2, fx->base);
-    write_fill(fx, SRC, 2, 0, BS, 0x16);
-    assert_false(has_file(fx, SRC, ".bdata"));
 }
 
 /* A crash while a shared source becomes an overlay, before its switch:
@@ -837,6 +866,7 @@ int test_chunk_overlay(void)
         T(test_chunk_overlay_interrupted_conversion_swept),
         T(test_chunk_overlay_switched_conversion_swept),
         T(test_chunk_overlay_unnamed_copy_swept),
+        T(test_chunk_overlay_bad_header_kept),
         T(test_chunk_overlay_interrupted_unshare_swept),
         T(test_chunk_overlay_link_limit_copies_base),
         T(test_chunk_overlay_crcs_are_what_blocks_read),
