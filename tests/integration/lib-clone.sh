@@ -16,7 +16,6 @@ W=$IT_TMP/want      # W/NAME: what image /NAME must hold
 mkdir "$W"
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-sha() { sha256sum | cut -d' ' -f1; }
 nbd_url() { echo "nbd://$TS_NBD_ADDR/$1"; }
 
 # check NAME...: each image reads as W/NAME over NBD and through the mount
@@ -25,10 +24,10 @@ check() {
     local n want
     drop_caches
     for n in "$@"; do
-        want=$(sha <"$W/$n")
-        it_expect_eq "$n over NBD" "$(nbdcopy "$(nbd_url "$n")" - | sha)" "$want"
+        want=$(it_sha256 <"$W/$n")
+        it_expect_eq "$n over NBD" "$(nbdcopy "$(nbd_url "$n")" - | it_sha256)" "$want"
         [ "${CHECK_MOUNT:-1}" = 0 ] ||
-            it_expect_eq "$n through the mount" "$(sha <"$TS_MNT/$n")" "$want"
+            it_expect_eq "$n through the mount" "$(it_sha256 <"$TS_MNT/$n")" "$want"
     done
 }
 

@@ -112,6 +112,22 @@ it_meta_applied() {
     it_fail "replica $1 applied ${applied:-0}, want $2"
 }
 
+# it_sha256: the SHA-256 of stdin, in hex.  The tests hash gigabytes:
+# openssl's digest uses the CPU's SHA instructions, about a quarter of
+# sha256sum's CPU here; sha256sum where openssl is missing.  A digest that
+# fails prints a word of its own (never equal to another's) and says so.
+it_sha256() {
+    local h
+    if command -v openssl >/dev/null 2>&1; then
+        h=$(openssl dgst -sha256 -r)
+    else
+        h=$(sha256sum)
+    fi
+    h=${h%% *}
+    [ ${#h} -eq 64 ] || { echo "it_sha256: no digest" >&2; h=no-digest-$BASHPID; }
+    echo "$h"
+}
+
 # it_expect_eq WHAT GOT WANT
 it_expect_eq() { [ "$2" = "$3" ] || it_fail "$1: got '$2', want '$3'"; it_ok "$1"; }
 

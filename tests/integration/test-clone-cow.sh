@@ -36,7 +36,6 @@ for i in 1 2 3; do ts_start_chunkd "$i" || it_fail "chunkd $i did not start"; do
 ts_wait_servers 3 15 || it_fail "storage servers did not register"
 ts_start_nbd || it_fail "tessera-nbd did not start"
 
-sha() { sha256sum | cut -d' ' -f1; }
 nbd_url() { echo "nbd://$TS_NBD_ADDR/$1"; }
 chunk_kb() { du -sk "$TS_DIR"/chunk{1,2,3}/chunks | awk '{s += $1} END {print s}'; }
 
@@ -48,7 +47,7 @@ check() { # check NAME...: each image reads as W/NAME over NBD
     local n
     for n in "$@"; do
         it_expect_eq "$n reads as expected" \
-            "$(nbdcopy "$(nbd_url "$n")" - | sha)" "$(sha <"$W/$n")"
+            "$(nbdcopy "$(nbd_url "$n")" - | it_sha256)" "$(it_sha256 <"$W/$n")"
     done
 }
 

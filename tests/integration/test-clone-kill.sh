@@ -99,9 +99,9 @@ it_expect_eq "the clone shares no chunk with the template now" \
 fio "${job[@]}" --verify_only || it_fail "verify: $(tail -20 "$IT_TMP/fio.out")"
 it_ok "every acknowledged block reads back"
 check_blocks c.img
-want=$(head -c 512M /dev/zero | tr '\0' '\132' | sha256sum | cut -d' ' -f1)
+want=$(head -c 512M /dev/zero | tr '\0' '\132' | it_sha256)
 it_expect_eq "the snapshot reads as the template" \
-    "$(nbdcopy "$(url tmpl.snap)" - | sha256sum | cut -d' ' -f1)" "$want"
+    "$(nbdcopy "$(url tmpl.snap)" - | it_sha256)" "$want"
 
 ts_start_chunkd "$vi" || it_fail "chunkd $vi did not restart"
 ts_wait_servers 4 15 || it_fail "chunkd $vi did not come back"

@@ -35,8 +35,8 @@ it_ok "snapshot and clone while qemu-io wrote the image"
 head -c "$WSIZE" /dev/zero | tr '\0' '\042' >"$W/w.img"
 check w.img
 drop_caches
-it_expect_eq "the clone equals the snapshot" "$(nbdcopy "$(nbd_url w1.img)" - | sha)" \
-    "$(sha <"$TS_MNT/w.snap")"
+it_expect_eq "the clone equals the snapshot" "$(nbdcopy "$(nbd_url w1.img)" - | it_sha256)" \
+    "$(it_sha256 <"$TS_MNT/w.snap")"
 res=$(python3 - "$TS_MNT/w.snap" <<'PY'
 import sys
 B = 65536

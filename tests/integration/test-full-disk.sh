@@ -66,7 +66,7 @@ except OSError as e:
 EOF
 }
 # sha FILE MIB: the sha256 of FILE's first MIB MiB.
-sha() { head -c $(($2 << 20)) "$1" | sha256sum | cut -d' ' -f1; }
+sha() { head -c $(($2 << 20)) "$1" | it_sha256; }
 # want_sha FILE OFFSET_MIB MIB SEED: what wr wrote there.
 want_sha() {
     python3 -c "import random, hashlib, sys

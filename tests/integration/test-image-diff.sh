@@ -36,9 +36,8 @@ ts_start_nbd || it_fail "tessera-nbd did not start"
 T="$TS_BIN/tessera"
 MIB=$((1 << 20))
 CHUNK=$((64 * MIB))
-sha() { sha256sum | cut -d' ' -f1; }
 url() { echo "nbd://$TS_NBD_ADDR/$1"; }
-img_sha() { nbdcopy "$(url "$1")" - | sha; }
+img_sha() { nbdcopy "$(url "$1")" - | it_sha256; }
 qio() { # qio IMAGE CMD: one qemu-io command over NBD
     qemu-io -f raw -c "$2" "$(url "$1")" >"$IT_TMP/qio.out" 2>&1 &&
         ! grep -qiE "fail|error" "$IT_TMP/qio.out" ||
@@ -118,7 +117,7 @@ it_expect_eq "b.img + diff reads as a@2" "$(img_sha b.img)" "$A2"
     "$T" image export /copy.img "$IT_TMP/copy.raw" >/dev/null ||
         it_fail "second cluster: export"
     it_expect_eq "a copy of a@1 on a second cluster + diff reads as a@2" \
-        "$(sha <"$IT_TMP/copy.raw")" "$A2"
+        "$(it_sha256 <"$IT_TMP/copy.raw")" "$A2"
 ) || exit 1
 
 # Size changes travel too: grown and written past the old end (a@3), then

@@ -108,19 +108,19 @@ with open(sys.argv[1], "wb") as f:
     for i in range(int(sys.argv[2])):
         f.write(i.to_bytes(8, "big") + blk[8:])
 PY
-want=$(sha256sum <"$IT_TMP/src.raw" | cut -d' ' -f1)
+want=$(it_sha256 <"$IT_TMP/src.raw")
 now() { date +%s.%N; }
 mbps() { python3 -c "print(round($COPY_MIB * 1.048576 / ($2 - $1)))"; }
 t0=$(now); nbdcopy "$IT_TMP/src.raw" "$(tcp big.raw)" || it_fail "nbdcopy in"
 t1=$(now); nbdcopy "$(tcp big.raw)" "$IT_TMP/out.raw" || it_fail "nbdcopy out"
 t2=$(now)
-it_expect_eq "nbdcopy $COPY_MIB MiB round trip" "$(sha256sum <"$IT_TMP/out.raw" | cut -d' ' -f1)" "$want"
+it_expect_eq "nbdcopy $COPY_MIB MiB round trip" "$(it_sha256 <"$IT_TMP/out.raw")" "$want"
 echo "nbdcopy: in $(mbps "$t0" "$t1") MB/s, out $(mbps "$t1" "$t2") MB/s ($COPY_MIB MiB)"
 rm -f "$IT_TMP/out.raw"
 t0=$(now); qemu-img convert -n -f raw -O raw "$IT_TMP/src.raw" "$(unx big2.raw)" || it_fail "convert in"
 t1=$(now); qemu-img convert -f raw -O raw "$(unx big2.raw)" "$IT_TMP/out.raw" || it_fail "convert out"
 t2=$(now)
-it_expect_eq "qemu-img convert $COPY_MIB MiB round trip" "$(sha256sum <"$IT_TMP/out.raw" | cut -d' ' -f1)" "$want"
+it_expect_eq "qemu-img convert $COPY_MIB MiB round trip" "$(it_sha256 <"$IT_TMP/out.raw")" "$want"
 echo "qemu-img convert: in $(mbps "$t0" "$t1") MB/s, out $(mbps "$t1" "$t2") MB/s ($COPY_MIB MiB)"
 qemu-img compare -f raw -F raw "$(tcp big.raw)" "$(unx big2.raw)" >/dev/null ||
     it_fail "qemu-img compare of the two copies"

@@ -34,7 +34,7 @@ for ((i = 0; i < 100; i++)); do
 done
 it_ok "wrote /f1 and /f2, 8 MiB each"
 
-sum() { sha256sum <"$1" | cut -d' ' -f1; }
+sum() { it_sha256 <"$1"; }
 first_replica() { it_json "j['chunks'][0]['replicas'][0]['server']" fileinfo "$1"; }
 chunk_of() { it_json "j['chunks'][0]['id']" fileinfo "$1"; }
 
@@ -75,8 +75,8 @@ for ((k = 0; k < 32; k++)); do cmds+=(-c "aio_read -P 0 $((k * 128)) 128k"); don
 out=$(qemu-io -f raw -r "${cmds[@]}" -c aio_flush "nbd://$TS_NBD_ADDR/f2" 2>&1)
 grep -qi "error\|failed" <<<"$(grep -v "Pattern verification failed" <<<"$out")" &&
     it_fail "parallel NBD reads: $out"
-it_expect_eq "/f2 through the mount" "$(sha256sum <"$TS_MNT/f2" | cut -d' ' -f1)" \
-    "$(sha256sum <"$IT_TMP/f2" | cut -d' ' -f1)"
+it_expect_eq "/f2 through the mount" "$(it_sha256 <"$TS_MNT/f2")" \
+    "$(it_sha256 <"$IT_TMP/f2")"
 it_ok "32 parallel NBD reads of the damaged chunk answered with data"
 sent=$(grep -c "chunk report: sent: server=$victim chunk=$id" "$TS_DIR/logs/nbd.log")
 [ "$sent" -le 1 ] || it_fail "tessera-nbd sent $sent reports of one damaged replica"

@@ -46,7 +46,7 @@ all_at_goal() {
 verify_data() {
     local k
     for ((k = 1; k <= NFILES; k++)); do
-        [ "$(sha256sum <"$TS_MNT/f$k" | cut -d' ' -f1)" = "$(cat "$IT_TMP/f$k.sha")" ] ||
+        [ "$(it_sha256 <"$TS_MNT/f$k")" = "$(cat "$IT_TMP/f$k.sha")" ] ||
             it_fail "$1: /f$k does not read back equal"
     done
     it_ok "$1: $NFILES files read back equal"
@@ -58,7 +58,7 @@ now() { date +%s.%N; }
 for ((k = 1; k <= NFILES; k++)); do
     python3 -c 'import os, sys; sys.stdout.buffer.write(os.urandom(4 << 20))' \
         >"$IT_TMP/src"
-    sha256sum <"$IT_TMP/src" | cut -d' ' -f1 >"$IT_TMP/f$k.sha"
+    it_sha256 <"$IT_TMP/src" >"$IT_TMP/f$k.sha"
     cp "$IT_TMP/src" "$TS_MNT/f$k" || it_fail "write /f$k"
 done
 sync "$TS_MNT" 2>/dev/null || sync

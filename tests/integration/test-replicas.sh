@@ -104,8 +104,8 @@ with open(path, "r+b") as fh:
 PY
     mnt=$IT_TMP/m$round
     ts_start_mount "$mnt" || it_fail "mount $round did not start"
-    want=$(sha256sum <"$src/f$n" | cut -d' ' -f1)
-    got=$(sha256sum <"$mnt/f$n" | cut -d' ' -f1)
+    want=$(it_sha256 <"$src/f$n")
+    got=$(it_sha256 <"$mnt/f$n")
     [ "$got" = "$want" ] || it_fail "/f$n read with a corrupt copy ($f) returned wrong data"
     it_ok "/f$n: corrupt block in copy $round of its first chunk; reads back right"
     fusermount3 -u "$mnt"

@@ -31,7 +31,7 @@ python3 -c 'import os, sys; sys.stdout.buffer.write(os.urandom(3 << 20))' \
     >"$IT_TMP/src"
 cp "$IT_TMP/src" "$TS_MNT/f" || it_fail "write through the mount"
 sync "$TS_MNT/f"
-want=$(sha256sum <"$IT_TMP/src" | cut -d' ' -f1)
+want=$(it_sha256 <"$IT_TMP/src")
 it_ok "file written"
 
 # ---- Corrupt one replica ---------------------------------------------------
@@ -130,6 +130,6 @@ it_ok "bad replica replaced, $ncopies copies again"
 fusermount3 -u "$TS_MNT" || fusermount3 -uz "$TS_MNT"
 ts_kill mount
 ts_start_mount || it_fail "remount did not start"
-got=$(sha256sum <"$TS_MNT/f" | cut -d' ' -f1)
+got=$(it_sha256 <"$TS_MNT/f")
 it_expect_eq "file reads back after repair" "$got" "$want"
 exit 0

@@ -46,7 +46,7 @@ json() {
         python3 -c "import json,sys; j=json.load(sys.stdin); print($expr)"
 }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
+sha() { it_sha256 <"$1"; }
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 chunk_kb() { du -sk "$TS_DIR"/chunk{1,2,3}/chunks | awk '{s += $1} END {print s}'; }
 # patch FILE OFFSET LEN SEED: the same random bytes into FILE (through the
