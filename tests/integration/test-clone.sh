@@ -54,14 +54,18 @@ snap b.img b.snap
 cp "$W/b.snap" "$W/vm1.img"
 it_ok "clone of a snapshot with data right after it was taken"
 it_expect_eq "the clone is writable" "$(it_json "j['readonly']" image info /vm1.img)" False
-check b.img b.snap vm1.img
+# b.img, written by nothing else, is read after its own writes in case 2.
+check b.snap vm1.img
 
 # ---- 2. the clone and the origin written -----------------------------------
 nbd_patch vm1.img 0 4096                       # shared chunk 0
 nbd_patch vm1.img $((70 * MIB + 123)) $((MIB)) # shared chunk 1, unwritten part
 nbd_patch vm1.img $((110 * MIB)) 65536         # shared chunk 1, written part
 nbd_patch vm1.img $((SIZE - 5000)) 5000        # the hole, up to the end
-check vm1.img b.snap b.img
+check vm1.img
+# The snapshot and the origin are read once both the clone and the origin
+# were written (no write of either lands where the other's does): a
+# write of the clone's that reached them shows there.
 nbd_patch b.img $((MIB)) $((2 * MIB))
 nbd_patch b.img $((120 * MIB)) 4096
 clone b.snap vm2.img
@@ -77,7 +81,9 @@ snap b.snap b.snap2 # snapshot of a snapshot
 clone b.snap2 vm3.img
 nbd_patch vm3.img $((5 * MIB)) 8192
 nbd_patch vm1.img 4096 4096 # the clone written after its snapshot
-check vm1.snap vm1c.img vm1cc.img b.snap2 vm3.img vm1.img b.snap
+# b.snap, under b.snap2 and vm3.img, is read again in case 6, after every
+# write into what was made from it.
+check vm1.snap vm1c.img vm1cc.img b.snap2 vm3.img vm1.img
 
 # ---- 4. template -> snapshot -> ten clones ----------------------------------
 snap vm2.img tmpl.snap
@@ -97,7 +103,9 @@ dd if="$W/m.img" of="$TS_MNT/m.img" bs=1M conv=fsync status=none ||
     it_fail "write m.img"
 snap m.img m.snap
 clone m.snap m1.img
-check m1.img
+# A clone read before any write into it: case 1 (vm1.img) and case 2
+# (vm2.img); m1.img is read after its writes, with the snapshot's bytes
+# around them.
 mnt_patch m1.img 0 4096
 mnt_patch m1.img $((66 * MIB)) $((MIB))
 mnt_patch m.img $((99 * MIB)) 4096
@@ -111,7 +119,8 @@ check m1.snap m2.img m1.img
 "$T" image rm /b.img >/dev/null || it_fail "image rm b.img"
 clone b.snap vm4.img
 nbd_patch vm4.img 0 65536
-check vm4.img b.snap vm2.img
+# vm2.img, under the ten clones of case 4, is read at the end of case 7.
+check vm4.img b.snap
 "$T" fsck >/dev/null || it_fail "fsck after clones of snapshots"
 it_ok "fsck clean"
 
