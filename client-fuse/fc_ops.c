@@ -948,80 +948,68 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
-    /* Listing needs read permission on the directory: checked here, once,
-     * as open(2) of a directory would. */
-    struct proto_attr a;
-    int rc = open_check(req, ino, O_RDONLY, false, &a);
-    if (rc == 0 && !S_ISDIR(a.mode))
-        rc = -ENOTDIR;
-    if (rc < 0) {
-        fuse_reply_err(req, -rc);
+    /* The kernel checked read permission on the directory already
+     * (default_permissions, as open(2) of a directory does), and metad
+     * checks every READDIR again: nothing to ask here. */
+    (void)ino;
+    struct fc_dirwin *w;
+    if (fc_dirwin_new(&w) < 0) {
+        fuse_reply_err(req, ENOMEM);
         return;
     }
-    fi->fh = 0;
-    fuse_reply_open(req, fi);
+    fi->fh = (uint64_t)(uintptr_t)w;
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        fc_dirwin_free(w); /* the opener was interrupted */
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
                           struct fuse_file_info *fi)
 {
     (void)ino;
-    (void)fi;
+    fc_dirwin_free((struct fc_dirwin *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 
+/* A page of directory @ino after cookie @off, from the handle's window
+ * (fc_dirwin.c). */
 static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                     bool plus)
+                     struct fuse_file_info *fi, bool plus)
 {
-    /* A dirent takes at least 24 bytes (32 with attributes, more with
-     * the name); ask for about what fits. */
-    uint32_t max = (uint32_t)(size / (plus ? 160 : 32));
-    if (max < 1)
-        max = 1;
-    if (max > PROTO_READDIR_MAX)
-        max = PROTO_READDIR_MAX;
-    struct proto_readdir_req m = {
-        .ino = ino,
-        .cookie = (uint64_t)off,
-        .max_entries = max,
-        .flags = plus ? PROTO_READDIR_PLUS : 0,
-    };
-    cred_fill(req, &m.cred);
-    struct proto_wbuf w;
-    proto_wbuf_init(&w);
-    proto_readdir_req_encode(&w, &m);
-    struct rpc_reply rep;
-    struct proto_readdir_rep out;
-    call_start(fs_of(req));
+    struct fc_fs *fs = fs_of(req);
+    struct fc_dirwin *w = (struct fc_dirwin *)(uintptr_t)fi->fh;
+    char *buf = malloc(size ? size : 1);
+    char *name = malloc(PROTO_MAX_STR + 1);
+    if (!w || !buf || !name) {
+        free(buf);
+        free(name);
+        fuse_reply_err(req, w ? ENOMEM : EBADF);
+        return;
+    }
+    struct proto_cred cred;
+    cred_fill(req, &cred);
+    struct proto_dirent_iter it;
+    fc_dirwin_lock(w);
     int rc =
-        cl_meta_call(fs_of(req)->cl, PROTO_MSG_READDIR_REQ, &w, &rep, &out);
-    proto_wbuf_free(&w);
+        fc_dirwin_at(w, fs, &cred, ino, (uint64_t)off, plus, &it, &call_epoch);
     if (rc < 0) {
+        fc_dirwin_unlock(w);
+        free(buf);
+        free(name);
         fuse_reply_err(req, -rc);
         return;
     }
-
-    char *buf = malloc(size ? size : 1);
-    char *name = malloc(PROTO_MAX_STR + 1);
-    if (!buf || !name) {
-        free(buf);
-        free(name);
-        rpc_reply_free(&rep);
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    bool have_attrs = plus && (out.flags & PROTO_READDIR_PLUS);
+    /* Attributes are given for a time only when no break came since the
+     * window was fetched (cache_timeout() against that epoch). */
+    bool have_attrs = plus && (it.flags & PROTO_READDIR_PLUS);
     size_t used = 0;
-    struct proto_dirent_iter it;
     struct proto_dirent d;
-    proto_dirent_iter_init(&it, &out);
     while (proto_dirent_next(&it, &d)) {
         memcpy(name, d.name.p, d.name.len);
         name[d.name.len] = '\0';
         size_t need;
         if (plus) {
             struct fuse_entry_param e;
-            entry_fill(fs_of(req), &d.attr, &e);
+            entry_fill(fs, &d.attr, &e);
             if (!have_attrs) {
                 /* No attributes: the kernel must look the entry up. */
                 e.attr_timeout = 0;
@@ -1041,7 +1029,7 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             break; /* the next readdir resumes from the last cookie */
         used += need;
     }
-    rpc_reply_free(&rep);
+    fc_dirwin_unlock(w);
     fuse_reply_buf(req, buf, used);
     free(buf);
     free(name);
@@ -1050,15 +1038,13 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
-    (void)fi;
-    read_dir(req, ino, size, off, false);
+    read_dir(req, ino, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
                            off_t off, struct fuse_file_info *fi)
 {
-    (void)fi;
-    read_dir(req, ino, size, off, true);
+    read_dir(req, ino, size, off, fi, true);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
