@@ -9,6 +9,8 @@
  *   fc_notify.c    callback breaks -> kernel cache invalidation
  *   fc_nocap.c     inodes known to have no security.capability
  *   fc_dirattr.c   directory attributes from our own changes' replies
+ *   fc_dirlist.c   every name of directories this mount made
+ *   fc_dirwin.c    an open directory's window of entries
  *   fc_inotab.c    the table both keep their facts in
  *   fc_conf.c      --config FILE
  */
@@ -18,6 +20,8 @@
 #include "cl.h"
 
 /* The whole mount: fuse_req_userdata() of every request. */
+struct fc_dirlist;
+struct fc_dirwin;
 struct fc_inotab;
 struct fc_notify;
 struct fuse_opt;
@@ -29,6 +33,8 @@ struct fc_fs {
     struct fc_notify *notify;
     struct fc_inotab *nocap;
     struct fc_inotab *dirattr;
+    struct fc_dirlist *dirlist;
+    uint64_t resets; /* cl_cb_resets() the tables were last cleared at */
     bool consistency_validate; /* -o consistency=validate */
 };
 
@@ -136,5 +142,55 @@ void fc_dirattr_note(struct fc_inotab *t, const struct proto_attr *a,
 struct fuse_lowlevel_ops;
 /* The callback table; userdata must be a struct fc_fs. */
 const struct fuse_lowlevel_ops *fc_ops_get(void);
+
+/* fc_dirlist.c */
+
+/* Directories known whole at once, and names one may hold. */
+#define FC_DIRLIST_DIRS 64
+#define FC_DIRLIST_NAMES 100000
+
+/* A table of directories whose every name the mount knows.  Caller owns
+ * *out: fc_dirlist_free() (NULL is fine).  0 or -ENOMEM. */
+int fc_dirlist_new(struct fc_dirlist **out);
+void fc_dirlist_free(struct fc_dirlist *t);
+/* The forget count, taken before a MKDIR is sent. */
+uint64_t fc_dirlist_gen(struct fc_dirlist *t);
+/* Directory @ino was just made empty by us, asked when the forget count
+ * was @gen: known whole until @until_ms, unless something was forgotten
+ * since. */
+void fc_dirlist_note_empty(struct fc_dirlist *t, uint64_t ino, uint64_t gen,
+                           uint64_t now_ms, uint64_t until_ms);
+/* Our own change added @name to @dir, or removed it; when @dir is known,
+ * it stays known with it, until @until_ms if that is later (0: no later). */
+void fc_dirlist_add(struct fc_dirlist *t, uint64_t dir, const char *name,
+                    uint64_t until_ms);
+void fc_dirlist_remove(struct fc_dirlist *t, uint64_t dir, const char *name,
+                       uint64_t until_ms);
+/* @dir is known whole at @now_ms and holds no @name: until when into
+ * *@until_ms (when not NULL). */
+bool fc_dirlist_absent(struct fc_dirlist *t, uint64_t dir, const char *name,
+                       uint64_t now_ms, uint64_t *until_ms);
+/* Forget @ino, or every directory. */
+void fc_dirlist_forget(struct fc_dirlist *t, uint64_t ino);
+void fc_dirlist_clear(struct fc_dirlist *t);
+
+/* fc_dirwin.c */
+
+/* An open directory's window (fi->fh of a directory).  Caller owns *out:
+ * fc_dirwin_free() (NULL is fine).  0 or -ENOMEM. */
+int fc_dirwin_new(struct fc_dirwin **out);
+void fc_dirwin_free(struct fc_dirwin *w);
+/* Held around fc_dirwin_at() and the walk of what it gives. */
+void fc_dirwin_lock(struct fc_dirwin *w);
+void fc_dirwin_unlock(struct fc_dirwin *w);
+/* Position @it at the entries after cookie @off of directory @ino (0: from
+ * the start), as @cred lists it, with attributes when @plus: from the
+ * window held, else from a new one fetched from metad (always at 0, and
+ * when the window ends at @off short of the directory's end).  *@epoch:
+ * cl_cb_epoch() before its fetch.  @it stays valid until the next call or
+ * the unlock.  0 or -errno. */
+int fc_dirwin_at(struct fc_dirwin *w, struct fc_fs *fs,
+                 const struct proto_cred *cred, uint64_t ino, uint64_t off,
+                 bool plus, struct proto_dirent_iter *it, uint64_t *epoch);
 
 #endif

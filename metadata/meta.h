@@ -162,6 +162,7 @@ struct meta_op {
     uint16_t opcode;        /* PROTO_MSG_*_REQ or META_OP_* */
     int64_t now;            /* ns since the epoch, fixed at creation */
     uint64_t session_id;    /* 0 when not in a session */
+    uint64_t req_id;        /* the session's request (format 2), or 0 */
     const uint8_t *payload; /* borrowed */
     size_t len;
 };

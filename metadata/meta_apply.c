@@ -66,10 +66,12 @@ static int session_open(struct meta_db *db, const struct meta_op *op,
 }
 
 /* A session ends: its holds go with it (orphans reclaimed, meta_hold.c),
- * then its row. */
+ * and its kept outcomes (meta_once.c), then its row. */
 static int session_delete(struct meta_db *db, uint64_t id)
 {
     int r = meta_hold_session_end(db, id);
+    if (r == 0)
+        r = meta_once_session_end(db, id);
     if (r < 0)
         return r;
     sqlite3_stmt *s = meta_st(db, META_ST_SESSION_DELETE);
@@ -156,33 +158,80 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
     return meta_apply_at(db, op, 0, reply);
 }
 
+/* What ends every record's transaction: the op log (one metad) or the
+ * applied index (a group), then the commit; 0 or -errno. */
+static int record_end(struct meta_db *db, const struct meta_op *op,
+                      uint64_t index)
+{
+    int r = index ? meta_counter_set(db, META_COUNTER_APPLIED, index)
+                  : oplog_append(db, op);
+
+    return r < 0 ? r : meta_tx_commit(db);
+}
+
+/* @op failed with @status, its changes rolled back: keep that outcome
+ * (meta_once.c) in a transaction of its own.  Returns @status. */
+static int keep_failure(struct meta_db *db, const struct meta_op *op,
+                        uint64_t index, int status)
+{
+    int r = meta_tx_begin(db);
+
+    if (r == 0)
+        r = meta_once_put(db, op, status, NULL, 0);
+    if (r == 0)
+        r = index ? meta_counter_set(db, META_COUNTER_APPLIED, index) : 0;
+    if (r == 0)
+        r = meta_tx_commit(db);
+    else
+        meta_tx_rollback(db);
+    return status;
+}
+
 int meta_apply_at(struct meta_db *db, const struct meta_op *op, uint64_t index,
                   struct proto_wbuf *reply)
 {
     size_t mark = reply->len;
     int err0 = reply->err;
+    bool once = meta_once_applies(op);
+    int r, status = 0;
+
     if (!meta_op_is_mutation(op->opcode))
         return -ENOSYS;
     if (op->len && !op->payload)
         return -EINVAL;
-    if (op->format != META_OP_FORMAT)
+    if (op->format < 1 || op->format > META_OP_FORMAT)
         return -EPROTO;
-    int r = meta_tx_begin(db);
+    r = meta_tx_begin(db);
     if (r < 0)
         return r;
-    r = apply_fns[meta_optab_index(op->opcode)](db, op, reply);
+    /* Applied before: its outcome again, and no change but the index. */
+    if (once && (r = meta_once_get(db, op, &status, reply)) == 1) {
+        r = index ? meta_counter_set(db, META_COUNTER_APPLIED, index) : 0;
+        if (r == 0)
+            r = meta_tx_commit(db);
+        if (r == 0)
+            return status;
+        meta_tx_rollback(db);
+        reply->len = mark;
+        reply->err = err0;
+        return r;
+    }
+    if (r == 0)
+        r = apply_fns[meta_optab_index(op->opcode)](db, op, reply);
+    else
+        once = false; /* the kept outcome could not be read */
     if (r == 0 && reply->err)
         r = reply->err;
-    if (r == 0 && !index)
-        r = oplog_append(db, op);
-    if (r == 0 && index)
-        r = meta_counter_set(db, META_COUNTER_APPLIED, index);
+    if (r == 0 && once)
+        r = meta_once_put(db, op, 0, reply->p + mark, reply->len - mark);
     if (r == 0)
-        r = meta_tx_commit(db);
+        r = record_end(db, op, index);
     if (r < 0) {
         meta_tx_rollback(db);
         reply->len = mark;
         reply->err = err0;
+        if (once && meta_once_keeps(r))
+            r = keep_failure(db, op, index, r);
     }
     return r;
 }

@@ -57,6 +57,10 @@
  * of the first replica of its chain (META_OP_CHUNK_USAGE): NULL for the
  * chunks made before, until a server reports them; new chunks start at 0.
  *
+ * Migration 11 adds replies: (session_id, slot) -> (req_id, status, body),
+ * the outcomes of a session's last requests, so that a request sent again
+ * is answered as the first time (meta_once.c).
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -176,6 +180,11 @@ static const char *const migrations[] = {
     " raft_addr TEXT NOT NULL);",
     /* 10: each chunk's bytes on disk (st_blocks, docs/protocol.md §4.2). */
     "ALTER TABLE chunks ADD COLUMN alloc INTEGER;",
+    /* 11: the outcomes of a session's last requests (meta_once.c). */
+    "CREATE TABLE replies("
+    " session_id INTEGER NOT NULL, slot INTEGER NOT NULL,"
+    " req_id INTEGER NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL,"
+    " PRIMARY KEY(session_id, slot)) WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -327,6 +336,12 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_MEMBER_DEL] = "DELETE FROM members WHERE id = ?1",
     [META_ST_MEMBER_GET] =
         "SELECT client_addr, raft_addr FROM members WHERE id = ?1",
+    [META_ST_ONCE_GET] = "SELECT req_id, status, body FROM replies"
+                         " WHERE session_id = ?1 AND slot = ?2",
+    [META_ST_ONCE_PUT] =
+        "INSERT OR REPLACE INTO replies(session_id, slot, req_id, status, body)"
+        " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [META_ST_ONCE_DEL_SESSION] = "DELETE FROM replies WHERE session_id = ?1",
     [META_ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
     [META_ST_COUNTER_SET] =
         "INSERT OR REPLACE INTO counters(name, value) VALUES(?1, ?2)",

@@ -135,6 +135,9 @@ enum meta_st {
     META_ST_MEMBER_SET,
     META_ST_MEMBER_DEL,
     META_ST_MEMBER_GET,
+    META_ST_ONCE_GET,
+    META_ST_ONCE_PUT,
+    META_ST_ONCE_DEL_SESSION,
     META_ST_COUNT
 };
 
@@ -309,6 +312,25 @@ int meta_xattr_perm(const struct proto_cred *c, const struct proto_attr *a,
  * fills @a with the inode's attributes, 0 or -errno. */
 int meta_open_check(struct meta_db *db, const struct proto_access_req *q,
                     struct proto_attr *a);
+
+/* ---- meta_once.c ------------------------------------------------------- */
+
+/* Outcomes kept per session (the slots of replies). */
+#define META_ONCE_SLOTS 128
+
+/* @op is a client's request in a session: its outcome is kept. */
+bool meta_once_applies(const struct meta_op *op);
+/* Outcome @status is one to keep (not out of memory, not an I/O error). */
+bool meta_once_keeps(int status);
+/* The outcome kept for @op: 1 with *@status and, for a success, the body
+ * appended to @reply; 0 when none is kept; or -errno. */
+int meta_once_get(struct meta_db *db, const struct meta_op *op, int *status,
+                  struct proto_wbuf *reply);
+/* Keep @op's outcome: @status and, for a success, @body (copied). */
+int meta_once_put(struct meta_db *db, const struct meta_op *op, int status,
+                  const uint8_t *body, size_t len);
+/* Session @session_id ended: its kept outcomes go. */
+int meta_once_session_end(struct meta_db *db, uint64_t session_id);
 
 /* ---- meta_hold.c ------------------------------------------------------- */
 

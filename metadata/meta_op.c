@@ -16,8 +16,8 @@
 #include <string.h>
 
 static_assert(META_OP_RECORD_HEADER ==
-                  sizeof(uint8_t) + sizeof(uint16_t) + 2 * sizeof(uint64_t),
-              "record header: format, opcode, now, session_id");
+                  sizeof(uint8_t) + sizeof(uint16_t) + 3 * sizeof(uint64_t),
+              "record header: format, opcode, now, session_id, req_id");
 
 static void replicas_put(struct proto_wbuf *w, const struct meta_op_replicas *s)
 {
@@ -325,6 +325,8 @@ void meta_op_record_encode(struct proto_wbuf *w, const struct meta_op *op)
     proto_put_u16(w, op->opcode);
     proto_put_i64(w, op->now);
     proto_put_u64(w, op->session_id);
+    if (op->format >= 2)
+        proto_put_u64(w, op->req_id);
     proto_put_raw(w, op->payload, op->len);
 }
 
@@ -336,7 +338,10 @@ int meta_op_record_decode(const uint8_t *p, size_t n, struct meta_op *op)
     op->opcode = proto_get_u16(&r);
     op->now = proto_get_i64(&r);
     op->session_id = proto_get_u64(&r);
-    if (r.err || op->format != META_OP_FORMAT)
+    op->req_id = 0;
+    if (op->format >= 2)
+        op->req_id = proto_get_u64(&r);
+    if (r.err || op->format < 1 || op->format > META_OP_FORMAT)
         return -EPROTO;
     op->payload = p + r.off;
     op->len = n - r.off;

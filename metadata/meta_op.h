@@ -1,8 +1,8 @@
 /* meta_op.h: operation records as bytes, one codec per record.
  *
  * A record is what meta_apply() consumes and what a replicated log will
- * carry: the opcode, the time and session fixed when it was made, and the
- * payload.  The payload of a client request (PROTO_MSG_*_REQ) is the
+ * carry: the opcode, the time and session fixed when it was made, the
+ * client's request id within that session, and the payload.  The payload of a client request (PROTO_MSG_*_REQ) is the
  * request body exactly as it came off the wire; the payload of an internal
  * operation (META_OP_*, meta.h) is one of the structs below.  Every record
  * carries a format version, so records written today still decode after a
@@ -11,11 +11,15 @@
  * Format versions (META_OP_FORMAT is the one written now):
  *   1  client request bodies as protocol version 1 (docs/protocol.md)
  *      lays them out; internal payloads as the encoders below write them.
+ *   2  the same, and the request id of a client's request made in a
+ *      session, so that a request sent again is answered as the first
+ *      time (meta_reply.c); 0 in any other record.
  * A change to either layout adds a version here, and the decoders keep
  * reading every older one.
  *
  * The record as a log entry (meta_op_record_encode), big-endian:
- *   u8 format, u16 opcode, i64 now, u64 session_id, payload to the end.
+ *   u8 format, u16 opcode, i64 now, u64 session_id, u64 req_id (format 2
+ *   on), payload to the end.
  *
  * Decoders treat their input as hostile: exact lengths, counts bounded by
  * PROTO_MAX_REPLICAS (META_OP_USAGE_MAX for usage figures), -EPROTO for
@@ -32,9 +36,9 @@
 #include "meta.h"
 #include "proto.h"
 
-#define META_OP_FORMAT 1
-/* Bytes before the payload in an encoded record. */
-#define META_OP_RECORD_HEADER (1 + 2 + 8 + 8)
+#define META_OP_FORMAT 2
+/* Bytes before the payload in an encoded record (format 1: 8 fewer). */
+#define META_OP_RECORD_HEADER (1 + 2 + 8 + 8 + 8)
 
 /* Bytes of a secret in a record (AUTH_KEY_SIZE, common/auth.h). */
 #define META_OP_SECRET_SIZE 32

@@ -94,11 +94,21 @@ int meta_srv_apply(struct meta_srv *srv, struct meta_propose *req,
                    uint16_t opcode, uint64_t session_id, const void *payload,
                    size_t len, meta_propose_cb cb)
 {
+    return meta_srv_apply_request(srv, req, opcode, session_id, 0, payload,
+                                  len, cb);
+}
+
+int meta_srv_apply_request(struct meta_srv *srv, struct meta_propose *req,
+                           uint16_t opcode, uint64_t session_id,
+                           uint64_t req_id, const void *payload, size_t len,
+                           meta_propose_cb cb)
+{
     struct meta_op op = {
         .format = META_OP_FORMAT,
         .opcode = opcode,
         .now = meta_srv_now_ns(),
         .session_id = session_id,
+        .req_id = session_id ? req_id : 0,
         .payload = payload,
         .len = len,
     };
@@ -158,8 +168,8 @@ int meta_srv_call_propose(struct meta_srv_conn *c, uint16_t opcode,
         call->len = len;
         if (len)
             memcpy(call->payload, payload, len);
-        rc = meta_srv_apply(c->srv, &call->req, opcode, session_id,
-                            call->payload, len, cb);
+        rc = meta_srv_apply_request(c->srv, &call->req, opcode, session_id,
+                                    req_id, call->payload, len, cb);
         if (rc < 0)
             peer_unref(call->peer);
     }

@@ -291,6 +291,13 @@ int64_t meta_srv_now_ns(void);
 int meta_srv_apply(struct meta_srv *srv, struct meta_propose *req,
                    uint16_t opcode, uint64_t session_id, const void *payload,
                    size_t len, meta_propose_cb cb);
+/* meta_srv_apply() of a client's request @req_id in session @session_id:
+ * the record carries the request id, so that the request sent again is
+ * answered as the first time (meta_once.c). */
+int meta_srv_apply_request(struct meta_srv *srv, struct meta_propose *req,
+                           uint16_t opcode, uint64_t session_id,
+                           uint64_t req_id, const void *payload, size_t len,
+                           meta_propose_cb cb);
 /* Inodes a request will drop or replace (UNLINK, RMDIR, RENAME), looked
  * up by meta_srv_cb_before() before it is applied. */
 struct meta_srv_cb_victims {

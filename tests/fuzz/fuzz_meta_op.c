@@ -116,7 +116,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_require(rc == -EPROTO);
         return 0;
     }
-    fuzz_require(op.len == size - META_OP_RECORD_HEADER);
+    fuzz_require(op.len == size - META_OP_RECORD_HEADER +
+                               (op.format < 2 ? sizeof(uint64_t) : 0));
+    fuzz_require(op.format >= 2 || op.req_id == 0);
     proto_wbuf_init(&w);
     meta_op_record_encode(&w, &op);
     fuzz_require(w.err == 0 && w.len == size);

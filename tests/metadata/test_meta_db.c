@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_NOW 10 /* migrations in meta_db.c */
+#define SCHEMA_NOW 11 /* migrations in meta_db.c */
 
 static int fx_setup_file(void **state)
 {
@@ -83,6 +83,7 @@ static void test_meta_db_new_has_every_migration(void **state)
     assert_true(has_column(path, "oplog", "format"));
     assert_true(has_column(path, "chunks", "origin"));
     assert_true(has_column(path, "chunks", "alloc"));
+    assert_true(has_column(path, "replies", "req_id"));
     reopen(f, path);
 }
 
@@ -93,7 +94,8 @@ static void test_meta_db_from_6_adds_chunk_origin(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
+    sql_exec(path, "DROP TABLE replies;"
+                   "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
                    "ALTER TABLE chunks DROP COLUMN alloc;"
                    "ALTER TABLE chunks DROP COLUMN origin;"
@@ -116,7 +118,8 @@ static void test_meta_db_from_7_adds_identities(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
+    sql_exec(path, "DROP TABLE replies;"
+                   "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
                    "ALTER TABLE chunks DROP COLUMN alloc;"
                    "PRAGMA user_version = 7;");
@@ -138,7 +141,8 @@ static void test_meta_db_from_5_adds_both(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE identities; DROP TABLE service_keys;"
+    sql_exec(path, "DROP TABLE replies;"
+                   "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
                    "ALTER TABLE chunks DROP COLUMN alloc;"
                    "ALTER TABLE chunks DROP COLUMN origin;"
@@ -165,7 +169,8 @@ static void test_meta_db_from_8_adds_members(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE members; ALTER TABLE chunks DROP COLUMN alloc;"
+    sql_exec(path, "DROP TABLE replies;"
+                   "DROP TABLE members; ALTER TABLE chunks DROP COLUMN alloc;"
                    "PRAGMA user_version = 8;");
     assert_false(has_column(path, "members", "id"));
 
@@ -184,7 +189,8 @@ static void test_meta_db_from_9_adds_chunk_alloc(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "ALTER TABLE chunks DROP COLUMN alloc;"
+    sql_exec(path, "DROP TABLE replies;"
+                   "ALTER TABLE chunks DROP COLUMN alloc;"
                    "INSERT INTO chunks(chunk_id, version, origin)"
                    " VALUES(3, 1, 0);"
                    "PRAGMA user_version = 9;");
@@ -199,13 +205,31 @@ static void test_meta_db_from_9_adds_chunk_alloc(void **state)
 }
 
 /* A database from a newer metad is refused, not downgraded. */
+/* Version 10 (a metad before kept replies): the replies table is added,
+ * empty. */
+static void test_meta_db_from_10_adds_replies(void **state)
+{
+    struct fx *f = *state;
+    char path[96];
+    db_path(f, path, sizeof(path));
+    make_db(f, path);
+    sql_exec(path, "DROP TABLE replies; PRAGMA user_version = 10;");
+    assert_false(has_column(path, "replies", "req_id"));
+
+    reopen(f, path);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), SCHEMA_NOW);
+    assert_true(has_column(path, "replies", "body"));
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM replies"), 0);
+    assert_int_not_equal(ino_of(f, ROOT, "d"), 0);
+}
+
 static void test_meta_db_newer_refused(void **state)
 {
     struct fx *f = *state;
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "PRAGMA user_version = 11;");
+    sql_exec(path, "PRAGMA user_version = 12;");
     assert_true(meta_db_open(path, &f->db) < 0);
     f->db = NULL;
 }
@@ -220,6 +244,7 @@ int test_meta_db(void)
         T(test_meta_db_from_7_adds_identities),
         T(test_meta_db_from_8_adds_members),
         T(test_meta_db_from_9_adds_chunk_alloc),
+        T(test_meta_db_from_10_adds_replies),
         T(test_meta_db_newer_refused),
 #undef T
     };

@@ -334,6 +334,7 @@ static void test_meta_op_record_round_trip(void **state)
                          .opcode = PROTO_MSG_MKDIR_REQ,
                          .now = -5,
                          .session_id = 77,
+                         .req_id = 0x0102030405060708ull,
                          .payload = body,
                          .len = sizeof(body)};
     struct meta_op out;
@@ -347,6 +348,7 @@ static void test_meta_op_record_round_trip(void **state)
     assert_int_equal(out.opcode, PROTO_MSG_MKDIR_REQ);
     assert_int_equal(out.now, -5);
     assert_int_equal(out.session_id, 77);
+    assert_int_equal(out.req_id, 0x0102030405060708ull);
     assert_int_equal(out.len, sizeof(body));
     assert_ptr_equal(out.payload, w.p + META_OP_RECORD_HEADER);
     /* An empty payload is a record; a short header is not. */
@@ -356,6 +358,27 @@ static void test_meta_op_record_round_trip(void **state)
     assert_int_equal(
         meta_op_record_decode(w.p, META_OP_RECORD_HEADER - 1, &out), -EPROTO);
     proto_wbuf_free(&w);
+}
+
+/* A format 1 record, written before records carried a request id, still
+ * reads: its payload follows the session id, and it has no request id. */
+static void test_meta_op_record_format_1(void **state)
+{
+    (void)state;
+    const uint8_t rec[] = {1,    0x04, 0x05, /* format 1, MKDIR_REQ */
+                           0,    0,    0,    0, 0, 0, 0, 9, /* now */
+                           0,    0,    0,    0, 0, 0, 0, 77, /* session */
+                           0xaa, 0xbb};
+    struct meta_op out;
+
+    assert_int_equal(meta_op_record_decode(rec, sizeof(rec), &out), 0);
+    assert_int_equal(out.format, 1);
+    assert_int_equal(out.opcode, 0x0405);
+    assert_int_equal(out.now, 9);
+    assert_int_equal(out.session_id, 77);
+    assert_int_equal(out.req_id, 0);
+    assert_int_equal(out.len, 2);
+    assert_ptr_equal(out.payload, rec + META_OP_RECORD_HEADER - 8);
 }
 
 static void test_meta_op_record_unknown_format_refused(void **state)
@@ -422,6 +445,7 @@ int test_meta_op(void)
         T(test_meta_op_chunk_cow_round_trip_with_bump),
         T(test_meta_op_record_round_trip),
         T(test_meta_op_record_unknown_format_refused),
+        cmocka_unit_test(test_meta_op_record_format_1),
         T(test_meta_op_oplog_keeps_format),
 #undef T
     };

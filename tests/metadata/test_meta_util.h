@@ -33,6 +33,7 @@ struct fx {
     struct meta_db *db;
     int64_t now;
     uint64_t session;
+    uint64_t req_id; /* stamped into each record made, with @session */
     char dir[64]; /* temp dir, "" for :memory: */
 };
 
@@ -92,6 +93,7 @@ static inline int fx_apply(struct fx *f, uint16_t opcode,
         .opcode = opcode,
         .now = f->now,
         .session_id = f->session,
+        .req_id = f->req_id,
         .payload = req->p,
         .len = req->len,
     };
