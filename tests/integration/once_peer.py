@@ -9,6 +9,10 @@ for test-meta-once.sh, written from docs/protocol.md alone.
         on a new connection: SESSION_RENEW of that session, the same MKNOD
         with the same request id (the same answer, byte for byte, and the
         directory unchanged), then with a new one (EEXIST)
+    once_peer.py snapshot STATE ADDRS KEYFILE
+        SNAPSHOT /once/f as /once/s; on a new connection, SESSION_RENEW and
+        the same SNAPSHOT with the same request id (the same answer, the
+        directory unchanged), then with a new one (EEXIST); UNLINK /once/s
     once_peer.py unlink STATE ADDRS KEYFILE
         UNLINK /once/f; on a new connection, SESSION_RENEW and the same
         UNLINK with the same request id (the same answer, the directory
@@ -39,6 +43,7 @@ import tessera_peer as tp  # noqa: E402
 
 SESSION_OPEN, SESSION_RENEW, SESSION_CLOSE = 0x0101, 0x0103, 0x0105
 GETATTR, MKNOD, MKDIR, UNLINK = 0x0113, 0x0117, 0x0119, 0x011F
+SNAPSHOT = 0x0139
 ENOENT, EEXIST, ENOTLEADER = 2, 17, 1009
 MKNOD_EXCL = 1
 ROOT = 1
@@ -169,6 +174,7 @@ def create(st, to):
     if len(body) != 2 * ATTR_SIZE:
         raise Refused("MKNOD's reply is %d bytes" % len(body))
     st["mknod_body"] = body.hex()
+    st["ino"] = attr_ino(body)
     # §6.4: the directory in the reply is what a GETATTR right after says.
     if getattr_(s, st, st["dir"]) != body[ATTR_SIZE:]:
         raise Refused("the directory in MKNOD's reply is not GETATTR's")
@@ -185,6 +191,25 @@ def again(st, to):
     rid = next_id(st)
     request(s, MKNOD, rid, mknod_req(st), EEXIST)
     print("the same MKNOD as new request %d: EEXIST" % rid)
+
+
+def snapshot(st, to):
+    s = renew(st, to)
+    req = cred() + struct.pack(">QQ", st["ino"], st["dir"]) + tp.pstr(b"s")
+    rid = next_id(st)
+    first = request(s, SNAPSHOT, rid, req, 0)
+    dir_attr = getattr_(s, st, st["dir"])
+    print("SNAPSHOT /once/f as /once/s, request %d: ino %d" % (
+        rid, attr_ino(first)))
+    s.close()
+    s = renew(st, to)
+    resend(s, st, (SNAPSHOT, "SNAPSHOT"), rid, req, first, dir_attr)
+    rid = next_id(st)
+    request(s, SNAPSHOT, rid, req, EEXIST)
+    print("the same SNAPSHOT as new request %d: EEXIST" % rid)
+    request(s, UNLINK, next_id(st),
+            cred() + struct.pack(">Q", st["dir"]) + tp.pstr(b"s"), 0)
+    print("/once/s unlinked")
 
 
 def unlink(st, to):
@@ -205,7 +230,8 @@ def unlink(st, to):
     print("session=%d closed" % st["session"])
 
 
-PHASES = {"create": create, "again": again, "unlink": unlink}
+PHASES = {"create": create, "again": again, "snapshot": snapshot,
+          "unlink": unlink}
 
 
 def main(argv):

@@ -9,7 +9,9 @@
 #      answer, byte for byte (not EEXIST), and the directory unchanged;
 #      with a new request id it is EEXIST.  The admin CLI sees one file,
 #      the inode of the first answer.
-#   3. UNLINK of /once/f, then again with the same request id on a new
+#   3. SNAPSHOT of /once/f as /once/s, sent again the same way: the same
+#      answer; with a new request id EEXIST.  /once/s is unlinked.
+#   4. UNLINK of /once/f, then again with the same request id on a new
 #      connection: the same answer and the directory unchanged; with a new
 #      request id ENOENT.  The CLI sees no file.  SESSION_CLOSE drops the
 #      session's kept answers on every replica.
@@ -56,7 +58,11 @@ peer again
 it_expect_eq "files under /once" "$(files)" 1
 it_expect_eq "the inode of /once/f" "$(it_json "j['ino']" fileinfo /once/f)" "$ino"
 
-# ---- 3. the unlink sent again ------------------------------------------------
+# ---- 3. a snapshot sent again ------------------------------------------------
+peer snapshot
+it_expect_eq "files under /once after the snapshot's unlink" "$(files)" 1
+
+# ---- 4. the unlink sent again ------------------------------------------------
 peer unlink
 it_expect_eq "files under /once after the unlink" "$(files)" 0
 session=$(sed -n 's/^session=\([0-9]*\) closed/\1/p' "$IT_TMP/unlink.out")
