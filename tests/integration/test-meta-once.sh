@@ -21,7 +21,6 @@ export META=3
 . "$(dirname "$0")/lib.sh"
 it_need tessera-metad tessera python3 sqlite3
 
-T="$TS_BIN/tessera"
 P="python3 $(dirname "$0")/once_peer.py"
 STATE=$IT_TMP/once.json
 ts_start_metad || it_fail "the metad group did not start"
