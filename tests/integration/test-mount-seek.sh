@@ -139,3 +139,18 @@ seeks "$G" \
     HOLE $((99 * M)) $((100 * M)) \
     DATA $((100 * M)) ENXIO
 it_ok "write-through mount: the same answers; the end is the last hole"
+
+# 5. A file just written shows blocks at once (a chunk counts whole until
+# its server reports it), so tar --sparse, which takes 0 blocks for holes
+# alone, archives its data (docs/protocol.md §4.2 "blocks").
+if command -v tar >/dev/null; then
+    T=$TS_MNT/tar.img
+    truncate -s $((400 * M)) "$T" || it_fail "truncate tar.img"
+    dd if=/dev/urandom of="$T" bs=1M count=1 seek=300 conv=notrunc status=none ||
+        it_fail "dd into tar.img"
+    [ "$(stat -c %b "$T")" -gt 0 ] || it_fail "tar.img shows 0 blocks right after its write"
+    (cd "$TS_MNT" && tar --sparse -cf "$IT_TMP/tar.tar" tar.img) || it_fail "tar --sparse"
+    mkdir "$IT_TMP/untar" && tar -xf "$IT_TMP/tar.tar" -C "$IT_TMP/untar" || it_fail "untar"
+    it_expect_eq "tar --sparse of a file just written: the data is in the archive" \
+        "$(sha256sum <"$IT_TMP/untar/tar.img")" "$(sha256sum <"$T")"
+fi
