@@ -21,12 +21,14 @@
  * (cl_cache.c), which also reports our own size before metad knows it.
  * O_TRUNC reaches us as a SETATTR of size 0 (atomic_o_trunc is left off).
  * Truncation, fallocate and the open handle table are the places where
- * namespace and data meet.
+ * namespace and data meet.  lseek's SEEK_DATA and SEEK_HOLE come from the
+ * client library's allocation walk (cl_file_alloc()), per chunk slot.
  */
 #define FUSE_USE_VERSION 35
 
 #include "fc_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -943,6 +945,79 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     fuse_reply_err(req, -rc);
 }
 
+/* ---- SEEK_DATA and SEEK_HOLE ------------------------------------------- */
+
+/* Looking for the first run of one kind from @pos. */
+struct seek_walk {
+    bool want_data;
+    bool found;
+    uint64_t pos; /* start of the next run; of the one found once @found */
+};
+
+static int seek_run(void *arg, uint64_t len, bool data)
+{
+    struct seek_walk *w = arg;
+    if (data == w->want_data) {
+        w->found = true;
+        return 1;
+    }
+    w->pos += len;
+    return 0;
+}
+
+/* lseek(2) with SEEK_DATA or SEEK_HOLE, at chunk slot granularity
+ * (cl_file_alloc()): data at or past the end is ENXIO, and the end of
+ * the file is the hole that ends every file.  The size is the one stat
+ * shows: metad's, or ours while our writes' WRITE_END is deferred.  Our
+ * delayed writes count as data without being written back. */
+static int seek_find(struct fc_fs *fs, struct cl_inode *n, uint64_t off,
+                     bool want_data, uint64_t *out)
+{
+    struct proto_attr a;
+    int rc = cl_meta_getattr(fs->cl, cl_inode_ino(n), &a);
+    if (rc < 0)
+        return rc;
+    uint64_t size = cl_inode_grow_seen(n, a.size);
+    if (off >= size)
+        return -ENXIO;
+    struct seek_walk w = {.want_data = want_data, .pos = off};
+    while (!w.found && w.pos < size) {
+        uint64_t from = w.pos;
+        rc = cl_file_alloc(fs->cl, n, from, size - from, seek_run, &w);
+        if (rc < 0)
+            return rc;
+        assert(w.found || w.pos > from); /* a walk covers a slot at least */
+    }
+    if (w.found) {
+        *out = w.pos;
+        return 0;
+    }
+    if (want_data)
+        return -ENXIO;
+    *out = size;
+    return 0;
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    uint64_t pos;
+    int rc;
+
+    if (whence != SEEK_DATA && whence != SEEK_HOLE)
+        rc = -EINVAL; /* the kernel answers the others itself */
+    else if (off < 0)
+        rc = -ENXIO;
+    else
+        rc = seek_find(fs_of(req), handle_of(fi)->node, (uint64_t)off,
+                       whence == SEEK_DATA, &pos);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_lseek(req, (off_t)pos);
+}
+
 /* ---- Directories ------------------------------------------------------- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -1230,6 +1305,7 @@ static const struct fuse_lowlevel_ops ops = {
     .release = op_release,
     .fsync = op_fsync,
     .fallocate = op_fallocate,
+    .lseek = op_lseek,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,

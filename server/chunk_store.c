@@ -117,9 +117,9 @@
  * The store's bytes on disk count each overlay's own files and each base
  * once (chunk_ov_unlink(), chunk_ov_shared_bytes(),
  * chunk_ov_list_alloc(), share_of()).  Whatever a crash leaves half-done
- * (a .crc with an empty header, a .crc.tmp, links of a conversion that did not switch, the flat name
- * of a converted chunk, files of no chunk) is removed at the next open
- * (store_sweep()).
+ * (a .crc with an empty header, a .crc.tmp, links of a conversion that
+ * did not switch, the flat name of a converted chunk, files of no chunk)
+ * is removed at the next open (store_sweep()).
  *
  * Open files are kept: a handle (struct chunk_file) whose last user is
  * done stays in the table, idle, with its two descriptors, version and
@@ -1261,11 +1261,10 @@ static int sweep_kind(int dfd, uint64_t id)
 
 /* Remove from @path (one folder of chunks/) what a crash left half-done:
  * a .crc.tmp (an unfinished conversion), a .crc with an empty header and
- * every file of its id (an unfinished create or copy, invariant 12),
- * data of no
- * chunk or of an overlay (its flat name), the overlay files of no chunk
- * or of a flat one, and the map of no chunk; removing the last link of a base
- * frees it (invariant 9). */
+ * every file of its id (an unfinished create or copy, invariant 12), data
+ * of no chunk or of an overlay (its flat name), the overlay files of no
+ * chunk or of a flat one, and the map of no chunk; removing the last link
+ * of a base frees it (invariant 9). */
 static int sweep_dir(const char *path)
 {
     DIR *d = opendir(path);
