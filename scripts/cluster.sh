@@ -50,11 +50,28 @@
 TS_ROOT=${TS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 TS_BIN=${TS_BIN:-${BUILD:-$TS_ROOT/build}/bin}
 
+# ts_free_port: a port nothing listens on, below the kernel's ephemeral
+# range when there is room: a port the kernel hands out for bind(0) may
+# be taken as the local port of some outgoing connection before the
+# daemon binds it (EADDRINUSE), while ports below that range are only
+# ever bound on purpose.
 ts_free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+    python3 -c 'import random, socket
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    lo = 0
+ports = [random.randrange(10000, lo) for _ in range(200)] if lo > 11000 else []
+for p in ports + [0]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        print(s.getsockname()[1])
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()'
 }
 
 ts_port() { # ts_port INDEX: the cluster's INDEX-th port
