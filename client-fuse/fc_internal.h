@@ -9,6 +9,7 @@
  *   fc_notify.c    callback breaks -> kernel cache invalidation
  *   fc_nocap.c     inodes known to have no security.capability
  *   fc_dirattr.c   directory attributes from our own changes' replies
+ *   fc_dirlist.c   every name of directories this mount made
  *   fc_inotab.c    the table both keep their facts in
  *   fc_conf.c      --config FILE
  */
@@ -18,6 +19,7 @@
 #include "cl.h"
 
 /* The whole mount: fuse_req_userdata() of every request. */
+struct fc_dirlist;
 struct fc_inotab;
 struct fc_notify;
 struct fuse_opt;
@@ -29,6 +31,8 @@ struct fc_fs {
     struct fc_notify *notify;
     struct fc_inotab *nocap;
     struct fc_inotab *dirattr;
+    struct fc_dirlist *dirlist;
+    uint64_t resets; /* cl_cb_resets() the tables were last cleared at */
     bool consistency_validate; /* -o consistency=validate */
 };
 
@@ -136,5 +140,36 @@ void fc_dirattr_note(struct fc_inotab *t, const struct proto_attr *a,
 struct fuse_lowlevel_ops;
 /* The callback table; userdata must be a struct fc_fs. */
 const struct fuse_lowlevel_ops *fc_ops_get(void);
+
+/* fc_dirlist.c */
+
+/* Directories known whole at once, and names one may hold. */
+#define FC_DIRLIST_DIRS 64
+#define FC_DIRLIST_NAMES 100000
+
+/* A table of directories whose every name the mount knows.  Caller owns
+ * *out: fc_dirlist_free() (NULL is fine).  0 or -ENOMEM. */
+int fc_dirlist_new(struct fc_dirlist **out);
+void fc_dirlist_free(struct fc_dirlist *t);
+/* The forget count, taken before a MKDIR is sent. */
+uint64_t fc_dirlist_gen(struct fc_dirlist *t);
+/* Directory @ino was just made empty by us, asked when the forget count
+ * was @gen: known whole until @until_ms, unless something was forgotten
+ * since. */
+void fc_dirlist_note_empty(struct fc_dirlist *t, uint64_t ino, uint64_t gen,
+                           uint64_t now_ms, uint64_t until_ms);
+/* Our own change added @name to @dir, or removed it; when @dir is known,
+ * it stays known with it, until @until_ms if that is later (0: no later). */
+void fc_dirlist_add(struct fc_dirlist *t, uint64_t dir, const char *name,
+                    uint64_t until_ms);
+void fc_dirlist_remove(struct fc_dirlist *t, uint64_t dir, const char *name,
+                       uint64_t until_ms);
+/* @dir is known whole at @now_ms and holds no @name: until when into
+ * *@until_ms (when not NULL). */
+bool fc_dirlist_absent(struct fc_dirlist *t, uint64_t dir, const char *name,
+                       uint64_t now_ms, uint64_t *until_ms);
+/* Forget @ino, or every directory. */
+void fc_dirlist_forget(struct fc_dirlist *t, uint64_t ino);
+void fc_dirlist_clear(struct fc_dirlist *t);
 
 #endif

@@ -277,9 +277,11 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
         return 1;
     }
     fs->consistency_validate = validate;
-    if (fc_nocap_new(&fs->nocap) < 0 || fc_dirattr_new(&fs->dirattr) < 0) {
+    if (fc_nocap_new(&fs->nocap) < 0 || fc_dirattr_new(&fs->dirattr) < 0 ||
+        fc_dirlist_new(&fs->dirlist) < 0) {
         fprintf(stderr, "tessera-mount: out of memory\n");
         fc_inotab_free(fs->nocap);
+        fc_inotab_free(fs->dirattr);
         free(fs);
         return 1;
     }
@@ -364,6 +366,7 @@ out:
         fc_notify_stop(fs->notify);
         fc_inotab_free(fs->nocap);
         fc_inotab_free(fs->dirattr);
+        fc_dirlist_free(fs->dirlist);
     }
     free(fs);
     /* @auth stays: a client close that timed out may still use it, and

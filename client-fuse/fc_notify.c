@@ -147,8 +147,9 @@ void fc_notify_break(void *arg, uint64_t ino, uint32_t flags, const char *name)
 
     /* Another client changed the inode: its xattrs may have changed. */
     fc_inotab_forget(fs->nocap, ino);
-    /* ... and, for a directory, its attributes we answer from. */
+    /* ... and, for a directory, its attributes and names we answer from. */
     fc_inotab_forget(fs->dirattr, ino);
+    fc_dirlist_forget(fs->dirlist, ino);
     if (!nt)
         return;
     struct job *j = calloc(1, sizeof(*j));

@@ -111,6 +111,23 @@ static void call_start(struct fc_fs *fs)
     call_epoch = cl_cb_epoch(fs->cl);
 }
 
+/* A new session lost every promise the tables answer under, with no
+ * break for them: they start over (fc_dirattr.c, fc_dirlist.c,
+ * fc_nocap.c).  Called before answering from any of them. */
+static void tables_check(struct fc_fs *fs)
+{
+    uint64_t now = cl_cb_resets(fs->cl);
+    uint64_t seen = __atomic_load_n(&fs->resets, __ATOMIC_ACQUIRE);
+
+    if (now == seen ||
+        !__atomic_compare_exchange_n(&fs->resets, &seen, now, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return;
+    fc_inotab_clear(fs->nocap);
+    fc_inotab_clear(fs->dirattr);
+    fc_dirlist_clear(fs->dirlist);
+}
+
 /* How long the kernel may keep what the call just made returned. */
 static double cache_timeout(struct fc_fs *fs)
 {
@@ -162,57 +179,86 @@ static int call_empty(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w)
     return rc;
 }
 
-/* Keep the directory attributes @dirs that a change's reply carried
- * (fc_dirattr.c) for as long as the kernel could keep attributes from
- * this call; @gen is the forget count from before the request. */
-static void dirs_note(struct fc_fs *fs, uint64_t gen,
-                      const struct proto_attr *dirs, uint32_t n)
+/* Until when what the call just made returned may be kept (0: not at
+ * all). */
+static uint64_t keep_until(struct fc_fs *fs)
 {
     double t = cache_timeout(fs);
-    if (t <= 0)
+
+    return t > 0 ? cl_now_ms() + (uint64_t)(t * 1000) : 0;
+}
+
+/* Keep the directory attributes @dirs that a change's reply carried
+ * (fc_dirattr.c) until @until; @gen is the forget count from before the
+ * request. */
+static void dirs_note(struct fc_fs *fs, uint64_t gen, uint64_t until,
+                      const struct proto_attr *dirs, uint32_t n)
+{
+    if (!until)
         return;
-    uint64_t until = cl_now_ms() + (uint64_t)(t * 1000);
     for (uint32_t i = 0; i < n; i++)
         fc_dirattr_note(fs->dirattr, &dirs[i], gen, until);
 }
 
-/* Send @w (freed here), a MKNOD, MKDIR, SYMLINK or LINK, and decode the
- * new entry into @out; the directory's attributes, when metad sent them
- * (protocol version 2), are kept. */
+/* Send @w (freed here), a MKNOD, MKDIR, SYMLINK or LINK of @name in
+ * @parent, and decode the new entry into @out; the directory's
+ * attributes, when metad sent them (protocol version 2), are kept, and
+ * @parent, when known whole, holds @name now (fc_dirlist.c; under
+ * callbacks a new directory is known whole, empty). */
 static int call_entry(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
+                      uint64_t parent, const char *name,
                       struct proto_attr *out)
 {
     struct rpc_reply rep;
     struct proto_entry_rep e;
     uint64_t gen = fc_inotab_gen(fs->dirattr);
+    uint64_t lgen = fc_dirlist_gen(fs->dirlist);
     call_start(fs);
     int rc = cl_meta_call(fs->cl, opcode, w, &rep, &e);
     proto_wbuf_free(w);
     if (rc < 0)
         return rc;
     *out = e.attr;
+    uint64_t until = keep_until(fs);
     if (e.has_dir)
-        dirs_note(fs, gen, &e.dir, 1);
+        dirs_note(fs, gen, until, &e.dir, 1);
+    /* The reply renewed the promise on @parent only when it carried its
+     * attributes. */
+    fc_dirlist_add(fs->dirlist, parent, name, e.has_dir ? until : 0);
+    if (opcode == PROTO_MSG_MKDIR_REQ && until && cl_cb_enabled(fs->cl))
+        fc_dirlist_note_empty(fs->dirlist, e.attr.ino, lgen, cl_now_ms(),
+                              until);
     rpc_reply_free(&rep);
     return 0;
 }
 
-/* Send @w (freed here), an UNLINK, RMDIR or RENAME, and keep the
- * directories' attributes its reply carries.  An RMDIR or RENAME may
- * remove a directory we hold attributes of: all are forgotten first. */
-static int call_remove(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w)
+/* Send @w (freed here), an UNLINK or RMDIR of @name in @parent, or a
+ * RENAME (@name NULL), and keep the directories' attributes its reply
+ * carries.  An RMDIR or RENAME may remove a directory we hold attributes
+ * of: all are forgotten first.  A rename forgets the names of its two
+ * directories (@parent, @newparent); an unlink or rmdir takes @name out
+ * of @parent's (fc_dirlist.c). */
+static int call_remove(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
+                       uint64_t parent, const char *name, uint64_t newparent)
 {
     struct rpc_reply rep;
     struct proto_dirs_rep d;
     if (opcode != PROTO_MSG_UNLINK_REQ)
         fc_inotab_clear(fs->dirattr);
+    if (!name) {
+        fc_dirlist_forget(fs->dirlist, parent);
+        fc_dirlist_forget(fs->dirlist, newparent);
+    }
     uint64_t gen = fc_inotab_gen(fs->dirattr);
     call_start(fs);
     int rc = cl_meta_call(fs->cl, opcode, w, &rep, &d);
     proto_wbuf_free(w);
     if (rc < 0)
         return rc;
-    dirs_note(fs, gen, d.dir, d.ndirs);
+    uint64_t until = keep_until(fs);
+    dirs_note(fs, gen, until, d.dir, d.ndirs);
+    if (name)
+        fc_dirlist_remove(fs->dirlist, parent, name, d.ndirs ? until : 0);
     rpc_reply_free(&rep);
     return 0;
 }
@@ -269,6 +315,18 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (name_bad(req, name))
         return;
+    struct fc_fs *fs = fs_of(req);
+    uint64_t now = cl_now_ms(), until;
+    tables_check(fs);
+    if (cl_cb_enabled(fs->cl) &&
+        fc_dirlist_absent(fs->dirlist, parent, name, now, &until)) {
+        /* A directory known whole holds no such name (fc_dirlist.c). */
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = (double)(until - now) / 1000.0;
+        fuse_reply_entry(req, &e);
+        return;
+    }
     struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
     cred_fill(req, &m.cred);
     struct proto_wbuf w;
@@ -314,6 +372,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
     (void)fi;
     struct proto_attr a;
     uint64_t now = cl_now_ms(), until;
+    tables_check(fs_of(req));
     if (fc_dirattr_get(fs_of(req)->dirattr, ino, now, &a, &until)) {
         /* A directory our own change left as its reply described. */
         struct stat st;
@@ -494,7 +553,7 @@ static int do_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_mknod_req_encode(&w, &m);
-    return call_entry(fs_of(req), PROTO_MSG_MKNOD_REQ, &w, out);
+    return call_entry(fs_of(req), PROTO_MSG_MKNOD_REQ, &w, parent, name, out);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -523,7 +582,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
     proto_wbuf_init(&w);
     proto_mkdir_req_encode(&w, &m);
     struct proto_attr a;
-    int rc = call_entry(fs_of(req), PROTO_MSG_MKDIR_REQ, &w, &a);
+    int rc = call_entry(fs_of(req), PROTO_MSG_MKDIR_REQ, &w, parent, name, &a);
     reply_entry_or_err(req, rc, &a);
 }
 
@@ -537,7 +596,7 @@ static void remove_entry(fuse_req_t req, uint16_t opcode, fuse_ino_t parent,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_lookup_req_encode(&w, &m);
-    fuse_reply_err(req, -call_remove(fs_of(req), opcode, &w));
+    fuse_reply_err(req, -call_remove(fs_of(req), opcode, &w, parent, name, 0));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -569,7 +628,8 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
     proto_wbuf_init(&w);
     proto_symlink_req_encode(&w, &m);
     struct proto_attr a;
-    int rc = call_entry(fs_of(req), PROTO_MSG_SYMLINK_REQ, &w, &a);
+    int rc =
+        call_entry(fs_of(req), PROTO_MSG_SYMLINK_REQ, &w, parent, name, &a);
     reply_entry_or_err(req, rc, &a);
 }
 
@@ -599,7 +659,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_rename_req_encode(&w, &m);
-    fuse_reply_err(req, -call_remove(fs_of(req), PROTO_MSG_RENAME_REQ, &w));
+    fuse_reply_err(req, -call_remove(fs_of(req), PROTO_MSG_RENAME_REQ, &w,
+                                     parent, NULL, newparent));
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -617,7 +678,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
     proto_wbuf_init(&w);
     proto_link_req_encode(&w, &m);
     struct proto_attr a;
-    int rc = call_entry(fs_of(req), PROTO_MSG_LINK_REQ, &w, &a);
+    int rc = call_entry(fs_of(req), PROTO_MSG_LINK_REQ, &w, newparent,
+                        newname, &a);
     if (rc == 0)
         attr_merge_open(fs_of(req), &a);
     reply_entry_or_err(req, rc, &a);
@@ -1086,6 +1148,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     }
     /* The kernel's ask before every write and chown (fc_nocap.c). */
     bool cap = strcmp(name, FC_XATTR_CAPS) == 0;
+    tables_check(fs);
     if (cap && fc_nocap_known(fs->nocap, ino, cl_now_ms())) {
         fuse_reply_err(req, ENODATA);
         return;

@@ -314,6 +314,9 @@ uint32_t cl_cb_promise_ms(struct cl_client *c);
 /* Counter of breaks received: a reply that arrived while it moved may
  * describe a state a break has already invalidated. */
 uint64_t cl_cb_epoch(struct cl_client *c);
+/* Counter of new sessions (cl_cb_reset): each loses every promise, with
+ * no break for what the owner cached on their strength. */
+uint64_t cl_cb_resets(struct cl_client *c);
 /* At open of @ino at @version: true when the pages cached for it
  * describe that version (keep them); records @version as cached. */
 bool cl_cb_open(struct cl_client *c, uint64_t ino, uint64_t version);

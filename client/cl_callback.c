@@ -71,6 +71,7 @@ struct cl_cb {
     cl_break_cb hook;
     void *hook_arg;
     atomic_uint_fast64_t epoch;
+    atomic_uint_fast64_t resets; /* new sessions: every promise lost */
     atomic_uint_fast64_t received;
     pthread_mutex_t lock; /* versions, queues, stop */
     pthread_cond_t cond;
@@ -175,6 +176,11 @@ uint32_t cl_cb_promise_ms(struct cl_client *c)
 uint64_t cl_cb_epoch(struct cl_client *c)
 {
     return c->cb ? atomic_load(&c->cb->epoch) : 0;
+}
+
+uint64_t cl_cb_resets(struct cl_client *c)
+{
+    return c->cb ? atomic_load(&c->cb->resets) : 0;
 }
 
 /* ---- Workers ----------------------------------------------------------- */
@@ -322,6 +328,7 @@ void cl_cb_reset(void *arg)
 
     if (!b)
         return;
+    atomic_fetch_add(&b->resets, 1);
     atomic_fetch_add(&b->epoch, 1);
     pthread_mutex_lock(&b->lock);
     cap = b->nver;
@@ -357,6 +364,7 @@ struct cl_cb *cl_cb_new(struct cl_client *c, const struct cl_opts *o)
     b->hook = o->on_break;
     b->hook_arg = o->break_arg;
     atomic_init(&b->epoch, 0);
+    atomic_init(&b->resets, 0);
     atomic_init(&b->received, 0);
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);

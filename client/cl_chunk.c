@@ -94,7 +94,7 @@ struct all_wait {
 
 struct all_group {
     int status;   /* the first error */
-    uint32_t bad; /* the replica that answered it */
+    uint32_t bad; /* the replica that answered it, UINT32_MAX: none */
 };
 
 /* One call: the answer of replica @r of group @g. */
@@ -138,7 +138,7 @@ static void all_send(struct cl_client *c, struct all_wait *a,
     struct rpc_client *rpc[PROTO_MAX_REPLICAS];
     int rc = w->err;
 
-    *g = (struct all_group){.status = rc, .bad = 0};
+    *g = (struct all_group){.status = rc, .bad = UINT32_MAX}; /* none */
     for (uint32_t r = 0; r < ch->nreplicas && rc == 0; r++) {
         rc = cl_pool_get(c->pool, ch->addr[r], &rpc[r]);
         if (rc < 0)

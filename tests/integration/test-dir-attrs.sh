@@ -11,7 +11,11 @@
 #   3. A name A looked up and did not find (a negative entry A may keep),
 #      created on B, is seen on A at once.
 #   4. A rename on B between two directories A has cached shows on A.
-#   5. With consistency=validate, a third mount sees the same.
+#   5. In a directory A made, A's creates send no LOOKUP (A knows every
+#      name there, docs/caching.md), and names B adds or removes there
+#      are seen on A at once.
+#   6. With consistency=validate, a third mount sees the same, and its
+#      lookups in a directory it made still ask metad.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, curl; exits 77 when one
 # is missing.
 . "$(dirname "$0")/lib.sh"
@@ -100,13 +104,35 @@ mv "$A/e/moved" "$A/d/back"
 same_dir "rename on A (source)" e
 same_dir "rename on A (target)" d
 
-# 5. consistency=validate: a third mount, no callbacks.
+# 5. A directory A made: A knows every name in it.
+mkdir "$A/n" || it_fail "mkdir n on A"
+l0=$(sent LOOKUP)
+for i in 1 2 3 4 5 6 7 8 9 10; do : >"$A/n/f$i" || it_fail "create n/f$i on A"; done
+rm "$A/n/f3"
+! test -e "$A/n/f3" || it_fail "n/f3 is on A after its unlink on A"
+it_expect_eq "LOOKUPs sent by A for 10 creates, an unlink and a lookup in a directory it made" \
+    "$(($(sent LOOKUP) - l0))" 0
+: >"$B/n/fromb"
+test -e "$A/n/fromb" || it_fail "create on B in A's new directory: n/fromb not on A"
+rm "$B/n/f1"
+! test -e "$A/n/f1" || it_fail "unlink on B in A's new directory: n/f1 still on A"
+mkdir "$A/n2" && : >"$A/n2/x" && mv "$B/n2/x" "$B/n/y" ||
+    it_fail "rename on B between A's new directories"
+test -e "$A/n/y" && ! test -e "$A/n2/x" || it_fail "rename on B: A does not see n/y, or still sees n2/x"
+it_expect_eq "A lists what B lists in n" "$(ls "$A/n" | tr '\n' ' ')" "$(ls "$B/n" | tr '\n' ' ')"
+it_ok "a directory A made: its own creates ask nothing, B's changes show at once"
+
+# 6. consistency=validate: a third mount, no callbacks.
 C=$IT_TMP/mnt-c
 ts_start_mount "$C" -o consistency=validate || it_fail "validate mount did not start"
+mkdir "$C/m" || it_fail "mkdir on the validate mount"
+: >"$B/m/fromb"
+test -e "$C/m/fromb" || it_fail "validate mount: a name B made in its new directory is not seen"
 : >"$C/d/v"
 it_expect_eq "validate mount: its stat of d is metad's" \
     "$(stat -c '%y %h' "$C/d")" "$(stat -c '%y %h' "$B/d")"
 test -e "$B/d/v" || it_fail "create on the validate mount: d/v not on B"
 rm "$C/d/v" "$B/d/back"
+rm -r "$B/n" "$B/n2" "$B/m"
 [ -z "$(ls "$A/d")" ] || it_fail "A still lists entries in d: $(ls "$A/d")"
 it_ok "directory attributes and negative entries stay coherent"
