@@ -11,8 +11,9 @@
  * chunk given its copy back by repair (a failed copy tried again, a copy
  * whose record the log lost or that went stale on arrival, a surplus drop
  * whose record failed, a deletion the server failed or could not get,
- * and, over a fake log that commits when told, records not yet committed
- * keeping their chunk busy); the
+ * a rebalance move whose drop of the source failed, and, over a fake log
+ * that commits when told, records not yet committed keeping their chunk
+ * busy); the
  * image writer lease granted, refused, released and handed over; and a
  * callback promise that outlives its lease while the session holds the
  * file open (docs/caching.md §3), metad running with --promise-ms 300;
@@ -462,9 +463,10 @@ static int md_teardown(void **state)
 }
 
 /* The chain CHUNK_WRITE_BEGIN of slot 0 gets: 0 and @loc, or -errno. */
-static int write_begin(struct md *m, struct proto_chunk_loc *loc)
+static int write_begin_at(struct md *m, uint64_t index,
+                          struct proto_chunk_loc *loc)
 {
-    struct proto_chunk_write_begin_req q = {.ino = m->ino};
+    struct proto_chunk_write_begin_req q = {.ino = m->ino, .index = index};
     struct proto_chunk_locate_rep out;
     struct proto_chunk_loc_iter it;
     struct proto_wbuf w;
@@ -481,6 +483,11 @@ static int write_begin(struct md *m, struct proto_chunk_loc *loc)
     assert_true(proto_chunk_loc_next(&it, loc));
     rpc_reply_free(&rep);
     return 0;
+}
+
+static int write_begin(struct md *m, struct proto_chunk_loc *loc)
+{
+    return write_begin_at(m, 0, loc);
 }
 
 static bool has_server(const struct proto_chunk_loc *loc, uint32_t id)
@@ -616,15 +623,21 @@ static void call_attr(struct rpc_client *c, uint16_t opcode,
 }
 
 /* CHUNK_WRITE_END of slot 0 (@loc's chunk): the file is @size long. */
-static void write_end(struct md *m, const struct proto_chunk_loc *loc,
-                      uint64_t size)
+static void write_end_at(struct md *m, uint64_t index,
+                         const struct proto_chunk_loc *loc, uint64_t size)
 {
     struct proto_chunk_write_end_req q = {
-        .ino = m->ino, .chunk_id = loc->chunk_id, .size = size};
+        .ino = m->ino, .index = index, .chunk_id = loc->chunk_id, .size = size};
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_write_end_req_encode(&w, &q);
     call_attr(m->cl, PROTO_MSG_CHUNK_WRITE_END_REQ, &w);
+}
+
+static void write_end(struct md *m, const struct proto_chunk_loc *loc,
+                      uint64_t size)
+{
+    write_end_at(m, 0, loc, size);
 }
 
 /* The replicas CHUNK_LOCATE lists for slot 0; their servers into @ids
@@ -958,6 +971,84 @@ static void test_meta_srv_repair_pending_drop_not_repeated(void **state)
     replicas_wait(m, 1);
     scans_wait(m);
     assert_int_equal(locate_n(m), 1);
+}
+
+static void rebalance_start(struct md *m)
+{
+    m->srv->repair.rebalance = true;
+}
+
+/* Two full chunks of goal 2 on fs[0] and fs[1], then fs[2] up and empty,
+ * and a rebalance asked for: slot 0's chunk moves from fs[0] to fs[2]
+ * (copy, REPLICA_ADD, then fs[0]'s REPLICA_DROP). */
+static void move_start(struct md *m)
+{
+    struct proto_chunk_loc loc;
+
+    fsrv_register(m, 0);
+    fsrv_register(m, 1);
+    goal_set(m, 2);
+    for (uint64_t i = 0; i < 2; i++) {
+        assert_int_equal(write_begin_at(m, i, &loc), 0);
+        write_end_at(m, i, &loc, (i + 1) * PROTO_CHUNK_SIZE);
+        probe.chunk_id = loc.chunk_id;
+        on_loop(m, lease_expire);
+    }
+    fsrv_register(m, 2);
+    on_loop(m, rebalance_start);
+}
+
+/* Slot 0 ends on fs[1] and fs[2], the move done, and stays so. */
+static void moved_wait(struct md *m)
+{
+    uint32_t ids[PROTO_MAX_REPLICAS];
+
+    for (int i = 0; i < 200 && fsrv_missing(m, ids, locate_ids(m, ids)) != 0;
+         i++)
+        usleep(50 * 1000);
+    assert_int_equal(locate_ids(m, ids), 2);
+    assert_int_equal(fsrv_missing(m, ids, 2), 0);
+    scans_wait(m);
+    assert_int_equal(locate_n(m), 2);
+    assert_int_equal(fsrv_seen(&m->fs[2], PROTO_MSG_CHUNK_REPLICATE_REQ), 1);
+}
+
+/* A move whose drop of the source the log has not committed yet keeps
+ * its chunk busy: with one copy over its goal meanwhile, no scan drops
+ * another beside it. */
+static void test_meta_srv_repair_move_drop_pending(void **state)
+{
+    struct md *m = *state;
+    unsigned drops = 0;
+
+    flog_hold(m, META_OP_REPLICA_DROP);
+    move_start(m);
+    for (int i = 0; i < 200 && drops == 0; i++) {
+        usleep(50 * 1000);
+        flog_counts(m, NULL, &drops);
+    }
+    assert_int_equal(drops, 1);
+    assert_int_equal(locate_n(m), 3);
+    scans_wait(m);
+    flog_counts(m, NULL, &drops);
+    assert_int_equal(drops, 1);
+    on_loop(m, flog_release);
+    moved_wait(m);
+}
+
+/* A move whose drop of the source fails leaves the chunk one copy over
+ * its goal, never under: a later scan drops the surplus. */
+static void test_meta_srv_repair_move_drop_failed(void **state)
+{
+    struct md *m = *state;
+
+    flog_fail(m, META_OP_REPLICA_DROP, -EIO, 1);
+    move_start(m);
+    for (int i = 0; i < 200 && flog_counts(m, NULL, NULL) == 0; i++)
+        usleep(50 * 1000);
+    assert_int_equal(flog_counts(m, NULL, NULL), 1);
+    assert_true(locate_n(m) >= 2);
+    moved_wait(m);
 }
 
 /* ---- IMAGE_LEASE --------------------------------------------------------- */
@@ -1419,6 +1510,8 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_repair_gc_delete_failed_kept),
         L(test_meta_srv_repair_pending_add_not_copied_again),
         L(test_meta_srv_repair_pending_drop_not_repeated),
+        L(test_meta_srv_repair_move_drop_pending),
+        L(test_meta_srv_repair_move_drop_failed),
         T(test_meta_srv_image_lease_one_writer),
         T(test_meta_srv_image_lease_errors),
         T(test_meta_srv_image_lease_hand_over),
