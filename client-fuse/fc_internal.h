@@ -10,6 +10,7 @@
  *   fc_nocap.c     inodes known to have no security.capability
  *   fc_dirattr.c   directory attributes from our own changes' replies
  *   fc_dirlist.c   every name of directories this mount made
+ *   fc_dirwin.c    an open directory's window of entries
  *   fc_inotab.c    the table both keep their facts in
  *   fc_conf.c      --config FILE
  */
@@ -20,6 +21,7 @@
 
 /* The whole mount: fuse_req_userdata() of every request. */
 struct fc_dirlist;
+struct fc_dirwin;
 struct fc_inotab;
 struct fc_notify;
 struct fuse_opt;
@@ -171,5 +173,24 @@ bool fc_dirlist_absent(struct fc_dirlist *t, uint64_t dir, const char *name,
 /* Forget @ino, or every directory. */
 void fc_dirlist_forget(struct fc_dirlist *t, uint64_t ino);
 void fc_dirlist_clear(struct fc_dirlist *t);
+
+/* fc_dirwin.c */
+
+/* An open directory's window (fi->fh of a directory).  Caller owns *out:
+ * fc_dirwin_free() (NULL is fine).  0 or -ENOMEM. */
+int fc_dirwin_new(struct fc_dirwin **out);
+void fc_dirwin_free(struct fc_dirwin *w);
+/* Held around fc_dirwin_at() and the walk of what it gives. */
+void fc_dirwin_lock(struct fc_dirwin *w);
+void fc_dirwin_unlock(struct fc_dirwin *w);
+/* Position @it at the entries after cookie @off of directory @ino (0: from
+ * the start), as @cred lists it, with attributes when @plus: from the
+ * window held, else from a new one fetched from metad (always at 0, and
+ * when the window ends at @off short of the directory's end).  *@epoch:
+ * cl_cb_epoch() before its fetch.  @it stays valid until the next call or
+ * the unlock.  0 or -errno. */
+int fc_dirwin_at(struct fc_dirwin *w, struct fc_fs *fs,
+                 const struct proto_cred *cred, uint64_t ino, uint64_t off,
+                 bool plus, struct proto_dirent_iter *it, uint64_t *epoch);
 
 #endif

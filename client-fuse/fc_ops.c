@@ -21,12 +21,14 @@
  * (cl_cache.c), which also reports our own size before metad knows it.
  * O_TRUNC reaches us as a SETATTR of size 0 (atomic_o_trunc is left off).
  * Truncation, fallocate and the open handle table are the places where
- * namespace and data meet.
+ * namespace and data meet.  lseek's SEEK_DATA and SEEK_HOLE come from the
+ * client library's allocation walk (cl_file_alloc()), per chunk slot.
  */
 #define FUSE_USE_VERSION 35
 
 #include "fc_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -943,85 +945,146 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     fuse_reply_err(req, -rc);
 }
 
+/* ---- SEEK_DATA and SEEK_HOLE ------------------------------------------- */
+
+/* Looking for the first run of one kind from @pos. */
+struct seek_walk {
+    bool want_data;
+    bool found;
+    uint64_t pos; /* start of the next run; of the one found once @found */
+};
+
+static int seek_run(void *arg, uint64_t len, bool data)
+{
+    struct seek_walk *w = arg;
+    if (data == w->want_data) {
+        w->found = true;
+        return 1;
+    }
+    w->pos += len;
+    return 0;
+}
+
+/* lseek(2) with SEEK_DATA or SEEK_HOLE, at chunk slot granularity
+ * (cl_file_alloc()): data at or past the end is ENXIO, and the end of
+ * the file is the hole that ends every file.  The size is the one stat
+ * shows: metad's, or ours while our writes' WRITE_END is deferred.  Our
+ * delayed writes count as data without being written back. */
+static int seek_find(struct fc_fs *fs, struct cl_inode *n, uint64_t off,
+                     bool want_data, uint64_t *out)
+{
+    struct proto_attr a;
+    int rc = cl_meta_getattr(fs->cl, cl_inode_ino(n), &a);
+    if (rc < 0)
+        return rc;
+    uint64_t size = cl_inode_grow_seen(n, a.size);
+    if (off >= size)
+        return -ENXIO;
+    struct seek_walk w = {.want_data = want_data, .pos = off};
+    while (!w.found && w.pos < size) {
+        uint64_t from = w.pos;
+        rc = cl_file_alloc(fs->cl, n, from, size - from, seek_run, &w);
+        if (rc < 0)
+            return rc;
+        assert(w.found || w.pos > from); /* a walk covers a slot at least */
+    }
+    if (w.found) {
+        *out = w.pos;
+        return 0;
+    }
+    if (want_data)
+        return -ENXIO;
+    *out = size;
+    return 0;
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    uint64_t pos;
+    int rc;
+
+    if (whence != SEEK_DATA && whence != SEEK_HOLE)
+        rc = -EINVAL; /* the kernel answers the others itself */
+    else if (off < 0)
+        rc = -ENXIO;
+    else
+        rc = seek_find(fs_of(req), handle_of(fi)->node, (uint64_t)off,
+                       whence == SEEK_DATA, &pos);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_lseek(req, (off_t)pos);
+}
+
 /* ---- Directories ------------------------------------------------------- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
-    /* Listing needs read permission on the directory: checked here, once,
-     * as open(2) of a directory would. */
-    struct proto_attr a;
-    int rc = open_check(req, ino, O_RDONLY, false, &a);
-    if (rc == 0 && !S_ISDIR(a.mode))
-        rc = -ENOTDIR;
-    if (rc < 0) {
-        fuse_reply_err(req, -rc);
+    /* The kernel checked read permission on the directory already
+     * (default_permissions, as open(2) of a directory does), and metad
+     * checks every READDIR again: nothing to ask here. */
+    (void)ino;
+    struct fc_dirwin *w;
+    if (fc_dirwin_new(&w) < 0) {
+        fuse_reply_err(req, ENOMEM);
         return;
     }
-    fi->fh = 0;
-    fuse_reply_open(req, fi);
+    fi->fh = (uint64_t)(uintptr_t)w;
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        fc_dirwin_free(w); /* the opener was interrupted */
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
                           struct fuse_file_info *fi)
 {
     (void)ino;
-    (void)fi;
+    fc_dirwin_free((struct fc_dirwin *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 
+/* A page of directory @ino after cookie @off, from the handle's window
+ * (fc_dirwin.c). */
 static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                     bool plus)
+                     struct fuse_file_info *fi, bool plus)
 {
-    /* A dirent takes at least 24 bytes (32 with attributes, more with
-     * the name); ask for about what fits. */
-    uint32_t max = (uint32_t)(size / (plus ? 160 : 32));
-    if (max < 1)
-        max = 1;
-    if (max > PROTO_READDIR_MAX)
-        max = PROTO_READDIR_MAX;
-    struct proto_readdir_req m = {
-        .ino = ino,
-        .cookie = (uint64_t)off,
-        .max_entries = max,
-        .flags = plus ? PROTO_READDIR_PLUS : 0,
-    };
-    cred_fill(req, &m.cred);
-    struct proto_wbuf w;
-    proto_wbuf_init(&w);
-    proto_readdir_req_encode(&w, &m);
-    struct rpc_reply rep;
-    struct proto_readdir_rep out;
-    call_start(fs_of(req));
+    struct fc_fs *fs = fs_of(req);
+    struct fc_dirwin *w = (struct fc_dirwin *)(uintptr_t)fi->fh;
+    char *buf = malloc(size ? size : 1);
+    char *name = malloc(PROTO_MAX_STR + 1);
+    if (!w || !buf || !name) {
+        free(buf);
+        free(name);
+        fuse_reply_err(req, w ? ENOMEM : EBADF);
+        return;
+    }
+    struct proto_cred cred;
+    cred_fill(req, &cred);
+    struct proto_dirent_iter it;
+    fc_dirwin_lock(w);
     int rc =
-        cl_meta_call(fs_of(req)->cl, PROTO_MSG_READDIR_REQ, &w, &rep, &out);
-    proto_wbuf_free(&w);
+        fc_dirwin_at(w, fs, &cred, ino, (uint64_t)off, plus, &it, &call_epoch);
     if (rc < 0) {
+        fc_dirwin_unlock(w);
+        free(buf);
+        free(name);
         fuse_reply_err(req, -rc);
         return;
     }
-
-    char *buf = malloc(size ? size : 1);
-    char *name = malloc(PROTO_MAX_STR + 1);
-    if (!buf || !name) {
-        free(buf);
-        free(name);
-        rpc_reply_free(&rep);
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    bool have_attrs = plus && (out.flags & PROTO_READDIR_PLUS);
+    /* Attributes are given for a time only when no break came since the
+     * window was fetched (cache_timeout() against that epoch). */
+    bool have_attrs = plus && (it.flags & PROTO_READDIR_PLUS);
     size_t used = 0;
-    struct proto_dirent_iter it;
     struct proto_dirent d;
-    proto_dirent_iter_init(&it, &out);
     while (proto_dirent_next(&it, &d)) {
         memcpy(name, d.name.p, d.name.len);
         name[d.name.len] = '\0';
         size_t need;
         if (plus) {
             struct fuse_entry_param e;
-            entry_fill(fs_of(req), &d.attr, &e);
+            entry_fill(fs, &d.attr, &e);
             if (!have_attrs) {
                 /* No attributes: the kernel must look the entry up. */
                 e.attr_timeout = 0;
@@ -1041,7 +1104,7 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             break; /* the next readdir resumes from the last cookie */
         used += need;
     }
-    rpc_reply_free(&rep);
+    fc_dirwin_unlock(w);
     fuse_reply_buf(req, buf, used);
     free(buf);
     free(name);
@@ -1050,15 +1113,13 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
-    (void)fi;
-    read_dir(req, ino, size, off, false);
+    read_dir(req, ino, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
                            off_t off, struct fuse_file_info *fi)
 {
-    (void)fi;
-    read_dir(req, ino, size, off, true);
+    read_dir(req, ino, size, off, fi, true);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -1244,6 +1305,7 @@ static const struct fuse_lowlevel_ops ops = {
     .release = op_release,
     .fsync = op_fsync,
     .fallocate = op_fallocate,
+    .lseek = op_lseek,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,

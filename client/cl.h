@@ -242,6 +242,24 @@ int cl_file_zero(struct cl_client *c, struct cl_inode *n, uint64_t off,
 int cl_file_locate(struct cl_client *c, uint64_t ino, uint64_t index,
                    uint64_t prefetch, struct cl_chunk *out);
 
+/* ---- Allocation (cl_alloc.c) -------------------------------------------- */
+
+/* One run of cl_file_alloc(): @len bytes that may hold data (@data) or
+ * read as zeros.  Return 0 to go on, > 0 to stop, -errno to stop with it. */
+typedef int (*cl_alloc_cb)(void *arg, uint64_t len, bool data);
+
+/* Chunk slots one cl_file_alloc() looks at, at most. */
+#define CL_ALLOC_MAX_SLOTS 4096
+
+/* Describe [@off, @off + @len) of @n as runs of data and holes, in order,
+ * adjoining runs of one kind merged, by chunk slot: a slot is a hole when
+ * the chunk map names no chunk for it and no delayed write of this client
+ * lies in it.  Looks at CL_ALLOC_MAX_SLOTS slots at most, so the runs may
+ * cover less than @len.  0 (also when @cb stopped the walk with > 0), or
+ * -errno from metad or from @cb. */
+int cl_file_alloc(struct cl_client *c, struct cl_inode *n, uint64_t off,
+                  uint64_t len, cl_alloc_cb cb, void *arg);
+
 /* ---- Block checksums (cl_crcs.c) ---------------------------------------- */
 
 /* The CRC32C of each 4 KiB block of slot @index of @ino as it reads, from

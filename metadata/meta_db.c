@@ -54,8 +54,9 @@
  * id -> (client address, raft address) of each replica of a metad group.
  *
  * Migration 10 adds chunks.alloc, the bytes the chunk takes on the disk
- * of the first replica of its chain (META_OP_CHUNK_USAGE): NULL for the
- * chunks made before, until a server reports them; new chunks start at 0.
+ * of the first replica of its chain (META_OP_CHUNK_USAGE): NULL (not
+ * reported yet) for the chunks made before and for every new chunk,
+ * until a server reports it.
  *
  * Migration 11 adds replies: (session_id, slot) -> (req_id, status, body),
  * the outcomes of a session's last requests, so that a request sent again
@@ -204,9 +205,11 @@ static const char *const migrations[] = {
 
 /* The bytes inode @T's file takes on disk: st_blocks (meta_attr_from_row(),
  * docs/protocol.md §4.2 "blocks").  Each chunk it holds counts what its
- * first replica reported (chunks.alloc); one made before the figure was
- * kept and not reported since counts up to the file's size, the chunk's
- * bytes in the file.  Holes, the slots without a chunk, count nothing; a
+ * first replica reported (chunks.alloc); one not reported yet (NULL: a
+ * new chunk, or one made before the figure was kept) counts up to the
+ * file's size, the chunk's bytes in the file, so a file with data never
+ * shows 0 blocks (tar --sparse takes a file of 0 blocks for holes alone
+ * and archives none of its data).  Holes, the slots without a chunk, count nothing; a
  * shared chunk counts in every file holding it. */
 #define CHUNK_SIZE_SQL "67108864"
 _Static_assert(PROTO_CHUNK_SIZE == 67108864, "CHUNK_SIZE_SQL");
@@ -282,7 +285,7 @@ static const char *const sql[META_ST_COUNT] = {
              " WHERE s.ino = ?1 AND s.idx >= ?2 AND s.idx < ?3 ORDER BY s.idx",
     [META_ST_CHUNK_INSERT] =
         "INSERT INTO chunks(chunk_id, version, origin, alloc)"
-        " VALUES(?1, ?2, 0, 0)",
+        " VALUES(?1, ?2, 0, NULL)",
     [META_ST_CHUNK_SET_VERSION] =
         "UPDATE chunks SET version = ?2 WHERE chunk_id = ?1",
     /* Dropping slots [?2, end) of file ?1: only the chunks no slot

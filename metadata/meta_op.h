@@ -13,7 +13,7 @@
  *      lays them out; internal payloads as the encoders below write them.
  *   2  the same, and the request id of a client's request made in a
  *      session, so that a request sent again is answered as the first
- *      time (meta_reply.c); 0 in any other record.
+ *      time (meta_once.c); 0 in any other record.
  * A change to either layout adds a version here, and the decoders keep
  * reading every older one.
  *

@@ -69,8 +69,11 @@ static void snap_frozen(void *arg, int rc)
         rc = -ECONNRESET;
     if (rc == 0) {
         j->req.data = j;
-        rc = meta_srv_apply(srv, &j->req, j->opcode, j->session_id, j->payload,
-                            j->len, on_snap_applied);
+        /* docs/protocol.md §5.4: the record carries the request id, so
+         * that the request sent again is answered as the first time. */
+        rc = meta_srv_apply_request(srv, &j->req, j->opcode, j->session_id,
+                                    j->req_id, j->payload, j->len,
+                                    on_snap_applied);
         if (rc == 0)
             return;
     } else {

@@ -136,10 +136,10 @@
  * The store's bytes on disk count each overlay's own files and each base
  * once (chunk_ov_unlink(), chunk_ov_shared_bytes(),
  * chunk_ov_list_alloc(), share_of()).  Whatever a crash leaves half-done
- * (a .crc with an empty header, a .crc.tmp, links of a conversion that did not
- * switch, the flat name of a converted chunk, files of no chunk) is removed at
- * the next open (store_sweep()), and an interrupted install of a copy is
- * finished or undone.
+ * (a .crc with an empty header, a .crc.tmp, links of a conversion that
+ * did not switch, the flat name of a converted chunk, files of no chunk)
+ * is removed at the next open (store_sweep()), and an interrupted install
+ * of a copy is finished or undone.
  *
  * Open files are kept: a handle (struct chunk_file) whose last user is
  * done stays in the table, idle, with its two descriptors, version and
@@ -1314,12 +1314,11 @@ static void sweep_install(int dfd, uint64_t id, const char *path)
 
 /* Remove from @path (one folder of chunks/) what a crash left half-done:
  * a .crc.tmp (an unfinished conversion), a .crc with an empty header and
- * every file of its id (an unfinished create or copy, invariant 12),
- * data of no
- * chunk or of an overlay (its flat name), the overlay files of no chunk
- * or of a flat one, and the map of no chunk; removing the last link of a base
- * frees it (invariant 9).  An install of a staged copy is finished or
- * undone (sweep_install()). */
+ * every file of its id (an unfinished create or copy, invariant 12), data
+ * of no chunk or of an overlay (its flat name), the overlay files of no
+ * chunk or of a flat one, and the map of no chunk; removing the last link
+ * of a base frees it (invariant 9).  An install of a staged copy is
+ * finished or undone (sweep_install()). */
 static int sweep_dir(const char *path)
 {
     DIR *d = opendir(path);

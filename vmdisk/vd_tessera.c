@@ -23,8 +23,9 @@
  *   trim, zero     cl_file_zero: holes are skipped, ranges reaching the end
  *                  of a chunk are cut off with CHUNK_TRUNCATE (the servers
  *                  free the space), the rest is written with zeros
- *   block_status   CHUNK_LOCATE: an empty chunk slot (chunk id 0) is a hole
- *                  that reads as zeros; an allocated chunk is data
+ *   block_status   cl_file_alloc: an empty chunk slot (chunk id 0) holding
+ *                  none of the client's delayed writes is a hole that
+ *                  reads as zeros; an allocated chunk is data
  *   changes        tessera:changes-since:SNAP: cl_changes_get() of SNAP
  *                  against the image (IMAGE_CHANGES, CHUNK_WMAP), per
  *                  4 KiB block, up to PROTO_LOCATE_MAX chunk slots a call
@@ -72,7 +73,6 @@
 
 #define ROOT_INO 1
 #define NAME_MAX_LEN 4096
-#define STATUS_MAX_CHUNKS 4096 /* chunk slots walked by one block_status */
 #define LIST_BATCH 256
 
 /* The block cache of one image, shared by its connections. */
@@ -633,42 +633,24 @@ static int tess_trim(struct vd_image *img, uint64_t len, uint64_t off, bool fua)
     return rc;
 }
 
+/* cl_file_alloc()'s runs as NBD extents. */
+struct status_walk {
+    vd_extent_cb cb;
+    void *arg;
+};
+
+static int status_run(void *arg, uint64_t len, bool data)
+{
+    struct status_walk *w = arg;
+    return w->cb(w->arg, len, data ? 0 : VD_EXTENT_HOLE | VD_EXTENT_ZERO);
+}
+
 static int tess_block_status(struct vd_image *img, uint64_t len, uint64_t off,
                              vd_extent_cb cb, void *arg)
 {
     struct tess_image *im = image_of(img);
-    uint64_t end = off + len, run_len = 0;
-    uint32_t run_flags = 0;
-    uint64_t size = (uint64_t)im->size;
-    unsigned walked = 0;
-
-    while (off < end && walked++ < STATUS_MAX_CHUNKS) {
-        uint64_t index = off / PROTO_CHUNK_SIZE;
-        uint64_t cend = (index + 1) * (uint64_t)PROTO_CHUNK_SIZE;
-        uint64_t last = size ? (size - 1) / PROTO_CHUNK_SIZE : 0;
-        struct cl_chunk ch;
-        int rc = cl_file_locate(im->ctx->cl, im->ino, index,
-                                last >= index ? last - index + 1 : 1, &ch);
-        if (rc < 0)
-            return rc;
-        uint32_t flags = ch.chunk_id ? 0 : VD_EXTENT_HOLE | VD_EXTENT_ZERO;
-        uint64_t n = (cend < end ? cend : end) - off;
-        if (run_len && flags != run_flags) {
-            rc = cb(arg, run_len, run_flags);
-            if (rc != 0)
-                return rc < 0 ? rc : 0;
-            run_len = 0;
-        }
-        run_flags = flags;
-        run_len += n;
-        off += n;
-    }
-    if (run_len) {
-        int rc = cb(arg, run_len, run_flags);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    struct status_walk w = {.cb = cb, .arg = arg};
+    return cl_file_alloc(im->ctx->cl, im->node, off, len, status_run, &w);
 }
 
 /* READDIR of @ino from @cookie; calls @cb with "@prefix<name>" for each

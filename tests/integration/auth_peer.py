@@ -27,8 +27,6 @@ docs/protocol.md §2 and §3.2 alone.
 Each prints what the server answered (OK, EAUTH, CLOSED, ...) and exits
 0 when that is what a correct server does, 1 otherwise.
 """
-import hashlib
-import hmac
 import os
 import select
 import socket
@@ -37,95 +35,9 @@ import subprocess
 import sys
 import threading
 
-MAGIC = 0x54535241
-HELLO, AUTH, TICKET = 0x0001, 0x0003, 0x0007
-KEY, TICKET_METHOD = 1, 2
-ROLE_CLIENT = 1
-EAUTH = 1006
-
-
-def frame(opcode, req_id, payload):
-    return struct.pack(">IBBHQiI", MAGIC, 1, 0, opcode, req_id, 0,
-                       len(payload)) + payload
-
-
-def recv_all(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise ConnectionError("closed")
-        b += c
-    return b
-
-
-def call(s, opcode, req_id, payload):
-    s.sendall(frame(opcode, req_id, payload))
-    hdr = recv_all(s, 24)
-    _, _, flags, op, rid, status, length = struct.unpack(">IBBHQiI", hdr)
-    body = recv_all(s, length) if length else b""
-    assert flags & 1 and rid == req_id and op == opcode + 1, "bad reply"
-    return status, body
-
-
-def pstr(b):
-    return struct.pack(">H", len(b)) + b
-
-
-def connect(addr):
-    host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), 5)
-    s.settimeout(30)
-    return s
-
-
-def hello(s, methods):
-    """HELLO_REQ offering @methods; returns (status, method, nonce)."""
-    p = struct.pack(">HHBII", 1, 1, ROLE_CLIENT, 0, methods) + pstr(b"auth_peer")
-    status, body = call(s, HELLO, 1, p)
-    if status:
-        return status, 0, None
-    _, _, method, _, nlen = struct.unpack(">HIIQH", body[:20])
-    nonce = body[20 + nlen:]
-    assert method == 0 or len(nonce) == 32, "no challenge"
-    return 0, method, nonce
-
-
-def proof(key, side, method, name, ns, nc):
-    label = b"tessera auth v1 " + side + b"\0"
-    msg = label + bytes([method, ROLE_CLIENT]) + pstr(name) + ns + nc
-    return hmac.new(key, msg, hashlib.sha256).digest()
-
-
-def auth_req(key, method, name, ticket, ns):
-    nc = os.urandom(32)
-    p = proof(key, b"initiator", method, name, ns, nc)
-    body = (bytes([method]) + pstr(name) + struct.pack(">I", len(ticket)) +
-            ticket + nc + p)
-    return body, proof(key, b"responder", method, name, ns, nc)
-
-
-def load_key(path):
-    name = secret = None
-    for line in open(path):
-        if line.startswith("name "):
-            name = line[5:].strip().encode()
-        elif line.startswith("secret "):
-            secret = bytes.fromhex(line[7:].strip())
-    return name, secret
-
-
-def login(addr, keyfile):
-    """Authenticate with KEYFILE; returns (socket, AUTH_REQ body sent)."""
-    name, key = load_key(keyfile)
-    s = connect(addr)
-    status, method, ns = hello(s, 1 << (KEY - 1))
-    assert status == 0 and method == KEY, "no KEY challenge"
-    body, expect = auth_req(key, KEY, name, b"", ns)
-    status, rep = call(s, AUTH, 2, body)
-    assert status == 0, "refused: %d" % status
-    assert rep == expect, "the server's proof is wrong"
-    return s, body
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tessera_peer import (AUTH, EAUTH, KEY, TICKET, TICKET_METHOD,  # noqa: E402
+                          auth_req, call, connect, hello, load_key, login)
 
 
 def session_key(secret, sealed):
@@ -137,7 +49,7 @@ def session_key(secret, sealed):
 
 
 def ticket_replay(meta, keyfile, chunkd):
-    s, _ = login(meta, keyfile)
+    s, _, _ = login(meta, keyfile)
     status, rep = call(s, TICKET, 3, b"")
     assert status == 0, "no ticket: %d" % status
     tlen = struct.unpack(">I", rep[8:12])[0]
@@ -146,7 +58,7 @@ def ticket_replay(meta, keyfile, chunkd):
     name, secret = load_key(keyfile)
     key = session_key(secret, rep[16 + tlen:16 + tlen + klen])
     c = connect(chunkd)
-    _, method, ns = hello(c, 1 << (TICKET_METHOD - 1))
+    _, method, ns, _ = hello(c, 1 << (TICKET_METHOD - 1))
     body, expect = auth_req(key, TICKET_METHOD, name, ticket, ns)
     status, rep = call(c, AUTH, 2, body)
     assert status == 0 and rep == expect, "the first use was refused: %d" % status
@@ -216,25 +128,25 @@ def main(argv):
     cmd = argv[1]
     if cmd == "nokey":
         s = connect(argv[2])
-        status, _, _ = hello(s, 0)
+        status, _, _, _ = hello(s, 0)
         return verdict(status, (EAUTH,))
     if cmd == "wrongkey":
         name, key = load_key(argv[3])
         s = connect(argv[2])
-        _, method, ns = hello(s, 1 << (KEY - 1))
+        _, method, ns, _ = hello(s, 1 << (KEY - 1))
         body, _ = auth_req(bytes(32) if key != bytes(32) else b"\1" * 32,
                            method, name, b"", ns)
         status, _ = call(s, AUTH, 2, body)
         return verdict(status, (EAUTH,))
     if cmd == "replay":
-        s, body = login(argv[2], argv[3])
+        s, body, _ = login(argv[2], argv[3])
         s.close()
         s = connect(argv[2])
         hello(s, 1 << (KEY - 1))
         status, _ = call(s, AUTH, 2, body)
         return verdict(status, (EAUTH,))
     if cmd == "ticket":
-        s, _ = login(argv[2], argv[3])
+        s, _, _ = login(argv[2], argv[3])
         status, rep = call(s, TICKET, 3, b"")
         assert status == 0, "no ticket: %d" % status
         tlen = struct.unpack(">I", rep[8:12])[0]
@@ -243,7 +155,7 @@ def main(argv):
         worst = 0
         for who in (name, b"client.other"):
             c = connect(argv[4])
-            _, method, ns = hello(c, 1 << (TICKET_METHOD - 1))
+            _, method, ns, _ = hello(c, 1 << (TICKET_METHOD - 1))
             body, _ = auth_req(os.urandom(32), TICKET_METHOD, who, ticket, ns)
             status, _ = call(c, AUTH, 2, body)
             worst |= verdict(status, (EAUTH,))

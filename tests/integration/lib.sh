@@ -112,6 +112,18 @@ it_meta_applied() {
     it_fail "replica $1 applied ${applied:-0}, want $2"
 }
 
+# it_meta_new_leader OLD: wait (up to 20 s) until a replica other than OLD
+# leads the metad group; sets $new; fails otherwise.
+it_meta_new_leader() {
+    local i
+    for ((i = 0; i < 200; i++)); do
+        new=$(ts_meta_leader)
+        [ -n "$new" ] && [ "$new" != "$1" ] && return 0
+        sleep 0.1
+    done
+    it_fail "no replica other than $1 leads the metad group after 20 s"
+}
+
 # it_expect_eq WHAT GOT WANT
 it_expect_eq() { [ "$2" = "$3" ] || it_fail "$1: got '$2', want '$3'"; it_ok "$1"; }
 

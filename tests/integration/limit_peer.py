@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import auth_peer as ap  # noqa: E402
+import tessera_peer as tp  # noqa: E402
 
 ELIMIT = 1007
 PING = 0x0005
@@ -41,15 +41,15 @@ def tessera_open(addr, src, keyfile):
     """One connection through HELLO (and AUTH): (socket, wire status)."""
     s = dial(addr, src)
     if keyfile == "-":
-        status, _, _ = ap.hello(s, (1 << (ap.KEY - 1)) |
-                                (1 << (ap.TICKET_METHOD - 1)))
+        status, _, _, _ = tp.hello(s, (1 << (tp.KEY - 1)) |
+                                   (1 << (tp.TICKET_METHOD - 1)))
         return s, status
-    name, key = ap.load_key(keyfile)
-    status, method, ns = ap.hello(s, 1 << (ap.KEY - 1))
+    name, key = tp.load_key(keyfile)
+    status, method, ns, _ = tp.hello(s, 1 << (tp.KEY - 1))
     if status:
         return s, status
-    body, expect = ap.auth_req(key, method, name, b"", ns)
-    status, rep = ap.call(s, ap.AUTH, 2, body)
+    body, expect = tp.auth_req(key, method, name, b"", ns)
+    status, rep = tp.call(s, tp.AUTH, 2, body)
     if status == 0 and rep != expect:
         raise AssertionError("the server's proof is wrong")
     return s, status
@@ -78,7 +78,7 @@ def tessera(addr, src, n, keyfile, cmd):
     run(cmd)
     if keyfile == "-":
         return 0
-    status, body = ap.call(held[0], PING, 9, b"12345678")
+    status, body = tp.call(held[0], PING, 9, b"12345678")
     print("ping on a held connection: %s" % (status or "OK"))
     return 0 if status == 0 and body == b"12345678" else 1
 
@@ -92,7 +92,7 @@ REP_ACK = 1
 
 def nbd_open(addr):
     s = dial(addr, None)
-    magic, opt, flags = struct.unpack(">QQH", ap.recv_all(s, 18))
+    magic, opt, flags = struct.unpack(">QQH", tp.recv_all(s, 18))
     assert magic == NBD_MAGIC and opt == IHAVEOPT, "not an NBD server"
     s.sendall(struct.pack(">I", 3))  # FIXED_NEWSTYLE | NO_ZEROES
     return s
@@ -102,9 +102,9 @@ def nbd_go(s, name):
     data = struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
     s.sendall(struct.pack(">QII", IHAVEOPT, OPT_GO, len(data)) + data)
     while True:
-        magic, opt, rtype, rlen = struct.unpack(">QIII", ap.recv_all(s, 20))
+        magic, opt, rtype, rlen = struct.unpack(">QIII", tp.recv_all(s, 20))
         assert magic == REPLY_MAGIC and opt == OPT_GO, "bad option reply"
-        body = ap.recv_all(s, rlen) if rlen else b""
+        body = tp.recv_all(s, rlen) if rlen else b""
         if rtype == REP_ACK:
             return "OK"
         if rtype & 0x80000000:

@@ -16,6 +16,9 @@
 #      are seen on A at once.
 #   6. With consistency=validate, a third mount sees the same, and its
 #      lookups in a directory it made still ask metad.
+#   7. A listing of 1,030 names on A takes two READDIRs (a window of up to
+#      1,024 entries each, none for the end), lists every name, and a new
+#      listing shows a name B added since (docs/caching.md).
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, curl; exits 77 when one
 # is missing.
 . "$(dirname "$0")/lib.sh"
@@ -135,4 +138,26 @@ test -e "$B/d/v" || it_fail "create on the validate mount: d/v not on B"
 rm "$C/d/v" "$B/d/back"
 rm -r "$B/n" "$B/n2" "$B/m"
 [ -z "$(ls "$A/d")" ] || it_fail "A still lists entries in d: $(ls "$A/d")"
+# 7. Listings come a window at a time.
+mkdir "$B/big" || it_fail "mkdir big on B"
+(cd "$B/big" && seq -f 'entry-with-a-longer-name-%04g' 1 1030 | xargs touch) ||
+    it_fail "1,030 creates on B"
+r0=$(sent READDIR)
+it_expect_eq "names A lists in big" "$(ls -f "$A/big" | grep -c '^entry-')" 1030
+it_expect_eq "READDIRs sent by A for a listing of 1,030 names" \
+    "$(($(sent READDIR) - r0))" 2
+it_expect_eq "names ls -l on A shows in big (attributes from the window)" \
+    "$(ls -l "$A/big" | grep -c ' entry-')" 1030
+: >"$B/big/zz-late"
+ls "$A/big" | grep -qx zz-late || it_fail "a new listing on A does not show B's new name"
+python3 - "$A/big" <<'PY' || it_fail "a rewound listing on A differs"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+first = sorted(os.listdir(fd))
+os.lseek(fd, 0, os.SEEK_SET)
+again = sorted(os.listdir(fd))
+os.close(fd)
+sys.exit(0 if first == again and len(first) == 1031 else 1)
+PY
+rm -r "$B/big"
 it_ok "directory attributes and negative entries stay coherent"

@@ -88,13 +88,7 @@ before_files=$(wc -l <"$IT_TMP/files.acked")
 before_blocks=$(wc -l <"$IT_TMP/blocks.acked")
 t0=$(date +%s.%N)
 ts_kill "$(ts_meta_name "$old")" KILL
-new=
-for ((i = 0; i < 200; i++)); do
-    new=$(ts_meta_leader)
-    [ -n "$new" ] && [ "$new" != "$old" ] && break
-    sleep 0.1
-done
-[ -n "$new" ] && [ "$new" != "$old" ] || it_fail "no new leader after killing replica $old"
+it_meta_new_leader "$old"
 # The new leader's own log says when it started to lead.
 led=$(grep "meta raft: leading: id=$new " "$TS_DIR/logs/$(ts_meta_name "$new").log" |
     tail -1 | cut -d' ' -f1)

@@ -320,7 +320,7 @@ sync du-sparse
 du_within du-sparse 5120 5760 || fail "du after 5 MiB written: $kb KiB"
 ok "du grows with the writes: $kb KiB"
 # cp --sparse=auto trusts st_blocks: the copy is as sparse as the source.
-# (A smaller file: without SEEK_DATA through the mount, cp reads the holes.)
+# (SEEK_DATA and SEEK_HOLE are test-mount-seek.sh's.)
 truncate -s 256M cp-src || fail "truncate -s 256M"
 dd if=/dev/urandom of=cp-src bs=1M count=1 seek=130 conv=notrunc status=none ||
     fail "dd into cp-src"
