@@ -128,6 +128,7 @@ struct meta_srv_repair {
     uint64_t refilled; /* uv_now() ms of the last refill */
     unsigned inflight;
     struct meta_srv_rjob *jobs;
+    struct meta_srv_rdrop *drops; /* surplus drops not yet applied */
     /* Since start. */
     uint64_t copied, copy_failed, bytes, dropped, moved, scans;
     /* The last scan. */
@@ -142,6 +143,7 @@ struct meta_srv_repair {
 };
 
 struct meta_srv_rjob;   /* meta_srv_repair.c */
+struct meta_srv_rdrop;  /* meta_srv_repair.c */
 struct meta_srv_report; /* meta_srv_report.c */
 
 /* One accepted connection (peer_data() of the peer). */
@@ -495,7 +497,8 @@ void meta_srv_repair_tick(struct meta_srv *srv);
 /* Copies of @c that count toward its goal: on servers not down and not
  * draining. */
 uint32_t meta_srv_repair_good(struct meta_srv *srv, const struct meta_chunk *c);
-/* True while a copy of @chunk_id is in flight. */
+/* True while a copy of @chunk_id is in flight, or a repair record about
+ * it (REPLICA_ADD, REPLICA_DROP) is proposed and not yet applied. */
 bool meta_srv_repair_busy(struct meta_srv *srv, uint64_t chunk_id);
 /* Close the rescan timer (meta_srv_stop); copies in flight end with the
  * storage connections. */

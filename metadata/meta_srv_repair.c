@@ -44,23 +44,44 @@
  * for deletion instead; a chunk whose every copy is on a down server is
  * "missing" and waits for one to return.
  *
+ * A record that fails (the log lost it, or the engine refused it: a
+ * REPLICA_DROP answers -ESTALE once the chunk moved on) changes nothing:
+ * the replica set and the gc list stay as they were, a copy made but not
+ * recorded is no replica (the same target gets the next copy over it),
+ * and the next scan plans again from what the database says.  Deleting a
+ * dropped copy on its server is the gc loop's (meta_srv_gc.c): the gc
+ * list keeps it until the server confirms, and no copy goes to a server
+ * while its old one is listed there (pick_target()).
+ *
  * A copy job:
  *
- *   (scan) --start--> SENT --reply OK--> ADDED --(move)--> OLD DROPPED
- *                       \--error/timeout--> (counted, retried later)
+ *   (scan) --start--> SENT --reply OK--> ADDING --applied--> ADDED
+ *                       \                  \--failed, stale--> (done)
+ *                        \--error/timeout--> (counted, retried later)
+ *   ADDED --(move)--> DROPPING --applied or failed--> (done)
  *
- *   FROM  -> TO            [function]
- *   scan  -> SENT          [job_start]
- *   SENT  -> ADDED         [on_replicated: META_OP_REPLICA_ADD]
- *   ADDED -> OLD DROPPED   [on_replicated: META_OP_REPLICA_DROP, moves]
- *   SENT  -> (failed)      [on_replicated]
+ *   FROM     -> TO        [function]
+ *   scan     -> SENT      [job_start]
+ *   SENT     -> ADDING    [on_replicated: META_OP_REPLICA_ADD proposed]
+ *   SENT     -> (failed)  [on_replicated]
+ *   ADDING   -> ADDED     [on_added]
+ *   ADDED    -> DROPPING  [on_added: META_OP_REPLICA_DROP, moves]
+ *   DROPPING -> (done)    [on_moved]
  *
  * Invariants:
- *   1. At most one job per chunk is in flight (meta_srv_repair_busy), and
- *      srv->repair.inflight counts the jobs on srv->repair.jobs.
+ *   1. At most one job per chunk is in flight (meta_srv_repair_busy), from
+ *      its start until its last record is applied or failed (job_free()),
+ *      and srv->repair.inflight counts the jobs on srv->repair.jobs.  A
+ *      replicated log commits a record later, on a later loop turn: a scan
+ *      in between still sees the chunk as it was, and must not plan a
+ *      second copy of it, nor drop a copy beside a move's drop.
  *   2. A drop never takes a chunk below its goal in good copies.
  *   3. No job starts on a chunk with a write lease or WRITE_BEGIN (a
  *      leased chunk's lease is ended by the freeze first).
+ *   4. A chunk with a surplus drop proposed and not yet applied is busy
+ *      too (srv->repair.drops): two scans' drops of one chunk, each
+ *      planned from the same replica set, could together take it below
+ *      its goal (invariant 2).
  */
 #include "meta_srv.h"
 
@@ -117,10 +138,23 @@ struct scan {
 
 /* ---- Helpers ------------------------------------------------------------ */
 
+/* A surplus copy's META_OP_REPLICA_DROP, until it is applied or failed
+ * (invariant 4). */
+struct meta_srv_rdrop {
+    struct meta_propose req;
+    struct meta_srv *srv;
+    struct meta_srv_rdrop *next; /* srv->repair.drops */
+    uint64_t chunk_id;
+    uint32_t server_id;
+};
+
 bool meta_srv_repair_busy(struct meta_srv *srv, uint64_t chunk_id)
 {
     for (struct meta_srv_rjob *j = srv->repair.jobs; j; j = j->next)
         if (j->chunk_id == chunk_id)
+            return true;
+    for (struct meta_srv_rdrop *d = srv->repair.drops; d; d = d->next)
+        if (d->chunk_id == chunk_id)
             return true;
     return false;
 }
@@ -266,9 +300,11 @@ static void job_unlink(struct meta_srv *srv, struct meta_srv_rjob *j)
 
 static void lease_repair_end(struct lease_repair *lr);
 
-/* The job is over: free it, and thaw the file a leased chunk's copy froze. */
+/* The job is over, its records applied or failed: take it off the list
+ * (invariant 1), free it, and thaw the file a leased chunk's copy froze. */
 static void job_free(struct meta_srv_rjob *j)
 {
+    job_unlink(j->srv, j);
     if (j->thaw)
         lease_repair_end(j->thaw);
     free(j);
@@ -329,7 +365,6 @@ static void on_replicated(struct peer *p, int status, const uint8_t *payload,
 
     (void)payload;
     (void)len;
-    job_unlink(srv, j);
     if (srv->stopping) {
         job_free(j);
         return;
@@ -541,18 +576,21 @@ static int drop_rank(struct meta_srv *srv, uint32_t id, uint64_t *used)
     return s->draining ? 1 : 2;
 }
 
-/* A surplus copy's META_OP_REPLICA_DROP, until it is applied. */
-struct drop_call {
-    struct meta_propose req;
-    struct meta_srv *srv;
-    uint64_t chunk_id;
-    uint32_t server_id;
-};
+/* Take @d off srv->repair.drops and free it. */
+static void drop_free(struct meta_srv_rdrop *d)
+{
+    struct meta_srv_rdrop **pp;
+
+    for (pp = &d->srv->repair.drops; *pp != d; pp = &(*pp)->next)
+        ;
+    *pp = d->next;
+    free(d);
+}
 
 static void on_dropped(struct meta_propose *req, int rc,
                        const struct proto_wbuf *result)
 {
-    struct drop_call *d = req->data;
+    struct meta_srv_rdrop *d = req->data;
 
     (void)result; /* empty */
     if (rc == 0) {
@@ -560,16 +598,17 @@ static void on_dropped(struct meta_propose *req, int rc,
                   (unsigned long long)d->chunk_id, d->server_id);
         d->srv->repair.dropped++;
     }
-    free(d);
+    drop_free(d);
 }
 
 /* Propose dropping @c's copy on @server_id.  The scan plans on as if it
  * went: a drop the engine refuses (the chunk changed meanwhile) leaves
- * more copies than planned, never fewer, and the next scan sees them. */
+ * more copies than planned, never fewer, and the next scan sees them.
+ * Listed before it is proposed (the local log applies it at once). */
 static int drop_propose(struct meta_srv *srv, const struct meta_chunk *c,
                         uint32_t server_id)
 {
-    struct drop_call *d = malloc(sizeof(*d));
+    struct meta_srv_rdrop *d = malloc(sizeof(*d));
     int rc;
 
     if (!d)
@@ -578,10 +617,12 @@ static int drop_propose(struct meta_srv *srv, const struct meta_chunk *c,
     d->srv = srv;
     d->chunk_id = c->chunk_id;
     d->server_id = server_id;
+    d->next = srv->repair.drops;
+    srv->repair.drops = d;
     rc = propose_replica(srv, &d->req, META_OP_REPLICA_DROP, c->chunk_id,
                          c->version, server_id, on_dropped);
     if (rc < 0)
-        free(d);
+        drop_free(d);
     return rc;
 }
 

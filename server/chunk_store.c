@@ -81,10 +81,29 @@
  * Copies from another server (chunk_replicate.c) are built in a second,
  * private store under DIR/staging, with the same layout and the same
  * write path, so a half copy is never a chunk of the main store.
- * chunk_store_stage_commit() syncs the copy and renames its two files
- * into place: the old .crc goes first, the new .crc last, so a crash in
- * between leaves no chunk rather than a mix.  DIR/staging is emptied at
- * every open: an interrupted copy is simply started again.
+ * chunk_store_stage_commit() syncs the copy and installs it over the
+ * chunk's files, if any (stage_move()), so that a failure or a crash at
+ * any point leaves either the old chunk, whole, or the new one, never the
+ * new checksums over the old data or the reverse:
+ *
+ *   1. staged .crc -> ID.crc.copy, sync the folder
+ *   2. staged data -> ID.copy, ID.wmap removed, sync the folder
+ *   3. ID.crc.copy -> ID.crc           the switch: the new chunk exists
+ *   4. sync the folder, ID.copy -> ID, the old overlay files removed,
+ *      sync the folder
+ *
+ * Before the switch the old chunk's .crc and data are untouched (only its
+ * written-block map goes, which leaves its history unknown, as a copy's
+ * is): a failed step removes ID.copy and ID.crc.copy and the old chunk
+ * reads as before.  The syncs order the steps on disk: ID.copy never
+ * exists without ID.crc.copy before the switch, and the data never takes
+ * its name before the switch is durable.  So the next open
+ * (sweep_install()) tells a crash's leftovers apart by ID.crc.copy alone:
+ * with it, the switch was not made and the copy's files go; without it,
+ * ID.copy is the data of the new ID.crc and takes the data name.  A
+ * failure after the switch (the last rename) drops the chunk: the old one
+ * was replaced and the new one cannot be read whole.  DIR/staging is
+ * emptied at every open: an interrupted copy is simply started again.
  *
  * Local copies (chunk_store_clone, copy-on-write of a chunk shared by a
  * snapshot or clone, docs/vmdisk.md): where the file system shares
@@ -119,7 +138,8 @@
  * chunk_ov_list_alloc(), share_of()).  Whatever a crash leaves half-done
  * (a .crc with an empty header, a .crc.tmp, links of a conversion that
  * did not switch, the flat name of a converted chunk, files of no chunk)
- * is removed at the next open (store_sweep()).
+ * is removed at the next open (store_sweep()), and an interrupted install
+ * of a copy is finished or undone.
  *
  * Open files are kept: a handle (struct chunk_file) whose last user is
  * done stays in the table, idle, with its two descriptors, version and
@@ -1259,12 +1279,46 @@ static int sweep_kind(int dfd, uint64_t id)
     return rc;
 }
 
+/* The install of a staged copy of chunk @id in folder @dfd (stage_move())
+ * that a crash stopped, finished one way or the other: with ID.crc.copy
+ * still there the switch was not made and the copy's files go (ID.copy
+ * first, as install_undo() does); without it ID.copy is the data of the
+ * ID.crc the switch put in place (a flat chunk) and takes the data name.
+ * Data beside no flat chunk goes. */
+static void sweep_install(int dfd, uint64_t id, const char *path)
+{
+    char data[32], copy[32], crc_copy[32];
+    bool undo, forward = false;
+    int kind;
+
+    snprintf(data, sizeof(data), "%016llx", (unsigned long long)id);
+    snprintf(copy, sizeof(copy), "%016llx.copy", (unsigned long long)id);
+    snprintf(crc_copy, sizeof(crc_copy), "%016llx.crc.copy",
+             (unsigned long long)id);
+    undo = faccessat(dfd, crc_copy, F_OK, 0) == 0;
+    if (!undo) {
+        kind = sweep_kind(dfd, id);
+        if (kind < 0)
+            return; /* a header that cannot be read: left alone */
+        forward = kind == 1;
+    }
+    if (forward ? renameat(dfd, copy, dfd, data) == 0
+                : unlinkat(dfd, copy, 0) == 0)
+        log_info("chunk store: %s interrupted copy: %s/%s",
+                 forward ? "finished" : "removed", path, copy);
+    else if (errno != ENOENT)
+        return; /* ID.crc.copy stays, and so does the decision */
+    if (undo && unlinkat(dfd, crc_copy, 0) == 0)
+        log_info("chunk store: removed leftover file: %s/%s", path, crc_copy);
+}
+
 /* Remove from @path (one folder of chunks/) what a crash left half-done:
  * a .crc.tmp (an unfinished conversion), a .crc with an empty header and
  * every file of its id (an unfinished create or copy, invariant 12), data
  * of no chunk or of an overlay (its flat name), the overlay files of no
  * chunk or of a flat one, and the map of no chunk; removing the last link
- * of a base frees it (invariant 9). */
+ * of a base frees it (invariant 9).  An install of a staged copy is
+ * finished or undone (sweep_install()). */
 static int sweep_dir(const char *path)
 {
     DIR *d = opendir(path);
@@ -1278,6 +1332,10 @@ static int sweep_dir(const char *path)
         if (strlen(de->d_name) < 16 ||
             strspn(de->d_name, "0123456789abcdef") < 16)
             continue;
+        if (strcmp(suffix, ".copy") == 0 || strcmp(suffix, ".crc.copy") == 0) {
+            sweep_install(dirfd(d), strtoull(de->d_name, NULL, 16), path);
+            continue;
+        }
         if (strcmp(suffix, "") == 0)
             owner = 1;
         else if (strcmp(suffix, ".crc.tmp") == 0)
@@ -1729,50 +1787,109 @@ void chunk_store_stage_abort(struct chunk_store *s, uint64_t id)
         chunk_store_delete(s->stage, id, 0);
 }
 
-/* Move the files of the staged copy @sf over chunk @f of @s, both locked
- * exclusive: old .crc first (the chunk stops existing), then the data,
- * then the new .crc (it exists again, whole). */
+/* Rename chunk @id's file with @from_suffix in store @a to @to_suffix in
+ * store @b (the stage or the main store). */
+static int install_rename(struct chunk_store *a, struct chunk_store *b,
+                          uint64_t id, const char *from_suffix,
+                          const char *to_suffix)
+{
+    char from[4096], to[4096];
+
+    chunk_path(a, id, from_suffix, from, sizeof(from));
+    chunk_path(b, id, to_suffix, to, sizeof(to));
+    return rename(from, to) < 0 ? -errno : 0;
+}
+
+/* Undo an install of a copy of @id that did not switch: its data first,
+ * then the ID.crc.copy that marks it as not switched, as sweep_dir()
+ * does.  What cannot be removed is left to the next open. */
+static void install_undo(struct chunk_store *s, uint64_t id)
+{
+    char path[4096];
+
+    chunk_path(s, id, ".copy", path, sizeof(path));
+    if (unlink(path) < 0 && errno != ENOENT)
+        return;
+    chunk_path(s, id, ".crc.copy", path, sizeof(path));
+    unlink(path);
+}
+
+/* Install the files of the staged copy @sf as chunk @f of @s, both locked
+ * exclusive (the order is in the comment at the top of this file): the
+ * copy's files come in beside the chunk as ID.crc.copy, then ID.copy; the
+ * rename of ID.crc.copy over ID.crc is the switch; ID.copy then takes the
+ * data name.  Until the switch the old chunk is untouched (but for its
+ * written-block map): a failure removes the copy's files and keeps it. */
 static int stage_move(struct chunk_store *s, struct chunk_file *sf,
                       struct chunk_file *f)
 {
-    char from[4096], to[4096], dir[4096];
-    int rc;
+    char to[4096], dir[4096];
+    int rc = 0;
 
     chunk_dir_path(s, f->id, dir, sizeof(dir));
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+    if (mkdir(dir, 0755) == 0) {
+        snprintf(to, sizeof(to), "%s/chunks", s->dir);
+        rc = chunk_fsync_path(to);
+    } else if (errno != EEXIST) {
         return -errno;
+    }
+    /* Step 1: the new .crc, durable before any data comes in, so that an
+     * ID.copy without an ID.crc.copy means a switch was made. */
+    if (rc == 0)
+        rc = install_rename(s->stage, s, f->id, ".crc", ".crc.copy");
+    if (rc == 0)
+        rc = chunk_fsync_path(dir);
+    /* Step 2: the new data; both files have left the stage. */
+    if (rc == 0 &&
+        (rc = install_rename(s->stage, s, f->id, "", ".copy")) == 0) {
+        file_shut(sf);
+        chunk_alloc_update(s->stage, sf);
+        __atomic_sub_fetch(&s->stage->count, 1, __ATOMIC_RELAXED);
+        /* The copy's past writes were never seen here: its map is
+         * unknown.  The old chunk loses its map with it, which leaves
+         * its own history unknown: sound too (chunk_wmap.c). */
+        chunk_path(s, f->id, ".wmap", to, sizeof(to));
+        if (unlink(to) < 0 && errno != ENOENT)
+            rc = -errno;
+        else
+            chunk_wmap_close(&f->wmap);
+    }
+    if (rc == 0)
+        rc = chunk_fsync_path(dir);
+    /* Step 3: the switch. */
+    if (rc == 0)
+        rc = install_rename(s, s, f->id, ".crc.copy", ".crc");
+    if (rc < 0) {
+        install_undo(s, f->id);
+        return rc;
+    }
     if (f->exists) {
         uint64_t kept = chunk_ov_shared_bytes(f); /* as in delete */
-        chunk_path(s, f->id, ".crc", to, sizeof(to));
-        if (unlink(to) < 0 && errno != ENOENT)
-            return -errno;
         file_shut(f);
         chunk_alloc_update(s, f);
         __atomic_add_fetch(&s->alloc, kept, __ATOMIC_RELAXED);
         __atomic_sub_fetch(&s->count, 1, __ATOMIC_RELAXED);
     }
-    /* The copy is flat: the files of an overlay it replaces go. */
-    chunk_ov_unlink(s, f->id);
-    /* The copy's past writes were never seen here: its map is unknown. */
-    chunk_path(s, f->id, ".wmap", to, sizeof(to));
-    if (unlink(to) < 0 && errno != ENOENT)
-        return -errno;
-    chunk_path(s->stage, f->id, "", from, sizeof(from));
-    chunk_path(s, f->id, "", to, sizeof(to));
-    if (rename(from, to) < 0)
-        return -errno;
-    chunk_path(s->stage, f->id, ".crc", from, sizeof(from));
-    chunk_path(s, f->id, ".crc", to, sizeof(to));
-    if (rename(from, to) < 0)
-        return -errno;
-    file_shut(sf);
-    chunk_alloc_update(s->stage, sf);
-    __atomic_sub_fetch(&s->stage->count, 1, __ATOMIC_RELAXED);
+    /* Step 4: the switch durable before the data takes its name (a data
+     * name that a crash kept without the switch would mix), then the
+     * data. */
     rc = chunk_fsync_path(dir);
-    if (rc == 0) {
-        snprintf(dir, sizeof(dir), "%s/chunks", s->dir);
-        rc = chunk_fsync_path(dir);
+    if (rc == 0)
+        rc = install_rename(s, s, f->id, ".copy", "");
+    if (rc < 0) {
+        /* The old chunk was replaced at the switch and the new one cannot
+         * be finished: no chunk rather than the new checksums over the old
+         * data.  The next open removes the rest. */
+        log_error("chunk stage commit: copy switched in but its data not "
+                  "named, chunk dropped: %s chunk=%016llx",
+                  strerror(-rc), (unsigned long long)f->id);
+        chunk_path(s, f->id, ".crc", to, sizeof(to));
+        unlink(to);
+        return rc;
     }
+    /* The copy is flat: the files of an overlay it replaced go. */
+    chunk_ov_unlink(s, f->id);
+    rc = chunk_fsync_path(dir);
     if (rc < 0)
         return rc;
     rc = file_load(s, f);

@@ -8,7 +8,12 @@
  * answer of CHUNK_WRITE_BEGIN is driven here: a hole placed on the servers
  * that created it, on none (EIO) or with none up (ENOSPC), a live lease
  * extended, a failed replica reported and the survivors bumped, and the
- * chunk given its copy back by repair (a failed copy tried again); the
+ * chunk given its copy back by repair (a failed copy tried again, a copy
+ * whose record the log lost or that went stale on arrival, a surplus drop
+ * whose record failed, a deletion the server failed or could not get,
+ * a rebalance move whose drop of the source failed, and, over a fake log
+ * that commits when told, records not yet committed keeping their chunk
+ * busy); the
  * image writer lease granted, refused, released and handed over; and a
  * callback promise that outlives its lease while the session holds the
  * file open (docs/caching.md §3), metad running with --promise-ms 300;
@@ -31,6 +36,7 @@
 
 #include <cmocka.h>
 
+#include "meta_op.h"
 #include "meta_srv.h"
 #include "rpc.h"
 
@@ -45,6 +51,25 @@ struct fsrv {
     int fail;              /* with this, */
     int fail_count;        /* this many times */
     unsigned seen[0x1000]; /* requests by opcode & 0xfff */
+    uint16_t hold_op;      /* the next request @hold_op waits for */
+    uint64_t held;         /* fsrv_release(); its request id, or 0 */
+};
+
+/* The log the daemon proposes to, in the tests that give it one
+ * (md_setup() with a prestate): it commits each record at once, as the
+ * local log does, except that records of @fail_op fail (meta_log_fail(),
+ * as a log that lost them) with @fail, @fail_count times (-1: until
+ * told), and that records of @hold_op wait on @held, in order, until
+ * flog_release() commits them (a replicated log's commit that takes its
+ * time).  Under @mu: the loop thread appends, the test's thread reads and
+ * arms. */
+struct flog {
+    pthread_mutex_t mu;
+    uint16_t fail_op, hold_op;
+    int fail, fail_count;
+    struct meta_propose *held, **held_tail;
+    unsigned adds, drops; /* REPLICA_ADD and _DROP records appended */
+    unsigned failed;      /* records failed */
 };
 
 struct md {
@@ -65,11 +90,17 @@ struct md {
     pthread_mutex_t mu;
     uint64_t broken[8]; /* inodes of the breaks cl2 got, in order */
     unsigned nbroken;
+    struct meta_log log; /* with a prestate: the daemon's log, over flog */
+    struct flog flog;
 };
+
+static void flog_release(struct md *m);
 
 static void on_stop(uv_async_t *a)
 {
     struct md *m = a->data;
+    if (m->log.ops)
+        flog_release(m); /* every proposer gets its callback */
     meta_srv_stop(m->srv);
     uv_close((uv_handle_t *)a, NULL);
     uv_close((uv_handle_t *)&m->call, NULL);
@@ -119,8 +150,131 @@ static void fsrv_on_request(struct rpc_client *c, uint16_t opcode,
         s->fail_count--;
         rc = s->fail;
     }
+    bool hold = opcode == s->hold_op && !s->held;
+    if (hold)
+        s->held = req_id;
     pthread_mutex_unlock(&s->mu);
-    rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), rc, NULL, 0);
+    if (!hold)
+        rpc_reply_send(c, req_id, (uint16_t)(opcode + 1), rc, NULL, 0);
+}
+
+/* Hold the answer to the next request @opcode that @s gets. */
+static void fsrv_hold(struct fsrv *s, uint16_t opcode)
+{
+    pthread_mutex_lock(&s->mu);
+    s->hold_op = opcode;
+    s->held = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Whether @s holds an answer. */
+static bool fsrv_holds(struct fsrv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool held = s->held != 0;
+    pthread_mutex_unlock(&s->mu);
+    return held;
+}
+
+/* Send the answer @s held: success. */
+static void fsrv_release(struct fsrv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t id = s->held;
+    uint16_t op = s->hold_op;
+    s->hold_op = 0;
+    pthread_mutex_unlock(&s->mu);
+    assert_true(id != 0);
+    rpc_reply_send(s->rpc, id, (uint16_t)(op + 1), 0, NULL, 0);
+}
+
+/* ---- The fake log ------------------------------------------------------- */
+
+static int flog_append(struct meta_log *log, struct meta_propose *req)
+{
+    struct flog *fl = log->impl;
+    struct meta_propose *next;
+
+    for (; req; req = next) {
+        struct meta_op op;
+        int fail = 0;
+
+        next = req->next;
+        req->next = NULL;
+        assert_int_equal(
+            meta_op_record_decode(req->record.p, req->record.len, &op), 0);
+        pthread_mutex_lock(&fl->mu);
+        fl->adds += op.opcode == META_OP_REPLICA_ADD;
+        fl->drops += op.opcode == META_OP_REPLICA_DROP;
+        if (op.opcode == fl->fail_op && fl->fail_count != 0) {
+            fl->fail_count -= fl->fail_count > 0;
+            fl->failed++;
+            fail = fl->fail;
+        }
+        bool hold = !fail && op.opcode == fl->hold_op;
+        if (hold) {
+            *fl->held_tail = req;
+            fl->held_tail = &req->next;
+        }
+        pthread_mutex_unlock(&fl->mu);
+        if (fail)
+            meta_log_fail(req, fail);
+        else if (!hold)
+            meta_log_commit(req);
+    }
+    return 0;
+}
+
+static const struct meta_log_ops flog_ops = {.append = flog_append};
+
+/* Records of @op fail with @err, @count times (-1: until flog_fail(m, 0,
+ * 0, 0)). */
+static void flog_fail(struct md *m, uint16_t op, int err, int count)
+{
+    pthread_mutex_lock(&m->flog.mu);
+    m->flog.fail_op = op;
+    m->flog.fail = err;
+    m->flog.fail_count = count;
+    pthread_mutex_unlock(&m->flog.mu);
+}
+
+/* Records of @op wait until flog_release(). */
+static void flog_hold(struct md *m, uint16_t op)
+{
+    pthread_mutex_lock(&m->flog.mu);
+    m->flog.hold_op = op;
+    pthread_mutex_unlock(&m->flog.mu);
+}
+
+/* On the loop thread: commit the records held, in order, and hold no
+ * more. */
+static void flog_release(struct md *m)
+{
+    pthread_mutex_lock(&m->flog.mu);
+    struct meta_propose *req = m->flog.held, *next;
+    m->flog.held = NULL;
+    m->flog.held_tail = &m->flog.held;
+    m->flog.hold_op = 0;
+    pthread_mutex_unlock(&m->flog.mu);
+    for (; req; req = next) {
+        next = req->next;
+        req->next = NULL;
+        meta_log_commit(req);
+    }
+}
+
+/* What the fake log counted: *@adds and *@drops records appended, and
+ * the number failed. */
+static unsigned flog_counts(struct md *m, unsigned *adds, unsigned *drops)
+{
+    pthread_mutex_lock(&m->flog.mu);
+    unsigned failed = m->flog.failed;
+    if (adds)
+        *adds = m->flog.adds;
+    if (drops)
+        *drops = m->flog.drops;
+    pthread_mutex_unlock(&m->flog.mu);
+    return failed;
 }
 
 /* cl2 answers callback breaks and notes their inodes. */
@@ -230,9 +384,17 @@ static uint64_t file_create(struct rpc_client *c, const char *name)
     return out.attr.ino;
 }
 
+static void lead(struct md *m)
+{
+    meta_srv_lead(m->srv, true);
+}
+
+/* A daemon over a fresh database; with a prestate (any), over the fake
+ * log, leading. */
 static int md_setup(void **state)
 {
     struct md *m = calloc(1, sizeof(*m));
+    bool with_log = *state != NULL;
     char path[128];
 
     assert_non_null(m);
@@ -245,6 +407,12 @@ static int md_setup(void **state)
                               .listen = "127.0.0.1:0",
                               .promise_ms = 300,
                               .no_auth = true};
+    if (with_log) {
+        pthread_mutex_init(&m->flog.mu, NULL);
+        m->flog.held_tail = &m->flog.held;
+        meta_log_init(&m->log, &flog_ops, m->db, &m->flog);
+        o.log = &m->log;
+    }
     assert_int_equal(meta_srv_start(&m->loop, m->db, &o, &m->srv), 0);
     assert_int_equal(meta_srv_listen(m->srv), 0);
     snprintf(m->addr, sizeof(m->addr), "%s", m->srv->listen);
@@ -256,8 +424,10 @@ static int md_setup(void **state)
     for (int i = 0; i < NSRV; i++)
         pthread_mutex_init(&m->fs[i].mu, NULL);
     assert_int_equal(pthread_create(&m->thread, NULL, loop_main, m), 0);
-    m->cl = connect_as(m, PROTO_ROLE_CLIENT, NULL);
     pthread_mutex_init(&m->mu, NULL);
+    if (with_log)
+        on_loop(m, lead);
+    m->cl = connect_as(m, PROTO_ROLE_CLIENT, NULL);
     m->cl2 = connect_as(m, PROTO_ROLE_CLIENT, m);
     session_open(m, m->cl);
     session_open(m, m->cl2);
@@ -283,6 +453,8 @@ static int md_teardown(void **state)
     uv_loop_close(&m->loop);
     meta_db_close(m->db);
     pthread_mutex_destroy(&m->mu);
+    if (m->log.ops)
+        pthread_mutex_destroy(&m->flog.mu);
     pthread_cond_destroy(&m->call_cv);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", m->dir);
     assert_int_equal(system(cmd), 0);
@@ -291,9 +463,10 @@ static int md_teardown(void **state)
 }
 
 /* The chain CHUNK_WRITE_BEGIN of slot 0 gets: 0 and @loc, or -errno. */
-static int write_begin(struct md *m, struct proto_chunk_loc *loc)
+static int write_begin_at(struct md *m, uint64_t index,
+                          struct proto_chunk_loc *loc)
 {
-    struct proto_chunk_write_begin_req q = {.ino = m->ino};
+    struct proto_chunk_write_begin_req q = {.ino = m->ino, .index = index};
     struct proto_chunk_locate_rep out;
     struct proto_chunk_loc_iter it;
     struct proto_wbuf w;
@@ -310,6 +483,11 @@ static int write_begin(struct md *m, struct proto_chunk_loc *loc)
     assert_true(proto_chunk_loc_next(&it, loc));
     rpc_reply_free(&rep);
     return 0;
+}
+
+static int write_begin(struct md *m, struct proto_chunk_loc *loc)
+{
+    return write_begin_at(m, 0, loc);
 }
 
 static bool has_server(const struct proto_chunk_loc *loc, uint32_t id)
@@ -445,19 +623,26 @@ static void call_attr(struct rpc_client *c, uint16_t opcode,
 }
 
 /* CHUNK_WRITE_END of slot 0 (@loc's chunk): the file is @size long. */
-static void write_end(struct md *m, const struct proto_chunk_loc *loc,
-                      uint64_t size)
+static void write_end_at(struct md *m, uint64_t index,
+                         const struct proto_chunk_loc *loc, uint64_t size)
 {
     struct proto_chunk_write_end_req q = {
-        .ino = m->ino, .chunk_id = loc->chunk_id, .size = size};
+        .ino = m->ino, .index = index, .chunk_id = loc->chunk_id, .size = size};
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_chunk_write_end_req_encode(&w, &q);
     call_attr(m->cl, PROTO_MSG_CHUNK_WRITE_END_REQ, &w);
 }
 
-/* The replicas CHUNK_LOCATE lists for slot 0. */
-static uint32_t locate_n(struct md *m)
+static void write_end(struct md *m, const struct proto_chunk_loc *loc,
+                      uint64_t size)
+{
+    write_end_at(m, 0, loc, size);
+}
+
+/* The replicas CHUNK_LOCATE lists for slot 0; their servers into @ids
+ * (PROTO_MAX_REPLICAS) unless NULL. */
+static uint32_t locate_ids(struct md *m, uint32_t *ids)
 {
     struct proto_chunk_locate_req q = {.ino = m->ino, .count = 1};
     struct proto_chunk_locate_rep out;
@@ -474,8 +659,15 @@ static uint32_t locate_n(struct md *m)
     proto_chunk_loc_iter_init(&it, &out);
     if (!proto_chunk_loc_next(&it, &loc))
         loc.nreplicas = 0;
+    for (uint32_t i = 0; ids && i < loc.nreplicas; i++)
+        ids[i] = loc.replicas[i].server_id;
     rpc_reply_free(&rep);
     return loc.nreplicas;
+}
+
+static uint32_t locate_n(struct md *m)
+{
+    return locate_ids(m, NULL);
 }
 
 /* A chunk below its goal gets a copy (meta_srv_repair.c); a copy that
@@ -497,6 +689,366 @@ static void test_meta_srv_repair_copy_retried(void **state)
     assert_int_equal(n, NSRV);
     assert_int_equal(fsrv_seen(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ), 2);
     assert_int_equal(fsrv_seen(&m->fs[1], PROTO_MSG_CHUNK_REPLICATE_REQ), 0);
+}
+
+/* What a test asks of the daemon's state on the loop thread. */
+static struct {
+    uint64_t chunk_id;
+    uint32_t server_id;
+    int gc_has;     /* meta_gc_has() of the two above */
+    uint64_t scans; /* repair scans so far */
+} probe;
+
+static void probe_run(struct md *m)
+{
+    probe.gc_has = meta_gc_has(m->db, probe.chunk_id, probe.server_id);
+    probe.scans = m->srv->repair.scans;
+}
+
+/* Whether the gc list holds @chunk_id's replica on @server_id. */
+static bool gc_lists(struct md *m, uint64_t chunk_id, uint32_t server_id)
+{
+    probe.chunk_id = chunk_id;
+    probe.server_id = server_id;
+    on_loop(m, probe_run);
+    assert_true(probe.gc_has >= 0);
+    return probe.gc_has == 1;
+}
+
+/* Wait until two more repair scans have run. */
+static void scans_wait(struct md *m)
+{
+    on_loop(m, probe_run);
+    uint64_t until = probe.scans + 2;
+    for (int i = 0; i < 200 && probe.scans < until; i++) {
+        usleep(50 * 1000);
+        on_loop(m, probe_run);
+    }
+    assert_true(probe.scans >= until);
+}
+
+/* Wait (a bounded while) until slot 0 has @n replicas. */
+static void replicas_wait(struct md *m, uint32_t n)
+{
+    uint32_t got = 0;
+
+    for (int i = 0; i < 200 && (got = locate_n(m)) != n; i++)
+        usleep(50 * 1000);
+    assert_int_equal(got, n);
+}
+
+/* Set the goal of the file to @goal. */
+static void goal_set(struct md *m, uint32_t goal)
+{
+    struct proto_goal_set_req q = {.ino = m->ino, .goal = goal};
+    struct proto_goal_set_rep out;
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+
+    proto_wbuf_init(&w);
+    proto_goal_set_req_encode(&w, &q);
+    assert_int_equal(
+        rpc_call_msg(m->cl, PROTO_MSG_GOAL_SET_REQ, &w, &rep, &out), 0);
+    proto_wbuf_free(&w);
+    rpc_reply_free(&rep);
+}
+
+/* The write lease on probe.chunk_id runs out (as after 60 s unused). */
+static void lease_expire(struct md *m)
+{
+    meta_srv_write_lease_end(m->srv, probe.chunk_id);
+}
+
+/* Slot 0 written, on every server, its write lease over; returns its
+ * location. */
+static void chunk_on_all(struct md *m, struct proto_chunk_loc *loc)
+{
+    register_all(m);
+    assert_int_equal(write_begin(m, loc), 0);
+    write_end(m, loc, 4096);
+    probe.chunk_id = loc->chunk_id;
+    on_loop(m, lease_expire);
+    assert_int_equal(locate_n(m), NSRV);
+}
+
+/* The server of @m's fakes that @ids (@n of them) leaves out, or -1. */
+static int fsrv_missing(struct md *m, const uint32_t *ids, uint32_t n)
+{
+    int out = -1;
+
+    for (int i = 0; i < NSRV; i++) {
+        bool in = false;
+        for (uint32_t k = 0; k < n; k++)
+            in |= ids[k] == m->fs[i].id;
+        if (!in)
+            out = i;
+    }
+    return out;
+}
+
+/* Wait (a bounded while) until fake server @i was sent @n CHUNK_DELETEs. */
+static void deletes_wait(struct md *m, int i, unsigned n)
+{
+    for (int k = 0;
+         k < 200 && fsrv_seen(&m->fs[i], PROTO_MSG_CHUNK_DELETE_REQ) < n; k++)
+        usleep(50 * 1000);
+    assert_true(fsrv_seen(&m->fs[i], PROTO_MSG_CHUNK_DELETE_REQ) >= n);
+}
+
+/* A copy made but not recorded (the log lost its META_OP_REPLICA_ADD):
+ * it does not count, the chunk keeps the replicas it had, and a later
+ * scan copies and records it again. */
+static void test_meta_srv_repair_record_failed_retried(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+    unsigned adds;
+
+    chunk_on_all(m, &loc);
+    flog_fail(m, META_OP_REPLICA_ADD, -EIO, -1);
+    assert_int_equal(report(m, &loc, m->fs[0].id), 0);
+    for (int i = 0; i < 200 && flog_counts(m, NULL, NULL) < 2; i++)
+        usleep(50 * 1000);
+    /* Copied twice, recorded neither time: fs[0] is no replica. */
+    assert_true(flog_counts(m, &adds, NULL) >= 2);
+    assert_true(fsrv_seen(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ) >= 2);
+    assert_int_equal(locate_n(m), NSRV - 1);
+    flog_fail(m, 0, 0, 0);
+    replicas_wait(m, NSRV);
+    assert_int_equal(fsrv_seen(&m->fs[1], PROTO_MSG_CHUNK_REPLICATE_REQ), 0);
+    assert_int_equal(fsrv_seen(&m->fs[2], PROTO_MSG_CHUNK_REPLICATE_REQ), 0);
+}
+
+/* A copy that finishes after the chunk moved on (a WRITE_BEGIN bumped it
+ * meanwhile) is recorded as garbage: the chunk keeps its replicas, the
+ * stale copy is deleted, and a fresh copy at the new version follows. */
+static void test_meta_srv_repair_copy_stale_goes_to_gc(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc, again;
+
+    chunk_on_all(m, &loc);
+    fsrv_hold(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ);
+    assert_int_equal(report(m, &loc, m->fs[0].id), 0);
+    for (int i = 0; i < 200 && !fsrv_holds(&m->fs[0]); i++)
+        usleep(50 * 1000);
+    assert_true(fsrv_holds(&m->fs[0]));
+    assert_int_equal(write_begin(m, &again), 0);
+    assert_true(again.version > loc.version);
+    assert_int_equal(again.nreplicas, NSRV - 1);
+    fsrv_release(&m->fs[0]);
+    deletes_wait(m, 0, 1);
+    assert_true(locate_n(m) >= NSRV - 1);
+    write_end(m, &again, 4096);
+    replicas_wait(m, NSRV);
+    assert_int_equal(fsrv_seen(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ), 2);
+}
+
+/* Goal lowered to @goal: wait until slot 0 has that many replicas, and
+ * return the fake server whose replica went. */
+static int dropped_wait(struct md *m, uint32_t goal, uint32_t *ids)
+{
+    replicas_wait(m, goal);
+    int gone = fsrv_missing(m, ids, locate_ids(m, ids));
+    assert_true(gone >= 0);
+    return gone;
+}
+
+/* A surplus copy's META_OP_REPLICA_DROP that fails (lost by the log, or
+ * refused as the chunk moved on) changes nothing: every replica stays
+ * listed, nothing is deleted, and a later scan drops it. */
+static void test_meta_srv_repair_drop_record_failed_retried(void **state)
+{
+    struct md *m = *state;
+    const int errs[] = {-EIO, -ESTALE};
+    struct proto_chunk_loc loc;
+    uint32_t ids[PROTO_MAX_REPLICAS];
+    unsigned deleted = 0;
+
+    chunk_on_all(m, &loc);
+    for (uint32_t k = 0; k < 2; k++) {
+        flog_fail(m, META_OP_REPLICA_DROP, errs[k], -1);
+        goal_set(m, NSRV - 1 - k);
+        unsigned failed = flog_counts(m, NULL, NULL);
+        for (int i = 0; i < 200 && flog_counts(m, NULL, NULL) < failed + 2; i++)
+            usleep(50 * 1000);
+        /* Tried again, failed again, and nothing changed. */
+        assert_true(flog_counts(m, NULL, NULL) >= failed + 2);
+        assert_int_equal(locate_n(m), NSRV - k);
+        unsigned seen = 0;
+        for (int i = 0; i < NSRV; i++)
+            seen += fsrv_seen(&m->fs[i], PROTO_MSG_CHUNK_DELETE_REQ);
+        assert_int_equal(seen, deleted);
+        flog_fail(m, 0, 0, 0);
+        int gone = dropped_wait(m, NSRV - 1 - k, ids);
+        deletes_wait(m, gone, 1);
+        deleted++;
+    }
+}
+
+/* A dropped replica whose deletion fails on its server, or whose server
+ * is down, stays on the gc list, is not a replica again, and is deleted
+ * once the server can. */
+static void test_meta_srv_repair_gc_delete_failed_kept(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+    uint32_t ids[PROTO_MAX_REPLICAS];
+
+    chunk_on_all(m, &loc);
+    for (int i = 0; i < NSRV; i++)
+        fsrv_fail(&m->fs[i], PROTO_MSG_CHUNK_DELETE_REQ, -EIO, 1000);
+    goal_set(m, NSRV - 1);
+    int gone = dropped_wait(m, NSRV - 1, ids);
+    deletes_wait(m, gone, 2);
+    assert_true(gc_lists(m, loc.chunk_id, m->fs[gone].id));
+    assert_int_equal(locate_n(m), NSRV - 1);
+    /* Its server goes away: nothing is sent, the entry stays. */
+    rpc_client_close(m->fs[gone].rpc);
+    m->fs[gone].rpc = NULL;
+    fsrv_fail(&m->fs[gone], PROTO_MSG_CHUNK_DELETE_REQ, 0, 0);
+    unsigned before = fsrv_seen(&m->fs[gone], PROTO_MSG_CHUNK_DELETE_REQ);
+    scans_wait(m);
+    assert_int_equal(fsrv_seen(&m->fs[gone], PROTO_MSG_CHUNK_DELETE_REQ),
+                     before);
+    assert_true(gc_lists(m, loc.chunk_id, m->fs[gone].id));
+    /* Back: the deletion goes through and the entry goes. */
+    fsrv_register(m, gone);
+    deletes_wait(m, gone, before + 1);
+    for (int i = 0; i < 200 && gc_lists(m, loc.chunk_id, m->fs[gone].id); i++)
+        usleep(50 * 1000);
+    assert_false(gc_lists(m, loc.chunk_id, m->fs[gone].id));
+    assert_int_equal(locate_n(m), NSRV - 1);
+}
+
+/* A copy whose META_OP_REPLICA_ADD the log has not committed yet keeps
+ * its chunk busy: the scans meanwhile start no second copy of it. */
+static void test_meta_srv_repair_pending_add_not_copied_again(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+    unsigned adds = 0;
+
+    chunk_on_all(m, &loc);
+    flog_hold(m, META_OP_REPLICA_ADD);
+    assert_int_equal(report(m, &loc, m->fs[0].id), 0);
+    for (int i = 0; i < 200 && adds == 0; i++) {
+        usleep(50 * 1000);
+        flog_counts(m, &adds, NULL);
+    }
+    assert_int_equal(adds, 1);
+    scans_wait(m);
+    flog_counts(m, &adds, NULL);
+    assert_int_equal(adds, 1);
+    assert_int_equal(fsrv_seen(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ), 1);
+    on_loop(m, flog_release);
+    replicas_wait(m, NSRV);
+    assert_int_equal(fsrv_seen(&m->fs[0], PROTO_MSG_CHUNK_REPLICATE_REQ), 1);
+}
+
+/* Surplus drops the log has not committed yet keep their chunk busy: the
+ * scans meanwhile propose no more, so the chunk never goes below its
+ * goal once they commit. */
+static void test_meta_srv_repair_pending_drop_not_repeated(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc loc;
+    unsigned drops = 0;
+
+    chunk_on_all(m, &loc);
+    flog_hold(m, META_OP_REPLICA_DROP);
+    goal_set(m, 1);
+    for (int i = 0; i < 200 && drops < NSRV - 1; i++) {
+        usleep(50 * 1000);
+        flog_counts(m, NULL, &drops);
+    }
+    assert_int_equal(drops, NSRV - 1);
+    scans_wait(m);
+    flog_counts(m, NULL, &drops);
+    assert_int_equal(drops, NSRV - 1);
+    assert_int_equal(locate_n(m), NSRV);
+    on_loop(m, flog_release);
+    replicas_wait(m, 1);
+    scans_wait(m);
+    assert_int_equal(locate_n(m), 1);
+}
+
+static void rebalance_start(struct md *m)
+{
+    m->srv->repair.rebalance = true;
+}
+
+/* Two full chunks of goal 2 on fs[0] and fs[1], then fs[2] up and empty,
+ * and a rebalance asked for: slot 0's chunk moves from fs[0] to fs[2]
+ * (copy, REPLICA_ADD, then fs[0]'s REPLICA_DROP). */
+static void move_start(struct md *m)
+{
+    struct proto_chunk_loc loc;
+
+    fsrv_register(m, 0);
+    fsrv_register(m, 1);
+    goal_set(m, 2);
+    for (uint64_t i = 0; i < 2; i++) {
+        assert_int_equal(write_begin_at(m, i, &loc), 0);
+        write_end_at(m, i, &loc, (i + 1) * PROTO_CHUNK_SIZE);
+        probe.chunk_id = loc.chunk_id;
+        on_loop(m, lease_expire);
+    }
+    fsrv_register(m, 2);
+    on_loop(m, rebalance_start);
+}
+
+/* Slot 0 ends on fs[1] and fs[2], the move done, and stays so. */
+static void moved_wait(struct md *m)
+{
+    uint32_t ids[PROTO_MAX_REPLICAS];
+
+    for (int i = 0; i < 200 && fsrv_missing(m, ids, locate_ids(m, ids)) != 0;
+         i++)
+        usleep(50 * 1000);
+    assert_int_equal(locate_ids(m, ids), 2);
+    assert_int_equal(fsrv_missing(m, ids, 2), 0);
+    scans_wait(m);
+    assert_int_equal(locate_n(m), 2);
+    assert_int_equal(fsrv_seen(&m->fs[2], PROTO_MSG_CHUNK_REPLICATE_REQ), 1);
+}
+
+/* A move whose drop of the source the log has not committed yet keeps
+ * its chunk busy: with one copy over its goal meanwhile, no scan drops
+ * another beside it. */
+static void test_meta_srv_repair_move_drop_pending(void **state)
+{
+    struct md *m = *state;
+    unsigned drops = 0;
+
+    flog_hold(m, META_OP_REPLICA_DROP);
+    move_start(m);
+    for (int i = 0; i < 200 && drops == 0; i++) {
+        usleep(50 * 1000);
+        flog_counts(m, NULL, &drops);
+    }
+    assert_int_equal(drops, 1);
+    assert_int_equal(locate_n(m), 3);
+    scans_wait(m);
+    flog_counts(m, NULL, &drops);
+    assert_int_equal(drops, 1);
+    on_loop(m, flog_release);
+    moved_wait(m);
+}
+
+/* A move whose drop of the source fails leaves the chunk one copy over
+ * its goal, never under: a later scan drops the surplus. */
+static void test_meta_srv_repair_move_drop_failed(void **state)
+{
+    struct md *m = *state;
+
+    flog_fail(m, META_OP_REPLICA_DROP, -EIO, 1);
+    move_start(m);
+    for (int i = 0; i < 200 && flog_counts(m, NULL, NULL) == 0; i++)
+        usleep(50 * 1000);
+    assert_int_equal(flog_counts(m, NULL, NULL), 1);
+    assert_true(locate_n(m) >= 2);
+    moved_wait(m);
 }
 
 /* ---- IMAGE_LEASE --------------------------------------------------------- */
@@ -941,6 +1493,10 @@ static void test_meta_srv_dir_attrs_by_version(void **state)
 int test_meta_srv_daemon(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, md_setup, md_teardown)
+#define L(name)                                                                \
+    cmocka_unit_test_prestate_setup_teardown(name, md_setup, md_teardown,      \
+                                             &with_flog)
+    static int with_flog; /* any prestate: the daemon over the fake log */
     const struct CMUnitTest tests[] = {
         T(test_meta_srv_write_begin_hole_no_server),
         T(test_meta_srv_write_begin_hole_placed),
@@ -948,6 +1504,14 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_write_begin_hole_all_refuse),
         T(test_meta_srv_write_report_then_bump),
         T(test_meta_srv_repair_copy_retried),
+        L(test_meta_srv_repair_record_failed_retried),
+        T(test_meta_srv_repair_copy_stale_goes_to_gc),
+        L(test_meta_srv_repair_drop_record_failed_retried),
+        T(test_meta_srv_repair_gc_delete_failed_kept),
+        L(test_meta_srv_repair_pending_add_not_copied_again),
+        L(test_meta_srv_repair_pending_drop_not_repeated),
+        L(test_meta_srv_repair_move_drop_pending),
+        L(test_meta_srv_repair_move_drop_failed),
         T(test_meta_srv_image_lease_one_writer),
         T(test_meta_srv_image_lease_errors),
         T(test_meta_srv_image_lease_hand_over),
@@ -957,5 +1521,6 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_dir_attrs_by_version),
     };
 #undef T
+#undef L
     return cmocka_run_group_tests_name("meta_srv_daemon", tests, NULL, NULL);
 }

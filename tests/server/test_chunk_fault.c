@@ -2,7 +2,10 @@
  * truncate, create, staged-copy (repair), clone and direct-write paths
  * (open, mkdir, rename, link and fcntl too), injected with
  * tests/common/fault_inject.h: each failure is returned as its -errno,
- * and what was durable before it stays readable. */
+ * and what was durable before it stays readable.  The install of a staged
+ * copy over a replica is also stopped at each of its steps as a crash
+ * would stop it (its files left so, the store opened again): the old
+ * replica or the new one reads back whole, never a mix. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -426,6 +429,216 @@ static void test_chunk_store_stage_commit_rename_eio(void **state)
     assert_memory_equal(fx->got, fx->new, LEN);
 }
 
+/* ---- Installing a staged copy over a replica (stage_move()) ------------ */
+
+#define ID_NAME "00000000000b02c4"
+#define ID3 (ID + 2)
+
+/* A repair copy of @id at version 2 holding @new, in the stage. */
+static void stage_copy(struct fix *fx, uint64_t id)
+{
+    assert_int_equal(chunk_store_stage_begin(fx->s, id, 2), 0);
+    assert_int_equal(chunk_store_stage_write(fx->s, id, 2, 0, fx->new, LEN), 0);
+}
+
+/* Chunk @id reads back whole as @want at @ver, and nothing of an install
+ * is left beside it. */
+static void expect_chunk(struct fix *fx, uint64_t id, uint64_t ver,
+                         const uint8_t *want)
+{
+    struct chunk_info ci;
+
+    assert_int_equal(chunk_store_stat(fx->s, id, &ci), 0);
+    assert_int_equal(ci.version, ver);
+    assert_int_equal(chunk_store_read(fx->s, id, ver, 0, LEN, fx->got), 0);
+    assert_memory_equal(fx->got, want, LEN);
+    assert_false(chunk_file_exists(fx, id, ".copy"));
+    assert_false(chunk_file_exists(fx, id, ".crc.copy"));
+}
+
+/* Close the store and open it again, as chunkd's restart does. */
+static void reopen(struct fix *fx)
+{
+    chunk_store_close(fx->s);
+    assert_int_equal(chunk_store_open(fx->dir, &fx->s), 0);
+}
+
+/* The steps of an install before its switch, each made to fail. */
+static const struct fault_rule install_steps[] = {
+    /* 1: the new .crc comes in as ID.crc.copy (the first rename), */
+    {.call = FAULT_RENAME, .path = ID_NAME, .nth = 1},
+    /* and is made durable; */
+    {.call = FAULT_FSYNC, .path_end = "/c4", .nth = 1},
+    /* 2: the new data comes in as ID.copy, */
+    {.call = FAULT_RENAME, .path_end = ID_NAME ".copy", .nth = 1},
+    /* and is made durable; */
+    {.call = FAULT_FSYNC, .path_end = "/c4", .nth = 2},
+    /* 3: the switch, ID.crc.copy over ID.crc. */
+    {.call = FAULT_RENAME, .path_end = ID_NAME ".crc.copy", .nth = 2},
+};
+
+/* A step of the install that fails before the switch fails the copy and
+ * leaves the old replica as it was: it reads back at its version, before
+ * and after a restart, and a later copy installs. */
+static void test_chunk_store_stage_commit_step_fails_keeps_old(void **state)
+{
+    struct fix *fx = *state;
+
+    for (size_t i = 0; i < sizeof(install_steps) / sizeof(*install_steps);
+         i++) {
+        struct fault_rule r = install_steps[i];
+
+        r.err = EIO;
+        stage_copy(fx, ID);
+        fault_inject_set(&r);
+        assert_int_equal(chunk_store_stage_commit(fx->s, ID, 2), -EIO);
+        assert_int_equal(fault_inject_hits(r.call), 1);
+        fault_inject_clear();
+        expect_chunk(fx, ID, 1, fx->old);
+        reopen(fx);
+        expect_chunk(fx, ID, 1, fx->old);
+    }
+    stage_copy(fx, ID);
+    assert_int_equal(chunk_store_stage_commit(fx->s, ID, 2), 0);
+    expect_chunk(fx, ID, 2, fx->new);
+    reopen(fx);
+    expect_chunk(fx, ID, 2, fx->new);
+}
+
+/* After the switch the old replica is replaced: a failure to sync the
+ * switch or to name the new data drops the chunk rather than reading the
+ * new checksums over the old data, now and after a restart. */
+static void
+test_chunk_store_stage_commit_after_switch_fails_no_mix(void **state)
+{
+    struct fix *fx = *state;
+    const struct fault_rule after[] = {
+        {.call = FAULT_FSYNC, .path_end = "/c4", .nth = 3, .err = EIO},
+        {.call = FAULT_RENAME,
+         .path_end = ID_NAME ".copy",
+         .nth = 2,
+         .err = EIO},
+    };
+
+    for (size_t i = 0; i < sizeof(after) / sizeof(*after); i++) {
+        struct chunk_info ci;
+
+        if (i > 0) { /* the last round dropped it */
+            assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+            assert_int_equal(
+                chunk_store_write(fx->s, ID, 1, 0, fx->old, LEN, true), 0);
+        }
+        stage_copy(fx, ID);
+        fault_inject_set(&after[i]);
+        assert_int_equal(chunk_store_stage_commit(fx->s, ID, 2), -EIO);
+        assert_int_equal(fault_inject_hits(after[i].call), 1);
+        fault_inject_clear();
+        assert_int_equal(chunk_store_stat(fx->s, ID, &ci), -ENOENT);
+        reopen(fx);
+        assert_int_equal(chunk_store_stat(fx->s, ID, &ci), -ENOENT);
+        assert_false(chunk_file_exists(fx, ID, ""));
+        assert_false(chunk_file_exists(fx, ID, ".copy"));
+    }
+}
+
+/* Where a crash can stop an install (stage_move()). */
+enum install_crash {
+    CRASH_CRC_IN,   /* after step 1: ID.crc.copy */
+    CRASH_DATA_IN,  /* after step 2: ID.crc.copy, ID.copy, no ID.wmap */
+    CRASH_SWITCHED, /* after step 3: the new ID.crc, ID.copy */
+    CRASH_NAMED,    /* after step 4's rename, the old overlay files left */
+};
+
+/* Rename @a with @a_suffix to @b with @b_suffix. */
+static void move(const char *a, const char *a_suffix, const char *b,
+                 const char *b_suffix)
+{
+    char from[300], to[300];
+
+    snprintf(from, sizeof(from), "%s%s", a, a_suffix);
+    snprintf(to, sizeof(to), "%s%s", b, b_suffix);
+    assert_int_equal(rename(from, to), 0);
+}
+
+/* Leave the files of chunk @id as a crash at @at during the install of
+ * the staged copy would (the store closed first), then reopen the store. */
+static void crash_install(struct fix *fx, uint64_t id, enum install_crash at)
+{
+    char stage[256], main[256], wmap[300];
+
+    snprintf(stage, sizeof(stage), "%s/staging/chunks/%02x/%016llx", fx->dir,
+             (unsigned)(id & 0xff), (unsigned long long)id);
+    snprintf(main, sizeof(main), "%s/chunks/%02x/%016llx", fx->dir,
+             (unsigned)(id & 0xff), (unsigned long long)id);
+    chunk_store_close(fx->s);
+    fx->s = NULL;
+    move(stage, ".crc", main, ".crc.copy");
+    if (at >= CRASH_DATA_IN) {
+        move(stage, "", main, ".copy");
+        snprintf(wmap, sizeof(wmap), "%s.wmap", main);
+        unlink(wmap);
+    }
+    if (at >= CRASH_SWITCHED)
+        move(main, ".crc.copy", main, ".crc");
+    if (at >= CRASH_NAMED)
+        move(main, ".copy", main, "");
+    assert_int_equal(chunk_store_open(fx->dir, &fx->s), 0);
+}
+
+/* A crash at any point of an install leaves, once the store is open
+ * again, the old flat replica whole or the new one whole. */
+static void test_chunk_store_stage_commit_crash_flat(void **state)
+{
+    struct fix *fx = *state;
+
+    for (int at = CRASH_CRC_IN; at <= CRASH_NAMED; at++) {
+        assert_int_equal(chunk_store_delete(fx->s, ID, 0), 0);
+        assert_int_equal(chunk_store_setversion(fx->s, ID, 0, 1), 0);
+        assert_int_equal(chunk_store_write(fx->s, ID, 1, 0, fx->old, LEN, true),
+                         0);
+        stage_copy(fx, ID);
+        crash_install(fx, ID, (enum install_crash)at);
+        if (at < CRASH_SWITCHED)
+            expect_chunk(fx, ID, 1, fx->old);
+        else
+            expect_chunk(fx, ID, 2, fx->new);
+    }
+}
+
+/* The same over an overlay replica (a copy-on-write copy without
+ * reflinks, chunk_overlay.c): before the switch it still reads through
+ * its base and own layer; after it, the new flat chunk reads whole and
+ * the overlay's files are gone. */
+static void test_chunk_store_stage_commit_crash_overlay(void **state)
+{
+    struct fix *fx = *state;
+    uint8_t want[LEN];
+
+    memcpy(want, fx->old, LEN);
+    memset(want, 0x5a, CHUNK_BLOCK_SIZE);
+    chunk_store_set_reflink(fx->s, false);
+    for (int at = CRASH_CRC_IN; at <= CRASH_NAMED; at++) {
+        chunk_store_delete(fx->s, ID3, 0);
+        assert_int_equal(chunk_store_clone(fx->s, ID, 1, ID3, 1), 0);
+        assert_int_equal(
+            chunk_store_write(fx->s, ID3, 1, 0, want, CHUNK_BLOCK_SIZE, true),
+            0);
+        assert_true(chunk_file_exists(fx, ID3, ".ov"));
+        stage_copy(fx, ID3);
+        crash_install(fx, ID3, (enum install_crash)at);
+        chunk_store_set_reflink(fx->s, false);
+        if (at < CRASH_SWITCHED) {
+            expect_chunk(fx, ID3, 1, want);
+            assert_true(chunk_file_exists(fx, ID3, ".ov"));
+        } else {
+            expect_chunk(fx, ID3, 2, fx->new);
+            assert_false(chunk_file_exists(fx, ID3, ".ov"));
+            assert_false(chunk_file_exists(fx, ID3, ".bdata"));
+        }
+        expect_data(fx, fx->old); /* the base's owner never changed */
+    }
+}
+
 static void test_chunk_store_clone_link_enospc(void **state)
 {
     struct fix *fx = *state;
@@ -504,6 +717,10 @@ int test_chunk_fault(void)
         T(test_chunk_store_create_mkdir_enospc),
         T(test_chunk_store_create_dirsync_eio),
         T(test_chunk_store_stage_commit_rename_eio),
+        T(test_chunk_store_stage_commit_step_fails_keeps_old),
+        T(test_chunk_store_stage_commit_after_switch_fails_no_mix),
+        T(test_chunk_store_stage_commit_crash_flat),
+        T(test_chunk_store_stage_commit_crash_overlay),
         T(test_chunk_store_clone_link_enospc),
         T(test_chunk_store_clone_link_emlink_copies),
         T(test_chunk_store_direct_write_fcntl),
