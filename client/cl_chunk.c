@@ -10,7 +10,11 @@
  * (cl_reported.c).  A read that needed another replica shortens the
  * cached location's life to a second, so a later read asks metad, which
  * no longer lists a replica it dropped.  When every replica failed, locate
- * again once and go round again, then give up.
+ * again once and go round again, then give up; except when a replica said
+ * its version moved on (EOLDVER) even after the new locate: metad is then
+ * about to record the new version (a copy-on-write bumps the shared chunk
+ * on its servers before its record commits), so locate and go round again
+ * for up to CL_STALE_WAIT_MS.
  *
  * Write, sync and truncate run under a write lease (CHUNK_WRITE_BEGIN).  A
  * write goes to chain[0] carrying chain[1..]; its success means the data
@@ -280,6 +284,8 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
                   uint64_t prefetch, uint8_t *buf)
 {
     struct cl_chunk ch;
+    uint64_t stale_until = 0;
+    unsigned backoff = 1;
     int rc = 0;
 
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -292,6 +298,7 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
         }
         uint32_t order[PROTO_MAX_REPLICAS];
         uint32_t n = read_order(c, &ch, order);
+        bool stale = false;
         rc = -EIO;
         for (uint32_t i = 0; i < n; i++) {
             uint32_t r = order[i];
@@ -311,6 +318,7 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
             log_debug(
                 "cl.chunk", "read: replica failed: %s chunk=%016llx addr=%s",
                 strerror(-rc), (unsigned long long)ch.chunk_id, ch.addr[r]);
+            stale |= rc == -ESTALE;
             /* ECHECKSUM: that copy is damaged.  One report for all the
              * readers that meet it (cl_reported.c). */
             if (rc == -EBADMSG &&
@@ -322,6 +330,21 @@ int cl_chunk_read(struct cl_client *c, uint64_t ino, const struct cl_piece *p,
                                  ch.version);
         }
         cl_loc_invalidate(c->loc, ino, p->index);
+        /* A replica past the version metad gave, again after locating
+         * anew: metad is recording the change (a copy-on-write's bump of
+         * a shared chunk is on the servers a moment before its record),
+         * so its answer catches up; ask again, for CL_STALE_WAIT_MS. */
+        if (stale && attempt == 1) {
+            uint64_t now = cl_now_ms();
+            if (!stale_until)
+                stale_until = now + CL_STALE_WAIT_MS;
+            if (now < stale_until) {
+                sleep_ms(backoff);
+                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                       : backoff * 2;
+                attempt = 0; /* the next round locates anew */
+            }
+        }
     }
     log_error("read: every replica failed: %s ino=%llu index=%llu",
               strerror(-rc), (unsigned long long)ino,

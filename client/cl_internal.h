@@ -40,6 +40,9 @@
  * one recovery round fits with room to spare. */
 #define CL_RECOVER_MS 10000
 #define CL_RECOVER_TRIES 8
+/* How long a read waits for metad to catch up with a version its
+ * servers moved on to (cl_chunk_read()). */
+#define CL_STALE_WAIT_MS 2000
 /* Storage servers we remember as not up (SERVER_STATE). */
 #define CL_DOWN_MAX 64
 

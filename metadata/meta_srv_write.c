@@ -79,10 +79,12 @@
  * after both, so it never writes the copy before every replica that
  * still serves v has refused it, whichever order; but bumping first would
  * make the shared chunk refuse its readers, the snapshot's included, for
- * as long as the copies take while metad still hands out v, and they
- * would give up (a read locates again only once).  Copying first keeps
- * that window to one SETVERSION round trip, and a failed copy changes
- * nothing.  Two slots copying the same shared chunk at once (an origin
+ * as long as the copies take while metad still hands out v.  Copying
+ * first keeps that window to one SETVERSION round trip and the record,
+ * and a failed copy changes nothing.  A reader refused within it locates
+ * again and gets v again; it waits and tries again while its replicas
+ * say their version moved on (client/cl_chunk.c, CL_STALE_WAIT_MS), so
+ * the window costs it a few milliseconds, not the read.  Two slots copying the same shared chunk at once (an origin
  * and its clone) would race on its version, so a second one waits
  * (parked, below) until the first is done and then copies from v+1.
  *

@@ -338,6 +338,41 @@ static void test_cl_chunk_read_every_replica_fails(void **state)
     assert_int_equal(cl_file_read(f->c, f->n, 0, sizeof(b), b), (int)sizeof(b));
 }
 
+/* Every replica past the version metad gives, after a new locate too:
+ * metad is about to record the new version (a copy-on-write's bump), so
+ * the read locates and tries again rather than failing. */
+static void test_cl_chunk_read_waits_for_new_version(void **state)
+{
+    struct fk_fix *f = *state;
+    uint8_t b[100], got[100];
+
+    fk_fill(b, sizeof(b), 16);
+    write_ok(f, 0, b, sizeof(b));
+    unsigned locates = fk_seen(f->fk, 0, PROTO_MSG_CHUNK_LOCATE_REQ);
+    for (int s = 1; s <= 3; s++)
+        fk_fail(f->fk, s, PROTO_MSG_CHUNK_READ_REQ, FK_EOLDVER, 3);
+    assert_int_equal(cl_file_read(f->c, f->n, 0, sizeof(got), got),
+                     (int)sizeof(got));
+    assert_memory_equal(got, b, sizeof(b));
+    assert_true(fk_seen(f->fk, 0, PROTO_MSG_CHUNK_LOCATE_REQ) >= locates + 3);
+}
+
+/* ... for a bounded time: a version metad never catches up with fails the
+ * read, after about CL_STALE_WAIT_MS. */
+static void test_cl_chunk_read_stale_bounded(void **state)
+{
+    struct fk_fix *f = *state;
+    uint8_t b[100];
+
+    fk_fill(b, sizeof(b), 17);
+    write_ok(f, 0, b, sizeof(b));
+    for (int s = 1; s <= 3; s++)
+        fk_fail(f->fk, s, PROTO_MSG_CHUNK_READ_REQ, FK_EOLDVER, 100000);
+    uint64_t t0 = cl_now_ms();
+    assert_true(cl_file_read(f->c, f->n, 0, sizeof(b), b) < 0);
+    assert_true(cl_now_ms() - t0 >= CL_STALE_WAIT_MS);
+}
+
 /* A down server is tried last. */
 static void test_cl_chunk_read_skips_down_server(void **state)
 {
@@ -418,6 +453,8 @@ int test_cl_chunk(void)
         T(test_cl_chunk_read_hole_is_zeros),
         T(test_cl_chunk_read_fails_over_and_reports),
         T(test_cl_chunk_read_every_replica_fails),
+        T(test_cl_chunk_read_waits_for_new_version),
+        T(test_cl_chunk_read_stale_bounded),
         T(test_cl_chunk_read_skips_down_server),
         T(test_cl_chunk_read_failure_refreshes_location),
         T(test_cl_chunk_locate_error),
