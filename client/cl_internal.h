@@ -357,6 +357,7 @@ struct cl_client {
     struct cl_cache *cache;    /* delayed writes */
     struct cl_flush *flush;    /* when they go */
     struct cl_cb *cb;          /* callback breaks */
+    struct cl_nsq *nsq;        /* namespace changes answered locally */
 };
 
 /* ---- cl_cache.c -------------------------------------------------------- */
@@ -424,6 +425,58 @@ struct cl_flush *cl_flush_new(struct cl_client *c, const struct cl_opts *o);
 int cl_flush_start(struct cl_flush *f);
 /* Stop the thread (it stops the cache too) and free (NULL is fine). */
 void cl_flush_free(struct cl_flush *f);
+
+/* ---- cl_nsq.c ---------------------------------------------------------- */
+
+/* Directories one client holds delegated at once. */
+#define CL_NSQ_DIRS 64
+
+struct cl_nsq;
+/* How the queue reaches metad: @send as rpc_call_async() (0 once sent,
+ * -ENOTCONN when not connected); @now_ms NULL for cl_now_ms(). */
+struct cl_nsq_ops {
+    int (*send)(void *arg, uint16_t opcode, const void *payload, size_t len,
+                rpc_done_cb cb, void *cb_arg);
+    uint64_t (*now_ms)(void *arg);
+    void *arg;
+};
+struct cl_nsq_stats {
+    uint64_t queued, sent, resent, failed;
+};
+/* Start the queue and its sender thread.  Caller owns *out: cl_nsq_free(),
+ * which sends what is queued first (giving up after a bound when metad is
+ * away).  0, -ENOMEM or -errno from pthread_create. */
+int cl_nsq_new(const struct cl_nsq_ops *ops, struct cl_nsq **out);
+void cl_nsq_free(struct cl_nsq *q);
+/* Queue request @opcode with @w's payload (copied), a change in directory
+ * @dir while it is delegated (0: no directory, e.g. RELEASE).  Waits while
+ * the queue is full.  -ESTALE when @dir is not delegated (any more): the
+ * caller sends the change the ordinary way.  0, -ESTALE, -ENOMEM or @w's
+ * encode error. */
+int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint16_t opcode,
+                const struct proto_wbuf *w);
+/* Wait until everything queued before the call is answered; 0, or the
+ * first error of a queued change not reported before (-EIO), once. */
+int cl_nsq_sync(struct cl_nsq *q);
+/* The same without taking the error (for requests that must not overtake
+ * the queue; NULL is fine). */
+void cl_nsq_wait(struct cl_nsq *q);
+/* Until when (cl_now_ms()) @dir stays delegated: 0 when it is not. */
+uint64_t cl_nsq_dir_until(struct cl_nsq *q, uint64_t dir);
+/* DIR_DELEGATE of @dir, asked at @asked_ms, granted for @lease_ms. */
+void cl_nsq_dir_granted(struct cl_nsq *q, uint64_t dir, uint64_t asked_ms,
+                        uint32_t lease_ms);
+/* A break of @dir (any kind) ends its delegation; a new session ends all
+ * (NULL is fine for both). */
+void cl_nsq_dir_broken(struct cl_nsq *q, uint64_t dir);
+void cl_nsq_dirs_clear(struct cl_nsq *q);
+/* The next inode number reserved to session @session: false when none is
+ * left (or the range was another session's). */
+bool cl_nsq_ino_take(struct cl_nsq *q, uint64_t session, uint64_t *ino);
+/* INO_RESERVE gave session @session [@first, @first + @count). */
+void cl_nsq_ino_add(struct cl_nsq *q, uint64_t session, uint64_t first,
+                    uint32_t count);
+void cl_nsq_stats(struct cl_nsq *q, struct cl_nsq_stats *out);
 
 /* ---- cl_callback.c ----------------------------------------------------- */
 

@@ -1,0 +1,475 @@
+/* cl_nsq.c: namespace changes the client answered itself, on their way to
+ * metad (docs/caching.md, "Delegated directories").
+ *
+ * Under callbacks a session may hold a directory delegated (DIR_DELEGATE,
+ * docs/protocol.md §14): no other session reads or changes it before metad
+ * has recalled the delegation.  Inside such a directory the mount answers
+ * creates and unlinks itself (fc_ops.c) and hands the requests here; the
+ * sender thread sends them in the order given, up to NSQ_WINDOW in flight
+ * on the one connection to metad, which applies a connection's records in
+ * the order they arrive.  A new file's inode number comes from a range
+ * metad reserved to the session (INO_RESERVE), so nothing in the answer to
+ * the application has to come from metad.
+ *
+ * What waits for the queue: cl_nsq_sync(), from an fsync of a file or a
+ * directory, the recall of a delegated directory (before its answer), the
+ * client's close, and every request that goes to metad the ordinary way
+ * (cl_meta_call()), so that nothing overtakes a change it may depend on.
+ *
+ * Life of an item:
+ *
+ *   QUEUED --sent--> SENT --answered--> DONE --(the oldest)--> freed
+ *     ^                |
+ *     +-- connection lost: sending pauses until every call in flight has
+ *         come back, then starts again from the oldest not answered
+ *
+ * Failure modes:
+ *   - The connection drops (metad restarted, a new leader): every item in
+ *     flight comes back -ENOTCONN and is sent again, in order, once the
+ *     client has reconnected.  The first send may have been applied: a
+ *     MKNOD sent again and answered EEXIST, an UNLINK answered ENOENT or a
+ *     RELEASE answered with any error is taken as done.
+ *   - metad refuses an item (an error other than those): it is logged and
+ *     kept as the queue's error, which the next cl_nsq_sync() returns once
+ *     (-EIO), as a delayed write's error is reported at fsync.
+ *   - metad stays away: after NSQ_GIVEUP_MS without an answer the items
+ *     left fail as above.
+ *   - A break of a delegated directory ends its delegation at once
+ *     (cl_nsq_dir_broken(), on the reader thread), so no change made after
+ *     it is answered locally; those queued before go out with the recall's
+ *     sync.
+ *
+ * Thread-safe: one lock guards the queue, the delegations and the inode
+ * range; the sender thread is the only one that sends.
+ */
+#include "cl_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define NSQ_WINDOW 64
+#define NSQ_MAX 4096
+#define NSQ_GIVEUP_MS 60000
+#define NSQ_CLOSE_GIVEUP_MS 10000
+#define NSQ_RETRY_MS 20
+
+enum nsq_state { NSQ_QUEUED, NSQ_SENT, NSQ_DONE };
+
+struct nsq_item {
+    struct cl_nsq *q;
+    uint16_t opcode;
+    uint64_t dir; /* the delegated directory it changes */
+    uint8_t *payload;
+    size_t len;
+    enum nsq_state state;
+    bool resent;
+    uint64_t sent_ms;
+    struct nsq_item *next;
+};
+
+struct nsq_deleg {
+    uint64_t dir; /* 0: free */
+    uint64_t until_ms;
+};
+
+struct cl_nsq {
+    struct cl_nsq_ops ops;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct nsq_item *head, *tail; /* every item not freed, in order */
+    size_t n;
+    unsigned inflight;
+    bool paused;   /* a call came back -ENOTCONN: wait for the others */
+    uint64_t pushed, done; /* items ever pushed; freed, in order */
+    uint64_t last_answer_ms;
+    int err; /* the first error not yet reported */
+    bool stop;
+    bool running;
+    pthread_t thread;
+    uint32_t lease_ms; /* the delegations' lease */
+    struct nsq_deleg deleg[CL_NSQ_DIRS];
+    uint64_t ino_session, ino_next, ino_end;
+    uint64_t sent_total, resent_total, failed_total;
+};
+
+/* ---- The queue ---------------------------------------------------------- */
+
+static uint64_t now_ms(const struct cl_nsq *q)
+{
+    return q->ops.now_ms ? q->ops.now_ms(q->ops.arg) : cl_now_ms();
+}
+
+static struct nsq_deleg *deleg_find(struct cl_nsq *q, uint64_t dir)
+{
+    for (size_t i = 0; i < CL_NSQ_DIRS; i++)
+        if (q->deleg[i].dir == dir)
+            return &q->deleg[i];
+    return NULL;
+}
+
+/* Under @lock: free the answered items at the head, in order. */
+static void reap(struct cl_nsq *q)
+{
+    while (q->head && q->head->state == NSQ_DONE) {
+        struct nsq_item *it = q->head;
+        q->head = it->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->n--;
+        q->done++;
+        free(it->payload);
+        free(it);
+    }
+}
+
+/* A resent change that metad refuses the way a change already applied
+ * would be refused: the first send was applied. */
+static bool already_applied(const struct nsq_item *it, int status)
+{
+    if (!it->resent)
+        return false;
+    switch (it->opcode) {
+    case PROTO_MSG_MKNOD_REQ:
+        return status == -EEXIST;
+    case PROTO_MSG_UNLINK_REQ:
+        return status == -ENOENT;
+    case PROTO_MSG_RELEASE_REQ:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Under @lock: @it is answered with @status. */
+static void finish(struct cl_nsq *q, struct nsq_item *it, int status)
+{
+    it->state = NSQ_DONE;
+    if (status < 0 && !already_applied(it, status)) {
+        q->failed_total++;
+        log_error("namespace: metad refused a change answered already: "
+                  "%s op=%s dir=%llu",
+                  strerror(-status), proto_msg_name(it->opcode),
+                  (unsigned long long)it->dir);
+        if (!q->err)
+            q->err = -EIO;
+    } else if (it->dir) {
+        /* The change's reply renewed the session's promise on it. */
+        struct nsq_deleg *d = deleg_find(q, it->dir);
+        uint64_t until = it->sent_ms + q->lease_ms / 2;
+        if (d && until > d->until_ms)
+            d->until_ms = until;
+    }
+    reap(q);
+    pthread_cond_broadcast(&q->cond);
+}
+
+static void on_done(void *arg, int status, struct rpc_reply *rep)
+{
+    struct nsq_item *it = arg;
+    struct cl_nsq *q = it->q;
+
+    if (status == 0)
+        rpc_reply_free(rep);
+    pthread_mutex_lock(&q->lock);
+    q->inflight--;
+    if (status == -ENOTCONN || status == -ETIMEDOUT) {
+        /* Sent again once every call in flight is back. */
+        it->state = NSQ_QUEUED;
+        it->resent = true;
+        q->paused = true;
+        q->resent_total++;
+    } else {
+        q->last_answer_ms = now_ms(q);
+        finish(q, it, status);
+    }
+    if (q->inflight == 0)
+        q->paused = false;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Under @lock: the oldest item waiting to be sent, when one may go. */
+static struct nsq_item *next_to_send(struct cl_nsq *q)
+{
+    if (q->paused || q->inflight >= NSQ_WINDOW)
+        return NULL;
+    for (struct nsq_item *it = q->head; it; it = it->next)
+        if (it->state == NSQ_QUEUED)
+            return it;
+    return NULL;
+}
+
+/* Under @lock: metad was away too long; fail what waits to be sent. */
+static void give_up(struct cl_nsq *q)
+{
+    unsigned lost = 0;
+    for (struct nsq_item *it = q->head; it; it = it->next)
+        if (it->state == NSQ_QUEUED) {
+            it->state = NSQ_DONE;
+            lost++;
+        }
+    q->failed_total += lost;
+    if (!q->err)
+        q->err = -EIO;
+    log_error("namespace: metad away, %u changes answered already are lost",
+              lost);
+    reap(q);
+    pthread_cond_broadcast(&q->cond);
+}
+
+static void timed_wait(struct cl_nsq *q, unsigned ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_nsec += (long)ms * 1000000L;
+    while (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&q->cond, &q->lock, &t);
+}
+
+static void *sender_main(void *arg)
+{
+    struct cl_nsq *q = arg;
+
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        struct nsq_item *it = next_to_send(q);
+        if (!it) {
+            if (q->stop && !q->head)
+                break;
+            timed_wait(q, 1000);
+            continue;
+        }
+        it->state = NSQ_SENT;
+        it->sent_ms = now_ms(q);
+        q->inflight++;
+        q->sent_total++;
+        pthread_mutex_unlock(&q->lock);
+        int rc = q->ops.send(q->ops.arg, it->opcode, it->payload, it->len,
+                             on_done, it);
+        pthread_mutex_lock(&q->lock);
+        if (rc == 0)
+            continue;
+        q->inflight--;
+        if (q->inflight == 0)
+            q->paused = false;
+        if (rc != -ENOTCONN) {
+            finish(q, it, rc);
+            continue;
+        }
+        /* Not connected: the oldest goes first once it is back. */
+        it->state = NSQ_QUEUED;
+        it->resent = true;
+        uint64_t bound = q->stop ? NSQ_CLOSE_GIVEUP_MS : NSQ_GIVEUP_MS;
+        if (now_ms(q) - q->last_answer_ms > bound) {
+            give_up(q);
+            continue;
+        }
+        timed_wait(q, NSQ_RETRY_MS);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+/* ---- The public face (cl_internal.h) ------------------------------------ */
+
+int cl_nsq_new(const struct cl_nsq_ops *ops, struct cl_nsq **out)
+{
+    struct cl_nsq *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    q->ops = *ops;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = -pthread_create(&q->thread, NULL, sender_main, q);
+    if (rc < 0) {
+        pthread_cond_destroy(&q->cond);
+        pthread_mutex_destroy(&q->lock);
+        free(q);
+        return rc;
+    }
+    q->running = true;
+    *out = q;
+    return 0;
+}
+
+void cl_nsq_free(struct cl_nsq *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stop = true;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+    if (q->running)
+        pthread_join(q->thread, NULL);
+    /* The sender left only with nothing queued or in flight. */
+    pthread_cond_destroy(&q->cond);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+}
+
+int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint16_t opcode,
+                const struct proto_wbuf *w)
+{
+    if (w->err)
+        return w->err;
+    struct nsq_item *it = calloc(1, sizeof(*it));
+    uint8_t *p = malloc(w->len ? w->len : 1);
+    if (!it || !p) {
+        free(it);
+        free(p);
+        return -ENOMEM;
+    }
+    memcpy(p, w->p, w->len);
+    *it = (struct nsq_item){
+        .q = q, .opcode = opcode, .dir = dir, .payload = p, .len = w->len};
+
+    pthread_mutex_lock(&q->lock);
+    while (!q->stop && q->n >= NSQ_MAX)
+        pthread_cond_wait(&q->cond, &q->lock);
+    uint64_t now = now_ms(q);
+    struct nsq_deleg *d = dir ? deleg_find(q, dir) : NULL;
+    if (q->stop || (dir && (!d || d->until_ms <= now))) {
+        /* The delegation ended (a break, or its lease): the caller goes
+         * the ordinary way. */
+        pthread_mutex_unlock(&q->lock);
+        free(p);
+        free(it);
+        return -ESTALE;
+    }
+    if (!q->head)
+        q->last_answer_ms = now;
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    q->n++;
+    q->pushed++;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
+/* Under @lock: wait for what was queued so far. */
+static void wait_done(struct cl_nsq *q)
+{
+    uint64_t upto = q->pushed;
+    while (q->done < upto)
+        pthread_cond_wait(&q->cond, &q->lock);
+}
+
+int cl_nsq_sync(struct cl_nsq *q)
+{
+    if (!q)
+        return 0;
+    pthread_mutex_lock(&q->lock);
+    wait_done(q);
+    int err = q->err;
+    q->err = 0;
+    pthread_mutex_unlock(&q->lock);
+    return err;
+}
+
+void cl_nsq_wait(struct cl_nsq *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    wait_done(q);
+    pthread_mutex_unlock(&q->lock);
+}
+
+uint64_t cl_nsq_dir_until(struct cl_nsq *q, uint64_t dir)
+{
+    pthread_mutex_lock(&q->lock);
+    struct nsq_deleg *d = deleg_find(q, dir);
+    uint64_t until = d && d->until_ms > now_ms(q) ? d->until_ms : 0;
+    pthread_mutex_unlock(&q->lock);
+    return until;
+}
+
+void cl_nsq_dir_granted(struct cl_nsq *q, uint64_t dir, uint64_t asked_ms,
+                        uint32_t lease_ms)
+{
+    pthread_mutex_lock(&q->lock);
+    q->lease_ms = lease_ms;
+    uint64_t now = now_ms(q);
+    struct nsq_deleg *d = deleg_find(q, dir);
+    /* A free slot, else the one that expires first. */
+    for (size_t i = 0; !d && i < CL_NSQ_DIRS; i++)
+        if (q->deleg[i].dir == 0 || q->deleg[i].until_ms <= now)
+            d = &q->deleg[i];
+    for (size_t i = 0; !d && i < CL_NSQ_DIRS; i++)
+        if (!d || q->deleg[i].until_ms < d->until_ms)
+            d = &q->deleg[i];
+    d->dir = dir;
+    d->until_ms = asked_ms + lease_ms / 2;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void cl_nsq_dir_broken(struct cl_nsq *q, uint64_t dir)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    struct nsq_deleg *d = deleg_find(q, dir);
+    if (d)
+        *d = (struct nsq_deleg){0};
+    pthread_mutex_unlock(&q->lock);
+}
+
+void cl_nsq_dirs_clear(struct cl_nsq *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    memset(q->deleg, 0, sizeof(q->deleg));
+    pthread_mutex_unlock(&q->lock);
+}
+
+bool cl_nsq_ino_take(struct cl_nsq *q, uint64_t session, uint64_t *ino)
+{
+    pthread_mutex_lock(&q->lock);
+    bool ok = q->ino_session == session && q->ino_next < q->ino_end;
+    if (ok)
+        *ino = q->ino_next++;
+    pthread_mutex_unlock(&q->lock);
+    return ok;
+}
+
+void cl_nsq_ino_add(struct cl_nsq *q, uint64_t session, uint64_t first,
+                    uint32_t count)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->ino_session != session || q->ino_next >= q->ino_end) {
+        q->ino_session = session;
+        q->ino_next = first;
+        q->ino_end = first + count;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void cl_nsq_stats(struct cl_nsq *q, struct cl_nsq_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    out->queued = q->n;
+    out->sent = q->sent_total;
+    out->resent = q->resent_total;
+    out->failed = q->failed_total;
+    pthread_mutex_unlock(&q->lock);
+}
