@@ -231,18 +231,31 @@ void fc_dirlist_remove(struct fc_dirlist *t, uint64_t dir, const char *name,
     pthread_mutex_unlock(&t->lock);
 }
 
-bool fc_dirlist_absent(struct fc_dirlist *t, uint64_t dir, const char *name,
-                       uint64_t now_ms, uint64_t *until_ms)
+/* @dir is known whole at @now_ms and holds @name (@want) or not. */
+static bool known(struct fc_dirlist *t, uint64_t dir, const char *name,
+                  bool want, uint64_t now_ms, uint64_t *until_ms)
 {
     if (!t || !dir)
         return false;
     pthread_mutex_lock(&t->lock);
     struct dl_dir *d = find(t, dir);
-    bool yes = d && now_ms < d->until_ms && !holds(d, name);
+    bool yes = d && now_ms < d->until_ms && holds(d, name) == want;
     if (yes && until_ms)
         *until_ms = d->until_ms;
     pthread_mutex_unlock(&t->lock);
     return yes;
+}
+
+bool fc_dirlist_absent(struct fc_dirlist *t, uint64_t dir, const char *name,
+                       uint64_t now_ms, uint64_t *until_ms)
+{
+    return known(t, dir, name, false, now_ms, until_ms);
+}
+
+bool fc_dirlist_present(struct fc_dirlist *t, uint64_t dir, const char *name,
+                        uint64_t now_ms)
+{
+    return known(t, dir, name, true, now_ms, NULL);
 }
 
 void fc_dirlist_forget(struct fc_dirlist *t, uint64_t ino)

@@ -36,6 +36,7 @@ struct fc_fs {
     struct fc_dirlist *dirlist;
     uint64_t resets; /* cl_cb_resets() the tables were last cleared at */
     bool consistency_validate; /* -o consistency=validate */
+    bool delegate;             /* -o delegate=yes (fc_ops.c) */
 };
 
 /* One open() of a file: fi->fh points at it.  Holds a reference on the
@@ -170,6 +171,9 @@ void fc_dirlist_remove(struct fc_dirlist *t, uint64_t dir, const char *name,
  * *@until_ms (when not NULL). */
 bool fc_dirlist_absent(struct fc_dirlist *t, uint64_t dir, const char *name,
                        uint64_t now_ms, uint64_t *until_ms);
+/* @dir is known whole at @now_ms and holds @name. */
+bool fc_dirlist_present(struct fc_dirlist *t, uint64_t dir, const char *name,
+                        uint64_t now_ms);
 /* Forget @ino, or every directory. */
 void fc_dirlist_forget(struct fc_dirlist *t, uint64_t ino);
 void fc_dirlist_clear(struct fc_dirlist *t);

@@ -49,6 +49,7 @@ struct cli {
     char *debug_spec;
     char *cache;             /* -o cache=writethrough|writeback|writeonclose */
     char *consistency;       /* -o consistency=callback|validate */
+    char *delegate;          /* -o delegate=yes|no */
     char *dirty_max;         /* -o dirty_max=SIZE[K|M|G] */
     unsigned flush_interval; /* -o flush_interval=SECONDS */
     unsigned max_threads;    /* -o max_threads=N; 0: the default */
@@ -70,6 +71,7 @@ static const struct fuse_opt cli_spec[] = {
     {"-D %s", offsetof(struct cli, debug_spec), 0},
     {"cache=%s", offsetof(struct cli, cache), 0},
     {"consistency=%s", offsetof(struct cli, consistency), 0},
+    {"delegate=%s", offsetof(struct cli, delegate), 0},
     {"dirty_max=%s", offsetof(struct cli, dirty_max), 0},
     {"flush_interval=%u", offsetof(struct cli, flush_interval), 0},
     /* Ours rather than libfuse's, which cannot tell "not given". */
@@ -205,6 +207,10 @@ static void usage(const char *prog)
            "    -o flush_interval=S    writeback flush interval (default 5)\n"
            "    -o dirty_max=SIZE      delayed-write memory (default 256M)\n"
            "    -o consistency=MODE    callback (default) or validate\n"
+           "    -o delegate=yes|no     answer creates and unlinks in "
+           "delegated\n"
+           "                           directories locally (default yes; "
+           "callback only)\n"
            "    -o max_threads=N       request threads (default %d)\n"
            "    --config FILE          read options from FILE first: "
            "KEY = VALUE lines,\n"
@@ -277,6 +283,17 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
         return 1;
     }
     fs->consistency_validate = validate;
+    /* docs/caching.md, "Delegated directories". */
+    fs->delegate = !validate && (!cli->delegate || !strcmp(cli->delegate, "yes"));
+    if (cli->delegate && strcmp(cli->delegate, "yes") &&
+        strcmp(cli->delegate, "no")) {
+        fprintf(stderr, "tessera-mount: delegate must be yes or no\n");
+        fc_inotab_free(fs->nocap);
+        fc_inotab_free(fs->dirattr);
+        fc_dirlist_free(fs->dirlist);
+        free(fs);
+        return 1;
+    }
     if (fc_nocap_new(&fs->nocap) < 0 || fc_dirattr_new(&fs->dirattr) < 0 ||
         fc_dirlist_new(&fs->dirlist) < 0) {
         fprintf(stderr, "tessera-mount: out of memory\n");
@@ -437,6 +454,7 @@ out:
     free(cli.debug_spec);
     free(cli.cache);
     free(cli.consistency);
+    free(cli.delegate);
     free(cli.dirty_max);
     fuse_opt_free_args(&args);
     return ret;

@@ -29,6 +29,21 @@ static int render(struct metrics_buf *b, void *arg)
     metrics_u64(b, "tessera_mount_callback_breaks_total", METRICS_COUNTER,
                 "Cache callback breaks received from metad.",
                 cl_cb_epoch(fs->cl));
+    struct cl_ns_stats ns;
+    cl_ns_stats(fs->cl, &ns);
+    metrics_u64(b, "tessera_mount_local_changes_queued", METRICS_GAUGE,
+                "Namespace changes answered by the mount, not yet applied "
+                "by metad.",
+                ns.queued);
+    metrics_u64(b, "tessera_mount_local_changes_sent_total", METRICS_COUNTER,
+                "Namespace changes answered by the mount and sent to metad "
+                "(again after a lost connection counts again).",
+                ns.sent);
+    metrics_u64(b, "tessera_mount_local_changes_failed_total",
+                METRICS_COUNTER,
+                "Namespace changes answered by the mount that metad "
+                "refused (reported by the next fsync).",
+                ns.failed);
     metrics_process(b);
     return 0;
 }

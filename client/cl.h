@@ -322,6 +322,29 @@ int cl_file_write_async(struct cl_client *c, struct cl_inode *n, uint64_t off,
 /* Register the fast path's latency stages with lat.h (startup, once). */
 void cl_stats_register(void);
 
+/* ---- Namespace changes answered locally (cl_ns.c) ----------------------- */
+
+/* Until when (cl_now_ms()) directory @dir is delegated to the session
+ * (docs/caching.md, "Delegated directories"): 0 when it is not. */
+uint64_t cl_ns_dir_until(struct cl_client *c, uint64_t dir);
+/* DIR_DELEGATE of @dir: 0, or -errno (-EOPNOTSUPP without callbacks). */
+int cl_ns_dir_delegate(struct cl_client *c, uint64_t dir);
+/* A new inode number reserved to the session (INO_RESERVE when none is
+ * left): 0 or -errno. */
+int cl_ns_ino_new(struct cl_client *c, uint64_t *ino);
+/* Queue the change @opcode (@w's payload, copied) in delegated directory
+ * @dir, for metad in order behind the others; 0, or -ESTALE when @dir is
+ * not delegated (any more): then send it the ordinary way. */
+int cl_ns_push(struct cl_client *c, uint64_t dir, uint16_t opcode,
+               const struct proto_wbuf *w);
+/* Wait until every change queued so far is applied: 0, or -EIO (once)
+ * when metad refused one. */
+int cl_ns_sync(struct cl_client *c);
+struct cl_ns_stats {
+    uint64_t queued, sent, resent, failed;
+};
+void cl_ns_stats(struct cl_client *c, struct cl_ns_stats *out);
+
 /* ---- Cache coherence (cl_callback.c) ------------------------------------ */
 
 /* True when the session caches under callbacks (registered at metad). */

@@ -197,6 +197,9 @@ static void handle(struct cl_cb *b, struct item *it)
     struct cl_client *c = b->c;
 
     if (it->flags & PROTO_CB_RECALL) {
+        /* A delegated directory's changes answered locally reach metad
+         * before the reader it holds back is served. */
+        cl_nsq_wait(c->nsq);
         struct cl_inode *n = cl_inode_find(c, it->ino);
         if (n) {
             int rc = cl_file_flush(c, n);
@@ -294,6 +297,9 @@ void cl_cb_break(struct cl_client *c, struct rpc_client *rpc, uint64_t req_id,
         return;
     }
     atomic_fetch_add(&b->received, 1);
+    /* Any break of a delegated directory ends the delegation before
+     * anything else is answered locally in it (cl_nsq.c). */
+    cl_nsq_dir_broken(c->nsq, m.ino);
     if (m.flags & (PROTO_CB_ATTR | PROTO_CB_DATA | PROTO_CB_ENTRY))
         atomic_fetch_add(&b->epoch, 1);
     if (m.flags & (PROTO_CB_ATTR | PROTO_CB_DATA)) {
@@ -330,6 +336,7 @@ void cl_cb_reset(void *arg)
         return;
     atomic_fetch_add(&b->resets, 1);
     atomic_fetch_add(&b->epoch, 1);
+    cl_nsq_dirs_clear(c->nsq);
     pthread_mutex_lock(&b->lock);
     cap = b->nver;
     inos = cap ? malloc(cap * sizeof(*inos)) : NULL;

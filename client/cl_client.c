@@ -155,6 +155,15 @@ int cl_probe(const char *addr, uint8_t role, struct cl_auth *auth)
 }
 
 /* @opts and its strings are borrowed.  Caller owns *out. */
+/* The namespace queue's way to metad (cl_nsq.c). */
+static int nsq_send(void *arg, uint16_t opcode, const void *payload,
+                    size_t len, rpc_done_cb cb, void *cb_arg)
+{
+    struct cl_client *c = arg;
+
+    return rpc_call_async(c->meta, opcode, payload, len, cb, cb_arg);
+}
+
 int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
 {
     struct cl_client *c = calloc(1, sizeof(*c));
@@ -198,6 +207,12 @@ int cl_client_open(const struct cl_opts *opts, struct cl_client **out)
         return rc;
     }
     c->meta = cl_session_rpc(c->session);
+    struct cl_nsq_ops nsq_ops = {.send = nsq_send, .arg = c};
+    rc = cl_nsq_new(&nsq_ops, &c->nsq);
+    if (rc < 0) {
+        cl_client_close(c);
+        return rc;
+    }
     rc = cl_flush_start(c->flush);
     if (rc < 0) {
         cl_client_close(c);
@@ -376,6 +391,10 @@ void cl_client_close(struct cl_client *c)
     cl_cache_free(c->cache);
     c->cache = NULL;
     cl_cb_stop(c->cb);
+    /* Changes answered locally go before the session ends (bounded when
+     * metad is away, cl_nsq.c). */
+    cl_nsq_free(c->nsq);
+    c->nsq = NULL;
     cl_session_close(c->session);
     cl_cb_free(c->cb);
     cl_pool_free(c->pool);

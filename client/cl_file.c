@@ -542,7 +542,16 @@ void cl_file_linger_end(struct cl_client *c, struct cl_inode *n,
     cl_inode_hold_begin(n);
     bool due = cl_inode_linger_due(n, now_ms);
     if (due) {
-        int rc = cl_meta_release(c, n->ino);
+        /* Queued behind any change answered locally (cl_nsq.c), and
+         * ahead of the next OPEN, which waits for the queue. */
+        struct proto_ino_req req = {.ino = n->ino};
+        struct proto_wbuf w;
+        proto_wbuf_init(&w);
+        proto_ino_req_encode(&w, &req);
+        int rc = cl_nsq_push(c->nsq, 0, PROTO_MSG_RELEASE_REQ, &w);
+        proto_wbuf_free(&w);
+        if (rc < 0)
+            rc = cl_meta_release(c, n->ino);
         if (rc < 0)
             log_warn("release: %s ino=%llu (metad drops the hold with the "
                      "session)",

@@ -57,6 +57,8 @@ int cl_meta_call(struct cl_client *c, uint16_t opcode, struct proto_wbuf *req,
     memset(rep, 0, sizeof(*rep));
     if (req->err)
         return req->err;
+    /* Nothing overtakes a change answered locally (cl_nsq.c). */
+    cl_nsq_wait(c->nsq);
     return rpc_call_msg(c->meta, opcode, req, rep, out);
 }
 

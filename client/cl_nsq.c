@@ -27,8 +27,9 @@
  *   - The connection drops (metad restarted, a new leader): every item in
  *     flight comes back -ENOTCONN and is sent again, in order, once the
  *     client has reconnected.  The first send may have been applied: a
- *     MKNOD sent again and answered EEXIST, an UNLINK answered ENOENT or a
- *     RELEASE answered with any error is taken as done.
+ *     MKNOD sent again and answered EEXIST or an UNLINK answered ENOENT
+ *     is taken as done.  A RELEASE refused loses nothing (metad drops
+ *     the hold with the session).
  *   - metad refuses an item (an error other than those): it is logged and
  *     kept as the queue's error, which the next cl_nsq_sync() returns once
  *     (-EIO), as a delayed write's error is reported at fsync.
@@ -126,19 +127,18 @@ static void reap(struct cl_nsq *q)
     }
 }
 
-/* A resent change that metad refuses the way a change already applied
- * would be refused: the first send was applied. */
-static bool already_applied(const struct nsq_item *it, int status)
+/* A refusal that loses nothing: a RELEASE's (metad drops the hold with
+ * the session), or a resent change's refused the way a change already
+ * applied would be (the first send was applied). */
+static bool harmless(const struct nsq_item *it, int status)
 {
-    if (!it->resent)
-        return false;
     switch (it->opcode) {
-    case PROTO_MSG_MKNOD_REQ:
-        return status == -EEXIST;
-    case PROTO_MSG_UNLINK_REQ:
-        return status == -ENOENT;
     case PROTO_MSG_RELEASE_REQ:
         return true;
+    case PROTO_MSG_MKNOD_REQ:
+        return it->resent && status == -EEXIST;
+    case PROTO_MSG_UNLINK_REQ:
+        return it->resent && status == -ENOENT;
     default:
         return false;
     }
@@ -148,7 +148,7 @@ static bool already_applied(const struct nsq_item *it, int status)
 static void finish(struct cl_nsq *q, struct nsq_item *it, int status)
 {
     it->state = NSQ_DONE;
-    if (status < 0 && !already_applied(it, status)) {
+    if (status < 0 && !harmless(it, status)) {
         q->failed_total++;
         log_error("namespace: metad refused a change answered already: "
                   "%s op=%s dir=%llu",
@@ -322,6 +322,8 @@ void cl_nsq_free(struct cl_nsq *q)
 int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint16_t opcode,
                 const struct proto_wbuf *w)
 {
+    if (!q)
+        return -ESTALE;
     if (w->err)
         return w->err;
     struct nsq_item *it = calloc(1, sizeof(*it));

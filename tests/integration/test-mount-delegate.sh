@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# test-mount-delegate.sh: creates and unlinks answered by the mount in a
+# directory delegated to its session (docs/caching.md, "Delegated
+# directories"), seen by a second mount B, through a metad restart and a
+# mount killed after an fsync of the directory.
+#   1. 300 creates on A in a directory A made are answered by A (its local
+#      changes counter grows by 300, it sends no MKNOD of its own), and B
+#      lists all 300 at once (its listing recalls the delegation); a file's
+#      mode, owner and mtime and the directory's mtime are the same on B.
+#   2. A creates again after B listed: the delegation comes back (B's
+#      listing is broken) and B sees the new names at once.
+#   3. 100 unlinks on A are gone on B; a name B made there is on A.
+#   4. A file created locally takes writes and reads them back; unlinked
+#      while open it still reads; O_EXCL on a name A made is EEXIST.
+#   5. 200 creates, fsync of the directory, kill -9 of A: B sees all 200.
+#   6. kill -9 and restart of metad while A creates: every name created
+#      before A's fsync of the directory returned exists afterwards, and A
+#      counts no refused change.
+#   7. -o delegate=no works as before; a bad value is refused.
+# Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, curl, python3; exits 77
+# when one is missing.
+. "$(dirname "$0")/lib.sh"
+it_need curl python3 fusermount3 mountpoint
+[ -e /dev/fuse ] || { echo "skip: /dev/fuse missing"; exit 77; }
+. "$(dirname "$0")/lib-data.sh"
+A=$TS_MNT
+B=$IT_TMP/mnt-b
+ts_start_mount "$B" || it_fail "second mount did not start"
+
+# metric NAME [SERIES]: mount A's value of NAME.
+metric() {
+    curl -sf "http://$(ts_http_addr mount)/metrics" |
+        awk -v s="$1" '$1 == s { v = $2 } END { print v + 0 }'
+}
+local_sent() { metric tessera_mount_local_changes_sent_total; }
+local_failed() { metric tessera_mount_local_changes_failed_total; }
+mknods() { metric 'tessera_client_requests_total{op="MKNOD"}'; }
+
+# create DIR N [PREFIX]: N empty files DIR/PREFIXi, one open+close each.
+create() {
+    python3 - "$1" "$2" "${3:-f}" <<'PY' || it_fail "creates in $1"
+import os, sys
+d, n, p = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for i in range(n):
+    os.close(os.open(os.path.join(d, "%s%d" % (p, i)), os.O_CREAT | os.O_WRONLY, 0o640))
+PY
+}
+fsyncdir() {
+    python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.close(fd)' "$1" ||
+        it_fail "fsync of $1"
+}
+
+# 1. Creates answered by A, listed by B.
+mkdir "$A/d" || it_fail "mkdir on A"
+create "$A/d" 1 warm
+s0=$(local_sent)
+m0=$(mknods)
+create "$A/d" 300
+it_expect_eq "creates A answered itself" "$(($(local_sent) - s0))" 300
+it_expect_eq "MKNODs A's requests sent the ordinary way" "$(($(mknods) - m0 - 300))" 0
+it_expect_eq "names B lists in d" "$(ls "$B/d" | grep -c '^f')" 300
+it_expect_eq "f7 on B: mode, owner, mtime as on A" \
+    "$(stat -c '%a %u %g %Y' "$B/d/f7")" "$(stat -c '%a %u %g %Y' "$A/d/f7")"
+it_expect_eq "d's mtime on B is A's" "$(stat -c '%y' "$B/d")" "$(stat -c '%y' "$A/d")"
+
+# 2. The delegation comes back after B's listing.
+s0=$(local_sent)
+create "$A/d" 20 g
+[ "$(($(local_sent) - s0))" -ge 19 ] || it_fail "A answered $(($(local_sent) - s0)) of 20 creates after B listed d"
+it_expect_eq "names B lists in d after A's second round" "$(ls "$B/d" | grep -c '^g')" 20
+
+# 3. Unlinks.
+s0=$(local_sent)
+for i in $(seq 0 99); do rm "$A/d/f$i" || it_fail "rm d/f$i on A"; done
+[ "$(($(local_sent) - s0))" -ge 99 ] || it_fail "A answered $(($(local_sent) - s0)) of 100 unlinks"
+it_expect_eq "names B lists in d after 100 unlinks on A" "$(ls "$B/d" | grep -c '^f')" 200
+! test -e "$B/d/f5" || it_fail "d/f5 unlinked on A is still on B"
+: >"$B/d/fromb" || it_fail "create on B"
+test -e "$A/d/fromb" || it_fail "a name B made in d is not on A"
+it_expect_eq "d's mtime on B is A's after the unlinks" "$(stat -c '%y' "$B/d")" "$(stat -c '%y' "$A/d")"
+
+# 4. Data through a file created locally; unlink while open; O_EXCL.
+mkdir "$A/e" || it_fail "mkdir e"
+create "$A/e" 1 warm
+python3 - "$A/e/data" <<'PY' || it_fail "data through a file created locally"
+import errno, os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+os.write(fd, b"x" * 100000)
+os.fsync(fd)
+os.unlink(p)
+os.lseek(fd, 0, 0)
+assert os.read(fd, 200000) == b"x" * 100000, "read after unlink"
+os.close(fd)
+fd = os.open(p + "2", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+os.close(fd)
+try:
+    os.open(p + "2", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    sys.exit("O_EXCL on an existing name succeeded")
+except OSError as e:
+    assert e.errno == errno.EEXIST, e
+os.close(os.open(p + "2", os.O_CREAT | os.O_WRONLY, 0o644))
+PY
+! test -e "$B/e/data" || it_fail "e/data unlinked on A is on B"
+test -e "$B/e/data2" || it_fail "e/data2 is not on B"
+it_ok "a file created locally: data, unlink while open, O_EXCL"
+
+# 5. fsync of the directory, then kill -9 of A.
+mkdir "$A/k" || it_fail "mkdir k"
+create "$A/k" 1 warm
+create "$A/k" 200
+fsyncdir "$A/k"
+ts_kill mount KILL
+fusermount3 -u -z "$A" 2>/dev/null || true
+it_expect_eq "names in k after fsync and kill -9 of the mount that made them" \
+    "$(ls "$B/k" | grep -c '^f')" 200
+ts_start_mount "$A" || it_fail "mount A did not start again"
+
+# 6. metad restarts while A creates.
+mkdir "$A/r" || it_fail "mkdir r"
+create "$A/r" 1 warm
+python3 - "$A/r" "$IT_TMP/r-done" <<'PY' &
+import os, sys
+d, done = sys.argv[1], sys.argv[2]
+n = 0
+with open(done, "w") as out:
+    for i in range(4000):
+        try:
+            os.close(os.open(os.path.join(d, "f%d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+        except OSError:
+            break
+        n = i + 1
+    fd = os.open(d, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    out.write("%d\n" % n)
+PY
+creator=$!
+sleep 1
+ts_kill metad KILL
+sleep 1
+# shellcheck disable=SC2086
+ts_start_metad ${METAD_ARGS:-} || it_fail "metad did not start again"
+wait "$creator" || it_fail "the creates during the restart failed"
+n=$(cat "$IT_TMP/r-done")
+[ "$n" -gt 0 ] || it_fail "no create answered"
+it_expect_eq "names in r on B after the metad restart (A answered $n)" \
+    "$(ls "$B/r" | grep -c '^f')" "$n"
+it_expect_eq "changes metad refused" "$(local_failed)" 0
+
+# 7. delegate=no.
+C=$IT_TMP/mnt-c
+ts_start_mount "$C" -o delegate=no || it_fail "delegate=no mount did not start"
+mkdir "$C/n" && create "$C/n" 10 && rm "$C/n/f3" &&
+    [ "$(ls "$B/n" | wc -l)" = 9 ] || it_fail "creates on a delegate=no mount"
+out=$("$TS_BIN/tessera-mount" --meta "$TS_META_ADDR" -f -o delegate=maybe "$IT_TMP/x" 2>&1) &&
+    it_fail "delegate=maybe was accepted"
+case $out in *"delegate must be yes or no"*) ;; *) it_fail "delegate=maybe: $out" ;; esac
+it_ok "creates and unlinks answered by the mount stay coherent"
