@@ -420,6 +420,19 @@ struct proto_mknod_req {
     struct proto_str name;
 };
 
+/* INO_RESERVE (§6.23): @count inode numbers for the session to give new
+ * files itself, [first, first + count). */
+#define PROTO_INO_RESERVE_MAX 65536u
+
+struct proto_ino_reserve_req {
+    uint32_t count; /* 1..PROTO_INO_RESERVE_MAX (metad checks it) */
+};
+
+struct proto_ino_reserve_rep {
+    uint64_t first;
+    uint32_t count;
+};
+
 struct proto_mkdir_req {
     struct proto_cred cred;
     uint64_t parent;
@@ -1125,6 +1138,8 @@ PROTO_BODY(dirs_rep)
 PROTO_BODY(lookup_req)
 PROTO_BODY(setattr_req)
 PROTO_BODY(mknod_req)
+PROTO_BODY(ino_reserve_req)
+PROTO_BODY(ino_reserve_rep)
 PROTO_BODY(mkdir_req)
 PROTO_BODY(symlink_req)
 PROTO_BODY(link_req)

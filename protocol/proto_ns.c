@@ -204,6 +204,42 @@ int proto_mknod_req_decode(const uint8_t *p, size_t n,
     return proto_rbuf_finish(&r, m->flags & ~PROTO_MKNOD_MASK ? -EPROTO : 0);
 }
 
+void proto_ino_reserve_req_encode(struct proto_wbuf *w,
+                                  const struct proto_ino_reserve_req *m)
+{
+    proto_put_u32(w, m->count);
+}
+
+int proto_ino_reserve_req_decode(const uint8_t *p, size_t n,
+                                 struct proto_ino_reserve_req *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    proto_rbuf_init(&r, p, n);
+    m->count = proto_get_u32(&r);
+    return proto_rbuf_done(&r);
+}
+
+void proto_ino_reserve_rep_encode(struct proto_wbuf *w,
+                                  const struct proto_ino_reserve_rep *m)
+{
+    proto_put_u64(w, m->first);
+    proto_put_u32(w, m->count);
+}
+
+int proto_ino_reserve_rep_decode(const uint8_t *p, size_t n,
+                                 struct proto_ino_reserve_rep *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    proto_rbuf_init(&r, p, n);
+    m->first = proto_get_u64(&r);
+    m->count = proto_get_u32(&r);
+    return proto_rbuf_done(&r);
+}
+
 void proto_mkdir_req_encode(struct proto_wbuf *w,
                             const struct proto_mkdir_req *m)
 {

@@ -229,6 +229,52 @@ static void test_proto_mknod_req_decode_unknown_flag(void **state)
     FREE_BUFS(&w, &s);
 }
 
+static void test_proto_ino_reserve_req_decode_roundtrip(void **state)
+{
+    struct proto_ino_reserve_req in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(ino_reserve_req, PROTO_MSG_INO_RESERVE_REQ, &in, &out, &w, &s);
+    assert_int_equal(w.len, 4);
+    assert_int_equal(out.count, in.count);
+    FREE_BUFS(&w, &s);
+}
+
+/* The count's bounds are metad's to answer (EINVAL), not the decoder's. */
+static void test_proto_ino_reserve_req_decode_any_count(void **state)
+{
+    struct proto_ino_reserve_req in = {.count = 0}, out;
+    struct proto_wbuf w;
+
+    (void)state;
+    proto_wbuf_init(&w);
+    proto_ino_reserve_req_encode(&w, &in);
+    assert_int_equal(proto_ino_reserve_req_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.count, 0);
+    patch_be(w.p, 0, 0xFFFFFFFFu, 4);
+    assert_int_equal(proto_ino_reserve_req_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.count, 0xFFFFFFFFu);
+    proto_wbuf_free(&w);
+}
+
+static void test_proto_ino_reserve_rep_decode_roundtrip(void **state)
+{
+    struct proto_ino_reserve_rep in, out;
+    struct proto_wbuf w, s;
+
+    (void)state;
+    ROUNDTRIP(ino_reserve_rep, PROTO_MSG_INO_RESERVE_REP, &in, &out, &w, &s);
+    assert_int_equal(w.len, 12);
+    /* first, then count, big-endian. */
+    assert_int_equal(w.p[0], 0x01);
+    assert_int_equal(w.p[7], 0x08);
+    assert_int_equal(w.p[9], 0x01);
+    assert_int_equal(out.first, in.first);
+    assert_int_equal(out.count, in.count);
+    FREE_BUFS(&w, &s);
+}
+
 static void test_proto_mkdir_req_decode_roundtrip(void **state)
 {
     struct proto_mkdir_req in, out;
@@ -446,6 +492,9 @@ int test_proto_ns(void)
         cmocka_unit_test(test_proto_setattr_req_decode_unknown_flag),
         cmocka_unit_test(test_proto_mknod_req_decode_roundtrip),
         cmocka_unit_test(test_proto_mknod_req_decode_unknown_flag),
+        cmocka_unit_test(test_proto_ino_reserve_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_ino_reserve_req_decode_any_count),
+        cmocka_unit_test(test_proto_ino_reserve_rep_decode_roundtrip),
         cmocka_unit_test(test_proto_mkdir_req_decode_roundtrip),
         cmocka_unit_test(test_proto_symlink_req_decode_roundtrip),
         cmocka_unit_test(test_proto_link_req_decode_roundtrip),
