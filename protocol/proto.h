@@ -411,13 +411,18 @@ struct proto_setattr_req {
 
 #define PROTO_MKNOD_EXCL 0x1u /* fail with EEXIST if the name exists */
 #define PROTO_MKNOD_HOLD 0x2u /* the session holds the file open (§6.22) */
-#define PROTO_MKNOD_MASK 0x3u
+/* The client names the new inode and gives its times (§6.8, §6.23). */
+#define PROTO_MKNOD_INO 0x4u
+#define PROTO_MKNOD_MASK 0x7u
 
 struct proto_mknod_req {
     struct proto_cred cred;
     uint64_t parent;
     uint32_t mode, rdev, umask, flags;
     struct proto_str name;
+    /* On the wire only with PROTO_MKNOD_INO; 0 otherwise. */
+    uint64_t ino; /* a number INO_RESERVE gave the session */
+    int64_t time; /* atime, mtime and ctime of the new inode (ns) */
 };
 
 /* INO_RESERVE (§6.23): @count inode numbers for the session to give new
