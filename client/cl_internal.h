@@ -530,6 +530,12 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
  * while. */
 /* RELEASE_REQ of @ino: this session no longer holds it open. */
 int cl_meta_release(struct cl_client *c, uint64_t ino);
+/* INO_RESERVE_REQ (docs/protocol.md §6.23): @count (1..65536) inode
+ * numbers reserved to this session, [*first, *first + *got), for MKNOD
+ * with PROTO_MKNOD_INO.  -ENOTCONN without a session, -ENOSYS from a
+ * metad that predates it. */
+int cl_meta_ino_reserve(struct cl_client *c, uint32_t count, uint64_t *first,
+                        uint32_t *got);
 
 /* cl_file.c, for the flusher: RELEASE @n when its hold has lingered long
  * enough (cl_file_release()). */

@@ -4,8 +4,10 @@
  * request on the session's connection and decodes the reply in place.  On
  * top of it sit the chunk placement calls the data path needs (LOCATE,
  * WRITE_BEGIN, WRITE_END; docs/architecture.md, "Data flow"), the replica
- * reports (CHUNK_REPORT, docs/protocol.md §11.4), GETATTR and LOOKUP, and
- * the mapping of data path errors to what an application may see.
+ * reports (CHUNK_REPORT, docs/protocol.md §11.4), GETATTR and LOOKUP, the
+ * reservation of inode numbers for creates answered locally (INO_RESERVE,
+ * §6.23), and the mapping of data path errors to what an application may
+ * see.
  *
  * Every location metad hands out lists live servers only (§11.8), so the
  * servers it lists lose any "down" mark we hold (cl_client.c).
@@ -94,6 +96,26 @@ int cl_meta_release(struct cl_client *c, uint64_t ino)
     if (rc == 0)
         rpc_reply_free(&rep);
     return rc;
+}
+
+int cl_meta_ino_reserve(struct cl_client *c, uint32_t count, uint64_t *first,
+                        uint32_t *got)
+{
+    struct proto_ino_reserve_req req = {.count = count};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_ino_reserve_req_encode(&w, &req);
+
+    struct rpc_reply rep;
+    struct proto_ino_reserve_rep out;
+    int rc = cl_meta_call(c, PROTO_MSG_INO_RESERVE_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    *first = out.first;
+    *got = out.count;
+    rpc_reply_free(&rep);
+    return 0;
 }
 
 static void forget_down(struct cl_client *c, const struct cl_chunk *chunk)

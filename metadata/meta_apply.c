@@ -6,11 +6,12 @@
  * namespace, meta_chunk.c for chunks and servers, meta_repl.c for goals,
  * replica repair and server states, meta_image.c for snapshots, clones,
  * rollback and flatten, meta_hold.c for open handles (OPEN with HOLD,
- * RELEASE), meta_auth.c for identities and service keys, the session
- * records here); append (opcode, now, session_id, payload) to the op log,
- * or with a replicated log, which keeps the records itself, store the
- * record's index as the last applied one (meta_apply_at()); COMMIT.
- * Only then is the reply body in @reply valid.
+ * RELEASE), meta_ino.c for reserved inode numbers, meta_auth.c for
+ * identities and service keys, the session records here); append
+ * (opcode, now, session_id, payload) to the op log, or with a replicated
+ * log, which keeps the records itself, store the record's index as the
+ * last applied one (meta_apply_at()); COMMIT.  Only then is the reply
+ * body in @reply valid.
  *
  * Failure modes: any error (a POSIX refusal such as -EEXIST, -EPROTO for
  * an undecodable payload, an SQLite failure, a reply that cannot be
@@ -66,12 +67,15 @@ static int session_open(struct meta_db *db, const struct meta_op *op,
 }
 
 /* A session ends: its holds go with it (orphans reclaimed, meta_hold.c),
- * and its kept outcomes (meta_once.c), then its row. */
+ * its kept outcomes (meta_once.c) and its reserved inode numbers
+ * (meta_ino.c), then its row. */
 static int session_delete(struct meta_db *db, uint64_t id)
 {
     int r = meta_hold_session_end(db, id);
     if (r == 0)
         r = meta_once_session_end(db, id);
+    if (r == 0)
+        r = meta_ino_session_end(db, id);
     if (r < 0)
         return r;
     sqlite3_stmt *s = meta_st(db, META_ST_SESSION_DELETE);

@@ -62,6 +62,13 @@
  * the outcomes of a session's last requests, so that a request sent again
  * is answered as the first time (meta_once.c).
  *
+ * Migration 12 adds ino_ranges: (session_id, first) -> end, the inode
+ * numbers [first, end) reserved to a session (INO_RESERVE, meta_ino.c),
+ * which the session's MKNOD may give a new file itself.  The allocator
+ * is the inodes table's AUTOINCREMENT counter (sqlite_sequence): a
+ * reservation moves it past the range, so no inode is ever numbered from
+ * it but by that session.
+ *
  * Timestamps of the root are 0 at creation: opening reads no clock, so two
  * databases built from the same op log are equal.
  */
@@ -186,6 +193,11 @@ static const char *const migrations[] = {
     " session_id INTEGER NOT NULL, slot INTEGER NOT NULL,"
     " req_id INTEGER NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL,"
     " PRIMARY KEY(session_id, slot)) WITHOUT ROWID;",
+    /* 12: the inode numbers reserved to a session (meta_ino.c). */
+    "CREATE TABLE ino_ranges("
+    " session_id INTEGER NOT NULL, first INTEGER NOT NULL,"
+    " end_ino INTEGER NOT NULL,"
+    " PRIMARY KEY(session_id, first)) WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -234,10 +246,31 @@ static const char *const sql[META_ST_COUNT] = {
     [META_ST_INODE_GET] = "SELECT " INODE_COLS " FROM inodes WHERE ino = ?1",
     [META_ST_INODE_ALLOC] =
         "SELECT " ALLOC_COL("inodes") " FROM inodes WHERE ino = ?1",
+    /* ?1 NULL: the next number of the AUTOINCREMENT counter. */
     [META_ST_INODE_INSERT] =
-        "INSERT INTO inodes(mode, nlink, uid, gid, rdev, goal, size, atime,"
-        " mtime, ctime, version, target)"
-        " VALUES(?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO inodes(ino, mode, nlink, uid, gid, rdev, goal, size,"
+        " atime, mtime, ctime, version, target)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    /* The last inode number the allocator handed out or passed over. */
+    [META_ST_INO_LAST] =
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence"
+        " WHERE name = 'inodes'), 0), (SELECT coalesce(max(ino), 0)"
+        " FROM inodes))",
+    [META_ST_INO_SKIP] =
+        "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'inodes'",
+    [META_ST_INO_RANGE_ADD] =
+        "INSERT INTO ino_ranges(session_id, first, end_ino) VALUES(?1, ?2, ?3)",
+    /* Keep the session's ?2 newest ranges (the highest: the allocator
+     * only grows). */
+    [META_ST_INO_RANGE_TRIM] =
+        "DELETE FROM ino_ranges WHERE session_id = ?1 AND first NOT IN"
+        " (SELECT first FROM ino_ranges WHERE session_id = ?1"
+        " ORDER BY first DESC LIMIT ?2)",
+    [META_ST_INO_RANGE_HAS] =
+        "SELECT 1 FROM ino_ranges WHERE session_id = ?1 AND first <= ?2"
+        " AND ?2 < end_ino",
+    [META_ST_INO_RANGE_DEL_SESSION] =
+        "DELETE FROM ino_ranges WHERE session_id = ?1",
     [META_ST_INODE_UPDATE] =
         "UPDATE inodes SET mode = ?2, nlink = ?3, uid = ?4, gid = ?5,"
         " rdev = ?6, goal = ?7, size = ?8, atime = ?9, mtime = ?10,"
@@ -787,6 +820,8 @@ int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
 {
     sqlite3_stmt *s = meta_st(db, META_ST_INODE_INSERT);
     a->version = 1;
+    if (a->ino)
+        sqlite3_bind_int64(s, 1, (int64_t)a->ino);
     bind_attr(s, a);
     if (target)
         meta_bind_blob(s, 13, target->p, target->len);

@@ -67,6 +67,7 @@ static int image_copy(struct meta_db *db, int64_t now, const uint8_t *p,
         return r;
 
     a = src;
+    a.ino = 0; /* a new number (meta_inode_insert()) */
     a.nlink = 1;
     /* Root keeps the source's owner (an operator's snapshot of a user's
      * disk stays the user's); anyone else owns the copy, and set-ID bits

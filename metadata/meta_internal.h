@@ -138,6 +138,12 @@ enum meta_st {
     META_ST_ONCE_GET,
     META_ST_ONCE_PUT,
     META_ST_ONCE_DEL_SESSION,
+    META_ST_INO_LAST,
+    META_ST_INO_SKIP,
+    META_ST_INO_RANGE_ADD,
+    META_ST_INO_RANGE_TRIM,
+    META_ST_INO_RANGE_HAS,
+    META_ST_INO_RANGE_DEL_SESSION,
     META_ST_COUNT
 };
 
@@ -191,8 +197,10 @@ void meta_tx_rollback(struct meta_db *db);
 /* Inode rows.  meta_inode_get() fills @a (blocks derived from size);
  * -ENOENT when there is no such inode. */
 int meta_inode_get(struct meta_db *db, uint64_t ino, struct proto_attr *a);
-/* Insert a new inode from @a (ino ignored; a->ino set to the new number,
- * which is never reused).  @target is the symlink target or NULL; it is
+/* Insert a new inode from @a.  a->ino 0: the allocator numbers it and
+ * a->ino gets the new number, which is never reused; otherwise a number
+ * the caller checked is free and the allocator passed over (a reserved
+ * one, meta_ino.c).  @target is the symlink target or NULL; it is
  * borrowed. */
 int meta_inode_insert(struct meta_db *db, struct proto_attr *a,
                       const struct meta_name *target);
@@ -331,6 +339,21 @@ int meta_once_put(struct meta_db *db, const struct meta_op *op, int status,
                   const uint8_t *body, size_t len);
 /* Session @session_id ended: its kept outcomes go. */
 int meta_once_session_end(struct meta_db *db, uint64_t session_id);
+
+/* ---- meta_ino.c -------------------------------------------------------- */
+
+/* Ranges a session keeps; a reservation past them drops the oldest. */
+#define META_INO_RANGES_MAX 8
+
+/* INO_RESERVE_REQ: a range of inode numbers for the record's session. */
+int meta_ino_reserve_apply(struct meta_db *db, const struct meta_op *op,
+                           struct proto_wbuf *reply);
+/* 0 when @ino lies in a range reserved to session @session, -EINVAL when
+ * not, or -errno. */
+int meta_ino_reserved(struct meta_db *db, uint64_t session, uint64_t ino);
+/* Session @session ended: its ranges go (numbers left unused stay
+ * unused). */
+int meta_ino_session_end(struct meta_db *db, uint64_t session);
 
 /* ---- meta_hold.c ------------------------------------------------------- */
 

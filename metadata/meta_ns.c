@@ -14,7 +14,8 @@
  *      the file open: then it stays, with nlink 0, as an orphan that
  *      meta_hold.c reclaims when the last hold ends.
  *   3. Every change to an inode bumps its version (meta_inode_update()).
- *   4. Times come from the op record, never from the clock.
+ *   4. Times come from the op record, never from the clock: op->now, or
+ *      for a MKNOD with INO the new inode's from the request.
  *   5. A snapshot (META_INODE_READONLY) keeps its size and extended
  *      attributes: SETATTR of the size and the xattr writes are EROFS;
  *      it may still be renamed, linked, unlinked, chmod-ed.
@@ -177,6 +178,31 @@ static int mknod_hold(struct meta_db *db, uint64_t session,
     return meta_hold_add(db, session, a->ino);
 }
 
+/* MKNOD with PROTO_MKNOD_INO (docs/protocol.md §6.8): the new inode @a
+ * takes the client's number, which must be reserved to the record's
+ * session (EINVAL) and free (EEXIST), and the client's time.  Checked
+ * after every other check, so a request fails as it would without INO
+ * whenever that would fail. */
+static int mknod_ino(struct meta_db *db, uint64_t session,
+                     const struct proto_mknod_req *q, struct proto_attr *a)
+{
+    struct proto_attr used;
+    int r;
+
+    if (!(q->flags & PROTO_MKNOD_INO))
+        return 0;
+    if ((r = meta_ino_reserved(db, session, q->ino)) < 0)
+        return r;
+    r = meta_inode_get(db, q->ino, &used);
+    if (r == 0)
+        return -EEXIST;
+    if (r != -ENOENT)
+        return r;
+    a->ino = q->ino;
+    a->atime = a->mtime = a->ctime = q->time;
+    return 0;
+}
+
 int meta_ns_mknod(struct meta_db *db, const struct meta_op *op,
                   struct proto_wbuf *reply)
 {
@@ -227,6 +253,8 @@ int meta_ns_mknod(struct meta_db *db, const struct meta_op *op,
     new_attr(&q.cred, &dir, type | (q.mode & ~q.umask & CHMOD_BITS), now, &a);
     if (type == S_IFCHR || type == S_IFBLK)
         a.rdev = q.rdev;
+    if ((r = mknod_ino(db, session, &q, &a)) < 0)
+        return r;
     if ((r = meta_ns_create_commit(db, &dir, &name, &a, NULL, now)) < 0)
         return r;
     if ((r = mknod_hold(db, session, &q, &a)) < 0)

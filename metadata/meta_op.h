@@ -15,7 +15,9 @@
  *      session, so that a request sent again is answered as the first
  *      time (meta_once.c); 0 in any other record.
  * A change to either layout adds a version here, and the decoders keep
- * reading every older one.
+ * reading every older one.  A request field that is present only under a
+ * new flag (MKNOD's ino and time, PROTO_MKNOD_INO) is no such change: no
+ * older body sets the flag, so every older body decodes as before.
  *
  * The record as a log entry (meta_op_record_encode), big-endian:
  *   u8 format, u16 opcode, i64 now, u64 session_id, u64 req_id (format 2

@@ -411,13 +411,31 @@ struct proto_setattr_req {
 
 #define PROTO_MKNOD_EXCL 0x1u /* fail with EEXIST if the name exists */
 #define PROTO_MKNOD_HOLD 0x2u /* the session holds the file open (§6.22) */
-#define PROTO_MKNOD_MASK 0x3u
+/* The client names the new inode and gives its times (§6.8, §6.23). */
+#define PROTO_MKNOD_INO 0x4u
+#define PROTO_MKNOD_MASK 0x7u
 
 struct proto_mknod_req {
     struct proto_cred cred;
     uint64_t parent;
     uint32_t mode, rdev, umask, flags;
     struct proto_str name;
+    /* On the wire only with PROTO_MKNOD_INO; 0 otherwise. */
+    uint64_t ino; /* a number INO_RESERVE gave the session */
+    int64_t time; /* atime, mtime and ctime of the new inode (ns) */
+};
+
+/* INO_RESERVE (§6.23): @count inode numbers for the session to give new
+ * files itself, [first, first + count). */
+#define PROTO_INO_RESERVE_MAX 65536u
+
+struct proto_ino_reserve_req {
+    uint32_t count; /* 1..PROTO_INO_RESERVE_MAX (metad checks it) */
+};
+
+struct proto_ino_reserve_rep {
+    uint64_t first;
+    uint32_t count;
 };
 
 struct proto_mkdir_req {
@@ -1125,6 +1143,8 @@ PROTO_BODY(dirs_rep)
 PROTO_BODY(lookup_req)
 PROTO_BODY(setattr_req)
 PROTO_BODY(mknod_req)
+PROTO_BODY(ino_reserve_req)
+PROTO_BODY(ino_reserve_rep)
 PROTO_BODY(mkdir_req)
 PROTO_BODY(symlink_req)
 PROTO_BODY(link_req)

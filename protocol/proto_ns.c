@@ -185,8 +185,15 @@ void proto_mknod_req_encode(struct proto_wbuf *w,
     proto_put_u32(w, m->umask);
     proto_put_u32(w, m->flags);
     proto_put_str(w, m->name.p, m->name.len);
+    if (m->flags & PROTO_MKNOD_INO) {
+        proto_put_u64(w, m->ino);
+        proto_put_i64(w, m->time);
+    }
 }
 
+/* §6.8: ino and time follow the name only with PROTO_MKNOD_INO, so a
+ * body without the flag (every operation record made before it) keeps
+ * its layout. */
 int proto_mknod_req_decode(const uint8_t *p, size_t n,
                            struct proto_mknod_req *m)
 {
@@ -201,7 +208,47 @@ int proto_mknod_req_decode(const uint8_t *p, size_t n,
     m->umask = proto_get_u32(&r);
     m->flags = proto_get_u32(&r);
     proto_str_get(&r, &m->name);
+    if (m->flags & PROTO_MKNOD_INO) {
+        m->ino = proto_get_u64(&r);
+        m->time = proto_get_i64(&r);
+    }
     return proto_rbuf_finish(&r, m->flags & ~PROTO_MKNOD_MASK ? -EPROTO : 0);
+}
+
+void proto_ino_reserve_req_encode(struct proto_wbuf *w,
+                                  const struct proto_ino_reserve_req *m)
+{
+    proto_put_u32(w, m->count);
+}
+
+int proto_ino_reserve_req_decode(const uint8_t *p, size_t n,
+                                 struct proto_ino_reserve_req *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    proto_rbuf_init(&r, p, n);
+    m->count = proto_get_u32(&r);
+    return proto_rbuf_done(&r);
+}
+
+void proto_ino_reserve_rep_encode(struct proto_wbuf *w,
+                                  const struct proto_ino_reserve_rep *m)
+{
+    proto_put_u64(w, m->first);
+    proto_put_u32(w, m->count);
+}
+
+int proto_ino_reserve_rep_decode(const uint8_t *p, size_t n,
+                                 struct proto_ino_reserve_rep *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    proto_rbuf_init(&r, p, n);
+    m->first = proto_get_u64(&r);
+    m->count = proto_get_u32(&r);
+    return proto_rbuf_done(&r);
 }
 
 void proto_mkdir_req_encode(struct proto_wbuf *w,

@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_NOW 11 /* migrations in meta_db.c */
+#define SCHEMA_NOW 12 /* migrations in meta_db.c */
 
 static int fx_setup_file(void **state)
 {
@@ -84,6 +84,7 @@ static void test_meta_db_new_has_every_migration(void **state)
     assert_true(has_column(path, "chunks", "origin"));
     assert_true(has_column(path, "chunks", "alloc"));
     assert_true(has_column(path, "replies", "req_id"));
+    assert_true(has_column(path, "ino_ranges", "end_ino"));
     reopen(f, path);
 }
 
@@ -94,7 +95,7 @@ static void test_meta_db_from_6_adds_chunk_origin(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE replies;"
+    sql_exec(path, "DROP TABLE ino_ranges; DROP TABLE replies;"
                    "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
                    "ALTER TABLE chunks DROP COLUMN alloc;"
@@ -118,7 +119,7 @@ static void test_meta_db_from_7_adds_identities(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE replies;"
+    sql_exec(path, "DROP TABLE ino_ranges; DROP TABLE replies;"
                    "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
                    "ALTER TABLE chunks DROP COLUMN alloc;"
@@ -141,7 +142,7 @@ static void test_meta_db_from_5_adds_both(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE replies;"
+    sql_exec(path, "DROP TABLE ino_ranges; DROP TABLE replies;"
                    "DROP TABLE identities; DROP TABLE service_keys;"
                    "DROP TABLE members;"
                    "ALTER TABLE chunks DROP COLUMN alloc;"
@@ -169,7 +170,7 @@ static void test_meta_db_from_8_adds_members(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE replies;"
+    sql_exec(path, "DROP TABLE ino_ranges; DROP TABLE replies;"
                    "DROP TABLE members; ALTER TABLE chunks DROP COLUMN alloc;"
                    "PRAGMA user_version = 8;");
     assert_false(has_column(path, "members", "id"));
@@ -189,7 +190,7 @@ static void test_meta_db_from_9_adds_chunk_alloc(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE replies;"
+    sql_exec(path, "DROP TABLE ino_ranges; DROP TABLE replies;"
                    "ALTER TABLE chunks DROP COLUMN alloc;"
                    "INSERT INTO chunks(chunk_id, version, origin)"
                    " VALUES(3, 1, 0);"
@@ -213,7 +214,7 @@ static void test_meta_db_from_10_adds_replies(void **state)
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "DROP TABLE replies; PRAGMA user_version = 10;");
+    sql_exec(path, "DROP TABLE ino_ranges; DROP TABLE replies; PRAGMA user_version = 10;");
     assert_false(has_column(path, "replies", "req_id"));
 
     reopen(f, path);
@@ -223,13 +224,35 @@ static void test_meta_db_from_10_adds_replies(void **state)
     assert_int_not_equal(ino_of(f, ROOT, "d"), 0);
 }
 
+/* Version 11 (a metad before reserved inode numbers): the ino_ranges
+ * table is added, empty, and the allocator goes on after the numbers it
+ * handed out. */
+static void test_meta_db_from_11_adds_ino_ranges(void **state)
+{
+    struct fx *f = *state;
+    char path[96];
+    struct proto_attr e;
+    db_path(f, path, sizeof(path));
+    make_db(f, path);
+    sql_exec(path, "DROP TABLE ino_ranges; PRAGMA user_version = 11;");
+    assert_false(has_column(path, "ino_ranges", "end_ino"));
+
+    reopen(f, path);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), SCHEMA_NOW);
+    assert_true(has_column(path, "ino_ranges", "end_ino"));
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM ino_ranges"), 0);
+    uint64_t d = ino_of(f, ROOT, "d");
+    assert_int_equal(do_mkdir(f, cred_root(), ROOT, "e", 0755, &e), 0);
+    assert_int_equal(e.ino, d + 1);
+}
+
 static void test_meta_db_newer_refused(void **state)
 {
     struct fx *f = *state;
     char path[96];
     db_path(f, path, sizeof(path));
     make_db(f, path);
-    sql_exec(path, "PRAGMA user_version = 12;");
+    sql_exec(path, "PRAGMA user_version = 13;");
     assert_true(meta_db_open(path, &f->db) < 0);
     f->db = NULL;
 }
@@ -245,6 +268,7 @@ int test_meta_db(void)
         T(test_meta_db_from_8_adds_members),
         T(test_meta_db_from_9_adds_chunk_alloc),
         T(test_meta_db_from_10_adds_replies),
+        T(test_meta_db_from_11_adds_ino_ranges),
         T(test_meta_db_newer_refused),
 #undef T
     };

@@ -168,6 +168,10 @@ static void test_meta_optab_callers_and_sessions(void **state)
     }
     i = meta_optab_index(PROTO_MSG_CALLBACK_REGISTER_REQ);
     assert_int_equal(meta_optab[i].session, META_SESSION_NEEDED);
+    /* Reserved inode numbers belong to a session (§6.23). */
+    i = meta_optab_index(PROTO_MSG_INO_RESERVE_REQ);
+    assert_int_equal(meta_optab[i].session, META_SESSION_NEEDED);
+    assert_int_equal(meta_optab[i].kind, META_OPKIND_MUTATION);
     assert_int_equal(meta_optab_caller_of_role(PROTO_ROLE_NBD),
                      META_CALLER_CLIENT);
     assert_int_equal(meta_optab_caller_of_role(PROTO_ROLE_METAD), 0);

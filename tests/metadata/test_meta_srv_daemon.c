@@ -17,8 +17,9 @@
  * image writer lease granted, refused, released and handed over; and a
  * callback promise that outlives its lease while the session holds the
  * file open (docs/caching.md §3), metad running with --promise-ms 300;
- * and a leader that loses its leadership and gains it again rebuilding
- * its in-memory state by the rules of a restart (meta_srv_lead()).
+ * a leader that loses its leadership and gains it again rebuilding
+ * its in-memory state by the rules of a restart (meta_srv_lead()); and
+ * inode numbers reserved to a session and used by its MKNOD.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1490,6 +1491,80 @@ static void test_meta_srv_dir_attrs_by_version(void **state)
     assert_int_equal(breaks_of(m, 1), 1);
 }
 
+/* ---- Reserved inode numbers --------------------------------------------- */
+
+/* INO_RESERVE of @count on @c: its status, the range in @out. */
+static int ino_reserve(struct rpc_client *c, uint32_t count,
+                       struct proto_ino_reserve_rep *out)
+{
+    struct proto_ino_reserve_req q = {.count = count};
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+    int rc;
+
+    proto_wbuf_init(&w);
+    proto_ino_reserve_req_encode(&w, &q);
+    rc = rpc_call_msg(c, PROTO_MSG_INO_RESERVE_REQ, &w, &rep, out);
+    proto_wbuf_free(&w);
+    if (rc == 0)
+        rpc_reply_free(&rep);
+    return rc;
+}
+
+/* MKNOD of @name with INO @ino at @time on @c: its status, the entry in
+ * @out. */
+static int mknod_ino(struct rpc_client *c, const char *name, uint64_t ino,
+                     int64_t time, struct proto_attr *out)
+{
+    struct proto_mknod_req q = {.parent = 1,
+                                .mode = S_IFREG | 0644,
+                                .flags = PROTO_MKNOD_EXCL | PROTO_MKNOD_INO,
+                                .name = {name, (uint32_t)strlen(name)},
+                                .ino = ino,
+                                .time = time};
+    struct proto_entry_rep e;
+    struct proto_wbuf w;
+    struct rpc_reply rep;
+    int rc;
+
+    proto_wbuf_init(&w);
+    proto_mknod_req_encode(&w, &q);
+    rc = rpc_call_msg(c, PROTO_MSG_MKNOD_REQ, &w, &rep, &e);
+    proto_wbuf_free(&w);
+    if (rc == 0) {
+        *out = e.attr;
+        rpc_reply_free(&rep);
+    }
+    return rc;
+}
+
+/* docs/protocol.md §6.23 and §6.8 through the daemon: INO_RESERVE needs a
+ * session (ENOSESSION), a session's MKNOD names a file with a number of
+ * its range, another session's MKNOD may not (EINVAL). */
+static void test_meta_srv_ino_reserve_and_mknod(void **state)
+{
+    struct md *m = *state;
+    struct proto_ino_reserve_rep r1, r2;
+    struct proto_attr a;
+    struct rpc_client *nosess = connect_as(m, PROTO_ROLE_CLIENT, NULL);
+    const int64_t t = 1700000000123456789ll;
+
+    assert_int_equal(ino_reserve(nosess, 4, &r1), -ENOTCONN);
+    rpc_client_close(nosess);
+    assert_int_equal(ino_reserve(m->cl, 0, &r1), -EINVAL);
+    assert_int_equal(ino_reserve(m->cl, 16, &r1), 0);
+    assert_int_equal(r1.count, 16);
+    assert_true(r1.first > m->ino);
+    assert_int_equal(ino_reserve(m->cl2, 16, &r2), 0);
+    assert_true(r2.first >= r1.first + 16);
+    assert_int_equal(mknod_ino(m->cl, "n", r1.first + 2, t, &a), 0);
+    assert_int_equal(a.ino, r1.first + 2);
+    assert_int_equal(a.mtime, t);
+    assert_int_equal(mknod_ino(m->cl2, "o", r1.first + 3, t, &a), -EINVAL);
+    assert_int_equal(mknod_ino(m->cl, "o", r1.first + 2, t, &a), -EEXIST);
+    assert_true(file_create(m->cl, "p") >= r2.first + 16);
+}
+
 int test_meta_srv_daemon(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, md_setup, md_teardown)
@@ -1519,6 +1594,7 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_cb_attr_break_keeps_promise),
         T(test_meta_srv_lead_again_starts_over),
         T(test_meta_srv_dir_attrs_by_version),
+        T(test_meta_srv_ino_reserve_and_mknod),
     };
 #undef T
 #undef L

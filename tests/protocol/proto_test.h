@@ -306,6 +306,21 @@ static inline void sample_mknod_req(struct proto_mknod_req *m,
     m->name = pstr("new.raw");
 }
 
+static inline void sample_ino_reserve_req(struct proto_ino_reserve_req *m,
+                                          struct proto_wbuf *s)
+{
+    (void)s;
+    m->count = 4096;
+}
+
+static inline void sample_ino_reserve_rep(struct proto_ino_reserve_rep *m,
+                                          struct proto_wbuf *s)
+{
+    (void)s;
+    m->first = 0x0102030405060708ull;
+    m->count = 65536;
+}
+
 static inline void sample_mkdir_req(struct proto_mkdir_req *m,
                                     struct proto_wbuf *s)
 {
