@@ -588,6 +588,95 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
     reply_entry_or_err(req, rc, &a);
 }
 
+/* ---- Changes answered here (docs/caching.md, "Delegated directories") -- */
+
+/* Whether @parent is delegated to the session, asking metad when it is
+ * not (once per call): until when, or 0. */
+static uint64_t delegated(struct fc_fs *fs, fuse_ino_t parent)
+{
+    if (!fs->delegate || !cl_cb_enabled(fs->cl))
+        return 0;
+    uint64_t until = cl_ns_dir_until(fs->cl, parent);
+    if (until || cl_ns_dir_delegate(fs->cl, parent) < 0)
+        return until;
+    return cl_ns_dir_until(fs->cl, parent);
+}
+
+static bool cred_in_group(const struct proto_cred *c, uint32_t gid)
+{
+    if (c->gid == gid)
+        return true;
+    for (uint32_t i = 0; i < c->ngroups; i++)
+        if (c->groups[i] == gid)
+            return true;
+    return false;
+}
+
+/* The attributes metad gives a new regular file @ino of @mode, made by
+ * @c at @now in directory @dir (meta_ns.c, new_attr()). */
+static void local_attr(const struct proto_cred *c, const struct proto_attr *dir,
+                       uint64_t ino, uint32_t mode, int64_t now,
+                       struct proto_attr *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->ino = ino;
+    a->mode = mode;
+    a->nlink = 1;
+    a->uid = c->uid;
+    a->gid = (dir->mode & S_ISGID) ? dir->gid : c->gid;
+    if ((a->mode & S_ISGID) && (a->mode & S_IXGRP) && c->uid != 0 &&
+        !cred_in_group(c, a->gid))
+        a->mode &= ~S_ISGID;
+    a->goal = dir->goal;
+    a->atime = a->mtime = a->ctime = now;
+    a->version = 1;
+}
+
+/* Our change to @dir (attributes @d, when known) at @now, answered here:
+ * its times move as metad will move them. */
+static void local_dir_touch(struct fc_fs *fs, uint64_t gen, uint64_t until,
+                            struct proto_attr *d, int64_t now)
+{
+    if (!d)
+        return;
+    d->mtime = d->ctime = now;
+    fc_dirattr_note(fs->dirattr, d, gen, until);
+}
+
+/* UNLINK of @name in @parent answered here, under the same conditions as
+ * create_local() but with @name present.  -EAGAIN: not here. */
+static int unlink_local(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fc_fs *fs = fs_of(req);
+    uint64_t now = cl_now_ms();
+
+    tables_check(fs);
+    if (!fs->delegate || !cl_cb_enabled(fs->cl) ||
+        !fc_dirlist_present(fs->dirlist, parent, name, now))
+        return -EAGAIN;
+    uint64_t gen = fc_inotab_gen(fs->dirattr);
+    uint64_t until = delegated(fs, parent);
+    if (!until || until <= now)
+        return -EAGAIN;
+    struct proto_lookup_req m = {
+        .parent = parent, .name = str_of(name), .time = cl_now_ns()};
+    cred_fill(req, &m.cred);
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_lookup_req_encode(&w, &m);
+    int rc = cl_ns_push(fs->cl, parent, PROTO_MSG_UNLINK_REQ, &w);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return -EAGAIN;
+    fc_dirlist_remove(fs->dirlist, parent, name, until);
+    struct proto_attr dir;
+    uint64_t dir_until;
+    if (fc_dirattr_get(fs->dirattr, parent, now, &dir, &dir_until))
+        local_dir_touch(fs, gen, until < dir_until ? dir_until : until, &dir,
+                        m.time);
+    return 0;
+}
+
 static void remove_entry(fuse_req_t req, uint16_t opcode, fuse_ino_t parent,
                          const char *name)
 {
@@ -804,61 +893,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         handle_release(req, handle_of(fi));
 }
 
-/* ---- Changes answered here (docs/caching.md, "Delegated directories") -- */
-
-/* Whether @parent is delegated to the session, asking metad when it is
- * not (once per call): until when, or 0. */
-static uint64_t delegated(struct fc_fs *fs, fuse_ino_t parent)
-{
-    if (!fs->delegate || !cl_cb_enabled(fs->cl))
-        return 0;
-    uint64_t until = cl_ns_dir_until(fs->cl, parent);
-    if (until || cl_ns_dir_delegate(fs->cl, parent) < 0)
-        return until;
-    return cl_ns_dir_until(fs->cl, parent);
-}
-
-static bool cred_in_group(const struct proto_cred *c, uint32_t gid)
-{
-    if (c->gid == gid)
-        return true;
-    for (uint32_t i = 0; i < c->ngroups; i++)
-        if (c->groups[i] == gid)
-            return true;
-    return false;
-}
-
-/* The attributes metad gives a new regular file @ino of @mode, made by
- * @c at @now in directory @dir (meta_ns.c, new_attr()). */
-static void local_attr(const struct proto_cred *c, const struct proto_attr *dir,
-                       uint64_t ino, uint32_t mode, int64_t now,
-                       struct proto_attr *a)
-{
-    memset(a, 0, sizeof(*a));
-    a->ino = ino;
-    a->mode = mode;
-    a->nlink = 1;
-    a->uid = c->uid;
-    a->gid = (dir->mode & S_ISGID) ? dir->gid : c->gid;
-    if ((a->mode & S_ISGID) && (a->mode & S_IXGRP) && c->uid != 0 &&
-        !cred_in_group(c, a->gid))
-        a->mode &= ~S_ISGID;
-    a->goal = dir->goal;
-    a->atime = a->mtime = a->ctime = now;
-    a->version = 1;
-}
-
-/* Our change to @dir (attributes @d, when known) at @now, answered here:
- * its times move as metad will move them. */
-static void local_dir_touch(struct fc_fs *fs, uint64_t gen, uint64_t until,
-                            struct proto_attr *d, int64_t now)
-{
-    if (!d)
-        return;
-    d->mtime = d->ctime = now;
-    fc_dirattr_note(fs->dirattr, d, gen, until);
-}
-
 /* CREATE of @name in @parent answered here: @parent is delegated to the
  * session and known whole without @name (fc_dirlist.c), its attributes
  * are known (fc_dirattr.c).  The MKNOD, with an inode number reserved to
@@ -907,39 +941,6 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
     local_dir_touch(fs, gen, until < dir_until ? dir_until : until, &dir,
                     m.time);
     return handle_created(req, out, fi);
-}
-
-/* UNLINK of @name in @parent answered here, under the same conditions as
- * create_local() but with @name present.  -EAGAIN: not here. */
-static int unlink_local(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-    struct fc_fs *fs = fs_of(req);
-    uint64_t now = cl_now_ms();
-
-    tables_check(fs);
-    if (!fs->delegate || !cl_cb_enabled(fs->cl) ||
-        !fc_dirlist_present(fs->dirlist, parent, name, now))
-        return -EAGAIN;
-    uint64_t gen = fc_inotab_gen(fs->dirattr);
-    uint64_t until = delegated(fs, parent);
-    if (!until || until <= now)
-        return -EAGAIN;
-    struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
-    cred_fill(req, &m.cred);
-    struct proto_wbuf w;
-    proto_wbuf_init(&w);
-    proto_lookup_req_encode(&w, &m);
-    int rc = cl_ns_push(fs->cl, parent, PROTO_MSG_UNLINK_REQ, &w);
-    proto_wbuf_free(&w);
-    if (rc < 0)
-        return -EAGAIN;
-    fc_dirlist_remove(fs->dirlist, parent, name, until);
-    struct proto_attr dir;
-    uint64_t dir_until;
-    if (fc_dirattr_get(fs->dirattr, parent, now, &dir, &dir_until))
-        local_dir_touch(fs, gen, until < dir_until ? dir_until : until, &dir,
-                        cl_now_ns());
-    return 0;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -15,7 +15,9 @@
  *      meta_hold.c reclaims when the last hold ends.
  *   3. Every change to an inode bumps its version (meta_inode_update()).
  *   4. Times come from the op record, never from the clock: op->now, or
- *      for a MKNOD with INO the new inode's from the request.
+ *      for a change the client answered itself (MKNOD with INO, UNLINK
+ *      with a time) the request's, within META_NS_SKEW_NS of op->now
+ *      (change_time()).
  *   5. A snapshot (META_INODE_READONLY) keeps its size and extended
  *      attributes: SETATTR of the size and the xattr writes are EROFS;
  *      it may still be renamed, linked, unlinked, chmod-ed.
@@ -27,6 +29,9 @@
 #include <sys/stat.h>
 
 #define CHMOD_BITS 07777u
+
+/* How far a client's time of a change may be from the record's. */
+#define META_NS_SKEW_NS (60 * 1000000000LL)
 
 static struct meta_name nm(struct proto_str s)
 {
@@ -178,11 +183,23 @@ static int mknod_hold(struct meta_db *db, uint64_t session,
     return meta_hold_add(db, session, a->ino);
 }
 
+/* The time of a change the client answered itself and timed @t
+ * (docs/caching.md, "Delegated directories"): @t, for the inode and its
+ * directory alike, so that what the client showed is what is stored;
+ * op->now when @t is 0 or further than META_NS_SKEW_NS from it (a
+ * client's clock that is off). */
+static int64_t change_time(const struct meta_op *op, int64_t t)
+{
+    if (t == 0 || t < op->now - META_NS_SKEW_NS ||
+        t > op->now + META_NS_SKEW_NS)
+        return op->now;
+    return t;
+}
+
 /* MKNOD with PROTO_MKNOD_INO (docs/protocol.md §6.8): the new inode @a
  * takes the client's number, which must be reserved to the record's
- * session (EINVAL) and free (EEXIST), and the client's time.  Checked
- * after every other check, so a request fails as it would without INO
- * whenever that would fail. */
+ * session (EINVAL) and free (EEXIST).  Checked after every other check,
+ * so a request fails as it would without INO whenever that would fail. */
 static int mknod_ino(struct meta_db *db, uint64_t session,
                      const struct proto_mknod_req *q, struct proto_attr *a)
 {
@@ -199,7 +216,6 @@ static int mknod_ino(struct meta_db *db, uint64_t session,
     if (r != -ENOENT)
         return r;
     a->ino = q->ino;
-    a->atime = a->mtime = a->ctime = q->time;
     return 0;
 }
 
@@ -214,6 +230,8 @@ int meta_ns_mknod(struct meta_db *db, const struct meta_op *op,
     int r = proto_mknod_req_decode(p, n, &q);
     if (r < 0)
         return r;
+    if (q.flags & PROTO_MKNOD_INO)
+        now = change_time(op, q.time);
     uint32_t type = q.mode & S_IFMT;
     switch (type) {
     case 0:
@@ -394,13 +412,13 @@ static int remove_check(struct meta_db *db, const struct proto_cred *c,
 int meta_ns_unlink(struct meta_db *db, const struct meta_op *op,
                    struct proto_wbuf *reply)
 {
-    int64_t now = op->now;
     const uint8_t *p = op->payload;
     size_t n = op->len;
     struct proto_lookup_req q;
     int r = proto_lookup_req_decode(p, n, &q);
     if (r < 0)
         return r;
+    int64_t now = change_time(op, q.time);
     struct meta_name name = nm(q.name);
     struct proto_attr dir, a;
     uint64_t id;

@@ -382,6 +382,9 @@ struct proto_lookup_req { /* also UNLINK, RMDIR */
     struct proto_cred cred;
     uint64_t parent;
     struct proto_str name;
+    /* UNLINK only, optional (docs/protocol.md §6.12): the client's time of
+     * the change (ns), sent when not 0; 0 when absent. */
+    int64_t time;
 };
 
 /* SETATTR valid bits. */

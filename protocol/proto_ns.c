@@ -121,6 +121,8 @@ void proto_lookup_req_encode(struct proto_wbuf *w,
     proto_cred_put(w, &m->cred);
     proto_put_u64(w, m->parent);
     proto_put_str(w, m->name.p, m->name.len);
+    if (m->time)
+        proto_put_i64(w, m->time);
 }
 
 int proto_lookup_req_decode(const uint8_t *p, size_t n,
@@ -133,6 +135,9 @@ int proto_lookup_req_decode(const uint8_t *p, size_t n,
     proto_cred_get(&r, &m->cred);
     m->parent = proto_get_u64(&r);
     proto_str_get(&r, &m->name);
+    /* The optional time: present when bytes are left. */
+    if (!r.err && r.off < r.len)
+        m->time = proto_get_i64(&r);
     return proto_rbuf_done(&r);
 }
 
