@@ -94,6 +94,24 @@ int cl_meta_release(struct cl_client *c, uint64_t ino)
     return rc;
 }
 
+int cl_meta_dir_delegate(struct cl_client *c, uint64_t ino, uint32_t *lease_ms)
+{
+    struct proto_dir_delegate_req req = {.ino = ino};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_dir_delegate_req_encode(&w, &req);
+
+    struct rpc_reply rep;
+    struct proto_callback_register_rep out;
+    int rc = cl_meta_call(c, PROTO_MSG_DIR_DELEGATE_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    *lease_ms = out.lease_ms;
+    rpc_reply_free(&rep);
+    return 0;
+}
+
 static void forget_down(struct cl_client *c, const struct cl_chunk *chunk)
 {
     for (uint32_t r = 0; r < chunk->nreplicas; r++)
