@@ -155,10 +155,14 @@ bool cl_auth_ticket_due(struct cl_auth *a);
 /* ---- Requests to metad (cl_meta.c) -------------------------------------- */
 
 /* Call metad with the request encoded in @req (borrowed) and decode the
- * reply into @out.  On 0 the caller owns @rep (borrowed fields of @out
- * point into it): rpc_reply_free().  On error @rep is empty. */
+ * reply into @out, once the namespace changes queued before it are
+ * applied (cl_ns_push()).  On 0 the caller owns @rep (borrowed fields of
+ * @out point into it): rpc_reply_free().  On error @rep is empty. */
 int cl_meta_call(struct cl_client *c, uint16_t opcode, struct proto_wbuf *req,
                  struct rpc_reply *rep, void *out);
+/* The same at once, for a request no queued change can matter to. */
+int cl_meta_call_now(struct cl_client *c, uint16_t opcode,
+                     struct proto_wbuf *req, struct rpc_reply *rep, void *out);
 /* GETATTR without credentials. */
 int cl_meta_getattr(struct cl_client *c, uint64_t ino, struct proto_attr *out);
 /* LOOKUP of @name (borrowed) under @parent as @cred. */

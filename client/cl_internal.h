@@ -536,6 +536,10 @@ int cl_meta_release(struct cl_client *c, uint64_t ino);
  * metad that predates it. */
 int cl_meta_ino_reserve(struct cl_client *c, uint32_t count, uint64_t *first,
                         uint32_t *got);
+/* DIR_DELEGATE of directory @ino (docs/protocol.md §14.3): 0 with the
+ * promise lease in *@lease_ms, or -EOPNOTSUPP (no callbacks, or a metad
+ * older than protocol version 2), -ENOENT, -ENOTDIR. */
+int cl_meta_dir_delegate(struct cl_client *c, uint64_t ino, uint32_t *lease_ms);
 
 /* cl_file.c, for the flusher: RELEASE @n when its hold has lingered long
  * enough (cl_file_release()). */

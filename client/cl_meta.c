@@ -56,11 +56,17 @@ int cl_errno(int err)
 int cl_meta_call(struct cl_client *c, uint16_t opcode, struct proto_wbuf *req,
                  struct rpc_reply *rep, void *out)
 {
+    /* Nothing overtakes a change answered locally (cl_nsq.c). */
+    cl_nsq_wait(c->nsq);
+    return cl_meta_call_now(c, opcode, req, rep, out);
+}
+
+int cl_meta_call_now(struct cl_client *c, uint16_t opcode,
+                     struct proto_wbuf *req, struct rpc_reply *rep, void *out)
+{
     memset(rep, 0, sizeof(*rep));
     if (req->err)
         return req->err;
-    /* Nothing overtakes a change answered locally (cl_nsq.c). */
-    cl_nsq_wait(c->nsq);
     return rpc_call_msg(c->meta, opcode, req, rep, out);
 }
 
@@ -108,12 +114,30 @@ int cl_meta_ino_reserve(struct cl_client *c, uint32_t count, uint64_t *first,
 
     struct rpc_reply rep;
     struct proto_ino_reserve_rep out;
-    int rc = cl_meta_call(c, PROTO_MSG_INO_RESERVE_REQ, &w, &rep, &out);
+    int rc = cl_meta_call_now(c, PROTO_MSG_INO_RESERVE_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc < 0)
         return rc;
     *first = out.first;
     *got = out.count;
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+int cl_meta_dir_delegate(struct cl_client *c, uint64_t ino, uint32_t *lease_ms)
+{
+    struct proto_dir_delegate_req req = {.ino = ino};
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_dir_delegate_req_encode(&w, &req);
+
+    struct rpc_reply rep;
+    struct proto_callback_register_rep out;
+    int rc = cl_meta_call_now(c, PROTO_MSG_DIR_DELEGATE_REQ, &w, &rep, &out);
+    proto_wbuf_free(&w);
+    if (rc < 0)
+        return rc;
+    *lease_ms = out.lease_ms;
     rpc_reply_free(&rep);
     return 0;
 }

@@ -437,6 +437,10 @@ void meta_srv_write_stats_register(void);
 /* True while a WRITE_BEGIN for a slot holding (or about to hold) @chunk_id
  * is talking to the storage servers: its chunk is not garbage yet. */
 bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id);
+/* Attributes of inode @ino into @a, through the engine's GETATTR: 0,
+ * -ENOENT, or a database error. */
+int meta_srv_inode_attr(struct meta_srv *srv, uint64_t ino,
+                        struct proto_attr *a);
 
 /* True while @chunk_id has a write lease (live or not yet collected) or a
  * WRITE_BEGIN in flight: repair leaves it alone. */
@@ -553,6 +557,10 @@ void meta_srv_cb_free(struct meta_srv *srv);
 void meta_srv_cb_forget(struct meta_srv *srv);
 /* CALLBACK_REGISTER_REQ. */
 void meta_srv_cb_register(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len);
+/* DIR_DELEGATE_REQ (docs/protocol.md §14.3): the breaks and recalls it
+ * needs were answered by meta_srv_cb_before(); grant and reply. */
+void meta_srv_cb_delegate(struct meta_srv_conn *c, uint64_t req_id,
                           const uint8_t *payload, size_t len);
 /* Before dispatching a request: grant promises it implies and, when it
  * must wait for breaks or recalls first, hold it (a copy) and return true:

@@ -11,6 +11,9 @@
  * metad again, so only a break can tell it the file changed.
  * An OPEN for writing, a create, a WRITE_BEGIN or a WRITE_END makes the
  * promise a writer's: that session may hold delayed writes to the file.
+ * A DIR_DELEGATE makes a session's promise on a directory a writer's too,
+ * a *delegation*: that session may answer creates and unlinks in the
+ * directory itself and send them to metad afterwards, in order.
  *
  * Breaks.  Before metad acknowledges a change by one session, every other
  * session holding a promise on an inode the change touches gets a
@@ -41,6 +44,30 @@
  * image whenever it takes callbacks: an NBD writer with a write-back
  * cache may hold delayed writes without having opened the file lately.
  *
+ * Delegated directories (docs/protocol.md §14.3).  Any request of another
+ * session that reads or changes a delegated directory's entries or
+ * attributes (LOOKUP and READDIR in it; GETATTR, OPEN, ACCESS, SETATTR
+ * and the extended attribute requests of it; MKNOD, MKDIR, SYMLINK, LINK
+ * into it; UNLINK, RMDIR in it; RENAME from or into it; RMDIR or RENAME
+ * of it) first recalls the holder: it sends the changes it answered alone,
+ * has their replies, and answers; the request is dispatched again and
+ * sees them.  The answer ends the delegation (delegation_end()); until
+ * then it stays, so that every other request about the directory waits
+ * for the same recall.  A DIR_DELEGATE recalls another holder first, then
+ * breaks every other session's promise on the directory, and is granted
+ * once both are answered (cb_delegate_before, meta_srv_cb_delegate).
+ *
+ *   (none) --DIR_DELEGATE: recall, then break the others--> DELEGATED
+ *   DELEGATED --the holder's own requests, replies granting it--> DELEGATED
+ *   DELEGATED --another session's request about it, recall answered--> (none)
+ *   DELEGATED --recall unanswered, connection gone, promise expired--> (none)
+ *
+ *   FROM      -> TO        [function]
+ *   (none)    -> DELEGATED [cb_delegate_before, meta_srv_cb_delegate]
+ *   DELEGATED -> DELEGATED [grant: a renewal keeps the writer's mark]
+ *   DELEGATED -> (none)    [on_answer: delegation_end; drop_session;
+ *                           meta_srv_cb_tick]
+ *
  * Life of a held request (struct cb_wait):
  *
  *   before/reply --breaks sent--> WAIT --last answer or timeout--> DONE
@@ -66,6 +93,12 @@
  *      that drops the data ends the promise, one of attributes alone
  *      (SETATTR without a size, the extended attributes, CHUNK_USAGE)
  *      does not.
+ *   4. metad never serves another session from a directory's state while
+ *      a session holds its delegation: every such request recalls the
+ *      holder first, and an answered recall ends the delegation.
+ *   5. A delegation is granted only once no other session holds one of
+ *      the directory and every other session's promise on it is broken
+ *      (answered, timed out, or its connection gone).
  */
 #include "meta_srv.h"
 
@@ -84,6 +117,7 @@ struct cb_promise {
     uint64_t ino, session;
     uint64_t expiry; /* uv_now() ms */
     bool writer;
+    bool delegated; /* DIR_DELEGATE: a writer's promise on a directory */
     struct cb_promise *next;
 };
 
@@ -124,6 +158,7 @@ struct cb_wait {
 struct cb_call {
     struct cb_wait *w;
     uint64_t session;
+    uint64_t ino;
     bool recall;
 };
 
@@ -192,24 +227,35 @@ static bool promise_live(struct meta_srv *srv, struct cb_promise *p,
     return true;
 }
 
+/* @session's promise on @ino, or NULL. */
+static struct cb_promise *promise_find(struct meta_srv_cb *cb,
+                                       uint64_t session, uint64_t ino)
+{
+    for (struct cb_promise *p = *bucket(cb, ino); p; p = p->next)
+        if (p->ino == ino && p->session == session)
+            return p;
+    return NULL;
+}
+
 /* Grant (or renew) @session's promise on @ino; @writer marks a possible
- * holder of delayed writes.  Invariant 1: only registered sessions. */
-static void grant(struct meta_srv *srv, uint64_t session, uint64_t ino,
-                  bool writer)
+ * holder of delayed writes.  A renewal never takes the writer's mark (or
+ * a delegation) away: only a break ends them.  Invariant 1: only
+ * registered sessions.  Returns the promise, or NULL when none was
+ * granted. */
+static struct cb_promise *grant(struct meta_srv *srv, uint64_t session,
+                                uint64_t ino, bool writer)
 {
     struct meta_srv_cb *cb = srv->cb;
     struct cb_sess *s = sess_find(cb, session);
     struct cb_promise *p;
 
     if (!s || !ino)
-        return;
-    for (p = *bucket(cb, ino); p; p = p->next)
-        if (p->ino == ino && p->session == session)
-            break;
+        return NULL;
+    p = promise_find(cb, session, ino);
     if (!p) {
         p = calloc(1, sizeof(*p));
         if (!p)
-            return; /* no promise: the client just gets no breaks */
+            return NULL; /* no promise: the client just gets no breaks */
         p->ino = ino;
         p->session = session;
         p->next = *bucket(cb, ino);
@@ -219,6 +265,7 @@ static void grant(struct meta_srv *srv, uint64_t session, uint64_t ino,
     }
     p->expiry = uv_now(srv->loop) + srv->promise_ms;
     p->writer = p->writer || writer;
+    return p;
 }
 
 static struct meta_srv_conn *conn_of(struct meta_srv *srv, uint64_t session)
@@ -279,6 +326,22 @@ static void wait_finish(struct cb_wait *w)
     free(w);
 }
 
+/* A recall of a delegated directory ends the delegation once answered
+ * (invariant 4): the holder has sent what it answered alone, and from now
+ * on metad answers for the directory.  Until the answer the promise
+ * stays, so that every other request about the directory recalls it too
+ * and waits for the same write-back. */
+static void delegation_end(struct meta_srv_cb *cb, uint64_t session,
+                           uint64_t ino)
+{
+    for (struct cb_promise **pp = bucket(cb, ino); *pp; pp = &(*pp)->next)
+        if ((*pp)->ino == ino && (*pp)->session == session) {
+            if ((*pp)->delegated)
+                promise_unlink(cb, pp);
+            return;
+        }
+}
+
 static void on_answer(struct peer *p, int status, const uint8_t *payload,
                       size_t len, void *arg)
 {
@@ -294,6 +357,8 @@ static void on_answer(struct peer *p, int status, const uint8_t *payload,
         cb->answered++;
         if (s)
             s->answered++;
+        if (call->recall)
+            delegation_end(cb, call->session, call->ino);
     } else {
         cb->timedout++;
         if (s)
@@ -339,6 +404,7 @@ static void send_one(struct meta_srv *srv, struct cb_wait *w, uint64_t session,
     }
     call->w = w;
     call->session = session;
+    call->ino = b->ino;
     call->recall = recall;
     proto_wbuf_init(&pw);
     proto_callback_break_req_encode(&pw, &req);
@@ -479,21 +545,40 @@ static bool recall_needed(struct meta_srv *srv, uint64_t except, uint64_t ino)
     return false;
 }
 
-/* Hold the request: recalls on @recall_ino (when not 0) or @n breaks.
- * True when something was sent (the request now belongs to the wait). */
-static bool hold(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
-                 const uint8_t *payload, size_t len, uint64_t recall_ino,
-                 const struct cb_break *b, size_t n)
+/* True when a session other than @except holds a live promise on @ino;
+ * with @delegation, a live delegation of directory @ino (a writer's
+ * promise DIR_DELEGATE granted). */
+static bool held_elsewhere(struct meta_srv *srv, uint64_t except, uint64_t ino,
+                           bool delegation)
+{
+    uint64_t now = uv_now(srv->loop);
+
+    for (struct cb_promise *p = *bucket(srv->cb, ino); p; p = p->next)
+        if (p->ino == ino && p->session != except &&
+            (p->delegated || !delegation) && promise_live(srv, p, now))
+            return true;
+    return false;
+}
+
+/* A wait for the request (a copy), which is dispatched again once the
+ * breaks hold_end() counts are answered; NULL when out of memory (then
+ * the request is served without waiting). */
+static struct cb_wait *hold_begin(struct meta_srv_conn *c, uint16_t opcode,
+                                  uint64_t req_id, const uint8_t *payload,
+                                  size_t len)
 {
     struct cb_wait *w = wait_new(c, opcode, req_id, payload, len, true);
 
-    if (!w)
-        return false; /* out of memory: serve it without waiting */
-    w->left = 1;      /* ours, until everything is sent */
-    if (recall_ino)
-        send_recalls(c->srv, w, c->session_id, recall_ino);
-    for (size_t i = 0; i < n; i++)
-        send_breaks(c->srv, w, c->session_id, &b[i]);
+    if (w)
+        w->left = 1; /* ours, until everything is sent */
+    return w;
+}
+
+/* Everything for @w was sent: true when something was (the request now
+ * belongs to the wait), false when nothing was (@w is freed, and the
+ * request is served now). */
+static bool hold_end(struct cb_wait *w)
+{
     if (w->left == 1) {
         w->resume = false; /* nothing sent: drop without dispatching */
         w->rc = 0;
@@ -506,6 +591,51 @@ static bool hold(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
     if (--w->left == 0)
         wait_finish(w);
     return true;
+}
+
+/* Hold the request: recalls on @recall_ino (when not 0) or @n breaks.
+ * True when something was sent (the request now belongs to the wait). */
+static bool hold(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,
+                 const uint8_t *payload, size_t len, uint64_t recall_ino,
+                 const struct cb_break *b, size_t n)
+{
+    struct cb_wait *w = hold_begin(c, opcode, req_id, payload, len);
+
+    if (!w)
+        return false;
+    if (recall_ino)
+        send_recalls(c->srv, w, c->session_id, recall_ino);
+    for (size_t i = 0; i < n; i++)
+        send_breaks(c->srv, w, c->session_id, &b[i]);
+    return hold_end(w);
+}
+
+/* Hold the request while the delegations other sessions hold of the
+ * directories @dirs (@n of them, repeats allowed) are recalled: a
+ * request that reads or changes a delegated directory's entries or
+ * attributes (docs/protocol.md §14.3).  The requester's own delegations
+ * are not recalled (invariant 2).  True when held. */
+static bool recall_dirs(struct meta_srv_conn *c, uint16_t opcode,
+                        uint64_t req_id, const uint8_t *payload, size_t len,
+                        const uint64_t *dirs, size_t n)
+{
+    struct meta_srv *srv = c->srv;
+    struct cb_wait *w = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || dirs[j] == dirs[i];
+        if (seen || !dirs[i] ||
+            !held_elsewhere(srv, c->session_id, dirs[i], true))
+            continue;
+        if (!w)
+            w = hold_begin(c, opcode, req_id, payload, len);
+        if (!w)
+            return false;
+        send_recalls(srv, w, c->session_id, dirs[i]);
+    }
+    return w && hold_end(w);
 }
 
 /* ---- Hooks -------------------------------------------------------------- */
@@ -655,42 +785,66 @@ static bool cb_open_before(struct meta_srv_conn *c, uint16_t opcode,
     return false;
 }
 
-/* LOOKUP: a promise on the directory (the entry's own after the reply). */
+/* The requests below read or change a directory's entries or
+ * attributes: another session's delegation of it is recalled first
+ * (recall_dirs()), unless @may_hold is false (the request is being
+ * dispatched again after its recalls). */
+#define RECALL_DIRS(dirs, n)                                                   \
+    (may_hold &&                                                               \
+     recall_dirs(c, opcode, req_id, payload, len, (dirs), (n)))
+
+/* LOOKUP: the directory's delegation elsewhere is recalled; a promise on
+ * the directory (the entry's own after the reply). */
 static bool cb_lookup_before(struct meta_srv_conn *c, uint16_t opcode,
                              uint64_t req_id, const uint8_t *payload,
                              size_t len, bool may_hold)
 {
     struct proto_lookup_req m;
-    (void)opcode, (void)req_id, (void)may_hold;
-    if (proto_lookup_req_decode(payload, len, &m) == 0)
-        grant(c->srv, c->session_id, m.parent, false);
+    if (proto_lookup_req_decode(payload, len, &m) < 0)
+        return false;
+    if (RECALL_DIRS(&m.parent, 1))
+        return true;
+    grant(c->srv, c->session_id, m.parent, false);
     return false;
 }
 
-/* UNLINK, RMDIR: the inode that goes is a victim, broken after. */
+/* UNLINK, RMDIR: the directory's delegation elsewhere is recalled, and
+ * that of the directory RMDIR removes; the inode that goes is a victim,
+ * broken after. */
 static bool cb_remove_before(struct meta_srv_conn *c, uint16_t opcode,
                              uint64_t req_id, const uint8_t *payload,
                              size_t len, bool may_hold)
 {
+    struct meta_srv_cb_victims *v = &c->srv->cb->victims;
     struct proto_lookup_req m;
-    (void)opcode, (void)req_id, (void)may_hold;
-    if (proto_lookup_req_decode(payload, len, &m) == 0)
-        victim_lookup(c->srv, &m.cred, m.parent, m.name);
-    return false;
+    uint64_t dirs[2];
+    if (proto_lookup_req_decode(payload, len, &m) < 0)
+        return false;
+    victim_lookup(c->srv, &m.cred, m.parent, m.name);
+    dirs[0] = m.parent;
+    dirs[1] = v->n > 0 ? v->ino[0] : 0;
+    return RECALL_DIRS(dirs, 2);
 }
 
-/* RENAME: the moved inode and the one it replaces are victims. */
+/* RENAME: the delegations elsewhere of both directories, of the moved
+ * inode and of the one it replaces (when directories) are recalled; the
+ * moved inode and the replaced one are victims. */
 static bool cb_rename_before(struct meta_srv_conn *c, uint16_t opcode,
                              uint64_t req_id, const uint8_t *payload,
                              size_t len, bool may_hold)
 {
+    struct meta_srv_cb_victims *v = &c->srv->cb->victims;
     struct proto_rename_req m;
-    (void)opcode, (void)req_id, (void)may_hold;
+    uint64_t dirs[4] = {0};
     if (proto_rename_req_decode(payload, len, &m) < 0)
         return false;
     victim_lookup(c->srv, &m.cred, m.parent, m.name);
     victim_lookup(c->srv, &m.cred, m.newparent, m.newname);
-    return false;
+    dirs[0] = m.parent;
+    dirs[1] = m.newparent;
+    for (size_t i = 0; i < v->n && i < 2; i++)
+        dirs[2 + i] = v->ino[i];
+    return RECALL_DIRS(dirs, 4);
 }
 
 static bool cb_readdir_before(struct meta_srv_conn *c, uint16_t opcode,
@@ -698,10 +852,104 @@ static bool cb_readdir_before(struct meta_srv_conn *c, uint16_t opcode,
                               size_t len, bool may_hold)
 {
     struct proto_readdir_req m;
-    (void)opcode, (void)req_id, (void)may_hold;
-    if (proto_readdir_req_decode(payload, len, &m) == 0)
-        grant(c->srv, c->session_id, m.ino, false);
+    if (proto_readdir_req_decode(payload, len, &m) < 0)
+        return false;
+    if (RECALL_DIRS(&m.ino, 1))
+        return true;
+    grant(c->srv, c->session_id, m.ino, false);
     return false;
+}
+
+/* ACCESS, SETATTR, LISTXATTR, GETXATTR and REMOVEXATTR, SETXATTR of a
+ * delegated directory, and MKNOD, MKDIR, SYMLINK, LINK into one: the
+ * delegation elsewhere is recalled first.  @fn decodes request @body and
+ * recalls the directory in its field @dir. */
+#define RECALL_DIR_BEFORE(fn, body, dir)                                       \
+    static bool fn(struct meta_srv_conn *c, uint16_t opcode, uint64_t req_id,  \
+                   const uint8_t *payload, size_t len, bool may_hold)          \
+    {                                                                          \
+        struct proto_##body m;                                                 \
+        return proto_##body##_decode(payload, len, &m) == 0 &&                 \
+               RECALL_DIRS(&m.dir, 1);                                         \
+    }
+RECALL_DIR_BEFORE(cb_access_before, access_req, ino)
+RECALL_DIR_BEFORE(cb_setattr_before, setattr_req, ino)
+RECALL_DIR_BEFORE(cb_listxattr_before, ino_req, ino)
+RECALL_DIR_BEFORE(cb_xattr_name_before, xattr_name_req, ino)
+RECALL_DIR_BEFORE(cb_setxattr_before, setxattr_req, ino)
+RECALL_DIR_BEFORE(cb_mknod_before, mknod_req, parent)
+RECALL_DIR_BEFORE(cb_mkdir_before, mkdir_req, parent)
+RECALL_DIR_BEFORE(cb_symlink_before, symlink_req, parent)
+RECALL_DIR_BEFORE(cb_link_before, link_req, newparent)
+#undef RECALL_DIR_BEFORE
+
+/* Whether @c's session may hold a delegation of @ino: 0, -EOPNOTSUPP
+ * (not registered for callbacks, or a peer older than protocol version
+ * 2), -ENOENT, -ENOTDIR. */
+static int delegate_check(struct meta_srv_conn *c, uint64_t ino)
+{
+    struct proto_attr a;
+    int rc;
+
+    if (!sess_find(c->srv->cb, c->session_id) ||
+        peer_version(c->peer) < PROTO_VERSION_DIR_DELEGATE)
+        return -EOPNOTSUPP;
+    rc = meta_srv_inode_attr(c->srv, ino, &a);
+    if (rc < 0)
+        return rc;
+    return (a.mode & 0170000) == 0040000 ? 0 : -ENOTDIR;
+}
+
+/* DIR_DELEGATE (docs/protocol.md §14.3): another session's delegation of
+ * the directory is recalled first; once that is answered, every other
+ * session's promise on it is broken (ATTR and DATA: its attributes,
+ * listing and entries, present or absent, go); once those are answered,
+ * meta_srv_cb_delegate() grants.  @may_hold is not heeded: a promise
+ * another session took while this request waited must be broken too, so
+ * the request is held again as long as one is left (each round ends
+ * promises, and a session that does not answer loses all of its). */
+static bool cb_delegate_before(struct meta_srv_conn *c, uint16_t opcode,
+                               uint64_t req_id, const uint8_t *payload,
+                               size_t len, bool may_hold)
+{
+    struct proto_dir_delegate_req m;
+    uint64_t sess = c->session_id;
+    (void)may_hold;
+    if (proto_dir_delegate_req_decode(payload, len, &m) < 0 ||
+        delegate_check(c, m.ino) < 0)
+        return false; /* meta_srv_cb_delegate() refuses it */
+    if (held_elsewhere(c->srv, sess, m.ino, true) &&
+        hold(c, opcode, req_id, payload, len, m.ino, NULL, 0))
+        return true;
+    struct cb_break b = {.ino = m.ino, .flags = PROTO_CB_ATTR | PROTO_CB_DATA};
+    return held_elsewhere(c->srv, sess, m.ino, false) &&
+           hold(c, opcode, req_id, payload, len, 0, &b, 1);
+}
+
+void meta_srv_cb_delegate(struct meta_srv_conn *c, uint64_t req_id,
+                          const uint8_t *payload, size_t len)
+{
+    struct proto_dir_delegate_req req;
+    struct proto_callback_register_rep rep = {.lease_ms = c->srv->promise_ms};
+    struct proto_wbuf w;
+    int rc = proto_dir_delegate_req_decode(payload, len, &req);
+
+    if (rc == 0)
+        rc = delegate_check(c, req.ino);
+    if (rc == 0) {
+        struct cb_promise *p = grant(c->srv, c->session_id, req.ino, true);
+        if (p)
+            p->delegated = true;
+        else
+            rc = -ENOMEM;
+    }
+    log_debug("meta.cb", "dir delegate: session=%" PRIu64 " ino=%" PRIu64
+              " rc=%d", c->session_id, req.ino, rc);
+    proto_wbuf_init(&w);
+    if (rc == 0)
+        proto_callback_register_rep_encode(&w, &rep);
+    meta_srv_reply(c->peer, req_id, PROTO_MSG_DIR_DELEGATE_REQ, rc, &w);
+    proto_wbuf_free(&w);
 }
 
 static bool cb_locate_before(struct meta_srv_conn *c, uint16_t opcode,

@@ -290,8 +290,8 @@ bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id)
 
 /* ---- Planning ----------------------------------------------------------- */
 
-/* Attributes of inode @ino, through the engine's GETATTR. */
-static int file_attr(struct meta_srv *srv, uint64_t ino, struct proto_attr *a)
+int meta_srv_inode_attr(struct meta_srv *srv, uint64_t ino,
+                        struct proto_attr *a)
 {
     struct proto_ino_req req = {.ino = ino};
     struct proto_attr_rep rep;
@@ -462,7 +462,7 @@ static int wb_plan(struct meta_srv_write *w)
         return -ECONNRESET;
     w->cow = false;
     w->cow_bump = false;
-    rc = file_attr(srv, w->ino, &attr);
+    rc = meta_srv_inode_attr(srv, w->ino, &attr);
     if (rc < 0)
         return rc;
     if (!S_ISREG(attr.mode))
@@ -761,7 +761,7 @@ static int encode_location(struct meta_srv_write *w, struct proto_wbuf *out)
     struct meta_chunk ch;
     int rc;
 
-    rc = file_attr(srv, w->ino, &attr);
+    rc = meta_srv_inode_attr(srv, w->ino, &attr);
     if (rc == 0)
         rc = meta_chunk_at(srv->db, w->ino, w->index, &ch);
     if (rc < 0)

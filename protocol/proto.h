@@ -33,6 +33,8 @@
 /* The first version whose namespace mutation replies carry the changed
  * directories' attributes (§3.4, §6.8-6.13). */
 #define PROTO_VERSION_DIR_ATTRS 2
+/* The first version that may ask for a directory's delegation (§14.3). */
+#define PROTO_VERSION_DIR_DELEGATE 2
 
 /* Header flags. */
 #define PROTO_FLAG_REPLY 0x01u
@@ -1105,6 +1107,18 @@ struct proto_callback_register_rep {
     uint32_t lease_ms; /* how long a promise lasts without further access */
 };
 
+/* DIR_DELEGATE (client -> metad, on a session registered for callbacks):
+ * the session asks for a writer's promise on directory @ino, under which
+ * it may answer creates and unlinks there before metad has them (§14.3).
+ * No flag is defined: @flags MUST be 0.  Reply: callback_register_rep,
+ * the promise lease. */
+#define PROTO_DIR_DELEGATE_MASK 0x0u
+
+struct proto_dir_delegate_req {
+    uint64_t ino;
+    uint32_t flags; /* 0 */
+};
+
 /* ---- Typed encode/decode ----------------------------------------------- */
 
 /* For every body B in proto_msgs.def:
@@ -1194,6 +1208,7 @@ PROTO_BODY(image_changes_rep)
 PROTO_BODY(callback_break_req)
 PROTO_BODY(callback_register_req)
 PROTO_BODY(callback_register_rep)
+PROTO_BODY(dir_delegate_req)
 PROTO_BODY(image_lease_req)
 PROTO_BODY(image_lease_rep)
 PROTO_BODY(image_lease_wait)

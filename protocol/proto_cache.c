@@ -1,6 +1,7 @@
 /* proto_cache.c: codecs for client cache coherence (docs/protocol.md §14):
- * CALLBACK_BREAK_REQ (metad -> client) and CALLBACK_REGISTER_REQ/_REP
- * (client -> metad).  CALLBACK_BREAK_REP is empty.
+ * CALLBACK_BREAK_REQ (metad -> client), CALLBACK_REGISTER_REQ/_REP and
+ * DIR_DELEGATE_REQ (client -> metad).  CALLBACK_BREAK_REP is empty;
+ * DIR_DELEGATE_REP is CALLBACK_REGISTER_REP's layout (the promise lease).
  *
  * What a break means and when it is sent is metad's business
  * (metadata/meta_srv_callback.c); these only check the layout, exactly,
@@ -77,4 +78,27 @@ int proto_callback_register_rep_decode(const uint8_t *p, size_t n,
     proto_rbuf_init(&r, p, n);
     m->lease_ms = proto_get_u32(&r);
     return proto_rbuf_done(&r);
+}
+
+void proto_dir_delegate_req_encode(struct proto_wbuf *w,
+                                   const struct proto_dir_delegate_req *m)
+{
+    if (!proto_wbuf_check(w,
+                          (m->flags & ~PROTO_DIR_DELEGATE_MASK) ? -EINVAL : 0))
+        return;
+    proto_put_u64(w, m->ino);
+    proto_put_u32(w, m->flags);
+}
+
+int proto_dir_delegate_req_decode(const uint8_t *p, size_t n,
+                                  struct proto_dir_delegate_req *m)
+{
+    struct proto_rbuf r;
+
+    memset(m, 0, sizeof(*m));
+    proto_rbuf_init(&r, p, n);
+    m->ino = proto_get_u64(&r);
+    m->flags = proto_get_u32(&r);
+    return proto_rbuf_finish(
+        &r, (m->flags & ~PROTO_DIR_DELEGATE_MASK) ? -EPROTO : 0);
 }

@@ -40,6 +40,7 @@
 #include "meta_op.h"
 #include "meta_srv.h"
 #include "rpc.h"
+#include "test_meta_srv_util.h"
 
 #define NSRV 3
 
@@ -1089,58 +1090,6 @@ static void test_meta_srv_image_lease_one_writer(void **state)
     assert_int_equal(lease(m->cl2, PROTO_LEASE_ACQUIRE, m->ino, &out, &rep), 0);
     assert_int_equal(out.result, PROTO_LEASE_GRANTED);
     rpc_reply_free(&rep);
-}
-
-/* A call left running while the test goes on. */
-struct pending {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    int status;
-    struct rpc_reply rep;
-};
-
-static void pending_done(void *arg, int status, struct rpc_reply *rep)
-{
-    struct pending *p = arg;
-    pthread_mutex_lock(&p->mu);
-    p->status = status;
-    if (rep)
-        p->rep = *rep;
-    p->done = true;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-static void pending_start(struct pending *p, struct rpc_client *c,
-                          uint16_t opcode, struct proto_wbuf *w)
-{
-    memset(p, 0, sizeof(*p));
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    assert_int_equal(w->err, 0);
-    assert_int_equal(rpc_call_async(c, opcode, w->p, w->len, pending_done, p),
-                     0);
-    proto_wbuf_free(w);
-}
-
-static bool pending_is_done(struct pending *p)
-{
-    pthread_mutex_lock(&p->mu);
-    bool done = p->done;
-    pthread_mutex_unlock(&p->mu);
-    return done;
-}
-
-/* Wait (at most 5 s) for @p; its status.  The reply stays in p->rep. */
-static int pending_wait(struct pending *p)
-{
-    for (int i = 0; i < 500 && !pending_is_done(p); i++)
-        usleep(10 * 1000);
-    assert_true(pending_is_done(p));
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
-    return p->status;
 }
 
 /* docs/protocol.md §15: a live-migration hand-over.  The holder polls

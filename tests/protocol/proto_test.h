@@ -887,6 +887,14 @@ sample_callback_register_rep(struct proto_callback_register_rep *m,
     m->lease_ms = 60000;
 }
 
+static inline void sample_dir_delegate_req(struct proto_dir_delegate_req *m,
+                                           struct proto_wbuf *s)
+{
+    (void)s;
+    m->ino = 0x123456789abcdefull;
+    m->flags = 0;
+}
+
 static inline void sample_auth_req(struct proto_auth_req *m,
                                    struct proto_wbuf *s)
 {
