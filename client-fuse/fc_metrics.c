@@ -35,6 +35,10 @@ static int render(struct metrics_buf *b, void *arg)
                 "Namespace changes answered by the mount, not yet applied "
                 "by metad.",
                 ns.queued);
+    metrics_u64(b, "tessera_mount_local_changes_total", METRICS_COUNTER,
+                "Namespace changes answered by the mount (creates, unlinks "
+                "in delegated directories; releases).",
+                ns.answered);
     metrics_u64(b, "tessera_mount_local_changes_sent_total", METRICS_COUNTER,
                 "Namespace changes answered by the mount and sent to metad "
                 "(again after a lost connection counts again).",

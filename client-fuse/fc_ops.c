@@ -908,16 +908,27 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
     uint64_t dir_until;
 
     tables_check(fs);
-    if (!fs->delegate || !cl_cb_enabled(fs->cl) ||
-        !fc_dirlist_absent(fs->dirlist, parent, name, now, NULL) ||
-        !fc_dirattr_get(fs->dirattr, parent, now, &dir, &dir_until) ||
-        !dir.goal)
+    if (!fs->delegate || !cl_cb_enabled(fs->cl))
         return -EAGAIN;
+    if (!fc_dirlist_absent(fs->dirlist, parent, name, now, NULL)) {
+        log_debug("fc.ops", "create here: not known whole: dir=%llu",
+                  (unsigned long long)parent);
+        return -EAGAIN;
+    }
+    if (!fc_dirattr_get(fs->dirattr, parent, now, &dir, &dir_until) ||
+        !dir.goal) {
+        log_debug("fc.ops", "create here: no attributes: dir=%llu",
+                  (unsigned long long)parent);
+        return -EAGAIN;
+    }
     uint64_t gen = fc_inotab_gen(fs->dirattr);
     uint64_t until = delegated(fs, parent);
     uint64_t ino;
-    if (!until || until <= now || cl_ns_ino_new(fs->cl, &ino) < 0)
+    if (!until || until <= now || cl_ns_ino_new(fs->cl, &ino) < 0) {
+        log_debug("fc.ops", "create here: not delegated: dir=%llu",
+                  (unsigned long long)parent);
         return -EAGAIN;
+    }
 
     struct proto_mknod_req m = {
         .parent = parent,

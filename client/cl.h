@@ -345,7 +345,8 @@ int cl_ns_push(struct cl_client *c, uint64_t dir, uint16_t opcode,
  * when metad refused one. */
 int cl_ns_sync(struct cl_client *c);
 struct cl_ns_stats {
-    uint64_t queued, sent, resent, failed;
+    uint64_t queued; /* not applied yet */
+    uint64_t answered, sent, resent, failed; /* since the client opened */
 };
 void cl_ns_stats(struct cl_client *c, struct cl_ns_stats *out);
 

@@ -441,7 +441,7 @@ struct cl_nsq_ops {
     void *arg;
 };
 struct cl_nsq_stats {
-    uint64_t queued, sent, resent, failed;
+    uint64_t queued, pushed, sent, resent, failed;
 };
 /* Start the queue and its sender thread.  Caller owns *out: cl_nsq_free(),
  * which sends what is queued first (giving up after a bound when metad is
@@ -463,9 +463,13 @@ int cl_nsq_sync(struct cl_nsq *q);
 void cl_nsq_wait(struct cl_nsq *q);
 /* Until when (cl_now_ms()) @dir stays delegated: 0 when it is not. */
 uint64_t cl_nsq_dir_until(struct cl_nsq *q, uint64_t dir);
-/* DIR_DELEGATE of @dir, asked at @asked_ms, granted for @lease_ms. */
+/* DIR_DELEGATE of @dir, asked at @asked_ms, granted for @lease_ms; or
+ * refused (another session holds a promise on @dir): then it is not asked
+ * again for a while (cl_nsq_dir_may_ask()). */
 void cl_nsq_dir_granted(struct cl_nsq *q, uint64_t dir, uint64_t asked_ms,
                         uint32_t lease_ms);
+void cl_nsq_dir_refused(struct cl_nsq *q, uint64_t dir);
+bool cl_nsq_dir_may_ask(struct cl_nsq *q, uint64_t dir);
 /* A break of @dir (any kind) ends its delegation; a new session ends all
  * (NULL is fine for both). */
 void cl_nsq_dir_broken(struct cl_nsq *q, uint64_t dir);

@@ -23,12 +23,17 @@ int cl_ns_dir_delegate(struct cl_client *c, uint64_t dir)
 {
     if (!c->nsq || !cl_cb_enabled(c))
         return -EOPNOTSUPP;
+    if (!cl_nsq_dir_may_ask(c->nsq, dir))
+        return -EBUSY;
     uint64_t asked = cl_now_ms();
     uint32_t lease_ms = 0;
     int rc = cl_meta_dir_delegate(c, dir, &lease_ms);
     if (rc < 0) {
         log_debug("cl.ns", "delegate: %s dir=%llu", strerror(-rc),
                   (unsigned long long)dir);
+        /* Another client looks at it: the ordinary way for a while. */
+        if (rc == -EBUSY)
+            cl_nsq_dir_refused(c->nsq, dir);
         return rc;
     }
     if (lease_ms == 0)
@@ -69,6 +74,7 @@ void cl_ns_stats(struct cl_client *c, struct cl_ns_stats *out)
     struct cl_nsq_stats st;
     cl_nsq_stats(c->nsq, &st);
     out->queued = st.queued;
+    out->answered = st.pushed;
     out->sent = st.sent;
     out->resent = st.resent;
     out->failed = st.failed;

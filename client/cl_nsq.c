@@ -57,6 +57,7 @@
 #define NSQ_GIVEUP_MS 60000
 #define NSQ_CLOSE_GIVEUP_MS 10000
 #define NSQ_RETRY_MS 20
+#define NSQ_REFUSED_MS 5000
 
 enum nsq_state { NSQ_QUEUED, NSQ_SENT, NSQ_DONE };
 
@@ -74,7 +75,9 @@ struct nsq_item {
 
 struct nsq_deleg {
     uint64_t dir; /* 0: free */
-    uint64_t until_ms;
+    uint64_t until_ms;   /* delegated until then */
+    uint64_t refused_ms; /* refused at (0: not), not asked again until
+                            NSQ_REFUSED_MS later */
 };
 
 struct cl_nsq {
@@ -402,22 +405,51 @@ uint64_t cl_nsq_dir_until(struct cl_nsq *q, uint64_t dir)
     return until;
 }
 
+bool cl_nsq_dir_may_ask(struct cl_nsq *q, uint64_t dir)
+{
+    pthread_mutex_lock(&q->lock);
+    struct nsq_deleg *d = deleg_find(q, dir);
+    bool may = !d || !d->refused_ms ||
+               now_ms(q) - d->refused_ms >= NSQ_REFUSED_MS;
+    pthread_mutex_unlock(&q->lock);
+    return may;
+}
+
+/* Under @lock: @dir's slot; a free one, else the one that lapses first. */
+static struct nsq_deleg *deleg_slot(struct cl_nsq *q, uint64_t dir)
+{
+    uint64_t now = now_ms(q);
+    struct nsq_deleg *d = deleg_find(q, dir);
+    for (size_t i = 0; !d && i < CL_NSQ_DIRS; i++)
+        if (q->deleg[i].dir == 0 ||
+            (q->deleg[i].until_ms <= now &&
+             now - q->deleg[i].refused_ms >= NSQ_REFUSED_MS))
+            d = &q->deleg[i];
+    for (size_t i = 0; !d && i < CL_NSQ_DIRS; i++)
+        if (!d || q->deleg[i].until_ms < d->until_ms)
+            d = &q->deleg[i];
+    if (d->dir != dir)
+        *d = (struct nsq_deleg){.dir = dir};
+    return d;
+}
+
 void cl_nsq_dir_granted(struct cl_nsq *q, uint64_t dir, uint64_t asked_ms,
                         uint32_t lease_ms)
 {
     pthread_mutex_lock(&q->lock);
     q->lease_ms = lease_ms;
-    uint64_t now = now_ms(q);
-    struct nsq_deleg *d = deleg_find(q, dir);
-    /* A free slot, else the one that expires first. */
-    for (size_t i = 0; !d && i < CL_NSQ_DIRS; i++)
-        if (q->deleg[i].dir == 0 || q->deleg[i].until_ms <= now)
-            d = &q->deleg[i];
-    for (size_t i = 0; !d && i < CL_NSQ_DIRS; i++)
-        if (!d || q->deleg[i].until_ms < d->until_ms)
-            d = &q->deleg[i];
-    d->dir = dir;
+    struct nsq_deleg *d = deleg_slot(q, dir);
     d->until_ms = asked_ms + lease_ms / 2;
+    d->refused_ms = 0;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void cl_nsq_dir_refused(struct cl_nsq *q, uint64_t dir)
+{
+    pthread_mutex_lock(&q->lock);
+    struct nsq_deleg *d = deleg_slot(q, dir);
+    d->until_ms = 0;
+    d->refused_ms = now_ms(q);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -470,6 +502,7 @@ void cl_nsq_stats(struct cl_nsq *q, struct cl_nsq_stats *out)
         return;
     pthread_mutex_lock(&q->lock);
     out->queued = q->n;
+    out->pushed = q->pushed;
     out->sent = q->sent_total;
     out->resent = q->resent_total;
     out->failed = q->failed_total;

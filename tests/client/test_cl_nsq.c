@@ -271,6 +271,26 @@ static void test_cl_nsq_delegation(void **state)
     cl_nsq_free(q);
 }
 
+/* A refused delegation is not asked for again for a while. */
+static void test_cl_nsq_delegation_refused(void **state)
+{
+    (void)state;
+    struct cl_nsq *q = start();
+    assert_true(cl_nsq_dir_may_ask(q, 42));
+    cl_nsq_dir_refused(q, 42);
+    assert_false(cl_nsq_dir_may_ask(q, 42));
+    assert_true(cl_nsq_dir_may_ask(q, 43));
+    assert_int_equal(cl_nsq_dir_until(q, 42), 0);
+    pthread_mutex_lock(&fk.lock);
+    fk.now += 5000;
+    pthread_mutex_unlock(&fk.lock);
+    assert_true(cl_nsq_dir_may_ask(q, 42));
+    cl_nsq_dir_granted(q, 42, fk.now, 60000);
+    assert_true(cl_nsq_dir_until(q, 42) > 0);
+    assert_true(cl_nsq_dir_may_ask(q, 42));
+    cl_nsq_free(q);
+}
+
 static void test_cl_nsq_delegations_bounded(void **state)
 {
     (void)state;
@@ -320,6 +340,7 @@ int test_cl_nsq(void)
         cmocka_unit_test(test_cl_nsq_refusal_reported_once),
         cmocka_unit_test(test_cl_nsq_not_connected_retried),
         cmocka_unit_test(test_cl_nsq_delegation),
+        cmocka_unit_test(test_cl_nsq_delegation_refused),
         cmocka_unit_test(test_cl_nsq_delegations_bounded),
         cmocka_unit_test(test_cl_nsq_inode_range),
     };

@@ -32,7 +32,7 @@ metric() {
     curl -sf "http://$(ts_http_addr mount)/metrics" |
         awk -v s="$1" '$1 == s { v = $2 } END { print v + 0 }'
 }
-local_sent() { metric tessera_mount_local_changes_sent_total; }
+local_sent() { metric tessera_mount_local_changes_total; }
 local_failed() { metric tessera_mount_local_changes_failed_total; }
 mknods() { metric 'tessera_client_requests_total{op="MKNOD"}'; }
 

@@ -218,12 +218,13 @@ static void test_meta_ino_session_end_drops_ranges(void **state)
 }
 
 /* docs/protocol.md §6.8: a number of the session's range, unused, names
- * the new file, which takes the client's time; the directory the op's. */
+ * the new file; the file and its directory take the client's time when it
+ * is within a minute of the op's, else the op's. */
 static void test_meta_ns_mknod_ino_creates_with_number(void **state)
 {
     struct fx *f = *state;
     uint64_t first = reserve_ok(f, 10);
-    const int64_t t = 1234567890123456789ll;
+    const int64_t t = f->now - 1500000000ll; /* 1.5 s behind */
     struct proto_attr a, got, dir;
 
     assert_int_equal(mknod_ino(f, "x", first + 3, t, PROTO_MKNOD_EXCL, &a), 0);
@@ -238,8 +239,14 @@ static void test_meta_ns_mknod_ino_creates_with_number(void **state)
     assert_int_equal(got.ctime, t);
     assert_int_equal(ino_of(f, ROOT, "x"), first + 3);
     dir = attr_of(f, ROOT);
+    assert_int_equal(dir.mtime, t);
+    assert_int_equal(dir.ctime, t);
+    /* A clock two minutes off: the op's time for both. */
+    const int64_t far = f->now + 120000000000ll;
+    assert_int_equal(mknod_ino(f, "w", first + 4, far, 0, &a), 0);
+    assert_int_equal(a.mtime, f->now);
+    dir = attr_of(f, ROOT);
     assert_int_equal(dir.mtime, f->now);
-    assert_int_equal(dir.ctime, f->now);
     /* Numbers of the range are used in any order; the allocator still
      * skips the range. */
     assert_int_equal(mknod_ino(f, "y", first, t, 0, &a), 0);

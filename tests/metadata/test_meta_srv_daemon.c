@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -1496,7 +1497,11 @@ static void test_meta_srv_ino_reserve_and_mknod(void **state)
     struct proto_ino_reserve_rep r1, r2;
     struct proto_attr a;
     struct rpc_client *nosess = connect_as(m, PROTO_ROLE_CLIENT, NULL);
-    const int64_t t = 1700000000123456789ll;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    /* A client's time a second behind metad's clock is kept. */
+    const int64_t t =
+        (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - 1000000000;
 
     assert_int_equal(ino_reserve(nosess, 4, &r1), -ENOTCONN);
     rpc_client_close(nosess);
