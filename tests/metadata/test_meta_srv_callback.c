@@ -482,6 +482,14 @@ static void enc_lookup(struct proto_wbuf *w, uint64_t dir, const char *dname,
     proto_lookup_req_encode(w, &q);
 }
 
+static void enc_lookup_self(struct proto_wbuf *w, uint64_t dir,
+                            const char *dname, uint64_t rootfile)
+{
+    struct proto_lookup_req q = {.parent = ROOT, .name = pstr(dname)};
+    (void)dir, (void)rootfile;
+    proto_lookup_req_encode(w, &q);
+}
+
 static void enc_readdir(struct proto_wbuf *w, uint64_t dir, const char *dname,
                         uint64_t rootfile)
 {
@@ -647,6 +655,7 @@ static void enc_rename_self(struct proto_wbuf *w, uint64_t dir,
  * the creates of it and RMDIR of D succeed. */
 static const struct rcase rcases[] = {
     {"LOOKUP", 0, 0, enc_lookup},
+    {"LOOKUP", 0, 0, enc_lookup_self},
     {"READDIR", 0, 0, enc_readdir},
     {"GETATTR", 0, 0, enc_getattr},
     {"OPEN", 0, 0, enc_open},
@@ -761,7 +770,7 @@ static void test_meta_srv_cb_delegated_dir_recalled_by_uncached(void **state)
     struct dx *d = *state;
 
     run_recall_case(d, &d->n, &rcases[0]);  /* LOOKUP */
-    run_recall_case(d, &d->n, &rcases[10]); /* MKNOD */
+    run_recall_case(d, &d->n, &rcases[11]); /* MKNOD */
 }
 
 /* The holder's own requests about its directory never recall it, and
