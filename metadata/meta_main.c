@@ -105,7 +105,8 @@ static void usage(FILE *f)
             "                    limit)\n"
             "  -D, --debug MODULE=1  enable debug logging for MODULE\n"
             "                    (meta.srv, meta.write, meta.gc, meta.state,\n"
-            "                    meta.repair, meta.lease, meta.auth, peer)\n"
+            "                    meta.repair, meta.lease, meta.cb, meta.auth,\n"
+            "                    peer)\n"
             "  --config FILE     read options from FILE first, KEY = VALUE\n"
             "                    lines named as the long options here\n"
             "  -h, --help        show this help\n",

@@ -228,8 +228,8 @@ static bool promise_live(struct meta_srv *srv, struct cb_promise *p,
 }
 
 /* @session's promise on @ino, or NULL. */
-static struct cb_promise *promise_find(struct meta_srv_cb *cb,
-                                       uint64_t session, uint64_t ino)
+static struct cb_promise *promise_find(struct meta_srv_cb *cb, uint64_t session,
+                                       uint64_t ino)
 {
     for (struct cb_promise *p = *bucket(cb, ino); p; p = p->next)
         if (p->ino == ino && p->session == session)
@@ -790,8 +790,7 @@ static bool cb_open_before(struct meta_srv_conn *c, uint16_t opcode,
  * (recall_dirs()), unless @may_hold is false (the request is being
  * dispatched again after its recalls). */
 #define RECALL_DIRS(dirs, n)                                                   \
-    (may_hold &&                                                               \
-     recall_dirs(c, opcode, req_id, payload, len, (dirs), (n)))
+    (may_hold && recall_dirs(c, opcode, req_id, payload, len, (dirs), (n)))
 
 /* LOOKUP: the directory's delegation elsewhere is recalled; a promise on
  * the directory (the entry's own after the reply). */
@@ -943,8 +942,9 @@ void meta_srv_cb_delegate(struct meta_srv_conn *c, uint64_t req_id,
         else
             rc = -ENOMEM;
     }
-    log_debug("meta.cb", "dir delegate: session=%" PRIu64 " ino=%" PRIu64
-              " rc=%d", c->session_id, req.ino, rc);
+    log_debug("meta.cb",
+              "dir delegate: session=%" PRIu64 " ino=%" PRIu64 " rc=%d",
+              c->session_id, req.ino, rc);
     proto_wbuf_init(&w);
     if (rc == 0)
         proto_callback_register_rep_encode(&w, &rep);

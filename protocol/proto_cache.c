@@ -99,6 +99,6 @@ int proto_dir_delegate_req_decode(const uint8_t *p, size_t n,
     proto_rbuf_init(&r, p, n);
     m->ino = proto_get_u64(&r);
     m->flags = proto_get_u32(&r);
-    return proto_rbuf_finish(
-        &r, (m->flags & ~PROTO_DIR_DELEGATE_MASK) ? -EPROTO : 0);
+    return proto_rbuf_finish(&r, (m->flags & ~PROTO_DIR_DELEGATE_MASK) ? -EPROTO
+                                                                       : 0);
 }

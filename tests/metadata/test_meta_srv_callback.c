@@ -2,10 +2,11 @@
  * (docs/protocol.md §14.3, docs/caching.md "Delegated directories"): a
  * real struct meta_srv on its own uv loop thread, over a database in a
  * temp dir, listening on loopback without authentication, metad running
- * with --promise-ms 300.  Its peers are fake client sessions that note
- * every callback break they get and answer it at once, or hold the
- * answers until the test lets them go: so a test sees a request held
- * while its recall is unanswered, what the holder sends meanwhile
+ * with --promise-ms 60000 (2000 where a holder must lose its delegation
+ * by the timeout of its recall, bounded by the promise).  Its peers are fake
+ * client sessions that note every callback break they get and answer it at
+ * once, or hold the answers until the test lets them go: so a test sees a
+ * request held while its recall is unanswered, what the holder sends meanwhile
  * dispatched, and the held request served only after the answer.
  *
  * Sessions: W holds delegations, B is another session registered for
@@ -60,6 +61,7 @@ struct dx {
     char dir[64];
     char addr[256];
     struct fcl w, b, n;
+    uint32_t promise_ms;
     unsigned seq; /* names made unique per case */
 };
 
@@ -295,12 +297,14 @@ static void fcl_close(struct fcl *f)
     pthread_cond_destroy(&f->cv);
 }
 
+/* A prestate, when given, is the promise lease (uint32_t). */
 static int dx_setup(void **state)
 {
     struct dx *d = calloc(1, sizeof(*d));
     char path[128];
 
     assert_non_null(d);
+    d->promise_ms = *state ? *(const uint32_t *)*state : 60000;
     snprintf(d->dir, sizeof(d->dir), "/tmp/test-metad-cb.XXXXXX");
     assert_non_null(mkdtemp(d->dir));
     snprintf(path, sizeof(path), "%s/meta.db", d->dir);
@@ -308,7 +312,7 @@ static int dx_setup(void **state)
     assert_int_equal(uv_loop_init(&d->loop), 0);
     struct meta_srv_opts o = {.data_dir = d->dir,
                               .listen = "127.0.0.1:0",
-                              .promise_ms = 300,
+                              .promise_ms = d->promise_ms,
                               .no_auth = true};
     assert_int_equal(meta_srv_start(&d->loop, d->db, &o, &d->srv), 0);
     assert_int_equal(meta_srv_listen(d->srv), 0);
@@ -350,7 +354,7 @@ static uint64_t delegated_dir(struct dx *d, char *name, size_t size)
     snprintf(name, size, "d%u", ++d->seq);
     uint64_t dir = make(&d->w, ROOT, name, true);
     assert_int_equal(delegate(&d->w, dir, &lease), 0);
-    assert_int_equal(lease, 300);
+    assert_int_equal(lease, d->promise_ms);
     return dir;
 }
 
@@ -412,7 +416,7 @@ static void test_meta_srv_cb_delegate_breaks_promises(void **state)
     assert_int_equal(pending_wait(&p), 0);
     assert_int_equal(
         proto_callback_register_rep_decode(p.rep.payload, p.rep.len, &out), 0);
-    assert_int_equal(out.lease_ms, 300);
+    assert_int_equal(out.lease_ms, d->promise_ms);
     rpc_reply_free(&p.rep);
     /* B's promise is gone: another break would have been sent to it by
      * this change of W's otherwise. */
@@ -479,6 +483,14 @@ static void enc_lookup(struct proto_wbuf *w, uint64_t dir, const char *dname,
 {
     struct proto_lookup_req q = {.parent = dir, .name = pstr("late")};
     (void)dname, (void)rootfile;
+    proto_lookup_req_encode(w, &q);
+}
+
+static void enc_lookup_self(struct proto_wbuf *w, uint64_t dir,
+                            const char *dname, uint64_t rootfile)
+{
+    struct proto_lookup_req q = {.parent = ROOT, .name = pstr(dname)};
+    (void)dir, (void)rootfile;
     proto_lookup_req_encode(w, &q);
 }
 
@@ -647,6 +659,7 @@ static void enc_rename_self(struct proto_wbuf *w, uint64_t dir,
  * the creates of it and RMDIR of D succeed. */
 static const struct rcase rcases[] = {
     {"LOOKUP", 0, 0, enc_lookup},
+    {"LOOKUP", 0, 0, enc_lookup_self},
     {"READDIR", 0, 0, enc_readdir},
     {"GETATTR", 0, 0, enc_getattr},
     {"OPEN", 0, 0, enc_open},
@@ -761,7 +774,7 @@ static void test_meta_srv_cb_delegated_dir_recalled_by_uncached(void **state)
     struct dx *d = *state;
 
     run_recall_case(d, &d->n, &rcases[0]);  /* LOOKUP */
-    run_recall_case(d, &d->n, &rcases[10]); /* MKNOD */
+    run_recall_case(d, &d->n, &rcases[11]); /* MKNOD */
 }
 
 /* The holder's own requests about its directory never recall it, and
@@ -799,7 +812,7 @@ static void test_meta_srv_cb_delegated_dir_own_requests(void **state)
 }
 
 /* A holder that does not answer its recall loses the delegation once the
- * wait times out (never past the promise's 300 ms); the held request is
+ * wait times out (never past the promise's 2 s); the held request is
  * served then, and the next one recalls nobody. */
 static void test_meta_srv_cb_delegated_dir_silent_holder(void **state)
 {
@@ -823,6 +836,10 @@ static void test_meta_srv_cb_delegated_dir_silent_holder(void **state)
 int test_meta_srv_callback(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, dx_setup, dx_teardown)
+#define SHORT(name)                                                            \
+    cmocka_unit_test_prestate_setup_teardown(name, dx_setup, dx_teardown,      \
+                                             &short_promise)
+    static uint32_t short_promise = 2000;
     const struct CMUnitTest tests[] = {
         T(test_meta_srv_cb_delegate_refused),
         T(test_meta_srv_cb_delegate_breaks_promises),
@@ -830,8 +847,9 @@ int test_meta_srv_callback(void)
         T(test_meta_srv_cb_delegated_dir_recalled),
         T(test_meta_srv_cb_delegated_dir_recalled_by_uncached),
         T(test_meta_srv_cb_delegated_dir_own_requests),
-        T(test_meta_srv_cb_delegated_dir_silent_holder),
+        SHORT(test_meta_srv_cb_delegated_dir_silent_holder),
     };
 #undef T
+#undef SHORT
     return cmocka_run_group_tests_name("meta_srv_callback", tests, NULL, NULL);
 }

@@ -127,8 +127,8 @@ static void test_proto_dir_delegate_rep_decode_roundtrip(void **state)
     struct proto_wbuf w, s;
 
     (void)state;
-    ROUNDTRIP(callback_register_rep, PROTO_MSG_DIR_DELEGATE_REP, &in, &out,
-              &w, &s);
+    ROUNDTRIP(callback_register_rep, PROTO_MSG_DIR_DELEGATE_REP, &in, &out, &w,
+              &s);
     assert_int_equal(w.len, 4);
     assert_int_equal(out.lease_ms, 60000);
     FREE_BUFS(&w, &s);
@@ -144,7 +144,8 @@ static void test_proto_cache_msg_names(void **state)
     assert_string_equal(proto_msg_name(PROTO_MSG_DIR_DELEGATE_REQ),
                         "DIR_DELEGATE_REQ");
     assert_true(proto_msg_is_request(PROTO_MSG_DIR_DELEGATE_REQ));
-    assert_int_equal(PROTO_MSG_DIR_DELEGATE_REP, PROTO_MSG_DIR_DELEGATE_REQ + 1);
+    assert_int_equal(PROTO_MSG_DIR_DELEGATE_REP,
+                     PROTO_MSG_DIR_DELEGATE_REQ + 1);
 }
 
 int test_proto_cache(void)
