@@ -73,6 +73,29 @@ static void cred_fill(fuse_req_t req, struct proto_cred *c)
     c->ngroups = (uint32_t)n;
 }
 
+/* The caller's credentials for a create or unlink in directory @dir,
+ * creating a file of @mode (0 for an unlink).  The supplementary groups
+ * cost a read of /proc per call (fuse_req_getgroups()): they are read
+ * only when they can change metad's answer, i.e. when the caller is
+ * neither root, nor @dir's owner, nor in its group by its own gid, and
+ * the group and other permission bits of @dir differ, or when the
+ * set-group-ID rule of a new file asks (meta_ns.c, new_attr()). */
+static void cred_fill_in(fuse_req_t req, const struct proto_attr *dir,
+                         uint32_t mode, struct proto_cred *c)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    bool groups = ctx->uid != 0 && ctx->uid != dir->uid &&
+                  ctx->gid != dir->gid &&
+                  ((dir->mode >> 3) & 07) != (dir->mode & 07);
+    if (groups || ((dir->mode & S_ISGID) && (mode & S_ISGID))) {
+        cred_fill(req, c);
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    c->uid = ctx->uid;
+    c->gid = ctx->gid;
+}
+
 static struct proto_str str_of(const char *s)
 {
     struct proto_str r = {s, (uint32_t)strlen(s)};
@@ -660,7 +683,13 @@ static int unlink_local(fuse_req_t req, fuse_ino_t parent, const char *name)
         return -EAGAIN;
     struct proto_lookup_req m = {
         .parent = parent, .name = str_of(name), .time = cl_now_ns()};
-    cred_fill(req, &m.cred);
+    struct proto_attr dir;
+    uint64_t dir_until;
+    bool dir_known = fc_dirattr_get(fs->dirattr, parent, now, &dir, &dir_until);
+    if (dir_known)
+        cred_fill_in(req, &dir, 0, &m.cred);
+    else
+        cred_fill(req, &m.cred);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_lookup_req_encode(&w, &m);
@@ -669,9 +698,7 @@ static int unlink_local(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (rc < 0)
         return -EAGAIN;
     fc_dirlist_remove(fs->dirlist, parent, name, until);
-    struct proto_attr dir;
-    uint64_t dir_until;
-    if (fc_dirattr_get(fs->dirattr, parent, now, &dir, &dir_until))
+    if (dir_known)
         local_dir_touch(fs, gen, until < dir_until ? dir_until : until, &dir,
                         m.time);
     return 0;
@@ -934,12 +961,16 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
         .parent = parent,
         .mode = S_IFREG | (mode & 07777),
         .umask = fuse_req_ctx(req)->umask,
-        .flags = PROTO_MKNOD_EXCL | PROTO_MKNOD_HOLD | PROTO_MKNOD_INO,
+        .flags = PROTO_MKNOD_EXCL | PROTO_MKNOD_INO,
         .name = str_of(name),
         .ino = ino,
         .time = cl_now_ns(),
     };
-    cred_fill(req, &m.cred);
+    /* Its owner may read it: the hold can wait (cl_ns_hold_here()). */
+    bool hold_here = (m.mode & ~m.umask & S_IRUSR) != 0;
+    if (!hold_here)
+        m.flags |= PROTO_MKNOD_HOLD;
+    cred_fill_in(req, &dir, m.mode, &m.cred);
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_mknod_req_encode(&w, &m);
@@ -947,6 +978,8 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
     proto_wbuf_free(&w);
     if (rc < 0)
         return -EAGAIN; /* the delegation ended meanwhile */
+    if (hold_here)
+        cl_ns_hold_here(fs->cl, ino, m.cred.uid, m.cred.gid);
     local_attr(&m.cred, &dir, ino, m.mode & ~m.umask, m.time, out);
     fc_dirlist_add(fs->dirlist, parent, name, until);
     local_dir_touch(fs, gen, until < dir_until ? dir_until : until, &dir,

@@ -341,6 +341,12 @@ int cl_ns_ino_new(struct cl_client *c, uint64_t *ino);
  * not delegated (any more): then send it the ordinary way. */
 int cl_ns_push(struct cl_client *c, uint64_t dir, uint16_t opcode,
                const struct proto_wbuf *w);
+/* File @ino, just created by a queued MKNOD without HOLD by @uid and @gid
+ * (who may read it), is open here: metad learns of the hold only when it
+ * may matter (client/cl_nsq.c), and a file closed before that needs no
+ * RELEASE. */
+void cl_ns_hold_here(struct cl_client *c, uint64_t ino, uint32_t uid,
+                     uint32_t gid);
 /* Wait until every change queued so far is applied: 0, or -EIO (once)
  * when metad refused one. */
 int cl_ns_sync(struct cl_client *c);

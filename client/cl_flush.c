@@ -85,6 +85,9 @@ static void *flush_main(void *arg)
         if (stop)
             break;
         scan(f, urgent);
+        /* A file created here and open for a while gets its hold at
+         * metad (cl_nsq.c). */
+        cl_nsq_holds_due(f->c->nsq, TICK_MS);
         /* Writers waiting for room whose inodes could not be written back
          * look again; they wake when bytes are freed anyway. */
         cl_cache_retry_writers(f->c->cache);

@@ -428,8 +428,10 @@ void cl_flush_free(struct cl_flush *f);
 
 /* ---- cl_nsq.c ---------------------------------------------------------- */
 
-/* Directories one client holds delegated at once. */
+/* Directories one client holds delegated at once; files it may hold
+ * without metad knowing (cl_nsq_hold_here()). */
 #define CL_NSQ_DIRS 64
+#define CL_NSQ_HOLDS 1024
 
 struct cl_nsq;
 /* How the queue reaches metad: @send as rpc_call_async() (0 once sent,
@@ -480,6 +482,17 @@ bool cl_nsq_ino_take(struct cl_nsq *q, uint64_t session, uint64_t *ino);
 /* INO_RESERVE gave session @session [@first, @first + @count). */
 void cl_nsq_ino_add(struct cl_nsq *q, uint64_t session, uint64_t first,
                     uint32_t count);
+/* Holds (docs/protocol.md §6.22) of files created here.  A file created
+ * by a queued MKNOD without HOLD is held here only, by @uid and @gid, who
+ * may read it: metad learns of the hold (OPEN with HOLD, queued) before
+ * anything but another create is queued or waited for, and at the latest
+ * once cl_nsq_holds_due() finds it older than its @age_ms.  A file
+ * closed before that costs metad no hold and no RELEASE: cl_nsq_hold_end()
+ * is true when the file was held here only (and no longer is). */
+void cl_nsq_hold_here(struct cl_nsq *q, uint64_t ino, uint32_t uid,
+                      uint32_t gid);
+bool cl_nsq_hold_end(struct cl_nsq *q, uint64_t ino);
+void cl_nsq_holds_due(struct cl_nsq *q, uint64_t age_ms);
 void cl_nsq_stats(struct cl_nsq *q, struct cl_nsq_stats *out);
 
 /* ---- cl_callback.c ----------------------------------------------------- */

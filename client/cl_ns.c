@@ -64,6 +64,12 @@ int cl_ns_push(struct cl_client *c, uint64_t dir, uint16_t opcode,
     return cl_nsq_push(c->nsq, dir, opcode, w);
 }
 
+void cl_ns_hold_here(struct cl_client *c, uint64_t ino, uint32_t uid,
+                     uint32_t gid)
+{
+    cl_nsq_hold_here(c->nsq, ino, uid, gid);
+}
+
 int cl_ns_sync(struct cl_client *c)
 {
     return cl_nsq_sync(c->nsq);

@@ -46,6 +46,7 @@
 #include "cl_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,6 +74,13 @@ struct nsq_item {
     struct nsq_item *next;
 };
 
+/* A file created here and open, whose hold metad does not know yet. */
+struct nsq_hold {
+    uint64_t ino;
+    uint32_t uid, gid;
+    uint64_t since_ms;
+};
+
 struct nsq_deleg {
     uint64_t dir; /* 0: free */
     uint64_t until_ms;   /* delegated until then */
@@ -93,10 +101,14 @@ struct cl_nsq {
     int err; /* the first error not yet reported */
     bool stop;
     bool running;
+    bool sender_idle; /* the sender waits on @cond for work */
+    unsigned waiters; /* others waiting on @cond (sync, a full queue) */
     pthread_t thread;
     uint32_t lease_ms; /* the delegations' lease */
     struct nsq_deleg deleg[CL_NSQ_DIRS];
     uint64_t ino_session, ino_next, ino_end;
+    struct nsq_hold holds[CL_NSQ_HOLDS]; /* held here only, oldest first */
+    size_t nholds;
     uint64_t sent_total, resent_total, failed_total;
 };
 
@@ -167,7 +179,14 @@ static void finish(struct cl_nsq *q, struct nsq_item *it, int status)
             d->until_ms = until;
     }
     reap(q);
-    pthread_cond_broadcast(&q->cond);
+}
+
+/* Under @lock: wake whoever waits on @cond; nobody to wake is the common
+ * case on the reader thread, and a wake-up is a system call. */
+static void wake(struct cl_nsq *q)
+{
+    if (q->waiters || q->sender_idle)
+        pthread_cond_broadcast(&q->cond);
 }
 
 static void on_done(void *arg, int status, struct rpc_reply *rep)
@@ -191,7 +210,7 @@ static void on_done(void *arg, int status, struct rpc_reply *rep)
     }
     if (q->inflight == 0)
         q->paused = false;
-    pthread_cond_broadcast(&q->cond);
+    wake(q);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -221,7 +240,6 @@ static void give_up(struct cl_nsq *q)
     log_error("namespace: metad away, %u changes answered already are lost",
               lost);
     reap(q);
-    pthread_cond_broadcast(&q->cond);
 }
 
 static void timed_wait(struct cl_nsq *q, unsigned ms)
@@ -246,7 +264,9 @@ static void *sender_main(void *arg)
         if (!it) {
             if (q->stop && !q->head)
                 break;
+            q->sender_idle = true;
             timed_wait(q, 1000);
+            q->sender_idle = false;
             continue;
         }
         it->state = NSQ_SENT;
@@ -264,6 +284,7 @@ static void *sender_main(void *arg)
             q->paused = false;
         if (rc != -ENOTCONN) {
             finish(q, it, rc);
+            wake(q);
             continue;
         }
         /* Not connected: the oldest goes first once it is back. */
@@ -272,6 +293,7 @@ static void *sender_main(void *arg)
         uint64_t bound = q->stop ? NSQ_CLOSE_GIVEUP_MS : NSQ_GIVEUP_MS;
         if (now_ms(q) - q->last_answer_ms > bound) {
             give_up(q);
+            wake(q);
             continue;
         }
         timed_wait(q, NSQ_RETRY_MS);
@@ -322,39 +344,29 @@ void cl_nsq_free(struct cl_nsq *q)
     free(q);
 }
 
-int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint16_t opcode,
-                const struct proto_wbuf *w)
+/* A new item for @opcode with a copy of @len bytes at @p; NULL when out of
+ * memory. */
+static struct nsq_item *item_new(struct cl_nsq *q, uint64_t dir,
+                                 uint16_t opcode, const void *p, size_t len)
 {
-    if (!q)
-        return -ESTALE;
-    if (w->err)
-        return w->err;
     struct nsq_item *it = calloc(1, sizeof(*it));
-    uint8_t *p = malloc(w->len ? w->len : 1);
-    if (!it || !p) {
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!it || !copy) {
         free(it);
-        free(p);
-        return -ENOMEM;
+        free(copy);
+        return NULL;
     }
-    memcpy(p, w->p, w->len);
+    memcpy(copy, p, len);
     *it = (struct nsq_item){
-        .q = q, .opcode = opcode, .dir = dir, .payload = p, .len = w->len};
+        .q = q, .opcode = opcode, .dir = dir, .payload = copy, .len = len};
+    return it;
+}
 
-    pthread_mutex_lock(&q->lock);
-    while (!q->stop && q->n >= NSQ_MAX)
-        pthread_cond_wait(&q->cond, &q->lock);
-    uint64_t now = now_ms(q);
-    struct nsq_deleg *d = dir ? deleg_find(q, dir) : NULL;
-    if (q->stop || (dir && (!d || d->until_ms <= now))) {
-        /* The delegation ended (a break, or its lease): the caller goes
-         * the ordinary way. */
-        pthread_mutex_unlock(&q->lock);
-        free(p);
-        free(it);
-        return -ESTALE;
-    }
+/* Under @lock: queue @it last. */
+static void append(struct cl_nsq *q, struct nsq_item *it)
+{
     if (!q->head)
-        q->last_answer_ms = now;
+        q->last_answer_ms = now_ms(q);
     if (q->tail)
         q->tail->next = it;
     else
@@ -362,17 +374,134 @@ int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint16_t opcode,
     q->tail = it;
     q->n++;
     q->pushed++;
-    pthread_cond_broadcast(&q->cond);
+    if (q->sender_idle)
+        pthread_cond_broadcast(&q->cond);
+}
+
+/* Under @lock: the holds of files created here that metad does not know
+ * go out now (OPEN with HOLD), ahead of what is queued after; with
+ * @older_ms only those held here since before it.  A file that cannot be
+ * encoded or allocated keeps its hold here, and is tried again. */
+static void holds_send(struct cl_nsq *q, uint64_t older_ms)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < q->nholds; i++) {
+        struct nsq_hold *h = &q->holds[i];
+        struct nsq_item *it = NULL;
+        if (h->since_ms < older_ms) {
+            struct proto_access_req m = {
+                .cred = {.uid = h->uid, .gid = h->gid},
+                .ino = h->ino,
+                .mask = O_RDONLY | PROTO_OPEN_HOLD,
+            };
+            struct proto_wbuf w;
+            proto_wbuf_init(&w);
+            proto_access_req_encode(&w, &m);
+            if (!w.err)
+                it = item_new(q, 0, PROTO_MSG_OPEN_REQ, w.p, w.len);
+            proto_wbuf_free(&w);
+        }
+        if (it)
+            append(q, it);
+        else
+            q->holds[kept++] = *h;
+    }
+    q->nholds = kept;
+}
+
+int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint16_t opcode,
+                const struct proto_wbuf *w)
+{
+    if (!q)
+        return -ESTALE;
+    if (w->err)
+        return w->err;
+    struct nsq_item *it = item_new(q, dir, opcode, w->p, w->len);
+    if (!it)
+        return -ENOMEM;
+
+    pthread_mutex_lock(&q->lock);
+    q->waiters++;
+    while (!q->stop && q->n >= NSQ_MAX)
+        pthread_cond_wait(&q->cond, &q->lock);
+    q->waiters--;
+    uint64_t now = now_ms(q);
+    struct nsq_deleg *d = dir ? deleg_find(q, dir) : NULL;
+    if (q->stop || (dir && (!d || d->until_ms <= now))) {
+        /* The delegation ended (a break, or its lease): the caller goes
+         * the ordinary way. */
+        pthread_mutex_unlock(&q->lock);
+        free(it->payload);
+        free(it);
+        return -ESTALE;
+    }
+    /* Only a create leaves the files held here as they are: anything
+     * else may take a name of one away. */
+    if (opcode != PROTO_MSG_MKNOD_REQ)
+        holds_send(q, UINT64_MAX);
+    append(q, it);
     pthread_mutex_unlock(&q->lock);
     return 0;
+}
+
+void cl_nsq_hold_here(struct cl_nsq *q, uint64_t ino, uint32_t uid,
+                      uint32_t gid)
+{
+    pthread_mutex_lock(&q->lock);
+    /* Full: the oldest go to metad now. */
+    if (q->nholds == CL_NSQ_HOLDS)
+        holds_send(q, UINT64_MAX);
+    if (q->nholds < CL_NSQ_HOLDS)
+        q->holds[q->nholds++] = (struct nsq_hold){
+            .ino = ino, .uid = uid, .gid = gid, .since_ms = now_ms(q)};
+    else
+        log_error("namespace: no room to hold ino=%llu",
+                  (unsigned long long)ino);
+    pthread_mutex_unlock(&q->lock);
+}
+
+bool cl_nsq_hold_end(struct cl_nsq *q, uint64_t ino)
+{
+    if (!q)
+        return false;
+    bool here = false;
+    pthread_mutex_lock(&q->lock);
+    /* The newest first: a file is most often closed right after its
+     * create. */
+    for (size_t i = q->nholds; i-- > 0;)
+        if (q->holds[i].ino == ino) {
+            memmove(&q->holds[i], &q->holds[i + 1],
+                    (q->nholds - i - 1) * sizeof(q->holds[0]));
+            q->nholds--;
+            here = true;
+            break;
+        }
+    pthread_mutex_unlock(&q->lock);
+    return here;
+}
+
+void cl_nsq_holds_due(struct cl_nsq *q, uint64_t age_ms)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    uint64_t now = now_ms(q);
+    if (now > age_ms)
+        holds_send(q, now - age_ms);
+    pthread_mutex_unlock(&q->lock);
 }
 
 /* Under @lock: wait for what was queued so far. */
 static void wait_done(struct cl_nsq *q)
 {
+    /* What waits may depend on the files held here being held at metad
+     * (a rename over one, a recall by another client). */
+    holds_send(q, UINT64_MAX);
     uint64_t upto = q->pushed;
+    q->waiters++;
     while (q->done < upto)
         pthread_cond_wait(&q->cond, &q->lock);
+    q->waiters--;
 }
 
 int cl_nsq_sync(struct cl_nsq *q)

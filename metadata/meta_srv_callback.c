@@ -53,17 +53,23 @@
  * has their replies, and answers; the request is dispatched again and
  * sees them.  The answer ends the delegation (delegation_end()); until
  * then it stays, so that every other request about the directory waits
- * for the same recall.  A DIR_DELEGATE recalls another holder first, then
- * breaks every other session's promise on the directory, and is granted
- * once both are answered (cb_delegate_before, meta_srv_cb_delegate).
+ * for the same recall.  A DIR_DELEGATE is granted only while no other
+ * session holds a live promise on the directory (meta_srv_cb_delegate(),
+ * EBUSY otherwise): nobody else then caches anything of it (its kernel
+ * entries and negative entries live inside a promise), so none of what
+ * the holder answers alone can contradict another client's cache, and
+ * nothing needs breaking.  Two clients at work in one directory both go
+ * the ordinary way, with breaks of each name, rather than take the
+ * delegation from each other.
  *
- *   (none) --DIR_DELEGATE: recall, then break the others--> DELEGATED
+ *   (none) --DIR_DELEGATE, no other promise on it--> DELEGATED
  *   DELEGATED --the holder's own requests, replies granting it--> DELEGATED
  *   DELEGATED --another session's request about it, recall answered--> (none)
+ *             (a reader's promise stays)
  *   DELEGATED --recall unanswered, connection gone, promise expired--> (none)
  *
  *   FROM      -> TO        [function]
- *   (none)    -> DELEGATED [cb_delegate_before, meta_srv_cb_delegate]
+ *   (none)    -> DELEGATED [meta_srv_cb_delegate]
  *   DELEGATED -> DELEGATED [grant: a renewal keeps the writer's mark]
  *   DELEGATED -> (none)    [on_answer: delegation_end; drop_session;
  *                           meta_srv_cb_tick]
@@ -95,10 +101,11 @@
  *      does not.
  *   4. metad never serves another session from a directory's state while
  *      a session holds its delegation: every such request recalls the
- *      holder first, and an answered recall ends the delegation.
- *   5. A delegation is granted only once no other session holds one of
- *      the directory and every other session's promise on it is broken
- *      (answered, timed out, or its connection gone).
+ *      holder first, and an answered recall ends the delegation; the
+ *      holder keeps a reader's promise, so the change that follows breaks
+ *      what it caches of the directory as for any other client.
+ *   5. A delegation is granted only while no other session holds a live
+ *      promise on the directory.
  */
 #include "meta_srv.h"
 
@@ -328,16 +335,18 @@ static void wait_finish(struct cb_wait *w)
 
 /* A recall of a delegated directory ends the delegation once answered
  * (invariant 4): the holder has sent what it answered alone, and from now
- * on metad answers for the directory.  Until the answer the promise
+ * on metad answers for the directory.  Until the answer the delegation
  * stays, so that every other request about the directory recalls it too
- * and waits for the same write-back. */
+ * and waits for the same write-back.  The promise stays a reader's: the
+ * holder still caches the directory's names (its kernel's entries), and
+ * the change the recall let through must break them. */
 static void delegation_end(struct meta_srv_cb *cb, uint64_t session,
                            uint64_t ino)
 {
-    for (struct cb_promise **pp = bucket(cb, ino); *pp; pp = &(*pp)->next)
-        if ((*pp)->ino == ino && (*pp)->session == session) {
-            if ((*pp)->delegated)
-                promise_unlink(cb, pp);
+    for (struct cb_promise *p = *bucket(cb, ino); p; p = p->next)
+        if (p->ino == ino && p->session == session) {
+            if (p->delegated)
+                p->delegated = p->writer = false;
             return;
         }
 }
@@ -899,32 +908,9 @@ static int delegate_check(struct meta_srv_conn *c, uint64_t ino)
     return (a.mode & 0170000) == 0040000 ? 0 : -ENOTDIR;
 }
 
-/* DIR_DELEGATE (docs/protocol.md §14.3): another session's delegation of
- * the directory is recalled first; once that is answered, every other
- * session's promise on it is broken (ATTR and DATA: its attributes,
- * listing and entries, present or absent, go); once those are answered,
- * meta_srv_cb_delegate() grants.  @may_hold is not heeded: a promise
- * another session took while this request waited must be broken too, so
- * the request is held again as long as one is left (each round ends
- * promises, and a session that does not answer loses all of its). */
-static bool cb_delegate_before(struct meta_srv_conn *c, uint16_t opcode,
-                               uint64_t req_id, const uint8_t *payload,
-                               size_t len, bool may_hold)
-{
-    struct proto_dir_delegate_req m;
-    uint64_t sess = c->session_id;
-    (void)may_hold;
-    if (proto_dir_delegate_req_decode(payload, len, &m) < 0 ||
-        delegate_check(c, m.ino) < 0)
-        return false; /* meta_srv_cb_delegate() refuses it */
-    if (held_elsewhere(c->srv, sess, m.ino, true) &&
-        hold(c, opcode, req_id, payload, len, m.ino, NULL, 0))
-        return true;
-    struct cb_break b = {.ino = m.ino, .flags = PROTO_CB_ATTR | PROTO_CB_DATA};
-    return held_elsewhere(c->srv, sess, m.ino, false) &&
-           hold(c, opcode, req_id, payload, len, 0, &b, 1);
-}
-
+/* DIR_DELEGATE (docs/protocol.md §14.3): granted unless another session
+ * holds a live promise on the directory (a delegation included): EBUSY
+ * then, and nothing is broken or recalled. */
 void meta_srv_cb_delegate(struct meta_srv_conn *c, uint64_t req_id,
                           const uint8_t *payload, size_t len)
 {
@@ -935,6 +921,8 @@ void meta_srv_cb_delegate(struct meta_srv_conn *c, uint64_t req_id,
 
     if (rc == 0)
         rc = delegate_check(c, req.ino);
+    if (rc == 0 && held_elsewhere(c->srv, c->session_id, req.ino, false))
+        rc = -EBUSY;
     if (rc == 0) {
         struct cb_promise *p = grant(c->srv, c->session_id, req.ino, true);
         if (p)

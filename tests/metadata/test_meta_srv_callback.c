@@ -388,78 +388,43 @@ static void test_meta_srv_cb_delegate_refused(void **state)
     assert_int_equal(fcl_count(&d->b), 0);
 }
 
-/* Another session's promise on the directory is broken (ATTR and DATA:
- * all it caches of the directory goes), and the grant waits for its
- * answer. */
-static void test_meta_srv_cb_delegate_breaks_promises(void **state)
+/* Another session's promise on the directory refuses the delegation
+ * (EBUSY), with no break: B keeps what it caches, and W's changes there go
+ * the ordinary way and break it.  A session without callbacks holds no
+ * promise and refuses nothing; once B's promise is gone the delegation is
+ * granted. */
+static void test_meta_srv_cb_delegate_busy(void **state)
 {
     struct dx *d = *state;
     uint64_t dir = make(&d->w, ROOT, "dir", true);
-    struct proto_dir_delegate_req q = {.ino = dir};
-    struct proto_callback_register_rep out;
-    struct pending p;
-    struct proto_wbuf w;
-    uint64_t ino;
-    uint32_t flags;
+    uint32_t lease = 0;
 
+    assert_int_equal(getattr(&d->n, dir), 0);
     assert_int_equal(getattr(&d->b, dir), 0); /* B's promise */
-    fcl_hold(&d->b, true);
-    proto_wbuf_init(&w);
-    proto_dir_delegate_req_encode(&w, &q);
-    pending_start(&p, d->w.rpc, PROTO_MSG_DIR_DELEGATE_REQ, &w);
+    assert_int_equal(delegate(&d->w, dir, NULL), -EBUSY);
+    assert_int_equal(fcl_count(&d->b), 0);
+    /* W's create breaks B's promise (an entry break of the name). */
+    assert_true(make(&d->w, dir, "x", false) != 0);
     fcl_wait(&d->b, 1);
-    fcl_got(&d->b, 0, &ino, &flags);
-    assert_true(ino == dir);
-    assert_int_equal(flags, PROTO_CB_ATTR | PROTO_CB_DATA);
-    assert_false(pending_is_done(&p)); /* the grant waits for B */
-    fcl_answer(&d->b);
-    assert_int_equal(pending_wait(&p), 0);
-    assert_int_equal(
-        proto_callback_register_rep_decode(p.rep.payload, p.rep.len, &out), 0);
-    assert_int_equal(out.lease_ms, d->promise_ms);
-    rpc_reply_free(&p.rep);
-    /* B's promise is gone: another break would have been sent to it by
-     * this change of W's otherwise. */
-    assert_int_equal(fcl_count(&d->b), 1);
-    assert_int_equal(make(&d->w, dir, "x", false) != 0, 1);
-    assert_int_equal(fcl_count(&d->b), 1);
+    assert_int_equal(delegate(&d->w, dir, &lease), 0);
+    assert_int_equal(lease, d->promise_ms);
 }
 
-/* A delegation another session holds is recalled first; once answered,
- * the new holder has it, and the old one's requests recall it. */
-static void test_meta_srv_cb_delegate_recalls_holder(void **state)
+/* A delegation another session holds refuses a second one (EBUSY) and is
+ * not recalled by it; B's look at the directory recalls it, and then B's
+ * promise refuses W's new DIR_DELEGATE. */
+static void test_meta_srv_cb_delegate_held(void **state)
 {
     struct dx *d = *state;
     char name[16];
     uint64_t dir = delegated_dir(d, name, sizeof(name));
-    struct proto_dir_delegate_req q = {.ino = dir};
-    struct pending p;
-    struct proto_wbuf w;
-    uint64_t ino;
-    uint32_t flags;
 
-    fcl_hold(&d->w, true);
-    proto_wbuf_init(&w);
-    proto_dir_delegate_req_encode(&w, &q);
-    pending_start(&p, d->b.rpc, PROTO_MSG_DIR_DELEGATE_REQ, &w);
+    assert_int_equal(delegate(&d->b, dir, NULL), -EBUSY);
+    assert_int_equal(fcl_count(&d->w), 0);
+    assert_int_equal(getattr(&d->b, dir), 0);
     fcl_wait(&d->w, 1);
-    fcl_got(&d->w, 0, &ino, &flags);
-    assert_true(ino == dir);
-    assert_int_equal(flags, PROTO_CB_RECALL);
-    assert_false(pending_is_done(&p));
-    /* What W answered alone reaches metad before its answer. */
-    make(&d->w, dir, "late", false);
-    fcl_hold(&d->w, false);
-    fcl_answer(&d->w);
-    assert_int_equal(pending_wait(&p), 0);
-    rpc_reply_free(&p.rep);
-    /* B holds it now: W's look at the directory recalls B. */
-    assert_int_equal(fcl_count(&d->b), 0);
-    assert_int_equal(getattr(&d->w, dir), 0);
-    fcl_wait(&d->b, 1);
-    fcl_got(&d->b, 0, &ino, &flags);
-    assert_true(ino == dir);
-    assert_int_equal(flags, PROTO_CB_RECALL);
+    assert_int_equal(fcl_recalls(&d->w), 1);
+    assert_int_equal(delegate(&d->w, dir, NULL), -EBUSY);
 }
 
 /* ---- Recalls of a delegated directory ------------------------------------ */
@@ -842,8 +807,8 @@ int test_meta_srv_callback(void)
     static uint32_t short_promise = 2000;
     const struct CMUnitTest tests[] = {
         T(test_meta_srv_cb_delegate_refused),
-        T(test_meta_srv_cb_delegate_breaks_promises),
-        T(test_meta_srv_cb_delegate_recalls_holder),
+        T(test_meta_srv_cb_delegate_busy),
+        T(test_meta_srv_cb_delegate_held),
         T(test_meta_srv_cb_delegated_dir_recalled),
         T(test_meta_srv_cb_delegated_dir_recalled_by_uncached),
         T(test_meta_srv_cb_delegated_dir_own_requests),
