@@ -255,6 +255,39 @@ static void test_meta_ns_mknod_ino_creates_with_number(void **state)
     assert_true(a.ino >= first + 10);
 }
 
+/* UNLINK with the client's time (docs/protocol.md §6.12): the directory
+ * takes it within a minute of the op's time, else the op's; without it,
+ * the op's. */
+static int unlink_at(struct fx *f, const char *name, int64_t time)
+{
+    struct proto_lookup_req q = {
+        .cred = cred_root(), .parent = ROOT, .name = str_of(name),
+        .time = time};
+    struct proto_wbuf w;
+
+    proto_wbuf_init(&w);
+    proto_lookup_req_encode(&w, &q);
+    return fx_apply(f, PROTO_MSG_UNLINK_REQ, &w, NULL);
+}
+
+static void test_meta_ns_unlink_with_time(void **state)
+{
+    struct fx *f = *state;
+    struct proto_attr a;
+    const int64_t t = f->now - 2000000000ll;
+
+    assert_int_equal(do_create(f, cred_root(), ROOT, "u1", 0644, &a), 0);
+    assert_int_equal(do_create(f, cred_root(), ROOT, "u2", 0644, &a), 0);
+    assert_int_equal(do_create(f, cred_root(), ROOT, "u3", 0644, &a), 0);
+    assert_int_equal(unlink_at(f, "u1", t), 0);
+    assert_int_equal(attr_of(f, ROOT).mtime, t);
+    assert_int_equal(attr_of(f, ROOT).ctime, t);
+    assert_int_equal(unlink_at(f, "u2", f->now - 61000000000ll), 0);
+    assert_int_equal(attr_of(f, ROOT).mtime, f->now);
+    assert_int_equal(unlink_at(f, "u3", t), 0);
+    assert_int_equal(unlink_at(f, "u3", 0), -ENOENT);
+}
+
 /* A number outside every range of the record's session is EINVAL: past
  * the range, another session's, the allocator's, or without a session. */
 static void test_meta_ns_mknod_ino_outside_range(void **state)
@@ -403,6 +436,7 @@ int test_meta_ino(void)
         T(test_meta_ino_reserve_keeps_eight),
         T(test_meta_ino_session_end_drops_ranges),
         T(test_meta_ns_mknod_ino_creates_with_number),
+        T(test_meta_ns_unlink_with_time),
         T(test_meta_ns_mknod_ino_outside_range),
         T(test_meta_ns_mknod_ino_used_number),
         T(test_meta_ns_mknod_ino_other_checks_first),

@@ -140,6 +140,35 @@ static void test_proto_lookup_req_decode_roundtrip(void **state)
     FREE_BUFS(&w, &s);
 }
 
+/* UNLINK's optional time (§6.12): sent only when set, read only when the
+ * body goes on past the name; anything but 8 more bytes is malformed. */
+static void test_proto_lookup_req_optional_time(void **state)
+{
+    struct proto_lookup_req in, out;
+    struct proto_wbuf w, s;
+    uint8_t longer[256];
+
+    (void)state;
+    ENCODE_SAMPLE(lookup_req, &in, &w, &s);
+    size_t plain = w.len;
+    assert_int_equal(proto_lookup_req_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.time, 0);
+    proto_wbuf_reset(&w);
+    in.time = 1765000000123456789ll;
+    proto_lookup_req_encode(&w, &in);
+    assert_int_equal(w.len, plain + 8);
+    assert_int_equal(proto_lookup_req_decode(w.p, w.len, &out), 0);
+    assert_int_equal(out.time, in.time);
+    assert_pstr_equal(out.name, in.name);
+    assert_true(w.len + 8 <= sizeof(longer));
+    memcpy(longer, w.p, w.len);
+    memset(longer + w.len, 0, 8);
+    assert_int_equal(proto_lookup_req_decode(longer, plain + 4, &out), -EPROTO);
+    assert_int_equal(proto_lookup_req_decode(longer, w.len + 8, &out),
+                     -EPROTO);
+    FREE_BUFS(&w, &s);
+}
+
 static void test_proto_lookup_req_decode_too_many_groups(void **state)
 {
     struct proto_lookup_req in, out;
@@ -548,6 +577,7 @@ int test_proto_ns(void)
         cmocka_unit_test(test_proto_dirs_rep_decode_roundtrip),
         cmocka_unit_test(test_proto_rep_len_for_version_trims_for_version_1),
         cmocka_unit_test(test_proto_lookup_req_decode_roundtrip),
+        cmocka_unit_test(test_proto_lookup_req_optional_time),
         cmocka_unit_test(test_proto_lookup_req_decode_too_many_groups),
         cmocka_unit_test(test_proto_setattr_req_decode_roundtrip),
         cmocka_unit_test(test_proto_setattr_req_decode_unknown_flag),
