@@ -43,8 +43,7 @@ static int render(struct metrics_buf *b, void *arg)
                 "Namespace changes answered by the mount and sent to metad "
                 "(again after a lost connection counts again).",
                 ns.sent);
-    metrics_u64(b, "tessera_mount_local_changes_failed_total",
-                METRICS_COUNTER,
+    metrics_u64(b, "tessera_mount_local_changes_failed_total", METRICS_COUNTER,
                 "Namespace changes answered by the mount that metad "
                 "refused (reported by the next fsync).",
                 ns.failed);

@@ -530,8 +530,8 @@ void cl_file_release(struct cl_client *c, struct cl_inode *n, bool held)
     /* The last handle: the linger keeps its reference, unless metad never
      * learnt of the hold (cl_nsq_hold_here()): then there is nothing to
      * release. */
-    bool linger = held && cl_inode_hold_drop(n) &&
-                  !cl_nsq_hold_end(c->nsq, n->ino);
+    bool linger =
+        held && cl_inode_hold_drop(n) && !cl_nsq_hold_end(c->nsq, n->ino);
     if (linger)
         cl_inode_linger_set(n, true, cl_now_ms());
     cl_inode_hold_end(c, n, false);

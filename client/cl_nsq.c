@@ -82,7 +82,7 @@ struct nsq_hold {
 };
 
 struct nsq_deleg {
-    uint64_t dir; /* 0: free */
+    uint64_t dir;        /* 0: free */
     uint64_t until_ms;   /* delegated until then */
     uint64_t refused_ms; /* refused at (0: not), not asked again until
                             NSQ_REFUSED_MS later */
@@ -95,7 +95,7 @@ struct cl_nsq {
     struct nsq_item *head, *tail; /* every item not freed, in order */
     size_t n;
     unsigned inflight;
-    bool paused;   /* a call came back -ENOTCONN: wait for the others */
+    bool paused;           /* a call came back -ENOTCONN: wait for the others */
     uint64_t pushed, done; /* items ever pushed; freed, in order */
     uint64_t last_answer_ms;
     int err; /* the first error not yet reported */
@@ -538,8 +538,8 @@ bool cl_nsq_dir_may_ask(struct cl_nsq *q, uint64_t dir)
 {
     pthread_mutex_lock(&q->lock);
     struct nsq_deleg *d = deleg_find(q, dir);
-    bool may = !d || !d->refused_ms ||
-               now_ms(q) - d->refused_ms >= NSQ_REFUSED_MS;
+    bool may =
+        !d || !d->refused_ms || now_ms(q) - d->refused_ms >= NSQ_REFUSED_MS;
     pthread_mutex_unlock(&q->lock);
     return may;
 }

@@ -13,8 +13,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <stdlib.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "cl_internal.h"

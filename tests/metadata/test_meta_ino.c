@@ -260,9 +260,10 @@ static void test_meta_ns_mknod_ino_creates_with_number(void **state)
  * the op's. */
 static int unlink_at(struct fx *f, const char *name, int64_t time)
 {
-    struct proto_lookup_req q = {
-        .cred = cred_root(), .parent = ROOT, .name = str_of(name),
-        .time = time};
+    struct proto_lookup_req q = {.cred = cred_root(),
+                                 .parent = ROOT,
+                                 .name = str_of(name),
+                                 .time = time};
     struct proto_wbuf w;
 
     proto_wbuf_init(&w);

@@ -164,8 +164,7 @@ static void test_proto_lookup_req_optional_time(void **state)
     memcpy(longer, w.p, w.len);
     memset(longer + w.len, 0, 8);
     assert_int_equal(proto_lookup_req_decode(longer, plain + 4, &out), -EPROTO);
-    assert_int_equal(proto_lookup_req_decode(longer, w.len + 8, &out),
-                     -EPROTO);
+    assert_int_equal(proto_lookup_req_decode(longer, w.len + 8, &out), -EPROTO);
     FREE_BUFS(&w, &s);
 }
 
@@ -314,8 +313,7 @@ static void test_proto_mknod_req_decode_without_ino(void **state)
     assert_int_equal(out.time, 0);
     memcpy(longer, w.p, w.len);
     memset(longer + w.len, 0, 16);
-    assert_int_equal(proto_mknod_req_decode(longer, w.len + 16, &out),
-                     -EPROTO);
+    assert_int_equal(proto_mknod_req_decode(longer, w.len + 16, &out), -EPROTO);
     FREE_BUFS(&w, &s);
 }
 
