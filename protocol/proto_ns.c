@@ -135,9 +135,13 @@ int proto_lookup_req_decode(const uint8_t *p, size_t n,
     proto_cred_get(&r, &m->cred);
     m->parent = proto_get_u64(&r);
     proto_str_get(&r, &m->name);
-    /* The optional time: present when bytes are left. */
-    if (!r.err && r.off < r.len)
+    /* The optional time: present when bytes are left, and then never 0
+     * (0 is its absence: one encoding per body). */
+    if (!r.err && r.off < r.len) {
         m->time = proto_get_i64(&r);
+        if (!r.err && m->time == 0)
+            return -EPROTO;
+    }
     return proto_rbuf_done(&r);
 }
 

@@ -165,6 +165,9 @@ static void test_proto_lookup_req_optional_time(void **state)
     memset(longer + w.len, 0, 8);
     assert_int_equal(proto_lookup_req_decode(longer, plain + 4, &out), -EPROTO);
     assert_int_equal(proto_lookup_req_decode(longer, w.len + 8, &out), -EPROTO);
+    /* A time of 0 is never sent: present, it is malformed. */
+    memset(longer + plain, 0, 8);
+    assert_int_equal(proto_lookup_req_decode(longer, plain + 8, &out), -EPROTO);
     FREE_BUFS(&w, &s);
 }
 
