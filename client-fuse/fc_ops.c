@@ -250,9 +250,14 @@ static int call_entry(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
     /* The reply renewed the promise on @parent only when it carried its
      * attributes. */
     fc_dirlist_add(fs->dirlist, parent, name, e.has_dir ? until : 0);
-    if (opcode == PROTO_MSG_MKDIR_REQ && until && cl_cb_enabled(fs->cl))
+    if (opcode == PROTO_MSG_MKDIR_REQ && until && cl_cb_enabled(fs->cl)) {
         fc_dirlist_note_empty(fs->dirlist, e.attr.ino, lgen, cl_now_ms(),
                               until);
+        /* The new directory's own attributes, which the reply granted a
+         * promise on: its first create can be answered here. */
+        if (e.has_dir)
+            dirs_note(fs, gen, until, &e.attr, 1);
+    }
     rpc_reply_free(&rep);
     return 0;
 }

@@ -53,9 +53,13 @@ fsyncdir() {
         it_fail "fsync of $1"
 }
 
-# 1. Creates answered by A, listed by B.
+# 1. Creates answered by A, listed by B.  The first create in a directory
+# A just made is answered by A too (the MKDIR's reply told it the
+# directory's attributes).
+s0=$(local_sent)
 mkdir "$A/d" || it_fail "mkdir on A"
 create "$A/d" 1 warm
+it_expect_eq "the first create in a new directory answered by A" "$(($(local_sent) - s0))" 1
 s0=$(local_sent)
 m0=$(mknods)
 create "$A/d" 300
