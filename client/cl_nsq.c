@@ -287,9 +287,11 @@ static void *sender_main(void *arg)
             wake(q);
             continue;
         }
-        /* Not connected: the oldest goes first once it is back. */
+        /* Not connected: the oldest goes first once it is back, after
+         * every call still out on the old connection came back. */
         it->state = NSQ_QUEUED;
         it->resent = true;
+        q->paused = q->inflight > 0;
         uint64_t bound = q->stop ? NSQ_CLOSE_GIVEUP_MS : NSQ_GIVEUP_MS;
         if (now_ms(q) - q->last_answer_ms > bound) {
             give_up(q);

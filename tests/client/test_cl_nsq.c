@@ -230,6 +230,34 @@ static void test_cl_nsq_not_connected_retried(void **state)
     cl_nsq_free(q);
 }
 
+/* A send refused while calls are still out on the connection that went:
+ * nothing goes again before they came back, then all in order. */
+static void test_cl_nsq_refused_send_waits_for_calls_out(void **state)
+{
+    (void)state;
+    struct cl_nsq *q = start();
+    push(q, 0, PROTO_MSG_MKNOD_REQ, 1);
+    push(q, 0, PROTO_MSG_MKNOD_REQ, 2);
+    await_sent(2);
+    pthread_mutex_lock(&fk.lock);
+    fk.refuse_sends = 1;
+    pthread_mutex_unlock(&fk.lock);
+    push(q, 0, PROTO_MSG_MKNOD_REQ, 3);
+    usleep(50000);
+    assert_int_equal(nsent(), 2); /* 3 was refused, and waits */
+    answer(0, -ENOTCONN);
+    usleep(20000);
+    assert_int_equal(nsent(), 2);
+    answer(1, -ENOTCONN);
+    await_sent(5);
+    for (unsigned i = 2; i < 5; i++) {
+        assert_int_equal(tag_of(i), i - 1);
+        answer(i, 0);
+    }
+    assert_int_equal(cl_nsq_sync(q), 0);
+    cl_nsq_free(q);
+}
+
 static void test_cl_nsq_delegation(void **state)
 {
     (void)state;
@@ -339,6 +367,7 @@ int test_cl_nsq(void)
         cmocka_unit_test(test_cl_nsq_lost_connection_resends_in_order),
         cmocka_unit_test(test_cl_nsq_refusal_reported_once),
         cmocka_unit_test(test_cl_nsq_not_connected_retried),
+        cmocka_unit_test(test_cl_nsq_refused_send_waits_for_calls_out),
         cmocka_unit_test(test_cl_nsq_delegation),
         cmocka_unit_test(test_cl_nsq_delegation_refused),
         cmocka_unit_test(test_cl_nsq_delegations_bounded),
