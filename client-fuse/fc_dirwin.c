@@ -18,6 +18,16 @@
  * Attributes in it (READDIRPLUS) are given to the kernel for a time only
  * when no callback break came since the fetch (fc_ops.c's read_dir()).
  *
+ * A directory the mount knows whole (fc_dirlist.c) is listed without
+ * metad: the window is a copy of its names, inode numbers and types, with
+ * cookies of its own (FC_DIRLIST_COOKIE0 on), so a window made that way
+ * serves every later page of the same handle until the next rewind.  It
+ * carries no attributes; read_dir() gives its entries to a READDIRPLUS
+ * without a node, so the kernel looks up the names it then wants.  A
+ * window fetched from metad that reached the directory's end from its
+ * start teaches the mount the whole directory (fc_dirlist_note_list()),
+ * when no break came meanwhile.
+ *
  * One handle is used by one open file description; the kernel serialises
  * its getdents, and @lock covers the rest.
  */
@@ -34,7 +44,9 @@ struct fc_dirwin {
     bool plus;          /* fetched with attributes */
     uint64_t from;      /* the cookie it starts after (0: the start) */
     uint64_t epoch;     /* cl_cb_epoch() before the fetch */
-    struct rpc_reply rep;          /* owns the bytes @out points into */
+    bool local;         /* made here: @raw owns what @out points into */
+    struct rpc_reply rep;          /* else it owns them */
+    struct proto_wbuf raw;
     struct proto_readdir_rep out;
 };
 
@@ -45,15 +57,18 @@ int fc_dirwin_new(struct fc_dirwin **out)
     if (!w)
         return -ENOMEM;
     pthread_mutex_init(&w->lock, NULL);
+    proto_wbuf_init(&w->raw);
     *out = w;
     return 0;
 }
 
 static void drop(struct fc_dirwin *w)
 {
-    if (w->have)
+    if (w->have && !w->local)
         rpc_reply_free(&w->rep);
+    proto_wbuf_free(&w->raw);
     w->have = false;
+    w->local = false;
 }
 
 void fc_dirwin_free(struct fc_dirwin *w)
@@ -92,10 +107,42 @@ static bool find_in(struct fc_dirwin *w, uint64_t off,
     return found && (w->out.eof || proto_dirent_next(&next, &d));
 }
 
+/* A window of directory @ino from fc_dirlist.c, when it is known whole;
+ * false otherwise. */
+static bool list_here(struct fc_dirwin *w, struct fc_fs *fs, uint64_t ino)
+{
+    uint32_t count = 0;
+
+    drop(w);
+    if (fc_dirlist_list(fs->dirlist, ino, cl_now_ms(), &w->raw, &count) < 0) {
+        proto_wbuf_free(&w->raw);
+        return false;
+    }
+    w->have = true;
+    w->local = true;
+    w->plus = false;
+    w->from = 0;
+    w->epoch = cl_cb_epoch(fs->cl);
+    w->out = (struct proto_readdir_rep){
+        .eof = 1,
+        .count = count,
+        .raw = {(const char *)w->raw.p, (uint32_t)w->raw.len},
+    };
+    return true;
+}
+
 int fc_dirwin_at(struct fc_dirwin *w, struct fc_fs *fs,
                  const struct proto_cred *cred, uint64_t ino, uint64_t off,
                  bool plus, struct proto_dirent_iter *it, uint64_t *epoch)
 {
+    if ((off == 0 && list_here(w, fs, ino)) || (w->have && w->local)) {
+        /* Past the end of what it holds, or at a cookie it never gave:
+         * nothing more. */
+        if (!find_in(w, off, it))
+            proto_dirent_iter_init(it, &(struct proto_readdir_rep){.eof = 1});
+        *epoch = w->epoch;
+        return 0;
+    }
     /* A window with attributes serves a listing without as well. */
     if (!w->have || off == 0 || (plus && !w->plus) || !find_in(w, off, it)) {
         struct proto_readdir_req m = {
@@ -107,6 +154,7 @@ int fc_dirwin_at(struct fc_dirwin *w, struct fc_fs *fs,
         };
         struct proto_wbuf q;
         uint64_t e = cl_cb_epoch(fs->cl);
+        uint64_t gen = fc_dirlist_gen(fs->dirlist);
         int rc;
 
         drop(w);
@@ -121,6 +169,12 @@ int fc_dirwin_at(struct fc_dirwin *w, struct fc_fs *fs,
         w->from = off;
         w->epoch = e;
         proto_dirent_iter_init(it, &w->out);
+        if (off == 0 && w->out.eof && cl_cb_enabled(fs->cl) &&
+            cl_cb_epoch(fs->cl) == e) {
+            uint64_t now = cl_now_ms();
+            fc_dirlist_note_list(fs->dirlist, ino, &w->out, gen, now,
+                                 now + cl_cb_promise_ms(fs->cl) / 2);
+        }
     }
     *epoch = w->epoch;
     return 0;

@@ -17,6 +17,8 @@
 #ifndef TESSERA_FC_INTERNAL_H
 #define TESSERA_FC_INTERNAL_H
 
+#include <pthread.h>
+
 #include "cl.h"
 
 /* The whole mount: fuse_req_userdata() of every request. */
@@ -37,6 +39,10 @@ struct fc_fs {
     uint64_t resets; /* cl_cb_resets() the tables were last cleared at */
     bool consistency_validate; /* -o consistency=validate */
     bool delegate;             /* -o delegate=yes (fc_ops.c) */
+    /* The last STATFS answer and when it came (fc_ops.c's op_statfs()). */
+    pthread_mutex_t statfs_lock;
+    struct proto_statfs_rep statfs;
+    uint64_t statfs_ms; /* 0: none yet */
 };
 
 /* One open() of a file: fi->fh points at it.  Holds a reference on the
@@ -147,25 +153,44 @@ const struct fuse_lowlevel_ops *fc_ops_get(void);
 /* fc_dirlist.c */
 
 /* Directories known whole at once, and names one may hold. */
-#define FC_DIRLIST_DIRS 64
+#define FC_DIRLIST_DIRS 256
 #define FC_DIRLIST_NAMES 100000
+/* The cookie of a listing's first entry ("."); the rest follow by one.
+ * Cookies of a listing served here mean something only to the window
+ * that holds it (fc_dirwin.c). */
+#define FC_DIRLIST_COOKIE0 1
 
 /* A table of directories whose every name the mount knows.  Caller owns
  * *out: fc_dirlist_free() (NULL is fine).  0 or -ENOMEM. */
 int fc_dirlist_new(struct fc_dirlist **out);
 void fc_dirlist_free(struct fc_dirlist *t);
-/* The forget count, taken before a MKDIR is sent. */
+/* The forget count, taken before a MKDIR or READDIR is sent. */
 uint64_t fc_dirlist_gen(struct fc_dirlist *t);
-/* Directory @ino was just made empty by us, asked when the forget count
- * was @gen: known whole until @until_ms, unless something was forgotten
- * since. */
-void fc_dirlist_note_empty(struct fc_dirlist *t, uint64_t ino, uint64_t gen,
-                           uint64_t now_ms, uint64_t until_ms);
-/* Our own change added @name to @dir, or removed it; when @dir is known,
- * it stays known with it, until @until_ms if that is later (0: no later). */
+/* Directory @ino, in @parent, was just made empty by us, asked when the
+ * forget count was @gen: known whole until @until_ms, unless something
+ * was forgotten since. */
+void fc_dirlist_note_empty(struct fc_dirlist *t, uint64_t ino, uint64_t parent,
+                           uint64_t gen, uint64_t now_ms, uint64_t until_ms);
+/* READDIR reply @rep listed directory @ino from its start to its end
+ * (eof), under a promise, asked when the forget count was @gen: known
+ * whole until @until_ms, unless something was forgotten since.  A reply
+ * short of the end teaches nothing. */
+void fc_dirlist_note_list(struct fc_dirlist *t, uint64_t ino,
+                          const struct proto_readdir_rep *rep, uint64_t gen,
+                          uint64_t now_ms, uint64_t until_ms);
+/* Our own change added @name (inode @ino of mode @mode) to @dir, or
+ * removed it, at @now_ms; when @dir is known, it stays known with it,
+ * until @until_ms if that is later (0: no later). */
 void fc_dirlist_add(struct fc_dirlist *t, uint64_t dir, const char *name,
+                    uint64_t ino, uint32_t mode, uint64_t now_ms,
                     uint64_t until_ms);
 void fc_dirlist_remove(struct fc_dirlist *t, uint64_t dir, const char *name,
+                       uint64_t now_ms, uint64_t until_ms);
+/* Our own rename of @parent/@name to @newparent/@newname succeeded at
+ * @now_ms: the entry moves, replacing any of the new name.  When the old
+ * directory is not known, neither is the new one any more. */
+void fc_dirlist_rename(struct fc_dirlist *t, uint64_t parent, const char *name,
+                       uint64_t newparent, const char *newname, uint64_t now_ms,
                        uint64_t until_ms);
 /* @dir is known whole at @now_ms and holds no @name: until when into
  * *@until_ms (when not NULL). */
@@ -174,6 +199,15 @@ bool fc_dirlist_absent(struct fc_dirlist *t, uint64_t dir, const char *name,
 /* @dir is known whole at @now_ms and holds @name. */
 bool fc_dirlist_present(struct fc_dirlist *t, uint64_t dir, const char *name,
                         uint64_t now_ms);
+/* @dir is known whole at @now_ms and holds @name: its inode into *@ino. */
+bool fc_dirlist_ino(struct fc_dirlist *t, uint64_t dir, const char *name,
+                    uint64_t now_ms, uint64_t *ino);
+/* When @dir is known whole at @now_ms: its entries, "." and ".." first,
+ * appended to @raw as a READDIR reply's entries without attributes
+ * (inode and type only), cookies from FC_DIRLIST_COOKIE0, and their
+ * number into *@count; 0.  -ENOENT when not known, -ENOMEM. */
+int fc_dirlist_list(struct fc_dirlist *t, uint64_t dir, uint64_t now_ms,
+                    struct proto_wbuf *raw, uint32_t *count);
 /* Forget @ino, or every directory. */
 void fc_dirlist_forget(struct fc_dirlist *t, uint64_t ino);
 void fc_dirlist_clear(struct fc_dirlist *t);

@@ -283,6 +283,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
         return 1;
     }
     fs->consistency_validate = validate;
+    pthread_mutex_init(&fs->statfs_lock, NULL);
     /* docs/caching.md, "Delegated directories". */
     fs->delegate = !validate && (!cli->delegate || !strcmp(cli->delegate, "yes"));
     if (cli->delegate && strcmp(cli->delegate, "yes") &&

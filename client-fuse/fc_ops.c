@@ -136,6 +136,7 @@ static void call_start(struct fc_fs *fs)
     call_epoch = cl_cb_epoch(fs->cl);
 }
 
+
 /* A new session lost every promise the tables answer under, with no
  * break for them: they start over (fc_dirattr.c, fc_dirlist.c,
  * fc_nocap.c).  Called before answering from any of them. */
@@ -213,6 +214,42 @@ static uint64_t keep_until(struct fc_fs *fs)
     return t > 0 ? cl_now_ms() + (uint64_t)(t * 1000) : 0;
 }
 
+/* Keep @a, a reply about regular file @a->ino that granted or renewed a
+ * promise, with the file's open inode if it has one, so that a GETATTR
+ * while it is open is answered here (cl_inode_attr_note()); @gen is
+ * cl_attr_gen() from before the request, the epoch the call's. */
+static void file_attr_note(struct fc_fs *fs, const struct proto_attr *a,
+                           uint64_t gen)
+{
+    if (!S_ISREG(a->mode) || !cl_cb_enabled(fs->cl))
+        return;
+    struct cl_inode *n = cl_inode_find(fs->cl, a->ino);
+    if (n)
+        cl_inode_attr_note(fs->cl, n, a, call_epoch, gen, keep_until(fs));
+    cl_inode_put(fs->cl, n);
+}
+
+static void file_attr_forget(struct fc_fs *fs, uint64_t ino)
+{
+    struct cl_inode *n = cl_inode_find(fs->cl, ino);
+    if (n)
+        cl_inode_attr_forget(n);
+    cl_inode_put(fs->cl, n);
+}
+
+/* Name @name of @parent goes: the attributes kept of what it names (its
+ * nlink and ctime change) go too; when the mount cannot tell which inode
+ * that is, every one kept. */
+static void file_attr_forget_name(struct fc_fs *fs, uint64_t parent,
+                                  const char *name)
+{
+    uint64_t ino;
+    if (fc_dirlist_ino(fs->dirlist, parent, name, cl_now_ms(), &ino))
+        file_attr_forget(fs, ino);
+    else
+        cl_attr_forget_all(fs->cl);
+}
+
 /* Keep the directory attributes @dirs that a change's reply carried
  * (fc_dirattr.c) until @until; @gen is the forget count from before the
  * request. */
@@ -249,9 +286,11 @@ static int call_entry(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
         dirs_note(fs, gen, until, &e.dir, 1);
     /* The reply renewed the promise on @parent only when it carried its
      * attributes. */
-    fc_dirlist_add(fs->dirlist, parent, name, e.has_dir ? until : 0);
+    uint64_t now = cl_now_ms();
+    fc_dirlist_add(fs->dirlist, parent, name, e.attr.ino, e.attr.mode, now,
+                   e.has_dir ? until : 0);
     if (opcode == PROTO_MSG_MKDIR_REQ && until && cl_cb_enabled(fs->cl)) {
-        fc_dirlist_note_empty(fs->dirlist, e.attr.ino, lgen, cl_now_ms(),
+        fc_dirlist_note_empty(fs->dirlist, e.attr.ino, parent, lgen, now,
                               until);
         /* The new directory's own attributes, which the reply granted a
          * promise on: its first create can be answered here. */
@@ -263,32 +302,40 @@ static int call_entry(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
 }
 
 /* Send @w (freed here), an UNLINK or RMDIR of @name in @parent, or a
- * RENAME (@name NULL), and keep the directories' attributes its reply
- * carries.  An RMDIR or RENAME may remove a directory we hold attributes
- * of: all are forgotten first.  A rename forgets the names of its two
- * directories (@parent, @newparent); an unlink or rmdir takes @name out
- * of @parent's (fc_dirlist.c). */
+ * RENAME of @name to @newparent/@newname (@exchange: the two swap), and
+ * keep the directories' attributes its reply carries.  An RMDIR or RENAME
+ * may remove a directory we hold attributes of: all are forgotten first.
+ * An unlink or rmdir takes @name out of @parent's names, a rename moves
+ * it (fc_dirlist.c); a failed or swapping rename forgets the names of its
+ * two directories. */
 static int call_remove(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
-                       uint64_t parent, const char *name, uint64_t newparent)
+                       uint64_t parent, const char *name, uint64_t newparent,
+                       const char *newname, bool exchange)
 {
     struct rpc_reply rep;
     struct proto_dirs_rep d;
+    bool rename = opcode == PROTO_MSG_RENAME_REQ;
     if (opcode != PROTO_MSG_UNLINK_REQ)
         fc_inotab_clear(fs->dirattr);
-    if (!name) {
-        fc_dirlist_forget(fs->dirlist, parent);
-        fc_dirlist_forget(fs->dirlist, newparent);
-    }
     uint64_t gen = fc_inotab_gen(fs->dirattr);
     call_start(fs);
     int rc = cl_meta_call(fs->cl, opcode, w, &rep, &d);
     proto_wbuf_free(w);
-    if (rc < 0)
-        return rc;
-    uint64_t until = keep_until(fs);
+    if (rc < 0 || (rename && exchange)) {
+        if (rename) {
+            fc_dirlist_forget(fs->dirlist, parent);
+            fc_dirlist_forget(fs->dirlist, newparent);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    uint64_t until = keep_until(fs), now = cl_now_ms();
     dirs_note(fs, gen, until, d.dir, d.ndirs);
-    if (name)
-        fc_dirlist_remove(fs->dirlist, parent, name, d.ndirs ? until : 0);
+    if (!rename)
+        fc_dirlist_remove(fs->dirlist, parent, name, now, d.ndirs ? until : 0);
+    else if (!exchange)
+        fc_dirlist_rename(fs->dirlist, parent, name, newparent, newname, now,
+                          d.ndirs ? until : 0);
     rpc_reply_free(&rep);
     return 0;
 }
@@ -410,12 +457,26 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
         fuse_reply_attr(req, &st, (double)(until - now) / 1000.0);
         return;
     }
+    /* A file open here whose attributes a reply left (cl.h,
+     * cl_inode_attr_note()), with our writes since merged in. */
+    struct cl_inode *n = cl_inode_find(fs_of(req)->cl, ino);
+    bool kept = n && cl_inode_attr_get(fs_of(req)->cl, n, now, &a, &until);
+    cl_inode_put(fs_of(req)->cl, n);
+    if (kept) {
+        attr_merge_open(fs_of(req), &a);
+        struct stat st;
+        fc_attr_to_stat(&a, &st);
+        fuse_reply_attr(req, &st, (double)(until - now) / 1000.0);
+        return;
+    }
+    uint64_t agen = cl_attr_gen(fs_of(req)->cl);
     call_start(fs_of(req));
     int rc = cl_meta_getattr(fs_of(req)->cl, ino, &a);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
     }
+    file_attr_note(fs_of(req), &a, agen);
     attr_merge_open(fs_of(req), &a);
     struct stat st;
     fc_attr_to_stat(&a, &st);
@@ -466,6 +527,8 @@ static int set_size(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
     struct proto_attr cur;
     int rc;
 
+    file_attr_forget(fs, ino);
+
     if (st->st_size < 0)
         return -EINVAL;
     if (size > (uint64_t)INT64_MAX)
@@ -514,6 +577,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     struct proto_attr a;
     int rc;
 
+    file_attr_forget(fs_of(req), ino);
+    uint64_t agen = cl_attr_gen(fs_of(req)->cl);
     if (valid & PROTO_SETATTR_SIZE) {
         rc = set_size(req, ino, attr, valid, fi, &a);
     } else {
@@ -534,8 +599,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_err(req, -rc);
         return;
     }
-    if (!(valid & PROTO_SETATTR_SIZE))
+    if (!(valid & PROTO_SETATTR_SIZE)) {
+        file_attr_note(fs_of(req), &a, agen);
         attr_merge_open(fs_of(req), &a);
+    }
     cl_cb_note(fs_of(req)->cl, ino, a.version); /* our own change */
     struct stat st;
     fc_attr_to_stat(&a, &st);
@@ -698,11 +765,12 @@ static int unlink_local(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_lookup_req_encode(&w, &m);
+    file_attr_forget_name(fs, parent, name);
     int rc = cl_ns_push(fs->cl, parent, PROTO_MSG_UNLINK_REQ, &w);
     proto_wbuf_free(&w);
     if (rc < 0)
         return -EAGAIN;
-    fc_dirlist_remove(fs->dirlist, parent, name, until);
+    fc_dirlist_remove(fs->dirlist, parent, name, now, until);
     if (dir_known)
         local_dir_touch(fs, gen, until < dir_until ? dir_until : until, &dir,
                         m.time);
@@ -719,7 +787,10 @@ static void remove_entry(fuse_req_t req, uint16_t opcode, fuse_ino_t parent,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_lookup_req_encode(&w, &m);
-    fuse_reply_err(req, -call_remove(fs_of(req), opcode, &w, parent, name, 0));
+    if (opcode == PROTO_MSG_UNLINK_REQ)
+        file_attr_forget_name(fs_of(req), parent, name);
+    fuse_reply_err(req, -call_remove(fs_of(req), opcode, &w, parent, name, 0,
+                                     NULL, false));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -789,8 +860,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_rename_req_encode(&w, &m);
+    cl_attr_forget_all(fs_of(req)->cl); /* ctime, a replaced file's nlink */
     fuse_reply_err(req, -call_remove(fs_of(req), PROTO_MSG_RENAME_REQ, &w,
-                                     parent, NULL, newparent));
+                                     parent, name, newparent, newname,
+                                     (flags & RENAME_EXCHANGE) != 0));
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -807,6 +880,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_link_req_encode(&w, &m);
+    file_attr_forget(fs_of(req), ino); /* its nlink and ctime */
     struct proto_attr a;
     int rc = call_entry(fs_of(req), PROTO_MSG_LINK_REQ, &w, newparent,
                         newname, &a);
@@ -865,6 +939,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
         return rc;
     }
     cl_inode_hold_begin(h->node);
+    uint64_t agen = cl_attr_gen(fs->cl);
     rc = open_check(req, ino, fi->flags, true, a);
     if (rc == 0 && S_ISDIR(a->mode))
         rc = -EISDIR;
@@ -876,6 +951,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
         return rc;
     }
     cl_inode_grow_seen(h->node, a->size);
+    file_attr_note(fs, a, agen);
     handle_setup(req, a, fi, h);
     return 0;
 }
@@ -883,7 +959,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
 /* A handle on a file this client just created with MKNOD and HOLD: metad
  * holds it already. */
 static int handle_created(fuse_req_t req, const struct proto_attr *a,
-                          struct fuse_file_info *fi)
+                          struct fuse_file_info *fi, uint64_t agen)
 {
     struct fc_handle *h = calloc(1, sizeof(*h));
     if (!h)
@@ -896,6 +972,11 @@ static int handle_created(fuse_req_t req, const struct proto_attr *a,
     cl_inode_hold_begin(h->node);
     h->held = true;
     cl_inode_hold_end(fs_of(req)->cl, h->node, true);
+    /* A new file: nobody else can have changed it; the attributes and
+     * the lack of a capability are known. */
+    file_attr_note(fs_of(req), a, agen);
+    fc_nocap_note(fs_of(req)->nocap, a->ino,
+                  fc_inotab_gen(fs_of(req)->nocap), keep_until(fs_of(req)));
     handle_setup(req, a, fi, h);
     return 0;
 }
@@ -942,6 +1023,9 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
     tables_check(fs);
     if (!fs->delegate || !cl_cb_enabled(fs->cl))
         return -EAGAIN;
+    /* What is answered here is as of now. */
+    call_start(fs);
+    uint64_t agen = cl_attr_gen(fs->cl);
     if (!fc_dirlist_absent(fs->dirlist, parent, name, now, NULL)) {
         log_debug("fc.ops", "create here: not known whole: dir=%llu",
                   (unsigned long long)parent);
@@ -986,10 +1070,10 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
     if (hold_here)
         cl_ns_hold_here(fs->cl, ino, m.cred.uid, m.cred.gid);
     local_attr(&m.cred, &dir, ino, m.mode & ~m.umask, m.time, out);
-    fc_dirlist_add(fs->dirlist, parent, name, until);
+    fc_dirlist_add(fs->dirlist, parent, name, ino, m.mode, now, until);
     local_dir_touch(fs, gen, until < dir_until ? dir_until : until, &dir,
                     m.time);
-    return handle_created(req, out, fi);
+    return handle_created(req, out, fi, agen);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1004,10 +1088,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         goto reply;
     /* A file we create may be opened in any mode, whatever its permission
      * bits say; an existing one goes through the open check. */
+    uint64_t agen = cl_attr_gen(fs_of(req)->cl);
     rc = do_mknod(req, parent, name, mode, 0,
                   PROTO_MKNOD_EXCL | PROTO_MKNOD_HOLD, &a);
     if (rc == 0) {
-        rc = handle_created(req, &a, fi);
+        rc = handle_created(req, &a, fi, agen);
     } else if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
         struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
         cred_fill(req, &m.cred);
@@ -1299,7 +1384,10 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             struct fuse_entry_param e;
             entry_fill(fs, &d.attr, &e);
             if (!have_attrs) {
-                /* No attributes: the kernel must look the entry up. */
+                /* No attributes: no node either, so the kernel keeps
+                 * nothing of the entry but its name, inode number and
+                 * type, and looks it up when it wants more. */
+                e.ino = 0;
                 e.attr_timeout = 0;
                 e.entry_timeout = 0;
             }
@@ -1335,22 +1423,40 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
     read_dir(req, ino, size, off, fi, true);
 }
 
+/* How long a STATFS answer serves df and statvfs(2): the figures behind
+ * it are the chunk servers' usage reports, themselves about a second
+ * old, and programs that check free space before each write (Samba,
+ * package managers) would otherwise send one request per write. */
+#define STATFS_KEEP_MS 1000
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     (void)ino;
-    struct proto_empty m = {0};
-    struct proto_wbuf w;
-    proto_wbuf_init(&w);
-    proto_empty_encode(&w, &m);
-    struct rpc_reply rep;
+    struct fc_fs *fs = fs_of(req);
     struct proto_statfs_rep out;
-    int rc = cl_meta_call(fs_of(req)->cl, PROTO_MSG_STATFS_REQ, &w, &rep, &out);
-    proto_wbuf_free(&w);
-    if (rc < 0) {
-        fuse_reply_err(req, -rc);
-        return;
+    uint64_t now = cl_now_ms();
+    pthread_mutex_lock(&fs->statfs_lock);
+    bool kept = fs->statfs_ms && now - fs->statfs_ms < STATFS_KEEP_MS;
+    out = fs->statfs;
+    pthread_mutex_unlock(&fs->statfs_lock);
+    if (!kept) {
+        struct proto_empty m = {0};
+        struct proto_wbuf w;
+        struct rpc_reply rep;
+        proto_wbuf_init(&w);
+        proto_empty_encode(&w, &m);
+        int rc = cl_meta_call(fs->cl, PROTO_MSG_STATFS_REQ, &w, &rep, &out);
+        proto_wbuf_free(&w);
+        if (rc < 0) {
+            fuse_reply_err(req, -rc);
+            return;
+        }
+        rpc_reply_free(&rep);
+        pthread_mutex_lock(&fs->statfs_lock);
+        fs->statfs = out;
+        fs->statfs_ms = now ? now : 1;
+        pthread_mutex_unlock(&fs->statfs_lock);
     }
-    rpc_reply_free(&rep);
     struct statvfs sv;
     memset(&sv, 0, sizeof(sv));
     sv.f_bsize = out.bsize ? out.bsize : 4096;
@@ -1394,6 +1500,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     proto_wbuf_init(&w);
     proto_setxattr_req_encode(&w, &m);
     int rc = call_empty(fs_of(req), PROTO_MSG_SETXATTR_REQ, &w);
+    file_attr_forget(fs_of(req), ino); /* its ctime */
     fc_inotab_forget(fs_of(req)->nocap, ino);
     fc_inotab_forget(fs_of(req)->dirattr, ino); /* its ctime moved */
     fuse_reply_err(req, -rc);
@@ -1485,6 +1592,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     proto_wbuf_init(&w);
     proto_xattr_name_req_encode(&w, &m);
     int rc = call_empty(fs_of(req), PROTO_MSG_REMOVEXATTR_REQ, &w);
+    file_attr_forget(fs_of(req), ino);
     fc_inotab_forget(fs_of(req)->nocap, ino);
     fc_inotab_forget(fs_of(req)->dirattr, ino);
     fuse_reply_err(req, -rc);

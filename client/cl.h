@@ -191,6 +191,30 @@ uint64_t cl_inode_size(struct cl_inode *n);
  * mtime metad will record with the deferred WRITE_END. */
 int64_t cl_inode_wmtime(struct cl_inode *n);
 
+/* An open inode's attributes, kept so that a GETATTR of a file open here
+ * is answered without metad.  Noted from a reply that granted or renewed
+ * a promise on @n (OPEN, a create, SETATTR, WRITE_END), asked when the
+ * callback epoch was @epoch and the attribute generation @gen: kept only
+ * when neither moved since (a break or a forget in between voids it), and
+ * only over an older version, until @until_ms.  A break of the inode
+ * (cl_callback.c), cl_inode_attr_forget() and cl_attr_forget_all() end
+ * them.  What the kept attributes lack is this client's own writes since:
+ * callers merge cl_inode_grow_seen() and cl_inode_wmtime() in. */
+void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
+                        const struct proto_attr *a, uint64_t epoch,
+                        uint64_t gen, uint64_t until_ms);
+/* The attributes kept, when still good at @now_ms: into *@out, and until
+ * when into *@until_ms. */
+bool cl_inode_attr_get(struct cl_client *c, struct cl_inode *n,
+                       uint64_t now_ms, struct proto_attr *out,
+                       uint64_t *until_ms);
+void cl_inode_attr_forget(struct cl_inode *n);
+/* The attribute generation, taken before a request whose reply is noted;
+ * and its move, for a change of ours whose effect on some open inode's
+ * attributes (an unlink's nlink, a rename's ctime) is not followed. */
+uint64_t cl_attr_gen(struct cl_client *c);
+void cl_attr_forget_all(struct cl_client *c);
+
 /* Open handles metad holds a file for (docs/protocol.md §6.22), so that
  * an unlinked file lives while open.  Around an OPEN or MKNOD with HOLD of
  * @n: cl_inode_hold_begin(), the request, then cl_inode_hold_end() with

@@ -336,6 +336,7 @@ void cl_cb_reset(void *arg)
         return;
     atomic_fetch_add(&b->resets, 1);
     atomic_fetch_add(&b->epoch, 1);
+    cl_attr_forget_all(c);
     cl_nsq_dirs_clear(c->nsq);
     pthread_mutex_lock(&b->lock);
     cap = b->nver;

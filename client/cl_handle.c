@@ -170,6 +170,7 @@ void cl_handles_size_stale(struct cl_handles *t, uint64_t ino)
     if (l) {
         pthread_mutex_lock(&l->node.lock);
         l->node.size_stale = true;
+        l->node.attr_ok = false;
         pthread_mutex_unlock(&l->node.lock);
     }
     pthread_mutex_unlock(&t->lock);
@@ -382,6 +383,57 @@ int64_t cl_inode_wmtime(struct cl_inode *n)
     int64_t t = n->wmtime_ns;
     pthread_mutex_unlock(&n->lock);
     return t;
+}
+
+void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
+                        const struct proto_attr *a, uint64_t epoch,
+                        uint64_t gen, uint64_t until_ms)
+{
+    if (!until_ms)
+        return;
+    pthread_mutex_lock(&n->lock);
+    /* Read under the lock: a break moves the epoch before it takes the
+     * lock to mark the inode stale, so it either voids this note here or
+     * undoes it after. */
+    if (cl_cb_epoch(c) == epoch && cl_attr_gen(c) == gen &&
+        (!n->attr_ok || a->version >= n->attr.version)) {
+        n->attr = *a;
+        n->attr_ok = true;
+        n->attr_until_ms = until_ms;
+        n->attr_gen = gen;
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+bool cl_inode_attr_get(struct cl_client *c, struct cl_inode *n, uint64_t now_ms,
+                       struct proto_attr *out, uint64_t *until_ms)
+{
+    pthread_mutex_lock(&n->lock);
+    bool ok = n->attr_ok && now_ms < n->attr_until_ms &&
+              n->attr_gen == cl_attr_gen(c);
+    if (ok) {
+        *out = n->attr;
+        *until_ms = n->attr_until_ms;
+    }
+    pthread_mutex_unlock(&n->lock);
+    return ok;
+}
+
+void cl_inode_attr_forget(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->attr_ok = false;
+    pthread_mutex_unlock(&n->lock);
+}
+
+uint64_t cl_attr_gen(struct cl_client *c)
+{
+    return atomic_load(&c->attr_gen);
+}
+
+void cl_attr_forget_all(struct cl_client *c)
+{
+    atomic_fetch_add(&c->attr_gen, 1);
 }
 
 uint64_t cl_inode_size(struct cl_inode *n)

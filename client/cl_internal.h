@@ -19,6 +19,7 @@
 #define TESSERA_CL_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,6 +156,12 @@ struct cl_inode {
     uint64_t dirty_ms; /* when the oldest delayed write was made */
     int werr;          /* first failed delayed write: next flush/sync */
     int64_t wmtime_ns; /* wall clock of our latest write */
+    /* Attributes under a promise (cl_inode_attr_note()), good while
+     * @attr_ok, before @attr_until_ms, and while the client's attr_gen
+     * is still @attr_gen. */
+    bool attr_ok;
+    struct proto_attr attr;
+    uint64_t attr_until_ms, attr_gen;
     /* Writes in flight, oldest first (cl_wrange.c); @wr_cv wakes the
      * @wr_waiters blocked behind one of them. */
     struct cl_wrange *wr_head, *wr_tail;
@@ -345,6 +352,9 @@ struct cl_cb;
 
 struct cl_client {
     struct cl_session *session;
+    /* Moves when attributes of open inodes may have changed in a way no
+     * one followed: every one noted before is void (cl_attr_forget_all). */
+    _Atomic uint64_t attr_gen;
     struct rpc_client *meta; /* owned by @session */
     struct cl_pool *pool;
     struct cl_loc_cache *loc;

@@ -272,11 +272,19 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
 
     struct rpc_reply rep;
     struct proto_attr_rep a;
+    uint64_t epoch = cl_cb_epoch(c), gen = cl_attr_gen(c);
     int rc = cl_meta_call(c, PROTO_MSG_CHUNK_WRITE_END_REQ, &w, &rep, &a);
     proto_wbuf_free(&w);
     if (rc == 0) {
-        /* Our own change: the pages we cache still describe the file. */
+        /* Our own change: the pages we cache still describe the file, and
+         * the reply's attributes are the file's now (renewing the
+         * promise). */
         cl_cb_note(c, ino, a.attr.version);
+        struct cl_inode *n = cl_inode_find(c, ino);
+        if (n && cl_cb_enabled(c))
+            cl_inode_attr_note(c, n, &a.attr, epoch, gen,
+                               cl_now_ms() + cl_cb_promise_ms(c) / 2);
+        cl_inode_put(c, n);
         rpc_reply_free(&rep);
     }
     return rc;

@@ -146,6 +146,15 @@ it_meta_new_leader() {
 }
 
 # it_expect_eq WHAT GOT WANT
+# it_mount_metric SERIES: the cluster's first mount's value of the
+# metrics series SERIES (0 when absent); it_mount_sent OP: the OP requests
+# it has sent to metad so far.
+it_mount_metric() {
+    curl -sf "http://$(ts_http_addr mount)/metrics" |
+        awk -v s="$1" '$1 == s { v = $2 } END { print v + 0 }'
+}
+it_mount_sent() { it_mount_metric "tessera_client_requests_total{op=\"$1\"}"; }
+
 it_expect_eq() { [ "$2" = "$3" ] || it_fail "$1: got '$2', want '$3'"; it_ok "$1"; }
 
 # it_nbd_patch URL FILE OFF LEN: the same LEN random bytes at OFF into the

@@ -29,12 +29,7 @@ A=$TS_MNT
 B=$IT_TMP/mnt-b
 ts_start_mount "$B" || it_fail "second mount did not start"
 
-# sent OP: OP requests mount A has sent to metad so far.
-sent() {
-    curl -sf "http://$(ts_http_addr mount)/metrics" |
-        awk -v s="tessera_client_requests_total{op=\"$1\"}" \
-            '$1 == s { v = $2 } END { print v + 0 }'
-}
+sent() { it_mount_sent "$1"; }
 getattrs() { sent GETATTR; }
 
 # same_dir WHAT DIR: stat of DIR on A and on B agree (mtime, ctime, nlink).

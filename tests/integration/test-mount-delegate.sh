@@ -30,11 +30,7 @@ A=$TS_MNT
 B=$IT_TMP/mnt-b
 ts_start_mount "$B" || it_fail "second mount did not start"
 
-# metric NAME [SERIES]: mount A's value of NAME.
-metric() {
-    curl -sf "http://$(ts_http_addr mount)/metrics" |
-        awk -v s="$1" '$1 == s { v = $2 } END { print v + 0 }'
-}
+metric() { it_mount_metric "$1"; }
 local_sent() { metric tessera_mount_local_changes_total; }
 local_failed() { metric tessera_mount_local_changes_failed_total; }
 mknods() { metric 'tessera_client_requests_total{op="MKNOD"}'; }
