@@ -237,16 +237,16 @@ static void file_attr_forget(struct fc_fs *fs, uint64_t ino)
     cl_inode_put(fs->cl, n);
 }
 
-/* Name @name of @parent goes: the attributes kept of what it names (its
- * nlink and ctime change) go too; when the mount cannot tell which inode
- * that is, every one kept. */
+/* Name @name of @parent goes, or is renamed or replaced: the attributes
+ * kept of what it names (its nlink and ctime change) go too; when the
+ * mount cannot tell which inode that is, every one kept. */
 static void file_attr_forget_name(struct fc_fs *fs, uint64_t parent,
                                   const char *name)
 {
-    uint64_t ino;
-    if (fc_dirlist_ino(fs->dirlist, parent, name, cl_now_ms(), &ino))
+    uint64_t now = cl_now_ms(), ino;
+    if (fc_dirlist_ino(fs->dirlist, parent, name, now, &ino))
         file_attr_forget(fs, ino);
-    else
+    else if (!fc_dirlist_absent(fs->dirlist, parent, name, now, NULL))
         cl_attr_forget_all(fs->cl);
 }
 
@@ -301,10 +301,25 @@ static int call_entry(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
     return 0;
 }
 
+/* Name @name of @parent may go, or name another inode, in an RMDIR or
+ * RENAME: the directory attributes kept of the inode it names go (a
+ * directory removed, or moved: its ctime and ".."); when the mount cannot
+ * tell which inode that is, every one kept. */
+static void dirattr_forget_name(struct fc_fs *fs, uint64_t parent,
+                                const char *name)
+{
+    uint64_t now = cl_now_ms(), ino;
+    if (fc_dirlist_ino(fs->dirlist, parent, name, now, &ino))
+        fc_inotab_forget(fs->dirattr, ino);
+    else if (!fc_dirlist_absent(fs->dirlist, parent, name, now, NULL))
+        fc_inotab_clear(fs->dirattr);
+}
+
 /* Send @w (freed here), an UNLINK or RMDIR of @name in @parent, or a
  * RENAME of @name to @newparent/@newname (@exchange: the two swap), and
  * keep the directories' attributes its reply carries.  An RMDIR or RENAME
- * may remove a directory we hold attributes of: all are forgotten first.
+ * may remove or move a directory we hold attributes of: it is forgotten
+ * first (dirattr_forget_name()).
  * An unlink or rmdir takes @name out of @parent's names, a rename moves
  * it (fc_dirlist.c); a failed or swapping rename forgets the names of its
  * two directories. */
@@ -315,8 +330,11 @@ static int call_remove(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
     struct rpc_reply rep;
     struct proto_dirs_rep d;
     bool rename = opcode == PROTO_MSG_RENAME_REQ;
-    if (opcode != PROTO_MSG_UNLINK_REQ)
-        fc_inotab_clear(fs->dirattr);
+    if (opcode != PROTO_MSG_UNLINK_REQ) {
+        dirattr_forget_name(fs, parent, name);
+        if (rename)
+            dirattr_forget_name(fs, newparent, newname);
+    }
     uint64_t gen = fc_inotab_gen(fs->dirattr);
     call_start(fs);
     int rc = cl_meta_call(fs->cl, opcode, w, &rep, &d);
@@ -470,12 +488,19 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     uint64_t agen = cl_attr_gen(fs_of(req)->cl);
+    uint64_t dgen = fc_inotab_gen(fs_of(req)->dirattr);
     call_start(fs_of(req));
     int rc = cl_meta_getattr(fs_of(req)->cl, ino, &a);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;
     }
+    log_debug("fc.ops", "getattr from metad: ino=%llu mode=0%o",
+              (unsigned long long)ino, a.mode);
+    /* The reply renewed the promise: a directory's attributes are kept
+     * like those of our own changes' replies, a file's while open. */
+    if (cl_cb_enabled(fs_of(req)->cl))
+        fc_dirattr_note(fs_of(req)->dirattr, &a, dgen, keep_until(fs_of(req)));
     file_attr_note(fs_of(req), &a, agen);
     attr_merge_open(fs_of(req), &a);
     struct stat st;
@@ -860,7 +885,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_rename_req_encode(&w, &m);
-    cl_attr_forget_all(fs_of(req)->cl); /* ctime, a replaced file's nlink */
+    /* The moved file's ctime, a replaced one's nlink. */
+    file_attr_forget_name(fs_of(req), parent, name);
+    file_attr_forget_name(fs_of(req), newparent, newname);
     fuse_reply_err(req, -call_remove(fs_of(req), PROTO_MSG_RENAME_REQ, &w,
                                      parent, name, newparent, newname,
                                      (flags & RENAME_EXCHANGE) != 0));

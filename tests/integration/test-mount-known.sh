@@ -4,7 +4,8 @@
 # and statfs answered by the mount"), checked against a second mount B.
 #   1. A directory A made and changed (creates, unlinks, renames within it
 #      and out of it) is listed by A without a READDIR: names, inode
-#      numbers and types as B lists them.
+#      numbers and types as B lists them; a directory A moves keeps links,
+#      times and ".." as B sees them.
 #   2. A directory B made, listed once by A (one READDIR), is listed again
 #      by A without one; a name B adds or removes there is in, or gone
 #      from, A's next listing (the break forgets what A knew).
@@ -59,6 +60,13 @@ it_expect_eq "d as B lists it" "$(listing "$B/d")" "$la"
 it_expect_eq "d2 as B lists it" "$(listing "$B/d2")" "$la2"
 it_expect_eq "ls -a on A shows . and .." "$(ls -a "$A/d" | head -2 | tr '\n' ' ')" ". .. "
 it_expect_eq "find on A sees d/sub/.. as d" "$(cd "$A/d/sub/.." && pwd)" "$A/d"
+# A directory moved between two A knows: links, times and ".." as on B.
+stat "$A/d" "$A/d2" "$A/d/sub" >/dev/null || it_fail "stat on A"
+mv "$A/d/sub" "$A/d2/sub" || it_fail "mv d/sub to d2"
+it_expect_eq "d, d2, d2/sub after the move: on A as on B" \
+    "$(stat -c '%n %h %Y %Z' "$A/d" "$A/d2" "$A/d2/sub" | sed "s|$A||")" \
+    "$(stat -c '%n %h %Y %Z' "$B/d" "$B/d2" "$B/d2/sub" | sed "s|$B||")"
+it_expect_eq "d2/sub/.. on A is d2" "$(stat -c %i "$A/d2/sub/..")" "$(stat -c %i "$A/d2")"
 
 # 2. A directory B made: A's first listing asks metad, the next does not;
 # B's changes there reach A's listings.
