@@ -215,17 +215,19 @@ static uint64_t keep_until(struct fc_fs *fs)
 }
 
 /* Keep @a, a reply about regular file @a->ino that granted or renewed a
- * promise, with the file's open inode if it has one, so that a GETATTR
- * while it is open is answered here (cl_inode_attr_note()); @gen is
- * cl_attr_gen() from before the request, the epoch the call's. */
+ * promise (a writer's: @writer), with the file's open inode if it has
+ * one, so that a GETATTR while it is open is answered here
+ * (cl_inode_attr_note()); @gen is cl_attr_gen() from before the request,
+ * the epoch the call's. */
 static void file_attr_note(struct fc_fs *fs, const struct proto_attr *a,
-                           uint64_t gen)
+                           bool writer, uint64_t gen)
 {
     if (!S_ISREG(a->mode) || !cl_cb_enabled(fs->cl))
         return;
     struct cl_inode *n = cl_inode_find(fs->cl, a->ino);
     if (n)
-        cl_inode_attr_note(fs->cl, n, a, call_epoch, gen, keep_until(fs));
+        cl_inode_attr_note(fs->cl, n, a, writer, call_epoch, gen,
+                           keep_until(fs));
     cl_inode_put(fs->cl, n);
 }
 
@@ -478,7 +480,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
     /* A file open here whose attributes a reply left (cl.h,
      * cl_inode_attr_note()), with our writes since merged in. */
     struct cl_inode *n = cl_inode_find(fs_of(req)->cl, ino);
-    bool kept = n && cl_inode_attr_get(fs_of(req)->cl, n, now, &a, &until);
+    bool kept =
+        n && cl_inode_attr_get(fs_of(req)->cl, n, now, false, &a, &until);
     cl_inode_put(fs_of(req)->cl, n);
     if (kept) {
         attr_merge_open(fs_of(req), &a);
@@ -501,7 +504,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
      * like those of our own changes' replies, a file's while open. */
     if (cl_cb_enabled(fs_of(req)->cl))
         fc_dirattr_note(fs_of(req)->dirattr, &a, dgen, keep_until(fs_of(req)));
-    file_attr_note(fs_of(req), &a, agen);
+    file_attr_note(fs_of(req), &a, false, agen);
     attr_merge_open(fs_of(req), &a);
     struct stat st;
     fc_attr_to_stat(&a, &st);
@@ -625,7 +628,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         return;
     }
     if (!(valid & PROTO_SETATTR_SIZE)) {
-        file_attr_note(fs_of(req), &a, agen);
+        file_attr_note(fs_of(req), &a, false, agen);
         attr_merge_open(fs_of(req), &a);
     }
     cl_cb_note(fs_of(req)->cl, ino, a.version); /* our own change */
@@ -948,6 +951,26 @@ static void handle_setup(fuse_req_t req, const struct proto_attr *a,
         cl_cb_open(fs_of(req)->cl, a->ino, a->version) && !fi->direct_io;
 }
 
+/* Whether the open of @n with @flags can be answered without metad, and
+ * then its attributes into @a: this session holds the file already (a
+ * handle, a linger: cl_inode_held()), so the OPEN's HOLD would add
+ * nothing; the attributes kept under its promise are still good
+ * (cl_inode_attr_get()), and a writer's when @writing, so metad already
+ * recalls this session before another one looks at the file; and the open
+ * changes nothing (no O_TRUNC).  The kernel checked the permissions
+ * against the same attributes (default_permissions).  Called with @n's
+ * hold lock held. */
+static bool open_here(struct fc_fs *fs, struct cl_inode *n, int flags,
+                      bool writing, struct proto_attr *a)
+{
+    uint64_t now = cl_now_ms(), until;
+    if ((flags & O_TRUNC) || !cl_cb_enabled(fs->cl) || !cl_inode_held(n) ||
+        !cl_inode_attr_get(fs->cl, n, now, writing, a, &until))
+        return false;
+    attr_merge_open(fs, a);
+    return true;
+}
+
 /* Open a handle on @ino: OPEN with HOLD, so that metad keeps the file
  * while it is open even when its last name goes (docs/protocol.md
  * §6.22).  The inode's hold lock is held across the call, so a concurrent
@@ -966,6 +989,13 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
         return rc;
     }
     cl_inode_hold_begin(h->node);
+    bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+    if (open_here(fs, h->node, fi->flags, writing, a)) {
+        h->held = true;
+        cl_inode_hold_end(fs->cl, h->node, true);
+        handle_setup(req, a, fi, h);
+        return 0;
+    }
     uint64_t agen = cl_attr_gen(fs->cl);
     rc = open_check(req, ino, fi->flags, true, a);
     if (rc == 0 && S_ISDIR(a->mode))
@@ -978,7 +1008,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
         return rc;
     }
     cl_inode_grow_seen(h->node, a->size);
-    file_attr_note(fs, a, agen);
+    file_attr_note(fs, a, writing, agen);
     handle_setup(req, a, fi, h);
     return 0;
 }
@@ -1001,7 +1031,7 @@ static int handle_created(fuse_req_t req, const struct proto_attr *a,
     cl_inode_hold_end(fs_of(req)->cl, h->node, true);
     /* A new file: nobody else can have changed it; the attributes and
      * the lack of a capability are known. */
-    file_attr_note(fs_of(req), a, agen);
+    file_attr_note(fs_of(req), a, true, agen);
     fc_nocap_note(fs_of(req)->nocap, a->ino,
                   fc_inotab_gen(fs_of(req)->nocap), keep_until(fs_of(req)));
     handle_setup(req, a, fi, h);

@@ -201,12 +201,15 @@ int64_t cl_inode_wmtime(struct cl_inode *n);
  * them.  What the kept attributes lack is this client's own writes since:
  * callers merge cl_inode_grow_seen() and cl_inode_wmtime() in. */
 void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
-                        const struct proto_attr *a, uint64_t epoch,
-                        uint64_t gen, uint64_t until_ms);
+                        const struct proto_attr *a, bool writer,
+                        uint64_t epoch, uint64_t gen, uint64_t until_ms);
 /* The attributes kept, when still good at @now_ms: into *@out, and until
- * when into *@until_ms. */
+ * when into *@until_ms.  With @writer, only when one of the replies since
+ * the last break made the promise a writer's (@writer of a note: an OPEN
+ * for writing, a create, a WRITE_END; metad keeps that mark until the
+ * promise ends). */
 bool cl_inode_attr_get(struct cl_client *c, struct cl_inode *n,
-                       uint64_t now_ms, struct proto_attr *out,
+                       uint64_t now_ms, bool writer, struct proto_attr *out,
                        uint64_t *until_ms);
 void cl_inode_attr_forget(struct cl_inode *n);
 /* The attribute generation, taken before a request whose reply is noted;
@@ -221,6 +224,11 @@ void cl_attr_forget_all(struct cl_client *c);
  * @held true when it succeeded and metad holds the file (a regular file).
  * Each handle that counted is closed with cl_file_release(). */
 void cl_inode_hold_begin(struct cl_inode *n);
+/* Between cl_inode_hold_begin() and cl_inode_hold_end(): whether metad
+ * holds @n for this session already (a handle is open, or the last one's
+ * linger is on), or will (a hold answered here, cl_nsq.c), so that a new
+ * handle needs no OPEN to hold it. */
+bool cl_inode_held(struct cl_inode *n);
 void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held);
 
 /* ---- File bytes (cl_file.c) --------------------------------------------- */

@@ -386,7 +386,7 @@ int64_t cl_inode_wmtime(struct cl_inode *n)
 }
 
 void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
-                        const struct proto_attr *a, uint64_t epoch,
+                        const struct proto_attr *a, bool writer, uint64_t epoch,
                         uint64_t gen, uint64_t until_ms)
 {
     if (!until_ms)
@@ -397,6 +397,7 @@ void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
      * undoes it after. */
     if (cl_cb_epoch(c) == epoch && cl_attr_gen(c) == gen &&
         (!n->attr_ok || a->version >= n->attr.version)) {
+        n->attr_writer = (n->attr_ok && n->attr_writer) || writer;
         n->attr = *a;
         n->attr_ok = true;
         n->attr_until_ms = until_ms;
@@ -406,11 +407,11 @@ void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
 }
 
 bool cl_inode_attr_get(struct cl_client *c, struct cl_inode *n, uint64_t now_ms,
-                       struct proto_attr *out, uint64_t *until_ms)
+                       bool writer, struct proto_attr *out, uint64_t *until_ms)
 {
     pthread_mutex_lock(&n->lock);
     bool ok = n->attr_ok && now_ms < n->attr_until_ms &&
-              n->attr_gen == cl_attr_gen(c);
+              n->attr_gen == cl_attr_gen(c) && (!writer || n->attr_writer);
     if (ok) {
         *out = n->attr;
         *until_ms = n->attr_until_ms;
@@ -449,6 +450,14 @@ uint64_t cl_inode_size(struct cl_inode *n)
 void cl_inode_hold_begin(struct cl_inode *n)
 {
     pthread_mutex_lock(&n->hold_lock);
+}
+
+bool cl_inode_held(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    bool lingering = n->linger;
+    pthread_mutex_unlock(&n->lock);
+    return n->holds > 0 || lingering;
 }
 
 void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held)

@@ -160,6 +160,7 @@ struct cl_inode {
      * @attr_ok, before @attr_until_ms, and while the client's attr_gen
      * is still @attr_gen. */
     bool attr_ok;
+    bool attr_writer; /* a reply since made the promise a writer's */
     struct proto_attr attr;
     uint64_t attr_until_ms, attr_gen;
     /* Writes in flight, oldest first (cl_wrange.c); @wr_cv wakes the

@@ -282,7 +282,7 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
         cl_cb_note(c, ino, a.attr.version);
         struct cl_inode *n = cl_inode_find(c, ino);
         if (n && cl_cb_enabled(c))
-            cl_inode_attr_note(c, n, &a.attr, epoch, gen,
+            cl_inode_attr_note(c, n, &a.attr, true, epoch, gen,
                                cl_now_ms() + cl_cb_promise_ms(c) / 2);
         cl_inode_put(c, n);
         rpc_reply_free(&rep);

@@ -12,6 +12,8 @@
 #   3. A file open on A: fstat after A's own writes costs no GETATTR and
 #      shows A's size; a chmod on B is seen by A's fstat (the break); after
 #      A unlinks it while open, fstat shows nlink 0.
+#      Opening again a file A holds costs no OPEN; after B wrote it, A
+#      reads B's bytes, and opening it to write asks metad again.
 #   4. statfs twice within a second costs at most one STATFS.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, curl, python3; exits 77
 # when one is missing.
@@ -113,6 +115,48 @@ assert st.st_size == 5000, "size after unlink while open: %d" % st.st_size
 os.close(fd)
 PY
 it_ok "an open file's attributes: own writes, a chmod on B, an unlink"
+
+# 3b. Opening again a file A still holds (a handle, or the last one's
+# linger) costs no OPEN; once B wrote it, A's next open asks metad and
+# reads B's bytes.
+python3 - "$A/d2/again" "$B/d2/again" "$(ts_http_addr mount)" <<'PY' || it_fail "opening again a file A holds"
+import os, re, sys, urllib.request
+pa, pb, http = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def opens():
+    t = urllib.request.urlopen("http://%s/metrics" % http).read().decode()
+    m = re.search(r'^tessera_client_requests_total\{op="OPEN"\} (\S+)$', t, re.M)
+    return float(m.group(1)) if m else 0.0
+
+fd = os.open(pa, os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b"a" * 100)
+os.close(fd)
+o = opens()
+for i in range(5):
+    fd = os.open(pa, os.O_RDWR)
+    assert os.pread(fd, 200, 0) == b"a" * 100, "A's bytes on A"
+    os.close(fd)
+assert opens() == o, "OPENs for 5 opens of a file A holds: %d" % (opens() - o)
+fd = os.open(pb, os.O_RDWR)
+os.pwrite(fd, b"b" * 100, 0)
+os.close(fd)
+# B's writes broke A's promise, a writer's: A may open to read from
+# attributes it got again since, but writing needs a writer's promise
+# first.
+fd = os.open(pa, os.O_RDONLY)
+got = os.pread(fd, 200, 0)
+os.close(fd)
+assert got == b"b" * 100, "A read %r after B wrote" % got[:8]
+o = opens()
+fd = os.open(pa, os.O_RDWR)
+assert os.pread(fd, 200, 0) == b"b" * 100, "A's read for writing after B wrote"
+os.pwrite(fd, b"c", 0)
+os.close(fd)
+assert opens() == o + 1, "OPENs for A's open to write after B wrote: %d" % (opens() - o)
+with open(pb, "rb") as f:
+    assert f.read() == b"c" + b"b" * 99, "B's read after A wrote again"
+PY
+it_ok "opening again a file A holds: no OPEN; to write after B wrote, one"
 
 # 4. statfs.
 s0=$(sent STATFS)
