@@ -9,11 +9,13 @@
 # per file by message, from the mount's tessera_client_requests_total and
 # from metad's tessera_requests_total summed over the replicas, before and
 # after.  The binaries are $TS_BIN's ($BUILD/bin), so two builds can be
-# compared on one host.
+# compared on one host.  PHASES="dbench" runs Debian's dbench (4 clients)
+# for N seconds (default 15) instead, and prints requests per second.
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/cluster.sh"
 work=$1
-n=${2:-2000}
+phases=${PHASES:-create unlink}
+case $phases in *dbench*) n=${2:-15} ;; *) n=${2:-2000} ;; esac
 
 ts_cluster_init "$work" 0
 trap ts_stop_all EXIT
@@ -32,9 +34,16 @@ counts() {
         END { for (k in s) print k, s[k] }' | sort >"$1"
 }
 
-for phase in create unlink; do
+for phase in $phases; do
     counts "$work/before"
-    python3 "$here/scripts/bench-meta.py" "$TS_MNT/d" "$n" "$phase"
+    if [ "$phase" = dbench ]; then
+        # Per second of dbench instead of per file.
+        mkdir -p "$TS_MNT/dbench"
+        (cd "$work" && dbench -D "$TS_MNT/dbench" -t "$n" 4 2>/dev/null) |
+            awk '/^Throughput/ { print "dbench", $2, "MB/s" }'
+    else
+        python3 "$here/scripts/bench-meta.py" "$TS_MNT/d" "$n" "$phase"
+    fi
     counts "$work/after"
     join -a 2 -e 0 -o '0,1.2,2.2' <(awk '{ print $1 "/" $2, $3 }' "$work/before") \
         <(awk '{ print $1 "/" $2, $3 }' "$work/after") |
