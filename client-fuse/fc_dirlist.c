@@ -65,7 +65,8 @@ struct dl_dir {
 
 struct fc_dirlist {
     pthread_mutex_t lock;
-    uint64_t gen; /* moves on every forget */
+    uint64_t gen;     /* moves on every forget */
+    uint64_t changes; /* moves on every change of ours (add, remove, rename) */
     struct dl_dir dirs[FC_DIRLIST_DIRS];
 };
 
@@ -246,6 +247,26 @@ uint64_t fc_dirlist_gen(struct fc_dirlist *t)
     return g;
 }
 
+uint64_t fc_dirlist_stamp(struct fc_dirlist *t)
+{
+    if (!t)
+        return 0;
+    pthread_mutex_lock(&t->lock);
+    uint64_t g = t->gen + t->changes;
+    pthread_mutex_unlock(&t->lock);
+    return g;
+}
+
+/* Stop knowing @ino and every directory known to hang from it (whose
+ * ".." it is). */
+static void forget_tree(struct fc_dirlist *t, uint64_t ino)
+{
+    t->gen++;
+    for (size_t i = 0; ino && i < FC_DIRLIST_DIRS; i++)
+        if (t->dirs[i].ino == ino || t->dirs[i].parent == ino)
+            dir_drop(&t->dirs[i]);
+}
+
 /* A place for directory @ino, known whole from now until @until_ms, when
  * nothing was forgotten since @gen: emptied, or NULL. */
 static struct dl_dir *place(struct fc_dirlist *t, uint64_t ino, uint64_t parent,
@@ -287,7 +308,7 @@ void fc_dirlist_note_empty(struct fc_dirlist *t, uint64_t ino, uint64_t parent,
 }
 
 void fc_dirlist_note_list(struct fc_dirlist *t, uint64_t ino,
-                          const struct proto_readdir_rep *rep, uint64_t gen,
+                          const struct proto_readdir_rep *rep, uint64_t stamp,
                           uint64_t now_ms, uint64_t until_ms)
 {
     struct proto_dirent_iter it;
@@ -308,7 +329,12 @@ void fc_dirlist_note_list(struct fc_dirlist *t, uint64_t ino,
         return;
     }
     pthread_mutex_lock(&t->lock);
-    struct dl_dir *d = place(t, ino, parent, gen, now_ms, until_ms);
+    /* Not over a directory known already (it may know our changes the
+     * reply missed), nor after any forget or change of ours since the
+     * READDIR left: metad may have listed before one of them applied. */
+    struct dl_dir *d = NULL;
+    if (!find(t, ino) && stamp == t->gen + t->changes)
+        d = place(t, ino, parent, t->gen, now_ms, until_ms);
     proto_dirent_iter_init(&it, rep);
     while (d && proto_dirent_next(&it, &e)) {
         memcpy(name, e.name.p, e.name.len);
@@ -328,6 +354,7 @@ void fc_dirlist_add(struct fc_dirlist *t, uint64_t dir, const char *name,
     if (!t)
         return;
     pthread_mutex_lock(&t->lock);
+    t->changes++;
     struct dl_dir *d = find_live(t, dir, now_ms);
     if (d && put(t, d, name, ino, mode) < 0)
         d = NULL;
@@ -341,6 +368,7 @@ void fc_dirlist_remove(struct fc_dirlist *t, uint64_t dir, const char *name,
     if (!t)
         return;
     pthread_mutex_lock(&t->lock);
+    t->changes++;
     struct dl_dir *d = find_live(t, dir, now_ms);
     struct dl_ent *e = d ? lookup(d, name) : NULL;
     if (e)
@@ -356,13 +384,15 @@ void fc_dirlist_rename(struct fc_dirlist *t, uint64_t parent, const char *name,
     if (!t)
         return;
     pthread_mutex_lock(&t->lock);
+    t->changes++;
     struct dl_dir *from = find_live(t, parent, now_ms);
     struct dl_dir *to = find_live(t, newparent, now_ms);
     struct dl_ent *e = from ? lookup(from, name) : NULL;
     if (!e) {
-        /* Whatever moved is not known: neither directory is whole. */
-        if (from)
-            give_up(t, from);
+        /* Whatever moved is not known: neither directory is whole, and a
+         * directory known to hang from the old one may be what moved
+         * (its ".." is the new one now). */
+        forget_tree(t, parent);
         if (to)
             give_up(t, to);
     } else {
@@ -465,6 +495,15 @@ void fc_dirlist_forget(struct fc_dirlist *t, uint64_t ino)
     struct dl_dir *d = find(t, ino);
     if (d)
         dir_drop(d);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void fc_dirlist_forget_tree(struct fc_dirlist *t, uint64_t ino)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->lock);
+    forget_tree(t, ino);
     pthread_mutex_unlock(&t->lock);
 }
 

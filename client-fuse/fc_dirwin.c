@@ -154,7 +154,7 @@ int fc_dirwin_at(struct fc_dirwin *w, struct fc_fs *fs,
         };
         struct proto_wbuf q;
         uint64_t e = cl_cb_epoch(fs->cl);
-        uint64_t gen = fc_dirlist_gen(fs->dirlist);
+        uint64_t stamp = fc_dirlist_stamp(fs->dirlist);
         int rc;
 
         drop(w);
@@ -172,8 +172,8 @@ int fc_dirwin_at(struct fc_dirwin *w, struct fc_fs *fs,
         if (off == 0 && w->out.eof && cl_cb_enabled(fs->cl) &&
             cl_cb_epoch(fs->cl) == e) {
             uint64_t now = cl_now_ms();
-            fc_dirlist_note_list(fs->dirlist, ino, &w->out, gen, now,
-                                 now + cl_cb_promise_ms(fs->cl) / 2);
+            fc_dirlist_note_list(fs->dirlist, ino, &w->out, stamp, now,
+                                 now + cl_cb_keep_ms(fs->cl));
         }
     }
     *epoch = w->epoch;

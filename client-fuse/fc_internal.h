@@ -171,12 +171,16 @@ uint64_t fc_dirlist_gen(struct fc_dirlist *t);
  * was forgotten since. */
 void fc_dirlist_note_empty(struct fc_dirlist *t, uint64_t ino, uint64_t parent,
                            uint64_t gen, uint64_t now_ms, uint64_t until_ms);
+/* The forget count and the count of our own changes together, taken
+ * before a READDIR is sent. */
+uint64_t fc_dirlist_stamp(struct fc_dirlist *t);
 /* READDIR reply @rep listed directory @ino from its start to its end
- * (eof), under a promise, asked when the forget count was @gen: known
- * whole until @until_ms, unless something was forgotten since.  A reply
+ * (eof), under a promise, asked at @stamp: known whole until @until_ms,
+ * unless something was forgotten or changed by us since (metad may have
+ * listed before our change applied), or @ino is known already.  A reply
  * short of the end teaches nothing. */
 void fc_dirlist_note_list(struct fc_dirlist *t, uint64_t ino,
-                          const struct proto_readdir_rep *rep, uint64_t gen,
+                          const struct proto_readdir_rep *rep, uint64_t stamp,
                           uint64_t now_ms, uint64_t until_ms);
 /* Our own change added @name (inode @ino of mode @mode) to @dir, or
  * removed it, at @now_ms; when @dir is known, it stays known with it,
@@ -210,6 +214,9 @@ int fc_dirlist_list(struct fc_dirlist *t, uint64_t dir, uint64_t now_ms,
                     struct proto_wbuf *raw, uint32_t *count);
 /* Forget @ino, or every directory. */
 void fc_dirlist_forget(struct fc_dirlist *t, uint64_t ino);
+/* Forget @ino and every directory known to hang from it: a rename of
+ * ours that failed or swapped two names may have moved one of them. */
+void fc_dirlist_forget_tree(struct fc_dirlist *t, uint64_t ino);
 void fc_dirlist_clear(struct fc_dirlist *t);
 
 /* fc_dirwin.c */

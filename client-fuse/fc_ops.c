@@ -113,22 +113,34 @@ static bool name_bad(fuse_req_t req, const char *name)
 
 /* Our own writes may have grown an open file past what metad reports
  * while its CHUNK_WRITE_END is deferred (cl_file.c): show the larger
- * size. */
-static void attr_merge_open(struct fc_fs *fs, struct proto_attr *a)
+ * size, and likewise the mtime of those writes.  Attributes from metad
+ * (@fresh) also raise the size the inode knows; attributes kept on it
+ * (cl_inode_attr_get()) do not, since they may be older than a truncate
+ * of ours. */
+static void merge_writes(struct fc_fs *fs, struct proto_attr *a, bool fresh)
 {
     struct cl_inode *n = cl_inode_find(fs->cl, a->ino);
     if (!n)
         return;
-    uint64_t size = cl_inode_grow_seen(n, a->size);
+    uint64_t size = fresh ? cl_inode_grow_seen(n, a->size) : cl_inode_size(n);
     if (size > a->size)
         a->size = size;
-    /* Likewise the mtime of writes whose WRITE_END is still deferred. */
     int64_t t = cl_inode_wmtime(n);
     if (t > a->mtime)
         a->mtime = t;
     if (t > a->ctime)
         a->ctime = t;
     cl_inode_put(fs->cl, n);
+}
+
+static void attr_merge_open(struct fc_fs *fs, struct proto_attr *a)
+{
+    merge_writes(fs, a, true);
+}
+
+static void attr_merge_kept(struct fc_fs *fs, struct proto_attr *a)
+{
+    merge_writes(fs, a, false);
 }
 
 static void call_start(struct fc_fs *fs)
@@ -214,20 +226,39 @@ static uint64_t keep_until(struct fc_fs *fs)
     return t > 0 ? cl_now_ms() + (uint64_t)(t * 1000) : 0;
 }
 
-/* Keep @a, a reply about regular file @a->ino that granted or renewed a
- * promise (a writer's: @writer), with the file's open inode if it has
- * one, so that a GETATTR while it is open is answered here
- * (cl_inode_attr_note()); @gen is cl_attr_gen() from before the request,
- * the epoch the call's. */
-static void file_attr_note(struct fc_fs *fs, const struct proto_attr *a,
-                           bool writer, uint64_t gen)
+/* What a reply about inode @ino may be kept against, taken before the
+ * request: the attribute generation and, when the file is open here,
+ * its forget count (cl.h, cl_inode_attr_note()). */
+struct attr_ticket {
+    uint64_t ino, gen, forgets;
+    bool open; /* the file was open here before the request */
+};
+
+static void attr_ticket_take(struct fc_fs *fs, uint64_t ino,
+                             struct attr_ticket *t)
 {
-    if (!S_ISREG(a->mode) || !cl_cb_enabled(fs->cl))
+    struct cl_inode *n = cl_inode_find(fs->cl, ino);
+    t->ino = ino;
+    t->gen = cl_attr_gen(fs->cl);
+    t->open = n != NULL;
+    t->forgets = n ? cl_inode_attr_forgets(n) : 0;
+    cl_inode_put(fs->cl, n);
+}
+
+/* Keep @a, a reply about regular file @t->ino that granted or renewed a
+ * promise (a writer's: @writer), with the file's open inode, so that a
+ * GETATTR while it is open is answered here (cl_inode_attr_note()); the
+ * epoch is the call's. */
+static void file_attr_note(struct fc_fs *fs, const struct proto_attr *a,
+                           bool writer, const struct attr_ticket *t)
+{
+    if (!t->open || a->ino != t->ino || !S_ISREG(a->mode) ||
+        !cl_cb_enabled(fs->cl))
         return;
     struct cl_inode *n = cl_inode_find(fs->cl, a->ino);
     if (n)
-        cl_inode_attr_note(fs->cl, n, a, writer, call_epoch, gen,
-                           keep_until(fs));
+        cl_inode_attr_note(fs->cl, n, a, writer, call_epoch, t->gen,
+                           t->forgets, keep_until(fs));
     cl_inode_put(fs->cl, n);
 }
 
@@ -306,15 +337,17 @@ static int call_entry(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
 /* Name @name of @parent may go, or name another inode, in an RMDIR or
  * RENAME: the directory attributes kept of the inode it names go (a
  * directory removed, or moved: its ctime and ".."); when the mount cannot
- * tell which inode that is, every one kept. */
-static void dirattr_forget_name(struct fc_fs *fs, uint64_t parent,
-                                const char *name)
+ * tell which inode that is, every one kept.  Returns the inode, 0 when
+ * none or not known. */
+static uint64_t dirattr_forget_name(struct fc_fs *fs, uint64_t parent,
+                                    const char *name)
 {
-    uint64_t now = cl_now_ms(), ino;
+    uint64_t now = cl_now_ms(), ino = 0;
     if (fc_dirlist_ino(fs->dirlist, parent, name, now, &ino))
         fc_inotab_forget(fs->dirattr, ino);
     else if (!fc_dirlist_absent(fs->dirlist, parent, name, now, NULL))
         fc_inotab_clear(fs->dirattr);
+    return ino;
 }
 
 /* Send @w (freed here), an UNLINK or RMDIR of @name in @parent, or a
@@ -332,10 +365,11 @@ static int call_remove(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
     struct rpc_reply rep;
     struct proto_dirs_rep d;
     bool rename = opcode == PROTO_MSG_RENAME_REQ;
+    uint64_t gone[2] = {0, 0};
     if (opcode != PROTO_MSG_UNLINK_REQ) {
-        dirattr_forget_name(fs, parent, name);
+        gone[0] = dirattr_forget_name(fs, parent, name);
         if (rename)
-            dirattr_forget_name(fs, newparent, newname);
+            gone[1] = dirattr_forget_name(fs, newparent, newname);
     }
     uint64_t gen = fc_inotab_gen(fs->dirattr);
     call_start(fs);
@@ -343,14 +377,19 @@ static int call_remove(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
     proto_wbuf_free(w);
     if (rc < 0 || (rename && exchange)) {
         if (rename) {
-            fc_dirlist_forget(fs->dirlist, parent);
-            fc_dirlist_forget(fs->dirlist, newparent);
+            fc_dirlist_forget_tree(fs->dirlist, parent);
+            fc_dirlist_forget_tree(fs->dirlist, newparent);
         }
         if (rc < 0)
             return rc;
     }
     uint64_t until = keep_until(fs), now = cl_now_ms();
     dirs_note(fs, gen, until, d.dir, d.ndirs);
+    /* A GETATTR of them answered before this change may have been kept
+     * since the forget above. */
+    for (size_t i = 0; i < 2; i++)
+        if (gone[i])
+            fc_inotab_forget(fs->dirattr, gone[i]);
     if (!rename)
         fc_dirlist_remove(fs->dirlist, parent, name, now, d.ndirs ? until : 0);
     else if (!exchange)
@@ -484,13 +523,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
         n && cl_inode_attr_get(fs_of(req)->cl, n, now, false, &a, &until);
     cl_inode_put(fs_of(req)->cl, n);
     if (kept) {
-        attr_merge_open(fs_of(req), &a);
+        attr_merge_kept(fs_of(req), &a);
         struct stat st;
         fc_attr_to_stat(&a, &st);
         fuse_reply_attr(req, &st, (double)(until - now) / 1000.0);
         return;
     }
-    uint64_t agen = cl_attr_gen(fs_of(req)->cl);
+    struct attr_ticket t;
+    attr_ticket_take(fs_of(req), ino, &t);
     uint64_t dgen = fc_inotab_gen(fs_of(req)->dirattr);
     call_start(fs_of(req));
     int rc = cl_meta_getattr(fs_of(req)->cl, ino, &a);
@@ -504,7 +544,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
      * like those of our own changes' replies, a file's while open. */
     if (cl_cb_enabled(fs_of(req)->cl))
         fc_dirattr_note(fs_of(req)->dirattr, &a, dgen, keep_until(fs_of(req)));
-    file_attr_note(fs_of(req), &a, false, agen);
+    file_attr_note(fs_of(req), &a, false, &t);
     attr_merge_open(fs_of(req), &a);
     struct stat st;
     fc_attr_to_stat(&a, &st);
@@ -595,6 +635,9 @@ static int set_size(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
     if (rc == 0)
         cl_file_truncate_done(fs->cl, ino, n, size);
     cl_inode_put(fs->cl, n);
+    /* The write-back before the truncate may have kept the attributes
+     * of its WRITE_END, the size before. */
+    file_attr_forget(fs, ino);
     return rc;
 }
 
@@ -606,7 +649,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     int rc;
 
     file_attr_forget(fs_of(req), ino);
-    uint64_t agen = cl_attr_gen(fs_of(req)->cl);
+    struct attr_ticket t;
+    attr_ticket_take(fs_of(req), ino, &t);
     if (valid & PROTO_SETATTR_SIZE) {
         rc = set_size(req, ino, attr, valid, fi, &a);
     } else {
@@ -628,7 +672,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         return;
     }
     if (!(valid & PROTO_SETATTR_SIZE)) {
-        file_attr_note(fs_of(req), &a, false, agen);
+        file_attr_note(fs_of(req), &a, false, &t);
         attr_merge_open(fs_of(req), &a);
     }
     cl_cb_note(fs_of(req)->cl, ino, a.version); /* our own change */
@@ -967,7 +1011,7 @@ static bool open_here(struct fc_fs *fs, struct cl_inode *n, int flags,
     if ((flags & O_TRUNC) || !cl_cb_enabled(fs->cl) || !cl_inode_held(n) ||
         !cl_inode_attr_get(fs->cl, n, now, writing, a, &until))
         return false;
-    attr_merge_open(fs, a);
+    attr_merge_kept(fs, a);
     return true;
 }
 
@@ -996,7 +1040,8 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
         handle_setup(req, a, fi, h);
         return 0;
     }
-    uint64_t agen = cl_attr_gen(fs->cl);
+    struct attr_ticket t;
+    attr_ticket_take(fs, ino, &t);
     rc = open_check(req, ino, fi->flags, true, a);
     if (rc == 0 && S_ISDIR(a->mode))
         rc = -EISDIR;
@@ -1008,7 +1053,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
         return rc;
     }
     cl_inode_grow_seen(h->node, a->size);
-    file_attr_note(fs, a, writing, agen);
+    file_attr_note(fs, a, writing, &t);
     handle_setup(req, a, fi, h);
     return 0;
 }
@@ -1016,7 +1061,7 @@ static int handle_open(fuse_req_t req, fuse_ino_t ino,
 /* A handle on a file this client just created with MKNOD and HOLD: metad
  * holds it already. */
 static int handle_created(fuse_req_t req, const struct proto_attr *a,
-                          struct fuse_file_info *fi, uint64_t agen)
+                          struct fuse_file_info *fi)
 {
     struct fc_handle *h = calloc(1, sizeof(*h));
     if (!h)
@@ -1029,9 +1074,12 @@ static int handle_created(fuse_req_t req, const struct proto_attr *a,
     cl_inode_hold_begin(h->node);
     h->held = true;
     cl_inode_hold_end(fs_of(req)->cl, h->node, true);
-    /* A new file: nobody else can have changed it; the attributes and
-     * the lack of a capability are known. */
-    file_attr_note(fs_of(req), a, true, agen);
+    /* A new file: nobody else can have changed it (the kernel holds the
+     * directory across the create); the attributes and the lack of a
+     * capability are known. */
+    struct attr_ticket t;
+    attr_ticket_take(fs_of(req), a->ino, &t);
+    file_attr_note(fs_of(req), a, true, &t);
     fc_nocap_note(fs_of(req)->nocap, a->ino,
                   fc_inotab_gen(fs_of(req)->nocap), keep_until(fs_of(req)));
     handle_setup(req, a, fi, h);
@@ -1082,7 +1130,6 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
         return -EAGAIN;
     /* What is answered here is as of now. */
     call_start(fs);
-    uint64_t agen = cl_attr_gen(fs->cl);
     if (!fc_dirlist_absent(fs->dirlist, parent, name, now, NULL)) {
         log_debug("fc.ops", "create here: not known whole: dir=%llu",
                   (unsigned long long)parent);
@@ -1130,7 +1177,7 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
     fc_dirlist_add(fs->dirlist, parent, name, ino, m.mode, now, until);
     local_dir_touch(fs, gen, until < dir_until ? dir_until : until, &dir,
                     m.time);
-    return handle_created(req, out, fi, agen);
+    return handle_created(req, out, fi);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1145,11 +1192,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         goto reply;
     /* A file we create may be opened in any mode, whatever its permission
      * bits say; an existing one goes through the open check. */
-    uint64_t agen = cl_attr_gen(fs_of(req)->cl);
     rc = do_mknod(req, parent, name, mode, 0,
                   PROTO_MKNOD_EXCL | PROTO_MKNOD_HOLD, &a);
     if (rc == 0) {
-        rc = handle_created(req, &a, fi, agen);
+        rc = handle_created(req, &a, fi);
     } else if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
         struct proto_lookup_req m = {.parent = parent, .name = str_of(name)};
         cred_fill(req, &m.cred);
@@ -1407,6 +1453,7 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct fc_fs *fs = fs_of(req);
     struct fc_dirwin *w = (struct fc_dirwin *)(uintptr_t)fi->fh;
+    tables_check(fs); /* before a listing from fc_dirlist.c */
     char *buf = malloc(size ? size : 1);
     char *name = malloc(PROTO_MAX_STR + 1);
     if (!w || !buf || !name) {

@@ -202,7 +202,11 @@ int64_t cl_inode_wmtime(struct cl_inode *n);
  * callers merge cl_inode_grow_seen() and cl_inode_wmtime() in. */
 void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
                         const struct proto_attr *a, bool writer,
-                        uint64_t epoch, uint64_t gen, uint64_t until_ms);
+                        uint64_t epoch, uint64_t gen, uint64_t forgets,
+                        uint64_t until_ms);
+/* @n's forget count, taken with cl_attr_gen() before a request whose reply
+ * is noted: a cl_inode_attr_forget() in between voids the note. */
+uint64_t cl_inode_attr_forgets(struct cl_inode *n);
 /* The attributes kept, when still good at @now_ms: into *@out, and until
  * when into *@until_ms.  With @writer, only when one of the replies since
  * the last break made the promise a writer's (@writer of a note: an OPEN
@@ -227,7 +231,8 @@ void cl_inode_hold_begin(struct cl_inode *n);
 /* Between cl_inode_hold_begin() and cl_inode_hold_end(): whether metad
  * holds @n for this session already (a handle is open, or the last one's
  * linger is on), or will (a hold answered here, cl_nsq.c), so that a new
- * handle needs no OPEN to hold it. */
+ * handle needs no OPEN to hold it.  Not after a new session, until an
+ * OPEN with HOLD succeeded again. */
 bool cl_inode_held(struct cl_inode *n);
 void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held);
 
@@ -395,6 +400,10 @@ bool cl_cb_enabled(struct cl_client *c);
 /* How long (ms) a promise lasts once granted, 0 without callbacks: what
  * the kernel caches on the strength of one must not outlive it. */
 uint32_t cl_cb_promise_ms(struct cl_client *c);
+/* How long what a reply told may be kept: well inside the promise it
+ * renewed (half of it), and at most CL_CB_KEEP_MAX_MS. */
+#define CL_CB_KEEP_MAX_MS 30000
+uint32_t cl_cb_keep_ms(struct cl_client *c);
 /* Counter of breaks received: a reply that arrived while it moved may
  * describe a state a break has already invalidated. */
 uint64_t cl_cb_epoch(struct cl_client *c);

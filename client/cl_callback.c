@@ -173,6 +173,13 @@ uint32_t cl_cb_promise_ms(struct cl_client *c)
     return c->cb ? cl_session_promise_ms(c->session) : 0;
 }
 
+uint32_t cl_cb_keep_ms(struct cl_client *c)
+{
+    uint32_t half = cl_cb_promise_ms(c) / 2;
+
+    return half < CL_CB_KEEP_MAX_MS ? half : CL_CB_KEEP_MAX_MS;
+}
+
 uint64_t cl_cb_epoch(struct cl_client *c)
 {
     return c->cb ? atomic_load(&c->cb->epoch) : 0;
@@ -337,6 +344,7 @@ void cl_cb_reset(void *arg)
     atomic_fetch_add(&b->resets, 1);
     atomic_fetch_add(&b->epoch, 1);
     cl_attr_forget_all(c);
+    cl_handles_reset(c->handles);
     cl_nsq_dirs_clear(c->nsq);
     pthread_mutex_lock(&b->lock);
     cap = b->nver;

@@ -176,6 +176,19 @@ void cl_handles_size_stale(struct cl_handles *t, uint64_t ino)
     pthread_mutex_unlock(&t->lock);
 }
 
+void cl_handles_reset(struct cl_handles *t)
+{
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (struct node_link *l = t->buckets[i]; l; l = l->next) {
+            pthread_mutex_lock(&l->node.lock);
+            l->node.attr_ok = false;
+            l->node.hold_unsure = true;
+            pthread_mutex_unlock(&l->node.lock);
+        }
+    pthread_mutex_unlock(&t->lock);
+}
+
 static struct cl_lease *lease_find_locked(struct cl_inode *n, uint64_t index)
 {
     for (size_t i = 0; i < n->nleases; i++)
@@ -387,7 +400,7 @@ int64_t cl_inode_wmtime(struct cl_inode *n)
 
 void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
                         const struct proto_attr *a, bool writer, uint64_t epoch,
-                        uint64_t gen, uint64_t until_ms)
+                        uint64_t gen, uint64_t forgets, uint64_t until_ms)
 {
     if (!until_ms)
         return;
@@ -395,9 +408,11 @@ void cl_inode_attr_note(struct cl_client *c, struct cl_inode *n,
     /* Read under the lock: a break moves the epoch before it takes the
      * lock to mark the inode stale, so it either voids this note here or
      * undoes it after. */
+    bool held = n->attr_ok && n->attr_gen == gen;
     if (cl_cb_epoch(c) == epoch && cl_attr_gen(c) == gen &&
-        (!n->attr_ok || a->version >= n->attr.version)) {
-        n->attr_writer = (n->attr_ok && n->attr_writer) || writer;
+        n->attr_forgets == forgets &&
+        (!held || a->version >= n->attr.version)) {
+        n->attr_writer = (held && n->attr_writer) || writer;
         n->attr = *a;
         n->attr_ok = true;
         n->attr_until_ms = until_ms;
@@ -420,10 +435,19 @@ bool cl_inode_attr_get(struct cl_client *c, struct cl_inode *n, uint64_t now_ms,
     return ok;
 }
 
+uint64_t cl_inode_attr_forgets(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    uint64_t f = n->attr_forgets;
+    pthread_mutex_unlock(&n->lock);
+    return f;
+}
+
 void cl_inode_attr_forget(struct cl_inode *n)
 {
     pthread_mutex_lock(&n->lock);
     n->attr_ok = false;
+    n->attr_forgets++;
     pthread_mutex_unlock(&n->lock);
 }
 
@@ -455,9 +479,9 @@ void cl_inode_hold_begin(struct cl_inode *n)
 bool cl_inode_held(struct cl_inode *n)
 {
     pthread_mutex_lock(&n->lock);
-    bool lingering = n->linger;
+    bool lingering = n->linger, unsure = n->hold_unsure;
     pthread_mutex_unlock(&n->lock);
-    return n->holds > 0 || lingering;
+    return !unsure && (n->holds > 0 || lingering);
 }
 
 void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held)
@@ -465,8 +489,14 @@ void cl_inode_hold_end(struct cl_client *c, struct cl_inode *n, bool held)
     /* A new handle ends a linger: the file stays held for it, and the
      * reference the linger kept goes. */
     bool lingered = held && cl_inode_linger_set(n, false, 0);
-    if (held)
+    if (held) {
         n->holds++;
+        /* metad holds it now (an OPEN or MKNOD with HOLD, or a hold
+         * answered here and queued), or did already (cl_inode_held()). */
+        pthread_mutex_lock(&n->lock);
+        n->hold_unsure = false;
+        pthread_mutex_unlock(&n->lock);
+    }
     pthread_mutex_unlock(&n->hold_lock);
     if (lingered)
         cl_inode_put(c, n);

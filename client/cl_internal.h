@@ -163,6 +163,10 @@ struct cl_inode {
     bool attr_writer; /* a reply since made the promise a writer's */
     struct proto_attr attr;
     uint64_t attr_until_ms, attr_gen;
+    uint64_t attr_forgets; /* moves on each cl_inode_attr_forget() */
+    /* A new session came since the holds were counted: metad may hold
+     * nothing for them (cl_handles_reset()); the next OPEN clears it. */
+    bool hold_unsure;
     /* Writes in flight, oldest first (cl_wrange.c); @wr_cv wakes the
      * @wr_waiters blocked behind one of them. */
     struct cl_wrange *wr_head, *wr_tail;
@@ -217,6 +221,9 @@ size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
                           size_t max, uint64_t linger_ms);
 /* A break says the size of @ino may have changed, if it is open. */
 void cl_handles_size_stale(struct cl_handles *t, uint64_t ino);
+/* A new session: every open inode's kept attributes go, and its holds
+ * are unsure until an OPEN with HOLD (cl_inode_held()). */
+void cl_handles_reset(struct cl_handles *t);
 /* Mark stale every lease whose chain holds @server_id; returns how many. */
 size_t cl_handles_server_down(struct cl_handles *t, uint32_t server_id);
 

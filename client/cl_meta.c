@@ -273,6 +273,8 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
     struct rpc_reply rep;
     struct proto_attr_rep a;
     uint64_t epoch = cl_cb_epoch(c), gen = cl_attr_gen(c);
+    struct cl_inode *n = cl_inode_find(c, ino);
+    uint64_t forgets = n ? cl_inode_attr_forgets(n) : 0;
     int rc = cl_meta_call(c, PROTO_MSG_CHUNK_WRITE_END_REQ, &w, &rep, &a);
     proto_wbuf_free(&w);
     if (rc == 0) {
@@ -280,13 +282,12 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
          * the reply's attributes are the file's now (renewing the
          * promise). */
         cl_cb_note(c, ino, a.attr.version);
-        struct cl_inode *n = cl_inode_find(c, ino);
         if (n && cl_cb_enabled(c))
-            cl_inode_attr_note(c, n, &a.attr, true, epoch, gen,
-                               cl_now_ms() + cl_cb_promise_ms(c) / 2);
-        cl_inode_put(c, n);
+            cl_inode_attr_note(c, n, &a.attr, true, epoch, gen, forgets,
+                               cl_now_ms() + cl_cb_keep_ms(c));
         rpc_reply_free(&rep);
     }
+    cl_inode_put(c, n);
     return rc;
 }
 

@@ -261,7 +261,7 @@ static void test_fc_dirlist_note_list(void **state)
     (void)state;
     assert_int_equal(fc_dirlist_new(&t), 0);
     reply_of(&w, &rep, true, true);
-    fc_dirlist_note_list(t, 7, &rep, fc_dirlist_gen(t), 100, 5000);
+    fc_dirlist_note_list(t, 7, &rep, fc_dirlist_stamp(t), 100, 5000);
     assert_true(fc_dirlist_present(t, 7, "x", 1000));
     assert_true(fc_dirlist_absent(t, 7, "y", 1000, NULL));
     assert_int_equal(list_of(t, 7, 1000, &v), 0);
@@ -269,20 +269,35 @@ static void test_fc_dirlist_note_list(void **state)
     assert_int_equal(v.dotdot, 3);
     assert_int_equal(v.ino_of_b, 31);
     assert_int_equal(v.mode_of_b, S_IFREG);
-    /* A listing again replaces what was known. */
+    /* A listing again does not replace what is known: it may lack a
+     * change of ours. */
     fc_dirlist_add(t, 7, "z", 40, S_IFREG, 1000, 0);
-    fc_dirlist_note_list(t, 7, &rep, fc_dirlist_gen(t), 100, 5000);
-    assert_true(fc_dirlist_absent(t, 7, "z", 1000, NULL));
+    fc_dirlist_note_list(t, 7, &rep, fc_dirlist_stamp(t), 100, 5000);
+    assert_true(fc_dirlist_present(t, 7, "z", 1000));
+    /* A change of ours while the READDIR was out, even in a directory not
+     * known: metad may have listed before it applied. */
+    uint64_t stamp = fc_dirlist_stamp(t);
+    fc_dirlist_add(t, 20, "late", 41, S_IFREG, 1000, 0);
+    fc_dirlist_note_list(t, 20, &rep, stamp, 100, 5000);
+    assert_false(fc_dirlist_absent(t, 20, "y", 1000, NULL));
+    stamp = fc_dirlist_stamp(t);
+    fc_dirlist_remove(t, 21, "x", 1000, 0);
+    fc_dirlist_note_list(t, 21, &rep, stamp, 100, 5000);
+    assert_false(fc_dirlist_absent(t, 21, "y", 1000, NULL));
+    stamp = fc_dirlist_stamp(t);
+    fc_dirlist_rename(t, 22, "x", 23, "y", 1000, 0);
+    fc_dirlist_note_list(t, 22, &rep, stamp, 100, 5000);
+    assert_false(fc_dirlist_absent(t, 22, "y", 1000, NULL));
     proto_wbuf_free(&w);
 
     reply_of(&w, &rep, false, true); /* not to the end */
-    fc_dirlist_note_list(t, 8, &rep, fc_dirlist_gen(t), 100, 5000);
+    fc_dirlist_note_list(t, 8, &rep, fc_dirlist_stamp(t), 100, 5000);
     assert_false(fc_dirlist_absent(t, 8, "y", 1000, NULL));
     proto_wbuf_free(&w);
     reply_of(&w, &rep, true, false); /* no ".." */
-    fc_dirlist_note_list(t, 9, &rep, fc_dirlist_gen(t), 100, 5000);
+    fc_dirlist_note_list(t, 9, &rep, fc_dirlist_stamp(t), 100, 5000);
     assert_false(fc_dirlist_absent(t, 9, "y", 1000, NULL));
-    gen = fc_dirlist_gen(t);
+    gen = fc_dirlist_stamp(t);
     fc_dirlist_forget(t, 12); /* a break while the READDIR was out */
     proto_wbuf_free(&w);
     reply_of(&w, &rep, true, true);
@@ -321,9 +336,13 @@ static void test_fc_dirlist_rename(void **state)
     fc_dirlist_rename(t, 7, "d", 9, "d2", 1000, 0);
     assert_int_equal(list_of(t, 8, 1000, &v), 0);
     assert_int_equal(v.dotdot, 9);
-    /* From a directory not known: the target is no longer known whole. */
+    /* From a directory not known: the target is no longer known whole,
+     * nor a directory known to hang from the source (it may be what
+     * moved). */
+    fc_dirlist_note_empty(t, 30, 50, fc_dirlist_gen(t), 100, 5000);
     fc_dirlist_rename(t, 50, "q", 9, "q", 1000, 0);
     assert_false(fc_dirlist_absent(t, 9, "zz", 1000, NULL));
+    assert_false(fc_dirlist_absent(t, 30, "zz", 1000, NULL));
     assert_true(fc_dirlist_absent(t, 7, "zz", 1000, NULL));
     /* A name the known directory does not hold: both are given up. */
     fc_dirlist_rename(t, 7, "nothere", 8, "x", 1000, 0);
