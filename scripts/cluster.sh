@@ -54,15 +54,43 @@ TS_BIN=${TS_BIN:-${BUILD:-$TS_ROOT/build}/bin}
 # range when there is room: a port the kernel hands out for bind(0) may
 # be taken as the local port of some outgoing connection before the
 # daemon binds it (EADDRINUSE), while ports below that range are only
-# ever bound on purpose.
+# ever bound on purpose.  Clusters started at once (tests run three at a
+# time) could still pick the same port before either binds it, so each
+# pick is reserved for an hour under $TS_PORTS_DIR (mkdir is atomic) and
+# no other pick takes it meanwhile.
+TS_PORTS_DIR=${TS_PORTS_DIR:-/tmp/tessera-ports}
 ts_free_port() {
-    python3 -c 'import random, socket
+    python3 - "$TS_PORTS_DIR" <<'PY'
+import os, random, socket, sys, time
+d = sys.argv[1]
+try:
+    os.makedirs(d, exist_ok=True)
+except OSError:
+    d = None
 try:
     lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 except (OSError, ValueError, IndexError):
     lo = 0
+
+def reserve(p):
+    if d is None:
+        return True
+    path = os.path.join(d, str(p))
+    try:
+        if time.time() - os.stat(path).st_mtime > 3600:
+            os.rmdir(path)  # a reservation from long ago
+    except OSError:
+        pass
+    try:
+        os.mkdir(path)
+        return True
+    except OSError:
+        return False
+
 ports = [random.randrange(10000, lo) for _ in range(200)] if lo > 11000 else []
 for p in ports + [0]:
+    if p and not reserve(p):
+        continue
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", p))
@@ -71,7 +99,8 @@ for p in ports + [0]:
     except OSError:
         pass
     finally:
-        s.close()'
+        s.close()
+PY
 }
 
 ts_port() { # ts_port INDEX: the cluster's INDEX-th port
