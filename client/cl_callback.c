@@ -29,7 +29,10 @@
  *
  * A replaced session (reconnect, expiry) has no promises: every recorded
  * version is dropped, every open inode's size marked as above, and the
- * hook is told about each inode.
+ * hook is told about each inode.  So is a break of ALL (metad dropped
+ * every promise of this session because a break went unanswered), which
+ * also writes back every inode's delayed writes: metad no longer knows
+ * this session as their writer, so no reader would recall them.
  */
 #include "cl_internal.h"
 
@@ -199,10 +202,16 @@ static void answer(struct item *it)
                        NULL, 0);
 }
 
+static void forget_all(struct cl_client *c, bool lost);
+
 static void handle(struct cl_cb *b, struct item *it)
 {
     struct cl_client *c = b->c;
 
+    if (it->flags & PROTO_CB_ALL) {
+        forget_all(c, true);
+        return; /* answered on arrival */
+    }
     if (it->flags & PROTO_CB_RECALL) {
         /* A delegated directory's changes answered locally reach metad
          * before the reader it holds back is served. */
@@ -304,6 +313,26 @@ void cl_cb_break(struct cl_client *c, struct rpc_client *rpc, uint64_t req_id,
         return;
     }
     atomic_fetch_add(&b->received, 1);
+    if (m.flags & PROTO_CB_ALL) {
+        /* metad dropped every promise of this session: at once, no reply
+         * in flight may be taken as covered by one, and nothing more is
+         * answered locally in a delegated directory; the worker forgets
+         * the rest.  Nobody waits for the answer. */
+        log_warn("callback: metad dropped this session's promises (a break "
+                 "went unanswered): dropping everything cached under them");
+        atomic_fetch_add(&b->epoch, 1);
+        cl_nsq_dirs_clear(c->nsq);
+        rpc_reply_send(rpc, req_id, PROTO_MSG_CALLBACK_BREAK_REP, 0, NULL, 0);
+        struct item *all = calloc(1, sizeof(*all));
+        if (all) {
+            all->flags = PROTO_CB_ALL;
+            if (enqueue(b, all))
+                return;
+            free(all);
+        }
+        forget_all(c, true);
+        return;
+    }
     /* Any break of a delegated directory ends the delegation before
      * anything else is answered locally in it (cl_nsq.c). */
     cl_nsq_dir_broken(c->nsq, m.ino);
@@ -332,9 +361,14 @@ void cl_cb_break(struct cl_client *c, struct rpc_client *rpc, uint64_t req_id,
     rpc_reply_send(rpc, req_id, PROTO_MSG_CALLBACK_BREAK_REP, 0, NULL, 0);
 }
 
-void cl_cb_reset(void *arg)
+/* Everything cached under promises becomes unverified: a new session
+ * (@lost false), or metad dropped every promise of this one (@lost: a
+ * break went unanswered, §14.1 ALL).  The holds behind local opens are
+ * unsure in both cases (cl_handles_reset()); after a drop the writer's
+ * marks are gone too, so each inode's delayed writes go back now (the
+ * recall worker), as metad would not recall them for another reader. */
+static void forget_all(struct cl_client *c, bool lost)
 {
-    struct cl_client *c = arg;
     struct cl_cb *b = c->cb;
     size_t cap = 0, n = 0;
     uint64_t *inos = NULL;
@@ -355,18 +389,25 @@ void cl_cb_reset(void *arg)
     ver_clear_locked(b);
     pthread_mutex_unlock(&b->lock);
     cl_loc_invalidate_all(c->loc);
-    log_info("callback: new session: dropping cached state of %zu inodes", n);
+    log_info("callback: %s: dropping cached state of %zu inodes",
+             lost ? "promises dropped by metad" : "new session", n);
     for (size_t i = 0; i < n; i++) {
         cl_handles_size_stale(c->handles, inos[i]);
         struct item *it = calloc(1, sizeof(*it));
         if (!it)
             break;
         it->ino = inos[i];
-        it->flags = PROTO_CB_ATTR | PROTO_CB_DATA;
+        it->flags =
+            PROTO_CB_ATTR | PROTO_CB_DATA | (lost ? PROTO_CB_RECALL : 0);
         if (!enqueue(b, it))
             free(it);
     }
     free(inos);
+}
+
+void cl_cb_reset(void *arg)
+{
+    forget_all(arg, false);
 }
 
 /* ---- Life -------------------------------------------------------------- */

@@ -417,6 +417,11 @@ void meta_srv_state_tick(struct meta_srv *srv);
 /* "up", "suspect", ... for enum proto_server_state. */
 const char *meta_srv_state_name(uint32_t state);
 /* Tell every client session that @s is now in @state. */
+/* A peer_request() callback for a notice whose answer nobody waits for
+ * (SERVER_STATE, a break of ALL). */
+void meta_srv_answer_ignored(struct peer *p, int status,
+                             const uint8_t *payload, size_t len, void *arg);
+
 void meta_srv_state_broadcast(struct meta_srv *srv,
                               const struct meta_srv_server *s, uint32_t state);
 

@@ -87,10 +87,11 @@
  * Failure modes: a session that does not answer within its timeout
  * (META_SRV_CB_BREAK_MS, META_SRV_CB_RECALL_MS for a recall, and never
  * past the promise's own expiry) or answers with an error loses every
- * promise it holds; a session without a connection loses its promises at
- * once.  So no client blocks another for longer than a promise lasts.
- * Promises live in memory only: after a metad restart there are none, and
- * the clients' sessions (and with them their caches) start over.
+ * promise it holds, and is sent a break of ALL saying so (send_all()); a
+ * session without a connection loses its promises at once.  So no client blocks
+ * another for longer than a promise lasts. Promises live in memory only: after
+ * a metad restart there are none, and the clients' sessions (and with them
+ * their caches) start over.
  *
  * Invariants:
  *   1. A promise exists only for a session registered ON.
@@ -205,19 +206,23 @@ static void promise_unlink(struct meta_srv_cb *cb, struct cb_promise **pp)
     free(p);
 }
 
-/* Drop every promise of @session (all of them when @session is 0 and
- * @all). */
-static void drop_session(struct meta_srv_cb *cb, uint64_t session)
+/* Drop every promise of @session; returns how many there were. */
+static size_t drop_session(struct meta_srv_cb *cb, uint64_t session)
 {
+    size_t n = 0;
+
     for (size_t b = 0; b < NBUCKETS; b++) {
         struct cb_promise **pp = &cb->buckets[b];
         while (*pp) {
-            if ((*pp)->session == session)
+            if ((*pp)->session == session) {
                 promise_unlink(cb, pp);
-            else
+                n++;
+            } else {
                 pp = &(*pp)->next;
+            }
         }
     }
+    return n;
 }
 
 /* True when @p is valid at @now.  An expired promise of a session that
@@ -351,6 +356,28 @@ static void delegation_end(struct meta_srv_cb *cb, uint64_t session,
         }
 }
 
+/* Tell @session that metad dropped every promise it held (§14.1, ALL), so
+ * that it stops trusting what it caches under them now rather than when
+ * they would have lapsed: nothing it caches is broken any more.  Nobody
+ * waits for the answer; a session that cannot be reached starts over
+ * anyway when its connection comes back (a resumed session registers
+ * again). */
+static void send_all(struct meta_srv *srv, uint64_t session)
+{
+    struct meta_srv_conn *c = conn_of(srv, session);
+    struct proto_callback_break_req req = {.ino = 0, .flags = PROTO_CB_ALL};
+    struct proto_wbuf pw;
+
+    if (!c)
+        return;
+    proto_wbuf_init(&pw);
+    proto_callback_break_req_encode(&pw, &req);
+    if (!pw.err)
+        (void)peer_request(c->peer, PROTO_MSG_CALLBACK_BREAK_REQ, pw.p, pw.len,
+                           META_SRV_CB_BREAK_MS, meta_srv_answer_ignored, NULL);
+    proto_wbuf_free(&pw);
+}
+
 static void on_answer(struct peer *p, int status, const uint8_t *payload,
                       size_t len, void *arg)
 {
@@ -375,7 +402,10 @@ static void on_answer(struct peer *p, int status, const uint8_t *payload,
         log_warn("metad: callback break not answered, dropping the "
                  "session's promises: %s session=%" PRIu64 " recall=%d",
                  strerror(-status), call->session, call->recall);
-        drop_session(cb, call->session);
+        /* The break itself is still on its way to the session; what
+         * else it held must be forgotten too. */
+        if (drop_session(cb, call->session) > 0)
+            send_all(w->srv, call->session);
     }
     free(call);
     if (--w->left == 0)

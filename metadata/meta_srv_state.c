@@ -71,8 +71,8 @@ const char *meta_srv_state_name(uint32_t state)
     }
 }
 
-static void on_notified(struct peer *p, int status, const uint8_t *payload,
-                        size_t len, void *arg)
+void meta_srv_answer_ignored(struct peer *p, int status, const uint8_t *payload,
+                             size_t len, void *arg)
 {
     (void)p;
     (void)status;
@@ -98,7 +98,8 @@ void meta_srv_state_broadcast(struct meta_srv *srv,
         if (!c->session_id || peer_is_closed(c->peer))
             continue;
         if (peer_request(c->peer, PROTO_MSG_SERVER_STATE_REQ, w.p, w.len,
-                         META_SRV_NOTIFY_MS, on_notified, NULL) == 0)
+                         META_SRV_NOTIFY_MS, meta_srv_answer_ignored,
+                         NULL) == 0)
             n++;
     }
     proto_wbuf_free(&w);

@@ -1081,12 +1081,14 @@ void proto_lease_entry_get(const struct proto_image_lease_wait *m, uint32_t i,
 /* CALLBACK_BREAK (metad -> a client session holding a callback promise on
  * @ino): what changed.  ENTRY names the entry @name of directory @ino;
  * RECALL asks the holder of delayed writes to @ino to write them back
- * (data and size) before answering. */
+ * (data and size) before answering.  ALL says metad dropped every promise
+ * of the session; it comes alone, with @ino 0 and no name. */
 #define PROTO_CB_ATTR 0x1u   /* attributes changed */
 #define PROTO_CB_DATA 0x2u   /* file data or chunk locations changed */
 #define PROTO_CB_ENTRY 0x4u  /* entry @name of directory @ino changed */
 #define PROTO_CB_RECALL 0x8u /* write back delayed writes first */
-#define PROTO_CB_MASK 0xFu
+#define PROTO_CB_ALL 0x10u   /* every promise is gone: alone, @ino 0 */
+#define PROTO_CB_MASK 0x1Fu
 
 struct proto_callback_break_req {
     uint64_t ino;

@@ -16,7 +16,9 @@ void proto_callback_break_req_encode(struct proto_wbuf *w,
                                      const struct proto_callback_break_req *m)
 {
     bool ok = m->flags != 0 && !(m->flags & ~PROTO_CB_MASK) &&
-              ((m->flags & PROTO_CB_ENTRY) || m->name.len == 0);
+              ((m->flags & PROTO_CB_ENTRY) || m->name.len == 0) &&
+              (!(m->flags & PROTO_CB_ALL) ||
+               (m->flags == PROTO_CB_ALL && m->ino == 0));
     if (!proto_wbuf_check(w, ok ? 0 : -EINVAL))
         return;
     proto_put_u64(w, m->ino);
@@ -39,6 +41,10 @@ int proto_callback_break_req_decode(const uint8_t *p, size_t n,
         rc = -EPROTO;
     /* A name only names a directory entry. */
     if (rc == 0 && m->name.len && !(m->flags & PROTO_CB_ENTRY))
+        rc = -EPROTO;
+    /* ALL names no inode and comes alone. */
+    if (rc == 0 && (m->flags & PROTO_CB_ALL) &&
+        (m->flags != PROTO_CB_ALL || m->ino != 0))
         rc = -EPROTO;
     return proto_rbuf_finish(&r, rc);
 }

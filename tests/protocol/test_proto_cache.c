@@ -59,6 +59,43 @@ static void test_proto_callback_break_req_encode_bad(void **state)
     proto_wbuf_free(&w);
 }
 
+/* ALL (every promise of the session dropped) comes alone, with inode 0:
+ * it encodes and decodes so, and any other shape is refused both ways. */
+static void test_proto_callback_break_req_all(void **state)
+{
+    struct proto_callback_break_req all = {.ino = 0, .flags = PROTO_CB_ALL};
+    struct proto_callback_break_req bad[] = {
+        {.ino = 7, .flags = PROTO_CB_ALL},
+        {.ino = 0, .flags = PROTO_CB_ALL | PROTO_CB_ATTR},
+    };
+    struct proto_callback_break_req out;
+    struct proto_wbuf w;
+
+    (void)state;
+    proto_wbuf_init(&w);
+    proto_callback_break_req_encode(&w, &all);
+    assert_int_equal(w.err, 0);
+    assert_int_equal(proto_callback_break_req_decode(w.p, w.len, &out), 0);
+    assert_true(out.ino == 0);
+    assert_int_equal(out.flags, PROTO_CB_ALL);
+    assert_int_equal(out.name.len, 0);
+    patch_be(w.p, 0, 7, 8); /* an inode */
+    assert_int_equal(proto_callback_break_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    patch_be(w.p, 0, 0, 8);
+    patch_be(w.p, 8, PROTO_CB_ALL | PROTO_CB_DATA, 4); /* not alone */
+    assert_int_equal(proto_callback_break_req_decode(w.p, w.len, &out),
+                     -EPROTO);
+    proto_wbuf_free(&w);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        proto_wbuf_init(&w);
+        proto_callback_break_req_encode(&w, &bad[i]);
+        assert_int_equal(w.err, -EINVAL);
+        assert_int_equal(w.len, 0);
+        proto_wbuf_free(&w);
+    }
+}
+
 static void test_proto_callback_register_req_decode_roundtrip(void **state)
 {
     struct proto_callback_register_req in, out;
@@ -156,6 +193,7 @@ int test_proto_cache(void)
         cmocka_unit_test(
             test_proto_callback_break_req_decode_name_without_entry),
         cmocka_unit_test(test_proto_callback_break_req_encode_bad),
+        cmocka_unit_test(test_proto_callback_break_req_all),
         cmocka_unit_test(test_proto_callback_register_req_decode_roundtrip),
         cmocka_unit_test(test_proto_callback_register_rep_decode_roundtrip),
         cmocka_unit_test(test_proto_dir_delegate_req_decode_roundtrip),
