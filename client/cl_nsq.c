@@ -7,7 +7,9 @@
  * creates and unlinks itself (fc_ops.c) and hands the requests here; the
  * sender thread sends them in the order given, up to NSQ_WINDOW in flight
  * on the one connection to metad, which applies a connection's records in
- * the order they arrive.  A new file's inode number comes from a range
+ * the order they arrive.  While nothing waits for the queue, a change
+ * waits up to NSQ_GATHER_MS for those behind it, so that metad gets them
+ * together (one log append and transaction for all).  A new file's inode number comes from a range
  * metad reserved to the session (INO_RESERVE), so nothing in the answer to
  * the application has to come from metad.
  *
@@ -59,6 +61,7 @@
 #define NSQ_CLOSE_GIVEUP_MS 10000
 #define NSQ_RETRY_MS 20
 #define NSQ_REFUSED_MS 5000
+#define NSQ_GATHER_MS 1
 
 enum nsq_state { NSQ_QUEUED, NSQ_SENT, NSQ_DONE };
 
@@ -70,6 +73,8 @@ struct nsq_item {
     size_t len;
     enum nsq_state state;
     bool resent;
+    uint64_t
+        queued_ms; /* cl_now_ms(), not the test clock: only for gathering */
     uint64_t sent_ms;
     struct nsq_item *next;
 };
@@ -102,6 +107,7 @@ struct cl_nsq {
     bool stop;
     bool running;
     bool sender_idle; /* the sender waits on @cond for work */
+    bool gathering;   /* the sender waits for more to send with it */
     unsigned waiters; /* others waiting on @cond (sync, a full queue) */
     pthread_t thread;
     uint32_t lease_ms; /* the delegations' lease */
@@ -269,6 +275,18 @@ static void *sender_main(void *arg)
             q->sender_idle = false;
             continue;
         }
+        /* While nobody waits for the queue, a change younger than
+         * NSQ_GATHER_MS waits for those behind it, so that they reach
+         * metad together: one read there, one log append, one
+         * transaction, instead of one of each per change.  A waiter
+         * (wait_done()) cuts the wait short. */
+        uint64_t age = cl_now_ms() - it->queued_ms; /* the real clock */
+        if (!q->stop && q->waiters == 0 && age < NSQ_GATHER_MS) {
+            q->gathering = true;
+            timed_wait(q, (unsigned)(NSQ_GATHER_MS - age));
+            q->gathering = false;
+            continue;
+        }
         it->state = NSQ_SENT;
         it->sent_ms = now_ms(q);
         q->inflight++;
@@ -376,6 +394,7 @@ static void append(struct cl_nsq *q, struct nsq_item *it)
     q->tail = it;
     q->n++;
     q->pushed++;
+    it->queued_ms = cl_now_ms();
     if (q->sender_idle)
         pthread_cond_broadcast(&q->cond);
 }
@@ -501,6 +520,8 @@ static void wait_done(struct cl_nsq *q)
     holds_send(q, UINT64_MAX);
     uint64_t upto = q->pushed;
     q->waiters++;
+    if (q->gathering)
+        pthread_cond_broadcast(&q->cond); /* send now */
     while (q->done < upto)
         pthread_cond_wait(&q->cond, &q->lock);
     q->waiters--;
