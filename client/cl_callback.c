@@ -30,9 +30,10 @@
  * A replaced session (reconnect, expiry) has no promises: every recorded
  * version is dropped, every open inode's size marked as above, and the
  * hook is told about each inode.  So is a break of ALL (metad dropped
- * every promise of this session because a break went unanswered), which
- * also writes back every inode's delayed writes: metad no longer knows
- * this session as their writer, so no reader would recall them.
+ * every promise of this session because a break went unanswered), at
+ * once on the reader thread; the recall worker then writes back every
+ * open inode's delayed writes (metad no longer knows this session as
+ * their writer, so no reader would recall them).
  */
 #include "cl_internal.h"
 
@@ -46,6 +47,7 @@
 #define NBUCKETS 4096
 #define VERSIONS_MAX 200000
 #define QUEUE_MAX 65536
+#define OPEN_MAX_TOLD 16384 /* open inodes a reset tells the kernel about */
 
 struct ver {
     uint64_t ino, version;
@@ -204,13 +206,39 @@ static void answer(struct item *it)
 
 static void forget_all(struct cl_client *c, bool lost);
 
+/* After a break of ALL: every open inode's delayed writes and pending
+ * WRITE_END go back now, as a recall would have sent them (metad no
+ * longer knows this session as their writer).  One pass, a batch at a
+ * time; a failure stays in the inode's werr for its next fsync or close. */
+static void write_back_all(struct cl_client *c)
+{
+    struct cl_inode *v[256];
+    size_t k;
+
+    for (int pass = 0; pass < 64; pass++) {
+        k = cl_handles_collect(c->handles, v, sizeof(v) / sizeof(v[0]), 0);
+        for (size_t i = 0; i < k; i++) {
+            int rc = cl_file_flush(c, v[i]);
+            if (rc < 0) {
+                pthread_mutex_lock(&v[i]->lock);
+                if (!v[i]->werr)
+                    v[i]->werr = rc;
+                pthread_mutex_unlock(&v[i]->lock);
+            }
+            cl_inode_put(c, v[i]);
+        }
+        if (k < sizeof(v) / sizeof(v[0]))
+            return;
+    }
+}
+
 static void handle(struct cl_cb *b, struct item *it)
 {
     struct cl_client *c = b->c;
 
     if (it->flags & PROTO_CB_ALL) {
-        forget_all(c, true);
-        return; /* answered on arrival */
+        write_back_all(c); /* forgotten and answered on arrival */
+        return;
     }
     if (it->flags & PROTO_CB_RECALL) {
         /* A delegated directory's changes answered locally reach metad
@@ -314,23 +342,24 @@ void cl_cb_break(struct cl_client *c, struct rpc_client *rpc, uint64_t req_id,
     }
     atomic_fetch_add(&b->received, 1);
     if (m.flags & PROTO_CB_ALL) {
-        /* metad dropped every promise of this session: at once, no reply
-         * in flight may be taken as covered by one, and nothing more is
-         * answered locally in a delegated directory; the worker forgets
-         * the rest.  Nobody waits for the answer. */
+        /* metad dropped every promise of this session.  Everything cached
+         * under them is forgotten here and now, before the answer and
+         * ahead of the breaks still queued (only locks, no wait); the
+         * kernel is told per inode by the break worker, and the recall
+         * worker writes back what metad would no longer recall. */
         log_warn("callback: metad dropped this session's promises (a break "
                  "went unanswered): dropping everything cached under them");
-        atomic_fetch_add(&b->epoch, 1);
-        cl_nsq_dirs_clear(c->nsq);
+        forget_all(c, true);
         rpc_reply_send(rpc, req_id, PROTO_MSG_CALLBACK_BREAK_REP, 0, NULL, 0);
         struct item *all = calloc(1, sizeof(*all));
         if (all) {
-            all->flags = PROTO_CB_ALL;
+            all->flags = PROTO_CB_ALL | PROTO_CB_RECALL;
             if (enqueue(b, all))
                 return;
             free(all);
         }
-        forget_all(c, true);
+        log_warn("callback: cannot queue the write-back after a drop; "
+                 "delayed writes go at their next flush");
         return;
     }
     /* Any break of a delegated directory ends the delegation before
@@ -364,9 +393,8 @@ void cl_cb_break(struct cl_client *c, struct rpc_client *rpc, uint64_t req_id,
 /* Everything cached under promises becomes unverified: a new session
  * (@lost false), or metad dropped every promise of this one (@lost: a
  * break went unanswered, §14.1 ALL).  The holds behind local opens are
- * unsure in both cases (cl_handles_reset()); after a drop the writer's
- * marks are gone too, so each inode's delayed writes go back now (the
- * recall worker), as metad would not recall them for another reader. */
+ * unsure in both cases (cl_handles_reset()).  Takes locks but never
+ * waits: it runs on the rpc reader thread for ALL. */
 static void forget_all(struct cl_client *c, bool lost)
 {
     struct cl_cb *b = c->cb;
@@ -381,13 +409,18 @@ static void forget_all(struct cl_client *c, bool lost)
     cl_handles_reset(c->handles);
     cl_nsq_dirs_clear(c->nsq);
     pthread_mutex_lock(&b->lock);
-    cap = b->nver;
-    inos = cap ? malloc(cap * sizeof(*inos)) : NULL;
+    /* The inodes with a page version, and every open one: a break of its
+     * attributes alone (a new usage figure) drops the version while the
+     * kernel still holds its attributes. */
+    cap = b->nver + OPEN_MAX_TOLD;
+    inos = malloc(cap * sizeof(*inos));
     for (size_t i = 0; inos && i < NBUCKETS; i++)
         for (struct ver *v = b->buckets[i]; v && n < cap; v = v->next)
             inos[n++] = v->ino;
     ver_clear_locked(b);
     pthread_mutex_unlock(&b->lock);
+    if (inos)
+        n += cl_handles_inos(c->handles, inos + n, cap - n);
     cl_loc_invalidate_all(c->loc);
     log_info("callback: %s: dropping cached state of %zu inodes",
              lost ? "promises dropped by metad" : "new session", n);
@@ -397,8 +430,7 @@ static void forget_all(struct cl_client *c, bool lost)
         if (!it)
             break;
         it->ino = inos[i];
-        it->flags =
-            PROTO_CB_ATTR | PROTO_CB_DATA | (lost ? PROTO_CB_RECALL : 0);
+        it->flags = PROTO_CB_ATTR | PROTO_CB_DATA;
         if (!enqueue(b, it))
             free(it);
     }

@@ -256,6 +256,18 @@ void cl_inode_lease_stale(struct cl_inode *n, uint64_t index)
     pthread_mutex_unlock(&n->lock);
 }
 
+size_t cl_handles_inos(struct cl_handles *t, uint64_t *out, size_t max)
+{
+    size_t k = 0;
+
+    pthread_mutex_lock(&t->lock);
+    for (size_t b = 0; b < NBUCKETS && k < max; b++)
+        for (struct node_link *l = t->buckets[b]; l && k < max; l = l->next)
+            out[k++] = l->node.ino;
+    pthread_mutex_unlock(&t->lock);
+    return k;
+}
+
 size_t cl_handles_collect(struct cl_handles *t, struct cl_inode **out,
                           size_t max, uint64_t linger_ms)
 {

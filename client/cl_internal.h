@@ -214,6 +214,9 @@ struct cl_inode *cl_handles_find(struct cl_handles *t, uint64_t ino);
 void cl_handles_put(struct cl_handles *t, struct cl_inode *n);
 /* Let freed inodes return their delayed-write bytes to @k. */
 void cl_handles_set_cache(struct cl_handles *t, struct cl_cache *k);
+/* The inode numbers of up to @max open (or lingering) inodes into @out;
+ * returns how many. */
+size_t cl_handles_inos(struct cl_handles *t, uint64_t *out, size_t max);
 /* Take a reference on up to @max open inodes with delayed writes or a
  * pending WRITE_END into @out, and, when @linger_ms is not 0, those whose
  * hold has lingered CL_LINGER_MS by then; returns how many (put each). */

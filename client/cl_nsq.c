@@ -8,8 +8,9 @@
  * sender thread sends them in the order given, up to NSQ_WINDOW in flight
  * on the one connection to metad, which applies a connection's records in
  * the order they arrive.  While nothing waits for the queue, a change
- * waits up to NSQ_GATHER_MS for those behind it, so that metad gets them
- * together (one log append and transaction for all).  A new file's inode number comes from a range
+ * waits for those behind it until the millisecond clock has moved on by
+ * NSQ_GATHER_MS (1-2 ms), so that metad gets them together (one log
+ * append and transaction for all).  A new file's inode number comes from a range
  * metad reserved to the session (INO_RESERVE), so nothing in the answer to
  * the application has to come from metad.
  *

@@ -239,6 +239,21 @@ static bool promise_live(struct meta_srv *srv, struct cb_promise *p,
     return true;
 }
 
+/* Does @session hold a promise not lapsed yet (one on a file it holds
+ * open never lapses)?  Nothing is renewed. */
+static bool has_live(struct meta_srv *srv, uint64_t session)
+{
+    uint64_t now = uv_now(srv->loop);
+
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (struct cb_promise *p = srv->cb->buckets[b]; p; p = p->next)
+            if (p->session == session &&
+                (p->expiry > now ||
+                 meta_hold_has(srv->db, p->session, p->ino) > 0))
+                return true;
+    return false;
+}
+
 /* @session's promise on @ino, or NULL. */
 static struct cb_promise *promise_find(struct meta_srv_cb *cb, uint64_t session,
                                        uint64_t ino)
@@ -403,8 +418,11 @@ static void on_answer(struct peer *p, int status, const uint8_t *payload,
                  "session's promises: %s session=%" PRIu64 " recall=%d",
                  strerror(-status), call->session, call->recall);
         /* The break itself is still on its way to the session; what
-         * else it held must be forgotten too. */
-        if (drop_session(cb, call->session) > 0)
+         * else it still held must be forgotten too.  Promises already
+         * lapsed (the tick has not removed them yet) need no telling. */
+        bool live = has_live(w->srv, call->session);
+        drop_session(cb, call->session);
+        if (live)
             send_all(w->srv, call->session);
     }
     free(call);

@@ -788,6 +788,10 @@ static void test_meta_srv_cb_delegated_dir_silent_holder(void **state)
     uint64_t ino;
     uint32_t flags;
 
+    /* A promise that outlives the delegation's by 300 ms: still live when
+     * the recall's wait ends with the delegation's promise. */
+    usleep(300000);
+    assert_int_equal(getattr(&d->w, ROOT), 0);
     fcl_hold(&d->w, true);
     assert_int_equal(getattr(&d->b, dir), 0);
     fcl_got(&d->w, 0, &ino, &flags);
