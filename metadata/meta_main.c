@@ -92,7 +92,8 @@ static void usage(FILE *f)
             "                    replicas' --raft addresses; only on the very\n"
             "                    first start (a restart reads them from DIR)\n"
             "  --snapshot-every N  records between snapshots of the database\n"
-            "                    (default %u)\n"
+            "                    (default: one per %u bytes of the last\n"
+            "                    snapshot, at least %u)\n"
             "  --no-auth         ask nobody for a key: every peer that\n"
             "                    reaches the port has every right\n"
             "                    (docs/security.md)\n"
@@ -112,7 +113,8 @@ static void usage(FILE *f)
             "  -h, --help        show this help\n",
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
             META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS,
-            META_SRV_CB_LEASE_MS, META_RAFT_SNAPSHOT_EVERY, CONN_LIMIT_PER_ADDR,
+            META_SRV_CB_LEASE_MS, META_RAFT_SNAPSHOT_BYTES,
+            META_RAFT_SNAPSHOT_MIN, CONN_LIMIT_PER_ADDR,
             CONN_LIMIT_PER_IDENTITY);
 }
 

@@ -6,22 +6,27 @@
  * log_append(), which wraps the record into a raft buffer (libraft keeps
  * entries in 8-byte units: meta_op_entry_wrap()) and
  * raft_apply()s it (with the records held back to go with it, as
- * consecutive entries of one raft_apply(): one disk write); raft stores it, replicates it, and once a majority
- * has it every replica's fsm_apply() gets it, in log order, and applies
- * it to its own database with meta_log_apply() at its log index (stored
- * in the same transaction: meta_apply_at()).  On the leader fsm_apply()
- * also keeps the outcome for the pending proposal of that index, and
- * raft's apply callback (on_applied()) hands it to the proposer.
+ * consecutive entries of one raft_apply(): one disk write); raft stores it,
+ * replicates it, and once a majority has it every replica's fsm_apply() gets
+ * it, in log order, and applies it to its own database with meta_log_apply() at
+ * its log index (stored in the same transaction: meta_apply_at()).  On the
+ * leader fsm_apply() also keeps the outcome for the pending proposal of that
+ * index, and raft's apply callback (on_applied()) hands it to the proposer.
  *
  * Restart: raft loads its last snapshot (fsm_restore(): the database is
  * left alone when it has applied that far already) and replays the
  * records after it; fsm_apply() skips those whose index the database has
  * applied (r->applied), so each record changes the database once.
  *
- * Snapshots: every snapshot_every records raft asks for one; fsm_snapshot()
+ * Snapshots: every so many records raft asks for one; fsm_snapshot()
  * is the whole database through SQLite's backup API (meta_snap.c), which
  * raft stores, truncating its log, and sends to a replica too far behind
- * to be sent records (a new or wiped one).
+ * to be sent records (a new or wiped one).  Taking one copies the whole
+ * database on the loop thread, so unless --snapshot-every fixes the
+ * number, the records between two snapshots grow with the last one's
+ * size (meta_raft_snapshot_threshold()): the copy then costs each record about
+ * as much as copying META_RAFT_SNAPSHOT_BYTES bytes, and the log holds about
+ * one database's worth of records, whatever the size of the namespace.
  *
  * Leadership: raft says who leads; a replica that raft made leader first
  * appends a barrier, and only once the barrier is applied (so is every
@@ -106,6 +111,7 @@ struct meta_raft {
     meta_raft_role_cb role_cb;
     void *role_arg;
     bool closing;
+    bool fixed_threshold; /* --snapshot-every given */
     char dir[4096];
 };
 
@@ -307,6 +313,15 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     return 0;
 }
 
+unsigned meta_raft_snapshot_threshold(size_t bytes)
+{
+    size_t n = bytes / META_RAFT_SNAPSHOT_BYTES;
+
+    if (n < META_RAFT_SNAPSHOT_MIN)
+        return META_RAFT_SNAPSHOT_MIN;
+    return n > META_RAFT_SNAPSHOT_MAX ? META_RAFT_SNAPSHOT_MAX : (unsigned)n;
+}
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                         unsigned *n)
 {
@@ -328,8 +343,12 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     b->len = len;
     *bufs = b;
     *n = 1;
-    log_info("meta raft: snapshot taken: applied=%llu bytes=%zu",
-             (unsigned long long)r->applied, len);
+    if (!r->fixed_threshold)
+        raft_set_snapshot_threshold(&r->raft,
+                                    meta_raft_snapshot_threshold(len));
+    log_info("meta raft: snapshot taken: applied=%llu bytes=%zu next after "
+             "%u records",
+             (unsigned long long)r->applied, len, r->raft.snapshot.threshold);
     return 0;
 }
 
@@ -741,9 +760,10 @@ int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
     raft_set_heartbeat_timeout(&r->raft, META_RAFT_HEARTBEAT_MS);
     raft_set_pre_vote(&r->raft, true);
     raft_set_install_snapshot_timeout(&r->raft, META_RAFT_INSTALL_SNAPSHOT_MS);
+    r->fixed_threshold = opts->snapshot_every != 0;
     raft_set_snapshot_threshold(&r->raft, opts->snapshot_every
                                               ? opts->snapshot_every
-                                              : META_RAFT_SNAPSHOT_EVERY);
+                                              : META_RAFT_SNAPSHOT_MIN);
     raft_set_snapshot_trailing(&r->raft, opts->snapshot_trailing
                                              ? opts->snapshot_trailing
                                              : META_RAFT_SNAPSHOT_TRAILING);

@@ -18,8 +18,14 @@
 #define META_RAFT_MEMBERS_MAX 16
 #define META_RAFT_ELECTION_MS 1000 /* raft: randomized to 1-2x */
 #define META_RAFT_HEARTBEAT_MS 100
-#define META_RAFT_POLL_MS 50          /* how often leadership is looked at */
-#define META_RAFT_SNAPSHOT_EVERY 1024 /* records between snapshots */
+#define META_RAFT_POLL_MS 50 /* how often leadership is looked at */
+/* Records between snapshots, unless --snapshot-every fixes it: at least
+ * META_RAFT_SNAPSHOT_MIN, and one for every META_RAFT_SNAPSHOT_BYTES bytes
+ * of the last snapshot, so that copying the database costs each record a
+ * bounded share however large the namespace grows (meta_raft.c). */
+#define META_RAFT_SNAPSHOT_MIN 4096
+#define META_RAFT_SNAPSHOT_BYTES 256
+#define META_RAFT_SNAPSHOT_MAX (1u << 22)
 #define META_RAFT_SNAPSHOT_TRAILING 128
 /* An InstallSnapshot not answered within this is sent again (raft's
  * default, 30 s, leaves a re-joining replica behind that long). */
@@ -36,7 +42,7 @@ struct meta_raft_opts {
     uint64_t id;             /* this replica, > 0 */
     const char *addr;        /* raft host:port, listened on */
     const char *bootstrap;   /* "1=host:port,2=..." for a new group, or NULL */
-    unsigned snapshot_every; /* 0: META_RAFT_SNAPSHOT_EVERY */
+    unsigned snapshot_every; /* 0: follows the database's size */
     unsigned snapshot_trailing; /* 0: META_RAFT_SNAPSHOT_TRAILING */
 };
 
@@ -61,6 +67,11 @@ struct meta_raft_info {
  * duplicate id or address, or too many). */
 int meta_raft_members_parse(const char *spec, struct meta_raft_member *members,
                             size_t max);
+
+/* Records between snapshots after one of @bytes, unless --snapshot-every
+ * fixes them: META_RAFT_SNAPSHOT_MIN to META_RAFT_SNAPSHOT_MAX, one per
+ * META_RAFT_SNAPSHOT_BYTES. */
+unsigned meta_raft_snapshot_threshold(size_t bytes);
 
 /* Open raft's files under opts->dir (bootstrapping a new group with
  * opts->bootstrap when they are empty; on a restart the membership comes

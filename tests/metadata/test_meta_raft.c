@@ -43,6 +43,24 @@ static void test_meta_raft_members_parse_bad(void **state)
             fail_msg("accepted: \"%s\"", bad[i]);
 }
 
+/* The records between snapshots follow the database's size, within
+ * bounds. */
+static void test_meta_raft_snapshot_threshold(void **state)
+{
+    (void)state;
+    assert_int_equal(meta_raft_snapshot_threshold(0), META_RAFT_SNAPSHOT_MIN);
+    assert_int_equal(meta_raft_snapshot_threshold(4096),
+                     META_RAFT_SNAPSHOT_MIN);
+    assert_int_equal(
+        meta_raft_snapshot_threshold((size_t)META_RAFT_SNAPSHOT_BYTES * 10000),
+        10000);
+    assert_int_equal(meta_raft_snapshot_threshold(
+                         (size_t)META_RAFT_SNAPSHOT_BYTES * 10000 + 255),
+                     10000);
+    assert_int_equal(meta_raft_snapshot_threshold((size_t)1 << 40),
+                     META_RAFT_SNAPSHOT_MAX);
+}
+
 static void test_meta_op_entry_round_trip(void **state)
 {
     (void)state;
@@ -87,6 +105,7 @@ int test_meta_raft(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_meta_raft_members_parse_good),
         cmocka_unit_test(test_meta_raft_members_parse_bad),
+        cmocka_unit_test(test_meta_raft_snapshot_threshold),
         cmocka_unit_test(test_meta_op_entry_round_trip),
         cmocka_unit_test(test_meta_op_entry_unwrap_bad),
     };
