@@ -989,6 +989,12 @@ static void handle_setup(fuse_req_t req, const struct proto_attr *a,
     h->flags = fi->flags;
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->direct_io = (fi->flags & O_DIRECT) != 0;
+    /* A close(2) of a read-only handle has nothing of its own to write
+     * back or report (a shared writable mapping needs a writable handle),
+     * so the kernel is told not to send FLUSH for it: one request fewer
+     * per read-only open.  Another handle's delayed writes and their error
+     * stay for that handle's close or fsync; RELEASE still runs. */
+    fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
     /* Close-to-open: the kernel's pages stay only while they describe
      * the version metad reports now (a break forgets the version). */
     fi->keep_cache =
