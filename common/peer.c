@@ -695,6 +695,11 @@ static void cork_begin(void)
     cork_depth++;
 }
 
+void peer_cork_begin(void)
+{
+    cork_begin();
+}
+
 static void cork_end(void)
 {
     if (--cork_depth > 0)
@@ -708,6 +713,11 @@ static void cork_end(void)
             cork_flush_peer(p);
         peer_unref(p);
     }
+}
+
+void peer_cork_end(void)
+{
+    cork_end();
 }
 
 /* Stop reading from @p while the other side does not read what we send. */

@@ -85,6 +85,14 @@ int peer_connect(uv_loop_t *loop, const char *addr, uint8_t role,
 
 void peer_ref(struct peer *p);
 void peer_unref(struct peer *p);
+
+/* Hold every frame this thread writes, to any peer, until the matching
+ * peer_cork_end(), which writes each peer's held frames in one writev()
+ * (calls nest; the outermost end writes).  A daemon brackets a turn of its
+ * loop with them so that the answers of one turn leave together, as
+ * on_read() does for the answers to one read. */
+void peer_cork_begin(void);
+void peer_cork_end(void);
 void peer_close(struct peer *p);
 bool peer_is_closed(const struct peer *p);
 /* uv_now() of the last bytes read from @p (0: none yet): any frame is a

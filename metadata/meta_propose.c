@@ -12,10 +12,13 @@
  * held back in the log's queue; the next meta_propose() appends them, in
  * the order they came, in one append with its own record after them, so
  * a replicated log writes them together (one disk write, one round of
- * replication), and
- * the owner's timer appends them with meta_log_flush() when no record
- * comes.  Their order relative to every other record is the order of
- * their appends, which is what every replica applies.
+ * replication), and the owner's timer appends them with meta_log_flush()
+ * when no record comes.  Records that may not wait but gain from company
+ * (meta_propose_soon()) join the same queue and mark it due: the owner's
+ * event loop appends a due queue with meta_log_flush_due() at the end of
+ * the turn that proposed them, so a burst of requests read in one turn
+ * becomes one append.  Their order relative to every other record is the
+ * order of their appends, which is what every replica applies.
  *
  * Failure modes: an encoding failure (-ENOMEM, -EMSGSIZE) or a refused
  * append is returned by meta_propose() and the callback is never called;
@@ -80,6 +83,7 @@ static struct meta_propose *later_take(struct meta_log *log)
     struct meta_propose *head = log->later;
 
     log->later = log->later_tail = NULL;
+    log->due = false;
     return head;
 }
 
@@ -132,6 +136,22 @@ int meta_propose_later(struct meta_log *log, struct meta_propose *req,
         log->later = req;
     log->later_tail = req;
     return 0;
+}
+
+int meta_propose_soon(struct meta_log *log, struct meta_propose *req,
+                      const struct meta_op *op, meta_propose_cb cb)
+{
+    int rc = meta_propose_later(log, req, op, cb);
+
+    if (rc == 0)
+        log->due = true;
+    return rc;
+}
+
+void meta_log_flush_due(struct meta_log *log)
+{
+    if (log->due)
+        meta_log_flush(log);
 }
 
 void meta_log_flush(struct meta_log *log)

@@ -64,8 +64,15 @@ struct meta_log {
     const struct meta_log_ops *ops;
     struct meta_db *db; /* the state machine records are applied to */
     void *impl;         /* the log's own state */
-    /* Proposals held back by meta_propose_later(), oldest first. */
+    /* Proposals held back by meta_propose_later() and
+     * meta_propose_soon(), oldest first. */
     struct meta_propose *later, *later_tail;
+    bool due; /* one of them came from meta_propose_soon() */
+    /* Set by the log: records proposed together are worth appending
+     * together (a replicated log sends one message per append), so the
+     * owner proposes with meta_propose_soon().  The local log commits each
+     * record on its own either way. */
+    bool gather;
 };
 
 /* Make @log a log over @ops, its records applied to @db (borrowed), with
@@ -87,6 +94,16 @@ int meta_propose(struct meta_log *log, struct meta_propose *req,
  * -errno for an encoding failure, and the callback never comes. */
 int meta_propose_later(struct meta_log *log, struct meta_propose *req,
                        const struct meta_op *op, meta_propose_cb cb);
+/* As meta_propose_later(), but the record may not wait past the current
+ * turn of the owner's event loop: the owner calls meta_log_flush_due()
+ * after its I/O callbacks and before it waits for more, so the records
+ * proposed in one turn (a burst of requests read together) go to the log
+ * as one append.  Same return and contract. */
+int meta_propose_soon(struct meta_log *log, struct meta_propose *req,
+                      const struct meta_op *op, meta_propose_cb cb);
+/* meta_log_flush() when a record held back came from meta_propose_soon();
+ * nothing otherwise (records that can wait go on waiting). */
+void meta_log_flush_due(struct meta_log *log);
 /* Append every record held back (the owner of @log calls it when they
  * have waited long enough).  A record the log refuses gets its callback
  * with the error. */

@@ -512,6 +512,10 @@ static const struct meta_log_ops raft_log_ops = {.append = log_append};
 void meta_raft_log_init(struct meta_raft *r, struct meta_log *log)
 {
     meta_log_init(log, &raft_log_ops, r->db, r);
+    /* One raft_apply() is one AppendEntries to each follower, which
+     * answers it and commits its own transaction: records that come
+     * together should go together. */
+    log->gather = true;
 }
 
 /* ---- Leadership --------------------------------------------------------- */

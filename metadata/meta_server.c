@@ -73,8 +73,41 @@ static void on_later(uv_timer_t *t)
     meta_log_flush(&srv->log);
 }
 
+/* A turn of the loop: prepare, wait for I/O, the I/O callbacks, check.
+ * The records proposed by the turn's callbacks are appended together, and
+ * the frames they write (the answers of records committed in the turn,
+ * above all) wait for the check and leave in one writev() per peer. */
+static void turn_uncork(struct meta_srv *srv)
+{
+    if (srv->corked) {
+        srv->corked = false;
+        peer_cork_end();
+    }
+}
+
+static void on_turn_check(uv_check_t *h)
+{
+    struct meta_srv *srv = h->data;
+
+    meta_log_flush_due(&srv->log);
+    turn_uncork(srv);
+}
+
+static void on_turn_prepare(uv_prepare_t *h)
+{
+    struct meta_srv *srv = h->data;
+
+    meta_log_flush_due(&srv->log);
+    if (!srv->corked) {
+        srv->corked = true;
+        peer_cork_begin();
+    }
+}
+
 /* The commit column of meta_ops.def: a LATER record waits in the log for
- * the next one, or META_SRV_LATER_MS. */
+ * the next one, or META_SRV_LATER_MS.  Any other waits, in a log that
+ * gathers, for the end of this loop turn (meta_propose_soon()), so that
+ * the records of the requests read in one turn go in one append. */
 static int propose(struct meta_srv *srv, struct meta_propose *req,
                    const struct meta_op *op, meta_propose_cb cb)
 {
@@ -82,7 +115,8 @@ static int propose(struct meta_srv *srv, struct meta_propose *req,
     int rc;
 
     if (i < 0 || meta_optab[i].commit != META_COMMIT_LATER)
-        return meta_propose(&srv->log, req, op, cb);
+        return srv->log.gather ? meta_propose_soon(&srv->log, req, op, cb)
+                               : meta_propose(&srv->log, req, op, cb);
     bool first = !meta_log_waiting(&srv->log);
     rc = meta_propose_later(&srv->log, req, op, cb);
     if (rc == 0 && first)
@@ -596,6 +630,15 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
                    META_SRV_LIVE_TICK_MS);
     uv_timer_init(loop, &srv->later);
     srv->later.data = srv;
+    /* Unreferenced: they run on every turn but keep no loop alive. */
+    uv_check_init(loop, &srv->turn_check);
+    srv->turn_check.data = srv;
+    uv_check_start(&srv->turn_check, on_turn_check);
+    uv_unref((uv_handle_t *)&srv->turn_check);
+    uv_prepare_init(loop, &srv->turn_prepare);
+    srv->turn_prepare.data = srv;
+    uv_prepare_start(&srv->turn_prepare, on_turn_prepare);
+    uv_unref((uv_handle_t *)&srv->turn_prepare);
     meta_srv_repair_init(srv, opts->repair_rate, opts->repair_mbps);
     *out = srv;
     return 0;
@@ -653,6 +696,11 @@ void meta_srv_stop(struct meta_srv *srv)
     uv_close((uv_handle_t *)&srv->live_tick, NULL);
     uv_timer_stop(&srv->later);
     uv_close((uv_handle_t *)&srv->later, NULL);
+    uv_check_stop(&srv->turn_check);
+    uv_close((uv_handle_t *)&srv->turn_check, NULL);
+    turn_uncork(srv);
+    uv_prepare_stop(&srv->turn_prepare);
+    uv_close((uv_handle_t *)&srv->turn_prepare, NULL);
     meta_log_drop(&srv->log, -ECANCELED);
     meta_srv_repair_stop(srv);
     meta_srv_lease_free(srv);

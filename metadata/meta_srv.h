@@ -213,6 +213,11 @@ struct meta_srv {
     struct meta_srv_cb *cb; /* meta_srv_callback.c: callback promises */
     struct meta_log log;    /* where records are proposed (meta_propose.h) */
     uv_timer_t later;       /* appends the records held back in @log */
+    /* Append the records due in @log at the end of each loop turn: after
+     * the I/O callbacks (check) and before the loop waits (prepare). */
+    uv_check_t turn_check;
+    uv_prepare_t turn_prepare;
+    bool corked; /* between the two: frames written wait (peer_cork_*) */
     /* Serving: always with the local log; with a replicated one, while
      * this replica leads (meta_srv_lead()).  A replica that does not lead
      * answers requests NOT_LEADER and runs no timer work. */

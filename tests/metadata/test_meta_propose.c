@@ -259,6 +259,47 @@ static void test_meta_log_flush_appends_held(void **state)
     assert_int_equal(do_lookup(f, cred_root(), ROOT, "a", NULL), 0);
 }
 
+/* Records proposed soon wait for the turn's flush, which appends them
+ * (with what waited before them) as one write, in order; a flush of what
+ * is due leaves records that can wait alone. */
+static void test_meta_propose_soon_waits_for_flush_due(void **state)
+{
+    struct fx *f = *state;
+    struct meta_log log;
+    struct fake_log fl;
+    struct outcome o1 = {0}, o2 = {0}, o3 = {0};
+    struct meta_propose r1 = {.data = &o1}, r2 = {.data = &o2},
+                        r3 = {.data = &o3};
+    struct proto_wbuf w;
+    fake_init(&log, &fl, f->db);
+    assert_int_equal(propose_mkdir_later(f, &log, &r1, "a"), 0);
+    meta_log_flush_due(&log); /* only a record that can wait */
+    assert_int_equal(fl.appended, 0);
+    assert_true(meta_log_waiting(&log));
+    struct meta_op op = mkdir_op(f, "b", &w);
+    assert_int_equal(meta_propose_soon(&log, &r2, &op, on_done), 0);
+    proto_wbuf_free(&w);
+    op = mkdir_op(f, "c", &w);
+    assert_int_equal(meta_propose_soon(&log, &r3, &op, on_done), 0);
+    proto_wbuf_free(&w);
+    assert_int_equal(fl.appended, 0);
+    meta_log_flush_due(&log);
+    assert_false(meta_log_waiting(&log));
+    assert_int_equal(fl.appended, 3);
+    assert_int_equal(fl.writes, 1);
+    assert_ptr_equal(fl.head, &r1);
+    assert_ptr_equal(fl.head->next, &r2);
+    assert_ptr_equal(fl.head->next->next, &r3);
+    meta_log_flush_due(&log); /* nothing due any more */
+    assert_int_equal(fl.writes, 1);
+    fake_commit_all(&fl);
+    assert_int_equal(o1.status, 0);
+    assert_int_equal(o2.status, 0);
+    assert_int_equal(o3.status, 0);
+    assert_true(o2.attr.ino < o3.attr.ino);
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "c", NULL), 0);
+}
+
 /* A held record the log refuses at the flush, or one dropped (leadership
  * lost), gets its callback once with the error and changes nothing. */
 static void test_meta_log_drop_and_refusal_fail_held(void **state)
@@ -352,6 +393,7 @@ int test_meta_propose(void)
         T(test_meta_propose_callback_may_free_request),
         T(test_meta_log_apply_same_bytes_same_state),
         T(test_meta_propose_later_goes_before_next),
+        T(test_meta_propose_soon_waits_for_flush_due),
         T(test_meta_log_flush_appends_held),
         T(test_meta_log_drop_and_refusal_fail_held),
         T(test_meta_propose_refused_with_held),
