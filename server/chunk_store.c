@@ -1718,8 +1718,13 @@ int chunk_store_delete(struct chunk_store *s, uint64_t id, uint64_t ver)
             unlink(path);
             chunk_path(s, id, ".wmap", path, sizeof(path));
             unlink(path);
-            /* Invariant 9: an overlay's base goes with its last link. */
-            chunk_ov_unlink(s, id); /* a base goes with its last link */
+            /* Invariant 9: an overlay's base goes with its last link.  A
+             * flat chunk has no overlay files (the links of it that
+             * overlays hold are under their ids; leftovers of a conversion
+             * a crash stopped went at open, store_sweep()), so its delete
+             * spends no stat and unlink on them. */
+            if (f->overlay)
+                chunk_ov_unlink(s, id);
             file_shut(f);
             chunk_alloc_update(s, f);
             __atomic_add_fetch(&s->alloc, kept, __ATOMIC_RELAXED);
