@@ -568,7 +568,8 @@ int cl_chunk_sync(struct cl_client *c, struct cl_inode *n, uint64_t index)
 }
 
 int cl_chunk_sync_many(struct cl_client *c, struct cl_inode *n,
-                       const uint64_t *index, size_t k, int *rc)
+                       const uint64_t *index, size_t k, int *rc,
+                       void (*during)(void *arg), void *arg)
 {
     struct all_group *g = calloc(k, sizeof(*g));
     struct all_one *one = calloc(k * PROTO_MAX_REPLICAS, sizeof(*one));
@@ -583,6 +584,8 @@ int cl_chunk_sync_many(struct cl_client *c, struct cl_inode *n,
         free(ch);
         for (size_t i = 0; i < k; i++)
             rc[i] = -ENOMEM;
+        if (during)
+            during(arg);
         return -ENOMEM;
     }
     all_init(&a);
@@ -601,6 +604,8 @@ int cl_chunk_sync_many(struct cl_client *c, struct cl_inode *n,
                  PROTO_MSG_CHUNK_SYNC_REQ, &w);
         proto_wbuf_free(&w);
     }
+    if (during)
+        during(arg);
     all_wait(&a);
     /* What failed goes on as recover()'s first round had failed, so a
      * replica that failed its sync is reported, never just asked again

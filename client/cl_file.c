@@ -458,9 +458,32 @@ int cl_file_flush(struct cl_client *c, struct cl_inode *n)
     return flush_delayed(c, n);
 }
 
+/* cl_file_sync()'s WRITE_END, sent while the first syncs are in flight. */
+struct sync_end {
+    struct cl_client *c;
+    struct cl_inode *n;
+    bool sent;
+    int rc;
+};
+
+static void sync_end_send(void *arg)
+{
+    struct sync_end *e = arg;
+
+    e->rc = write_end(e->c, e->n);
+    e->sent = true;
+}
+
+/* fsync: the delayed writes go out, every chunk written since the last
+ * sync is synced on every replica, and the size and mtime are recorded.
+ * The WRITE_END goes while the first chunk syncs are in flight: it waits
+ * for nothing they do (it records what the writes made, as a close's
+ * does without any sync), and an fsync returns only when both are done,
+ * so it waits for the longer of the two instead of their sum. */
 int cl_file_sync(struct cl_client *c, struct cl_inode *n)
 {
     uint64_t batch[SYNC_BATCH];
+    struct sync_end end = {c, n, false, 0};
     int err = 0;
     size_t k;
 
@@ -469,7 +492,8 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
     while (!err && (k = cl_inode_take_dirty(n, batch, SYNC_BATCH)) > 0) {
         int rcs[SYNC_BATCH];
 
-        err = cl_chunk_sync_many(c, n, batch, k, rcs);
+        err = cl_chunk_sync_many(c, n, batch, k, rcs,
+                                 end.sent ? NULL : sync_end_send, &end);
         for (size_t i = 0; i < k; i++)
             if (rcs[i] < 0)
                 log_error("sync: chunk sync failed: %s ino=%llu index=%llu",
@@ -483,7 +507,10 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
             break;
         }
     }
-    int rc = write_end(c, n);
+    /* Not sent yet (nothing to sync, or the writeback failed): now.
+     * Sent: a refusal stands, and what a recovery owed since goes now
+     * (write_end() returns at once when nothing is owed). */
+    int rc = end.sent && end.rc < 0 ? end.rc : write_end(c, n);
     pthread_mutex_unlock(&n->sync_lock);
     int werr = take_werr(n);
     if (werr)

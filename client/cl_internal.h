@@ -603,9 +603,12 @@ int cl_chunk_sync(struct cl_client *c, struct cl_inode *n, uint64_t index);
 /* CHUNK_SYNC chunks @index[0..@k) of @n all at once, to every replica of
  * each, under the leases @n holds; a chunk whose sync fails, or with no
  * lease at hand, then goes through cl_chunk_sync().  @rc[i] is chunk i's
- * outcome; returns the first error, or 0. */
+ * outcome; returns the first error, or 0.  @during, when not NULL, is
+ * called with @arg on the caller's thread while the syncs are in flight
+ * (cl_file_sync() reports the size to metad then). */
 int cl_chunk_sync_many(struct cl_client *c, struct cl_inode *n,
-                       const uint64_t *index, size_t k, int *rc);
+                       const uint64_t *index, size_t k, int *rc,
+                       void (*during)(void *arg), void *arg);
 /* CHUNK_TRUNCATE chunk @index of @ino to @length on every replica, under
  * a write lease (recorded in @n when not NULL). */
 int cl_chunk_truncate(struct cl_client *c, uint64_t ino, struct cl_inode *n,

@@ -127,6 +127,18 @@ struct fake {
     uint64_t ev_ino;
     uint32_t ev_state; /* 0: no event to send */
     uv_timer_t wait_timer;
+    /* With @sync_after_end (set by a test), the chunk servers hold every
+     * CHUNK_SYNC until a CHUNK_WRITE_END reaches metad, then answer it;
+     * one held FK_WAIT_MS fails with EIO instead. */
+    bool sync_after_end;
+    struct {
+        struct peer *p;
+        uint64_t req_id;
+        uint64_t since;
+        struct fk_replica *r;
+    } held[FK_PEERS];
+    int nheld;
+    unsigned held_released, held_timedout;
 };
 
 static inline void fk_lock(struct fake *fk)
@@ -362,7 +374,19 @@ static inline void fk_wait_answer(struct fake *fk, int i)
     proto_wbuf_free(&w);
 }
 
-/* Every 10 ms: polls with an event to tell, or held FK_WAIT_MS, answer. */
+/* Answer held CHUNK_SYNC @i: done (@rc 0) or failed, and drop it. */
+static inline void fk_held_answer(struct fake *fk, int i, int rc)
+{
+    if (rc == 0)
+        fk->held[i].r->syncs++;
+    fk_reply_wbuf(fk->held[i].p, fk->held[i].req_id, PROTO_MSG_CHUNK_SYNC_REQ,
+                  rc, NULL);
+    peer_unref(fk->held[i].p);
+    fk->held[i] = fk->held[--fk->nheld];
+}
+
+/* Every 10 ms: polls with an event to tell, or held FK_WAIT_MS, answer;
+ * so do syncs held that long (with EIO). */
 static inline void fk_on_wait_timer(uv_timer_t *t)
 {
     struct fake *fk = t->data;
@@ -372,6 +396,11 @@ static inline void fk_on_wait_timer(uv_timer_t *t)
     for (int i = fk->nwaits - 1; i >= 0; i--)
         if (fk->ev_state || now - fk->waits[i].since >= FK_WAIT_MS)
             fk_wait_answer(fk, i);
+    for (int i = fk->nheld - 1; i >= 0; i--)
+        if (now - fk->held[i].since >= FK_WAIT_MS) {
+            fk->held_timedout++;
+            fk_held_answer(fk, i, -EIO);
+        }
     fk_unlock(fk);
 }
 
@@ -439,6 +468,10 @@ static inline void fk_metad(struct fake *fk, struct peer *p, uint16_t opcode,
             if (rc == 0 && m.size > fk->size)
                 fk->size = m.size;
             fk->attr_version++;
+            while (fk->nheld > 0) {
+                fk->held_released++;
+                fk_held_answer(fk, fk->nheld - 1, 0);
+            }
         }
         fk_attr(fk, &a.attr);
         proto_attr_rep_encode(&w, &a);
@@ -556,8 +589,19 @@ static inline void fk_chunkd(struct fake *fk, struct fk_node *n, struct peer *p,
     case PROTO_MSG_CHUNK_SYNC_REQ: {
         struct proto_chunk_sync_req m;
         rc = proto_chunk_sync_req_decode(payload, len, &m);
-        if (rc == 0 &&
-            (r = fk_replica(fk, (uint32_t)n->id, m.chunk_id, m.version, &rc)))
+        r = rc == 0
+                ? fk_replica(fk, (uint32_t)n->id, m.chunk_id, m.version, &rc)
+                : NULL;
+        if (r && fk->sync_after_end && fk->nheld < FK_PEERS) {
+            peer_ref(p);
+            fk->held[fk->nheld].p = p;
+            fk->held[fk->nheld].req_id = req_id;
+            fk->held[fk->nheld].since = uv_now(&fk->loop);
+            fk->held[fk->nheld++].r = r;
+            proto_wbuf_free(&w);
+            return; /* answered by the next WRITE_END, or the timer */
+        }
+        if (r)
             r->syncs++;
         break;
     }

@@ -245,6 +245,24 @@ static void test_cl_chunk_sync_many_chunks(void **state)
     assert_int_equal(FK_GET(f->fk, f->fk->rep[1][0].syncs), 1);
 }
 
+/* An fsync sends the size (CHUNK_WRITE_END) while its chunk syncs are in
+ * flight, not after them: the fake's servers answer no sync before metad
+ * has the WRITE_END, and fail one held FK_WAIT_MS. */
+static void test_cl_file_sync_write_end_with_syncs(void **state)
+{
+    struct fk_fix *f = *state;
+
+    write_three_chunks(f, 40);
+    fk_lock(f->fk);
+    f->fk->sync_after_end = true;
+    fk_unlock(f->fk);
+    assert_int_equal(cl_file_sync(f->c, f->n), 0);
+    assert_int_equal(FK_GET(f->fk, f->fk->held_timedout), 0);
+    assert_int_equal(FK_GET(f->fk, f->fk->held_released), 3 * 3);
+    assert_int_equal(FK_GET(f->fk, f->fk->size), 2 * PROTO_CHUNK_SIZE + 100);
+    assert_int_equal(FK_GET(f->fk, f->fk->reports_write), 0);
+}
+
 /* A replica that fails one of the chunks' syncs, sent together, is
  * reported and dropped from that chunk alone; the sync succeeds. */
 static void test_cl_chunk_sync_many_one_fails(void **state)
@@ -449,6 +467,7 @@ int test_cl_chunk(void)
         T(test_cl_chunk_sync_final_error),
     T(test_cl_chunk_sync_many_chunks),
     T(test_cl_chunk_sync_many_one_fails),
+    T(test_cl_file_sync_write_end_with_syncs),
         T(test_cl_chunk_truncate_zeroes_tail),
         T(test_cl_chunk_read_hole_is_zeros),
         T(test_cl_chunk_read_fails_over_and_reports),
