@@ -94,6 +94,9 @@ static void usage(FILE *f)
             "  --snapshot-every N  records between snapshots of the database\n"
             "                    (default: one per %u bytes of the last\n"
             "                    snapshot, at least %u)\n"
+            "  --chunk-pool N    empty chunks kept created ahead of the\n"
+            "                    writes to new files, per replica count\n"
+            "                    (default %u, 0 = each write creates its own)\n"
             "  --no-auth         ask nobody for a key: every peer that\n"
             "                    reaches the port has every right\n"
             "                    (docs/security.md)\n"
@@ -114,7 +117,7 @@ static void usage(FILE *f)
             META_SRV_LEASE_MS, META_SRV_SUSPECT_MS, META_SRV_DOWN_MS,
             META_SRV_REPAIR_RATE, META_SRV_REPAIR_MBPS, META_SRV_TICKET_MS,
             META_SRV_CB_LEASE_MS, META_RAFT_SNAPSHOT_BYTES,
-            META_RAFT_SNAPSHOT_MIN, CONN_LIMIT_PER_ADDR,
+            META_RAFT_SNAPSHOT_MIN, META_SRV_CHUNK_POOL, CONN_LIMIT_PER_ADDR,
             CONN_LIMIT_PER_IDENTITY);
 }
 
@@ -193,11 +196,12 @@ int main(int argc, char **argv)
         {"id", required_argument, NULL, 'i'},
         {"bootstrap", required_argument, NULL, 'b'},
         {"snapshot-every", required_argument, NULL, 'X'},
+        {"chunk-pool", required_argument, NULL, 'C'},
         {"debug", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct meta_srv_opts opts = {0};
+    struct meta_srv_opts opts = {.chunk_pool = META_SRV_CHUNK_POOL};
     unsigned per_addr = CONN_LIMIT_PER_ADDR;
     unsigned per_identity = CONN_LIMIT_PER_IDENTITY;
     struct meta_raft_opts ropts = {0};
@@ -275,6 +279,14 @@ int main(int argc, char **argv)
             if (parse_u32(optarg, c == 'i' ? &id : &ropts.snapshot_every) < 0) {
                 fprintf(stderr, "tessera-metad: bad %s: %s\n", argv[optind - 1],
                         optarg);
+                return 1;
+            }
+            break;
+        case 'C':
+            if (parse_u32(optarg, &opts.chunk_pool) < 0 ||
+                opts.chunk_pool > META_SRV_CHUNK_POOL_MAX) {
+                fprintf(stderr, "tessera-metad: bad %s: %s (0 to %u)\n",
+                        argv[optind - 1], optarg, META_SRV_CHUNK_POOL_MAX);
                 return 1;
             }
             break;

@@ -579,6 +579,7 @@ void meta_srv_lead(struct meta_srv *srv, bool leading)
     meta_log_drop(&srv->log, -EREMCHG);
     meta_srv_lease_free(srv);
     meta_srv_cb_forget(srv);
+    meta_srv_pool_drop(srv);
 }
 
 int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
@@ -600,6 +601,7 @@ int meta_srv_start(uv_loop_t *loop, struct meta_db *db,
     srv->promise_ms =
         opts->promise_ms ? opts->promise_ms : META_SRV_CB_LEASE_MS;
     srv->no_auth = opts->no_auth;
+    srv->pool.size = opts->chunk_pool;
     srv->limits = opts->limits;
     srv->secure = opts->secure;
     srv->instance_id = random_u64();
@@ -704,6 +706,7 @@ void meta_srv_stop(struct meta_srv *srv)
     meta_log_drop(&srv->log, -ECANCELED);
     meta_srv_repair_stop(srv);
     meta_srv_lease_free(srv);
+    meta_srv_pool_drop(srv);
 }
 
 /* The timer embedded in @srv was closed by meta_srv_stop() and its close

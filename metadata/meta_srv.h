@@ -42,6 +42,8 @@
 #define META_SRV_PROBE_MS 1000        /* are-you-up probe timeout */
 #define META_SRV_NOTIFY_MS 2000       /* SERVER_STATE to clients */
 #define META_SRV_REPAIR_RATE 4        /* copies in flight */
+#define META_SRV_CHUNK_POOL 8         /* chunks created ahead, per count */
+#define META_SRV_CHUNK_POOL_MAX 1024
 #define META_SRV_REPAIR_MBPS 100      /* repair and rebalance budget */
 #define META_SRV_REPLICATE_MS 120000  /* one CHUNK_REPLICATE */
 #define META_SRV_CLONE_MS 60000       /* one CHUNK_CLONE (local copy) */
@@ -75,6 +77,18 @@ struct meta_srv_opts {
     /* The replica of a group this daemon is (borrowed), with the log
      * above; NULL for a single metad. */
     struct meta_raft *raft;
+    /* Chunks to keep created ahead of writes per replica count
+     * (meta_srv_pool.c); 0: none, each hole creates its own. */
+    uint32_t chunk_pool;
+};
+
+/* Chunks created ahead of the WRITE_BEGINs that take them
+ * (meta_srv_pool.c).  The chunks are private to that file. */
+struct meta_srv_pooled;
+struct meta_srv_pool {
+    unsigned size; /* chunks kept per replica count; 0: no pool */
+    struct meta_srv_pooled *chunks;
+    uint64_t taken, missed; /* holes that found one ready, or none */
 };
 
 /* A session's lease, in memory only (docs/architecture.md, "Sessions"). */
@@ -199,6 +213,7 @@ struct meta_srv {
     size_t nwleases, cwleases;
 
     struct meta_srv_write *writes; /* one per slot being written */
+    struct meta_srv_pool pool;     /* chunks created ahead of writes */
     struct meta_srv_freeze *freezes; /* files being snapshotted */
     uint64_t next_chunk_id;
 
@@ -429,6 +444,37 @@ void meta_srv_answer_ignored(struct peer *p, int status,
 
 void meta_srv_state_broadcast(struct meta_srv *srv,
                               const struct meta_srv_server *s, uint32_t state);
+
+/* meta_srv_pool.c */
+
+/* Up, not draining, not full: @s may get a new chunk. */
+bool meta_srv_server_placeable(struct meta_srv *srv,
+                               const struct meta_srv_server *s);
+/* Take a chunk created ahead on @n servers that are all still
+ * placeable: 0 with its id in *@chunk_id and its servers in @servers
+ * (it exists on each at version 1, in no record yet), or -ENOENT. */
+int meta_srv_pool_take(struct meta_srv *srv, uint32_t n, uint64_t *chunk_id,
+                       uint32_t *servers);
+/* Start creating chunks on the @n servers @ids until the pool holds
+ * srv->pool.size of @n replicas, created or being created. */
+void meta_srv_pool_fill(struct meta_srv *srv, const uint32_t *ids, uint32_t n);
+/* How many chunks the pool holds ready, and how many it is creating. */
+void meta_srv_pool_count(struct meta_srv *srv, unsigned *ready,
+                         unsigned *creating);
+/* How many chunks ready in the pool have a replica on @server_id. */
+uint32_t meta_srv_pool_on(struct meta_srv *srv, uint32_t server_id);
+/* The chunks server @s holds, as its last heartbeat says, less those of
+ * the pool: the chunks of files (what status shows). */
+uint32_t meta_srv_server_chunks(struct meta_srv *srv,
+                                const struct meta_srv_server *s);
+/* True while @chunk_id is in the pool: not garbage. */
+bool meta_srv_pool_has(struct meta_srv *srv, uint64_t chunk_id);
+/* Server @server_id went down: its pooled chunks are deleted on their
+ * other servers, and those being made will be. */
+void meta_srv_pool_server_down(struct meta_srv *srv, uint32_t server_id);
+/* Forget the pool (leadership lost, stopping): the next leader's
+ * inventories delete its chunks. */
+void meta_srv_pool_drop(struct meta_srv *srv);
 
 /* meta_srv_gc.c */
 

@@ -6,9 +6,9 @@
  * message (opcount.h, counted in common/peer.c), the commit latency of
  * the database (the stage "meta.db.commit"), storage servers by state and
  * their capacity, chunk health from the last repair scan, repair and
- * rebalance progress, sessions, cache callbacks, and the process's CPU
- * time.  The list with meanings is in docs/operations.md, "Metrics".
- * meta_srv_web.c serves it beside the status page.
+ * rebalance progress, sessions, cache callbacks, the chunk pool, and the
+ * process's CPU time.  The list with meanings is in docs/operations.md,
+ * "Metrics". meta_srv_web.c serves it beside the status page.
  */
 #include "meta_srv.h"
 
@@ -144,6 +144,29 @@ static void render_sessions(struct meta_srv *srv, struct metrics_buf *b)
     render_series(b, s, sizeof(s) / sizeof(s[0]));
 }
 
+static void render_pool(struct meta_srv *srv, struct metrics_buf *b)
+{
+    unsigned ready, creating;
+
+    meta_srv_pool_count(srv, &ready, &creating);
+    const struct series s[] = {
+        {"tessera_metad_chunk_pool_ready", METRICS_GAUGE,
+         "Empty chunks created ahead of the writes to new files "
+         "(--chunk-pool), ready to hand out.",
+         ready},
+        {"tessera_metad_chunk_pool_creating", METRICS_GAUGE,
+         "Chunks of the pool being created on the storage servers.", creating},
+        {"tessera_metad_chunk_pool_taken_total", METRICS_COUNTER,
+         "New chunks of files that were taken from the pool.", srv->pool.taken},
+        {"tessera_metad_chunk_pool_missed_total", METRICS_COUNTER,
+         "New chunks of files created in the write's own path: the pool had "
+         "none ready on servers fit for it.",
+         srv->pool.missed},
+    };
+
+    render_series(b, s, sizeof(s) / sizeof(s[0]));
+}
+
 int meta_srv_metrics_render(struct metrics_buf *b, void *arg)
 {
     struct meta_srv *srv = arg;
@@ -154,6 +177,7 @@ int meta_srv_metrics_render(struct metrics_buf *b, void *arg)
     render_chunks(srv, b);
     render_repair(srv, b);
     render_sessions(srv, b);
+    render_pool(srv, b);
     metrics_process(b);
     return 0;
 }

@@ -155,8 +155,10 @@ void meta_srv_state_update(struct meta_srv *srv, struct meta_srv_server *s)
         log_info("metad: server %s: id=%u addr=%s was=%s",
                  meta_srv_state_name(state), s->id, s->addr,
                  meta_srv_state_name(old));
-    if (state == PROTO_SERVER_DOWN)
+    if (state == PROTO_SERVER_DOWN) {
         meta_srv_write_server_down(srv, s->id);
+        meta_srv_pool_server_down(srv, s->id);
+    }
     meta_srv_state_broadcast(srv, s, state);
 }
 

@@ -7,11 +7,12 @@
  * servers (registered), servers.up (up or draining), servers.suspect,
  * servers.down, servers.draining; capacity, capacity.free and
  * capacity.disks of the servers not down, each disk once
- * (meta_srv_capacity); chunks (replicas reported by their heartbeats); the
- * repair progress of meta_srv_kv_progress() (chunks.ok, under_goal,
- * over_goal, missing from the last repair scan, repair.*, rebalance.*,
- * scrub.requested, the scrubbers as the servers report them (scrub.servers,
- * running, chunks, total, errors, passes, last_end_s over the servers;
+ * (meta_srv_capacity); chunks (replicas reported by their heartbeats,
+ * less the chunk pool's); the repair progress of meta_srv_kv_progress()
+ * (chunks.ok, under_goal, over_goal, missing from the last repair scan,
+ * repair.*, rebalance.*, scrub.requested, the scrubbers as the servers
+ * report them (scrub.servers, running, chunks, total, errors, passes,
+ * last_end_s over the servers;
  * "scrub.<id>" = "running|idle chunks=<n> total=<n> bytes=<n> errors=<n>
  * passes=<n> start_s=<s> end_s=<s>" each), drain.<id> = replicas still
  * listed on a draining server); then one "session.<id>" = "<name> <host>
@@ -170,7 +171,7 @@ int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
         if (s->state < 6)
             n[s->state]++;
         if (meta_srv_server_alive(srv, s))
-            chunks += s->chunks;
+            chunks += meta_srv_server_chunks(srv, s);
     }
     meta_srv_capacity(srv, &cap, &free_b, &disks);
 
@@ -223,7 +224,8 @@ int meta_srv_status_build(struct meta_srv *srv, struct proto_wbuf *body)
                  " used=%" PRIu64 " replicas=%" PRIu64 " since=%" PRId64
                  " hb_ms=%" PRIu64 "%s",
                  s->addr[0] ? s->addr : "-", meta_srv_state_name(s->state),
-                 s->free, s->chunks, s->capacity, s->stored, s->replicas,
+                 s->free, meta_srv_server_chunks(srv, s), s->capacity,
+                 s->stored, s->replicas,
                  s->since_ns, s->seen.last_hb ? now - s->seen.last_hb : UINT64_MAX,
                  s->draining ? " draining=1" : "");
         kv(&o, key, val);

@@ -281,6 +281,8 @@ void meta_srv_write_server_down(struct meta_srv *srv, uint32_t server_id)
 
 bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id)
 {
+    if (meta_srv_pool_has(srv, chunk_id))
+        return true; /* created for a write to come */
     for (struct meta_srv_write *w = srv->writes; w; w = w->next)
         if (w->pending &&
             (w->chunk_id == chunk_id || (w->cow && w->src_id == chunk_id)))
@@ -336,9 +338,7 @@ static int pick_servers(struct meta_srv_write *w, uint32_t goal)
     if (!up)
         return -ENOMEM;
     for (size_t i = 0; i < srv->nservers; i++)
-        if (meta_srv_server_up(srv, &srv->servers[i]) &&
-            !srv->servers[i].draining &&
-            !meta_srv_server_full(&srv->servers[i]))
+        if (meta_srv_server_placeable(srv, &srv->servers[i]))
             up[nup++] = &srv->servers[i];
     qsort(up, nup, sizeof(*up), by_free_desc);
     if (goal == 0)
@@ -437,6 +437,36 @@ int meta_srv_write_plan(const struct meta_srv_wfacts *f)
     return META_SRV_WPLAN_BUMP;
 }
 
+/* A hole on the servers pick_servers() chose: a chunk of the pool on as
+ * many fit servers if one is ready (created already: on to the record),
+ * else a new one created now; either way the pool is topped up. */
+static int allocate(struct meta_srv_write *w)
+{
+    struct meta_srv *srv = w->srv;
+    uint32_t ids[PROTO_MAX_REPLICAS], pooled[PROTO_MAX_REPLICAS];
+    uint32_t n = w->ntargets;
+    uint64_t id;
+    int rc;
+
+    for (uint32_t i = 0; i < n; i++)
+        ids[i] = w->targets[i].server_id;
+    if (meta_srv_pool_take(srv, n, &id, pooled) < 0) {
+        /* This write's chunk goes to the servers before the pool's. */
+        w->chunk_id = ++srv->next_chunk_id;
+        rc = send_setversions(w);
+        meta_srv_pool_fill(srv, ids, n);
+        return rc;
+    }
+    w->chunk_id = id;
+    for (uint32_t i = 0; i < n; i++) {
+        w->targets[i].w = w;
+        w->targets[i].server_id = pooled[i];
+        w->targets[i].status = 0;
+    }
+    meta_srv_pool_fill(srv, ids, n);
+    return WB_DECIDE;
+}
+
 /* The other request on srv->writes copying @src_id (invariant 3). */
 static bool cow_other(struct meta_srv_write *w, uint64_t src_id)
 {
@@ -516,10 +546,9 @@ static int wb_plan(struct meta_srv_write *w)
             return rc < 0                            ? rc
                    : meta_srv_servers_returning(srv) ? -EIO
                                                      : -ENOSPC;
-        w->chunk_id = ++srv->next_chunk_id;
         w->old_version = 0;
         w->new_version = 1;
-        return send_setversions(w);
+        return allocate(w);
     case META_SRV_WPLAN_PARK:
         w->parked = true;
         w->src_id = ch.chunk_id;

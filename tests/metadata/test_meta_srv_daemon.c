@@ -392,12 +392,16 @@ static void lead(struct md *m)
     meta_srv_lead(m->srv, true);
 }
 
-/* A daemon over a fresh database; with a prestate (any), over the fake
- * log, leading. */
+/* A daemon over a fresh database; with a prestate (any but &with_pool),
+ * over the fake log, leading; with &with_pool, keeping two chunks
+ * created ahead. */
+static int with_pool; /* this prestate: no fake log, --chunk-pool 2 */
+
 static int md_setup(void **state)
 {
     struct md *m = calloc(1, sizeof(*m));
-    bool with_log = *state != NULL;
+    bool pool = *state == &with_pool;
+    bool with_log = *state != NULL && !pool;
     char path[128];
 
     assert_non_null(m);
@@ -409,7 +413,8 @@ static int md_setup(void **state)
     struct meta_srv_opts o = {.data_dir = m->dir,
                               .listen = "127.0.0.1:0",
                               .promise_ms = 300,
-                              .no_auth = true};
+                              .no_auth = true,
+                              .chunk_pool = pool ? 2 : 0};
     if (with_log) {
         pthread_mutex_init(&m->flog.mu, NULL);
         m->flog.held_tail = &m->flog.held;
@@ -1519,12 +1524,141 @@ static void test_meta_srv_ino_reserve_and_mknod(void **state)
     assert_true(file_create(m->cl, "p") >= r2.first + 16);
 }
 
+/* ---- The chunk pool (meta_srv_pool.c) ------------------------------------ */
+
+static struct {
+    uint64_t taken, missed;
+    unsigned ready, creating;
+    uint64_t id;  /* asked about: */
+    bool pooled;  /* meta_srv_pool_has(id) */
+    bool pending; /* meta_srv_write_pending(id): inventories keep it */
+} pool_seen;
+
+static void pool_probe(struct md *m)
+{
+    meta_srv_pool_count(m->srv, &pool_seen.ready, &pool_seen.creating);
+    pool_seen.taken = m->srv->pool.taken;
+    pool_seen.missed = m->srv->pool.missed;
+    pool_seen.pooled = meta_srv_pool_has(m->srv, pool_seen.id);
+    pool_seen.pending = meta_srv_write_pending(m->srv, pool_seen.id);
+}
+
+/* Wait (a bounded while) until the pool has @n chunks ready and none
+ * being created. */
+static void pool_wait_ready(struct md *m, unsigned n)
+{
+    for (int k = 0; k < 200; k++) {
+        on_loop(m, pool_probe);
+        if (pool_seen.ready == n && pool_seen.creating == 0)
+            break;
+        usleep(10 * 1000);
+    }
+    assert_int_equal(pool_seen.ready, n);
+    assert_int_equal(pool_seen.creating, 0);
+}
+
+/* Wait (a bounded while) until every fake server was sent @n
+ * CHUNK_SETVERSIONs. */
+static void setversions_wait(struct md *m, unsigned n)
+{
+    for (int i = 0; i < NSRV; i++) {
+        for (int k = 0; k < 200 && fsrv_seen(&m->fs[i],
+                                             PROTO_MSG_CHUNK_SETVERSION_REQ) < n;
+             k++)
+            usleep(10 * 1000);
+        assert_int_equal(fsrv_seen(&m->fs[i], PROTO_MSG_CHUNK_SETVERSION_REQ),
+                         n);
+    }
+}
+
+/* With --chunk-pool 2: the first hole creates its chunk itself and fills
+ * the pool; the next hole takes a pooled chunk (created already, on every
+ * server, at version 1) and the pool is topped up again.  Pooled chunks
+ * are no garbage, and a metad that stops leading forgets them. */
+static void test_meta_srv_pool_hole_takes_created_chunk(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc first, loc;
+
+    register_all(m);
+    assert_int_equal(write_begin(m, &first), 0);
+    setversions_wait(m, 1 + 2);
+    pool_wait_ready(m, 2);
+    assert_int_equal(pool_seen.taken, 0);
+    assert_int_equal(pool_seen.missed, 1);
+
+    assert_int_equal(write_begin_at(m, 1, &loc), 0);
+    on_loop(m, pool_probe);
+    assert_int_equal(pool_seen.taken, 1);
+    assert_int_equal(loc.version, 1);
+    assert_int_equal(loc.nreplicas, NSRV);
+    for (int i = 0; i < NSRV; i++)
+        assert_true(has_server(&loc, m->fs[i].id));
+    /* One of the two made after the first hole's chunk. */
+    assert_true(loc.chunk_id > first.chunk_id &&
+                loc.chunk_id <= first.chunk_id + 2);
+    /* Recorded: the slot keeps it, under a live lease. */
+    struct proto_chunk_loc again;
+    assert_int_equal(write_begin_at(m, 1, &again), 0);
+    assert_int_equal(again.chunk_id, loc.chunk_id);
+    setversions_wait(m, 1 + 2 + 1); /* the pool topped up */
+    pool_wait_ready(m, 2);
+
+    /* The other chunk made after the first hole's is still pooled. */
+    pool_seen.id = loc.chunk_id == first.chunk_id + 1 ? first.chunk_id + 2
+                                                      : first.chunk_id + 1;
+    on_loop(m, pool_probe);
+    assert_true(pool_seen.pooled);
+    assert_true(pool_seen.pending);
+    pool_seen.id = loc.chunk_id;
+    on_loop(m, pool_probe);
+    assert_false(pool_seen.pooled);
+
+    pool_seen.id = first.chunk_id + 3;
+    on_loop(m, pool_probe);
+    assert_true(pool_seen.pooled);
+    on_loop(m, lead_lost);
+    on_loop(m, pool_probe);
+    assert_false(pool_seen.pooled);
+    assert_false(pool_seen.pending);
+}
+
+/* A pooled chunk that a server failed to create is deleted on the others
+ * and never handed out; a hole that finds no pooled chunk creates its
+ * own. */
+static void test_meta_srv_pool_failed_create_deleted(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc first, loc;
+
+    register_all(m);
+    /* Server 1 fails the hole's own creation and both of the pool's. */
+    fsrv_fail(&m->fs[1], PROTO_MSG_CHUNK_SETVERSION_REQ, -EIO, 3);
+    assert_int_equal(write_begin(m, &first), 0);
+    assert_int_equal(first.nreplicas, NSRV - 1);
+    assert_false(has_server(&first, m->fs[1].id));
+    deletes_wait(m, 0, 2);
+    deletes_wait(m, 2, 2);
+    assert_int_equal(fsrv_seen(&m->fs[1], PROTO_MSG_CHUNK_DELETE_REQ), 0);
+    pool_wait_ready(m, 0);
+
+    assert_int_equal(write_begin_at(m, 1, &loc), 0);
+    assert_int_equal(loc.nreplicas, NSRV);
+    on_loop(m, pool_probe);
+    assert_int_equal(pool_seen.taken, 0);
+    assert_int_equal(pool_seen.missed, 2);
+    assert_true(loc.chunk_id > first.chunk_id + 2); /* its own, made now */
+}
+
 int test_meta_srv_daemon(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, md_setup, md_teardown)
 #define L(name)                                                                \
     cmocka_unit_test_prestate_setup_teardown(name, md_setup, md_teardown,      \
                                              &with_flog)
+#define P(name)                                                                \
+    cmocka_unit_test_prestate_setup_teardown(name, md_setup, md_teardown,      \
+                                             &with_pool)
     static int with_flog; /* any prestate: the daemon over the fake log */
     const struct CMUnitTest tests[] = {
         T(test_meta_srv_write_begin_hole_no_server),
@@ -1549,7 +1683,10 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_lead_again_starts_over),
         T(test_meta_srv_dir_attrs_by_version),
         T(test_meta_srv_ino_reserve_and_mknod),
+        P(test_meta_srv_pool_hole_takes_created_chunk),
+        P(test_meta_srv_pool_failed_create_deleted),
     };
+#undef P
 #undef T
 #undef L
     return cmocka_run_group_tests_name("meta_srv_daemon", tests, NULL, NULL);
