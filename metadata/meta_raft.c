@@ -13,6 +13,14 @@
  * leader fsm_apply() also keeps the outcome for the pending proposal of that
  * index, and raft's apply callback (on_applied()) hands it to the proposer.
  *
+ * A follower's fsm_apply() only keeps the record (struct deferred): raft
+ * applies what the leader committed before the follower acknowledges the
+ * entries it has just stored, so applying there would put the follower's
+ * database in the path of every commit.  It applies what it kept
+ * META_RAFT_DEFER_MS later, or once META_RAFT_DEFER_MAX wait, in one
+ * commit, and always before anything else reads the database here: a
+ * snapshot, a restore, leading, closing (deferred_run()).
+ *
  * Restart: raft loads its last snapshot (fsm_restore(): the database is
  * left alone when it has applied that far already) and replays the
  * records after it; fsm_apply() skips those whose index the database has
@@ -83,6 +91,15 @@ struct pending {
     struct pending *prev, *next;
 };
 
+/* A committed record a follower applies later (fsm_apply()): its index
+ * and its body, copied out of raft's buffer. */
+struct deferred {
+    uint64_t index;
+    size_t len;
+    struct deferred *next;
+    uint8_t rec[];
+};
+
 struct change {
     struct raft_change rc; /* rc.data is this */
     struct meta_raft *r;
@@ -107,6 +124,14 @@ struct meta_raft {
     bool leading;
     uint64_t lead_term;
     uint64_t applied; /* the database's last applied index */
+    /* A follower's committed records not applied yet, in log order
+     * (deferred_run() applies them): @applied < their indexes <=
+     * @deferred_last. */
+    struct deferred *dq_head, **dq_tail;
+    unsigned dq_n;
+    uint64_t deferred_last;
+    uv_timer_t dq_timer; /* runs them META_RAFT_DEFER_MS after the first */
+    bool dq_ready;       /* dq_timer initialized */
     struct pending *head, *tail;
     meta_raft_role_cb role_cb;
     void *role_arg;
@@ -270,6 +295,78 @@ static void on_after_poll(uv_check_t *h)
     batch_commit(h->data);
 }
 
+/* Apply record @rec of log index @index to the database (in the batch
+ * of this loop turn): the engine's outcome, its reply body in @res. */
+static int apply_one(struct meta_raft *r, uint64_t index, const uint8_t *rec,
+                     size_t len, struct proto_wbuf *res)
+{
+    uint64_t t0 = lat_now_ns();
+    int rc;
+
+    /* Without a batch the record commits alone: slower, as safe. */
+    if (!r->closing)
+        (void)meta_db_batch_begin(r->db);
+    rc = meta_log_apply(r->db, index, rec, len, res);
+    lat_hist_record_since(&st_apply.h, t0);
+    r->applied = index;
+    if (rc == -EPROTO)
+        log_error("meta raft: undecodable record skipped: index=%llu",
+                  (unsigned long long)index);
+    return rc;
+}
+
+/* Apply the records a follower deferred, in order. */
+static void deferred_run(struct meta_raft *r)
+{
+    struct deferred *d, *next;
+
+    for (d = r->dq_head; d; d = next) {
+        struct proto_wbuf res;
+
+        next = d->next;
+        proto_wbuf_init(&res);
+        (void)apply_one(r, d->index, d->rec, d->len, &res);
+        proto_wbuf_free(&res);
+        free(d);
+    }
+    r->dq_head = NULL;
+    r->dq_tail = &r->dq_head;
+    r->dq_n = 0;
+    if (r->dq_ready && !r->closing)
+        uv_timer_stop(&r->dq_timer);
+}
+
+static void on_deferred_due(uv_timer_t *t)
+{
+    deferred_run(t->data);
+}
+
+/* A follower keeps committed record @rec of @index to apply later:
+ * 0, or -errno (then the caller applies it now). */
+static int deferred_add(struct meta_raft *r, uint64_t index, const uint8_t *rec,
+                        size_t len)
+{
+    struct deferred *d;
+
+    if (!r->dq_ready)
+        return -EAGAIN; /* before meta_raft_open() is done */
+    d = malloc(sizeof(*d) + len);
+    if (!d)
+        return -ENOMEM;
+    d->index = index;
+    d->len = len;
+    d->next = NULL;
+    memcpy(d->rec, rec, len);
+    *r->dq_tail = d;
+    r->dq_tail = &d->next;
+    r->deferred_last = index;
+    if (++r->dq_n >= META_RAFT_DEFER_MAX)
+        deferred_run(r);
+    else if (!uv_is_active((uv_handle_t *)&r->dq_timer))
+        uv_timer_start(&r->dq_timer, on_deferred_due, META_RAFT_DEFER_MS, 0);
+    return 0;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                      void **result)
 {
@@ -283,23 +380,27 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     int rc;
 
     *result = NULL;
-    if (index <= r->applied)
+    if (index <= r->applied || (r->dq_head && index <= r->deferred_last))
         return 0; /* in the database already (a replay after a restart) */
-    proto_wbuf_init(&res);
-    uint64_t t0 = lat_now_ns();
     if (p)
-        lat_hist_record(&st_commit.h, t0 - p->t0);
+        lat_hist_record(&st_commit.h, lat_now_ns() - p->t0);
     rc = meta_op_entry_unwrap(buf->base, buf->len, &rec, &len);
-    /* Without a batch the record commits alone: slower, as safe. */
-    if (rc == 0 && !r->closing)
-        (void)meta_db_batch_begin(r->db);
-    if (rc == 0)
-        rc = meta_log_apply(r->db, index, rec, len, &res);
-    lat_hist_record_since(&st_apply.h, t0);
-    r->applied = index;
-    if (rc == -EPROTO)
+    /* A follower answers the leader only after this returns (raft
+     * applies what the leader committed before it acknowledges the
+     * entries it just stored): it keeps the record for later, so that the
+     * leader's commits do not wait for its database. */
+    if (rc == 0 && !p && !r->leading && !r->closing &&
+        deferred_add(r, index, rec, len) == 0)
+        return 0;
+    deferred_run(r);
+    proto_wbuf_init(&res);
+    if (rc == 0) {
+        rc = apply_one(r, index, rec, len, &res);
+    } else {
+        r->applied = index;
         log_error("meta raft: undecodable record skipped: index=%llu",
                   (unsigned long long)index);
+    }
     if (p && p->head != p) {
         pending_finish(p, rc, &res);
         proto_wbuf_free(&res);
@@ -333,6 +434,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 
     if (!b)
         return RAFT_NOMEM;
+    deferred_run(r);
     batch_commit(r);
     rc = meta_db_snapshot(r->db, &p, &len);
     if (rc < 0) {
@@ -372,6 +474,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct meta_raft *r = fsm->data;
     int rc;
 
+    deferred_run(r);
     batch_commit(r);
     rc = meta_db_restore(r->db, buf->base, buf->len);
 
@@ -524,6 +627,8 @@ static void role_set(struct meta_raft *r, bool leading)
 {
     if (r->leading == leading)
         return;
+    /* The daemon reads the database to lead: every record first. */
+    deferred_run(r);
     r->leading = leading;
     log_info("meta raft: %s: id=%llu term=%llu applied=%llu",
              leading ? "leading" : "no longer leading",
@@ -711,6 +816,7 @@ int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
         return -ENOMEM;
     r->loop = loop;
     r->db = db;
+    r->dq_tail = &r->dq_head;
     snprintf(r->dir, sizeof(r->dir), "%s", opts->dir);
     if (mkdir(r->dir, 0700) < 0 && errno != EEXIST) {
         rc = -errno;
@@ -781,6 +887,10 @@ int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
     }
     uv_timer_init(loop, &r->poll);
     r->poll.data = r;
+    uv_timer_init(loop, &r->dq_timer);
+    r->dq_timer.data = r;
+    uv_unref((uv_handle_t *)&r->dq_timer);
+    r->dq_ready = true;
     /* Unreferenced: they run on every turn of the loop but keep it alive
      * no more than the raft handles do. */
     uv_prepare_init(loop, &r->before_poll);
@@ -818,10 +928,13 @@ void meta_raft_close(struct meta_raft *r)
 {
     if (!r || r->closing)
         return;
+    deferred_run(r);
     r->closing = true;
     r->raft.data = r;
     batch_commit(r);
     uv_close((uv_handle_t *)&r->poll, NULL);
+    if (r->dq_ready)
+        uv_close((uv_handle_t *)&r->dq_timer, NULL);
     uv_close((uv_handle_t *)&r->before_poll, NULL);
     uv_close((uv_handle_t *)&r->after_poll, NULL);
     raft_close(&r->raft, on_raft_closed);

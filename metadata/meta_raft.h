@@ -19,6 +19,10 @@
 #define META_RAFT_ELECTION_MS 1000 /* raft: randomized to 1-2x */
 #define META_RAFT_HEARTBEAT_MS 100
 #define META_RAFT_POLL_MS 50 /* how often leadership is looked at */
+/* A follower applies the records the leader committed this long after the
+ * first of them, or once this many wait (meta_raft.c, fsm_apply()). */
+#define META_RAFT_DEFER_MS 10
+#define META_RAFT_DEFER_MAX 1024
 /* Records between snapshots, unless --snapshot-every fixes it: at least
  * META_RAFT_SNAPSHOT_MIN, and one for every META_RAFT_SNAPSHOT_BYTES bytes
  * of the last snapshot, so that copying the database costs each record a
