@@ -491,7 +491,8 @@ void meta_srv_write_tick(struct meta_srv *srv);
 /* Registers the WRITE_BEGIN stages (lat.h) with the process's. */
 void meta_srv_write_stats_register(void);
 /* True while a WRITE_BEGIN for a slot holding (or about to hold) @chunk_id
- * is talking to the storage servers: its chunk is not garbage yet. */
+ * is talking to the storage servers or recording the outcome, or while
+ * @chunk_id is in the chunk pool: its chunk is not garbage yet. */
 bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id);
 /* Attributes of inode @ino into @a, through the engine's GETATTR: 0,
  * -ENOENT, or a database error. */

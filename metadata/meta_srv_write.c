@@ -283,8 +283,10 @@ bool meta_srv_write_pending(struct meta_srv *srv, uint64_t chunk_id)
 {
     if (meta_srv_pool_has(srv, chunk_id))
         return true; /* created for a write to come */
+    /* Talking to the servers, or recording what they made: until its
+     * record is applied a new chunk is in no table. */
     for (struct meta_srv_write *w = srv->writes; w; w = w->next)
-        if (w->pending &&
+        if ((w->pending || !w->recorded) &&
             (w->chunk_id == chunk_id || (w->cow && w->src_id == chunk_id)))
             return true;
     return false;

@@ -1524,6 +1524,64 @@ static void test_meta_srv_ino_reserve_and_mknod(void **state)
     assert_true(file_create(m->cl, "p") >= r2.first + 16);
 }
 
+/* A WRITE_BEGIN's new chunk is in no table until its record applies:
+ * meanwhile it counts as pending, so an inventory or fsck that comes then
+ * does not take it for garbage; once applied the database has it. */
+struct wb_call {
+    struct md *m;
+    struct proto_chunk_loc loc;
+    int rc;
+};
+
+static void *wb_thread(void *arg)
+{
+    struct wb_call *c = arg;
+
+    c->rc = write_begin(c->m, &c->loc);
+    return NULL;
+}
+
+static struct {
+    uint64_t id;
+    bool pending;
+} wb_seen;
+
+static void wb_probe(struct md *m)
+{
+    wb_seen.id = m->srv->next_chunk_id;
+    wb_seen.pending = meta_srv_write_pending(m->srv, wb_seen.id);
+}
+
+static bool flog_holds(struct md *m)
+{
+    pthread_mutex_lock(&m->flog.mu);
+    bool held = m->flog.held != NULL;
+    pthread_mutex_unlock(&m->flog.mu);
+    return held;
+}
+
+static void test_meta_srv_write_new_chunk_pending_until_recorded(void **state)
+{
+    struct md *m = *state;
+    struct wb_call c = {.m = m};
+    pthread_t t;
+
+    register_all(m);
+    flog_hold(m, META_OP_CHUNK_SET);
+    assert_int_equal(pthread_create(&t, NULL, wb_thread, &c), 0);
+    for (int i = 0; i < 200 && !flog_holds(m); i++)
+        usleep(10 * 1000);
+    assert_true(flog_holds(m));
+    on_loop(m, wb_probe);
+    assert_true(wb_seen.pending);
+    on_loop(m, flog_release);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.loc.chunk_id, wb_seen.id);
+    on_loop(m, wb_probe);
+    assert_false(wb_seen.pending);
+}
+
 /* ---- The chunk pool (meta_srv_pool.c) ------------------------------------ */
 
 static struct {
@@ -1683,6 +1741,7 @@ int test_meta_srv_daemon(void)
         T(test_meta_srv_lead_again_starts_over),
         T(test_meta_srv_dir_attrs_by_version),
         T(test_meta_srv_ino_reserve_and_mknod),
+        L(test_meta_srv_write_new_chunk_pending_until_recorded),
         P(test_meta_srv_pool_hole_takes_created_chunk),
         P(test_meta_srv_pool_failed_create_deleted),
     };
