@@ -533,6 +533,7 @@ static int lead_begin(struct meta_srv *srv)
     srv->nsessions = 0;
     srv->nwleases = 0;
     srv->next_chunk_id = meta_chunk_max_id(srv->db);
+    srv->proposed_chunk_id = srv->next_chunk_id;
     srv->leading = true;
     srv->lead_ms = uv_now(srv->loop);
     rc = meta_srv_auth_init(srv);

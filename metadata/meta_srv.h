@@ -216,6 +216,10 @@ struct meta_srv {
     struct meta_srv_pool pool;     /* chunks created ahead of writes */
     struct meta_srv_freeze *freezes; /* files being snapshotted */
     uint64_t next_chunk_id;
+    /* The highest id of a new chunk this leader has proposed a record of:
+     * a new chunk with a lower id would be refused when applied
+     * (meta_chunk.c, invariant 1), so none is proposed or handed out. */
+    uint64_t proposed_chunk_id;
 
     unsigned gc_inflight;
 
@@ -450,9 +454,10 @@ void meta_srv_state_broadcast(struct meta_srv *srv,
 /* Up, not draining, not full: @s may get a new chunk. */
 bool meta_srv_server_placeable(struct meta_srv *srv,
                                const struct meta_srv_server *s);
-/* Take a chunk created ahead on @n servers that are all still
- * placeable: 0 with its id in *@chunk_id and its servers in @servers
- * (it exists on each at version 1, in no record yet), or -ENOENT. */
+/* Take the lowest-id chunk created ahead on @n servers that are all still
+ * placeable and whose id is above srv->proposed_chunk_id: 0 with its id in
+ * *@chunk_id and its servers in @servers (it exists on each at version 1,
+ * in no record yet), or -ENOENT. */
 int meta_srv_pool_take(struct meta_srv *srv, uint32_t n, uint64_t *chunk_id,
                        uint32_t *servers);
 /* Start creating chunks on the @n servers @ids until the pool holds

@@ -21,19 +21,29 @@
  * attempt a restart lost.  A pooled chunk is never written before it is
  * recorded, so nothing of a file is lost with it.
  *
+ * Order.  A new chunk's record is refused unless its id is above every
+ * chunk id recorded before it (meta_chunk.c, invariant 1), so a chunk
+ * whose id is at or below srv->proposed_chunk_id can never be recorded.
+ * The pool is kept in id order (each creation goes at the tail) and a
+ * take hands out the lowest ready id; a chunk left behind by a higher one
+ * (it was still being created, or another write's own chunk with a
+ * higher id was recorded first) is deleted, not handed out to fail.
+ *
  * Life of a pooled chunk (struct meta_srv_pooled):
  *
  *   CREATING --every server created it--> READY --taken--> (the write's)
  *       |                                   |
  *       +--a creation failed, a server------+--a server down or no longer
- *          down, leadership lost:              fit: CHUNK_DELETE to the
- *          CHUNK_DELETE to those that          others; leadership lost:
- *          created it (if leading)             forgotten
+ *          down, leadership lost, its id       fit, its id passed by a
+ *          passed by a record:                 record: CHUNK_DELETE to
+ *          CHUNK_DELETE to those that          its servers; leadership
+ *          created it (if leading)             lost: forgotten
  *
  * Invariants:
  *   1. Every chunk id in the pool was taken from srv->next_chunk_id and
  *      is in no record.
  *   2. A READY chunk exists at version 1 on each of its servers.
+ *   3. srv->pool.chunks is in increasing id order.
  */
 #include "meta_srv.h"
 
@@ -160,7 +170,8 @@ static void chunk_settle(struct meta_srv_pooled *c)
     }
     for (uint32_t i = 0; i < c->n; i++)
         all &= c->t[i].status == 0;
-    if (all && !c->doomed && srv->leading && !srv->stopping) {
+    if (all && !c->doomed && srv->leading && !srv->stopping &&
+        c->chunk_id > srv->proposed_chunk_id) {
         c->ready = true; /* invariant 2 */
         return;
     }
@@ -194,6 +205,7 @@ static int create_chunk(struct meta_srv *srv, const uint32_t *ids, uint32_t n)
     struct meta_srv_pooled *c = calloc(1, sizeof(*c));
     struct proto_chunk_setversion_req req = {.old_version = 0,
                                              .new_version = 1};
+    struct meta_srv_pooled **tail = &srv->pool.chunks;
     struct proto_wbuf w;
     int rc;
 
@@ -205,8 +217,9 @@ static int create_chunk(struct meta_srv *srv, const uint32_t *ids, uint32_t n)
     req.chunk_id = c->chunk_id;
     proto_wbuf_init(&w);
     proto_chunk_setversion_req_encode(&w, &req);
-    c->next = srv->pool.chunks;
-    srv->pool.chunks = c;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = c;      /* invariant 3: the highest id yet */
     c->pending = 1; /* held while sending */
     for (uint32_t i = 0; i < n; i++) {
         struct meta_srv_server *s = meta_srv_server_find(srv, ids[i]);
@@ -254,7 +267,7 @@ int meta_srv_pool_take(struct meta_srv *srv, uint32_t n, uint64_t *chunk_id,
             continue;
         }
         *pp = c->next;
-        if (!chunk_fit(srv, c)) {
+        if (c->chunk_id <= srv->proposed_chunk_id || !chunk_fit(srv, c)) {
             delete_chunk(srv, c);
             free(c);
             continue;

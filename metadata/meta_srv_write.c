@@ -705,6 +705,20 @@ static int wb_decide(struct meta_srv_write *w)
         return send_setversions(w);
     }
 
+    if (!w->cow && w->old_version == 0) {
+        /* A higher new id went first: this one would be refused
+         * (invariant 1 of meta_chunk.c).  Plan again; the chunk made for
+         * this attempt, unknown to the database, goes at gc. */
+        if (w->chunk_id <= srv->proposed_chunk_id) {
+            w->record_rc = -ESTALE;
+            w->recorded = true;
+            return WB_RECORDED;
+        }
+        srv->proposed_chunk_id = w->chunk_id;
+    } else if (w->cow && w->chunk_id > srv->proposed_chunk_id) {
+        srv->proposed_chunk_id = w->chunk_id;
+    }
+
     proto_wbuf_init(&payload);
     if (w->cow)
         cow_payload(w, &payload);

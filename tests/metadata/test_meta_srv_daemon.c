@@ -1652,9 +1652,8 @@ static void test_meta_srv_pool_hole_takes_created_chunk(void **state)
     assert_int_equal(loc.nreplicas, NSRV);
     for (int i = 0; i < NSRV; i++)
         assert_true(has_server(&loc, m->fs[i].id));
-    /* One of the two made after the first hole's chunk. */
-    assert_true(loc.chunk_id > first.chunk_id &&
-                loc.chunk_id <= first.chunk_id + 2);
+    /* The lowest of the two made after the first hole's chunk. */
+    assert_int_equal(loc.chunk_id, first.chunk_id + 1);
     /* Recorded: the slot keeps it, under a live lease. */
     struct proto_chunk_loc again;
     assert_int_equal(write_begin_at(m, 1, &again), 0);
@@ -1663,8 +1662,7 @@ static void test_meta_srv_pool_hole_takes_created_chunk(void **state)
     pool_wait_ready(m, 2);
 
     /* The other chunk made after the first hole's is still pooled. */
-    pool_seen.id = loc.chunk_id == first.chunk_id + 1 ? first.chunk_id + 2
-                                                      : first.chunk_id + 1;
+    pool_seen.id = first.chunk_id + 2;
     on_loop(m, pool_probe);
     assert_true(pool_seen.pooled);
     assert_true(pool_seen.pending);
@@ -1708,6 +1706,44 @@ static void test_meta_srv_pool_failed_create_deleted(void **state)
     assert_true(loc.chunk_id > first.chunk_id + 2); /* its own, made now */
 }
 
+/* A new chunk is recorded only above every chunk id recorded before it,
+ * so pooled chunks whose ids a record passed are deleted, not handed out
+ * to be refused.  Here a file of goal 2 records its own chunk (the pool
+ * of two replicas is empty) while the pool of three holds two chunks with
+ * lower ids: the next hole of three replicas deletes both and makes its
+ * own, recorded at the first try. */
+static void test_meta_srv_pool_passed_ids_deleted(void **state)
+{
+    struct md *m = *state;
+    struct proto_chunk_loc first, two, loc;
+
+    register_all(m);
+    assert_int_equal(write_begin(m, &first), 0);
+    pool_wait_ready(m, 2); /* first + 1 and + 2, on three servers */
+
+    goal_set(m, 2);
+    assert_int_equal(write_begin_at(m, 1, &two), 0);
+    assert_int_equal(two.nreplicas, 2);
+    assert_int_equal(two.chunk_id, first.chunk_id + 3); /* its own */
+    pool_wait_ready(m, 4);
+
+    goal_set(m, 3);
+    assert_int_equal(write_begin_at(m, 2, &loc), 0);
+    assert_int_equal(loc.nreplicas, NSRV);
+    assert_true(loc.chunk_id > two.chunk_id + 2); /* its own, made now */
+    for (int i = 0; i < NSRV; i++)
+        deletes_wait(m, i, 2);
+    pool_seen.id = first.chunk_id + 1;
+    on_loop(m, pool_probe);
+    assert_false(pool_seen.pooled);
+    assert_int_equal(pool_seen.taken, 0);
+    assert_int_equal(pool_seen.missed, 3);
+    /* The slot holds the chunk the answer named. */
+    struct proto_chunk_loc again;
+    assert_int_equal(write_begin_at(m, 2, &again), 0);
+    assert_int_equal(again.chunk_id, loc.chunk_id);
+}
+
 int test_meta_srv_daemon(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, md_setup, md_teardown)
@@ -1744,6 +1780,7 @@ int test_meta_srv_daemon(void)
         L(test_meta_srv_write_new_chunk_pending_until_recorded),
         P(test_meta_srv_pool_hole_takes_created_chunk),
         P(test_meta_srv_pool_failed_create_deleted),
+        P(test_meta_srv_pool_passed_ids_deleted),
     };
 #undef P
 #undef T
