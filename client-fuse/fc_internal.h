@@ -8,6 +8,7 @@
  *   fc_attr.c      attributes and times between the wire and libfuse
  *   fc_notify.c    callback breaks -> kernel cache invalidation
  *   fc_nocap.c     inodes known to have no security.capability
+ *   fc_groups.c    callers' supplementary groups, kept for a moment
  *   fc_dirattr.c   directory attributes from our own changes' replies
  *   fc_dirlist.c   every name of directories this mount made
  *   fc_dirwin.c    an open directory's window of entries
@@ -24,6 +25,7 @@
 /* The whole mount: fuse_req_userdata() of every request. */
 struct fc_dirlist;
 struct fc_dirwin;
+struct fc_groups;
 struct fc_inotab;
 struct fc_notify;
 struct fuse_opt;
@@ -36,6 +38,7 @@ struct fc_fs {
     struct fc_inotab *nocap;
     struct fc_inotab *dirattr;
     struct fc_dirlist *dirlist;
+    struct fc_groups *groups; /* -o groups_cache */
     uint64_t resets; /* cl_cb_resets() the tables were last cleared at */
     bool consistency_validate; /* -o consistency=validate */
     bool delegate;             /* -o delegate=yes (fc_ops.c) */
@@ -113,6 +116,25 @@ void fc_inotab_note(struct fc_inotab *t, uint64_t ino, uint64_t gen,
 void fc_inotab_forget(struct fc_inotab *t, uint64_t ino);
 /* Forget every inode. */
 void fc_inotab_clear(struct fc_inotab *t);
+
+/* fc_groups.c */
+#define FC_GROUPS_CACHE_S 1 /* -o groups_cache default, seconds */
+/* Read the caller's supplementary groups into @groups (room for
+ * PROTO_MAX_GROUPS): how many (more than PROTO_MAX_GROUPS: the first
+ * ones are there), or -errno. */
+typedef int (*fc_groups_read_fn)(void *arg, uint32_t *groups);
+/* Keep groups @ttl_ms (0: never).  Caller owns *out.  0 or -ENOMEM. */
+int fc_groups_new(uint32_t ttl_ms, struct fc_groups **out);
+void fc_groups_free(struct fc_groups *g);
+/* The supplementary groups of thread @pid calling as @uid, @gid, into
+ * @groups (room for PROTO_MAX_GROUPS): those read for the same thread,
+ * uid and gid less than the cache time before @now_ms, else @read's,
+ * which are kept.  Returns how many, or @read's -errno (not kept). */
+int fc_groups_get(struct fc_groups *g, uint32_t pid, uint32_t uid, uint32_t gid,
+                  uint64_t now_ms, fc_groups_read_fn read, void *arg,
+                  uint32_t *groups);
+/* How many times groups were read, and answered from the table. */
+void fc_groups_stats(struct fc_groups *g, uint64_t *reads, uint64_t *hits);
 
 /* fc_nocap.c */
 

@@ -41,6 +41,7 @@
 #define DEFAULT_MAX_THREADS 16
 #define DEFAULT_IDLE_THREADS 16
 #define MAX_THREADS_LIMIT 1024
+#define GROUPS_CACHE_MAX_S 3600
 
 struct cli {
     char *meta;
@@ -52,6 +53,7 @@ struct cli {
     char *delegate;          /* -o delegate=yes|no */
     char *dirty_max;         /* -o dirty_max=SIZE[K|M|G] */
     unsigned flush_interval; /* -o flush_interval=SECONDS */
+    unsigned groups_cache;   /* -o groups_cache=SECONDS; UINT_MAX: not given */
     unsigned max_threads;    /* -o max_threads=N; 0: the default */
     int allow_other;         /* -o allow_other: given explicitly */
     int allow_root;          /* -o allow_root */
@@ -74,6 +76,7 @@ static const struct fuse_opt cli_spec[] = {
     {"delegate=%s", offsetof(struct cli, delegate), 0},
     {"dirty_max=%s", offsetof(struct cli, dirty_max), 0},
     {"flush_interval=%u", offsetof(struct cli, flush_interval), 0},
+    {"groups_cache=%u", offsetof(struct cli, groups_cache), 0},
     /* Ours rather than libfuse's, which cannot tell "not given". */
     {"max_threads=%u", offsetof(struct cli, max_threads), 0},
     /* Who may use the mount: decided in access_opt(), which adds the
@@ -211,6 +214,10 @@ static void usage(const char *prog)
            "delegated\n"
            "                           directories locally (default yes; "
            "callback only)\n"
+           "    -o groups_cache=S      keep callers' supplementary groups "
+           "S seconds\n"
+           "                           (default %d, 0: read them every "
+           "time)\n"
            "    -o max_threads=N       request threads (default %d)\n"
            "    --config FILE          read options from FILE first: "
            "KEY = VALUE lines,\n"
@@ -218,7 +225,7 @@ static void usage(const char *prog)
            "foreground or an\n"
            "                           -o option above (cache = "
            "writethrough, private = yes)\n\n",
-           prog, DEFAULT_MAX_THREADS);
+           prog, FC_GROUPS_CACHE_S, DEFAULT_MAX_THREADS);
     fuse_cmdline_help();
     fuse_lowlevel_help();
 }
@@ -231,6 +238,13 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
     if (cli->max_threads > MAX_THREADS_LIMIT) {
         fprintf(stderr, "tessera-mount: max_threads must be 1 to %d\n",
                 MAX_THREADS_LIMIT);
+        return 1;
+    }
+    unsigned groups_s =
+        cli->groups_cache == UINT_MAX ? FC_GROUPS_CACHE_S : cli->groups_cache;
+    if (groups_s > GROUPS_CACHE_MAX_S) {
+        fprintf(stderr, "tessera-mount: groups_cache must be 0 to %d\n",
+                GROUPS_CACHE_MAX_S);
         return 1;
     }
     struct fc_fs *fs = NULL;
@@ -296,10 +310,12 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
         return 1;
     }
     if (fc_nocap_new(&fs->nocap) < 0 || fc_dirattr_new(&fs->dirattr) < 0 ||
-        fc_dirlist_new(&fs->dirlist) < 0) {
+        fc_dirlist_new(&fs->dirlist) < 0 ||
+        fc_groups_new(groups_s * 1000u, &fs->groups) < 0) {
         fprintf(stderr, "tessera-mount: out of memory\n");
         fc_inotab_free(fs->nocap);
         fc_inotab_free(fs->dirattr);
+        fc_dirlist_free(fs->dirlist);
         free(fs);
         return 1;
     }
@@ -385,6 +401,7 @@ out:
         fc_inotab_free(fs->nocap);
         fc_inotab_free(fs->dirattr);
         fc_dirlist_free(fs->dirlist);
+        fc_groups_free(fs->groups);
     }
     free(fs);
     /* @auth stays: a client close that timed out may still use it, and
@@ -395,7 +412,7 @@ out:
 int main(int argc, char **argv)
 {
     struct fuse_cmdline_opts opts;
-    struct cli cli = {0};
+    struct cli cli = {.groups_cache = UINT_MAX};
     int ret = 1;
 
     mem_tune();

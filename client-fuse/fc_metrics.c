@@ -4,7 +4,8 @@
  * is safe from any thread: the client library's requests to metad and
  * the chunk servers by message (opcount.h, counted in common/rpc.c), its
  * latency stages, the delayed-write bytes held (one lock, as the writers
- * take it), the callback breaks received, the connections whose server
+ * take it), the callback breaks received, the groups cache's counts
+ * (its lock), the connections whose server
  * stopped answering (rpc.c), and the process's CPU time.
  * The list with meanings is in docs/operations.md, "Metrics".
  */
@@ -47,6 +48,14 @@ static int render(struct metrics_buf *b, void *arg)
                 "Namespace changes answered by the mount that metad "
                 "refused (reported by the next fsync).",
                 ns.failed);
+    uint64_t reads, hits;
+    fc_groups_stats(fs->groups, &reads, &hits);
+    metrics_u64(b, "tessera_mount_groups_reads_total", METRICS_COUNTER,
+                "Callers' supplementary groups read from /proc.", reads);
+    metrics_u64(b, "tessera_mount_groups_cached_total", METRICS_COUNTER,
+                "Callers' supplementary groups answered from the cache "
+                "(-o groups_cache).",
+                hits);
     metrics_process(b);
     return 0;
 }

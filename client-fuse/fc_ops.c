@@ -55,22 +55,30 @@ static struct fc_fs *fs_of(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
+/* fc_groups_read_fn over libfuse: a read of /proc. */
+static int groups_read(void *arg, uint32_t *out)
+{
+    gid_t groups[PROTO_MAX_GROUPS];
+    int n = fuse_req_getgroups(arg, PROTO_MAX_GROUPS, groups);
+
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n && i < PROTO_MAX_GROUPS; i++)
+        out[i] = groups[i];
+    return n;
+}
+
 static void cred_fill(fuse_req_t req, struct proto_cred *c)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
-    gid_t groups[PROTO_MAX_GROUPS];
 
     memset(c, 0, sizeof(*c));
     c->uid = ctx->uid;
     c->gid = ctx->gid;
-    int n = fuse_req_getgroups(req, PROTO_MAX_GROUPS, groups);
-    if (n < 0)
-        n = 0;
-    if (n > PROTO_MAX_GROUPS)
-        n = PROTO_MAX_GROUPS; /* only the first ones are sent */
-    for (int i = 0; i < n; i++)
-        c->groups[i] = groups[i];
-    c->ngroups = (uint32_t)n;
+    /* Only the first PROTO_MAX_GROUPS are sent; none if unreadable. */
+    int n = fc_groups_get(fs_of(req)->groups, (uint32_t)ctx->pid, ctx->uid,
+                          ctx->gid, cl_now_ms(), groups_read, req, c->groups);
+    c->ngroups = n < 0 ? 0 : (uint32_t)n;
 }
 
 /* The caller's credentials for a create or unlink in directory @dir,
@@ -79,7 +87,8 @@ static void cred_fill(fuse_req_t req, struct proto_cred *c)
  * only when they can change metad's answer, i.e. when the caller is
  * neither root, nor @dir's owner, nor in its group by its own gid, and
  * the group and other permission bits of @dir differ, or when the
- * set-group-ID rule of a new file asks (meta_ns.c, new_attr()). */
+ * set-group-ID rule of a new file asks (meta_ns.c, new_attr()).  A read
+ * is kept for a moment (fc_groups.c). */
 static void cred_fill_in(fuse_req_t req, const struct proto_attr *dir,
                          uint32_t mode, struct proto_cred *c)
 {
