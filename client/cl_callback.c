@@ -44,7 +44,9 @@
 
 #include "log.h"
 
-#define NBUCKETS 4096
+/* Versions kept for up to VERSIONS_MAX inodes, about three per bucket
+ * when full: every open and every reply looks one up. */
+#define NBUCKETS 65536
 #define VERSIONS_MAX 200000
 #define QUEUE_MAX 65536
 #define OPEN_MAX_TOLD 16384 /* open inodes a reset tells the kernel about */
