@@ -63,6 +63,17 @@ static unsigned ops(struct fake *fk, uint32_t op)
     return FK_GET(fk, fk->lease_ops[op]);
 }
 
+/* Wait (at most 5 s) until the fake has seen @n lease requests @op: the
+ * lease leaves HELD before its RELEASE goes (vd_lease.c, give_up()). */
+static void wait_ops(struct fake *fk, uint32_t op, unsigned n)
+{
+    for (int i = 0; i < 500 && ops(fk, op) < n; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(ops(fk, op), n);
+}
+
 /* Wait (at most 5 s) until @l is no longer held. */
 static void wait_not_held(struct lfix *f, struct vd_lease *l)
 {
@@ -130,7 +141,7 @@ static void test_vd_lease_wire_recall_flushes(void **state)
     assert_int_equal(vd_lease_lost_status(l), 0);
     assert_int_equal(FK_GET(fk, fk->rep[1][0].syncs), 1);
     assert_int_equal(FK_GET(fk, fk->size), sizeof(b));
-    assert_int_equal(ops(fk, PROTO_LEASE_RELEASE), 1);
+    wait_ops(fk, PROTO_LEASE_RELEASE, 1);
     assert_int_equal(vd_lease_begin(f->ls, l, true), -EROFS);
     assert_true(__atomic_load_n(&f->drops, __ATOMIC_SEQ_CST) >= 1);
     /* Reopening makes a new lease (invariant 2). */
@@ -162,7 +173,7 @@ static void test_vd_lease_wire_recall_flush_fails(void **state)
     wait_not_held(f, l);
     fk_lease_event(fk, 0, 0);
     assert_int_equal(vd_lease_lost_status(l), -ENOSPC);
-    assert_int_equal(ops(fk, PROTO_LEASE_RELEASE), 1);
+    wait_ops(fk, PROTO_LEASE_RELEASE, 1);
     vd_lease_close(f->ls, l);
 }
 
