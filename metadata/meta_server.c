@@ -532,8 +532,9 @@ static int lead_begin(struct meta_srv *srv)
 
     srv->nsessions = 0;
     srv->nwleases = 0;
-    srv->next_chunk_id = meta_chunk_max_id(srv->db);
-    srv->proposed_chunk_id = srv->next_chunk_id;
+    /* Never an id the last leadership may have given out unrecorded. */
+    srv->proposed_chunk_id = meta_chunk_max_id(srv->db);
+    srv->next_chunk_id = srv->proposed_chunk_id + META_SRV_CHUNK_ID_GAP;
     srv->leading = true;
     srv->lead_ms = uv_now(srv->loop);
     rc = meta_srv_auth_init(srv);

@@ -44,6 +44,13 @@
 #define META_SRV_REPAIR_RATE 4        /* copies in flight */
 #define META_SRV_CHUNK_POOL 8         /* chunks created ahead, per count */
 #define META_SRV_CHUNK_POOL_MAX 1024
+/* A metad that starts leading hands out new chunk ids from this far above
+ * the highest recorded one: the ids an earlier leader (or this one
+ * before a restart) gave to chunks it never recorded may exist on the
+ * servers, a copy-on-write copy with data in it, and a server answers a
+ * creation of an id it holds at version 1 as a retry (meta_server.c,
+ * lead_begin()). */
+#define META_SRV_CHUNK_ID_GAP (1ull << 20)
 #define META_SRV_REPAIR_MBPS 100      /* repair and rebalance budget */
 #define META_SRV_REPLICATE_MS 120000  /* one CHUNK_REPLICATE */
 #define META_SRV_CLONE_MS 60000       /* one CHUNK_CLONE (local copy) */

@@ -1632,7 +1632,8 @@ static void setversions_wait(struct md *m, unsigned n)
 /* With --chunk-pool 2: the first hole creates its chunk itself and fills
  * the pool; the next hole takes a pooled chunk (created already, on every
  * server, at version 1) and the pool is topped up again.  Pooled chunks
- * are no garbage, and a metad that stops leading forgets them. */
+ * are no garbage, a metad that stops leading forgets them, and one that
+ * leads again does not hand their ids out again. */
 static void test_meta_srv_pool_hole_takes_created_chunk(void **state)
 {
     struct md *m = *state;
@@ -1677,6 +1678,12 @@ static void test_meta_srv_pool_hole_takes_created_chunk(void **state)
     on_loop(m, pool_probe);
     assert_false(pool_seen.pooled);
     assert_false(pool_seen.pending);
+
+    /* The forgotten chunks are still on the servers, unrecorded: leading
+     * again, metad hands out none of their ids. */
+    on_loop(m, lead_again);
+    on_loop(m, wb_probe);
+    assert_true(wb_seen.id > first.chunk_id + 3);
 }
 
 /* A pooled chunk that a server failed to create is deleted on the others
