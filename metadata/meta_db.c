@@ -1,7 +1,8 @@
 /* meta_db.c: the SQLite database behind the metadata state machine.
  *
  * It opens the database, sets the pragmas (WAL, synchronous=FULL, foreign
- * keys), creates or migrates the schema (PRAGMA user_version counts the
+ * keys, temp_store=MEMORY: the journal of a record's savepoint in a batch
+ * stays in memory), creates or migrates the schema (PRAGMA user_version counts the
  * migrations applied), creates the root directory, and prepares every SQL
  * statement once; the statements live in struct meta_db until close.  It
  * also holds the row helpers (inodes, directory entries, counters) that the
@@ -636,6 +637,7 @@ int meta_db_open(const char *path, struct meta_db **out)
     r = exec_script(db,
                     "PRAGMA journal_mode = WAL;"
                     "PRAGMA synchronous = FULL;"
+                    "PRAGMA temp_store = MEMORY;"
                     "PRAGMA foreign_keys = OFF;",
                     "set pragmas");
     if (r == 0)
