@@ -10,6 +10,12 @@
 # sources minus its *_main.c.
 
 BUILD ?= build
+# One spelling of the build folder whatever the caller passed (the scripts
+# pass it absolute): relative inside the tree, absolute outside.  The
+# targets that -MMD writes into each .d file must match the rules' targets
+# exactly, or make ignores the headers an object depends on and keeps it
+# stale when one of them changes.
+override BUILD := $(patsubst $(CURDIR)/%,%,$(abspath $(BUILD)))
 CC ?= cc
 PKGS := fuse3 libuv sqlite3 libmicrohttpd nettle gnutls raft
 WARN := -Wall -Wextra -Werror
