@@ -131,7 +131,11 @@ struct meta_raft {
     unsigned dq_n;
     uint64_t deferred_last;
     uv_timer_t dq_timer; /* runs them META_RAFT_DEFER_MS after the first */
-    bool dq_ready;       /* dq_timer initialized */
+    bool dq_ready;       /* dq_timer and commit_timer initialized */
+    /* The leader's batch commits META_RAFT_COMMIT_MS after it began
+     * (batch_t0, loop time) at the latest (turn_end()). */
+    uv_timer_t commit_timer;
+    uint64_t batch_t0;
     struct pending *head, *tail;
     meta_raft_role_cb role_cb;
     void *role_arg;
@@ -277,6 +281,8 @@ static void batch_commit(struct meta_raft *r)
 {
     int rc = meta_db_batch_commit(r->db);
 
+    if (r->dq_ready && !r->closing)
+        uv_timer_stop(&r->commit_timer);
     if (rc == 0)
         return;
     log_error("meta raft: cannot commit applied records: %s applied=%llu; "
@@ -285,14 +291,42 @@ static void batch_commit(struct meta_raft *r)
     exit(EXIT_FAILURE);
 }
 
+static void on_commit_due(uv_timer_t *t)
+{
+    batch_commit(t->data);
+}
+
+/* A turn of the loop ends: a follower commits what it applied; the
+ * leader lets its batch take the records of the next turns too, up to
+ * META_RAFT_COMMIT_MS after its first (one commit's page writes for all
+ * of them; nothing waits for the commit, the log being the durability
+ * point). */
+static void turn_end(struct meta_raft *r)
+{
+    uint64_t age;
+
+    if (!meta_db_batch_open(r->db))
+        return;
+    if (r->leading && r->dq_ready && !r->closing) {
+        age = uv_now(r->loop) - r->batch_t0;
+        if (age < META_RAFT_COMMIT_MS) {
+            if (!uv_is_active((uv_handle_t *)&r->commit_timer))
+                uv_timer_start(&r->commit_timer, on_commit_due,
+                               META_RAFT_COMMIT_MS - age, 0);
+            return;
+        }
+    }
+    batch_commit(r);
+}
+
 static void on_before_poll(uv_prepare_t *h)
 {
-    batch_commit(h->data);
+    turn_end(h->data);
 }
 
 static void on_after_poll(uv_check_t *h)
 {
-    batch_commit(h->data);
+    turn_end(h->data);
 }
 
 /* Apply record @rec of log index @index to the database (in the batch
@@ -304,8 +338,9 @@ static int apply_one(struct meta_raft *r, uint64_t index, const uint8_t *rec,
     int rc;
 
     /* Without a batch the record commits alone: slower, as safe. */
-    if (!r->closing)
-        (void)meta_db_batch_begin(r->db);
+    if (!r->closing && !meta_db_batch_open(r->db) &&
+        meta_db_batch_begin(r->db) == 0)
+        r->batch_t0 = uv_now(r->loop);
     rc = meta_log_apply(r->db, index, rec, len, res);
     lat_hist_record_since(&st_apply.h, t0);
     r->applied = index;
@@ -890,6 +925,9 @@ int meta_raft_open(uv_loop_t *loop, struct meta_db *db,
     uv_timer_init(loop, &r->dq_timer);
     r->dq_timer.data = r;
     uv_unref((uv_handle_t *)&r->dq_timer);
+    uv_timer_init(loop, &r->commit_timer);
+    r->commit_timer.data = r;
+    uv_unref((uv_handle_t *)&r->commit_timer);
     r->dq_ready = true;
     /* Unreferenced: they run on every turn of the loop but keep it alive
      * no more than the raft handles do. */
@@ -933,8 +971,10 @@ void meta_raft_close(struct meta_raft *r)
     r->raft.data = r;
     batch_commit(r);
     uv_close((uv_handle_t *)&r->poll, NULL);
-    if (r->dq_ready)
+    if (r->dq_ready) {
         uv_close((uv_handle_t *)&r->dq_timer, NULL);
+        uv_close((uv_handle_t *)&r->commit_timer, NULL);
+    }
     uv_close((uv_handle_t *)&r->before_poll, NULL);
     uv_close((uv_handle_t *)&r->after_poll, NULL);
     raft_close(&r->raft, on_raft_closed);

@@ -1,9 +1,16 @@
-/* test_meta_raft.c: the parts of meta_raft.c that need no network: the
- * --bootstrap member list and the log entry framing libraft stores
- * (meta_op_entry_wrap()).
+/* test_meta_raft.c: the --bootstrap member list, the log entry framing
+ * libraft stores (meta_op_entry_wrap()), and a one-replica group on
+ * loopback for when the leader commits its database.
  */
 #include "test_meta_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <uv.h>
+
+#include "meta_propose.h"
 #include "meta_raft.h"
 
 static void test_meta_raft_members_parse_good(void **state)
@@ -100,6 +107,127 @@ static void test_meta_op_entry_unwrap_bad(void **state)
     assert_int_equal(meta_op_entry_unwrap(e, 8, &got, &len), -EPROTO);
 }
 
+/* ---- A one-replica group ----------------------------------------------- */
+
+static void on_role(void *arg, bool leading)
+{
+    *(bool *)arg = leading;
+}
+
+struct mkdir_outcome {
+    int calls, status;
+    bool batch_open; /* meta_db_batch_open() when the proposer was told */
+    struct meta_db *db;
+};
+
+static void on_mkdir_done(struct meta_propose *req, int status,
+                          const struct proto_wbuf *result)
+{
+    struct mkdir_outcome *o = req->data;
+
+    (void)result;
+    o->calls++;
+    o->status = status;
+    o->batch_open = meta_db_batch_open(o->db);
+}
+
+/* A loopback port free a moment ago. */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Turn @loop until *@flag is @want, for at most @ms: whether it is. */
+static bool turn_until(uv_loop_t *loop, const bool *flag, bool want,
+                       uint64_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+
+    while (*flag != want && mono_ms() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (*flag != want)
+            usleep(200);
+    }
+    return *flag == want;
+}
+
+/* The leader applies a record at once and answers its proposer, but
+ * commits its database later, once the batch is META_RAFT_COMMIT_MS old:
+ * the records of several turns share one commit.  The record is visible
+ * at once on the applying connection (the one that answers reads). */
+static void test_meta_raft_leader_commits_later(void **state)
+{
+    struct fx *f = *state;
+    char dir[] = "/tmp/tessera-raft-XXXXXX", addr[64], boot[80], cmd[96];
+    struct meta_raft_opts opts = {.dir = dir, .id = 1};
+    struct mkdir_outcome o = {.db = f->db};
+    struct meta_propose req = {.data = &o};
+    struct meta_raft *r = NULL;
+    struct proto_wbuf w;
+    struct meta_log log;
+    struct meta_op op;
+    uv_loop_t loop;
+    bool leading = false, open_now;
+    uint64_t t0;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+    snprintf(boot, sizeof(boot), "1=%s", addr);
+    opts.addr = addr;
+    opts.bootstrap = boot;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(meta_raft_open(&loop, f->db, &opts, &r), 0);
+    meta_raft_on_role(r, on_role, &leading);
+    assert_true(turn_until(&loop, &leading, true, 10000));
+    meta_raft_log_init(r, &log);
+
+    op = mkdir_op(f, "a", &w);
+    assert_int_equal(meta_propose(&log, &req, &op, on_mkdir_done), 0);
+    proto_wbuf_free(&w);
+    t0 = mono_ms();
+    while (o.calls == 0 && mono_ms() < t0 + 10000)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.status, 0);
+    /* Answered inside the batch, which the turn's end left open. */
+    assert_true(o.batch_open);
+    assert_true(meta_db_batch_open(f->db));
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "a", NULL), 0);
+    /* Committed by the timer, not by the next record. */
+    open_now = true;
+    t0 = mono_ms();
+    while (open_now && mono_ms() < t0 + 5000) {
+        uv_run(&loop, UV_RUN_ONCE);
+        open_now = meta_db_batch_open(f->db);
+    }
+    assert_false(open_now);
+    assert_int_equal(do_lookup(f, cred_root(), ROOT, "a", NULL), 0);
+
+    meta_raft_close(r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    meta_raft_free(r);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int test_meta_raft(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +236,8 @@ int test_meta_raft(void)
         cmocka_unit_test(test_meta_raft_snapshot_threshold),
         cmocka_unit_test(test_meta_op_entry_round_trip),
         cmocka_unit_test(test_meta_op_entry_unwrap_bad),
+        cmocka_unit_test_setup_teardown(test_meta_raft_leader_commits_later,
+                                        fx_setup_mem, fx_teardown),
     };
     return cmocka_run_group_tests_name("meta_raft", tests, NULL, NULL);
 }
