@@ -2,13 +2,13 @@
  *
  * It opens the database, sets the pragmas (WAL, synchronous=FULL, foreign
  * keys, temp_store=MEMORY: the journal of a record's savepoint in a batch
- * stays in memory), creates or migrates the schema (PRAGMA user_version counts the
- * migrations applied), creates the root directory, and prepares every SQL
- * statement once; the statements live in struct meta_db until close.  It
- * also holds the row helpers (inodes, directory entries, counters) that the
- * rest of metadata/ uses instead of SQL.  Deciding what a request means is
- * left to meta_ns.c, meta_chunk.c and meta_query.c; transactions are
- * driven by meta_apply.c.
+ * stays in memory), creates or migrates the schema (PRAGMA user_version
+ * counts the migrations applied), creates the root directory, and prepares
+ * every SQL statement once; the statements live in struct meta_db until
+ * close.  It also holds the row helpers (inodes, directory entries,
+ * counters) that the rest of metadata/ uses instead of SQL.  Deciding what
+ * a request means is left to meta_ns.c, meta_chunk.c and meta_query.c;
+ * transactions are driven by meta_apply.c.
  *
  * Schema (migration 1):
  *   inodes    one row per inode; ino AUTOINCREMENT so numbers are never
