@@ -167,8 +167,7 @@ int meta_apply(struct meta_db *db, const struct meta_op *op,
 static int record_end(struct meta_db *db, const struct meta_op *op,
                       uint64_t index)
 {
-    int r = index ? meta_counter_set(db, META_COUNTER_APPLIED, index)
-                  : oplog_append(db, op);
+    int r = index ? meta_db_applied_set(db, index) : oplog_append(db, op);
 
     return r < 0 ? r : meta_tx_commit(db);
 }
@@ -183,7 +182,7 @@ static int keep_failure(struct meta_db *db, const struct meta_op *op,
     if (r == 0)
         r = meta_once_put(db, op, status, NULL, 0);
     if (r == 0)
-        r = index ? meta_counter_set(db, META_COUNTER_APPLIED, index) : 0;
+        r = index ? meta_db_applied_set(db, index) : 0;
     if (r == 0)
         r = meta_tx_commit(db);
     else
@@ -210,7 +209,7 @@ int meta_apply_at(struct meta_db *db, const struct meta_op *op, uint64_t index,
         return r;
     /* Applied before: its outcome again, and no change but the index. */
     if (once && (r = meta_once_get(db, op, &status, reply)) == 1) {
-        r = index ? meta_counter_set(db, META_COUNTER_APPLIED, index) : 0;
+        r = index ? meta_db_applied_set(db, index) : 0;
         if (r == 0)
             r = meta_tx_commit(db);
         if (r == 0)

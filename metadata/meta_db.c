@@ -694,13 +694,20 @@ static int commit(struct meta_db *db)
 
 int meta_tx_commit(struct meta_db *db)
 {
-    if (db->batch)
-        return meta_st_exec(db, meta_st(db, META_ST_RELEASE), "release");
-    return commit(db);
+    int rc;
+
+    if (!db->batch)
+        return commit(db);
+    rc = meta_st_exec(db, meta_st(db, META_ST_RELEASE), "release");
+    if (rc == 0 && db->applied_pending)
+        db->batch_applied = db->applied_pending;
+    db->applied_pending = 0;
+    return rc;
 }
 
 void meta_tx_rollback(struct meta_db *db)
 {
+    db->applied_pending = 0;
     /* Statements still stepping would make ROLLBACK fail in old SQLite;
      * every helper resets its statement, so none is. */
     if (sqlite3_get_autocommit(db->sql)) {
@@ -739,19 +746,35 @@ bool meta_db_batch_open(const struct meta_db *db)
     return db->batch;
 }
 
+int meta_db_applied_set(struct meta_db *db, uint64_t index)
+{
+    if (db->batch) {
+        db->applied_pending = index;
+        return 0;
+    }
+    return meta_counter_set(db, META_COUNTER_APPLIED, index);
+}
+
 int meta_db_batch_commit(struct meta_db *db)
 {
     bool lost = db->batch_lost;
+    uint64_t applied = db->batch_applied;
     int rc = 0;
 
     if (!db->batch)
         return 0;
     db->batch = false;
     db->batch_lost = false;
-    if (!sqlite3_get_autocommit(db->sql))
-        rc = lost ? (meta_tx_rollback(db), -EIO) : commit(db);
+    db->batch_applied = 0;
+    db->applied_pending = 0;
+    if (!sqlite3_get_autocommit(db->sql) && lost)
+        rc = (meta_tx_rollback(db), -EIO);
+    else if (!sqlite3_get_autocommit(db->sql))
+        rc = applied ? meta_counter_set(db, META_COUNTER_APPLIED, applied) : 0;
     else
         rc = -EIO; /* rolled back whole by SQLite */
+    if (rc == 0)
+        rc = commit(db);
     if (rc < 0 && !sqlite3_get_autocommit(db->sql))
         meta_tx_rollback(db);
     return rc;

@@ -154,6 +154,9 @@ struct meta_db {
     void *wal_arg;
     bool batch;      /* meta_db_batch_begin()'s transaction is open */
     bool batch_lost; /* SQLite rolled it back whole: its records are gone */
+    uint64_t batch_applied;   /* the last index applied in it (0: none) */
+    uint64_t applied_pending; /* the index of the record in its savepoint,
+                                 batch_applied once released */
 };
 
 /* A name borrowed from a request: not NUL-terminated. */
@@ -240,6 +243,10 @@ int meta_dir_empty(struct meta_db *db, uint64_t ino);
 #define META_COUNTER_APPLIED "log_applied" /* meta_apply_at() */
 int meta_counter_get(struct meta_db *db, const char *name, uint64_t *v);
 int meta_counter_set(struct meta_db *db, const char *name, uint64_t v);
+/* Record @index as the last log index applied: at once in a transaction
+ * of its own record, or in a batch once, by the batch's commit (one
+ * write for all its records, in the same transaction). */
+int meta_db_applied_set(struct meta_db *db, uint64_t index);
 
 /* ---- meta_perm.c ------------------------------------------------------- */
 

@@ -36,6 +36,11 @@
 
 int meta_db_applied(struct meta_db *db, uint64_t *index)
 {
+    /* An open batch writes its last index only as it commits. */
+    if (db->batch && db->batch_applied) {
+        *index = db->batch_applied;
+        return 0;
+    }
     return meta_counter_get(db, META_COUNTER_APPLIED, index);
 }
 

@@ -5,6 +5,7 @@
  */
 #include "test_meta_util.h"
 
+#include "meta_internal.h"
 #include "meta_propose.h"
 
 static int fx_setup_dir(void **state)
@@ -178,6 +179,25 @@ static void test_meta_db_batch_commits_records_together(void **state)
     /* Without a batch each record commits on its own again. */
     assert_int_equal(apply_mkdir_at(f, f->db, 4, "c"), 0);
     assert_int_equal(lookup_in(f, other, "c"), 0);
+    assert_int_equal(applied(other), 4);
+    /* The index a batch commits is its last record kept (a refused one
+     * is applied again after a restart, and refused again). */
+    assert_int_equal(meta_db_batch_begin(f->db), 0);
+    assert_int_equal(apply_mkdir_at(f, f->db, 5, "d"), 0);
+    assert_int_equal(apply_mkdir_at(f, f->db, 6, "d"), -EEXIST);
+    assert_int_equal(applied(f->db), 5);
+    assert_int_equal(applied(other), 4);
+    assert_int_equal(meta_db_batch_commit(f->db), 0);
+    assert_int_equal(applied(other), 5);
+    assert_int_equal(lookup_in(f, other, "d"), 0);
+    /* A record's index counts only once its savepoint is released. */
+    assert_int_equal(meta_db_batch_begin(f->db), 0);
+    assert_int_equal(meta_tx_begin(f->db), 0);
+    assert_int_equal(meta_db_applied_set(f->db, 9), 0);
+    meta_tx_rollback(f->db);
+    assert_int_equal(applied(f->db), 5);
+    assert_int_equal(meta_db_batch_commit(f->db), 0);
+    assert_int_equal(applied(other), 5);
     meta_db_close(other);
 }
 
