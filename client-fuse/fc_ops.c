@@ -198,14 +198,15 @@ static void entry_fill(struct fc_fs *fs, const struct proto_attr *a,
     e->entry_timeout = e->attr_timeout;
 }
 
-/* Send @w (freed here) and decode an attr reply into @out. */
-static int call_attr(struct fc_fs *fs, uint16_t opcode, struct proto_wbuf *w,
-                     struct proto_attr *out)
+/* Send @w (freed here), a request on inode @on alone (cl_meta_call_on()),
+ * and decode an attr reply into @out. */
+static int call_attr(struct fc_fs *fs, uint64_t on, uint16_t opcode,
+                     struct proto_wbuf *w, struct proto_attr *out)
 {
     struct rpc_reply rep;
     struct proto_attr_rep a;
     call_start(fs);
-    int rc = cl_meta_call(fs->cl, opcode, w, &rep, &a);
+    int rc = cl_meta_call_on(fs->cl, on, opcode, w, &rep, &a);
     proto_wbuf_free(w);
     if (rc < 0)
         return rc;
@@ -478,7 +479,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     proto_wbuf_init(&w);
     proto_lookup_req_encode(&w, &m);
     struct proto_attr a;
-    int rc = call_attr(fs_of(req), PROTO_MSG_LOOKUP_REQ, &w, &a);
+    int rc = call_attr(fs_of(req), m.parent, PROTO_MSG_LOOKUP_REQ, &w, &a);
     if (rc == 0)
         attr_merge_open(fs_of(req), &a);
     if (rc == -ENOENT && cl_cb_enabled(fs_of(req)->cl)) {
@@ -578,7 +579,7 @@ static int do_setattr(fuse_req_t req, fuse_ino_t ino, const struct stat *st,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_setattr_req_encode(&w, &m);
-    return call_attr(fs_of(req), PROTO_MSG_SETATTR_REQ, &w, out);
+    return call_attr(fs_of(req), m.ino, PROTO_MSG_SETATTR_REQ, &w, out);
 }
 
 static int check_access(fuse_req_t req, fuse_ino_t ino, uint32_t mask)
@@ -846,8 +847,10 @@ static int unlink_local(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_lookup_req_encode(&w, &m);
+    uint64_t target = 0; /* not known: everything waits for it */
+    (void)fc_dirlist_ino(fs->dirlist, parent, name, now, &target);
     file_attr_forget_name(fs, parent, name);
-    int rc = cl_ns_push(fs->cl, parent, PROTO_MSG_UNLINK_REQ, &w);
+    int rc = cl_ns_push(fs->cl, parent, target, PROTO_MSG_UNLINK_REQ, &w);
     proto_wbuf_free(&w);
     if (rc < 0)
         return -EAGAIN;
@@ -988,7 +991,7 @@ static int open_check(fuse_req_t req, fuse_ino_t ino, int flags, bool hold,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_access_req_encode(&w, &m);
-    return call_attr(fs_of(req), PROTO_MSG_OPEN_REQ, &w, out);
+    return call_attr(fs_of(req), m.ino, PROTO_MSG_OPEN_REQ, &w, out);
 }
 
 /* Fill @fi for handle @h on the file with attributes @a. */
@@ -1182,7 +1185,7 @@ static int create_local(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_mknod_req_encode(&w, &m);
-    int rc = cl_ns_push(fs->cl, parent, PROTO_MSG_MKNOD_REQ, &w);
+    int rc = cl_ns_push(fs->cl, parent, ino, PROTO_MSG_MKNOD_REQ, &w);
     proto_wbuf_free(&w);
     if (rc < 0)
         return -EAGAIN; /* the delegation ended meanwhile */
@@ -1217,7 +1220,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         struct proto_wbuf w;
         proto_wbuf_init(&w);
         proto_lookup_req_encode(&w, &m);
-        rc = call_attr(fs_of(req), PROTO_MSG_LOOKUP_REQ, &w, &a);
+        rc = call_attr(fs_of(req), parent, PROTO_MSG_LOOKUP_REQ, &w, &a);
         if (rc == 0)
             rc = handle_open(req, a.ino, fi, &a);
     }
@@ -1662,7 +1665,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     struct rpc_reply rep;
     struct proto_bytes_rep out;
     call_start(fs);
-    int rc = cl_meta_call(fs->cl, PROTO_MSG_GETXATTR_REQ, &w, &rep, &out);
+    int rc =
+        cl_meta_call_on(fs->cl, ino, PROTO_MSG_GETXATTR_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc == -ENODATA && cap) {
         /* Known absent for as long as the inode's attributes may be

@@ -160,6 +160,11 @@ bool cl_auth_ticket_due(struct cl_auth *a);
  * @out point into it): rpc_reply_free().  On error @rep is empty. */
 int cl_meta_call(struct cl_client *c, uint16_t opcode, struct proto_wbuf *req,
                  struct rpc_reply *rep, void *out);
+/* The same for a request that reads or changes inode @ino alone (for a
+ * directory, a LOOKUP in it too): it waits only for the queued changes it
+ * may depend on (cl_nsq_wait_on()). */
+int cl_meta_call_on(struct cl_client *c, uint64_t ino, uint16_t opcode,
+                    struct proto_wbuf *req, struct rpc_reply *rep, void *out);
 /* The same at once, for a request no queued change can matter to. */
 int cl_meta_call_now(struct cl_client *c, uint16_t opcode,
                      struct proto_wbuf *req, struct rpc_reply *rep, void *out);
@@ -374,10 +379,11 @@ int cl_ns_dir_delegate(struct cl_client *c, uint64_t dir);
  * left): 0 or -errno. */
 int cl_ns_ino_new(struct cl_client *c, uint64_t *ino);
 /* Queue the change @opcode (@w's payload, copied) in delegated directory
- * @dir, for metad in order behind the others; 0, or -ESTALE when @dir is
- * not delegated (any more): then send it the ordinary way. */
-int cl_ns_push(struct cl_client *c, uint64_t dir, uint16_t opcode,
-               const struct proto_wbuf *w);
+ * @dir to inode @ino (created or unlinked; 0: not known), for metad in
+ * order behind the others; 0, or -ESTALE when @dir is not delegated (any
+ * more): then send it the ordinary way. */
+int cl_ns_push(struct cl_client *c, uint64_t dir, uint64_t ino,
+               uint16_t opcode, const struct proto_wbuf *w);
 /* File @ino, just created by a queued MKNOD without HOLD by @uid and @gid
  * (who may read it), is open here: metad learns of the hold only when it
  * may matter (client/cl_nsq.c), and a file closed before that needs no

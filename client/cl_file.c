@@ -578,7 +578,7 @@ void cl_file_linger_end(struct cl_client *c, struct cl_inode *n,
         struct proto_wbuf w;
         proto_wbuf_init(&w);
         proto_ino_req_encode(&w, &req);
-        int rc = cl_nsq_push(c->nsq, 0, PROTO_MSG_RELEASE_REQ, &w);
+        int rc = cl_nsq_push(c->nsq, 0, n->ino, PROTO_MSG_RELEASE_REQ, &w);
         proto_wbuf_free(&w);
         if (rc < 0)
             rc = cl_meta_release(c, n->ino);

@@ -472,11 +472,12 @@ struct cl_nsq_stats {
 int cl_nsq_new(const struct cl_nsq_ops *ops, struct cl_nsq **out);
 void cl_nsq_free(struct cl_nsq *q);
 /* Queue request @opcode with @w's payload (copied), a change in directory
- * @dir while it is delegated (0: no directory, e.g. RELEASE).  Waits while
- * the queue is full.  -ESTALE when @dir is not delegated (any more): the
- * caller sends the change the ordinary way.  0, -ESTALE, -ENOMEM or @w's
- * encode error. */
-int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint16_t opcode,
+ * @dir while it is delegated (0: no directory, e.g. RELEASE) to inode @ino
+ * (the one it creates, unlinks or releases; 0 when not known: then every
+ * request waits for it, cl_nsq_wait_on()).  Waits while the queue is full.
+ * -ESTALE when @dir is not delegated (any more): the caller sends the
+ * change the ordinary way.  0, -ESTALE, -ENOMEM or @w's encode error. */
+int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint64_t ino, uint16_t opcode,
                 const struct proto_wbuf *w);
 /* Wait until everything queued before the call is answered; 0, or the
  * first error of a queued change not reported before (-EIO), once. */
@@ -484,6 +485,16 @@ int cl_nsq_sync(struct cl_nsq *q);
 /* The same without taking the error (for requests that must not overtake
  * the queue; NULL is fine). */
 void cl_nsq_wait(struct cl_nsq *q);
+/* The same for a request that reads or changes inode @ino alone (or, for
+ * a directory, looks a name up in it): it waits only for the queued
+ * changes to @ino, in @ino, or to an inode not known, and those before
+ * them.  The queue is answered in order, so what it waits for is applied
+ * before the request reaches metad, as with cl_nsq_wait(); a change to
+ * other inodes cannot change what the request reads or does. */
+void cl_nsq_wait_on(struct cl_nsq *q, uint64_t ino);
+/* Add cl.nsq.wait, the time spent waiting for queued changes, to the
+ * stages lat_dump() and the metrics show.  Once, at startup. */
+void cl_nsq_stats_register(void);
 /* Until when (cl_now_ms()) @dir stays delegated: 0 when it is not. */
 uint64_t cl_nsq_dir_until(struct cl_nsq *q, uint64_t dir);
 /* DIR_DELEGATE of @dir, asked at @asked_ms, granted for @lease_ms; or

@@ -61,6 +61,13 @@ int cl_meta_call(struct cl_client *c, uint16_t opcode, struct proto_wbuf *req,
     return cl_meta_call_now(c, opcode, req, rep, out);
 }
 
+int cl_meta_call_on(struct cl_client *c, uint64_t ino, uint16_t opcode,
+                    struct proto_wbuf *req, struct rpc_reply *rep, void *out)
+{
+    cl_nsq_wait_on(c->nsq, ino);
+    return cl_meta_call_now(c, opcode, req, rep, out);
+}
+
 int cl_meta_call_now(struct cl_client *c, uint16_t opcode,
                      struct proto_wbuf *req, struct rpc_reply *rep, void *out)
 {
@@ -79,7 +86,7 @@ int cl_meta_getattr(struct cl_client *c, uint64_t ino, struct proto_attr *out)
 
     struct rpc_reply rep;
     struct proto_attr_rep a;
-    int rc = cl_meta_call(c, PROTO_MSG_GETATTR_REQ, &w, &rep, &a);
+    int rc = cl_meta_call_on(c, ino, PROTO_MSG_GETATTR_REQ, &w, &rep, &a);
     proto_wbuf_free(&w);
     if (rc < 0)
         return rc;
@@ -188,7 +195,8 @@ int cl_meta_locate(struct cl_client *c, uint64_t ino, uint64_t first,
 
     struct rpc_reply rep;
     struct proto_chunk_locate_rep out;
-    int rc = cl_meta_call(c, PROTO_MSG_CHUNK_LOCATE_REQ, &w, &rep, &out);
+    int rc =
+        cl_meta_call_on(c, ino, PROTO_MSG_CHUNK_LOCATE_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
     if (rc < 0)
         return rc;
@@ -233,7 +241,8 @@ int cl_meta_write_begin(struct cl_client *c, uint64_t ino, uint64_t index,
 
     struct rpc_reply rep;
     struct proto_chunk_locate_rep lrep;
-    int rc = cl_meta_call(c, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, &w, &rep, &lrep);
+    int rc = cl_meta_call_on(c, ino, PROTO_MSG_CHUNK_WRITE_BEGIN_REQ, &w, &rep,
+                             &lrep);
     proto_wbuf_free(&w);
     if (rc < 0)
         return rc;
@@ -275,7 +284,8 @@ int cl_meta_write_end(struct cl_client *c, uint64_t ino, uint64_t index,
     uint64_t epoch = cl_cb_epoch(c), gen = cl_attr_gen(c);
     struct cl_inode *n = cl_inode_find(c, ino);
     uint64_t forgets = n ? cl_inode_attr_forgets(n) : 0;
-    int rc = cl_meta_call(c, PROTO_MSG_CHUNK_WRITE_END_REQ, &w, &rep, &a);
+    int rc =
+        cl_meta_call_on(c, ino, PROTO_MSG_CHUNK_WRITE_END_REQ, &w, &rep, &a);
     proto_wbuf_free(&w);
     if (rc == 0) {
         /* Our own change: the pages we cache still describe the file, and

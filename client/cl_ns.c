@@ -58,10 +58,10 @@ int cl_ns_ino_new(struct cl_client *c, uint64_t *ino)
     return cl_nsq_ino_take(c->nsq, session, ino) ? 0 : -ENOSPC;
 }
 
-int cl_ns_push(struct cl_client *c, uint64_t dir, uint16_t opcode,
+int cl_ns_push(struct cl_client *c, uint64_t dir, uint64_t ino, uint16_t opcode,
                const struct proto_wbuf *w)
 {
-    return cl_nsq_push(c->nsq, dir, opcode, w);
+    return cl_nsq_push(c->nsq, dir, ino, opcode, w);
 }
 
 void cl_ns_hold_here(struct cl_client *c, uint64_t ino, uint32_t uid,

@@ -18,6 +18,10 @@
  * directory, the recall of a delegated directory (before its answer), the
  * client's close, and every request that goes to metad the ordinary way
  * (cl_meta_call()), so that nothing overtakes a change it may depend on.
+ * A request on one inode alone (cl_meta_call_on()) waits only for the
+ * changes that name that inode (item->ino: created, unlinked, held or
+ * released), or it as their directory, or no inode at all, and those
+ * before them (cl_nsq_wait_on()).
  *
  * Life of an item:
  *
@@ -54,6 +58,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lat.h"
 #include "log.h"
 
 #define NSQ_WINDOW 64
@@ -70,6 +75,9 @@ struct nsq_item {
     struct cl_nsq *q;
     uint16_t opcode;
     uint64_t dir; /* the delegated directory it changes */
+    uint64_t ino; /* the inode it creates, unlinks, holds or releases (0:
+                     not known: every request waits for it) */
+    uint64_t seq; /* @q->pushed once it was queued */
     uint8_t *payload;
     size_t len;
     enum nsq_state state;
@@ -368,7 +376,8 @@ void cl_nsq_free(struct cl_nsq *q)
 /* A new item for @opcode with a copy of @len bytes at @p; NULL when out of
  * memory. */
 static struct nsq_item *item_new(struct cl_nsq *q, uint64_t dir,
-                                 uint16_t opcode, const void *p, size_t len)
+                                 uint64_t ino, uint16_t opcode, const void *p,
+                                 size_t len)
 {
     struct nsq_item *it = calloc(1, sizeof(*it));
     uint8_t *copy = malloc(len ? len : 1);
@@ -378,8 +387,12 @@ static struct nsq_item *item_new(struct cl_nsq *q, uint64_t dir,
         return NULL;
     }
     memcpy(copy, p, len);
-    *it = (struct nsq_item){
-        .q = q, .opcode = opcode, .dir = dir, .payload = copy, .len = len};
+    *it = (struct nsq_item){.q = q,
+                            .opcode = opcode,
+                            .dir = dir,
+                            .ino = ino,
+                            .payload = copy,
+                            .len = len};
     return it;
 }
 
@@ -395,6 +408,7 @@ static void append(struct cl_nsq *q, struct nsq_item *it)
     q->tail = it;
     q->n++;
     q->pushed++;
+    it->seq = q->pushed;
     it->queued_ms = cl_now_ms();
     if (q->sender_idle)
         pthread_cond_broadcast(&q->cond);
@@ -420,7 +434,7 @@ static void holds_send(struct cl_nsq *q, uint64_t older_ms)
             proto_wbuf_init(&w);
             proto_access_req_encode(&w, &m);
             if (!w.err)
-                it = item_new(q, 0, PROTO_MSG_OPEN_REQ, w.p, w.len);
+                it = item_new(q, 0, h->ino, PROTO_MSG_OPEN_REQ, w.p, w.len);
             proto_wbuf_free(&w);
         }
         if (it)
@@ -431,14 +445,14 @@ static void holds_send(struct cl_nsq *q, uint64_t older_ms)
     q->nholds = kept;
 }
 
-int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint16_t opcode,
+int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint64_t ino, uint16_t opcode,
                 const struct proto_wbuf *w)
 {
     if (!q)
         return -ESTALE;
     if (w->err)
         return w->err;
-    struct nsq_item *it = item_new(q, dir, opcode, w->p, w->len);
+    struct nsq_item *it = item_new(q, dir, ino, opcode, w->p, w->len);
     if (!it)
         return -ENOMEM;
 
@@ -514,18 +528,36 @@ void cl_nsq_holds_due(struct cl_nsq *q, uint64_t age_ms)
 }
 
 /* Under @lock: wait for what was queued so far. */
-static void wait_done(struct cl_nsq *q)
+/* How long a request that goes to metad the ordinary way, an fsync or
+ * a recall waited for the changes queued before it, when there were any. */
+static struct lat_stage st_wait = {.name = "cl.nsq.wait"};
+
+void cl_nsq_stats_register(void)
 {
-    /* What waits may depend on the files held here being held at metad
-     * (a rename over one, a recall by another client). */
-    holds_send(q, UINT64_MAX);
-    uint64_t upto = q->pushed;
+    lat_stage_register(&st_wait);
+}
+
+/* Under @lock: wait until the items up to @upto (their seq) are done
+ * and freed. */
+static void wait_upto(struct cl_nsq *q, uint64_t upto)
+{
+    uint64_t t0 = q->done < upto ? lat_now_ns() : 0;
     q->waiters++;
     if (q->gathering)
         pthread_cond_broadcast(&q->cond); /* send now */
     while (q->done < upto)
         pthread_cond_wait(&q->cond, &q->lock);
     q->waiters--;
+    if (t0)
+        lat_hist_record_since(&st_wait.h, t0);
+}
+
+static void wait_done(struct cl_nsq *q)
+{
+    /* What waits may depend on the files held here being held at metad
+     * (a rename over one, a recall by another client). */
+    holds_send(q, UINT64_MAX);
+    wait_upto(q, q->pushed);
 }
 
 int cl_nsq_sync(struct cl_nsq *q)
@@ -546,6 +578,23 @@ void cl_nsq_wait(struct cl_nsq *q)
         return;
     pthread_mutex_lock(&q->lock);
     wait_done(q);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void cl_nsq_wait_on(struct cl_nsq *q, uint64_t ino)
+{
+    uint64_t upto = 0;
+
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    /* A hold only this session knows of goes out, as for any request;
+     * the request waits for it when it is @ino's. */
+    holds_send(q, UINT64_MAX);
+    for (struct nsq_item *it = q->head; it; it = it->next)
+        if (it->ino == 0 || it->ino == ino || it->dir == ino)
+            upto = it->seq;
+    wait_upto(q, upto);
     pthread_mutex_unlock(&q->lock);
 }
 

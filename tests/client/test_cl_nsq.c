@@ -122,7 +122,7 @@ static void push(struct cl_nsq *q, uint64_t dir, uint16_t opcode, uint32_t tag)
     struct proto_wbuf w;
     proto_wbuf_init(&w);
     proto_put_u32(&w, tag);
-    assert_int_equal(cl_nsq_push(q, dir, opcode, &w), 0);
+    assert_int_equal(cl_nsq_push(q, dir, 0, opcode, &w), 0);
     proto_wbuf_free(&w);
 }
 
@@ -266,16 +266,16 @@ static void test_cl_nsq_delegation(void **state)
     proto_wbuf_init(&w);
     proto_put_u32(&w, 1);
     /* Not delegated: the caller goes the ordinary way. */
-    assert_int_equal(cl_nsq_push(q, 42, PROTO_MSG_MKNOD_REQ, &w), -ESTALE);
+    assert_int_equal(cl_nsq_push(q, 42, 0, PROTO_MSG_MKNOD_REQ, &w), -ESTALE);
     assert_int_equal(cl_nsq_dir_until(q, 42), 0);
     cl_nsq_dir_granted(q, 42, 1000, 60000);
     assert_int_equal(cl_nsq_dir_until(q, 42), 31000);
-    assert_int_equal(cl_nsq_push(q, 42, PROTO_MSG_MKNOD_REQ, &w), 0);
+    assert_int_equal(cl_nsq_push(q, 42, 0, PROTO_MSG_MKNOD_REQ, &w), 0);
     /* The answer to a change sent at 20000 renews it to 50000. */
     pthread_mutex_lock(&fk.lock);
     fk.now = 20000;
     pthread_mutex_unlock(&fk.lock);
-    assert_int_equal(cl_nsq_push(q, 42, PROTO_MSG_MKNOD_REQ, &w), 0);
+    assert_int_equal(cl_nsq_push(q, 42, 0, PROTO_MSG_MKNOD_REQ, &w), 0);
     await_sent(2);
     answer(0, 0);
     answer(1, 0);
@@ -286,12 +286,12 @@ static void test_cl_nsq_delegation(void **state)
     fk.now = 50001;
     pthread_mutex_unlock(&fk.lock);
     assert_int_equal(cl_nsq_dir_until(q, 42), 0);
-    assert_int_equal(cl_nsq_push(q, 42, PROTO_MSG_MKNOD_REQ, &w), -ESTALE);
+    assert_int_equal(cl_nsq_push(q, 42, 0, PROTO_MSG_MKNOD_REQ, &w), -ESTALE);
     /* A break ends it at once; so does a new session. */
     cl_nsq_dir_granted(q, 42, 50001, 60000);
     cl_nsq_dir_granted(q, 43, 50001, 60000);
     cl_nsq_dir_broken(q, 42);
-    assert_int_equal(cl_nsq_push(q, 42, PROTO_MSG_MKNOD_REQ, &w), -ESTALE);
+    assert_int_equal(cl_nsq_push(q, 42, 0, PROTO_MSG_MKNOD_REQ, &w), -ESTALE);
     assert_true(cl_nsq_dir_until(q, 43) > 0);
     cl_nsq_dirs_clear(q);
     assert_int_equal(cl_nsq_dir_until(q, 43), 0);
@@ -360,6 +360,92 @@ static void test_cl_nsq_inode_range(void **state)
     cl_nsq_free(q);
 }
 
+/* A thread in cl_nsq_wait_on(), and whether it came back. */
+struct waiter {
+    struct cl_nsq *q;
+    uint64_t ino;
+    pthread_t t;
+    _Atomic bool back;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    cl_nsq_wait_on(w->q, w->ino);
+    w->back = true;
+    return NULL;
+}
+
+static void wait_on_start(struct waiter *w, struct cl_nsq *q, uint64_t ino)
+{
+    w->q = q;
+    w->ino = ino;
+    w->back = false;
+    assert_int_equal(pthread_create(&w->t, NULL, waiter_main, w), 0);
+}
+
+/* Whether @w came back within @ms (then it is joined). */
+static bool wait_on_back(struct waiter *w, int ms)
+{
+    for (int i = 0; i < ms && !w->back; i++)
+        usleep(1000);
+    if (w->back)
+        pthread_join(w->t, NULL);
+    return w->back;
+}
+
+static void push_on(struct cl_nsq *q, uint64_t dir, uint64_t ino,
+                    uint16_t opcode, uint32_t tag)
+{
+    struct proto_wbuf w;
+    proto_wbuf_init(&w);
+    proto_put_u32(&w, tag);
+    assert_int_equal(cl_nsq_push(q, dir, ino, opcode, &w), 0);
+    proto_wbuf_free(&w);
+}
+
+/* A request on one inode waits for the changes to it (and those queued
+ * before them), to an inode not known, or in it as a directory; not for
+ * the others. */
+static void test_cl_nsq_wait_on_inode(void **state)
+{
+    (void)state;
+    struct cl_nsq *q = start();
+    struct waiter w;
+    cl_nsq_dir_granted(q, 42, 1000, 60000);
+    push_on(q, 0, 7, PROTO_MSG_RELEASE_REQ, 1);
+    push_on(q, 42, 8, PROTO_MSG_MKNOD_REQ, 2);
+    await_sent(2);
+    /* Nothing queued for 9: at once. */
+    wait_on_start(&w, q, 9);
+    assert_true(wait_on_back(&w, 10000));
+    /* 8 was queued after 7: answering 7 is not enough. */
+    wait_on_start(&w, q, 8);
+    assert_false(wait_on_back(&w, 50));
+    answer(0, 0);
+    assert_false(wait_on_back(&w, 50));
+    answer(1, 0);
+    assert_true(wait_on_back(&w, 10000));
+    /* A change in directory 42 holds up a request on 42. */
+    push_on(q, 42, 10, PROTO_MSG_MKNOD_REQ, 3);
+    await_sent(3);
+    wait_on_start(&w, q, 42);
+    assert_false(wait_on_back(&w, 50));
+    answer(2, 0);
+    assert_true(wait_on_back(&w, 10000));
+    /* A change to an inode not known holds up every request. */
+    push_on(q, 42, 0, PROTO_MSG_UNLINK_REQ, 4);
+    push_on(q, 0, 7, PROTO_MSG_RELEASE_REQ, 5);
+    await_sent(5);
+    wait_on_start(&w, q, 9);
+    assert_false(wait_on_back(&w, 50));
+    answer(3, 0);
+    assert_true(wait_on_back(&w, 10000));
+    answer(4, 0);
+    assert_int_equal(cl_nsq_sync(q), 0);
+    cl_nsq_free(q);
+}
+
 int test_cl_nsq(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +458,7 @@ int test_cl_nsq(void)
         cmocka_unit_test(test_cl_nsq_delegation_refused),
         cmocka_unit_test(test_cl_nsq_delegations_bounded),
         cmocka_unit_test(test_cl_nsq_inode_range),
+        cmocka_unit_test(test_cl_nsq_wait_on_inode),
     };
     return cmocka_run_group_tests_name("cl_nsq", tests, NULL, NULL);
 }
