@@ -199,14 +199,17 @@ static void entry_fill(struct fc_fs *fs, const struct proto_attr *a,
 }
 
 /* Send @w (freed here), a request on inode @on alone (cl_meta_call_on()),
- * and decode an attr reply into @out. */
+ * or 0 for one that waits for every queued change (a LOOKUP: the inode it
+ * finds, whose attributes it returns, is not known before), and decode an
+ * attr reply into @out. */
 static int call_attr(struct fc_fs *fs, uint64_t on, uint16_t opcode,
                      struct proto_wbuf *w, struct proto_attr *out)
 {
     struct rpc_reply rep;
     struct proto_attr_rep a;
     call_start(fs);
-    int rc = cl_meta_call_on(fs->cl, on, opcode, w, &rep, &a);
+    int rc = on ? cl_meta_call_on(fs->cl, on, opcode, w, &rep, &a)
+                : cl_meta_call(fs->cl, opcode, w, &rep, &a);
     proto_wbuf_free(w);
     if (rc < 0)
         return rc;
@@ -479,7 +482,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     proto_wbuf_init(&w);
     proto_lookup_req_encode(&w, &m);
     struct proto_attr a;
-    int rc = call_attr(fs_of(req), m.parent, PROTO_MSG_LOOKUP_REQ, &w, &a);
+    int rc = call_attr(fs_of(req), 0, PROTO_MSG_LOOKUP_REQ, &w, &a);
     if (rc == 0)
         attr_merge_open(fs_of(req), &a);
     if (rc == -ENOENT && cl_cb_enabled(fs_of(req)->cl)) {
@@ -1220,7 +1223,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         struct proto_wbuf w;
         proto_wbuf_init(&w);
         proto_lookup_req_encode(&w, &m);
-        rc = call_attr(fs_of(req), parent, PROTO_MSG_LOOKUP_REQ, &w, &a);
+        rc = call_attr(fs_of(req), 0, PROTO_MSG_LOOKUP_REQ, &w, &a);
         if (rc == 0)
             rc = handle_open(req, a.ino, fi, &a);
     }

@@ -160,9 +160,10 @@ bool cl_auth_ticket_due(struct cl_auth *a);
  * @out point into it): rpc_reply_free().  On error @rep is empty. */
 int cl_meta_call(struct cl_client *c, uint16_t opcode, struct proto_wbuf *req,
                  struct rpc_reply *rep, void *out);
-/* The same for a request that reads or changes inode @ino alone (for a
- * directory, a LOOKUP in it too): it waits only for the queued changes it
- * may depend on (cl_nsq_wait_on()). */
+/* The same for a request that reads or changes inode @ino alone: it waits
+ * only for the queued changes it may depend on (cl_nsq_wait_on()).  Not
+ * for a LOOKUP: the inode whose attributes it returns is not known before
+ * (a queued UNLINK of another name of it changes its link count). */
 int cl_meta_call_on(struct cl_client *c, uint64_t ino, uint16_t opcode,
                     struct proto_wbuf *req, struct rpc_reply *rep, void *out);
 /* The same at once, for a request no queued change can matter to. */

@@ -485,12 +485,12 @@ int cl_nsq_sync(struct cl_nsq *q);
 /* The same without taking the error (for requests that must not overtake
  * the queue; NULL is fine). */
 void cl_nsq_wait(struct cl_nsq *q);
-/* The same for a request that reads or changes inode @ino alone (or, for
- * a directory, looks a name up in it): it waits only for the queued
- * changes to @ino, in @ino, or to an inode not known, and those before
- * them.  The queue is answered in order, so what it waits for is applied
- * before the request reaches metad, as with cl_nsq_wait(); a change to
- * other inodes cannot change what the request reads or does. */
+/* The same for a request that reads or changes inode @ino alone: it
+ * waits only for the queued changes to @ino, in @ino, or to an inode not
+ * known, and those before them.  The queue is answered in order, so what
+ * it waits for is applied before the request reaches metad, as with
+ * cl_nsq_wait(); a change to other inodes cannot change what the request
+ * reads or does. */
 void cl_nsq_wait_on(struct cl_nsq *q, uint64_t ino);
 /* Add cl.nsq.wait, the time spent waiting for queued changes, to the
  * stages lat_dump() and the metrics show.  Once, at startup. */

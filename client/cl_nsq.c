@@ -527,7 +527,6 @@ void cl_nsq_holds_due(struct cl_nsq *q, uint64_t age_ms)
     pthread_mutex_unlock(&q->lock);
 }
 
-/* Under @lock: wait for what was queued so far. */
 /* How long a request that goes to metad the ordinary way, an fsync or
  * a recall waited for the changes queued before it, when there were any. */
 static struct lat_stage st_wait = {.name = "cl.nsq.wait"};
@@ -552,6 +551,7 @@ static void wait_upto(struct cl_nsq *q, uint64_t upto)
         lat_hist_record_since(&st_wait.h, t0);
 }
 
+/* Under @lock: wait for what was queued so far. */
 static void wait_done(struct cl_nsq *q)
 {
     /* What waits may depend on the files held here being held at metad
