@@ -21,11 +21,11 @@
 #define META_RAFT_POLL_MS 50 /* how often leadership is looked at */
 /* A follower applies the records the leader committed this long after the
  * first of them, or once this many wait (meta_raft.c, fsm_apply()). */
-#define META_RAFT_DEFER_MS 10
+#define META_RAFT_DEFER_MS 50
 #define META_RAFT_DEFER_MAX 1024
 /* The leader commits the records it applied this long after the first of
  * them (meta_raft.c, turn_end()). */
-#define META_RAFT_COMMIT_MS 5
+#define META_RAFT_COMMIT_MS 50
 /* Records between snapshots, unless --snapshot-every fixes it: at least
  * META_RAFT_SNAPSHOT_MIN, and one for every META_RAFT_SNAPSHOT_BYTES bytes
  * of the last snapshot, so that copying the database costs each record a
