@@ -452,6 +452,17 @@ bool fc_dirlist_ino(struct fc_dirlist *t, uint64_t dir, const char *name,
     return e != NULL;
 }
 
+bool fc_dirlist_whole(struct fc_dirlist *t, uint64_t dir, uint64_t now_ms)
+{
+    if (!t || !dir)
+        return false;
+    pthread_mutex_lock(&t->lock);
+    struct dl_dir *d = find(t, dir);
+    bool whole = d && now_ms < d->until_ms;
+    pthread_mutex_unlock(&t->lock);
+    return whole;
+}
+
 static void list_put(struct proto_wbuf *w, uint64_t cookie, const char *name,
                      uint64_t ino, uint32_t mode)
 {

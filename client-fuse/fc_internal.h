@@ -46,6 +46,7 @@ struct fc_fs {
     pthread_mutex_t statfs_lock;
     struct proto_statfs_rep statfs;
     uint64_t statfs_ms; /* 0: none yet */
+    uint64_t dir_pages; /* atomic: READDIR(PLUS) requests served */
 };
 
 /* One open() of a file: fi->fh points at it.  Holds a reference on the
@@ -228,6 +229,8 @@ bool fc_dirlist_present(struct fc_dirlist *t, uint64_t dir, const char *name,
 /* @dir is known whole at @now_ms and holds @name: its inode into *@ino. */
 bool fc_dirlist_ino(struct fc_dirlist *t, uint64_t dir, const char *name,
                     uint64_t now_ms, uint64_t *ino);
+/* @dir is known whole at @now_ms. */
+bool fc_dirlist_whole(struct fc_dirlist *t, uint64_t dir, uint64_t now_ms);
 /* When @dir is known whole at @now_ms: its entries, "." and ".." first,
  * appended to @raw as a READDIR reply's entries without attributes
  * (inode and type only), cookies from FC_DIRLIST_COOKIE0, and their

@@ -4,10 +4,10 @@
  * is safe from any thread: the client library's requests to metad and
  * the chunk servers by message (opcount.h, counted in common/rpc.c), its
  * latency stages, the delayed-write bytes held (one lock, as the writers
- * take it), the callback breaks received, the groups cache's counts
- * (its lock), the connections whose server
- * stopped answering (rpc.c), and the process's CPU time.
- * The list with meanings is in docs/operations.md, "Metrics".
+ * take it), the callback breaks received, the listing pages served, the
+ * groups cache's counts (its lock), the connections whose server stopped
+ * answering (rpc.c), and the process's CPU time.  The list with meanings
+ * is in docs/operations.md, "Metrics".
  */
 #include "fc_internal.h"
 
@@ -48,6 +48,10 @@ static int render(struct metrics_buf *b, void *arg)
                 "Namespace changes answered by the mount that metad "
                 "refused (reported by the next fsync).",
                 ns.failed);
+    metrics_u64(b, "tessera_mount_dir_pages_total", METRICS_COUNTER,
+                "Pages of directory listings the kernel asked for; a "
+                "listing the kernel kept costs none.",
+                __atomic_load_n(&fs->dir_pages, __ATOMIC_RELAXED));
     uint64_t reads, hits;
     fc_groups_stats(fs->groups, &reads, &hits);
     metrics_u64(b, "tessera_mount_groups_reads_total", METRICS_COUNTER,

@@ -61,7 +61,10 @@ static void run(struct fc_notify *nt, const struct job *j)
     if (j->flags & PROTO_CB_ENTRY)
         rc = fuse_lowlevel_notify_inval_entry(nt->se, j->ino, j->name,
                                               strlen(j->name));
-    if (j->flags & PROTO_CB_DATA)
+    /* A directory's entries changed: its pages are the kernel's copy of
+     * the listing (fc_ops.c, op_opendir), which it would otherwise check
+     * only against the directory's version and mtime. */
+    if (j->flags & (PROTO_CB_DATA | PROTO_CB_ENTRY))
         rc = fuse_lowlevel_notify_inval_inode(nt->se, j->ino, 0, 0);
     else if (j->flags & (PROTO_CB_ATTR | PROTO_CB_ENTRY))
         rc = fuse_lowlevel_notify_inval_inode(nt->se, j->ino, -1, 0);

@@ -1448,8 +1448,19 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     /* The kernel checked read permission on the directory already
      * (default_permissions, as open(2) of a directory does), and metad
      * checks every READDIR again: nothing to ask here. */
-    (void)ino;
+    struct fc_fs *fs = fs_of(req);
     struct fc_dirwin *w;
+    /* Under callbacks the kernel keeps the listing it was given, and an
+     * opendir while the mount still knows the directory whole keeps
+     * what the kernel has: nothing changed it since, or the change came
+     * through this mount (the kernel drops its copy on its own) or broke
+     * the promise (fc_notify.c drops it; fc_dirlist.c forgets).  Otherwise
+     * the kernel's copy goes now and this listing fills it again. */
+    if (cl_cb_enabled(fs->cl)) {
+        tables_check(fs);
+        fi->cache_readdir = 1;
+        fi->keep_cache = fc_dirlist_whole(fs->dirlist, ino, cl_now_ms());
+    }
     if (fc_dirwin_new(&w) < 0) {
         fuse_reply_err(req, ENOMEM);
         return;
@@ -1474,6 +1485,7 @@ static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct fc_fs *fs = fs_of(req);
     struct fc_dirwin *w = (struct fc_dirwin *)(uintptr_t)fi->fh;
+    __atomic_add_fetch(&fs->dir_pages, 1, __ATOMIC_RELAXED);
     tables_check(fs); /* before a listing from fc_dirlist.c */
     char *buf = malloc(size ? size : 1);
     char *name = malloc(PROTO_MAX_STR + 1);

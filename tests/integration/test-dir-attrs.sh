@@ -19,6 +19,10 @@
 #   7. A listing of 1,030 names on A takes two READDIRs (a window of up to
 #      1,024 entries each, none for the end), lists every name, and a new
 #      listing shows a name B added since (docs/caching.md).
+#   8. The kernel keeps a listing of a directory A knows whole: listing it
+#      again asks A for no page; B's create and unlink there, and A's own
+#      create, show in A's next listing, and in a rewound listing of a
+#      directory A held open across B's change.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, curl; exits 77 when one
 # is missing.
 . "$(dirname "$0")/lib.sh"
@@ -155,4 +159,49 @@ os.close(fd)
 sys.exit(0 if first == again and len(first) == 1031 else 1)
 PY
 rm -r "$B/big"
+# 8. Listings the kernel keeps.
+pages() { it_mount_metric tessera_mount_dir_pages_total; }
+names() { ls "$A/kl" | tr '\n' ' '; }
+mkdir "$A/kl" && : >"$A/kl/one" || it_fail "mkdir kl on A"
+names >/dev/null
+p0=$(pages)
+it_expect_eq "names A lists in kl again" "$(names)" "one "
+it_expect_eq "pages A served for a listing the kernel kept" "$(($(pages) - p0))" 0
+: >"$B/kl/two"
+it_expect_eq "A lists B's create in kl" "$(names)" "one two "
+rm "$B/kl/one"
+it_expect_eq "A lists B's unlink in kl" "$(names)" "two "
+: >"$A/kl/three"
+it_expect_eq "A lists its own create in kl" "$(names)" "three two "
+# getdents64 itself, as a program that never stats the directory lists it:
+# glibc's opendir() would stat it, and a new mtime alone makes the kernel
+# drop its copy.
+python3 - "$A/kl" "$B/kl/four" <<'PY' || it_fail "a rewound listing on A misses B's create"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def names(fd):
+    os.lseek(fd, 0, os.SEEK_SET)
+    out, buf = [], ctypes.create_string_buffer(65536)
+    while True:
+        n = libc.syscall(217, fd, buf, len(buf))  # getdents64
+        if n <= 0:
+            break
+        off = 0
+        while off < n:
+            reclen = struct.unpack_from("<H", buf.raw, off + 16)[0]
+            name = buf.raw[off + 19:off + reclen].split(b"\0", 1)[0].decode()
+            if name not in (".", ".."):
+                out.append(name)
+            off += reclen
+    return sorted(out)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+first = names(fd)
+open(sys.argv[2], "w").close()
+again = names(fd)
+os.close(fd)
+print(first, again)
+sys.exit(0 if first == ["three", "two"] and again == ["four", "three", "two"] else 1)
+PY
+it_ok "a rewound listing on A shows B's create"
+rm -r "$B/kl"
 it_ok "directory attributes and negative entries stay coherent"
