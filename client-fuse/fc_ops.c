@@ -1279,13 +1279,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         fuse_reply_write(req, (size_t)rc);
 }
 
-/* close(2): delayed writes and the size go to the servers and metad, now
- * or (writeback with callbacks) behind the close, and a delayed write's
- * error met so far is reported here (cl_file_close). */
+/* close(2): delayed writes and the size go to the servers and metad, and
+ * a delayed write's error is reported here (cl_file_flush). */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    fuse_reply_err(req, -cl_file_close(fs_of(req)->cl, handle_of(fi)->node));
+    fuse_reply_err(req, -cl_file_flush(fs_of(req)->cl, handle_of(fi)->node));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -1317,7 +1316,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
     struct fc_handle *h = handle_of(fi);
     /* flush ran at close(); this catches writes made after it through a
      * shared mapping.  release cannot report an error, so it is logged. */
-    int rc = cl_file_close(fs_of(req)->cl, h->node);
+    int rc = cl_file_flush(fs_of(req)->cl, h->node);
     if (rc < 0)
         log_warn("release: flush failed: %s ino=%llu", strerror(-rc),
                  (unsigned long long)cl_inode_ino(h->node));

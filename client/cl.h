@@ -258,11 +258,6 @@ int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
  * the first error of a delayed write since the last flush or sync (then
  * forgotten), or this flush's own. */
 int cl_file_flush(struct cl_client *c, struct cl_inode *n);
-/* The flush a close() owes.  Under writeback with callbacks the
- * write-back is queued to go behind the caller, which hears only of an
- * error a delayed write already met (docs/caching.md, "Write policies");
- * otherwise cl_file_flush(). */
-int cl_file_close(struct cl_client *c, struct cl_inode *n);
 /* Write back @n's delayed writes, CHUNK_SYNC every chunk of @n written
  * since the last sync, then CHUNK_WRITE_END.  Reports a delayed write's
  * earlier error like cl_file_flush().  Concurrent syncs of one inode run one

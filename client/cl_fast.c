@@ -62,7 +62,6 @@ void cl_stats_register(void)
     lat_stage_register(&st_read);
     lat_stage_register(&st_write);
     cl_nsq_stats_register();
-    cl_file_stats_register();
 }
 
 /* One fast read in flight.  Allocated when it is sent, freed by its

@@ -52,7 +52,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lat.h"
 #include "log.h"
 
 #define SYNC_BATCH 64
@@ -123,17 +122,6 @@ int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
     return (int)want;
 }
 
-/* A CHUNK_WRITE_END's round trip; writing back an inode's delayed writes
- * (close, fsync, the flush thread, a recall). */
-static struct lat_stage st_write_end = {.name = "cl.write_end"};
-static struct lat_stage st_writeback = {.name = "cl.flush.writeback"};
-
-void cl_file_stats_register(void)
-{
-    lat_stage_register(&st_write_end);
-    lat_stage_register(&st_writeback);
-}
-
 /* Report the pending size and mtime to metad.  The size sent is the end
  * of the furthest write since the last report; metad keeps the larger of
  * it and what it has. */
@@ -149,7 +137,6 @@ static int write_end(struct cl_client *c, struct cl_inode *n)
         return 0;
 
     int64_t mtime = cl_now_ns();
-    uint64_t t0 = lat_now_ns();
     int rc = cl_meta_write_end(c, n->ino, index, chunk, size, mtime);
     if (rc == -ESTALE) {
         /* The slot moved to another chunk since (a copy-on-write or a
@@ -159,7 +146,6 @@ static int write_end(struct cl_client *c, struct cl_inode *n)
         if (cl_file_locate(c, n->ino, index, 1, &ch) == 0 && ch.chunk_id)
             rc = cl_meta_write_end(c, n->ino, index, ch.chunk_id, size, mtime);
     }
-    lat_hist_record_since(&st_write_end.h, t0);
     if (rc < 0) {
         log_error("write end: metad refused: %s ino=%llu size=%llu",
                   strerror(-rc), (unsigned long long)n->ino,
@@ -415,13 +401,7 @@ static int writeback_batch(struct cl_client *c, struct cl_inode *n,
         err = write_segs(c, n, sg, count, false, &done);
     if (err == 0 && done > 0)
         cl_inode_grow(n, n->fl[count - 1].off + n->fl[count - 1].len);
-    if (err == -ENOENT)
-        /* Written back behind its close, after the file was removed. */
-        log_debug("cl.file",
-                  "writeback: file removed, delayed writes "
-                  "dropped: ino=%llu bytes=%llu",
-                  (unsigned long long)n->ino, (unsigned long long)total);
-    else if (err < 0)
+    if (err < 0)
         /* The rest are dropped: the error stands for them. */
         log_error("writeback: delayed writes failed: %s ino=%llu "
                   "extents=%zu bytes=%llu written=%llu",
@@ -436,7 +416,6 @@ int cl_file_writeback(struct cl_client *c, struct cl_inode *n)
 {
     if (!cl_cache_take(n))
         return 0;
-    uint64_t t0 = lat_now_ns();
     /* A batch at a time, each given back once written, so that writers
      * refill the cache meanwhile.  n->fl shrinks from the front only
      * here (the caller holds sync_lock), so reading it without the inode
@@ -452,7 +431,6 @@ int cl_file_writeback(struct cl_client *c, struct cl_inode *n)
         if (rc < 0 && !err)
             err = rc;
     }
-    lat_hist_record_since(&st_writeback.h, t0);
     return err;
 }
 
@@ -469,8 +447,6 @@ static int flush_delayed(struct cl_client *c, struct cl_inode *n)
         err = werr;
     if (!err)
         err = rc;
-    if (err < 0 && err != -ENOENT)
-        cl_flush_failed(c->flush);
     return err < 0 ? cl_errno(err) : 0;
 }
 
@@ -480,19 +456,6 @@ int cl_file_flush(struct cl_client *c, struct cl_inode *n)
     if (c->mode == CL_CACHE_WRITETHROUGH)
         return cl_file_sync(c, n);
     return flush_delayed(c, n);
-}
-
-int cl_file_close(struct cl_client *c, struct cl_inode *n)
-{
-    /* Under writeback with callbacks nobody reads the file before a
-     * recall has written it back, so the close need not wait: the
-     * write-back goes behind it (cl_flush.c). */
-    if (c->mode == CL_CACHE_WRITEBACK && cl_cb_enabled(c) &&
-        cl_flush_behind(c->flush, n) == 0) {
-        int werr = take_werr(n);
-        return werr < 0 ? cl_errno(werr) : 0;
-    }
-    return cl_file_flush(c, n);
 }
 
 /* cl_file_sync()'s WRITE_END, sent while the first syncs are in flight. */
@@ -556,8 +519,6 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
         err = rc;
     if (!err)
         __atomic_store_n(&n->synced, true, __ATOMIC_RELEASE);
-    else if (err != -ENOENT)
-        cl_flush_failed(c->flush);
     return err < 0 ? cl_errno(err) : 0;
 }
 
@@ -609,12 +570,7 @@ void cl_file_linger_end(struct cl_client *c, struct cl_inode *n,
                         uint64_t now_ms)
 {
     cl_inode_hold_begin(n);
-    pthread_mutex_lock(&n->lock);
-    bool behind = n->behind > 0;
-    pthread_mutex_unlock(&n->lock);
-    /* A write-back behind a close goes first: after RELEASE an unlinked
-     * file is reclaimed.  The flusher's next scan looks again. */
-    bool due = !behind && cl_inode_linger_due(n, now_ms);
+    bool due = cl_inode_linger_due(n, now_ms);
     if (due) {
         /* Queued behind any change answered locally (cl_nsq.c), and
          * ahead of the next OPEN, which waits for the queue. */

@@ -182,11 +182,6 @@ struct cl_inode {
      * under either. */
     bool linger;
     uint64_t linger_ms;
-    /* Write-backs queued behind a close (cl_flush_behind()) and not over
-     * yet; @behind_queued: one of them has not started.  The RELEASE
-     * waits until none is left. */
-    unsigned behind;
-    bool behind_queued;
 };
 
 /* Without callbacks, how often a read past an open file's size may ask
@@ -451,15 +446,6 @@ struct cl_flush *cl_flush_new(struct cl_client *c, const struct cl_opts *o);
 int cl_flush_start(struct cl_flush *f);
 /* Stop the thread (it stops the cache too) and free (NULL is fine). */
 void cl_flush_free(struct cl_flush *f);
-/* Queue @n's delayed writes and owed WRITE_END for write-back by a worker
- * thread now, behind the caller (a close); 0 also when nothing is owed or
- * a write-back of it is queued and not started.  -EAGAIN when the queue
- * is full, the flusher stops, or a write-back failed lately: the caller
- * writes back itself. */
-int cl_flush_behind(struct cl_flush *f, struct cl_inode *n);
-/* A write-back or sync failed (not for a removed file): closes wait for
- * their own write-back for a while (NULL @f is fine). */
-void cl_flush_failed(struct cl_flush *f);
 
 /* ---- cl_nsq.c ---------------------------------------------------------- */
 
@@ -509,8 +495,6 @@ void cl_nsq_wait_on(struct cl_nsq *q, uint64_t ino);
 /* Add cl.nsq.wait, the time spent waiting for queued changes, to the
  * stages lat_dump() and the metrics show.  Once, at startup. */
 void cl_nsq_stats_register(void);
-/* Add cl.write_end and cl.flush.writeback (cl_file.c). */
-void cl_file_stats_register(void);
 /* Until when (cl_now_ms()) @dir stays delegated: 0 when it is not. */
 uint64_t cl_nsq_dir_until(struct cl_nsq *q, uint64_t dir);
 /* DIR_DELEGATE of @dir, asked at @asked_ms, granted for @lease_ms; or

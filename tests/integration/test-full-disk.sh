@@ -87,9 +87,7 @@ sleep 2 # a heartbeat tells metad how little is free
 got=$(wr "$TS_MNT/c" 0 1 5)
 it_expect_eq "a new chunk with every server full (38 MiB free each)" "$got" ENOSPC
 # Without fsync: the delayed write fails at write-back, which gives up
-# and reports ENOSPC at close (not retried for ever).  Closes write back
-# behind the caller only while no write-back failed lately (the fsync
-# above did): this close waits for its own and reports its error.
+# and reports ENOSPC at close (not retried for ever).
 got=$(python3 - "$TS_MNT/c2" <<'EOF'
 import errno, os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
