@@ -122,7 +122,8 @@ static bool name_bad(fuse_req_t req, const char *name)
 
 /* Our own writes may have grown an open file past what metad reports
  * while its CHUNK_WRITE_END is deferred (cl_file.c): show the larger
- * size, and likewise the mtime of those writes.  Attributes from metad
+ * size, and likewise the mtime of those writes and the blocks of those
+ * not written back.  Attributes from metad
  * (@fresh) also raise the size the inode knows; attributes kept on it
  * (cl_inode_attr_get()) do not, since they may be older than a truncate
  * of ours. */
@@ -134,6 +135,12 @@ static void merge_writes(struct fc_fs *fs, struct proto_attr *a, bool fresh)
     uint64_t size = fresh ? cl_inode_grow_seen(n, a->size) : cl_inode_size(n);
     if (size > a->size)
         a->size = size;
+    /* Data not written back yet takes space too (as a local file
+     * system's delayed allocation does): tar --sparse takes a file of
+     * 0 blocks for holes only. */
+    uint64_t dirty = cl_inode_dirty_blocks(n);
+    if (dirty > a->blocks)
+        a->blocks = dirty;
     int64_t t = cl_inode_wmtime(n);
     if (t > a->mtime)
         a->mtime = t;

@@ -193,6 +193,9 @@ uint64_t cl_inode_grow(struct cl_inode *n, uint64_t size);
 uint64_t cl_inode_grow_seen(struct cl_inode *n, uint64_t size);
 void cl_inode_set_size(struct cl_inode *n, uint64_t size);
 uint64_t cl_inode_size(struct cl_inode *n);
+/* @n's delayed writes not written back yet, in 512-byte blocks: space the
+ * file will take that metad's attributes do not count yet. */
+uint64_t cl_inode_dirty_blocks(struct cl_inode *n);
 /* Wall clock (ns) of this client's latest write to @n, 0 when none: the
  * mtime metad will record with the deferred WRITE_END. */
 int64_t cl_inode_wmtime(struct cl_inode *n);

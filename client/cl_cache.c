@@ -253,13 +253,25 @@ static void overlay_list(const struct cl_extent *v, size_t nv, uint64_t off,
     }
 }
 
-void cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
-                      uint8_t *buf)
+uint64_t cl_cache_gen(struct cl_inode *n)
 {
     pthread_mutex_lock(&n->lock);
-    overlay_list(n->fl, n->nfl, off, len, buf);
-    overlay_list(n->ext, n->next, off, len, buf);
+    uint64_t gen = n->fl_gen;
     pthread_mutex_unlock(&n->lock);
+    return gen;
+}
+
+bool cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
+                      uint8_t *buf, uint64_t gen)
+{
+    pthread_mutex_lock(&n->lock);
+    bool same = n->fl_gen == gen;
+    if (same) {
+        overlay_list(n->fl, n->nfl, off, len, buf);
+        overlay_list(n->ext, n->next, off, len, buf);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return same;
 }
 
 /* Does a sorted list of extents meet [@off, @end)? */
@@ -414,6 +426,8 @@ void cl_cache_release(struct cl_cache *k, struct cl_inode *n, size_t count,
             free(fl[i].data);
     }
     n->nfl -= count;
+    if (count > 0)
+        n->fl_gen++;
     if (n->nfl > 0) {
         memmove(fl, fl + count, n->nfl * sizeof(*fl));
     } else {

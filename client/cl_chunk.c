@@ -218,12 +218,16 @@ static int get_loc(struct cl_client *c, uint64_t ino, uint64_t index,
     int rc = cl_meta_locate(c, ino, index, (uint32_t)count);
     if (rc < 0)
         return rc;
-    if (cl_loc_get(c->loc, ino, index, cl_now_ms(), out) == 0)
-        return 0;
-    /* Evicted between put and get by a full cache: ask for this one. */
-    rc = cl_meta_locate(c, ino, index, 1);
-    if (rc < 0)
-        return rc;
+    /* Evicted between put and get by a full cache, or not kept because
+     * the slot changed while the reply was out (cl_loc.c): ask for this
+     * one again. */
+    for (int tries = 0; tries < 8; tries++) {
+        if (cl_loc_get(c->loc, ino, index, cl_now_ms(), out) == 0)
+            return 0;
+        rc = cl_meta_locate(c, ino, index, 1);
+        if (rc < 0)
+            return rc;
+    }
     return cl_loc_get(c->loc, ino, index, cl_now_ms(), out) == 0 ? 0 : -EIO;
 }
 

@@ -105,20 +105,27 @@ int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
     if (want == 0)
         return 0;
 
-    struct cl_range_iter it;
-    struct cl_piece p;
-    cl_range_init(&it, off, want, PROTO_MAX_DATA);
-    while (cl_range_next(&it, &p)) {
-        int rc = cl_chunk_read(c, n->ino, &p, to_end(size, p.index),
-                               buf + p.buf_off);
-        if (rc < 0) {
-            want = p.buf_off;
-            if (want == 0)
-                return cl_errno(rc);
-            break;
+    /* A write-back that lands while the pieces are read may leave the
+     * cache before the overlay: the servers were asked too early to
+     * have it, so the read is made again (each write-back ends). */
+    uint64_t asked = want, gen;
+    do {
+        struct cl_range_iter it;
+        struct cl_piece p;
+        want = asked;
+        gen = cl_cache_gen(n);
+        cl_range_init(&it, off, want, PROTO_MAX_DATA);
+        while (cl_range_next(&it, &p)) {
+            int rc = cl_chunk_read(c, n->ino, &p, to_end(size, p.index),
+                                   buf + p.buf_off);
+            if (rc < 0) {
+                want = p.buf_off;
+                if (want == 0)
+                    return cl_errno(rc);
+                break;
+            }
         }
-    }
-    cl_cache_overlay(n, off, (size_t)want, buf);
+    } while (!cl_cache_overlay(n, off, (size_t)want, buf, gen));
     return (int)want;
 }
 

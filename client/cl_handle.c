@@ -473,6 +473,14 @@ void cl_attr_forget_all(struct cl_client *c)
     atomic_fetch_add(&c->attr_gen, 1);
 }
 
+uint64_t cl_inode_dirty_blocks(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    uint64_t bytes = n->dirty_bytes;
+    pthread_mutex_unlock(&n->lock);
+    return (bytes + 511) / 512;
+}
+
 uint64_t cl_inode_size(struct cl_inode *n)
 {
     pthread_mutex_lock(&n->lock);

@@ -84,6 +84,14 @@ void cl_loc_cache_free(struct cl_loc_cache *c);
 /* Remember @chunk (copied) for @ino until @now_ms + the TTL of its kind. */
 int cl_loc_put(struct cl_loc_cache *c, uint64_t ino,
                const struct cl_chunk *chunk, uint64_t now_ms);
+/* The cache's sequence number, taken before a CHUNK_LOCATE is sent. */
+uint64_t cl_loc_seq(struct cl_loc_cache *c);
+/* As cl_loc_put(), for @chunk from a CHUNK_LOCATE reply asked at
+ * cl_loc_seq() @since: not over an entry put since, and a hole not at
+ * all when an entry was removed since (0 either way). */
+int cl_loc_put_reply(struct cl_loc_cache *c, uint64_t ino,
+                     const struct cl_chunk *chunk, uint64_t now_ms,
+                     uint64_t since);
 /* Copy the entry for (@ino, @index) into @out: 0, or -ENOENT when absent
  * or expired at @now_ms. */
 int cl_loc_get(struct cl_loc_cache *c, uint64_t ino, uint64_t index,
@@ -152,6 +160,7 @@ struct cl_inode {
     size_t next, cext;
     struct cl_extent *fl; /* being written back; read under @ext */
     size_t nfl;
+    uint64_t fl_gen; /* moves each time written-back extents leave @fl */
     uint64_t dirty_bytes;
     uint64_t dirty_ms; /* when the oldest delayed write was made */
     int werr;          /* first failed delayed write: next flush/sync */
@@ -403,9 +412,14 @@ int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
 /* Does [@off, @off + @len) of @n meet a delayed write, kept or being
  * written back?  Takes @n's lock. */
 bool cl_cache_overlaps(struct cl_inode *n, uint64_t off, uint64_t len);
-/* Lay @n's delayed writes over @buf, which holds [@off, @off + @len). */
-void cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
-                      uint8_t *buf);
+/* @n's fl_gen, taken before a read asks the chunk servers. */
+uint64_t cl_cache_gen(struct cl_inode *n);
+/* Lay @n's delayed writes over @buf, which holds [@off, @off + @len) as
+ * read from the chunk servers since cl_cache_gen() gave @gen.  False, and
+ * nothing laid, when written-back extents left the cache since: the read
+ * may have missed them on the servers and must be made again. */
+bool cl_cache_overlay(struct cl_inode *n, uint64_t off, size_t len,
+                      uint8_t *buf, uint64_t gen);
 /* Move @n's delayed writes onto its flushing list (n->fl, n->nfl), which
  * reads still see: false when it has none.  The caller holds
  * n->sync_lock, writes them, then calls cl_cache_release(), at once or a

@@ -12,6 +12,16 @@
  * metad announces as not up leaves every entry at once
  * (cl_loc_drop_server(), docs/protocol.md §11.7).
  *
+ * A CHUNK_LOCATE reply may be older than what was put since it was asked:
+ * a write-back's CHUNK_WRITE_BEGIN gave the slot its first chunk while the
+ * locate was out, and the reply still says hole.  Put over the new chunk,
+ * that hole would make reads of data just written back read zeros once it
+ * left the delayed writes.  So a reply is put with cl_loc_put_reply() and
+ * the cache's sequence number from before it was asked (cl_loc_seq()): it
+ * does not replace an entry put since, and its holes are not kept when
+ * anything was removed since (the removed entry may have been the newer
+ * chunk).
+ *
  * A fixed array of buckets with chained entries, under one mutex.  When
  * the cache holds @max entries an insert first empties it: crude, but a
  * miss only costs one CHUNK_LOCATE and the bound is what matters.  Time is
@@ -29,12 +39,15 @@ struct entry {
     struct entry *next;
     uint64_t ino;
     uint64_t expires_ms;
+    uint64_t seq; /* @seq of the cache when put */
     struct cl_chunk chunk;
 };
 
 struct cl_loc_cache {
     pthread_mutex_t lock;
     size_t count, max;
+    uint64_t seq;     /* moves on every put and every removal */
+    uint64_t removed; /* @seq at the last removal */
     struct entry *buckets[NBUCKETS];
 };
 
@@ -67,6 +80,7 @@ static void clear_locked(struct cl_loc_cache *c)
         c->buckets[i] = NULL;
     }
     c->count = 0;
+    c->removed = ++c->seq;
 }
 
 void cl_loc_cache_free(struct cl_loc_cache *c)
@@ -89,14 +103,29 @@ static struct entry **find_locked(struct cl_loc_cache *c, uint64_t ino,
 }
 
 /* @chunk is borrowed and copied. */
-int cl_loc_put(struct cl_loc_cache *c, uint64_t ino,
-               const struct cl_chunk *chunk, uint64_t now_ms)
+uint64_t cl_loc_seq(struct cl_loc_cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t seq = c->seq;
+    pthread_mutex_unlock(&c->lock);
+    return seq;
+}
+
+/* Put @chunk unless @since (a reply's cl_loc_seq(), UINT64_MAX: none) says
+ * something newer is known. */
+static int put(struct cl_loc_cache *c, uint64_t ino,
+               const struct cl_chunk *chunk, uint64_t now_ms, uint64_t since)
 {
     uint64_t ttl = chunk->chunk_id ? CL_LOC_TTL_MS : CL_LOC_HOLE_TTL_MS;
 
     pthread_mutex_lock(&c->lock);
     struct entry **pp = find_locked(c, ino, chunk->index);
     struct entry *e = *pp;
+    if (since != UINT64_MAX &&
+        ((e && e->seq > since) || (!chunk->chunk_id && c->removed > since))) {
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+    }
     if (!e) {
         if (c->count >= c->max) {
             clear_locked(c);
@@ -114,8 +143,22 @@ int cl_loc_put(struct cl_loc_cache *c, uint64_t ino,
     }
     e->chunk = *chunk;
     e->expires_ms = now_ms + ttl;
+    e->seq = ++c->seq;
     pthread_mutex_unlock(&c->lock);
     return 0;
+}
+
+int cl_loc_put(struct cl_loc_cache *c, uint64_t ino,
+               const struct cl_chunk *chunk, uint64_t now_ms)
+{
+    return put(c, ino, chunk, now_ms, UINT64_MAX);
+}
+
+int cl_loc_put_reply(struct cl_loc_cache *c, uint64_t ino,
+                     const struct cl_chunk *chunk, uint64_t now_ms,
+                     uint64_t since)
+{
+    return put(c, ino, chunk, now_ms, since);
 }
 
 int cl_loc_get(struct cl_loc_cache *c, uint64_t ino, uint64_t index,
@@ -147,6 +190,7 @@ void cl_loc_invalidate(struct cl_loc_cache *c, uint64_t ino, uint64_t index)
         *pp = e->next;
         free(e);
         c->count--;
+        c->removed = ++c->seq;
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -173,6 +217,7 @@ void cl_loc_invalidate_from(struct cl_loc_cache *c, uint64_t ino,
                 *pp = e->next;
                 free(e);
                 c->count--;
+                c->removed = ++c->seq;
             } else {
                 pp = &e->next;
             }
@@ -221,6 +266,7 @@ size_t cl_loc_drop_server(struct cl_loc_cache *c, uint32_t server_id)
                 *pp = e->next;
                 free(e);
                 c->count--;
+                c->removed = ++c->seq;
             } else {
                 pp = &e->next;
             }

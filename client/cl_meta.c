@@ -195,6 +195,7 @@ int cl_meta_locate(struct cl_client *c, uint64_t ino, uint64_t first,
 
     struct rpc_reply rep;
     struct proto_chunk_locate_rep out;
+    uint64_t since = cl_loc_seq(c->loc);
     int rc =
         cl_meta_call_on(c, ino, PROTO_MSG_CHUNK_LOCATE_REQ, &w, &rep, &out);
     proto_wbuf_free(&w);
@@ -216,7 +217,7 @@ int cl_meta_locate(struct cl_client *c, uint64_t ino, uint64_t first,
             break;
         seen[loc.index - first] = true;
         forget_down(c, &chunk);
-        cl_loc_put(c->loc, ino, &chunk, now);
+        cl_loc_put_reply(c->loc, ino, &chunk, now, since);
     }
     rpc_reply_free(&rep);
     if (rc < 0)
@@ -226,7 +227,7 @@ int cl_meta_locate(struct cl_client *c, uint64_t ino, uint64_t first,
             continue;
         memset(&chunk, 0, sizeof(chunk));
         chunk.index = first + i;
-        cl_loc_put(c->loc, ino, &chunk, now);
+        cl_loc_put_reply(c->loc, ino, &chunk, now, since);
     }
     return 0;
 }

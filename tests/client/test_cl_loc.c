@@ -75,6 +75,36 @@ static void test_cl_loc_put_replaces_entry(void **state)
     assert_int_equal(out.chunk_id, 43);
 }
 
+/* A CHUNK_LOCATE reply asked before a write-back gave the slot its
+ * chunk must not put its hole over that chunk, nor put a hole after the
+ * chunk was dropped meanwhile; a reply with nothing newer is kept. */
+static void test_cl_loc_put_reply_older_loses(void **state)
+{
+    struct cl_loc_cache *c = *state;
+    struct cl_chunk hole = chunk(1, 0, 0), made = chunk(1, 42, 2), out;
+
+    uint64_t asked = cl_loc_seq(c);
+    cl_loc_put(c, 5, &made, 0); /* the write-back's WRITE_BEGIN */
+    assert_int_equal(cl_loc_put_reply(c, 5, &hole, 0, asked), 0);
+    assert_int_equal(cl_loc_get(c, 5, 1, 0, &out), 0);
+    assert_int_equal(out.chunk_id, 42);
+
+    asked = cl_loc_seq(c);
+    cl_loc_invalidate(c, 5, 1); /* a failed read drops it */
+    assert_int_equal(cl_loc_put_reply(c, 5, &hole, 0, asked), 0);
+    assert_int_equal(cl_loc_get(c, 5, 1, 0, &out), -ENOENT);
+
+    asked = cl_loc_seq(c);
+    assert_int_equal(cl_loc_put_reply(c, 5, &hole, 0, asked), 0);
+    assert_int_equal(cl_loc_get(c, 5, 1, 0, &out), 0);
+    assert_int_equal(out.chunk_id, 0);
+    /* A newer reply replaces an older entry. */
+    asked = cl_loc_seq(c);
+    assert_int_equal(cl_loc_put_reply(c, 5, &made, 0, asked), 0);
+    assert_int_equal(cl_loc_get(c, 5, 1, 0, &out), 0);
+    assert_int_equal(out.chunk_id, 42);
+}
+
 static void test_cl_loc_get_hole_expires_sooner(void **state)
 {
     struct cl_loc_cache *c = *state;
@@ -241,6 +271,8 @@ int test_cl_loc(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cl_loc_put_replaces_entry, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cl_loc_put_reply_older_loses,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_cl_loc_get_hole_expires_sooner,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_cl_loc_suspect_shortens_life,
