@@ -81,9 +81,17 @@ mkdir "$A/u" || it_fail "mkdir u"
 create "$A/u" 1 warm
 create "$A/u" 200
 # The RELEASEs of the files of 2., held 2 s after their last close, count
-# as changes A answered too: let them go first.
-sleep 2.5
+# as changes A answered too: let them go first (the flush thread sends
+# them at its next tick, once a second, so wait until the count has not
+# moved for longer than a tick).
+sleep 2
 s0=$(local_sent)
+for _ in $(seq 30); do
+    sleep 1.2
+    s1=$(local_sent)
+    [ "$s1" = "$s0" ] && break
+    s0=$s1
+done
 for i in $(seq 0 99); do rm "$A/u/f$i" || it_fail "rm u/f$i on A"; done
 it_expect_eq "unlinks A answered itself" "$(($(local_sent) - s0))" 100
 it_expect_eq "names B lists in u after 100 unlinks on A" "$(ls "$B/u" | grep -c '^f')" 100
