@@ -107,11 +107,18 @@ int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
 
     /* A write-back that lands while the pieces are read may leave the
      * cache before the overlay: the servers were asked too early to
-     * have it, so the read is made again (each write-back ends). */
+     * have it, so the read is made again.  Past a few tries (a file
+     * written back in many small batches) it is made under the inode's
+     * sync lock, which every write-back holds: then nothing leaves. */
     uint64_t asked = want, gen;
-    do {
+    bool locked = false;
+    for (int tries = 0;; tries++) {
         struct cl_range_iter it;
         struct cl_piece p;
+        if (tries == 3) {
+            pthread_mutex_lock(&n->sync_lock);
+            locked = true;
+        }
         want = asked;
         gen = cl_cache_gen(n);
         cl_range_init(&it, off, want, PROTO_MAX_DATA);
@@ -120,12 +127,19 @@ int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
                                    buf + p.buf_off);
             if (rc < 0) {
                 want = p.buf_off;
-                if (want == 0)
+                if (want == 0) {
+                    if (locked)
+                        pthread_mutex_unlock(&n->sync_lock);
                     return cl_errno(rc);
+                }
                 break;
             }
         }
-    } while (!cl_cache_overlay(n, off, (size_t)want, buf, gen));
+        if (cl_cache_overlay(n, off, (size_t)want, buf, gen))
+            break;
+    }
+    if (locked)
+        pthread_mutex_unlock(&n->sync_lock);
     return (int)want;
 }
 

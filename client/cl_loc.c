@@ -19,8 +19,9 @@
  * left the delayed writes.  So a reply is put with cl_loc_put_reply() and
  * the cache's sequence number from before it was asked (cl_loc_seq()): it
  * does not replace an entry put since, and its holes are not kept when
- * anything was removed since (the removed entry may have been the newer
- * chunk).
+ * an entry of the same bucket was removed since (the removed entry may
+ * have been the newer chunk; by bucket, so that removals elsewhere do not
+ * make a reply useless).
  *
  * A fixed array of buckets with chained entries, under one mutex.  When
  * the cache holds @max entries an insert first empties it: crude, but a
@@ -46,8 +47,9 @@ struct entry {
 struct cl_loc_cache {
     pthread_mutex_t lock;
     size_t count, max;
-    uint64_t seq;     /* moves on every put and every removal */
-    uint64_t removed; /* @seq at the last removal */
+    uint64_t seq;               /* moves on every put and every removal */
+    uint64_t removed[NBUCKETS]; /* @seq at the last removal, by bucket */
+    uint64_t cleared;           /* @seq when it was last emptied whole */
     struct entry *buckets[NBUCKETS];
 };
 
@@ -80,7 +82,7 @@ static void clear_locked(struct cl_loc_cache *c)
         c->buckets[i] = NULL;
     }
     c->count = 0;
-    c->removed = ++c->seq;
+    c->cleared = ++c->seq;
 }
 
 void cl_loc_cache_free(struct cl_loc_cache *c)
@@ -121,8 +123,10 @@ static int put(struct cl_loc_cache *c, uint64_t ino,
     pthread_mutex_lock(&c->lock);
     struct entry **pp = find_locked(c, ino, chunk->index);
     struct entry *e = *pp;
+    size_t b = bucket_of(ino, chunk->index);
+    bool removed = c->removed[b] > since || c->cleared > since;
     if (since != UINT64_MAX &&
-        ((e && e->seq > since) || (!chunk->chunk_id && c->removed > since))) {
+        ((e && e->seq > since) || (!chunk->chunk_id && removed))) {
         pthread_mutex_unlock(&c->lock);
         return 0;
     }
@@ -190,7 +194,7 @@ void cl_loc_invalidate(struct cl_loc_cache *c, uint64_t ino, uint64_t index)
         *pp = e->next;
         free(e);
         c->count--;
-        c->removed = ++c->seq;
+        c->removed[bucket_of(ino, index)] = ++c->seq;
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -217,7 +221,7 @@ void cl_loc_invalidate_from(struct cl_loc_cache *c, uint64_t ino,
                 *pp = e->next;
                 free(e);
                 c->count--;
-                c->removed = ++c->seq;
+                c->removed[i] = ++c->seq;
             } else {
                 pp = &e->next;
             }
@@ -266,7 +270,7 @@ size_t cl_loc_drop_server(struct cl_loc_cache *c, uint32_t server_id)
                 *pp = e->next;
                 free(e);
                 c->count--;
-                c->removed = ++c->seq;
+                c->removed[i] = ++c->seq;
             } else {
                 pp = &e->next;
             }
