@@ -66,7 +66,7 @@ static void run(struct fc_notify *nt, const struct job *j)
      * only against the directory's version and mtime. */
     if (j->flags & (PROTO_CB_DATA | PROTO_CB_ENTRY))
         rc = fuse_lowlevel_notify_inval_inode(nt->se, j->ino, 0, 0);
-    else if (j->flags & (PROTO_CB_ATTR | PROTO_CB_ENTRY))
+    else if (j->flags & PROTO_CB_ATTR)
         rc = fuse_lowlevel_notify_inval_inode(nt->se, j->ino, -1, 0);
     /* ENOENT: the kernel does not cache it, which is as good. */
     if (rc < 0 && rc != -ENOENT)

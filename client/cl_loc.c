@@ -104,7 +104,6 @@ static struct entry **find_locked(struct cl_loc_cache *c, uint64_t ino,
     return pp;
 }
 
-/* @chunk is borrowed and copied. */
 uint64_t cl_loc_seq(struct cl_loc_cache *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -113,8 +112,8 @@ uint64_t cl_loc_seq(struct cl_loc_cache *c)
     return seq;
 }
 
-/* Put @chunk unless @since (a reply's cl_loc_seq(), UINT64_MAX: none) says
- * something newer is known. */
+/* Put @chunk (borrowed and copied) unless @since (a reply's cl_loc_seq(),
+ * UINT64_MAX: none) says something newer is known. */
 static int put(struct cl_loc_cache *c, uint64_t ino,
                const struct cl_chunk *chunk, uint64_t now_ms, uint64_t since)
 {
