@@ -435,7 +435,9 @@ void cl_cache_release(struct cl_cache *k, struct cl_inode *n, size_t count,
         n->fl = NULL;
     }
     n->dirty_bytes -= bytes < n->dirty_bytes ? bytes : n->dirty_bytes;
-    if (err && !n->werr)
+    if (!err)
+        n->unended_bytes += bytes;
+    else if (!n->werr)
         n->werr = err;
     pthread_mutex_unlock(&n->lock);
     if (k)

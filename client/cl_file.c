@@ -151,13 +151,19 @@ static int write_end(struct cl_client *c, struct cl_inode *n)
     pthread_mutex_lock(&n->lock);
     bool pending = n->end_pending;
     uint64_t index = n->end_index, chunk = n->end_chunk, size = n->end_size;
+    uint64_t unended = n->unended_bytes;
     n->end_pending = false;
     n->end_size = 0;
     pthread_mutex_unlock(&n->lock);
     if (!pending)
         return 0;
 
-    int64_t mtime = cl_now_ns();
+    /* The time of the last write, which the mount showed meanwhile
+     * (merge_writes()), however long after it this report goes: a
+     * delayed write's comes up to flush_interval later. */
+    int64_t mtime = cl_inode_wmtime(n);
+    if (!mtime)
+        mtime = cl_now_ns();
     int rc = cl_meta_write_end(c, n->ino, index, chunk, size, mtime);
     if (rc == -ESTALE) {
         /* The slot moved to another chunk since (a copy-on-write or a
@@ -166,6 +172,14 @@ static int write_end(struct cl_client *c, struct cl_inode *n)
         cl_loc_invalidate(c->loc, n->ino, index);
         if (cl_file_locate(c, n->ino, index, 1, &ch) == 0 && ch.chunk_id)
             rc = cl_meta_write_end(c, n->ino, index, ch.chunk_id, size, mtime);
+    }
+    if (rc == 0) {
+        /* metad counts those bytes now (its st_blocks counts a chunk not
+         * reported yet up to the size), and so do the attributes its
+         * reply left (cl_meta_write_end()). */
+        pthread_mutex_lock(&n->lock);
+        n->unended_bytes -= unended;
+        pthread_mutex_unlock(&n->lock);
     }
     if (rc < 0) {
         log_error("write end: metad refused: %s ino=%llu size=%llu",

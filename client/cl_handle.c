@@ -476,7 +476,7 @@ void cl_attr_forget_all(struct cl_client *c)
 uint64_t cl_inode_dirty_blocks(struct cl_inode *n)
 {
     pthread_mutex_lock(&n->lock);
-    uint64_t bytes = n->dirty_bytes;
+    uint64_t bytes = n->dirty_bytes + n->unended_bytes;
     pthread_mutex_unlock(&n->lock);
     return (bytes + 511) / 512;
 }

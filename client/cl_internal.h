@@ -162,6 +162,9 @@ struct cl_inode {
     size_t nfl;
     uint64_t fl_gen; /* moves each time written-back extents leave @fl */
     uint64_t dirty_bytes;
+    /* Delayed writes written back whose CHUNK_WRITE_END has not been
+     * answered yet: metad's st_blocks may not count them (write_end()). */
+    uint64_t unended_bytes;
     uint64_t dirty_ms; /* when the oldest delayed write was made */
     int werr;          /* first failed delayed write: next flush/sync */
     int64_t wmtime_ns; /* wall clock of our latest write */

@@ -577,8 +577,15 @@ int meta_write_end_apply(struct meta_db *db, const struct meta_op *op,
         return -EFBIG;
     if (q.size > a.size)
         a.size = q.size;
-    a.mtime = q.mtime ? q.mtime : now;
-    a.ctime = now;
+    /* The times of the write, not of its report (docs/protocol.md §8.4);
+     * ctime never goes back. */
+    if (q.mtime) {
+        a.mtime = q.mtime;
+        if (q.mtime > a.ctime)
+            a.ctime = q.mtime;
+    } else {
+        a.mtime = a.ctime = now;
+    }
     if ((r = meta_inode_update(db, &a)) < 0)
         return r;
     struct proto_attr_rep rep = {.attr = a};

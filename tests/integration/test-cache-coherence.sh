@@ -3,7 +3,8 @@
 # (docs/caching.md): a file written and closed on A reads whole on B; a
 # create, rename and unlink on A shows on B at once (polled for at most 1 s,
 # the delay is reported); a write on A drops B's cached pages; a dirty
-# writeback file on A (no close, no fsync) opened on B is recalled first;
+# writeback file on A (no close, no fsync) opened on B is recalled first,
+# and shows the mtime A showed;
 # tessera status counts the breaks; and with consistency=validate a reader
 # sees a closed file's new bytes at its next open (close-to-open).
 . "$(dirname "$0")/lib.sh"
@@ -74,12 +75,17 @@ poll "size change on A visible in B's stat" \
     sh -c "[ \$(stat -c %s '$B/f3') = $((1048576 + 5000)) ]"
 
 # 4. Recall: a dirty writeback file on A (written, open, no fsync) opened on
-# B shows the data.
+# B shows the data, and the mtime A showed (the write's, not the time of
+# the recall's WRITE_END, 0.3 s later).
 python3 - "$A/f4" "$IT_TMP/go" "$IT_TMP/ready" <<'PY' &
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
 os.write(fd, b"dirty-data-from-A\n" * 1000)
-open(sys.argv[3], "w").close()
+mtime = os.fstat(fd).st_mtime_ns
+time.sleep(0.3)
+with open(sys.argv[3] + ".tmp", "w") as f:
+    f.write("%d\n" % mtime)
+os.rename(sys.argv[3] + ".tmp", sys.argv[3])
 while not os.path.exists(sys.argv[2]):
     time.sleep(0.05)
 os.close(fd)
@@ -92,6 +98,9 @@ got=$(wc -c <"$B/f4")
 touch "$IT_TMP/go"
 wait "$writer"
 it_expect_eq "B sees A's delayed writes (recalled before open)" "$got" "$want"
+it_expect_eq "B sees the mtime A showed for its delayed writes" \
+    "$(python3 -c 'import os, sys; print(os.stat(sys.argv[1]).st_mtime_ns)' "$B/f4")" \
+    "$(cat "$IT_TMP/ready")"
 recalls=$("$TS_BIN/tessera" --meta "$TS_META_ADDR" --json status |
     python3 -c 'import json,sys; print(json.load(sys.stdin).get("cache.recalls", 0))')
 [ "${recalls:-0}" -ge 1 ] || it_fail "no recall counted in status"

@@ -15,7 +15,8 @@
 #      A unlinks it while open, fstat shows nlink 0; a truncate after
 #      writes, then a write, shows the new size.
 #      Opening again a file A holds costs no OPEN; after B wrote it, A
-#      reads B's bytes, and opening it to write asks metad again.
+#      reads B's bytes, and opening it to write asks metad again; the
+#      same for 60 files written and closed quickly on A, then on B.
 #   4. statfs twice within a second costs at most one STATFS.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, curl, python3; exits 77
 # when one is missing.
@@ -179,6 +180,31 @@ with open(pb, "rb") as f:
     assert f.read() == b"c" + b"b" * 99, "B's read after A wrote again"
 PY
 it_ok "opening again a file A holds: no OPEN; to write after B wrote, one"
+
+# 3c. The same, quickly and many times: A writes a file and closes it,
+# opens it again a few times, B writes it and closes, and A's next open
+# reads B's bytes, whether A answers that open itself or asks metad.
+python3 - "$A/d2/quick" "$B/d2/quick" <<'PY' || it_fail "A opening again after B wrote"
+import os, sys
+pa, pb = sys.argv[1], sys.argv[2]
+for i in range(60):
+    fa, fb = "%s%d" % (pa, i), "%s%d" % (pb, i)
+    fd = os.open(fa, os.O_CREAT | os.O_RDWR, 0o644)
+    os.write(fd, b"a" * 100)
+    os.close(fd)
+    for j in range(4):
+        fd = os.open(fa, os.O_RDWR)
+        os.pread(fd, 200, 0)
+        os.close(fd)
+    fd = os.open(fb, os.O_RDWR)
+    os.pwrite(fd, b"b" * 100, 0)
+    os.close(fd)
+    fd = os.open(fa, os.O_RDONLY)
+    got = os.pread(fd, 200, 0)
+    os.close(fd)
+    assert got == b"b" * 100, "file %d: A read %r after B wrote" % (i, got[:8])
+PY
+it_ok "A's open after B wrote and closed reads B's bytes (60 files)"
 
 # 4. statfs.
 s0=$(sent STATFS)

@@ -29,18 +29,25 @@ static int do_register(struct fx *f, uint8_t tag, const char *addr,
     return r;
 }
 
-static int do_write_end(struct fx *f, uint64_t ino, uint64_t index,
-                        uint64_t chunk_id, uint64_t size, struct proto_attr *a)
+static int do_write_end_at(struct fx *f, uint64_t ino, uint64_t index,
+                           uint64_t chunk_id, uint64_t size, int64_t mtime,
+                           struct proto_attr *a)
 {
     struct proto_wbuf w;
     struct proto_chunk_write_end_req q = {.ino = ino,
                                           .index = index,
                                           .chunk_id = chunk_id,
                                           .size = size,
-                                          .mtime = 4242};
+                                          .mtime = mtime};
     proto_wbuf_init(&w);
     proto_chunk_write_end_req_encode(&w, &q);
     return fx_attr_op(f, PROTO_MSG_CHUNK_WRITE_END_REQ, true, &w, a);
+}
+
+static int do_write_end(struct fx *f, uint64_t ino, uint64_t index,
+                        uint64_t chunk_id, uint64_t size, struct proto_attr *a)
+{
+    return do_write_end_at(f, ino, index, chunk_id, size, 4242, a);
 }
 
 static int do_gc_done(struct fx *f, uint64_t chunk_id, uint32_t server)
@@ -152,9 +159,19 @@ static void test_meta_chunk_write_end_grows_size(void **state)
     assert_int_equal(fx_chunk_set(f, a.ino, 0, 10, 0, 1, 1, &s), 0);
     assert_int_equal(do_write_end(f, a.ino, 0, 10, 5000, &b), 0);
     assert_int_equal(b.size, 5000);
+    /* The times are the write's: mtime as reported, ctime never back
+     * (the create's is later than 4242). */
     assert_int_equal(b.mtime, 4242);
-    assert_int_equal(b.ctime, f->now);
+    assert_int_equal(b.ctime, a.ctime);
     assert_true(b.version > a.version);
+    int64_t later = a.ctime + 500;
+    assert_int_equal(do_write_end_at(f, a.ino, 0, 10, 0, later, &b), 0);
+    assert_int_equal(b.mtime, later);
+    assert_int_equal(b.ctime, later);
+    /* No time reported: metad's clock, for both. */
+    assert_int_equal(do_write_end_at(f, a.ino, 0, 10, 0, 0, &b), 0);
+    assert_int_equal(b.mtime, f->now);
+    assert_int_equal(b.ctime, f->now);
     assert_int_equal(do_write_end(f, a.ino, 0, 10, 100, &b), 0);
     assert_int_equal(b.size, 5000);
     assert_int_equal(do_write_end(f, a.ino, 0, 10, 0, &b), 0);
