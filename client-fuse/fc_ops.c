@@ -671,6 +671,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     file_attr_forget(fs_of(req), ino);
     struct attr_ticket t;
     attr_ticket_take(fs_of(req), ino, &t);
+    /* An explicit mtime comes after the writes made before it: their
+     * WRITE_END goes first, and their time no longer shows over it. */
+    struct cl_inode *n =
+        (valid & (PROTO_SETATTR_MTIME | PROTO_SETATTR_MTIME_NOW))
+            ? cl_inode_find(fs_of(req)->cl, ino)
+            : NULL;
+    if (n)
+        cl_file_mtime_prepare(fs_of(req)->cl, n);
     if (valid & PROTO_SETATTR_SIZE) {
         rc = set_size(req, ino, attr, valid, fi, &a);
     } else {
@@ -687,6 +695,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         }
     }
     fc_inotab_forget(fs_of(req)->dirattr, ino);
+    if (n && rc == 0)
+        cl_file_mtime_done(n);
+    cl_inode_put(fs_of(req)->cl, n);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
         return;

@@ -261,6 +261,14 @@ int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
  * the first error of a delayed write since the last flush or sync (then
  * forgotten), or this flush's own. */
 int cl_file_flush(struct cl_client *c, struct cl_inode *n);
+/* Before a SETATTR that sets @n's mtime (utimensat, touch, cp -p): write
+ * back its delayed writes and send their WRITE_END now, so that none
+ * lands at metad after the new time.  A failure stays for the file's
+ * next fsync or close. */
+void cl_file_mtime_prepare(struct cl_client *c, struct cl_inode *n);
+/* After that SETATTR: the time of this client's last write no longer
+ * stands over metad's mtime (cl_inode_wmtime()), until its next write. */
+void cl_file_mtime_done(struct cl_inode *n);
 /* Write back @n's delayed writes, CHUNK_SYNC every chunk of @n written
  * since the last sync, then CHUNK_WRITE_END.  Reports a delayed write's
  * earlier error like cl_file_flush().  Concurrent syncs of one inode run one

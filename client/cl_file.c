@@ -485,6 +485,27 @@ static int flush_delayed(struct cl_client *c, struct cl_inode *n)
     return err < 0 ? cl_errno(err) : 0;
 }
 
+void cl_file_mtime_prepare(struct cl_client *c, struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->sync_lock);
+    int err = cl_file_writeback(c, n); /* its failures are in werr */
+    int rc = write_end(c, n);
+    pthread_mutex_unlock(&n->sync_lock);
+    if (err == 0 && rc < 0) {
+        pthread_mutex_lock(&n->lock);
+        if (!n->werr)
+            n->werr = rc;
+        pthread_mutex_unlock(&n->lock);
+    }
+}
+
+void cl_file_mtime_done(struct cl_inode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->wmtime_ns = 0;
+    pthread_mutex_unlock(&n->lock);
+}
+
 int cl_file_flush(struct cl_client *c, struct cl_inode *n)
 {
     /* Write-through keeps what close always did: durable at close. */

@@ -106,6 +106,7 @@ struct fake {
     struct fk_node node[FK_NODES];
     /* metad's view of file FK_INO */
     uint64_t size, attr_version;
+    int64_t end_mtime; /* the last CHUNK_WRITE_END's mtime */
     struct fk_slot slot[FK_CHUNKS];
     uint32_t place[PROTO_MAX_REPLICAS], nplace; /* servers for a new chunk */
     bool snap; /* the last LOOKUP named "snap" */
@@ -467,6 +468,8 @@ static inline void fk_metad(struct fake *fk, struct peer *p, uint16_t opcode,
             rc = proto_chunk_write_end_req_decode(payload, len, &m);
             if (rc == 0 && m.size > fk->size)
                 fk->size = m.size;
+            if (rc == 0)
+                fk->end_mtime = m.mtime;
             fk->attr_version++;
             while (fk->nheld > 0) {
                 fk->held_released++;

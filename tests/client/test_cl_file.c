@@ -1,6 +1,7 @@
 /* Tests for client/cl_file.c against a fake metad and fake chunk servers
  * (fake_cluster.h): delayed writes and their errors (reported once, by the
- * next flush), the deferred CHUNK_WRITE_END kept when metad refuses it,
+ * next flush), the deferred CHUNK_WRITE_END kept when metad refuses it
+ * and the time it carries (the last write's; none after a time set),
  * and a read past the size known, which asks metad once a break said the
  * size may have changed (docs/caching.md §3, "Files held open").
  */
@@ -8,6 +9,8 @@
 #include "fault_inject.h"
 
 #include "cl_internal.h"
+
+#include <time.h>
 
 static int setup_writeback(void **state)
 {
@@ -129,6 +132,44 @@ static void test_cl_file_write_end_refused_stays_owed(void **state)
     assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_CHUNK_WRITE_END_REQ), 2);
 }
 
+/* A delayed write's WRITE_END, sent later, carries the write's time. */
+static void test_cl_file_write_end_carries_write_time(void **state)
+{
+    struct fk_fix *f = *state;
+    uint8_t b[3000];
+
+    fk_fill(b, sizeof(b), 6);
+    assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
+                     (int)sizeof(b));
+    int64_t t = cl_inode_wmtime(f->n);
+    assert_true(t > 0);
+    struct timespec ms = {.tv_nsec = 5000000};
+    nanosleep(&ms, NULL);
+    assert_int_equal(cl_file_flush(f->c, f->n), 0);
+    assert_int_equal(FK_GET(f->fk, f->fk->end_mtime), t);
+}
+
+/* Before a SETATTR of the mtime the delayed writes and their WRITE_END
+ * go; after it the write's time no longer stands, and the close owes
+ * nothing that could bring it back. */
+static void test_cl_file_mtime_prepare_and_done(void **state)
+{
+    struct fk_fix *f = *state;
+    uint8_t b[3000];
+
+    fk_fill(b, sizeof(b), 7);
+    assert_int_equal(cl_file_write(f->c, f->n, 0, b, sizeof(b), false),
+                     (int)sizeof(b));
+    cl_file_mtime_prepare(f->c, f->n);
+    assert_int_equal(cl_client_dirty(f->c), 0);
+    assert_int_equal(FK_GET(f->fk, f->fk->size), sizeof(b));
+    assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_CHUNK_WRITE_END_REQ), 1);
+    cl_file_mtime_done(f->n);
+    assert_int_equal(cl_inode_wmtime(f->n), 0);
+    assert_int_equal(cl_file_flush(f->c, f->n), 0);
+    assert_int_equal(fk_seen(f->fk, 0, PROTO_MSG_CHUNK_WRITE_END_REQ), 1);
+}
+
 /* ESTALE: the slot holds another chunk now; locate it and report again. */
 static void test_cl_file_write_end_stale_relocates(void **state)
 {
@@ -244,6 +285,11 @@ int test_cl_file(void)
         cmocka_unit_test_setup_teardown(
             test_cl_file_write_end_refused_stays_owed, setup_writethrough,
             fk_fix_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cl_file_write_end_carries_write_time, setup_writeback,
+            fk_fix_teardown),
+        cmocka_unit_test_setup_teardown(test_cl_file_mtime_prepare_and_done,
+                                        setup_writeback, fk_fix_teardown),
         cmocka_unit_test_setup_teardown(test_cl_file_write_end_stale_relocates,
                                         setup_writethrough, fk_fix_teardown),
         cmocka_unit_test_setup_teardown(test_cl_file_read_past_size_after_break,

@@ -12,7 +12,8 @@
 # qemu-img's preallocation=falloc, unsupported modes); a file's data
 # surviving the loss of one replica's server; du (st_blocks) of a sparse
 # 100 GiB file following writes and truncates to the bytes the chunk
-# servers allocate, and qemu-img info and cp --sparse=auto with it.
+# servers allocate, and qemu-img info and cp --sparse=auto with it; times
+# set after writes (cp -p, touch -d, utime on an open descriptor) stand.
 # Needs: $BUILD/bin/tessera-{metad,chunkd,mount}, fusermount3, python3,
 # sha256sum; exits 77 when one is missing.
 set -u
@@ -341,10 +342,30 @@ du_within du-sparse 1 2560 || fail "du after cutting into the chunk: $kb KiB"
 ok "du shrinks when a chunk is cut: $kb KiB"
 rm -f du-sparse
 
+# A time set after writes stands: cp -p, touch -d after a write, and
+# utime on a descriptor whose writes are not written back yet (the close's
+# WRITE_END must not bring the write's time back).
+printf 'preserved\n' >"$TMP/tm-src"
+touch -d "2020-01-02 03:04:05 UTC" "$TMP/tm-src"
+cp -p "$TMP/tm-src" tm-cp || fail "cp -p"
+printf 'x\n' >tm-touch && touch -d "2019-05-05 00:00:00 UTC" tm-touch || fail "touch -d"
+python3 -c '
+import os
+fd = os.open("tm-fd", os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b"y" * 5000)
+os.utime(fd, (1000000000, 1000000000))
+os.close(fd)' || fail "utime on an open descriptor"
+times() { stat -c %Y tm-cp tm-touch tm-fd | paste -sd' '; }
+expect_eq "times set after writes" "$(times)" "1577934245 1557014400 1000000000"
+sleep 1
+expect_eq "times set after writes, a second later" "$(times)" "1577934245 1557014400 1000000000"
+
 # ---- after a remount, from the servers -------------------------------------
 umount_fs
 mount_fs
 cd "$MNT" || fail "cd"
+expect_eq "times set after writes, after remount" "$(times)" "1577934245 1557014400 1000000000"
+expect_eq "cp -p data after remount" "$(cat tm-cp)" "preserved"
 expect_eq "sparse size after remount" "$(stat -c %s sparse)" $(((5 << 30) + 4096))
 expect_eq "sparse tail after remount" \
     "$(dd if=sparse bs=4096 skip=$(((5 << 30) / 4096)) count=1 status=none | tr -d X | wc -c)" 0
