@@ -178,7 +178,8 @@ static int write_end(struct cl_client *c, struct cl_inode *n)
          * reported yet up to the size), and so do the attributes its
          * reply left (cl_meta_write_end()). */
         pthread_mutex_lock(&n->lock);
-        n->unended_bytes -= unended;
+        n->unended_bytes -=
+            unended < n->unended_bytes ? unended : n->unended_bytes;
         pthread_mutex_unlock(&n->lock);
     }
     if (rc < 0) {
