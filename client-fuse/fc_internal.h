@@ -3,7 +3,8 @@
  * The mount is the libfuse glue over the client library (client/cl.h),
  * which owns the session with metad and the whole data path:
  *
- *   fc_main.c      command line, mount, daemonise, session loop
+ *   fc_main.c      command line, mount, daemonise
+ *   fc_loop.c      the session loop: one reader, handed on before a wait
  *   fc_ops.c       libfuse low-level callbacks -> metad requests, cl_file_*
  *   fc_attr.c      attributes and times between the wire and libfuse
  *   fc_notify.c    callback breaks -> kernel cache invalidation
@@ -56,6 +57,35 @@ struct fc_handle {
     int flags; /* open(2) flags */
     bool held; /* metad holds the file for it (cl_inode_hold_end) */
 };
+
+/* fc_loop.c */
+
+struct fuse_buf;
+/* Where the loop's requests come from (a FUSE session, or a test's
+ * fake); every callback but exited() runs on a worker. */
+struct fc_loop_ops {
+    /* The next request into @buf (its memory the loop's, allocated by
+     * the callee when NULL): > 0, 0 at the end, -EINTR to read again,
+     * another -errno to end.  Workers may be cancelled only in it. */
+    int (*receive)(void *arg, struct fuse_buf *buf);
+    void (*process)(void *arg, const struct fuse_buf *buf);
+    bool (*exited)(void *arg); /* also on the calling thread */
+    void (*exit)(void *arg);   /* end it: exited() is true from now on */
+    void *arg;
+};
+struct fc_loop_stats {
+    uint64_t handovers; /* readings handed on before a wait */
+};
+/* Serve requests until exited() is true (@ops's receive() ended, or a
+ * signal; a signal must interrupt the calling thread's sem_wait()), with
+ * up to @max_threads workers of which up to @max_idle wait for work.
+ * Installs the blocking hook (blocking.h) for as long as it runs.  0, or
+ * the -errno that ended reading; *@stats (when not NULL) filled. */
+int fc_loop_run(const struct fc_loop_ops *ops, unsigned max_threads,
+                unsigned max_idle, struct fc_loop_stats *stats);
+/* The same on FUSE session @se. */
+int fc_loop_run_session(struct fuse_session *se, unsigned max_threads,
+                        unsigned max_idle);
 
 /* fc_metrics.c */
 struct http_server;

@@ -9,9 +9,10 @@
  * process detaches.  Then the mount, then fuse_daemonize() (unless -f),
  * and only then the real metad session: the rpc client and the session's
  * renew thread are threads, and threads do not survive the fork inside
- * fuse_daemonize(); so is the metrics server's (--http).  The session loop is
- * multi-threaded: up to -o max_threads workers (DEFAULT_MAX_THREADS), of which
- * -o max_idle_threads may wait idle (DEFAULT_IDLE_THREADS).
+ * fuse_daemonize(); so is the metrics server's (--http).  The session loop
+ * (fc_loop.c) runs up to -o max_threads workers (DEFAULT_MAX_THREADS), of
+ * which -o max_idle_threads may wait idle (DEFAULT_IDLE_THREADS); one reads
+ * at a time, so -o clone_fd, which libfuse parses, changes nothing.
  *
  * The file system is unmounted by `fusermount3 -u MOUNTPOINT` or by
  * SIGINT/SIGTERM (fuse_set_signal_handlers); either way the loop returns,
@@ -360,23 +361,14 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
     if (opts->singlethread) {
         rc = fuse_session_loop(se);
     } else {
-        struct fuse_loop_config *config = fuse_loop_cfg_create();
-        if (!config) {
-            log_error("mount: out of memory");
-            goto out_unmount;
-        }
         unsigned max = cli->max_threads ? cli->max_threads : DEFAULT_MAX_THREADS;
         /* UINT_MAX: -o max_idle_threads not given. */
         unsigned idle = opts->max_idle_threads == UINT_MAX
                             ? DEFAULT_IDLE_THREADS
                             : opts->max_idle_threads;
-        fuse_loop_cfg_set_max_threads(config, max);
-        fuse_loop_cfg_set_idle_threads(config, idle < max ? idle : max);
-        fuse_loop_cfg_set_clone_fd(config, (unsigned)opts->clone_fd);
         log_info("mount: request threads: max=%u idle=%u", max,
                  idle < max ? idle : max);
-        rc = fuse_session_loop_mt(se, config);
-        fuse_loop_cfg_destroy(config);
+        rc = fc_loop_run_session(se, max, idle < max ? idle : max);
     }
     ret = rc < 0 ? 1 : 0; /* a positive value is the signal that ended it */
     log_info("mount: unmounting: mountpoint=%s", opts->mountpoint);

@@ -329,7 +329,7 @@ int cl_cache_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
             pthread_mutex_unlock(&k->lock);
             return -EAGAIN;
         }
-        pthread_cond_wait(&k->room, &k->lock);
+        blocking_cond_wait(&k->room, &k->lock);
     }
     pthread_mutex_unlock(&k->lock);
 
@@ -461,7 +461,7 @@ bool cl_cache_wait(struct cl_cache *k, uint32_t ms, bool *stop)
             until.tv_nsec -= 1000000000;
         }
         timed_out =
-            pthread_cond_timedwait(&k->cond, &k->lock, &until) == ETIMEDOUT;
+            blocking_cond_timedwait(&k->cond, &k->lock, &until) == ETIMEDOUT;
     }
     bool urgent = k->urgent || k->dirty >= k->dirty_max / 2;
     bool idle = timed_out && k->dirty == 0; /* a whole tick of nothing */

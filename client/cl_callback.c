@@ -274,7 +274,7 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&b->lock);
     for (;;) {
         while (!b->stop && !w->head)
-            pthread_cond_wait(&b->cond, &b->lock);
+            blocking_cond_wait(&b->cond, &b->lock);
         if (b->stop)
             break;
         struct item *it = w->head;

@@ -165,7 +165,7 @@ static void all_wait(struct all_wait *a)
     pthread_mutex_lock(&a->mu);
     a->left--; /* the count held while sending */
     while (a->left > 0)
-        pthread_cond_wait(&a->cv, &a->mu);
+        blocking_cond_wait(&a->cv, &a->mu);
     pthread_mutex_unlock(&a->mu);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);

@@ -337,7 +337,7 @@ static int drain(struct cl_client *c, uint32_t budget_ms)
     }
     pthread_mutex_lock(&d->lock);
     while (!d->done &&
-           pthread_cond_timedwait(&d->cond, &d->lock, &until) != ETIMEDOUT)
+           blocking_cond_timedwait(&d->cond, &d->lock, &until) != ETIMEDOUT)
         ;
     if (!d->done) {
         uint64_t left = cl_cache_dirty(c->cache);

@@ -116,7 +116,7 @@ int cl_file_read(struct cl_client *c, struct cl_inode *n, uint64_t off,
         struct cl_range_iter it;
         struct cl_piece p;
         if (tries == 3) {
-            pthread_mutex_lock(&n->sync_lock);
+            blocking_mutex_lock(&n->sync_lock);
             locked = true;
         }
         want = asked;
@@ -238,7 +238,7 @@ int cl_file_write(struct cl_client *c, struct cl_inode *n, uint64_t off,
         /* Older delayed writes to the same bytes must not be written back
          * over this one later: they go first.  Their error, if any, stays
          * in werr for the next fsync or close, as for any write-back. */
-        pthread_mutex_lock(&n->sync_lock);
+        blocking_mutex_lock(&n->sync_lock);
         cl_file_writeback(c, n);
         pthread_mutex_unlock(&n->sync_lock);
     }
@@ -352,7 +352,7 @@ static int write_segs(struct cl_client *c, struct cl_inode *n,
             pthread_mutex_lock(&w.mu);
             while (w.inflight >= WRITE_WINDOW ||
                    (w.inflight > 0 && w.bytes + p.len > WRITE_WINDOW_BYTES))
-                pthread_cond_wait(&w.cv, &w.mu);
+                blocking_cond_wait(&w.cv, &w.mu);
             w.inflight++;
             w.bytes += p.len;
             w.state[i] = 1;
@@ -376,7 +376,7 @@ static int write_segs(struct cl_client *c, struct cl_inode *n,
     }
     pthread_mutex_lock(&w.mu);
     while (w.inflight > 0)
-        pthread_cond_wait(&w.cv, &w.mu);
+        blocking_cond_wait(&w.cv, &w.mu);
     pthread_mutex_unlock(&w.mu);
 
     /* Pieces that failed on the fast path go again the blocking way,
@@ -474,7 +474,7 @@ int cl_file_writeback(struct cl_client *c, struct cl_inode *n)
  * CHUNK_SYNC. */
 static int flush_delayed(struct cl_client *c, struct cl_inode *n)
 {
-    pthread_mutex_lock(&n->sync_lock);
+    blocking_mutex_lock(&n->sync_lock);
     int err = cl_file_writeback(c, n);
     int rc = write_end(c, n);
     pthread_mutex_unlock(&n->sync_lock);
@@ -488,7 +488,7 @@ static int flush_delayed(struct cl_client *c, struct cl_inode *n)
 
 void cl_file_mtime_prepare(struct cl_client *c, struct cl_inode *n)
 {
-    pthread_mutex_lock(&n->sync_lock);
+    blocking_mutex_lock(&n->sync_lock);
     int err = cl_file_writeback(c, n); /* its failures are in werr */
     int rc = write_end(c, n);
     pthread_mutex_unlock(&n->sync_lock);
@@ -544,7 +544,7 @@ int cl_file_sync(struct cl_client *c, struct cl_inode *n)
     int err = 0;
     size_t k;
 
-    pthread_mutex_lock(&n->sync_lock);
+    blocking_mutex_lock(&n->sync_lock);
     err = cl_file_writeback(c, n);
     while (!err && (k = cl_inode_take_dirty(n, batch, SYNC_BATCH)) > 0) {
         int rcs[SYNC_BATCH];

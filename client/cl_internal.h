@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blocking.h"
 #include "cl.h"
 
 /* A write lease is renewed well before metad's 60 s expiry

@@ -266,7 +266,7 @@ static void timed_wait(struct cl_nsq *q, unsigned ms)
         t.tv_sec++;
         t.tv_nsec -= 1000000000L;
     }
-    pthread_cond_timedwait(&q->cond, &q->lock, &t);
+    blocking_cond_timedwait(&q->cond, &q->lock, &t);
 }
 
 static void *sender_main(void *arg)
@@ -459,7 +459,7 @@ int cl_nsq_push(struct cl_nsq *q, uint64_t dir, uint64_t ino, uint16_t opcode,
     pthread_mutex_lock(&q->lock);
     q->waiters++;
     while (!q->stop && q->n >= NSQ_MAX)
-        pthread_cond_wait(&q->cond, &q->lock);
+        blocking_cond_wait(&q->cond, &q->lock);
     q->waiters--;
     uint64_t now = now_ms(q);
     struct nsq_deleg *d = dir ? deleg_find(q, dir) : NULL;
@@ -545,7 +545,7 @@ static void wait_upto(struct cl_nsq *q, uint64_t upto)
     if (q->gathering)
         pthread_cond_broadcast(&q->cond); /* send now */
     while (q->done < upto)
-        pthread_cond_wait(&q->cond, &q->lock);
+        blocking_cond_wait(&q->cond, &q->lock);
     q->waiters--;
     if (t0)
         lat_hist_record_since(&st_wait.h, t0);

@@ -266,7 +266,7 @@ static void *renew_main(void *arg)
             until.tv_nsec -= 1000000000L;
         }
         while (!s->stop &&
-               pthread_cond_timedwait(&s->cond, &s->lock, &until) == 0)
+               blocking_cond_timedwait(&s->cond, &s->lock, &until) == 0)
             ;
         if (s->stop)
             break;

@@ -68,7 +68,7 @@ void cl_wrange_wait(struct cl_inode *n, struct cl_wrange *r, uint64_t off,
     if (blocked_locked(r)) {
         n->wr_waiters++;
         while (blocked_locked(r))
-            pthread_cond_wait(&n->wr_cv, &n->lock);
+            blocking_cond_wait(&n->wr_cv, &n->lock);
         n->wr_waiters--;
     }
     pthread_mutex_unlock(&n->lock);

@@ -82,6 +82,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "blocking.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
@@ -184,12 +185,12 @@ static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m,
     struct timespec ts;
 
     if (deadline == UINT64_MAX) {
-        pthread_cond_wait(cv, m);
+        blocking_cond_wait(cv, m);
         return;
     }
     ts.tv_sec = (time_t)(deadline / 1000);
     ts.tv_nsec = (long)(deadline % 1000) * 1000000;
-    pthread_cond_timedwait(cv, m, &ts);
+    blocking_cond_timedwait(cv, m, &ts);
 }
 
 static void wake_calls(struct rpc_client *c)
@@ -1274,6 +1275,7 @@ int rpc_client_open(const char *addr, const struct rpc_opts *opts,
     uint64_t instance = 0;
     int fd, rc;
 
+    blocking_note(); /* a connect and a handshake */
     c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
