@@ -32,6 +32,13 @@ struct fc_notify;
 struct fuse_opt;
 struct fuse_session;
 
+/* The session loop's (fc_loop.c), kept current while it runs; read with
+ * __atomic_load_n(). */
+struct fc_loop_stats {
+    uint64_t handovers; /* readings handed on before a wait */
+    unsigned threads;   /* workers running */
+};
+
 struct fc_fs {
     struct cl_client *cl; /* set once the session is open */
     struct fuse_session *se;
@@ -46,8 +53,9 @@ struct fc_fs {
     /* The last STATFS answer and when it came (fc_ops.c's op_statfs()). */
     pthread_mutex_t statfs_lock;
     struct proto_statfs_rep statfs;
-    uint64_t statfs_ms; /* 0: none yet */
-    uint64_t dir_pages; /* atomic: READDIR(PLUS) requests served */
+    uint64_t statfs_ms;        /* 0: none yet */
+    uint64_t dir_pages;        /* atomic: READDIR(PLUS) requests served */
+    struct fc_loop_stats loop; /* the session loop's (fc_loop.c) */
 };
 
 /* One open() of a file: fi->fh points at it.  Holds a reference on the
@@ -73,19 +81,16 @@ struct fc_loop_ops {
     void (*exit)(void *arg);   /* end it: exited() is true from now on */
     void *arg;
 };
-struct fc_loop_stats {
-    uint64_t handovers; /* readings handed on before a wait */
-};
 /* Serve requests until exited() is true (@ops's receive() ended, or a
  * signal; a signal must interrupt the calling thread's sem_wait()), with
  * up to @max_threads workers of which up to @max_idle wait for work.
  * Installs the blocking hook (blocking.h) for as long as it runs.  0, or
- * the -errno that ended reading; *@stats (when not NULL) filled. */
+ * the -errno that ended reading.  @stats is borrowed until it returns. */
 int fc_loop_run(const struct fc_loop_ops *ops, unsigned max_threads,
                 unsigned max_idle, struct fc_loop_stats *stats);
 /* The same on FUSE session @se. */
 int fc_loop_run_session(struct fuse_session *se, unsigned max_threads,
-                        unsigned max_idle);
+                        unsigned max_idle, struct fc_loop_stats *stats);
 
 /* fc_metrics.c */
 struct http_server;

@@ -57,6 +57,7 @@ struct fc_worker {
     pthread_cond_t cond;
     bool go;      /* handed the reading while on the stack, or at start */
     bool reading; /* holds the reading; only its own thread touches it */
+    bool ended;   /* its thread returns without the lock again: join it */
     struct fc_worker *next_idle;
     struct fc_worker *next; /* every worker started, newest first */
 };
@@ -72,8 +73,8 @@ struct fc_loop {
     bool have_reader;          /* a worker holds the reading */
     struct fc_worker *in_read; /* the reader, while in ops.receive */
     bool stopping;
-    int error; /* the first error reading, negative */
-    uint64_t handovers;
+    int error;                   /* the first error reading, negative */
+    struct fc_loop_stats *stats; /* written under @lock, read atomically */
     sem_t finish;
 };
 
@@ -82,10 +83,29 @@ static __thread struct fc_worker *self;
 
 static void *worker_main(void *arg);
 
+/* Under @lock: join and free the workers that ended (beyond max_idle),
+ * so that ended threads do not pile up. */
+static void reap_ended(struct fc_loop *l)
+{
+    struct fc_worker **p = &l->all;
+    while (*p) {
+        struct fc_worker *w = *p;
+        if (!w->ended) {
+            p = &w->next;
+            continue;
+        }
+        *p = w->next;
+        pthread_join(w->thread, NULL);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+    }
+}
+
 /* Under @lock: a new worker, which holds the reading from its start.  0
  * or -errno. */
 static int start_worker(struct fc_loop *l)
 {
+    reap_ended(l);
     struct fc_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return -ENOMEM;
@@ -101,6 +121,7 @@ static int start_worker(struct fc_loop *l)
     w->next = l->all;
     l->all = w;
     l->nrunning++;
+    __atomic_store_n(&l->stats->threads, l->nrunning, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -108,7 +129,8 @@ static int start_worker(struct fc_loop *l)
  * the last one to wait, else a new one, else the first one done. */
 static void pass_reading(struct fc_loop *l)
 {
-    l->handovers++;
+    __atomic_store_n(&l->stats->handovers, l->stats->handovers + 1,
+                     __ATOMIC_RELAXED);
     if (l->stopping) {
         l->have_reader = false;
         return;
@@ -230,6 +252,8 @@ static void *worker_main(void *arg)
         }
     }
     l->nrunning--;
+    __atomic_store_n(&l->stats->threads, l->nrunning, __ATOMIC_RELAXED);
+    w->ended = true;
     pthread_mutex_unlock(&l->lock);
     free(buf.mem);
     self = NULL;
@@ -244,6 +268,8 @@ int fc_loop_run(const struct fc_loop_ops *ops, unsigned max_threads,
     l.ops = *ops;
     l.max_threads = max_threads ? max_threads : 1;
     l.max_idle = max_idle;
+    l.stats = stats;
+    memset(stats, 0, sizeof(*stats));
     pthread_mutex_init(&l.lock, NULL);
     sem_init(&l.finish, 0, 0);
     blocking_set_hook(hand_over);
@@ -274,8 +300,6 @@ int fc_loop_run(const struct fc_loop_ops *ops, unsigned max_threads,
         w = next;
     }
     blocking_set_hook(NULL);
-    if (stats)
-        stats->handovers = l.handovers;
     sem_destroy(&l.finish);
     pthread_mutex_destroy(&l.lock);
     return rc < 0 ? rc : l.error;
@@ -305,7 +329,7 @@ static void session_exit(void *arg)
 }
 
 int fc_loop_run_session(struct fuse_session *se, unsigned max_threads,
-                        unsigned max_idle)
+                        unsigned max_idle, struct fc_loop_stats *stats)
 {
     struct fc_loop_ops ops = {
         .receive = session_receive,
@@ -314,5 +338,5 @@ int fc_loop_run_session(struct fuse_session *se, unsigned max_threads,
         .exit = session_exit,
         .arg = se,
     };
-    return fc_loop_run(&ops, max_threads, max_idle, NULL);
+    return fc_loop_run(&ops, max_threads, max_idle, stats);
 }

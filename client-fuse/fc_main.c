@@ -368,7 +368,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *opts,
                             : opts->max_idle_threads;
         log_info("mount: request threads: max=%u idle=%u", max,
                  idle < max ? idle : max);
-        rc = fc_loop_run_session(se, max, idle < max ? idle : max);
+        rc = fc_loop_run_session(se, max, idle < max ? idle : max, &fs->loop);
     }
     ret = rc < 0 ? 1 : 0; /* a positive value is the signal that ended it */
     log_info("mount: unmounting: mountpoint=%s", opts->mountpoint);

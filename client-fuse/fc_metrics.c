@@ -5,8 +5,9 @@
  * the chunk servers by message (opcount.h, counted in common/rpc.c), its
  * latency stages, the delayed-write bytes held (one lock, as the writers
  * take it), the callback breaks received, the listing pages served, the
- * groups cache's counts (its lock), the connections whose server stopped
- * answering (rpc.c), and the process's CPU time.  The list with meanings
+ * groups cache's counts (its lock), the request loop's threads and
+ * handovers (atomics), the connections whose server stopped answering
+ * (rpc.c), and the process's CPU time.  The list with meanings
  * is in docs/operations.md, "Metrics".
  */
 #include "fc_internal.h"
@@ -60,6 +61,14 @@ static int render(struct metrics_buf *b, void *arg)
                 "Callers' supplementary groups answered from the cache "
                 "(-o groups_cache).",
                 hits);
+    metrics_u64(b, "tessera_mount_request_threads", METRICS_GAUGE,
+                "Threads serving FUSE requests (one reads at a time).",
+                __atomic_load_n(&fs->loop.threads, __ATOMIC_RELAXED));
+    metrics_u64(b, "tessera_mount_request_handovers_total", METRICS_COUNTER,
+                "Requests that waited (for metad, a chunk server, a lock) "
+                "and handed the reading of the next ones to another "
+                "thread first.",
+                __atomic_load_n(&fs->loop.handovers, __ATOMIC_RELAXED));
     metrics_process(b);
     return 0;
 }

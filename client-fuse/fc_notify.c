@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blocking.h"
 #include "log.h"
 
 #define WAIT_MS 300
@@ -182,8 +183,10 @@ void fc_notify_break(void *arg, uint64_t ino, uint32_t flags, const char *name)
         nt->head = j;
     nt->tail = j;
     pthread_cond_broadcast(&nt->cond);
+    /* Noted (blocking.h): the kernel may be waiting for a request to be
+     * read before it can drop what the job asks. */
     while (!j->done &&
-           pthread_cond_timedwait(&nt->done, &nt->lock, &until) == 0)
+           blocking_cond_timedwait(&nt->done, &nt->lock, &until) == 0)
         ;
     if (!j->done)
         log_debug("fc.notify", "invalidate: slow, answering first: ino=%llu",

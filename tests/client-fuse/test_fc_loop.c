@@ -137,7 +137,7 @@ static bool fake_wait_for(struct fake_dev *f, bool (*pred)(struct fake_dev *))
 
 struct run {
     struct fake_dev *f;
-    unsigned max_threads;
+    unsigned max_threads, max_idle;
     struct fc_loop_stats stats;
     int rc;
     pthread_t thread;
@@ -153,7 +153,7 @@ static void *run_main(void *arg)
         .exit = fake_exit,
         .arg = r->f,
     };
-    r->rc = fc_loop_run(&ops, r->max_threads, r->max_threads, &r->stats);
+    r->rc = fc_loop_run(&ops, r->max_threads, r->max_idle, &r->stats);
     return NULL;
 }
 
@@ -162,6 +162,7 @@ static void run_start(struct run *r, struct fake_dev *f, unsigned max_threads)
     memset(r, 0, sizeof(*r));
     r->f = f;
     r->max_threads = max_threads;
+    r->max_idle = max_threads;
     assert_int_equal(pthread_create(&r->thread, NULL, run_main, r), 0);
 }
 
@@ -278,6 +279,47 @@ static void test_fc_loop_max_threads_bounds_workers(void **state)
     fake_destroy(&f);
 }
 
+/* With max_idle 0 a worker that handed the reading on ends once its
+ * request is answered: after three waiting requests, one at a time, one
+ * worker runs. */
+static void test_fc_loop_idle_beyond_max_end(void **state)
+{
+    struct fake_dev f;
+    struct run r;
+
+    (void)state;
+    fake_init(&f);
+    memset(&r, 0, sizeof(r));
+    r.f = &f;
+    r.max_threads = 4;
+    r.max_idle = 0;
+    assert_int_equal(pthread_create(&r.thread, NULL, run_main, &r), 0);
+    for (int k = 0; k < 3; k++) {
+        fake_push(&f, WAITS);
+        assert_true(fake_wait_for(&f, one_waiting));
+        pthread_mutex_lock(&f.mu);
+        f.release = true;
+        pthread_cond_broadcast(&f.cv);
+        while (f.served < k + 1)
+            pthread_cond_wait(&f.cv, &f.mu);
+        f.release = false;
+        pthread_mutex_unlock(&f.mu);
+    }
+    unsigned threads = 0;
+    for (int i = 0; i < 500; i++) {
+        threads = __atomic_load_n(&r.stats.threads, __ATOMIC_RELAXED);
+        if (threads == 1)
+            break;
+        usleep(10 * 1000);
+    }
+    assert_int_equal(threads, 1);
+    assert_int_equal(__atomic_load_n(&r.stats.handovers, __ATOMIC_RELAXED), 3);
+    fake_close(&f);
+    assert_int_equal(pthread_join(r.thread, NULL), 0);
+    assert_int_equal(r.rc, 0);
+    fake_destroy(&f);
+}
+
 static void on_usr1(int sig)
 {
     (void)sig;
@@ -328,6 +370,7 @@ int test_fc_loop(void)
         cmocka_unit_test(test_fc_loop_quick_requests_one_thread),
         cmocka_unit_test(test_fc_loop_waiting_request_hands_over),
         cmocka_unit_test(test_fc_loop_max_threads_bounds_workers),
+        cmocka_unit_test(test_fc_loop_idle_beyond_max_end),
         cmocka_unit_test(test_fc_loop_signal_stops_reader_in_receive),
     };
     return cmocka_run_group_tests_name("fc_loop", tests, NULL, NULL);

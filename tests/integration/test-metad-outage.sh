@@ -10,6 +10,8 @@
 #   2. a namespace call through the mount (a stat of a new name) does not
 #      hang forever: it fails with an error once the call's bound passes,
 #      and the mount's log says that metad is not answering meanwhile;
+#      while it waits it has handed the reading of requests to another
+#      thread (the mount's handovers metric grows);
 #   3. tessera-nbd's metrics count the stalled connection;
 #   4. after SIGCONT everything works again, the writes made meanwhile are
 #      there, and the log says metad answers again.
@@ -61,9 +63,21 @@ qio_do "read -P 0x22 4096 64k" || it_fail "nbd read-back hangs without metad"
 grep -q -i -e failed -e error "$out" && it_fail "nbd I/O failed without metad: $(cat "$out")"
 it_ok "NBD reads and writes go on without metad"
 
-# 2. A namespace call fails with an error instead of hanging.
+# 2. A namespace call fails with an error instead of hanging.  While it
+# waits the mount reads the requests behind it: the waiting request
+# handed the reading on (client-fuse/fc_loop.c).
+h0=$(it_mount_metric tessera_mount_request_handovers_total)
 rc=0
-timeout 120 stat "$TS_MNT/new-name" >/dev/null 2>"$IT_TMP/stat.err" || rc=$?
+timeout 120 stat "$TS_MNT/new-name" >/dev/null 2>"$IT_TMP/stat.err" &
+stat_pid=$!
+for ((i = 0; i < 100; i++)); do
+    [ "$(it_mount_metric tessera_mount_request_handovers_total)" -gt "$h0" ] && break
+    sleep 0.1
+done
+[ "$(it_mount_metric tessera_mount_request_handovers_total)" -gt "$h0" ] ||
+    it_fail "the stat waiting for metad did not hand the reading on"
+it_ok "the stat waiting for metad handed the reading on"
+wait "$stat_pid" || rc=$?
 [ "$rc" -ne 124 ] || it_fail "stat still blocked after 120 s"
 [ "$rc" -ne 0 ] || it_fail "stat of a new name succeeded without metad"
 it_ok "stat without metad fails: $(cat "$IT_TMP/stat.err")"
