@@ -44,7 +44,13 @@ printf -v TS_META4_ADDR '127.0.0.1:%s' "$(ts_port 34)"
 printf -v TS_META4_RAFT '127.0.0.1:%s' "$(ts_port 44)"
 ts_start_meta_one 4 --raft "$TS_META4_RAFT" --id 4 || it_fail "replica 4 did not start"
 "$T" meta add 4 "$TS_META4_RAFT" "$TS_META4_ADDR" || it_fail "meta add 4"
-members >"$IT_TMP/members"
+# The replica's client address is a record of its own, applied just
+# after the membership change: wait for it.
+for ((i = 0; i < 50; i++)); do
+    members >"$IT_TMP/members"
+    grep -qx "4 voter $TS_META4_ADDR" "$IT_TMP/members" && break
+    sleep 0.1
+done
 cat "$IT_TMP/members"
 grep -qx "4 voter $TS_META4_ADDR" "$IT_TMP/members" ||
     it_fail "meta status does not list replica 4 as a voter at $TS_META4_ADDR"
