@@ -45,7 +45,8 @@ printf -v TS_META4_RAFT '127.0.0.1:%s' "$(ts_port 44)"
 ts_start_meta_one 4 --raft "$TS_META4_RAFT" --id 4 || it_fail "replica 4 did not start"
 "$T" meta add 4 "$TS_META4_RAFT" "$TS_META4_ADDR" || it_fail "meta add 4"
 # The replica's client address is a record of its own, applied just
-# after the membership change: wait for it.
+# after the membership change, and meta status answers from the replica
+# it reaches, which may not have applied it yet: wait for it.
 for ((i = 0; i < 50; i++)); do
     members >"$IT_TMP/members"
     grep -qx "4 voter $TS_META4_ADDR" "$IT_TMP/members" && break
@@ -69,7 +70,13 @@ leader=$(ts_meta_leader)
 gone=
 for i in 1 2 3; do [ "$i" != "$leader" ] && { gone=$i; break; }; done
 "$T" meta remove "$gone" || it_fail "meta remove $gone"
-members >"$IT_TMP/members"
+# meta status answers from the replica it reaches, which may not have
+# applied the change yet: wait for it.
+for ((i = 0; i < 50; i++)); do
+    members >"$IT_TMP/members"
+    grep -q "^$gone " "$IT_TMP/members" || break
+    sleep 0.1
+done
 cat "$IT_TMP/members"
 grep -q "^$gone " "$IT_TMP/members" && it_fail "meta status still lists replica $gone"
 [ "$(wc -l <"$IT_TMP/members")" = 3 ] || it_fail "not three members"
