@@ -20,7 +20,7 @@
  * (cl_client_close), the session is closed at metad (SESSION_CLOSE) and
  * the process exits 0.
  */
-/* 3.12: the loop configuration with a maximum number of threads. */
+/* 3.12: the API fc_loop.c and fc_ops.c are written against. */
 #define FUSE_USE_VERSION 312
 
 #include "fc_internal.h"
